@@ -1,0 +1,88 @@
+package cpu
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+)
+
+// The one worker pool of the CPU backend. Workers are started once and wait
+// for work; no goroutine is spawned per op. Parallel splits [0,n) into
+// contiguous chunks, runs chunk 0 on the calling goroutine and the rest on
+// workers, and returns when all are done.
+
+type task struct {
+	fn     func(lo, hi int)
+	lo, hi int
+	wg     *sync.WaitGroup
+}
+
+var (
+	poolOnce sync.Once
+	poolCh   chan task
+	nthreads atomic.Int32
+)
+
+func startPool() {
+	n := runtime.GOMAXPROCS(0)
+	if nthreads.Load() == 0 {
+		nthreads.Store(int32(n))
+	}
+	poolCh = make(chan task, 64)
+	for i := 0; i < 64 && i < 4*n; i++ {
+		go func() {
+			for t := range poolCh {
+				t.fn(t.lo, t.hi)
+				t.wg.Done()
+			}
+		}()
+	}
+}
+
+// SetThreads sets how many threads kernels use (at least 1). It returns the
+// previous value. Results are bit-identical for the same thread count.
+func SetThreads(n int) int {
+	poolOnce.Do(startPool)
+	if n < 1 {
+		n = 1
+	}
+	return int(nthreads.Swap(int32(n)))
+}
+
+// Threads reports how many threads kernels use.
+func Threads() int {
+	poolOnce.Do(startPool)
+	return int(nthreads.Load())
+}
+
+// Parallel runs fn over [0,n) split into at most Threads() contiguous chunks
+// of at least grain items each.
+func Parallel(n, grain int, fn func(lo, hi int)) {
+	if n <= 0 {
+		return
+	}
+	t := Threads()
+	if grain < 1 {
+		grain = 1
+	}
+	if c := (n + grain - 1) / grain; c < t {
+		t = c
+	}
+	if t <= 1 {
+		fn(0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	chunk := (n + t - 1) / t
+	for i := 1; i < t; i++ {
+		lo := i * chunk
+		hi := min(lo+chunk, n)
+		if lo >= hi {
+			break
+		}
+		wg.Add(1)
+		poolCh <- task{fn: fn, lo: lo, hi: hi, wg: &wg}
+	}
+	fn(0, min(chunk, n))
+	wg.Wait()
+}

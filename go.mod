@@ -1,0 +1,3 @@
+module github.com/golem-ml/golem
+
+go 1.26
