@@ -1,0 +1,419 @@
+package safetensors
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"slices"
+	"sort"
+	"unicode/utf8"
+)
+
+// maxHeaderSize bounds the JSON header, as the reference implementation does.
+const maxHeaderSize = 100_000_000
+
+// TensorInfo describes one tensor of a file.
+type TensorInfo struct {
+	DType string // "F32", "BF16", "I64", ...
+	Shape []int  // empty for a scalar
+}
+
+// entry is a validated header entry; begin and end index File.data.
+type entry struct {
+	dtype      string
+	shape      []int
+	begin, end int
+}
+
+func (e *entry) info() TensorInfo {
+	return TensorInfo{DType: e.dtype, Shape: slices.Clone(e.shape)}
+}
+
+// File is an open safetensors file. Its methods may be called from several
+// goroutines at once, but not concurrently with Close.
+type File struct {
+	path    string
+	data    []byte // the whole file, memory-mapped where possible
+	release func() error
+	tensors map[string]*entry
+	names   []string
+	meta    map[string]string
+}
+
+// Open opens the safetensors file at path, memory-mapping it read-only, and
+// validates its header. The file must be closed with Close.
+func Open(path string) (*File, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("safetensors: %w", err)
+	}
+	defer fh.Close()
+	st, err := fh.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("safetensors: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("safetensors: %s: not a regular file", path)
+	}
+	if st.Size() < 8 {
+		return nil, fmt.Errorf("safetensors: %s: file is %d bytes, shorter than the 8-byte header length", path, st.Size())
+	}
+	data, release, err := mapFile(fh, st.Size())
+	if err != nil {
+		return nil, fmt.Errorf("safetensors: %s: %w", path, err)
+	}
+	f, err := parse(path, data)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	f.release = release
+	return f, nil
+}
+
+// parse validates buf, the whole content of the file called name.
+func parse(name string, buf []byte) (*File, error) {
+	fail := func(format string, args ...any) error {
+		return fmt.Errorf("safetensors: %s: %s", name, fmt.Sprintf(format, args...))
+	}
+	if len(buf) < 8 {
+		return nil, fail("file is %d bytes, shorter than the 8-byte header length", len(buf))
+	}
+	n := binary.LittleEndian.Uint64(buf)
+	if n > maxHeaderSize {
+		return nil, fail("header length %d exceeds the limit of %d bytes", n, maxHeaderSize)
+	}
+	if n > uint64(len(buf)-8) {
+		return nil, fail("header length %d exceeds the %d bytes that follow it (truncated file?)", n, len(buf)-8)
+	}
+	hdr := buf[8 : 8+n]
+	base := 8 + int(n)
+	dataLen := len(buf) - base
+	if !utf8.Valid(hdr) {
+		return nil, fail("header is not valid UTF-8")
+	}
+
+	f := &File{path: name, data: buf, tensors: map[string]*entry{}}
+	dec := json.NewDecoder(bytes.NewReader(hdr))
+	jsonErr := func(err error) error {
+		return fail("header byte %d: invalid JSON: %v", dec.InputOffset(), err)
+	}
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, fail("header is not a JSON object")
+	}
+	seenMeta := false
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, jsonErr(err)
+		}
+		key, ok := tok.(string)
+		if !ok {
+			return nil, fail("header byte %d: expected a tensor name", dec.InputOffset())
+		}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, jsonErr(err)
+		}
+		if key == metaKey {
+			if seenMeta {
+				return nil, fail("header: duplicate %s", metaKey)
+			}
+			seenMeta = true
+			if err := json.Unmarshal(raw, &f.meta); err != nil {
+				return nil, fail("header: %s must map strings to strings: %v", metaKey, err)
+			}
+			continue
+		}
+		if f.tensors[key] != nil {
+			return nil, fail("header: duplicate tensor %q", key)
+		}
+		e, err := parseEntry(raw, dataLen)
+		if err != nil {
+			return nil, fail("tensor %q: %v", key, err)
+		}
+		e.begin += base
+		e.end += base
+		f.tensors[key] = e
+		f.names = append(f.names, key)
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, jsonErr(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fail("header byte %d: unexpected data after the JSON object", dec.InputOffset())
+	}
+
+	// The tensors must tile the data area exactly, in offset order.
+	byOffset := slices.Clone(f.names)
+	sort.Slice(byOffset, func(i, j int) bool {
+		a, b := f.tensors[byOffset[i]], f.tensors[byOffset[j]]
+		if a.begin != b.begin {
+			return a.begin < b.begin
+		}
+		return a.end < b.end
+	})
+	pos, prev := base, ""
+	for _, name := range byOffset {
+		e := f.tensors[name]
+		switch {
+		case e.begin < pos:
+			return nil, fail("tensor %q: data_offsets [%d,%d] overlap tensor %q", name, e.begin-base, e.end-base, prev)
+		case e.begin > pos:
+			return nil, fail("tensor %q: data_offsets [%d,%d] leave a gap after byte %d", name, e.begin-base, e.end-base, pos-base)
+		}
+		pos, prev = e.end, name
+	}
+	if pos != len(buf) {
+		return nil, fail("tensors cover %d bytes but the data area holds %d (trailing bytes)", pos-base, dataLen)
+	}
+	sort.Strings(f.names)
+	return f, nil
+}
+
+// parseEntry validates one tensor's header entry against a data area of
+// dataLen bytes. Offsets in the result are relative to the data area.
+func parseEntry(raw json.RawMessage, dataLen int) (*entry, error) {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
+		return nil, errors.New(`want an object {"dtype","shape","data_offsets"}`)
+	}
+	for k := range fields {
+		if k != "dtype" && k != "shape" && k != "data_offsets" {
+			return nil, fmt.Errorf("unknown field %q", k)
+		}
+	}
+	var (
+		dtype   string
+		shape   []int64
+		offsets []uint64
+	)
+	for _, fld := range []struct {
+		name string
+		dst  any
+	}{{"dtype", &dtype}, {"shape", &shape}, {"data_offsets", &offsets}} {
+		v, ok := fields[fld.name]
+		if !ok || string(v) == "null" {
+			return nil, fmt.Errorf("missing %q", fld.name)
+		}
+		if err := json.Unmarshal(v, fld.dst); err != nil {
+			return nil, fmt.Errorf("%q: %v", fld.name, err)
+		}
+	}
+	size := DTypeSize(dtype)
+	if size == 0 {
+		return nil, fmt.Errorf("unknown dtype %q", dtype)
+	}
+	e := &entry{dtype: dtype, shape: make([]int, len(shape))}
+	count := uint64(1)
+	for i, d := range shape {
+		if d < 0 {
+			return nil, fmt.Errorf("shape %v: negative dimension", shape)
+		}
+		if uint64(d) > math.MaxInt || (d != 0 && count > math.MaxInt/uint64(d)) {
+			return nil, fmt.Errorf("shape %v: element count overflows", shape)
+		}
+		e.shape[i] = int(d)
+		count *= uint64(d)
+	}
+	if count > math.MaxInt/uint64(size) {
+		return nil, fmt.Errorf("shape %v: byte size overflows", shape)
+	}
+	nbytes := count * uint64(size)
+	if len(offsets) != 2 {
+		return nil, fmt.Errorf("data_offsets %v: want [begin, end]", offsets)
+	}
+	b, end := offsets[0], offsets[1]
+	if b > end || end > uint64(dataLen) {
+		return nil, fmt.Errorf("data_offsets [%d,%d] outside the data area of %d bytes (truncated file?)", b, end, dataLen)
+	}
+	if end-b != nbytes {
+		return nil, fmt.Errorf("data_offsets [%d,%d] span %d bytes but %s%v needs %d", b, end, end-b, dtype, shape, nbytes)
+	}
+	e.begin, e.end = int(b), int(end)
+	return e, nil
+}
+
+// Path returns the path the file was opened from.
+func (f *File) Path() string { return f.path }
+
+// Names returns the names of the file's tensors, sorted.
+func (f *File) Names() []string { return slices.Clone(f.names) }
+
+// Info returns the dtype and shape of the named tensor.
+func (f *File) Info(name string) (TensorInfo, bool) {
+	e, ok := f.tensors[name]
+	if !ok {
+		return TensorInfo{}, false
+	}
+	return e.info(), true
+}
+
+// Metadata returns a copy of the header's __metadata__ (nil when absent).
+func (f *File) Metadata() map[string]string {
+	if f.meta == nil {
+		return nil
+	}
+	m := make(map[string]string, len(f.meta))
+	for k, v := range f.meta {
+		m[k] = v
+	}
+	return m
+}
+
+func (f *File) lookup(name string) (*entry, []byte, error) {
+	if f.data == nil {
+		return nil, nil, fmt.Errorf("safetensors: %s: file is closed", f.path)
+	}
+	e, ok := f.tensors[name]
+	if !ok {
+		return nil, nil, fmt.Errorf("safetensors: %s: no tensor %q", f.path, name)
+	}
+	return e, f.data[e.begin:e.end:e.end], nil
+}
+
+// Raw returns the named tensor's bytes (little-endian, row-major) and its
+// info. The bytes alias the memory-mapped file: they must not be modified and
+// are valid only until Close.
+func (f *File) Raw(name string) ([]byte, TensorInfo, error) {
+	e, b, err := f.lookup(name)
+	if err != nil {
+		return nil, TensorInfo{}, err
+	}
+	return b, e.info(), nil
+}
+
+// Float32 returns the named floating-point tensor (F32, F16, BF16 or F64)
+// converted to a new float32 slice, and its shape.
+func (f *File) Float32(name string) ([]float32, []int, error) {
+	e, b, err := f.lookup(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	out := make([]float32, len(b)/DTypeSize(e.dtype))
+	if err := decodeFloat32(out, e.dtype, b); err != nil {
+		return nil, nil, fmt.Errorf("safetensors: %s: tensor %q: %w", f.path, name, err)
+	}
+	return out, slices.Clone(e.shape), nil
+}
+
+// Float32Into converts the named floating-point tensor into dst, which must
+// have exactly as many elements as the tensor.
+func (f *File) Float32Into(name string, dst []float32) error {
+	e, b, err := f.lookup(name)
+	if err != nil {
+		return err
+	}
+	if n := len(b) / DTypeSize(e.dtype); n != len(dst) {
+		return fmt.Errorf("safetensors: %s: tensor %q has %d elements %v, destination has %d", f.path, name, n, e.shape, len(dst))
+	}
+	if err := decodeFloat32(dst, e.dtype, b); err != nil {
+		return fmt.Errorf("safetensors: %s: tensor %q: %w", f.path, name, err)
+	}
+	return nil
+}
+
+// Int64 returns the named integer or boolean tensor converted to a new int64
+// slice, and its shape.
+func (f *File) Int64(name string) ([]int64, []int, error) {
+	e, b, err := f.lookup(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	out := make([]int64, len(b)/DTypeSize(e.dtype))
+	if err := decodeInt64(out, e.dtype, b); err != nil {
+		return nil, nil, fmt.Errorf("safetensors: %s: tensor %q: %w", f.path, name, err)
+	}
+	return out, slices.Clone(e.shape), nil
+}
+
+// Close unmaps the file. Slices returned by Raw must not be used afterwards.
+func (f *File) Close() error {
+	if f.data == nil {
+		return nil
+	}
+	f.data = nil
+	if f.release == nil {
+		return nil
+	}
+	err := f.release()
+	f.release = nil
+	return err
+}
+
+// decodeFloat32 converts little-endian floats of dtype in b into out.
+func decodeFloat32(out []float32, dtype string, b []byte) error {
+	le := binary.LittleEndian
+	switch dtype {
+	case F32:
+		for i := range out {
+			out[i] = math.Float32frombits(le.Uint32(b[4*i:]))
+		}
+	case F16:
+		for i := range out {
+			out[i] = Float16ToFloat32(le.Uint16(b[2*i:]))
+		}
+	case BF16:
+		for i := range out {
+			out[i] = BFloat16ToFloat32(le.Uint16(b[2*i:]))
+		}
+	case F64:
+		for i := range out {
+			out[i] = float32(math.Float64frombits(le.Uint64(b[8*i:])))
+		}
+	default:
+		return fmt.Errorf("dtype %s is not a floating-point type", dtype)
+	}
+	return nil
+}
+
+// decodeInt64 converts little-endian integers of dtype in b into out.
+func decodeInt64(out []int64, dtype string, b []byte) error {
+	le := binary.LittleEndian
+	switch dtype {
+	case I64:
+		for i := range out {
+			out[i] = int64(le.Uint64(b[8*i:]))
+		}
+	case U64:
+		for i := range out {
+			v := le.Uint64(b[8*i:])
+			if v > math.MaxInt64 {
+				return fmt.Errorf("element %d: U64 value %d overflows int64", i, v)
+			}
+			out[i] = int64(v)
+		}
+	case I32:
+		for i := range out {
+			out[i] = int64(int32(le.Uint32(b[4*i:])))
+		}
+	case U32:
+		for i := range out {
+			out[i] = int64(le.Uint32(b[4*i:]))
+		}
+	case I16:
+		for i := range out {
+			out[i] = int64(int16(le.Uint16(b[2*i:])))
+		}
+	case U16:
+		for i := range out {
+			out[i] = int64(le.Uint16(b[2*i:]))
+		}
+	case I8:
+		for i := range out {
+			out[i] = int64(int8(b[i]))
+		}
+	case U8, BOOL:
+		for i := range out {
+			out[i] = int64(b[i])
+		}
+	default:
+		return fmt.Errorf("dtype %s is not an integer type", dtype)
+	}
+	return nil
+}
