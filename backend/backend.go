@@ -1,0 +1,236 @@
+// Package backend defines the small interface between golem's tensors and the
+// hardware they run on. A Backend owns memory (Buffers of float32) and the
+// primitive kernels every op lowers to. Code above this package never touches
+// a Buffer's memory except through Upload and Download.
+//
+// Conventions, shared by every kernel:
+//   - Buffers are dense, row-major float32 arrays. Shapes are given as sizes.
+//   - "Last dim" kernels treat x as rows x cols with cols the last dimension.
+//   - Backward kernels ACCUMULATE into their gradient outputs (dx += ...), so
+//     a tensor used twice gets the sum of its gradients without extra adds.
+//   - Host-side integer inputs (token ids, targets, masks) are passed as Go
+//     slices; a device backend copies them over.
+//   - For the same inputs and thread count, results are bit-identical.
+package backend
+
+import (
+	"fmt"
+	"sort"
+	"sync"
+)
+
+// Buffer is memory owned by a backend, holding Len() float32 values.
+type Buffer interface {
+	Len() int
+}
+
+// Unary names an elementwise function y = f(x) (with an optional scalar
+// parameter a, used by some of them).
+type Unary int
+
+// The elementwise functions.
+const (
+	Neg      Unary = iota
+	Exp            // e^x
+	Log            // ln x
+	Tanh           // tanh x
+	Sigmoid        // 1/(1+e^-x)
+	ReLU           // max(x,0)
+	GELUTanh       // GPT-2's tanh approximation ("gelu_new")
+	GELU           // exact, with erf
+	SiLU           // x*sigmoid(x)
+	Sqrt           // sqrt x
+	Square         // x*x
+	Abs            // |x|
+	Scale          // a*x
+	AddScalar      // x+a
+	ClampMin       // max(x,a)
+	ClampMax       // min(x,a)
+	PowScalar      // x^a
+	Recip          // 1/x
+)
+
+// Binary names an elementwise function of two tensors.
+type Binary int
+
+// The binary functions.
+const (
+	Add Binary = iota
+	Sub
+	Mul
+	Div
+	Max // elementwise maximum (gradient to the larger; ties to a)
+	Min // elementwise minimum (gradient to the smaller; ties to a)
+)
+
+// Bcast describes a broadcast binary op over an output of shape Shape (at
+// most MaxDims dims): element i of the output reads a and b through the
+// strides AStride and BStride (0 on broadcast dimensions).
+type Bcast struct {
+	Shape            []int
+	AStride, BStride []int
+}
+
+// MaxDims is the most dimensions a strided kernel takes.
+const MaxDims = 6
+
+// Gemm describes a batched matrix product C[i] = Alpha*op(A[i])*op(B[i]) +
+// Beta*C[i] for i < Batch, with op(A) M x K and op(B) K x N. Each operand of
+// batch i starts at i*Stride (0 shares one matrix over the batch). Leading
+// dimensions are the row lengths as stored.
+type Gemm struct {
+	TransA, TransB          bool
+	M, N, K                 int
+	Alpha, Beta             float32
+	Batch                   int
+	LDA, LDB, LDC           int
+	StrideA, StrideB, StrideC int
+	OffA, OffB, OffC        int
+}
+
+// Attention describes fused causal multi-head attention with grouped-query
+// heads. Q is [B, T, HQ*D], K and V are [B, S, HKV*D], O is [B, T, HQ*D];
+// HQ is a multiple of HKV. With Causal, query t (at absolute position
+// S-T+t) sees keys 0..S-T+t. KeyMask, if not nil, has B*S entries and key s
+// of batch b is hidden where KeyMask[b*S+s] is false. P, the saved
+// probabilities, is [B, HQ, T, S].
+type Attention struct {
+	B, T, S, HQ, HKV, D int
+	Scale               float32
+	Causal              bool
+	KeyMask             []bool
+}
+
+// RoPE describes rotary position embeddings applied to x = [B, T, H*D], the
+// rotate-half form Llama and Qwen use: pairs (i, i+D/2). Token t of batch b
+// is at position Pos[b*T+t] if Pos is set, else Start+t.
+type RoPE struct {
+	B, T, H, D int
+	Theta      float64
+	Start      int
+	Pos        []int32
+}
+
+// AdamW holds the hyperparameters of one decoupled-weight-decay Adam step.
+// Step counts from 1.
+type AdamW struct {
+	LR, Beta1, Beta2, Eps, WeightDecay float32
+	Step                               int
+}
+
+// Backend allocates memory and runs kernels. All methods are safe for use by
+// one goroutine at a time per buffer; kernels may use many threads inside.
+type Backend interface {
+	Name() string
+
+	// Alloc returns a buffer of n values, zeroed if zero is true (else its
+	// contents are undefined). Free gives it back for reuse.
+	Alloc(n int, zero bool) Buffer
+	Free(b Buffer)
+	Upload(dst Buffer, off int, src []float32)
+	Download(dst []float32, src Buffer, off int)
+	Fill(dst Buffer, v float32)
+
+	// Copy2D copies (or with acc adds) a rows x cols block: dst[dOff+r*dStride+c]
+	// (+)= src[sOff+r*sStride+c]. Slicing and concatenation lower to it.
+	Copy2D(dst Buffer, dOff, dStride int, src Buffer, sOff, sStride int, rows, cols int, acc bool)
+	// Permute writes (or adds) x of the given shape into dst with its
+	// dimensions reordered: output dim i is input dim perm[i].
+	Permute(dst, x Buffer, shape, perm []int, acc bool)
+
+	MatMul(g Gemm, a, b, c Buffer)
+
+	Map(op Unary, a float32, dst, x Buffer)
+	// MapGrad: dx += f'(x)*dy. y = f(x) is passed for functions whose
+	// derivative is cheaper from it.
+	MapGrad(op Unary, a float32, dx, x, y, dy Buffer)
+	Binary(op Binary, bc Bcast, dst, a, b Buffer)
+	// BinaryGrad adds the gradients of op into da and db (either may be nil),
+	// summing over broadcast dimensions.
+	BinaryGrad(op Binary, bc Bcast, da, db, a, b, dy Buffer)
+	// Where: dst = cond ? a : b, elementwise, with cond on the host.
+	Where(cond []bool, dst, a, b Buffer)
+	WhereGrad(cond []bool, da, db, dy Buffer)
+
+	// Reductions over the last dim of a rows x cols array: dst[r] = sum_c x[r,c].
+	SumRows(dst, x Buffer, rows, cols int)
+	// SumRowsGrad: dx[r,c] += dy[r].
+	SumRowsGrad(dx, dy Buffer, rows, cols int)
+	// SumSquares returns the sum of x*x in float64 (for norms).
+	SumSquares(x Buffer) float64
+
+	Softmax(dst, x Buffer, rows, cols int, log bool)
+	// SoftmaxGrad: dx += for softmax y*(dy - sum(dy*y)), for log-softmax
+	// dy - exp(y)*sum(dy).
+	SoftmaxGrad(dx, y, dy Buffer, rows, cols int, log bool)
+
+	// LayerNorm over the last dim: y = (x-mean)*rstd*w + b (w or b may be
+	// nil); mean and rstd (rows each) are saved for the backward pass.
+	LayerNorm(y, mean, rstd, x, w, b Buffer, rows, cols int, eps float32)
+	LayerNormGrad(dx, dw, db, x, w, mean, rstd, dy Buffer, rows, cols int)
+	// RMSNorm: y = x*rstd*w; rstd saved.
+	RMSNorm(y, rstd, x, w Buffer, rows, cols int, eps float32)
+	RMSNormGrad(dx, dw, x, w, rstd, dy Buffer, rows, cols int)
+	// L2Norm: y = x / max(||x||, eps) over the last dim; norm saved.
+	L2Norm(y, norm, x Buffer, rows, cols int, eps float32)
+	L2NormGrad(dx, y, norm, dy Buffer, rows, cols int)
+
+	Attention(a Attention, o, p, q, k, v Buffer)
+	AttentionGrad(a Attention, dq, dk, dv, q, k, v, p, do Buffer)
+	// RoPE writes y = rotate(x); with grad it instead adds the inverse
+	// rotation of x into y (the backward pass: dx += R^T dy).
+	RoPE(r RoPE, y, x Buffer, grad bool)
+
+	// Embedding: y[i] = table[ids[i]] (rows of width cols).
+	Embedding(y, table Buffer, ids []int32, cols int)
+	// EmbeddingGrad: dtable[ids[i]] += dy[i].
+	EmbeddingGrad(dtable, dy Buffer, ids []int32, cols int)
+
+	// CrossEntropy over logits [rows, cols]: loss[r] = weight[r]*(lse[r] -
+	// logits[r, target[r]]) with lse saved; rows whose target is negative
+	// (the ignore index) get 0. weight nil means 1.
+	CrossEntropy(loss, lse, logits Buffer, target []int32, weight []float32, rows, cols int)
+	// CrossEntropyGrad: dlogits[r] += dloss[r]*weight[r]*(softmax(logits[r]) - onehot).
+	CrossEntropyGrad(dlogits, logits, lse, dloss Buffer, target []int32, weight []float32, rows, cols int)
+
+	// Dropout: dst = x*mask/(1-p), mask drawn from seed; mask saved as 0/1.
+	Dropout(dst, mask, x Buffer, p float32, seed uint64)
+
+	// AdamWStep updates param in place from grad, with moments m and v.
+	AdamWStep(h AdamW, param, grad, m, v Buffer)
+}
+
+var (
+	mu       sync.Mutex
+	registry = map[string]func() (Backend, error){}
+)
+
+// Register makes a backend available by name. Backends call it from init.
+func Register(name string, open func() (Backend, error)) {
+	mu.Lock()
+	defer mu.Unlock()
+	registry[name] = open
+}
+
+// Open returns the named backend ("cpu", "cuda").
+func Open(name string) (Backend, error) {
+	mu.Lock()
+	open, ok := registry[name]
+	mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("backend: no backend %q (have %v)", name, Names())
+	}
+	return open()
+}
+
+// Names lists the registered backends.
+func Names() []string {
+	mu.Lock()
+	defer mu.Unlock()
+	var n []string
+	for k := range registry {
+		n = append(n, k)
+	}
+	sort.Strings(n)
+	return n
+}

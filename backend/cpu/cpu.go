@@ -1,0 +1,235 @@
+// Package cpu is golem's CPU backend: Go kernels over float32 slices, GEMM
+// as a packed, cache-blocked driver over assembly micro-kernels, and one
+// worker pool for all parallel work.
+package cpu
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/golem-ml/golem/backend"
+)
+
+func init() {
+	backend.Register("cpu", func() (backend.Backend, error) { return New(), nil })
+}
+
+// Buf is a CPU buffer: a float32 slice.
+type Buf struct{ D []float32 }
+
+// Len reports the number of values.
+func (b *Buf) Len() int { return len(b.D) }
+
+// CPU implements backend.Backend. Freed buffers are kept in free lists by
+// exact length, so a training loop whose shapes repeat allocates nothing
+// after its first step.
+type CPU struct {
+	mu   sync.Mutex
+	free map[int][]*Buf
+}
+
+// New returns a CPU backend.
+func New() *CPU { return &CPU{free: map[int][]*Buf{}} }
+
+// Name returns "cpu".
+func (c *CPU) Name() string { return "cpu" }
+
+func f(b backend.Buffer) []float32 {
+	if b == nil {
+		return nil
+	}
+	return b.(*Buf).D
+}
+
+// Data returns the slice behind a CPU buffer (nil for nil). It is for this
+// backend's own tests and benchmarks; code above the backend uses Download.
+func Data(b backend.Buffer) []float32 { return f(b) }
+
+// Alloc returns a buffer of n values from the free list or the heap.
+func (c *CPU) Alloc(n int, zero bool) backend.Buffer {
+	c.mu.Lock()
+	if l := c.free[n]; len(l) > 0 {
+		b := l[len(l)-1]
+		c.free[n] = l[:len(l)-1]
+		c.mu.Unlock()
+		if zero {
+			clear(b.D)
+		}
+		return b
+	}
+	c.mu.Unlock()
+	return &Buf{D: make([]float32, n)}
+}
+
+// Free returns b to the free list.
+func (c *CPU) Free(b backend.Buffer) {
+	if b == nil {
+		return
+	}
+	bb := b.(*Buf)
+	c.mu.Lock()
+	c.free[len(bb.D)] = append(c.free[len(bb.D)], bb)
+	c.mu.Unlock()
+}
+
+// Upload copies src into dst at off.
+func (c *CPU) Upload(dst backend.Buffer, off int, src []float32) {
+	copy(f(dst)[off:off+len(src)], src)
+}
+
+// Download copies len(dst) values from src at off.
+func (c *CPU) Download(dst []float32, src backend.Buffer, off int) {
+	copy(dst, f(src)[off:off+len(dst)])
+}
+
+// Fill sets every value of dst to v.
+func (c *CPU) Fill(dst backend.Buffer, v float32) {
+	d := f(dst)
+	if v == 0 {
+		clear(d)
+		return
+	}
+	for i := range d {
+		d[i] = v
+	}
+}
+
+// Copy2D copies or adds a block of rows.
+func (c *CPU) Copy2D(dst backend.Buffer, dOff, dStride int, src backend.Buffer, sOff, sStride int, rows, cols int, acc bool) {
+	d, s := f(dst), f(src)
+	Parallel(rows, max(1, 16384/max(cols, 1)), func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			dr := d[dOff+r*dStride : dOff+r*dStride+cols]
+			sr := s[sOff+r*sStride : sOff+r*sStride+cols]
+			if acc {
+				axpy(dr, sr, 1)
+			} else {
+				copy(dr, sr)
+			}
+		}
+	})
+}
+
+// Permute reorders dimensions.
+func (c *CPU) Permute(dst, x backend.Buffer, shape, perm []int, acc bool) {
+	n := len(shape)
+	if n > backend.MaxDims || len(perm) != n {
+		panic(fmt.Sprintf("cpu: permute of %d dims", n))
+	}
+	var inStride, outShape, outStrideIn [backend.MaxDims]int
+	s := 1
+	for i := n - 1; i >= 0; i-- {
+		inStride[i] = s
+		s *= shape[i]
+	}
+	for i := 0; i < n; i++ {
+		outShape[i] = shape[perm[i]]
+		outStrideIn[i] = inStride[perm[i]]
+	}
+	d, xs := f(dst), f(x)
+	total := s
+	if total == 0 {
+		return
+	}
+	last := outShape[n-1]
+	ls := outStrideIn[n-1]
+	rows := total / last
+	Parallel(rows, max(1, 8192/last), func(lo, hi int) {
+		var idx [backend.MaxDims]int
+		// decompose lo into the output index of dims 0..n-2
+		r := lo
+		for i := n - 2; i >= 0; i-- {
+			idx[i] = r % outShape[i]
+			r /= outShape[i]
+		}
+		for row := lo; row < hi; row++ {
+			base := 0
+			for i := 0; i < n-1; i++ {
+				base += idx[i] * outStrideIn[i]
+			}
+			out := d[row*last : row*last+last]
+			if acc {
+				for j := range out {
+					out[j] += xs[base+j*ls]
+				}
+			} else {
+				for j := range out {
+					out[j] = xs[base+j*ls]
+				}
+			}
+			for i := n - 2; i >= 0; i-- {
+				idx[i]++
+				if idx[i] < outShape[i] {
+					break
+				}
+				idx[i] = 0
+			}
+		}
+	})
+}
+
+// MatMul runs a batched GEMM. Batches run in parallel when there are
+// several, each matrix product in parallel otherwise.
+func (c *CPU) MatMul(g backend.Gemm, a, b, cc backend.Buffer) {
+	A, B, C := f(a), f(b), f(cc)
+	if g.Batch <= 1 {
+		Sgemm(g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, A[g.OffA:], g.LDA, B[g.OffB:], g.LDB, g.Beta, C[g.OffC:], g.LDC)
+		return
+	}
+	if g.StrideC == 0 {
+		// Every batch writes the same C: run them in order.
+		for i := 0; i < g.Batch; i++ {
+			beta := g.Beta
+			if i > 0 {
+				beta = 1
+			}
+			Sgemm(g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, A[g.OffA+i*g.StrideA:], g.LDA, B[g.OffB+i*g.StrideB:], g.LDB, beta, C[g.OffC:], g.LDC)
+		}
+		return
+	}
+	if g.Batch < Threads() || int64(g.M)*int64(g.N)*int64(g.K) > 1<<21 {
+		for i := 0; i < g.Batch; i++ {
+			Sgemm(g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, A[g.OffA+i*g.StrideA:], g.LDA, B[g.OffB+i*g.StrideB:], g.LDB, g.Beta, C[g.OffC+i*g.StrideC:], g.LDC)
+		}
+		return
+	}
+	Parallel(g.Batch, 1, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			SgemmST(g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, A[g.OffA+i*g.StrideA:], g.LDA, B[g.OffB+i*g.StrideB:], g.LDB, g.Beta, C[g.OffC+i*g.StrideC:], g.LDC)
+		}
+	})
+}
+
+// axpy: y += a*x.
+func axpy(y, x []float32, a float32) {
+	x = x[:len(y)]
+	if a == 1 {
+		for i := range y {
+			y[i] += x[i]
+		}
+		return
+	}
+	for i := range y {
+		y[i] += a * x[i]
+	}
+}
+
+func dot(x, y []float32) float32 {
+	y = y[:len(x)]
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		s0 += x[i] * y[i]
+		s1 += x[i+1] * y[i+1]
+		s2 += x[i+2] * y[i+2]
+		s3 += x[i+3] * y[i+3]
+	}
+	for ; i < len(x); i++ {
+		s0 += x[i] * y[i]
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+// grain returns a parallel grain so that each chunk does about 32k values of
+// work over rows of the given width.
+func grain(cols int) int { return max(1, 32768/max(cols, 1)) }

@@ -1,0 +1,455 @@
+package cpu
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/golem-ml/golem/backend"
+)
+
+// expf is e^x in float32, accurate to about 2 ulp: x = n*ln2 + r with
+// |r| <= ln2/2, e^r by a degree-6 polynomial, then scaled by 2^n.
+func expf(x float32) float32 {
+	if x > 88.72 {
+		return float32(math.Inf(1))
+	}
+	if x < -87.3 {
+		if x != x {
+			return x
+		}
+		if x < -103.9 {
+			return 0
+		}
+		return float32(math.Exp(float64(x)))
+	}
+	const log2e = 1.44269504088896341
+	n := float32(math.Floor(float64(x*log2e + 0.5)))
+	// Cody-Waite: ln2 = c1 + c2.
+	r := x - n*0.693359375
+	r -= n * -2.12194440e-4
+	p := float32(1.9875691500e-4)
+	p = p*r + 1.3981999507e-3
+	p = p*r + 8.3334519073e-3
+	p = p*r + 4.1665795894e-2
+	p = p*r + 1.6666665459e-1
+	p = p*r + 5.0000001201e-1
+	p = p*r*r + r + 1
+	return p * math.Float32frombits(uint32(int32(n)+127)<<23)
+}
+
+func sigmoidf(x float32) float32 { return 1 / (1 + expf(-x)) }
+
+func tanhf(x float32) float32 {
+	if x > 9 {
+		return 1
+	}
+	if x < -9 {
+		return -1
+	}
+	if x > -0.0625 && x < 0.0625 {
+		return float32(math.Tanh(float64(x)))
+	}
+	e := expf(2 * x)
+	return (e - 1) / (e + 1)
+}
+
+const (
+	sqrt2OverPi = 0.7978845608028654
+	geluC       = 0.044715
+)
+
+func mapOne(op backend.Unary, a float32, x float32) float32 {
+	switch op {
+	case backend.Neg:
+		return -x
+	case backend.Exp:
+		return expf(x)
+	case backend.Log:
+		return float32(math.Log(float64(x)))
+	case backend.Tanh:
+		return tanhf(x)
+	case backend.Sigmoid:
+		return sigmoidf(x)
+	case backend.ReLU:
+		return max(x, 0)
+	case backend.GELUTanh:
+		return 0.5 * x * (1 + tanhf(sqrt2OverPi*(x+geluC*x*x*x)))
+	case backend.GELU:
+		return float32(0.5 * float64(x) * (1 + math.Erf(float64(x)/math.Sqrt2)))
+	case backend.SiLU:
+		return x * sigmoidf(x)
+	case backend.Sqrt:
+		return float32(math.Sqrt(float64(x)))
+	case backend.Square:
+		return x * x
+	case backend.Abs:
+		return float32(math.Abs(float64(x)))
+	case backend.Scale:
+		return a * x
+	case backend.AddScalar:
+		return x + a
+	case backend.ClampMin:
+		return max(x, a)
+	case backend.ClampMax:
+		return min(x, a)
+	case backend.PowScalar:
+		return float32(math.Pow(float64(x), float64(a)))
+	case backend.Recip:
+		return 1 / x
+	}
+	panic(fmt.Sprintf("cpu: unknown unary op %d", op))
+}
+
+// gradOne returns dy/dx at x (with y = f(x)).
+func gradOne(op backend.Unary, a float32, x, y float32) float32 {
+	switch op {
+	case backend.Neg:
+		return -1
+	case backend.Exp:
+		return y
+	case backend.Log:
+		return 1 / x
+	case backend.Tanh:
+		return 1 - y*y
+	case backend.Sigmoid:
+		return y * (1 - y)
+	case backend.ReLU:
+		if x > 0 {
+			return 1
+		}
+		return 0
+	case backend.GELUTanh:
+		u := sqrt2OverPi * (x + geluC*x*x*x)
+		t := tanhf(u)
+		return 0.5*(1+t) + 0.5*x*(1-t*t)*sqrt2OverPi*(1+3*geluC*x*x)
+	case backend.GELU:
+		xf := float64(x)
+		cdf := 0.5 * (1 + math.Erf(xf/math.Sqrt2))
+		pdf := math.Exp(-0.5*xf*xf) / math.Sqrt(2*math.Pi)
+		return float32(cdf + xf*pdf)
+	case backend.SiLU:
+		s := sigmoidf(x)
+		return s * (1 + x*(1-s))
+	case backend.Sqrt:
+		return 0.5 / y
+	case backend.Square:
+		return 2 * x
+	case backend.Abs:
+		if x > 0 {
+			return 1
+		} else if x < 0 {
+			return -1
+		}
+		return 0
+	case backend.Scale:
+		return a
+	case backend.AddScalar:
+		return 1
+	case backend.ClampMin:
+		if x >= a {
+			return 1
+		}
+		return 0
+	case backend.ClampMax:
+		if x <= a {
+			return 1
+		}
+		return 0
+	case backend.PowScalar:
+		return a * float32(math.Pow(float64(x), float64(a-1)))
+	case backend.Recip:
+		return -y * y
+	}
+	panic(fmt.Sprintf("cpu: unknown unary op %d", op))
+}
+
+// Map applies op elementwise.
+func (c *CPU) Map(op backend.Unary, a float32, dst, x backend.Buffer) {
+	d, xs := f(dst), f(x)
+	Parallel(len(d), 16384, func(lo, hi int) {
+		dd, xx := d[lo:hi], xs[lo:hi]
+		switch op {
+		case backend.Scale:
+			for i := range dd {
+				dd[i] = a * xx[i]
+			}
+		case backend.Exp:
+			for i := range dd {
+				dd[i] = expf(xx[i])
+			}
+		default:
+			for i := range dd {
+				dd[i] = mapOne(op, a, xx[i])
+			}
+		}
+	})
+}
+
+// MapGrad accumulates the gradient of op.
+func (c *CPU) MapGrad(op backend.Unary, a float32, dx, x, y, dy backend.Buffer) {
+	d, xs, ys, g := f(dx), f(x), f(y), f(dy)
+	Parallel(len(d), 16384, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			var xi, yi float32
+			if xs != nil {
+				xi = xs[i]
+			}
+			if ys != nil {
+				yi = ys[i]
+			}
+			d[i] += g[i] * gradOne(op, a, xi, yi)
+		}
+	})
+}
+
+func binOne(op backend.Binary, a, b float32) float32 {
+	switch op {
+	case backend.Add:
+		return a + b
+	case backend.Sub:
+		return a - b
+	case backend.Mul:
+		return a * b
+	case backend.Div:
+		return a / b
+	case backend.Max:
+		return max(a, b)
+	case backend.Min:
+		return min(a, b)
+	}
+	panic(fmt.Sprintf("cpu: unknown binary op %d", op))
+}
+
+// bcIter walks the output of a broadcast op row by row (the last dim), with
+// the starting offsets into a and b of each row.
+func bcRows(bc backend.Bcast, lo, hi int, fn func(row, ao, bo int)) {
+	n := len(bc.Shape)
+	var idx [backend.MaxDims]int
+	r := lo
+	for i := n - 2; i >= 0; i-- {
+		idx[i] = r % bc.Shape[i]
+		r /= bc.Shape[i]
+	}
+	for row := lo; row < hi; row++ {
+		ao, bo := 0, 0
+		for i := 0; i < n-1; i++ {
+			ao += idx[i] * bc.AStride[i]
+			bo += idx[i] * bc.BStride[i]
+		}
+		fn(row, ao, bo)
+		for i := n - 2; i >= 0; i-- {
+			idx[i]++
+			if idx[i] < bc.Shape[i] {
+				break
+			}
+			idx[i] = 0
+		}
+	}
+}
+
+func bcSize(bc backend.Bcast) (rows, cols int) {
+	n := len(bc.Shape)
+	if n == 0 {
+		return 1, 1
+	}
+	cols = bc.Shape[n-1]
+	rows = 1
+	for _, s := range bc.Shape[:n-1] {
+		rows *= s
+	}
+	return
+}
+
+// Binary applies op with broadcasting.
+func (c *CPU) Binary(op backend.Binary, bc backend.Bcast, dst, a, b backend.Buffer) {
+	d, as, bs := f(dst), f(a), f(b)
+	rows, cols := bcSize(bc)
+	n := len(bc.Shape)
+	var sa, sb int
+	if n > 0 {
+		sa, sb = bc.AStride[n-1], bc.BStride[n-1]
+	}
+	Parallel(rows, grain(cols), func(lo, hi int) {
+		bcRows(bc, lo, hi, func(row, ao, bo int) {
+			out := d[row*cols : row*cols+cols]
+			switch {
+			case sa == 1 && sb == 1:
+				av, bv := as[ao:ao+cols], bs[bo:bo+cols]
+				switch op {
+				case backend.Add:
+					for j := range out {
+						out[j] = av[j] + bv[j]
+					}
+				case backend.Mul:
+					for j := range out {
+						out[j] = av[j] * bv[j]
+					}
+				default:
+					for j := range out {
+						out[j] = binOne(op, av[j], bv[j])
+					}
+				}
+			default:
+				for j := range out {
+					out[j] = binOne(op, as[ao+j*sa], bs[bo+j*sb])
+				}
+			}
+		})
+	})
+}
+
+// BinaryGrad accumulates gradients of op into da and db. To stay race free
+// and deterministic when a or b is broadcast, the accumulation into a
+// broadcast operand runs serially over the rows.
+func (c *CPU) BinaryGrad(op backend.Binary, bc backend.Bcast, da, db, a, b, dy backend.Buffer) {
+	rows, cols := bcSize(bc)
+	n := len(bc.Shape)
+	var sa, sb int
+	if n > 0 {
+		sa, sb = bc.AStride[n-1], bc.BStride[n-1]
+	}
+	as, bs, g := f(a), f(b), f(dy)
+	do := func(target []float32, forA bool) {
+		if target == nil {
+			return
+		}
+		st := sb
+		if forA {
+			st = sa
+		}
+		body := func(lo, hi int) {
+			bcRows(bc, lo, hi, func(row, ao, bo int) {
+				gr := g[row*cols : row*cols+cols]
+				off := bo
+				if forA {
+					off = ao
+				}
+				for j, gv := range gr {
+					av, bv := as[ao+j*sa], bs[bo+j*sb]
+					var d float32
+					switch op {
+					case backend.Add:
+						d = gv
+					case backend.Sub:
+						if forA {
+							d = gv
+						} else {
+							d = -gv
+						}
+					case backend.Mul:
+						if forA {
+							d = gv * bv
+						} else {
+							d = gv * av
+						}
+					case backend.Div:
+						if forA {
+							d = gv / bv
+						} else {
+							d = -gv * av / (bv * bv)
+						}
+					case backend.Max:
+						if (av >= bv) == forA {
+							d = gv
+						}
+					case backend.Min:
+						if (av <= bv) == forA {
+							d = gv
+						}
+					}
+					target[off+j*st] += d
+				}
+			})
+		}
+		if isBroadcast(bc, forA) {
+			body(0, rows)
+		} else {
+			Parallel(rows, grain(cols), body)
+		}
+	}
+	do(f(da), true)
+	do(f(db), false)
+}
+
+func isBroadcast(bc backend.Bcast, forA bool) bool {
+	st := bc.BStride
+	if forA {
+		st = bc.AStride
+	}
+	for i, s := range st {
+		if s == 0 && bc.Shape[i] > 1 {
+			return true
+		}
+	}
+	return false
+}
+
+// Where selects elementwise.
+func (c *CPU) Where(cond []bool, dst, a, b backend.Buffer) {
+	d, as, bs := f(dst), f(a), f(b)
+	for i := range d {
+		if cond[i] {
+			d[i] = as[i]
+		} else {
+			d[i] = bs[i]
+		}
+	}
+}
+
+// WhereGrad routes dy to the selected side.
+func (c *CPU) WhereGrad(cond []bool, da, db, dy backend.Buffer) {
+	das, dbs, g := f(da), f(db), f(dy)
+	for i, gv := range g {
+		if cond[i] {
+			if das != nil {
+				das[i] += gv
+			}
+		} else if dbs != nil {
+			dbs[i] += gv
+		}
+	}
+}
+
+// SumRows sums each row.
+func (c *CPU) SumRows(dst, x backend.Buffer, rows, cols int) {
+	d, xs := f(dst), f(x)
+	Parallel(rows, grain(cols), func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			var s float32
+			for _, v := range xs[r*cols : r*cols+cols] {
+				s += v
+			}
+			d[r] = s
+		}
+	})
+}
+
+// SumRowsGrad broadcasts dy over each row.
+func (c *CPU) SumRowsGrad(dx, dy backend.Buffer, rows, cols int) {
+	d, g := f(dx), f(dy)
+	Parallel(rows, grain(cols), func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			gv := g[r]
+			row := d[r*cols : r*cols+cols]
+			for j := range row {
+				row[j] += gv
+			}
+		}
+	})
+}
+
+// SumSquares returns sum(x*x) in float64.
+func (c *CPU) SumSquares(x backend.Buffer) float64 {
+	xs := f(x)
+	var s float64
+	const blk = 4096
+	for i := 0; i < len(xs); i += blk {
+		e := min(i+blk, len(xs))
+		var p float32
+		for _, v := range xs[i:e] {
+			p += v * v
+		}
+		s += float64(p)
+	}
+	return s
+}

@@ -1,0 +1,385 @@
+package cpu
+
+import (
+	"math"
+
+	"github.com/golem-ml/golem/backend"
+)
+
+// Softmax (or log-softmax) over the last dim.
+func (c *CPU) Softmax(dst, x backend.Buffer, rows, cols int, log bool) {
+	d, xs := f(dst), f(x)
+	Parallel(rows, grain(cols), func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			softmaxRow(d[r*cols:r*cols+cols], xs[r*cols:r*cols+cols], log)
+		}
+	})
+}
+
+func rowMax(x []float32) float32 {
+	m := float32(math.Inf(-1))
+	for _, v := range x {
+		if v > m {
+			m = v
+		}
+	}
+	return m
+}
+
+// softmaxRow writes softmax(x) (or log-softmax) to y and returns the
+// log-sum-exp of x.
+func softmaxRow(y, x []float32, log bool) float32 {
+	m := rowMax(x)
+	var s float32
+	for j, v := range x {
+		e := expf(v - m)
+		y[j] = e
+		s += e
+	}
+	lse := m + float32(math.Log(float64(s)))
+	if log {
+		for j, v := range x {
+			y[j] = v - lse
+		}
+	} else {
+		inv := 1 / s
+		for j := range y {
+			y[j] *= inv
+		}
+	}
+	return lse
+}
+
+// SoftmaxGrad accumulates the gradient of softmax or log-softmax.
+func (c *CPU) SoftmaxGrad(dx, y, dy backend.Buffer, rows, cols int, log bool) {
+	d, ys, g := f(dx), f(y), f(dy)
+	Parallel(rows, grain(cols), func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			dr, yr, gr := d[r*cols:r*cols+cols], ys[r*cols:r*cols+cols], g[r*cols:r*cols+cols]
+			if log {
+				var s float32
+				for _, v := range gr {
+					s += v
+				}
+				for j := range dr {
+					dr[j] += gr[j] - expf(yr[j])*s
+				}
+			} else {
+				s := dot(gr, yr)
+				for j := range dr {
+					dr[j] += yr[j] * (gr[j] - s)
+				}
+			}
+		}
+	})
+}
+
+// LayerNorm normalises each row.
+func (c *CPU) LayerNorm(y, mean, rstd, x, w, b backend.Buffer, rows, cols int, eps float32) {
+	ys, ms, rs, xs, ws, bs := f(y), f(mean), f(rstd), f(x), f(w), f(b)
+	Parallel(rows, grain(cols), func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			xr, yr := xs[r*cols:r*cols+cols], ys[r*cols:r*cols+cols]
+			var s float32
+			for _, v := range xr {
+				s += v
+			}
+			mu := s / float32(cols)
+			var v2 float32
+			for _, v := range xr {
+				d := v - mu
+				v2 += d * d
+			}
+			rsd := float32(1 / math.Sqrt(float64(v2/float32(cols)+eps)))
+			ms[r], rs[r] = mu, rsd
+			for j, v := range xr {
+				n := (v - mu) * rsd
+				if ws != nil {
+					n *= ws[j]
+				}
+				if bs != nil {
+					n += bs[j]
+				}
+				yr[j] = n
+			}
+		}
+	})
+}
+
+// LayerNormGrad accumulates dx, dw and db. The parameter gradients are
+// summed per thread chunk into scratch rows, then added in chunk order, so
+// results are deterministic for a thread count.
+func (c *CPU) LayerNormGrad(dx, dw, db, x, w, mean, rstd, dy backend.Buffer, rows, cols int) {
+	dxs, dws, dbs, xs, ws, ms, rs, g := f(dx), f(dw), f(db), f(x), f(w), f(mean), f(rstd), f(dy)
+	c.rowChunks(rows, cols, 2, func(lo, hi int, scratch []float32) {
+		pw, pb := scratch[:cols], scratch[cols:]
+		for r := lo; r < hi; r++ {
+			xr, gr := xs[r*cols:r*cols+cols], g[r*cols:r*cols+cols]
+			mu, rsd := ms[r], rs[r]
+			var sg, sgn float32
+			for j, gv := range gr {
+				n := (xr[j] - mu) * rsd
+				gw := gv
+				if ws != nil {
+					gw *= ws[j]
+				}
+				sg += gw
+				sgn += gw * n
+				pw[j] += gv * n
+				pb[j] += gv
+			}
+			if dxs != nil {
+				dr := dxs[r*cols : r*cols+cols]
+				inv := 1 / float32(cols)
+				for j, gv := range gr {
+					n := (xr[j] - mu) * rsd
+					gw := gv
+					if ws != nil {
+						gw *= ws[j]
+					}
+					dr[j] += rsd * (gw - inv*sg - n*inv*sgn)
+				}
+			}
+		}
+	}, func(scratch []float32) {
+		if dws != nil {
+			axpy(dws, scratch[:cols], 1)
+		}
+		if dbs != nil {
+			axpy(dbs, scratch[cols:], 1)
+		}
+	})
+}
+
+// rowChunks runs body over row chunks in parallel, each with its own zeroed
+// scratch of k*cols values, then calls reduce on each scratch in chunk order.
+func (c *CPU) rowChunks(rows, cols, k int, body func(lo, hi int, scratch []float32), reduce func(scratch []float32)) {
+	t := Threads()
+	if rows < 2*t {
+		t = 1
+	}
+	chunk := (rows + t - 1) / t
+	var scratch [16]backend.Buffer
+	t = min(t, 16)
+	for i := 0; i < t; i++ {
+		scratch[i] = c.Alloc(k*cols, true)
+	}
+	Parallel(t, 1, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			body(i*chunk, min(rows, (i+1)*chunk), f(scratch[i]))
+		}
+	})
+	for i := 0; i < t; i++ {
+		reduce(f(scratch[i]))
+		c.Free(scratch[i])
+	}
+}
+
+// RMSNorm normalises each row by its root mean square.
+func (c *CPU) RMSNorm(y, rstd, x, w backend.Buffer, rows, cols int, eps float32) {
+	ys, rs, xs, ws := f(y), f(rstd), f(x), f(w)
+	Parallel(rows, grain(cols), func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			xr, yr := xs[r*cols:r*cols+cols], ys[r*cols:r*cols+cols]
+			ss := dot(xr, xr)
+			rsd := float32(1 / math.Sqrt(float64(ss/float32(cols)+eps)))
+			rs[r] = rsd
+			for j, v := range xr {
+				n := v * rsd
+				if ws != nil {
+					n *= ws[j]
+				}
+				yr[j] = n
+			}
+		}
+	})
+}
+
+// RMSNormGrad accumulates dx and dw.
+func (c *CPU) RMSNormGrad(dx, dw, x, w, rstd, dy backend.Buffer, rows, cols int) {
+	dxs, dws, xs, ws, rs, g := f(dx), f(dw), f(x), f(w), f(rstd), f(dy)
+	c.rowChunks(rows, cols, 1, func(lo, hi int, pw []float32) {
+		for r := lo; r < hi; r++ {
+			xr, gr := xs[r*cols:r*cols+cols], g[r*cols:r*cols+cols]
+			rsd := rs[r]
+			var s float32
+			for j, gv := range gr {
+				gw := gv
+				if ws != nil {
+					gw *= ws[j]
+				}
+				s += gw * xr[j]
+				pw[j] += gv * xr[j] * rsd
+			}
+			if dxs != nil {
+				dr := dxs[r*cols : r*cols+cols]
+				k := s * rsd * rsd * rsd / float32(cols)
+				for j, gv := range gr {
+					gw := gv
+					if ws != nil {
+						gw *= ws[j]
+					}
+					dr[j] += gw*rsd - xr[j]*k
+				}
+			}
+		}
+	}, func(pw []float32) {
+		if dws != nil {
+			axpy(dws, pw, 1)
+		}
+	})
+}
+
+// L2Norm scales each row to unit length.
+func (c *CPU) L2Norm(y, norm, x backend.Buffer, rows, cols int, eps float32) {
+	ys, ns, xs := f(y), f(norm), f(x)
+	Parallel(rows, grain(cols), func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			xr, yr := xs[r*cols:r*cols+cols], ys[r*cols:r*cols+cols]
+			n := max(float32(math.Sqrt(float64(dot(xr, xr)))), eps)
+			ns[r] = n
+			inv := 1 / n
+			for j, v := range xr {
+				yr[j] = v * inv
+			}
+		}
+	})
+}
+
+// L2NormGrad accumulates dx (the clamped case, norm == eps, is treated as a
+// plain scale).
+func (c *CPU) L2NormGrad(dx, y, norm, dy backend.Buffer, rows, cols int) {
+	dxs, ys, ns, g := f(dx), f(y), f(norm), f(dy)
+	Parallel(rows, grain(cols), func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			yr, gr, dr := ys[r*cols:r*cols+cols], g[r*cols:r*cols+cols], dxs[r*cols:r*cols+cols]
+			s := dot(yr, gr)
+			inv := 1 / ns[r]
+			for j := range dr {
+				dr[j] += (gr[j] - yr[j]*s) * inv
+			}
+		}
+	})
+}
+
+// Embedding gathers rows of table.
+func (c *CPU) Embedding(y, table backend.Buffer, ids []int32, cols int) {
+	ys, ts := f(y), f(table)
+	Parallel(len(ids), grain(cols), func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			id := int(ids[i])
+			copy(ys[i*cols:i*cols+cols], ts[id*cols:id*cols+cols])
+		}
+	})
+}
+
+// EmbeddingGrad scatter-adds rows of dy into dtable. It is parallel over
+// column ranges, so each thread owns its slice of every row: race free and
+// in the same order as a serial run.
+func (c *CPU) EmbeddingGrad(dtable, dy backend.Buffer, ids []int32, cols int) {
+	ds, g := f(dtable), f(dy)
+	Parallel(cols, 64, func(lo, hi int) {
+		for i, id := range ids {
+			axpy(ds[int(id)*cols+lo:int(id)*cols+hi], g[i*cols+lo:i*cols+hi], 1)
+		}
+	})
+}
+
+// CrossEntropy computes per-row losses and saves the log-sum-exp.
+func (c *CPU) CrossEntropy(loss, lse, logits backend.Buffer, target []int32, weight []float32, rows, cols int) {
+	ls, es, xs := f(loss), f(lse), f(logits)
+	Parallel(rows, grain(cols), func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			t := target[r]
+			if t < 0 {
+				ls[r], es[r] = 0, 0
+				continue
+			}
+			xr := xs[r*cols : r*cols+cols]
+			m := rowMax(xr)
+			var s float32
+			for _, v := range xr {
+				s += expf(v - m)
+			}
+			e := m + float32(math.Log(float64(s)))
+			es[r] = e
+			w := float32(1)
+			if weight != nil {
+				w = weight[r]
+			}
+			ls[r] = w * (e - xr[t])
+		}
+	})
+}
+
+// CrossEntropyGrad accumulates the gradient of the per-row losses.
+func (c *CPU) CrossEntropyGrad(dlogits, logits, lse, dloss backend.Buffer, target []int32, weight []float32, rows, cols int) {
+	ds, xs, es, g := f(dlogits), f(logits), f(lse), f(dloss)
+	Parallel(rows, grain(cols), func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			t := target[r]
+			if t < 0 {
+				continue
+			}
+			w := g[r]
+			if weight != nil {
+				w *= weight[r]
+			}
+			if w == 0 {
+				continue
+			}
+			xr, dr := xs[r*cols:r*cols+cols], ds[r*cols:r*cols+cols]
+			e := es[r]
+			for j, v := range xr {
+				dr[j] += w * expf(v-e)
+			}
+			dr[t] -= w
+		}
+	})
+}
+
+// splitmix64 is the generator behind dropout masks: counter based, so a
+// mask depends only on the seed and the element index, not on threading.
+func splitmix64(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+	return x ^ (x >> 31)
+}
+
+// Dropout zeroes each value with probability p and scales the rest.
+func (c *CPU) Dropout(dst, mask, x backend.Buffer, p float32, seed uint64) {
+	d, m, xs := f(dst), f(mask), f(x)
+	scale := 1 / (1 - p)
+	thr := uint64(float64(p) * (1 << 53))
+	Parallel(len(d), 16384, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			if splitmix64(seed^uint64(i)*0x2545f4914f6cdd1d)>>11 < thr {
+				m[i], d[i] = 0, 0
+			} else {
+				m[i], d[i] = 1, xs[i]*scale
+			}
+		}
+	})
+}
+
+// AdamWStep updates one parameter.
+func (c *CPU) AdamWStep(h backend.AdamW, param, grad, m, v backend.Buffer) {
+	ps, gs, ms, vs := f(param), f(grad), f(m), f(v)
+	bc1 := 1 - math.Pow(float64(h.Beta1), float64(h.Step))
+	bc2 := 1 - math.Pow(float64(h.Beta2), float64(h.Step))
+	stepSize := float32(float64(h.LR) / bc1)
+	bc2s := float32(math.Sqrt(bc2))
+	decay := 1 - h.LR*h.WeightDecay
+	b1, b2 := h.Beta1, h.Beta2
+	Parallel(len(ps), 16384, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			g := gs[i]
+			mi := b1*ms[i] + (1-b1)*g
+			vi := b2*vs[i] + (1-b2)*g*g
+			ms[i], vs[i] = mi, vi
+			denom := float32(math.Sqrt(float64(vi)))/bc2s + h.Eps
+			ps[i] = ps[i]*decay - stepSize*mi/denom
+		}
+	})
+}

@@ -1,0 +1,304 @@
+// Package tensor holds golem's Tensor: a shape and float32 storage on a
+// backend, with reverse-mode automatic differentiation.
+//
+// Every op records its inputs. When an input requires a gradient (and
+// no-grad mode is off), the op also records a backward function that adds
+// the gradient of its output into its inputs' gradients. Backward runs them
+// in reverse topological order. Release returns the memory of a whole graph
+// of intermediate results to the backend's pool, so a training step whose
+// shapes repeat allocates no new tensor memory.
+package tensor
+
+import (
+	"fmt"
+	"strings"
+	"sync/atomic"
+
+	"github.com/golem-ml/golem/backend"
+)
+
+// Tensor is an n-dimensional float32 array on a backend.
+type Tensor struct {
+	shape []int
+	buf   backend.Buffer
+	be    backend.Backend
+
+	requiresGrad bool
+	grad         backend.Buffer
+
+	// Graph: the inputs of the op that made this tensor, its backward
+	// function, and buffers it saved for backward (freed with the graph).
+	parents []*Tensor
+	back    func()
+	saved   []backend.Buffer
+	view    bool // buf belongs to parents[0]
+	freed   bool
+}
+
+var noGrad atomic.Int32
+
+// NoGrad runs fn with gradient recording off (for evaluation and sampling).
+// It nests, and applies to every goroutine while fn runs.
+func NoGrad(fn func()) {
+	noGrad.Add(1)
+	defer noGrad.Add(-1)
+	fn()
+}
+
+// GradEnabled reports whether ops record gradients.
+func GradEnabled() bool { return noGrad.Load() == 0 }
+
+func numel(shape []int) int {
+	n := 1
+	for _, s := range shape {
+		if s < 0 {
+			panic(fmt.Sprintf("tensor: negative dimension in %v", shape))
+		}
+		n *= s
+	}
+	return n
+}
+
+// New returns a zero tensor that is a leaf of the graph.
+func New(be backend.Backend, shape ...int) *Tensor {
+	sh := append([]int(nil), shape...)
+	return &Tensor{shape: sh, buf: be.Alloc(numel(sh), true), be: be}
+}
+
+// FromHost returns a leaf tensor holding a copy of data.
+func FromHost(be backend.Backend, data []float32, shape ...int) *Tensor {
+	if numel(shape) != len(data) {
+		panic(fmt.Sprintf("tensor: %d values for shape %v", len(data), shape))
+	}
+	t := &Tensor{shape: append([]int(nil), shape...), buf: be.Alloc(len(data), false), be: be}
+	be.Upload(t.buf, 0, data)
+	return t
+}
+
+// Scalar returns a 0-dim leaf tensor.
+func Scalar(be backend.Backend, v float32) *Tensor { return FromHost(be, []float32{v}) }
+
+// Shape returns the tensor's shape (do not modify it).
+func (t *Tensor) Shape() []int { return t.shape }
+
+// Dim returns the size of dimension i (negative i counts from the end).
+func (t *Tensor) Dim(i int) int {
+	if i < 0 {
+		i += len(t.shape)
+	}
+	return t.shape[i]
+}
+
+// Len returns the number of elements.
+func (t *Tensor) Len() int { return numel(t.shape) }
+
+// Backend returns the backend holding the tensor.
+func (t *Tensor) Backend() backend.Backend { return t.be }
+
+// Buffer returns the backend buffer (for backends and tests).
+func (t *Tensor) Buffer() backend.Buffer { t.live(); return t.buf }
+
+// Host copies the values to a new Go slice.
+func (t *Tensor) Host() []float32 {
+	t.live()
+	out := make([]float32, t.Len())
+	t.be.Download(out, t.buf, 0)
+	return out
+}
+
+// Item returns the single value of a one-element tensor.
+func (t *Tensor) Item() float32 {
+	if t.Len() != 1 {
+		panic(fmt.Sprintf("tensor: Item of shape %v", t.shape))
+	}
+	var v [1]float32
+	t.be.Download(v[:], t.buf, 0)
+	return v[0]
+}
+
+// Set overwrites the values from host data.
+func (t *Tensor) Set(data []float32) {
+	if len(data) != t.Len() {
+		panic(fmt.Sprintf("tensor: Set %d values into shape %v", len(data), t.shape))
+	}
+	t.be.Upload(t.buf, 0, data)
+}
+
+// RequiresGrad reports whether gradients flow to this tensor.
+func (t *Tensor) RequiresGrad() bool { return t.requiresGrad }
+
+// SetRequiresGrad marks a leaf as trainable (true) or frozen (false).
+func (t *Tensor) SetRequiresGrad(b bool) *Tensor {
+	t.requiresGrad = b
+	return t
+}
+
+// Grad returns the accumulated gradient as a tensor sharing its memory, or
+// nil if there is none yet.
+func (t *Tensor) Grad() *Tensor {
+	if t.grad == nil {
+		return nil
+	}
+	return &Tensor{shape: t.shape, buf: t.grad, be: t.be}
+}
+
+// GradBuffer returns the gradient's buffer, allocating a zero one if needed.
+func (t *Tensor) GradBuffer() backend.Buffer {
+	if t.grad == nil {
+		t.grad = t.be.Alloc(t.Len(), true)
+	}
+	return t.grad
+}
+
+// ZeroGrad sets the gradient to zero (keeping its memory).
+func (t *Tensor) ZeroGrad() {
+	if t.grad != nil {
+		t.be.Fill(t.grad, 0)
+	}
+}
+
+// Detach returns a leaf sharing t's memory, cut from the graph.
+func (t *Tensor) Detach() *Tensor {
+	return &Tensor{shape: t.shape, buf: t.buf, be: t.be}
+}
+
+// Clone returns a leaf copy of t in new memory.
+func (t *Tensor) Clone() *Tensor {
+	c := &Tensor{shape: append([]int(nil), t.shape...), buf: t.be.Alloc(t.Len(), false), be: t.be}
+	t.be.Copy2D(c.buf, 0, 0, t.buf, 0, 0, 1, t.Len(), false)
+	return c
+}
+
+// CopyFrom overwrites t's values with src's (same number of elements).
+func (t *Tensor) CopyFrom(src *Tensor) {
+	if src.Len() != t.Len() {
+		panic(fmt.Sprintf("tensor: CopyFrom %v into %v", src.shape, t.shape))
+	}
+	t.be.Copy2D(t.buf, 0, 0, src.buf, 0, 0, 1, t.Len(), false)
+}
+
+// Free gives a leaf's memory (and its gradient's) back to the backend.
+func (t *Tensor) Free() {
+	if t.freed {
+		return
+	}
+	t.freed = true
+	if !t.view {
+		t.be.Free(t.buf)
+	}
+	if t.grad != nil {
+		t.be.Free(t.grad)
+	}
+	for _, s := range t.saved {
+		t.be.Free(s)
+	}
+	t.buf, t.grad, t.saved, t.back, t.parents = nil, nil, nil, nil, nil
+}
+
+func (t *Tensor) live() {
+	if t.freed {
+		panic("tensor: use of a released tensor")
+	}
+}
+
+func (t *Tensor) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Tensor%v", t.shape)
+	if t.freed {
+		return b.String() + "(released)"
+	}
+	h := t.Host()
+	if len(h) > 8 {
+		fmt.Fprintf(&b, "%v...", h[:8])
+	} else {
+		fmt.Fprintf(&b, "%v", h)
+	}
+	return b.String()
+}
+
+// result makes the output tensor of an op over inputs, recording the graph.
+// The backward function is kept only if some input needs a gradient.
+func result(shape []int, inputs ...*Tensor) *Tensor {
+	be := inputs[0].be
+	out := &Tensor{shape: shape, be: be, buf: be.Alloc(numel(shape), false), parents: inputs}
+	if GradEnabled() {
+		for _, in := range inputs {
+			in.live()
+			if in.requiresGrad {
+				out.requiresGrad = true
+			}
+		}
+	}
+	return out
+}
+
+// saveBuf allocates a buffer that lives as long as t's graph node.
+func (t *Tensor) saveBuf(n int, zero bool) backend.Buffer {
+	b := t.be.Alloc(n, zero)
+	t.saved = append(t.saved, b)
+	return b
+}
+
+// Backward computes the gradient of loss (a one-element tensor) with
+// respect to every tensor in its graph that requires one, adding into the
+// leaves' gradients.
+func Backward(loss *Tensor) {
+	if loss.Len() != 1 {
+		panic(fmt.Sprintf("tensor: Backward of shape %v (want one element)", loss.shape))
+	}
+	if !loss.requiresGrad {
+		panic("tensor: Backward of a tensor that does not require grad")
+	}
+	order := topo(loss)
+	loss.be.Fill(loss.GradBuffer(), 1)
+	for i := len(order) - 1; i >= 0; i-- {
+		t := order[i]
+		if t.back != nil && t.grad != nil {
+			t.back()
+		}
+	}
+}
+
+// topo returns the graph below root in topological order (inputs first).
+func topo(root *Tensor) []*Tensor {
+	var order []*Tensor
+	seen := map[*Tensor]bool{}
+	type frame struct {
+		t *Tensor
+		i int
+	}
+	stack := []frame{{root, 0}}
+	seen[root] = true
+	for len(stack) > 0 {
+		f := &stack[len(stack)-1]
+		if f.i < len(f.t.parents) {
+			p := f.t.parents[f.i]
+			f.i++
+			if p != nil && !seen[p] && (p.requiresGrad || len(p.parents) > 0) {
+				seen[p] = true
+				stack = append(stack, frame{p, 0})
+			}
+			continue
+		}
+		order = append(order, f.t)
+		stack = stack[:len(stack)-1]
+	}
+	return order
+}
+
+// Release frees every intermediate tensor of the graph below root (root
+// included): their values, gradients and saved buffers go back to the
+// backend's pool. Leaves (parameters, inputs) are kept. Using a released
+// tensor panics.
+func Release(root *Tensor) {
+	stack := []*Tensor{root}
+	for len(stack) > 0 {
+		t := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if t == nil || t.freed || len(t.parents) == 0 {
+			continue
+		}
+		stack = append(stack, t.parents...)
+		t.Free()
+	}
+}
