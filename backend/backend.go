@@ -30,24 +30,24 @@ type Unary int
 
 // The elementwise functions.
 const (
-	Neg      Unary = iota
-	Exp            // e^x
-	Log            // ln x
-	Tanh           // tanh x
-	Sigmoid        // 1/(1+e^-x)
-	ReLU           // max(x,0)
-	GELUTanh       // GPT-2's tanh approximation ("gelu_new")
-	GELU           // exact, with erf
-	SiLU           // x*sigmoid(x)
-	Sqrt           // sqrt x
-	Square         // x*x
-	Abs            // |x|
-	Scale          // a*x
-	AddScalar      // x+a
-	ClampMin       // max(x,a)
-	ClampMax       // min(x,a)
-	PowScalar      // x^a
-	Recip          // 1/x
+	Neg       Unary = iota
+	Exp             // e^x
+	Log             // ln x
+	Tanh            // tanh x
+	Sigmoid         // 1/(1+e^-x)
+	ReLU            // max(x,0)
+	GELUTanh        // GPT-2's tanh approximation ("gelu_new")
+	GELU            // exact, with erf
+	SiLU            // x*sigmoid(x)
+	Sqrt            // sqrt x
+	Square          // x*x
+	Abs             // |x|
+	Scale           // a*x
+	AddScalar       // x+a
+	ClampMin        // max(x,a)
+	ClampMax        // min(x,a)
+	PowScalar       // x^a
+	Recip           // 1/x
 )
 
 // Binary names an elementwise function of two tensors.
@@ -79,13 +79,13 @@ const MaxDims = 6
 // batch i starts at i*Stride (0 shares one matrix over the batch). Leading
 // dimensions are the row lengths as stored.
 type Gemm struct {
-	TransA, TransB          bool
-	M, N, K                 int
-	Alpha, Beta             float32
-	Batch                   int
-	LDA, LDB, LDC           int
+	TransA, TransB            bool
+	M, N, K                   int
+	Alpha, Beta               float32
+	Batch                     int
+	LDA, LDB, LDC             int
 	StrideA, StrideB, StrideC int
-	OffA, OffB, OffC        int
+	OffA, OffB, OffC          int
 }
 
 // Attention describes fused causal multi-head attention with grouped-query

@@ -109,7 +109,7 @@ func TestGradUnary(t *testing.T) {
 		"relu":       ReLU, "abs": Abs,
 		"sum": Sum, "mean": Mean, "sum_last": SumLast, "mean_last": MeanLast,
 		"softmax": Softmax, "log_softmax": LogSoftmax,
-		"l2norm":  func(x *Tensor) *Tensor { return L2Normalize(x, 1e-12) },
+		"l2norm": func(x *Tensor) *Tensor { return L2Normalize(x, 1e-12) },
 	}
 	for _, name := range sortedKeys(ops) {
 		op := ops[name]
@@ -250,7 +250,7 @@ func TestGradAttention(t *testing.T) {
 	r := rand.New(rand.NewPCG(11, 12))
 	for _, c := range []struct {
 		B, T, S, H, HKV, D int
-		causal, mask     bool
+		causal, mask       bool
 	}{
 		{1, 1, 1, 1, 1, 1, true, false},
 		{2, 5, 5, 2, 2, 3, true, false},
