@@ -18,6 +18,10 @@ type task struct {
 }
 
 var (
+	// wgPool recycles the WaitGroups of Parallel calls, so that a call
+	// allocates nothing.
+	wgPool = sync.Pool{New: func() any { return new(sync.WaitGroup) }}
+
 	poolOnce sync.Once
 	poolCh   chan task
 	nthreads atomic.Int32
@@ -72,7 +76,8 @@ func Parallel(n, grain int, fn func(lo, hi int)) {
 		fn(0, n)
 		return
 	}
-	var wg sync.WaitGroup
+	wg := wgPool.Get().(*sync.WaitGroup)
+	defer wgPool.Put(wg)
 	chunk := (n + t - 1) / t
 	for i := 1; i < t; i++ {
 		lo := i * chunk
@@ -81,7 +86,7 @@ func Parallel(n, grain int, fn func(lo, hi int)) {
 			break
 		}
 		wg.Add(1)
-		poolCh <- task{fn: fn, lo: lo, hi: hi, wg: &wg}
+		poolCh <- task{fn: fn, lo: lo, hi: hi, wg: wg}
 	}
 	fn(0, min(chunk, n))
 	wg.Wait()

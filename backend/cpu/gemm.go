@@ -1,0 +1,361 @@
+package cpu
+
+//go:generate go run gemm_gen.go
+
+import (
+	"fmt"
+	"sync"
+)
+
+// A gemmKernel is one micro-kernel family: it computes tiles of at most
+// mr x nr values of C from packed panels whose B rows are padded to a
+// multiple of vec values.
+type gemmKernel struct {
+	name    string
+	mr, nr  int // largest tile
+	vec     int // B panel width granularity (one vector)
+	kc, nc  int // cache blocking: k values per block, columns of B per packed block
+	mc      int // rows of A per packed block
+	compute func(kc int, a, b, c []float32, ldc, mr, nr int, alpha, beta float32)
+}
+
+// gemmKernels lists the kernels this machine can run, best first; the first
+// is the one Sgemm uses. Tests force the others through useKernel.
+var gemmKernels []*gemmKernel
+
+var activeKernel *gemmKernel
+
+func init() {
+	gemmKernels = append(archKernels(), genericKernel)
+	activeKernel = gemmKernels[0]
+}
+
+// useKernel makes Sgemm use the named kernel and returns the previous one's
+// name; it is for tests.
+func useKernel(name string) string {
+	prev := activeKernel.name
+	for _, k := range gemmKernels {
+		if k.name == name {
+			activeKernel = k
+			return prev
+		}
+	}
+	panic("cpu: no gemm kernel " + name)
+}
+
+// GemmKernel names the micro-kernel Sgemm uses on this machine ("avx512",
+// "avx2" or "go").
+func GemmKernel() string { return activeKernel.name }
+
+// Sgemm computes C = alpha*op(A)*op(B) + beta*C over row-major float32
+// matrices, where op(A) is m x k and op(B) is k x n. A is stored m x k with
+// row stride lda >= k, or k x m with lda >= m when transA is set; likewise B
+// is k x n (ldb >= n) or, transposed, n x k (ldb >= k). C is m x n with
+// ldc >= n. When beta is 0, C is only written, so NaNs in it do not
+// propagate. The work is split across the worker pool by output tiles, never
+// along k, so results are bit-identical for any thread count.
+func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	gemm(Threads(), transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+// SgemmST is Sgemm on the calling goroutine alone, for kernels that are
+// already parallel (attention runs one per head). It gives the same results
+// as Sgemm.
+func SgemmST(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	gemm(1, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+// minParallelFlops is the work below which waking a worker costs more than
+// it saves.
+const minParallelFlops = 1 << 18
+
+func gemm(threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	checkGemm(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
+	if m == 0 || n == 0 {
+		return
+	}
+	kern := activeKernel
+	if k == 0 || alpha == 0 {
+		scaleC(m, n, beta, c, ldc)
+		return
+	}
+	call := getCall()
+	*call = gemmCall{
+		kern: kern, transA: transA, transB: transB, m: m, n: n, k: k,
+		alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc,
+		fn: call.fn,
+	}
+	// Split C into parts along its longer side. Column splits fall on whole
+	// vectors so every part runs full-width kernels.
+	parts := 1
+	if threads > 1 && 2*m*n*k >= minParallelFlops {
+		call.splitN = n > m
+		if call.splitN {
+			parts = min(threads, (n+kern.vec-1)/kern.vec)
+		} else {
+			parts = min(threads, m)
+		}
+	}
+	call.parts = parts
+	if parts == 1 {
+		call.run(0, 1)
+	} else {
+		Parallel(parts, 1, call.fn)
+	}
+	putCall(call)
+}
+
+// checkGemm panics with a clear message when the arguments describe
+// matrices that do not fit in the slices.
+func checkGemm(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
+	if m < 0 || n < 0 || k < 0 {
+		panic(fmt.Sprintf("cpu: Sgemm: negative size m=%d n=%d k=%d", m, n, k))
+	}
+	check := func(name string, rows, cols int, s []float32, ld int) {
+		if ld < max(cols, 1) {
+			panic(fmt.Sprintf("cpu: Sgemm: ld%s=%d < %d columns", name, ld, cols))
+		}
+		if rows > 0 && cols > 0 && len(s) < (rows-1)*ld+cols {
+			panic(fmt.Sprintf("cpu: Sgemm: %s has %d values, a %dx%d matrix with stride %d needs %d", name, len(s), rows, cols, ld, (rows-1)*ld+cols))
+		}
+	}
+	if transA {
+		check("a", k, m, a, lda)
+	} else {
+		check("a", m, k, a, lda)
+	}
+	if transB {
+		check("b", n, k, b, ldb)
+	} else {
+		check("b", k, n, b, ldb)
+	}
+	check("c", m, n, c, ldc)
+}
+
+// scaleC sets C = beta*C, writing zeros when beta is 0.
+func scaleC(m, n int, beta float32, c []float32, ldc int) {
+	for i := 0; i < m; i++ {
+		row := c[i*ldc : i*ldc+n]
+		if beta == 0 {
+			clear(row)
+		} else if beta != 1 {
+			for j := range row {
+				row[j] *= beta
+			}
+		}
+	}
+}
+
+// A gemmCall holds the arguments of one Sgemm call for its parts. Calls are
+// recycled so that a call allocates nothing, closure included.
+type gemmCall struct {
+	kern           *gemmKernel
+	transA, transB bool
+	m, n, k        int
+	alpha, beta    float32
+	a, b, c        []float32
+	lda, ldb, ldc  int
+	parts          int
+	splitN         bool
+	fn             func(lo, hi int) // call.run, bound once
+}
+
+var (
+	callMu   sync.Mutex
+	freeCall []*gemmCall
+)
+
+func getCall() *gemmCall {
+	callMu.Lock()
+	defer callMu.Unlock()
+	if n := len(freeCall); n > 0 {
+		c := freeCall[n-1]
+		freeCall = freeCall[:n-1]
+		return c
+	}
+	c := new(gemmCall)
+	c.fn = c.run
+	return c
+}
+
+func putCall(c *gemmCall) {
+	fn := c.fn
+	*c = gemmCall{fn: fn}
+	callMu.Lock()
+	freeCall = append(freeCall, c)
+	callMu.Unlock()
+}
+
+// run computes parts [lo, hi) of the call.
+func (g *gemmCall) run(lo, hi int) {
+	buf := getPack()
+	defer putPack(buf)
+	for part := lo; part < hi; part++ {
+		i0, i1, j0, j1 := 0, g.m, 0, g.n
+		if g.splitN {
+			// Whole vectors per part; the last part takes the rest.
+			nvec := (g.n + g.kern.vec - 1) / g.kern.vec
+			j0 = min(part*nvec/g.parts*g.kern.vec, g.n)
+			j1 = min((part+1)*nvec/g.parts*g.kern.vec, g.n)
+		} else {
+			i0 = part * g.m / g.parts
+			i1 = (part + 1) * g.m / g.parts
+		}
+		if i0 >= i1 || j0 >= j1 {
+			continue
+		}
+		a := g.a[i0*g.lda:]
+		if g.transA {
+			a = g.a[i0:]
+		}
+		b := g.b[j0:]
+		if g.transB {
+			b = g.b[j0*g.ldb:]
+		}
+		gemmBlocked(g.kern, buf, g.transA, g.transB, i1-i0, j1-j0, g.k, g.alpha, a, g.lda, b, g.ldb, g.beta, g.c[i0*g.ldc+j0:], g.ldc)
+	}
+}
+
+// packBuf holds one goroutine's packed panels. Buffers only grow and are
+// recycled, so steady-state calls allocate nothing.
+type packBuf struct{ a, b []float32 }
+
+var (
+	packMu   sync.Mutex
+	freePack []*packBuf
+)
+
+func getPack() *packBuf {
+	packMu.Lock()
+	defer packMu.Unlock()
+	if n := len(freePack); n > 0 {
+		p := freePack[n-1]
+		freePack = freePack[:n-1]
+		return p
+	}
+	return new(packBuf)
+}
+
+func putPack(p *packBuf) {
+	packMu.Lock()
+	freePack = append(freePack, p)
+	packMu.Unlock()
+}
+
+func grow(s []float32, n int) []float32 {
+	if cap(s) < n {
+		return make([]float32, n)
+	}
+	return s[:n]
+}
+
+// gemmBlocked computes C = alpha*op(A)*op(B) + beta*C on one goroutine:
+// k is cut into blocks of at most kern.kc (C accumulates over them in
+// order), A into packed blocks of kern.mc rows, B into packed blocks of
+// kern.nc columns, and each pair of micro-panels goes to the micro-kernel.
+// Rows are dealt into tiles of near-equal height so no thin tail tile runs
+// a starved kernel.
+func gemmBlocked(kern *gemmKernel, buf *packBuf, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	kcb := blockSize(k, kern.kc, 1)
+	mcb := blockSize(m, kern.mc, kern.mr)
+	ncb := kern.nc
+	for pc := 0; pc < k; pc += kcb {
+		kc := min(kcb, k-pc)
+		bet := beta
+		if pc > 0 {
+			bet = 1
+		}
+		for ic := 0; ic < m; ic += mcb {
+			mc := min(mcb, m-ic)
+			ntile := (mc + kern.mr - 1) / kern.mr
+			buf.a = grow(buf.a, mc*kc)
+			packA(buf.a, transA, a, lda, ic, pc, mc, kc, ntile)
+			for jc := 0; jc < n; jc += ncb {
+				nc := min(ncb, n-jc)
+				buf.b = grow(buf.b, kc*roundUp(nc, kern.vec))
+				packB(buf.b, transB, b, ldb, pc, jc, kc, nc, kern.nr, kern.vec)
+				for t := 0; t < ntile; t++ {
+					r0, r1 := t*mc/ntile, (t+1)*mc/ntile
+					ap := buf.a[r0*kc : r1*kc]
+					crow := c[(ic+r0)*ldc+jc:]
+					bo := 0
+					for j := 0; j < nc; j += kern.nr {
+						nr := min(kern.nr, nc-j)
+						w := roundUp(nr, kern.vec)
+						kern.compute(kc, ap, buf.b[bo:bo+kc*w], crow[j:], ldc, r1-r0, nr, alpha, bet)
+						bo += kc * w
+					}
+				}
+			}
+		}
+	}
+}
+
+// blockSize cuts n into the fewest blocks of at most max (a multiple of
+// unit, unless n is smaller) and returns the size of equal blocks.
+func blockSize(n, max, unit int) int {
+	if n <= max {
+		return n
+	}
+	nb := (n + max - 1) / max
+	return roundUp((n+nb-1)/nb, unit)
+}
+
+func roundUp(n, m int) int { return (n + m - 1) / m * m }
+
+// packA packs rows [i0, i0+mc) and columns [p0, p0+kc) of op(A) into ntile
+// micro-panels of near-equal height; panel t holds kc steps of its rows.
+func packA(dst []float32, trans bool, a []float32, lda, i0, p0, mc, kc, ntile int) {
+	for t := 0; t < ntile; t++ {
+		r0, r1 := t*mc/ntile, (t+1)*mc/ntile
+		mr := r1 - r0
+		d := dst[r0*kc : r1*kc]
+		if trans {
+			// A is stored k x m: each step is mr consecutive values.
+			for p := 0; p < kc; p++ {
+				src := a[(p0+p)*lda+i0+r0:]
+				copy(d[p*mr:p*mr+mr], src[:mr])
+			}
+			continue
+		}
+		for i := 0; i < mr; i++ {
+			src := a[(i0+r0+i)*lda+p0:]
+			src = src[:kc]
+			for p, v := range src {
+				d[p*mr+i] = v
+			}
+		}
+	}
+}
+
+// packB packs rows [p0, p0+kc) and columns [j0, j0+nc) of op(B) into
+// micro-panels nr columns wide (the last one narrower, padded with zeros
+// to a multiple of vec); each panel holds kc rows.
+func packB(dst []float32, trans bool, b []float32, ldb, p0, j0, kc, nc, nr, vec int) {
+	o := 0
+	for j := 0; j < nc; j += nr {
+		w := min(nr, nc-j)
+		wp := roundUp(w, vec)
+		d := dst[o : o+kc*wp]
+		o += kc * wp
+		if trans {
+			// B is stored n x k: column jj of the panel is a row of B.
+			for jj := 0; jj < w; jj++ {
+				src := b[(j0+j+jj)*ldb+p0:]
+				src = src[:kc]
+				for p, v := range src {
+					d[p*wp+jj] = v
+				}
+			}
+		} else {
+			for p := 0; p < kc; p++ {
+				copy(d[p*wp:p*wp+w], b[(p0+p)*ldb+j0+j:])
+			}
+		}
+		if w < wp {
+			for p := 0; p < kc; p++ {
+				clear(d[p*wp+w : p*wp+wp])
+			}
+		}
+	}
+}

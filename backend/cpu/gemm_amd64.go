@@ -1,0 +1,68 @@
+//go:build !purego
+
+package cpu
+
+import "golang.org/x/sys/cpu"
+
+// asmKernel is the signature of the generated micro-kernels in
+// gemm_amd64.s; see gemm_gen.go for their contract.
+type asmKernel func(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+var (
+	avx512Kernel = &gemmKernel{
+		name: "avx512", mr: 14, nr: 32, vec: 16,
+		kc: 384, nc: 256, mc: 1024,
+		compute: compute512,
+	}
+	avx2Kernel = &gemmKernel{
+		name: "avx2", mr: 6, nr: 16, vec: 8,
+		kc: 256, nc: 256, mc: 1024,
+		compute: compute256,
+	}
+)
+
+func archKernels() []*gemmKernel {
+	var ks []*gemmKernel
+	if cpu.X86.HasAVX512F && cpu.X86.HasAVX512VL {
+		ks = append(ks, avx512Kernel)
+	}
+	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
+		ks = append(ks, avx2Kernel)
+	}
+	return ks
+}
+
+// compute512 runs an AVX-512 kernel on a tile of up to 14 x 32; the last
+// vector of each row is masked to nr columns.
+func compute512(kc int, a, b, c []float32, ldc, mr, nr int, alpha, beta float32) {
+	nv := (nr + 15) / 16
+	mask := 1<<(nr-16*(nv-1)) - 1
+	_ = a[kc*mr-1]
+	_ = b[kc*16*nv-1]
+	_ = c[(mr-1)*ldc+nr-1]
+	kernels512[nv-1][mr-1](kc, &a[0], &b[0], &c[0], ldc, alpha, beta, mask)
+}
+
+// compute256 runs an AVX2 kernel on a tile of up to 6 x 16. A tile whose
+// width is not a whole number of vectors goes through a scratch tile, with
+// the same arithmetic.
+func compute256(kc int, a, b, c []float32, ldc, mr, nr int, alpha, beta float32) {
+	nv := (nr + 7) / 8
+	_ = a[kc*mr-1]
+	_ = b[kc*8*nv-1]
+	_ = c[(mr-1)*ldc+nr-1]
+	if nr == 8*nv {
+		kernels256[nv-1][mr-1](kc, &a[0], &b[0], &c[0], ldc, alpha, beta, 0)
+		return
+	}
+	var t [6 * 16]float32
+	if beta != 0 {
+		for i := 0; i < mr; i++ {
+			copy(t[i*16:i*16+nr], c[i*ldc:])
+		}
+	}
+	kernels256[nv-1][mr-1](kc, &a[0], &b[0], &t[0], 16, alpha, beta, 0)
+	for i := 0; i < mr; i++ {
+		copy(c[i*ldc:i*ldc+nr], t[i*16:])
+	}
+}
