@@ -58,6 +58,11 @@ func (k Kind) String() string {
 // becomes one user message for its prompt and one assistant message for
 // each answer, and Plain records that it was plain text, for stages that
 // treat plain text differently (no chat template).
+//
+// No message is blank, with one exception: an answer that is compared with
+// others (chosen, rejected, a ranked completion) may be empty, since saying
+// nothing can be the better or the worse answer; Anthropic's HH-RLHF data
+// has a few such answers.
 type Example struct {
 	Kind Kind
 

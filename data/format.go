@@ -157,7 +157,7 @@ func parseMessages(r *record) ([]Example, string, error) {
 	if !r.has("messages") {
 		return nil, "", r.missing("messages")
 	}
-	msgs, err := r.messages(r.fields["messages"], q("messages"))
+	msgs, err := r.messages(r.fields["messages"], q("messages"), false)
 	if err != nil {
 		return nil, "", err
 	}
@@ -172,7 +172,7 @@ func parsePromptCompletion(r *record) ([]Example, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	c, cPlain, err := r.answer("completion")
+	c, cPlain, err := r.answer("completion", false)
 	if err != nil {
 		return nil, "", err
 	}
@@ -197,11 +197,11 @@ func parsePreference(r *record) ([]Example, string, error) {
 		}
 		return []Example{{Kind: Preference, Prompt: p, Chosen: chosen, Rejected: rejected, Plain: plain}}, form(plain) + ", explicit prompt", nil
 	}
-	cs, cm, cPlain, err := r.turns("chosen")
+	cs, cm, cPlain, err := r.turns("chosen", true)
 	if err != nil {
 		return nil, "", err
 	}
-	rs, rm, rPlain, err := r.turns("rejected")
+	rs, rm, rPlain, err := r.turns("rejected", true)
 	if err != nil {
 		return nil, "", err
 	}
@@ -233,8 +233,8 @@ func parsePreference(r *record) ([]Example, string, error) {
 	return []Example{ex}, form(cPlain) + ", implicit prompt", nil
 }
 
-// parseAnswerField decodes an answer: a string or a list of messages.
-func parseAnswerField(r *record, key string) ([]Message, bool, error) { return r.answer(key) }
+// parseAnswerField decodes a compared answer: a string or a list of messages.
+func parseAnswerField(r *record, key string) ([]Message, bool, error) { return r.answer(key, true) }
 
 // pair decodes "chosen" and "rejected" with answer, checking that both have
 // the same form and differ.
@@ -261,7 +261,7 @@ func parseUnpaired(r *record) ([]Example, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	c, cPlain, err := r.answer("completion")
+	c, cPlain, err := r.answer("completion", false)
 	if err != nil {
 		return nil, "", err
 	}
@@ -337,7 +337,10 @@ func parseAlpaca(r *record) ([]Example, string, error) {
 	prompt = append(prompt, userTurn(instr, input))
 	if !r.has("output") && (r.has("chosen") || r.has("rejected")) {
 		chosen, rejected, _, err := r.pair(func(r *record, key string) ([]Message, bool, error) {
-			s, err := r.text(key)
+			if !r.has(key) {
+				return nil, false, r.missing(key)
+			}
+			s, err := r.decodeString(r.fields[key], q(key))
 			return []Message{{Role: "assistant", Content: s}}, true, err
 		})
 		if err != nil {
@@ -399,7 +402,7 @@ func parseShareGPT(r *record) ([]Example, string, error) {
 	if !r.has("conversations") {
 		return nil, "", r.missing("conversations")
 	}
-	conv, err := r.messages(r.fields["conversations"], q("conversations"))
+	conv, err := r.messages(r.fields["conversations"], q("conversations"), false)
 	if err != nil {
 		return nil, "", err
 	}
@@ -428,10 +431,10 @@ func parseShareGPT(r *record) ([]Example, string, error) {
 		}
 		v := r.fields[key]
 		if v[0] == '"' {
-			s, err := r.text(key)
+			s, err := r.decodeString(v, q(key))
 			return []Message{{Role: "assistant", Content: s}}, false, err
 		}
-		m, err := r.message(v, q(key))
+		m, err := r.message(v, q(key), true)
 		if err != nil {
 			return nil, false, err
 		}
@@ -471,12 +474,9 @@ func parseRanking(r *record) ([]Example, string, error) {
 			if err != nil {
 				return nil, "", err
 			}
-			if strings.TrimSpace(s) == "" {
-				return nil, "", r.fail(path, "is empty")
-			}
 			comps[i] = []Message{{Role: "assistant", Content: s}}
 		case len(it) > 0 && it[0] == '[' && !pPlain:
-			if comps[i], err = r.messages(it, path); err != nil {
+			if comps[i], err = r.messages(it, path, true); err != nil {
 				return nil, "", err
 			}
 			if err := r.checkTurns(comps[i], path, "assistant", "assistant"); err != nil {

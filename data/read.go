@@ -170,7 +170,7 @@ func NewReader(rd io.Reader, name string, opts ReadOptions) (*Reader, error) {
 		return r, nil
 	}
 	r.lines = bufio.NewScanner(br)
-	r.lines.Buffer(make([]byte, 0, 64<<10), r.opts.MaxLineBytes)
+	r.lines.Buffer(make([]byte, 0, min(64<<10, r.opts.MaxLineBytes)), r.opts.MaxLineBytes)
 	return r, nil
 }
 
@@ -256,7 +256,7 @@ func (r *Reader) nextRecord() (*record, error) {
 			continue
 		}
 		rec := &record{file: r.name, line: r.line, raw: b}
-		if err := rec.decode(1); err != nil {
+		if err := rec.decode(rec.line); err != nil {
 			return nil, err
 		}
 		return rec, nil
@@ -283,17 +283,14 @@ func (r *Reader) nextElement() (*record, error) {
 			return nil, r.syntaxError(err)
 		}
 		if _, err := r.dec.Token(); err != io.EOF {
-			return nil, &Error{File: r.name, Line: r.lineAt(int(r.dec.InputOffset())), Msg: "data after the end of the JSON array"}
+			return nil, &Error{File: r.name, Line: r.lineAt(r.skipSpace(int(r.dec.InputOffset()))), Msg: "data after the end of the JSON array"}
 		}
 		return nil, io.EOF
 	}
-	start := int(r.dec.InputOffset())
-	for start < len(r.data) && (r.data[start] == ',' || isSpace(r.data[start])) {
-		start++
-	}
+	start := r.skipSpace(int(r.dec.InputOffset()))
 	var raw json.RawMessage
 	if err := r.dec.Decode(&raw); err != nil {
-		return nil, r.syntaxError(err)
+		return nil, r.elementError(err, start)
 	}
 	r.index++
 	rec := &record{file: r.name, line: r.lineAt(start), index: r.index, raw: raw}
@@ -316,15 +313,38 @@ func (r *Reader) lineAt(off int) int {
 	return r.line
 }
 
+// syntaxError places an error of the JSON array's structure (around its
+// elements) at the first byte the decoder has not taken.
 func (r *Reader) syntaxError(err error) error {
-	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		return &Error{File: r.name, Line: r.lineAt(int(se.Offset)), Msg: "invalid JSON: " + se.Error()}
-	}
+	off := r.skipSpace(int(r.dec.InputOffset()))
 	if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
 		return &Error{File: r.name, Line: r.lineAt(len(r.data)), Msg: "invalid JSON: the array is not closed"}
 	}
-	return &Error{File: r.name, Line: r.lineAt(int(r.dec.InputOffset())), Msg: "invalid JSON: " + err.Error()}
+	return &Error{File: r.name, Line: r.lineAt(off), Msg: "invalid JSON: " + err.Error()}
+}
+
+// elementError places an error decoding the element that starts at byte
+// start. The decoder's offsets are not relative to anything fixed, so the
+// element is decoded again on its own to find where it breaks.
+func (r *Reader) elementError(err error, start int) error {
+	var raw json.RawMessage
+	var se *json.SyntaxError
+	switch e := json.NewDecoder(bytes.NewReader(r.data[start:])).Decode(&raw); {
+	case errors.As(e, &se):
+		return &Error{File: r.name, Line: r.lineAt(start + int(se.Offset)), Msg: "invalid JSON: " + se.Error()}
+	case e == io.EOF || errors.Is(e, io.ErrUnexpectedEOF):
+		return &Error{File: r.name, Line: r.lineAt(len(r.data)), Msg: "invalid JSON: the array is not closed"}
+	}
+	return &Error{File: r.name, Line: r.lineAt(start), Msg: "invalid JSON: " + err.Error()}
+}
+
+// skipSpace returns the offset of the first byte at or after off that is
+// not white space or a comma.
+func (r *Reader) skipSpace(off int) int {
+	for off < len(r.data) && (r.data[off] == ',' || isSpace(r.data[off])) {
+		off++
+	}
+	return off
 }
 
 // decode checks the record's bytes and decodes its top-level fields.

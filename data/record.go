@@ -185,8 +185,9 @@ var roleAliases = map[string]string{
 }
 
 // message decodes one message object: {"role","content"} as TRL and OpenAI
-// write it, or {"from","value"} as ShareGPT does.
-func (r *record) message(v json.RawMessage, path string) (Message, error) {
+// write it, or {"from","value"} as ShareGPT does. Content must not be blank,
+// except for an assistant message when compared is set (see [Example]).
+func (r *record) message(v json.RawMessage, path string, compared bool) (Message, error) {
 	m, err := r.object(v, path)
 	if err != nil {
 		return Message{}, err
@@ -220,14 +221,14 @@ func (r *record) message(v json.RawMessage, path string) (Message, error) {
 	if err != nil {
 		return Message{}, err
 	}
-	if strings.TrimSpace(content) == "" {
+	if strings.TrimSpace(content) == "" && !(compared && norm == "assistant") {
 		return Message{}, r.fail(path+"."+contentKey, "is empty")
 	}
 	return Message{Role: norm, Content: content}, nil
 }
 
 // messages decodes a non-empty list of messages.
-func (r *record) messages(v json.RawMessage, path string) ([]Message, error) {
+func (r *record) messages(v json.RawMessage, path string, compared bool) ([]Message, error) {
 	items, err := r.list(v, path)
 	if err != nil {
 		return nil, err
@@ -237,7 +238,7 @@ func (r *record) messages(v json.RawMessage, path string) ([]Message, error) {
 	}
 	msgs := make([]Message, len(items))
 	for i, it := range items {
-		if msgs[i], err = r.message(it, fmt.Sprintf("%s[%d]", path, i)); err != nil {
+		if msgs[i], err = r.message(it, fmt.Sprintf("%s[%d]", path, i), compared); err != nil {
 			return nil, err
 		}
 	}
@@ -281,18 +282,23 @@ func other(role string) string {
 }
 
 // turns decodes a field that is either a string (standard form) or a list
-// of messages (conversational form), and reports which it was.
-func (r *record) turns(key string) (s string, msgs []Message, plain bool, err error) {
+// of messages (conversational form), and reports which it was. compared
+// lets an answer be empty.
+func (r *record) turns(key string, compared bool) (s string, msgs []Message, plain bool, err error) {
 	if !r.has(key) {
 		return "", nil, false, r.missing(key)
 	}
 	v := r.fields[key]
 	switch v[0] {
 	case '"':
-		s, err = r.text(key)
+		if compared {
+			s, err = r.decodeString(v, q(key))
+		} else {
+			s, err = r.text(key)
+		}
 		return s, nil, true, err
 	case '[':
-		msgs, err = r.messages(v, q(key))
+		msgs, err = r.messages(v, q(key), compared)
 		return "", msgs, false, err
 	}
 	return "", nil, false, r.fail(q(key), "is %s, want a string or a list of messages", jsonType(v))
@@ -300,7 +306,7 @@ func (r *record) turns(key string) (s string, msgs []Message, plain bool, err er
 
 // prompt decodes a prompt field: a string becomes one user message.
 func (r *record) prompt(key string) ([]Message, bool, error) {
-	s, msgs, plain, err := r.turns(key)
+	s, msgs, plain, err := r.turns(key, false)
 	if err != nil {
 		return nil, false, err
 	}
@@ -311,8 +317,9 @@ func (r *record) prompt(key string) ([]Message, bool, error) {
 }
 
 // answer decodes an answer field: a string becomes one assistant message.
-func (r *record) answer(key string) ([]Message, bool, error) {
-	s, msgs, plain, err := r.turns(key)
+// compared lets the answer be empty.
+func (r *record) answer(key string, compared bool) ([]Message, bool, error) {
+	s, msgs, plain, err := r.turns(key, compared)
 	if err != nil {
 		return nil, false, err
 	}
