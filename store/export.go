@@ -1,0 +1,147 @@
+package store
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/golem-ml/golem/tokenizer"
+)
+
+// Demonstrations calls fn with every demonstration and its prompt, oldest
+// first. An error from fn stops the walk and is returned.
+func (s *Store) Demonstrations(ctx context.Context, fn func(Prompt, Demonstration) error) error {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+promptColumns+`, `+demonstrationColumns+`
+		FROM demonstrations d JOIN prompts p ON p.id = d.prompt_id ORDER BY d.id`)
+	if err != nil {
+		return fmt.Errorf("store: demonstrations: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var p Prompt
+		var d Demonstration
+		if err := scanPrompt(rows, &p, &d.ID, &d.PromptID, &d.AnnotatorID, &d.Response, &d.CreatedAt, &d.UpdatedAt); err != nil {
+			return fmt.Errorf("store: demonstrations: %w", err)
+		}
+		d.CreatedAt, d.UpdatedAt = d.CreatedAt.UTC(), d.UpdatedAt.UTC()
+		if err := fn(p, d); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("store: demonstrations: %w", err)
+	}
+	return nil
+}
+
+// Rankings calls fn with every ranking (comparisons included) and its
+// prompt, oldest first. An error from fn stops the walk and is returned.
+func (s *Store) Rankings(ctx context.Context, fn func(Prompt, Ranking) error) error {
+	return s.eachRanking(ctx, s.db, `1 = 1`, nil, fn)
+}
+
+// ExportKind names a JSONL format ExportJSONL writes.
+type ExportKind string
+
+// The export formats, in TRL's conversational shapes.
+const (
+	// ExportSFT writes one line per demonstration: the prompt's messages
+	// followed by the demonstration as the assistant's turn,
+	//	{"messages": [{"role": "user", "content": "..."}, {"role": "assistant", "content": "..."}]}
+	ExportSFT ExportKind = "sft"
+	// ExportRankings writes one line per ranking: the prompt, the K answers
+	// as the assistant's turn each (in the order shown), and the ranking as
+	// indices into completions, best first,
+	//	{"prompt": [...], "completions": [[{"role": "assistant", ...}], ...], "ranking": [2, 0, 1]}
+	ExportRankings ExportKind = "rankings"
+	// ExportPreferences writes every pair a ranking orders, C(K, 2) lines per
+	// ranking, for reward models and DPO,
+	//	{"prompt": [...], "chosen": [{"role": "assistant", ...}], "rejected": [{"role": "assistant", ...}]}
+	ExportPreferences ExportKind = "preferences"
+)
+
+// ExportKinds lists the formats ExportJSONL knows.
+var ExportKinds = []ExportKind{ExportSFT, ExportRankings, ExportPreferences}
+
+type sftRecord struct {
+	Messages []tokenizer.Message `json:"messages"`
+}
+
+type rankingRecord struct {
+	Prompt      []tokenizer.Message   `json:"prompt"`
+	Completions [][]tokenizer.Message `json:"completions"`
+	Ranking     []int                 `json:"ranking"`
+}
+
+type preferenceRecord struct {
+	Prompt   []tokenizer.Message `json:"prompt"`
+	Chosen   []tokenizer.Message `json:"chosen"`
+	Rejected []tokenizer.Message `json:"rejected"`
+}
+
+func assistant(content string) []tokenizer.Message {
+	return []tokenizer.Message{{Role: "assistant", Content: content}}
+}
+
+// ExportJSONL writes the store's labels to w as JSONL in the given format and
+// returns the number of lines written.
+func (s *Store) ExportJSONL(ctx context.Context, w io.Writer, kind ExportKind) (int, error) {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	enc := json.NewEncoder(bw)
+	enc.SetEscapeHTML(false)
+	n := 0
+	write := func(v any) error {
+		if err := enc.Encode(v); err != nil {
+			return &writeError{err}
+		}
+		n++
+		return nil
+	}
+	var err error
+	switch kind {
+	case ExportSFT:
+		err = s.Demonstrations(ctx, func(p Prompt, d Demonstration) error {
+			msgs := append(p.Messages[:len(p.Messages):len(p.Messages)], tokenizer.Message{Role: "assistant", Content: d.Response})
+			return write(sftRecord{Messages: msgs})
+		})
+	case ExportRankings:
+		err = s.Rankings(ctx, func(p Prompt, r Ranking) error {
+			rec := rankingRecord{Prompt: p.Messages, Ranking: r.Order}
+			for _, resp := range r.Responses {
+				rec.Completions = append(rec.Completions, assistant(resp.Content))
+			}
+			return write(rec)
+		})
+	case ExportPreferences:
+		err = s.Rankings(ctx, func(p Prompt, r Ranking) error {
+			for _, pair := range r.Pairs() {
+				rec := preferenceRecord{Prompt: p.Messages, Chosen: assistant(r.Responses[pair[0]].Content), Rejected: assistant(r.Responses[pair[1]].Content)}
+				if err := write(rec); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	default:
+		return 0, fmt.Errorf("store: export: %w: unknown format %q (known: %q, %q, %q)", ErrInvalid, kind, ExportSFT, ExportRankings, ExportPreferences)
+	}
+	if err == nil {
+		if ferr := bw.Flush(); ferr != nil {
+			err = &writeError{ferr}
+		}
+	}
+	var we *writeError
+	if errors.As(err, &we) {
+		return n, fmt.Errorf("store: export %s: write: %w", kind, we.err)
+	}
+	return n, err
+}
+
+// writeError marks an error of the export's writer, as opposed to the store's.
+type writeError struct{ err error }
+
+func (e *writeError) Error() string { return e.err.Error() }
+func (e *writeError) Unwrap() error { return e.err }

@@ -1,0 +1,396 @@
+package store
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/golem-ml/golem/tokenizer"
+)
+
+// Prompt is a conversation waiting for the assistant's next turn: one or
+// more messages, the last from the user.
+type Prompt struct {
+	ID        int64
+	Messages  []tokenizer.Message
+	Source    string // where it came from: a file name, a data set
+	BatchID   int64  // the import that added it
+	CreatedAt time.Time
+}
+
+// Batch is one ImportPrompts call.
+type Batch struct {
+	ID         int64
+	Source     string
+	ImportedBy int64 // 0 when not recorded
+	Added      int   // new prompts
+	Skipped    int   // prompts already in the store (or twice in the input)
+	CreatedAt  time.Time
+}
+
+// ImportOptions describe an import.
+type ImportOptions struct {
+	// Name is the input's name in error messages, such as the file name;
+	// "input" when empty.
+	Name string
+	// Source is recorded with every prompt whose line has no "source";
+	// Name when empty.
+	Source string
+	// By is the id of the user importing; 0 for none.
+	By int64
+}
+
+// Limits on imported prompts.
+const (
+	maxLineBytes   = 4 << 20
+	maxMessages    = 256
+	maxSourceBytes = 1024
+)
+
+// promptLine is one line of an import: a TRL-style prompt, either
+// {"prompt": "text"}, {"prompt": [messages]} or {"messages": [messages]},
+// with an optional "source".
+type promptLine struct {
+	Prompt   json.RawMessage     `json:"prompt"`
+	Messages []tokenizer.Message `json:"messages"`
+	Source   *string             `json:"source"`
+}
+
+// ImportPrompts reads JSONL from r, one prompt a line, and adds them all in
+// one transaction: a bad line adds nothing and the error names the line.
+// Each line is {"prompt": "text"} (one user message), {"prompt": [messages]}
+// or {"messages": [messages]}, where messages are {"role", "content"} objects
+// (roles system, user, assistant; system only first; the last from the
+// user), with an optional "source" string. Blank lines are skipped. A prompt
+// already in the store is skipped and counted in Batch.Skipped, so
+// importing a file twice adds nothing the second time.
+func (s *Store) ImportPrompts(ctx context.Context, r io.Reader, opts ImportOptions) (Batch, error) {
+	name := opts.Name
+	if name == "" {
+		name = "input"
+	}
+	b := Batch{Source: opts.Source, ImportedBy: opts.By, CreatedAt: now()}
+	if b.Source == "" {
+		b.Source = name
+	}
+	if err := validSource(b.Source); err != nil {
+		return Batch{}, fmt.Errorf("store: %s: %w", name, err)
+	}
+	type parsed struct {
+		messages []tokenizer.Message
+		source   string
+		line     int
+	}
+	var prompts []parsed
+	br := bufio.NewReaderSize(r, 64<<10)
+	for lineNo := 1; ; lineNo++ {
+		line, err := readLine(br)
+		if err == io.EOF && line == nil {
+			break
+		}
+		if err != nil && err != io.EOF {
+			return Batch{}, fmt.Errorf("store: %s line %d: %w", name, lineNo, err)
+		}
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		msgs, source, perr := parsePromptLine(line)
+		if perr != nil {
+			return Batch{}, fmt.Errorf("store: %s line %d: %w", name, lineNo, perr)
+		}
+		if source == "" {
+			source = b.Source
+		}
+		prompts = append(prompts, parsed{msgs, source, lineNo})
+	}
+	if len(prompts) == 0 {
+		return Batch{}, fmt.Errorf("store: %s: %w: no prompts", name, ErrInvalid)
+	}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var by any
+		if opts.By != 0 {
+			by = opts.By
+		}
+		err := tx.QueryRowContext(ctx, s.q(`INSERT INTO import_batches (source, imported_by, added, skipped, created_at)
+			VALUES (?, ?, 0, 0, ?) RETURNING id`), b.Source, by, b.CreatedAt).Scan(&b.ID)
+		if isForeignKey(err) {
+			return fmt.Errorf("store: %s: importing user %d: %w", name, opts.By, ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("store: %s: %w", name, err)
+		}
+		stmt, err := tx.PrepareContext(ctx, s.q(`INSERT INTO prompts (conversation, conversation_sha256, source, batch_id, created_at)
+			VALUES (?, ?, ?, ?, ?) ON CONFLICT (conversation_sha256) DO NOTHING`))
+		if err != nil {
+			return fmt.Errorf("store: %s: %w", name, err)
+		}
+		defer stmt.Close()
+		for _, p := range prompts {
+			conv, sum := encodeConversation(p.messages)
+			res, err := stmt.ExecContext(ctx, conv, sum, p.source, b.ID, b.CreatedAt)
+			if err != nil {
+				return fmt.Errorf("store: %s line %d: %w", name, p.line, err)
+			}
+			if n, _ := res.RowsAffected(); n == 1 {
+				b.Added++
+			} else {
+				b.Skipped++
+			}
+		}
+		_, err = tx.ExecContext(ctx, s.q(`UPDATE import_batches SET added = ?, skipped = ? WHERE id = ?`), b.Added, b.Skipped, b.ID)
+		if err != nil {
+			return fmt.Errorf("store: %s: %w", name, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return Batch{}, err
+	}
+	return b, nil
+}
+
+// readLine returns the next line without its newline, or an error for a line
+// longer than maxLineBytes.
+func readLine(br *bufio.Reader) ([]byte, error) {
+	var line []byte
+	for {
+		chunk, err := br.ReadSlice('\n')
+		line = append(line, chunk...)
+		if len(line) > maxLineBytes {
+			return nil, fmt.Errorf("%w: line longer than %d bytes", ErrInvalid, maxLineBytes)
+		}
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if err == io.EOF && len(line) == 0 {
+			return nil, io.EOF
+		}
+		if err != nil && err != io.EOF {
+			return nil, err
+		}
+		return bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r")), nil
+	}
+}
+
+// parsePromptLine decodes and checks one import line.
+func parsePromptLine(line []byte) ([]tokenizer.Message, string, error) {
+	if !utf8.Valid(line) {
+		return nil, "", fmt.Errorf("%w: not valid UTF-8", ErrInvalid)
+	}
+	var pl promptLine
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&pl); err != nil {
+		return nil, "", fmt.Errorf("%w: %s", ErrInvalid, jsonError(err))
+	}
+	if dec.More() {
+		return nil, "", fmt.Errorf("%w: more than one JSON value on the line", ErrInvalid)
+	}
+	source := ""
+	if pl.Source != nil {
+		source = *pl.Source
+		if err := validSource(source); err != nil {
+			return nil, "", err
+		}
+	}
+	hasPrompt := len(pl.Prompt) > 0 && string(pl.Prompt) != "null"
+	var msgs []tokenizer.Message
+	switch {
+	case hasPrompt && pl.Messages != nil:
+		return nil, "", fmt.Errorf(`%w: both "prompt" and "messages"; give one`, ErrInvalid)
+	case hasPrompt && pl.Prompt[0] == '"':
+		var text string
+		if err := json.Unmarshal(pl.Prompt, &text); err != nil {
+			return nil, "", fmt.Errorf(`%w: "prompt": %s`, ErrInvalid, jsonError(err))
+		}
+		msgs = []tokenizer.Message{{Role: "user", Content: text}}
+	case hasPrompt && pl.Prompt[0] == '[':
+		dec := json.NewDecoder(bytes.NewReader(pl.Prompt))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&msgs); err != nil {
+			return nil, "", fmt.Errorf(`%w: "prompt": %s`, ErrInvalid, jsonError(err))
+		}
+	case hasPrompt:
+		return nil, "", fmt.Errorf(`%w: "prompt" must be a string or a list of messages`, ErrInvalid)
+	case pl.Messages != nil:
+		msgs = pl.Messages
+	default:
+		return nil, "", fmt.Errorf(`%w: "prompt" or "messages" missing`, ErrInvalid)
+	}
+	if err := validConversation(msgs); err != nil {
+		return nil, "", err
+	}
+	return msgs, source, nil
+}
+
+// validConversation checks a prompt's messages.
+func validConversation(msgs []tokenizer.Message) error {
+	if len(msgs) == 0 {
+		return fmt.Errorf("%w: no messages", ErrInvalid)
+	}
+	if len(msgs) > maxMessages {
+		return fmt.Errorf("%w: %d messages, more than %d", ErrInvalid, len(msgs), maxMessages)
+	}
+	for i, m := range msgs {
+		switch m.Role {
+		case "system":
+			if i != 0 {
+				return fmt.Errorf(`%w: message %d: "system" is allowed only as the first message`, ErrInvalid, i+1)
+			}
+		case "user", "assistant":
+		case "":
+			return fmt.Errorf(`%w: message %d: "role" missing`, ErrInvalid, i+1)
+		default:
+			return fmt.Errorf(`%w: message %d: role %q is not "system", "user" or "assistant"`, ErrInvalid, i+1, m.Role)
+		}
+		if strings.TrimSpace(m.Content) == "" {
+			return fmt.Errorf(`%w: message %d: "content" empty`, ErrInvalid, i+1)
+		}
+		if !utf8.ValidString(m.Content) {
+			return fmt.Errorf(`%w: message %d: "content" is not valid UTF-8`, ErrInvalid, i+1)
+		}
+	}
+	if last := msgs[len(msgs)-1].Role; last != "user" {
+		return fmt.Errorf(`%w: the last message is from %q; a prompt ends with the user's turn`, ErrInvalid, last)
+	}
+	return nil
+}
+
+func validSource(source string) error {
+	if len(source) > maxSourceBytes || !utf8.ValidString(source) {
+		return fmt.Errorf(`%w: "source" must be valid UTF-8 of at most %d bytes`, ErrInvalid, maxSourceBytes)
+	}
+	return nil
+}
+
+// jsonError rewords encoding/json's errors for people.
+func jsonError(err error) string {
+	var te *json.UnmarshalTypeError
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &te) && te.Field != "":
+		return fmt.Sprintf("field %q: got a JSON %s, want %s", te.Field, te.Value, jsonKind(te.Type.Kind().String()))
+	case errors.As(err, &te):
+		return fmt.Sprintf("got a JSON %s, want %s", te.Value, jsonKind(te.Type.Kind().String()))
+	case errors.As(err, &se):
+		return fmt.Sprintf("malformed JSON at byte %d: %s", se.Offset, strings.TrimPrefix(se.Error(), "json: "))
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		return "malformed JSON: unexpected end of line"
+	}
+	return strings.TrimPrefix(err.Error(), "json: ")
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "struct", "map":
+		return "an object"
+	case "slice", "array":
+		return "a list"
+	case "string":
+		return "a string"
+	}
+	return goKind
+}
+
+// encodeConversation returns the stored JSON of a conversation and its
+// SHA-256, which makes a prompt unique.
+func encodeConversation(msgs []tokenizer.Message) (string, string) {
+	b, _ := json.Marshal(msgs)
+	sum := sha256.Sum256(b)
+	return string(b), hex.EncodeToString(sum[:])
+}
+
+func decodeConversation(promptID int64, conv string) ([]tokenizer.Message, error) {
+	var msgs []tokenizer.Message
+	if err := json.Unmarshal([]byte(conv), &msgs); err != nil {
+		return nil, fmt.Errorf("store: prompt %d: stored conversation: %w", promptID, err)
+	}
+	return msgs, nil
+}
+
+const promptColumns = `p.id, p.conversation, p.source, p.batch_id, p.created_at`
+
+// scanPrompt scans promptColumns (and extra) from row.
+func scanPrompt(row interface{ Scan(...any) error }, p *Prompt, extra ...any) error {
+	var conv string
+	var batch sql.NullInt64
+	if err := row.Scan(append([]any{&p.ID, &conv, &p.Source, &batch, &p.CreatedAt}, extra...)...); err != nil {
+		return err
+	}
+	p.BatchID = batch.Int64
+	p.CreatedAt = p.CreatedAt.UTC()
+	var err error
+	p.Messages, err = decodeConversation(p.ID, conv)
+	return err
+}
+
+// Prompt returns the prompt with the given id.
+func (s *Store) Prompt(ctx context.Context, id int64) (Prompt, error) {
+	var p Prompt
+	err := scanPrompt(s.db.QueryRowContext(ctx, s.q(`SELECT `+promptColumns+` FROM prompts p WHERE p.id = ?`), id), &p)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Prompt{}, fmt.Errorf("store: prompt %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Prompt{}, fmt.Errorf("store: prompt %d: %w", id, err)
+	}
+	return p, nil
+}
+
+// CountPrompts returns the number of prompts in the store.
+func (s *Store) CountPrompts(ctx context.Context) (int, error) {
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM prompts`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("store: count prompts: %w", err)
+	}
+	return n, nil
+}
+
+// Task is a kind of labelling work.
+type Task string
+
+// The tasks. TaskRank and TaskCompare share one queue: an annotator makes at
+// most one ranking per prompt, and a comparison is a ranking of two.
+const (
+	TaskDemonstrate Task = "demonstrate" // write the assistant's answer
+	TaskRank        Task = "rank"        // order K model answers best to worst
+	TaskCompare     Task = "compare"     // pick the better of two answers
+)
+
+// NextPrompt returns the next prompt in annotatorID's queue for task: one the
+// annotator has not yet labelled for it, preferring the prompts with the
+// fewest labels of that kind from anyone, then the oldest. An empty queue is
+// ErrNotFound.
+func (s *Store) NextPrompt(ctx context.Context, annotatorID int64, task Task) (Prompt, error) {
+	var table string
+	switch task {
+	case TaskDemonstrate:
+		table = "demonstrations"
+	case TaskRank, TaskCompare:
+		table = "rankings"
+	default:
+		return Prompt{}, fmt.Errorf("store: %w: task %q is not %q, %q or %q", ErrInvalid, task, TaskDemonstrate, TaskRank, TaskCompare)
+	}
+	var p Prompt
+	err := scanPrompt(s.db.QueryRowContext(ctx, s.q(`SELECT `+promptColumns+` FROM prompts p
+		WHERE NOT EXISTS (SELECT 1 FROM `+table+` l WHERE l.prompt_id = p.id AND l.annotator_id = ?)
+		ORDER BY (SELECT COUNT(*) FROM `+table+` l WHERE l.prompt_id = p.id), p.id
+		LIMIT 1`), annotatorID), &p)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Prompt{}, fmt.Errorf("store: no prompt left to %s for annotator %d: %w", task, annotatorID, ErrNotFound)
+	}
+	if err != nil {
+		return Prompt{}, fmt.Errorf("store: next prompt: %w", err)
+	}
+	return p, nil
+}

@@ -1,0 +1,200 @@
+// Package store is the database of golem's human-feedback flywheel: the
+// annotators and their sessions, the prompts to label, the demonstrations
+// people write, and the rankings of K model answers they make (a pairwise
+// comparison is a ranking with K = 2). The reward, DPO and PPO stages read
+// it directly, and ExportJSONL writes the TRL-style files they read.
+//
+// A store is a single SQLite file by default (a pure-Go driver, no cgo) or a
+// PostgreSQL database for a team:
+//
+//	s, err := store.Open(ctx, "sqlite:labels.db")          // or "labels.db"
+//	s, err := store.Open(ctx, "postgres://user:pw@host/db")
+//
+// Every method that returns without error has committed its write: SQLite
+// runs in WAL mode with synchronous=FULL, PostgreSQL commits synchronously.
+// Errors wrap ErrNotFound, ErrForbidden, ErrConflict, ErrInvalid or
+// ErrUnauthorized, so callers test them with errors.Is.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// The errors a store's methods wrap. Test for them with errors.Is.
+var (
+	// ErrNotFound: the user, session, prompt or label does not exist, or
+	// the queue has no prompt left for the annotator.
+	ErrNotFound = errors.New("not found")
+	// ErrForbidden: the label belongs to another annotator.
+	ErrForbidden = errors.New("forbidden")
+	// ErrConflict: the row already exists (a taken username, a second
+	// label by the same annotator for the same prompt and task).
+	ErrConflict = errors.New("conflict")
+	// ErrInvalid: the input breaks a rule (an empty response, a ranking
+	// that is not a permutation, a malformed import line).
+	ErrInvalid = errors.New("invalid")
+	// ErrUnauthorized: the username or password is wrong.
+	ErrUnauthorized = errors.New("wrong username or password")
+)
+
+// Store is a handle on one database. It is safe for concurrent use.
+type Store struct {
+	db      *sql.DB
+	dialect dialect
+}
+
+type dialect int
+
+const (
+	dialectSQLite dialect = iota
+	dialectPostgres
+)
+
+func (d dialect) String() string {
+	if d == dialectPostgres {
+		return "postgres"
+	}
+	return "sqlite"
+}
+
+// sqliteParams configure every SQLite connection: WAL with synchronous=FULL
+// makes every committed transaction durable (against a crash of the process
+// and of the machine), foreign keys are enforced, writers wait for each other
+// for up to 10 s instead of failing, and transactions take the write lock
+// when they begin so that a read-then-write never deadlocks.
+const sqliteParams = "_busy_timeout=10000&_foreign_keys=1&_journal_mode=WAL&_synchronous=FULL&_txlock=immediate&_time_format=sqlite"
+
+// Open opens the store named by dsn and brings its schema up to date.
+//
+// dsn is "postgres://..." or "postgresql://..." for PostgreSQL (any
+// parameter libpq accepts, such as sslmode or search_path), or for SQLite
+// "sqlite:PATH" or a plain file path; the file is created when missing.
+func Open(ctx context.Context, dsn string) (*Store, error) {
+	s := &Store{}
+	var err error
+	switch {
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		s.dialect = dialectPostgres
+		s.db, err = sql.Open("pgx", dsn)
+		if err != nil {
+			return nil, fmt.Errorf("store: open postgres: %w", err)
+		}
+	default:
+		path := strings.TrimPrefix(dsn, "sqlite:")
+		if strings.HasPrefix(path, "//") { // sqlite:///abs/path
+			path = path[2:]
+		}
+		switch {
+		case path == "":
+			return nil, fmt.Errorf("store: %w: empty database path", ErrInvalid)
+		case path == ":memory:" || strings.HasPrefix(path, "file:"):
+			return nil, fmt.Errorf("store: %w: %q: give a file path (in-memory and URI databases are not supported)", ErrInvalid, path)
+		case strings.Contains(path, "?"):
+			return nil, fmt.Errorf("store: %w: %q: a database path may not contain '?'", ErrInvalid, path)
+		}
+		s.dialect = dialectSQLite
+		s.db, err = sql.Open("sqlite", path+"?"+sqliteParams)
+		if err != nil {
+			return nil, fmt.Errorf("store: open %s: %w", path, err)
+		}
+	}
+	if err := s.db.PingContext(ctx); err != nil {
+		s.db.Close()
+		return nil, fmt.Errorf("store: connect to %s: %w", s.dialect, err)
+	}
+	if err := s.migrate(ctx); err != nil {
+		s.db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Dialect reports "sqlite" or "postgres".
+func (s *Store) Dialect() string { return s.dialect.String() }
+
+// q rewrites a query written with ? placeholders for the store's dialect.
+func (s *Store) q(query string) string {
+	if s.dialect != dialectPostgres || !strings.Contains(query, "?") {
+		return query
+	}
+	var b strings.Builder
+	b.Grow(len(query) + 8)
+	n := 0
+	for i := 0; i < len(query); i++ {
+		if query[i] == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(query[i])
+	}
+	return b.String()
+}
+
+// queryer is what *sql.DB and *sql.Tx have in common.
+type queryer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// inTx runs fn in a transaction and commits it when fn returns nil.
+func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: commit: %w", err)
+	}
+	return nil
+}
+
+// isUnique reports whether err is a violated unique or primary-key constraint.
+func isUnique(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code == "23505"
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	}
+	return false
+}
+
+// isForeignKey reports whether err is a violated foreign-key constraint.
+func isForeignKey(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code == "23503"
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code() == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
+	}
+	return false
+}
+
+// now is the time stamped on new rows: UTC, to the microsecond, the
+// precision both databases keep.
+func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }

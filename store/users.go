@@ -1,0 +1,330 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"database/sql"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"golang.org/x/crypto/argon2"
+)
+
+// Role is what a user may do: an admin imports prompts, manages users and
+// exports data; an annotator labels.
+type Role string
+
+// The roles.
+const (
+	RoleAdmin     Role = "admin"
+	RoleAnnotator Role = "annotator"
+)
+
+// User is an account. The password hash never leaves the store.
+type User struct {
+	ID        int64
+	Username  string // lower case, unique
+	Name      string // shown in the app
+	Role      Role
+	CreatedAt time.Time
+}
+
+// NewUser is what CreateUser needs.
+type NewUser struct {
+	Username string // 1-64 letters, digits, '.', '_' or '-'; case-insensitive
+	Name     string // display name; the username when empty
+	Password string // 8-1024 bytes
+	Role     Role   // RoleAnnotator when empty
+}
+
+// Limits on user input.
+const (
+	minPassword = 8
+	maxPassword = 1024
+	maxUsername = 64
+	maxName     = 200
+)
+
+// CreateUser adds an account. A taken username is ErrConflict.
+func (s *Store) CreateUser(ctx context.Context, nu NewUser) (User, error) {
+	u := User{Username: strings.ToLower(nu.Username), Name: strings.TrimSpace(nu.Name), Role: nu.Role}
+	if err := validUsername(u.Username); err != nil {
+		return User{}, err
+	}
+	if u.Name == "" {
+		u.Name = u.Username
+	}
+	if !utf8.ValidString(u.Name) || len(u.Name) > maxName {
+		return User{}, fmt.Errorf("store: user %q: %w: name must be valid UTF-8 of at most %d bytes", u.Username, ErrInvalid, maxName)
+	}
+	if u.Role == "" {
+		u.Role = RoleAnnotator
+	}
+	if u.Role != RoleAdmin && u.Role != RoleAnnotator {
+		return User{}, fmt.Errorf("store: user %q: %w: role %q is not %q or %q", u.Username, ErrInvalid, u.Role, RoleAdmin, RoleAnnotator)
+	}
+	hash, err := hashPassword(nu.Password)
+	if err != nil {
+		return User{}, fmt.Errorf("store: user %q: %w", u.Username, err)
+	}
+	u.CreatedAt = now()
+	err = s.db.QueryRowContext(ctx, s.q(`INSERT INTO users (username, name, password_hash, role, created_at)
+		VALUES (?, ?, ?, ?, ?) RETURNING id`), u.Username, u.Name, hash, string(u.Role), u.CreatedAt).Scan(&u.ID)
+	if isUnique(err) {
+		return User{}, fmt.Errorf("store: user %q: %w: username taken", u.Username, ErrConflict)
+	}
+	if err != nil {
+		return User{}, fmt.Errorf("store: create user %q: %w", u.Username, err)
+	}
+	return u, nil
+}
+
+func validUsername(name string) error {
+	if name == "" || len(name) > maxUsername {
+		return fmt.Errorf("store: %w: username must have 1 to %d characters", ErrInvalid, maxUsername)
+	}
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return fmt.Errorf("store: %w: username %q: only letters, digits, '.', '_' and '-' are allowed", ErrInvalid, name)
+		}
+	}
+	return nil
+}
+
+const userColumns = `id, username, name, role, created_at`
+
+func scanUser(row interface{ Scan(...any) error }, u *User, extra ...any) error {
+	var role string
+	if err := row.Scan(append([]any{&u.ID, &u.Username, &u.Name, &role, &u.CreatedAt}, extra...)...); err != nil {
+		return err
+	}
+	u.Role = Role(role)
+	u.CreatedAt = u.CreatedAt.UTC()
+	return nil
+}
+
+// User returns the user with the given id.
+func (s *Store) User(ctx context.Context, id int64) (User, error) {
+	var u User
+	err := scanUser(s.db.QueryRowContext(ctx, s.q(`SELECT `+userColumns+` FROM users WHERE id = ?`), id), &u)
+	if errors.Is(err, sql.ErrNoRows) {
+		return User{}, fmt.Errorf("store: user %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return User{}, fmt.Errorf("store: user %d: %w", id, err)
+	}
+	return u, nil
+}
+
+// Users lists every user, oldest first.
+func (s *Store) Users(ctx context.Context) ([]User, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+userColumns+` FROM users ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("store: users: %w", err)
+	}
+	defer rows.Close()
+	var users []User
+	for rows.Next() {
+		var u User
+		if err := scanUser(rows, &u); err != nil {
+			return nil, fmt.Errorf("store: users: %w", err)
+		}
+		users = append(users, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: users: %w", err)
+	}
+	return users, nil
+}
+
+// SetPassword replaces a user's password and ends all of the user's sessions.
+func (s *Store) SetPassword(ctx context.Context, userID int64, password string) error {
+	hash, err := hashPassword(password)
+	if err != nil {
+		return fmt.Errorf("store: user %d: %w", userID, err)
+	}
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.q(`UPDATE users SET password_hash = ? WHERE id = ?`), hash, userID)
+		if err != nil {
+			return fmt.Errorf("store: set password of user %d: %w", userID, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("store: user %d: %w", userID, ErrNotFound)
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM sessions WHERE user_id = ?`), userID); err != nil {
+			return fmt.Errorf("store: set password of user %d: end sessions: %w", userID, err)
+		}
+		return nil
+	})
+}
+
+// Authenticate returns the user whose username and password these are, or
+// ErrUnauthorized. It takes the same time whether or not the user exists.
+func (s *Store) Authenticate(ctx context.Context, username, password string) (User, error) {
+	var u User
+	var hash string
+	err := scanUser(s.db.QueryRowContext(ctx, s.q(`SELECT `+userColumns+`, password_hash FROM users WHERE username = ?`),
+		strings.ToLower(username)), &u, &hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		checkPassword(dummyHash, password)
+		return User{}, fmt.Errorf("store: %w", ErrUnauthorized)
+	}
+	if err != nil {
+		return User{}, fmt.Errorf("store: authenticate: %w", err)
+	}
+	ok, err := checkPassword(hash, password)
+	if err != nil {
+		return User{}, fmt.Errorf("store: user %d: %w", u.ID, err)
+	}
+	if !ok {
+		return User{}, fmt.Errorf("store: %w", ErrUnauthorized)
+	}
+	return u, nil
+}
+
+// Argon2id parameters: the OWASP recommendation (19 MiB, 2 passes, 1 lane).
+const (
+	argonTime    = 2
+	argonMemory  = 19 * 1024 // KiB
+	argonThreads = 1
+	argonKeyLen  = 32
+	argonSaltLen = 16
+)
+
+var dummyHash, _ = hashPassword("not a password of anyone")
+
+// hashPassword returns password's argon2id hash in the PHC string format
+// $argon2id$v=19$m=19456,t=2,p=1$SALT$HASH.
+func hashPassword(password string) (string, error) {
+	if len(password) < minPassword || len(password) > maxPassword {
+		return "", fmt.Errorf("%w: password must have %d to %d bytes", ErrInvalid, minPassword, maxPassword)
+	}
+	salt := make([]byte, argonSaltLen)
+	rand.Read(salt)
+	key := argon2.IDKey([]byte(password), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
+	b64 := base64.RawStdEncoding
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
+		argon2.Version, argonMemory, argonTime, argonThreads, b64.EncodeToString(salt), b64.EncodeToString(key)), nil
+}
+
+// checkPassword reports whether password matches the PHC-format hash.
+func checkPassword(hash, password string) (bool, error) {
+	parts := strings.Split(hash, "$")
+	if len(parts) != 6 || parts[1] != "argon2id" {
+		return false, errors.New("password hash is not argon2id")
+	}
+	var version int
+	var memory, time uint32
+	var threads uint8
+	if _, err := fmt.Sscanf(parts[2], "v=%d", &version); err != nil || version != argon2.Version {
+		return false, fmt.Errorf("password hash: unsupported argon2 version %q", parts[2])
+	}
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &memory, &time, &threads); err != nil || memory == 0 || time == 0 || threads == 0 {
+		return false, fmt.Errorf("password hash: bad parameters %q", parts[3])
+	}
+	b64 := base64.RawStdEncoding
+	salt, err1 := b64.DecodeString(parts[4])
+	want, err2 := b64.DecodeString(parts[5])
+	if err1 != nil || err2 != nil || len(want) == 0 {
+		return false, errors.New("password hash: bad encoding")
+	}
+	if len(password) > maxPassword {
+		return false, nil
+	}
+	got := argon2.IDKey([]byte(password), salt, time, memory, threads, uint32(len(want)))
+	return subtle.ConstantTimeCompare(got, want) == 1, nil
+}
+
+// Session is a logged-in user. Token is the secret the client holds (in a
+// cookie); the store keeps only its SHA-256. CSRFToken is the value forms
+// must echo back.
+type Session struct {
+	Token     string
+	CSRFToken string
+	User      User
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
+// CreateSession logs userID in for ttl and returns the new session with its
+// token, which is shown only here.
+func (s *Store) CreateSession(ctx context.Context, userID int64, ttl time.Duration) (Session, error) {
+	if ttl <= 0 {
+		return Session{}, fmt.Errorf("store: session: %w: ttl %v is not positive", ErrInvalid, ttl)
+	}
+	u, err := s.User(ctx, userID)
+	if err != nil {
+		return Session{}, err
+	}
+	sess := Session{Token: randomToken(), CSRFToken: randomToken(), User: u, CreatedAt: now()}
+	sess.ExpiresAt = sess.CreatedAt.Add(ttl)
+	_, err = s.db.ExecContext(ctx, s.q(`INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, expires_at)
+		VALUES (?, ?, ?, ?, ?)`), tokenHash(sess.Token), userID, sess.CSRFToken, sess.CreatedAt, sess.ExpiresAt)
+	if isForeignKey(err) {
+		return Session{}, fmt.Errorf("store: user %d: %w", userID, ErrNotFound)
+	}
+	if err != nil {
+		return Session{}, fmt.Errorf("store: create session: %w", err)
+	}
+	return sess, nil
+}
+
+// LookupSession returns the live session whose token this is; an unknown or
+// expired token is ErrNotFound (and an expired session is deleted).
+func (s *Store) LookupSession(ctx context.Context, token string) (Session, error) {
+	sess := Session{Token: token}
+	h := tokenHash(token)
+	err := scanUser(s.db.QueryRowContext(ctx, s.q(`SELECT u.id, u.username, u.name, u.role, u.created_at,
+			s.csrf_token, s.created_at, s.expires_at
+		FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?`), h),
+		&sess.User, &sess.CSRFToken, &sess.CreatedAt, &sess.ExpiresAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Session{}, fmt.Errorf("store: session: %w", ErrNotFound)
+	}
+	if err != nil {
+		return Session{}, fmt.Errorf("store: session: %w", err)
+	}
+	sess.CreatedAt, sess.ExpiresAt = sess.CreatedAt.UTC(), sess.ExpiresAt.UTC()
+	if !time.Now().Before(sess.ExpiresAt) {
+		s.db.ExecContext(ctx, s.q(`DELETE FROM sessions WHERE token_hash = ?`), h)
+		return Session{}, fmt.Errorf("store: session: %w (expired)", ErrNotFound)
+	}
+	return sess, nil
+}
+
+// DeleteSession logs a session out. Deleting an unknown token is not an error.
+func (s *Store) DeleteSession(ctx context.Context, token string) error {
+	if _, err := s.db.ExecContext(ctx, s.q(`DELETE FROM sessions WHERE token_hash = ?`), tokenHash(token)); err != nil {
+		return fmt.Errorf("store: delete session: %w", err)
+	}
+	return nil
+}
+
+// DeleteExpiredSessions removes every expired session and says how many.
+func (s *Store) DeleteExpiredSessions(ctx context.Context) (int, error) {
+	res, err := s.db.ExecContext(ctx, s.q(`DELETE FROM sessions WHERE expires_at <= ?`), now())
+	if err != nil {
+		return 0, fmt.Errorf("store: delete expired sessions: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return int(n), nil
+}
+
+// randomToken returns 256 random bits, base64url-encoded.
+func randomToken() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func tokenHash(token string) string {
+	h := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(h[:])
+}
