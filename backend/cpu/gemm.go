@@ -204,13 +204,16 @@ func (g *gemmCall) run(lo, hi int) {
 		if i0 >= i1 || j0 >= j1 {
 			continue
 		}
-		a := g.a[i0*g.lda:]
+		var a, b []float32
 		if g.transA {
 			a = g.a[i0:]
+		} else {
+			a = g.a[i0*g.lda:]
 		}
-		b := g.b[j0:]
 		if g.transB {
 			b = g.b[j0*g.ldb:]
+		} else {
+			b = g.b[j0:]
 		}
 		gemmBlocked(g.kern, buf, g.transA, g.transB, i1-i0, j1-j0, g.k, g.alpha, a, g.lda, b, g.ldb, g.beta, g.c[i0*g.ldc+j0:], g.ldc)
 	}
