@@ -236,6 +236,8 @@ func TestGradLinearNorms(t *testing.T) {
 		x := randT(r, 1, sh...)
 		w, b := randT(r, 1, 4, in), randT(r, 1, 4)
 		gradCheck(t, fmt.Sprintf("linear%v", sh), r, []*Tensor{x, w, b}, func(i []*Tensor) *Tensor { return Linear(i[0], i[1], i[2]) })
+		wio := randT(r, 1, in, 4)
+		gradCheck(t, fmt.Sprintf("linear_inout%v", sh), r, []*Tensor{x, wio, b}, func(i []*Tensor) *Tensor { return LinearInOut(i[0], i[1], i[2]) })
 		gradCheck(t, fmt.Sprintf("linear_nobias%v", sh), r, []*Tensor{x, w}, func(i []*Tensor) *Tensor { return Linear(i[0], i[1], nil) })
 		g, bb := randT(r, 1, in), randT(r, 1, in)
 		if in > 1 {

@@ -93,8 +93,17 @@ func MatMul(a, b *Tensor, transA, transB bool) *Tensor {
 // Linear returns x W^T + bias for x [..., in], w [out, in] (PyTorch's
 // layout) and bias [out] or nil. The bias is written into the output before
 // the GEMM accumulates onto it, and its gradient is a GEMM with a ones row.
-func Linear(x, w, bias *Tensor) *Tensor {
+func Linear(x, w, bias *Tensor) *Tensor { return linear(x, w, bias, false) }
+
+// LinearInOut is Linear for a weight stored [in, out] (GPT-2's Conv1D):
+// x W + bias.
+func LinearInOut(x, w, bias *Tensor) *Tensor { return linear(x, w, bias, true) }
+
+func linear(x, w, bias *Tensor, inOut bool) *Tensor {
 	in, outF := w.Dim(1), w.Dim(0)
+	if inOut {
+		in, outF = outF, in
+	}
 	if x.Dim(-1) != in || len(w.shape) != 2 || (bias != nil && bias.Len() != outF) {
 		panic(fmt.Sprintf("tensor: linear of %v with weight %v", x.shape, w.shape))
 	}
@@ -109,14 +118,24 @@ func Linear(x, w, bias *Tensor) *Tensor {
 	} else {
 		out = result(shape, x, w)
 	}
-	x.be.MatMul(backend.Gemm{TransB: true, M: rows, N: outF, K: in, Alpha: 1, Beta: beta, Batch: 1, LDA: in, LDB: in, LDC: outF}, x.buf, w.buf, out.buf)
+	ldw := in
+	if inOut {
+		ldw = outF
+	}
+	x.be.MatMul(backend.Gemm{TransB: !inOut, M: rows, N: outF, K: in, Alpha: 1, Beta: beta, Batch: 1, LDA: in, LDB: ldw, LDC: outF}, x.buf, w.buf, out.buf)
 	if out.requiresGrad {
 		out.back = func() {
 			if x.requiresGrad {
-				x.be.MatMul(backend.Gemm{M: rows, N: in, K: outF, Alpha: 1, Beta: 1, Batch: 1, LDA: outF, LDB: in, LDC: in}, out.grad, w.buf, x.GradBuffer())
+				// dx = dy W ([out,in]) or dy W^T ([in,out]).
+				x.be.MatMul(backend.Gemm{TransB: inOut, M: rows, N: in, K: outF, Alpha: 1, Beta: 1, Batch: 1, LDA: outF, LDB: ldw, LDC: in}, out.grad, w.buf, x.GradBuffer())
 			}
 			if w.requiresGrad {
-				x.be.MatMul(backend.Gemm{TransA: true, M: outF, N: in, K: rows, Alpha: 1, Beta: 1, Batch: 1, LDA: outF, LDB: in, LDC: in}, out.grad, x.buf, w.GradBuffer())
+				if inOut {
+					// dW [in,out] = x^T dy.
+					x.be.MatMul(backend.Gemm{TransA: true, M: in, N: outF, K: rows, Alpha: 1, Beta: 1, Batch: 1, LDA: in, LDB: outF, LDC: outF}, x.buf, out.grad, w.GradBuffer())
+				} else {
+					x.be.MatMul(backend.Gemm{TransA: true, M: outF, N: in, K: rows, Alpha: 1, Beta: 1, Batch: 1, LDA: outF, LDB: in, LDC: in}, out.grad, x.buf, w.GradBuffer())
+				}
 			}
 			if bias != nil && bias.requiresGrad {
 				ones := x.be.Alloc(rows, false)

@@ -1,0 +1,231 @@
+// Package gpt holds decoder-only transformer language models: GPT-2
+// (learned positions, LayerNorm, GELU, Conv1D weights) and Llama/Qwen2 (RoPE,
+// RMSNorm, SwiGLU, grouped-query attention; Qwen2 adds q/k/v biases). They
+// are configured from, loaded from and saved to Hugging Face model folders.
+package gpt
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// Config describes a model. Its JSON form is the Hugging Face config.json of
+// the architecture (written by Save, read by LoadConfig).
+type Config struct {
+	Arch         string  // "gpt2", "llama" or "qwen2"
+	Vocab        int     // vocabulary size
+	Context      int     // maximum sequence length
+	Layers       int     // transformer blocks
+	Heads        int     // query heads
+	KVHeads      int     // key/value heads (grouped-query attention)
+	Hidden       int     // model width
+	Intermediate int     // MLP width
+	Eps          float32 // norm epsilon
+	RopeTheta    float64 // RoPE base (llama, qwen2)
+	Bias         bool    // gpt2: biases in linear layers and LayerNorm
+	Activation   string  // gpt2: "gelu_new" (tanh) or "gelu" (exact)
+	Tied         bool    // the LM head shares the token embedding
+	Dropout      float32 // residual, embedding and attention-output dropout
+	BOS, EOS     int     // special token ids (-1 if none)
+}
+
+// HeadDim returns the width of one attention head.
+func (c *Config) HeadDim() int { return c.Hidden / c.Heads }
+
+// Validate checks the config is a model golem can build.
+func (c *Config) Validate() error {
+	switch {
+	case c.Arch != "gpt2" && c.Arch != "llama" && c.Arch != "qwen2":
+		return fmt.Errorf("gpt: unknown architecture %q (want gpt2, llama or qwen2)", c.Arch)
+	case c.Vocab <= 0 || c.Context <= 0 || c.Layers <= 0 || c.Heads <= 0 || c.Hidden <= 0 || c.Intermediate <= 0:
+		return fmt.Errorf("gpt: config has a non-positive size: %+v", *c)
+	case c.Hidden%c.Heads != 0:
+		return fmt.Errorf("gpt: hidden size %d not divisible by %d heads", c.Hidden, c.Heads)
+	case c.KVHeads <= 0 || c.Heads%c.KVHeads != 0:
+		return fmt.Errorf("gpt: %d heads not a multiple of %d kv heads", c.Heads, c.KVHeads)
+	case c.Arch != "gpt2" && c.HeadDim()%2 != 0:
+		return fmt.Errorf("gpt: RoPE needs an even head size, have %d", c.HeadDim())
+	}
+	return nil
+}
+
+// hfConfig is the union of the config.json fields golem reads.
+type hfConfig struct {
+	ModelType     string   `json:"model_type"`
+	Architectures []string `json:"architectures,omitempty"`
+	VocabSize     int      `json:"vocab_size"`
+	// GPT-2 names.
+	NPositions   int      `json:"n_positions,omitempty"`
+	NEmbd        int      `json:"n_embd,omitempty"`
+	NLayer       int      `json:"n_layer,omitempty"`
+	NHead        int      `json:"n_head,omitempty"`
+	NInner       *int     `json:"n_inner,omitempty"`
+	Activation   string   `json:"activation_function,omitempty"`
+	LNEps        *float64 `json:"layer_norm_epsilon,omitempty"`
+	ResidPdrop   *float64 `json:"resid_pdrop,omitempty"`
+	EmbdPdrop    *float64 `json:"embd_pdrop,omitempty"`
+	AttnPdrop    *float64 `json:"attn_pdrop,omitempty"`
+	GolemNoBias  bool     `json:"golem_no_bias,omitempty"`
+	// Llama / Qwen2 names.
+	MaxPos        int             `json:"max_position_embeddings,omitempty"`
+	HiddenSize    int             `json:"hidden_size,omitempty"`
+	Intermediate  int             `json:"intermediate_size,omitempty"`
+	NumLayers     int             `json:"num_hidden_layers,omitempty"`
+	NumHeads      int             `json:"num_attention_heads,omitempty"`
+	NumKVHeads    int             `json:"num_key_value_heads,omitempty"`
+	HeadDim       int             `json:"head_dim,omitempty"`
+	HiddenAct     string          `json:"hidden_act,omitempty"`
+	RMSEps        *float64        `json:"rms_norm_eps,omitempty"`
+	RopeTheta     float64         `json:"rope_theta,omitempty"`
+	RopeParams    *ropeParams     `json:"rope_parameters,omitempty"`
+	AttentionBias *bool           `json:"attention_bias,omitempty"`
+	MLPBias       *bool           `json:"mlp_bias,omitempty"`
+	Tie           *bool           `json:"tie_word_embeddings,omitempty"`
+	BOS           json.RawMessage `json:"bos_token_id,omitempty"`
+	EOS           json.RawMessage `json:"eos_token_id,omitempty"`
+	TorchDType    string          `json:"torch_dtype,omitempty"`
+	Transformers  string          `json:"transformers_version,omitempty"`
+}
+
+type ropeParams struct {
+	RopeTheta float64 `json:"rope_theta"`
+	RopeType  string  `json:"rope_type"`
+}
+
+func tokenID(raw json.RawMessage) int {
+	if len(raw) == 0 || string(raw) == "null" {
+		return -1
+	}
+	var n int
+	if json.Unmarshal(raw, &n) == nil {
+		return n
+	}
+	var ns []int
+	if json.Unmarshal(raw, &ns) == nil && len(ns) > 0 {
+		return ns[0]
+	}
+	return -1
+}
+
+// LoadConfig reads dir/config.json (or a config.json path).
+func LoadConfig(path string) (*Config, error) {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		path = filepath.Join(path, "config.json")
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("gpt: %w", err)
+	}
+	c, err := ParseConfig(b)
+	if err != nil {
+		return nil, fmt.Errorf("gpt: %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// ParseConfig reads a Hugging Face config.json.
+func ParseConfig(b []byte) (*Config, error) {
+	var h hfConfig
+	if err := json.Unmarshal(b, &h); err != nil {
+		return nil, err
+	}
+	c := &Config{Arch: h.ModelType, Vocab: h.VocabSize, BOS: tokenID(h.BOS), EOS: tokenID(h.EOS)}
+	f := func(p *float64, d float64) float64 {
+		if p == nil {
+			return d
+		}
+		return *p
+	}
+	switch h.ModelType {
+	case "gpt2":
+		c.Context, c.Hidden, c.Layers, c.Heads = h.NPositions, h.NEmbd, h.NLayer, h.NHead
+		c.KVHeads = c.Heads
+		c.Intermediate = 4 * c.Hidden
+		if h.NInner != nil {
+			c.Intermediate = *h.NInner
+		}
+		c.Activation = h.Activation
+		if c.Activation == "" {
+			c.Activation = "gelu_new"
+		}
+		if c.Activation != "gelu_new" && c.Activation != "gelu" && c.Activation != "gelu_pytorch_tanh" {
+			return nil, fmt.Errorf("activation_function %q not supported", c.Activation)
+		}
+		c.Eps = float32(f(h.LNEps, 1e-5))
+		c.Bias = !h.GolemNoBias
+		c.Tied = h.Tie == nil || *h.Tie
+		c.Dropout = float32(f(h.ResidPdrop, 0))
+	case "llama", "qwen2":
+		c.Context, c.Hidden, c.Layers, c.Heads = h.MaxPos, h.HiddenSize, h.NumLayers, h.NumHeads
+		c.KVHeads = h.NumKVHeads
+		if c.KVHeads == 0 {
+			c.KVHeads = c.Heads
+		}
+		c.Intermediate = h.Intermediate
+		if h.HiddenAct != "" && h.HiddenAct != "silu" {
+			return nil, fmt.Errorf("hidden_act %q not supported", h.HiddenAct)
+		}
+		if h.HeadDim != 0 && c.Heads != 0 && h.HeadDim*c.Heads != c.Hidden {
+			return nil, fmt.Errorf("head_dim %d x %d heads != hidden_size %d: not supported", h.HeadDim, c.Heads, c.Hidden)
+		}
+		c.Eps = float32(f(h.RMSEps, 1e-6))
+		c.RopeTheta = h.RopeTheta
+		if h.RopeParams != nil {
+			if h.RopeParams.RopeType != "" && h.RopeParams.RopeType != "default" {
+				return nil, fmt.Errorf("rope_type %q not supported", h.RopeParams.RopeType)
+			}
+			c.RopeTheta = h.RopeParams.RopeTheta
+		}
+		if c.RopeTheta == 0 {
+			c.RopeTheta = 10000
+		}
+		c.Bias = h.ModelType == "qwen2" || (h.AttentionBias != nil && *h.AttentionBias)
+		if h.MLPBias != nil && *h.MLPBias {
+			return nil, fmt.Errorf("mlp_bias not supported")
+		}
+		c.Tied = h.Tie != nil && *h.Tie
+	default:
+		return nil, fmt.Errorf("model_type %q not supported (want gpt2, llama or qwen2)", h.ModelType)
+	}
+	return c, c.Validate()
+}
+
+// JSON returns the config as Hugging Face's config.json.
+func (c *Config) JSON() ([]byte, error) {
+	ptr := func(v float64) *float64 { return &v }
+	b := func(v bool) *bool { return &v }
+	id := func(v int) json.RawMessage {
+		if v < 0 {
+			return json.RawMessage("null")
+		}
+		return json.RawMessage(fmt.Sprint(v))
+	}
+	h := hfConfig{ModelType: c.Arch, VocabSize: c.Vocab, Tie: b(c.Tied), BOS: id(c.BOS), EOS: id(c.EOS), TorchDType: "float32"}
+	switch c.Arch {
+	case "gpt2":
+		h.Architectures = []string{"GPT2LMHeadModel"}
+		h.NPositions, h.NEmbd, h.NLayer, h.NHead = c.Context, c.Hidden, c.Layers, c.Heads
+		if c.Intermediate != 4*c.Hidden {
+			n := c.Intermediate
+			h.NInner = &n
+		}
+		h.Activation = c.Activation
+		h.LNEps = ptr(float64(c.Eps))
+		h.ResidPdrop, h.EmbdPdrop, h.AttnPdrop = ptr(float64(c.Dropout)), ptr(float64(c.Dropout)), ptr(0)
+		h.GolemNoBias = !c.Bias
+	default:
+		h.Architectures = []string{map[string]string{"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM"}[c.Arch]}
+		h.MaxPos, h.HiddenSize, h.Intermediate = c.Context, c.Hidden, c.Intermediate
+		h.NumLayers, h.NumHeads, h.NumKVHeads, h.HeadDim = c.Layers, c.Heads, c.KVHeads, c.HeadDim()
+		h.HiddenAct = "silu"
+		h.RMSEps = ptr(float64(c.Eps))
+		h.RopeTheta = c.RopeTheta
+		if c.Arch == "llama" {
+			h.AttentionBias = b(c.Bias)
+			h.MLPBias = b(false)
+		}
+	}
+	return json.MarshalIndent(h, "", "  ")
+}
