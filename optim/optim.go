@@ -133,4 +133,3 @@ func (c Cosine) At(step int) float64 {
 	r := float64(step-c.Warmup) / float64(c.Decay-c.Warmup)
 	return c.Min + 0.5*(1+math.Cos(math.Pi*r))*(c.Max-c.Min)
 }
-

@@ -57,17 +57,17 @@ type hfConfig struct {
 	Architectures []string `json:"architectures,omitempty"`
 	VocabSize     int      `json:"vocab_size"`
 	// GPT-2 names.
-	NPositions   int      `json:"n_positions,omitempty"`
-	NEmbd        int      `json:"n_embd,omitempty"`
-	NLayer       int      `json:"n_layer,omitempty"`
-	NHead        int      `json:"n_head,omitempty"`
-	NInner       *int     `json:"n_inner,omitempty"`
-	Activation   string   `json:"activation_function,omitempty"`
-	LNEps        *float64 `json:"layer_norm_epsilon,omitempty"`
-	ResidPdrop   *float64 `json:"resid_pdrop,omitempty"`
-	EmbdPdrop    *float64 `json:"embd_pdrop,omitempty"`
-	AttnPdrop    *float64 `json:"attn_pdrop,omitempty"`
-	GolemNoBias  bool     `json:"golem_no_bias,omitempty"`
+	NPositions  int      `json:"n_positions,omitempty"`
+	NEmbd       int      `json:"n_embd,omitempty"`
+	NLayer      int      `json:"n_layer,omitempty"`
+	NHead       int      `json:"n_head,omitempty"`
+	NInner      *int     `json:"n_inner,omitempty"`
+	Activation  string   `json:"activation_function,omitempty"`
+	LNEps       *float64 `json:"layer_norm_epsilon,omitempty"`
+	ResidPdrop  *float64 `json:"resid_pdrop,omitempty"`
+	EmbdPdrop   *float64 `json:"embd_pdrop,omitempty"`
+	AttnPdrop   *float64 `json:"attn_pdrop,omitempty"`
+	GolemNoBias bool     `json:"golem_no_bias,omitempty"`
 	// Llama / Qwen2 names.
 	MaxPos        int             `json:"max_position_embeddings,omitempty"`
 	HiddenSize    int             `json:"hidden_size,omitempty"`
