@@ -269,18 +269,23 @@ func (g *gen) firstLetter(lang, split string) (Task, error) {
 
 func (g *gen) countList() ([]Word, string) {
 	n := g.r.between(3, 7)
-	idx := make([]int, len(listItems))
-	for i := range idx {
-		idx[i] = i
+	var idx [7]int
+	items := make([]Word, 0, n)
+	var key strings.Builder
+	key.WriteString("count:")
+	for len(items) < n {
+		i := g.r.intn(len(listItems))
+		if slices.Contains(idx[:len(items)], i) {
+			continue
+		}
+		if len(items) > 0 {
+			key.WriteByte(',')
+		}
+		idx[len(items)] = i
+		items = append(items, listItems[i])
+		key.WriteString(listItems[i].En)
 	}
-	g.r.shuffle(len(idx), func(i, j int) { idx[i], idx[j] = idx[j], idx[i] })
-	items := make([]Word, n)
-	names := make([]string, n)
-	for i := range items {
-		items[i] = listItems[idx[i]]
-		names[i] = items[i].En
-	}
-	return items, "count:" + strings.Join(names, ",")
+	return items, key.String()
 }
 
 func (g *gen) count(lang, split string) (Task, error) {

@@ -95,58 +95,69 @@ func (w *World) others(p Person, attr int, lang string) []string {
 	return out
 }
 
-// statement states one fact about p. Variant 0 is the canonical sentence
-// that answers a question; the others vary the wording for the corpus, which
-// makes the knowledge easier to retrieve with questions after pretraining
-// (Allen-Zhu and Li, "Physics of Language Models: Part 3.1", 2023).
-func (w *World) statement(p Person, attr int, lang string, variant int) string {
-	n, v := w.name(p, lang), w.value(p, attr, lang)
-	if lang == "zh" {
-		forms := map[int][]string{
-			attrPlace:  {"%s住在%s。", "%s的家在%s。", "%s在%s生活。"},
-			attrJob:    {"%s是%s。", "%s的工作是%s。", "%s做%s的工作。"},
-			attrAge:    {"%s%s岁。", "%s今年%s岁。", "%s的年龄是%s岁。"},
-			attrColour: {"%s最喜欢%s。", "%s最喜欢的颜色是%s。", "%s很喜欢%s。"},
-			attrPet:    {"%s养了一" + p.Pet.Unit + "%s。", "%s有一" + p.Pet.Unit + "%s。", "%s家里有一" + p.Pet.Unit + "%s。"},
-			attrFriend: {"%s的朋友是%s。", "%s和%s是朋友。", "%s最好的朋友是%s。"},
-		}[attr]
-		return fmt.Sprintf(forms[variant%len(forms)], n, v)
-	}
-	a := article(v)
-	forms := map[int][]string{
+// Sentence forms, indexed by attribute. In statements the first %s is the
+// person and the second the value; in questions %s is the person. The
+// English statements write "a" or "an" where {a} stands, the Chinese ones
+// the animal's measure word where {u} stands.
+var (
+	statementsEn = [numAttrs][]string{
 		attrPlace:  {"%s lives in %s.", "%s's home is in %s.", "%s has a house in %s."},
-		attrJob:    {"%s is " + a + " %s.", "%s works as " + a + " %s.", "By trade, %s is " + a + " %s."},
+		attrJob:    {"%s is {a} %s.", "%s works as {a} %s.", "By trade, %s is {a} %s."},
 		attrAge:    {"%s is %s years old.", "%s is %s.", "%s turned %s this year."},
 		attrColour: {"%s's favourite colour is %s.", "%s likes %s best.", "%s loves the colour %s."},
-		attrPet:    {"%s has " + a + " %s.", "%s keeps " + a + " %s as a pet.", "%s owns " + a + " %s."},
+		attrPet:    {"%s has {a} %s.", "%s keeps {a} %s as a pet.", "%s owns {a} %s."},
 		attrFriend: {"%s's friend is %s.", "%s is friends with %s.", "%s's best friend is %s."},
-	}[attr]
-	return fmt.Sprintf(forms[variant%len(forms)], n, v)
-}
-
-// question asks about one fact.
-func (w *World) question(p Person, attr int, lang string, variant int) string {
-	n := w.name(p, lang)
-	if lang == "zh" {
-		forms := map[int][]string{
-			attrPlace:  {"%s住在哪里？", "%s住在哪个小镇？", "%s的家在哪里？"},
-			attrJob:    {"%s的工作是什么？", "%s是做什么工作的？"},
-			attrAge:    {"%s多大了？", "%s几岁？", "%s今年几岁？"},
-			attrColour: {"%s最喜欢什么颜色？", "%s最喜欢的颜色是什么？"},
-			attrPet:    {"%s养了什么宠物？", "%s养的是什么动物？"},
-			attrFriend: {"%s的朋友是谁？", "谁是%s的朋友？"},
-		}[attr]
-		return fmt.Sprintf(forms[variant%len(forms)], n)
 	}
-	forms := map[int][]string{
+	statementsZh = [numAttrs][]string{
+		attrPlace:  {"%s住在%s。", "%s的家在%s。", "%s在%s生活。"},
+		attrJob:    {"%s是%s。", "%s的工作是%s。", "%s做%s的工作。"},
+		attrAge:    {"%s%s岁。", "%s今年%s岁。", "%s的年龄是%s岁。"},
+		attrColour: {"%s最喜欢%s。", "%s最喜欢的颜色是%s。", "%s很喜欢%s。"},
+		attrPet:    {"%s养了一{u}%s。", "%s有一{u}%s。", "%s家里有一{u}%s。"},
+		attrFriend: {"%s的朋友是%s。", "%s和%s是朋友。", "%s最好的朋友是%s。"},
+	}
+	questionsEn = [numAttrs][]string{
 		attrPlace:  {"Where does %s live?", "In which town does %s live?", "Where is %s's home?"},
 		attrJob:    {"What is %s's job?", "What does %s do for work?"},
 		attrAge:    {"How old is %s?", "What is %s's age?"},
 		attrColour: {"What is %s's favourite colour?", "Which colour does %s like best?"},
 		attrPet:    {"What pet does %s have?", "What animal does %s keep as a pet?"},
 		attrFriend: {"Who is %s's friend?", "Who is %s friends with?"},
-	}[attr]
-	return fmt.Sprintf(forms[variant%len(forms)], n)
+	}
+	questionsZh = [numAttrs][]string{
+		attrPlace:  {"%s住在哪里？", "%s住在哪个小镇？", "%s的家在哪里？"},
+		attrJob:    {"%s的工作是什么？", "%s是做什么工作的？"},
+		attrAge:    {"%s多大了？", "%s几岁？", "%s今年几岁？"},
+		attrColour: {"%s最喜欢什么颜色？", "%s最喜欢的颜色是什么？"},
+		attrPet:    {"%s养了什么宠物？", "%s养的是什么动物？"},
+		attrFriend: {"%s的朋友是谁？", "谁是%s的朋友？"},
+	}
+)
+
+// statement states one fact about p. Variant 0 is the canonical sentence
+// that answers a question; the others vary the wording for the corpus, which
+// makes the knowledge easier to retrieve with questions after pretraining
+// (Allen-Zhu and Li, "Physics of Language Models: Part 3.1", 2023).
+func (w *World) statement(p Person, attr int, lang string, variant int) string {
+	n, v := w.name(p, lang), w.value(p, attr, lang)
+	var form string
+	if lang == "zh" {
+		forms := statementsZh[attr]
+		form = strings.Replace(forms[variant%len(forms)], "{u}", p.Pet.Unit, 1)
+	} else {
+		forms := statementsEn[attr]
+		form = strings.Replace(forms[variant%len(forms)], "{a}", article(v), 1)
+	}
+	return fmt.Sprintf(form, n, v)
+}
+
+// question asks about one fact.
+func (w *World) question(p Person, attr int, lang string, variant int) string {
+	forms := questionsEn[attr]
+	if lang == "zh" {
+		forms = questionsZh[attr]
+	}
+	return fmt.Sprintf(forms[variant%len(forms)], w.name(p, lang))
 }
 
 // sentences joins sentences the way the language writes them.
@@ -197,8 +208,18 @@ func (x arith) expr() string { return fmt.Sprintf("%d %s %d", x.a, opText(x.op),
 
 // key names the problem for the train/held-out split.
 func (x arith) key() string {
-	name := map[byte]string{'+': "add", '-': "sub", '*': "mul"}[x.op]
-	return fmt.Sprintf("%s:%d%c%d", name, x.a, x.op, x.b)
+	var b []byte
+	switch x.op {
+	case '+':
+		b = append(b, "add:"...)
+	case '-':
+		b = append(b, "sub:"...)
+	default:
+		b = append(b, "mul:"...)
+	}
+	b = strconv.AppendInt(b, int64(x.a), 10)
+	b = append(b, x.op)
+	return string(strconv.AppendInt(b, int64(x.b), 10))
 }
 
 // steps works the problem out digit by digit: tens first, then ones, the
