@@ -1,8 +1,125 @@
 package tokenizer
 
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
 // Message is one turn of a conversation. Role is "system", "user" or
 // "assistant". The JSON shape is the one TRL and OpenAI use.
 type Message struct {
 	Role    string `json:"role"`
 	Content string `json:"content"`
+}
+
+// The chat special tokens. Tokenizers golem trains reserve them (and Pad).
+const (
+	EndOfText = "<|endoftext|>"
+	ImStart   = "<|im_start|>"
+	ImEnd     = "<|im_end|>"
+	Pad       = "<|pad|>"
+)
+
+// ChatTemplate is the ChatML template as Jinja, written to
+// tokenizer_config.json so that Hugging Face's apply_chat_template renders
+// conversations as RenderChat does.
+const ChatTemplate = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+
+func checkRoles(msgs []Message) error {
+	if len(msgs) == 0 {
+		return errors.New("tokenizer: chat: no messages")
+	}
+	for i, m := range msgs {
+		switch m.Role {
+		case "system":
+			if i != 0 {
+				return fmt.Errorf("tokenizer: chat: message %d: a system message must come first", i)
+			}
+		case "user", "assistant":
+		default:
+			return fmt.Errorf("tokenizer: chat: message %d: role %q (want system, user or assistant)", i, m.Role)
+		}
+	}
+	return nil
+}
+
+// FormatChat renders a conversation as ChatML text:
+//
+//	<|im_start|>role\ncontent<|im_end|>\n
+//
+// for each message, then "<|im_start|>assistant\n" when addGenerationPrompt
+// is set. EncodeWithSpecial of the result equals RenderChat's ids when no
+// content holds a special token's text.
+func FormatChat(msgs []Message, addGenerationPrompt bool) (string, error) {
+	if err := checkRoles(msgs); err != nil {
+		return "", err
+	}
+	var sb strings.Builder
+	for _, m := range msgs {
+		sb.WriteString(ImStart + m.Role + "\n" + m.Content + ImEnd + "\n")
+	}
+	if addGenerationPrompt {
+		sb.WriteString(ImStart + "assistant\n")
+	}
+	return sb.String(), nil
+}
+
+// RenderChat encodes a conversation with the ChatML template (see
+// FormatChat). It is the one rendering that SFT, reward modelling, RL,
+// generation and serving share. assistantMask[i] is true for the tokens the
+// assistant wrote: those holding any byte of an assistant message's content,
+// and the <|im_end|> that closes it; training uses it as the loss mask.
+// Message contents are encoded as plain text: a special token's text inside
+// a message is not a special token. It fails if the tokenizer lacks
+// <|im_start|> or <|im_end|>, or if a role is not system (first only), user
+// or assistant.
+func (t *Tokenizer) RenderChat(msgs []Message, addGenerationPrompt bool) (ids []int, assistantMask []bool, err error) {
+	if err := checkRoles(msgs); err != nil {
+		return nil, nil, err
+	}
+	start, ok1 := t.SpecialID(ImStart)
+	end, ok2 := t.SpecialID(ImEnd)
+	if !ok1 || !ok2 {
+		return nil, nil, errors.New("tokenizer: chat: the tokenizer has no <|im_start|> and <|im_end|> special tokens")
+	}
+	e := t.getEncoder()
+	defer t.pool.Put(e)
+	norm := func(s string) string { return s }
+	if t.nfc {
+		norm = nfcString
+	}
+	for _, m := range msgs {
+		assistant := m.Role == "assistant"
+		ids = append(ids, start)
+		assistantMask = append(assistantMask, false)
+		// The header and the content are one text between special tokens,
+		// encoded together exactly as EncodeWithSpecial would.
+		header := norm(m.Role + "\n")
+		body := header + norm(m.Content)
+		n := len(ids)
+		ids = t.encodeOrdinary(e, ids, body, t.addPrefixSpace)
+		off := 0
+		if t.addPrefixSpace && body != "" && body[0] != ' ' {
+			off = -1 // the added space belongs to the header
+		}
+		for _, id := range ids[n:] {
+			off += len(t.tokens[id])
+			assistantMask = append(assistantMask, assistant && off > len(header))
+		}
+		ids = append(ids, end)
+		assistantMask = append(assistantMask, assistant)
+		ids = t.encodeOrdinary(e, ids, "\n", t.addPrefixSpace)
+		for len(assistantMask) < len(ids) {
+			assistantMask = append(assistantMask, false)
+		}
+	}
+	if addGenerationPrompt {
+		ids = append(ids, start)
+		ids = t.encodeOrdinary(e, ids, "assistant\n", t.addPrefixSpace)
+		for len(assistantMask) < len(ids) {
+			assistantMask = append(assistantMask, false)
+		}
+	}
+	return ids, assistantMask, nil
 }

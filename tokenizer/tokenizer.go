@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"unicode"
 	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
@@ -237,6 +238,12 @@ func (t *Tokenizer) bpe(e *encoder, dst []int, piece string) []int {
 	if len(piece) >= heapMinPiece {
 		return t.bpeHeap(e, dst, piece)
 	}
+	return t.bpeScan(e, dst, piece)
+}
+
+// bpeScan is bpe for short pieces: each merge scans the pairs for the
+// lowest rank, and looks up only the two pairs it changes.
+func (t *Tokenizer) bpeScan(e *encoder, dst []int, piece string) []int {
 	parts := e.parts[:0]
 	for i := 0; i < len(piece); i++ {
 		parts = append(parts, t.byteIDs[piece[i]])
@@ -464,8 +471,9 @@ func (t *Tokenizer) EncodeParallel(text string, workers int) []int {
 	return ids
 }
 
-// safeCut returns the first position at or after i that follows a newline
-// and starts a letter or digit, or len(s).
+// safeCut returns the first position at or after i that follows a lone
+// newline and starts a letter or digit, or len(s). Every pattern ends a
+// piece there.
 func safeCut(s string, i int) int {
 	for {
 		j := strings.IndexByte(s[i:], '\n')
@@ -476,8 +484,12 @@ func safeCut(s string, i int) int {
 		if p >= len(s) {
 			return len(s)
 		}
-		if c, _ := class(s, p); c&(cL|cN) != 0 && utf8.RuneStart(s[p]) {
-			return p
+		// A lone newline between a non-space and a letter or digit is a
+		// piece of its own whether or not the text ends after it.
+		if c, _ := class(s, p); c&(cL|cN) != 0 && p >= 2 {
+			if r, _ := utf8.DecodeLastRuneInString(s[:p-1]); r != utf8.RuneError && !unicode.Is(unicode.White_Space, r) {
+				return p
+			}
 		}
 		i = p
 	}
@@ -584,5 +596,4 @@ func (p *pairTable) grow() {
 	}
 }
 
-// isSpaceByte reports whether b is ASCII white space.
-func isSpaceByte(b byte) bool { return asciiClass[b&0x7f]&cS != 0 && b < 0x80 }
+func nfcString(s string) string { return norm.NFC.String(s) }

@@ -1,0 +1,173 @@
+package tokenizer
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+)
+
+// Save writes dir/tokenizer.json, in the format of Hugging Face tokenizers
+// (which loads it with Tokenizer.from_file, and transformers with
+// PreTrainedTokenizerFast), and dir/tokenizer_config.json with the special
+// tokens and, when the tokenizer has <|im_start|> and <|im_end|>, the ChatML
+// chat template. It creates dir if needed.
+func (t *Tokenizer) Save(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("tokenizer: %w", err)
+	}
+	var buf bytes.Buffer
+	t.WriteJSON(&buf)
+	if err := os.WriteFile(filepath.Join(dir, "tokenizer.json"), buf.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("tokenizer: %w", err)
+	}
+	cfg, err := t.configJSON()
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tokenizer_config.json"), cfg, 0o644); err != nil {
+		return fmt.Errorf("tokenizer: %w", err)
+	}
+	return nil
+}
+
+// jsonString returns s as a JSON string, without HTML escaping.
+func jsonString(s string) []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.Encode(s)
+	return bytes.TrimRight(b.Bytes(), "\n")
+}
+
+// WriteJSON writes the tokenizer as a Hugging Face tokenizer.json.
+func (t *Tokenizer) WriteJSON(buf *bytes.Buffer) {
+	specialIDs := t.Specials()
+	isSpecial := map[int]bool{}
+	buf.WriteString("{\n  \"version\": \"1.0\",\n  \"truncation\": null,\n  \"padding\": null,\n  \"added_tokens\": [")
+	for i, s := range specialIDs {
+		id := t.specialIDs[s]
+		isSpecial[id] = true
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		fmt.Fprintf(buf, "\n    {\"id\": %d, \"content\": %s, \"single_word\": false, \"lstrip\": false, \"rstrip\": false, \"normalized\": false, \"special\": true}", id, jsonString(s))
+	}
+	buf.WriteString("\n  ],\n")
+	if t.model == modelChar {
+		buf.WriteString(`  "normalizer": null,
+  "pre_tokenizer": {"type": "Split", "pattern": {"Regex": "[\\s\\S]"}, "behavior": "Isolated", "invert": false},
+  "post_processor": null,
+  "decoder": {"type": "Fuse"},
+  "model": {
+    "type": "WordLevel",
+    "unk_token": "<unk>",
+    "vocab": {`)
+		t.writeVocab(buf, isSpecial, func(s string) string { return s })
+		buf.WriteString("\n    }\n  }\n}\n")
+		return
+	}
+	if t.nfc {
+		buf.WriteString("  \"normalizer\": {\"type\": \"NFC\"},\n")
+	} else {
+		buf.WriteString("  \"normalizer\": null,\n")
+	}
+	prefix := strconv.FormatBool(t.addPrefixSpace)
+	if t.pattern == PatternGPT2 {
+		buf.WriteString(`  "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": ` + prefix + `, "trim_offsets": true, "use_regex": true},` + "\n")
+	} else {
+		fmt.Fprintf(buf, `  "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+    {"type": "Split", "pattern": {"Regex": %s}, "behavior": "Isolated", "invert": false},
+    {"type": "ByteLevel", "add_prefix_space": %s, "trim_offsets": true, "use_regex": false}
+  ]},
+`, jsonString(t.pattern.Regexp()), prefix)
+	}
+	fmt.Fprintf(buf, `  "post_processor": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": false, "use_regex": true},
+  "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
+  "model": {
+    "type": "BPE",
+    "dropout": null,
+    "unk_token": null,
+    "continuing_subword_prefix": null,
+    "end_of_word_suffix": null,
+    "fuse_unk": false,
+    "byte_fallback": false,
+    "ignore_merges": %t,
+    "vocab": {`, t.ignoreMerges)
+	t.writeVocab(buf, isSpecial, byteLevelEncode)
+	buf.WriteString("\n    },\n    \"merges\": [")
+	for i, m := range t.mergeAt {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		buf.WriteString("\n      ")
+		buf.Write(jsonString(byteLevelEncode(t.tokens[m.a]) + " " + byteLevelEncode(t.tokens[m.b])))
+	}
+	buf.WriteString("\n    ]\n  }\n}\n")
+}
+
+func (t *Tokenizer) writeVocab(buf *bytes.Buffer, isSpecial map[int]bool, form func(string) string) {
+	first := true
+	for id, tok := range t.tokens {
+		if tok == "" || isSpecial[id] {
+			continue
+		}
+		if !first {
+			buf.WriteByte(',')
+		}
+		first = false
+		buf.WriteString("\n      ")
+		buf.Write(jsonString(form(tok)))
+		fmt.Fprintf(buf, ": %d", id)
+	}
+}
+
+// configJSON returns tokenizer_config.json for transformers.
+func (t *Tokenizer) configJSON() ([]byte, error) {
+	type added struct {
+		Content    string `json:"content"`
+		Lstrip     bool   `json:"lstrip"`
+		Normalized bool   `json:"normalized"`
+		Rstrip     bool   `json:"rstrip"`
+		SingleWord bool   `json:"single_word"`
+		Special    bool   `json:"special"`
+	}
+	cfg := map[string]any{
+		"tokenizer_class":              "PreTrainedTokenizerFast",
+		"clean_up_tokenization_spaces": false,
+		"model_max_length":             1 << 20,
+	}
+	dec := map[string]added{}
+	var names []string
+	for _, s := range t.Specials() {
+		dec[strconv.Itoa(t.specialIDs[s])] = added{Content: s, Special: true}
+		names = append(names, s)
+	}
+	sort.Strings(names)
+	cfg["added_tokens_decoder"] = dec
+	if _, ok := t.specialIDs[EndOfText]; ok {
+		cfg["eos_token"] = EndOfText
+		cfg["bos_token"] = EndOfText
+	}
+	if _, ok := t.specialIDs[Pad]; ok {
+		cfg["pad_token"] = Pad
+	} else if _, ok := t.specialIDs[EndOfText]; ok {
+		cfg["pad_token"] = EndOfText
+	}
+	_, a := t.specialIDs[ImStart]
+	_, b := t.specialIDs[ImEnd]
+	if a && b {
+		cfg["chat_template"] = ChatTemplate
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(cfg); err != nil {
+		return nil, fmt.Errorf("tokenizer: %w", err)
+	}
+	return buf.Bytes(), nil
+}
