@@ -126,7 +126,7 @@ func (s *Store) ExportJSONL(ctx context.Context, w io.Writer, kind ExportKind) (
 			return nil
 		})
 	default:
-		return 0, fmt.Errorf("store: export: %w: unknown format %q (known: %q, %q, %q)", ErrInvalid, kind, ExportSFT, ExportRankings, ExportPreferences)
+		return 0, invalidf("store: export: unknown format %q (known: %q, %q, %q)", kind, ExportSFT, ExportRankings, ExportPreferences)
 	}
 	if err == nil {
 		if ferr := bw.Flush(); ferr != nil {

@@ -81,13 +81,13 @@ const (
 
 func validText(what, text string) error {
 	if strings.TrimSpace(text) == "" {
-		return fmt.Errorf("%w: %s is empty", ErrInvalid, what)
+		return invalidf("%s is empty", what)
 	}
 	if len(text) > maxResponseBytes {
-		return fmt.Errorf("%w: %s has %d bytes, more than %d", ErrInvalid, what, len(text), maxResponseBytes)
+		return invalidf("%s has %d bytes, more than %d", what, len(text), maxResponseBytes)
 	}
 	if !utf8.ValidString(text) {
-		return fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalid, what)
+		return invalidf("%s is not valid UTF-8", what)
 	}
 	return nil
 }
@@ -216,15 +216,15 @@ func (s *Store) DeleteDemonstration(ctx context.Context, annotatorID, id int64) 
 // checkOrder checks that order is a permutation of 0..k-1.
 func checkOrder(order []int, k int) error {
 	if len(order) != k {
-		return fmt.Errorf("%w: the ranking orders %d answers but there are %d", ErrInvalid, len(order), k)
+		return invalidf("the ranking orders %d answers but there are %d", len(order), k)
 	}
 	seen := make([]bool, k)
 	for place, i := range order {
 		if i < 0 || i >= k {
-			return fmt.Errorf("%w: ranking place %d names answer %d; answers are numbered 0 to %d", ErrInvalid, place+1, i, k-1)
+			return invalidf("ranking place %d names answer %d; answers are numbered 0 to %d", place+1, i, k-1)
 		}
 		if seen[i] {
-			return fmt.Errorf("%w: answer %d is ranked twice; ties are not allowed", ErrInvalid, i)
+			return invalidf("answer %d is ranked twice; ties are not allowed", i)
 		}
 		seen[i] = true
 	}
@@ -235,10 +235,10 @@ func checkOrder(order []int, k int) error {
 func checkFlags(answer int, flags []string) error {
 	for i, f := range flags {
 		if !slices.Contains(Flags, f) {
-			return fmt.Errorf("%w: answer %d: unknown flag %q (known: %s)", ErrInvalid, answer, f, strings.Join(Flags, ", "))
+			return invalidf("answer %d: unknown flag %q (known: %s)", answer, f, strings.Join(Flags, ", "))
 		}
 		if slices.Contains(flags[:i], f) {
-			return fmt.Errorf("%w: answer %d: flag %q given twice", ErrInvalid, answer, f)
+			return invalidf("answer %d: flag %q given twice", answer, f)
 		}
 	}
 	return nil
@@ -247,18 +247,18 @@ func checkFlags(answer int, flags []string) error {
 func checkRanking(r Ranking) error {
 	k := len(r.Responses)
 	if k < 2 || k > MaxK {
-		return fmt.Errorf("%w: a ranking needs 2 to %d answers, got %d", ErrInvalid, MaxK, k)
+		return invalidf("a ranking needs 2 to %d answers, got %d", MaxK, k)
 	}
 	for i, resp := range r.Responses {
 		if err := validText(fmt.Sprintf("answer %d", i), resp.Content); err != nil {
 			return err
 		}
 		if resp.Model == "" || len(resp.Model) > maxModelBytes || !utf8.ValidString(resp.Model) {
-			return fmt.Errorf("%w: answer %d: model must be a name of 1 to %d bytes", ErrInvalid, i, maxModelBytes)
+			return invalidf("answer %d: model must be a name of 1 to %d bytes", i, maxModelBytes)
 		}
 		for j := range i {
 			if r.Responses[j].Content == resp.Content {
-				return fmt.Errorf("%w: answers %d and %d are identical; ties are not allowed", ErrInvalid, j, i)
+				return invalidf("answers %d and %d are identical; ties are not allowed", j, i)
 			}
 		}
 		if err := checkFlags(i, resp.Flags); err != nil {
@@ -340,7 +340,7 @@ func (s *Store) UpdateRanking(ctx context.Context, annotatorID, id int64, order 
 			return err
 		}
 		if flags != nil && len(flags) != len(r.Responses) {
-			return fmt.Errorf("store: ranking %d: %w: %d flag lists for %d answers", id, ErrInvalid, len(flags), len(r.Responses))
+			return invalidf("store: ranking %d: %d flag lists for %d answers", id, len(flags), len(r.Responses))
 		}
 		for i := range r.Responses {
 			r.Responses[i].Flags = nil

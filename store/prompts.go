@@ -101,6 +101,9 @@ func (s *Store) ImportPrompts(ctx context.Context, r io.Reader, opts ImportOptio
 		if err != nil && err != io.EOF {
 			return Batch{}, fmt.Errorf("store: %s line %d: %w", name, lineNo, err)
 		}
+		if lineNo == 1 {
+			line = bytes.TrimPrefix(line, []byte("\ufeff")) // a byte-order mark
+		}
 		if len(bytes.TrimSpace(line)) == 0 {
 			continue
 		}
@@ -114,7 +117,7 @@ func (s *Store) ImportPrompts(ctx context.Context, r io.Reader, opts ImportOptio
 		prompts = append(prompts, parsed{msgs, source, lineNo})
 	}
 	if len(prompts) == 0 {
-		return Batch{}, fmt.Errorf("store: %s: %w: no prompts", name, ErrInvalid)
+		return Batch{}, invalidf("store: %s: no prompts", name)
 	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var by any
@@ -167,7 +170,7 @@ func readLine(br *bufio.Reader) ([]byte, error) {
 		chunk, err := br.ReadSlice('\n')
 		line = append(line, chunk...)
 		if len(line) > maxLineBytes {
-			return nil, fmt.Errorf("%w: line longer than %d bytes", ErrInvalid, maxLineBytes)
+			return nil, invalidf("line longer than %d bytes", maxLineBytes)
 		}
 		if err == bufio.ErrBufferFull {
 			continue
@@ -185,16 +188,16 @@ func readLine(br *bufio.Reader) ([]byte, error) {
 // parsePromptLine decodes and checks one import line.
 func parsePromptLine(line []byte) ([]tokenizer.Message, string, error) {
 	if !utf8.Valid(line) {
-		return nil, "", fmt.Errorf("%w: not valid UTF-8", ErrInvalid)
+		return nil, "", invalidf("not valid UTF-8")
 	}
 	var pl promptLine
 	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&pl); err != nil {
-		return nil, "", fmt.Errorf("%w: %s", ErrInvalid, jsonError(err))
+		return nil, "", invalidf("%s", jsonError(err))
 	}
 	if dec.More() {
-		return nil, "", fmt.Errorf("%w: more than one JSON value on the line", ErrInvalid)
+		return nil, "", invalidf("more than one JSON value on the line")
 	}
 	source := ""
 	if pl.Source != nil {
@@ -207,25 +210,25 @@ func parsePromptLine(line []byte) ([]tokenizer.Message, string, error) {
 	var msgs []tokenizer.Message
 	switch {
 	case hasPrompt && pl.Messages != nil:
-		return nil, "", fmt.Errorf(`%w: both "prompt" and "messages"; give one`, ErrInvalid)
+		return nil, "", invalidf(`both "prompt" and "messages"; give one`)
 	case hasPrompt && pl.Prompt[0] == '"':
 		var text string
 		if err := json.Unmarshal(pl.Prompt, &text); err != nil {
-			return nil, "", fmt.Errorf(`%w: "prompt": %s`, ErrInvalid, jsonError(err))
+			return nil, "", invalidf(`"prompt": %s`, jsonError(err))
 		}
 		msgs = []tokenizer.Message{{Role: "user", Content: text}}
 	case hasPrompt && pl.Prompt[0] == '[':
 		dec := json.NewDecoder(bytes.NewReader(pl.Prompt))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&msgs); err != nil {
-			return nil, "", fmt.Errorf(`%w: "prompt": %s`, ErrInvalid, jsonError(err))
+			return nil, "", invalidf(`"prompt": %s`, jsonError(err))
 		}
 	case hasPrompt:
-		return nil, "", fmt.Errorf(`%w: "prompt" must be a string or a list of messages`, ErrInvalid)
+		return nil, "", invalidf(`"prompt" must be a string or a list of messages`)
 	case pl.Messages != nil:
 		msgs = pl.Messages
 	default:
-		return nil, "", fmt.Errorf(`%w: "prompt" or "messages" missing`, ErrInvalid)
+		return nil, "", invalidf(`"prompt" or "messages" missing`)
 	}
 	if err := validConversation(msgs); err != nil {
 		return nil, "", err
@@ -236,39 +239,39 @@ func parsePromptLine(line []byte) ([]tokenizer.Message, string, error) {
 // validConversation checks a prompt's messages.
 func validConversation(msgs []tokenizer.Message) error {
 	if len(msgs) == 0 {
-		return fmt.Errorf("%w: no messages", ErrInvalid)
+		return invalidf("no messages")
 	}
 	if len(msgs) > maxMessages {
-		return fmt.Errorf("%w: %d messages, more than %d", ErrInvalid, len(msgs), maxMessages)
+		return invalidf("%d messages, more than %d", len(msgs), maxMessages)
 	}
 	for i, m := range msgs {
 		switch m.Role {
 		case "system":
 			if i != 0 {
-				return fmt.Errorf(`%w: message %d: "system" is allowed only as the first message`, ErrInvalid, i+1)
+				return invalidf(`message %d: "system" is allowed only as the first message`, i+1)
 			}
 		case "user", "assistant":
 		case "":
-			return fmt.Errorf(`%w: message %d: "role" missing`, ErrInvalid, i+1)
+			return invalidf(`message %d: "role" missing`, i+1)
 		default:
-			return fmt.Errorf(`%w: message %d: role %q is not "system", "user" or "assistant"`, ErrInvalid, i+1, m.Role)
+			return invalidf(`message %d: role %q is not "system", "user" or "assistant"`, i+1, m.Role)
 		}
 		if strings.TrimSpace(m.Content) == "" {
-			return fmt.Errorf(`%w: message %d: "content" empty`, ErrInvalid, i+1)
+			return invalidf(`message %d: "content" empty`, i+1)
 		}
 		if !utf8.ValidString(m.Content) {
-			return fmt.Errorf(`%w: message %d: "content" is not valid UTF-8`, ErrInvalid, i+1)
+			return invalidf(`message %d: "content" is not valid UTF-8`, i+1)
 		}
 	}
 	if last := msgs[len(msgs)-1].Role; last != "user" {
-		return fmt.Errorf(`%w: the last message is from %q; a prompt ends with the user's turn`, ErrInvalid, last)
+		return invalidf(`the last message is from %q; a prompt ends with the user's turn`, last)
 	}
 	return nil
 }
 
 func validSource(source string) error {
 	if len(source) > maxSourceBytes || !utf8.ValidString(source) {
-		return fmt.Errorf(`%w: "source" must be valid UTF-8 of at most %d bytes`, ErrInvalid, maxSourceBytes)
+		return invalidf(`"source" must be valid UTF-8 of at most %d bytes`, maxSourceBytes)
 	}
 	return nil
 }
@@ -379,7 +382,7 @@ func (s *Store) NextPrompt(ctx context.Context, annotatorID int64, task Task) (P
 	case TaskRank, TaskCompare:
 		table = "rankings"
 	default:
-		return Prompt{}, fmt.Errorf("store: %w: task %q is not %q, %q or %q", ErrInvalid, task, TaskDemonstrate, TaskRank, TaskCompare)
+		return Prompt{}, invalidf("store: task %q is not %q, %q or %q", task, TaskDemonstrate, TaskRank, TaskCompare)
 	}
 	var p Prompt
 	err := scanPrompt(s.db.QueryRowContext(ctx, s.q(`SELECT `+promptColumns+` FROM prompts p

@@ -97,11 +97,11 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		}
 		switch {
 		case path == "":
-			return nil, fmt.Errorf("store: %w: empty database path", ErrInvalid)
+			return nil, invalidf("store: empty database path")
 		case path == ":memory:" || strings.HasPrefix(path, "file:"):
-			return nil, fmt.Errorf("store: %w: %q: give a file path (in-memory and URI databases are not supported)", ErrInvalid, path)
+			return nil, invalidf("store: %q: give a file path (in-memory and URI databases are not supported)", path)
 		case strings.Contains(path, "?"):
-			return nil, fmt.Errorf("store: %w: %q: a database path may not contain '?'", ErrInvalid, path)
+			return nil, invalidf("store: %q: a database path may not contain '?'", path)
 		}
 		s.dialect = dialectSQLite
 		s.db, err = sql.Open("sqlite", path+"?"+sqliteParams)
@@ -198,3 +198,14 @@ func isForeignKey(err error) bool {
 // now is the time stamped on new rows: UTC, to the microsecond, the
 // precision both databases keep.
 func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+
+// invalidError is a message about bad input; it matches ErrInvalid.
+type invalidError struct{ msg string }
+
+func (e *invalidError) Error() string        { return e.msg }
+func (e *invalidError) Is(target error) bool { return target == ErrInvalid }
+
+// invalidf formats an error that matches ErrInvalid.
+func invalidf(format string, args ...any) error {
+	return &invalidError{fmt.Sprintf(format, args...)}
+}

@@ -62,13 +62,13 @@ func (s *Store) CreateUser(ctx context.Context, nu NewUser) (User, error) {
 		u.Name = u.Username
 	}
 	if !utf8.ValidString(u.Name) || len(u.Name) > maxName {
-		return User{}, fmt.Errorf("store: user %q: %w: name must be valid UTF-8 of at most %d bytes", u.Username, ErrInvalid, maxName)
+		return User{}, invalidf("store: user %q: name must be valid UTF-8 of at most %d bytes", u.Username, maxName)
 	}
 	if u.Role == "" {
 		u.Role = RoleAnnotator
 	}
 	if u.Role != RoleAdmin && u.Role != RoleAnnotator {
-		return User{}, fmt.Errorf("store: user %q: %w: role %q is not %q or %q", u.Username, ErrInvalid, u.Role, RoleAdmin, RoleAnnotator)
+		return User{}, invalidf("store: user %q: role %q is not %q or %q", u.Username, u.Role, RoleAdmin, RoleAnnotator)
 	}
 	hash, err := hashPassword(nu.Password)
 	if err != nil {
@@ -88,11 +88,11 @@ func (s *Store) CreateUser(ctx context.Context, nu NewUser) (User, error) {
 
 func validUsername(name string) error {
 	if name == "" || len(name) > maxUsername {
-		return fmt.Errorf("store: %w: username must have 1 to %d characters", ErrInvalid, maxUsername)
+		return invalidf("store: username must have 1 to %d characters", maxUsername)
 	}
 	for _, c := range name {
 		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return fmt.Errorf("store: %w: username %q: only letters, digits, '.', '_' and '-' are allowed", ErrInvalid, name)
+			return invalidf("store: username %q: only letters, digits, '.', '_' and '-' are allowed", name)
 		}
 	}
 	return nil
@@ -204,7 +204,7 @@ var dummyHash, _ = hashPassword("not a password of anyone")
 // $argon2id$v=19$m=19456,t=2,p=1$SALT$HASH.
 func hashPassword(password string) (string, error) {
 	if len(password) < minPassword || len(password) > maxPassword {
-		return "", fmt.Errorf("%w: password must have %d to %d bytes", ErrInvalid, minPassword, maxPassword)
+		return "", invalidf("password must have %d to %d bytes", minPassword, maxPassword)
 	}
 	salt := make([]byte, argonSaltLen)
 	rand.Read(salt)
@@ -257,7 +257,7 @@ type Session struct {
 // token, which is shown only here.
 func (s *Store) CreateSession(ctx context.Context, userID int64, ttl time.Duration) (Session, error) {
 	if ttl <= 0 {
-		return Session{}, fmt.Errorf("store: session: %w: ttl %v is not positive", ErrInvalid, ttl)
+		return Session{}, invalidf("store: session: ttl %v is not positive", ttl)
 	}
 	u, err := s.User(ctx, userID)
 	if err != nil {
