@@ -223,7 +223,7 @@ func TestWriteErrors(t *testing.T) {
 		"int as float": {{Name: "w", DType: F32, Shape: []int{1}, I64: []int64{1}}},
 		"range":        {{Name: "w", DType: U8, Shape: []int{1}, I64: []int64{256}}},
 		"negative":     {{Name: "w", Shape: []int{-1}}},
-		"overflow":     {{Name: "w", Shape: []int{1 << 40, 1 << 40}}},
+		"overflow":     {{Name: "w", Shape: []int{math.MaxInt / 2, 4}}},
 		"two sources":  {{Name: "w", Shape: []int{1}, F32: []float32{1}, Data: []byte{0, 0, 0, 0}}},
 		"no data":      {{Name: "w", Shape: []int{1}}},
 		"raw length":   {{Name: "w", DType: I16, Shape: []int{2}, Data: []byte{1, 2, 3}}},
