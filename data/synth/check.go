@@ -110,14 +110,14 @@ func (t Task) Reward(response string) float64 {
 
 // Reward folds a score into one number; see [Task.Reward].
 func (s Score) Reward() float64 {
-	r := 0.1 * s.Helpful
+	r := s.Helpful
 	if s.Correct {
-		r += 1
+		r += 10
 	}
 	if s.FollowsFormat {
-		r += 0.1
+		r++
 	}
-	return r
+	return r / 10
 }
 
 // answerPhrases introduce a final answer; the search ignores case.

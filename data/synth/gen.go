@@ -107,14 +107,16 @@ func (g *gen) numberOnly(lang, split string) (Task, error) {
 func (g *gen) wordProblem(lang, split string) (Task, error) {
 	var kind int
 	var x arith
+	// The second number is one digit, so that no word problem is an
+	// arithmetic task (see randArith).
 	err := g.draw(split, KindWordProblem, func() string {
 		kind = g.r.intn(4)
 		switch kind {
 		case 0, 1: // more, together
-			x = arith{'+', g.r.between(2, 20), g.r.between(2, 20)}
+			x = arith{'+', g.r.between(2, 20), g.r.between(2, 9)}
 		case 2: // gives away
 			a := g.r.between(5, 30)
-			x = arith{'-', a, g.r.between(2, a-1)}
+			x = arith{'-', a, g.r.between(2, min(a-1, 9))}
 		default: // boxes
 			x = arith{'*', g.r.between(2, 9), g.r.between(2, 9)}
 		}

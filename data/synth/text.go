@@ -252,22 +252,34 @@ func (x arith) steps() []string {
 	}
 }
 
-// randArith draws a problem from the task distribution: two-digit sums
-// and differences, and a number from 11 to 29 times one digit.
+// randArith draws a problem from the task distribution: sums and
+// differences of two-digit numbers, and a two-digit number times a digit,
+// always with nonzero ones digits. Then every step of a worked answer (a
+// round number of tens, a single digit, one-digit products and their round
+// sum) has a form no task has, so no held-out problem is ever stated as a
+// step of a train answer or in the corpus.
 func randArith(r *rng) arith {
+	twoDigit := func(lo, hi int) int {
+		for {
+			if x := r.between(lo, hi); x%10 != 0 {
+				return x
+			}
+		}
+	}
 	switch k := r.intn(20); {
 	case k < 8:
-		return arith{'+', r.between(10, 99), r.between(2, 99)}
+		return arith{'+', twoDigit(11, 99), twoDigit(11, 99)}
 	case k < 15:
-		a := r.between(20, 99)
-		return arith{'-', a, r.between(2, a-1)}
+		a := twoDigit(22, 99)
+		return arith{'-', a, twoDigit(11, a-1)}
 	default:
-		return arith{'*', r.between(11, 29), r.between(2, 9)}
+		return arith{'*', twoDigit(11, 29), r.between(2, 9)}
 	}
 }
 
-// randTable draws a one-digit fact ("7 × 8 = 56"), free of the split: these
-// are the steps every worked answer is made of.
+// randTable draws a one-digit fact ("7 × 8 = 56"). No task asks these
+// (see randArith), so the corpus states them freely: they are what every
+// worked answer is made of.
 func randTable(r *rng) arith {
 	a, b := r.between(0, 10), r.between(0, 10)
 	switch r.intn(3) {
