@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/nn"
@@ -32,15 +33,48 @@ func Load(be backend.Backend, dir string) (*Model, error) {
 		return nil, err
 	}
 	defer st.Close()
-	if err := LoadParams(st, m.Params(), dir); err != nil {
+	noBias := c.Arch == "gpt2" && !c.Bias
+	if err := loadParams(st, m.Params(), dir, noBias); err != nil {
 		return nil, err
 	}
 	return m, nil
 }
 
+// hfParams returns the parameters as transformers expects them: a GPT-2
+// without biases gets zero biases (GPT-2's config cannot turn them off), and
+// config.json marks them so golem loads the model without them again.
+func (m *Model) hfParams() []nn.Named {
+	ps := m.Params()
+	if m.Config.Arch != "gpt2" || m.Config.Bias {
+		return ps
+	}
+	in := nn.NewInit(m.Embed.Weight.Backend(), 0)
+	full := m.Config
+	full.Bias = true
+	in.Zero = true
+	z, _ := build(m.Embed.Weight.Backend(), full, in)
+	have := map[string]*nn.Named{}
+	for i := range ps {
+		have[ps[i].Name] = &ps[i]
+	}
+	var out []nn.Named
+	for _, p := range z.Params() {
+		if h, ok := have[p.Name]; ok {
+			out = append(out, *h)
+		} else {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // LoadParams fills params from a checkpoint by name, checking shapes. A
 // tied "lm_head.weight" in the file is accepted and ignored.
 func LoadParams(st *safetensors.Model, params []nn.Named, where string) error {
+	return loadParams(st, params, where, false)
+}
+
+func loadParams(st *safetensors.Model, params []nn.Named, where string, noBias bool) error {
 	want := map[string]bool{}
 	for _, p := range params {
 		want[p.Name] = true
@@ -58,7 +92,7 @@ func LoadParams(st *safetensors.Model, params []nn.Named, where string) error {
 		p.Tensor.Set(data)
 	}
 	for _, n := range st.Names() {
-		if !want[n] && n != "lm_head.weight" && !isBuffer(n) {
+		if !want[n] && n != "lm_head.weight" && !isBuffer(n) && !(noBias && strings.HasSuffix(n, ".bias")) {
 			return fmt.Errorf("gpt: %s: unexpected tensor %q (another architecture or an adapter?)", where, n)
 		}
 	}
@@ -94,7 +128,7 @@ func (m *Model) Save(dir string) error {
 	if err := writeFileAtomic(filepath.Join(dir, "generation_config.json"), append(gj, '\n')); err != nil {
 		return err
 	}
-	return SaveParams(filepath.Join(dir, "model.safetensors"), m.Params(), map[string]string{"format": "pt"})
+	return SaveParams(filepath.Join(dir, "model.safetensors"), m.hfParams(), map[string]string{"format": "pt"})
 }
 
 // SaveParams writes named tensors as one safetensors file.

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"github.com/golem-ml/golem/backend/cpu"
+	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/nn"
+	"github.com/golem-ml/golem/optim"
+	"github.com/golem-ml/golem/tensor"
+)
+
+// benchConfigs are the peer's configs (../shared/peer/pytorch_gpt_bench.py):
+// nanoGPT's model, no biases, exact GELU, tied head.
+var benchConfigs = map[string]struct{ L, H, C, T, B, V int }{
+	"baby":          {4, 4, 128, 64, 12, 65},
+	"small":         {6, 6, 384, 256, 16, 65},
+	"gpt2-tiny-bpe": {6, 6, 384, 256, 8, 50304},
+	"gpt2-124m":     {12, 12, 768, 1024, 4, 50304},
+}
+
+// machinePeak is this machine's fp32 peak: 2 cores x 64 FLOP/cycle x ~2.25 GHz.
+const machinePeak = 290.0
+
+func benchModel(name string) (*gpt.Model, gpt.Config, error) {
+	bc, ok := benchConfigs[name]
+	if !ok {
+		return nil, gpt.Config{}, fmt.Errorf("unknown config %q (baby, small, gpt2-tiny-bpe, gpt2-124m)", name)
+	}
+	c := gpt.Config{Arch: "gpt2", Vocab: bc.V, Context: bc.T, Layers: bc.L, Heads: bc.H, KVHeads: bc.H,
+		Hidden: bc.C, Intermediate: 4 * bc.C, Eps: 1e-5, Activation: "gelu", Tied: true, BOS: -1, EOS: -1}
+	m, err := gpt.New(cpu.New(), c, 1337)
+	return m, c, err
+}
+
+func init() {
+	register("train", func(args []string) error {
+		fs := flag.NewFlagSet("train", flag.ExitOnError)
+		config := fs.String("config", "baby", "baby, small or gpt2-tiny-bpe")
+		steps := fs.Int("steps", 20, "timed steps (median is reported)")
+		warmup := fs.Int("warmup", 3, "untimed steps first")
+		threads := fs.Int("threads", 2, "threads")
+		noPeer := fs.Bool("no-peer", false, "skip the PyTorch peer (no ratio)")
+		fs.Parse(args)
+		cpu.SetThreads(*threads)
+		m, c, err := benchModel(*config)
+		if err != nil {
+			return err
+		}
+		bc := benchConfigs[*config]
+		var peer float64
+		if !*noPeer {
+			if peer, err = runPeer("tokens_per_s", "--config", *config, "--tuned", "--steps", fmt.Sprint(*steps), "--warmup", fmt.Sprint(*warmup), "--threads", fmt.Sprint(*threads)); err != nil {
+				return err
+			}
+		}
+		params := m.Params()
+		defer startProfile()()
+		opt := optim.NewAdamW(params, 0.9, 0.99, 1e-8, 0.1)
+		r := rand.New(rand.NewPCG(1, 2))
+		B, T := bc.B, bc.T
+		ids, targets := make([]int32, B*T), make([]int32, B*T)
+		var times []float64
+		for s := 0; s < *warmup+*steps; s++ {
+			for i := range ids {
+				ids[i], targets[i] = int32(r.IntN(c.Vocab)), int32(r.IntN(c.Vocab))
+			}
+			t0 := time.Now()
+			opt.ZeroGrad()
+			loss := m.Loss(ids, targets, B, T, gpt.Options{})
+			tensor.Backward(loss)
+			opt.ClipGradNorm(1)
+			opt.Update(1e-3)
+			tensor.Release(loss)
+			if s >= *warmup {
+				times = append(times, time.Since(t0).Seconds())
+			}
+		}
+		slices.Sort(times)
+		med := times[len(times)/2]
+		tps := float64(B*T) / med
+		nonEmb := nn.Count(params) - c.Context*c.Hidden
+		flopTok := 6*float64(nonEmb) + 12*float64(c.Layers*c.Hidden*T)
+		gf := flopTok * tps / 1e9
+		fmt.Printf("golem: config=%s params=%.2fM step=%.1fms (min %.1fms) tokens_per_s=%.0f  %.1f GFLOP/s = %.0f%% of the machine's fp32 peak (%.0f GFLOP/s)\n",
+			*config, float64(nn.Count(params))/1e6, med*1e3, times[0]*1e3, tps, gf, 100*gf/machinePeak, machinePeak)
+		if peer > 0 {
+			fmt.Printf("peer:  tokens_per_s=%.0f (%.1f GFLOP/s)\n", peer, flopTok*peer/1e9)
+			fmt.Printf("ratio=%.2f\n", tps/peer)
+		}
+		return nil
+	})
+}
