@@ -11,7 +11,9 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"sync"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // maxHeaderSize bounds the JSON header, as the reference implementation does.
@@ -346,17 +348,34 @@ func (f *File) Close() error {
 	return err
 }
 
+// littleEndian reports whether float32 memory matches the file's byte order.
+var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
+
+// f16Table maps every half-precision code to its float32 value.
+var f16Table = sync.OnceValue(func() *[1 << 16]float32 {
+	var t [1 << 16]float32
+	for i := range t {
+		t[i] = Float16ToFloat32(uint16(i))
+	}
+	return &t
+})
+
 // decodeFloat32 converts little-endian floats of dtype in b into out.
 func decodeFloat32(out []float32, dtype string, b []byte) error {
 	le := binary.LittleEndian
 	switch dtype {
 	case F32:
+		if littleEndian && len(out) > 0 {
+			copy(unsafe.Slice((*byte)(unsafe.Pointer(&out[0])), 4*len(out)), b)
+			return nil
+		}
 		for i := range out {
 			out[i] = math.Float32frombits(le.Uint32(b[4*i:]))
 		}
 	case F16:
+		table := f16Table()
 		for i := range out {
-			out[i] = Float16ToFloat32(le.Uint16(b[2*i:]))
+			out[i] = table[le.Uint16(b[2*i:])]
 		}
 	case BF16:
 		for i := range out {
