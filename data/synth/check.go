@@ -126,7 +126,7 @@ var answerPhrases = []string{"the answer is", "answer:", "答案是", "答案：
 // afterAnswer returns the text after the last answer phrase, and whether
 // there was one.
 func afterAnswer(s string) (string, bool) {
-	low := strings.ToLower(s)
+	low := asciiLower(s)
 	best, end := -1, 0
 	for _, p := range answerPhrases {
 		if i := strings.LastIndex(low, p); i > best {
@@ -136,12 +136,18 @@ func afterAnswer(s string) (string, bool) {
 	if best < 0 {
 		return s, false
 	}
-	// ToLower keeps byte offsets for the ASCII and Chinese phrases above,
-	// but not for every rune; fall back to the whole text if it moved.
-	if len(low) != len(s) {
-		return s, false
-	}
 	return s[end:], true
+}
+
+// asciiLower lowers ASCII letters only, so byte offsets stay valid.
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 // numbers returns the numbers in s as written ("-3", "19", "2.5").

@@ -20,7 +20,9 @@ type CorpusOptions struct {
 	// Chinese is the fraction of paragraphs written in Chinese, in [0, 1]
 	// (values outside are clamped).
 	Chinese float64
-	World   *World // nil: DefaultWorld()
+	// World is the world whose facts the corpus states; nil means
+	// DefaultWorld(). It must be valid (see World.Validate).
+	World *World
 }
 
 // Corpus returns golem's built-in pretraining text: paragraphs separated by

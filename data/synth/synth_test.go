@@ -167,10 +167,22 @@ func TestTaskOptionErrors(t *testing.T) {
 		{N: 1, Split: "test"}, {N: 1, Lang: "fr"}, {N: -1}, {N: 1, Kinds: []string{"poetry"}},
 		{N: 1, Lang: "zh", Kinds: []string{KindUppercase}}, {N: 1, System: 2},
 		{N: 1, Split: SplitHeldout, Kinds: []string{KindFact}, World: trainOnlyWorld()},
+		{N: 1, World: &World{}},
+		{N: 1, World: &World{People: []Person{{Name: "A", NameZh: "甲"}, {Name: "B", NameZh: "乙", Friend: 1}}, Places: []Place{{"X", "X"}}}},
 	} {
 		if _, err := Tasks(o); err == nil {
 			t.Errorf("Tasks(%+v) gave no error", o)
 		}
+	}
+	if err := trainOnlyWorld().Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Tasks(TaskOptions{N: 5, Kinds: []string{KindFact}, World: trainOnlyWorld()}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Tasks(TaskOptions{N: 1, Split: SplitHeldout, Kinds: []string{KindFact}, World: trainOnlyWorld()})
+	if err == nil || !strings.Contains(err.Error(), "no heldout person") {
+		t.Errorf("held-out facts in a world without held-out people: error %v", err)
 	}
 	ts := MustTasks(TaskOptions{N: 50, Lang: "zh", Kinds: []string{KindSort, KindRefusal}})
 	for _, x := range ts {
@@ -188,6 +200,9 @@ func trainOnlyWorld() *World {
 		if SplitOf(personKey(p)) == SplitTrain {
 			w.People = append(w.People, p)
 		}
+	}
+	for i := range w.People {
+		w.People[i].Friend = (i + 1) % len(w.People)
 	}
 	return w
 }
@@ -374,6 +389,7 @@ func TestNumbers(t *testing.T) {
 		{"12 -3", "3"},
 		{"no number", ""},
 		{"Answer: 007", "007"},
+		{"İİ 3. THE ANSWER IS 4. 5", "4"},
 	} {
 		if got := finalNumber(c.in); got != c.final {
 			t.Errorf("finalNumber(%q) = %q, want %q", c.in, got, c.final)

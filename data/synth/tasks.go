@@ -183,6 +183,11 @@ func Tasks(opts TaskOptions) ([]Task, error) {
 	if opts.N > 0 && len(choices) == 0 {
 		return nil, fmt.Errorf("synth: no task kinds selected")
 	}
+	if opts.World != nil {
+		if err := opts.World.Validate(); err != nil {
+			return nil, err
+		}
+	}
 	g := newGen(opts.World, opts.Seed)
 	seen := map[string]bool{}
 	out := make([]Task, 0, opts.N)

@@ -1,6 +1,7 @@
 package synth
 
 import (
+	"fmt"
 	"strings"
 	"sync"
 )
@@ -209,3 +210,29 @@ func (w *World) PlaceOf(p Person) Place { return w.Places[p.Place] }
 
 // FriendOf returns person p's friend.
 func (w *World) FriendOf(p Person) Person { return w.People[p.Friend] }
+
+// Validate reports whether a world built by hand can be used: at least two
+// people and one town, names present and unique, indices in range and no
+// one their own friend. Worlds from NewWorld are valid.
+func (w *World) Validate() error {
+	if len(w.People) < 2 || len(w.Places) < 1 {
+		return fmt.Errorf("synth: world has %d people and %d towns, want at least 2 and 1", len(w.People), len(w.Places))
+	}
+	seen := map[string]bool{}
+	for i, p := range w.People {
+		switch {
+		case p.Name == "" || p.NameZh == "":
+			return fmt.Errorf("synth: world: person %d has no name", i)
+		case seen[p.Name]:
+			return fmt.Errorf("synth: world: person %d: name %q used twice", i, p.Name)
+		case p.Place < 0 || p.Place >= len(w.Places):
+			return fmt.Errorf("synth: world: person %d (%s): town %d out of range", i, p.Name, p.Place)
+		case p.Friend < 0 || p.Friend >= len(w.People) || p.Friend == i:
+			return fmt.Errorf("synth: world: person %d (%s): friend %d invalid", i, p.Name, p.Friend)
+		case p.Job.En == "" || p.Colour.En == "" || p.Pet.En == "":
+			return fmt.Errorf("synth: world: person %d (%s): job, colour or pet missing", i, p.Name)
+		}
+		seen[p.Name] = true
+	}
+	return nil
+}
