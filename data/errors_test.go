@@ -57,7 +57,7 @@ func TestErrors(t *testing.T) {
 		{"standard then conversational", `{"prompt": "Hi", "completion": "Hello"}` + "\n" + `{"prompt": [{"role": "user", "content": "Hi"}], "completion": [{"role": "assistant", "content": "Hello"}]}`, "", `line 2: record is prompt-completion conversational, but the file began as prompt-completion standard (line 1)`},
 		{"explicit then implicit", `{"prompt": "Sky?", "chosen": "Blue.", "rejected": "Green."}` + "\n" + `{"chosen": "Blue.", "rejected": "Green."}`, "", `line 2: record is preference standard, implicit prompt, but the file began as preference standard, explicit prompt`},
 		{"unknown keys", `{"question": "2+3?", "answer": "5"}`, "", `line 1: cannot tell the format from the keys (answer, question); force one of:`},
-		{"forced format", okMsgs, FormatAlpaca, `line 1: "instruction" missing`},
+		{"forced format", okMsgs, FormatAlpaca, `line 1: "instruction" missing (the record looks like "messages", not the "alpaca" forced)`},
 		{"unknown format", okMsgs, "csv", `unknown format "csv"`},
 		{"invalid json", okAlpaca + "\n" + `{"instruction": "Add.", "output": "5"` + "\n", "", `line 2: invalid JSON`},
 		{"not an object", okAlpaca + "\n" + `["Add.", "5"]`, "", `line 2: record is a list, want a JSON object`},

@@ -403,6 +403,10 @@ func (r *Reader) parse(rec *record) ([]Example, error) {
 	}
 	exs, shape, err := parsers[r.format](rec)
 	if err != nil {
+		var e *Error
+		if !r.detected && got != "" && got != r.format && errors.As(err, &e) {
+			e.Msg += fmt.Sprintf(" (the record looks like %q, not the %q forced)", got, r.format)
+		}
 		return nil, err
 	}
 	if r.shape == "" {
