@@ -162,6 +162,19 @@ func (t *Tensor) Detach() *Tensor {
 	return &Tensor{shape: t.shape, buf: t.buf, be: t.be}
 }
 
+// Keep returns a leaf that owns t's memory, and leaves t's graph node
+// without it, so that releasing the graph does not free it (a KV cache
+// keeps the keys and values computed in a released step this way). A view
+// is copied instead.
+func (t *Tensor) Keep() *Tensor {
+	t.live()
+	if t.view {
+		return t.Clone()
+	}
+	t.view = true
+	return &Tensor{shape: t.shape, buf: t.buf, be: t.be}
+}
+
 // Clone returns a leaf copy of t in new memory.
 func (t *Tensor) Clone() *Tensor {
 	c := &Tensor{shape: append([]int(nil), t.shape...), buf: t.be.Alloc(t.Len(), false), be: t.be}

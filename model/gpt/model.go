@@ -215,7 +215,7 @@ func (m *Model) Forward(ids []int32, B, T int, o Options) *tensor.Tensor {
 				prev.Free()
 				o.Cache.V[i].Free()
 			}
-			o.Cache.K[i], o.Cache.V[i] = k.Detach(), v.Detach()
+			o.Cache.K[i], o.Cache.V[i] = k.Keep(), v.Keep()
 		}
 		a := b.O.Forward(tensor.Attention(q, k, v, attn))
 		x = tensor.Add(x, drop(a, uint64(10+2*i)))

@@ -1,0 +1,39 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/golem-ml/golem/eval"
+)
+
+func init() {
+	register("eval ppl", "perplexity of a model on a text file", runEvalPPL)
+}
+
+func runEvalPPL(args []string) error {
+	fs := flag.NewFlagSet("eval ppl", flag.ExitOnError)
+	model := fs.String("model", "", "model folder (required)")
+	data := fs.String("data", "", "text file (required)")
+	batch := fs.Int("batch", 8, "sequences per forward pass")
+	fs.Parse(args)
+	if *model == "" || *data == "" {
+		return fmt.Errorf("eval ppl: --model and --data are required")
+	}
+	m, tok, err := loadModel(*model)
+	if err != nil {
+		return err
+	}
+	b, err := os.ReadFile(*data)
+	if err != nil {
+		return err
+	}
+	r, err := eval.Perplexity(m, tok.Encode(string(b)), *batch)
+	if err != nil {
+		return fmt.Errorf("eval ppl: %s: %w", *data, err)
+	}
+	fmt.Printf("tokens=%d sequences=%d\n", r.Tokens, r.Sequences)
+	fmt.Printf("loss=%.4f ppl=%.3f\n", r.Loss, r.PPL)
+	return nil
+}

@@ -1,0 +1,349 @@
+// Package generate samples continuations from a language model: greedy,
+// temperature, top-k, top-p and repetition penalty, batched over several
+// prompts with a KV cache, with stop tokens and stop strings, streaming.
+package generate
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/tensor"
+	"github.com/golem-ml/golem/tokenizer"
+)
+
+// Options control sampling. The zero value is greedy decoding of up to 256
+// tokens.
+type Options struct {
+	MaxTokens         int      // new tokens per sequence (default 256)
+	Temperature       float64  // 0 = greedy
+	TopK              int      // keep the K most likely tokens (0 = all)
+	TopP              float64  // keep the smallest set with this much probability (0 or 1 = all)
+	RepetitionPenalty float64  // > 1 discourages tokens already in the sequence (1 or 0 = off)
+	Stop              []string // stop strings (text API)
+	StopIDs           []int    // stop tokens, e.g. end of text (not included in the output)
+	Seed              uint64   // sampling seed; sequence i uses Seed+i
+}
+
+// ErrPromptTooLong is returned when a prompt does not fit the context.
+var ErrPromptTooLong = errors.New("generate: prompt longer than the model's context")
+
+// Tokens continues each prompt. onToken, if not nil, is called with each
+// new token of each sequence as it is produced; returning false stops that
+// sequence. It returns the new tokens of each sequence (stop tokens
+// excluded).
+func Tokens(m *gpt.Model, prompts [][]int, o Options, onToken func(seq, id int) bool) ([][]int, error) {
+	B := len(prompts)
+	if B == 0 {
+		return nil, nil
+	}
+	if o.MaxTokens <= 0 {
+		o.MaxTokens = 256
+	}
+	L := 0
+	for i, p := range prompts {
+		if len(p) == 0 {
+			return nil, fmt.Errorf("generate: prompt %d is empty", i)
+		}
+		if len(p) > m.Config.Context {
+			return nil, fmt.Errorf("%w: prompt %d has %d tokens, context is %d", ErrPromptTooLong, i, len(p), m.Config.Context)
+		}
+		L = max(L, len(p))
+	}
+	maxNew := min(o.MaxTokens, m.Config.Context-L)
+	// Left-pad to a common length; pads are hidden from attention and each
+	// sequence's positions start at 0 at its first real token.
+	ids := make([]int32, B*L)
+	pos := make([]int32, B*L)
+	pad := make([]int, B)
+	for b, p := range prompts {
+		pad[b] = L - len(p)
+		for j := 0; j < L; j++ {
+			if j >= pad[b] {
+				ids[b*L+j] = int32(p[j-pad[b]])
+				pos[b*L+j] = int32(j - pad[b])
+			}
+		}
+	}
+	samplers := make([]*sampler, B)
+	for b := range samplers {
+		samplers[b] = newSampler(o, o.Seed+uint64(b), prompts[b])
+	}
+	out := make([][]int, B)
+	done := make([]bool, B)
+	stop := map[int]bool{}
+	for _, id := range o.StopIDs {
+		stop[id] = true
+	}
+	var mask []bool
+	needMask := false
+	for _, p := range pad {
+		needMask = needMask || p > 0
+	}
+	cache := &gpt.Cache{}
+	defer cache.Free()
+	tensor.NoGrad(func() {
+		T := L
+		for step := 0; step < maxNew; step++ {
+			S := cache.Len + T
+			if needMask {
+				mask = make([]bool, B*S)
+				for b := 0; b < B; b++ {
+					for j := pad[b]; j < S; j++ {
+						mask[b*S+j] = true
+					}
+				}
+			}
+			h := m.Forward(ids, B, T, gpt.Options{Cache: cache, Pos: pos, KeyMask: mask})
+			last := tensor.Slice(h, 1, T-1, T)
+			logits := m.Logits(last)
+			host := logits.Host()
+			tensor.Release(logits)
+			tensor.Release(h)
+			V := m.Config.Vocab
+			ids, pos = ids[:B], pos[:B]
+			alive := false
+			for b := 0; b < B; b++ {
+				next := 0
+				if !done[b] {
+					next = samplers[b].next(host[b*V : (b+1)*V])
+					if stop[next] {
+						done[b] = true
+					} else {
+						out[b] = append(out[b], next)
+						samplers[b].seen(next)
+						if onToken != nil && !onToken(b, next) {
+							done[b] = true
+						}
+					}
+				}
+				ids[b] = int32(next)
+				pos[b] = int32(L - pad[b] + step)
+				alive = alive || !done[b]
+			}
+			if !alive {
+				break
+			}
+			T = 1
+		}
+	})
+	return out, nil
+}
+
+// sampler picks tokens for one sequence.
+type sampler struct {
+	o     Options
+	rng   *rand.Rand
+	count map[int]bool
+	probs []float64
+	idx   []int
+}
+
+func newSampler(o Options, seed uint64, prompt []int) *sampler {
+	s := &sampler{o: o, rng: rand.New(rand.NewPCG(seed, 0x5eed)), count: map[int]bool{}}
+	if o.RepetitionPenalty > 0 && o.RepetitionPenalty != 1 {
+		for _, id := range prompt {
+			s.count[id] = true
+		}
+	}
+	return s
+}
+
+func (s *sampler) seen(id int) {
+	if s.o.RepetitionPenalty > 0 && s.o.RepetitionPenalty != 1 {
+		s.count[id] = true
+	}
+}
+
+func (s *sampler) next(logits []float32) int {
+	V := len(logits)
+	if cap(s.probs) < V {
+		s.probs, s.idx = make([]float64, V), make([]int, V)
+	}
+	p := s.probs[:V]
+	for i, v := range logits {
+		p[i] = float64(v)
+	}
+	if rp := s.o.RepetitionPenalty; rp > 0 && rp != 1 {
+		// As in transformers: divide positive logits, multiply negative ones.
+		for id := range s.count {
+			if id < V {
+				if p[id] > 0 {
+					p[id] /= rp
+				} else {
+					p[id] *= rp
+				}
+			}
+		}
+	}
+	if s.o.Temperature <= 0 {
+		best := 0
+		for i, v := range p {
+			if v > p[best] {
+				best = i
+			}
+		}
+		return best
+	}
+	idx := s.idx[:V]
+	for i := range idx {
+		idx[i] = i
+		p[i] /= s.o.Temperature
+	}
+	k := V
+	if s.o.TopK > 0 && s.o.TopK < V {
+		k = s.o.TopK
+	}
+	if k < V || (s.o.TopP > 0 && s.o.TopP < 1) {
+		sort.Slice(idx, func(a, b int) bool { return p[idx[a]] > p[idx[b]] })
+		idx = idx[:k]
+	}
+	mx := math.Inf(-1)
+	for _, i := range idx {
+		mx = math.Max(mx, p[i])
+	}
+	var z float64
+	for _, i := range idx {
+		p[i] = math.Exp(p[i] - mx)
+		z += p[i]
+	}
+	if s.o.TopP > 0 && s.o.TopP < 1 {
+		var c float64
+		for n, i := range idx {
+			c += p[i] / z
+			if c >= s.o.TopP {
+				idx = idx[:n+1]
+				break
+			}
+		}
+		z = 0
+		for _, i := range idx {
+			z += p[i]
+		}
+	}
+	u := s.rng.Float64() * z
+	for _, i := range idx {
+		u -= p[i]
+		if u <= 0 {
+			return i
+		}
+	}
+	return idx[len(idx)-1]
+}
+
+// Stream turns a growing token sequence into text deltas: it holds back an
+// unfinished UTF-8 character and any text that may be the start of a stop
+// string, and reports when a stop string appears (the text before it is
+// the output).
+type Stream struct {
+	tok     *tokenizer.Tokenizer
+	stop    []string
+	ids     []int
+	emitted int
+	Text    string // the whole text so far (up to a stop string)
+	Stopped bool
+}
+
+// NewStream starts a stream.
+func NewStream(tok *tokenizer.Tokenizer, stop []string) *Stream {
+	return &Stream{tok: tok, stop: stop}
+}
+
+// Add appends a token and returns the text that is now safe to show.
+func (s *Stream) Add(id int) string {
+	if s.Stopped {
+		return ""
+	}
+	s.ids = append(s.ids, id)
+	text := s.tok.Decode(s.ids)
+	for _, st := range s.stop {
+		if st == "" {
+			continue
+		}
+		if i := strings.Index(text, st); i >= 0 {
+			text = text[:i]
+			s.Stopped = true
+		}
+	}
+	s.Text = text
+	safe := len(text)
+	if !s.Stopped {
+		// Hold back an incomplete character at the end...
+		for safe > 0 && !utf8.ValidString(text[:safe]) && len(text)-safe < utf8.UTFMax {
+			safe--
+		}
+		if !utf8.ValidString(text[:safe]) {
+			safe = len(text)
+		}
+		// ...and a suffix that could begin a stop string.
+		for _, st := range s.stop {
+			for n := min(len(st)-1, safe); n > 0; n-- {
+				if strings.HasSuffix(text[:safe], st[:n]) {
+					safe -= n
+					break
+				}
+			}
+		}
+	}
+	if safe < s.emitted {
+		return ""
+	}
+	d := text[s.emitted:safe]
+	s.emitted = safe
+	return d
+}
+
+// Flush returns what was held back once the sequence has ended.
+func (s *Stream) Flush() string {
+	d := s.Text[min(s.emitted, len(s.Text)):]
+	s.emitted = len(s.Text)
+	return d
+}
+
+// Text continues each prompt string and returns the new text of each,
+// calling onText with each sequence's text deltas as they are produced.
+func Text(m *gpt.Model, tok *tokenizer.Tokenizer, prompts []string, o Options, onText func(seq int, delta string)) ([]string, error) {
+	enc := make([][]int, len(prompts))
+	for i, p := range prompts {
+		enc[i] = tok.EncodeWithSpecial(p)
+		if len(enc[i]) == 0 {
+			if id, ok := tok.SpecialID(tokenizer.EndOfText); ok {
+				enc[i] = []int{id}
+			} else {
+				return nil, fmt.Errorf("generate: prompt %d is empty and the tokenizer has no %s to start from", i, tokenizer.EndOfText)
+			}
+		}
+	}
+	streams := make([]*Stream, len(prompts))
+	for i := range streams {
+		streams[i] = NewStream(tok, o.Stop)
+	}
+	if len(o.StopIDs) == 0 {
+		if id, ok := tok.SpecialID(tokenizer.EndOfText); ok {
+			o.StopIDs = append(o.StopIDs, id)
+		}
+	}
+	_, err := Tokens(m, enc, o, func(seq, id int) bool {
+		d := streams[seq].Add(id)
+		if d != "" && onText != nil {
+			onText(seq, d)
+		}
+		return !streams[seq].Stopped
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(prompts))
+	for i, s := range streams {
+		if d := s.Flush(); d != "" && onText != nil {
+			onText(i, d)
+		}
+		out[i] = s.Text
+	}
+	return out, nil
+}

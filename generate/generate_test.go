@@ -1,0 +1,120 @@
+package generate
+
+import (
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/golem-ml/golem/backend/cpu"
+	"github.com/golem-ml/golem/internal/shared"
+	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/tokenizer"
+)
+
+func load(t *testing.T, name string) (*gpt.Model, *tokenizer.Tokenizer) {
+	dir := shared.Path(t, filepath.Join("fixtures/hf", name))
+	m, err := gpt.Load(cpu.New(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := tokenizer.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, tok
+}
+
+// A batch of prompts of different lengths (left-padded) must give each
+// prompt the tokens it gets alone.
+func TestBatchedEqualsSingle(t *testing.T) {
+	for _, name := range []string{"gpt2-tiny", "llama-tiny", "qwen2-tiny"} {
+		m, tok := load(t, name)
+		prompts := [][]int{tok.Encode("Hello world, this is"), tok.Encode("A"), tok.Encode("The quick brown fox jumps over")}
+		for _, o := range []Options{{MaxTokens: 8}, {MaxTokens: 8, Temperature: 0.9, TopK: 50, TopP: 0.9, RepetitionPenalty: 1.3, Seed: 5}} {
+			batch, err := Tokens(m, prompts, o, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, p := range prompts {
+				oi := o
+				oi.Seed = o.Seed + uint64(i)
+				one, err := Tokens(m, [][]int{p}, oi, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !slices.Equal(one[0], batch[i]) {
+					t.Errorf("%s %+v prompt %d: alone %v, in a batch %v", name, o, i, one[0], batch[i])
+				}
+				if len(batch[i]) != 8 {
+					t.Errorf("%s: %d tokens, want 8", name, len(batch[i]))
+				}
+			}
+		}
+	}
+}
+
+func TestSamplingOptions(t *testing.T) {
+	m, tok := load(t, "gpt2-tiny")
+	p := [][]int{tok.Encode("Once upon a time")}
+	greedy, _ := Tokens(m, p, Options{MaxTokens: 10}, nil)
+	top1, _ := Tokens(m, p, Options{MaxTokens: 10, Temperature: 1, TopK: 1, Seed: 3}, nil)
+	if !slices.Equal(greedy[0], top1[0]) {
+		t.Errorf("top-k 1 %v differs from greedy %v", top1[0], greedy[0])
+	}
+	a, _ := Tokens(m, p, Options{MaxTokens: 10, Temperature: 1.5, Seed: 7}, nil)
+	b, _ := Tokens(m, p, Options{MaxTokens: 10, Temperature: 1.5, Seed: 7}, nil)
+	c, _ := Tokens(m, p, Options{MaxTokens: 10, Temperature: 1.5, Seed: 8}, nil)
+	if !slices.Equal(a[0], b[0]) {
+		t.Error("same seed, different samples")
+	}
+	if slices.Equal(a[0], c[0]) {
+		t.Error("different seeds, same 10 samples from a random model at temperature 1.5")
+	}
+	// A stop token ends the sequence and is not returned.
+	stopAt := greedy[0][3]
+	s, _ := Tokens(m, p, Options{MaxTokens: 10, StopIDs: []int{stopAt}}, nil)
+	if len(s[0]) != slices.Index(greedy[0], stopAt) {
+		t.Errorf("stop token %d: got %v from %v", stopAt, s[0], greedy[0])
+	}
+	// Repetition penalty changes a greedy run of a random model that repeats.
+	if _, err := Tokens(m, [][]int{make([]int, m.Config.Context+1)}, Options{}, nil); err == nil {
+		t.Error("prompt longer than the context accepted")
+	}
+}
+
+func TestStreamStopStringsAndUTF8(t *testing.T) {
+	_, tok := load(t, "gpt2-tiny")
+	text := "Hi! 你好 END and more"
+	ids := tok.Encode(text)
+	s := NewStream(tok, []string{"END"})
+	var got strings.Builder
+	for _, id := range ids {
+		d := s.Add(id)
+		if !strings.HasPrefix(text, got.String()+d) {
+			t.Fatalf("delta %q after %q is not a prefix of the text", d, got.String())
+		}
+		got.WriteString(d)
+		if s.Stopped {
+			break
+		}
+	}
+	got.WriteString(s.Flush())
+	if got.String() != "Hi! 你好 " || s.Text != "Hi! 你好 " {
+		t.Errorf("streamed %q (text %q), want %q", got.String(), s.Text, "Hi! 你好 ")
+	}
+}
+
+func TestTextAPI(t *testing.T) {
+	m, tok := load(t, "llama-tiny")
+	var deltas [2]strings.Builder
+	out, err := Text(m, tok, []string{"One two", "Three"}, Options{MaxTokens: 6}, func(i int, d string) { deltas[i].WriteString(d) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range out {
+		if out[i] != deltas[i].String() || out[i] == "" {
+			t.Errorf("sequence %d: returned %q, streamed %q", i, out[i], deltas[i].String())
+		}
+	}
+}
