@@ -439,7 +439,7 @@ func parseShareGPT(r *record) ([]Example, string, error) {
 			return nil, false, err
 		}
 		if m.Role != "assistant" {
-			return nil, false, r.fail(q(key), "is a %s message, want gpt (assistant)", m.Role)
+			return nil, false, r.fail(q(key), "is %s message, want gpt (assistant)", an(m.Role))
 		}
 		return []Message{m}, false, nil
 	})

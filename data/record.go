@@ -266,17 +266,22 @@ func (r *record) checkTurns(msgs []Message, path, first, last string) error {
 			return r.fail(fmt.Sprintf("%s[%d]", path, i), "is a system message; an answer holds only assistant and user turns")
 		}
 		if m.Role != want {
-			return r.fail(fmt.Sprintf("%s[%d]", path, i), "is a %s message where a %s message should be (turns alternate between user and assistant, starting with %s)", m.Role, want, first)
+			return r.fail(fmt.Sprintf("%s[%d]", path, i), "is %s message where %s message should be (turns alternate between user and assistant, starting with %s)", an(m.Role), an(want), first)
 		}
 		want = other(want)
 	}
 	if n := len(msgs); n > 0 && msgs[n-1].Role != last {
-		return r.fail(path, "ends with a %s message, want %s", msgs[n-1].Role, last)
-	}
-	if n := len(msgs); n > 0 && msgs[n-1].Role == "system" {
-		return r.fail(path, "holds only a system message")
+		return r.fail(path, "ends with %s message, want %s", an(msgs[n-1].Role), last)
 	}
 	return nil
+}
+
+// an puts the indefinite article before a role name.
+func an(role string) string {
+	if role == "assistant" {
+		return "an assistant"
+	}
+	return "a " + role
 }
 
 func other(role string) string {
