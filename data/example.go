@@ -20,7 +20,8 @@ import (
 	"github.com/golem-ml/golem/tokenizer"
 )
 
-// Message is one turn of a conversation.
+// Message is one turn of a conversation: the tokenizer's type, so that
+// examples go to the chat template as they are.
 type Message = tokenizer.Message
 
 // Kind says what a stage can learn from an [Example].

@@ -93,28 +93,28 @@ func ReadAll(paths []string, opts ReadOptions) (*Dataset, error) {
 type Reader struct {
 	name   string
 	opts   ReadOptions
-	closer io.Closer
-	err    error // sticky
+	closer io.Closer    // the file, when Open opened it
+	gz     *gzip.Reader // when the input is compressed
+	err    error        // the first error, returned from then on
 
 	// JSON lines
 	lines *bufio.Scanner
-	line  int
+	line  int // in a JSON array: the line of byte off
 
-	// JSON array
+	// JSON array, read whole
 	array   bool
 	data    []byte
 	dec     *json.Decoder
-	off     int // bytes of data already counted into line
-	index   int
+	off     int // bytes of data counted into line
+	index   int // records read
 	started bool
 
-	format     Format
-	detected   bool // the format was detected, not forced
-	shape      string
-	shapeLine  int
-	pending    []Example
-	sum        Summary
-	gzipReader *gzip.Reader
+	format    Format
+	detected  bool   // the format was detected, not forced
+	shape     string // the first record's shape
+	shapeLine int    // the first record's line
+	pending   []Example
+	sum       Summary
 }
 
 // Open opens the file at path for reading. Gzip-compressed files are
@@ -152,7 +152,7 @@ func NewReader(rd io.Reader, name string, opts ReadOptions) (*Reader, error) {
 		if err != nil {
 			return nil, fmt.Errorf("data: %s: %v", name, err)
 		}
-		r.gzipReader = zr
+		r.gz = zr
 		br = bufio.NewReaderSize(zr, 1<<16)
 	}
 	first, err := firstByte(br)
@@ -195,8 +195,8 @@ func firstByte(br *bufio.Reader) (byte, error) {
 
 // Close closes the file opened by Open.
 func (r *Reader) Close() error {
-	if r.gzipReader != nil {
-		r.gzipReader.Close()
+	if r.gz != nil {
+		r.gz.Close()
 	}
 	if r.closer != nil {
 		return r.closer.Close()
