@@ -1,0 +1,203 @@
+package gpt
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/golem-ml/golem/backend"
+	"github.com/golem-ml/golem/nn"
+	"github.com/golem-ml/golem/safetensors"
+	"github.com/golem-ml/golem/tensor"
+)
+
+// Scorer is a language model's backbone with a scalar head: a reward model
+// (one score per sequence, read at its last token) or a value model (one
+// score per position). It is saved as Hugging Face saves
+// GPT2ForSequenceClassification, LlamaForSequenceClassification or
+// Qwen2ForSequenceClassification with num_labels 1: the backbone's tensors
+// under their usual names (no lm_head) and the head as "score.weight"
+// [1, hidden], without a bias. config.json says so in "architectures" and
+// "num_labels", and carries golem's reward offset as "golem_reward_bias":
+// transformers ignores that key, so its logits are golem's scores minus the
+// offset.
+type Scorer struct {
+	*Model            // the backbone; Head is nil (the LM head is not part of a scorer)
+	Score  *nn.Linear // [1, hidden], PyTorch layout
+	// Bias is added to every score; a reward model sets it so that
+	// demonstrations score 0 on average.
+	Bias float32
+}
+
+// NewScorer puts a fresh scalar head, N(0, 0.02) as transformers
+// initialises it, on lm's backbone. The scorer shares lm's tensors; lm's
+// LM head, if it has its own, is dropped from the scorer.
+func NewScorer(lm *Model, seed uint64) *Scorer {
+	in := nn.NewInit(lm.Embed.Weight.Backend(), seed)
+	back := *lm
+	back.Head = nil
+	return &Scorer{Model: &back, Score: nn.NewLinear(in, lm.Config.Hidden, 1, false, 0.02)}
+}
+
+// Params returns the backbone's parameters and "score.weight".
+func (s *Scorer) Params() []nn.Named {
+	return append(s.Model.Params(), nn.Named{Name: "score.weight", Tensor: s.Score.Weight})
+}
+
+// Values returns the head's output at every position, [B, T], plus Bias.
+func (s *Scorer) Values(ids []int32, B, T int, o Options) *tensor.Tensor {
+	h := s.Forward(ids, B, T, o)
+	v := tensor.Reshape(s.Score.Forward(h), B, T)
+	if s.Bias != 0 {
+		v = tensor.AddScalar(v, s.Bias)
+	}
+	return v
+}
+
+// Scores returns one score per row of ids [B, T]: the head's output at
+// position last[b] of row b, plus Bias ([B]).
+func (s *Scorer) Scores(ids []int32, B, T int, last []int, o Options) *tensor.Tensor {
+	if len(last) != B {
+		panic(fmt.Sprintf("gpt: %d last positions for %d rows", len(last), B))
+	}
+	pick := make([]float32, B*T)
+	for b, p := range last {
+		if p < 0 || p >= T {
+			panic(fmt.Sprintf("gpt: last position %d of row %d outside 0..%d", p, b, T-1))
+		}
+		pick[b*T+p] = 1
+	}
+	v := s.Values(ids, B, T, o)
+	return tensor.SumLast(tensor.Mul(v, tensor.FromHost(v.Backend(), pick, B, T)))
+}
+
+// ScoreSequences scores token sequences in batches of up to batch rows
+// (right-padded; each is read at its last token) without gradients.
+func (s *Scorer) ScoreSequences(seqs [][]int, batch int) ([]float64, error) {
+	if batch <= 0 {
+		batch = 8
+	}
+	out := make([]float64, 0, len(seqs))
+	for i := 0; i < len(seqs); i += batch {
+		rows := seqs[i:min(i+batch, len(seqs))]
+		T := 0
+		for j, r := range rows {
+			if len(r) == 0 {
+				return nil, fmt.Errorf("gpt: sequence %d is empty", i+j)
+			}
+			if len(r) > s.Config.Context {
+				return nil, fmt.Errorf("gpt: sequence %d has %d tokens, the context is %d", i+j, len(r), s.Config.Context)
+			}
+			T = max(T, len(r))
+		}
+		ids := make([]int32, len(rows)*T)
+		last := make([]int, len(rows))
+		for b, r := range rows {
+			for t, id := range r {
+				ids[b*T+t] = int32(id)
+			}
+			last[b] = len(r) - 1
+		}
+		tensor.NoGrad(func() {
+			sc := s.Scores(ids, len(rows), T, last, Options{})
+			for _, v := range sc.Host() {
+				out = append(out, float64(v))
+			}
+			tensor.Release(sc)
+		})
+	}
+	return out, nil
+}
+
+var scoreArch = map[string]string{"gpt2": "GPT2ForSequenceClassification", "llama": "LlamaForSequenceClassification", "qwen2": "Qwen2ForSequenceClassification"}
+
+// Save writes config.json and model.safetensors (see [Scorer]).
+func (s *Scorer) Save(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	cj, err := s.Config.JSON()
+	if err != nil {
+		return err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(cj, &m); err != nil {
+		return err
+	}
+	m["architectures"] = []string{scoreArch[s.Config.Arch]}
+	m["num_labels"] = 1
+	m["id2label"] = map[string]string{"0": "LABEL_0"}
+	m["label2id"] = map[string]int{"LABEL_0": 0}
+	m["golem_reward_bias"] = s.Bias
+	if s.Config.EOS >= 0 {
+		m["pad_token_id"] = s.Config.EOS
+	}
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(filepath.Join(dir, "config.json"), append(b, '\n')); err != nil {
+		return err
+	}
+	ps := append(s.Model.hfParams(), nn.Named{Name: "score.weight", Tensor: s.Score.Weight})
+	return SaveParams(filepath.Join(dir, "model.safetensors"), ps, map[string]string{"format": "pt"})
+}
+
+// IsScorer reports whether the model folder dir holds a scorer (its
+// config.json has num_labels, as a reward or value model's does).
+func IsScorer(dir string) bool {
+	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if err != nil {
+		return false
+	}
+	var h struct {
+		NumLabels *int `json:"num_labels"`
+	}
+	return json.Unmarshal(b, &h) == nil && h.NumLabels != nil
+}
+
+// LoadScorer reads a scorer saved by [Scorer.Save] or by transformers'
+// *ForSequenceClassification with num_labels 1. A language model's folder
+// is an error naming the missing "score.weight".
+func LoadScorer(be backend.Backend, dir string) (*Scorer, error) {
+	c, err := LoadConfig(dir)
+	if err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if err != nil {
+		return nil, err
+	}
+	var h struct {
+		NumLabels *int    `json:"num_labels"`
+		Bias      float32 `json:"golem_reward_bias"`
+	}
+	if err := json.Unmarshal(b, &h); err != nil {
+		return nil, fmt.Errorf("gpt: %s: %w", dir, err)
+	}
+	if h.NumLabels != nil && *h.NumLabels != 1 {
+		return nil, fmt.Errorf("gpt: %s: num_labels is %d, a reward or value model has 1", dir, *h.NumLabels)
+	}
+	in := nn.NewInit(be, 0)
+	in.Zero = true
+	m, err := build(be, *c, in)
+	if err != nil {
+		return nil, fmt.Errorf("gpt: %s: %w", dir, err)
+	}
+	m.Head = nil
+	s := &Scorer{Model: m, Score: nn.NewLinear(in, c.Hidden, 1, false, 0), Bias: h.Bias}
+	st, err := safetensors.OpenModel(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	if _, ok := st.Info("score.weight"); !ok {
+		return nil, fmt.Errorf("gpt: %s: tensor \"score.weight\" missing: this is a language model, not a reward or value model", dir)
+	}
+	noBias := c.Arch == "gpt2" && !c.Bias
+	if err := loadParams(st, s.Params(), dir, noBias); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
