@@ -1,0 +1,448 @@
+package gpt
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/golem-ml/golem/backend"
+	"github.com/golem-ml/golem/nn"
+	"github.com/golem-ml/golem/safetensors"
+	"github.com/golem-ml/golem/tensor"
+)
+
+// Parameter-efficient adapters, saved as PEFT saves them: a folder with
+// adapter_config.json and adapter_model.safetensors. LoRA tensors are named
+// "base_model.model." + the module's Hugging Face name + ".lora_A.weight"
+// (and lora_B), A [r, in] and B [out, r], for GPT-2's Conv1D layers too
+// (PEFT's fan_in_fan_out only changes how the update is merged). A prompt
+// tuning adapter is one tensor "prompt_embeddings" [N, C].
+
+// Adapter file names, as PEFT writes them.
+const (
+	AdapterConfigFile = "adapter_config.json"
+	AdapterModelFile  = "adapter_model.safetensors"
+)
+
+// LoRAConfig says where and how LoRA attaches.
+type LoRAConfig struct {
+	R       int      // rank
+	Alpha   float64  // the update is scaled by Alpha/R
+	Dropout float32  // dropout on the adapter's input while training
+	Targets []string // module names or name suffixes ("q_proj", "attn.c_attn"), or "all-linear"
+}
+
+// DefaultLoRATargets returns PEFT's default target modules for the
+// architecture: the query and value projections (GPT-2's fused c_attn).
+func DefaultLoRATargets(arch string) []string {
+	if arch == "gpt2" {
+		return []string{"c_attn"}
+	}
+	return []string{"q_proj", "v_proj"}
+}
+
+// Module is a linear layer of a model and its Hugging Face module name
+// ("model.layers.0.self_attn.q_proj").
+type Module struct {
+	Name   string
+	Linear *nn.Linear
+}
+
+// Modules returns the model's linear layers by name, blocks in order; the
+// LM head is left out (PEFT's "all-linear" leaves it out too).
+func (m *Model) Modules() []Module {
+	var out []Module
+	add := func(name string, l *nn.Linear) {
+		if l != nil {
+			out = append(out, Module{name, l})
+		}
+	}
+	for i, b := range m.Blocks {
+		if m.Config.Arch == "gpt2" {
+			p := fmt.Sprintf("transformer.h.%d.", i)
+			add(p+"attn.c_attn", b.QKV)
+			add(p+"attn.c_proj", b.O)
+			add(p+"mlp.c_fc", b.FC)
+			add(p+"mlp.c_proj", b.Proj)
+			continue
+		}
+		p := fmt.Sprintf("model.layers.%d.", i)
+		add(p+"self_attn.q_proj", b.Q)
+		add(p+"self_attn.k_proj", b.K)
+		add(p+"self_attn.v_proj", b.V)
+		add(p+"self_attn.o_proj", b.O)
+		add(p+"mlp.gate_proj", b.Gate)
+		add(p+"mlp.up_proj", b.Up)
+		add(p+"mlp.down_proj", b.Down)
+	}
+	return out
+}
+
+// matchTarget reports whether module name is targeted, by PEFT's rule for a
+// list of targets: the name equals a target or ends with "." + target.
+func matchTarget(name string, targets []string) bool {
+	for _, t := range targets {
+		if t == "all-linear" || name == t || strings.HasSuffix(name, "."+t) {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *LoRAConfig) check(arch string) error {
+	if c.R <= 0 {
+		return fmt.Errorf("gpt: LoRA rank %d (want > 0)", c.R)
+	}
+	if c.Alpha <= 0 {
+		return fmt.Errorf("gpt: LoRA alpha %g (want > 0)", c.Alpha)
+	}
+	if c.Dropout < 0 || c.Dropout >= 1 {
+		return fmt.Errorf("gpt: LoRA dropout %g (want 0 <= p < 1)", c.Dropout)
+	}
+	if len(c.Targets) == 0 {
+		c.Targets = DefaultLoRATargets(arch)
+	}
+	return nil
+}
+
+// AttachLoRA puts a fresh LoRA (A random, B zero) on every targeted linear
+// layer, freezes the rest of the model, and returns the adapter parameters
+// under their PEFT names. A target that matches no module is an error.
+func (m *Model) AttachLoRA(c LoRAConfig, seed uint64) ([]nn.Named, error) {
+	if err := c.check(m.Config.Arch); err != nil {
+		return nil, err
+	}
+	mods := m.Modules()
+	for _, t := range c.Targets {
+		if t == "all-linear" {
+			continue
+		}
+		if !slices.ContainsFunc(mods, func(md Module) bool { return matchTarget(md.Name, []string{t}) }) {
+			names := map[string]bool{}
+			for _, md := range mods {
+				names[md.Name[strings.LastIndex(md.Name, ".")+1:]] = true
+			}
+			var have []string
+			for n := range names {
+				have = append(have, n)
+			}
+			slices.Sort(have)
+			return nil, fmt.Errorf("gpt: LoRA target %q matches no module of this %s model (have %s)", t, m.Config.Arch, strings.Join(have, ", "))
+		}
+	}
+	m.Freeze()
+	in := nn.NewInit(m.Embed.Weight.Backend(), seed)
+	for _, md := range mods {
+		if matchTarget(md.Name, c.Targets) {
+			md.Linear.LoRA = nn.NewLoRA(in, md.Linear.InFeatures(), md.Linear.OutFeatures(), c.R, c.Alpha, c.Dropout)
+		}
+	}
+	return m.LoRAParams(), nil
+}
+
+// Freeze marks every parameter of the base model as not trainable.
+func (m *Model) Freeze() {
+	for _, p := range m.Params() {
+		p.Tensor.SetRequiresGrad(false)
+	}
+}
+
+// LoRAParams returns the attached adapters' parameters under their PEFT
+// names ("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight").
+func (m *Model) LoRAParams() []nn.Named {
+	var ps []nn.Named
+	for _, md := range m.Modules() {
+		if md.Linear.LoRA == nil {
+			continue
+		}
+		for _, p := range nn.Params(md.Linear.LoRA) {
+			ps = append(ps, nn.Named{Name: "base_model.model." + md.Name + "." + p.Name, Tensor: p.Tensor})
+		}
+	}
+	return ps
+}
+
+// SetLoRASeed sets the dropout seed of every attached adapter (a function of
+// the training step, so that resumed runs draw the same masks).
+func (m *Model) SetLoRASeed(seed uint64) {
+	for i, md := range m.Modules() {
+		if md.Linear.LoRA != nil {
+			md.Linear.LoRA.Seed = seed*7919 + uint64(i)
+		}
+	}
+}
+
+// MergeLoRA adds each adapter's update (Alpha/R) B A into its layer's
+// weight and removes the adapter, leaving a plain model that computes the
+// same function.
+func (m *Model) MergeLoRA() {
+	for _, md := range m.Modules() {
+		l := md.Linear
+		if l.LoRA == nil {
+			continue
+		}
+		a, b := l.LoRA.A.Host(), l.LoRA.B.Host()
+		r, in, out := l.LoRA.A.Dim(0), l.InFeatures(), l.OutFeatures()
+		w := l.Weight.Host()
+		s := l.LoRA.Scale
+		for o := 0; o < out; o++ {
+			for i := 0; i < in; i++ {
+				var d float32
+				for k := 0; k < r; k++ {
+					d += b[o*r+k] * a[k*in+i]
+				}
+				if l.InOut {
+					w[i*out+o] += s * d
+				} else {
+					w[o*in+i] += s * d
+				}
+			}
+		}
+		l.Weight.Set(w)
+		l.LoRA = nil
+	}
+}
+
+// adapterConfig is PEFT's adapter_config.json, for LoRA and prompt tuning.
+type adapterConfig struct {
+	PeftType      string  `json:"peft_type"`
+	TaskType      string  `json:"task_type"`
+	BaseModel     string  `json:"base_model_name_or_path"`
+	InferenceMode bool    `json:"inference_mode"`
+	Revision      *string `json:"revision"`
+
+	// LORA
+	R              int            `json:"r,omitempty"`
+	LoRAAlpha      float64        `json:"lora_alpha,omitempty"`
+	LoRADropout    float64        `json:"lora_dropout"`
+	TargetModules  any            `json:"target_modules,omitempty"` // []string or a regex string
+	FanInFanOut    bool           `json:"fan_in_fan_out"`
+	Bias           string         `json:"bias,omitempty"`
+	ModulesToSave  []string       `json:"modules_to_save"`
+	InitLoRA       bool           `json:"init_lora_weights,omitempty"`
+	UseRSLoRA      bool           `json:"use_rslora"`
+	UseDoRA        bool           `json:"use_dora"`
+	LayersToXform  any            `json:"layers_to_transform"`
+	LayersPattern  any            `json:"layers_pattern"`
+	RankPattern    map[string]any `json:"rank_pattern,omitempty"`
+	AlphaPattern   map[string]any `json:"alpha_pattern,omitempty"`
+	LoraBiasEnable bool           `json:"lora_bias,omitempty"`
+
+	// PROMPT_TUNING
+	NumVirtualTokens  int     `json:"num_virtual_tokens,omitempty"`
+	TokenDim          int     `json:"token_dim,omitempty"`
+	NumSubmodules     int     `json:"num_transformer_submodules,omitempty"`
+	NumAttentionHeads int     `json:"num_attention_heads,omitempty"`
+	NumLayers         int     `json:"num_layers,omitempty"`
+	PromptInit        string  `json:"prompt_tuning_init,omitempty"`
+	PromptInitText    *string `json:"prompt_tuning_init_text,omitempty"`
+	TokenizerName     *string `json:"tokenizer_name_or_path,omitempty"`
+}
+
+// SaveLoRA writes the attached adapters into dir in PEFT's layout; base
+// names the base model (written as base_model_name_or_path).
+func (m *Model) SaveLoRA(dir string, c LoRAConfig, base string) error {
+	ps := m.LoRAParams()
+	if len(ps) == 0 {
+		return errors.New("gpt: SaveLoRA: no LoRA attached")
+	}
+	if err := c.check(m.Config.Arch); err != nil {
+		return err
+	}
+	ac := adapterConfig{
+		PeftType: "LORA", TaskType: "CAUSAL_LM", BaseModel: base, InferenceMode: true,
+		R: c.R, LoRAAlpha: c.Alpha, LoRADropout: float64(c.Dropout), TargetModules: c.Targets,
+		FanInFanOut: m.Config.Arch == "gpt2", Bias: "none", InitLoRA: true,
+		RankPattern: map[string]any{}, AlphaPattern: map[string]any{},
+	}
+	if len(c.Targets) == 1 && c.Targets[0] == "all-linear" {
+		ac.TargetModules = "all-linear"
+	}
+	return saveAdapter(dir, ac, ps)
+}
+
+func saveAdapter(dir string, ac adapterConfig, ps []nn.Named) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(ac, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := SaveParams(filepath.Join(dir, AdapterModelFile), ps, map[string]string{"format": "pt"}); err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(dir, AdapterConfigFile), append(b, '\n'))
+}
+
+// SavePromptTuning writes a soft prompt into dir as PEFT's prompt-tuning
+// adapter; base names the base model.
+func (m *Model) SavePromptTuning(dir string, sp *nn.SoftPrompt, base string) error {
+	ac := adapterConfig{
+		PeftType: "PROMPT_TUNING", TaskType: "CAUSAL_LM", BaseModel: base, InferenceMode: true,
+		NumVirtualTokens: sp.Weight.Dim(0), TokenDim: sp.Weight.Dim(1), NumSubmodules: 1,
+		NumAttentionHeads: m.Config.Heads, NumLayers: m.Config.Layers, PromptInit: "RANDOM",
+	}
+	return saveAdapter(dir, ac, []nn.Named{{Name: "prompt_embeddings", Tensor: sp.Weight}})
+}
+
+// IsAdapter reports whether dir holds a PEFT adapter (adapter_config.json).
+func IsAdapter(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, AdapterConfigFile))
+	return err == nil
+}
+
+// Adapter is what LoadAdapter found in an adapter folder.
+type Adapter struct {
+	Type       string          // "LORA" or "PROMPT_TUNING"
+	Base       string          // the base model folder, resolved against the adapter folder
+	LoRA       LoRAConfig      // for LORA
+	SoftPrompt *nn.SoftPrompt  // for PROMPT_TUNING
+	Params     []nn.Named      // the adapter's tensors under their PEFT names
+	config     json.RawMessage // the whole adapter_config.json
+}
+
+// ReadAdapterConfig reads dir/adapter_config.json and resolves its base
+// model path: a relative path is taken relative to dir.
+func ReadAdapterConfig(dir string) (*Adapter, error) {
+	path := filepath.Join(dir, AdapterConfigFile)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("gpt: %w", err)
+	}
+	var ac adapterConfig
+	if err := json.Unmarshal(b, &ac); err != nil {
+		return nil, fmt.Errorf("gpt: %s: %w", path, err)
+	}
+	a := &Adapter{Type: ac.PeftType, Base: ac.BaseModel, config: b}
+	if a.Base == "" {
+		return nil, fmt.Errorf("gpt: %s: base_model_name_or_path is empty (golem needs the base model's folder)", path)
+	}
+	if !filepath.IsAbs(a.Base) {
+		if _, err := os.Stat(filepath.Join(dir, a.Base)); err == nil {
+			a.Base = filepath.Join(dir, a.Base)
+		}
+	}
+	switch ac.PeftType {
+	case "LORA":
+		if ac.UseDoRA {
+			return nil, fmt.Errorf("gpt: %s: use_dora is not supported", path)
+		}
+		if len(ac.ModulesToSave) > 0 {
+			return nil, fmt.Errorf("gpt: %s: modules_to_save is not supported", path)
+		}
+		if len(ac.RankPattern) > 0 || len(ac.AlphaPattern) > 0 {
+			return nil, fmt.Errorf("gpt: %s: rank_pattern and alpha_pattern are not supported", path)
+		}
+		if ac.Bias != "" && ac.Bias != "none" {
+			return nil, fmt.Errorf("gpt: %s: bias %q is not supported (want none)", path, ac.Bias)
+		}
+		a.LoRA = LoRAConfig{R: ac.R, Alpha: ac.LoRAAlpha, Dropout: float32(ac.LoRADropout)}
+		switch t := ac.TargetModules.(type) {
+		case string:
+			if t != "all-linear" {
+				return nil, fmt.Errorf("gpt: %s: target_modules as a regular expression is not supported", path)
+			}
+			a.LoRA.Targets = []string{t}
+		case []any:
+			for i, x := range t {
+				s, ok := x.(string)
+				if !ok {
+					return nil, fmt.Errorf("gpt: %s: target_modules[%d] is not a string", path, i)
+				}
+				a.LoRA.Targets = append(a.LoRA.Targets, s)
+			}
+		default:
+			return nil, fmt.Errorf("gpt: %s: target_modules missing", path)
+		}
+		if ac.UseRSLoRA && ac.R > 0 {
+			// rsLoRA scales by alpha/sqrt(r); express it as alpha/r.
+			a.LoRA.Alpha = ac.LoRAAlpha * float64(ac.R) / math.Sqrt(float64(ac.R))
+		}
+	case "PROMPT_TUNING":
+		if ac.NumVirtualTokens <= 0 || ac.TokenDim <= 0 {
+			return nil, fmt.Errorf("gpt: %s: num_virtual_tokens and token_dim must be positive", path)
+		}
+		if ac.NumSubmodules > 1 {
+			return nil, fmt.Errorf("gpt: %s: num_transformer_submodules %d (a decoder-only model has 1)", path, ac.NumSubmodules)
+		}
+	default:
+		return nil, fmt.Errorf("gpt: %s: peft_type %q not supported (want LORA or PROMPT_TUNING)", path, ac.PeftType)
+	}
+	return a, nil
+}
+
+// LoadAdapter reads the PEFT adapter in dir and its base model (from
+// base_model_name_or_path), attaches a LoRA adapter to the model (or reads
+// a prompt-tuning adapter's soft prompt), and checks every tensor's name
+// and shape.
+func LoadAdapter(be backend.Backend, dir string) (*Model, *Adapter, error) {
+	a, err := ReadAdapterConfig(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := Load(be, a.Base)
+	if err != nil {
+		return nil, nil, fmt.Errorf("gpt: adapter %s: base model: %w", dir, err)
+	}
+	if err := a.Apply(m, dir); err != nil {
+		return nil, nil, err
+	}
+	return m, a, nil
+}
+
+// Apply attaches the adapter's tensors, read from dir/adapter_model.safetensors,
+// to m (LoRA) or to a.SoftPrompt (prompt tuning).
+func (a *Adapter) Apply(m *Model, dir string) error {
+	path := filepath.Join(dir, AdapterModelFile)
+	st, err := safetensors.Open(path)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	switch a.Type {
+	case "LORA":
+		ps, err := m.AttachLoRA(a.LoRA, 0)
+		if err != nil {
+			return fmt.Errorf("gpt: %s: %w", path, err)
+		}
+		a.Params = ps
+	case "PROMPT_TUNING":
+		var ac adapterConfig
+		json.Unmarshal(a.config, &ac)
+		if ac.TokenDim != m.Config.Hidden {
+			return fmt.Errorf("gpt: %s: token_dim %d but the base model is %d wide", path, ac.TokenDim, m.Config.Hidden)
+		}
+		m.Freeze()
+		w := tensor.New(m.Embed.Weight.Backend(), ac.NumVirtualTokens, ac.TokenDim).SetRequiresGrad(true)
+		a.SoftPrompt = &nn.SoftPrompt{Weight: w}
+		a.Params = []nn.Named{{Name: "prompt_embeddings", Tensor: w}}
+	}
+	want := map[string]bool{}
+	for _, p := range a.Params {
+		want[p.Name] = true
+		info, ok := st.Info(p.Name)
+		if !ok {
+			return fmt.Errorf("gpt: %s: tensor %q missing", path, p.Name)
+		}
+		if !slices.Equal(info.Shape, p.Tensor.Shape()) {
+			return fmt.Errorf("gpt: %s: tensor %q has shape %v, the model wants %v", path, p.Name, info.Shape, p.Tensor.Shape())
+		}
+		data, _, err := st.Float32(p.Name)
+		if err != nil {
+			return err
+		}
+		p.Tensor.Set(data)
+	}
+	for _, n := range st.Names() {
+		if !want[n] {
+			return fmt.Errorf("gpt: %s: unexpected tensor %q", path, n)
+		}
+	}
+	return nil
+}
