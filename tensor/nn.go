@@ -381,3 +381,94 @@ func TokenLogProbs(logits *Tensor, ids []int32) *Tensor {
 	}
 	return out
 }
+
+// inPlaceCrossEntropy is implemented by backends that can overwrite logits
+// with the gradient of the cross-entropy in the pass that computes it (see
+// cpu.CPU.CrossEntropyInPlace).
+type inPlaceCrossEntropy interface {
+	CrossEntropyInPlace(loss, logits backend.Buffer, target []int32, weight []float32, rows, cols int, scale float32)
+}
+
+// LinearCrossEntropy is CrossEntropy(Linear(x, w, nil), targets, weights)
+// fused: x [..., C], w [V, C]. It computes the logits, then the loss and
+// its gradient with respect to the logits in one pass, keeping only that
+// gradient; the backward pass is two GEMMs. The logits themselves are
+// never returned, which is what a language model's training loss needs.
+func LinearCrossEntropy(x, w *Tensor, targets []int32, weights []float32) *Tensor {
+	C := x.Dim(-1)
+	if len(w.shape) != 2 || w.shape[1] != C {
+		panic(fmt.Sprintf("tensor: linear cross-entropy of %v with weight %v", x.shape, w.shape))
+	}
+	rows, V := x.Len()/max(C, 1), w.shape[0]
+	inv := ceCheck(rows, V, targets, weights)
+	out := result([]int{}, x, w)
+	be := x.be
+	logits := be.Alloc(rows*V, false)
+	be.MatMul(backend.Gemm{TransB: true, M: rows, N: V, K: C, Alpha: 1, Batch: 1, LDA: C, LDB: C, LDC: V}, x.buf, w.buf, logits)
+	rowLoss := be.Alloc(rows, false)
+	ip, fused := be.(inPlaceCrossEntropy)
+	switch {
+	case !out.requiresGrad:
+		lse := be.Alloc(rows, false)
+		be.CrossEntropy(rowLoss, lse, logits, targets, weights, rows, V)
+		be.Free(lse)
+		be.Free(logits)
+	case fused:
+		ip.CrossEntropyInPlace(rowLoss, logits, targets, weights, rows, V, inv)
+		out.saved = append(out.saved, logits)
+	default:
+		lse := be.Alloc(rows, false)
+		be.CrossEntropy(rowLoss, lse, logits, targets, weights, rows, V)
+		d, g := be.Alloc(rows, false), be.Alloc(rows*V, true)
+		be.Fill(d, inv)
+		be.CrossEntropyGrad(g, logits, lse, d, targets, weights, rows, V)
+		be.Free(d)
+		be.Free(lse)
+		be.Free(logits)
+		logits = g
+		out.saved = append(out.saved, logits)
+	}
+	be.SumRows(out.buf, rowLoss, 1, rows)
+	be.Free(rowLoss)
+	be.Map(backend.Scale, inv, out.buf, out.buf)
+	if out.requiresGrad {
+		out.back = func() {
+			var dl [1]float32
+			be.Download(dl[:], out.grad, 0)
+			if x.requiresGrad {
+				// dx = dloss * G W
+				be.MatMul(backend.Gemm{M: rows, N: C, K: V, Alpha: dl[0], Beta: 1, Batch: 1, LDA: V, LDB: C, LDC: C}, logits, w.buf, x.GradBuffer())
+			}
+			if w.requiresGrad {
+				// dW = dloss * G^T x
+				be.MatMul(backend.Gemm{TransA: true, M: V, N: C, K: rows, Alpha: dl[0], Beta: 1, Batch: 1, LDA: V, LDB: C, LDC: C}, logits, x.buf, w.GradBuffer())
+			}
+		}
+	}
+	return out
+}
+
+// ceCheck validates targets and weights for rows x cols logits and returns
+// 1 / (the sum of the weights of the counted rows), or 0 if none count.
+func ceCheck(rows, cols int, targets []int32, weights []float32) float32 {
+	if len(targets) != rows || (weights != nil && len(weights) != rows) {
+		panic(fmt.Sprintf("tensor: cross-entropy of %d rows with %d targets", rows, len(targets)))
+	}
+	var denom float64
+	for i, t := range targets {
+		if int(t) >= cols {
+			panic(fmt.Sprintf("tensor: target %d at %d out of range [0,%d)", t, i, cols))
+		}
+		if t >= 0 {
+			if weights != nil {
+				denom += float64(weights[i])
+			} else {
+				denom++
+			}
+		}
+	}
+	if denom > 0 {
+		return float32(1 / denom)
+	}
+	return 0
+}

@@ -202,7 +202,14 @@ func (c *CPU) MatMul(g backend.Gemm, a, b, cc backend.Buffer) {
 
 // axpy: y += a*x.
 func axpy(y, x []float32, a float32) {
+	if len(y) == 0 {
+		return
+	}
 	x = x[:len(y)]
+	if haveVec {
+		vaxpy(&y[0], &x[0], len(y), a)
+		return
+	}
 	if a == 1 {
 		for i := range y {
 			y[i] += x[i]
@@ -214,8 +221,15 @@ func axpy(y, x []float32, a float32) {
 	}
 }
 
+// dot returns the dot product of x and y[:len(x)].
 func dot(x, y []float32) float32 {
+	if len(x) == 0 {
+		return 0
+	}
 	y = y[:len(x)]
+	if haveVec {
+		return vdot(&x[0], &y[0], len(x))
+	}
 	var s0, s1, s2, s3 float32
 	i := 0
 	for ; i+4 <= len(x); i += 4 {

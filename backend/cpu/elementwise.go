@@ -75,7 +75,7 @@ func mapOne(op backend.Unary, a float32, x float32) float32 {
 	case backend.GELUTanh:
 		return 0.5 * x * (1 + tanhf(sqrt2OverPi*(x+geluC*x*x*x)))
 	case backend.GELU:
-		return float32(0.5 * float64(x) * (1 + math.Erf(float64(x)/math.Sqrt2)))
+		return x * phif(x)
 	case backend.SiLU:
 		return x * sigmoidf(x)
 	case backend.Sqrt:
@@ -123,10 +123,8 @@ func gradOne(op backend.Unary, a float32, x, y float32) float32 {
 		t := tanhf(u)
 		return 0.5*(1+t) + 0.5*x*(1-t*t)*sqrt2OverPi*(1+3*geluC*x*x)
 	case backend.GELU:
-		xf := float64(x)
-		cdf := 0.5 * (1 + math.Erf(xf/math.Sqrt2))
-		pdf := math.Exp(-0.5*xf*xf) / math.Sqrt(2*math.Pi)
-		return float32(cdf + xf*pdf)
+		z := float32(math.Abs(float64(x))) * 0.70710678
+		return phif(x) + x*expf(-z*z)*0.3989422804014327
 	case backend.SiLU:
 		s := sigmoidf(x)
 		return s * (1 + x*(1-s))
@@ -163,43 +161,172 @@ func gradOne(op backend.Unary, a float32, x, y float32) float32 {
 	panic(fmt.Sprintf("cpu: unknown unary op %d", op))
 }
 
-// Map applies op elementwise.
+// Map applies op elementwise. Each op has its own loop, so the choice of
+// function is made once per chunk, not once per value.
 func (c *CPU) Map(op backend.Unary, a float32, dst, x backend.Buffer) {
 	d, xs := f(dst), f(x)
-	Parallel(len(d), 16384, func(lo, hi int) {
-		dd, xx := d[lo:hi], xs[lo:hi]
-		switch op {
-		case backend.Scale:
-			for i := range dd {
-				dd[i] = a * xx[i]
-			}
-		case backend.Exp:
-			for i := range dd {
-				dd[i] = expf(xx[i])
-			}
-		default:
-			for i := range dd {
-				dd[i] = mapOne(op, a, xx[i])
-			}
+	Parallel(len(d), 16384, func(lo, hi int) { mapSlice(op, a, d[lo:hi], xs[lo:hi]) })
+}
+
+func mapSlice(op backend.Unary, a float32, d, x []float32) {
+	x = x[:len(d)]
+	switch op {
+	case backend.Neg:
+		for i, v := range x {
+			d[i] = -v
 		}
-	})
+	case backend.Exp:
+		expSub(d, x, 0, 1)
+	case backend.Tanh:
+		for i, v := range x {
+			d[i] = tanhf(v)
+		}
+	case backend.Sigmoid:
+		for i, v := range x {
+			d[i] = sigmoidf(v)
+		}
+	case backend.ReLU:
+		for i, v := range x {
+			d[i] = max(v, 0)
+		}
+	case backend.GELUTanh:
+		for i, v := range x {
+			d[i] = 0.5 * v * (1 + tanhf(sqrt2OverPi*(v+geluC*v*v*v)))
+		}
+	case backend.GELU:
+		gelu(d, x)
+	case backend.SiLU:
+		for i, v := range x {
+			d[i] = v * sigmoidf(v)
+		}
+	case backend.Square:
+		for i, v := range x {
+			d[i] = v * v
+		}
+	case backend.Scale:
+		for i, v := range x {
+			d[i] = a * v
+		}
+	case backend.AddScalar:
+		for i, v := range x {
+			d[i] = v + a
+		}
+	case backend.ClampMin:
+		for i, v := range x {
+			d[i] = max(v, a)
+		}
+	case backend.ClampMax:
+		for i, v := range x {
+			d[i] = min(v, a)
+		}
+	default:
+		for i, v := range x {
+			d[i] = mapOne(op, a, v)
+		}
+	}
 }
 
 // MapGrad accumulates the gradient of op.
 func (c *CPU) MapGrad(op backend.Unary, a float32, dx, x, y, dy backend.Buffer) {
 	d, xs, ys, g := f(dx), f(x), f(y), f(dy)
 	Parallel(len(d), 16384, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			var xi, yi float32
-			if xs != nil {
-				xi = xs[i]
-			}
-			if ys != nil {
-				yi = ys[i]
-			}
-			d[i] += g[i] * gradOne(op, a, xi, yi)
+		var xx, yy []float32
+		if xs != nil {
+			xx = xs[lo:hi]
 		}
+		if ys != nil {
+			yy = ys[lo:hi]
+		}
+		mapGradSlice(op, a, d[lo:hi], xx, yy, g[lo:hi])
 	})
+}
+
+func mapGradSlice(op backend.Unary, a float32, d, x, y, g []float32) {
+	g = g[:len(d)]
+	switch op {
+	case backend.Neg:
+		for i, gv := range g {
+			d[i] -= gv
+		}
+		return
+	case backend.Scale:
+		axpy(d, g, a)
+		return
+	case backend.AddScalar:
+		axpy(d, g, 1)
+		return
+	case backend.Exp, backend.Tanh, backend.Sigmoid, backend.Sqrt, backend.Recip:
+		if y != nil {
+			y = y[:len(d)]
+			switch op {
+			case backend.Exp:
+				for i, gv := range g {
+					d[i] += gv * y[i]
+				}
+			case backend.Tanh:
+				for i, gv := range g {
+					d[i] += gv * (1 - y[i]*y[i])
+				}
+			case backend.Sigmoid:
+				for i, gv := range g {
+					d[i] += gv * y[i] * (1 - y[i])
+				}
+			case backend.Sqrt:
+				for i, gv := range g {
+					d[i] += gv * 0.5 / y[i]
+				}
+			case backend.Recip:
+				for i, gv := range g {
+					d[i] -= gv * y[i] * y[i]
+				}
+			}
+			return
+		}
+	}
+	if x == nil {
+		for i, gv := range g {
+			var yi float32
+			if y != nil {
+				yi = y[i]
+			}
+			d[i] += gv * gradOne(op, a, 0, yi)
+		}
+		return
+	}
+	x = x[:len(d)]
+	switch op {
+	case backend.GELU:
+		geluGrad(d, x, g)
+	case backend.ReLU:
+		for i, gv := range g {
+			if x[i] > 0 {
+				d[i] += gv
+			}
+		}
+	case backend.Square:
+		for i, gv := range g {
+			d[i] += 2 * gv * x[i]
+		}
+	case backend.SiLU:
+		for i, gv := range g {
+			s := sigmoidf(x[i])
+			d[i] += gv * s * (1 + x[i]*(1-s))
+		}
+	case backend.GELUTanh:
+		for i, gv := range g {
+			v := x[i]
+			t := tanhf(sqrt2OverPi * (v + geluC*v*v*v))
+			d[i] += gv * (0.5*(1+t) + 0.5*v*(1-t*t)*sqrt2OverPi*(1+3*geluC*v*v))
+		}
+	default:
+		for i, gv := range g {
+			var yi float32
+			if y != nil {
+				yi = y[i]
+			}
+			d[i] += gv * gradOne(op, a, x[i], yi)
+		}
+	}
 }
 
 func binOne(op backend.Binary, a, b float32) float32 {

@@ -16,38 +16,25 @@ func (c *CPU) Softmax(dst, x backend.Buffer, rows, cols int, log bool) {
 	})
 }
 
-func rowMax(x []float32) float32 {
-	m := float32(math.Inf(-1))
-	for _, v := range x {
-		if v > m {
-			m = v
-		}
-	}
-	return m
-}
+func rowMax(x []float32) float32 { return maxf(x) }
 
 // softmaxRow writes softmax(x) (or log-softmax) to y and returns the
 // log-sum-exp of x.
 func softmaxRow(y, x []float32, log bool) float32 {
 	m := rowMax(x)
-	var s float32
-	for j, v := range x {
-		e := expf(v - m)
-		y[j] = e
-		s += e
-	}
-	lse := m + float32(math.Log(float64(s)))
 	if log {
+		lse := m + float32(math.Log(float64(expSum(x, m))))
 		for j, v := range x {
 			y[j] = v - lse
 		}
-	} else {
-		inv := 1 / s
-		for j := range y {
-			y[j] *= inv
-		}
+		return lse
 	}
-	return lse
+	s := expSub(y, x, m, 1)
+	inv := 1 / s
+	for j := range y {
+		y[j] *= inv
+	}
+	return m + float32(math.Log(float64(s)))
 }
 
 // SoftmaxGrad accumulates the gradient of softmax or log-softmax.
@@ -61,8 +48,8 @@ func (c *CPU) SoftmaxGrad(dx, y, dy backend.Buffer, rows, cols int, log bool) {
 				for _, v := range gr {
 					s += v
 				}
-				for j := range dr {
-					dr[j] += gr[j] - expf(yr[j])*s
+				for j, v := range yr {
+					dr[j] += gr[j] - expf(v)*s
 				}
 			} else {
 				s := dot(gr, yr)
@@ -296,12 +283,8 @@ func (c *CPU) CrossEntropy(loss, lse, logits backend.Buffer, target []int32, wei
 				continue
 			}
 			xr := xs[r*cols : r*cols+cols]
-			m := rowMax(xr)
-			var s float32
-			for _, v := range xr {
-				s += expf(v - m)
-			}
-			e := m + float32(math.Log(float64(s)))
+			m := maxf(xr)
+			e := m + float32(math.Log(float64(expSum(xr, m))))
 			es[r] = e
 			w := float32(1)
 			if weight != nil {
@@ -334,6 +317,36 @@ func (c *CPU) CrossEntropyGrad(dlogits, logits, lse, dloss backend.Buffer, targe
 				dr[j] += w * expf(v-e)
 			}
 			dr[t] -= w
+		}
+	})
+}
+
+// CrossEntropyInPlace computes the per-row losses like CrossEntropy and
+// then overwrites each row of logits with the gradient of
+// scale*sum(loss): scale*weight[r]*(softmax(logits[r]) - onehot(target[r])),
+// and zero for ignored rows. It reads and writes every row once while it is
+// in cache, so a fused linear + cross-entropy never needs a separate
+// gradient buffer.
+func (c *CPU) CrossEntropyInPlace(loss, logits backend.Buffer, target []int32, weight []float32, rows, cols int, scale float32) {
+	ls, xs := f(loss), f(logits)
+	Parallel(rows, grain(cols), func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			xr := xs[r*cols : r*cols+cols]
+			t := target[r]
+			if t < 0 {
+				ls[r] = 0
+				clear(xr)
+				continue
+			}
+			w := float32(1)
+			if weight != nil {
+				w = weight[r]
+			}
+			m := maxf(xr)
+			lse := m + float32(math.Log(float64(expSum(xr, m))))
+			ls[r] = w * (lse - xr[t])
+			expSub(xr, xr, lse, scale*w)
+			xr[t] -= scale * w
 		}
 	})
 }

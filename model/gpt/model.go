@@ -250,6 +250,12 @@ func (m *Model) Logits(h *tensor.Tensor) *tensor.Tensor {
 // Loss returns the mean cross-entropy of predicting targets (B*T, with
 // tensor.IgnoreIndex for positions that do not count) from ids.
 func (m *Model) Loss(ids, targets []int32, B, T int, o Options) *tensor.Tensor {
-	logits := m.Logits(m.Forward(ids, B, T, o))
-	return tensor.CrossEntropy(logits, targets, nil)
+	h := m.Forward(ids, B, T, o)
+	switch {
+	case m.Head == nil:
+		return tensor.LinearCrossEntropy(h, m.Embed.Weight, targets, nil)
+	case m.Head.LoRA == nil && !m.Head.InOut && m.Head.Bias == nil:
+		return tensor.LinearCrossEntropy(h, m.Head.Weight, targets, nil)
+	}
+	return tensor.CrossEntropy(m.Logits(h), targets, nil)
 }

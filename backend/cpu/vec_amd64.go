@@ -1,0 +1,29 @@
+//go:build !purego
+
+package cpu
+
+import "golang.org/x/sys/cpu"
+
+// haveVec reports whether the AVX-512 kernels of vec_amd64.s can run.
+var haveVec = cpu.X86.HasAVX512F && cpu.X86.HasAVX512VL && cpu.X86.HasAVX512DQ
+
+//go:noescape
+func vexpsub(y, x *float32, n int, m, s float32) float32
+
+//go:noescape
+func vexpsum(x *float32, n int, m float32) float32
+
+//go:noescape
+func vmax(x *float32, n int) float32
+
+//go:noescape
+func vgelu(y, x *float32, n int)
+
+//go:noescape
+func vgelugrad(dx, x, dy *float32, n int)
+
+//go:noescape
+func vaxpy(y, x *float32, n int, a float32)
+
+//go:noescape
+func vdot(x, y *float32, n int) float32

@@ -1,0 +1,405 @@
+//go:build !purego
+
+#include "textflag.h"
+
+// AVX-512 kernels for the exp-heavy loops: softmax, cross-entropy and exact
+// GELU. Each walks its slices 16 values at a time and finishes with one
+// masked vector, so any length works. vec.go has the pure-Go versions (the
+// same formulas) and the contract of each.
+
+// EXPCONST loads the constants of EXP into Z20-Z31.
+#define EXPCONST \
+	MOVL $0xc2d00000, AX; VPBROADCASTD AX, Z31; \
+	MOVL $0x42b20000, AX; VPBROADCASTD AX, Z30; \
+	MOVL $0x3fb8aa3b, AX; VPBROADCASTD AX, Z29; \
+	MOVL $0xbf318000, AX; VPBROADCASTD AX, Z28; \
+	MOVL $0x395e8083, AX; VPBROADCASTD AX, Z27; \
+	MOVL $0x39506967, AX; VPBROADCASTD AX, Z26; \
+	MOVL $0x3ab743ce, AX; VPBROADCASTD AX, Z25; \
+	MOVL $0x3c088908, AX; VPBROADCASTD AX, Z24; \
+	MOVL $0x3d2aa9c1, AX; VPBROADCASTD AX, Z23; \
+	MOVL $0x3e2aaaaa, AX; VPBROADCASTD AX, Z22; \
+	MOVL $0x3f000000, AX; VPBROADCASTD AX, Z21; \
+	MOVL $0x3f800000, AX; VPBROADCASTD AX, Z20
+
+// EXP sets x = e^x (x clamped to [-104, 89], NaN kept): x = n ln2 + r, e^r
+// by Cephes' degree-6 polynomial, scaled by 2^n with VSCALEFPS.
+#define EXP(x, t1, t2, t3) \
+	VMAXPS x, Z31, x; \
+	VMINPS x, Z30, x; \
+	VMULPS Z29, x, t1; \
+	VRNDSCALEPS $0, t1, t1; \
+	VFMADD231PS t1, Z28, x; \
+	VFMADD231PS t1, Z27, x; \
+	VMOVAPS Z26, t2; \
+	VFMADD213PS Z25, x, t2; \
+	VFMADD213PS Z24, x, t2; \
+	VFMADD213PS Z23, x, t2; \
+	VFMADD213PS Z22, x, t2; \
+	VFMADD213PS Z21, x, t2; \
+	VMULPS x, x, t3; \
+	VADDPS Z20, x, x; \
+	VFMADD231PS t3, t2, x; \
+	VSCALEFPS t1, x, x
+
+// PHICONST loads the constants of PHI into Z7-Z19.
+#define PHICONST \
+	MOVL $0x3ecc422a, AX; VPBROADCASTD AX, Z7; \
+	MOVL $0xbfa1fc4e, AX; VPBROADCASTD AX, Z8; \
+	MOVL $0x3f8000c7, AX; VPBROADCASTD AX, Z9; \
+	MOVL $0x3ebf88fb, AX; VPBROADCASTD AX, Z10; \
+	MOVL $0x3dc636c9, AX; VPBROADCASTD AX, Z11; \
+	MOVL $0xbe3ec24c, AX; VPBROADCASTD AX, Z12; \
+	MOVL $0x3e8ec7cc, AX; VPBROADCASTD AX, Z13; \
+	MOVL $0xbf914e5d, AX; VPBROADCASTD AX, Z14; \
+	MOVL $0x3fbe87b0, AX; VPBROADCASTD AX, Z15; \
+	MOVL $0xbf527892, AX; VPBROADCASTD AX, Z16; \
+	MOVL $0x3e2ef945, AX; VPBROADCASTD AX, Z17; \
+	MOVL $0x3f000000, AX; VPBROADCASTD AX, Z18; \
+	MOVL $0x3f3504f3, AX; VPBROADCASTD AX, Z19
+
+// PHI computes, for x in Z0: Z1 = |x|/sqrt2 and Z4 = Phi(x), the normal
+// CDF, as 0.5*erfc(|x|/sqrt2) mirrored for x > 0, with the erfc of
+// Numerical Recipes (fractional error < 1.2e-7). Clobbers Z2, Z3, Z5, Z6, K2.
+#define PHI \
+	VPSLLD $1, Z0, Z1; \
+	VPSRLD $1, Z1, Z1; \
+	VMULPS Z19, Z1, Z1; \
+	VMOVAPS Z20, Z2; \
+	VFMADD231PS Z18, Z1, Z2; \
+	VDIVPS Z2, Z20, Z2; \
+	VMOVAPS Z17, Z3; \
+	VFMADD213PS Z16, Z2, Z3; \
+	VFMADD213PS Z15, Z2, Z3; \
+	VFMADD213PS Z14, Z2, Z3; \
+	VFMADD213PS Z13, Z2, Z3; \
+	VFMADD213PS Z12, Z2, Z3; \
+	VFMADD213PS Z11, Z2, Z3; \
+	VFMADD213PS Z10, Z2, Z3; \
+	VFMADD213PS Z9, Z2, Z3; \
+	VFMADD213PS Z8, Z2, Z3; \
+	VFNMADD231PS Z1, Z1, Z3; \
+	EXP(Z3, Z4, Z5, Z6); \
+	VMULPS Z2, Z3, Z3; \
+	VMULPS Z18, Z3, Z3; \
+	VSUBPS Z3, Z20, Z4; \
+	VXORPS Z6, Z6, Z6; \
+	VCMPPS $1, Z6, Z0, K2; \
+	VMOVAPS Z3, K2, Z4
+
+// TAILMASK sets K1 to the low CX bits.
+#define TAILMASK \
+	MOVL $1, AX; \
+	SHLL CX, AX; \
+	DECL AX; \
+	KMOVW AX, K1
+
+// HSUM sums the 16 lanes of Z17 into X0.
+#define HSUM \
+	VEXTRACTF64X4 $1, Z17, Y1; \
+	VADDPS Y1, Y17, Y0; \
+	VEXTRACTF128 $1, Y0, X1; \
+	VADDPS X1, X0, X0; \
+	VMOVHLPS X0, X0, X1; \
+	VADDPS X1, X0, X0; \
+	VMOVSHDUP X0, X1; \
+	VADDSS X1, X0, X0
+
+// func vexpsub(y, x *float32, n int, m, s float32) float32
+TEXT ·vexpsub(SB), NOSPLIT, $0-36
+	MOVQ y+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ n+16(FP), CX
+	VBROADCASTSS m+24(FP), Z18
+	VBROADCASTSS s+28(FP), Z19
+	EXPCONST
+	VXORPS Z17, Z17, Z17
+expsub_loop:
+	CMPQ CX, $16
+	JLT expsub_tail
+	VMOVUPS (SI), Z0
+	VSUBPS Z18, Z0, Z0
+	EXP(Z0, Z1, Z2, Z3)
+	VADDPS Z0, Z17, Z17
+	VMULPS Z19, Z0, Z0
+	VMOVUPS Z0, (DI)
+	ADDQ $64, SI
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JMP expsub_loop
+expsub_tail:
+	TESTQ CX, CX
+	JZ expsub_done
+	TAILMASK
+	VMOVUPS.Z (SI), K1, Z0
+	VSUBPS Z18, Z0, Z0
+	EXP(Z0, Z1, Z2, Z3)
+	VMOVAPS.Z Z0, K1, Z0
+	VADDPS Z0, Z17, Z17
+	VMULPS Z19, Z0, Z0
+	VMOVUPS Z0, K1, (DI)
+expsub_done:
+	HSUM
+	MOVSS X0, ret+32(FP)
+	VZEROUPPER
+	RET
+
+// func vexpsum(x *float32, n int, m float32) float32
+TEXT ·vexpsum(SB), NOSPLIT, $0-28
+	MOVQ x+0(FP), SI
+	MOVQ n+8(FP), CX
+	VBROADCASTSS m+16(FP), Z18
+	EXPCONST
+	VXORPS Z17, Z17, Z17
+	VXORPS Z16, Z16, Z16
+expsum_loop2:
+	CMPQ CX, $32
+	JLT expsum_loop
+	VMOVUPS (SI), Z0
+	VMOVUPS 64(SI), Z4
+	VSUBPS Z18, Z0, Z0
+	VSUBPS Z18, Z4, Z4
+	EXP(Z0, Z1, Z2, Z3)
+	EXP(Z4, Z5, Z6, Z7)
+	VADDPS Z0, Z17, Z17
+	VADDPS Z4, Z16, Z16
+	ADDQ $128, SI
+	SUBQ $32, CX
+	JMP expsum_loop2
+expsum_loop:
+	CMPQ CX, $16
+	JLT expsum_tail
+	VMOVUPS (SI), Z0
+	VSUBPS Z18, Z0, Z0
+	EXP(Z0, Z1, Z2, Z3)
+	VADDPS Z0, Z17, Z17
+	ADDQ $64, SI
+	SUBQ $16, CX
+	JMP expsum_loop
+expsum_tail:
+	TESTQ CX, CX
+	JZ expsum_done
+	TAILMASK
+	VMOVUPS.Z (SI), K1, Z0
+	VSUBPS Z18, Z0, Z0
+	EXP(Z0, Z1, Z2, Z3)
+	VMOVAPS.Z Z0, K1, Z0
+	VADDPS Z0, Z17, Z17
+expsum_done:
+	VADDPS Z16, Z17, Z17
+	HSUM
+	MOVSS X0, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func vmax(x *float32, n int) float32
+TEXT ·vmax(SB), NOSPLIT, $0-20
+	MOVQ x+0(FP), SI
+	MOVQ n+8(FP), CX
+	MOVL $0xff800000, AX
+	VPBROADCASTD AX, Z0
+	VMOVAPS Z0, Z1
+max_loop2:
+	CMPQ CX, $32
+	JLT max_loop
+	VMAXPS (SI), Z0, Z0
+	VMAXPS 64(SI), Z1, Z1
+	ADDQ $128, SI
+	SUBQ $32, CX
+	JMP max_loop2
+max_loop:
+	CMPQ CX, $16
+	JLT max_tail
+	VMAXPS (SI), Z0, Z0
+	ADDQ $64, SI
+	SUBQ $16, CX
+	JMP max_loop
+max_tail:
+	TESTQ CX, CX
+	JZ max_done
+	TAILMASK
+	VMAXPS (SI), Z0, K1, Z0
+max_done:
+	VMAXPS Z1, Z0, Z0
+	VEXTRACTF64X4 $1, Z0, Y1
+	VMAXPS Y1, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VMAXPS X1, X0, X0
+	VMOVHLPS X0, X0, X1
+	VMAXPS X1, X0, X0
+	VMOVSHDUP X0, X1
+	VMAXSS X1, X0, X0
+	MOVSS X0, ret+16(FP)
+	VZEROUPPER
+	RET
+
+// func vgelu(y, x *float32, n int)
+TEXT ·vgelu(SB), NOSPLIT, $0-24
+	MOVQ y+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ n+16(FP), CX
+	EXPCONST
+	PHICONST
+gelu_loop:
+	CMPQ CX, $16
+	JLT gelu_tail
+	VMOVUPS (SI), Z0
+	PHI
+	VMULPS Z4, Z0, Z0
+	VMOVUPS Z0, (DI)
+	ADDQ $64, SI
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JMP gelu_loop
+gelu_tail:
+	TESTQ CX, CX
+	JZ gelu_done
+	TAILMASK
+	VMOVUPS.Z (SI), K1, Z0
+	PHI
+	VMULPS Z4, Z0, Z0
+	VMOVUPS Z0, K1, (DI)
+gelu_done:
+	VZEROUPPER
+	RET
+
+// GELUGRAD: Z4 = Phi(x) + x*phi(x) for x in Z0 (after PHI), with
+// phi(x) = exp(-z*z)/sqrt(2 pi), z = |x|/sqrt2 in Z1.
+#define GELUGRAD \
+	PHI; \
+	VXORPS Z5, Z5, Z5; \
+	VFNMADD231PS Z1, Z1, Z5; \
+	EXP(Z5, Z6, Z2, Z3); \
+	VMULPS Z7, Z5, Z5; \
+	VFMADD231PS Z5, Z0, Z4
+
+// func vgelugrad(dx, x, dy *float32, n int)
+TEXT ·vgelugrad(SB), NOSPLIT, $0-32
+	MOVQ dx+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ dy+16(FP), DX
+	MOVQ n+24(FP), CX
+	EXPCONST
+	PHICONST
+gelugrad_loop:
+	CMPQ CX, $16
+	JLT gelugrad_tail
+	VMOVUPS (SI), Z0
+	GELUGRAD
+	VMOVUPS (DI), Z6
+	VFMADD231PS (DX), Z4, Z6
+	VMOVUPS Z6, (DI)
+	ADDQ $64, SI
+	ADDQ $64, DI
+	ADDQ $64, DX
+	SUBQ $16, CX
+	JMP gelugrad_loop
+gelugrad_tail:
+	TESTQ CX, CX
+	JZ gelugrad_done
+	TAILMASK
+	VMOVUPS.Z (SI), K1, Z0
+	GELUGRAD
+	VMOVUPS.Z (DI), K1, Z6
+	VMOVUPS.Z (DX), K1, Z5
+	VFMADD231PS Z5, Z4, Z6
+	VMOVUPS Z6, K1, (DI)
+gelugrad_done:
+	VZEROUPPER
+	RET
+
+// func vaxpy(y, x *float32, n int, a float32)
+TEXT ·vaxpy(SB), NOSPLIT, $0-28
+	MOVQ y+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ n+16(FP), CX
+	VBROADCASTSS a+24(FP), Z31
+axpy_loop4:
+	CMPQ CX, $64
+	JLT axpy_loop
+	VMOVUPS (DI), Z0
+	VMOVUPS 64(DI), Z1
+	VMOVUPS 128(DI), Z2
+	VMOVUPS 192(DI), Z3
+	VFMADD231PS (SI), Z31, Z0
+	VFMADD231PS 64(SI), Z31, Z1
+	VFMADD231PS 128(SI), Z31, Z2
+	VFMADD231PS 192(SI), Z31, Z3
+	VMOVUPS Z0, (DI)
+	VMOVUPS Z1, 64(DI)
+	VMOVUPS Z2, 128(DI)
+	VMOVUPS Z3, 192(DI)
+	ADDQ $256, SI
+	ADDQ $256, DI
+	SUBQ $64, CX
+	JMP axpy_loop4
+axpy_loop:
+	CMPQ CX, $16
+	JLT axpy_tail
+	VMOVUPS (DI), Z0
+	VFMADD231PS (SI), Z31, Z0
+	VMOVUPS Z0, (DI)
+	ADDQ $64, SI
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JMP axpy_loop
+axpy_tail:
+	TESTQ CX, CX
+	JZ axpy_done
+	TAILMASK
+	VMOVUPS.Z (DI), K1, Z0
+	VMOVUPS.Z (SI), K1, Z1
+	VFMADD231PS Z1, Z31, Z0
+	VMOVUPS Z0, K1, (DI)
+axpy_done:
+	VZEROUPPER
+	RET
+
+// func vdot(x, y *float32, n int) float32
+TEXT ·vdot(SB), NOSPLIT, $0-28
+	MOVQ x+0(FP), SI
+	MOVQ y+8(FP), DI
+	MOVQ n+16(FP), CX
+	VXORPS Z17, Z17, Z17
+	VXORPS Z18, Z18, Z18
+	VXORPS Z19, Z19, Z19
+	VXORPS Z20, Z20, Z20
+dot_loop4:
+	CMPQ CX, $64
+	JLT dot_loop
+	VMOVUPS (SI), Z0
+	VMOVUPS 64(SI), Z1
+	VMOVUPS 128(SI), Z2
+	VMOVUPS 192(SI), Z3
+	VFMADD231PS (DI), Z0, Z17
+	VFMADD231PS 64(DI), Z1, Z18
+	VFMADD231PS 128(DI), Z2, Z19
+	VFMADD231PS 192(DI), Z3, Z20
+	ADDQ $256, SI
+	ADDQ $256, DI
+	SUBQ $64, CX
+	JMP dot_loop4
+dot_loop:
+	CMPQ CX, $16
+	JLT dot_tail
+	VMOVUPS (SI), Z0
+	VFMADD231PS (DI), Z0, Z17
+	ADDQ $64, SI
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JMP dot_loop
+dot_tail:
+	TESTQ CX, CX
+	JZ dot_done
+	TAILMASK
+	VMOVUPS.Z (SI), K1, Z0
+	VMOVUPS.Z (DI), K1, Z1
+	VFMADD231PS Z1, Z0, Z18
+dot_done:
+	VADDPS Z18, Z17, Z17
+	VADDPS Z20, Z19, Z19
+	VADDPS Z19, Z17, Z17
+	HSUM
+	MOVSS X0, ret+24(FP)
+	VZEROUPPER
+	RET

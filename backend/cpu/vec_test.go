@@ -1,0 +1,177 @@
+package cpu
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+func relErr(got, want float64) float64 {
+	if got == want {
+		return 0
+	}
+	return math.Abs(got-want) / math.Max(math.Abs(want), 1e-30)
+}
+
+// vecInputs returns slices of every length up to 70 (all tail cases) and
+// some long ones, with values spread over the range the kernels see.
+func vecInputs(r *rand.Rand) [][]float32 {
+	var out [][]float32
+	for _, n := range []int{0, 1, 2, 7, 15, 16, 17, 31, 32, 33, 47, 63, 64, 65, 70, 1000, 4097} {
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = float32(r.NormFloat64() * 4)
+			if r.IntN(10) == 0 {
+				x[i] *= 10
+			}
+		}
+		out = append(out, x)
+	}
+	return out
+}
+
+func TestVecExp(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, x := range vecInputs(r) {
+		m := maxf(x)
+		var wantMax float32 = float32(math.Inf(-1))
+		var want float64
+		for _, v := range x {
+			wantMax = max(wantMax, v)
+		}
+		if m != wantMax {
+			t.Fatalf("n=%d: max %v want %v", len(x), m, wantMax)
+		}
+		for _, v := range x {
+			want += math.Exp(float64(v - m))
+		}
+		y := make([]float32, len(x)+1)
+		y[len(x)] = 42
+		s := expSub(y, x, m, 0.5)
+		if e := relErr(float64(s), want); e > 1e-5 {
+			t.Errorf("n=%d: expSub sum %v want %v", len(x), s, want)
+		}
+		if y[len(x)] != 42 {
+			t.Errorf("n=%d: expSub wrote past the end", len(x))
+		}
+		for i, v := range x {
+			w := 0.5 * math.Exp(float64(v-m))
+			if e := relErr(float64(y[i]), w); e > 1e-6 && math.Abs(float64(y[i])-w) > 1e-37 {
+				t.Fatalf("n=%d: exp(%v) = %v want %v", len(x), v-m, y[i], w)
+			}
+		}
+		if s2 := expSum(x, m); relErr(float64(s2), want) > 1e-5 {
+			t.Errorf("n=%d: expSum %v want %v", len(x), s2, want)
+		}
+	}
+	// Special values: e^-inf = 0, e^+inf = +inf, NaN stays NaN, extremes.
+	x := []float32{float32(math.Inf(-1)), float32(math.Inf(1)), float32(math.NaN()), -200, 200, 0, -87, 88}
+	y := make([]float32, len(x))
+	expSub(y, x, 0, 1)
+	if y[0] != 0 || !math.IsInf(float64(y[1]), 1) || !math.IsNaN(float64(y[2])) || y[3] != 0 || !math.IsInf(float64(y[4]), 1) || y[5] != 1 {
+		t.Errorf("special values: %v", y)
+	}
+	if relErr(float64(y[6]), math.Exp(-87)) > 1e-5 || relErr(float64(y[7]), math.Exp(88)) > 1e-5 {
+		t.Errorf("extremes: %v", y[6:])
+	}
+}
+
+func TestVecGELU(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, x := range vecInputs(r) {
+		y := make([]float32, len(x))
+		gelu(y, x)
+		dy := make([]float32, len(x))
+		dx := make([]float32, len(x))
+		for i := range dy {
+			dy[i] = float32(r.NormFloat64())
+			dx[i] = 0.25
+		}
+		geluGrad(dx, x, dy)
+		for i, v := range x {
+			xf := float64(v)
+			cdf := 0.5 * math.Erfc(-xf/math.Sqrt2)
+			want := xf * cdf
+			if e := math.Abs(float64(y[i]) - want); e > 1e-6*math.Abs(want)+1e-30 && e > 3e-5*math.Abs(want) {
+				t.Fatalf("gelu(%v) = %v want %v", v, y[i], want)
+			}
+			g := cdf + xf*math.Exp(-0.5*xf*xf)/math.Sqrt(2*math.Pi)
+			wg := 0.25 + float64(dy[i])*g
+			if e := math.Abs(float64(dx[i]) - wg); e > 1e-5*(math.Abs(wg)+math.Abs(float64(dy[i]))) {
+				t.Fatalf("gelu'(%v): dx %v want %v", v, dx[i], wg)
+			}
+		}
+	}
+}
+
+// TestVecMatchesGo checks the assembly kernels against the Go loops.
+func TestVecMatchesGo(t *testing.T) {
+	if !haveVec {
+		t.Skip("no vector kernels on this machine")
+	}
+	r := rand.New(rand.NewPCG(7, 8))
+	for _, x := range vecInputs(r) {
+		y1, y2 := make([]float32, len(x)), make([]float32, len(x))
+		gelu(y1, x)
+		for i, v := range x {
+			y2[i] = v * phif(v)
+		}
+		for i := range x {
+			if relErr(float64(y1[i]), float64(y2[i])) > 5e-5 && math.Abs(float64(y1[i]-y2[i])) > 1e-30 {
+				t.Fatalf("gelu(%v): asm %v go %v", x[i], y1[i], y2[i])
+			}
+		}
+	}
+}
+
+func BenchmarkVecGELU(b *testing.B) {
+	x := make([]float32, 4096)
+	for i := range x {
+		x[i] = float32(i%200)/20 - 5
+	}
+	y := make([]float32, 4096)
+	b.SetBytes(4 * 4096)
+	for b.Loop() {
+		gelu(y, x)
+	}
+}
+
+func BenchmarkVecExpSub(b *testing.B) {
+	x := make([]float32, 4096)
+	for i := range x {
+		x[i] = float32(i%200)/20 - 5
+	}
+	b.SetBytes(4 * 4096)
+	for b.Loop() {
+		expSub(x[:0], x[:0], 0, 1)
+		expSum(x, 3)
+	}
+}
+
+func TestVecAxpyDot(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	for _, x := range vecInputs(r) {
+		y := make([]float32, len(x)+1)
+		want := make([]float64, len(x))
+		var wd float64
+		for i := range x {
+			y[i] = float32(r.NormFloat64())
+			want[i] = float64(y[i]) + 1.5*float64(x[i])
+			wd += float64(x[i]) * float64(y[i])
+		}
+		d := dot(x, y)
+		if math.Abs(float64(d)-wd) > 1e-4*(1+math.Abs(wd))+1e-5*float64(len(x)) {
+			t.Errorf("n=%d: dot %v want %v", len(x), d, wd)
+		}
+		y[len(x)] = 7
+		axpy(y[:len(x)], x, 1.5)
+		for i := range x {
+			if math.Abs(float64(y[i])-want[i]) > 1e-5*(1+math.Abs(want[i])) {
+				t.Fatalf("n=%d: axpy[%d] %v want %v", len(x), i, y[i], want[i])
+			}
+		}
+		if y[len(x)] != 7 {
+			t.Errorf("n=%d: axpy wrote past the end", len(x))
+		}
+	}
+}
