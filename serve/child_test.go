@@ -1,0 +1,5 @@
+package serve
+
+const childEnv = "GOLEM_SERVE_TEST_CHILD"
+
+func runChild() int { return 0 }

@@ -1,0 +1,139 @@
+package serve
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/golem-ml/golem/generate"
+)
+
+// collect reads a sequence's events to the end.
+func collect(t *testing.T, ch <-chan Event) ([]int, string) {
+	t.Helper()
+	var ids []int
+	timeout := time.After(60 * time.Second)
+	for {
+		select {
+		case ev := <-ch:
+			if ev.Done {
+				if ev.Err != nil {
+					t.Fatalf("sequence failed: %v", ev.Err)
+				}
+				return ids, ev.Reason
+			}
+			ids = append(ids, ev.Token)
+		case <-timeout:
+			t.Fatal("sequence did not finish in 60 s")
+		}
+	}
+}
+
+// Sequences that join and leave a running batch at different times, with
+// prompts of different lengths, must get exactly the tokens they get alone
+// (greedy), on both the RoPE and the learned-position architecture.
+func TestEngineBatchedEqualsAlone(t *testing.T) {
+	for _, arch := range []string{"llama", "gpt2"} {
+		t.Run(arch, func(t *testing.T) {
+			w, err := LoadWeights(tinyDir(t, arch))
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := NewEngine("tiny", "", w, EngineOptions{MaxBatch: 4})
+			defer e.Close()
+			texts := []string{"The king", "Once upon a time there was a small village by the sea", "A", "numbers: 1 2 3 4",
+				"What is the capital of the land?", "hello hello hello", "z"}
+			maxTok := []int{12, 30, 7, 20, 25, 5, 40}
+			want := make([][]int, len(texts))
+			prompts := make([][]int, len(texts))
+			for i, s := range texts {
+				prompts[i] = w.Tok.Encode(s)
+				out, err := generate.Tokens(w.Model, [][]int{prompts[i]}, generate.Options{MaxTokens: maxTok[i], StopIDs: w.Stop}, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want[i] = out[0]
+			}
+			var wg sync.WaitGroup
+			got := make([][]int, len(texts))
+			for i := range texts {
+				ch, err := e.Submit(context.Background(), prompts[i], Sampling{MaxTokens: maxTok[i]})
+				if err != nil {
+					t.Fatal(err)
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					got[i], _ = collect(t, ch)
+				}()
+				time.Sleep(time.Duration(i%3) * 3 * time.Millisecond) // join at different steps
+			}
+			wg.Wait()
+			total := 0
+			for i := range texts {
+				total += len(want[i])
+				if !slices.Equal(got[i], want[i]) {
+					t.Errorf("prompt %d %q: in the batch %v, alone %v", i, texts[i], got[i], want[i])
+				}
+			}
+			if total < 40 {
+				t.Errorf("only %d tokens generated in all; the comparison says little", total)
+			}
+			st := e.Stats()
+			if st.MaxActive < 2 {
+				t.Errorf("at most %d sequences were decoded together; want a batch", st.MaxActive)
+			}
+			if st.MaxActive > 4 {
+				t.Errorf("%d sequences decoded together, more than MaxBatch 4", st.MaxActive)
+			}
+		})
+	}
+}
+
+// A cancelled request leaves the batch and the others finish.
+func TestEngineCancel(t *testing.T) {
+	w, err := LoadWeights(tinyDir(t, "llama"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := NewEngine("tiny", "", w, EngineOptions{})
+	defer e.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	p := w.Tok.Encode("hello there")
+	ch, err := e.Submit(ctx, p, Sampling{MaxTokens: 80, Temperature: 1, Seed: 1, MinTokens: 80})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := e.Submit(context.Background(), p, Sampling{MaxTokens: 40, Temperature: 1, Seed: 2, MinTokens: 40})
+	<-ch
+	cancel()
+	ids, reason := collect(t, ch)
+	if reason != "cancel" || len(ids) >= 79 {
+		t.Errorf("cancelled sequence: reason %q after %d more tokens", reason, len(ids))
+	}
+	ids, reason = collect(t, other)
+	if reason != "length" || len(ids) != 40 {
+		t.Errorf("other sequence: reason %q, %d tokens; want length, 40", reason, len(ids))
+	}
+}
+
+// A full queue is refused at once.
+func TestEngineQueueFull(t *testing.T) {
+	w, err := LoadWeights(tinyDir(t, "llama"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := NewEngine("tiny", "", w, EngineOptions{MaxBatch: 1, Queue: 2})
+	defer e.Close()
+	p := w.Tok.Encode("hi")
+	full := false
+	for i := 0; i < 20 && !full; i++ {
+		_, err := e.Submit(context.Background(), p, Sampling{MaxTokens: 60, MinTokens: 60})
+		full = err == ErrQueueFull
+	}
+	if !full {
+		t.Fatal("20 submissions to a queue of 2 with a batch of 1 were all accepted")
+	}
+}
