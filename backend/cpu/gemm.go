@@ -314,19 +314,9 @@ func packA(dst []float32, trans bool, a []float32, lda, i0, p0, mc, kc, ntile in
 		mr := r1 - r0
 		d := dst[r0*kc : r1*kc]
 		if trans {
-			// A is stored k x m: each step is mr consecutive values.
-			for p := 0; p < kc; p++ {
-				src := a[(p0+p)*lda+i0+r0:]
-				copy(d[p*mr:p*mr+mr], src[:mr])
-			}
-			continue
-		}
-		for i := 0; i < mr; i++ {
-			src := a[(i0+r0+i)*lda+p0:]
-			src = src[:kc]
-			for p, v := range src {
-				d[p*mr+i] = v
-			}
+			packRows(d, mr, a[p0*lda+i0+r0:], lda, kc, mr, mr) // A is stored k x m
+		} else {
+			packStrided(d, mr, a[(i0+r0)*lda+p0:], lda, kc, mr, mr)
 		}
 	}
 }
@@ -342,23 +332,41 @@ func packB(dst []float32, trans bool, b []float32, ldb, p0, j0, kc, nc, nr, vec 
 		d := dst[o : o+kc*wp]
 		o += kc * wp
 		if trans {
-			// B is stored n x k: column jj of the panel is a row of B.
-			for jj := 0; jj < w; jj++ {
-				src := b[(j0+j+jj)*ldb+p0:]
-				src = src[:kc]
-				for p, v := range src {
-					d[p*wp+jj] = v
-				}
-			}
+			packStrided(d, wp, b[(j0+j)*ldb+p0:], ldb, kc, w, wp) // B is stored n x k
 		} else {
-			for p := 0; p < kc; p++ {
-				copy(d[p*wp:p*wp+w], b[(p0+p)*ldb+j0+j:])
-			}
+			packRows(d, wp, b[p0*ldb+j0+j:], ldb, kc, w, wp)
 		}
-		if w < wp {
-			for p := 0; p < kc; p++ {
-				clear(d[p*wp+w : p*wp+wp])
-			}
+	}
+}
+
+// packStrided and packRows are the packing primitives, replaced by vector
+// code where the machine has it. Both fill kc steps p of width values at
+// dst[p*ds:], the first cnt from src and the rest with zeros: packStrided
+// reads step p down a column, src[i*ss+p], packRows along a row,
+// src[p*ss+i].
+var (
+	packStrided = packStridedGo
+	packRows    = packRowsGo
+)
+
+func packStridedGo(dst []float32, ds int, src []float32, ss, kc, cnt, width int) {
+	for i := 0; i < cnt; i++ {
+		row := src[i*ss : i*ss+kc]
+		for p, v := range row {
+			dst[p*ds+i] = v
 		}
+	}
+	if width > cnt {
+		for p := 0; p < kc; p++ {
+			clear(dst[p*ds+cnt : p*ds+width])
+		}
+	}
+}
+
+func packRowsGo(dst []float32, ds int, src []float32, ss, kc, cnt, width int) {
+	for p := 0; p < kc; p++ {
+		d := dst[p*ds : p*ds+width]
+		copy(d[:cnt], src[p*ss:p*ss+cnt])
+		clear(d[cnt:])
 	}
 }

@@ -21,6 +21,41 @@ var (
 	}
 )
 
+func init() {
+	if cpu.X86.HasAVX512F {
+		packStrided, packRows = packStrided512, packRows512
+	}
+}
+
+// packStrided512 is packStrided by 16x16 transposes in registers.
+func packStrided512(dst []float32, ds int, src []float32, ss, kc, cnt, width int) {
+	_ = src[(cnt-1)*ss+kc-1]
+	_ = dst[(kc-1)*ds+width-1]
+	for h := 0; h < width; h += 16 {
+		c, w := min(max(cnt-h, 0), 16), min(width-h, 16)
+		s := &src[0]
+		if c > 0 {
+			s = &src[h*ss]
+		}
+		packTranspose(&dst[h], ds, s, ss, kc, 1<<c-1, 1<<w-1)
+	}
+}
+
+// packRows512 is packRows with one masked load and store per step of up
+// to 16 values.
+func packRows512(dst []float32, ds int, src []float32, ss, kc, cnt, width int) {
+	_ = src[(kc-1)*ss+cnt-1]
+	_ = dst[(kc-1)*ds+width-1]
+	for h := 0; h < width; h += 16 {
+		c, w := min(max(cnt-h, 0), 16), min(width-h, 16)
+		s := &src[0]
+		if c > 0 {
+			s = &src[h]
+		}
+		packCopy(&dst[h], ds, s, ss, kc, 1<<c-1, 1<<w-1)
+	}
+}
+
 func archKernels() []*gemmKernel {
 	var ks []*gemmKernel
 	if cpu.X86.HasAVX512F && cpu.X86.HasAVX512VL {

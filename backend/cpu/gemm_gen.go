@@ -43,6 +43,8 @@ func main() {
 			kernel(&s, false, mr, nv)
 		}
 	}
+	s.WriteString(packAsm)
+	transposePack(&s)
 	if err := os.WriteFile("gemm_amd64.s", s.Bytes(), 0o644); err != nil {
 		log.Fatal(err)
 	}
@@ -69,6 +71,7 @@ func main() {
 		}
 		fmt.Fprintf(&g, "}\n\n")
 	}
+	g.WriteString(packDecl)
 	src, err := format.Source(g.Bytes())
 	if err != nil {
 		log.Fatal(err)
@@ -191,6 +194,132 @@ func kernel(s *bytes.Buffer, avx512 bool, mr, nv int) {
 			p("ADDQ R8, DX")
 		}
 	}
+	p("VZEROUPPER")
+	p("RET")
+}
+
+// The AVX-512 packing routines write kc steps of up to 16 values: lane i of
+// step p comes from src + i*srcStride + p (packTranspose) or from
+// src + p*srcStride + i (packCopy). Lanes outside the load mask are zero; the
+// store mask selects the lanes written at dst + p*dstStride.
+const packDecl = `
+// packTranspose sets dst[p*dstStride+i] = src[i*srcStride+p] for p < kc
+// and the lanes i of smask, with zero for the lanes outside gmask (which
+// must be the low bits), by 16x16 transposes in registers.
+//
+//go:noescape
+func packTranspose(dst *float32, dstStride int, src *float32, srcStride int, kc int, gmask, smask int)
+
+// packCopy sets dst[p*dstStride+i] = src[p*srcStride+i] for p < kc and the
+// lanes i of smask, with zero for the lanes outside lmask.
+//
+//go:noescape
+func packCopy(dst *float32, dstStride int, src *float32, srcStride int, kc int, lmask, smask int)
+`
+
+const packAsm = `
+// func packCopy(dst *float32, dstStride int, src *float32, srcStride int, kc int, lmask, smask int)
+TEXT ·packCopy(SB), NOSPLIT, $0-56
+	MOVQ dst+0(FP), DI
+	MOVQ dstStride+8(FP), R8
+	SHLQ $2, R8
+	MOVQ src+16(FP), SI
+	MOVQ srcStride+24(FP), R9
+	SHLQ $2, R9
+	MOVQ kc+32(FP), CX
+	MOVQ lmask+40(FP), AX
+	KMOVW AX, K1
+	MOVQ smask+48(FP), AX
+	KMOVW AX, K2
+copyLoop:
+	VMOVUPS.Z (SI), K1, Z0
+	VMOVUPS Z0, K2, (DI)
+	ADDQ R9, SI
+	ADDQ R8, DI
+	DECQ CX
+	JNE copyLoop
+	VZEROUPPER
+	RET
+`
+
+// transposePack writes packTranspose: it loads 16 steps of 16 rows (rows
+// past the count repeat the last one, and are zeroed after), transposes
+// them in registers and stores one step per register.
+func transposePack(s *bytes.Buffer) {
+	p := func(format string, args ...any) { fmt.Fprintf(s, "\t"+format+"\n", args...) }
+	z := func(i int) string { return fmt.Sprintf("Z%d", i) }
+	fmt.Fprintf(s, "\n// func packTranspose(dst *float32, dstStride int, src *float32, srcStride int, kc int, gmask, smask int)\n")
+	fmt.Fprintf(s, "TEXT ·packTranspose(SB), NOSPLIT, $0-56\n")
+	p("MOVQ dst+0(FP), DI")
+	p("MOVQ dstStride+8(FP), R8")
+	p("SHLQ $2, R8")
+	p("MOVQ src+16(FP), SI")
+	p("MOVQ srcStride+24(FP), R9")
+	p("SHLQ $2, R9")
+	p("MOVQ kc+32(FP), CX")
+	p("MOVQ gmask+40(FP), AX")
+	p("KMOVW AX, K2")
+	p("POPCNTQ AX, DX") // row count
+	p("MOVQ smask+48(FP), AX")
+	p("KMOVW AX, K3")
+	p("MOVL $0xffff, AX")
+	p("KMOVW AX, K1")
+	body := func(tail bool) {
+		p("MOVQ SI, BX")
+		for i := 0; i < 16; i++ {
+			p("VMOVUPS.Z (BX), K1, %s", z(i))
+			if i < 15 {
+				p("LEAQ (BX)(R9*1), AX")
+				p("CMPQ DX, $%d", i+1)
+				p("CMOVQGT AX, BX")
+			}
+		}
+		for k := 0; k < 8; k++ {
+			p("VUNPCKLPS %s, %s, %s", z(2*k+1), z(2*k), z(16+2*k))
+			p("VUNPCKHPS %s, %s, %s", z(2*k+1), z(2*k), z(16+2*k+1))
+		}
+		for k := 0; k < 4; k++ {
+			p("VSHUFPS $0x44, %s, %s, %s", z(16+4*k+2), z(16+4*k), z(4*k))
+			p("VSHUFPS $0xee, %s, %s, %s", z(16+4*k+2), z(16+4*k), z(4*k+1))
+			p("VSHUFPS $0x44, %s, %s, %s", z(16+4*k+3), z(16+4*k+1), z(4*k+2))
+			p("VSHUFPS $0xee, %s, %s, %s", z(16+4*k+3), z(16+4*k+1), z(4*k+3))
+		}
+		for g := 0; g < 2; g++ {
+			for i := 0; i < 4; i++ {
+				p("VSHUFF32X4 $0x88, %s, %s, %s", z(8*g+i+4), z(8*g+i), z(16+8*g+i))
+				p("VSHUFF32X4 $0xdd, %s, %s, %s", z(8*g+i+4), z(8*g+i), z(16+8*g+i+4))
+			}
+		}
+		for i := 0; i < 8; i++ {
+			p("VSHUFF32X4 $0x88, %s, %s, %s", z(16+i+8), z(16+i), z(i))
+			p("VSHUFF32X4 $0xdd, %s, %s, %s", z(16+i+8), z(16+i), z(i+8))
+		}
+		for i := 0; i < 16; i++ {
+			if tail && i > 0 {
+				p("CMPQ CX, $%d", i)
+				p("JLE transposeDone")
+			}
+			p("VMOVAPS.Z %s, K2, %s", z(i), z(i))
+			p("VMOVUPS %s, K3, (DI)", z(i))
+			p("ADDQ R8, DI")
+		}
+	}
+	fmt.Fprintf(s, "transposeLoop:\n")
+	p("CMPQ CX, $16")
+	p("JLT transposeTail")
+	body(false)
+	p("ADDQ $64, SI")
+	p("SUBQ $16, CX")
+	p("JMP transposeLoop")
+	fmt.Fprintf(s, "transposeTail:\n")
+	p("TESTQ CX, CX")
+	p("JEQ transposeDone")
+	p("MOVL $1, AX")
+	p("SHLL CX, AX")
+	p("DECL AX")
+	p("KMOVW AX, K1")
+	body(true)
+	fmt.Fprintf(s, "transposeDone:\n")
 	p("VZEROUPPER")
 	p("RET")
 }

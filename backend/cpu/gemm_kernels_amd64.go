@@ -135,3 +135,16 @@ var kernels256 = [2][6]asmKernel{
 	{sgemm256_m1n1, sgemm256_m2n1, sgemm256_m3n1, sgemm256_m4n1, sgemm256_m5n1, sgemm256_m6n1},
 	{sgemm256_m1n2, sgemm256_m2n2, sgemm256_m3n2, sgemm256_m4n2, sgemm256_m5n2, sgemm256_m6n2},
 }
+
+// packTranspose sets dst[p*dstStride+i] = src[i*srcStride+p] for p < kc
+// and the lanes i of smask, with zero for the lanes outside gmask (which
+// must be the low bits), by 16x16 transposes in registers.
+//
+//go:noescape
+func packTranspose(dst *float32, dstStride int, src *float32, srcStride int, kc int, gmask, smask int)
+
+// packCopy sets dst[p*dstStride+i] = src[p*srcStride+i] for p < kc and the
+// lanes i of smask, with zero for the lanes outside lmask.
+//
+//go:noescape
+func packCopy(dst *float32, dstStride int, src *float32, srcStride int, kc int, lmask, smask int)

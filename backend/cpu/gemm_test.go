@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"testing"
 )
 
@@ -146,7 +147,8 @@ func gemmCases() []gemmCase {
 }
 
 // forEachKernel runs f with each micro-kernel this machine can run forced,
-// at 1 and 2 threads.
+// at 1 and 2 threads, and with the Go packing code if vector packing is
+// used.
 func forEachKernel(t *testing.T, f func(t *testing.T)) {
 	for _, k := range gemmKernels {
 		for _, th := range []int{1, 2} {
@@ -158,6 +160,21 @@ func forEachKernel(t *testing.T, f func(t *testing.T)) {
 			})
 		}
 	}
+	if packStrided != nil && !isGoPack() {
+		t.Run(gemmKernels[0].name+"/go-packing", func(t *testing.T) {
+			ps, pr := packStrided, packRows
+			packStrided, packRows = packStridedGo, packRowsGo
+			defer func() { packStrided, packRows = ps, pr }()
+			prevT := SetThreads(2)
+			defer SetThreads(prevT)
+			f(t)
+		})
+	}
+}
+
+// isGoPack reports whether packing runs the Go code already.
+func isGoPack() bool {
+	return reflect.ValueOf(packStrided).Pointer() == reflect.ValueOf(packStridedGo).Pointer()
 }
 
 func TestSgemm(t *testing.T) {
@@ -280,6 +297,22 @@ func BenchmarkSgemm(b *testing.B) {
 				Sgemm(false, false, m, n, k, 1, x, k, y, n, 0, z, n)
 			}
 			b.ReportMetric(float64(2*m*n*k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		})
+	}
+}
+
+// BenchmarkGemmKernel times the largest micro-kernel tile alone, on panels
+// that stay in cache: the ceiling the blocked driver can reach.
+func BenchmarkGemmKernel(b *testing.B) {
+	for _, kern := range gemmKernels[:len(gemmKernels)-1] {
+		kc := kern.kc
+		r := rand.New(rand.NewPCG(1, 1))
+		a, bp, c := randSlice(r, kern.mr*kc), randSlice(r, kc*kern.nr), make([]float32, kern.mr*kern.nr)
+		b.Run(kern.name, func(b *testing.B) {
+			for b.Loop() {
+				kern.compute(kc, a, bp, c, kern.nr, kern.mr, kern.nr, 1, 1)
+			}
+			b.ReportMetric(float64(2*kern.mr*kern.nr*kc)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 		})
 	}
 }

@@ -1,0 +1,177 @@
+package main
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/golem-ml/golem/backend/cpu"
+)
+
+func init() { register("gemm", runGemm) }
+
+// gemmShape is one benchmarked SGEMM: C (m x n) = op(A) (m x k) * op(B).
+type gemmShape struct {
+	name           string
+	transA, transB bool
+	m, n, k        int
+	threads        int // 0: 1 and 2 threads
+	st             bool
+}
+
+// The shapes of a GPT training step (forward y = x*W^T, backward
+// dx = dy*W and dW = dy^T*x) at the baby (C=128) and small (C=384, V=65)
+// sizes, and one attention head.
+var gemmShapes = []gemmShape{
+	{name: "qkv fwd", transB: true, m: 768, n: 384, k: 128, threads: 2},
+	{name: "proj dx", m: 768, n: 128, k: 384, threads: 2},
+	{name: "fc dW", transA: true, m: 128, n: 384, k: 768, threads: 2},
+	{name: "mlp fwd", transB: true, m: 768, n: 128, k: 512, threads: 2},
+	{name: "fc fwd", transB: true, m: 4096, n: 1536, k: 384, threads: 2},
+	{name: "lm head", transB: true, m: 4096, n: 65, k: 384, threads: 2},
+	{name: "attn QK^T (ST)", transB: true, m: 64, n: 64, k: 32, threads: 1, st: true},
+}
+
+func runGemm(args []string) error {
+	fs := flag.NewFlagSet("gemm", flag.ContinueOnError)
+	reps := fs.Int("reps", 9, "timed repetitions per library (the median is reported)")
+	blockMS := fs.Int("block", 40, "approximate milliseconds per timed repetition")
+	shapes := fs.Bool("shapes", true, "also time the training-step shapes")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := ensureOpenBLASEnv(); err != nil {
+		return err
+	}
+	ob, err := loadOpenBLAS()
+	if err != nil {
+		return err
+	}
+	fmt.Printf("cpu: %s, golem kernel: %s\n", cpuModel(), cpu.GemmKernel())
+	fmt.Printf("peer: %s, core %s\n", strings.TrimSpace(ob.config()), ob.corename())
+	fmt.Printf("GFLOP/s, median of %d interleaved repetitions of ~%d ms each\n\n", *reps, *blockMS)
+	fmt.Printf("%-16s %-4s %-16s %7s %9s %9s %6s\n", "shape", "op", "m x n x k", "threads", "golem", "OpenBLAS", "ratio")
+
+	var ratio float64
+	square := gemmShape{name: "square", m: 1024, n: 1024, k: 1024}
+	for _, th := range []int{1, 2} {
+		s := square
+		s.threads = th
+		g, o, err := timeGemm(ob, s, *reps, *blockMS)
+		if err != nil {
+			return err
+		}
+		printGemm(s, g, o)
+		if th == 2 {
+			ratio = g / o
+		}
+	}
+	if *shapes {
+		for _, s := range gemmShapes {
+			g, o, err := timeGemm(ob, s, *reps, *blockMS)
+			if err != nil {
+				return err
+			}
+			printGemm(s, g, o)
+		}
+	}
+	fmt.Printf("\nratio=%.3f\n", ratio)
+	return nil
+}
+
+func printGemm(s gemmShape, golem, peer float64) {
+	op := map[[2]bool]string{{false, false}: "NN", {false, true}: "NT", {true, false}: "TN", {true, true}: "TT"}[[2]bool{s.transA, s.transB}]
+	fmt.Printf("%-16s %-4s %-16s %7d %9.1f %9.1f %6.2f\n", s.name, op, fmt.Sprintf("%dx%dx%d", s.m, s.n, s.k), s.threads, golem, peer, golem/peer)
+}
+
+// timeGemm times golem and OpenBLAS on one shape, alternating which runs
+// first in each repetition so both see the same machine, checks that they
+// agree, and returns the median GFLOP/s of each.
+func timeGemm(ob *openBLAS, s gemmShape, reps, blockMS int) (golem, peer float64, err error) {
+	r := rand.New(rand.NewPCG(uint64(s.m), uint64(s.n*s.k)))
+	lda, ldb := s.k, s.n
+	if s.transA {
+		lda = s.m
+	}
+	if s.transB {
+		ldb = s.k
+	}
+	a, b := make([]float32, s.m*s.k), make([]float32, s.k*s.n)
+	for i := range a {
+		a[i] = r.Float32()*2 - 1
+	}
+	for i := range b {
+		b[i] = r.Float32()*2 - 1
+	}
+	cg, co := make([]float32, s.m*s.n), make([]float32, s.m*s.n)
+
+	prev := cpu.SetThreads(s.threads)
+	defer cpu.SetThreads(prev)
+	ob.setThreads(int32(s.threads))
+	gemmGolem := func() { cpu.Sgemm(s.transA, s.transB, s.m, s.n, s.k, 1, a, lda, b, ldb, 0, cg, s.n) }
+	if s.st {
+		gemmGolem = func() { cpu.SgemmST(s.transA, s.transB, s.m, s.n, s.k, 1, a, lda, b, ldb, 0, cg, s.n) }
+	}
+	gemmPeer := func() { ob.Sgemm(s.transA, s.transB, s.m, s.n, s.k, 1, a, lda, b, ldb, 0, co, s.n) }
+
+	// Warm up, check agreement, and size the repetitions.
+	gemmGolem()
+	gemmPeer()
+	for i := range cg {
+		if d := math.Abs(float64(cg[i] - co[i])); d > 1e-4*float64(s.k) || math.IsNaN(d) {
+			return 0, 0, fmt.Errorf("gemm %dx%dx%d: golem C[%d] = %v, OpenBLAS %v", s.m, s.n, s.k, i, cg[i], co[i])
+		}
+	}
+	t0 := time.Now()
+	gemmGolem()
+	once := time.Since(t0)
+	iters := max(1, int(time.Duration(blockMS)*time.Millisecond/max(once, time.Microsecond)))
+
+	flops := 2 * float64(s.m) * float64(s.n) * float64(s.k) * float64(iters)
+	block := func(f func()) float64 {
+		time.Sleep(2 * time.Millisecond) // let the other library's threads go idle
+		f()
+		t := time.Now()
+		for range iters {
+			f()
+		}
+		return flops / time.Since(t).Seconds() / 1e9
+	}
+	var gs, ps []float64
+	for rep := range reps {
+		if rep%2 == 0 {
+			gs = append(gs, block(gemmGolem))
+			ps = append(ps, block(gemmPeer))
+		} else {
+			ps = append(ps, block(gemmPeer))
+			gs = append(gs, block(gemmGolem))
+		}
+	}
+	return median(gs), median(ps), nil
+}
+
+func median(x []float64) float64 {
+	slices.Sort(x)
+	return x[len(x)/2]
+}
+
+func cpuModel() string {
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return "unknown"
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown"
+}
