@@ -1,7 +1,9 @@
 package tokenizer
 
 import (
+	"errors"
 	"sort"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -37,4 +39,27 @@ func NewChar(text string) *Tokenizer {
 	}
 	t.setSpecials(nil)
 	return t
+}
+
+// TrainChar builds a character tokenizer (NewChar) from the text of files,
+// directories and globs, read as Train reads them.
+func TrainChar(files []string) (*Tokenizer, error) {
+	paths, err := expandFiles(files)
+	if err != nil {
+		return nil, err
+	}
+	if len(paths) == 0 {
+		return nil, errors.New("tokenizer: no training data")
+	}
+	var sb strings.Builder
+	for _, p := range paths {
+		texts, err := readTexts(p)
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range texts {
+			sb.WriteString(t)
+		}
+	}
+	return NewChar(sb.String()), nil
 }
