@@ -1,0 +1,358 @@
+package train
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"math"
+	"os"
+
+	"github.com/golem-ml/golem/backend"
+	"github.com/golem-ml/golem/data"
+	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/nn"
+	"github.com/golem-ml/golem/tensor"
+	"github.com/golem-ml/golem/tokenizer"
+)
+
+// RewardOptions configures Reward.
+type RewardOptions struct {
+	Backend backend.Backend
+	// Model is the folder of the language model the reward model starts
+	// from (InstructGPT starts from the SFT model).
+	Model string
+	// Data holds Preference and Ranking examples. A ranking of K answers
+	// is one training item whose C(K,2) pairs are all in the same batch
+	// (InstructGPT: it avoids overfitting to answers seen K-1 times).
+	Data []data.Example
+	// Heldout holds the examples evaluated on; when nil, HeldoutFrac of
+	// the prompts of Data (default 0.1) are held out, chosen by a hash of
+	// the prompt.
+	Heldout     []data.Example
+	HeldoutFrac float64
+	// Demos are demonstrations (prompt and answer) whose mean reward is
+	// shifted to 0; nil uses the best answer of each training item.
+	Demos []data.Example
+	// Batch is the number of items (rankings or pairs) per micro-batch
+	// (default 8).
+	Batch int
+	// Truncate keeps the end of conversations too long for the context
+	// instead of failing.
+	Truncate bool
+	Loop     Config
+	Log      io.Writer
+}
+
+// RewardReport is the held-out evaluation of a reward model.
+type RewardReport struct {
+	Accuracy   float64 `json:"accuracy"`    // pairs ordered as labelled (ties count half)
+	Margin     float64 `json:"margin"`      // mean r(chosen) - r(rejected)
+	LengthCorr float64 `json:"length_corr"` // Pearson correlation of reward and answer length: a reward-hacking signal
+	Pairs      int     `json:"pairs"`       // held-out pairs
+	Bias       float64 `json:"bias"`        // the offset that centres demonstrations on 0
+}
+
+// rankItem is one prompt's answers and the pairs between them.
+type rankItem struct {
+	seqs   [][]int // prompt + answer, ending at <|im_end|>
+	lens   []int   // answer tokens
+	pairs  []data.Pair
+	source string
+}
+
+type rewardTask struct {
+	s          *gpt.Scorer
+	tok        *tokenizer.Tokenizer
+	train, val []rankItem
+	demos      [][]int
+	batch      int
+	accum      int
+	seed       uint64
+	report     RewardReport
+}
+
+// Reward trains a reward model (stage three of InstructGPT): the language
+// model in o.Model with a scalar head, on pairs and rankings, with the loss
+// -log σ(r(chosen) - r(rejected)) averaged over each item's pairs. The
+// model is saved with its tokenizer and with an offset that makes the
+// demonstrations' rewards average 0. Result.Eval holds the held-out
+// "accuracy", "margin" and "length_corr".
+func Reward(ctx context.Context, o RewardOptions) (Result, RewardReport, error) {
+	if o.Log == nil {
+		o.Log = os.Stderr
+	}
+	cfg := o.Loop
+	if cfg.Out == "" {
+		return Result{}, RewardReport{}, errors.New("reward: an output folder is needed (--out)")
+	}
+	if len(o.Data) == 0 {
+		return Result{}, RewardReport{}, errors.New("reward: no comparisons to train on")
+	}
+	var s *gpt.Scorer
+	var tok *tokenizer.Tokenizer
+	if cfg.Resume {
+		var err error
+		if s, err = gpt.LoadScorer(o.Backend, cfg.Out); err != nil {
+			return Result{}, RewardReport{}, fmt.Errorf("reward: --resume: %w", err)
+		}
+		if tok, err = tokenizer.Load(cfg.Out); err != nil {
+			return Result{}, RewardReport{}, fmt.Errorf("reward: --resume: %w", err)
+		}
+	} else {
+		lm, t, err := loadPolicy(o.Backend, o.Model, "reward")
+		if err != nil {
+			return Result{}, RewardReport{}, err
+		}
+		s, tok = gpt.NewScorer(lm, cfg.Seed+17), t
+	}
+	c := newChat(tok, s.Config.Context, o.Truncate)
+	trainEx, valEx := o.Data, o.Heldout
+	if valEx == nil {
+		trainEx, valEx = splitByPrompt(o.Data, o.HeldoutFrac)
+	}
+	t := &rewardTask{s: s, tok: tok, batch: max(1, o.Batch), accum: max(1, cfg.Accum), seed: cfg.Seed}
+	if o.Batch == 0 {
+		t.batch = 8
+	}
+	var err error
+	if t.train, err = rankItems(c, trainEx); err != nil {
+		return Result{}, RewardReport{}, err
+	}
+	if t.val, err = rankItems(c, valEx); err != nil {
+		return Result{}, RewardReport{}, err
+	}
+	if len(t.train) == 0 {
+		return Result{}, RewardReport{}, errors.New("reward: no training comparisons left after holding out")
+	}
+	if o.Demos != nil {
+		for _, d := range o.Demos {
+			ids, _, err := c.answer(d.Prompt, demoAnswer(&d), d.Source)
+			if err != nil {
+				return Result{}, RewardReport{}, fmt.Errorf("reward: demonstration: %w", err)
+			}
+			t.demos = append(t.demos, ids)
+		}
+	} else {
+		for _, it := range t.train {
+			t.demos = append(t.demos, it.seqs[it.pairs[0].Winner])
+		}
+	}
+	if len(t.demos) > 512 {
+		t.demos = t.demos[:512]
+	}
+	pairs := 0
+	for _, it := range t.train {
+		pairs += len(it.pairs)
+	}
+	fmt.Fprintf(o.Log, "reward: %d items (%d pairs) to train on, %d held out; %.2fM parameters\n", len(t.train), pairs, len(t.val), float64(nn.Count(t.Params()))/1e6)
+	if c.truncated > 0 {
+		fmt.Fprintf(o.Log, "reward: %d conversations truncated to the context of %d tokens\n", c.truncated, s.Config.Context)
+	}
+	if cfg.Progress == nil {
+		cfg.Progress = o.Log
+	}
+	res, err := Run(ctx, cfg, t)
+	return res, t.report, err
+}
+
+func demoAnswer(e *data.Example) []data.Message {
+	switch e.Kind {
+	case data.PromptCompletion, data.UnpairedPreference:
+		return e.Completion
+	case data.Preference:
+		return e.Chosen
+	case data.Ranking:
+		return e.Completions[e.Ranking[0]]
+	}
+	return nil
+}
+
+// splitByPrompt holds out about frac (default 0.1) of the prompts, by a
+// hash of the prompt, so that no prompt is in both parts.
+func splitByPrompt(ex []data.Example, frac float64) (train, val []data.Example) {
+	if frac == 0 {
+		frac = 0.1
+	}
+	for _, e := range ex {
+		h := fnv.New64a()
+		for _, m := range e.Prompt {
+			io.WriteString(h, m.Role+"\x00"+m.Content+"\x00")
+		}
+		if len(e.Prompt) == 0 {
+			io.WriteString(h, fmt.Sprint(e.Chosen))
+		}
+		if float64(h.Sum64()%10000) < frac*10000 {
+			val = append(val, e)
+		} else {
+			train = append(train, e)
+		}
+	}
+	return train, val
+}
+
+// rankItems renders preference and ranking examples. A ranking lists each
+// answer once and each answer appears once.
+func rankItems(c *chat, ex []data.Example) ([]rankItem, error) {
+	var items []rankItem
+	for i := range ex {
+		e := &ex[i]
+		where := e.Source
+		if where == "" {
+			where = fmt.Sprintf("example %d", i+1)
+		}
+		var answers [][]data.Message
+		var pairs []data.Pair
+		switch e.Kind {
+		case data.Preference:
+			answers = [][]data.Message{e.Chosen, e.Rejected}
+			pairs = []data.Pair{{Winner: 0, Loser: 1}}
+		case data.Ranking:
+			k := len(e.Completions)
+			if k < 2 || len(e.Ranking) != k {
+				return nil, fmt.Errorf("reward: %s: a ranking needs at least 2 answers and one rank for each (have %d answers, %d ranks)", where, k, len(e.Ranking))
+			}
+			seen := make([]bool, k)
+			for _, r := range e.Ranking {
+				if r < 0 || r >= k || seen[r] {
+					return nil, fmt.Errorf("reward: %s: ranking %v lists an answer twice or not at all (want a permutation of 0..%d)", where, e.Ranking, k-1)
+				}
+				seen[r] = true
+			}
+			answers, pairs = e.Completions, data.RankingPairs(e.Ranking)
+		default:
+			return nil, fmt.Errorf("reward: %s: a %s example; a reward model learns from preference pairs or rankings", where, e.Kind)
+		}
+		it := rankItem{source: where, pairs: pairs}
+		for j, a := range answers {
+			for k := range j {
+				if fmt.Sprint(answers[k]) == fmt.Sprint(a) {
+					return nil, fmt.Errorf("reward: %s: answers %d and %d are the same; a comparison of an answer with itself says nothing", where, k, j)
+				}
+			}
+			ids, mask, err := c.answer(e.Prompt, a, where)
+			if err != nil {
+				return nil, fmt.Errorf("reward: %w", err)
+			}
+			n := 0
+			for _, m := range mask {
+				if m {
+					n++
+				}
+			}
+			it.seqs, it.lens = append(it.seqs, ids), append(it.lens, n)
+		}
+		items = append(items, it)
+	}
+	return items, nil
+}
+
+func (t *rewardTask) Params() []nn.Named { return t.s.Params() }
+
+func (t *rewardTask) Loss(step, micro int) (*tensor.Tensor, int, map[string]float64, error) {
+	be := t.s.Embed.Weight.Backend()
+	var rows [][]int
+	var A, w []float32
+	type pr struct{ w, l, g int }
+	var prs []pr
+	for i := 0; i < t.batch; i++ {
+		it := &t.train[epochOrder(t.seed, len(t.train), (step*t.accum+micro)*t.batch+i)]
+		base := len(rows)
+		rows = append(rows, it.seqs...)
+		for _, p := range it.pairs {
+			prs = append(prs, pr{base + p.Winner, base + p.Loser, i})
+			w = append(w, 1/float32(len(it.pairs)*t.batch))
+		}
+	}
+	N, P := len(rows), len(prs)
+	A = make([]float32, P*N)
+	for j, p := range prs {
+		A[j*N+p.w], A[j*N+p.l] = 1, -1
+	}
+	ids, T := padRows(rows)
+	last := make([]int, N)
+	tokens := 0
+	for b, r := range rows {
+		last[b] = len(r) - 1
+		tokens += len(r)
+	}
+	r := t.s.Scores(ids, N, T, last, gpt.Options{})
+	d := tensor.Reshape(tensor.MatMul(tensor.FromHost(be, A, P, N), tensor.Reshape(r, N, 1), false, false), P)
+	loss := tensor.Neg(tensor.Sum(tensor.Mul(logSigmoid(d), tensor.FromHost(be, w, P))))
+	acc := 0.0
+	for _, v := range d.Host() {
+		if v > 0 {
+			acc++
+		}
+	}
+	return loss, tokens, map[string]float64{"train_accuracy": acc / float64(P)}, nil
+}
+
+// Eval scores the held-out answers.
+func (t *rewardTask) Eval() (map[string]float64, error) {
+	if len(t.val) == 0 {
+		return map[string]float64{}, nil
+	}
+	rep, err := evalRanks(t.s, t.val)
+	if err != nil {
+		return nil, err
+	}
+	rep.Bias = t.report.Bias
+	t.report = rep
+	return map[string]float64{"accuracy": rep.Accuracy, "margin": rep.Margin, "length_corr": rep.LengthCorr}, nil
+}
+
+func evalRanks(s *gpt.Scorer, items []rankItem) (RewardReport, error) {
+	var seqs [][]int
+	var lens []float64
+	for _, it := range items {
+		seqs = append(seqs, it.seqs...)
+		for _, n := range it.lens {
+			lens = append(lens, float64(n))
+		}
+	}
+	sc, err := s.ScoreSequences(seqs, 16)
+	if err != nil {
+		return RewardReport{}, err
+	}
+	var rep RewardReport
+	k := 0
+	for _, it := range items {
+		for _, p := range it.pairs {
+			m := sc[k+p.Winner] - sc[k+p.Loser]
+			switch {
+			case m > 0:
+				rep.Accuracy++
+			case m == 0:
+				rep.Accuracy += 0.5
+			}
+			rep.Margin += m
+			rep.Pairs++
+		}
+		k += len(it.seqs)
+	}
+	rep.Accuracy /= float64(max(rep.Pairs, 1))
+	rep.Margin /= float64(max(rep.Pairs, 1))
+	rep.LengthCorr = pearson(sc, lens)
+	return rep, nil
+}
+
+// Save centres the reward on the demonstrations, then writes the reward
+// model and its tokenizer.
+func (t *rewardTask) Save(dir string) error {
+	t.s.Bias = 0
+	sc, err := t.s.ScoreSequences(t.demos, 16)
+	if err != nil {
+		return err
+	}
+	t.s.Bias = float32(-mean(sc))
+	if math.IsNaN(float64(t.s.Bias)) {
+		t.s.Bias = 0
+	}
+	t.report.Bias = float64(t.s.Bias)
+	if err := t.s.Save(dir); err != nil {
+		return err
+	}
+	return t.tok.Save(dir)
+}

@@ -1,0 +1,87 @@
+package train
+
+import (
+	"context"
+	"io"
+	"testing"
+
+	"github.com/golem-ml/golem/backend/cpu"
+	"github.com/golem-ml/golem/data"
+	"github.com/golem-ml/golem/data/synth"
+	"github.com/golem-ml/golem/model/gpt"
+)
+
+// rankingsOf makes 3-way rankings over synth tasks: the reference answer,
+// a wrong answer and an empty reply, ranked by the simulated annotator.
+func rankingsOf(tasks []synth.Task) []data.Example {
+	var ex []data.Example
+	an := synth.Annotator{Seed: 1}
+	for i, tk := range tasks {
+		other := tasks[(i+1)%len(tasks)].Answer
+		resp := []string{"I do not know.", tk.Answer, other}
+		r := an.RankAll(tk, resp)
+		e := data.Example{Kind: data.Ranking, Prompt: r.Prompt, Ranking: r.Ranking, Source: "synth"}
+		for _, c := range r.Completions {
+			e.Completions = append(e.Completions, []data.Message{{Role: "assistant", Content: c}})
+		}
+		ex = append(ex, e)
+	}
+	return ex
+}
+
+func TestRewardLearnsRankings(t *testing.T) {
+	sft := tinyLM(t, 1, 128)
+	kinds := []string{synth.KindFirstLetter, synth.KindNumberOnly, synth.KindOneWord}
+	trainEx := rankingsOf(synth.MustTasks(synth.TaskOptions{Seed: 1, N: 64, Kinds: kinds}))
+	valEx := rankingsOf(synth.MustTasks(synth.TaskOptions{Seed: 2, N: 24, Kinds: kinds, Split: synth.SplitHeldout}))
+	out := t.TempDir()
+	res, rep, err := Reward(context.Background(), RewardOptions{Backend: cpu.New(), Model: sft, Data: trainEx, Heldout: valEx, Batch: 4,
+		Loop: Config{Steps: 100, LR: 3e-3, Warmup: 4, Out: out, Quiet: true}, Log: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Pairs != 3*len(valEx) {
+		t.Errorf("%d held-out pairs, want %d", rep.Pairs, 3*len(valEx))
+	}
+	if rep.Accuracy < 0.75 {
+		t.Errorf("held-out accuracy %.3f after %d steps, want >= 0.75 (%v)", rep.Accuracy, res.Step, res.Eval)
+	}
+	// The saved model centres the demonstrations (best answers) on 0.
+	s, err := gpt.LoadScorer(cpu.New(), out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newChat(tinyTokenizer(t), 128, false)
+	items, _ := rankItems(c, trainEx)
+	var best [][]int
+	for _, it := range items {
+		best = append(best, it.seqs[it.pairs[0].Winner])
+	}
+	sc, _ := s.ScoreSequences(best, 16)
+	if m := mean(sc); m > 1e-3 || m < -1e-3 {
+		t.Errorf("demonstrations score %.4f on average, want 0", m)
+	}
+}
+
+func TestRewardRejects(t *testing.T) {
+	sft := tinyLM(t, 1, 48)
+	tasks := synth.MustTasks(synth.TaskOptions{Seed: 1, N: 4, Kinds: []string{synth.KindFirstLetter}})
+	ex := rankingsOf(tasks)
+	run := func(ex []data.Example) error {
+		_, _, err := Reward(context.Background(), RewardOptions{Backend: cpu.New(), Model: sft, Data: ex, Heldout: ex[:1],
+			Loop: Config{Steps: 1, LR: 1e-3, Out: t.TempDir(), Quiet: true}, Log: io.Discard})
+		return err
+	}
+	dup := append([]data.Example{}, ex...)
+	dup[0].Completions = append([][]data.Message{}, dup[0].Completions...)
+	dup[0].Completions[1] = dup[0].Completions[0]
+	wantErr(t, run(dup), "are the same")
+	bad := append([]data.Example{}, ex...)
+	bad[1].Ranking = []int{0, 0, 1}
+	wantErr(t, run(bad), "lists an answer twice")
+	long := append([]data.Example{}, ex...)
+	long[2].Prompt = []data.Message{{Role: "user", Content: "Please read this long text carefully: " + tasks[0].Answer + tasks[1].Answer + tasks[2].Answer + tasks[3].Answer}}
+	wantErr(t, run(long), "longer than the model's context")
+	sftEx := []data.Example{{Kind: data.PromptCompletion, Prompt: tasks[0].Prompt, Completion: []data.Message{{Role: "assistant", Content: "x"}}, Source: "f.jsonl:3"}}
+	wantErr(t, run(sftEx), "f.jsonl:3")
+}

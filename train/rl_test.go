@@ -1,0 +1,66 @@
+package train
+
+import (
+	"io"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/golem-ml/golem/backend/cpu"
+	"github.com/golem-ml/golem/data/synth"
+	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/tokenizer"
+)
+
+var (
+	tinyTokOnce sync.Once
+	tinyTok     *tokenizer.Tokenizer
+)
+
+// tinyTokenizer is a small byte-level BPE with golem's chat tokens, trained
+// once on a slice of the built-in corpus.
+func tinyTokenizer(t *testing.T) *tokenizer.Tokenizer {
+	tinyTokOnce.Do(func() {
+		text := synth.Corpus(synth.CorpusOptions{Seed: 1})
+		if len(text) > 200_000 {
+			text = text[:200_000]
+		}
+		tok, err := tokenizer.Train(tokenizer.TrainOptions{Texts: []string{text}, VocabSize: 320, Progress: io.Discard})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tinyTok = tok
+	})
+	if tinyTok == nil {
+		t.Fatal("no tokenizer")
+	}
+	return tinyTok
+}
+
+// tinyLM writes a randomly initialised tiny chat model into a folder and
+// returns the folder: the "SFT model" of the stage tests.
+func tinyLM(t *testing.T, seed uint64, ctx int) string {
+	tok := tinyTokenizer(t)
+	eot, _ := tok.SpecialID(tokenizer.EndOfText)
+	c := gpt.Config{Arch: "gpt2", Vocab: tok.VocabSize(), Context: ctx, Layers: 1, Heads: 2, KVHeads: 2, Hidden: 32, Intermediate: 64,
+		Eps: 1e-5, Activation: "gelu", Tied: true, BOS: eot, EOS: eot}
+	m, err := gpt.New(cpu.New(), c, seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := m.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := tok.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func wantErr(t *testing.T, err error, sub string) {
+	t.Helper()
+	if err == nil || !strings.Contains(err.Error(), sub) {
+		t.Errorf("error %v, want one containing %q", err, sub)
+	}
+}

@@ -1,0 +1,231 @@
+package train
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"fmt"
+	"math"
+	"math/rand/v2"
+
+	"github.com/golem-ml/golem/backend"
+	"github.com/golem-ml/golem/data"
+	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/tensor"
+	"github.com/golem-ml/golem/tokenizer"
+)
+
+// This file holds what the preference and RL stages (reward, ppo, dpo,
+// grpo) share: chat rendering of prompts and answers, padding, masked
+// reductions and the log-sigmoid.
+
+// loadPolicy loads a language model and its tokenizer from a model folder
+// and checks that they fit and that the tokenizer has the chat tokens.
+func loadPolicy(be backend.Backend, dir, what string) (*gpt.Model, *tokenizer.Tokenizer, error) {
+	if gpt.IsScorer(dir) {
+		return nil, nil, fmt.Errorf("%s: %s is a reward or value model, not a language model", what, dir)
+	}
+	m, err := gpt.Load(be, dir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", what, err)
+	}
+	tok, err := tokenizer.Load(dir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", what, err)
+	}
+	if err := checkChatTokenizer(tok, m.Config.Vocab, dir); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return m, tok, nil
+}
+
+func checkChatTokenizer(tok *tokenizer.Tokenizer, vocab int, dir string) error {
+	if tok.VocabSize() > vocab {
+		return fmt.Errorf("%s: the tokenizer has %d tokens but the model only %d", dir, tok.VocabSize(), vocab)
+	}
+	if _, ok := tok.SpecialID(tokenizer.ImEnd); !ok {
+		return fmt.Errorf("%s: the tokenizer has no %s token, so it cannot render chats (was the model trained with golem's chat tokens?)", dir, tokenizer.ImEnd)
+	}
+	return nil
+}
+
+// sameTokenizer fails unless a and b encode the same way: a reward model
+// read with another tokenizer scores other texts than the policy wrote.
+func sameTokenizer(a, b *tokenizer.Tokenizer, aDir, bDir string) error {
+	var ja, jb bytes.Buffer
+	a.WriteJSON(&ja)
+	b.WriteJSON(&jb)
+	if sha256.Sum256(ja.Bytes()) != sha256.Sum256(jb.Bytes()) {
+		return fmt.Errorf("the tokenizers of %s (%d tokens) and %s (%d tokens) differ: the reward model must be trained from the policy's tokenizer (e.g. from the same SFT model)", aDir, a.VocabSize(), bDir, b.VocabSize())
+	}
+	return nil
+}
+
+// chat renders conversations for a model with context ctx.
+type chat struct {
+	tok   *tokenizer.Tokenizer
+	ctx   int
+	imEnd int
+	// truncate keeps the last ctx tokens of a too-long conversation
+	// instead of failing (the prompt loses its beginning).
+	truncate  bool
+	truncated int // conversations truncated so far
+}
+
+func newChat(tok *tokenizer.Tokenizer, ctx int, truncate bool) *chat {
+	id, _ := tok.SpecialID(tokenizer.ImEnd)
+	return &chat{tok: tok, ctx: ctx, imEnd: id, truncate: truncate}
+}
+
+// prompt renders a prompt followed by the assistant's header, ready for
+// generation; it must leave room for at least one new token.
+func (c *chat) prompt(msgs []data.Message, where string) ([]int, error) {
+	ids, _, err := c.tok.RenderChat(msgs, true)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+	if len(ids) >= c.ctx {
+		if !c.truncate {
+			return nil, fmt.Errorf("%s: the prompt has %d tokens, longer than the model's context of %d allows (shorten it or use a model with a longer context)", where, len(ids), c.ctx)
+		}
+		c.truncated++
+		ids = ids[len(ids)-c.ctx/2:]
+	}
+	return ids, nil
+}
+
+// answer renders a prompt and an answer (assistant turns) and returns the
+// tokens up to the <|im_end|> closing the answer and the mask of the
+// answer's tokens (what the assistant wrote, and that <|im_end|>). A
+// prompt too long to leave room for the answer is an error unless the
+// chat truncates; a long answer is cut at the context.
+func (c *chat) answer(prompt, answer []data.Message, where string) ([]int, []bool, error) {
+	ids, mask, err := c.tok.RenderChat(append(append([]data.Message{}, prompt...), answer...), false)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", where, err)
+	}
+	// Drop the newline after the last <|im_end|>: the score is read there.
+	for len(ids) > 0 && ids[len(ids)-1] != c.imEnd {
+		ids, mask = ids[:len(ids)-1], mask[:len(mask)-1]
+	}
+	start := 0
+	for start < len(mask) && !mask[start] {
+		start++
+	}
+	if len(ids) > c.ctx {
+		if start >= c.ctx-1 {
+			if !c.truncate {
+				return nil, nil, fmt.Errorf("%s: the prompt has %d tokens, longer than the model's context of %d allows with an answer (use a model with a longer context, or truncate)", where, start, c.ctx)
+			}
+			// Keep the answer's end and as much of the prompt as fits.
+			cut := max(0, len(ids)-c.ctx)
+			ids, mask = ids[cut:], mask[cut:]
+		} else {
+			ids, mask = ids[:c.ctx], mask[:c.ctx]
+		}
+		c.truncated++
+	}
+	return ids, mask, nil
+}
+
+// padRows right-pads rows into one [B, T] batch and returns it with T.
+func padRows(rows [][]int) ([]int32, int) {
+	T := 0
+	for _, r := range rows {
+		T = max(T, len(r))
+	}
+	ids := make([]int32, len(rows)*T)
+	for b, r := range rows {
+		for t, id := range r {
+			ids[b*T+t] = int32(id)
+		}
+	}
+	return ids, T
+}
+
+// actionTargets returns, for right-padded rows [B, T] whose tokens marked
+// in masks are the model's actions, the next-token targets of each
+// position: the action at t+1 where it is one, -1 elsewhere (so that
+// tensor.TokenLogProbs gives 0 there).
+func actionTargets(rows [][]int, masks [][]bool, T int) []int32 {
+	tg := make([]int32, len(rows)*T)
+	for b, r := range rows {
+		for t := 0; t < T; t++ {
+			tg[b*T+t] = -1
+			if t+1 < len(r) && masks[b][t+1] {
+				tg[b*T+t] = int32(r[t+1])
+			}
+		}
+	}
+	return tg
+}
+
+// tokenLogProbs returns the log-probabilities the model gives the targets
+// at each position of ids [B, T] ([B*T], 0 where the target is -1).
+func tokenLogProbs(m *gpt.Model, ids, targets []int32, B, T int) *tensor.Tensor {
+	logits := m.Logits(m.Forward(ids, B, T, gpt.Options{}))
+	return tensor.TokenLogProbs(tensor.Reshape(logits, B*T, m.Config.Vocab), targets)
+}
+
+// rowSums sums x [B*T] over each row with weights w [B*T]: [B].
+func rowSums(be backend.Backend, x *tensor.Tensor, w []float32, B, T int) *tensor.Tensor {
+	return tensor.SumLast(tensor.Reshape(tensor.Mul(x, tensor.FromHost(be, w, B*T)), B, T))
+}
+
+// logSigmoid is log σ(x) = min(x, 0) - log(1 + e^-|x|), stable for any x.
+func logSigmoid(x *tensor.Tensor) *tensor.Tensor {
+	return tensor.Sub(tensor.ClampMax(x, 0), tensor.Log(tensor.AddScalar(tensor.Exp(tensor.Neg(tensor.Abs(x))), 1)))
+}
+
+// stepRand is the random source of one step of a stage: a function of the
+// seed and the step alone, which makes resumed runs exact.
+func stepRand(seed uint64, stream string, step int) *rand.Rand {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(stream); i++ {
+		h = (h ^ uint64(stream[i])) * 1099511628211
+	}
+	return rand.New(rand.NewPCG(seed^h, uint64(step)))
+}
+
+// epochOrder returns the item at position i of a stream of epochs, each a
+// permutation of n items drawn from the seed and the epoch.
+func epochOrder(seed uint64, n, i int) int {
+	epoch := i / n
+	perm := stepRand(seed, "epoch", epoch).Perm(n)
+	return perm[i%n]
+}
+
+// pearson is the correlation of x and y (0 when either is constant).
+func pearson(x, y []float64) float64 {
+	n := float64(len(x))
+	if n < 2 {
+		return 0
+	}
+	var mx, my float64
+	for i := range x {
+		mx += x[i]
+		my += y[i]
+	}
+	mx, my = mx/n, my/n
+	var sxy, sxx, syy float64
+	for i := range x {
+		dx, dy := x[i]-mx, y[i]-my
+		sxy += dx * dy
+		sxx += dx * dx
+		syy += dy * dy
+	}
+	if sxx == 0 || syy == 0 {
+		return 0
+	}
+	return sxy / math.Sqrt(sxx*syy)
+}
+
+func mean(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := 0.0
+	for _, x := range xs {
+		s += x
+	}
+	return s / float64(len(xs))
+}
