@@ -6,93 +6,156 @@ import (
 	"github.com/golem-ml/golem/backend"
 )
 
+// attnBlock is the number of query rows attention handles at a time. With a
+// causal mask, the rows of a block only see the keys up to their last row,
+// so the scores and their gradients skip most of the masked upper triangle.
+var attnBlock = 64
+
 // Attention is fused scaled-dot-product attention, written like llm.c: per
-// (batch, head) the scores are one small GEMM, the masked softmax runs in
-// place, and the output is a second GEMM. The probabilities are kept for the
-// backward pass.
+// (batch, head) and block of query rows, the scores are one small GEMM
+// over the keys the block can see, the masked softmax runs in place, and
+// the output is a second GEMM. The probabilities are kept for the backward
+// pass; entries a block cannot see (past its last row's limit) are never
+// written or read. A block of fewer than 4 rows (decoding) uses dot
+// products instead of GEMMs.
 func (c *CPU) Attention(a backend.Attention, o, p, q, k, v backend.Buffer) {
 	os, ps, qs, ks, vs := f(o), f(p), f(q), f(k), f(v)
 	T, S, D, HQ, HKV := a.T, a.S, a.D, a.HQ, a.HKV
 	group := HQ / HKV
+	ldq, ldk := HQ*D, HKV*D
 	Parallel(a.B*HQ, 1, func(lo, hi int) {
 		for bh := lo; bh < hi; bh++ {
 			b, h := bh/HQ, bh%HQ
 			kh := h / group
-			qo := b*T*HQ*D + h*D
-			ko := b*S*HKV*D + kh*D
+			qo := b*T*ldq + h*D
+			ko := b*S*ldk + kh*D
 			P := ps[bh*T*S : (bh+1)*T*S]
-			SgemmST(false, true, T, S, D, a.Scale, qs[qo:], HQ*D, ks[ko:], HKV*D, 0, P, S)
-			for t := 0; t < T; t++ {
-				row := P[t*S : t*S+S]
-				limit := S
-				if a.Causal {
-					limit = min(S, S-T+t+1)
-				}
-				m := float32(math.Inf(-1))
-				for j := 0; j < limit; j++ {
-					if a.KeyMask != nil && !a.KeyMask[b*S+j] {
-						continue
+			for t0 := 0; t0 < T; t0 += attnBlock {
+				t1 := min(T, t0+attnBlock)
+				kEnd := keyEnd(&a, t1)
+				if t1-t0 < 4 {
+					for t := t0; t < t1; t++ {
+						row := P[t*S : t*S+kEnd]
+						qr := qs[qo+t*ldq : qo+t*ldq+D]
+						for j := range row {
+							row[j] = a.Scale * dot(qr, ks[ko+j*ldk:ko+j*ldk+D])
+						}
+						attnSoftmax(&a, row, b, t)
+						or := os[qo+t*ldq : qo+t*ldq+D]
+						clear(or)
+						for j, pj := range row {
+							if pj != 0 {
+								axpy(or, vs[ko+j*ldk:ko+j*ldk+D], pj)
+							}
+						}
 					}
-					m = max(m, row[j])
-				}
-				if math.IsInf(float64(m), -1) {
-					clear(row)
 					continue
 				}
-				var sum float32
-				for j := 0; j < S; j++ {
-					if j >= limit || (a.KeyMask != nil && !a.KeyMask[b*S+j]) {
-						row[j] = 0
-						continue
-					}
-					e := expf(row[j] - m)
-					row[j] = e
-					sum += e
+				SgemmST(false, true, t1-t0, kEnd, D, a.Scale, qs[qo+t0*ldq:], ldq, ks[ko:], ldk, 0, P[t0*S:], S)
+				for t := t0; t < t1; t++ {
+					attnSoftmax(&a, P[t*S:t*S+kEnd], b, t)
 				}
-				inv := 1 / sum
-				for j := 0; j < limit; j++ {
-					row[j] *= inv
-				}
+				SgemmST(false, false, t1-t0, D, kEnd, 1, P[t0*S:], S, vs[ko:], ldk, 0, os[qo+t0*ldq:], ldq)
 			}
-			SgemmST(false, false, T, D, S, 1, P, S, vs[ko:], HKV*D, 0, os[qo:], HQ*D)
 		}
 	})
 }
 
+// keyEnd returns how many keys the query rows before t1 can see.
+func keyEnd(a *backend.Attention, t1 int) int {
+	if a.Causal {
+		return min(a.S, a.S-a.T+t1)
+	}
+	return a.S
+}
+
+// attnSoftmax turns the scores of query t of batch b (the keys its block
+// can see) into probabilities in place: masked keys get 0, and a row that
+// sees no key is all 0.
+func attnSoftmax(a *backend.Attention, row []float32, b, t int) {
+	limit := len(row)
+	if a.Causal {
+		limit = min(limit, a.S-a.T+t+1)
+	}
+	if a.KeyMask == nil {
+		m := maxf(row[:limit])
+		inv := 1 / expSub(row[:limit], row[:limit], m, 1)
+		for j := range row[:limit] {
+			row[j] *= inv
+		}
+		clear(row[limit:])
+		return
+	}
+	mask := a.KeyMask[b*a.S : b*a.S+len(row)]
+	m := float32(math.Inf(-1))
+	for j, v := range row[:limit] {
+		if mask[j] {
+			m = max(m, v)
+		}
+	}
+	if math.IsInf(float64(m), -1) {
+		clear(row)
+		return
+	}
+	var sum float32
+	for j := range row {
+		if j >= limit || !mask[j] {
+			row[j] = 0
+			continue
+		}
+		e := expf(row[j] - m)
+		row[j] = e
+		sum += e
+	}
+	inv := 1 / sum
+	for j := range row[:limit] {
+		row[j] *= inv
+	}
+}
+
 // AttentionGrad accumulates dq, dk and dv. Work is split over (batch, kv
 // head), so the query heads that share a kv head add into it in order.
+// Each block of query rows touches only the keys it could see.
 func (c *CPU) AttentionGrad(a backend.Attention, dq, dk, dv, q, k, v, p, do backend.Buffer) {
 	dqs, dks, dvs, qs, ks, vs, ps, dos := f(dq), f(dk), f(dv), f(q), f(k), f(v), f(p), f(do)
 	T, S, D, HQ, HKV := a.T, a.S, a.D, a.HQ, a.HKV
 	group := HQ / HKV
+	ldq, ldk := HQ*D, HKV*D
+	blk := min(T, attnBlock)
 	Parallel(a.B*HKV, 1, func(lo, hi int) {
-		scratch := c.Alloc(T*S, false)
+		scratch := c.Alloc(blk*S, false)
 		dP := f(scratch)
 		for bk := lo; bk < hi; bk++ {
 			b, kh := bk/HKV, bk%HKV
-			ko := b*S*HKV*D + kh*D
+			ko := b*S*ldk + kh*D
 			for h := kh * group; h < (kh+1)*group; h++ {
 				bh := b*HQ + h
-				qo := b*T*HQ*D + h*D
+				qo := b*T*ldq + h*D
 				P := ps[bh*T*S : (bh+1)*T*S]
-				// dP = dO V^T; dV += P^T dO.
-				SgemmST(false, true, T, S, D, 1, dos[qo:], HQ*D, vs[ko:], HKV*D, 0, dP, S)
-				if dvs != nil {
-					SgemmST(true, false, S, D, T, 1, P, S, dos[qo:], HQ*D, 1, dvs[ko:], HKV*D)
-				}
-				// dS = P * (dP - rowsum(dP*P)) * scale, in place.
-				for t := 0; t < T; t++ {
-					pr, dr := P[t*S:t*S+S], dP[t*S:t*S+S]
-					s := dot(pr, dr)
-					for j := range dr {
-						dr[j] = pr[j] * (dr[j] - s) * a.Scale
+				for t0 := 0; t0 < T; t0 += blk {
+					t1 := min(T, t0+blk)
+					rb, kEnd := t1-t0, keyEnd(&a, t1)
+					Pb := P[t0*S:]
+					dob := dos[qo+t0*ldq:]
+					// dP = dO V^T; dV += P^T dO.
+					SgemmST(false, true, rb, kEnd, D, 1, dob, ldq, vs[ko:], ldk, 0, dP, kEnd)
+					if dvs != nil {
+						SgemmST(true, false, kEnd, D, rb, 1, Pb, S, dob, ldq, 1, dvs[ko:], ldk)
 					}
-				}
-				if dqs != nil {
-					SgemmST(false, false, T, D, S, 1, dP, S, ks[ko:], HKV*D, 1, dqs[qo:], HQ*D)
-				}
-				if dks != nil {
-					SgemmST(true, false, S, D, T, 1, dP, S, qs[qo:], HQ*D, 1, dks[ko:], HKV*D)
+					// dS = P * (dP - rowsum(dP*P)) * scale, in place.
+					for i := 0; i < rb; i++ {
+						pr, dr := Pb[i*S:i*S+kEnd], dP[i*kEnd:i*kEnd+kEnd]
+						s := dot(pr, dr)
+						for j, pv := range pr {
+							dr[j] = pv * (dr[j] - s) * a.Scale
+						}
+					}
+					if dqs != nil {
+						SgemmST(false, false, rb, D, kEnd, 1, dP, kEnd, ks[ko:], ldk, 1, dqs[qo+t0*ldq:], ldq)
+					}
+					if dks != nil {
+						SgemmST(true, false, kEnd, D, rb, 1, dP, kEnd, qs[qo+t0*ldq:], ldq, 1, dks[ko:], ldk)
+					}
 				}
 			}
 		}

@@ -172,6 +172,10 @@ func (c *CPU) Permute(dst, x backend.Buffer, shape, perm []int, acc bool) {
 // several, each matrix product in parallel otherwise.
 func (c *CPU) MatMul(g backend.Gemm, a, b, cc backend.Buffer) {
 	A, B, C := f(a), f(b), f(cc)
+	if g.Batch <= 1 && g.M == 1 && g.K > 0 {
+		gemv(g.TransA, g.TransB, g.N, g.K, g.Alpha, A[g.OffA:], g.LDA, B[g.OffB:], g.LDB, g.Beta, C[g.OffC:g.OffC+g.N])
+		return
+	}
 	if g.Batch <= 1 {
 		Sgemm(g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, A[g.OffA:], g.LDA, B[g.OffB:], g.LDB, g.Beta, C[g.OffC:], g.LDC)
 		return
@@ -199,6 +203,54 @@ func (c *CPU) MatMul(g backend.Gemm, a, b, cc backend.Buffer) {
 		}
 	})
 }
+
+// gemv is MatMul for one row of output (decoding, bias gradients):
+// c = alpha*x*op(B) + beta*c with x the one row of op(A). It reads B once,
+// in place, where a GEMM would pack it first. Threads split the columns of
+// c, so each value is computed the same way for any thread count.
+func gemv(transA, transB bool, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32) {
+	x := a[:k]
+	if transA && lda != 1 {
+		// op(A) is the first column of a k x lda matrix.
+		xb := gemvScratch.Get().(*[]float32)
+		defer gemvScratch.Put(xb)
+		if cap(*xb) < k {
+			*xb = make([]float32, k)
+		}
+		x = (*xb)[:k]
+		for p := range x {
+			x[p] = a[p*lda]
+		}
+	}
+	grain := 64
+	if !transB {
+		grain = 256
+	}
+	Parallel(n, grain, func(lo, hi int) {
+		cj := c[lo:hi]
+		switch beta {
+		case 0:
+			clear(cj)
+		case 1:
+		default:
+			for j := range cj {
+				cj[j] *= beta
+			}
+		}
+		if transB {
+			// B is n x k: c[j] += alpha * dot(x, B[j]).
+			for j := lo; j < hi; j++ {
+				c[j] += alpha * dot(x, b[j*ldb:j*ldb+k])
+			}
+			return
+		}
+		for p, xv := range x {
+			axpy(cj, b[p*ldb+lo:p*ldb+hi], alpha*xv)
+		}
+	})
+}
+
+var gemvScratch = sync.Pool{New: func() any { return new([]float32) }}
 
 // axpy: y += a*x.
 func axpy(y, x []float32, a float32) {

@@ -1,0 +1,111 @@
+package cpu
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/golem-ml/golem/backend"
+)
+
+// naiveAttention computes attention's output in float64.
+func naiveAttention(a backend.Attention, q, k, v []float32) []float64 {
+	out := make([]float64, a.B*a.T*a.HQ*a.D)
+	group := a.HQ / a.HKV
+	for b := 0; b < a.B; b++ {
+		for h := 0; h < a.HQ; h++ {
+			kh := h / group
+			for t := 0; t < a.T; t++ {
+				w := make([]float64, a.S)
+				m := math.Inf(-1)
+				for j := 0; j < a.S; j++ {
+					if (a.Causal && j > a.S-a.T+t) || (a.KeyMask != nil && !a.KeyMask[b*a.S+j]) {
+						w[j] = math.Inf(-1)
+						continue
+					}
+					var s float64
+					for d := 0; d < a.D; d++ {
+						s += float64(q[(b*a.T+t)*a.HQ*a.D+h*a.D+d]) * float64(k[(b*a.S+j)*a.HKV*a.D+kh*a.D+d])
+					}
+					w[j] = s * float64(a.Scale)
+					m = math.Max(m, w[j])
+				}
+				if math.IsInf(m, -1) {
+					continue
+				}
+				var z float64
+				for j := range w {
+					w[j] = math.Exp(w[j] - m)
+					z += w[j]
+				}
+				for d := 0; d < a.D; d++ {
+					var o float64
+					for j := range w {
+						o += w[j] / z * float64(v[(b*a.S+j)*a.HKV*a.D+kh*a.D+d])
+					}
+					out[(b*a.T+t)*a.HQ*a.D+h*a.D+d] = o
+				}
+			}
+		}
+	}
+	return out
+}
+
+// TestAttentionBlocks checks the blocked causal kernel (and the dot-product
+// path for a few rows) against a float64 reference, and its gradients
+// against the same kernel run as one block.
+func TestAttentionBlocks(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	c := New()
+	defer func(b int) { attnBlock = b }(attnBlock)
+	for _, a := range []backend.Attention{
+		{B: 2, T: 70, S: 70, HQ: 2, HKV: 1, D: 8, Causal: true},
+		{B: 1, T: 37, S: 90, HQ: 3, HKV: 3, D: 5, Causal: true},
+		{B: 2, T: 33, S: 33, HQ: 2, HKV: 2, D: 4, Causal: true, KeyMask: make([]bool, 66)},
+		{B: 1, T: 1, S: 9, HQ: 2, HKV: 1, D: 16, Causal: true},
+		{B: 2, T: 3, S: 12, HQ: 2, HKV: 2, D: 3, Causal: true},
+		{B: 1, T: 20, S: 20, HQ: 1, HKV: 1, D: 6, Causal: false},
+	} {
+		a.Scale = float32(1 / math.Sqrt(float64(a.D)))
+		for i := range a.KeyMask {
+			a.KeyMask[i] = i%7 != 3
+		}
+		name := fmt.Sprintf("B%d T%d S%d H%d/%d D%d", a.B, a.T, a.S, a.HQ, a.HKV, a.D)
+		nq, nk := a.B*a.T*a.HQ*a.D, a.B*a.S*a.HKV*a.D
+		buf := func(n int) *Buf {
+			d := make([]float32, n)
+			for i := range d {
+				d[i] = float32(r.NormFloat64())
+			}
+			return &Buf{D: d}
+		}
+		q, k, v, do := buf(nq), buf(nk), buf(nk), buf(nq)
+		want := naiveAttention(a, q.D, k.D, v.D)
+		type result struct{ o, dq, dk, dv []float32 }
+		run := func(block int) result {
+			attnBlock = block
+			o, p := &Buf{D: make([]float32, nq)}, &Buf{D: make([]float32, a.B*a.HQ*a.T*a.S)}
+			c.Attention(a, o, p, q, k, v)
+			dq, dk, dv := &Buf{D: make([]float32, nq)}, &Buf{D: make([]float32, nk)}, &Buf{D: make([]float32, nk)}
+			c.AttentionGrad(a, dq, dk, dv, q, k, v, p, do)
+			return result{o.D, dq.D, dk.D, dv.D}
+		}
+		blocked, whole := run(16), run(1<<20)
+		for i, w := range want {
+			if math.Abs(float64(blocked.o[i])-w) > 1e-5 || math.Abs(float64(whole.o[i])-w) > 1e-5 {
+				t.Fatalf("%s: o[%d] = %v (blocked) %v (whole), want %v", name, i, blocked.o[i], whole.o[i], w)
+			}
+		}
+		for _, g := range []struct {
+			n    string
+			x, y []float32
+		}{{"dq", blocked.dq, whole.dq}, {"dk", blocked.dk, whole.dk}, {"dv", blocked.dv, whole.dv}} {
+			for i := range g.x {
+				if math.Abs(float64(g.x[i]-g.y[i])) > 1e-5 {
+					t.Fatalf("%s: %s[%d] blocked %v whole %v", name, g.n, i, g.x[i], g.y[i])
+				}
+			}
+		}
+	}
+}

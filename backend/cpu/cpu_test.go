@@ -1,0 +1,78 @@
+package cpu
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/golem-ml/golem/backend"
+)
+
+// TestMatMulOneRow checks MatMul's one-row path against the reference
+// product for every layout and beta.
+func TestMatMulOneRow(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 1))
+	c := New()
+	for _, n := range []int{1, 5, 300, 1111} {
+		for _, k := range []int{1, 7, 65} {
+			for _, ta := range []bool{false, true} {
+				for _, tb := range []bool{false, true} {
+					for _, beta := range []float32{0, 1, 0.5} {
+						lda, ldb := k+2, n+3
+						if ta {
+							lda = 3
+						}
+						if tb {
+							ldb = k + 1
+						}
+						aN, bN := k*lda, k*ldb
+						if tb {
+							bN = n * ldb
+						}
+						a, b := normals(r, aN), normals(r, bN)
+						cv := normals(r, n+1)
+						want := make([]float64, n)
+						for j := range want {
+							for p := 0; p < k; p++ {
+								av, bv := a[min(p, len(a)-1)], b[min(p*ldb+j, len(b)-1)]
+								if ta {
+									av = a[p*lda]
+								}
+								if tb {
+									bv = b[j*ldb+p]
+								}
+								want[j] += 0.75 * float64(av) * float64(bv)
+							}
+							want[j] += float64(beta) * float64(cv[j])
+						}
+						last := cv[n]
+						if beta == 0 {
+							for i := range cv[:n] {
+								cv[i] = float32(math.NaN())
+							}
+						}
+						c.MatMul(backend.Gemm{TransA: ta, TransB: tb, M: 1, N: n, K: k, Alpha: 0.75, Beta: beta, Batch: 1, LDA: lda, LDB: ldb, LDC: n}, &Buf{D: a}, &Buf{D: b}, &Buf{D: cv})
+						name := fmt.Sprintf("n%d k%d ta%v tb%v beta%v", n, k, ta, tb, beta)
+						for j := 0; j < n; j++ {
+							if math.Abs(float64(cv[j])-want[j]) > 1e-4*(1+math.Abs(want[j])) {
+								t.Fatalf("%s: c[%d] = %v want %v", name, j, cv[j], want[j])
+							}
+						}
+						if cv[n] != last {
+							t.Fatalf("%s: wrote past the row", name)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+func normals(r *rand.Rand, n int) []float32 {
+	d := make([]float32, n)
+	for i := range d {
+		d[i] = float32(r.NormFloat64())
+	}
+	return d
+}
