@@ -1,0 +1,334 @@
+package train
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/golem-ml/golem/backend/cpu"
+	"github.com/golem-ml/golem/data"
+	"github.com/golem-ml/golem/data/synth"
+	"github.com/golem-ml/golem/internal/shared"
+	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/tensor"
+	"github.com/golem-ml/golem/tokenizer"
+)
+
+// tinyBase writes a small random model with a BPE tokenizer trained on a
+// bit of the built-in corpus (so it has the ChatML tokens) into a folder.
+func tinyBase(t *testing.T, arch string) string {
+	t.Helper()
+	corpus := synth.Corpus(synth.CorpusOptions{Seed: 1})
+	tok, err := tokenizer.Train(tokenizer.TrainOptions{Texts: []string{corpus[:min(len(corpus), 200000)]}, VocabSize: 400})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := gpt.Config{Arch: arch, Vocab: tok.VocabSize(), Context: 128, Layers: 2, Heads: 2, KVHeads: 2, Hidden: 32, Intermediate: 64,
+		Eps: 1e-5, Activation: "gelu", Bias: true, Tied: arch == "gpt2", RopeTheta: 1e4, BOS: -1, EOS: -1}
+	m, err := gpt.New(cpu.New(), c, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := m.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := tok.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestSFTLossMaskIsTheAssistants(t *testing.T) {
+	base := tinyBase(t, "gpt2")
+	tok, err := tokenizer.Load(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex := data.Example{Kind: data.PromptCompletion,
+		Prompt:     []data.Message{{Role: "system", Content: "Be brief."}, {Role: "user", Content: "Hi"}, {Role: "assistant", Content: "Hello!"}, {Role: "user", Content: "What is 2 + 2?"}},
+		Completion: []data.Message{{Role: "assistant", Content: "The answer is 4."}}}
+	var st encodeStats
+	enc, err := encodeAll(tok, []data.Example{ex}, 1000, false, &st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	task := &sftTask{pad: 0}
+	_, tgt, _, _, n := task.rows(enc)
+	var got []int
+	for _, id := range tgt {
+		if id != tensor.IgnoreIndex {
+			got = append(got, int(id))
+		}
+	}
+	// Both assistant turns (multi-turn), each with its <|im_end|>; nothing
+	// of the system or user turns.
+	end, _ := tok.SpecialID(tokenizer.ImEnd)
+	want := append(append(tok.Encode("Hello!"), end), append(tok.Encode("The answer is 4."), end)...)
+	if n != len(want) || tok.Decode(got) != tok.Decode(want) {
+		t.Errorf("loss on %q (%d tokens), want %q", tok.Decode(got), n, tok.Decode(want))
+	}
+	all, _ := encodeAll(tok, []data.Example{ex}, 1000, true, &st)
+	if _, _, _, _, n := task.rows(all); n != len(all[0].ids)-1 {
+		t.Errorf("--all-tokens: %d loss tokens, want %d", n, len(all[0].ids)-1)
+	}
+	// Truncation is counted; an example left without answer tokens is
+	// skipped and counted.
+	st = encodeStats{}
+	short, _ := encodeAll(tok, []data.Example{ex, ex}, 8, false, &st)
+	if st.truncated != 2 || st.skipped != 2 || len(short) != 0 {
+		t.Errorf("max-len 8: truncated %d skipped %d kept %d, want 2 2 0", st.truncated, st.skipped, len(short))
+	}
+}
+
+// TestSFTPackingKeepsExamplesApart checks that an example's loss is the
+// same alone and in a packed micro-batch with others of other lengths: no
+// example sees another.
+func TestSFTPackingKeepsExamplesApart(t *testing.T) {
+	base := tinyBase(t, "llama")
+	be := cpu.New()
+	m, err := gpt.Load(be, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _ := tokenizer.Load(base)
+	tasks := synth.MustTasks(synth.TaskOptions{Seed: 3, N: 12})
+	var exs []data.Example
+	for _, tk := range tasks {
+		exs = append(exs, data.Example{Kind: data.PromptCompletion, Prompt: tk.Prompt, Completion: []data.Message{{Role: "assistant", Content: tk.Answer}}})
+	}
+	var st encodeStats
+	enc, err := encodeAll(tok, exs, 128, false, &st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	task := &sftTask{model: m, tok: tok, train: enc, batch: 4, packing: true, seed: 1, accum: 1}
+	groups := packGroups(enc, 4*64, 4)
+	seen := map[int]int{}
+	for _, g := range groups {
+		for _, i := range g {
+			seen[i]++
+		}
+	}
+	if len(seen) != len(enc) {
+		t.Fatalf("packing covers %d of %d examples", len(seen), len(enc))
+	}
+	for i, c := range seen {
+		if c != 1 {
+			t.Errorf("example %d packed %d times", i, c)
+		}
+	}
+	tensor.NoGrad(func() {
+		var alone float64
+		for _, e := range enc {
+			l, n := task.loss([]encoded{e}, false, 0)
+			alone += float64(l.Item()) * float64(n)
+			tensor.Release(l)
+		}
+		l, n := task.loss(enc, false, 0)
+		packed := float64(l.Item()) * float64(n)
+		tensor.Release(l)
+		if math.Abs(packed-alone) > 1e-3*math.Abs(alone) {
+			t.Errorf("summed loss %v alone, %v packed together", alone, packed)
+		}
+	})
+}
+
+// metric reads one metric by step from metrics.jsonl.
+func metric(t *testing.T, dir, name string) map[int]float64 {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "metrics.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[int]float64{}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var rec map[string]float64
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatal(err)
+		}
+		out[int(rec["step"])] = rec[name]
+	}
+	return out
+}
+
+func sftRun(t *testing.T, o SFTOptions) SFTResult {
+	t.Helper()
+	o.Backend = cpu.New()
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	res, err := SFT(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// TestSFTResumeIsExact trains LoRA on built-in tasks, interrupted and
+// resumed, and checks the losses and adapter equal an uninterrupted run's.
+func TestSFTResumeIsExact(t *testing.T) {
+	base := tinyBase(t, "llama")
+	run := func(out string, resume bool, stopAt int) SFTResult {
+		o := SFTOptions{Model: base, Data: []string{Builtin}, BuiltinN: 40, Batch: 4, Packing: true,
+			LoRA: &gpt.LoRAConfig{R: 4, Alpha: 8, Dropout: 0.1},
+			Loop: Config{Steps: 6, LR: 1e-2, Warmup: 1, Out: out, Resume: resume, Seed: 5, Quiet: true}}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		if stopAt > 0 {
+			o.Loop.OnStep = func(step int, _ float64) {
+				if step == stopAt {
+					cancel()
+				}
+			}
+		}
+		o.Backend, o.Log = cpu.New(), io.Discard
+		res, err := SFT(ctx, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	a, b := t.TempDir(), t.TempDir()
+	full := run(a, false, 0)
+	if part := run(b, false, 2); !part.Interrupted {
+		t.Fatal("run not interrupted")
+	}
+	rest := run(b, true, 0)
+	la, lb := losses(t, a), losses(t, b)
+	for s := 1; s <= 6; s++ {
+		if la[s] != lb[s] {
+			t.Errorf("step %d: loss %v uninterrupted, %v resumed", s, la[s], lb[s])
+		}
+	}
+	if full.Eval["val_loss"] != rest.Eval["val_loss"] {
+		t.Errorf("val_loss %v vs %v", full.Eval["val_loss"], rest.Eval["val_loss"])
+	}
+	if full.Trainable >= full.Total/10 {
+		t.Errorf("LoRA trains %d of %d parameters", full.Trainable, full.Total)
+	}
+	if !gpt.IsAdapter(a) {
+		t.Error("no adapter_config.json in the output")
+	}
+}
+
+func TestSFTFullLoRAPromptLearn(t *testing.T) {
+	base := tinyBase(t, "gpt2")
+	for _, c := range []struct {
+		name string
+		o    SFTOptions
+	}{
+		{"full", SFTOptions{}},
+		{"lora", SFTOptions{LoRA: &gpt.LoRAConfig{R: 4, Alpha: 8, Targets: []string{"c_attn", "c_fc"}}, Merge: true}},
+		{"prompt", SFTOptions{PromptTokens: 4}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			o := c.o
+			o.Model, o.Data, o.BuiltinN, o.Batch = base, []string{Builtin}, 32, 8
+			o.Loop = Config{Steps: 8, LR: 3e-3, Warmup: 1, Out: t.TempDir(), Seed: 1, Quiet: true, EvalEvery: 1}
+			if c.name != "full" {
+				o.Loop.LR = 3e-2
+			}
+			res := sftRun(t, o)
+			val := metric(t, o.Loop.Out, "val_loss")
+			if !(val[8] < val[1]) {
+				t.Errorf("validation loss did not fall: %v -> %v", val[1], val[8])
+			}
+			if res.Method == "full" && res.Trainable != res.Total || res.Method != "full" && res.Trainable*20 > res.Total {
+				t.Errorf("%s: %d of %d trainable", res.Method, res.Trainable, res.Total)
+			}
+			if c.name == "lora" {
+				if _, err := gpt.Load(cpu.New(), res.Merged); err != nil {
+					t.Errorf("merged model: %v", err)
+				}
+			}
+		})
+	}
+}
+
+// TestSFTAddsChatTokensToGPT2 fine-tunes the GPT-2 fixture, whose tokenizer
+// has no ChatML tokens: full SFT adds them and grows the embedding; LoRA
+// says why it cannot.
+func TestSFTAddsChatTokensToGPT2(t *testing.T) {
+	base := shared.Path(t, "fixtures/hf/gpt2-tiny")
+	file := shared.Path(t, "data/instruct/llamafactory_alpaca_en_demo.json")
+	var log bytes.Buffer
+	out := t.TempDir()
+	res := sftRun(t, SFTOptions{Model: base, Data: []string{file}, Batch: 2, MaxLen: 48, Log: &log,
+		Loop: Config{Steps: 1, LR: 1e-3, Out: out, Quiet: true}})
+	if len(res.AddedTokens) != 2 {
+		t.Errorf("added %v", res.AddedTokens)
+	}
+	// Every one of the 999 records is used (none rejected) and the long
+	// ones are reported as truncated.
+	if res.TrainExamples+res.ValExamples+res.Skipped != 999 || res.Truncated == 0 || !strings.Contains(log.String(), "truncated") {
+		t.Errorf("examples %d+%d, truncated %d, skipped %d; log:\n%s", res.TrainExamples, res.ValExamples, res.Truncated, res.Skipped, log.String())
+	}
+	m, err := gpt.Load(cpu.New(), out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := tokenizer.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !HasChatTokens(tok) || m.Config.Vocab != 50259 || tok.VocabSize() != 50259 {
+		t.Errorf("vocab: model %d, tokenizer %d", m.Config.Vocab, tok.VocabSize())
+	}
+	_, err = SFT(context.Background(), SFTOptions{Backend: cpu.New(), Model: base, Data: []string{file}, Log: io.Discard,
+		LoRA: &gpt.LoRAConfig{R: 2, Alpha: 4}, Loop: Config{Steps: 1, LR: 1e-3, Out: t.TempDir()}})
+	if err == nil || !strings.Contains(err.Error(), "<|im_start|>") {
+		t.Errorf("LoRA on a tokenizer without chat tokens: %v", err)
+	}
+}
+
+// TestSFTRealDataAndBrokenLine reads every shared instruction file with the
+// chat template, and reports a broken line of a copy by its number.
+func TestSFTRealDataAndBrokenLine(t *testing.T) {
+	dir := shared.Path(t, "data/instruct")
+	tok, err := tokenizer.Load(shared.Path(t, "fixtures/hf/gpt2-tiny"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _, err = AddChatTokens(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*.json*"))
+	for _, f := range files {
+		d, err := data.Read(f, data.ReadOptions{})
+		if err != nil {
+			t.Errorf("%s: %v", f, err)
+			continue
+		}
+		for i := range d.Examples {
+			if err := sftUsable(&d.Examples[i]); err != nil {
+				t.Error(err)
+			}
+		}
+		var st encodeStats
+		enc, err := encodeAll(tok, d.Examples, 1<<20, false, &st)
+		if err != nil || len(enc) != len(d.Examples) {
+			t.Errorf("%s: %d of %d examples encoded: %v", f, len(enc), len(d.Examples), err)
+		}
+	}
+	src, err := os.ReadFile(filepath.Join(dir, "self_instruct_seed_tasks.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(src), "\n")
+	lines[16] = lines[16][:len(lines[16])/2]
+	broken := filepath.Join(t.TempDir(), "seed_tasks.jsonl")
+	os.WriteFile(broken, []byte(strings.Join(lines, "\n")), 0o644)
+	_, err = SFT(context.Background(), SFTOptions{Backend: cpu.New(), Model: tinyBase(t, "gpt2"), Data: []string{broken}, Log: io.Discard,
+		Loop: Config{Steps: 1, LR: 1e-3, Out: t.TempDir()}})
+	if err == nil || !strings.Contains(err.Error(), "line 17") {
+		t.Errorf("broken line 17: %v", err)
+	}
+}
