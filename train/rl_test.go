@@ -1,7 +1,10 @@
 package train
 
 import (
+	"encoding/json"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -63,4 +66,22 @@ func wantErr(t *testing.T, err error, sub string) {
 	if err == nil || !strings.Contains(err.Error(), sub) {
 		t.Errorf("error %v, want one containing %q", err, sub)
 	}
+}
+
+// metricRecords reads OUT/metrics.jsonl, one map per step.
+func metricRecords(t *testing.T, dir string) []map[string]float64 {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "metrics.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []map[string]float64
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var m map[string]float64
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, m)
+	}
+	return out
 }

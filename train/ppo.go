@@ -1,0 +1,554 @@
+package train
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+
+	"github.com/golem-ml/golem/backend"
+	"github.com/golem-ml/golem/data"
+	"github.com/golem-ml/golem/generate"
+	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/nn"
+	"github.com/golem-ml/golem/tensor"
+	"github.com/golem-ml/golem/tokenizer"
+)
+
+// PPOOptions configures PPO. Zero values get the defaults noted; where
+// they apply at golem's scale they follow InstructGPT (Ouyang et al. 2022,
+// appendix C.4): no discount, GAE lambda 0.95, clip 0.2, a per-token KL
+// penalty, the value model initialised from the reward model, an EMA of
+// the policy.
+type PPOOptions struct {
+	Backend backend.Backend
+	Policy  string // the SFT model: the policy's start and the frozen reference
+	Reward  string // the reward model: the reward, and the value model's start
+	// Prompts are the prompts answered in rollouts (each example's
+	// Prompt; other fields are ignored).
+	Prompts []data.Example
+	// PtxTexts are pretraining documents; with PtxCoef > 0 their
+	// language-modelling loss is mixed into every step (PPO-ptx).
+	PtxTexts []string
+	PtxCoef  float64
+	PtxBatch int // windows per micro-batch (default 4)
+
+	Batch       int     // prompts per rollout (default 16)
+	MiniBatches int     // optimizer steps per pass over a rollout (default 2)
+	Epochs      int     // passes over each rollout (default 2)
+	MaxTokens   int     // new tokens per answer (default 64)
+	Temperature float64 // sampling temperature of rollouts (default 1)
+
+	KLCoef     float64 // beta, the KL penalty per token (default 0.02)
+	TargetKL   float64 // > 0: adapt beta toward this KL per answer (Ziegler et al. 2019)
+	KLHorizon  int     // the adaptive controller's horizon in samples (default 10000)
+	ClipRange  float64 // policy ratio clip (default 0.2)
+	ValueClip  float64 // value clip around the rollout's values (default 0.2)
+	VFCoef     float64 // weight of the value loss (default 0.1)
+	Gamma      float64 // discount (default 1)
+	Lambda     float64 // GAE lambda (default 0.95)
+	RewardClip float64 // reward-model scores are clipped to ±RewardClip (default 10)
+	EMADecay   float64 // EMA of the policy, saved in OUT/ema (default 0.99; < 0 turns it off)
+
+	Loop Config // Loop.Steps counts optimizer steps: Epochs*MiniBatches per rollout
+	Log  io.Writer
+}
+
+func (o *PPOOptions) defaults() {
+	def := func(p *float64, v float64) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	defi := func(p *int, v int) {
+		if *p <= 0 {
+			*p = v
+		}
+	}
+	defi(&o.Batch, 16)
+	defi(&o.MiniBatches, 2)
+	defi(&o.Epochs, 2)
+	defi(&o.MaxTokens, 64)
+	defi(&o.KLHorizon, 10000)
+	defi(&o.PtxBatch, 4)
+	def(&o.Temperature, 1)
+	def(&o.KLCoef, 0.02)
+	def(&o.ClipRange, 0.2)
+	def(&o.ValueClip, 0.2)
+	def(&o.VFCoef, 0.1)
+	def(&o.Gamma, 1)
+	def(&o.Lambda, 0.95)
+	def(&o.RewardClip, 10)
+	def(&o.EMADecay, 0.99)
+}
+
+// rollout is one batch of sampled answers with everything PPO needs from
+// the moment they were sampled. Per answer, index i of the slices refers
+// to the answer's token i, Row[Start+i].
+type rollout struct {
+	Iter    int         `json:"iter"`
+	Rows    [][]int     `json:"rows"`  // prompt + answer tokens
+	Start   []int       `json:"start"` // where each answer begins
+	OldLogp [][]float32 `json:"old_logp"`
+	Values  [][]float32 `json:"values"`
+	Adv     [][]float32 `json:"adv"` // whitened GAE advantages
+	Ret     [][]float32 `json:"ret"` // returns (value targets)
+	Stats   map[string]float64 `json:"stats"`
+}
+
+// ppoState is what PPO keeps beside the model files so that a resumed run
+// goes on exactly: the KL controller and the rollout being trained on.
+type ppoState struct {
+	KLCoef  float64  `json:"kl_coef"`
+	Rollout *rollout `json:"rollout,omitempty"`
+}
+
+const ppoStateFile = "ppo_state.json"
+
+type ppoTask struct {
+	o        PPOOptions
+	policy   *gpt.Model
+	ref      *gpt.Model
+	value    *gpt.Scorer
+	rm       *gpt.Scorer
+	ema      *gpt.Model
+	tok      *tokenizer.Tokenizer
+	prompts  [][]int
+	ptx      []int32
+	ptxBlock int
+	imEnd    int
+	klCoef   float64
+	ro       *rollout
+	accum    int
+	seed     uint64
+}
+
+// PPO runs stage four of InstructGPT: the policy answers prompts, the
+// reward model scores the answers, and PPO raises the score while a
+// per-token KL penalty keeps the policy near the reference (the SFT model).
+// Each rollout is a function of the seed and the rollout's index, and the
+// KL controller, the rollout being trained on, the value model and the EMA
+// are saved with every checkpoint, so a resumed run reaches the same state
+// as one never stopped.
+func PPO(ctx context.Context, o PPOOptions) (Result, error) {
+	o.defaults()
+	if o.Log == nil {
+		o.Log = os.Stderr
+	}
+	cfg := o.Loop
+	if cfg.Out == "" {
+		return Result{}, errors.New("ppo: an output folder is needed (--out)")
+	}
+	if o.Policy == "" || o.Reward == "" {
+		return Result{}, errors.New("ppo: a policy (--policy, the SFT model) and a reward model (--reward) are needed")
+	}
+	if len(o.Prompts) == 0 {
+		return Result{}, errors.New("ppo: no prompts")
+	}
+	if o.Batch%o.MiniBatches != 0 || (o.Batch/o.MiniBatches)%max(1, cfg.Accum) != 0 {
+		return Result{}, fmt.Errorf("ppo: a rollout of %d answers does not split into %d mini-batches of %d micro-batches", o.Batch, o.MiniBatches, max(1, cfg.Accum))
+	}
+	t := &ppoTask{o: o, klCoef: o.KLCoef, accum: max(1, cfg.Accum), seed: cfg.Seed}
+	var err error
+	if t.ref, t.tok, err = loadPolicy(o.Backend, o.Policy, "ppo: --policy"); err != nil {
+		return Result{}, err
+	}
+	freeze(t.ref.Params())
+	if t.rm, err = gpt.LoadScorer(o.Backend, o.Reward); err != nil {
+		return Result{}, fmt.Errorf("ppo: --reward: %w", err)
+	}
+	freeze(t.rm.Params())
+	rmTok, err := tokenizer.Load(o.Reward)
+	if err != nil {
+		return Result{}, fmt.Errorf("ppo: --reward: %w", err)
+	}
+	if err := sameTokenizer(t.tok, rmTok, o.Policy, o.Reward); err != nil {
+		return Result{}, fmt.Errorf("ppo: %w", err)
+	}
+	if t.rm.Config.Vocab != t.ref.Config.Vocab {
+		return Result{}, fmt.Errorf("ppo: the reward model has a vocabulary of %d, the policy %d", t.rm.Config.Vocab, t.ref.Config.Vocab)
+	}
+	from, valueFrom, emaFrom := o.Policy, o.Reward, o.Policy
+	if cfg.Resume {
+		from, valueFrom, emaFrom = cfg.Out, filepath.Join(cfg.Out, "value"), filepath.Join(cfg.Out, "ema")
+		b, err := os.ReadFile(filepath.Join(cfg.Out, ppoStateFile))
+		if err != nil {
+			return Result{}, fmt.Errorf("ppo: --resume: %w", err)
+		}
+		var st ppoState
+		if err := json.Unmarshal(b, &st); err != nil {
+			return Result{}, fmt.Errorf("ppo: %s: %w", filepath.Join(cfg.Out, ppoStateFile), err)
+		}
+		t.klCoef, t.ro = st.KLCoef, st.Rollout
+	}
+	if t.policy, err = gpt.Load(o.Backend, from); err != nil {
+		return Result{}, fmt.Errorf("ppo: %w", err)
+	}
+	if t.value, err = gpt.LoadScorer(o.Backend, valueFrom); err != nil {
+		return Result{}, fmt.Errorf("ppo: value model: %w", err)
+	}
+	if o.EMADecay > 0 {
+		if t.ema, err = gpt.Load(o.Backend, emaFrom); err != nil {
+			return Result{}, fmt.Errorf("ppo: EMA: %w", err)
+		}
+		freeze(t.ema.Params())
+	}
+	c := newChat(t.tok, t.policy.Config.Context, false)
+	t.imEnd = c.imEnd
+	for i := range o.Prompts {
+		e := &o.Prompts[i]
+		where := e.Source
+		if where == "" {
+			where = fmt.Sprintf("prompt %d", i+1)
+		}
+		ids, err := c.prompt(e.Prompt, where)
+		if err != nil {
+			return Result{}, fmt.Errorf("ppo: %w", err)
+		}
+		t.prompts = append(t.prompts, ids)
+	}
+	if o.PtxCoef > 0 {
+		if len(o.PtxTexts) == 0 {
+			return Result{}, errors.New("ppo: PPO-ptx needs pretraining text (--ptx FILE)")
+		}
+		eot, _ := t.tok.SpecialID(tokenizer.EndOfText)
+		for _, d := range o.PtxTexts {
+			for _, id := range t.tok.Encode(d) {
+				t.ptx = append(t.ptx, int32(id))
+			}
+			t.ptx = append(t.ptx, int32(eot))
+		}
+		t.ptxBlock = min(t.policy.Config.Context, 64)
+		if len(t.ptx) <= t.ptxBlock+1 {
+			return Result{}, fmt.Errorf("ppo: the pretraining text has %d tokens, too few for windows of %d", len(t.ptx), t.ptxBlock)
+		}
+	}
+	fmt.Fprintf(o.Log, "ppo: %d prompts, rollouts of %d answers, %d optimizer steps each; policy %.2fM parameters, value model %.2fM\n",
+		len(t.prompts), o.Batch, o.Epochs*o.MiniBatches, float64(nn.Count(t.policy.Params()))/1e6, float64(nn.Count(t.value.Params()))/1e6)
+	if cfg.Progress == nil {
+		cfg.Progress = o.Log
+	}
+	user := cfg.OnStep
+	cfg.OnStep = func(step int, loss float64) {
+		t.updateEMA()
+		if user != nil {
+			user(step, loss)
+		}
+	}
+	return Run(ctx, cfg, t)
+}
+
+func freeze(ps []nn.Named) {
+	for _, p := range ps {
+		p.Tensor.SetRequiresGrad(false)
+	}
+}
+
+// Params returns the policy's parameters and the value model's, under
+// "value." (one optimizer trains both).
+func (t *ppoTask) Params() []nn.Named {
+	ps := t.policy.Params()
+	for _, p := range t.value.Params() {
+		ps = append(ps, nn.Named{Name: "value." + p.Name, Tensor: p.Tensor})
+	}
+	return ps
+}
+
+func (t *ppoTask) updateEMA() {
+	if t.ema == nil {
+		return
+	}
+	d := float32(t.o.EMADecay)
+	src := t.policy.Params()
+	for i, p := range t.ema.Params() {
+		e, s := p.Tensor.Host(), src[i].Tensor.Host()
+		for j := range e {
+			e[j] = d*e[j] + (1-d)*s[j]
+		}
+		p.Tensor.Set(e)
+	}
+}
+
+// rollout samples answers to Batch prompts with the current policy and
+// scores them: old log-probabilities, values, the reference's
+// log-probabilities, rewards (the clipped reward-model score at the last
+// token, minus beta times the KL estimate log pi - log ref at every
+// token), GAE advantages (whitened) and returns. Then the adaptive
+// controller updates beta.
+func (t *ppoTask) rollout(iter int) error {
+	o := &t.o
+	B := o.Batch
+	ro := &rollout{Iter: iter, Stats: map[string]float64{}}
+	prompts := make([][]int, B)
+	L := 0
+	for i := range prompts {
+		prompts[i] = t.prompts[epochOrder(t.seed^0x9e3779b9, len(t.prompts), iter*B+i)]
+		L = max(L, len(prompts[i]))
+	}
+	maxNew := min(o.MaxTokens, t.policy.Config.Context-L)
+	seed := stepRand(t.seed, "ppo-sample", iter).Uint64()
+	outs, err := generate.Tokens(t.policy, prompts, generate.Options{MaxTokens: maxNew, Temperature: o.Temperature, StopIDs: []int{t.imEnd}, Seed: seed}, nil)
+	if err != nil {
+		return err
+	}
+	for i, p := range prompts {
+		resp := outs[i]
+		if len(resp) < maxNew {
+			resp = append(resp, t.imEnd) // it stopped: the stop token is an action too
+		}
+		ro.Rows = append(ro.Rows, append(append([]int{}, p...), resp...))
+		ro.Start = append(ro.Start, len(p))
+	}
+	ids, T := padRows(ro.Rows)
+	tg, _ := t.targets(ro.Rows, ro.Start, T)
+	last := make([]int, B)
+	for b, r := range ro.Rows {
+		last[b] = len(r) - 1
+	}
+	var logp, refLogp, values, scores []float32
+	tensor.NoGrad(func() {
+		x := tokenLogProbs(t.policy, ids, tg, B, T)
+		logp = x.Host()
+		tensor.Release(x)
+		x = tokenLogProbs(t.ref, ids, tg, B, T)
+		refLogp = x.Host()
+		tensor.Release(x)
+		x = t.value.Values(ids, B, T, gpt.Options{})
+		values = x.Host()
+		tensor.Release(x)
+		x = t.rm.Scores(ids, B, T, last, gpt.Options{})
+		scores = x.Host()
+		tensor.Release(x)
+	})
+	beta := float32(t.klCoef)
+	clip := float32(o.RewardClip)
+	var klSum, scoreSum, lenSum float64
+	var allAdv []float64
+	for b, r := range ro.Rows {
+		n := len(r) - ro.Start[b]
+		p0 := ro.Start[b] - 1 // position predicting the first answer token
+		old, val, rew := make([]float32, n), make([]float32, n), make([]float32, n)
+		kl := 0.0
+		for i := 0; i < n; i++ {
+			k := b*T + p0 + i
+			old[i], val[i] = logp[k], values[k]
+			d := logp[k] - refLogp[k]
+			kl += float64(d)
+			rew[i] = -beta * d
+		}
+		s := min(max(scores[b], -clip), clip)
+		rew[n-1] += s
+		// GAE: delta_i = r_i + gamma V_{i+1} - V_i, A_i = delta_i + gamma lambda A_{i+1}.
+		adv, ret := make([]float32, n), make([]float32, n)
+		var next, run float64
+		for i := n - 1; i >= 0; i-- {
+			delta := float64(rew[i]) + o.Gamma*next - float64(val[i])
+			run = delta + o.Gamma*o.Lambda*run
+			adv[i], ret[i] = float32(run), float32(run+float64(val[i]))
+			next = float64(val[i])
+		}
+		for _, a := range adv {
+			allAdv = append(allAdv, float64(a))
+		}
+		ro.OldLogp, ro.Values, ro.Adv, ro.Ret = append(ro.OldLogp, old), append(ro.Values, val), append(ro.Adv, adv), append(ro.Ret, ret)
+		klSum += kl
+		scoreSum += float64(scores[b])
+		lenSum += float64(n)
+	}
+	// Whiten the advantages over the rollout.
+	mu := mean(allAdv)
+	v := 0.0
+	for _, a := range allAdv {
+		v += (a - mu) * (a - mu)
+	}
+	sd := math.Sqrt(v/float64(max(1, len(allAdv)-1))) + 1e-8
+	for _, adv := range ro.Adv {
+		for i := range adv {
+			adv[i] = float32((float64(adv[i]) - mu) / sd)
+		}
+	}
+	kl := klSum / float64(B)
+	ro.Stats["reward"] = scoreSum / float64(B)
+	ro.Stats["kl"] = kl
+	ro.Stats["kl_coef"] = t.klCoef
+	ro.Stats["response_len"] = lenSum / float64(B)
+	if o.TargetKL > 0 {
+		e := min(max(kl/o.TargetKL-1, -0.2), 0.2)
+		t.klCoef *= 1 + e*float64(B)/float64(o.KLHorizon)
+	}
+	t.ro = ro
+	return nil
+}
+
+// targets returns the next-token targets of rows [B, T] (the answer's
+// tokens, -1 elsewhere) and a mask of the positions predicting them.
+func (t *ppoTask) targets(rows [][]int, start []int, T int) ([]int32, []float32) {
+	tg := make([]int32, len(rows)*T)
+	mask := make([]float32, len(rows)*T)
+	for b, r := range rows {
+		for p := 0; p < T; p++ {
+			tg[b*T+p] = -1
+			if p+1 >= start[b] && p+1 < len(r) {
+				tg[b*T+p] = int32(r[p+1])
+				mask[b*T+p] = 1
+			}
+		}
+	}
+	return tg, mask
+}
+
+func (t *ppoTask) Loss(step, micro int) (*tensor.Tensor, int, map[string]float64, error) {
+	o := &t.o
+	per := o.Epochs * o.MiniBatches
+	iter, k := step/per, step%per
+	epoch, mb := k/o.MiniBatches, k%o.MiniBatches
+	if t.ro == nil || t.ro.Iter != iter {
+		if err := t.rollout(iter); err != nil {
+			return nil, 0, nil, err
+		}
+	}
+	ro := t.ro
+	order := stepRand(t.seed, "ppo-minibatch", iter*o.Epochs+epoch).Perm(o.Batch)
+	mbSize := o.Batch / o.MiniBatches
+	size := mbSize / t.accum
+	idx := order[mb*mbSize+micro*size : mb*mbSize+(micro+1)*size]
+
+	B := len(idx)
+	rows := make([][]int, B)
+	start := make([]int, B)
+	for i, j := range idx {
+		rows[i], start[i] = ro.Rows[j], ro.Start[j]
+	}
+	ids, T := padRows(rows)
+	tg, mask := t.targets(rows, start, T)
+	old, adv, ret, oldV := make([]float32, B*T), make([]float32, B*T), make([]float32, B*T), make([]float32, B*T)
+	n := 0
+	for i, j := range idx {
+		p0 := start[i] - 1
+		for a := range ro.Adv[j] {
+			q := i*T + p0 + a
+			old[q], adv[q], ret[q], oldV[q] = ro.OldLogp[j][a], ro.Adv[j][a], ro.Ret[j][a], ro.Values[j][a]
+			n++
+		}
+	}
+	w := make([]float32, B*T)
+	for q, m := range mask {
+		w[q] = m / float32(n)
+	}
+	be := t.policy.Embed.Weight.Backend()
+	V := t.policy.Config.Vocab
+	logits := tensor.Reshape(t.policy.Logits(t.policy.Forward(ids, B, T, gpt.Options{})), B*T, V)
+	logp := tensor.TokenLogProbs(logits, tg)
+	eps := float32(o.ClipRange)
+	advT := tensor.FromHost(be, adv, B*T)
+	ratio := tensor.Exp(tensor.Sub(logp, tensor.FromHost(be, old, B*T)))
+	pg := tensor.Neg(tensor.Minimum(tensor.Mul(ratio, advT), tensor.Mul(tensor.Clamp(ratio, 1-eps, 1+eps), advT)))
+	wT := tensor.FromHost(be, w, B*T)
+	pgLoss := tensor.Sum(tensor.Mul(pg, wT))
+
+	v := tensor.Reshape(t.value.Values(ids, B, T, gpt.Options{}), B*T)
+	oldVT, retT := tensor.FromHost(be, oldV, B*T), tensor.FromHost(be, ret, B*T)
+	ev := float32(o.ValueClip)
+	vClip := tensor.Add(oldVT, tensor.Clamp(tensor.Sub(v, oldVT), -ev, ev))
+	vf := tensor.Scale(tensor.Maximum(tensor.Square(tensor.Sub(v, retT)), tensor.Square(tensor.Sub(vClip, retT))), 0.5)
+	vfLoss := tensor.Sum(tensor.Mul(vf, wT))
+	loss := tensor.Add(pgLoss, tensor.Scale(vfLoss, float32(o.VFCoef)))
+
+	// Diagnostics, from the forward pass's values.
+	lh, rh := logp.Host(), ratio.Host()
+	lg := logits.Host()
+	var clipped, approxKL, ent float64
+	for q, m := range mask {
+		if m == 0 {
+			continue
+		}
+		if math.Abs(float64(rh[q])-1) > float64(eps) {
+			clipped++
+		}
+		lr := float64(lh[q] - old[q])
+		approxKL += math.Exp(lr) - 1 - lr
+		ent += entropy(lg[q*V : (q+1)*V])
+	}
+	metrics := map[string]float64{
+		"policy_loss": float64(pgLoss.Item()), "value_loss": float64(vfLoss.Item()),
+		"clip_frac": clipped / float64(n), "approx_kl": approxKL / float64(n), "entropy": ent / float64(n),
+	}
+	for k, v := range ro.Stats {
+		metrics[k] = v
+	}
+	if o.PtxCoef > 0 {
+		r := stepRand(t.seed, "ppo-ptx", step*t.accum+micro)
+		P, bl := o.PtxBatch, t.ptxBlock
+		pid, ptg := make([]int32, P*bl), make([]int32, P*bl)
+		for b := 0; b < P; b++ {
+			s := r.IntN(len(t.ptx) - bl)
+			copy(pid[b*bl:], t.ptx[s:s+bl])
+			copy(ptg[b*bl:], t.ptx[s+1:s+bl+1])
+		}
+		ptx := t.policy.Loss(pid, ptg, P, bl, gpt.Options{})
+		metrics["ptx_loss"] = float64(ptx.Item())
+		loss = tensor.Add(loss, tensor.Scale(ptx, float32(o.PtxCoef)))
+	}
+	return loss, n, metrics, nil
+}
+
+// entropy of softmax(logits), in nats.
+func entropy(logits []float32) float64 {
+	mx := math.Inf(-1)
+	for _, v := range logits {
+		mx = math.Max(mx, float64(v))
+	}
+	var z, s float64
+	for _, v := range logits {
+		e := math.Exp(float64(v) - mx)
+		z += e
+		s += e * (float64(v) - mx)
+	}
+	return math.Log(z) - s/z
+}
+
+// Eval reports the last rollout's statistics (PPO's evaluation is the
+// rollouts themselves; the demo evaluates held-out prompts separately).
+func (t *ppoTask) Eval() (map[string]float64, error) {
+	m := map[string]float64{}
+	if t.ro != nil {
+		for k, v := range t.ro.Stats {
+			m[k] = v
+		}
+	}
+	return m, nil
+}
+
+// Save writes the policy (with its tokenizer), the value model in
+// OUT/value, the EMA in OUT/ema, and PPO's state.
+func (t *ppoTask) Save(dir string) error {
+	if err := t.policy.Save(dir); err != nil {
+		return err
+	}
+	if err := t.tok.Save(dir); err != nil {
+		return err
+	}
+	if err := t.value.Save(filepath.Join(dir, "value")); err != nil {
+		return err
+	}
+	if err := t.tok.Save(filepath.Join(dir, "value")); err != nil {
+		return err
+	}
+	if t.ema != nil {
+		if err := t.ema.Save(filepath.Join(dir, "ema")); err != nil {
+			return err
+		}
+		if err := t.tok.Save(filepath.Join(dir, "ema")); err != nil {
+			return err
+		}
+	}
+	b, err := json.Marshal(ppoState{KLCoef: t.klCoef, Rollout: t.ro})
+	if err != nil {
+		return err
+	}
+	return writeAtomic(filepath.Join(dir, ppoStateFile), b)
+}
