@@ -1,0 +1,278 @@
+package train
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/golem-ml/golem/backend"
+	"github.com/golem-ml/golem/data"
+	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/nn"
+	"github.com/golem-ml/golem/tensor"
+	"github.com/golem-ml/golem/tokenizer"
+)
+
+// DPOOptions configures DPO.
+type DPOOptions struct {
+	Backend backend.Backend
+	Policy  string // the SFT model: the policy's start and the frozen reference
+	// Data holds Preference examples; Rankings are expanded into their
+	// pairs.
+	Data []data.Example
+	// Heldout is evaluated on; nil holds out HeldoutFrac (default 0.1) of
+	// the prompts of Data.
+	Heldout     []data.Example
+	HeldoutFrac float64
+	Beta        float64 // strength of the implicit KL constraint (default 0.1)
+	// LossType is "sigmoid" (DPO, Rafailov et al. 2023, the default) or
+	// "ipo" (Azar et al. 2023: (h - 1/(2 beta))^2 on the answers' mean
+	// token log-ratios, as TRL computes it).
+	LossType string
+	Batch    int  // pairs per micro-batch (default 8)
+	Truncate bool // keep the end of too-long conversations instead of failing
+	Loop     Config
+	Log      io.Writer
+}
+
+// dpoPair is one rendered preference pair and the reference's
+// log-probabilities of its answers.
+type dpoPair struct {
+	rows   [2][]int  // chosen, rejected
+	masks  [2][]bool // answer tokens
+	ref    [2]float64
+	source string
+}
+
+type dpoTask struct {
+	o          DPOOptions
+	policy     *gpt.Model
+	tok        *tokenizer.Tokenizer
+	train, val []dpoPair
+	accum      int
+	seed       uint64
+}
+
+// DPO trains the policy directly on preferences (direct preference
+// optimisation): no reward model, no sampling; the reference is the SFT
+// model, frozen. Result.Eval holds the held-out "accuracy" (pairs whose
+// implicit reward orders them as labelled) and "margin".
+func DPO(ctx context.Context, o DPOOptions) (Result, error) {
+	if o.Log == nil {
+		o.Log = os.Stderr
+	}
+	if o.Beta == 0 {
+		o.Beta = 0.1
+	}
+	if o.LossType == "" {
+		o.LossType = "sigmoid"
+	}
+	if o.LossType != "sigmoid" && o.LossType != "ipo" {
+		return Result{}, fmt.Errorf("dpo: loss type %q: want sigmoid or ipo", o.LossType)
+	}
+	if o.Batch <= 0 {
+		o.Batch = 8
+	}
+	cfg := o.Loop
+	if cfg.Out == "" {
+		return Result{}, errors.New("dpo: an output folder is needed (--out)")
+	}
+	ref, tok, err := loadPolicy(o.Backend, o.Policy, "dpo: --policy")
+	if err != nil {
+		return Result{}, err
+	}
+	freeze(ref.Params())
+	t := &dpoTask{o: o, tok: tok, accum: max(1, cfg.Accum), seed: cfg.Seed}
+	if cfg.Resume {
+		if t.policy, err = gpt.Load(o.Backend, cfg.Out); err != nil {
+			return Result{}, fmt.Errorf("dpo: --resume: %w", err)
+		}
+	} else if t.policy, err = gpt.Load(o.Backend, o.Policy); err != nil {
+		return Result{}, fmt.Errorf("dpo: %w", err)
+	}
+	trainEx, valEx := o.Data, o.Heldout
+	if valEx == nil {
+		trainEx, valEx = splitByPrompt(o.Data, o.HeldoutFrac)
+	}
+	c := newChat(tok, ref.Config.Context, o.Truncate)
+	if t.train, err = t.pairs(c, ref, trainEx); err != nil {
+		return Result{}, err
+	}
+	if t.val, err = t.pairs(c, ref, valEx); err != nil {
+		return Result{}, err
+	}
+	if len(t.train) == 0 {
+		return Result{}, errors.New("dpo: no preference pairs to train on")
+	}
+	fmt.Fprintf(o.Log, "dpo: %d pairs to train on, %d held out; loss %s, beta %g; %.2fM parameters\n", len(t.train), len(t.val), o.LossType, o.Beta, float64(nn.Count(t.policy.Params()))/1e6)
+	if c.truncated > 0 {
+		fmt.Fprintf(o.Log, "dpo: %d answers truncated to the context of %d tokens\n", c.truncated, ref.Config.Context)
+	}
+	if cfg.Progress == nil {
+		cfg.Progress = o.Log
+	}
+	return Run(ctx, cfg, t)
+}
+
+// pairs renders the examples' pairs and scores them with the reference.
+func (t *dpoTask) pairs(c *chat, ref *gpt.Model, ex []data.Example) ([]dpoPair, error) {
+	var out []dpoPair
+	for i := range ex {
+		e := &ex[i]
+		where := e.Source
+		if where == "" {
+			where = fmt.Sprintf("example %d", i+1)
+		}
+		if e.Kind != data.Preference && e.Kind != data.Ranking {
+			return nil, fmt.Errorf("dpo: %s: a %s example; DPO learns from preference pairs or rankings", where, e.Kind)
+		}
+		for _, p := range e.Pairs() {
+			var dp dpoPair
+			dp.source = where
+			for k, a := range [2][]data.Message{p.Chosen, p.Rejected} {
+				ids, mask, err := c.answer(p.Prompt, a, where)
+				if err != nil {
+					return nil, fmt.Errorf("dpo: %w", err)
+				}
+				dp.rows[k], dp.masks[k] = ids, mask
+			}
+			out = append(out, dp)
+		}
+	}
+	for i := 0; i < len(out); i += 16 {
+		batch := out[i:min(i+16, len(out))]
+		var lp []float64
+		tensor.NoGrad(func() {
+			x := t.answerLogps(ref, batch)
+			for _, v := range x.Host() {
+				lp = append(lp, float64(v))
+			}
+			tensor.Release(x)
+		})
+		n := len(batch)
+		for j := range batch {
+			batch[j].ref = [2]float64{lp[j], lp[n+j]}
+		}
+	}
+	return out, nil
+}
+
+// answerLogps returns the log-probability of each answer under m: the
+// chosen answers', then the rejected ones' ([2n]); for IPO the mean per
+// answer token.
+func (t *dpoTask) answerLogps(m *gpt.Model, ps []dpoPair) *tensor.Tensor {
+	n := len(ps)
+	rows, masks := make([][]int, 2*n), make([][]bool, 2*n)
+	for i, p := range ps {
+		rows[i], masks[i] = p.rows[0], p.masks[0]
+		rows[n+i], masks[n+i] = p.rows[1], p.masks[1]
+	}
+	ids, T := padRows(rows)
+	tg := actionTargets(rows, masks, T)
+	w := make([]float32, len(tg))
+	for b := range rows {
+		cnt := 0
+		for p := 0; p < T; p++ {
+			if tg[b*T+p] >= 0 {
+				cnt++
+			}
+		}
+		for p := 0; p < T; p++ {
+			if tg[b*T+p] >= 0 {
+				w[b*T+p] = 1
+				if t.o.LossType == "ipo" {
+					w[b*T+p] = 1 / float32(cnt)
+				}
+			}
+		}
+	}
+	lp := tokenLogProbs(m, ids, tg, 2*n, T)
+	return rowSums(m.Embed.Weight.Backend(), lp, w, 2*n, T)
+}
+
+func (t *dpoTask) Params() []nn.Named { return t.policy.Params() }
+
+func (t *dpoTask) Loss(step, micro int) (*tensor.Tensor, int, map[string]float64, error) {
+	B := t.o.Batch
+	ps := make([]dpoPair, B)
+	tokens := 0
+	for i := range ps {
+		ps[i] = t.train[epochOrder(t.seed, len(t.train), (step*t.accum+micro)*B+i)]
+		tokens += len(ps[i].rows[0]) + len(ps[i].rows[1])
+	}
+	be := t.policy.Embed.Weight.Backend()
+	lp := t.answerLogps(t.policy, ps)
+	// h = (log pi(c) - log ref(c)) - (log pi(r) - log ref(r))
+	sign, refH := make([]float32, 2*B), make([]float32, B)
+	for i, p := range ps {
+		sign[i], sign[B+i] = 1, -1
+		refH[i] = float32(p.ref[0] - p.ref[1])
+	}
+	diff := tensor.Reshape(tensor.MatMul(tensor.FromHost(be, pairMatrix(B), B, 2*B), tensor.Reshape(lp, 2*B, 1), false, false), B)
+	h := tensor.Sub(diff, tensor.FromHost(be, refH, B))
+	beta := float32(t.o.Beta)
+	var loss *tensor.Tensor
+	if t.o.LossType == "ipo" {
+		loss = tensor.Mean(tensor.Square(tensor.AddScalar(h, -1/(2*beta))))
+	} else {
+		loss = tensor.Neg(tensor.Mean(logSigmoid(tensor.Scale(h, beta))))
+	}
+	hh, lh := h.Host(), lp.Host()
+	var acc, margin, rc, rr float64
+	for i, p := range ps {
+		if hh[i] > 0 {
+			acc++
+		}
+		margin += float64(beta * hh[i])
+		rc += float64(beta) * (float64(lh[i]) - p.ref[0])
+		rr += float64(beta) * (float64(lh[B+i]) - p.ref[1])
+	}
+	n := float64(B)
+	return loss, tokens, map[string]float64{"accuracy": acc / n, "margin": margin / n, "reward_chosen": rc / n, "reward_rejected": rr / n}, nil
+}
+
+// pairMatrix is the [n, 2n] matrix taking rows i and n+i to their
+// difference.
+func pairMatrix(n int) []float32 {
+	a := make([]float32, n*2*n)
+	for i := 0; i < n; i++ {
+		a[i*2*n+i], a[i*2*n+n+i] = 1, -1
+	}
+	return a
+}
+
+// Eval is the held-out accuracy and margin of the implicit reward
+// beta * log(pi / ref).
+func (t *dpoTask) Eval() (map[string]float64, error) {
+	if len(t.val) == 0 {
+		return map[string]float64{}, nil
+	}
+	var acc, margin float64
+	for i := 0; i < len(t.val); i += 16 {
+		batch := t.val[i:min(i+16, len(t.val))]
+		n := len(batch)
+		tensor.NoGrad(func() {
+			x := t.answerLogps(t.policy, batch)
+			lp := x.Host()
+			tensor.Release(x)
+			for j, p := range batch {
+				h := (float64(lp[j]) - p.ref[0]) - (float64(lp[n+j]) - p.ref[1])
+				if h > 0 {
+					acc++
+				}
+				margin += t.o.Beta * h
+			}
+		})
+	}
+	n := float64(len(t.val))
+	return map[string]float64{"val_accuracy": acc / n, "val_margin": margin / n}, nil
+}
+
+func (t *dpoTask) Save(dir string) error {
+	if err := t.policy.Save(dir); err != nil {
+		return err
+	}
+	return t.tok.Save(dir)
+}

@@ -1,0 +1,265 @@
+package train
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+
+	"github.com/golem-ml/golem/backend"
+	"github.com/golem-ml/golem/data/synth"
+	"github.com/golem-ml/golem/generate"
+	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/nn"
+	"github.com/golem-ml/golem/tensor"
+	"github.com/golem-ml/golem/tokenizer"
+)
+
+// RewardFunc is a reward a program computes for a response to a task, as
+// in reinforcement learning with verifiable rewards.
+type RewardFunc struct {
+	Name string
+	Fn   func(t synth.Task, response string) float64
+}
+
+// RewardFuncs returns the built-in reward functions by name: "correct"
+// (1 for the exact answer, else 0), "format" (1 when the response has the
+// requested shape) and "task" (synth's Task.Reward: correctness, format
+// and brevity in one number).
+func RewardFuncs(names ...string) ([]RewardFunc, error) {
+	all := map[string]func(synth.Task, string) float64{
+		"correct": func(t synth.Task, r string) float64 { return b2f(t.Check(r).Correct) },
+		"format":  func(t synth.Task, r string) float64 { return b2f(t.Check(r).FollowsFormat) },
+		"task":    func(t synth.Task, r string) float64 { return t.Reward(r) },
+	}
+	var out []RewardFunc
+	for _, n := range names {
+		fn, ok := all[n]
+		if !ok {
+			return nil, fmt.Errorf("grpo: reward function %q: want correct, format or task", n)
+		}
+		out = append(out, RewardFunc{Name: n, Fn: fn})
+	}
+	return out, nil
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// GRPOOptions configures GRPO.
+type GRPOOptions struct {
+	Backend backend.Backend
+	Policy  string       // the SFT model: the policy's start and the frozen reference
+	Tasks   []synth.Task // prompts with programs that check answers
+	Rewards []RewardFunc // summed into the reward (default: correct and format)
+	Group   int          // answers sampled per prompt (default 8)
+	Prompts int          // prompts per micro-batch (default 4)
+	// Beta weighs the KL estimate to the reference in the loss (default
+	// 0.04, DeepSeekMath's; < 0 turns it off).
+	Beta        float64
+	ClipRange   float64 // ratio clip (default 0.2)
+	MaxTokens   int     // new tokens per answer (default 64)
+	Temperature float64 // sampling temperature (default 1)
+	Loop        Config
+	Log         io.Writer
+}
+
+type grpoTask struct {
+	o      GRPOOptions
+	policy *gpt.Model
+	ref    *gpt.Model
+	tok    *tokenizer.Tokenizer
+	prompt [][]int
+	imEnd  int
+	accum  int
+	seed   uint64
+}
+
+// GRPO runs group relative policy optimisation (Shao et al. 2024): for
+// each prompt the policy samples a group of answers, programs score them,
+// and each answer's advantage is its reward standardised within its group
+// (no value model). The loss is PPO's clipped objective per token, averaged
+// per answer, plus Beta times the k3 estimate of the KL to the reference.
+// The samples of a step are a function of the seed and the step, so resume
+// is exact.
+func GRPO(ctx context.Context, o GRPOOptions) (Result, error) {
+	if o.Log == nil {
+		o.Log = os.Stderr
+	}
+	if o.Group <= 0 {
+		o.Group = 8
+	}
+	if o.Group < 2 {
+		return Result{}, errors.New("grpo: a group needs at least 2 answers")
+	}
+	if o.Prompts <= 0 {
+		o.Prompts = 4
+	}
+	if o.Beta == 0 {
+		o.Beta = 0.04
+	}
+	if o.ClipRange == 0 {
+		o.ClipRange = 0.2
+	}
+	if o.MaxTokens <= 0 {
+		o.MaxTokens = 64
+	}
+	if o.Temperature == 0 {
+		o.Temperature = 1
+	}
+	if len(o.Rewards) == 0 {
+		o.Rewards, _ = RewardFuncs("correct", "format")
+	}
+	cfg := o.Loop
+	if cfg.Out == "" {
+		return Result{}, errors.New("grpo: an output folder is needed (--out)")
+	}
+	if len(o.Tasks) == 0 {
+		return Result{}, errors.New("grpo: no tasks")
+	}
+	t := &grpoTask{o: o, accum: max(1, cfg.Accum), seed: cfg.Seed}
+	var err error
+	if t.ref, t.tok, err = loadPolicy(o.Backend, o.Policy, "grpo: --policy"); err != nil {
+		return Result{}, err
+	}
+	freeze(t.ref.Params())
+	from := o.Policy
+	if cfg.Resume {
+		from = cfg.Out
+	}
+	if t.policy, err = gpt.Load(o.Backend, from); err != nil {
+		return Result{}, fmt.Errorf("grpo: %w", err)
+	}
+	c := newChat(t.tok, t.policy.Config.Context, false)
+	t.imEnd = c.imEnd
+	for i, tk := range o.Tasks {
+		ids, err := c.prompt(tk.Prompt, fmt.Sprintf("task %d (%s)", i+1, tk.Key))
+		if err != nil {
+			return Result{}, fmt.Errorf("grpo: %w", err)
+		}
+		t.prompt = append(t.prompt, ids)
+	}
+	fmt.Fprintf(o.Log, "grpo: %d tasks, %d prompts x %d answers per micro-batch; %.2fM parameters\n", len(o.Tasks), o.Prompts, o.Group, float64(nn.Count(t.policy.Params()))/1e6)
+	if cfg.Progress == nil {
+		cfg.Progress = o.Log
+	}
+	return Run(ctx, cfg, t)
+}
+
+func (t *grpoTask) Params() []nn.Named { return t.policy.Params() }
+
+func (t *grpoTask) Loss(step, micro int) (*tensor.Tensor, int, map[string]float64, error) {
+	o := &t.o
+	G, P := o.Group, o.Prompts
+	k := step*t.accum + micro
+	var prompts [][]int
+	var tasks []int
+	L := 0
+	for i := 0; i < P; i++ {
+		j := epochOrder(t.seed^0x6a09e667, len(t.prompt), k*P+i)
+		for g := 0; g < G; g++ {
+			prompts = append(prompts, t.prompt[j])
+			tasks = append(tasks, j)
+		}
+		L = max(L, len(t.prompt[j]))
+	}
+	maxNew := min(o.MaxTokens, t.policy.Config.Context-L)
+	outs, err := generate.Tokens(t.policy, prompts, generate.Options{MaxTokens: maxNew, Temperature: o.Temperature, StopIDs: []int{t.imEnd},
+		Seed: stepRand(t.seed, "grpo-sample", k).Uint64()}, nil)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	N := len(prompts)
+	rows, start := make([][]int, N), make([]int, N)
+	rewards := make([]float64, N)
+	var correct, lenSum float64
+	for i, p := range prompts {
+		resp := outs[i]
+		text := t.tok.Decode(resp)
+		if len(resp) < maxNew {
+			resp = append(resp, t.imEnd)
+		}
+		rows[i], start[i] = append(append([]int{}, p...), resp...), len(p)
+		tk := o.Tasks[tasks[i]]
+		for _, f := range o.Rewards {
+			rewards[i] += f.Fn(tk, text)
+		}
+		correct += b2f(tk.Check(text).Correct)
+		lenSum += float64(len(resp))
+	}
+	// Advantages: rewards standardised within each group.
+	adv := make([]float64, N)
+	var spread float64
+	for i := 0; i < N; i += G {
+		mu := mean(rewards[i : i+G])
+		v := 0.0
+		for _, r := range rewards[i : i+G] {
+			v += (r - mu) * (r - mu)
+		}
+		sd := math.Sqrt(v / float64(G-1))
+		spread += sd
+		for g := i; g < i+G; g++ {
+			adv[g] = (rewards[g] - mu) / (sd + 1e-4)
+		}
+	}
+	ids, T := padRows(rows)
+	masks := make([][]bool, N)
+	for i, r := range rows {
+		masks[i] = make([]bool, len(r))
+		for p := start[i]; p < len(r); p++ {
+			masks[i][p] = true
+		}
+	}
+	tg := actionTargets(rows, masks, T)
+	// Each token weighs 1/(answer length * answers): per-answer means,
+	// averaged over the answers.
+	w, advT := make([]float32, N*T), make([]float32, N*T)
+	for i, r := range rows {
+		n := len(r) - start[i]
+		for p := start[i] - 1; p < len(r)-1; p++ {
+			w[i*T+p] = 1 / float32(n*N)
+			advT[i*T+p] = float32(adv[i])
+		}
+	}
+	var refLp []float32
+	tensor.NoGrad(func() {
+		x := tokenLogProbs(t.ref, ids, tg, N, T)
+		refLp = x.Host()
+		tensor.Release(x)
+	})
+	be := t.policy.Embed.Weight.Backend()
+	lp := tokenLogProbs(t.policy, ids, tg, N, T)
+	old := tensor.FromHost(be, lp.Host(), N*T) // one update per sample: the ratio is 1, its gradient that of log pi
+	ratio := tensor.Exp(tensor.Sub(lp, old))
+	a := tensor.FromHost(be, advT, N*T)
+	eps := float32(o.ClipRange)
+	obj := tensor.Minimum(tensor.Mul(ratio, a), tensor.Mul(tensor.Clamp(ratio, 1-eps, 1+eps), a))
+	wT := tensor.FromHost(be, w, N*T)
+	loss := tensor.Neg(tensor.Sum(tensor.Mul(obj, wT)))
+	// k3 = exp(ref - logp) - (ref - logp) - 1 >= 0
+	d := tensor.Sub(tensor.FromHost(be, refLp, N*T), lp)
+	k3 := tensor.AddScalar(tensor.Sub(tensor.Exp(d), d), -1)
+	klT := tensor.Sum(tensor.Mul(k3, wT))
+	kl := float64(klT.Item())
+	if o.Beta > 0 {
+		loss = tensor.Add(loss, tensor.Scale(klT, float32(o.Beta)))
+	}
+	n := float64(N)
+	return loss, int(lenSum), map[string]float64{"reward": mean(rewards), "correct": correct / n, "kl": kl, "reward_std": spread / float64(P), "response_len": lenSum / n}, nil
+}
+
+// Eval returns nothing of its own: the demo evaluates held-out tasks.
+func (t *grpoTask) Eval() (map[string]float64, error) { return map[string]float64{}, nil }
+
+func (t *grpoTask) Save(dir string) error {
+	if err := t.policy.Save(dir); err != nil {
+		return err
+	}
+	return t.tok.Save(dir)
+}
