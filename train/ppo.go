@@ -90,13 +90,13 @@ func (o *PPOOptions) defaults() {
 // the moment they were sampled. Per answer, index i of the slices refers
 // to the answer's token i, Row[Start+i].
 type rollout struct {
-	Iter    int         `json:"iter"`
-	Rows    [][]int     `json:"rows"`  // prompt + answer tokens
-	Start   []int       `json:"start"` // where each answer begins
-	OldLogp [][]float32 `json:"old_logp"`
-	Values  [][]float32 `json:"values"`
-	Adv     [][]float32 `json:"adv"` // whitened GAE advantages
-	Ret     [][]float32 `json:"ret"` // returns (value targets)
+	Iter    int                `json:"iter"`
+	Rows    [][]int            `json:"rows"`  // prompt + answer tokens
+	Start   []int              `json:"start"` // where each answer begins
+	OldLogp [][]float32        `json:"old_logp"`
+	Values  [][]float32        `json:"values"`
+	Adv     [][]float32        `json:"adv"` // whitened GAE advantages
+	Ret     [][]float32        `json:"ret"` // returns (value targets)
 	Stats   map[string]float64 `json:"stats"`
 }
 
