@@ -124,6 +124,8 @@ type Stats struct {
 	Prefills  int64 // prefill passes
 	MaxActive int64 // most sequences decoded in one step
 	Reloads   int64 // checkpoints swapped in
+	Active    int64 // sequences being decoded now
+	Cancelled int64 // sequences ended because their request was cancelled
 }
 
 // Engine runs one model: a scheduler goroutine admits new sequences between
@@ -146,7 +148,7 @@ type Engine struct {
 	closed  atomic.Bool
 	queued  atomic.Int64
 
-	steps, tokens, prefills, maxActive, reloads atomic.Int64
+	steps, tokens, prefills, maxActive, reloads, active, cancelled atomic.Int64
 	reloadMu                                    sync.Mutex
 }
 
@@ -172,7 +174,7 @@ func (e *Engine) Weights() *Weights {
 // Stats returns the engine's counters.
 func (e *Engine) Stats() Stats {
 	return Stats{Steps: e.steps.Load(), Tokens: e.tokens.Load(), Prefills: e.prefills.Load(),
-		MaxActive: e.maxActive.Load(), Reloads: e.reloads.Load()}
+		MaxActive: e.maxActive.Load(), Reloads: e.reloads.Load(), Active: e.active.Load(), Cancelled: e.cancelled.Load()}
 }
 
 // Swap makes w the model for every request admitted from now on. The
@@ -359,6 +361,7 @@ func (e *Engine) loop() {
 			fail(active, err)
 			fail(fresh, err)
 			active = nil
+			e.active.Store(0)
 			if cache != nil {
 				cache.Free()
 				cache = nil
@@ -407,6 +410,7 @@ func (e *Engine) step(w *Weights, active, fresh []*seq, cache *gpt.Cache) ([]*se
 			active, cache = merge(w.Model, active, cache, alive, pc)
 		}
 	})
+	e.active.Store(int64(len(active)))
 	if n := int64(len(active)); n > e.maxActive.Load() {
 		e.maxActive.Store(n)
 	}
@@ -487,6 +491,7 @@ func (e *Engine) advance(w *Weights, seqs []*seq, logits []float32, cache *gpt.C
 	keep := seqs[:0:0]
 	for b, s := range seqs {
 		if s.ctx.Err() != nil {
+			e.cancelled.Add(1)
 			s.out <- Event{Done: true, Reason: "cancel"}
 			continue
 		}

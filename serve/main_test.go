@@ -51,7 +51,12 @@ func TestMain(m *testing.M) {
 
 // writeTinyModel saves a random model of architecture arch with tok.
 func writeTinyModel(dir, arch string, tok *tokenizer.Tokenizer, seed uint64) error {
-	cfg := gpt.Config{Arch: arch, Vocab: tok.VocabSize(), Context: 96, Layers: 2, Heads: 4, KVHeads: 2,
+	// llama has room for long answers; gpt2's learned positions stop at 96.
+	ctx := 1024
+	if arch == "gpt2" {
+		ctx = 96
+	}
+	cfg := gpt.Config{Arch: arch, Vocab: tok.VocabSize(), Context: ctx, Layers: 2, Heads: 4, KVHeads: 2,
 		Hidden: 32, Intermediate: 64, Eps: 1e-5, RopeTheta: 10000, BOS: -1, EOS: -1}
 	if arch == "gpt2" {
 		cfg.KVHeads, cfg.Bias, cfg.Activation, cfg.Tied = 4, true, "gelu_new", true

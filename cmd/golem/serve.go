@@ -1,0 +1,48 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/golem-ml/golem/serve"
+)
+
+func init() {
+	register("serve", "serve models over the OpenAI and Ollama APIs with the chat and annotation web app", runServe)
+}
+
+func runServe(args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ExitOnError)
+	var models listFlag
+	fs.Var(&models, "model", "model folder, or NAME=DIR (repeatable; the id is the folder's name)")
+	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on")
+	db := fs.String("db", "sqlite:golem.db", `store: sqlite:FILE, a postgres:// URL, or "none"`)
+	apiKey := fs.String("api-key", os.Getenv("GOLEM_API_KEY"), "API key required on /v1 and /api (default $GOLEM_API_KEY)")
+	noKey := fs.Bool("no-api-key", false, "serve without an API key even beyond loopback")
+	adminPw := fs.String("admin-password", "", "password of the admin created on first run (default: generated and printed)")
+	watch := fs.Duration("watch", 0, "how often to check model folders for a new checkpoint (default 2s; negative: never)")
+	batch := fs.Int("max-batch", 64, "sequences decoded together per model")
+	queue := fs.Int("queue", 256, "requests waiting per model before 429")
+	fs.Parse(args)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	reload := make(chan struct{}, 1)
+	go func() {
+		for range hup {
+			select {
+			case reload <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	return serve.Run(ctx, serve.Config{
+		Models: models, Addr: *addr, DB: *db, APIKey: *apiKey, NoAPIKey: *noKey, AdminPassword: *adminPw,
+		Watch: *watch, Reload: reload, Engine: serve.EngineOptions{MaxBatch: *batch, Queue: *queue}, Out: os.Stderr,
+	})
+}

@@ -1,0 +1,311 @@
+package serve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+
+	"github.com/golem-ml/golem/generate"
+	"github.com/golem-ml/golem/tokenizer"
+)
+
+// Limits on generation parameters.
+const (
+	maxN     = 16 // choices per request
+	maxStops = 4  // stop strings per request
+	maxStop  = 256
+)
+
+// sampleParams are the sampling parameters both APIs share, as given (nil
+// when absent).
+type sampleParams struct {
+	Temperature *float64
+	TopP        *float64
+	TopK        *int
+	MaxTokens   *int
+	Seed        *int64
+	N           *int
+	Stop        []string
+	MinTokens   *int
+}
+
+// genRequest is a checked generation request.
+type genRequest struct {
+	e      *Engine
+	w      *Weights
+	prompt []int
+	s      Sampling
+	n      int
+	stop   []string
+}
+
+// apiError is a failure to answer with an HTTP status in the API's shape.
+type apiError struct {
+	status int
+	code   string // OpenAI's code; "" for the default of the status
+	msg    string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+func badRequest(format string, args ...any) *apiError {
+	return &apiError{http.StatusBadRequest, "", fmt.Sprintf(format, args...)}
+}
+
+func (a apiStyle) failErr(w http.ResponseWriter, err error) {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		a.fail(w, ae.status, ae.code, "%s", ae.msg)
+		return
+	}
+	a.fail(w, http.StatusInternalServerError, "", "%v", err)
+}
+
+// engineFor finds a model by id; Ollama's ":latest" tag is ignored.
+func (s *Server) engineFor(a apiStyle, model string) (*Engine, error) {
+	if model == "" {
+		return nil, badRequest(`"model" missing; served models: %s`, strings.Join(s.modelNames(), ", "))
+	}
+	e, ok := s.engines[model]
+	if !ok && a == ollama {
+		e, ok = s.engines[strings.TrimSuffix(model, ":latest")]
+	}
+	if !ok {
+		return nil, &apiError{http.StatusNotFound, "model_not_found",
+			fmt.Sprintf("model %q not found; served models: %s", model, strings.Join(s.modelNames(), ", "))}
+	}
+	return e, nil
+}
+
+// chatPrompt renders messages with the model's chat template.
+func chatPrompt(w *Weights, msgs []tokenizer.Message) ([]int, error) {
+	if len(msgs) == 0 {
+		return nil, badRequest(`"messages" is empty`)
+	}
+	for i, m := range msgs {
+		switch m.Role {
+		case "system", "user", "assistant":
+		case "developer":
+			msgs[i].Role = "system"
+		case "":
+			return nil, badRequest(`messages[%d]: "role" missing`, i)
+		default:
+			return nil, badRequest(`messages[%d]: role %q is not "system", "user" or "assistant"`, i, m.Role)
+		}
+		if msgs[i].Role == "system" && i != 0 {
+			return nil, badRequest(`messages[%d]: a system message must come first`, i)
+		}
+	}
+	if _, ok := w.Tok.SpecialID(tokenizer.ImStart); !ok {
+		return nil, badRequest("this model's tokenizer has no chat template (no %s token); use the completions endpoint", tokenizer.ImStart)
+	}
+	ids, _, err := w.Tok.RenderChat(msgs, true)
+	if err != nil {
+		return nil, badRequest("%v", err)
+	}
+	return ids, nil
+}
+
+// textPrompt encodes a plain-text prompt (special tokens' text included).
+func textPrompt(w *Weights, text string) ([]int, error) {
+	ids := w.Tok.EncodeWithSpecial(text)
+	if len(ids) == 0 {
+		id, ok := w.Tok.SpecialID(tokenizer.EndOfText)
+		if !ok {
+			return nil, badRequest(`"prompt" is empty`)
+		}
+		ids = []int{id}
+	}
+	return ids, nil
+}
+
+// newGen checks the parameters against the model and fills defaults.
+// defTemp is the API's default temperature.
+func newGen(e *Engine, w *Weights, prompt []int, p sampleParams, defTemp float64) (*genRequest, error) {
+	ctx := w.Model.Config.Context
+	if len(prompt) >= ctx {
+		return nil, &apiError{http.StatusBadRequest, "context_length_exceeded",
+			fmt.Sprintf("this model's maximum context length is %d tokens, and the prompt has %d; no room for an answer", ctx, len(prompt))}
+	}
+	g := &genRequest{e: e, w: w, prompt: prompt, n: 1, s: Sampling{Temperature: defTemp, TopP: 1}}
+	if p.Temperature != nil {
+		if t := *p.Temperature; t < 0 || t > 2 {
+			return nil, badRequest(`"temperature" %g is not between 0 and 2`, t)
+		}
+		g.s.Temperature = *p.Temperature
+	}
+	if p.TopP != nil {
+		if v := *p.TopP; v <= 0 || v > 1 {
+			return nil, badRequest(`"top_p" %g is not in (0, 1]`, v)
+		}
+		g.s.TopP = *p.TopP
+	}
+	if p.TopK != nil {
+		if *p.TopK < 0 {
+			return nil, badRequest(`"top_k" %d is negative`, *p.TopK)
+		}
+		g.s.TopK = *p.TopK
+	}
+	room := ctx - len(prompt)
+	g.s.MaxTokens = room
+	if p.MaxTokens != nil {
+		switch m := *p.MaxTokens; {
+		case m < 1:
+			return nil, badRequest(`"max_tokens" %d is less than 1`, m)
+		case m > room:
+			return nil, &apiError{http.StatusBadRequest, "context_length_exceeded",
+				fmt.Sprintf("this model's maximum context length is %d tokens; the prompt has %d and %d more were requested (at most %d fit)", ctx, len(prompt), m, room)}
+		}
+		g.s.MaxTokens = *p.MaxTokens
+	}
+	if p.MinTokens != nil {
+		if m := *p.MinTokens; m < 0 || m > g.s.MaxTokens {
+			return nil, badRequest(`"min_tokens" %d is not between 0 and max_tokens (%d)`, m, g.s.MaxTokens)
+		}
+		g.s.MinTokens = *p.MinTokens
+	}
+	if p.N != nil {
+		if n := *p.N; n < 1 || n > maxN {
+			return nil, badRequest(`"n" %d is not between 1 and %d`, n, maxN)
+		}
+		g.n = *p.N
+	}
+	if p.Seed != nil {
+		g.s.Seed = uint64(*p.Seed)
+	} else {
+		g.s.Seed = rand.Uint64()
+	}
+	if len(p.Stop) > maxStops {
+		return nil, badRequest(`"stop" has %d strings; at most %d`, len(p.Stop), maxStops)
+	}
+	for _, st := range p.Stop {
+		if len(st) > maxStop {
+			return nil, badRequest(`"stop" string longer than %d bytes`, maxStop)
+		}
+		if st != "" {
+			g.stop = append(g.stop, st)
+		}
+	}
+	return g, nil
+}
+
+// choiceEvent is a piece of one choice's answer.
+type choiceEvent struct {
+	index  int
+	delta  string
+	done   bool
+	reason string // "stop" or "length" when done
+	tokens int    // tokens generated, when done
+	err    error
+}
+
+// start submits the request's n sequences and returns their text deltas,
+// merged, as they come; each choice ends with a done event. Cancelling ctx
+// stops them all.
+func (g *genRequest) start(ctx context.Context) (<-chan choiceEvent, error) {
+	out := make(chan choiceEvent, 64)
+	type sub struct {
+		ch     <-chan Event
+		cancel context.CancelFunc
+	}
+	subs := make([]sub, g.n)
+	for i := range subs {
+		cctx, cancel := context.WithCancel(ctx)
+		s := g.s
+		s.Seed += uint64(i)
+		ch, err := g.e.Submit(cctx, g.prompt, s)
+		if err != nil {
+			cancel()
+			for _, p := range subs[:i] {
+				p.cancel()
+			}
+			switch {
+			case errors.Is(err, ErrQueueFull):
+				return nil, &apiError{http.StatusTooManyRequests, "", err.Error()}
+			case errors.Is(err, ErrClosed):
+				return nil, &apiError{http.StatusServiceUnavailable, "", err.Error()}
+			}
+			return nil, err
+		}
+		subs[i] = sub{ch, cancel}
+	}
+	for i, p := range subs {
+		go func() {
+			defer p.cancel()
+			send := func(ev choiceEvent) bool {
+				select {
+				case out <- ev:
+					return true
+				case <-ctx.Done():
+					return false
+				}
+			}
+			st := generate.NewStream(g.w.Tok, g.stop)
+			n := 0
+			for ev := range p.ch {
+				if ev.Done {
+					reason := ev.Reason
+					if st.Stopped {
+						reason = "stop"
+					}
+					if d := st.Flush(); d != "" && !send(choiceEvent{index: i, delta: d}) {
+						return
+					}
+					var err error
+					if reason == "error" {
+						err = ev.Err
+					}
+					send(choiceEvent{index: i, done: true, reason: reason, tokens: n, err: err})
+					return
+				}
+				if st.Stopped {
+					continue
+				}
+				n++
+				if d := st.Add(ev.Token); d != "" && !send(choiceEvent{index: i, delta: d}) {
+					return
+				}
+				if st.Stopped {
+					p.cancel()
+				}
+			}
+		}()
+	}
+	return out, nil
+}
+
+// collect runs the request to the end and returns each choice's text,
+// finish reason and the tokens generated in all.
+func (g *genRequest) collect(ctx context.Context) ([]string, []string, int, error) {
+	ch, err := g.start(ctx)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	texts := make([]strings.Builder, g.n)
+	reasons := make([]string, g.n)
+	total, left := 0, g.n
+	for left > 0 {
+		select {
+		case ev := <-ch:
+			if ev.err != nil {
+				return nil, nil, 0, ev.err
+			}
+			texts[ev.index].WriteString(ev.delta)
+			if ev.done {
+				reasons[ev.index] = ev.reason
+				total += ev.tokens
+				left--
+			}
+		case <-ctx.Done():
+			return nil, nil, 0, ctx.Err()
+		}
+	}
+	out := make([]string, g.n)
+	for i := range texts {
+		out[i] = texts[i].String()
+	}
+	return out, reasons, total, nil
+}

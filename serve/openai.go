@@ -1,0 +1,291 @@
+package serve
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/golem-ml/golem/tokenizer"
+)
+
+// openaiModels answers GET /v1/models.
+func (s *Server) openaiModels(w http.ResponseWriter, r *http.Request) {
+	data := []map[string]any{}
+	for _, name := range s.names {
+		data = append(data, s.openaiModelObject(name))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data})
+}
+
+func (s *Server) openaiModelObject(name string) map[string]any {
+	return map[string]any{"id": name, "object": "model", "created": s.engines[name].Weights().ModTime.Unix(), "owned_by": "golem"}
+}
+
+// openaiModel answers GET /v1/models/{id}.
+func (s *Server) openaiModel(w http.ResponseWriter, r *http.Request) {
+	e, err := s.engineFor(openAI, r.PathValue("id"))
+	if err != nil {
+		openAI.failErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.openaiModelObject(e.Name))
+}
+
+// stopList is OpenAI's "stop": a string or a list of strings.
+type stopList []string
+
+func (l *stopList) UnmarshalJSON(b []byte) error {
+	var one string
+	if err := json.Unmarshal(b, &one); err == nil {
+		*l = stopList{one}
+		return nil
+	}
+	var many []string
+	if err := json.Unmarshal(b, &many); err != nil {
+		return errors.New(`"stop" must be a string or a list of strings`)
+	}
+	*l = many
+	return nil
+}
+
+// chatContent is a message's "content": a string or a list of text parts.
+type chatContent string
+
+func (c *chatContent) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		*c = chatContent(s)
+		return nil
+	}
+	var parts []struct {
+		Type string  `json:"type"`
+		Text *string `json:"text"`
+	}
+	if err := json.Unmarshal(b, &parts); err != nil {
+		return errors.New(`"content" must be a string or a list of {"type": "text", "text": ...} parts`)
+	}
+	var sb strings.Builder
+	for _, p := range parts {
+		if p.Type != "text" || p.Text == nil {
+			return errors.New(`only text content parts are supported ({"type": "text", "text": ...})`)
+		}
+		sb.WriteString(*p.Text)
+	}
+	*c = chatContent(sb.String())
+	return nil
+}
+
+type openaiMessage struct {
+	Role    string      `json:"role"`
+	Content chatContent `json:"content"`
+}
+
+// openaiCommon are the fields chat and completions share.
+type openaiCommon struct {
+	Model               string   `json:"model"`
+	Temperature         *float64 `json:"temperature"`
+	TopP                *float64 `json:"top_p"`
+	MaxTokens           *int     `json:"max_tokens"`
+	MaxCompletionTokens *int     `json:"max_completion_tokens"`
+	N                   *int     `json:"n"`
+	Seed                *int64   `json:"seed"`
+	Stop                stopList `json:"stop"`
+	MinTokens           *int     `json:"min_tokens"` // vLLM's extension
+	Stream              bool     `json:"stream"`
+	StreamOptions       *struct {
+		IncludeUsage bool `json:"include_usage"`
+	} `json:"stream_options"`
+}
+
+func (c *openaiCommon) params() sampleParams {
+	p := sampleParams{Temperature: c.Temperature, TopP: c.TopP, MaxTokens: c.MaxTokens, N: c.N, Seed: c.Seed, Stop: c.Stop, MinTokens: c.MinTokens}
+	if p.MaxTokens == nil {
+		p.MaxTokens = c.MaxCompletionTokens
+	}
+	return p
+}
+
+type usage struct {
+	PromptTokens     int `json:"prompt_tokens"`
+	CompletionTokens int `json:"completion_tokens"`
+	TotalTokens      int `json:"total_tokens"`
+}
+
+func newUsage(prompt, completion int) usage {
+	return usage{prompt, completion, prompt + completion}
+}
+
+// openaiChat answers POST /v1/chat/completions.
+func (s *Server) openaiChat(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		openaiCommon
+		Messages []openaiMessage `json:"messages"`
+	}
+	if !s.decodeJSON(openAI, w, r, &req) {
+		return
+	}
+	e, err := s.engineFor(openAI, req.Model)
+	if err != nil {
+		openAI.failErr(w, err)
+		return
+	}
+	if req.Messages == nil {
+		openAI.fail(w, http.StatusBadRequest, "", `"messages" missing`)
+		return
+	}
+	msgs := make([]tokenizer.Message, len(req.Messages))
+	for i, m := range req.Messages {
+		msgs[i] = tokenizer.Message{Role: m.Role, Content: string(m.Content)}
+	}
+	wts := e.Weights()
+	prompt, err := chatPrompt(wts, msgs)
+	if err != nil {
+		openAI.failErr(w, err)
+		return
+	}
+	g, err := newGen(e, wts, prompt, req.params(), 1)
+	if err != nil {
+		openAI.failErr(w, err)
+		return
+	}
+	s.openaiRun(w, r, g, &req.openaiCommon, true)
+}
+
+// openaiCompletions answers POST /v1/completions.
+func (s *Server) openaiCompletions(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		openaiCommon
+		Prompt json.RawMessage `json:"prompt"`
+	}
+	if !s.decodeJSON(openAI, w, r, &req) {
+		return
+	}
+	e, err := s.engineFor(openAI, req.Model)
+	if err != nil {
+		openAI.failErr(w, err)
+		return
+	}
+	var text string
+	if err := json.Unmarshal(req.Prompt, &text); err != nil {
+		var list []string
+		if json.Unmarshal(req.Prompt, &list) != nil || len(list) != 1 {
+			openAI.fail(w, http.StatusBadRequest, "", `"prompt" must be a string (or a list of one string)`)
+			return
+		}
+		text = list[0]
+	}
+	wts := e.Weights()
+	prompt, err := textPrompt(wts, text)
+	if err != nil {
+		openAI.failErr(w, err)
+		return
+	}
+	g, err := newGen(e, wts, prompt, req.params(), 1)
+	if err != nil {
+		openAI.failErr(w, err)
+		return
+	}
+	s.openaiRun(w, r, g, &req.openaiCommon, false)
+}
+
+// openaiRun generates and answers, streamed as server-sent events or whole.
+func (s *Server) openaiRun(w http.ResponseWriter, r *http.Request, g *genRequest, c *openaiCommon, chat bool) {
+	id, created := newID("cmpl-"), time.Now().Unix()
+	object := "text_completion"
+	if chat {
+		id, object = newID("chatcmpl-"), "chat.completion"
+	}
+	if !c.Stream {
+		texts, reasons, tokens, err := g.collect(r.Context())
+		if err != nil {
+			if r.Context().Err() == nil {
+				openAI.failErr(w, err)
+			}
+			return
+		}
+		choices := make([]map[string]any, g.n)
+		for i := range choices {
+			choices[i] = map[string]any{"index": i, "finish_reason": reasons[i], "logprobs": nil}
+			if chat {
+				choices[i]["message"] = map[string]any{"role": "assistant", "content": texts[i], "refusal": nil}
+			} else {
+				choices[i]["text"] = texts[i]
+			}
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"id": id, "object": object, "created": created, "model": g.e.Name,
+			"choices": choices, "usage": newUsage(len(g.prompt), tokens), "system_fingerprint": "golem"})
+		return
+	}
+	ch, err := g.start(r.Context())
+	if err != nil {
+		openAI.failErr(w, err)
+		return
+	}
+	object += ".chunk"
+	if !chat {
+		object = "text_completion"
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	send := func(v any) bool {
+		b, _ := json.Marshal(v)
+		if _, err := w.Write(append(append([]byte("data: "), b...), '\n', '\n')); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
+	}
+	chunk := func(i int, delta map[string]any, text string, reason any) map[string]any {
+		choice := map[string]any{"index": i, "finish_reason": reason, "logprobs": nil}
+		if chat {
+			choice["delta"] = delta
+		} else {
+			choice["text"] = text
+		}
+		return map[string]any{"id": id, "object": object, "created": created, "model": g.e.Name,
+			"system_fingerprint": "golem", "choices": []any{choice}}
+	}
+	if chat {
+		for i := 0; i < g.n; i++ {
+			if !send(chunk(i, map[string]any{"role": "assistant", "content": ""}, "", nil)) {
+				return
+			}
+		}
+	}
+	total, left := 0, g.n
+	for left > 0 {
+		var ev choiceEvent
+		select {
+		case ev = <-ch:
+		case <-r.Context().Done():
+			return
+		}
+		if ev.err != nil {
+			send(map[string]any{"error": map[string]any{"message": ev.err.Error(), "type": "server_error", "param": nil, "code": nil}})
+			return
+		}
+		if ev.delta != "" && !send(chunk(ev.index, map[string]any{"content": ev.delta}, ev.delta, nil)) {
+			return
+		}
+		if ev.done {
+			total += ev.tokens
+			left--
+			if !send(chunk(ev.index, map[string]any{}, "", ev.reason)) {
+				return
+			}
+		}
+	}
+	if c.StreamOptions != nil && c.StreamOptions.IncludeUsage {
+		u := newUsage(len(g.prompt), total)
+		if !send(map[string]any{"id": id, "object": object, "created": created, "model": g.e.Name, "choices": []any{}, "usage": u}) {
+			return
+		}
+	}
+	w.Write([]byte("data: [DONE]\n\n"))
+	rc.Flush()
+}

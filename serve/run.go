@@ -1,0 +1,172 @@
+package serve
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/golem-ml/golem/store"
+)
+
+// Config is what `golem serve` runs.
+type Config struct {
+	// Models are model folders; "NAME=DIR" names one, otherwise its id is
+	// the folder's name.
+	Models []string
+	// Addr is the address to listen on (default 127.0.0.1:8080).
+	Addr string
+	// DB is the store: "sqlite:FILE" or a postgres:// URL (default
+	// sqlite:golem.db); "none" serves the APIs without the web app's
+	// accounts and labels.
+	DB string
+	// APIKey is required on the APIs when set. On an address other than
+	// loopback a key is generated (and printed) unless NoAPIKey is set.
+	APIKey   string
+	NoAPIKey bool
+	// AdminPassword is the first admin's password; generated and printed
+	// when empty and the store has no user yet.
+	AdminPassword string
+	// Watch is how often model folders are checked for a new checkpoint
+	// (default 2 s; negative: never).
+	Watch time.Duration
+	// Reload, when it receives, reloads every model (SIGHUP).
+	Reload <-chan struct{}
+	// Engine sizes the batches.
+	Engine EngineOptions
+	// Ready is called with the address once the server listens.
+	Ready func(addr string)
+	// Out receives what the server prints (stderr by default in the CLI).
+	Out io.Writer
+}
+
+// Run serves until ctx ends, then shuts down gracefully.
+func Run(ctx context.Context, c Config) error {
+	if len(c.Models) == 0 {
+		return errors.New("serve: give at least one --model DIR")
+	}
+	if c.Addr == "" {
+		c.Addr = "127.0.0.1:8080"
+	}
+	if c.DB == "" {
+		c.DB = "sqlite:golem.db"
+	}
+	if c.Watch == 0 {
+		c.Watch = 2 * time.Second
+	}
+	out := c.Out
+	if out == nil {
+		out = io.Discard
+	}
+	logf := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
+
+	var engines []*Engine
+	defer func() {
+		for _, e := range engines {
+			e.Close()
+		}
+	}()
+	seen := map[string]bool{}
+	for _, spec := range c.Models {
+		name, dir, ok := strings.Cut(spec, "=")
+		if !ok {
+			dir = spec
+			name = filepath.Base(filepath.Clean(dir))
+		}
+		if name == "" || seen[name] {
+			return fmt.Errorf("serve: model %q: give each model a distinct name (NAME=DIR)", spec)
+		}
+		seen[name] = true
+		w, err := LoadWeights(dir)
+		if err != nil {
+			return fmt.Errorf("serve: model %s: %w", dir, err)
+		}
+		engines = append(engines, NewEngine(name, dir, w, c.Engine))
+		logf("serve: model %s from %s (%s, %d layers, context %d)", name, dir, w.Model.Config.Arch, w.Model.Config.Layers, w.Model.Config.Context)
+	}
+
+	var st *store.Store
+	if c.DB != "none" {
+		var err error
+		st, err = store.Open(ctx, c.DB)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		pw, err := EnsureAdmin(ctx, st, c.AdminPassword)
+		if err != nil {
+			return fmt.Errorf("serve: create the admin: %w", err)
+		}
+		if pw != "" && c.AdminPassword == "" {
+			logf("serve: created user \"admin\" with password %s (shown once; change it or keep it safe)", pw)
+		} else if pw != "" {
+			logf("serve: created user \"admin\"")
+		}
+	}
+
+	ln, err := net.Listen("tcp", c.Addr)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	key := c.APIKey
+	if key == "" && !c.NoAPIKey && !isLoopback(ln.Addr()) {
+		b := make([]byte, 24)
+		rand.Read(b)
+		key = "golem-" + base64.RawURLEncoding.EncodeToString(b)
+		logf("serve: listening beyond loopback: API key %s (shown once; --api-key to choose one, --no-api-key for none)", key)
+	}
+	srv := New(engines, st, Options{APIKey: key, Logf: logf})
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
+
+	wctx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	for _, e := range engines {
+		if c.Watch > 0 {
+			go e.Watch(wctx, c.Watch, logf)
+		}
+	}
+	if c.Reload != nil {
+		go func() {
+			for {
+				select {
+				case <-wctx.Done():
+					return
+				case <-c.Reload:
+					for _, e := range engines {
+						if _, err := e.Reload(true); err != nil {
+							logf("%v", err)
+						} else {
+							logf("serve: %s: reloaded %s", e.Name, e.Dir)
+						}
+					}
+				}
+			}
+		}()
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	logf("serve: listening on http://%s", ln.Addr())
+	if c.Ready != nil {
+		c.Ready(ln.Addr().String())
+	}
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return hs.Shutdown(sctx)
+}
+
+func isLoopback(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
+}

@@ -1,0 +1,639 @@
+package serve
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"embed"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/golem-ml/golem/store"
+	"github.com/golem-ml/golem/tokenizer"
+)
+
+//go:embed web
+var webFiles embed.FS
+
+// sessionCookie names the web app's login cookie.
+const sessionCookie = "golem_session"
+
+func (s *Server) webRoutes() {
+	m := s.mux
+	static, _ := fs.Sub(webFiles, "web")
+	files := http.FileServerFS(static)
+	m.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; form-action 'self'")
+		w.Header().Set("X-Frame-Options", "DENY")
+		w.Header().Set("Cache-Control", "no-store")
+		http.ServeFileFS(w, r, static, "index.html")
+	})
+	m.Handle("GET /static/", http.StripPrefix("/static/", files))
+	m.HandleFunc("GET /app/api/models", s.webAuth(false, s.webModels))
+	if s.store == nil {
+		m.HandleFunc("/app/api/", func(w http.ResponseWriter, r *http.Request) {
+			web.fail(w, http.StatusNotFound, "", "this server has no database (start it with --db)")
+		})
+		return
+	}
+	m.HandleFunc("POST /app/api/login", s.webLogin)
+	m.HandleFunc("POST /app/api/logout", s.webLogout)
+	m.HandleFunc("GET /app/api/me", s.webAuth(false, s.webMe))
+	m.HandleFunc("GET /app/api/flags", s.webAuth(false, func(w http.ResponseWriter, r *http.Request, _ store.Session) {
+		writeJSON(w, http.StatusOK, map[string]any{"flags": store.Flags, "max_k": store.MaxK})
+	}))
+	m.HandleFunc("GET /app/api/next", s.webAuth(false, s.webNext))
+	m.HandleFunc("POST /app/api/samples", s.webAuth(false, s.webSamples))
+	m.HandleFunc("GET /app/api/labels", s.webAuth(false, s.webLabels))
+	m.HandleFunc("GET /app/api/progress", s.webAuth(false, s.webProgress))
+	m.HandleFunc("POST /app/api/demonstrations", s.webAuth(false, s.webAddDemonstration))
+	m.HandleFunc("GET /app/api/demonstrations/{id}", s.webAuth(false, s.webDemonstration))
+	m.HandleFunc("PUT /app/api/demonstrations/{id}", s.webAuth(false, s.webUpdateDemonstration))
+	m.HandleFunc("DELETE /app/api/demonstrations/{id}", s.webAuth(false, s.webDeleteDemonstration))
+	m.HandleFunc("POST /app/api/rankings", s.webAuth(false, s.webAddRanking))
+	m.HandleFunc("GET /app/api/rankings/{id}", s.webAuth(false, s.webRanking))
+	m.HandleFunc("PUT /app/api/rankings/{id}", s.webAuth(false, s.webUpdateRanking))
+	m.HandleFunc("DELETE /app/api/rankings/{id}", s.webAuth(false, s.webDeleteRanking))
+	m.HandleFunc("POST /app/api/admin/prompts", s.webAuth(true, s.webImport))
+	m.HandleFunc("GET /app/api/admin/export", s.webAuth(true, s.webExport))
+	m.HandleFunc("GET /app/api/admin/users", s.webAuth(true, s.webUsers))
+	m.HandleFunc("POST /app/api/admin/users", s.webAuth(true, s.webCreateUser))
+	m.HandleFunc("/app/api/", func(w http.ResponseWriter, r *http.Request) {
+		web.fail(w, http.StatusNotFound, "", "unknown endpoint %s %s", r.Method, r.URL.Path)
+	})
+}
+
+// EnsureAdmin creates the account "admin" when the store has no user yet.
+// With password "" it generates one. It returns the password when it made
+// the account, and "" when users already existed.
+func EnsureAdmin(ctx context.Context, st *store.Store, password string) (string, error) {
+	users, err := st.Users(ctx)
+	if err != nil {
+		return "", err
+	}
+	if len(users) > 0 {
+		return "", nil
+	}
+	if password == "" {
+		b := make([]byte, 15)
+		rand.Read(b)
+		password = base64.RawURLEncoding.EncodeToString(b)
+	}
+	if _, err := st.CreateUser(ctx, store.NewUser{Username: "admin", Name: "Administrator", Password: password, Role: store.RoleAdmin}); err != nil {
+		return "", err
+	}
+	return password, nil
+}
+
+// sessionFor returns the request's live session. With csrf, a request that
+// changes something must carry the session's token in X-CSRF-Token.
+func (s *Server) sessionFor(r *http.Request, csrf bool) (store.Session, bool) {
+	if s.store == nil {
+		return store.Session{}, false
+	}
+	c, err := r.Cookie(sessionCookie)
+	if err != nil || c.Value == "" || len(c.Value) > 128 {
+		return store.Session{}, false
+	}
+	sess, err := s.store.LookupSession(r.Context(), c.Value)
+	if err != nil {
+		return store.Session{}, false
+	}
+	if csrf && !safeMethod(r.Method) {
+		got := r.Header.Get("X-CSRF-Token")
+		if got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(sess.CSRFToken)) != 1 {
+			return store.Session{}, false
+		}
+	}
+	return sess, true
+}
+
+func safeMethod(m string) bool { return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions }
+
+// webAuth wraps a web API handler: a live session, the CSRF token on every
+// change, and the admin role when admin is set.
+func (s *Server) webAuth(admin bool, h func(http.ResponseWriter, *http.Request, store.Session)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		if s.store == nil {
+			h(w, r, store.Session{})
+			return
+		}
+		sess, ok := s.sessionFor(r, false)
+		if !ok {
+			web.fail(w, http.StatusUnauthorized, "", "not logged in")
+			return
+		}
+		if !safeMethod(r.Method) {
+			got := r.Header.Get("X-CSRF-Token")
+			if got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(sess.CSRFToken)) != 1 {
+				web.fail(w, http.StatusForbidden, "", "missing or wrong CSRF token (header X-CSRF-Token)")
+				return
+			}
+		}
+		if admin && sess.User.Role != store.RoleAdmin {
+			web.fail(w, http.StatusForbidden, "", "only an admin may do this")
+			return
+		}
+		h(w, r, sess)
+	}
+}
+
+// storeFail answers a store error with its status.
+func (s *Server) storeFail(w http.ResponseWriter, r *http.Request, err error) {
+	msg := strings.TrimPrefix(err.Error(), "store: ")
+	switch {
+	case errors.Is(err, store.ErrInvalid):
+		web.fail(w, http.StatusBadRequest, "", "%s", msg)
+	case errors.Is(err, store.ErrNotFound):
+		web.fail(w, http.StatusNotFound, "", "%s", msg)
+	case errors.Is(err, store.ErrForbidden):
+		web.fail(w, http.StatusForbidden, "", "%s", msg)
+	case errors.Is(err, store.ErrConflict):
+		web.fail(w, http.StatusConflict, "", "%s", msg)
+	case errors.Is(err, store.ErrUnauthorized):
+		web.fail(w, http.StatusUnauthorized, "", "%s", msg)
+	case r.Context().Err() != nil:
+		// The client is gone; nobody reads the answer.
+	default:
+		s.opts.Logf("serve: %s %s: %v", r.Method, r.URL.Path, err)
+		web.fail(w, http.StatusInternalServerError, "", "database error")
+	}
+}
+
+type userJSON struct {
+	ID       int64      `json:"id"`
+	Username string     `json:"username"`
+	Name     string     `json:"name"`
+	Role     store.Role `json:"role"`
+}
+
+func toUserJSON(u store.User) userJSON { return userJSON{u.ID, u.Username, u.Name, u.Role} }
+
+// sameOrigin rejects a cross-site request a browser sent (Origin differs
+// from Host); requests without Origin (non-browser clients) pass.
+func sameOrigin(r *http.Request) bool {
+	o := r.Header.Get("Origin")
+	if o == "" {
+		return true
+	}
+	u, err := url.Parse(o)
+	return err == nil && u.Host == r.Host
+}
+
+func (s *Server) webLogin(w http.ResponseWriter, r *http.Request) {
+	if !sameOrigin(r) || !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+		web.fail(w, http.StatusForbidden, "", "log in from the app (a same-origin JSON request)")
+		return
+	}
+	var req struct {
+		Username string `json:"username"`
+		Password string `json:"password"`
+	}
+	if !s.decodeJSON(web, w, r, &req) {
+		return
+	}
+	u, err := s.store.Authenticate(r.Context(), req.Username, req.Password)
+	if err != nil {
+		s.storeFail(w, r, err)
+		return
+	}
+	sess, err := s.store.CreateSession(r.Context(), u.ID, s.opts.SessionTTL)
+	if err != nil {
+		s.storeFail(w, r, err)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: sess.Token, Path: "/", HttpOnly: true,
+		Secure: s.opts.SecureCookies, SameSite: http.SameSiteStrictMode, Expires: sess.ExpiresAt})
+	writeJSON(w, http.StatusOK, map[string]any{"user": toUserJSON(u), "csrf": sess.CSRFToken})
+}
+
+func (s *Server) webLogout(w http.ResponseWriter, r *http.Request) {
+	sess, ok := s.sessionFor(r, true)
+	if !ok {
+		web.fail(w, http.StatusUnauthorized, "", "not logged in (or the CSRF token is missing)")
+		return
+	}
+	if err := s.store.DeleteSession(r.Context(), sess.Token); err != nil {
+		s.storeFail(w, r, err)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", HttpOnly: true, MaxAge: -1, SameSite: http.SameSiteStrictMode})
+	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+}
+
+func (s *Server) webMe(w http.ResponseWriter, r *http.Request, sess store.Session) {
+	writeJSON(w, http.StatusOK, map[string]any{"user": toUserJSON(sess.User), "csrf": sess.CSRFToken})
+}
+
+func (s *Server) webModels(w http.ResponseWriter, r *http.Request, _ store.Session) {
+	writeJSON(w, http.StatusOK, map[string]any{"models": s.names})
+}
+
+func parseTask(v string) (store.Task, error) {
+	switch t := store.Task(v); t {
+	case store.TaskDemonstrate, store.TaskRank, store.TaskCompare:
+		return t, nil
+	}
+	return "", fmt.Errorf("task %q is not %q, %q or %q", v, store.TaskDemonstrate, store.TaskRank, store.TaskCompare)
+}
+
+type promptJSON struct {
+	ID       int64               `json:"id"`
+	Messages []tokenizer.Message `json:"messages"`
+	Source   string              `json:"source"`
+}
+
+func (s *Server) webNext(w http.ResponseWriter, r *http.Request, sess store.Session) {
+	task, err := parseTask(r.URL.Query().Get("task"))
+	if err != nil {
+		web.fail(w, http.StatusBadRequest, "", "%v", err)
+		return
+	}
+	p, err := s.store.NextPrompt(r.Context(), sess.User.ID, task)
+	if errors.Is(err, store.ErrNotFound) {
+		writeJSON(w, http.StatusOK, map[string]any{"prompt": nil})
+		return
+	}
+	if err != nil {
+		s.storeFail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"prompt": promptJSON{p.ID, p.Messages, p.Source}})
+}
+
+// webSamples samples K distinct answers to a prompt from the served models,
+// round-robin, for the annotator to rank.
+func (s *Server) webSamples(w http.ResponseWriter, r *http.Request, sess store.Session) {
+	var req struct {
+		PromptID  int64 `json:"prompt_id"`
+		K         int   `json:"k"`
+		MaxTokens int   `json:"max_tokens"`
+	}
+	if !s.decodeJSON(web, w, r, &req) {
+		return
+	}
+	if req.K < 2 || req.K > store.MaxK {
+		web.fail(w, http.StatusBadRequest, "", `"k" %d is not between 2 and %d`, req.K, store.MaxK)
+		return
+	}
+	if req.MaxTokens <= 0 {
+		req.MaxTokens = 48
+	}
+	p, err := s.store.Prompt(r.Context(), req.PromptID)
+	if err != nil {
+		s.storeFail(w, r, err)
+		return
+	}
+	type answer struct {
+		Model   string `json:"model"`
+		Content string `json:"content"`
+	}
+	var answers []answer
+	seen := map[string]bool{}
+	for try := 0; len(answers) < req.K && try < 4*req.K; try++ {
+		e := s.engines[s.names[try%len(s.names)]]
+		wts := e.Weights()
+		prompt, err := chatPrompt(wts, append([]tokenizer.Message(nil), p.Messages...))
+		if err != nil {
+			web.failErr(w, err)
+			return
+		}
+		mt := min(req.MaxTokens, wts.Model.Config.Context-len(prompt))
+		if mt < 1 {
+			web.fail(w, http.StatusBadRequest, "", "prompt %d does not fit the context of %s", p.ID, e.Name)
+			return
+		}
+		temp, topP := 1.0, 0.95
+		g, err := newGen(e, wts, prompt, sampleParams{Temperature: &temp, TopP: &topP, MaxTokens: &mt}, 1)
+		if err != nil {
+			web.failErr(w, err)
+			return
+		}
+		g.s.MinTokens = 1
+		texts, _, _, err := g.collect(r.Context())
+		if err != nil {
+			if r.Context().Err() == nil {
+				web.failErr(w, err)
+			}
+			return
+		}
+		t := texts[0]
+		if strings.TrimSpace(t) == "" || seen[t] {
+			continue
+		}
+		seen[t] = true
+		answers = append(answers, answer{e.Name, t})
+	}
+	if len(answers) < req.K {
+		web.fail(w, http.StatusServiceUnavailable, "", "the models gave only %d distinct answers in %d tries", len(answers), 4*req.K)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"answers": answers})
+}
+
+type demonstrationJSON struct {
+	ID        int64     `json:"id"`
+	PromptID  int64     `json:"prompt_id"`
+	Response  string    `json:"response"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+func toDemonstrationJSON(d store.Demonstration) demonstrationJSON {
+	return demonstrationJSON{d.ID, d.PromptID, d.Response, d.CreatedAt, d.UpdatedAt}
+}
+
+type responseJSON struct {
+	Model   string   `json:"model"`
+	Content string   `json:"content"`
+	Flags   []string `json:"flags"`
+}
+
+type rankingJSON struct {
+	ID        int64          `json:"id"`
+	PromptID  int64          `json:"prompt_id"`
+	Responses []responseJSON `json:"responses"`
+	Order     []int          `json:"order"`
+	CreatedAt time.Time      `json:"created_at"`
+	UpdatedAt time.Time      `json:"updated_at"`
+}
+
+func toRankingJSON(rk store.Ranking) rankingJSON {
+	out := rankingJSON{ID: rk.ID, PromptID: rk.PromptID, Order: rk.Order, CreatedAt: rk.CreatedAt, UpdatedAt: rk.UpdatedAt}
+	for _, r := range rk.Responses {
+		f := r.Flags
+		if f == nil {
+			f = []string{}
+		}
+		out.Responses = append(out.Responses, responseJSON{r.Model, r.Content, f})
+	}
+	return out
+}
+
+// labelID parses the {id} of a label's URL.
+func labelID(w http.ResponseWriter, r *http.Request) (int64, bool) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		web.fail(w, http.StatusBadRequest, "", "label id %q is not a positive integer", r.PathValue("id"))
+		return 0, false
+	}
+	return id, true
+}
+
+func (s *Server) webAddDemonstration(w http.ResponseWriter, r *http.Request, sess store.Session) {
+	var req struct {
+		PromptID int64  `json:"prompt_id"`
+		Response string `json:"response"`
+	}
+	if !s.decodeJSON(web, w, r, &req) {
+		return
+	}
+	d, err := s.store.AddDemonstration(r.Context(), store.Demonstration{PromptID: req.PromptID, AnnotatorID: sess.User.ID, Response: req.Response})
+	if err != nil {
+		s.storeFail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, toDemonstrationJSON(d))
+}
+
+func (s *Server) webDemonstration(w http.ResponseWriter, r *http.Request, sess store.Session) {
+	id, ok := labelID(w, r)
+	if !ok {
+		return
+	}
+	d, err := s.store.Demonstration(r.Context(), id)
+	if err == nil && d.AnnotatorID != sess.User.ID {
+		err = fmt.Errorf("demonstration %d belongs to another annotator: %w", id, store.ErrForbidden)
+	}
+	if err != nil {
+		s.storeFail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, toDemonstrationJSON(d))
+}
+
+func (s *Server) webUpdateDemonstration(w http.ResponseWriter, r *http.Request, sess store.Session) {
+	id, ok := labelID(w, r)
+	if !ok {
+		return
+	}
+	var req struct {
+		Response string `json:"response"`
+	}
+	if !s.decodeJSON(web, w, r, &req) {
+		return
+	}
+	d, err := s.store.UpdateDemonstration(r.Context(), sess.User.ID, id, req.Response)
+	if err != nil {
+		s.storeFail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, toDemonstrationJSON(d))
+}
+
+func (s *Server) webDeleteDemonstration(w http.ResponseWriter, r *http.Request, sess store.Session) {
+	id, ok := labelID(w, r)
+	if !ok {
+		return
+	}
+	if err := s.store.DeleteDemonstration(r.Context(), sess.User.ID, id); err != nil {
+		s.storeFail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+}
+
+func (s *Server) webAddRanking(w http.ResponseWriter, r *http.Request, sess store.Session) {
+	var req struct {
+		PromptID  int64          `json:"prompt_id"`
+		Responses []responseJSON `json:"responses"`
+		Order     []int          `json:"order"`
+	}
+	if !s.decodeJSON(web, w, r, &req) {
+		return
+	}
+	rk := store.Ranking{PromptID: req.PromptID, AnnotatorID: sess.User.ID, Order: req.Order}
+	for _, resp := range req.Responses {
+		rk.Responses = append(rk.Responses, store.Response{Model: resp.Model, Content: resp.Content, Flags: resp.Flags})
+	}
+	rk, err := s.store.AddRanking(r.Context(), rk)
+	if err != nil {
+		s.storeFail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, toRankingJSON(rk))
+}
+
+func (s *Server) webRanking(w http.ResponseWriter, r *http.Request, sess store.Session) {
+	id, ok := labelID(w, r)
+	if !ok {
+		return
+	}
+	rk, err := s.store.Ranking(r.Context(), id)
+	if err == nil && rk.AnnotatorID != sess.User.ID {
+		err = fmt.Errorf("ranking %d belongs to another annotator: %w", id, store.ErrForbidden)
+	}
+	if err != nil {
+		s.storeFail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, toRankingJSON(rk))
+}
+
+func (s *Server) webUpdateRanking(w http.ResponseWriter, r *http.Request, sess store.Session) {
+	id, ok := labelID(w, r)
+	if !ok {
+		return
+	}
+	var req struct {
+		Order []int      `json:"order"`
+		Flags [][]string `json:"flags"`
+	}
+	if !s.decodeJSON(web, w, r, &req) {
+		return
+	}
+	rk, err := s.store.UpdateRanking(r.Context(), sess.User.ID, id, req.Order, req.Flags)
+	if err != nil {
+		s.storeFail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, toRankingJSON(rk))
+}
+
+func (s *Server) webDeleteRanking(w http.ResponseWriter, r *http.Request, sess store.Session) {
+	id, ok := labelID(w, r)
+	if !ok {
+		return
+	}
+	if err := s.store.DeleteRanking(r.Context(), sess.User.ID, id); err != nil {
+		s.storeFail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+}
+
+func (s *Server) webLabels(w http.ResponseWriter, r *http.Request, sess store.Session) {
+	l, err := s.store.ListByAnnotator(r.Context(), sess.User.ID)
+	if err != nil {
+		s.storeFail(w, r, err)
+		return
+	}
+	out := map[string]any{"demonstrations": []demonstrationJSON{}, "rankings": []rankingJSON{}}
+	var ds []demonstrationJSON
+	for _, d := range l.Demonstrations {
+		ds = append(ds, toDemonstrationJSON(d))
+	}
+	var rs []rankingJSON
+	for _, rk := range l.Rankings {
+		rs = append(rs, toRankingJSON(rk))
+	}
+	if ds != nil {
+		out["demonstrations"] = ds
+	}
+	if rs != nil {
+		out["rankings"] = rs
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+type progressJSON struct {
+	User           userJSON `json:"user"`
+	Prompts        int      `json:"prompts"`
+	Demonstrations int      `json:"demonstrations"`
+	Rankings       int      `json:"rankings"`
+	Comparisons    int      `json:"comparisons"`
+}
+
+func (s *Server) progress(ctx context.Context, u store.User) (progressJSON, error) {
+	p, err := s.store.Progress(ctx, u.ID)
+	return progressJSON{toUserJSON(u), p.Prompts, p.Demonstrations, p.Rankings, p.Comparisons}, err
+}
+
+func (s *Server) webProgress(w http.ResponseWriter, r *http.Request, sess store.Session) {
+	p, err := s.progress(r.Context(), sess.User)
+	if err != nil {
+		s.storeFail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, p)
+}
+
+// webImport adds the prompts of a JSONL body (store.ImportPrompts).
+func (s *Server) webImport(w http.ResponseWriter, r *http.Request, sess store.Session) {
+	name := r.URL.Query().Get("name")
+	if name == "" {
+		name = "upload"
+	}
+	body, ok := readBody(web, w, r, 8*s.opts.MaxBody)
+	if !ok {
+		return
+	}
+	b, err := s.store.ImportPrompts(r.Context(), strings.NewReader(string(body)), store.ImportOptions{Name: name, By: sess.User.ID})
+	if err != nil {
+		s.storeFail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"batch": b.ID, "added": b.Added, "skipped": b.Skipped, "source": b.Source})
+}
+
+// webExport downloads the labels as JSONL (store.ExportJSONL).
+func (s *Server) webExport(w http.ResponseWriter, r *http.Request, sess store.Session) {
+	kind := store.ExportKind(r.URL.Query().Get("kind"))
+	known := false
+	for _, k := range store.ExportKinds {
+		known = known || k == kind
+	}
+	if !known {
+		web.fail(w, http.StatusBadRequest, "", "kind %q is not one of %v", kind, store.ExportKinds)
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="golem-%s.jsonl"`, kind))
+	if _, err := s.store.ExportJSONL(r.Context(), w, kind); err != nil {
+		s.opts.Logf("serve: export %s: %v", kind, err)
+	}
+}
+
+func (s *Server) webUsers(w http.ResponseWriter, r *http.Request, sess store.Session) {
+	users, err := s.store.Users(r.Context())
+	if err != nil {
+		s.storeFail(w, r, err)
+		return
+	}
+	out := []progressJSON{}
+	for _, u := range users {
+		p, err := s.progress(r.Context(), u)
+		if err != nil {
+			s.storeFail(w, r, err)
+			return
+		}
+		out = append(out, p)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"users": out})
+}
+
+func (s *Server) webCreateUser(w http.ResponseWriter, r *http.Request, sess store.Session) {
+	var req struct {
+		Username string     `json:"username"`
+		Name     string     `json:"name"`
+		Password string     `json:"password"`
+		Role     store.Role `json:"role"`
+	}
+	if !s.decodeJSON(web, w, r, &req) {
+		return
+	}
+	u, err := s.store.CreateUser(r.Context(), store.NewUser{Username: req.Username, Name: req.Name, Password: req.Password, Role: req.Role})
+	if err != nil {
+		s.storeFail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, toUserJSON(u))
+}
