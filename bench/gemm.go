@@ -40,8 +40,8 @@ var gemmShapes = []gemmShape{
 
 func runGemm(args []string) error {
 	fs := flag.NewFlagSet("gemm", flag.ContinueOnError)
-	reps := fs.Int("reps", 9, "timed repetitions per library (the median is reported)")
-	blockMS := fs.Int("block", 40, "approximate milliseconds per timed repetition")
+	reps := fs.Int("reps", 15, "timed repetitions per library (the median is reported)")
+	blockMS := fs.Int("block", 20, "approximate milliseconds per timed repetition")
 	shapes := fs.Bool("shapes", true, "also time the training-step shapes")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -55,45 +55,53 @@ func runGemm(args []string) error {
 	}
 	fmt.Printf("cpu: %s, golem kernel: %s\n", cpuModel(), cpu.GemmKernel())
 	fmt.Printf("peer: %s, core %s\n", strings.TrimSpace(ob.config()), ob.corename())
-	fmt.Printf("GFLOP/s, median of %d interleaved repetitions of ~%d ms each\n\n", *reps, *blockMS)
-	fmt.Printf("%-16s %-4s %-16s %7s %9s %9s %6s\n", "shape", "op", "m x n x k", "threads", "golem", "OpenBLAS", "ratio")
+	fmt.Printf("GFLOP/s: median (best) of %d repetitions of ~%d ms each, golem and OpenBLAS interleaved;\n", *reps, *blockMS)
+	fmt.Printf("ratio: median of the per-repetition ratios golem/OpenBLAS\n\n")
+	fmt.Printf("%-16s %-4s %-16s %7s %15s %15s %6s\n", "shape", "op", "m x n x k", "threads", "golem", "OpenBLAS", "ratio")
 
 	var ratio float64
 	square := gemmShape{name: "square", m: 1024, n: 1024, k: 1024}
 	for _, th := range []int{1, 2} {
 		s := square
 		s.threads = th
-		g, o, err := timeGemm(ob, s, *reps, *blockMS)
+		res, err := timeGemm(ob, s, *reps, *blockMS)
 		if err != nil {
 			return err
 		}
-		printGemm(s, g, o)
+		printGemm(s, res)
 		if th == 2 {
-			ratio = g / o
+			ratio = res.ratio
 		}
 	}
 	if *shapes {
 		for _, s := range gemmShapes {
-			g, o, err := timeGemm(ob, s, *reps, *blockMS)
+			res, err := timeGemm(ob, s, *reps, *blockMS)
 			if err != nil {
 				return err
 			}
-			printGemm(s, g, o)
+			printGemm(s, res)
 		}
 	}
 	fmt.Printf("\nratio=%.3f\n", ratio)
 	return nil
 }
 
-func printGemm(s gemmShape, golem, peer float64) {
+// gemmResult is the timing of one shape: median and best GFLOP/s of each
+// library and the median of the per-repetition ratios.
+type gemmResult struct {
+	golem, golemBest, peer, peerBest, ratio float64
+}
+
+func printGemm(s gemmShape, r gemmResult) {
 	op := map[[2]bool]string{{false, false}: "NN", {false, true}: "NT", {true, false}: "TN", {true, true}: "TT"}[[2]bool{s.transA, s.transB}]
-	fmt.Printf("%-16s %-4s %-16s %7d %9.1f %9.1f %6.2f\n", s.name, op, fmt.Sprintf("%dx%dx%d", s.m, s.n, s.k), s.threads, golem, peer, golem/peer)
+	fmt.Printf("%-16s %-4s %-16s %7d %6.1f (%6.1f) %6.1f (%6.1f) %6.2f\n", s.name, op, fmt.Sprintf("%dx%dx%d", s.m, s.n, s.k), s.threads,
+		r.golem, r.golemBest, r.peer, r.peerBest, r.ratio)
 }
 
 // timeGemm times golem and OpenBLAS on one shape, alternating which runs
 // first in each repetition so both see the same machine, checks that they
-// agree, and returns the median GFLOP/s of each.
-func timeGemm(ob *openBLAS, s gemmShape, reps, blockMS int) (golem, peer float64, err error) {
+// agree, and returns the median and best GFLOP/s of each.
+func timeGemm(ob *openBLAS, s gemmShape, reps, blockMS int) (gemmResult, error) {
 	r := rand.New(rand.NewPCG(uint64(s.m), uint64(s.n*s.k)))
 	lda, ldb := s.k, s.n
 	if s.transA {
@@ -125,7 +133,7 @@ func timeGemm(ob *openBLAS, s gemmShape, reps, blockMS int) (golem, peer float64
 	gemmPeer()
 	for i := range cg {
 		if d := math.Abs(float64(cg[i] - co[i])); d > 1e-4*float64(s.k) || math.IsNaN(d) {
-			return 0, 0, fmt.Errorf("gemm %dx%dx%d: golem C[%d] = %v, OpenBLAS %v", s.m, s.n, s.k, i, cg[i], co[i])
+			return gemmResult{}, fmt.Errorf("gemm %dx%dx%d: golem C[%d] = %v, OpenBLAS %v", s.m, s.n, s.k, i, cg[i], co[i])
 		}
 	}
 	t0 := time.Now()
@@ -143,17 +151,23 @@ func timeGemm(ob *openBLAS, s gemmShape, reps, blockMS int) (golem, peer float64
 		}
 		return flops / time.Since(t).Seconds() / 1e9
 	}
-	var gs, ps []float64
+	var gs, ps, rs []float64
 	for rep := range reps {
+		var g, p float64
 		if rep%2 == 0 {
-			gs = append(gs, block(gemmGolem))
-			ps = append(ps, block(gemmPeer))
+			g = block(gemmGolem)
+			p = block(gemmPeer)
 		} else {
-			ps = append(ps, block(gemmPeer))
-			gs = append(gs, block(gemmGolem))
+			p = block(gemmPeer)
+			g = block(gemmGolem)
 		}
+		gs, ps, rs = append(gs, g), append(ps, p), append(rs, g/p)
 	}
-	return median(gs), median(ps), nil
+	return gemmResult{
+		golem: median(gs), golemBest: slices.Max(gs),
+		peer: median(ps), peerBest: slices.Max(ps),
+		ratio: median(rs),
+	}, nil
 }
 
 func median(x []float64) float64 {

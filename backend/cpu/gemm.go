@@ -5,6 +5,7 @@ package cpu
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 )
 
 // A gemmKernel is one micro-kernel family: it computes tiles of at most
@@ -65,9 +66,15 @@ func SgemmST(transA, transB bool, m, n, k int, alpha float32, a []float32, lda i
 	gemm(1, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
-// minParallelFlops is the work below which waking a worker costs more than
-// it saves.
-const minParallelFlops = 1 << 18
+const (
+	// minParallelFlops is the work below which waking a worker costs more
+	// than it saves.
+	minParallelFlops = 1 << 18
+	// partRows is the least length of a part of a parallel call beyond
+	// one per thread; maxPartsPerThread caps how many parts a thread gets.
+	partRows          = 256
+	maxPartsPerThread = 4
+)
 
 func gemm(threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	checkGemm(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
@@ -80,27 +87,31 @@ func gemm(threads int, transA, transB bool, m, n, k int, alpha float32, a []floa
 		return
 	}
 	call := getCall()
-	*call = gemmCall{
-		kern: kern, transA: transA, transB: transB, m: m, n: n, k: k,
-		alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc,
-		fn: call.fn,
-	}
+	call.kern, call.transA, call.transB, call.m, call.n, call.k = kern, transA, transB, m, n, k
+	call.alpha, call.a, call.lda, call.b, call.ldb = alpha, a, lda, b, ldb
+	call.beta, call.c, call.ldc, call.splitN = beta, c, ldc, false
+	call.next.Store(0)
 	// Split C into parts along its longer side. Column splits fall on whole
-	// vectors so every part runs full-width kernels.
-	parts := 1
+	// vectors so every part runs full-width kernels. Large products get
+	// more parts than threads, taken in turn by whichever thread is free,
+	// so a thread the OS delays does not hold the others up; each part
+	// repacks op(B) (or op(A)), so parts stay at least partRows long.
+	parts, workers := 1, 1
 	if threads > 1 && 2*m*n*k >= minParallelFlops {
 		call.splitN = n > m
+		long, units := m, m
 		if call.splitN {
-			parts = min(threads, (n+kern.vec-1)/kern.vec)
-		} else {
-			parts = min(threads, m)
+			long, units = n, (n+kern.vec-1)/kern.vec
 		}
+		workers = min(threads, units)
+		per := min(max(long/(workers*partRows), 1), maxPartsPerThread)
+		parts = min(workers*per, units)
 	}
 	call.parts = parts
-	if parts == 1 {
+	if workers == 1 {
 		call.run(0, 1)
 	} else {
-		Parallel(parts, 1, call.fn)
+		Parallel(workers, 1, call.fn)
 	}
 	putCall(call)
 }
@@ -156,6 +167,7 @@ type gemmCall struct {
 	a, b, c        []float32
 	lda, ldb, ldc  int
 	parts          int
+	next           atomic.Int32 // next part to compute
 	splitN         bool
 	fn             func(lo, hi int) // call.run, bound once
 }
@@ -179,18 +191,22 @@ func getCall() *gemmCall {
 }
 
 func putCall(c *gemmCall) {
-	fn := c.fn
-	*c = gemmCall{fn: fn}
+	c.a, c.b, c.c = nil, nil, nil
 	callMu.Lock()
 	freeCall = append(freeCall, c)
 	callMu.Unlock()
 }
 
-// run computes parts [lo, hi) of the call.
-func (g *gemmCall) run(lo, hi int) {
+// run computes parts of the call until none is left. Which thread computes
+// a part does not change its result.
+func (g *gemmCall) run(_, _ int) {
 	buf := getPack()
 	defer putPack(buf)
-	for part := lo; part < hi; part++ {
+	for {
+		part := int(g.next.Add(1)) - 1
+		if part >= g.parts {
+			break
+		}
 		i0, i1, j0, j1 := 0, g.m, 0, g.n
 		if g.splitN {
 			// Whole vectors per part; the last part takes the rest.
