@@ -149,7 +149,7 @@ type Engine struct {
 	queued  atomic.Int64
 
 	steps, tokens, prefills, maxActive, reloads, active, cancelled atomic.Int64
-	reloadMu                                    sync.Mutex
+	reloadMu                                                       sync.Mutex
 }
 
 // NewEngine starts an engine serving w under name.

@@ -260,7 +260,7 @@ func unmarshal(b []byte, v any) error {
 		}
 		return fmt.Errorf("bad request: %s", strings.TrimPrefix(err.Error(), "json: "))
 	}
-	if dec.More() {
+	if _, err := dec.Token(); err != io.EOF {
 		return errors.New("malformed JSON: more than one value in the body")
 	}
 	return nil

@@ -115,7 +115,9 @@ func (s *Server) sessionFor(r *http.Request, csrf bool) (store.Session, bool) {
 	return sess, true
 }
 
-func safeMethod(m string) bool { return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions }
+func safeMethod(m string) bool {
+	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
+}
 
 // webAuth wraps a web API handler: a live session, the CSRF token on every
 // change, and the admin role when admin is set.
