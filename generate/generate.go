@@ -45,7 +45,6 @@ func Tokens(m *gpt.Model, prompts [][]int, o Options, onToken func(seq, id int) 
 	if o.MaxTokens <= 0 {
 		o.MaxTokens = 256
 	}
-	L := 0
 	for i, p := range prompts {
 		if len(p) == 0 {
 			return nil, fmt.Errorf("generate: prompt %d is empty", i)
@@ -53,26 +52,12 @@ func Tokens(m *gpt.Model, prompts [][]int, o Options, onToken func(seq, id int) 
 		if len(p) > m.Config.Context {
 			return nil, fmt.Errorf("%w: prompt %d has %d tokens, context is %d", ErrPromptTooLong, i, len(p), m.Config.Context)
 		}
-		L = max(L, len(p))
-	}
-	maxNew := min(o.MaxTokens, m.Config.Context-L)
-	// Left-pad to a common length; pads are hidden from attention and each
-	// sequence's positions start at 0 at its first real token.
-	ids := make([]int32, B*L)
-	pos := make([]int32, B*L)
-	pad := make([]int, B)
-	for b, p := range prompts {
-		pad[b] = L - len(p)
-		for j := 0; j < L; j++ {
-			if j >= pad[b] {
-				ids[b*L+j] = int32(p[j-pad[b]])
-				pos[b*L+j] = int32(j - pad[b])
-			}
-		}
 	}
 	samplers := make([]*sampler, B)
+	hist := make([][]int, B) // prompt and new tokens of each sequence
 	for b := range samplers {
 		samplers[b] = newSampler(o, o.Seed+uint64(b), prompts[b])
+		hist[b] = append([]int(nil), prompts[b]...)
 	}
 	out := make([][]int, B)
 	done := make([]bool, B)
@@ -80,19 +65,47 @@ func Tokens(m *gpt.Model, prompts [][]int, o Options, onToken func(seq, id int) 
 	for _, id := range o.StopIDs {
 		stop[id] = true
 	}
-	var mask []bool
-	needMask := false
-	for _, p := range pad {
-		needMask = needMask || p > 0
-	}
 	cache := &gpt.Cache{}
 	defer cache.Free()
+	// prefill lays out the last keep tokens of each history, left-padded to
+	// a common length L: pads are hidden from attention and each sequence's
+	// positions start at 0 at its first kept token.
+	var ids, pos []int32
+	var pad []int
+	var L int
+	prefill := func(keep int) {
+		cache.Free()
+		L = 0
+		for _, h := range hist {
+			L = max(L, min(len(h), keep))
+		}
+		ids, pos, pad = make([]int32, B*L), make([]int32, B*L), make([]int, B)
+		for b, h := range hist {
+			h = h[len(h)-min(len(h), keep):]
+			pad[b] = L - len(h)
+			for j := pad[b]; j < L; j++ {
+				ids[b*L+j], pos[b*L+j] = int32(h[j-pad[b]]), int32(j-pad[b])
+			}
+		}
+	}
+	prefill(m.Config.Context)
 	tensor.NoGrad(func() {
 		T := L
-		for step := 0; step < maxNew; step++ {
+		for step := 0; step < o.MaxTokens; step++ {
+			if T == 1 && cache.Len+1 > m.Config.Context {
+				// The context is full: like nanoGPT, go on from the last
+				// half context of each sequence.
+				prefill(m.Config.Context / 2)
+				T = L
+			}
 			S := cache.Len + T
-			if needMask {
-				mask = make([]bool, B*S)
+			var mask []bool
+			for b := 0; b < B && mask == nil; b++ {
+				if pad[b] > 0 {
+					mask = make([]bool, B*S)
+				}
+			}
+			if mask != nil {
 				for b := 0; b < B; b++ {
 					for j := pad[b]; j < S; j++ {
 						mask[b*S+j] = true
@@ -100,11 +113,9 @@ func Tokens(m *gpt.Model, prompts [][]int, o Options, onToken func(seq, id int) 
 				}
 			}
 			h := m.Forward(ids, B, T, gpt.Options{Cache: cache, Pos: pos, KeyMask: mask})
-			last := tensor.Slice(h, 1, T-1, T)
-			logits := m.Logits(last)
+			logits := m.Logits(tensor.Slice(h, 1, T-1, T))
 			host := logits.Host()
 			tensor.Release(logits)
-			tensor.Release(h)
 			V := m.Config.Vocab
 			ids, pos = ids[:B], pos[:B]
 			alive := false
@@ -116,6 +127,7 @@ func Tokens(m *gpt.Model, prompts [][]int, o Options, onToken func(seq, id int) 
 						done[b] = true
 					} else {
 						out[b] = append(out[b], next)
+						hist[b] = append(hist[b], next)
 						samplers[b].seen(next)
 						if onToken != nil && !onToken(b, next) {
 							done[b] = true
@@ -123,7 +135,7 @@ func Tokens(m *gpt.Model, prompts [][]int, o Options, onToken func(seq, id int) 
 					}
 				}
 				ids[b] = int32(next)
-				pos[b] = int32(L - pad[b] + step)
+				pos[b] = int32(cache.Len - pad[b])
 				alive = alive || !done[b]
 			}
 			if !alive {

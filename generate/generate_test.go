@@ -77,7 +77,11 @@ func TestSamplingOptions(t *testing.T) {
 	if len(s[0]) != slices.Index(greedy[0], stopAt) {
 		t.Errorf("stop token %d: got %v from %v", stopAt, s[0], greedy[0])
 	}
-	// Repetition penalty changes a greedy run of a random model that repeats.
+	// Generation goes on past the context, as nanoGPT's does.
+	long, err := Tokens(m, p, Options{MaxTokens: m.Config.Context + 20}, nil)
+	if err != nil || len(long[0]) != m.Config.Context+20 {
+		t.Errorf("past the context: %d tokens, %v", len(long[0]), err)
+	}
 	if _, err := Tokens(m, [][]int{make([]int, m.Config.Context+1)}, Options{}, nil); err == nil {
 		t.Error("prompt longer than the context accepted")
 	}
