@@ -74,6 +74,10 @@ const (
 	// one per thread; maxPartsPerThread caps how many parts a thread gets.
 	partRows          = 256
 	maxPartsPerThread = 4
+	// Operands of minShared to maxShared values are packed once for all
+	// parts of a parallel call.
+	minShared = 1 << 14
+	maxShared = 1 << 23
 )
 
 func gemm(threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
@@ -107,11 +111,32 @@ func gemm(threads int, transA, transB bool, m, n, k int, alpha float32, a []floa
 		per := min(max(long/(workers*partRows), 1), maxPartsPerThread)
 		parts = min(workers*per, units)
 	}
-	call.parts = parts
+	call.parts, call.workers = parts, workers
 	if workers == 1 {
 		call.run(0, 1)
-	} else {
-		Parallel(workers, 1, call.fn)
+		putCall(call)
+		return
+	}
+	// When several parts need the same packed operand, the threads pack
+	// it together first, once.
+	if parts > 1 {
+		size := k * packedWidth(kern, n)
+		if call.splitN {
+			size = k * m
+		}
+		if size >= minShared && size <= maxShared {
+			call.preBuf = getPack()
+			call.preBuf.a = grow(call.preBuf.a, size)
+			call.pre = call.preBuf.a
+			call.packing = true
+			Parallel(workers, 1, call.fn)
+			call.packing = false
+		}
+	}
+	Parallel(workers, 1, call.fn)
+	if call.preBuf != nil {
+		putPack(call.preBuf)
+		call.preBuf, call.pre = nil, nil
 	}
 	putCall(call)
 }
@@ -166,9 +191,12 @@ type gemmCall struct {
 	alpha, beta    float32
 	a, b, c        []float32
 	lda, ldb, ldc  int
-	parts          int
+	parts, workers int
 	next           atomic.Int32 // next part to compute
 	splitN         bool
+	packing        bool             // run packs pre instead of computing parts
+	pre            []float32        // op(A) (splitN) or op(B) packed whole, or nil
+	preBuf         *packBuf         // holds pre
 	fn             func(lo, hi int) // call.run, bound once
 }
 
@@ -198,10 +226,29 @@ func putCall(c *gemmCall) {
 }
 
 // run computes parts of the call until none is left. Which thread computes
-// a part does not change its result.
-func (g *gemmCall) run(_, _ int) {
+// a part does not change its result. In the packing phase, thread lo packs
+// its share of the operand that all parts use.
+func (g *gemmCall) run(lo, hi int) {
+	if g.packing {
+		for w := lo; w < hi; w++ {
+			if g.splitN {
+				prepackA(g.pre, g.kern, g.transA, g.a, g.lda, g.m, g.k, w, g.workers)
+			} else {
+				prepackB(g.pre, g.kern, g.transB, g.b, g.ldb, g.n, g.k, w, g.workers)
+			}
+		}
+		return
+	}
 	buf := getPack()
 	defer putPack(buf)
+	var preA, preB []float32
+	if g.pre != nil {
+		if g.splitN {
+			preA = g.pre
+		} else {
+			preB = g.pre
+		}
+	}
 	for {
 		part := int(g.next.Add(1)) - 1
 		if part >= g.parts {
@@ -231,7 +278,7 @@ func (g *gemmCall) run(_, _ int) {
 		} else {
 			b = g.b[j0:]
 		}
-		gemmBlocked(g.kern, buf, g.transA, g.transB, i1-i0, j1-j0, g.k, g.alpha, a, g.lda, b, g.ldb, g.beta, g.c[i0*g.ldc+j0:], g.ldc)
+		gemmBlocked(g.kern, buf, g.transA, g.transB, i1-i0, j1-j0, g.k, g.alpha, a, g.lda, b, g.ldb, g.beta, g.c[i0*g.ldc+j0:], g.ldc, preA, preB)
 	}
 }
 
@@ -273,11 +320,13 @@ func grow(s []float32, n int) []float32 {
 // order), A into packed blocks of kern.mc rows, B into packed blocks of
 // kern.nc columns, and each pair of micro-panels goes to the micro-kernel.
 // Rows are dealt into tiles of near-equal height so no thin tail tile runs
-// a starved kernel.
-func gemmBlocked(kern *gemmKernel, buf *packBuf, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+// a starved kernel. preA or preB, when not nil, hold op(A) or op(B) packed
+// whole by prepackA or prepackB.
+func gemmBlocked(kern *gemmKernel, buf *packBuf, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int, preA, preB []float32) {
 	kcb := blockSize(k, kern.kc, 1)
 	mcb := blockSize(m, kern.mc, kern.mr)
 	ncb := kern.nc
+	npad := packedWidth(kern, n)
 	for pc := 0; pc < k; pc += kcb {
 		kc := min(kcb, k-pc)
 		bet := beta
@@ -287,25 +336,83 @@ func gemmBlocked(kern *gemmKernel, buf *packBuf, transA, transB bool, m, n, k in
 		for ic := 0; ic < m; ic += mcb {
 			mc := min(mcb, m-ic)
 			ntile := (mc + kern.mr - 1) / kern.mr
-			buf.a = grow(buf.a, mc*kc)
-			packA(buf.a, transA, a, lda, ic, pc, mc, kc, ntile)
+			var pa []float32
+			if preA != nil {
+				pa = preA[pc*m+ic*kc : pc*m+(ic+mc)*kc]
+			} else {
+				buf.a = grow(buf.a, mc*kc)
+				pa = buf.a
+				packA(pa, transA, a, lda, ic, pc, mc, kc, ntile)
+			}
 			for jc := 0; jc < n; jc += ncb {
 				nc := min(ncb, n-jc)
-				buf.b = grow(buf.b, kc*roundUp(nc, kern.vec))
-				packB(buf.b, transB, b, ldb, pc, jc, kc, nc, kern.nr, kern.vec)
+				var pb []float32
+				if preB != nil {
+					pb = preB[pc*npad+jc*kc : pc*npad+jc*kc+kc*packedWidth(kern, nc)]
+				} else {
+					buf.b = grow(buf.b, kc*packedWidth(kern, nc))
+					pb = buf.b
+					packB(pb, transB, b, ldb, pc, jc, kc, nc, kern.nr, kern.vec)
+				}
 				for t := 0; t < ntile; t++ {
 					r0, r1 := t*mc/ntile, (t+1)*mc/ntile
-					ap := buf.a[r0*kc : r1*kc]
+					ap := pa[r0*kc : r1*kc]
 					crow := c[(ic+r0)*ldc+jc:]
 					bo := 0
 					for j := 0; j < nc; j += kern.nr {
 						nr := min(kern.nr, nc-j)
 						w := roundUp(nr, kern.vec)
-						kern.compute(kc, ap, buf.b[bo:bo+kc*w], crow[j:], ldc, r1-r0, nr, alpha, bet)
+						kern.compute(kc, ap, pb[bo:bo+kc*w], crow[j:], ldc, r1-r0, nr, alpha, bet)
 						bo += kc * w
 					}
 				}
 			}
+		}
+	}
+}
+
+// packedWidth is the width of n columns of B packed into panels: whole
+// panels of kern.nr, the last one padded to whole vectors.
+func packedWidth(kern *gemmKernel, n int) int {
+	return n/kern.nr*kern.nr + roundUp(n%kern.nr, kern.vec)
+}
+
+// prepackA packs the blocks of op(A) that gemmBlocked visits, for all of
+// its m rows, into dst: block (pc, ic) starts at pc*m + ic*kc. Only blocks
+// u with u%step == first are packed, so that several goroutines can share
+// the work.
+func prepackA(dst []float32, kern *gemmKernel, transA bool, a []float32, lda, m, k, first, step int) {
+	kcb := blockSize(k, kern.kc, 1)
+	mcb := blockSize(m, kern.mc, kern.mr)
+	u := 0
+	for pc := 0; pc < k; pc += kcb {
+		kc := min(kcb, k-pc)
+		for ic := 0; ic < m; ic += mcb {
+			if u%step == first {
+				mc := min(mcb, m-ic)
+				packA(dst[pc*m+ic*kc:pc*m+(ic+mc)*kc], transA, a, lda, ic, pc, mc, kc, (mc+kern.mr-1)/kern.mr)
+			}
+			u++
+		}
+	}
+}
+
+// prepackB packs the blocks of op(B) that gemmBlocked visits, for all of
+// its n columns, into dst: block (pc, jc) starts at pc*packedWidth(n) +
+// jc*kc. Blocks are shared out as in prepackA.
+func prepackB(dst []float32, kern *gemmKernel, transB bool, b []float32, ldb, n, k, first, step int) {
+	kcb := blockSize(k, kern.kc, 1)
+	npad := packedWidth(kern, n)
+	u := 0
+	for pc := 0; pc < k; pc += kcb {
+		kc := min(kcb, k-pc)
+		for jc := 0; jc < n; jc += kern.nc {
+			if u%step == first {
+				nc := min(kern.nc, n-jc)
+				o := pc*npad + jc*kc
+				packB(dst[o:o+kc*packedWidth(kern, nc)], transB, b, ldb, pc, jc, kc, nc, kern.nr, kern.vec)
+			}
+			u++
 		}
 	}
 }
