@@ -21,6 +21,7 @@ type testServer struct {
 	*httptest.Server
 	srv   *Server
 	store *store.Store
+	dsn   string
 }
 
 func newTestServer(t *testing.T, o Options, eo EngineOptions) *testServer {
@@ -35,7 +36,8 @@ func newTestServer(t *testing.T, o Options, eo EngineOptions) *testServer {
 		t.Cleanup(e.Close)
 		engines = append(engines, e)
 	}
-	st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "labels.db"))
+	dsn := "sqlite:" + filepath.Join(t.TempDir(), "labels.db")
+	st, err := store.Open(context.Background(), dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +48,7 @@ func newTestServer(t *testing.T, o Options, eo EngineOptions) *testServer {
 	srv := New(engines, st, o)
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
-	return &testServer{ts, srv, st}
+	return &testServer{ts, srv, st, dsn}
 }
 
 // do sends a request and returns the status and the body.

@@ -1,0 +1,52 @@
+// Drives `golem serve` with the official openai package: node openai.mjs BASE_URL MODEL
+import assert from "node:assert/strict";
+import OpenAI from "openai";
+
+const [base, model] = process.argv.slice(2);
+const client = new OpenAI({ baseURL: base + "/v1", apiKey: process.env.GOLEM_API_KEY || "unused", maxRetries: 0 });
+
+const models = await client.models.list();
+assert.ok(models.data.some((m) => m.id === model), "models.list has " + model);
+
+const msgs = [{ role: "system", content: "You are terse." }, { role: "user", content: "Say hello." }];
+const whole = await client.chat.completions.create({ model, messages: msgs, max_tokens: 16, temperature: 0.7, seed: 7, n: 2 });
+assert.equal(whole.object, "chat.completion");
+assert.equal(whole.choices.length, 2);
+assert.equal(whole.choices[0].message.role, "assistant");
+assert.equal(typeof whole.choices[0].message.content, "string");
+assert.ok(["stop", "length"].includes(whole.choices[0].finish_reason));
+assert.ok(whole.usage.prompt_tokens > 0 && whole.usage.completion_tokens > 0);
+assert.equal(whole.usage.total_tokens, whole.usage.prompt_tokens + whole.usage.completion_tokens);
+
+// Streaming, greedy: the deltas add up to the non-streamed greedy answer.
+const greedy = await client.chat.completions.create({ model, messages: msgs, max_tokens: 12, temperature: 0 });
+const stream = await client.chat.completions.create({ model, messages: msgs, max_tokens: 12, temperature: 0, stream: true, stream_options: { include_usage: true } });
+let text = "", chunks = 0, usage = null, finish = null;
+for await (const chunk of stream) {
+  chunks++;
+  if (chunk.usage) usage = chunk.usage;
+  for (const c of chunk.choices) {
+    text += c.delta?.content ?? "";
+    if (c.finish_reason) finish = c.finish_reason;
+  }
+}
+assert.ok(chunks >= 2, "several chunks");
+assert.equal(text, greedy.choices[0].message.content);
+assert.equal(finish, greedy.choices[0].finish_reason);
+assert.equal(usage.completion_tokens, greedy.usage.completion_tokens);
+
+// Legacy completions, streamed and not, with a stop string.
+const comp = await client.completions.create({ model, prompt: "Once upon a time", max_tokens: 8, temperature: 0 });
+assert.equal(comp.object, "text_completion");
+let ctext = "";
+for await (const chunk of await client.completions.create({ model, prompt: "Once upon a time", max_tokens: 8, temperature: 0, stream: true })) {
+  ctext += chunk.choices[0]?.text ?? "";
+}
+assert.equal(ctext, comp.choices[0].text);
+
+// Errors arrive as the client's typed errors.
+await assert.rejects(client.chat.completions.create({ model: "no-such-model", messages: msgs }), (e) => e instanceof OpenAI.NotFoundError && e.status === 404);
+await assert.rejects(client.chat.completions.create({ model, messages: msgs, temperature: 9 }), (e) => e instanceof OpenAI.BadRequestError && /temperature/.test(e.message));
+await assert.rejects(client.chat.completions.create({ model, messages: msgs, max_tokens: 1e6 }), (e) => e.status === 400 && e.code === "context_length_exceeded");
+
+console.log(JSON.stringify({ ok: true, streamed: text, chunks }));

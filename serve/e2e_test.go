@@ -1,0 +1,151 @@
+package serve
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golem-ml/golem/store"
+)
+
+// needNode returns the node binary when it and the e2e packages are
+// installed (.ci/e2e-deps.sh). Without them the test is skipped, except
+// under CI=true, where it fails.
+func needNode(t *testing.T, packages ...string) string {
+	t.Helper()
+	missing := func(what string) {
+		msg := what + " is missing: run .ci/e2e-deps.sh (installs nodejs, npm, chromium and the npm packages of serve/e2e)"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		missing("node")
+	}
+	for _, p := range packages {
+		if _, err := os.Stat(filepath.Join("e2e", "node_modules", p, "package.json")); err != nil {
+			missing("the npm package " + p)
+		}
+	}
+	return node
+}
+
+// runNode runs an e2e script and returns its output.
+func runNode(t *testing.T, node, script string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, append([]string{script}, args...)...)
+	cmd.Dir = "e2e"
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("node %s: %v\n%s", script, err, out.String())
+	}
+	t.Logf("node %s: %s", script, strings.TrimSpace(out.String()))
+	return out.String()
+}
+
+// The official openai package, streaming and not, against golem serve.
+func TestOpenAIClient(t *testing.T) {
+	node := needNode(t, "openai")
+	ts := newTestServer(t, Options{}, EngineOptions{})
+	out := runNode(t, node, "openai.mjs", ts.URL, "tiny-llama")
+	if !strings.Contains(out, `"ok":true`) {
+		t.Fatal(out)
+	}
+}
+
+// The official ollama package, streaming and not, against golem serve.
+func TestOllamaClient(t *testing.T) {
+	node := needNode(t, "ollama")
+	ts := newTestServer(t, Options{}, EngineOptions{})
+	out := runNode(t, node, "ollama.mjs", ts.URL, "tiny-llama")
+	if !strings.Contains(out, `"ok":true`) {
+		t.Fatal(out)
+	}
+}
+
+// A real browser logs in, writes a demonstration, ranks four answers and
+// compares two; the rows are then in the database and in the export.
+func TestBrowserAnnotation(t *testing.T) {
+	node := needNode(t, "playwright-core")
+	chromium := os.Getenv("CHROMIUM")
+	if chromium == "" {
+		chromium = "/usr/bin/chromium"
+	}
+	if _, err := os.Stat(chromium); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s missing: run .ci/e2e-deps.sh", chromium)
+		}
+		t.Skipf("%s missing: run .ci/e2e-deps.sh", chromium)
+	}
+	ts := newTestServer(t, Options{}, EngineOptions{})
+	ctx := context.Background()
+	if _, err := EnsureAdmin(ctx, ts.store, "admin-password"); err != nil {
+		t.Fatal(err)
+	}
+	carol, err := ts.store.CreateUser(ctx, store.NewUser{Username: "carol", Password: "carol-password"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prompts := `{"prompt": "<b>bold?</b> <img src=x onerror=alert(1)>"}` + "\n" +
+		`{"messages": [{"role": "system", "content": "Be kind."}, {"role": "user", "content": "Name a color."}]}` + "\n"
+	if _, err := ts.store.ImportPrompts(ctx, strings.NewReader(prompts), store.ImportOptions{Name: "p.jsonl"}); err != nil {
+		t.Fatal(err)
+	}
+	runNode(t, node, "browser.mjs", ts.URL, "carol", "carol-password")
+
+	l, err := ts.store.ListByAnnotator(ctx, carol.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const demo = "Hello! I am golem's demonstration, written in a real browser."
+	if len(l.Demonstrations) != 1 || l.Demonstrations[0].Response != demo {
+		t.Fatalf("demonstrations in the store: %+v", l.Demonstrations)
+	}
+	if len(l.Rankings) != 2 {
+		t.Fatalf("%d rankings in the store, want 2", len(l.Rankings))
+	}
+	rk := l.Rankings[0]
+	if rk.K() != 4 || !slices.Equal(rk.Order, []int{1, 0, 3, 2}) || !slices.Equal(rk.Responses[2].Flags, []string{"incorrect", "harmful"}) {
+		t.Fatalf("ranking in the store: order %v, flags %v", rk.Order, rk.Responses[2].Flags)
+	}
+	if l.Rankings[1].K() != 2 || !slices.Equal(l.Rankings[1].Order, []int{1, 0}) {
+		t.Fatalf("comparison in the store: %+v", l.Rankings[1])
+	}
+	// golem export's output holds them.
+	dir := t.TempDir()
+	for kind, want := range map[store.ExportKind]string{
+		store.ExportSFT:         demo,
+		store.ExportRankings:    `"ranking":[1,0,3,2]`,
+		store.ExportPreferences: rk.Responses[1].Content[:min(8, len(rk.Responses[1].Content))],
+	} {
+		path := filepath.Join(dir, string(kind)+".jsonl")
+		n, err := store.ExportFile(ctx, ts.dsn, kind, path) // what golem export runs
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := os.ReadFile(path)
+		if n == 0 || !strings.Contains(string(b), jsonText(want)) {
+			t.Errorf("export %s: %d lines without %q:\n%s", kind, n, want, b)
+		}
+	}
+}
+
+// jsonText returns s as it appears inside a JSON string (quotes are left
+// alone when s is already JSON).
+func jsonText(s string) string {
+	if strings.HasPrefix(s, `"`) {
+		return s
+	}
+	return strings.NewReplacer(`"`, `\"`, "\n", `\n`).Replace(s)
+}
