@@ -1,0 +1,246 @@
+package eval
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"html"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Report is a report card: a summary table, sections of text and tables,
+// line plots, and the data behind them. Write renders it as report.md,
+// report.html (plots as PNG images golem draws itself, in plots/) and
+// report.json.
+type Report struct {
+	Title    string
+	Intro    string // a paragraph
+	Summary  Table  // the table printed last on the terminal
+	Sections []Section
+	Plots    []Plot
+	Data     any // written as report.json
+}
+
+// Table is a table of text cells.
+type Table struct {
+	Header []string
+	Rows   [][]string
+}
+
+// Section is a titled part of the report.
+type Section struct {
+	Title string
+	Text  string // paragraphs separated by blank lines
+	Table *Table
+	Code  string // preformatted text
+}
+
+// Plot is a line plot of one or more series.
+type Plot struct {
+	Name   string // file name without extension
+	Title  string
+	XLabel string
+	YLabel string
+	Series []Series
+}
+
+// Series is one line of a plot.
+type Series struct {
+	Name string
+	X, Y []float64
+}
+
+// Write writes report.md, report.html, report.json and plots/*.png into
+// dir.
+func (r *Report) Write(dir string) error {
+	if err := os.MkdirAll(filepath.Join(dir, "plots"), 0o755); err != nil {
+		return err
+	}
+	for _, p := range r.Plots {
+		var b bytes.Buffer
+		if err := p.PNG(&b, 720, 360); err != nil {
+			return fmt.Errorf("eval: plot %s: %w", p.Name, err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "plots", p.Name+".png"), b.Bytes(), 0o644); err != nil {
+			return err
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "report.md"), []byte(r.Markdown()), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "report.html"), []byte(r.HTML()), 0o644); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(r.Data, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "report.json"), append(b, '\n'), 0o644)
+}
+
+// Text renders a table with aligned columns for a terminal.
+func (t Table) Text() string {
+	w := make([]int, len(t.Header))
+	for i, h := range t.Header {
+		w[i] = len([]rune(h))
+	}
+	for _, r := range t.Rows {
+		for i, c := range r {
+			if i < len(w) {
+				w[i] = max(w[i], len([]rune(c)))
+			}
+		}
+	}
+	var b strings.Builder
+	line := func(cells []string) {
+		for i, c := range cells {
+			if i >= len(w) {
+				break
+			}
+			if i > 0 {
+				b.WriteString("  ")
+			}
+			pad := w[i] - len([]rune(c))
+			if i == 0 {
+				b.WriteString(c + strings.Repeat(" ", pad))
+			} else {
+				b.WriteString(strings.Repeat(" ", pad) + c)
+			}
+		}
+		b.WriteString("\n")
+	}
+	line(t.Header)
+	sep := make([]string, len(w))
+	for i := range w {
+		sep[i] = strings.Repeat("-", w[i])
+	}
+	line(sep)
+	for _, r := range t.Rows {
+		line(r)
+	}
+	return b.String()
+}
+
+func (t Table) markdown() string {
+	if len(t.Header) == 0 {
+		return ""
+	}
+	esc := func(s string) string { return strings.ReplaceAll(strings.ReplaceAll(s, "|", `\|`), "\n", " ") }
+	var b strings.Builder
+	row := func(cells []string) {
+		b.WriteString("|")
+		for _, c := range cells {
+			b.WriteString(" " + esc(c) + " |")
+		}
+		b.WriteString("\n")
+	}
+	row(t.Header)
+	b.WriteString("|" + strings.Repeat(" --- |", len(t.Header)) + "\n")
+	for _, r := range t.Rows {
+		row(r)
+	}
+	return b.String()
+}
+
+func (t Table) html() string {
+	if len(t.Header) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("<table>\n<tr>")
+	for _, h := range t.Header {
+		b.WriteString("<th>" + html.EscapeString(h) + "</th>")
+	}
+	b.WriteString("</tr>\n")
+	for _, r := range t.Rows {
+		b.WriteString("<tr>")
+		for _, c := range r {
+			b.WriteString("<td>" + html.EscapeString(c) + "</td>")
+		}
+		b.WriteString("</tr>\n")
+	}
+	b.WriteString("</table>\n")
+	return b.String()
+}
+
+// Markdown renders the report as Markdown.
+func (r *Report) Markdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# %s\n\n", r.Title)
+	if r.Intro != "" {
+		b.WriteString(r.Intro + "\n\n")
+	}
+	b.WriteString(r.Summary.markdown() + "\n")
+	for _, s := range r.Sections {
+		fmt.Fprintf(&b, "## %s\n\n", s.Title)
+		if s.Text != "" {
+			b.WriteString(s.Text + "\n\n")
+		}
+		if s.Table != nil {
+			b.WriteString(s.Table.markdown() + "\n")
+		}
+		if s.Code != "" {
+			b.WriteString("```\n" + s.Code + "\n```\n\n")
+		}
+	}
+	if len(r.Plots) > 0 {
+		b.WriteString("## Training curves\n\n")
+		for _, p := range r.Plots {
+			fmt.Fprintf(&b, "![%s](plots/%s.png)\n\n%s\n\n", p.Title, p.Name, p.legend(false))
+		}
+	}
+	return b.String()
+}
+
+// HTML renders the report as one HTML page.
+func (r *Report) HTML() string {
+	var b strings.Builder
+	e := html.EscapeString
+	fmt.Fprintf(&b, "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>%s</title>\n<style>body{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:right}td:first-child,th:first-child{text-align:left}pre{background:#f6f6f6;padding:1em;overflow:auto}.sw{display:inline-block;width:1em;height:.6em;margin:0 .3em 0 1em}</style></head><body>\n", e(r.Title))
+	fmt.Fprintf(&b, "<h1>%s</h1>\n", e(r.Title))
+	if r.Intro != "" {
+		fmt.Fprintf(&b, "<p>%s</p>\n", e(r.Intro))
+	}
+	b.WriteString(r.Summary.html())
+	for _, s := range r.Sections {
+		fmt.Fprintf(&b, "<h2>%s</h2>\n", e(s.Title))
+		for _, para := range strings.Split(s.Text, "\n\n") {
+			if strings.TrimSpace(para) != "" {
+				fmt.Fprintf(&b, "<p>%s</p>\n", e(para))
+			}
+		}
+		if s.Table != nil {
+			b.WriteString(s.Table.html())
+		}
+		if s.Code != "" {
+			fmt.Fprintf(&b, "<pre>%s</pre>\n", e(s.Code))
+		}
+	}
+	if len(r.Plots) > 0 {
+		b.WriteString("<h2>Training curves</h2>\n")
+		for _, p := range r.Plots {
+			fmt.Fprintf(&b, "<figure><img src=\"plots/%s.png\" alt=\"%s\" width=\"720\"><figcaption>%s</figcaption></figure>\n", e(p.Name), e(p.Title), p.legend(true))
+		}
+	}
+	b.WriteString("</body></html>\n")
+	return b.String()
+}
+
+func (p *Plot) legend(htmlOut bool) string {
+	var parts []string
+	for i, s := range p.Series {
+		c := palette[i%len(palette)]
+		if htmlOut {
+			parts = append(parts, fmt.Sprintf("<span class=\"sw\" style=\"background:#%02x%02x%02x\"></span>%s", c.R, c.G, c.B, html.EscapeString(s.Name)))
+		} else {
+			parts = append(parts, fmt.Sprintf("%s (%s)", s.Name, colorNames[i%len(colorNames)]))
+		}
+	}
+	axes := fmt.Sprintf("x: %s, y: %s", p.XLabel, p.YLabel)
+	if htmlOut {
+		return "<b>" + html.EscapeString(p.Title) + "</b> (" + html.EscapeString(axes) + ")" + strings.Join(parts, "")
+	}
+	return "**" + p.Title + "** (" + axes + "): " + strings.Join(parts, ", ")
+}

@@ -1,0 +1,118 @@
+package eval
+
+import (
+	"fmt"
+
+	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/tensor"
+	"github.com/golem-ml/golem/tokenizer"
+)
+
+// renderAnswer renders a prompt and an assistant answer with the chat
+// template and returns the tokens up to the <|im_end|> closing the answer
+// (cut to ctx tokens) and where the answer starts.
+func renderAnswer(tok *tokenizer.Tokenizer, prompt []tokenizer.Message, answer string, ctx int) ([]int, int, error) {
+	p, _, err := tok.RenderChat(prompt, true)
+	if err != nil {
+		return nil, 0, err
+	}
+	msgs := append(append([]tokenizer.Message{}, prompt...), tokenizer.Message{Role: "assistant", Content: answer})
+	ids, _, err := tok.RenderChat(msgs, false)
+	if err != nil {
+		return nil, 0, err
+	}
+	end, _ := tok.SpecialID(tokenizer.ImEnd)
+	for len(ids) > 0 && ids[len(ids)-1] != end {
+		ids = ids[:len(ids)-1]
+	}
+	if len(ids) > ctx {
+		ids = ids[:ctx]
+	}
+	return ids, min(len(p), len(ids)-1), nil
+}
+
+// Rewards scores each answer to its prompt with a reward model (read at
+// the answer's closing <|im_end|>).
+func Rewards(rm *gpt.Scorer, tok *tokenizer.Tokenizer, prompts [][]tokenizer.Message, answers []string) ([]float64, error) {
+	if len(prompts) != len(answers) {
+		return nil, fmt.Errorf("eval: %d prompts, %d answers", len(prompts), len(answers))
+	}
+	seqs := make([][]int, len(prompts))
+	for i := range prompts {
+		ids, _, err := renderAnswer(tok, prompts[i], answers[i], rm.Config.Context)
+		if err != nil {
+			return nil, fmt.Errorf("eval: answer %d: %w", i+1, err)
+		}
+		seqs[i] = ids
+	}
+	return rm.ScoreSequences(seqs, 16)
+}
+
+// WinRate is the share of prompts on which the reward model scores answer
+// a above answer b (a tie counts half): the reward-model win rate of one
+// policy against another.
+func WinRate(rm *gpt.Scorer, tok *tokenizer.Tokenizer, prompts [][]tokenizer.Message, a, b []string) (float64, error) {
+	ra, err := Rewards(rm, tok, prompts, a)
+	if err != nil {
+		return 0, err
+	}
+	rb, err := Rewards(rm, tok, prompts, b)
+	if err != nil {
+		return 0, err
+	}
+	if len(ra) == 0 {
+		return 0, fmt.Errorf("eval: no answers to compare")
+	}
+	w := 0.0
+	for i := range ra {
+		switch {
+		case ra[i] > rb[i]:
+			w++
+		case ra[i] == rb[i]:
+			w += 0.5
+		}
+	}
+	return w / float64(len(ra)), nil
+}
+
+// KL estimates KL(policy || ref) per answer: the mean over answers sampled
+// from the policy of the sum over their tokens of log policy - log ref.
+func KL(policy, ref *gpt.Model, tok *tokenizer.Tokenizer, prompts [][]tokenizer.Message, answers []string) (float64, error) {
+	if len(prompts) != len(answers) || len(answers) == 0 {
+		return 0, fmt.Errorf("eval: %d prompts, %d answers", len(prompts), len(answers))
+	}
+	ctx := min(policy.Config.Context, ref.Config.Context)
+	var sum float64
+	for i := range prompts {
+		ids, start, err := renderAnswer(tok, prompts[i], answers[i], ctx)
+		if err != nil {
+			return 0, fmt.Errorf("eval: answer %d: %w", i+1, err)
+		}
+		T := len(ids)
+		in := make([]int32, T)
+		tg := make([]int32, T)
+		for t := range ids {
+			in[t] = int32(ids[t])
+			tg[t] = -1
+			if t+1 < T && t+1 >= start {
+				tg[t] = int32(ids[t+1])
+			}
+		}
+		tensor.NoGrad(func() {
+			for k, m := range []*gpt.Model{policy, ref} {
+				lg := m.Logits(m.Forward(in, 1, T, gpt.Options{}))
+				lp := tensor.TokenLogProbs(tensor.Reshape(lg, T, m.Config.Vocab), tg)
+				s := 0.0
+				for _, v := range lp.Host() {
+					s += float64(v)
+				}
+				if k == 1 {
+					s = -s
+				}
+				sum += s
+				tensor.Release(lp)
+			}
+		})
+	}
+	return sum / float64(len(answers)), nil
+}
