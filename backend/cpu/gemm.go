@@ -101,7 +101,7 @@ func gemm(threads int, transA, transB bool, m, n, k int, alpha float32, a []floa
 	// so a thread the OS delays does not hold the others up; each part
 	// repacks op(B) (or op(A)), so parts stay at least partRows long.
 	parts, workers := 1, 1
-	if threads > 1 && 2*m*n*k >= minParallelFlops {
+	if threads > 1 && 2*float64(m)*float64(n)*float64(k) >= minParallelFlops {
 		call.splitN = n > m
 		long, units := m, m
 		if call.splitN {
@@ -151,7 +151,8 @@ func checkGemm(transA, transB bool, m, n, k int, a []float32, lda int, b []float
 		if ld < max(cols, 1) {
 			panic(fmt.Sprintf("cpu: Sgemm: ld%s=%d < %d columns", name, ld, cols))
 		}
-		if rows > 0 && cols > 0 && len(s) < (rows-1)*ld+cols {
+		// len(s) >= (rows-1)*ld + cols, without overflow.
+		if rows > 0 && cols > 0 && (len(s) < cols || (len(s)-cols)/ld < rows-1) {
 			panic(fmt.Sprintf("cpu: Sgemm: %s has %d values, a %dx%d matrix with stride %d needs %d", name, len(s), rows, cols, ld, (rows-1)*ld+cols))
 		}
 	}

@@ -274,6 +274,9 @@ func TestSgemmBadArgs(t *testing.T) {
 		{"small ldb", func() {
 			Sgemm(false, false, 2, 3, 2, 1, make([]float32, 4), 2, make([]float32, 6), 2, 0, make([]float32, 6), 3)
 		}},
+		{"huge stride", func() {
+			Sgemm(false, false, 3, 2, 2, 1, make([]float32, 6), 1<<62, make([]float32, 4), 2, 0, make([]float32, 6), 2)
+		}},
 		{"negative", func() { Sgemm(false, false, -1, 2, 2, 1, nil, 2, nil, 2, 0, nil, 2) }},
 	} {
 		func() {
