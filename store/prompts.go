@@ -132,23 +132,32 @@ func (s *Store) ImportPrompts(ctx context.Context, r io.Reader, opts ImportOptio
 		if err != nil {
 			return fmt.Errorf("store: %s: %w", name, err)
 		}
-		stmt, err := tx.PrepareContext(ctx, s.q(`INSERT INTO prompts (conversation, conversation_sha256, source, batch_id, created_at)
-			VALUES (?, ?, ?, ?, ?) ON CONFLICT (conversation_sha256) DO NOTHING`))
-		if err != nil {
-			return fmt.Errorf("store: %s: %w", name, err)
-		}
-		defer stmt.Close()
-		for _, p := range prompts {
-			conv, sum := encodeConversation(p.messages)
-			res, err := stmt.ExecContext(ctx, conv, sum, p.source, b.ID, b.CreatedAt)
+		// Many rows per INSERT: one round trip per 100 prompts.
+		const chunk = 100
+		for start := 0; start < len(prompts); start += chunk {
+			rows := prompts[start:min(start+chunk, len(prompts))]
+			var q strings.Builder
+			q.WriteString(`INSERT INTO prompts (conversation, conversation_sha256, source, batch_id, created_at) VALUES `)
+			args := make([]any, 0, 5*len(rows))
+			for i, p := range rows {
+				if i > 0 {
+					q.WriteString(", ")
+				}
+				q.WriteString("(?, ?, ?, ?, ?)")
+				conv, sum := encodeConversation(p.messages)
+				args = append(args, conv, sum, p.source, b.ID, b.CreatedAt)
+			}
+			q.WriteString(` ON CONFLICT (conversation_sha256) DO NOTHING`)
+			res, err := tx.ExecContext(ctx, s.q(q.String()), args...)
 			if err != nil {
-				return fmt.Errorf("store: %s line %d: %w", name, p.line, err)
+				return fmt.Errorf("store: %s lines %d-%d: %w", name, rows[0].line, rows[len(rows)-1].line, err)
 			}
-			if n, _ := res.RowsAffected(); n == 1 {
-				b.Added++
-			} else {
-				b.Skipped++
+			n, err := res.RowsAffected()
+			if err != nil {
+				return fmt.Errorf("store: %s: %w", name, err)
 			}
+			b.Added += int(n)
+			b.Skipped += len(rows) - int(n)
 		}
 		_, err = tx.ExecContext(ctx, s.q(`UPDATE import_batches SET added = ?, skipped = ? WHERE id = ?`), b.Added, b.Skipped, b.ID)
 		if err != nil {
@@ -384,10 +393,21 @@ func (s *Store) NextPrompt(ctx context.Context, annotatorID int64, task Task) (P
 	default:
 		return Prompt{}, invalidf("store: task %q is not %q, %q or %q", task, TaskDemonstrate, TaskRank, TaskCompare)
 	}
+	// The common case first: the oldest prompt nobody has labelled yet.
 	var p Prompt
-	err := scanPrompt(s.db.QueryRowContext(ctx, s.q(`SELECT `+promptColumns+` FROM prompts p
+	err := scanPrompt(s.db.QueryRowContext(ctx, `SELECT `+promptColumns+` FROM prompts p
+		WHERE NOT EXISTS (SELECT 1 FROM `+table+` l WHERE l.prompt_id = p.id)
+		ORDER BY p.id LIMIT 1`), &p)
+	if err == nil {
+		return p, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return Prompt{}, fmt.Errorf("store: next prompt: %w", err)
+	}
+	err = scanPrompt(s.db.QueryRowContext(ctx, s.q(`SELECT `+promptColumns+` FROM prompts p
+		LEFT JOIN (SELECT prompt_id, COUNT(*) AS n FROM `+table+` GROUP BY prompt_id) c ON c.prompt_id = p.id
 		WHERE NOT EXISTS (SELECT 1 FROM `+table+` l WHERE l.prompt_id = p.id AND l.annotator_id = ?)
-		ORDER BY (SELECT COUNT(*) FROM `+table+` l WHERE l.prompt_id = p.id), p.id
+		ORDER BY COALESCE(c.n, 0), p.id
 		LIMIT 1`), annotatorID), &p)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Prompt{}, fmt.Errorf("store: no prompt left to %s for annotator %d: %w", task, annotatorID, ErrNotFound)
