@@ -26,6 +26,12 @@ type testServer struct {
 
 func newTestServer(t *testing.T, o Options, eo EngineOptions) *testServer {
 	t.Helper()
+	return newTestServerOn(t, "sqlite:"+filepath.Join(t.TempDir(), "labels.db"), o, eo)
+}
+
+// newTestServerOn is newTestServer with the store dsn.
+func newTestServerOn(t *testing.T, dsn string, o Options, eo EngineOptions) *testServer {
+	t.Helper()
 	var engines []*Engine
 	for _, arch := range []string{"llama", "gpt2"} {
 		w, err := LoadWeights(tinyDir(t, arch))
@@ -36,7 +42,6 @@ func newTestServer(t *testing.T, o Options, eo EngineOptions) *testServer {
 		t.Cleanup(e.Close)
 		engines = append(engines, e)
 	}
-	dsn := "sqlite:" + filepath.Join(t.TempDir(), "labels.db")
 	st, err := store.Open(context.Background(), dsn)
 	if err != nil {
 		t.Fatal(err)
@@ -229,3 +234,13 @@ func TestDisconnectStopsGeneration(t *testing.T) {
 		t.Fatalf("after the client left: %+v", st)
 	}
 }
+
+func newJSONRequest(method, url string, body []byte) (*http.Request, error) {
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	if err == nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	return req, err
+}
+
+func readAll(resp *http.Response) ([]byte, error) { return io.ReadAll(resp.Body) }

@@ -86,7 +86,11 @@ func setupAnnotators(t *testing.T, ts *testServer) (admin, alice, bob *webClient
 }
 
 func TestWebAnnotationFlow(t *testing.T) {
-	ts := newTestServer(t, Options{}, EngineOptions{})
+	t.Run("sqlite", func(t *testing.T) { webAnnotationFlow(t, newTestServer(t, Options{}, EngineOptions{})) })
+	t.Run("postgres", func(t *testing.T) { webAnnotationFlow(t, newTestServerOn(t, postgresDSN(t), Options{}, EngineOptions{})) })
+}
+
+func webAnnotationFlow(t *testing.T, ts *testServer) {
 	admin, alice, bob := setupAnnotators(t, ts)
 
 	status, body := alice.call("GET", "/app/api/next?task=demonstrate", nil)
