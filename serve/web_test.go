@@ -87,7 +87,9 @@ func setupAnnotators(t *testing.T, ts *testServer) (admin, alice, bob *webClient
 
 func TestWebAnnotationFlow(t *testing.T) {
 	t.Run("sqlite", func(t *testing.T) { webAnnotationFlow(t, newTestServer(t, Options{}, EngineOptions{})) })
-	t.Run("postgres", func(t *testing.T) { webAnnotationFlow(t, newTestServerOn(t, postgresDSN(t), Options{}, EngineOptions{})) })
+	t.Run("postgres", func(t *testing.T) {
+		webAnnotationFlow(t, newTestServerOn(t, postgresDSN(t), Options{}, EngineOptions{}))
+	})
 }
 
 func webAnnotationFlow(t *testing.T, ts *testServer) {
