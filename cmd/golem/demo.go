@@ -1,0 +1,45 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"time"
+
+	"github.com/golem-ml/golem/backend/cpu"
+	"github.com/golem-ml/golem/train"
+)
+
+func init() {
+	register("demo", "the whole recipe on built-in data: pretrain, SFT, rankings, reward model, PPO, DPO, GRPO, report card", runDemo)
+}
+
+func runDemo(args []string) error {
+	fs := flag.NewFlagSet("demo", flag.ExitOnError)
+	out := fs.String("out", "", "folder for the models and the report (default: golem-demo-DATE-TIME)")
+	quick := fs.Bool("quick", false, "a few steps of each stage: checks that everything runs, in seconds")
+	seed := fs.Uint64("seed", 1, "random seed")
+	threads := fs.Int("threads", 0, "CPU threads (default: all cores)")
+	fs.Parse(args)
+	if *threads > 0 {
+		cpu.SetThreads(*threads)
+	}
+	if *out == "" {
+		*out = "golem-demo-" + time.Now().Format("20060102-150405")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	res, err := train.Demo(ctx, train.DemoOptions{Backend: cpu.New(), Out: *out, Quick: *quick, Seed: *seed})
+	if err != nil {
+		return err
+	}
+	card := train.DemoReport(res)
+	if err := card.Write(*out); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "\nreport card: %s/report.html, report.md, report.json\n\n", *out)
+	fmt.Print(card.Summary.Text())
+	return nil
+}

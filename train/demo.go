@@ -1,0 +1,551 @@
+package train
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/golem-ml/golem/backend"
+	"github.com/golem-ml/golem/data"
+	"github.com/golem-ml/golem/data/synth"
+	"github.com/golem-ml/golem/eval"
+	"github.com/golem-ml/golem/generate"
+	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/tokenizer"
+)
+
+// DemoOptions configures Demo.
+type DemoOptions struct {
+	Backend backend.Backend
+	Out     string // folder for every stage's model and the report data
+	Quick   bool   // a few steps of each stage (a smoke test, not a result)
+	Seed    uint64
+	Log     io.Writer
+}
+
+// DemoKinds are the built-in task kinds the demo trains and evaluates on:
+// ones a model of a million parameters learns in minutes, with answers
+// that programs check.
+var DemoKinds = []string{synth.KindFirstLetter, synth.KindCount, synth.KindSort, synth.KindRefusal, synth.KindReverse}
+
+// demoSizes are the demo's knobs.
+type demoSizes struct {
+	corpusBytes, vocab                int
+	layers, heads, hidden, ctx        int
+	pretrainSteps, pretrainBatch      int
+	sftTasks, sftSteps                int
+	rankPrompts, k                    int
+	rmSteps, ppoIters, dpoSteps       int
+	grpoSteps, evalTasks, maxTokens   int
+	rankHeldout                       int
+	ppoBatch, grpoPrompts, grpoGroups int
+}
+
+func sizes(quick bool) demoSizes {
+	if quick {
+		return demoSizes{corpusBytes: 60_000, vocab: 300, layers: 1, heads: 2, hidden: 32, ctx: 128,
+			pretrainSteps: 4, pretrainBatch: 4, sftTasks: 64, sftSteps: 4, rankPrompts: 16, k: 3, rankHeldout: 8,
+			rmSteps: 3, ppoIters: 1, dpoSteps: 3, grpoSteps: 2, evalTasks: 8, maxTokens: 24, ppoBatch: 4, grpoPrompts: 2, grpoGroups: 4}
+	}
+	return demoSizes{corpusBytes: 1_500_000, vocab: 1024, layers: 4, heads: 4, hidden: 128, ctx: 160,
+		pretrainSteps: 500, pretrainBatch: 16, sftTasks: 3000, sftSteps: 400, rankPrompts: 300, k: 4, rankHeldout: 80,
+		rmSteps: 150, ppoIters: 12, dpoSteps: 120, grpoSteps: 40, evalTasks: 200, maxTokens: 64, ppoBatch: 32, grpoPrompts: 4, grpoGroups: 8}
+}
+
+// DemoModel is one model's held-out evaluation.
+type DemoModel struct {
+	Name string `json:"name"`
+	Dir  string `json:"dir"`
+	synth.Result
+	RMReward   float64                 `json:"rm_reward"`            // mean reward-model score of its answers
+	WinRateSFT float64                 `json:"rm_win_rate_vs_sft"`   // reward-model win rate against the SFT model's answers
+	KL         float64                 `json:"kl_to_sft"`            // KL(model || SFT) per sampled answer, nats
+	ByKind     map[string]synth.Result `json:"by_kind"`              // task success per kind
+	Samples    []DemoSample            `json:"samples"`              // a few answers
+	Seconds    float64                 `json:"train_seconds"`        // time its stage took
+	Train      map[string]float64      `json:"train_final,omitempty"` // the stage's last logged metrics
+}
+
+// DemoSample is one held-out prompt and a model's answer.
+type DemoSample struct {
+	Prompt  string `json:"prompt"`
+	Answer  string `json:"answer"`
+	Correct bool   `json:"correct"`
+}
+
+// DemoResult is every number of a demo run.
+type DemoResult struct {
+	Quick         bool                            `json:"quick"`
+	Seconds       float64                         `json:"seconds"`
+	Parameters    int                             `json:"parameters"`
+	Kinds         []string                        `json:"kinds"`
+	HeldoutTasks  int                             `json:"heldout_tasks"`
+	Models        []DemoModel                     `json:"models"` // base, sft, ppo, dpo, grpo
+	RewardModel   RewardReport                    `json:"reward_model"`
+	RewardData    map[string]int                  `json:"reward_data"`
+	AnnotatorNote string                          `json:"annotator"`
+	Stages        []DemoStage                     `json:"stages"`
+	Curves        map[string][]map[string]float64 `json:"curves"` // each stage's metrics.jsonl
+	Checks        []DemoCheck                     `json:"checks"`
+}
+
+// DemoStage is how long a stage took.
+type DemoStage struct {
+	Name    string  `json:"name"`
+	Seconds float64 `json:"seconds"`
+}
+
+// DemoCheck is one of the claims the demo's numbers must support.
+type DemoCheck struct {
+	Claim string `json:"claim"`
+	Pass  bool   `json:"pass"`
+}
+
+// Model returns the named model's evaluation.
+func (r *DemoResult) Model(name string) *DemoModel {
+	for i := range r.Models {
+		if r.Models[i].Name == name {
+			return &r.Models[i]
+		}
+	}
+	return nil
+}
+
+// Demo runs the whole recipe on built-in data: a BPE tokenizer and a small
+// GPT pretrained on the built-in corpus, SFT on demonstrations of the
+// built-in tasks, K sampled answers per prompt ranked by a simulated
+// annotator (10% noise), a reward model, PPO, and DPO and GRPO from the
+// same SFT model for comparison; then every model answers held-out
+// prompts. Models go in o.Out/{base,sft,reward,ppo,dpo,grpo}.
+func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
+	if o.Log == nil {
+		o.Log = os.Stderr
+	}
+	if o.Seed == 0 {
+		o.Seed = 1
+	}
+	sz := sizes(o.Quick)
+	begin := time.Now()
+	res := &DemoResult{Quick: o.Quick, Kinds: DemoKinds, Curves: map[string][]map[string]float64{},
+		AnnotatorNote: "rankings come from synth.Annotator, a simulated annotator (a program that ranks by correctness, then format, then brevity) that swaps each adjacent pair with probability 0.1; it stands in for people"}
+	dir := func(s string) string { return filepath.Join(o.Out, s) }
+	if err := os.MkdirAll(dir("data"), 0o755); err != nil {
+		return nil, err
+	}
+	total := 8
+	n := 0
+	stage := func(name, what string) func() {
+		n++
+		fmt.Fprintf(o.Log, "\n[%d/%d] %s: %s\n", n, total, name, what)
+		t0 := time.Now()
+		return func() {
+			s := time.Since(t0).Seconds()
+			res.Stages = append(res.Stages, DemoStage{Name: name, Seconds: s})
+			fmt.Fprintf(o.Log, "[%d/%d] %s done in %.0fs (%.0fs so far)\n", n, total, name, s, time.Since(begin).Seconds())
+		}
+	}
+	quiet := o.Quick
+	seed := int64(o.Seed)
+
+	// 1. Tokenizer and pretraining.
+	done := stage("pretrain", "a byte-level BPE tokenizer and a small GPT on golem's built-in corpus")
+	var corpus bytes.Buffer
+	if err := synth.WriteCorpus(&corpus, synth.CorpusOptions{Seed: seed, Bytes: sz.corpusBytes}); err != nil {
+		return nil, err
+	}
+	corpusPath := dir("data/corpus.txt")
+	if err := os.WriteFile(corpusPath, corpus.Bytes(), 0o644); err != nil {
+		return nil, err
+	}
+	p := Presets()["baby"]
+	p.Model.Layers, p.Model.Heads, p.Model.KVHeads, p.Model.Hidden, p.Model.Intermediate = sz.layers, sz.heads, sz.heads, sz.hidden, 4*sz.hidden
+	p.Model.Context, p.Block, p.Batch, p.EvalIters = sz.ctx, sz.ctx, sz.pretrainBatch, 4
+	p.Loop = Config{Steps: sz.pretrainSteps, LR: 2e-3, Warmup: min(50, sz.pretrainSteps/10), Beta2: 0.99, WeightDecay: 0.1, Clip: 1,
+		Seed: o.Seed, Out: dir("base"), Quiet: quiet, Progress: o.Log}
+	pre, err := Pretrain(ctx, PretrainOptions{Backend: o.Backend, Data: []string{corpusPath}, VocabSize: sz.vocab, Preset: p,
+		CacheDir: dir("cache"), Log: o.Log})
+	if err != nil {
+		return nil, fmt.Errorf("demo: pretrain: %w", err)
+	}
+	done()
+
+	// 2. SFT on demonstrations.
+	done = stage("sft", "instruction tuning on demonstrations of the built-in tasks")
+	trainTasks, err := synth.Tasks(synth.TaskOptions{Seed: seed, N: sz.sftTasks, Kinds: DemoKinds})
+	if err != nil {
+		return nil, err
+	}
+	heldout, err := synth.Tasks(synth.TaskOptions{Seed: seed + 1, N: sz.evalTasks, Kinds: DemoKinds, Split: synth.SplitHeldout})
+	if err != nil {
+		return nil, err
+	}
+	res.HeldoutTasks = len(heldout)
+	if err := writeFileWith(dir("data/sft.jsonl"), func(w io.Writer) error { return synth.WriteSFT(w, trainTasks) }); err != nil {
+		return nil, err
+	}
+	if err := writeFileWith(dir("data/sft_heldout.jsonl"), func(w io.Writer) error { return synth.WriteSFT(w, heldout) }); err != nil {
+		return nil, err
+	}
+	sft, err := SFT(ctx, SFTOptions{Backend: o.Backend, Model: dir("base"), Data: []string{dir("data/sft.jsonl")}, Eval: []string{dir("data/sft_heldout.jsonl")},
+		Batch: 16, Loop: Config{Steps: sz.sftSteps, LR: 1e-3, Warmup: min(20, sz.sftSteps/10), Clip: 1, Seed: o.Seed, Out: dir("sft"), Quiet: quiet, Progress: o.Log}, Log: o.Log})
+	if err != nil {
+		return nil, fmt.Errorf("demo: sft: %w", err)
+	}
+	done()
+
+	// 3. Sample K answers per prompt; the simulated annotator ranks them.
+	done = stage("rank", fmt.Sprintf("the SFT model answers %d prompts %d times; a simulated annotator ranks the answers (10%% noise)", sz.rankPrompts+sz.rankHeldout, sz.k))
+	policy, tok, err := loadPolicy(o.Backend, dir("sft"), "demo")
+	if err != nil {
+		return nil, err
+	}
+	res.Parameters = countParams(policy)
+	an := synth.Annotator{Noise: 0.1, Seed: seed}
+	rankTrain, rankVal := trainTasks[:min(sz.rankPrompts, len(trainTasks))], heldout[:min(sz.rankHeldout, len(heldout))]
+	rank := func(tasks []synth.Task, salt uint64) ([]data.Example, []synth.Ranked, error) {
+		ans, err := sampleAnswers(policy, tok, tasks, sz.k, sz.maxTokens, 1, o.Seed*1000+salt)
+		if err != nil {
+			return nil, nil, err
+		}
+		var ex []data.Example
+		var rs []synth.Ranked
+		for i, tk := range tasks {
+			r := an.RankAll(tk, ans[i])
+			if len(r.Completions) < 2 {
+				continue
+			}
+			rs = append(rs, r)
+			e := data.Example{Kind: data.Ranking, Prompt: r.Prompt, Ranking: r.Ranking, Source: "demo:" + tk.Key}
+			for _, c := range r.Completions {
+				e.Completions = append(e.Completions, []data.Message{{Role: "assistant", Content: c}})
+			}
+			ex = append(ex, e)
+		}
+		return ex, rs, nil
+	}
+	rkTrain, rsTrain, err := rank(rankTrain, 1)
+	if err != nil {
+		return nil, err
+	}
+	rkVal, rsVal, err := rank(rankVal, 2)
+	if err != nil {
+		return nil, err
+	}
+	if len(rkTrain) == 0 || len(rkVal) == 0 {
+		return nil, fmt.Errorf("demo: the SFT model gave the same answer every time; nothing to rank")
+	}
+	if err := writeFileWith(dir("data/rankings.jsonl"), func(w io.Writer) error { return synth.WriteRankings(w, append(rsTrain, rsVal...)) }); err != nil {
+		return nil, err
+	}
+	pairs := 0
+	for _, e := range rkTrain {
+		pairs += len(e.Pairs())
+	}
+	res.RewardData = map[string]int{"train_rankings": len(rkTrain), "train_pairs": pairs, "heldout_rankings": len(rkVal)}
+	done()
+
+	// 4. Reward model.
+	done = stage("reward", "a reward model from the SFT model, on all pairs of each ranking")
+	var demos []data.Example
+	for _, tk := range rankTrain {
+		demos = append(demos, data.Example{Kind: data.PromptCompletion, Prompt: tk.Prompt, Completion: []data.Message{{Role: "assistant", Content: tk.Answer}}})
+	}
+	_, rmRep, err := Reward(ctx, RewardOptions{Backend: o.Backend, Model: dir("sft"), Data: rkTrain, Heldout: rkVal, Demos: demos, Batch: 8,
+		Loop: Config{Steps: sz.rmSteps, LR: 5e-4, Warmup: min(10, sz.rmSteps/10), Clip: 1, EvalEvery: max(1, sz.rmSteps/5), Seed: o.Seed, Out: dir("reward"), Quiet: quiet, Progress: o.Log}, Log: o.Log})
+	if err != nil {
+		return nil, fmt.Errorf("demo: reward: %w", err)
+	}
+	res.RewardModel = rmRep
+	done()
+
+	// 5-7. PPO, DPO, GRPO from the same SFT model.
+	var prompts []data.Example
+	for _, tk := range trainTasks {
+		prompts = append(prompts, data.Example{Kind: data.PromptCompletion, Prompt: tk.Prompt, Source: "builtin:" + tk.Key})
+	}
+	stageSeconds := map[string]float64{}
+	done = stage("ppo", "PPO against the reward model, KL penalty to the SFT model")
+	t0 := time.Now()
+	_, err = PPO(ctx, PPOOptions{Backend: o.Backend, Policy: dir("sft"), Reward: dir("reward"), Prompts: prompts, Batch: sz.ppoBatch, MiniBatches: 2, Epochs: 2,
+		MaxTokens: sz.maxTokens, KLCoef: 0.05, PtxCoef: 0.2, PtxTexts: []string{corpus.String()[:min(corpus.Len(), 200_000)]},
+		Loop: Config{Steps: 4 * sz.ppoIters, LR: 2e-4, Clip: 1, Seed: o.Seed, Out: dir("ppo"), Quiet: quiet, Progress: o.Log}, Log: o.Log})
+	if err != nil {
+		return nil, fmt.Errorf("demo: ppo: %w", err)
+	}
+	stageSeconds["ppo"] = time.Since(t0).Seconds()
+	done()
+	done = stage("dpo", "DPO on the same rankings' pairs")
+	t0 = time.Now()
+	_, err = DPO(ctx, DPOOptions{Backend: o.Backend, Policy: dir("sft"), Data: rkTrain, Heldout: rkVal, Beta: 0.1, Batch: 8,
+		Loop: Config{Steps: sz.dpoSteps, LR: 2e-4, Clip: 1, EvalEvery: max(1, sz.dpoSteps/4), Seed: o.Seed, Out: dir("dpo"), Quiet: quiet, Progress: o.Log}, Log: o.Log})
+	if err != nil {
+		return nil, fmt.Errorf("demo: dpo: %w", err)
+	}
+	stageSeconds["dpo"] = time.Since(t0).Seconds()
+	done()
+	done = stage("grpo", "GRPO with program rewards (correct answer, format)")
+	t0 = time.Now()
+	_, err = GRPO(ctx, GRPOOptions{Backend: o.Backend, Policy: dir("sft"), Tasks: trainTasks, Group: sz.grpoGroups, Prompts: sz.grpoPrompts, MaxTokens: sz.maxTokens,
+		Loop: Config{Steps: sz.grpoSteps, LR: 2e-4, Clip: 1, Seed: o.Seed, Out: dir("grpo"), Quiet: quiet, Progress: o.Log}, Log: o.Log})
+	if err != nil {
+		return nil, fmt.Errorf("demo: grpo: %w", err)
+	}
+	stageSeconds["grpo"] = time.Since(t0).Seconds()
+	done()
+
+	// 8. Evaluation on held-out prompts.
+	done = stage("eval", fmt.Sprintf("every model answers %d held-out prompts", len(heldout)))
+	rm, err := gpt.LoadScorer(o.Backend, dir("reward"))
+	if err != nil {
+		return nil, err
+	}
+	evalPrompts := make([][]tokenizer.Message, len(heldout))
+	for i, tk := range heldout {
+		evalPrompts[i] = tk.Prompt
+	}
+	var sftAnswers []string
+	stageSeconds["base"], stageSeconds["sft"] = pre.Seconds, sft.Seconds
+	for _, name := range []string{"sft", "base", "ppo", "dpo", "grpo"} {
+		m, err := gpt.Load(o.Backend, dir(name))
+		if err != nil {
+			return nil, err
+		}
+		mt := tok
+		if name == "base" {
+			// The base model has no chat tokens of its own training, but
+			// its tokenizer reserves them: it answers the same prompts.
+			if mt, err = tokenizer.Load(dir("base")); err != nil {
+				return nil, err
+			}
+		}
+		ans, err := sampleAnswers(m, mt, heldout, 1, sz.maxTokens, 0, 0)
+		if err != nil {
+			return nil, err
+		}
+		answers := make([]string, len(ans))
+		for i := range ans {
+			answers[i] = ans[i][0]
+		}
+		dm := DemoModel{Name: name, Dir: dir(name), Seconds: stageSeconds[name]}
+		if dm.Result, dm.ByKind, err = synth.Evaluate(heldout, answers); err != nil {
+			return nil, err
+		}
+		rw, err := eval.Rewards(rm, tok, evalPrompts, answers)
+		if err != nil {
+			return nil, err
+		}
+		dm.RMReward = mean(rw)
+		if name == "sft" {
+			sftAnswers = answers
+			dm.WinRateSFT = 0.5
+		} else if dm.WinRateSFT, err = eval.WinRate(rm, tok, evalPrompts, answers, sftAnswers); err != nil {
+			return nil, err
+		}
+		if name != "base" {
+			sampled, err := sampleAnswers(m, tok, heldout, 1, sz.maxTokens, 1, o.Seed+77)
+			if err != nil {
+				return nil, err
+			}
+			flat := make([]string, len(sampled))
+			for i := range sampled {
+				flat[i] = sampled[i][0]
+			}
+			if dm.KL, err = eval.KL(m, policy, tok, evalPrompts, flat); err != nil {
+				return nil, err
+			}
+		}
+		for i := 0; i < min(4, len(heldout)); i++ {
+			dm.Samples = append(dm.Samples, DemoSample{Prompt: heldout[i].User(), Answer: answers[i], Correct: heldout[i].Check(answers[i]).Correct})
+		}
+		curve, _ := readMetrics(dir(name))
+		res.Curves[name] = curve
+		if len(curve) > 0 {
+			dm.Train = curve[len(curve)-1]
+		}
+		res.Models = append(res.Models, dm)
+		fmt.Fprintf(o.Log, "  %-5s %s  rm %.3f  win-vs-sft %.2f  kl %.2f\n", name, dm.Result, dm.RMReward, dm.WinRateSFT, dm.KL)
+	}
+	curve, _ := readMetrics(dir("reward"))
+	res.Curves["reward"] = curve
+	// Base first in the report's table.
+	res.Models[0], res.Models[1] = res.Models[1], res.Models[0]
+	done()
+
+	base, sftM := res.Model("base"), res.Model("sft")
+	check := func(claim string, ok bool) { res.Checks = append(res.Checks, DemoCheck{Claim: claim, Pass: ok}) }
+	check("SFT beats the base model on held-out task success", sftM.Correct > base.Correct)
+	check("reward model held-out pairwise accuracy >= 0.8 (labels with 10% noise)", rmRep.Accuracy >= 0.8)
+	for _, name := range []string{"ppo", "dpo", "grpo"} {
+		m := res.Model(name)
+		check(name+" beats SFT on held-out task success", m.Correct > sftM.Correct)
+		check(name+" wins against SFT by the reward model (> 0.5)", m.WinRateSFT > 0.5)
+	}
+	check("PPO's KL to the SFT model is bounded (< 10 nats per answer)", res.Model("ppo").KL < 10)
+	res.Seconds = time.Since(begin).Seconds()
+	b, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return res, writeAtomic(filepath.Join(o.Out, "demo_result.json"), b)
+}
+
+func countParams(m *gpt.Model) int {
+	n := 0
+	for _, p := range m.Params() {
+		n += p.Tensor.Len()
+	}
+	return n
+}
+
+func writeFileWith(path string, fn func(io.Writer) error) error {
+	var b bytes.Buffer
+	if err := fn(&b); err != nil {
+		return err
+	}
+	return writeAtomic(path, b.Bytes())
+}
+
+// sampleAnswers has m answer each task k times (temperature 0: greedy),
+// in batches, and returns the decoded answers.
+func sampleAnswers(m *gpt.Model, tok *tokenizer.Tokenizer, tasks []synth.Task, k, maxTokens int, temp float64, seed uint64) ([][]string, error) {
+	imEnd, ok := tok.SpecialID(tokenizer.ImEnd)
+	if !ok {
+		return nil, fmt.Errorf("demo: the tokenizer has no %s", tokenizer.ImEnd)
+	}
+	eot, _ := tok.SpecialID(tokenizer.EndOfText)
+	c := newChat(tok, m.Config.Context, false)
+	out := make([][]string, len(tasks))
+	var prompts [][]int
+	var owner []int
+	for i, tk := range tasks {
+		ids, err := c.prompt(tk.Prompt, tk.Key)
+		if err != nil {
+			return nil, err
+		}
+		for j := 0; j < k; j++ {
+			prompts = append(prompts, ids)
+			owner = append(owner, i)
+		}
+	}
+	const batch = 32
+	for i := 0; i < len(prompts); i += batch {
+		j := min(i+batch, len(prompts))
+		gen, err := generate.Tokens(m, prompts[i:j], generate.Options{MaxTokens: maxTokens, Temperature: temp, StopIDs: []int{imEnd, eot}, Seed: seed + uint64(i)}, nil)
+		if err != nil {
+			return nil, err
+		}
+		for g, ids := range gen {
+			out[owner[i+g]] = append(out[owner[i+g]], tok.Decode(ids))
+		}
+	}
+	return out, nil
+}
+
+// readMetrics reads a stage's metrics.jsonl.
+func readMetrics(dir string) ([]map[string]float64, error) {
+	f, err := os.Open(filepath.Join(dir, "metrics.jsonl"))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []map[string]float64
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var m map[string]float64
+		if json.Unmarshal(sc.Bytes(), &m) == nil {
+			out = append(out, m)
+		}
+	}
+	return out, sc.Err()
+}
+
+// DemoReport builds the report card of a demo run: the summary table of
+// every model on held-out prompts, the reward model's numbers, the checks,
+// samples, and the training curves of each stage.
+func DemoReport(r *DemoResult) *eval.Report {
+	f := func(v float64) string { return fmt.Sprintf("%.3f", v) }
+	sum := eval.Table{Header: []string{"model", "task success", "format", "helpful", "task reward", "RM reward", "RM win vs SFT", "KL to SFT"}}
+	for _, m := range r.Models {
+		kl := f(m.KL)
+		if m.Name == "base" {
+			kl = "-"
+		}
+		sum.Rows = append(sum.Rows, []string{m.Name, f(m.Correct), f(m.FollowsFormat), f(m.Helpful), f(m.Reward), f(m.RMReward), f(m.WinRateSFT), kl})
+	}
+	rep := &eval.Report{
+		Title: "golem demo: the ChatGPT recipe on built-in data",
+		Intro: fmt.Sprintf("A %.2fM-parameter GPT pretrained on golem's built-in corpus, instruction-tuned (SFT), then improved from rankings by a simulated annotator with a reward model and PPO, and, for comparison, with DPO on the same rankings and with GRPO on program rewards. Every model answers the same %d held-out prompts (greedy); kinds: %v. Run time %.0fs%s.",
+			float64(r.Parameters)/1e6, r.HeldoutTasks, r.Kinds, r.Seconds, map[bool]string{true: " (--quick: a smoke test, the numbers mean nothing)", false: ""}[r.Quick]),
+		Summary: sum,
+		Data:    r,
+	}
+	rm := r.RewardModel
+	rep.Sections = append(rep.Sections, eval.Section{Title: "Reward model",
+		Text: fmt.Sprintf("Trained from the SFT model on %d rankings (%d pairs; all pairs of a ranking in one batch element). %s.", r.RewardData["train_rankings"], r.RewardData["train_pairs"], r.AnnotatorNote),
+		Table: &eval.Table{Header: []string{"held-out pairs", "pairwise accuracy", "mean margin", "reward-length correlation", "offset"},
+			Rows: [][]string{{fmt.Sprint(rm.Pairs), f(rm.Accuracy), f(rm.Margin), f(rm.LengthCorr), f(rm.Bias)}}}})
+	checks := eval.Table{Header: []string{"claim", "holds"}}
+	for _, c := range r.Checks {
+		checks.Rows = append(checks.Rows, []string{c.Claim, map[bool]string{true: "yes", false: "NO"}[c.Pass]})
+	}
+	rep.Sections = append(rep.Sections, eval.Section{Title: "Checks", Table: &checks})
+	kinds := eval.Table{Header: append([]string{"model"}, r.Kinds...)}
+	for _, m := range r.Models {
+		row := []string{m.Name}
+		for _, k := range r.Kinds {
+			row = append(row, f(m.ByKind[k].Correct))
+		}
+		kinds.Rows = append(kinds.Rows, row)
+	}
+	rep.Sections = append(rep.Sections, eval.Section{Title: "Task success by kind", Table: &kinds})
+	var samples []byte
+	for _, m := range r.Models {
+		for _, s := range m.Samples {
+			samples = fmt.Appendf(samples, "[%s] %s\n  -> %q (correct: %v)\n", m.Name, s.Prompt, s.Answer, s.Correct)
+		}
+	}
+	rep.Sections = append(rep.Sections, eval.Section{Title: "Sample answers", Code: string(samples)})
+	st := eval.Table{Header: []string{"stage", "seconds"}}
+	for _, s := range r.Stages {
+		st.Rows = append(st.Rows, []string{s.Name, fmt.Sprintf("%.0f", s.Seconds)})
+	}
+	rep.Sections = append(rep.Sections, eval.Section{Title: "Time", Table: &st})
+	series := func(stage string, keys ...string) []eval.Series {
+		var out []eval.Series
+		for _, k := range keys {
+			s := eval.Series{Name: stage + " " + k}
+			for _, rec := range r.Curves[stage] {
+				if v, ok := rec[k]; ok {
+					s.X, s.Y = append(s.X, rec["step"]), append(s.Y, v)
+				}
+			}
+			if len(s.X) > 0 {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	plot := func(name, title, y string, s ...[]eval.Series) {
+		var all []eval.Series
+		for _, x := range s {
+			all = append(all, x...)
+		}
+		if len(all) > 0 {
+			rep.Plots = append(rep.Plots, eval.Plot{Name: name, Title: title, XLabel: "step", YLabel: y, Series: all})
+		}
+	}
+	plot("pretrain_sft_loss", "Pretraining and SFT loss", "loss", series("base", "loss", "val_loss"), series("sft", "loss", "val_loss"))
+	plot("reward_model", "Reward model: loss and training accuracy", "loss / accuracy", series("reward", "loss", "train_accuracy", "accuracy"))
+	plot("ppo_reward", "PPO: reward-model score of rollouts", "reward", series("ppo", "reward"))
+	plot("ppo_kl", "PPO: KL to the SFT model per answer, and approximate KL per update", "nats", series("ppo", "kl", "approx_kl"))
+	plot("dpo_loss", "DPO: loss and implicit-reward margin", "loss / margin", series("dpo", "loss", "margin"))
+	plot("grpo_reward", "GRPO: program reward and KL", "reward / nats", series("grpo", "reward", "correct", "kl"))
+	return rep
+}
