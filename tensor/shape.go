@@ -159,3 +159,15 @@ func Concat(axis int, ts ...*Tensor) *Tensor {
 	}
 	return out
 }
+
+// Prefix returns a tensor of the given shape over the first values of t's
+// memory, without a copy: a leaf cut from the graph, valid while t's memory
+// is. Freeing it does not free that memory. It lets a buffer with room to
+// grow (a KV cache) be used at its current length.
+func Prefix(t *Tensor, shape ...int) *Tensor {
+	t.live()
+	if numel(shape) > t.Len() {
+		panic(fmt.Sprintf("tensor: prefix %v of %v", shape, t.shape))
+	}
+	return &Tensor{shape: slices.Clone(shape), buf: t.buf, be: t.be, view: true}
+}

@@ -127,15 +127,23 @@ func (m *Model) Params() []nn.Named {
 }
 
 // Cache holds the keys and values of past positions for each layer, for
-// incremental decoding.
+// incremental decoding. K[l] and V[l] are [B, Len, KVHeads*D] and own their
+// memory. For one sequence (B = 1) without gradients, they are views of
+// buffers with room to grow, so a decoding step appends its keys in place
+// instead of copying the whole cache.
 type Cache struct {
 	K, V []*tensor.Tensor // per layer [B, S, KVHeads*D]
 	Len  int              // positions cached
+
+	// kb and vb are the growable buffers behind K and V (nil where K and V
+	// own their memory).
+	kb, vb []*tensor.Tensor
 }
 
 // Free releases the cache's memory.
 func (c *Cache) Free() {
 	for i := range c.K {
+		c.drop(i)
 		if c.K[i] != nil {
 			c.K[i].Free()
 			c.V[i].Free()
@@ -143,6 +151,64 @@ func (c *Cache) Free() {
 		c.K[i], c.V[i] = nil, nil
 	}
 	c.Len = 0
+}
+
+// extend appends k and v ([B, T, W]) of layer l after the cached positions
+// and returns the keys and values of all positions, [B, Len+T, W].
+func (c *Cache) extend(l int, k, v *tensor.Tensor, context int) (*tensor.Tensor, *tensor.Tensor) {
+	B, T, W := k.Dim(0), k.Dim(1), k.Dim(2)
+	S := c.Len + T
+	if B != 1 || (tensor.GradEnabled() && (k.RequiresGrad() || v.RequiresGrad())) {
+		// Several rows (each row's positions must stay contiguous), or a
+		// gradient to keep: concatenate.
+		if c.kb != nil && c.kb[l] != nil {
+			c.K[l], c.V[l] = c.K[l].Clone(), c.V[l].Clone()
+			c.drop(l)
+		}
+		if prev := c.K[l]; prev != nil {
+			k, v = tensor.Concat(1, prev, k), tensor.Concat(1, c.V[l], v)
+			prev.Free()
+			c.V[l].Free()
+		}
+		c.K[l], c.V[l] = k.Keep(), v.Keep()
+		return k, v
+	}
+	if c.kb == nil {
+		c.kb, c.vb = make([]*tensor.Tensor, len(c.K)), make([]*tensor.Tensor, len(c.K))
+	}
+	be := k.Backend()
+	if kb := c.kb[l]; kb == nil || kb.Len() < S*W {
+		// Grow: room for the whole context, or twice what is needed.
+		n := max(S, min(context, 2*S), 16)
+		nk, nv := tensor.New(be, n*W), tensor.New(be, n*W)
+		if c.Len > 0 && c.K[l] != nil {
+			be.Copy2D(nk.Buffer(), 0, 0, c.K[l].Buffer(), 0, 0, 1, c.Len*W, false)
+			be.Copy2D(nv.Buffer(), 0, 0, c.V[l].Buffer(), 0, 0, 1, c.Len*W, false)
+		}
+		if kb == nil && c.K[l] != nil {
+			c.K[l].Free()
+			c.V[l].Free()
+		}
+		c.drop(l)
+		c.kb[l], c.vb[l] = nk, nv
+	}
+	kb, vb := c.kb[l], c.vb[l]
+	be.Copy2D(kb.Buffer(), c.Len*W, 0, k.Buffer(), 0, 0, 1, T*W, false)
+	be.Copy2D(vb.Buffer(), c.Len*W, 0, v.Buffer(), 0, 0, 1, T*W, false)
+	c.K[l], c.V[l] = tensor.Prefix(kb, 1, S, W), tensor.Prefix(vb, 1, S, W)
+	return c.K[l], c.V[l]
+}
+
+// drop frees layer l's growable buffers, if any; K[l] and V[l], views of
+// them, go too.
+func (c *Cache) drop(l int) {
+	if c.kb == nil || c.kb[l] == nil {
+		return
+	}
+	c.kb[l].Free()
+	c.vb[l].Free()
+	c.kb[l], c.vb[l] = nil, nil
+	c.K[l], c.V[l] = nil, nil
 }
 
 // Options are the optional inputs of Forward.
@@ -210,12 +276,7 @@ func (m *Model) Forward(ids []int32, B, T int, o Options) *tensor.Tensor {
 		}
 		_ = kvw
 		if o.Cache != nil {
-			if prev := o.Cache.K[i]; prev != nil {
-				k, v = tensor.Concat(1, prev, k), tensor.Concat(1, o.Cache.V[i], v)
-				prev.Free()
-				o.Cache.V[i].Free()
-			}
-			o.Cache.K[i], o.Cache.V[i] = k.Keep(), v.Keep()
+			k, v = o.Cache.extend(i, k, v, c.Context)
 		}
 		a := b.O.Forward(tensor.Attention(q, k, v, attn))
 		x = tensor.Add(x, drop(a, uint64(10+2*i)))
