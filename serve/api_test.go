@@ -244,3 +244,10 @@ func newJSONRequest(method, url string, body []byte) (*http.Request, error) {
 }
 
 func readAll(resp *http.Response) ([]byte, error) { return io.ReadAll(resp.Body) }
+
+// newHTTPServer serves h on loopback for the test and returns its URL.
+func newHTTPServer(t *testing.T, h http.Handler) string {
+	ts := httptest.NewServer(h)
+	t.Cleanup(ts.Close)
+	return ts.URL
+}
