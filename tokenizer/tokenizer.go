@@ -2,6 +2,7 @@ package tokenizer
 
 import (
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -63,6 +64,7 @@ type encoder struct {
 	heap  mergeHeap
 	prev  []int32
 	next  []int32
+	out   []int // one segment's ids
 }
 
 const (
@@ -121,6 +123,9 @@ func (t *Tokenizer) IsSpecial(id int) bool {
 // Encode returns the token ids of text. Special tokens in text are encoded
 // as ordinary text; use EncodeWithSpecial to recognise them.
 func (t *Tokenizer) Encode(text string) []int {
+	if len(text) >= 2*segmentSize {
+		return t.EncodeParallel(text, 1)
+	}
 	return t.AppendEncode(make([]int, 0, len(text)/3+1), text)
 }
 
@@ -424,40 +429,42 @@ func (t *Tokenizer) EncodeBatch(texts []string, workers int) [][]int {
 	return out
 }
 
+// segmentSize is the size of the pieces EncodeParallel cuts text into.
+const segmentSize = 1 << 20
+
 // EncodeParallel encodes one large text with up to workers goroutines (0
 // means GOMAXPROCS). It cuts text only where the pre-tokenizer would cut it
-// anyway (after a newline, before a letter or digit), so the result equals
-// Encode(text).
+// anyway (after a lone newline, before a letter or digit), so the result
+// equals Encode(text).
 func (t *Tokenizer) EncodeParallel(text string, workers int) []int {
-	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
-	}
 	if t.nfc {
 		text = norm.NFC.String(text)
 	}
-	const minChunk = 1 << 16
-	if workers > len(text)/minChunk {
-		workers = len(text) / minChunk
+	initClasses()
+	// Cut into segments of about segmentSize bytes; encode each into its
+	// own slice, then copy them into one of the exact size. This keeps the
+	// big result from being regrown and recopied as it fills.
+	var cuts []int
+	for c := 0; c < len(text); {
+		cuts = append(cuts, c)
+		next := len(text)
+		if len(text)-c > 2*segmentSize {
+			next = safeCut(text, c+segmentSize)
+		}
+		c = next
 	}
-	if workers <= 1 {
+	cuts = append(cuts, len(text))
+	if len(cuts) <= 2 {
 		e := t.getEncoder()
 		defer t.pool.Put(e)
 		return t.encodeOrdinary(e, make([]int, 0, len(text)/3+1), text, t.addPrefixSpace)
 	}
-	initClasses()
-	cuts := []int{0}
-	for k := 1; k < workers; k++ {
-		c := safeCut(text, k*len(text)/workers)
-		if c > cuts[len(cuts)-1] && c < len(text) {
-			cuts = append(cuts, c)
-		}
-	}
-	cuts = append(cuts, len(text))
 	outs := make([][]int, len(cuts)-1)
-	parallel(len(outs), len(outs), func(i int) {
+	parallel(len(outs), workers, func(i int) {
 		e := t.getEncoder()
-		chunk := text[cuts[i]:cuts[i+1]]
-		outs[i] = t.encodeOrdinary(e, make([]int, 0, len(chunk)/3+1), chunk, i == 0 && t.addPrefixSpace)
+		seg := text[cuts[i]:cuts[i+1]]
+		e.out = t.encodeOrdinary(e, e.out[:0], seg, i == 0 && t.addPrefixSpace)
+		outs[i] = slices.Clone(e.out)
 		t.pool.Put(e)
 	})
 	n := 0
