@@ -1,0 +1,53 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+
+	"github.com/golem-ml/golem/backend/cpu"
+	"github.com/golem-ml/golem/train"
+)
+
+func init() {
+	register("dpo", "direct preference optimisation (DPO or IPO) on preference pairs", runDPO)
+}
+
+func runDPO(args []string) error {
+	fs := flag.NewFlagSet("dpo", flag.ExitOnError)
+	policy := fs.String("policy", "", "the SFT model: the policy's start and the frozen reference (required)")
+	dataPath := fs.String("data", "", "preference pairs or rankings (required)")
+	heldout := fs.String("heldout", "", "held-out pairs (default: --heldout-frac of the prompts of --data)")
+	frac := fs.Float64("heldout-frac", 0.1, "share of prompts held out when --heldout is not given")
+	format := fs.String("format", "", "force the data format")
+	beta := fs.Float64("beta", 0.1, "strength of the KL constraint")
+	loss := fs.String("loss-type", "sigmoid", "sigmoid (DPO) or ipo")
+	batch := fs.Int("batch", 8, "pairs per micro-batch")
+	truncate := fs.Bool("truncate", false, "keep the end of conversations longer than the context instead of failing")
+	lf := addLoopFlags(fs, 200, 5e-7)
+	fs.Parse(args)
+	if *lf.out == "" || *policy == "" || *dataPath == "" {
+		return fmt.Errorf("dpo: --policy DIR, --data FILE and --out DIR are required")
+	}
+	ex, err := readExamples(*dataPath, *format)
+	if err != nil {
+		return err
+	}
+	hv, err := readExamples(*heldout, *format)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	res, err := train.DPO(ctx, train.DPOOptions{Backend: cpu.New(), Policy: *policy, Data: ex, Heldout: hv, HeldoutFrac: *frac, Beta: *beta, LossType: *loss,
+		Batch: *batch, Truncate: *truncate, Loop: lf.config()})
+	if err != nil {
+		return err
+	}
+	interrupted(res, *lf.out)
+	fmt.Printf("policy saved to %s (%d steps, %.0fs)\n", *lf.out, res.Step, res.Seconds)
+	fmt.Printf("loss=%.4f val_accuracy=%.4f val_margin=%.4f\n", res.Loss, res.Eval["val_accuracy"], res.Eval["val_margin"])
+	return nil
+}

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+
+	"github.com/golem-ml/golem/backend/cpu"
+	"github.com/golem-ml/golem/data/synth"
+	"github.com/golem-ml/golem/train"
+)
+
+func init() {
+	register("grpo", "GRPO: groups of sampled answers scored by programs (exact answer, format)", runGRPO)
+}
+
+func runGRPO(args []string) error {
+	fs := flag.NewFlagSet("grpo", flag.ExitOnError)
+	policy := fs.String("policy", "", "the SFT model: the policy's start and the frozen reference (required)")
+	tasks := fs.String("tasks", "builtin", `checkable tasks: "builtin", or a JSONL file written by golem's synth.WriteTasks`)
+	nBuiltin := fs.Int("builtin-n", 2000, "built-in tasks to use")
+	rewards := fs.String("rewards", "correct,format", "reward functions, summed: correct, format, task")
+	group := fs.Int("group", 8, "answers sampled per prompt")
+	prompts := fs.Int("prompts", 4, "prompts per micro-batch")
+	beta := fs.Float64("beta", 0.04, "KL weight (negative = off)")
+	clipRange := fs.Float64("clip-range", 0.2, "ratio clip")
+	maxTok := fs.Int("max-tokens", 64, "new tokens per answer")
+	temp := fs.Float64("temperature", 1, "sampling temperature")
+	lf := addLoopFlags(fs, 100, 1e-6)
+	fs.Parse(args)
+	if *lf.out == "" || *policy == "" {
+		return fmt.Errorf("grpo: --policy DIR and --out DIR are required")
+	}
+	var ts []synth.Task
+	var err error
+	if *tasks == "builtin" {
+		ts, err = synth.Tasks(synth.TaskOptions{Seed: int64(*lf.seed), N: *nBuiltin})
+	} else {
+		var f *os.File
+		if f, err = os.Open(*tasks); err == nil {
+			ts, err = synth.ReadTasks(f, *tasks)
+			f.Close()
+		}
+	}
+	if err != nil {
+		return err
+	}
+	rf, err := train.RewardFuncs(strings.Split(*rewards, ",")...)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	res, err := train.GRPO(ctx, train.GRPOOptions{Backend: cpu.New(), Policy: *policy, Tasks: ts, Rewards: rf, Group: *group, Prompts: *prompts,
+		Beta: *beta, ClipRange: *clipRange, MaxTokens: *maxTok, Temperature: *temp, Loop: lf.config()})
+	if err != nil {
+		return err
+	}
+	interrupted(res, *lf.out)
+	fmt.Printf("policy saved to %s (%d steps, %.0fs)\n", *lf.out, res.Step, res.Seconds)
+	return nil
+}

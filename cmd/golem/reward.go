@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+
+	"github.com/golem-ml/golem/backend/cpu"
+	"github.com/golem-ml/golem/data"
+	"github.com/golem-ml/golem/train"
+)
+
+func init() {
+	register("reward", "stage 3: train a reward model from preference pairs or K-way rankings", runReward)
+}
+
+// loopFlags are the training-loop flags every RL stage shares.
+type loopFlags struct {
+	steps, accum, warmup, evalEvery, saveEvery, threads *int
+	lr, clip                                            *float64
+	seed                                                *uint64
+	out                                                 *string
+	resume                                              *bool
+}
+
+func addLoopFlags(fs *flag.FlagSet, steps int, lr float64) loopFlags {
+	return loopFlags{
+		steps: fs.Int("steps", steps, "optimizer steps"), accum: fs.Int("accum", 1, "micro-batches per step"),
+		warmup: fs.Int("warmup", 0, "warmup steps"), evalEvery: fs.Int("eval-every", 0, "evaluate every N steps (0 = at the end)"),
+		saveEvery: fs.Int("save-every", 0, "checkpoint every N steps (0 = at the end)"), threads: fs.Int("threads", 0, "CPU threads (default: all cores)"),
+		lr: fs.Float64("lr", lr, "peak learning rate"), clip: fs.Float64("clip", 1, "gradient-norm clip (0 = off)"),
+		seed: fs.Uint64("seed", 1, "random seed"), out: fs.String("out", "", "output folder (required)"),
+		resume: fs.Bool("resume", false, "continue the run saved in --out"),
+	}
+}
+
+func (l loopFlags) config() train.Config {
+	if *l.threads > 0 {
+		cpu.SetThreads(*l.threads)
+	}
+	return train.Config{Steps: *l.steps, Accum: *l.accum, LR: *l.lr, Warmup: *l.warmup, Clip: *l.clip, EvalEvery: *l.evalEvery,
+		SaveEvery: *l.saveEvery, Seed: *l.seed, Out: *l.out, Resume: *l.resume}
+}
+
+func readExamples(path string, format string) ([]data.Example, error) {
+	if path == "" {
+		return nil, nil
+	}
+	ds, err := data.Read(path, data.ReadOptions{Format: data.Format(format)})
+	if err != nil {
+		return nil, err
+	}
+	return ds.Examples, nil
+}
+
+func interrupted(res train.Result, out string) {
+	if res.Interrupted {
+		fmt.Fprintf(os.Stderr, "interrupted at step %d: saved to %s (continue with --resume)\n", res.Step, out)
+	}
+}
+
+func runReward(args []string) error {
+	fs := flag.NewFlagSet("reward", flag.ExitOnError)
+	model := fs.String("model", "", "the SFT model the reward model starts from (required)")
+	dataPath := fs.String("data", "", "preference pairs or rankings (TRL, HH, LLaMA-Factory, {prompt, completions, ranking}) (required)")
+	heldout := fs.String("heldout", "", "held-out comparisons (default: --heldout-frac of the prompts of --data)")
+	frac := fs.Float64("heldout-frac", 0.1, "share of prompts held out when --heldout is not given")
+	demos := fs.String("demos", "", "demonstrations whose mean reward becomes 0 (default: the best answer of each comparison)")
+	format := fs.String("format", "", "force the data format")
+	batch := fs.Int("batch", 8, "comparisons (rankings or pairs) per micro-batch")
+	truncate := fs.Bool("truncate", false, "keep the end of conversations longer than the context instead of failing")
+	lf := addLoopFlags(fs, 200, 1e-5)
+	fs.Parse(args)
+	if *lf.out == "" || (*model == "" && !*lf.resume) || *dataPath == "" {
+		return fmt.Errorf("reward: --model DIR, --data FILE and --out DIR are required")
+	}
+	ex, err := readExamples(*dataPath, *format)
+	if err != nil {
+		return err
+	}
+	hv, err := readExamples(*heldout, *format)
+	if err != nil {
+		return err
+	}
+	dm, err := readExamples(*demos, *format)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	res, rep, err := train.Reward(ctx, train.RewardOptions{Backend: cpu.New(), Model: *model, Data: ex, Heldout: hv, HeldoutFrac: *frac, Demos: dm,
+		Batch: *batch, Truncate: *truncate, Loop: lf.config()})
+	if err != nil {
+		return err
+	}
+	interrupted(res, *lf.out)
+	fmt.Printf("reward model saved to %s (%d steps, %.0fs)\n", *lf.out, res.Step, res.Seconds)
+	fmt.Printf("heldout_pairs=%d accuracy=%.4f margin=%.4f length_corr=%.4f offset=%.4f\n", rep.Pairs, rep.Accuracy, rep.Margin, rep.LengthCorr, rep.Bias)
+	return nil
+}
