@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"bytes"
 	"encoding/base64"
 	"fmt"
 	"os"
@@ -358,5 +359,33 @@ func TestLoadErrors(t *testing.T) {
 	}
 	if _, err := Load(filepath.Join(dir, "missing")); err == nil {
 		t.Error("missing path loaded")
+	}
+}
+
+func TestNormalizerAndIgnoreMerges(t *testing.T) {
+	tok := smallTrained(t)
+	var buf bytes.Buffer
+	tok.WriteJSON(&buf)
+	js := buf.String()
+	nfc, err := LoadTokenizerJSON([]byte(strings.Replace(js, `"normalizer": null`, `"normalizer": {"type": "NFC"}`, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := nfc.Encode("cafe\u0301"), nfc.Encode("café"); !slices.Equal(a, b) {
+		t.Errorf("NFC normalizer not applied: %v vs %v", a, b)
+	}
+	if a, b := tok.Encode("cafe\u0301"), tok.Encode("café"); slices.Equal(a, b) {
+		t.Errorf("without a normalizer, e+U+0301 and é should differ")
+	}
+	im, err := LoadTokenizerJSON([]byte(strings.Replace(js, `"ignore_merges": false`, `"ignore_merges": true`, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := sampleText(t, 100000)
+	if im.Decode(im.Encode(text)) != text {
+		t.Error("ignore_merges tokenizer does not round trip")
+	}
+	if _, err := LoadTokenizerJSON([]byte(strings.Replace(js, `"normalizer": null`, `"normalizer": {"type": "Lowercase"}`, 1))); err == nil {
+		t.Error("a Lowercase normalizer was accepted")
 	}
 }
