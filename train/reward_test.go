@@ -3,11 +3,13 @@ package train
 import (
 	"context"
 	"io"
+	"math"
 	"testing"
 
 	"github.com/golem-ml/golem/backend/cpu"
 	"github.com/golem-ml/golem/data"
 	"github.com/golem-ml/golem/data/synth"
+	"github.com/golem-ml/golem/internal/shared"
 	"github.com/golem-ml/golem/model/gpt"
 )
 
@@ -84,4 +86,27 @@ func TestRewardRejects(t *testing.T) {
 	wantErr(t, run(long), "longer than the model's context")
 	sftEx := []data.Example{{Kind: data.PromptCompletion, Prompt: tasks[0].Prompt, Completion: []data.Message{{Role: "assistant", Content: "x"}}, Source: "f.jsonl:3"}}
 	wantErr(t, run(sftEx), "f.jsonl:3")
+}
+
+// TestRewardHH trains a few steps on Anthropic's HH-RLHF strings: the
+// reader's preference examples go through the chat template, long
+// conversations keep their end.
+func TestRewardHH(t *testing.T) {
+	path := shared.Path(t, "data/preference/hh_rlhf_harmless_base_test.jsonl.gz")
+	ds, err := data.Read(path, data.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sft := tinyLM(t, 1, 96)
+	ex := ds.Examples[:60]
+	_, _, err = Reward(context.Background(), RewardOptions{Backend: cpu.New(), Model: sft, Data: ex, Loop: Config{Steps: 1, LR: 1e-3, Out: t.TempDir(), Quiet: true}, Log: io.Discard})
+	wantErr(t, err, "longer than the model's context")
+	_, rep, err := Reward(context.Background(), RewardOptions{Backend: cpu.New(), Model: sft, Data: ex, HeldoutFrac: 0.2, Truncate: true, Batch: 4,
+		Loop: Config{Steps: 3, LR: 1e-3, Out: t.TempDir(), Quiet: true}, Log: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Pairs == 0 || math.IsNaN(rep.Accuracy) {
+		t.Errorf("report %+v", rep)
+	}
 }
