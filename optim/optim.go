@@ -19,6 +19,10 @@ type AdamW struct {
 
 	params []nn.Named
 	m, v   []backend.Buffer
+
+	// scratch for Update, kept to avoid allocating every step
+	hs     []backend.AdamW
+	ps, gs []backend.Buffer
 }
 
 // NewAdamW makes an optimizer over the trainable params.
@@ -43,7 +47,7 @@ func (o *AdamW) Params() []nn.Named { return o.params }
 func (o *AdamW) GradNorm() float64 {
 	var s float64
 	for _, p := range o.params {
-		if p.Tensor.Grad() != nil {
+		if p.Tensor.HasGrad() {
 			s += p.Tensor.Backend().SumSquares(p.Tensor.GradBuffer())
 		}
 	}
@@ -57,7 +61,7 @@ func (o *AdamW) ClipGradNorm(maxNorm float64) float64 {
 	if maxNorm > 0 && n > maxNorm {
 		s := float32(maxNorm / (n + 1e-6))
 		for _, p := range o.params {
-			if p.Tensor.Grad() != nil {
+			if p.Tensor.HasGrad() {
 				g := p.Tensor.GradBuffer()
 				p.Tensor.Backend().Map(backend.Scale, s, g, g)
 			}
@@ -66,17 +70,49 @@ func (o *AdamW) ClipGradNorm(maxNorm float64) float64 {
 	return n
 }
 
-// Update applies one step at learning rate lr, in one pass per parameter.
+// multiStep is implemented by backends that update many parameters in one
+// pass (see cpu.CPU.AdamWSteps).
+type multiStep interface {
+	AdamWSteps(hs []backend.AdamW, params, grads, ms, vs []backend.Buffer)
+}
+
+// Update applies one step at learning rate lr, in one pass over all
+// parameters where the backend can.
 func (o *AdamW) Update(lr float32) {
 	o.Step++
-	for i, p := range o.params {
+	o.hs = o.hs[:0]
+	o.ps, o.gs = o.ps[:0], o.gs[:0]
+	for _, p := range o.params {
 		wd := float32(0)
 		if len(p.Tensor.Shape()) >= 2 {
 			wd = o.WeightDecay
 		}
-		h := backend.AdamW{LR: lr, Beta1: o.Beta1, Beta2: o.Beta2, Eps: o.Eps, WeightDecay: wd, Step: o.Step}
-		p.Tensor.Backend().AdamWStep(h, p.Tensor.Buffer(), p.Tensor.GradBuffer(), o.m[i], o.v[i])
+		o.hs = append(o.hs, backend.AdamW{LR: lr, Beta1: o.Beta1, Beta2: o.Beta2, Eps: o.Eps, WeightDecay: wd, Step: o.Step})
+		o.ps = append(o.ps, p.Tensor.Buffer())
+		o.gs = append(o.gs, p.Tensor.GradBuffer())
 	}
+	if len(o.params) == 0 {
+		return
+	}
+	if ms, ok := o.params[0].Tensor.Backend().(multiStep); ok && o.sameBackend() {
+		ms.AdamWSteps(o.hs, o.ps, o.gs, o.m, o.v)
+		return
+	}
+	for i, p := range o.params {
+		p.Tensor.Backend().AdamWStep(o.hs[i], o.ps[i], o.gs[i], o.m[i], o.v[i])
+	}
+}
+
+// sameBackend reports whether every parameter lives on the first one's
+// backend.
+func (o *AdamW) sameBackend() bool {
+	be := o.params[0].Tensor.Backend()
+	for _, p := range o.params[1:] {
+		if p.Tensor.Backend() != be {
+			return false
+		}
+	}
+	return true
 }
 
 // ZeroGrad zeroes the gradients of the parameters.

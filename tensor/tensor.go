@@ -12,6 +12,7 @@ package tensor
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/golem-ml/golem/backend"
@@ -33,6 +34,7 @@ type Tensor struct {
 	saved   []backend.Buffer
 	view    bool // buf belongs to parents[0]
 	freed   bool
+	visit   uint64 // epoch of the last graph walk that reached this node
 }
 
 var noGrad atomic.Int32
@@ -141,6 +143,10 @@ func (t *Tensor) Grad() *Tensor {
 	}
 	return &Tensor{shape: t.shape, buf: t.grad, be: t.be}
 }
+
+// HasGrad reports whether t has a gradient yet (Grad() != nil, without
+// making a tensor).
+func (t *Tensor) HasGrad() bool { return t.grad != nil }
 
 // GradBuffer returns the gradient's buffer, allocating a zero one if needed.
 func (t *Tensor) GradBuffer() backend.Buffer {
@@ -262,7 +268,8 @@ func Backward(loss *Tensor) {
 	if !loss.requiresGrad {
 		panic("tensor: Backward of a tensor that does not require grad")
 	}
-	order := topo(loss)
+	sc := walkPool.Get().(*walkScratch)
+	order := topo(loss, sc)
 	loss.be.Fill(loss.GradBuffer(), 1)
 	for i := len(order) - 1; i >= 0; i-- {
 		t := order[i]
@@ -270,32 +277,59 @@ func Backward(loss *Tensor) {
 			t.back()
 		}
 	}
+	sc.put()
 }
 
-// topo returns the graph below root in topological order (inputs first).
-func topo(root *Tensor) []*Tensor {
-	var order []*Tensor
-	seen := map[*Tensor]bool{}
-	type frame struct {
-		t *Tensor
-		i int
-	}
-	stack := []frame{{root, 0}}
-	seen[root] = true
+// walkScratch holds the slices of a graph walk, reused across steps so a
+// training step does not allocate them.
+type walkScratch struct {
+	order []*Tensor
+	stack []topoFrame
+	nodes []*Tensor
+}
+
+type topoFrame struct {
+	t *Tensor
+	i int
+}
+
+var (
+	walkPool  = sync.Pool{New: func() any { return new(walkScratch) }}
+	walkEpoch atomic.Uint64
+)
+
+func (s *walkScratch) put() {
+	clear(s.order)
+	clear(s.stack)
+	clear(s.nodes)
+	s.order, s.stack, s.nodes = s.order[:0], s.stack[:0], s.nodes[:0]
+	walkPool.Put(s)
+}
+
+// topo returns the ops of the graph below root in topological order
+// (inputs first). Leaves are left out: they have no backward function. A
+// node is marked visited with this walk's epoch, so no set is allocated;
+// only nodes of this graph (never shared leaves) are marked.
+func topo(root *Tensor, sc *walkScratch) []*Tensor {
+	epoch := walkEpoch.Add(1)
+	order, stack := sc.order[:0], sc.stack[:0]
+	stack = append(stack, topoFrame{root, 0})
+	root.visit = epoch
 	for len(stack) > 0 {
 		f := &stack[len(stack)-1]
 		if f.i < len(f.t.parents) {
 			p := f.t.parents[f.i]
 			f.i++
-			if p != nil && !seen[p] && (p.requiresGrad || len(p.parents) > 0) {
-				seen[p] = true
-				stack = append(stack, frame{p, 0})
+			if p != nil && len(p.parents) > 0 && p.visit != epoch {
+				p.visit = epoch
+				stack = append(stack, topoFrame{p, 0})
 			}
 			continue
 		}
 		order = append(order, f.t)
 		stack = stack[:len(stack)-1]
 	}
+	sc.order, sc.stack = order, stack
 	return order
 }
 
@@ -304,7 +338,8 @@ func topo(root *Tensor) []*Tensor {
 // backend's pool. Leaves (parameters, inputs) are kept. Using a released
 // tensor panics.
 func Release(root *Tensor) {
-	stack := []*Tensor{root}
+	sc := walkPool.Get().(*walkScratch)
+	stack := append(sc.nodes[:0], root)
 	for len(stack) > 0 {
 		t := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
@@ -314,4 +349,6 @@ func Release(root *Tensor) {
 		stack = append(stack, t.parents...)
 		t.Free()
 	}
+	sc.nodes = stack
+	sc.put()
 }

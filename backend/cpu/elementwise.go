@@ -387,9 +387,42 @@ func bcSize(bc backend.Bcast) (rows, cols int) {
 	return
 }
 
+// dense reports whether a and b both have the output's shape (no
+// broadcasting), so a binary op is one flat loop.
+func dense(bc backend.Bcast) bool {
+	s := 1
+	for i := len(bc.Shape) - 1; i >= 0; i-- {
+		if bc.Shape[i] != 1 && (bc.AStride[i] != s || bc.BStride[i] != s) {
+			return false
+		}
+		s *= bc.Shape[i]
+	}
+	return true
+}
+
 // Binary applies op with broadcasting.
 func (c *CPU) Binary(op backend.Binary, bc backend.Bcast, dst, a, b backend.Buffer) {
 	d, as, bs := f(dst), f(a), f(b)
+	if dense(bc) && (op == backend.Add || op == backend.Mul || op == backend.Sub) {
+		Parallel(len(d), 16384, func(lo, hi int) {
+			dd, av, bv := d[lo:hi], as[lo:hi], bs[lo:hi]
+			switch op {
+			case backend.Add:
+				for j := range dd {
+					dd[j] = av[j] + bv[j]
+				}
+			case backend.Sub:
+				for j := range dd {
+					dd[j] = av[j] - bv[j]
+				}
+			case backend.Mul:
+				for j := range dd {
+					dd[j] = av[j] * bv[j]
+				}
+			}
+		})
+		return
+	}
 	rows, cols := bcSize(bc)
 	n := len(bc.Shape)
 	var sa, sb int
@@ -436,6 +469,39 @@ func (c *CPU) BinaryGrad(op backend.Binary, bc backend.Bcast, da, db, a, b, dy b
 		sa, sb = bc.AStride[n-1], bc.BStride[n-1]
 	}
 	as, bs, g := f(a), f(b), f(dy)
+	if dense(bc) && (op == backend.Add || op == backend.Sub || op == backend.Mul) {
+		da, db := f(da), f(db)
+		Parallel(len(g), 16384, func(lo, hi int) {
+			gv := g[lo:hi]
+			switch op {
+			case backend.Add, backend.Sub:
+				if da != nil {
+					axpy(da[lo:hi], gv, 1)
+				}
+				if db != nil {
+					if op == backend.Add {
+						axpy(db[lo:hi], gv, 1)
+					} else {
+						axpy(db[lo:hi], gv, -1)
+					}
+				}
+			case backend.Mul:
+				if da != nil {
+					d, bv := da[lo:hi], bs[lo:hi]
+					for j, v := range gv {
+						d[j] += v * bv[j]
+					}
+				}
+				if db != nil {
+					d, av := db[lo:hi], as[lo:hi]
+					for j, v := range gv {
+						d[j] += v * av[j]
+					}
+				}
+			}
+		})
+		return
+	}
 	do := func(target []float32, forA bool) {
 		if target == nil {
 			return
@@ -565,18 +631,28 @@ func (c *CPU) SumRowsGrad(dx, dy backend.Buffer, rows, cols int) {
 	})
 }
 
-// SumSquares returns sum(x*x) in float64.
+// SumSquares returns sum(x*x) in float64. Blocks of 4096 values are summed
+// in float32 in parallel and their sums added in order, so the result does
+// not depend on the thread count.
 func (c *CPU) SumSquares(x backend.Buffer) float64 {
 	xs := f(x)
-	var s float64
 	const blk = 4096
-	for i := 0; i < len(xs); i += blk {
-		e := min(i+blk, len(xs))
-		var p float32
-		for _, v := range xs[i:e] {
-			p += v * v
+	nb := (len(xs) + blk - 1) / blk
+	if nb <= 1 {
+		return float64(dot(xs, xs))
+	}
+	part := c.Alloc(nb, false)
+	ps := f(part)
+	Parallel(nb, 16, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			b := xs[i*blk : min((i+1)*blk, len(xs))]
+			ps[i] = dot(b, b)
 		}
+	})
+	var s float64
+	for _, p := range ps {
 		s += float64(p)
 	}
+	c.Free(part)
 	return s
 }

@@ -2,6 +2,7 @@ package cpu
 
 import (
 	"math"
+	"sort"
 
 	"github.com/golem-ml/golem/backend"
 )
@@ -378,21 +379,38 @@ func (c *CPU) Dropout(dst, mask, x backend.Buffer, p float32, seed uint64) {
 
 // AdamWStep updates one parameter.
 func (c *CPU) AdamWStep(h backend.AdamW, param, grad, m, v backend.Buffer) {
-	ps, gs, ms, vs := f(param), f(grad), f(m), f(v)
+	c.AdamWSteps([]backend.AdamW{h}, []backend.Buffer{param}, []backend.Buffer{grad}, []backend.Buffer{m}, []backend.Buffer{v})
+}
+
+// AdamWSteps updates many parameters, parameter i with hyperparameters
+// hs[i], in one parallel pass over all their values.
+func (c *CPU) AdamWSteps(hs []backend.AdamW, params, grads, ms, vs []backend.Buffer) {
+	offs := make([]int, len(params)+1)
+	for i, p := range params {
+		offs[i+1] = offs[i] + p.Len()
+	}
+	Parallel(offs[len(params)], 16384, func(lo, hi int) {
+		i := sort.SearchInts(offs, lo+1) - 1
+		for ; i < len(params) && offs[i] < hi; i++ {
+			a, b := max(lo, offs[i])-offs[i], min(hi, offs[i+1])-offs[i]
+			adamw(hs[i], f(params[i])[a:b], f(grads[i])[a:b], f(ms[i])[a:b], f(vs[i])[a:b])
+		}
+	})
+}
+
+func adamw(h backend.AdamW, ps, gs, ms, vs []float32) {
 	bc1 := 1 - math.Pow(float64(h.Beta1), float64(h.Step))
 	bc2 := 1 - math.Pow(float64(h.Beta2), float64(h.Step))
 	stepSize := float32(float64(h.LR) / bc1)
 	bc2s := float32(math.Sqrt(bc2))
 	decay := 1 - h.LR*h.WeightDecay
-	b1, b2 := h.Beta1, h.Beta2
-	Parallel(len(ps), 16384, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			g := gs[i]
-			mi := b1*ms[i] + (1-b1)*g
-			vi := b2*vs[i] + (1-b2)*g*g
-			ms[i], vs[i] = mi, vi
-			denom := float32(math.Sqrt(float64(vi)))/bc2s + h.Eps
-			ps[i] = ps[i]*decay - stepSize*mi/denom
-		}
-	})
+	b1, b2, eps := h.Beta1, h.Beta2, h.Eps
+	gs, ms, vs = gs[:len(ps)], ms[:len(ps)], vs[:len(ps)]
+	for i, g := range gs {
+		mi := b1*ms[i] + (1-b1)*g
+		vi := b2*vs[i] + (1-b2)*g*g
+		ms[i], vs[i] = mi, vi
+		denom := float32(math.Sqrt(float64(vi)))/bc2s + eps
+		ps[i] = ps[i]*decay - stepSize*mi/denom
+	}
 }

@@ -66,7 +66,7 @@ func TestTrainStepAllocs(t *testing.T) {
 		allocs := testing.AllocsPerRun(5, func() { tr.step() })
 		perLayer := allocs / float64(tr.m.Config.Layers)
 		t.Logf("%s: %.0f allocations per step", arch, allocs)
-		if perLayer > 200 {
+		if perLayer > 150 {
 			t.Errorf("%s: %.0f heap allocations per training step (%.0f per layer)", arch, allocs, perLayer)
 		}
 	}
