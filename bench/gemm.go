@@ -7,9 +7,12 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/golem-ml/golem/backend/cpu"
 )
@@ -56,8 +59,9 @@ func runGemm(args []string) error {
 	fmt.Printf("cpu: %s, golem kernel: %s\n", cpuModel(), cpu.GemmKernel())
 	fmt.Printf("peer: %s, core %s\n", strings.TrimSpace(ob.config()), ob.corename())
 	fmt.Printf("GFLOP/s: median (best) of %d repetitions of ~%d ms each, golem and OpenBLAS interleaved;\n", *reps, *blockMS)
-	fmt.Printf("ratio: median of the per-repetition ratios golem/OpenBLAS\n\n")
-	fmt.Printf("%-16s %-4s %-16s %7s %15s %15s %6s\n", "shape", "op", "m x n x k", "threads", "golem", "OpenBLAS", "ratio")
+	fmt.Printf("ratio: median of the per-repetition ratios golem/OpenBLAS;\n")
+	fmt.Printf("by CPU time: median GFLOP/s counting only the CPU time used (thread's at 1 thread, process's / threads)\n\n")
+	fmt.Printf("%-16s %-4s %-16s %7s %15s %15s %6s %9s %9s\n", "shape", "op", "m x n x k", "threads", "golem", "OpenBLAS", "ratio", "cpu:golem", "cpu:OBLAS")
 
 	var ratio float64
 	square := gemmShape{name: "square", m: 1024, n: 1024, k: 1024}
@@ -90,12 +94,13 @@ func runGemm(args []string) error {
 // library and the median of the per-repetition ratios.
 type gemmResult struct {
 	golem, golemBest, peer, peerBest, ratio float64
+	golemCPU, peerCPU                       float64 // by CPU time
 }
 
 func printGemm(s gemmShape, r gemmResult) {
 	op := map[[2]bool]string{{false, false}: "NN", {false, true}: "NT", {true, false}: "TN", {true, true}: "TT"}[[2]bool{s.transA, s.transB}]
-	fmt.Printf("%-16s %-4s %-16s %7d %6.1f (%6.1f) %6.1f (%6.1f) %6.2f\n", s.name, op, fmt.Sprintf("%dx%dx%d", s.m, s.n, s.k), s.threads,
-		r.golem, r.golemBest, r.peer, r.peerBest, r.ratio)
+	fmt.Printf("%-16s %-4s %-16s %7d %6.1f (%6.1f) %6.1f (%6.1f) %6.2f %9.1f %9.1f\n", s.name, op, fmt.Sprintf("%dx%dx%d", s.m, s.n, s.k), s.threads,
+		r.golem, r.golemBest, r.peer, r.peerBest, r.ratio, r.golemCPU, r.peerCPU)
 }
 
 // timeGemm times golem and OpenBLAS on one shape, alternating which runs
@@ -141,33 +146,58 @@ func timeGemm(ob *openBLAS, s gemmShape, reps, blockMS int) (gemmResult, error) 
 	once := time.Since(t0)
 	iters := max(1, int(time.Duration(blockMS)*time.Millisecond/max(once, time.Microsecond)))
 
+	// Besides wall time, measure the CPU time the work took: this thread's
+	// with one thread, the process's (divided by the threads) with more.
+	// On a machine shared with other jobs it shows each library's speed
+	// while it actually runs.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	clock := cpuClockProcess
+	if s.threads == 1 {
+		clock = cpuClockThread
+	}
 	flops := 2 * float64(s.m) * float64(s.n) * float64(s.k) * float64(iters)
-	block := func(f func()) float64 {
+	block := func(f func()) (wall, cpu float64) {
 		time.Sleep(2 * time.Millisecond) // let the other library's threads go idle
 		f()
-		t := time.Now()
+		t, c := time.Now(), cpuTime(clock)
 		for range iters {
 			f()
 		}
-		return flops / time.Since(t).Seconds() / 1e9
+		cpuSec := (cpuTime(clock) - c).Seconds() / float64(s.threads)
+		return flops / time.Since(t).Seconds() / 1e9, flops / cpuSec / 1e9
 	}
-	var gs, ps, rs []float64
+	var gs, ps, rs, gc, pc []float64
 	for rep := range reps {
-		var g, p float64
+		var g, p, gcpu, pcpu float64
 		if rep%2 == 0 {
-			g = block(gemmGolem)
-			p = block(gemmPeer)
+			g, gcpu = block(gemmGolem)
+			p, pcpu = block(gemmPeer)
 		} else {
-			p = block(gemmPeer)
-			g = block(gemmGolem)
+			p, pcpu = block(gemmPeer)
+			g, gcpu = block(gemmGolem)
 		}
 		gs, ps, rs = append(gs, g), append(ps, p), append(rs, g/p)
+		gc, pc = append(gc, gcpu), append(pc, pcpu)
 	}
 	return gemmResult{
 		golem: median(gs), golemBest: slices.Max(gs),
 		peer: median(ps), peerBest: slices.Max(ps),
-		ratio: median(rs),
+		ratio:    median(rs),
+		golemCPU: median(gc), peerCPU: median(pc),
 	}, nil
+}
+
+const (
+	cpuClockProcess uintptr = 2 // CLOCK_PROCESS_CPUTIME_ID
+	cpuClockThread  uintptr = 3 // CLOCK_THREAD_CPUTIME_ID
+)
+
+// cpuTime reads a CPU-time clock.
+func cpuTime(clock uintptr) time.Duration {
+	var ts syscall.Timespec
+	syscall.Syscall(syscall.SYS_CLOCK_GETTIME, clock, uintptr(unsafe.Pointer(&ts)), 0)
+	return time.Duration(ts.Nano())
 }
 
 func median(x []float64) float64 {

@@ -316,10 +316,11 @@ func grow(s []float32, n int) []float32 {
 	return s[:n]
 }
 
-// gemmBlocked computes C = alpha*op(A)*op(B) + beta*C on one goroutine:
-// k is cut into blocks of at most kern.kc (C accumulates over them in
-// order), A into packed blocks of kern.mc rows, B into packed blocks of
-// kern.nc columns, and each pair of micro-panels goes to the micro-kernel.
+// gemmBlocked computes C = alpha*op(A)*op(B) + beta*C on one goroutine, in
+// the order of BLIS: B is cut into packed blocks of kern.nc columns and k
+// into blocks of at most kern.kc (C accumulates over them in order), A into
+// packed blocks of kern.mc rows, and each pair of micro-panels goes to the
+// micro-kernel.
 // Rows are dealt into tiles of near-equal height so no thin tail tile runs
 // a starved kernel. preA or preB, when not nil, hold op(A) or op(B) packed
 // whole by prepackA or prepackB.
@@ -328,43 +329,44 @@ func gemmBlocked(kern *gemmKernel, buf *packBuf, transA, transB bool, m, n, k in
 	mcb := blockSize(m, kern.mc, kern.mr)
 	ncb := kern.nc
 	npad := packedWidth(kern, n)
-	for pc := 0; pc < k; pc += kcb {
-		kc := min(kcb, k-pc)
-		bet := beta
-		if pc > 0 {
-			bet = 1
-		}
-		for ic := 0; ic < m; ic += mcb {
-			mc := min(mcb, m-ic)
-			ntile := (mc + kern.mr - 1) / kern.mr
-			var pa []float32
-			if preA != nil {
-				pa = preA[pc*m+ic*kc : pc*m+(ic+mc)*kc]
-			} else {
-				buf.a = grow(buf.a, mc*kc)
-				pa = buf.a
-				packA(pa, transA, a, lda, ic, pc, mc, kc, ntile)
+	for jc := 0; jc < n; jc += ncb {
+		nc := min(ncb, n-jc)
+		for pc := 0; pc < k; pc += kcb {
+			kc := min(kcb, k-pc)
+			bet := beta
+			if pc > 0 {
+				bet = 1
 			}
-			for jc := 0; jc < n; jc += ncb {
-				nc := min(ncb, n-jc)
-				var pb []float32
-				if preB != nil {
-					pb = preB[pc*npad+jc*kc : pc*npad+jc*kc+kc*packedWidth(kern, nc)]
+			// The packed block of B stays in the outer caches, the
+			// block of A in L2, one micro-panel of B in L1.
+			var pb []float32
+			if preB != nil {
+				pb = preB[pc*npad+jc*kc : pc*npad+jc*kc+kc*packedWidth(kern, nc)]
+			} else {
+				buf.b = grow(buf.b, kc*packedWidth(kern, nc))
+				pb = buf.b
+				packB(pb, transB, b, ldb, pc, jc, kc, nc, kern.nr, kern.vec)
+			}
+			for ic := 0; ic < m; ic += mcb {
+				mc := min(mcb, m-ic)
+				ntile := (mc + kern.mr - 1) / kern.mr
+				var pa []float32
+				if preA != nil {
+					pa = preA[pc*m+ic*kc : pc*m+(ic+mc)*kc]
 				} else {
-					buf.b = grow(buf.b, kc*packedWidth(kern, nc))
-					pb = buf.b
-					packB(pb, transB, b, ldb, pc, jc, kc, nc, kern.nr, kern.vec)
+					buf.a = grow(buf.a, mc*kc)
+					pa = buf.a
+					packA(pa, transA, a, lda, ic, pc, mc, kc, ntile)
 				}
-				for t := 0; t < ntile; t++ {
-					r0, r1 := t*mc/ntile, (t+1)*mc/ntile
-					ap := pa[r0*kc : r1*kc]
-					crow := c[(ic+r0)*ldc+jc:]
-					bo := 0
-					for j := 0; j < nc; j += kern.nr {
-						nr := min(kern.nr, nc-j)
-						w := roundUp(nr, kern.vec)
-						kern.compute(kc, ap, pb[bo:bo+kc*w], crow[j:], ldc, r1-r0, nr, alpha, bet)
-						bo += kc * w
+				bo := 0
+				for j := 0; j < nc; j += kern.nr {
+					nr := min(kern.nr, nc-j)
+					w := roundUp(nr, kern.vec)
+					bp := pb[bo : bo+kc*w]
+					bo += kc * w
+					for t := 0; t < ntile; t++ {
+						r0, r1 := t*mc/ntile, (t+1)*mc/ntile
+						kern.compute(kc, pa[r0*kc:r1*kc], bp, c[(ic+r0)*ldc+jc+j:], ldc, r1-r0, nr, alpha, bet)
 					}
 				}
 			}

@@ -11,12 +11,12 @@ type asmKernel func(k int, a, b, c *float32, ldc int, alpha, beta float32, mask 
 var (
 	avx512Kernel = &gemmKernel{
 		name: "avx512", mr: 14, nr: 32, vec: 16,
-		kc: 384, nc: 256, mc: 1024,
+		kc: 256, nc: 4096, mc: 224,
 		compute: compute512,
 	}
 	avx2Kernel = &gemmKernel{
 		name: "avx2", mr: 6, nr: 16, vec: 8,
-		kc: 256, nc: 256, mc: 1024,
+		kc: 256, nc: 4096, mc: 192,
 		compute: compute256,
 	}
 )

@@ -30,21 +30,15 @@ const (
 	unroll   = 4  // k steps per loop iteration
 )
 
-// prefetchB is how far ahead (bytes) the kernels prefetch the B panel; 0
-// turns it off.
-var prefetchB = envInt("GEMM_PFB", 1024)
-
-// prefetchC makes the kernels prefetch their tile of C before the k loop.
-var prefetchC = envInt("GEMM_PFC", 1) != 0
-
-func envInt(name string, def int) int {
-	if v := os.Getenv(name); v != "" {
-		var n int
-		fmt.Sscan(v, &n)
-		return n
-	}
-	return def
-}
+// How far ahead (bytes) the kernels prefetch the A and B panels (0: not at
+// all), and whether they prefetch their tile of C before the k loop. The
+// driver keeps the B micro-panel in L1 and the A block in L2, where the
+// hardware prefetchers do well; C comes from further away.
+const (
+	prefetchA = 0
+	prefetchB = 0
+	prefetchC = true
+)
 
 func main() {
 	var s bytes.Buffer
@@ -141,6 +135,9 @@ func kernel(s *bytes.Buffer, avx512 bool, mr, nv int) {
 	step := func(t int) {
 		for v := 0; v < nv; v++ {
 			p("VMOVUPS %d(DI), %s", (t*nv+v)*vbytes, r(bregs[v]))
+		}
+		if prefetchA > 0 && avx512 && t%2 == 0 {
+			p("PREFETCHT0 %d(SI)", t*mr*4+prefetchA)
 		}
 		if prefetchB > 0 && avx512 {
 			for v := 0; v < nv*vbytes; v += 64 {

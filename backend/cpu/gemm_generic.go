@@ -4,7 +4,7 @@ package cpu
 // fits the machine.
 var genericKernel = &gemmKernel{
 	name: "go", mr: 4, nr: 16, vec: 4,
-	kc: 256, nc: 256, mc: 256,
+	kc: 256, nc: 1024, mc: 64,
 	compute: genericCompute,
 }
 
