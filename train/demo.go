@@ -63,12 +63,12 @@ type DemoModel struct {
 	Name string `json:"name"`
 	Dir  string `json:"dir"`
 	synth.Result
-	RMReward   float64                 `json:"rm_reward"`            // mean reward-model score of its answers
-	WinRateSFT float64                 `json:"rm_win_rate_vs_sft"`   // reward-model win rate against the SFT model's answers
-	KL         float64                 `json:"kl_to_sft"`            // KL(model || SFT) per sampled answer, nats
-	ByKind     map[string]synth.Result `json:"by_kind"`              // task success per kind
-	Samples    []DemoSample            `json:"samples"`              // a few answers
-	Seconds    float64                 `json:"train_seconds"`        // time its stage took
+	RMReward   float64                 `json:"rm_reward"`             // mean reward-model score of its answers
+	WinRateSFT float64                 `json:"rm_win_rate_vs_sft"`    // reward-model win rate against the SFT model's answers
+	KL         float64                 `json:"kl_to_sft"`             // KL(model || SFT) per sampled answer, nats
+	ByKind     map[string]synth.Result `json:"by_kind"`               // task success per kind
+	Samples    []DemoSample            `json:"samples"`               // a few answers
+	Seconds    float64                 `json:"train_seconds"`         // time its stage took
 	Train      map[string]float64      `json:"train_final,omitempty"` // the stage's last logged metrics
 }
 
