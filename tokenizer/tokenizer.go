@@ -65,6 +65,10 @@ type encoder struct {
 	prev  []int32
 	next  []int32
 	out   []int // one segment's ids
+
+	shortKeys []uint64 // cache of pieces of up to 7 bytes, see appendShort
+	shortVals []uint64
+	shortN    int
 }
 
 const (
@@ -217,6 +221,9 @@ func (t *Tokenizer) appendPiece(e *encoder, dst []int, piece string) []int {
 			return append(dst, int(id))
 		}
 	}
+	if len(piece) <= 7 {
+		return t.appendShort(e, dst, piece)
+	}
 	if v, ok := e.cache[piece]; ok {
 		for _, id := range e.arena[v>>32 : v>>32+v&0xffffffff] {
 			dst = append(dst, int(id))
@@ -234,6 +241,54 @@ func (t *Tokenizer) appendPiece(e *encoder, dst []int, piece string) []int {
 		e.arena = append(e.arena, int32(id))
 	}
 	e.cache[strings.Clone(piece)] = uint64(off)<<32 | uint64(len(dst)-start)
+	return dst
+}
+
+// shortCacheBits sizes the cache of short pieces.
+const shortCacheBits = 15
+
+// appendShort is appendPiece for pieces of 2 to 7 bytes, the most common:
+// they are cached by their bytes packed in a word, in an open-addressing
+// table, when they encode to one or two tokens.
+func (t *Tokenizer) appendShort(e *encoder, dst []int, piece string) []int {
+	k := uint64(len(piece)) << 56
+	for i := 0; i < len(piece); i++ {
+		k |= uint64(piece[i]) << (8 * i)
+	}
+	if e.shortKeys == nil {
+		e.shortKeys = make([]uint64, 1<<shortCacheBits)
+		e.shortVals = make([]uint64, 1<<shortCacheBits)
+	}
+	const mask = 1<<shortCacheBits - 1
+	i := (k * 0x9E3779B97F4A7C15) >> (64 - shortCacheBits)
+	for ; e.shortKeys[i] != 0; i = (i + 1) & mask {
+		if e.shortKeys[i] == k {
+			v := e.shortVals[i]
+			dst = append(dst, int(uint32(v)))
+			if v>>32 != 0 {
+				dst = append(dst, int(v>>32-1))
+			}
+			return dst
+		}
+	}
+	start := len(dst)
+	dst = t.bpeScan(e, dst, piece)
+	var v uint64
+	switch len(dst) - start {
+	case 1:
+		v = uint64(uint32(dst[start]))
+	case 2:
+		v = uint64(uint32(dst[start])) | uint64(dst[start+1]+1)<<32
+	default:
+		return dst
+	}
+	if e.shortN >= 1<<(shortCacheBits-1) {
+		clear(e.shortKeys)
+		e.shortN = 0
+		i = (k * 0x9E3779B97F4A7C15) >> (64 - shortCacheBits)
+	}
+	e.shortKeys[i], e.shortVals[i] = k, v
+	e.shortN++
 	return dst
 }
 
