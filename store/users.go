@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -173,7 +174,7 @@ func (s *Store) Authenticate(ctx context.Context, username, password string) (Us
 	err := scanUser(s.db.QueryRowContext(ctx, s.q(`SELECT `+userColumns+`, password_hash FROM users WHERE username = ?`),
 		strings.ToLower(username)), &u, &hash)
 	if errors.Is(err, sql.ErrNoRows) {
-		checkPassword(dummyHash, password)
+		checkPassword(dummyHash(), password)
 		return User{}, fmt.Errorf("store: %w", ErrUnauthorized)
 	}
 	if err != nil {
@@ -198,7 +199,12 @@ const (
 	argonSaltLen = 16
 )
 
-var dummyHash, _ = hashPassword("not a password of anyone")
+// dummyHash is checked against when a username is unknown, so that a wrong
+// username takes as long as a wrong password.
+var dummyHash = sync.OnceValue(func() string {
+	h, _ := hashPassword("not a password of anyone")
+	return h
+})
 
 // hashPassword returns password's argon2id hash in the PHC string format
 // $argon2id$v=19$m=19456,t=2,p=1$SALT$HASH.
