@@ -849,6 +849,13 @@ func testExport(t *testing.T, dsn string) {
 	if pref[6] != `{"prompt":[{"role":"user","content":"Say hi <3"}],"chosen":[{"role":"assistant","content":"Hi!"}],"rejected":[{"role":"assistant","content":"hello"}]}` {
 		t.Errorf("preferences line 7 = %s", pref[6])
 	}
+	// What the export writes is what the data package reads for training.
+	for kind, want := range map[ExportKind]int{ExportSFT: len(sft), ExportRankings: len(rk), ExportPreferences: len(pref)} {
+		ds, err := s.Dataset(ctx, kind)
+		if err != nil || len(ds.Examples) != want {
+			t.Errorf("Dataset(%s): %v; want %d examples", kind, err, want)
+		}
+	}
 	_, err = s.ExportJSONL(ctx, &bytes.Buffer{}, "csv")
 	wantErr(t, "unknown export kind", err, ErrInvalid, `"csv"`)
 	_, err = s.ExportJSONL(ctx, failWriter{}, ExportSFT)
