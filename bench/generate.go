@@ -1,0 +1,145 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/golem-ml/golem/backend/cpu"
+	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/tensor"
+)
+
+// The generation benchmark: batch-1 sampling of N new tokens from a
+// one-token prompt with the KV cache (multinomial sampling, no gradients),
+// against the peer's --gen mode (its "kvcache" number), on the same model
+// shape and random weights.
+func init() {
+	register("generate", func(args []string) error {
+		fs := flag.NewFlagSet("generate", flag.ExitOnError)
+		config := fs.String("config", "small", "baby, small, gpt2-tiny-bpe or gpt2-124m")
+		n := fs.Int("tokens", 200, "new tokens to generate")
+		runs := fs.Int("runs", 3, "timed golem runs (the best is reported)")
+		threads := fs.Int("threads", 2, "threads")
+		noPeer := fs.Bool("no-peer", false, "skip the PyTorch peer (no ratio)")
+		fs.Parse(args)
+		cpu.SetThreads(*threads)
+		m, c, err := benchModel(*config)
+		if err != nil {
+			return err
+		}
+		if *n+1 > c.Context {
+			return fmt.Errorf("-tokens %d does not fit the context of %d", *n, c.Context)
+		}
+		var peer float64
+		if !*noPeer {
+			peer, err = peerField("gen_tokens_per_s_kvcache", "--config", *config, "--tuned", "--gen", fmt.Sprint(*n),
+				"--steps", "1", "--warmup", "0", "--threads", fmt.Sprint(*threads))
+			if err != nil {
+				return err
+			}
+		}
+		defer startProfile()()
+		sample(m, 8, 1) // warm the buffer pool
+		var best float64
+		var out []int32
+		for r := 0; r < max(*runs, 1); r++ {
+			t0 := time.Now()
+			out = sample(m, *n, 42)
+			best = max(best, float64(*n)/time.Since(t0).Seconds())
+		}
+		fmt.Printf("golem: config=%s batch=1 new_tokens=%d kv_cache tokens_per_s=%.1f (best of %d; first ids %v)\n",
+			*config, *n, best, max(*runs, 1), out[:min(8, len(out))])
+		if peer > 0 {
+			fmt.Printf("peer:  gen_tokens_per_s_kvcache=%.1f\n", peer)
+			fmt.Printf("ratio=%.2f\n", best/peer)
+		}
+		return nil
+	})
+}
+
+// sample generates n tokens after token 0, one at a time with the KV cache,
+// drawing each from the softmax of the logits.
+func sample(m *gpt.Model, n int, seed uint64) []int32 {
+	r := rand.New(rand.NewPCG(seed, 0))
+	out := make([]int32, 0, n)
+	id := int32(0)
+	tensor.NoGrad(func() {
+		cache := &gpt.Cache{}
+		defer cache.Free()
+		var probs []float64
+		for i := 0; i < n; i++ {
+			h := m.Forward([]int32{id}, 1, 1, gpt.Options{Cache: cache})
+			logits := m.Logits(h)
+			l := logits.Host()
+			tensor.Release(logits)
+			probs = slices.Grow(probs[:0], len(l))[:len(l)]
+			mx := slices.Max(l)
+			var z float64
+			for j, v := range l {
+				probs[j] = math.Exp(float64(v - mx))
+				z += probs[j]
+			}
+			u := r.Float64() * z
+			id = int32(len(l) - 1)
+			for j, p := range probs {
+				if u -= p; u < 0 {
+					id = int32(j)
+					break
+				}
+			}
+			out = append(out, id)
+		}
+	})
+	return out
+}
+
+// peerField runs the PyTorch peer and returns the value of key, read from
+// the key=value fields of its output lines (the last one wins).
+func peerField(key string, args ...string) (float64, error) {
+	script, err := peerScript()
+	if err != nil {
+		return 0, err
+	}
+	py := "/usr/bin/python3"
+	if _, err := os.Stat(py); err != nil {
+		py = "python3"
+	}
+	if out, err := exec.Command(py, "-c", "import torch").CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("the PyTorch peer needs Debian's torch: apt-get install -y python3-torch python3-numpy libopenblas0-openmp (%s: %s)", py, strings.TrimSpace(string(out)))
+	}
+	cmd := exec.Command(py, append([]string{script}, args...)...)
+	var buf bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &buf, os.Stderr
+	fmt.Printf("peer: %s %s\n", filepath.Base(script), strings.Join(args, " "))
+	if err := cmd.Run(); err != nil {
+		return 0, fmt.Errorf("peer failed: %v\n%s", err, buf.String())
+	}
+	val := -1.0
+	for _, line := range strings.Split(buf.String(), "\n") {
+		if line == "" {
+			continue
+		}
+		fmt.Println("  peer|", line)
+		for _, field := range strings.Fields(line) {
+			if v, ok := strings.CutPrefix(field, key+"="); ok {
+				if f, err := strconv.ParseFloat(v, 64); err == nil {
+					val = f
+				}
+			}
+		}
+	}
+	if val < 0 {
+		return 0, fmt.Errorf("peer printed no %s= field", key)
+	}
+	return val, nil
+}
