@@ -139,6 +139,18 @@ func binary(op backend.Binary, a, b *Tensor) *Tensor {
 	out := result(slices.Clone(shape), a, b)
 	a.be.Binary(op, bc, out.buf, a.buf, b.buf)
 	if out.requiresGrad {
+		if op == backend.Add && a.Len() == out.Len() && b.Len() == out.Len() {
+			// No broadcasting: both inputs get the output's gradient.
+			out.back = func() {
+				if b.requiresGrad {
+					b.addGrad(out)
+				}
+				if a.requiresGrad {
+					a.takeGrad(out)
+				}
+			}
+			return out
+		}
 		out.back = func() {
 			var da, db backend.Buffer
 			if a.requiresGrad {

@@ -48,24 +48,26 @@ func MatMul(a, b *Tensor, transA, transB bool) *Tensor {
 			if a.requiresGrad {
 				// dA = dC op(B)^T  (or for transA: dA = op(B) dC^T)
 				ga := g
-				ga.Beta = 1
+				da, beta := a.gemmGrad()
+				ga.Beta = beta
 				if !transA {
 					ga.TransA, ga.TransB = false, !transB
 					ga.M, ga.N, ga.K = g.M, K, N
 					ga.LDA, ga.LDB, ga.LDC = N, bcn, ac
 					ga.StrideA, ga.StrideB, ga.StrideC = g.StrideC, g.StrideB, g.StrideA
-					a.be.MatMul(ga, out.grad, b.buf, a.GradBuffer())
+					a.be.MatMul(ga, out.grad, b.buf, da)
 				} else {
 					// A is [K, M]: dA = op(B) dC^T.
 					ga.TransA, ga.TransB = transB, true
 					ga.M, ga.N, ga.K = K, M, N
 					ga.LDA, ga.LDB, ga.LDC = bcn, N, ac
 					ga.StrideA, ga.StrideB, ga.StrideC = g.StrideB, g.StrideC, g.StrideA
-					a.be.MatMul(ga, b.buf, out.grad, a.GradBuffer())
+					a.be.MatMul(ga, b.buf, out.grad, da)
 				}
 			}
 			if b.requiresGrad {
-				gb := backend.Gemm{Alpha: 1, Beta: 1, Batch: g.Batch, StrideA: g.StrideA, StrideB: g.StrideC, StrideC: g.StrideB}
+				db, beta := b.gemmGrad()
+				gb := backend.Gemm{Alpha: 1, Beta: beta, Batch: g.Batch, StrideA: g.StrideA, StrideB: g.StrideC, StrideC: g.StrideB}
 				if g.Batch == 1 && batch > 1 {
 					gb.Batch = 1
 				}
@@ -75,14 +77,14 @@ func MatMul(a, b *Tensor, transA, transB bool) *Tensor {
 					gb.TransA, gb.TransB = !transA, false
 					gb.M, gb.N, gb.K = K, N, rowsA
 					gb.LDA, gb.LDB, gb.LDC = ac, N, bcn
-					b.be.MatMul(gb, a.buf, out.grad, b.GradBuffer())
+					b.be.MatMul(gb, a.buf, out.grad, db)
 				} else {
 					// B is [N,K]: dB = dC^T op(A)
 					gb.TransA, gb.TransB = true, transA
 					gb.M, gb.N, gb.K = N, K, rowsA
 					gb.LDA, gb.LDB, gb.LDC = N, ac, bcn
 					gb.StrideA, gb.StrideB = g.StrideC, g.StrideA
-					b.be.MatMul(gb, out.grad, a.buf, b.GradBuffer())
+					b.be.MatMul(gb, out.grad, a.buf, db)
 				}
 			}
 		}
@@ -127,14 +129,16 @@ func linear(x, w, bias *Tensor, inOut bool) *Tensor {
 		out.back = func() {
 			if x.requiresGrad {
 				// dx = dy W ([out,in]) or dy W^T ([in,out]).
-				x.be.MatMul(backend.Gemm{TransB: inOut, M: rows, N: in, K: outF, Alpha: 1, Beta: 1, Batch: 1, LDA: outF, LDB: ldw, LDC: in}, out.grad, w.buf, x.GradBuffer())
+				dx, beta := x.gemmGrad()
+				x.be.MatMul(backend.Gemm{TransB: inOut, M: rows, N: in, K: outF, Alpha: 1, Beta: beta, Batch: 1, LDA: outF, LDB: ldw, LDC: in}, out.grad, w.buf, dx)
 			}
 			if w.requiresGrad {
+				dw, beta := w.gemmGrad()
 				if inOut {
 					// dW [in,out] = x^T dy.
-					x.be.MatMul(backend.Gemm{TransA: true, M: in, N: outF, K: rows, Alpha: 1, Beta: 1, Batch: 1, LDA: in, LDB: outF, LDC: outF}, x.buf, out.grad, w.GradBuffer())
+					x.be.MatMul(backend.Gemm{TransA: true, M: in, N: outF, K: rows, Alpha: 1, Beta: beta, Batch: 1, LDA: in, LDB: outF, LDC: outF}, x.buf, out.grad, dw)
 				} else {
-					x.be.MatMul(backend.Gemm{TransA: true, M: outF, N: in, K: rows, Alpha: 1, Beta: 1, Batch: 1, LDA: outF, LDB: in, LDC: in}, out.grad, x.buf, w.GradBuffer())
+					x.be.MatMul(backend.Gemm{TransA: true, M: outF, N: in, K: rows, Alpha: 1, Beta: beta, Batch: 1, LDA: outF, LDB: in, LDC: in}, out.grad, x.buf, dw)
 				}
 			}
 			if bias != nil && bias.requiresGrad {
@@ -437,11 +441,13 @@ func LinearCrossEntropy(x, w *Tensor, targets []int32, weights []float32) *Tenso
 			be.Download(dl[:], out.grad, 0)
 			if x.requiresGrad {
 				// dx = dloss * G W
-				be.MatMul(backend.Gemm{M: rows, N: C, K: V, Alpha: dl[0], Beta: 1, Batch: 1, LDA: V, LDB: C, LDC: C}, logits, w.buf, x.GradBuffer())
+				dx, beta := x.gemmGrad()
+				be.MatMul(backend.Gemm{M: rows, N: C, K: V, Alpha: dl[0], Beta: beta, Batch: 1, LDA: V, LDB: C, LDC: C}, logits, w.buf, dx)
 			}
 			if w.requiresGrad {
 				// dW = dloss * G^T x
-				be.MatMul(backend.Gemm{TransA: true, M: V, N: C, K: rows, Alpha: dl[0], Beta: 1, Batch: 1, LDA: V, LDB: C, LDC: C}, logits, x.buf, w.GradBuffer())
+				dw, beta := w.gemmGrad()
+				be.MatMul(backend.Gemm{TransA: true, M: V, N: C, K: rows, Alpha: dl[0], Beta: beta, Batch: 1, LDA: V, LDB: C, LDC: C}, logits, x.buf, dw)
 			}
 		}
 	}

@@ -30,10 +30,8 @@ func Reshape(t *Tensor, shape ...int) *Tensor {
 	out := &Tensor{shape: sh, be: t.be, buf: t.buf, parents: []*Tensor{t}, view: true}
 	if GradEnabled() && t.requiresGrad {
 		out.requiresGrad = true
-		out.back = func() {
-			// The view's gradient has the same layout: add it.
-			t.be.Copy2D(t.GradBuffer(), 0, 0, out.grad, 0, 0, 1, t.Len(), true)
-		}
+		// The view's gradient has the same layout: pass it on.
+		out.back = func() { t.takeGrad(out) }
 	}
 	return out
 }

@@ -156,6 +156,39 @@ func (t *Tensor) GradBuffer() backend.Buffer {
 	return t.grad
 }
 
+// gemmGrad returns t's gradient buffer for a GEMM to write into, with the
+// beta it should use: 0 for a new buffer (whose contents are undefined, so
+// the GEMM writes it without reading or zeroing it first), 1 to add into an
+// existing gradient.
+func (t *Tensor) gemmGrad() (backend.Buffer, float32) {
+	if t.grad == nil {
+		t.grad = t.be.Alloc(t.Len(), false)
+		return t.grad, 0
+	}
+	return t.grad, 1
+}
+
+// addGrad adds out's gradient (of t's size) into t's: a copy when t has
+// none yet.
+func (t *Tensor) addGrad(out *Tensor) {
+	if t.grad == nil {
+		t.grad = t.be.Alloc(t.Len(), false)
+		t.be.Copy2D(t.grad, 0, 0, out.grad, 0, 0, 1, t.Len(), false)
+		return
+	}
+	t.be.Copy2D(t.grad, 0, 0, out.grad, 0, 0, 1, t.Len(), true)
+}
+
+// takeGrad gives out's gradient to t when t has none yet, instead of
+// copying it: out's backward is its gradient's last use. Otherwise it adds.
+func (t *Tensor) takeGrad(out *Tensor) {
+	if t.grad == nil && out.grad != nil && !t.freed {
+		t.grad, out.grad = out.grad, nil
+		return
+	}
+	t.addGrad(out)
+}
+
 // ZeroGrad sets the gradient to zero (keeping its memory).
 func (t *Tensor) ZeroGrad() {
 	if t.grad != nil {
