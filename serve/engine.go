@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/backend/cpu"
 	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/tensor"
@@ -126,6 +125,8 @@ type Stats struct {
 	Reloads   int64 // checkpoints swapped in
 	Active    int64 // sequences being decoded now
 	Cancelled int64 // sequences ended because their request was cancelled
+	Fills     int64 // new sequences placed in the row of a finished one
+	Repacks   int64 // times the batch's KV cache was re-packed
 }
 
 // Engine runs one model: a scheduler goroutine admits new sequences between
@@ -148,8 +149,8 @@ type Engine struct {
 	closed  atomic.Bool
 	queued  atomic.Int64
 
-	steps, tokens, prefills, maxActive, reloads, active, cancelled atomic.Int64
-	reloadMu                                                       sync.Mutex
+	steps, tokens, prefills, maxActive, reloads, active, cancelled, fills, repacks atomic.Int64
+	reloadMu                                                                       sync.Mutex
 }
 
 // NewEngine starts an engine serving w under name.
@@ -174,7 +175,8 @@ func (e *Engine) Weights() *Weights {
 // Stats returns the engine's counters.
 func (e *Engine) Stats() Stats {
 	return Stats{Steps: e.steps.Load(), Tokens: e.tokens.Load(), Prefills: e.prefills.Load(),
-		MaxActive: e.maxActive.Load(), Reloads: e.reloads.Load(), Active: e.active.Load(), Cancelled: e.cancelled.Load()}
+		MaxActive: e.maxActive.Load(), Reloads: e.reloads.Load(), Active: e.active.Load(), Cancelled: e.cancelled.Load(),
+		Fills: e.fills.Load(), Repacks: e.repacks.Load()}
 }
 
 // Swap makes w the model for every request admitted from now on. The
@@ -253,6 +255,7 @@ type seq struct {
 	out    chan Event
 	n      int // positions in the cache
 	rowIdx int // the sequence's row in the batch cache
+	done   bool
 	last   int // the token fed at the next step
 	gen    int // tokens generated
 }
@@ -287,11 +290,13 @@ func (e *Engine) loop() {
 	defer close(e.done)
 	var (
 		active []*seq
-		cache  *gpt.Cache
+		cache  *gpt.BatchCache
 	)
 	fail := func(seqs []*seq, err error) {
 		for _, s := range seqs {
-			s.out <- Event{Done: true, Reason: "error", Err: err}
+			if s != nil {
+				s.out <- Event{Done: true, Reason: "error", Err: err}
+			}
 		}
 	}
 	defer func() {
@@ -332,7 +337,8 @@ func (e *Engine) loop() {
 		// checkpoint waits for the batch to drain.
 		var fresh []*seq
 		if e.pending.Load() == nil {
-			for len(active)+len(fresh) < e.opts.MaxBatch {
+			running := len(live(active))
+			for running+len(fresh) < e.opts.MaxBatch {
 				var s *seq
 				select {
 				case s = <-e.queue:
@@ -387,13 +393,13 @@ func guard(fn func()) (err error) {
 
 // step prefills fresh, decodes active by one token, and returns the
 // sequences still running with their packed cache.
-func (e *Engine) step(w *Weights, active, fresh []*seq, cache *gpt.Cache) ([]*seq, *gpt.Cache) {
-	var err error
+func (e *Engine) step(w *Weights, rows, fresh []*seq, cache *gpt.BatchCache) ([]*seq, *gpt.BatchCache) {
+	m := w.Model
 	tensor.NoGrad(func() {
-		if len(active) > 0 {
-			active, cache = e.decode(w, active, cache)
+		if cache != nil {
+			rows, cache = e.decode(w, rows, cache)
 		}
-		for len(fresh) > 0 && err == nil {
+		for len(fresh) > 0 {
 			// As many as fit the prefill budget, at least one.
 			n, L := 0, 0
 			for n < len(fresh) {
@@ -403,22 +409,70 @@ func (e *Engine) step(w *Weights, active, fresh []*seq, cache *gpt.Cache) ([]*se
 				}
 				n, L = n+1, l
 			}
-			var pc *gpt.Cache
-			var alive []*seq
-			alive, pc = e.prefill(w, fresh[:n])
+			alive, pc := e.prefill(w, fresh[:n])
 			fresh = fresh[n:]
-			active, cache = merge(w.Model, active, cache, alive, pc)
+			// New sequences take the rows of finished ones when they fit;
+			// the cache is re-packed only for the rest.
+			rest := fill(m, rows, cache, alive, pc)
+			e.fills.Add(int64(len(alive) - len(rest)))
+			if len(rest) > 0 {
+				rows, cache = merge(m, live(rows), cache, rest, pc)
+				e.repacks.Add(1)
+			}
+			pc.Free()
 		}
 	})
-	e.active.Store(int64(len(active)))
-	if n := int64(len(active)); n > e.maxActive.Load() {
+	n := int64(len(live(rows)))
+	e.active.Store(n)
+	if n > e.maxActive.Load() {
 		e.maxActive.Store(n)
 	}
-	return active, cache
+	return rows, cache
+}
+
+// live returns the sequences of rows, without the holes.
+func live(rows []*seq) []*seq {
+	out := make([]*seq, 0, len(rows))
+	for _, s := range rows {
+		if s != nil {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// fill copies the prefilled sequences fresh (rows of fb) into the holes of
+// the batch cache c whose columns can hold them, and returns the ones that
+// found no place.
+func fill(m *gpt.Model, rows []*seq, c *gpt.BatchCache, fresh []*seq, fb *gpt.Cache) []*seq {
+	if c == nil {
+		return fresh
+	}
+	W := m.Config.KVHeads * m.Config.HeadDim()
+	be := m.Embed.Weight.Backend()
+	var rest []*seq
+	hole := 0
+	for _, s := range fresh {
+		for hole < len(rows) && rows[hole] != nil {
+			hole++
+		}
+		if hole == len(rows) || s.n > c.Len {
+			rest = append(rest, s)
+			continue
+		}
+		for l := range c.K {
+			for _, kv := range [][2]*tensor.Tensor{{c.K[l], fb.K[l]}, {c.V[l], fb.V[l]}} {
+				be.Copy2D(kv[0].Buffer(), (hole*c.Cap+c.Len-s.n)*W, 0, kv[1].Buffer(), (s.rowIdx*fb.Len+fb.Len-s.n)*W, 0, 1, s.n*W, false)
+			}
+		}
+		rows[hole], s.rowIdx = s, hole
+	}
+	return rest
 }
 
 // prefill runs the prompts of seqs as one left-padded batch, samples each
 // one's first token, and returns those still running with their cache.
+// The caller frees the returned cache.
 func (e *Engine) prefill(w *Weights, seqs []*seq) ([]*seq, *gpt.Cache) {
 	m := w.Model
 	B, L := len(seqs), 0
@@ -455,41 +509,70 @@ func (e *Engine) prefill(w *Weights, seqs []*seq) ([]*seq, *gpt.Cache) {
 	tensor.Release(logits)
 	tensor.Release(h)
 	e.prefills.Add(1)
-	return e.advance(w, seqs, host, cache)
+	return e.advance(w, seqs, host), cache
 }
 
-// decode feeds every active sequence its last token in one batched step.
-func (e *Engine) decode(w *Weights, active []*seq, cache *gpt.Cache) ([]*seq, *gpt.Cache) {
+// decode feeds every sequence of rows its last token in one batched step.
+// Rows of finished sequences (nil) ride along, masked, until a new sequence
+// takes them or the cache is re-packed.
+func (e *Engine) decode(w *Weights, rows []*seq, cache *gpt.BatchCache) ([]*seq, *gpt.BatchCache) {
 	m := w.Model
-	B := len(active)
-	S := cache.Len + 1
+	if cache.Len == cache.Cap {
+		// Out of columns: re-pack, which drops the columns no row needs.
+		rows, cache = merge(m, live(rows), cache, nil, nil)
+		e.repacks.Add(1)
+	}
+	B, L, Cap := cache.B, cache.Len, cache.Cap
 	ids := make([]int32, B)
 	pos := make([]int32, B)
-	mask := make([]bool, B*S)
-	for b, s := range active {
+	mask := make([]bool, B*Cap)
+	var seqs []*seq
+	for b, s := range rows {
+		if s == nil {
+			mask[b*Cap+L] = true // attends to its own key only
+			continue
+		}
 		ids[b] = int32(s.last)
 		pos[b] = int32(s.n)
-		for j := S - 1 - s.n; j < S; j++ {
-			mask[b*S+j] = true
+		for j := L - s.n; j <= L; j++ {
+			mask[b*Cap+j] = true
 		}
 		s.n++
+		seqs = append(seqs, s)
 	}
-	h := m.Forward(ids, B, 1, gpt.Options{Cache: cache, Pos: pos, KeyMask: mask})
+	h := m.DecodeStep(ids, pos, cache, mask)
 	logits := m.Logits(h)
 	host := logits.Host()
 	tensor.Release(logits)
 	tensor.Release(h)
 	e.steps.Add(1)
-	return e.advance(w, active, host, cache)
+	keep := e.advance(w, seqs, host)
+	if len(keep) == len(seqs) {
+		return rows, cache
+	}
+	for _, s := range seqs {
+		if s.done {
+			rows[s.rowIdx] = nil
+		}
+	}
+	if 2*len(keep) <= B {
+		// Mostly holes: re-pack smaller.
+		e.repacks.Add(1)
+		return merge(m, keep, cache, nil, nil)
+	}
+	return rows, cache
 }
 
-// advance samples each sequence's next token from its row of logits, sends
-// it, and drops the sequences that ended (re-packing the cache if any did).
-func (e *Engine) advance(w *Weights, seqs []*seq, logits []float32, cache *gpt.Cache) ([]*seq, *gpt.Cache) {
+// advance samples each sequence's next token from its row (rowIdx) of
+// logits, sends it, and returns the sequences still running; the others
+// are marked done.
+func (e *Engine) advance(w *Weights, seqs []*seq, logits []float32) []*seq {
 	V := w.Model.Config.Vocab
 	ctxLen := w.Model.Config.Context
 	keep := seqs[:0:0]
-	for b, s := range seqs {
+	for _, s := range seqs {
+		b := s.rowIdx
+		s.done = true
 		if s.ctx.Err() != nil {
 			e.cancelled.Add(1)
 			s.out <- Event{Done: true, Reason: "cancel"}
@@ -507,13 +590,11 @@ func (e *Engine) advance(w *Weights, seqs []*seq, logits []float32, cache *gpt.C
 			s.out <- Event{Done: true, Reason: "length"}
 			continue
 		}
+		s.done = false
 		s.last = id
 		keep = append(keep, s)
 	}
-	if len(keep) == len(seqs) {
-		return keep, cache
-	}
-	return merge(w.Model, keep, cache, nil, nil)
+	return keep
 }
 
 func isStop(id int, stop []int) bool {
@@ -525,47 +606,50 @@ func isStop(id int, stop []int) bool {
 	return false
 }
 
-// merge packs the rows of the sequences keep (in cache a) and fresh (in
-// cache fb), found by their rowIdx, into one new cache, each row
-// right-aligned to the longest, frees a and fb, and renumbers the rows.
-func merge(m *gpt.Model, keep []*seq, a *gpt.Cache, fresh []*seq, fb *gpt.Cache) ([]*seq, *gpt.Cache) {
-	type src struct {
-		c   *gpt.Cache
-		row int
-		n   int
-	}
-	var rows []src
-	all := make([]*seq, 0, len(keep)+len(fresh))
-	if a != nil {
-		for _, s := range keep {
-			rows = append(rows, src{a, s.rowIdx, s.n})
-			all = append(all, s)
+// merge packs the rows of the sequences keep (rows of the batch cache a)
+// and fresh (rows of the prefill cache fb), found by their rowIdx, into a
+// new batch cache whose rows end at one column with room to grow; it frees
+// a (not fb) and renumbers the rows.
+func merge(m *gpt.Model, keep []*seq, a *gpt.BatchCache, fresh []*seq, fb *gpt.Cache) ([]*seq, *gpt.BatchCache) {
+	all := append(append(make([]*seq, 0, len(keep)+len(fresh)), keep...), fresh...)
+	if len(all) == 0 {
+		if a != nil {
+			a.Free()
 		}
-	}
-	for _, s := range fresh {
-		rows = append(rows, src{fb, s.rowIdx, s.n})
-		all = append(all, s)
+		return nil, nil
 	}
 	S := 0
-	for _, r := range rows {
-		S = max(S, r.n)
+	for _, s := range all {
+		S = max(S, s.n)
 	}
-	var out *gpt.Cache
-	if len(rows) > 0 {
-		layers := m.Config.Layers
-		kvw := m.Config.KVHeads * m.Config.HeadDim()
-		be := m.Embed.Weight.Backend()
-		out = &gpt.Cache{K: make([]*tensor.Tensor, layers), V: make([]*tensor.Tensor, layers), Len: S}
-		for l := 0; l < layers; l++ {
-			out.K[l] = packRows(be, len(rows), S, kvw, func(i int) (*tensor.Tensor, int, int) { r := rows[i]; return r.c.K[l], r.row, r.n })
-			out.V[l] = packRows(be, len(rows), S, kvw, func(i int) (*tensor.Tensor, int, int) { r := rows[i]; return r.c.V[l], r.row, r.n })
+	layers := m.Config.Layers
+	W := m.Config.KVHeads * m.Config.HeadDim()
+	be := m.Embed.Weight.Backend()
+	out := &gpt.BatchCache{B: len(all), Cap: S + max(32, S/4), Len: S,
+		K: make([]*tensor.Tensor, layers), V: make([]*tensor.Tensor, layers)}
+	for l := 0; l < layers; l++ {
+		for _, kv := range []struct {
+			dst      **tensor.Tensor
+			old, pre *tensor.Tensor
+		}{{&out.K[l], layer(a, l, true), prefillLayer(fb, l, true)}, {&out.V[l], layer(a, l, false), prefillLayer(fb, l, false)}} {
+			dst := tensor.New(be, out.B, out.Cap, W)
+			for i, s := range all {
+				// Source row: its n positions end at column end of a
+				// buffer whose rows have cols columns.
+				src, cols, end := kv.old, 0, 0
+				if i < len(keep) {
+					cols, end = a.Cap, a.Len
+				} else {
+					src = kv.pre
+					cols, end = fb.Len, fb.Len
+				}
+				be.Copy2D(dst.Buffer(), (i*out.Cap+S-s.n)*W, 0, src.Buffer(), (s.rowIdx*cols+end-s.n)*W, 0, 1, s.n*W, false)
+			}
+			*kv.dst = dst
 		}
 	}
 	if a != nil {
 		a.Free()
-	}
-	if fb != nil {
-		fb.Free()
 	}
 	for i, s := range all {
 		s.rowIdx = i
@@ -573,14 +657,22 @@ func merge(m *gpt.Model, keep []*seq, a *gpt.Cache, fresh []*seq, fb *gpt.Cache)
 	return all, out
 }
 
-// packRows builds a [B, S, kvw] tensor whose row i holds the last n
-// positions of row r of t (given by at(i)), right-aligned; the rest is zero.
-func packRows(be backend.Backend, B, S, kvw int, at func(i int) (t *tensor.Tensor, r, n int)) *tensor.Tensor {
-	dst := tensor.New(be, B, S, kvw)
-	for i := 0; i < B; i++ {
-		t, r, n := at(i)
-		srcS := t.Dim(1)
-		be.Copy2D(dst.Buffer(), (i*S+S-n)*kvw, 0, t.Buffer(), (r*srcS+srcS-n)*kvw, 0, 1, n*kvw, false)
+func layer(c *gpt.BatchCache, l int, keys bool) *tensor.Tensor {
+	switch {
+	case c == nil:
+		return nil
+	case keys:
+		return c.K[l]
 	}
-	return dst
+	return c.V[l]
+}
+
+func prefillLayer(c *gpt.Cache, l int, keys bool) *tensor.Tensor {
+	switch {
+	case c == nil:
+		return nil
+	case keys:
+		return c.K[l]
+	}
+	return c.V[l]
 }

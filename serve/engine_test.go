@@ -137,3 +137,49 @@ func TestEngineQueueFull(t *testing.T) {
 		t.Fatal("20 submissions to a queue of 2 with a batch of 1 were all accepted")
 	}
 }
+
+// A sequence that joins takes the row of one that finished (its keys copied
+// into the row's last columns), another forces a re-pack; all get exactly
+// what they get alone. The scheduler's steps are driven by hand here, so
+// the order of events does not depend on the machine's speed.
+func TestEngineFillsFinishedRows(t *testing.T) {
+	for _, arch := range []string{"llama", "gpt2"} {
+		t.Run(arch, func(t *testing.T) {
+			w, err := LoadWeights(tinyDir(t, arch))
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.Stop = nil // every answer runs to its max tokens
+			e := &Engine{Name: "tiny"}
+			e.opts.defaults()
+			newSeq := func(text string, n int) *seq {
+				s := Sampling{MaxTokens: n}
+				return &seq{ctx: context.Background(), prompt: w.Tok.Encode(text), s: s, samp: newSampler(s), out: make(chan Event, n+2)}
+			}
+			long := []*seq{newSeq("one long answer", 40), newSeq("two", 40), newSeq("a third, long one", 40)}
+			short := newSeq("x", 3)
+			rows, cache := e.step(w, nil, append(long, short), nil)
+			for !short.done {
+				rows, cache = e.step(w, rows, nil, cache)
+			}
+			late := []*seq{newSeq("new", 10), newSeq("newer, with a longer prompt than the others", 10)}
+			rows, cache = e.step(w, rows, late, cache)
+			for cache != nil {
+				rows, cache = e.step(w, rows, nil, cache)
+			}
+			for i, s := range append(append(long, short), late...) {
+				want, err := generate.Tokens(w.Model, [][]int{s.prompt}, generate.Options{MaxTokens: s.s.MaxTokens}, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, _ := collect(t, s.out)
+				if !slices.Equal(got, want[0]) {
+					t.Errorf("sequence %d: %v, alone %v", i, got, want[0])
+				}
+			}
+			if st := e.Stats(); st.Fills != 1 || st.Repacks == 0 {
+				t.Errorf("stats %+v: want one sequence placed in a finished row, and re-packs", st)
+			}
+		})
+	}
+}
