@@ -327,7 +327,11 @@ func parsePreTokenizer(p *hfPreTok) (Pattern, bool, error) {
 				if !ok {
 					return 0, false, fmt.Errorf("tokenizer.json: pre_tokenizer: split pattern %q not supported (golem knows the gpt2, cl100k/llama3, qwen2 and o200k patterns)", truncate(*s.Pattern.Regex))
 				}
-				return pat, b.AddPrefixSpace, nil
+				if b.AddPrefixSpace {
+					// Hugging Face would add a space to every piece of the split.
+					return 0, false, errors.New("tokenizer.json: pre_tokenizer: ByteLevel with add_prefix_space after a Split is not supported")
+				}
+				return pat, false, nil
 			}
 		}
 		if len(p.PreTokenizers) == 1 && p.PreTokenizers[0] != nil {
