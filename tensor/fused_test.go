@@ -1,6 +1,7 @@
 package tensor
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -59,5 +60,58 @@ func TestLinearCrossEntropyMatchesUnfused(t *testing.T) {
 				t.Errorf("no-grad loss %v, want %v", l, l2)
 			}
 		})
+	}
+}
+
+func TestGradAttentionQKV(t *testing.T) {
+	r := rand.New(rand.NewPCG(27, 28))
+	for _, c := range []struct {
+		B, T, H, HKV, D int
+		causal, mask    bool
+	}{
+		{1, 1, 1, 1, 1, true, false},
+		{2, 5, 2, 2, 3, true, false},
+		{2, 4, 4, 2, 2, true, false},
+		{2, 6, 3, 1, 2, true, true},
+		{1, 5, 2, 2, 3, false, false},
+	} {
+		W := (c.H + 2*c.HKV) * c.D
+		qkv := randT(r, 1, c.B, c.T, W)
+		var mask []bool
+		if c.mask {
+			mask = make([]bool, c.B*c.T)
+			for i := range mask {
+				mask[i] = i%c.T != 1
+			}
+		}
+		o := AttentionOptions{Heads: c.H, KVHeads: c.HKV, Causal: c.causal, KeyMask: mask}
+		name := fmt.Sprintf("attention_qkv%+v", c)
+		gradCheck(t, name, r, []*Tensor{qkv}, func(i []*Tensor) *Tensor { return AttentionQKV(i[0], o) })
+		// Same values and gradients as slicing q, k and v out.
+		w := randT(r, 1, c.B, c.T, c.H*c.D).SetRequiresGrad(false)
+		run := func(f func() *Tensor) ([]float32, []float32) {
+			qkv.ZeroGrad()
+			out := f()
+			loss := Sum(Mul(out, w))
+			Backward(loss)
+			v, g := out.Host(), qkv.Grad().Host()
+			Release(loss)
+			return v, g
+		}
+		v1, g1 := run(func() *Tensor { return AttentionQKV(qkv, o) })
+		v2, g2 := run(func() *Tensor {
+			D := c.D
+			return Attention(Slice(qkv, 2, 0, c.H*D), Slice(qkv, 2, c.H*D, (c.H+c.HKV)*D), Slice(qkv, 2, (c.H+c.HKV)*D, W), o)
+		})
+		for i := range v1 {
+			if math.Abs(float64(v1[i]-v2[i])) > 1e-6 {
+				t.Fatalf("%s: output %d: %v vs sliced %v", name, i, v1[i], v2[i])
+			}
+		}
+		for i := range g1 {
+			if math.Abs(float64(g1[i]-g2[i])) > 1e-5 {
+				t.Fatalf("%s: gradient %d: %v vs sliced %v", name, i, g1[i], g2[i])
+			}
+		}
 	}
 }

@@ -281,6 +281,51 @@ func Attention(q, k, v *Tensor, o AttentionOptions) *Tensor {
 	return out
 }
 
+// packedAttention is implemented by backends that read q, k and v in place
+// from one packed buffer (see cpu.CPU.AttentionPacked).
+type packedAttention interface {
+	AttentionPacked(a backend.Attention, o, p, qkv backend.Buffer)
+	AttentionPackedGrad(a backend.Attention, dqkv, qkv, p, do backend.Buffer)
+}
+
+// AttentionQKV is Attention(q, k, v) for q, k and v side by side in the
+// last dim of qkv [B, T, (Heads+2*KVHeads)*D], as a fused QKV projection
+// (GPT-2's c_attn) makes them; output [B, T, Heads*D]. Where the backend
+// can, they are read in place instead of sliced out.
+func AttentionQKV(qkv *Tensor, o AttentionOptions) *Tensor {
+	if len(qkv.shape) != 3 || o.Heads <= 0 {
+		panic(fmt.Sprintf("tensor: attention of packed %v with %d heads", qkv.shape, o.Heads))
+	}
+	hkv := o.KVHeads
+	if hkv == 0 {
+		hkv = o.Heads
+	}
+	B, T, W := qkv.shape[0], qkv.shape[1], qkv.shape[2]
+	D := W / (o.Heads + 2*hkv)
+	pa, ok := qkv.be.(packedAttention)
+	if !ok || W != (o.Heads+2*hkv)*D || o.Heads%hkv != 0 || D == 0 {
+		q := Slice(qkv, 2, 0, o.Heads*D)
+		k := Slice(qkv, 2, o.Heads*D, (o.Heads+hkv)*D)
+		v := Slice(qkv, 2, (o.Heads+hkv)*D, W)
+		return Attention(q, k, v, o)
+	}
+	if o.KeyMask != nil && len(o.KeyMask) != B*T {
+		panic(fmt.Sprintf("tensor: attention key mask of %d for B=%d S=%d", len(o.KeyMask), B, T))
+	}
+	scale := o.Scale
+	if scale == 0 {
+		scale = float32(1 / math.Sqrt(float64(D)))
+	}
+	a := backend.Attention{B: B, T: T, S: T, HQ: o.Heads, HKV: hkv, D: D, Scale: scale, Causal: o.Causal, KeyMask: o.KeyMask}
+	out := result([]int{B, T, o.Heads * D}, qkv)
+	p := out.saveBuf(B*o.Heads*T*T, false)
+	pa.AttentionPacked(a, out.buf, p, qkv.buf)
+	if out.requiresGrad {
+		out.back = func() { pa.AttentionPackedGrad(a, qkv.GradBuffer(), qkv.buf, p, out.grad) }
+	}
+	return out
+}
+
 // RoPEOptions configures RoPE.
 type RoPEOptions struct {
 	Heads int

@@ -11,6 +11,29 @@ import (
 // so the scores and their gradients skip most of the masked upper triangle.
 var attnBlock = 64
 
+// attnIO locates the heads of q, k and v (or of their gradients): head h
+// of row t of batch b of q starts at q[b*qb+t*ldq+h*D], and likewise for k
+// and v. Separate tensors and one packed QKV tensor are both such layouts.
+type attnIO struct {
+	q, k, v       []float32
+	ldq, ldk, ldv int
+	qb, kb, vb    int
+}
+
+func separateIO(a *backend.Attention, q, k, v []float32) attnIO {
+	ldq, ldk := a.HQ*a.D, a.HKV*a.D
+	return attnIO{q: q, k: k, v: v, ldq: ldq, ldk: ldk, ldv: ldk, qb: a.T * ldq, kb: a.S * ldk, vb: a.S * ldk}
+}
+
+func packedIO(a *backend.Attention, qkv []float32) attnIO {
+	if qkv == nil {
+		return attnIO{}
+	}
+	w := (a.HQ + 2*a.HKV) * a.D
+	q, k := a.HQ*a.D, (a.HQ+a.HKV)*a.D
+	return attnIO{q: qkv, k: qkv[q:], v: qkv[k:], ldq: w, ldk: w, ldv: w, qb: a.T * w, kb: a.T * w, vb: a.T * w}
+}
+
 // Attention is fused scaled-dot-product attention, written like llm.c: per
 // (batch, head) and block of query rows, the scores are one small GEMM
 // over the keys the block can see, the masked softmax runs in place, and
@@ -19,20 +42,38 @@ var attnBlock = 64
 // written or read. A block of fewer than 4 rows (decoding) uses dot
 // products instead of GEMMs.
 func (c *CPU) Attention(a backend.Attention, o, p, q, k, v backend.Buffer) {
-	os, ps, qs, ks, vs := f(o), f(p), f(q), f(k), f(v)
+	c.attention(&a, separateIO(&a, f(q), f(k), f(v)), f(o), f(p))
+}
+
+// AttentionPacked is Attention with q, k and v side by side in the last
+// dim of one [B, T, (HQ+2*HKV)*D] buffer, as a fused QKV projection writes
+// them (so S = T), read in place.
+func (c *CPU) AttentionPacked(a backend.Attention, o, p, qkv backend.Buffer) {
+	c.attention(&a, packedIO(&a, f(qkv)), f(o), f(p))
+}
+
+// AttentionPackedGrad accumulates the gradients of AttentionPacked into
+// dqkv, laid out like qkv.
+func (c *CPU) AttentionPackedGrad(a backend.Attention, dqkv, qkv, p, do backend.Buffer) {
+	c.attentionGrad(&a, packedIO(&a, f(dqkv)), packedIO(&a, f(qkv)), f(p), f(do))
+}
+
+func (c *CPU) attention(a *backend.Attention, in attnIO, os, ps []float32) {
 	T, S, D, HQ, HKV := a.T, a.S, a.D, a.HQ, a.HKV
 	group := HQ / HKV
-	ldq, ldk := HQ*D, HKV*D
+	ldo := HQ * D
+	qs, ks, vs := in.q, in.k, in.v
+	ldq, ldk, ldv := in.ldq, in.ldk, in.ldv
 	Parallel(a.B*HQ, 1, func(lo, hi int) {
 		for bh := lo; bh < hi; bh++ {
 			b, h := bh/HQ, bh%HQ
 			kh := h / group
-			qo := b*T*ldq + h*D
-			ko := b*S*ldk + kh*D
+			qo, oo := b*in.qb+h*D, b*T*ldo+h*D
+			ko, vo := b*in.kb+kh*D, b*in.vb+kh*D
 			P := ps[bh*T*S : (bh+1)*T*S]
 			for t0 := 0; t0 < T; t0 += attnBlock {
 				t1 := min(T, t0+attnBlock)
-				kEnd := keyEnd(&a, t1)
+				kEnd := keyEnd(a, t1)
 				if t1-t0 < 4 {
 					for t := t0; t < t1; t++ {
 						row := P[t*S : t*S+kEnd]
@@ -40,12 +81,12 @@ func (c *CPU) Attention(a backend.Attention, o, p, q, k, v backend.Buffer) {
 						for j := range row {
 							row[j] = a.Scale * dot(qr, ks[ko+j*ldk:ko+j*ldk+D])
 						}
-						attnSoftmax(&a, row, b, t)
-						or := os[qo+t*ldq : qo+t*ldq+D]
+						attnSoftmax(a, row, b, t)
+						or := os[oo+t*ldo : oo+t*ldo+D]
 						clear(or)
 						for j, pj := range row {
 							if pj != 0 {
-								axpy(or, vs[ko+j*ldk:ko+j*ldk+D], pj)
+								axpy(or, vs[vo+j*ldv:vo+j*ldv+D], pj)
 							}
 						}
 					}
@@ -53,9 +94,9 @@ func (c *CPU) Attention(a backend.Attention, o, p, q, k, v backend.Buffer) {
 				}
 				SgemmST(false, true, t1-t0, kEnd, D, a.Scale, qs[qo+t0*ldq:], ldq, ks[ko:], ldk, 0, P[t0*S:], S)
 				for t := t0; t < t1; t++ {
-					attnSoftmax(&a, P[t*S:t*S+kEnd], b, t)
+					attnSoftmax(a, P[t*S:t*S+kEnd], b, t)
 				}
-				SgemmST(false, false, t1-t0, D, kEnd, 1, P[t0*S:], S, vs[ko:], ldk, 0, os[qo+t0*ldq:], ldq)
+				SgemmST(false, false, t1-t0, D, kEnd, 1, P[t0*S:], S, vs[vo:], ldv, 0, os[oo+t0*ldo:], ldo)
 			}
 		}
 	})
@@ -117,30 +158,34 @@ func attnSoftmax(a *backend.Attention, row []float32, b, t int) {
 // head), so the query heads that share a kv head add into it in order.
 // Each block of query rows touches only the keys it could see.
 func (c *CPU) AttentionGrad(a backend.Attention, dq, dk, dv, q, k, v, p, do backend.Buffer) {
-	dqs, dks, dvs, qs, ks, vs, ps, dos := f(dq), f(dk), f(dv), f(q), f(k), f(v), f(p), f(do)
+	c.attentionGrad(&a, separateIO(&a, f(dq), f(dk), f(dv)), separateIO(&a, f(q), f(k), f(v)), f(p), f(do))
+}
+
+func (c *CPU) attentionGrad(a *backend.Attention, g, in attnIO, ps, dos []float32) {
 	T, S, D, HQ, HKV := a.T, a.S, a.D, a.HQ, a.HKV
 	group := HQ / HKV
-	ldq, ldk := HQ*D, HKV*D
+	ldo := HQ * D
 	blk := min(T, attnBlock)
 	Parallel(a.B*HKV, 1, func(lo, hi int) {
 		scratch := c.Alloc(blk*S, false)
 		dP := f(scratch)
 		for bk := lo; bk < hi; bk++ {
 			b, kh := bk/HKV, bk%HKV
-			ko := b*S*ldk + kh*D
+			ko, vo := b*in.kb+kh*D, b*in.vb+kh*D
+			gko, gvo := b*g.kb+kh*D, b*g.vb+kh*D
 			for h := kh * group; h < (kh+1)*group; h++ {
 				bh := b*HQ + h
-				qo := b*T*ldq + h*D
+				qo, gqo, oo := b*in.qb+h*D, b*g.qb+h*D, b*T*ldo+h*D
 				P := ps[bh*T*S : (bh+1)*T*S]
 				for t0 := 0; t0 < T; t0 += blk {
 					t1 := min(T, t0+blk)
-					rb, kEnd := t1-t0, keyEnd(&a, t1)
+					rb, kEnd := t1-t0, keyEnd(a, t1)
 					Pb := P[t0*S:]
-					dob := dos[qo+t0*ldq:]
+					dob := dos[oo+t0*ldo:]
 					// dP = dO V^T; dV += P^T dO.
-					SgemmST(false, true, rb, kEnd, D, 1, dob, ldq, vs[ko:], ldk, 0, dP, kEnd)
-					if dvs != nil {
-						SgemmST(true, false, kEnd, D, rb, 1, Pb, S, dob, ldq, 1, dvs[ko:], ldk)
+					SgemmST(false, true, rb, kEnd, D, 1, dob, ldo, in.v[vo:], in.ldv, 0, dP, kEnd)
+					if g.v != nil {
+						SgemmST(true, false, kEnd, D, rb, 1, Pb, S, dob, ldo, 1, g.v[gvo:], g.ldv)
 					}
 					// dS = P * (dP - rowsum(dP*P)) * scale, in place.
 					for i := 0; i < rb; i++ {
@@ -150,11 +195,11 @@ func (c *CPU) AttentionGrad(a backend.Attention, dq, dk, dv, q, k, v, p, do back
 							dr[j] = pv * (dr[j] - s) * a.Scale
 						}
 					}
-					if dqs != nil {
-						SgemmST(false, false, rb, D, kEnd, 1, dP, kEnd, ks[ko:], ldk, 1, dqs[qo+t0*ldq:], ldq)
+					if g.q != nil {
+						SgemmST(false, false, rb, D, kEnd, 1, dP, kEnd, in.k[ko:], in.ldk, 1, g.q[gqo+t0*g.ldq:], g.ldq)
 					}
-					if dks != nil {
-						SgemmST(true, false, kEnd, D, rb, 1, dP, kEnd, qs[qo+t0*ldq:], ldq, 1, dks[ko:], ldk)
+					if g.k != nil {
+						SgemmST(true, false, kEnd, D, rb, 1, dP, kEnd, in.q[qo+t0*in.ldq:], in.ldq, 1, g.k[gko:], g.ldk)
 					}
 				}
 			}

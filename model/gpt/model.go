@@ -262,23 +262,29 @@ func (m *Model) Forward(ids []int32, B, T int, o Options) *tensor.Tensor {
 	rope := tensor.RoPEOptions{Heads: c.Heads, Theta: c.RopeTheta, Start: start, Pos: o.Pos}
 	ropeK := rope
 	ropeK.Heads = c.KVHeads
-	C, kvw := c.Hidden, c.KVHeads*c.HeadDim()
+	C := c.Hidden
 	for i, b := range m.Blocks {
 		h := b.Norm1.Forward(x)
-		var q, k, v *tensor.Tensor
-		if b.QKV != nil {
-			qkv := b.QKV.Forward(h)
-			q, k, v = tensor.Slice(qkv, 2, 0, C), tensor.Slice(qkv, 2, C, 2*C), tensor.Slice(qkv, 2, 2*C, 3*C)
+		var y *tensor.Tensor
+		if b.QKV != nil && o.Cache == nil {
+			// q, k and v read in place from the fused projection.
+			y = tensor.AttentionQKV(b.QKV.Forward(h), attn)
 		} else {
-			q = tensor.RoPE(b.Q.Forward(h), rope)
-			k = tensor.RoPE(b.K.Forward(h), ropeK)
-			v = b.V.Forward(h)
+			var q, k, v *tensor.Tensor
+			if b.QKV != nil {
+				qkv := b.QKV.Forward(h)
+				q, k, v = tensor.Slice(qkv, 2, 0, C), tensor.Slice(qkv, 2, C, 2*C), tensor.Slice(qkv, 2, 2*C, 3*C)
+			} else {
+				q = tensor.RoPE(b.Q.Forward(h), rope)
+				k = tensor.RoPE(b.K.Forward(h), ropeK)
+				v = b.V.Forward(h)
+			}
+			if o.Cache != nil {
+				k, v = o.Cache.extend(i, k, v, c.Context)
+			}
+			y = tensor.Attention(q, k, v, attn)
 		}
-		_ = kvw
-		if o.Cache != nil {
-			k, v = o.Cache.extend(i, k, v, c.Context)
-		}
-		a := b.O.Forward(tensor.Attention(q, k, v, attn))
+		a := b.O.Forward(y)
 		x = tensor.Add(x, drop(a, uint64(10+2*i)))
 		h = b.Norm2.Forward(x)
 		var f *tensor.Tensor
