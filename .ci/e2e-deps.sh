@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what golem serve's end-to-end tests need on a fresh Debian
+# machine: Node.js and npm (for the official openai and ollama client
+# packages), Debian's chromium (driven headless by playwright-core), and the
+# npm packages pinned in serve/e2e/package-lock.json. Idempotent.
+#
+#   bash .ci/e2e-deps.sh && go test ./serve/...
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+if [ ${#missing[@]} -gt 0 ]; then
+	if [ "$(id -u)" != 0 ]; then
+		echo "e2e-deps.sh: missing ${missing[*]}; only root can install them" >&2
+		exit 1
+	fi
+	echo "e2e-deps.sh: installing ${missing[*]}" >&2
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq >&2
+	apt-get install -y -qq "${missing[@]}" >&2
+fi
+
+# The npm packages, exactly as locked; playwright-core must not download a
+# browser of its own (Debian's chromium is used).
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+(cd serve/e2e && npm ci --no-audit --no-fund --loglevel=error >&2)
+echo "e2e-deps.sh: node $(node --version), $(/usr/bin/chromium --version 2>/dev/null | head -n 1), npm packages in serve/e2e/node_modules" >&2
