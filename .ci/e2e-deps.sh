@@ -27,4 +27,4 @@ fi
 # browser of its own (Debian's chromium is used).
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 (cd serve/e2e && npm ci --no-audit --no-fund --loglevel=error >&2)
-echo "e2e-deps.sh: node $(node --version), $(/usr/bin/chromium --version 2>/dev/null | head -n 1), npm packages in serve/e2e/node_modules" >&2
+echo "e2e-deps.sh: node $(node --version), $(/usr/bin/chromium --version 2>/dev/null | grep -m1 Chromium), npm packages in serve/e2e/node_modules" >&2
