@@ -84,7 +84,7 @@ func (t *Tokenizer) RenderChat(msgs []Message, addGenerationPrompt bool) (ids []
 		return nil, nil, errors.New("tokenizer: chat: the tokenizer has no <|im_start|> and <|im_end|> special tokens")
 	}
 	e := t.getEncoder()
-	defer t.pool.Put(e)
+	defer t.putEncoder(e)
 	norm := func(s string) string { return s }
 	if t.nfc {
 		norm = nfcString

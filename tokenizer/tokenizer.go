@@ -52,7 +52,8 @@ type Tokenizer struct {
 
 	chars map[rune]int32 // character model: rune -> id
 
-	pool sync.Pool // *encoder
+	freeMu sync.Mutex
+	free   []*encoder // idle encoders with warm caches
 }
 
 // encoder holds one goroutine's scratch space and merge cache.
@@ -77,11 +78,27 @@ const (
 	heapMinPiece    = 96 // pieces this long or longer merge with a heap
 )
 
+// getEncoder takes an encoder from the tokenizer's free list, or makes one.
+// Unlike a sync.Pool, the free list survives garbage collections, so the
+// caches stay warm.
 func (t *Tokenizer) getEncoder() *encoder {
-	if e, ok := t.pool.Get().(*encoder); ok {
+	t.freeMu.Lock()
+	defer t.freeMu.Unlock()
+	if n := len(t.free); n > 0 {
+		e := t.free[n-1]
+		t.free = t.free[:n-1]
 		return e
 	}
 	return &encoder{cache: make(map[string]uint64)}
+}
+
+// putEncoder returns e to the free list, which keeps a few per core.
+func (t *Tokenizer) putEncoder(e *encoder) {
+	t.freeMu.Lock()
+	defer t.freeMu.Unlock()
+	if len(t.free) < 2*runtime.GOMAXPROCS(0) {
+		t.free = append(t.free, e)
+	}
 }
 
 // VocabSize returns the number of token ids: one more than the largest id.
@@ -140,7 +157,7 @@ func (t *Tokenizer) AppendEncode(dst []int, text string) []int {
 	}
 	e := t.getEncoder()
 	dst = t.encodeOrdinary(e, dst, text, t.addPrefixSpace)
-	t.pool.Put(e)
+	t.putEncoder(e)
 	return dst
 }
 
@@ -162,7 +179,7 @@ func (t *Tokenizer) EncodeWithSpecial(text string) []int {
 		dst = append(dst, t.specialIDs[tok])
 		text = text[i+len(tok):]
 	}
-	t.pool.Put(e)
+	t.putEncoder(e)
 	return dst
 }
 
@@ -249,7 +266,7 @@ const shortCacheBits = 15
 
 // appendShort is appendPiece for pieces of 2 to 7 bytes, the most common:
 // they are cached by their bytes packed in a word, in an open-addressing
-// table, when they encode to one or two tokens.
+// table, when they encode to at most three tokens below 2^21-1.
 func (t *Tokenizer) appendShort(e *encoder, dst []int, piece string) []int {
 	k := uint64(len(piece)) << 56
 	for i := 0; i < len(piece); i++ {
@@ -263,24 +280,24 @@ func (t *Tokenizer) appendShort(e *encoder, dst []int, piece string) []int {
 	i := (k * 0x9E3779B97F4A7C15) >> (64 - shortCacheBits)
 	for ; e.shortKeys[i] != 0; i = (i + 1) & mask {
 		if e.shortKeys[i] == k {
-			v := e.shortVals[i]
-			dst = append(dst, int(uint32(v)))
-			if v>>32 != 0 {
-				dst = append(dst, int(v>>32-1))
+			// Up to three ids, each plus one in 21 bits; 0 ends the list.
+			for v := e.shortVals[i]; v != 0; v >>= 21 {
+				dst = append(dst, int(v&(1<<21-1))-1)
 			}
 			return dst
 		}
 	}
 	start := len(dst)
 	dst = t.bpeScan(e, dst, piece)
-	var v uint64
-	switch len(dst) - start {
-	case 1:
-		v = uint64(uint32(dst[start]))
-	case 2:
-		v = uint64(uint32(dst[start])) | uint64(dst[start+1]+1)<<32
-	default:
+	if len(dst)-start > 3 {
 		return dst
+	}
+	var v uint64
+	for j := len(dst) - 1; j >= start; j-- {
+		if dst[j]+1 >= 1<<21 {
+			return dst
+		}
+		v = v<<21 | uint64(dst[j]+1)
 	}
 	if e.shortN >= 1<<(shortCacheBits-1) {
 		clear(e.shortKeys)
@@ -511,7 +528,7 @@ func (t *Tokenizer) EncodeParallel(text string, workers int) []int {
 	cuts = append(cuts, len(text))
 	if len(cuts) <= 2 {
 		e := t.getEncoder()
-		defer t.pool.Put(e)
+		defer t.putEncoder(e)
 		return t.encodeOrdinary(e, make([]int, 0, len(text)/3+1), text, t.addPrefixSpace)
 	}
 	outs := make([][]int, len(cuts)-1)
@@ -520,7 +537,7 @@ func (t *Tokenizer) EncodeParallel(text string, workers int) []int {
 		seg := text[cuts[i]:cuts[i+1]]
 		e.out = t.encodeOrdinary(e, e.out[:0], seg, i == 0 && t.addPrefixSpace)
 		outs[i] = slices.Clone(e.out)
-		t.pool.Put(e)
+		t.putEncoder(e)
 	})
 	n := 0
 	for _, o := range outs {

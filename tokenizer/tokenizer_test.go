@@ -66,7 +66,7 @@ func TestLongPieceHeapMatchesScan(t *testing.T) {
 			e := tok.getEncoder()
 			heap := tok.bpeHeap(e, nil, s)
 			scan := tok.bpeScan(e, nil, s)
-			tok.pool.Put(e)
+			tok.putEncoder(e)
 			if !slices.Equal(heap, scan) {
 				t.Errorf("heap and scan merges differ on %q...", s[:20])
 			}
