@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -22,11 +23,14 @@ import (
 
 // DemoOptions configures Demo.
 type DemoOptions struct {
-	Backend backend.Backend
-	Out     string // folder for every stage's model and the report data
-	Quick   bool   // a few steps of each stage (a smoke test, not a result)
-	Seed    uint64
-	Log     io.Writer
+	// NewBackend makes the backend of each stage. A backend per stage lets
+	// the CPU backend's buffer pool, sized by one stage's shapes, go when
+	// the stage ends.
+	NewBackend func() backend.Backend
+	Out        string // folder for every stage's model and the report data
+	Quick      bool   // a few steps of each stage (a smoke test, not a result)
+	Seed       uint64
+	Log        io.Writer
 }
 
 // DemoKinds are the built-in task kinds the demo trains and evaluates on:
@@ -53,9 +57,9 @@ func sizes(quick bool) demoSizes {
 			pretrainSteps: 4, pretrainBatch: 4, sftTasks: 64, sftSteps: 4, rankPrompts: 16, k: 3, rankHeldout: 8,
 			rmSteps: 3, ppoIters: 1, dpoSteps: 3, grpoSteps: 2, evalTasks: 8, maxTokens: 24, ppoBatch: 4, grpoPrompts: 2, grpoGroups: 4}
 	}
-	return demoSizes{corpusBytes: 1_500_000, vocab: 1024, layers: 4, heads: 4, hidden: 128, ctx: 160,
-		pretrainSteps: 500, pretrainBatch: 16, sftTasks: 3000, sftSteps: 400, rankPrompts: 300, k: 4, rankHeldout: 80,
-		rmSteps: 150, ppoIters: 12, dpoSteps: 120, grpoSteps: 40, evalTasks: 200, maxTokens: 64, ppoBatch: 32, grpoPrompts: 4, grpoGroups: 8}
+	return demoSizes{corpusBytes: 1_500_000, vocab: 1024, layers: 4, heads: 4, hidden: 128, ctx: 128,
+		pretrainSteps: 400, pretrainBatch: 16, sftTasks: 3000, sftSteps: 300, rankPrompts: 300, k: 4, rankHeldout: 80,
+		rmSteps: 100, ppoIters: 12, dpoSteps: 100, grpoSteps: 40, evalTasks: 200, maxTokens: 64, ppoBatch: 32, grpoPrompts: 4, grpoGroups: 8}
 }
 
 // DemoModel is one model's held-out evaluation.
@@ -130,6 +134,9 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 	if o.Seed == 0 {
 		o.Seed = 1
 	}
+	if o.NewBackend == nil {
+		return nil, errors.New("demo: no backend")
+	}
 	sz := sizes(o.Quick)
 	begin := time.Now()
 	res := &DemoResult{Quick: o.Quick, Kinds: DemoKinds, Curves: map[string][]map[string]float64{},
@@ -168,7 +175,7 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 	p.Model.Context, p.Block, p.Batch, p.EvalIters = sz.ctx, sz.ctx, sz.pretrainBatch, 4
 	p.Loop = Config{Steps: sz.pretrainSteps, LR: 2e-3, Warmup: min(50, sz.pretrainSteps/10), Beta2: 0.99, WeightDecay: 0.1, Clip: 1,
 		Seed: o.Seed, Out: dir("base"), Quiet: quiet, Progress: o.Log}
-	pre, err := Pretrain(ctx, PretrainOptions{Backend: o.Backend, Data: []string{corpusPath}, VocabSize: sz.vocab, Preset: p,
+	pre, err := Pretrain(ctx, PretrainOptions{Backend: o.NewBackend(), Data: []string{corpusPath}, VocabSize: sz.vocab, Preset: p,
 		CacheDir: dir("cache"), Log: o.Log})
 	if err != nil {
 		return nil, fmt.Errorf("demo: pretrain: %w", err)
@@ -192,7 +199,7 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 	if err := writeFileWith(dir("data/sft_heldout.jsonl"), func(w io.Writer) error { return synth.WriteSFT(w, heldout) }); err != nil {
 		return nil, err
 	}
-	sft, err := SFT(ctx, SFTOptions{Backend: o.Backend, Model: dir("base"), Data: []string{dir("data/sft.jsonl")}, Eval: []string{dir("data/sft_heldout.jsonl")},
+	sft, err := SFT(ctx, SFTOptions{Backend: o.NewBackend(), Model: dir("base"), Data: []string{dir("data/sft.jsonl")}, Eval: []string{dir("data/sft_heldout.jsonl")},
 		Batch: 16, Loop: Config{Steps: sz.sftSteps, LR: 1e-3, Warmup: min(20, sz.sftSteps/10), Clip: 1, Seed: o.Seed, Out: dir("sft"), Quiet: quiet, Progress: o.Log}, Log: o.Log})
 	if err != nil {
 		return nil, fmt.Errorf("demo: sft: %w", err)
@@ -201,7 +208,7 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 
 	// 3. Sample K answers per prompt; the simulated annotator ranks them.
 	done = stage("rank", fmt.Sprintf("the SFT model answers %d prompts %d times; a simulated annotator ranks the answers (10%% noise)", sz.rankPrompts+sz.rankHeldout, sz.k))
-	policy, tok, err := loadPolicy(o.Backend, dir("sft"), "demo")
+	policy, tok, err := loadPolicy(o.NewBackend(), dir("sft"), "demo")
 	if err != nil {
 		return nil, err
 	}
@@ -216,7 +223,18 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 		var ex []data.Example
 		var rs []synth.Ranked
 		for i, tk := range tasks {
-			r := an.RankAll(tk, ans[i])
+			// Answers the annotator values the same (two equally wrong
+			// answers, say) are one answer: people would call them a tie,
+			// and a tie is no label.
+			var distinct []string
+			seen := map[float64]bool{}
+			for _, a := range ans[i] {
+				if u := an.Judge(tk, a); !seen[u] {
+					seen[u] = true
+					distinct = append(distinct, a)
+				}
+			}
+			r := an.RankAll(tk, distinct)
 			if len(r.Completions) < 2 {
 				continue
 			}
@@ -256,7 +274,7 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 	for _, tk := range rankTrain {
 		demos = append(demos, data.Example{Kind: data.PromptCompletion, Prompt: tk.Prompt, Completion: []data.Message{{Role: "assistant", Content: tk.Answer}}})
 	}
-	_, rmRep, err := Reward(ctx, RewardOptions{Backend: o.Backend, Model: dir("sft"), Data: rkTrain, Heldout: rkVal, Demos: demos, Batch: 8,
+	_, rmRep, err := Reward(ctx, RewardOptions{Backend: o.NewBackend(), Model: dir("sft"), Data: rkTrain, Heldout: rkVal, Demos: demos, Batch: 8,
 		Loop: Config{Steps: sz.rmSteps, LR: 5e-4, Warmup: min(10, sz.rmSteps/10), Clip: 1, EvalEvery: max(1, sz.rmSteps/5), Seed: o.Seed, Out: dir("reward"), Quiet: quiet, Progress: o.Log}, Log: o.Log})
 	if err != nil {
 		return nil, fmt.Errorf("demo: reward: %w", err)
@@ -272,7 +290,7 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 	stageSeconds := map[string]float64{}
 	done = stage("ppo", "PPO against the reward model, KL penalty to the SFT model")
 	t0 := time.Now()
-	_, err = PPO(ctx, PPOOptions{Backend: o.Backend, Policy: dir("sft"), Reward: dir("reward"), Prompts: prompts, Batch: sz.ppoBatch, MiniBatches: 2, Epochs: 2,
+	_, err = PPO(ctx, PPOOptions{Backend: o.NewBackend(), Policy: dir("sft"), Reward: dir("reward"), Prompts: prompts, Batch: sz.ppoBatch, MiniBatches: 2, Epochs: 2,
 		MaxTokens: sz.maxTokens, KLCoef: 0.05, PtxCoef: 0.2, PtxTexts: []string{corpus.String()[:min(corpus.Len(), 200_000)]},
 		Loop: Config{Steps: 4 * sz.ppoIters, LR: 2e-4, Clip: 1, Seed: o.Seed, Out: dir("ppo"), Quiet: quiet, Progress: o.Log}, Log: o.Log})
 	if err != nil {
@@ -282,7 +300,7 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 	done()
 	done = stage("dpo", "DPO on the same rankings' pairs")
 	t0 = time.Now()
-	_, err = DPO(ctx, DPOOptions{Backend: o.Backend, Policy: dir("sft"), Data: rkTrain, Heldout: rkVal, Beta: 0.1, Batch: 8,
+	_, err = DPO(ctx, DPOOptions{Backend: o.NewBackend(), Policy: dir("sft"), Data: rkTrain, Heldout: rkVal, Beta: 0.1, Batch: 8,
 		Loop: Config{Steps: sz.dpoSteps, LR: 2e-4, Clip: 1, EvalEvery: max(1, sz.dpoSteps/4), Seed: o.Seed, Out: dir("dpo"), Quiet: quiet, Progress: o.Log}, Log: o.Log})
 	if err != nil {
 		return nil, fmt.Errorf("demo: dpo: %w", err)
@@ -291,7 +309,7 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 	done()
 	done = stage("grpo", "GRPO with program rewards (correct answer, format)")
 	t0 = time.Now()
-	_, err = GRPO(ctx, GRPOOptions{Backend: o.Backend, Policy: dir("sft"), Tasks: trainTasks, Group: sz.grpoGroups, Prompts: sz.grpoPrompts, MaxTokens: sz.maxTokens,
+	_, err = GRPO(ctx, GRPOOptions{Backend: o.NewBackend(), Policy: dir("sft"), Tasks: trainTasks, Group: sz.grpoGroups, Prompts: sz.grpoPrompts, MaxTokens: sz.maxTokens,
 		Loop: Config{Steps: sz.grpoSteps, LR: 2e-4, Clip: 1, Seed: o.Seed, Out: dir("grpo"), Quiet: quiet, Progress: o.Log}, Log: o.Log})
 	if err != nil {
 		return nil, fmt.Errorf("demo: grpo: %w", err)
@@ -301,7 +319,8 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 
 	// 8. Evaluation on held-out prompts.
 	done = stage("eval", fmt.Sprintf("every model answers %d held-out prompts", len(heldout)))
-	rm, err := gpt.LoadScorer(o.Backend, dir("reward"))
+	evalBE := o.NewBackend()
+	rm, err := gpt.LoadScorer(evalBE, dir("reward"))
 	if err != nil {
 		return nil, err
 	}
@@ -312,7 +331,7 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 	var sftAnswers []string
 	stageSeconds["base"], stageSeconds["sft"] = pre.Seconds, sft.Seconds
 	for _, name := range []string{"sft", "base", "ppo", "dpo", "grpo"} {
-		m, err := gpt.Load(o.Backend, dir(name))
+		m, err := gpt.Load(evalBE, dir(name))
 		if err != nil {
 			return nil, err
 		}

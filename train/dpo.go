@@ -53,6 +53,7 @@ type dpoTask struct {
 	train, val []dpoPair
 	accum      int
 	seed       uint64
+	tmp        leaves // this step's constant tensors
 }
 
 // DPO trains the policy directly on preferences (direct preference
@@ -150,6 +151,7 @@ func (t *dpoTask) pairs(c *chat, ref *gpt.Model, ex []data.Example) ([]dpoPair, 
 				lp = append(lp, float64(v))
 			}
 			tensor.Release(x)
+			t.tmp.free()
 		})
 		n := len(batch)
 		for j := range batch {
@@ -169,7 +171,7 @@ func (t *dpoTask) answerLogps(m *gpt.Model, ps []dpoPair) *tensor.Tensor {
 		rows[i], masks[i] = p.rows[0], p.masks[0]
 		rows[n+i], masks[n+i] = p.rows[1], p.masks[1]
 	}
-	ids, T := padRows(rows)
+	ids, T := padRows(rows, m.Config.Context)
 	tg := actionTargets(rows, masks, T)
 	w := make([]float32, len(tg))
 	for b := range rows {
@@ -189,12 +191,13 @@ func (t *dpoTask) answerLogps(m *gpt.Model, ps []dpoPair) *tensor.Tensor {
 		}
 	}
 	lp := tokenLogProbs(m, ids, tg, 2*n, T)
-	return rowSums(m.Embed.Weight.Backend(), lp, w, 2*n, T)
+	return rowSums(&t.tmp, m.Embed.Weight.Backend(), lp, w, 2*n, T)
 }
 
 func (t *dpoTask) Params() []nn.Named { return t.policy.Params() }
 
 func (t *dpoTask) Loss(step, micro int) (*tensor.Tensor, int, map[string]float64, error) {
+	t.tmp.free() // the previous step's graph is released by now
 	B := t.o.Batch
 	ps := make([]dpoPair, B)
 	tokens := 0
@@ -210,8 +213,8 @@ func (t *dpoTask) Loss(step, micro int) (*tensor.Tensor, int, map[string]float64
 		sign[i], sign[B+i] = 1, -1
 		refH[i] = float32(p.ref[0] - p.ref[1])
 	}
-	diff := tensor.Reshape(tensor.MatMul(tensor.FromHost(be, pairMatrix(B), B, 2*B), tensor.Reshape(lp, 2*B, 1), false, false), B)
-	h := tensor.Sub(diff, tensor.FromHost(be, refH, B))
+	diff := tensor.Reshape(tensor.MatMul(t.tmp.from(be, pairMatrix(B), B, 2*B), tensor.Reshape(lp, 2*B, 1), false, false), B)
+	h := tensor.Sub(diff, t.tmp.from(be, refH, B))
 	beta := float32(t.o.Beta)
 	var loss *tensor.Tensor
 	if t.o.LossType == "ipo" {
@@ -257,6 +260,7 @@ func (t *dpoTask) Eval() (map[string]float64, error) {
 			x := t.answerLogps(t.policy, batch)
 			lp := x.Host()
 			tensor.Release(x)
+			t.tmp.free()
 			for j, p := range batch {
 				h := (float64(lp[j]) - p.ref[0]) - (float64(lp[n+j]) - p.ref[1])
 				if h > 0 {

@@ -79,6 +79,7 @@ type grpoTask struct {
 	imEnd  int
 	accum  int
 	seed   uint64
+	tmp    leaves // this step's constant tensors
 }
 
 // GRPO runs group relative policy optimisation (Shao et al. 2024): for
@@ -155,6 +156,7 @@ func GRPO(ctx context.Context, o GRPOOptions) (Result, error) {
 func (t *grpoTask) Params() []nn.Named { return t.policy.Params() }
 
 func (t *grpoTask) Loss(step, micro int) (*tensor.Tensor, int, map[string]float64, error) {
+	t.tmp.free() // the previous step's graph is released by now
 	o := &t.o
 	G, P := o.Group, o.Prompts
 	k := step*t.accum + micro
@@ -208,7 +210,7 @@ func (t *grpoTask) Loss(step, micro int) (*tensor.Tensor, int, map[string]float6
 			adv[g] = (rewards[g] - mu) / (sd + 1e-4)
 		}
 	}
-	ids, T := padRows(rows)
+	ids, T := padRows(rows, t.policy.Config.Context)
 	masks := make([][]bool, N)
 	for i, r := range rows {
 		masks[i] = make([]bool, len(r))
@@ -235,20 +237,22 @@ func (t *grpoTask) Loss(step, micro int) (*tensor.Tensor, int, map[string]float6
 	})
 	be := t.policy.Embed.Weight.Backend()
 	lp := tokenLogProbs(t.policy, ids, tg, N, T)
-	old := tensor.FromHost(be, lp.Host(), N*T) // one update per sample: the ratio is 1, its gradient that of log pi
+	old := t.tmp.from(be, lp.Host(), N*T) // one update per sample: the ratio is 1, its gradient that of log pi
 	ratio := tensor.Exp(tensor.Sub(lp, old))
-	a := tensor.FromHost(be, advT, N*T)
+	a := t.tmp.from(be, advT, N*T)
 	eps := float32(o.ClipRange)
 	obj := tensor.Minimum(tensor.Mul(ratio, a), tensor.Mul(tensor.Clamp(ratio, 1-eps, 1+eps), a))
-	wT := tensor.FromHost(be, w, N*T)
+	wT := t.tmp.from(be, w, N*T)
 	loss := tensor.Neg(tensor.Sum(tensor.Mul(obj, wT)))
 	// k3 = exp(ref - logp) - (ref - logp) - 1 >= 0
-	d := tensor.Sub(tensor.FromHost(be, refLp, N*T), lp)
+	d := tensor.Sub(t.tmp.from(be, refLp, N*T), lp)
 	k3 := tensor.AddScalar(tensor.Sub(tensor.Exp(d), d), -1)
 	klT := tensor.Sum(tensor.Mul(k3, wT))
 	kl := float64(klT.Item())
 	if o.Beta > 0 {
 		loss = tensor.Add(loss, tensor.Scale(klT, float32(o.Beta)))
+	} else {
+		loss = tensor.Add(loss, tensor.Scale(klT, 0)) // one graph, released with the loss
 	}
 	n := float64(N)
 	return loss, int(lenSum), map[string]float64{"reward": mean(rewards), "correct": correct / n, "kl": kl, "reward_std": spread / float64(P), "response_len": lenSum / n}, nil

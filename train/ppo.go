@@ -125,6 +125,7 @@ type ppoTask struct {
 	ro       *rollout
 	accum    int
 	seed     uint64
+	tmp      leaves // this step's constant tensors
 }
 
 // PPO runs stage four of InstructGPT: the policy answers prompts, the
@@ -303,7 +304,7 @@ func (t *ppoTask) rollout(iter int) error {
 		ro.Rows = append(ro.Rows, append(append([]int{}, p...), resp...))
 		ro.Start = append(ro.Start, len(p))
 	}
-	ids, T := padRows(ro.Rows)
+	ids, T := padRows(ro.Rows, t.policy.Config.Context)
 	tg, _ := t.targets(ro.Rows, ro.Start, T)
 	last := make([]int, B)
 	for b, r := range ro.Rows {
@@ -402,6 +403,7 @@ func (t *ppoTask) targets(rows [][]int, start []int, T int) ([]int32, []float32)
 }
 
 func (t *ppoTask) Loss(step, micro int) (*tensor.Tensor, int, map[string]float64, error) {
+	t.tmp.free() // the previous step's graph is released by now
 	o := &t.o
 	per := o.Epochs * o.MiniBatches
 	iter, k := step/per, step%per
@@ -423,7 +425,7 @@ func (t *ppoTask) Loss(step, micro int) (*tensor.Tensor, int, map[string]float64
 	for i, j := range idx {
 		rows[i], start[i] = ro.Rows[j], ro.Start[j]
 	}
-	ids, T := padRows(rows)
+	ids, T := padRows(rows, t.policy.Config.Context)
 	tg, mask := t.targets(rows, start, T)
 	old, adv, ret, oldV := make([]float32, B*T), make([]float32, B*T), make([]float32, B*T), make([]float32, B*T)
 	n := 0
@@ -444,14 +446,14 @@ func (t *ppoTask) Loss(step, micro int) (*tensor.Tensor, int, map[string]float64
 	logits := tensor.Reshape(t.policy.Logits(t.policy.Forward(ids, B, T, gpt.Options{})), B*T, V)
 	logp := tensor.TokenLogProbs(logits, tg)
 	eps := float32(o.ClipRange)
-	advT := tensor.FromHost(be, adv, B*T)
-	ratio := tensor.Exp(tensor.Sub(logp, tensor.FromHost(be, old, B*T)))
+	advT := t.tmp.from(be, adv, B*T)
+	ratio := tensor.Exp(tensor.Sub(logp, t.tmp.from(be, old, B*T)))
 	pg := tensor.Neg(tensor.Minimum(tensor.Mul(ratio, advT), tensor.Mul(tensor.Clamp(ratio, 1-eps, 1+eps), advT)))
-	wT := tensor.FromHost(be, w, B*T)
+	wT := t.tmp.from(be, w, B*T)
 	pgLoss := tensor.Sum(tensor.Mul(pg, wT))
 
 	v := tensor.Reshape(t.value.Values(ids, B, T, gpt.Options{}), B*T)
-	oldVT, retT := tensor.FromHost(be, oldV, B*T), tensor.FromHost(be, ret, B*T)
+	oldVT, retT := t.tmp.from(be, oldV, B*T), t.tmp.from(be, ret, B*T)
 	ev := float32(o.ValueClip)
 	vClip := tensor.Add(oldVT, tensor.Clamp(tensor.Sub(v, oldVT), -ev, ev))
 	vf := tensor.Scale(tensor.Maximum(tensor.Square(tensor.Sub(v, retT)), tensor.Square(tensor.Sub(vClip, retT))), 0.5)

@@ -71,6 +71,7 @@ type rewardTask struct {
 	accum      int
 	seed       uint64
 	report     RewardReport
+	tmp        leaves // this step's constant tensors
 }
 
 // Reward trains a reward model (stage three of InstructGPT): the language
@@ -251,6 +252,7 @@ func rankItems(c *chat, ex []data.Example) ([]rankItem, error) {
 func (t *rewardTask) Params() []nn.Named { return t.s.Params() }
 
 func (t *rewardTask) Loss(step, micro int) (*tensor.Tensor, int, map[string]float64, error) {
+	t.tmp.free() // the previous step's graph is released by now
 	be := t.s.Embed.Weight.Backend()
 	var rows [][]int
 	var A, w []float32
@@ -270,7 +272,7 @@ func (t *rewardTask) Loss(step, micro int) (*tensor.Tensor, int, map[string]floa
 	for j, p := range prs {
 		A[j*N+p.w], A[j*N+p.l] = 1, -1
 	}
-	ids, T := padRows(rows)
+	ids, T := padRows(rows, t.s.Config.Context)
 	last := make([]int, N)
 	tokens := 0
 	for b, r := range rows {
@@ -278,8 +280,8 @@ func (t *rewardTask) Loss(step, micro int) (*tensor.Tensor, int, map[string]floa
 		tokens += len(r)
 	}
 	r := t.s.Scores(ids, N, T, last, gpt.Options{})
-	d := tensor.Reshape(tensor.MatMul(tensor.FromHost(be, A, P, N), tensor.Reshape(r, N, 1), false, false), P)
-	loss := tensor.Neg(tensor.Sum(tensor.Mul(logSigmoid(d), tensor.FromHost(be, w, P))))
+	d := tensor.Reshape(tensor.MatMul(t.tmp.from(be, A, P, N), tensor.Reshape(r, N, 1), false, false), P)
+	loss := tensor.Neg(tensor.Sum(tensor.Mul(logSigmoid(d), t.tmp.from(be, w, P))))
 	acc := 0.0
 	for _, v := range d.Host() {
 		if v > 0 {

@@ -127,12 +127,16 @@ func (c *chat) answer(prompt, answer []data.Message, where string) ([]int, []boo
 	return ids, mask, nil
 }
 
-// padRows right-pads rows into one [B, T] batch and returns it with T.
-func padRows(rows [][]int) ([]int32, int) {
-	T := 0
+// padRows right-pads rows into one [B, T] batch and returns it with T,
+// rounded up to a multiple of 16 within the context ctx: the CPU backend keeps freed buffers by
+// exact size, so a few distinct shapes keep memory bounded where every
+// length of its own would not.
+func padRows(rows [][]int, ctx int) ([]int32, int) {
+	longest := 0
 	for _, r := range rows {
-		T = max(T, len(r))
+		longest = max(longest, len(r))
 	}
+	T := max(longest, min(ctx, (longest+15)/16*16))
 	ids := make([]int32, len(rows)*T)
 	for b, r := range rows {
 		for t, id := range r {
@@ -166,9 +170,27 @@ func tokenLogProbs(m *gpt.Model, ids, targets []int32, B, T int) *tensor.Tensor 
 	return tensor.TokenLogProbs(tensor.Reshape(logits, B*T, m.Config.Vocab), targets)
 }
 
+// leaves holds the constant tensors of one step: releasing a graph frees
+// its intermediates but not its leaves, so a stage frees them itself once
+// the loop has released the step's graph (at the start of the next).
+type leaves []*tensor.Tensor
+
+func (l *leaves) from(be backend.Backend, data []float32, shape ...int) *tensor.Tensor {
+	t := tensor.FromHost(be, data, shape...)
+	*l = append(*l, t)
+	return t
+}
+
+func (l *leaves) free() {
+	for _, t := range *l {
+		t.Free()
+	}
+	*l = (*l)[:0]
+}
+
 // rowSums sums x [B*T] over each row with weights w [B*T]: [B].
-func rowSums(be backend.Backend, x *tensor.Tensor, w []float32, B, T int) *tensor.Tensor {
-	return tensor.SumLast(tensor.Reshape(tensor.Mul(x, tensor.FromHost(be, w, B*T)), B, T))
+func rowSums(tmp *leaves, be backend.Backend, x *tensor.Tensor, w []float32, B, T int) *tensor.Tensor {
+	return tensor.SumLast(tensor.Reshape(tensor.Mul(x, tmp.from(be, w, B*T)), B, T))
 }
 
 // logSigmoid is log σ(x) = min(x, 0) - log(1 + e^-|x|), stable for any x.

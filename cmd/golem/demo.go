@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"time"
 
+	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/backend/cpu"
 	"github.com/golem-ml/golem/train"
 )
@@ -31,7 +32,7 @@ func runDemo(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	res, err := train.Demo(ctx, train.DemoOptions{Backend: cpu.New(), Out: *out, Quick: *quick, Seed: *seed})
+	res, err := train.Demo(ctx, train.DemoOptions{NewBackend: func() backend.Backend { return cpu.New() }, Out: *out, Quick: *quick, Seed: *seed})
 	if err != nil {
 		return err
 	}

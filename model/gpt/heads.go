@@ -61,15 +61,17 @@ func (s *Scorer) Scores(ids []int32, B, T int, last []int, o Options) *tensor.Te
 	if len(last) != B {
 		panic(fmt.Sprintf("gpt: %d last positions for %d rows", len(last), B))
 	}
-	pick := make([]float32, B*T)
+	pick := make([]bool, B*T)
 	for b, p := range last {
 		if p < 0 || p >= T {
 			panic(fmt.Sprintf("gpt: last position %d of row %d outside 0..%d", p, b, T-1))
 		}
-		pick[b*T+p] = 1
+		pick[b*T+p] = true
 	}
+	// Where with a zero made from v (not a constant leaf, which releasing
+	// the graph would not free).
 	v := s.Values(ids, B, T, o)
-	return tensor.SumLast(tensor.Mul(v, tensor.FromHost(v.Backend(), pick, B, T)))
+	return tensor.SumLast(tensor.Where(pick, v, tensor.Scale(v, 0)))
 }
 
 // ScoreSequences scores token sequences in batches of up to batch rows
@@ -91,6 +93,8 @@ func (s *Scorer) ScoreSequences(seqs [][]int, batch int) ([]float64, error) {
 			}
 			T = max(T, len(r))
 		}
+		// A few distinct shapes: the CPU backend reuses buffers by size.
+		T = max(T, min(s.Config.Context, (T+15)/16*16))
 		ids := make([]int32, len(rows)*T)
 		last := make([]int, len(rows))
 		for b, r := range rows {
