@@ -9,6 +9,7 @@ import (
 
 	"github.com/golem-ml/golem/backend/cpu"
 	"github.com/golem-ml/golem/data"
+	"github.com/golem-ml/golem/store"
 	"github.com/golem-ml/golem/train"
 )
 
@@ -47,6 +48,9 @@ func (l loopFlags) config() train.Config {
 func readExamples(path string, format string) ([]data.Example, error) {
 	if path == "" {
 		return nil, nil
+	}
+	if ex, ok, err := readStore(path, store.ExportRankings); ok { // --data sqlite:FILE or postgres://...
+		return ex, err
 	}
 	ds, err := data.Read(path, data.ReadOptions{Format: data.Format(format)})
 	if err != nil {
