@@ -293,6 +293,20 @@ func NewSoftPrompt(in *Init, n, c int, vocab *tensor.Tensor) *SoftPrompt {
 	return &SoftPrompt{Weight: w.SetRequiresGrad(true)}
 }
 
+// Batch returns the virtual tokens repeated for B rows, [B, N, C]: the
+// embeddings a model puts before its token embeddings (gpt.Options.Embeds).
+func (s *SoftPrompt) Batch(B int) *tensor.Tensor {
+	p := tensor.Reshape(s.Weight, 1, s.Weight.Dim(0), s.Weight.Dim(1))
+	if B == 1 {
+		return p
+	}
+	parts := make([]*tensor.Tensor, B)
+	for i := range parts {
+		parts[i] = p
+	}
+	return tensor.Concat(0, parts...)
+}
+
 // Prepend puts the virtual tokens before x [B, T, C], giving [B, N+T, C].
 func (s *SoftPrompt) Prepend(x *tensor.Tensor) *tensor.Tensor {
 	B := x.Dim(0)

@@ -66,7 +66,7 @@ type SFTResult struct {
 	Skipped         int      // truncated examples left without any answer token, not trained on
 	AddedTokens     []string // special tokens added to the tokenizer
 	Merged          string   // folder of the merged model, if written
-	TokensPerSecond float64
+	TokensPerSecond float64  // example tokens (not padding) trained on per second
 }
 
 // encoded is one example as token ids; loss[i] says whether predicting
@@ -89,6 +89,7 @@ type sftTask struct {
 	seed      uint64
 	pad       int32
 	accum     int // micro-batches per step: micro-batch k is step*accum+micro
+	seen      int // example tokens trained on in this run (padding not counted)
 
 	method string
 	lora   *gpt.LoRAConfig
@@ -211,7 +212,7 @@ func SFT(ctx context.Context, o SFTOptions) (SFTResult, error) {
 		return res, err
 	}
 	if r.Seconds > 0 {
-		res.TokensPerSecond = float64(st.tokens) * float64(r.Step) / float64(nb) / r.Seconds
+		res.TokensPerSecond = float64(t.seen) / r.Seconds
 	}
 	if o.Merge && !r.Interrupted {
 		res.Merged = filepath.Join(cfg.Out, "merged")
@@ -556,24 +557,10 @@ func (t *sftTask) loss(exs []encoded, train bool, seed uint64) (*tensor.Tensor, 
 		return t.model.Loss(ids, tgt, B, T, o), n
 	}
 	P := t.prompt.Weight.Dim(0)
-	o.Embeds = softPromptBatch(t.prompt, B)
+	o.Embeds = t.prompt.Batch(B)
 	h := t.model.Forward(ids, B, T, o)
 	h = tensor.Slice(h, 1, P, P+T)
 	return tensor.CrossEntropy(t.model.Logits(h), tgt, nil), n
-}
-
-// softPromptBatch repeats the virtual tokens for B rows: [B, N, C].
-func softPromptBatch(sp *nn.SoftPrompt, B int) *tensor.Tensor {
-	n, c := sp.Weight.Dim(0), sp.Weight.Dim(1)
-	p := tensor.Reshape(sp.Weight, 1, n, c)
-	if B == 1 {
-		return p
-	}
-	parts := make([]*tensor.Tensor, B)
-	for i := range parts {
-		parts[i] = p
-	}
-	return tensor.Concat(0, parts...)
 }
 
 // Params returns what a checkpoint holds: the whole model for full tuning,
@@ -594,6 +581,7 @@ func (t *sftTask) Loss(step, micro int) (*tensor.Tensor, int, map[string]float64
 	exs := make([]encoded, len(idx))
 	for i, j := range idx {
 		exs[i] = t.train[j]
+		t.seen += len(exs[i].ids) - 1
 	}
 	seed := t.seed ^ uint64(step)<<20 ^ uint64(micro)
 	if t.lora != nil {

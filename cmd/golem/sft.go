@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+
+	"github.com/golem-ml/golem/backend/cpu"
+	"github.com/golem-ml/golem/data"
+	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/store"
+	"github.com/golem-ml/golem/train"
+)
+
+func init() {
+	register("sft", "stage 2: instruction tuning (full, LoRA or prompt tuning) on demonstrations", runSFT)
+}
+
+func runSFT(args []string) error {
+	fs := flag.NewFlagSet("sft", flag.ExitOnError)
+	model := fs.String("model", "", "base model folder (required unless --resume)")
+	var files, evalFiles listFlag
+	fs.Var(&files, "data", `data file (any format golem reads: TRL, Alpaca, ShareGPT, ...) or "builtin" for golem's instruction tasks (repeatable)`)
+	fs.Var(&evalFiles, "eval", "held-out data file (repeatable; default: 5% of --data, or held-out built-in tasks)")
+	format := fs.String("format", "", "force the data format: "+formatNames())
+	out := fs.String("out", "", "output folder (required): the model, or the adapter in PEFT layout")
+	resume := fs.Bool("resume", false, "continue the run saved in --out")
+	loraR := fs.Int("lora-r", 0, "train a LoRA adapter of this rank on a frozen model (0 = full fine-tuning)")
+	loraAlpha := fs.Float64("lora-alpha", 0, "LoRA scale numerator (default 2 x rank)")
+	loraDropout := fs.Float64("lora-dropout", 0.05, "dropout on the LoRA input")
+	loraTargets := fs.String("lora-targets", "", "comma-separated module names, e.g. q_proj,v_proj or c_attn, or all-linear (default: PEFT's for the architecture)")
+	merge := fs.Bool("merge", false, "with LoRA: also write the merged model to OUT/merged")
+	promptTokens := fs.Int("prompt-tuning", 0, "train N virtual tokens on a frozen model (prompt tuning)")
+	allTokens := fs.Bool("all-tokens", false, "loss on every token, not only the assistant's")
+	packing := fs.Bool("packing", false, "group examples of similar length into micro-batches of up to batch x max-len tokens (each example still sees only itself)")
+	maxLen := fs.Int("max-len", 0, "tokens per example; longer ones are truncated and counted (default: the model's context)")
+	batch := fs.Int("batch", 8, "examples per micro-batch")
+	accum := fs.Int("accum", 1, "micro-batches per step")
+	steps := fs.Int("steps", 0, "optimizer steps (default: --epochs over the data)")
+	epochs := fs.Float64("epochs", 1, "passes over the data when --steps is 0")
+	lr := fs.Float64("lr", 0, "peak learning rate (default 2e-4 full, 1e-3 LoRA, 3e-2 prompt tuning)")
+	minLR := fs.Float64("min-lr", 0, "final learning rate (default lr/10)")
+	warmup := fs.Int("warmup", 10, "warmup steps")
+	wd := fs.Float64("weight-decay", 0, "weight decay (matrices only)")
+	clip := fs.Float64("clip", 1, "gradient-norm clip (0 = off)")
+	evalEvery := fs.Int("eval-every", 0, "evaluate every N steps (0 = at the end)")
+	saveEvery := fs.Int("save-every", 0, "checkpoint every N steps (0 = at the end)")
+	seed := fs.Uint64("seed", 1337, "random seed")
+	builtinN := fs.Int("builtin-n", 2000, "built-in tasks to train on")
+	lang := fs.String("lang", "en", "built-in tasks' language: en, zh or mix")
+	threads := fs.Int("threads", 0, "CPU threads (default: all cores)")
+	fs.Parse(args)
+	if *out == "" {
+		return fmt.Errorf("sft: --out DIR is required")
+	}
+	if *threads > 0 {
+		cpu.SetThreads(*threads)
+	}
+	// A store (--data sqlite:FILE or postgres://...) is read as its demonstrations.
+	files, cleanup, err := storeFiles(files, store.ExportSFT)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	o := train.SFTOptions{Backend: cpu.New(), Model: *model, Data: files, Format: data.Format(*format), Eval: evalFiles,
+		BuiltinN: *builtinN, BuiltinLang: *lang, MaxLen: *maxLen, Batch: *batch, Packing: *packing, AllTokens: *allTokens,
+		Epochs: *epochs, Merge: *merge, PromptTokens: *promptTokens,
+		Loop: train.Config{Steps: *steps, Accum: *accum, LR: *lr, MinLR: *minLR, Warmup: *warmup, WeightDecay: *wd, Clip: *clip,
+			EvalEvery: *evalEvery, SaveEvery: *saveEvery, Seed: *seed, Out: *out, Resume: *resume}}
+	if *loraR > 0 {
+		o.LoRA = &gpt.LoRAConfig{R: *loraR, Alpha: *loraAlpha, Dropout: float32(*loraDropout)}
+		if o.LoRA.Alpha == 0 {
+			o.LoRA.Alpha = 2 * float64(*loraR)
+		}
+		if *loraTargets != "" {
+			o.LoRA.Targets = strings.Split(*loraTargets, ",")
+		}
+	}
+	if o.Loop.LR == 0 {
+		switch {
+		case o.LoRA != nil:
+			o.Loop.LR = 1e-3
+		case o.PromptTokens > 0:
+			o.Loop.LR = 3e-2
+		default:
+			o.Loop.LR = 2e-4
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	res, err := train.SFT(ctx, o)
+	if err != nil {
+		return err
+	}
+	if res.Interrupted {
+		fmt.Fprintf(os.Stderr, "interrupted at step %d: saved to %s (continue with --resume)\n", res.Step, *out)
+	}
+	fmt.Printf("%s tuning saved to %s (%d steps, %.0fs, %.0f tokens/s)\n", res.Method, *out, res.Step, res.Seconds, res.TokensPerSecond)
+	fmt.Printf("trainable=%d total=%d truncated=%d\n", res.Trainable, res.Total, res.Truncated)
+	if v, ok := res.Eval["val_loss"]; ok {
+		fmt.Printf("val_loss=%.4f\n", v)
+	}
+	return nil
+}
