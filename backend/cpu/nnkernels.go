@@ -67,31 +67,49 @@ func (c *CPU) LayerNorm(y, mean, rstd, x, w, b backend.Buffer, rows, cols int, e
 	ys, ms, rs, xs, ws, bs := f(y), f(mean), f(rstd), f(x), f(w), f(b)
 	Parallel(rows, grain(cols), func(lo, hi int) {
 		for r := lo; r < hi; r++ {
-			xr, yr := xs[r*cols:r*cols+cols], ys[r*cols:r*cols+cols]
-			var s float32
-			for _, v := range xr {
-				s += v
-			}
-			mu := s / float32(cols)
-			var v2 float32
-			for _, v := range xr {
-				d := v - mu
-				v2 += d * d
-			}
-			rsd := float32(1 / math.Sqrt(float64(v2/float32(cols)+eps)))
-			ms[r], rs[r] = mu, rsd
-			for j, v := range xr {
-				n := (v - mu) * rsd
-				if ws != nil {
-					n *= ws[j]
-				}
-				if bs != nil {
-					n += bs[j]
-				}
-				yr[j] = n
-			}
+			ms[r], rs[r] = layerNormRow(ys[r*cols:r*cols+cols], xs[r*cols:r*cols+cols], ws, bs, eps)
 		}
 	})
+}
+
+// layerNormRow normalises one row and returns its mean and 1/std.
+func layerNormRow(yr, xr, ws, bs []float32, eps float32) (float32, float32) {
+	cols := len(xr)
+	if cols == 0 {
+		return 0, 0
+	}
+	if haveVec {
+		var wp, bp *float32
+		if ws != nil {
+			wp = &ws[:cols][0]
+		}
+		if bs != nil {
+			bp = &bs[:cols][0]
+		}
+		return vlnfwd(&yr[:cols][0], &xr[0], wp, bp, cols, eps)
+	}
+	var s float32
+	for _, v := range xr {
+		s += v
+	}
+	mu := s / float32(cols)
+	var v2 float32
+	for _, v := range xr {
+		d := v - mu
+		v2 += d * d
+	}
+	rsd := float32(1 / math.Sqrt(float64(v2/float32(cols)+eps)))
+	for j, v := range xr {
+		n := (v - mu) * rsd
+		if ws != nil {
+			n *= ws[j]
+		}
+		if bs != nil {
+			n += bs[j]
+		}
+		yr[j] = n
+	}
+	return mu, rsd
 }
 
 // LayerNormGrad accumulates dx, dw and db. The parameter gradients are
@@ -102,32 +120,11 @@ func (c *CPU) LayerNormGrad(dx, dw, db, x, w, mean, rstd, dy backend.Buffer, row
 	c.rowChunks(rows, cols, 2, func(lo, hi int, scratch []float32) {
 		pw, pb := scratch[:cols], scratch[cols:]
 		for r := lo; r < hi; r++ {
-			xr, gr := xs[r*cols:r*cols+cols], g[r*cols:r*cols+cols]
-			mu, rsd := ms[r], rs[r]
-			var sg, sgn float32
-			for j, gv := range gr {
-				n := (xr[j] - mu) * rsd
-				gw := gv
-				if ws != nil {
-					gw *= ws[j]
-				}
-				sg += gw
-				sgn += gw * n
-				pw[j] += gv * n
-				pb[j] += gv
-			}
+			var dr []float32
 			if dxs != nil {
-				dr := dxs[r*cols : r*cols+cols]
-				inv := 1 / float32(cols)
-				for j, gv := range gr {
-					n := (xr[j] - mu) * rsd
-					gw := gv
-					if ws != nil {
-						gw *= ws[j]
-					}
-					dr[j] += rsd * (gw - inv*sg - n*inv*sgn)
-				}
+				dr = dxs[r*cols : r*cols+cols]
 			}
+			layerNormGradRow(dr, xs[r*cols:r*cols+cols], g[r*cols:r*cols+cols], ws, pw, pb, ms[r], rs[r])
 		}
 	}, func(scratch []float32) {
 		if dws != nil {
@@ -137,6 +134,50 @@ func (c *CPU) LayerNormGrad(dx, dw, db, x, w, mean, rstd, dy backend.Buffer, row
 			axpy(dbs, scratch[cols:], 1)
 		}
 	})
+}
+
+// layerNormGradRow adds the row's parameter gradients into pw and pb and,
+// if dr is not nil, its input gradient into dr.
+func layerNormGradRow(dr, xr, gr, ws, pw, pb []float32, mu, rsd float32) {
+	cols := len(xr)
+	if cols == 0 {
+		return
+	}
+	if haveVec {
+		var dp, wp *float32
+		if dr != nil {
+			dp = &dr[:cols][0]
+		}
+		if ws != nil {
+			wp = &ws[:cols][0]
+		}
+		vlngrad(dp, &xr[0], &gr[:cols][0], wp, &pw[:cols][0], &pb[:cols][0], cols, mu, rsd)
+		return
+	}
+	var sg, sgn float32
+	for j, gv := range gr {
+		n := (xr[j] - mu) * rsd
+		gw := gv
+		if ws != nil {
+			gw *= ws[j]
+		}
+		sg += gw
+		sgn += gw * n
+		pw[j] += gv * n
+		pb[j] += gv
+	}
+	if dr == nil {
+		return
+	}
+	inv := 1 / float32(cols)
+	for j, gv := range gr {
+		n := (xr[j] - mu) * rsd
+		gw := gv
+		if ws != nil {
+			gw *= ws[j]
+		}
+		dr[j] += rsd * (gw - inv*sg - n*inv*sgn)
+	}
 }
 
 // rowChunks runs body over row chunks in parallel, each with its own zeroed

@@ -27,3 +27,9 @@ func vaxpy(y, x *float32, n int, a float32)
 
 //go:noescape
 func vdot(x, y *float32, n int) float32
+
+//go:noescape
+func vlnfwd(y, x, w, b *float32, n int, eps float32) (mean, rstd float32)
+
+//go:noescape
+func vlngrad(dx, x, gr, w, pw, pb *float32, n int, mean, rstd float32)

@@ -403,3 +403,207 @@ dot_done:
 	MOVSS X0, ret+24(FP)
 	VZEROUPPER
 	RET
+
+// func vlnfwd(y, x, w, b *float32, n int, eps float32) (mean, rstd float32)
+// LayerNorm of one row: mean and variance in two passes, then
+// y = (x-mean)*rstd*w + b; w and b may be nil.
+TEXT ·vlnfwd(SB), NOSPLIT, $0-56
+	MOVQ x+8(FP), SI
+	MOVQ n+32(FP), CX
+	// pass 1: sum
+	VXORPS Z17, Z17, Z17
+	MOVQ SI, R8
+	MOVQ CX, R9
+ln_sum:
+	CMPQ R9, $16
+	JLT ln_sumtail
+	VADDPS (R8), Z17, Z17
+	ADDQ $64, R8
+	SUBQ $16, R9
+	JMP ln_sum
+ln_sumtail:
+	TESTQ R9, R9
+	JZ ln_sumdone
+	MOVQ R9, CX
+	TAILMASK
+	VMOVUPS.Z (R8), K1, Z2
+	VADDPS Z2, Z17, Z17
+ln_sumdone:
+	HSUM
+	MOVQ n+32(FP), CX
+	CVTSQ2SS CX, X3
+	DIVSS X3, X0
+	VBROADCASTSS X0, Z18
+	MOVSS X0, mean+48(FP)
+	// pass 2: sum of squared deviations
+	VXORPS Z17, Z17, Z17
+	MOVQ SI, R8
+	MOVQ CX, R9
+ln_var:
+	CMPQ R9, $16
+	JLT ln_vartail
+	VMOVUPS (R8), Z2
+	VSUBPS Z18, Z2, Z2
+	VFMADD231PS Z2, Z2, Z17
+	ADDQ $64, R8
+	SUBQ $16, R9
+	JMP ln_var
+ln_vartail:
+	TESTQ R9, R9
+	JZ ln_vardone
+	MOVQ R9, CX
+	TAILMASK
+	VMOVUPS.Z (R8), K1, Z2
+	VSUBPS Z18, Z2, Z2
+	VMOVAPS.Z Z2, K1, Z2
+	VFMADD231PS Z2, Z2, Z17
+ln_vardone:
+	HSUM
+	MOVQ n+32(FP), CX
+	CVTSQ2SS CX, X3
+	DIVSS X3, X0
+	ADDSS eps+40(FP), X0
+	SQRTSS X0, X0
+	MOVL $0x3f800000, AX
+	VPBROADCASTD AX, X3
+	DIVSS X0, X3
+	MOVSS X3, rstd+52(FP)
+	VBROADCASTSS X3, Z19
+	// pass 3: normalise
+	MOVQ y+0(FP), DI
+	MOVQ w+16(FP), DX
+	MOVQ b+24(FP), BX
+	MOVQ CX, R9
+	XORQ R10, R10
+ln_out:
+	CMPQ R9, $16
+	JLT ln_outtail
+	MOVL $0xffff, AX
+	KMOVW AX, K1
+	JMP ln_one
+ln_outtail:
+	TESTQ R9, R9
+	JZ ln_done
+	MOVQ R9, CX
+	TAILMASK
+ln_one:
+	VMOVUPS.Z (SI)(R10*1), K1, Z2
+	VSUBPS Z18, Z2, Z2
+	VMULPS Z19, Z2, Z2
+	TESTQ DX, DX
+	JZ ln_now
+	VMOVUPS.Z (DX)(R10*1), K1, Z3
+	VMULPS Z3, Z2, Z2
+ln_now:
+	TESTQ BX, BX
+	JZ ln_nob
+	VMOVUPS.Z (BX)(R10*1), K1, Z3
+	VADDPS Z3, Z2, Z2
+ln_nob:
+	VMOVUPS Z2, K1, (DI)(R10*1)
+	ADDQ $64, R10
+	SUBQ $16, R9
+	JG ln_out
+ln_done:
+	VZEROUPPER
+	RET
+
+// func vlngrad(dx, x, gr, w, pw, pb *float32, n int, mean, rstd float32)
+// LayerNorm backward of one row: pw += g*xhat, pb += g, and, if dx is not
+// nil, dx += rstd*(g*w - mean(g*w) - xhat*mean(g*w*xhat)); w may be nil.
+TEXT ·vlngrad(SB), NOSPLIT, $0-64
+	MOVQ x+8(FP), SI
+	MOVQ gr+16(FP), DX
+	MOVQ w+24(FP), BX
+	MOVQ pw+32(FP), R11
+	MOVQ pb+40(FP), R12
+	MOVQ n+48(FP), R9
+	VBROADCASTSS mean+56(FP), Z18
+	VBROADCASTSS rstd+60(FP), Z19
+	VXORPS Z17, Z17, Z17 // sum g*w
+	VXORPS Z16, Z16, Z16 // sum g*w*xhat
+	XORQ R10, R10
+lng_a:
+	CMPQ R9, $16
+	JLT lng_atail
+	MOVL $0xffff, AX
+	KMOVW AX, K1
+	JMP lng_aone
+lng_atail:
+	TESTQ R9, R9
+	JZ lng_adone
+	MOVQ R9, CX
+	TAILMASK
+lng_aone:
+	VMOVUPS.Z (SI)(R10*1), K1, Z2
+	VSUBPS Z18, Z2, Z2
+	VMULPS Z19, Z2, Z2           // xhat
+	VMOVUPS.Z (DX)(R10*1), K1, Z3 // g
+	VMOVUPS.Z (R11)(R10*1), K1, Z4
+	VFMADD231PS Z3, Z2, Z4
+	VMOVUPS Z4, K1, (R11)(R10*1)
+	VMOVUPS.Z (R12)(R10*1), K1, Z4
+	VADDPS Z3, Z4, Z4
+	VMOVUPS Z4, K1, (R12)(R10*1)
+	TESTQ BX, BX
+	JZ lng_anow
+	VMOVUPS.Z (BX)(R10*1), K1, Z4
+	VMULPS Z4, Z3, Z3
+lng_anow:
+	VADDPS Z3, Z17, Z17
+	VFMADD231PS Z3, Z2, Z16
+	ADDQ $64, R10
+	SUBQ $16, R9
+	JG lng_a
+lng_adone:
+	MOVQ dx+0(FP), DI
+	TESTQ DI, DI
+	JZ lng_done
+	HSUM
+	VMOVAPS Z16, Z17
+	VMOVAPS X0, X5
+	HSUM
+	// X5 = sum g*w, X0 = sum g*w*xhat; c2 = -rstd*sg/n, c3 = -rstd*sgn/n
+	MOVQ n+48(FP), CX
+	CVTSQ2SS CX, X3
+	MOVSS rstd+60(FP), X4
+	DIVSS X3, X4
+	MULSS X4, X5
+	MULSS X4, X0
+	VBROADCASTSS X5, Z20
+	VBROADCASTSS X0, Z21
+	MOVQ n+48(FP), R9
+	XORQ R10, R10
+lng_b:
+	CMPQ R9, $16
+	JLT lng_btail
+	MOVL $0xffff, AX
+	KMOVW AX, K1
+	JMP lng_bone
+lng_btail:
+	TESTQ R9, R9
+	JZ lng_done
+	MOVQ R9, CX
+	TAILMASK
+lng_bone:
+	VMOVUPS.Z (SI)(R10*1), K1, Z2
+	VSUBPS Z18, Z2, Z2
+	VMULPS Z19, Z2, Z2           // xhat
+	VMOVUPS.Z (DX)(R10*1), K1, Z3 // g
+	TESTQ BX, BX
+	JZ lng_bnow
+	VMOVUPS.Z (BX)(R10*1), K1, Z4
+	VMULPS Z4, Z3, Z3
+lng_bnow:
+	VMULPS Z19, Z3, Z3           // rstd*g*w
+	VSUBPS Z20, Z3, Z3
+	VFNMADD231PS Z21, Z2, Z3     // - xhat*c3
+	VMOVUPS.Z (DI)(R10*1), K1, Z4
+	VADDPS Z3, Z4, Z4
+	VMOVUPS Z4, K1, (DI)(R10*1)
+	ADDQ $64, R10
+	SUBQ $16, R9
+	JG lng_b
+lng_done:
+	VZEROUPPER
+	RET

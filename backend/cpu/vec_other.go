@@ -11,3 +11,10 @@ func vgelu(y, x *float32, n int)                         { panic("cpu: no vector
 func vgelugrad(dx, x, dy *float32, n int)                { panic("cpu: no vector kernels") }
 func vaxpy(y, x *float32, n int, a float32)              { panic("cpu: no vector kernels") }
 func vdot(x, y *float32, n int) float32                  { panic("cpu: no vector kernels") }
+
+func vlnfwd(y, x, w, b *float32, n int, eps float32) (mean, rstd float32) {
+	panic("cpu: no vector kernels")
+}
+func vlngrad(dx, x, gr, w, pw, pb *float32, n int, mean, rstd float32) {
+	panic("cpu: no vector kernels")
+}

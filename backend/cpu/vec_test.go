@@ -175,3 +175,46 @@ func TestVecAxpyDot(t *testing.T) {
 		}
 	}
 }
+
+// TestVecLayerNorm checks the assembly LayerNorm rows against the Go ones.
+func TestVecLayerNorm(t *testing.T) {
+	if !haveVec {
+		t.Skip("no vector kernels on this machine")
+	}
+	r := rand.New(rand.NewPCG(11, 12))
+	for _, x := range vecInputs(r) {
+		n := len(x)
+		if n == 0 {
+			continue
+		}
+		w, b, g := normals(r, n), normals(r, n), normals(r, n)
+		for _, affine := range []bool{false, true} {
+			ws, bs := w, b
+			if !affine {
+				ws, bs = nil, nil
+			}
+			y1, y2 := make([]float32, n), make([]float32, n)
+			m1, r1 := layerNormRow(y1, x, ws, bs, 1e-5)
+			haveVec = false
+			m2, r2 := layerNormRow(y2, x, ws, bs, 1e-5)
+			dx2, pw2, pb2 := make([]float32, n), make([]float32, n), make([]float32, n)
+			layerNormGradRow(dx2, x, g, ws, pw2, pb2, m2, r2)
+			haveVec = true
+			dx1, pw1, pb1 := make([]float32, n), make([]float32, n), make([]float32, n)
+			layerNormGradRow(dx1, x, g, ws, pw1, pb1, m1, r1)
+			if relErr(float64(m1), float64(m2)) > 1e-4 && math.Abs(float64(m1-m2)) > 1e-5 || relErr(float64(r1), float64(r2)) > 1e-4 {
+				t.Fatalf("n=%d: mean/rstd %v %v, Go %v %v", n, m1, r1, m2, r2)
+			}
+			for _, c := range []struct {
+				name string
+				a, b []float32
+			}{{"y", y1, y2}, {"dx", dx1, dx2}, {"dw", pw1, pw2}, {"db", pb1, pb2}} {
+				for i := range c.a {
+					if math.Abs(float64(c.a[i]-c.b[i])) > 1e-4*(1+math.Abs(float64(c.b[i]))) {
+						t.Fatalf("n=%d affine=%v: %s[%d] = %v, Go %v", n, affine, c.name, i, c.a[i], c.b[i])
+					}
+				}
+			}
+		}
+	}
+}
