@@ -446,7 +446,15 @@ func adamw(h backend.AdamW, ps, gs, ms, vs []float32) {
 	bc2s := float32(math.Sqrt(bc2))
 	decay := 1 - h.LR*h.WeightDecay
 	b1, b2, eps := h.Beta1, h.Beta2, h.Eps
+	if len(ps) == 0 {
+		return
+	}
 	gs, ms, vs = gs[:len(ps)], ms[:len(ps)], vs[:len(ps)]
+	if haveVec {
+		hp := [6]float32{b1, b2, eps, stepSize, bc2s, decay}
+		vadamw(&ps[0], &gs[0], &ms[0], &vs[0], len(ps), &hp)
+		return
+	}
 	for i, g := range gs {
 		mi := b1*ms[i] + (1-b1)*g
 		vi := b2*vs[i] + (1-b2)*g*g

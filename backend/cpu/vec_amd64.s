@@ -607,3 +607,64 @@ lng_bnow:
 lng_done:
 	VZEROUPPER
 	RET
+
+// func vadamw(p, gr, m, v *float32, n int, h *[6]float32)
+// One AdamW step over n values; h holds beta1, beta2, eps, the step size
+// (lr / bias correction 1), sqrt(bias correction 2) and the decay factor.
+TEXT ·vadamw(SB), NOSPLIT, $0-48
+	MOVQ p+0(FP), DI
+	MOVQ gr+8(FP), SI
+	MOVQ m+16(FP), DX
+	MOVQ v+24(FP), BX
+	MOVQ n+32(FP), R9
+	MOVQ h+40(FP), AX
+	VBROADCASTSS 0(AX), Z20  // b1
+	VBROADCASTSS 4(AX), Z21  // b2
+	VBROADCASTSS 8(AX), Z22  // eps
+	VBROADCASTSS 12(AX), Z23 // step size
+	VBROADCASTSS 16(AX), Z24 // sqrt(bc2)
+	VBROADCASTSS 20(AX), Z25 // decay
+	MOVL $0x3f800000, AX
+	VPBROADCASTD AX, Z26
+	VSUBPS Z20, Z26, Z27     // 1-b1
+	VSUBPS Z21, Z26, Z28     // 1-b2
+	XORQ R10, R10
+adam_loop:
+	CMPQ R9, $16
+	JLT adam_tail
+	MOVL $0xffff, AX
+	KMOVW AX, K1
+	JMP adam_one
+adam_tail:
+	TESTQ R9, R9
+	JZ adam_done
+	MOVQ R9, CX
+	TAILMASK
+adam_one:
+	VMOVUPS.Z (SI)(R10*1), K1, Z0 // g
+	VMOVUPS.Z (DX)(R10*1), K1, Z1 // m
+	VMOVUPS.Z (BX)(R10*1), K1, Z2 // v
+	VMULPS Z20, Z1, Z1
+	VMULPS Z27, Z0, Z3
+	VADDPS Z3, Z1, Z1             // m = b1*m + (1-b1)*g
+	VMULPS Z21, Z2, Z2
+	VMULPS Z28, Z0, Z3
+	VMULPS Z0, Z3, Z3
+	VADDPS Z3, Z2, Z2             // v = b2*v + (1-b2)*g*g
+	VMOVUPS Z1, K1, (DX)(R10*1)
+	VMOVUPS Z2, K1, (BX)(R10*1)
+	VSQRTPS Z2, Z3
+	VDIVPS Z24, Z3, Z3
+	VADDPS Z22, Z3, Z3            // denom
+	VMULPS Z23, Z1, Z1
+	VDIVPS Z3, Z1, Z1             // step*m/denom
+	VMOVUPS.Z (DI)(R10*1), K1, Z4
+	VMULPS Z25, Z4, Z4
+	VSUBPS Z1, Z4, Z4
+	VMOVUPS Z4, K1, (DI)(R10*1)
+	ADDQ $64, R10
+	SUBQ $16, R9
+	JG adam_loop
+adam_done:
+	VZEROUPPER
+	RET

@@ -18,3 +18,4 @@ func vlnfwd(y, x, w, b *float32, n int, eps float32) (mean, rstd float32) {
 func vlngrad(dx, x, gr, w, pw, pb *float32, n int, mean, rstd float32) {
 	panic("cpu: no vector kernels")
 }
+func vadamw(p, gr, m, v *float32, n int, h *[6]float32) { panic("cpu: no vector kernels") }

@@ -4,6 +4,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/golem-ml/golem/backend"
 )
 
 func relErr(got, want float64) float64 {
@@ -214,6 +216,33 @@ func TestVecLayerNorm(t *testing.T) {
 						t.Fatalf("n=%d affine=%v: %s[%d] = %v, Go %v", n, affine, c.name, i, c.a[i], c.b[i])
 					}
 				}
+			}
+		}
+	}
+}
+
+// TestVecAdamW checks the assembly AdamW step against the Go one.
+func TestVecAdamW(t *testing.T) {
+	if !haveVec {
+		t.Skip("no vector kernels on this machine")
+	}
+	r := rand.New(rand.NewPCG(13, 14))
+	h := backend.AdamW{LR: 1e-3, Beta1: 0.9, Beta2: 0.99, Eps: 1e-8, WeightDecay: 0.1, Step: 3}
+	for _, x := range vecInputs(r) {
+		n := len(x)
+		g, m, v := normals(r, n), normals(r, n), normals(r, n)
+		for i := range v {
+			v[i] *= v[i]
+		}
+		p1, m1, v1 := append([]float32(nil), x...), append([]float32(nil), m...), append([]float32(nil), v...)
+		p2, m2, v2 := append([]float32(nil), x...), append([]float32(nil), m...), append([]float32(nil), v...)
+		adamw(h, p1, g, m1, v1)
+		haveVec = false
+		adamw(h, p2, g, m2, v2)
+		haveVec = true
+		for i := range p1 {
+			if math.Abs(float64(p1[i]-p2[i])) > 1e-6*(1+math.Abs(float64(p2[i]))) || math.Abs(float64(m1[i]-m2[i])) > 1e-6 || math.Abs(float64(v1[i]-v2[i])) > 1e-6*(1+float64(v2[i])) {
+				t.Fatalf("n=%d [%d]: p %v m %v v %v, Go %v %v %v", n, i, p1[i], m1[i], v1[i], p2[i], m2[i], v2[i])
 			}
 		}
 	}
