@@ -93,19 +93,20 @@ func (t *Tokenizer) RenderChat(msgs []Message, addGenerationPrompt bool) (ids []
 		assistant := m.Role == "assistant"
 		ids = append(ids, start)
 		assistantMask = append(assistantMask, false)
-		// The header and the content are one text between special tokens,
-		// encoded together exactly as EncodeWithSpecial would.
 		header := norm(m.Role + "\n")
-		body := header + norm(m.Content)
-		n := len(ids)
-		ids = t.encodeOrdinary(e, ids, body, t.addPrefixSpace)
-		off := 0
-		if t.addPrefixSpace && body != "" && body[0] != ' ' {
-			off = -1 // the added space belongs to the header
-		}
-		for _, id := range ids[n:] {
-			off += len(t.tokens[id])
-			assistantMask = append(assistantMask, assistant && off > len(header))
+		if t.model == modelChar {
+			// Characters never merge across the header and the content,
+			// and unknown ones are dropped: encode the two apart.
+			ids = t.encodeOrdinary(e, ids, header, false)
+			for len(assistantMask) < len(ids) {
+				assistantMask = append(assistantMask, false)
+			}
+			ids = t.encodeOrdinary(e, ids, norm(m.Content), false)
+			for len(assistantMask) < len(ids) {
+				assistantMask = append(assistantMask, assistant)
+			}
+		} else {
+			ids, assistantMask = t.encodeTurn(e, ids, assistantMask, header, norm(m.Content), assistant)
 		}
 		ids = append(ids, end)
 		assistantMask = append(assistantMask, assistant)
@@ -122,4 +123,22 @@ func (t *Tokenizer) RenderChat(msgs []Message, addGenerationPrompt bool) (ids []
 		}
 	}
 	return ids, assistantMask, nil
+}
+
+// encodeTurn encodes header+content as one text, as EncodeWithSpecial
+// would (it lies between two special tokens), and marks the tokens that
+// hold any byte of the content when assistant is set.
+func (t *Tokenizer) encodeTurn(e *encoder, ids []int, mask []bool, header, content string, assistant bool) ([]int, []bool) {
+	body := header + content
+	n := len(ids)
+	ids = t.encodeOrdinary(e, ids, body, t.addPrefixSpace)
+	off := 0
+	if t.addPrefixSpace && body != "" && body[0] != ' ' {
+		off = -1 // the added space belongs to the header
+	}
+	for _, id := range ids[n:] {
+		off += len(t.tokens[id])
+		mask = append(mask, assistant && off > len(header))
+	}
+	return ids, mask
 }

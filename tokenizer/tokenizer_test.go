@@ -389,3 +389,27 @@ func TestNormalizerAndIgnoreMerges(t *testing.T) {
 		t.Error("a Lowercase normalizer was accepted")
 	}
 }
+
+func TestRenderChatCharTokenizer(t *testing.T) {
+	// A character tokenizer with the chat tokens, as a tokenizer.json with
+	// added tokens gives.
+	js := `{"added_tokens": [{"id": 10, "content": "<|im_start|>", "special": true}, {"id": 11, "content": "<|im_end|>", "special": true}],
+	"model": {"type": "WordLevel", "vocab": {"\n": 0, "a": 1, "e": 2, "i": 3, "n": 4, "r": 5, "s": 6, "t": 7, "u": 8, "h": 9}}}`
+	tok, err := LoadTokenizerJSON([]byte(js))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, mask, err := tok.RenderChat([]Message{{Role: "user", Content: "hi?"}, {Role: "assistant", Content: "?hat"}}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got strings.Builder
+	for i, m := range mask {
+		if m {
+			got.WriteString(tok.Decode(ids[i : i+1]))
+		}
+	}
+	if got.String() != "hat<|im_end|>" {
+		t.Errorf("assistant tokens %q, want %q", got.String(), "hat<|im_end|>")
+	}
+}
