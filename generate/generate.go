@@ -53,10 +53,10 @@ func Tokens(m *gpt.Model, prompts [][]int, o Options, onToken func(seq, id int) 
 			return nil, fmt.Errorf("%w: prompt %d has %d tokens, context is %d", ErrPromptTooLong, i, len(p), m.Config.Context)
 		}
 	}
-	samplers := make([]*sampler, B)
+	samplers := make([]*Sampler, B)
 	hist := make([][]int, B) // prompt and new tokens of each sequence
 	for b := range samplers {
-		samplers[b] = newSampler(o, o.Seed+uint64(b), prompts[b])
+		samplers[b] = NewSampler(o, o.Seed+uint64(b), prompts[b])
 		hist[b] = append([]int(nil), prompts[b]...)
 	}
 	out := make([][]int, B)
@@ -122,13 +122,13 @@ func Tokens(m *gpt.Model, prompts [][]int, o Options, onToken func(seq, id int) 
 			for b := 0; b < B; b++ {
 				next := 0
 				if !done[b] {
-					next = samplers[b].next(host[b*V : (b+1)*V])
+					next = samplers[b].Next(host[b*V:(b+1)*V], nil)
 					if stop[next] {
 						done[b] = true
 					} else {
 						out[b] = append(out[b], next)
 						hist[b] = append(hist[b], next)
-						samplers[b].seen(next)
+						samplers[b].Seen(next)
 						if onToken != nil && !onToken(b, next) {
 							done[b] = true
 						}
@@ -147,8 +147,9 @@ func Tokens(m *gpt.Model, prompts [][]int, o Options, onToken func(seq, id int) 
 	return out, nil
 }
 
-// sampler picks tokens for one sequence.
-type sampler struct {
+// Sampler picks the tokens of one sequence from its logits. It is what
+// Tokens uses, exported for the server's batched decode loop.
+type Sampler struct {
 	o     Options
 	rng   *rand.Rand
 	count map[int]bool
@@ -156,23 +157,26 @@ type sampler struct {
 	idx   []int
 }
 
-func newSampler(o Options, seed uint64, prompt []int) *sampler {
-	s := &sampler{o: o, rng: rand.New(rand.NewPCG(seed, 0x5eed)), count: map[int]bool{}}
-	if o.RepetitionPenalty > 0 && o.RepetitionPenalty != 1 {
-		for _, id := range prompt {
-			s.count[id] = true
-		}
+// NewSampler returns a sampler for one sequence with its own seed; prompt
+// seeds the repetition penalty.
+func NewSampler(o Options, seed uint64, prompt []int) *Sampler {
+	s := &Sampler{o: o, rng: rand.New(rand.NewPCG(seed, 0x5eed)), count: map[int]bool{}}
+	for _, id := range prompt {
+		s.Seen(id)
 	}
 	return s
 }
 
-func (s *sampler) seen(id int) {
+// Seen records a token of the sequence (for the repetition penalty).
+func (s *Sampler) Seen(id int) {
 	if s.o.RepetitionPenalty > 0 && s.o.RepetitionPenalty != 1 {
 		s.count[id] = true
 	}
 }
 
-func (s *sampler) next(logits []float32) int {
+// Next picks a token. Tokens in hide (e.g. end-of-text before a minimum
+// length) are never picked; NaN logits count as impossible.
+func (s *Sampler) Next(logits []float32, hide []int) int {
 	V := len(logits)
 	if cap(s.probs) < V {
 		s.probs, s.idx = make([]float64, V), make([]int, V)
@@ -180,6 +184,14 @@ func (s *sampler) next(logits []float32) int {
 	p := s.probs[:V]
 	for i, v := range logits {
 		p[i] = float64(v)
+		if math.IsNaN(p[i]) {
+			p[i] = math.Inf(-1)
+		}
+	}
+	for _, id := range hide {
+		if id >= 0 && id < V {
+			p[id] = math.Inf(-1)
+		}
 	}
 	if rp := s.o.RepetitionPenalty; rp > 0 && rp != 1 {
 		// As in transformers: divide positive logits, multiply negative ones.
@@ -207,13 +219,12 @@ func (s *sampler) next(logits []float32) int {
 		idx[i] = i
 		p[i] /= s.o.Temperature
 	}
-	k := V
-	if s.o.TopK > 0 && s.o.TopK < V {
-		k = s.o.TopK
-	}
-	if k < V || (s.o.TopP > 0 && s.o.TopP < 1) {
+	topP := s.o.TopP > 0 && s.o.TopP < 1
+	if k := s.o.TopK; (k > 0 && k < V) || topP {
 		sort.Slice(idx, func(a, b int) bool { return p[idx[a]] > p[idx[b]] })
-		idx = idx[:k]
+		if k > 0 && k < V {
+			idx = idx[:k]
+		}
 	}
 	mx := math.Inf(-1)
 	for _, i := range idx {
@@ -224,7 +235,7 @@ func (s *sampler) next(logits []float32) int {
 		p[i] = math.Exp(p[i] - mx)
 		z += p[i]
 	}
-	if s.o.TopP > 0 && s.o.TopP < 1 {
+	if topP {
 		var c float64
 		for n, i := range idx {
 			c += p[i] / z
