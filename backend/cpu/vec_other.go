@@ -2,7 +2,8 @@
 
 package cpu
 
-const haveVec = false
+// haveVec is false: there are no vector kernels here.
+var haveVec = false
 
 func vexpsub(y, x *float32, n int, m, s float32) float32 { panic("cpu: no vector kernels") }
 func vexpsum(x *float32, n int, m float32) float32       { panic("cpu: no vector kernels") }
