@@ -85,6 +85,7 @@ type sftTask struct {
 	val       []encoded
 	batch     int
 	maxTokens int // with packing: the token budget of a micro-batch
+	maxLen    int // tokens per example
 	packing   bool
 	seed      uint64
 	pad       int32
@@ -151,7 +152,7 @@ func SFT(ctx context.Context, o SFTOptions) (SFTResult, error) {
 	if o.MaxLen < 2 {
 		return res, fmt.Errorf("sft: the model's context of %d leaves no room after %d virtual tokens", m.Config.Context, P)
 	}
-	t.maxTokens = o.Batch * o.MaxLen
+	t.maxTokens, t.maxLen = o.Batch*o.MaxLen, o.MaxLen
 	if id, ok := t.tok.SpecialID(tokenizer.Pad); ok {
 		t.pad = int32(id)
 	} else if id, ok := t.tok.SpecialID(tokenizer.EndOfText); ok {
@@ -185,7 +186,7 @@ func SFT(ctx context.Context, o SFTOptions) (SFTResult, error) {
 		return res, errors.New("sft: no trainable example (every answer was cut off by --max-len?)")
 	}
 	if t.packing {
-		t.groups = packGroups(t.train, t.maxTokens, o.Batch)
+		t.groups = packGroups(t.train, t.maxTokens, o.Batch, o.MaxLen)
 	}
 	nb := (len(t.train) + o.Batch - 1) / o.Batch
 	if t.packing {
@@ -471,11 +472,22 @@ func encodeAll(tok *tokenizer.Tokenizer, exs []data.Example, maxLen int, allToke
 	return out, nil
 }
 
-// packGroups sorts examples by length and fills micro-batches greedily up
-// to maxTokens padded tokens (rows × the longest row), each example in its
-// own row: short examples share a micro-batch with many others, long ones
-// with few, and there is little padding.
-func packGroups(exs []encoded, maxTokens, minRows int) [][]int {
+// rowQuantum is what a micro-batch's row length is rounded up to, so that
+// batches come in few shapes (the backend keeps freed buffers by size).
+const rowQuantum = 16
+
+// rowLen returns the padded row length for examples of up to n tokens.
+func rowLen(n, limit int) int {
+	return min((n+rowQuantum-1)/rowQuantum*rowQuantum, max(limit, n))
+}
+
+// packGroups sorts examples by length and fills micro-batches with up to
+// maxTokens padded tokens (rows × the padded row length), each example in
+// its own row: short examples share a micro-batch with many others, long
+// ones with few (at least minRows), and there is little padding. A
+// micro-batch holds examples of one padded length, so all but the last of
+// each length have the same shape.
+func packGroups(exs []encoded, maxTokens, minRows, limit int) [][]int {
 	idx := make([]int, len(exs))
 	for i := range idx {
 		idx[i] = i
@@ -483,15 +495,14 @@ func packGroups(exs []encoded, maxTokens, minRows int) [][]int {
 	sort.SliceStable(idx, func(a, b int) bool { return len(exs[idx[a]].ids) < len(exs[idx[b]].ids) })
 	var groups [][]int
 	var cur []int
-	longest := 0
+	curT := 0
 	for _, i := range idx {
-		l := len(exs[i].ids) - 1
-		if len(cur) > 0 && max(longest, l)*(len(cur)+1) > max(maxTokens, minRows*longest) {
+		T := rowLen(len(exs[i].ids)-1, limit)
+		if len(cur) > 0 && (T != curT || len(cur) >= max(minRows, maxTokens/T)) {
 			groups = append(groups, cur)
-			cur, longest = nil, 0
+			cur = nil
 		}
-		cur = append(cur, i)
-		longest = max(longest, l)
+		cur, curT = append(cur, i), T
 	}
 	if len(cur) > 0 {
 		groups = append(groups, cur)
@@ -534,6 +545,7 @@ func (t *sftTask) rows(exs []encoded) (ids, tgt []int32, B, T, n int) {
 	for _, e := range exs {
 		T = max(T, len(e.ids)-1)
 	}
+	T = rowLen(T, t.maxLen)
 	ids, tgt = make([]int32, B*T), make([]int32, B*T)
 	for b, e := range exs {
 		for i := 0; i < T; i++ {

@@ -59,7 +59,7 @@ func TestSFTLossMaskIsTheAssistants(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	task := &sftTask{pad: 0}
+	task := &sftTask{pad: 0, maxLen: 1000}
 	_, tgt, _, _, n := task.rows(enc)
 	var got []int
 	for _, id := range tgt {
@@ -108,8 +108,8 @@ func TestSFTPackingKeepsExamplesApart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	task := &sftTask{model: m, tok: tok, train: enc, batch: 4, packing: true, seed: 1, accum: 1}
-	groups := packGroups(enc, 4*64, 4)
+	task := &sftTask{model: m, tok: tok, train: enc, batch: 4, packing: true, seed: 1, accum: 1, maxLen: 128}
+	groups := packGroups(enc, 4*64, 4, 128)
 	seen := map[int]int{}
 	for _, g := range groups {
 		for _, i := range g {
@@ -123,6 +123,20 @@ func TestSFTPackingKeepsExamplesApart(t *testing.T) {
 		if c != 1 {
 			t.Errorf("example %d packed %d times", i, c)
 		}
+	}
+	// Few shapes: per padded row length, full micro-batches and one last.
+	shapes := map[[2]int]bool{}
+	lengths := map[int]bool{}
+	for _, g := range groups {
+		_, _, B, T, _ := task.rows(pick(enc, g))
+		shapes[[2]int{B, T}] = true
+		lengths[T] = true
+		if T%rowQuantum != 0 {
+			t.Errorf("row length %d not a multiple of %d", T, rowQuantum)
+		}
+	}
+	if len(shapes) > 2*len(lengths) {
+		t.Errorf("%d shapes for %d row lengths", len(shapes), len(lengths))
 	}
 	tensor.NoGrad(func() {
 		var alone float64
@@ -154,6 +168,14 @@ func metric(t *testing.T, dir, name string) map[int]float64 {
 			t.Fatal(err)
 		}
 		out[int(rec["step"])] = rec[name]
+	}
+	return out
+}
+
+func pick(exs []encoded, idx []int) []encoded {
+	out := make([]encoded, len(idx))
+	for i, j := range idx {
+		out[i] = exs[j]
 	}
 	return out
 }
