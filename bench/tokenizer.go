@@ -36,7 +36,7 @@ func init() { register("tokenizer", runTokenizerBench) }
 
 func runTokenizerBench(args []string) error {
 	fs := flag.NewFlagSet("tokenizer", flag.ContinueOnError)
-	runs := fs.Int("runs", 3, "timed encoding runs per case (the best counts)")
+	runs := fs.Int("runs", 5, "timed encoding runs per case (the best counts)")
 	vocab := fs.Int("vocab-size", 8192, "training vocabulary size")
 	noTrain := fs.Bool("no-train", false, "skip the training comparison (then the ratio is the encoding one)")
 	if err := fs.Parse(args); err != nil {

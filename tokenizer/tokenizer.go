@@ -144,7 +144,7 @@ func (t *Tokenizer) IsSpecial(id int) bool {
 // Encode returns the token ids of text. Special tokens in text are encoded
 // as ordinary text; use EncodeWithSpecial to recognise them.
 func (t *Tokenizer) Encode(text string) []int {
-	if len(text) >= 2*segmentSize {
+	if len(text) > 2*segmentSize {
 		return t.EncodeParallel(text, 1)
 	}
 	return t.AppendEncode(make([]int, 0, len(text)/3+1), text)
@@ -516,12 +516,20 @@ func (t *Tokenizer) EncodeParallel(text string, workers int) []int {
 	// Cut into segments of about segmentSize bytes; encode each into its
 	// own slice, then copy them into one of the exact size. This keeps the
 	// big result from being regrown and recopied as it fills.
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	size := segmentSize
+	if workers > 1 {
+		// At least four segments a worker, to balance the load.
+		size = min(size, max(len(text)/(4*workers), 1<<16))
+	}
 	var cuts []int
 	for c := 0; c < len(text); {
 		cuts = append(cuts, c)
 		next := len(text)
-		if len(text)-c > 2*segmentSize {
-			next = safeCut(text, c+segmentSize)
+		if len(text)-c > size+size/2 {
+			next = safeCut(text, c+size)
 		}
 		c = next
 	}
