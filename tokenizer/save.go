@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 )
 
@@ -141,12 +140,9 @@ func (t *Tokenizer) configJSON() ([]byte, error) {
 		"model_max_length":             1 << 20,
 	}
 	dec := map[string]added{}
-	var names []string
 	for _, s := range t.Specials() {
 		dec[strconv.Itoa(t.specialIDs[s])] = added{Content: s, Special: true}
-		names = append(names, s)
 	}
-	sort.Strings(names)
 	cfg["added_tokens_decoder"] = dec
 	if _, ok := t.specialIDs[EndOfText]; ok {
 		cfg["eos_token"] = EndOfText
