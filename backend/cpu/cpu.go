@@ -244,8 +244,17 @@ func gemv(transA, transB bool, n, k int, alpha float32, a []float32, lda int, b 
 			}
 			return
 		}
-		for p, xv := range x {
-			axpy(cj, b[p*ldb+lo:p*ldb+hi], alpha*xv)
+		p := 0
+		if haveVec && len(cj) > 0 {
+			// Four rows of B per pass over c.
+			for ; p+4 <= len(x); p += 4 {
+				xs := [4]float32{alpha * x[p], alpha * x[p+1], alpha * x[p+2], alpha * x[p+3]}
+				_ = b[(p+3)*ldb+hi-1]
+				vaxpy4(&cj[0], &b[p*ldb+lo], ldb, len(cj), &xs)
+			}
+		}
+		for ; p < len(x); p++ {
+			axpy(cj, b[p*ldb+lo:p*ldb+hi], alpha*x[p])
 		}
 	})
 }

@@ -36,3 +36,6 @@ func vlngrad(dx, x, gr, w, pw, pb *float32, n int, mean, rstd float32)
 
 //go:noescape
 func vadamw(p, gr, m, v *float32, n int, h *[6]float32)
+
+//go:noescape
+func vaxpy4(c, b *float32, ldb, n int, x *[4]float32)

@@ -668,3 +668,50 @@ adam_one:
 adam_done:
 	VZEROUPPER
 	RET
+
+// func vaxpy4(c, b *float32, ldb, n int, x *[4]float32)
+// c[j] += x[0]*b[j] + x[1]*b[ldb+j] + x[2]*b[2*ldb+j] + x[3]*b[3*ldb+j]
+// for j < n: four rows of a matrix-vector product per pass over c.
+TEXT ·vaxpy4(SB), NOSPLIT, $0-40
+	MOVQ c+0(FP), DI
+	MOVQ b+8(FP), SI
+	MOVQ ldb+16(FP), R8
+	SHLQ $2, R8
+	MOVQ n+24(FP), R9
+	MOVQ x+32(FP), AX
+	VBROADCASTSS 0(AX), Z20
+	VBROADCASTSS 4(AX), Z21
+	VBROADCASTSS 8(AX), Z22
+	VBROADCASTSS 12(AX), Z23
+	LEAQ (SI)(R8*1), R11
+	LEAQ (R11)(R8*1), R12
+	LEAQ (R12)(R8*1), R13
+	XORQ R10, R10
+axpy4_loop:
+	CMPQ R9, $16
+	JLT axpy4_tail
+	MOVL $0xffff, AX
+	KMOVW AX, K1
+	JMP axpy4_one
+axpy4_tail:
+	TESTQ R9, R9
+	JZ axpy4_done
+	MOVQ R9, CX
+	TAILMASK
+axpy4_one:
+	VMOVUPS.Z (DI)(R10*1), K1, Z0
+	VMOVUPS.Z (SI)(R10*1), K1, Z1
+	VMOVUPS.Z (R11)(R10*1), K1, Z2
+	VMOVUPS.Z (R12)(R10*1), K1, Z3
+	VMOVUPS.Z (R13)(R10*1), K1, Z4
+	VFMADD231PS Z1, Z20, Z0
+	VFMADD231PS Z2, Z21, Z0
+	VFMADD231PS Z3, Z22, Z0
+	VFMADD231PS Z4, Z23, Z0
+	VMOVUPS Z0, K1, (DI)(R10*1)
+	ADDQ $64, R10
+	SUBQ $16, R9
+	JG axpy4_loop
+axpy4_done:
+	VZEROUPPER
+	RET
