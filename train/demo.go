@@ -58,8 +58,8 @@ func sizes(quick bool) demoSizes {
 			rmSteps: 3, ppoIters: 1, dpoSteps: 3, grpoSteps: 2, evalTasks: 8, maxTokens: 24, ppoBatch: 4, grpoPrompts: 2, grpoGroups: 4}
 	}
 	return demoSizes{corpusBytes: 1_500_000, vocab: 1024, layers: 4, heads: 4, hidden: 128, ctx: 128,
-		pretrainSteps: 400, pretrainBatch: 16, sftTasks: 3000, sftSteps: 300, rankPrompts: 300, k: 4, rankHeldout: 80,
-		rmSteps: 100, ppoIters: 12, dpoSteps: 100, grpoSteps: 40, evalTasks: 200, maxTokens: 64, ppoBatch: 32, grpoPrompts: 4, grpoGroups: 8}
+		pretrainSteps: 400, pretrainBatch: 16, sftTasks: 3000, sftSteps: 300, rankPrompts: 600, k: 4, rankHeldout: 100,
+		rmSteps: 150, ppoIters: 12, dpoSteps: 60, grpoSteps: 40, evalTasks: 200, maxTokens: 64, ppoBatch: 32, grpoPrompts: 4, grpoGroups: 8}
 }
 
 // DemoModel is one model's held-out evaluation.
@@ -291,8 +291,11 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 	done = stage("ppo", "PPO against the reward model, KL penalty to the SFT model")
 	t0 := time.Now()
 	_, err = PPO(ctx, PPOOptions{Backend: o.NewBackend(), Policy: dir("sft"), Reward: dir("reward"), Prompts: prompts, Batch: sz.ppoBatch, MiniBatches: 2, Epochs: 2,
-		MaxTokens: sz.maxTokens, KLCoef: 0.05, PtxCoef: 0.2, PtxTexts: []string{corpus.String()[:min(corpus.Len(), 200_000)]},
-		Loop: Config{Steps: 4 * sz.ppoIters, LR: 2e-4, Clip: 1, Seed: o.Seed, Out: dir("ppo"), Quiet: quiet, Progress: o.Log}, Log: o.Log})
+		MaxTokens: sz.maxTokens, Temperature: 0.7, KLCoef: 0.05,
+		// No PPO-ptx here: at this scale SFT moves the model far from plain
+		// text (its corpus loss goes from 1.5 to 8), and the ptx loss pulls
+		// the policy back there, far from the SFT model (KL > 10 nats).
+		Loop: Config{Steps: 4 * sz.ppoIters, LR: 3e-5, Clip: 1, Seed: o.Seed, Out: dir("ppo"), Quiet: quiet, Progress: o.Log}, Log: o.Log})
 	if err != nil {
 		return nil, fmt.Errorf("demo: ppo: %w", err)
 	}
@@ -301,7 +304,7 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 	done = stage("dpo", "DPO on the same rankings' pairs")
 	t0 = time.Now()
 	_, err = DPO(ctx, DPOOptions{Backend: o.NewBackend(), Policy: dir("sft"), Data: rkTrain, Heldout: rkVal, Beta: 0.1, Batch: 8,
-		Loop: Config{Steps: sz.dpoSteps, LR: 2e-4, Clip: 1, EvalEvery: max(1, sz.dpoSteps/4), Seed: o.Seed, Out: dir("dpo"), Quiet: quiet, Progress: o.Log}, Log: o.Log})
+		Loop: Config{Steps: sz.dpoSteps, LR: 3e-5, Clip: 1, EvalEvery: max(1, sz.dpoSteps/4), Seed: o.Seed, Out: dir("dpo"), Quiet: quiet, Progress: o.Log}, Log: o.Log})
 	if err != nil {
 		return nil, fmt.Errorf("demo: dpo: %w", err)
 	}
@@ -309,8 +312,8 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 	done()
 	done = stage("grpo", "GRPO with program rewards (correct answer, format)")
 	t0 = time.Now()
-	_, err = GRPO(ctx, GRPOOptions{Backend: o.NewBackend(), Policy: dir("sft"), Tasks: trainTasks, Group: sz.grpoGroups, Prompts: sz.grpoPrompts, MaxTokens: sz.maxTokens,
-		Loop: Config{Steps: sz.grpoSteps, LR: 2e-4, Clip: 1, Seed: o.Seed, Out: dir("grpo"), Quiet: quiet, Progress: o.Log}, Log: o.Log})
+	_, err = GRPO(ctx, GRPOOptions{Backend: o.NewBackend(), Policy: dir("sft"), Tasks: trainTasks, Group: sz.grpoGroups, Prompts: sz.grpoPrompts, MaxTokens: sz.maxTokens, Temperature: 0.7,
+		Loop: Config{Steps: sz.grpoSteps, LR: 3e-5, Clip: 1, Seed: o.Seed, Out: dir("grpo"), Quiet: quiet, Progress: o.Log}, Log: o.Log})
 	if err != nil {
 		return nil, fmt.Errorf("demo: grpo: %w", err)
 	}

@@ -190,7 +190,7 @@ func (t *dpoTask) answerLogps(m *gpt.Model, ps []dpoPair) *tensor.Tensor {
 			}
 		}
 	}
-	lp := tokenLogProbs(m, ids, tg, 2*n, T)
+	lp := tokenLogProbs(m, ids, tg, 2*n, T, 1)
 	return rowSums(&t.tmp, m.Embed.Weight.Backend(), lp, w, 2*n, T)
 }
 

@@ -231,12 +231,12 @@ func (t *grpoTask) Loss(step, micro int) (*tensor.Tensor, int, map[string]float6
 	}
 	var refLp []float32
 	tensor.NoGrad(func() {
-		x := tokenLogProbs(t.ref, ids, tg, N, T)
+		x := tokenLogProbs(t.ref, ids, tg, N, T, o.Temperature)
 		refLp = x.Host()
 		tensor.Release(x)
 	})
 	be := t.policy.Embed.Weight.Backend()
-	lp := tokenLogProbs(t.policy, ids, tg, N, T)
+	lp := tokenLogProbs(t.policy, ids, tg, N, T, o.Temperature)
 	old := t.tmp.from(be, lp.Host(), N*T) // one update per sample: the ratio is 1, its gradient that of log pi
 	ratio := tensor.Exp(tensor.Sub(lp, old))
 	a := t.tmp.from(be, advT, N*T)

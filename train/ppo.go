@@ -312,10 +312,10 @@ func (t *ppoTask) rollout(iter int) error {
 	}
 	var logp, refLogp, values, scores []float32
 	tensor.NoGrad(func() {
-		x := tokenLogProbs(t.policy, ids, tg, B, T)
+		x := tokenLogProbs(t.policy, ids, tg, B, T, o.Temperature)
 		logp = x.Host()
 		tensor.Release(x)
-		x = tokenLogProbs(t.ref, ids, tg, B, T)
+		x = tokenLogProbs(t.ref, ids, tg, B, T, o.Temperature)
 		refLogp = x.Host()
 		tensor.Release(x)
 		x = t.value.Values(ids, B, T, gpt.Options{})
@@ -443,7 +443,7 @@ func (t *ppoTask) Loss(step, micro int) (*tensor.Tensor, int, map[string]float64
 	}
 	be := t.policy.Embed.Weight.Backend()
 	V := t.policy.Config.Vocab
-	logits := tensor.Reshape(t.policy.Logits(t.policy.Forward(ids, B, T, gpt.Options{})), B*T, V)
+	logits := tensor.Reshape(tempered(t.policy.Logits(t.policy.Forward(ids, B, T, gpt.Options{})), o.Temperature), B*T, V)
 	logp := tensor.TokenLogProbs(logits, tg)
 	eps := float32(o.ClipRange)
 	advT := t.tmp.from(be, adv, B*T)

@@ -164,10 +164,20 @@ func actionTargets(rows [][]int, masks [][]bool, T int) []int32 {
 }
 
 // tokenLogProbs returns the log-probabilities the model gives the targets
-// at each position of ids [B, T] ([B*T], 0 where the target is -1).
-func tokenLogProbs(m *gpt.Model, ids, targets []int32, B, T int) *tensor.Tensor {
-	logits := m.Logits(m.Forward(ids, B, T, gpt.Options{}))
+// at each position of ids [B, T] ([B*T], 0 where the target is -1), with
+// the logits divided by temp (as they were when sampling; 0 means 1).
+func tokenLogProbs(m *gpt.Model, ids, targets []int32, B, T int, temp float64) *tensor.Tensor {
+	logits := tempered(m.Logits(m.Forward(ids, B, T, gpt.Options{})), temp)
 	return tensor.TokenLogProbs(tensor.Reshape(logits, B*T, m.Config.Vocab), targets)
+}
+
+// tempered divides logits by the sampling temperature: RL on answers
+// sampled at a temperature optimises that tempered policy, as TRL does.
+func tempered(logits *tensor.Tensor, temp float64) *tensor.Tensor {
+	if temp == 0 || temp == 1 {
+		return logits
+	}
+	return tensor.Scale(logits, float32(1/temp))
 }
 
 // leaves holds the constant tensors of one step: releasing a graph frees
