@@ -201,7 +201,7 @@ func SFT(ctx context.Context, o SFTOptions) (SFTResult, error) {
 		res.Total += t.prompt.Weight.Len()
 	}
 	res.Method = t.method
-	fmt.Fprintf(o.Log, "model: %s, %s tuning, %d of %d parameters trainable (%.3f%%); %d micro-batches per epoch, %d steps\n",
+	fmt.Fprintf(o.Log, "model: %s, method %s, %d of %d parameters trainable (%.3f%%); %d micro-batches per epoch, %d steps\n",
 		m.Config.Arch, t.method, res.Trainable, res.Total, 100*float64(res.Trainable)/float64(res.Total), nb, cfg.Steps)
 	if cfg.Progress == nil {
 		cfg.Progress = o.Log

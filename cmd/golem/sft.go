@@ -98,7 +98,7 @@ func runSFT(args []string) error {
 	if res.Interrupted {
 		fmt.Fprintf(os.Stderr, "interrupted at step %d: saved to %s (continue with --resume)\n", res.Step, *out)
 	}
-	fmt.Printf("%s tuning saved to %s (%d steps, %.0fs, %.0f tokens/s)\n", res.Method, *out, res.Step, res.Seconds, res.TokensPerSecond)
+	fmt.Printf("%s: saved to %s (%d steps, %.0fs, %.0f tokens/s)\n", res.Method, *out, res.Step, res.Seconds, res.TokensPerSecond)
 	fmt.Printf("trainable=%d total=%d truncated=%d\n", res.Trainable, res.Total, res.Truncated)
 	if v, ok := res.Eval["val_loss"]; ok {
 		fmt.Printf("val_loss=%.4f\n", v)
