@@ -68,7 +68,7 @@ func MultipleChoice(m *gpt.Model, tok *tokenizer.Tokenizer, qs []Question, o MCO
 	ctxLen := m.Config.Context
 	var rows []mcRow
 	for qi, q := range qs {
-		if q.Answer < 0 || q.Answer >= len(q.Choices) {
+		if len(q.Choices) == 0 || q.Answer < 0 || q.Answer >= len(q.Choices) {
 			return MCResult{}, fmt.Errorf("eval: %s: answer %d of %d choices", q.ID, q.Answer, len(q.Choices))
 		}
 		ctx := tok.Encode(prefix + q.Context)

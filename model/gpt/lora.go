@@ -418,6 +418,10 @@ func (a *Adapter) Apply(m *Model, dir string) error {
 		if ac.TokenDim != m.Config.Hidden {
 			return fmt.Errorf("gpt: %s: token_dim %d but the base model is %d wide", path, ac.TokenDim, m.Config.Hidden)
 		}
+		// Check the file before allocating what the config asks for.
+		if info, ok := st.Info("prompt_embeddings"); !ok || !slices.Equal(info.Shape, []int{ac.NumVirtualTokens, ac.TokenDim}) {
+			return fmt.Errorf("gpt: %s: want tensor \"prompt_embeddings\" of shape [%d %d] (num_virtual_tokens, token_dim)", path, ac.NumVirtualTokens, ac.TokenDim)
+		}
 		m.Freeze()
 		w := tensor.New(m.Embed.Weight.Backend(), ac.NumVirtualTokens, ac.TokenDim).SetRequiresGrad(true)
 		a.SoftPrompt = &nn.SoftPrompt{Weight: w}
