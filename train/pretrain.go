@@ -83,6 +83,9 @@ func Pretrain(ctx context.Context, o PretrainOptions) (Result, error) {
 	if cfg.Out == "" {
 		return Result{}, errors.New("pretrain: an output folder is needed (--out)")
 	}
+	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
+		return Result{}, fmt.Errorf("pretrain: %w", err)
+	}
 	var tok *tokenizer.Tokenizer
 	var m *gpt.Model
 	var err error

@@ -67,7 +67,7 @@ func TestPretrainResumeIsExact(t *testing.T) {
 		}
 		return res
 	}
-	a, b := t.TempDir(), t.TempDir()
+	a, b := filepath.Join(t.TempDir(), "new", "folder"), t.TempDir() // a does not exist yet
 	full := run(a, false, 0)
 	part := run(b, false, 3)
 	if !part.Interrupted || part.Step != 3 {

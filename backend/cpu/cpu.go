@@ -5,6 +5,7 @@ package cpu
 
 import (
 	"fmt"
+	"math/bits"
 	"sync"
 
 	"github.com/golem-ml/golem/backend"
@@ -21,12 +22,18 @@ type Buf struct{ D []float32 }
 func (b *Buf) Len() int { return len(b.D) }
 
 // CPU implements backend.Backend. Freed buffers are kept in free lists by
-// exact length, so a training loop whose shapes repeat allocates nothing
-// after its first step.
+// size class (sizes within an eighth of each other share a list), so a loop
+// whose shapes repeat, or nearly repeat, allocates nothing after its first
+// steps. At most MaxPooled bytes are kept; beyond that freed buffers go back
+// to the garbage collector.
 type CPU struct {
-	mu   sync.Mutex
-	free map[int][]*Buf
+	mu     sync.Mutex
+	free   map[int][]*Buf
+	pooled int // bytes held in free lists
 }
+
+// MaxPooled is the most memory, in bytes, a CPU backend keeps for reuse.
+var MaxPooled = 4 << 30
 
 // New returns a CPU backend.
 func New() *CPU { return &CPU{free: map[int][]*Buf{}} }
@@ -45,30 +52,52 @@ func f(b backend.Buffer) []float32 {
 // backend's own tests and benchmarks; code above the backend uses Download.
 func Data(b backend.Buffer) []float32 { return f(b) }
 
+// sizeClass rounds n up to the capacity of its free list: multiples of 16
+// up to 256, then the top four bits of n (at most 1/8 wasted).
+func sizeClass(n int) int {
+	if n <= 256 {
+		return (n + 15) &^ 15
+	}
+	shift := bits.Len(uint(n)) - 4
+	return (n + 1<<shift - 1) >> shift << shift
+}
+
 // Alloc returns a buffer of n values from the free list or the heap.
 func (c *CPU) Alloc(n int, zero bool) backend.Buffer {
+	class := sizeClass(n)
 	c.mu.Lock()
-	if l := c.free[n]; len(l) > 0 {
+	if l := c.free[class]; len(l) > 0 {
 		b := l[len(l)-1]
-		c.free[n] = l[:len(l)-1]
+		l[len(l)-1] = nil
+		c.free[class] = l[:len(l)-1]
+		c.pooled -= 4 * class
 		c.mu.Unlock()
+		b.D = b.D[:n]
 		if zero {
 			clear(b.D)
 		}
 		return b
 	}
 	c.mu.Unlock()
-	return &Buf{D: make([]float32, n)}
+	return &Buf{D: make([]float32, n, class)}
 }
 
-// Free returns b to the free list.
+// Free returns b to its free list (or to the garbage collector when the
+// lists hold MaxPooled bytes).
 func (c *CPU) Free(b backend.Buffer) {
 	if b == nil {
 		return
 	}
 	bb := b.(*Buf)
+	class := cap(bb.D)
+	if sizeClass(class) != class {
+		return // not made by Alloc
+	}
 	c.mu.Lock()
-	c.free[len(bb.D)] = append(c.free[len(bb.D)], bb)
+	if c.pooled+4*class <= MaxPooled {
+		c.free[class] = append(c.free[class], bb)
+		c.pooled += 4 * class
+	}
 	c.mu.Unlock()
 }
 
