@@ -9,7 +9,9 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/data/synth"
@@ -57,7 +59,14 @@ type PretrainOptions struct {
 	Preset    Preset
 	ValFrac   float64 // held-out fraction of the tokens (default 0.1)
 	CacheDir  string  // where token files are kept (default: the user cache dir)
-	Log       io.Writer
+	// SpecialTokens encodes the data with the tokenizer's special tokens
+	// recognised (<|im_start|> in the text is that token, not its
+	// characters), for corpora written in the chat template. It is set for
+	// golem's built-in corpus, whose dialogues are ChatML; user data is
+	// encoded as plain text unless it is set, so that text which merely
+	// contains a special token's spelling cannot inject control tokens.
+	SpecialTokens bool
+	Log           io.Writer
 }
 
 // pretrainTask trains a language model on random windows of a token file.
@@ -100,6 +109,9 @@ func Pretrain(ctx context.Context, o PretrainOptions) (Result, error) {
 	srcs, builtin, err := pretrainSources(o, cfg.Out)
 	if err != nil {
 		return Result{}, err
+	}
+	if builtin {
+		o.SpecialTokens = true
 	}
 	if tok == nil {
 		if tok, err = pretrainTokenizer(o, srcs); err != nil {
@@ -207,7 +219,7 @@ func tokenizeCorpus(o PretrainOptions, srcs []tokens.Source, tok *tokenizer.Toke
 	if valFrac == 0 {
 		valFrac = 0.1
 	}
-	fmt.Fprintf(&tj, "\x00%g", valFrac)
+	fmt.Fprintf(&tj, "\x00%g\x00%t", valFrac, o.SpecialTokens)
 	key := tokens.Key(srcs, tj.Bytes())
 	dir := o.CacheDir
 	if dir == "" {
@@ -238,7 +250,13 @@ func tokenizeCorpus(o PretrainOptions, srcs []tokens.Source, tok *tokenizer.Toke
 	}
 	var done int64
 	err := tokens.Documents(srcs, func(doc string) error {
-		for _, id := range tok.EncodeParallel(doc, 0) {
+		var enc []int
+		if o.SpecialTokens {
+			enc = encodeSpecialParallel(tok, doc)
+		} else {
+			enc = tok.EncodeParallel(doc, 0)
+		}
+		for _, id := range enc {
 			ids = append(ids, int32(id))
 		}
 		if hasEOT {
@@ -265,6 +283,44 @@ func tokenizeCorpus(o PretrainOptions, srcs []tokens.Source, tok *tokenizer.Toke
 	}
 	va, err := tokens.Open(valPath)
 	return tr, va, err
+}
+
+// encodeSpecialParallel is EncodeWithSpecial of a large text, in parallel:
+// the text is cut at blank lines into pieces of about a megabyte (a special
+// token never holds a blank line, so no token is split) and each piece is
+// encoded on its own. With the pre-tokenizers golem uses, a cut after
+// "\n\n" falls where the pre-tokenizer cuts anyway, so the ids equal
+// EncodeWithSpecial(text).
+func encodeSpecialParallel(tok *tokenizer.Tokenizer, text string) []int {
+	var pieces []string
+	for len(text) > 1<<20 {
+		i := strings.Index(text[1<<20:], "\n\n")
+		if i < 0 {
+			break
+		}
+		cut := 1<<20 + i + 2
+		pieces = append(pieces, text[:cut])
+		text = text[cut:]
+	}
+	pieces = append(pieces, text)
+	outs := make([][]int, len(pieces))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	for i, p := range pieces {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			outs[i] = tok.EncodeWithSpecial(p)
+			<-sem
+		}()
+	}
+	wg.Wait()
+	var ids []int
+	for _, o := range outs {
+		ids = append(ids, o...)
+	}
+	return ids
 }
 
 func (t *pretrainTask) Params() []nn.Named { return t.model.Params() }

@@ -8,10 +8,15 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/golem-ml/golem/backend/cpu"
+	"github.com/golem-ml/golem/data/synth"
+	"github.com/golem-ml/golem/data/tokens"
 	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/tokenizer"
 )
 
 func tinyPreset() Preset {
@@ -123,4 +128,71 @@ func TestPretrainErrors(t *testing.T) {
 	if _, err := Pretrain(context.Background(), PretrainOptions{Backend: cpu.New(), Data: []string{"/nonexistent/file.txt"}, Preset: p, Log: io.Discard}); err == nil {
 		t.Error("missing data file accepted")
 	}
+}
+
+// The built-in corpus's dialogues are ChatML: encoded with special tokens
+// recognised, <|im_start|> and <|im_end|> are one token each; plain data is
+// encoded as text, and the two encodings are cached apart.
+func TestPretrainSpecialTokens(t *testing.T) {
+	corpus := synth.Corpus(synth.CorpusOptions{Seed: 1, Bytes: 2500000, Chinese: 0.15})
+	tok, err := tokenizer.Train(tokenizer.TrainOptions{Texts: []string{corpus[:300000]}, VocabSize: 400, Progress: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start, _ := tok.SpecialID(tokenizer.ImStart)
+	end, _ := tok.SpecialID(tokenizer.ImEnd)
+
+	par := encodeSpecialParallel(tok, corpus)
+	if want := tok.EncodeWithSpecial(corpus); !slices.Equal(par, want) {
+		t.Fatalf("encodeSpecialParallel: %d ids differ from EncodeWithSpecial's %d", len(par), len(want))
+	}
+	dialogues := strings.Count(corpus, tokenizer.ImStart+"assistant\n")
+	if n := strings.Count(corpus, tokenizer.ImStart); dialogues == 0 || countID(par, start) != n || countID(par, end) != strings.Count(corpus, tokenizer.ImEnd) {
+		t.Fatalf("%d <|im_start|> in the text, %d tokens", n, countID(par, start))
+	}
+
+	dir := t.TempDir()
+	path := filepath.Join(dir, "corpus.txt")
+	if err := os.WriteFile(path, []byte(corpus[:200000]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srcs, err := tokens.Resolve([]string{path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	starts := func(special bool) int {
+		o := PretrainOptions{CacheDir: dir, SpecialTokens: special, Log: io.Discard}
+		tr, va, err := tokenizeCorpus(o, srcs, tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, f := range []*tokens.File{tr, va} {
+			buf := make([]int32, f.Len())
+			f.Read(buf, 0)
+			for _, id := range buf {
+				if int(id) == start {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	want := strings.Count(corpus[:200000], tokenizer.ImStart)
+	if got := starts(true); got != want {
+		t.Errorf("SpecialTokens: %d <|im_start|> tokens, want %d", got, want)
+	}
+	if got := starts(false); got != 0 {
+		t.Errorf("plain data: %d <|im_start|> tokens, want none", got)
+	}
+}
+
+func countID(ids []int, id int) int {
+	n := 0
+	for _, x := range ids {
+		if x == id {
+			n++
+		}
+	}
+	return n
 }

@@ -6,6 +6,8 @@ import (
 	"io"
 	"slices"
 	"strings"
+
+	"github.com/golem-ml/golem/tokenizer"
 )
 
 // DefaultCorpusBytes is the corpus size when CorpusOptions.Bytes is not set.
@@ -29,10 +31,15 @@ type CorpusOptions struct {
 // blank lines, mixing facts about the world in varied wording, arithmetic
 // (one-digit tables, two-digit problems, some worked out), lists (counting,
 // sorting, spelling, first letters, words backwards) and plain dialogues
-// ("User: ...\nAssistant: ...") that show questions and short answers
-// without the instruction-following format of the tasks. It states every
-// fact of the world but no held-out problem of the tasks (see [SplitOf]).
-// The same options always give the same text.
+// that show questions and short answers without the instruction-following
+// format of the tasks. The dialogues are written in ChatML, exactly as
+// [tokenizer.FormatChat] renders a conversation
+// ("<|im_start|>user\n...<|im_end|>\n<|im_start|>assistant\n...<|im_end|>"),
+// so a model pretrained on the corpus with the special tokens recognised
+// (see [tokenizer.Tokenizer.EncodeWithSpecial]) knows the chat tokens
+// before instruction tuning, as modern base models do. It states every fact
+// of the world but no held-out problem of the tasks (see [SplitOf]). The
+// same options always give the same text.
 func Corpus(opts CorpusOptions) string {
 	var b strings.Builder
 	b.Grow(corpusSize(opts))
@@ -277,10 +284,14 @@ var smallTalk = map[string][][2]string{
 	},
 }
 
-// dialogue writes one to three plain exchanges. Questions are about
-// people of the train split and train arithmetic problems only.
+// dialogue writes one conversation of one to three plain exchanges in
+// ChatML, a fifth of them after a system prompt. Questions are about people
+// of the train split and train arithmetic problems only.
 func (c *corpusGen) dialogue(lang string) string {
-	var b strings.Builder
+	var msgs []tokenizer.Message
+	if c.r.chance(0.2) {
+		msgs = append(msgs, tokenizer.Message{Role: "system", Content: corpusSystem[lang]})
+	}
 	for range c.r.between(1, 3) {
 		var q, a string
 		switch k := c.r.intn(4); {
@@ -296,7 +307,13 @@ func (c *corpusGen) dialogue(lang string) string {
 			t := pick(c.r, smallTalk[lang])
 			q, a = t[0], t[1]
 		}
-		b.WriteString("User: " + q + "\nAssistant: " + a + "\n")
+		msgs = append(msgs, tokenizer.Message{Role: "user", Content: q}, tokenizer.Message{Role: "assistant", Content: a})
 	}
-	return strings.TrimSuffix(b.String(), "\n")
+	s, err := tokenizer.FormatChat(msgs, false)
+	if err != nil {
+		panic("synth: corpus dialogue: " + err.Error()) // the roles above are always valid
+	}
+	return strings.TrimSuffix(s, "\n")
 }
+
+var corpusSystem = map[string]string{"en": "You are a helpful assistant.", "zh": "你是一个乐于助人的助手。"}

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"unicode"
+
+	"github.com/golem-ml/golem/tokenizer"
 )
 
 func TestWorldDeterministicAndUnambiguous(t *testing.T) {
@@ -90,7 +92,14 @@ func TestCorpusDeterministicSizedAndMixed(t *testing.T) {
 		if hasHan(p) {
 			zh++
 		}
-		if strings.HasPrefix(p, "User: ") && strings.Contains(p, "\nAssistant: ") {
+		if strings.HasPrefix(p, "<|im_start|>") {
+			msgs := parseChatML(t, p+"\n")
+			if msgs[len(msgs)-1].Role != "assistant" {
+				t.Errorf("dialogue does not end with an answer: %q", p)
+			}
+			if s, err := tokenizer.FormatChat(msgs, false); err != nil || s != p+"\n" {
+				t.Errorf("dialogue is not what FormatChat renders (err %v):\n%q\n%q", err, p, s)
+			}
 			dialogues++
 		}
 		if strings.Contains(p, " = ") {
@@ -674,4 +683,25 @@ func ExampleTasks() {
 	// Let's think step by step. 78 - 41 = 78 - 40 - 1. 78 - 40 = 38. 38 - 1 = 37. The answer is 37.
 	// true
 	// false
+}
+
+// parseChatML splits ChatML text into its messages, failing the test on
+// anything that is not a sequence of well-formed turns.
+func parseChatML(t *testing.T, s string) []tokenizer.Message {
+	t.Helper()
+	var msgs []tokenizer.Message
+	for s != "" {
+		rest, ok := strings.CutPrefix(s, tokenizer.ImStart)
+		if !ok {
+			t.Fatalf("turn does not start with %s: %q", tokenizer.ImStart, s)
+		}
+		role, rest, ok := strings.Cut(rest, "\n")
+		content, rest, ok2 := strings.Cut(rest, tokenizer.ImEnd+"\n")
+		if !ok || !ok2 || strings.Contains(content, tokenizer.ImStart) {
+			t.Fatalf("malformed turn: %q", s)
+		}
+		msgs = append(msgs, tokenizer.Message{Role: role, Content: content})
+		s = rest
+	}
+	return msgs
 }
