@@ -106,40 +106,51 @@ func sample(m *gpt.Model, n int, seed uint64) []int32 {
 // peerField runs the PyTorch peer and returns the value of key, read from
 // the key=value fields of its output lines (the last one wins).
 func peerField(key string, args ...string) (float64, error) {
-	script, err := peerScript()
+	fields, err := peerFields(args...)
 	if err != nil {
 		return 0, err
+	}
+	v, ok := fields[key]
+	if !ok {
+		return 0, fmt.Errorf("peer printed no %s= field", key)
+	}
+	return v, nil
+}
+
+// peerFields runs the PyTorch peer, echoing its output, and returns every
+// numeric key=value field it printed (the last value of each key).
+func peerFields(args ...string) (map[string]float64, error) {
+	script, err := peerScript()
+	if err != nil {
+		return nil, err
 	}
 	py := "/usr/bin/python3"
 	if _, err := os.Stat(py); err != nil {
 		py = "python3"
 	}
 	if out, err := exec.Command(py, "-c", "import torch").CombinedOutput(); err != nil {
-		return 0, fmt.Errorf("the PyTorch peer needs Debian's torch: apt-get install -y python3-torch python3-numpy libopenblas0-openmp (%s: %s)", py, strings.TrimSpace(string(out)))
+		return nil, fmt.Errorf("the PyTorch peer needs Debian's torch: apt-get install -y python3-torch python3-numpy libopenblas0-openmp (%s: %s)", py, strings.TrimSpace(string(out)))
 	}
 	cmd := exec.Command(py, append([]string{script}, args...)...)
 	var buf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &buf, os.Stderr
 	fmt.Printf("peer: %s %s\n", filepath.Base(script), strings.Join(args, " "))
 	if err := cmd.Run(); err != nil {
-		return 0, fmt.Errorf("peer failed: %v\n%s", err, buf.String())
+		return nil, fmt.Errorf("peer failed: %v\n%s", err, buf.String())
 	}
-	val := -1.0
+	fields := map[string]float64{}
 	for _, line := range strings.Split(buf.String(), "\n") {
 		if line == "" {
 			continue
 		}
 		fmt.Println("  peer|", line)
 		for _, field := range strings.Fields(line) {
-			if v, ok := strings.CutPrefix(field, key+"="); ok {
+			if k, v, ok := strings.Cut(field, "="); ok {
 				if f, err := strconv.ParseFloat(v, 64); err == nil {
-					val = f
+					fields[k] = f
 				}
 			}
 		}
 	}
-	if val < 0 {
-		return 0, fmt.Errorf("peer printed no %s= field", key)
-	}
-	return val, nil
+	return fields, nil
 }
