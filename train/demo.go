@@ -58,8 +58,8 @@ func sizes(quick bool) demoSizes {
 			rmSteps: 3, ppoIters: 1, dpoSteps: 3, grpoSteps: 2, evalTasks: 8, maxTokens: 24, ppoBatch: 4, grpoPrompts: 2, grpoGroups: 4}
 	}
 	return demoSizes{corpusBytes: 1_500_000, vocab: 1024, layers: 4, heads: 4, hidden: 128, ctx: 128,
-		pretrainSteps: 400, pretrainBatch: 16, sftTasks: 3000, sftSteps: 300, rankPrompts: 600, k: 4, rankHeldout: 100,
-		rmSteps: 150, ppoIters: 12, dpoSteps: 60, grpoSteps: 40, evalTasks: 200, maxTokens: 64, ppoBatch: 32, grpoPrompts: 4, grpoGroups: 8}
+		pretrainSteps: 1000, pretrainBatch: 16, sftTasks: 3000, sftSteps: 800, rankPrompts: 1200, k: 4, rankHeldout: 150,
+		rmSteps: 300, ppoIters: 20, dpoSteps: 100, grpoSteps: 80, evalTasks: 200, maxTokens: 64, ppoBatch: 32, grpoPrompts: 4, grpoGroups: 8}
 }
 
 // DemoModel is one model's held-out evaluation.
