@@ -14,6 +14,8 @@ import (
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/golem-ml/golem/internal/atomicfile"
 )
 
 // File names of a Hugging Face model folder.
@@ -274,7 +276,7 @@ func WriteSharded(dir string, tensors []Tensor, maxShardBytes int64) error {
 	if err := enc.Encode(index); err != nil {
 		return fail(err)
 	}
-	err := writeAtomic(filepath.Join(dir, IndexFile), func(w io.Writer) error {
+	err := atomicfile.Write(filepath.Join(dir, IndexFile), func(w io.Writer) error {
 		_, err := w.Write(asciiJSON(buf.Bytes()))
 		return err
 	})

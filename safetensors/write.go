@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/golem-ml/golem/internal/atomicfile"
 )
 
 // Tensor is a tensor to write. Its elements come from exactly one of F32, I64
@@ -354,7 +356,7 @@ func writeData(w io.Writer, buf []byte, l layout) error {
 // in the same folder, syncs it and renames it over path, so a crash never
 // leaves a partial checkpoint at path. Equal inputs give identical bytes.
 func Write(path string, tensors []Tensor, metadata map[string]string) error {
-	err := writeAtomic(path, func(w io.Writer) error {
+	err := atomicfile.Write(path, func(w io.Writer) error {
 		return encode(w, tensors, metadata)
 	})
 	if err != nil {

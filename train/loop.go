@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/golem-ml/golem/internal/atomicfile"
 	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/optim"
 	"github.com/golem-ml/golem/safetensors"
@@ -257,7 +258,7 @@ func checkpoint(cfg Config, task Task, opt *optim.AdamW, res Result) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(filepath.Join(cfg.Out, stateFile), b)
+	return atomicfile.WriteFile(filepath.Join(cfg.Out, stateFile), b)
 }
 
 func loadState(dir string, opt *optim.AdamW) (trainerState, error) {
@@ -292,22 +293,5 @@ func loadState(dir string, opt *optim.AdamW) (trainerState, error) {
 	return st, nil
 }
 
-func writeAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path))
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
-}
+// writeAtomic writes a file so that a crash never leaves it half written.
+func writeAtomic(path string, data []byte) error { return atomicfile.WriteFile(path, data) }

@@ -16,6 +16,7 @@ import (
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/data/synth"
 	"github.com/golem-ml/golem/data/tokens"
+	"github.com/golem-ml/golem/internal/atomicfile"
 	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/tensor"
@@ -178,7 +179,7 @@ func pretrainSources(o PretrainOptions, out string) ([]tokens.Source, bool, erro
 		if err := synth.WriteCorpus(&buf, synth.CorpusOptions{Seed: 1, Chinese: 0.15}); err != nil {
 			return nil, false, err
 		}
-		if err := writeAtomic(path, buf.Bytes()); err != nil {
+		if err := atomicfile.WriteFile(path, buf.Bytes()); err != nil {
 			return nil, false, err
 		}
 	}

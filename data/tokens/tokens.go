@@ -18,6 +18,8 @@ import (
 	"strings"
 	"syscall"
 	"unicode/utf8"
+
+	"github.com/golem-ml/golem/internal/atomicfile"
 )
 
 // Source is one document source: a text file, or the "text" fields of a
@@ -170,38 +172,27 @@ func Write(path string, ids []int32, vocab int) error {
 	if vocab <= 1<<16 {
 		width = 2
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path))
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	w := bufio.NewWriterSize(tmp, 1<<20)
-	var hdr [16]byte
-	copy(hdr[:8], magic)
-	binary.LittleEndian.PutUint32(hdr[8:], uint32(width))
-	binary.LittleEndian.PutUint32(hdr[12:], uint32(len(ids)))
-	w.Write(hdr[:])
-	var b [4]byte
-	for _, id := range ids {
-		if width == 2 {
-			binary.LittleEndian.PutUint16(b[:], uint16(id))
-		} else {
-			binary.LittleEndian.PutUint32(b[:], uint32(id))
+	return atomicfile.Write(path, func(w io.Writer) error {
+		var hdr [16]byte
+		copy(hdr[:8], magic)
+		binary.LittleEndian.PutUint32(hdr[8:], uint32(width))
+		binary.LittleEndian.PutUint32(hdr[12:], uint32(len(ids)))
+		if _, err := w.Write(hdr[:]); err != nil {
+			return err
 		}
-		w.Write(b[:width])
-	}
-	if err := w.Flush(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+		var b [4]byte
+		for _, id := range ids {
+			if width == 2 {
+				binary.LittleEndian.PutUint16(b[:], uint16(id))
+			} else {
+				binary.LittleEndian.PutUint32(b[:], uint32(id))
+			}
+			if _, err := w.Write(b[:width]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // Open maps a token file.

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/golem-ml/golem/backend"
+	"github.com/golem-ml/golem/internal/atomicfile"
 	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/safetensors"
 )
@@ -114,7 +115,7 @@ func (m *Model) Save(dir string) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(filepath.Join(dir, "config.json"), append(cj, '\n')); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, "config.json"), append(cj, '\n')); err != nil {
 		return err
 	}
 	gen := map[string]any{"_from_model_config": true}
@@ -125,7 +126,7 @@ func (m *Model) Save(dir string) error {
 		gen["eos_token_id"] = m.Config.EOS
 	}
 	gj, _ := json.MarshalIndent(gen, "", "  ")
-	if err := writeFileAtomic(filepath.Join(dir, "generation_config.json"), append(gj, '\n')); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, "generation_config.json"), append(gj, '\n')); err != nil {
 		return err
 	}
 	return SaveParams(filepath.Join(dir, "model.safetensors"), m.hfParams(), map[string]string{"format": "pt"})
@@ -138,24 +139,4 @@ func SaveParams(path string, params []nn.Named, meta map[string]string) error {
 		ts = append(ts, safetensors.Tensor{Name: p.Name, Shape: slices.Clone(p.Tensor.Shape()), F32: p.Tensor.Host()})
 	}
 	return safetensors.Write(path, ts, meta)
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path))
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/golem-ml/golem/backend"
+	"github.com/golem-ml/golem/internal/atomicfile"
 	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/safetensors"
 	"github.com/golem-ml/golem/tensor"
@@ -141,7 +142,7 @@ func (s *Scorer) Save(dir string) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(filepath.Join(dir, "config.json"), append(b, '\n')); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, "config.json"), append(b, '\n')); err != nil {
 		return err
 	}
 	ps := append(s.Model.hfParams(), nn.Named{Name: "score.weight", Tensor: s.Score.Weight})

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/golem-ml/golem/backend"
+	"github.com/golem-ml/golem/internal/atomicfile"
 	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/safetensors"
 	"github.com/golem-ml/golem/tensor"
@@ -277,7 +278,7 @@ func saveAdapter(dir string, ac adapterConfig, ps []nn.Named) error {
 	if err := SaveParams(filepath.Join(dir, AdapterModelFile), ps, map[string]string{"format": "pt"}); err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(dir, AdapterConfigFile), append(b, '\n'))
+	return atomicfile.WriteFile(filepath.Join(dir, AdapterConfigFile), append(b, '\n'))
 }
 
 // SavePromptTuning writes a soft prompt into dir as PEFT's prompt-tuning

@@ -1,4 +1,7 @@
-package safetensors
+// Package atomicfile writes files so that a crash never leaves a broken
+// one: the data goes to a temporary file in the same folder, which is
+// synced, renamed over the target, and the folder synced.
+package atomicfile
 
 import (
 	"bufio"
@@ -8,9 +11,9 @@ import (
 	"runtime"
 )
 
-// writeAtomic writes path through fill: into a temporary file in the same
+// Write writes path through fill: into a temporary file in the same
 // folder, which is synced, renamed over path, and the folder synced.
-func writeAtomic(path string, fill func(io.Writer) error) (err error) {
+func Write(path string, fill func(io.Writer) error) (err error) {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
 	if err != nil {
@@ -58,4 +61,12 @@ func syncDir(dir string) error {
 		err = cerr
 	}
 	return err
+}
+
+// WriteFile writes data to path atomically.
+func WriteFile(path string, data []byte) error {
+	return Write(path, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
 }
