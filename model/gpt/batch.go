@@ -2,7 +2,9 @@ package gpt
 
 import (
 	"fmt"
+	"math"
 
+	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/tensor"
 )
 
@@ -50,6 +52,15 @@ func (m *Model) DecodeStep(ids, pos []int32, c *BatchCache, keyMask []bool) *ten
 			panic(fmt.Sprintf("gpt: decode step: position %d outside the context of %d", p, cfg.Context))
 		}
 	}
+	// Rows whose mask is one span of columns ending at Len use the
+	// backend's row attention when it has one, which reads only those
+	// columns.
+	be := m.Embed.Weight.Backend()
+	ra, _ := be.(rowAttention)
+	var start []int32
+	if ra != nil {
+		start = maskSpans(keyMask, B, c.Cap, c.Len)
+	}
 	x := m.Embed.Forward(ids, B, 1)
 	if m.Pos != nil {
 		x = tensor.Add(x, m.Pos.Forward(pos, B, 1))
@@ -71,10 +82,18 @@ func (m *Model) DecodeStep(ids, pos []int32, c *BatchCache, keyMask []bool) *ten
 			v = b.V.Forward(h)
 		}
 		// Column Len of every row: a strided copy of B vectors.
-		be := k.Backend()
 		be.Copy2D(c.K[i].Buffer(), c.Len*W, c.Cap*W, k.Buffer(), 0, W, B, W, false)
 		be.Copy2D(c.V[i].Buffer(), c.Len*W, c.Cap*W, v.Buffer(), 0, W, B, W, false)
-		a := b.O.Forward(tensor.Attention(q, c.K[i], c.V[i], attn))
+		var a *tensor.Tensor
+		if start != nil {
+			y := tensor.New(be, B, 1, C)
+			ra.AttentionRows(backend.Attention{B: B, T: 1, S: c.Cap, HQ: cfg.Heads, HKV: cfg.KVHeads, D: cfg.HeadDim(),
+				Scale: attnScale(cfg)}, start, c.Len+1, y.Buffer(), q.Buffer(), c.K[i].Buffer(), c.V[i].Buffer())
+			a = b.O.Forward(y)
+			y.Free()
+		} else {
+			a = b.O.Forward(tensor.Attention(q, c.K[i], c.V[i], attn))
+		}
 		x = tensor.Add(x, a)
 		h = b.Norm2.Forward(x)
 		var f *tensor.Tensor
@@ -93,3 +112,37 @@ func (m *Model) DecodeStep(ids, pos []int32, c *BatchCache, keyMask []bool) *ten
 	c.Len++
 	return m.NormF.Forward(x)
 }
+
+// rowAttention is the optional backend kernel for one query per row over
+// each row's own span of cache columns (cpu.CPU.AttentionRows).
+type rowAttention interface {
+	AttentionRows(a backend.Attention, start []int32, end int, o, q, k, v backend.Buffer)
+}
+
+// maskSpans returns, for each of the B rows of a key mask with cols
+// columns, the first column it attends to, when every row attends to
+// exactly one run of columns ending at column last; otherwise nil.
+func maskSpans(mask []bool, B, cols, last int) []int32 {
+	start := make([]int32, B)
+	for b := range B {
+		row := mask[b*cols : b*cols+last+1]
+		if !row[last] {
+			return nil
+		}
+		j := last
+		for j > 0 && row[j-1] {
+			j--
+		}
+		for _, on := range row[:j] {
+			if on {
+				return nil
+			}
+		}
+		start[b] = int32(j)
+	}
+	return start
+}
+
+// attnScale is the attention's score scale, as tensor.Attention takes it
+// by default: 1/sqrt(head dim).
+func attnScale(c *Config) float32 { return float32(1 / math.Sqrt(float64(c.HeadDim()))) }

@@ -1,0 +1,6 @@
+//go:build !purego
+
+package cpu
+
+//go:noescape
+func vdots(out, q, k *float32, ldk, n, d int, scale float32)

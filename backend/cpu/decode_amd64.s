@@ -1,0 +1,81 @@
+//go:build !purego
+
+#include "textflag.h"
+
+// func vdots(out, q, k *float32, ldk, n, d int, scale float32)
+// out[j] = scale * dot(q[:d], k[j*ldk:j*ldk+d]) for j < n, each dot summed
+// exactly as vdot sums it, so the scores equal those of Attention.
+TEXT ·vdots(SB), NOSPLIT, $0-52
+	MOVQ out+0(FP), DI
+	MOVQ q+8(FP), SI
+	MOVQ k+16(FP), DX
+	MOVQ ldk+24(FP), R8
+	SHLQ $2, R8
+	MOVQ n+32(FP), BX
+	MOVQ d+40(FP), R9
+	MOVSS scale+48(FP), X5
+dots_key:
+	TESTQ BX, BX
+	JZ dots_done
+	VXORPS Z17, Z17, Z17
+	VXORPS Z18, Z18, Z18
+	VXORPS Z19, Z19, Z19
+	VXORPS Z20, Z20, Z20
+	MOVQ SI, R10
+	MOVQ DX, R11
+	MOVQ R9, CX
+dots_loop4:
+	CMPQ CX, $64
+	JLT dots_loop
+	VMOVUPS (R10), Z0
+	VMOVUPS 64(R10), Z1
+	VMOVUPS 128(R10), Z2
+	VMOVUPS 192(R10), Z3
+	VFMADD231PS (R11), Z0, Z17
+	VFMADD231PS 64(R11), Z1, Z18
+	VFMADD231PS 128(R11), Z2, Z19
+	VFMADD231PS 192(R11), Z3, Z20
+	ADDQ $256, R10
+	ADDQ $256, R11
+	SUBQ $64, CX
+	JMP dots_loop4
+dots_loop:
+	CMPQ CX, $16
+	JLT dots_tail
+	VMOVUPS (R10), Z0
+	VFMADD231PS (R11), Z0, Z17
+	ADDQ $64, R10
+	ADDQ $64, R11
+	SUBQ $16, CX
+	JMP dots_loop
+dots_tail:
+	TESTQ CX, CX
+	JZ dots_sum
+	MOVL $1, AX
+	SHLL CX, AX
+	DECL AX
+	KMOVW AX, K1
+	VMOVUPS.Z (R10), K1, Z0
+	VMOVUPS.Z (R11), K1, Z1
+	VFMADD231PS Z1, Z0, Z18
+dots_sum:
+	VADDPS Z18, Z17, Z17
+	VADDPS Z20, Z19, Z19
+	VADDPS Z19, Z17, Z17
+	VEXTRACTF64X4 $1, Z17, Y1
+	VADDPS Y1, Y17, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VMOVHLPS X0, X0, X1
+	VADDPS X1, X0, X0
+	VMOVSHDUP X0, X1
+	VADDSS X1, X0, X0
+	VMULSS X5, X0, X0
+	VMOVSS X0, (DI)
+	ADDQ $4, DI
+	ADDQ R8, DX
+	DECQ BX
+	JMP dots_key
+dots_done:
+	VZEROUPPER
+	RET

@@ -1,0 +1,5 @@
+//go:build !amd64 || purego
+
+package cpu
+
+func vdots(out, q, k *float32, ldk, n, d int, scale float32) { panic("cpu: no vector kernels") }
