@@ -257,6 +257,7 @@ type seq struct {
 	rowIdx int // the sequence's row in the batch cache
 	done   bool
 	last   int // the token fed at the next step
+	next   int // the token just sampled
 	gen    int // tokens generated
 }
 
@@ -570,15 +571,22 @@ func (e *Engine) advance(w *Weights, seqs []*seq, logits []float32) []*seq {
 	V := w.Model.Config.Vocab
 	ctxLen := w.Model.Config.Context
 	keep := seqs[:0:0]
+	// Each sequence samples from its own row with its own random stream,
+	// so the rows are drawn in parallel with the same results.
+	cpu.Parallel(len(seqs), 4, func(lo, hi int) {
+		for _, s := range seqs[lo:hi] {
+			b := s.rowIdx
+			s.next = s.samp.next(logits[b*V:(b+1)*V], s.gen, w.Stop)
+		}
+	})
 	for _, s := range seqs {
-		b := s.rowIdx
 		s.done = true
 		if s.ctx.Err() != nil {
 			e.cancelled.Add(1)
 			s.out <- Event{Done: true, Reason: "cancel"}
 			continue
 		}
-		id := s.samp.next(logits[b*V:(b+1)*V], s.gen, w.Stop)
+		id := s.next
 		if isStop(id, w.Stop) {
 			s.out <- Event{Done: true, Reason: "stop"}
 			continue
@@ -625,7 +633,7 @@ func merge(m *gpt.Model, keep []*seq, a *gpt.BatchCache, fresh []*seq, fb *gpt.C
 	layers := m.Config.Layers
 	W := m.Config.KVHeads * m.Config.HeadDim()
 	be := m.Embed.Weight.Backend()
-	out := &gpt.BatchCache{B: len(all), Cap: S + max(32, S/4), Len: S,
+	out := &gpt.BatchCache{B: len(all), Cap: S + max(64, S/2), Len: S,
 		K: make([]*tensor.Tensor, layers), V: make([]*tensor.Tensor, layers)}
 	for l := 0; l < layers; l++ {
 		for _, kv := range []struct {
