@@ -66,6 +66,10 @@ func WinRate(rm *gpt.Scorer, tok *tokenizer.Tokenizer, prompts [][]tokenizer.Mes
 	w := 0.0
 	for i := range ra {
 		switch {
+		case a[i] == b[i]:
+			// The same answer is a tie, whatever rounding the batches
+			// it was scored in brought.
+			w += 0.5
 		case ra[i] > rb[i]:
 			w++
 		case ra[i] == rb[i]:

@@ -31,12 +31,18 @@ type DemoOptions struct {
 	Quick      bool   // a few steps of each stage (a smoke test, not a result)
 	Seed       uint64
 	Log        io.Writer
+	// Kinds are the built-in task kinds trained and evaluated on; nil
+	// means DemoKinds.
+	Kinds []string
+	// Reuse keeps the base and SFT models an earlier run with the same
+	// options left in Out instead of training them again.
+	Reuse bool
 }
 
 // DemoKinds are the built-in task kinds the demo trains and evaluates on:
 // ones a model of a million parameters learns in minutes, with answers
 // that programs check.
-var DemoKinds = []string{synth.KindFirstLetter, synth.KindCount, synth.KindSort, synth.KindRefusal, synth.KindReverse}
+var DemoKinds = []string{synth.KindFirstLetter, synth.KindCount, synth.KindRefusal}
 
 // demoSizes are the demo's knobs.
 type demoSizes struct {
@@ -58,8 +64,8 @@ func sizes(quick bool) demoSizes {
 			rmSteps: 3, ppoIters: 1, dpoSteps: 3, grpoSteps: 2, evalTasks: 8, maxTokens: 24, ppoBatch: 4, grpoPrompts: 2, grpoGroups: 4}
 	}
 	return demoSizes{corpusBytes: 1_500_000, vocab: 1024, layers: 4, heads: 4, hidden: 128, ctx: 128,
-		pretrainSteps: 1000, pretrainBatch: 16, sftTasks: 3000, sftSteps: 800, rankPrompts: 1200, k: 4, rankHeldout: 150,
-		rmSteps: 300, ppoIters: 20, dpoSteps: 100, grpoSteps: 80, evalTasks: 200, maxTokens: 64, ppoBatch: 32, grpoPrompts: 4, grpoGroups: 8}
+		pretrainSteps: 1000, pretrainBatch: 16, sftTasks: 600, sftSteps: 300, rankPrompts: 1200, k: 6, rankHeldout: 300,
+		rmSteps: 150, ppoIters: 20, dpoSteps: 150, grpoSteps: 80, evalTasks: 300, maxTokens: 64, ppoBatch: 32, grpoPrompts: 4, grpoGroups: 8}
 }
 
 // DemoModel is one model's held-out evaluation.
@@ -138,8 +144,15 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 		return nil, errors.New("demo: no backend")
 	}
 	sz := sizes(o.Quick)
+	if demoSizesOverride != nil {
+		sz = *demoSizesOverride
+	}
+	kinds := o.Kinds
+	if kinds == nil {
+		kinds = DemoKinds
+	}
 	begin := time.Now()
-	res := &DemoResult{Quick: o.Quick, Kinds: DemoKinds, Curves: map[string][]map[string]float64{},
+	res := &DemoResult{Quick: o.Quick, Kinds: kinds, Curves: map[string][]map[string]float64{},
 		AnnotatorNote: "rankings come from synth.Annotator, a simulated annotator (a program that ranks by correctness, then format, then brevity) that swaps each adjacent pair with probability 0.1; it stands in for people"}
 	dir := func(s string) string { return filepath.Join(o.Out, s) }
 	if err := os.MkdirAll(dir("data"), 0o755); err != nil {
@@ -175,34 +188,45 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 	p.Model.Context, p.Block, p.Batch, p.EvalIters = sz.ctx, sz.ctx, sz.pretrainBatch, 4
 	p.Loop = Config{Steps: sz.pretrainSteps, LR: 2e-3, Warmup: min(50, sz.pretrainSteps/10), Beta2: 0.99, WeightDecay: 0.1, Clip: 1,
 		Seed: o.Seed, Out: dir("base"), Quiet: quiet, Progress: o.Log}
-	pre, err := Pretrain(ctx, PretrainOptions{Backend: o.NewBackend(), Data: []string{corpusPath}, VocabSize: sz.vocab, Preset: p,
-		CacheDir: dir("cache"), Log: o.Log})
-	if err != nil {
-		return nil, fmt.Errorf("demo: pretrain: %w", err)
+	var pre Result
+	var err error
+	if !o.Reuse || !haveModel(dir("base")) {
+		pre, err = Pretrain(ctx, PretrainOptions{Backend: o.NewBackend(), Data: []string{corpusPath}, VocabSize: sz.vocab, Preset: p,
+			CacheDir: dir("cache"), Log: o.Log})
+		if err != nil {
+			return nil, fmt.Errorf("demo: pretrain: %w", err)
+		}
 	}
 	done()
 
 	// 2. SFT on demonstrations.
 	done = stage("sft", "instruction tuning on demonstrations of the built-in tasks")
-	trainTasks, err := synth.Tasks(synth.TaskOptions{Seed: seed, N: sz.sftTasks, Kinds: DemoKinds})
+	// One pool of training prompts: the first sftTasks are demonstrations,
+	// the next rankPrompts are answered and ranked (prompts SFT never saw,
+	// as in InstructGPT, where each stage has its own prompts), and RL
+	// answers them all.
+	trainTasks, err := synth.Tasks(synth.TaskOptions{Seed: seed, N: sz.sftTasks + sz.rankPrompts, Kinds: kinds})
 	if err != nil {
 		return nil, err
 	}
-	heldout, err := synth.Tasks(synth.TaskOptions{Seed: seed + 1, N: sz.evalTasks, Kinds: DemoKinds, Split: synth.SplitHeldout})
+	sftTasks := trainTasks[:sz.sftTasks]
+	heldout, err := synth.Tasks(synth.TaskOptions{Seed: seed + 1, N: max(sz.evalTasks, sz.rankHeldout), Kinds: kinds, Split: synth.SplitHeldout})
 	if err != nil {
 		return nil, err
 	}
-	res.HeldoutTasks = len(heldout)
-	if err := writeFileWith(dir("data/sft.jsonl"), func(w io.Writer) error { return synth.WriteSFT(w, trainTasks) }); err != nil {
+	if err := writeFileWith(dir("data/sft.jsonl"), func(w io.Writer) error { return synth.WriteSFT(w, sftTasks) }); err != nil {
 		return nil, err
 	}
 	if err := writeFileWith(dir("data/sft_heldout.jsonl"), func(w io.Writer) error { return synth.WriteSFT(w, heldout) }); err != nil {
 		return nil, err
 	}
-	sft, err := SFT(ctx, SFTOptions{Backend: o.NewBackend(), Model: dir("base"), Data: []string{dir("data/sft.jsonl")}, Eval: []string{dir("data/sft_heldout.jsonl")},
-		Batch: 16, Loop: Config{Steps: sz.sftSteps, LR: 1e-3, Warmup: min(20, sz.sftSteps/10), Clip: 1, Seed: o.Seed, Out: dir("sft"), Quiet: quiet, Progress: o.Log}, Log: o.Log})
-	if err != nil {
-		return nil, fmt.Errorf("demo: sft: %w", err)
+	var sft SFTResult
+	if !o.Reuse || !haveModel(dir("sft")) {
+		sft, err = SFT(ctx, SFTOptions{Backend: o.NewBackend(), Model: dir("base"), Data: []string{dir("data/sft.jsonl")}, Eval: []string{dir("data/sft_heldout.jsonl")},
+			Batch: 16, Loop: Config{Steps: sz.sftSteps, LR: 1e-3, Warmup: min(20, sz.sftSteps/10), Clip: 1, Seed: o.Seed, Out: dir("sft"), Quiet: quiet, Progress: o.Log}, Log: o.Log})
+		if err != nil {
+			return nil, fmt.Errorf("demo: sft: %w", err)
+		}
 	}
 	done()
 
@@ -214,11 +238,27 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 	}
 	res.Parameters = countParams(policy)
 	an := synth.Annotator{Noise: 0.1, Seed: seed}
-	rankTrain, rankVal := trainTasks[:min(sz.rankPrompts, len(trainTasks))], heldout[:min(sz.rankHeldout, len(heldout))]
+	rankTrain, rankVal := trainTasks[sz.sftTasks:], heldout[:sz.rankHeldout]
+	heldout = heldout[:sz.evalTasks]
+	res.HeldoutTasks = len(heldout)
 	rank := func(tasks []synth.Task, salt uint64) ([]data.Example, []synth.Ranked, error) {
-		ans, err := sampleAnswers(policy, tok, tasks, sz.k, sz.maxTokens, 1, o.Seed*1000+salt)
+		ans, err := sampleAnswers(policy, tok, tasks, sz.k, sz.maxTokens, rankTemperature, o.Seed*1000+salt)
 		if err != nil {
 			return nil, nil, err
+		}
+		right, all := map[string]int{}, map[string]int{}
+		for i, tk := range tasks {
+			for _, a := range ans[i] {
+				all[tk.Kind]++
+				if tk.Check(a).Correct {
+					right[tk.Kind]++
+				}
+			}
+		}
+		for _, k := range kinds {
+			if all[k] > 0 {
+				fmt.Fprintf(o.Log, "  %-12s %4d answers, %.2f correct\n", k, all[k], float64(right[k])/float64(all[k]))
+			}
 		}
 		var ex []data.Example
 		var rs []synth.Ranked
@@ -265,7 +305,8 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 	for _, e := range rkTrain {
 		pairs += len(e.Pairs())
 	}
-	res.RewardData = map[string]int{"train_rankings": len(rkTrain), "train_pairs": pairs, "heldout_rankings": len(rkVal)}
+	res.RewardData = map[string]int{"train_rankings": len(rkTrain), "train_pairs": pairs, "heldout_rankings": len(rkVal),
+		"ranked_prompts": len(rankTrain), "answers_per_prompt": sz.k}
 	done()
 
 	// 4. Reward model.
@@ -275,7 +316,7 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 		demos = append(demos, data.Example{Kind: data.PromptCompletion, Prompt: tk.Prompt, Completion: []data.Message{{Role: "assistant", Content: tk.Answer}}})
 	}
 	_, rmRep, err := Reward(ctx, RewardOptions{Backend: o.NewBackend(), Model: dir("sft"), Data: rkTrain, Heldout: rkVal, Demos: demos, Batch: 8,
-		Loop: Config{Steps: sz.rmSteps, LR: 5e-4, Warmup: min(10, sz.rmSteps/10), Clip: 1, EvalEvery: max(1, sz.rmSteps/5), Seed: o.Seed, Out: dir("reward"), Quiet: quiet, Progress: o.Log}, Log: o.Log})
+		Loop: Config{Steps: sz.rmSteps, LR: 3e-4, WeightDecay: 0.1, Warmup: min(10, sz.rmSteps/10), Clip: 1, EvalEvery: max(1, sz.rmSteps/5), Seed: o.Seed, Out: dir("reward"), Quiet: quiet, Progress: o.Log}, Log: o.Log})
 	if err != nil {
 		return nil, fmt.Errorf("demo: reward: %w", err)
 	}
@@ -303,8 +344,8 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 	done()
 	done = stage("dpo", "DPO on the same rankings' pairs")
 	t0 = time.Now()
-	_, err = DPO(ctx, DPOOptions{Backend: o.NewBackend(), Policy: dir("sft"), Data: rkTrain, Heldout: rkVal, Beta: 0.1, Batch: 8,
-		Loop: Config{Steps: sz.dpoSteps, LR: 3e-5, Clip: 1, EvalEvery: max(1, sz.dpoSteps/4), Seed: o.Seed, Out: dir("dpo"), Quiet: quiet, Progress: o.Log}, Log: o.Log})
+	_, err = DPO(ctx, DPOOptions{Backend: o.NewBackend(), Policy: dir("sft"), Data: rkTrain, Heldout: rkVal, Beta: 0.1, RPOAlpha: 0.5, Batch: 8,
+		Loop: Config{Steps: sz.dpoSteps, LR: 2e-5, Clip: 1, EvalEvery: max(1, sz.dpoSteps/4), Seed: o.Seed, Out: dir("dpo"), Quiet: quiet, Progress: o.Log}, Log: o.Log})
 	if err != nil {
 		return nil, fmt.Errorf("demo: dpo: %w", err)
 	}
@@ -417,6 +458,20 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 	return res, writeAtomic(filepath.Join(o.Out, "demo_result.json"), b)
 }
 
+// rankTemperature is the temperature of the answers people rank: the
+// model's own distribution, so that the K answers differ (at 0.7 most
+// prompts get K answers the annotator cannot tell apart).
+const rankTemperature = 1.0
+
+// demoSizesOverride replaces the demo's sizes in experiments.
+var demoSizesOverride *demoSizes
+
+// haveModel reports whether dir holds a saved model.
+func haveModel(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, "model.safetensors"))
+	return err == nil
+}
+
 func countParams(m *gpt.Model) int {
 	n := 0
 	for _, p := range m.Params() {
@@ -510,7 +565,8 @@ func DemoReport(r *DemoResult) *eval.Report {
 	}
 	rm := r.RewardModel
 	rep.Sections = append(rep.Sections, eval.Section{Title: "Reward model",
-		Text: fmt.Sprintf("Trained from the SFT model on %d rankings (%d pairs; all pairs of a ranking in one batch element). %s.", r.RewardData["train_rankings"], r.RewardData["train_pairs"], r.AnnotatorNote),
+		Text: fmt.Sprintf("The SFT model answered %d training prompts %d times each (temperature %g); answers the annotator values the same are one answer, and prompts left with one are dropped. The reward model, from the SFT model, trained on the remaining %d rankings (%d pairs; all pairs of a ranking in one batch element) and is scored on %d rankings of held-out prompts. %s.",
+			r.RewardData["ranked_prompts"], r.RewardData["answers_per_prompt"], rankTemperature, r.RewardData["train_rankings"], r.RewardData["train_pairs"], r.RewardData["heldout_rankings"], r.AnnotatorNote),
 		Table: &eval.Table{Header: []string{"held-out pairs", "pairwise accuracy", "mean margin", "reward-length correlation", "offset"},
 			Rows: [][]string{{fmt.Sprint(rm.Pairs), f(rm.Accuracy), f(rm.Margin), f(rm.LengthCorr), f(rm.Bias)}}}})
 	checks := eval.Table{Header: []string{"claim", "holds"}}

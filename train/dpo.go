@@ -31,6 +31,11 @@ type DPOOptions struct {
 	// "ipo" (Azar et al. 2023: (h - 1/(2 beta))^2 on the answers' mean
 	// token log-ratios, as TRL computes it).
 	LossType string
+	// RPOAlpha > 0 adds RPOAlpha times the chosen answers' negative
+	// log-likelihood per token to the loss (RPO, Pang et al. 2024; TRL's
+	// rpo_alpha): preference learning that keeps the preferred answers
+	// likely instead of only pushing the rejected ones down.
+	RPOAlpha float64
 	Batch    int  // pairs per micro-batch (default 8)
 	Truncate bool // keep the end of too-long conversations instead of failing
 	Loop     Config
@@ -222,6 +227,21 @@ func (t *dpoTask) Loss(step, micro int) (*tensor.Tensor, int, map[string]float64
 	} else {
 		loss = tensor.Neg(tensor.Mean(logSigmoid(tensor.Scale(h, beta))))
 	}
+	metrics := map[string]float64{}
+	if t.o.RPOAlpha > 0 {
+		// The chosen rows' log-likelihood per token, averaged over pairs.
+		c := make([]float32, 2*B)
+		for i, p := range ps {
+			n := 1
+			if t.o.LossType != "ipo" { // IPO's log-probabilities are per token already
+				n = max(1, countTrue(p.masks[0]))
+			}
+			c[i] = 1 / float32(n*B)
+		}
+		nll := tensor.Neg(tensor.Sum(tensor.Mul(lp, t.tmp.from(be, c, 2*B))))
+		metrics["nll_chosen"] = float64(nll.Item())
+		loss = tensor.Add(loss, tensor.Scale(nll, float32(t.o.RPOAlpha)))
+	}
 	hh, lh := h.Host(), lp.Host()
 	var acc, margin, rc, rr float64
 	for i, p := range ps {
@@ -233,7 +253,18 @@ func (t *dpoTask) Loss(step, micro int) (*tensor.Tensor, int, map[string]float64
 		rr += float64(beta) * (float64(lh[B+i]) - p.ref[1])
 	}
 	n := float64(B)
-	return loss, tokens, map[string]float64{"accuracy": acc / n, "margin": margin / n, "reward_chosen": rc / n, "reward_rejected": rr / n}, nil
+	metrics["accuracy"], metrics["margin"], metrics["reward_chosen"], metrics["reward_rejected"] = acc/n, margin/n, rc/n, rr/n
+	return loss, tokens, metrics, nil
+}
+
+func countTrue(b []bool) int {
+	n := 0
+	for _, v := range b {
+		if v {
+			n++
+		}
+	}
+	return n
 }
 
 // pairMatrix is the [n, 2n] matrix taking rows i and n+i to their

@@ -23,6 +23,7 @@ func runDemo(args []string) error {
 	quick := fs.Bool("quick", false, "a few steps of each stage: checks that everything runs, in seconds")
 	seed := fs.Uint64("seed", 1, "random seed")
 	threads := fs.Int("threads", 0, "CPU threads (default: all cores)")
+	reuse := fs.Bool("reuse", false, "keep the base and SFT models an earlier run left in --out")
 	fs.Parse(args)
 	if *threads > 0 {
 		cpu.SetThreads(*threads)
@@ -32,7 +33,7 @@ func runDemo(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	res, err := train.Demo(ctx, train.DemoOptions{NewBackend: func() backend.Backend { return cpu.New() }, Out: *out, Quick: *quick, Seed: *seed})
+	res, err := train.Demo(ctx, train.DemoOptions{NewBackend: func() backend.Backend { return cpu.New() }, Out: *out, Quick: *quick, Seed: *seed, Reuse: *reuse})
 	if err != nil {
 		return err
 	}
