@@ -327,7 +327,9 @@ func (s *Server) webSamples(w http.ResponseWriter, r *http.Request, sess store.S
 			}
 			return
 		}
-		t := texts[0]
+		// What annotators see is what is stored: a sampled answer is made
+		// valid UTF-8 without NUL characters (which PostgreSQL refuses).
+		t := strings.ReplaceAll(strings.ToValidUTF8(texts[0], "\uFFFD"), "\x00", "\uFFFD")
 		if strings.TrimSpace(t) == "" || seen[t] {
 			continue
 		}

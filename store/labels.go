@@ -89,6 +89,9 @@ func validText(what, text string) error {
 	if !utf8.ValidString(text) {
 		return invalidf("%s is not valid UTF-8", what)
 	}
+	if strings.IndexByte(text, 0) >= 0 {
+		return invalidf("%s contains a NUL character (U+0000), which the database cannot store", what)
+	}
 	return nil
 }
 

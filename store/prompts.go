@@ -271,6 +271,9 @@ func validConversation(msgs []tokenizer.Message) error {
 		if !utf8.ValidString(m.Content) {
 			return invalidf(`message %d: "content" is not valid UTF-8`, i+1)
 		}
+		if strings.IndexByte(m.Content, 0) >= 0 {
+			return invalidf(`message %d: "content" contains a NUL character (U+0000), which the database cannot store`, i+1)
+		}
 	}
 	if last := msgs[len(msgs)-1].Role; last != "user" {
 		return invalidf(`the last message is from %q; a prompt ends with the user's turn`, last)
@@ -279,8 +282,8 @@ func validConversation(msgs []tokenizer.Message) error {
 }
 
 func validSource(source string) error {
-	if len(source) > maxSourceBytes || !utf8.ValidString(source) {
-		return invalidf(`"source" must be valid UTF-8 of at most %d bytes`, maxSourceBytes)
+	if len(source) > maxSourceBytes || !utf8.ValidString(source) || strings.IndexByte(source, 0) >= 0 {
+		return invalidf(`"source" must be valid UTF-8 without NUL characters, of at most %d bytes`, maxSourceBytes)
 	}
 	return nil
 }

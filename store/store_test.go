@@ -428,6 +428,7 @@ func testImportErrors(t *testing.T, dsn string) {
 		{`{"messages": [{"role": "robot", "content": "q"}]}`, `role "robot"`},
 		{`{"messages": [{"content": "q"}]}`, `"role" missing`},
 		{"{\"prompt\": \"bad \xff byte\"}", "not valid UTF-8"},
+		{`{"prompt": "nul \u0000 byte"}`, "NUL character"},
 		{`{"prompt": "x"} {"prompt": "y"}`, "more than one JSON value"},
 		{`["prompt", "x"]`, "got a JSON array, want an object"},
 		{`{"prompt": "x", "source": 5}`, `field "source"`},
@@ -529,7 +530,7 @@ func testDemonstrations(t *testing.T, dsn string) {
 	wantErr(t, "unknown prompt", err, ErrNotFound, "prompt 9999")
 	_, err = s.AddDemonstration(ctx, Demonstration{PromptID: ps[0].ID, AnnotatorID: 9999, Response: "x"})
 	wantErr(t, "unknown annotator", err, ErrNotFound, "annotator 9999")
-	for _, resp := range []string{"", "  \n", "bad \xff", strings.Repeat("x", maxResponseBytes+1)} {
+	for _, resp := range []string{"", "  \n", "bad \xff", "nul \x00 byte", strings.Repeat("x", maxResponseBytes+1)} {
 		_, err = s.AddDemonstration(ctx, Demonstration{PromptID: ps[1].ID, AnnotatorID: a.ID, Response: resp})
 		wantErr(t, fmt.Sprintf("response %.20q", resp), err, ErrInvalid, "response")
 	}
