@@ -7,15 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/golem-ml/golem/internal/textfiles"
 )
 
 // DefaultSpecial are the special tokens a trained tokenizer reserves unless
@@ -116,54 +116,13 @@ func Train(opts TrainOptions) (*Tokenizer, error) {
 	return newBPE(tokens, merges, sp, pattern)
 }
 
-// expandFiles turns files, directories and globs into a sorted file list.
+// expandFiles turns files, directories and globs into a file list.
 func expandFiles(args []string) ([]string, error) {
-	var out []string
-	for _, a := range args {
-		matches := []string{a}
-		if strings.ContainsAny(a, "*?[") {
-			m, err := filepath.Glob(a)
-			if err != nil {
-				return nil, fmt.Errorf("tokenizer: bad pattern %q: %w", a, err)
-			}
-			if len(m) == 0 {
-				return nil, fmt.Errorf("tokenizer: %s: no files match", a)
-			}
-			matches = m
-		}
-		for _, p := range matches {
-			fi, err := os.Stat(p)
-			if err != nil {
-				return nil, fmt.Errorf("tokenizer: %w", err)
-			}
-			if !fi.IsDir() {
-				out = append(out, p)
-				continue
-			}
-			var found []string
-			err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
-				if err != nil {
-					return err
-				}
-				if path != p && strings.HasPrefix(d.Name(), ".") {
-					if d.IsDir() {
-						return filepath.SkipDir
-					}
-					return nil
-				}
-				if d.Type().IsRegular() {
-					found = append(found, path)
-				}
-				return nil
-			})
-			if err != nil {
-				return nil, fmt.Errorf("tokenizer: %w", err)
-			}
-			sort.Strings(found)
-			out = append(out, found...)
-		}
+	files, err := textfiles.Expand(args, nil)
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer: %w", err)
 	}
-	return out, nil
+	return files, nil
 }
 
 // readTexts returns the training texts of a file: the "text" fields of a

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -20,6 +19,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/golem-ml/golem/internal/atomicfile"
+	"github.com/golem-ml/golem/internal/textfiles"
 )
 
 // Source is one document source: a text file, or the "text" fields of a
@@ -34,65 +34,28 @@ type Source struct {
 // sources, sorted. Folders contribute .txt, .md and .jsonl files; hidden
 // files are skipped.
 func Resolve(paths []string) ([]Source, error) {
+	files, err := textfiles.Expand(paths, func(p string) bool {
+		switch filepath.Ext(p) {
+		case ".txt", ".md", ".jsonl":
+			return true
+		}
+		return false
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tokens: %w", err)
+	}
 	seen := map[string]bool{}
 	var out []Source
-	add := func(p string) error {
-		fi, err := os.Stat(p)
-		if err != nil {
-			return fmt.Errorf("tokens: %w", err)
-		}
+	for _, p := range files {
 		if seen[p] {
-			return nil
+			continue
 		}
 		seen[p] = true
+		fi, err := os.Stat(p)
+		if err != nil {
+			return nil, fmt.Errorf("tokens: %w", err)
+		}
 		out = append(out, Source{Path: p, Size: fi.Size(), MTime: fi.ModTime().UnixNano()})
-		return nil
-	}
-	for _, p := range paths {
-		matches := []string{p}
-		if strings.ContainsAny(p, "*?[") {
-			m, err := filepath.Glob(p)
-			if err != nil {
-				return nil, fmt.Errorf("tokens: bad pattern %q: %w", p, err)
-			}
-			if len(m) == 0 {
-				return nil, fmt.Errorf("tokens: %q matches no file", p)
-			}
-			matches = m
-		}
-		for _, m := range matches {
-			fi, err := os.Stat(m)
-			if err != nil {
-				return nil, fmt.Errorf("tokens: %w", err)
-			}
-			if !fi.IsDir() {
-				if err := add(m); err != nil {
-					return nil, err
-				}
-				continue
-			}
-			err = filepath.WalkDir(m, func(path string, d fs.DirEntry, err error) error {
-				if err != nil {
-					return err
-				}
-				if strings.HasPrefix(d.Name(), ".") && path != m {
-					if d.IsDir() {
-						return filepath.SkipDir
-					}
-					return nil
-				}
-				switch filepath.Ext(path) {
-				case ".txt", ".md", ".jsonl":
-					if !d.IsDir() {
-						return add(path)
-					}
-				}
-				return nil
-			})
-			if err != nil {
-				return nil, fmt.Errorf("tokens: %w", err)
-			}
-		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	if len(out) == 0 {
