@@ -14,13 +14,26 @@ import (
 type task struct {
 	fn     func(lo, hi int)
 	lo, hi int
-	wg     *sync.WaitGroup
+	c      *call
 }
+
+// call tracks the chunks of one Parallel call still running. The caller
+// first spins on pending (a wake-up through the scheduler costs tens of
+// microseconds, as much as a decoding step's small matrix products), then
+// waits on wg.
+type call struct {
+	pending atomic.Int32
+	wg      sync.WaitGroup
+}
+
+// spin is how many polls a worker makes for more work, and the caller for
+// its chunks, before sleeping.
+const spin = 2000
 
 var (
 	// wgPool recycles the WaitGroups of Parallel calls, so that a call
 	// allocates nothing.
-	wgPool = sync.Pool{New: func() any { return new(sync.WaitGroup) }}
+	wgPool = sync.Pool{New: func() any { return new(call) }}
 
 	poolOnce sync.Once
 	poolCh   chan task
@@ -34,17 +47,36 @@ func startPool() {
 	}
 	poolCh = make(chan task, 64)
 	for i := 0; i < 64 && i < 4*n; i++ {
-		go func() {
-			for t := range poolCh {
-				t.fn(t.lo, t.hi)
-				t.wg.Done()
-			}
-		}()
+		go worker()
 	}
 }
 
 // SetThreads sets how many threads kernels use (at least 1). It returns the
 // previous value. Results are bit-identical for the same thread count.
+// worker runs chunks; after each it polls for the next one a while before
+// blocking, so that the back-to-back calls of a decoding step find it awake.
+func worker() {
+	for t := range poolCh {
+		for {
+			t.fn(t.lo, t.hi)
+			t.c.pending.Add(-1)
+			t.c.wg.Done()
+			got := false
+			for i := 0; i < spin && !got; i++ {
+				select {
+				case t = <-poolCh:
+					got = true
+				default:
+					runtime.Gosched()
+				}
+			}
+			if !got {
+				break
+			}
+		}
+	}
+}
+
 func SetThreads(n int) int {
 	poolOnce.Do(startPool)
 	if n < 1 {
@@ -76,8 +108,8 @@ func Parallel(n, grain int, fn func(lo, hi int)) {
 		fn(0, n)
 		return
 	}
-	wg := wgPool.Get().(*sync.WaitGroup)
-	defer wgPool.Put(wg)
+	c := wgPool.Get().(*call)
+	defer wgPool.Put(c)
 	chunk := (n + t - 1) / t
 	for i := 1; i < t; i++ {
 		lo := i * chunk
@@ -85,9 +117,13 @@ func Parallel(n, grain int, fn func(lo, hi int)) {
 		if lo >= hi {
 			break
 		}
-		wg.Add(1)
-		poolCh <- task{fn: fn, lo: lo, hi: hi, wg: wg}
+		c.wg.Add(1)
+		c.pending.Add(1)
+		poolCh <- task{fn: fn, lo: lo, hi: hi, c: c}
 	}
 	fn(0, min(chunk, n))
-	wg.Wait()
+	for i := 0; i < spin && c.pending.Load() > 0; i++ {
+		runtime.Gosched()
+	}
+	c.wg.Wait()
 }
