@@ -76,6 +76,21 @@ func LoadParams(st *safetensors.Model, params []nn.Named, where string) error {
 }
 
 func loadParams(st *safetensors.Model, params []nn.Named, where string, noBias bool) error {
+	return fillParams(st, params, where, func(n string) bool {
+		return n == "lm_head.weight" || isBuffer(n) || (noBias && strings.HasSuffix(n, ".bias"))
+	})
+}
+
+// tensorSource is a safetensors file or a (possibly sharded) model.
+type tensorSource interface {
+	Names() []string
+	Info(name string) (safetensors.TensorInfo, bool)
+	Float32(name string) ([]float32, []int, error)
+}
+
+// fillParams sets every parameter from st by name, checking shapes, and
+// refuses tensors of st that no parameter takes unless extra accepts them.
+func fillParams(st tensorSource, params []nn.Named, where string, extra func(name string) bool) error {
 	want := map[string]bool{}
 	for _, p := range params {
 		want[p.Name] = true
@@ -93,7 +108,7 @@ func loadParams(st *safetensors.Model, params []nn.Named, where string, noBias b
 		p.Tensor.Set(data)
 	}
 	for _, n := range st.Names() {
-		if !want[n] && n != "lm_head.weight" && !isBuffer(n) && !(noBias && strings.HasSuffix(n, ".bias")) {
+		if !want[n] && (extra == nil || !extra(n)) {
 			return fmt.Errorf("gpt: %s: unexpected tensor %q (another architecture or an adapter?)", where, n)
 		}
 	}

@@ -428,26 +428,5 @@ func (a *Adapter) Apply(m *Model, dir string) error {
 		a.SoftPrompt = &nn.SoftPrompt{Weight: w}
 		a.Params = []nn.Named{{Name: "prompt_embeddings", Tensor: w}}
 	}
-	want := map[string]bool{}
-	for _, p := range a.Params {
-		want[p.Name] = true
-		info, ok := st.Info(p.Name)
-		if !ok {
-			return fmt.Errorf("gpt: %s: tensor %q missing", path, p.Name)
-		}
-		if !slices.Equal(info.Shape, p.Tensor.Shape()) {
-			return fmt.Errorf("gpt: %s: tensor %q has shape %v, the model wants %v", path, p.Name, info.Shape, p.Tensor.Shape())
-		}
-		data, _, err := st.Float32(p.Name)
-		if err != nil {
-			return err
-		}
-		p.Tensor.Set(data)
-	}
-	for _, n := range st.Names() {
-		if !want[n] {
-			return fmt.Errorf("gpt: %s: unexpected tensor %q", path, n)
-		}
-	}
-	return nil
+	return fillParams(st, a.Params, path, nil)
 }
