@@ -65,8 +65,8 @@ func init() {
 		}
 		many.print(fmt.Sprintf("%d clients (golem)", *clients))
 		st := e.Stats()
-		fmt.Printf("engine: %d decode steps, %d prefills, %d re-packs of the KV cache, %d rows reused, at most %d sequences per step\n",
-			st.Steps, st.Prefills, st.Repacks, st.Fills, st.MaxActive)
+		fmt.Printf("engine: %d decode steps, %d prefills, %d enlargements of the KV cache, %d slots reused, at most %d sequences per step\n",
+			st.Steps, st.Prefills, st.Grows, st.Fills, st.MaxActive)
 		if many.errors > 0 || one.errors > 0 {
 			return fmt.Errorf("%d errors (must be zero)", many.errors+one.errors)
 		}

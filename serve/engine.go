@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/backend/cpu"
 	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/tensor"
@@ -58,6 +59,13 @@ func NewWeights(m *gpt.Model, tok *tokenizer.Tokenizer, modTime time.Time) (*Wei
 		return nil, fmt.Errorf("serve: the tokenizer has %d tokens but the model only %d", tok.VocabSize(), m.Config.Vocab)
 	}
 	w := &Weights{Model: m, Tok: tok, ModTime: modTime}
+	// Served weights never change: a backend that can keep them packed
+	// for its matrix products does so.
+	if fz, ok := m.Embed.Weight.Backend().(interface{ Freeze(backend.Buffer) }); ok {
+		for _, p := range m.Params() {
+			fz.Freeze(p.Tensor.Buffer())
+		}
+	}
 	for _, name := range []string{tokenizer.ImEnd, tokenizer.EndOfText} {
 		if id, ok := tok.SpecialID(name); ok {
 			w.Stop = append(w.Stop, id)
@@ -125,16 +133,16 @@ type Stats struct {
 	Reloads   int64 // checkpoints swapped in
 	Active    int64 // sequences being decoded now
 	Cancelled int64 // sequences ended because their request was cancelled
-	Fills     int64 // new sequences placed in the row of a finished one
-	Repacks   int64 // times the batch's KV cache was re-packed
+	Fills     int64 // new sequences placed in the slot of a finished one
+	Grows     int64 // times the batch's KV cache was enlarged (more slots or longer ones)
 }
 
 // Engine runs one model: a scheduler goroutine admits new sequences between
 // decode steps, prefills them, and advances every active sequence by one
 // token per step in a single batched forward pass (continuous batching).
-// Each sequence keeps its keys and values in one row of the batch's KV
-// cache, right-aligned, with the columns before it masked out; the cache is
-// re-packed only when sequences join or leave.
+// Each sequence keeps its keys and values in its own slot of the batch's KV
+// cache from its prefill to its end; sequences that join or leave never
+// move the others' keys.
 type Engine struct {
 	Name string // the model's id in the APIs
 	Dir  string // the folder it was loaded from; "" if none
@@ -149,8 +157,8 @@ type Engine struct {
 	closed  atomic.Bool
 	queued  atomic.Int64
 
-	steps, tokens, prefills, maxActive, reloads, active, cancelled, fills, repacks atomic.Int64
-	reloadMu                                                                       sync.Mutex
+	steps, tokens, prefills, maxActive, reloads, active, cancelled, fills, grows atomic.Int64
+	reloadMu                                                                     sync.Mutex
 }
 
 // NewEngine starts an engine serving w under name.
@@ -176,7 +184,7 @@ func (e *Engine) Weights() *Weights {
 func (e *Engine) Stats() Stats {
 	return Stats{Steps: e.steps.Load(), Tokens: e.tokens.Load(), Prefills: e.prefills.Load(),
 		MaxActive: e.maxActive.Load(), Reloads: e.reloads.Load(), Active: e.active.Load(), Cancelled: e.cancelled.Load(),
-		Fills: e.fills.Load(), Repacks: e.repacks.Load()}
+		Fills: e.fills.Load(), Grows: e.grows.Load()}
 }
 
 // Swap makes w the model for every request admitted from now on. The
@@ -254,7 +262,8 @@ type seq struct {
 	samp   *sampler
 	out    chan Event
 	n      int // positions in the cache
-	rowIdx int // the sequence's row in the batch cache
+	rowIdx int // the sequence's row in the step's logits (and prefill cache)
+	slot   int // the sequence's slot in the batch cache
 	done   bool
 	last   int // the token fed at the next step
 	next   int // the token just sampled
@@ -286,45 +295,67 @@ func (e *Engine) Submit(ctx context.Context, prompt []int, s Sampling) (<-chan E
 	}
 }
 
+// idleRelease is how long an idle engine keeps its KV cache.
+const idleRelease = 10 * time.Second
+
+// batch is the scheduler's state: the sequences being decoded and the KV
+// cache whose slots hold them.
+type batch struct {
+	active []*seq
+	cache  *gpt.BatchCache
+	model  *gpt.Model // the cache's model
+	free   []int      // free slots, the lowest last
+	used   []bool     // slots taken
+}
+
+// release frees the cache.
+func (bt *batch) release() {
+	if bt.cache != nil {
+		bt.cache.Free()
+	}
+	*bt = batch{}
+}
+
 // loop is the scheduler goroutine.
 func (e *Engine) loop() {
 	defer close(e.done)
-	var (
-		active []*seq
-		cache  *gpt.BatchCache
-	)
+	var bt batch
 	fail := func(seqs []*seq, err error) {
 		for _, s := range seqs {
-			if s != nil {
-				s.out <- Event{Done: true, Reason: "error", Err: err}
-			}
+			s.out <- Event{Done: true, Reason: "error", Err: err}
 		}
 	}
 	defer func() {
-		fail(active, ErrClosed)
+		fail(bt.active, ErrClosed)
+		bt.release()
 		for {
 			select {
 			case s := <-e.queue:
 				fail([]*seq{s}, ErrClosed)
 			default:
-				if cache != nil {
-					cache.Free()
-				}
 				return
 			}
 		}
 	}()
 	for {
-		if len(active) == 0 {
+		if len(bt.active) == 0 {
 			if w := e.pending.Swap(nil); w != nil {
 				e.cur.Store(w)
 				e.reloads.Add(1)
 			}
 			if len(e.queue) == 0 {
+				// Idle: the cache's memory goes back once no request has
+				// come for a while (a burst's clients come back at once).
+				var release <-chan time.Time
+				if bt.cache != nil {
+					release = time.After(idleRelease)
+				}
 				select {
 				case <-e.quit:
 					return
 				case <-e.wake:
+				case <-release:
+					bt.release()
 				}
 				continue
 			}
@@ -338,8 +369,7 @@ func (e *Engine) loop() {
 		// checkpoint waits for the batch to drain.
 		var fresh []*seq
 		if e.pending.Load() == nil {
-			running := len(live(active))
-			for running+len(fresh) < e.opts.MaxBatch {
+			for len(bt.active)+len(fresh) < e.opts.MaxBatch {
 				var s *seq
 				select {
 				case s = <-e.queue:
@@ -356,23 +386,21 @@ func (e *Engine) loop() {
 				fresh = append(fresh, s)
 			}
 		}
-		if len(fresh) == 0 && len(active) == 0 {
+		if len(fresh) == 0 && len(bt.active) == 0 {
 			continue
 		}
 		w := e.cur.Load()
-		err := guard(func() {
-			active, cache = e.step(w, active, fresh, cache)
-		})
+		err := guard(func() { e.step(w, &bt, fresh) })
 		if err != nil {
 			log.Printf("serve: %s: %v", e.Name, err)
-			fail(active, err)
-			fail(fresh, err)
-			active = nil
-			e.active.Store(0)
-			if cache != nil {
-				cache.Free()
-				cache = nil
+			fail(bt.active, err)
+			for _, s := range fresh {
+				if s.slot < 0 && !s.done {
+					fail([]*seq{s}, err)
+				}
 			}
+			bt.release()
+			e.active.Store(0)
 		}
 		if len(e.queue) > 0 {
 			e.poke()
@@ -392,13 +420,19 @@ func guard(fn func()) (err error) {
 	return nil
 }
 
-// step prefills fresh, decodes active by one token, and returns the
-// sequences still running with their packed cache.
-func (e *Engine) step(w *Weights, rows, fresh []*seq, cache *gpt.BatchCache) ([]*seq, *gpt.BatchCache) {
-	m := w.Model
+// step decodes the active sequences by one token, then prefills fresh and
+// gives each of them a slot.
+func (e *Engine) step(w *Weights, bt *batch, fresh []*seq) {
+	if bt.model != w.Model {
+		bt.release()
+		bt.model = w.Model
+	}
+	for _, s := range fresh {
+		s.slot = -1
+	}
 	tensor.NoGrad(func() {
-		if cache != nil {
-			rows, cache = e.decode(w, rows, cache)
+		if len(bt.active) > 0 {
+			e.decode(w, bt)
 		}
 		for len(fresh) > 0 {
 			// As many as fit the prefill budget, at least one.
@@ -412,63 +446,81 @@ func (e *Engine) step(w *Weights, rows, fresh []*seq, cache *gpt.BatchCache) ([]
 			}
 			alive, pc := e.prefill(w, fresh[:n])
 			fresh = fresh[n:]
-			// New sequences take the rows of finished ones when they fit;
-			// the cache is re-packed only for the rest.
-			rest := fill(m, rows, cache, alive, pc)
-			e.fills.Add(int64(len(alive) - len(rest)))
-			if len(rest) > 0 {
-				rows, cache = merge(m, live(rows), cache, rest, pc)
-				e.repacks.Add(1)
-			}
+			e.place(w, bt, alive, pc)
 			pc.Free()
 		}
 	})
-	n := int64(len(live(rows)))
+	n := int64(len(bt.active))
 	e.active.Store(n)
 	if n > e.maxActive.Load() {
 		e.maxActive.Store(n)
 	}
-	return rows, cache
 }
 
-// live returns the sequences of rows, without the holes.
-func live(rows []*seq) []*seq {
-	out := make([]*seq, 0, len(rows))
-	for _, s := range rows {
-		if s != nil {
-			out = append(out, s)
-		}
+// place gives each prefilled sequence of fresh (rows of the prefill cache
+// pc) a slot of the batch cache, copies its keys and values there and adds
+// it to the active sequences. The cache grows when it has no free slot or
+// its slots are too short.
+func (e *Engine) place(w *Weights, bt *batch, fresh []*seq, pc *gpt.Cache) {
+	if len(fresh) == 0 {
+		return
 	}
-	return out
-}
-
-// fill copies the prefilled sequences fresh (rows of fb) into the holes of
-// the batch cache c whose columns can hold them, and returns the ones that
-// found no place.
-func fill(m *gpt.Model, rows []*seq, c *gpt.BatchCache, fresh []*seq, fb *gpt.Cache) []*seq {
-	if c == nil {
-		return fresh
-	}
-	W := m.Config.KVHeads * m.Config.HeadDim()
-	be := m.Embed.Weight.Backend()
-	var rest []*seq
-	hole := 0
+	need := 0
 	for _, s := range fresh {
-		for hole < len(rows) && rows[hole] != nil {
-			hole++
-		}
-		if hole == len(rows) || s.n > c.Len {
-			rest = append(rest, s)
-			continue
-		}
-		for l := range c.K {
-			for _, kv := range [][2]*tensor.Tensor{{c.K[l], fb.K[l]}, {c.V[l], fb.V[l]}} {
-				be.Copy2D(kv[0].Buffer(), (hole*c.Cap+c.Len-s.n)*W, 0, kv[1].Buffer(), (s.rowIdx*fb.Len+fb.Len-s.n)*W, 0, 1, s.n*W, false)
-			}
-		}
-		rows[hole], s.rowIdx = s, hole
+		need = max(need, s.n+1)
 	}
-	return rest
+	e.reserve(w, bt, len(bt.active)+len(fresh), need)
+	for _, s := range fresh {
+		s.slot = bt.free[len(bt.free)-1]
+		bt.free = bt.free[:len(bt.free)-1]
+		if bt.used[s.slot] {
+			e.fills.Add(1)
+		}
+		bt.used[s.slot] = true
+		bt.cache.Load(s.slot, pc, s.rowIdx, s.n)
+		bt.active = append(bt.active, s)
+	}
+}
+
+// reserve makes the batch cache hold at least slots sequences of need
+// positions, growing it geometrically (slots up to MaxBatch, positions up
+// to the model's context) so that growth is rare.
+func (e *Engine) reserve(w *Weights, bt *batch, slots, need int) {
+	ctx := w.Model.Config.Context
+	if bt.cache == nil {
+		n := min(e.opts.MaxBatch, max(slots, 8))
+		bt.cache = w.Model.NewBatchCache(n, min(ctx, max(need, 64)))
+		bt.used = make([]bool, n)
+		bt.free = bt.free[:0]
+		for i := n - 1; i >= 0; i-- {
+			bt.free = append(bt.free, i)
+		}
+		return
+	}
+	c := bt.cache
+	if slots <= c.Slots && need <= c.Cap {
+		return
+	}
+	newSlots, newCap := c.Slots, c.Cap
+	if slots > c.Slots {
+		newSlots = min(e.opts.MaxBatch, max(slots, 2*c.Slots))
+	}
+	if need > c.Cap {
+		newCap = min(ctx, max(need, 2*c.Cap))
+	}
+	used := 0
+	for _, s := range bt.active {
+		used = max(used, s.n)
+	}
+	c.Grow(newSlots, newCap, used)
+	e.grows.Add(1)
+	// New slots go under the old free ones, so the lowest are used first.
+	extra := make([]int, 0, newSlots-len(bt.used))
+	for i := newSlots - 1; i >= len(bt.used); i-- {
+		extra = append(extra, i)
+	}
+	bt.free = append(extra, bt.free...)
+	bt.used = append(bt.used, make([]bool, newSlots-len(bt.used))...)
 }
 
 // prefill runs the prompts of seqs as one left-padded batch, samples each
@@ -513,55 +565,39 @@ func (e *Engine) prefill(w *Weights, seqs []*seq) ([]*seq, *gpt.Cache) {
 	return e.advance(w, seqs, host), cache
 }
 
-// decode feeds every sequence of rows its last token in one batched step.
-// Rows of finished sequences (nil) ride along, masked, until a new sequence
-// takes them or the cache is re-packed.
-func (e *Engine) decode(w *Weights, rows []*seq, cache *gpt.BatchCache) ([]*seq, *gpt.BatchCache) {
+// decode feeds every active sequence its last token in one batched step
+// and frees the slots of those that end.
+func (e *Engine) decode(w *Weights, bt *batch) {
 	m := w.Model
-	if cache.Len == cache.Cap {
-		// Out of columns: re-pack, which drops the columns no row needs.
-		rows, cache = merge(m, live(rows), cache, nil, nil)
-		e.repacks.Add(1)
+	need := 0
+	for _, s := range bt.active {
+		need = max(need, s.n+1)
 	}
-	B, L, Cap := cache.B, cache.Len, cache.Cap
+	e.reserve(w, bt, len(bt.active), need)
+	B := len(bt.active)
 	ids := make([]int32, B)
+	slot := make([]int32, B)
 	pos := make([]int32, B)
-	mask := make([]bool, B*Cap)
-	var seqs []*seq
-	for b, s := range rows {
-		if s == nil {
-			mask[b*Cap+L] = true // attends to its own key only
-			continue
-		}
-		ids[b] = int32(s.last)
-		pos[b] = int32(s.n)
-		for j := L - s.n; j <= L; j++ {
-			mask[b*Cap+j] = true
-		}
+	for b, s := range bt.active {
+		ids[b], slot[b], pos[b] = int32(s.last), int32(s.slot), int32(s.n)
 		s.n++
-		seqs = append(seqs, s)
+		s.rowIdx = b
 	}
-	h := m.DecodeStep(ids, pos, cache, mask)
+	h := m.DecodeStep(ids, slot, pos, bt.cache)
 	logits := m.Logits(h)
 	host := logits.Host()
 	tensor.Release(logits)
 	tensor.Release(h)
 	e.steps.Add(1)
-	keep := e.advance(w, seqs, host)
-	if len(keep) == len(seqs) {
-		return rows, cache
-	}
-	for _, s := range seqs {
-		if s.done {
-			rows[s.rowIdx] = nil
+	keep := e.advance(w, bt.active, host)
+	if len(keep) < len(bt.active) {
+		for _, s := range bt.active {
+			if s.done {
+				bt.free = append(bt.free, s.slot)
+			}
 		}
 	}
-	if 2*len(keep) <= B {
-		// Mostly holes: re-pack smaller.
-		e.repacks.Add(1)
-		return merge(m, keep, cache, nil, nil)
-	}
-	return rows, cache
+	bt.active = keep
 }
 
 // advance samples each sequence's next token from its row (rowIdx) of
@@ -612,75 +648,4 @@ func isStop(id int, stop []int) bool {
 		}
 	}
 	return false
-}
-
-// merge packs the rows of the sequences keep (rows of the batch cache a)
-// and fresh (rows of the prefill cache fb), found by their rowIdx, into a
-// new batch cache whose rows end at one column with room to grow; it frees
-// a (not fb) and renumbers the rows.
-func merge(m *gpt.Model, keep []*seq, a *gpt.BatchCache, fresh []*seq, fb *gpt.Cache) ([]*seq, *gpt.BatchCache) {
-	all := append(append(make([]*seq, 0, len(keep)+len(fresh)), keep...), fresh...)
-	if len(all) == 0 {
-		if a != nil {
-			a.Free()
-		}
-		return nil, nil
-	}
-	S := 0
-	for _, s := range all {
-		S = max(S, s.n)
-	}
-	layers := m.Config.Layers
-	W := m.Config.KVHeads * m.Config.HeadDim()
-	be := m.Embed.Weight.Backend()
-	out := &gpt.BatchCache{B: len(all), Cap: S + max(64, S/2), Len: S,
-		K: make([]*tensor.Tensor, layers), V: make([]*tensor.Tensor, layers)}
-	for l := 0; l < layers; l++ {
-		for _, kv := range []struct {
-			dst      **tensor.Tensor
-			old, pre *tensor.Tensor
-		}{{&out.K[l], layer(a, l, true), prefillLayer(fb, l, true)}, {&out.V[l], layer(a, l, false), prefillLayer(fb, l, false)}} {
-			dst := tensor.New(be, out.B, out.Cap, W)
-			for i, s := range all {
-				// Source row: its n positions end at column end of a
-				// buffer whose rows have cols columns.
-				src, cols, end := kv.old, 0, 0
-				if i < len(keep) {
-					cols, end = a.Cap, a.Len
-				} else {
-					src = kv.pre
-					cols, end = fb.Len, fb.Len
-				}
-				be.Copy2D(dst.Buffer(), (i*out.Cap+S-s.n)*W, 0, src.Buffer(), (s.rowIdx*cols+end-s.n)*W, 0, 1, s.n*W, false)
-			}
-			*kv.dst = dst
-		}
-	}
-	if a != nil {
-		a.Free()
-	}
-	for i, s := range all {
-		s.rowIdx = i
-	}
-	return all, out
-}
-
-func layer(c *gpt.BatchCache, l int, keys bool) *tensor.Tensor {
-	switch {
-	case c == nil:
-		return nil
-	case keys:
-		return c.K[l]
-	}
-	return c.V[l]
-}
-
-func prefillLayer(c *gpt.Cache, l int, keys bool) *tensor.Tensor {
-	switch {
-	case c == nil:
-		return nil
-	case keys:
-		return c.K[l]
-	}
-	return c.V[l]
 }

@@ -2,6 +2,7 @@ package serve
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -141,11 +142,11 @@ func TestEngineQueueFull(t *testing.T) {
 	}
 }
 
-// A sequence that joins takes the row of one that finished (its keys copied
-// into the row's last columns), another forces a re-pack; all get exactly
-// what they get alone. The scheduler's steps are driven by hand here, so
-// the order of events does not depend on the machine's speed.
-func TestEngineFillsFinishedRows(t *testing.T) {
+// A sequence that joins takes the slot of one that finished, others make
+// the cache grow (more slots, longer slots) with sequences in flight; all
+// get exactly what they get alone. The scheduler's steps are driven by hand
+// here, so the order of events does not depend on the machine's speed.
+func TestEngineSlots(t *testing.T) {
 	for _, arch := range []string{"llama", "gpt2"} {
 		t.Run(arch, func(t *testing.T) {
 			w, err := LoadWeights(tinyDir(t, arch))
@@ -159,18 +160,24 @@ func TestEngineFillsFinishedRows(t *testing.T) {
 				s := Sampling{MaxTokens: n}
 				return &seq{ctx: context.Background(), prompt: w.Tok.Encode(text), s: s, samp: newSampler(s), out: make(chan Event, n+2)}
 			}
-			long := []*seq{newSeq("one long answer", 40), newSeq("two", 40), newSeq("a third, long one", 40)}
+			// Eight sequences fill the first cache's slots; the answers
+			// outgrow its 64 positions.
+			var first []*seq
+			for i := range 7 {
+				first = append(first, newSeq(fmt.Sprintf("answer number %d", i), 70))
+			}
 			short := newSeq("x", 3)
-			rows, cache := e.step(w, nil, append(long, short), nil)
+			var bt batch
+			e.step(w, &bt, append(first, short))
 			for !short.done {
-				rows, cache = e.step(w, rows, nil, cache)
+				e.step(w, &bt, nil)
 			}
 			late := []*seq{newSeq("new", 10), newSeq("newer, with a longer prompt than the others", 10)}
-			rows, cache = e.step(w, rows, late, cache)
-			for cache != nil {
-				rows, cache = e.step(w, rows, nil, cache)
+			e.step(w, &bt, late)
+			for len(bt.active) > 0 {
+				e.step(w, &bt, nil)
 			}
-			for i, s := range append(append(long, short), late...) {
+			for i, s := range append(append(first, short), late...) {
 				want, err := generate.Tokens(w.Model, [][]int{s.prompt}, generate.Options{MaxTokens: s.s.MaxTokens}, nil)
 				if err != nil {
 					t.Fatal(err)
@@ -180,9 +187,11 @@ func TestEngineFillsFinishedRows(t *testing.T) {
 					t.Errorf("sequence %d: %v, alone %v", i, got, want[0])
 				}
 			}
-			if st := e.Stats(); st.Fills != 1 || st.Repacks == 0 {
-				t.Errorf("stats %+v: want one sequence placed in a finished row, and re-packs", st)
+			st := e.Stats()
+			if st.Fills != 1 || st.Grows < 2 || bt.cache.Slots != 16 || bt.cache.Cap < 70 {
+				t.Errorf("stats %+v, %d slots of %d: want one sequence in a finished slot, more slots and longer ones", st, bt.cache.Slots, bt.cache.Cap)
 			}
+			bt.release()
 		})
 	}
 }

@@ -16,7 +16,64 @@ func init() {
 }
 
 // Buf is a CPU buffer: a float32 slice.
-type Buf struct{ D []float32 }
+type Buf struct {
+	D []float32
+
+	frozen *frozen // set by CPU.Freeze
+}
+
+// frozen holds a frozen buffer's values packed for the GEMMs that read it
+// as their B operand, one packing per way it is read.
+type frozen struct {
+	mu    sync.Mutex
+	packs []*packedB
+}
+
+// packedB is op(B) of a GEMM packed whole for kern, for B at offset off
+// with row stride ldb, n x k (after transB).
+type packedB struct {
+	kern           *gemmKernel
+	transB         bool
+	off, ldb, n, k int
+	data           []float32
+}
+
+// Freeze declares that b's values do not change until Thaw (or Free): the
+// weights of a model being served. MatMul then keeps b packed the way its
+// products read it, packing it once instead of at every call. Writing a
+// frozen buffer without thawing it first leaves stale packed copies: the
+// products would go on reading the old values.
+func (c *CPU) Freeze(b backend.Buffer) {
+	bb := b.(*Buf)
+	if bb.frozen == nil {
+		bb.frozen = &frozen{}
+	}
+}
+
+// Thaw ends Freeze: the packed copies of b are dropped.
+func (c *CPU) Thaw(b backend.Buffer) { b.(*Buf).frozen = nil }
+
+// packed returns op(B) packed whole for the active kernel, packing it on
+// first use; nil when B is not frozen or too small to be worth keeping.
+func packed(b backend.Buffer, transB bool, off, ldb, n, k int) []float32 {
+	bb := b.(*Buf)
+	fz := bb.frozen
+	if fz == nil || n*k < 1<<12 {
+		return nil
+	}
+	kern := activeKernel
+	fz.mu.Lock()
+	defer fz.mu.Unlock()
+	for _, p := range fz.packs {
+		if p.kern == kern && p.transB == transB && p.off == off && p.ldb == ldb && p.n == n && p.k == k {
+			return p.data
+		}
+	}
+	p := &packedB{kern: kern, transB: transB, off: off, ldb: ldb, n: n, k: k, data: make([]float32, k*packedWidth(kern, n))}
+	prepackB(p.data, kern, transB, bb.D[off:], ldb, n, k, 0, 1)
+	fz.packs = append(fz.packs, p)
+	return p.data
+}
 
 // Len reports the number of values.
 func (b *Buf) Len() int { return len(b.D) }
@@ -89,6 +146,7 @@ func (c *CPU) Free(b backend.Buffer) {
 		return
 	}
 	bb := b.(*Buf)
+	bb.frozen = nil
 	class := cap(bb.D)
 	if sizeClass(class) != class {
 		return // not made by Alloc
@@ -206,7 +264,8 @@ func (c *CPU) MatMul(g backend.Gemm, a, b, cc backend.Buffer) {
 		return
 	}
 	if g.Batch <= 1 {
-		Sgemm(g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, A[g.OffA:], g.LDA, B[g.OffB:], g.LDB, g.Beta, C[g.OffC:], g.LDC)
+		fixed := packed(b, g.TransB, g.OffB, g.LDB, g.N, g.K)
+		gemm(Threads(), g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, A[g.OffA:], g.LDA, B[g.OffB:], g.LDB, g.Beta, C[g.OffC:], g.LDC, fixed)
 		return
 	}
 	if g.StrideC == 0 {

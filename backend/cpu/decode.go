@@ -8,61 +8,61 @@ import (
 )
 
 // AttentionRows is attention for one new query per row, as a continuously
-// batched decoder runs it over its KV cache: q and o are [B, HQ*D], k and
-// v are [B, S, HKV*D] (S = a.S columns per row), and row b attends only to
-// the keys of its own columns [start[b], end). Unlike Attention with a key
-// mask, it never touches the columns outside a row's span and keeps no
-// probabilities, so its cost is the keys the rows actually have. a.T must
-// be 1; a.Causal and a.KeyMask are ignored. For each row the arithmetic is
-// that of Attention over the same keys without a mask, so a sequence
+// batched decoder runs it over its KV cache: q and o are [B, HQ*D]; k and v
+// hold slots of a.S positions each, head-major: [slots, HKV, S, D]; row b
+// attends to the first n[b] positions of slot slot[b]. Unlike Attention
+// with a key mask it never touches the positions a row does not have and
+// keeps no probabilities, so its cost is the keys the rows actually hold,
+// each head's read as one contiguous run. a.T must be 1; a.B is the number
+// of rows; a.Causal and a.KeyMask are ignored. For each row the arithmetic
+// is that of Attention over the same keys without a mask, so a sequence
 // decoded in a batch gets the values it gets alone.
-func (c *CPU) AttentionRows(a backend.Attention, start []int32, end int, o, q, k, v backend.Buffer) {
+func (c *CPU) AttentionRows(a backend.Attention, slot, n []int32, o, q, k, v backend.Buffer) {
 	B, S, D, HQ, HKV := a.B, a.S, a.D, a.HQ, a.HKV
-	if a.T != 1 || len(start) != B || end > S || HKV <= 0 || HQ%HKV != 0 {
-		panic(fmt.Sprintf("cpu: AttentionRows: T=%d, %d starts for %d rows, end %d of %d columns, %d/%d heads", a.T, len(start), B, end, S, HQ, HKV))
-	}
-	for b, s := range start {
-		if s < 0 || int(s) >= end {
-			panic(fmt.Sprintf("cpu: AttentionRows: row %d starts at column %d, not before the end %d", b, s, end))
-		}
+	if a.T != 1 || len(slot) != B || len(n) != B || HKV <= 0 || HQ%HKV != 0 || D <= 0 || S <= 0 {
+		panic(fmt.Sprintf("cpu: AttentionRows: T=%d, %d slots and %d lengths for %d rows, %d/%d heads of %d, %d positions", a.T, len(slot), len(n), B, HQ, HKV, D, S))
 	}
 	qs, ks, vs, os := f(q), f(k), f(v), f(o)
+	ldq, per := HQ*D, HKV*S*D
+	slots := len(ks) / per
+	for b := range B {
+		if slot[b] < 0 || int(slot[b]) >= slots || n[b] < 1 || int(n[b]) > S {
+			panic(fmt.Sprintf("cpu: AttentionRows: row %d: slot %d of %d with %d keys of %d positions", b, slot[b], slots, n[b], S))
+		}
+	}
+	if len(vs) < slots*per || len(qs) < B*ldq || len(os) < B*ldq {
+		panic(fmt.Sprintf("cpu: AttentionRows: buffers too small for %d rows of %d slots x %d positions", B, slots, S))
+	}
 	group := HQ / HKV
-	ldq, ldk := HQ*D, HKV*D
-	Parallel(B*HQ, 4, func(lo, hi int) {
+	Parallel(B*HQ, max(1, 8/HQ), func(lo, hi int) {
 		sp := rowScratch.Get().(*[]float32)
 		defer rowScratch.Put(sp)
-		if cap(*sp) < S {
-			*sp = make([]float32, S)
-		}
 		for bh := lo; bh < hi; bh++ {
 			b, h := bh/HQ, bh%HQ
-			j0 := int(start[b])
-			n := end - j0
-			kb := ks[(b*S+j0)*ldk+h/group*D:]
-			vb := vs[(b*S+j0)*ldk+h/group*D:]
-			qr := qs[b*ldq+h*D : b*ldq+h*D+D]
-			row := (*sp)[:n]
-			scores(row, qr, kb, ldk, a.Scale)
+			nk := int(n[b])
+			if cap(*sp) < nk {
+				*sp = make([]float32, nk)
+			}
+			row := (*sp)[:nk]
+			kv := (int(slot[b])*HKV + h/group) * S * D
+			kh, vh := ks[kv:kv+nk*D], vs[kv:kv+nk*D]
+			qh, oh := qs[b*ldq+h*D:b*ldq+h*D+D], os[b*ldq+h*D:b*ldq+h*D+D]
+			scores(row, qh, kh, D, a.Scale)
 			m := maxf(row)
 			inv := 1 / expSub(row, row, m, 1)
 			for j := range row {
 				row[j] *= inv
 			}
-			or := os[b*ldq+h*D : b*ldq+h*D+D]
-			clear(or)
-			j := 0
+			// The values in the same order as Attention (a product with
+			// one row of probabilities): each key's term added with one
+			// fused multiply-add.
 			if haveVec {
-				for ; j+4 <= n; j += 4 {
-					p := [4]float32{row[j], row[j+1], row[j+2], row[j+3]}
-					_ = vb[(j+3)*ldk+D-1]
-					vaxpy4(&or[0], &vb[j*ldk], ldk, D, &p)
-				}
+				vwsum(&oh[0], &row[0], &vh[0], D, nk, D, false)
+				continue
 			}
-			for ; j < n; j++ {
-				if row[j] != 0 {
-					axpy(or, vb[j*ldk:j*ldk+D], row[j])
-				}
+			clear(oh)
+			for j := range nk {
+				axpy(oh, vh[j*D:j*D+D], row[j])
 			}
 		}
 	})

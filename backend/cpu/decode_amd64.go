@@ -4,3 +4,6 @@ package cpu
 
 //go:noescape
 func vdots(out, q, k *float32, ldk, n, d int, scale float32)
+
+//go:noescape
+func vwsum(o, p, v *float32, ldv, n, d int, acc bool)

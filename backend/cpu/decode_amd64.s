@@ -79,3 +79,77 @@ dots_sum:
 dots_done:
 	VZEROUPPER
 	RET
+
+// func vwsum(o, p, v *float32, ldv, n, d int, acc bool)
+// o[0:d] = (acc ? o : 0) + sum over j < n, in order, of p[j]*v[j*ldv : j*ldv+d],
+// each term added with one fused multiply-add, as vaxpy4 and vaxpy add
+// them; the sums stay in registers across the keys, 64 columns at a time.
+TEXT ·vwsum(SB), NOSPLIT, $0-49
+	MOVQ o+0(FP), DI
+	MOVQ p+8(FP), SI
+	MOVQ v+16(FP), DX
+	MOVQ ldv+24(FP), R8
+	SHLQ $2, R8
+	MOVQ n+32(FP), BX
+	MOVQ d+40(FP), R9
+	MOVBQZX acc+48(FP), R12
+wsum_chunk:
+	TESTQ R9, R9
+	JLE wsum_done
+	MOVQ $-1, AX
+	CMPQ R9, $64
+	JGE wsum_mask
+	MOVQ R9, CX
+	MOVQ $1, AX
+	SHLQ CX, AX
+	DECQ AX
+wsum_mask:
+	KMOVW AX, K1
+	SHRQ $16, AX
+	KMOVW AX, K2
+	SHRQ $16, AX
+	KMOVW AX, K3
+	SHRQ $16, AX
+	KMOVW AX, K4
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	TESTQ R12, R12
+	JZ wsum_start
+	VMOVUPS.Z (DI), K1, Z0
+	VMOVUPS.Z 64(DI), K2, Z1
+	VMOVUPS.Z 128(DI), K3, Z2
+	VMOVUPS.Z 192(DI), K4, Z3
+wsum_start:
+	MOVQ SI, R10
+	MOVQ DX, R11
+	MOVQ BX, CX
+wsum_key:
+	TESTQ CX, CX
+	JZ wsum_store
+	VBROADCASTSS (R10), Z16
+	VMOVUPS.Z (R11), K1, Z4
+	VMOVUPS.Z 64(R11), K2, Z5
+	VMOVUPS.Z 128(R11), K3, Z6
+	VMOVUPS.Z 192(R11), K4, Z7
+	VFMADD231PS Z4, Z16, Z0
+	VFMADD231PS Z5, Z16, Z1
+	VFMADD231PS Z6, Z16, Z2
+	VFMADD231PS Z7, Z16, Z3
+	ADDQ $4, R10
+	ADDQ R8, R11
+	DECQ CX
+	JMP wsum_key
+wsum_store:
+	VMOVUPS Z0, K1, (DI)
+	VMOVUPS Z1, K2, 64(DI)
+	VMOVUPS Z2, K3, 128(DI)
+	VMOVUPS Z3, K4, 192(DI)
+	ADDQ $256, DI
+	ADDQ $256, DX
+	SUBQ $64, R9
+	JMP wsum_chunk
+wsum_done:
+	VZEROUPPER
+	RET

@@ -56,14 +56,14 @@ func GemmKernel() string { return activeKernel.name }
 // propagate. The work is split across the worker pool by output tiles, never
 // along k, so results are bit-identical for any thread count.
 func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	gemm(Threads(), transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	gemm(Threads(), transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, nil)
 }
 
 // SgemmST is Sgemm on the calling goroutine alone, for kernels that are
 // already parallel (attention runs one per head). It gives the same results
 // as Sgemm.
 func SgemmST(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	gemm(1, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	gemm(1, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, nil)
 }
 
 const (
@@ -80,7 +80,10 @@ const (
 	maxShared = 1 << 23
 )
 
-func gemm(threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+// gemm is Sgemm on threads threads. fixed, when not nil, is op(B) packed
+// whole for the active kernel (a frozen buffer's), used instead of packing
+// B again.
+func gemm(threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int, fixed []float32) {
 	checkGemm(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
 	if m == 0 || n == 0 {
 		return
@@ -94,18 +97,20 @@ func gemm(threads int, transA, transB bool, m, n, k int, alpha float32, a []floa
 	call.kern, call.transA, call.transB, call.m, call.n, call.k = kern, transA, transB, m, n, k
 	call.alpha, call.a, call.lda, call.b, call.ldb = alpha, a, lda, b, ldb
 	call.beta, call.c, call.ldc, call.splitN = beta, c, ldc, false
+	call.fixed = fixed
 	call.next.Store(0)
 	// Split C into parts along its longer side. Column splits fall on whole
 	// vectors so every part runs full-width kernels. Large products get
 	// more parts than threads, taken in turn by whichever thread is free,
 	// so a thread the OS delays does not hold the others up; each part
 	// repacks op(B) (or op(A)), so parts stay at least partRows long.
+	// With B packed already, column parts fall on whole panels.
 	parts, workers := 1, 1
 	if threads > 1 && 2*float64(m)*float64(n)*float64(k) >= minParallelFlops {
 		call.splitN = n > m
 		long, units := m, m
 		if call.splitN {
-			long, units = n, (n+kern.vec-1)/kern.vec
+			long, units = n, (n+call.colUnit()-1)/call.colUnit()
 		}
 		workers = min(threads, units)
 		per := min(max(long/(workers*partRows), 1), maxPartsPerThread)
@@ -119,7 +124,7 @@ func gemm(threads int, transA, transB bool, m, n, k int, alpha float32, a []floa
 	}
 	// When several parts need the same packed operand, the threads pack
 	// it together first, once.
-	if parts > 1 {
+	if parts > 1 && (fixed == nil || call.splitN) {
 		size := k * packedWidth(kern, n)
 		if call.splitN {
 			size = k * m
@@ -195,6 +200,7 @@ type gemmCall struct {
 	parts, workers int
 	next           atomic.Int32 // next part to compute
 	splitN         bool
+	fixed          []float32        // op(B) packed whole already, or nil
 	packing        bool             // run packs pre instead of computing parts
 	pre            []float32        // op(A) (splitN) or op(B) packed whole, or nil
 	preBuf         *packBuf         // holds pre
@@ -219,8 +225,17 @@ func getCall() *gemmCall {
 	return c
 }
 
+// colUnit is the granularity of column parts: whole vectors, or whole
+// panels when B comes packed.
+func (g *gemmCall) colUnit() int {
+	if g.fixed != nil {
+		return g.kern.nr
+	}
+	return g.kern.vec
+}
+
 func putCall(c *gemmCall) {
-	c.a, c.b, c.c = nil, nil, nil
+	c.a, c.b, c.c, c.fixed = nil, nil, nil, nil
 	callMu.Lock()
 	freeCall = append(freeCall, c)
 	callMu.Unlock()
@@ -250,6 +265,10 @@ func (g *gemmCall) run(lo, hi int) {
 			preB = g.pre
 		}
 	}
+	if g.fixed != nil {
+		preB = g.fixed
+	}
+	unit := g.colUnit()
 	for {
 		part := int(g.next.Add(1)) - 1
 		if part >= g.parts {
@@ -257,10 +276,11 @@ func (g *gemmCall) run(lo, hi int) {
 		}
 		i0, i1, j0, j1 := 0, g.m, 0, g.n
 		if g.splitN {
-			// Whole vectors per part; the last part takes the rest.
-			nvec := (g.n + g.kern.vec - 1) / g.kern.vec
-			j0 = min(part*nvec/g.parts*g.kern.vec, g.n)
-			j1 = min((part+1)*nvec/g.parts*g.kern.vec, g.n)
+			// Whole vectors (or panels) per part; the last part takes
+			// the rest.
+			nu := (g.n + unit - 1) / unit
+			j0 = min(part*nu/g.parts*unit, g.n)
+			j1 = min((part+1)*nu/g.parts*unit, g.n)
 		} else {
 			i0 = part * g.m / g.parts
 			i1 = (part + 1) * g.m / g.parts
@@ -279,7 +299,7 @@ func (g *gemmCall) run(lo, hi int) {
 		} else {
 			b = g.b[j0:]
 		}
-		gemmBlocked(g.kern, buf, g.transA, g.transB, i1-i0, j1-j0, g.k, g.alpha, a, g.lda, b, g.ldb, g.beta, g.c[i0*g.ldc+j0:], g.ldc, preA, preB)
+		gemmBlocked(g.kern, buf, g.transA, g.transB, i1-i0, j1-j0, g.k, g.alpha, a, g.lda, b, g.ldb, g.beta, g.c[i0*g.ldc+j0:], g.ldc, preA, preB, g.n, j0)
 	}
 }
 
@@ -323,12 +343,13 @@ func grow(s []float32, n int) []float32 {
 // micro-kernel.
 // Rows are dealt into tiles of near-equal height so no thin tail tile runs
 // a starved kernel. preA or preB, when not nil, hold op(A) or op(B) packed
-// whole by prepackA or prepackB.
-func gemmBlocked(kern *gemmKernel, buf *packBuf, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int, preA, preB []float32) {
+// whole by prepackA or prepackB; preB holds all bn columns of op(B), of
+// which these are the columns from bj0 on (a multiple of kern.nr).
+func gemmBlocked(kern *gemmKernel, buf *packBuf, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int, preA, preB []float32, bn, bj0 int) {
 	kcb := blockSize(k, kern.kc, 1)
 	mcb := blockSize(m, kern.mc, kern.mr)
 	ncb := kern.nc
-	npad := packedWidth(kern, n)
+	npad := packedWidth(kern, bn)
 	for jc := 0; jc < n; jc += ncb {
 		nc := min(ncb, n-jc)
 		for pc := 0; pc < k; pc += kcb {
@@ -341,7 +362,8 @@ func gemmBlocked(kern *gemmKernel, buf *packBuf, transA, transB bool, m, n, k in
 			// block of A in L2, one micro-panel of B in L1.
 			var pb []float32
 			if preB != nil {
-				pb = preB[pc*npad+jc*kc : pc*npad+jc*kc+kc*packedWidth(kern, nc)]
+				o := pc*npad + (bj0+jc)*kc
+				pb = preB[o : o+kc*packedWidth(kern, nc)]
 			} else {
 				buf.b = grow(buf.b, kc*packedWidth(kern, nc))
 				pb = buf.b

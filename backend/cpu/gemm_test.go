@@ -2,9 +2,11 @@ package cpu
 
 import (
 	"fmt"
+	"github.com/golem-ml/golem/backend"
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"testing"
 )
 
@@ -317,5 +319,45 @@ func BenchmarkGemmKernel(b *testing.B) {
 			}
 			b.ReportMetric(float64(2*kern.mr*kern.nr*kc)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 		})
+	}
+}
+
+// A product with a frozen B (packed once, kept) equals the same product
+// with B packed on the fly, bit for bit, for every way the work is split;
+// after Thaw a changed B is read again.
+func TestMatMulFrozen(t *testing.T) {
+	c := New()
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, s := range [][3]int{{64, 768, 256}, {3, 1000, 70}, {300, 200, 129}, {17, 4100, 33}, {2, 64, 64}} {
+		for _, tb := range []bool{false, true} {
+			m, n, k := s[0], s[1], s[2]
+			ldb := n
+			if tb {
+				ldb = k
+			}
+			a := randSlice(r, m*k)
+			b := append(make([]float32, 5), randSlice(r, k*n)...) // at offset 5
+			g := backend.Gemm{TransB: tb, M: m, N: n, K: k, Alpha: 1, LDA: k, LDB: ldb, LDC: n, OffB: 5}
+			want, got := make([]float32, m*n), make([]float32, m*n)
+			c.MatMul(g, &Buf{D: a}, &Buf{D: b}, &Buf{D: want})
+			fb := &Buf{D: b}
+			c.Freeze(fb)
+			for range 2 { // packs, then reuses the packing
+				c.MatMul(g, &Buf{D: a}, fb, &Buf{D: got})
+				if !slices.Equal(got, want) {
+					t.Fatalf("%dx%dx%d transB=%v: frozen B gives other values", m, n, k, tb)
+				}
+			}
+			c.Thaw(fb)
+			for i := range b {
+				b[i] *= 2
+			}
+			c.MatMul(g, &Buf{D: a}, fb, &Buf{D: got})
+			for i := range got {
+				if got[i] != 2*want[i] {
+					t.Fatalf("%dx%dx%d transB=%v: after Thaw, value %d is %v, want %v", m, n, k, tb, i, got[i], 2*want[i])
+				}
+			}
+		}
 	}
 }

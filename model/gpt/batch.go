@@ -8,68 +8,124 @@ import (
 	"github.com/golem-ml/golem/tensor"
 )
 
-// BatchCache is the KV cache of a continuously batched decode loop: one
-// sequence per row, each row's positions right-aligned so that every row
-// appends its next key at the same column, Len. K[l] and V[l] are buffers
-// [B, Cap, W] (W = KVHeads*HeadDim) with room for Cap-Len more steps; a
-// row's keys are the columns [Len-n, Len) for its n positions, and the
-// caller's key mask hides the rest. A server packs the rows itself when
-// sequences join or leave (see serve.Engine).
+// BatchCache is the KV cache of a continuously batched decode loop: a fixed
+// number of slots, one sequence per slot, each holding its positions
+// left-aligned (position p at column p). K[l] and V[l] are buffers
+// [Slots, KVHeads, Cap, HeadDim]: head-major, so that one head's keys of
+// one sequence are one contiguous run of memory that attention streams. A sequence that joins takes a free
+// slot (Load copies its prefilled keys in), one that ends frees it, and no
+// other sequence's keys move: nothing is ever re-packed. Grow makes room
+// for longer sequences.
 type BatchCache struct {
-	K, V []*tensor.Tensor // per layer [B, Cap, W]
-	B    int              // rows
-	Cap  int              // columns allocated
-	Len  int              // columns written
+	K, V  []*tensor.Tensor // per layer [Slots, KVHeads, Cap, HeadDim]
+	Slots int              // sequences it can hold
+	Cap   int              // positions per slot
+	h, d  int              // KV heads, head dim
+}
+
+// NewBatchCache allocates a cache of slots sequences of up to capacity
+// positions each for m.
+func (m *Model) NewBatchCache(slots, capacity int) *BatchCache {
+	c := &BatchCache{Slots: slots, h: m.Config.KVHeads, d: m.Config.HeadDim()}
+	c.alloc(m.Embed.Weight.Backend(), m.Config.Layers, capacity)
+	return c
+}
+
+func (c *BatchCache) alloc(be backend.Backend, layers, capacity int) {
+	c.K, c.V, c.Cap = make([]*tensor.Tensor, layers), make([]*tensor.Tensor, layers), capacity
+	for l := range layers {
+		c.K[l] = tensor.New(be, c.Slots, c.h, capacity, c.d)
+		c.V[l] = tensor.New(be, c.Slots, c.h, capacity, c.d)
+	}
+}
+
+// Grow makes room for slots sequences of capacity positions each (at
+// least what the cache has), keeping the first used positions of every
+// slot; it does nothing when the cache is that big already.
+func (c *BatchCache) Grow(slots, capacity, used int) {
+	slots, capacity = max(slots, c.Slots), max(capacity, c.Cap)
+	if slots == c.Slots && capacity == c.Cap {
+		return
+	}
+	oldK, oldV, oldSlots, oldCap := c.K, c.V, c.Slots, c.Cap
+	be := oldK[0].Backend()
+	c.Slots = slots
+	c.alloc(be, len(oldK), capacity)
+	used = min(used, oldCap)
+	for l := range oldK {
+		if used > 0 {
+			be.Copy2D(c.K[l].Buffer(), 0, capacity*c.d, oldK[l].Buffer(), 0, oldCap*c.d, oldSlots*c.h, used*c.d, false)
+			be.Copy2D(c.V[l].Buffer(), 0, capacity*c.d, oldV[l].Buffer(), 0, oldCap*c.d, oldSlots*c.h, used*c.d, false)
+		}
+		oldK[l].Free()
+		oldV[l].Free()
+	}
+}
+
+// Load copies the n positions of row row of a prefill cache pc (a
+// left-padded batch: the row's positions are its last n columns) into slot
+// slot.
+func (c *BatchCache) Load(slot int, pc *Cache, row, n int) {
+	if slot < 0 || slot >= c.Slots || n > c.Cap || n > pc.Len || len(pc.K) != len(c.K) {
+		panic(fmt.Sprintf("gpt: batch cache: %d positions into slot %d of %d x %d from a prefill of %d", n, slot, c.Slots, c.Cap, pc.Len))
+	}
+	be := c.K[0].Backend()
+	W := c.h * c.d
+	for l := range c.K {
+		for h := range c.h {
+			src := (row*pc.Len+pc.Len-n)*W + h*c.d
+			dst := (slot*c.h + h) * c.Cap * c.d
+			be.Copy2D(c.K[l].Buffer(), dst, c.d, pc.K[l].Buffer(), src, W, n, c.d, false)
+			be.Copy2D(c.V[l].Buffer(), dst, c.d, pc.V[l].Buffer(), src, W, n, c.d, false)
+		}
+	}
 }
 
 // Free releases the cache's memory.
 func (c *BatchCache) Free() {
 	for i := range c.K {
-		if c.K[i] != nil {
-			c.K[i].Free()
-			c.V[i].Free()
-		}
+		c.K[i].Free()
+		c.V[i].Free()
 	}
-	c.K, c.V, c.B, c.Cap, c.Len = nil, nil, 0, 0, 0
+	c.K, c.V, c.Slots, c.Cap = nil, nil, 0, 0
 }
 
-// DecodeStep runs one token for each row of c: ids[b] at position pos[b]
-// (the row's own position, for RoPE or learned positions). Its keys and
-// values are written at column c.Len, which must be below c.Cap.
-// keyMask[b*Cap+j] says whether row b attends to column j (its cached
-// positions and the new one); the columns from c.Len+1 on are ignored. It
-// returns the final hidden states [B, 1, C] and advances c.Len. It keeps no
-// gradient; call it under tensor.NoGrad.
-func (m *Model) DecodeStep(ids, pos []int32, c *BatchCache, keyMask []bool) *tensor.Tensor {
+// DecodeStep runs one token for each of B sequences: ids[b] at position
+// pos[b] of the sequence in slot slot[b], whose first pos[b] positions are
+// cached. Its key and value are written at column pos[b] of the slot, which
+// must be below c.Cap, and it attends to columns [0, pos[b]]. It returns
+// the final hidden states [B, 1, C]. It keeps no gradient; call it under
+// tensor.NoGrad.
+func (m *Model) DecodeStep(ids, slot, pos []int32, c *BatchCache) *tensor.Tensor {
 	cfg := &m.Config
-	B := c.B
-	if len(ids) != B || len(pos) != B || len(keyMask) != B*c.Cap || c.Len >= c.Cap || len(c.K) != cfg.Layers {
-		panic(fmt.Sprintf("gpt: decode step: %d ids, %d positions, mask %d for a cache of %d rows x %d columns (%d used), %d layers",
-			len(ids), len(pos), len(keyMask), B, c.Cap, c.Len, len(c.K)))
+	B := len(ids)
+	if len(slot) != B || len(pos) != B || len(c.K) != cfg.Layers {
+		panic(fmt.Sprintf("gpt: decode step: %d ids, %d slots, %d positions, a cache of %d layers", B, len(slot), len(pos), len(c.K)))
 	}
-	for _, p := range pos {
-		if p < 0 || int(p) >= cfg.Context {
-			panic(fmt.Sprintf("gpt: decode step: position %d outside the context of %d", p, cfg.Context))
+	seen := make(map[int32]bool, B)
+	for b, p := range pos {
+		if p < 0 || int(p) >= cfg.Context || int(p) >= c.Cap {
+			panic(fmt.Sprintf("gpt: decode step: position %d outside the context of %d or the cache's %d columns", p, cfg.Context, c.Cap))
 		}
+		if s := slot[b]; s < 0 || int(s) >= c.Slots || seen[s] {
+			panic(fmt.Sprintf("gpt: decode step: slot %d of %d (each once)", s, c.Slots))
+		}
+		seen[slot[b]] = true
 	}
-	// Rows whose mask is one span of columns ending at Len use the
-	// backend's row attention when it has one, which reads only those
-	// columns.
 	be := m.Embed.Weight.Backend()
 	ra, _ := be.(rowAttention)
-	var start []int32
-	if ra != nil {
-		start = maskSpans(keyMask, B, c.Cap, c.Len)
+	n := make([]int32, B)
+	for b := range B {
+		n[b] = pos[b] + 1
 	}
 	x := m.Embed.Forward(ids, B, 1)
 	if m.Pos != nil {
 		x = tensor.Add(x, m.Pos.Forward(pos, B, 1))
 	}
-	attn := tensor.AttentionOptions{Heads: cfg.Heads, KVHeads: cfg.KVHeads, KeyMask: keyMask}
 	rope := tensor.RoPEOptions{Heads: cfg.Heads, Theta: cfg.RopeTheta, Pos: pos}
 	ropeK := rope
 	ropeK.Heads = cfg.KVHeads
-	C, W := cfg.Hidden, cfg.KVHeads*cfg.HeadDim()
+	C := cfg.Hidden
 	for i, b := range m.Blocks {
 		h := b.Norm1.Forward(x)
 		var q, k, v *tensor.Tensor
@@ -81,20 +137,22 @@ func (m *Model) DecodeStep(ids, pos []int32, c *BatchCache, keyMask []bool) *ten
 			k = tensor.RoPE(b.K.Forward(h), ropeK)
 			v = b.V.Forward(h)
 		}
-		// Column Len of every row: a strided copy of B vectors.
-		be.Copy2D(c.K[i].Buffer(), c.Len*W, c.Cap*W, k.Buffer(), 0, W, B, W, false)
-		be.Copy2D(c.V[i].Buffer(), c.Len*W, c.Cap*W, v.Buffer(), 0, W, B, W, false)
-		var a *tensor.Tensor
-		if start != nil {
-			y := tensor.New(be, B, 1, C)
-			ra.AttentionRows(backend.Attention{B: B, T: 1, S: c.Cap, HQ: cfg.Heads, HKV: cfg.KVHeads, D: cfg.HeadDim(),
-				Scale: attnScale(cfg)}, start, c.Len+1, y.Buffer(), q.Buffer(), c.K[i].Buffer(), c.V[i].Buffer())
-			a = b.O.Forward(y)
-			y.Free()
-		} else {
-			a = b.O.Forward(tensor.Attention(q, c.K[i], c.V[i], attn))
+		kc, vc := c.K[i].Buffer(), c.V[i].Buffer()
+		// Each row's key and value, head by head, at its position.
+		for r := range B {
+			off := (int(slot[r])*c.h*c.Cap + int(pos[r])) * c.d
+			be.Copy2D(kc, off, c.Cap*c.d, k.Buffer(), r*c.h*c.d, c.d, c.h, c.d, false)
+			be.Copy2D(vc, off, c.Cap*c.d, v.Buffer(), r*c.h*c.d, c.d, c.h, c.d, false)
 		}
-		x = tensor.Add(x, a)
+		var y *tensor.Tensor
+		if ra != nil {
+			y = tensor.New(be, B, 1, C)
+			ra.AttentionRows(backend.Attention{B: B, T: 1, S: c.Cap, HQ: cfg.Heads, HKV: cfg.KVHeads, D: cfg.HeadDim(),
+				Scale: attnScale(cfg)}, slot, n, y.Buffer(), q.Buffer(), kc, vc)
+		} else {
+			y = m.gatherAttention(q, c, i, slot, n)
+		}
+		x = tensor.Add(x, b.O.Forward(y))
 		h = b.Norm2.Forward(x)
 		var f *tensor.Tensor
 		if b.FC != nil {
@@ -109,38 +167,38 @@ func (m *Model) DecodeStep(ids, pos []int32, c *BatchCache, keyMask []bool) *ten
 		}
 		x = tensor.Add(x, f)
 	}
-	c.Len++
 	return m.NormF.Forward(x)
 }
 
-// rowAttention is the optional backend kernel for one query per row over
-// each row's own span of cache columns (cpu.CPU.AttentionRows).
-type rowAttention interface {
-	AttentionRows(a backend.Attention, start []int32, end int, o, q, k, v backend.Buffer)
+// gatherAttention is DecodeStep's attention on a backend without row
+// attention: the rows' keys and values are copied out of their slots into
+// [B, S, KVHeads*HeadDim] (S the longest row) and attended with a key mask.
+func (m *Model) gatherAttention(q *tensor.Tensor, c *BatchCache, l int, slot, n []int32) *tensor.Tensor {
+	cfg := &m.Config
+	be := q.Backend()
+	B, S, W := len(slot), 0, c.h*c.d
+	for _, v := range n {
+		S = max(S, int(v))
+	}
+	k, v := tensor.New(be, B, S, W), tensor.New(be, B, S, W)
+	mask := make([]bool, B*S)
+	for b := range B {
+		for h := range c.h {
+			src := (int(slot[b])*c.h + h) * c.Cap * c.d
+			be.Copy2D(k.Buffer(), b*S*W+h*c.d, W, c.K[l].Buffer(), src, c.d, int(n[b]), c.d, false)
+			be.Copy2D(v.Buffer(), b*S*W+h*c.d, W, c.V[l].Buffer(), src, c.d, int(n[b]), c.d, false)
+		}
+		for j := range int(n[b]) {
+			mask[b*S+j] = true
+		}
+	}
+	return tensor.Attention(q, k, v, tensor.AttentionOptions{Heads: cfg.Heads, KVHeads: cfg.KVHeads, KeyMask: mask})
 }
 
-// maskSpans returns, for each of the B rows of a key mask with cols
-// columns, the first column it attends to, when every row attends to
-// exactly one run of columns ending at column last; otherwise nil.
-func maskSpans(mask []bool, B, cols, last int) []int32 {
-	start := make([]int32, B)
-	for b := range B {
-		row := mask[b*cols : b*cols+last+1]
-		if !row[last] {
-			return nil
-		}
-		j := last
-		for j > 0 && row[j-1] {
-			j--
-		}
-		for _, on := range row[:j] {
-			if on {
-				return nil
-			}
-		}
-		start[b] = int32(j)
-	}
-	return start
+// rowAttention is the optional backend kernel for one query per row over
+// its slot's first keys (cpu.CPU.AttentionRows).
+type rowAttention interface {
+	AttentionRows(a backend.Attention, slot, n []int32, o, q, k, v backend.Buffer)
 }
 
 // attnScale is the attention's score scale, as tensor.Attention takes it

@@ -1,0 +1,79 @@
+package gpt
+
+import (
+	"math"
+	"testing"
+
+	"github.com/golem-ml/golem/backend"
+	"github.com/golem-ml/golem/backend/cpu"
+	"github.com/golem-ml/golem/tensor"
+)
+
+// plain hides the CPU backend's row attention, so DecodeStep takes its
+// generic path.
+type plain struct{ backend.Backend }
+
+// Sequences decoded together, each in its own slot of a batch cache (one
+// loaded from a left-padded prefill, the cache grown in flight), get the
+// hidden states of the whole sequence run at once; with and without the
+// backend's row attention.
+func TestDecodeStepSlots(t *testing.T) {
+	for _, arch := range []string{"llama", "gpt2"} {
+		for _, be := range []backend.Backend{cpu.New(), plain{cpu.New()}} {
+			c := tinyConfig(arch)
+			c.Context, c.KVHeads = 32, 1
+			if arch == "gpt2" {
+				c.KVHeads = 2
+			}
+			m, err := New(be, c, 5)
+			if err != nil {
+				t.Fatal(err)
+			}
+			seqs := [][]int32{{3, 4, 5, 6, 7}, {8, 9}, {10, 11, 12}}
+			next := [][]int32{{13, 14, 15, 16}, {17, 18, 19, 20}, {21, 22, 23, 24}}
+			slots := []int32{2, 0, 3}
+			tensor.NoGrad(func() {
+				// Prefill the three prompts as one left-padded batch.
+				B, L := len(seqs), 5
+				ids, pos, mask := make([]int32, B*L), make([]int32, B*L), make([]bool, B*L)
+				for b, s := range seqs {
+					pad := L - len(s)
+					for j := pad; j < L; j++ {
+						ids[b*L+j], pos[b*L+j], mask[b*L+j] = s[j-pad], int32(j-pad), true
+					}
+				}
+				pc := &Cache{}
+				tensor.Release(m.Forward(ids, B, L, Options{Cache: pc, Pos: pos, KeyMask: mask}))
+				bc := m.NewBatchCache(4, 6)
+				defer bc.Free()
+				for b, s := range seqs {
+					bc.Load(int(slots[b]), pc, b, len(s))
+				}
+				pc.Free()
+				for step := range 4 {
+					if step == 1 {
+						bc.Grow(5, 12, 7) // more slots, longer ones, with sequences in flight
+					}
+					in, at := make([]int32, B), make([]int32, B)
+					for b := range seqs {
+						in[b], at[b] = next[b][step], int32(len(seqs[b]))
+						seqs[b] = append(seqs[b], in[b])
+					}
+					h := m.DecodeStep(in, slots, at, bc)
+					got := h.Host()
+					tensor.Release(h)
+					for b, s := range seqs {
+						full := m.Forward(s, 1, len(s), Options{})
+						want := full.Host()[(len(s)-1)*c.Hidden:]
+						tensor.Release(full)
+						for i := range c.Hidden {
+							if d := math.Abs(float64(got[b*c.Hidden+i] - want[i])); d > 1e-5 {
+								t.Fatalf("%s %T step %d row %d value %d: %v, whole sequence %v", arch, be, step, b, i, got[b*c.Hidden+i], want[i])
+							}
+						}
+					}
+				}
+			})
+		}
+	}
+}
