@@ -196,6 +196,10 @@ func mapSlice(op backend.Unary, a float32, d, x []float32) {
 	case backend.GELU:
 		gelu(d, x)
 	case backend.SiLU:
+		if haveVec && len(x) > 0 {
+			vsilu(&d[0], &x[0], len(x))
+			break
+		}
 		for i, v := range x {
 			d[i] = v * sigmoidf(v)
 		}

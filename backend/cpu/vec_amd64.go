@@ -39,3 +39,6 @@ func vadamw(p, gr, m, v *float32, n int, h *[6]float32)
 
 //go:noescape
 func vaxpy4(c, b *float32, ldb, n int, x *[4]float32)
+
+//go:noescape
+func vsilu(y, x *float32, n int)

@@ -715,3 +715,38 @@ axpy4_one:
 axpy4_done:
 	VZEROUPPER
 	RET
+
+// func vsilu(y, x *float32, n int)
+// y = x / (1 + e^-x).
+TEXT ·vsilu(SB), NOSPLIT, $0-24
+	MOVQ y+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ n+16(FP), CX
+	EXPCONST
+	VXORPS Z16, Z16, Z16
+silu_loop:
+	CMPQ CX, $16
+	JLT silu_tail
+	VMOVUPS (SI), Z0
+	VSUBPS Z0, Z16, Z1
+	EXP(Z1, Z2, Z3, Z4)
+	VADDPS Z20, Z1, Z1
+	VDIVPS Z1, Z0, Z0
+	VMOVUPS Z0, (DI)
+	ADDQ $64, SI
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JMP silu_loop
+silu_tail:
+	TESTQ CX, CX
+	JZ silu_done
+	TAILMASK
+	VMOVUPS.Z (SI), K1, Z0
+	VSUBPS Z0, Z16, Z1
+	EXP(Z1, Z2, Z3, Z4)
+	VADDPS Z20, Z1, Z1
+	VDIVPS Z1, Z0, Z0
+	VMOVUPS Z0, K1, (DI)
+silu_done:
+	VZEROUPPER
+	RET

@@ -21,3 +21,5 @@ func vlngrad(dx, x, gr, w, pw, pb *float32, n int, mean, rstd float32) {
 }
 func vadamw(p, gr, m, v *float32, n int, h *[6]float32) { panic("cpu: no vector kernels") }
 func vaxpy4(c, b *float32, ldb, n int, x *[4]float32)   { panic("cpu: no vector kernels") }
+
+func vsilu(y, x *float32, n int) { panic("cpu: no vector kernels") }

@@ -247,3 +247,22 @@ func TestVecAdamW(t *testing.T) {
 		}
 	}
 }
+
+// The SiLU kernel against float64 and the Go loop.
+func TestVecSiLU(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	for _, x := range vecInputs(r) {
+		y := make([]float32, len(x))
+		mapSlice(backend.SiLU, 0, y, x)
+		for i, v := range x {
+			xf := float64(v)
+			want := xf / (1 + math.Exp(-xf))
+			if e := math.Abs(float64(y[i]) - want); e > 3e-6*math.Abs(want)+1e-30 {
+				t.Fatalf("silu(%v) = %v want %v", v, y[i], want)
+			}
+			if g := v * sigmoidf(v); relErr(float64(y[i]), float64(g)) > 5e-6 && math.Abs(float64(y[i]-g)) > 1e-30 {
+				t.Fatalf("silu(%v): %v, Go loop %v", v, y[i], g)
+			}
+		}
+	}
+}
