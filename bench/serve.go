@@ -30,7 +30,9 @@ func init() {
 		clients := fs.Int("clients", 64, "concurrent streaming clients")
 		dur := fs.Duration("duration", 20*time.Second, "how long each phase runs")
 		maxTokens := fs.Int("max-tokens", 64, "tokens per answer (min_tokens too, so every answer has this length)")
-		dir := fs.String("model", "", "model folder to serve (default: a small random llama, 4 layers x 256, 3.4M parameters)")
+		dir := fs.String("model", "", "model folder to serve (default: a random llama of -layers x -width)")
+		layers := fs.Int("layers", 4, "layers of the default model")
+		width := fs.Int("width", 256, "width of the default model (heads of 32)")
 		threads := fs.Int("threads", 2, "CPU threads")
 		fs.Parse(args)
 		cpu.SetThreads(*threads)
@@ -40,13 +42,17 @@ func init() {
 		if *dir != "" {
 			w, err = serve.LoadWeights(*dir)
 		} else {
-			w, err = benchServeModel()
+			w, err = benchServeModel(*layers, *width)
 		}
 		if err != nil {
 			return err
 		}
 		c := w.Model.Config
-		fmt.Printf("model: %s, %d layers, width %d, vocab %d; %d-token answers, %v per phase\n", c.Arch, c.Layers, c.Hidden, c.Vocab, *maxTokens, *dur)
+		params := 0
+		for _, p := range w.Model.Params() {
+			params += p.Tensor.Len()
+		}
+		fmt.Printf("model: %s, %d layers, width %d, vocab %d, %.1fM parameters; %d-token answers, %v per phase\n", c.Arch, c.Layers, c.Hidden, c.Vocab, float64(params)/1e6, *maxTokens, *dur)
 		e := serve.NewEngine("bench", "", w, serve.EngineOptions{MaxBatch: *clients, Queue: 4 * *clients})
 		defer e.Close()
 		ts := httptest.NewServer(serve.New([]*serve.Engine{e}, nil, serve.Options{Logf: func(string, ...any) {}}))
@@ -79,14 +85,14 @@ func init() {
 // one sequence's decoding is bound by reading the weights, as with real
 // models, which is what batching amortizes) with a BPE tokenizer trained on
 // golem's synthetic corpus (ChatML specials included).
-func benchServeModel() (*serve.Weights, error) {
+func benchServeModel(layers, width int) (*serve.Weights, error) {
 	tok, err := tokenizer.Train(tokenizer.TrainOptions{
 		Texts: []string{synth.Corpus(synth.CorpusOptions{Seed: 1, Bytes: 200000})}, VocabSize: 1024})
 	if err != nil {
 		return nil, err
 	}
-	c := gpt.Config{Arch: "llama", Vocab: tok.VocabSize(), Context: 512, Layers: 4, Heads: 8, KVHeads: 8,
-		Hidden: 256, Intermediate: 704, Eps: 1e-5, RopeTheta: 10000, BOS: -1, EOS: -1}
+	c := gpt.Config{Arch: "llama", Vocab: tok.VocabSize(), Context: 512, Layers: layers, Heads: width / 32, KVHeads: width / 32,
+		Hidden: width, Intermediate: (width*11/4 + 63) / 64 * 64, Eps: 1e-5, RopeTheta: 10000, BOS: -1, EOS: -1}
 	m, err := gpt.New(cpu.New(), c, 7)
 	if err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package cpu
 
 import (
 	"math"
+	"sync"
 
 	"github.com/golem-ml/golem/backend"
 )
@@ -212,11 +213,11 @@ func (c *CPU) attentionGrad(a *backend.Attention, g, in attnIO, ps, dos []float3
 func (c *CPU) RoPE(r backend.RoPE, y, x backend.Buffer, grad bool) {
 	ys, xs := f(y), f(x)
 	half := r.D / 2
-	invFreq := make([]float64, half)
-	for i := range invFreq {
-		// As transformers computes it: in float32.
-		invFreq[i] = float64(float32(1 / math.Pow(r.Theta, float64(2*i)/float64(r.D))))
+	maxPos := r.Start + r.T - 1
+	for _, p := range r.Pos {
+		maxPos = max(maxPos, int(p))
 	}
+	tab := ropeTable(r.Theta, r.D, maxPos+1)
 	W := r.H * r.D
 	Parallel(r.B*r.T, grain(W), func(lo, hi int) {
 		for bt := lo; bt < hi; bt++ {
@@ -225,10 +226,9 @@ func (c *CPU) RoPE(r backend.RoPE, y, x backend.Buffer, grad bool) {
 				pos = int(r.Pos[bt])
 			}
 			row := bt * W
+			cs, sn := tab.cos[pos*half:pos*half+half], tab.sin[pos*half:pos*half+half]
 			for i := 0; i < half; i++ {
-				ang := float32(float32(pos) * float32(invFreq[i]))
-				sn, cs := math.Sincos(float64(ang))
-				cf, sf := float32(cs), float32(sn)
+				cf, sf := cs[i], sn[i]
 				for h := 0; h < r.H; h++ {
 					o := row + h*r.D + i
 					x0, x1 := xs[o], xs[o+half]
@@ -243,4 +243,52 @@ func (c *CPU) RoPE(r backend.RoPE, y, x backend.Buffer, grad bool) {
 			}
 		}
 	})
+}
+
+// ropeTab holds cos and sin of every position's angles for one theta and
+// head dim: [positions][D/2].
+type ropeTab struct {
+	n        int // positions
+	cos, sin []float32
+}
+
+var (
+	ropeMu   sync.Mutex
+	ropeTabs = map[[2]float64]*ropeTab{}
+)
+
+// ropeTable returns the angles' cos and sin for at least n positions,
+// computed as transformers does (inverse frequencies and angles in
+// float32) once for all calls; a table is replaced, never changed, when it
+// grows, so callers may keep reading the one they got.
+func ropeTable(theta float64, d, n int) *ropeTab {
+	key := [2]float64{theta, float64(d)}
+	ropeMu.Lock()
+	defer ropeMu.Unlock()
+	t := ropeTabs[key]
+	if t != nil && t.n >= n {
+		return t
+	}
+	half := d / 2
+	n = max(n, 2*tabLen(t), 256)
+	invFreq := make([]float32, half)
+	for i := range invFreq {
+		invFreq[i] = float32(1 / math.Pow(theta, float64(2*i)/float64(d)))
+	}
+	nt := &ropeTab{n: n, cos: make([]float32, n*half), sin: make([]float32, n*half)}
+	for p := range n {
+		for i, f := range invFreq {
+			sn, cs := math.Sincos(float64(float32(p) * f))
+			nt.cos[p*half+i], nt.sin[p*half+i] = float32(cs), float32(sn)
+		}
+	}
+	ropeTabs[key] = nt
+	return nt
+}
+
+func tabLen(t *ropeTab) int {
+	if t == nil {
+		return 0
+	}
+	return t.n
 }

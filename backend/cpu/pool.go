@@ -2,83 +2,127 @@ package cpu
 
 import (
 	"runtime"
-	"sync"
 	"sync/atomic"
 )
 
 // The one worker pool of the CPU backend. Workers are started once and wait
 // for work; no goroutine is spawned per op. Parallel splits [0,n) into
-// contiguous chunks, runs chunk 0 on the calling goroutine and the rest on
-// workers, and returns when all are done.
+// contiguous chunks, runs chunk 0 on the calling goroutine and hands the
+// others to idle workers, each through its own slot.
+//
+// Hand-offs and waits spin on atomics before they sleep: waking a goroutine
+// through the scheduler costs tens of microseconds, as much as a decoding
+// step's small matrix products, and a decoding step makes hundreds of
+// calls. The spinning polls a word of memory (no lock, no channel), and
+// yields to the scheduler now and then so other goroutines still run.
 
-type task struct {
-	fn     func(lo, hi int)
-	lo, hi int
-	c      *call
-}
+// spinPolls is how many polls a worker makes for its next chunk, and a
+// caller for its chunks, before sleeping; yieldEvery is how often a
+// spinning goroutine yields.
+const (
+	spinPolls  = 1 << 15
+	yieldEvery = 256
+)
 
-// call tracks the chunks of one Parallel call still running. The caller
-// first spins on pending (a wake-up through the scheduler costs tens of
-// microseconds, as much as a decoding step's small matrix products), then
-// waits on wg.
+// A call tracks the chunks of one Parallel call that workers run.
 type call struct {
 	pending atomic.Int32
-	wg      sync.WaitGroup
+	waiter  atomic.Int32 // 1: the caller sleeps on wake; 2: a worker is waking it
+	wake    chan struct{}
 }
 
-// spin is how many polls a worker makes for more work, and the caller for
-// its chunks, before sleeping.
-const spin = 2000
+// A worker's slot. busy is claimed by a caller (0 -> 1) to give it a
+// chunk; state goes 0 (idle) -> 1 (chunk posted) -> 0, or 0 -> 2 while
+// it sleeps on wake.
+type slot struct {
+	busy  atomic.Int32
+	state atomic.Int32
+	fn    func(lo, hi int)
+	lo    int
+	hi    int
+	c     *call
+	wake  chan struct{}
+	_     [64]byte // keep slots on their own cache lines
+}
 
 var (
-	// wgPool recycles the WaitGroups of Parallel calls, so that a call
-	// allocates nothing.
-	wgPool = sync.Pool{New: func() any { return new(call) }}
-
-	poolOnce sync.Once
-	poolCh   chan task
+	workers  []*slot
 	nthreads atomic.Int32
+	calls    = make(chan *call, 64) // recycled calls
+	started  atomic.Bool
+	startMu  = make(chan struct{}, 1)
 )
 
 func startPool() {
+	if started.Load() {
+		return
+	}
+	startMu <- struct{}{}
+	defer func() { <-startMu }()
+	if started.Load() {
+		return
+	}
 	n := runtime.GOMAXPROCS(0)
 	if nthreads.Load() == 0 {
 		nthreads.Store(int32(n))
 	}
-	poolCh = make(chan task, 64)
-	for i := 0; i < 64 && i < 4*n; i++ {
-		go worker()
+	// Room for more threads than cores: SetThreads may ask for them.
+	for range max(n, 8) - 1 {
+		s := &slot{wake: make(chan struct{}, 1)}
+		workers = append(workers, s)
+		go s.run()
 	}
+	started.Store(true)
 }
 
-// SetThreads sets how many threads kernels use (at least 1). It returns the
-// previous value. Results are bit-identical for the same thread count.
-// worker runs chunks; after each it polls for the next one a while before
-// blocking, so that the back-to-back calls of a decoding step find it awake.
-func worker() {
-	for t := range poolCh {
-		for {
-			t.fn(t.lo, t.hi)
-			t.c.pending.Add(-1)
-			t.c.wg.Done()
-			got := false
-			for i := 0; i < spin && !got; i++ {
-				select {
-				case t = <-poolCh:
-					got = true
-				default:
+// run is a worker: it waits for a chunk in its slot, runs it, and waits
+// again, spinning a while before it sleeps.
+func (s *slot) run() {
+	for {
+		for i := 0; s.state.Load() != 1; i++ {
+			if i < spinPolls {
+				if i%yieldEvery == yieldEvery-1 {
 					runtime.Gosched()
 				}
+				continue
 			}
-			if !got {
+			if s.state.CompareAndSwap(0, 2) {
+				<-s.wake // the caller set state 1 before waking us
 				break
 			}
+		}
+		c := s.c
+		s.fn(s.lo, s.hi)
+		s.fn, s.c = nil, nil
+		s.state.Store(0)
+		s.busy.Store(0)
+		if c.pending.Add(-1) == 0 && c.waiter.CompareAndSwap(1, 2) {
+			c.wake <- struct{}{}
 		}
 	}
 }
 
+// post gives the chunk [lo,hi) of fn to an idle worker and reports whether
+// one took it.
+func post(fn func(lo, hi int), lo, hi int, c *call) bool {
+	for _, s := range workers {
+		if !s.busy.CompareAndSwap(0, 1) {
+			continue
+		}
+		s.fn, s.lo, s.hi, s.c = fn, lo, hi, c
+		c.pending.Add(1)
+		if s.state.Swap(1) == 2 {
+			s.wake <- struct{}{}
+		}
+		return true
+	}
+	return false
+}
+
+// SetThreads sets how many threads kernels use (at least 1). It returns the
+// previous value. Results are bit-identical for the same thread count.
 func SetThreads(n int) int {
-	poolOnce.Do(startPool)
+	startPool()
 	if n < 1 {
 		n = 1
 	}
@@ -87,12 +131,14 @@ func SetThreads(n int) int {
 
 // Threads reports how many threads kernels use.
 func Threads() int {
-	poolOnce.Do(startPool)
+	startPool()
 	return int(nthreads.Load())
 }
 
 // Parallel runs fn over [0,n) split into at most Threads() contiguous chunks
-// of at least grain items each.
+// of at least grain items each. The chunks depend only on n, grain and the
+// thread count, never on which goroutine runs them; a chunk no worker is
+// free for (another caller has them) runs on the caller.
 func Parallel(n, grain int, fn func(lo, hi int)) {
 	if n <= 0 {
 		return
@@ -108,22 +154,39 @@ func Parallel(n, grain int, fn func(lo, hi int)) {
 		fn(0, n)
 		return
 	}
-	c := wgPool.Get().(*call)
-	defer wgPool.Put(c)
+	var c *call
+	select {
+	case c = <-calls:
+	default:
+		c = &call{wake: make(chan struct{}, 1)}
+	}
 	chunk := (n + t - 1) / t
 	for i := 1; i < t; i++ {
-		lo := i * chunk
-		hi := min(lo+chunk, n)
+		lo, hi := i*chunk, min((i+1)*chunk, n)
 		if lo >= hi {
 			break
 		}
-		c.wg.Add(1)
-		c.pending.Add(1)
-		poolCh <- task{fn: fn, lo: lo, hi: hi, c: c}
+		if !post(fn, lo, hi, c) {
+			fn(lo, hi)
+		}
 	}
 	fn(0, min(chunk, n))
-	for i := 0; i < spin && c.pending.Load() > 0; i++ {
-		runtime.Gosched()
+	for i := 0; c.pending.Load() > 0; i++ {
+		if i < spinPolls {
+			if i%yieldEvery == yieldEvery-1 {
+				runtime.Gosched()
+			}
+			continue
+		}
+		c.waiter.Store(1)
+		if c.pending.Load() > 0 || !c.waiter.CompareAndSwap(1, 0) {
+			<-c.wake
+		}
+		break
 	}
-	c.wg.Wait()
+	c.waiter.Store(0)
+	select {
+	case calls <- c:
+	default:
+	}
 }
