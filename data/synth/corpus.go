@@ -30,7 +30,8 @@ type CorpusOptions struct {
 // Corpus returns golem's built-in pretraining text: paragraphs separated by
 // blank lines, mixing facts about the world in varied wording, arithmetic
 // (one-digit tables, two-digit problems, some worked out), lists (counting,
-// sorting, spelling, first letters, words backwards) and plain dialogues
+// sorting, spelling, first letters, words backwards), worked solutions of
+// train-split tasks (their answers alone) and plain dialogues
 // that show questions and short answers without the instruction-following
 // format of the tasks. The dialogues are written in ChatML, exactly as
 // [tokenizer.FormatChat] renders a conversation
@@ -98,17 +99,53 @@ func (c *corpusGen) paragraph() string {
 		lang = "zh"
 	}
 	switch k := c.r.intn(100); {
-	case k < 30:
+	case k < 26:
 		return c.facts(lang)
-	case k < 36:
+	case k < 32:
 		return c.town(lang)
-	case k < 56:
+	case k < 48:
 		return c.arithmetic(lang)
-	case k < 70:
+	case k < 60:
 		return c.lists(lang)
+	case k < 72:
+		return c.worked(lang)
 	default:
 		return c.dialogue(lang)
 	}
+}
+
+// worked writes worked solutions, the way books and web pages show them:
+// the reference answers of a few train-split tasks, without their
+// questions and outside any chat format. A model pretrained on the corpus
+// knows the words and phrases of the answers ("Let's think step by step",
+// "The answer is", the nouns of word problems), as a real base model knows
+// its language; instruction tuning teaches which answer a request wants
+// and how a chat answer looks.
+func (c *corpusGen) worked(lang string) string {
+	total := 0
+	for _, k := range kindWeights {
+		if lang == "en" || k.kind != KindUppercase {
+			total += k.weight
+		}
+	}
+	var lines []string
+	for range c.r.between(2, 4) {
+		x := c.r.intn(total)
+		for _, k := range kindWeights {
+			if lang == "zh" && k.kind == KindUppercase {
+				continue
+			}
+			if x >= k.weight {
+				x -= k.weight
+				continue
+			}
+			if t, err := k.make(c.gen, lang, SplitTrain); err == nil {
+				lines = append(lines, t.Answer)
+			}
+			break
+		}
+	}
+	return strings.Join(lines, "\n")
 }
 
 func (c *corpusGen) join(lang string, parts []string) string {
