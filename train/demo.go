@@ -64,8 +64,8 @@ func sizes(quick bool) demoSizes {
 			rmSteps: 3, ppoIters: 1, dpoSteps: 3, grpoSteps: 2, evalTasks: 8, maxTokens: 24, ppoBatch: 4, grpoPrompts: 2, grpoGroups: 4}
 	}
 	return demoSizes{corpusBytes: 1_500_000, vocab: 1024, layers: 4, heads: 4, hidden: 128, ctx: 128,
-		pretrainSteps: 1000, pretrainBatch: 16, sftTasks: 600, sftSteps: 300, rankPrompts: 1200, k: 6, rankHeldout: 300,
-		rmSteps: 150, ppoIters: 20, dpoSteps: 150, grpoSteps: 80, evalTasks: 300, maxTokens: 64, ppoBatch: 32, grpoPrompts: 4, grpoGroups: 8}
+		pretrainSteps: 1000, pretrainBatch: 16, sftTasks: 600, sftSteps: 300, rankPrompts: 2000, k: 6, rankHeldout: 300,
+		rmSteps: 400, ppoIters: 40, dpoSteps: 150, grpoSteps: 80, evalTasks: 300, maxTokens: 64, ppoBatch: 32, grpoPrompts: 4, grpoGroups: 8}
 }
 
 // DemoModel is one model's held-out evaluation.
@@ -241,7 +241,7 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 	rankTrain, rankVal := trainTasks[sz.sftTasks:], heldout[:sz.rankHeldout]
 	heldout = heldout[:sz.evalTasks]
 	res.HeldoutTasks = len(heldout)
-	rank := func(tasks []synth.Task, salt uint64) ([]data.Example, []synth.Ranked, error) {
+	rank := func(tasks []synth.Task, salt uint64) ([]data.Example, []synth.Pair, error) {
 		ans, err := sampleAnswers(policy, tok, tasks, sz.k, sz.maxTokens, rankTemperature, o.Seed*1000+salt)
 		if err != nil {
 			return nil, nil, err
@@ -260,63 +260,56 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 				fmt.Fprintf(o.Log, "  %-12s %4d answers, %.2f correct\n", k, all[k], float64(right[k])/float64(all[k]))
 			}
 		}
+		// The annotator ranks each prompt's answers; every pair of answers
+		// it values differently is a comparison (equal answers, two
+		// equally wrong ones say, are a tie, and a tie is no label).
 		var ex []data.Example
-		var rs []synth.Ranked
+		var ps []synth.Pair
 		for i, tk := range tasks {
-			// Answers the annotator values the same (two equally wrong
-			// answers, say) are one answer: people would call them a tie,
-			// and a tie is no label.
-			var distinct []string
-			seen := map[float64]bool{}
-			for _, a := range ans[i] {
-				if u := an.Judge(tk, a); !seen[u] {
-					seen[u] = true
-					distinct = append(distinct, a)
-				}
+			for _, p := range an.Preferences(tk, ans[i]) {
+				ps = append(ps, p)
+				ex = append(ex, data.Example{Kind: data.Preference, Prompt: p.Prompt, Source: "demo:" + tk.Key,
+					Chosen: []data.Message{{Role: "assistant", Content: p.Chosen}}, Rejected: []data.Message{{Role: "assistant", Content: p.Rejected}}})
 			}
-			r := an.RankAll(tk, distinct)
-			if len(r.Completions) < 2 {
-				continue
-			}
-			rs = append(rs, r)
-			e := data.Example{Kind: data.Ranking, Prompt: r.Prompt, Ranking: r.Ranking, Source: "demo:" + tk.Key}
-			for _, c := range r.Completions {
-				e.Completions = append(e.Completions, []data.Message{{Role: "assistant", Content: c}})
-			}
-			ex = append(ex, e)
 		}
-		return ex, rs, nil
+		return ex, ps, nil
 	}
-	rkTrain, rsTrain, err := rank(rankTrain, 1)
+	rkTrain, psTrain, err := rank(rankTrain, 1)
 	if err != nil {
 		return nil, err
 	}
-	rkVal, rsVal, err := rank(rankVal, 2)
+	rkVal, psVal, err := rank(rankVal, 2)
 	if err != nil {
 		return nil, err
 	}
 	if len(rkTrain) == 0 || len(rkVal) == 0 {
-		return nil, fmt.Errorf("demo: the SFT model gave the same answer every time; nothing to rank")
+		return nil, fmt.Errorf("demo: the SFT model gave answers the annotator values the same every time; nothing to compare")
 	}
-	if err := writeFileWith(dir("data/rankings.jsonl"), func(w io.Writer) error { return synth.WriteRankings(w, append(rsTrain, rsVal...)) }); err != nil {
+	if err := writeFileWith(dir("data/preferences.jsonl"), func(w io.Writer) error { return synth.WritePreferences(w, psTrain) }); err != nil {
 		return nil, err
 	}
-	pairs := 0
-	for _, e := range rkTrain {
-		pairs += len(e.Pairs())
+	if err := writeFileWith(dir("data/preferences_heldout.jsonl"), func(w io.Writer) error { return synth.WritePreferences(w, psVal) }); err != nil {
+		return nil, err
 	}
-	res.RewardData = map[string]int{"train_rankings": len(rkTrain), "train_pairs": pairs, "heldout_rankings": len(rkVal),
-		"ranked_prompts": len(rankTrain), "answers_per_prompt": sz.k}
+	promptsOf := func(ex []data.Example) int {
+		n := map[string]bool{}
+		for _, e := range ex {
+			n[e.Source+fmt.Sprint(e.Prompt)] = true
+		}
+		return len(n)
+	}
+	res.RewardData = map[string]int{"train_prompts": promptsOf(rkTrain), "train_pairs": len(rkTrain), "heldout_prompts": promptsOf(rkVal), "heldout_pairs": len(rkVal),
+		"ranked_prompts": len(rankTrain), "heldout_ranked_prompts": len(rankVal), "answers_per_prompt": sz.k}
 	done()
 
 	// 4. Reward model.
-	done = stage("reward", "a reward model from the SFT model, on all pairs of each ranking")
+	done = stage("reward", "a reward model from the SFT model, on the annotator's comparisons")
 	var demos []data.Example
 	for _, tk := range rankTrain {
 		demos = append(demos, data.Example{Kind: data.PromptCompletion, Prompt: tk.Prompt, Completion: []data.Message{{Role: "assistant", Content: tk.Answer}}})
 	}
-	_, rmRep, err := Reward(ctx, RewardOptions{Backend: o.NewBackend(), Model: dir("sft"), Data: rkTrain, Heldout: rkVal, Demos: demos, Batch: 8,
-		Loop: Config{Steps: sz.rmSteps, LR: 3e-4, WeightDecay: 0.1, Warmup: min(10, sz.rmSteps/10), Clip: 1, EvalEvery: max(1, sz.rmSteps/5), Seed: o.Seed, Out: dir("reward"), Quiet: quiet, Progress: o.Log}, Log: o.Log})
+	_, rmRep, err := Reward(ctx, RewardOptions{Backend: o.NewBackend(), Model: dir("sft"), Data: rkTrain, Heldout: rkVal, Demos: demos, Batch: 16, FreezeEmbeddings: true,
+		Loop: Config{Steps: sz.rmSteps, LR: 3e-4, WeightDecay: 0.1, Warmup: sz.rmSteps / 10, Clip: 1, EvalEvery: max(1, sz.rmSteps/5), Seed: o.Seed, Out: dir("reward"), Quiet: quiet, Progress: o.Log}, Log: o.Log})
 	if err != nil {
 		return nil, fmt.Errorf("demo: reward: %w", err)
 	}
@@ -342,7 +335,7 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 	}
 	stageSeconds["ppo"] = time.Since(t0).Seconds()
 	done()
-	done = stage("dpo", "DPO on the same rankings' pairs")
+	done = stage("dpo", "DPO on the same comparisons")
 	t0 = time.Now()
 	_, err = DPO(ctx, DPOOptions{Backend: o.NewBackend(), Policy: dir("sft"), Data: rkTrain, Heldout: rkVal, Beta: 0.1, RPOAlpha: 0.5, Batch: 8,
 		Loop: Config{Steps: sz.dpoSteps, LR: 2e-5, Clip: 1, EvalEvery: max(1, sz.dpoSteps/4), Seed: o.Seed, Out: dir("dpo"), Quiet: quiet, Progress: o.Log}, Log: o.Log})
@@ -565,8 +558,8 @@ func DemoReport(r *DemoResult) *eval.Report {
 	}
 	rm := r.RewardModel
 	rep.Sections = append(rep.Sections, eval.Section{Title: "Reward model",
-		Text: fmt.Sprintf("The SFT model answered %d training prompts %d times each (temperature %g); answers the annotator values the same are one answer, and prompts left with one are dropped. The reward model, from the SFT model, trained on the remaining %d rankings (%d pairs; all pairs of a ranking in one batch element) and is scored on %d rankings of held-out prompts. %s.",
-			r.RewardData["ranked_prompts"], r.RewardData["answers_per_prompt"], rankTemperature, r.RewardData["train_rankings"], r.RewardData["train_pairs"], r.RewardData["heldout_rankings"], r.AnnotatorNote),
+		Text: fmt.Sprintf("The SFT model answered %d training prompts %d times each (temperature %g); the simulated annotator ranked each prompt's answers, and every two answers it values differently make a comparison (equal answers are a tie, which is no label). The reward model, from the SFT model, trained on the %d comparisons of %d prompts (all comparisons of a prompt in one batch element) and is scored on the %d comparisons of %d held-out prompts, against the annotator's noisy labels. %s.",
+			r.RewardData["ranked_prompts"], r.RewardData["answers_per_prompt"], rankTemperature, r.RewardData["train_pairs"], r.RewardData["train_prompts"], r.RewardData["heldout_pairs"], r.RewardData["heldout_prompts"], r.AnnotatorNote),
 		Table: &eval.Table{Header: []string{"held-out pairs", "pairwise accuracy", "mean margin", "reward-length correlation", "offset"},
 			Rows: [][]string{{fmt.Sprint(rm.Pairs), f(rm.Accuracy), f(rm.Margin), f(rm.LengthCorr), f(rm.Bias)}}}})
 	checks := eval.Table{Header: []string{"claim", "holds"}}

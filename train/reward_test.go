@@ -34,7 +34,7 @@ func rankingsOf(tasks []synth.Task) []data.Example {
 func TestRewardLearnsRankings(t *testing.T) {
 	sft := tinyLM(t, 1, 128)
 	kinds := []string{synth.KindFirstLetter, synth.KindNumberOnly, synth.KindOneWord}
-	trainEx := rankingsOf(synth.MustTasks(synth.TaskOptions{Seed: 1, N: 64, Kinds: kinds}))
+	trainEx := rankingsOf(synth.MustTasks(synth.TaskOptions{Seed: 1, N: 128, Kinds: kinds}))
 	valEx := rankingsOf(synth.MustTasks(synth.TaskOptions{Seed: 2, N: 24, Kinds: kinds, Split: synth.SplitHeldout}))
 	out := t.TempDir()
 	res, rep, err := Reward(context.Background(), RewardOptions{Backend: cpu.New(), Model: sft, Data: trainEx, Heldout: valEx, Batch: 4,
@@ -108,5 +108,40 @@ func TestRewardHH(t *testing.T) {
 	}
 	if rep.Pairs == 0 || math.IsNaN(rep.Accuracy) {
 		t.Errorf("report %+v", rep)
+	}
+}
+
+// TestRewardFreezeEmbeddings: the embeddings keep the starting model's
+// weights while the rest trains.
+func TestRewardFreezeEmbeddings(t *testing.T) {
+	sft := tinyLM(t, 1, 128)
+	ex := rankingsOf(synth.MustTasks(synth.TaskOptions{Seed: 1, N: 16, Kinds: []string{synth.KindFirstLetter}}))
+	out := t.TempDir()
+	_, _, err := Reward(context.Background(), RewardOptions{Backend: cpu.New(), Model: sft, Data: ex, Heldout: ex[:4], Batch: 4, FreezeEmbeddings: true,
+		Loop: Config{Steps: 3, LR: 1e-2, Out: out, Quiet: true}, Log: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := gpt.Load(cpu.New(), sft)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := gpt.LoadScorer(cpu.New(), out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	same := func(a, b []float32) bool {
+		for i := range a {
+			if a[i] != b[i] {
+				return false
+			}
+		}
+		return len(a) == len(b)
+	}
+	if !same(before.Embed.Weight.Host(), after.Embed.Weight.Host()) || !same(before.Pos.Weight.Host(), after.Pos.Weight.Host()) {
+		t.Error("the frozen embeddings changed")
+	}
+	if same(before.Blocks[0].QKV.Weight.Host(), after.Blocks[0].QKV.Weight.Host()) {
+		t.Error("the first block, not frozen, did not train")
 	}
 }

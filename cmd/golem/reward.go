@@ -75,6 +75,7 @@ func runReward(args []string) error {
 	format := fs.String("format", "", "force the data format")
 	batch := fs.Int("batch", 8, "comparisons (rankings or pairs) per micro-batch")
 	truncate := fs.Bool("truncate", false, "keep the end of conversations longer than the context instead of failing")
+	freezeEmb := fs.Bool("freeze-embeddings", false, "keep the starting model's token and position embeddings")
 	lf := addLoopFlags(fs, 200, 1e-5)
 	fs.Parse(args)
 	if *lf.out == "" || (*model == "" && !*lf.resume) || *dataPath == "" {
@@ -95,7 +96,7 @@ func runReward(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	res, rep, err := train.Reward(ctx, train.RewardOptions{Backend: cpu.New(), Model: *model, Data: ex, Heldout: hv, HeldoutFrac: *frac, Demos: dm,
-		Batch: *batch, Truncate: *truncate, Loop: lf.config()})
+		Batch: *batch, Truncate: *truncate, FreezeEmbeddings: *freezeEmb, Loop: lf.config()})
 	if err != nil {
 		return err
 	}

@@ -81,6 +81,31 @@ func (an Annotator) RankAll(t Task, responses []string) Ranked {
 	return Ranked{Prompt: t.Prompt, Completions: uniq, Ranking: an.Rank(t, uniq)}
 }
 
+// Preferences ranks the responses to a task with [Annotator.RankAll] and
+// returns the comparisons its ranking makes between answers it values
+// differently, in the ranking's order (noise included): with K answers
+// of which several are equally good (three right answers, say), each right
+// answer is preferred to each wrong one, while two equal answers give no
+// pair, since people would call them a tie and a tie is no label. Keeping
+// every answer this way gives a reward model several times the
+// comparisons of a ranking of one answer per level, from the same samples.
+func (an Annotator) Preferences(t Task, responses []string) []Pair {
+	r := an.RankAll(t, responses)
+	u := make([]float64, len(r.Completions))
+	for i, c := range r.Completions {
+		u[i] = an.Judge(t, c)
+	}
+	var out []Pair
+	for i, a := range r.Ranking {
+		for _, b := range r.Ranking[i+1:] {
+			if u[a] != u[b] {
+				out = append(out, Pair{Prompt: r.Prompt, Chosen: r.Completions[a], Rejected: r.Completions[b]})
+			}
+		}
+	}
+	return out
+}
+
 // Pair is one preference: the chosen answer beat the rejected one.
 type Pair struct {
 	Prompt           []tokenizer.Message

@@ -705,3 +705,46 @@ func parseChatML(t *testing.T, s string) []tokenizer.Message {
 	}
 	return msgs
 }
+
+// TestAnnotatorPreferences: every right answer beats every wrong one, equal
+// answers give no pair, identical texts are one answer, and noise turns
+// some pairs round, reproducibly.
+func TestAnnotatorPreferences(t *testing.T) {
+	tasks := MustTasks(TaskOptions{Seed: 3, N: 200, Kinds: []string{KindFirstLetter, KindCount}})
+	x := tasks[0]
+	right2 := x.Answer + " "
+	if (Annotator{}).Judge(x, right2) != (Annotator{}).Judge(x, x.Answer) {
+		t.Fatalf("a trailing space changed the judgement of %q", x.Answer)
+	}
+	ps := Annotator{Seed: 1}.Preferences(x, []string{wrongAnswer(x), x.Answer, wrongAnswer(x), right2, x.Answer})
+	if len(ps) != 2 {
+		t.Fatalf("want 2 pairs (two right answers over one wrong one), got %+v", ps)
+	}
+	for _, p := range ps {
+		if p.Rejected != wrongAnswer(x) || (p.Chosen != x.Answer && p.Chosen != right2) || len(p.Prompt) == 0 {
+			t.Errorf("pair %+v", p)
+		}
+	}
+	if ps := (Annotator{}).Preferences(x, []string{x.Answer, x.Answer}); len(ps) != 0 {
+		t.Errorf("one answer twice gave pairs %+v", ps)
+	}
+	// With noise, about a tenth of the pairs of two-answer sets turn round.
+	an := Annotator{Noise: 0.1, Seed: 7}
+	flipped, n := 0, 0
+	for _, tk := range tasks {
+		ps := an.Preferences(tk, []string{wrongAnswer(tk), tk.Answer})
+		if len(ps) != 1 {
+			t.Fatalf("%s: %+v", tk.Key, ps)
+		}
+		n++
+		if ps[0].Chosen != tk.Answer {
+			flipped++
+		}
+		if again := an.Preferences(tk, []string{wrongAnswer(tk), tk.Answer}); again[0].Chosen != ps[0].Chosen {
+			t.Fatalf("%s: not reproducible", tk.Key)
+		}
+	}
+	if flipped < n/25 || flipped > n/5 {
+		t.Errorf("noise 0.1 turned %d of %d pairs round", flipped, n)
+	}
+}
