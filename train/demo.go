@@ -325,11 +325,15 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 	done = stage("ppo", "PPO against the reward model, KL penalty to the SFT model")
 	t0 := time.Now()
 	_, err = PPO(ctx, PPOOptions{Backend: o.NewBackend(), Policy: dir("sft"), Reward: dir("reward"), Prompts: prompts, Batch: sz.ppoBatch, MiniBatches: 2, Epochs: 2,
-		MaxTokens: sz.maxTokens, Temperature: 0.7, KLCoef: 0.05,
+		// Beta 0.2 and the EMA: with beta 0.05 and a higher learning rate
+		// the policy games the reward model (its score rises from -0.2 to
+		// 2.1 while first-letter success falls from 0.68 to 0.14); with
+		// beta 0.2 the EMA of the policy beats SFT.
+		MaxTokens: sz.maxTokens, Temperature: 0.7, KLCoef: 0.2,
 		// No PPO-ptx here: at this scale SFT moves the model far from plain
 		// text (its corpus loss goes from 1.5 to 8), and the ptx loss pulls
 		// the policy back there, far from the SFT model (KL > 10 nats).
-		Loop: Config{Steps: 4 * sz.ppoIters, LR: 3e-5, Clip: 1, Seed: o.Seed, Out: dir("ppo"), Quiet: quiet, Progress: o.Log}, Log: o.Log})
+		Loop: Config{Steps: 4 * sz.ppoIters, LR: 5e-5, Clip: 1, Seed: o.Seed, Out: dir("ppo"), Quiet: quiet, Progress: o.Log}, Log: o.Log})
 	if err != nil {
 		return nil, fmt.Errorf("demo: ppo: %w", err)
 	}
@@ -368,7 +372,11 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 	var sftAnswers []string
 	stageSeconds["base"], stageSeconds["sft"] = pre.Seconds, sft.Seconds
 	for _, name := range []string{"sft", "base", "ppo", "dpo", "grpo"} {
-		m, err := gpt.Load(evalBE, dir(name))
+		from := dir(name)
+		if name == "ppo" && haveModel(dir("ppo/ema")) {
+			from = dir("ppo/ema") // PPO's model is the EMA of its policy
+		}
+		m, err := gpt.Load(evalBE, from)
 		if err != nil {
 			return nil, err
 		}
@@ -388,7 +396,7 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 		for i := range ans {
 			answers[i] = ans[i][0]
 		}
-		dm := DemoModel{Name: name, Dir: dir(name), Seconds: stageSeconds[name]}
+		dm := DemoModel{Name: name, Dir: from, Seconds: stageSeconds[name]}
 		if dm.Result, dm.ByKind, err = synth.Evaluate(heldout, answers); err != nil {
 			return nil, err
 		}
@@ -551,7 +559,7 @@ func DemoReport(r *DemoResult) *eval.Report {
 	}
 	rep := &eval.Report{
 		Title: "golem demo: the ChatGPT recipe on built-in data",
-		Intro: fmt.Sprintf("A %.2fM-parameter GPT pretrained on golem's built-in corpus, instruction-tuned (SFT), then improved from rankings by a simulated annotator with a reward model and PPO, and, for comparison, with DPO on the same rankings and with GRPO on program rewards. Every model answers the same %d held-out prompts (greedy); kinds: %v. Run time %.0fs%s.",
+		Intro: fmt.Sprintf("A %.2fM-parameter GPT pretrained on golem's built-in corpus, instruction-tuned (SFT), then improved from comparisons by a simulated annotator with a reward model and PPO (the model evaluated is the EMA of the PPO policy), and, for comparison, with DPO on the same comparisons and with GRPO on program rewards. Every model answers the same %d held-out prompts (greedy); kinds: %v. Run time %.0fs%s.",
 			float64(r.Parameters)/1e6, r.HeldoutTasks, r.Kinds, r.Seconds, map[bool]string{true: " (--quick: a smoke test, the numbers mean nothing)", false: ""}[r.Quick]),
 		Summary: sum,
 		Data:    r,
