@@ -126,16 +126,22 @@ func (m *Model) DecodeStep(ids, slot, pos []int32, c *BatchCache) *tensor.Tensor
 	ropeK := rope
 	ropeK.Heads = cfg.KVHeads
 	C := cfg.Hidden
+	// The attention's inputs feed the backend's kernel, not a tensor op,
+	// so nothing after them links back to them: they are freed by hand at
+	// the end of each layer (the caller's Release of the result frees the
+	// rest).
+	var tmp []*tensor.Tensor
 	for i, b := range m.Blocks {
 		h := b.Norm1.Forward(x)
 		var q, k, v *tensor.Tensor
 		if b.QKV != nil {
 			qkv := b.QKV.Forward(h)
 			q, k, v = tensor.Slice(qkv, 2, 0, C), tensor.Slice(qkv, 2, C, 2*C), tensor.Slice(qkv, 2, 2*C, 3*C)
+			tmp = append(tmp, h, qkv, q, k, v)
 		} else {
-			q = tensor.RoPE(b.Q.Forward(h), rope)
-			k = tensor.RoPE(b.K.Forward(h), ropeK)
-			v = b.V.Forward(h)
+			ql, kl := b.Q.Forward(h), b.K.Forward(h)
+			q, k, v = tensor.RoPE(ql, rope), tensor.RoPE(kl, ropeK), b.V.Forward(h)
+			tmp = append(tmp, h, ql, kl, q, k, v)
 		}
 		kc, vc := c.K[i].Buffer(), c.V[i].Buffer()
 		// Each row's key and value, head by head, at its position.
@@ -153,6 +159,10 @@ func (m *Model) DecodeStep(ids, slot, pos []int32, c *BatchCache) *tensor.Tensor
 			y = m.gatherAttention(q, c, i, slot, n)
 		}
 		x = tensor.Add(x, b.O.Forward(y))
+		for _, t := range append(tmp, y) {
+			t.Free()
+		}
+		tmp = tmp[:0]
 		h = b.Norm2.Forward(x)
 		var f *tensor.Tensor
 		if b.FC != nil {
@@ -192,7 +202,14 @@ func (m *Model) gatherAttention(q *tensor.Tensor, c *BatchCache, l int, slot, n 
 			mask[b*S+j] = true
 		}
 	}
-	return tensor.Attention(q, k, v, tensor.AttentionOptions{Heads: cfg.Heads, KVHeads: cfg.KVHeads, KeyMask: mask})
+	y := tensor.Attention(q, k, v, tensor.AttentionOptions{Heads: cfg.Heads, KVHeads: cfg.KVHeads, KeyMask: mask})
+	// y's graph reaches q and through it the residual stream: free y
+	// alone (q is the caller's), and the gathered copies.
+	out := y.Detach().Clone()
+	for _, t := range []*tensor.Tensor{y, k, v} {
+		t.Free()
+	}
+	return out
 }
 
 // rowAttention is the optional backend kernel for one query per row over
