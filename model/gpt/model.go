@@ -270,17 +270,29 @@ func (m *Model) Forward(ids []int32, B, T int, o Options) *tensor.Tensor {
 			// q, k and v read in place from the fused projection.
 			y = tensor.AttentionQKV(b.QKV.Forward(h), attn)
 		} else {
-			var q, k, v *tensor.Tensor
+			var q, k, v, kl *tensor.Tensor
 			if b.QKV != nil {
 				qkv := b.QKV.Forward(h)
 				q, k, v = tensor.Slice(qkv, 2, 0, C), tensor.Slice(qkv, 2, C, 2*C), tensor.Slice(qkv, 2, 2*C, 3*C)
 			} else {
+				kl = b.K.Forward(h)
 				q = tensor.RoPE(b.Q.Forward(h), rope)
-				k = tensor.RoPE(b.K.Forward(h), ropeK)
+				k = tensor.RoPE(kl, ropeK)
 				v = b.V.Forward(h)
 			}
 			if o.Cache != nil {
+				kIn, vIn := k, v
 				k, v = o.Cache.extend(i, k, v, c.Context)
+				if k != kIn && !tensor.GradEnabled() {
+					// Copied into the cache's buffers: nothing links back
+					// to the new keys and values any more, so no Release
+					// would free them.
+					for _, t := range []*tensor.Tensor{kIn, vIn, kl} {
+						if t != nil {
+							t.Free()
+						}
+					}
+				}
 			}
 			y = tensor.Attention(q, k, v, attn)
 		}
