@@ -306,6 +306,7 @@ type batch struct {
 	model  *gpt.Model // the cache's model
 	free   []int      // free slots, the lowest last
 	used   []bool     // slots taken
+	logits []float32  // the last step's logits on the host, reused
 }
 
 // release frees the cache.
@@ -313,7 +314,7 @@ func (bt *batch) release() {
 	if bt.cache != nil {
 		bt.cache.Free()
 	}
-	*bt = batch{}
+	*bt = batch{logits: bt.logits}
 }
 
 // loop is the scheduler goroutine.
@@ -585,7 +586,8 @@ func (e *Engine) decode(w *Weights, bt *batch) {
 	}
 	h := m.DecodeStep(ids, slot, pos, bt.cache)
 	logits := m.Logits(h)
-	host := logits.Host()
+	host := logits.HostInto(bt.logits)
+	bt.logits = host
 	tensor.Release(logits)
 	tensor.Release(h)
 	e.steps.Add(1)

@@ -102,10 +102,21 @@ func (t *Tensor) Buffer() backend.Buffer { t.live(); return t.buf }
 
 // Host copies the values to a new Go slice.
 func (t *Tensor) Host() []float32 {
+	return t.HostInto(nil)
+}
+
+// HostInto is Host into dst's memory when it has room (a loop that reads
+// a tensor every step reuses one slice instead of allocating): it returns
+// dst[:t.Len()] holding t's values, or a new slice when dst is too small.
+func (t *Tensor) HostInto(dst []float32) []float32 {
 	t.live()
-	out := make([]float32, t.Len())
-	t.be.Download(out, t.buf, 0)
-	return out
+	n := t.Len()
+	if cap(dst) < n {
+		dst = make([]float32, n)
+	}
+	dst = dst[:n]
+	t.be.Download(dst, t.buf, 0)
+	return dst
 }
 
 // Item returns the single value of a one-element tensor.
