@@ -491,11 +491,8 @@ func (e *Engine) reserve(w *Weights, bt *batch, slots, need int) {
 	if bt.cache == nil {
 		n := min(e.opts.MaxBatch, max(slots, 8))
 		bt.cache = w.Model.NewBatchCache(n, min(ctx, max(need, 64)))
-		bt.used = make([]bool, n)
-		bt.free = bt.free[:0]
-		for i := n - 1; i >= 0; i-- {
-			bt.free = append(bt.free, i)
-		}
+		bt.used, bt.free = nil, nil
+		bt.addSlots(n)
 		return
 	}
 	c := bt.cache
@@ -515,13 +512,18 @@ func (e *Engine) reserve(w *Weights, bt *batch, slots, need int) {
 	}
 	c.Grow(newSlots, newCap, used)
 	e.grows.Add(1)
-	// New slots go under the old free ones, so the lowest are used first.
-	extra := make([]int, 0, newSlots-len(bt.used))
-	for i := newSlots - 1; i >= len(bt.used); i-- {
+	bt.addSlots(newSlots)
+}
+
+// addSlots makes slots up to n free. New slots go under the free ones, so
+// the lowest are taken first.
+func (bt *batch) addSlots(n int) {
+	extra := make([]int, 0, n-len(bt.used))
+	for i := n - 1; i >= len(bt.used); i-- {
 		extra = append(extra, i)
 	}
 	bt.free = append(extra, bt.free...)
-	bt.used = append(bt.used, make([]bool, newSlots-len(bt.used))...)
+	bt.used = append(bt.used, make([]bool, n-len(bt.used))...)
 }
 
 // prefill runs the prompts of seqs as one left-padded batch, samples each

@@ -2,6 +2,7 @@ package cpu
 
 import (
 	"runtime"
+	"sync"
 	"sync/atomic"
 )
 
@@ -49,19 +50,12 @@ var (
 	workers  []*slot
 	nthreads atomic.Int32
 	calls    = make(chan *call, 64) // recycled calls
-	started  atomic.Bool
-	startMu  = make(chan struct{}, 1)
+	poolOnce sync.Once
 )
 
-func startPool() {
-	if started.Load() {
-		return
-	}
-	startMu <- struct{}{}
-	defer func() { <-startMu }()
-	if started.Load() {
-		return
-	}
+func startPool() { poolOnce.Do(start) }
+
+func start() {
 	n := runtime.GOMAXPROCS(0)
 	if nthreads.Load() == 0 {
 		nthreads.Store(int32(n))
@@ -72,7 +66,6 @@ func startPool() {
 		workers = append(workers, s)
 		go s.run()
 	}
-	started.Store(true)
 }
 
 // run is a worker: it waits for a chunk in its slot, runs it, and waits

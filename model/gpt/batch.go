@@ -12,10 +12,10 @@ import (
 // number of slots, one sequence per slot, each holding its positions
 // left-aligned (position p at column p). K[l] and V[l] are buffers
 // [Slots, KVHeads, Cap, HeadDim]: head-major, so that one head's keys of
-// one sequence are one contiguous run of memory that attention streams. A sequence that joins takes a free
-// slot (Load copies its prefilled keys in), one that ends frees it, and no
-// other sequence's keys move: nothing is ever re-packed. Grow makes room
-// for longer sequences.
+// one sequence are one contiguous run of memory that attention streams. A
+// sequence that joins takes a free slot (Load copies its prefilled keys
+// in), one that ends frees it, and no other sequence's keys move: nothing
+// is ever re-packed. Grow makes room for more or longer sequences.
 type BatchCache struct {
 	K, V  []*tensor.Tensor // per layer [Slots, KVHeads, Cap, HeadDim]
 	Slots int              // sequences it can hold
@@ -163,19 +163,7 @@ func (m *Model) DecodeStep(ids, slot, pos []int32, c *BatchCache) *tensor.Tensor
 			t.Free()
 		}
 		tmp = tmp[:0]
-		h = b.Norm2.Forward(x)
-		var f *tensor.Tensor
-		if b.FC != nil {
-			if cfg.Activation == "gelu" {
-				f = tensor.GELU(b.FC.Forward(h))
-			} else {
-				f = tensor.GELUTanh(b.FC.Forward(h))
-			}
-			f = b.Proj.Forward(f)
-		} else {
-			f = b.Down.Forward(tensor.SwiGLU(b.Gate.Forward(h), b.Up.Forward(h)))
-		}
-		x = tensor.Add(x, f)
+		x = tensor.Add(x, b.mlp(b.Norm2.Forward(x), cfg.Activation))
 	}
 	return m.NormF.Forward(x)
 }
@@ -202,14 +190,11 @@ func (m *Model) gatherAttention(q *tensor.Tensor, c *BatchCache, l int, slot, n 
 			mask[b*S+j] = true
 		}
 	}
+	// The caller frees the result with the layer's other temporaries.
 	y := tensor.Attention(q, k, v, tensor.AttentionOptions{Heads: cfg.Heads, KVHeads: cfg.KVHeads, KeyMask: mask})
-	// y's graph reaches q and through it the residual stream: free y
-	// alone (q is the caller's), and the gathered copies.
-	out := y.Detach().Clone()
-	for _, t := range []*tensor.Tensor{y, k, v} {
-		t.Free()
-	}
-	return out
+	k.Free()
+	v.Free()
+	return y
 }
 
 // rowAttention is the optional backend kernel for one query per row over

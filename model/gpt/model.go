@@ -298,24 +298,28 @@ func (m *Model) Forward(ids []int32, B, T int, o Options) *tensor.Tensor {
 		}
 		a := b.O.Forward(y)
 		x = tensor.Add(x, drop(a, uint64(10+2*i)))
-		h = b.Norm2.Forward(x)
-		var f *tensor.Tensor
-		if b.FC != nil {
-			if c.Activation == "gelu" {
-				f = tensor.GELU(b.FC.Forward(h))
-			} else {
-				f = tensor.GELUTanh(b.FC.Forward(h))
-			}
-			f = b.Proj.Forward(f)
-		} else {
-			f = b.Down.Forward(tensor.SwiGLU(b.Gate.Forward(h), b.Up.Forward(h)))
-		}
+		f := b.mlp(b.Norm2.Forward(x), c.Activation)
 		x = tensor.Add(x, drop(f, uint64(11+2*i)))
 	}
 	if o.Cache != nil {
 		o.Cache.Len += T
 	}
 	return m.NormF.Forward(x)
+}
+
+// mlp is a block's feed-forward part on its normalised input h: the GELU
+// MLP of GPT-2, or the SwiGLU of Llama and Qwen2.
+func (b *Block) mlp(h *tensor.Tensor, activation string) *tensor.Tensor {
+	if b.FC == nil {
+		return b.Down.Forward(tensor.SwiGLU(b.Gate.Forward(h), b.Up.Forward(h)))
+	}
+	f := b.FC.Forward(h)
+	if activation == "gelu" {
+		f = tensor.GELU(f)
+	} else {
+		f = tensor.GELUTanh(f)
+	}
+	return b.Proj.Forward(f)
 }
 
 // Logits maps hidden states [..., C] to vocabulary logits [..., V].
