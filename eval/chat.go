@@ -30,11 +30,7 @@ func Chat(m *gpt.Model, tok *tokenizer.Tokenizer, in io.Reader, out io.Writer, o
 		o.Gen.MaxTokens = 256
 	}
 	o.Gen.MaxTokens = min(o.Gen.MaxTokens, m.Config.Context/2)
-	for _, s := range []string{tokenizer.ImEnd, tokenizer.EndOfText} {
-		if id, ok := tok.SpecialID(s); ok {
-			o.Gen.StopIDs = append(o.Gen.StopIDs, id)
-		}
-	}
+	o.Gen.StopIDs = append(o.Gen.StopIDs, tok.EndIDs()...)
 	var history []tokenizer.Message
 	reset := func() {
 		history = history[:0]

@@ -166,13 +166,7 @@ func ExactMatch(m *gpt.Model, tok *tokenizer.Tokenizer, ps []Problem, o ExactOpt
 			prompts[i] = prompts[i][len(prompts[i])-room:]
 		}
 	}
-	var stop []int
-	for _, s := range []string{tokenizer.ImEnd, tokenizer.EndOfText} {
-		if id, ok := tok.SpecialID(s); ok {
-			stop = append(stop, id)
-		}
-	}
-	outs, err := GreedyBatched(m, o.Soft, prompts, o.MaxTokens, o.Batch, stop)
+	outs, err := GreedyBatched(m, o.Soft, prompts, o.MaxTokens, o.Batch, tok.EndIDs())
 	if err != nil {
 		return ExactResult{}, err
 	}

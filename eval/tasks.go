@@ -45,13 +45,7 @@ func Tasks(m *gpt.Model, tok *tokenizer.Tokenizer, tasks []synth.Task, o GenOpti
 		}
 		prompts[i] = ids
 	}
-	var stop []int
-	for _, s := range []string{tokenizer.ImEnd, tokenizer.EndOfText} {
-		if id, ok := tok.SpecialID(s); ok {
-			stop = append(stop, id)
-		}
-	}
-	outs, err := GreedyBatched(m, o.Soft, prompts, o.MaxTokens, o.Batch, stop)
+	outs, err := GreedyBatched(m, o.Soft, prompts, o.MaxTokens, o.Batch, tok.EndIDs())
 	if err != nil {
 		return TasksResult{}, err
 	}

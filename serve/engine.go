@@ -66,11 +66,7 @@ func NewWeights(m *gpt.Model, tok *tokenizer.Tokenizer, modTime time.Time) (*Wei
 			fz.Freeze(p.Tensor.Buffer())
 		}
 	}
-	for _, name := range []string{tokenizer.ImEnd, tokenizer.EndOfText} {
-		if id, ok := tok.SpecialID(name); ok {
-			w.Stop = append(w.Stop, id)
-		}
-	}
+	w.Stop = tok.EndIDs()
 	if eos := m.Config.EOS; eos >= 0 && eos < m.Config.Vocab {
 		seen := false
 		for _, id := range w.Stop {

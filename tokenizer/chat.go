@@ -142,3 +142,15 @@ func (t *Tokenizer) encodeTurn(e *encoder, ids []int, mask []bool, header, conte
 	}
 	return ids, mask
 }
+
+// EndIDs returns the ids of the special tokens that end an answer, those
+// of <|im_end|> and <|endoftext|> the tokenizer has, in that order.
+func (t *Tokenizer) EndIDs() []int {
+	var ids []int
+	for _, name := range []string{ImEnd, EndOfText} {
+		if id, ok := t.SpecialID(name); ok {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}

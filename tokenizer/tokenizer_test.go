@@ -413,3 +413,20 @@ func TestRenderChatCharTokenizer(t *testing.T) {
 		t.Errorf("assistant tokens %q, want %q", got.String(), "hat<|im_end|>")
 	}
 }
+
+// EndIDs lists the answer-ending specials the tokenizer has, <|im_end|>
+// first.
+func TestEndIDs(t *testing.T) {
+	tok := smallTrained(t)
+	end, ok1 := tok.SpecialID(ImEnd)
+	eot, ok2 := tok.SpecialID(EndOfText)
+	if !ok1 || !ok2 {
+		t.Fatal("the trained tokenizer lacks <|im_end|> or <|endoftext|>")
+	}
+	if got := tok.EndIDs(); len(got) != 2 || got[0] != end || got[1] != eot {
+		t.Fatalf("EndIDs = %v, want [%d %d]", got, end, eot)
+	}
+	if got := NewChar("ab").EndIDs(); len(got) != 0 {
+		t.Fatalf("a tokenizer without specials: EndIDs = %v", got)
+	}
+}
