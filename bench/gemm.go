@@ -124,6 +124,12 @@ func timeGemm(ob *openBLAS, s gemmShape, reps, blockMS int) (gemmResult, error) 
 	}
 	cg, co := make([]float32, s.m*s.n), make([]float32, s.m*s.n)
 
+	// OpenBLAS's OpenMP build keeps its thread count per OS thread
+	// (omp_set_num_threads sets the calling thread's ICV), so the count is
+	// set and used on one locked thread: set from another thread, the
+	// peer ran with whatever count its calling thread last had.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	prev := cpu.SetThreads(s.threads)
 	defer cpu.SetThreads(prev)
 	ob.setThreads(int32(s.threads))
@@ -150,8 +156,6 @@ func timeGemm(ob *openBLAS, s gemmShape, reps, blockMS int) (gemmResult, error) 
 	// with one thread, the process's (divided by the threads) with more.
 	// On a machine shared with other jobs it shows each library's speed
 	// while it actually runs.
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	clock := cpuClockProcess
 	if s.threads == 1 {
 		clock = cpuClockThread
