@@ -34,6 +34,7 @@ func init() {
 		layers := fs.Int("layers", 4, "layers of the default model")
 		width := fs.Int("width", 256, "width of the default model (heads of 32)")
 		threads := fs.Int("threads", 2, "CPU threads")
+		kv := fs.String("kv-cache", "f16", "precision of the KV cache: f16 or f32")
 		fs.Parse(args)
 		cpu.SetThreads(*threads)
 
@@ -52,17 +53,28 @@ func init() {
 		for _, p := range w.Model.Params() {
 			params += p.Tensor.Len()
 		}
-		fmt.Printf("model: %s, %d layers, width %d, vocab %d, %.1fM parameters; %d-token answers, %v per phase\n", c.Arch, c.Layers, c.Hidden, c.Vocab, float64(params)/1e6, *maxTokens, *dur)
-		e := serve.NewEngine("bench", "", w, serve.EngineOptions{MaxBatch: *clients, Queue: 4 * *clients})
+		fmt.Printf("model: %s, %d layers, width %d, vocab %d, %.1fM parameters; %d-token answers, %v per phase; KV cache %s\n", c.Arch, c.Layers, c.Hidden, c.Vocab, float64(params)/1e6, *maxTokens, *dur, *kv)
+		e := serve.NewEngine("bench", "", w, serve.EngineOptions{MaxBatch: *clients, Queue: 4 * *clients, FloatKV: *kv == "f32"})
 		defer e.Close()
 		ts := httptest.NewServer(serve.New([]*serve.Engine{e}, nil, serve.Options{Logf: func(string, ...any) {}}))
 		defer ts.Close()
 
+		// Warm up first: each client's answer once, so that the measured
+		// phases see a server in its steady state (its KV cache and
+		// activation buffers allocated and touched) rather than the
+		// first touches of fresh memory, which cost ~3 ms per MB in this
+		// VM (a full batch's first prefill: 2.5 s instead of 0.5 s).
+		t0 := time.Now()
+		if err := warmUp(ts.URL, *clients, *maxTokens); err != nil {
+			return err
+		}
+		fmt.Printf("warm-up: one answer per client in %v\n", time.Since(t0).Round(time.Millisecond))
 		one, err := loadPhase(e, ts.URL, 1, *dur, *maxTokens)
 		if err != nil {
 			return err
 		}
 		one.print("1 client (peer)")
+		st0 := e.Stats()
 		stop := startProfile()
 		many, err := loadPhase(e, ts.URL, *clients, *dur, *maxTokens)
 		stop()
@@ -73,6 +85,9 @@ func init() {
 		st := e.Stats()
 		fmt.Printf("engine: %d decode steps, %d prefills, %d enlargements of the KV cache, %d slots reused, at most %d sequences per step\n",
 			st.Steps, st.Prefills, st.Grows, st.Fills, st.MaxActive)
+		fmt.Printf("engine with %d clients: %d decode steps in %v, %d prefills of %d prompt positions (padding included) in %v\n", *clients,
+			st.Steps-st0.Steps, (st.DecodeTime - st0.DecodeTime).Round(time.Millisecond),
+			st.Prefills-st0.Prefills, st.PrefillTokens-st0.PrefillTokens, (st.PrefillTime - st0.PrefillTime).Round(time.Millisecond))
 		if many.errors > 0 || one.errors > 0 {
 			return fmt.Errorf("%d errors (must be zero)", many.errors+one.errors)
 		}
@@ -147,9 +162,7 @@ func loadPhase(e *serve.Engine, base string, n int, dur time.Duration, maxTokens
 		go func() {
 			defer wg.Done()
 			for q := 0; ctx.Err() == nil; q++ {
-				body := fmt.Sprintf(`{"model":"bench","messages":[{"role":"user","content":"Client %d asks question %d: what is the weather like?"}],`+
-					`"max_tokens":%d,"min_tokens":%d,"temperature":0.8,"seed":%d,"stream":true,"stream_options":{"include_usage":true}}`, i, q, maxTokens, maxTokens, i*1000+q)
-				ttft, tokens, err := streamOnce(ctx, client, base, body)
+				ttft, tokens, err := streamOnce(ctx, client, base, requestBody(i, q, maxTokens))
 				if ctx.Err() != nil {
 					return // the phase ended mid-answer
 				}
@@ -174,6 +187,32 @@ func loadPhase(e *serve.Engine, base string, n int, dur time.Duration, maxTokens
 		return nil, fmt.Errorf("%d clients: no token in %v (errors: %d, first: %v)", n, dur, p.errors, p.firstEr)
 	}
 	return p, nil
+}
+
+// warmUp runs n clients that each stream one answer.
+func warmUp(base string, n, maxTokens int) error {
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n}}
+	defer client.CloseIdleConnections()
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			_, _, err := streamOnce(context.Background(), client, base, requestBody(-1-i, 0, maxTokens))
+			errs <- err
+		}()
+	}
+	var first error
+	for range n {
+		if err := <-errs; err != nil && first == nil {
+			first = fmt.Errorf("warm-up: %w", err)
+		}
+	}
+	return first
+}
+
+// requestBody is client i's q-th streaming chat completion request.
+func requestBody(i, q, maxTokens int) string {
+	return fmt.Sprintf(`{"model":"bench","messages":[{"role":"user","content":"Client %d asks question %d: what is the weather like?"}],`+
+		`"max_tokens":%d,"min_tokens":%d,"temperature":0.8,"seed":%d,"stream":true,"stream_options":{"include_usage":true}}`, i, q, maxTokens, maxTokens, i*1000+q)
 }
 
 // streamOnce sends one streaming chat completion and returns the time to

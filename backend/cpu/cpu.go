@@ -145,7 +145,10 @@ func (c *CPU) Free(b backend.Buffer) {
 	if b == nil {
 		return
 	}
-	bb := b.(*Buf)
+	bb, ok := b.(*Buf)
+	if !ok {
+		return // a *HalfBuf: the garbage collector's
+	}
 	bb.frozen = nil
 	class := cap(bb.D)
 	if sizeClass(class) != class {

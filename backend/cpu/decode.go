@@ -13,7 +13,8 @@ import (
 // attends to the first n[b] positions of slot slot[b]. Unlike Attention
 // with a key mask it never touches the positions a row does not have and
 // keeps no probabilities, so its cost is the keys the rows actually hold,
-// each head's read as one contiguous run. a.T must be 1; a.B is the number
+// each head's read as one contiguous run. k and v are both float32
+// buffers or both float16 ones (AllocHalf). a.T must be 1; a.B is the number
 // of rows; a.Causal and a.KeyMask are ignored. For each row the arithmetic
 // is that of Attention over the same keys without a mask, so a sequence
 // decoded in a batch gets the values it gets alone.
@@ -22,17 +23,22 @@ func (c *CPU) AttentionRows(a backend.Attention, slot, n []int32, o, q, k, v bac
 	if a.T != 1 || len(slot) != B || len(n) != B || HKV <= 0 || HQ%HKV != 0 || D <= 0 || S <= 0 {
 		panic(fmt.Sprintf("cpu: AttentionRows: T=%d, %d slots and %d lengths for %d rows, %d/%d heads of %d, %d positions", a.T, len(slot), len(n), B, HQ, HKV, D, S))
 	}
-	qs, ks, vs, os := f(q), f(k), f(v), f(o)
+	qs, os := f(q), f(o)
 	ldq, per := HQ*D, HKV*S*D
-	slots := len(ks) / per
+	slots := k.Len() / per
 	for b := range B {
 		if slot[b] < 0 || int(slot[b]) >= slots || n[b] < 1 || int(n[b]) > S {
 			panic(fmt.Sprintf("cpu: AttentionRows: row %d: slot %d of %d with %d keys of %d positions", b, slot[b], slots, n[b], S))
 		}
 	}
-	if len(vs) < slots*per || len(qs) < B*ldq || len(os) < B*ldq {
+	if v.Len() < slots*per || len(qs) < B*ldq || len(os) < B*ldq {
 		panic(fmt.Sprintf("cpu: AttentionRows: buffers too small for %d rows of %d slots x %d positions", B, slots, S))
 	}
+	if kh, ok := k.(*HalfBuf); ok {
+		attentionRowsHalf(a, slot, n, os, qs, kh.H, v.(*HalfBuf).H)
+		return
+	}
+	ks, vs := f(k), f(v)
 	group := HQ / HKV
 	Parallel(B*HQ, max(1, 8/HQ), func(lo, hi int) {
 		sp := rowScratch.Get().(*[]float32)

@@ -2,6 +2,7 @@ package cpu
 
 import (
 	"fmt"
+	"github.com/golem-ml/golem/backend"
 	"math/rand/v2"
 	"testing"
 )
@@ -23,5 +24,35 @@ func BenchmarkSgemmDecode(b *testing.B) {
 				b.ReportMetric(float64(2*m*n*k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 			})
 		}
+	}
+}
+
+func BenchmarkAttentionRows(b *testing.B) {
+	c := New()
+	B, HQ, D, S, n := 64, 8, 32, 128, 71
+	r := rand.New(rand.NewPCG(1, 1))
+	q := &Buf{D: randSlice(r, B*HQ*D)}
+	o := &Buf{D: make([]float32, B*HQ*D)}
+	k := &Buf{D: randSlice(r, B*HQ*S*D)}
+	v := &Buf{D: randSlice(r, B*HQ*S*D)}
+	slot, nn := make([]int32, B), make([]int32, B)
+	for i := range B {
+		slot[i], nn[i] = int32(i), int32(n)
+	}
+	a := backend.Attention{B: B, T: 1, S: S, HQ: HQ, HKV: HQ, D: D, Scale: 0.17}
+	kh, vh := c.AllocHalf(k.Len()), c.AllocHalf(v.Len())
+	c.CopyHalf(kh, 0, D, k, 0, D, k.Len()/D, D)
+	c.CopyHalf(vh, 0, D, v, 0, D, v.Len()/D, D)
+	for _, half := range []bool{false, true} {
+		b.Run(fmt.Sprintf("half=%v", half), func(b *testing.B) {
+			kk, vv := backend.Buffer(k), backend.Buffer(v)
+			if half {
+				kk, vv = kh, vh
+			}
+			for b.Loop() {
+				c.AttentionRows(a, slot, nn, o, q, kk, vv)
+			}
+			b.ReportMetric(float64(2*B*HQ*n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "Gkeys/s")
+		})
 	}
 }

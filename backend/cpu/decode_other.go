@@ -5,3 +5,13 @@ package cpu
 func vdots(out, q, k *float32, ldk, n, d int, scale float32) { panic("cpu: no vector kernels") }
 
 func vwsum(o, p, v *float32, ldv, n, d int, acc bool) { panic("cpu: no vector kernels") }
+
+var haveHalf = false
+
+func vdotsh(out, q *float32, k *uint16, ldk, n, d int, scale float32) {
+	panic("cpu: no vector kernels")
+}
+
+func vwsumh(o, p *float32, v *uint16, ldv, n, d int) { panic("cpu: no vector kernels") }
+
+func vtohalf(dst *uint16, src *float32, n int) { panic("cpu: no vector kernels") }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -25,8 +26,12 @@ func runServe(args []string) error {
 	adminPw := fs.String("admin-password", "", "password of the admin created on first run (default: generated and printed)")
 	watch := fs.Duration("watch", 0, "how often to check model folders for a new checkpoint (default 2s; negative: never)")
 	batch := fs.Int("max-batch", 64, "sequences decoded together per model")
+	kvCache := fs.String("kv-cache", "f16", "precision of the batch's KV cache: f16 (half the memory and reading; keys and values rounded to float16) or f32")
 	queue := fs.Int("queue", 256, "requests waiting per model before 429")
 	fs.Parse(args)
+	if *kvCache != "f16" && *kvCache != "f32" {
+		return fmt.Errorf("serve: --kv-cache %q: want f16 or f32", *kvCache)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -43,6 +48,6 @@ func runServe(args []string) error {
 	}()
 	return serve.Run(ctx, serve.Config{
 		Models: models, Addr: *addr, DB: *db, APIKey: *apiKey, NoAPIKey: *noKey, AdminPassword: *adminPw,
-		Watch: *watch, Reload: reload, Engine: serve.EngineOptions{MaxBatch: *batch, Queue: *queue}, Out: os.Stderr,
+		Watch: *watch, Reload: reload, Engine: serve.EngineOptions{MaxBatch: *batch, Queue: *queue, FloatKV: *kvCache == "f32"}, Out: os.Stderr,
 	})
 }

@@ -16,27 +16,63 @@ import (
 // sequence that joins takes a free slot (Load copies its prefilled keys
 // in), one that ends frees it, and no other sequence's keys move: nothing
 // is ever re-packed. Grow makes room for more or longer sequences.
+//
+// On a backend with half-precision row attention (the CPU's) the cache
+// can hold float16 values (Half): half the memory and half the reading per
+// step, at float16's rounding of the keys and values (about 3 significant
+// digits), as llama.cpp's default cache; attention still computes in
+// float32.
 type BatchCache struct {
-	K, V  []*tensor.Tensor // per layer [Slots, KVHeads, Cap, HeadDim]
+	K, V  []backend.Buffer // per layer [Slots, KVHeads, Cap, HeadDim]
 	Slots int              // sequences it can hold
 	Cap   int              // positions per slot
+	Half  bool             // float16 values
 	h, d  int              // KV heads, head dim
+	be    backend.Backend
+}
+
+// halfRows is the optional backend support for float16 caches
+// (cpu.CPU): buffers of float16 values, copies into them (converting
+// float32 sources), and row attention that reads them.
+type halfRows interface {
+	rowAttention
+	AllocHalf(n int) backend.Buffer
+	CopyHalf(dst backend.Buffer, dOff, dStride int, src backend.Buffer, sOff, sStride, rows, cols int)
 }
 
 // NewBatchCache allocates a cache of slots sequences of up to capacity
-// positions each for m.
-func (m *Model) NewBatchCache(slots, capacity int) *BatchCache {
-	c := &BatchCache{Slots: slots, h: m.Config.KVHeads, d: m.Config.HeadDim()}
-	c.alloc(m.Embed.Weight.Backend(), m.Config.Layers, capacity)
+// positions each for m, in float16 when half is set and the backend
+// supports it (see BatchCache), else in float32.
+func (m *Model) NewBatchCache(slots, capacity int, half bool) *BatchCache {
+	be := m.Embed.Weight.Backend()
+	_, ok := be.(halfRows)
+	c := &BatchCache{Slots: slots, Half: half && ok, h: m.Config.KVHeads, d: m.Config.HeadDim(), be: be}
+	c.alloc(m.Config.Layers, capacity)
 	return c
 }
 
-func (c *BatchCache) alloc(be backend.Backend, layers, capacity int) {
-	c.K, c.V, c.Cap = make([]*tensor.Tensor, layers), make([]*tensor.Tensor, layers), capacity
+func (c *BatchCache) alloc(layers, capacity int) {
+	c.K, c.V, c.Cap = make([]backend.Buffer, layers), make([]backend.Buffer, layers), capacity
+	n := c.Slots * c.h * capacity * c.d
 	for l := range layers {
-		c.K[l] = tensor.New(be, c.Slots, c.h, capacity, c.d)
-		c.V[l] = tensor.New(be, c.Slots, c.h, capacity, c.d)
+		if c.Half {
+			hb := c.be.(halfRows)
+			c.K[l], c.V[l] = hb.AllocHalf(n), hb.AllocHalf(n)
+		} else {
+			c.K[l], c.V[l] = c.be.Alloc(n, true), c.be.Alloc(n, true)
+		}
 	}
+}
+
+// copy2D copies rows x cols values into the cache buffer dst from src (a
+// float32 buffer, or one of a cache like dst), converting to float16 for
+// a half cache.
+func (c *BatchCache) copy2D(dst backend.Buffer, dOff, dStride int, src backend.Buffer, sOff, sStride, rows, cols int) {
+	if c.Half {
+		c.be.(halfRows).CopyHalf(dst, dOff, dStride, src, sOff, sStride, rows, cols)
+		return
+	}
+	c.be.Copy2D(dst, dOff, dStride, src, sOff, sStride, rows, cols, false)
 }
 
 // Grow makes room for slots sequences of capacity positions each (at
@@ -48,17 +84,16 @@ func (c *BatchCache) Grow(slots, capacity, used int) {
 		return
 	}
 	oldK, oldV, oldSlots, oldCap := c.K, c.V, c.Slots, c.Cap
-	be := oldK[0].Backend()
 	c.Slots = slots
-	c.alloc(be, len(oldK), capacity)
+	c.alloc(len(oldK), capacity)
 	used = min(used, oldCap)
 	for l := range oldK {
 		if used > 0 {
-			be.Copy2D(c.K[l].Buffer(), 0, capacity*c.d, oldK[l].Buffer(), 0, oldCap*c.d, oldSlots*c.h, used*c.d, false)
-			be.Copy2D(c.V[l].Buffer(), 0, capacity*c.d, oldV[l].Buffer(), 0, oldCap*c.d, oldSlots*c.h, used*c.d, false)
+			c.copy2D(c.K[l], 0, capacity*c.d, oldK[l], 0, oldCap*c.d, oldSlots*c.h, used*c.d)
+			c.copy2D(c.V[l], 0, capacity*c.d, oldV[l], 0, oldCap*c.d, oldSlots*c.h, used*c.d)
 		}
-		oldK[l].Free()
-		oldV[l].Free()
+		c.be.Free(oldK[l])
+		c.be.Free(oldV[l])
 	}
 }
 
@@ -69,14 +104,13 @@ func (c *BatchCache) Load(slot int, pc *Cache, row, n int) {
 	if slot < 0 || slot >= c.Slots || n > c.Cap || n > pc.Len || len(pc.K) != len(c.K) {
 		panic(fmt.Sprintf("gpt: batch cache: %d positions into slot %d of %d x %d from a prefill of %d", n, slot, c.Slots, c.Cap, pc.Len))
 	}
-	be := c.K[0].Backend()
 	W := c.h * c.d
 	for l := range c.K {
 		for h := range c.h {
 			src := (row*pc.Len+pc.Len-n)*W + h*c.d
 			dst := (slot*c.h + h) * c.Cap * c.d
-			be.Copy2D(c.K[l].Buffer(), dst, c.d, pc.K[l].Buffer(), src, W, n, c.d, false)
-			be.Copy2D(c.V[l].Buffer(), dst, c.d, pc.V[l].Buffer(), src, W, n, c.d, false)
+			c.copy2D(c.K[l], dst, c.d, pc.K[l].Buffer(), src, W, n, c.d)
+			c.copy2D(c.V[l], dst, c.d, pc.V[l].Buffer(), src, W, n, c.d)
 		}
 	}
 }
@@ -84,8 +118,8 @@ func (c *BatchCache) Load(slot int, pc *Cache, row, n int) {
 // Free releases the cache's memory.
 func (c *BatchCache) Free() {
 	for i := range c.K {
-		c.K[i].Free()
-		c.V[i].Free()
+		c.be.Free(c.K[i])
+		c.be.Free(c.V[i])
 	}
 	c.K, c.V, c.Slots, c.Cap = nil, nil, 0, 0
 }
@@ -143,12 +177,12 @@ func (m *Model) DecodeStep(ids, slot, pos []int32, c *BatchCache) *tensor.Tensor
 			q, k, v = tensor.RoPE(ql, rope), tensor.RoPE(kl, ropeK), b.V.Forward(h)
 			tmp = append(tmp, h, ql, kl, q, k, v)
 		}
-		kc, vc := c.K[i].Buffer(), c.V[i].Buffer()
+		kc, vc := c.K[i], c.V[i]
 		// Each row's key and value, head by head, at its position.
 		for r := range B {
 			off := (int(slot[r])*c.h*c.Cap + int(pos[r])) * c.d
-			be.Copy2D(kc, off, c.Cap*c.d, k.Buffer(), r*c.h*c.d, c.d, c.h, c.d, false)
-			be.Copy2D(vc, off, c.Cap*c.d, v.Buffer(), r*c.h*c.d, c.d, c.h, c.d, false)
+			c.copy2D(kc, off, c.Cap*c.d, k.Buffer(), r*c.h*c.d, c.d, c.h, c.d)
+			c.copy2D(vc, off, c.Cap*c.d, v.Buffer(), r*c.h*c.d, c.d, c.h, c.d)
 		}
 		var y *tensor.Tensor
 		if ra != nil {
@@ -183,8 +217,8 @@ func (m *Model) gatherAttention(q *tensor.Tensor, c *BatchCache, l int, slot, n 
 	for b := range B {
 		for h := range c.h {
 			src := (int(slot[b])*c.h + h) * c.Cap * c.d
-			be.Copy2D(k.Buffer(), b*S*W+h*c.d, W, c.K[l].Buffer(), src, c.d, int(n[b]), c.d, false)
-			be.Copy2D(v.Buffer(), b*S*W+h*c.d, W, c.V[l].Buffer(), src, c.d, int(n[b]), c.d, false)
+			be.Copy2D(k.Buffer(), b*S*W+h*c.d, W, c.K[l], src, c.d, int(n[b]), c.d, false)
+			be.Copy2D(v.Buffer(), b*S*W+h*c.d, W, c.V[l], src, c.d, int(n[b]), c.d, false)
 		}
 		for j := range int(n[b]) {
 			mask[b*S+j] = true

@@ -16,64 +16,75 @@ type plain struct{ backend.Backend }
 // Sequences decoded together, each in its own slot of a batch cache (one
 // loaded from a left-padded prefill, the cache grown in flight), get the
 // hidden states of the whole sequence run at once; with and without the
-// backend's row attention.
+// backend's row attention; in float32, and in float16 (the CPU's half
+// cache: within float16's rounding).
 func TestDecodeStepSlots(t *testing.T) {
 	for _, arch := range []string{"llama", "gpt2"} {
 		for _, be := range []backend.Backend{cpu.New(), plain{cpu.New()}} {
-			c := tinyConfig(arch)
-			c.Context, c.KVHeads = 32, 1
-			if arch == "gpt2" {
-				c.KVHeads = 2
-			}
-			m, err := New(be, c, 5)
-			if err != nil {
-				t.Fatal(err)
-			}
-			seqs := [][]int32{{3, 4, 5, 6, 7}, {8, 9}, {10, 11, 12}}
-			next := [][]int32{{13, 14, 15, 16}, {17, 18, 19, 20}, {21, 22, 23, 24}}
-			slots := []int32{2, 0, 3}
-			tensor.NoGrad(func() {
-				// Prefill the three prompts as one left-padded batch.
-				B, L := len(seqs), 5
-				ids, pos, mask := make([]int32, B*L), make([]int32, B*L), make([]bool, B*L)
-				for b, s := range seqs {
-					pad := L - len(s)
-					for j := pad; j < L; j++ {
-						ids[b*L+j], pos[b*L+j], mask[b*L+j] = s[j-pad], int32(j-pad), true
-					}
+			for _, half := range []bool{false, true} {
+				c := tinyConfig(arch)
+				c.Context, c.KVHeads = 32, 1
+				if arch == "gpt2" {
+					c.KVHeads = 2
 				}
-				pc := &Cache{}
-				tensor.Release(m.Forward(ids, B, L, Options{Cache: pc, Pos: pos, KeyMask: mask}))
-				bc := m.NewBatchCache(4, 6)
-				defer bc.Free()
-				for b, s := range seqs {
-					bc.Load(int(slots[b]), pc, b, len(s))
+				m, err := New(be, c, 5)
+				if err != nil {
+					t.Fatal(err)
 				}
-				pc.Free()
-				for step := range 4 {
-					if step == 1 {
-						bc.Grow(5, 12, 7) // more slots, longer ones, with sequences in flight
-					}
-					in, at := make([]int32, B), make([]int32, B)
-					for b := range seqs {
-						in[b], at[b] = next[b][step], int32(len(seqs[b]))
-						seqs[b] = append(seqs[b], in[b])
-					}
-					h := m.DecodeStep(in, slots, at, bc)
-					got := h.Host()
-					tensor.Release(h)
+				seqs := [][]int32{{3, 4, 5, 6, 7}, {8, 9}, {10, 11, 12}}
+				next := [][]int32{{13, 14, 15, 16}, {17, 18, 19, 20}, {21, 22, 23, 24}}
+				slots := []int32{2, 0, 3}
+				tensor.NoGrad(func() {
+					// Prefill the three prompts as one left-padded batch.
+					B, L := len(seqs), 5
+					ids, pos, mask := make([]int32, B*L), make([]int32, B*L), make([]bool, B*L)
 					for b, s := range seqs {
-						full := m.Forward(s, 1, len(s), Options{})
-						want := full.Host()[(len(s)-1)*c.Hidden:]
-						tensor.Release(full)
-						for i := range c.Hidden {
-							if d := math.Abs(float64(got[b*c.Hidden+i] - want[i])); d > 1e-5 {
-								t.Fatalf("%s %T step %d row %d value %d: %v, whole sequence %v", arch, be, step, b, i, got[b*c.Hidden+i], want[i])
+						pad := L - len(s)
+						for j := pad; j < L; j++ {
+							ids[b*L+j], pos[b*L+j], mask[b*L+j] = s[j-pad], int32(j-pad), true
+						}
+					}
+					pc := &Cache{}
+					tensor.Release(m.Forward(ids, B, L, Options{Cache: pc, Pos: pos, KeyMask: mask}))
+					bc := m.NewBatchCache(4, 6, half)
+					defer bc.Free()
+					_, isPlain := be.(plain)
+					if bc.Half != (half && !isPlain) {
+						t.Fatalf("%T: asked for half %v, got a cache with Half %v", be, half, bc.Half)
+					}
+					tol := 1e-5
+					if bc.Half {
+						tol = 2e-3
+					}
+					for b, s := range seqs {
+						bc.Load(int(slots[b]), pc, b, len(s))
+					}
+					pc.Free()
+					for step := range 4 {
+						if step == 1 {
+							bc.Grow(5, 12, 7) // more slots, longer ones, with sequences in flight
+						}
+						in, at := make([]int32, B), make([]int32, B)
+						for b := range seqs {
+							in[b], at[b] = next[b][step], int32(len(seqs[b]))
+							seqs[b] = append(seqs[b], in[b])
+						}
+						h := m.DecodeStep(in, slots, at, bc)
+						got := h.Host()
+						tensor.Release(h)
+						for b, s := range seqs {
+							full := m.Forward(s, 1, len(s), Options{})
+							want := full.Host()[(len(s)-1)*c.Hidden:]
+							tensor.Release(full)
+							for i := range c.Hidden {
+								if d := math.Abs(float64(got[b*c.Hidden+i] - want[i])); d > tol {
+									t.Fatalf("%s %T half %v step %d row %d value %d: %v, whole sequence %v", arch, be, bc.Half, step, b, i, got[b*c.Hidden+i], want[i])
+								}
 							}
 						}
 					}
-				}
-			})
+				})
+			}
 		}
 	}
 }

@@ -1,0 +1,187 @@
+package cpu
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/golem-ml/golem/backend"
+)
+
+// Half-precision KV caches. A decoder's keys and values are read once per
+// generated token for every position a sequence holds; with many sequences
+// batched that traffic outweighs the weights'. Kept as IEEE float16 (as
+// llama.cpp keeps them by default) they take half the memory and half the
+// reading; attention converts them back to float32 as it loads them and
+// does all its arithmetic in float32. Values beyond float16's range are
+// saturated to +-65504 rather than made infinite.
+
+// HalfBuf is a buffer of float16 values (their bit patterns).
+type HalfBuf struct{ H []uint16 }
+
+// Len reports the number of values.
+func (b *HalfBuf) Len() int { return len(b.H) }
+
+// AllocHalf returns a zeroed buffer of n float16 values.
+func (c *CPU) AllocHalf(n int) backend.Buffer { return &HalfBuf{H: make([]uint16, n)} }
+
+// CopyHalf copies rows x cols values into the float16 buffer dst (at dOff,
+// rows dStride apart) from src (at sOff, rows sStride apart), a float32
+// buffer (rounded to nearest, ties to even, saturated) or a float16 one.
+func (c *CPU) CopyHalf(dst backend.Buffer, dOff, dStride int, src backend.Buffer, sOff, sStride, rows, cols int) {
+	d := dst.(*HalfBuf).H
+	if rows <= 0 || cols <= 0 {
+		return
+	}
+	_ = d[dOff+(rows-1)*dStride+cols-1]
+	switch s := src.(type) {
+	case *HalfBuf:
+		_ = s.H[sOff+(rows-1)*sStride+cols-1]
+		Parallel(rows, max(1, 32768/cols), func(lo, hi int) {
+			for r := lo; r < hi; r++ {
+				copy(d[dOff+r*dStride:dOff+r*dStride+cols], s.H[sOff+r*sStride:])
+			}
+		})
+	case *Buf:
+		_ = s.D[sOff+(rows-1)*sStride+cols-1]
+		Parallel(rows, max(1, 16384/cols), func(lo, hi int) {
+			for r := lo; r < hi; r++ {
+				toHalf(d[dOff+r*dStride:dOff+r*dStride+cols], s.D[sOff+r*sStride:sOff+r*sStride+cols])
+			}
+		})
+	default:
+		panic(fmt.Sprintf("cpu: CopyHalf from a %T", src))
+	}
+}
+
+// HalfData returns the float16 bit patterns behind a half buffer, for this
+// backend's tests.
+func HalfData(b backend.Buffer) []uint16 { return b.(*HalfBuf).H }
+
+// toHalf converts src to float16 in dst (of the same length).
+func toHalf(dst []uint16, src []float32) {
+	if len(src) == 0 {
+		return
+	}
+	if haveHalf {
+		vtohalf(&dst[0], &src[0], len(src))
+		return
+	}
+	for i, v := range src {
+		dst[i] = f32ToF16(v)
+	}
+}
+
+// FromHalf converts float16 bit patterns to float32 (for tests and for
+// reading a half cache back).
+func FromHalf(dst []float32, src []uint16) {
+	for i, h := range src {
+		dst[i] = f16ToF32(h)
+	}
+}
+
+const maxHalf = 65504
+
+// f32ToF16 rounds f to the nearest float16 (ties to even), saturating
+// at +-65504; NaN stays NaN. It is what vtohalf computes.
+func f32ToF16(f float32) uint16 {
+	if f > maxHalf {
+		f = maxHalf
+	} else if f < -maxHalf {
+		f = -maxHalf
+	}
+	b := math.Float32bits(f)
+	sign := uint16(b>>16) & 0x8000
+	exp := int(b>>23) & 0xff
+	man := b & 0x7fffff
+	if exp == 0xff { // NaN (infinities were saturated)
+		return sign | 0x7e00 | uint16(man>>13)
+	}
+	e := exp - 127 + 15
+	if e <= 0 { // a float16 subnormal, or zero
+		if e < -10 {
+			return sign
+		}
+		man |= 0x800000
+		shift := uint(14 - e)
+		h := man >> shift
+		rem, halfway := man&(1<<shift-1), uint32(1)<<(shift-1)
+		if rem > halfway || rem == halfway && h&1 == 1 {
+			h++
+		}
+		return sign | uint16(h)
+	}
+	h := uint32(e)<<10 | man>>13
+	if rem := man & 0x1fff; rem > 0x1000 || rem == 0x1000 && h&1 == 1 {
+		h++
+	}
+	return sign | uint16(h)
+}
+
+// f16ToF32 is the float32 of a float16 (exact).
+func f16ToF32(h uint16) float32 {
+	sign := uint32(h&0x8000) << 16
+	exp := uint32(h>>10) & 0x1f
+	man := uint32(h & 0x3ff)
+	switch {
+	case exp == 0x1f:
+		return math.Float32frombits(sign | 0x7f800000 | man<<13)
+	case exp == 0:
+		v := float32(man) / (1 << 24)
+		if sign != 0 {
+			v = -v
+		}
+		return v
+	}
+	return math.Float32frombits(sign | (exp+112)<<23 | man<<13)
+}
+
+// attentionRowsHalf is AttentionRows over float16 keys and values.
+func attentionRowsHalf(a backend.Attention, slot, n []int32, os, qs []float32, ks, vs []uint16) {
+	B, S, D, HQ, HKV := a.B, a.S, a.D, a.HQ, a.HKV
+	ldq, group := HQ*D, HQ/HKV
+	Parallel(B*HQ, max(1, 8/HQ), func(lo, hi int) {
+		sp := rowScratch.Get().(*[]float32)
+		defer rowScratch.Put(sp)
+		var kf, vf []float32 // the fallback's converted keys and values
+		for bh := lo; bh < hi; bh++ {
+			b, h := bh/HQ, bh%HQ
+			nk := int(n[b])
+			if cap(*sp) < nk {
+				*sp = make([]float32, nk)
+			}
+			row := (*sp)[:nk]
+			kv := (int(slot[b])*HKV + h/group) * S * D
+			kh, vh := ks[kv:kv+nk*D], vs[kv:kv+nk*D]
+			qh, oh := qs[b*ldq+h*D:b*ldq+h*D+D], os[b*ldq+h*D:b*ldq+h*D+D]
+			if haveHalf {
+				vdotsh(&row[0], &qh[0], &kh[0], D, nk, D, a.Scale)
+			} else {
+				kf = growF(kf, nk*D)
+				FromHalf(kf, kh)
+				scores(row, qh, kf, D, a.Scale)
+			}
+			m := maxf(row)
+			inv := 1 / expSub(row, row, m, 1)
+			for j := range row {
+				row[j] *= inv
+			}
+			if haveHalf {
+				vwsumh(&oh[0], &row[0], &vh[0], D, nk, D)
+				continue
+			}
+			vf = growF(vf, nk*D)
+			FromHalf(vf, vh)
+			clear(oh)
+			for j := range nk {
+				axpy(oh, vf[j*D:j*D+D], row[j])
+			}
+		}
+	})
+}
+
+func growF(s []float32, n int) []float32 {
+	if cap(s) < n {
+		return make([]float32, n)
+	}
+	return s[:n]
+}
