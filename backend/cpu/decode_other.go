@@ -15,3 +15,8 @@ func vdotsh(out, q *float32, k *uint16, ldk, n, d int, scale float32) {
 func vwsumh(o, p *float32, v *uint16, ldv, n, d int) { panic("cpu: no vector kernels") }
 
 func vtohalf(dst *uint16, src *float32, n int) { panic("cpu: no vector kernels") }
+
+var (
+	scoresHalf map[int]func(out, q *float32, k *uint16, blocks int, scale float32)
+	wsumHalf   map[int]func(o, p *float32, v *uint16, n int)
+)

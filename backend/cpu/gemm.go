@@ -1,6 +1,7 @@
 package cpu
 
 //go:generate go run gemm_gen.go
+//go:generate go run attn_gen.go
 
 import (
 	"fmt"

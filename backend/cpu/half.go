@@ -153,7 +153,17 @@ func attentionRowsHalf(a backend.Attention, slot, n []int32, os, qs []float32, k
 			kv := (int(slot[b])*HKV + h/group) * S * D
 			kh, vh := ks[kv:kv+nk*D], vs[kv:kv+nk*D]
 			qh, oh := qs[b*ldq+h*D:b*ldq+h*D+D], os[b*ldq+h*D:b*ldq+h*D+D]
-			if haveHalf {
+			sk, wv := halfKernels(D)
+			if sk != nil {
+				// Whole blocks of 16 keys, then the rest one by one.
+				blocks := nk / 16
+				if blocks > 0 {
+					sk(&row[0], &qh[0], &kh[0], blocks, a.Scale)
+				}
+				if r := blocks * 16; r < nk {
+					vdotsh(&row[r], &qh[0], &kh[r*D], D, nk-r, D, a.Scale)
+				}
+			} else if haveHalf {
 				vdotsh(&row[0], &qh[0], &kh[0], D, nk, D, a.Scale)
 			} else {
 				kf = growF(kf, nk*D)
@@ -164,6 +174,10 @@ func attentionRowsHalf(a backend.Attention, slot, n []int32, os, qs []float32, k
 			inv := 1 / expSub(row, row, m, 1)
 			for j := range row {
 				row[j] *= inv
+			}
+			if wv != nil {
+				wv(&oh[0], &row[0], &vh[0], nk)
+				continue
 			}
 			if haveHalf {
 				vwsumh(&oh[0], &row[0], &vh[0], D, nk, D)
@@ -178,6 +192,19 @@ func attentionRowsHalf(a backend.Attention, slot, n []int32, os, qs []float32, k
 		}
 	})
 }
+
+// halfKernels returns the generated kernels for head size d (see
+// attn_gen.go), or nils when there are none.
+func halfKernels(d int) (func(out, q *float32, k *uint16, blocks int, scale float32), func(o, p *float32, v *uint16, n int)) {
+	if !haveHalf || !fastHalf || d%16 != 0 {
+		return nil, nil
+	}
+	return scoresHalf[d/16], wsumHalf[d/16]
+}
+
+// fastHalf enables the generated kernels (tests turn it off to check them
+// against the per-key ones).
+var fastHalf = true
 
 func growF(s []float32, n int) []float32 {
 	if cap(s) < n {
