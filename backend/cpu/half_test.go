@@ -145,3 +145,35 @@ func TestCopyHalf(t *testing.T) {
 		}
 	}
 }
+
+// StoreRows puts each row's heads at its slot and position, in float32 and
+// float16 caches, and touches nothing else.
+func TestStoreRows(t *testing.T) {
+	c := New()
+	slots, H, S, D := 3, 2, 4, 3
+	src := &Buf{D: []float32{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}} // 2 rows of 2 heads of 3
+	slot, pos := []int32{2, 0}, []int32{1, 3}
+	want := make([]float32, slots*H*S*D)
+	for r := range 2 {
+		for h := range H {
+			o := ((int(slot[r])*H+h)*S + int(pos[r])) * D
+			copy(want[o:o+D], src.D[(r*H+h)*D:])
+		}
+	}
+	f32, f16 := &Buf{D: make([]float32, len(want))}, c.AllocHalf(len(want))
+	c.StoreRows(f32, S, H, D, slot, pos, src)
+	c.StoreRows(f16, S, H, D, slot, pos, src)
+	got16 := make([]float32, len(want))
+	FromHalf(got16, HalfData(f16))
+	for i := range want {
+		if f32.D[i] != want[i] || got16[i] != want[i] {
+			t.Fatalf("value %d: float32 cache %v, float16 cache %v, want %v", i, f32.D[i], got16[i], want[i])
+		}
+	}
+	defer func() {
+		if recover() == nil {
+			t.Fatal("a position beyond the slot did not panic")
+		}
+	}()
+	c.StoreRows(f32, S, H, D, slot, []int32{1, 4}, src)
+}

@@ -179,10 +179,15 @@ func (m *Model) DecodeStep(ids, slot, pos []int32, c *BatchCache) *tensor.Tensor
 		}
 		kc, vc := c.K[i], c.V[i]
 		// Each row's key and value, head by head, at its position.
-		for r := range B {
-			off := (int(slot[r])*c.h*c.Cap + int(pos[r])) * c.d
-			c.copy2D(kc, off, c.Cap*c.d, k.Buffer(), r*c.h*c.d, c.d, c.h, c.d)
-			c.copy2D(vc, off, c.Cap*c.d, v.Buffer(), r*c.h*c.d, c.d, c.h, c.d)
+		if sr, ok := be.(rowStore); ok {
+			sr.StoreRows(kc, c.Cap, c.h, c.d, slot, pos, k.Buffer())
+			sr.StoreRows(vc, c.Cap, c.h, c.d, slot, pos, v.Buffer())
+		} else {
+			for r := range B {
+				off := (int(slot[r])*c.h*c.Cap + int(pos[r])) * c.d
+				c.copy2D(kc, off, c.Cap*c.d, k.Buffer(), r*c.h*c.d, c.d, c.h, c.d)
+				c.copy2D(vc, off, c.Cap*c.d, v.Buffer(), r*c.h*c.d, c.d, c.h, c.d)
+			}
 		}
 		var y *tensor.Tensor
 		if ra != nil {
@@ -235,6 +240,12 @@ func (m *Model) gatherAttention(q *tensor.Tensor, c *BatchCache, l int, slot, n 
 // its slot's first keys (cpu.CPU.AttentionRows).
 type rowAttention interface {
 	AttentionRows(a backend.Attention, slot, n []int32, o, q, k, v backend.Buffer)
+}
+
+// rowStore is the optional backend kernel that writes a decode step's keys
+// or values into their slots in one call (cpu.CPU.StoreRows).
+type rowStore interface {
+	StoreRows(dst backend.Buffer, S, H, D int, slot, pos []int32, src backend.Buffer)
 }
 
 // attnScale is the attention's score scale, as tensor.Attention takes it
