@@ -33,10 +33,13 @@ const (
 // How far ahead (bytes) the kernels prefetch the A and B panels (0: not at
 // all), and whether they prefetch their tile of C before the k loop. The
 // driver keeps the B micro-panel in L1 and the A block in L2, where the
-// hardware prefetchers do well; C comes from further away.
+// hardware prefetchers do well; C comes from further away. B is fetched
+// 4 KB ahead all the same: a served model's frozen weights come from memory
+// on their first tile, where it made a 64-row product 2-5% faster (and a
+// 1024-cube one no slower).
 const (
 	prefetchA = 0
-	prefetchB = 0
+	prefetchB = 4096
 	prefetchC = true
 )
 
