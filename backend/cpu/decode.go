@@ -40,7 +40,7 @@ func (c *CPU) AttentionRows(a backend.Attention, slot, n []int32, o, q, k, v bac
 	}
 	ks, vs := f(k), f(v)
 	group := HQ / HKV
-	Parallel(B*HQ, max(1, 8/HQ), func(lo, hi int) {
+	byKeys(B, HQ, n, func(lo, hi int) {
 		sp := rowScratch.Get().(*[]float32)
 		defer rowScratch.Put(sp)
 		for bh := lo; bh < hi; bh++ {
@@ -69,6 +69,51 @@ func (c *CPU) AttentionRows(a backend.Attention, slot, n []int32, o, q, k, v bac
 			clear(oh)
 			for j := range nk {
 				axpy(oh, vh[j*D:j*D+D], row[j])
+			}
+		}
+	})
+}
+
+// byKeys runs fn over the B*HQ (row, head) pairs of a decode step, split
+// among the threads into contiguous runs of about equal numbers of keys:
+// the rows of a continuously batched step hold very different numbers of
+// positions, and an even split by rows would leave one thread waiting.
+func byKeys(B, HQ int, n []int32, fn func(lo, hi int)) {
+	const fixed = 4 // a pair's cost besides its keys, in keys
+	t := Threads()
+	total := 0
+	for _, v := range n {
+		total += (int(v) + fixed) * HQ
+	}
+	if t <= 1 || B*HQ < 2 || total < 2048 {
+		fn(0, B*HQ)
+		return
+	}
+	var cuts [17]int
+	if t > len(cuts)-1 {
+		t = len(cuts) - 1
+	}
+	// Cut c goes at the pair boundary nearest c/t of the keys.
+	acc, c := 0, 1
+	for i := 0; i < B*HQ && c < t; i++ {
+		prev := acc
+		acc += int(n[i/HQ]) + fixed
+		for c < t && acc*t >= c*total {
+			if target := c * total / t; acc-target > target-prev && cuts[c-1] < i {
+				cuts[c] = i
+			} else {
+				cuts[c] = i + 1
+			}
+			c++
+		}
+	}
+	for ; c <= t; c++ {
+		cuts[c] = B * HQ
+	}
+	Parallel(t, 1, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			if cuts[i] < cuts[i+1] {
+				fn(cuts[i], cuts[i+1])
 			}
 		}
 	})

@@ -3,6 +3,7 @@ package cpu
 import (
 	"math"
 	"math/rand/v2"
+	"sync"
 	"testing"
 
 	"github.com/golem-ml/golem/backend"
@@ -76,5 +77,36 @@ func TestAttentionRowsBadArgs(t *testing.T) {
 			}()
 			c.AttentionRows(a, args.slot, args.n, buf(32), buf(32), buf(128), buf(128))
 		}()
+	}
+}
+
+// byKeys covers every (row, head) pair once, in runs whose keys differ by
+// less than one pair's, however the rows' lengths are skewed.
+func TestByKeys(t *testing.T) {
+	defer SetThreads(SetThreads(2))
+	n := []int32{500, 3, 3, 3, 3, 3, 3, 3, 300, 3}
+	HQ := 4
+	var mu sync.Mutex
+	seen := make([]int, len(n)*HQ)
+	var keys []int
+	byKeys(len(n), HQ, n, func(lo, hi int) {
+		k := 0
+		for i := lo; i < hi; i++ {
+			k += int(n[i/HQ]) + 4
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		keys = append(keys, k)
+		for i := lo; i < hi; i++ {
+			seen[i]++
+		}
+	})
+	for i, c := range seen {
+		if c != 1 {
+			t.Fatalf("pair %d run %d times", i, c)
+		}
+	}
+	if len(keys) != 2 || max(keys[0], keys[1])-min(keys[0], keys[1]) > 504 {
+		t.Fatalf("runs of %v keys", keys)
 	}
 }

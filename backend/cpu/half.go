@@ -139,7 +139,7 @@ func f16ToF32(h uint16) float32 {
 func attentionRowsHalf(a backend.Attention, slot, n []int32, os, qs []float32, ks, vs []uint16) {
 	B, S, D, HQ, HKV := a.B, a.S, a.D, a.HQ, a.HKV
 	ldq, group := HQ*D, HQ/HKV
-	Parallel(B*HQ, max(1, 8/HQ), func(lo, hi int) {
+	byKeys(B, HQ, n, func(lo, hi int) {
 		sp := rowScratch.Get().(*[]float32)
 		defer rowScratch.Put(sp)
 		var kf, vf []float32 // the fallback's converted keys and values
