@@ -3,7 +3,9 @@ package serve
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -250,6 +252,17 @@ func (s *Server) openaiRun(w http.ResponseWriter, r *http.Request, g *genRequest
 		return map[string]any{"id": id, "object": object, "created": created, "model": g.e.Name,
 			"system_fingerprint": "golem", "choices": []any{choice}}
 	}
+	// A token's chunk, the one sent most, is written from a template:
+	// the same JSON as chunk's, without building and sorting maps.
+	tmpl := deltaTemplate(id, object, g.e.Name, created, chat)
+	var buf []byte
+	sendDelta := func(i int, delta string) bool {
+		buf = tmpl.append(buf[:0], i, delta)
+		if _, err := w.Write(buf); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
+	}
 	if chat {
 		for i := 0; i < g.n; i++ {
 			if !send(chunk(i, map[string]any{"role": "assistant", "content": ""}, "", nil)) {
@@ -269,7 +282,7 @@ func (s *Server) openaiRun(w http.ResponseWriter, r *http.Request, g *genRequest
 			send(map[string]any{"error": map[string]any{"message": ev.err.Error(), "type": "server_error", "param": nil, "code": nil}})
 			return
 		}
-		if ev.delta != "" && !send(chunk(ev.index, map[string]any{"content": ev.delta}, ev.delta, nil)) {
+		if ev.delta != "" && !sendDelta(ev.index, ev.delta) {
 			return
 		}
 		if ev.done {
@@ -288,4 +301,38 @@ func (s *Server) openaiRun(w http.ResponseWriter, r *http.Request, g *genRequest
 	}
 	w.Write([]byte("data: [DONE]\n\n"))
 	rc.Flush()
+}
+
+// chunkTemplate is a streamed token's chunk, as json.Marshal writes the map
+// of openaiRun's chunk (keys sorted), cut around its two variable parts:
+// the choice's index and its text.
+type chunkTemplate struct {
+	chat bool
+	rest []byte // the keys after "choices"
+}
+
+func deltaTemplate(id, object, model string, created int64, chat bool) chunkTemplate {
+	str := func(s string) string { b, _ := json.Marshal(s); return string(b) }
+	rest := fmt.Sprintf(`"created":%d,"id":%s,"model":%s,"object":%s,"system_fingerprint":"golem"}`, created, str(id), str(model), str(object))
+	return chunkTemplate{chat: chat, rest: []byte(rest)}
+}
+
+// append appends the SSE event of choice i's delta text to b.
+func (t chunkTemplate) append(b []byte, i int, delta string) []byte {
+	text, _ := json.Marshal(delta)
+	if t.chat {
+		b = append(b, `data: {"choices":[{"delta":{"content":`...)
+		b = append(b, text...)
+		b = append(b, `},"finish_reason":null,"index":`...)
+		b = strconv.AppendInt(b, int64(i), 10)
+		b = append(b, `,"logprobs":null}],`...)
+	} else {
+		b = append(b, `data: {"choices":[{"finish_reason":null,"index":`...)
+		b = strconv.AppendInt(b, int64(i), 10)
+		b = append(b, `,"logprobs":null,"text":`...)
+		b = append(b, text...)
+		b = append(b, `}],`...)
+	}
+	b = append(b, t.rest...)
+	return append(b, '\n', '\n')
 }
