@@ -39,10 +39,45 @@ func (c *CPU) AttentionRows(a backend.Attention, slot, n []int32, o, q, k, v bac
 		return
 	}
 	ks, vs := f(k), f(v)
-	group := HQ / HKV
+	attendPairs(a, slot, n, os, qs, func() (pairScores, pairSum) {
+		return func(row, qh []float32, kv int) {
+				scores(row, qh, ks[kv:kv+len(row)*D], D, a.Scale)
+			}, func(oh, row []float32, kv int) {
+				// The values in the same order as Attention (a product
+				// with one row of probabilities): each key's term added
+				// with one fused multiply-add.
+				nk := len(row)
+				vh := vs[kv : kv+nk*D]
+				if haveVec {
+					vwsum(&oh[0], &row[0], &vh[0], D, nk, D, false)
+					return
+				}
+				clear(oh)
+				for j := range nk {
+					axpy(oh, vh[j*D:j*D+D], row[j])
+				}
+			}
+	})
+}
+
+// pairScores sets row to the scaled scores of a (row, head) pair's query
+// qh against the len(row) keys that start at element kv of the cache;
+// pairSum sets oh to the sum of the values from kv weighted by row.
+type (
+	pairScores func(row, qh []float32, kv int)
+	pairSum    func(oh, row []float32, kv int)
+)
+
+// attendPairs runs the attention of every (row, head) pair of a decode
+// step with the kernels kernels returns (once per thread, so that they
+// may keep scratch memory): scores, softmax, weighted sum of values.
+func attendPairs(a backend.Attention, slot, n []int32, os, qs []float32, kernels func() (pairScores, pairSum)) {
+	B, S, D, HQ, HKV := a.B, a.S, a.D, a.HQ, a.HKV
+	ldq, group := HQ*D, HQ/HKV
 	byKeys(B, HQ, n, func(lo, hi int) {
 		sp := rowScratch.Get().(*[]float32)
 		defer rowScratch.Put(sp)
+		score, sum := kernels()
 		for bh := lo; bh < hi; bh++ {
 			b, h := bh/HQ, bh%HQ
 			nk := int(n[b])
@@ -51,25 +86,14 @@ func (c *CPU) AttentionRows(a backend.Attention, slot, n []int32, o, q, k, v bac
 			}
 			row := (*sp)[:nk]
 			kv := (int(slot[b])*HKV + h/group) * S * D
-			kh, vh := ks[kv:kv+nk*D], vs[kv:kv+nk*D]
 			qh, oh := qs[b*ldq+h*D:b*ldq+h*D+D], os[b*ldq+h*D:b*ldq+h*D+D]
-			scores(row, qh, kh, D, a.Scale)
+			score(row, qh, kv)
 			m := maxf(row)
 			inv := 1 / expSub(row, row, m, 1)
 			for j := range row {
 				row[j] *= inv
 			}
-			// The values in the same order as Attention (a product with
-			// one row of probabilities): each key's term added with one
-			// fused multiply-add.
-			if haveVec {
-				vwsum(&oh[0], &row[0], &vh[0], D, nk, D, false)
-				continue
-			}
-			clear(oh)
-			for j := range nk {
-				axpy(oh, vh[j*D:j*D+D], row[j])
-			}
+			sum(oh, row, kv)
 		}
 	})
 }

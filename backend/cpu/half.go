@@ -135,61 +135,51 @@ func f16ToF32(h uint16) float32 {
 	return math.Float32frombits(sign | (exp+112)<<23 | man<<13)
 }
 
-// attentionRowsHalf is AttentionRows over float16 keys and values.
+// attentionRowsHalf is AttentionRows over float16 keys and values: the
+// blocked kernels of attn_gen.go where the head size has them, else the
+// per-key vector kernels, else values converted and the float32 code.
 func attentionRowsHalf(a backend.Attention, slot, n []int32, os, qs []float32, ks, vs []uint16) {
-	B, S, D, HQ, HKV := a.B, a.S, a.D, a.HQ, a.HKV
-	ldq, group := HQ*D, HQ/HKV
-	byKeys(B, HQ, n, func(lo, hi int) {
-		sp := rowScratch.Get().(*[]float32)
-		defer rowScratch.Put(sp)
+	D := a.D
+	sk, wv := halfKernels(D)
+	attendPairs(a, slot, n, os, qs, func() (pairScores, pairSum) {
 		var kf, vf []float32 // the fallback's converted keys and values
-		for bh := lo; bh < hi; bh++ {
-			b, h := bh/HQ, bh%HQ
-			nk := int(n[b])
-			if cap(*sp) < nk {
-				*sp = make([]float32, nk)
-			}
-			row := (*sp)[:nk]
-			kv := (int(slot[b])*HKV + h/group) * S * D
-			kh, vh := ks[kv:kv+nk*D], vs[kv:kv+nk*D]
-			qh, oh := qs[b*ldq+h*D:b*ldq+h*D+D], os[b*ldq+h*D:b*ldq+h*D+D]
-			sk, wv := halfKernels(D)
-			if sk != nil {
-				// Whole blocks of 16 keys, then the rest one by one.
-				blocks := nk / 16
-				if blocks > 0 {
-					sk(&row[0], &qh[0], &kh[0], blocks, a.Scale)
+		return func(row, qh []float32, kv int) {
+				nk := len(row)
+				kh := ks[kv : kv+nk*D]
+				switch {
+				case sk != nil:
+					// Whole blocks of 16 keys, then the rest one by one.
+					blocks := nk / 16
+					if blocks > 0 {
+						sk(&row[0], &qh[0], &kh[0], blocks, a.Scale)
+					}
+					if r := blocks * 16; r < nk {
+						vdotsh(&row[r], &qh[0], &kh[r*D], D, nk-r, D, a.Scale)
+					}
+				case haveHalf:
+					vdotsh(&row[0], &qh[0], &kh[0], D, nk, D, a.Scale)
+				default:
+					kf = growF(kf, nk*D)
+					FromHalf(kf, kh)
+					scores(row, qh, kf, D, a.Scale)
 				}
-				if r := blocks * 16; r < nk {
-					vdotsh(&row[r], &qh[0], &kh[r*D], D, nk-r, D, a.Scale)
+			}, func(oh, row []float32, kv int) {
+				nk := len(row)
+				vh := vs[kv : kv+nk*D]
+				switch {
+				case wv != nil:
+					wv(&oh[0], &row[0], &vh[0], nk)
+				case haveHalf:
+					vwsumh(&oh[0], &row[0], &vh[0], D, nk, D)
+				default:
+					vf = growF(vf, nk*D)
+					FromHalf(vf, vh)
+					clear(oh)
+					for j := range nk {
+						axpy(oh, vf[j*D:j*D+D], row[j])
+					}
 				}
-			} else if haveHalf {
-				vdotsh(&row[0], &qh[0], &kh[0], D, nk, D, a.Scale)
-			} else {
-				kf = growF(kf, nk*D)
-				FromHalf(kf, kh)
-				scores(row, qh, kf, D, a.Scale)
 			}
-			m := maxf(row)
-			inv := 1 / expSub(row, row, m, 1)
-			for j := range row {
-				row[j] *= inv
-			}
-			if wv != nil {
-				wv(&oh[0], &row[0], &vh[0], nk)
-				continue
-			}
-			if haveHalf {
-				vwsumh(&oh[0], &row[0], &vh[0], D, nk, D)
-				continue
-			}
-			vf = growF(vf, nk*D)
-			FromHalf(vf, vh)
-			clear(oh)
-			for j := range nk {
-				axpy(oh, vf[j*D:j*D+D], row[j])
-			}
-		}
 	})
 }
 
