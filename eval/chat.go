@@ -83,7 +83,7 @@ func Chat(m *gpt.Model, tok *tokenizer.Tokenizer, in io.Reader, out io.Writer, o
 				return err
 			}
 			fmt.Fprint(out, st.Flush())
-			reply = st.Text
+			reply = st.Text()
 		}
 		fmt.Fprintln(out)
 		history = append(history, tokenizer.Message{Role: "assistant", Content: strings.TrimSpace(reply)})

@@ -4,12 +4,12 @@
 package generate
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"sort"
-	"strings"
 	"unicode/utf8"
 
 	"github.com/golem-ml/golem/model/gpt"
@@ -262,13 +262,13 @@ func (s *Sampler) Next(logits []float32, hide []int) int {
 // Stream turns a growing token sequence into text deltas: it holds back an
 // unfinished UTF-8 character and any text that may be the start of a stop
 // string, and reports when a stop string appears (the text before it is
-// the output).
+// the output). Each token costs the work of its own bytes and the text
+// held back, not of the whole text so far.
 type Stream struct {
 	tok     *tokenizer.Tokenizer
 	stop    []string
-	ids     []int
+	buf     []byte // the text so far (up to a stop string)
 	emitted int
-	Text    string // the whole text so far (up to a stop string)
 	Stopped bool
 }
 
@@ -277,36 +277,46 @@ func NewStream(tok *tokenizer.Tokenizer, stop []string) *Stream {
 	return &Stream{tok: tok, stop: stop}
 }
 
+// Text returns the whole text so far (up to a stop string).
+func (s *Stream) Text() string { return string(s.buf) }
+
 // Add appends a token and returns the text that is now safe to show.
 func (s *Stream) Add(id int) string {
 	if s.Stopped {
 		return ""
 	}
-	s.ids = append(s.ids, id)
-	text := s.tok.Decode(s.ids)
+	old := len(s.buf)
+	if t, ok := s.tok.Token(id); ok {
+		s.buf = append(s.buf, t...)
+	}
 	for _, st := range s.stop {
 		if st == "" {
 			continue
 		}
-		if i := strings.Index(text, st); i >= 0 {
-			text = text[:i]
+		// A new match ends in the new bytes.
+		from := min(max(0, old-len(st)+1), len(s.buf))
+		if i := bytes.Index(s.buf[from:], []byte(st)); i >= 0 {
+			s.buf = s.buf[:from+i]
 			s.Stopped = true
 		}
 	}
-	s.Text = text
+	text := s.buf
 	safe := len(text)
-	if !s.Stopped {
-		// Hold back an incomplete character at the end...
-		for safe > 0 && !utf8.ValidString(text[:safe]) && len(text)-safe < utf8.UTFMax {
-			safe--
-		}
-		if !utf8.ValidString(text[:safe]) {
-			safe = len(text)
+	if !s.Stopped && s.emitted <= len(text) {
+		// Hold back an incomplete character at the end (unless the text
+		// is not UTF-8 before it: then it all goes)...
+		if pending := text[s.emitted:]; !utf8.Valid(pending) {
+			for k := 1; k <= utf8.UTFMax && k <= len(pending); k++ {
+				if utf8.Valid(pending[:len(pending)-k]) {
+					safe = len(text) - k
+					break
+				}
+			}
 		}
 		// ...and a suffix that could begin a stop string.
 		for _, st := range s.stop {
 			for n := min(len(st)-1, safe); n > 0; n-- {
-				if strings.HasSuffix(text[:safe], st[:n]) {
+				if bytes.HasSuffix(text[:safe], []byte(st[:n])) {
 					safe -= n
 					break
 				}
@@ -316,15 +326,15 @@ func (s *Stream) Add(id int) string {
 	if safe < s.emitted {
 		return ""
 	}
-	d := text[s.emitted:safe]
+	d := string(text[s.emitted:safe])
 	s.emitted = safe
 	return d
 }
 
 // Flush returns what was held back once the sequence has ended.
 func (s *Stream) Flush() string {
-	d := s.Text[min(s.emitted, len(s.Text)):]
-	s.emitted = len(s.Text)
+	d := string(s.buf[min(s.emitted, len(s.buf)):])
+	s.emitted = len(s.buf)
 	return d
 }
 
@@ -366,7 +376,7 @@ func Text(m *gpt.Model, tok *tokenizer.Tokenizer, prompts []string, o Options, o
 		if d := s.Flush(); d != "" && onText != nil {
 			onText(i, d)
 		}
-		out[i] = s.Text
+		out[i] = s.Text()
 	}
 	return out, nil
 }

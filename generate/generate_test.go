@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/golem-ml/golem/backend/cpu"
 	"github.com/golem-ml/golem/internal/shared"
@@ -95,8 +96,8 @@ func TestStreamStopStringsAndUTF8(t *testing.T) {
 	var got strings.Builder
 	for _, id := range ids {
 		d := s.Add(id)
-		if !strings.HasPrefix(text, got.String()+d) {
-			t.Fatalf("delta %q after %q is not a prefix of the text", d, got.String())
+		if !strings.HasPrefix(text, got.String()+d) || !utf8.ValidString(d) {
+			t.Fatalf("delta %q after %q is not a prefix of the text, or not whole characters", d, got.String())
 		}
 		got.WriteString(d)
 		if s.Stopped {
@@ -104,8 +105,28 @@ func TestStreamStopStringsAndUTF8(t *testing.T) {
 		}
 	}
 	got.WriteString(s.Flush())
-	if got.String() != "Hi! 你好 " || s.Text != "Hi! 你好 " {
-		t.Errorf("streamed %q (text %q), want %q", got.String(), s.Text, "Hi! 你好 ")
+	if got.String() != "Hi! 你好 " || s.Text() != "Hi! 你好 " {
+		t.Errorf("streamed %q (text %q), want %q", got.String(), s.Text(), "Hi! 你好 ")
+	}
+}
+
+// A stop string made of several tokens (and of parts of characters) is
+// never shown in part, and the text before it is.
+func TestStreamStopAcrossTokens(t *testing.T) {
+	_, tok := load(t, "gpt2-tiny")
+	text := "one 你好 two"
+	s := NewStream(tok, []string{"好 tw"})
+	var got strings.Builder
+	for _, id := range tok.Encode(text) {
+		d := s.Add(id)
+		if strings.Contains(got.String()+d, "好") || !utf8.ValidString(d) {
+			t.Fatalf("delta %q after %q shows part of the stop string", d, got.String())
+		}
+		got.WriteString(d)
+	}
+	got.WriteString(s.Flush())
+	if !s.Stopped || got.String() != "one 你" {
+		t.Fatalf("streamed %q (stopped %v), want %q", got.String(), s.Stopped, "one 你")
 	}
 }
 
