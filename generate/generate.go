@@ -9,7 +9,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"sort"
+	"slices"
 	"unicode/utf8"
 
 	"github.com/golem-ml/golem/model/gpt"
@@ -150,11 +150,12 @@ func Tokens(m *gpt.Model, prompts [][]int, o Options, onToken func(seq, id int) 
 // Sampler picks the tokens of one sequence from its logits. It is what
 // Tokens uses, exported for the server's batched decode loop.
 type Sampler struct {
-	o     Options
-	rng   *rand.Rand
-	count map[int]bool
-	probs []float64
-	idx   []int
+	o       Options
+	rng     *rand.Rand
+	count   map[int]bool
+	probs   []float64
+	idx     []int
+	nucleus []int
 }
 
 // NewSampler returns a sampler for one sequence with its own seed; prompt
@@ -219,12 +220,26 @@ func (s *Sampler) Next(logits []float32, hide []int) int {
 		idx[i] = i
 		p[i] /= s.o.Temperature
 	}
-	topP := s.o.TopP > 0 && s.o.TopP < 1
-	if k := s.o.TopK; (k > 0 && k < V) || topP {
-		sort.Slice(idx, func(a, b int) bool { return p[idx[a]] > p[idx[b]] })
-		if k > 0 && k < V {
-			idx = idx[:k]
+	// Only the candidates that top-k and top-p can keep are sorted (most
+	// probable first, ties by id): a quickselect for the k best, and for
+	// top-p the tokens of at least (1-TopP)/n of the probability, which
+	// hold the nucleus (the others weigh less than 1-TopP together). A
+	// vocabulary of 150,000 is not sorted at every token.
+	before := func(a, b int) bool { return p[a] > p[b] || p[a] == p[b] && a < b }
+	byProb := func(a, b int) int {
+		if before(a, b) {
+			return -1
 		}
+		if before(b, a) {
+			return 1
+		}
+		return 0
+	}
+	topP := s.o.TopP > 0 && s.o.TopP < 1
+	if k := s.o.TopK; k > 0 && k < V {
+		selectTop(idx, k, before)
+		idx = idx[:k]
+		slices.SortFunc(idx, byProb)
 	}
 	mx := math.Inf(-1)
 	for _, i := range idx {
@@ -236,6 +251,18 @@ func (s *Sampler) Next(logits []float32, hide []int) int {
 		z += p[i]
 	}
 	if topP {
+		least := z * (1 - s.o.TopP) / float64(len(idx))
+		nucleus := s.nucleus[:0]
+		for _, i := range idx {
+			if p[i] >= least {
+				nucleus = append(nucleus, i)
+			}
+		}
+		s.nucleus = nucleus
+		if s.o.TopK <= 0 || s.o.TopK >= V {
+			slices.SortFunc(nucleus, byProb)
+		}
+		idx = nucleus
 		var c float64
 		for n, i := range idx {
 			c += p[i] / z
@@ -257,6 +284,42 @@ func (s *Sampler) Next(logits []float32, hide []int) int {
 		}
 	}
 	return idx[len(idx)-1]
+}
+
+// selectTop reorders idx so that its first k entries are the k that come
+// first by before (in no particular order): a quickselect with
+// median-of-three pivots, linear on average.
+func selectTop(idx []int, k int, before func(a, b int) bool) {
+	lo, hi := 0, len(idx)-1
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		// Median of three to idx[hi], then Lomuto partition around it.
+		if before(idx[mid], idx[lo]) {
+			idx[mid], idx[lo] = idx[lo], idx[mid]
+		}
+		if before(idx[hi], idx[lo]) {
+			idx[hi], idx[lo] = idx[lo], idx[hi]
+		}
+		if before(idx[mid], idx[hi]) {
+			idx[mid], idx[hi] = idx[hi], idx[mid]
+		}
+		pivot, store := idx[hi], lo
+		for i := lo; i < hi; i++ {
+			if before(idx[i], pivot) {
+				idx[i], idx[store] = idx[store], idx[i]
+				store++
+			}
+		}
+		idx[store], idx[hi] = idx[hi], idx[store]
+		switch {
+		case store == k-1 || store == k:
+			return
+		case store < k:
+			lo = store + 1
+		default:
+			hi = store - 1
+		}
+	}
 }
 
 // Stream turns a growing token sequence into text deltas: it holds back an

@@ -1,0 +1,117 @@
+package generate
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// The sampler keeps exactly the tokens top-k and top-p keep when the whole
+// vocabulary is sorted, and draws them in proportion to their
+// probabilities.
+func TestSamplerTopKTopP(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	V := 1000
+	logits := make([]float32, V)
+	for i := range logits {
+		logits[i] = float32(r.NormFloat64() * 2)
+	}
+	logits[7], logits[8] = logits[9], logits[9] // ties
+	for _, c := range []struct {
+		k int
+		p float64
+	}{{5, 0}, {0, 0.3}, {0, 0.9}, {50, 0.6}, {1, 0}, {V - 1, 0.95}} {
+		// The reference: sort everything, cut, renormalize.
+		o := Options{Temperature: 0.7, TopK: c.k, TopP: c.p}
+		ids := make([]int, V)
+		for i := range ids {
+			ids[i] = i
+		}
+		slices.SortFunc(ids, func(a, b int) int {
+			switch {
+			case logits[a] > logits[b] || logits[a] == logits[b] && a < b:
+				return -1
+			case logits[a] < logits[b] || logits[a] == logits[b] && a > b:
+				return 1
+			}
+			return 0
+		})
+		if c.k > 0 {
+			ids = ids[:c.k]
+		}
+		w := make([]float64, len(ids))
+		var z float64
+		for j, i := range ids {
+			w[j] = math.Exp(float64(logits[i]-logits[ids[0]]) / o.Temperature)
+			z += w[j]
+		}
+		if c.p > 0 {
+			var cum float64
+			for j := range ids {
+				cum += w[j] / z
+				if cum >= c.p {
+					ids, w = ids[:j+1], w[:j+1]
+					break
+				}
+			}
+		}
+		want := map[int]float64{}
+		z = 0
+		for j := range w {
+			z += w[j]
+		}
+		for j, i := range ids {
+			want[i] = w[j] / z
+		}
+		s := NewSampler(o, 9, nil)
+		got := map[int]int{}
+		const n = 5000
+		for range n {
+			id := s.Next(logits, nil)
+			if _, ok := want[id]; !ok {
+				t.Fatalf("k=%d p=%v: drew %d, outside the %d kept tokens", c.k, c.p, id, len(want))
+			}
+			got[id]++
+		}
+		for id, q := range want {
+			if f := float64(got[id]) / n; math.Abs(f-q) > 4*math.Sqrt(q*(1-q)/n)+1e-3 {
+				t.Errorf("k=%d p=%v: token %d drawn %.4f of the time, probability %.4f", c.k, c.p, id, f, q)
+			}
+		}
+	}
+}
+
+// selectTop puts the k first entries first, for every k, with ties.
+func TestSelectTop(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 200 {
+		n := 1 + r.IntN(60)
+		v := make([]float64, n)
+		for i := range v {
+			v[i] = float64(r.IntN(8))
+		}
+		before := func(a, b int) bool { return v[a] > v[b] || v[a] == v[b] && a < b }
+		sorted := make([]int, n)
+		for i := range sorted {
+			sorted[i] = i
+		}
+		slices.SortFunc(sorted, func(a, b int) int {
+			if before(a, b) {
+				return -1
+			}
+			return 1
+		})
+		k := 1 + r.IntN(n)
+		idx := slices.Clone(sorted)
+		r.Shuffle(n, func(i, j int) { idx[i], idx[j] = idx[j], idx[i] })
+		selectTop(idx, k, before)
+		top := slices.Clone(idx[:k])
+		slices.Sort(top)
+		want := slices.Clone(sorted[:k])
+		slices.Sort(want)
+		if !slices.Equal(top, want) {
+			t.Fatalf("n=%d k=%d: first %v, want %v", n, k, top, want)
+		}
+	}
+}
