@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -34,15 +35,18 @@ func collect(t *testing.T, ch <-chan Event) ([]int, string) {
 
 // Sequences that join and leave a running batch at different times, with
 // prompts of different lengths, must get exactly the tokens they get alone
-// (greedy), on both the RoPE and the learned-position architecture.
+// (greedy), on both the RoPE and the learned-position architecture; with a
+// float32 KV cache, and with the default float16 one (whose rounding does
+// not change these models' greedy choices).
 func TestEngineBatchedEqualsAlone(t *testing.T) {
-	for _, arch := range []string{"llama", "gpt2"} {
+	for _, arch := range []string{"llama", "gpt2", "llama-f32", "gpt2-f32"} {
 		t.Run(arch, func(t *testing.T) {
+			arch, f32 := strings.CutSuffix(arch, "-f32")
 			w, err := LoadWeights(tinyDir(t, arch))
 			if err != nil {
 				t.Fatal(err)
 			}
-			e := NewEngine("tiny", "", w, EngineOptions{MaxBatch: 4})
+			e := NewEngine("tiny", "", w, EngineOptions{MaxBatch: 4, FloatKV: f32})
 			defer e.Close()
 			texts := []string{"The king", "Once upon a time there was a small village by the sea", "A", "numbers: 1 2 3 4",
 				"What is the capital of the land?", "hello hello hello", "z"}
