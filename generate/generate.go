@@ -215,16 +215,20 @@ func (s *Sampler) Next(logits []float32, hide []int) int {
 		}
 		return best
 	}
-	idx := s.idx[:V]
-	for i := range idx {
-		idx[i] = i
-		p[i] /= s.o.Temperature
-	}
 	// Only the candidates that top-k and top-p can keep are sorted (most
 	// probable first, ties by id): a quickselect for the k best, and for
 	// top-p the tokens of at least (1-TopP)/n of the probability, which
 	// hold the nucleus (the others weigh less than 1-TopP together). A
-	// vocabulary of 150,000 is not sorted at every token.
+	// vocabulary of 150,000 is not sorted at every token, and without
+	// top-k or top-p nothing is.
+	invT := 1 / s.o.Temperature
+	mx := math.Inf(-1)
+	for i := range p {
+		p[i] *= invT
+		if p[i] > mx { // (no NaN is left; math.Max is a call)
+			mx = p[i]
+		}
+	}
 	before := func(a, b int) bool { return p[a] > p[b] || p[a] == p[b] && a < b }
 	byProb := func(a, b int) int {
 		if before(a, b) {
@@ -235,33 +239,50 @@ func (s *Sampler) Next(logits []float32, hide []int) int {
 		}
 		return 0
 	}
-	topP := s.o.TopP > 0 && s.o.TopP < 1
+	var idx []int // the candidates in order; nil: all, by id
 	if k := s.o.TopK; k > 0 && k < V {
-		selectTop(idx, k, before)
+		idx = s.idx[:V]
+		for i := range idx {
+			idx[i] = i
+		}
+		selectTop(idx, k, p)
 		idx = idx[:k]
 		slices.SortFunc(idx, byProb)
 	}
-	mx := math.Inf(-1)
-	for _, i := range idx {
-		mx = math.Max(mx, p[i])
-	}
 	var z float64
-	for _, i := range idx {
-		p[i] = math.Exp(p[i] - mx)
-		z += p[i]
-	}
-	if topP {
-		least := z * (1 - s.o.TopP) / float64(len(idx))
-		nucleus := s.nucleus[:0]
+	if idx == nil {
+		for i, v := range p {
+			p[i] = expNeg(v - mx)
+			z += p[i]
+		}
+	} else {
 		for _, i := range idx {
-			if p[i] >= least {
-				nucleus = append(nucleus, i)
+			p[i] = expNeg(p[i] - mx)
+			z += p[i]
+		}
+	}
+	if s.o.TopP > 0 && s.o.TopP < 1 {
+		n := len(idx)
+		if idx == nil {
+			n = V
+		}
+		least := z * (1 - s.o.TopP) / float64(n)
+		nucleus := s.nucleus[:0]
+		if idx == nil {
+			for i, v := range p {
+				if v >= least {
+					nucleus = append(nucleus, i)
+				}
+			}
+			slices.SortFunc(nucleus, byProb)
+		} else {
+			for _, i := range idx {
+				if p[i] >= least {
+					nucleus = append(nucleus, i)
+				}
 			}
 		}
 		s.nucleus = nucleus
-		if s.o.TopK <= 0 || s.o.TopK >= V {
-			slices.SortFunc(nucleus, byProb)
-		}
 		idx = nucleus
 		var c float64
 		for n, i := range idx {
@@ -277,6 +298,15 @@ func (s *Sampler) Next(logits []float32, hide []int) int {
 		}
 	}
 	u := s.rng.Float64() * z
+	if idx == nil {
+		for i, v := range p {
+			u -= v
+			if u <= 0 {
+				return i
+			}
+		}
+		return V - 1
+	}
 	for _, i := range idx {
 		u -= p[i]
 		if u <= 0 {
@@ -286,10 +316,30 @@ func (s *Sampler) Next(logits []float32, hide []int) int {
 	return idx[len(idx)-1]
 }
 
-// selectTop reorders idx so that its first k entries are the k that come
-// first by before (in no particular order): a quickselect with
+// expNeg is e^x for x <= 0 (and 0 for NaN) to about 1e-7 relative: a
+// Cody-Waite reduction to |r| <= ln2/2 and a degree-7 Taylor polynomial.
+// The sampler takes one per vocabulary entry per token; math.Exp costs
+// several times more.
+func expNeg(x float64) float64 {
+	if !(x >= -708) {
+		return 0
+	}
+	const (
+		log2e = 1.4426950408889634
+		ln2hi = 6.93147180369123816490e-01
+		ln2lo = 1.90821492927058770002e-10
+	)
+	k := math.Floor(x*log2e + 0.5)
+	r := x - k*ln2hi - k*ln2lo
+	e := 1 + r*(1+r*(1.0/2+r*(1.0/6+r*(1.0/24+r*(1.0/120+r*(1.0/720+r*(1.0/5040)))))))
+	return e * math.Float64frombits(uint64(int64(k)+1023)<<52)
+}
+
+// selectTop reorders idx so that its first k entries are the k most
+// probable by p (ties by id), in no particular order: a quickselect with
 // median-of-three pivots, linear on average.
-func selectTop(idx []int, k int, before func(a, b int) bool) {
+func selectTop(idx []int, k int, p []float64) {
+	before := func(a, b int) bool { return p[a] > p[b] || p[a] == p[b] && a < b }
 	lo, hi := 0, len(idx)-1
 	for lo < hi {
 		mid := lo + (hi-lo)/2
@@ -304,8 +354,9 @@ func selectTop(idx []int, k int, before func(a, b int) bool) {
 			idx[mid], idx[hi] = idx[hi], idx[mid]
 		}
 		pivot, store := idx[hi], lo
+		pv := p[pivot]
 		for i := lo; i < hi; i++ {
-			if before(idx[i], pivot) {
+			if v := p[idx[i]]; v > pv || v == pv && idx[i] < pivot {
 				idx[i], idx[store] = idx[store], idx[i]
 				store++
 			}

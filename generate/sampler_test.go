@@ -1,6 +1,7 @@
 package generate
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -105,7 +106,7 @@ func TestSelectTop(t *testing.T) {
 		k := 1 + r.IntN(n)
 		idx := slices.Clone(sorted)
 		r.Shuffle(n, func(i, j int) { idx[i], idx[j] = idx[j], idx[i] })
-		selectTop(idx, k, before)
+		selectTop(idx, k, v)
 		top := slices.Clone(idx[:k])
 		slices.Sort(top)
 		want := slices.Clone(sorted[:k])
@@ -113,5 +114,22 @@ func TestSelectTop(t *testing.T) {
 		if !slices.Equal(top, want) {
 			t.Fatalf("n=%d k=%d: first %v, want %v", n, k, top, want)
 		}
+	}
+}
+
+// BenchmarkSamplerNext samples from a vocabulary the size of Qwen2's.
+func BenchmarkSamplerNext(b *testing.B) {
+	r := rand.New(rand.NewPCG(5, 6))
+	logits := make([]float32, 151936)
+	for i := range logits {
+		logits[i] = float32(r.NormFloat64() * 3)
+	}
+	for _, o := range []Options{{Temperature: 0.8}, {Temperature: 0.8, TopP: 0.9}, {Temperature: 0.8, TopK: 40, TopP: 0.9}} {
+		b.Run(fmt.Sprintf("k=%d,p=%v", o.TopK, o.TopP), func(b *testing.B) {
+			s := NewSampler(o, 1, nil)
+			for b.Loop() {
+				s.Next(logits, nil)
+			}
+		})
 	}
 }
