@@ -133,3 +133,21 @@ func BenchmarkSamplerNext(b *testing.B) {
 		})
 	}
 }
+
+// expNeg is within 1e-7 of math.Exp over the range the sampler uses, and 0
+// for -Inf and NaN.
+func TestExpNeg(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 7))
+	for range 100000 {
+		x := -r.Float64() * 700
+		if r.IntN(2) == 0 {
+			x = -r.Float64() * 3
+		}
+		if got, want := expNeg(x), math.Exp(x); math.Abs(got/want-1) > 1e-7 {
+			t.Fatalf("expNeg(%v) = %v, math.Exp %v", x, got, want)
+		}
+	}
+	if expNeg(0) != 1 || expNeg(math.Inf(-1)) != 0 || expNeg(math.NaN()) != 0 {
+		t.Fatalf("expNeg(0, -Inf, NaN) = %v, %v, %v", expNeg(0), expNeg(math.Inf(-1)), expNeg(math.NaN()))
+	}
+}
