@@ -481,6 +481,13 @@ func (e *Engine) place(w *Weights, bt *batch, fresh []*seq, pc *gpt.Cache) {
 		need = max(need, s.n+1)
 	}
 	e.reserve(w, bt, len(bt.active)+len(fresh), need)
+	// The prefill's rows of sequences that ended at their first token
+	// keep slot -1.
+	rows := pc.K[0].Dim(0)
+	slots, lens := make([]int32, rows), make([]int, rows)
+	for i := range slots {
+		slots[i] = -1
+	}
 	for _, s := range fresh {
 		s.slot = bt.free[len(bt.free)-1]
 		bt.free = bt.free[:len(bt.free)-1]
@@ -488,9 +495,10 @@ func (e *Engine) place(w *Weights, bt *batch, fresh []*seq, pc *gpt.Cache) {
 			e.fills.Add(1)
 		}
 		bt.used[s.slot] = true
-		bt.cache.Load(s.slot, pc, s.rowIdx, s.n)
+		slots[s.rowIdx], lens[s.rowIdx] = int32(s.slot), s.n
 		bt.active = append(bt.active, s)
 	}
+	bt.cache.Load(pc, slots, lens)
 }
 
 // reserve makes the batch cache hold at least slots sequences of need

@@ -203,10 +203,11 @@ func growF(s []float32, n int) []float32 {
 	return s[:n]
 }
 
-// StoreRows writes the keys (or values) of a decode step into a slot
-// cache: row r of src ([rows, H*D], float32) goes, head by head, to
-// position pos[r] of slot slot[r] of dst ([slots, H, S, D]), a float32 or
-// a float16 buffer (rounded as CopyHalf rounds).
+// StoreRows writes keys (or values) into a slot cache: row r of src
+// ([rows, H*D], float32) goes, head by head, to position pos[r] of slot
+// slot[r] of dst ([slots, H, S, D]), a float32 or a float16 buffer
+// (rounded as CopyHalf rounds); rows whose slot is negative are skipped.
+// A decode step stores one row per sequence, a prefill all its rows.
 func (c *CPU) StoreRows(dst backend.Buffer, S, H, D int, slot, pos []int32, src backend.Buffer) {
 	s := f(src)
 	rows := len(slot)
@@ -215,12 +216,18 @@ func (c *CPU) StoreRows(dst backend.Buffer, S, H, D int, slot, pos []int32, src 
 	}
 	slots := dst.Len() / (H * S * D)
 	for r := range rows {
-		if slot[r] < 0 || int(slot[r]) >= slots || pos[r] < 0 || int(pos[r]) >= S {
+		if slot[r] < 0 {
+			continue
+		}
+		if int(slot[r]) >= slots || pos[r] < 0 || int(pos[r]) >= S {
 			panic(fmt.Sprintf("cpu: StoreRows: row %d: position %d of slot %d, in %d slots of %d", r, pos[r], slot[r], slots, S))
 		}
 	}
 	Parallel(rows, max(1, 4096/(H*D)), func(lo, hi int) {
 		for r := lo; r < hi; r++ {
+			if slot[r] < 0 {
+				continue
+			}
 			for h := range H {
 				o := ((int(slot[r])*H+h)*S + int(pos[r])) * D
 				x := s[(r*H+h)*D : (r*H+h+1)*D]

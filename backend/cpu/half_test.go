@@ -151,10 +151,13 @@ func TestCopyHalf(t *testing.T) {
 func TestStoreRows(t *testing.T) {
 	c := New()
 	slots, H, S, D := 3, 2, 4, 3
-	src := &Buf{D: []float32{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}} // 2 rows of 2 heads of 3
-	slot, pos := []int32{2, 0}, []int32{1, 3}
+	src := &Buf{D: []float32{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18}} // 3 rows of 2 heads of 3
+	slot, pos := []int32{2, -1, 0}, []int32{1, 99, 3}                                        // the middle row is skipped
 	want := make([]float32, slots*H*S*D)
-	for r := range 2 {
+	for r := range 3 {
+		if slot[r] < 0 {
+			continue
+		}
 		for h := range H {
 			o := ((int(slot[r])*H+h)*S + int(pos[r])) * D
 			copy(want[o:o+D], src.D[(r*H+h)*D:])
@@ -175,5 +178,5 @@ func TestStoreRows(t *testing.T) {
 			t.Fatal("a position beyond the slot did not panic")
 		}
 	}()
-	c.StoreRows(f32, S, H, D, slot, []int32{1, 4}, src)
+	c.StoreRows(f32, S, H, D, slot, []int32{1, 0, 4}, src)
 }

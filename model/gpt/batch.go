@@ -97,20 +97,51 @@ func (c *BatchCache) Grow(slots, capacity, used int) {
 	}
 }
 
-// Load copies the n positions of row row of a prefill cache pc (a
-// left-padded batch: the row's positions are its last n columns) into slot
-// slot.
-func (c *BatchCache) Load(slot int, pc *Cache, row, n int) {
-	if slot < 0 || slot >= c.Slots || n > c.Cap || n > pc.Len || len(pc.K) != len(c.K) {
-		panic(fmt.Sprintf("gpt: batch cache: %d positions into slot %d of %d x %d from a prefill of %d", n, slot, c.Slots, c.Cap, pc.Len))
+// Load copies prefilled sequences into their slots: row b of the prefill
+// cache pc (a left-padded batch: the row's positions are its last lens[b]
+// columns) goes to slot slots[b]; a negative slot skips the row. With the
+// backend's StoreRows it is two calls per layer for the whole batch.
+func (c *BatchCache) Load(pc *Cache, slots []int32, lens []int) {
+	if len(slots) != len(lens) || len(pc.K) != len(c.K) {
+		panic(fmt.Sprintf("gpt: batch cache: %d slots and %d lengths, a prefill of %d layers into %d", len(slots), len(lens), len(pc.K), len(c.K)))
+	}
+	L := pc.Len
+	for b, s := range slots {
+		if s >= 0 && (int(s) >= c.Slots || lens[b] > c.Cap || lens[b] > L) {
+			panic(fmt.Sprintf("gpt: batch cache: %d positions into slot %d of %d x %d from a prefill of %d", lens[b], s, c.Slots, c.Cap, L))
+		}
 	}
 	W := c.h * c.d
-	for l := range c.K {
-		for h := range c.h {
-			src := (row*pc.Len+pc.Len-n)*W + h*c.d
-			dst := (slot*c.h + h) * c.Cap * c.d
-			c.copy2D(c.K[l], dst, c.d, pc.K[l].Buffer(), src, W, n, c.d)
-			c.copy2D(c.V[l], dst, c.d, pc.V[l].Buffer(), src, W, n, c.d)
+	if sr, ok := c.be.(rowStore); ok {
+		// One row per prefill position: its slot (-1 for padding) and
+		// its position there.
+		slot, pos := make([]int32, len(slots)*L), make([]int32, len(slots)*L)
+		for b, s := range slots {
+			for j := range L {
+				slot[b*L+j], pos[b*L+j] = -1, 0
+				if p := j - (L - lens[b]); s >= 0 && p >= 0 {
+					slot[b*L+j], pos[b*L+j] = s, int32(p)
+				}
+			}
+		}
+		for l := range c.K {
+			sr.StoreRows(c.K[l], c.Cap, c.h, c.d, slot, pos, pc.K[l].Buffer())
+			sr.StoreRows(c.V[l], c.Cap, c.h, c.d, slot, pos, pc.V[l].Buffer())
+		}
+		return
+	}
+	for b, s := range slots {
+		if s < 0 {
+			continue
+		}
+		n := lens[b]
+		for l := range c.K {
+			for h := range c.h {
+				src := (b*L+L-n)*W + h*c.d
+				dst := (int(s)*c.h + h) * c.Cap * c.d
+				c.copy2D(c.K[l], dst, c.d, pc.K[l].Buffer(), src, W, n, c.d)
+				c.copy2D(c.V[l], dst, c.d, pc.V[l].Buffer(), src, W, n, c.d)
+			}
 		}
 	}
 }

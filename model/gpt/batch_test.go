@@ -56,9 +56,11 @@ func TestDecodeStepSlots(t *testing.T) {
 					if bc.Half {
 						tol = 2e-3
 					}
+					lens := make([]int, B)
 					for b, s := range seqs {
-						bc.Load(int(slots[b]), pc, b, len(s))
+						lens[b] = len(s)
 					}
+					bc.Load(pc, slots, lens)
 					pc.Free()
 					for step := range 4 {
 						if step == 1 {
