@@ -90,3 +90,58 @@ func TestDecodeStepSlots(t *testing.T) {
 		}
 	}
 }
+
+// With head sizes the CPU's blocked float16 kernels take (32 and 64) and
+// sequences longer than their 16-key blocks, batched decoding from a half
+// cache stays within float16's rounding of whole-sequence passes.
+func TestDecodeStepHalfBlocked(t *testing.T) {
+	for _, hd := range []int{32, 64} {
+		c := tinyConfig("llama")
+		c.Hidden, c.Heads, c.KVHeads, c.Intermediate, c.Context = 2*hd, 2, 1, 64, 64
+		m, err := New(cpu.New(), c, 9)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs := [][]int32{make([]int32, 21), make([]int32, 17)}
+		for b := range seqs {
+			for j := range seqs[b] {
+				seqs[b][j] = int32((j*7 + b*3) % c.Vocab)
+			}
+		}
+		tensor.NoGrad(func() {
+			bc := m.NewBatchCache(2, 32, true)
+			defer bc.Free()
+			if !bc.Half {
+				t.Fatal("the CPU backend did not give a half cache")
+			}
+			slots := []int32{1, 0}
+			// Prefill each prompt alone, then decode both together.
+			for b, s := range seqs {
+				pc := &Cache{}
+				tensor.Release(m.Forward(s, 1, len(s), Options{Cache: pc}))
+				bc.Load(pc, []int32{slots[b]}, []int{len(s)})
+				pc.Free()
+			}
+			for step := range 5 {
+				in, at := make([]int32, 2), make([]int32, 2)
+				for b := range seqs {
+					in[b], at[b] = int32((step*5+b)%c.Vocab), int32(len(seqs[b]))
+					seqs[b] = append(seqs[b], in[b])
+				}
+				h := m.DecodeStep(in, slots, at, bc)
+				got := h.Host()
+				tensor.Release(h)
+				for b, s := range seqs {
+					full := m.Forward(s, 1, len(s), Options{})
+					want := full.Host()[(len(s)-1)*c.Hidden:]
+					tensor.Release(full)
+					for i := range c.Hidden {
+						if d := math.Abs(float64(got[b*c.Hidden+i] - want[i])); d > 2e-3 {
+							t.Fatalf("head size %d step %d row %d value %d: %v, whole sequence %v", hd, step, b, i, got[b*c.Hidden+i], want[i])
+						}
+					}
+				}
+			}
+		})
+	}
+}
