@@ -159,7 +159,7 @@ func attentionRowsHalf(a backend.Attention, slot, n []int32, os, qs []float32, k
 				case haveHalf:
 					vdotsh(&row[0], &qh[0], &kh[0], D, nk, D, a.Scale)
 				default:
-					kf = growF(kf, nk*D)
+					kf = grow(kf, nk*D)
 					FromHalf(kf, kh)
 					scores(row, qh, kf, D, a.Scale)
 				}
@@ -172,7 +172,7 @@ func attentionRowsHalf(a backend.Attention, slot, n []int32, os, qs []float32, k
 				case haveHalf:
 					vwsumh(&oh[0], &row[0], &vh[0], D, nk, D)
 				default:
-					vf = growF(vf, nk*D)
+					vf = grow(vf, nk*D)
 					FromHalf(vf, vh)
 					clear(oh)
 					for j := range nk {
@@ -196,13 +196,6 @@ func halfKernels(d int) (func(out, q *float32, k *uint16, blocks int, scale floa
 // against the per-key ones).
 var fastHalf = true
 
-func growF(s []float32, n int) []float32 {
-	if cap(s) < n {
-		return make([]float32, n)
-	}
-	return s[:n]
-}
-
 // StoreRows writes keys (or values) into a slot cache: row r of src
 // ([rows, H*D], float32) goes, head by head, to position pos[r] of slot
 // slot[r] of dst ([slots, H, S, D]), a float32 or a float16 buffer
@@ -223,6 +216,16 @@ func (c *CPU) StoreRows(dst backend.Buffer, S, H, D int, slot, pos []int32, src 
 			panic(fmt.Sprintf("cpu: StoreRows: row %d: position %d of slot %d, in %d slots of %d", r, pos[r], slot[r], slots, S))
 		}
 	}
+	var dh []uint16
+	var df []float32
+	switch d := dst.(type) {
+	case *HalfBuf:
+		dh = d.H
+	case *Buf:
+		df = d.D
+	default:
+		panic(fmt.Sprintf("cpu: StoreRows into a %T", dst))
+	}
 	Parallel(rows, max(1, 4096/(H*D)), func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			if slot[r] < 0 {
@@ -231,11 +234,10 @@ func (c *CPU) StoreRows(dst backend.Buffer, S, H, D int, slot, pos []int32, src 
 			for h := range H {
 				o := ((int(slot[r])*H+h)*S + int(pos[r])) * D
 				x := s[(r*H+h)*D : (r*H+h+1)*D]
-				switch d := dst.(type) {
-				case *HalfBuf:
-					toHalf(d.H[o:o+D], x)
-				case *Buf:
-					copy(d.D[o:o+D], x)
+				if dh != nil {
+					toHalf(dh[o:o+D], x)
+				} else {
+					copy(df[o:o+D], x)
 				}
 			}
 		}

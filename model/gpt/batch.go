@@ -111,37 +111,35 @@ func (c *BatchCache) Load(pc *Cache, slots []int32, lens []int) {
 			panic(fmt.Sprintf("gpt: batch cache: %d positions into slot %d of %d x %d from a prefill of %d", lens[b], s, c.Slots, c.Cap, L))
 		}
 	}
-	W := c.h * c.d
-	if sr, ok := c.be.(rowStore); ok {
-		// One row per prefill position: its slot (-1 for padding) and
-		// its position there.
-		slot, pos := make([]int32, len(slots)*L), make([]int32, len(slots)*L)
-		for b, s := range slots {
-			for j := range L {
-				slot[b*L+j], pos[b*L+j] = -1, 0
-				if p := j - (L - lens[b]); s >= 0 && p >= 0 {
-					slot[b*L+j], pos[b*L+j] = s, int32(p)
-				}
+	// One row per prefill position: its slot (-1 for padding and skipped
+	// rows) and its position there.
+	slot, pos := make([]int32, len(slots)*L), make([]int32, len(slots)*L)
+	for b, s := range slots {
+		for j := range L {
+			slot[b*L+j] = -1
+			if p := j - (L - lens[b]); s >= 0 && p >= 0 {
+				slot[b*L+j], pos[b*L+j] = s, int32(p)
 			}
 		}
-		for l := range c.K {
-			sr.StoreRows(c.K[l], c.Cap, c.h, c.d, slot, pos, pc.K[l].Buffer())
-			sr.StoreRows(c.V[l], c.Cap, c.h, c.d, slot, pos, pc.V[l].Buffer())
-		}
+	}
+	for l := range c.K {
+		c.storeRows(c.K[l], slot, pos, pc.K[l].Buffer())
+		c.storeRows(c.V[l], slot, pos, pc.V[l].Buffer())
+	}
+}
+
+// storeRows writes row r of src ([rows, KVHeads*HeadDim], float32) at
+// position pos[r] of slot slot[r] of the cache buffer dst, skipping rows
+// of slot -1: in one call with the backend's StoreRows, else row by row.
+func (c *BatchCache) storeRows(dst backend.Buffer, slot, pos []int32, src backend.Buffer) {
+	if sr, ok := c.be.(rowStore); ok {
+		sr.StoreRows(dst, c.Cap, c.h, c.d, slot, pos, src)
 		return
 	}
-	for b, s := range slots {
-		if s < 0 {
-			continue
-		}
-		n := lens[b]
-		for l := range c.K {
-			for h := range c.h {
-				src := (b*L+L-n)*W + h*c.d
-				dst := (int(s)*c.h + h) * c.Cap * c.d
-				c.copy2D(c.K[l], dst, c.d, pc.K[l].Buffer(), src, W, n, c.d)
-				c.copy2D(c.V[l], dst, c.d, pc.V[l].Buffer(), src, W, n, c.d)
-			}
+	for r, s := range slot {
+		if s >= 0 {
+			off := (int(s)*c.h*c.Cap + int(pos[r])) * c.d
+			c.copy2D(dst, off, c.Cap*c.d, src, r*c.h*c.d, c.d, c.h, c.d)
 		}
 	}
 }
@@ -210,16 +208,8 @@ func (m *Model) DecodeStep(ids, slot, pos []int32, c *BatchCache) *tensor.Tensor
 		}
 		kc, vc := c.K[i], c.V[i]
 		// Each row's key and value, head by head, at its position.
-		if sr, ok := be.(rowStore); ok {
-			sr.StoreRows(kc, c.Cap, c.h, c.d, slot, pos, k.Buffer())
-			sr.StoreRows(vc, c.Cap, c.h, c.d, slot, pos, v.Buffer())
-		} else {
-			for r := range B {
-				off := (int(slot[r])*c.h*c.Cap + int(pos[r])) * c.d
-				c.copy2D(kc, off, c.Cap*c.d, k.Buffer(), r*c.h*c.d, c.d, c.h, c.d)
-				c.copy2D(vc, off, c.Cap*c.d, v.Buffer(), r*c.h*c.d, c.d, c.h, c.d)
-			}
-		}
+		c.storeRows(kc, slot, pos, k.Buffer())
+		c.storeRows(vc, slot, pos, v.Buffer())
 		var y *tensor.Tensor
 		if ra != nil {
 			y = tensor.New(be, B, 1, C)
@@ -273,8 +263,8 @@ type rowAttention interface {
 	AttentionRows(a backend.Attention, slot, n []int32, o, q, k, v backend.Buffer)
 }
 
-// rowStore is the optional backend kernel that writes a decode step's keys
-// or values into their slots in one call (cpu.CPU.StoreRows).
+// rowStore is the optional backend kernel that writes rows of keys or
+// values into their slots in one call (cpu.CPU.StoreRows).
 type rowStore interface {
 	StoreRows(dst backend.Buffer, S, H, D int, slot, pos []int32, src backend.Buffer)
 }
