@@ -1,6 +1,7 @@
 package gpt
 
 import (
+	"fmt"
 	"math"
 	"testing"
 
@@ -71,19 +72,7 @@ func TestDecodeStepSlots(t *testing.T) {
 							in[b], at[b] = next[b][step], int32(len(seqs[b]))
 							seqs[b] = append(seqs[b], in[b])
 						}
-						h := m.DecodeStep(in, slots, at, bc)
-						got := h.Host()
-						tensor.Release(h)
-						for b, s := range seqs {
-							full := m.Forward(s, 1, len(s), Options{})
-							want := full.Host()[(len(s)-1)*c.Hidden:]
-							tensor.Release(full)
-							for i := range c.Hidden {
-								if d := math.Abs(float64(got[b*c.Hidden+i] - want[i])); d > tol {
-									t.Fatalf("%s %T half %v step %d row %d value %d: %v, whole sequence %v", arch, be, bc.Half, step, b, i, got[b*c.Hidden+i], want[i])
-								}
-							}
-						}
+						checkDecodeStep(t, m, seqs, in, slots, at, bc, tol, fmt.Sprintf("%s %T half %v step %d", arch, be, bc.Half, step))
 					}
 				})
 			}
@@ -128,20 +117,29 @@ func TestDecodeStepHalfBlocked(t *testing.T) {
 					in[b], at[b] = int32((step*5+b)%c.Vocab), int32(len(seqs[b]))
 					seqs[b] = append(seqs[b], in[b])
 				}
-				h := m.DecodeStep(in, slots, at, bc)
-				got := h.Host()
-				tensor.Release(h)
-				for b, s := range seqs {
-					full := m.Forward(s, 1, len(s), Options{})
-					want := full.Host()[(len(s)-1)*c.Hidden:]
-					tensor.Release(full)
-					for i := range c.Hidden {
-						if d := math.Abs(float64(got[b*c.Hidden+i] - want[i])); d > 2e-3 {
-							t.Fatalf("head size %d step %d row %d value %d: %v, whole sequence %v", hd, step, b, i, got[b*c.Hidden+i], want[i])
-						}
-					}
-				}
+				checkDecodeStep(t, m, seqs, in, slots, at, bc, 2e-3, fmt.Sprintf("head size %d step %d", hd, step))
 			}
 		})
+	}
+}
+
+// checkDecodeStep runs one DecodeStep of the last tokens in of seqs (in
+// slots, at positions at) and checks each row's hidden state against the
+// whole sequence run at once, to within tol.
+func checkDecodeStep(t *testing.T, m *Model, seqs [][]int32, in, slots, at []int32, bc *BatchCache, tol float64, what string) {
+	t.Helper()
+	C := m.Config.Hidden
+	h := m.DecodeStep(in, slots, at, bc)
+	got := h.Host()
+	tensor.Release(h)
+	for b, s := range seqs {
+		full := m.Forward(s, 1, len(s), Options{})
+		want := full.Host()[(len(s)-1)*C:]
+		tensor.Release(full)
+		for i := range C {
+			if d := math.Abs(float64(got[b*C+i] - want[i])); d > tol {
+				t.Fatalf("%s row %d value %d: %v, whole sequence %v", what, b, i, got[b*C+i], want[i])
+			}
+		}
 	}
 }
