@@ -5,6 +5,7 @@ package generate
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -229,15 +230,11 @@ func (s *Sampler) Next(logits []float32, hide []int) int {
 			mx = p[i]
 		}
 	}
-	before := func(a, b int) bool { return p[a] > p[b] || p[a] == p[b] && a < b }
-	byProb := func(a, b int) int {
-		if before(a, b) {
-			return -1
+	byProb := func(a, b int) int { // more probable first, then by id
+		if c := cmp.Compare(p[b], p[a]); c != 0 {
+			return c
 		}
-		if before(b, a) {
-			return 1
-		}
-		return 0
+		return cmp.Compare(a, b)
 	}
 	var idx []int // the candidates in order; nil: all, by id
 	if k := s.o.TopK; k > 0 && k < V {
