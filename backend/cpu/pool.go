@@ -20,17 +20,26 @@ import (
 // spinPolls is how many polls a worker makes for its next chunk, and a
 // caller for its chunks, before sleeping; yieldEvery is how often a
 // spinning goroutine yields.
-const (
-	spinPolls  = 1 << 15
-	yieldEvery = 256
-)
+// It is atomic so that tests can make every wait sleep.
+var spinPolls atomic.Int32
 
-// A call tracks the chunks of one Parallel call that workers run.
+func init() { spinPolls.Store(1 << 15) }
+
+const yieldEvery = 256
+
+// A call tracks the chunks of one Parallel call that workers run. Its
+// word counts the chunks not yet done, plus sleeping when the caller
+// sleeps on wake. One atomic word for both matters: the worker that
+// finishes the last chunk touches the call in that one operation and, only
+// if the caller sleeps (and so cannot recycle the call), in the send on
+// wake. With two words a worker could be preempted between them, and wake
+// the call's next use, whose caller then returned before its chunks ran.
 type call struct {
-	pending atomic.Int32
-	waiter  atomic.Int32 // 1: the caller sleeps on wake; 2: a worker is waking it
-	wake    chan struct{}
+	word atomic.Int32
+	wake chan struct{}
 }
+
+const sleeping = 1 << 30
 
 // A worker's slot. busy is claimed by a caller (0 -> 1) to give it a
 // chunk; state goes 0 (idle) -> 1 (chunk posted) -> 0, or 0 -> 2 while
@@ -72,8 +81,9 @@ func start() {
 // again, spinning a while before it sleeps.
 func (s *slot) run() {
 	for {
+		polls := int(spinPolls.Load())
 		for i := 0; s.state.Load() != 1; i++ {
-			if i < spinPolls {
+			if i < polls {
 				if i%yieldEvery == yieldEvery-1 {
 					runtime.Gosched()
 				}
@@ -89,7 +99,7 @@ func (s *slot) run() {
 		s.fn, s.c = nil, nil
 		s.state.Store(0)
 		s.busy.Store(0)
-		if c.pending.Add(-1) == 0 && c.waiter.CompareAndSwap(1, 2) {
+		if c.word.Add(-1) == sleeping {
 			c.wake <- struct{}{}
 		}
 	}
@@ -103,7 +113,7 @@ func post(fn func(lo, hi int), lo, hi int, c *call) bool {
 			continue
 		}
 		s.fn, s.lo, s.hi, s.c = fn, lo, hi, c
-		c.pending.Add(1)
+		c.word.Add(1)
 		if s.state.Swap(1) == 2 {
 			s.wake <- struct{}{}
 		}
@@ -164,20 +174,24 @@ func Parallel(n, grain int, fn func(lo, hi int)) {
 		}
 	}
 	fn(0, min(chunk, n))
-	for i := 0; c.pending.Load() > 0; i++ {
-		if i < spinPolls {
+	polls := int(spinPolls.Load())
+	for i := 0; ; i++ {
+		v := c.word.Load()
+		if v == 0 {
+			break
+		}
+		if i < polls {
 			if i%yieldEvery == yieldEvery-1 {
 				runtime.Gosched()
 			}
 			continue
 		}
-		c.waiter.Store(1)
-		if c.pending.Load() > 0 || !c.waiter.CompareAndSwap(1, 0) {
+		if c.word.CompareAndSwap(v, v|sleeping) {
 			<-c.wake
+			c.word.Store(0)
+			break
 		}
-		break
 	}
-	c.waiter.Store(0)
 	select {
 	case calls <- c:
 	default:
