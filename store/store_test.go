@@ -77,6 +77,7 @@ func suite(t *testing.T, newDSN func(t *testing.T) string) {
 		fn   func(t *testing.T, dsn string)
 	}{
 		{"Migrations", testMigrations},
+		{"OpenExisting", testOpenExisting},
 		{"Users", testUsers},
 		{"Sessions", testSessions},
 		{"Import", testImport},
