@@ -1,7 +1,7 @@
 // Package store is the database of golem's human-feedback flywheel: the
 // annotators and their sessions, the prompts to label, the demonstrations
-// people write, and the rankings of K model answers they make (a pairwise
-// comparison is a ranking with K = 2). The reward, DPO and PPO stages read
+// people write, the rankings of K model answers they make (a pairwise
+// comparison is a ranking with K = 2), and the prompts each skipped. The reward, DPO and PPO stages read
 // it directly, and ExportJSONL writes the TRL-style files they read.
 //
 // A store is a single SQLite file by default (a pure-Go driver, no cgo) or a
