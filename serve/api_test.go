@@ -32,8 +32,15 @@ func newTestServer(t *testing.T, o Options, eo EngineOptions) *testServer {
 // newTestServerOn is newTestServer with the store dsn.
 func newTestServerOn(t *testing.T, dsn string, o Options, eo EngineOptions) *testServer {
 	t.Helper()
+	return newTestServerWith(t, dsn, o, eo, "llama", "gpt2")
+}
+
+// newTestServerWith is newTestServerOn serving the tiny models named (keys
+// of modelDirs), each as "tiny-NAME".
+func newTestServerWith(t *testing.T, dsn string, o Options, eo EngineOptions, models ...string) *testServer {
+	t.Helper()
 	var engines []*Engine
-	for _, arch := range []string{"llama", "gpt2"} {
+	for _, arch := range models {
 		w, err := LoadWeights(tinyDir(t, arch))
 		if err != nil {
 			t.Fatal(err)

@@ -78,17 +78,7 @@ func TestOllamaClient(t *testing.T) {
 // A real browser logs in, writes a demonstration, ranks four answers and
 // compares two; the rows are then in the database and in the export.
 func TestBrowserAnnotation(t *testing.T) {
-	node := needNode(t, "playwright-core")
-	chromium := os.Getenv("CHROMIUM")
-	if chromium == "" {
-		chromium = "/usr/bin/chromium"
-	}
-	if _, err := os.Stat(chromium); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s missing: run .ci/e2e-deps.sh", chromium)
-		}
-		t.Skipf("%s missing: run .ci/e2e-deps.sh", chromium)
-	}
+	node := needBrowser(t)
 	ts := newTestServer(t, Options{}, EngineOptions{})
 	ctx := context.Background()
 	if _, err := EnsureAdmin(ctx, ts.store, "admin-password"); err != nil {
@@ -139,6 +129,50 @@ func TestBrowserAnnotation(t *testing.T) {
 		if n == 0 || !(strings.Contains(string(b), jsonText(want)) || decodedContains(t, b, want)) {
 			t.Errorf("export %s: %d lines without %q:\n%s", kind, n, want, b)
 		}
+	}
+}
+
+// needBrowser is needNode for the browser scripts: playwright-core and
+// chromium ($CHROMIUM, by default /usr/bin/chromium).
+func needBrowser(t *testing.T) string {
+	t.Helper()
+	node := needNode(t, "playwright-core")
+	chromium := os.Getenv("CHROMIUM")
+	if chromium == "" {
+		chromium = "/usr/bin/chromium"
+	}
+	if _, err := os.Stat(chromium); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s missing: run .ci/e2e-deps.sh", chromium)
+		}
+		t.Skipf("%s missing: run .ci/e2e-deps.sh", chromium)
+	}
+	return node
+}
+
+// With a model that gives the same answer every time, a real browser is
+// told there is nothing to rank or compare, and skips from prompt to
+// prompt in every task; the skips are in the store.
+func TestBrowserSkip(t *testing.T) {
+	node := needBrowser(t)
+	ts := newTestServerWith(t, "sqlite:"+filepath.Join(t.TempDir(), "labels.db"), Options{}, EngineOptions{}, "same")
+	ctx := context.Background()
+	dave, err := ts.store.CreateUser(ctx, store.NewUser{Username: "dave", Password: "dave-password"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prompts := `{"prompt": "Say yes."}` + "\n" + `{"prompt": "Say no."}` + "\n"
+	if _, err := ts.store.ImportPrompts(ctx, strings.NewReader(prompts), store.ImportOptions{Name: "p.jsonl"}); err != nil {
+		t.Fatal(err)
+	}
+	runNode(t, node, "skip.mjs", ts.URL, "dave", "dave-password")
+	for _, task := range []store.Task{store.TaskRank, store.TaskCompare} {
+		if p, err := ts.store.NextPrompt(ctx, dave.ID, task); err == nil {
+			t.Errorf("after skipping both prompts, next %s prompt is %d", task, p.ID)
+		}
+	}
+	if p, err := ts.store.Progress(ctx, dave.ID); err != nil || p.Skipped != 3 || p.Rankings != 0 {
+		t.Errorf("progress %+v, %v; want 3 skips and no ranking", p, err)
 	}
 }
 

@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/golem-ml/golem/backend/cpu"
 	"github.com/golem-ml/golem/data/synth"
 	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/tensor"
 	"github.com/golem-ml/golem/tokenizer"
 )
 
@@ -44,6 +46,16 @@ func TestMain(m *testing.M) {
 			}
 			modelDirs[arch] = d
 		}
+		// "same" says "yes" whatever it is asked; "two" says "yes" or
+		// "no", then the same again.
+		for name, words := range map[string][]string{"same": {"yes"}, "two": {"yes", "no"}} {
+			d := filepath.Join(dir, "tiny-"+name)
+			if err := writeFixedModel(d, tok, words...); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+			modelDirs[name] = d
+		}
 		return m.Run()
 	}()
 	os.Exit(code)
@@ -78,4 +90,38 @@ func tinyDir(t testing.TB, arch string) string {
 		t.Fatalf("no tiny %s model", arch)
 	}
 	return d
+}
+
+// writeFixedModel saves a llama that says the first token of one of words
+// again and again, whatever it is asked and however hot it is sampled, as
+// a well-trained small model repeats its one answer: its blocks add nothing
+// to the residual stream (zero output projections), every token embeds to
+// the same vector, and the head gives those tokens a logit 320 above every
+// other.
+func writeFixedModel(dir string, tok *tokenizer.Tokenizer, words ...string) error {
+	be := cpu.New()
+	cfg := gpt.Config{Arch: "llama", Vocab: tok.VocabSize(), Context: 256, Layers: 1, Heads: 2, KVHeads: 1,
+		Hidden: 32, Intermediate: 64, Eps: 1e-5, RopeTheta: 10000, BOS: -1, EOS: -1}
+	m, err := gpt.New(be, cfg, 1)
+	if err != nil {
+		return err
+	}
+	C, V := cfg.Hidden, cfg.Vocab
+	for _, b := range m.Blocks {
+		b.O.Weight = tensor.New(be, b.O.Weight.Shape()...)
+		b.Down.Weight = tensor.New(be, b.Down.Weight.Shape()...)
+	}
+	m.Embed.Weight = tensor.FromHost(be, slices.Repeat([]float32{1}, V*C), V, C)
+	head := make([]float32, V*C) // [V, C]
+	for _, w := range words {
+		id := tok.Encode(w)[0]
+		for c := range C {
+			head[id*C+c] = 10
+		}
+	}
+	m.Head.Weight = tensor.FromHost(be, head, V, C)
+	if err := m.Save(dir); err != nil {
+		return err
+	}
+	return tok.Save(dir)
 }

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/golem-ml/golem/store"
@@ -51,6 +52,7 @@ func (s *Server) webRoutes() {
 	}))
 	m.HandleFunc("GET /app/api/next", s.webAuth(false, s.webNext))
 	m.HandleFunc("POST /app/api/samples", s.webAuth(false, s.webSamples))
+	m.HandleFunc("POST /app/api/skips", s.webAuth(false, s.webSkip))
 	m.HandleFunc("GET /app/api/labels", s.webAuth(false, s.webLabels))
 	m.HandleFunc("GET /app/api/progress", s.webAuth(false, s.webProgress))
 	m.HandleFunc("POST /app/api/demonstrations", s.webAuth(false, s.webAddDemonstration))
@@ -271,8 +273,29 @@ func (s *Server) webNext(w http.ResponseWriter, r *http.Request, sess store.Sess
 	writeJSON(w, http.StatusOK, map[string]any{"prompt": promptJSON{p.ID, p.Messages, p.Source}})
 }
 
-// webSamples samples K distinct answers to a prompt from the served models,
-// round-robin, for the annotator to rank.
+// Sampling answers to rank. A model sure of its answer gives the same one
+// again and again, and an annotator cannot rank one answer; so webSamples
+// samples in rounds, each hotter than the last (rankTemps, and top-p 1
+// after the first), until it has the K distinct answers asked for, has
+// drawn rankTriesPerAnswer*K samples, or has sampled for rankBudget. It
+// answers with the distinct answers it has: K, fewer (2 or more still make
+// a ranking), or 0 or 1, which leave the annotator nothing to rank: the app
+// says so and offers to skip the prompt (POST /app/api/skips), as Label
+// Studio's and Argilla's annotators skip a task they cannot label.
+var rankTemps = []float64{1, 1.3, 1.6, 2}
+
+const (
+	rankTriesPerAnswer = 8
+	rankBudget         = 20 * time.Second
+)
+
+type answerJSON struct {
+	Model   string `json:"model"`
+	Content string `json:"content"`
+}
+
+// webSamples samples up to K distinct answers to a prompt from the served
+// models, round-robin, for the annotator to rank.
 func (s *Server) webSamples(w http.ResponseWriter, r *http.Request, sess store.Session) {
 	var req struct {
 		PromptID  int64 `json:"prompt_id"`
@@ -294,53 +317,126 @@ func (s *Server) webSamples(w http.ResponseWriter, r *http.Request, sess store.S
 		s.storeFail(w, r, err)
 		return
 	}
-	type answer struct {
-		Model   string `json:"model"`
-		Content string `json:"content"`
-	}
-	var answers []answer
+	var answers []answerJSON
 	seen := map[string]bool{}
-	for try := 0; len(answers) < req.K && try < 4*req.K; try++ {
-		e := s.engines[s.names[try%len(s.names)]]
-		wts := e.Weights()
-		prompt, err := chatPrompt(wts, append([]tokenizer.Message(nil), p.Messages...))
-		if err != nil {
-			web.failErr(w, err)
-			return
+	tries, next, maxTries := 0, 0, rankTriesPerAnswer*req.K
+	began := time.Now()
+	for round := 0; len(answers) < req.K && tries < maxTries && (round == 0 || time.Since(began) < rankBudget); round++ {
+		need := req.K - len(answers)
+		n := need // the first round asks for what is missing; later ones for twice that
+		if round > 0 {
+			n = min(2*need, maxN, maxTries-tries)
 		}
-		mt := min(req.MaxTokens, wts.Model.Config.Context-len(prompt))
-		if mt < 1 {
-			web.fail(w, http.StatusBadRequest, "", "prompt %d does not fit the context of %s", p.ID, e.Name)
-			return
+		temp, topP := rankTemps[min(round, len(rankTemps)-1)], 1.0
+		if round == 0 {
+			topP = 0.95
 		}
-		temp, topP := 1.0, 0.95
-		g, err := newGen(e, wts, prompt, sampleParams{Temperature: &temp, TopP: &topP, MaxTokens: &mt}, 1)
-		if err != nil {
-			web.failErr(w, err)
-			return
-		}
-		g.s.MinTokens = 1
-		texts, _, _, err := g.collect(r.Context())
+		texts, err := s.sampleRound(r.Context(), p, next, n, req.MaxTokens, temp, topP)
 		if err != nil {
 			if r.Context().Err() == nil {
 				web.failErr(w, err)
 			}
 			return
 		}
-		// What annotators see is what is stored: a sampled answer is made
-		// valid UTF-8 without NUL characters (which PostgreSQL refuses).
-		t := strings.ReplaceAll(strings.ToValidUTF8(texts[0], "\uFFFD"), "\x00", "\uFFFD")
-		if strings.TrimSpace(t) == "" || seen[t] {
+		for i, t := range texts {
+			// What annotators see is what is stored: a sampled answer is
+			// made valid UTF-8 without NUL characters (which PostgreSQL
+			// refuses).
+			t = strings.ReplaceAll(strings.ToValidUTF8(t, "\uFFFD"), "\x00", "\uFFFD")
+			key := strings.TrimSpace(t)
+			if key == "" || seen[key] || len(answers) == req.K {
+				continue
+			}
+			seen[key] = true
+			answers = append(answers, answerJSON{s.names[(next+i)%len(s.names)], t})
+		}
+		tries += n
+		next += n
+	}
+	if answers == nil {
+		answers = []answerJSON{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"answers": answers, "requested": req.K, "tries": tries})
+}
+
+// sampleRound samples n answers to p, answer i from the served model
+// (first+i) mod the number of models, each model's answers as one batch,
+// the models at once. It returns the texts in that order.
+func (s *Server) sampleRound(ctx context.Context, p store.Prompt, first, n, maxTokens int, temp, topP float64) ([]string, error) {
+	type batch struct {
+		g   *genRequest
+		idx []int // the answers it gives
+	}
+	var batches []batch
+	for m, name := range s.names {
+		var idx []int
+		for i := range n {
+			if (first+i)%len(s.names) == m {
+				idx = append(idx, i)
+			}
+		}
+		if len(idx) == 0 {
 			continue
 		}
-		seen[t] = true
-		answers = append(answers, answer{e.Name, t})
+		e := s.engines[name]
+		wts := e.Weights()
+		prompt, err := chatPrompt(wts, append([]tokenizer.Message(nil), p.Messages...))
+		if err != nil {
+			return nil, err
+		}
+		mt := min(maxTokens, wts.Model.Config.Context-len(prompt))
+		if mt < 1 {
+			return nil, badRequest("prompt %d does not fit the context of %s", p.ID, e.Name)
+		}
+		count := len(idx)
+		g, err := newGen(e, wts, prompt, sampleParams{Temperature: &temp, TopP: &topP, MaxTokens: &mt, N: &count}, 1)
+		if err != nil {
+			return nil, err
+		}
+		g.s.MinTokens = 1
+		batches = append(batches, batch{g, idx})
 	}
-	if len(answers) < req.K {
-		web.fail(w, http.StatusServiceUnavailable, "", "the models gave only %d distinct answers in %d tries", len(answers), 4*req.K)
+	texts := make([]string, n)
+	errs := make([]error, len(batches))
+	var wg sync.WaitGroup
+	for b, bt := range batches {
+		wg.Go(func() {
+			out, _, _, err := bt.g.collect(ctx)
+			if err != nil {
+				errs[b] = err
+				return
+			}
+			for k, i := range bt.idx {
+				texts[i] = out[k]
+			}
+		})
+	}
+	wg.Wait()
+	return texts, errors.Join(errs...)
+}
+
+// webSkip records that the annotator skips a prompt for a task (a
+// comparison's skip is a ranking's): GET /app/api/next does not offer it to
+// them again there.
+func (s *Server) webSkip(w http.ResponseWriter, r *http.Request, sess store.Session) {
+	var req struct {
+		PromptID int64  `json:"prompt_id"`
+		Task     string `json:"task"`
+		Reason   string `json:"reason"`
+	}
+	if !s.decodeJSON(web, w, r, &req) {
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"answers": answers})
+	task, err := parseTask(req.Task)
+	if err != nil {
+		web.fail(w, http.StatusBadRequest, "", "%v", err)
+		return
+	}
+	if err := s.store.SkipPrompt(r.Context(), sess.User.ID, req.PromptID, task, req.Reason); err != nil {
+		s.storeFail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"ok": true})
 }
 
 type demonstrationJSON struct {
@@ -554,11 +650,12 @@ type progressJSON struct {
 	Demonstrations int      `json:"demonstrations"`
 	Rankings       int      `json:"rankings"`
 	Comparisons    int      `json:"comparisons"`
+	Skipped        int      `json:"skipped"`
 }
 
 func (s *Server) progress(ctx context.Context, u store.User) (progressJSON, error) {
 	p, err := s.store.Progress(ctx, u.ID)
-	return progressJSON{toUserJSON(u), p.Prompts, p.Demonstrations, p.Rankings, p.Comparisons}, err
+	return progressJSON{toUserJSON(u), p.Prompts, p.Demonstrations, p.Rankings, p.Comparisons, p.Skipped}, err
 }
 
 func (s *Server) webProgress(w http.ResponseWriter, r *http.Request, sess store.Session) {

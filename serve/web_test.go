@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/cookiejar"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -207,4 +208,109 @@ func TestWebPageAndLogin(t *testing.T) {
 	if store.MaxK < 4 {
 		t.Fatal("the store cannot hold a ranking of 4")
 	}
+}
+
+// With a model that always gives the same answer, sampling answers to rank
+// returns the one distinct answer there is (it was a 503 on every prompt),
+// the annotator skips the prompt, and the next prompt is another one (it
+// was the same prompt again: the annotator could not go on). A model with
+// two answers gives two to rank, not an error.
+func TestWebSkipAlikeAnswers(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) {
+		webSkipAlikeAnswers(t, "sqlite:"+filepath.Join(t.TempDir(), "labels.db"))
+	})
+	t.Run("postgres", func(t *testing.T) { webSkipAlikeAnswers(t, postgresDSN(t)) })
+}
+
+func webSkipAlikeAnswers(t *testing.T, dsn string) {
+	ts := newTestServerWith(t, dsn, Options{}, EngineOptions{}, "same")
+	_, alice, bob := setupAnnotators(t, ts)
+	next := func(wc *webClient, task string) int64 {
+		t.Helper()
+		status, body := wc.call("GET", "/app/api/next?task="+task, nil)
+		mustStatus(t, "next "+task, 200, status, body)
+		var r struct{ Prompt *promptJSON }
+		if err := json.Unmarshal(body, &r); err != nil {
+			t.Fatal(err)
+		}
+		if r.Prompt == nil {
+			return 0
+		}
+		return r.Prompt.ID
+	}
+	type samples struct {
+		Answers   []responseJSON
+		Requested int
+		Tries     int
+	}
+	sample := func(wc *webClient, id int64, k, maxTokens int) samples {
+		t.Helper()
+		status, body := wc.call("POST", "/app/api/samples", map[string]any{"prompt_id": id, "k": k, "max_tokens": maxTokens})
+		mustStatus(t, "samples", 200, status, body)
+		var s samples
+		if err := json.Unmarshal(body, &s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+
+	first := next(alice, "rank")
+	s := sample(alice, first, 4, 0)
+	if len(s.Answers) != 1 || !strings.HasPrefix(s.Answers[0].Content, "y") || s.Requested != 4 || s.Tries != rankTriesPerAnswer*4 {
+		t.Fatalf("samples of a model with one answer: %+v; want its one answer after %d tries", s, rankTriesPerAnswer*4)
+	}
+	status, body := alice.call("POST", "/app/api/skips", map[string]any{"prompt_id": first, "task": "rank", "reason": "1 distinct answer"})
+	mustStatus(t, "skip", 200, status, body)
+	second := next(alice, "rank")
+	if second == 0 || second == first {
+		t.Fatalf("after skipping prompt %d the next prompt to rank is %d", first, second)
+	}
+	if id := next(alice, "compare"); id != second {
+		t.Errorf("next comparison = %d, want %d (comparisons share the ranking queue)", id, second)
+	}
+	if s := sample(alice, second, 2, 0); len(s.Answers) != 1 {
+		t.Errorf("a comparison's samples: %+v", s)
+	}
+	status, body = alice.call("POST", "/app/api/skips", map[string]any{"prompt_id": second, "task": "compare"})
+	mustStatus(t, "skip a comparison", 200, status, body)
+	third := next(alice, "rank")
+	status, body = alice.call("POST", "/app/api/skips", map[string]any{"prompt_id": third, "task": "rank"})
+	mustStatus(t, "skip", 200, status, body)
+	if id := next(alice, "rank"); id != 0 {
+		t.Errorf("alice skipped every prompt, yet next gives %d", id)
+	}
+	// Skips are the annotator's own, and per queue.
+	if id := next(bob, "rank"); id != first {
+		t.Errorf("bob's next prompt to rank = %d, want %d", id, first)
+	}
+	if id := next(alice, "demonstrate"); id != first {
+		t.Errorf("alice's next prompt to write for = %d, want %d", id, first)
+	}
+	status, body = alice.call("GET", "/app/api/progress", nil)
+	if status != 200 || !strings.Contains(string(body), `"skipped":3`) {
+		t.Errorf("progress: %d %s", status, body)
+	}
+	for _, tc := range []struct {
+		what string
+		req  any
+		want int
+	}{
+		{"an unknown prompt", map[string]any{"prompt_id": 9999, "task": "rank"}, 404},
+		{"an unknown task", map[string]any{"prompt_id": first, "task": "dance"}, 400},
+		{"a NUL in the reason", map[string]any{"prompt_id": first, "task": "rank", "reason": "a\x00b"}, 400},
+		{"not JSON", "{", 400},
+	} {
+		status, body := alice.call("POST", "/app/api/skips", tc.req)
+		mustStatus(t, "skip "+tc.what, tc.want, status, body)
+	}
+
+	// Two distinct answers, though four were asked for, make a ranking.
+	ts2 := newTestServerWith(t, dsn, Options{}, EngineOptions{}, "two")
+	bob2 := login(t, ts2.URL, "bob", "bob-password")
+	s = sample(bob2, first, 4, 1)
+	if len(s.Answers) != 2 || s.Answers[0].Content == s.Answers[1].Content {
+		t.Fatalf("samples of a model with two answers: %+v", s)
+	}
+	status, body = bob2.call("POST", "/app/api/rankings", map[string]any{"prompt_id": first, "responses": s.Answers, "order": []int{1, 0}})
+	mustStatus(t, "rank two answers", 201, status, body)
 }

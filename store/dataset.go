@@ -31,9 +31,10 @@ func IsDSN(name string) bool {
 //		ds, err = data.Read(path, data.ReadOptions{})
 //	}
 //
-// A store with no labels of the kind is an error.
+// The store must exist (OpenExisting); one with no labels of the kind is an
+// error.
 func ReadDataset(ctx context.Context, dsn string, kind ExportKind) (*data.Dataset, error) {
-	s, err := Open(ctx, dsn)
+	s, err := OpenExisting(ctx, dsn)
 	if err != nil {
 		return nil, err
 	}
@@ -74,9 +75,9 @@ func (s *Store) Dataset(ctx context.Context, kind ExportKind) (*data.Dataset, er
 
 // ExportFile writes the store named by dsn to path as ExportJSONL's kind,
 // atomically (a temporary file renamed into place), and returns the number
-// of lines.
+// of lines. The store must exist (OpenExisting).
 func ExportFile(ctx context.Context, dsn string, kind ExportKind, path string) (int, error) {
-	s, err := Open(ctx, dsn)
+	s, err := OpenExisting(ctx, dsn)
 	if err != nil {
 		return 0, err
 	}

@@ -514,6 +514,7 @@ type Progress struct {
 	Demonstrations int // demonstrations written
 	Rankings       int // rankings made, comparisons included
 	Comparisons    int // rankings of two answers
+	Skipped        int // prompts skipped, in either queue (SkipPrompt)
 }
 
 // Progress returns annotatorID's counts.
@@ -523,8 +524,9 @@ func (s *Store) Progress(ctx context.Context, annotatorID int64) (Progress, erro
 			(SELECT COUNT(*) FROM prompts),
 			(SELECT COUNT(*) FROM demonstrations WHERE annotator_id = ?),
 			(SELECT COUNT(*) FROM rankings WHERE annotator_id = ?),
-			(SELECT COUNT(*) FROM rankings WHERE annotator_id = ? AND k = 2)`),
-		annotatorID, annotatorID, annotatorID).Scan(&p.Prompts, &p.Demonstrations, &p.Rankings, &p.Comparisons)
+			(SELECT COUNT(*) FROM rankings WHERE annotator_id = ? AND k = 2),
+			(SELECT COUNT(*) FROM skips WHERE annotator_id = ?)`),
+		annotatorID, annotatorID, annotatorID, annotatorID).Scan(&p.Prompts, &p.Demonstrations, &p.Rankings, &p.Comparisons, &p.Skipped)
 	if err != nil {
 		return Progress{}, fmt.Errorf("store: progress of annotator %d: %w", annotatorID, err)
 	}

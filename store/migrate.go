@@ -85,6 +85,19 @@ var migrations = []migration{
 			UNIQUE (ranking_id, rank)
 		)`,
 	}},
+	{2, "skipped prompts", []string{
+		// An annotator's skip of a prompt in one queue: "demonstrate", or
+		// "rank", which comparisons share. NextPrompt does not offer it to
+		// them again in that queue.
+		`CREATE TABLE skips (
+			annotator_id BIGINT NOT NULL REFERENCES users(id),
+			queue TEXT NOT NULL CHECK (queue IN ('demonstrate', 'rank')),
+			prompt_id BIGINT NOT NULL REFERENCES prompts(id),
+			reason TEXT NOT NULL,
+			created_at {{time}} NOT NULL,
+			PRIMARY KEY (annotator_id, queue, prompt_id)
+		)`,
+	}},
 }
 
 // sql returns the statement written for d.

@@ -382,25 +382,32 @@ const (
 	TaskCompare     Task = "compare"     // pick the better of two answers
 )
 
-// NextPrompt returns the next prompt in annotatorID's queue for task: one the
-// annotator has not yet labelled for it, preferring the prompts with the
-// fewest labels of that kind from anyone, then the oldest. An empty queue is
-// ErrNotFound.
-func (s *Store) NextPrompt(ctx context.Context, annotatorID int64, task Task) (Prompt, error) {
-	var table string
-	switch task {
+// queue returns the table of task's labels and the name of its queue.
+func (t Task) queue() (table, queue string, err error) {
+	switch t {
 	case TaskDemonstrate:
-		table = "demonstrations"
+		return "demonstrations", "demonstrate", nil
 	case TaskRank, TaskCompare:
-		table = "rankings"
-	default:
-		return Prompt{}, invalidf("store: task %q is not %q, %q or %q", task, TaskDemonstrate, TaskRank, TaskCompare)
+		return "rankings", "rank", nil
 	}
+	return "", "", invalidf("store: task %q is not %q, %q or %q", t, TaskDemonstrate, TaskRank, TaskCompare)
+}
+
+// NextPrompt returns the next prompt in annotatorID's queue for task: one the
+// annotator has neither labelled nor skipped for it, preferring the prompts
+// with the fewest labels of that kind from anyone, then the oldest. An empty
+// queue is ErrNotFound.
+func (s *Store) NextPrompt(ctx context.Context, annotatorID int64, task Task) (Prompt, error) {
+	table, queue, err := task.queue()
+	if err != nil {
+		return Prompt{}, err
+	}
+	const notSkipped = ` AND NOT EXISTS (SELECT 1 FROM skips k WHERE k.annotator_id = ? AND k.queue = ? AND k.prompt_id = p.id)`
 	// The common case first: the oldest prompt nobody has labelled yet.
 	var p Prompt
-	err := scanPrompt(s.db.QueryRowContext(ctx, `SELECT `+promptColumns+` FROM prompts p
-		WHERE NOT EXISTS (SELECT 1 FROM `+table+` l WHERE l.prompt_id = p.id)
-		ORDER BY p.id LIMIT 1`), &p)
+	err = scanPrompt(s.db.QueryRowContext(ctx, s.q(`SELECT `+promptColumns+` FROM prompts p
+		WHERE NOT EXISTS (SELECT 1 FROM `+table+` l WHERE l.prompt_id = p.id)`+notSkipped+`
+		ORDER BY p.id LIMIT 1`), annotatorID, queue), &p)
 	if err == nil {
 		return p, nil
 	}
@@ -409,9 +416,9 @@ func (s *Store) NextPrompt(ctx context.Context, annotatorID int64, task Task) (P
 	}
 	err = scanPrompt(s.db.QueryRowContext(ctx, s.q(`SELECT `+promptColumns+` FROM prompts p
 		LEFT JOIN (SELECT prompt_id, COUNT(*) AS n FROM `+table+` GROUP BY prompt_id) c ON c.prompt_id = p.id
-		WHERE NOT EXISTS (SELECT 1 FROM `+table+` l WHERE l.prompt_id = p.id AND l.annotator_id = ?)
+		WHERE NOT EXISTS (SELECT 1 FROM `+table+` l WHERE l.prompt_id = p.id AND l.annotator_id = ?)`+notSkipped+`
 		ORDER BY COALESCE(c.n, 0), p.id
-		LIMIT 1`), annotatorID), &p)
+		LIMIT 1`), annotatorID, annotatorID, queue), &p)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Prompt{}, fmt.Errorf("store: no prompt left to %s for annotator %d: %w", task, annotatorID, ErrNotFound)
 	}
@@ -419,4 +426,32 @@ func (s *Store) NextPrompt(ctx context.Context, annotatorID int64, task Task) (P
 		return Prompt{}, fmt.Errorf("store: next prompt: %w", err)
 	}
 	return p, nil
+}
+
+// maxReasonBytes bounds a skip's reason.
+const maxReasonBytes = 1024
+
+// SkipPrompt records that annotatorID skips promptID for task (a
+// comparison's skip is a ranking's: they share a queue), so that
+// NextPrompt no longer offers it to them there; others still get it. reason
+// says why, for the admin ("" for none). Skipping twice is not an error.
+func (s *Store) SkipPrompt(ctx context.Context, annotatorID, promptID int64, task Task, reason string) error {
+	_, queue, err := task.queue()
+	if err != nil {
+		return err
+	}
+	if len(reason) > maxReasonBytes || !utf8.ValidString(reason) || strings.IndexByte(reason, 0) >= 0 {
+		return invalidf("store: a skip's reason must be valid UTF-8 without NUL characters, of at most %d bytes", maxReasonBytes)
+	}
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := s.mustExist(ctx, tx, promptID, annotatorID); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO skips (annotator_id, queue, prompt_id, reason, created_at) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (annotator_id, queue, prompt_id) DO NOTHING`), annotatorID, queue, promptID, reason, now())
+		if err != nil {
+			return fmt.Errorf("store: skip prompt %d: %w", promptID, err)
+		}
+		return nil
+	})
 }

@@ -1,7 +1,7 @@
 // Package store is the database of golem's human-feedback flywheel: the
 // annotators and their sessions, the prompts to label, the demonstrations
-// people write, and the rankings of K model answers they make (a pairwise
-// comparison is a ranking with K = 2). The reward, DPO and PPO stages read
+// people write, the rankings of K model answers they make (a pairwise
+// comparison is a ranking with K = 2), and the prompts each skipped. The reward, DPO and PPO stages read
 // it directly, and ExportJSONL writes the TRL-style files they read.
 //
 // A store is a single SQLite file by default (a pure-Go driver, no cgo) or a
@@ -21,6 +21,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -80,7 +83,17 @@ const sqliteParams = "_busy_timeout=10000&_foreign_keys=1&_journal_mode=WAL&_syn
 // dsn is "postgres://..." or "postgresql://..." for PostgreSQL (any
 // parameter libpq accepts, such as sslmode or search_path), or for SQLite
 // "sqlite:PATH" or a plain file path; the file is created when missing.
-func Open(ctx context.Context, dsn string) (*Store, error) {
+// Open is for the store's owner, golem serve; readers use OpenExisting.
+func Open(ctx context.Context, dsn string) (*Store, error) { return openStore(ctx, dsn, false) }
+
+// OpenExisting opens a store that must already exist, for reading it: a
+// missing SQLite file is an error naming it (it is not created), and so is
+// a database without golem's tables (none are created). An existing
+// store whose schema is older than this golem's is brought up to date, as
+// Open does.
+func OpenExisting(ctx context.Context, dsn string) (*Store, error) { return openStore(ctx, dsn, true) }
+
+func openStore(ctx context.Context, dsn string, existing bool) (*Store, error) {
 	s := &Store{}
 	var err error
 	switch {
@@ -103,6 +116,11 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		case strings.Contains(path, "?"):
 			return nil, invalidf("store: %q: a database path may not contain '?'", path)
 		}
+		if existing {
+			if err := sqliteExisting(ctx, dsn, path); err != nil {
+				return nil, err
+			}
+		}
 		s.dialect = dialectSQLite
 		s.db, err = sql.Open("sqlite", path+"?"+sqliteParams)
 		if err != nil {
@@ -111,13 +129,68 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	}
 	if err := s.ping(ctx); err != nil {
 		s.db.Close()
-		return nil, fmt.Errorf("store: connect to %s: %w", s.dialect, err)
+		return nil, fmt.Errorf("store: connect to %s: %w", redact(dsn), err)
+	}
+	if existing && s.dialect == dialectPostgres {
+		if err := hasSchema(ctx, s.db, s.dialect, dsn); err != nil {
+			s.db.Close()
+			return nil, err
+		}
 	}
 	if err := s.migrate(ctx); err != nil {
 		s.db.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// sqliteExisting checks that path is a SQLite database with golem's
+// tables, on a read-only connection of its own: it creates no file and
+// changes none (the store's own connections switch a database to WAL).
+func sqliteExisting(ctx context.Context, dsn, path string) error {
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return notFoundf("store: %s: no such database (golem serve creates one; check the path)", dsn)
+	case err != nil:
+		return fmt.Errorf("store: %s: %w", dsn, err)
+	case !fi.Mode().IsRegular():
+		return invalidf("store: %s: %s is not a file", dsn, path)
+	}
+	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: path}).EscapedPath()+"?mode=ro")
+	if err != nil {
+		return fmt.Errorf("store: %s: %w", dsn, err)
+	}
+	defer db.Close()
+	return hasSchema(ctx, db, dialectSQLite, dsn)
+}
+
+// hasSchema checks that the database has golem's tables (schema_migrations
+// is made with the first migration).
+func hasSchema(ctx context.Context, db *sql.DB, d dialect, dsn string) error {
+	query := `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'`
+	check := "path"
+	if d == dialectPostgres {
+		// The table as the connection's search_path finds it.
+		query = `SELECT COUNT(*) FROM (SELECT to_regclass('schema_migrations') AS t) r WHERE t IS NOT NULL`
+		check = "database name and search_path"
+	}
+	var n int
+	if err := db.QueryRowContext(ctx, query).Scan(&n); err != nil {
+		return fmt.Errorf("store: %s: %w", redact(dsn), err)
+	}
+	if n == 0 {
+		return notFoundf("store: %s: not a golem store, it has no golem tables (golem serve creates them; check the %s)", redact(dsn), check)
+	}
+	return nil
+}
+
+// redact hides the password of a PostgreSQL URL.
+func redact(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && u.User != nil {
+		return u.Redacted()
+	}
+	return dsn
 }
 
 // ping makes the first connection. Switching a new SQLite file to WAL needs
@@ -223,13 +296,22 @@ func isForeignKey(err error) bool {
 // precision both databases keep.
 func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
 
-// invalidError is a message about bad input; it matches ErrInvalid.
-type invalidError struct{ msg string }
+// kindError is a message that matches one of the package's errors (kind)
+// without repeating its text.
+type kindError struct {
+	msg  string
+	kind error
+}
 
-func (e *invalidError) Error() string        { return e.msg }
-func (e *invalidError) Is(target error) bool { return target == ErrInvalid }
+func (e *kindError) Error() string        { return e.msg }
+func (e *kindError) Is(target error) bool { return target == e.kind }
 
-// invalidf formats an error that matches ErrInvalid.
+// invalidf formats an error about bad input; it matches ErrInvalid.
 func invalidf(format string, args ...any) error {
-	return &invalidError{fmt.Sprintf(format, args...)}
+	return &kindError{fmt.Sprintf(format, args...), ErrInvalid}
+}
+
+// notFoundf formats an error that matches ErrNotFound.
+func notFoundf(format string, args ...any) error {
+	return &kindError{fmt.Sprintf(format, args...), ErrNotFound}
 }

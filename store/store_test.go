@@ -77,11 +77,14 @@ func suite(t *testing.T, newDSN func(t *testing.T) string) {
 		fn   func(t *testing.T, dsn string)
 	}{
 		{"Migrations", testMigrations},
+		{"OpenExisting", testOpenExisting},
 		{"Users", testUsers},
 		{"Sessions", testSessions},
 		{"Import", testImport},
 		{"ImportErrors", testImportErrors},
 		{"Queue", testQueue},
+		{"Skips", testSkips},
+		{"UpgradeToSkips", testUpgradeToSkips},
 		{"Demonstrations", testDemonstrations},
 		{"Rankings", testRankings},
 		{"RankingErrors", testRankingErrors},
@@ -505,6 +508,105 @@ func testQueue(t *testing.T, dsn string) {
 	wantErr(t, "a's queue done", err, ErrNotFound)
 	_, err = s.NextPrompt(ctx, a.ID, "write poems")
 	wantErr(t, "unknown task", err, ErrInvalid, "write poems")
+}
+
+// An annotator who skips a prompt is not offered it again in that queue
+// (comparisons share the ranking queue); others still are, and the skip
+// lasts across connections.
+func testSkips(t *testing.T, dsn string) {
+	ctx := context.Background()
+	s := open(t, dsn)
+	a := mustUser(t, s, "a", RoleAnnotator)
+	b := mustUser(t, s, "b", RoleAnnotator)
+	ps := mustPrompts(t, s, 2)
+	next := func(u User, task Task) int64 {
+		t.Helper()
+		p, err := s.NextPrompt(ctx, u.ID, task)
+		if errors.Is(err, ErrNotFound) {
+			return 0
+		}
+		if err != nil {
+			t.Fatalf("NextPrompt(%s, %s): %v", u.Username, task, err)
+		}
+		return p.ID
+	}
+	if err := s.SkipPrompt(ctx, a.ID, ps[0].ID, TaskRank, "only 1 distinct answer"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SkipPrompt(ctx, a.ID, ps[0].ID, TaskRank, "again"); err != nil {
+		t.Errorf("skipping twice: %v", err)
+	}
+	if id := next(a, TaskRank); id != ps[1].ID {
+		t.Errorf("a's next prompt to rank after skipping %d = %d, want %d", ps[0].ID, id, ps[1].ID)
+	}
+	if id := next(a, TaskCompare); id != ps[1].ID {
+		t.Errorf("a's next comparison after skipping %d in the ranking queue = %d, want %d", ps[0].ID, id, ps[1].ID)
+	}
+	if id := next(a, TaskDemonstrate); id != ps[0].ID {
+		t.Errorf("a's next prompt to write for = %d, want %d (a skip is per queue)", id, ps[0].ID)
+	}
+	if id := next(b, TaskRank); id != ps[0].ID {
+		t.Errorf("b's next prompt to rank = %d, want %d (a skip is per annotator)", id, ps[0].ID)
+	}
+	// Once b has ranked the other prompt, the fewest-labels query must
+	// still leave out a's skip.
+	if _, err := s.AddRanking(ctx, Ranking{PromptID: ps[1].ID, AnnotatorID: b.ID, Order: []int{1, 0},
+		Responses: []Response{{Model: "m", Content: "x"}, {Model: "m", Content: "y"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if id := next(a, TaskRank); id != ps[1].ID {
+		t.Errorf("a's next prompt to rank = %d, want %d", id, ps[1].ID)
+	}
+	if err := s.SkipPrompt(ctx, a.ID, ps[1].ID, TaskCompare, ""); err != nil {
+		t.Fatal(err)
+	}
+	if id := next(a, TaskRank); id != 0 {
+		t.Errorf("a skipped every prompt, yet NextPrompt gave %d", id)
+	}
+	s2 := open(t, dsn)
+	if _, err := s2.NextPrompt(ctx, a.ID, TaskCompare); !errors.Is(err, ErrNotFound) {
+		t.Errorf("a new connection offers a skipped prompt: %v", err)
+	}
+	if p, err := s2.Progress(ctx, a.ID); err != nil || p.Skipped != 2 {
+		t.Errorf("Progress = %+v, %v; want 2 skipped", p, err)
+	}
+	wantErr(t, "skip of an unknown prompt", s.SkipPrompt(ctx, a.ID, 9999, TaskRank, ""), ErrNotFound, "prompt 9999")
+	wantErr(t, "skip by an unknown annotator", s.SkipPrompt(ctx, 9999, ps[0].ID, TaskRank, ""), ErrNotFound, "annotator 9999")
+	wantErr(t, "skip of an unknown task", s.SkipPrompt(ctx, a.ID, ps[0].ID, "dance", ""), ErrInvalid, "dance")
+	wantErr(t, "a long reason", s.SkipPrompt(ctx, a.ID, ps[0].ID, TaskRank, strings.Repeat("x", maxReasonBytes+1)), ErrInvalid, "reason")
+	wantErr(t, "a NUL in the reason", s.SkipPrompt(ctx, a.ID, ps[0].ID, TaskRank, "a\x00b"), ErrInvalid, "reason")
+}
+
+// A store made before skips (schema 1, with labels) is upgraded by Open,
+// keeps its labels, and takes skips.
+func testUpgradeToSkips(t *testing.T, dsn string) {
+	ctx := context.Background()
+	all := migrations
+	migrations = all[:1]
+	old, err := Open(ctx, dsn)
+	migrations = all
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := mustUser(t, old, "a", RoleAnnotator)
+	ps := mustPrompts(t, old, 2)
+	if _, err := old.AddDemonstration(ctx, Demonstration{PromptID: ps[0].ID, AnnotatorID: a.ID, Response: "r"}); err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+	s := open(t, dsn)
+	if v, err := s.SchemaVersion(ctx); err != nil || v != 2 {
+		t.Fatalf("SchemaVersion after the upgrade = %d, %v; want 2", v, err)
+	}
+	if err := s.SkipPrompt(ctx, a.ID, ps[1].ID, TaskDemonstrate, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.NextPrompt(ctx, a.ID, TaskDemonstrate); !errors.Is(err, ErrNotFound) {
+		t.Errorf("NextPrompt after a demonstration and a skip: %v; want none left", err)
+	}
+	if p, err := s.Progress(ctx, a.ID); err != nil || p.Demonstrations != 1 || p.Skipped != 1 {
+		t.Errorf("Progress after the upgrade = %+v, %v", p, err)
+	}
 }
 
 func testDemonstrations(t *testing.T, dsn string) {

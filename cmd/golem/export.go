@@ -16,10 +16,13 @@ func init() {
 
 func runExport(args []string) error {
 	fs := flag.NewFlagSet("export", flag.ExitOnError)
-	db := fs.String("db", "sqlite:golem.db", "store: sqlite:FILE or a postgres:// URL")
-	kind := fs.String("kind", "", "sft (demonstrations), rankings, or preferences (every ranked pair)")
+	db := fs.String("db", "", "the store golem serve --db wrote: sqlite:FILE or a postgres:// URL (required)")
+	kind := fs.String("kind", "", "sft (demonstrations), rankings, or preferences (every ranked pair) (required)")
 	out := fs.String("out", "", "output file (required)")
 	fs.Parse(args)
+	if *db == "" {
+		return fmt.Errorf("export: --db is required: the store to read (sqlite:FILE or a postgres:// URL)")
+	}
 	if *kind == "" || *out == "" {
 		return fmt.Errorf("export: --kind and --out are required (kinds: %v)", store.ExportKinds)
 	}
@@ -33,8 +36,8 @@ func runExport(args []string) error {
 
 // storeFiles replaces each store (sqlite:FILE or a postgres:// URL) among
 // paths with a temporary JSONL export of kind, so that a stage reading files
-// reads the store: golem sft --data sqlite:labels.db. cleanup removes the
-// exports.
+// reads the store: golem sft --data sqlite:labels.db. A store that does not
+// exist is an error (store.OpenExisting). cleanup removes the exports.
 func storeFiles(paths []string, kind store.ExportKind) (files []string, cleanup func(), err error) {
 	var tmp []string
 	cleanup = func() {
@@ -63,7 +66,8 @@ func storeFiles(paths []string, kind store.ExportKind) (files []string, cleanup 
 	return files, cleanup, nil
 }
 
-// readStore reads a store as kind's examples when path names one.
+// readStore reads a store as kind's examples when path names one; a store
+// that does not exist is an error (store.OpenExisting).
 func readStore(path string, kind store.ExportKind) ([]data.Example, bool, error) {
 	if !store.IsDSN(path) {
 		return nil, false, nil

@@ -4,31 +4,11 @@
 // one), compares two, and checks that model output and prompts are shown
 // as text, never as HTML.
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { withApp } from "./app.mjs";
 
 const [base, user, password] = process.argv.slice(2);
-const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
-const profile = mkdtempSync(join(tmpdir(), "golem-chromium-"));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath,
-  headless: true,
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
-const out = {};
-try {
-  const page = context.pages()[0] || (await context.newPage());
-  page.setDefaultTimeout(60000);
-  const errors = [];
-  page.on("pageerror", (e) => errors.push(String(e)));
-  await page.goto(base + "/");
-  await page.fill("#login-username", user);
-  await page.fill("#login-password", password);
-  await page.click("#login-submit");
-
+await withApp(base, user, password, async (page) => {
+  const out = {};
   // Write a demonstration for the first prompt in the queue.
   await page.waitForSelector("#view-demonstrate:not([hidden]) #demo-prompt .msg");
   out.demoPrompt = await page.textContent("#demo-prompt");
@@ -64,9 +44,5 @@ try {
   assert.deepEqual(foreign, [], "elements from model output or prompts");
   out.progress = await page.textContent("#progress");
   assert.match(out.progress, /1 written · 2 ranked \(1 compared\)/);
-  assert.deepEqual(errors, [], "page errors");
-  console.log(JSON.stringify({ ok: true, ...out }));
-} finally {
-  await context.close();
-  rmSync(profile, { recursive: true, force: true });
-}
+  return out;
+});

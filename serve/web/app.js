@@ -84,7 +84,7 @@ async function loggedIn(me) {
 
 async function refreshProgress() {
   const p = await api("GET", "/app/api/progress");
-  $("progress").textContent = `${p.demonstrations} written · ${p.rankings} ranked (${p.comparisons} compared) · ${p.prompts} prompts`;
+  $("progress").textContent = `${p.demonstrations} written · ${p.rankings} ranked (${p.comparisons} compared) · ${p.skipped} skipped · ${p.prompts} prompts`;
 }
 
 // ---- chat ----
@@ -154,10 +154,10 @@ async function loadDemo() {
   $("demo-text").value = "";
   if (!r.prompt) {
     $("demo-prompt").textContent = "No prompt left to write for. Thank you!";
-    $("demo-submit").disabled = true;
+    $("demo-submit").disabled = $("demo-skip").disabled = true;
     return;
   }
-  $("demo-submit").disabled = false;
+  $("demo-submit").disabled = $("demo-skip").disabled = false;
   conversation($("demo-prompt"), r.prompt.messages);
 }
 
@@ -183,6 +183,7 @@ async function loadRank() {
   const r = await api("GET", "/app/api/next?task=rank");
   state.rank = r.prompt ? { prompt: r.prompt, answers: [] } : null;
   $("rank-answers").replaceChildren();
+  $("rank-skip").disabled = $("rank-resample").disabled = !r.prompt;
   if (!r.prompt) {
     $("rank-prompt").textContent = "No prompt left to rank. Thank you!";
     $("rank-submit").disabled = true;
@@ -192,21 +193,54 @@ async function loadRank() {
   await sampleRank();
 }
 
+function showNotice(id, msg) {
+  $(id).textContent = msg;
+  $(id).hidden = !msg;
+}
+
+// samplesNotice explains a sample of fewer distinct answers than asked for
+// ("" when there are all of them); 0 or 1 leave nothing to rank.
+function samplesNotice(s) {
+  const n = s.answers.length;
+  if (n < 2) return `The models gave ${n ? "the same answer" : "no answer"} in ${s.tries} tries: there is nothing to rank. Skip this prompt; it will not come back to you.`;
+  if (n < s.requested) return `The models gave only ${n} different answers in ${s.tries} tries; rank these.`;
+  return "";
+}
+
 async function sampleRank() {
   const K = 4;
+  const rank = state.rank;
   $("rank-submit").disabled = true;
+  showNotice("rank-notice", "");
   $("rank-answers").replaceChildren(el("p", { class: "hint" }, "Sampling answers…"));
-  const s = await api("POST", "/app/api/samples", { prompt_id: state.rank.prompt.id, k: K });
-  state.rank.answers = s.answers;
+  const s = await api("POST", "/app/api/samples", { prompt_id: rank.prompt.id, k: K });
+  if (state.rank !== rank) return; // skipped while sampling
+  const rankable = s.answers.length >= 2;
+  rank.answers = rankable ? s.answers : [];
+  rank.reason = rankable ? "" : `${s.answers.length} distinct answers in ${s.tries} tries`;
+  const notice = samplesNotice(s);
+  showNotice("rank-notice", notice);
   $("rank-answers").replaceChildren(...s.answers.map((a, i) => {
     const sel = el("select", { class: "rank", "data-answer": String(i) }, el("option", { value: "" }, "place…"),
       ...s.answers.map((_, p) => el("option", { value: String(p + 1) }, String(p + 1))));
     return el("div", { class: "answer", id: "answer-" + i },
       el("div", { class: "meta" }, `Answer ${String.fromCharCode(65 + i)} · ${a.model}`),
       el("div", { class: "text" }, a.content),
-      el("label", {}, "Place ", sel), flagBoxes(i));
+      ...(rankable ? [el("label", {}, "Place ", sel), flagBoxes(i)] : []));
   }));
-  $("rank-submit").disabled = false;
+  $("rank-submit").disabled = !rankable;
+}
+
+// skip skips the prompt of a task for good (for this annotator) and loads
+// the next one.
+async function skip(task, current, load, status) {
+  if (!current) return;
+  try {
+    await api("POST", "/app/api/skips", { prompt_id: current.prompt.id, task, reason: current.reason || "" });
+    await refreshProgress();
+    await load();
+    $(status).textContent = `Skipped prompt ${current.prompt.id}.`;
+  } catch (e) { showError(e.message); }
 }
 
 function flagsOf(box, i) {
@@ -239,17 +273,25 @@ async function loadCompare() {
   const r = await api("GET", "/app/api/next?task=compare");
   state.cmp = r.prompt ? { prompt: r.prompt, answers: [] } : null;
   $("cmp-answers").replaceChildren();
+  showNotice("cmp-notice", "");
   $("cmp-a").disabled = $("cmp-b").disabled = true;
+  $("cmp-skip").disabled = !r.prompt;
   if (!r.prompt) {
     $("cmp-prompt").textContent = "No prompt left to compare. Thank you!";
     return;
   }
   conversation($("cmp-prompt"), r.prompt.messages);
+  const cmp = state.cmp;
   const s = await api("POST", "/app/api/samples", { prompt_id: r.prompt.id, k: 2 });
-  state.cmp.answers = s.answers;
+  if (state.cmp !== cmp) return; // skipped while sampling
+  const rankable = s.answers.length === 2;
+  cmp.answers = rankable ? s.answers : [];
+  cmp.reason = rankable ? "" : `${s.answers.length} distinct answers in ${s.tries} tries`;
+  const notice = samplesNotice(s);
   $("cmp-answers").replaceChildren(...s.answers.map((a, i) => el("div", { class: "answer" },
-    el("div", { class: "meta" }, `${i ? "B" : "A"} · ${a.model}`), el("div", { class: "text" }, a.content), flagBoxes(i))));
-  $("cmp-a").disabled = $("cmp-b").disabled = false;
+    el("div", { class: "meta" }, `${i ? "B" : "A"} · ${a.model}`), el("div", { class: "text" }, a.content), ...(rankable ? [flagBoxes(i)] : []))));
+  showNotice("cmp-notice", notice);
+  $("cmp-a").disabled = $("cmp-b").disabled = !rankable;
 }
 
 async function submitCompare(best) {
@@ -329,6 +371,9 @@ document.addEventListener("DOMContentLoaded", () => {
   $("chat-form").addEventListener("submit", (ev) => sendChat(ev).catch((e) => showError(e.message)));
   $("chat-clear").addEventListener("click", () => { state.chat = []; renderChat(); });
   $("demo-submit").addEventListener("click", submitDemo);
+  $("demo-skip").addEventListener("click", () => skip("demonstrate", state.demo && { prompt: state.demo }, loadDemo, "demo-status"));
+  $("rank-skip").addEventListener("click", () => skip("rank", state.rank, loadRank, "rank-status"));
+  $("cmp-skip").addEventListener("click", () => skip("compare", state.cmp, loadCompare, "cmp-status"));
   $("rank-submit").addEventListener("click", submitRank);
   $("rank-resample").addEventListener("click", () => sampleRank().catch((e) => showError(e.message)));
   $("cmp-a").addEventListener("click", () => submitCompare(0));

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/golem-ml/golem/store"
+)
+
+// Reading a store that is not there is an error naming it, for every
+// command that reads one, and creates nothing; golem export names --db when
+// it is missing (it used to read, and create, ./golem.db).
+func TestReadMissingStore(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	out := filepath.Join(dir, "out.jsonl")
+	missing := "sqlite:" + filepath.Join(dir, "typo.db")
+	want := "store: " + missing + ": no such database (golem serve creates one; check the path)"
+	for name, run := range map[string]func() error{
+		"export": func() error { return runExport([]string{"--db", missing, "--kind", "sft", "--out", out}) },
+		"sft --data": func() error {
+			_, cleanup, err := storeFiles([]string{missing}, store.ExportSFT)
+			if cleanup != nil {
+				cleanup()
+			}
+			return err
+		},
+		"reward/dpo --data": func() error { _, err := readExamples(missing, ""); return err },
+		"ppo --prompts":     func() error { _, err := readPrompts(missing, 0, 1); return err },
+	} {
+		if err := run(); err == nil || err.Error() != want {
+			t.Errorf("%s: %v; want %q", name, err, want)
+		}
+	}
+	err := runExport([]string{"--kind", "sft", "--out", out})
+	if err == nil || !strings.Contains(err.Error(), "--db is required") {
+		t.Errorf("export without --db: %v; want --db named", err)
+	}
+	if files, _ := os.ReadDir(dir); len(files) != 0 {
+		t.Errorf("reading missing stores created %v", files)
+	}
+
+	// A store golem serve made exports.
+	dsn := "sqlite:" + filepath.Join(dir, "labels.db")
+	s, err := store.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if err := runExport([]string{"--db", dsn, "--kind", "sft", "--out", out}); err != nil {
+		t.Fatalf("export of an empty store: %v", err)
+	}
+	if b, err := os.ReadFile(out); err != nil || len(b) != 0 {
+		t.Errorf("export of an empty store: %q, %v", b, err)
+	}
+}
