@@ -196,6 +196,10 @@ func checkpoint(cfg Config, task Task, opt *optim.AdamW, res Result) error {
 		if err != nil {
 			return fmt.Errorf("train: %w", err)
 		}
+		if err := os.Chmod(tmp, 0o755); err != nil { // MkdirTemp's 0700 would hide the model from other users
+			os.RemoveAll(tmp)
+			return fmt.Errorf("train: %w", err)
+		}
 		if err := writeStep(tmp, cfg, task, opt, res); err != nil {
 			os.RemoveAll(tmp)
 			return err
