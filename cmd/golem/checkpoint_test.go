@@ -200,31 +200,36 @@ func killSeed(t *testing.T) uint64 {
 }
 
 // runKilled starts golem and kills it with SIGKILL after delay; it reports
-// whether the kill landed (the process may have finished first).
-func runKilled(t *testing.T, cache string, delay time.Duration, args ...string) bool {
+// whether the kill landed (the process may have finished first) and how
+// long the process ran.
+func runKilled(t *testing.T, cache string, delay time.Duration, args ...string) (bool, time.Duration) {
 	t.Helper()
 	cmd := golemCmd(cache, args...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
+	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	timer := time.AfterFunc(delay, func() { cmd.Process.Signal(syscall.SIGKILL) })
 	err := cmd.Wait()
+	ran := time.Since(start)
 	timer.Stop()
 	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
-		return true
+		return true, ran
 	}
 	if err != nil {
 		t.Fatalf("golem %s: %v\n%s", strings.Join(args, " "), err, out.String())
 	}
-	return false
+	return false, ran
 }
 
-// hasCheckpoint reports whether out holds a committed step folder.
+// hasCheckpoint reports whether out holds a checkpoint: a committed step
+// folder, or the loop state of the layout before trainer/.
 func hasCheckpoint(out string) bool {
 	m, _ := filepath.Glob(filepath.Join(out, "trainer", "step-*"))
-	return len(m) > 0
+	_, err := os.Stat(filepath.Join(out, "trainer_state.json"))
+	return len(m) > 0 || err == nil
 }
 
 // killTrials kills a stage's runs n times at random instants, resumes each
@@ -244,25 +249,38 @@ func killTrials(t *testing.T, name string, trials int) {
 			t.Run(strconv.Itoa(i), func(t *testing.T) {
 				t.Parallel()
 				r := rand.New(rand.NewPCG(seed, uint64(i)))
-				out := t.TempDir()
-				resume := false
-				// Up to three kills, each at a uniform instant of the
-				// uninterrupted run's duration, then a run to the end.
-				for k := 0; k < 3; k++ {
-					args := s.args(f, out)
-					if resume {
-						args = append(args, "--resume")
+				// Up to three kills, each at a uniform instant of a run's
+				// duration, then a run to the end. A run that ends before
+				// its kill (the host was faster than for the reference
+				// run) starts the trial again in a new folder, with
+				// instants drawn from the duration it took.
+				span := ref.dur
+				var out string
+				for n, try := 0, 0; n == 0; try++ {
+					if try == 20 {
+						t.Fatalf("no kill landed in 20 runs (seed %d)", seed)
 					}
-					if !runKilled(t, f.cache, time.Duration(r.Float64()*float64(ref.dur)), args...) {
-						break
+					out = t.TempDir()
+					resume := false
+					for k := 0; k < 3; k++ {
+						args := s.args(f, out)
+						if resume {
+							args = append(args, "--resume")
+						}
+						killed, ran := runKilled(t, f.cache, time.Duration(r.Float64()*float64(span)), args...)
+						if !killed {
+							span = min(span, ran)
+							break
+						}
+						n++
+						resume = hasCheckpoint(out)
+						mu.Lock()
+						kills++
+						if resume {
+							resumable++
+						}
+						mu.Unlock()
 					}
-					resume = hasCheckpoint(out)
-					mu.Lock()
-					kills++
-					if resume {
-						resumable++
-					}
-					mu.Unlock()
 				}
 				args := s.args(f, out)
 				if hasCheckpoint(out) {
@@ -274,9 +292,6 @@ func killTrials(t *testing.T, name string, trials int) {
 		}
 	})
 	t.Logf("%d kills in %d trials, %d of them after the first checkpoint", kills, trials, resumable)
-	if kills < trials {
-		t.Errorf("only %d kills landed in %d trials (seed %d)", kills, trials, seed)
-	}
 }
 
 func TestKillResumePretrain(t *testing.T) { killTrials(t, "pretrain", 3) }
