@@ -80,8 +80,8 @@ func (c *Config) open() (release func(), err error) {
 			return nil, err
 		}
 	} else {
-		if err := os.RemoveAll(filepath.Join(c.Out, trainerDir)); err != nil {
-			return nil, fmt.Errorf("train: %w", err)
+		if err := removeDir(filepath.Join(c.Out, trainerDir)); err != nil {
+			return nil, err
 		}
 		if err := removeOldLayout(c.Out); err != nil {
 			return nil, err
@@ -259,8 +259,8 @@ func publish(out string, step int) error {
 	}
 	for _, s := range steps {
 		if s != step {
-			if err := os.RemoveAll(filepath.Join(out, trainerDir, stepName(s))); err != nil {
-				return fmt.Errorf("train: %w", err)
+			if err := removeDir(filepath.Join(out, trainerDir, stepName(s))); err != nil {
+				return err
 			}
 		}
 	}
@@ -292,6 +292,23 @@ func mirror(src, dst string, top bool) error {
 		if err := atomicfile.LinkOrCopy(s, d); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// removeDir removes a folder so that no crash leaves it half removed
+// under its name (a step folder missing files would be resumed from): it
+// is renamed to a temporary name first, which removeTemporaries finds.
+func removeDir(dir string) error {
+	tmp := filepath.Join(filepath.Dir(dir), ".tmp-removed-"+filepath.Base(dir))
+	if err := os.Rename(dir, tmp); err != nil {
+		if os.IsNotExist(err) {
+			return nil
+		}
+		return fmt.Errorf("train: %w", err)
+	}
+	if err := os.RemoveAll(tmp); err != nil {
+		return fmt.Errorf("train: %w", err)
 	}
 	return nil
 }

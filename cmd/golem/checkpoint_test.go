@@ -446,3 +446,42 @@ func TestOutInUseRefused(t *testing.T) {
 	args[slices.Index(args, "--steps")+1] = "6" // a shorter run from the checkpoint the killed one left
 	golemRun(t, f.cache, append(args, "--resume")...)
 }
+
+// Ctrl-C (SIGINT) stops a run at a step boundary with a checkpoint saved
+// and says so; the run resumes to the uninterrupted run's weights.
+func TestInterruptSavesAndResumes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs real training processes")
+	}
+	f := fixtures(t)
+	s := stageNamed("sft")
+	ref := reference(t, f, s)
+	for try := 0; ; try++ {
+		out := t.TempDir()
+		cmd := golemCmd(f.cache, s.args(f, out)...)
+		var msg bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &msg, &msg
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(30 * time.Second); !hasCheckpoint(out) && time.Now().Before(deadline); {
+			time.Sleep(2 * time.Millisecond)
+		}
+		cmd.Process.Signal(os.Interrupt)
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("interrupted run: %v\n%s", err, msg.String())
+		}
+		if !strings.Contains(msg.String(), "interrupted at step ") {
+			if try == 5 {
+				t.Fatalf("the run ended before each of 5 interrupts:\n%s", msg.String())
+			}
+			continue // it finished before the signal
+		}
+		if !strings.Contains(msg.String(), "saved to "+out+" (continue with --resume)") {
+			t.Errorf("interrupted run says:\n%s", msg.String())
+		}
+		golemRun(t, f.cache, append(s.args(f, out), "--resume")...)
+		sameOutput(t, ref.out, out, s.steps)
+		return
+	}
+}
