@@ -56,6 +56,9 @@ func (c *Config) open() (release func(), err error) {
 	if c.Out == "" || c.held != nil {
 		return func() {}, nil
 	}
+	if _, err := os.Stat(c.Out); c.Resume && os.IsNotExist(err) {
+		return nil, fmt.Errorf("train: --resume: %s does not exist: no run to continue there", c.Out)
+	}
 	if err := os.MkdirAll(c.Out, 0o755); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}

@@ -182,4 +182,9 @@ func TestOutInUseAndNoCheckpoint(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "no checkpoint in "+out) || !strings.Contains(err.Error(), "without --resume") {
 		t.Errorf("resume with no checkpoint: %v", err)
 	}
+	missing := filepath.Join(out, "missing")
+	_, err = pretrainTiny(t, cache, missing, true, 0)
+	if _, serr := os.Stat(missing); err == nil || !strings.Contains(err.Error(), missing+" does not exist") || serr == nil {
+		t.Errorf("resume in a missing folder: %v (and the folder was made: %v)", err, serr == nil)
+	}
 }
