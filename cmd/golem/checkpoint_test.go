@@ -92,6 +92,10 @@ var stages = []stage{
 	{"sft", func(f *fixture, out string) []string {
 		return []string{"sft", "--model", f.base, "--data", "builtin", "--builtin-n", "24", "--batch", "4", "--steps", "6", "--save-every", "1", tiny, "--out", out}
 	}, 6},
+	{"sft-lora", func(f *fixture, out string) []string { // a PEFT adapter folder, LoRA dropout on
+		return []string{"sft", "--model", f.base, "--data", "builtin", "--builtin-n", "24", "--batch", "4", "--steps", "6", "--lora-r", "4",
+			"--save-every", "1", tiny, "--out", out}
+	}, 6},
 	{"reward", func(f *fixture, out string) []string {
 		return []string{"reward", "--model", f.sft, "--data", f.pairs, "--batch", "4", "--steps", "5", "--save-every", "1", tiny, "--out", out}
 	}, 5},
@@ -168,7 +172,7 @@ func reference(t *testing.T, f *fixture, s stage) *refRun {
 	r := v.(*refRun)
 	r.once.Do(func() {
 		switch s.name {
-		case "sft":
+		case "sft", "sft-lora":
 			f.base = reference(t, f, stageNamed("pretrain")).out
 		case "reward", "dpo", "grpo":
 			f.sft = reference(t, f, stageNamed("sft")).out
@@ -296,6 +300,7 @@ func killTrials(t *testing.T, name string, trials int) {
 
 func TestKillResumePretrain(t *testing.T) { killTrials(t, "pretrain", 3) }
 func TestKillResumeSFT(t *testing.T)      { killTrials(t, "sft", 10) }
+func TestKillResumeLoRA(t *testing.T)     { killTrials(t, "sft-lora", 2) }
 func TestKillResumeReward(t *testing.T)   { killTrials(t, "reward", 3) }
 func TestKillResumeDPO(t *testing.T)      { killTrials(t, "dpo", 3) }
 func TestKillResumePPO(t *testing.T)      { killTrials(t, "ppo", 3) }
