@@ -36,7 +36,7 @@ type Config struct {
 	EvalEvery   int     // evaluate every N steps and at the end (0 = only at the end)
 	SaveEvery   int     // checkpoint every N steps (0 = only at the end)
 	Seed        uint64  // seeds data order and dropout
-	Out         string  // folder for checkpoints, metrics.jsonl
+	Out         string  // the model folder; checkpoints in Out/trainer/step-N, metrics.jsonl
 	Resume      bool    // continue from the checkpoint in Out
 	Progress    io.Writer
 	Quiet       bool                         // no progress line
