@@ -85,6 +85,11 @@ func DPO(ctx context.Context, o DPOOptions) (Result, error) {
 	if cfg.Out == "" {
 		return Result{}, errors.New("dpo: an output folder is needed (--out)")
 	}
+	release, err := cfg.open() // lock Out; on resume, its files are the checkpoint's
+	if err != nil {
+		return Result{}, err
+	}
+	defer release()
 	ref, tok, err := loadPolicy(o.Backend, o.Policy, "dpo: --policy")
 	if err != nil {
 		return Result{}, err

@@ -124,8 +124,12 @@ func GRPO(ctx context.Context, o GRPOOptions) (Result, error) {
 	if len(o.Tasks) == 0 {
 		return Result{}, errors.New("grpo: no tasks")
 	}
+	release, err := cfg.open() // lock Out; on resume, its files are the checkpoint's
+	if err != nil {
+		return Result{}, err
+	}
+	defer release()
 	t := &grpoTask{o: o, accum: max(1, cfg.Accum), seed: cfg.Seed}
-	var err error
 	if t.ref, t.tok, err = loadPolicy(o.Backend, o.Policy, "grpo: --policy"); err != nil {
 		return Result{}, err
 	}

@@ -8,19 +8,16 @@ package train
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/golem-ml/golem/internal/atomicfile"
 	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/optim"
-	"github.com/golem-ml/golem/safetensors"
 	"github.com/golem-ml/golem/tensor"
 )
 
@@ -39,11 +36,13 @@ type Config struct {
 	EvalEvery   int     // evaluate every N steps and at the end (0 = only at the end)
 	SaveEvery   int     // checkpoint every N steps (0 = only at the end)
 	Seed        uint64  // seeds data order and dropout
-	Out         string  // folder for checkpoints, metrics.jsonl
+	Out         string  // the model folder; checkpoints in Out/trainer/step-N, metrics.jsonl
 	Resume      bool    // continue from the checkpoint in Out
 	Progress    io.Writer
 	Quiet       bool                         // no progress line
 	OnStep      func(step int, loss float64) `json:"-"` // called after each optimizer step (for UIs)
+
+	held *held // Out, locked and prepared by open
 }
 
 // Task is one stage's side of the loop.
@@ -69,10 +68,6 @@ type Result struct {
 	Interrupted bool               // stopped by the context (a checkpoint was saved)
 	Seconds     float64
 }
-
-// stateFile holds the loop's own state beside the model files.
-const stateFile = "trainer_state.json"
-const optimFile = "optimizer.safetensors"
 
 type trainerState struct {
 	Step   int                `json:"step"`
@@ -116,19 +111,19 @@ func Run(ctx context.Context, cfg Config, task Task) (Result, error) {
 	sched := optim.Cosine{Max: cfg.LR, Min: cfg.MinLR, Warmup: cfg.Warmup, Decay: cfg.DecaySteps}
 	res := Result{}
 	start := 0
-	if cfg.Out != "" {
-		if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
+	release, err := cfg.open()
+	if err != nil {
+		return res, err
+	}
+	defer release()
+	if cfg.Out != "" && cfg.Resume {
+		st, err := loadState(cfg.held.from, opt)
+		if err != nil {
 			return res, err
 		}
-		if cfg.Resume {
-			st, err := loadState(cfg.Out, opt)
-			if err != nil {
-				return res, err
-			}
-			start = st.Step
-			res.Step, res.Loss, res.Eval = st.Step, st.Loss, st.Eval
-			fmt.Fprintf(cfg.Progress, "resuming from step %d of %d in %s\n", start, cfg.Steps, cfg.Out)
-		}
+		start = st.Step
+		res.Step, res.Loss, res.Eval = st.Step, st.Loss, st.Eval
+		fmt.Fprintf(cfg.Progress, "resuming from step %d of %d in %s\n", start, cfg.Steps, cfg.Out)
 	}
 	metrics, err := openMetrics(cfg.Out, cfg.Resume)
 	if err != nil {
@@ -233,64 +228,6 @@ func fmtMetrics(m map[string]float64) string {
 		s += fmt.Sprintf(" %s %.4f", k, m[k])
 	}
 	return s
-}
-
-// checkpoint saves the model, the optimizer and the loop state, each file
-// atomically. The optimizer file records its step and resume checks it
-// against the state file, so a checkpoint torn by a crash is refused rather
-// than resumed wrongly.
-func checkpoint(cfg Config, task Task, opt *optim.AdamW, res Result) error {
-	if err := task.Save(cfg.Out); err != nil {
-		return fmt.Errorf("train: saving model: %w", err)
-	}
-	st := opt.State()
-	ts := make([]safetensors.Tensor, 0, len(st))
-	for _, k := range sortedKeys(st) {
-		ts = append(ts, safetensors.Tensor{Name: k, Shape: []int{len(st[k])}, F32: st[k]})
-	}
-	meta := map[string]string{"step": fmt.Sprint(opt.Step)}
-	if err := safetensors.Write(filepath.Join(cfg.Out, optimFile), ts, meta); err != nil {
-		return fmt.Errorf("train: saving optimizer: %w", err)
-	}
-	c := cfg
-	c.Progress = nil
-	b, err := json.MarshalIndent(trainerState{Step: res.Step, Config: c, Eval: res.Eval, Loss: res.Loss}, "", "  ")
-	if err != nil {
-		return err
-	}
-	return atomicfile.WriteFile(filepath.Join(cfg.Out, stateFile), b)
-}
-
-func loadState(dir string, opt *optim.AdamW) (trainerState, error) {
-	var st trainerState
-	b, err := os.ReadFile(filepath.Join(dir, stateFile))
-	if err != nil {
-		return st, fmt.Errorf("train: --resume: no checkpoint in %s: %w", dir, err)
-	}
-	if err := json.Unmarshal(b, &st); err != nil {
-		return st, fmt.Errorf("train: %s: %w", filepath.Join(dir, stateFile), err)
-	}
-	f, err := safetensors.Open(filepath.Join(dir, optimFile))
-	if err != nil {
-		return st, err
-	}
-	defer f.Close()
-	if f.Metadata()["step"] != fmt.Sprint(st.Step) {
-		return st, fmt.Errorf("train: %s is from step %s but %s says %d", optimFile, f.Metadata()["step"], stateFile, st.Step)
-	}
-	m := map[string][]float32{}
-	for _, n := range f.Names() {
-		v, _, err := f.Float32(n)
-		if err != nil {
-			return st, err
-		}
-		m[n] = v
-	}
-	if err := opt.LoadState(m); err != nil {
-		return st, fmt.Errorf("train: %s: %w", dir, err)
-	}
-	opt.Step = st.Step
-	return st, nil
 }
 
 // writeAtomic writes a file so that a crash never leaves it half written.

@@ -7,6 +7,8 @@ import (
 	"sort"
 )
 
+const metricsFile = "metrics.jsonl"
+
 // metricsLog appends one JSON object per line to OUT/metrics.jsonl.
 type metricsLog struct{ f *os.File }
 
@@ -18,7 +20,7 @@ func openMetrics(dir string, resume bool) (*metricsLog, error) {
 	if resume {
 		flag = os.O_CREATE | os.O_WRONLY | os.O_APPEND
 	}
-	f, err := os.OpenFile(filepath.Join(dir, "metrics.jsonl"), flag, 0o644)
+	f, err := os.OpenFile(filepath.Join(dir, metricsFile), flag, 0o644)
 	if err != nil {
 		return nil, err
 	}

@@ -153,8 +153,12 @@ func PPO(ctx context.Context, o PPOOptions) (Result, error) {
 	if o.Batch%o.MiniBatches != 0 || (o.Batch/o.MiniBatches)%max(1, cfg.Accum) != 0 {
 		return Result{}, fmt.Errorf("ppo: a rollout of %d answers does not split into %d mini-batches of %d micro-batches", o.Batch, o.MiniBatches, max(1, cfg.Accum))
 	}
+	release, err := cfg.open() // lock Out; on resume, its files are the checkpoint's
+	if err != nil {
+		return Result{}, err
+	}
+	defer release()
 	t := &ppoTask{o: o, klCoef: o.KLCoef, accum: max(1, cfg.Accum), seed: cfg.Seed}
-	var err error
 	if t.ref, t.tok, err = loadPolicy(o.Backend, o.Policy, "ppo: --policy"); err != nil {
 		return Result{}, err
 	}

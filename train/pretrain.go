@@ -93,12 +93,13 @@ func Pretrain(ctx context.Context, o PretrainOptions) (Result, error) {
 	if cfg.Out == "" {
 		return Result{}, errors.New("pretrain: an output folder is needed (--out)")
 	}
-	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
-		return Result{}, fmt.Errorf("pretrain: %w", err)
+	release, err := cfg.open() // lock Out; on resume, its files are the checkpoint's
+	if err != nil {
+		return Result{}, err
 	}
+	defer release()
 	var tok *tokenizer.Tokenizer
 	var m *gpt.Model
-	var err error
 	if cfg.Resume {
 		if tok, err = tokenizer.Load(cfg.Out); err != nil {
 			return Result{}, fmt.Errorf("pretrain: --resume: %w", err)

@@ -95,6 +95,11 @@ func Reward(ctx context.Context, o RewardOptions) (Result, RewardReport, error) 
 	if len(o.Data) == 0 {
 		return Result{}, RewardReport{}, errors.New("reward: no comparisons to train on")
 	}
+	release, err := cfg.open() // lock Out; on resume, its files are the checkpoint's
+	if err != nil {
+		return Result{}, RewardReport{}, err
+	}
+	defer release()
 	var s *gpt.Scorer
 	var tok *tokenizer.Tokenizer
 	if cfg.Resume {
@@ -127,7 +132,6 @@ func Reward(ctx context.Context, o RewardOptions) (Result, RewardReport, error) 
 	if o.Batch == 0 {
 		t.batch = 8
 	}
-	var err error
 	if t.train, err = rankItems(c, trainEx); err != nil {
 		return Result{}, RewardReport{}, err
 	}

@@ -137,6 +137,11 @@ func SFT(ctx context.Context, o SFTOptions) (SFTResult, error) {
 	if o.Epochs == 0 {
 		o.Epochs = 1
 	}
+	release, err := cfg.open() // lock Out; on resume, its files are the checkpoint's
+	if err != nil {
+		return res, err
+	}
+	defer release()
 	t := &sftTask{batch: o.Batch, packing: o.Packing, seed: cfg.Seed, method: "full", lora: o.LoRA}
 	if err := t.load(o, &res); err != nil {
 		return res, err

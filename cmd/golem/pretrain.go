@@ -40,7 +40,7 @@ func runPretrain(args []string) error {
 	tok := fs.String("tokenizer", "", `"char", a tokenizer (folder, tokenizer.json, encoder.json+vocab.bpe folder), or empty to train a BPE on the data`)
 	vocab := fs.Int("vocab-size", 4096, "vocabulary size when training a BPE")
 	out := fs.String("out", "", "model folder to write (required)")
-	resume := fs.Bool("resume", false, "continue the run saved in --out")
+	resume := fs.Bool("resume", false, resumeHelp)
 	threads := fs.Int("threads", 0, "CPU threads (default: all cores)")
 	// Every field of the recipe can be overridden.
 	arch := fs.String("arch", "", "gpt2 or llama (default: the recipe's)")
@@ -60,7 +60,7 @@ func runPretrain(args []string) error {
 	dropout := fs.Float64("dropout", -1, "dropout")
 	evalEvery := fs.Int("eval-every", -1, "evaluate every N steps")
 	evalIters := fs.Int("eval-iters", 0, "batches per evaluation")
-	saveEvery := fs.Int("save-every", -1, "checkpoint every N steps")
+	saveEvery := fs.Int("save-every", -1, saveEveryHelp+" (default: the recipe's)")
 	seed := fs.Uint64("seed", 1337, "random seed")
 	fs.Parse(args)
 	if *out == "" {

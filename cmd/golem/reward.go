@@ -17,6 +17,12 @@ func init() {
 	register("reward", "stage 3: train a reward model from preference pairs or K-way rankings", runReward)
 }
 
+// The checkpoint flags' help, shared by every training command.
+const (
+	resumeHelp    = "continue the run in --out from its last checkpoint (OUT/trainer/step-N), removing what a crash left"
+	saveEveryHelp = "also checkpoint every N steps into OUT/trainer/step-N (0 = at the end and on Ctrl-C)"
+)
+
 // loopFlags are the training-loop flags every RL stage shares.
 type loopFlags struct {
 	steps, accum, warmup, evalEvery, saveEvery, threads *int
@@ -30,10 +36,10 @@ func addLoopFlags(fs *flag.FlagSet, steps int, lr float64) loopFlags {
 	return loopFlags{
 		steps: fs.Int("steps", steps, "optimizer steps"), accum: fs.Int("accum", 1, "micro-batches per step"),
 		warmup: fs.Int("warmup", 0, "warmup steps"), evalEvery: fs.Int("eval-every", 0, "evaluate every N steps (0 = at the end)"),
-		saveEvery: fs.Int("save-every", 0, "checkpoint every N steps (0 = at the end)"), threads: fs.Int("threads", 0, "CPU threads (default: all cores)"),
+		saveEvery: fs.Int("save-every", 0, saveEveryHelp), threads: fs.Int("threads", 0, "CPU threads (default: all cores)"),
 		lr: fs.Float64("lr", lr, "peak learning rate"), clip: fs.Float64("clip", 1, "gradient-norm clip (0 = off)"),
 		seed: fs.Uint64("seed", 1, "random seed"), out: fs.String("out", "", "output folder (required)"),
-		resume: fs.Bool("resume", false, "continue the run saved in --out"),
+		resume: fs.Bool("resume", false, resumeHelp),
 	}
 }
 
