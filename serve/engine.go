@@ -61,7 +61,7 @@ func NewWeights(m *gpt.Model, tok *tokenizer.Tokenizer, modTime time.Time) (*Wei
 	w := &Weights{Model: m, Tok: tok, ModTime: modTime}
 	// Served weights never change: a backend that can keep them packed
 	// for its matrix products does so.
-	if fz, ok := m.Embed.Weight.Backend().(interface{ Freeze(backend.Buffer) }); ok {
+	if fz, ok := m.Embed.Weight.Backend().(backend.Freezer); ok {
 		for _, p := range m.Params() {
 			fz.Freeze(p.Tensor.Buffer())
 		}
