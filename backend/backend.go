@@ -27,6 +27,7 @@ package backend
 import (
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 )
 
@@ -307,15 +308,23 @@ func Register(name string, open func() (Backend, error)) {
 	registry[name] = open
 }
 
-// Open returns the named backend ("cpu", "cuda").
+// Open returns a new backend of the named device ("cpu"; "cuda" once it is
+// written). A backend registers itself when its package is imported:
+// cmd/golem imports backend/cpu. Open's errors start with the name, for a
+// caller to put its flag before: an unknown name is "NAME: unknown device
+// (have: cpu)", listing the registered ones.
 func Open(name string) (Backend, error) {
 	mu.Lock()
 	open, ok := registry[name]
 	mu.Unlock()
 	if !ok {
-		return nil, fmt.Errorf("backend: no backend %q (have %v)", name, Names())
+		return nil, fmt.Errorf("%s: unknown device (have: %s)", name, strings.Join(Names(), ", "))
 	}
-	return open()
+	be, err := open()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return be, nil
 }
 
 // Names lists the registered backends.
