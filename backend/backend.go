@@ -8,8 +8,8 @@
 // InPlaceCrossEntropy, MultiAdamW, Freezer, RowAttention, RowStore,
 // HalfCache), each a faster or leaner way to do what Backend's methods can
 // already do. Callers type-assert a backend to an ability and fall back to
-// Backend's methods where it is missing, with the same results (up to the
-// float16 rounding HalfCache states). The CPU backend (backend/cpu) has
+// Backend's methods where it is missing, with the same results up to
+// float32 rounding (and, for HalfCache, float16's). The CPU backend has
 // every ability. Backends register themselves by name and commands open
 // them with Open.
 //
