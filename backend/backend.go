@@ -1,10 +1,21 @@
 // Package backend defines the small interface between golem's tensors and the
-// hardware they run on. A Backend owns memory (Buffers of float32) and the
-// primitive kernels every op lowers to. Code above this package never touches
-// a Buffer's memory except through Upload and Download.
+// hardware they run on. A Backend owns memory (Buffers) and the primitive
+// kernels every op lowers to. Code above this package never touches a
+// Buffer's memory except through Upload and Download.
+//
+// The whole contract is in this file: Backend, which every backend
+// implements, and the optional abilities beside it (PackedAttention,
+// InPlaceCrossEntropy, MultiAdamW, Freezer, RowAttention, RowStore,
+// HalfCache), each a faster or leaner way to do what Backend's methods can
+// already do. Callers type-assert a backend to an ability and fall back to
+// Backend's methods where it is missing, with the same results up to
+// float32 rounding (and, for HalfCache, float16's). The CPU backend has
+// every ability. Backends register themselves by name and commands open
+// them with Open.
 //
 // Conventions, shared by every kernel:
-//   - Buffers are dense, row-major float32 arrays. Shapes are given as sizes.
+//   - Buffers are dense, row-major float32 arrays (float16 where an ability
+//     says so: HalfCache). Shapes are given as sizes.
 //   - "Last dim" kernels treat x as rows x cols with cols the last dimension.
 //   - Backward kernels ACCUMULATE into their gradient outputs (dx += ...), so
 //     a tensor used twice gets the sum of its gradients without extra adds.
@@ -16,10 +27,14 @@ package backend
 import (
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 )
 
-// Buffer is memory owned by a backend, holding Len() float32 values.
+// Buffer is memory owned by a backend, holding Len() values: float32, as
+// Alloc makes them, unless it was made by HalfCache.AllocHalf (float16).
+// Backend's methods take float32 buffers only, except Free, which takes
+// either; an ability's doc says which of its arguments may be float16.
 type Buffer interface {
 	Len() int
 }
@@ -123,8 +138,9 @@ type AdamW struct {
 type Backend interface {
 	Name() string
 
-	// Alloc returns a buffer of n values, zeroed if zero is true (else its
-	// contents are undefined). Free gives it back for reuse.
+	// Alloc returns a buffer of n float32 values, zeroed if zero is true
+	// (else its contents are undefined). Free gives back any buffer the
+	// backend made (float16 ones too) for reuse.
 	Alloc(n int, zero bool) Buffer
 	Free(b Buffer)
 	Upload(dst Buffer, off int, src []float32)
@@ -200,6 +216,86 @@ type Backend interface {
 	AdamWStep(h AdamW, param, grad, m, v Buffer)
 }
 
+// The optional abilities. Each is implemented by a backend that can do the
+// work in fewer passes, or in less memory, than through Backend's methods;
+// callers assert a Backend to it and fall back where it is missing.
+
+// PackedAttention is Attention with q, k and v read in place from one
+// packed buffer qkv [B, T, (HQ+2*HKV)*D], side by side in its last dim as
+// a fused QKV projection (GPT-2's c_attn) writes them, so S = T; nothing
+// is sliced out. AttentionPackedGrad accumulates the gradients into dqkv,
+// laid out like qkv. Called by tensor.AttentionQKV. Buffers: float32.
+type PackedAttention interface {
+	AttentionPacked(a Attention, o, p, qkv Buffer)
+	AttentionPackedGrad(a Attention, dqkv, qkv, p, do Buffer)
+}
+
+// InPlaceCrossEntropy computes CrossEntropy's per-row losses (without
+// saving lse) and overwrites each row of logits with the gradient of
+// scale*sum(loss): scale*weight[r]*(softmax(logits[r]) - onehot(target[r])),
+// zero for ignored rows, in one pass over each row. Called by
+// tensor.LinearCrossEntropy (a language model's training loss), which then
+// needs no separate gradient buffer. Buffers: float32.
+type InPlaceCrossEntropy interface {
+	CrossEntropyInPlace(loss, logits Buffer, target []int32, weight []float32, rows, cols int, scale float32)
+}
+
+// MultiAdamW is AdamWStep over many parameters in one pass: parameter i
+// with hyperparameters hs[i], its gradient grads[i] and moments ms[i],
+// vs[i]. Called by optim.AdamW.Update when every parameter is on one
+// backend. Buffers: float32.
+type MultiAdamW interface {
+	AdamWSteps(hs []AdamW, params, grads, ms, vs []Buffer)
+}
+
+// Freezer lets a backend keep a buffer in the form its kernels read
+// fastest (the CPU keeps a frozen GEMM operand packed). Freeze declares
+// that b's values do not change until Thaw (or Free); writing a frozen
+// buffer without thawing it first is undefined. Called by serve on the
+// weights it serves. Buffers: float32.
+type Freezer interface {
+	Freeze(b Buffer)
+	Thaw(b Buffer)
+}
+
+// RowAttention is attention for one new query per row, as a continuously
+// batched decoder runs it over its KV cache: q and o are [a.B, HQ*D]; k
+// and v hold slots of a.S positions each, head-major [slots, HKV, S, D];
+// row b attends to the first n[b] positions of slot slot[b]. a.T must be
+// 1; a.Causal and a.KeyMask are ignored. Each row's arithmetic is that of
+// Attention over the same keys, so a sequence decoded in a batch gets the
+// values it gets alone. Called by gpt.Model.DecodeStep. Buffers: q and o
+// float32; k and v both float32, or both float16 on a backend with
+// HalfCache (AllocHalf), converted to float32 as they are read.
+type RowAttention interface {
+	AttentionRows(a Attention, slot, n []int32, o, q, k, v Buffer)
+}
+
+// RowStore writes keys (or values) into a slot cache in one call: row r
+// of src [rows, H*D] goes, head by head, to position pos[r] of slot
+// slot[r] of dst [slots, H, S, D]; rows whose slot is negative are
+// skipped. Called by gpt.BatchCache (a decode step stores one row per
+// sequence, a prefill all its rows). Buffers: src float32; dst float32,
+// or float16 on a backend with HalfCache (rounded as CopyHalf rounds).
+type RowStore interface {
+	StoreRows(dst Buffer, S, H, D int, slot, pos []int32, src Buffer)
+}
+
+// HalfCache is a KV cache in float16: half the memory and half the
+// reading per decoded token, at float16's rounding of the keys and values
+// (about 3 significant digits; beyond +-65504 saturated), with attention
+// still computed in float32 (RowAttention reads the float16 buffers).
+// AllocHalf returns n zeroed float16 values. CopyHalf copies rows x cols
+// values into the float16 buffer dst (at dOff, rows dStride apart) from
+// src (at sOff, rows sStride apart), float32 (rounded to nearest, ties to
+// even) or float16. Called by gpt.BatchCache for serve's default
+// --kv-cache f16. Buffers: as said; Free takes the float16 ones.
+type HalfCache interface {
+	RowAttention
+	AllocHalf(n int) Buffer
+	CopyHalf(dst Buffer, dOff, dStride int, src Buffer, sOff, sStride, rows, cols int)
+}
+
 var (
 	mu       sync.Mutex
 	registry = map[string]func() (Backend, error){}
@@ -212,15 +308,23 @@ func Register(name string, open func() (Backend, error)) {
 	registry[name] = open
 }
 
-// Open returns the named backend ("cpu", "cuda").
+// Open returns a new backend of the named device ("cpu"; "cuda" once it is
+// written). A backend registers itself when its package is imported:
+// cmd/golem imports backend/cpu. Open's errors start with the name, for a
+// caller to put its flag before: an unknown name is "NAME: unknown device
+// (have: cpu)", listing the registered ones.
 func Open(name string) (Backend, error) {
 	mu.Lock()
 	open, ok := registry[name]
 	mu.Unlock()
 	if !ok {
-		return nil, fmt.Errorf("backend: no backend %q (have %v)", name, Names())
+		return nil, fmt.Errorf("%s: unknown device (have: %s)", name, strings.Join(Names(), ", "))
 	}
-	return open()
+	be, err := open()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return be, nil
 }
 
 // Names lists the registered backends.

@@ -41,7 +41,7 @@ func init() {
 		var w *serve.Weights
 		var err error
 		if *dir != "" {
-			w, err = serve.LoadWeights(*dir)
+			w, err = serve.LoadWeights(cpu.New(), *dir)
 		} else {
 			w, err = benchServeModel(*layers, *width)
 		}

@@ -70,12 +70,6 @@ func (o *AdamW) ClipGradNorm(maxNorm float64) float64 {
 	return n
 }
 
-// multiStep is implemented by backends that update many parameters in one
-// pass (see cpu.CPU.AdamWSteps).
-type multiStep interface {
-	AdamWSteps(hs []backend.AdamW, params, grads, ms, vs []backend.Buffer)
-}
-
 // Update applies one step at learning rate lr, in one pass over all
 // parameters where the backend can.
 func (o *AdamW) Update(lr float32) {
@@ -94,7 +88,7 @@ func (o *AdamW) Update(lr float32) {
 	if len(o.params) == 0 {
 		return
 	}
-	if ms, ok := o.params[0].Tensor.Backend().(multiStep); ok && o.sameBackend() {
+	if ms, ok := o.params[0].Tensor.Backend().(backend.MultiAdamW); ok && o.sameBackend() {
 		ms.AdamWSteps(o.hs, o.ps, o.gs, o.m, o.v)
 		return
 	}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golem-ml/golem/backend/cpu"
 	"github.com/golem-ml/golem/store"
 )
 
@@ -41,7 +42,7 @@ func newTestServerWith(t *testing.T, dsn string, o Options, eo EngineOptions, mo
 	t.Helper()
 	var engines []*Engine
 	for _, arch := range models {
-		w, err := LoadWeights(tinyDir(t, arch))
+		w, err := LoadWeights(cpu.New(), tinyDir(t, arch))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/golem-ml/golem/backend/cpu"
 )
 
 // childEnv, when set, makes the test binary run `golem serve` instead of
@@ -26,7 +28,7 @@ func runChild() int {
 	defer stop()
 	addrFile := os.Getenv("GOLEM_SERVE_TEST_ADDR")
 	err := Run(ctx, Config{
-		Models: []string{os.Getenv("GOLEM_SERVE_TEST_MODEL")}, Addr: "127.0.0.1:0",
+		Models: []string{os.Getenv("GOLEM_SERVE_TEST_MODEL")}, Addr: "127.0.0.1:0", Backend: cpu.New(),
 		DB: os.Getenv("GOLEM_SERVE_TEST_DB"), AdminPassword: "admin-password", Watch: -1, Out: os.Stderr,
 		Ready: func(addr string) {
 			os.WriteFile(addrFile+".tmp", []byte(addr), 0o644)

@@ -36,13 +36,13 @@ type Weights struct {
 }
 
 // LoadWeights reads a model folder (config.json, model.safetensors and a
-// tokenizer) onto a CPU backend.
-func LoadWeights(dir string) (*Weights, error) {
+// tokenizer) onto the backend be.
+func LoadWeights(be backend.Backend, dir string) (*Weights, error) {
 	mt, err := weightsModTime(dir)
 	if err != nil {
 		return nil, err
 	}
-	m, err := gpt.Load(cpu.New(), dir)
+	m, err := gpt.Load(be, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -61,7 +61,7 @@ func NewWeights(m *gpt.Model, tok *tokenizer.Tokenizer, modTime time.Time) (*Wei
 	w := &Weights{Model: m, Tok: tok, ModTime: modTime}
 	// Served weights never change: a backend that can keep them packed
 	// for its matrix products does so.
-	if fz, ok := m.Embed.Weight.Backend().(interface{ Freeze(backend.Buffer) }); ok {
+	if fz, ok := m.Embed.Weight.Backend().(backend.Freezer); ok {
 		for _, p := range m.Params() {
 			fz.Freeze(p.Tensor.Buffer())
 		}
@@ -201,8 +201,9 @@ func (e *Engine) Swap(w *Weights) {
 	e.poke()
 }
 
-// Reload reads Dir again and swaps the new checkpoint in when its weights
-// file changed since the current one was read (or always, with force).
+// Reload reads Dir again, onto the backend the model runs on, and swaps the
+// new checkpoint in when its weights file changed since the current one was
+// read (or always, with force).
 func (e *Engine) Reload(force bool) (bool, error) {
 	if e.Dir == "" {
 		return false, nil
@@ -216,7 +217,7 @@ func (e *Engine) Reload(force bool) (bool, error) {
 	if !force && mt.Equal(e.Weights().ModTime) {
 		return false, nil
 	}
-	w, err := LoadWeights(e.Dir)
+	w, err := LoadWeights(e.Weights().Model.Embed.Weight.Backend(), e.Dir)
 	if err != nil {
 		return false, fmt.Errorf("serve: reload %s: %w", e.Name, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golem-ml/golem/backend/cpu"
 	"github.com/golem-ml/golem/generate"
 )
 
@@ -42,7 +43,7 @@ func TestEngineBatchedEqualsAlone(t *testing.T) {
 	for _, arch := range []string{"llama", "gpt2", "llama-f32", "gpt2-f32"} {
 		t.Run(arch, func(t *testing.T) {
 			arch, f32 := strings.CutSuffix(arch, "-f32")
-			w, err := LoadWeights(tinyDir(t, arch))
+			w, err := LoadWeights(cpu.New(), tinyDir(t, arch))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -99,7 +100,7 @@ func TestEngineBatchedEqualsAlone(t *testing.T) {
 
 // A cancelled request leaves the batch and the others finish.
 func TestEngineCancel(t *testing.T) {
-	w, err := LoadWeights(tinyDir(t, "llama"))
+	w, err := LoadWeights(cpu.New(), tinyDir(t, "llama"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +130,7 @@ func TestEngineCancel(t *testing.T) {
 
 // A full queue is refused at once.
 func TestEngineQueueFull(t *testing.T) {
-	w, err := LoadWeights(tinyDir(t, "llama"))
+	w, err := LoadWeights(cpu.New(), tinyDir(t, "llama"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +154,7 @@ func TestEngineQueueFull(t *testing.T) {
 func TestEngineSlots(t *testing.T) {
 	for _, arch := range []string{"llama", "gpt2"} {
 		t.Run(arch, func(t *testing.T) {
-			w, err := LoadWeights(tinyDir(t, arch))
+			w, err := LoadWeights(cpu.New(), tinyDir(t, arch))
 			if err != nil {
 				t.Fatal(err)
 			}

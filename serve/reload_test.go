@@ -26,7 +26,7 @@ func TestReloadKeepsConnections(t *testing.T) {
 	if err := os.CopyFS(dir, os.DirFS(tinyDir(t, "llama"))); err != nil {
 		t.Fatal(err)
 	}
-	w, err := LoadWeights(dir)
+	w, err := LoadWeights(cpu.New(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}

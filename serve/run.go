@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/store"
 )
 
@@ -41,6 +42,9 @@ type Config struct {
 	Reload <-chan struct{}
 	// Engine sizes the batches.
 	Engine EngineOptions
+	// Backend runs the models (required): cmd/golem opens it by name
+	// (--device) with backend.Open.
+	Backend backend.Backend
 	// Ready is called with the address once the server listens.
 	Ready func(addr string)
 	// Out receives what the server prints (stderr by default in the CLI).
@@ -51,6 +55,9 @@ type Config struct {
 func Run(ctx context.Context, c Config) error {
 	if len(c.Models) == 0 {
 		return errors.New("serve: give at least one --model DIR")
+	}
+	if c.Backend == nil {
+		return errors.New("serve: Config.Backend is nil: open one with backend.Open")
 	}
 	if c.Addr == "" {
 		c.Addr = "127.0.0.1:8080"
@@ -84,7 +91,7 @@ func Run(ctx context.Context, c Config) error {
 			return fmt.Errorf("serve: model %q: give each model a distinct name (NAME=DIR)", spec)
 		}
 		seen[name] = true
-		w, err := LoadWeights(dir)
+		w, err := LoadWeights(c.Backend, dir)
 		if err != nil {
 			return fmt.Errorf("serve: model %s: %w", dir, err)
 		}

@@ -281,13 +281,6 @@ func Attention(q, k, v *Tensor, o AttentionOptions) *Tensor {
 	return out
 }
 
-// packedAttention is implemented by backends that read q, k and v in place
-// from one packed buffer (see cpu.CPU.AttentionPacked).
-type packedAttention interface {
-	AttentionPacked(a backend.Attention, o, p, qkv backend.Buffer)
-	AttentionPackedGrad(a backend.Attention, dqkv, qkv, p, do backend.Buffer)
-}
-
 // AttentionQKV is Attention(q, k, v) for q, k and v side by side in the
 // last dim of qkv [B, T, (Heads+2*KVHeads)*D], as a fused QKV projection
 // (GPT-2's c_attn) makes them; output [B, T, Heads*D]. Where the backend
@@ -302,7 +295,7 @@ func AttentionQKV(qkv *Tensor, o AttentionOptions) *Tensor {
 	}
 	B, T, W := qkv.shape[0], qkv.shape[1], qkv.shape[2]
 	D := W / (o.Heads + 2*hkv)
-	pa, ok := qkv.be.(packedAttention)
+	pa, ok := qkv.be.(backend.PackedAttention)
 	if !ok || W != (o.Heads+2*hkv)*D || o.Heads%hkv != 0 || D == 0 {
 		q := Slice(qkv, 2, 0, o.Heads*D)
 		k := Slice(qkv, 2, o.Heads*D, (o.Heads+hkv)*D)
@@ -431,13 +424,6 @@ func TokenLogProbs(logits *Tensor, ids []int32) *Tensor {
 	return out
 }
 
-// inPlaceCrossEntropy is implemented by backends that can overwrite logits
-// with the gradient of the cross-entropy in the pass that computes it (see
-// cpu.CPU.CrossEntropyInPlace).
-type inPlaceCrossEntropy interface {
-	CrossEntropyInPlace(loss, logits backend.Buffer, target []int32, weight []float32, rows, cols int, scale float32)
-}
-
 // LinearCrossEntropy is CrossEntropy(Linear(x, w, nil), targets, weights)
 // fused: x [..., C], w [V, C]. It computes the logits, then the loss and
 // its gradient with respect to the logits in one pass, keeping only that
@@ -455,7 +441,7 @@ func LinearCrossEntropy(x, w *Tensor, targets []int32, weights []float32) *Tenso
 	logits := be.Alloc(rows*V, false)
 	be.MatMul(backend.Gemm{TransB: true, M: rows, N: V, K: C, Alpha: 1, Batch: 1, LDA: C, LDB: C, LDC: V}, x.buf, w.buf, logits)
 	rowLoss := be.Alloc(rows, false)
-	ip, fused := be.(inPlaceCrossEntropy)
+	ip, fused := be.(backend.InPlaceCrossEntropy)
 	switch {
 	case !out.requiresGrad:
 		lse := be.Alloc(rows, false)

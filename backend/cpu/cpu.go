@@ -89,6 +89,20 @@ type CPU struct {
 	pooled int // bytes held in free lists
 }
 
+// The CPU backend has every optional ability package backend declares;
+// these fail to build if a method drifts from the contract (a caller's
+// type assertion would otherwise fail quietly and take the slower path).
+var (
+	_ backend.Backend             = (*CPU)(nil)
+	_ backend.PackedAttention     = (*CPU)(nil)
+	_ backend.InPlaceCrossEntropy = (*CPU)(nil)
+	_ backend.MultiAdamW          = (*CPU)(nil)
+	_ backend.Freezer             = (*CPU)(nil)
+	_ backend.RowAttention        = (*CPU)(nil)
+	_ backend.RowStore            = (*CPU)(nil)
+	_ backend.HalfCache           = (*CPU)(nil)
+)
+
 // MaxPooled is the most memory, in bytes, a CPU backend keeps for reuse.
 var MaxPooled = 4 << 30
 

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/golem-ml/golem/backend/cpu"
 	"github.com/golem-ml/golem/eval"
 	"github.com/golem-ml/golem/generate"
 )
@@ -24,11 +23,16 @@ func runChat(args []string) error {
 	topK := fs.Int("top-k", 0, "keep the K most likely tokens (0 = all)")
 	rep := fs.Float64("repetition-penalty", 1.1, "penalty for tokens already present (1 = off)")
 	seed := fs.Uint64("seed", 0, "random seed")
+	dev := addDeviceFlag(fs)
 	fs.Parse(args)
+	be, err := dev.open()
+	if err != nil {
+		return err
+	}
 	if *model == "" {
 		return fmt.Errorf("chat: --model DIR is required")
 	}
-	m, tok, soft, err := eval.LoadModel(cpu.New(), *model)
+	m, tok, soft, err := eval.LoadModel(be, *model)
 	if err != nil {
 		return err
 	}

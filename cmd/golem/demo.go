@@ -8,7 +8,6 @@ import (
 	"os/signal"
 	"time"
 
-	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/backend/cpu"
 	"github.com/golem-ml/golem/train"
 )
@@ -24,7 +23,12 @@ func runDemo(args []string) error {
 	seed := fs.Uint64("seed", 1, "random seed")
 	threads := fs.Int("threads", 0, "CPU threads (default: all cores)")
 	reuse := fs.Bool("reuse", false, "keep the base and SFT models an earlier run left in --out")
+	dev := addDeviceFlag(fs)
 	fs.Parse(args)
+	newBackend, err := dev.perStage()
+	if err != nil {
+		return err
+	}
 	if *threads > 0 {
 		cpu.SetThreads(*threads)
 	}
@@ -33,7 +37,7 @@ func runDemo(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	res, err := train.Demo(ctx, train.DemoOptions{NewBackend: func() backend.Backend { return cpu.New() }, Out: *out, Quick: *quick, Seed: *seed, Reuse: *reuse})
+	res, err := train.Demo(ctx, train.DemoOptions{NewBackend: newBackend, Out: *out, Quick: *quick, Seed: *seed, Reuse: *reuse})
 	if err != nil {
 		return err
 	}

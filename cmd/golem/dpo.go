@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/signal"
 
-	"github.com/golem-ml/golem/backend/cpu"
 	"github.com/golem-ml/golem/train"
 )
 
@@ -27,7 +26,12 @@ func runDPO(args []string) error {
 	batch := fs.Int("batch", 8, "pairs per micro-batch")
 	truncate := fs.Bool("truncate", false, "keep the end of conversations longer than the context instead of failing")
 	lf := addLoopFlags(fs, 200, 5e-7)
+	dev := addDeviceFlag(fs)
 	fs.Parse(args)
+	be, err := dev.open()
+	if err != nil {
+		return err
+	}
 	if *lf.out == "" || *policy == "" || *dataPath == "" {
 		return fmt.Errorf("dpo: --policy DIR, --data FILE and --out DIR are required")
 	}
@@ -41,7 +45,7 @@ func runDPO(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	res, err := train.DPO(ctx, train.DPOOptions{Backend: cpu.New(), Policy: *policy, Data: ex, Heldout: hv, HeldoutFrac: *frac, Beta: *beta, LossType: *loss,
+	res, err := train.DPO(ctx, train.DPOOptions{Backend: be, Policy: *policy, Data: ex, Heldout: hv, HeldoutFrac: *frac, Beta: *beta, LossType: *loss,
 		Batch: *batch, Truncate: *truncate, Loop: lf.config()})
 	if err != nil {
 		return err

@@ -6,7 +6,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/golem-ml/golem/backend/cpu"
 	"github.com/golem-ml/golem/data/synth"
 	"github.com/golem-ml/golem/eval"
 )
@@ -21,15 +20,17 @@ func init() {
 type evalFlags struct {
 	model, data, json *string
 	limit, shots      *int
+	device            deviceFlag
 }
 
 func newEvalFlags(fs *flag.FlagSet, dataHelp string) evalFlags {
 	return evalFlags{
-		model: fs.String("model", "", "model or adapter folder (required)"),
-		data:  fs.String("data", "", dataHelp),
-		json:  fs.String("json", "", "append the result to this JSON file (an array, for the report card)"),
-		limit: fs.Int("limit", 0, "score only the first N items (0 = all)"),
-		shots: fs.Int("shots", 0, "k-shot: the first K items of the file are solved examples before each question (and are not scored)"),
+		model:  fs.String("model", "", "model or adapter folder (required)"),
+		data:   fs.String("data", "", dataHelp),
+		json:   fs.String("json", "", "append the result to this JSON file (an array, for the report card)"),
+		limit:  fs.Int("limit", 0, "score only the first N items (0 = all)"),
+		shots:  fs.Int("shots", 0, "k-shot: the first K items of the file are solved examples before each question (and are not scored)"),
+		device: addDeviceFlag(fs),
 	}
 }
 
@@ -39,6 +40,10 @@ func runEvalMC(args []string) error {
 	format := fs.String("format", "", "force the layout: arc, hellaswag or cmmlu")
 	tokens := fs.Int("batch-tokens", 4096, "tokens per forward pass")
 	fs.Parse(args)
+	be, err := f.device.open()
+	if err != nil {
+		return err
+	}
 	if *f.model == "" || *f.data == "" {
 		return fmt.Errorf("eval mc: --model and --data are required")
 	}
@@ -53,7 +58,7 @@ func runEvalMC(args []string) error {
 	if *f.limit > 0 && *f.limit < len(qs) {
 		qs = qs[:*f.limit]
 	}
-	m, tok, _, err := eval.LoadModel(cpu.New(), *f.model)
+	m, tok, _, err := eval.LoadModel(be, *f.model)
 	if err != nil {
 		return err
 	}
@@ -78,6 +83,10 @@ func runEvalGen(args []string) error {
 	batch := fs.Int("batch", 16, "questions decoded together")
 	show := fs.Int("show", 0, "print the first N answers")
 	fs.Parse(args)
+	be, err := f.device.open()
+	if err != nil {
+		return err
+	}
 	if *f.model == "" || *f.data == "" {
 		return fmt.Errorf("eval gen: --model and --data are required")
 	}
@@ -98,7 +107,7 @@ func runEvalGen(args []string) error {
 			*maxTokens = 256
 		}
 	}
-	m, tok, soft, err := eval.LoadModel(cpu.New(), *f.model)
+	m, tok, soft, err := eval.LoadModel(be, *f.model)
 	if err != nil {
 		return err
 	}
@@ -128,7 +137,12 @@ func runEvalTasks(args []string) error {
 	batch := fs.Int("batch", 16, "tasks decoded together")
 	show := fs.Int("show", 0, "print the first N answers")
 	jsonOut := fs.String("json", "", "append the result to this JSON file")
+	dev := addDeviceFlag(fs)
 	fs.Parse(args)
+	be, err := dev.open()
+	if err != nil {
+		return err
+	}
 	if *model == "" {
 		return fmt.Errorf("eval tasks: --model is required")
 	}
@@ -140,7 +154,7 @@ func runEvalTasks(args []string) error {
 	if err != nil {
 		return err
 	}
-	m, tok, soft, err := eval.LoadModel(cpu.New(), *model)
+	m, tok, soft, err := eval.LoadModel(be, *model)
 	if err != nil {
 		return err
 	}

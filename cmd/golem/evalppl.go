@@ -17,11 +17,16 @@ func runEvalPPL(args []string) error {
 	model := fs.String("model", "", "model folder (required)")
 	data := fs.String("data", "", "text file (required)")
 	batch := fs.Int("batch", 8, "sequences per forward pass")
+	dev := addDeviceFlag(fs)
 	fs.Parse(args)
+	be, err := dev.open()
+	if err != nil {
+		return err
+	}
 	if *model == "" || *data == "" {
 		return fmt.Errorf("eval ppl: --model and --data are required")
 	}
-	m, tok, err := loadModel(*model)
+	m, tok, err := loadModel(be, *model)
 	if err != nil {
 		return err
 	}

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/golem-ml/golem/backend/cpu"
+	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/generate"
 	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/tokenizer"
@@ -15,9 +15,10 @@ func init() {
 	register("generate", "sample a continuation of a prompt, streamed to stdout", runGenerate)
 }
 
-// loadModel reads a golem / Hugging Face model folder and its tokenizer.
-func loadModel(dir string) (*gpt.Model, *tokenizer.Tokenizer, error) {
-	m, err := gpt.Load(cpu.New(), dir)
+// loadModel reads a golem / Hugging Face model folder and its tokenizer,
+// the model onto be.
+func loadModel(be backend.Backend, dir string) (*gpt.Model, *tokenizer.Tokenizer, error) {
+	m, err := gpt.Load(be, dir)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -44,11 +45,16 @@ func runGenerate(args []string) error {
 	fs.Var(&stop, "stop", "stop string (repeatable)")
 	seed := fs.Uint64("seed", 0, "random seed")
 	n := fs.Int("n", 1, "samples to draw (decoded as one batch)")
+	dev := addDeviceFlag(fs)
 	fs.Parse(args)
+	be, err := dev.open()
+	if err != nil {
+		return err
+	}
 	if *model == "" {
 		return fmt.Errorf("generate: --model DIR is required")
 	}
-	m, tok, err := loadModel(*model)
+	m, tok, err := loadModel(be, *model)
 	if err != nil {
 		return err
 	}

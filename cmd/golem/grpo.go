@@ -8,7 +8,6 @@ import (
 	"os/signal"
 	"strings"
 
-	"github.com/golem-ml/golem/backend/cpu"
 	"github.com/golem-ml/golem/data/synth"
 	"github.com/golem-ml/golem/train"
 )
@@ -30,12 +29,16 @@ func runGRPO(args []string) error {
 	maxTok := fs.Int("max-tokens", 64, "new tokens per answer")
 	temp := fs.Float64("temperature", 1, "sampling temperature")
 	lf := addLoopFlags(fs, 100, 1e-6)
+	dev := addDeviceFlag(fs)
 	fs.Parse(args)
+	be, err := dev.open()
+	if err != nil {
+		return err
+	}
 	if *lf.out == "" || *policy == "" {
 		return fmt.Errorf("grpo: --policy DIR and --out DIR are required")
 	}
 	var ts []synth.Task
-	var err error
 	if *tasks == "builtin" {
 		ts, err = synth.Tasks(synth.TaskOptions{Seed: int64(*lf.seed), N: *nBuiltin})
 	} else {
@@ -54,7 +57,7 @@ func runGRPO(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	res, err := train.GRPO(ctx, train.GRPOOptions{Backend: cpu.New(), Policy: *policy, Tasks: ts, Rewards: rf, Group: *group, Prompts: *prompts,
+	res, err := train.GRPO(ctx, train.GRPOOptions{Backend: be, Policy: *policy, Tasks: ts, Rewards: rf, Group: *group, Prompts: *prompts,
 		Beta: *beta, ClipRange: *clipRange, MaxTokens: *maxTok, Temperature: *temp, Loop: lf.config()})
 	if err != nil {
 		return err

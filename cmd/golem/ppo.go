@@ -8,7 +8,6 @@ import (
 	"os/signal"
 	"strings"
 
-	"github.com/golem-ml/golem/backend/cpu"
 	"github.com/golem-ml/golem/data"
 	"github.com/golem-ml/golem/data/synth"
 	"github.com/golem-ml/golem/train"
@@ -68,7 +67,12 @@ func runPPO(args []string) error {
 	rclip := fs.Float64("reward-clip", 10, "clip reward-model scores to ±this")
 	ema := fs.Float64("ema", 0.99, "EMA decay of the policy, saved in OUT/ema (negative = off)")
 	lf := addLoopFlags(fs, 100, 1e-5)
+	dev := addDeviceFlag(fs)
 	fs.Parse(args)
+	be, err := dev.open()
+	if err != nil {
+		return err
+	}
 	if *lf.out == "" || *policy == "" || *reward == "" {
 		return fmt.Errorf("ppo: --policy DIR, --reward DIR and --out DIR are required")
 	}
@@ -88,7 +92,7 @@ func runPPO(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	res, err := train.PPO(ctx, train.PPOOptions{Backend: cpu.New(), Policy: *policy, Reward: *reward, Prompts: ex, PtxTexts: texts, PtxCoef: coef,
+	res, err := train.PPO(ctx, train.PPOOptions{Backend: be, Policy: *policy, Reward: *reward, Prompts: ex, PtxTexts: texts, PtxCoef: coef,
 		Batch: *batch, MiniBatches: *mb, Epochs: *epochs, MaxTokens: *maxTok, Temperature: *temp, KLCoef: *kl, TargetKL: *target, KLHorizon: *horizon,
 		ClipRange: *clipRange, ValueClip: *vclip, VFCoef: *vf, Gamma: *gamma, Lambda: *lam, RewardClip: *rclip, EMADecay: *ema, Loop: lf.config()})
 	if err != nil {

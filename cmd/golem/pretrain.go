@@ -62,7 +62,12 @@ func runPretrain(args []string) error {
 	evalIters := fs.Int("eval-iters", 0, "batches per evaluation")
 	saveEvery := fs.Int("save-every", -1, saveEveryHelp+" (default: the recipe's)")
 	seed := fs.Uint64("seed", 1337, "random seed")
+	dev := addDeviceFlag(fs)
 	fs.Parse(args)
+	be, err := dev.open()
+	if err != nil {
+		return err
+	}
 	if *out == "" {
 		return fmt.Errorf("pretrain: --out DIR is required")
 	}
@@ -131,7 +136,7 @@ func runPretrain(args []string) error {
 	p.Loop.Seed, p.Loop.Out, p.Loop.Resume = *seed, *out, *resume
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	res, err := train.Pretrain(ctx, train.PretrainOptions{Backend: cpu.New(), Data: data, Tokenizer: *tok, VocabSize: *vocab, Preset: p})
+	res, err := train.Pretrain(ctx, train.PretrainOptions{Backend: be, Data: data, Tokenizer: *tok, VocabSize: *vocab, Preset: p})
 	if err != nil {
 		return err
 	}

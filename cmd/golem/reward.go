@@ -83,7 +83,12 @@ func runReward(args []string) error {
 	truncate := fs.Bool("truncate", false, "keep the end of conversations longer than the context instead of failing")
 	freezeEmb := fs.Bool("freeze-embeddings", false, "keep the starting model's token and position embeddings")
 	lf := addLoopFlags(fs, 200, 1e-5)
+	dev := addDeviceFlag(fs)
 	fs.Parse(args)
+	be, err := dev.open()
+	if err != nil {
+		return err
+	}
 	if *lf.out == "" || (*model == "" && !*lf.resume) || *dataPath == "" {
 		return fmt.Errorf("reward: --model DIR, --data FILE and --out DIR are required")
 	}
@@ -101,7 +106,7 @@ func runReward(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	res, rep, err := train.Reward(ctx, train.RewardOptions{Backend: cpu.New(), Model: *model, Data: ex, Heldout: hv, HeldoutFrac: *frac, Demos: dm,
+	res, rep, err := train.Reward(ctx, train.RewardOptions{Backend: be, Model: *model, Data: ex, Heldout: hv, HeldoutFrac: *frac, Demos: dm,
 		Batch: *batch, Truncate: *truncate, FreezeEmbeddings: *freezeEmb, Loop: lf.config()})
 	if err != nil {
 		return err

@@ -28,7 +28,12 @@ func runServe(args []string) error {
 	batch := fs.Int("max-batch", 64, "sequences decoded together per model")
 	kvCache := fs.String("kv-cache", "f16", "precision of the batch's KV cache: f16 (half the memory and reading; keys and values rounded to float16) or f32")
 	queue := fs.Int("queue", 256, "requests waiting per model before 429")
+	dev := addDeviceFlag(fs)
 	fs.Parse(args)
+	be, err := dev.open()
+	if err != nil {
+		return err
+	}
 	if *kvCache != "f16" && *kvCache != "f32" {
 		return fmt.Errorf("serve: --kv-cache %q: want f16 or f32", *kvCache)
 	}
@@ -48,6 +53,6 @@ func runServe(args []string) error {
 	}()
 	return serve.Run(ctx, serve.Config{
 		Models: models, Addr: *addr, DB: *db, APIKey: *apiKey, NoAPIKey: *noKey, AdminPassword: *adminPw,
-		Watch: *watch, Reload: reload, Engine: serve.EngineOptions{MaxBatch: *batch, Queue: *queue, FloatKV: *kvCache == "f32"}, Out: os.Stderr,
+		Watch: *watch, Reload: reload, Engine: serve.EngineOptions{MaxBatch: *batch, Queue: *queue, FloatKV: *kvCache == "f32"}, Out: os.Stderr, Backend: be,
 	})
 }

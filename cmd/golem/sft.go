@@ -52,7 +52,12 @@ func runSFT(args []string) error {
 	builtinN := fs.Int("builtin-n", 2000, "built-in tasks to train on")
 	lang := fs.String("lang", "en", "built-in tasks' language: en, zh or mix")
 	threads := fs.Int("threads", 0, "CPU threads (default: all cores)")
+	dev := addDeviceFlag(fs)
 	fs.Parse(args)
+	be, err := dev.open()
+	if err != nil {
+		return err
+	}
 	if *out == "" {
 		return fmt.Errorf("sft: --out DIR is required")
 	}
@@ -65,7 +70,7 @@ func runSFT(args []string) error {
 		return err
 	}
 	defer cleanup()
-	o := train.SFTOptions{Backend: cpu.New(), Model: *model, Data: files, Format: data.Format(*format), Eval: evalFiles,
+	o := train.SFTOptions{Backend: be, Model: *model, Data: files, Format: data.Format(*format), Eval: evalFiles,
 		BuiltinN: *builtinN, BuiltinLang: *lang, MaxLen: *maxLen, Batch: *batch, Packing: *packing, AllTokens: *allTokens,
 		Epochs: *epochs, Merge: *merge, PromptTokens: *promptTokens,
 		Loop: train.Config{Steps: *steps, Accum: *accum, LR: *lr, MinLR: *minLR, Warmup: *warmup, WeightDecay: *wd, Clip: *clip,

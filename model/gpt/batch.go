@@ -17,8 +17,8 @@ import (
 // in), one that ends frees it, and no other sequence's keys move: nothing
 // is ever re-packed. Grow makes room for more or longer sequences.
 //
-// On a backend with half-precision row attention (the CPU's) the cache
-// can hold float16 values (Half): half the memory and half the reading per
+// On a backend with backend.HalfCache (the CPU's) the cache can hold
+// float16 values (Half): half the memory and half the reading per
 // step, at float16's rounding of the keys and values (about 3 significant
 // digits), as llama.cpp's default cache; attention still computes in
 // float32.
@@ -31,21 +31,12 @@ type BatchCache struct {
 	be    backend.Backend
 }
 
-// halfRows is the optional backend support for float16 caches
-// (cpu.CPU): buffers of float16 values, copies into them (converting
-// float32 sources), and row attention that reads them.
-type halfRows interface {
-	rowAttention
-	AllocHalf(n int) backend.Buffer
-	CopyHalf(dst backend.Buffer, dOff, dStride int, src backend.Buffer, sOff, sStride, rows, cols int)
-}
-
 // NewBatchCache allocates a cache of slots sequences of up to capacity
 // positions each for m, in float16 when half is set and the backend
 // supports it (see BatchCache), else in float32.
 func (m *Model) NewBatchCache(slots, capacity int, half bool) *BatchCache {
 	be := m.Embed.Weight.Backend()
-	_, ok := be.(halfRows)
+	_, ok := be.(backend.HalfCache)
 	c := &BatchCache{Slots: slots, Half: half && ok, h: m.Config.KVHeads, d: m.Config.HeadDim(), be: be}
 	c.alloc(m.Config.Layers, capacity)
 	return c
@@ -56,7 +47,7 @@ func (c *BatchCache) alloc(layers, capacity int) {
 	n := c.Slots * c.h * capacity * c.d
 	for l := range layers {
 		if c.Half {
-			hb := c.be.(halfRows)
+			hb := c.be.(backend.HalfCache)
 			c.K[l], c.V[l] = hb.AllocHalf(n), hb.AllocHalf(n)
 		} else {
 			c.K[l], c.V[l] = c.be.Alloc(n, true), c.be.Alloc(n, true)
@@ -69,7 +60,7 @@ func (c *BatchCache) alloc(layers, capacity int) {
 // a half cache.
 func (c *BatchCache) copy2D(dst backend.Buffer, dOff, dStride int, src backend.Buffer, sOff, sStride, rows, cols int) {
 	if c.Half {
-		c.be.(halfRows).CopyHalf(dst, dOff, dStride, src, sOff, sStride, rows, cols)
+		c.be.(backend.HalfCache).CopyHalf(dst, dOff, dStride, src, sOff, sStride, rows, cols)
 		return
 	}
 	c.be.Copy2D(dst, dOff, dStride, src, sOff, sStride, rows, cols, false)
@@ -132,7 +123,7 @@ func (c *BatchCache) Load(pc *Cache, slots []int32, lens []int) {
 // position pos[r] of slot slot[r] of the cache buffer dst, skipping rows
 // of slot -1: in one call with the backend's StoreRows, else row by row.
 func (c *BatchCache) storeRows(dst backend.Buffer, slot, pos []int32, src backend.Buffer) {
-	if sr, ok := c.be.(rowStore); ok {
+	if sr, ok := c.be.(backend.RowStore); ok {
 		sr.StoreRows(dst, c.Cap, c.h, c.d, slot, pos, src)
 		return
 	}
@@ -176,7 +167,7 @@ func (m *Model) DecodeStep(ids, slot, pos []int32, c *BatchCache) *tensor.Tensor
 		seen[slot[b]] = true
 	}
 	be := m.Embed.Weight.Backend()
-	ra, _ := be.(rowAttention)
+	ra, _ := be.(backend.RowAttention)
 	n := make([]int32, B)
 	for b := range B {
 		n[b] = pos[b] + 1
@@ -255,18 +246,6 @@ func (m *Model) gatherAttention(q *tensor.Tensor, c *BatchCache, l int, slot, n 
 	k.Free()
 	v.Free()
 	return y
-}
-
-// rowAttention is the optional backend kernel for one query per row over
-// its slot's first keys (cpu.CPU.AttentionRows).
-type rowAttention interface {
-	AttentionRows(a backend.Attention, slot, n []int32, o, q, k, v backend.Buffer)
-}
-
-// rowStore is the optional backend kernel that writes rows of keys or
-// values into their slots in one call (cpu.CPU.StoreRows).
-type rowStore interface {
-	StoreRows(dst backend.Buffer, S, H, D int, slot, pos []int32, src backend.Buffer)
 }
 
 // attnScale is the attention's score scale, as tensor.Attention takes it

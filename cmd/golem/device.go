@@ -1,0 +1,48 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"strings"
+
+	"github.com/golem-ml/golem/backend"
+	_ "github.com/golem-ml/golem/backend/cpu" // registers the "cpu" device
+)
+
+// deviceFlag is --device NAME, the backend a command builds its models on,
+// opened by name through backend.Open. Every command that builds a model
+// registers it with addDeviceFlag.
+type deviceFlag struct{ name *string }
+
+func addDeviceFlag(fs *flag.FlagSet) deviceFlag {
+	return deviceFlag{fs.String("device", "cpu", "backend to run the model on: "+strings.Join(backend.Names(), ", "))}
+}
+
+// open returns a new backend of the chosen device; an unknown one is an
+// error naming the flag and listing the known devices ("--device cuda:
+// unknown device (have: cpu)").
+func (d deviceFlag) open() (backend.Backend, error) {
+	be, err := backend.Open(*d.name)
+	if err != nil {
+		return nil, fmt.Errorf("--device %w", err)
+	}
+	return be, nil
+}
+
+// perStage opens the chosen device once, to check it, and returns a
+// function that gives a new backend of it each call: the demo's backend
+// per stage, whose buffer pool goes when the stage ends. Should a later
+// open fail, that stage shares the first backend (same results, only the
+// pool is kept longer).
+func (d deviceFlag) perStage() (func() backend.Backend, error) {
+	first, err := d.open()
+	if err != nil {
+		return nil, err
+	}
+	return func() backend.Backend {
+		if be, err := d.open(); err == nil {
+			return be
+		}
+		return first
+	}, nil
+}

@@ -1,0 +1,87 @@
+package serve
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/golem-ml/golem/backend"
+	"github.com/golem-ml/golem/backend/cpu"
+)
+
+// countingBackend is a CPU backend seen only through backend.Backend (none
+// of its optional abilities), counting the buffers allocated on it.
+type countingBackend struct {
+	backend.Backend
+	allocs atomic.Int64
+}
+
+func (c *countingBackend) Alloc(n int, zero bool) backend.Buffer {
+	c.allocs.Add(1)
+	return c.Backend.Alloc(n, zero)
+}
+
+// The models run on the backend Run's caller gives (golem serve opens it
+// from --device): their weights are loaded onto it, answers are decoded on
+// it (here through Backend's methods alone, as on a backend with no
+// optional ability), and a reloaded checkpoint goes onto it again. Without
+// one, Run says which field is missing.
+func TestServeOnCallersBackend(t *testing.T) {
+	dir := tinyDir(t, "llama")
+	err := Run(context.Background(), Config{Models: []string{dir}, DB: "none"})
+	if want := "serve: Config.Backend is nil: open one with backend.Open"; err == nil || err.Error() != want {
+		t.Fatalf("Run without a backend: %v; want %q", err, want)
+	}
+
+	be := &countingBackend{Backend: cpu.New()}
+	ctx, cancel := context.WithCancel(context.Background())
+	addr, done := make(chan string, 1), make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Config{Models: []string{"tiny=" + dir}, Addr: "127.0.0.1:0", DB: "none", Watch: -1, Backend: be,
+			Ready: func(a string) { addr <- a }})
+	}()
+	var url string
+	select {
+	case url = <-addr:
+	case err := <-done:
+		t.Fatalf("Run: %v", err)
+	}
+	loaded := be.allocs.Load()
+	if loaded == 0 {
+		t.Fatal("the weights were not loaded onto the caller's backend")
+	}
+	resp, err := http.Post("http://"+url+"/v1/completions", "application/json",
+		strings.NewReader(`{"model":"tiny","prompt":"hello","max_tokens":4,"temperature":0}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out struct{ Choices []struct{ Text string } }
+	err = json.NewDecoder(resp.Body).Decode(&out)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || len(out.Choices) != 1 {
+		t.Fatalf("completion: %s, %+v, %v", resp.Status, out, err)
+	}
+	if be.allocs.Load() == loaded {
+		t.Error("the answer was not decoded on the caller's backend")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+
+	w, err := LoadWeights(be, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := NewEngine("tiny", dir, w, EngineOptions{})
+	defer e.Close()
+	if ok, err := e.Reload(true); !ok || err != nil {
+		t.Fatalf("Reload: %v, %v", ok, err)
+	}
+	if got := e.Weights().Model.Embed.Weight.Backend(); got != backend.Backend(be) {
+		t.Fatalf("the reloaded checkpoint is on %T %p, not the engine's backend %p", got, got, be)
+	}
+}
