@@ -10,7 +10,6 @@ import (
 
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/data/synth"
-	"github.com/golem-ml/golem/generate"
 	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/tensor"
@@ -71,15 +70,27 @@ type GRPOOptions struct {
 }
 
 type grpoTask struct {
-	o      GRPOOptions
-	policy *gpt.Model
-	ref    *gpt.Model
-	tok    *tokenizer.Tokenizer
-	prompt [][]int
-	imEnd  int
-	accum  int
-	seed   uint64
-	tmp    leaves // this step's constant tensors
+	o       GRPOOptions
+	policy  *gpt.Model
+	ref     *gpt.Model
+	tok     *tokenizer.Tokenizer
+	prompt  [][]int
+	imEnd   int
+	accum   int
+	seed    uint64
+	rollout []grpoBatch // the step's rollout, a batch per micro-batch
+	tmp     leaves      // this step's constant tensors, freed after it
+}
+
+// grpoBatch is one micro-batch of a rollout: Prompts groups of Group
+// answers, padded to [N, T], with what the loss needs.
+type grpoBatch struct {
+	N, T    int
+	ids, tg []int32
+	w, adv  []float32 // per token: the weight, the answer's advantage
+	refLogp []float32 // the reference's log-probabilities
+	tokens  int
+	stats   map[string]float64
 }
 
 // GRPO runs group relative policy optimisation (Shao et al. 2024): for
@@ -159,49 +170,74 @@ func GRPO(ctx context.Context, o GRPOOptions) (Result, error) {
 
 func (t *grpoTask) Params() []nn.Named { return t.policy.Params() }
 
-func (t *grpoTask) Loss(step, micro int) (*tensor.Tensor, int, map[string]float64, error) {
-	t.tmp.free() // the previous step's graph is released by now
+// Shape is GRPO's iteration: one update per rollout.
+func (t *grpoTask) Shape() (epochs, minibatches int) { return 1, 1 }
+
+// Rollout makes the rollout of step iter: for each micro-batch, the policy
+// answers a group of Group answers to each of Prompts prompts, programs
+// score them, and each answer's advantage is its reward standardised within
+// its group. A rollout is one step, so a run never resumes inside one.
+func (t *grpoTask) Rollout(iter int, _ bool) error {
+	t.rollout = t.rollout[:0]
+	for micro := range t.accum {
+		k := iter*t.accum + micro
+		a, tasks, err := t.sample(k)
+		if err != nil {
+			return err
+		}
+		rewards, stats := t.score(a, tasks)
+		adv, spread := t.advantages(rewards)
+		stats["reward_std"] = spread
+		b := t.batch(a.rows, a.start, adv)
+		b.stats = stats
+		t.rollout = append(t.rollout, b)
+	}
+	return nil
+}
+
+// sample draws the prompts of the run's micro-batch k and the policy's
+// answers, Group per prompt, and returns them with each answer's task.
+func (t *grpoTask) sample(k int) (answers, []int, error) {
 	o := &t.o
 	G, P := o.Group, o.Prompts
-	k := step*t.accum + micro
 	var prompts [][]int
 	var tasks []int
-	L := 0
 	for i := 0; i < P; i++ {
 		j := epochOrder(t.seed^0x6a09e667, len(t.prompt), k*P+i)
 		for g := 0; g < G; g++ {
 			prompts = append(prompts, t.prompt[j])
 			tasks = append(tasks, j)
 		}
-		L = max(L, len(t.prompt[j]))
 	}
-	maxNew := min(o.MaxTokens, t.policy.Config.Context-L)
-	outs, err := generate.Tokens(t.policy, prompts, generate.Options{MaxTokens: maxNew, Temperature: o.Temperature, StopIDs: []int{t.imEnd},
-		Seed: stepRand(t.seed, "grpo-sample", k).Uint64()}, nil)
-	if err != nil {
-		return nil, 0, nil, err
-	}
-	N := len(prompts)
-	rows, start := make([][]int, N), make([]int, N)
+	a, err := sampleRollout(t.policy, prompts, o.MaxTokens, o.Temperature, t.imEnd, stepRand(t.seed, "grpo-sample", k).Uint64())
+	return a, tasks, err
+}
+
+// score sums the reward functions of each answer and returns the
+// rollout's statistics.
+func (t *grpoTask) score(a answers, tasks []int) ([]float64, map[string]float64) {
+	o := &t.o
+	N := len(a.rows)
 	rewards := make([]float64, N)
 	var correct, lenSum float64
-	for i, p := range prompts {
-		resp := outs[i]
-		text := t.tok.Decode(resp)
-		if len(resp) < maxNew {
-			resp = append(resp, t.imEnd)
-		}
-		rows[i], start[i] = append(append([]int{}, p...), resp...), len(p)
+	for i, out := range a.outs {
+		text := t.tok.Decode(out)
 		tk := o.Tasks[tasks[i]]
 		for _, f := range o.Rewards {
 			rewards[i] += f.Fn(tk, text)
 		}
 		correct += b2f(tk.Check(text).Correct)
-		lenSum += float64(len(resp))
+		lenSum += float64(len(a.rows[i]) - a.start[i])
 	}
-	// Advantages: rewards standardised within each group.
-	adv := make([]float64, N)
-	var spread float64
+	n := float64(N)
+	return rewards, map[string]float64{"reward": mean(rewards), "correct": correct / n, "response_len": lenSum / n}
+}
+
+// advantages standardises the rewards within each group; spread is the
+// groups' mean standard deviation.
+func (t *grpoTask) advantages(rewards []float64) (adv []float64, spread float64) {
+	G, N := t.o.Group, len(rewards)
+	adv = make([]float64, N)
 	for i := 0; i < N; i += G {
 		mu := mean(rewards[i : i+G])
 		v := 0.0
@@ -214,6 +250,13 @@ func (t *grpoTask) Loss(step, micro int) (*tensor.Tensor, int, map[string]float6
 			adv[g] = (rewards[g] - mu) / (sd + 1e-4)
 		}
 	}
+	return adv, spread / float64(t.o.Prompts)
+}
+
+// batch pads a rollout's rows into a micro-batch with its per-token weights
+// and advantages and the reference's log-probabilities.
+func (t *grpoTask) batch(rows [][]int, start []int, adv []float64) grpoBatch {
+	N := len(rows)
 	ids, T := padRows(rows, t.policy.Config.Context)
 	masks := make([][]bool, N)
 	for i, r := range rows {
@@ -222,45 +265,62 @@ func (t *grpoTask) Loss(step, micro int) (*tensor.Tensor, int, map[string]float6
 			masks[i][p] = true
 		}
 	}
-	tg := actionTargets(rows, masks, T)
+	b := grpoBatch{N: N, T: T, ids: ids, tg: actionTargets(rows, masks, T)}
 	// Each token weighs 1/(answer length * answers): per-answer means,
 	// averaged over the answers.
-	w, advT := make([]float32, N*T), make([]float32, N*T)
+	b.w, b.adv = make([]float32, N*T), make([]float32, N*T)
 	for i, r := range rows {
 		n := len(r) - start[i]
+		b.tokens += n
 		for p := start[i] - 1; p < len(r)-1; p++ {
-			w[i*T+p] = 1 / float32(n*N)
-			advT[i*T+p] = float32(adv[i])
+			b.w[i*T+p] = 1 / float32(n*N)
+			b.adv[i*T+p] = float32(adv[i])
 		}
 	}
-	var refLp []float32
-	tensor.NoGrad(func() {
-		x := tokenLogProbs(t.ref, ids, tg, N, T, o.Temperature)
-		refLp = x.Host()
-		tensor.Release(x)
-	})
+	b.refLogp = noGradValues(func() *tensor.Tensor { return tokenLogProbs(t.ref, b.ids, b.tg, N, T, t.o.Temperature) })
+	return b
+}
+
+// Loss is GRPO's loss on micro-batch mb.Micro of the rollout: PPO's
+// clipped objective per token, averaged per answer, plus Beta times the k3
+// estimate of the KL to the reference.
+func (t *grpoTask) Loss(mb Minibatch) (*tensor.Tensor, int, map[string]float64, error) {
+	o := &t.o
+	b := &t.rollout[mb.Micro]
+	N, T := b.N, b.T
 	be := t.policy.Embed.Weight.Backend()
-	lp := tokenLogProbs(t.policy, ids, tg, N, T, o.Temperature)
+	lp := tokenLogProbs(t.policy, b.ids, b.tg, N, T, o.Temperature)
 	old := t.tmp.from(be, lp.Host(), N*T) // one update per sample: the ratio is 1, its gradient that of log pi
 	ratio := tensor.Exp(tensor.Sub(lp, old))
-	a := t.tmp.from(be, advT, N*T)
+	a := t.tmp.from(be, b.adv, N*T)
 	eps := float32(o.ClipRange)
 	obj := tensor.Minimum(tensor.Mul(ratio, a), tensor.Mul(tensor.Clamp(ratio, 1-eps, 1+eps), a))
-	wT := t.tmp.from(be, w, N*T)
+	wT := t.tmp.from(be, b.w, N*T)
 	loss := tensor.Neg(tensor.Sum(tensor.Mul(obj, wT)))
-	// k3 = exp(ref - logp) - (ref - logp) - 1 >= 0
-	d := tensor.Sub(t.tmp.from(be, refLp, N*T), lp)
-	k3 := tensor.AddScalar(tensor.Sub(tensor.Exp(d), d), -1)
-	klT := tensor.Sum(tensor.Mul(k3, wT))
-	kl := float64(klT.Item())
-	if o.Beta > 0 {
-		loss = tensor.Add(loss, tensor.Scale(klT, float32(o.Beta)))
-	} else {
-		loss = tensor.Add(loss, tensor.Scale(klT, 0)) // one graph, released with the loss
+	klOf := func(lp *tensor.Tensor) *tensor.Tensor {
+		// k3 = exp(ref - logp) - (ref - logp) - 1 >= 0
+		d := tensor.Sub(t.tmp.from(be, b.refLogp, N*T), lp)
+		k3 := tensor.AddScalar(tensor.Sub(tensor.Exp(d), d), -1)
+		return tensor.Sum(tensor.Mul(k3, wT))
 	}
-	n := float64(N)
-	return loss, int(lenSum), map[string]float64{"reward": mean(rewards), "correct": correct / n, "kl": kl, "reward_std": spread / float64(P), "response_len": lenSum / n}, nil
+	var kl float64
+	if o.Beta > 0 {
+		klT := klOf(lp)
+		kl = float64(klT.Item())
+		loss = tensor.Add(loss, tensor.Scale(klT, float32(o.Beta)))
+	} else { // only a metric: from the detached log-probabilities
+		kl = float64(noGradValues(func() *tensor.Tensor { return klOf(old) })[0])
+	}
+	metrics := map[string]float64{"kl": kl}
+	for k, v := range b.stats {
+		metrics[k] = v
+	}
+	return loss, b.tokens, metrics, nil
 }
+
+// AfterStep frees the step's constant tensors (the loop has released its
+// graphs).
+func (t *grpoTask) AfterStep(int) { t.tmp.free() }
 
 // Eval returns nothing of its own: the demo evaluates held-out tasks.
 func (t *grpoTask) Eval() (map[string]float64, error) { return map[string]float64{}, nil }

@@ -10,6 +10,10 @@ import (
 	"github.com/golem-ml/golem/data/synth"
 )
 
+// TestGRPOResumeIsExact stops runs after step 2 and resumes them: every
+// logged number is the uninterrupted run's, with the KL term in the loss
+// and with it off (Beta < 0: the KL to the reference is then only
+// measured), one micro-batch per step and two.
 func TestGRPOResumeIsExact(t *testing.T) {
 	sft := tinyLM(t, 1, 96)
 	tasks := synth.MustTasks(synth.TaskOptions{Seed: 1, N: 8, Kinds: []string{synth.KindFirstLetter, synth.KindNumberOnly}})
@@ -17,40 +21,47 @@ func TestGRPOResumeIsExact(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	run := func(out string, resume bool, stopAt int) Result {
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		loop := Config{Steps: 4, LR: 1e-3, Seed: 3, Out: out, Resume: resume, Quiet: true}
-		if stopAt > 0 {
-			loop.OnStep = func(step int, _ float64) {
-				if step == stopAt {
-					cancel()
+	for _, tc := range []struct {
+		beta  float64
+		accum int
+	}{{0, 1}, {-1, 2}} {
+		run := func(out string, resume bool, stopAt int) Result {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			loop := Config{Steps: 4, Accum: tc.accum, LR: 1e-3, Seed: 3, Out: out, Resume: resume, Quiet: true, Progress: io.Discard}
+			if stopAt > 0 {
+				loop.OnStep = func(step int, _ float64) {
+					if step == stopAt {
+						cancel()
+					}
+				}
+			}
+			res, err := GRPO(ctx, GRPOOptions{Backend: cpu.New(), Policy: sft, Tasks: tasks, Rewards: rf, Group: 4, Prompts: 2, MaxTokens: 10, Beta: tc.beta,
+				Loop: loop, Log: io.Discard})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return res
+		}
+		a, b := t.TempDir(), t.TempDir()
+		run(a, false, 0)
+		run(b, false, 2)
+		run(b, true, 0)
+		la, lb := metricRecords(t, a), metricRecords(t, b)
+		if len(la) != 4 || len(lb) != 4 {
+			t.Fatalf("%d and %d records", len(la), len(lb))
+		}
+		for i := range la {
+			for _, k := range []string{"loss", "reward", "kl", "correct", "response_len", "reward_std"} {
+				if math.Float64bits(la[i][k]) != math.Float64bits(lb[i][k]) {
+					t.Errorf("beta %v, accum %d: step %d: %s %v uninterrupted, %v resumed", tc.beta, tc.accum, i+1, k, la[i][k], lb[i][k])
 				}
 			}
 		}
-		res, err := GRPO(ctx, GRPOOptions{Backend: cpu.New(), Policy: sft, Tasks: tasks, Rewards: rf, Group: 4, Prompts: 2, MaxTokens: 10, Loop: loop, Log: io.Discard})
-		if err != nil {
-			t.Fatal(err)
+		if la[0]["kl"] != 0 || !(la[3]["kl"] > 0) {
+			t.Errorf("beta %v: KL to the reference %v at the first step (want 0), %v at the last (want > 0)", tc.beta, la[0]["kl"], la[3]["kl"])
 		}
-		return res
-	}
-	a, b := t.TempDir(), t.TempDir()
-	run(a, false, 0)
-	run(b, false, 2)
-	run(b, true, 0)
-	la, lb := metricRecords(t, a), metricRecords(t, b)
-	if len(la) != 4 || len(lb) != 4 {
-		t.Fatalf("%d and %d records", len(la), len(lb))
-	}
-	for i := range la {
-		for _, k := range []string{"loss", "reward", "kl", "correct", "response_len"} {
-			if math.Float64bits(la[i][k]) != math.Float64bits(lb[i][k]) {
-				t.Errorf("step %d: %s %v uninterrupted, %v resumed", i+1, k, la[i][k], lb[i][k])
-			}
-		}
-	}
-	if la[0]["kl"] != 0 {
-		t.Errorf("KL to the reference at the first step is %v, want 0", la[0]["kl"])
+		sameModel(t, a, b)
 	}
 	if _, err := RewardFuncs("length"); err == nil {
 		t.Error("unknown reward function accepted")

@@ -12,7 +12,6 @@ import (
 
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/data"
-	"github.com/golem-ml/golem/generate"
 	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/tensor"
@@ -125,7 +124,8 @@ type ppoTask struct {
 	ro       *rollout
 	accum    int
 	seed     uint64
-	tmp      leaves // this step's constant tensors
+	out      string
+	tmp      leaves // this step's constant tensors, freed after it
 }
 
 // PPO runs stage four of InstructGPT: the policy answers prompts, the
@@ -158,7 +158,7 @@ func PPO(ctx context.Context, o PPOOptions) (Result, error) {
 		return Result{}, err
 	}
 	defer release()
-	t := &ppoTask{o: o, klCoef: o.KLCoef, accum: max(1, cfg.Accum), seed: cfg.Seed}
+	t := &ppoTask{o: o, klCoef: o.KLCoef, accum: max(1, cfg.Accum), seed: cfg.Seed, out: cfg.Out}
 	if t.ref, t.tok, err = loadPolicy(o.Backend, o.Policy, "ppo: --policy"); err != nil {
 		return Result{}, err
 	}
@@ -237,13 +237,6 @@ func PPO(ctx context.Context, o PPOOptions) (Result, error) {
 	if cfg.Progress == nil {
 		cfg.Progress = o.Log
 	}
-	user := cfg.OnStep
-	cfg.OnStep = func(step int, loss float64) {
-		t.updateEMA()
-		if user != nil {
-			user(step, loss)
-		}
-	}
 	return Run(ctx, cfg, t)
 }
 
@@ -263,72 +256,85 @@ func (t *ppoTask) Params() []nn.Named {
 	return ps
 }
 
-func (t *ppoTask) updateEMA() {
-	if t.ema == nil {
-		return
-	}
-	d := float32(t.o.EMADecay)
-	src := t.policy.Params()
-	for i, p := range t.ema.Params() {
-		e, s := p.Tensor.Host(), src[i].Tensor.Host()
-		for j := range e {
-			e[j] = d*e[j] + (1-d)*s[j]
-		}
-		p.Tensor.Set(e)
-	}
-}
+// Shape is PPO's iteration: Epochs passes over each rollout, each of
+// MiniBatches optimizer steps.
+func (t *ppoTask) Shape() (epochs, minibatches int) { return t.o.Epochs, t.o.MiniBatches }
 
-// rollout samples answers to Batch prompts with the current policy and
-// scores them: old log-probabilities, values, the reference's
-// log-probabilities, rewards (the clipped reward-model score at the last
-// token, minus beta times the KL estimate log pi - log ref at every
-// token), GAE advantages (whitened) and returns. Then the adaptive
-// controller updates beta.
-func (t *ppoTask) rollout(iter int) error {
-	o := &t.o
-	B := o.Batch
-	ro := &rollout{Iter: iter, Stats: map[string]float64{}}
-	prompts := make([][]int, B)
-	L := 0
-	for i := range prompts {
-		prompts[i] = t.prompts[epochOrder(t.seed^0x9e3779b9, len(t.prompts), iter*B+i)]
-		L = max(L, len(prompts[i]))
+// Rollout makes rollout iteration iter: the policy answers Batch prompts,
+// the models score the answers, and GAE turns the rewards into
+// advantages; then the adaptive controller updates beta. A run resumed
+// inside iteration iter goes on with the rollout of its checkpoint.
+func (t *ppoTask) Rollout(iter int, restored bool) error {
+	if restored {
+		if t.ro == nil || t.ro.Iter != iter {
+			have := "no rollout"
+			if t.ro != nil {
+				have = fmt.Sprintf("rollout %d", t.ro.Iter)
+			}
+			return fmt.Errorf("ppo: %s holds %s, but the checkpoint is in the middle of rollout %d (the folder's files are from different runs?)", filepath.Join(t.out, ppoStateFile), have, iter)
+		}
+		return nil
 	}
-	maxNew := min(o.MaxTokens, t.policy.Config.Context-L)
-	seed := stepRand(t.seed, "ppo-sample", iter).Uint64()
-	outs, err := generate.Tokens(t.policy, prompts, generate.Options{MaxTokens: maxNew, Temperature: o.Temperature, StopIDs: []int{t.imEnd}, Seed: seed}, nil)
+	a, err := t.sample(iter)
 	if err != nil {
 		return err
 	}
-	for i, p := range prompts {
-		resp := outs[i]
-		if len(resp) < maxNew {
-			resp = append(resp, t.imEnd) // it stopped: the stop token is an action too
-		}
-		ro.Rows = append(ro.Rows, append(append([]int{}, p...), resp...))
-		ro.Start = append(ro.Start, len(p))
+	sc := t.score(a)
+	t.ro = t.advantages(iter, a, sc)
+	t.adaptKL(t.ro.Stats["kl"])
+	return nil
+}
+
+// sample draws rollout iter's prompts (an epoch-wise permutation of
+// them) and the policy's answers.
+func (t *ppoTask) sample(iter int) (answers, error) {
+	B := t.o.Batch
+	prompts := make([][]int, B)
+	for i := range prompts {
+		prompts[i] = t.prompts[epochOrder(t.seed^0x9e3779b9, len(t.prompts), iter*B+i)]
 	}
-	ids, T := padRows(ro.Rows, t.policy.Config.Context)
-	tg, _ := t.targets(ro.Rows, ro.Start, T)
+	seed := stepRand(t.seed, "ppo-sample", iter).Uint64()
+	return sampleRollout(t.policy, prompts, t.o.MaxTokens, t.o.Temperature, t.imEnd, seed)
+}
+
+// scores is what the models say of a rollout's rows, padded to [B, T]:
+// the policy's and the reference's log-probabilities of each next token,
+// the value model's values, and the reward model's score of each answer.
+type scores struct {
+	T                     int
+	logp, refLogp, values []float32
+	reward                []float32
+}
+
+// score runs the policy, the reference, the value model and the reward
+// model over the rows, with gradients off.
+func (t *ppoTask) score(a answers) scores {
+	o := &t.o
+	B := len(a.rows)
+	ids, T := padRows(a.rows, t.policy.Config.Context)
+	tg, _ := t.targets(a.rows, a.start, T)
 	last := make([]int, B)
-	for b, r := range ro.Rows {
+	for b, r := range a.rows {
 		last[b] = len(r) - 1
 	}
-	var logp, refLogp, values, scores []float32
-	tensor.NoGrad(func() {
-		x := tokenLogProbs(t.policy, ids, tg, B, T, o.Temperature)
-		logp = x.Host()
-		tensor.Release(x)
-		x = tokenLogProbs(t.ref, ids, tg, B, T, o.Temperature)
-		refLogp = x.Host()
-		tensor.Release(x)
-		x = t.value.Values(ids, B, T, gpt.Options{})
-		values = x.Host()
-		tensor.Release(x)
-		x = t.rm.Scores(ids, B, T, last, gpt.Options{})
-		scores = x.Host()
-		tensor.Release(x)
-	})
+	return scores{T: T,
+		logp:    noGradValues(func() *tensor.Tensor { return tokenLogProbs(t.policy, ids, tg, B, T, o.Temperature) }),
+		refLogp: noGradValues(func() *tensor.Tensor { return tokenLogProbs(t.ref, ids, tg, B, T, o.Temperature) }),
+		values:  noGradValues(func() *tensor.Tensor { return t.value.Values(ids, B, T, gpt.Options{}) }),
+		reward:  noGradValues(func() *tensor.Tensor { return t.rm.Scores(ids, B, T, last, gpt.Options{}) }),
+	}
+}
+
+// advantages turns a scored rollout into PPO's training data: per answer
+// token, the old log-probability, the value, the reward (the clipped
+// reward-model score at the last token, minus beta times the KL estimate
+// log pi - log ref at every token), the GAE advantage (whitened over the
+// rollout) and the return.
+func (t *ppoTask) advantages(iter int, a answers, sc scores) *rollout {
+	o := &t.o
+	B, T := len(a.rows), sc.T
+	logp, refLogp, values, scores := sc.logp, sc.refLogp, sc.values, sc.reward
+	ro := &rollout{Iter: iter, Rows: a.rows, Start: a.start, Stats: map[string]float64{}}
 	beta := float32(t.klCoef)
 	clip := float32(o.RewardClip)
 	var klSum, scoreSum, lenSum float64
@@ -381,12 +387,17 @@ func (t *ppoTask) rollout(iter int) error {
 	ro.Stats["kl"] = kl
 	ro.Stats["kl_coef"] = t.klCoef
 	ro.Stats["response_len"] = lenSum / float64(B)
+	return ro
+}
+
+// adaptKL moves beta toward the KL per answer TargetKL (Ziegler et al.
+// 2019), when one is set.
+func (t *ppoTask) adaptKL(kl float64) {
+	o := &t.o
 	if o.TargetKL > 0 {
 		e := min(max(kl/o.TargetKL-1, -0.2), 0.2)
-		t.klCoef *= 1 + e*float64(B)/float64(o.KLHorizon)
+		t.klCoef *= 1 + e*float64(o.Batch)/float64(o.KLHorizon)
 	}
-	t.ro = ro
-	return nil
 }
 
 // targets returns the next-token targets of rows [B, T] (the answer's
@@ -406,22 +417,16 @@ func (t *ppoTask) targets(rows [][]int, start []int, T int) ([]int32, []float32)
 	return tg, mask
 }
 
-func (t *ppoTask) Loss(step, micro int) (*tensor.Tensor, int, map[string]float64, error) {
-	t.tmp.free() // the previous step's graph is released by now
+// Loss is PPO's loss on one micro-batch of minibatch mb.Index of pass
+// mb.Epoch over the rollout: the clipped policy objective, the clipped
+// value loss, and with PPO-ptx the pretraining loss.
+func (t *ppoTask) Loss(mb Minibatch) (*tensor.Tensor, int, map[string]float64, error) {
 	o := &t.o
-	per := o.Epochs * o.MiniBatches
-	iter, k := step/per, step%per
-	epoch, mb := k/o.MiniBatches, k%o.MiniBatches
-	if t.ro == nil || t.ro.Iter != iter {
-		if err := t.rollout(iter); err != nil {
-			return nil, 0, nil, err
-		}
-	}
 	ro := t.ro
-	order := stepRand(t.seed, "ppo-minibatch", iter*o.Epochs+epoch).Perm(o.Batch)
+	order := stepRand(t.seed, "ppo-minibatch", mb.Iter*o.Epochs+mb.Epoch).Perm(o.Batch)
 	mbSize := o.Batch / o.MiniBatches
 	size := mbSize / t.accum
-	idx := order[mb*mbSize+micro*size : mb*mbSize+(micro+1)*size]
+	idx := order[mb.Index*mbSize+mb.Micro*size : mb.Index*mbSize+(mb.Micro+1)*size]
 
 	B := len(idx)
 	rows := make([][]int, B)
@@ -487,7 +492,7 @@ func (t *ppoTask) Loss(step, micro int) (*tensor.Tensor, int, map[string]float64
 		metrics[k] = v
 	}
 	if o.PtxCoef > 0 {
-		r := stepRand(t.seed, "ppo-ptx", step*t.accum+micro)
+		r := stepRand(t.seed, "ppo-ptx", mb.Step*t.accum+mb.Micro)
 		P, bl := o.PtxBatch, t.ptxBlock
 		pid, ptg := make([]int32, P*bl), make([]int32, P*bl)
 		for b := 0; b < P; b++ {
@@ -500,6 +505,24 @@ func (t *ppoTask) Loss(step, micro int) (*tensor.Tensor, int, map[string]float64
 		loss = tensor.Add(loss, tensor.Scale(ptx, float32(o.PtxCoef)))
 	}
 	return loss, n, metrics, nil
+}
+
+// AfterStep frees the step's constant tensors (the loop has released its
+// graphs) and moves the EMA toward the updated policy.
+func (t *ppoTask) AfterStep(int) {
+	t.tmp.free()
+	if t.ema == nil {
+		return
+	}
+	d := float32(t.o.EMADecay)
+	src := t.policy.Params()
+	for i, p := range t.ema.Params() {
+		e, s := p.Tensor.Host(), src[i].Tensor.Host()
+		for j := range e {
+			e[j] = d*e[j] + (1-d)*s[j]
+		}
+		p.Tensor.Set(e)
+	}
 }
 
 // entropy of softmax(logits), in nats.

@@ -2,8 +2,10 @@ package train
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"math"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -154,4 +156,58 @@ func TestPPORejectsOtherTokenizer(t *testing.T) {
 	_, err = PPO(context.Background(), PPOOptions{Backend: cpu.New(), Policy: sft, Reward: tinyRM(t, sft, tinyTokenizer(t)), Prompts: long,
 		Loop: Config{Steps: 1, LR: 1e-3, Out: t.TempDir(), Quiet: true}, Log: io.Discard})
 	wantErr(t, err, "p.jsonl:4: the prompt has")
+}
+
+// A run resumed inside a rollout iteration trains on the rollout its
+// checkpoint holds; a ppo_state.json holding another rollout (or none) is
+// an error naming the file, not a silent fresh rollout.
+func TestPPOResumeChecksItsRollout(t *testing.T) {
+	sft := tinyLM(t, 1, 96)
+	rm := tinyRM(t, sft, tinyTokenizer(t))
+	prompts := taskPrompts(synth.MustTasks(synth.TaskOptions{Seed: 1, N: 4, Kinds: []string{synth.KindFirstLetter}}))
+	run := func(out string, resume bool, stopAt int) (Result, error) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		loop := Config{Steps: 4, LR: 1e-3, Seed: 3, Out: out, Resume: resume, Quiet: true, Progress: io.Discard}
+		if stopAt > 0 {
+			loop.OnStep = func(step int, _ float64) {
+				if step == stopAt {
+					cancel()
+				}
+			}
+		}
+		return PPO(ctx, PPOOptions{Backend: cpu.New(), Policy: sft, Reward: rm, Prompts: prompts, Batch: 2, MiniBatches: 2, Epochs: 1,
+			MaxTokens: 6, Loop: loop, Log: io.Discard})
+	}
+	for _, tc := range []struct {
+		rollout any
+		want    string
+	}{{map[string]any{"iter": 3}, "holds rollout 3, but the checkpoint is in the middle of rollout 0"}, {nil, "holds no rollout, but"}} {
+		out := t.TempDir()
+		if res, err := run(out, false, 1); err != nil || !res.Interrupted || res.Step != 1 {
+			t.Fatalf("interrupted run: %+v, %v", res, err)
+		}
+		path := filepath.Join(out, "trainer", "step-00000001", ppoStateFile)
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st map[string]any
+		if err := json.Unmarshal(b, &st); err != nil {
+			t.Fatal(err)
+		}
+		if ro, ok := tc.rollout.(map[string]any); ok {
+			st["rollout"].(map[string]any)["iter"] = ro["iter"]
+		} else {
+			delete(st, "rollout")
+		}
+		if b, err = json.Marshal(st); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err = run(out, true, 0)
+		wantErr(t, err, filepath.Join(out, ppoStateFile)+" "+tc.want)
+	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/data"
+	"github.com/golem-ml/golem/generate"
 	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/tensor"
 	"github.com/golem-ml/golem/tokenizer"
@@ -125,6 +126,39 @@ func (c *chat) answer(prompt, answer []data.Message, where string) ([]int, []boo
 		c.truncated++
 	}
 	return ids, mask, nil
+}
+
+// answers is a batch of answers a policy sampled.
+type answers struct {
+	rows  [][]int // prompt + answer tokens
+	start []int   // where each answer begins
+	// outs are the answers' new tokens. An answer that stopped ends with
+	// <|im_end|> in rows (the stop token is an action too), not in outs.
+	outs [][]int
+}
+
+// sampleRollout has the policy answer rendered prompts at temperature
+// temp, with up to maxTokens new tokens each (fewer where the context
+// ends), each answer stopping at <|im_end|>.
+func sampleRollout(policy *gpt.Model, prompts [][]int, maxTokens int, temp float64, imEnd int, seed uint64) (answers, error) {
+	L := 0
+	for _, p := range prompts {
+		L = max(L, len(p))
+	}
+	maxNew := min(maxTokens, policy.Config.Context-L)
+	outs, err := generate.Tokens(policy, prompts, generate.Options{MaxTokens: maxNew, Temperature: temp, StopIDs: []int{imEnd}, Seed: seed}, nil)
+	if err != nil {
+		return answers{}, err
+	}
+	a := answers{outs: outs}
+	for i, p := range prompts {
+		row := append(append([]int{}, p...), outs[i]...)
+		if len(outs[i]) < maxNew {
+			row = append(row, imEnd)
+		}
+		a.rows, a.start = append(a.rows, row), append(a.start, len(p))
+	}
+	return a, nil
 }
 
 // padRows right-pads rows into one [B, T] batch and returns it with T,
@@ -260,4 +294,16 @@ func mean(xs []float64) float64 {
 		s += x
 	}
 	return s / float64(len(xs))
+}
+
+// noGradValues runs fn with gradients off and returns the values of the
+// tensor it makes, whose graph it then frees (scoring answers).
+func noGradValues(fn func() *tensor.Tensor) []float32 {
+	var v []float32
+	tensor.NoGrad(func() {
+		x := fn()
+		v = x.Host()
+		tensor.Release(x)
+	})
+	return v
 }
