@@ -27,6 +27,8 @@ var (
 	ErrQueueFull = errors.New("serve: too many requests waiting; try again later")
 	// ErrClosed: the engine has been closed.
 	ErrClosed = errors.New("serve: the model is shutting down")
+	// errNoLogits: the model gave no token a finite logit (it overflowed).
+	errNoLogits = errors.New("serve: every logit of the model is NaN or -Inf (the model overflowed)")
 )
 
 // Weights are one loaded checkpoint of a model with its tokenizer.
@@ -726,6 +728,10 @@ func (e *Engine) advance(w *Weights, seqs []*seq, logits []float32) []*seq {
 			continue
 		}
 		id := s.next
+		if id < 0 {
+			s.out <- Event{Done: true, Reason: "error", Err: errNoLogits}
+			continue
+		}
 		if isStop(id, w.Stop) {
 			s.out <- Event{Done: true, Reason: "stop"}
 			continue
