@@ -39,7 +39,18 @@ func Open(path string) (*os.File, os.FileInfo, error) {
 }
 
 func notRegular(path string, fi os.FileInfo) error {
-	return fmt.Errorf("%s: not a regular file (%v)", path, fi.Mode().Type())
+	kind := "not a plain file"
+	switch t := fi.Mode().Type(); {
+	case t&os.ModeDir != 0:
+		kind = "a folder"
+	case t&os.ModeNamedPipe != 0:
+		kind = "a FIFO (named pipe)"
+	case t&os.ModeSocket != 0:
+		kind = "a socket"
+	case t&os.ModeDevice != 0:
+		kind = "a device"
+	}
+	return fmt.Errorf("%s: not a regular file: %s", path, kind)
 }
 
 // ReadFile reads the regular file at path, refusing one larger than limit
