@@ -226,11 +226,11 @@ func TestReloadWhileRewrittenInPlace(t *testing.T) {
 				return
 			}
 			// Mostly rewritten again soon (while a reload may read it);
-			// every third copy is left long enough (past the settle
-			// time) to be loaded.
+			// every third copy (b, a, b, ...) is left long enough to
+			// settle (0.5 s) and be loaded on a busy machine.
 			pause := time.Duration(20+i%4*15) * time.Millisecond
 			if i%3 == 0 {
-				pause = 900 * time.Millisecond
+				pause = 1500 * time.Millisecond
 			}
 			time.Sleep(pause)
 		}
@@ -279,7 +279,7 @@ func TestReloadWhileRewrittenInPlace(t *testing.T) {
 		t.Fatalf("the server process is gone: %v", err)
 	}
 	var text string
-	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+	for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
 		var err error
 		if text, err = streamText(client, url); err != nil {
 			t.Fatal(err)
