@@ -31,6 +31,28 @@ type Options struct {
 	Seed              uint64   // sampling seed; sequence i uses Seed+i
 }
 
+// Validate checks the options: a temperature, top-p and repetition penalty
+// that are finite numbers in range, and no negative count. (A positive
+// temperature however small is valid: the sampler subtracts the largest
+// logit before dividing, so a tiny one draws from the most likely tokens
+// only, as greedy decoding does, instead of overflowing.)
+func (o *Options) Validate() error {
+	finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+	switch {
+	case o.MaxTokens < 0:
+		return fmt.Errorf("generate: max tokens %d is negative", o.MaxTokens)
+	case !finite(o.Temperature) || o.Temperature < 0:
+		return fmt.Errorf("generate: temperature %g is not a finite number >= 0 (0 = greedy)", o.Temperature)
+	case !finite(o.TopP) || o.TopP < 0 || o.TopP > 1:
+		return fmt.Errorf("generate: top-p %g is not between 0 and 1 (0 or 1 = all tokens)", o.TopP)
+	case o.TopK < 0:
+		return fmt.Errorf("generate: top-k %d is negative (0 = all tokens)", o.TopK)
+	case !finite(o.RepetitionPenalty) || o.RepetitionPenalty < 0:
+		return fmt.Errorf("generate: repetition penalty %g is not a finite number >= 0 (0 or 1 = off)", o.RepetitionPenalty)
+	}
+	return nil
+}
+
 // ErrPromptTooLong is returned when a prompt does not fit the context.
 var ErrPromptTooLong = errors.New("generate: prompt longer than the model's context")
 
@@ -39,6 +61,9 @@ var ErrPromptTooLong = errors.New("generate: prompt longer than the model's cont
 // sequence. It returns the new tokens of each sequence (stop tokens
 // excluded).
 func Tokens(m *gpt.Model, prompts [][]int, o Options, onToken func(seq, id int) bool) ([][]int, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
 	B := len(prompts)
 	if B == 0 {
 		return nil, nil
@@ -90,6 +115,7 @@ func Tokens(m *gpt.Model, prompts [][]int, o Options, onToken func(seq, id int) 
 		}
 	}
 	prefill(m.Config.Context)
+	var err error
 	tensor.NoGrad(func() {
 		T := L
 		for step := 0; step < o.MaxTokens; step++ {
@@ -124,6 +150,10 @@ func Tokens(m *gpt.Model, prompts [][]int, o Options, onToken func(seq, id int) 
 				next := 0
 				if !done[b] {
 					next = samplers[b].Next(host[b*V:(b+1)*V], nil)
+					if next < 0 {
+						err = fmt.Errorf("generate: sequence %d, new token %d: every logit is NaN or -Inf (the model overflowed)", b, len(out[b])+1)
+						return
+					}
 					if stop[next] {
 						done[b] = true
 					} else {
@@ -145,6 +175,9 @@ func Tokens(m *gpt.Model, prompts [][]int, o Options, onToken func(seq, id int) 
 			T = 1
 		}
 	})
+	if err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 
@@ -177,7 +210,9 @@ func (s *Sampler) Seen(id int) {
 }
 
 // Next picks a token. Tokens in hide (e.g. end-of-text before a minimum
-// length) are never picked; NaN logits count as impossible.
+// length) are never picked; NaN logits count as impossible, +Inf ones as
+// certain. It returns -1 when no token is possible (every logit NaN, -Inf
+// or hidden).
 func (s *Sampler) Next(logits []float32, hide []int) int {
 	V := len(logits)
 	if cap(s.probs) < V {
@@ -207,29 +242,48 @@ func (s *Sampler) Next(logits []float32, hide []int) int {
 			}
 		}
 	}
-	if s.o.Temperature <= 0 {
-		best := 0
+	// The largest logit: the greedy choice, and the shift that keeps
+	// the scaled logits <= 0 for any temperature.
+	best := 0
+	for i, v := range p {
+		if v > p[best] {
+			best = i
+		}
+	}
+	mx := p[best]
+	switch {
+	case math.IsInf(mx, -1):
+		return -1
+	case s.o.Temperature <= 0:
+		return best
+	case math.IsInf(mx, 1):
+		// Only the infinite logits are possible, equally.
 		for i, v := range p {
-			if v > p[best] {
-				best = i
+			if math.IsInf(v, 1) {
+				p[i] = 0
+			} else {
+				p[i] = math.Inf(-1)
 			}
 		}
-		return best
+		mx = 0
 	}
 	// Only the candidates that top-k and top-p can keep are sorted (most
 	// probable first, ties by id): a quickselect for the k best, and for
 	// top-p the tokens of at least (1-TopP)/n of the probability, which
 	// hold the nucleus (the others weigh less than 1-TopP together). A
 	// vocabulary of 150,000 is not sorted at every token, and without
-	// top-k or top-p nothing is.
-	invT := 1 / s.o.Temperature
-	mx := math.Inf(-1)
-	for i := range p {
-		p[i] *= invT
-		if p[i] > mx { // (no NaN is left; math.Max is a call)
-			mx = p[i]
+	// top-k or top-p nothing is. Logits are shifted by the largest before
+	// they are scaled, so that a tiny temperature gives -Inf (probability
+	// 0) for all but the largest, not an overflow.
+	invT := 1 / s.o.Temperature // +Inf below 1/MaxFloat64
+	for i, v := range p {
+		if d := v - mx; d < 0 {
+			p[i] = d * invT
+		} else {
+			p[i] = 0 // not 0 * +Inf
 		}
 	}
+	mx = 0
 	byProb := func(a, b int) int { // more probable first, then by id
 		if c := cmp.Compare(p[b], p[a]); c != 0 {
 			return c

@@ -8,8 +8,12 @@
 // relative to the start of the data area; the optional "__metadata__" entry maps
 // strings to strings.
 //
-// Open memory-maps a file and checks its header strictly, so that a hostile or
-// truncated file gives an error naming the file and the tensor, never a panic.
+// Open reads a file's header and checks it strictly, so that a hostile or
+// truncated file gives an error naming the file and the tensor, never a panic;
+// tensors are then read by offset (pread), not through a shared memory map, so
+// that a file rewritten in place while it is read gives an error, not a SIGBUS,
+// and File.Changed tells whether the file stayed the one opened. A path that is
+// not a regular file (a FIFO) is refused without blocking.
 // Write produces exactly the bytes the reference Python/Rust implementation
 // would write for the same tensors, atomically.
 package safetensors

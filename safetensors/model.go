@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/golem-ml/golem/internal/atomicfile"
+	"github.com/golem-ml/golem/internal/regfile"
 )
 
 // File names of a Hugging Face model folder.
@@ -87,17 +88,9 @@ func OpenModel(dir string) (*Model, error) {
 
 // readIndex reads and checks the weight_map of a sharded checkpoint index.
 func readIndex(path string) (map[string]string, error) {
-	fh, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer fh.Close()
-	raw, err := io.ReadAll(io.LimitReader(fh, maxHeaderSize+1))
+	raw, err := regfile.ReadFile(path, maxHeaderSize)
 	if err != nil {
 		return nil, fmt.Errorf("safetensors: %w", err)
-	}
-	if len(raw) > maxHeaderSize {
-		return nil, fmt.Errorf("safetensors: %s: index larger than %d bytes", path, maxHeaderSize)
 	}
 	var idx struct {
 		WeightMap map[string]string `json:"weight_map"`
@@ -197,6 +190,17 @@ func (m *Model) Int64(name string) ([]int64, []int, error) {
 		return nil, nil, err
 	}
 	return f.Int64(name)
+}
+
+// Changed is File.Changed for each of the checkpoint's files: nil when
+// none was replaced or rewritten since OpenModel opened it.
+func (m *Model) Changed() error {
+	for _, f := range m.files {
+		if err := f.Changed(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Close closes all the checkpoint's files.

@@ -12,8 +12,11 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"time"
 	"unicode/utf8"
 	"unsafe"
+
+	"github.com/golem-ml/golem/internal/regfile"
 )
 
 // maxHeaderSize bounds the JSON header, as the reference implementation does.
@@ -25,82 +28,86 @@ type TensorInfo struct {
 	Shape []int  // empty for a scalar
 }
 
-// entry is a validated header entry; begin and end index File.data.
+// entry is a validated header entry; begin and end are file offsets.
 type entry struct {
 	dtype      string
 	shape      []int
-	begin, end int
+	begin, end int64
 }
 
 func (e *entry) info() TensorInfo {
 	return TensorInfo{DType: e.dtype, Shape: slices.Clone(e.shape)}
 }
 
-// File is an open safetensors file. Its methods may be called from several
-// goroutines at once, but not concurrently with Close.
+// File is an open safetensors file. Tensors are read from it by offset
+// (pread), not through a shared memory map: a file truncated or rewritten
+// while it is read gives an error (see Changed), never a SIGBUS. Its
+// methods may be called from several goroutines at once, but not
+// concurrently with Close.
 type File struct {
 	path    string
-	data    []byte // the whole file, memory-mapped where possible
-	release func() error
+	r       io.ReaderAt // nil once closed
+	closer  io.Closer   // the open file; nil for a file parsed from memory
+	stat    os.FileInfo // of the file when it was opened; nil if from memory
 	tensors map[string]*entry
 	names   []string
 	meta    map[string]string
 }
 
-// Open opens the safetensors file at path, memory-mapping it read-only, and
-// validates its header. The file must be closed with Close.
+// Open opens the safetensors file at path and validates its header. Only
+// the header is read; tensors are read when asked for. The file must be
+// closed with Close. A path that is not a regular file (a FIFO, a folder)
+// is refused without blocking.
 func Open(path string) (*File, error) {
-	fh, err := os.Open(path)
+	fh, st, err := regfile.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("safetensors: %w", err)
 	}
-	defer fh.Close()
-	st, err := fh.Stat()
+	f, err := parseFrom(path, fh, st.Size())
 	if err != nil {
-		return nil, fmt.Errorf("safetensors: %w", err)
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("safetensors: %s: not a regular file", path)
-	}
-	if st.Size() < 8 {
-		return nil, fmt.Errorf("safetensors: %s: file is %d bytes, shorter than the 8-byte header length", path, st.Size())
-	}
-	data, release, err := mapFile(fh, st.Size())
-	if err != nil {
-		return nil, fmt.Errorf("safetensors: %s: %w", path, err)
-	}
-	f, err := parse(path, data)
-	if err != nil {
-		release()
+		fh.Close()
 		return nil, err
 	}
-	f.release = release
+	f.closer, f.stat = fh, st
 	return f, nil
 }
 
 // parse validates buf, the whole content of the file called name.
 func parse(name string, buf []byte) (*File, error) {
+	return parseFrom(name, bytes.NewReader(buf), int64(len(buf)))
+}
+
+// parseFrom reads and validates the header of r, a file of size bytes
+// called name.
+func parseFrom(name string, r io.ReaderAt, size int64) (*File, error) {
 	fail := func(format string, args ...any) error {
 		return fmt.Errorf("safetensors: %s: %s", name, fmt.Sprintf(format, args...))
 	}
-	if len(buf) < 8 {
-		return nil, fail("file is %d bytes, shorter than the 8-byte header length", len(buf))
+	if size < 8 {
+		return nil, fail("file is %d bytes, shorter than the 8-byte header length", size)
 	}
-	n := binary.LittleEndian.Uint64(buf)
+	var lenBuf [8]byte
+	if _, err := r.ReadAt(lenBuf[:], 0); err != nil {
+		return nil, fail("reading the header length: %v", err)
+	}
+	n := binary.LittleEndian.Uint64(lenBuf[:])
 	if n > maxHeaderSize {
 		return nil, fail("header length %d exceeds the limit of %d bytes", n, maxHeaderSize)
 	}
-	if n > uint64(len(buf)-8) {
-		return nil, fail("header length %d exceeds the %d bytes that follow it (truncated file?)", n, len(buf)-8)
+	if n > uint64(size-8) {
+		return nil, fail("header length %d exceeds the %d bytes that follow it (truncated file?)", n, size-8)
 	}
-	hdr := buf[8 : 8+n]
-	base := 8 + int(n)
-	dataLen := len(buf) - base
+	hdr := make([]byte, n)
+	if _, err := r.ReadAt(hdr, 8); err != nil {
+		return nil, fail("reading the %d-byte header: %v (truncated while read?)", n, err)
+	}
+	base := 8 + int64(n)
+	dataLen := size - base
 	if !utf8.Valid(hdr) {
 		return nil, fail("header is not valid UTF-8")
 	}
 
-	f := &File{path: name, data: buf, tensors: map[string]*entry{}}
+	f := &File{path: name, r: r, tensors: map[string]*entry{}}
 	dec := json.NewDecoder(bytes.NewReader(hdr))
 	jsonErr := func(err error) error {
 		return fail("header byte %d: invalid JSON: %v", dec.InputOffset(), err)
@@ -171,7 +178,7 @@ func parse(name string, buf []byte) (*File, error) {
 		}
 		pos, prev = e.end, name
 	}
-	if pos != len(buf) {
+	if pos != size {
 		return nil, fail("tensors cover %d bytes but the data area holds %d (trailing bytes)", pos-base, dataLen)
 	}
 	sort.Strings(f.names)
@@ -180,7 +187,7 @@ func parse(name string, buf []byte) (*File, error) {
 
 // parseEntry validates one tensor's header entry against a data area of
 // dataLen bytes. Offsets in the result are relative to the data area.
-func parseEntry(raw json.RawMessage, dataLen int) (*entry, error) {
+func parseEntry(raw json.RawMessage, dataLen int64) (*entry, error) {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
 		return nil, errors.New(`want an object {"dtype","shape","data_offsets"}`)
@@ -237,7 +244,7 @@ func parseEntry(raw json.RawMessage, dataLen int) (*entry, error) {
 	if end-b != nbytes {
 		return nil, fmt.Errorf("data_offsets [%d,%d] span %d bytes but %s%v needs %d", b, end, end-b, dtype, shape, nbytes)
 	}
-	e.begin, e.end = int(b), int(end)
+	e.begin, e.end = int64(b), int64(end)
 	return e, nil
 }
 
@@ -268,22 +275,49 @@ func (f *File) Metadata() map[string]string {
 	return m
 }
 
-func (f *File) lookup(name string) (*entry, []byte, error) {
-	if f.data == nil {
-		return nil, nil, fmt.Errorf("safetensors: %s: file is closed", f.path)
+func (f *File) lookup(name string) (*entry, error) {
+	if f.r == nil {
+		return nil, fmt.Errorf("safetensors: %s: file is closed", f.path)
 	}
 	e, ok := f.tensors[name]
 	if !ok {
-		return nil, nil, fmt.Errorf("safetensors: %s: no tensor %q", f.path, name)
+		return nil, fmt.Errorf("safetensors: %s: no tensor %q", f.path, name)
 	}
-	return e, f.data[e.begin:e.end:e.end], nil
+	return e, nil
 }
 
-// Raw returns the named tensor's bytes (little-endian, row-major) and its
-// info. The bytes alias the memory-mapped file: they must not be modified and
-// are valid only until Close.
+// readAt fills b with the bytes of e from offset off of its data. A short
+// read means the file shrank after it was opened.
+func (f *File) readAt(name string, e *entry, b []byte, off int64) error {
+	if len(b) == 0 {
+		return nil
+	}
+	if _, err := f.r.ReadAt(b, e.begin+off); err != nil {
+		if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
+			err = errors.New("file truncated while being read (rewritten in place?)")
+		}
+		return fmt.Errorf("safetensors: %s: tensor %q: bytes [%d,%d): %w", f.path, name, e.begin+off, e.begin+off+int64(len(b)), err)
+	}
+	return nil
+}
+
+// raw reads e's bytes into a new slice.
+func (f *File) raw(name string, e *entry) ([]byte, error) {
+	b := make([]byte, e.end-e.begin)
+	if err := f.readAt(name, e, b, 0); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// Raw returns a copy of the named tensor's bytes (little-endian,
+// row-major) and its info.
 func (f *File) Raw(name string) ([]byte, TensorInfo, error) {
-	e, b, err := f.lookup(name)
+	e, err := f.lookup(name)
+	if err != nil {
+		return nil, TensorInfo{}, err
+	}
+	b, err := f.raw(name, e)
 	if err != nil {
 		return nil, TensorInfo{}, err
 	}
@@ -293,13 +327,13 @@ func (f *File) Raw(name string) ([]byte, TensorInfo, error) {
 // Float32 returns the named floating-point tensor (F32, F16, BF16 or F64)
 // converted to a new float32 slice, and its shape.
 func (f *File) Float32(name string) ([]float32, []int, error) {
-	e, b, err := f.lookup(name)
+	e, err := f.lookup(name)
 	if err != nil {
 		return nil, nil, err
 	}
-	out := make([]float32, len(b)/DTypeSize(e.dtype))
-	if err := decodeFloat32(out, e.dtype, b); err != nil {
-		return nil, nil, fmt.Errorf("safetensors: %s: tensor %q: %w", f.path, name, err)
+	out := make([]float32, (e.end-e.begin)/int64(DTypeSize(e.dtype)))
+	if err := f.float32Into(name, e, out); err != nil {
+		return nil, nil, err
 	}
 	return out, slices.Clone(e.shape), nil
 }
@@ -307,15 +341,46 @@ func (f *File) Float32(name string) ([]float32, []int, error) {
 // Float32Into converts the named floating-point tensor into dst, which must
 // have exactly as many elements as the tensor.
 func (f *File) Float32Into(name string, dst []float32) error {
-	e, b, err := f.lookup(name)
+	e, err := f.lookup(name)
 	if err != nil {
 		return err
 	}
-	if n := len(b) / DTypeSize(e.dtype); n != len(dst) {
+	if n := (e.end - e.begin) / int64(DTypeSize(e.dtype)); n != int64(len(dst)) {
 		return fmt.Errorf("safetensors: %s: tensor %q has %d elements %v, destination has %d", f.path, name, n, e.shape, len(dst))
 	}
-	if err := decodeFloat32(dst, e.dtype, b); err != nil {
-		return fmt.Errorf("safetensors: %s: tensor %q: %w", f.path, name, err)
+	return f.float32Into(name, e, dst)
+}
+
+// chunkBytes is how much of a tensor that needs converting is read at once.
+const chunkBytes = 1 << 20
+
+var chunkPool = sync.Pool{New: func() any { return new([chunkBytes]byte) }}
+
+// float32Into reads e into out (its element count): float32 straight into
+// out's memory, other dtypes a chunk at a time through a pooled buffer.
+func (f *File) float32Into(name string, e *entry, out []float32) error {
+	if !isFloat(e.dtype) {
+		return fmt.Errorf("safetensors: %s: tensor %q: dtype %s is not a floating-point type", f.path, name, e.dtype)
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	if e.dtype == F32 && littleEndian {
+		return f.readAt(name, e, unsafe.Slice((*byte)(unsafe.Pointer(&out[0])), 4*len(out)), 0)
+	}
+	size := DTypeSize(e.dtype)
+	buf := chunkPool.Get().(*[chunkBytes]byte)
+	defer chunkPool.Put(buf)
+	per := chunkBytes / size
+	for i := 0; i < len(out); i += per {
+		j := min(i+per, len(out))
+		b := buf[:(j-i)*size]
+		if err := f.readAt(name, e, b, int64(i*size)); err != nil {
+			return err
+		}
+		if err := decodeFloat32(out[i:j], e.dtype, b); err != nil {
+			return fmt.Errorf("safetensors: %s: tensor %q: %w", f.path, name, err)
+		}
 	}
 	return nil
 }
@@ -323,7 +388,11 @@ func (f *File) Float32Into(name string, dst []float32) error {
 // Int64 returns the named integer or boolean tensor converted to a new int64
 // slice, and its shape.
 func (f *File) Int64(name string) ([]int64, []int, error) {
-	e, b, err := f.lookup(name)
+	e, err := f.lookup(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := f.raw(name, e)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -334,17 +403,51 @@ func (f *File) Int64(name string) ([]int64, []int, error) {
 	return out, slices.Clone(e.shape), nil
 }
 
-// Close unmaps the file. Slices returned by Raw must not be used afterwards.
+// Changed returns an error when the file at Path is no longer the one
+// opened, as it was then: another file renamed over it, or the same file
+// rewritten (its size or modification time differ). Tensors read before
+// Changed returns nil are the file as it was opened, provided the file's
+// modification time was already in the past when it was opened (a write
+// within the filesystem's timestamp granularity of the previous one may
+// not move it). It returns nil for a file parsed from memory.
+func (f *File) Changed() error {
+	if f.stat == nil {
+		return nil
+	}
+	now, err := os.Stat(f.path)
+	if err != nil {
+		return fmt.Errorf("safetensors: %s: changed while being read: %w", f.path, err)
+	}
+	switch {
+	case !os.SameFile(now, f.stat):
+		return fmt.Errorf("safetensors: %s: replaced by another file while being read", f.path)
+	case now.Size() != f.stat.Size() || !now.ModTime().Equal(f.stat.ModTime()):
+		return fmt.Errorf("safetensors: %s: rewritten while being read (%d bytes modified %s, now %d bytes modified %s)",
+			f.path, f.stat.Size(), f.stat.ModTime().Format(time.RFC3339Nano), now.Size(), now.ModTime().Format(time.RFC3339Nano))
+	}
+	return nil
+}
+
+// ModTime returns the file's modification time when it was opened (zero
+// for a file parsed from memory).
+func (f *File) ModTime() time.Time {
+	if f.stat == nil {
+		return time.Time{}
+	}
+	return f.stat.ModTime()
+}
+
+// Close closes the file.
 func (f *File) Close() error {
-	if f.data == nil {
+	if f.r == nil {
 		return nil
 	}
-	f.data = nil
-	if f.release == nil {
+	f.r = nil
+	if f.closer == nil {
 		return nil
 	}
-	err := f.release()
-	f.release = nil
+	err := f.closer.Close()
+	f.closer = nil
 	return err
 }
 

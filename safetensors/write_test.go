@@ -144,7 +144,7 @@ func TestRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if e := f.tensors[tt.Name]; e.begin%DTypeSize(e.dtype) != 0 {
+		if e := f.tensors[tt.Name]; e.begin%int64(DTypeSize(e.dtype)) != 0 {
 			t.Errorf("%s: data at file offset %d is not aligned", tt.Name, e.begin)
 		}
 		switch {

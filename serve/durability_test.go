@@ -18,23 +18,7 @@ import (
 // startChild starts a server process on dsn and returns it with its URL.
 func startChild(t *testing.T, dsn string) (*exec.Cmd, string) {
 	t.Helper()
-	addrFile := filepath.Join(t.TempDir(), "addr")
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"=1", "GOLEM_SERVE_TEST_DB="+dsn,
-		"GOLEM_SERVE_TEST_MODEL="+tinyDir(t, "llama"), "GOLEM_SERVE_TEST_ADDR="+addrFile)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	for i := 0; i < 600; i++ {
-		if b, err := os.ReadFile(addrFile); err == nil {
-			return cmd, "http://" + string(b)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatal("the server process did not start in 30 s")
-	return nil, ""
+	return spawnChild(t, tinyDir(t, "llama"), dsn, os.Stderr)
 }
 
 // Nothing acknowledged is lost: kill -9 the server during a burst of

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/backend/cpu"
 	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/safetensors"
 	"github.com/golem-ml/golem/tensor"
 	"github.com/golem-ml/golem/tokenizer"
 )
@@ -25,20 +27,30 @@ var (
 	ErrQueueFull = errors.New("serve: too many requests waiting; try again later")
 	// ErrClosed: the engine has been closed.
 	ErrClosed = errors.New("serve: the model is shutting down")
+	// errNoLogits: the model gave no token a finite logit (it overflowed).
+	errNoLogits = errors.New("serve: every logit of the model is NaN or -Inf (the model overflowed)")
 )
 
 // Weights are one loaded checkpoint of a model with its tokenizer.
 type Weights struct {
 	Model   *gpt.Model
 	Tok     *tokenizer.Tokenizer
-	ModTime time.Time // of the weights file when it was read
+	ModTime time.Time // of the weights file (or config.json) when it was read
 	Stop    []int     // token ids that end an answer: <|im_end|>, <|endoftext|>, EOS
+
+	stamp string // the folder's files as they were read (see folderStamp)
 }
 
 // LoadWeights reads a model folder (config.json, model.safetensors and a
-// tokenizer) onto the backend be.
-func LoadWeights(be backend.Backend, dir string) (*Weights, error) {
-	mt, err := weightsModTime(dir)
+// tokenizer) onto the backend be. A folder whose files change while they are
+// read is an error, as is anything that would panic.
+func LoadWeights(be backend.Backend, dir string) (w *Weights, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			w, err = nil, fmt.Errorf("serve: %s: internal error while loading: %v", dir, r)
+		}
+	}()
+	before, err := folderStamp(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -50,7 +62,15 @@ func LoadWeights(be backend.Backend, dir string) (*Weights, error) {
 	if err != nil {
 		return nil, err
 	}
-	return NewWeights(m, tok, mt)
+	if after, err := folderStamp(dir); err != nil || after.key != before.key {
+		return nil, fmt.Errorf("serve: %s: the model files changed while being read", dir)
+	}
+	w, err = NewWeights(m, tok, before.mod)
+	if err != nil {
+		return nil, err
+	}
+	w.stamp = before.key
+	return w, nil
 }
 
 // NewWeights checks that tok fits m and finds the stop tokens.
@@ -79,18 +99,42 @@ func NewWeights(m *gpt.Model, tok *tokenizer.Tokenizer, modTime time.Time) (*Wei
 	return w, nil
 }
 
-// weightsModTime returns the modification time of dir's weights file.
-func weightsModTime(dir string) (time.Time, error) {
-	for _, name := range []string{"model.safetensors", "model.safetensors.index.json"} {
-		fi, err := os.Stat(filepath.Join(dir, name))
-		if err == nil {
-			return fi.ModTime(), nil
-		}
-		if !errors.Is(err, os.ErrNotExist) {
-			return time.Time{}, err
+// stamp identifies a model folder's files as they are: each one's name,
+// size and modification time, and the latest of those times.
+type stamp struct {
+	key string
+	mod time.Time
+}
+
+// folderStamp stamps dir's config.json and weights files (model.safetensors,
+// or the index and its shards).
+func folderStamp(dir string) (stamp, error) {
+	names := []string{"config.json", safetensors.ModelFile}
+	if _, err := os.Stat(filepath.Join(dir, safetensors.ModelFile)); errors.Is(err, os.ErrNotExist) {
+		shards, _ := filepath.Glob(filepath.Join(dir, "model-*-of-*.safetensors"))
+		names = names[:1]
+		names = append(names, safetensors.IndexFile)
+		for _, s := range shards {
+			names = append(names, filepath.Base(s))
 		}
 	}
-	return time.Time{}, fmt.Errorf("serve: %s: no model.safetensors", dir)
+	var st stamp
+	var b strings.Builder
+	for _, n := range names {
+		fi, err := os.Stat(filepath.Join(dir, n))
+		if errors.Is(err, os.ErrNotExist) && n == safetensors.IndexFile {
+			return stamp{}, fmt.Errorf("serve: %s: no %s (nor %s)", dir, safetensors.ModelFile, safetensors.IndexFile)
+		}
+		if err != nil {
+			return stamp{}, fmt.Errorf("serve: %w", err)
+		}
+		fmt.Fprintf(&b, "%s %d %d\n", n, fi.Size(), fi.ModTime().UnixNano())
+		if fi.ModTime().After(st.mod) {
+			st.mod = fi.ModTime()
+		}
+	}
+	st.key = b.String()
+	return st, nil
 }
 
 // EngineOptions size an Engine. Zero values take the defaults.
@@ -164,6 +208,7 @@ type Engine struct {
 	steps, tokens, prefills, maxActive, reloads, active, cancelled, fills, grows atomic.Int64
 	prefillTokens, decodeNanos, prefillNanos                                     atomic.Int64
 	reloadMu                                                                     sync.Mutex
+	failed                                                                       string // the stamp of the files a reload last failed on (under reloadMu)
 }
 
 // NewEngine starts an engine serving w under name.
@@ -201,33 +246,69 @@ func (e *Engine) Swap(w *Weights) {
 	e.poke()
 }
 
-// Reload reads Dir again, onto the backend the model runs on, and swaps the
-// new checkpoint in when its weights file changed since the current one was
-// read (or always, with force).
-func (e *Engine) Reload(force bool) (bool, error) {
+// settle is how long a model folder's files must have been left alone
+// before a reload reads them: a checkpoint still being written is left for
+// a later look, and a write during the read is then sure to move the
+// modification time it checks (timestamps are coarser than the clock).
+const settle = 500 * time.Millisecond
+
+// forceWait bounds how long a forced reload waits for a folder being
+// written to settle.
+const forceWait = 30 * time.Second
+
+// Reload reads Dir again, onto the backend the model runs on, and swaps the new checkpoint in when its files
+// (config.json and the weights) changed since the current one was read, or
+// always, with force. It waits until they have been left alone for a
+// moment (the watcher looks again later instead). A reload that fails for
+// any reason (a file being written, a bad config, shapes that disagree,
+// non-finite weights, a panic) returns an error and the engine keeps
+// serving the weights it has; the watcher does not retry the same files.
+func (e *Engine) Reload(force bool) (ok bool, err error) {
 	if e.Dir == "" {
 		return false, nil
 	}
 	e.reloadMu.Lock()
 	defer e.reloadMu.Unlock()
-	mt, err := weightsModTime(e.Dir)
-	if err != nil {
-		return false, err
+	defer func() {
+		if r := recover(); r != nil {
+			ok, err = false, fmt.Errorf("serve: reload %s: internal error: %v; still serving the previous weights", e.Name, r)
+		}
+	}()
+	fail := func(err error) (bool, error) {
+		return false, fmt.Errorf("serve: reload %s: %v; still serving the previous weights", e.Name, err)
 	}
-	if !force && mt.Equal(e.Weights().ModTime) {
+	st, err := folderStamp(e.Dir)
+	if err != nil {
+		return fail(err)
+	}
+	if !force && (st.key == e.Weights().stamp || st.key == e.failed) {
 		return false, nil
+	}
+	for deadline := time.Now().Add(forceWait); time.Since(st.mod) < settle; {
+		if !force {
+			return false, nil // still being written: look again at the next tick
+		}
+		if time.Now().After(deadline) {
+			return fail(fmt.Errorf("the files kept changing for %v", forceWait))
+		}
+		time.Sleep(settle - time.Since(st.mod))
+		if st, err = folderStamp(e.Dir); err != nil {
+			return fail(err)
+		}
 	}
 	w, err := LoadWeights(e.Weights().Model.Embed.Weight.Backend(), e.Dir)
 	if err != nil {
-		return false, fmt.Errorf("serve: reload %s: %w", e.Name, err)
+		e.failed = st.key
+		return fail(err)
 	}
+	e.failed = ""
 	e.Swap(w)
 	return true, nil
 }
 
-// Watch polls Dir's weights file every interval until ctx ends and reloads
-// the model when it changes. Errors (a checkpoint being written) are logged
-// and retried at the next tick.
+// Watch polls Dir's files every interval until ctx ends and reloads the
+// model when they change and have settled. A failed reload is logged once
+// and retried when the files change again.
 func (e *Engine) Watch(ctx context.Context, interval time.Duration, logf func(string, ...any)) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -647,6 +728,10 @@ func (e *Engine) advance(w *Weights, seqs []*seq, logits []float32) []*seq {
 			continue
 		}
 		id := s.next
+		if id < 0 {
+			s.out <- Event{Done: true, Reason: "error", Err: errNoLogits}
+			continue
+		}
 		if isStop(id, w.Stop) {
 			s.out <- Event{Done: true, Reason: "stop"}
 			continue

@@ -9,8 +9,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/golem-ml/golem/backend"
@@ -49,6 +52,51 @@ type Config struct {
 	Ready func(addr string)
 	// Out receives what the server prints (stderr by default in the CLI).
 	Out io.Writer
+
+	load func(dir string) (*Weights, error) // LoadWeights; tests replace it
+}
+
+// ReloadOnHUP returns a channel that receives when the process gets SIGHUP
+// (for Config.Reload), and a function that stops listening.
+func ReloadOnHUP() (<-chan struct{}, func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	reload := make(chan struct{}, 1)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-hup:
+				select {
+				case reload <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	return reload, func() { signal.Stop(hup); close(done) }
+}
+
+// loadCtx loads dir with load, returning early with ctx's error when ctx
+// ends first (SIGTERM while a large model loads); the load is abandoned.
+func loadCtx(ctx context.Context, dir string, load func(string) (*Weights, error)) (*Weights, error) {
+	type result struct {
+		w   *Weights
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		w, err := load(dir)
+		done <- result{w, err}
+	}()
+	select {
+	case r := <-done:
+		return r.w, r.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("serve: stopped while loading %s: %w", dir, context.Cause(ctx))
+	}
 }
 
 // Run serves until ctx ends, then shuts down gracefully.
@@ -73,6 +121,10 @@ func Run(ctx context.Context, c Config) error {
 		out = io.Discard
 	}
 	logf := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
+	load := c.load
+	if load == nil {
+		load = func(dir string) (*Weights, error) { return LoadWeights(c.Backend, dir) }
+	}
 
 	var engines []*Engine
 	defer func() {
@@ -91,7 +143,7 @@ func Run(ctx context.Context, c Config) error {
 			return fmt.Errorf("serve: model %q: give each model a distinct name (NAME=DIR)", spec)
 		}
 		seen[name] = true
-		w, err := LoadWeights(c.Backend, dir)
+		w, err := loadCtx(ctx, dir, load)
 		if err != nil {
 			return fmt.Errorf("serve: model %s: %w", dir, err)
 		}
@@ -147,6 +199,8 @@ func Run(ctx context.Context, c Config) error {
 					return
 				case <-c.Reload:
 					for _, e := range engines {
+						// Reload recovers its own panics: nothing in a
+						// model folder takes the server down.
 						if _, err := e.Reload(true); err != nil {
 							logf("%v", err)
 						} else {

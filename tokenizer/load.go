@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/golem-ml/golem/internal/regfile"
 )
 
 // maxFileSize bounds the tokenizer files golem reads (the largest real ones,
@@ -52,15 +54,10 @@ func Load(path string) (*Tokenizer, error) {
 	})
 }
 
+// readLimited reads a tokenizer file: a regular file (a FIFO would block)
+// of at most maxFileSize bytes.
 func readLimited(path string) ([]byte, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, err
-	}
-	if fi.Size() > maxFileSize {
-		return nil, fmt.Errorf("%s: %d bytes is too large for a tokenizer file", path, fi.Size())
-	}
-	return os.ReadFile(path)
+	return regfile.ReadFile(path, maxFileSize)
 }
 
 func loadFile(path string, parse func([]byte) (*Tokenizer, error)) (*Tokenizer, error) {

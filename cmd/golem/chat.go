@@ -32,6 +32,10 @@ func runChat(args []string) error {
 	if *model == "" {
 		return fmt.Errorf("chat: --model DIR is required")
 	}
+	gen := generate.Options{MaxTokens: *maxTokens, Temperature: *temp, TopP: *topP, TopK: *topK, RepetitionPenalty: *rep, Seed: *seed}
+	if err := gen.Validate(); err != nil {
+		return fmt.Errorf("chat: %w", err)
+	}
 	m, tok, soft, err := eval.LoadModel(be, *model)
 	if err != nil {
 		return err
@@ -42,5 +46,5 @@ func runChat(args []string) error {
 		fmt.Fprintln(os.Stderr, "chatting with", *model, "(/reset clears the history, /exit or Ctrl-D ends)")
 	}
 	return eval.Chat(m, tok, os.Stdin, os.Stdout, eval.ChatOptions{System: *system, Soft: soft, Prompt: prompt,
-		Gen: generate.Options{MaxTokens: *maxTokens, Temperature: *temp, TopP: *topP, TopK: *topK, RepetitionPenalty: *rep, Seed: *seed}})
+		Gen: gen})
 }

@@ -54,11 +54,17 @@ func runGenerate(args []string) error {
 	if *model == "" {
 		return fmt.Errorf("generate: --model DIR is required")
 	}
+	o := generate.Options{MaxTokens: *maxTokens, Temperature: *temp, TopK: *topK, TopP: *topP, RepetitionPenalty: *rep, Stop: stop, Seed: *seed}
+	if err := o.Validate(); err != nil {
+		return err
+	}
+	if *n < 1 {
+		return fmt.Errorf("generate: --n %d: want at least 1 sample", *n)
+	}
 	m, tok, err := loadModel(be, *model)
 	if err != nil {
 		return err
 	}
-	o := generate.Options{MaxTokens: *maxTokens, Temperature: *temp, TopK: *topK, TopP: *topP, RepetitionPenalty: *rep, Stop: stop, Seed: *seed}
 	prompts := make([]string, *n)
 	for i := range prompts {
 		prompts[i] = *prompt

@@ -40,17 +40,8 @@ func runServe(args []string) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	reload := make(chan struct{}, 1)
-	go func() {
-		for range hup {
-			select {
-			case reload <- struct{}{}:
-			default:
-			}
-		}
-	}()
+	reload, stopHUP := serve.ReloadOnHUP()
+	defer stopHUP()
 	return serve.Run(ctx, serve.Config{
 		Models: models, Addr: *addr, DB: *db, APIKey: *apiKey, NoAPIKey: *noKey, AdminPassword: *adminPw,
 		Watch: *watch, Reload: reload, Engine: serve.EngineOptions{MaxBatch: *batch, Queue: *queue, FloatKV: *kvCache == "f32"}, Out: os.Stderr, Backend: be,

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/golem-ml/golem/backend"
@@ -17,11 +18,22 @@ import (
 // Load reads a Hugging Face model folder (config.json and model.safetensors
 // or a sharded index). Every parameter must be present with its shape;
 // extra tensors are an error too, so a mismatched checkpoint never loads
-// half-way.
+// half-way. The config's sizes are checked against the checkpoint's header
+// before anything is allocated, so memory stays bounded by the weights'
+// size whatever config.json says; NaN or infinite weights are refused; and
+// a checkpoint rewritten while it was read is an error, not a mix of two.
 func Load(be backend.Backend, dir string) (*Model, error) {
 	c, err := LoadConfig(dir)
 	if err != nil {
 		return nil, err
+	}
+	st, err := safetensors.OpenModel(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	if err := checkHeader(c, st); err != nil {
+		return nil, fmt.Errorf("gpt: %s: %w", filepath.Join(dir, "config.json"), err)
 	}
 	in := nn.NewInit(be, 0)
 	in.Zero = true
@@ -29,16 +41,101 @@ func Load(be backend.Backend, dir string) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gpt: %s: %w", dir, err)
 	}
-	st, err := safetensors.OpenModel(dir)
-	if err != nil {
-		return nil, err
-	}
-	defer st.Close()
 	noBias := c.Arch == "gpt2" && !c.Bias
 	if err := loadParams(st, m.Params(), dir, noBias); err != nil {
 		return nil, err
 	}
+	if err := st.Changed(); err != nil {
+		return nil, err
+	}
 	return m, nil
+}
+
+// checkHeader checks each size of c against the shapes of the checkpoint's
+// header (its tensors' data is not read). Every size that scales the
+// model's memory is either seen in a tensor or bounded by Validate, so a
+// config that passes allocates no more than the weights file holds.
+func checkHeader(c *Config, st *safetensors.Model) error {
+	ckpt := safetensors.ModelFile
+	if files := st.Files(); len(files) > 1 {
+		ckpt = safetensors.IndexFile
+	}
+	// Layers: the highest block index in the tensor names.
+	prefix := "model.layers."
+	if c.Arch == "gpt2" {
+		prefix = "transformer.h."
+	}
+	layers := 0
+	for _, n := range st.Names() {
+		if rest, ok := strings.CutPrefix(n, prefix); ok {
+			i, _, _ := strings.Cut(rest, ".")
+			if l, err := strconv.Atoi(i); err == nil && l >= 0 && l < maxLayers {
+				layers = max(layers, l+1)
+			}
+		}
+	}
+	if layers != c.Layers {
+		return fmt.Errorf("%q is %d, but %s has %d layers", c.field("Layers"), c.Layers, ckpt, layers)
+	}
+	// dims checks the sizes of config fields (by Config name, -1 for a
+	// dimension not checked) against the named tensor's shape.
+	dims := func(tensor string, fields ...string) error {
+		info, ok := st.Info(tensor)
+		if !ok {
+			return fmt.Errorf("%s has no tensor %q (another architecture?)", ckpt, tensor)
+		}
+		if len(info.Shape) != len(fields) {
+			return fmt.Errorf("%s: tensor %q has shape %v, want %d dimensions", ckpt, tensor, info.Shape, len(fields))
+		}
+		for i, f := range fields {
+			var want int
+			switch f {
+			case "":
+				continue
+			case "Vocab":
+				want = c.Vocab
+			case "Hidden":
+				want = c.Hidden
+			case "Context":
+				want = c.Context
+			case "Intermediate":
+				want = c.Intermediate
+			case "KVHeads":
+				want = c.KVHeads * c.HeadDim()
+			}
+			if info.Shape[i] != want {
+				what := fmt.Sprintf("%q is %d", c.field(f), want)
+				if f == "KVHeads" {
+					what = fmt.Sprintf("%q %d x head size %d is %d", c.field(f), c.KVHeads, c.HeadDim(), want)
+				}
+				return fmt.Errorf("%s, but %s has %q of shape %v", what, ckpt, tensor, info.Shape)
+			}
+		}
+		return nil
+	}
+	var checks [][]string
+	if c.Arch == "gpt2" {
+		checks = [][]string{
+			{"transformer.wte.weight", "Vocab", "Hidden"},
+			{"transformer.wpe.weight", "Context", "Hidden"},
+			{"transformer.h.0.mlp.c_fc.weight", "Hidden", "Intermediate"},
+		}
+	} else {
+		checks = [][]string{
+			{"model.embed_tokens.weight", "Vocab", "Hidden"},
+			{"model.layers.0.self_attn.k_proj.weight", "KVHeads", "Hidden"},
+			{"model.layers.0.mlp.gate_proj.weight", "Intermediate", "Hidden"},
+		}
+	}
+	if !c.Tied {
+		checks = append(checks, []string{"lm_head.weight", "Vocab", "Hidden"})
+	}
+	for _, ch := range checks {
+		if err := dims(ch[0], ch[1:]...); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // hfParams returns the parameters as transformers expects them: a GPT-2
@@ -105,6 +202,9 @@ func fillParams(st tensorSource, params []nn.Named, where string, extra func(nam
 		if err != nil {
 			return err
 		}
+		if i := nonFinite(data); i >= 0 {
+			return fmt.Errorf("gpt: %s: tensor %q: element %d is %g; NaN or infinite weights are refused", where, p.Name, i, data[i])
+		}
 		p.Tensor.Set(data)
 	}
 	for _, n := range st.Names() {
@@ -113,6 +213,16 @@ func fillParams(st tensorSource, params []nn.Named, where string, extra func(nam
 		}
 	}
 	return nil
+}
+
+// nonFinite returns the index of the first NaN or infinity in v, or -1.
+func nonFinite(v []float32) int {
+	for i, x := range v {
+		if x-x != 0 { // NaN and ±Inf; one subtraction is cheaper than two calls
+			return i
+		}
+	}
+	return -1
 }
 
 // isBuffer reports non-parameter tensors some checkpoints carry.

@@ -7,8 +7,11 @@ package gpt
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+
+	"github.com/golem-ml/golem/internal/regfile"
 )
 
 // Config describes a model. Its JSON form is the Hugging Face config.json of
@@ -34,19 +37,91 @@ type Config struct {
 // HeadDim returns the width of one attention head.
 func (c *Config) HeadDim() int { return c.Hidden / c.Heads }
 
-// Validate checks the config is a model golem can build.
+// Limits on a config's sizes: far above any released model's, far below
+// what would overflow the size arithmetic or exhaust memory before the
+// weights file is checked against the config.
+const (
+	maxVocab        = 1 << 24
+	maxContext      = 1 << 22
+	maxLayers       = 1 << 12
+	maxHidden       = 1 << 17
+	maxIntermediate = 1 << 19
+)
+
+// field returns the config.json name of a Config field for c's architecture.
+func (c *Config) field(name string) string {
+	gpt2 := c.Arch == "gpt2"
+	pick := func(g, l string) string {
+		if gpt2 {
+			return g
+		}
+		return l
+	}
+	switch name {
+	case "Vocab":
+		return "vocab_size"
+	case "Context":
+		return pick("n_positions", "max_position_embeddings")
+	case "Layers":
+		return pick("n_layer", "num_hidden_layers")
+	case "Heads":
+		return pick("n_head", "num_attention_heads")
+	case "KVHeads":
+		return pick("n_head", "num_key_value_heads")
+	case "Hidden":
+		return pick("n_embd", "hidden_size")
+	case "Intermediate":
+		return pick("n_inner", "intermediate_size")
+	case "Eps":
+		return pick("layer_norm_epsilon", "rms_norm_eps")
+	case "Dropout":
+		return "resid_pdrop"
+	}
+	return name
+}
+
+// Validate checks the config is a model golem can build, with sizes in
+// bounds; errors name the config.json field.
 func (c *Config) Validate() error {
+	if err := c.validate(); err != nil {
+		return fmt.Errorf("gpt: %w", err)
+	}
+	return nil
+}
+
+func (c *Config) validate() error {
+	if c.Arch != "gpt2" && c.Arch != "llama" && c.Arch != "qwen2" {
+		return fmt.Errorf("unknown architecture %q (want gpt2, llama or qwen2)", c.Arch)
+	}
+	for _, s := range []struct {
+		name string
+		v    int
+		max  int
+	}{
+		{"Vocab", c.Vocab, maxVocab}, {"Context", c.Context, maxContext}, {"Layers", c.Layers, maxLayers},
+		{"Hidden", c.Hidden, maxHidden}, {"Heads", c.Heads, maxHidden}, {"KVHeads", c.KVHeads, maxHidden},
+		{"Intermediate", c.Intermediate, maxIntermediate},
+	} {
+		if s.v <= 0 {
+			return fmt.Errorf("%q is %d, must be positive", c.field(s.name), s.v)
+		}
+		if s.v > s.max {
+			return fmt.Errorf("%q is %d, more than golem's limit of %d", c.field(s.name), s.v, s.max)
+		}
+	}
 	switch {
-	case c.Arch != "gpt2" && c.Arch != "llama" && c.Arch != "qwen2":
-		return fmt.Errorf("gpt: unknown architecture %q (want gpt2, llama or qwen2)", c.Arch)
-	case c.Vocab <= 0 || c.Context <= 0 || c.Layers <= 0 || c.Heads <= 0 || c.Hidden <= 0 || c.Intermediate <= 0:
-		return fmt.Errorf("gpt: config has a non-positive size: %+v", *c)
 	case c.Hidden%c.Heads != 0:
-		return fmt.Errorf("gpt: hidden size %d not divisible by %d heads", c.Hidden, c.Heads)
-	case c.KVHeads <= 0 || c.Heads%c.KVHeads != 0:
-		return fmt.Errorf("gpt: %d heads not a multiple of %d kv heads", c.Heads, c.KVHeads)
+		return fmt.Errorf("%q %d is not divisible by %q %d", c.field("Hidden"), c.Hidden, c.field("Heads"), c.Heads)
+	case c.Heads%c.KVHeads != 0:
+		return fmt.Errorf("%q %d is not a multiple of %q %d", c.field("Heads"), c.Heads, c.field("KVHeads"), c.KVHeads)
 	case c.Arch != "gpt2" && c.HeadDim()%2 != 0:
-		return fmt.Errorf("gpt: RoPE needs an even head size, have %d", c.HeadDim())
+		return fmt.Errorf("RoPE needs an even head size, have %d (%q %d / %q %d)", c.HeadDim(), c.field("Hidden"), c.Hidden, c.field("Heads"), c.Heads)
+	case !(c.Eps > 0 && c.Eps < 1): // also refuses NaN; float32 turns tiny values to 0, huge ones to Inf
+		return fmt.Errorf("%q is %g, must be in (0, 1)", c.field("Eps"), c.Eps)
+	case !(c.Dropout >= 0 && c.Dropout < 1):
+		return fmt.Errorf("%q is %g, must be in [0, 1)", c.field("Dropout"), c.Dropout)
+	case c.Arch != "gpt2" && !(c.RopeTheta > 0 && !math.IsInf(c.RopeTheta, 1)):
+		return fmt.Errorf("\"rope_theta\" is %g, must be positive and finite", c.RopeTheta)
 	}
 	return nil
 }
@@ -109,12 +184,15 @@ func tokenID(raw json.RawMessage) int {
 	return -1
 }
 
+// maxConfigBytes bounds config.json.
+const maxConfigBytes = 16 << 20
+
 // LoadConfig reads dir/config.json (or a config.json path).
 func LoadConfig(path string) (*Config, error) {
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
 		path = filepath.Join(path, "config.json")
 	}
-	b, err := os.ReadFile(path)
+	b, err := regfile.ReadFile(path, maxConfigBytes)
 	if err != nil {
 		return nil, fmt.Errorf("gpt: %w", err)
 	}
@@ -189,7 +267,7 @@ func ParseConfig(b []byte) (*Config, error) {
 	default:
 		return nil, fmt.Errorf("model_type %q not supported (want gpt2, llama or qwen2)", h.ModelType)
 	}
-	return c, c.Validate()
+	return c, c.validate()
 }
 
 // JSON returns the config as Hugging Face's config.json.
