@@ -171,6 +171,11 @@ func newGen(e *Engine, w *Weights, prompt []int, p sampleParams, defTemp float64
 		if n := *p.N; n < 1 || n > maxN {
 			return nil, badRequest(`"n" %d is not between 1 and %d`, n, maxN)
 		}
+		if q := e.opts.Queue; *p.N > q {
+			// Its n sequences could never all wait in the queue: a 429
+			// would be answered for ever.
+			return nil, badRequest(`"n" %d is more than the %d requests this server queues per model (golem serve --queue)`, *p.N, q)
+		}
 		g.n = *p.N
 	}
 	if p.Seed != nil {

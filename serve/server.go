@@ -22,6 +22,7 @@ import (
 	"io"
 	"log"
 	"net/http"
+	"reflect"
 	"sort"
 	"strings"
 	"time"
@@ -155,6 +156,9 @@ func (a apiStyle) fail(w http.ResponseWriter, status int, kind, format string, a
 	default:
 		body = map[string]string{"error": msg}
 	}
+	if status == http.StatusTooManyRequests && w.Header().Get("Retry-After") == "" {
+		w.Header().Set("Retry-After", "1")
+	}
 	writeJSON(w, status, body)
 }
 
@@ -182,10 +186,11 @@ func (s *Server) apiAuth(a apiStyle, h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
+// apiKeyOK reports whether the request carries the API key. The scheme
+// "Bearer" is case-insensitive (RFC 9110 section 11.1).
 func (s *Server) apiKeyOK(r *http.Request) bool {
-	h := r.Header.Get("Authorization")
-	key, ok := strings.CutPrefix(h, "Bearer ")
-	if !ok {
+	scheme, key, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return false
 	}
 	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(key)), []byte(s.opts.APIKey)) == 1
@@ -250,9 +255,9 @@ func unmarshal(b []byte, v any) error {
 		var se *json.SyntaxError
 		switch {
 		case errors.As(err, &te) && te.Field != "":
-			return fmt.Errorf("field %q: got a JSON %s, want %s", te.Field, te.Value, kindName(te.Type.Kind().String()))
+			return fmt.Errorf("%q: expected %s, got %s", jsonPath(reflect.TypeOf(v), te.Field), kindName(te.Type), jsonValue(te.Value))
 		case errors.As(err, &te):
-			return fmt.Errorf("got a JSON %s, want %s", te.Value, kindName(te.Type.Kind().String()))
+			return fmt.Errorf("expected %s, got %s", kindName(te.Type), jsonValue(te.Value))
 		case errors.As(err, &se):
 			return fmt.Errorf("malformed JSON at byte %d: %s", se.Offset, strings.TrimPrefix(se.Error(), "json: "))
 		case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
@@ -266,24 +271,75 @@ func unmarshal(b []byte, v any) error {
 	return nil
 }
 
-func kindName(k string) string {
-	switch k {
-	case "struct", "map":
-		return "an object"
-	case "slice", "array":
-		return "a list"
-	case "string":
-		return "a string"
-	case "bool":
-		return "true or false"
-	case "float64", "float32":
-		return "a number"
-	case "int", "int64", "int32", "uint64", "uint32":
-		return "an integer"
-	case "interface":
-		return "a value"
+// jsonPath rewrites encoding/json's path of a field ("openaiCommon.seed",
+// Go names of embedded structs included) as the client wrote it ("seed"),
+// following t, the type decoded into.
+func jsonPath(t reflect.Type, path string) string {
+	var out []string
+	for _, seg := range strings.Split(path, ".") {
+		for t != nil && (t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Array || t.Kind() == reflect.Map) {
+			t = t.Elem()
+		}
+		if t == nil || t.Kind() != reflect.Struct {
+			out, t = append(out, seg), nil
+			continue
+		}
+		f, ok := t.FieldByName(seg)
+		if ok && f.Anonymous && f.Tag.Get("json") == "" {
+			t = f.Type // an embedded struct: its fields are the parent's
+			continue
+		}
+		out, t = append(out, seg), jsonField(t, seg)
 	}
-	return k
+	return strings.Join(out, ".")
+}
+
+// jsonField returns the type of t's field whose JSON name is name, or nil.
+func jsonField(t reflect.Type, name string) reflect.Type {
+	for _, f := range reflect.VisibleFields(t) {
+		tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if tag == name || tag == "" && strings.EqualFold(f.Name, name) {
+			return f.Type
+		}
+	}
+	return nil
+}
+
+// kindName words a Go type as the JSON a client should send.
+func kindName(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Float64, reflect.Float32:
+		return "a number"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	}
+	return "another value"
+}
+
+// jsonValue words encoding/json's description of a value ("string",
+// "number 1.5", "array").
+func jsonValue(v string) string {
+	switch {
+	case v == "array" || v == "object":
+		return "an " + v
+	case strings.HasPrefix(v, "number"):
+		return "a " + v
+	case v == "bool":
+		return "true or false"
+	}
+	return "a " + v
 }
 
 // newID returns a random id with prefix.
