@@ -22,6 +22,9 @@ import (
 //go:embed web
 var webFiles embed.FS
 
+// importPath is where the admin posts prompts to import.
+const importPath = "/app/api/admin/prompts"
+
 // sessionCookie names the web app's login cookie.
 const sessionCookie = "golem_session"
 
@@ -61,7 +64,7 @@ func (s *Server) webRoutes() {
 	m.HandleFunc("GET /app/api/rankings/{id}", s.webAuth(false, s.webRanking))
 	m.HandleFunc("PUT /app/api/rankings/{id}", s.webAuth(false, s.webUpdateRanking))
 	m.HandleFunc("DELETE /app/api/rankings/{id}", s.webAuth(false, s.webDeleteRanking))
-	m.HandleFunc("POST /app/api/admin/prompts", s.webAuth(true, s.webImport))
+	m.HandleFunc("POST "+importPath, s.webAuth(true, s.webImport))
 	m.HandleFunc("GET /app/api/admin/export", s.webAuth(true, s.webExport))
 	m.HandleFunc("GET /app/api/admin/users", s.webAuth(true, s.webUsers))
 	m.HandleFunc("POST /app/api/admin/users", s.webAuth(true, s.webCreateUser))
@@ -576,7 +579,7 @@ func (s *Server) webImport(w http.ResponseWriter, r *http.Request, sess store.Se
 	if name == "" {
 		name = "upload"
 	}
-	body, ok := readBody(web, w, r, 8*s.opts.MaxBody)
+	body, ok := readBody(web, w, r, s.bodyLimit(r))
 	if !ok {
 		return
 	}
