@@ -85,6 +85,9 @@ var migrations = []migration{
 			UNIQUE (ranking_id, rank)
 		)`,
 	}},
+	{2, "disabled users", []string{
+		`ALTER TABLE users ADD COLUMN disabled BOOLEAN NOT NULL DEFAULT FALSE`,
+	}},
 }
 
 // sql returns the statement written for d.

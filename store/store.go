@@ -104,6 +104,9 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 			return nil, invalidf("store: %q: a database path may not contain '?'", path)
 		}
 		s.dialect = dialectSQLite
+		if err := createPrivate(path); err != nil {
+			return nil, err
+		}
 		s.db, err = sql.Open("sqlite", path+"?"+sqliteParams)
 		if err != nil {
 			return nil, fmt.Errorf("store: open %s: %w", path, err)
