@@ -104,6 +104,9 @@ func TestBrowserAnnotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	runNode(t, node, "browser.mjs", ts.URL, "carol", "carol-password")
+	if _, err := ts.store.Authenticate(ctx, "carol", "carol-password-changed"); err != nil {
+		t.Errorf("the password changed in the browser: %v", err)
+	}
 
 	l, err := ts.store.ListByAnnotator(ctx, carol.ID)
 	if err != nil {

@@ -131,6 +131,9 @@ func Run(ctx context.Context, c Config) error {
 	o.HostCheck, o.ListenAddr = key == "" && isLoopback(ln.Addr()), ln.Addr().String()
 	srv := New(engines, st, o)
 	hs := srv.HTTPServer()
+	pctx, stopPurge := context.WithCancel(ctx)
+	defer stopPurge()
+	go srv.PurgeSessions(pctx, 10*time.Minute)
 
 	wctx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()

@@ -82,6 +82,7 @@ type Server struct {
 	store   *store.Store
 	mux     *http.ServeMux
 	bodies  budget // request body bytes being handled
+	logins  loginLimiter
 }
 
 // New returns a server over engines (at least one) and st (the web app's

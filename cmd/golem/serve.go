@@ -33,6 +33,7 @@ func runServe(args []string) error {
 	fs.DurationVar(&o.BodyTimeout, "body-timeout", 30*time.Second, "how long a request's body may take to arrive (then 408)")
 	fs.DurationVar(&o.WriteTimeout, "write-timeout", 60*time.Second, "how long one write of an answer may block before the client is cut off (streams live while they progress)")
 	fs.DurationVar(&o.IdleTimeout, "idle-timeout", 60*time.Second, "how long an idle keep-alive connection stays open")
+	fs.BoolVar(&o.SecureCookies, "secure-cookies", false, "mark the session cookie Secure: set it when HTTPS (a TLS proxy) is in front")
 	bodyMiB := fs.Int64("body-memory", 64, "MiB of request bodies read and handled at once; more is a 429")
 	fs.Parse(args)
 	o.BodyMemory = *bodyMiB << 20

@@ -64,6 +64,18 @@ try {
   assert.deepEqual(foreign, [], "elements from model output or prompts");
   out.progress = await page.textContent("#progress");
   assert.match(out.progress, /1 written · 2 ranked \(1 compared\)/);
+
+  // Change the password on the account page; the session goes on.
+  await page.click('#nav button[data-view="account"]');
+  await page.fill("#password-current", password);
+  await page.fill("#password-new", "12345678");
+  await page.click("#password-submit");
+  await page.waitForFunction(() => /consecutive/.test(document.getElementById("error").textContent));
+  await page.fill("#password-new", password + "-changed");
+  await page.click("#password-submit");
+  await page.waitForFunction(() => document.getElementById("password-status").textContent === "Password changed.");
+  await page.click('#nav button[data-view="labels"]');
+  await page.waitForSelector("#view-labels:not([hidden]) #labels-demos textarea");
   assert.deepEqual(errors, [], "page errors");
   console.log(JSON.stringify({ ok: true, ...out }));
 } finally {
