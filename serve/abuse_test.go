@@ -3,6 +3,7 @@ package serve
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -251,5 +253,47 @@ func TestHostCheckAndJSONOnly(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 415 {
 		t.Errorf("ollama text/plain: %d", resp.StatusCode)
+	}
+}
+
+// A client that asks for a stream and stops reading is cut off after
+// WriteTimeout: when it reads again, the stream is cut short and the
+// connection closed. (Small socket buffers on both sides make the
+// server's writes block soon.)
+func TestStalledReaderIsCut(t *testing.T) {
+	ts := newTestServer(t, Options{WriteTimeout: 200 * time.Millisecond}, EngineOptions{})
+	hs := ts.srv.HTTPServer()
+	hs.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+		c.(*net.TCPConn).SetWriteBuffer(4096)
+		return ctx
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go hs.Serve(ln)
+	t.Cleanup(func() { hs.Close() })
+	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		return c.Control(func(fd uintptr) {
+			syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+		})
+	}}
+	c, err := d.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	body := `{"model":"tiny-llama","prompt":"hi","max_tokens":1000,"min_tokens":1000,"n":16,"stream":true}`
+	fmt.Fprintf(c, "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	time.Sleep(2 * time.Second) // not reading
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	b, err := io.ReadAll(c)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("the connection is still open: read %d bytes", len(b))
+	}
+	t.Logf("read %d bytes, then %v", len(b), err)
+	if strings.Contains(string(b), "[DONE]") {
+		t.Fatalf("the stalled client got the whole stream (%d bytes)", len(b))
 	}
 }
