@@ -234,3 +234,27 @@ func TestSecureCookies(t *testing.T) {
 		t.Errorf("TLS: %v", c)
 	}
 }
+
+// PurgeSessions deletes expired sessions on its own, without a login.
+func TestPurgeSessions(t *testing.T) {
+	var logs logLines
+	ts := newTestServer(t, Options{Logf: logs.logf}, EngineOptions{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	u, err := ts.store.CreateUser(ctx, store.NewUser{Username: "ann", Password: "ann-password"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := ts.store.CreateSession(ctx, u.ID, time.Nanosecond); err != nil {
+			t.Fatal(err)
+		}
+	}
+	go ts.srv.PurgeSessions(ctx, 10*time.Millisecond)
+	for i := 0; i < 200 && !strings.Contains(logs.all(), "purged 3 expired sessions"); i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !strings.Contains(logs.all(), "purged 3 expired sessions") {
+		t.Fatalf("no purge:\n%s", logs.all())
+	}
+}
