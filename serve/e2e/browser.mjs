@@ -1,15 +1,16 @@
 // Drives golem's web app in headless Chromium with playwright-core:
-//   node browser.mjs BASE_URL USER PASSWORD
+//   node browser.mjs BASE_URL USER PASSWORD [ADMIN ADMIN_PASSWORD]
 // It logs in, writes a demonstration, ranks four sampled answers (flagging
-// one), compares two, and checks that model output and prompts are shown
-// as text, never as HTML.
+// one), compares two, checks that model output and prompts are shown as
+// text, never as HTML, and changes the password. With an admin, it then
+// logs in as the admin and disables the user on the admin page.
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 
-const [base, user, password] = process.argv.slice(2);
+const [base, user, password, admin, adminPassword] = process.argv.slice(2);
 const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
 const profile = mkdtempSync(join(tmpdir(), "golem-chromium-"));
 const context = await chromium.launchPersistentContext(profile, {
@@ -76,6 +77,22 @@ try {
   await page.waitForFunction(() => document.getElementById("password-status").textContent === "Password changed.");
   await page.click('#nav button[data-view="labels"]');
   await page.waitForSelector("#view-labels:not([hidden]) #labels-demos textarea");
+
+  if (admin) {
+    await page.click("#logout");
+    await page.waitForSelector("#view-login:not([hidden])");
+    await page.fill("#login-username", admin);
+    await page.fill("#login-password", adminPassword);
+    await page.click("#login-submit");
+    await page.click("#nav-admin");
+    await page.click(`#users button.user-disable[data-user="${user}"]`);
+    await page.waitForFunction((u) => document.getElementById("user-status").textContent === `Disabled ${u}.`, user);
+    // The table is drawn again from the server: the row says so.
+    await page.waitForFunction((u) => {
+      const b = document.querySelector(`#users button.user-disable[data-user="${u}"]`);
+      return b && b.textContent === "Enable" && b.closest("tr").cells[0].textContent === `${u} (disabled)`;
+    }, user);
+  }
   assert.deepEqual(errors, [], "page errors");
   console.log(JSON.stringify({ ok: true, ...out }));
 } finally {
