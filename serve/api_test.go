@@ -59,7 +59,9 @@ func newTestServerWith(t *testing.T, dsn string, o Options, eo EngineOptions, mo
 		o.Logf = t.Logf
 	}
 	srv := New(engines, st, o)
-	ts := httptest.NewServer(srv)
+	ts := httptest.NewUnstartedServer(srv)
+	ts.Config = srv.HTTPServer() // the timeouts golem serve runs with
+	ts.Start()
 	t.Cleanup(ts.Close)
 	return &testServer{ts, srv, st, dsn}
 }
@@ -227,6 +229,7 @@ func TestDisconnectStopsGeneration(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, "POST", ts.URL+"/v1/completions",
 		strings.NewReader(`{"model":"tiny-llama","prompt":"x","max_tokens":1000,"min_tokens":1000,"stream":true}`))
+	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -93,7 +94,11 @@ func TestBrowserAnnotation(t *testing.T) {
 	if _, err := ts.store.ImportPrompts(ctx, strings.NewReader(prompts), store.ImportOptions{Name: "p.jsonl"}); err != nil {
 		t.Fatal(err)
 	}
-	runNode(t, node, "browser.mjs", ts.URL, "carol", "carol-password")
+	runNode(t, node, "browser.mjs", ts.URL, "carol", "carol-password", "admin", "admin-password")
+	// The password carol changed, and the admin then disabled her.
+	if _, err := ts.store.Authenticate(ctx, "carol", "carol-password-changed"); !errors.Is(err, store.ErrDisabled) {
+		t.Errorf("carol after the browser: %v, want her new password right and her account disabled", err)
+	}
 
 	l, err := ts.store.ListByAnnotator(ctx, carol.ID)
 	if err != nil {

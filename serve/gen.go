@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strings"
+	"sync"
 
 	"github.com/golem-ml/golem/generate"
 	"github.com/golem-ml/golem/tokenizer"
@@ -80,10 +81,43 @@ func (s *Server) engineFor(a apiStyle, model string) (*Engine, error) {
 	return e, nil
 }
 
+// longestToken caches each tokenizer's longest token in bytes.
+var longestToken sync.Map // *tokenizer.Tokenizer -> int
+
+// overflows answers, without tokenizing them, texts of n bytes in all that
+// cannot fit w's context: every token stands for at most its longest
+// token's bytes (4 times that allows for normalization), so a longer text
+// has more tokens than the context. Tokenizing megabytes that are refused
+// anyway costs seconds and gigabytes.
+func overflows(w *Weights, n int) error {
+	v, ok := longestToken.Load(w.Tok)
+	if !ok {
+		longest := 1
+		for id := range w.Tok.VocabSize() {
+			t, _ := w.Tok.Token(id)
+			longest = max(longest, len(t))
+		}
+		v, _ = longestToken.LoadOrStore(w.Tok, longest)
+	}
+	ctx := w.Model.Config.Context
+	if n > 4*ctx*v.(int) {
+		return &apiError{http.StatusBadRequest, "context_length_exceeded",
+			fmt.Sprintf("this model's maximum context length is %d tokens, and the prompt's %d bytes are far more than that", ctx, n)}
+	}
+	return nil
+}
+
 // chatPrompt renders messages with the model's chat template.
 func chatPrompt(w *Weights, msgs []tokenizer.Message) ([]int, error) {
 	if len(msgs) == 0 {
 		return nil, badRequest(`"messages" is empty`)
+	}
+	n := 0
+	for _, m := range msgs {
+		n += len(m.Content)
+	}
+	if err := overflows(w, n); err != nil {
+		return nil, err
 	}
 	for i, m := range msgs {
 		switch m.Role {
@@ -111,6 +145,9 @@ func chatPrompt(w *Weights, msgs []tokenizer.Message) ([]int, error) {
 
 // textPrompt encodes a plain-text prompt (special tokens' text included).
 func textPrompt(w *Weights, text string) ([]int, error) {
+	if err := overflows(w, len(text)); err != nil {
+		return nil, err
+	}
 	ids := w.Tok.EncodeWithSpecial(text)
 	if len(ids) == 0 {
 		id, ok := w.Tok.SpecialID(tokenizer.EndOfText)
@@ -170,6 +207,11 @@ func newGen(e *Engine, w *Weights, prompt []int, p sampleParams, defTemp float64
 	if p.N != nil {
 		if n := *p.N; n < 1 || n > maxN {
 			return nil, badRequest(`"n" %d is not between 1 and %d`, n, maxN)
+		}
+		if q := e.opts.Queue; *p.N > q {
+			// Its n sequences could never all wait in the queue: a 429
+			// would be answered for ever.
+			return nil, badRequest(`"n" %d is more than the %d requests this server queues per model (golem serve --queue)`, *p.N, q)
 		}
 		g.n = *p.N
 	}

@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -170,6 +171,10 @@ func (s *Server) openaiCompletions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var text string
+	if p := bytes.TrimSpace(req.Prompt); len(p) == 0 || bytes.Equal(p, []byte("null")) {
+		openAI.fail(w, http.StatusBadRequest, "", `"prompt" missing: send a string (or a list of one string)`)
+		return
+	}
 	if err := json.Unmarshal(req.Prompt, &text); err != nil {
 		var list []string
 		if json.Unmarshal(req.Prompt, &list) != nil || len(list) != 1 {

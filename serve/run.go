@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -48,6 +47,9 @@ type Config struct {
 	// Backend runs the models (required): cmd/golem opens it by name
 	// (--device) with backend.Open.
 	Backend backend.Backend
+	// Server has the server's timeouts, limits and cookie settings; Run
+	// sets its APIKey, Logf, HostCheck and ListenAddr.
+	Server Options
 	// Ready is called with the address once the server listens.
 	Ready func(addr string)
 	// Out receives what the server prints (stderr by default in the CLI).
@@ -181,8 +183,16 @@ func Run(ctx context.Context, c Config) error {
 		key = "golem-" + base64.RawURLEncoding.EncodeToString(b)
 		logf("serve: listening beyond loopback: API key %s (shown once; --api-key to choose one, --no-api-key for none)", key)
 	}
-	srv := New(engines, st, Options{APIKey: key, Logf: logf})
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
+	o := c.Server
+	o.APIKey, o.Logf = key, logf
+	// Without a key, a loopback server answers only its loopback names:
+	// a web page cannot reach it through a DNS name rebound to 127.0.0.1.
+	o.HostCheck, o.ListenAddr = key == "" && isLoopback(ln.Addr()), ln.Addr().String()
+	srv := New(engines, st, o)
+	hs := srv.HTTPServer()
+	pctx, stopPurge := context.WithCancel(ctx)
+	defer stopPurge()
+	go srv.PurgeSessions(pctx, 10*time.Minute)
 
 	wctx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()

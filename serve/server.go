@@ -13,6 +13,7 @@ package serve
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/hex"
@@ -21,9 +22,14 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"mime"
+	"net"
 	"net/http"
+	"os"
+	"reflect"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -40,10 +46,32 @@ type Options struct {
 	MaxBody int64
 	// SessionTTL is how long a web app login lasts (default 12 h).
 	SessionTTL time.Duration
-	// SecureCookies marks the session cookie Secure (behind HTTPS).
+	// SecureCookies marks the session cookie Secure (behind HTTPS); it is
+	// Secure anyway on a TLS connection.
 	SecureCookies bool
 	// Logf logs server events (default log.Printf).
 	Logf func(format string, args ...any)
+
+	// BodyTimeout is how long a request's body may take to arrive (default
+	// 30 s); a client that stalls mid-body gets a 408 and is disconnected.
+	BodyTimeout time.Duration
+	// WriteTimeout is how long one write of an answer may block (default
+	// 60 s): a client that stops reading is disconnected, while a stream
+	// that makes progress lives as long as it needs.
+	WriteTimeout time.Duration
+	// IdleTimeout closes a keep-alive connection idle for this long
+	// (default 60 s); see HTTPServer.
+	IdleTimeout time.Duration
+	// BodyMemory bounds the bytes of the request bodies being read and
+	// handled at once (default 8 x MaxBody, the largest import). A body
+	// that does not fit now is a 429 with Retry-After, before it is read.
+	BodyMemory int64
+
+	// HostCheck answers only requests whose Host is localhost, 127.0.0.1
+	// or [::1] (any port) or ListenAddr, against DNS rebinding: Run sets it
+	// on a loopback address without an API key.
+	HostCheck  bool
+	ListenAddr string
 }
 
 // Server answers the APIs and the web app. It is an http.Handler.
@@ -53,6 +81,8 @@ type Server struct {
 	names   []string // model ids in order
 	store   *store.Store
 	mux     *http.ServeMux
+	bodies  budget // request body bytes being handled
+	logins  loginLimiter
 }
 
 // New returns a server over engines (at least one) and st (the web app's
@@ -67,7 +97,20 @@ func New(engines []*Engine, st *store.Store, o Options) *Server {
 	if o.Logf == nil {
 		o.Logf = log.Printf
 	}
+	if o.BodyTimeout <= 0 {
+		o.BodyTimeout = 30 * time.Second
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 60 * time.Second
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 60 * time.Second
+	}
+	if o.BodyMemory <= 0 {
+		o.BodyMemory = 8 * o.MaxBody
+	}
 	s := &Server{opts: o, engines: map[string]*Engine{}, store: st, mux: http.NewServeMux()}
+	s.bodies.max = o.BodyMemory
 	for _, e := range engines {
 		s.engines[e.Name] = e
 		s.names = append(s.names, e.Name)
@@ -98,6 +141,14 @@ func (s *Server) routes() {
 	s.webRoutes()
 }
 
+// HTTPServer returns an http.Server for s with its connection timeouts:
+// 10 s for the headers, Options.IdleTimeout between keep-alive requests.
+// The body and the answer are bounded per request by ServeHTTP instead
+// (Options.BodyTimeout and WriteTimeout), so that long streams live.
+func (s *Server) HTTPServer() *http.Server {
+	return &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: s.opts.IdleTimeout, MaxHeaderBytes: 64 << 10}
+}
+
 // ServeHTTP answers one request. A panic in a handler becomes a 500 and
 // the server goes on.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -111,8 +162,134 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	s.mux.ServeHTTP(w, r)
+	a := styleOf(r.URL.Path)
+	if s.opts.HostCheck && !s.hostOK(r.Host) {
+		a.fail(w, http.StatusForbidden, "", "Host %q is not this server's: without an API key it answers only localhost, 127.0.0.1 and [::1] (against DNS rebinding); use one of them, or start it with --api-key", r.Host)
+		return
+	}
+	tw := &timedWriter{ResponseWriter: w, rc: http.NewResponseController(w), d: s.opts.WriteTimeout}
+	tw.extend()
+	defer tw.extend() // for what the server writes after the handler
+	if r.Body != nil && r.Body != http.NoBody {
+		tw.rc.SetReadDeadline(time.Now().Add(s.opts.BodyTimeout))
+		// Admission: a body is paid for out of the budget before it is
+		// read, and until its request is answered (what it parses into
+		// lives as long).
+		limit := s.bodyLimit(r)
+		if r.ContentLength > limit {
+			a.fail(tw, http.StatusRequestEntityTooLarge, "request_too_large", "request body of %d bytes is larger than %d bytes", r.ContentLength, limit)
+			return
+		}
+		n := limit
+		if r.ContentLength >= 0 {
+			n = r.ContentLength
+		}
+		t, ok := s.bodies.take(n)
+		if !ok {
+			a.fail(tw, http.StatusTooManyRequests, "", "the server is reading too many request bodies at once (%d MiB); try again shortly", s.bodies.max>>20)
+			return
+		}
+		defer t.release()
+		r = r.WithContext(context.WithValue(r.Context(), ticketKey{}, t))
+	}
+	s.mux.ServeHTTP(tw, r)
 }
+
+// styleOf is the API a path belongs to.
+func styleOf(path string) apiStyle {
+	switch {
+	case strings.HasPrefix(path, "/v1/"):
+		return openAI
+	case strings.HasPrefix(path, "/api/"):
+		return ollama
+	}
+	return web
+}
+
+// bodyLimit is the largest body r may have: MaxBody, 8 times more for a
+// prompt import.
+func (s *Server) bodyLimit(r *http.Request) int64 {
+	if r.URL.Path == importPath {
+		return 8 * s.opts.MaxBody
+	}
+	return s.opts.MaxBody
+}
+
+// hostOK reports whether host (a Host header) names this server on
+// loopback.
+func (s *Server) hostOK(host string) bool {
+	if strings.EqualFold(host, s.opts.ListenAddr) {
+		return true
+	}
+	h, _, err := net.SplitHostPort(host)
+	if err != nil {
+		h = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	}
+	switch strings.ToLower(h) {
+	case "localhost", "127.0.0.1", "::1":
+		return true
+	}
+	return false
+}
+
+// timedWriter gives each write of an answer WriteTimeout to complete: a
+// client that stops reading is cut off, a stream that goes on is not.
+type timedWriter struct {
+	http.ResponseWriter
+	rc *http.ResponseController
+	d  time.Duration
+}
+
+func (t *timedWriter) extend() { t.rc.SetWriteDeadline(time.Now().Add(t.d)) }
+
+func (t *timedWriter) Write(b []byte) (int, error) {
+	t.extend()
+	return t.ResponseWriter.Write(b)
+}
+
+func (t *timedWriter) FlushError() error {
+	t.extend()
+	return t.rc.Flush()
+}
+
+func (t *timedWriter) Unwrap() http.ResponseWriter { return t.ResponseWriter }
+
+// budget bounds a quantity taken and given back by concurrent requests.
+type budget struct {
+	mu        sync.Mutex
+	used, max int64
+}
+
+// ticket is what one request took from a budget.
+type ticket struct {
+	b *budget
+	n int64
+}
+
+type ticketKey struct{}
+
+// take takes n from the budget, if it has that much left.
+func (b *budget) take(n int64) (*ticket, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.used+n > b.max {
+		return nil, false
+	}
+	b.used += n
+	return &ticket{b, n}, true
+}
+
+// shrink gives back what the ticket holds beyond n.
+func (t *ticket) shrink(n int64) {
+	t.b.mu.Lock()
+	defer t.b.mu.Unlock()
+	if n < t.n {
+		t.b.used -= t.n - n
+		t.n = n
+	}
+}
+
+func (t *ticket) release() { t.shrink(0) }
 
 // Engine returns the engine serving model id.
 func (s *Server) Engine(id string) (*Engine, bool) {
@@ -155,6 +332,9 @@ func (a apiStyle) fail(w http.ResponseWriter, status int, kind, format string, a
 	default:
 		body = map[string]string{"error": msg}
 	}
+	if status == http.StatusTooManyRequests && w.Header().Get("Retry-After") == "" {
+		w.Header().Set("Retry-After", "1")
+	}
 	writeJSON(w, status, body)
 }
 
@@ -168,7 +348,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Write(append(b, '\n'))
 }
 
-// apiAuth wraps an API handler with the API key check.
+// apiAuth wraps an API handler with the API key check, and requires JSON
+// on a POST: a web page can send another site a form or text/plain POST
+// without asking, but not an application/json one.
 func (s *Server) apiAuth(a apiStyle, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if s.opts.APIKey != "" && !s.apiKeyOK(r) {
@@ -178,14 +360,25 @@ func (s *Server) apiAuth(a apiStyle, h http.HandlerFunc) http.HandlerFunc {
 				return
 			}
 		}
+		if r.Method == http.MethodPost && !isJSON(r.Header.Get("Content-Type")) {
+			a.fail(w, http.StatusUnsupportedMediaType, "", "Content-Type %q is not application/json: send the header \"Content-Type: application/json\" (curl: -H 'Content-Type: application/json')", r.Header.Get("Content-Type"))
+			return
+		}
 		h(w, r)
 	}
 }
 
+// isJSON reports whether a Content-Type is application/json.
+func isJSON(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && mt == "application/json"
+}
+
+// apiKeyOK reports whether the request carries the API key. The scheme
+// "Bearer" is case-insensitive (RFC 9110 section 11.1).
 func (s *Server) apiKeyOK(r *http.Request) bool {
-	h := r.Header.Get("Authorization")
-	key, ok := strings.CutPrefix(h, "Bearer ")
-	if !ok {
+	scheme, key, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return false
 	}
 	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(key)), []byte(s.opts.APIKey)) == 1
@@ -194,11 +387,29 @@ func (s *Server) apiKeyOK(r *http.Request) bool {
 // readBody reads a request body of at most limit bytes and checks it is
 // valid UTF-8. On failure it has answered the request and returns false.
 func readBody(a apiStyle, w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool) {
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	var b []byte
+	var err error
+	if r.ContentLength > 0 && r.ContentLength <= limit {
+		// One allocation of the announced size, not ReadAll's growing
+		// copies.
+		b = make([]byte, r.ContentLength)
+		_, err = io.ReadFull(r.Body, b)
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+	} else {
+		b, err = io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	}
+	if t, ok := r.Context().Value(ticketKey{}).(*ticket); ok && err == nil {
+		t.shrink(int64(len(b)))
+	}
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
 		a.fail(w, http.StatusRequestEntityTooLarge, "request_too_large", "request body larger than %d bytes", limit)
+		return nil, false
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		a.fail(w, http.StatusRequestTimeout, "", "the request body did not arrive in time: read %d bytes", len(b))
 		return nil, false
 	case err != nil:
 		a.fail(w, http.StatusBadRequest, "", "reading the request body: %v", err)
@@ -207,6 +418,9 @@ func readBody(a apiStyle, w http.ResponseWriter, r *http.Request, limit int64) (
 		a.fail(w, http.StatusBadRequest, "", "request body is not valid UTF-8 (at byte %d)", invalidUTF8At(b))
 		return nil, false
 	}
+	// The body is in: no deadline on reading the connection while the
+	// answer is made (net/http watches it for the client going away).
+	http.NewResponseController(w).SetReadDeadline(time.Time{})
 	return b, true
 }
 
@@ -244,46 +458,96 @@ func unmarshal(b []byte, v any) error {
 	if b[0] != '{' {
 		return errors.New("the request body must be a JSON object")
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if err := dec.Decode(v); err != nil {
+	// json.Unmarshal, not a Decoder: no second copy of a big body.
+	if err := json.Unmarshal(b, v); err != nil {
 		var te *json.UnmarshalTypeError
 		var se *json.SyntaxError
 		switch {
 		case errors.As(err, &te) && te.Field != "":
-			return fmt.Errorf("field %q: got a JSON %s, want %s", te.Field, te.Value, kindName(te.Type.Kind().String()))
+			return fmt.Errorf("%q: expected %s, got %s", jsonPath(reflect.TypeOf(v), te.Field), kindName(te.Type), jsonValue(te.Value))
 		case errors.As(err, &te):
-			return fmt.Errorf("got a JSON %s, want %s", te.Value, kindName(te.Type.Kind().String()))
+			return fmt.Errorf("expected %s, got %s", kindName(te.Type), jsonValue(te.Value))
+		case errors.As(err, &se) && strings.Contains(se.Error(), "after top-level value"):
+			return errors.New("malformed JSON: more than one value in the body")
+		case errors.As(err, &se) && strings.Contains(se.Error(), "unexpected end of JSON input"):
+			return errors.New("malformed JSON: unexpected end of the body")
 		case errors.As(err, &se):
 			return fmt.Errorf("malformed JSON at byte %d: %s", se.Offset, strings.TrimPrefix(se.Error(), "json: "))
-		case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
-			return errors.New("malformed JSON: unexpected end of the body")
 		}
 		return fmt.Errorf("bad request: %s", strings.TrimPrefix(err.Error(), "json: "))
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errors.New("malformed JSON: more than one value in the body")
 	}
 	return nil
 }
 
-func kindName(k string) string {
-	switch k {
-	case "struct", "map":
-		return "an object"
-	case "slice", "array":
-		return "a list"
-	case "string":
-		return "a string"
-	case "bool":
-		return "true or false"
-	case "float64", "float32":
-		return "a number"
-	case "int", "int64", "int32", "uint64", "uint32":
-		return "an integer"
-	case "interface":
-		return "a value"
+// jsonPath rewrites encoding/json's path of a field ("openaiCommon.seed",
+// Go names of embedded structs included) as the client wrote it ("seed"),
+// following t, the type decoded into.
+func jsonPath(t reflect.Type, path string) string {
+	var out []string
+	for _, seg := range strings.Split(path, ".") {
+		for t != nil && (t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Array || t.Kind() == reflect.Map) {
+			t = t.Elem()
+		}
+		if t == nil || t.Kind() != reflect.Struct {
+			out, t = append(out, seg), nil
+			continue
+		}
+		f, ok := t.FieldByName(seg)
+		if ok && f.Anonymous && f.Tag.Get("json") == "" {
+			t = f.Type // an embedded struct: its fields are the parent's
+			continue
+		}
+		out, t = append(out, seg), jsonField(t, seg)
 	}
-	return k
+	return strings.Join(out, ".")
+}
+
+// jsonField returns the type of t's field whose JSON name is name, or nil.
+func jsonField(t reflect.Type, name string) reflect.Type {
+	for _, f := range reflect.VisibleFields(t) {
+		tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if tag == name || tag == "" && strings.EqualFold(f.Name, name) {
+			return f.Type
+		}
+	}
+	return nil
+}
+
+// kindName words a Go type as the JSON a client should send.
+func kindName(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Float64, reflect.Float32:
+		return "a number"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	}
+	return "another value"
+}
+
+// jsonValue words encoding/json's description of a value ("string",
+// "number 1.5", "array").
+func jsonValue(v string) string {
+	switch {
+	case v == "array" || v == "object":
+		return "an " + v
+	case strings.HasPrefix(v, "number"):
+		return "a " + v
+	case v == "bool":
+		return "true or false"
+	}
+	return "a " + v
 }
 
 // newID returns a random id with prefix.

@@ -23,6 +23,9 @@ import (
 //go:embed web
 var webFiles embed.FS
 
+// importPath is where the admin posts prompts to import.
+const importPath = "/app/api/admin/prompts"
+
 // sessionCookie names the web app's login cookie.
 const sessionCookie = "golem_session"
 
@@ -63,10 +66,13 @@ func (s *Server) webRoutes() {
 	m.HandleFunc("GET /app/api/rankings/{id}", s.webAuth(false, s.webRanking))
 	m.HandleFunc("PUT /app/api/rankings/{id}", s.webAuth(false, s.webUpdateRanking))
 	m.HandleFunc("DELETE /app/api/rankings/{id}", s.webAuth(false, s.webDeleteRanking))
-	m.HandleFunc("POST /app/api/admin/prompts", s.webAuth(true, s.webImport))
+	m.HandleFunc("POST "+importPath, s.webAuth(true, s.webImport))
 	m.HandleFunc("GET /app/api/admin/export", s.webAuth(true, s.webExport))
 	m.HandleFunc("GET /app/api/admin/users", s.webAuth(true, s.webUsers))
 	m.HandleFunc("POST /app/api/admin/users", s.webAuth(true, s.webCreateUser))
+	m.HandleFunc("POST /app/api/admin/users/{id}/password", s.webAuth(true, s.webSetPassword))
+	m.HandleFunc("POST /app/api/admin/users/{id}/disabled", s.webAuth(true, s.webSetDisabled))
+	m.HandleFunc("POST /app/api/password", s.webAuth(false, s.webChangePassword))
 	m.HandleFunc("/app/api/", func(w http.ResponseWriter, r *http.Request) {
 		web.fail(w, http.StatusNotFound, "", "unknown endpoint %s %s", r.Method, r.URL.Path)
 	})
@@ -177,9 +183,10 @@ type userJSON struct {
 	Username string     `json:"username"`
 	Name     string     `json:"name"`
 	Role     store.Role `json:"role"`
+	Disabled bool       `json:"disabled"`
 }
 
-func toUserJSON(u store.User) userJSON { return userJSON{u.ID, u.Username, u.Name, u.Role} }
+func toUserJSON(u store.User) userJSON { return userJSON{u.ID, u.Username, u.Name, u.Role, u.Disabled} }
 
 // sameOrigin rejects a cross-site request a browser sent (Origin differs
 // from Host); requests without Origin (non-browser clients) pass.
@@ -192,6 +199,9 @@ func sameOrigin(r *http.Request) bool {
 	return err == nil && u.Host == r.Host
 }
 
+// webLogin logs in. Failed logins are logged (account and address, never
+// the password) and throttled per account and per address (429 with
+// Retry-After); expired sessions are purged.
 func (s *Server) webLogin(w http.ResponseWriter, r *http.Request) {
 	if !sameOrigin(r) || !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
 		web.fail(w, http.StatusForbidden, "", "log in from the app (a same-origin JSON request)")
@@ -204,19 +214,69 @@ func (s *Server) webLogin(w http.ResponseWriter, r *http.Request) {
 	if !s.decodeJSON(web, w, r, &req) {
 		return
 	}
-	u, err := s.store.Authenticate(r.Context(), req.Username, req.Password)
-	if err != nil {
-		s.storeFail(w, r, err)
+	u, ok := s.checkLogin(w, r, req.Username, req.Password, http.StatusUnauthorized)
+	if !ok {
 		return
 	}
+	if n, err := s.store.DeleteExpiredSessions(r.Context()); err != nil {
+		s.opts.Logf("serve: purge expired sessions: %v", err)
+	} else if n > 0 {
+		s.opts.Logf("serve: purged %d expired sessions", n)
+	}
+	s.startSession(w, r, u)
+}
+
+// checkLogin authenticates username and password, through the failed
+// login limiter; a wrong password is answered with status wrong. On
+// failure it has answered the request and returns false.
+func (s *Server) checkLogin(w http.ResponseWriter, r *http.Request, username, password string, wrong int) (store.User, bool) {
+	now := time.Now()
+	acct, addr := accountKey(username), addressKey(r)
+	if d := s.logins.wait(now, acct, addr); d > 0 {
+		secs := int((d + time.Second - 1) / time.Second)
+		s.opts.Logf("serve: login as %s from %s refused: too many failed logins, %d s to wait", logName(username), clientAddr(r), secs)
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		web.fail(w, http.StatusTooManyRequests, "", "too many failed logins for this account or from this address; try again in %d s", secs)
+		return store.User{}, false
+	}
+	u, err := s.store.Authenticate(r.Context(), username, password)
+	switch {
+	case errors.Is(err, store.ErrUnauthorized):
+		n := s.logins.fail(now, acct, freeAccountFailures)
+		s.logins.fail(now, addr, freeAddressFailures)
+		s.opts.Logf("serve: failed login as %s from %s (%d in a row)", logName(username), clientAddr(r), n)
+		web.fail(w, wrong, "", "wrong username or password")
+		return store.User{}, false
+	case errors.Is(err, store.ErrDisabled):
+		s.opts.Logf("serve: login as %s from %s refused: the account is disabled", logName(username), clientAddr(r))
+	case err == nil:
+		s.logins.forget(acct)
+		return u, true
+	}
+	s.storeFail(w, r, err)
+	return store.User{}, false
+}
+
+// startSession logs u in: a new session, its cookie, and the CSRF token.
+func (s *Server) startSession(w http.ResponseWriter, r *http.Request, u store.User) {
 	sess, err := s.store.CreateSession(r.Context(), u.ID, s.opts.SessionTTL)
 	if err != nil {
 		s.storeFail(w, r, err)
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: sess.Token, Path: "/", HttpOnly: true,
-		Secure: s.opts.SecureCookies, SameSite: http.SameSiteStrictMode, Expires: sess.ExpiresAt})
+	http.SetCookie(w, s.cookie(r, sess.Token, sess.ExpiresAt))
 	writeJSON(w, http.StatusOK, map[string]any{"user": toUserJSON(u), "csrf": sess.CSRFToken})
+}
+
+// cookie is the session cookie; an empty token deletes it. It is Secure
+// with --secure-cookies (HTTPS in front) or on a TLS connection.
+func (s *Server) cookie(r *http.Request, token string, expires time.Time) *http.Cookie {
+	c := &http.Cookie{Name: sessionCookie, Value: token, Path: "/", HttpOnly: true,
+		Secure: s.opts.SecureCookies || r.TLS != nil, SameSite: http.SameSiteStrictMode, Expires: expires}
+	if token == "" {
+		c.Expires, c.MaxAge = time.Time{}, -1
+	}
+	return c
 }
 
 func (s *Server) webLogout(w http.ResponseWriter, r *http.Request) {
@@ -229,7 +289,7 @@ func (s *Server) webLogout(w http.ResponseWriter, r *http.Request) {
 		s.storeFail(w, r, err)
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", HttpOnly: true, MaxAge: -1, SameSite: http.SameSiteStrictMode})
+	http.SetCookie(w, s.cookie(r, "", time.Time{}))
 	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
 }
 
@@ -673,7 +733,7 @@ func (s *Server) webImport(w http.ResponseWriter, r *http.Request, sess store.Se
 	if name == "" {
 		name = "upload"
 	}
-	body, ok := readBody(web, w, r, 8*s.opts.MaxBody)
+	body, ok := readBody(web, w, r, s.bodyLimit(r))
 	if !ok {
 		return
 	}

@@ -98,6 +98,9 @@ var migrations = []migration{
 			PRIMARY KEY (annotator_id, queue, prompt_id)
 		)`,
 	}},
+	{3, "disabled users", []string{
+		`ALTER TABLE users ADD COLUMN disabled BOOLEAN NOT NULL DEFAULT FALSE`,
+	}},
 }
 
 // sql returns the statement written for d.

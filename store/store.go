@@ -122,6 +122,9 @@ func openStore(ctx context.Context, dsn string, existing bool) (*Store, error) {
 			}
 		}
 		s.dialect = dialectSQLite
+		if err := createPrivate(path); err != nil {
+			return nil, err
+		}
 		s.db, err = sql.Open("sqlite", path+"?"+sqliteParams)
 		if err != nil {
 			return nil, fmt.Errorf("store: open %s: %w", path, err)

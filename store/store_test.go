@@ -290,6 +290,49 @@ func testUsers(t *testing.T, dsn string) {
 	}
 	_, err = s.User(ctx, 9999)
 	wantErr(t, "User(9999)", err, ErrNotFound)
+	if u, err := s.UserByName(ctx, "BOB"); err != nil || u != bob {
+		t.Errorf("UserByName(BOB) = %+v, %v", u, err)
+	}
+	_, err = s.UserByName(ctx, "nobody")
+	wantErr(t, "UserByName(nobody)", err, ErrNotFound)
+
+	// Weak passwords are refused with the rule they break, at creation
+	// and at a change.
+	for pw, rule := range map[string]string{
+		"12345678": "consecutive", "87654321": "consecutive", "abcdefghij": "consecutive",
+		"aaaaaaaa": "repeated", "Password1": "most common", "QWERTYUIOP": "most common", "short": "8 to 1024",
+	} {
+		_, err := s.CreateUser(ctx, NewUser{Username: "weak", Password: pw})
+		wantErr(t, "CreateUser with password "+pw, err, ErrInvalid, rule)
+		wantErr(t, "SetPassword "+pw, s.SetPassword(ctx, bob.ID, pw), ErrInvalid, rule)
+	}
+
+	// A disabled user cannot log in, loses its sessions, and comes back
+	// when enabled; the last enabled admin cannot be disabled.
+	bobSess, err := s.CreateSession(ctx, bob.ID, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetDisabled(ctx, bob.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.LookupSession(ctx, bobSess.Token)
+	wantErr(t, "a disabled user's session", err, ErrNotFound)
+	_, err = s.Authenticate(ctx, "bob", "password-bob")
+	wantErr(t, "a disabled user's login", err, ErrForbidden, "disabled")
+	_, err = s.Authenticate(ctx, "bob", "wrong password")
+	wantErr(t, "a disabled user's wrong password", err, ErrUnauthorized)
+	if u, _ := s.User(ctx, bob.ID); !u.Disabled {
+		t.Errorf("bob is not marked disabled: %+v", u)
+	}
+	if err := s.SetDisabled(ctx, bob.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Authenticate(ctx, "bob", "password-bob"); err != nil {
+		t.Errorf("bob enabled again: %v", err)
+	}
+	wantErr(t, "disable the last admin", s.SetDisabled(ctx, admin.ID, true), ErrConflict, "last enabled admin")
+	wantErr(t, "disable an unknown user", s.SetDisabled(ctx, 9999, true), ErrNotFound)
 }
 
 func testSessions(t *testing.T, dsn string) {
@@ -595,8 +638,8 @@ func testUpgradeToSkips(t *testing.T, dsn string) {
 	}
 	old.Close()
 	s := open(t, dsn)
-	if v, err := s.SchemaVersion(ctx); err != nil || v != 2 {
-		t.Fatalf("SchemaVersion after the upgrade = %d, %v; want 2", v, err)
+	if v, err := s.SchemaVersion(ctx); err != nil || v != migrations[len(migrations)-1].version {
+		t.Fatalf("SchemaVersion after the upgrade = %d, %v; want %d", v, err, migrations[len(migrations)-1].version)
 	}
 	if err := s.SkipPrompt(ctx, a.ID, ps[1].ID, TaskDemonstrate, ""); err != nil {
 		t.Fatal(err)

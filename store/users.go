@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -35,13 +36,14 @@ type User struct {
 	Name      string // shown in the app
 	Role      Role
 	CreatedAt time.Time
+	Disabled  bool // may not log in; has no session
 }
 
 // NewUser is what CreateUser needs.
 type NewUser struct {
 	Username string // 1-64 letters, digits, '.', '_' or '-'; case-insensitive
 	Name     string // display name; the username when empty
-	Password string // 8-1024 bytes
+	Password string // 8-1024 bytes, not a weak one (see WeakPassword)
 	Role     Role   // RoleAnnotator when empty
 }
 
@@ -71,7 +73,10 @@ func (s *Store) CreateUser(ctx context.Context, nu NewUser) (User, error) {
 	if u.Role != RoleAdmin && u.Role != RoleAnnotator {
 		return User{}, invalidf("store: user %q: role %q is not %q or %q", u.Username, u.Role, RoleAdmin, RoleAnnotator)
 	}
-	hash, err := hashPassword(nu.Password)
+	if err := WeakPassword(nu.Password); err != nil {
+		return User{}, invalidf("store: user %q: %v", u.Username, err)
+	}
+	hash, err := hashPassword(ctx, nu.Password)
 	if err != nil {
 		return User{}, fmt.Errorf("store: user %q: %w", u.Username, err)
 	}
@@ -99,11 +104,11 @@ func validUsername(name string) error {
 	return nil
 }
 
-const userColumns = `id, username, name, role, created_at`
+const userColumns = `id, username, name, role, created_at, disabled`
 
 func scanUser(row interface{ Scan(...any) error }, u *User, extra ...any) error {
 	var role string
-	if err := row.Scan(append([]any{&u.ID, &u.Username, &u.Name, &role, &u.CreatedAt}, extra...)...); err != nil {
+	if err := row.Scan(append([]any{&u.ID, &u.Username, &u.Name, &role, &u.CreatedAt, &u.Disabled}, extra...)...); err != nil {
 		return err
 	}
 	u.Role = Role(role)
@@ -120,6 +125,19 @@ func (s *Store) User(ctx context.Context, id int64) (User, error) {
 	}
 	if err != nil {
 		return User{}, fmt.Errorf("store: user %d: %w", id, err)
+	}
+	return u, nil
+}
+
+// UserByName returns the user with the given username (in any case).
+func (s *Store) UserByName(ctx context.Context, username string) (User, error) {
+	var u User
+	err := scanUser(s.db.QueryRowContext(ctx, s.q(`SELECT `+userColumns+` FROM users WHERE username = ?`), strings.ToLower(username)), &u)
+	if errors.Is(err, sql.ErrNoRows) {
+		return User{}, fmt.Errorf("store: user %q: %w", username, ErrNotFound)
+	}
+	if err != nil {
+		return User{}, fmt.Errorf("store: user %q: %w", username, err)
 	}
 	return u, nil
 }
@@ -145,9 +163,13 @@ func (s *Store) Users(ctx context.Context) ([]User, error) {
 	return users, nil
 }
 
-// SetPassword replaces a user's password and ends all of the user's sessions.
+// SetPassword replaces a user's password and ends all of the user's
+// sessions. A weak password (WeakPassword) is ErrInvalid.
 func (s *Store) SetPassword(ctx context.Context, userID int64, password string) error {
-	hash, err := hashPassword(password)
+	if err := WeakPassword(password); err != nil {
+		return invalidf("store: user %d: %v", userID, err)
+	}
+	hash, err := hashPassword(ctx, password)
 	if err != nil {
 		return fmt.Errorf("store: user %d: %w", userID, err)
 	}
@@ -166,28 +188,86 @@ func (s *Store) SetPassword(ctx context.Context, userID int64, password string) 
 	})
 }
 
+// SetDisabled disables a user (who may no longer log in, and whose
+// sessions end) or enables it again. Disabling the last enabled admin is
+// ErrConflict: nobody could manage the users any more.
+func (s *Store) SetDisabled(ctx context.Context, userID int64, disabled bool) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		var role string
+		err := tx.QueryRowContext(ctx, s.q(`SELECT role FROM users WHERE id = ?`), userID).Scan(&role)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("store: user %d: %w", userID, ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("store: user %d: %w", userID, err)
+		}
+		if disabled && Role(role) == RoleAdmin {
+			var others int
+			if err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM users WHERE role = ? AND NOT disabled AND id <> ?`),
+				string(RoleAdmin), userID).Scan(&others); err != nil {
+				return fmt.Errorf("store: user %d: %w", userID, err)
+			}
+			if others == 0 {
+				return fmt.Errorf("store: user %d is the last enabled admin: %w: enable or create another admin first", userID, ErrConflict)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE users SET disabled = ? WHERE id = ?`), disabled, userID); err != nil {
+			return fmt.Errorf("store: disable user %d: %w", userID, err)
+		}
+		if disabled {
+			if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM sessions WHERE user_id = ?`), userID); err != nil {
+				return fmt.Errorf("store: disable user %d: end sessions: %w", userID, err)
+			}
+		}
+		return nil
+	})
+}
+
+// ErrDisabled: the username and password are right, but the account is
+// disabled. It matches ErrForbidden.
+var ErrDisabled = fmt.Errorf("account disabled: %w", ErrForbidden)
+
 // Authenticate returns the user whose username and password these are, or
-// ErrUnauthorized. It takes the same time whether or not the user exists.
+// ErrUnauthorized (ErrDisabled for a disabled account's right password).
+// It takes the same time whether or not the user exists.
 func (s *Store) Authenticate(ctx context.Context, username, password string) (User, error) {
 	var u User
 	var hash string
 	err := scanUser(s.db.QueryRowContext(ctx, s.q(`SELECT `+userColumns+`, password_hash FROM users WHERE username = ?`),
 		strings.ToLower(username)), &u, &hash)
 	if errors.Is(err, sql.ErrNoRows) {
-		checkPassword(dummyHash(), password)
+		checkPassword(ctx, dummyHash(), password)
 		return User{}, fmt.Errorf("store: %w", ErrUnauthorized)
 	}
 	if err != nil {
 		return User{}, fmt.Errorf("store: authenticate: %w", err)
 	}
-	ok, err := checkPassword(hash, password)
+	ok, err := checkPassword(ctx, hash, password)
 	if err != nil {
 		return User{}, fmt.Errorf("store: user %d: %w", u.ID, err)
 	}
 	if !ok {
 		return User{}, fmt.Errorf("store: %w", ErrUnauthorized)
 	}
+	if u.Disabled {
+		return User{}, fmt.Errorf("store: user %q: %w", u.Username, ErrDisabled)
+	}
 	return u, nil
+}
+
+// argonSlots bounds the Argon2 computations running at once: each takes
+// argonMemory (19 MiB), so 16 concurrent logins took 300 MB.
+var argonSlots = make(chan struct{}, max(1, min(4, runtime.GOMAXPROCS(0))))
+
+// argon2Key is argon2.IDKey in one of the argonSlots.
+func argon2Key(ctx context.Context, password, salt []byte, time, memory uint32, threads uint8, keyLen uint32) ([]byte, error) {
+	select {
+	case argonSlots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-argonSlots }()
+	return argon2.IDKey(password, salt, time, memory, threads, keyLen), nil
 }
 
 // Argon2id parameters: the OWASP recommendation (19 MiB, 2 passes, 1 lane).
@@ -202,26 +282,29 @@ const (
 // dummyHash is checked against when a username is unknown, so that a wrong
 // username takes as long as a wrong password.
 var dummyHash = sync.OnceValue(func() string {
-	h, _ := hashPassword("not a password of anyone")
+	h, _ := hashPassword(context.Background(), "not a password of anyone")
 	return h
 })
 
 // hashPassword returns password's argon2id hash in the PHC string format
 // $argon2id$v=19$m=19456,t=2,p=1$SALT$HASH.
-func hashPassword(password string) (string, error) {
+func hashPassword(ctx context.Context, password string) (string, error) {
 	if len(password) < minPassword || len(password) > maxPassword {
 		return "", invalidf("password must have %d to %d bytes", minPassword, maxPassword)
 	}
 	salt := make([]byte, argonSaltLen)
 	rand.Read(salt)
-	key := argon2.IDKey([]byte(password), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
+	key, err := argon2Key(ctx, []byte(password), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
+	if err != nil {
+		return "", err
+	}
 	b64 := base64.RawStdEncoding
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
 		argon2.Version, argonMemory, argonTime, argonThreads, b64.EncodeToString(salt), b64.EncodeToString(key)), nil
 }
 
 // checkPassword reports whether password matches the PHC-format hash.
-func checkPassword(hash, password string) (bool, error) {
+func checkPassword(ctx context.Context, hash, password string) (bool, error) {
 	parts := strings.Split(hash, "$")
 	if len(parts) != 6 || parts[1] != "argon2id" {
 		return false, errors.New("password hash is not argon2id")
@@ -244,7 +327,10 @@ func checkPassword(hash, password string) (bool, error) {
 	if len(password) > maxPassword {
 		return false, nil
 	}
-	got := argon2.IDKey([]byte(password), salt, time, memory, threads, uint32(len(want)))
+	got, err := argon2Key(ctx, []byte(password), salt, time, memory, threads, uint32(len(want)))
+	if err != nil {
+		return false, err
+	}
 	return subtle.ConstantTimeCompare(got, want) == 1, nil
 }
 
@@ -287,9 +373,9 @@ func (s *Store) CreateSession(ctx context.Context, userID int64, ttl time.Durati
 func (s *Store) LookupSession(ctx context.Context, token string) (Session, error) {
 	sess := Session{Token: token}
 	h := tokenHash(token)
-	err := scanUser(s.db.QueryRowContext(ctx, s.q(`SELECT u.id, u.username, u.name, u.role, u.created_at,
+	err := scanUser(s.db.QueryRowContext(ctx, s.q(`SELECT u.id, u.username, u.name, u.role, u.created_at, u.disabled,
 			s.csrf_token, s.created_at, s.expires_at
-		FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?`), h),
+		FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ? AND NOT u.disabled`), h),
 		&sess.User, &sess.CSRFToken, &sess.CreatedAt, &sess.ExpiresAt)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Session{}, fmt.Errorf("store: session: %w", ErrNotFound)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/golem-ml/golem/serve"
 )
@@ -28,8 +29,15 @@ func runServe(args []string) error {
 	batch := fs.Int("max-batch", 64, "sequences decoded together per model")
 	kvCache := fs.String("kv-cache", "f16", "precision of the batch's KV cache: f16 (half the memory and reading; keys and values rounded to float16) or f32")
 	queue := fs.Int("queue", 256, "requests waiting per model before 429")
+	var o serve.Options
+	fs.DurationVar(&o.BodyTimeout, "body-timeout", 30*time.Second, "how long a request's body may take to arrive (then 408)")
+	fs.DurationVar(&o.WriteTimeout, "write-timeout", 60*time.Second, "how long one write of an answer may block before the client is cut off (streams live while they progress)")
+	fs.DurationVar(&o.IdleTimeout, "idle-timeout", 60*time.Second, "how long an idle keep-alive connection stays open")
+	fs.BoolVar(&o.SecureCookies, "secure-cookies", false, "mark the session cookie Secure: set it when HTTPS (a TLS proxy) is in front")
+	bodyMiB := fs.Int64("body-memory", 64, "MiB of request bodies read and handled at once; more is a 429")
 	dev := addDeviceFlag(fs)
 	fs.Parse(args)
+	o.BodyMemory = *bodyMiB << 20
 	be, err := dev.open()
 	if err != nil {
 		return err
@@ -44,6 +52,6 @@ func runServe(args []string) error {
 	defer stopHUP()
 	return serve.Run(ctx, serve.Config{
 		Models: models, Addr: *addr, DB: *db, APIKey: *apiKey, NoAPIKey: *noKey, AdminPassword: *adminPw,
-		Watch: *watch, Reload: reload, Engine: serve.EngineOptions{MaxBatch: *batch, Queue: *queue, FloatKV: *kvCache == "f32"}, Out: os.Stderr, Backend: be,
+		Watch: *watch, Reload: reload, Engine: serve.EngineOptions{MaxBatch: *batch, Queue: *queue, FloatKV: *kvCache == "f32"}, Server: o, Out: os.Stderr, Backend: be,
 	})
 }

@@ -1,12 +1,13 @@
 // Drives golem's web app in headless Chromium with playwright-core:
-//   node browser.mjs BASE_URL USER PASSWORD
+//   node browser.mjs BASE_URL USER PASSWORD [ADMIN ADMIN_PASSWORD]
 // It logs in, writes a demonstration, ranks four sampled answers (flagging
-// one), compares two, and checks that model output and prompts are shown
-// as text, never as HTML.
+// one), compares two, checks that model output and prompts are shown as
+// text, never as HTML, and changes the password. With an admin, it then
+// logs in as the admin and disables the user on the admin page.
 import assert from "node:assert/strict";
 import { withApp } from "./app.mjs";
 
-const [base, user, password] = process.argv.slice(2);
+const [base, user, password, admin, adminPassword] = process.argv.slice(2);
 await withApp(base, user, password, async (page) => {
   const out = {};
   // Write a demonstration for the first prompt in the queue.
@@ -44,5 +45,33 @@ await withApp(base, user, password, async (page) => {
   assert.deepEqual(foreign, [], "elements from model output or prompts");
   out.progress = await page.textContent("#progress");
   assert.match(out.progress, /1 written · 2 ranked \(1 compared\)/);
+
+  // Change the password on the account page; the session goes on.
+  await page.click('#nav button[data-view="account"]');
+  await page.fill("#password-current", password);
+  await page.fill("#password-new", "12345678");
+  await page.click("#password-submit");
+  await page.waitForFunction(() => /consecutive/.test(document.getElementById("error").textContent));
+  await page.fill("#password-new", password + "-changed");
+  await page.click("#password-submit");
+  await page.waitForFunction(() => document.getElementById("password-status").textContent === "Password changed.");
+  await page.click('#nav button[data-view="labels"]');
+  await page.waitForSelector("#view-labels:not([hidden]) #labels-demos textarea");
+
+  if (admin) {
+    await page.click("#logout");
+    await page.waitForSelector("#view-login:not([hidden])");
+    await page.fill("#login-username", admin);
+    await page.fill("#login-password", adminPassword);
+    await page.click("#login-submit");
+    await page.click("#nav-admin");
+    await page.click(`#users button.user-disable[data-user="${user}"]`);
+    await page.waitForFunction((u) => document.getElementById("user-status").textContent === `Disabled ${u}.`, user);
+    // The table is drawn again from the server: the row says so.
+    await page.waitForFunction((u) => {
+      const b = document.querySelector(`#users button.user-disable[data-user="${u}"]`);
+      return b && b.textContent === "Enable" && b.closest("tr").cells[0].textContent === `${u} (disabled)`;
+    }, user);
+  }
   return out;
 });

@@ -49,7 +49,7 @@ function conversation(box, messages) {
 
 // ---- views ----
 
-const views = ["login", "chat", "demonstrate", "rank", "compare", "labels", "admin"];
+const views = ["login", "chat", "demonstrate", "rank", "compare", "labels", "account", "admin"];
 
 function show(view) {
   showError("");
@@ -328,8 +328,40 @@ async function loadLabels() {
 async function loadAdmin() {
   const u = await api("GET", "/app/api/admin/users");
   $("users").tBodies[0].replaceChildren(...u.users.map((p) => el("tr", {},
-    el("td", {}, p.user.username), el("td", {}, p.user.role), el("td", {}, String(p.demonstrations)),
-    el("td", {}, String(p.rankings)), el("td", {}, String(p.comparisons)), el("td", {}, String(p.prompts)))));
+    el("td", {}, p.user.username + (p.user.disabled ? " (disabled)" : "")), el("td", {}, p.user.role), el("td", {}, String(p.demonstrations)),
+    el("td", {}, String(p.rankings)), el("td", {}, String(p.comparisons)), el("td", {}, String(p.prompts)),
+    el("td", {},
+      el("button", { class: "user-disable", "data-user": p.user.username, onclick: () => setDisabled(p.user, !p.user.disabled) }, p.user.disabled ? "Enable" : "Disable"),
+      el("button", { class: "user-password", "data-user": p.user.username, onclick: () => resetPassword(p.user) }, "Set password")))));
+}
+
+async function setDisabled(user, disabled) {
+  try {
+    await api("POST", `/app/api/admin/users/${user.id}/disabled`, { disabled });
+    $("user-status").textContent = `${disabled ? "Disabled" : "Enabled"} ${user.username}.`;
+    await loadAdmin();
+  } catch (e) { showError(e.message); }
+}
+
+async function resetPassword(user) {
+  const password = prompt(`New password for ${user.username} (their sessions end):`);
+  if (!password) return;
+  try {
+    await api("POST", `/app/api/admin/users/${user.id}/password`, { password });
+    $("user-status").textContent = `Set the password of ${user.username}.`;
+  } catch (e) { showError(e.message); }
+}
+
+// ---- account ----
+
+async function changePassword(ev) {
+  ev.preventDefault();
+  try {
+    const me = await api("POST", "/app/api/password", { current: $("password-current").value, new: $("password-new").value });
+    state.csrf = me.csrf; // a new session: the others ended
+    $("password-current").value = $("password-new").value = "";
+    $("password-status").textContent = "Password changed.";
+  } catch (e) { showError(e.message); }
 }
 
 async function importPrompts() {
@@ -380,5 +412,6 @@ document.addEventListener("DOMContentLoaded", () => {
   $("cmp-b").addEventListener("click", () => submitCompare(1));
   $("import-submit").addEventListener("click", importPrompts);
   $("user-form").addEventListener("submit", createUser);
+  $("password-form").addEventListener("submit", changePassword);
   api("GET", "/app/api/me").then(loggedIn, loggedOut);
 });

@@ -1,0 +1,77 @@
+package store
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"runtime/metrics"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Sixteen concurrent logins with a wrong password compute Argon2 (19 MiB
+// each) a few at a time: the heap grows by a few of them (under 8 of
+// them), not sixteen (300 MB before the bound).
+func TestArgon2Bounded(t *testing.T) {
+	s := open(t, "sqlite:"+filepath.Join(t.TempDir(), "argon.db"))
+	mustUser(t, s, "ann", RoleAnnotator)
+	dummyHash() // made once, outside the measure
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(sample)
+	before := sample[0].Value.Uint64()
+	stop, peakc := make(chan struct{}), make(chan uint64)
+	go func() {
+		s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+		var peak uint64
+		for {
+			metrics.Read(s)
+			peak = max(peak, s[0].Value.Uint64())
+			select {
+			case <-stop:
+				peakc <- peak
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := s.Authenticate(context.Background(), "ann", "not her password")
+			wantErr(t, "wrong password", err, ErrUnauthorized)
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	growth := int64(<-peakc) - int64(before)
+	// Sixteen at once would hold 16 x 19 MiB; the bound leaves room for
+	// garbage the collector has not reached on a busy machine.
+	slots := cap(argonSlots)
+	limit := int64(8) * argonMemory << 10
+	t.Logf("%d Argon2 slots; heap growth %d MiB (limit %d MiB)", slots, growth>>20, limit>>20)
+	if growth > limit {
+		t.Errorf("16 concurrent logins grew the heap by %d MiB, more than %d MiB", growth>>20, limit>>20)
+	}
+}
+
+// A new SQLite database and its WAL files are private to their owner.
+func TestSQLiteFileMode(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "labels.db")
+	s := open(t, "sqlite:"+path)
+	mustUser(t, s, "ann", RoleAnnotator) // a write: the -wal and -shm exist
+	for _, f := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v, want -rw-------", filepath.Base(f), fi.Mode().Perm())
+		}
+	}
+	if _, err := Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "no", "such", "dir.db")); err == nil {
+		t.Error("a database in a missing folder opened")
+	}
+}
