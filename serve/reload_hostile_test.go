@@ -444,7 +444,7 @@ func TestRunStopsWhileLoading(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() {
-		errc <- Run(ctx, Config{Models: []string{tinyDir(t, "llama")}, Addr: "127.0.0.1:0", DB: "none",
+		errc <- Run(ctx, Config{Models: []string{tinyDir(t, "llama")}, Addr: "127.0.0.1:0", DB: "none", Backend: cpu.New(),
 			load: func(dir string) (*Weights, error) { <-release; return nil, errors.New("released") }})
 	}()
 	time.Sleep(50 * time.Millisecond)
