@@ -75,7 +75,7 @@ type DemoModel struct {
 	synth.Result
 	RMReward   float64                 `json:"rm_reward"`             // mean reward-model score of its answers
 	WinRateSFT float64                 `json:"rm_win_rate_vs_sft"`    // reward-model win rate against the SFT model's answers
-	KL         float64                 `json:"kl_to_sft"`             // KL(model || SFT) per sampled answer, nats
+	KL         float64                 `json:"kl_to_sft"`             // KL(model || SFT) per sampled answer, nats (eval.KL: exact per token, never negative)
 	ByKind     map[string]synth.Result `json:"by_kind"`               // task success per kind
 	Samples    []DemoSample            `json:"samples"`               // a few answers
 	Seconds    float64                 `json:"train_seconds"`         // time its stage took
@@ -549,7 +549,7 @@ func readMetrics(dir string) ([]map[string]float64, error) {
 // samples, and the training curves of each stage.
 func DemoReport(r *DemoResult) *eval.Report {
 	f := func(v float64) string { return fmt.Sprintf("%.3f", v) }
-	sum := eval.Table{Header: []string{"model", "task success", "format", "helpful", "task reward", "RM reward", "RM win vs SFT", "KL to SFT"}}
+	sum := eval.Table{Header: []string{"model", "task success", "format", "helpful", "task reward", "RM reward", "RM win vs SFT", "KL to SFT (nats)"}}
 	for _, m := range r.Models {
 		kl := f(m.KL)
 		if m.Name == "base" {
@@ -559,7 +559,7 @@ func DemoReport(r *DemoResult) *eval.Report {
 	}
 	rep := &eval.Report{
 		Title: "golem demo: the ChatGPT recipe on built-in data",
-		Intro: fmt.Sprintf("A %.2fM-parameter GPT pretrained on golem's built-in corpus, instruction-tuned (SFT), then improved from comparisons by a simulated annotator with a reward model and PPO (the model evaluated is the EMA of the PPO policy), and, for comparison, with DPO on the same comparisons and with GRPO on program rewards. Every model answers the same %d held-out prompts (greedy); kinds: %v. Run time %.0fs%s.",
+		Intro: fmt.Sprintf("A %.2fM-parameter GPT pretrained on golem's built-in corpus, instruction-tuned (SFT), then improved from comparisons by a simulated annotator with a reward model and PPO (the model evaluated is the EMA of the PPO policy), and, for comparison, with DPO on the same comparisons and with GRPO on program rewards. Every model answers the same %d held-out prompts (greedy); kinds: %v. KL to SFT is KL(model || SFT) per answer: the exact KL between the two models' next-token distributions, summed over the positions of answers the model samples (temperature 1), averaged over the prompts; it is never negative. Run time %.0fs%s.",
 			float64(r.Parameters)/1e6, r.HeldoutTasks, r.Kinds, r.Seconds, map[bool]string{true: " (--quick: a smoke test, the numbers mean nothing)", false: ""}[r.Quick]),
 		Summary: sum,
 		Data:    r,
