@@ -549,6 +549,12 @@ func readMetrics(dir string) ([]map[string]float64, error) {
 // samples, and the training curves of each stage.
 func DemoReport(r *DemoResult) *eval.Report {
 	f := func(v float64) string { return fmt.Sprintf("%.3f", v) }
+	measured := func(v float64) string { // n/a without held-out pairs
+		if r.RewardModel.Pairs == 0 {
+			return "n/a"
+		}
+		return f(v)
+	}
 	sum := eval.Table{Header: []string{"model", "task success", "format", "helpful", "task reward", "RM reward", "RM win vs SFT", "KL to SFT (nats)"}}
 	for _, m := range r.Models {
 		kl := f(m.KL)
@@ -569,7 +575,7 @@ func DemoReport(r *DemoResult) *eval.Report {
 		Text: fmt.Sprintf("The SFT model answered %d training prompts %d times each (temperature %g); the simulated annotator ranked each prompt's answers, and every two answers it values differently make a comparison (equal answers are a tie, which is no label). The reward model, from the SFT model, trained on the %d comparisons of %d prompts (all comparisons of a prompt in one batch element) and is scored on the %d comparisons of %d held-out prompts, against the annotator's noisy labels. %s.",
 			r.RewardData["ranked_prompts"], r.RewardData["answers_per_prompt"], rankTemperature, r.RewardData["train_pairs"], r.RewardData["train_prompts"], r.RewardData["heldout_pairs"], r.RewardData["heldout_prompts"], r.AnnotatorNote),
 		Table: &eval.Table{Header: []string{"held-out pairs", "pairwise accuracy", "mean margin", "reward-length correlation", "offset"},
-			Rows: [][]string{{fmt.Sprint(rm.Pairs), f(rm.Accuracy), f(rm.Margin), f(rm.LengthCorr), f(rm.Bias)}}}})
+			Rows: [][]string{{fmt.Sprint(rm.Pairs), measured(rm.Accuracy), measured(rm.Margin), measured(rm.LengthCorr), f(rm.Bias)}}}})
 	checks := eval.Table{Header: []string{"claim", "holds"}}
 	for _, c := range r.Checks {
 		checks.Rows = append(checks.Rows, []string{c.Claim, map[bool]string{true: "yes", false: "NO"}[c.Pass]})
