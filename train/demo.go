@@ -617,20 +617,19 @@ func DemoReport(r *DemoResult) *eval.Report {
 		}
 		return out
 	}
-	plot := func(name, title, y string, s ...[]eval.Series) {
-		var all []eval.Series
-		for _, x := range s {
-			all = append(all, x...)
-		}
-		if len(all) > 0 {
-			rep.Plots = append(rep.Plots, eval.Plot{Name: name, Title: title, XLabel: "step", YLabel: y, Series: all})
+	// One plot per stage and unit, each on its stage's own steps.
+	plot := func(name, title, stage, y string, s []eval.Series) {
+		if len(s) > 0 {
+			rep.Plots = append(rep.Plots, eval.Plot{Name: name, Title: title, XLabel: stage + " step", YLabel: y, Series: s})
 		}
 	}
-	plot("pretrain_sft_loss", "Pretraining and SFT loss", "loss", series("base", "loss", "val_loss"), series("sft", "loss", "val_loss"))
-	plot("reward_model", "Reward model: loss and training accuracy", "loss / accuracy", series("reward", "loss", "train_accuracy", "accuracy"))
-	plot("ppo_reward", "PPO: reward-model score of rollouts", "reward", series("ppo", "reward"))
-	plot("ppo_kl", "PPO: KL to the SFT model per answer, and approximate KL per update", "nats", series("ppo", "kl", "approx_kl"))
-	plot("dpo_loss", "DPO: loss and implicit-reward margin", "loss / margin", series("dpo", "loss", "margin"))
-	plot("grpo_reward", "GRPO: program reward and KL", "reward / nats", series("grpo", "reward", "correct", "kl"))
+	plot("pretrain_loss", "Pretraining: training and validation loss", "pretraining", "loss (nats per token)", series("base", "loss", "val_loss"))
+	plot("sft_loss", "SFT: training and validation loss", "SFT", "loss (nats per token)", series("sft", "loss", "val_loss"))
+	plot("reward_model", "Reward model: loss, training and held-out pairwise accuracy", "reward-model", "loss / accuracy", series("reward", "loss", "train_accuracy", "accuracy"))
+	plot("ppo_reward", "PPO: reward-model score of rollouts", "PPO", "reward", series("ppo", "reward"))
+	plot("ppo_kl", "PPO: KL to the SFT model per answer (k3) and approximate KL per update", "PPO", "KL (nats)", series("ppo", "kl_k3", "approx_kl"))
+	plot("dpo_loss", "DPO: loss and implicit-reward margin", "DPO", "loss / margin", series("dpo", "loss", "margin"))
+	plot("grpo_reward", "GRPO: program reward and task success of samples", "GRPO", "reward / success", series("grpo", "reward", "correct"))
+	plot("grpo_kl", "GRPO: KL to the SFT model per token (k3)", "GRPO", "KL (nats per token)", series("grpo", "kl"))
 	return rep
 }
