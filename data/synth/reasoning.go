@@ -15,9 +15,11 @@ import (
 //
 //   - every equation ("a + b = c", "27 × 4 = 20 × 4 + 7 × 4") is true,
 //     whatever the task;
-//   - arithmetic and word problems: an equation states the problem itself,
-//     and a word problem's reasoning uses only the problem's numbers and
-//     those of its equations;
+//   - arithmetic and word problems: if there are equations, one states
+//     the problem itself ("34 + 58", or "58 + 34"); a word problem's prose
+//     (outside its equations) restates only the problem's quantities, each
+//     no more often than the problem has it ("starts with 6 eggs" for 5 is
+//     wrong);
 //   - count: the counted items ("grey (1), peach (2)") are the list's items
 //     in order, all of them, and no other list word is named;
 //   - sort: only the given numbers appear, and the chain that starts at
