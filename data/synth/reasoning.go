@@ -25,8 +25,9 @@ import (
 //   - sort: only the given numbers appear, and the chain that starts at
 //     "smallest" is the sorted list;
 //   - reverse and first letter: every quoted word is the asked word (or the
-//     answer), every spelled-out run of letters spells one of them, and
-//     "starts with X" names the answer;
+//     answer), a quote left open and "the word X" begin with the asked
+//     word, every spelled-out run of letters spells the asked word or the
+//     answer, and "starts with X" names the answer;
 //   - facts: no other person (Want.Avoid) is named.
 //
 // A response that shows no reasoning is judged on its answer alone.
@@ -353,8 +354,16 @@ func sameItems(counted, items []string) bool {
 // names the answer.
 func aboutWord(response, asked, answer string) bool {
 	is := func(s string) bool { return strings.EqualFold(s, asked) || strings.EqualFold(s, answer) }
-	for _, q := range quoted(response) {
+	closed, open := quoted(response)
+	for _, q := range closed {
 		if !is(strings.TrimSpace(q)) {
+			return false
+		}
+	}
+	// A quote left open ('The word "z. The answer is z.') must at least
+	// begin with the asked word.
+	for _, q := range open {
+		if !strings.EqualFold(leadingWord(q), asked) {
 			return false
 		}
 	}
@@ -364,6 +373,18 @@ func aboutWord(response, asked, answer string) bool {
 		}
 	}
 	low := asciiLower(response)
+	for _, p := range []string{"the word ", "the letters of "} {
+		for off := 0; ; {
+			i := strings.Index(low[off:], p)
+			if i < 0 {
+				break
+			}
+			off += i + len(p)
+			if !strings.EqualFold(leadingWord(response[off:]), asked) {
+				return false
+			}
+		}
+	}
 	for _, p := range []string{"starts with ", "begins with ", "第一个字是"} {
 		for off := 0; ; {
 			i := strings.Index(low[off:], p)
@@ -372,13 +393,9 @@ func aboutWord(response, asked, answer string) bool {
 			}
 			off += i + len(p)
 			rest := strings.TrimPrefix(response[off:], "the letter ")
-			rest = strings.TrimLeft(rest, " \"'“”‘’「」")
-			r, _ := utf8.DecodeRuneInString(rest)
-			var got string
-			if isHan(r) {
+			got := leadingWord(rest)
+			if r, _ := utf8.DecodeRuneInString(got); isHan(r) {
 				got = string(r)
-			} else {
-				got = leadingRun(rest, unicode.IsLetter)
 			}
 			if !strings.EqualFold(got, answer) {
 				return false
@@ -420,9 +437,19 @@ func sortChains(s string) []string {
 	return out
 }
 
-// quoted returns the texts between double quotes: "...", “...” or 「...」.
-func quoted(s string) []string {
-	var out []string
+// leadingWord returns the run of letters (or of Chinese characters) that
+// s starts with, after spaces and quotes.
+func leadingWord(s string) string {
+	s = strings.TrimLeft(s, " \"'“”‘’「」")
+	if r, _ := utf8.DecodeRuneInString(s); isHan(r) {
+		return leadingRun(s, isHan)
+	}
+	return leadingRun(s, func(r rune) bool { return unicode.IsLetter(r) && !isHan(r) })
+}
+
+// quoted returns the texts between double quotes ("...", “...” or
+// 「...」), and what follows a quote that is never closed.
+func quoted(s string) (closed, open []string) {
 	for _, q := range [][2]string{{`"`, `"`}, {"“", "”"}, {"「", "」"}} {
 		for rest := s; ; {
 			i := strings.Index(rest, q[0])
@@ -432,13 +459,14 @@ func quoted(s string) []string {
 			rest = rest[i+len(q[0]):]
 			j := strings.Index(rest, q[1])
 			if j < 0 {
+				open = append(open, rest)
 				break
 			}
-			out = append(out, rest[:j])
+			closed = append(closed, rest[:j])
 			rest = rest[j+len(q[1]):]
 		}
 	}
-	return out
+	return closed, open
 }
 
 // Spelled-out words: "l, a, m, p" or "春、天、花".

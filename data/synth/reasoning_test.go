@@ -197,6 +197,12 @@ func wrongReasoning(t *testing.T, x Task) map[string]string {
 		}
 		out["another word quoted"] = firstLetterAnswer(x.Lang, otherLetter(w, 2), f, f)
 		out["another first letter"] = firstLetterAnswer(x.Lang, w, otherLetter(f, 0), f)
+		// The demo's PPO and DPO models wrote this.
+		if zh {
+			out["a quote left open"] = "“" + f + "。答案是" + f + "。"
+		} else {
+			out["a quote left open"] = `The word "` + f + ". The answer is " + f + "."
+		}
 	case KindFact, KindUppercase:
 		name := strings.TrimPrefix(x.Key, "person:")
 		world := DefaultWorld()
@@ -291,6 +297,9 @@ func TestCheckIssueExamples(t *testing.T) {
 		{first, first.Answer, true},
 		{first, `The word "zena" starts with "z". The answer is "z".`, true},
 		{first, `The word "zela" starts with z. The answer is z.`, false},
+		{first, `The word "z. The answer is z.`, false},
+		{first, `The word zela starts with z. The answer is z.`, false},
+		{first, `The word zena starts with the letter z. The answer is z.`, true},
 	} {
 		if s := c.x.Check(c.response); s.Correct != c.correct {
 			t.Errorf("%q for %q: correct %v, want %v", c.response, c.x.User(), s.Correct, c.correct)
