@@ -12,8 +12,8 @@ import (
 
 // Report is a report card: a summary table, sections of text and tables,
 // line plots, and the data behind them. Write renders it as report.md,
-// report.html (plots as PNG images golem draws itself, in plots/) and
-// report.json.
+// report.html (one page, its plots inline SVG) and report.json, with the
+// plots as SVG files in plots/ for the Markdown.
 type Report struct {
 	Title    string
 	Intro    string // a paragraph
@@ -52,7 +52,7 @@ type Series struct {
 	X, Y []float64
 }
 
-// Write writes report.md, report.html, report.json and plots/*.png into
+// Write writes report.md, report.html, report.json and plots/*.svg into
 // dir.
 func (r *Report) Write(dir string) error {
 	if err := os.MkdirAll(filepath.Join(dir, "plots"), 0o755); err != nil {
@@ -60,10 +60,10 @@ func (r *Report) Write(dir string) error {
 	}
 	for _, p := range r.Plots {
 		var b bytes.Buffer
-		if err := p.PNG(&b, 720, 360); err != nil {
+		if err := p.SVG(&b, plotWidth, plotHeight); err != nil {
 			return fmt.Errorf("eval: plot %s: %w", p.Name, err)
 		}
-		if err := os.WriteFile(filepath.Join(dir, "plots", p.Name+".png"), b.Bytes(), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, "plots", p.Name+".svg"), b.Bytes(), 0o644); err != nil {
 			return err
 		}
 	}
@@ -188,7 +188,7 @@ func (r *Report) Markdown() string {
 	if len(r.Plots) > 0 {
 		b.WriteString("## Training curves\n\n")
 		for _, p := range r.Plots {
-			fmt.Fprintf(&b, "![%s](plots/%s.png)\n\n%s\n\n", p.Title, p.Name, p.legend(false))
+			fmt.Fprintf(&b, "![%s](plots/%s.svg)\n\n%s\n\n", p.Title, p.Name, p.legend())
 		}
 	}
 	return b.String()
@@ -198,7 +198,7 @@ func (r *Report) Markdown() string {
 func (r *Report) HTML() string {
 	var b strings.Builder
 	e := html.EscapeString
-	fmt.Fprintf(&b, "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>%s</title>\n<style>body{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:right}td:first-child,th:first-child{text-align:left}pre{background:#f6f6f6;padding:1em;overflow:auto}.sw{display:inline-block;width:1em;height:.6em;margin:0 .3em 0 1em}</style></head><body>\n", e(r.Title))
+	fmt.Fprintf(&b, "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>%s</title>\n<style>body{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:right}td:first-child,th:first-child{text-align:left}pre{background:#f6f6f6;padding:1em;white-space:pre-wrap;overflow-wrap:anywhere}figure{margin:1.5em 0}svg{max-width:100%%;height:auto}</style></head><body>\n", e(r.Title))
 	fmt.Fprintf(&b, "<h1>%s</h1>\n", e(r.Title))
 	if r.Intro != "" {
 		fmt.Fprintf(&b, "<p>%s</p>\n", e(r.Intro))
@@ -221,26 +221,28 @@ func (r *Report) HTML() string {
 	if len(r.Plots) > 0 {
 		b.WriteString("<h2>Training curves</h2>\n")
 		for _, p := range r.Plots {
-			fmt.Fprintf(&b, "<figure><img src=\"plots/%s.png\" alt=\"%s\" width=\"720\"><figcaption>%s</figcaption></figure>\n", e(p.Name), e(p.Title), p.legend(true))
+			var svg strings.Builder
+			if err := p.SVG(&svg, plotWidth, plotHeight); err != nil {
+				fmt.Fprintf(&b, "<p>plot %s: %s</p>\n", e(p.Name), e(err.Error()))
+				continue
+			}
+			fmt.Fprintf(&b, "<figure id=\"%s\">\n%s</figure>\n", e(p.Name), svg.String())
 		}
 	}
 	b.WriteString("</body></html>\n")
 	return b.String()
 }
 
-func (p *Plot) legend(htmlOut bool) string {
+// The size the report draws its plots at.
+const plotWidth, plotHeight = 760, 380
+
+// legend describes a plot in words, for the Markdown.
+func (p *Plot) legend() string {
 	var parts []string
 	for i, s := range p.Series {
-		c := palette[i%len(palette)]
-		if htmlOut {
-			parts = append(parts, fmt.Sprintf("<span class=\"sw\" style=\"background:#%02x%02x%02x\"></span>%s", c.R, c.G, c.B, html.EscapeString(s.Name)))
-		} else {
-			parts = append(parts, fmt.Sprintf("%s (%s)", s.Name, colorNames[i%len(colorNames)]))
-		}
+		parts = append(parts, fmt.Sprintf("%s (%s)", s.Name, colorNames[i%len(colorNames)]))
 	}
-	axes := fmt.Sprintf("x: %s, y: %s", p.XLabel, p.YLabel)
-	if htmlOut {
-		return "<b>" + html.EscapeString(p.Title) + "</b> (" + html.EscapeString(axes) + ")" + strings.Join(parts, "")
-	}
-	return "**" + p.Title + "** (" + axes + "): " + strings.Join(parts, ", ")
+	return "**" + p.Title + "** (x: " + p.XLabel + ", y: " + p.YLabel + "): " + strings.Join(parts, ", ")
 }
+
+var colorNames = []string{"blue", "orange", "green", "red", "purple", "brown", "pink", "grey"}

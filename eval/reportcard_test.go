@@ -2,9 +2,12 @@ package eval
 
 import (
 	"encoding/json"
-	"image/png"
+	"encoding/xml"
+	"io"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -25,40 +28,19 @@ func TestReportWrite(t *testing.T) {
 	if err := r.Write(dir); err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open(filepath.Join(dir, "plots", "ppo.png"))
+	svg, err := os.ReadFile(filepath.Join(dir, "plots", "ppo.svg"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	img, err := png.Decode(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b := img.Bounds(); b.Dx() != 720 || b.Dy() != 360 {
-		t.Errorf("plot is %v", b)
-	}
-	// Both series are drawn in their colours.
-	seen := map[[3]uint32]bool{}
-	for y := 0; y < 360; y++ {
-		for x := 0; x < 720; x++ {
-			r, g, b, _ := img.At(x, y).RGBA()
-			seen[[3]uint32{r >> 8, g >> 8, b >> 8}] = true
-		}
-	}
-	for i := 0; i < 2; i++ {
-		c := palette[i]
-		if !seen[[3]uint32{uint32(c.R), uint32(c.G), uint32(c.B)}] {
-			t.Errorf("series %d colour not in the image", i)
-		}
-	}
+	checkSVG(t, string(svg), []string{"PPO", "step", "reward", "kl"})
 	md, _ := os.ReadFile(filepath.Join(dir, "report.md"))
-	for _, want := range []string{"# Demo <report>", "| ppo | 0.55 |", `1\|2`, "![PPO](plots/ppo.png)", "```\nx < y\n```"} {
+	for _, want := range []string{"# Demo <report>", "| ppo | 0.55 |", `1\|2`, "![PPO](plots/ppo.svg)", "```\nx < y\n```"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("report.md lacks %q", want)
 		}
 	}
 	h, _ := os.ReadFile(filepath.Join(dir, "report.html"))
-	for _, want := range []string{"<title>Demo &lt;report&gt;</title>", `<img src="plots/ppo.png"`, "<td>0.55</td>", "x &lt; y"} {
+	for _, want := range []string{"<title>Demo &lt;report&gt;</title>", `<figure id="ppo">`, "<svg ", ">PPO</text>", "white-space:pre-wrap", "<td>0.55</td>", "x &lt; y"} {
 		if !strings.Contains(string(h), want) {
 			t.Errorf("report.html lacks %q", want)
 		}
@@ -73,6 +55,73 @@ func TestReportWrite(t *testing.T) {
 	}
 }
 
+// checkSVG checks that an SVG is well-formed XML and has the texts.
+func checkSVG(t *testing.T, svg string, texts []string) {
+	t.Helper()
+	var found []string
+	dec := xml.NewDecoder(strings.NewReader(svg))
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("SVG is not XML: %v\n%s", err, svg)
+		}
+		if c, ok := tok.(xml.CharData); ok {
+			found = append(found, strings.TrimSpace(string(c)))
+		}
+	}
+	for _, want := range texts {
+		if !slices.Contains(found, want) {
+			t.Errorf("SVG has no text %q (texts: %q)", want, found)
+		}
+	}
+}
+
+// TestPlotSVG: a plot has its title, axis labels and a legend entry per
+// series as text; a long noisy series gets a smoothed line beside its raw
+// points, a short one a plain line.
+func TestPlotSVG(t *testing.T) {
+	var x, y []float64
+	for i := range 200 {
+		x, y = append(x, float64(i)), append(y, 1-float64(i)/200+0.3*float64(i%2*2-1))
+	}
+	p := Plot{Title: "SFT: loss", XLabel: "SFT step", YLabel: "loss", Series: []Series{
+		{Name: "sft loss", X: x, Y: y},
+		{Name: "sft val_loss", X: []float64{0, 100, 199}, Y: []float64{1, 0.5, 0.1}},
+	}}
+	var b strings.Builder
+	if err := p.SVG(&b, 760, 380); err != nil {
+		t.Fatal(err)
+	}
+	svg := b.String()
+	checkSVG(t, svg, []string{"SFT: loss", "SFT step", "loss", "sft loss", "sft val_loss", "(dots: raw values; line: moving average)"})
+	if n := strings.Count(svg, `class="smoothed"`); n != 1 {
+		t.Errorf("%d smoothed lines, want 1 (the 200-point series)", n)
+	}
+	if n := strings.Count(svg, "<circle"); n != 203 {
+		t.Errorf("%d points drawn, want 203", n)
+	}
+	if err := p.SVG(&b, 100, 100); err == nil {
+		t.Error("a 100 x 100 plot: no error")
+	}
+}
+
+func TestSmooth(t *testing.T) {
+	ys := []float64{1, -1, 1, -1, 1, -1, 1, -1, 1}
+	sm := Smooth(ys, 5)
+	for i, v := range sm[2 : len(sm)-2] {
+		if math.Abs(v) > 0.21 {
+			t.Errorf("smoothed[%d] = %g: the alternation is not averaged out", i+2, v)
+		}
+	}
+	c := Smooth([]float64{3, 3, 3, nanF(), 3}, 3)
+	if c[0] != 3 || c[4] != 3 || !math.IsNaN(c[3]) {
+		t.Errorf("Smooth of a constant with a NaN: %v", c)
+	}
+}
+
 func TestTicks(t *testing.T) {
 	got := ticks(0, 1, 5)
 	if len(got) < 3 || got[0] != 0 || got[len(got)-1] != 1 {
@@ -81,7 +130,7 @@ func TestTicks(t *testing.T) {
 	// A plot of nothing, or of NaNs, still draws.
 	p := Plot{Series: []Series{{X: []float64{1}, Y: []float64{nanF()}}}}
 	var sb strings.Builder
-	if err := p.PNG(&sb, 200, 100); err != nil {
+	if err := p.SVG(&sb, 200, 150); err != nil {
 		t.Fatal(err)
 	}
 }

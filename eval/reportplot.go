@@ -2,39 +2,30 @@ package eval
 
 import (
 	"errors"
-	"image"
-	"image/color"
-	"image/png"
+	"fmt"
+	"html"
 	"io"
 	"math"
 	"strconv"
+	"strings"
 )
 
 // palette colours the series of a plot, in order.
-var palette = []color.RGBA{
-	{31, 119, 180, 255}, {255, 127, 14, 255}, {44, 160, 44, 255}, {214, 39, 40, 255},
-	{148, 103, 189, 255}, {140, 86, 75, 255}, {227, 119, 194, 255}, {127, 127, 127, 255},
-}
+var palette = []string{"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"}
 
-var colorNames = []string{"blue", "orange", "green", "red", "purple", "brown", "pink", "grey"}
+// smoothMin is the number of points from which a series is drawn twice:
+// its raw points, faint, and a smoothed line over them.
+const smoothMin = 12
 
-// glyphs is a 3x5 pixel font for the tick labels: each glyph is five rows
-// of three bits, the high bit on the left.
-var glyphs = map[byte][5]uint8{
-	'0': {7, 5, 5, 5, 7}, '1': {2, 6, 2, 2, 7}, '2': {7, 1, 7, 4, 7}, '3': {7, 1, 7, 1, 7},
-	'4': {5, 5, 7, 1, 1}, '5': {7, 4, 7, 1, 7}, '6': {7, 4, 7, 5, 7}, '7': {7, 1, 2, 2, 2},
-	'8': {7, 5, 7, 5, 7}, '9': {7, 5, 7, 1, 7}, '.': {0, 0, 0, 0, 2}, '-': {0, 0, 7, 0, 0},
-	'e': {0, 7, 7, 4, 7}, '+': {0, 2, 7, 2, 0},
-}
-
-// PNG draws the plot as a w x h PNG: a frame, grid lines at round values
-// with their labels, and one line per series.
-func (p *Plot) PNG(w io.Writer, width, height int) error {
-	if width < 100 || height < 80 {
+// SVG draws the plot as a width x height SVG image: its title, a legend,
+// a frame with grid lines at round values and their labels, the axis
+// labels, and for each series its raw points and (with smoothMin points or
+// more) a smoothed line (see [Smooth]). The text is real text, so it stays
+// sharp and searchable.
+func (p *Plot) SVG(w io.Writer, width, height int) error {
+	if width < 200 || height < 150 {
 		return errors.New("eval: plot too small")
 	}
-	img := image.NewRGBA(image.Rect(0, 0, width, height))
-	fill(img, img.Bounds(), color.RGBA{255, 255, 255, 255})
 	x0, x1, y0, y1 := math.Inf(1), math.Inf(-1), math.Inf(1), math.Inf(-1)
 	for _, s := range p.Series {
 		for i := range s.X {
@@ -56,42 +47,130 @@ func (p *Plot) PNG(w io.Writer, width, height int) error {
 	}
 	pad := (y1 - y0) * 0.05
 	y0, y1 = y0-pad, y1+pad
-	left, right, top, bottom := 56, width-16, 12, height-28
-	px := func(x float64) int { return left + int(math.Round((x-x0)/(x1-x0)*float64(right-left))) }
-	py := func(y float64) int { return bottom - int(math.Round((y-y0)/(y1-y0)*float64(bottom-top))) }
-	grid := color.RGBA{225, 225, 225, 255}
-	ink := color.RGBA{60, 60, 60, 255}
+
+	e := html.EscapeString
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12" role="img" aria-label="%s">`+"\n",
+		width, height, width, height, e(p.Title))
+	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="#fff"/>`+"\n", width, height)
+	fmt.Fprintf(&b, `<text x="%d" y="20" text-anchor="middle" font-size="15" font-weight="bold">%s</text>`+"\n", width/2, e(p.Title))
+
+	// The legend: one entry per series, wrapped into rows.
+	smoothed := false
+	for _, s := range p.Series {
+		smoothed = smoothed || len(s.X) >= smoothMin
+	}
+	type entry struct {
+		text, colour string
+	}
+	var entries []entry
+	for i, s := range p.Series {
+		entries = append(entries, entry{s.Name, palette[i%len(palette)]})
+	}
+	if smoothed {
+		entries = append(entries, entry{"(dots: raw values; line: moving average)", ""})
+	}
+	lx, ly := 64, 40
+	for _, en := range entries {
+		wd := 7*len(en.text) + 34
+		if lx+wd > width-8 && lx > 64 {
+			lx, ly = 64, ly+18
+		}
+		if en.colour != "" {
+			fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="3"/>`, lx, ly-4, lx+20, ly-4, en.colour)
+			fmt.Fprintf(&b, `<text x="%d" y="%d">%s</text>`+"\n", lx+26, ly, e(en.text))
+		} else {
+			fmt.Fprintf(&b, `<text x="%d" y="%d" fill="#666">%s</text>`+"\n", lx, ly, e(en.text))
+		}
+		lx += wd
+	}
+
+	left, right, top, bottom := 64, width-16, ly+14, height-48
+	px := func(x float64) float64 { return float64(left) + (x-x0)/(x1-x0)*float64(right-left) }
+	py := func(y float64) float64 { return float64(bottom) - (y-y0)/(y1-y0)*float64(bottom-top) }
 	for _, v := range ticks(y0, y1, 5) {
 		y := py(v)
-		hline(img, left, right, y, grid)
-		label(img, fmtTick(v), left-4, y-2, true, ink)
+		fmt.Fprintf(&b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#e4e4e4"/>`, left, y, right, y)
+		fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end">%s</text>`+"\n", left-6, y+4, fmtTick(v))
 	}
 	for _, v := range ticks(x0, x1, 6) {
 		x := px(v)
-		vline(img, x, top, bottom, grid)
-		label(img, fmtTick(v), x-len(fmtTick(v))*4, bottom+10, false, ink)
+		fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#e4e4e4"/>`, x, top, x, bottom)
+		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">%s</text>`+"\n", x, bottom+16, fmtTick(v))
 	}
-	hline(img, left, right, bottom, ink)
-	vline(img, left, top, bottom, ink)
-	for i, s := range p.Series {
-		c := palette[i%len(palette)]
-		prev := false
-		var lx, ly int
-		for j := range s.X {
-			if j >= len(s.Y) || !finite(s.X[j]) || !finite(s.Y[j]) {
-				prev = false
+	fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%d" height="%d" fill="none" stroke="#444"/>`+"\n", left, top, right-left, bottom-top)
+	fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="middle">%s</text>`+"\n", (left+right)/2, bottom+36, e(p.XLabel))
+	fmt.Fprintf(&b, `<text transform="translate(16 %d) rotate(-90)" text-anchor="middle">%s</text>`+"\n", (top+bottom)/2, e(p.YLabel))
+
+	path := func(xs, ys []float64) string {
+		var d strings.Builder
+		pen := false
+		for j := range xs {
+			if j >= len(ys) || !finite(xs[j]) || !finite(ys[j]) {
+				pen = false
 				continue
 			}
-			x, y := px(s.X[j]), py(s.Y[j])
-			if prev {
-				line(img, lx, ly, x, y, c)
-			} else {
-				fill(img, image.Rect(x-1, y-1, x+2, y+2), c)
+			c := 'L'
+			if !pen {
+				c = 'M'
 			}
-			lx, ly, prev = x, y, true
+			fmt.Fprintf(&d, "%c%.1f %.1f", c, px(xs[j]), py(ys[j]))
+			pen = true
+		}
+		return d.String()
+	}
+	for i, s := range p.Series {
+		c := palette[i%len(palette)]
+		n := min(len(s.X), len(s.Y))
+		if n < smoothMin {
+			fmt.Fprintf(&b, `<path d="%s" fill="none" stroke="%s" stroke-width="2"/>`+"\n", path(s.X, s.Y), c)
+		}
+		b.WriteString(`<g fill="` + c + `"`)
+		if n >= smoothMin {
+			b.WriteString(` fill-opacity="0.3"`)
+		}
+		b.WriteString(">")
+		for j := 0; j < n; j++ {
+			if finite(s.X[j]) && finite(s.Y[j]) {
+				fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="2"/>`, px(s.X[j]), py(s.Y[j]))
+			}
+		}
+		b.WriteString("</g>\n")
+		if n >= smoothMin {
+			fmt.Fprintf(&b, `<path class="smoothed" d="%s" fill="none" stroke="%s" stroke-width="2.5"/>`+"\n", path(s.X, Smooth(s.Y[:n], smoothWindow(n))), c)
 		}
 	}
-	return png.Encode(w, img)
+	b.WriteString("</svg>\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// smoothWindow is the moving average's width for n points: about a
+// twentieth of them, at least 5, odd.
+func smoothWindow(n int) int {
+	return max(5, n/20) | 1
+}
+
+// Smooth returns the centred moving average of ys over k points (fewer at
+// the ends), skipping values that are not finite, which stay as they are.
+func Smooth(ys []float64, k int) []float64 {
+	out := make([]float64, len(ys))
+	h := k / 2
+	for i := range ys {
+		if !finite(ys[i]) {
+			out[i] = ys[i]
+			continue
+		}
+		sum, n := 0.0, 0
+		for j := max(0, i-h); j <= min(len(ys)-1, i+h); j++ {
+			if finite(ys[j]) {
+				sum += ys[j]
+				n++
+			}
+		}
+		out[i] = sum / float64(n)
+	}
+	return out
 }
 
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
@@ -120,76 +199,4 @@ func fmtTick(v float64) string {
 		return strconv.FormatFloat(v, 'e', 0, 64)
 	}
 	return strconv.FormatFloat(v, 'g', 4, 64)
-}
-
-// label draws s in the 3x5 font scaled by 2, right-aligned at x when
-// right is set, else starting at x.
-func label(img *image.RGBA, s string, x, y int, right bool, c color.RGBA) {
-	const scale, adv = 2, 8
-	if right {
-		x -= len(s) * adv
-	}
-	for i := 0; i < len(s); i++ {
-		g, ok := glyphs[s[i]]
-		if !ok {
-			continue
-		}
-		for row := 0; row < 5; row++ {
-			for col := 0; col < 3; col++ {
-				if g[row]&(4>>col) != 0 {
-					fill(img, image.Rect(x+i*adv+col*scale, y+row*scale-4, x+i*adv+col*scale+scale, y+row*scale-4+scale), c)
-				}
-			}
-		}
-	}
-}
-
-func fill(img *image.RGBA, r image.Rectangle, c color.RGBA) {
-	r = r.Intersect(img.Bounds())
-	for y := r.Min.Y; y < r.Max.Y; y++ {
-		for x := r.Min.X; x < r.Max.X; x++ {
-			img.SetRGBA(x, y, c)
-		}
-	}
-}
-
-func hline(img *image.RGBA, x0, x1, y int, c color.RGBA) {
-	fill(img, image.Rect(x0, y, x1+1, y+1), c)
-}
-
-func vline(img *image.RGBA, x, y0, y1 int, c color.RGBA) {
-	fill(img, image.Rect(x, y0, x+1, y1+1), c)
-}
-
-// line draws a 2-pixel line (Bresenham).
-func line(img *image.RGBA, x0, y0, x1, y1 int, c color.RGBA) {
-	dx, dy := abs(x1-x0), -abs(y1-y0)
-	sx, sy := 1, 1
-	if x0 > x1 {
-		sx = -1
-	}
-	if y0 > y1 {
-		sy = -1
-	}
-	e := dx + dy
-	for {
-		fill(img, image.Rect(x0, y0, x0+2, y0+2), c)
-		if x0 == x1 && y0 == y1 {
-			return
-		}
-		if e2 := 2 * e; e2 >= dy {
-			e += dy
-			x0 += sx
-		} else {
-			e += dx
-			y0 += sy
-		}
-	}
-}
-
-func abs(x int) int {
-	if x < 0 {
-		return -x
-	}
-	return x
 }

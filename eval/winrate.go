@@ -2,6 +2,7 @@ package eval
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/tensor"
@@ -79,13 +80,22 @@ func WinRate(rm *gpt.Scorer, tok *tokenizer.Tokenizer, prompts [][]tokenizer.Mes
 	return w / float64(len(ra)), nil
 }
 
-// KL estimates KL(policy || ref) per answer: the mean over answers sampled
-// from the policy of the sum over their tokens of log policy - log ref.
+// KL estimates KL(policy || ref) per answer, in nats: the mean over
+// answers sampled from the policy of the sum over their positions of the
+// exact KL between the two models' next-token distributions,
+// sum_v p(v) (log p(v) - log ref(v)). Its expectation is the KL between
+// the answer distributions, as for the plain estimate (the sum of
+// log policy - log ref of the sampled tokens, k1), but unlike k1 it is
+// never negative and it varies less.
 func KL(policy, ref *gpt.Model, tok *tokenizer.Tokenizer, prompts [][]tokenizer.Message, answers []string) (float64, error) {
 	if len(prompts) != len(answers) || len(answers) == 0 {
 		return 0, fmt.Errorf("eval: %d prompts, %d answers", len(prompts), len(answers))
 	}
+	if policy.Config.Vocab != ref.Config.Vocab {
+		return 0, fmt.Errorf("eval: KL between vocabularies of %d and %d tokens", policy.Config.Vocab, ref.Config.Vocab)
+	}
 	ctx := min(policy.Config.Context, ref.Config.Context)
+	V := policy.Config.Vocab
 	var sum float64
 	for i := range prompts {
 		ids, start, err := renderAnswer(tok, prompts[i], answers[i], ctx)
@@ -94,29 +104,48 @@ func KL(policy, ref *gpt.Model, tok *tokenizer.Tokenizer, prompts [][]tokenizer.
 		}
 		T := len(ids)
 		in := make([]int32, T)
-		tg := make([]int32, T)
 		for t := range ids {
 			in[t] = int32(ids[t])
-			tg[t] = -1
-			if t+1 < T && t+1 >= start {
-				tg[t] = int32(ids[t+1])
-			}
 		}
+		var logits [2][]float32
 		tensor.NoGrad(func() {
 			for k, m := range []*gpt.Model{policy, ref} {
 				lg := m.Logits(m.Forward(in, 1, T, gpt.Options{}))
-				lp := tensor.TokenLogProbs(tensor.Reshape(lg, T, m.Config.Vocab), tg)
-				s := 0.0
-				for _, v := range lp.Host() {
-					s += float64(v)
-				}
-				if k == 1 {
-					s = -s
-				}
-				sum += s
-				tensor.Release(lp)
+				logits[k] = lg.Host()
+				tensor.Release(lg)
 			}
 		})
+		// Position t predicts token t+1: the answer's tokens and its end.
+		for t := start - 1; t < T-1; t++ {
+			if t < 0 {
+				continue
+			}
+			sum += klRow(logits[0][t*V:(t+1)*V], logits[1][t*V:(t+1)*V])
+		}
 	}
 	return sum / float64(len(answers)), nil
+}
+
+// klRow is KL(softmax(p) || softmax(q)) for two rows of logits, in
+// float64; it is never negative (rounding aside, clamped to 0).
+func klRow(p, q []float32) float64 {
+	lp, lq := logSumExp(p), logSumExp(q)
+	kl := 0.0
+	for v := range p {
+		a, b := float64(p[v])-lp, float64(q[v])-lq
+		kl += math.Exp(a) * (a - b)
+	}
+	return max(kl, 0)
+}
+
+func logSumExp(x []float32) float64 {
+	m := math.Inf(-1)
+	for _, v := range x {
+		m = max(m, float64(v))
+	}
+	s := 0.0
+	for _, v := range x {
+		s += math.Exp(float64(v) - m)
+	}
+	return m + math.Log(s)
 }

@@ -75,7 +75,7 @@ type DemoModel struct {
 	synth.Result
 	RMReward   float64                 `json:"rm_reward"`             // mean reward-model score of its answers
 	WinRateSFT float64                 `json:"rm_win_rate_vs_sft"`    // reward-model win rate against the SFT model's answers
-	KL         float64                 `json:"kl_to_sft"`             // KL(model || SFT) per sampled answer, nats
+	KL         float64                 `json:"kl_to_sft"`             // KL(model || SFT) per sampled answer, nats (eval.KL: exact per token, never negative)
 	ByKind     map[string]synth.Result `json:"by_kind"`               // task success per kind
 	Samples    []DemoSample            `json:"samples"`               // a few answers
 	Seconds    float64                 `json:"train_seconds"`         // time its stage took
@@ -549,7 +549,13 @@ func readMetrics(dir string) ([]map[string]float64, error) {
 // samples, and the training curves of each stage.
 func DemoReport(r *DemoResult) *eval.Report {
 	f := func(v float64) string { return fmt.Sprintf("%.3f", v) }
-	sum := eval.Table{Header: []string{"model", "task success", "format", "helpful", "task reward", "RM reward", "RM win vs SFT", "KL to SFT"}}
+	measured := func(v float64) string { // n/a without held-out pairs
+		if r.RewardModel.Pairs == 0 {
+			return "n/a"
+		}
+		return f(v)
+	}
+	sum := eval.Table{Header: []string{"model", "task success", "format", "helpful", "task reward", "RM reward", "RM win vs SFT", "KL to SFT (nats)"}}
 	for _, m := range r.Models {
 		kl := f(m.KL)
 		if m.Name == "base" {
@@ -559,7 +565,7 @@ func DemoReport(r *DemoResult) *eval.Report {
 	}
 	rep := &eval.Report{
 		Title: "golem demo: the ChatGPT recipe on built-in data",
-		Intro: fmt.Sprintf("A %.2fM-parameter GPT pretrained on golem's built-in corpus, instruction-tuned (SFT), then improved from comparisons by a simulated annotator with a reward model and PPO (the model evaluated is the EMA of the PPO policy), and, for comparison, with DPO on the same comparisons and with GRPO on program rewards. Every model answers the same %d held-out prompts (greedy); kinds: %v. Run time %.0fs%s.",
+		Intro: fmt.Sprintf("A %.2fM-parameter GPT pretrained on golem's built-in corpus, instruction-tuned (SFT), then improved from comparisons by a simulated annotator with a reward model and PPO (the model evaluated is the EMA of the PPO policy), and, for comparison, with DPO on the same comparisons and with GRPO on program rewards. Every model answers the same %d held-out prompts (greedy); kinds: %v. KL to SFT is KL(model || SFT) per answer: the exact KL between the two models' next-token distributions, summed over the positions of answers the model samples (temperature 1), averaged over the prompts; it is never negative. Run time %.0fs%s.",
 			float64(r.Parameters)/1e6, r.HeldoutTasks, r.Kinds, r.Seconds, map[bool]string{true: " (--quick: a smoke test, the numbers mean nothing)", false: ""}[r.Quick]),
 		Summary: sum,
 		Data:    r,
@@ -569,7 +575,7 @@ func DemoReport(r *DemoResult) *eval.Report {
 		Text: fmt.Sprintf("The SFT model answered %d training prompts %d times each (temperature %g); the simulated annotator ranked each prompt's answers, and every two answers it values differently make a comparison (equal answers are a tie, which is no label). The reward model, from the SFT model, trained on the %d comparisons of %d prompts (all comparisons of a prompt in one batch element) and is scored on the %d comparisons of %d held-out prompts, against the annotator's noisy labels. %s.",
 			r.RewardData["ranked_prompts"], r.RewardData["answers_per_prompt"], rankTemperature, r.RewardData["train_pairs"], r.RewardData["train_prompts"], r.RewardData["heldout_pairs"], r.RewardData["heldout_prompts"], r.AnnotatorNote),
 		Table: &eval.Table{Header: []string{"held-out pairs", "pairwise accuracy", "mean margin", "reward-length correlation", "offset"},
-			Rows: [][]string{{fmt.Sprint(rm.Pairs), f(rm.Accuracy), f(rm.Margin), f(rm.LengthCorr), f(rm.Bias)}}}})
+			Rows: [][]string{{fmt.Sprint(rm.Pairs), measured(rm.Accuracy), measured(rm.Margin), measured(rm.LengthCorr), f(rm.Bias)}}}})
 	checks := eval.Table{Header: []string{"claim", "holds"}}
 	for _, c := range r.Checks {
 		checks.Rows = append(checks.Rows, []string{c.Claim, map[bool]string{true: "yes", false: "NO"}[c.Pass]})
@@ -611,20 +617,19 @@ func DemoReport(r *DemoResult) *eval.Report {
 		}
 		return out
 	}
-	plot := func(name, title, y string, s ...[]eval.Series) {
-		var all []eval.Series
-		for _, x := range s {
-			all = append(all, x...)
-		}
-		if len(all) > 0 {
-			rep.Plots = append(rep.Plots, eval.Plot{Name: name, Title: title, XLabel: "step", YLabel: y, Series: all})
+	// One plot per stage and unit, each on its stage's own steps.
+	plot := func(name, title, stage, y string, s []eval.Series) {
+		if len(s) > 0 {
+			rep.Plots = append(rep.Plots, eval.Plot{Name: name, Title: title, XLabel: stage + " step", YLabel: y, Series: s})
 		}
 	}
-	plot("pretrain_sft_loss", "Pretraining and SFT loss", "loss", series("base", "loss", "val_loss"), series("sft", "loss", "val_loss"))
-	plot("reward_model", "Reward model: loss and training accuracy", "loss / accuracy", series("reward", "loss", "train_accuracy", "accuracy"))
-	plot("ppo_reward", "PPO: reward-model score of rollouts", "reward", series("ppo", "reward"))
-	plot("ppo_kl", "PPO: KL to the SFT model per answer, and approximate KL per update", "nats", series("ppo", "kl", "approx_kl"))
-	plot("dpo_loss", "DPO: loss and implicit-reward margin", "loss / margin", series("dpo", "loss", "margin"))
-	plot("grpo_reward", "GRPO: program reward and KL", "reward / nats", series("grpo", "reward", "correct", "kl"))
+	plot("pretrain_loss", "Pretraining: training and validation loss", "pretraining", "loss (nats per token)", series("base", "loss", "val_loss"))
+	plot("sft_loss", "SFT: training and validation loss", "SFT", "loss (nats per token)", series("sft", "loss", "val_loss"))
+	plot("reward_model", "Reward model: loss, training and held-out pairwise accuracy", "reward-model", "loss / accuracy", series("reward", "loss", "train_accuracy", "accuracy"))
+	plot("ppo_reward", "PPO: reward-model score of rollouts", "PPO", "reward", series("ppo", "reward"))
+	plot("ppo_kl", "PPO: KL to the SFT model per answer (k3) and approximate KL per update", "PPO", "KL (nats)", series("ppo", "kl_k3", "approx_kl"))
+	plot("dpo_loss", "DPO: loss and implicit-reward margin", "DPO", "loss / margin", series("dpo", "loss", "margin"))
+	plot("grpo_reward", "GRPO: program reward and task success of samples", "GRPO", "reward / success", series("grpo", "reward", "correct"))
+	plot("grpo_kl", "GRPO: KL to the SFT model per token (k3)", "GRPO", "KL (nats per token)", series("grpo", "kl"))
 	return rep
 }

@@ -337,7 +337,7 @@ func (t *ppoTask) advantages(iter int, a answers, sc scores) *rollout {
 	ro := &rollout{Iter: iter, Rows: a.rows, Start: a.start, Stats: map[string]float64{}}
 	beta := float32(t.klCoef)
 	clip := float32(o.RewardClip)
-	var klSum, scoreSum, lenSum float64
+	var klSum, k3Sum, scoreSum, lenSum float64
 	var allAdv []float64
 	for b, r := range ro.Rows {
 		n := len(r) - ro.Start[b]
@@ -349,6 +349,7 @@ func (t *ppoTask) advantages(iter int, a answers, sc scores) *rollout {
 			old[i], val[i] = logp[k], values[k]
 			d := logp[k] - refLogp[k]
 			kl += float64(d)
+			k3Sum += math.Expm1(float64(-d)) + float64(d) // k3 = (r - 1) - log r, r = ref/pi: never negative
 			rew[i] = -beta * d
 		}
 		s := min(max(scores[b], -clip), clip)
@@ -384,7 +385,8 @@ func (t *ppoTask) advantages(iter int, a answers, sc scores) *rollout {
 	}
 	kl := klSum / float64(B)
 	ro.Stats["reward"] = scoreSum / float64(B)
-	ro.Stats["kl"] = kl
+	ro.Stats["kl"] = kl                    // k1, the sum of log pi - log ref: the penalty's and the controller's estimate; can be negative
+	ro.Stats["kl_k3"] = k3Sum / float64(B) // the same KL by k3 (Schulman), never negative
 	ro.Stats["kl_coef"] = t.klCoef
 	ro.Stats["response_len"] = lenSum / float64(B)
 	return ro

@@ -88,6 +88,11 @@ func TestPPOResumeIsExact(t *testing.T) {
 			}
 		}
 	}
+	for i, r := range la {
+		if k3, ok := r["kl_k3"]; !ok || k3 < 0 {
+			t.Errorf("step %d: kl_k3 %v (logged %v), want >= 0", i+1, k3, ok)
+		}
+	}
 	if la[4]["kl_coef"] == la[0]["kl_coef"] {
 		t.Errorf("adaptive KL coefficient did not move: %v, %v", la[0]["kl_coef"], la[4]["kl_coef"])
 	}

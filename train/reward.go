@@ -2,6 +2,7 @@ package train
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -51,11 +52,29 @@ type RewardOptions struct {
 
 // RewardReport is the held-out evaluation of a reward model.
 type RewardReport struct {
+	// Accuracy, Margin and LengthCorr are 0 when Pairs is 0 (written as
+	// JSON null): nothing was measured.
 	Accuracy   float64 `json:"accuracy"`    // pairs ordered as labelled (ties count half)
 	Margin     float64 `json:"margin"`      // mean r(chosen) - r(rejected)
 	LengthCorr float64 `json:"length_corr"` // Pearson correlation of reward and answer length: a reward-hacking signal
 	Pairs      int     `json:"pairs"`       // held-out pairs
 	Bias       float64 `json:"bias"`        // the offset that centres demonstrations on 0
+}
+
+// MarshalJSON writes accuracy, margin and length_corr as null when there
+// were no held-out pairs to measure them on (rather than a misleading 0).
+func (r RewardReport) MarshalJSON() ([]byte, error) {
+	type plain RewardReport
+	if r.Pairs > 0 {
+		return json.Marshal(plain(r))
+	}
+	return json.Marshal(struct {
+		Accuracy   *float64 `json:"accuracy"`
+		Margin     *float64 `json:"margin"`
+		LengthCorr *float64 `json:"length_corr"`
+		Pairs      int      `json:"pairs"`
+		Bias       float64  `json:"bias"`
+	}{Pairs: 0, Bias: r.Bias})
 }
 
 // rankItem is one prompt's answers and the pairs between them.

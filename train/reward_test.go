@@ -2,8 +2,10 @@ package train
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/golem-ml/golem/backend/cpu"
@@ -143,5 +145,32 @@ func TestRewardFreezeEmbeddings(t *testing.T) {
 	}
 	if same(before.Blocks[0].QKV.Weight.Host(), after.Blocks[0].QKV.Weight.Host()) {
 		t.Error("the first block, not frozen, did not train")
+	}
+}
+
+// TestRewardNoHeldoutIsNotZero: with no held-out pairs the accuracy is not
+// a measured 0: Eval has none (golem reward prints n/a) and the report's
+// JSON has null.
+func TestRewardNoHeldoutIsNotZero(t *testing.T) {
+	sft := tinyLM(t, 1, 128)
+	ex := rankingsOf(synth.MustTasks(synth.TaskOptions{Seed: 1, N: 8, Kinds: []string{synth.KindOneWord}}))
+	res, rep, err := Reward(context.Background(), RewardOptions{Backend: cpu.New(), Model: sft, Data: ex, HeldoutFrac: 1e-9, Batch: 4,
+		Loop: Config{Steps: 1, LR: 1e-3, Out: t.TempDir(), Quiet: true}, Log: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Pairs != 0 {
+		t.Fatalf("%d held-out pairs, want 0", rep.Pairs)
+	}
+	if _, ok := res.Eval["accuracy"]; ok {
+		t.Errorf("Eval has an accuracy with no held-out pairs: %v", res.Eval)
+	}
+	b, _ := json.Marshal(rep)
+	if !strings.Contains(string(b), `"accuracy":null`) {
+		t.Errorf("report JSON %s, want accuracy null", b)
+	}
+	rep.Pairs = 3
+	if b, _ := json.Marshal(rep); !strings.Contains(string(b), `"accuracy":0,`) {
+		t.Errorf("report JSON with pairs %s, want accuracy 0", b)
 	}
 }

@@ -52,6 +52,6 @@ func runDPO(args []string) error {
 	}
 	interrupted(res, *lf.out)
 	fmt.Printf("policy saved to %s (%d steps, %.0fs)\n", *lf.out, res.Step, res.Seconds)
-	fmt.Printf("loss=%.4f val_accuracy=%.4f val_margin=%.4f\n", res.Loss, res.Eval["val_accuracy"], res.Eval["val_margin"])
+	fmt.Printf("loss=%.4f val_accuracy=%s val_margin=%s\n", res.Loss, metric(res.Eval, "val_accuracy"), metric(res.Eval, "val_margin"))
 	return nil
 }

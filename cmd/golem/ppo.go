@@ -100,6 +100,9 @@ func runPPO(args []string) error {
 	}
 	interrupted(res, *lf.out)
 	fmt.Printf("policy saved to %s (value model in value/, EMA in ema/; %d steps, %.0fs)\n", *lf.out, res.Step, res.Seconds)
-	fmt.Printf("reward=%.4f kl=%.4f\n", res.Eval["reward"], res.Eval["kl"])
+	// kl is k1 (log pi - log ref summed over an answer, what the penalty
+	// and the controller use; it can be negative on a rollout), kl_k3 the
+	// same KL by k3, never negative.
+	fmt.Printf("reward=%s kl=%s kl_k3=%s\n", metric(res.Eval, "reward"), metric(res.Eval, "kl"), metric(res.Eval, "kl_k3"))
 	return nil
 }

@@ -113,6 +113,8 @@ func runReward(args []string) error {
 	}
 	interrupted(res, *lf.out)
 	fmt.Printf("reward model saved to %s (%d steps, %.0fs)\n", *lf.out, res.Step, res.Seconds)
-	fmt.Printf("heldout_pairs=%d accuracy=%.4f margin=%.4f length_corr=%.4f offset=%.4f\n", rep.Pairs, rep.Accuracy, rep.Margin, rep.LengthCorr, rep.Bias)
+	// With no held-out pairs, Eval has no accuracy: it prints n/a.
+	fmt.Printf("heldout_pairs=%d accuracy=%s margin=%s length_corr=%s offset=%.4f\n", rep.Pairs,
+		metric(res.Eval, "accuracy"), metric(res.Eval, "margin"), metric(res.Eval, "length_corr"), rep.Bias)
 	return nil
 }

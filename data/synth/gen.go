@@ -87,7 +87,7 @@ func (g *gen) arithmetic(lang, split string) (Task, error) {
 	}
 	r := strconv.Itoa(x.result())
 	return task(KindArithmetic, x.key(), lang, g.arithQuestion(x, lang), worked(lang, x.steps(), r),
-		Want{Match: MatchNumber, Value: r, Format: FormatAnswer}), nil
+		Want{Match: MatchNumber, Value: r, Format: FormatAnswer, Given: []string{x.expr()}}), nil
 }
 
 func (g *gen) numberOnly(lang, split string) (Task, error) {
@@ -167,16 +167,25 @@ func (g *gen) wordProblem(lang, split string) (Task, error) {
 		}
 	}
 	return task(KindWordProblem, "word-"+x.key(), lang, q, worked(lang, append(steps, step), r),
-		Want{Match: MatchNumber, Value: r, Format: FormatAnswer}), nil
+		Want{Match: MatchNumber, Value: r, Format: FormatAnswer, Given: []string{x.expr()}}), nil
 }
 
 // factWant is what an answer to a question about attr must contain.
 func (g *gen) factWant(p Person, attr int, lang string) Want {
 	v := g.w.value(p, attr, lang)
-	if attr == attrAge {
-		return Want{Match: MatchNumber, Value: v, Format: FormatSentence}
+	// An answer that names someone else answers about someone else.
+	var people []string
+	if attr != attrFriend { // others already lists them
+		for _, q := range g.w.People {
+			if q.Name != p.Name {
+				people = append(people, g.w.name(q, lang))
+			}
+		}
 	}
-	return Want{Match: MatchMention, Value: v, Avoid: g.w.others(p, attr, lang), Format: FormatSentence}
+	if attr == attrAge {
+		return Want{Match: MatchNumber, Value: v, Avoid: people, Format: FormatSentence}
+	}
+	return Want{Match: MatchMention, Value: v, Avoid: append(g.w.others(p, attr, lang), people...), Format: FormatSentence}
 }
 
 func (g *gen) fact(lang, split string) (Task, error) {
@@ -245,12 +254,12 @@ func (g *gen) reverse(lang, split string) (Task, error) {
 		q := fmt.Sprintf(pick(g.r, []string{"把“%s”倒过来写。", "请把“%s”这几个字倒过来。"}), s)
 		a := sentences(lang, fmt.Sprintf("“%s”的字是%s", s, spell(s, "、")),
 			"倒过来是"+spell(rev, "、"), "答案是"+rev)
-		return task(KindReverse, key, lang, q, a, Want{Match: MatchWord, Value: rev, Format: FormatAnswer}), nil
+		return task(KindReverse, key, lang, q, a, Want{Match: MatchWord, Value: rev, Format: FormatAnswer, Given: []string{s}}), nil
 	}
 	q := fmt.Sprintf(pick(g.r, []string{"Reverse the word \"%s\".", "Spell \"%s\" backwards.", "Write the word \"%s\" backwards."}), s)
 	a := sentences(lang, fmt.Sprintf("The letters of \"%s\" are %s", s, spell(s, ", ")),
 		"Backwards they are "+spell(rev, ", "), "The answer is "+rev)
-	return task(KindReverse, key, lang, q, a, Want{Match: MatchWord, Value: rev, Format: FormatAnswer}), nil
+	return task(KindReverse, key, lang, q, a, Want{Match: MatchWord, Value: rev, Format: FormatAnswer, Given: []string{s}}), nil
 }
 
 func (g *gen) firstLetter(lang, split string) (Task, error) {
@@ -262,11 +271,11 @@ func (g *gen) firstLetter(lang, split string) (Task, error) {
 	if lang == "zh" {
 		q := fmt.Sprintf(pick(g.r, []string{"“%s”的第一个字是什么？", "“%s”是哪个字开头的？"}), s)
 		a := sentences(lang, fmt.Sprintf("“%s”的第一个字是%s", s, first), "答案是"+first)
-		return task(KindFirstLetter, key, lang, q, a, Want{Match: MatchWord, Value: first, Format: FormatAnswer}), nil
+		return task(KindFirstLetter, key, lang, q, a, Want{Match: MatchWord, Value: first, Format: FormatAnswer, Given: []string{s}}), nil
 	}
 	q := fmt.Sprintf(pick(g.r, []string{"What is the first letter of the word \"%s\"?", "Which letter does \"%s\" start with?"}), s)
 	a := sentences(lang, fmt.Sprintf("The word \"%s\" starts with %s", s, first), "The answer is "+first)
-	return task(KindFirstLetter, key, lang, q, a, Want{Match: MatchWord, Value: first, Format: FormatAnswer}), nil
+	return task(KindFirstLetter, key, lang, q, a, Want{Match: MatchWord, Value: first, Format: FormatAnswer, Given: []string{s}}), nil
 }
 
 func (g *gen) countList() ([]Word, string) {
@@ -306,7 +315,7 @@ func (g *gen) count(lang, split string) (Task, error) {
 			counted = append(counted, fmt.Sprintf("%s (%d)", it.En, i+1))
 		}
 	}
-	want := Want{Match: MatchNumber, Value: n, Format: FormatAnswer}
+	want := Want{Match: MatchNumber, Value: n, Format: FormatAnswer, Given: list}
 	if lang == "zh" {
 		q := fmt.Sprintf(pick(g.r, []string{"这个列表里有几个词：%s？", "数一数有几个词：%s。"}), strings.Join(list, "、"))
 		return task(KindCount, key, lang, q, sentences(lang, "数一数："+strings.Join(counted, "、"), "答案是"+n), want), nil
@@ -336,6 +345,9 @@ func (g *gen) sort(lang, split string) (Task, error) {
 	}
 	s := slices.Sorted(slices.Values(xs))
 	want := Want{Match: MatchNumbers, Format: FormatAnswer}
+	for _, x := range xs {
+		want.Given = append(want.Given, strconv.Itoa(x))
+	}
 	for _, x := range s {
 		want.Values = append(want.Values, strconv.Itoa(x))
 	}
