@@ -8,7 +8,6 @@ import (
 	"os/signal"
 	"time"
 
-	"github.com/golem-ml/golem/backend/cpu"
 	"github.com/golem-ml/golem/train"
 )
 
@@ -21,16 +20,12 @@ func runDemo(args []string) error {
 	out := fs.String("out", "", "folder for the models and the report (default: golem-demo-DATE-TIME)")
 	quick := fs.Bool("quick", false, "a few steps of each stage: checks that everything runs, in seconds")
 	seed := fs.Uint64("seed", 1, "random seed")
-	threads := fs.Int("threads", 0, "CPU threads (default: all cores)")
 	reuse := fs.Bool("reuse", false, "keep the base and SFT models an earlier run left in --out")
 	dev := addDeviceFlag(fs)
 	fs.Parse(args)
 	newBackend, err := dev.perStage()
 	if err != nil {
 		return err
-	}
-	if *threads > 0 {
-		cpu.SetThreads(*threads)
 	}
 	if *out == "" {
 		*out = "golem-demo-" + time.Now().Format("20060102-150405")

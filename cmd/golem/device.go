@@ -6,22 +6,32 @@ import (
 	"strings"
 
 	"github.com/golem-ml/golem/backend"
-	_ "github.com/golem-ml/golem/backend/cpu" // registers the "cpu" device
+	"github.com/golem-ml/golem/backend/cpu" // registers the "cpu" device
 )
 
 // deviceFlag is --device NAME, the backend a command builds its models on,
-// opened by name through backend.Open. Every command that builds a model
-// registers it with addDeviceFlag.
-type deviceFlag struct{ name *string }
+// opened by name through backend.Open, and --threads N, the CPU threads its
+// kernels use. Every command that builds a model registers both with
+// addDeviceFlag.
+type deviceFlag struct {
+	name    *string
+	threads *int
+}
 
 func addDeviceFlag(fs *flag.FlagSet) deviceFlag {
-	return deviceFlag{fs.String("device", "cpu", "backend to run the model on: "+strings.Join(backend.Names(), ", "))}
+	return deviceFlag{
+		name:    fs.String("device", "cpu", "backend to run the model on: "+strings.Join(backend.Names(), ", ")),
+		threads: fs.Int("threads", 0, "CPU threads (default: all cores)"),
+	}
 }
 
 // open returns a new backend of the chosen device; an unknown one is an
 // error naming the flag and listing the known devices ("--device cuda:
 // unknown device (have: cpu)").
 func (d deviceFlag) open() (backend.Backend, error) {
+	if *d.threads > 0 {
+		cpu.SetThreads(*d.threads)
+	}
 	be, err := backend.Open(*d.name)
 	if err != nil {
 		return nil, fmt.Errorf("--device %w", err)

@@ -9,7 +9,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/golem-ml/golem/backend/cpu"
 	"github.com/golem-ml/golem/train"
 )
 
@@ -41,7 +40,6 @@ func runPretrain(args []string) error {
 	vocab := fs.Int("vocab-size", 4096, "vocabulary size when training a BPE")
 	out := fs.String("out", "", "model folder to write (required)")
 	resume := fs.Bool("resume", false, resumeHelp)
-	threads := fs.Int("threads", 0, "CPU threads (default: all cores)")
 	// Every field of the recipe can be overridden.
 	arch := fs.String("arch", "", "gpt2 or llama (default: the recipe's)")
 	layers := fs.Int("layers", 0, "transformer blocks")
@@ -74,9 +72,6 @@ func runPretrain(args []string) error {
 	p, ok := train.Presets()[*config]
 	if !ok {
 		return fmt.Errorf("pretrain: unknown --config %q (have %s)", *config, presetNames())
-	}
-	if *threads > 0 {
-		cpu.SetThreads(*threads)
 	}
 	m := &p.Model
 	setS := func(dst *string, v string) {

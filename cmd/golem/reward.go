@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/signal"
 
-	"github.com/golem-ml/golem/backend/cpu"
 	"github.com/golem-ml/golem/data"
 	"github.com/golem-ml/golem/store"
 	"github.com/golem-ml/golem/train"
@@ -25,28 +24,25 @@ const (
 
 // loopFlags are the training-loop flags every RL stage shares.
 type loopFlags struct {
-	steps, accum, warmup, evalEvery, saveEvery, threads *int
-	lr, clip                                            *float64
-	seed                                                *uint64
-	out                                                 *string
-	resume                                              *bool
+	steps, accum, warmup, evalEvery, saveEvery *int
+	lr, clip                                   *float64
+	seed                                       *uint64
+	out                                        *string
+	resume                                     *bool
 }
 
 func addLoopFlags(fs *flag.FlagSet, steps int, lr float64) loopFlags {
 	return loopFlags{
 		steps: fs.Int("steps", steps, "optimizer steps"), accum: fs.Int("accum", 1, "micro-batches per step"),
 		warmup: fs.Int("warmup", 0, "warmup steps"), evalEvery: fs.Int("eval-every", 0, "evaluate every N steps (0 = at the end)"),
-		saveEvery: fs.Int("save-every", 0, saveEveryHelp), threads: fs.Int("threads", 0, "CPU threads (default: all cores)"),
-		lr: fs.Float64("lr", lr, "peak learning rate"), clip: fs.Float64("clip", 1, "gradient-norm clip (0 = off)"),
+		saveEvery: fs.Int("save-every", 0, saveEveryHelp),
+		lr:        fs.Float64("lr", lr, "peak learning rate"), clip: fs.Float64("clip", 1, "gradient-norm clip (0 = off)"),
 		seed: fs.Uint64("seed", 1, "random seed"), out: fs.String("out", "", "output folder (required)"),
 		resume: fs.Bool("resume", false, resumeHelp),
 	}
 }
 
 func (l loopFlags) config() train.Config {
-	if *l.threads > 0 {
-		cpu.SetThreads(*l.threads)
-	}
 	return train.Config{Steps: *l.steps, Accum: *l.accum, LR: *l.lr, Warmup: *l.warmup, Clip: *l.clip, EvalEvery: *l.evalEvery,
 		SaveEvery: *l.saveEvery, Seed: *l.seed, Out: *l.out, Resume: *l.resume}
 }

@@ -8,7 +8,6 @@ import (
 	"os/signal"
 	"strings"
 
-	"github.com/golem-ml/golem/backend/cpu"
 	"github.com/golem-ml/golem/data"
 	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/store"
@@ -51,7 +50,6 @@ func runSFT(args []string) error {
 	seed := fs.Uint64("seed", 1337, "random seed")
 	builtinN := fs.Int("builtin-n", 2000, "built-in tasks to train on")
 	lang := fs.String("lang", "en", "built-in tasks' language: en, zh or mix")
-	threads := fs.Int("threads", 0, "CPU threads (default: all cores)")
 	dev := addDeviceFlag(fs)
 	fs.Parse(args)
 	be, err := dev.open()
@@ -60,9 +58,6 @@ func runSFT(args []string) error {
 	}
 	if *out == "" {
 		return fmt.Errorf("sft: --out DIR is required")
-	}
-	if *threads > 0 {
-		cpu.SetThreads(*threads)
 	}
 	// A store (--data sqlite:FILE or postgres://...) is read as its demonstrations.
 	files, cleanup, err := storeFiles(files, store.ExportSFT)
