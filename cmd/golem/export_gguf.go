@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -45,6 +46,9 @@ func runExportGGUF(args []string) error {
 	t, err := gguf.ParseTensorType(*typ)
 	if err != nil {
 		return fmt.Errorf("export: --type: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
+		return fmt.Errorf("export: %w", err)
 	}
 	r, err := export.Folder(*model, *out, export.Options{Type: t, Name: *name})
 	if err != nil {
