@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -207,10 +208,18 @@ func TestHostileFiles(t *testing.T) {
 			if err := os.WriteFile(path, b, 0o644); err != nil {
 				t.Fatal(err)
 			}
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
 			f, err := Open(path)
+			runtime.ReadMemStats(&after)
 			if err == nil {
 				f.Close()
 				t.Fatalf("opened")
+			}
+			// The bufio reader (64 KiB) and small change: nothing sized
+			// by a count the file claims.
+			if a := after.TotalAlloc - before.TotalAlloc; a > 256<<10+uint64(len(b))*4 {
+				t.Errorf("opening a %d-byte file allocated %d bytes", len(b), a)
 			}
 			if !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("error %q\nwant the path and %q", err, c.want)

@@ -105,9 +105,9 @@ func goldenPrompt(t *testing.T, dir string) []int {
 // llama.cpp itself loads golem's GGUF export of each fixture (GPT-2, Llama
 // with its q/k permuted for llama.cpp's RoPE, Qwen2 with q/k/v biases) and
 // decodes greedily the same 12 tokens golem decodes from the original
-// folder, exactly, in F32; F16 and Q8_0 (Qwen2's) files load and their
-// agreement is logged (they are not the same model: in the sharpened
-// Qwen2, F16 agrees for 7 tokens and Q8_0 for 4).
+// folder, exactly, in F32; F16, Q8_0 and Q4_0 (Qwen2's) files load and
+// their agreement is logged (they are not the same model: in the sharpened
+// Qwen2, F16 agrees for 7 tokens, Q8_0 for 4).
 func TestLlamaCppGreedyMatchesGolem(t *testing.T) {
 	node := needLlamaCpp(t)
 	const n = 12
@@ -133,7 +133,7 @@ func TestLlamaCppGreedyMatchesGolem(t *testing.T) {
 		want[name] = got[0]
 		types := []gguf.TensorType{gguf.F32, gguf.F16}
 		if name == "qwen2-tiny" { // the others' rows (24, 48) are not whole Q8_0 blocks: mostly F16
-			types = append(types, gguf.Q8_0)
+			types = append(types, gguf.Q8_0, gguf.Q4_0)
 		}
 		for _, typ := range types {
 			f := filepath.Join(out, name+"-"+typ.String()+".gguf")
