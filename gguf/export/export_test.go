@@ -183,3 +183,29 @@ func TestExportRefuses(t *testing.T) {
 		t.Errorf("Q4_K: %v", err)
 	}
 }
+
+// tokenizer_config.json's chat template goes into the file as it is.
+func TestExportChatTemplate(t *testing.T) {
+	src := shared.Path(t, "fixtures/hf/qwen2-tiny")
+	dir := folder(t, src, nil, func(ts []safetensors.Tensor) []safetensors.Tensor { return ts })
+	const tmpl = "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{% endfor %}"
+	os.Remove(filepath.Join(dir, "tokenizer_config.json"))
+	b, _ := json.Marshal(map[string]any{"chat_template": tmpl, "eos_token": map[string]any{"content": "<|endoftext|>"}})
+	if err := os.WriteFile(filepath.Join(dir, "tokenizer_config.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "m.gguf")
+	if _, err := Folder(dir, path, Options{Type: gguf.F32, Name: "chat"}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := gguf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for k, w := range map[string]any{"tokenizer.chat_template": tmpl, "general.name": "chat", "tokenizer.ggml.eos_token_id": uint32(50256)} {
+		if v, _ := f.Get(k); v.Any() != w {
+			t.Errorf("%s = %v, want %v", k, v.Any(), w)
+		}
+	}
+}
