@@ -95,7 +95,7 @@ func TestExportReadsBack(t *testing.T) {
 }
 
 // folder makes a copy of the fixture src (files linked) with config.json
-// edited by cfg and the checkpoint edited by tensors, when not nil.
+// edited by cfg and the checkpoint rewritten by tensors (linked when nil).
 func folder(t *testing.T, src string, cfg func(map[string]any), tensors func([]safetensors.Tensor) []safetensors.Tensor) string {
 	t.Helper()
 	dir := t.TempDir()
@@ -118,6 +118,9 @@ func folder(t *testing.T, src string, cfg func(map[string]any), tensors func([]s
 		t.Fatal(err)
 	}
 	if tensors == nil {
+		if err := os.Symlink(filepath.Join(src, "model.safetensors"), filepath.Join(dir, "model.safetensors")); err != nil {
+			t.Fatal(err)
+		}
 		return dir
 	}
 	st, err := safetensors.OpenModel(src)
@@ -141,7 +144,7 @@ func folder(t *testing.T, src string, cfg func(map[string]any), tensors func([]s
 // folder and the tensor or field; no file is left behind.
 func TestExportRefuses(t *testing.T) {
 	src := shared.Path(t, "fixtures/hf/llama-tiny")
-	same := func(ts []safetensors.Tensor) []safetensors.Tensor { return ts }
+	var same func([]safetensors.Tensor) []safetensors.Tensor
 	for _, c := range []struct {
 		name    string
 		cfg     func(map[string]any)
@@ -171,7 +174,7 @@ func TestExportRefuses(t *testing.T) {
 		})
 	}
 	// A character tokenizer has no GGUF form.
-	dir := folder(t, src, nil, func(ts []safetensors.Tensor) []safetensors.Tensor { return ts })
+	dir := folder(t, src, nil, nil)
 	os.Remove(filepath.Join(dir, "tokenizer.json"))
 	if err := tokenizer.NewChar("abc").Save(dir); err != nil {
 		t.Fatal(err)
@@ -187,7 +190,7 @@ func TestExportRefuses(t *testing.T) {
 // tokenizer_config.json's chat template goes into the file as it is.
 func TestExportChatTemplate(t *testing.T) {
 	src := shared.Path(t, "fixtures/hf/qwen2-tiny")
-	dir := folder(t, src, nil, func(ts []safetensors.Tensor) []safetensors.Tensor { return ts })
+	dir := folder(t, src, nil, nil)
 	const tmpl = "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{% endfor %}"
 	os.Remove(filepath.Join(dir, "tokenizer_config.json"))
 	b, _ := json.Marshal(map[string]any{"chat_template": tmpl, "eos_token": map[string]any{"content": "<|endoftext|>"}})
