@@ -2,9 +2,11 @@
 # Installs what golem serve's end-to-end tests need on a fresh Debian
 # machine: Node.js and npm (for the official openai and ollama client
 # packages), Debian's chromium (driven headless by playwright-core), and the
-# npm packages pinned in serve/e2e/package-lock.json. Idempotent.
+# npm packages pinned in serve/e2e/package-lock.json; and for the GGUF tests,
+# llama.cpp itself as node-llama-cpp's prebuilt CPU library, pinned in
+# gguf/e2e/package-lock.json. Idempotent.
 #
-#   bash .ci/e2e-deps.sh && go test ./serve/...
+#   bash .ci/e2e-deps.sh && go test ./serve/... ./gguf/...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,4 +29,7 @@ fi
 # browser of its own (Debian's chromium is used).
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 (cd serve/e2e && npm ci --no-audit --no-fund --loglevel=error >&2)
-echo "e2e-deps.sh: node $(node --version), $(/usr/bin/chromium --version 2>/dev/null | grep -m1 Chromium), npm packages in serve/e2e/node_modules" >&2
+# node-llama-cpp ships llama.cpp prebuilt; it must neither download nor
+# build one (no install scripts; the tests call getLlama with build "never").
+(cd gguf/e2e && NODE_LLAMA_CPP_SKIP_DOWNLOAD=true npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >&2)
+echo "e2e-deps.sh: node $(node --version), $(/usr/bin/chromium --version 2>/dev/null | grep -m1 Chromium), npm packages in serve/e2e/node_modules and gguf/e2e/node_modules" >&2

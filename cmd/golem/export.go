@@ -11,10 +11,13 @@ import (
 )
 
 func init() {
-	register("export", "write the store's labels as the JSONL the training stages read", runExport)
+	register("export", "write the store's labels as the JSONL the training stages read, or (--format gguf) a model as GGUF", runExport)
 }
 
 func runExport(args []string) error {
+	if exportFormat(args) != "" {
+		return runExportGGUF(args)
+	}
 	fs := flag.NewFlagSet("export", flag.ExitOnError)
 	db := fs.String("db", "", "the store golem serve --db wrote: sqlite:FILE or a postgres:// URL (required)")
 	kind := fs.String("kind", "", "sft (demonstrations), rankings, or preferences (every ranked pair) (required)")

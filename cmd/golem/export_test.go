@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/golem-ml/golem/gguf"
+	"github.com/golem-ml/golem/internal/shared"
 	"github.com/golem-ml/golem/store"
 )
 
@@ -55,5 +57,44 @@ func TestReadMissingStore(t *testing.T) {
 	}
 	if b, err := os.ReadFile(out); err != nil || len(b) != 0 {
 		t.Errorf("export of an empty store: %q, %v", b, err)
+	}
+}
+
+// golem export --format gguf writes a model folder as a GGUF file the gguf
+// reader opens (its type for the matrices, F32 norms), and refuses a bad
+// --type or a missing --model with exit code 1 and a message naming them.
+func TestExportGGUF(t *testing.T) {
+	src := shared.Path(t, "fixtures/hf/qwen2-tiny")
+	out := filepath.Join(t.TempDir(), "qwen2.gguf")
+	stdout, stderr, code := runGolem(t, "export", "--format", "gguf", "--model", src, "--out", out, "--type", "q8_0")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stdout, "26 tensors (11 F32, 15 Q8_0)") {
+		t.Errorf("stdout %q", stdout)
+	}
+	f, err := gguf.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if a, _ := f.Get("general.architecture"); a.Any() != "qwen2" {
+		t.Errorf("architecture %v", a.Any())
+	}
+	if ti, _ := f.Tensor("blk.0.attn_q.weight"); ti.Type != gguf.Q8_0 {
+		t.Errorf("attn_q is %s", ti.Type)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--type", "q4_k", "--model", src, "--out", out}, `--type: gguf: unknown tensor type "q4_k"`},
+		{[]string{"--out", out}, "--model DIR and --out FILE.gguf are required"},
+		{[]string{"--model", t.TempDir(), "--out", out}, "config.json: no such file"},
+	} {
+		_, stderr, code := runGolem(t, append([]string{"export", "--format=gguf"}, c.args...)...)
+		if code != 1 || !strings.Contains(stderr, c.want) {
+			t.Errorf("%v: exit %d, %q; want %q", c.args, code, stderr, c.want)
+		}
 	}
 }
