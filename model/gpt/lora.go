@@ -257,7 +257,7 @@ func (m *Model) SaveLoRA(dir string, c LoRAConfig, base string) error {
 	}
 	ac := adapterConfig{
 		PeftType: "LORA", TaskType: "CAUSAL_LM", BaseModel: base, InferenceMode: true,
-		R: c.R, LoRAAlpha: c.Alpha, LoRADropout: float64(c.Dropout), TargetModules: c.Targets,
+		R: c.R, LoRAAlpha: c.Alpha, LoRADropout: shortFloat(c.Dropout), TargetModules: c.Targets,
 		FanInFanOut: m.Config.Arch == "gpt2", Bias: "none", InitLoRA: true,
 		RankPattern: map[string]any{}, AlphaPattern: map[string]any{},
 	}
