@@ -496,3 +496,36 @@ func TestInterruptSavesAndResumes(t *testing.T) {
 		return
 	}
 }
+
+// Ctrl-C stops golem demo with exit 130 and no report card of
+// half-trained models.
+func TestInterruptDemo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the demo")
+	}
+	for try := 0; ; try++ {
+		out := filepath.Join(t.TempDir(), "demo")
+		cmd := exec.Command(os.Args[0], "-test.run=^TestGolemChild$", "--", "demo", "--quick", "--threads", "1", "--out", out)
+		cmd.Env = append(os.Environ(), golemEnv+"=1")
+		var msg bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &msg, &msg
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(30 * time.Second); !hasCheckpoint(filepath.Join(out, "base")) && time.Now().Before(deadline); {
+			time.Sleep(2 * time.Millisecond)
+		}
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+		if _, err := os.Stat(filepath.Join(out, "report.md")); err == nil {
+			if try == 5 {
+				t.Fatalf("the demo wrote its report card after each of 5 interrupts (or ended before them):\n%s", msg.String())
+			}
+			continue
+		}
+		if code := cmd.ProcessState.ExitCode(); code != 130 || !strings.Contains(msg.String(), "interrupted: the stages' models are in "+out) {
+			t.Fatalf("interrupted demo: exit %d, want 130 and the message\n%s", code, msg.String())
+		}
+		return
+	}
+}

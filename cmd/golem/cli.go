@@ -78,7 +78,9 @@ func parseWithArgs(fs *flag.FlagSet, args []string) error {
 		printUsage(os.Stdout, fs)
 		return errHelp
 	case err != nil:
-		return usageError{fmt.Errorf("%s: %w (golem %s --help lists the flags)", fs.Name(), err, fs.Name())}
+		// The flag package names flags -name; golem writes --name.
+		msg := strings.NewReplacer(": -", ": --", "flag -", "flag --").Replace(err.Error())
+		return usageError{fmt.Errorf("%s: %s (golem %s --help lists the flags)", fs.Name(), msg, fs.Name())}
 	case parseOnly:
 		return errParsed
 	}

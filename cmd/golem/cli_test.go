@@ -70,10 +70,10 @@ func TestUsageErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"sft", "--bogus"}, "golem: sft: flag provided but not defined: -bogus"},
+		{[]string{"sft", "--bogus"}, "golem: sft: flag provided but not defined: --bogus"},
 		{[]string{"generate", "--model", "m", "hello"}, `golem: generate: unexpected argument "hello"`},
 		{[]string{"help", "nope"}, `golem: unknown command "nope"`},
-		{[]string{"ppo", "--beta", "x"}, `golem: ppo: invalid value "x" for flag -beta`},
+		{[]string{"ppo", "--beta", "x"}, `golem: ppo: invalid value "x" for flag --beta`},
 		{[]string{}, "usage: golem COMMAND"},
 	} {
 		_, stderr, code := runGolem(t, c.args...)
