@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/golem-ml/golem/model/gpt"
 )
 
 func readJSON(t *testing.T, path string) map[string]any {
@@ -75,6 +77,14 @@ func TestModelFolderFiles(t *testing.T) {
 	base, _ := ac["base_model_name_or_path"].(string)
 	if filepath.IsAbs(base) || filepath.Clean(filepath.Join(lora, base)) != filepath.Clean(f.base) {
 		t.Errorf("adapter_config.json: base_model_name_or_path %q, want %s relative to %s", base, f.base, lora)
+	}
+	// A checkpoint's copy, OUT/trainer/step-N, finds the base too.
+	steps, _ := filepath.Glob(filepath.Join(lora, "trainer", "step-*"))
+	if len(steps) != 1 {
+		t.Fatalf("%s/trainer holds %v", lora, steps)
+	}
+	if a, err := gpt.ReadAdapterConfig(steps[0]); err != nil || filepath.Clean(a.Base) != filepath.Clean(f.base) {
+		t.Errorf("gpt.ReadAdapterConfig(%s): base %v, %v; want %s", steps[0], a, err, f.base)
 	}
 	for dir, want := range map[string][]string{
 		full: {"library_name: golem", "`golem sft`", "instruction tuning (full", "| seed | 1337 |", "| steps | 6 of 6", "| val_loss |"},
