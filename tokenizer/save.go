@@ -14,7 +14,12 @@ import (
 // PreTrainedTokenizerFast), and dir/tokenizer_config.json with the special
 // tokens and, when the tokenizer has <|im_start|> and <|im_end|>, the ChatML
 // chat template. It creates dir if needed.
-func (t *Tokenizer) Save(dir string) error {
+func (t *Tokenizer) Save(dir string) error { return t.SaveForModel(dir, 0) }
+
+// SaveForModel is Save for a model of context tokens: tokenizer_config.json
+// says model_max_length: context (none when context is 0, for a
+// tokenizer alone, which transformers reads as no limit).
+func (t *Tokenizer) SaveForModel(dir string, context int) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("tokenizer: %w", err)
 	}
@@ -23,7 +28,7 @@ func (t *Tokenizer) Save(dir string) error {
 	if err := os.WriteFile(filepath.Join(dir, "tokenizer.json"), buf.Bytes(), 0o644); err != nil {
 		return fmt.Errorf("tokenizer: %w", err)
 	}
-	cfg, err := t.configJSON()
+	cfg, err := t.configJSON(context)
 	if err != nil {
 		return err
 	}
@@ -125,7 +130,7 @@ func (t *Tokenizer) writeVocab(buf *bytes.Buffer, isSpecial map[int]bool, form f
 }
 
 // configJSON returns tokenizer_config.json for transformers.
-func (t *Tokenizer) configJSON() ([]byte, error) {
+func (t *Tokenizer) configJSON(context int) ([]byte, error) {
 	type added struct {
 		Content    string `json:"content"`
 		Lstrip     bool   `json:"lstrip"`
@@ -137,7 +142,9 @@ func (t *Tokenizer) configJSON() ([]byte, error) {
 	cfg := map[string]any{
 		"tokenizer_class":              "PreTrainedTokenizerFast",
 		"clean_up_tokenization_spaces": false,
-		"model_max_length":             1 << 20,
+	}
+	if context > 0 {
+		cfg["model_max_length"] = context
 	}
 	dec := map[string]added{}
 	for _, s := range t.Specials() {

@@ -227,6 +227,11 @@ func writeStep(dir string, cfg Config, task Task, opt *optim.AdamW, res Result) 
 	if err := task.Save(dir); err != nil {
 		return fmt.Errorf("train: saving model: %w", err)
 	}
+	if cfg.Card != nil {
+		if err := writeCard(dir, cfg.Card, cfg, res); err != nil {
+			return fmt.Errorf("train: model card: %w", err)
+		}
+	}
 	st := opt.State()
 	ts := make([]safetensors.Tensor, 0, len(st))
 	for _, k := range sortedKeys(st) {

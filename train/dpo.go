@@ -124,6 +124,8 @@ func DPO(ctx context.Context, o DPOOptions) (Result, error) {
 	if cfg.Progress == nil {
 		cfg.Progress = o.Log
 	}
+	cfg.Card = &ModelCard{Stage: "dpo", Base: o.Policy, Data: []string{fmt.Sprintf("%d preference pairs, %d held out", len(t.train), len(t.val))},
+		What: fmt.Sprintf("direct preference optimisation (loss %s, beta %g) against the frozen starting model", o.LossType, o.Beta)}
 	return Run(ctx, cfg, t)
 }
 
@@ -311,8 +313,5 @@ func (t *dpoTask) Eval() (map[string]float64, error) {
 }
 
 func (t *dpoTask) Save(dir string) error {
-	if err := t.policy.Save(dir); err != nil {
-		return err
-	}
-	return t.tok.Save(dir)
+	return saveModel(dir, t.policy, t.tok)
 }

@@ -165,6 +165,8 @@ func GRPO(ctx context.Context, o GRPOOptions) (Result, error) {
 	if cfg.Progress == nil {
 		cfg.Progress = o.Log
 	}
+	cfg.Card = &ModelCard{Stage: "grpo", Base: o.Policy, Data: []string{fmt.Sprintf("%d checkable tasks", len(o.Tasks))},
+		What: fmt.Sprintf("GRPO: groups of %d sampled answers scored by programs, KL weight %g to the starting model", o.Group, o.Beta)}
 	return Run(ctx, cfg, t)
 }
 
@@ -326,8 +328,5 @@ func (t *grpoTask) AfterStep(int) { t.tmp.free() }
 func (t *grpoTask) Eval() (map[string]float64, error) { return map[string]float64{}, nil }
 
 func (t *grpoTask) Save(dir string) error {
-	if err := t.policy.Save(dir); err != nil {
-		return err
-	}
-	return t.tok.Save(dir)
+	return saveModel(dir, t.policy, t.tok)
 }

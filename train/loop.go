@@ -43,6 +43,7 @@ type Config struct {
 	Progress    io.Writer
 	Quiet       bool                         // no progress line
 	OnStep      func(step int, loss float64) `json:"-"` // called after each optimizer step (for UIs)
+	Card        *ModelCard                   `json:"-"` // the README.md model card each checkpoint writes (nil: none)
 
 	held *held // Out, locked and prepared by open
 }

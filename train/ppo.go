@@ -237,6 +237,8 @@ func PPO(ctx context.Context, o PPOOptions) (Result, error) {
 	if cfg.Progress == nil {
 		cfg.Progress = o.Log
 	}
+	cfg.Card = &ModelCard{Stage: "ppo", Base: o.Policy, Data: []string{fmt.Sprintf("%d prompts, scored by the reward model `%s`", len(t.prompts), o.Reward)},
+		What: fmt.Sprintf("PPO against a reward model with a KL penalty (beta %g) to the starting model; the value model is in value/, the policy's EMA in ema/", o.KLCoef)}
 	return Run(ctx, cfg, t)
 }
 
@@ -557,23 +559,14 @@ func (t *ppoTask) Eval() (map[string]float64, error) {
 // Save writes the policy (with its tokenizer), the value model in
 // OUT/value, the EMA in OUT/ema, and PPO's state.
 func (t *ppoTask) Save(dir string) error {
-	if err := t.policy.Save(dir); err != nil {
+	if err := saveModel(dir, t.policy, t.tok); err != nil {
 		return err
 	}
-	if err := t.tok.Save(dir); err != nil {
-		return err
-	}
-	if err := t.value.Save(filepath.Join(dir, "value")); err != nil {
-		return err
-	}
-	if err := t.tok.Save(filepath.Join(dir, "value")); err != nil {
+	if err := saveScorer(filepath.Join(dir, "value"), t.value, t.tok); err != nil {
 		return err
 	}
 	if t.ema != nil {
-		if err := t.ema.Save(filepath.Join(dir, "ema")); err != nil {
-			return err
-		}
-		if err := t.tok.Save(filepath.Join(dir, "ema")); err != nil {
+		if err := saveModel(filepath.Join(dir, "ema"), t.ema, t.tok); err != nil {
 			return err
 		}
 	}

@@ -147,6 +147,12 @@ func Pretrain(ctx context.Context, o PretrainOptions) (Result, error) {
 	if cfg.Progress == nil {
 		cfg.Progress = o.Log
 	}
+	data := o.Data
+	if len(data) == 0 {
+		data = []string{"golem's built-in corpus"}
+	}
+	cfg.Card = &ModelCard{Stage: "pretrain", Data: data, What: fmt.Sprintf("pretraining a %s of %d layers, %d heads, width %d, context %d (%.2fM parameters)",
+		m.Config.Arch, m.Config.Layers, m.Config.Heads, m.Config.Hidden, m.Config.Context, float64(nn.Count(m.Params()))/1e6)}
 	return Run(ctx, cfg, t)
 }
 
@@ -368,8 +374,5 @@ func (t *pretrainTask) Eval() (map[string]float64, error) {
 }
 
 func (t *pretrainTask) Save(dir string) error {
-	if err := t.model.Save(dir); err != nil {
-		return err
-	}
-	return t.tok.Save(dir)
+	return saveModel(dir, t.model, t.tok)
 }

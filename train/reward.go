@@ -187,6 +187,8 @@ func Reward(ctx context.Context, o RewardOptions) (Result, RewardReport, error) 
 	if cfg.Progress == nil {
 		cfg.Progress = o.Log
 	}
+	cfg.Card = &ModelCard{Stage: "reward", Base: o.Model, Data: []string{fmt.Sprintf("%d rankings or pairs (%d pairs), %d held out", len(t.train), pairs, len(t.val))},
+		What: "a reward model: the model with a scalar head, trained on ranked answers (Bradley-Terry)"}
 	res, err := Run(ctx, cfg, t)
 	return res, t.report, err
 }
@@ -390,8 +392,5 @@ func (t *rewardTask) Save(dir string) error {
 		t.s.Bias = 0
 	}
 	t.report.Bias = float64(t.s.Bias)
-	if err := t.s.Save(dir); err != nil {
-		return err
-	}
-	return t.tok.Save(dir)
+	return saveScorer(dir, t.s, t.tok)
 }

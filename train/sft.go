@@ -1,6 +1,7 @@
 package train
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -96,6 +97,7 @@ type sftTask struct {
 	lora   *gpt.LoRAConfig
 	prompt *nn.SoftPrompt
 	base   string // base model folder, for adapters' configs
+	out    string // the run's folder, where adapters are published
 
 	groups [][]int // packing: micro-batches of example indices, sorted by length
 	epoch  int
@@ -212,6 +214,8 @@ func SFT(ctx context.Context, o SFTOptions) (SFTResult, error) {
 		cfg.Progress = o.Log
 	}
 	t.accum = max(cfg.Accum, 1)
+	cfg.Card = &ModelCard{Stage: "sft", Base: cmp.Or(o.Model, t.base), Data: o.Data,
+		What: fmt.Sprintf("instruction tuning (%s; %d of %d parameters trained)", t.method, res.Trainable, res.Total)}
 	r, err := Run(ctx, cfg, t)
 	res.Result = r
 	if err != nil {
@@ -223,10 +227,7 @@ func SFT(ctx context.Context, o SFTOptions) (SFTResult, error) {
 	if o.Merge && !r.Interrupted {
 		res.Merged = filepath.Join(cfg.Out, "merged")
 		m.MergeLoRA()
-		if err := m.Save(res.Merged); err != nil {
-			return res, err
-		}
-		if err := t.tok.Save(res.Merged); err != nil {
+		if err := saveModel(res.Merged, m, t.tok); err != nil {
 			return res, err
 		}
 		fmt.Fprintf(o.Log, "merged model written to %s\n", res.Merged)
@@ -239,6 +240,7 @@ func SFT(ctx context.Context, o SFTOptions) (SFTResult, error) {
 func (t *sftTask) load(o SFTOptions, res *SFTResult) error {
 	be := o.Backend
 	cfg := o.Loop
+	t.out = cfg.Out
 	var err error
 	if cfg.Resume {
 		if t.tok, err = tokenizer.Load(cfg.Out); err != nil {
@@ -630,14 +632,29 @@ func (t *sftTask) Save(dir string) error {
 	var err error
 	switch {
 	case t.prompt != nil:
-		err = t.model.SavePromptTuning(dir, t.prompt, t.base)
+		err = t.model.SavePromptTuning(dir, t.prompt, t.baseFromOut())
 	case t.lora != nil:
-		err = t.model.SaveLoRA(dir, *t.lora, t.base)
+		err = t.model.SaveLoRA(dir, *t.lora, t.baseFromOut())
 	default:
-		err = t.model.Save(dir)
+		return saveModel(dir, t.model, t.tok)
 	}
 	if err != nil {
 		return err
 	}
-	return t.tok.Save(dir)
+	return t.tok.SaveForModel(dir, t.model.Config.Context)
+}
+
+// baseFromOut is the base model's folder relative to the adapter's, OUT
+// (gpt.ReadAdapterConfig resolves it against the adapter folder), so that
+// the pair can move together; the absolute path when that fails.
+func (t *sftTask) baseFromOut() string {
+	out, err1 := filepath.Abs(t.out)
+	base, err2 := filepath.Abs(t.base)
+	if err1 != nil || err2 != nil {
+		return t.base
+	}
+	if rel, err := filepath.Rel(out, base); err == nil {
+		return filepath.ToSlash(rel)
+	}
+	return base
 }

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"os"
 
 	"github.com/golem-ml/golem/eval"
-	"github.com/golem-ml/golem/generate"
 )
 
 func init() {
@@ -14,17 +12,14 @@ func init() {
 }
 
 func runChat(args []string) error {
-	fs := flag.NewFlagSet("chat", flag.ExitOnError)
+	fs := newFlags("chat", `printf "What is 12 + 7?\n" | golem chat --model out/sft --temperature 0`)
 	model := fs.String("model", "", "model folder or adapter folder (required)")
 	system := fs.String("system", "", "system message")
-	maxTokens := fs.Int("max-tokens", 256, "new tokens per answer at most")
-	temp := fs.Float64("temperature", 0.7, "sampling temperature (0 = greedy)")
-	topP := fs.Float64("top-p", 0.9, "nucleus sampling mass")
-	topK := fs.Int("top-k", 0, "keep the K most likely tokens (0 = all)")
-	rep := fs.Float64("repetition-penalty", 1.1, "penalty for tokens already present (1 = off)")
-	seed := fs.Uint64("seed", 0, "random seed")
+	sampling := addSamplingFlags(fs)
 	dev := addDeviceFlag(fs)
-	fs.Parse(args)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
 	be, err := dev.open()
 	if err != nil {
 		return err
@@ -32,7 +27,7 @@ func runChat(args []string) error {
 	if *model == "" {
 		return fmt.Errorf("chat: --model DIR is required")
 	}
-	gen := generate.Options{MaxTokens: *maxTokens, Temperature: *temp, TopP: *topP, TopK: *topK, RepetitionPenalty: *rep, Seed: *seed}
+	gen := sampling.options()
 	if err := gen.Validate(); err != nil {
 		return fmt.Errorf("chat: %w", err)
 	}

@@ -100,14 +100,14 @@ var stages = []stage{
 		return []string{"reward", "--model", f.sft, "--data", f.pairs, "--batch", "4", "--steps", "5", "--save-every", "1", tiny, "--out", out}
 	}, 5},
 	{"dpo", func(f *fixture, out string) []string {
-		return []string{"dpo", "--policy", f.sft, "--data", f.pairs, "--batch", "4", "--steps", "5", "--save-every", "1", tiny, "--out", out}
+		return []string{"dpo", "--model", f.sft, "--data", f.pairs, "--batch", "4", "--steps", "5", "--save-every", "1", tiny, "--out", out}
 	}, 5},
 	{"ppo", func(f *fixture, out string) []string {
-		return []string{"ppo", "--policy", f.sft, "--reward", f.rm, "--builtin-n", "8", "--batch", "4", "--minibatches", "2", "--epochs", "1",
+		return []string{"ppo", "--model", f.sft, "--reward", f.rm, "--builtin-n", "8", "--batch", "4", "--minibatches", "2", "--epochs", "1",
 			"--max-tokens", "8", "--target-kl", "1", "--kl-horizon", "20", "--steps", "4", "--save-every", "1", tiny, "--out", out}
 	}, 4},
 	{"grpo", func(f *fixture, out string) []string {
-		return []string{"grpo", "--policy", f.sft, "--builtin-n", "8", "--group", "2", "--prompts", "2", "--max-tokens", "8",
+		return []string{"grpo", "--model", f.sft, "--builtin-n", "8", "--group", "2", "--batch", "2", "--max-tokens", "8",
 			"--steps", "4", "--save-every", "1", tiny, "--out", out}
 	}, 4},
 }
@@ -452,8 +452,10 @@ func TestOutInUseRefused(t *testing.T) {
 	golemRun(t, f.cache, append(args, "--resume")...)
 }
 
-// Ctrl-C (SIGINT) stops a run at a step boundary with a checkpoint saved
-// and says so; the run resumes to the uninterrupted run's weights.
+// Ctrl-C (SIGINT) stops a run at a step boundary with a checkpoint saved,
+// says so and exits 130, so that a script's next stage does not start
+// from a half-trained model; the run resumes to the uninterrupted run's
+// weights.
 func TestInterruptSavesAndResumes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs real training processes")
@@ -473,10 +475,11 @@ func TestInterruptSavesAndResumes(t *testing.T) {
 			time.Sleep(2 * time.Millisecond)
 		}
 		cmd.Process.Signal(os.Interrupt)
-		if err := cmd.Wait(); err != nil {
-			t.Fatalf("interrupted run: %v\n%s", err, msg.String())
-		}
+		err := cmd.Wait()
 		if !strings.Contains(msg.String(), "interrupted at step ") {
+			if err != nil {
+				t.Fatalf("run: %v\n%s", err, msg.String())
+			}
 			if try == 5 {
 				t.Fatalf("the run ended before each of 5 interrupts:\n%s", msg.String())
 			}
@@ -485,8 +488,44 @@ func TestInterruptSavesAndResumes(t *testing.T) {
 		if !strings.Contains(msg.String(), "saved to "+out+" (continue with --resume)") {
 			t.Errorf("interrupted run says:\n%s", msg.String())
 		}
+		if code := cmd.ProcessState.ExitCode(); code != 130 {
+			t.Errorf("interrupted run exits %d, want 130 (after saving)\n%s", code, msg.String())
+		}
 		golemRun(t, f.cache, append(s.args(f, out), "--resume")...)
 		sameOutput(t, ref.out, out, s.steps)
+		return
+	}
+}
+
+// Ctrl-C stops golem demo with exit 130 and no report card of
+// half-trained models.
+func TestInterruptDemo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the demo")
+	}
+	for try := 0; ; try++ {
+		out := filepath.Join(t.TempDir(), "demo")
+		cmd := exec.Command(os.Args[0], "-test.run=^TestGolemChild$", "--", "demo", "--quick", "--threads", "1", "--out", out)
+		cmd.Env = append(os.Environ(), golemEnv+"=1")
+		var msg bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &msg, &msg
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(30 * time.Second); !hasCheckpoint(filepath.Join(out, "base")) && time.Now().Before(deadline); {
+			time.Sleep(2 * time.Millisecond)
+		}
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+		if _, err := os.Stat(filepath.Join(out, "report.md")); err == nil {
+			if try == 5 {
+				t.Fatalf("the demo wrote its report card after each of 5 interrupts (or ended before them):\n%s", msg.String())
+			}
+			continue
+		}
+		if code := cmd.ProcessState.ExitCode(); code != 130 || !strings.Contains(msg.String(), "interrupted: the stages' models are in "+out) {
+			t.Fatalf("interrupted demo: exit %d, want 130 and the message\n%s", code, msg.String())
+		}
 		return
 	}
 }

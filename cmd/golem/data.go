@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"slices"
@@ -22,18 +21,17 @@ func (f *fileList) String() string     { return strings.Join(*f, ",") }
 func (f *fileList) Set(v string) error { *f = append(*f, v); return nil }
 
 func runDataInspect(args []string) error {
-	fs := flag.NewFlagSet("data inspect", flag.ContinueOnError)
+	fs := newFlags("data inspect", `golem data inspect --data train.jsonl --show 2`)
 	var files fileList
 	fs.Var(&files, "data", "data file: JSON array or JSON lines, optionally .gz (repeat for several)")
 	format := fs.String("format", "", "force the format: "+formatNames()+" (default: detect from the first record)")
 	show := fs.Int("show", 1, "number of examples to print")
-	if err := fs.Parse(args); err != nil {
+	if err := parseWithArgs(fs, args); err != nil {
 		return err
 	}
 	files = append(files, fs.Args()...)
 	if len(files) == 0 {
-		fs.Usage()
-		return errors.New("data inspect: need --data FILE")
+		return usageError{errors.New("data inspect: need --data FILE (golem data inspect --help)")}
 	}
 	ds, err := data.ReadAll(files, data.ReadOptions{Format: data.Format(*format)})
 	if err != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -16,13 +15,15 @@ func init() {
 }
 
 func runDemo(args []string) error {
-	fs := flag.NewFlagSet("demo", flag.ExitOnError)
+	fs := newFlags("demo", `golem demo --quick --out /tmp/golem-demo`)
 	out := fs.String("out", "", "folder for the models and the report (default: golem-demo-DATE-TIME)")
 	quick := fs.Bool("quick", false, "a few steps of each stage: checks that everything runs, in seconds")
-	seed := fs.Uint64("seed", 1, "random seed")
+	seed := fs.Uint64("seed", defaultSeed, "random seed (README's numbers are from --seed 1)")
 	reuse := fs.Bool("reuse", false, "keep the base and SFT models an earlier run left in --out")
 	dev := addDeviceFlag(fs)
-	fs.Parse(args)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
 	newBackend, err := dev.perStage()
 	if err != nil {
 		return err
@@ -33,6 +34,10 @@ func runDemo(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	res, err := train.Demo(ctx, train.DemoOptions{NewBackend: newBackend, Out: *out, Quick: *quick, Seed: *seed, Reuse: *reuse})
+	if ctx.Err() != nil { // Ctrl-C: each stage saved where it stopped; no report card of half-trained models
+		fmt.Fprintf(os.Stderr, "interrupted: the stages' models are in %s (no report card)\n", *out)
+		return errInterrupted
+	}
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -15,8 +14,8 @@ func init() {
 }
 
 func runDPO(args []string) error {
-	fs := flag.NewFlagSet("dpo", flag.ExitOnError)
-	policy := fs.String("policy", "", "the SFT model: the policy's start and the frozen reference (required)")
+	fs := newFlags("dpo", `golem dpo --model out/sft --data preferences.jsonl --out out/dpo`)
+	policy := fs.String("model", "", "the SFT model: the policy's start and the frozen reference (required)")
 	dataPath := fs.String("data", "", "preference pairs or rankings (required)")
 	heldout := fs.String("heldout", "", "held-out pairs (default: --heldout-frac of the prompts of --data)")
 	frac := fs.Float64("heldout-frac", 0.1, "share of prompts held out when --heldout is not given")
@@ -26,14 +25,17 @@ func runDPO(args []string) error {
 	batch := fs.Int("batch", 8, "pairs per micro-batch")
 	truncate := fs.Bool("truncate", false, "keep the end of conversations longer than the context instead of failing")
 	lf := addLoopFlags(fs, 200, 5e-7)
+	alias(fs, "policy", "model")
 	dev := addDeviceFlag(fs)
-	fs.Parse(args)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
 	be, err := dev.open()
 	if err != nil {
 		return err
 	}
 	if *lf.out == "" || *policy == "" || *dataPath == "" {
-		return fmt.Errorf("dpo: --policy DIR, --data FILE and --out DIR are required")
+		return fmt.Errorf("dpo: --model DIR, --data FILE and --out DIR are required")
 	}
 	ex, err := readExamples(*dataPath, *format)
 	if err != nil {
@@ -50,8 +52,7 @@ func runDPO(args []string) error {
 	if err != nil {
 		return err
 	}
-	interrupted(res, *lf.out)
 	fmt.Printf("policy saved to %s (%d steps, %.0fs)\n", *lf.out, res.Step, res.Seconds)
 	fmt.Printf("loss=%.4f val_accuracy=%s val_margin=%s\n", res.Loss, metric(res.Eval, "val_accuracy"), metric(res.Eval, "val_margin"))
-	return nil
+	return interrupted(res.Interrupted, res.Step, *lf.out)
 }

@@ -35,11 +35,13 @@ func newEvalFlags(fs *flag.FlagSet, dataHelp string) evalFlags {
 }
 
 func runEvalMC(args []string) error {
-	fs := flag.NewFlagSet("eval mc", flag.ExitOnError)
+	fs := newFlags("eval mc", `golem eval mc --model out/sft --data ../shared/data/eval/openbookqa_test.jsonl --limit 100`)
 	f := newEvalFlags(fs, "data set: .jsonl (ARC/OpenBookQA), .txt or .bz2 (HellaSwag), .csv or folder (CMMLU) (required)")
 	format := fs.String("format", "", "force the layout: arc, hellaswag or cmmlu")
 	tokens := fs.Int("batch-tokens", 4096, "tokens per forward pass")
-	fs.Parse(args)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
 	be, err := f.device.open()
 	if err != nil {
 		return err
@@ -75,14 +77,16 @@ func runEvalMC(args []string) error {
 }
 
 func runEvalGen(args []string) error {
-	fs := flag.NewFlagSet("eval gen", flag.ExitOnError)
+	fs := newFlags("eval gen", `golem eval gen --model out/sft --data ../shared/data/eval/gsm8k_test.jsonl --shots 4 --cot`)
 	f := newEvalFlags(fs, "GSM8K-style JSON lines {question, answer ending in #### FINAL} (required)")
 	cot := fs.Bool("cot", false, "chain of thought: shots show their reasoning and the answer starts \"Let's think step by step.\"")
 	chat := fs.Bool("chat", false, "ask through the chat template")
 	maxTokens := fs.Int("max-tokens", 0, "new tokens per answer (default 256 with --cot, else 32)")
 	batch := fs.Int("batch", 16, "questions decoded together")
 	show := fs.Int("show", 0, "print the first N answers")
-	fs.Parse(args)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
 	be, err := f.device.open()
 	if err != nil {
 		return err
@@ -127,18 +131,20 @@ func runEvalGen(args []string) error {
 }
 
 func runEvalTasks(args []string) error {
-	fs := flag.NewFlagSet("eval tasks", flag.ExitOnError)
+	fs := newFlags("eval tasks", `golem eval tasks --model out/sft --n 200 --json results.json`)
 	model := fs.String("model", "", "model or adapter folder (required)")
 	n := fs.Int("n", 200, "held-out tasks to answer")
 	lang := fs.String("lang", "en", "en, zh or mix")
 	kinds := fs.String("kinds", "", "comma-separated task kinds (default: all): "+strings.Join(synth.Kinds(), ", "))
-	seed := fs.Int64("seed", 2024, "which held-out tasks")
+	seed := fs.Int64("seed", defaultSeed, "which held-out tasks")
 	maxTokens := fs.Int("max-tokens", 128, "new tokens per answer")
 	batch := fs.Int("batch", 16, "tasks decoded together")
 	show := fs.Int("show", 0, "print the first N answers")
 	jsonOut := fs.String("json", "", "append the result to this JSON file")
 	dev := addDeviceFlag(fs)
-	fs.Parse(args)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
 	be, err := dev.open()
 	if err != nil {
 		return err

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"os"
 
@@ -13,12 +12,14 @@ func init() {
 }
 
 func runEvalPPL(args []string) error {
-	fs := flag.NewFlagSet("eval ppl", flag.ExitOnError)
+	fs := newFlags("eval ppl", `golem eval ppl --model out/base --data valid.txt`)
 	model := fs.String("model", "", "model folder (required)")
 	data := fs.String("data", "", "text file (required)")
 	batch := fs.Int("batch", 8, "sequences per forward pass")
 	dev := addDeviceFlag(fs)
-	fs.Parse(args)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
 	be, err := dev.open()
 	if err != nil {
 		return err

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 
@@ -18,11 +17,13 @@ func runExport(args []string) error {
 	if exportFormat(args) != "" {
 		return runExportGGUF(args)
 	}
-	fs := flag.NewFlagSet("export", flag.ExitOnError)
+	fs := newFlags("export", `golem export --db sqlite:labels.db --kind preferences --out preferences.jsonl`)
 	db := fs.String("db", "", "the store golem serve --db wrote: sqlite:FILE or a postgres:// URL (required)")
 	kind := fs.String("kind", "", "sft (demonstrations), rankings, or preferences (every ranked pair) (required)")
 	out := fs.String("out", "", "output file (required)")
-	fs.Parse(args)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
 	if *db == "" {
 		return fmt.Errorf("export: --db is required: the store to read (sqlite:FILE or a postgres:// URL)")
 	}

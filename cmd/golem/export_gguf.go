@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -30,13 +29,15 @@ func exportFormat(args []string) string {
 // runExportGGUF is golem export --format gguf: a model folder as one GGUF
 // file for llama.cpp and Ollama.
 func runExportGGUF(args []string) error {
-	fs := flag.NewFlagSet("export --format gguf", flag.ExitOnError)
+	fs := newFlags("export", `golem export --format gguf --model out/sft --out sft.gguf --type q8_0`)
 	format := fs.String("format", "gguf", "gguf: a model folder as one GGUF file (llama.cpp, Ollama)")
 	model := fs.String("model", "", "model folder: config.json, model.safetensors, tokenizer.json (gpt2, llama or qwen2) (required)")
 	out := fs.String("out", "", "the GGUF file to write (required)")
 	typ := fs.String("type", "f16", "type of the weight matrices: f32, f16, bf16, q8_0 or q4_0 (norms and biases stay f32)")
 	name := fs.String("name", "", "general.name in the file (default: the folder's name)")
-	fs.Parse(args)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
 	if *format != "gguf" {
 		return fmt.Errorf("export: --format %q: the formats are gguf (a model) and, without --format, the store's labels as JSONL", *format)
 	}

@@ -32,21 +32,43 @@ func loadModel(be backend.Backend, dir string) (*gpt.Model, *tokenizer.Tokenizer
 	return m, tok, nil
 }
 
+// samplingFlags are the sampling flags of generate and chat, with one set
+// of defaults: Ollama's (temperature 0.8, top-k 40, top-p 0.9, repetition
+// penalty 1.1).
+type samplingFlags struct {
+	maxTokens, topK     *int
+	temp, topP, penalty *float64
+	seed                *uint64
+}
+
+func addSamplingFlags(fs *flag.FlagSet) samplingFlags {
+	return samplingFlags{
+		maxTokens: fs.Int("max-tokens", 256, "new tokens at most (per answer)"),
+		temp:      fs.Float64("temperature", 0.8, "sampling temperature (0 = greedy)"),
+		topK:      fs.Int("top-k", 40, "keep the K most likely tokens (0 = all)"),
+		topP:      fs.Float64("top-p", 0.9, "nucleus sampling mass (1 = all)"),
+		penalty:   fs.Float64("repetition-penalty", 1.1, "penalty for tokens already present (1 = off)"),
+		seed:      fs.Uint64("seed", defaultSeed, "random seed"),
+	}
+}
+
+func (s samplingFlags) options() generate.Options {
+	return generate.Options{MaxTokens: *s.maxTokens, Temperature: *s.temp, TopK: *s.topK, TopP: *s.topP,
+		RepetitionPenalty: *s.penalty, Seed: *s.seed}
+}
+
 func runGenerate(args []string) error {
-	fs := flag.NewFlagSet("generate", flag.ExitOnError)
+	fs := newFlags("generate", `golem generate --model out/shakespeare --prompt "ROMEO:" --max-tokens 200`)
 	model := fs.String("model", "", "model folder (required)")
 	prompt := fs.String("prompt", "", "text to continue")
-	maxTokens := fs.Int("max-tokens", 256, "new tokens at most")
-	temp := fs.Float64("temperature", 0.8, "sampling temperature (0 = greedy)")
-	topK := fs.Int("top-k", 0, "keep the K most likely tokens (0 = all)")
-	topP := fs.Float64("top-p", 1, "nucleus sampling mass (1 = all)")
-	rep := fs.Float64("repetition-penalty", 1, "penalty for tokens already present (1 = off)")
+	sampling := addSamplingFlags(fs)
 	var stop listFlag
 	fs.Var(&stop, "stop", "stop string (repeatable)")
-	seed := fs.Uint64("seed", 0, "random seed")
 	n := fs.Int("n", 1, "samples to draw (decoded as one batch)")
 	dev := addDeviceFlag(fs)
-	fs.Parse(args)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
 	be, err := dev.open()
 	if err != nil {
 		return err
@@ -54,7 +76,8 @@ func runGenerate(args []string) error {
 	if *model == "" {
 		return fmt.Errorf("generate: --model DIR is required")
 	}
-	o := generate.Options{MaxTokens: *maxTokens, Temperature: *temp, TopK: *topK, TopP: *topP, RepetitionPenalty: *rep, Stop: stop, Seed: *seed}
+	o := sampling.options()
+	o.Stop = stop
 	if err := o.Validate(); err != nil {
 		return err
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -17,26 +16,31 @@ func init() {
 }
 
 func runGRPO(args []string) error {
-	fs := flag.NewFlagSet("grpo", flag.ExitOnError)
-	policy := fs.String("policy", "", "the SFT model: the policy's start and the frozen reference (required)")
-	tasks := fs.String("tasks", "builtin", `checkable tasks: "builtin", or a JSONL file written by golem's synth.WriteTasks`)
+	fs := newFlags("grpo", `golem grpo --model out/sft --data builtin --out out/grpo`)
+	policy := fs.String("model", "", "the SFT model: the policy's start and the frozen reference (required)")
+	tasks := fs.String("data", "builtin", `checkable tasks: "builtin", or a JSONL file written by golem's synth.WriteTasks`)
 	nBuiltin := fs.Int("builtin-n", 2000, "built-in tasks to use")
 	rewards := fs.String("rewards", "correct,format", "reward functions, summed: correct, format, task")
 	group := fs.Int("group", 8, "answers sampled per prompt")
-	prompts := fs.Int("prompts", 4, "prompts per micro-batch")
+	prompts := fs.Int("batch", 4, "prompts per micro-batch (each sampled --group times)")
 	beta := fs.Float64("beta", 0.04, "KL weight (negative = off)")
 	clipRange := fs.Float64("clip-range", 0.2, "ratio clip")
 	maxTok := fs.Int("max-tokens", 64, "new tokens per answer")
 	temp := fs.Float64("temperature", 1, "sampling temperature")
 	lf := addLoopFlags(fs, 100, 1e-6)
+	alias(fs, "policy", "model")
+	alias(fs, "tasks", "data")
+	alias(fs, "prompts", "batch")
 	dev := addDeviceFlag(fs)
-	fs.Parse(args)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
 	be, err := dev.open()
 	if err != nil {
 		return err
 	}
 	if *lf.out == "" || *policy == "" {
-		return fmt.Errorf("grpo: --policy DIR and --out DIR are required")
+		return fmt.Errorf("grpo: --model DIR and --out DIR are required")
 	}
 	var ts []synth.Task
 	if *tasks == "builtin" {
@@ -62,7 +66,6 @@ func runGRPO(args []string) error {
 	if err != nil {
 		return err
 	}
-	interrupted(res, *lf.out)
 	fmt.Printf("policy saved to %s (%d steps, %.0fs)\n", *lf.out, res.Step, res.Seconds)
-	return nil
+	return interrupted(res.Interrupted, res.Step, *lf.out)
 }

@@ -6,6 +6,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"sort"
@@ -27,54 +28,67 @@ func register(name, summary string, run func(args []string) error) {
 	commands[name] = command{name: name, summary: summary, run: run}
 }
 
-func usage() {
-	fmt.Fprintln(os.Stderr, "usage: golem COMMAND [flags]\n\ncommands:")
-	names := make([]string, 0, len(commands))
-	for n := range commands {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(os.Stderr, "  %-22s %s\n", n, commands[n].summary)
-	}
+func main() {
+	os.Exit(run(os.Args[1:]))
 }
 
-func main() {
-	args := os.Args[1:]
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		usage()
-		os.Exit(2)
+// run runs the command line args and returns the exit status: 0, 1 when
+// the command failed, 2 when the command line is wrong, 130 when Ctrl-C
+// stopped a training run (after it saved).
+func run(args []string) int {
+	if len(args) == 0 {
+		printCommands(os.Stderr, "")
+		return 2
+	}
+	if isHelp(args[0]) {
+		if len(args) == 1 {
+			printCommands(os.Stdout, "")
+			return 0
+		}
+		// golem help CMD: the command's usage, as golem CMD --help.
+		return run(append(append([]string{}, args[1:]...), "--help"))
 	}
 	// Longest match first: "tokenizer train" before "tokenizer".
 	if len(args) >= 2 {
 		if c, ok := commands[args[0]+" "+args[1]]; ok {
-			exit(c.run(args[2:]))
-			return
+			return exit(c.run(args[2:]))
 		}
 	}
-	c, ok := commands[args[0]]
-	if !ok {
-		var sub []string
-		for n := range commands {
-			if strings.HasPrefix(n, args[0]+" ") {
-				sub = append(sub, strings.TrimPrefix(n, args[0]+" "))
-			}
-		}
-		if len(sub) > 0 {
-			sort.Strings(sub)
-			fmt.Fprintf(os.Stderr, "golem %s: need a subcommand: %s\n", args[0], strings.Join(sub, ", "))
-		} else {
-			fmt.Fprintf(os.Stderr, "golem: unknown command %q\n", args[0])
-			usage()
-		}
-		os.Exit(2)
+	if c, ok := commands[args[0]]; ok {
+		return exit(c.run(args[1:]))
 	}
-	exit(c.run(args[1:]))
+	var sub []string
+	for n := range commands {
+		if strings.HasPrefix(n, args[0]+" ") {
+			sub = append(sub, strings.TrimPrefix(n, args[0]+" "))
+		}
+	}
+	switch {
+	case len(sub) > 0 && len(args) >= 2 && isHelp(args[1]):
+		printCommands(os.Stdout, args[0])
+		return 0
+	case len(sub) > 0:
+		sort.Strings(sub)
+		fmt.Fprintf(os.Stderr, "golem %s: need a subcommand: %s\n", args[0], strings.Join(sub, ", "))
+	default:
+		fmt.Fprintf(os.Stderr, "golem: unknown command %q\n", args[0])
+		printCommands(os.Stderr, "")
+	}
+	return 2
 }
 
-func exit(err error) {
-	if err != nil {
+// exit reports a command's error and returns its exit status.
+func exit(err error) int {
+	var ue usageError
+	switch {
+	case err == nil, errors.Is(err, errHelp), errors.Is(err, errParsed):
+		return 0
+	case errors.Is(err, errInterrupted):
+		return 130
+	case errors.As(err, &ue):
 		fmt.Fprintln(os.Stderr, "golem:", err)
-		os.Exit(1)
+		return 2
 	}
+	fmt.Fprintln(os.Stderr, "golem:", err)
+	return 1
 }

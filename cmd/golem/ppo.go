@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -44,10 +43,10 @@ func readPrompts(path string, n int, seed uint64) ([]data.Example, error) {
 }
 
 func runPPO(args []string) error {
-	fs := flag.NewFlagSet("ppo", flag.ExitOnError)
-	policy := fs.String("policy", "", "the SFT model: the policy's start and the frozen reference (required)")
+	fs := newFlags("ppo", `golem ppo --model out/sft --reward out/rm --data builtin --out out/ppo`)
+	policy := fs.String("model", "", "the SFT model: the policy's start and the frozen reference (required)")
 	reward := fs.String("reward", "", "the reward model (required)")
-	prompts := fs.String("prompts", "builtin", `prompts: a data file with prompts, or "builtin"`)
+	prompts := fs.String("data", "builtin", `prompts: a data file with prompts (or a store: sqlite:FILE, postgres://...), or "builtin"`)
 	nBuiltin := fs.Int("builtin-n", 2000, "built-in prompts to use")
 	ptx := fs.String("ptx", "", "pretraining text file for PPO-ptx")
 	ptxCoef := fs.Float64("ptx-coef", 1, "weight of the pretraining loss (with --ptx)")
@@ -56,8 +55,8 @@ func runPPO(args []string) error {
 	epochs := fs.Int("epochs", 2, "passes over each rollout")
 	maxTok := fs.Int("max-tokens", 64, "new tokens per answer")
 	temp := fs.Float64("temperature", 1, "rollout sampling temperature")
-	kl := fs.Float64("kl-coef", 0.02, "KL penalty per token (beta)")
-	target := fs.Float64("target-kl", 0, "adapt beta toward this KL per answer (0 = fixed beta)")
+	kl := fs.Float64("beta", 0.02, "KL penalty per token")
+	target := fs.Float64("target-kl", 0, "adapt --beta toward this KL per answer (0 = fixed --beta)")
 	horizon := fs.Int("kl-horizon", 10000, "adaptive KL controller horizon, in samples")
 	clipRange := fs.Float64("clip-range", 0.2, "policy ratio clip")
 	vclip := fs.Float64("value-clip", 0.2, "value clip")
@@ -67,14 +66,19 @@ func runPPO(args []string) error {
 	rclip := fs.Float64("reward-clip", 10, "clip reward-model scores to ±this")
 	ema := fs.Float64("ema", 0.99, "EMA decay of the policy, saved in OUT/ema (negative = off)")
 	lf := addLoopFlags(fs, 100, 1e-5)
+	alias(fs, "policy", "model")
+	alias(fs, "prompts", "data")
+	alias(fs, "kl-coef", "beta")
 	dev := addDeviceFlag(fs)
-	fs.Parse(args)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
 	be, err := dev.open()
 	if err != nil {
 		return err
 	}
 	if *lf.out == "" || *policy == "" || *reward == "" {
-		return fmt.Errorf("ppo: --policy DIR, --reward DIR and --out DIR are required")
+		return fmt.Errorf("ppo: --model DIR, --reward DIR and --out DIR are required")
 	}
 	ex, err := readPrompts(*prompts, *nBuiltin, *lf.seed)
 	if err != nil {
@@ -98,11 +102,10 @@ func runPPO(args []string) error {
 	if err != nil {
 		return err
 	}
-	interrupted(res, *lf.out)
 	fmt.Printf("policy saved to %s (value model in value/, EMA in ema/; %d steps, %.0fs)\n", *lf.out, res.Step, res.Seconds)
 	// kl is k1 (log pi - log ref summed over an answer, what the penalty
 	// and the controller use; it can be negative on a rollout), kl_k3 the
 	// same KL by k3, never negative.
 	fmt.Printf("reward=%s kl=%s kl_k3=%s\n", metric(res.Eval, "reward"), metric(res.Eval, "kl"), metric(res.Eval, "kl_k3"))
-	return nil
+	return interrupted(res.Interrupted, res.Step, *lf.out)
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -32,7 +31,7 @@ func presetNames() string {
 }
 
 func runPretrain(args []string) error {
-	fs := flag.NewFlagSet("pretrain", flag.ExitOnError)
+	fs := newFlags("pretrain", `golem pretrain --config baby --out out/base`)
 	var data listFlag
 	fs.Var(&data, "data", "text file, folder, glob or JSONL with \"text\" (repeatable; default: golem's built-in corpus)")
 	config := fs.String("config", "baby", "named recipe: "+presetNames())
@@ -40,28 +39,33 @@ func runPretrain(args []string) error {
 	vocab := fs.Int("vocab-size", 4096, "vocabulary size when training a BPE")
 	out := fs.String("out", "", "model folder to write (required)")
 	resume := fs.Bool("resume", false, resumeHelp)
-	// Every field of the recipe can be overridden.
-	arch := fs.String("arch", "", "gpt2 or llama (default: the recipe's)")
-	layers := fs.Int("layers", 0, "transformer blocks")
-	heads := fs.Int("heads", 0, "attention heads")
-	kvHeads := fs.Int("kv-heads", 0, "key/value heads (llama)")
-	hidden := fs.Int("hidden", 0, "model width")
-	block := fs.Int("block", 0, "tokens per sequence")
-	batch := fs.Int("batch", 0, "sequences per micro-batch")
-	steps := fs.Int("steps", 0, "optimizer steps")
-	accum := fs.Int("accum", 0, "micro-batches per step")
-	lr := fs.Float64("lr", 0, "peak learning rate")
-	minLR := fs.Float64("min-lr", 0, "final learning rate")
-	warmup := fs.Int("warmup", -1, "warmup steps")
-	wd := fs.Float64("weight-decay", -1, "weight decay (matrices only)")
-	clip := fs.Float64("clip", -1, "gradient-norm clip (0 = off)")
-	dropout := fs.Float64("dropout", -1, "dropout")
-	evalEvery := fs.Int("eval-every", -1, "evaluate every N steps")
-	evalIters := fs.Int("eval-iters", 0, "batches per evaluation")
-	saveEvery := fs.Int("save-every", -1, saveEveryHelp+" (default: the recipe's)")
-	seed := fs.Uint64("seed", 1337, "random seed")
+	// Every field of the recipe can be overridden; the help shows the
+	// default recipe's value.
+	baby := train.Presets()["baby"]
+	rd := func(v any) string { return fmt.Sprintf(" (default: the --config recipe's; baby: %v)", v) }
+	arch := fs.String("arch", "", "gpt2 or llama"+rd(baby.Model.Arch))
+	layers := fs.Int("layers", 0, "transformer blocks"+rd(baby.Model.Layers))
+	heads := fs.Int("heads", 0, "attention heads"+rd(baby.Model.Heads))
+	kvHeads := fs.Int("kv-heads", 0, "key/value heads, llama (default: --heads)")
+	hidden := fs.Int("hidden", 0, "model width"+rd(baby.Model.Hidden))
+	block := fs.Int("block", 0, "tokens per sequence"+rd(baby.Block))
+	batch := fs.Int("batch", 0, "sequences per micro-batch"+rd(baby.Batch))
+	steps := fs.Int("steps", 0, "optimizer steps"+rd(baby.Loop.Steps))
+	accum := fs.Int("accum", 0, "micro-batches per step (default: the --config recipe's; baby: 1)")
+	lr := fs.Float64("lr", 0, "peak learning rate"+rd(baby.Loop.LR))
+	minLR := fs.Float64("min-lr", 0, "final learning rate"+rd(baby.Loop.MinLR))
+	warmup := fs.Int("warmup", 0, "warmup steps"+rd(baby.Loop.Warmup))
+	wd := fs.Float64("weight-decay", 0, "weight decay, matrices only"+rd(baby.Loop.WeightDecay))
+	clip := fs.Float64("clip", 0, "gradient-norm clip, 0 = off"+rd(baby.Loop.Clip))
+	dropout := fs.Float64("dropout", 0, "dropout"+rd(baby.Model.Dropout))
+	evalEvery := fs.Int("eval-every", 0, "evaluate every N steps, 0 = at the end"+rd(baby.Loop.EvalEvery))
+	evalIters := fs.Int("eval-iters", 0, "batches per evaluation"+rd(baby.EvalIters))
+	saveEvery := fs.Int("save-every", 0, "also checkpoint every N steps into OUT/trainer/step-N, 0 = at the end and on Ctrl-C"+rd(baby.Loop.SaveEvery))
+	seed := fs.Uint64("seed", defaultSeed, "random seed")
 	dev := addDeviceFlag(fs)
-	fs.Parse(args)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
 	be, err := dev.open()
 	if err != nil {
 		return err
@@ -110,22 +114,24 @@ func runPretrain(args []string) error {
 	if *minLR > 0 {
 		p.Loop.MinLR = *minLR
 	}
-	if *warmup >= 0 {
+	// These may be set to 0, so the recipe's value stays unless the flag
+	// is given.
+	if isSet(fs, "warmup") {
 		p.Loop.Warmup = *warmup
 	}
-	if *wd >= 0 {
+	if isSet(fs, "weight-decay") {
 		p.Loop.WeightDecay = *wd
 	}
-	if *clip >= 0 {
+	if isSet(fs, "clip") {
 		p.Loop.Clip = *clip
 	}
-	if *dropout >= 0 {
+	if isSet(fs, "dropout") {
 		m.Dropout = float32(*dropout)
 	}
-	if *evalEvery >= 0 {
+	if isSet(fs, "eval-every") {
 		p.Loop.EvalEvery = *evalEvery
 	}
-	if *saveEvery >= 0 {
+	if isSet(fs, "save-every") {
 		p.Loop.SaveEvery = *saveEvery
 	}
 	p.Loop.Seed, p.Loop.Out, p.Loop.Resume = *seed, *out, *resume
@@ -135,10 +141,7 @@ func runPretrain(args []string) error {
 	if err != nil {
 		return err
 	}
-	if res.Interrupted {
-		fmt.Fprintf(os.Stderr, "interrupted at step %d: saved to %s (continue with --resume)\n", res.Step, *out)
-	}
 	fmt.Printf("model saved to %s (%d steps, %.0fs)\n", *out, res.Step, res.Seconds)
 	fmt.Printf("val_loss=%.4f\n", res.Eval["val_loss"])
-	return nil
+	return interrupted(res.Interrupted, res.Step, *out)
 }

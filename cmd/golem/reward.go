@@ -37,7 +37,7 @@ func addLoopFlags(fs *flag.FlagSet, steps int, lr float64) loopFlags {
 		warmup: fs.Int("warmup", 0, "warmup steps"), evalEvery: fs.Int("eval-every", 0, "evaluate every N steps (0 = at the end)"),
 		saveEvery: fs.Int("save-every", 0, saveEveryHelp),
 		lr:        fs.Float64("lr", lr, "peak learning rate"), clip: fs.Float64("clip", 1, "gradient-norm clip (0 = off)"),
-		seed: fs.Uint64("seed", 1, "random seed"), out: fs.String("out", "", "output folder (required)"),
+		seed: fs.Uint64("seed", defaultSeed, "random seed"), out: fs.String("out", "", "output folder (required)"),
 		resume: fs.Bool("resume", false, resumeHelp),
 	}
 }
@@ -61,14 +61,19 @@ func readExamples(path string, format string) ([]data.Example, error) {
 	return ds.Examples, nil
 }
 
-func interrupted(res train.Result, out string) {
-	if res.Interrupted {
-		fmt.Fprintf(os.Stderr, "interrupted at step %d: saved to %s (continue with --resume)\n", res.Step, out)
+// interrupted returns errInterrupted (exit 130) when Ctrl-C stopped the
+// run, after telling how to continue it: the run saved, but a script
+// running the next stage must not go on with a half-trained model.
+func interrupted(stopped bool, step int, out string) error {
+	if !stopped {
+		return nil
 	}
+	fmt.Fprintf(os.Stderr, "interrupted at step %d: saved to %s (continue with --resume)\n", step, out)
+	return errInterrupted
 }
 
 func runReward(args []string) error {
-	fs := flag.NewFlagSet("reward", flag.ExitOnError)
+	fs := newFlags("reward", `golem reward --model out/sft --data rankings.jsonl --out out/rm`)
 	model := fs.String("model", "", "the SFT model the reward model starts from (required)")
 	dataPath := fs.String("data", "", "preference pairs or rankings (TRL, HH, LLaMA-Factory, {prompt, completions, ranking}) (required)")
 	heldout := fs.String("heldout", "", "held-out comparisons (default: --heldout-frac of the prompts of --data)")
@@ -80,7 +85,9 @@ func runReward(args []string) error {
 	freezeEmb := fs.Bool("freeze-embeddings", false, "keep the starting model's token and position embeddings")
 	lf := addLoopFlags(fs, 200, 1e-5)
 	dev := addDeviceFlag(fs)
-	fs.Parse(args)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
 	be, err := dev.open()
 	if err != nil {
 		return err
@@ -107,10 +114,9 @@ func runReward(args []string) error {
 	if err != nil {
 		return err
 	}
-	interrupted(res, *lf.out)
 	fmt.Printf("reward model saved to %s (%d steps, %.0fs)\n", *lf.out, res.Step, res.Seconds)
 	// With no held-out pairs, Eval has no accuracy: it prints n/a.
 	fmt.Printf("heldout_pairs=%d accuracy=%s margin=%s length_corr=%s offset=%.4f\n", rep.Pairs,
 		metric(res.Eval, "accuracy"), metric(res.Eval, "margin"), metric(res.Eval, "length_corr"), rep.Bias)
-	return nil
+	return interrupted(res.Interrupted, res.Step, *lf.out)
 }

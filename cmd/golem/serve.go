@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -17,7 +16,7 @@ func init() {
 }
 
 func runServe(args []string) error {
-	fs := flag.NewFlagSet("serve", flag.ExitOnError)
+	fs := newFlags("serve", `golem serve --model out/sft --db sqlite:labels.db`)
 	var models listFlag
 	fs.Var(&models, "model", "model folder, or NAME=DIR (repeatable; the id is the folder's name)")
 	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on")
@@ -36,7 +35,9 @@ func runServe(args []string) error {
 	fs.BoolVar(&o.SecureCookies, "secure-cookies", false, "mark the session cookie Secure: set it when HTTPS (a TLS proxy) is in front")
 	bodyMiB := fs.Int64("body-memory", 64, "MiB of request bodies read and handled at once; more is a 429")
 	dev := addDeviceFlag(fs)
-	fs.Parse(args)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
 	o.BodyMemory = *bodyMiB << 20
 	be, err := dev.open()
 	if err != nil {

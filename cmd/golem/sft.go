@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -19,7 +18,7 @@ func init() {
 }
 
 func runSFT(args []string) error {
-	fs := flag.NewFlagSet("sft", flag.ExitOnError)
+	fs := newFlags("sft", `golem sft --model out/base --data builtin --out out/sft`)
 	model := fs.String("model", "", "base model folder (required unless --resume)")
 	var files, evalFiles listFlag
 	fs.Var(&files, "data", `data file (any format golem reads: TRL, Alpaca, ShareGPT, ...) or "builtin" for golem's instruction tasks (repeatable)`)
@@ -47,11 +46,13 @@ func runSFT(args []string) error {
 	clip := fs.Float64("clip", 1, "gradient-norm clip (0 = off)")
 	evalEvery := fs.Int("eval-every", 0, "evaluate every N steps (0 = at the end)")
 	saveEvery := fs.Int("save-every", 0, saveEveryHelp)
-	seed := fs.Uint64("seed", 1337, "random seed")
+	seed := fs.Uint64("seed", defaultSeed, "random seed")
 	builtinN := fs.Int("builtin-n", 2000, "built-in tasks to train on")
 	lang := fs.String("lang", "en", "built-in tasks' language: en, zh or mix")
 	dev := addDeviceFlag(fs)
-	fs.Parse(args)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
 	be, err := dev.open()
 	if err != nil {
 		return err
@@ -95,13 +96,10 @@ func runSFT(args []string) error {
 	if err != nil {
 		return err
 	}
-	if res.Interrupted {
-		fmt.Fprintf(os.Stderr, "interrupted at step %d: saved to %s (continue with --resume)\n", res.Step, *out)
-	}
 	fmt.Printf("%s: saved to %s (%d steps, %.0fs, %.0f tokens/s)\n", res.Method, *out, res.Step, res.Seconds, res.TokensPerSecond)
 	fmt.Printf("trainable=%d total=%d truncated=%d\n", res.Trainable, res.Total, res.Truncated)
 	if v, ok := res.Eval["val_loss"]; ok {
 		fmt.Printf("val_loss=%.4f\n", v)
 	}
-	return nil
+	return interrupted(res.Interrupted, res.Step, *out)
 }

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -27,25 +26,25 @@ func (f *tokStrings) String() string     { return strings.Join(*f, ",") }
 func (f *tokStrings) Set(v string) error { *f = append(*f, v); return nil }
 
 func runTokenizerTrain(args []string) error {
-	fs := flag.NewFlagSet("tokenizer train", flag.ContinueOnError)
+	fs := newFlags("tokenizer train", `golem tokenizer train --data corpus.txt --vocab-size 4096 --out tok`)
 	var data, special tokStrings
 	fs.Var(&data, "data", "training text: a file, a directory or a glob; .jsonl files give their \"text\" fields (repeat for several)")
 	vocab := fs.Int("vocab-size", 8192, "vocabulary size, the 256 bytes and the special tokens included")
 	out := fs.String("out", "", "output folder for tokenizer.json and tokenizer_config.json")
 	pattern := fs.String("pattern", "cl100k", "pre-tokenizer: gpt2, cl100k, qwen2 or o200k")
-	fs.Var(&special, "special", "an extra special token (repeat for several); <|endoftext|>, <|im_start|>, <|im_end|> and <|pad|> are always reserved unless -no-default-special")
+	fs.Var(&special, "special", "an extra special token (repeat for several); <|endoftext|>, <|im_start|>, <|im_end|> and <|pad|> are always reserved unless --no-default-special")
 	noDefault := fs.Bool("no-default-special", false, "do not reserve the default special tokens")
 	minFreq := fs.Int("min-frequency", 2, "least count of a pair to merge")
-	workers := fs.Int("workers", 0, "goroutines reading and counting (0: all cores)")
+	workers := fs.Int("threads", 0, "goroutines reading and counting (default: all cores)")
+	alias(fs, "workers", "threads")
 	char := fs.Bool("char", false, "build a character-level tokenizer (the sorted distinct characters of the data) instead of BPE")
 	quiet := fs.Bool("quiet", false, "no progress bar")
-	if err := fs.Parse(args); err != nil {
+	if err := parseWithArgs(fs, args); err != nil {
 		return err
 	}
 	data = append(data, fs.Args()...)
 	if len(data) == 0 || *out == "" {
-		fs.Usage()
-		return errors.New("tokenizer train: need --data PATH and --out DIR")
+		return usageError{errors.New("tokenizer train: need --data PATH and --out DIR (golem tokenizer train --help)")}
 	}
 	var progress io.Writer = os.Stderr
 	if *quiet {
@@ -72,15 +71,14 @@ func runTokenizerTrain(args []string) error {
 }
 
 func runTokenizerEncode(args []string) error {
-	fs := flag.NewFlagSet("tokenizer encode", flag.ContinueOnError)
+	fs := newFlags("tokenizer encode", `echo "Hello, world" | golem tokenizer encode --tokenizer tok`)
 	path := fs.String("tokenizer", "", "tokenizer: a folder with tokenizer.json or encoder.json+vocab.bpe, a tokenizer.json, or a tiktoken file")
 	special := fs.Bool("special", false, "recognise special tokens such as <|endoftext|> in the text")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *path == "" {
-		fs.Usage()
-		return errors.New("tokenizer encode: need --tokenizer PATH")
+		return usageError{errors.New("tokenizer encode: need --tokenizer PATH (golem tokenizer encode --help)")}
 	}
 	tok, err := tokenizer.Load(*path)
 	if err != nil {
@@ -111,14 +109,13 @@ func runTokenizerEncode(args []string) error {
 }
 
 func runTokenizerDecode(args []string) error {
-	fs := flag.NewFlagSet("tokenizer decode", flag.ContinueOnError)
+	fs := newFlags("tokenizer decode", `echo "[72, 101]" | golem tokenizer decode --tokenizer tok`)
 	path := fs.String("tokenizer", "", "tokenizer: a folder with tokenizer.json or encoder.json+vocab.bpe, a tokenizer.json, or a tiktoken file")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *path == "" {
-		fs.Usage()
-		return errors.New("tokenizer decode: need --tokenizer PATH")
+		return usageError{errors.New("tokenizer decode: need --tokenizer PATH (golem tokenizer decode --help)")}
 	}
 	tok, err := tokenizer.Load(*path)
 	if err != nil {

@@ -29,17 +29,25 @@ var (
 	stdout io.Writer = os.Stdout
 )
 
+var usersExamples = map[string]string{
+	"list":    "golem users list --db sqlite:labels.db",
+	"add":     "golem users add --db sqlite:labels.db --role annotator alice   # password on stdin",
+	"passwd":  "golem users passwd --db sqlite:labels.db alice   # password on stdin",
+	"disable": "golem users disable --db sqlite:labels.db alice",
+	"enable":  "golem users enable --db sqlite:labels.db alice",
+}
+
 // usersFlags parses a users command's flags, before or after its one
 // argument, the username, and opens the store.
 func usersFlags(cmd string, args []string, extra func(fs *flag.FlagSet)) (*store.Store, string, error) {
-	fs := flag.NewFlagSet("users "+cmd, flag.ContinueOnError)
+	fs := newFlags("users "+cmd, usersExamples[cmd])
 	db := fs.String("db", "sqlite:golem.db", "store: sqlite:FILE or a postgres:// URL")
 	if extra != nil {
 		extra(fs)
 	}
 	var pos []string
 	for {
-		if err := fs.Parse(args); err != nil {
+		if err := parseWithArgs(fs, args); err != nil {
 			return nil, "", err
 		}
 		if fs.NArg() == 0 {
@@ -53,9 +61,9 @@ func usersFlags(cmd string, args []string, extra func(fs *flag.FlagSet)) (*store
 	}
 	if len(pos) != want {
 		if want == 0 {
-			return nil, "", fmt.Errorf("users %s: takes no argument, got %q", cmd, pos)
+			return nil, "", usageError{fmt.Errorf("users %s: takes no argument, got %q", cmd, pos)}
 		}
-		return nil, "", fmt.Errorf("users %s: give one username (golem users %s [--db DSN] USERNAME)", cmd, cmd)
+		return nil, "", usageError{fmt.Errorf("users %s: give one username (golem users %s [--db DSN] USERNAME)", cmd, cmd)}
 	}
 	st, err := store.Open(context.Background(), *db)
 	if err != nil {

@@ -231,8 +231,11 @@ func isBuffer(name string) bool {
 }
 
 // Save writes config.json, generation_config.json and model.safetensors
-// into dir (created if needed); each file is written atomically.
-func (m *Model) Save(dir string) error {
+// into dir (created if needed); each file is written atomically. eos adds
+// token ids that end an answer (a chat model's <|im_end|>) to
+// generation_config.json's eos_token_id, after the config's EOS: a list
+// when there are several, as transformers' generate takes it.
+func (m *Model) Save(dir string, eos ...int) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -247,8 +250,21 @@ func (m *Model) Save(dir string) error {
 	if m.Config.BOS >= 0 {
 		gen["bos_token_id"] = m.Config.BOS
 	}
+	var ends []int
 	if m.Config.EOS >= 0 {
-		gen["eos_token_id"] = m.Config.EOS
+		ends = append(ends, m.Config.EOS)
+	}
+	for _, id := range eos {
+		if !slices.Contains(ends, id) {
+			ends = append(ends, id)
+		}
+	}
+	switch len(ends) {
+	case 0:
+	case 1:
+		gen["eos_token_id"] = ends[0]
+	default:
+		gen["eos_token_id"] = ends
 	}
 	gj, _ := json.MarshalIndent(gen, "", "  ")
 	if err := atomicfile.WriteFile(filepath.Join(dir, "generation_config.json"), append(gj, '\n')); err != nil {

@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"github.com/golem-ml/golem/internal/regfile"
 )
@@ -290,15 +291,15 @@ func (c *Config) JSON() ([]byte, error) {
 			h.NInner = &n
 		}
 		h.Activation = c.Activation
-		h.LNEps = ptr(float64(c.Eps))
-		h.ResidPdrop, h.EmbdPdrop, h.AttnPdrop = ptr(float64(c.Dropout)), ptr(float64(c.Dropout)), ptr(0)
+		h.LNEps = ptr(shortFloat(c.Eps))
+		h.ResidPdrop, h.EmbdPdrop, h.AttnPdrop = ptr(shortFloat(c.Dropout)), ptr(shortFloat(c.Dropout)), ptr(0)
 		h.GolemNoBias = !c.Bias
 	default:
 		h.Architectures = []string{map[string]string{"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM"}[c.Arch]}
 		h.MaxPos, h.HiddenSize, h.Intermediate = c.Context, c.Hidden, c.Intermediate
 		h.NumLayers, h.NumHeads, h.NumKVHeads, h.HeadDim = c.Layers, c.Heads, c.KVHeads, c.HeadDim()
 		h.HiddenAct = "silu"
-		h.RMSEps = ptr(float64(c.Eps))
+		h.RMSEps = ptr(shortFloat(c.Eps))
 		h.RopeTheta = c.RopeTheta
 		if c.Arch == "llama" {
 			h.AttentionBias = b(c.Bias)
@@ -306,4 +307,12 @@ func (c *Config) JSON() ([]byte, error) {
 		}
 	}
 	return json.MarshalIndent(h, "", "  ")
+}
+
+// shortFloat is x as the float64 with x's shortest decimal form, so that
+// JSON says 1e-05 and 0.05, not float32's 0.000009999999747378752 and
+// 0.05000000074505806 (either reads back as the same float32).
+func shortFloat(x float32) float64 {
+	v, _ := strconv.ParseFloat(strconv.FormatFloat(float64(x), 'g', -1, 32), 64)
+	return v
 }

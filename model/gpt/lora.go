@@ -257,7 +257,7 @@ func (m *Model) SaveLoRA(dir string, c LoRAConfig, base string) error {
 	}
 	ac := adapterConfig{
 		PeftType: "LORA", TaskType: "CAUSAL_LM", BaseModel: base, InferenceMode: true,
-		R: c.R, LoRAAlpha: c.Alpha, LoRADropout: float64(c.Dropout), TargetModules: c.Targets,
+		R: c.R, LoRAAlpha: c.Alpha, LoRADropout: shortFloat(c.Dropout), TargetModules: c.Targets,
 		FanInFanOut: m.Config.Arch == "gpt2", Bias: "none", InitLoRA: true,
 		RankPattern: map[string]any{}, AlphaPattern: map[string]any{},
 	}
@@ -309,7 +309,8 @@ type Adapter struct {
 }
 
 // ReadAdapterConfig reads dir/adapter_config.json and resolves its base
-// model path: a relative path is taken relative to dir.
+// model path: a relative path is taken relative to dir, or, in a training
+// checkpoint OUT/trainer/step-N (whose files are OUT's), relative to OUT.
 func ReadAdapterConfig(dir string) (*Adapter, error) {
 	path := filepath.Join(dir, AdapterConfigFile)
 	b, err := os.ReadFile(path)
@@ -327,6 +328,10 @@ func ReadAdapterConfig(dir string) (*Adapter, error) {
 	if !filepath.IsAbs(a.Base) {
 		if _, err := os.Stat(filepath.Join(dir, a.Base)); err == nil {
 			a.Base = filepath.Join(dir, a.Base)
+		} else if out := filepath.Dir(filepath.Dir(dir)); filepath.Base(filepath.Dir(dir)) == "trainer" {
+			if _, err := os.Stat(filepath.Join(out, a.Base)); err == nil {
+				a.Base = filepath.Join(out, a.Base)
+			}
 		}
 	}
 	switch ac.PeftType {

@@ -1,0 +1,19 @@
+package cpu
+
+import "strings"
+
+// Features describes the kernels this process uses, for golem version:
+// the GEMM micro-kernel, whether the vector (AVX-512) element-wise and
+// attention kernels run, and whether the float16 KV-cache kernels do
+// ("gemm=avx512 vec=avx512 f16=avx512bw", or "gemm=generic vec=off
+// f16=off" where there is no assembly).
+func Features() string {
+	f := []string{"gemm=" + activeKernel.name, "vec=off", "f16=off"}
+	if haveVec {
+		f[1] = "vec=avx512"
+	}
+	if haveHalf {
+		f[2] = "f16=avx512bw"
+	}
+	return strings.Join(f, " ")
+}

@@ -1,0 +1,17 @@
+package cpu
+
+import (
+	"strings"
+	"testing"
+)
+
+// Features names the GEMM kernel Sgemm runs, one this machine can run.
+func TestFeaturesNamesActiveKernel(t *testing.T) {
+	f := Features()
+	if !strings.HasPrefix(f, "gemm="+gemmKernels[0].name+" ") {
+		t.Fatalf("Features() = %q, want gemm=%s first", f, gemmKernels[0].name)
+	}
+	if haveVec != strings.Contains(f, "vec=avx512") {
+		t.Fatalf("Features() = %q, haveVec = %v", f, haveVec)
+	}
+}
