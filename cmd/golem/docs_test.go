@@ -257,8 +257,12 @@ func TestDocsCommandsParse(t *testing.T) {
 		}
 	}
 	flags := map[string]bool{} // every flag of every command: true, or false for a hidden old name
+	variants := [][]string{{"export", "--format", "gguf"}} // a command whose flags depend on --format
 	for _, name := range commandNames() {
-		fs, _ := parseCommand(t, strings.Fields(name)...)
+		variants = append(variants, strings.Fields(name))
+	}
+	for _, v := range variants {
+		fs, _ := parseCommand(t, v...)
 		fs.VisitAll(func(f *flag.Flag) {
 			_, isAlias := f.Value.(aliasValue)
 			flags[f.Name] = flags[f.Name] || !isAlias
