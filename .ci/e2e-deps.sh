@@ -2,7 +2,9 @@
 # Installs what golem serve's end-to-end tests need on a fresh Debian
 # machine: Node.js and npm (for the official openai and ollama client
 # packages), Debian's chromium (driven headless by playwright-core), and the
-# npm packages pinned in serve/e2e/package-lock.json. Idempotent.
+# npm packages pinned in serve/e2e/package-lock.json; and python3-jinja2,
+# the oracle of tokenizer/chattemplate's tests (transformers' Jinja).
+# Idempotent.
 #
 #   bash .ci/e2e-deps.sh && go test ./serve/...
 set -euo pipefail
@@ -12,6 +14,7 @@ missing=()
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+python3 -c 'import jinja2' >/dev/null 2>&1 || missing+=(python3-jinja2)
 if [ ${#missing[@]} -gt 0 ]; then
 	if [ "$(id -u)" != 0 ]; then
 		echo "e2e-deps.sh: missing ${missing[*]}; only root can install them" >&2
