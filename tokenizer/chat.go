@@ -65,16 +65,22 @@ func FormatChat(msgs []Message, addGenerationPrompt bool) (string, error) {
 	return sb.String(), nil
 }
 
-// RenderChat encodes a conversation with the ChatML template (see
-// FormatChat). It is the one rendering that SFT, reward modelling, RL,
-// generation and serving share. assistantMask[i] is true for the tokens the
+// RenderChat encodes a conversation with the tokenizer's chat template:
+// the model's own when it has one (a Hugging Face folder's
+// tokenizer_config.json chat_template, see SetChatTemplate), else ChatML
+// (see FormatChat). It is the one rendering that SFT, reward modelling,
+// RL, evaluation, generation and serving share. assistantMask[i] is true for the tokens the
 // assistant wrote: those holding any byte of an assistant message's content,
 // and the <|im_end|> that closes it; training uses it as the loss mask.
 // Message contents are encoded as plain text: a special token's text inside
-// a message is not a special token. It fails if the tokenizer lacks
-// <|im_start|> or <|im_end|>, or if a role is not system (first only), user
-// or assistant.
+// a message is not a special token. With ChatML it fails if the tokenizer
+// lacks <|im_start|> or <|im_end|>, or if a role is not system (first
+// only), user or assistant; with a model's template, when the template
+// raises (raise_exception) or exceeds its budget.
 func (t *Tokenizer) RenderChat(msgs []Message, addGenerationPrompt bool) (ids []int, assistantMask []bool, err error) {
+	if t.chat != nil {
+		return t.renderTemplate(msgs, addGenerationPrompt)
+	}
 	if err := checkRoles(msgs); err != nil {
 		return nil, nil, err
 	}
