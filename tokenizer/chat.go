@@ -3,6 +3,7 @@ package tokenizer
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -149,14 +150,43 @@ func (t *Tokenizer) encodeTurn(e *encoder, ids []int, mask []bool, header, conte
 	return ids, mask
 }
 
-// EndIDs returns the ids of the special tokens that end an answer, those
-// of <|im_end|> and <|endoftext|> the tokenizer has, in that order.
+// EndIDs returns the ids of the special tokens that end an answer: the
+// model's template's eos_token when it is a special token (TurnEnd), then
+// those of <|im_end|> and <|endoftext|> the tokenizer has, in that order.
 func (t *Tokenizer) EndIDs() []int {
 	var ids []int
+	if id, ok := t.TurnEnd(); ok {
+		ids = append(ids, id)
+	}
 	for _, name := range []string{ImEnd, EndOfText} {
-		if id, ok := t.SpecialID(name); ok {
+		if id, ok := t.SpecialID(name); ok && !slices.Contains(ids, id) {
 			ids = append(ids, id)
 		}
 	}
 	return ids
+}
+
+// TurnEnd returns the special token that closes an assistant's turn:
+// with a model's chat template its eos_token (Llama 3's <|eot_id|>,
+// Gemma's <end_of_turn>), when that is a special token, else <|im_end|>.
+func (t *Tokenizer) TurnEnd() (int, bool) {
+	if t.chat != nil {
+		if s, ok := t.chat.vars["eos_token"].(string); ok {
+			if id, ok := t.specialIDs[s]; ok {
+				return id, true
+			}
+		}
+	}
+	return t.SpecialID(ImEnd)
+}
+
+// HasChatTemplate reports whether the tokenizer can render chats: it has
+// a model's chat template, or ChatML's <|im_start|> and <|im_end|>.
+func (t *Tokenizer) HasChatTemplate() bool {
+	if t.chat != nil {
+		return true
+	}
+	_, a := t.SpecialID(ImStart)
+	_, b := t.SpecialID(ImEnd)
+	return a && b
 }

@@ -94,6 +94,12 @@ func TestModelChatTemplate(t *testing.T) {
 		t.Errorf("with the generation prompt: %q, %v", gen, err)
 	}
 
+	// Generation stops at the template's end of turn.
+	eot, _ := tok.SpecialID("<end_of_turn>")
+	if id, ok := tok.TurnEnd(); !ok || id != eot || tok.EndIDs()[0] != eot || !tok.HasChatTemplate() {
+		t.Errorf("TurnEnd = %d, %v; EndIDs = %v; want <end_of_turn> (%d) first", id, ok, tok.EndIDs(), eot)
+	}
+
 	// The template's own error, with its message.
 	_, _, err = tok.RenderChat([]Message{{Role: "user", Content: "a"}, {Role: "user", Content: "b"}}, true)
 	if err == nil || !strings.Contains(err.Error(), "Conversation roles must alternate") {

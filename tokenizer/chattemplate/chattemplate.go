@@ -41,7 +41,7 @@ type Limits struct {
 
 // DefaultLimits are far above what real templates need (a long
 // conversation takes some thousands of steps and a few hundred KB).
-var DefaultLimits = Limits{Steps: 10_000_000, Output: 16 << 20, Timeout: 10 * time.Second}
+var DefaultLimits = Limits{Steps: 1_000_000, Output: 16 << 20, Timeout: 5 * time.Second}
 
 // Template is a compiled chat template. It is safe for concurrent use.
 type Template struct {
