@@ -157,8 +157,10 @@ func (e *evaluator) execFor(n *forNode) error {
 		for _, r := range iterVal.AsString() {
 			items = append(items, NewString(string(r)))
 		}
+	case iterVal.IsUndefined():
+		// Jinja's Undefined iterates as empty.
 	default:
-		// Empty iteration.
+		return fmt.Errorf("TypeError: '%s' object is not iterable", typeName(iterVal))
 	}
 
 	// Apply filter if present.
@@ -911,10 +913,11 @@ func (e *evaluator) evalBinary(n *binExpr) (Value, error) {
 		return NewBool(compareValues(left, right) <= 0), nil
 	case ">=":
 		return NewBool(compareValues(left, right) >= 0), nil
-	case "in":
-		return NewBool(containsValue(right, left)), nil
-	case "not in":
-		return NewBool(!containsValue(right, left)), nil
+	case "in", "not in":
+		if !right.IsList() && !right.IsDict() && !right.IsString() && !right.IsUndefined() {
+			return Undefined(), fmt.Errorf("TypeError: argument of type '%s' is not iterable", typeName(right))
+		}
+		return NewBool(containsValue(right, left) == (n.op == "in")), nil
 	}
 
 	return Undefined(), fmt.Errorf("unknown binary operator %q", n.op)

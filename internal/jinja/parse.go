@@ -73,6 +73,9 @@ func tokenizeExpr(s string) []tok {
 						b.WriteByte('\'')
 					case '"':
 						b.WriteByte('"')
+					case '\n':
+						// A backslash ending a line joins it to the next
+						// (Mistral Small 3.1's template relies on it).
 					case 'r':
 						b.WriteByte('\r')
 					case 'a':

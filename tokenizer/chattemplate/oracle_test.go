@@ -74,6 +74,15 @@ func corpus(t *testing.T) []oracleCase {
 	if err != nil || len(files) < 7 {
 		t.Fatalf("testdata/templates: %d templates, %v", len(files), err)
 	}
+	// GOLEM_CHAT_TEMPLATES=DIR adds DIR's .jinja files (real models'
+	// templates, say) to the corpus.
+	if dir := os.Getenv("GOLEM_CHAT_TEMPLATES"); dir != "" {
+		more, err := filepath.Glob(filepath.Join(dir, "*.jinja"))
+		if err != nil || len(more) == 0 {
+			t.Fatalf("GOLEM_CHAT_TEMPLATES=%s: no .jinja files (%v)", dir, err)
+		}
+		files = append(files, more...)
+	}
 	var cases []oracleCase
 	for _, f := range files {
 		src, err := os.ReadFile(f)

@@ -39,6 +39,10 @@ var snippets = []string{
 	"{{ 'x' if none else 'y' }}|{{ none is none }}|{{ 0 is number }}|{{ 'a' is string }}|{{ not [] }}",
 	"{% for a, b in [[1, 2], [3, 4]] %}{{ a }}{{ b }};{% endfor %}{% for k, v in {'z': 1, 'y': 2}.items() %}{{ k }}{{ v }}{% endfor %}",
 	"{% for i in range(100001) %}{% endfor %}",
+	"{% for x in none %}{% endfor %}",
+	"{{ 'a' in none }}",
+	"{% for x in undefined_name %}{% endfor %}{{ 'a' in undefined_name }}",
+	"{{ 'one \\\ntwo' }}",
 }
 
 // Where golem's engine knowingly parts from Python's Jinja it fails with
