@@ -20,10 +20,9 @@ import (
 // (golem's own, whose template is ChatML) render with RenderChat's
 // built-in ChatML.
 type chatTemplate struct {
-	raw     json.RawMessage // chat_template as the config holds it, for Save
-	def     *chattemplate.Template
-	toolUse *chattemplate.Template // the "tool_use" template, when named
-	vars    map[string]any         // the special tokens: bos_token, eos_token, ...
+	raw  json.RawMessage // chat_template as the config holds it, for Save
+	def  *chattemplate.Template
+	vars map[string]any // the special tokens: bos_token, eos_token, ...
 }
 
 // specialTokenKeys are the tokenizer_config.json fields transformers passes
@@ -103,13 +102,10 @@ func (t *Tokenizer) setChatTemplate(raw json.RawMessage, vars map[string]any) er
 	if err != nil {
 		return fmt.Errorf("chat_template: %w", err)
 	}
-	ct := &chatTemplate{raw: raw, def: def, vars: vars}
-	if toolSrc, _ := chattemplate.Select(raw, true); toolSrc != src {
-		if ct.toolUse, err = chattemplate.Parse(toolSrc); err != nil {
-			return fmt.Errorf("chat_template tool_use: %w", err)
-		}
-	}
-	t.chat = ct
+	// Conversations golem trains on and serves carry no tools, so the
+	// "default" template is the one (golem chat-template render picks
+	// "tool_use" for tools).
+	t.chat = &chatTemplate{raw: raw, def: def, vars: vars}
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
 	"runtime"
 	"strings"
 	"testing"
@@ -139,6 +140,47 @@ func TestSelect(t *testing.T) {
 		got, err := Select(json.RawMessage(c.raw), c.tools)
 		if got != c.want || (err != nil) != c.err {
 			t.Errorf("Select(%s, %v) = %q, %v", c.raw, c.tools, got, err)
+		}
+	}
+}
+
+// One compiled template renders concurrently (serve renders every
+// request's prompt with its model's one template).
+func TestConcurrentRenders(t *testing.T) {
+	src, err := os.ReadFile("testdata/templates/deepseek.jinja")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl, err := Parse(string(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sets map[string]json.RawMessage
+	readJSON(t, "testdata/messages.json", &sets)
+	in := Input{Messages: sets["tool_calls"], AddGenerationPrompt: true, Vars: map[string]any{"bos_token": "<s>"}}
+	want, err := tmpl.Render(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() {
+			for range 20 {
+				got, err := tmpl.Render(context.Background(), in)
+				if err == nil && got != want {
+					err = errors.New("a concurrent render differs")
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
 		}
 	}
 }
