@@ -46,7 +46,12 @@ type budget struct {
 	steps int64
 	alloc int64
 	depth int
+	// exprDepth is the nesting of the expression being evaluated.
+	exprDepth int
 }
+
+// maxExprDepth bounds the nesting of an evaluated expression.
+const maxExprDepth = 10000
 
 func (b *budget) step() error {
 	b.steps++

@@ -455,6 +455,11 @@ func (e *evaluator) evalExpr(ex expr) (Value, error) {
 	if err := e.b.step(); err != nil {
 		return Undefined(), err
 	}
+	// A long chain (1+1+1+...) nests as deep as it is long.
+	if e.b.exprDepth++; e.b.exprDepth > maxExprDepth {
+		return Undefined(), &LimitError{fmt.Sprintf("expression nested more than %d deep", maxExprDepth)}
+	}
+	defer func() { e.b.exprDepth-- }()
 	v, err := e.evalExpr1(ex)
 	if err != nil {
 		return v, err

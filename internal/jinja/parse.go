@@ -219,6 +219,15 @@ func tokenizeExpr(s string) []tok {
 type exprParser struct {
 	tokens []tok
 	pos    int
+	depth  int // nesting of the expression being parsed
+}
+
+// maxNest bounds the nesting of expressions and of blocks, so that a
+// template of a million "(" is an error, not a stack that exhausts memory.
+const maxNest = 256
+
+func errNest(what string) error {
+	return fmt.Errorf("%s nested more than %d deep", what, maxNest)
 }
 
 func newExprParser(tokens []tok) *exprParser {
@@ -280,6 +289,10 @@ func parseExpr(s string) (expr, error) {
 
 // parseExpression handles the lowest precedence: inline if/else.
 func (p *exprParser) parseExpression() (expr, error) {
+	if p.depth++; p.depth > maxNest {
+		return nil, errNest("expression")
+	}
+	defer func() { p.depth-- }()
 	e, err := p.parseOr()
 	if err != nil {
 		return nil, err
@@ -350,6 +363,10 @@ func (p *exprParser) parseAnd() (expr, error) {
 func (p *exprParser) parseNot() (expr, error) {
 	if p.peek().kind == tokName && p.peek().val == "not" {
 		p.advance()
+		if p.depth++; p.depth > maxNest {
+			return nil, errNest("expression")
+		}
+		defer func() { p.depth-- }()
 		operand, err := p.parseNot()
 		if err != nil {
 			return nil, err
@@ -542,6 +559,10 @@ func (p *exprParser) parsePower() (expr, error) {
 func (p *exprParser) parseUnary() (expr, error) {
 	if p.peek().kind == tokOp && (p.peek().val == "-" || p.peek().val == "+") {
 		op := p.advance().val
+		if p.depth++; p.depth > maxNest {
+			return nil, errNest("expression")
+		}
+		defer func() { p.depth-- }()
 		operand, err := p.parseUnary()
 		if err != nil {
 			return nil, err
@@ -1019,8 +1040,9 @@ func trimBlockNewline(s string) string {
 }
 
 type templateParser struct {
-	segs []segment
-	pos  int
+	segs  []segment
+	pos   int
+	depth int // nesting of the block being parsed
 }
 
 func (p *templateParser) done() bool {
@@ -1044,6 +1066,10 @@ func (p *templateParser) advance() *segment {
 // stop keywords (e.g., "endif", "endfor", "elif", "else"). Returns the nodes
 // collected so far. The stop keyword segment is NOT consumed.
 func (p *templateParser) parseUntil(stopKeywords ...string) ([]node, error) {
+	if p.depth++; p.depth > maxNest {
+		return nil, errNest("blocks")
+	}
+	defer func() { p.depth-- }()
 	var nodes []node
 
 	for !p.done() {

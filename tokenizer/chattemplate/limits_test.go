@@ -184,3 +184,24 @@ func TestConcurrentRenders(t *testing.T) {
 		}
 	}
 }
+
+// Deeply nested templates are errors, not a stack that exhausts the
+// process (before the limit, 400,000 "(" killed it).
+func TestDeeplyNestedTemplates(t *testing.T) {
+	for _, c := range []struct{ src, want string }{
+		{"{{ " + strings.Repeat("(", 100000) + "1" + strings.Repeat(")", 100000) + " }}", "expression nested more than 256 deep"},
+		{"{{ " + strings.Repeat("[", 100000) + " }}", "expression nested more than 256 deep"},
+		{strings.Repeat("{% if true %}", 20000), "blocks nested more than 256 deep"},
+		{"{{ " + strings.Repeat("not ", 100000) + "1 }}", "expression nested more than 256 deep"},
+		{"{{ " + strings.Repeat("-", 100000) + "1 }}", "expression nested more than 256 deep"},
+		{"{{ 1" + strings.Repeat("+1", 100000) + " }}", "expression nested more than 10000 deep"},
+	} {
+		tmpl, err := Parse(c.src)
+		if err == nil {
+			_, err = tmpl.Render(context.Background(), Input{Messages: json.RawMessage(`[]`)})
+		}
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%.30s...: err = %v, want %q", c.src, err, c.want)
+		}
+	}
+}
