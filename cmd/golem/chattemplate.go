@@ -23,7 +23,7 @@ const maxInputFile = 64 << 20
 
 func runChatTemplateRender(args []string) error {
 	fs := flag.NewFlagSet("chat-template render", flag.ContinueOnError)
-	tmplPath := fs.String("template", "", "the chat template: a .jinja file, or a tokenizer_config.json (its chat_template)")
+	tmplPath := fs.String("template", "", "the chat template: a .jinja file, or a tokenizer_config.json (its chat_template, bos_token and eos_token)")
 	msgsPath := fs.String("messages", "", "a JSON file with the list of messages ({\"role\", \"content\"}, tool calls and tool results as given)")
 	toolsPath := fs.String("tools", "", "a JSON file with the list of tools (JSON schemas); none by default")
 	agp := fs.Bool("add-generation-prompt", false, "end with the start of the assistant's turn")
@@ -49,9 +49,12 @@ func runChatTemplateRender(args []string) error {
 			return err
 		}
 	}
-	src, err := readTemplate(*tmplPath, in.Tools != nil)
+	src, tokens, err := readTemplate(*tmplPath, in.Tools != nil)
 	if err != nil {
 		return err
+	}
+	for k, v := range tokens {
+		in.Vars[k] = v
 	}
 	for _, kv := range vars {
 		k, v, ok := strings.Cut(kv, "=")
@@ -94,29 +97,42 @@ func runChatTemplateRender(args []string) error {
 }
 
 // readTemplate reads a .jinja file, or the chat_template of a
-// tokenizer_config.json ("tool_use" when tools are given and it has one).
-func readTemplate(path string, withTools bool) (string, error) {
-	b, err := regfile.ReadFile(path, chattemplate.MaxSource)
+// tokenizer_config.json ("tool_use" when tools are given and it has one)
+// with the config's bos_token and eos_token.
+func readTemplate(path string, withTools bool) (string, map[string]string, error) {
+	b, err := regfile.ReadFile(path, maxInputFile)
 	if err != nil {
-		return "", fmt.Errorf("chat-template render: --template: %w", err)
+		return "", nil, fmt.Errorf("chat-template render: --template: %w", err)
 	}
 	if !strings.HasSuffix(path, ".json") {
-		return string(b), nil
+		return string(b), nil, nil
 	}
 	var cfg struct {
 		ChatTemplate json.RawMessage `json:"chat_template"`
+		BOS          json.RawMessage `json:"bos_token"`
+		EOS          json.RawMessage `json:"eos_token"`
 	}
 	if err := json.Unmarshal(b, &cfg); err != nil {
-		return "", fmt.Errorf("%s: %s", path, jsonErr(b, err))
+		return "", nil, fmt.Errorf("%s: %s", path, jsonErr(b, err))
 	}
 	src, err := chattemplate.Select(cfg.ChatTemplate, withTools)
 	if err != nil {
-		return "", fmt.Errorf("%s: %w", path, err)
+		return "", nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if src == "" {
-		return "", fmt.Errorf("%s: no chat_template", path)
+		return "", nil, fmt.Errorf("%s: no chat_template", path)
 	}
-	return src, nil
+	tokens := map[string]string{}
+	for k, raw := range map[string]json.RawMessage{"bos_token": cfg.BOS, "eos_token": cfg.EOS} {
+		var s string
+		var obj struct{ Content *string }
+		if json.Unmarshal(raw, &s) == nil {
+			tokens[k] = s
+		} else if json.Unmarshal(raw, &obj) == nil && obj.Content != nil {
+			tokens[k] = *obj.Content
+		}
+	}
+	return src, tokens, nil
 }
 
 // readJSONList reads a file holding a JSON list.

@@ -68,6 +68,23 @@ func TestChatTemplateRender(t *testing.T) {
 		t.Fatal(err)
 	}
 	tc := writeFile(t, dir, "tool_calls.json", string(sets["tool_calls"]))
+
+	// A tokenizer_config.json gives its template ("tool_use" with tools)
+	// and its special tokens; the flags override them.
+	cfg := writeFile(t, dir, "tokenizer_config.json", `{"bos_token": {"content": "<B>"}, "eos_token": "<E>", "chat_template": [
+		{"name": "default", "template": "{{ bos_token }}{{ messages | length }}{{ eos_token }}"},
+		{"name": "tool_use", "template": "{{ bos_token }}tools={{ tools | length }}{{ eos_token }}"}]}`)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--template", cfg, "--messages", mp}, "<B>4<E>"},
+		{[]string{"--template", cfg, "--messages", mp, "--tools", td + "tools.json", "--eos-token", "</s>"}, "<B>tools=2</s>"},
+	} {
+		if out, errOut, err := chatTemplateRender(t, c.args...); err != nil || out != c.want {
+			t.Errorf("%v: %q, %v %s; want %q", c.args, out, err, errOut, c.want)
+		}
+	}
 	now, _ := time.Parse("2006-01-02", "2026-12-06")
 	for _, name := range []string{"llama31", "qwen25", "deepseek", "features"} {
 		src, err := os.ReadFile(td + "templates/" + name + ".jinja")
