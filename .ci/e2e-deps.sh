@@ -2,9 +2,10 @@
 # Installs what golem serve's end-to-end tests need on a fresh Debian
 # machine: Node.js and npm (for the official openai and ollama client
 # packages), Debian's chromium (driven headless by playwright-core), and the
-# npm packages pinned in serve/e2e/package-lock.json; and for the GGUF tests,
+# npm packages pinned in serve/e2e/package-lock.json; for the GGUF tests,
 # llama.cpp itself as node-llama-cpp's prebuilt CPU library, pinned in
-# gguf/e2e/package-lock.json. Idempotent.
+# gguf/e2e/package-lock.json; and python3-jinja2, the oracle of
+# tokenizer/chattemplate's tests (transformers' Jinja). Idempotent.
 #
 #   bash .ci/e2e-deps.sh && go test ./serve/... ./gguf/...
 set -euo pipefail
@@ -14,6 +15,7 @@ missing=()
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+python3 -c 'import jinja2' >/dev/null 2>&1 || missing+=(python3-jinja2)
 if [ ${#missing[@]} -gt 0 ]; then
 	if [ "$(id -u)" != 0 ]; then
 		echo "e2e-deps.sh: missing ${missing[*]}; only root can install them" >&2

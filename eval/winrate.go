@@ -22,7 +22,7 @@ func renderAnswer(tok *tokenizer.Tokenizer, prompt []tokenizer.Message, answer s
 	if err != nil {
 		return nil, 0, err
 	}
-	end, _ := tok.SpecialID(tokenizer.ImEnd)
+	end, _ := tok.TurnEnd()
 	for len(ids) > 0 && ids[len(ids)-1] != end {
 		ids = ids[:len(ids)-1]
 	}

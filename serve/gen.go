@@ -133,7 +133,7 @@ func chatPrompt(w *Weights, msgs []tokenizer.Message) ([]int, error) {
 			return nil, badRequest(`messages[%d]: a system message must come first`, i)
 		}
 	}
-	if _, ok := w.Tok.SpecialID(tokenizer.ImStart); !ok {
+	if !w.Tok.HasChatTemplate() {
 		return nil, badRequest("this model's tokenizer has no chat template (no %s token); use the completions endpoint", tokenizer.ImStart)
 	}
 	ids, _, err := w.Tok.RenderChat(msgs, true)

@@ -103,7 +103,7 @@ func (s *Server) ollamaShow(w http.ResponseWriter, r *http.Request) {
 	}
 	details, _ := s.ollamaDetails(e)
 	c := e.Weights().Model.Config
-	writeJSON(w, http.StatusOK, map[string]any{"details": details, "template": tokenizer.ChatTemplate,
+	writeJSON(w, http.StatusOK, map[string]any{"details": details, "template": e.Weights().Tok.ChatTemplateSource(),
 		"model_info": map[string]any{"general.architecture": c.Arch, "context_length": c.Context}, "capabilities": []string{"completion"}})
 }
 
@@ -158,7 +158,7 @@ func (s *Server) ollamaGenerate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var prompt []int
-	_, hasChat := wts.Tok.SpecialID(tokenizer.ImStart)
+	hasChat := wts.Tok.HasChatTemplate()
 	if req.Raw || !hasChat {
 		prompt, err = textPrompt(wts, req.Prompt)
 	} else {

@@ -3,6 +3,7 @@ package tokenizer
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -65,16 +66,22 @@ func FormatChat(msgs []Message, addGenerationPrompt bool) (string, error) {
 	return sb.String(), nil
 }
 
-// RenderChat encodes a conversation with the ChatML template (see
-// FormatChat). It is the one rendering that SFT, reward modelling, RL,
-// generation and serving share. assistantMask[i] is true for the tokens the
+// RenderChat encodes a conversation with the tokenizer's chat template:
+// the model's own when it has one (a Hugging Face folder's
+// tokenizer_config.json chat_template, see SetChatTemplate), else ChatML
+// (see FormatChat). It is the one rendering that SFT, reward modelling,
+// RL, evaluation, generation and serving share. assistantMask[i] is true for the tokens the
 // assistant wrote: those holding any byte of an assistant message's content,
 // and the <|im_end|> that closes it; training uses it as the loss mask.
 // Message contents are encoded as plain text: a special token's text inside
-// a message is not a special token. It fails if the tokenizer lacks
-// <|im_start|> or <|im_end|>, or if a role is not system (first only), user
-// or assistant.
+// a message is not a special token. With ChatML it fails if the tokenizer
+// lacks <|im_start|> or <|im_end|>, or if a role is not system (first
+// only), user or assistant; with a model's template, when the template
+// raises (raise_exception) or exceeds its budget.
 func (t *Tokenizer) RenderChat(msgs []Message, addGenerationPrompt bool) (ids []int, assistantMask []bool, err error) {
+	if t.chat != nil {
+		return t.renderTemplate(msgs, addGenerationPrompt)
+	}
 	if err := checkRoles(msgs); err != nil {
 		return nil, nil, err
 	}
@@ -143,14 +150,43 @@ func (t *Tokenizer) encodeTurn(e *encoder, ids []int, mask []bool, header, conte
 	return ids, mask
 }
 
-// EndIDs returns the ids of the special tokens that end an answer, those
-// of <|im_end|> and <|endoftext|> the tokenizer has, in that order.
+// EndIDs returns the ids of the special tokens that end an answer: the
+// model's template's eos_token when it is a special token (TurnEnd), then
+// those of <|im_end|> and <|endoftext|> the tokenizer has, in that order.
 func (t *Tokenizer) EndIDs() []int {
 	var ids []int
+	if id, ok := t.TurnEnd(); ok {
+		ids = append(ids, id)
+	}
 	for _, name := range []string{ImEnd, EndOfText} {
-		if id, ok := t.SpecialID(name); ok {
+		if id, ok := t.SpecialID(name); ok && !slices.Contains(ids, id) {
 			ids = append(ids, id)
 		}
 	}
 	return ids
+}
+
+// TurnEnd returns the special token that closes an assistant's turn:
+// with a model's chat template its eos_token (Llama 3's <|eot_id|>,
+// Gemma's <end_of_turn>), when that is a special token, else <|im_end|>.
+func (t *Tokenizer) TurnEnd() (int, bool) {
+	if t.chat != nil {
+		if s, ok := t.chat.vars["eos_token"].(string); ok {
+			if id, ok := t.specialIDs[s]; ok {
+				return id, true
+			}
+		}
+	}
+	return t.SpecialID(ImEnd)
+}
+
+// HasChatTemplate reports whether the tokenizer can render chats: it has
+// a model's chat template, or ChatML's <|im_start|> and <|im_end|>.
+func (t *Tokenizer) HasChatTemplate() bool {
+	if t.chat != nil {
+		return true
+	}
+	_, a := t.SpecialID(ImStart)
+	_, b := t.SpecialID(ImEnd)
+	return a && b
 }

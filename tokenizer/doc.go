@@ -20,9 +20,14 @@
 //
 // Train learns a vocabulary from files, directories and JSONL "text"
 // fields. Trained tokenizers reserve <|endoftext|>, <|im_start|>, <|im_end|>
-// and <|pad|> as special tokens. RenderChat renders a conversation in the
-// ChatML format and marks the assistant's tokens for loss masking; SFT,
-// reward modelling, RL, generation and serving all use it.
+// and <|pad|> as special tokens. RenderChat renders a conversation and
+// marks the assistant's tokens for loss masking; SFT, reward modelling, RL,
+// evaluation, generation and serving all use it. It renders with the
+// model's own chat template when the tokenizer has one (Load reads
+// chat_template from the tokenizer_config.json beside tokenizer.json; a
+// list of named templates gives "default"), rendered exactly as
+// transformers does by package chattemplate, and in ChatML otherwise:
+// golem's own models keep ChatML, byte for byte.
 //
 // NewChar makes a character-level tokenizer (nanoGPT's shakespeare_char):
 // the vocabulary is the sorted distinct characters of a text. It is saved

@@ -20,7 +20,9 @@ import (
 // o200k's, are about 10 MB).
 const maxFileSize = 1 << 30
 
-// Load reads a tokenizer from path, which is one of:
+// Load reads a tokenizer from path, which is one of the following; a
+// tokenizer.json's tokenizer_config.json, when there is one beside it,
+// gives the chat template (see SetChatTemplate) and its special tokens.
 //   - a folder holding tokenizer.json (a golem or Hugging Face model folder),
 //   - a folder holding GPT-2's encoder.json and vocab.bpe,
 //   - a tokenizer.json file,
@@ -33,7 +35,7 @@ func Load(path string) (*Tokenizer, error) {
 	if fi.IsDir() {
 		tj := filepath.Join(path, "tokenizer.json")
 		if _, err := os.Stat(tj); err == nil {
-			return loadFile(tj, LoadTokenizerJSON)
+			return loadWithConfig(tj)
 		}
 		enc, bpe := filepath.Join(path, "encoder.json"), filepath.Join(path, "vocab.bpe")
 		if _, err := os.Stat(enc); err == nil {
@@ -47,11 +49,24 @@ func Load(path string) (*Tokenizer, error) {
 		return loadGPT2Files(filepath.Join(dir, "encoder.json"), filepath.Join(dir, "vocab.bpe"))
 	}
 	if strings.HasSuffix(path, ".json") {
-		return loadFile(path, LoadTokenizerJSON)
+		return loadWithConfig(path)
 	}
 	return loadFile(path, func(data []byte) (*Tokenizer, error) {
 		return LoadTiktoken(data, guessTiktokenPattern(filepath.Base(path), data), nil)
 	})
+}
+
+// loadWithConfig reads a tokenizer.json file and the chat template of the
+// tokenizer_config.json beside it.
+func loadWithConfig(path string) (*Tokenizer, error) {
+	t, err := loadFile(path, LoadTokenizerJSON)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.loadConfig(filepath.Dir(path)); err != nil {
+		return nil, err
+	}
+	return t, nil
 }
 
 // readLimited reads a tokenizer file: a regular file (a FIFO would block)

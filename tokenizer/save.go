@@ -162,7 +162,13 @@ func (t *Tokenizer) configJSON(context int) ([]byte, error) {
 	}
 	_, a := t.specialIDs[ImStart]
 	_, b := t.specialIDs[ImEnd]
-	if a && b {
+	if t.chat != nil {
+		// A model's own template and the special tokens it names.
+		cfg["chat_template"] = t.chat.raw
+		for k, v := range t.chat.vars {
+			cfg[k] = v
+		}
+	} else if a && b {
 		cfg["chat_template"] = ChatTemplate
 	}
 	var buf bytes.Buffer

@@ -52,6 +52,8 @@ type Tokenizer struct {
 
 	chars map[rune]int32 // character model: rune -> id
 
+	chat *chatTemplate // the model's own chat template; nil: ChatML
+
 	freeMu sync.Mutex
 	free   []*encoder // idle encoders with warm caches
 }

@@ -43,8 +43,8 @@ func checkChatTokenizer(tok *tokenizer.Tokenizer, vocab int, dir string) error {
 	if tok.VocabSize() > vocab {
 		return fmt.Errorf("%s: the tokenizer has %d tokens but the model only %d", dir, tok.VocabSize(), vocab)
 	}
-	if _, ok := tok.SpecialID(tokenizer.ImEnd); !ok {
-		return fmt.Errorf("%s: the tokenizer has no %s token, so it cannot render chats (was the model trained with golem's chat tokens?)", dir, tokenizer.ImEnd)
+	if _, ok := tok.TurnEnd(); !ok || !tok.HasChatTemplate() {
+		return fmt.Errorf("%s: the tokenizer has no chat template, nor a %s token, so it cannot render chats (was the model trained with golem's chat tokens?)", dir, tokenizer.ImEnd)
 	}
 	return nil
 }
@@ -73,7 +73,7 @@ type chat struct {
 }
 
 func newChat(tok *tokenizer.Tokenizer, ctx int, truncate bool) *chat {
-	id, _ := tok.SpecialID(tokenizer.ImEnd)
+	id, _ := tok.TurnEnd() // <|im_end|>, or the model's template's end of turn
 	return &chat{tok: tok, ctx: ctx, imEnd: id, truncate: truncate}
 }
 

@@ -10,12 +10,10 @@ import (
 	"github.com/golem-ml/golem/tokenizer"
 )
 
-// HasChatTokens reports whether tok has the ChatML special tokens the chat
-// template needs.
+// HasChatTokens reports whether tok can render chats: it has a model's own
+// chat template, or the ChatML special tokens.
 func HasChatTokens(tok *tokenizer.Tokenizer) bool {
-	_, a := tok.SpecialID(tokenizer.ImStart)
-	_, b := tok.SpecialID(tokenizer.ImEnd)
-	return a && b
+	return tok.HasChatTemplate()
 }
 
 // AddChatTokens returns a copy of tok with <|im_start|> and <|im_end|>

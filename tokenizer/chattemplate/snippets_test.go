@@ -1,0 +1,73 @@
+package chattemplate
+
+import (
+	"encoding/json"
+	"fmt"
+	"testing"
+)
+
+// snippets are small templates on the corners where a Go engine and
+// Python's Jinja part easily: whitespace control, Python's operators and
+// printing, string escapes, filters, tests and loop variables. Each must
+// render as transformers renders it, or fail where it fails.
+var snippets = []string{
+	"{{ none }}|{{ true }}|{{ 1.0 }}|{{ 1e20 }}|{{ 0.00001 }}|{{ 3 / 2 }}|{{ 2 ** 3 }}|{{ -7 // 2 }}|{{ 7 % 3 }}|{{ -7 % 3 }}|{{ 7.5 // 2 }}|{{ loop is defined }}",
+	"{{ 'a' ~ none ~ 1 ~ 2.5 ~ true }}",
+	"{{ 'x' + none }}",
+	"{{ 'x' + undefined_name }}",
+	"{{ undefined_name }}|{{ undefined_name is defined }}|{{ undefined_name | default('d') }}",
+	"{{ 1 / 0 }}",
+	"{{ '\\u00e9\\x41\\101\\t|\\q' }}",
+	"{{ 'ab' * 3 }}{{ 'ab' * -1 }}{{ [1] * 2 }}",
+	"  {% if true %}\n  yes\n  {% endif %}\n  {%- if true %} tight {% endif -%}  \n end",
+	"{%+ if true %}x{% endif %}\n{# c #}\n  {#- c -#}  y\n",
+	"{% for i in range(5) %}{% if i == 1 %}{% continue %}{% endif %}{% if i == 3 %}{% break %}{% endif %}{{ i }}{{ loop.index }}{{ loop.first }}{% endfor %}",
+	"{% for x in [3, 1, 2] | sort %}{{ loop.revindex }}{{ loop.length }}{{ loop.cycle('a', 'b') }}{% endfor %}",
+	"{% set ns = namespace(n=0, s='') %}{% for m in messages %}{% set ns.n = ns.n + 1 %}{% set ns.s = ns.s + m.role[0] %}{% endfor %}{{ ns.n }}{{ ns.s }}",
+	"{{ messages | map(attribute='role') | join('/') }}|{{ messages | selectattr('role', 'equalto', 'user') | list | length }}|{{ messages[0] is mapping }}|{{ messages is sequence }}",
+	"{{ '  hi  ' | trim }}|{{ 'Hello World' | lower }}|{{ 'hello world' | title }}|{{ 'a-b-c'.split('-') }}|{{ 'abc'.startswith('a') }}|{{ ' x '.strip() }}|{{ 'aXbX'.replace('X', 'y') }}",
+	"{{ {'b': 2, 'a': [1.5, none, 'é\"']} | tojson }}|{{ [1, 2] | tojson(indent=2) }}|{{ {} | tojson(indent=2) }}|{{ 'é' | tojson(ensure_ascii=true) }}|{{ {'b': 1, 'a': 2} | tojson(sort_keys=true, separators=(',', ':')) }}",
+	"{{ 'x\\ny' | tojson }}|{{ '</script>&' | tojson }}|{{ 1.0 | tojson }}|{{ 100000000000000000.0 | tojson }}",
+	"{{ messages[-1]['content'][1:4] }}|{{ messages | length }}|{{ messages[5] is defined }}",
+	"{% macro f(x, y='d') %}[{{ x }}{{ y }}]{% endmacro %}{{ f(1) }}{{ f(2, y='e') }}",
+	"{% set x %}block {{ 1 + 1 }}{% endset %}{{ x | upper }}",
+	"{{ raise_exception('custom failure: ' ~ messages | length) }}",
+	"{{ (messages | first).role }}|{{ (messages | last).content }}|{{ [3, 1] | max }}|{{ [1, 2, 3] | sum }}|{{ 'a' in 'cat' }}|{{ 2 in [1, 2] }}",
+	"{{ strftime_now('%d %b %Y') }}|{{ strftime_now('%-d %B') }}",
+	"{% if messages[0].content is string and messages[0].content | length > 3 %}long{% else %}short{% endif %}",
+	"{{ range(3) | list }}|{{ range(1, 10, 3) | list }}|{{ {'k': 'v'}.get('k') }}{{ {'k': 'v'}.get('z', 'dflt') }}",
+	"{{ 'x' if none else 'y' }}|{{ none is none }}|{{ 0 is number }}|{{ 'a' is string }}|{{ not [] }}",
+	"{% for a, b in [[1, 2], [3, 4]] %}{{ a }}{{ b }};{% endfor %}{% for k, v in {'z': 1, 'y': 2}.items() %}{{ k }}{{ v }}{% endfor %}",
+	"{% for i in range(100001) %}{% endfor %}",
+	"{% for x in none %}{% endfor %}",
+	"{{ 'a' in none }}",
+	"{% for x in undefined_name %}{% endfor %}{{ 'a' in undefined_name }}",
+	"{{ 'one \\\ntwo' }}",
+}
+
+// Where golem's engine knowingly parts from Python's Jinja it fails with
+// a clear error, never a different prompt.
+var unsupported = []string{
+	"{{ '%s-%d' % ('a', 3) }}", // Python's % string formatting
+}
+
+func TestSnippetsMatchTransformers(t *testing.T) {
+	msgs := json.RawMessage(`[{"role": "user", "content": "Hello there"}, {"role": "assistant", "content": "Hi!"}]`)
+	var cases []oracleCase
+	for i, s := range snippets {
+		cases = append(cases, oracleCase{Name: fmt.Sprintf("snippet %d %q", i, s), Template: s, Messages: msgs, Date: "2026-12-06"})
+	}
+	compare(t, cases)
+}
+
+func TestUnsupportedFailsClearly(t *testing.T) {
+	for _, s := range unsupported {
+		tmpl, err := Parse(s)
+		if err == nil {
+			_, err = tmpl.Render(t.Context(), Input{Messages: json.RawMessage(`[]`)})
+		}
+		if err == nil {
+			t.Errorf("%q: rendered, want an error", s)
+		}
+	}
+}
