@@ -22,7 +22,7 @@ func init() {
 const maxInputFile = 64 << 20
 
 func runChatTemplateRender(args []string) error {
-	fs := flag.NewFlagSet("chat-template render", flag.ContinueOnError)
+	fs := newFlags("chat-template render", `golem chat-template render --template tokenizer_config.json --messages messages.json --add-generation-prompt`)
 	tmplPath := fs.String("template", "", "the chat template: a .jinja file, or a tokenizer_config.json (its chat_template, bos_token and eos_token)")
 	msgsPath := fs.String("messages", "", "a JSON file with the list of messages ({\"role\", \"content\"}, tool calls and tool results as given)")
 	toolsPath := fs.String("tools", "", "a JSON file with the list of tools (JSON schemas); none by default")
@@ -32,12 +32,11 @@ func runChatTemplateRender(args []string) error {
 	var vars tokStrings
 	fs.Var(&vars, "var", "a template variable K=V, V as JSON when it parses (true, 3, \"s\", [..]) and as a string otherwise (repeat for several)")
 	date := fs.String("date", "", "strftime_now's date, YYYY-MM-DD (default: now)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *tmplPath == "" || *msgsPath == "" || fs.NArg() > 0 {
-		fs.Usage()
-		return errors.New("chat-template render: need --template FILE and --messages FILE, and no other arguments")
+	if *tmplPath == "" || *msgsPath == "" {
+		return usageError{errors.New("chat-template render: need --template FILE and --messages FILE (golem chat-template render --help lists the flags)")}
 	}
 	in := chattemplate.Input{AddGenerationPrompt: *agp, Vars: map[string]any{}}
 	var err error
