@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/golem-ml/golem/backend/cpu"
 )
 
 // A client that sends headers and a few bytes of its body and stalls gets
@@ -193,7 +195,7 @@ func TestHostCheckAndJSONOnly(t *testing.T) {
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, Config{Models: []string{tinyDir(t, "gpt2")}, Addr: "127.0.0.1:0", DB: "none", Watch: -1,
+		done <- Run(ctx, Config{Models: []string{tinyDir(t, "gpt2")}, Addr: "127.0.0.1:0", DB: "none", Watch: -1, Backend: cpu.New(),
 			Ready: func(a string) { ready <- a }})
 	}()
 	var addr string
