@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -31,6 +32,10 @@ type sampleParams struct {
 	N           *int
 	Stop        []string
 	MinTokens   *int
+	// ClampMax clamps MaxTokens to what fits the context (Ollama's
+	// num_predict) instead of refusing more.
+	ClampMax bool
+	MaxName  string // the field MaxTokens came from, for errors (default "max_tokens")
 }
 
 // genRequest is a checked generation request.
@@ -189,14 +194,17 @@ func newGen(e *Engine, w *Weights, prompt []int, p sampleParams, defTemp float64
 	room := ctx - len(prompt)
 	g.s.MaxTokens = room
 	if p.MaxTokens != nil {
-		switch m := *p.MaxTokens; {
+		m := *p.MaxTokens
+		switch {
 		case m < 1:
-			return nil, badRequest(`"max_tokens" %d is less than 1`, m)
+			return nil, badRequest(`%q %d is less than 1`, cmp.Or(p.MaxName, "max_tokens"), m)
+		case m > room && p.ClampMax:
+			m = room
 		case m > room:
 			return nil, &apiError{http.StatusBadRequest, "context_length_exceeded",
 				fmt.Sprintf("this model's maximum context length is %d tokens; the prompt has %d and %d more were requested (at most %d fit)", ctx, len(prompt), m, room)}
 		}
-		g.s.MaxTokens = *p.MaxTokens
+		g.s.MaxTokens = m
 	}
 	if p.MinTokens != nil {
 		if m := *p.MinTokens; m < 0 || m > g.s.MaxTokens {

@@ -90,6 +90,7 @@ type openaiCommon struct {
 	Model               string   `json:"model"`
 	Temperature         *float64 `json:"temperature"`
 	TopP                *float64 `json:"top_p"`
+	TopK                *int     `json:"top_k"` // vLLM's extension
 	MaxTokens           *int     `json:"max_tokens"`
 	MaxCompletionTokens *int     `json:"max_completion_tokens"`
 	N                   *int     `json:"n"`
@@ -103,7 +104,7 @@ type openaiCommon struct {
 }
 
 func (c *openaiCommon) params() sampleParams {
-	p := sampleParams{Temperature: c.Temperature, TopP: c.TopP, MaxTokens: c.MaxTokens, N: c.N, Seed: c.Seed, Stop: c.Stop, MinTokens: c.MinTokens}
+	p := sampleParams{Temperature: c.Temperature, TopP: c.TopP, TopK: c.TopK, MaxTokens: c.MaxTokens, N: c.N, Seed: c.Seed, Stop: c.Stop, MinTokens: c.MinTokens}
 	if p.MaxTokens == nil {
 		p.MaxTokens = c.MaxCompletionTokens
 	}
@@ -126,7 +127,7 @@ func (s *Server) openaiChat(w http.ResponseWriter, r *http.Request) {
 		openaiCommon
 		Messages []openaiMessage `json:"messages"`
 	}
-	if !s.decodeJSON(openAI, w, r, &req) {
+	if !s.decodeAPI(openAI, w, r, &req) {
 		return
 	}
 	e, err := s.engineFor(openAI, req.Model)
@@ -162,7 +163,7 @@ func (s *Server) openaiCompletions(w http.ResponseWriter, r *http.Request) {
 		openaiCommon
 		Prompt json.RawMessage `json:"prompt"`
 	}
-	if !s.decodeJSON(openAI, w, r, &req) {
+	if !s.decodeAPI(openAI, w, r, &req) {
 		return
 	}
 	e, err := s.engineFor(openAI, req.Model)

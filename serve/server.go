@@ -72,6 +72,12 @@ type Options struct {
 	// on a loopback address without an API key.
 	HostCheck  bool
 	ListenAddr string
+
+	// Lenient lets the APIs ignore request fields golem does not support
+	// (by default a 400 names them); fields of features golem does not
+	// have yet (tools, response_format, logprobs, images, ...) are refused
+	// even so.
+	Lenient bool
 }
 
 // Server answers the APIs and the web app. It is an http.Handler.
@@ -82,6 +88,7 @@ type Server struct {
 	store   *store.Store
 	mux     *http.ServeMux
 	bodies  budget // request body bytes being handled
+	digests digests
 	logins  loginLimiter
 }
 
@@ -126,6 +133,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /v1/models/{id...}", s.apiAuth(openAI, s.openaiModel))
 	m.HandleFunc("POST /v1/chat/completions", s.apiAuth(openAI, s.openaiChat))
 	m.HandleFunc("POST /v1/completions", s.apiAuth(openAI, s.openaiCompletions))
+	m.HandleFunc("POST /v1/embeddings", s.apiAuth(openAI, notYetEndpoint(openAI)))
 	m.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		openAI.fail(w, http.StatusNotFound, "not_found", "unknown endpoint %s %s", r.Method, r.URL.Path)
 	})
@@ -135,6 +143,12 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /api/show", s.apiAuth(ollama, s.ollamaShow))
 	m.HandleFunc("POST /api/chat", s.apiAuth(ollama, s.ollamaChat))
 	m.HandleFunc("POST /api/generate", s.apiAuth(ollama, s.ollamaGenerate))
+	m.HandleFunc("GET /api/ps", s.apiAuth(ollama, s.ollamaPs))
+	for _, p := range []string{"POST /api/pull", "POST /api/push", "POST /api/create", "POST /api/copy", "DELETE /api/delete"} {
+		m.HandleFunc(p, s.apiAuth(ollama, s.ollamaNoModels))
+	}
+	m.HandleFunc("POST /api/embed", s.apiAuth(ollama, notYetEndpoint(ollama)))
+	m.HandleFunc("POST /api/embeddings", s.apiAuth(ollama, notYetEndpoint(ollama)))
 	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		ollama.fail(w, http.StatusNotFound, "", "unknown endpoint %s %s", r.Method, r.URL.Path)
 	})
@@ -309,7 +323,11 @@ const (
 // fail writes an error in the API's shape. kind is OpenAI's error type or
 // code ("invalid_request_error", "context_length_exceeded", ...).
 func (a apiStyle) fail(w http.ResponseWriter, status int, kind, format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
+	a.failParam(w, status, kind, "", fmt.Sprintf(format, args...))
+}
+
+// failParam is fail naming the request field at fault (OpenAI's "param").
+func (a apiStyle) failParam(w http.ResponseWriter, status int, kind, param, msg string) {
 	var body any
 	switch a {
 	case openAI:
@@ -328,7 +346,11 @@ func (a apiStyle) fail(w http.ResponseWriter, status int, kind, format string, a
 		if kind != "" {
 			code = kind
 		}
-		body = map[string]any{"error": map[string]any{"message": msg, "type": typ, "param": nil, "code": code}}
+		var p any
+		if param != "" {
+			p = param
+		}
+		body = map[string]any{"error": map[string]any{"message": msg, "type": typ, "param": p, "code": code}}
 	default:
 		body = map[string]string{"error": msg}
 	}
@@ -449,6 +471,33 @@ func (s *Server) decodeJSON(a apiStyle, w http.ResponseWriter, r *http.Request, 
 	return true
 }
 
+// decodeAPI is decodeJSON for the OpenAI and Ollama APIs: a field golem
+// does not use is a 400 naming it (see checkFields).
+func (s *Server) decodeAPI(a apiStyle, w http.ResponseWriter, r *http.Request, v any) bool {
+	b, ok := readBody(a, w, r, s.opts.MaxBody)
+	if !ok {
+		return false
+	}
+	err := unmarshal(b, v)
+	if err == nil {
+		rules := openaiFields
+		if a == ollama {
+			rules = ollamaFields
+		}
+		err = checkFields(b, v, rules, s.opts.Lenient)
+	}
+	var fe *fieldError
+	if errors.As(err, &fe) {
+		a.failParam(w, http.StatusBadRequest, "", fe.path, fe.msg)
+		return false
+	}
+	if err != nil {
+		a.fail(w, http.StatusBadRequest, "", "%v", err)
+		return false
+	}
+	return true
+}
+
 // unmarshal decodes one JSON object and words errors for people.
 func unmarshal(b []byte, v any) error {
 	b = bytes.TrimSpace(b)
@@ -505,8 +554,15 @@ func jsonPath(t reflect.Type, path string) string {
 // jsonField returns the type of t's field whose JSON name is name, or nil.
 func jsonField(t reflect.Type, name string) reflect.Type {
 	for _, f := range reflect.VisibleFields(t) {
+		if f.Anonymous || !f.IsExported() {
+			continue
+		}
 		tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		if tag == name || tag == "" && strings.EqualFold(f.Name, name) {
+		if tag == "-" {
+			continue
+		}
+		// encoding/json matches names case-insensitively.
+		if strings.EqualFold(tag, name) || tag == "" && strings.EqualFold(f.Name, name) {
 			return f.Type
 		}
 	}

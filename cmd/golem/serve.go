@@ -34,6 +34,7 @@ func runServe(args []string) error {
 	fs.DurationVar(&o.WriteTimeout, "write-timeout", 60*time.Second, "how long one write of an answer may block before the client is cut off (streams live while they progress)")
 	fs.DurationVar(&o.IdleTimeout, "idle-timeout", 60*time.Second, "how long an idle keep-alive connection stays open")
 	fs.BoolVar(&o.SecureCookies, "secure-cookies", false, "mark the session cookie Secure: set it when HTTPS (a TLS proxy) is in front")
+	fs.BoolVar(&o.Lenient, "lenient", false, "let the OpenAI and Ollama APIs ignore request fields golem does not support (by default a 400 names them); tools, response_format, logprobs, images ... are refused even so")
 	bodyMiB := fs.Int64("body-memory", 64, "MiB of request bodies read and handled at once; more is a 429")
 	dev := addDeviceFlag(fs)
 	fs.Parse(args)
