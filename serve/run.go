@@ -112,6 +112,11 @@ func Run(ctx context.Context, c Config) error {
 	if c.Addr == "" {
 		c.Addr = "127.0.0.1:8080"
 	}
+	for _, o := range c.Server.CORSOrigins {
+		if err := CheckOrigin(o); err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+	}
 	if c.DB == "" {
 		c.DB = "sqlite:golem.db"
 	}

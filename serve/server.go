@@ -78,6 +78,11 @@ type Options struct {
 	// have yet (tools, response_format, logprobs, images, ...) are refused
 	// even so.
 	Lenient bool
+
+	// CORSOrigins are origins (scheme://host[:port], or "*") whose pages
+	// may call the OpenAI and Ollama APIs from a browser, besides those on
+	// localhost, 127.0.0.1 and [::1], which always may (see CheckOrigin).
+	CORSOrigins []string
 }
 
 // Server answers the APIs and the web app. It is an http.Handler.
@@ -179,6 +184,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	a := styleOf(r.URL.Path)
 	if s.opts.HostCheck && !s.hostOK(r.Host) {
 		a.fail(w, http.StatusForbidden, "", "Host %q is not this server's: without an API key it answers only localhost, 127.0.0.1 and [::1] (against DNS rebinding); use one of them, or start it with --api-key", r.Host)
+		return
+	}
+	// CORS after the Host check (a page reaching a keyless loopback server
+	// through a rebound DNS name is refused above, preflight or not), and
+	// before the API key and JSON checks: a preflight carries neither.
+	if a != web && s.cors(a, w, r) {
 		return
 	}
 	tw := &timedWriter{ResponseWriter: w, rc: http.NewResponseController(w), d: s.opts.WriteTimeout}

@@ -35,10 +35,13 @@ func runServe(args []string) error {
 	fs.DurationVar(&o.IdleTimeout, "idle-timeout", 60*time.Second, "how long an idle keep-alive connection stays open")
 	fs.BoolVar(&o.SecureCookies, "secure-cookies", false, "mark the session cookie Secure: set it when HTTPS (a TLS proxy) is in front")
 	fs.BoolVar(&o.Lenient, "lenient", false, "let the OpenAI and Ollama APIs ignore request fields golem does not support (by default a 400 names them); tools, response_format, logprobs, images ... are refused even so")
+	var origins listFlag
+	fs.Var(&origins, "cors-origin", "an origin (scheme://host[:port], or * for any) whose web pages may call the APIs, besides localhost, 127.0.0.1 and [::1] (repeatable)")
 	bodyMiB := fs.Int64("body-memory", 64, "MiB of request bodies read and handled at once; more is a 429")
 	dev := addDeviceFlag(fs)
 	fs.Parse(args)
 	o.BodyMemory = *bodyMiB << 20
+	o.CORSOrigins = origins
 	be, err := dev.open()
 	if err != nil {
 		return err
