@@ -40,6 +40,7 @@ type sampleParams struct {
 
 // genRequest is a checked generation request.
 type genRequest struct {
+	rec    *reqRecord // the request log's: tokens, time to the first
 	e      *Engine
 	w      *Weights
 	prompt []int
@@ -71,7 +72,7 @@ func (a apiStyle) failErr(w http.ResponseWriter, err error) {
 }
 
 // engineFor finds a model by id; Ollama's ":latest" tag is ignored.
-func (s *Server) engineFor(a apiStyle, model string) (*Engine, error) {
+func (s *Server) engineFor(a apiStyle, r *http.Request, model string) (*Engine, error) {
 	if model == "" {
 		return nil, badRequest(`"model" missing; served models: %s`, strings.Join(s.modelNames(), ", "))
 	}
@@ -83,6 +84,7 @@ func (s *Server) engineFor(a apiStyle, model string) (*Engine, error) {
 		return nil, &apiError{http.StatusNotFound, "model_not_found",
 			fmt.Sprintf("model %q not found; served models: %s", model, strings.Join(s.modelNames(), ", "))}
 	}
+	recordOf(r.Context()).setModel(e.Name)
 	return e, nil
 }
 
@@ -256,6 +258,8 @@ type choiceEvent struct {
 // merged, as they come; each choice ends with a done event. Cancelling ctx
 // stops them all.
 func (g *genRequest) start(ctx context.Context) (<-chan choiceEvent, error) {
+	g.rec = recordOf(ctx)
+	g.rec.setPrompt(len(g.prompt))
 	out := make(chan choiceEvent, 64)
 	type sub struct {
 		ch     <-chan Event
@@ -315,6 +319,7 @@ func (g *genRequest) start(ctx context.Context) (<-chan choiceEvent, error) {
 					continue
 				}
 				n++
+				g.rec.token()
 				if d := st.Add(ev.Token); d != "" && !send(choiceEvent{index: i, delta: d}) {
 					return
 				}

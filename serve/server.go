@@ -51,6 +51,9 @@ type Options struct {
 	SecureCookies bool
 	// Logf logs server events (default log.Printf).
 	Logf func(format string, args ...any)
+	// LogRequest receives each request's log line once it is answered
+	// (default: its Text through Logf).
+	LogRequest func(RequestLog)
 
 	// BodyTimeout is how long a request's body may take to arrive (default
 	// 30 s); a client that stalls mid-body gets a 408 and is disconnected.
@@ -108,6 +111,10 @@ func New(engines []*Engine, st *store.Store, o Options) *Server {
 	}
 	if o.Logf == nil {
 		o.Logf = log.Printf
+	}
+	if o.LogRequest == nil {
+		logf := o.Logf
+		o.LogRequest = func(l RequestLog) { logf("%s", l.Text()) }
 	}
 	if o.BodyTimeout <= 0 {
 		o.BodyTimeout = 30 * time.Second
@@ -170,7 +177,20 @@ func (s *Server) HTTPServer() *http.Server {
 
 // ServeHTTP answers one request. A panic in a handler becomes a 500 and
 // the server goes on.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	rec := &reqRecord{start: time.Now(), id: newID("")[:16]}
+	tw := &timedWriter{ResponseWriter: rw, rc: http.NewResponseController(rw), d: s.opts.WriteTimeout}
+	var w http.ResponseWriter = tw
+	defer func() {
+		status := tw.status
+		switch {
+		case status == 0 && r.Context().Err() != nil:
+			status = 499 // the client went away before an answer (nginx's code)
+		case status == 0:
+			status = http.StatusOK // what net/http sends for an empty answer
+		}
+		s.opts.LogRequest(rec.log(r, status))
+	}()
 	defer func() {
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler {
@@ -180,7 +200,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, `{"error":"internal error"}`, http.StatusInternalServerError)
 		}
 	}()
+	r = r.WithContext(context.WithValue(r.Context(), recordKey{}, rec))
 	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("X-Request-Id", rec.id)
 	a := styleOf(r.URL.Path)
 	if s.opts.HostCheck && !s.hostOK(r.Host) {
 		a.fail(w, http.StatusForbidden, "", "Host %q is not this server's: without an API key it answers only localhost, 127.0.0.1 and [::1] (against DNS rebinding); use one of them, or start it with --api-key", r.Host)
@@ -192,7 +214,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if a != web && s.cors(a, w, r) {
 		return
 	}
-	tw := &timedWriter{ResponseWriter: w, rc: http.NewResponseController(w), d: s.opts.WriteTimeout}
 	tw.extend()
 	defer tw.extend() // for what the server writes after the handler
 	if r.Body != nil && r.Body != http.NoBody {
@@ -259,15 +280,27 @@ func (s *Server) hostOK(host string) bool {
 
 // timedWriter gives each write of an answer WriteTimeout to complete: a
 // client that stops reading is cut off, a stream that goes on is not.
+// It keeps the status for the request log.
 type timedWriter struct {
 	http.ResponseWriter
-	rc *http.ResponseController
-	d  time.Duration
+	rc     *http.ResponseController
+	d      time.Duration
+	status int
 }
 
 func (t *timedWriter) extend() { t.rc.SetWriteDeadline(time.Now().Add(t.d)) }
 
+func (t *timedWriter) WriteHeader(status int) {
+	if t.status == 0 && status >= 200 {
+		t.status = status
+	}
+	t.ResponseWriter.WriteHeader(status)
+}
+
 func (t *timedWriter) Write(b []byte) (int, error) {
+	if t.status == 0 {
+		t.status = http.StatusOK
+	}
 	t.extend()
 	return t.ResponseWriter.Write(b)
 }

@@ -37,6 +37,7 @@ func runServe(args []string) error {
 	fs.BoolVar(&o.Lenient, "lenient", false, "let the OpenAI and Ollama APIs ignore request fields golem does not support (by default a 400 names them); tools, response_format, logprobs, images ... are refused even so")
 	var origins listFlag
 	fs.Var(&origins, "cors-origin", "an origin (scheme://host[:port], or * for any) whose web pages may call the APIs, besides localhost, 127.0.0.1 and [::1] (repeatable)")
+	logFormat := fs.String("log-format", "text", "how the log's lines are written: text, or json (one object a line; a line per request with id, route, model, tokens, time to first token, total time and status)")
 	bodyMiB := fs.Int64("body-memory", 64, "MiB of request bodies read and handled at once; more is a 429")
 	dev := addDeviceFlag(fs)
 	fs.Parse(args)
@@ -56,6 +57,6 @@ func runServe(args []string) error {
 	defer stopHUP()
 	return serve.Run(ctx, serve.Config{
 		Models: models, Addr: *addr, DB: *db, APIKey: *apiKey, NoAPIKey: *noKey, AdminPassword: *adminPw,
-		Watch: *watch, Reload: reload, Engine: serve.EngineOptions{MaxBatch: *batch, Queue: *queue, FloatKV: *kvCache == "f32"}, Server: o, Out: os.Stderr, Backend: be,
+		Watch: *watch, Reload: reload, Engine: serve.EngineOptions{MaxBatch: *batch, Queue: *queue, FloatKV: *kvCache == "f32"}, Server: o, Out: os.Stderr, LogFormat: *logFormat, Backend: be,
 	})
 }

@@ -60,6 +60,7 @@ for (const host of ["localhost", "allowed.test"]) {
   assert.ok(r.tags.includes(model + ":latest"), host + ": " + JSON.stringify(r));
   assert.equal(r.status, 200);
   assert.equal(r.object, "chat.completion");
+  assert.match(r.requestId ?? "", /^[0-9a-f]{16}$/, host + ": X-Request-Id is exposed to the page");
 }
 assert.match(out["denied.test"].error ?? "", /TypeError: Failed to fetch/, "denied.test: " + JSON.stringify(out["denied.test"]));
 console.log(JSON.stringify({ ok: true, ...out }));
