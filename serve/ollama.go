@@ -119,7 +119,7 @@ func filesSize(dir string) int64 {
 	if dir == "" {
 		return 0
 	}
-	files, _ := filepath.Glob(filepath.Join(dir, "*.safetensors"))
+	files, _ := filepath.Glob(filepath.Join(dir, "model*.safetensors")) // model.safetensors, or its shards
 	var size int64
 	for _, f := range files {
 		if fi, err := os.Stat(f); err == nil && fi.Mode().IsRegular() {

@@ -135,6 +135,11 @@ func New(engines []*Engine, st *store.Store, o Options) *Server {
 		s.names = append(s.names, e.Name)
 	}
 	s.routes()
+	// The weights' digests (Ollama's tags and ps), ahead of the first
+	// listing: seconds for a model of gigabytes.
+	for _, e := range engines {
+		go s.digests.of(e.Weights())
+	}
 	return s
 }
 
