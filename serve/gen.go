@@ -71,13 +71,14 @@ func (a apiStyle) failErr(w http.ResponseWriter, err error) {
 	a.fail(w, http.StatusInternalServerError, "", "%v", err)
 }
 
-// engineFor finds a model by id; Ollama's ":latest" tag is ignored.
-func (s *Server) engineFor(a apiStyle, r *http.Request, model string) (*Engine, error) {
+// engineFor finds a model by id; Ollama's ":latest" tag is ignored (on
+// the OpenAI API too, for names copied from Ollama's lists).
+func (s *Server) engineFor(r *http.Request, model string) (*Engine, error) {
 	if model == "" {
 		return nil, badRequest(`"model" missing; served models: %s`, strings.Join(s.modelNames(), ", "))
 	}
 	e, ok := s.engines[model]
-	if !ok && a == ollama {
+	if !ok {
 		e, ok = s.engines[strings.TrimSuffix(model, ":latest")]
 	}
 	if !ok {

@@ -205,7 +205,7 @@ func (s *Server) ollamaShow(w http.ResponseWriter, r *http.Request) {
 	if req.Model == "" {
 		req.Model = req.Name
 	}
-	e, err := s.engineFor(ollama, r, req.Model)
+	e, err := s.engineFor(r, req.Model)
 	if err != nil {
 		ollama.failErr(w, err)
 		return
@@ -252,7 +252,7 @@ func (s *Server) ollamaChat(w http.ResponseWriter, r *http.Request) {
 	if !s.decodeAPI(ollama, w, r, &req) {
 		return
 	}
-	e, err := s.engineFor(ollama, r, req.Model)
+	e, err := s.engineFor(r, req.Model)
 	if err != nil {
 		ollama.failErr(w, err)
 		return
@@ -283,7 +283,7 @@ func (s *Server) ollamaGenerate(w http.ResponseWriter, r *http.Request) {
 	if !s.decodeAPI(ollama, w, r, &req) {
 		return
 	}
-	e, err := s.engineFor(ollama, r, req.Model)
+	e, err := s.engineFor(r, req.Model)
 	if err != nil {
 		ollama.failErr(w, err)
 		return

@@ -105,6 +105,10 @@ func TestOllamaParity(t *testing.T) {
 			t.Errorf("%s num_predict 1e6: %d %s, want the context filled (256 tokens) and done_reason length", path, status, b)
 		}
 	}
+	// A name copied from Ollama's list works on the OpenAI API too.
+	if status, b := do(t, nil, "POST", ts.URL+"/v1/chat/completions", []byte(`{"model":"tiny-llama:latest","max_tokens":1,"messages":[{"role":"user","content":"hi"}]}`), nil); status != 200 {
+		t.Errorf("openai with tiny-llama:latest: %d %s", status, b)
+	}
 	// OpenAI's max_tokens past the context stays an error, as OpenAI's.
 	status, b := do(t, nil, "POST", ts.URL+"/v1/chat/completions", []byte(`{"model":"tiny-same","max_tokens":1000000,"messages":[{"role":"user","content":"go on"}]}`), nil)
 	if status != 400 || !strings.Contains(string(b), "context_length_exceeded") {

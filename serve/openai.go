@@ -28,7 +28,7 @@ func (s *Server) openaiModelObject(name string) map[string]any {
 
 // openaiModel answers GET /v1/models/{id}.
 func (s *Server) openaiModel(w http.ResponseWriter, r *http.Request) {
-	e, err := s.engineFor(openAI, r, r.PathValue("id"))
+	e, err := s.engineFor(r, r.PathValue("id"))
 	if err != nil {
 		openAI.failErr(w, err)
 		return
@@ -130,7 +130,7 @@ func (s *Server) openaiChat(w http.ResponseWriter, r *http.Request) {
 	if !s.decodeAPI(openAI, w, r, &req) {
 		return
 	}
-	e, err := s.engineFor(openAI, r, req.Model)
+	e, err := s.engineFor(r, req.Model)
 	if err != nil {
 		openAI.failErr(w, err)
 		return
@@ -166,7 +166,7 @@ func (s *Server) openaiCompletions(w http.ResponseWriter, r *http.Request) {
 	if !s.decodeAPI(openAI, w, r, &req) {
 		return
 	}
-	e, err := s.engineFor(openAI, r, req.Model)
+	e, err := s.engineFor(r, req.Model)
 	if err != nil {
 		openAI.failErr(w, err)
 		return
