@@ -71,7 +71,10 @@ func (c *chatContent) UnmarshalJSON(b []byte) error {
 	}
 	var sb strings.Builder
 	for _, p := range parts {
-		if p.Type != "text" || p.Text == nil {
+		switch {
+		case p.Type == "image_url" || p.Type == "input_audio" || p.Type == "file":
+			return fmt.Errorf(`a message's %q content part is not supported yet by golem serve: send text parts ({"type": "text", "text": ...}) or a string`, p.Type)
+		case p.Type != "text" || p.Text == nil:
 			return errors.New(`only text content parts are supported ({"type": "text", "text": ...})`)
 		}
 		sb.WriteString(*p.Text)

@@ -572,6 +572,9 @@ func unmarshal(b []byte, v any) error {
 		case errors.As(err, &se):
 			return fmt.Errorf("malformed JSON at byte %d: %s", se.Offset, strings.TrimPrefix(se.Error(), "json: "))
 		}
+		if !strings.HasPrefix(err.Error(), "json: ") {
+			return err // a field's own words (stopList, chatContent, keepAlive)
+		}
 		return fmt.Errorf("bad request: %s", strings.TrimPrefix(err.Error(), "json: "))
 	}
 	return nil

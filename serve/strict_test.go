@@ -53,6 +53,7 @@ func TestStrictFields(t *testing.T) {
 		{"/v1/completions", `{"model":"tiny-gpt2","prompt":"hi","max_tokens":1,"echo":true}`, `"echo"`, notyet, false},
 		{"/v1/completions", `{"model":"tiny-gpt2","prompt":"hi","max_tokens":1,"logprobs":2}`, `"logprobs"`, notyet, false},
 		{"/v1/chat/completions", msg(`,"tool_calls":[{"id":"c1"}]`), `"messages[1].tool_calls"`, notyet, false},
+		{"/v1/chat/completions", `{"model":"tiny-gpt2","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:,"}}]}]}`, `a message's "image_url" content part`, notyet, false},
 		// OpenAI: off, null, absent, or used.
 		{"/v1/chat/completions", chat(`,"tools":null,"tool_choice":"none","logprobs":false,"top_logprobs":0,"response_format":{"type":"text"}`), "", "", true},
 		{"/v1/chat/completions", chat(`,"frequency_penalty":0,"presence_penalty":0.0,"logit_bias":{},"user":"u-1","metadata":{"a":"b"},"store":false,"parallel_tool_calls":null`), "", "", true},
@@ -93,7 +94,7 @@ func TestStrictFields(t *testing.T) {
 			if status != 400 || !strings.HasPrefix(m, c.field) || !strings.Contains(m, c.why) {
 				t.Errorf("lenient %v: %s %s: %d %s, want 400 naming %s (%q)", isLenient, c.path, c.body, status, body, c.field, c.why)
 			}
-			if strings.HasPrefix(c.path, "/v1/") {
+			if strings.HasPrefix(c.path, "/v1/") && strings.HasPrefix(c.field, `"`) {
 				var e struct{ Error struct{ Param string } }
 				json.Unmarshal(body, &e)
 				if want := strings.Fields(c.field)[0]; `"`+e.Error.Param+`"` != want {
