@@ -97,7 +97,7 @@ func TestOpenAIChatAndCompletions(t *testing.T) {
 	if status != 200 || !strings.Contains(string(body), `"tiny-llama"`) || !strings.Contains(string(body), `"tiny-gpt2"`) {
 		t.Fatalf("models: %d %s", status, body)
 	}
-	req := `{"model":"tiny-llama","messages":[{"role":"user","content":"hello"}],"max_tokens":12,"temperature":0.7,"seed":3,"n":2,"min_tokens_ignored":1}`
+	req := `{"model":"tiny-llama","messages":[{"role":"user","content":"hello"}],"max_tokens":12,"temperature":0.7,"seed":3,"n":2}`
 	status, body = do(t, nil, "POST", ts.URL+"/v1/chat/completions", []byte(req), nil)
 	if status != 200 {
 		t.Fatalf("chat: %d %s", status, body)
@@ -189,7 +189,7 @@ func TestOpenAIChatAndCompletions(t *testing.T) {
 func TestOllamaChatAndGenerate(t *testing.T) {
 	ts := newTestServer(t, Options{}, EngineOptions{})
 	status, body := do(t, nil, "GET", ts.URL+"/api/tags", nil, nil)
-	if status != 200 || !strings.Contains(string(body), `"name":"tiny-llama"`) {
+	if status != 200 || !strings.Contains(string(body), `"name":"tiny-llama:latest"`) {
 		t.Fatalf("tags: %d %s", status, body)
 	}
 	resp, err := http.Post(ts.URL+"/api/chat", "application/json",

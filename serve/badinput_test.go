@@ -54,7 +54,8 @@ func TestBadInput(t *testing.T) {
 		{"context overflow by max_tokens", "POST", "/v1/chat/completions", chat(`,"max_tokens":5000`), 400, "context length"},
 		{"context overflow by prompt", "POST", "/v1/completions", `{"model":"tiny-gpt2","prompt":"` + long + `"}`, 400, "context length"},
 		{"prompt wrong type", "POST", "/v1/completions", `{"model":"tiny-gpt2","prompt":{"a":1}}`, 400, "prompt"},
-		{"unknown endpoint", "POST", "/v1/embeddings", `{}`, 404, "unknown endpoint"},
+		{"unknown endpoint", "POST", "/v1/assistants", `{}`, 404, "unknown endpoint"},
+		{"embeddings not yet", "POST", "/v1/embeddings", `{}`, 501, "not supported yet"},
 		{"unknown model path", "GET", "/v1/models/nope", ``, 404, "not found"},
 	}
 	for _, c := range openai {

@@ -5,6 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -234,4 +238,24 @@ func jsonText(s string) string {
 		return s
 	}
 	return strings.NewReplacer(`"`, `\"`, "\n", `\n`).Replace(s)
+}
+
+// A web page on another port of localhost, and one on an origin allowed
+// with --cors-origin, call both APIs from headless Chromium (the chat POST
+// needs a preflight: JSON and an API key); the browser keeps the answers
+// from a page on an origin not allowed.
+func TestBrowserCORS(t *testing.T) {
+	node := needBrowser(t)
+	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		io.WriteString(w, "<!doctype html><title>app</title><h1>another app</h1>")
+	}))
+	defer page.Close()
+	_, port, _ := net.SplitHostPort(page.Listener.Addr().String())
+	ts := newTestServerWith(t, "sqlite:"+filepath.Join(t.TempDir(), "c.db"),
+		Options{APIKey: "k3y", CORSOrigins: []string{"http://allowed.test:" + port}}, EngineOptions{}, "gpt2")
+	out := runNode(t, node, "cors.mjs", ts.URL, port, "k3y", "tiny-gpt2")
+	if !strings.Contains(out, `"ok":true`) {
+		t.Fatal(out)
+	}
 }

@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -31,10 +32,15 @@ type sampleParams struct {
 	N           *int
 	Stop        []string
 	MinTokens   *int
+	// ClampMax clamps MaxTokens to what fits the context (Ollama's
+	// num_predict) instead of refusing more.
+	ClampMax bool
+	MaxName  string // the field MaxTokens came from, for errors (default "max_tokens")
 }
 
 // genRequest is a checked generation request.
 type genRequest struct {
+	rec    *reqRecord // the request log's: tokens, time to the first
 	e      *Engine
 	w      *Weights
 	prompt []int
@@ -65,19 +71,21 @@ func (a apiStyle) failErr(w http.ResponseWriter, err error) {
 	a.fail(w, http.StatusInternalServerError, "", "%v", err)
 }
 
-// engineFor finds a model by id; Ollama's ":latest" tag is ignored.
-func (s *Server) engineFor(a apiStyle, model string) (*Engine, error) {
+// engineFor finds a model by id; Ollama's ":latest" tag is ignored (on
+// the OpenAI API too, for names copied from Ollama's lists).
+func (s *Server) engineFor(r *http.Request, model string) (*Engine, error) {
 	if model == "" {
 		return nil, badRequest(`"model" missing; served models: %s`, strings.Join(s.modelNames(), ", "))
 	}
 	e, ok := s.engines[model]
-	if !ok && a == ollama {
+	if !ok {
 		e, ok = s.engines[strings.TrimSuffix(model, ":latest")]
 	}
 	if !ok {
 		return nil, &apiError{http.StatusNotFound, "model_not_found",
 			fmt.Sprintf("model %q not found; served models: %s", model, strings.Join(s.modelNames(), ", "))}
 	}
+	recordOf(r.Context()).setModel(e.Name)
 	return e, nil
 }
 
@@ -189,14 +197,17 @@ func newGen(e *Engine, w *Weights, prompt []int, p sampleParams, defTemp float64
 	room := ctx - len(prompt)
 	g.s.MaxTokens = room
 	if p.MaxTokens != nil {
-		switch m := *p.MaxTokens; {
+		m := *p.MaxTokens
+		switch {
 		case m < 1:
-			return nil, badRequest(`"max_tokens" %d is less than 1`, m)
+			return nil, badRequest(`%q %d is less than 1`, cmp.Or(p.MaxName, "max_tokens"), m)
+		case m > room && p.ClampMax:
+			m = room
 		case m > room:
 			return nil, &apiError{http.StatusBadRequest, "context_length_exceeded",
 				fmt.Sprintf("this model's maximum context length is %d tokens; the prompt has %d and %d more were requested (at most %d fit)", ctx, len(prompt), m, room)}
 		}
-		g.s.MaxTokens = *p.MaxTokens
+		g.s.MaxTokens = m
 	}
 	if p.MinTokens != nil {
 		if m := *p.MinTokens; m < 0 || m > g.s.MaxTokens {
@@ -248,6 +259,8 @@ type choiceEvent struct {
 // merged, as they come; each choice ends with a done event. Cancelling ctx
 // stops them all.
 func (g *genRequest) start(ctx context.Context) (<-chan choiceEvent, error) {
+	g.rec = recordOf(ctx)
+	g.rec.setPrompt(len(g.prompt))
 	out := make(chan choiceEvent, 64)
 	type sub struct {
 		ch     <-chan Event
@@ -307,6 +320,7 @@ func (g *genRequest) start(ctx context.Context) (<-chan choiceEvent, error) {
 					continue
 				}
 				n++
+				g.rec.token()
 				if d := st.Add(ev.Token); d != "" && !send(choiceEvent{index: i, delta: d}) {
 					return
 				}

@@ -1,19 +1,23 @@
 package serve
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/golem-ml/golem/tokenizer"
 )
 
 // ollamaOptions are the "options" of Ollama's chat and generate requests
-// that golem uses; the others (num_ctx, num_gpu, ...) are accepted and
-// ignored, as Ollama ignores what a model does not use.
+// that golem uses; ollamaFields says which others are accepted (num_ctx,
+// num_gpu, ...: how Ollama runs a model, not what it answers).
 type ollamaOptions struct {
 	Temperature *float64 `json:"temperature"`
 	TopP        *float64 `json:"top_p"`
@@ -24,8 +28,10 @@ type ollamaOptions struct {
 }
 
 func (o *ollamaOptions) params() sampleParams {
-	p := sampleParams{Temperature: o.Temperature, TopP: o.TopP, TopK: o.TopK, Seed: o.Seed, Stop: o.Stop}
-	if o.NumPredict != nil && *o.NumPredict >= 0 { // -1: until the context is full
+	// As Ollama: more tokens than fit the context are clamped to what fits
+	// (done_reason "length"), not refused.
+	p := sampleParams{Temperature: o.Temperature, TopP: o.TopP, TopK: o.TopK, Seed: o.Seed, Stop: o.Stop, ClampMax: true, MaxName: "options.num_predict"}
+	if o.NumPredict != nil && *o.NumPredict >= 0 { // -1, -2: until the context is full
 		p.MaxTokens = o.NumPredict
 	}
 	return p
@@ -36,28 +42,91 @@ type ollamaCommon struct {
 	Model   string        `json:"model"`
 	Stream  *bool         `json:"stream"` // default true
 	Options ollamaOptions `json:"options"`
-	Format  any           `json:"format"`
+	// KeepAlive is accepted and checked: golem keeps every model it
+	// serves loaded while it runs (see ollamaPs).
+	KeepAlive keepAlive `json:"keep_alive"`
+}
+
+// keepAlive is Ollama's "keep_alive": a duration ("5m", "1h30m"), a number
+// of seconds, or negative for ever. golem never unloads a served model, so
+// it only checks it; 0 (Ollama's "unload now") answers done_reason
+// "unload" to a request with nothing to generate.
+type keepAlive struct {
+	set  bool
+	zero bool
+}
+
+func (k *keepAlive) UnmarshalJSON(b []byte) error {
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	switch v := v.(type) {
+	case nil:
+		return nil
+	case float64:
+		*k = keepAlive{set: true, zero: v == 0}
+		return nil
+	case string:
+		if n, err := strconv.ParseFloat(v, 64); err == nil {
+			*k = keepAlive{set: true, zero: n == 0}
+			return nil
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf(`"keep_alive" %q is not a duration ("5m", "1h") or a number of seconds`, v)
+		}
+		*k = keepAlive{set: true, zero: d == 0}
+		return nil
+	}
+	return fmt.Errorf(`"keep_alive" must be a duration ("5m", "1h") or a number of seconds, got %s`, b)
+}
+
+// doneReason is the done_reason of a request with nothing to generate.
+func (k keepAlive) doneReason() string {
+	if k.set && k.zero {
+		return "unload"
+	}
+	return "load"
 }
 
 func (s *Server) ollamaVersion(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"version": "0.6.0-golem"})
 }
 
-// ollamaDetails describes a model the way Ollama's tags and show do.
-func (s *Server) ollamaDetails(e *Engine) (map[string]any, int64) {
-	wts := e.Weights()
+// ollamaName is a model's name as Ollama writes it: name:tag, the tag
+// "latest" unless the name has one (requests may leave it out).
+func ollamaName(name string) string {
+	if strings.Contains(name, ":") {
+		return name
+	}
+	return name + ":latest"
+}
+
+// ollamaDetails describes a model the way Ollama's tags, ps and show do,
+// with the number of its parameters.
+func ollamaDetails(wts *Weights) (map[string]any, int64) {
 	var params int64
 	for _, p := range wts.Model.Params() {
 		params += int64(p.Tensor.Len())
 	}
+	return map[string]any{"parent_model": "", "format": "safetensors", "family": wts.Model.Config.Arch,
+		"families": []string{wts.Model.Config.Arch}, "parameter_size": humanCount(params), "quantization_level": "F32"}, params
+}
+
+// filesSize is the size of the weights files in dir (0 without a folder).
+func filesSize(dir string) int64 {
+	if dir == "" {
+		return 0
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "model*.safetensors")) // model.safetensors, or its shards
 	var size int64
-	if e.Dir != "" {
-		if fi, err := os.Stat(filepath.Join(e.Dir, "model.safetensors")); err == nil {
-			size = fi.Size()
+	for _, f := range files {
+		if fi, err := os.Stat(f); err == nil && fi.Mode().IsRegular() {
+			size += fi.Size()
 		}
 	}
-	return map[string]any{"parent_model": "", "format": "safetensors", "family": wts.Model.Config.Arch,
-		"families": []string{wts.Model.Config.Arch}, "parameter_size": humanCount(params), "quantization_level": "F32"}, size
+	return size
 }
 
 func humanCount(n int64) string {
@@ -72,16 +141,56 @@ func humanCount(n int64) string {
 	return fmt.Sprint(n)
 }
 
+// ollamaModel is a model as /api/tags and /api/ps list it.
+func (s *Server) ollamaModel(e *Engine) map[string]any {
+	wts := e.Weights()
+	details, _ := ollamaDetails(wts)
+	return map[string]any{"name": ollamaName(e.Name), "model": ollamaName(e.Name), "modified_at": wts.ModTime.UTC().Format(time.RFC3339Nano),
+		"size": filesSize(e.Dir), "digest": s.digests.of(wts), "details": details}
+}
+
 // ollamaTags answers GET /api/tags.
 func (s *Server) ollamaTags(w http.ResponseWriter, r *http.Request) {
 	models := []map[string]any{}
 	for _, name := range s.names {
-		e := s.engines[name]
-		details, size := s.ollamaDetails(e)
-		models = append(models, map[string]any{"name": name, "model": name, "modified_at": e.Weights().ModTime.UTC().Format(time.RFC3339Nano),
-			"size": size, "digest": "", "details": details})
+		models = append(models, s.ollamaModel(s.engines[name]))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"models": models})
+}
+
+// forever is when a model that is never unloaded expires, as Ollama
+// writes it (now plus the longest duration: the year 2318).
+func forever() string {
+	return time.Now().Add(time.Duration(math.MaxInt64)).UTC().Format(time.RFC3339Nano)
+}
+
+// ollamaPs answers GET /api/ps: every served model is loaded, for as long
+// as the server runs (keep_alive does not unload it), on the server's
+// device; size is its weights in memory.
+func (s *Server) ollamaPs(w http.ResponseWriter, r *http.Request) {
+	models := []map[string]any{}
+	for _, name := range s.names {
+		e := s.engines[name]
+		m := s.ollamaModel(e)
+		_, params := ollamaDetails(e.Weights())
+		m["size"], m["size_vram"] = 4*params, 0
+		m["expires_at"] = forever()
+		m["context_length"] = e.Weights().Model.Config.Context
+		models = append(models, m)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"models": models})
+}
+
+// ollamaParams are a model's defaults as Ollama's PARAMETER lines: its
+// context, its stop tokens and golem's Ollama defaults.
+func ollamaParams(wts *Weights) [][2]string {
+	ps := [][2]string{{"num_ctx", strconv.Itoa(wts.Model.Config.Context)}}
+	for _, id := range wts.Stop {
+		if t, ok := wts.Tok.Token(id); ok {
+			ps = append(ps, [2]string{"stop", strconv.Quote(t)})
+		}
+	}
+	return append(ps, [2]string{"temperature", "0.8"}, [2]string{"top_p", "1"})
 }
 
 // ollamaShow answers POST /api/show.
@@ -90,21 +199,48 @@ func (s *Server) ollamaShow(w http.ResponseWriter, r *http.Request) {
 		Model string `json:"model"`
 		Name  string `json:"name"`
 	}
-	if !s.decodeJSON(ollama, w, r, &req) {
+	if !s.decodeAPI(ollama, w, r, &req) {
 		return
 	}
 	if req.Model == "" {
 		req.Model = req.Name
 	}
-	e, err := s.engineFor(ollama, req.Model)
+	e, err := s.engineFor(r, req.Model)
 	if err != nil {
 		ollama.failErr(w, err)
 		return
 	}
-	details, _ := s.ollamaDetails(e)
-	c := e.Weights().Model.Config
-	writeJSON(w, http.StatusOK, map[string]any{"details": details, "template": e.Weights().Tok.ChatTemplateSource(),
-		"model_info": map[string]any{"general.architecture": c.Arch, "context_length": c.Context}, "capabilities": []string{"completion"}})
+	wts := e.Weights()
+	details, params := ollamaDetails(wts)
+	c := wts.Model.Config
+	var parameters, modelfile strings.Builder
+	fmt.Fprintf(&modelfile, "# Modelfile generated by golem serve for %s\n# golem serves Hugging Face model folders; it does not build models from Modelfiles.\nFROM %s\nTEMPLATE \"\"\"%s\"\"\"\n", ollamaName(e.Name), cmp.Or(e.Dir, e.Name), wts.Tok.ChatTemplateSource())
+	for _, p := range ollamaParams(wts) {
+		fmt.Fprintf(&parameters, "%-30s %s\n", p[0], p[1])
+		fmt.Fprintf(&modelfile, "PARAMETER %s %s\n", p[0], p[1])
+	}
+	a := c.Arch
+	writeJSON(w, http.StatusOK, map[string]any{"license": "", "system": "", "details": details, "template": wts.Tok.ChatTemplateSource(),
+		"parameters": strings.TrimSuffix(parameters.String(), "\n"), "modelfile": modelfile.String(),
+		"modified_at": wts.ModTime.UTC().Format(time.RFC3339Nano),
+		"model_info": map[string]any{"general.architecture": a, "general.parameter_count": params, "context_length": c.Context,
+			a + ".context_length": c.Context, a + ".embedding_length": c.Hidden, a + ".block_count": c.Layers,
+			a + ".attention.head_count": c.Heads, a + ".attention.head_count_kv": c.KVHeads, a + ".vocab_size": c.Vocab},
+		"capabilities": []string{"completion"}})
+}
+
+// ollamaNoModels answers what changes the models (/api/pull, /api/create,
+// /api/push, /api/copy, /api/delete): golem serves the folders it is
+// given.
+func (s *Server) ollamaNoModels(w http.ResponseWriter, r *http.Request) {
+	ollama.fail(w, http.StatusNotImplemented, "", "golem serve does not %s models: it serves the model folders given with --model (Hugging Face folders: config.json, model.safetensors, tokenizer.json), as \"NAME=DIR\" or DIR. Put a model in a folder (golem pretrain/sft --out DIR, or a Hugging Face download) and restart golem serve with --model DIR; new weights written into a served folder are loaded without a restart", strings.TrimPrefix(r.URL.Path, "/api/"))
+}
+
+// notYetEndpoint answers an endpoint golem will have.
+func notYetEndpoint(a apiStyle) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		a.fail(w, http.StatusNotImplemented, "not_implemented", "%s %s is not supported yet by golem serve", r.Method, r.URL.Path)
+	}
 }
 
 // ollamaChat answers POST /api/chat.
@@ -113,10 +249,10 @@ func (s *Server) ollamaChat(w http.ResponseWriter, r *http.Request) {
 		ollamaCommon
 		Messages []tokenizer.Message `json:"messages"`
 	}
-	if !s.decodeJSON(ollama, w, r, &req) {
+	if !s.decodeAPI(ollama, w, r, &req) {
 		return
 	}
-	e, err := s.engineFor(ollama, req.Model)
+	e, err := s.engineFor(r, req.Model)
 	if err != nil {
 		ollama.failErr(w, err)
 		return
@@ -124,7 +260,7 @@ func (s *Server) ollamaChat(w http.ResponseWriter, r *http.Request) {
 	wts := e.Weights()
 	if len(req.Messages) == 0 { // Ollama loads the model and answers done
 		writeJSON(w, http.StatusOK, map[string]any{"model": e.Name, "created_at": nowRFC3339(),
-			"message": map[string]string{"role": "assistant", "content": ""}, "done_reason": "load", "done": true})
+			"message": map[string]string{"role": "assistant", "content": ""}, "done_reason": req.KeepAlive.doneReason(), "done": true})
 		return
 	}
 	prompt, err := chatPrompt(wts, req.Messages)
@@ -144,17 +280,17 @@ func (s *Server) ollamaGenerate(w http.ResponseWriter, r *http.Request) {
 		System string `json:"system"`
 		Raw    bool   `json:"raw"`
 	}
-	if !s.decodeJSON(ollama, w, r, &req) {
+	if !s.decodeAPI(ollama, w, r, &req) {
 		return
 	}
-	e, err := s.engineFor(ollama, req.Model)
+	e, err := s.engineFor(r, req.Model)
 	if err != nil {
 		ollama.failErr(w, err)
 		return
 	}
 	wts := e.Weights()
 	if req.Prompt == "" {
-		writeJSON(w, http.StatusOK, map[string]any{"model": e.Name, "created_at": nowRFC3339(), "response": "", "done": true, "done_reason": "load"})
+		writeJSON(w, http.StatusOK, map[string]any{"model": e.Name, "created_at": nowRFC3339(), "response": "", "done": true, "done_reason": req.KeepAlive.doneReason()})
 		return
 	}
 	var prompt []int

@@ -28,7 +28,7 @@ func (s *Server) openaiModelObject(name string) map[string]any {
 
 // openaiModel answers GET /v1/models/{id}.
 func (s *Server) openaiModel(w http.ResponseWriter, r *http.Request) {
-	e, err := s.engineFor(openAI, r.PathValue("id"))
+	e, err := s.engineFor(r, r.PathValue("id"))
 	if err != nil {
 		openAI.failErr(w, err)
 		return
@@ -71,7 +71,10 @@ func (c *chatContent) UnmarshalJSON(b []byte) error {
 	}
 	var sb strings.Builder
 	for _, p := range parts {
-		if p.Type != "text" || p.Text == nil {
+		switch {
+		case p.Type == "image_url" || p.Type == "input_audio" || p.Type == "file":
+			return fmt.Errorf(`a message's %q content part is not supported yet by golem serve: send text parts ({"type": "text", "text": ...}) or a string`, p.Type)
+		case p.Type != "text" || p.Text == nil:
 			return errors.New(`only text content parts are supported ({"type": "text", "text": ...})`)
 		}
 		sb.WriteString(*p.Text)
@@ -90,6 +93,7 @@ type openaiCommon struct {
 	Model               string   `json:"model"`
 	Temperature         *float64 `json:"temperature"`
 	TopP                *float64 `json:"top_p"`
+	TopK                *int     `json:"top_k"` // vLLM's extension
 	MaxTokens           *int     `json:"max_tokens"`
 	MaxCompletionTokens *int     `json:"max_completion_tokens"`
 	N                   *int     `json:"n"`
@@ -103,7 +107,7 @@ type openaiCommon struct {
 }
 
 func (c *openaiCommon) params() sampleParams {
-	p := sampleParams{Temperature: c.Temperature, TopP: c.TopP, MaxTokens: c.MaxTokens, N: c.N, Seed: c.Seed, Stop: c.Stop, MinTokens: c.MinTokens}
+	p := sampleParams{Temperature: c.Temperature, TopP: c.TopP, TopK: c.TopK, MaxTokens: c.MaxTokens, N: c.N, Seed: c.Seed, Stop: c.Stop, MinTokens: c.MinTokens}
 	if p.MaxTokens == nil {
 		p.MaxTokens = c.MaxCompletionTokens
 	}
@@ -126,10 +130,10 @@ func (s *Server) openaiChat(w http.ResponseWriter, r *http.Request) {
 		openaiCommon
 		Messages []openaiMessage `json:"messages"`
 	}
-	if !s.decodeJSON(openAI, w, r, &req) {
+	if !s.decodeAPI(openAI, w, r, &req) {
 		return
 	}
-	e, err := s.engineFor(openAI, req.Model)
+	e, err := s.engineFor(r, req.Model)
 	if err != nil {
 		openAI.failErr(w, err)
 		return
@@ -162,10 +166,10 @@ func (s *Server) openaiCompletions(w http.ResponseWriter, r *http.Request) {
 		openaiCommon
 		Prompt json.RawMessage `json:"prompt"`
 	}
-	if !s.decodeJSON(openAI, w, r, &req) {
+	if !s.decodeAPI(openAI, w, r, &req) {
 		return
 	}
-	e, err := s.engineFor(openAI, req.Model)
+	e, err := s.engineFor(r, req.Model)
 	if err != nil {
 		openAI.failErr(w, err)
 		return

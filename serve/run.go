@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -54,6 +56,10 @@ type Config struct {
 	Ready func(addr string)
 	// Out receives what the server prints (stderr by default in the CLI).
 	Out io.Writer
+	// LogFormat is how Out's lines are written: "text" (the default) or
+	// "json", one object a line: {"time", "msg"} for events, RequestLog's
+	// JSON for requests.
+	LogFormat string
 
 	load func(dir string) (*Weights, error) // LoadWeights; tests replace it
 }
@@ -112,6 +118,11 @@ func Run(ctx context.Context, c Config) error {
 	if c.Addr == "" {
 		c.Addr = "127.0.0.1:8080"
 	}
+	for _, o := range c.Server.CORSOrigins {
+		if err := CheckOrigin(o); err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+	}
 	if c.DB == "" {
 		c.DB = "sqlite:golem.db"
 	}
@@ -122,7 +133,25 @@ func Run(ctx context.Context, c Config) error {
 	if out == nil {
 		out = io.Discard
 	}
-	logf := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
+	var outMu sync.Mutex
+	line := func(b []byte) {
+		outMu.Lock()
+		defer outMu.Unlock()
+		out.Write(append(b, '\n'))
+	}
+	logf := func(format string, args ...any) { line(fmt.Appendf(nil, format, args...)) }
+	logRequest := func(l RequestLog) { line([]byte(l.Text())) }
+	switch c.LogFormat {
+	case "", "text":
+	case "json":
+		logf = func(format string, args ...any) {
+			b, _ := json.Marshal(map[string]string{"time": time.Now().UTC().Format(time.RFC3339Nano), "msg": fmt.Sprintf(format, args...)})
+			line(b)
+		}
+		logRequest = func(l RequestLog) { line(l.JSON()) }
+	default:
+		return fmt.Errorf("serve: --log-format %q: want text or json", c.LogFormat)
+	}
 	load := c.load
 	if load == nil {
 		load = func(dir string) (*Weights, error) { return LoadWeights(c.Backend, dir) }
@@ -184,7 +213,7 @@ func Run(ctx context.Context, c Config) error {
 		logf("serve: listening beyond loopback: API key %s (shown once; --api-key to choose one, --no-api-key for none)", key)
 	}
 	o := c.Server
-	o.APIKey, o.Logf = key, logf
+	o.APIKey, o.Logf, o.LogRequest = key, logf, logRequest
 	// Without a key, a loopback server answers only its loopback names:
 	// a web page cannot reach it through a DNS name rebound to 127.0.0.1.
 	o.HostCheck, o.ListenAddr = key == "" && isLoopback(ln.Addr()), ln.Addr().String()

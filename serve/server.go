@@ -51,6 +51,9 @@ type Options struct {
 	SecureCookies bool
 	// Logf logs server events (default log.Printf).
 	Logf func(format string, args ...any)
+	// LogRequest receives each request's log line once it is answered
+	// (default: its Text through Logf).
+	LogRequest func(RequestLog)
 
 	// BodyTimeout is how long a request's body may take to arrive (default
 	// 30 s); a client that stalls mid-body gets a 408 and is disconnected.
@@ -72,6 +75,17 @@ type Options struct {
 	// on a loopback address without an API key.
 	HostCheck  bool
 	ListenAddr string
+
+	// Lenient lets the APIs ignore request fields golem does not support
+	// (by default a 400 names them); fields of features golem does not
+	// have yet (tools, response_format, logprobs, images, ...) are refused
+	// even so.
+	Lenient bool
+
+	// CORSOrigins are origins (scheme://host[:port], or "*") whose pages
+	// may call the OpenAI and Ollama APIs from a browser, besides those on
+	// localhost, 127.0.0.1 and [::1], which always may (see CheckOrigin).
+	CORSOrigins []string
 }
 
 // Server answers the APIs and the web app. It is an http.Handler.
@@ -82,6 +96,7 @@ type Server struct {
 	store   *store.Store
 	mux     *http.ServeMux
 	bodies  budget // request body bytes being handled
+	digests digests
 	logins  loginLimiter
 }
 
@@ -96,6 +111,10 @@ func New(engines []*Engine, st *store.Store, o Options) *Server {
 	}
 	if o.Logf == nil {
 		o.Logf = log.Printf
+	}
+	if o.LogRequest == nil {
+		logf := o.Logf
+		o.LogRequest = func(l RequestLog) { logf("%s", l.Text()) }
 	}
 	if o.BodyTimeout <= 0 {
 		o.BodyTimeout = 30 * time.Second
@@ -116,6 +135,11 @@ func New(engines []*Engine, st *store.Store, o Options) *Server {
 		s.names = append(s.names, e.Name)
 	}
 	s.routes()
+	// The weights' digests (Ollama's tags and ps), ahead of the first
+	// listing: seconds for a model of gigabytes.
+	for _, e := range engines {
+		go s.digests.of(e.Weights())
+	}
 	return s
 }
 
@@ -126,6 +150,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /v1/models/{id...}", s.apiAuth(openAI, s.openaiModel))
 	m.HandleFunc("POST /v1/chat/completions", s.apiAuth(openAI, s.openaiChat))
 	m.HandleFunc("POST /v1/completions", s.apiAuth(openAI, s.openaiCompletions))
+	m.HandleFunc("POST /v1/embeddings", s.apiAuth(openAI, notYetEndpoint(openAI)))
 	m.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		openAI.fail(w, http.StatusNotFound, "not_found", "unknown endpoint %s %s", r.Method, r.URL.Path)
 	})
@@ -135,6 +160,12 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /api/show", s.apiAuth(ollama, s.ollamaShow))
 	m.HandleFunc("POST /api/chat", s.apiAuth(ollama, s.ollamaChat))
 	m.HandleFunc("POST /api/generate", s.apiAuth(ollama, s.ollamaGenerate))
+	m.HandleFunc("GET /api/ps", s.apiAuth(ollama, s.ollamaPs))
+	for _, p := range []string{"POST /api/pull", "POST /api/push", "POST /api/create", "POST /api/copy", "DELETE /api/delete"} {
+		m.HandleFunc(p, s.apiAuth(ollama, s.ollamaNoModels))
+	}
+	m.HandleFunc("POST /api/embed", s.apiAuth(ollama, notYetEndpoint(ollama)))
+	m.HandleFunc("POST /api/embeddings", s.apiAuth(ollama, notYetEndpoint(ollama)))
 	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		ollama.fail(w, http.StatusNotFound, "", "unknown endpoint %s %s", r.Method, r.URL.Path)
 	})
@@ -151,7 +182,20 @@ func (s *Server) HTTPServer() *http.Server {
 
 // ServeHTTP answers one request. A panic in a handler becomes a 500 and
 // the server goes on.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	rec := &reqRecord{start: time.Now(), id: newID("")[:16]}
+	tw := &timedWriter{ResponseWriter: rw, rc: http.NewResponseController(rw), d: s.opts.WriteTimeout}
+	var w http.ResponseWriter = tw
+	defer func() {
+		status := tw.status
+		switch {
+		case status == 0 && r.Context().Err() != nil:
+			status = 499 // the client went away before an answer (nginx's code)
+		case status == 0:
+			status = http.StatusOK // what net/http sends for an empty answer
+		}
+		s.opts.LogRequest(rec.log(r, status))
+	}()
 	defer func() {
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler {
@@ -161,13 +205,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, `{"error":"internal error"}`, http.StatusInternalServerError)
 		}
 	}()
+	r = r.WithContext(context.WithValue(r.Context(), recordKey{}, rec))
 	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("X-Request-Id", rec.id)
 	a := styleOf(r.URL.Path)
 	if s.opts.HostCheck && !s.hostOK(r.Host) {
 		a.fail(w, http.StatusForbidden, "", "Host %q is not this server's: without an API key it answers only localhost, 127.0.0.1 and [::1] (against DNS rebinding); use one of them, or start it with --api-key", r.Host)
 		return
 	}
-	tw := &timedWriter{ResponseWriter: w, rc: http.NewResponseController(w), d: s.opts.WriteTimeout}
+	// CORS after the Host check (a page reaching a keyless loopback server
+	// through a rebound DNS name is refused above, preflight or not), and
+	// before the API key and JSON checks: a preflight carries neither.
+	if a != web && s.cors(a, w, r) {
+		return
+	}
 	tw.extend()
 	defer tw.extend() // for what the server writes after the handler
 	if r.Body != nil && r.Body != http.NoBody {
@@ -234,15 +285,27 @@ func (s *Server) hostOK(host string) bool {
 
 // timedWriter gives each write of an answer WriteTimeout to complete: a
 // client that stops reading is cut off, a stream that goes on is not.
+// It keeps the status for the request log.
 type timedWriter struct {
 	http.ResponseWriter
-	rc *http.ResponseController
-	d  time.Duration
+	rc     *http.ResponseController
+	d      time.Duration
+	status int
 }
 
 func (t *timedWriter) extend() { t.rc.SetWriteDeadline(time.Now().Add(t.d)) }
 
+func (t *timedWriter) WriteHeader(status int) {
+	if t.status == 0 && status >= 200 {
+		t.status = status
+	}
+	t.ResponseWriter.WriteHeader(status)
+}
+
 func (t *timedWriter) Write(b []byte) (int, error) {
+	if t.status == 0 {
+		t.status = http.StatusOK
+	}
 	t.extend()
 	return t.ResponseWriter.Write(b)
 }
@@ -309,7 +372,11 @@ const (
 // fail writes an error in the API's shape. kind is OpenAI's error type or
 // code ("invalid_request_error", "context_length_exceeded", ...).
 func (a apiStyle) fail(w http.ResponseWriter, status int, kind, format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
+	a.failParam(w, status, kind, "", fmt.Sprintf(format, args...))
+}
+
+// failParam is fail naming the request field at fault (OpenAI's "param").
+func (a apiStyle) failParam(w http.ResponseWriter, status int, kind, param, msg string) {
 	var body any
 	switch a {
 	case openAI:
@@ -328,7 +395,11 @@ func (a apiStyle) fail(w http.ResponseWriter, status int, kind, format string, a
 		if kind != "" {
 			code = kind
 		}
-		body = map[string]any{"error": map[string]any{"message": msg, "type": typ, "param": nil, "code": code}}
+		var p any
+		if param != "" {
+			p = param
+		}
+		body = map[string]any{"error": map[string]any{"message": msg, "type": typ, "param": p, "code": code}}
 	default:
 		body = map[string]string{"error": msg}
 	}
@@ -449,6 +520,33 @@ func (s *Server) decodeJSON(a apiStyle, w http.ResponseWriter, r *http.Request, 
 	return true
 }
 
+// decodeAPI is decodeJSON for the OpenAI and Ollama APIs: a field golem
+// does not use is a 400 naming it (see checkFields).
+func (s *Server) decodeAPI(a apiStyle, w http.ResponseWriter, r *http.Request, v any) bool {
+	b, ok := readBody(a, w, r, s.opts.MaxBody)
+	if !ok {
+		return false
+	}
+	err := unmarshal(b, v)
+	if err == nil {
+		rules := openaiFields
+		if a == ollama {
+			rules = ollamaFields
+		}
+		err = checkFields(b, v, rules, s.opts.Lenient)
+	}
+	var fe *fieldError
+	if errors.As(err, &fe) {
+		a.failParam(w, http.StatusBadRequest, "", fe.path, fe.msg)
+		return false
+	}
+	if err != nil {
+		a.fail(w, http.StatusBadRequest, "", "%v", err)
+		return false
+	}
+	return true
+}
+
 // unmarshal decodes one JSON object and words errors for people.
 func unmarshal(b []byte, v any) error {
 	b = bytes.TrimSpace(b)
@@ -473,6 +571,9 @@ func unmarshal(b []byte, v any) error {
 			return errors.New("malformed JSON: unexpected end of the body")
 		case errors.As(err, &se):
 			return fmt.Errorf("malformed JSON at byte %d: %s", se.Offset, strings.TrimPrefix(se.Error(), "json: "))
+		}
+		if !strings.HasPrefix(err.Error(), "json: ") {
+			return err // a field's own words (stopList, chatContent, keepAlive)
 		}
 		return fmt.Errorf("bad request: %s", strings.TrimPrefix(err.Error(), "json: "))
 	}
@@ -505,8 +606,15 @@ func jsonPath(t reflect.Type, path string) string {
 // jsonField returns the type of t's field whose JSON name is name, or nil.
 func jsonField(t reflect.Type, name string) reflect.Type {
 	for _, f := range reflect.VisibleFields(t) {
+		if f.Anonymous || !f.IsExported() {
+			continue
+		}
 		tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		if tag == name || tag == "" && strings.EqualFold(f.Name, name) {
+		if tag == "-" {
+			continue
+		}
+		// encoding/json matches names case-insensitively.
+		if strings.EqualFold(tag, name) || tag == "" && strings.EqualFold(f.Name, name) {
 			return f.Type
 		}
 	}

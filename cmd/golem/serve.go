@@ -33,12 +33,17 @@ func runServe(args []string) error {
 	fs.DurationVar(&o.WriteTimeout, "write-timeout", 60*time.Second, "how long one write of an answer may block before the client is cut off (streams live while they progress)")
 	fs.DurationVar(&o.IdleTimeout, "idle-timeout", 60*time.Second, "how long an idle keep-alive connection stays open")
 	fs.BoolVar(&o.SecureCookies, "secure-cookies", false, "mark the session cookie Secure: set it when HTTPS (a TLS proxy) is in front")
+	fs.BoolVar(&o.Lenient, "lenient", false, "let the OpenAI and Ollama APIs ignore request fields golem does not support (by default a 400 names them); tools, response_format, logprobs, images ... are refused even so")
+	var origins listFlag
+	fs.Var(&origins, "cors-origin", "an origin (scheme://host[:port], or * for any) whose web pages may call the APIs, besides localhost, 127.0.0.1 and [::1] (repeatable)")
+	logFormat := fs.String("log-format", "text", "how the log's lines are written: text, or json (one object a line; a line per request with id, route, model, tokens, time to first token, total time and status)")
 	bodyMiB := fs.Int64("body-memory", 64, "MiB of request bodies read and handled at once; more is a 429")
 	dev := addDeviceFlag(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	o.BodyMemory = *bodyMiB << 20
+	o.CORSOrigins = origins
 	be, err := dev.open()
 	if err != nil {
 		return err
@@ -53,6 +58,6 @@ func runServe(args []string) error {
 	defer stopHUP()
 	return serve.Run(ctx, serve.Config{
 		Models: models, Addr: *addr, DB: *db, APIKey: *apiKey, NoAPIKey: *noKey, AdminPassword: *adminPw,
-		Watch: *watch, Reload: reload, Engine: serve.EngineOptions{MaxBatch: *batch, Queue: *queue, FloatKV: *kvCache == "f32"}, Server: o, Out: os.Stderr, Backend: be,
+		Watch: *watch, Reload: reload, Engine: serve.EngineOptions{MaxBatch: *batch, Queue: *queue, FloatKV: *kvCache == "f32"}, Server: o, Out: os.Stderr, LogFormat: *logFormat, Backend: be,
 	})
 }

@@ -5,8 +5,22 @@ import { Ollama } from "ollama";
 const [host, model] = process.argv.slice(2);
 const ollama = new Ollama({ host });
 
+// Names are name:tag, with a digest of the weights, in list and ps.
 const tags = await ollama.list();
-assert.ok(tags.models.some((m) => m.name === model), "list has " + model);
+const listed = tags.models.find((m) => m.name === model + ":latest");
+assert.ok(listed, "list has " + model + ":latest: " + JSON.stringify(tags));
+assert.match(listed.digest, /^[0-9a-f]{64}$/);
+const ps = await ollama.ps();
+const running = ps.models.find((m) => m.model === model + ":latest");
+assert.ok(running && running.digest === listed.digest && running.size > 0, "ps: " + JSON.stringify(ps));
+assert.ok(new Date(running.expires_at).getFullYear() > 2300, "served models do not expire: " + running.expires_at);
+
+const show = await ollama.show({ model: model + ":latest" });
+assert.match(show.parameters, /^num_ctx +\d+$/m);
+assert.match(show.parameters, /^stop +"<\|im_end\|>"$/m);
+assert.match(show.modelfile, /^FROM .+$/m);
+assert.match(show.modelfile, /^PARAMETER num_ctx \d+$/m);
+assert.equal(show.details.family, "llama");
 
 const messages = [{ role: "user", content: "Why is the sky blue?" }];
 const options = { temperature: 0, num_predict: 10 };
@@ -31,6 +45,16 @@ const g = await ollama.generate({ model, prompt: "Once upon a time", options, st
 assert.equal(gen, g.response);
 
 await assert.rejects(ollama.chat({ model: "no-such-model", messages, stream: false }), (e) => e.status_code === 404 && /not found/.test(e.error));
-await assert.rejects(ollama.chat({ model, messages, options: { num_predict: 1e6 }, stream: false }), (e) => e.status_code === 400);
+// num_predict past the context is clamped, as Ollama does.
+const long = await ollama.generate({ model: model + ":latest", prompt: "Once upon a time", options: { num_predict: 1e6, temperature: 0 }, keep_alive: "5m" });
+assert.equal(long.done, true);
+const ctx = Number(show.parameters.match(/^num_ctx +(\d+)$/m)[1]);
+assert.ok(long.prompt_eval_count + long.eval_count <= ctx, "within the context");
+if (long.done_reason === "length") assert.equal(long.prompt_eval_count + long.eval_count, ctx);
+
+// Strict: what golem does not do is a 400 naming the field.
+await assert.rejects(ollama.chat({ model, messages, format: "json" }), (e) => e.status_code === 400 && /^"format" is not supported yet/.test(e.error));
+await assert.rejects(ollama.chat({ model, messages, options: { repeat_penalty: 1.3 } }), (e) => e.status_code === 400 && /"options.repeat_penalty" 1.3/.test(e.error) && /--lenient/.test(e.error));
+await assert.rejects(ollama.pull({ model: "llama3.2" }), (e) => e.status_code === 501 && /--model DIR/.test(e.error));
 
 console.log(JSON.stringify({ ok: true, streamed: text, parts }));

@@ -49,4 +49,15 @@ await assert.rejects(client.chat.completions.create({ model: "no-such-model", me
 await assert.rejects(client.chat.completions.create({ model, messages: msgs, temperature: 9 }), (e) => e instanceof OpenAI.BadRequestError && /temperature/.test(e.message));
 await assert.rejects(client.chat.completions.create({ model, messages: msgs, max_tokens: 1e6 }), (e) => e.status === 400 && e.code === "context_length_exceeded");
 
+// Strict: a field golem does not support is a 400 naming it.
+await assert.rejects(client.chat.completions.create({ model, messages: msgs, response_format: { type: "json_object" } }),
+  (e) => e instanceof OpenAI.BadRequestError && e.param === "response_format" && /^"response_format" is not supported yet/.test(e.error.message));
+await assert.rejects(client.chat.completions.create({ model, messages: msgs, max_tokens: 4, frequency_penalty: 0.5 }),
+  (e) => e instanceof OpenAI.BadRequestError && e.param === "frequency_penalty" && /--lenient/.test(e.message));
+await assert.rejects(client.chat.completions.create({ model, messages: msgs, max_tokens: 4, reasoning: { effort: "low" } }),
+  (e) => e instanceof OpenAI.BadRequestError && e.param === "reasoning" && /^"reasoning": golem serve does not support this field/.test(e.error.message));
+// ... while what means "off" passes.
+const off = await client.chat.completions.create({ model, messages: msgs, max_tokens: 4, frequency_penalty: 0, logprobs: false, response_format: { type: "text" }, user: "e2e" });
+assert.equal(off.object, "chat.completion");
+
 console.log(JSON.stringify({ ok: true, streamed: text, chunks }));
