@@ -154,3 +154,34 @@ func (t *Tokenizer) EndIDs() []int {
 	}
 	return ids
 }
+
+// FitChat renders msgs for the next answer (RenderChat with the generation
+// prompt), leaving out the oldest exchanges (never a leading system message
+// or the last message) until it fits in room tokens. It returns the
+// messages kept, in a new slice, and their tokens; it fails when even the
+// last message does not fit.
+func (t *Tokenizer) FitChat(msgs []Message, room int) ([]Message, []int, error) {
+	h := append([]Message(nil), msgs...)
+	for {
+		ids, _, err := t.RenderChat(h, true)
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(ids) <= room {
+			return h, ids, nil
+		}
+		first := 0
+		if len(h) > 0 && h[0].Role == "system" {
+			first = 1
+		}
+		if len(h)-first <= 1 {
+			return nil, nil, fmt.Errorf("the message is %d tokens, more than the %d the context leaves", len(ids), room)
+		}
+		// Drop the oldest user turn and the answer after it.
+		n := 1
+		if first+1 < len(h)-1 && h[first+1].Role == "assistant" {
+			n = 2
+		}
+		h = append(h[:first], h[first+n:]...)
+	}
+}
