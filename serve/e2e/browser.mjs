@@ -63,9 +63,19 @@ await withApp(base, user, password, async (page) => {
   await page.check('#rank-answers input.flag[data-answer="2"][value="harmful"]');
   out.a11y.rank = await checkA11y(page, "rank");
   await shot(page, "rank");
+  // At 400 px wide the header is one row and a checkbox is a 24 px target.
+  await page.setViewportSize({ width: 400, height: 900 });
+  out.narrow = {
+    header: (await page.locator("header").boundingBox()).height,
+    checkbox: (await page.locator('#rank-answers input.flag[data-answer="0"]').first().boundingBox()).width,
+  };
+  assert.ok(out.narrow.header <= 60 && out.narrow.checkbox >= 24, `at 400 px: ${JSON.stringify(out.narrow)}`);
+  out.a11y.rank400 = await checkA11y(page, "rank at 400 px");
+  await page.setViewportSize({ width: 1280, height: 900 });
   await page.click("#rank-submit");
   await page.waitForFunction(() => /Saved ranking \d+/.test(document.getElementById("rank-status").textContent));
   out.rankStatus = await page.textContent("#rank-status");
+  out.a11y.saved = await checkA11y(page, "rank, saved"); // the status line's contrast
 
   // Compare two answers of the next prompt: T says tie; Undo brings the
   // pair back; B says B is better.
