@@ -96,6 +96,12 @@ func assistant(content string) []tokenizer.Message {
 // ExportJSONL writes the store's labels to w as JSONL in the given format and
 // returns the number of lines written.
 func (s *Store) ExportJSONL(ctx context.Context, w io.Writer, kind ExportKind) (int, error) {
+	return s.exportJSONL(ctx, w, kind, false)
+}
+
+// exportJSONL is ExportJSONL; for training it leaves out the rankings
+// lines of comparisons without a winner (data's reader refuses them).
+func (s *Store) exportJSONL(ctx context.Context, w io.Writer, kind ExportKind, training bool) (int, error) {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	enc := json.NewEncoder(bw)
 	enc.SetEscapeHTML(false)
@@ -116,6 +122,9 @@ func (s *Store) ExportJSONL(ctx context.Context, w io.Writer, kind ExportKind) (
 		})
 	case ExportRankings:
 		err = s.Rankings(ctx, func(p Prompt, r Ranking) error {
+			if training && r.Verdict != "" {
+				return nil
+			}
 			rec := rankingRecord{Prompt: p.Messages, Ranking: r.Order, Verdict: r.Verdict}
 			rated := false
 			for _, resp := range r.Responses {

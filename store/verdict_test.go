@@ -3,10 +3,23 @@ package store
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/golem-ml/golem/data"
 )
+
+func writeTemp(t *testing.T, text string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "rankings.jsonl")
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
 
 // A comparison may be a tie or both bad, and answers carry 1-7 ratings;
 // they survive a reopen and an edit, and the exports carry them: a tie is
@@ -91,6 +104,14 @@ func testVerdictsAndRatings(t *testing.T, dsn string) {
 	}
 	if len(lines) != 4 || !reflect.DeepEqual(lines[:3], want) || !strings.HasSuffix(lines[3], `"ranking":[1,2,3,0],"ratings":[7,6,5,4]}`) {
 		t.Errorf("rankings export:\n%s\nwant\n%s\n...\"ratings\":[7,6,5,4]}", buf.String(), strings.Join(want, "\n"))
+	}
+	// A file with a tie is refused by data's reader, naming the line; the
+	// store's own dataset leaves ties and both-bad out.
+	if _, err := data.Read(writeTemp(t, buf.String()), data.ReadOptions{}); err == nil || !strings.Contains(err.Error(), `line 1: "verdict" is "tie"`) {
+		t.Errorf("data.Read of the rankings export: %v; want line 1's verdict refused", err)
+	}
+	if ds, err := s.Dataset(ctx, ExportRankings); err != nil || len(ds.Examples) != 2 {
+		t.Errorf("Dataset(rankings) = %v, %v; want the 2 rankings with a winner", ds, err)
 	}
 	buf.Reset()
 	n, err := s.ExportJSONL(ctx, &buf, ExportPreferences)
