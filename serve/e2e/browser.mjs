@@ -2,7 +2,8 @@
 //   node browser.mjs BASE_URL USER PASSWORD [ADMIN ADMIN_PASSWORD]
 // It logs in, reads the guidelines beside the task, writes a demonstration
 // (Ctrl+Enter), ranks four sampled answers by clicks, keys and a drag,
-// rating and flagging them, compares two (a tie by key, undone, then B),
+// rating and flagging them, compares two (a tie and both bad by key, each
+// undone, then B),
 // edits the ranking in My labels (delete asks first), checks that model
 // output and prompts are never parsed as HTML, that the models' names are
 // hidden, that a success clears an error, and that every view passes
@@ -81,16 +82,19 @@ await withApp(base, user, password, async (page) => {
   // pair back; B says B is better.
   await page.click('#nav button[data-view="compare"]');
   await page.waitForSelector("#cmp-a:not([disabled])");
+  await page.waitForSelector("#cmp-answers .answer .text");
   assert.doesNotMatch(await page.textContent("#cmp-answers"), /tiny-/, "the comparison shows the models' names");
   const pair = await page.$$eval("#cmp-answers .answer .text", (els) => els.map((e) => e.textContent));
   out.a11y.compare = await checkA11y(page, "compare");
   await shot(page, "compare");
-  await page.keyboard.press("t");
-  await page.waitForFunction(() => /Saved comparison \d+/.test(document.getElementById("cmp-status").textContent));
-  assert.match(await page.textContent("#cmp-prompt"), /No prompt left to compare/);
-  await page.click("#cmp-undo");
-  await page.waitForFunction(() => /Undone/.test(document.getElementById("cmp-status").textContent));
-  assert.deepEqual(await page.$$eval("#cmp-answers .answer .text", (els) => els.map((e) => e.textContent)), pair, "undo brings the pair back");
+  for (const key of ["t", "x"]) { // tie, then both bad: each undone
+    await page.keyboard.press(key);
+    await page.waitForFunction(() => /Saved comparison \d+/.test(document.getElementById("cmp-status").textContent));
+    assert.match(await page.textContent("#cmp-prompt"), /No prompt left to compare/);
+    await page.click("#cmp-undo");
+    await page.waitForFunction(() => /Undone/.test(document.getElementById("cmp-status").textContent));
+    assert.deepEqual(await page.$$eval("#cmp-answers .answer .text", (els) => els.map((e) => e.textContent)), pair, "undo brings the pair back");
+  }
   await page.keyboard.press("b");
   await page.waitForFunction(() => /Saved comparison \d+/.test(document.getElementById("cmp-status").textContent));
 

@@ -268,6 +268,8 @@ function chatKey(ev) {
 
 async function loadDemo() {
   $("demo-status").textContent = "";
+  state.demo = null;
+  $("demo-submit").disabled = $("demo-skip").disabled = true;
   const r = await api("GET", "/app/api/next?task=demonstrate");
   state.demo = r.prompt;
   $("demo-text").value = "";
@@ -380,12 +382,13 @@ function responsesOf(board) {
 
 async function loadRank() {
   $("rank-status").textContent = "";
+  state.rank = null;
+  $("rank-answers").replaceChildren();
+  $("rank-skip").disabled = $("rank-resample").disabled = $("rank-submit").disabled = true;
+  showNotice("rank-notice", "");
   const r = await api("GET", "/app/api/next?task=rank");
   state.rank = r.prompt ? { prompt: r.prompt, board: null } : null;
-  $("rank-answers").replaceChildren();
   $("rank-skip").disabled = $("rank-resample").disabled = !r.prompt;
-  $("rank-submit").disabled = true;
-  showNotice("rank-notice", "");
   if (!r.prompt) {
     $("rank-prompt").textContent = "No prompt left to rank. Thank you!";
     return;
@@ -489,11 +492,14 @@ async function submitRank() {
 
 async function loadCompare() {
   $("cmp-status").textContent = "";
-  const r = await api("GET", "/app/api/next?task=compare");
-  state.cmp = r.prompt ? { prompt: r.prompt, board: null } : null;
+  // Nothing to press until the next pair is there.
+  state.cmp = null;
   $("cmp-answers").replaceChildren();
   showNotice("cmp-notice", "");
   setCompareButtons(false);
+  $("cmp-skip").disabled = true;
+  const r = await api("GET", "/app/api/next?task=compare");
+  state.cmp = r.prompt ? { prompt: r.prompt, board: null } : null;
   $("cmp-skip").disabled = !r.prompt;
   if (!r.prompt) {
     $("cmp-prompt").textContent = "No prompt left to compare. Thank you!";
