@@ -87,6 +87,9 @@ func TestWebChatFitsTheContext(t *testing.T) {
 		{map[string]any{"model": m.Name, "messages": []tokenizer.Message{{Role: "user", Content: strings.Repeat("word ", m.Context)}}, "max_tokens": m.MaxTokens}, 400, `context`},
 		{map[string]any{"model": m.Name, "messages": []tokenizer.Message{{Role: "robot", Content: "hi"}}, "max_tokens": 8}, 400, `robot`},
 		{`{"model": 3}`, 400, `model`},
+		{`{"model": "tiny-llama", "messages": [], "max_tokens": 8}`, 400, `messages`},
+		{`{"model": "tiny-llama", "messages": [{"role": "user", "content": "hi"}], "max_tokens": "8"}`, 400, `max_tokens`},
+		{`{"model": "tiny-llama", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8`, 400, `JSON`},
 	} {
 		status, body := alice.call("POST", "/app/api/chat/fit", c.body)
 		mustStatus(t, fmt.Sprint("fit ", c.body), c.status, status, body)
@@ -127,9 +130,28 @@ func TestWebGuidelinesTiesAndPrompts(t *testing.T) {
 	if rk.Verdict != store.VerdictTie || rk.Responses[1].Rating != 3 {
 		t.Fatalf("tie saved as %s", body)
 	}
-	tie["verdict"] = "draw"
-	status, body = alice.call("POST", "/app/api/rankings", tie)
-	mustStatus(t, "a draw", 400, status, body)
+	for name, c := range map[string]struct {
+		change func(map[string]any)
+		want   string
+	}{
+		"a draw":      {func(r map[string]any) { r["verdict"] = "draw" }, `"draw"`},
+		"a rating 8":  {func(r map[string]any) { r["responses"].([]map[string]any)[0]["rating"] = 8 }, `rating 8`},
+		"a rating -1": {func(r map[string]any) { r["responses"].([]map[string]any)[1]["rating"] = -1 }, `rating -1`},
+		"a tie of 3": {func(r map[string]any) {
+			r["responses"] = append(r["responses"].([]map[string]any), map[string]any{"model": "m", "content": "three"})
+			r["order"] = []int{0, 1, 2}
+		}, `verdict "tie" is for a comparison of 2 answers`},
+	} {
+		bad := map[string]any{"prompt_id": next.Prompt.ID + 1, "order": []int{0, 1}, "verdict": "tie",
+			"responses": []map[string]any{{"model": "m", "content": "one"}, {"model": "m", "content": "two"}}}
+		c.change(bad)
+		status, body = alice.call("POST", "/app/api/rankings", bad)
+		mustStatus(t, name, 400, status, body)
+		var e struct{ Error string }
+		if json.Unmarshal(body, &e); !strings.Contains(e.Error, c.want) {
+			t.Errorf("%s: %s does not say %q", name, body, c.want)
+		}
+	}
 	status, body = alice.call("PUT", fmt.Sprintf("/app/api/rankings/%d", rk.ID), map[string]any{"order": []int{1, 0}, "ratings": []int{2, 6}})
 	mustStatus(t, "edit", 200, status, body)
 	if got, _ := ts.store.Ranking(t.Context(), rk.ID); got.Verdict != "" || got.Order[0] != 1 || got.Responses[1].Rating != 6 {
