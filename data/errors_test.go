@@ -50,6 +50,7 @@ func TestErrors(t *testing.T) {
 		{"ranking same answer", `{"prompt": "2+3=", "completions": ["5", "6", "5"], "ranking": [0, 1, 2]}`, "", `"completions"[2] is the same answer as "completions"[0]`},
 		{"ranking mixed forms", `{"prompt": "2+3=", "completions": ["5", [{"role": "assistant", "content": "6"}]], "ranking": [0, 1]}`, "", `"completions"[1] is a list but "prompt" is a string`},
 		{"ranking missing", `{"prompt": "2+3=", "completions": ["5", "6"]}`, "", `"ranking" missing`},
+		{"ranking tie", `{"prompt": "2+3=", "completions": ["5", "6"], "ranking": [0, 1], "verdict": "tie"}`, "", `line 1: "verdict" is "tie": a comparison without a winner prefers neither answer`},
 		{"self-instruct output", `{"instruction": "Color?", "instances": [{"input": "sky", "output": "blue"}, {"input": "grass"}]}`, "", `"instances"[1].output missing`},
 		{"sharegpt chosen role", `{"conversations": [{"from": "human", "value": "Hi"}], "chosen": {"from": "human", "value": "x"}, "rejected": {"from": "gpt", "value": "y"}}`, "", `"chosen" is a user message, want gpt`},
 		{"hh not alternating", `{"chosen": "\n\nHuman: Hi\n\nAssistant: Hello", "rejected": "\n\nHuman: Hi\n\nAssistant: Hey"}` + "\n" + `{"chosen": "\n\nHuman: \n\nAssistant: Hello", "rejected": "\n\nHuman: Hi\n\nAssistant: Hey"}`, "", `line 2: "chosen" turn 1 (Human) is empty`},

@@ -493,6 +493,14 @@ func parseRanking(r *record) ([]Example, string, error) {
 		}
 		seen[key] = i
 	}
+	// golem export writes a comparison without a winner with "verdict"
+	// ("tie" or "both_bad"): it orders nothing, and training on its
+	// "ranking" would invent a preference.
+	if v, err := r.optText("verdict"); err != nil {
+		return nil, "", err
+	} else if v != "" {
+		return nil, "", r.fail(q("verdict"), "is %q: a comparison without a winner prefers neither answer; leave such lines out (jq -c 'select(.verdict == null)') or train from the store, which does", v)
+	}
 	if !r.has("ranking") {
 		return nil, "", r.missing("ranking")
 	}

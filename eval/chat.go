@@ -99,29 +99,12 @@ func promptLen(sp *nn.SoftPrompt) int {
 
 // fitHistory renders the history for the next answer, dropping the oldest
 // exchanges (never the system message or the last user turn) until it fits
-// in room tokens.
+// in room tokens (tokenizer.FitChat).
 func fitHistory(tok *tokenizer.Tokenizer, history *[]tokenizer.Message, room int) ([]int, error) {
-	for {
-		ids, _, err := tok.RenderChat(*history, true)
-		if err != nil {
-			return nil, err
-		}
-		if len(ids) <= room {
-			return ids, nil
-		}
-		h := *history
-		first := 0
-		if len(h) > 0 && h[0].Role == "system" {
-			first = 1
-		}
-		if len(h)-first <= 1 {
-			return nil, fmt.Errorf("eval: chat: the message is %d tokens, more than the %d the context leaves", len(ids), room)
-		}
-		// Drop the oldest user turn and the answer after it.
-		n := 1
-		if first+1 < len(h)-1 && h[first+1].Role == "assistant" {
-			n = 2
-		}
-		*history = append(h[:first], h[first+n:]...)
+	h, ids, err := tok.FitChat(*history, room)
+	if err != nil {
+		return nil, fmt.Errorf("eval: chat: %w", err)
 	}
+	*history = h
+	return ids, nil
 }

@@ -80,13 +80,26 @@ func TestOllamaClient(t *testing.T) {
 	}
 }
 
-// A real browser logs in, writes a demonstration, ranks four answers and
-// compares two; the rows are then in the database and in the export.
+// A real browser logs in, reads hostile guidelines as text, writes a
+// demonstration, ranks four answers (clicks, keys, a drag, ratings, flags),
+// compares two (a tie undone, then B), edits the ranking, and every view
+// passes axe-core's WCAG 2 AA rules (serve/e2e/browser.mjs); the rows are
+// then in the database and in the export. With GOLEM_E2E_SHOTS=DIR it
+// leaves screenshots of each view at 1280 and 400 px wide there.
 func TestBrowserAnnotation(t *testing.T) {
 	node := needBrowser(t)
 	ts := newTestServer(t, Options{}, EngineOptions{})
 	ctx := context.Background()
 	if _, err := EnsureAdmin(ctx, ts.store, "admin-password"); err != nil {
+		t.Fatal(err)
+	}
+	adm, err := ts.store.Authenticate(ctx, "admin", "admin-password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const hostile = "Write as the <b>assistant</b>, **briefly**. <img src=x onerror=window.pwned=1> <script>window.pwned=1</script>\n\n" +
+		"- [a link](javascript:window.pwned=1)\n- <a href=x onclick=window.pwned=1>b</a>\n\n```\n<svg onload=window.pwned=1>\n```"
+	if err := ts.store.SetGuidelines(ctx, adm.ID, store.TaskDemonstrate, hostile); err != nil {
 		t.Fatal(err)
 	}
 	carol, err := ts.store.CreateUser(ctx, store.NewUser{Username: "carol", Password: "carol-password"})
@@ -115,18 +128,28 @@ func TestBrowserAnnotation(t *testing.T) {
 	if len(l.Rankings) != 2 {
 		t.Fatalf("%d rankings in the store, want 2", len(l.Rankings))
 	}
+	// Ranked B, A, D, C, then edited in My labels to B, A, C, D.
 	rk := l.Rankings[0]
-	if rk.K() != 4 || !slices.Equal(rk.Order, []int{1, 0, 3, 2}) || !slices.Equal(rk.Responses[2].Flags, []string{"incorrect", "harmful"}) {
-		t.Fatalf("ranking in the store: order %v, flags %v", rk.Order, rk.Responses[2].Flags)
+	var ratings []int
+	for _, r := range rk.Responses {
+		ratings = append(ratings, r.Rating)
 	}
-	if l.Rankings[1].K() != 2 || !slices.Equal(l.Rankings[1].Order, []int{1, 0}) {
+	if rk.K() != 4 || !slices.Equal(rk.Order, []int{1, 0, 2, 3}) || !slices.Equal(rk.Responses[2].Flags, []string{"incorrect", "harmful"}) ||
+		!slices.Equal(ratings, []int{5, 7, 0, 2}) {
+		t.Fatalf("ranking in the store: order %v, flags %v, ratings %v", rk.Order, rk.Responses[2].Flags, ratings)
+	}
+	// The tie was undone (deleted); B won.
+	if l.Rankings[1].K() != 2 || !slices.Equal(l.Rankings[1].Order, []int{1, 0}) || l.Rankings[1].Verdict != "" {
 		t.Fatalf("comparison in the store: %+v", l.Rankings[1])
+	}
+	if g, err := ts.store.Guidelines(ctx); err != nil || g[store.TaskCompare] != "Pick the **kinder** answer." {
+		t.Errorf("guidelines after the admin's edit: %q, %v", g, err)
 	}
 	// golem export's output holds them.
 	dir := t.TempDir()
 	for kind, want := range map[store.ExportKind]string{
 		store.ExportSFT:         demo,
-		store.ExportRankings:    `"ranking":[1,0,3,2]`,
+		store.ExportRankings:    `"ranking":[1,0,2,3],"ratings":[5,7,0,2]`,
 		store.ExportPreferences: runePrefix(rk.Responses[1].Content, 8),
 	} {
 		path := filepath.Join(dir, string(kind)+".jsonl")
@@ -139,6 +162,20 @@ func TestBrowserAnnotation(t *testing.T) {
 			t.Errorf("export %s: %d lines without %q:\n%s", kind, n, want, b)
 		}
 	}
+}
+
+// A real browser chats (serve/e2e/chat.mjs): Max tokens starts at what
+// fits, Enter sends and Shift+Enter does not, a history longer than the
+// context is trimmed and answered, Regenerate, Stop, a failed turn that
+// leaves no empty answer, an error cleared by the next success, axe-core's
+// WCAG 2 AA rules, and the Markdown renderer against hostile input.
+func TestBrowserChat(t *testing.T) {
+	node := needBrowser(t)
+	ts := newTestServerWith(t, "sqlite:"+filepath.Join(t.TempDir(), "labels.db"), Options{}, EngineOptions{}, "llama")
+	if _, err := ts.store.CreateUser(context.Background(), store.NewUser{Username: "erin", Password: "erin-password"}); err != nil {
+		t.Fatal(err)
+	}
+	runNode(t, node, "chat.mjs", ts.URL, "erin", "erin-password")
 }
 
 // needBrowser is needNode for the browser scripts: playwright-core and

@@ -41,6 +41,7 @@ func (s *Server) webRoutes() {
 	})
 	m.Handle("GET /static/", http.StripPrefix("/static/", files))
 	m.HandleFunc("GET /app/api/models", s.webAuth(false, s.webModels))
+	m.HandleFunc("POST /app/api/chat/fit", s.webAuth(false, s.webChatFit))
 	if s.store == nil {
 		m.HandleFunc("/app/api/", func(w http.ResponseWriter, r *http.Request) {
 			web.fail(w, http.StatusNotFound, "", "this server has no database (start it with --db)")
@@ -53,6 +54,9 @@ func (s *Server) webRoutes() {
 	m.HandleFunc("GET /app/api/flags", s.webAuth(false, func(w http.ResponseWriter, r *http.Request, _ store.Session) {
 		writeJSON(w, http.StatusOK, map[string]any{"flags": store.Flags, "max_k": store.MaxK})
 	}))
+	m.HandleFunc("GET /app/api/guidelines", s.webAuth(false, s.webGuidelines))
+	m.HandleFunc("PUT /app/api/admin/guidelines", s.webAuth(true, s.webSetGuidelines))
+	m.HandleFunc("GET "+importPath, s.webAuth(true, s.webPrompts))
 	m.HandleFunc("GET /app/api/next", s.webAuth(false, s.webNext))
 	m.HandleFunc("POST /app/api/samples", s.webAuth(false, s.webSamples))
 	m.HandleFunc("POST /app/api/skips", s.webAuth(false, s.webSkip))
@@ -297,8 +301,142 @@ func (s *Server) webMe(w http.ResponseWriter, r *http.Request, sess store.Sessio
 	writeJSON(w, http.StatusOK, map[string]any{"user": toUserJSON(sess.User), "csrf": sess.CSRFToken})
 }
 
+// chatMaxTokens is the answer length the chat page starts with: a quarter
+// of the model's context, at least 16 tokens (and never all of it), so
+// that a first message and a few turns of history fit beside it.
+func chatMaxTokens(context int) int {
+	return min(max(context/4, 16), max(context-1, 1))
+}
+
+type modelInfoJSON struct {
+	Name      string `json:"name"`
+	Context   int    `json:"context"`    // tokens the model sees at once, prompt and answer
+	MaxTokens int    `json:"max_tokens"` // the chat page's default answer length
+}
+
+// webModels lists the served models (names, as before) and, in "info",
+// each one's context and the chat page's default answer length.
 func (s *Server) webModels(w http.ResponseWriter, r *http.Request, _ store.Session) {
-	writeJSON(w, http.StatusOK, map[string]any{"models": s.names})
+	info := []modelInfoJSON{}
+	for _, name := range s.names {
+		c := s.engines[name].Weights().Model.Config.Context
+		info = append(info, modelInfoJSON{name, c, chatMaxTokens(c)})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"models": s.names, "info": info})
+}
+
+// webChatFit trims a chat history to the model's context, as golem chat
+// does (tokenizer.FitChat): the oldest exchanges go first, never a leading
+// system message or the last message, until the rendered history and
+// max_tokens of answer fit. The page sends what it answers to
+// /v1/chat/completions.
+func (s *Server) webChatFit(w http.ResponseWriter, r *http.Request, _ store.Session) {
+	var req struct {
+		Model     string              `json:"model"`
+		Messages  []tokenizer.Message `json:"messages"`
+		MaxTokens int                 `json:"max_tokens"`
+	}
+	if !s.decodeJSON(web, w, r, &req) {
+		return
+	}
+	e, ok := s.engines[req.Model]
+	if !ok {
+		web.fail(w, http.StatusNotFound, "model_not_found", "model %q is not served here (GET /app/api/models lists them)", req.Model)
+		return
+	}
+	wts := e.Weights()
+	ctx := wts.Model.Config.Context
+	if req.MaxTokens < 1 || req.MaxTokens >= ctx {
+		web.fail(w, http.StatusBadRequest, "", `"max_tokens" %d is not between 1 and %d (the context of %s is %d tokens)`, req.MaxTokens, ctx-1, req.Model, ctx)
+		return
+	}
+	// chatPrompt checks the roles and the size as the chat endpoint does.
+	if _, err := chatPrompt(wts, append([]tokenizer.Message(nil), req.Messages...)); err != nil {
+		web.failErr(w, err)
+		return
+	}
+	kept, ids, err := wts.Tok.FitChat(req.Messages, ctx-req.MaxTokens)
+	if err != nil {
+		web.fail(w, http.StatusBadRequest, "context_length_exceeded", "%v (%s: context %d, max_tokens %d); shorten it or lower Max tokens", err, req.Model, ctx, req.MaxTokens)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"messages": kept, "dropped": len(req.Messages) - len(kept),
+		"prompt_tokens": len(ids), "context": ctx})
+}
+
+// webGuidelines answers the admin's instructions for each task.
+func (s *Server) webGuidelines(w http.ResponseWriter, r *http.Request, _ store.Session) {
+	g, err := s.store.Guidelines(r.Context())
+	if err != nil {
+		s.storeFail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"guidelines": g})
+}
+
+// webSetGuidelines replaces the guidelines of one task ("" removes them).
+func (s *Server) webSetGuidelines(w http.ResponseWriter, r *http.Request, sess store.Session) {
+	var req struct {
+		Task string `json:"task"`
+		Text string `json:"text"`
+	}
+	if !s.decodeJSON(web, w, r, &req) {
+		return
+	}
+	task, err := parseTask(req.Task)
+	if err != nil {
+		web.fail(w, http.StatusBadRequest, "", "%v", err)
+		return
+	}
+	if err := s.store.SetGuidelines(r.Context(), sess.User.ID, task, req.Text); err != nil {
+		s.storeFail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"ok": true})
+}
+
+type promptStatJSON struct {
+	promptJSON
+	Demonstrations int `json:"demonstrations"`
+	Rankings       int `json:"rankings"`
+	Comparisons    int `json:"comparisons"`
+	Skips          int `json:"skips"`
+}
+
+// webPrompts lists the prompts, oldest first, with their label counts:
+// ?offset= and ?limit= (at most 500, 100 by default) page through them.
+func (s *Server) webPrompts(w http.ResponseWriter, r *http.Request, _ store.Session) {
+	q := r.URL.Query()
+	num := func(name string, def, most int) (int, bool) {
+		v := q.Get(name)
+		if v == "" {
+			return def, true
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > most {
+			web.fail(w, http.StatusBadRequest, "", "%s %q is not a whole number from 0 to %d", name, v, most)
+			return 0, false
+		}
+		return n, true
+	}
+	offset, ok := num("offset", 0, 1<<30)
+	if !ok {
+		return
+	}
+	limit, ok := num("limit", 100, 500)
+	if !ok {
+		return
+	}
+	st, total, err := s.store.PromptStats(r.Context(), offset, limit)
+	if err != nil {
+		s.storeFail(w, r, err)
+		return
+	}
+	out := []promptStatJSON{}
+	for _, p := range st {
+		out = append(out, promptStatJSON{promptJSON{p.ID, p.Messages, p.Source}, p.Demonstrations, p.Rankings, p.Comparisons, p.Skips})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"prompts": out, "total": total, "offset": offset})
 }
 
 func parseTask(v string) (store.Task, error) {
@@ -500,40 +638,45 @@ func (s *Server) webSkip(w http.ResponseWriter, r *http.Request, sess store.Sess
 }
 
 type demonstrationJSON struct {
-	ID        int64     `json:"id"`
-	PromptID  int64     `json:"prompt_id"`
-	Response  string    `json:"response"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	ID        int64               `json:"id"`
+	PromptID  int64               `json:"prompt_id"`
+	Prompt    []tokenizer.Message `json:"prompt,omitempty"` // in GET /app/api/labels
+	Response  string              `json:"response"`
+	CreatedAt time.Time           `json:"created_at"`
+	UpdatedAt time.Time           `json:"updated_at"`
 }
 
 func toDemonstrationJSON(d store.Demonstration) demonstrationJSON {
-	return demonstrationJSON{d.ID, d.PromptID, d.Response, d.CreatedAt, d.UpdatedAt}
+	return demonstrationJSON{ID: d.ID, PromptID: d.PromptID, Response: d.Response, CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt}
 }
 
 type responseJSON struct {
 	Model   string   `json:"model"`
 	Content string   `json:"content"`
 	Flags   []string `json:"flags"`
+	Rating  int      `json:"rating"` // 1-7, 0 for none
 }
 
 type rankingJSON struct {
-	ID        int64          `json:"id"`
-	PromptID  int64          `json:"prompt_id"`
-	Responses []responseJSON `json:"responses"`
-	Order     []int          `json:"order"`
-	CreatedAt time.Time      `json:"created_at"`
-	UpdatedAt time.Time      `json:"updated_at"`
+	ID        int64               `json:"id"`
+	PromptID  int64               `json:"prompt_id"`
+	Prompt    []tokenizer.Message `json:"prompt,omitempty"` // in GET /app/api/labels
+	Responses []responseJSON      `json:"responses"`
+	Order     []int               `json:"order"`
+	Verdict   string              `json:"verdict"` // "", "tie" or "both_bad"
+
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 func toRankingJSON(rk store.Ranking) rankingJSON {
-	out := rankingJSON{ID: rk.ID, PromptID: rk.PromptID, Order: rk.Order, CreatedAt: rk.CreatedAt, UpdatedAt: rk.UpdatedAt}
+	out := rankingJSON{ID: rk.ID, PromptID: rk.PromptID, Order: rk.Order, Verdict: rk.Verdict, CreatedAt: rk.CreatedAt, UpdatedAt: rk.UpdatedAt}
 	for _, r := range rk.Responses {
 		f := r.Flags
 		if f == nil {
 			f = []string{}
 		}
-		out.Responses = append(out.Responses, responseJSON{r.Model, r.Content, f})
+		out.Responses = append(out.Responses, responseJSON{r.Model, r.Content, f, r.Rating})
 	}
 	return out
 }
@@ -616,13 +759,14 @@ func (s *Server) webAddRanking(w http.ResponseWriter, r *http.Request, sess stor
 		PromptID  int64          `json:"prompt_id"`
 		Responses []responseJSON `json:"responses"`
 		Order     []int          `json:"order"`
+		Verdict   string         `json:"verdict"`
 	}
 	if !s.decodeJSON(web, w, r, &req) {
 		return
 	}
-	rk := store.Ranking{PromptID: req.PromptID, AnnotatorID: sess.User.ID, Order: req.Order}
+	rk := store.Ranking{PromptID: req.PromptID, AnnotatorID: sess.User.ID, Order: req.Order, Verdict: req.Verdict}
 	for _, resp := range req.Responses {
-		rk.Responses = append(rk.Responses, store.Response{Model: resp.Model, Content: resp.Content, Flags: resp.Flags})
+		rk.Responses = append(rk.Responses, store.Response{Model: resp.Model, Content: resp.Content, Flags: resp.Flags, Rating: resp.Rating})
 	}
 	rk, err := s.store.AddRanking(r.Context(), rk)
 	if err != nil {
@@ -654,13 +798,15 @@ func (s *Server) webUpdateRanking(w http.ResponseWriter, r *http.Request, sess s
 		return
 	}
 	var req struct {
-		Order []int      `json:"order"`
-		Flags [][]string `json:"flags"`
+		Order   []int      `json:"order"`
+		Flags   [][]string `json:"flags"`
+		Ratings []int      `json:"ratings"`
+		Verdict string     `json:"verdict"`
 	}
 	if !s.decodeJSON(web, w, r, &req) {
 		return
 	}
-	rk, err := s.store.UpdateRanking(r.Context(), sess.User.ID, id, req.Order, req.Flags)
+	rk, err := s.store.EditRanking(r.Context(), sess.User.ID, id, store.RankingEdit{Order: req.Order, Flags: req.Flags, Ratings: req.Ratings, Verdict: req.Verdict})
 	if err != nil {
 		s.storeFail(w, r, err)
 		return
@@ -687,13 +833,33 @@ func (s *Server) webLabels(w http.ResponseWriter, r *http.Request, sess store.Se
 		return
 	}
 	out := map[string]any{"demonstrations": []demonstrationJSON{}, "rankings": []rankingJSON{}}
+	// Each label with its prompt's text, for the annotator to recognize.
+	prompts := map[int64][]tokenizer.Message{}
+	promptOf := func(id int64) ([]tokenizer.Message, error) {
+		if m, ok := prompts[id]; ok {
+			return m, nil
+		}
+		p, err := s.store.Prompt(r.Context(), id)
+		prompts[id] = p.Messages
+		return p.Messages, err
+	}
 	var ds []demonstrationJSON
 	for _, d := range l.Demonstrations {
-		ds = append(ds, toDemonstrationJSON(d))
+		dj := toDemonstrationJSON(d)
+		if dj.Prompt, err = promptOf(d.PromptID); err != nil {
+			s.storeFail(w, r, err)
+			return
+		}
+		ds = append(ds, dj)
 	}
 	var rs []rankingJSON
 	for _, rk := range l.Rankings {
-		rs = append(rs, toRankingJSON(rk))
+		rj := toRankingJSON(rk)
+		if rj.Prompt, err = promptOf(rk.PromptID); err != nil {
+			s.storeFail(w, r, err)
+			return
+		}
+		rs = append(rs, rj)
 	}
 	if ds != nil {
 		out["demonstrations"] = ds
@@ -711,11 +877,14 @@ type progressJSON struct {
 	Rankings       int      `json:"rankings"`
 	Comparisons    int      `json:"comparisons"`
 	Skipped        int      `json:"skipped"`
+	// Prompts left to the user: to write for, and to rank or compare.
+	LeftDemonstrate int `json:"left_demonstrate"`
+	LeftRank        int `json:"left_rank"`
 }
 
 func (s *Server) progress(ctx context.Context, u store.User) (progressJSON, error) {
 	p, err := s.store.Progress(ctx, u.ID)
-	return progressJSON{toUserJSON(u), p.Prompts, p.Demonstrations, p.Rankings, p.Comparisons, p.Skipped}, err
+	return progressJSON{toUserJSON(u), p.Prompts, p.Demonstrations, p.Rankings, p.Comparisons, p.Skipped, p.LeftDemonstrate, p.LeftRank}, err
 }
 
 func (s *Server) webProgress(w http.ResponseWriter, r *http.Request, sess store.Session) {

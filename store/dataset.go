@@ -22,8 +22,8 @@ func IsDSN(name string) bool {
 // ReadDataset reads the store named by dsn as the examples data.Read makes
 // of the JSONL ExportJSONL writes for kind: ExportSFT gives conversational
 // language-modelling examples, ExportRankings ranking examples and
-// ExportPreferences preference examples. A stage reads the store as it
-// reads a file:
+// ExportPreferences preference examples (neither holds a tie or a
+// both-bad comparison). A stage reads the store as it reads a file:
 //
 //	if store.IsDSN(path) {
 //		ds, err = store.ReadDataset(ctx, path, store.ExportPreferences)
@@ -45,7 +45,7 @@ func ReadDataset(ctx context.Context, dsn string, kind ExportKind) (*data.Datase
 // Dataset is ReadDataset on an open store.
 func (s *Store) Dataset(ctx context.Context, kind ExportKind) (*data.Dataset, error) {
 	var buf bytes.Buffer
-	n, err := s.ExportJSONL(ctx, &buf, kind)
+	n, err := s.exportJSONL(ctx, &buf, kind, true)
 	if err != nil {
 		return nil, err
 	}

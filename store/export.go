@@ -56,9 +56,14 @@ const (
 	// as the assistant's turn each (in the order shown), and the ranking as
 	// indices into completions, best first,
 	//	{"prompt": [...], "completions": [[{"role": "assistant", ...}], ...], "ranking": [2, 0, 1]}
+	// with "ratings" (1-7 per completion, 0 unrated) when the annotator
+	// rated any, and "verdict": "tie" or "both_bad" for a comparison
+	// without a winner (its "ranking" is then [0, 1], the order shown, and
+	// means nothing).
 	ExportRankings ExportKind = "rankings"
 	// ExportPreferences writes every pair a ranking orders, C(K, 2) lines per
-	// ranking, for reward models and DPO,
+	// ranking, for reward models and DPO; a tie or a both-bad comparison
+	// prefers neither answer and gives no line,
 	//	{"prompt": [...], "chosen": [{"role": "assistant", ...}], "rejected": [{"role": "assistant", ...}]}
 	ExportPreferences ExportKind = "preferences"
 )
@@ -74,6 +79,8 @@ type rankingRecord struct {
 	Prompt      []tokenizer.Message   `json:"prompt"`
 	Completions [][]tokenizer.Message `json:"completions"`
 	Ranking     []int                 `json:"ranking"`
+	Ratings     []int                 `json:"ratings,omitempty"`
+	Verdict     string                `json:"verdict,omitempty"`
 }
 
 type preferenceRecord struct {
@@ -89,6 +96,12 @@ func assistant(content string) []tokenizer.Message {
 // ExportJSONL writes the store's labels to w as JSONL in the given format and
 // returns the number of lines written.
 func (s *Store) ExportJSONL(ctx context.Context, w io.Writer, kind ExportKind) (int, error) {
+	return s.exportJSONL(ctx, w, kind, false)
+}
+
+// exportJSONL is ExportJSONL; for training it leaves out the rankings
+// lines of comparisons without a winner (data's reader refuses them).
+func (s *Store) exportJSONL(ctx context.Context, w io.Writer, kind ExportKind, training bool) (int, error) {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	enc := json.NewEncoder(bw)
 	enc.SetEscapeHTML(false)
@@ -109,9 +122,18 @@ func (s *Store) ExportJSONL(ctx context.Context, w io.Writer, kind ExportKind) (
 		})
 	case ExportRankings:
 		err = s.Rankings(ctx, func(p Prompt, r Ranking) error {
-			rec := rankingRecord{Prompt: p.Messages, Ranking: r.Order}
+			if training && r.Verdict != "" {
+				return nil
+			}
+			rec := rankingRecord{Prompt: p.Messages, Ranking: r.Order, Verdict: r.Verdict}
+			rated := false
 			for _, resp := range r.Responses {
 				rec.Completions = append(rec.Completions, assistant(resp.Content))
+				rec.Ratings = append(rec.Ratings, resp.Rating)
+				rated = rated || resp.Rating != 0
+			}
+			if !rated {
+				rec.Ratings = nil
 			}
 			return write(rec)
 		})

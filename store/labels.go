@@ -27,10 +27,26 @@ type Response struct {
 	Model   string   // the model that produced it
 	Content string   // the answer's text
 	Flags   []string // problems the annotator marked: see Flags
+	// Rating is the answer's overall quality on InstructGPT's Likert scale,
+	// 1 (worst) to MaxRating (best); 0 when the annotator gave none.
+	Rating int
 }
 
+// MaxRating is the top of the rating scale (InstructGPT's 1-7).
+const MaxRating = 7
+
+// The verdicts of a comparison (a ranking of two) that has no winner. Order
+// is then stored as shown, [0, 1], and means nothing: such a comparison
+// gives no preference pair (Pairs is empty) and the rankings export carries
+// the verdict.
+const (
+	VerdictTie     = "tie"      // both answers are as good
+	VerdictBothBad = "both_bad" // neither answer is acceptable
+)
+
 // Ranking is an annotator's ordering of K >= 2 answers to one prompt, best
-// first; ties are not allowed. A pairwise comparison is a ranking with K = 2.
+// first; ties are not allowed, except that a pairwise comparison (a ranking
+// with K = 2) may have the Verdict VerdictTie or VerdictBothBad.
 type Ranking struct {
 	ID          int64
 	PromptID    int64
@@ -38,7 +54,10 @@ type Ranking struct {
 	Responses   []Response // in the order the annotator saw them
 	// Order lists the indices of Responses from best to worst: a
 	// permutation of 0..K-1. Order[0] is the best answer.
-	Order     []int
+	Order []int
+	// Verdict is "" when Order ranks the answers, or, for a comparison
+	// without a winner, VerdictTie or VerdictBothBad.
+	Verdict   string
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }
@@ -47,8 +66,12 @@ type Ranking struct {
 func (r Ranking) K() int { return len(r.Responses) }
 
 // Pairs returns every pair of answers the ranking orders, C(K, 2) of them,
-// as indices into Responses: the first of each pair is the better one.
+// as indices into Responses: the first of each pair is the better one. A
+// tie or a both-bad comparison orders none: it has no pair.
 func (r Ranking) Pairs() [][2]int {
+	if r.Verdict != "" {
+		return nil
+	}
 	var pairs [][2]int
 	for i := range r.Order {
 		for j := i + 1; j < len(r.Order); j++ {
@@ -267,6 +290,18 @@ func checkRanking(r Ranking) error {
 		if err := checkFlags(i, resp.Flags); err != nil {
 			return err
 		}
+		if resp.Rating < 0 || resp.Rating > MaxRating {
+			return invalidf("answer %d: rating %d is not between 1 and %d (0 for none)", i, resp.Rating, MaxRating)
+		}
+	}
+	switch r.Verdict {
+	case "":
+	case VerdictTie, VerdictBothBad:
+		if k != 2 {
+			return invalidf("verdict %q is for a comparison of 2 answers; this ranking has %d", r.Verdict, k)
+		}
+	default:
+		return invalidf("verdict %q is not %q, %q or empty", r.Verdict, VerdictTie, VerdictBothBad)
 	}
 	return checkOrder(r.Order, k)
 }
@@ -283,8 +318,8 @@ func (s *Store) insertResponses(ctx context.Context, tx *sql.Tx, r Ranking) erro
 			flags = []string{}
 		}
 		fj, _ := json.Marshal(flags)
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO ranking_responses (ranking_id, position, rank, model, content, flags)
-			VALUES (?, ?, ?, ?, ?, ?)`), r.ID, i, rank[i], resp.Model, resp.Content, string(fj)); err != nil {
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO ranking_responses (ranking_id, position, rank, model, content, flags, rating)
+			VALUES (?, ?, ?, ?, ?, ?, ?)`), r.ID, i, rank[i], resp.Model, resp.Content, string(fj), resp.Rating); err != nil {
 			return fmt.Errorf("store: ranking %d: answer %d: %w", r.ID, i, err)
 		}
 	}
@@ -311,8 +346,8 @@ func (s *Store) AddRanking(ctx context.Context, r Ranking) (Ranking, error) {
 		if err := s.mustExist(ctx, tx, r.PromptID, r.AnnotatorID); err != nil {
 			return err
 		}
-		err := tx.QueryRowContext(ctx, s.q(`INSERT INTO rankings (prompt_id, annotator_id, k, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?) RETURNING id`), r.PromptID, r.AnnotatorID, len(r.Responses), r.CreatedAt, r.UpdatedAt).Scan(&r.ID)
+		err := tx.QueryRowContext(ctx, s.q(`INSERT INTO rankings (prompt_id, annotator_id, k, verdict, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?) RETURNING id`), r.PromptID, r.AnnotatorID, len(r.Responses), r.Verdict, r.CreatedAt, r.UpdatedAt).Scan(&r.ID)
 		if isUnique(err) {
 			return fmt.Errorf("store: annotator %d already ranked prompt %d: %w", r.AnnotatorID, r.PromptID, ErrConflict)
 		}
@@ -330,8 +365,26 @@ func (s *Store) AddRanking(ctx context.Context, r Ranking) (Ranking, error) {
 // UpdateRanking replaces the order and the flags of ranking id, which must
 // be annotatorID's (ErrForbidden otherwise). flags holds one list per answer,
 // in the order the answers were shown; nil clears every flag. The answers
-// themselves do not change.
+// themselves do not change; their ratings and the verdict are cleared (see
+// EditRanking).
 func (s *Store) UpdateRanking(ctx context.Context, annotatorID, id int64, order []int, flags [][]string) (Ranking, error) {
+	return s.EditRanking(ctx, annotatorID, id, RankingEdit{Order: order, Flags: flags})
+}
+
+// RankingEdit is what an annotator may change in their ranking: everything
+// but the answers.
+type RankingEdit struct {
+	Order   []int
+	Flags   [][]string // one list per answer as shown; nil clears every flag
+	Ratings []int      // one rating per answer as shown (0 for none); nil clears them
+	Verdict string     // "", VerdictTie or VerdictBothBad
+}
+
+// EditRanking replaces the order, flags, ratings and verdict of ranking id,
+// which must be annotatorID's (ErrForbidden otherwise), checked as
+// AddRanking checks a new one.
+func (s *Store) EditRanking(ctx context.Context, annotatorID, id int64, e RankingEdit) (Ranking, error) {
+	order, flags := e.Order, e.Flags
 	var r Ranking
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		if err := s.owned(ctx, tx, "rankings", "ranking", id, annotatorID); err != nil {
@@ -345,18 +398,25 @@ func (s *Store) UpdateRanking(ctx context.Context, annotatorID, id int64, order 
 		if flags != nil && len(flags) != len(r.Responses) {
 			return invalidf("store: ranking %d: %d flag lists for %d answers", id, len(flags), len(r.Responses))
 		}
+		if e.Ratings != nil && len(e.Ratings) != len(r.Responses) {
+			return invalidf("store: ranking %d: %d ratings for %d answers", id, len(e.Ratings), len(r.Responses))
+		}
 		for i := range r.Responses {
-			r.Responses[i].Flags = nil
+			r.Responses[i].Flags, r.Responses[i].Rating = nil, 0
 			if flags != nil {
 				r.Responses[i].Flags = slices.Clone(flags[i])
 			}
+			if e.Ratings != nil {
+				r.Responses[i].Rating = e.Ratings[i]
+			}
 		}
 		r.Order = slices.Clone(order)
+		r.Verdict = e.Verdict
 		if err := checkRanking(r); err != nil {
 			return fmt.Errorf("store: ranking %d: %w", id, err)
 		}
 		r.UpdatedAt = now()
-		if _, err := tx.ExecContext(ctx, s.q(`UPDATE rankings SET updated_at = ? WHERE id = ?`), r.UpdatedAt, id); err != nil {
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE rankings SET updated_at = ?, verdict = ? WHERE id = ?`), r.UpdatedAt, r.Verdict, id); err != nil {
 			return fmt.Errorf("store: update ranking %d: %w", id, err)
 		}
 		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM ranking_responses WHERE ranking_id = ?`), id); err != nil {
@@ -407,8 +467,8 @@ func (s *Store) ranking(ctx context.Context, q queryer, id int64) (Ranking, erro
 // the rankings table, with ? placeholders), oldest first, and its prompt.
 func (s *Store) eachRanking(ctx context.Context, q queryer, where string, args []any, fn func(Prompt, Ranking) error) error {
 	rows, err := q.QueryContext(ctx, s.q(`SELECT `+promptColumns+`,
-			r.id, r.annotator_id, r.created_at, r.updated_at,
-			rr.position, rr.rank, rr.model, rr.content, rr.flags
+			r.id, r.annotator_id, r.verdict, r.created_at, r.updated_at,
+			rr.position, rr.rank, rr.model, rr.content, rr.flags, rr.rating
 		FROM rankings r
 		JOIN prompts p ON p.id = r.prompt_id
 		JOIN ranking_responses rr ON rr.ranking_id = r.id
@@ -439,11 +499,13 @@ func (s *Store) eachRanking(ctx context.Context, q queryer, where string, args [
 		var (
 			row                 Prompt
 			id, annotator       int64
+			verdict             string
 			created, updated    time.Time
 			position, place     int
 			model, content, fjs string
+			rating              int
 		)
-		if err := scanPrompt(rows, &row, &id, &annotator, &created, &updated, &position, &place, &model, &content, &fjs); err != nil {
+		if err := scanPrompt(rows, &row, &id, &annotator, &verdict, &created, &updated, &position, &place, &model, &content, &fjs, &rating); err != nil {
 			return fmt.Errorf("store: rankings: %w", err)
 		}
 		if id != r.ID {
@@ -451,7 +513,7 @@ func (s *Store) eachRanking(ctx context.Context, q queryer, where string, args [
 				return err
 			}
 			p = row
-			r = Ranking{ID: id, AnnotatorID: annotator, CreatedAt: created.UTC(), UpdatedAt: updated.UTC()}
+			r = Ranking{ID: id, AnnotatorID: annotator, Verdict: verdict, CreatedAt: created.UTC(), UpdatedAt: updated.UTC()}
 			ranks = ranks[:0]
 		}
 		if position != len(r.Responses) {
@@ -464,7 +526,7 @@ func (s *Store) eachRanking(ctx context.Context, q queryer, where string, args [
 		if len(flags) == 0 {
 			flags = nil
 		}
-		r.Responses = append(r.Responses, Response{Model: model, Content: content, Flags: flags})
+		r.Responses = append(r.Responses, Response{Model: model, Content: content, Flags: flags, Rating: rating})
 		ranks = append(ranks, place)
 	}
 	if err := rows.Err(); err != nil {
@@ -515,6 +577,10 @@ type Progress struct {
 	Rankings       int // rankings made, comparisons included
 	Comparisons    int // rankings of two answers
 	Skipped        int // prompts skipped, in either queue (SkipPrompt)
+	// The prompts left to the annotator in each queue: neither labelled
+	// nor skipped by them (what NextPrompt can still offer).
+	LeftDemonstrate int
+	LeftRank        int // rankings and comparisons share this queue
 }
 
 // Progress returns annotatorID's counts.
@@ -525,10 +591,21 @@ func (s *Store) Progress(ctx context.Context, annotatorID int64) (Progress, erro
 			(SELECT COUNT(*) FROM demonstrations WHERE annotator_id = ?),
 			(SELECT COUNT(*) FROM rankings WHERE annotator_id = ?),
 			(SELECT COUNT(*) FROM rankings WHERE annotator_id = ? AND k = 2),
-			(SELECT COUNT(*) FROM skips WHERE annotator_id = ?)`),
-		annotatorID, annotatorID, annotatorID, annotatorID).Scan(&p.Prompts, &p.Demonstrations, &p.Rankings, &p.Comparisons, &p.Skipped)
+			(SELECT COUNT(*) FROM skips WHERE annotator_id = ?),
+			`+leftIn("demonstrations", "demonstrate")+`,
+			`+leftIn("rankings", "rank")+``),
+		annotatorID, annotatorID, annotatorID, annotatorID, annotatorID, annotatorID, annotatorID, annotatorID).Scan(
+		&p.Prompts, &p.Demonstrations, &p.Rankings, &p.Comparisons, &p.Skipped, &p.LeftDemonstrate, &p.LeftRank)
 	if err != nil {
 		return Progress{}, fmt.Errorf("store: progress of annotator %d: %w", annotatorID, err)
 	}
 	return p, nil
+}
+
+// leftIn counts the prompts an annotator (two ? placeholders) has neither
+// labelled in table nor skipped in queue.
+func leftIn(table, queue string) string {
+	return `(SELECT COUNT(*) FROM prompts p
+		WHERE NOT EXISTS (SELECT 1 FROM ` + table + ` l WHERE l.prompt_id = p.id AND l.annotator_id = ?)
+		AND NOT EXISTS (SELECT 1 FROM skips k WHERE k.annotator_id = ? AND k.queue = '` + queue + `' AND k.prompt_id = p.id))`
 }

@@ -101,6 +101,20 @@ var migrations = []migration{
 	{3, "disabled users", []string{
 		`ALTER TABLE users ADD COLUMN disabled BOOLEAN NOT NULL DEFAULT FALSE`,
 	}},
+	{4, "verdicts, ratings and guidelines", []string{
+		// A comparison's verdict when neither answer wins: "tie" or
+		// "both_bad" ('' for a ranking with a winner).
+		`ALTER TABLE rankings ADD COLUMN verdict TEXT NOT NULL DEFAULT ''`,
+		// An answer's overall quality on InstructGPT's 1-7 scale, 0 unrated.
+		`ALTER TABLE ranking_responses ADD COLUMN rating INTEGER NOT NULL DEFAULT 0`,
+		// The admin's instructions for each task, shown beside it.
+		`CREATE TABLE guidelines (
+			task TEXT PRIMARY KEY,
+			text TEXT NOT NULL,
+			updated_by BIGINT REFERENCES users(id),
+			updated_at {{time}} NOT NULL
+		)`,
+	}},
 }
 
 // sql returns the statement written for d.

@@ -90,6 +90,10 @@ func suite(t *testing.T, newDSN func(t *testing.T) string) {
 		{"RankingErrors", testRankingErrors},
 		{"ListAndProgress", testListAndProgress},
 		{"Export", testExport},
+		{"VerdictsAndRatings", testVerdictsAndRatings},
+		{"UpgradeToVerdicts", testUpgradeToVerdicts},
+		{"Guidelines", testGuidelines},
+		{"PromptStats", testPromptStats},
 		{"ConcurrentWrites", testConcurrentWrites},
 		{"KillDuringWrites", testKillDuringWrites},
 	}
@@ -882,11 +886,11 @@ func testListAndProgress(t *testing.T, dsn string) {
 		t.Errorf("ListByAnnotator(a) = %+v\nwant %+v %+v", l, wantD, wantR)
 	}
 	pa, err := s.Progress(ctx, a.ID)
-	if want := (Progress{AnnotatorID: a.ID, Prompts: 5, Demonstrations: 3, Rankings: 3, Comparisons: 2}); err != nil || pa != want {
+	if want := (Progress{AnnotatorID: a.ID, Prompts: 5, Demonstrations: 3, Rankings: 3, Comparisons: 2, LeftDemonstrate: 2, LeftRank: 2}); err != nil || pa != want {
 		t.Errorf("Progress(a) = %+v, %v; want %+v", pa, err, want)
 	}
 	pb, err := s.Progress(ctx, b.ID)
-	if want := (Progress{AnnotatorID: b.ID, Prompts: 5, Demonstrations: 1, Rankings: 1}); err != nil || pb != want {
+	if want := (Progress{AnnotatorID: b.ID, Prompts: 5, Demonstrations: 1, Rankings: 1, LeftDemonstrate: 4, LeftRank: 4}); err != nil || pb != want {
 		t.Errorf("Progress(b) = %+v, %v; want %+v", pb, err, want)
 	}
 	l, err = s.ListByAnnotator(ctx, 9999)

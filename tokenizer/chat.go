@@ -190,3 +190,58 @@ func (t *Tokenizer) HasChatTemplate() bool {
 	_, b := t.SpecialID(ImEnd)
 	return a && b
 }
+
+// FitChat renders msgs for the next answer (RenderChat with the generation
+// prompt), leaving out the oldest exchanges (a user turn and the answer
+// after it; never a leading system message or the last message) until it
+// fits in room tokens. It returns the messages kept, in a new slice, and
+// their tokens; it fails when even the last message does not fit. It
+// renders O(log n) times for n messages (a binary search over how many
+// exchanges go), so a long history costs little more than one render.
+func (t *Tokenizer) FitChat(msgs []Message, room int) ([]Message, []int, error) {
+	first := 0
+	if len(msgs) > 0 && msgs[0].Role == "system" {
+		first = 1
+	}
+	// starts[j] is where the kept turns begin once j exchanges are gone.
+	starts := []int{first}
+	for s := first; len(msgs)-s > 1; {
+		n := 1
+		if s+1 < len(msgs)-1 && msgs[s+1].Role == "assistant" {
+			n = 2
+		}
+		s += n
+		starts = append(starts, s)
+	}
+	render := func(j int) ([]Message, []int, error) {
+		h := append(append([]Message(nil), msgs[:first]...), msgs[starts[j]:]...)
+		ids, _, err := t.RenderChat(h, true)
+		return h, ids, err
+	}
+	h, ids, err := render(0)
+	if err != nil || len(ids) <= room {
+		return h, ids, err
+	}
+	// Fewer turns render to fewer tokens: find the fewest exchanges to drop.
+	lo, hi := 1, len(starts)-1 // hi: all but the last message gone
+	hh, hids, err := render(hi)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(hids) > room {
+		return nil, nil, fmt.Errorf("the message is %d tokens, more than the %d the context leaves", len(hids), room)
+	}
+	for lo < hi {
+		mid := (lo + hi) / 2
+		mh, mids, err := render(mid)
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(mids) <= room {
+			hi, hh, hids = mid, mh, mids
+		} else {
+			lo = mid + 1
+		}
+	}
+	return hh, hids, nil
+}

@@ -1,10 +1,15 @@
 // golem's web app: chat playground, annotation workspace and admin.
 // Plain JavaScript, no build step. Everything a model or a person wrote is
-// put in the page with textContent, never as HTML.
+// put in the page with textContent or renderMarkdown (md.js), which builds
+// DOM nodes: never as HTML.
 "use strict";
 
-const state = { user: null, csrf: "", models: [], flags: [], chat: [], demo: null, rank: null, cmp: null };
+const state = {
+  user: null, csrf: "", view: "", models: [], info: {}, flags: [], guidelines: {},
+  chat: [], chatAbort: null, demo: null, rank: null, cmp: null, lastSaved: null,
+};
 const $ = (id) => document.getElementById(id);
+const letter = (i) => String.fromCharCode(65 + i);
 
 // el builds an element; string children become text nodes.
 function el(tag, attrs, ...children) {
@@ -24,7 +29,8 @@ function showError(msg) {
   e.hidden = !msg;
 }
 
-// api calls the web API; it throws an Error with the server's message.
+// api calls the web API; it throws an Error with the server's message. A
+// change that succeeds clears the error banner: it is stale.
 async function api(method, path, body, raw) {
   const opts = { method, headers: {}, credentials: "same-origin" };
   if (method !== "GET") opts.headers["X-CSRF-Token"] = state.csrf;
@@ -37,14 +43,37 @@ async function api(method, path, body, raw) {
   try { data = await r.json(); } catch (_) { /* not JSON */ }
   if (!r.ok) {
     if (r.status === 401 && path !== "/app/api/login") { loggedOut(); }
-    const msg = data && (typeof data.error === "string" ? data.error : data.error && data.error.message);
-    throw new Error(msg || `${method} ${path}: HTTP ${r.status}`);
+    throw new Error(errorText(data) || `${method} ${path}: HTTP ${r.status}`);
   }
+  if (method !== "GET") showError("");
   return data;
+}
+
+function errorText(data) {
+  return data && (typeof data.error === "string" ? data.error : data.error && data.error.message);
+}
+
+// markdown renders text as Markdown (md.js) in a new element.
+function markdown(tag, attrs, text) {
+  const e = el(tag, attrs);
+  e.append(renderMarkdown(text));
+  return e;
 }
 
 function conversation(box, messages) {
   box.replaceChildren(...messages.map((m) => el("div", { class: "msg" }, el("span", { class: "role" }, m.role + ":"), m.content)));
+}
+
+// promptLine is a prompt's last user message, for lists.
+function promptLine(messages) {
+  const users = (messages || []).filter((m) => m.role === "user");
+  const m = users.length ? users[users.length - 1] : (messages || [])[0];
+  const t = m ? m.content.replace(/\s+/g, " ").trim() : "";
+  return t.length > 140 ? t.slice(0, 139) + "…" : t;
+}
+
+function setStatus(id, text, ...extra) {
+  $(id).replaceChildren(text, ...extra);
 }
 
 // ---- views ----
@@ -53,14 +82,20 @@ const views = ["login", "chat", "demonstrate", "rank", "compare", "labels", "acc
 
 function show(view) {
   showError("");
+  state.view = view;
   for (const v of views) $("view-" + v).hidden = v !== view;
-  for (const b of document.querySelectorAll("#nav button")) b.classList.toggle("active", b.dataset.view === view);
+  for (const b of document.querySelectorAll("#nav button")) {
+    b.classList.toggle("active", b.dataset.view === view);
+    if (b.dataset.view === view) b.setAttribute("aria-current", "page");
+    else b.removeAttribute("aria-current");
+  }
   const load = { chat: loadChat, demonstrate: loadDemo, rank: loadRank, compare: loadCompare, labels: loadLabels, admin: loadAdmin }[view];
   if (load) load().catch((e) => showError(e.message));
 }
 
 function loggedOut() {
   state.user = null;
+  state.view = "login";
   $("nav").hidden = true;
   $("logout").hidden = true;
   $("who").textContent = "";
@@ -74,81 +109,167 @@ async function loggedIn(me) {
   $("nav").hidden = false;
   $("logout").hidden = false;
   $("nav-admin").hidden = me.user.role !== "admin";
-  $("who").textContent = me.user.name + " (" + me.user.role + ")";
+  $("who").textContent = me.user.name || me.user.username;
   const [models, flags] = await Promise.all([api("GET", "/app/api/models"), api("GET", "/app/api/flags")]);
   state.models = models.models;
+  state.info = Object.fromEntries((models.info || []).map((m) => [m.name, m]));
   state.flags = flags.flags;
-  await refreshProgress();
+  await Promise.all([refreshProgress(), loadGuidelines()]);
   show("demonstrate");
 }
 
 async function refreshProgress() {
   const p = await api("GET", "/app/api/progress");
-  $("progress").textContent = `${p.demonstrations} written · ${p.rankings} ranked (${p.comparisons} compared) · ${p.skipped} skipped · ${p.prompts} prompts`;
+  $("progress").textContent = `${p.left_demonstrate} left to write · ${p.left_rank} left to rank · ` +
+    `${p.demonstrations} written · ${p.rankings} ranked (${p.comparisons} compared) · ${p.skipped} skipped · ${p.prompts} prompts`;
+}
+
+// ---- guidelines ----
+
+async function loadGuidelines() {
+  const g = await api("GET", "/app/api/guidelines");
+  state.guidelines = g.guidelines || {};
+  for (const aside of document.querySelectorAll("aside.guidelines")) {
+    const t = aside.dataset.task;
+    const text = state.guidelines[t] || (t === "compare" ? state.guidelines.rank : "") || "";
+    aside.hidden = !text;
+    aside.replaceChildren(...(text ? [el("h2", {}, "Guidelines"), markdown("div", { class: "md" }, text)] : []));
+  }
 }
 
 // ---- chat ----
 
 async function loadChat() {
   const sel = $("chat-model");
-  if (sel.options.length === 0) sel.replaceChildren(...state.models.map((m) => el("option", { value: m }, m)));
+  if (sel.options.length === 0) {
+    sel.replaceChildren(...state.models.map((m) => el("option", { value: m }, m)));
+    chatModelChanged();
+  }
   renderChat();
 }
 
-function renderChat() { conversation($("chat-log"), state.chat); }
+// chatModelChanged sets Max tokens to what fits the model's context.
+function chatModelChanged() {
+  const m = state.info[$("chat-model").value];
+  if (!m) return;
+  $("chat-max").value = String(m.max_tokens);
+  $("chat-max").max = String(m.context - 1);
+  $("chat-context").textContent = `context: ${m.context} tokens`;
+}
 
-async function sendChat(ev) {
-  ev.preventDefault();
+function renderChat() {
+  $("chat-log").replaceChildren(...state.chat.map((m) => {
+    const body = m.role === "assistant" ? markdown("div", { class: "md" }, m.content) : el("div", { class: "plain" }, m.content);
+    return el("div", { class: "bubble " + m.role + (m.stopped ? " stopped" : "") }, el("span", { class: "sr-only" }, m.role + ": "), body);
+  }));
+  const busy = state.chatAbort !== null;
+  $("chat-send").disabled = busy;
+  $("chat-stop").disabled = !busy;
+  $("chat-regen").disabled = busy || !state.chat.length || state.chat[state.chat.length - 1].role !== "assistant";
+  $("chat-log").scrollTop = $("chat-log").scrollHeight;
+}
+
+async function sendChat() {
   const text = $("chat-input").value;
-  if (!text.trim()) return;
+  if (!text.trim() || state.chatAbort) return;
   $("chat-input").value = "";
   state.chat.push({ role: "user", content: text });
-  const answer = { role: "assistant", content: "" };
-  state.chat.push(answer);
-  renderChat();
-  const node = $("chat-log").lastChild;
-  const body = {
-    model: $("chat-model").value, stream: true,
-    messages: state.chat.slice(0, -1),
-    temperature: Number($("chat-temp").value), max_tokens: Number($("chat-max").value),
-  };
-  const r = await fetch("/v1/chat/completions", {
-    method: "POST", credentials: "same-origin",
-    headers: { "Content-Type": "application/json", "X-CSRF-Token": state.csrf }, body: JSON.stringify(body),
-  });
-  if (!r.ok) {
+  if (!(await answerChat())) {
+    // The turn failed: it leaves nothing in the history, and the message
+    // is back in the box to try again.
     state.chat.pop();
-    const d = await r.json().catch(() => null);
-    showError((d && d.error && d.error.message) || `HTTP ${r.status}`);
-    return;
+    $("chat-input").value = text;
+    renderChat();
   }
-  const reader = r.body.getReader();
-  const dec = new TextDecoder();
-  let buf = "";
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    buf += dec.decode(value, { stream: true });
-    let i;
-    while ((i = buf.indexOf("\n\n")) >= 0) {
-      const line = buf.slice(0, i).trim();
-      buf = buf.slice(i + 2);
-      if (!line.startsWith("data: ") || line === "data: [DONE]") continue;
-      const chunk = JSON.parse(line.slice(6));
-      const d = chunk.choices && chunk.choices[0] && chunk.choices[0].delta;
-      if (d && d.content) {
-        answer.content += d.content;
-        node.lastChild.textContent = answer.content;
+}
+
+async function regenerate() {
+  if (state.chatAbort || !state.chat.length || state.chat[state.chat.length - 1].role !== "assistant") return;
+  const old = state.chat.pop();
+  if (!(await answerChat())) {
+    state.chat.push(old);
+    renderChat();
+  }
+}
+
+// answerChat streams the model's answer to state.chat (which ends with the
+// user's turn), trimmed to the context by the server, into a new bubble.
+// It returns false when no answer came: an error (shown), or Stop before
+// the first token.
+async function answerChat() {
+  const model = $("chat-model").value;
+  const maxTokens = Number($("chat-max").value);
+  const ctrl = new AbortController();
+  state.chatAbort = ctrl;
+  const answer = { role: "assistant", content: "" };
+  try {
+    renderChat();
+    const fit = await api("POST", "/app/api/chat/fit", { model, messages: state.chat, max_tokens: maxTokens });
+    $("chat-trimmed").hidden = !fit.dropped;
+    $("chat-trimmed").textContent = fit.dropped ? `The ${fit.dropped} oldest messages are left out: the model sees ${fit.context} tokens at once.` : "";
+    state.chat.push(answer);
+    renderChat();
+    const node = $("chat-log").lastChild.lastChild;
+    const r = await fetch("/v1/chat/completions", {
+      method: "POST", credentials: "same-origin", signal: ctrl.signal,
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": state.csrf },
+      body: JSON.stringify({ model, stream: true, messages: fit.messages, temperature: Number($("chat-temp").value), max_tokens: maxTokens }),
+    });
+    if (!r.ok) throw new Error(errorText(await r.json().catch(() => null)) || `HTTP ${r.status}`);
+    const reader = r.body.getReader();
+    const dec = new TextDecoder();
+    let buf = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buf += dec.decode(value, { stream: true });
+      let i;
+      while ((i = buf.indexOf("\n\n")) >= 0) {
+        const line = buf.slice(0, i).trim();
+        buf = buf.slice(i + 2);
+        if (!line.startsWith("data: ") || line === "data: [DONE]") continue;
+        const chunk = JSON.parse(line.slice(6));
+        if (chunk.error) throw new Error(errorText(chunk));
+        const d = chunk.choices && chunk.choices[0] && chunk.choices[0].delta;
+        if (d && d.content) {
+          answer.content += d.content;
+          node.textContent = answer.content;
+        }
       }
     }
+    showError("");
+  } catch (e) {
+    if (!ctrl.signal.aborted) {
+      if (state.chat[state.chat.length - 1] === answer) state.chat.pop();
+      showError(e.message);
+      return false;
+    }
+    // Stop keeps what came; when nothing came, the turn is given back.
+    answer.stopped = true;
+    if (!answer.content) {
+      if (state.chat[state.chat.length - 1] === answer) state.chat.pop();
+      return false;
+    }
+  } finally {
+    state.chatAbort = null;
+    renderChat();
   }
-  renderChat();
+  return true;
+}
+
+function chatKey(ev) {
+  if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) {
+    ev.preventDefault();
+    sendChat();
+  }
 }
 
 // ---- demonstrations ----
 
 async function loadDemo() {
   $("demo-status").textContent = "";
+  state.demo = null;
+  $("demo-submit").disabled = $("demo-skip").disabled = true;
   const r = await api("GET", "/app/api/next?task=demonstrate");
   state.demo = r.prompt;
   $("demo-text").value = "";
@@ -171,22 +292,105 @@ async function submitDemo() {
   } catch (e) { showError(e.message); }
 }
 
-// ---- rankings ----
+// ---- answers, ratings and flags ----
 
-function flagBoxes(i) {
-  return el("div", { class: "flags" }, ...state.flags.map((f) =>
-    el("label", {}, el("input", { type: "checkbox", class: "flag", "data-answer": String(i), value: f }), f.replace(/_/g, " "))));
+// A board holds the answers of a ranking or a comparison and what the
+// annotator gave them: the ranking (indices, best first; it may be
+// partial), a rating per answer (0 for none) and flags per answer.
+function newBoard(answers, from) {
+  return {
+    answers,
+    order: from ? [...from.order] : [],
+    ratings: from ? [...from.ratings] : answers.map(() => 0),
+    flags: from ? from.flags.map((f) => [...f]) : answers.map(() => []),
+  };
 }
+
+function ratingSelect(board, i) {
+  const sel = el("select", { class: "rating", "data-answer": String(i), "aria-label": `Rating of answer ${letter(i)}, 1 to 7` },
+    el("option", { value: "0" }, "–"),
+    ...[1, 2, 3, 4, 5, 6, 7].map((v) => el("option", { value: String(v) }, v === 1 ? "1 terrible" : v === 7 ? "7 excellent" : String(v))));
+  sel.value = String(board.ratings[i]);
+  sel.addEventListener("change", () => { board.ratings[i] = Number(sel.value); });
+  return el("label", { class: "rate" }, "Rating ", sel);
+}
+
+function flagBoxes(board, i) {
+  return el("fieldset", { class: "flags" }, el("legend", {}, `Problems in answer ${letter(i)}`), ...state.flags.map((f) => {
+    const box = el("input", { type: "checkbox", class: "flag", "data-answer": String(i), value: f });
+    box.checked = board.flags[i].includes(f);
+    box.addEventListener("change", () => {
+      board.flags[i] = state.flags.filter((g) => g === f ? box.checked : board.flags[i].includes(g));
+    });
+    return el("label", {}, box, f.replace(/_/g, " "));
+  }));
+}
+
+// answerCard shows answer i, blind: no model name.
+function answerCard(board, i, ...controls) {
+  return el("div", { class: "answer", id: "answer-" + i, "data-answer": String(i) },
+    el("div", { class: "meta" }, `Answer ${letter(i)}`),
+    markdown("div", { class: "text md" }, board.answers[i].content),
+    ...controls, ratingSelect(board, i), flagBoxes(board, i));
+}
+
+// rankBoard draws board in box for ranking: the ranking so far, then the
+// answers not ranked yet. Clicking "Rank next" (or its letter key) gives an
+// answer the next place; ranked answers move by dragging, Up and Down,
+// and go back with "Unrank". onChange runs after each change.
+function rankBoard(box, board, onChange) {
+  const redraw = () => { rankBoard(box, board, onChange); onChange(); };
+  const move = (i, to) => {
+    board.order = board.order.filter((j) => j !== i);
+    board.order.splice(Math.max(0, Math.min(to, board.order.length)), 0, i);
+    redraw();
+  };
+  const drag = (card, i) => {
+    card.draggable = true;
+    card.addEventListener("dragstart", (ev) => { ev.dataTransfer.setData("text/plain", String(i)); card.classList.add("dragging"); });
+    card.addEventListener("dragend", () => card.classList.remove("dragging"));
+    card.addEventListener("dragover", (ev) => ev.preventDefault());
+    card.addEventListener("drop", (ev) => {
+      ev.preventDefault();
+      const from = Number(ev.dataTransfer.getData("text/plain"));
+      if (!Number.isInteger(from) || from === i || !board.answers[from]) return;
+      const at = board.order.indexOf(i);
+      move(from, at >= 0 ? at : board.order.length);
+    });
+    return card;
+  };
+  const ranked = board.order.map((i, place) => drag(answerCard(board, i,
+    el("div", { class: "place-row" },
+      el("span", { class: "place" }, `${place + 1}.`),
+      el("button", { type: "button", class: "move-up", "data-answer": String(i), "aria-label": `Move answer ${letter(i)} up`, onclick: () => move(i, place - 1) }, "↑ Up"),
+      el("button", { type: "button", class: "move-down", "data-answer": String(i), "aria-label": `Move answer ${letter(i)} down`, onclick: () => move(i, place + 1) }, "↓ Down"),
+      el("button", { type: "button", class: "unrank", "data-answer": String(i), onclick: () => { board.order = board.order.filter((j) => j !== i); redraw(); } }, "Unrank"))), i));
+  const rest = board.answers.map((_, i) => i).filter((i) => !board.order.includes(i)).map((i) => drag(answerCard(board, i,
+    el("button", { type: "button", class: "rank-next", "data-answer": String(i), onclick: () => move(i, board.order.length) },
+      `Rank next (${board.order.length + 1}.) `, el("kbd", {}, letter(i)))), i));
+  box.replaceChildren(
+    el("h2", { class: "small" }, "Your ranking, best first"),
+    ranked.length ? el("div", { class: "ranking" }, ...ranked) : el("p", { class: "hint" }, "Nothing ranked yet: click the best answer first."),
+    ...(rest.length ? [el("h2", { class: "small" }, "Not ranked yet"), el("div", { class: "unranked" }, ...rest)] : []));
+}
+
+function responsesOf(board) {
+  return board.answers.map((a, i) => ({ model: a.model, content: a.content, flags: board.flags[i], rating: board.ratings[i] }));
+}
+
+// ---- rankings ----
 
 async function loadRank() {
   $("rank-status").textContent = "";
-  const r = await api("GET", "/app/api/next?task=rank");
-  state.rank = r.prompt ? { prompt: r.prompt, answers: [] } : null;
+  state.rank = null;
   $("rank-answers").replaceChildren();
+  $("rank-skip").disabled = $("rank-resample").disabled = $("rank-submit").disabled = true;
+  showNotice("rank-notice", "");
+  const r = await api("GET", "/app/api/next?task=rank");
+  state.rank = r.prompt ? { prompt: r.prompt, board: null } : null;
   $("rank-skip").disabled = $("rank-resample").disabled = !r.prompt;
   if (!r.prompt) {
     $("rank-prompt").textContent = "No prompt left to rank. Thank you!";
-    $("rank-submit").disabled = true;
     return;
   }
   conversation($("rank-prompt"), r.prompt.messages);
@@ -207,6 +411,18 @@ function samplesNotice(s) {
   return "";
 }
 
+function drawRank() {
+  const rank = state.rank;
+  if (!rank.board) {
+    $("rank-answers").replaceChildren(...rank.shown.map((a) => el("div", { class: "answer" }, markdown("div", { class: "text md" }, a.content))));
+    $("rank-submit").disabled = true;
+    return;
+  }
+  const update = () => { $("rank-submit").disabled = rank.board.order.length !== rank.board.answers.length; };
+  rankBoard($("rank-answers"), rank.board, update);
+  update();
+}
+
 async function sampleRank() {
   const K = 4;
   const rank = state.rank;
@@ -216,19 +432,11 @@ async function sampleRank() {
   const s = await api("POST", "/app/api/samples", { prompt_id: rank.prompt.id, k: K });
   if (state.rank !== rank) return; // skipped while sampling
   const rankable = s.answers.length >= 2;
-  rank.answers = rankable ? s.answers : [];
+  rank.board = rankable ? newBoard(s.answers) : null;
+  rank.shown = s.answers;
   rank.reason = rankable ? "" : `${s.answers.length} distinct answers in ${s.tries} tries`;
-  const notice = samplesNotice(s);
-  showNotice("rank-notice", notice);
-  $("rank-answers").replaceChildren(...s.answers.map((a, i) => {
-    const sel = el("select", { class: "rank", "data-answer": String(i) }, el("option", { value: "" }, "place…"),
-      ...s.answers.map((_, p) => el("option", { value: String(p + 1) }, String(p + 1))));
-    return el("div", { class: "answer", id: "answer-" + i },
-      el("div", { class: "meta" }, `Answer ${String.fromCharCode(65 + i)} · ${a.model}`),
-      el("div", { class: "text" }, a.content),
-      ...(rankable ? [el("label", {}, "Place ", sel), flagBoxes(i)] : []));
-  }));
-  $("rank-submit").disabled = !rankable;
+  showNotice("rank-notice", samplesNotice(s));
+  drawRank();
 }
 
 // skip skips the prompt of a task for good (for this annotator) and loads
@@ -243,26 +451,40 @@ async function skip(task, current, load, status) {
   } catch (e) { showError(e.message); }
 }
 
-function flagsOf(box, i) {
-  return [...box.querySelectorAll(`input.flag[data-answer="${i}"]:checked`)].map((c) => c.value);
+// saved shows what was saved, with Undo: it deletes the label and brings
+// the task back as it was, to label again.
+function saved(status, what, id, task, snapshot, restore) {
+  const undo = el("button", { type: "button", id: status.replace("status", "undo"), class: "undo" }, "Undo");
+  undo.addEventListener("click", async () => {
+    try {
+      await api("DELETE", `/app/api/rankings/${id}`);
+      await refreshProgress();
+      restore(snapshot);
+      setStatus(status, `Undone: ${what} ${id} is deleted; label this prompt again.`);
+    } catch (e) { showError(e.message); }
+  });
+  setStatus(status, `Saved ${what} ${id}. `, undo);
 }
 
 async function submitRank() {
-  const a = state.rank && state.rank.answers;
-  if (!a || a.length === 0) return;
-  const places = [...$("rank-answers").querySelectorAll("select.rank")].map((s) => Number(s.value));
-  if (places.some((p) => !p) || new Set(places).size !== places.length) {
-    showError("Give every answer a different place (1 is the best).");
+  const rank = state.rank;
+  const b = rank && rank.board;
+  if (!b || b.order.length !== b.answers.length) {
+    if (b) showError("Rank every answer first: click them from best to worst.");
     return;
   }
-  const order = places.map((p, i) => [p, i]).sort((x, y) => x[0] - y[0]).map((x) => x[1]);
-  const responses = a.map((ans, i) => ({ model: ans.model, content: ans.content, flags: flagsOf($("rank-answers"), i) }));
   try {
-    const r = await api("POST", "/app/api/rankings", { prompt_id: state.rank.prompt.id, responses, order });
-    showError("");
+    const r = await api("POST", "/app/api/rankings", { prompt_id: rank.prompt.id, responses: responsesOf(b), order: b.order });
+    const snapshot = { prompt: rank.prompt, shown: rank.shown, board: newBoard(b.answers, b) };
     await refreshProgress();
     await loadRank();
-    $("rank-status").textContent = `Saved ranking ${r.id}.`;
+    saved("rank-status", "ranking", r.id, "rank", snapshot, (snap) => {
+      state.rank = snap;
+      conversation($("rank-prompt"), snap.prompt.messages);
+      showNotice("rank-notice", "");
+      $("rank-skip").disabled = $("rank-resample").disabled = false;
+      drawRank();
+    });
   } catch (e) { showError(e.message); }
 }
 
@@ -270,11 +492,14 @@ async function submitRank() {
 
 async function loadCompare() {
   $("cmp-status").textContent = "";
-  const r = await api("GET", "/app/api/next?task=compare");
-  state.cmp = r.prompt ? { prompt: r.prompt, answers: [] } : null;
+  // Nothing to press until the next pair is there.
+  state.cmp = null;
   $("cmp-answers").replaceChildren();
   showNotice("cmp-notice", "");
-  $("cmp-a").disabled = $("cmp-b").disabled = true;
+  setCompareButtons(false);
+  $("cmp-skip").disabled = true;
+  const r = await api("GET", "/app/api/next?task=compare");
+  state.cmp = r.prompt ? { prompt: r.prompt, board: null } : null;
   $("cmp-skip").disabled = !r.prompt;
   if (!r.prompt) {
     $("cmp-prompt").textContent = "No prompt left to compare. Thank you!";
@@ -285,54 +510,148 @@ async function loadCompare() {
   const s = await api("POST", "/app/api/samples", { prompt_id: r.prompt.id, k: 2 });
   if (state.cmp !== cmp) return; // skipped while sampling
   const rankable = s.answers.length === 2;
-  cmp.answers = rankable ? s.answers : [];
+  cmp.board = rankable ? newBoard(s.answers) : null;
+  cmp.shown = s.answers;
   cmp.reason = rankable ? "" : `${s.answers.length} distinct answers in ${s.tries} tries`;
-  const notice = samplesNotice(s);
-  $("cmp-answers").replaceChildren(...s.answers.map((a, i) => el("div", { class: "answer" },
-    el("div", { class: "meta" }, `${i ? "B" : "A"} · ${a.model}`), el("div", { class: "text" }, a.content), ...(rankable ? [flagBoxes(i)] : []))));
-  showNotice("cmp-notice", notice);
-  $("cmp-a").disabled = $("cmp-b").disabled = !rankable;
+  drawCompare();
+  showNotice("cmp-notice", samplesNotice(s));
 }
 
-async function submitCompare(best) {
-  const a = state.cmp && state.cmp.answers;
-  if (!a || a.length !== 2) return;
-  const responses = a.map((ans, i) => ({ model: ans.model, content: ans.content, flags: flagsOf($("cmp-answers"), i) }));
+function setCompareButtons(on) {
+  for (const id of ["cmp-a", "cmp-b", "cmp-tie", "cmp-bad"]) $(id).disabled = !on;
+}
+
+function drawCompare() {
+  const cmp = state.cmp;
+  $("cmp-answers").replaceChildren(...(cmp.board ? cmp.board.answers.map((_, i) => answerCard(cmp.board, i))
+    : cmp.shown.map((a) => el("div", { class: "answer" }, markdown("div", { class: "text md" }, a.content)))));
+  setCompareButtons(!!cmp.board);
+}
+
+// submitCompare saves the comparison: best is 0 (A) or 1 (B), or verdict
+// is "tie" or "both_bad".
+async function submitCompare(best, verdict) {
+  const cmp = state.cmp;
+  const b = cmp && cmp.board;
+  if (!b) return;
   try {
-    const r = await api("POST", "/app/api/rankings", { prompt_id: state.cmp.prompt.id, responses, order: [best, 1 - best] });
+    const order = verdict ? [0, 1] : [best, 1 - best];
+    const r = await api("POST", "/app/api/rankings", { prompt_id: cmp.prompt.id, responses: responsesOf(b), order, verdict: verdict || "" });
+    const snapshot = { prompt: cmp.prompt, shown: cmp.shown, board: newBoard(b.answers, b) };
     await refreshProgress();
     await loadCompare();
-    $("cmp-status").textContent = `Saved comparison ${r.id}.`;
+    saved("cmp-status", "comparison", r.id, "compare", snapshot, (snap) => {
+      state.cmp = snap;
+      conversation($("cmp-prompt"), snap.prompt.messages);
+      showNotice("cmp-notice", "");
+      $("cmp-skip").disabled = false;
+      drawCompare();
+    });
   } catch (e) { showError(e.message); }
 }
 
 // ---- my labels ----
 
+const verdictText = { "": "", tie: "tie", both_bad: "both bad" };
+
 async function loadLabels() {
   const l = await api("GET", "/app/api/labels");
-  $("labels-demos").replaceChildren(...l.demonstrations.map((d) => {
-    const ta = el("textarea", { rows: "4" });
-    ta.value = d.response;
-    return el("div", { class: "answer" }, el("div", { class: "meta" }, `#${d.id} · prompt ${d.prompt_id}`), ta,
-      el("button", { onclick: () => api("PUT", `/app/api/demonstrations/${d.id}`, { response: ta.value }).then(loadLabels, (e) => showError(e.message)) }, "Save"),
-      el("button", { onclick: () => api("DELETE", `/app/api/demonstrations/${d.id}`).then(loadLabels, (e) => showError(e.message)) }, "Delete"));
+  $("labels-demos").replaceChildren(...(l.demonstrations.length ? l.demonstrations.map(demoLabel) : [el("p", { class: "hint" }, "None yet.")]));
+  $("labels-rankings").replaceChildren(...(l.rankings.length ? l.rankings.map(rankingLabel) : [el("p", { class: "hint" }, "None yet.")]));
+}
+
+async function removeLabel(kind, id) {
+  if (!confirm(`Delete this ${kind}? It cannot be brought back.`)) return;
+  try {
+    await api("DELETE", `/app/api/${kind === "demonstration" ? "demonstrations" : "rankings"}/${id}`);
+    await refreshProgress();
+    await loadLabels();
+    $("labels-status").textContent = `Deleted ${kind} ${id}.`;
+  } catch (e) { showError(e.message); }
+}
+
+function demoLabel(d) {
+  const ta = el("textarea", { rows: "4", id: `demo-edit-${d.id}`, "aria-label": `Your answer to: ${promptLine(d.prompt)}` });
+  ta.value = d.response;
+  return el("div", { class: "answer label", "data-label": String(d.id) },
+    el("div", { class: "meta" }, `#${d.id} · `, el("q", {}, promptLine(d.prompt))), ta,
+    el("div", { class: "buttons" },
+      el("button", { class: "save", onclick: () => api("PUT", `/app/api/demonstrations/${d.id}`, { response: ta.value })
+        .then(() => { $("labels-status").textContent = `Saved demonstration ${d.id}.`; }, (e) => showError(e.message)) }, "Save"),
+      el("button", { class: "delete", onclick: () => removeLabel("demonstration", d.id) }, "Delete")));
+}
+
+function rankingLabel(r) {
+  const k = r.responses.length;
+  const what = k === 2 ? "comparison" : "ranking";
+  const summary = r.verdict ? [el("p", { class: "text" }, `Verdict: ${verdictText[r.verdict]}`)] : [];
+  const list = el("ol", { class: "ranked" }, ...r.order.map((i) => {
+    const a = r.responses[i];
+    const extra = (a.rating ? ` · rated ${a.rating}` : "") + (a.flags.length ? ` · ${a.flags.join(", ").replace(/_/g, " ")}` : "");
+    return el("li", {}, markdown("div", { class: "md" }, a.content), ...(extra ? [el("span", { class: "hint" }, extra.slice(3))] : []));
   }));
-  $("labels-rankings").replaceChildren(...l.rankings.map((r) => el("div", { class: "answer" },
-    el("div", { class: "meta" }, `#${r.id} · prompt ${r.prompt_id} · ${r.responses.length} answers`),
-    ...r.order.map((i, place) => el("div", { class: "text" }, `${place + 1}. ${r.responses[i].content}` + (r.responses[i].flags.length ? ` [${r.responses[i].flags.join(", ")}]` : ""))),
-    el("button", { onclick: () => api("DELETE", `/app/api/rankings/${r.id}`).then(loadLabels, (e) => showError(e.message)) }, "Delete"))));
+  const card = el("div", { class: "answer label", "data-label": String(r.id) },
+    el("div", { class: "meta" }, `#${r.id} · ${what} of ${k} · `, el("q", {}, promptLine(r.prompt))), ...summary, list);
+  card.append(el("div", { class: "buttons" },
+    el("button", { class: "edit", onclick: () => editRanking(card, r) }, "Edit"),
+    el("button", { class: "delete", onclick: () => removeLabel(what, r.id) }, "Delete")));
+  return card;
+}
+
+// editRanking turns a ranking's card into its editor: the ranking board,
+// and for a comparison its verdict.
+function editRanking(card, r) {
+  const board = newBoard(r.responses, { order: r.order, ratings: r.responses.map((a) => a.rating), flags: r.responses.map((a) => a.flags) });
+  const box = el("div", { class: "board" });
+  const k = r.responses.length;
+  const verdict = el("select", { class: "verdict" }, el("option", { value: "" }, "as ranked"), el("option", { value: "tie" }, "tie"), el("option", { value: "both_bad" }, "both bad"));
+  verdict.value = r.verdict;
+  const save = el("button", { class: "save" }, "Save changes");
+  const update = () => { save.disabled = !verdict.value && board.order.length !== k; };
+  verdict.addEventListener("change", update);
+  save.addEventListener("click", async () => {
+    const order = board.order.length === k ? board.order : r.responses.map((_, i) => i);
+    try {
+      await api("PUT", `/app/api/rankings/${r.id}`, { order, flags: board.flags, ratings: board.ratings, verdict: verdict.value });
+      await loadLabels();
+      $("labels-status").textContent = `Saved ${k === 2 ? "comparison" : "ranking"} ${r.id}.`;
+    } catch (e) { showError(e.message); }
+  });
+  card.replaceChildren(card.firstChild, ...(k === 2 ? [el("label", {}, "Result ", verdict)] : []), box,
+    el("div", { class: "buttons" }, save, el("button", { class: "cancel", onclick: () => loadLabels().catch((e) => showError(e.message)) }, "Cancel")));
+  rankBoard(box, board, update);
+  update();
 }
 
 // ---- admin ----
 
 async function loadAdmin() {
-  const u = await api("GET", "/app/api/admin/users");
+  const [u, p] = await Promise.all([api("GET", "/app/api/admin/users"), api("GET", "/app/api/admin/prompts")]);
   $("users").tBodies[0].replaceChildren(...u.users.map((p) => el("tr", {},
     el("td", {}, p.user.username + (p.user.disabled ? " (disabled)" : "")), el("td", {}, p.user.role), el("td", {}, String(p.demonstrations)),
     el("td", {}, String(p.rankings)), el("td", {}, String(p.comparisons)), el("td", {}, String(p.prompts)),
     el("td", {},
       el("button", { class: "user-disable", "data-user": p.user.username, onclick: () => setDisabled(p.user, !p.user.disabled) }, p.user.disabled ? "Enable" : "Disable"),
       el("button", { class: "user-password", "data-user": p.user.username, onclick: () => resetPassword(p.user) }, "Set password")))));
+  $("prompts").tBodies[0].replaceChildren(...p.prompts.map((q) => el("tr", { "data-prompt": String(q.id) },
+    el("td", {}, String(q.id)), el("td", {}, promptLine(q.messages)), el("td", {}, q.source),
+    el("td", {}, String(q.demonstrations)), el("td", {}, String(q.rankings - q.comparisons)), el("td", {}, String(q.comparisons)), el("td", {}, String(q.skips)))));
+  $("prompts-more").textContent = p.total > p.prompts.length ? `The first ${p.prompts.length} of ${p.total} prompts.` : `${p.total} prompts.`;
+  guideTaskChanged();
+}
+
+function guideTaskChanged() {
+  $("guide-text").value = state.guidelines[$("guide-task").value] || "";
+}
+
+async function saveGuidelines(ev) {
+  ev.preventDefault();
+  const task = $("guide-task").value;
+  try {
+    await api("PUT", "/app/api/admin/guidelines", { task, text: $("guide-text").value });
+    await loadGuidelines();
+    $("guide-status").textContent = `Saved the guidelines for ${task}.`;
+  } catch (e) { showError(e.message); }
 }
 
 async function setDisabled(user, disabled) {
@@ -387,6 +706,40 @@ async function createUser(ev) {
   } catch (e) { showError(e.message); }
 }
 
+// ---- keyboard ----
+
+// taskKey runs the keyboard shortcuts of the task on the page (listed on
+// it). Letters act only outside text fields; Ctrl+Enter and Alt+S also in
+// the demonstration's text.
+function taskKey(ev) {
+  const t = ev.target;
+  const typing = t && (t.tagName === "TEXTAREA" || t.tagName === "SELECT" || (t.tagName === "INPUT" && t.type !== "checkbox"));
+  const key = ev.key.toLowerCase();
+  const run = (f) => { ev.preventDefault(); f(); };
+  if (state.view === "demonstrate") {
+    if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) run(submitDemo);
+    else if (ev.altKey && key === "s") run(() => $("demo-skip").click());
+    return;
+  }
+  if (typing || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+  if (state.view === "rank" && state.rank) {
+    const b = state.rank.board;
+    const i = key.length === 1 ? key.charCodeAt(0) - 97 : -1;
+    if (b && i >= 0 && i < b.answers.length) {
+      const btn = document.querySelector(`#rank-answers .rank-next[data-answer="${i}"]`);
+      if (btn) run(() => btn.click());
+    } else if (b && ev.key === "Backspace" && b.order.length) {
+      run(() => document.querySelector(`#rank-answers .unrank[data-answer="${b.order[b.order.length - 1]}"]`).click());
+    } else if (ev.key === "Enter" && t.tagName !== "BUTTON") {
+      run(() => $("rank-submit").click());
+    } else if (key === "n") run(() => $("rank-resample").click());
+    else if (key === "s") run(() => $("rank-skip").click());
+  } else if (state.view === "compare") {
+    const id = { a: "cmp-a", b: "cmp-b", t: "cmp-tie", x: "cmp-bad", s: "cmp-skip" }[key];
+    if (id) run(() => $(id).click());
+  }
+}
+
 // ---- start ----
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -400,8 +753,12 @@ document.addEventListener("DOMContentLoaded", () => {
     } catch (e) { showError(e.message); }
   });
   $("logout").addEventListener("click", () => api("POST", "/app/api/logout").finally(loggedOut));
-  $("chat-form").addEventListener("submit", (ev) => sendChat(ev).catch((e) => showError(e.message)));
-  $("chat-clear").addEventListener("click", () => { state.chat = []; renderChat(); });
+  $("chat-form").addEventListener("submit", (ev) => { ev.preventDefault(); sendChat(); });
+  $("chat-input").addEventListener("keydown", chatKey);
+  $("chat-model").addEventListener("change", chatModelChanged);
+  $("chat-stop").addEventListener("click", () => state.chatAbort && state.chatAbort.abort());
+  $("chat-regen").addEventListener("click", regenerate);
+  $("chat-clear").addEventListener("click", () => { state.chat = []; $("chat-trimmed").hidden = true; renderChat(); });
   $("demo-submit").addEventListener("click", submitDemo);
   $("demo-skip").addEventListener("click", () => skip("demonstrate", state.demo && { prompt: state.demo }, loadDemo, "demo-status"));
   $("rank-skip").addEventListener("click", () => skip("rank", state.rank, loadRank, "rank-status"));
@@ -410,8 +767,13 @@ document.addEventListener("DOMContentLoaded", () => {
   $("rank-resample").addEventListener("click", () => sampleRank().catch((e) => showError(e.message)));
   $("cmp-a").addEventListener("click", () => submitCompare(0));
   $("cmp-b").addEventListener("click", () => submitCompare(1));
+  $("cmp-tie").addEventListener("click", () => submitCompare(0, "tie"));
+  $("cmp-bad").addEventListener("click", () => submitCompare(0, "both_bad"));
   $("import-submit").addEventListener("click", importPrompts);
   $("user-form").addEventListener("submit", createUser);
   $("password-form").addEventListener("submit", changePassword);
+  $("guide-form").addEventListener("submit", saveGuidelines);
+  $("guide-task").addEventListener("change", guideTaskChanged);
+  document.addEventListener("keydown", taskKey);
   api("GET", "/app/api/me").then(loggedIn, loggedOut);
 });
