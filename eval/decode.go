@@ -71,7 +71,7 @@ func Greedy(m *gpt.Model, sp *nn.SoftPrompt, prompts [][]int, maxNew int, stop [
 			if step == 0 {
 				Tfull = P + L
 			}
-			S := cache.Len + Tfull
+			S := cache.Len() + Tfull
 			mask := make([]bool, B*S)
 			for b := 0; b < B; b++ {
 				for j := 0; j < S; j++ {

@@ -119,13 +119,13 @@ func Tokens(m *gpt.Model, prompts [][]int, o Options, onToken func(seq, id int) 
 	tensor.NoGrad(func() {
 		T := L
 		for step := 0; step < o.MaxTokens; step++ {
-			if T == 1 && cache.Len+1 > m.Config.Context {
+			if T == 1 && cache.Len()+1 > m.Config.Context {
 				// The context is full: like nanoGPT, go on from the last
 				// half context of each sequence.
 				prefill(m.Config.Context / 2)
 				T = L
 			}
-			S := cache.Len + T
+			S := cache.Len() + T
 			var mask []bool
 			for b := 0; b < B && mask == nil; b++ {
 				if pad[b] > 0 {
@@ -166,7 +166,7 @@ func Tokens(m *gpt.Model, prompts [][]int, o Options, onToken func(seq, id int) 
 					}
 				}
 				ids[b] = int32(next)
-				pos[b] = int32(cache.Len - pad[b])
+				pos[b] = int32(cache.Len() - pad[b])
 				alive = alive || !done[b]
 			}
 			if !alive {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/backend/cpu"
+	"github.com/golem-ml/golem/kvcache"
 	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/safetensors"
 	"github.com/golem-ml/golem/tensor"
@@ -390,7 +391,7 @@ const idleRelease = 10 * time.Second
 // cache whose slots hold them.
 type batch struct {
 	active []*seq
-	cache  *gpt.BatchCache
+	cache  *kvcache.Batch
 	model  *gpt.Model // the cache's model
 	free   []int      // free slots, the lowest last
 	used   []bool     // slots taken
@@ -687,7 +688,7 @@ func (e *Engine) decode(w *Weights, bt *batch) {
 		s.n++
 		s.rowIdx = b
 	}
-	h := m.DecodeStep(ids, slot, pos, bt.cache)
+	h := m.Forward(ids, B, 1, gpt.Options{Cache: bt.cache.Rows(slot, pos), Pos: pos})
 	logits := m.Logits(h)
 	host := logits.HostInto(bt.logits)
 	bt.logits = host

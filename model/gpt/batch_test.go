@@ -7,11 +7,12 @@ import (
 
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/backend/cpu"
+	"github.com/golem-ml/golem/kvcache"
 	"github.com/golem-ml/golem/tensor"
 )
 
-// plain hides the CPU backend's row attention, so DecodeStep takes its
-// generic path.
+// plain hides the CPU backend's row attention, so a batch cache's rows take
+// their generic path.
 type plain struct{ backend.Backend }
 
 // Sequences decoded together, each in its own slot of a batch cache (one
@@ -123,13 +124,14 @@ func TestDecodeStepHalfBlocked(t *testing.T) {
 	}
 }
 
-// checkDecodeStep runs one DecodeStep of the last tokens in of seqs (in
-// slots, at positions at) and checks each row's hidden state against the
-// whole sequence run at once, to within tol.
-func checkDecodeStep(t *testing.T, m *Model, seqs [][]int32, in, slots, at []int32, bc *BatchCache, tol float64, what string) {
+// checkDecodeStep runs one decode step (a forward pass through the batch
+// cache's rows) of the last tokens in of seqs (in slots, at positions at)
+// and checks each row's hidden state against the whole sequence run at
+// once, to within tol.
+func checkDecodeStep(t *testing.T, m *Model, seqs [][]int32, in, slots, at []int32, bc *kvcache.Batch, tol float64, what string) {
 	t.Helper()
 	C := m.Config.Hidden
-	h := m.DecodeStep(in, slots, at, bc)
+	h := m.Forward(in, len(in), 1, Options{Cache: bc.Rows(slots, at), Pos: at})
 	got := h.Host()
 	tensor.Release(h)
 	for b, s := range seqs {

@@ -1,0 +1,233 @@
+package kvcache
+
+import (
+	"fmt"
+
+	"github.com/golem-ml/golem/backend"
+	"github.com/golem-ml/golem/tensor"
+)
+
+// Batch is the KV cache of a continuously batched decode loop: a fixed
+// number of slots, one sequence per slot, each holding its positions
+// left-aligned (position p at column p). K[l] and V[l] are buffers
+// [Slots, KVHeads, Cap, HeadDim]: head-major, so that one head's keys of
+// one sequence are one contiguous run of memory that attention streams. A
+// sequence that joins takes a free slot (Load copies its prefilled keys
+// in), one that ends frees it, and no other sequence's keys move: nothing
+// is ever re-packed. Grow makes room for more or longer sequences. A
+// decode step attends through Rows, its sequences' slots and positions.
+//
+// On a backend with backend.HalfCache (the CPU's) the cache can hold
+// float16 values (Half): half the memory and half the reading per
+// step, at float16's rounding of the keys and values (about 3 significant
+// digits), as llama.cpp's default cache; attention still computes in
+// float32.
+type Batch struct {
+	K, V  []backend.Buffer // per layer [Slots, KVHeads, Cap, HeadDim]
+	Slots int              // sequences it can hold
+	Cap   int              // positions per slot
+	Half  bool             // float16 values
+	h, d  int              // KV heads, head dim
+	be    backend.Backend
+}
+
+// NewBatch allocates a cache of layers layers of slots sequences of up to
+// capacity positions each, with kvHeads heads of headDim values, in
+// float16 when half is set and the backend supports it (see Batch), else
+// in float32.
+func NewBatch(be backend.Backend, layers, kvHeads, headDim, slots, capacity int, half bool) *Batch {
+	_, ok := be.(backend.HalfCache)
+	c := &Batch{Slots: slots, Half: half && ok, h: kvHeads, d: headDim, be: be}
+	c.alloc(layers, capacity)
+	return c
+}
+
+func (c *Batch) alloc(layers, capacity int) {
+	c.K, c.V, c.Cap = make([]backend.Buffer, layers), make([]backend.Buffer, layers), capacity
+	n := c.Slots * c.h * capacity * c.d
+	for l := range layers {
+		if c.Half {
+			hb := c.be.(backend.HalfCache)
+			c.K[l], c.V[l] = hb.AllocHalf(n), hb.AllocHalf(n)
+		} else {
+			c.K[l], c.V[l] = c.be.Alloc(n, true), c.be.Alloc(n, true)
+		}
+	}
+}
+
+// copy2D copies rows x cols values into the cache buffer dst from src (a
+// float32 buffer, or one of a cache like dst), converting to float16 for
+// a half cache.
+func (c *Batch) copy2D(dst backend.Buffer, dOff, dStride int, src backend.Buffer, sOff, sStride, rows, cols int) {
+	if c.Half {
+		c.be.(backend.HalfCache).CopyHalf(dst, dOff, dStride, src, sOff, sStride, rows, cols)
+		return
+	}
+	c.be.Copy2D(dst, dOff, dStride, src, sOff, sStride, rows, cols, false)
+}
+
+// Grow makes room for slots sequences of capacity positions each (at
+// least what the cache has), keeping the first used positions of every
+// slot; it does nothing when the cache is that big already.
+func (c *Batch) Grow(slots, capacity, used int) {
+	slots, capacity = max(slots, c.Slots), max(capacity, c.Cap)
+	if slots == c.Slots && capacity == c.Cap {
+		return
+	}
+	oldK, oldV, oldSlots, oldCap := c.K, c.V, c.Slots, c.Cap
+	c.Slots = slots
+	c.alloc(len(oldK), capacity)
+	used = min(used, oldCap)
+	for l := range oldK {
+		if used > 0 {
+			c.copy2D(c.K[l], 0, capacity*c.d, oldK[l], 0, oldCap*c.d, oldSlots*c.h, used*c.d)
+			c.copy2D(c.V[l], 0, capacity*c.d, oldV[l], 0, oldCap*c.d, oldSlots*c.h, used*c.d)
+		}
+		c.be.Free(oldK[l])
+		c.be.Free(oldV[l])
+	}
+}
+
+// Load copies prefilled sequences into their slots: row b of the prefill
+// cache pc (a left-padded batch: the row's positions are its last lens[b]
+// columns) goes to slot slots[b]; a negative slot skips the row. With the
+// backend's StoreRows it is two calls per layer for the whole batch.
+func (c *Batch) Load(pc *Growable, slots []int32, lens []int) {
+	if len(slots) != len(lens) || len(pc.K) != len(c.K) {
+		panic(fmt.Sprintf("kvcache: batch: %d slots and %d lengths, a prefill of %d layers into %d", len(slots), len(lens), len(pc.K), len(c.K)))
+	}
+	L := pc.N
+	for b, s := range slots {
+		if s >= 0 && (int(s) >= c.Slots || lens[b] > c.Cap || lens[b] > L) {
+			panic(fmt.Sprintf("kvcache: batch: %d positions into slot %d of %d x %d from a prefill of %d", lens[b], s, c.Slots, c.Cap, L))
+		}
+	}
+	// One row per prefill position: its slot (-1 for padding and skipped
+	// rows) and its position there.
+	slot, pos := make([]int32, len(slots)*L), make([]int32, len(slots)*L)
+	for b, s := range slots {
+		for j := range L {
+			slot[b*L+j] = -1
+			if p := j - (L - lens[b]); s >= 0 && p >= 0 {
+				slot[b*L+j], pos[b*L+j] = s, int32(p)
+			}
+		}
+	}
+	for l := range c.K {
+		c.storeRows(c.K[l], slot, pos, pc.K[l].Buffer())
+		c.storeRows(c.V[l], slot, pos, pc.V[l].Buffer())
+	}
+}
+
+// storeRows writes row r of src ([rows, KVHeads*HeadDim], float32) at
+// position pos[r] of slot slot[r] of the cache buffer dst, skipping rows
+// of slot -1: in one call with the backend's StoreRows, else row by row.
+func (c *Batch) storeRows(dst backend.Buffer, slot, pos []int32, src backend.Buffer) {
+	if sr, ok := c.be.(backend.RowStore); ok {
+		sr.StoreRows(dst, c.Cap, c.h, c.d, slot, pos, src)
+		return
+	}
+	for r, s := range slot {
+		if s >= 0 {
+			off := (int(s)*c.h*c.Cap + int(pos[r])) * c.d
+			c.copy2D(dst, off, c.Cap*c.d, src, r*c.h*c.d, c.d, c.h, c.d)
+		}
+	}
+}
+
+// Free releases the cache's memory.
+func (c *Batch) Free() {
+	for i := range c.K {
+		c.be.Free(c.K[i])
+		c.be.Free(c.V[i])
+	}
+	c.K, c.V, c.Slots, c.Cap = nil, nil, 0, 0
+}
+
+// Rows returns the cache of one decode step: one token for each of B
+// sequences, row b at position pos[b] of the sequence in slot slot[b],
+// whose first pos[b] positions are cached. Its key and value are written
+// at column pos[b] of the slot, which must be below Cap, and it attends
+// to columns [0, pos[b]]. A forward pass through Rows is given the same
+// positions (its Len is 0) and keeps no gradient.
+func (c *Batch) Rows(slot, pos []int32) *Rows {
+	B := len(slot)
+	if len(pos) != B {
+		panic(fmt.Sprintf("kvcache: batch: %d slots and %d positions", B, len(pos)))
+	}
+	seen := make(map[int32]bool, B)
+	n := make([]int32, B)
+	for b, p := range pos {
+		if p < 0 || int(p) >= c.Cap {
+			panic(fmt.Sprintf("kvcache: batch: position %d outside the cache's %d columns", p, c.Cap))
+		}
+		if s := slot[b]; s < 0 || int(s) >= c.Slots || seen[s] {
+			panic(fmt.Sprintf("kvcache: batch: slot %d of %d (each once)", s, c.Slots))
+		}
+		seen[slot[b]] = true
+		n[b] = p + 1
+	}
+	return &Rows{c: c, slot: slot, pos: pos, n: n}
+}
+
+// Rows is one decode step's view of a Batch (see Batch.Rows).
+type Rows struct {
+	c            *Batch
+	slot, pos, n []int32
+}
+
+// Len is 0: a step's positions are given with its rows.
+func (r *Rows) Len() int { return 0 }
+
+// Commit does nothing: the caller keeps each sequence's length.
+func (r *Rows) Commit(int) {}
+
+// Attend writes each row's key and value, head by head, at its position
+// of its slot, and attends its query to the slot's first pos+1 columns:
+// with the backend's row attention, else by gathering the rows' keys.
+func (r *Rows) Attend(q, k, v *tensor.Tensor, a Attention) *tensor.Tensor {
+	c := r.c
+	B, C := q.Dim(0), q.Dim(2)
+	if B != len(r.slot) || q.Dim(1) != 1 || a.Layer >= len(c.K) {
+		panic(fmt.Sprintf("kvcache: batch: %v queries for %d rows of one token, layer %d of %d", q.Shape(), len(r.slot), a.Layer, len(c.K)))
+	}
+	kc, vc := c.K[a.Layer], c.V[a.Layer]
+	c.storeRows(kc, r.slot, r.pos, k.Buffer())
+	c.storeRows(vc, r.slot, r.pos, v.Buffer())
+	be := q.Backend()
+	if ra, ok := be.(backend.RowAttention); ok {
+		y := tensor.New(be, B, 1, C)
+		ra.AttentionRows(backend.Attention{B: B, T: 1, S: c.Cap, HQ: a.Heads, HKV: a.KVHeads, D: c.d,
+			Scale: a.scale(c.d)}, r.slot, r.n, y.Buffer(), q.Buffer(), kc, vc)
+		return y
+	}
+	return r.gather(q, a)
+}
+
+// gather is Attend's attention on a backend without row attention: the
+// rows' keys and values are copied out of their slots into
+// [B, S, KVHeads*HeadDim] (S the longest row) and attended with a key mask.
+func (r *Rows) gather(q *tensor.Tensor, a Attention) *tensor.Tensor {
+	c := r.c
+	be := q.Backend()
+	B, S, W := len(r.slot), 0, c.h*c.d
+	for _, v := range r.n {
+		S = max(S, int(v))
+	}
+	k, v := tensor.New(be, B, S, W), tensor.New(be, B, S, W)
+	mask := make([]bool, B*S)
+	for b := range B {
+		for h := range c.h {
+			src := (int(r.slot[b])*c.h + h) * c.Cap * c.d
+			be.Copy2D(k.Buffer(), b*S*W+h*c.d, W, c.K[a.Layer], src, c.d, int(r.n[b]), c.d, false)
+			be.Copy2D(v.Buffer(), b*S*W+h*c.d, W, c.V[a.Layer], src, c.d, int(r.n[b]), c.d, false)
+		}
+		for j := range int(r.n[b]) {
+			mask[b*S+j] = true
+		}
+	}
+	y := tensor.Attention(q, k, v, tensor.AttentionOptions{Heads: a.Heads, KVHeads: a.KVHeads, KeyMask: mask})
+	k.Free()
+	v.Free()
+	return y
+}
