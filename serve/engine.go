@@ -15,6 +15,7 @@ import (
 
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/backend/cpu"
+	"github.com/golem-ml/golem/generate"
 	"github.com/golem-ml/golem/kvcache"
 	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/safetensors"
@@ -555,7 +556,7 @@ func (e *Engine) step(w *Weights, bt *batch, fresh []*seq) {
 // pc) a slot of the batch cache, copies its keys and values there and adds
 // it to the active sequences. The cache grows when it has no free slot or
 // its slots are too short.
-func (e *Engine) place(w *Weights, bt *batch, fresh []*seq, pc *gpt.Cache) {
+func (e *Engine) place(w *Weights, bt *batch, fresh []*seq, pc *kvcache.Growable) {
 	if len(fresh) == 0 {
 		return
 	}
@@ -630,50 +631,23 @@ func (bt *batch) addSlots(n int) {
 // prefill runs the prompts of seqs as one left-padded batch, samples each
 // one's first token, and returns those still running with their cache.
 // The caller frees the returned cache.
-func (e *Engine) prefill(w *Weights, seqs []*seq) ([]*seq, *gpt.Cache) {
-	m := w.Model
-	B, L := len(seqs), 0
-	for _, s := range seqs {
-		L = max(L, len(s.prompt))
-	}
-	ids := make([]int32, B*L)
-	pos := make([]int32, B*L)
-	var mask []bool
+func (e *Engine) prefill(w *Weights, seqs []*seq) ([]*seq, *kvcache.Growable) {
+	prompts := make([][]int, len(seqs))
 	for b, s := range seqs {
-		pad := L - len(s.prompt)
-		if pad > 0 && mask == nil {
-			mask = make([]bool, B*L)
-			for i := 0; i < b*L; i++ {
-				mask[i] = true
-			}
-		}
-		for j := 0; j < L; j++ {
-			if j >= pad {
-				ids[b*L+j] = int32(s.prompt[j-pad])
-				pos[b*L+j] = int32(j - pad)
-			}
-			if mask != nil {
-				mask[b*L+j] = j >= pad
-			}
-		}
+		prompts[b] = s.prompt
 		s.n = len(s.prompt)
 		s.rowIdx = b
 	}
-	cache := &gpt.Cache{}
-	h := m.Forward(ids, B, L, gpt.Options{Cache: cache, Pos: pos, KeyMask: mask})
-	logits := m.Logits(tensor.Slice(h, 1, L-1, L))
-	host := logits.Host()
-	tensor.Release(logits)
-	tensor.Release(h)
+	cache := &kvcache.Growable{}
+	lay, host := generate.Prefill(w.Model, cache, prompts, nil)
 	e.prefills.Add(1)
-	e.prefillTokens.Add(int64(B * L))
+	e.prefillTokens.Add(int64(len(seqs) * lay.L))
 	return e.advance(w, seqs, host), cache
 }
 
 // decode feeds every active sequence its last token in one batched step
 // and frees the slots of those that end.
 func (e *Engine) decode(w *Weights, bt *batch) {
-	m := w.Model
 	need := 0
 	for _, s := range bt.active {
 		need = max(need, s.n+1)
@@ -688,14 +662,9 @@ func (e *Engine) decode(w *Weights, bt *batch) {
 		s.n++
 		s.rowIdx = b
 	}
-	h := m.Forward(ids, B, 1, gpt.Options{Cache: bt.cache.Rows(slot, pos), Pos: pos})
-	logits := m.Logits(h)
-	host := logits.HostInto(bt.logits)
-	bt.logits = host
-	tensor.Release(logits)
-	tensor.Release(h)
+	bt.logits = generate.Step(w.Model, bt.cache.Rows(slot, pos), ids, pos, nil, bt.logits)
 	e.steps.Add(1)
-	keep := e.advance(w, bt.active, host)
+	keep := e.advance(w, bt.active, bt.logits)
 	if len(keep) < len(bt.active) {
 		for _, s := range bt.active {
 			if s.done {
