@@ -107,7 +107,7 @@ func writeFixedModel(dir string, tok *tokenizer.Tokenizer, words ...string) erro
 		return err
 	}
 	C, V := cfg.Hidden, cfg.Vocab
-	for _, b := range m.Blocks {
+	for _, b := range m.Body.(*gpt.Llama).Blocks {
 		b.O.Weight = tensor.New(be, b.O.Weight.Shape()...)
 		b.Down.Weight = tensor.New(be, b.Down.Weight.Shape()...)
 	}

@@ -141,7 +141,7 @@ func TestRewardFreezeEmbeddings(t *testing.T) {
 	if !same(before.Embed.Weight.Host(), after.Embed.Weight.Host()) || !same(before.Pos.Weight.Host(), after.Pos.Weight.Host()) {
 		t.Error("the frozen embeddings changed")
 	}
-	if same(before.Blocks[0].QKV.Weight.Host(), after.Blocks[0].QKV.Weight.Host()) {
+	if same(before.Body.(*gpt.GPT2).Blocks[0].QKV.Weight.Host(), after.Body.(*gpt.GPT2).Blocks[0].QKV.Weight.Host()) {
 		t.Error("the first block, not frozen, did not train")
 	}
 }

@@ -49,40 +49,12 @@ func DefaultLoRATargets(arch string) []string {
 
 // Module is a linear layer of a model and its Hugging Face module name
 // ("model.layers.0.self_attn.q_proj").
-type Module struct {
-	Name   string
-	Linear *nn.Linear
-}
+type Module = nn.NamedLinear
 
-// Modules returns the model's linear layers by name, blocks in order; the
-// LM head is left out (PEFT's "all-linear" leaves it out too).
-func (m *Model) Modules() []Module {
-	var out []Module
-	add := func(name string, l *nn.Linear) {
-		if l != nil {
-			out = append(out, Module{name, l})
-		}
-	}
-	for i, b := range m.Blocks {
-		if m.Config.Arch == "gpt2" {
-			p := fmt.Sprintf("transformer.h.%d.", i)
-			add(p+"attn.c_attn", b.QKV)
-			add(p+"attn.c_proj", b.O)
-			add(p+"mlp.c_fc", b.FC)
-			add(p+"mlp.c_proj", b.Proj)
-			continue
-		}
-		p := fmt.Sprintf("model.layers.%d.", i)
-		add(p+"self_attn.q_proj", b.Q)
-		add(p+"self_attn.k_proj", b.K)
-		add(p+"self_attn.v_proj", b.V)
-		add(p+"self_attn.o_proj", b.O)
-		add(p+"mlp.gate_proj", b.Gate)
-		add(p+"mlp.up_proj", b.Up)
-		add(p+"mlp.down_proj", b.Down)
-	}
-	return out
-}
+// Modules returns the model's linear layers by name (from the body's
+// tags), blocks in order; the LM head is left out (PEFT's "all-linear"
+// leaves it out too).
+func (m *Model) Modules() []Module { return nn.Linears(m.Body) }
 
 // matchTarget reports whether module name is targeted, by PEFT's rule for a
 // list of targets: the name equals a target or ends with "." + target.

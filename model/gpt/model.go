@@ -2,7 +2,6 @@ package gpt
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/kvcache"
@@ -15,23 +14,31 @@ type Norm interface {
 	Forward(x *tensor.Tensor) *tensor.Tensor
 }
 
-// Block is one transformer block. GPT-2 uses QKV (fused c_attn), FC and
-// Proj; Llama and Qwen2 use Q, K, V, Gate, Up and Down. Both use O.
-type Block struct {
-	Norm1, Norm2    Norm
-	QKV, Q, K, V, O *nn.Linear
-	FC, Proj        *nn.Linear
-	Gate, Up, Down  *nn.Linear
+// Block is one transformer block of an architecture: its two residual
+// sublayers, each with its own norm. The forward pass adds each to the
+// residual stream (with dropout when training).
+type Block interface {
+	Attention(x *tensor.Tensor, p *Pass) *tensor.Tensor
+	MLP(x *tensor.Tensor) *tensor.Tensor
 }
 
-// Model is a decoder-only language model.
+// body is an architecture's layers (GPT2, Llama): tagged structs whose
+// nn tags are the checkpoint names, so that parameter names, LoRA's module
+// names and loading all come from them.
+type body interface {
+	parts() (embed, pos *nn.Embedding, blocks []Block, norm Norm)
+}
+
+// Model is a decoder-only language model: an architecture's body (GPT2 or
+// Llama) and an LM head, run by one forward pass.
 type Model struct {
 	Config Config
-	Embed  *nn.Embedding // token embedding [V, C]
-	Pos    *nn.Embedding // gpt2: learned positions [Context, C]
-	Blocks []*Block
-	NormF  Norm
-	Head   *nn.Linear // nil when tied to Embed
+	Body   body          // the architecture's layers (*GPT2 or *Llama)
+	Embed  *nn.Embedding // token embedding [V, C] (the body's)
+	Pos    *nn.Embedding // gpt2: learned positions [Context, C] (the body's)
+	Blocks []Block       // the body's blocks
+	NormF  Norm          // the body's final norm
+	Head   *nn.Linear    // nil when tied to Embed
 }
 
 // New builds a model with random weights (N(0, 0.02), residual projections
@@ -44,85 +51,25 @@ func build(be backend.Backend, c Config, in *nn.Init) (*Model, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	const std = 0.02
-	resid := std / math.Sqrt(2*float64(c.Layers))
-	C, D := c.Hidden, c.HeadDim()
-	m := &Model{Config: c, Embed: &nn.Embedding{Weight: in.Normal(std, c.Vocab, C)}}
-	inout := func(inF, outF int, s float64) *nn.Linear {
-		l := &nn.Linear{Weight: in.Normal(s, inF, outF), InOut: true}
-		if c.Bias {
-			l.Bias = in.Const(0, outF)
-		}
-		return l
-	}
+	m := &Model{Config: c}
 	if c.Arch == "gpt2" {
-		m.Pos = &nn.Embedding{Weight: in.Normal(std, c.Context, C)}
-		for i := 0; i < c.Layers; i++ {
-			m.Blocks = append(m.Blocks, &Block{
-				Norm1: nn.NewLayerNorm(in, C, c.Bias, c.Eps), Norm2: nn.NewLayerNorm(in, C, c.Bias, c.Eps),
-				QKV: inout(C, 3*C, std), O: inout(C, C, resid),
-				FC: inout(C, c.Intermediate, std), Proj: inout(c.Intermediate, C, resid),
-			})
-		}
-		m.NormF = nn.NewLayerNorm(in, C, c.Bias, c.Eps)
+		m.Body = newGPT2(&c, in)
 	} else {
-		kv := c.KVHeads * D
-		for i := 0; i < c.Layers; i++ {
-			m.Blocks = append(m.Blocks, &Block{
-				Norm1: nn.NewRMSNorm(in, C, c.Eps), Norm2: nn.NewRMSNorm(in, C, c.Eps),
-				Q: nn.NewLinear(in, C, C, c.Bias, std), K: nn.NewLinear(in, C, kv, c.Bias, std),
-				V: nn.NewLinear(in, C, kv, c.Bias, std), O: nn.NewLinear(in, C, C, false, resid),
-				Gate: nn.NewLinear(in, C, c.Intermediate, false, std), Up: nn.NewLinear(in, C, c.Intermediate, false, std),
-				Down: nn.NewLinear(in, c.Intermediate, C, false, resid),
-			})
-		}
-		m.NormF = nn.NewRMSNorm(in, C, c.Eps)
+		m.Body = newLlama(&c, in)
 	}
+	m.Embed, m.Pos, m.Blocks, m.NormF = m.Body.parts()
 	if !c.Tied {
-		m.Head = nn.NewLinear(in, C, c.Vocab, false, std)
+		m.Head = nn.NewLinear(in, c.Hidden, c.Vocab, false, 0.02)
 	}
 	return m, nil
 }
 
-// Params returns the parameters under their Hugging Face names.
+// Params returns the parameters under their Hugging Face names (the
+// body's tags, then "lm_head.weight" when the head is not tied).
 func (m *Model) Params() []nn.Named {
-	var ps []nn.Named
-	add := func(prefix string, module any) {
-		for _, p := range nn.Params(module) {
-			ps = append(ps, nn.Named{Name: prefix + "." + p.Name, Tensor: p.Tensor})
-		}
-	}
-	if m.Config.Arch == "gpt2" {
-		add("transformer.wte", m.Embed)
-		add("transformer.wpe", m.Pos)
-		for i, b := range m.Blocks {
-			p := fmt.Sprintf("transformer.h.%d.", i)
-			add(p+"ln_1", b.Norm1)
-			add(p+"attn.c_attn", b.QKV)
-			add(p+"attn.c_proj", b.O)
-			add(p+"ln_2", b.Norm2)
-			add(p+"mlp.c_fc", b.FC)
-			add(p+"mlp.c_proj", b.Proj)
-		}
-		add("transformer.ln_f", m.NormF)
-	} else {
-		add("model.embed_tokens", m.Embed)
-		for i, b := range m.Blocks {
-			p := fmt.Sprintf("model.layers.%d.", i)
-			add(p+"input_layernorm", b.Norm1)
-			add(p+"self_attn.q_proj", b.Q)
-			add(p+"self_attn.k_proj", b.K)
-			add(p+"self_attn.v_proj", b.V)
-			add(p+"self_attn.o_proj", b.O)
-			add(p+"post_attention_layernorm", b.Norm2)
-			add(p+"mlp.gate_proj", b.Gate)
-			add(p+"mlp.up_proj", b.Up)
-			add(p+"mlp.down_proj", b.Down)
-		}
-		add("model.norm", m.NormF)
-	}
+	ps := nn.Params(m.Body)
 	if m.Head != nil {
-		add("lm_head", m.Head)
+		ps = append(ps, nn.Named{Name: "lm_head.weight", Tensor: m.Head.Weight})
 	}
 	return ps
 }
@@ -190,46 +137,16 @@ func (m *Model) Forward(ids []int32, B, T int, o Options) *tensor.Tensor {
 		x = tensor.Add(x, m.Pos.Forward(pos, B, T))
 	}
 	x = drop(x, 1)
-	attn := kvcache.Attention{AttentionOptions: tensor.AttentionOptions{Heads: c.Heads, KVHeads: c.KVHeads, Causal: true, KeyMask: o.KeyMask}, Context: c.Context}
-	rope := tensor.RoPEOptions{Heads: c.Heads, Theta: c.RopeTheta, Start: start, Pos: o.Pos}
-	ropeK := rope
-	ropeK.Heads = c.KVHeads
-	C := c.Hidden
+	p := &Pass{Cache: o.Cache,
+		Attn:  kvcache.Attention{AttentionOptions: tensor.AttentionOptions{Heads: c.Heads, KVHeads: c.KVHeads, Causal: true, KeyMask: o.KeyMask}, Context: c.Context},
+		RoPE:  tensor.RoPEOptions{Heads: c.Heads, Theta: c.RopeTheta, Start: start, Pos: o.Pos},
+		RoPEK: tensor.RoPEOptions{Heads: c.KVHeads, Theta: c.RopeTheta, Start: start, Pos: o.Pos}}
 	noGrad := !tensor.GradEnabled()
-	var tmp []*tensor.Tensor // a block's tensors no later one links back to
-	var leaf *tensor.Tensor  // the last block's output, kept without its graph
+	var leaf *tensor.Tensor // the last block's output, kept without its graph
 	for i, b := range m.Blocks {
-		h := b.Norm1.Forward(x)
-		tmp = append(tmp[:0], h)
-		var y *tensor.Tensor
-		if b.QKV != nil && o.Cache == nil {
-			// q, k and v read in place from the fused projection.
-			qkv := b.QKV.Forward(h)
-			y = tensor.AttentionQKV(qkv, attn.AttentionOptions)
-			tmp = append(tmp, qkv)
-		} else {
-			var q, k, v *tensor.Tensor
-			if b.QKV != nil {
-				qkv := b.QKV.Forward(h)
-				q, k, v = tensor.Slice(qkv, 2, 0, C), tensor.Slice(qkv, 2, C, 2*C), tensor.Slice(qkv, 2, 2*C, 3*C)
-				tmp = append(tmp, qkv, q, k, v)
-			} else {
-				ql, kl := b.Q.Forward(h), b.K.Forward(h)
-				q, k, v = tensor.RoPE(ql, rope), tensor.RoPE(kl, ropeK), b.V.Forward(h)
-				tmp = append(tmp, ql, kl, q, k, v)
-			}
-			if o.Cache != nil {
-				attn.Layer = i
-				y = o.Cache.Attend(q, k, v, attn)
-			} else {
-				y = tensor.Attention(q, k, v, attn.AttentionOptions)
-			}
-		}
-		tmp = append(tmp, y)
-		a := b.O.Forward(y)
-		x = tensor.Add(x, drop(a, uint64(10+2*i)))
-		f := b.mlp(b.Norm2.Forward(x), c.Activation)
-		x = tensor.Add(x, drop(f, uint64(11+2*i)))
+		p.Attn.Layer = i
+		x = tensor.Add(x, drop(b.Attention(x, p), uint64(10+2*i)))
+		x = tensor.Add(x, drop(b.MLP(x), uint64(11+2*i)))
 		if noGrad && o.Embeds == nil {
 			// Nothing keeps a gradient: the block's intermediates go
 			// back to the pool now, for the next block to reuse, rather
@@ -247,10 +164,11 @@ func (m *Model) Forward(ids []int32, B, T int, o Options) *tensor.Tensor {
 		if noGrad {
 			// What a cache copied or attended to outside the graph (its
 			// keys and values, a kernel's output) no Release reaches.
-			for _, t := range tmp {
+			for _, t := range p.tmp {
 				t.Free()
 			}
 		}
+		p.tmp = p.tmp[:0]
 	}
 	if o.Cache != nil {
 		o.Cache.Commit(T)
@@ -262,20 +180,25 @@ func (m *Model) Forward(ids []int32, B, T int, o Options) *tensor.Tensor {
 	return out
 }
 
-// mlp is a block's feed-forward part on its normalised input h: the GELU
-// MLP of GPT-2, or the SwiGLU of Llama and Qwen2.
-func (b *Block) mlp(h *tensor.Tensor, activation string) *tensor.Tensor {
-	if b.FC == nil {
-		return b.Down.Forward(tensor.SwiGLU(b.Gate.Forward(h), b.Up.Forward(h)))
-	}
-	f := b.FC.Forward(h)
-	if activation == "gelu" {
-		f = tensor.GELU(f)
-	} else {
-		f = tensor.GELUTanh(f)
-	}
-	return b.Proj.Forward(f)
+// Pass is what a block's attention needs of the forward pass it is in.
+type Pass struct {
+	Cache       kvcache.Cache     // nil: the block attends over its own keys only
+	Attn        kvcache.Attention // heads, causality, key mask, layer
+	RoPE, RoPEK tensor.RoPEOptions
+	tmp         []*tensor.Tensor
 }
+
+// Attend attends q to k and v ([B, T, H*D]), through the cache if any.
+func (p *Pass) Attend(q, k, v *tensor.Tensor) *tensor.Tensor {
+	if p.Cache != nil {
+		return p.Cache.Attend(q, k, v, p.Attn)
+	}
+	return tensor.Attention(q, k, v, p.Attn.AttentionOptions)
+}
+
+// Temp records a block's tensors that no later one links back to, so
+// that a pass without gradients frees them after the block.
+func (p *Pass) Temp(ts ...*tensor.Tensor) { p.tmp = append(p.tmp, ts...) }
 
 // Logits maps hidden states [..., C] to vocabulary logits [..., V].
 func (m *Model) Logits(h *tensor.Tensor) *tensor.Tensor {
