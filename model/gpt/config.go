@@ -90,7 +90,7 @@ func (c *Config) Validate() error {
 }
 
 func (c *Config) validate() error {
-	if c.Arch != "gpt2" && c.Arch != "llama" && c.Arch != "qwen2" {
+	if archs[c.Arch] == nil {
 		return fmt.Errorf("unknown architecture %q (want gpt2, llama or qwen2)", c.Arch)
 	}
 	for _, s := range []struct {

@@ -18,22 +18,15 @@ type Norm interface {
 // sublayers, each with its own norm. The forward pass adds each to the
 // residual stream (with dropout when training).
 type Block interface {
-	Attention(x *tensor.Tensor, p *Pass) *tensor.Tensor
+	Attention(x *tensor.Tensor, p *nn.Pass) *tensor.Tensor
 	MLP(x *tensor.Tensor) *tensor.Tensor
-}
-
-// body is an architecture's layers (GPT2, Llama): tagged structs whose
-// nn tags are the checkpoint names, so that parameter names, LoRA's module
-// names and loading all come from them.
-type body interface {
-	parts() (embed, pos *nn.Embedding, blocks []Block, norm Norm)
 }
 
 // Model is a decoder-only language model: an architecture's body (GPT2 or
 // Llama) and an LM head, run by one forward pass.
 type Model struct {
 	Config Config
-	Body   body          // the architecture's layers (*GPT2 or *Llama)
+	Body   any           // the architecture's layers (*gpt2.Model, *llama.Model): their nn tags name the parameters
 	Embed  *nn.Embedding // token embedding [V, C] (the body's)
 	Pos    *nn.Embedding // gpt2: learned positions [Context, C] (the body's)
 	Blocks []Block       // the body's blocks
@@ -51,13 +44,8 @@ func build(be backend.Backend, c Config, in *nn.Init) (*Model, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	m := &Model{Config: c}
-	if c.Arch == "gpt2" {
-		m.Body = newGPT2(&c, in)
-	} else {
-		m.Body = newLlama(&c, in)
-	}
-	m.Embed, m.Pos, m.Blocks, m.NormF = m.Body.parts()
+	m := archs[c.Arch](&c, in)
+	m.Config = c
 	if !c.Tied {
 		m.Head = nn.NewLinear(in, c.Hidden, c.Vocab, false, 0.02)
 	}
@@ -137,7 +125,7 @@ func (m *Model) Forward(ids []int32, B, T int, o Options) *tensor.Tensor {
 		x = tensor.Add(x, m.Pos.Forward(pos, B, T))
 	}
 	x = drop(x, 1)
-	p := &Pass{Cache: o.Cache,
+	p := &nn.Pass{Cache: o.Cache,
 		Attn:  kvcache.Attention{AttentionOptions: tensor.AttentionOptions{Heads: c.Heads, KVHeads: c.KVHeads, Causal: true, KeyMask: o.KeyMask}, Context: c.Context},
 		RoPE:  tensor.RoPEOptions{Heads: c.Heads, Theta: c.RopeTheta, Start: start, Pos: o.Pos},
 		RoPEK: tensor.RoPEOptions{Heads: c.KVHeads, Theta: c.RopeTheta, Start: start, Pos: o.Pos}}
@@ -164,11 +152,10 @@ func (m *Model) Forward(ids []int32, B, T int, o Options) *tensor.Tensor {
 		if noGrad {
 			// What a cache copied or attended to outside the graph (its
 			// keys and values, a kernel's output) no Release reaches.
-			for _, t := range p.tmp {
-				t.Free()
-			}
+			p.FreeTemps()
+		} else {
+			p.ClearTemps()
 		}
-		p.tmp = p.tmp[:0]
 	}
 	if o.Cache != nil {
 		o.Cache.Commit(T)
@@ -179,26 +166,6 @@ func (m *Model) Forward(ids []int32, B, T int, o Options) *tensor.Tensor {
 	}
 	return out
 }
-
-// Pass is what a block's attention needs of the forward pass it is in.
-type Pass struct {
-	Cache       kvcache.Cache     // nil: the block attends over its own keys only
-	Attn        kvcache.Attention // heads, causality, key mask, layer
-	RoPE, RoPEK tensor.RoPEOptions
-	tmp         []*tensor.Tensor
-}
-
-// Attend attends q to k and v ([B, T, H*D]), through the cache if any.
-func (p *Pass) Attend(q, k, v *tensor.Tensor) *tensor.Tensor {
-	if p.Cache != nil {
-		return p.Cache.Attend(q, k, v, p.Attn)
-	}
-	return tensor.Attention(q, k, v, p.Attn.AttentionOptions)
-}
-
-// Temp records a block's tensors that no later one links back to, so
-// that a pass without gradients frees them after the block.
-func (p *Pass) Temp(ts ...*tensor.Tensor) { p.tmp = append(p.tmp, ts...) }
 
 // Logits maps hidden states [..., C] to vocabulary logits [..., V].
 func (m *Model) Logits(h *tensor.Tensor) *tensor.Tensor {

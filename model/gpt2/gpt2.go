@@ -1,4 +1,7 @@
-package gpt
+// Package gpt2 is GPT-2: learned positions, LayerNorm, the fused c_attn
+// projection and a GELU MLP, with Conv1D ([in, out]) weights, as layers
+// whose nn tags are its Hugging Face checkpoint names.
+package gpt2
 
 import (
 	"math"
@@ -7,18 +10,24 @@ import (
 	"github.com/golem-ml/golem/tensor"
 )
 
-// GPT2 is GPT-2's body under its Hugging Face names: learned positions,
-// LayerNorm, the fused c_attn projection and a GELU MLP, Conv1D ([in, out])
-// weights.
-type GPT2 struct {
+// Options are GPT-2's sizes and choices (config.json's n_embd, n_layer...).
+type Options struct {
+	Vocab, Context, Hidden, Layers, Intermediate int
+	Eps                                          float32
+	Bias                                         bool // biases in linear layers and LayerNorm
+	Exact                                        bool // exact GELU ("gelu"), else its tanh form
+}
+
+// Model is GPT-2's layers (the LM head, tied or not, is the decoder's).
+type Model struct {
 	Embed  *nn.Embedding `nn:"transformer.wte"`
 	Pos    *nn.Embedding `nn:"transformer.wpe"`
-	Blocks []*GPT2Block  `nn:"transformer.h"`
+	Blocks []*Block      `nn:"transformer.h"`
 	NormF  *nn.LayerNorm `nn:"transformer.ln_f"`
 }
 
-// GPT2Block is one GPT-2 block.
-type GPT2Block struct {
+// Block is one GPT-2 block.
+type Block struct {
 	Norm1 *nn.LayerNorm `nn:"ln_1"`
 	QKV   *nn.Linear    `nn:"attn.c_attn"`
 	O     *nn.Linear    `nn:"attn.c_proj"`
@@ -28,7 +37,9 @@ type GPT2Block struct {
 	Exact bool          // exact GELU ("gelu"), else its tanh form
 }
 
-func newGPT2(c *Config, in *nn.Init) *GPT2 {
+// New builds GPT-2's layers with GPT-2's initialisation: N(0, 0.02),
+// residual projections scaled by 1/sqrt(2 layers).
+func New(in *nn.Init, c Options) *Model {
 	const std = 0.02
 	resid := std / math.Sqrt(2*float64(c.Layers))
 	C := c.Hidden
@@ -39,30 +50,22 @@ func newGPT2(c *Config, in *nn.Init) *GPT2 {
 		}
 		return l
 	}
-	g := &GPT2{Embed: &nn.Embedding{Weight: in.Normal(std, c.Vocab, C)}, Pos: &nn.Embedding{Weight: in.Normal(std, c.Context, C)}}
+	g := &Model{Embed: &nn.Embedding{Weight: in.Normal(std, c.Vocab, C)}, Pos: &nn.Embedding{Weight: in.Normal(std, c.Context, C)}}
 	for range c.Layers {
-		g.Blocks = append(g.Blocks, &GPT2Block{
+		g.Blocks = append(g.Blocks, &Block{
 			Norm1: nn.NewLayerNorm(in, C, c.Bias, c.Eps), QKV: conv(C, 3*C, std), O: conv(C, C, resid),
 			Norm2: nn.NewLayerNorm(in, C, c.Bias, c.Eps), FC: conv(C, c.Intermediate, std), Proj: conv(c.Intermediate, C, resid),
-			Exact: c.Activation == "gelu",
+			Exact: c.Exact,
 		})
 	}
 	g.NormF = nn.NewLayerNorm(in, C, c.Bias, c.Eps)
 	return g
 }
 
-func (g *GPT2) parts() (*nn.Embedding, *nn.Embedding, []Block, Norm) {
-	bs := make([]Block, len(g.Blocks))
-	for i, b := range g.Blocks {
-		bs[i] = b
-	}
-	return g.Embed, g.Pos, bs, g.NormF
-}
-
 // Attention is the block's attention sublayer on x (its norm, fused
 // projection and output projection). Without a cache q, k and v are read
 // in place from the fused projection.
-func (b *GPT2Block) Attention(x *tensor.Tensor, p *Pass) *tensor.Tensor {
+func (b *Block) Attention(x *tensor.Tensor, p *nn.Pass) *tensor.Tensor {
 	h := b.Norm1.Forward(x)
 	qkv := b.QKV.Forward(h)
 	p.Temp(h, qkv)
@@ -81,7 +84,7 @@ func (b *GPT2Block) Attention(x *tensor.Tensor, p *Pass) *tensor.Tensor {
 
 // MLP is the block's feed-forward sublayer on x: GELU between c_fc and
 // c_proj.
-func (b *GPT2Block) MLP(x *tensor.Tensor) *tensor.Tensor {
+func (b *Block) MLP(x *tensor.Tensor) *tensor.Tensor {
 	f := b.FC.Forward(b.Norm2.Forward(x))
 	if b.Exact {
 		f = tensor.GELU(f)

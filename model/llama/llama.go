@@ -1,4 +1,7 @@
-package gpt
+// Package llama is Llama, and Qwen2 as its options (q/k/v biases): RoPE,
+// RMSNorm, grouped-query attention and a SwiGLU MLP, as layers whose nn
+// tags are their Hugging Face checkpoint names.
+package llama
 
 import (
 	"math"
@@ -7,17 +10,24 @@ import (
 	"github.com/golem-ml/golem/tensor"
 )
 
-// Llama is the body of Llama and Qwen2 (Qwen2 is Llama with q/k/v biases)
-// under their Hugging Face names: RoPE, RMSNorm, grouped-query attention
-// and a SwiGLU MLP.
-type Llama struct {
+// Options are Llama's sizes and choices (config.json's hidden_size,
+// num_hidden_layers...).
+type Options struct {
+	Vocab, Hidden, Layers, Intermediate int
+	KVWidth                             int // key/value heads x head size
+	Eps                                 float32
+	Bias                                bool // q/k/v biases (Qwen2, or Llama's attention_bias)
+}
+
+// Model is Llama's layers (the LM head, tied or not, is the decoder's).
+type Model struct {
 	Embed  *nn.Embedding `nn:"model.embed_tokens"`
-	Blocks []*LlamaBlock `nn:"model.layers"`
+	Blocks []*Block      `nn:"model.layers"`
 	NormF  *nn.RMSNorm   `nn:"model.norm"`
 }
 
-// LlamaBlock is one Llama or Qwen2 block.
-type LlamaBlock struct {
+// Block is one Llama or Qwen2 block.
+type Block struct {
 	Norm1 *nn.RMSNorm `nn:"input_layernorm"`
 	Q     *nn.Linear  `nn:"self_attn.q_proj"`
 	K     *nn.Linear  `nn:"self_attn.k_proj"`
@@ -29,13 +39,15 @@ type LlamaBlock struct {
 	Down  *nn.Linear  `nn:"mlp.down_proj"`
 }
 
-func newLlama(c *Config, in *nn.Init) *Llama {
+// New builds Llama's layers with GPT-2's initialisation: N(0, 0.02),
+// residual projections scaled by 1/sqrt(2 layers).
+func New(in *nn.Init, c Options) *Model {
 	const std = 0.02
 	resid := std / math.Sqrt(2*float64(c.Layers))
-	C, kv := c.Hidden, c.KVHeads*c.HeadDim()
-	l := &Llama{Embed: &nn.Embedding{Weight: in.Normal(std, c.Vocab, C)}}
+	C, kv := c.Hidden, c.KVWidth
+	l := &Model{Embed: &nn.Embedding{Weight: in.Normal(std, c.Vocab, C)}}
 	for range c.Layers {
-		l.Blocks = append(l.Blocks, &LlamaBlock{
+		l.Blocks = append(l.Blocks, &Block{
 			Norm1: nn.NewRMSNorm(in, C, c.Eps),
 			Q:     nn.NewLinear(in, C, C, c.Bias, std), K: nn.NewLinear(in, C, kv, c.Bias, std),
 			V: nn.NewLinear(in, C, kv, c.Bias, std), O: nn.NewLinear(in, C, C, false, resid),
@@ -48,17 +60,9 @@ func newLlama(c *Config, in *nn.Init) *Llama {
 	return l
 }
 
-func (l *Llama) parts() (*nn.Embedding, *nn.Embedding, []Block, Norm) {
-	bs := make([]Block, len(l.Blocks))
-	for i, b := range l.Blocks {
-		bs[i] = b
-	}
-	return l.Embed, nil, bs, l.NormF
-}
-
 // Attention is the block's attention sublayer on x: its norm, the q, k
 // and v projections with RoPE on q and k, and the output projection.
-func (b *LlamaBlock) Attention(x *tensor.Tensor, p *Pass) *tensor.Tensor {
+func (b *Block) Attention(x *tensor.Tensor, p *nn.Pass) *tensor.Tensor {
 	h := b.Norm1.Forward(x)
 	ql, kl := b.Q.Forward(h), b.K.Forward(h)
 	q, k, v := tensor.RoPE(ql, p.RoPE), tensor.RoPE(kl, p.RoPEK), b.V.Forward(h)
@@ -69,7 +73,7 @@ func (b *LlamaBlock) Attention(x *tensor.Tensor, p *Pass) *tensor.Tensor {
 }
 
 // MLP is the block's SwiGLU feed-forward sublayer on x.
-func (b *LlamaBlock) MLP(x *tensor.Tensor) *tensor.Tensor {
+func (b *Block) MLP(x *tensor.Tensor) *tensor.Tensor {
 	h := b.Norm2.Forward(x)
 	return b.Down.Forward(tensor.SwiGLU(b.Gate.Forward(h), b.Up.Forward(h)))
 }
