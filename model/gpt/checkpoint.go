@@ -61,10 +61,7 @@ func checkHeader(c *Config, st *safetensors.Model) error {
 		ckpt = safetensors.IndexFile
 	}
 	// Layers: the highest block index in the tensor names.
-	prefix := "model.layers."
-	if c.Arch == "gpt2" {
-		prefix = "transformer.h."
-	}
+	prefix := archs[c.Arch].layerPrefix
 	layers := 0
 	for _, n := range st.Names() {
 		if rest, ok := strings.CutPrefix(n, prefix); ok {
@@ -113,22 +110,9 @@ func checkHeader(c *Config, st *safetensors.Model) error {
 		}
 		return nil
 	}
-	var checks [][]string
-	if c.Arch == "gpt2" {
-		checks = [][]string{
-			{"transformer.wte.weight", "Vocab", "Hidden"},
-			{"transformer.wpe.weight", "Context", "Hidden"},
-			{"transformer.h.0.mlp.c_fc.weight", "Hidden", "Intermediate"},
-		}
-	} else {
-		checks = [][]string{
-			{"model.embed_tokens.weight", "Vocab", "Hidden"},
-			{"model.layers.0.self_attn.k_proj.weight", "KVHeads", "Hidden"},
-			{"model.layers.0.mlp.gate_proj.weight", "Intermediate", "Hidden"},
-		}
-	}
+	checks := archs[c.Arch].shapes
 	if !c.Tied {
-		checks = append(checks, []string{"lm_head.weight", "Vocab", "Hidden"})
+		checks = append(checks[:len(checks):len(checks)], []string{"lm_head.weight", "Vocab", "Hidden"})
 	}
 	for _, ch := range checks {
 		if err := dims(ch[0], ch[1:]...); err != nil {

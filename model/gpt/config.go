@@ -90,7 +90,7 @@ func (c *Config) Validate() error {
 }
 
 func (c *Config) validate() error {
-	if archs[c.Arch] == nil {
+	if _, ok := archs[c.Arch]; !ok {
 		return fmt.Errorf("unknown architecture %q (want gpt2, llama or qwen2)", c.Arch)
 	}
 	for _, s := range []struct {
@@ -283,7 +283,7 @@ func (c *Config) JSON() ([]byte, error) {
 	h := hfConfig{ModelType: c.Arch, VocabSize: c.Vocab, Tie: b(c.Tied), BOS: id(c.BOS), EOS: id(c.EOS), TorchDType: "float32"}
 	switch c.Arch {
 	case "gpt2":
-		h.Architectures = []string{"GPT2LMHeadModel"}
+		h.Architectures = []string{archs[c.Arch].causalLM}
 		h.NPositions, h.NEmbd, h.NLayer, h.NHead = c.Context, c.Hidden, c.Layers, c.Heads
 		if c.Intermediate != 4*c.Hidden {
 			n := c.Intermediate
@@ -294,7 +294,7 @@ func (c *Config) JSON() ([]byte, error) {
 		h.ResidPdrop, h.EmbdPdrop, h.AttnPdrop = ptr(float64(c.Dropout)), ptr(float64(c.Dropout)), ptr(0)
 		h.GolemNoBias = !c.Bias
 	default:
-		h.Architectures = []string{map[string]string{"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM"}[c.Arch]}
+		h.Architectures = []string{archs[c.Arch].causalLM}
 		h.MaxPos, h.HiddenSize, h.Intermediate = c.Context, c.Hidden, c.Intermediate
 		h.NumLayers, h.NumHeads, h.NumKVHeads, h.HeadDim = c.Layers, c.Heads, c.KVHeads, c.HeadDim()
 		h.HiddenAct = "silu"

@@ -115,8 +115,6 @@ func (s *Scorer) ScoreSequences(seqs [][]int, batch int) ([]float64, error) {
 	return out, nil
 }
 
-var scoreArch = map[string]string{"gpt2": "GPT2ForSequenceClassification", "llama": "LlamaForSequenceClassification", "qwen2": "Qwen2ForSequenceClassification"}
-
 // Save writes config.json and model.safetensors (see [Scorer]).
 func (s *Scorer) Save(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -130,7 +128,7 @@ func (s *Scorer) Save(dir string) error {
 	if err := json.Unmarshal(cj, &m); err != nil {
 		return err
 	}
-	m["architectures"] = []string{scoreArch[s.Config.Arch]}
+	m["architectures"] = []string{archs[s.Config.Arch].classifier}
 	m["num_labels"] = 1
 	m["id2label"] = map[string]string{"0": "LABEL_0"}
 	m["label2id"] = map[string]int{"LABEL_0": 0}

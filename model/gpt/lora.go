@@ -41,10 +41,10 @@ type LoRAConfig struct {
 // DefaultLoRATargets returns PEFT's default target modules for the
 // architecture: the query and value projections (GPT-2's fused c_attn).
 func DefaultLoRATargets(arch string) []string {
-	if arch == "gpt2" {
-		return []string{"c_attn"}
+	if a := archs[arch]; a != nil {
+		return slices.Clone(a.loraTargets)
 	}
-	return []string{"q_proj", "v_proj"}
+	return nil
 }
 
 // Module is a linear layer of a model and its Hugging Face module name
@@ -230,7 +230,7 @@ func (m *Model) SaveLoRA(dir string, c LoRAConfig, base string) error {
 	ac := adapterConfig{
 		PeftType: "LORA", TaskType: "CAUSAL_LM", BaseModel: base, InferenceMode: true,
 		R: c.R, LoRAAlpha: c.Alpha, LoRADropout: float64(c.Dropout), TargetModules: c.Targets,
-		FanInFanOut: m.Config.Arch == "gpt2", Bias: "none", InitLoRA: true,
+		FanInFanOut: archs[m.Config.Arch].fanInOut, Bias: "none", InitLoRA: true,
 		RankPattern: map[string]any{}, AlphaPattern: map[string]any{},
 	}
 	if len(c.Targets) == 1 && c.Targets[0] == "all-linear" {

@@ -44,7 +44,7 @@ func build(be backend.Backend, c Config, in *nn.Init) (*Model, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	m := archs[c.Arch](&c, in)
+	m := archs[c.Arch].build(&c, in)
 	m.Config = c
 	if !c.Tied {
 		m.Head = nn.NewLinear(in, c.Hidden, c.Vocab, false, 0.02)

@@ -93,3 +93,25 @@ func (b *Block) MLP(x *tensor.Tensor) *tensor.Tensor {
 	}
 	return b.Proj.Forward(f)
 }
+
+// What a decoder needs to know of GPT-2's checkpoints: the blocks' tensor
+// names start with LayerPrefix and the block's index; Shapes lists tensors
+// whose shapes must agree with the config (by the decoder's Config field
+// names: Vocab, Hidden, Context, Intermediate); LoRATargets are PEFT's
+// default target modules; the Hugging Face class names; and FanInFanOut,
+// the Conv1D layout PEFT records for its adapters.
+const (
+	LayerPrefix            = "transformer.h."
+	CausalLM               = "GPT2LMHeadModel"
+	SequenceClassification = "GPT2ForSequenceClassification"
+	FanInFanOut            = true
+)
+
+var (
+	Shapes = [][]string{
+		{"transformer.wte.weight", "Vocab", "Hidden"},
+		{"transformer.wpe.weight", "Context", "Hidden"},
+		{"transformer.h.0.mlp.c_fc.weight", "Hidden", "Intermediate"},
+	}
+	LoRATargets = []string{"c_attn"}
+)

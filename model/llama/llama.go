@@ -77,3 +77,20 @@ func (b *Block) MLP(x *tensor.Tensor) *tensor.Tensor {
 	h := b.Norm2.Forward(x)
 	return b.Down.Forward(tensor.SwiGLU(b.Gate.Forward(h), b.Up.Forward(h)))
 }
+
+// What a decoder needs to know of Llama's checkpoints (as gpt2's): the
+// blocks' tensor name prefix, tensors whose shapes must agree with the
+// config (KVHeads: key/value heads x head size), PEFT's default LoRA
+// targets, and the Hugging Face class names of Llama and Qwen2.
+const LayerPrefix = "model.layers."
+
+var (
+	Shapes = [][]string{
+		{"model.embed_tokens.weight", "Vocab", "Hidden"},
+		{"model.layers.0.self_attn.k_proj.weight", "KVHeads", "Hidden"},
+		{"model.layers.0.mlp.gate_proj.weight", "Intermediate", "Hidden"},
+	}
+	LoRATargets            = []string{"q_proj", "v_proj"}
+	CausalLM               = map[string]string{"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM"}
+	SequenceClassification = map[string]string{"llama": "LlamaForSequenceClassification", "qwen2": "Qwen2ForSequenceClassification"}
+)
