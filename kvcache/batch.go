@@ -12,8 +12,8 @@ import (
 // left-aligned (position p at column p). K[l] and V[l] are buffers
 // [Slots, KVHeads, Cap, HeadDim]: head-major, so that one head's keys of
 // one sequence are one contiguous run of memory that attention streams. A
-// sequence that joins takes a free slot (Load copies its prefilled keys
-// in), one that ends frees it, and no other sequence's keys move: nothing
+// sequence that joins takes a free slot (its prefill writes its keys
+// there), one that ends frees it, and no other sequence's keys move: nothing
 // is ever re-packed. Grow makes room for more or longer sequences. A
 // decode step attends through Rows, its sequences' slots and positions.
 //
@@ -88,35 +88,61 @@ func (c *Batch) Grow(slots, capacity, used int) {
 	}
 }
 
-// Load copies prefilled sequences into their slots: row b of the prefill
-// cache pc (a left-padded batch: the row's positions are its last lens[b]
-// columns) goes to slot slots[b]; a negative slot skips the row. With the
-// backend's StoreRows it is two calls per layer for the whole batch.
-func (c *Batch) Load(pc *Growable, slots []int32, lens []int) {
-	if len(slots) != len(lens) || len(pc.K) != len(c.K) {
-		panic(fmt.Sprintf("kvcache: batch: %d slots and %d lengths, a prefill of %d layers into %d", len(slots), len(lens), len(pc.K), len(c.K)))
+// Prefill returns the cache of a prefill straight into the batch: row b
+// of a left-padded batch (its positions are its last lens[b] columns) goes
+// to the empty slot slots[b]; a negative slot keeps nothing of the row. A
+// forward pass through it is given the rows' positions (its Len is 0) and
+// keeps no gradient.
+func (c *Batch) Prefill(slots []int32, lens []int) *Fill {
+	if len(slots) != len(lens) {
+		panic(fmt.Sprintf("kvcache: batch: %d slots and %d lengths", len(slots), len(lens)))
 	}
-	L := pc.N
+	seen := make(map[int32]bool, len(slots))
 	for b, s := range slots {
-		if s >= 0 && (int(s) >= c.Slots || lens[b] > c.Cap || lens[b] > L) {
-			panic(fmt.Sprintf("kvcache: batch: %d positions into slot %d of %d x %d from a prefill of %d", lens[b], s, c.Slots, c.Cap, L))
+		if s >= 0 && (int(s) >= c.Slots || lens[b] > c.Cap || seen[s]) {
+			panic(fmt.Sprintf("kvcache: batch: %d positions into slot %d of %d x %d (each once)", lens[b], s, c.Slots, c.Cap))
 		}
+		seen[s] = s >= 0
 	}
-	// One row per prefill position: its slot (-1 for padding and skipped
-	// rows) and its position there.
-	slot, pos := make([]int32, len(slots)*L), make([]int32, len(slots)*L)
-	for b, s := range slots {
-		for j := range L {
-			slot[b*L+j] = -1
-			if p := j - (L - lens[b]); s >= 0 && p >= 0 {
-				slot[b*L+j], pos[b*L+j] = s, int32(p)
+	return &Fill{c: c, slots: slots, lens: lens}
+}
+
+// Fill is a prefill's view of a Batch (see Batch.Prefill).
+type Fill struct {
+	c         *Batch
+	slots     []int32
+	lens      []int
+	slot, pos []int32 // per prefill position: its slot (-1: none) and position there
+}
+
+// Len is 0: the slots are empty.
+func (f *Fill) Len() int { return 0 }
+
+// Commit does nothing: the caller keeps each sequence's length.
+func (f *Fill) Commit(int) {}
+
+// Attend writes the rows' keys and values into their slots (one StoreRows
+// per buffer for the whole batch) and attends q to the pass's own keys,
+// which are all the rows have.
+func (f *Fill) Attend(q, k, v *tensor.Tensor, a Attention) *tensor.Tensor {
+	B, L := k.Dim(0), k.Dim(1)
+	if B != len(f.slots) || a.Layer >= len(f.c.K) {
+		panic(fmt.Sprintf("kvcache: batch: a prefill of %v keys for %d rows, layer %d of %d", k.Shape(), len(f.slots), a.Layer, len(f.c.K)))
+	}
+	if f.slot == nil {
+		f.slot, f.pos = make([]int32, B*L), make([]int32, B*L)
+		for b, s := range f.slots {
+			for j := range L {
+				f.slot[b*L+j] = -1
+				if p := j - (L - f.lens[b]); s >= 0 && p >= 0 {
+					f.slot[b*L+j], f.pos[b*L+j] = s, int32(p)
+				}
 			}
 		}
 	}
-	for l := range c.K {
-		c.storeRows(c.K[l], slot, pos, pc.K[l].Buffer())
-		c.storeRows(c.V[l], slot, pos, pc.V[l].Buffer())
-	}
+	f.c.storeRows(f.c.K[a.Layer], f.slot, f.pos, k.Buffer())
+	f.c.storeRows(f.c.V[a.Layer], f.slot, f.pos, v.Buffer())
+	return tensor.Attention(q, k, v, a.AttentionOptions)
 }
 
 // storeRows writes row r of src ([rows, KVHeads*HeadDim], float32) at

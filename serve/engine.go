@@ -539,10 +539,8 @@ func (e *Engine) step(w *Weights, bt *batch, fresh []*seq) {
 				}
 				n, L = n+1, l
 			}
-			alive, pc := e.prefill(w, fresh[:n])
+			e.prefill(w, bt, fresh[:n])
 			fresh = fresh[n:]
-			e.place(w, bt, alive, pc)
-			pc.Free()
 		}
 	})
 	n := int64(len(bt.active))
@@ -550,39 +548,6 @@ func (e *Engine) step(w *Weights, bt *batch, fresh []*seq) {
 	if n > e.maxActive.Load() {
 		e.maxActive.Store(n)
 	}
-}
-
-// place gives each prefilled sequence of fresh (rows of the prefill cache
-// pc) a slot of the batch cache, copies its keys and values there and adds
-// it to the active sequences. The cache grows when it has no free slot or
-// its slots are too short.
-func (e *Engine) place(w *Weights, bt *batch, fresh []*seq, pc *kvcache.Growable) {
-	if len(fresh) == 0 {
-		return
-	}
-	need := 0
-	for _, s := range fresh {
-		need = max(need, s.n+1)
-	}
-	e.reserve(w, bt, len(bt.active)+len(fresh), need)
-	// The prefill's rows of sequences that ended at their first token
-	// keep slot -1.
-	rows := pc.K[0].Dim(0)
-	slots, lens := make([]int32, rows), make([]int, rows)
-	for i := range slots {
-		slots[i] = -1
-	}
-	for _, s := range fresh {
-		s.slot = bt.free[len(bt.free)-1]
-		bt.free = bt.free[:len(bt.free)-1]
-		if bt.used[s.slot] {
-			e.fills.Add(1)
-		}
-		bt.used[s.slot] = true
-		slots[s.rowIdx], lens[s.rowIdx] = int32(s.slot), s.n
-		bt.active = append(bt.active, s)
-	}
-	bt.cache.Load(pc, slots, lens)
 }
 
 // reserve makes the batch cache hold at least slots sequences of need
@@ -628,21 +593,42 @@ func (bt *batch) addSlots(n int) {
 	bt.used = append(bt.used, make([]bool, n-len(bt.used))...)
 }
 
-// prefill runs the prompts of seqs as one left-padded batch, samples each
-// one's first token, and returns those still running with their cache.
-// The caller frees the returned cache.
-func (e *Engine) prefill(w *Weights, seqs []*seq) ([]*seq, *kvcache.Growable) {
-	prompts := make([][]int, len(seqs))
-	for b, s := range seqs {
-		prompts[b] = s.prompt
-		s.n = len(s.prompt)
-		s.rowIdx = b
+// prefill gives each sequence of seqs a slot of the batch cache (which
+// grows when it has no free slot or its slots are too short), runs their
+// prompts as one left-padded batch straight into those slots, samples each
+// one's first token, and adds those still running to the active ones; the
+// others give their slot back.
+func (e *Engine) prefill(w *Weights, bt *batch, seqs []*seq) {
+	need := 0
+	for _, s := range seqs {
+		need = max(need, len(s.prompt)+1)
 	}
-	cache := &kvcache.Growable{}
-	lay, host := generate.Prefill(w.Model, cache, prompts, nil)
+	e.reserve(w, bt, len(bt.active)+len(seqs), need)
+	prompts, slots, lens := make([][]int, len(seqs)), make([]int32, len(seqs)), make([]int, len(seqs))
+	for b, s := range seqs {
+		slot := bt.free[len(bt.free)-1]
+		bt.free = bt.free[:len(bt.free)-1]
+		if bt.used[slot] {
+			e.fills.Add(1)
+		}
+		bt.used[slot] = true
+		prompts[b], slots[b], lens[b] = s.prompt, int32(slot), len(s.prompt)
+		s.n, s.rowIdx = len(s.prompt), b
+	}
+	lay, host := generate.Prefill(w.Model, bt.cache.Prefill(slots, lens), prompts, nil)
 	e.prefills.Add(1)
 	e.prefillTokens.Add(int64(len(seqs) * lay.L))
-	return e.advance(w, seqs, host), cache
+	e.advance(w, seqs, host)
+	// A sequence is placed (its slot set) only once its prefill is done:
+	// the scheduler fails the unplaced ones of a prefill that panicked.
+	for b, s := range seqs {
+		if s.done {
+			bt.free = append(bt.free, int(slots[b]))
+			continue
+		}
+		s.slot = int(slots[b])
+		bt.active = append(bt.active, s)
+	}
 }
 
 // decode feeds every active sequence its last token in one batched step
