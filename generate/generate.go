@@ -77,8 +77,11 @@ func Tokens(m *gpt.Model, prompts [][]int, o Options, onToken func(seq, id int) 
 		o.MaxTokens = 256
 	}
 	P := 0
-	if o.SoftPrompt != nil {
-		P = o.SoftPrompt.Weight.Dim(0)
+	if sp := o.SoftPrompt; sp != nil {
+		if w := sp.Weight.Dim(1); w != m.Config.Hidden {
+			return nil, fmt.Errorf("generate: the soft prompt's virtual tokens are %d wide, the model's embeddings %d", w, m.Config.Hidden)
+		}
+		P = sp.Weight.Dim(0)
 	}
 	for i, p := range prompts {
 		if len(p) == 0 {

@@ -1,6 +1,7 @@
 package generate
 
 import (
+	"errors"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -165,6 +166,14 @@ func TestSoftPromptMatchesFullForward(t *testing.T) {
 		}
 		if slices.EqualFunc(plain, got, slices.Equal) {
 			t.Errorf("%s: the soft prompt changed nothing", name)
+		}
+		wide := nn.NewSoftPrompt(nn.NewInit(cpu.New(), 3), 2, m.Config.Hidden+1, nil)
+		if _, err := Tokens(m, prompts, Options{SoftPrompt: wide}, nil); err == nil || !strings.Contains(err.Error(), "wide") {
+			t.Errorf("%s: a soft prompt of the wrong width: %v", name, err)
+		}
+		long := nn.NewSoftPrompt(nn.NewInit(cpu.New(), 3), m.Config.Context, m.Config.Hidden, nil)
+		if _, err := Tokens(m, prompts, Options{SoftPrompt: long}, nil); !errors.Is(err, ErrPromptTooLong) {
+			t.Errorf("%s: virtual tokens and a prompt beyond the context: %v", name, err)
 		}
 		V := m.Config.Vocab
 		tensor.NoGrad(func() {
