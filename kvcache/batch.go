@@ -88,63 +88,6 @@ func (c *Batch) Grow(slots, capacity, used int) {
 	}
 }
 
-// Prefill returns the cache of a prefill straight into the batch: row b
-// of a left-padded batch (its positions are its last lens[b] columns) goes
-// to the empty slot slots[b]; a negative slot keeps nothing of the row. A
-// forward pass through it is given the rows' positions (its Len is 0) and
-// keeps no gradient.
-func (c *Batch) Prefill(slots []int32, lens []int) *Fill {
-	if len(slots) != len(lens) {
-		panic(fmt.Sprintf("kvcache: batch: %d slots and %d lengths", len(slots), len(lens)))
-	}
-	seen := make(map[int32]bool, len(slots))
-	for b, s := range slots {
-		if s >= 0 && (int(s) >= c.Slots || lens[b] > c.Cap || seen[s]) {
-			panic(fmt.Sprintf("kvcache: batch: %d positions into slot %d of %d x %d (each once)", lens[b], s, c.Slots, c.Cap))
-		}
-		seen[s] = s >= 0
-	}
-	return &Fill{c: c, slots: slots, lens: lens}
-}
-
-// Fill is a prefill's view of a Batch (see Batch.Prefill).
-type Fill struct {
-	c         *Batch
-	slots     []int32
-	lens      []int
-	slot, pos []int32 // per prefill position: its slot (-1: none) and position there
-}
-
-// Len is 0: the slots are empty.
-func (f *Fill) Len() int { return 0 }
-
-// Commit does nothing: the caller keeps each sequence's length.
-func (f *Fill) Commit(int) {}
-
-// Attend writes the rows' keys and values into their slots (one StoreRows
-// per buffer for the whole batch) and attends q to the pass's own keys,
-// which are all the rows have.
-func (f *Fill) Attend(q, k, v *tensor.Tensor, a Attention) *tensor.Tensor {
-	B, L := k.Dim(0), k.Dim(1)
-	if B != len(f.slots) || a.Layer >= len(f.c.K) {
-		panic(fmt.Sprintf("kvcache: batch: a prefill of %v keys for %d rows, layer %d of %d", k.Shape(), len(f.slots), a.Layer, len(f.c.K)))
-	}
-	if f.slot == nil {
-		f.slot, f.pos = make([]int32, B*L), make([]int32, B*L)
-		for b, s := range f.slots {
-			for j := range L {
-				f.slot[b*L+j] = -1
-				if p := j - (L - f.lens[b]); s >= 0 && p >= 0 {
-					f.slot[b*L+j], f.pos[b*L+j] = s, int32(p)
-				}
-			}
-		}
-	}
-	f.c.storeRows(f.c.K[a.Layer], f.slot, f.pos, k.Buffer())
-	f.c.storeRows(f.c.V[a.Layer], f.slot, f.pos, v.Buffer())
-	return tensor.Attention(q, k, v, a.AttentionOptions)
-}
-
 // storeRows writes row r of src ([rows, KVHeads*HeadDim], float32) at
 // position pos[r] of slot slot[r] of the cache buffer dst, skipping rows
 // of slot -1: in one call with the backend's StoreRows, else row by row.
@@ -170,61 +113,109 @@ func (c *Batch) Free() {
 	c.K, c.V, c.Slots, c.Cap = nil, nil, 0, 0
 }
 
+// Prefill returns the cache of a prefill straight into the batch: row b
+// of a left-padded batch (its positions are its last lens[b] columns) goes
+// to the empty slot slots[b]; a negative slot keeps nothing of the row.
+// It attends each row to the pass's own keys, all the row has.
+func (c *Batch) Prefill(slots []int32, lens []int) *Rows {
+	if len(slots) != len(lens) {
+		panic(fmt.Sprintf("kvcache: batch: %d slots and %d lengths", len(slots), len(lens)))
+	}
+	c.checkSlots(slots, true)
+	for _, n := range lens {
+		if n > c.Cap {
+			panic(fmt.Sprintf("kvcache: batch: a prefill of %d positions into slots of %d", n, c.Cap))
+		}
+	}
+	return &Rows{c: c, rows: slots, lens: lens}
+}
+
 // Rows returns the cache of one decode step: one token for each of B
 // sequences, row b at position pos[b] of the sequence in slot slot[b],
 // whose first pos[b] positions are cached. Its key and value are written
 // at column pos[b] of the slot, which must be below Cap, and it attends
-// to columns [0, pos[b]]. A forward pass through Rows is given the same
-// positions (its Len is 0) and keeps no gradient.
+// to columns [0, pos[b]].
 func (c *Batch) Rows(slot, pos []int32) *Rows {
-	B := len(slot)
-	if len(pos) != B {
-		panic(fmt.Sprintf("kvcache: batch: %d slots and %d positions", B, len(pos)))
+	if len(pos) != len(slot) {
+		panic(fmt.Sprintf("kvcache: batch: %d slots and %d positions", len(slot), len(pos)))
 	}
-	seen := make(map[int32]bool, B)
-	n := make([]int32, B)
+	c.checkSlots(slot, false)
+	n := make([]int32, len(pos))
 	for b, p := range pos {
 		if p < 0 || int(p) >= c.Cap {
 			panic(fmt.Sprintf("kvcache: batch: position %d outside the cache's %d columns", p, c.Cap))
 		}
-		if s := slot[b]; s < 0 || int(s) >= c.Slots || seen[s] {
-			panic(fmt.Sprintf("kvcache: batch: slot %d of %d (each once)", s, c.Slots))
-		}
-		seen[slot[b]] = true
 		n[b] = p + 1
 	}
-	return &Rows{c: c, slot: slot, pos: pos, n: n}
+	return &Rows{c: c, rows: slot, n: n, slot: slot, pos: pos}
 }
 
-// Rows is one decode step's view of a Batch (see Batch.Rows).
+// checkSlots panics unless each slot is a distinct one of the cache, or
+// negative where skip allows.
+func (c *Batch) checkSlots(slots []int32, skip bool) {
+	seen := make(map[int32]bool, len(slots))
+	for _, s := range slots {
+		if s < 0 && skip {
+			continue
+		}
+		if s < 0 || int(s) >= c.Slots || seen[s] {
+			panic(fmt.Sprintf("kvcache: batch: slot %d of %d (each once)", s, c.Slots))
+		}
+		seen[s] = true
+	}
+}
+
+// Rows is one forward pass's view of a Batch: a prefill's (Batch.Prefill)
+// or a decode step's (Batch.Rows). Its Len is 0, as the pass is given its
+// rows' positions; the caller keeps each sequence's length. It keeps no
+// gradient.
 type Rows struct {
-	c            *Batch
-	slot, pos, n []int32
+	c         *Batch
+	rows      []int32 // each row's slot (negative: kept nowhere)
+	lens      []int   // a prefill's prompt lengths
+	n         []int32 // a decode step's: the columns each row attends to (nil in a prefill)
+	slot, pos []int32 // per new position: its slot (-1: none) and position there
 }
 
-// Len is 0: a step's positions are given with its rows.
+// Len is 0: a pass's positions are given with its rows.
 func (r *Rows) Len() int { return 0 }
 
 // Commit does nothing: the caller keeps each sequence's length.
 func (r *Rows) Commit(int) {}
 
-// Attend writes each row's key and value, head by head, at its position
-// of its slot, and attends its query to the slot's first pos+1 columns:
-// with the backend's row attention, else by gathering the rows' keys.
+// Attend writes each new key and value, head by head, at its position of
+// its slot (one StoreRows per buffer for the whole pass). A prefill
+// attends to its own keys; a decode step attends each row's query to its
+// slot's first pos+1 columns, with the backend's row attention, else by
+// gathering the rows' keys.
 func (r *Rows) Attend(q, k, v *tensor.Tensor, a Attention) *tensor.Tensor {
 	c := r.c
-	B, C := q.Dim(0), q.Dim(2)
-	if B != len(r.slot) || q.Dim(1) != 1 || a.Layer >= len(c.K) {
-		panic(fmt.Sprintf("kvcache: batch: %v queries for %d rows of one token, layer %d of %d", q.Shape(), len(r.slot), a.Layer, len(c.K)))
+	B, T := k.Dim(0), k.Dim(1)
+	if B != len(r.rows) || (r.n != nil && T != 1) || a.Layer >= len(c.K) {
+		panic(fmt.Sprintf("kvcache: batch: keys %v for %d rows, layer %d of %d", k.Shape(), len(r.rows), a.Layer, len(c.K)))
+	}
+	if r.slot == nil { // a prefill's rows are left-padded to T
+		r.slot, r.pos = make([]int32, B*T), make([]int32, B*T)
+		for b, s := range r.rows {
+			for j := range T {
+				r.slot[b*T+j] = -1
+				if p := j - (T - r.lens[b]); s >= 0 && p >= 0 {
+					r.slot[b*T+j], r.pos[b*T+j] = s, int32(p)
+				}
+			}
+		}
 	}
 	kc, vc := c.K[a.Layer], c.V[a.Layer]
 	c.storeRows(kc, r.slot, r.pos, k.Buffer())
 	c.storeRows(vc, r.slot, r.pos, v.Buffer())
+	if r.n == nil {
+		return tensor.Attention(q, k, v, a.AttentionOptions)
+	}
 	be := q.Backend()
 	if ra, ok := be.(backend.RowAttention); ok {
-		y := tensor.New(be, B, 1, C)
+		y := tensor.New(be, B, 1, q.Dim(2))
 		ra.AttentionRows(backend.Attention{B: B, T: 1, S: c.Cap, HQ: a.Heads, HKV: a.KVHeads, D: c.d,
-			Scale: a.scale(c.d)}, r.slot, r.n, y.Buffer(), q.Buffer(), kc, vc)
+			Scale: a.scale(c.d)}, r.rows, r.n, y.Buffer(), q.Buffer(), kc, vc)
 		return y
 	}
 	return r.gather(q, a)
@@ -236,7 +227,7 @@ func (r *Rows) Attend(q, k, v *tensor.Tensor, a Attention) *tensor.Tensor {
 func (r *Rows) gather(q *tensor.Tensor, a Attention) *tensor.Tensor {
 	c := r.c
 	be := q.Backend()
-	B, S, W := len(r.slot), 0, c.h*c.d
+	B, S, W := len(r.rows), 0, c.h*c.d
 	for _, v := range r.n {
 		S = max(S, int(v))
 	}
@@ -244,7 +235,7 @@ func (r *Rows) gather(q *tensor.Tensor, a Attention) *tensor.Tensor {
 	mask := make([]bool, B*S)
 	for b := range B {
 		for h := range c.h {
-			src := (int(r.slot[b])*c.h + h) * c.Cap * c.d
+			src := (int(r.rows[b])*c.h + h) * c.Cap * c.d
 			be.Copy2D(k.Buffer(), b*S*W+h*c.d, W, c.K[a.Layer], src, c.d, int(r.n[b]), c.d, false)
 			be.Copy2D(v.Buffer(), b*S*W+h*c.d, W, c.V[a.Layer], src, c.d, int(r.n[b]), c.d, false)
 		}
