@@ -264,7 +264,7 @@ type Freezer interface {
 // row b attends to the first n[b] positions of slot slot[b]. a.T must be
 // 1; a.Causal and a.KeyMask are ignored. Each row's arithmetic is that of
 // Attention over the same keys, so a sequence decoded in a batch gets the
-// values it gets alone. Called by gpt.Model.DecodeStep. Buffers: q and o
+// values it gets alone. Called by kvcache.Rows (a decode step of a batch cache). Buffers: q and o
 // float32; k and v both float32, or both float16 on a backend with
 // HalfCache (AllocHalf), converted to float32 as they are read.
 type RowAttention interface {
@@ -274,7 +274,7 @@ type RowAttention interface {
 // RowStore writes keys (or values) into a slot cache in one call: row r
 // of src [rows, H*D] goes, head by head, to position pos[r] of slot
 // slot[r] of dst [slots, H, S, D]; rows whose slot is negative are
-// skipped. Called by gpt.BatchCache (a decode step stores one row per
+// skipped. Called by kvcache.Batch (a decode step stores one row per
 // sequence, a prefill all its rows). Buffers: src float32; dst float32,
 // or float16 on a backend with HalfCache (rounded as CopyHalf rounds).
 type RowStore interface {
@@ -288,7 +288,7 @@ type RowStore interface {
 // AllocHalf returns n zeroed float16 values. CopyHalf copies rows x cols
 // values into the float16 buffer dst (at dOff, rows dStride apart) from
 // src (at sOff, rows sStride apart), float32 (rounded to nearest, ties to
-// even) or float16. Called by gpt.BatchCache for serve's default
+// even) or float16. Called by kvcache.Batch for serve's default
 // --kv-cache f16. Buffers: as said; Free takes the float16 ones.
 type HalfCache interface {
 	RowAttention

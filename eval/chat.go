@@ -67,7 +67,7 @@ func Chat(m *gpt.Model, tok *tokenizer.Tokenizer, in io.Reader, out io.Writer, o
 		}
 		var reply string
 		if o.Soft != nil {
-			res, err := Greedy(m, o.Soft, [][]int{ids}, o.Gen.MaxTokens, o.Gen.StopIDs)
+			res, err := greedy(m, o.Soft, [][]int{ids}, o.Gen.MaxTokens, o.Gen.StopIDs)
 			if err != nil {
 				return err
 			}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/golem-ml/golem/backend/cpu"
 	"github.com/golem-ml/golem/data/synth"
-	"github.com/golem-ml/golem/generate"
 	"github.com/golem-ml/golem/internal/shared"
 	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/nn"
@@ -114,7 +113,7 @@ func TestMultipleChoiceFindsTheLikeliestChoice(t *testing.T) {
 	ctxs := []string{"The cat sat on the", "Once upon a time", "In 1999 the", "Water boils at", "She opened the door and", "My favourite colour is", "Mira lives in", "What is 34 + 58?"}
 	var qs []Question
 	for i, c := range ctxs {
-		out, err := Greedy(m, nil, [][]int{tok.Encode(c)}, 1, nil)
+		out, err := greedy(m, nil, [][]int{tok.Encode(c)}, 1, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -182,24 +181,6 @@ func TestScoreRowsMatchesForward(t *testing.T) {
 	}
 }
 
-func TestGreedyMatchesGenerate(t *testing.T) {
-	m, tok := randomModel(t)
-	prompts := [][]int{tok.Encode("Hello there, how"), tok.Encode("A"), tok.Encode("The quick brown fox jumps over")}
-	ours, err := Greedy(m, nil, prompts, 10, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	theirs, err := generate.Tokens(m, prompts, generate.Options{MaxTokens: 10}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range prompts {
-		if !slices.Equal(ours[i], theirs[i]) {
-			t.Errorf("prompt %d: %v, generate gives %v", i, ours[i], theirs[i])
-		}
-	}
-}
-
 // TestGreedySoftPromptBatchedEqualsAlone decodes with virtual tokens, in a
 // padded batch and one prompt at a time: padding must not change a row.
 func TestGreedySoftPromptBatchedEqualsAlone(t *testing.T) {
@@ -210,14 +191,14 @@ func TestGreedySoftPromptBatchedEqualsAlone(t *testing.T) {
 		}
 		sp := nn.NewSoftPrompt(nn.NewInit(cpu.New(), 3), 5, m.Config.Hidden, m.Embed.Weight)
 		prompts := [][]int{{464, 2068, 7586}, {40}, {1212, 318, 257, 1332, 286, 262, 1080}}
-		batched, err := Greedy(m, sp, prompts, 8, nil)
+		batched, err := greedy(m, sp, prompts, 8, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		plain, _ := Greedy(m, nil, prompts[:1], 8, nil)
+		plain, _ := greedy(m, nil, prompts[:1], 8, nil)
 		same := true
 		for i, p := range prompts {
-			alone, err := Greedy(m, sp, [][]int{p}, 8, nil)
+			alone, err := greedy(m, sp, [][]int{p}, 8, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,10 +1,12 @@
 package eval
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 
 	"github.com/golem-ml/golem/data/synth"
+	"github.com/golem-ml/golem/generate"
 	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/tokenizer"
@@ -57,8 +59,11 @@ func Tasks(m *gpt.Model, tok *tokenizer.Tokenizer, tasks []synth.Task, o GenOpti
 	return res, err
 }
 
-// GreedyBatched runs Greedy over prompts in batches of similar length and
-// returns the outputs in the prompts' order.
+// GreedyBatched decodes up to maxNew tokens greedily after each prompt (and
+// the soft prompt's virtual tokens before it, if sp is set), in batches of
+// up to batch prompts of similar length, and returns the new tokens of each
+// in the prompts' order (a stop token ends a sequence and is left out). A
+// batch decodes no further than the model's context.
 func GreedyBatched(m *gpt.Model, sp *nn.SoftPrompt, prompts [][]int, maxNew, batch int, stop []int) ([][]int, error) {
 	order := make([]int, len(prompts))
 	for i := range order {
@@ -72,7 +77,7 @@ func GreedyBatched(m *gpt.Model, sp *nn.SoftPrompt, prompts [][]int, maxNew, bat
 		for i, j := range idx {
 			group[i] = prompts[j]
 		}
-		res, err := Greedy(m, sp, group, maxNew, stop)
+		res, err := greedy(m, sp, group, maxNew, stop)
 		if err != nil {
 			return nil, err
 		}
@@ -81,4 +86,20 @@ func GreedyBatched(m *gpt.Model, sp *nn.SoftPrompt, prompts [][]int, maxNew, bat
 		}
 	}
 	return out, nil
+}
+
+// greedy decodes one batch of prompts through generate's batched path, up
+// to maxNew tokens and no further than the context.
+func greedy(m *gpt.Model, sp *nn.SoftPrompt, prompts [][]int, maxNew int, stop []int) ([][]int, error) {
+	P, L := 0, 0
+	if sp != nil {
+		P = sp.Weight.Dim(0)
+	}
+	for _, p := range prompts {
+		L = max(L, len(p))
+	}
+	if maxNew = min(maxNew, m.Config.Context-P-L); maxNew <= 0 {
+		return nil, errors.New("eval: prompt too long for the model's context")
+	}
+	return generate.Tokens(m, prompts, generate.Options{MaxTokens: maxNew, StopIDs: stop, SoftPrompt: sp}, nil)
 }

@@ -13,7 +13,9 @@ import (
 	"slices"
 	"unicode/utf8"
 
+	"github.com/golem-ml/golem/kvcache"
 	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/tensor"
 	"github.com/golem-ml/golem/tokenizer"
 )
@@ -29,6 +31,9 @@ type Options struct {
 	Stop              []string // stop strings (text API)
 	StopIDs           []int    // stop tokens, e.g. end of text (not included in the output)
 	Seed              uint64   // sampling seed; sequence i uses Seed+i
+	// SoftPrompt, if set, puts its virtual tokens before every prompt
+	// (prompt tuning): input embeddings through the same prefill.
+	SoftPrompt *nn.SoftPrompt
 }
 
 // Validate checks the options: a temperature, top-p and repetition penalty
@@ -71,12 +76,19 @@ func Tokens(m *gpt.Model, prompts [][]int, o Options, onToken func(seq, id int) 
 	if o.MaxTokens <= 0 {
 		o.MaxTokens = 256
 	}
+	P := 0
+	if sp := o.SoftPrompt; sp != nil {
+		if w := sp.Weight.Dim(1); w != m.Config.Hidden {
+			return nil, fmt.Errorf("generate: the soft prompt's virtual tokens are %d wide, the model's embeddings %d", w, m.Config.Hidden)
+		}
+		P = sp.Weight.Dim(0)
+	}
 	for i, p := range prompts {
 		if len(p) == 0 {
 			return nil, fmt.Errorf("generate: prompt %d is empty", i)
 		}
-		if len(p) > m.Config.Context {
-			return nil, fmt.Errorf("%w: prompt %d has %d tokens, context is %d", ErrPromptTooLong, i, len(p), m.Config.Context)
+		if len(p)+P > m.Config.Context {
+			return nil, fmt.Errorf("%w: prompt %d has %d tokens, context is %d", ErrPromptTooLong, i, len(p)+P, m.Config.Context)
 		}
 	}
 	samplers := make([]*Sampler, B)
@@ -91,60 +103,31 @@ func Tokens(m *gpt.Model, prompts [][]int, o Options, onToken func(seq, id int) 
 	for _, id := range o.StopIDs {
 		stop[id] = true
 	}
-	cache := &gpt.Cache{}
+	cache := &kvcache.Growable{}
 	defer cache.Free()
-	// prefill lays out the last keep tokens of each history, left-padded to
-	// a common length L: pads are hidden from attention and each sequence's
-	// positions start at 0 at its first kept token.
-	var ids, pos []int32
-	var pad []int
-	var L int
-	prefill := func(keep int) {
+	var lay *Layout
+	// prefill runs the last keep tokens of each history (after the soft
+	// prompt, if any) into an emptied cache.
+	prefill := func(keep int) []float32 {
 		cache.Free()
-		L = 0
-		for _, h := range hist {
-			L = max(L, min(len(h), keep))
-		}
-		ids, pos, pad = make([]int32, B*L), make([]int32, B*L), make([]int, B)
+		rows := make([][]int, B)
 		for b, h := range hist {
-			h = h[len(h)-min(len(h), keep):]
-			pad[b] = L - len(h)
-			for j := pad[b]; j < L; j++ {
-				ids[b*L+j], pos[b*L+j] = int32(h[j-pad[b]]), int32(j-pad[b])
-			}
+			rows[b] = h[len(h)-min(len(h), keep):]
 		}
+		var embeds *tensor.Tensor
+		if o.SoftPrompt != nil {
+			embeds = o.SoftPrompt.Batch(B)
+		}
+		var host []float32
+		lay, host = Prefill(m, cache, rows, embeds)
+		return host
 	}
-	prefill(m.Config.Context)
+	ids, pos := make([]int32, B), make([]int32, B)
 	var err error
 	tensor.NoGrad(func() {
-		T := L
-		for step := 0; step < o.MaxTokens; step++ {
-			if T == 1 && cache.Len+1 > m.Config.Context {
-				// The context is full: like nanoGPT, go on from the last
-				// half context of each sequence.
-				prefill(m.Config.Context / 2)
-				T = L
-			}
-			S := cache.Len + T
-			var mask []bool
-			for b := 0; b < B && mask == nil; b++ {
-				if pad[b] > 0 {
-					mask = make([]bool, B*S)
-				}
-			}
-			if mask != nil {
-				for b := 0; b < B; b++ {
-					for j := pad[b]; j < S; j++ {
-						mask[b*S+j] = true
-					}
-				}
-			}
-			h := m.Forward(ids, B, T, gpt.Options{Cache: cache, Pos: pos, KeyMask: mask})
-			logits := m.Logits(tensor.Slice(h, 1, T-1, T))
-			host := logits.Host()
-			tensor.Release(logits)
-			V := m.Config.Vocab
-			ids, pos = ids[:B], pos[:B]
+		host := prefill(m.Config.Context - P)
+		V := m.Config.Vocab
+		for step := 0; ; step++ {
 			alive := false
 			for b := 0; b < B; b++ {
 				next := 0
@@ -166,13 +149,19 @@ func Tokens(m *gpt.Model, prompts [][]int, o Options, onToken func(seq, id int) 
 					}
 				}
 				ids[b] = int32(next)
-				pos[b] = int32(cache.Len - pad[b])
+				pos[b] = int32(cache.Len() - lay.Pad[b])
 				alive = alive || !done[b]
 			}
-			if !alive {
+			if !alive || step+1 >= o.MaxTokens {
 				break
 			}
-			T = 1
+			if cache.Len()+1 > m.Config.Context {
+				// The context is full: like nanoGPT, go on from the last
+				// half context of each sequence.
+				host = prefill((m.Config.Context - P) / 2)
+				continue
+			}
+			host = Step(m, cache, ids, pos, lay.Mask(cache.Len()+1), host)
 		}
 	})
 	if err != nil {

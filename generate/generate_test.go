@@ -1,6 +1,7 @@
 package generate
 
 import (
+	"errors"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -10,6 +11,8 @@ import (
 	"github.com/golem-ml/golem/backend/cpu"
 	"github.com/golem-ml/golem/internal/shared"
 	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/nn"
+	"github.com/golem-ml/golem/tensor"
 	"github.com/golem-ml/golem/tokenizer"
 )
 
@@ -141,5 +144,66 @@ func TestTextAPI(t *testing.T) {
 		if out[i] != deltas[i].String() || out[i] == "" {
 			t.Errorf("sequence %d: returned %q, streamed %q", i, out[i], deltas[i].String())
 		}
+	}
+}
+
+// Soft prompts go through the same prefill and cached decoding as tokens:
+// each greedy token of a padded batch with virtual tokens before every row
+// is the argmax of a whole forward pass, without a cache, of the virtual
+// tokens, the prompt and the tokens before it.
+func TestSoftPromptMatchesFullForward(t *testing.T) {
+	for _, name := range []string{"gpt2-tiny", "llama-tiny"} {
+		m, tok := load(t, name)
+		sp := nn.NewSoftPrompt(nn.NewInit(cpu.New(), 3), 5, m.Config.Hidden, m.Embed.Weight)
+		prompts := [][]int{tok.Encode("Hello world, this is"), tok.Encode("A"), tok.Encode("The quick brown fox jumps over")}
+		got, err := Tokens(m, prompts, Options{MaxTokens: 6, SoftPrompt: sp}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plain, err := Tokens(m, prompts, Options{MaxTokens: 6}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.EqualFunc(plain, got, slices.Equal) {
+			t.Errorf("%s: the soft prompt changed nothing", name)
+		}
+		wide := nn.NewSoftPrompt(nn.NewInit(cpu.New(), 3), 2, m.Config.Hidden+1, nil)
+		if _, err := Tokens(m, prompts, Options{SoftPrompt: wide}, nil); err == nil || !strings.Contains(err.Error(), "wide") {
+			t.Errorf("%s: a soft prompt of the wrong width: %v", name, err)
+		}
+		long := nn.NewSoftPrompt(nn.NewInit(cpu.New(), 3), m.Config.Context, m.Config.Hidden, nil)
+		if _, err := Tokens(m, prompts, Options{SoftPrompt: long}, nil); !errors.Is(err, ErrPromptTooLong) {
+			t.Errorf("%s: virtual tokens and a prompt beyond the context: %v", name, err)
+		}
+		V := m.Config.Vocab
+		tensor.NoGrad(func() {
+			for b, p := range prompts {
+				if len(got[b]) != 6 {
+					t.Fatalf("%s prompt %d: %d tokens, want 6", name, b, len(got[b]))
+				}
+				seq := slices.Clone(p)
+				for i, want := range got[b] {
+					ids := make([]int32, len(seq))
+					for j, id := range seq {
+						ids[j] = int32(id)
+					}
+					h := m.Forward(ids, 1, len(ids), gpt.Options{Embeds: sp.Batch(1)})
+					n := h.Dim(1)
+					lg := m.Logits(tensor.Slice(h, 1, n-1, n))
+					row := lg.Host()[:V]
+					tensor.Release(lg)
+					best := 0
+					for j, v := range row {
+						if v > row[best] {
+							best = j
+						}
+					}
+					if best != want {
+						t.Fatalf("%s prompt %d token %d: decoded %d, a whole forward pass gives %d", name, b, i, want, best)
+					}
+					seq = append(seq, want)
+				}
+			}
+		})
 	}
 }

@@ -28,19 +28,45 @@ type Named struct {
 // "name." as prefix, slices with "name.i.". A tag "-" or no tag skips.
 func Params(module any) []Named {
 	var out []Named
-	walk(reflect.ValueOf(module), "", &out)
+	walk(reflect.ValueOf(module), "", func(name string, v reflect.Value) bool {
+		t, ok := v.Interface().(*tensor.Tensor)
+		if ok {
+			out = append(out, Named{Name: name, Tensor: t})
+		}
+		return ok
+	})
 	return out
 }
 
-var tensorType = reflect.TypeOf((*tensor.Tensor)(nil))
+// NamedLinear is a linear layer and its full dotted module name.
+type NamedLinear struct {
+	Name   string
+	Linear *Linear
+}
 
-func walk(v reflect.Value, prefix string, out *[]Named) {
+// Linears walks a module as Params does and returns its linear layers
+// under their module names ("model.layers.0.self_attn.q_proj"), in field
+// order: the modules LoRA can target.
+func Linears(module any) []NamedLinear {
+	var out []NamedLinear
+	walk(reflect.ValueOf(module), "", func(name string, v reflect.Value) bool {
+		l, ok := v.Interface().(*Linear)
+		if ok {
+			out = append(out, NamedLinear{Name: name, Linear: l})
+		}
+		return ok
+	})
+	return out
+}
+
+// walk visits the non-nil pointers of a module's tagged fields; visit
+// returns true for a leaf (not walked into).
+func walk(v reflect.Value, prefix string, visit func(name string, v reflect.Value) bool) {
 	for v.Kind() == reflect.Pointer || v.Kind() == reflect.Interface {
 		if v.IsNil() {
 			return
 		}
-		if v.Type() == tensorType {
-			*out = append(*out, Named{Name: trimDot(prefix), Tensor: v.Interface().(*tensor.Tensor)})
+		if v.Kind() == reflect.Pointer && visit(trimDot(prefix), v) {
 			return
 		}
 		v = v.Elem()
@@ -57,11 +83,11 @@ func walk(v reflect.Value, prefix string, out *[]Named) {
 			if tag == "" {
 				p = prefix
 			}
-			walk(v.Field(i), p, out)
+			walk(v.Field(i), p, visit)
 		}
 	case reflect.Slice, reflect.Array:
 		for i := 0; i < v.Len(); i++ {
-			walk(v.Index(i), prefix+strconv.Itoa(i)+".", out)
+			walk(v.Index(i), prefix+strconv.Itoa(i)+".", visit)
 		}
 	}
 }

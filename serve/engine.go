@@ -15,6 +15,8 @@ import (
 
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/backend/cpu"
+	"github.com/golem-ml/golem/generate"
+	"github.com/golem-ml/golem/kvcache"
 	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/safetensors"
 	"github.com/golem-ml/golem/tensor"
@@ -390,7 +392,7 @@ const idleRelease = 10 * time.Second
 // cache whose slots hold them.
 type batch struct {
 	active []*seq
-	cache  *gpt.BatchCache
+	cache  *kvcache.Batch
 	model  *gpt.Model // the cache's model
 	free   []int      // free slots, the lowest last
 	used   []bool     // slots taken
@@ -537,10 +539,8 @@ func (e *Engine) step(w *Weights, bt *batch, fresh []*seq) {
 				}
 				n, L = n+1, l
 			}
-			alive, pc := e.prefill(w, fresh[:n])
+			e.prefill(w, bt, fresh[:n])
 			fresh = fresh[n:]
-			e.place(w, bt, alive, pc)
-			pc.Free()
 		}
 	})
 	n := int64(len(bt.active))
@@ -548,39 +548,6 @@ func (e *Engine) step(w *Weights, bt *batch, fresh []*seq) {
 	if n > e.maxActive.Load() {
 		e.maxActive.Store(n)
 	}
-}
-
-// place gives each prefilled sequence of fresh (rows of the prefill cache
-// pc) a slot of the batch cache, copies its keys and values there and adds
-// it to the active sequences. The cache grows when it has no free slot or
-// its slots are too short.
-func (e *Engine) place(w *Weights, bt *batch, fresh []*seq, pc *gpt.Cache) {
-	if len(fresh) == 0 {
-		return
-	}
-	need := 0
-	for _, s := range fresh {
-		need = max(need, s.n+1)
-	}
-	e.reserve(w, bt, len(bt.active)+len(fresh), need)
-	// The prefill's rows of sequences that ended at their first token
-	// keep slot -1.
-	rows := pc.K[0].Dim(0)
-	slots, lens := make([]int32, rows), make([]int, rows)
-	for i := range slots {
-		slots[i] = -1
-	}
-	for _, s := range fresh {
-		s.slot = bt.free[len(bt.free)-1]
-		bt.free = bt.free[:len(bt.free)-1]
-		if bt.used[s.slot] {
-			e.fills.Add(1)
-		}
-		bt.used[s.slot] = true
-		slots[s.rowIdx], lens[s.rowIdx] = int32(s.slot), s.n
-		bt.active = append(bt.active, s)
-	}
-	bt.cache.Load(pc, slots, lens)
 }
 
 // reserve makes the batch cache hold at least slots sequences of need
@@ -626,53 +593,47 @@ func (bt *batch) addSlots(n int) {
 	bt.used = append(bt.used, make([]bool, n-len(bt.used))...)
 }
 
-// prefill runs the prompts of seqs as one left-padded batch, samples each
-// one's first token, and returns those still running with their cache.
-// The caller frees the returned cache.
-func (e *Engine) prefill(w *Weights, seqs []*seq) ([]*seq, *gpt.Cache) {
-	m := w.Model
-	B, L := len(seqs), 0
+// prefill gives each sequence of seqs a slot of the batch cache (which
+// grows when it has no free slot or its slots are too short), runs their
+// prompts as one left-padded batch straight into those slots, samples each
+// one's first token, and adds those still running to the active ones; the
+// others give their slot back.
+func (e *Engine) prefill(w *Weights, bt *batch, seqs []*seq) {
+	need := 0
 	for _, s := range seqs {
-		L = max(L, len(s.prompt))
+		need = max(need, len(s.prompt)+1)
 	}
-	ids := make([]int32, B*L)
-	pos := make([]int32, B*L)
-	var mask []bool
+	e.reserve(w, bt, len(bt.active)+len(seqs), need)
+	prompts, slots, lens := make([][]int, len(seqs)), make([]int32, len(seqs)), make([]int, len(seqs))
 	for b, s := range seqs {
-		pad := L - len(s.prompt)
-		if pad > 0 && mask == nil {
-			mask = make([]bool, B*L)
-			for i := 0; i < b*L; i++ {
-				mask[i] = true
-			}
+		slot := bt.free[len(bt.free)-1]
+		bt.free = bt.free[:len(bt.free)-1]
+		if bt.used[slot] {
+			e.fills.Add(1)
 		}
-		for j := 0; j < L; j++ {
-			if j >= pad {
-				ids[b*L+j] = int32(s.prompt[j-pad])
-				pos[b*L+j] = int32(j - pad)
-			}
-			if mask != nil {
-				mask[b*L+j] = j >= pad
-			}
-		}
-		s.n = len(s.prompt)
-		s.rowIdx = b
+		bt.used[slot] = true
+		prompts[b], slots[b], lens[b] = s.prompt, int32(slot), len(s.prompt)
+		s.n, s.rowIdx = len(s.prompt), b
 	}
-	cache := &gpt.Cache{}
-	h := m.Forward(ids, B, L, gpt.Options{Cache: cache, Pos: pos, KeyMask: mask})
-	logits := m.Logits(tensor.Slice(h, 1, L-1, L))
-	host := logits.Host()
-	tensor.Release(logits)
-	tensor.Release(h)
+	lay, host := generate.Prefill(w.Model, bt.cache.Prefill(slots, lens), prompts, nil)
 	e.prefills.Add(1)
-	e.prefillTokens.Add(int64(B * L))
-	return e.advance(w, seqs, host), cache
+	e.prefillTokens.Add(int64(len(seqs) * lay.L))
+	e.advance(w, seqs, host)
+	// A sequence is placed (its slot set) only once its prefill is done:
+	// the scheduler fails the unplaced ones of a prefill that panicked.
+	for b, s := range seqs {
+		if s.done {
+			bt.free = append(bt.free, int(slots[b]))
+			continue
+		}
+		s.slot = int(slots[b])
+		bt.active = append(bt.active, s)
+	}
 }
 
 // decode feeds every active sequence its last token in one batched step
 // and frees the slots of those that end.
 func (e *Engine) decode(w *Weights, bt *batch) {
-	m := w.Model
 	need := 0
 	for _, s := range bt.active {
 		need = max(need, s.n+1)
@@ -687,14 +648,9 @@ func (e *Engine) decode(w *Weights, bt *batch) {
 		s.n++
 		s.rowIdx = b
 	}
-	h := m.DecodeStep(ids, slot, pos, bt.cache)
-	logits := m.Logits(h)
-	host := logits.HostInto(bt.logits)
-	bt.logits = host
-	tensor.Release(logits)
-	tensor.Release(h)
+	bt.logits = generate.Step(w.Model, bt.cache.Rows(slot, pos), ids, pos, nil, bt.logits)
 	e.steps.Add(1)
-	keep := e.advance(w, bt.active, host)
+	keep := e.advance(w, bt.active, bt.logits)
 	if len(keep) < len(bt.active) {
 		for _, s := range bt.active {
 			if s.done {

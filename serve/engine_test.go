@@ -200,3 +200,37 @@ func TestEngineSlots(t *testing.T) {
 		})
 	}
 }
+
+// A prefill that panics (here a token id outside the vocabulary, which
+// the HTTP layer never sends) ends its sequences with an error event
+// instead of leaving them waiting, and the engine serves the next request.
+// A sequence takes its slot in the batch cache before its prefill runs;
+// it counts as placed only once the prefill is done.
+func TestEnginePrefillPanic(t *testing.T) {
+	w, err := LoadWeights(cpu.New(), tinyDir(t, "llama"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := NewEngine("tiny", "", w, EngineOptions{})
+	defer e.Close()
+	p := w.Tok.Encode("hello there")
+	ch, err := e.Submit(context.Background(), []int{p[0], w.Model.Config.Vocab + 7}, Sampling{MaxTokens: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ev := <-ch:
+		if !ev.Done || ev.Reason != "error" || ev.Err == nil || !strings.Contains(ev.Err.Error(), "out of range") {
+			t.Fatalf("bad prompt: %+v, want an error event", ev)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the sequence of a failed prefill got no event in 30 s")
+	}
+	ok, err := e.Submit(context.Background(), p, Sampling{MaxTokens: 5, MinTokens: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids, reason := collect(t, ok); reason != "length" || len(ids) != 5 {
+		t.Errorf("after a failed prefill: reason %q, %d tokens; want length, 5", reason, len(ids))
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/golem-ml/golem/backend/cpu"
 	"github.com/golem-ml/golem/data/synth"
 	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/model/llama"
 	"github.com/golem-ml/golem/tensor"
 	"github.com/golem-ml/golem/tokenizer"
 )
@@ -107,7 +108,7 @@ func writeFixedModel(dir string, tok *tokenizer.Tokenizer, words ...string) erro
 		return err
 	}
 	C, V := cfg.Hidden, cfg.Vocab
-	for _, b := range m.Blocks {
+	for _, b := range m.Body.(*llama.Model).Blocks {
 		b.O.Weight = tensor.New(be, b.O.Weight.Shape()...)
 		b.Down.Weight = tensor.New(be, b.Down.Weight.Shape()...)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/golem-ml/golem/data/synth"
 	"github.com/golem-ml/golem/internal/shared"
 	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/model/gpt2"
 )
 
 // rankingsOf makes 3-way rankings over synth tasks: the reference answer,
@@ -143,7 +144,7 @@ func TestRewardFreezeEmbeddings(t *testing.T) {
 	if !same(before.Embed.Weight.Host(), after.Embed.Weight.Host()) || !same(before.Pos.Weight.Host(), after.Pos.Weight.Host()) {
 		t.Error("the frozen embeddings changed")
 	}
-	if same(before.Blocks[0].QKV.Weight.Host(), after.Blocks[0].QKV.Weight.Host()) {
+	if same(before.Body.(*gpt2.Model).Blocks[0].QKV.Weight.Host(), after.Body.(*gpt2.Model).Blocks[0].QKV.Weight.Host()) {
 		t.Error("the first block, not frozen, did not train")
 	}
 }

@@ -7,15 +7,16 @@ import (
 
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/backend/cpu"
+	"github.com/golem-ml/golem/kvcache"
 	"github.com/golem-ml/golem/tensor"
 )
 
-// plain hides the CPU backend's row attention, so DecodeStep takes its
-// generic path.
+// plain hides the CPU backend's row attention, so a batch cache's rows take
+// their generic path.
 type plain struct{ backend.Backend }
 
-// Sequences decoded together, each in its own slot of a batch cache (one
-// loaded from a left-padded prefill, the cache grown in flight), get the
+// Sequences decoded together, each in its own slot of a batch cache
+// (prefilled into it as one left-padded batch, the cache grown in flight), get the
 // hidden states of the whole sequence run at once; with and without the
 // backend's row attention; in float32, and in float16 (the CPU's half
 // cache: within float16's rounding).
@@ -45,8 +46,6 @@ func TestDecodeStepSlots(t *testing.T) {
 							ids[b*L+j], pos[b*L+j], mask[b*L+j] = s[j-pad], int32(j-pad), true
 						}
 					}
-					pc := &Cache{}
-					tensor.Release(m.Forward(ids, B, L, Options{Cache: pc, Pos: pos, KeyMask: mask}))
 					bc := m.NewBatchCache(4, 6, half)
 					defer bc.Free()
 					_, isPlain := be.(plain)
@@ -61,8 +60,7 @@ func TestDecodeStepSlots(t *testing.T) {
 					for b, s := range seqs {
 						lens[b] = len(s)
 					}
-					bc.Load(pc, slots, lens)
-					pc.Free()
+					tensor.Release(m.Forward(ids, B, L, Options{Cache: bc.Prefill(slots, lens), Pos: pos, KeyMask: mask}))
 					for step := range 4 {
 						if step == 1 {
 							bc.Grow(5, 12, 7) // more slots, longer ones, with sequences in flight
@@ -106,10 +104,7 @@ func TestDecodeStepHalfBlocked(t *testing.T) {
 			slots := []int32{1, 0}
 			// Prefill each prompt alone, then decode both together.
 			for b, s := range seqs {
-				pc := &Cache{}
-				tensor.Release(m.Forward(s, 1, len(s), Options{Cache: pc}))
-				bc.Load(pc, []int32{slots[b]}, []int{len(s)})
-				pc.Free()
+				tensor.Release(m.Forward(s, 1, len(s), Options{Cache: bc.Prefill([]int32{slots[b]}, []int{len(s)})}))
 			}
 			for step := range 5 {
 				in, at := make([]int32, 2), make([]int32, 2)
@@ -123,13 +118,14 @@ func TestDecodeStepHalfBlocked(t *testing.T) {
 	}
 }
 
-// checkDecodeStep runs one DecodeStep of the last tokens in of seqs (in
-// slots, at positions at) and checks each row's hidden state against the
-// whole sequence run at once, to within tol.
-func checkDecodeStep(t *testing.T, m *Model, seqs [][]int32, in, slots, at []int32, bc *BatchCache, tol float64, what string) {
+// checkDecodeStep runs one decode step (a forward pass through the batch
+// cache's rows) of the last tokens in of seqs (in slots, at positions at)
+// and checks each row's hidden state against the whole sequence run at
+// once, to within tol.
+func checkDecodeStep(t *testing.T, m *Model, seqs [][]int32, in, slots, at []int32, bc *kvcache.Batch, tol float64, what string) {
 	t.Helper()
 	C := m.Config.Hidden
-	h := m.DecodeStep(in, slots, at, bc)
+	h := m.Forward(in, len(in), 1, Options{Cache: bc.Rows(slots, at), Pos: at})
 	got := h.Host()
 	tensor.Release(h)
 	for b, s := range seqs {

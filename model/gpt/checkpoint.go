@@ -23,32 +23,52 @@ import (
 // size whatever config.json says; NaN or infinite weights are refused; and
 // a checkpoint rewritten while it was read is an error, not a mix of two.
 func Load(be backend.Backend, dir string) (*Model, error) {
+	m, _, err := load(be, dir, false)
+	return m, err
+}
+
+// load reads the model folder dir as Load says; with score, as a scorer's
+// backbone (no LM head) and its head, "score.weight" [1, hidden].
+func load(be backend.Backend, dir string, score bool) (*Model, *nn.Linear, error) {
 	c, err := LoadConfig(dir)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	st, err := safetensors.OpenModel(dir)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer st.Close()
-	if err := checkHeader(c, st); err != nil {
-		return nil, fmt.Errorf("gpt: %s: %w", filepath.Join(dir, "config.json"), err)
+	hc := *c
+	if score {
+		if _, ok := st.Info("score.weight"); !ok {
+			return nil, nil, fmt.Errorf("gpt: %s: tensor \"score.weight\" missing: this is a language model, not a reward or value model", dir)
+		}
+		hc.Tied = true // a scorer's checkpoint has no LM head
+	}
+	if err := checkHeader(&hc, st); err != nil {
+		return nil, nil, fmt.Errorf("gpt: %s: %w", filepath.Join(dir, "config.json"), err)
 	}
 	in := nn.NewInit(be, 0)
 	in.Zero = true
 	m, err := build(be, *c, in)
 	if err != nil {
-		return nil, fmt.Errorf("gpt: %s: %w", dir, err)
+		return nil, nil, fmt.Errorf("gpt: %s: %w", dir, err)
+	}
+	var head *nn.Linear
+	ps := m.Params()
+	if score {
+		m.Head, head = nil, nn.NewLinear(in, c.Hidden, 1, false, 0)
+		ps = append(m.Params(), nn.Named{Name: "score.weight", Tensor: head.Weight})
 	}
 	noBias := c.Arch == "gpt2" && !c.Bias
-	if err := loadParams(st, m.Params(), dir, noBias); err != nil {
-		return nil, err
+	if err := loadParams(st, ps, dir, noBias); err != nil {
+		return nil, nil, err
 	}
 	if err := st.Changed(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return m, nil
+	return m, head, nil
 }
 
 // checkHeader checks each size of c against the shapes of the checkpoint's
@@ -61,10 +81,7 @@ func checkHeader(c *Config, st *safetensors.Model) error {
 		ckpt = safetensors.IndexFile
 	}
 	// Layers: the highest block index in the tensor names.
-	prefix := "model.layers."
-	if c.Arch == "gpt2" {
-		prefix = "transformer.h."
-	}
+	prefix := archs[c.Arch].layerPrefix
 	layers := 0
 	for _, n := range st.Names() {
 		if rest, ok := strings.CutPrefix(n, prefix); ok {
@@ -113,22 +130,9 @@ func checkHeader(c *Config, st *safetensors.Model) error {
 		}
 		return nil
 	}
-	var checks [][]string
-	if c.Arch == "gpt2" {
-		checks = [][]string{
-			{"transformer.wte.weight", "Vocab", "Hidden"},
-			{"transformer.wpe.weight", "Context", "Hidden"},
-			{"transformer.h.0.mlp.c_fc.weight", "Hidden", "Intermediate"},
-		}
-	} else {
-		checks = [][]string{
-			{"model.embed_tokens.weight", "Vocab", "Hidden"},
-			{"model.layers.0.self_attn.k_proj.weight", "KVHeads", "Hidden"},
-			{"model.layers.0.mlp.gate_proj.weight", "Intermediate", "Hidden"},
-		}
-	}
+	checks := archs[c.Arch].shapes
 	if !c.Tied {
-		checks = append(checks, []string{"lm_head.weight", "Vocab", "Hidden"})
+		checks = append(checks[:len(checks):len(checks)], []string{"lm_head.weight", "Vocab", "Hidden"})
 	}
 	for _, ch := range checks {
 		if err := dims(ch[0], ch[1:]...); err != nil {

@@ -91,7 +91,7 @@ func (c *Config) Validate() error {
 }
 
 func (c *Config) validate() error {
-	if c.Arch != "gpt2" && c.Arch != "llama" && c.Arch != "qwen2" {
+	if _, ok := archs[c.Arch]; !ok {
 		return fmt.Errorf("unknown architecture %q (want gpt2, llama or qwen2)", c.Arch)
 	}
 	for _, s := range []struct {
@@ -284,7 +284,7 @@ func (c *Config) JSON() ([]byte, error) {
 	h := hfConfig{ModelType: c.Arch, VocabSize: c.Vocab, Tie: b(c.Tied), BOS: id(c.BOS), EOS: id(c.EOS), TorchDType: "float32"}
 	switch c.Arch {
 	case "gpt2":
-		h.Architectures = []string{"GPT2LMHeadModel"}
+		h.Architectures = []string{archs[c.Arch].causalLM}
 		h.NPositions, h.NEmbd, h.NLayer, h.NHead = c.Context, c.Hidden, c.Layers, c.Heads
 		if c.Intermediate != 4*c.Hidden {
 			n := c.Intermediate
@@ -295,7 +295,7 @@ func (c *Config) JSON() ([]byte, error) {
 		h.ResidPdrop, h.EmbdPdrop, h.AttnPdrop = ptr(shortFloat(c.Dropout)), ptr(shortFloat(c.Dropout)), ptr(0)
 		h.GolemNoBias = !c.Bias
 	default:
-		h.Architectures = []string{map[string]string{"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM"}[c.Arch]}
+		h.Architectures = []string{archs[c.Arch].causalLM}
 		h.MaxPos, h.HiddenSize, h.Intermediate = c.Context, c.Hidden, c.Intermediate
 		h.NumLayers, h.NumHeads, h.NumKVHeads, h.HeadDim = c.Layers, c.Heads, c.KVHeads, c.HeadDim()
 		h.HiddenAct = "silu"

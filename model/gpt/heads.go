@@ -9,7 +9,6 @@ import (
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/internal/atomicfile"
 	"github.com/golem-ml/golem/nn"
-	"github.com/golem-ml/golem/safetensors"
 	"github.com/golem-ml/golem/tensor"
 )
 
@@ -115,8 +114,6 @@ func (s *Scorer) ScoreSequences(seqs [][]int, batch int) ([]float64, error) {
 	return out, nil
 }
 
-var scoreArch = map[string]string{"gpt2": "GPT2ForSequenceClassification", "llama": "LlamaForSequenceClassification", "qwen2": "Qwen2ForSequenceClassification"}
-
 // Save writes config.json and model.safetensors (see [Scorer]).
 func (s *Scorer) Save(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -130,7 +127,7 @@ func (s *Scorer) Save(dir string) error {
 	if err := json.Unmarshal(cj, &m); err != nil {
 		return err
 	}
-	m["architectures"] = []string{scoreArch[s.Config.Arch]}
+	m["architectures"] = []string{archs[s.Config.Arch].classifier}
 	m["num_labels"] = 1
 	m["id2label"] = map[string]string{"0": "LABEL_0"}
 	m["label2id"] = map[string]int{"LABEL_0": 0}
@@ -166,8 +163,7 @@ func IsScorer(dir string) bool {
 // *ForSequenceClassification with num_labels 1. A language model's folder
 // is an error naming the missing "score.weight".
 func LoadScorer(be backend.Backend, dir string) (*Scorer, error) {
-	c, err := LoadConfig(dir)
-	if err != nil {
+	if _, err := LoadConfig(dir); err != nil {
 		return nil, err
 	}
 	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
@@ -184,25 +180,10 @@ func LoadScorer(be backend.Backend, dir string) (*Scorer, error) {
 	if h.NumLabels != nil && *h.NumLabels != 1 {
 		return nil, fmt.Errorf("gpt: %s: num_labels is %d, a reward or value model has 1", dir, *h.NumLabels)
 	}
-	in := nn.NewInit(be, 0)
-	in.Zero = true
-	m, err := build(be, *c, in)
-	if err != nil {
-		return nil, fmt.Errorf("gpt: %s: %w", dir, err)
-	}
-	m.Head = nil
-	s := &Scorer{Model: m, Score: nn.NewLinear(in, c.Hidden, 1, false, 0), Bias: h.Bias}
-	st, err := safetensors.OpenModel(dir)
+	m, score, err := load(be, dir, true)
 	if err != nil {
 		return nil, err
 	}
-	defer st.Close()
-	if _, ok := st.Info("score.weight"); !ok {
-		return nil, fmt.Errorf("gpt: %s: tensor \"score.weight\" missing: this is a language model, not a reward or value model", dir)
-	}
-	noBias := c.Arch == "gpt2" && !c.Bias
-	if err := loadParams(st, s.Params(), dir, noBias); err != nil {
-		return nil, err
-	}
+	s := &Scorer{Model: m, Score: score, Bias: h.Bias}
 	return s, nil
 }

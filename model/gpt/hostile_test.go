@@ -229,3 +229,43 @@ func FuzzLoad(f *testing.F) {
 		}
 	})
 }
+
+// A reward or value model's folder goes through the same checks as a
+// language model's (one loader): a config its weights disagree with is
+// refused from the header, naming config.json and the field, in bounded
+// memory. Before, LoadScorer built the config's model first
+// (intermediate_size 262144 allocated 96 MB, then failed on a shape,
+// naming no field).
+func TestHostileScorerConfigs(t *testing.T) {
+	for _, c := range []struct {
+		arch string
+		set  map[string]any
+		want string
+	}{
+		{"gpt2", map[string]any{"n_layer": 4000}, `"n_layer" is 4000, but model.safetensors has 2 layers`},
+		{"llama", map[string]any{"intermediate_size": 1 << 18}, `"intermediate_size" is 262144, but model.safetensors has "model.layers.0.mlp.gate_proj.weight"`},
+	} {
+		lm, err := Load(cpu.New(), tinyFolder(t, c.arch))
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		if err := NewScorer(lm, 1).Save(dir); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := LoadScorer(cpu.New(), dir); err != nil {
+			t.Fatalf("%s: the scorer as saved: %v", c.arch, err)
+		}
+		editConfig(t, dir, c.set)
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		_, err = LoadScorer(cpu.New(), dir)
+		runtime.ReadMemStats(&after)
+		if got := after.TotalAlloc - before.TotalAlloc; got > 16<<20 {
+			t.Errorf("%s: loading allocated %d MB", c.arch, got>>20)
+		}
+		if err == nil || !strings.Contains(err.Error(), filepath.Join(dir, "config.json")) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s %v: %v\nwant the path and %q", c.arch, c.set, err, c.want)
+		}
+	}
+}

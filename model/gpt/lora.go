@@ -41,48 +41,20 @@ type LoRAConfig struct {
 // DefaultLoRATargets returns PEFT's default target modules for the
 // architecture: the query and value projections (GPT-2's fused c_attn).
 func DefaultLoRATargets(arch string) []string {
-	if arch == "gpt2" {
-		return []string{"c_attn"}
+	if a := archs[arch]; a != nil {
+		return slices.Clone(a.loraTargets)
 	}
-	return []string{"q_proj", "v_proj"}
+	return nil
 }
 
 // Module is a linear layer of a model and its Hugging Face module name
 // ("model.layers.0.self_attn.q_proj").
-type Module struct {
-	Name   string
-	Linear *nn.Linear
-}
+type Module = nn.NamedLinear
 
-// Modules returns the model's linear layers by name, blocks in order; the
-// LM head is left out (PEFT's "all-linear" leaves it out too).
-func (m *Model) Modules() []Module {
-	var out []Module
-	add := func(name string, l *nn.Linear) {
-		if l != nil {
-			out = append(out, Module{name, l})
-		}
-	}
-	for i, b := range m.Blocks {
-		if m.Config.Arch == "gpt2" {
-			p := fmt.Sprintf("transformer.h.%d.", i)
-			add(p+"attn.c_attn", b.QKV)
-			add(p+"attn.c_proj", b.O)
-			add(p+"mlp.c_fc", b.FC)
-			add(p+"mlp.c_proj", b.Proj)
-			continue
-		}
-		p := fmt.Sprintf("model.layers.%d.", i)
-		add(p+"self_attn.q_proj", b.Q)
-		add(p+"self_attn.k_proj", b.K)
-		add(p+"self_attn.v_proj", b.V)
-		add(p+"self_attn.o_proj", b.O)
-		add(p+"mlp.gate_proj", b.Gate)
-		add(p+"mlp.up_proj", b.Up)
-		add(p+"mlp.down_proj", b.Down)
-	}
-	return out
-}
+// Modules returns the model's linear layers by name (from the body's
+// tags), blocks in order; the LM head is left out (PEFT's "all-linear"
+// leaves it out too).
+func (m *Model) Modules() []Module { return nn.Linears(m.Body) }
 
 // matchTarget reports whether module name is targeted, by PEFT's rule for a
 // list of targets: the name equals a target or ends with "." + target.
@@ -258,7 +230,7 @@ func (m *Model) SaveLoRA(dir string, c LoRAConfig, base string) error {
 	ac := adapterConfig{
 		PeftType: "LORA", TaskType: "CAUSAL_LM", BaseModel: base, InferenceMode: true,
 		R: c.R, LoRAAlpha: c.Alpha, LoRADropout: shortFloat(c.Dropout), TargetModules: c.Targets,
-		FanInFanOut: m.Config.Arch == "gpt2", Bias: "none", InitLoRA: true,
+		FanInFanOut: archs[m.Config.Arch].fanInOut, Bias: "none", InitLoRA: true,
 		RankPattern: map[string]any{}, AlphaPattern: map[string]any{},
 	}
 	if len(c.Targets) == 1 && c.Targets[0] == "all-linear" {

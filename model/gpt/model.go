@@ -2,9 +2,9 @@ package gpt
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/golem-ml/golem/backend"
+	"github.com/golem-ml/golem/kvcache"
 	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/tensor"
 )
@@ -14,23 +14,24 @@ type Norm interface {
 	Forward(x *tensor.Tensor) *tensor.Tensor
 }
 
-// Block is one transformer block. GPT-2 uses QKV (fused c_attn), FC and
-// Proj; Llama and Qwen2 use Q, K, V, Gate, Up and Down. Both use O.
-type Block struct {
-	Norm1, Norm2    Norm
-	QKV, Q, K, V, O *nn.Linear
-	FC, Proj        *nn.Linear
-	Gate, Up, Down  *nn.Linear
+// Block is one transformer block of an architecture: its two residual
+// sublayers, each with its own norm. The forward pass adds each to the
+// residual stream (with dropout when training).
+type Block interface {
+	Attention(x *tensor.Tensor, p *nn.Pass) *tensor.Tensor
+	MLP(x *tensor.Tensor) *tensor.Tensor
 }
 
-// Model is a decoder-only language model.
+// Model is a decoder-only language model: an architecture's body (GPT2 or
+// Llama) and an LM head, run by one forward pass.
 type Model struct {
 	Config Config
-	Embed  *nn.Embedding // token embedding [V, C]
-	Pos    *nn.Embedding // gpt2: learned positions [Context, C]
-	Blocks []*Block
-	NormF  Norm
-	Head   *nn.Linear // nil when tied to Embed
+	Body   any           // the architecture's layers (*gpt2.Model, *llama.Model): their nn tags name the parameters
+	Embed  *nn.Embedding // token embedding [V, C] (the body's)
+	Pos    *nn.Embedding // gpt2: learned positions [Context, C] (the body's)
+	Blocks []Block       // the body's blocks
+	NormF  Norm          // the body's final norm
+	Head   *nn.Linear    // nil when tied to Embed
 }
 
 // New builds a model with random weights (N(0, 0.02), residual projections
@@ -43,178 +44,39 @@ func build(be backend.Backend, c Config, in *nn.Init) (*Model, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	const std = 0.02
-	resid := std / math.Sqrt(2*float64(c.Layers))
-	C, D := c.Hidden, c.HeadDim()
-	m := &Model{Config: c, Embed: &nn.Embedding{Weight: in.Normal(std, c.Vocab, C)}}
-	inout := func(inF, outF int, s float64) *nn.Linear {
-		l := &nn.Linear{Weight: in.Normal(s, inF, outF), InOut: true}
-		if c.Bias {
-			l.Bias = in.Const(0, outF)
-		}
-		return l
-	}
-	if c.Arch == "gpt2" {
-		m.Pos = &nn.Embedding{Weight: in.Normal(std, c.Context, C)}
-		for i := 0; i < c.Layers; i++ {
-			m.Blocks = append(m.Blocks, &Block{
-				Norm1: nn.NewLayerNorm(in, C, c.Bias, c.Eps), Norm2: nn.NewLayerNorm(in, C, c.Bias, c.Eps),
-				QKV: inout(C, 3*C, std), O: inout(C, C, resid),
-				FC: inout(C, c.Intermediate, std), Proj: inout(c.Intermediate, C, resid),
-			})
-		}
-		m.NormF = nn.NewLayerNorm(in, C, c.Bias, c.Eps)
-	} else {
-		kv := c.KVHeads * D
-		for i := 0; i < c.Layers; i++ {
-			m.Blocks = append(m.Blocks, &Block{
-				Norm1: nn.NewRMSNorm(in, C, c.Eps), Norm2: nn.NewRMSNorm(in, C, c.Eps),
-				Q: nn.NewLinear(in, C, C, c.Bias, std), K: nn.NewLinear(in, C, kv, c.Bias, std),
-				V: nn.NewLinear(in, C, kv, c.Bias, std), O: nn.NewLinear(in, C, C, false, resid),
-				Gate: nn.NewLinear(in, C, c.Intermediate, false, std), Up: nn.NewLinear(in, C, c.Intermediate, false, std),
-				Down: nn.NewLinear(in, c.Intermediate, C, false, resid),
-			})
-		}
-		m.NormF = nn.NewRMSNorm(in, C, c.Eps)
-	}
+	m := archs[c.Arch].build(&c, in)
+	m.Config = c
 	if !c.Tied {
-		m.Head = nn.NewLinear(in, C, c.Vocab, false, std)
+		m.Head = nn.NewLinear(in, c.Hidden, c.Vocab, false, 0.02)
 	}
 	return m, nil
 }
 
-// Params returns the parameters under their Hugging Face names.
+// Params returns the parameters under their Hugging Face names (the
+// body's tags, then "lm_head.weight" when the head is not tied).
 func (m *Model) Params() []nn.Named {
-	var ps []nn.Named
-	add := func(prefix string, module any) {
-		for _, p := range nn.Params(module) {
-			ps = append(ps, nn.Named{Name: prefix + "." + p.Name, Tensor: p.Tensor})
-		}
-	}
-	if m.Config.Arch == "gpt2" {
-		add("transformer.wte", m.Embed)
-		add("transformer.wpe", m.Pos)
-		for i, b := range m.Blocks {
-			p := fmt.Sprintf("transformer.h.%d.", i)
-			add(p+"ln_1", b.Norm1)
-			add(p+"attn.c_attn", b.QKV)
-			add(p+"attn.c_proj", b.O)
-			add(p+"ln_2", b.Norm2)
-			add(p+"mlp.c_fc", b.FC)
-			add(p+"mlp.c_proj", b.Proj)
-		}
-		add("transformer.ln_f", m.NormF)
-	} else {
-		add("model.embed_tokens", m.Embed)
-		for i, b := range m.Blocks {
-			p := fmt.Sprintf("model.layers.%d.", i)
-			add(p+"input_layernorm", b.Norm1)
-			add(p+"self_attn.q_proj", b.Q)
-			add(p+"self_attn.k_proj", b.K)
-			add(p+"self_attn.v_proj", b.V)
-			add(p+"self_attn.o_proj", b.O)
-			add(p+"post_attention_layernorm", b.Norm2)
-			add(p+"mlp.gate_proj", b.Gate)
-			add(p+"mlp.up_proj", b.Up)
-			add(p+"mlp.down_proj", b.Down)
-		}
-		add("model.norm", m.NormF)
-	}
+	ps := nn.Params(m.Body)
 	if m.Head != nil {
-		add("lm_head", m.Head)
+		ps = append(ps, nn.Named{Name: "lm_head.weight", Tensor: m.Head.Weight})
 	}
 	return ps
 }
 
-// Cache holds the keys and values of past positions for each layer, for
-// incremental decoding. K[l] and V[l] are [B, Len, KVHeads*D] and own their
-// memory. For one sequence (B = 1) without gradients, they are views of
-// buffers with room to grow, so a decoding step appends its keys in place
-// instead of copying the whole cache.
-type Cache struct {
-	K, V []*tensor.Tensor // per layer [B, S, KVHeads*D]
-	Len  int              // positions cached
+// Cache is the growable KV cache of generation (see kvcache.Growable).
+type Cache = kvcache.Growable
 
-	// kb and vb are the growable buffers behind K and V (nil where K and V
-	// own their memory).
-	kb, vb []*tensor.Tensor
-}
-
-// Free releases the cache's memory.
-func (c *Cache) Free() {
-	for i := range c.K {
-		c.drop(i)
-		if c.K[i] != nil {
-			c.K[i].Free()
-			c.V[i].Free()
-		}
-		c.K[i], c.V[i] = nil, nil
-	}
-	c.Len = 0
-}
-
-// extend appends k and v ([B, T, W]) of layer l after the cached positions
-// and returns the keys and values of all positions, [B, Len+T, W].
-func (c *Cache) extend(l int, k, v *tensor.Tensor, context int) (*tensor.Tensor, *tensor.Tensor) {
-	B, T, W := k.Dim(0), k.Dim(1), k.Dim(2)
-	S := c.Len + T
-	if B != 1 || (tensor.GradEnabled() && (k.RequiresGrad() || v.RequiresGrad())) {
-		// Several rows (each row's positions must stay contiguous), or a
-		// gradient to keep: concatenate.
-		if c.kb != nil && c.kb[l] != nil {
-			c.K[l], c.V[l] = c.K[l].Clone(), c.V[l].Clone()
-			c.drop(l)
-		}
-		if prev := c.K[l]; prev != nil {
-			k, v = tensor.Concat(1, prev, k), tensor.Concat(1, c.V[l], v)
-			prev.Free()
-			c.V[l].Free()
-		}
-		c.K[l], c.V[l] = k.Keep(), v.Keep()
-		return k, v
-	}
-	if c.kb == nil {
-		c.kb, c.vb = make([]*tensor.Tensor, len(c.K)), make([]*tensor.Tensor, len(c.K))
-	}
-	be := k.Backend()
-	if kb := c.kb[l]; kb == nil || kb.Len() < S*W {
-		// Grow: room for the whole context, or twice what is needed.
-		n := max(S, min(context, 2*S), 16)
-		nk, nv := tensor.New(be, n*W), tensor.New(be, n*W)
-		if c.Len > 0 && c.K[l] != nil {
-			be.Copy2D(nk.Buffer(), 0, 0, c.K[l].Buffer(), 0, 0, 1, c.Len*W, false)
-			be.Copy2D(nv.Buffer(), 0, 0, c.V[l].Buffer(), 0, 0, 1, c.Len*W, false)
-		}
-		if kb == nil && c.K[l] != nil {
-			c.K[l].Free()
-			c.V[l].Free()
-		}
-		c.drop(l)
-		c.kb[l], c.vb[l] = nk, nv
-	}
-	kb, vb := c.kb[l], c.vb[l]
-	be.Copy2D(kb.Buffer(), c.Len*W, 0, k.Buffer(), 0, 0, 1, T*W, false)
-	be.Copy2D(vb.Buffer(), c.Len*W, 0, v.Buffer(), 0, 0, 1, T*W, false)
-	c.K[l], c.V[l] = tensor.Prefix(kb, 1, S, W), tensor.Prefix(vb, 1, S, W)
-	return c.K[l], c.V[l]
-}
-
-// drop frees layer l's growable buffers, if any; K[l] and V[l], views of
-// them, go too.
-func (c *Cache) drop(l int) {
-	if c.kb == nil || c.kb[l] == nil {
-		return
-	}
-	c.kb[l].Free()
-	c.vb[l].Free()
-	c.kb[l], c.vb[l] = nil, nil
-	c.K[l], c.V[l] = nil, nil
+// NewBatchCache allocates a slotted batch cache (see kvcache.Batch) of
+// slots sequences of up to capacity positions each for m, in float16 when
+// half is set and the backend supports it.
+func (m *Model) NewBatchCache(slots, capacity int, half bool) *kvcache.Batch {
+	c := &m.Config
+	return kvcache.NewBatch(m.Embed.Weight.Backend(), c.Layers, c.KVHeads, c.HeadDim(), slots, capacity, half)
 }
 
 // Options are the optional inputs of Forward.
 type Options struct {
-	Cache   *Cache         // keys/values of earlier positions; extended in place
-	Pos     []int32        // [B*T] positions (default: Cache.Len + t)
+	Cache   kvcache.Cache  // keys/values of earlier positions; extended in place
+	Pos     []int32        // [B*T] positions (default: Cache.Len() + t)
 	KeyMask []bool         // [B*S] false hides a key (left padding); S counts cached keys
 	Embeds  *tensor.Tensor // [B, P, C] embeddings put before the tokens' (soft prompts, image features)
 	Train   bool           // apply dropout
@@ -223,7 +85,10 @@ type Options struct {
 
 // Forward runs the model over ids (B rows of T tokens) and returns the final
 // hidden states [B, T', C] after the last norm (T' = T plus the length of
-// Options.Embeds).
+// Options.Embeds). It is the one forward pass of training, prefill and
+// decoding: with a cache, each layer attends through it (a growable cache
+// for a prompt and the tokens after it, a batch cache's rows for one step
+// of many sequences).
 func (m *Model) Forward(ids []int32, B, T int, o Options) *tensor.Tensor {
 	c := &m.Config
 	x := m.Embed.Forward(ids, B, T)
@@ -233,13 +98,15 @@ func (m *Model) Forward(ids []int32, B, T int, o Options) *tensor.Tensor {
 	}
 	start := 0
 	if o.Cache != nil {
-		start = o.Cache.Len
-		if o.Cache.K == nil {
-			o.Cache.K, o.Cache.V = make([]*tensor.Tensor, c.Layers), make([]*tensor.Tensor, c.Layers)
-		}
+		start = o.Cache.Len()
 	}
 	if start+T > c.Context && c.Arch == "gpt2" {
 		panic(fmt.Sprintf("gpt: sequence of %d positions exceeds the context of %d", start+T, c.Context))
+	}
+	for _, p := range o.Pos {
+		if p < 0 || int(p) >= c.Context {
+			panic(fmt.Sprintf("gpt: position %d outside the context of %d", p, c.Context))
+		}
 	}
 	drop := func(t *tensor.Tensor, k uint64) *tensor.Tensor {
 		if !o.Train || c.Dropout == 0 {
@@ -258,50 +125,17 @@ func (m *Model) Forward(ids []int32, B, T int, o Options) *tensor.Tensor {
 		x = tensor.Add(x, m.Pos.Forward(pos, B, T))
 	}
 	x = drop(x, 1)
-	attn := tensor.AttentionOptions{Heads: c.Heads, KVHeads: c.KVHeads, Causal: true, KeyMask: o.KeyMask}
-	rope := tensor.RoPEOptions{Heads: c.Heads, Theta: c.RopeTheta, Start: start, Pos: o.Pos}
-	ropeK := rope
-	ropeK.Heads = c.KVHeads
-	C := c.Hidden
+	p := &nn.Pass{Cache: o.Cache,
+		Attn:  kvcache.Attention{AttentionOptions: tensor.AttentionOptions{Heads: c.Heads, KVHeads: c.KVHeads, Causal: true, KeyMask: o.KeyMask}, Context: c.Context},
+		RoPE:  tensor.RoPEOptions{Heads: c.Heads, Theta: c.RopeTheta, Start: start, Pos: o.Pos},
+		RoPEK: tensor.RoPEOptions{Heads: c.KVHeads, Theta: c.RopeTheta, Start: start, Pos: o.Pos}}
+	noGrad := !tensor.GradEnabled()
 	var leaf *tensor.Tensor // the last block's output, kept without its graph
 	for i, b := range m.Blocks {
-		h := b.Norm1.Forward(x)
-		var y *tensor.Tensor
-		if b.QKV != nil && o.Cache == nil {
-			// q, k and v read in place from the fused projection.
-			y = tensor.AttentionQKV(b.QKV.Forward(h), attn)
-		} else {
-			var q, k, v, kl *tensor.Tensor
-			if b.QKV != nil {
-				qkv := b.QKV.Forward(h)
-				q, k, v = tensor.Slice(qkv, 2, 0, C), tensor.Slice(qkv, 2, C, 2*C), tensor.Slice(qkv, 2, 2*C, 3*C)
-			} else {
-				kl = b.K.Forward(h)
-				q = tensor.RoPE(b.Q.Forward(h), rope)
-				k = tensor.RoPE(kl, ropeK)
-				v = b.V.Forward(h)
-			}
-			if o.Cache != nil {
-				kIn, vIn := k, v
-				k, v = o.Cache.extend(i, k, v, c.Context)
-				if k != kIn && !tensor.GradEnabled() {
-					// Copied into the cache's buffers: nothing links back
-					// to the new keys and values any more, so no Release
-					// would free them.
-					for _, t := range []*tensor.Tensor{kIn, vIn, kl} {
-						if t != nil {
-							t.Free()
-						}
-					}
-				}
-			}
-			y = tensor.Attention(q, k, v, attn)
-		}
-		a := b.O.Forward(y)
-		x = tensor.Add(x, drop(a, uint64(10+2*i)))
-		f := b.mlp(b.Norm2.Forward(x), c.Activation)
-		x = tensor.Add(x, drop(f, uint64(11+2*i)))
-		if !tensor.GradEnabled() && o.Embeds == nil {
+		p.Attn.Layer = i
+		x = tensor.Add(x, drop(b.Attention(x, p), uint64(10+2*i)))
+		x = tensor.Add(x, drop(b.MLP(x), uint64(11+2*i)))
+		if noGrad && o.Embeds == nil {
 			// Nothing keeps a gradient: the block's intermediates go
 			// back to the pool now, for the next block to reuse, rather
 			// than all layers' at the caller's Release (a 2,000-token
@@ -315,30 +149,22 @@ func (m *Model) Forward(ids []int32, B, T int, o Options) *tensor.Tensor {
 			}
 			x, leaf = nx, nx
 		}
+		if noGrad {
+			// What a cache copied or attended to outside the graph (its
+			// keys and values, a kernel's output) no Release reaches.
+			p.FreeTemps()
+		} else {
+			p.ClearTemps()
+		}
 	}
 	if o.Cache != nil {
-		o.Cache.Len += T
+		o.Cache.Commit(T)
 	}
 	out := m.NormF.Forward(x)
 	if leaf != nil {
 		leaf.Free()
 	}
 	return out
-}
-
-// mlp is a block's feed-forward part on its normalised input h: the GELU
-// MLP of GPT-2, or the SwiGLU of Llama and Qwen2.
-func (b *Block) mlp(h *tensor.Tensor, activation string) *tensor.Tensor {
-	if b.FC == nil {
-		return b.Down.Forward(tensor.SwiGLU(b.Gate.Forward(h), b.Up.Forward(h)))
-	}
-	f := b.FC.Forward(h)
-	if activation == "gelu" {
-		f = tensor.GELU(f)
-	} else {
-		f = tensor.GELUTanh(f)
-	}
-	return b.Proj.Forward(f)
 }
 
 // Logits maps hidden states [..., C] to vocabulary logits [..., V].

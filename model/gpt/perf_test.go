@@ -141,8 +141,8 @@ func TestCacheMatchesFullForward(t *testing.T) {
 					}
 					s += T
 				}
-				if cache.Len != N {
-					t.Errorf("cache holds %d positions, want %d", cache.Len, N)
+				if cache.Len() != N {
+					t.Errorf("cache holds %d positions, want %d", cache.Len(), N)
 				}
 			})
 		}
