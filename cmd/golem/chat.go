@@ -17,10 +17,7 @@ func runChat(args []string) error {
 	system := fs.String("system", "", "system message")
 	sampling := addSamplingFlags(fs)
 	dev := addDeviceFlag(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	be, err := dev.open()
+	be, err := dev.parse(fs, args)
 	if err != nil {
 		return err
 	}

@@ -25,6 +25,14 @@ func addDeviceFlag(fs *flag.FlagSet) deviceFlag {
 	}
 }
 
+// parse parses a command's flags (parseFlags) and opens the chosen device.
+func (d deviceFlag) parse(fs *flag.FlagSet, args []string) (backend.Backend, error) {
+	if err := parseFlags(fs, args); err != nil {
+		return nil, err
+	}
+	return d.open()
+}
+
 // open returns a new backend of the chosen device; an unknown one is an
 // error naming the flag and listing the known devices ("--device cuda:
 // unknown device (have: cpu)").

@@ -27,10 +27,7 @@ func runDPO(args []string) error {
 	lf := addLoopFlags(fs, 200, 5e-7)
 	alias(fs, "policy", "model")
 	dev := addDeviceFlag(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	be, err := dev.open()
+	be, err := dev.parse(fs, args)
 	if err != nil {
 		return err
 	}

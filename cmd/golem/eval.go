@@ -142,10 +142,7 @@ func runEvalTasks(args []string) error {
 	show := fs.Int("show", 0, "print the first N answers")
 	jsonOut := fs.String("json", "", "append the result to this JSON file")
 	dev := addDeviceFlag(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	be, err := dev.open()
+	be, err := dev.parse(fs, args)
 	if err != nil {
 		return err
 	}

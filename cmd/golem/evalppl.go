@@ -17,10 +17,7 @@ func runEvalPPL(args []string) error {
 	data := fs.String("data", "", "text file (required)")
 	batch := fs.Int("batch", 8, "sequences per forward pass")
 	dev := addDeviceFlag(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	be, err := dev.open()
+	be, err := dev.parse(fs, args)
 	if err != nil {
 		return err
 	}

@@ -66,10 +66,7 @@ func runGenerate(args []string) error {
 	fs.Var(&stop, "stop", "stop string (repeatable)")
 	n := fs.Int("n", 1, "samples to draw (decoded as one batch)")
 	dev := addDeviceFlag(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	be, err := dev.open()
+	be, err := dev.parse(fs, args)
 	if err != nil {
 		return err
 	}

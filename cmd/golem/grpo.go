@@ -32,10 +32,7 @@ func runGRPO(args []string) error {
 	alias(fs, "tasks", "data")
 	alias(fs, "prompts", "batch")
 	dev := addDeviceFlag(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	be, err := dev.open()
+	be, err := dev.parse(fs, args)
 	if err != nil {
 		return err
 	}

@@ -70,10 +70,7 @@ func runPPO(args []string) error {
 	alias(fs, "prompts", "data")
 	alias(fs, "kl-coef", "beta")
 	dev := addDeviceFlag(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	be, err := dev.open()
+	be, err := dev.parse(fs, args)
 	if err != nil {
 		return err
 	}

@@ -63,10 +63,7 @@ func runPretrain(args []string) error {
 	saveEvery := fs.Int("save-every", 0, "also checkpoint every N steps into OUT/trainer/step-N, 0 = at the end and on Ctrl-C"+rd(baby.Loop.SaveEvery))
 	seed := fs.Uint64("seed", defaultSeed, "random seed")
 	dev := addDeviceFlag(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	be, err := dev.open()
+	be, err := dev.parse(fs, args)
 	if err != nil {
 		return err
 	}

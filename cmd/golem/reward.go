@@ -85,10 +85,7 @@ func runReward(args []string) error {
 	freezeEmb := fs.Bool("freeze-embeddings", false, "keep the starting model's token and position embeddings")
 	lf := addLoopFlags(fs, 200, 1e-5)
 	dev := addDeviceFlag(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	be, err := dev.open()
+	be, err := dev.parse(fs, args)
 	if err != nil {
 		return err
 	}

@@ -39,15 +39,12 @@ func runServe(args []string) error {
 	logFormat := fs.String("log-format", "text", "how the log's lines are written: text, or json (one object a line; a line per request with id, route, model, tokens, time to first token, total time and status)")
 	bodyMiB := fs.Int64("body-memory", 64, "MiB of request bodies read and handled at once; more is a 429")
 	dev := addDeviceFlag(fs)
-	if err := parseFlags(fs, args); err != nil {
+	be, err := dev.parse(fs, args)
+	if err != nil {
 		return err
 	}
 	o.BodyMemory = *bodyMiB << 20
 	o.CORSOrigins = origins
-	be, err := dev.open()
-	if err != nil {
-		return err
-	}
 	if *kvCache != "f16" && *kvCache != "f32" {
 		return fmt.Errorf("serve: --kv-cache %q: want f16 or f32", *kvCache)
 	}

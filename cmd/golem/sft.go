@@ -50,10 +50,7 @@ func runSFT(args []string) error {
 	builtinN := fs.Int("builtin-n", 2000, "built-in tasks to train on")
 	lang := fs.String("lang", "en", "built-in tasks' language: en, zh or mix")
 	dev := addDeviceFlag(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	be, err := dev.open()
+	be, err := dev.parse(fs, args)
 	if err != nil {
 		return err
 	}
