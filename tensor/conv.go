@@ -110,30 +110,42 @@ func padded(be backend.Backend, x backend.Buffer, n int, v float32) backend.Buff
 	return p
 }
 
+// im2colBuf writes the column matrix of x (backend.Conv2D's layout) into
+// col, pad outside x: the backend's Im2Col, else a gather.
+func im2colBuf(be backend.Backend, g backend.Conv2D, col, x backend.Buffer, pad float32) {
+	if ic, ok := be.(backend.Im2Col); ok {
+		ic.Im2Col(g, col, x, pad)
+		return
+	}
+	n := g.N * g.C * g.H * g.W
+	xp := padded(be, x, n, pad)
+	be.Embedding(col, xp, colIndex(g), 1)
+	be.Free(xp)
+}
+
+// col2imBuf adds the column matrix col into dx [N, C, H, W]: the
+// backend's Col2Im, else a scatter-add.
+func col2imBuf(be backend.Backend, g backend.Conv2D, dx, col backend.Buffer) {
+	if ic, ok := be.(backend.Im2Col); ok {
+		ic.Col2Im(g, dx, col)
+		return
+	}
+	n := g.N * g.C * g.H * g.W
+	d := be.Alloc(n+1, true)
+	be.EmbeddingGrad(d, col, colIndex(g), 1)
+	be.Copy2D(dx, 0, 0, d, 0, 0, 1, n, true)
+	be.Free(d)
+}
+
+func colLen(g backend.Conv2D) int { return g.C * g.KH * g.KW * g.N * g.OH * g.OW }
+
 // im2col returns the column matrix of x as [G, C/G*KH*KW, N*OH*OW], with
 // pad where the kernel reads outside x.
 func im2col(x *Tensor, g backend.Conv2D, pad float32) *Tensor {
-	shape := []int{g.Groups, g.C / g.Groups * g.KH * g.KW, g.N * g.OH * g.OW}
-	out := result(shape, x)
-	n := x.Len()
-	if ic, ok := x.be.(backend.Im2Col); ok {
-		ic.Im2Col(g, out.buf, x.buf, pad)
-		if out.requiresGrad {
-			out.back = func() { ic.Col2Im(g, x.GradBuffer(), out.grad) }
-		}
-		return out
-	}
-	idx := colIndex(g)
-	xp := padded(x.be, x.buf, n, pad)
-	x.be.Embedding(out.buf, xp, idx, 1)
-	x.be.Free(xp)
+	out := result([]int{g.Groups, g.C / g.Groups * g.KH * g.KW, g.N * g.OH * g.OW}, x)
+	im2colBuf(x.be, g, out.buf, x.buf, pad)
 	if out.requiresGrad {
-		out.back = func() {
-			d := x.be.Alloc(n+1, true)
-			x.be.EmbeddingGrad(d, out.grad, idx, 1)
-			x.be.Copy2D(x.GradBuffer(), 0, 0, d, 0, 0, 1, n, true)
-			x.be.Free(d)
-		}
+		out.back = func() { col2imBuf(x.be, g, x.GradBuffer(), out.grad) }
 	}
 	return out
 }
@@ -141,40 +153,15 @@ func im2col(x *Tensor, g backend.Conv2D, pad float32) *Tensor {
 // col2im is im2col's adjoint: it sums the column matrix col into an image
 // [N, C, H, W] of geometry g.
 func col2im(col *Tensor, g backend.Conv2D) *Tensor {
-	shape := []int{g.N, g.C, g.H, g.W}
-	n := numel(shape)
-	out := result(shape, col)
-	if ic, ok := col.be.(backend.Im2Col); ok {
-		col.be.Fill(out.buf, 0)
-		ic.Col2Im(g, out.buf, col.buf)
-		if out.requiresGrad {
-			out.back = func() {
-				if col.grad == nil {
-					col.grad = col.be.Alloc(col.Len(), false)
-					ic.Im2Col(g, col.grad, out.grad, 0)
-					return
-				}
-				t := col.be.Alloc(col.Len(), false)
-				ic.Im2Col(g, t, out.grad, 0)
-				col.be.Copy2D(col.grad, 0, 0, t, 0, 0, 1, col.Len(), true)
-				col.be.Free(t)
-			}
-		}
-		return out
-	}
-	idx := colIndex(g)
-	d := col.be.Alloc(n+1, true)
-	col.be.EmbeddingGrad(d, col.buf, idx, 1)
-	col.be.Copy2D(out.buf, 0, 0, d, 0, 0, 1, n, false)
-	col.be.Free(d)
+	out := result([]int{g.N, g.C, g.H, g.W}, col)
+	col.be.Fill(out.buf, 0)
+	col2imBuf(col.be, g, out.buf, col.buf)
 	if out.requiresGrad {
 		out.back = func() {
-			gp := padded(col.be, out.grad, n, 0)
 			t := col.be.Alloc(col.Len(), false)
-			col.be.Embedding(t, gp, idx, 1)
+			im2colBuf(col.be, g, t, out.grad, 0)
 			col.be.Copy2D(col.GradBuffer(), 0, 0, t, 0, 0, 1, col.Len(), true)
 			col.be.Free(t)
-			col.be.Free(gp)
 		}
 	}
 	return out
@@ -200,9 +187,11 @@ func addChannelBias(op string, y, bias *Tensor) *Tensor {
 
 // Conv2d is a 2-D convolution (cross-correlation, as PyTorch's) of x
 // [N, C, H, W] with weight [K, C/groups, KH, KW] plus bias [K] (or nil),
-// giving [N, K, OH, OW]. It is im2col (column matrix [G, C/G*KH*KW,
-// N*OH*OW], that many floats of scratch kept for backward) and one GEMM
-// batched over the groups; the backward pass is the GEMM's, and col2im.
+// giving [N, K, OH, OW]. It is im2col into a column matrix [G,
+// C/G*KH*KW, N*OH*OW] (that many floats, kept for the backward pass) and
+// per group one GEMM batched over the images, written straight into NCHW.
+// Backward: dW = dY' col^T with dY' = dY as [K, N*OH*OW] (one permuted
+// copy of dY, also summed for db), dX = col2im(W^T dY).
 func Conv2d(x, w, bias *Tensor, o ConvOptions) *Tensor {
 	o = o.norm()
 	N, C, H, W := dims4("conv2d", x, "input")
@@ -210,11 +199,65 @@ func Conv2d(x, w, bias *Tensor, o ConvOptions) *Tensor {
 	if Cg*o.Groups != C {
 		panic(fmt.Sprintf("tensor: conv2d: weight %v for %d input channels in %d groups", w.shape, C, o.Groups))
 	}
+	if bias != nil && bias.Len() != K {
+		panic(fmt.Sprintf("tensor: conv2d: bias of shape %v for %d channels", bias.shape, K))
+	}
 	g := geom("conv2d", N, C, H, W, K, kh, kw, o)
-	col := im2col(x, g, 0)
-	y := MatMul(Reshape(w, g.Groups, K/g.Groups, Cg*kh*kw), col, false, false) // [G, K/G, N*L]
-	y = Reshape(Permute(Reshape(y, K, N, g.OH*g.OW), 1, 0, 2), N, K, g.OH, g.OW)
-	return addChannelBias("conv2d", y, bias)
+	be := x.be
+	G, Kg, CKK, L := g.Groups, K/g.Groups, Cg*kh*kw, g.OH*g.OW
+	out := result([]int{N, K, g.OH, g.OW}, inputs(x, w, bias)...)
+	col := out.saveBuf(colLen(g), false)
+	im2colBuf(be, g, col, x.buf, 0)
+	beta := float32(0)
+	if bias != nil {
+		// y[n] = bias 1^T, then the GEMM adds onto it.
+		ones := be.Alloc(L, false)
+		be.Fill(ones, 1)
+		be.MatMul(backend.Gemm{M: K, N: L, K: 1, Alpha: 1, Batch: N, LDA: 1, LDB: L, LDC: L, StrideC: K * L}, bias.buf, ones, out.buf)
+		be.Free(ones)
+		beta = 1
+	}
+	for gi := range G {
+		// y[n, g] = W_g col_g[:, n]: A [Kg, CKK] shared, B rows N*L apart.
+		be.MatMul(backend.Gemm{M: Kg, N: L, K: CKK, Alpha: 1, Beta: beta, Batch: N,
+			LDA: CKK, LDB: N * L, LDC: L, StrideB: L, StrideC: K * L,
+			OffA: gi * Kg * CKK, OffB: gi * CKK * N * L, OffC: gi * Kg * L}, w.buf, col, out.buf)
+	}
+	if !out.requiresGrad {
+		return out
+	}
+	out.back = func() {
+		if x.requiresGrad {
+			dcol := be.Alloc(colLen(g), false)
+			for gi := range G {
+				// dcol_g[:, n] = W_g^T dY[n, g].
+				be.MatMul(backend.Gemm{TransA: true, M: CKK, N: L, K: Kg, Alpha: 1, Batch: N,
+					LDA: CKK, LDB: L, LDC: N * L, StrideB: K * L, StrideC: L,
+					OffA: gi * Kg * CKK, OffB: gi * Kg * L, OffC: gi * CKK * N * L}, w.buf, out.grad, dcol)
+			}
+			col2imBuf(be, g, x.GradBuffer(), dcol)
+			be.Free(dcol)
+		}
+		wg, bg := w.requiresGrad, bias != nil && bias.requiresGrad
+		if !wg && !bg {
+			return
+		}
+		dyp := be.Alloc(K*N*L, false) // dY as [K, N*L]
+		be.Permute(dyp, out.grad, []int{N, K, L}, []int{1, 0, 2}, false)
+		if wg {
+			dw, beta := w.gemmGrad()
+			be.MatMul(backend.Gemm{TransB: true, M: Kg, N: CKK, K: N * L, Alpha: 1, Beta: beta, Batch: G,
+				LDA: N * L, LDB: N * L, LDC: CKK, StrideA: Kg * N * L, StrideB: CKK * N * L, StrideC: Kg * CKK}, dyp, col, dw)
+		}
+		if bg {
+			s := be.Alloc(K, false)
+			be.SumRows(s, dyp, K, N*L)
+			be.Copy2D(bias.GradBuffer(), 0, 0, s, 0, 0, 1, K, true)
+			be.Free(s)
+		}
+		be.Free(dyp)
+	}
+	return out
 }
 
 // ConvTranspose2d is Conv2d's adjoint (its forward is a convolution's
