@@ -44,6 +44,9 @@ func geom(op string, N, C, H, W, K, kh, kw int, o ConvOptions) backend.Conv2D {
 	if o.Stride[0] < 1 || o.Stride[1] < 1 || o.Dilation[0] < 1 || o.Dilation[1] < 1 || o.Padding[0] < 0 || o.Padding[1] < 0 || o.Groups < 1 {
 		panic(fmt.Sprintf("tensor: %s: bad options %+v", op, o))
 	}
+	if kh < 1 || kw < 1 {
+		panic(fmt.Sprintf("tensor: %s: empty %dx%d kernel", op, kh, kw))
+	}
 	if C%o.Groups != 0 || K%o.Groups != 0 {
 		panic(fmt.Sprintf("tensor: %s: %d input and %d output channels are not multiples of groups %d", op, C, K, o.Groups))
 	}
@@ -68,6 +71,9 @@ var (
 // N*OH*OW] (backend.Conv2D's layout), the index into x it reads, or
 // N*C*H*W for padding.
 func colIndex(g backend.Conv2D) []int32 {
+	if int64(g.N)*int64(g.C)*int64(g.H)*int64(g.W) >= math.MaxInt32 || int64(g.C*g.KH*g.KW)*int64(g.N*g.OH*g.OW) >= math.MaxInt32 {
+		panic(fmt.Sprintf("tensor: convolution of %dx%dx%dx%d is too large for a backend without Im2Col", g.N, g.C, g.H, g.W))
+	}
 	idxMu.Lock()
 	defer idxMu.Unlock()
 	if idx, ok := idxCache[g]; ok {

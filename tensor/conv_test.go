@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/golem-ml/golem/backend"
@@ -368,4 +369,36 @@ func TestBatchNorm2d(t *testing.T) {
 	gradCheck(t, "batch_norm2d train", r, []*Tensor{x, w, b}, func(in []*Tensor) *Tensor { return BatchNorm2d(in[0], in[1], in[2], nil, nil, true, 0.1, 1e-5) })
 	gradCheck(t, "batch_norm2d train no affine", r, []*Tensor{x}, func(in []*Tensor) *Tensor { return BatchNorm2d(in[0], nil, nil, nil, nil, true, 0.1, 1e-5) })
 	gradCheck(t, "batch_norm2d eval", r, []*Tensor{x, w, b}, func(in []*Tensor) *Tensor { return BatchNorm2d(in[0], in[1], in[2], rm, rv, false, 0.1, 1e-5) })
+}
+
+// TestConvBadShapes: a shape that does not fit panics with a message
+// naming the op and the shapes, before any kernel runs.
+func TestConvBadShapes(t *testing.T) {
+	r := rand.New(rand.NewPCG(31, 32))
+	x := randT(r, 1, 1, 3, 5, 5)
+	for _, c := range []struct {
+		name, want string
+		fn         func()
+	}{
+		{"channels", "conv2d: weight [4 2 3 3] for 3 input channels in 1 groups", func() { Conv2d(x, randT(r, 1, 4, 2, 3, 3), nil, ConvOptions{}) }},
+		{"groups", "weight [4 1 3 3] for 3 input channels in 2 groups", func() { Conv2d(x, randT(r, 1, 4, 1, 3, 3), nil, ConvOptions{Groups: 2}) }},
+		{"too small", "input 5x5 is smaller than the 7x7 kernel", func() { Conv2d(x, randT(r, 1, 4, 3, 7, 7), nil, ConvOptions{}) }},
+		{"bias", "bias of shape [3] for 4 channels", func() { Conv2d(x, randT(r, 1, 4, 3, 3, 3), randT(r, 1, 3), ConvOptions{}) }},
+		{"3-D", "input has shape [3 5 5], want 4 dims", func() { MaxPool2d(Reshape(x, 3, 5, 5), [2]int{2, 2}, [2]int{}, [2]int{}) }},
+		{"pool padding", "padding at most half the kernel", func() { AvgPool2d(x, [2]int{2, 2}, [2]int{}, [2]int{2, 0}) }},
+		{"output padding", "output padding [2 0] must be smaller than stride", func() {
+			ConvTranspose2d(x, randT(r, 1, 3, 2, 3, 3), nil, ConvOptions{Stride: [2]int{2, 2}, OutputPadding: [2]int{2, 0}})
+		}},
+		{"group norm", "group_norm: 2 groups for input [1 3 5 5]", func() { GroupNorm(x, 2, nil, nil, 1e-5) }},
+	} {
+		func() {
+			defer func() {
+				msg := fmt.Sprint(recover())
+				if !strings.Contains(msg, c.want) {
+					t.Errorf("%s: panic %q, want it to say %q", c.name, msg, c.want)
+				}
+			}()
+			c.fn()
+		}()
+	}
 }

@@ -2,6 +2,8 @@ package cpu
 
 import "github.com/golem-ml/golem/backend"
 
+var _ backend.Im2Col = (*CPU)(nil)
+
 // Im2Col writes the column matrix [G, C/G*KH*KW, N*OH*OW] of x (see
 // backend.Conv2D), pad outside x, parallel over (row, image) blocks: row
 // (c, i, j) of image n reads plane (n, c) only. Each output row is a
