@@ -3,11 +3,24 @@ package nn
 import (
 	"fmt"
 	"math"
+	"path/filepath"
 	"testing"
 
 	"github.com/golem-ml/golem/backend/cpu"
+	"github.com/golem-ml/golem/safetensors"
 	"github.com/golem-ml/golem/tensor"
 )
+
+func newConvNet(in *Init) *convNet {
+	return &convNet{
+		Conv: NewConv2d(in, 3, 8, 3, 3, false, tensor.ConvOptions{Padding: [2]int{1, 1}}),
+		BN:   NewBatchNorm2d(in, 8, 1e-5, true),
+		GN:   NewGroupNorm(in, 2, 4, 1e-5, true),
+		Up:   NewConvTranspose2d(in, 8, 4, 2, 2, true, tensor.ConvOptions{Stride: [2]int{2, 2}}),
+		Pool: MaxPool2d{Kernel: [2]int{2, 2}},
+		Avg:  AvgPool2d{Kernel: [2]int{3, 3}, Stride: [2]int{1, 1}, Padding: [2]int{1, 1}},
+	}
+}
 
 type convNet struct {
 	Conv  *Conv2d          `nn:"conv"`
@@ -31,14 +44,7 @@ func (n *convNet) forward(x *tensor.Tensor) *tensor.Tensor {
 func TestConvLayers(t *testing.T) {
 	be := cpu.New()
 	in := NewInit(be, 3)
-	n := &convNet{
-		Conv: NewConv2d(in, 3, 8, 3, 3, false, tensor.ConvOptions{Padding: [2]int{1, 1}}),
-		BN:   NewBatchNorm2d(in, 8, 1e-5, true),
-		GN:   NewGroupNorm(in, 2, 4, 1e-5, true),
-		Up:   NewConvTranspose2d(in, 8, 4, 2, 2, true, tensor.ConvOptions{Stride: [2]int{2, 2}}),
-		Pool: MaxPool2d{Kernel: [2]int{2, 2}},
-		Avg:  AvgPool2d{Kernel: [2]int{3, 3}, Stride: [2]int{1, 1}, Padding: [2]int{1, 1}},
-	}
+	n := newConvNet(in)
 	var got []string
 	for _, p := range Params(n) {
 		got = append(got, fmt.Sprintf("%s%v", p.Name, p.Tensor.Shape()))
@@ -92,6 +98,37 @@ func TestConvLayers(t *testing.T) {
 			if math.Abs(float64(a[i]-b[i])) > 1e-5 {
 				t.Fatalf("eval output %v alone, %v in a batch", b, a)
 			}
+		}
+	})
+
+	// The running statistics are saved and loaded with the weights, by
+	// their PyTorch names: a fresh net loaded from the file evaluates the same.
+	path := filepath.Join(t.TempDir(), "model.safetensors")
+	var ts []safetensors.Tensor
+	for _, p := range Params(n) {
+		ts = append(ts, safetensors.Tensor{Name: p.Name, Shape: p.Tensor.Shape(), F32: p.Tensor.Host()})
+	}
+	if err := safetensors.Write(path, ts, nil); err != nil {
+		t.Fatal(err)
+	}
+	f, err := safetensors.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	m := newConvNet(NewInit(be, 99))
+	for _, p := range Params(m) {
+		d, _, err := f.Float32(p.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Tensor.Set(d)
+	}
+	m.BN.Training = false
+	tensor.NoGrad(func() {
+		a, b := n.forward(x).Host(), m.forward(x).Host()
+		if fmt.Sprint(a) != fmt.Sprint(b) {
+			t.Fatalf("loaded net gives %v, saved one %v", b, a)
 		}
 	})
 }
