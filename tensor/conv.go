@@ -156,23 +156,6 @@ func im2col(x *Tensor, g backend.Conv2D, pad float32) *Tensor {
 	return out
 }
 
-// col2im is im2col's adjoint: it sums the column matrix col into an image
-// [N, C, H, W] of geometry g.
-func col2im(col *Tensor, g backend.Conv2D) *Tensor {
-	out := result([]int{g.N, g.C, g.H, g.W}, col)
-	col.be.Fill(out.buf, 0)
-	col2imBuf(col.be, g, out.buf, col.buf)
-	if out.requiresGrad {
-		out.back = func() {
-			t := col.be.Alloc(col.Len(), false)
-			im2colBuf(col.be, g, t, out.grad, 0)
-			col.be.Copy2D(col.GradBuffer(), 0, 0, t, 0, 0, 1, col.Len(), true)
-			col.be.Free(t)
-		}
-	}
-	return out
-}
-
 func dims4(op string, t *Tensor, what string) (int, int, int, int) {
 	if len(t.shape) != 4 {
 		panic(fmt.Sprintf("tensor: %s: %s has shape %v, want 4 dims", op, what, t.shape))
@@ -191,13 +174,82 @@ func addChannelBias(op string, y, bias *Tensor) *Tensor {
 	return Add(y, Reshape(bias, 1, y.shape[1], 1, 1))
 }
 
+// The GEMMs of a convolution of geometry g, weight w [K, C/G*KH*KW]
+// (as rows), image y [N, K, OH*OW] and column matrix col [G, C/G*KH*KW,
+// N*OH*OW]. Conv2d's forward pass is colToImage, its input gradient
+// imageToCol then col2im; ConvTranspose2d's forward pass is imageToCol
+// then col2im, its input gradient im2col then colToImage. Both weight
+// gradients are weightGrad.
+
+// colToImage: y[n, group] = W_group col_group[:, n] + beta*y, one GEMM
+// per group batched over the images, written straight into NCHW.
+func colToImage(be backend.Backend, g backend.Conv2D, w, col, y backend.Buffer, beta float32) {
+	Kg, CKK, L := g.K/g.Groups, g.C/g.Groups*g.KH*g.KW, g.OH*g.OW
+	for gi := range g.Groups {
+		be.MatMul(backend.Gemm{M: Kg, N: L, K: CKK, Alpha: 1, Beta: beta, Batch: g.N,
+			LDA: CKK, LDB: g.N * L, LDC: L, StrideB: L, StrideC: g.K * L,
+			OffA: gi * Kg * CKK, OffB: gi * CKK * g.N * L, OffC: gi * Kg * L}, w, col, y)
+	}
+}
+
+// imageToCol: col_group[:, n] = W_group^T y[n, group] (col overwritten).
+func imageToCol(be backend.Backend, g backend.Conv2D, w, y, col backend.Buffer) {
+	Kg, CKK, L := g.K/g.Groups, g.C/g.Groups*g.KH*g.KW, g.OH*g.OW
+	for gi := range g.Groups {
+		be.MatMul(backend.Gemm{TransA: true, M: CKK, N: L, K: Kg, Alpha: 1, Batch: g.N,
+			LDA: CKK, LDB: L, LDC: g.N * L, StrideB: g.K * L, StrideC: L,
+			OffA: gi * Kg * CKK, OffB: gi * Kg * L, OffC: gi * CKK * g.N * L}, w, y, col)
+	}
+}
+
+// weightGrad adds dW_group += y'_group col_group^T into w (when it needs a
+// gradient) and the per-channel sums of y into b (when not nil and it
+// needs one), with y' = y as [K, N*OH*OW]: one permuted copy of y.
+func weightGrad(be backend.Backend, g backend.Conv2D, w, b *Tensor, y, col backend.Buffer) {
+	wg, bg := w.requiresGrad, b != nil && b.requiresGrad
+	if !wg && !bg {
+		return
+	}
+	Kg, CKK, NL := g.K/g.Groups, g.C/g.Groups*g.KH*g.KW, g.N*g.OH*g.OW
+	yp := be.Alloc(g.K*NL, false)
+	be.Permute(yp, y, []int{g.N, g.K, g.OH * g.OW}, []int{1, 0, 2}, false)
+	if wg {
+		dw, beta := w.gemmGrad()
+		be.MatMul(backend.Gemm{TransB: true, M: Kg, N: CKK, K: NL, Alpha: 1, Beta: beta, Batch: g.Groups,
+			LDA: NL, LDB: NL, LDC: CKK, StrideA: Kg * NL, StrideB: CKK * NL, StrideC: Kg * CKK}, yp, col, dw)
+	}
+	if bg {
+		s := be.Alloc(g.K, false)
+		be.SumRows(s, yp, g.K, NL)
+		be.Copy2D(b.GradBuffer(), 0, 0, s, 0, 0, 1, g.K, true)
+		be.Free(s)
+	}
+	be.Free(yp)
+}
+
+// fillBias writes bias [C] into every plane of y [N, C, L] (a GEMM with a
+// ones row, so the convolution's GEMM can add onto it).
+func fillBias(be backend.Backend, y, bias backend.Buffer, N, C, L int) {
+	ones := be.Alloc(L, false)
+	be.Fill(ones, 1)
+	be.MatMul(backend.Gemm{M: C, N: L, K: 1, Alpha: 1, Batch: N, LDA: 1, LDB: L, LDC: L, StrideC: C * L}, bias, ones, y)
+	be.Free(ones)
+}
+
+func checkBias(op string, bias *Tensor, C int) {
+	if bias != nil && bias.Len() != C {
+		panic(fmt.Sprintf("tensor: %s: bias of shape %v for %d channels", op, bias.shape, C))
+	}
+}
+
 // Conv2d is a 2-D convolution (cross-correlation, as PyTorch's) of x
 // [N, C, H, W] with weight [K, C/groups, KH, KW] plus bias [K] (or nil),
 // giving [N, K, OH, OW]. It is im2col into a column matrix [G,
-// C/G*KH*KW, N*OH*OW] (that many floats, kept for the backward pass) and
-// per group one GEMM batched over the images, written straight into NCHW.
-// Backward: dW = dY' col^T with dY' = dY as [K, N*OH*OW] (one permuted
-// copy of dY, also summed for db), dX = col2im(W^T dY).
+// C/G*KH*KW, N*OH*OW] (that many floats from the backend's pool, kept for
+// the backward pass) and per group one GEMM batched over the images,
+// written straight into NCHW. Backward: dX = col2im(W^T dY), dW = dY'
+// col^T with dY' = dY as [K, N*OH*OW] (one permuted copy, also summed for
+// db).
 func Conv2d(x, w, bias *Tensor, o ConvOptions) *Tensor {
 	o = o.norm()
 	N, C, H, W := dims4("conv2d", x, "input")
@@ -205,63 +257,28 @@ func Conv2d(x, w, bias *Tensor, o ConvOptions) *Tensor {
 	if Cg*o.Groups != C {
 		panic(fmt.Sprintf("tensor: conv2d: weight %v for %d input channels in %d groups", w.shape, C, o.Groups))
 	}
-	if bias != nil && bias.Len() != K {
-		panic(fmt.Sprintf("tensor: conv2d: bias of shape %v for %d channels", bias.shape, K))
-	}
+	checkBias("conv2d", bias, K)
 	g := geom("conv2d", N, C, H, W, K, kh, kw, o)
 	be := x.be
-	G, Kg, CKK, L := g.Groups, K/g.Groups, Cg*kh*kw, g.OH*g.OW
 	out := result([]int{N, K, g.OH, g.OW}, inputs(x, w, bias)...)
 	col := out.saveBuf(colLen(g), false)
 	im2colBuf(be, g, col, x.buf, 0)
 	beta := float32(0)
 	if bias != nil {
-		// y[n] = bias 1^T, then the GEMM adds onto it.
-		ones := be.Alloc(L, false)
-		be.Fill(ones, 1)
-		be.MatMul(backend.Gemm{M: K, N: L, K: 1, Alpha: 1, Batch: N, LDA: 1, LDB: L, LDC: L, StrideC: K * L}, bias.buf, ones, out.buf)
-		be.Free(ones)
+		fillBias(be, out.buf, bias.buf, N, K, g.OH*g.OW)
 		beta = 1
 	}
-	for gi := range G {
-		// y[n, g] = W_g col_g[:, n]: A [Kg, CKK] shared, B rows N*L apart.
-		be.MatMul(backend.Gemm{M: Kg, N: L, K: CKK, Alpha: 1, Beta: beta, Batch: N,
-			LDA: CKK, LDB: N * L, LDC: L, StrideB: L, StrideC: K * L,
-			OffA: gi * Kg * CKK, OffB: gi * CKK * N * L, OffC: gi * Kg * L}, w.buf, col, out.buf)
-	}
-	if !out.requiresGrad {
-		return out
-	}
-	out.back = func() {
-		if x.requiresGrad {
-			dcol := be.Alloc(colLen(g), false)
-			for gi := range G {
-				// dcol_g[:, n] = W_g^T dY[n, g].
-				be.MatMul(backend.Gemm{TransA: true, M: CKK, N: L, K: Kg, Alpha: 1, Batch: N,
-					LDA: CKK, LDB: L, LDC: N * L, StrideB: K * L, StrideC: L,
-					OffA: gi * Kg * CKK, OffB: gi * Kg * L, OffC: gi * CKK * N * L}, w.buf, out.grad, dcol)
+	colToImage(be, g, w.buf, col, out.buf, beta)
+	if out.requiresGrad {
+		out.back = func() {
+			if x.requiresGrad {
+				dcol := be.Alloc(colLen(g), false)
+				imageToCol(be, g, w.buf, out.grad, dcol)
+				col2imBuf(be, g, x.GradBuffer(), dcol)
+				be.Free(dcol)
 			}
-			col2imBuf(be, g, x.GradBuffer(), dcol)
-			be.Free(dcol)
+			weightGrad(be, g, w, bias, out.grad, col)
 		}
-		wg, bg := w.requiresGrad, bias != nil && bias.requiresGrad
-		if !wg && !bg {
-			return
-		}
-		dyp := be.Alloc(K*N*L, false) // dY as [K, N*L]
-		be.Permute(dyp, out.grad, []int{N, K, L}, []int{1, 0, 2}, false)
-		if wg {
-			dw, beta := w.gemmGrad()
-			be.MatMul(backend.Gemm{TransB: true, M: Kg, N: CKK, K: N * L, Alpha: 1, Beta: beta, Batch: G,
-				LDA: N * L, LDB: N * L, LDC: CKK, StrideA: Kg * N * L, StrideB: CKK * N * L, StrideC: Kg * CKK}, dyp, col, dw)
-		}
-		if bg {
-			s := be.Alloc(K, false)
-			be.SumRows(s, dyp, K, N*L)
-			be.Copy2D(bias.GradBuffer(), 0, 0, s, 0, 0, 1, K, true)
-			be.Free(s)
-		}
-		be.Free(dyp)
 	}
 	return out
 }
@@ -269,8 +286,9 @@ func Conv2d(x, w, bias *Tensor, o ConvOptions) *Tensor {
 // ConvTranspose2d is Conv2d's adjoint (its forward is a convolution's
 // input gradient): x [N, C, H, W], weight [C, K/groups, KH, KW] as PyTorch
 // stores it, bias [K] or nil; the output is [N, K, OH, OW] with OH =
-// (H-1)*stride - 2*padding + dilation*(KH-1) + output_padding + 1. It is a
-// GEMM W^T x into a column matrix and col2im.
+// (H-1)*stride - 2*padding + dilation*(KH-1) + output_padding + 1. It is
+// a GEMM W^T x per group into a column matrix (K*KH*KW x N*H*W floats,
+// freed at once; the backward pass makes it again from dY) and col2im.
 func ConvTranspose2d(x, w, bias *Tensor, o ConvOptions) *Tensor {
 	o = o.norm()
 	N, C, H, W := dims4("conv_transpose2d", x, "input")
@@ -284,20 +302,53 @@ func ConvTranspose2d(x, w, bias *Tensor, o ConvOptions) *Tensor {
 		}
 	}
 	K := Kg * o.Groups
+	checkBias("conv_transpose2d", bias, K)
 	OH := (H-1)*o.Stride[0] - 2*o.Padding[0] + o.Dilation[0]*(kh-1) + o.OutputPadding[0] + 1
 	OW := (W-1)*o.Stride[1] - 2*o.Padding[1] + o.Dilation[1]*(kw-1) + o.OutputPadding[1] + 1
 	if OH < 1 || OW < 1 {
 		panic(fmt.Sprintf("tensor: conv_transpose2d: output %dx%d is empty", OH, OW))
 	}
-	// The convolution whose input gradient this is: from [N, K, OH, OW] to C channels.
+	// The convolution whose input gradient this is: from [N, K, OH, OW]
+	// to C channels, with weight [C, K/G*KH*KW].
 	g := geom("conv_transpose2d", N, K, OH, OW, C, kh, kw, o)
 	if g.OH != H || g.OW != W {
 		panic(fmt.Sprintf("tensor: conv_transpose2d: geometry %dx%d -> %dx%d does not invert", H, W, OH, OW))
 	}
-	G := o.Groups
-	xr := Reshape(Permute(Reshape(x, N, C, H*W), 1, 0, 2), G, C/G, N*H*W)
-	col := MatMul(Reshape(w, G, C/G, Kg*kh*kw), xr, true, false) // [G, K/G*KH*KW, N*H*W]
-	return addChannelBias("conv_transpose2d", col2im(col, g), bias)
+	be := x.be
+	out := result([]int{N, K, OH, OW}, inputs(x, w, bias)...)
+	if bias != nil {
+		fillBias(be, out.buf, bias.buf, N, K, OH*OW)
+	} else {
+		be.Fill(out.buf, 0)
+	}
+	col := be.Alloc(colLen(g), false)
+	imageToCol(be, g, w.buf, x.buf, col)
+	col2imBuf(be, g, out.buf, col)
+	be.Free(col)
+	if out.requiresGrad {
+		out.back = func() {
+			dcol := be.Alloc(colLen(g), false)
+			im2colBuf(be, g, dcol, out.grad, 0)
+			if x.requiresGrad {
+				dx, beta := x.gemmGrad()
+				colToImage(be, g, w.buf, dcol, dx, beta)
+			}
+			if w.requiresGrad {
+				weightGrad(be, g, w, nil, x.buf, dcol)
+			}
+			be.Free(dcol)
+			if bias != nil && bias.requiresGrad {
+				s := be.Alloc(N*K, false)
+				be.SumRows(s, out.grad, N*K, OH*OW)
+				ones := be.Alloc(N, false)
+				be.Fill(ones, 1)
+				be.MatMul(backend.Gemm{M: 1, N: K, K: N, Alpha: 1, Beta: 1, Batch: 1, LDA: N, LDB: K, LDC: K}, ones, s, bias.GradBuffer())
+				be.Free(ones)
+				be.Free(s)
+			}
+		}
+	}
+	return out
 }
 
 // poolGeom is the geometry of a pool over x [N, C, H, W] seen as N*C
