@@ -364,32 +364,57 @@ func poolGeom(op string, x *Tensor, k, s, p [2]int) backend.Conv2D {
 	return geom(op, N*C, 1, H, W, 1, k[0], k[1], ConvOptions{Stride: s, Padding: p}.norm())
 }
 
-// windows returns the pooling windows of x as [N*C*OH*OW, KH*KW].
+// windows returns the pooling windows of x as [KH*KW, N*C*OH*OW]: row j
+// holds window element j (row-major in the window) of every output.
 func windows(x *Tensor, g backend.Conv2D, pad float32) *Tensor {
 	col := im2col(Reshape(x, g.N, 1, g.H, g.W), g, pad) // [1, KH*KW, N*C*L]
-	return Transpose(Reshape(col, g.KH*g.KW, g.N*g.OH*g.OW), 0, 1)
+	return Reshape(col, g.KH*g.KW, g.N*g.OH*g.OW)
 }
 
 // MaxPool2d takes the maximum over each kernel window of x [N, C, H, W]
 // (stride 0 means the kernel size; padding reads -inf). The gradient goes
-// to the first maximum of a window, as PyTorch's.
+// to the first maximum of a window, as PyTorch's. It is a running
+// maximum over the window's rows of the column matrix: KH*KW-1 Maximum
+// ops of the output's size.
 func MaxPool2d(x *Tensor, kernel, stride, padding [2]int) *Tensor {
 	g := poolGeom("max_pool2d", x, kernel, stride, padding)
 	win := windows(x, g, float32(math.Inf(-1)))
-	k := g.KH * g.KW
-	m := Slice(win, 1, 0, 1)
-	for j := 1; j < k; j++ {
-		m = Maximum(m, Slice(win, 1, j, j+1)) // ties keep the earlier: the first maximum
+	m := Slice(win, 0, 0, 1)
+	for j := 1; j < g.KH*g.KW; j++ {
+		m = Maximum(m, Slice(win, 0, j, j+1)) // ties keep the earlier: the first maximum
 	}
 	return Reshape(m, x.shape[0], x.shape[1], g.OH, g.OW)
 }
 
 // AvgPool2d averages each kernel window of x [N, C, H, W] (stride 0 means
 // the kernel size), counting padding as zeros (PyTorch's default
-// count_include_pad=True).
+// count_include_pad=True): the mean of the column matrix's rows.
 func AvgPool2d(x *Tensor, kernel, stride, padding [2]int) *Tensor {
 	g := poolGeom("avg_pool2d", x, kernel, stride, padding)
-	return Reshape(MeanLast(windows(x, g, 0)), x.shape[0], x.shape[1], g.OH, g.OW)
+	y := meanRows(windows(x, g, 0))
+	return Reshape(y, x.shape[0], x.shape[1], g.OH, g.OW)
+}
+
+// meanRows returns the mean of the rows of x [k, R] as [1, R]: a GEMM
+// with a row of ones scaled by 1/k (backward: the outer product of the
+// ones and dy, added).
+func meanRows(x *Tensor) *Tensor {
+	k, R := x.shape[0], x.shape[1]
+	out := result([]int{1, R}, x)
+	ones := x.be.Alloc(k, false)
+	x.be.Fill(ones, 1)
+	x.be.MatMul(backend.Gemm{M: 1, N: R, K: k, Alpha: 1 / float32(k), Batch: 1, LDA: k, LDB: R, LDC: R}, ones, x.buf, out.buf)
+	x.be.Free(ones)
+	if out.requiresGrad {
+		out.back = func() {
+			ones := x.be.Alloc(k, false)
+			x.be.Fill(ones, 1)
+			dx, beta := x.gemmGrad()
+			x.be.MatMul(backend.Gemm{M: k, N: R, K: 1, Alpha: 1 / float32(k), Beta: beta, Batch: 1, LDA: 1, LDB: R, LDC: R}, ones, out.grad, dx)
+			x.be.Free(ones)
+		}
+	}
+	return out
 }
 
 // GlobalAvgPool2d is AdaptiveAvgPool2d to 1x1: the mean of each channel of
