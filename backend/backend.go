@@ -6,7 +6,7 @@
 // The whole contract is in this file: Backend, which every backend
 // implements, and the optional abilities beside it (PackedAttention,
 // InPlaceCrossEntropy, MultiAdamW, Freezer, RowAttention, RowStore,
-// HalfCache), each a faster or leaner way to do what Backend's methods can
+// HalfCache, Im2Col), each a faster or leaner way to do what Backend's methods can
 // already do. Callers type-assert a backend to an ability and fall back to
 // Backend's methods where it is missing, with the same results up to
 // float32 rounding (and, for HalfCache, float16's). The CPU backend has
@@ -294,6 +294,30 @@ type HalfCache interface {
 	RowAttention
 	AllocHalf(n int) Buffer
 	CopyHalf(dst Buffer, dOff, dStride int, src Buffer, sOff, sStride, rows, cols int)
+}
+
+// Conv2D describes a 2-D convolution (cross-correlation) of an input
+// [N, C, H, W] with a KH x KW kernel to K channels in Groups groups, with
+// stride (SH, SW), zero padding (PH, PW) and dilation (DH, DW); the output
+// is OH x OW. Its column matrix is [Groups, C/Groups*KH*KW, N*OH*OW]: row
+// (c, i, j) of group g, column (n, oh, ow) holds input channel
+// g*C/Groups+c at (oh*SH-PH+i*DH, ow*SW-PW+j*DW), or 0 outside the input.
+type Conv2D struct {
+	N, C, H, W, K, KH, KW  int
+	SH, SW, PH, PW, DH, DW int
+	Groups, OH, OW         int
+}
+
+// Im2Col writes the column matrix of x into col, with pad (0 for a
+// convolution, -inf for max pooling) where it reads outside x (Im2Col), and adds a
+// column matrix back into the image it came from (Col2Im: dx += the
+// adjoint, so a pixel gets the sum of every entry that read it). Called by
+// tensor.Conv2d, ConvTranspose2d and the pooling ops; without it tensor
+// gathers through Embedding with an index of the same size. Buffers:
+// float32.
+type Im2Col interface {
+	Im2Col(g Conv2D, col, x Buffer, pad float32)
+	Col2Im(g Conv2D, dx, col Buffer)
 }
 
 var (

@@ -1,0 +1,511 @@
+package tensor
+
+import (
+	"fmt"
+	"math"
+	"sync"
+
+	"github.com/golem-ml/golem/backend"
+)
+
+// ConvOptions are the options of Conv2d, ConvTranspose2d and the pooling
+// ops, as PyTorch names them. Zero values mean stride 1, padding 0,
+// dilation 1, groups 1, output padding 0.
+type ConvOptions struct {
+	Stride, Padding, Dilation [2]int
+	Groups                    int
+	OutputPadding             [2]int // ConvTranspose2d only
+}
+
+func (o ConvOptions) norm() ConvOptions {
+	for i := range 2 {
+		if o.Stride[i] == 0 {
+			o.Stride[i] = 1
+		}
+		if o.Dilation[i] == 0 {
+			o.Dilation[i] = 1
+		}
+	}
+	if o.Groups == 0 {
+		o.Groups = 1
+	}
+	return o
+}
+
+// convOut is the output size of a convolution along one dimension.
+func convOut(in, k, s, p, d int) int { return (in+2*p-d*(k-1)-1)/s + 1 }
+
+// geom returns the backend description of a convolution of x [N, C, H, W]
+// to K channels with a kh x kw kernel, checking the options.
+func geom(op string, N, C, H, W, K, kh, kw int, o ConvOptions) backend.Conv2D {
+	g := backend.Conv2D{N: N, C: C, H: H, W: W, K: K, KH: kh, KW: kw,
+		SH: o.Stride[0], SW: o.Stride[1], PH: o.Padding[0], PW: o.Padding[1],
+		DH: o.Dilation[0], DW: o.Dilation[1], Groups: o.Groups}
+	if o.Stride[0] < 1 || o.Stride[1] < 1 || o.Dilation[0] < 1 || o.Dilation[1] < 1 || o.Padding[0] < 0 || o.Padding[1] < 0 || o.Groups < 1 {
+		panic(fmt.Sprintf("tensor: %s: bad options %+v", op, o))
+	}
+	if kh < 1 || kw < 1 {
+		panic(fmt.Sprintf("tensor: %s: empty %dx%d kernel", op, kh, kw))
+	}
+	if C%o.Groups != 0 || K%o.Groups != 0 {
+		panic(fmt.Sprintf("tensor: %s: %d input and %d output channels are not multiples of groups %d", op, C, K, o.Groups))
+	}
+	g.OH = convOut(H, kh, g.SH, g.PH, g.DH)
+	g.OW = convOut(W, kw, g.SW, g.PW, g.DW)
+	if g.OH < 1 || g.OW < 1 {
+		panic(fmt.Sprintf("tensor: %s: input %dx%d is smaller than the %dx%d kernel (padding %v, dilation %v)", op, H, W, kh, kw, o.Padding, o.Dilation))
+	}
+	return g
+}
+
+// The index path: where a backend has no backend.Im2Col, the column matrix
+// is a gather of x (Embedding with one column) through an index computed
+// once per geometry, and col2im its scatter-add (EmbeddingGrad). Index n
+// (one past x) reads a padding value.
+var (
+	idxMu    sync.Mutex
+	idxCache = map[backend.Conv2D][]int32{}
+)
+
+// colIndex returns, for each entry of the column matrix [G, C/G*KH*KW,
+// N*OH*OW] (backend.Conv2D's layout), the index into x it reads, or
+// N*C*H*W for padding.
+func colIndex(g backend.Conv2D) []int32 {
+	if int64(g.N)*int64(g.C)*int64(g.H)*int64(g.W) >= math.MaxInt32 || int64(g.C*g.KH*g.KW)*int64(g.N*g.OH*g.OW) >= math.MaxInt32 {
+		panic(fmt.Sprintf("tensor: convolution of %dx%dx%dx%d is too large for a backend without Im2Col", g.N, g.C, g.H, g.W))
+	}
+	idxMu.Lock()
+	defer idxMu.Unlock()
+	if idx, ok := idxCache[g]; ok {
+		return idx
+	}
+	L := g.OH * g.OW
+	pad := int32(g.N * g.C * g.H * g.W)
+	idx := make([]int32, 0, g.C*g.KH*g.KW*g.N*L)
+	for c := range g.C {
+		for i := range g.KH {
+			for j := range g.KW {
+				for n := range g.N {
+					for oh := range g.OH {
+						h := oh*g.SH - g.PH + i*g.DH
+						for ow := range g.OW {
+							w := ow*g.SW - g.PW + j*g.DW
+							if h < 0 || h >= g.H || w < 0 || w >= g.W {
+								idx = append(idx, pad)
+							} else {
+								idx = append(idx, int32(((n*g.C+c)*g.H+h)*g.W+w))
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	if len(idxCache) >= 64 {
+		clear(idxCache)
+	}
+	idxCache[g] = idx
+	return idx
+}
+
+// padded returns a copy of x's n values followed by v.
+func padded(be backend.Backend, x backend.Buffer, n int, v float32) backend.Buffer {
+	p := be.Alloc(n+1, false)
+	be.Copy2D(p, 0, 0, x, 0, 0, 1, n, false)
+	be.Upload(p, n, []float32{v})
+	return p
+}
+
+// im2colBuf writes the column matrix of x (backend.Conv2D's layout) into
+// col, pad outside x: the backend's Im2Col, else a gather.
+func im2colBuf(be backend.Backend, g backend.Conv2D, col, x backend.Buffer, pad float32) {
+	if ic, ok := be.(backend.Im2Col); ok {
+		ic.Im2Col(g, col, x, pad)
+		return
+	}
+	n := g.N * g.C * g.H * g.W
+	xp := padded(be, x, n, pad)
+	be.Embedding(col, xp, colIndex(g), 1)
+	be.Free(xp)
+}
+
+// col2imBuf adds the column matrix col into dx [N, C, H, W]: the
+// backend's Col2Im, else a scatter-add.
+func col2imBuf(be backend.Backend, g backend.Conv2D, dx, col backend.Buffer) {
+	if ic, ok := be.(backend.Im2Col); ok {
+		ic.Col2Im(g, dx, col)
+		return
+	}
+	n := g.N * g.C * g.H * g.W
+	d := be.Alloc(n+1, true)
+	be.EmbeddingGrad(d, col, colIndex(g), 1)
+	be.Copy2D(dx, 0, 0, d, 0, 0, 1, n, true)
+	be.Free(d)
+}
+
+func colLen(g backend.Conv2D) int { return g.C * g.KH * g.KW * g.N * g.OH * g.OW }
+
+// im2col returns the column matrix of x as [G, C/G*KH*KW, N*OH*OW], with
+// pad where the kernel reads outside x.
+func im2col(x *Tensor, g backend.Conv2D, pad float32) *Tensor {
+	out := result([]int{g.Groups, g.C / g.Groups * g.KH * g.KW, g.N * g.OH * g.OW}, x)
+	im2colBuf(x.be, g, out.buf, x.buf, pad)
+	if out.requiresGrad {
+		out.back = func() { col2imBuf(x.be, g, x.GradBuffer(), out.grad) }
+	}
+	return out
+}
+
+func dims4(op string, t *Tensor, what string) (int, int, int, int) {
+	if len(t.shape) != 4 {
+		panic(fmt.Sprintf("tensor: %s: %s has shape %v, want 4 dims", op, what, t.shape))
+	}
+	return t.shape[0], t.shape[1], t.shape[2], t.shape[3]
+}
+
+// addChannelBias adds bias [C] to y [N, C, H, W].
+func addChannelBias(op string, y, bias *Tensor) *Tensor {
+	if bias == nil {
+		return y
+	}
+	if bias.Len() != y.shape[1] {
+		panic(fmt.Sprintf("tensor: %s: bias of shape %v for %d channels", op, bias.shape, y.shape[1]))
+	}
+	return Add(y, Reshape(bias, 1, y.shape[1], 1, 1))
+}
+
+// The GEMMs of a convolution of geometry g, weight w [K, C/G*KH*KW]
+// (as rows), image y [N, K, OH*OW] and column matrix col [G, C/G*KH*KW,
+// N*OH*OW]. Conv2d's forward pass is colToImage, its input gradient
+// imageToCol then col2im; ConvTranspose2d's forward pass is imageToCol
+// then col2im, its input gradient im2col then colToImage. Both weight
+// gradients are weightGrad.
+
+// colToImage: y[n, group] = W_group col_group[:, n] + beta*y, one GEMM
+// per group batched over the images, written straight into NCHW.
+func colToImage(be backend.Backend, g backend.Conv2D, w, col, y backend.Buffer, beta float32) {
+	Kg, CKK, L := g.K/g.Groups, g.C/g.Groups*g.KH*g.KW, g.OH*g.OW
+	for gi := range g.Groups {
+		be.MatMul(backend.Gemm{M: Kg, N: L, K: CKK, Alpha: 1, Beta: beta, Batch: g.N,
+			LDA: CKK, LDB: g.N * L, LDC: L, StrideB: L, StrideC: g.K * L,
+			OffA: gi * Kg * CKK, OffB: gi * CKK * g.N * L, OffC: gi * Kg * L}, w, col, y)
+	}
+}
+
+// imageToCol: col_group[:, n] = W_group^T y[n, group] (col overwritten).
+func imageToCol(be backend.Backend, g backend.Conv2D, w, y, col backend.Buffer) {
+	Kg, CKK, L := g.K/g.Groups, g.C/g.Groups*g.KH*g.KW, g.OH*g.OW
+	for gi := range g.Groups {
+		be.MatMul(backend.Gemm{TransA: true, M: CKK, N: L, K: Kg, Alpha: 1, Batch: g.N,
+			LDA: CKK, LDB: L, LDC: g.N * L, StrideB: g.K * L, StrideC: L,
+			OffA: gi * Kg * CKK, OffB: gi * Kg * L, OffC: gi * CKK * g.N * L}, w, y, col)
+	}
+}
+
+// weightGrad adds dW_group += y'_group col_group^T into w (when it needs a
+// gradient) and the per-channel sums of y into b (when not nil and it
+// needs one), with y' = y as [K, N*OH*OW]: one permuted copy of y.
+func weightGrad(be backend.Backend, g backend.Conv2D, w, b *Tensor, y, col backend.Buffer) {
+	wg, bg := w.requiresGrad, b != nil && b.requiresGrad
+	if !wg && !bg {
+		return
+	}
+	Kg, CKK, NL := g.K/g.Groups, g.C/g.Groups*g.KH*g.KW, g.N*g.OH*g.OW
+	yp := be.Alloc(g.K*NL, false)
+	be.Permute(yp, y, []int{g.N, g.K, g.OH * g.OW}, []int{1, 0, 2}, false)
+	if wg {
+		dw, beta := w.gemmGrad()
+		be.MatMul(backend.Gemm{TransB: true, M: Kg, N: CKK, K: NL, Alpha: 1, Beta: beta, Batch: g.Groups,
+			LDA: NL, LDB: NL, LDC: CKK, StrideA: Kg * NL, StrideB: CKK * NL, StrideC: Kg * CKK}, yp, col, dw)
+	}
+	if bg {
+		s := be.Alloc(g.K, false)
+		be.SumRows(s, yp, g.K, NL)
+		be.Copy2D(b.GradBuffer(), 0, 0, s, 0, 0, 1, g.K, true)
+		be.Free(s)
+	}
+	be.Free(yp)
+}
+
+// fillBias writes bias [C] into every plane of y [N, C, L] (a GEMM with a
+// ones row, so the convolution's GEMM can add onto it).
+func fillBias(be backend.Backend, y, bias backend.Buffer, N, C, L int) {
+	ones := be.Alloc(L, false)
+	be.Fill(ones, 1)
+	be.MatMul(backend.Gemm{M: C, N: L, K: 1, Alpha: 1, Batch: N, LDA: 1, LDB: L, LDC: L, StrideC: C * L}, bias, ones, y)
+	be.Free(ones)
+}
+
+func checkBias(op string, bias *Tensor, C int) {
+	if bias != nil && bias.Len() != C {
+		panic(fmt.Sprintf("tensor: %s: bias of shape %v for %d channels", op, bias.shape, C))
+	}
+}
+
+// Conv2d is a 2-D convolution (cross-correlation, as PyTorch's) of x
+// [N, C, H, W] with weight [K, C/groups, KH, KW] plus bias [K] (or nil),
+// giving [N, K, OH, OW]. It is im2col into a column matrix [G,
+// C/G*KH*KW, N*OH*OW] (that many floats from the backend's pool, kept for
+// the backward pass) and per group one GEMM batched over the images,
+// written straight into NCHW. Backward: dX = col2im(W^T dY), dW = dY'
+// col^T with dY' = dY as [K, N*OH*OW] (one permuted copy, also summed for
+// db).
+func Conv2d(x, w, bias *Tensor, o ConvOptions) *Tensor {
+	o = o.norm()
+	N, C, H, W := dims4("conv2d", x, "input")
+	K, Cg, kh, kw := dims4("conv2d", w, "weight")
+	if Cg*o.Groups != C {
+		panic(fmt.Sprintf("tensor: conv2d: weight %v for %d input channels in %d groups", w.shape, C, o.Groups))
+	}
+	checkBias("conv2d", bias, K)
+	g := geom("conv2d", N, C, H, W, K, kh, kw, o)
+	be := x.be
+	out := result([]int{N, K, g.OH, g.OW}, inputs(x, w, bias)...)
+	col := out.saveBuf(colLen(g), false)
+	im2colBuf(be, g, col, x.buf, 0)
+	beta := float32(0)
+	if bias != nil {
+		fillBias(be, out.buf, bias.buf, N, K, g.OH*g.OW)
+		beta = 1
+	}
+	colToImage(be, g, w.buf, col, out.buf, beta)
+	if out.requiresGrad {
+		out.back = func() {
+			if x.requiresGrad {
+				dcol := be.Alloc(colLen(g), false)
+				imageToCol(be, g, w.buf, out.grad, dcol)
+				col2imBuf(be, g, x.GradBuffer(), dcol)
+				be.Free(dcol)
+			}
+			weightGrad(be, g, w, bias, out.grad, col)
+		}
+	}
+	return out
+}
+
+// ConvTranspose2d is Conv2d's adjoint (its forward is a convolution's
+// input gradient): x [N, C, H, W], weight [C, K/groups, KH, KW] as PyTorch
+// stores it, bias [K] or nil; the output is [N, K, OH, OW] with OH =
+// (H-1)*stride - 2*padding + dilation*(KH-1) + output_padding + 1. It is
+// a GEMM W^T x per group into a column matrix (K*KH*KW x N*H*W floats,
+// freed at once; the backward pass makes it again from dY) and col2im.
+func ConvTranspose2d(x, w, bias *Tensor, o ConvOptions) *Tensor {
+	o = o.norm()
+	N, C, H, W := dims4("conv_transpose2d", x, "input")
+	Cw, Kg, kh, kw := dims4("conv_transpose2d", w, "weight")
+	if Cw != C {
+		panic(fmt.Sprintf("tensor: conv_transpose2d: weight %v for %d input channels", w.shape, C))
+	}
+	for i, op := range o.OutputPadding {
+		if op < 0 || (op >= o.Stride[i] && op >= o.Dilation[i]) {
+			panic(fmt.Sprintf("tensor: conv_transpose2d: output padding %v must be smaller than stride %v or dilation %v", o.OutputPadding, o.Stride, o.Dilation))
+		}
+	}
+	K := Kg * o.Groups
+	checkBias("conv_transpose2d", bias, K)
+	OH := (H-1)*o.Stride[0] - 2*o.Padding[0] + o.Dilation[0]*(kh-1) + o.OutputPadding[0] + 1
+	OW := (W-1)*o.Stride[1] - 2*o.Padding[1] + o.Dilation[1]*(kw-1) + o.OutputPadding[1] + 1
+	if OH < 1 || OW < 1 {
+		panic(fmt.Sprintf("tensor: conv_transpose2d: output %dx%d is empty", OH, OW))
+	}
+	// The convolution whose input gradient this is: from [N, K, OH, OW]
+	// to C channels, with weight [C, K/G*KH*KW].
+	g := geom("conv_transpose2d", N, K, OH, OW, C, kh, kw, o)
+	if g.OH != H || g.OW != W {
+		panic(fmt.Sprintf("tensor: conv_transpose2d: geometry %dx%d -> %dx%d does not invert", H, W, OH, OW))
+	}
+	be := x.be
+	out := result([]int{N, K, OH, OW}, inputs(x, w, bias)...)
+	if bias != nil {
+		fillBias(be, out.buf, bias.buf, N, K, OH*OW)
+	} else {
+		be.Fill(out.buf, 0)
+	}
+	col := be.Alloc(colLen(g), false)
+	imageToCol(be, g, w.buf, x.buf, col)
+	col2imBuf(be, g, out.buf, col)
+	be.Free(col)
+	if out.requiresGrad {
+		out.back = func() {
+			dcol := be.Alloc(colLen(g), false)
+			im2colBuf(be, g, dcol, out.grad, 0)
+			if x.requiresGrad {
+				dx, beta := x.gemmGrad()
+				colToImage(be, g, w.buf, dcol, dx, beta)
+			}
+			if w.requiresGrad {
+				weightGrad(be, g, w, nil, x.buf, dcol)
+			}
+			be.Free(dcol)
+			if bias != nil && bias.requiresGrad {
+				s := be.Alloc(N*K, false)
+				be.SumRows(s, out.grad, N*K, OH*OW)
+				ones := be.Alloc(N, false)
+				be.Fill(ones, 1)
+				be.MatMul(backend.Gemm{M: 1, N: K, K: N, Alpha: 1, Beta: 1, Batch: 1, LDA: N, LDB: K, LDC: K}, ones, s, bias.GradBuffer())
+				be.Free(ones)
+				be.Free(s)
+			}
+		}
+	}
+	return out
+}
+
+// poolGeom is the geometry of a pool over x [N, C, H, W] seen as N*C
+// images of one channel, and its window size.
+func poolGeom(op string, x *Tensor, k, s, p [2]int) backend.Conv2D {
+	N, C, H, W := dims4(op, x, "input")
+	if s == [2]int{} {
+		s = k
+	}
+	if k[0] < 1 || k[1] < 1 || p[0]*2 > k[0] || p[1]*2 > k[1] {
+		panic(fmt.Sprintf("tensor: %s: kernel %v with padding %v (padding at most half the kernel)", op, k, p))
+	}
+	return geom(op, N*C, 1, H, W, 1, k[0], k[1], ConvOptions{Stride: s, Padding: p}.norm())
+}
+
+// windows returns the pooling windows of x as [KH*KW, N*C*OH*OW]: row j
+// holds window element j (row-major in the window) of every output.
+func windows(x *Tensor, g backend.Conv2D, pad float32) *Tensor {
+	col := im2col(Reshape(x, g.N, 1, g.H, g.W), g, pad) // [1, KH*KW, N*C*L]
+	return Reshape(col, g.KH*g.KW, g.N*g.OH*g.OW)
+}
+
+// MaxPool2d takes the maximum over each kernel window of x [N, C, H, W]
+// (stride 0 means the kernel size; padding reads -inf). The gradient goes
+// to the first maximum of a window, as PyTorch's. It is a running
+// maximum over the window's rows of the column matrix: KH*KW-1 Maximum
+// ops of the output's size.
+func MaxPool2d(x *Tensor, kernel, stride, padding [2]int) *Tensor {
+	g := poolGeom("max_pool2d", x, kernel, stride, padding)
+	win := windows(x, g, float32(math.Inf(-1)))
+	m := Slice(win, 0, 0, 1)
+	for j := 1; j < g.KH*g.KW; j++ {
+		m = Maximum(m, Slice(win, 0, j, j+1)) // ties keep the earlier: the first maximum
+	}
+	return Reshape(m, x.shape[0], x.shape[1], g.OH, g.OW)
+}
+
+// AvgPool2d averages each kernel window of x [N, C, H, W] (stride 0 means
+// the kernel size), counting padding as zeros (PyTorch's default
+// count_include_pad=True): the mean of the column matrix's rows.
+func AvgPool2d(x *Tensor, kernel, stride, padding [2]int) *Tensor {
+	g := poolGeom("avg_pool2d", x, kernel, stride, padding)
+	y := meanRows(windows(x, g, 0))
+	return Reshape(y, x.shape[0], x.shape[1], g.OH, g.OW)
+}
+
+// meanRows returns the mean of the rows of x [k, R] as [1, R]: a GEMM
+// with a row of ones scaled by 1/k (backward: the outer product of the
+// ones and dy, added).
+func meanRows(x *Tensor) *Tensor {
+	k, R := x.shape[0], x.shape[1]
+	out := result([]int{1, R}, x)
+	ones := x.be.Alloc(k, false)
+	x.be.Fill(ones, 1)
+	x.be.MatMul(backend.Gemm{M: 1, N: R, K: k, Alpha: 1 / float32(k), Batch: 1, LDA: k, LDB: R, LDC: R}, ones, x.buf, out.buf)
+	x.be.Free(ones)
+	if out.requiresGrad {
+		out.back = func() {
+			ones := x.be.Alloc(k, false)
+			x.be.Fill(ones, 1)
+			dx, beta := x.gemmGrad()
+			x.be.MatMul(backend.Gemm{M: k, N: R, K: 1, Alpha: 1 / float32(k), Beta: beta, Batch: 1, LDA: 1, LDB: R, LDC: R}, ones, out.grad, dx)
+			x.be.Free(ones)
+		}
+	}
+	return out
+}
+
+// GlobalAvgPool2d is AdaptiveAvgPool2d to 1x1: the mean of each channel of
+// x [N, C, H, W], giving [N, C, 1, 1].
+func GlobalAvgPool2d(x *Tensor) *Tensor {
+	N, C, H, W := dims4("adaptive_avg_pool2d", x, "input")
+	return Reshape(MeanLast(Reshape(x, N, C, H*W)), N, C, 1, 1)
+}
+
+// affine returns y*w + b with w and b [C] (either nil) over y [N, C, ...].
+func affine(op string, y, w, b *Tensor) *Tensor {
+	C := y.shape[1]
+	sh := []int{1, C}
+	for range len(y.shape) - 2 {
+		sh = append(sh, 1)
+	}
+	if w != nil {
+		if w.Len() != C {
+			panic(fmt.Sprintf("tensor: %s: weight of shape %v for %d channels", op, w.shape, C))
+		}
+		y = Mul(y, Reshape(w, sh...))
+	}
+	if b != nil {
+		if b.Len() != C {
+			panic(fmt.Sprintf("tensor: %s: bias of shape %v for %d channels", op, b.shape, C))
+		}
+		y = Add(y, Reshape(b, sh...))
+	}
+	return y
+}
+
+// GroupNorm normalises x [N, C, ...] over each of groups groups of
+// channels (and all positions), with biased variance, then applies the
+// per-channel weight and bias (either may be nil).
+func GroupNorm(x *Tensor, groups int, w, b *Tensor, eps float32) *Tensor {
+	if len(x.shape) < 2 || groups < 1 || x.shape[1]%groups != 0 {
+		panic(fmt.Sprintf("tensor: group_norm: %d groups for input %v", groups, x.shape))
+	}
+	N := x.shape[0]
+	y := Reshape(LayerNorm(Reshape(x, N*groups, -1), nil, nil, eps), x.shape...)
+	return affine("group_norm", y, w, b)
+}
+
+// BatchNorm2d normalises each channel of x [N, C, H, W]. With training it
+// uses the batch's mean and biased variance, and, if runMean and runVar
+// are not nil, updates them in place as running = (1-momentum)*running +
+// momentum*batch, with the unbiased variance (PyTorch's). Without, it
+// uses runMean and runVar. w and b may be nil.
+func BatchNorm2d(x, w, b, runMean, runVar *Tensor, training bool, momentum, eps float32) *Tensor {
+	N, C, H, W := dims4("batch_norm2d", x, "input")
+	for _, r := range []*Tensor{runMean, runVar} {
+		if r != nil && r.Len() != C {
+			panic(fmt.Sprintf("tensor: batch_norm2d: running statistics of shape %v for %d channels", r.shape, C))
+		}
+	}
+	if !training {
+		if runMean == nil || runVar == nil {
+			panic("tensor: batch_norm2d: evaluation needs running statistics")
+		}
+		sh := []int{1, C, 1, 1}
+		var scale, shift *Tensor
+		rstd := Recip(Sqrt(AddScalar(runVar.Detach(), eps)))
+		scale = rstd
+		if w != nil {
+			scale = Mul(w, rstd)
+		}
+		shift = Neg(Mul(runMean.Detach(), scale))
+		if b != nil {
+			shift = Add(shift, b)
+		}
+		return Add(Mul(x, Reshape(scale, sh...)), Reshape(shift, sh...))
+	}
+	L := N * H * W
+	if L < 2 && runVar != nil {
+		panic(fmt.Sprintf("tensor: batch_norm2d: training needs more than one value per channel, got input %v", x.shape))
+	}
+	xc := Reshape(Permute(Reshape(x, N, C, H*W), 1, 0, 2), C, L) // [C, N*H*W]
+	y := Permute(Reshape(LayerNorm(xc, nil, nil, eps), C, N, H*W), 1, 0, 2)
+	if runMean != nil && runVar != nil {
+		NoGrad(func() {
+			d := xc.Detach()
+			mean := MeanLast(d)
+			v := Scale(SumLast(Square(Sub(d, Reshape(mean, C, 1)))), 1/float32(L-1))
+			m := Add(Scale(runMean, 1-momentum), Scale(mean, momentum))
+			nv := Add(Scale(runVar, 1-momentum), Scale(v, momentum))
+			runMean.CopyFrom(m)
+			runVar.CopyFrom(nv)
+			for _, t := range []*Tensor{m, nv} {
+				Release(t)
+			}
+		})
+	}
+	return affine("batch_norm2d", Reshape(y, N, C, H, W), w, b)
+}

@@ -1,0 +1,404 @@
+package tensor
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/golem-ml/golem/backend"
+)
+
+// plainBackend hides the CPU backend's optional abilities (Im2Col), so
+// tests run the index path every backend without them takes.
+type plainBackend struct{ backend.Backend }
+
+// bothPaths runs fn on the CPU backend (with Im2Col) and without it.
+func bothPaths(t *testing.T, fn func(t *testing.T)) {
+	t.Run("im2col", fn)
+	t.Run("index", func(t *testing.T) {
+		old := be
+		be = plainBackend{old}
+		defer func() { be = old }()
+		fn(t)
+	})
+}
+
+func h64(t *Tensor) []float64 {
+	h := t.Host()
+	out := make([]float64, len(h))
+	for i, v := range h {
+		out[i] = float64(v)
+	}
+	return out
+}
+
+// naiveConv is the nested-loop definition of PyTorch's conv2d, in float64.
+func naiveConv(x []float64, N, C, H, W int, w []float64, K, kh, kw int, b []float64, o ConvOptions) ([]float64, int, int) {
+	o = o.norm()
+	OH := (H+2*o.Padding[0]-o.Dilation[0]*(kh-1)-1)/o.Stride[0] + 1
+	OW := (W+2*o.Padding[1]-o.Dilation[1]*(kw-1)-1)/o.Stride[1] + 1
+	Cg, Kg := C/o.Groups, K/o.Groups
+	y := make([]float64, N*K*OH*OW)
+	for n := range N {
+		for k := range K {
+			g := k / Kg
+			for oh := range OH {
+				for ow := range OW {
+					s := 0.0
+					if b != nil {
+						s = b[k]
+					}
+					for c := range Cg {
+						for i := range kh {
+							for j := range kw {
+								h := oh*o.Stride[0] - o.Padding[0] + i*o.Dilation[0]
+								ww := ow*o.Stride[1] - o.Padding[1] + j*o.Dilation[1]
+								if h < 0 || h >= H || ww < 0 || ww >= W {
+									continue
+								}
+								s += x[((n*C+g*Cg+c)*H+h)*W+ww] * w[((k*Cg+c)*kh+i)*kw+j]
+							}
+						}
+					}
+					y[((n*K+k)*OH+oh)*OW+ow] = s
+				}
+			}
+		}
+	}
+	return y, OH, OW
+}
+
+// naiveConvT is the nested-loop definition of conv_transpose2d: each
+// input value spreads its kernel into the output.
+func naiveConvT(x []float64, N, C, H, W int, w []float64, Kg, kh, kw int, b []float64, o ConvOptions) ([]float64, int, int) {
+	o = o.norm()
+	OH := (H-1)*o.Stride[0] - 2*o.Padding[0] + o.Dilation[0]*(kh-1) + o.OutputPadding[0] + 1
+	OW := (W-1)*o.Stride[1] - 2*o.Padding[1] + o.Dilation[1]*(kw-1) + o.OutputPadding[1] + 1
+	Cg, K := C/o.Groups, Kg*o.Groups
+	y := make([]float64, N*K*OH*OW)
+	for n := range N {
+		for k := range K {
+			for p := range OH * OW {
+				if b != nil {
+					y[(n*K+k)*OH*OW+p] = b[k]
+				}
+			}
+		}
+		for c := range C {
+			g := c / Cg
+			for h := range H {
+				for ww := range W {
+					v := x[((n*C+c)*H+h)*W+ww]
+					for k := range Kg {
+						for i := range kh {
+							for j := range kw {
+								oh := h*o.Stride[0] - o.Padding[0] + i*o.Dilation[0]
+								ow := ww*o.Stride[1] - o.Padding[1] + j*o.Dilation[1]
+								if oh < 0 || oh >= OH || ow < 0 || ow >= OW {
+									continue
+								}
+								y[((n*K+g*Kg+k)*OH+oh)*OW+ow] += v * w[((c*Kg+k)*kh+i)*kw+j]
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	return y, OH, OW
+}
+
+func closeTo(t *testing.T, name string, got []float32, want []float64, shape, wantShape []int) {
+	t.Helper()
+	if fmt.Sprint(shape) != fmt.Sprint(wantShape) {
+		t.Fatalf("%s: shape %v, want %v", name, shape, wantShape)
+	}
+	for i, w := range want {
+		if d := math.Abs(float64(got[i]) - w); d > 1e-4*math.Max(1, math.Abs(w)) {
+			t.Fatalf("%s: element %d is %.7g, want %.7g", name, i, got[i], w)
+		}
+	}
+}
+
+type convCase struct {
+	N, C, H, W, K, kh, kw int
+	o                     ConvOptions
+	bias                  bool
+}
+
+// convCases are the options that change the code path: stride 2, padding,
+// dilation, groups (depthwise too), no bias, rectangular kernels and
+// output padding.
+func convCases() []convCase {
+	return []convCase{
+		{2, 3, 6, 5, 4, 3, 3, ConvOptions{}, true},
+		{2, 3, 7, 6, 4, 3, 3, ConvOptions{Stride: [2]int{2, 2}}, true},
+		{1, 2, 5, 5, 3, 3, 3, ConvOptions{Padding: [2]int{1, 1}}, false},
+		{2, 2, 7, 7, 2, 3, 2, ConvOptions{Dilation: [2]int{2, 1}, Padding: [2]int{2, 0}}, true},
+		{2, 4, 5, 6, 6, 3, 3, ConvOptions{Groups: 2, Stride: [2]int{2, 1}, Padding: [2]int{1, 1}}, true},
+		{1, 4, 5, 5, 4, 3, 3, ConvOptions{Groups: 4, Padding: [2]int{1, 1}}, false},
+		{2, 3, 8, 8, 4, 2, 2, ConvOptions{Stride: [2]int{2, 2}, OutputPadding: [2]int{1, 1}}, true},
+		{1, 2, 4, 5, 2, 4, 4, ConvOptions{Stride: [2]int{4, 4}}, true}, // a ViT-style patch embedding
+	}
+}
+
+func TestConv2dMatchesNaive(t *testing.T) {
+	bothPaths(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(21, 22))
+		cases := convCases()
+		for range 6 { // random shapes too
+			g := 1 + r.IntN(2)
+			cases = append(cases, convCase{1 + r.IntN(3), g * (1 + r.IntN(3)), 3 + r.IntN(6), 3 + r.IntN(6), g * (1 + r.IntN(3)), 1 + r.IntN(3), 1 + r.IntN(3),
+				ConvOptions{Stride: [2]int{1 + r.IntN(2), 1 + r.IntN(2)}, Padding: [2]int{r.IntN(2), r.IntN(2)}, Groups: g}, r.IntN(2) == 0})
+		}
+		for _, c := range cases {
+			name := fmt.Sprintf("%+v", c)
+			x := randT(r, 1, c.N, c.C, c.H, c.W)
+			w := randT(r, 1, c.K, c.C/c.o.norm().Groups, c.kh, c.kw)
+			var b *Tensor
+			var bh []float64
+			if c.bias {
+				b = randT(r, 1, c.K)
+				bh = h64(b)
+			}
+			oc := c.o
+			oc.OutputPadding = [2]int{}
+			want, OH, OW := naiveConv(h64(x), c.N, c.C, c.H, c.W, h64(w), c.K, c.kh, c.kw, bh, oc)
+			y := Conv2d(x, w, b, oc)
+			closeTo(t, "conv2d"+name, y.Host(), want, y.Shape(), []int{c.N, c.K, OH, OW})
+
+			// Transposed: C input channels to K.
+			wt := randT(r, 1, c.C, c.K/oc.norm().Groups, c.kh, c.kw)
+			want, OH, OW = naiveConvT(h64(x), c.N, c.C, c.H, c.W, h64(wt), c.K/oc.norm().Groups, c.kh, c.kw, bh, c.o)
+			yt := ConvTranspose2d(x, wt, b, c.o)
+			closeTo(t, "conv_transpose2d"+name, yt.Host(), want, yt.Shape(), []int{c.N, c.K, OH, OW})
+		}
+	})
+}
+
+func TestGradConv2d(t *testing.T) {
+	bothPaths(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(23, 24))
+		for _, c := range convCases() {
+			name := fmt.Sprintf("%+v", c)
+			G := c.o.norm().Groups
+			x := randT(r, 1, c.N, c.C, c.H, c.W)
+			w := randT(r, 0.5, c.K, c.C/G, c.kh, c.kw)
+			wt := randT(r, 0.5, c.C, c.K/G, c.kh, c.kw)
+			ins, inT := []*Tensor{x, w}, []*Tensor{x, wt}
+			if c.bias {
+				b := randT(r, 1, c.K)
+				ins, inT = append(ins, b), append(inT, b)
+			}
+			bias := func(in []*Tensor) *Tensor {
+				if len(in) > 2 {
+					return in[2]
+				}
+				return nil
+			}
+			oc := c.o
+			oc.OutputPadding = [2]int{}
+			gradCheck(t, "conv2d"+name, r, ins, func(in []*Tensor) *Tensor { return Conv2d(in[0], in[1], bias(in), oc) })
+			gradCheck(t, "conv_transpose2d"+name, r, inT, func(in []*Tensor) *Tensor { return ConvTranspose2d(in[0], in[1], bias(in), c.o) })
+		}
+	})
+}
+
+// distinct fills x with a random permutation of well-spaced values, so no
+// finite-difference step changes which value of a window is largest.
+func distinct(r *rand.Rand, x *Tensor) {
+	h := x.Host()
+	for i, p := range r.Perm(len(h)) {
+		h[i] = float32(p)*0.05 - float32(len(h))*0.025
+	}
+	x.Set(h)
+}
+
+func naivePool(x []float64, N, C, H, W int, k, s, p [2]int, max bool) ([]float64, int, int) {
+	if s == [2]int{} {
+		s = k
+	}
+	OH := (H+2*p[0]-k[0])/s[0] + 1
+	OW := (W+2*p[1]-k[1])/s[1] + 1
+	y := make([]float64, N*C*OH*OW)
+	for nc := range N * C {
+		for oh := range OH {
+			for ow := range OW {
+				m, sum := math.Inf(-1), 0.0
+				for i := range k[0] {
+					for j := range k[1] {
+						h, w := oh*s[0]-p[0]+i, ow*s[1]-p[1]+j
+						if h < 0 || h >= H || w < 0 || w >= W {
+							continue
+						}
+						v := x[(nc*H+h)*W+w]
+						m = math.Max(m, v)
+						sum += v
+					}
+				}
+				if max {
+					y[(nc*OH+oh)*OW+ow] = m
+				} else {
+					y[(nc*OH+oh)*OW+ow] = sum / float64(k[0]*k[1])
+				}
+			}
+		}
+	}
+	return y, OH, OW
+}
+
+func TestPool2d(t *testing.T) {
+	bothPaths(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(25, 26))
+		type pc struct{ k, s, p [2]int }
+		for _, c := range []pc{{[2]int{2, 2}, [2]int{}, [2]int{}}, {[2]int{3, 3}, [2]int{2, 2}, [2]int{1, 1}}, {[2]int{3, 2}, [2]int{1, 2}, [2]int{1, 0}}} {
+			name := fmt.Sprintf("%+v", c)
+			x := randT(r, 1, 2, 3, 7, 6)
+			distinct(r, x)
+			for _, isMax := range []bool{true, false} {
+				want, OH, OW := naivePool(h64(x), 2, 3, 7, 6, c.k, c.s, c.p, isMax)
+				op := AvgPool2d
+				if isMax {
+					op = MaxPool2d
+				}
+				y := op(x, c.k, c.s, c.p)
+				closeTo(t, fmt.Sprintf("pool max=%v %s", isMax, name), y.Host(), want, y.Shape(), []int{2, 3, OH, OW})
+				gradCheck(t, fmt.Sprintf("pool max=%v %s", isMax, name), r, []*Tensor{x}, func(in []*Tensor) *Tensor { return op(in[0], c.k, c.s, c.p) })
+			}
+		}
+		x := randT(r, 1, 2, 3, 4, 5)
+		y := GlobalAvgPool2d(x)
+		want, _, _ := naivePool(h64(x), 2, 3, 4, 5, [2]int{4, 5}, [2]int{}, [2]int{}, false)
+		closeTo(t, "global_avg_pool", y.Host(), want, y.Shape(), []int{2, 3, 1, 1})
+		gradCheck(t, "global_avg_pool", r, []*Tensor{x}, func(in []*Tensor) *Tensor { return GlobalAvgPool2d(in[0]) })
+	})
+}
+
+// TestMaxPoolTiesGoToFirst: a window of equal values sends its whole
+// gradient to its first element (row-major), as PyTorch does.
+func TestMaxPoolTiesGoToFirst(t *testing.T) {
+	bothPaths(t, func(t *testing.T) {
+		x := FromHost(be, []float32{0, 1, 1, 1, 1, 1, 2, 2}, 1, 2, 2, 2).SetRequiresGrad(true)
+		y := MaxPool2d(x, [2]int{2, 2}, [2]int{}, [2]int{})
+		loss := Sum(y)
+		Backward(loss)
+		if got, want := fmt.Sprint(x.Grad().Host()), "[0 1 0 0 0 0 1 0]"; got != want {
+			t.Fatalf("max_pool2d gradient %s, want %s", got, want)
+		}
+		Release(loss)
+	})
+}
+
+func TestGradGroupNorm(t *testing.T) {
+	r := rand.New(rand.NewPCG(27, 28))
+	N, C, H, W := 2, 6, 3, 4
+	for _, groups := range []int{1, 2, 3, 6} {
+		x := randT(r, 1, N, C, H, W)
+		w, b := randT(r, 1, C), randT(r, 1, C)
+		// Reference: normalise each (n, group) over its channels and positions.
+		xh, wh, bh := h64(x), h64(w), h64(b)
+		want := make([]float64, len(xh))
+		m := C / groups * H * W
+		for ng := range N * groups {
+			blk := xh[ng*m : (ng+1)*m]
+			mean, v := 0.0, 0.0
+			for _, a := range blk {
+				mean += a
+			}
+			mean /= float64(m)
+			for _, a := range blk {
+				v += (a - mean) * (a - mean)
+			}
+			v /= float64(m)
+			for i, a := range blk {
+				c := (ng%groups)*(C/groups) + i/(H*W)
+				want[ng*m+i] = (a-mean)/math.Sqrt(v+1e-5)*wh[c] + bh[c]
+			}
+		}
+		y := GroupNorm(x, groups, w, b, 1e-5)
+		closeTo(t, fmt.Sprintf("group_norm %d", groups), y.Host(), want, y.Shape(), x.Shape())
+		gradCheck(t, fmt.Sprintf("group_norm %d", groups), r, []*Tensor{x, w, b}, func(in []*Tensor) *Tensor { return GroupNorm(in[0], groups, in[1], in[2], 1e-5) })
+		gradCheck(t, fmt.Sprintf("group_norm %d no affine", groups), r, []*Tensor{x}, func(in []*Tensor) *Tensor { return GroupNorm(in[0], groups, nil, nil, 1e-5) })
+	}
+}
+
+func TestBatchNorm2d(t *testing.T) {
+	r := rand.New(rand.NewPCG(29, 30))
+	N, C, H, W := 3, 4, 2, 3
+	x := randT(r, 2, N, C, H, W)
+	w, b := randT(r, 1, C), randT(r, 1, C)
+	rm := FromHost(be, []float32{0.5, -1, 0, 2}, C)
+	rv := FromHost(be, []float32{1, 2, 0.5, 3}, C)
+	xh, wh, bh := h64(x), h64(w), h64(b)
+	L := N * H * W
+	want := make([]float64, len(xh))
+	wantRM, wantRV := []float64{0.5, -1, 0, 2}, []float64{1, 2, 0.5, 3}
+	for c := range C {
+		mean, v := 0.0, 0.0
+		at := func(i int) int { n, p := i/(H*W), i%(H*W); return (n*C+c)*H*W + p }
+		for i := range L {
+			mean += xh[at(i)]
+		}
+		mean /= float64(L)
+		for i := range L {
+			v += (xh[at(i)] - mean) * (xh[at(i)] - mean)
+		}
+		for i := range L {
+			want[at(i)] = (xh[at(i)]-mean)/math.Sqrt(v/float64(L)+1e-5)*wh[c] + bh[c]
+		}
+		wantRM[c] = 0.9*wantRM[c] + 0.1*mean
+		wantRV[c] = 0.9*wantRV[c] + 0.1*v/float64(L-1)
+	}
+	y := BatchNorm2d(x, w, b, rm, rv, true, 0.1, 1e-5)
+	closeTo(t, "batch_norm2d train", y.Host(), want, y.Shape(), x.Shape())
+	closeTo(t, "running_mean", rm.Host(), wantRM, rm.Shape(), []int{C})
+	closeTo(t, "running_var", rv.Host(), wantRV, rv.Shape(), []int{C})
+	if rm.HasGrad() || rv.HasGrad() {
+		t.Fatal("running statistics got gradients")
+	}
+	// Evaluation uses the running statistics.
+	for i := range want {
+		c := i / (H * W) % C
+		want[i] = (xh[i]-wantRM[c])/math.Sqrt(wantRV[c]+1e-5)*wh[c] + bh[c]
+	}
+	ye := BatchNorm2d(x, w, b, rm, rv, false, 0.1, 1e-5)
+	closeTo(t, "batch_norm2d eval", ye.Host(), want, ye.Shape(), x.Shape())
+
+	gradCheck(t, "batch_norm2d train", r, []*Tensor{x, w, b}, func(in []*Tensor) *Tensor { return BatchNorm2d(in[0], in[1], in[2], nil, nil, true, 0.1, 1e-5) })
+	gradCheck(t, "batch_norm2d train no affine", r, []*Tensor{x}, func(in []*Tensor) *Tensor { return BatchNorm2d(in[0], nil, nil, nil, nil, true, 0.1, 1e-5) })
+	gradCheck(t, "batch_norm2d eval", r, []*Tensor{x, w, b}, func(in []*Tensor) *Tensor { return BatchNorm2d(in[0], in[1], in[2], rm, rv, false, 0.1, 1e-5) })
+}
+
+// TestConvBadShapes: a shape that does not fit panics with a message
+// naming the op and the shapes, before any kernel runs.
+func TestConvBadShapes(t *testing.T) {
+	r := rand.New(rand.NewPCG(31, 32))
+	x := randT(r, 1, 1, 3, 5, 5)
+	for _, c := range []struct {
+		name, want string
+		fn         func()
+	}{
+		{"channels", "conv2d: weight [4 2 3 3] for 3 input channels in 1 groups", func() { Conv2d(x, randT(r, 1, 4, 2, 3, 3), nil, ConvOptions{}) }},
+		{"groups", "weight [4 1 3 3] for 3 input channels in 2 groups", func() { Conv2d(x, randT(r, 1, 4, 1, 3, 3), nil, ConvOptions{Groups: 2}) }},
+		{"too small", "input 5x5 is smaller than the 7x7 kernel", func() { Conv2d(x, randT(r, 1, 4, 3, 7, 7), nil, ConvOptions{}) }},
+		{"bias", "bias of shape [3] for 4 channels", func() { Conv2d(x, randT(r, 1, 4, 3, 3, 3), randT(r, 1, 3), ConvOptions{}) }},
+		{"3-D", "input has shape [3 5 5], want 4 dims", func() { MaxPool2d(Reshape(x, 3, 5, 5), [2]int{2, 2}, [2]int{}, [2]int{}) }},
+		{"pool padding", "padding at most half the kernel", func() { AvgPool2d(x, [2]int{2, 2}, [2]int{}, [2]int{2, 0}) }},
+		{"output padding", "output padding [2 0] must be smaller than stride", func() {
+			ConvTranspose2d(x, randT(r, 1, 3, 2, 3, 3), nil, ConvOptions{Stride: [2]int{2, 2}, OutputPadding: [2]int{2, 0}})
+		}},
+		{"group norm", "group_norm: 2 groups for input [1 3 5 5]", func() { GroupNorm(x, 2, nil, nil, 1e-5) }},
+	} {
+		func() {
+			defer func() {
+				msg := fmt.Sprint(recover())
+				if !strings.Contains(msg, c.want) {
+					t.Errorf("%s: panic %q, want it to say %q", c.name, msg, c.want)
+				}
+			}()
+			c.fn()
+		}()
+	}
+}
