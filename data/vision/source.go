@@ -26,6 +26,9 @@ type Dataset interface {
 	// Name names sample i for messages (a path, path:line, shard:key or
 	// file[index]).
 	Name(i int) string
+	// Close releases the source's files (a tar shard stays open between
+	// loads); the dataset is unusable after it.
+	Close() error
 }
 
 // Open opens a source by its spec: an idx images file, a folder of class
@@ -59,6 +62,7 @@ type idxSet struct {
 	labels  []byte // nil: no labels file
 }
 
+func (d *idxSet) Close() error      { d.n, d.pix, d.labels = 0, nil, nil; return nil }
 func (d *idxSet) Len() int          { return d.n }
 func (d *idxSet) Name(i int) string { return fmt.Sprintf("%s[%d]", d.path, i) }
 func (d *idxSet) Load(i int) (*Image, error) {
@@ -187,6 +191,7 @@ type fileSet struct {
 	lim   Limits
 }
 
+func (d *fileSet) Close() error      { return nil }
 func (d *fileSet) Len() int          { return len(d.items) }
 func (d *fileSet) Name(i int) string { return d.items[i].name }
 func (d *fileSet) Load(i int) (*Image, error) {

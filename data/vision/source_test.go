@@ -53,6 +53,10 @@ func TestIdx(t *testing.T) {
 	if m, _ := ds.Load(0); m.Label != -1 || m.Pix[0] != 1 {
 		t.Fatalf("label %d pix %v", m.Label, m.Pix)
 	}
+	ds.Close()
+	if _, err := ds.Load(0); err == nil {
+		t.Fatal("Load after Close succeeded")
+	}
 }
 
 func TestIdxBadInput(t *testing.T) {
@@ -199,6 +203,12 @@ func TestTar(t *testing.T) {
 			t.Fatal(err)
 		}
 		got = append(got, fmt.Sprintf("%s %d %q %v", m.Shape(), m.Label, m.Caption, m.Pix))
+	}
+	if err := ds.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ds.Load(0); err == nil {
+		t.Fatal("Load after Close succeeded")
 	}
 	want := []string{`1x1x2 3 "" [1 1]`, `3x1x1 -1 "a green dot" [0 1 0]`, `1x1x1 5 "c" [0]`}
 	if strings.Join(got, "|") != strings.Join(want, "|") {

@@ -35,7 +35,10 @@
 // Limits.MaxPixels before decoding; idx dimensions are checked against the
 // data actually present; file and tar entry sizes are capped. Truncated or
 // corrupt images, a wrong idx magic, mismatched label counts and empty
-// folders are errors, never panics. Open reads; it writes nothing.
+// folders are errors, never panics. Open reads; it writes nothing. Close a
+// Dataset when done (a tar shard stays open between loads).
+//
+// docs/vision.md ("Images in") lists the sources and these guarantees.
 //
 // # Augmentation and loading
 //
