@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -229,5 +230,36 @@ func BenchmarkLoader(b *testing.B) {
 			}
 			b.ReportMetric(float64(images)/time.Since(start).Seconds(), "images/s")
 		})
+	}
+}
+
+// countLoads counts the loads of a real dataset.
+type countLoads struct {
+	Dataset
+	n atomic.Int64
+}
+
+func (c *countLoads) Load(i int) (*Image, error) {
+	c.n.Add(1)
+	return c.Dataset.Load(i)
+}
+
+// TestLoaderBounded: a consumer that stops reading holds the loader at
+// Prefetch batches ahead (+1 waiting to be handed over), not the epoch.
+func TestLoaderBounded(t *testing.T) {
+	ds := &countLoads{Dataset: idxSet37(t)}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch, errf := NewLoader(ds, LoaderConfig{BatchSize: 2, Workers: 4, Prefetch: 2}).Epoch(ctx, 0)
+	time.Sleep(300 * time.Millisecond)
+	if n := ds.n.Load(); n > 6 || n < 2 {
+		t.Fatalf("%d samples loaded ahead of a stalled consumer, want 2-6 (Prefetch 2 + 1 batches of 2)", n)
+	}
+	got := 0
+	for b := range ch {
+		got += b.N
+	}
+	if err := errf(); err != nil || got != 37 {
+		t.Fatalf("%d samples, err %v", got, err)
 	}
 }
