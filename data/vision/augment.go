@@ -29,30 +29,34 @@ func resize(m *Image, oh, ow int) *Image {
 		return o
 	}
 	o := m.like(m.C, oh, ow)
-	sy, sx := float64(m.H)/float64(oh), float64(m.W)/float64(ow)
-	coord := func(i int, s float64, n int) (int, int, float32) {
-		f := (float64(i)+0.5)*s - 0.5
-		if f < 0 {
-			f = 0
-		}
-		i0 := int(f)
-		if i0 > n-1 {
-			i0 = n - 1
-		}
-		i1 := i0 + 1
-		if i1 > n-1 {
-			i1 = n - 1
-		}
-		return i0, i1, float32(f - float64(i0))
+	type tap struct {
+		i0, i1 int
+		f      float32
 	}
-	for y := 0; y < oh; y++ {
-		y0, y1, fy := coord(y, sy, m.H)
-		for x := 0; x < ow; x++ {
-			x0, x1, fx := coord(x, sx, m.W)
-			for c := 0; c < m.C; c++ {
-				a := m.At(c, y0, x0)*(1-fx) + m.At(c, y0, x1)*fx
-				b := m.At(c, y1, x0)*(1-fx) + m.At(c, y1, x1)*fx
-				o.Set(c, y, x, a*(1-fy)+b*fy)
+	taps := func(on, n int) []tap {
+		s := float64(n) / float64(on)
+		t := make([]tap, on)
+		for i := range t {
+			f := (float64(i)+0.5)*s - 0.5
+			if f < 0 {
+				f = 0
+			}
+			i0 := min(int(f), n-1)
+			t[i] = tap{i0, min(i0+1, n-1), float32(f - float64(i0))}
+		}
+		return t
+	}
+	ys, xs := taps(oh, m.H), taps(ow, m.W)
+	for c := 0; c < m.C; c++ {
+		src := m.Pix[c*m.H*m.W : (c+1)*m.H*m.W]
+		dst := o.Pix[c*oh*ow : (c+1)*oh*ow]
+		for y, ty := range ys {
+			r0, r1 := src[ty.i0*m.W:(ty.i0+1)*m.W], src[ty.i1*m.W:(ty.i1+1)*m.W]
+			row := dst[y*ow : (y+1)*ow]
+			for x, tx := range xs {
+				a := r0[tx.i0]*(1-tx.f) + r0[tx.i1]*tx.f
+				b := r1[tx.i0]*(1-tx.f) + r1[tx.i1]*tx.f
+				row[x] = a*(1-ty.f) + b*ty.f
 			}
 		}
 	}
@@ -177,12 +181,24 @@ func gray(m *Image) []float32 {
 	return g
 }
 
-func blend(m *Image, f float32, other func(c, i int) float32) *Image {
+// blend returns f*x + (1-f)*other, clamped to [0,1]: other is the constant k
+// when per is nil, else per[i] for pixel i of every channel.
+func blend(m *Image, f float32, k float32, per []float32) *Image {
 	o := m.like(m.C, m.H, m.W)
 	n := m.H * m.W
+	g := 1 - f
 	for c := 0; c < m.C; c++ {
-		for i := 0; i < n; i++ {
-			o.Pix[c*n+i] = clamp01(f*m.Pix[c*n+i] + (1-f)*other(c, i))
+		src, dst := m.Pix[c*n:(c+1)*n], o.Pix[c*n:(c+1)*n]
+		if per == nil {
+			add := g * k
+			for i, v := range src {
+				dst[i] = clamp01(f*v + add)
+			}
+			continue
+		}
+		per := per[:n]
+		for i, v := range src {
+			dst[i] = clamp01(f*v + g*per[i])
 		}
 	}
 	return o
@@ -190,7 +206,7 @@ func blend(m *Image, f float32, other func(c, i int) float32) *Image {
 
 // AdjustBrightness multiplies every value by f, clamped to [0,1].
 func AdjustBrightness(m *Image, f float32) *Image {
-	return blend(m, f, func(int, int) float32 { return 0 })
+	return blend(m, f, 0, nil)
 }
 
 // AdjustContrast blends with the mean luma: f*x + (1-f)*mean, clamped.
@@ -200,7 +216,7 @@ func AdjustContrast(m *Image, f float32) *Image {
 		s += float64(v)
 	}
 	mean := float32(s / float64(m.H*m.W))
-	return blend(m, f, func(int, int) float32 { return mean })
+	return blend(m, f, mean, nil)
 }
 
 // AdjustSaturation blends each pixel with its luma: f*x + (1-f)*gray,
@@ -210,7 +226,7 @@ func AdjustSaturation(m *Image, f float32) *Image {
 		return m
 	}
 	g := gray(m)
-	return blend(m, f, func(_, i int) float32 { return g[i] })
+	return blend(m, f, 0, g)
 }
 
 // AdjustHue rotates the hue by h turns (h in [-0.5, 0.5]) in HSV space. A
