@@ -47,7 +47,7 @@ func Open(spec string, lim Limits) (Dataset, error) {
 		return openJSONL(spec, lim)
 	case strings.HasSuffix(base, ".tar"):
 		return openTar(spec, lim)
-	case strings.Contains(base, "-idx3-ubyte") || strings.HasSuffix(base, ".idx"):
+	case strings.Contains(base, "idx3-ubyte"):
 		return openIdx(spec, lim)
 	}
 	return nil, fmt.Errorf("%s: unknown image source (want an idx images file, a folder of class subfolders, a .jsonl or a .tar shard)", spec)
@@ -140,15 +140,18 @@ func idxDims(hdr []byte, ndim int) []uint32 {
 	return d
 }
 
-// labelsBeside returns the labels file for an idx images file, "" if none.
+// labelsBeside returns the labels file for an idx images file, "" if none:
+// the name with "images" → "labels" and "idx3" → "idx1"
+// (train-images-idx3-ubyte.gz → train-labels-idx1-ubyte.gz, also
+// train-images.idx3-ubyte → train-labels.idx1-ubyte), gzipped or not.
 func labelsBeside(path string) string {
 	dir, base := filepath.Split(path)
-	i := strings.Index(base, "images-idx3-ubyte")
-	if i < 0 {
+	if !strings.Contains(base, "images") || !strings.Contains(base, "idx3") {
 		return ""
 	}
-	stem := base[:i] + "labels-idx1-ubyte"
-	for _, c := range []string{stem + strings.TrimPrefix(base[i:], "images-idx3-ubyte"), stem, stem + ".gz"} {
+	stem := strings.Replace(strings.Replace(base, "images", "labels", 1), "idx3", "idx1", 1)
+	plain := strings.TrimSuffix(stem, ".gz")
+	for _, c := range []string{stem, plain, plain + ".gz"} {
 		if _, err := os.Stat(filepath.Join(dir, c)); err == nil {
 			return filepath.Join(dir, c)
 		}

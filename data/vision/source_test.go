@@ -44,6 +44,16 @@ func TestIdx(t *testing.T) {
 		}
 		wantPix(t, m, []float32{60. / 255, 70. / 255, 80. / 255, 90. / 255, 100. / 255, 110. / 255})
 	}
+	// Kaggle's naming, the labels gzipped and the images not.
+	p0 := writeFile(t, filepath.Join(dir, "kaggle", "train-images.idx3-ubyte"), idxBytes([]uint32{1, 1, 1}, []byte{0}))
+	writeFile(t, filepath.Join(dir, "kaggle", "train-labels.idx1-ubyte.gz"), gz(idxBytes([]uint32{1}, []byte{6})))
+	ds0, err := Open(p0, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := ds0.Load(0); m.Label != 6 {
+		t.Fatalf("kaggle naming: label %d", m.Label)
+	}
 	// Without a labels file the labels are -1.
 	p := writeFile(t, filepath.Join(dir, "nolab", "t10k-images-idx3-ubyte"), idxBytes([]uint32{1, 1, 1}, []byte{255}))
 	ds, err := Open(p, Limits{})
@@ -283,6 +293,25 @@ func TestRealMNIST(t *testing.T) {
 
 // TestRealCOCO reads the 79 COCO photos through a JSONL of their captions
 // (COCO's captions_val2017.json: images[{id, file_name}], annotations[{image_id, caption}]).
+// TestRealPNG decodes the CLIP diagram, a real RGBA PNG.
+func TestRealPNG(t *testing.T) {
+	p := shared.Path(t, "data/images/samples/CLIP.png")
+	m, err := ReadFile(p, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.C != 3 || m.W < 100 || m.H < 100 {
+		t.Fatalf("%s: %s", p, m.Shape())
+	}
+	var lo, hi float32 = 1, 0
+	for _, v := range m.Pix {
+		lo, hi = min(lo, v), max(hi, v)
+	}
+	if lo < 0 || hi > 1 || hi-lo < 0.5 {
+		t.Fatalf("%s: values in [%v, %v]", p, lo, hi)
+	}
+}
+
 func TestRealCOCO(t *testing.T) {
 	dir := shared.Path(t, "data/images/coco_mini_val2017")
 	raw, err := os.ReadFile(filepath.Join(dir, "captions_val2017.json"))

@@ -15,9 +15,11 @@
 //
 // Open takes a spec string and picks the reader:
 //
-//   - an MNIST-style idx images file (…-images-idx3-ubyte, optionally .gz);
-//     the labels are read from the file beside it with "labels-idx1" in
-//     place of "images-idx3" (either compression); without one, labels are -1;
+//   - an MNIST-style idx images file (a name with "idx3-ubyte", optionally
+//     .gz); the labels are read from the file beside it named with "labels"
+//     for "images" and "idx1" for "idx3" (train-labels-idx1-ubyte.gz,
+//     train-labels.idx1-ubyte; either compression); without one, labels
+//     are -1;
 //   - a folder of class subfolders: classes sorted by name become label ids
 //     0,1,…; images are .png, .jpg, .jpeg, .gif, .webp;
 //   - a .jsonl file of {"image": path, "label": int} or
