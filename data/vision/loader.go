@@ -118,6 +118,9 @@ type result struct {
 // the last batch, on the first error, or when ctx is done; then the
 // returned func gives the error (nil after a full epoch, ctx.Err() after a
 // cancellation). At most Prefetch batches are decoded ahead of the consumer.
+// Read the channel until it closes, or cancel ctx to stop early (a consumer
+// that just stops reading leaves the goroutines waiting); call the func
+// after that.
 func (l *Loader) Epoch(ctx context.Context, epoch int) (<-chan *Batch, func() error) {
 	ctx, cancel := context.WithCancel(ctx)
 	out := make(chan *Batch)
