@@ -44,3 +44,20 @@ func FuzzIdx(f *testing.F) {
 		}
 	})
 }
+
+// FuzzTar: any shard bytes open or fail cleanly, and every sample of an
+// opened shard loads or fails with an error.
+func FuzzTar(f *testing.F) {
+	f.Add(tarBytes(f, []tarEntry{{"a.png", grayPNG(f, 2, 2, 1)}, {"a.cls", []byte("1")}, {"b.jpg", []byte("x")}, {"b.json", []byte(`{"caption":"c"}`)}}))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p := writeFile(t, filepath.Join(t.TempDir(), "s.tar"), b)
+		ds, err := Open(p, Limits{MaxPixels: 1 << 16, MaxFileBytes: 1 << 20})
+		if err != nil {
+			return
+		}
+		defer ds.Close()
+		for i := 0; i < ds.Len(); i++ {
+			ds.Load(i)
+		}
+	})
+}
