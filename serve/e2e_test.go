@@ -182,6 +182,9 @@ func TestBrowserChat(t *testing.T) {
 // chromium ($CHROMIUM, by default /usr/bin/chromium).
 func needBrowser(t *testing.T) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("a headless-Chromium test: go test -short leaves it to the full run (CI)")
+	}
 	node := needNode(t, "playwright-core")
 	chromium := os.Getenv("CHROMIUM")
 	if chromium == "" {

@@ -29,6 +29,9 @@ const e2eDir = "../e2e"
 // under CI=true, where it fails.
 func needLlamaCpp(t *testing.T) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("runs llama.cpp: go test -short leaves it to the full run (CI)")
+	}
 	missing := func(what string) {
 		msg := what + " is missing: run .ci/e2e-deps.sh (installs nodejs, npm and gguf/e2e's node-llama-cpp, llama.cpp's prebuilt CPU library)"
 		if os.Getenv("CI") == "true" {
