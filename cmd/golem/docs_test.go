@@ -256,7 +256,7 @@ func TestDocsCommandsParse(t *testing.T) {
 			t.Logf("%s: golem %s", c.where, strings.Join(c.args, " "))
 		}
 	}
-	flags := map[string]bool{} // every flag of every command: true, or false for a hidden old name
+	flags := map[string]bool{}                             // every flag of every command: true, or false for a hidden old name
 	variants := [][]string{{"export", "--format", "gguf"}} // a command whose flags depend on --format
 	for _, name := range commandNames() {
 		variants = append(variants, strings.Fields(name))
