@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golem-ml/golem/internal/shared"
+
 	"github.com/golem-ml/golem/store"
 )
 
@@ -27,10 +29,7 @@ func needNode(t *testing.T, packages ...string) string {
 	t.Helper()
 	missing := func(what string) {
 		msg := what + " is missing: run .ci/e2e-deps.sh (installs nodejs, npm, chromium and the npm packages of serve/e2e)"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+		shared.Missing(t, msg)
 	}
 	node, err := exec.LookPath("node")
 	if err != nil {
@@ -191,10 +190,7 @@ func needBrowser(t *testing.T) string {
 		chromium = "/usr/bin/chromium"
 	}
 	if _, err := os.Stat(chromium); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s missing: run .ci/e2e-deps.sh", chromium)
-		}
-		t.Skipf("%s missing: run .ci/e2e-deps.sh", chromium)
+		shared.Missing(t, chromium+" missing: run .ci/e2e-deps.sh")
 	}
 	return node
 }

@@ -34,10 +34,7 @@ func needLlamaCpp(t *testing.T) string {
 	}
 	missing := func(what string) {
 		msg := what + " is missing: run .ci/e2e-deps.sh (installs nodejs, npm and gguf/e2e's node-llama-cpp, llama.cpp's prebuilt CPU library)"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+		shared.Missing(t, msg)
 	}
 	node, err := exec.LookPath("node")
 	if err != nil {

@@ -47,3 +47,14 @@ func Path(t testing.TB, rel string) string {
 	}
 	return p
 }
+
+// Missing reports that something a test needs is not installed: the test
+// is skipped with msg, except under CI=true, where .ci/run installs
+// everything the tests need and a missing piece fails the test instead.
+func Missing(t testing.TB, msg string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+}

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/golem-ml/golem/internal/shared"
 )
 
 // oracleCase is one render, as testdata/hf_render.py reads it.
@@ -39,10 +41,7 @@ type oracleResult struct {
 func runOracle(t *testing.T, cases []oracleCase) []oracleResult {
 	t.Helper()
 	if err := exec.Command("python3", "-c", "import jinja2").Run(); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("python3 with jinja2 is missing (CI installs it with .ci/e2e-deps.sh): %v", err)
-		}
-		t.Skipf("python3 with jinja2 is missing (apt-get install python3-jinja2): %v", err)
+		shared.Missing(t, fmt.Sprintf("python3 with jinja2 is missing (apt-get install python3-jinja2; CI installs it with .ci/e2e-deps.sh): %v", err))
 	}
 	in, err := json.Marshal(cases)
 	if err != nil {
