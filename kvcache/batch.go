@@ -213,7 +213,7 @@ func (r *Rows) Attend(q, k, v *tensor.Tensor, a Attention) *tensor.Tensor {
 	}
 	be := q.Backend()
 	if ra, ok := be.(backend.RowAttention); ok {
-		y := tensor.New(be, B, 1, q.Dim(2))
+		y := q.Scope().New(be, B, 1, q.Dim(2))
 		ra.AttentionRows(backend.Attention{B: B, T: 1, S: c.Cap, HQ: a.Heads, HKV: a.KVHeads, D: c.d,
 			Scale: a.scale(c.d)}, r.rows, r.n, y.Buffer(), q.Buffer(), kc, vc)
 		return y
@@ -231,7 +231,7 @@ func (r *Rows) gather(q *tensor.Tensor, a Attention) *tensor.Tensor {
 	for _, v := range r.n {
 		S = max(S, int(v))
 	}
-	k, v := tensor.New(be, B, S, W), tensor.New(be, B, S, W)
+	k, v := q.Scope().New(be, B, S, W), q.Scope().New(be, B, S, W)
 	mask := make([]bool, B*S)
 	for b := range B {
 		for h := range c.h {
@@ -243,8 +243,5 @@ func (r *Rows) gather(q *tensor.Tensor, a Attention) *tensor.Tensor {
 			mask[b*S+j] = true
 		}
 	}
-	y := tensor.Attention(q, k, v, tensor.AttentionOptions{Heads: a.Heads, KVHeads: a.KVHeads, KeyMask: mask})
-	k.Free()
-	v.Free()
-	return y
+	return tensor.Attention(q, k, v, tensor.AttentionOptions{Heads: a.Heads, KVHeads: a.KVHeads, KeyMask: mask})
 }

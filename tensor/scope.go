@@ -259,6 +259,3 @@ func (s *Scope) String() string {
 	}
 	return fmt.Sprintf("scope#%d", s.id)
 }
-
-// Keep returns a leaf of no scope that owns t's memory (see Scope.Keep).
-func (t *Tensor) Keep() *Tensor { return (*Scope)(nil).Keep(t) }

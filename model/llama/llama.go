@@ -66,9 +66,7 @@ func (b *Block) Attention(x *tensor.Tensor, p *nn.Pass) *tensor.Tensor {
 	h := b.Norm1.Forward(x)
 	ql, kl := b.Q.Forward(h), b.K.Forward(h)
 	q, k, v := tensor.RoPE(ql, p.RoPE), tensor.RoPE(kl, p.RoPEK), b.V.Forward(h)
-	p.Temp(h, ql, kl, q, k, v)
 	y := p.Attend(q, k, v)
-	p.Temp(y)
 	return b.O.Forward(y)
 }
 
