@@ -181,12 +181,11 @@ func scoreRows(m *gpt.Model, rows []mcRow, T int, scores [][]float64) error {
 	}
 	var lp []float32
 	tensor.NoGrad(func() {
-		h := m.Forward(ids, B, T, gpt.Options{})
-		flat := tensor.Reshape(h, B*T, -1)
-		sel := tensor.Embedding(flat, at)
-		logp := tensor.TokenLogProbs(m.Logits(sel), tgt)
-		lp = logp.Host()
-		tensor.Release(logp)
+		s := tensor.NewScope()
+		defer s.Close()
+		h := m.Forward(ids, B, T, gpt.Options{Scope: s})
+		sel := tensor.Embedding(tensor.Reshape(h, B*T, -1), at)
+		lp = tensor.TokenLogProbs(m.Logits(sel), tgt).Host()
 	})
 	for i, v := range lp {
 		scores[rows[owner[i]].q][choice[i]] += float64(v)

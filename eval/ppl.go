@@ -54,10 +54,10 @@ func Perplexity(m *gpt.Model, ids []int, batch int) (PPL, error) {
 					}
 				}
 			}
-			loss := m.Loss(in, tgt, B, L, gpt.Options{})
-			sum += float64(loss.Item()) * float64(count)
+			s := tensor.NewScope()
+			sum += float64(m.Loss(in, tgt, B, L, gpt.Options{Scope: s}).Item()) * float64(count)
 			n += count
-			tensor.Release(loss)
+			s.Close()
 		}
 	})
 	mean := sum / float64(n)

@@ -79,7 +79,6 @@ type grpoTask struct {
 	accum   int
 	seed    uint64
 	rollout []grpoBatch // the step's rollout, a batch per micro-batch
-	tmp     leaves      // this step's constant tensors, freed after it
 }
 
 // grpoBatch is one micro-batch of a rollout: Prompts groups of Group
@@ -279,29 +278,31 @@ func (t *grpoTask) batch(rows [][]int, start []int, adv []float64) grpoBatch {
 			b.adv[i*T+p] = float32(adv[i])
 		}
 	}
-	b.refLogp = noGradValues(func() *tensor.Tensor { return tokenLogProbs(t.ref, b.ids, b.tg, N, T, t.o.Temperature) })
+	b.refLogp = noGradValues(func(s *tensor.Scope) *tensor.Tensor {
+		return tokenLogProbs(s, t.ref, b.ids, b.tg, N, T, t.o.Temperature)
+	})
 	return b
 }
 
 // Loss is GRPO's loss on micro-batch mb.Micro of the rollout: PPO's
 // clipped objective per token, averaged per answer, plus Beta times the k3
 // estimate of the KL to the reference.
-func (t *grpoTask) Loss(mb Minibatch) (*tensor.Tensor, int, map[string]float64, error) {
+func (t *grpoTask) Loss(s *tensor.Scope, mb Minibatch) (*tensor.Tensor, int, map[string]float64, error) {
 	o := &t.o
 	b := &t.rollout[mb.Micro]
 	N, T := b.N, b.T
 	be := t.policy.Embed.Weight.Backend()
-	lp := tokenLogProbs(t.policy, b.ids, b.tg, N, T, o.Temperature)
-	old := t.tmp.from(be, lp.Host(), N*T) // one update per sample: the ratio is 1, its gradient that of log pi
+	lp := tokenLogProbs(s, t.policy, b.ids, b.tg, N, T, o.Temperature)
+	old := s.FromHost(be, lp.Host(), N*T) // one update per sample: the ratio is 1, its gradient that of log pi
 	ratio := tensor.Exp(tensor.Sub(lp, old))
-	a := t.tmp.from(be, b.adv, N*T)
+	a := s.FromHost(be, b.adv, N*T)
 	eps := float32(o.ClipRange)
 	obj := tensor.Minimum(tensor.Mul(ratio, a), tensor.Mul(tensor.Clamp(ratio, 1-eps, 1+eps), a))
-	wT := t.tmp.from(be, b.w, N*T)
+	wT := s.FromHost(be, b.w, N*T)
 	loss := tensor.Neg(tensor.Sum(tensor.Mul(obj, wT)))
 	klOf := func(lp *tensor.Tensor) *tensor.Tensor {
 		// k3 = exp(ref - logp) - (ref - logp) - 1 >= 0
-		d := tensor.Sub(t.tmp.from(be, b.refLogp, N*T), lp)
+		d := tensor.Sub(s.FromHost(be, b.refLogp, N*T), lp)
 		k3 := tensor.AddScalar(tensor.Sub(tensor.Exp(d), d), -1)
 		return tensor.Sum(tensor.Mul(k3, wT))
 	}
@@ -311,7 +312,7 @@ func (t *grpoTask) Loss(mb Minibatch) (*tensor.Tensor, int, map[string]float64, 
 		kl = float64(klT.Item())
 		loss = tensor.Add(loss, tensor.Scale(klT, float32(o.Beta)))
 	} else { // only a metric: from the detached log-probabilities
-		kl = float64(noGradValues(func() *tensor.Tensor { return klOf(old) })[0])
+		tensor.NoGrad(func() { kl = float64(klOf(old).Item()) })
 	}
 	metrics := map[string]float64{"kl": kl}
 	for k, v := range b.stats {
@@ -320,9 +321,8 @@ func (t *grpoTask) Loss(mb Minibatch) (*tensor.Tensor, int, map[string]float64, 
 	return loss, b.tokens, metrics, nil
 }
 
-// AfterStep frees the step's constant tensors (the loop has released its
-// graphs).
-func (t *grpoTask) AfterStep(int) { t.tmp.free() }
+// AfterStep has nothing to do: the step's tensors were the loop's scope's.
+func (t *grpoTask) AfterStep(int) {}
 
 // Eval returns nothing of its own: the demo evaluates held-out tasks.
 func (t *grpoTask) Eval() (map[string]float64, error) { return map[string]float64{}, nil }

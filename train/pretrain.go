@@ -353,9 +353,9 @@ func (t *pretrainTask) window(f *tokens.File, seed uint64, step, micro int) {
 	}
 }
 
-func (t *pretrainTask) Loss(step, micro int) (*tensor.Tensor, int, map[string]float64, error) {
+func (t *pretrainTask) Loss(s *tensor.Scope, step, micro int) (*tensor.Tensor, int, map[string]float64, error) {
 	t.window(t.train, t.seed, step, micro)
-	loss := t.model.Loss(t.ids, t.tgt, t.batch, t.block, gpt.Options{Train: true, Seed: t.seed ^ uint64(step)<<20 ^ uint64(micro)})
+	loss := t.model.Loss(t.ids, t.tgt, t.batch, t.block, gpt.Options{Train: true, Seed: t.seed ^ uint64(step)<<20 ^ uint64(micro), Scope: s})
 	return loss, t.batch * t.block, nil, nil
 }
 
@@ -365,9 +365,9 @@ func (t *pretrainTask) Eval() (map[string]float64, error) {
 	tensor.NoGrad(func() {
 		for i := 0; i < t.evalIters; i++ {
 			t.window(t.val, 0xe7a1, 0, i)
-			loss := t.model.Loss(t.ids, t.tgt, t.batch, t.block, gpt.Options{})
-			sum += float64(loss.Item())
-			tensor.Release(loss)
+			s := tensor.NewScope()
+			sum += float64(t.model.Loss(t.ids, t.tgt, t.batch, t.block, gpt.Options{Scope: s}).Item())
+			s.Close()
 		}
 	})
 	return map[string]float64{"val_loss": sum / float64(t.evalIters)}, nil

@@ -199,9 +199,10 @@ func actionTargets(rows [][]int, masks [][]bool, T int) []int32 {
 
 // tokenLogProbs returns the log-probabilities the model gives the targets
 // at each position of ids [B, T] ([B*T], 0 where the target is -1), with
-// the logits divided by temp (as they were when sampling; 0 means 1).
-func tokenLogProbs(m *gpt.Model, ids, targets []int32, B, T int, temp float64) *tensor.Tensor {
-	logits := tempered(m.Logits(m.Forward(ids, B, T, gpt.Options{})), temp)
+// the logits divided by temp (as they were when sampling; 0 means 1), in
+// scope s.
+func tokenLogProbs(s *tensor.Scope, m *gpt.Model, ids, targets []int32, B, T int, temp float64) *tensor.Tensor {
+	logits := tempered(m.Logits(m.Forward(ids, B, T, gpt.Options{Scope: s})), temp)
 	return tensor.TokenLogProbs(tensor.Reshape(logits, B*T, m.Config.Vocab), targets)
 }
 
@@ -214,27 +215,9 @@ func tempered(logits *tensor.Tensor, temp float64) *tensor.Tensor {
 	return tensor.Scale(logits, float32(1/temp))
 }
 
-// leaves holds the constant tensors of one step: releasing a graph frees
-// its intermediates but not its leaves, so a stage frees them itself once
-// the loop has released the step's graph (at the start of the next).
-type leaves []*tensor.Tensor
-
-func (l *leaves) from(be backend.Backend, data []float32, shape ...int) *tensor.Tensor {
-	t := tensor.FromHost(be, data, shape...)
-	*l = append(*l, t)
-	return t
-}
-
-func (l *leaves) free() {
-	for _, t := range *l {
-		t.Free()
-	}
-	*l = (*l)[:0]
-}
-
 // rowSums sums x [B*T] over each row with weights w [B*T]: [B].
-func rowSums(tmp *leaves, be backend.Backend, x *tensor.Tensor, w []float32, B, T int) *tensor.Tensor {
-	return tensor.SumLast(tensor.Reshape(tensor.Mul(x, tmp.from(be, w, B*T)), B, T))
+func rowSums(x *tensor.Tensor, w []float32, B, T int) *tensor.Tensor {
+	return tensor.SumLast(tensor.Reshape(tensor.Mul(x, x.Scope().FromHost(x.Backend(), w, B*T)), B, T))
 }
 
 // logSigmoid is log σ(x) = min(x, 0) - log(1 + e^-|x|), stable for any x.
@@ -296,14 +279,14 @@ func mean(xs []float64) float64 {
 	return s / float64(len(xs))
 }
 
-// noGradValues runs fn with gradients off and returns the values of the
-// tensor it makes, whose graph it then frees (scoring answers).
-func noGradValues(fn func() *tensor.Tensor) []float32 {
+// noGradValues runs fn with gradients off in a scope of its own and
+// returns the values of the tensor it makes (scoring answers).
+func noGradValues(fn func(s *tensor.Scope) *tensor.Tensor) []float32 {
 	var v []float32
 	tensor.NoGrad(func() {
-		x := fn()
-		v = x.Host()
-		tensor.Release(x)
+		s := tensor.NewScope()
+		defer s.Close()
+		v = fn(s).Host()
 	})
 	return v
 }

@@ -569,9 +569,9 @@ func (t *sftTask) rows(exs []encoded) (ids, tgt []int32, B, T, n int) {
 	return ids, tgt, B, T, n
 }
 
-func (t *sftTask) loss(exs []encoded, train bool, seed uint64) (*tensor.Tensor, int) {
+func (t *sftTask) loss(s *tensor.Scope, exs []encoded, train bool, seed uint64) (*tensor.Tensor, int) {
 	ids, tgt, B, T, n := t.rows(exs)
-	o := gpt.Options{Train: train, Seed: seed}
+	o := gpt.Options{Train: train, Seed: seed, Scope: s}
 	if t.prompt == nil {
 		return t.model.Loss(ids, tgt, B, T, o), n
 	}
@@ -594,7 +594,7 @@ func (t *sftTask) Params() []nn.Named {
 	return t.model.Params()
 }
 
-func (t *sftTask) Loss(step, micro int) (*tensor.Tensor, int, map[string]float64, error) {
+func (t *sftTask) Loss(s *tensor.Scope, step, micro int) (*tensor.Tensor, int, map[string]float64, error) {
 	k := step*t.accum + micro
 	idx := t.batchAt(k)
 	exs := make([]encoded, len(idx))
@@ -606,7 +606,7 @@ func (t *sftTask) Loss(step, micro int) (*tensor.Tensor, int, map[string]float64
 	if t.lora != nil {
 		t.model.SetLoRASeed(seed)
 	}
-	loss, n := t.loss(exs, true, seed)
+	loss, n := t.loss(s, exs, true, seed)
 	return loss, n, nil, nil
 }
 
@@ -618,11 +618,12 @@ func (t *sftTask) Eval() (map[string]float64, error) {
 	var sum float64
 	var n int
 	tensor.NoGrad(func() {
-		for s := 0; s < len(t.val); s += t.batch {
-			loss, k := t.loss(t.val[s:min(s+t.batch, len(t.val))], false, 0)
+		for i := 0; i < len(t.val); i += t.batch {
+			s := tensor.NewScope()
+			loss, k := t.loss(s, t.val[i:min(i+t.batch, len(t.val))], false, 0)
 			sum += float64(loss.Item()) * float64(k)
 			n += k
-			tensor.Release(loss)
+			s.Close()
 		}
 	})
 	return map[string]float64{"val_loss": sum / float64(max(n, 1))}, nil

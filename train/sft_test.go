@@ -139,15 +139,15 @@ func TestSFTPackingKeepsExamplesApart(t *testing.T) {
 		t.Errorf("%d shapes for %d row lengths", len(shapes), len(lengths))
 	}
 	tensor.NoGrad(func() {
+		s := tensor.NewScope()
+		defer s.Close()
 		var alone float64
 		for _, e := range enc {
-			l, n := task.loss([]encoded{e}, false, 0)
+			l, n := task.loss(s, []encoded{e}, false, 0)
 			alone += float64(l.Item()) * float64(n)
-			tensor.Release(l)
 		}
-		l, n := task.loss(enc, false, 0)
+		l, n := task.loss(s, enc, false, 0)
 		packed := float64(l.Item()) * float64(n)
-		tensor.Release(l)
 		if math.Abs(packed-alone) > 1e-3*math.Abs(alone) {
 			t.Errorf("summed loss %v alone, %v packed together", alone, packed)
 		}
