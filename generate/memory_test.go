@@ -30,7 +30,7 @@ func TestDecodeMemoryFlat(t *testing.T) {
 				}
 			}
 		})
-		if end := be.MemStats(); end.Live != at100.Live || end.Misses != at100.Misses {
+		if end := be.MemStats(); end.Live != at100.Live || end.Misses-at100.Misses > int64(2*cpu.Threads()) {
 			t.Errorf("half=%v: backend memory after step 100 %+v, after step 1,000 %+v", half, at100, end)
 		}
 		c.Free()

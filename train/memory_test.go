@@ -19,9 +19,9 @@ const flatSteps, flatFrom = 1000, 100
 
 // checkFlat runs a stage for flatSteps tiny steps (run starts it on be with
 // loop) and checks that its memory is flat from step flatFrom to the end:
-// the backend's live bytes and its allocations that missed the pool do not
-// change (a step that leaves one tensor unfreed grows the first at every
-// step), and the Go heap grows by less than a small bound. The loop
+// the backend's live bytes do not change (a step that leaves one tensor
+// unfreed grows them at every step), its allocations that missed the pool
+// hardly do, and the Go heap grows by less than a small bound. The loop
 // evaluates every flatFrom steps, so the evaluation's shapes are seen by
 // then.
 func checkFlat(t *testing.T, run func(be *cpu.CPU, loop Config) error) {
@@ -55,8 +55,11 @@ func checkFlat(t *testing.T, run func(be *cpu.CPU, loop Config) error) {
 		t.Errorf("backend memory in use grew from %d bytes after step %d to %d after step %d (%.0f bytes a step): a step leaves tensors unfreed",
 			a.mem.Live, flatFrom, b.mem.Live, flatSteps, float64(b.mem.Live-a.mem.Live)/(flatSteps-flatFrom))
 	}
-	if b.mem.Misses != a.mem.Misses {
-		t.Errorf("%d allocations missed the backend's pool between steps %d and %d (want 0 once shapes repeat)", b.mem.Misses-a.mem.Misses, flatFrom, flatSteps)
+	// Kernels that split work over threads take a scratch buffer per
+	// chunk, so the first time two chunks overlap costs one new buffer: a
+	// few misses, never one a step.
+	if miss, bound := b.mem.Misses-a.mem.Misses, int64(2*cpu.Threads()); miss > bound {
+		t.Errorf("%d allocations missed the backend's pool between steps %d and %d (want at most %d once shapes repeat)", miss, flatFrom, flatSteps, bound)
 	}
 	const heapBound = 1 << 20
 	if grow := int64(b.heap) - int64(a.heap); grow > heapBound {
