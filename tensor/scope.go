@@ -17,9 +17,9 @@ import (
 // A tensor joins a scope through data flow, never through a global "current
 // scope" (goroutines each run their own steps):
 //
-//   - a scope makes its own leaves: s.New, s.FromHost, s.Scalar, s.Adopt
-//     (a result made from parameters or host ids alone, such as an
-//     embedding lookup);
+//   - a scope makes its own leaves (s.New, s.FromHost, s.Scalar) and
+//     adopts a result made from parameters and host ids alone, such as
+//     an embedding lookup (s.Adopt);
 //   - an op's output joins the scope of its inputs, the most recently
 //     opened one when they are in several (for nested scopes, the
 //     innermost); an input with no scope that is itself an op's output (a
@@ -176,13 +176,14 @@ func (s *Scope) Scalar(be backend.Backend, v float32) *Tensor {
 	return s.FromHost(be, []float32{v})
 }
 
-// Adopt makes s own t, a tensor of no scope, and the results of no scope
-// it was computed from (not the leaves: parameters stay their holder's).
-// It is for a step's first result, one computed from parameters and host
-// data alone (an embedding lookup). A tensor that has a scope already is
-// left where it is. It returns t.
+// Adopt makes s own t, an op's result of no scope, and the results of no
+// scope it was computed from. It is for a step's first result, one
+// computed from parameters and host data alone (an embedding lookup). It
+// never takes a leaf (parameters stay their holder's; s.New and
+// s.FromHost make a step's leaves) nor a tensor that has a scope already.
+// It returns t.
 func (s *Scope) Adopt(t *Tensor) *Tensor {
-	if s == nil || t.scope != nil {
+	if s == nil || t.scope != nil || len(t.parents) == 0 {
 		return t
 	}
 	t.live()

@@ -107,6 +107,15 @@ func TestScopeNestingAndEscape(t *testing.T) {
 		t.Fatalf("%d bytes live after closing everything, want %d", got, base)
 	}
 	parent.Close() // twice: nothing
+
+	// Scopes not nested: an op joins the one opened last (a step's, opened
+	// after the long-lived scope it reads from).
+	long, step := NewScope(), NewScope()
+	if y := Mul(long.New(be, 2), step.New(be, 2)); y.Scope() != step {
+		t.Fatalf("an op over a long-lived and a step's tensor joined %v, want the step's %v", y.Scope(), step)
+	}
+	step.Close()
+	long.Close()
 }
 
 // An op over tensors of no scope makes one of no scope; such a result used
@@ -135,6 +144,12 @@ func TestScopeAdoptsResultsOfNoScope(t *testing.T) {
 	if w.Host()[5] != 6 {
 		t.Fatal("Adopt took the parameter")
 	}
+	s2 := NewScope()
+	if s2.Adopt(w); w.Scope() != nil {
+		t.Fatal("Adopt took a parameter (a leaf)")
+	}
+	s2.Close()
+	mustPanic(t, "an op over a tensor whose scope closed", func() { Sum(y) })
 }
 
 // Keep moves a step's result into a long-lived scope (a KV cache's): it

@@ -308,6 +308,7 @@ func (t *Tensor) saveBuf(n int, zero bool) backend.Buffer {
 // respect to every tensor in its graph that requires one, adding into the
 // leaves' gradients.
 func Backward(loss *Tensor) {
+	loss.live()
 	if loss.Len() != 1 {
 		panic(fmt.Sprintf("tensor: Backward of shape %v (want one element)", loss.shape))
 	}
