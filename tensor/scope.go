@@ -40,8 +40,9 @@ import (
 // Using a tensor of a closed scope panics. A nil *Scope is valid and means
 // "no scope": its New and FromHost make tensors of no scope, Adopt does
 // nothing, Keep and Escape return a leaf the caller owns, Close does
-// nothing. A Scope may be used from several goroutines, but a step's ops
-// run on one.
+// nothing. Opening children, adding to and closing a scope are safe from
+// several goroutines; the ops over one step's tensors run on one at a
+// time, as ever.
 type Scope struct {
 	id     uint64 // order of opening
 	parent *Scope
