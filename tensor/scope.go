@@ -48,7 +48,7 @@ type Scope struct {
 	parent *Scope
 
 	mu     sync.Mutex
-	owned  []*Tensor
+	owned  *[]*Tensor // from ownedPool
 	kids   []*Scope
 	closed bool
 }
@@ -119,15 +119,17 @@ func (s *Scope) Close() {
 		}
 		p.mu.Unlock()
 	}
+	if owned == nil {
+		return
+	}
 	// Later tensors first: a view goes before the tensor it views.
-	for i := len(owned) - 1; i >= 0; i-- {
-		owned[i].Free()
-		owned[i] = nil
+	l := *owned
+	for i := len(l) - 1; i >= 0; i-- {
+		l[i].Free()
+		l[i] = nil
 	}
-	if owned != nil {
-		l := owned[:0]
-		ownedPool.Put(&l)
-	}
+	*owned = l[:0]
+	ownedPool.Put(owned)
 }
 
 // Closed reports whether s has been closed.
@@ -148,10 +150,10 @@ func (s *Scope) add(t *Tensor) {
 		panic("tensor: a tensor made in a closed scope")
 	}
 	if s.owned == nil {
-		s.owned = *ownedPool.Get().(*[]*Tensor)
+		s.owned = ownedPool.Get().(*[]*Tensor)
 	}
 	t.scope = s
-	s.owned = append(s.owned, t)
+	*s.owned = append(*s.owned, t)
 }
 
 // New returns a zero leaf owned by s.
