@@ -8,22 +8,17 @@ import (
 	"github.com/golem-ml/golem/tensor"
 )
 
-// MAEOutput is what ForwardMAE returns.
-type MAEOutput struct {
-	Loss *tensor.Tensor // mean squared error over the hidden patches' values (a scalar)
-	Pred *tensor.Tensor // [B, N, p*p*C] every patch's predicted values (transformers' logits)
-	Mask []float32      // [B*N] 1 for a hidden patch, 0 for a visible one
-}
-
 // ForwardMAE is ViTMAEForPreTraining's forward pass on images pixels
 // [B, C, H, W]: each image keeps int(N*(1-maskRatio)) patches, those of
 // smallest noise ([B*N] in [0, 1), transformers' noise argument; nil draws
 // it from the model's generator), the encoder runs over them alone, the
 // decoder predicts every patch's pixels, and the loss is the mean squared
 // error over the hidden patches (targets normalised per patch with
-// norm_pix_loss). Predictions and targets order a patch's values row,
-// column, channel, as transformers' patchify does.
-func (m *Model) ForwardMAE(pixels *tensor.Tensor, maskRatio float64, noise []float32) MAEOutput {
+// norm_pix_loss). It returns the loss (a scalar), the predictions
+// [B, N, p*p*C] of every patch (transformers' logits: a patch's values
+// ordered row, column, channel, as its patchify does) and the mask [B*N]
+// (1 for a hidden patch, 0 for a visible one).
+func (m *Model) ForwardMAE(pixels *tensor.Tensor, maskRatio float64, noise []float32) (loss, pred *tensor.Tensor, mask []float32) {
 	c := &m.Config
 	if m.Decoder == nil {
 		panic("vit: ForwardMAE needs an MAE model (model_type vit_mae)")
@@ -48,7 +43,7 @@ func (m *Model) ForwardMAE(pixels *tensor.Tensor, maskRatio float64, noise []flo
 	rank := make([]int, B*N)
 	visible := make([]int32, 0, B*keep) // rows of x [B*N, C] the encoder sees, in order
 	hidden := make([]int32, 0, B*(N-keep))
-	mask := make([]float32, B*N)
+	mask = make([]float32, B*N)
 	order := make([]int, N)
 	for b := range B {
 		for n := range order {
@@ -99,18 +94,17 @@ func (m *Model) ForwardMAE(pixels *tensor.Tensor, maskRatio float64, noise []flo
 	full := tensor.Reshape(tensor.Embedding(table, rows), B, N, D)
 	y := tensor.Add(tensor.Concat(1, tensor.Slice(z, 1, 0, 1), full), d.Pos)
 	y = d.Norm.Forward(Encode(y, Blocks(d.Layers), c.DecoderHeads, false))
-	pred := tensor.Slice(d.Pred.Forward(y), 1, 1, 1+N) // [B, N, P]
+	pred = tensor.Slice(d.Pred.Forward(y), 1, 1, 1+N) // [B, N, P]
 
 	P := c.PatchDim()
 	target := m.targets(pixels, hidden)
-	var loss *tensor.Tensor
 	if len(hidden) == 0 {
 		loss = tensor.Scalar(pixels.Backend(), 0)
 	} else {
 		got := tensor.Embedding(tensor.Reshape(pred, B*N, P), hidden)
 		loss = tensor.Mean(tensor.Square(tensor.Sub(got, tensor.FromHost(pixels.Backend(), target, len(hidden), P))))
 	}
-	return MAEOutput{Loss: loss, Pred: pred, Mask: mask}
+	return loss, pred, mask
 }
 
 // targets returns the values of the patches rows (indices into the

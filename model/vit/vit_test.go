@@ -273,21 +273,21 @@ func TestMAELoss(t *testing.T) {
 	px := randn(r, B*c.Channels*c.Image*c.Image)
 	pix := tensor.FromHost(be, px, B, c.Channels, c.Image, c.Image)
 	noise := []float32{0.9, 0.1, 0.5, 0.3, 0.2, 0.8, 0.4, 0.05}
-	out := m.ForwardMAE(pix, 0.5, noise)
+	loss, predT, mask := m.ForwardMAE(pix, 0.5, noise)
 	wantMask := []float32{1, 0, 1, 0, 0, 1, 1, 0}
-	if !slices.Equal(out.Mask, wantMask) {
-		t.Fatalf("mask %v, want %v", out.Mask, wantMask)
+	if !slices.Equal(mask, wantMask) {
+		t.Fatalf("mask %v, want %v", mask, wantMask)
 	}
-	pred := out.Pred.Host()
-	if !slices.Equal(out.Pred.Shape(), []int{B, N, P}) {
-		t.Fatalf("pred shape %v", out.Pred.Shape())
+	pred := predT.Host()
+	if !slices.Equal(predT.Shape(), []int{B, N, P}) {
+		t.Fatalf("pred shape %v", predT.Shape())
 	}
 	var sum float64
 	cnt := 0
 	g, S, p := c.Image/c.Patch, c.Image, c.Patch
 	for b := range B {
 		for n := range N {
-			if out.Mask[b*N+n] == 0 {
+			if mask[b*N+n] == 0 {
 				continue
 			}
 			t := make([]float64, P)
@@ -313,7 +313,7 @@ func TestMAELoss(t *testing.T) {
 		}
 	}
 	want := sum / float64(cnt)
-	if got := float64(out.Loss.Host()[0]); math.Abs(got-want) > 1e-5*want {
+	if got := float64(loss.Host()[0]); math.Abs(got-want) > 1e-5*want {
 		t.Fatalf("loss %v, want %v", got, want)
 	}
 }
@@ -372,7 +372,8 @@ func TestGradients(t *testing.T) {
 		noise := []float32{0.9, 0.1, 0.5, 0.3, 0.2, 0.8, 0.4, 0.05}
 		loss := func() *tensor.Tensor {
 			if arch == MAE {
-				return m.ForwardMAE(pix, 0.5, noise).Loss
+				l, _, _ := m.ForwardMAE(pix, 0.5, noise)
+				return l
 			}
 			f := m.Features(pix)
 			if arch == ViT {
