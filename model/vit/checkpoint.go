@@ -38,7 +38,7 @@ func Load(be backend.Backend, dir string) (*Model, error) {
 	}
 	in := nn.NewInit(be, 0)
 	in.Zero = true
-	m, err := build(be, *c, in, 0)
+	m, err := Build(be, *c, in, 0)
 	if err != nil {
 		return nil, err
 	}

@@ -104,7 +104,7 @@ func (c *Config) Validate() error {
 	case !(c.Eps > 0 && c.Eps < 1):
 		return fmt.Errorf("vit: \"layer_norm_eps\" is %g, must be in (0, 1)", c.Eps)
 	}
-	if _, err := activation(c.Activation); err != nil {
+	if _, err := ActivationByName(c.Activation); err != nil {
 		return err
 	}
 	if c.Patches() > maxImage*4 {
@@ -224,7 +224,7 @@ func ParseConfig(b []byte, arch string) (*Config, error) {
 func (c *Config) HF() JSONConfig {
 	z := 0.0
 	h := JSONConfig{ModelType: c.Arch, HiddenSize: c.Hidden, NumHiddenLayers: c.Layers, NumAttentionHeads: c.Heads,
-		IntermediateSize: c.Intermediate, HiddenAct: c.Activation, LayerNormEps: shortFloat(c.Eps),
+		IntermediateSize: c.Intermediate, HiddenAct: c.Activation, LayerNormEps: ShortFloat(c.Eps),
 		ImageSize: c.Image, PatchSize: c.Patch, NumChannels: c.Channels, TorchDType: "float32"}
 	switch c.Arch {
 	case CLIP:
@@ -248,9 +248,9 @@ func (c *Config) HF() JSONConfig {
 // JSON returns the config as Hugging Face's config.json.
 func (c *Config) JSON() ([]byte, error) { return json.MarshalIndent(c.HF(), "", "  ") }
 
-// shortFloat is x as the float64 with x's shortest decimal form (1e-12,
+// ShortFloat is x as the float64 with x's shortest decimal form (1e-12,
 // not float32's 9.999999960041972e-13).
-func shortFloat(x float32) float64 {
+func ShortFloat(x float32) float64 {
 	v, _ := strconv.ParseFloat(strconv.FormatFloat(float64(x), 'g', -1, 32), 64)
 	return v
 }

@@ -88,8 +88,8 @@ func QuickGELU(x *tensor.Tensor) *tensor.Tensor {
 	return tensor.Mul(x, tensor.Sigmoid(tensor.Scale(x, 1.702)))
 }
 
-// activation returns the function of config.json's hidden_act.
-func activation(name string) (Activation, error) {
+// ActivationByName returns the function of config.json's hidden_act.
+func ActivationByName(name string) (Activation, error) {
 	switch name {
 	case "gelu":
 		return tensor.GELU, nil
@@ -193,14 +193,16 @@ type Model struct {
 // and tokens, zero biases, LayerNorms at one; MAE's positions are its
 // fixed 2-D sin-cos table.
 func New(be backend.Backend, c Config, seed uint64) (*Model, error) {
-	return build(be, c, nn.NewInit(be, seed), seed)
+	return Build(be, c, nn.NewInit(be, seed), seed)
 }
 
-func build(be backend.Backend, c Config, in *nn.Init, seed uint64) (*Model, error) {
+// Build builds a model with its parameters from in (in.Zero: zeros, for
+// a model about to be loaded); seed seeds MAE's masks.
+func Build(be backend.Backend, c Config, in *nn.Init, seed uint64) (*Model, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	act, _ := activation(c.Activation)
+	act, _ := ActivationByName(c.Activation)
 	const std = 0.02
 	C, N := c.Hidden, c.Patches()
 	ln := func(w int) *nn.LayerNorm { return nn.NewLayerNorm(in, w, true, c.Eps) }
