@@ -21,7 +21,10 @@ import (
 // loss. What differs is named: golem's ViT has separate q, k and v
 // projections (transformers' layout) where the peer fuses them, MAE's
 // positions are fixed sin-cos as transformers' (the peer learns them),
-// and CLIP's vision tower has CLIP's pre-LayerNorm and quick_gelu.
+// and CLIP's vision tower has CLIP's LayerNorm before its blocks. Both
+// CLIP towers use the peer's exact GELU, not CLIP's quick_gelu (three
+// elementwise ops in golem, not one kernel: a quarter of clip-tiny's
+// step).
 var visionConfigs = map[string]struct {
 	batch   int
 	classes int // a classification head over Features (vit-*)
@@ -37,13 +40,9 @@ var visionConfigs = map[string]struct {
 		return c
 	}()},
 	"clip-tiny": {batch: 128, clip: &clip.Config{
-		Vision: func() vit.Config {
-			c := vitConfig(vit.CLIP, 32, 3, 4, 6)
-			c.Activation = "quick_gelu"
-			return c
-		}(),
+		Vision: vitConfig(vit.CLIP, 32, 3, 4, 6),
 		Text: clip.TextConfig{Vocab: 49408, Context: 32, Hidden: 192, Layers: 6, Heads: 3, Intermediate: 768,
-			Activation: "quick_gelu", Eps: 1e-5, BOS: 49406, EOS: 49407, Pad: 1},
+			Activation: "gelu", Eps: 1e-5, BOS: 49406, EOS: 49407, Pad: 1},
 		Projection: 128, LogitScaleInit: 2.6592,
 	}},
 }
