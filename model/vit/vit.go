@@ -116,14 +116,35 @@ func ActivationByName(name string) (Activation, error) {
 
 // Encode runs blocks over x [B, T, C] with heads attention heads, every
 // token attending to all (or, causal, to those before it and itself:
-// CLIP's text tower), and returns the last block's output.
+// CLIP's text tower), and returns the last block's output. Without
+// gradients, each block's intermediates go back to the backend's pool
+// when the block ends (as model/gpt's Forward does), so an evaluation
+// holds one block's, not every block's; x itself is left alone.
 func Encode(x *tensor.Tensor, blocks []Block, heads int, causal bool) *tensor.Tensor {
 	p := &nn.Pass{Attn: kvcache.Attention{AttentionOptions: tensor.AttentionOptions{Heads: heads, Causal: causal}}}
+	noGrad := !tensor.GradEnabled()
+	if noGrad {
+		x = x.Detach() // a leaf: releasing a block stops at it
+	}
+	var leaf *tensor.Tensor // the previous block's output, kept without its graph
 	for i, b := range blocks {
 		p.Attn.Layer = i
-		x = tensor.Add(x, b.Attention(x, p))
-		x = tensor.Add(x, b.MLP(x))
+		y := tensor.Add(x, b.Attention(x, p))
+		y = tensor.Add(y, b.MLP(y))
 		p.ClearTemps()
+		if noGrad {
+			// y's values are computed: nothing reads its inputs again.
+			if i < len(blocks)-1 {
+				ny := y.Keep()
+				tensor.Release(y)
+				y = ny
+			}
+			if leaf != nil {
+				leaf.Free()
+			}
+			leaf = y
+		}
+		x = y
 	}
 	return x
 }
