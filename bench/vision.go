@@ -94,7 +94,7 @@ func init() {
 		var times []float64
 		var last float32
 		for s := 0; s < *warmup+*steps; s++ {
-			loss := step(s) // the batch is made before the clock starts
+			loss, inputs := step() // the batch is made before the clock starts
 			t0 := time.Now()
 			opt.ZeroGrad()
 			l := loss()
@@ -106,6 +106,7 @@ func init() {
 			}
 			last = l.Host()[0]
 			tensor.Release(l)
+			inputs.Free()
 		}
 		slices.Sort(times)
 		med := times[len(times)/2]
@@ -123,10 +124,10 @@ func init() {
 	})
 }
 
-// visionStep builds the model of a config and returns, for step s, a
-// function computing that step's loss on a fresh random batch (made
-// before it is returned), and the parameters.
-func visionStep(be backend.Backend, vc vit.Config, cc *clip.Config, classes, B int) (func(s int) func() *tensor.Tensor, []nn.Named, error) {
+// visionStep builds the model of a config and returns a function that
+// makes a random batch and returns the function computing its loss and
+// the batch's images (to free after the step), and the parameters.
+func visionStep(be backend.Backend, vc vit.Config, cc *clip.Config, classes, B int) (func() (func() *tensor.Tensor, *tensor.Tensor), []nn.Named, error) {
 	r := rand.New(rand.NewPCG(1, 2))
 	images := func(c vit.Config) *tensor.Tensor {
 		px := make([]float32, B*c.Channels*c.Image*c.Image)
@@ -141,13 +142,13 @@ func visionStep(be backend.Backend, vc vit.Config, cc *clip.Config, classes, B i
 			return nil, nil, err
 		}
 		T := cc.Text.Context
-		return func(int) func() *tensor.Tensor {
+		return func() (func() *tensor.Tensor, *tensor.Tensor) {
 			pix := images(cc.Vision)
 			ids := make([]int32, B*T)
 			for i := range ids {
 				ids[i] = int32(1 + r.IntN(49406)) // the peer's randint(1, 49407)
 			}
-			return func() *tensor.Tensor { return m.Forward(pix, ids, B, T).Loss }
+			return func() *tensor.Tensor { return m.Forward(pix, ids, B, T).Loss }, pix
 		}, m.Params(), nil
 	}
 	m, err := vit.New(be, vc, 1)
@@ -156,22 +157,22 @@ func visionStep(be backend.Backend, vc vit.Config, cc *clip.Config, classes, B i
 	}
 	params := m.Params()
 	if vc.Arch == vit.MAE {
-		return func(int) func() *tensor.Tensor {
+		return func() (func() *tensor.Tensor, *tensor.Tensor) {
 			pix := images(vc)
 			return func() *tensor.Tensor {
 				loss, _, _ := m.ForwardMAE(pix, vc.MaskRatio, nil)
 				return loss
-			}
+			}, pix
 		}, params, nil
 	}
 	head := nn.NewLinear(nn.NewInit(be, 2), vc.Hidden, classes, true, 0.02)
 	params = append(params, nn.Named{Name: "classifier.weight", Tensor: head.Weight}, nn.Named{Name: "classifier.bias", Tensor: head.Bias})
-	return func(int) func() *tensor.Tensor {
+	return func() (func() *tensor.Tensor, *tensor.Tensor) {
 		pix := images(vc)
 		labels := make([]int32, B)
 		for i := range labels {
 			labels[i] = int32(r.IntN(classes))
 		}
-		return func() *tensor.Tensor { return tensor.CrossEntropy(head.Forward(m.Features(pix)), labels, nil) }
+		return func() *tensor.Tensor { return tensor.CrossEntropy(head.Forward(m.Features(pix)), labels, nil) }, pix
 	}, params, nil
 }
