@@ -236,13 +236,6 @@ func (s *Server) ollamaNoModels(w http.ResponseWriter, r *http.Request) {
 	ollama.fail(w, http.StatusNotImplemented, "", "golem serve does not %s models: it serves the model folders given with --model (Hugging Face folders: config.json, model.safetensors, tokenizer.json), as \"NAME=DIR\" or DIR. Put a model in a folder (golem pretrain/sft --out DIR, or a Hugging Face download) and restart golem serve with --model DIR; new weights written into a served folder are loaded without a restart", strings.TrimPrefix(r.URL.Path, "/api/"))
 }
 
-// notYetEndpoint answers an endpoint golem will have.
-func notYetEndpoint(a apiStyle) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		a.fail(w, http.StatusNotImplemented, "not_implemented", "%s %s is not supported yet by golem serve", r.Method, r.URL.Path)
-	}
-}
-
 // ollamaChat answers POST /api/chat.
 func (s *Server) ollamaChat(w http.ResponseWriter, r *http.Request) {
 	var req struct {

@@ -118,6 +118,9 @@ func Run(ctx context.Context, c Config) error {
 	if c.Addr == "" {
 		c.Addr = "127.0.0.1:8080"
 	}
+	if err := CheckPool(c.Server.EmbedPool); err != nil {
+		return fmt.Errorf("%w (--embed-pool)", err)
+	}
 	for _, o := range c.Server.CORSOrigins {
 		if err := CheckOrigin(o); err != nil {
 			return fmt.Errorf("serve: %w", err)

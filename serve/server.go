@@ -86,6 +86,11 @@ type Options struct {
 	// may call the OpenAI and Ollama APIs from a browser, besides those on
 	// localhost, 127.0.0.1 and [::1], which always may (see CheckOrigin).
 	CORSOrigins []string
+
+	// EmbedPool is how the embedding endpoints pool a text's final hidden
+	// states: PoolMean over its tokens (the default) or PoolLast, the last
+	// token's.
+	EmbedPool string
 }
 
 // Server answers the APIs and the web app. It is an http.Handler.
@@ -150,7 +155,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /v1/models/{id...}", s.apiAuth(openAI, s.openaiModel))
 	m.HandleFunc("POST /v1/chat/completions", s.apiAuth(openAI, s.openaiChat))
 	m.HandleFunc("POST /v1/completions", s.apiAuth(openAI, s.openaiCompletions))
-	m.HandleFunc("POST /v1/embeddings", s.apiAuth(openAI, notYetEndpoint(openAI)))
+	m.HandleFunc("POST /v1/embeddings", s.apiAuth(openAI, s.openaiEmbeddings))
 	m.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		openAI.fail(w, http.StatusNotFound, "not_found", "unknown endpoint %s %s", r.Method, r.URL.Path)
 	})
@@ -164,8 +169,8 @@ func (s *Server) routes() {
 	for _, p := range []string{"POST /api/pull", "POST /api/push", "POST /api/create", "POST /api/copy", "DELETE /api/delete"} {
 		m.HandleFunc(p, s.apiAuth(ollama, s.ollamaNoModels))
 	}
-	m.HandleFunc("POST /api/embed", s.apiAuth(ollama, notYetEndpoint(ollama)))
-	m.HandleFunc("POST /api/embeddings", s.apiAuth(ollama, notYetEndpoint(ollama)))
+	m.HandleFunc("POST /api/embed", s.apiAuth(ollama, s.ollamaEmbed(false)))
+	m.HandleFunc("POST /api/embeddings", s.apiAuth(ollama, s.ollamaEmbed(true)))
 	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		ollama.fail(w, http.StatusNotFound, "", "unknown endpoint %s %s", r.Method, r.URL.Path)
 	})

@@ -37,6 +37,7 @@ func runServe(args []string) error {
 	var origins listFlag
 	fs.Var(&origins, "cors-origin", "an origin (scheme://host[:port], or * for any) whose web pages may call the APIs, besides localhost, 127.0.0.1 and [::1] (repeatable)")
 	logFormat := fs.String("log-format", "text", "how the log's lines are written: text, or json (one object a line; a line per request with id, route, model, tokens, time to first token, total time and status)")
+	fs.StringVar(&o.EmbedPool, "embed-pool", "mean", "how the embedding endpoints pool a text's final hidden states: mean (over its tokens) or last (the last token's)")
 	bodyMiB := fs.Int64("body-memory", 64, "MiB of request bodies read and handled at once; more is a 429")
 	dev := addDeviceFlag(fs)
 	be, err := dev.parse(fs, args)
