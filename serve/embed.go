@@ -219,6 +219,7 @@ func (s *Server) ollamaEmbed(legacy bool) http.HandlerFunc {
 		if !s.decodeAPI(ollama, w, r, &req) {
 			return
 		}
+		setKeepAlive(r.Context(), req.KeepAlive)
 		e, err := s.engineFor(r, req.Model)
 		if err != nil {
 			ollama.failErr(w, err)

@@ -76,22 +76,20 @@ func (a apiStyle) failErr(w http.ResponseWriter, err error) {
 	a.fail(w, http.StatusInternalServerError, "", "%v", err)
 }
 
-// engineFor finds a model by id; Ollama's ":latest" tag is ignored (on
-// the OpenAI API too, for names copied from Ollama's lists).
+// engineFor finds a model by id (Ollama's ":latest" tag is ignored, on
+// the OpenAI API too, for names copied from Ollama's lists) and holds it,
+// loaded, until the request has been answered.
 func (s *Server) engineFor(r *http.Request, model string) (*Engine, error) {
 	if model == "" {
 		return nil, badRequest(`"model" missing; served models: %s`, strings.Join(s.modelNames(), ", "))
 	}
-	e, ok := s.engines[model]
-	if !ok {
-		e, ok = s.engines[strings.TrimSuffix(model, ":latest")]
-	}
+	m, ok := s.model(model)
 	if !ok {
 		return nil, &apiError{http.StatusNotFound, "model_not_found",
 			fmt.Sprintf("model %q not found; served models: %s", model, strings.Join(s.modelNames(), ", "))}
 	}
-	recordOf(r.Context()).setModel(e.Name)
-	return e, nil
+	recordOf(r.Context()).setModel(m.name)
+	return s.use(r.Context(), m)
 }
 
 // longestToken caches each tokenizer's longest token in bytes.

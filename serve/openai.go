@@ -22,17 +22,17 @@ func (s *Server) openaiModels(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) openaiModelObject(name string) map[string]any {
-	return map[string]any{"id": name, "object": "model", "created": s.engines[name].Weights().ModTime.Unix(), "owned_by": "golem"}
+	return map[string]any{"id": name, "object": "model", "created": s.infoFor(name).modTime.Unix(), "owned_by": "golem"}
 }
 
 // openaiModel answers GET /v1/models/{id}.
 func (s *Server) openaiModel(w http.ResponseWriter, r *http.Request) {
-	e, err := s.engineFor(r, r.PathValue("id"))
-	if err != nil {
-		openAI.failErr(w, err)
+	m, ok := s.model(r.PathValue("id"))
+	if !ok {
+		openAI.fail(w, http.StatusNotFound, "model_not_found", "model %q not found; served models: %s", r.PathValue("id"), strings.Join(s.modelNames(), ", "))
 		return
 	}
-	writeJSON(w, http.StatusOK, s.openaiModelObject(e.Name))
+	writeJSON(w, http.StatusOK, s.openaiModelObject(m.name))
 }
 
 // stopList is OpenAI's "stop": a string or a list of strings.
