@@ -19,9 +19,9 @@ import (
 // Several models: the server knows every model it serves (New's engines,
 // loaded, and Options.Models, not yet), loads one on its first request
 // (each with its own Engine), and unloads it once no request has used it
-// for its keep-alive (Options.KeepAlive, Ollama's 5 minutes by default; a
-// request's Ollama "keep_alive" sets it from then on: 0 unloads it as soon
-// as that request is answered, negative never). A request holds its model
+// for its keep-alive: the last request's Ollama "keep_alive" (0 unloads it
+// as soon as that request is answered, negative never), or the server's
+// (Options.KeepAlive, Ollama's 5 minutes by default) when it has none. A request holds its model
 // until it is answered, so a model is never unloaded under one; a request
 // that comes while it is being unloaded loads it again.
 
@@ -245,13 +245,15 @@ func (s *Server) loadSettled(dir string) (*Weights, error) {
 	}
 }
 
-// release lets go of a model acquired; keep, when set, is its new
-// keep-alive (a request's "keep_alive"). The last user starts the wait
-// after which it unloads.
+// release lets go of a model acquired. Its keep-alive is from now on the
+// request's "keep_alive" (keep), or the server's when the request has
+// none, as Ollama does. The last user starts the wait after which it
+// unloads.
 func (s *Server) release(m *model, keep *time.Duration) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.users--
+	m.keep = s.opts.KeepAlive
 	if keep != nil {
 		m.keep = *keep
 	}

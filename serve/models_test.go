@@ -180,6 +180,12 @@ func TestSeveralModels(t *testing.T) {
 	if loads.Load() != 3 {
 		t.Errorf("%d loads, want 3 (llama, gpt2, llama again)", loads.Load())
 	}
+	// A request without keep_alive sets the server's again, as Ollama.
+	chat("llama")
+	ps = waitPs(t, ts.URL, "the default again", func(ps map[string]psModel) bool { return ps["llama:latest"].ExpiresAt.Year() < 2300 })
+	if exp := time.Until(ps["llama:latest"].ExpiresAt); exp < 4*time.Minute || exp > 5*time.Minute {
+		t.Errorf("after a request without keep_alive, llama expires in %v, want 5m", exp)
+	}
 	// Nothing to generate and keep_alive 0: done_reason "unload", and it is.
 	status, body = do(t, nil, "POST", ts.URL+"/api/chat", []byte(`{"model":"llama","keep_alive":0}`), nil)
 	if status != 200 || !strings.Contains(string(body), `"done_reason":"unload"`) {

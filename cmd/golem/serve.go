@@ -20,7 +20,7 @@ func runServe(args []string) error {
 	var models listFlag
 	fs.Var(&models, "model", "model folder, or NAME=DIR (repeatable; the id is the folder's name); loaded on its first request")
 	modelsDir := fs.String("models", "", "serve every model folder inside this folder (each one with a config.json, named by its folder's name)")
-	keepAlive := fs.Duration("keep-alive", serve.DefaultKeepAlive, "how long a model stays loaded after its last request (0: unload it at once; negative: for ever); a request's Ollama keep_alive replaces it for that model")
+	keepAlive := fs.Duration("keep-alive", serve.DefaultKeepAlive, "how long a model stays loaded after its last request (0: unload it at once; negative: for ever); an Ollama request's keep_alive replaces it after that request")
 	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on")
 	db := fs.String("db", "sqlite:golem.db", `store: sqlite:FILE, a postgres:// URL, or "none"`)
 	apiKey := fs.String("api-key", os.Getenv("GOLEM_API_KEY"), "API key required on /v1 and /api (default $GOLEM_API_KEY)")
