@@ -123,9 +123,11 @@ func ModelDirs(dir string) ([]ModelSpec, error) {
 // addModel registers a model, loaded (e) or not.
 func (s *Server) addModel(name, dir string, e *Engine, info modelInfo) {
 	m := &model{name: name, dir: dir, e: e, keep: s.opts.KeepAlive, info: info}
-	if e != nil && s.opts.Load != nil {
-		// Loaded before it was asked for: it expires like any other.
+	if e != nil {
+		// Loaded before it was asked for: watched, and it expires like
+		// any other.
 		m.mu.Lock()
+		s.watch(m)
 		s.idle(m)
 		m.mu.Unlock()
 	}
@@ -209,11 +211,7 @@ func (s *Server) load(m *model, done chan struct{}) {
 	m.info = s.infoOf(w, false)
 	go s.digests.of(w) // ahead of the first listing
 	m.gen++
-	if s.opts.Watch > 0 {
-		ctx, cancel := context.WithCancel(context.Background())
-		m.unwatch = cancel
-		go m.e.Watch(ctx, s.opts.Watch, s.opts.Logf)
-	}
+	s.watch(m)
 	s.opts.Logf("serve: loaded model %s from %s (%s, %d layers, context %d)", m.name, m.dir, w.Model.Config.Arch, w.Model.Config.Layers, w.Model.Config.Context)
 }
 
@@ -242,6 +240,16 @@ func (s *Server) loadSettled(dir string) (*Weights, error) {
 			}
 		}
 		return w, err
+	}
+}
+
+// watch checks m's folder for new checkpoints every Options.Watch while
+// its engine is loaded (m.mu held).
+func (s *Server) watch(m *model) {
+	if s.opts.Watch > 0 && m.dir != "" {
+		ctx, cancel := context.WithCancel(context.Background())
+		m.unwatch = cancel
+		go m.e.Watch(ctx, s.opts.Watch, s.opts.Logf)
 	}
 }
 
