@@ -243,3 +243,24 @@ func TestUnloadUnderLoad(t *testing.T) {
 	}
 	t.Logf("48 requests, %d loads, %d failed", loads.Load(), failed.Load())
 }
+
+// golem serve --models DIR: a folder without models, or with a model
+// whose config.json is bad, stops the server at start with an error
+// naming the folder, or the file and field.
+func TestModelsDirErrors(t *testing.T) {
+	empty := t.TempDir()
+	os.Mkdir(filepath.Join(empty, "notes"), 0o755)
+	err := Run(context.Background(), Config{ModelsDir: empty, DB: "none", Backend: cpu.New(), Addr: "127.0.0.1:0"})
+	if err == nil || !strings.Contains(err.Error(), "no model folder") || !strings.Contains(err.Error(), empty) {
+		t.Errorf("an empty --models folder: %v", err)
+	}
+	dir := modelsFolder(t, "llama", "gpt2")
+	cfg := filepath.Join(dir, "gpt2", "config.json")
+	if err := os.WriteFile(cfg, []byte(`{"model_type": "gpt2", "n_layer": -3}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err = Run(context.Background(), Config{ModelsDir: dir, DB: "none", Backend: cpu.New(), Addr: "127.0.0.1:0"})
+	if err == nil || !strings.Contains(err.Error(), cfg) {
+		t.Errorf("a bad config.json in --models: %v, want an error naming %s", err, cfg)
+	}
+}
