@@ -74,17 +74,30 @@ func (g *genRequest) setLogprobs(lp logprobsRequest) {
 	g.s.Logprobs, g.s.TopLogprobs = lp.on, lp.top
 }
 
-// promptLogprobs scores the prompt with one forward pass on the engine's
-// scheduler (between decode steps) for an echo with logprobs.
-func (g *genRequest) promptLogprobs(ctx context.Context) ([]tokenLP, error) {
+// echoed is what an echo puts before the answer: the prompt's text and,
+// when logprobs are asked for, its tokens scored by one forward pass on
+// the engine's scheduler (between decode steps). Without echo it is empty.
+func (g *genRequest) echoed(ctx context.Context) (string, []tokenLP, error) {
+	if !g.lp.echo {
+		return "", nil, nil
+	}
+	text := g.w.Tok.Decode(g.prompt)
+	if !g.lp.on {
+		return text, nil, nil
+	}
 	out := make([]tokenLP, len(g.prompt))
-	err := g.e.Do(ctx, func(w *Weights) {
-		lps, tops := generate.PromptLogprobs(w.Model, g.prompt, g.lp.top)
+	err := g.e.Do(ctx, func(*Weights) {
+		// The weights the answer is generated with (a reload may have
+		// come since).
+		lps, tops := generate.PromptLogprobs(g.w.Model, g.prompt, g.lp.top)
 		for i, id := range g.prompt {
 			out[i] = tokenLP{id: id, lp: lps[i], top: tops[i], none: i == 0}
 		}
 	})
-	return out, err
+	if err != nil {
+		return "", nil, engineErr(err)
+	}
+	return text, out, nil
 }
 
 // lpWriter writes tokens' log-probabilities in the shape of OpenAI's chat

@@ -212,20 +212,12 @@ func (s *Server) openaiRun(w http.ResponseWriter, r *http.Request, g *genRequest
 	if chat {
 		id, object = newID("chatcmpl-"), "chat.completion"
 	}
-	// An echo's prompt comes first (scored when logprobs are asked for).
-	var echo string
-	var echoLPs []tokenLP
-	if g.lp.echo {
-		echo = g.w.Tok.Decode(g.prompt)
-		if g.lp.on {
-			var err error
-			if echoLPs, err = g.promptLogprobs(r.Context()); err != nil {
-				if r.Context().Err() == nil {
-					openAI.failErr(w, engineErr(err))
-				}
-				return
-			}
+	echo, echoLPs, err := g.echoed(r.Context())
+	if err != nil {
+		if r.Context().Err() == nil {
+			openAI.failErr(w, err)
 		}
+		return
 	}
 	lpw := newLPWriter(g.w.Tok, chat, g.n)
 	if !c.Stream {
