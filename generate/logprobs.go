@@ -83,10 +83,9 @@ func PromptLogprobs(m *gpt.Model, ids []int, k int) ([]float64, [][]TokenProb) {
 		in[i] = int32(id)
 	}
 	lps, tops := make([]float64, T), make([][]TokenProb, T)
-	out := m.Forward(in, 1, T, gpt.Options{})
-	h := out.Keep() // a leaf: releasing each block's logits stops at it
-	tensor.Release(out)
-	defer h.Free()
+	s := tensor.NewScope()
+	defer s.Close()
+	h := m.Forward(in, 1, T, gpt.Options{Scope: s}).Detach() // a view of no scope: each block's logits join blk
 	// The logits of a block of positions at a time: a long prompt of a
 	// large vocabulary is not held whole.
 	const block = 64
@@ -94,9 +93,10 @@ func PromptLogprobs(m *gpt.Model, ids []int, k int) ([]float64, [][]TokenProb) {
 	V := m.Config.Vocab
 	for lo := 0; lo < T-1; lo += block {
 		hi := min(lo+block, T-1)
+		blk := s.Child() // each block's logits go back to the pool before the next
 		logits := m.Logits(tensor.Slice(h, 1, lo, hi))
-		host = logits.HostInto(host)
-		tensor.Release(logits)
+		host = blk.Adopt(logits).HostInto(host)
+		blk.Close()
 		for i := lo; i < hi; i++ {
 			row := host[(i-lo)*V : (i-lo+1)*V]
 			lps[i+1], tops[i+1] = Logprobs(row, ids[i+1], k)

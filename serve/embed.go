@@ -112,9 +112,9 @@ func embedBatch(m *gpt.Model, seqs [][]int, T int, pool string, out [][]float32)
 			ids[b*T+i] = int32(id)
 		}
 	}
-	h := m.Forward(ids, B, T, gpt.Options{})
-	host := h.Host()
-	tensor.Release(h)
+	s := tensor.NewScope()
+	host := m.Forward(ids, B, T, gpt.Options{Scope: s}).Host()
+	s.Close()
 	for b, sq := range seqs {
 		v := make([]float64, C)
 		from := 0
