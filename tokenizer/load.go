@@ -219,6 +219,7 @@ type hfTokenizer struct {
 	AddedTokens  []hfAddedToken `json:"added_tokens"`
 	Normalizer   *hfNormalizer  `json:"normalizer"`
 	PreTokenizer *hfPreTok      `json:"pre_tokenizer"`
+	Decoder      *hfDecoder     `json:"decoder"`
 	Model        *struct {
 		Type                    string          `json:"type"`
 		Vocab                   json.RawMessage `json:"vocab"`
@@ -228,6 +229,9 @@ type hfTokenizer struct {
 		ByteFallback            bool            `json:"byte_fallback"`
 		IgnoreMerges            bool            `json:"ignore_merges"`
 		Dropout                 *float64        `json:"dropout"`
+		UnkToken                *string         `json:"unk_token"`
+		UnkID                   *int            `json:"unk_id"`
+		FuseUnk                 bool            `json:"fuse_unk"`
 	} `json:"model"`
 }
 
@@ -240,24 +244,35 @@ type hfAddedToken struct {
 type hfNormalizer struct {
 	Type        string          `json:"type"`
 	Normalizers []*hfNormalizer `json:"normalizers"`
+	Pattern     *hfPattern      `json:"pattern"`
+	Content     string          `json:"content"`
+	Prepend     string          `json:"prepend"`
+	Charsmap    *string         `json:"precompiled_charsmap"`
+}
+
+type hfPattern struct {
+	Regex  *string `json:"Regex"`
+	String *string `json:"String"`
 }
 
 type hfPreTok struct {
-	Type           string `json:"type"`
-	AddPrefixSpace bool   `json:"add_prefix_space"`
-	UseRegex       *bool  `json:"use_regex"`
-	Pattern        *struct {
-		Regex  *string `json:"Regex"`
-		String *string `json:"String"`
-	} `json:"pattern"`
-	Behavior      string      `json:"behavior"`
-	Invert        bool        `json:"invert"`
-	PreTokenizers []*hfPreTok `json:"pretokenizers"`
+	Type           string      `json:"type"`
+	AddPrefixSpace bool        `json:"add_prefix_space"`
+	UseRegex       *bool       `json:"use_regex"`
+	Pattern        *hfPattern  `json:"pattern"`
+	Replacement    string      `json:"replacement"`
+	PrependScheme  string      `json:"prepend_scheme"`
+	Split          *bool       `json:"split"`
+	Behavior       string      `json:"behavior"`
+	Invert         bool        `json:"invert"`
+	PreTokenizers  []*hfPreTok `json:"pretokenizers"`
 }
 
 // LoadTokenizerJSON builds a tokenizer from a Hugging Face tokenizer.json:
-// a byte-level BPE (GPT-2, Llama 3, Qwen2 and golem's own) or golem's
-// character tokenizer (a WordLevel model whose tokens are single characters).
+// a byte-level BPE (GPT-2, Llama 3, Qwen2 and golem's own), a
+// SentencePiece-style BPE or Unigram (Llama 2, Mistral, Gemma: "▁" for
+// spaces, byte fallback; see loadSentencePieceJSON) or golem's character
+// tokenizer (a WordLevel model whose tokens are single characters).
 // Added tokens, special or not, are recognised by EncodeWithSpecial.
 func LoadTokenizerJSON(data []byte) (*Tokenizer, error) {
 	var f hfTokenizer
@@ -273,6 +288,9 @@ func LoadTokenizerJSON(data []byte) (*Tokenizer, error) {
 			return nil, fmt.Errorf("tokenizer.json: added_tokens[%d]: empty content", i)
 		}
 		added[a.ID] = a.Content
+	}
+	if isSentencePieceJSON(&f) {
+		return loadSentencePieceJSON(&f, added)
 	}
 	switch f.Model.Type {
 	case "WordLevel":

@@ -36,6 +36,7 @@ type spModel struct {
 	// The dummy prefix: a space put before the text (prefixFirst: only
 	// before the text's first segment, not after a special token;
 	// prefixUnlessSpace: not when the text starts with a space already).
+	prefix            bool
 	prefixFirst       bool
 	prefixUnlessSpace bool
 	removeExtraSpaces bool // drop leading and trailing spaces, one space for a run
@@ -107,6 +108,12 @@ func newSentencePiece(pieces []spPiece, sp *spModel, merges [][2]string, added m
 		sp.scores = make([]float32, size)
 	}
 	for id, p := range pieces {
+		if p.kind == spUnknown {
+			if sp.unk >= 0 {
+				return nil, fmt.Errorf("piece %d %q: a second unknown piece", id, truncate(p.text))
+			}
+			sp.unk = int32(id)
+		}
 		if _, ok := added[id]; ok {
 			continue
 		}
@@ -127,14 +134,7 @@ func newSentencePiece(pieces []spPiece, sp *spModel, merges [][2]string, added m
 				sp.minScore = min(sp.minScore, p.score)
 			}
 			sp.maxPiece = max(sp.maxPiece, len(text))
-		case spUnknown:
-			if sp.unk >= 0 {
-				return nil, fmt.Errorf("piece %d %q: a second unknown piece", id, truncate(p.text))
-			}
-			sp.unk = int32(id)
-			text = p.text
-			special[text] = id
-		case spControl:
+		case spUnknown, spControl:
 			text = p.text
 			special[text] = id
 		case spByte:
@@ -179,7 +179,7 @@ func newSentencePiece(pieces []spPiece, sp *spModel, merges [][2]string, added m
 		}
 		t.mergeAt = ms
 	}
-	t.addPrefixSpace = true
+	t.addPrefixSpace = sp.prefix
 	t.setSpecials(special)
 	return t, nil
 }
@@ -264,6 +264,9 @@ func (t *Tokenizer) spEncode(e *encoder, dst []int, text string, prefix bool) []
 	}
 	return dst
 }
+
+// spaceToMeta returns s with its spaces written as "▁".
+func spaceToMeta(s string) string { return strings.ReplaceAll(s, " ", "▁") }
 
 // collapseSpaces drops leading and trailing spaces and makes each run of
 // spaces one, as SentencePiece's remove_extra_whitespaces.

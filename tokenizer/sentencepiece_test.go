@@ -193,6 +193,24 @@ func TestSentencePieceMatchesSpmEncode(t *testing.T) {
 					t.Errorf("Decode(%v) = %q, spm_decode %q", ids, got, w)
 				}
 			}
+			// The tokenizer.json golem writes for it (transformers' legacy
+			// LlamaTokenizerFast form) loads back to the same encoder.
+			jdir := filepath.Join(dir, c.name+"-json")
+			if err := tok.Save(jdir); err != nil {
+				t.Fatal(err)
+			}
+			jtok, err := Load(jdir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, text := range texts {
+				if got := jtok.Encode(text); !slices.Equal(got, want[i]) {
+					t.Fatalf("from the saved tokenizer.json, %q:\n got %v\nwant %v", truncate(text), got, want[i])
+				}
+				if got, w := jtok.Decode(want[i]), tok.Decode(want[i]); got != w {
+					t.Fatalf("from the saved tokenizer.json, Decode(%v) = %q, want %q", want[i], got, w)
+				}
+			}
 			// Without normalization and with byte fallback, every valid
 			// text decodes back to itself.
 			if strings.Contains(c.name, "identity") || c.name == "bpe-llama" {
@@ -255,4 +273,57 @@ func flip(b []byte, i int) []byte {
 	c := slices.Clone(b)
 	c[i] ^= 0xa5
 	return c
+}
+
+// TestSentencePieceMetaspaceJSON reads the newer form of Llama's and
+// Mistral's tokenizer.json: no normalizer, a Metaspace pre-tokenizer. It
+// puts "▁" before the text unless the text starts with a space (where
+// SentencePiece would put a second one), and with prepend_scheme "first"
+// not after a special token.
+func TestSentencePieceMetaspaceJSON(t *testing.T) {
+	dir := t.TempDir()
+	model := spTrain(t, dir, spConfigs[0])
+	sp, err := Load(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	sp.WriteJSON(&buf)
+	legacy := buf.String()
+	norm := "\"normalizer\": {\"type\": \"Sequence\", \"normalizers\": [\n    {\"type\": \"Prepend\", \"prepend\": \"▁\"}, \n    {\"type\": \"Replace\", \"pattern\": {\"String\": \" \"}, \"content\": \"▁\"}\n  ]},\n  \"pre_tokenizer\": null,"
+	if !strings.Contains(legacy, norm) {
+		t.Fatalf("tokenizer.json has no legacy normalizer:\n%s", legacy[:min(len(legacy), 2000)])
+	}
+	for _, scheme := range []string{"first", "always"} {
+		js := strings.Replace(legacy, norm, `"normalizer": null, "pre_tokenizer": {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "`+scheme+`", "split": false},`, 1)
+		tok, err := LoadTokenizerJSON([]byte(js))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, text := range spTexts {
+			want := sp.Encode(text)
+			if text != "" && text[0] == ' ' {
+				want = sp.Encode(text[1:]) // one "▁", not two
+			}
+			if got := tok.Encode(text); !slices.Equal(got, want) {
+				t.Errorf("%s: %q: got %v, want %v", scheme, text, got, want)
+			}
+		}
+		got := tok.EncodeWithSpecial("<s>Hello")
+		bos, _ := tok.SpecialID("<s>")
+		want := append([]int{bos}, sp.Encode("Hello")...)
+		if scheme == "first" { // no "▁" after <s>
+			never, err := LoadTokenizerJSON([]byte(strings.Replace(js, `"prepend_scheme": "first"`, `"prepend_scheme": "never"`, 1)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want = append([]int{bos}, never.Encode("Hello")...)
+			if slices.Equal(want[1:], sp.Encode("Hello")) {
+				t.Fatal("never gives the same ids as always")
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: EncodeWithSpecial(\"<s>Hello\") = %v, want %v", scheme, got, want)
+		}
+	}
 }

@@ -161,18 +161,18 @@ func LoadSentencePiece(data []byte) (*Tokenizer, error) {
 		}
 	}
 	// SentencePiece gives one <unk> for a run of unknown characters.
-	sp.removeExtraSpaces, sp.stripDecode, sp.fuseUnk = removeExtra, dummyPrefix, true
+	sp.removeExtraSpaces, sp.stripDecode, sp.fuseUnk, sp.prefix = removeExtra, dummyPrefix, true, dummyPrefix
 	t, err := newSentencePiece(pieces, sp, nil, nil)
 	if err != nil {
 		return nil, fmt.Errorf("SentencePiece model: %w", err)
 	}
-	t.addPrefixSpace = dummyPrefix
 	return t, nil
 }
 
 // charsmap is SentencePiece's precompiled normalizer: a double-array trie
 // (darts-clone) from byte strings to offsets of their replacements.
 type charsmap struct {
+	raw        []byte // as in the file
 	units      []uint32
 	normalized []byte
 }
@@ -185,7 +185,7 @@ func parseCharsmap(b []byte) (*charsmap, error) {
 	if n%4 != 0 || uint64(n) > uint64(len(b)-4) || n == 0 {
 		return nil, fmt.Errorf("trie size %d does not fit in %d bytes", n, len(b))
 	}
-	c := &charsmap{units: make([]uint32, n/4), normalized: b[4+n:]}
+	c := &charsmap{raw: b, units: make([]uint32, n/4), normalized: b[4+n:]}
 	for i := range c.units {
 		c.units[i] = binary.LittleEndian.Uint32(b[4+4*i:])
 	}
