@@ -60,6 +60,15 @@ func (t *Tokenizer) WriteJSON(buf *bytes.Buffer) {
 		}
 		fmt.Fprintf(buf, "\n    {\"id\": %d, \"content\": %s, \"single_word\": false, \"lstrip\": false, \"rstrip\": false, \"normalized\": false, \"special\": true}", id, jsonString(s))
 	}
+	if t.sp != nil { // SentencePiece's user-defined pieces: added tokens, not special
+		for i, u := range t.sp.userDefined {
+			id := t.ids[u]
+			if i > 0 || len(specialIDs) > 0 {
+				buf.WriteByte(',')
+			}
+			fmt.Fprintf(buf, "\n    {\"id\": %d, \"content\": %s, \"single_word\": false, \"lstrip\": false, \"rstrip\": false, \"normalized\": false, \"special\": false}", id, jsonString(spaceToMeta(u)))
+		}
+	}
 	buf.WriteString("\n  ],\n")
 	if t.sp != nil {
 		t.writeSentencePieceJSON(buf)

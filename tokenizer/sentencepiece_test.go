@@ -45,6 +45,7 @@ var spTexts = []string{
 	"<s> </s> <unk> look like control pieces",
 	strings.Repeat("abcdefghij", 40),
 	"Combining e\u0301 and n\u0303 marks",
+	"user pieces: <tool>call</tool> golemgolem tokenizer tok<tool>",
 }
 
 type spConfig struct {
@@ -60,6 +61,8 @@ var spConfigs = []spConfig{
 	{"unigram-identity", []string{"--model_type=unigram", "--byte_fallback", "--normalization_rule_name=identity", "--remove_extra_whitespaces=false"}},
 	{"unigram-nofallback", []string{"--model_type=unigram"}},
 	{"unigram-noprefix", []string{"--model_type=unigram", "--add_dummy_prefix=false", "--byte_fallback"}},
+	{"bpe-user", []string{"--model_type=bpe", "--byte_fallback", "--user_defined_symbols=<tool>,golem,tok"}},
+	{"unigram-user", []string{"--model_type=unigram", "--byte_fallback", "--user_defined_symbols=<tool>,golem,tok"}},
 }
 
 // spTrainText returns the text the models are trained on: golem's docs,

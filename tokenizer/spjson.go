@@ -146,6 +146,15 @@ func loadSentencePieceJSON(f *hfTokenizer, added map[int]string) (*Tokenizer, er
 	if m.ContinuingSubwordPrefix != nil && *m.ContinuingSubwordPrefix != "" || m.EndOfWordSuffix != nil && *m.EndOfWordSuffix != "" {
 		return nil, errors.New("tokenizer.json: model: continuing_subword_prefix and end_of_word_suffix are not supported")
 	}
+	// Added tokens that are not special are SentencePiece's user-defined
+	// pieces (as transformers converts them): matched whole in any text.
+	user := map[int]bool{}
+	for _, a := range f.AddedTokens {
+		if !a.Special {
+			user[a.ID] = true
+			delete(added, a.ID)
+		}
+	}
 	var pieces []spPiece
 	var merges [][2]string
 	kind := func(id int, text string) spPieceKind {
@@ -215,6 +224,12 @@ func loadSentencePieceJSON(f *hfTokenizer, added map[int]string) (*Tokenizer, er
 		}
 	default:
 		return nil, fmt.Errorf("tokenizer.json: model type %q not supported with a SentencePiece-style normalizer", m.Type)
+	}
+	for id := range user {
+		if id < 0 || id >= len(pieces) || pieces[id].text == "" {
+			return nil, fmt.Errorf("tokenizer.json: added token %d (not special) is not in model.vocab", id)
+		}
+		pieces[id].kind = spUserDefined
 	}
 	t, err := newSentencePiece(pieces, sp, merges, added)
 	if err != nil {
