@@ -1,13 +1,14 @@
 """An independent reference of lm-evaluation-harness's multiple-choice
 definitions, to check golem eval mc against, item by item.
 
-    python3 lmeval_ref.py TASK DATA POOL SHOTS SEED LIMIT DETAILS
+    python3 lmeval_ref.py CASES.json
 
-TASK is arc, openbookqa, hellaswag or cmmlu; DATA the evaluated split as
-golem read it (ARC-format JSON lines, llama.cpp's HellaSwag text file, a
-CMMLU CSV file or folder); POOL the few-shot split ("-" for none); DETAILS
-golem's per-question JSON lines (context, continuations, token
-log-probabilities, picks). The script builds every request itself from the
+CASES.json is a list of runs, each {"task", "data", "pool", "shots",
+"seed", "limit", "details"}: task is arc, openbookqa, hellaswag or cmmlu;
+data the evaluated split as golem read it (ARC-format JSON lines,
+llama.cpp's HellaSwag text file, a CMMLU CSV file or folder); pool the
+few-shot split ("-" for none); details golem's per-question JSON lines
+(context, continuations, token log-probabilities, picks). The script builds every request itself from the
 data, as the task YAMLs of lm-eval define them (arc_easy 1.0, openbookqa 1.0,
 hellaswag 1.0, cmmlu 0.0: doc_to_text, doc_to_choice, target delimiter " ",
 few-shot delimiter "\n\n", the description, the default sampler's
@@ -17,7 +18,8 @@ first_n from the same subject's dev split), checks golem's contexts and
 continuations are the same strings, and computes acc, acc_norm (summed
 log-likelihood / len(choice) in characters) and acc_bytes (/ its UTF-8
 bytes) from golem's token log-probabilities, as ConfigurableTask's
-process_results does. It prints JSON: the metrics and the disagreements.
+process_results does. It prints a JSON list, per run the metrics and the
+disagreements.
 Needs only the Python standard library.
 """
 import bz2
@@ -104,9 +106,7 @@ def argmax(xs):
     return best
 
 
-def main():
-    task, data, pool_path, shots, seed, limit, details = sys.argv[1:8]
-    shots, seed, limit = int(shots), int(seed), int(limit)
+def check(task, data, pool_path, shots, seed, limit, details):
     docs = read_docs(task, data)
     if limit > 0:
         docs = docs[:limit]
@@ -147,9 +147,10 @@ def main():
         acc_norm += pred_norm == doc["gold"]
         acc_bytes += pred_bytes == doc["gold"]
     n = max(1, len(docs))
-    json.dump({"n": len(docs), "acc": acc / n, "acc_norm": acc_norm / n, "acc_bytes": acc_bytes / n, "bad": bad[:10], "n_bad": len(bad)},
-              sys.stdout, ensure_ascii=False)
+    return {"n": len(docs), "acc": acc / n, "acc_norm": acc_norm / n, "acc_bytes": acc_bytes / n, "bad": bad[:10], "n_bad": len(bad)}
 
 
 if __name__ == "__main__":
-    main()
+    cases = json.load(open(sys.argv[1], encoding="utf-8"))
+    json.dump([check(c["task"], c["data"], c["pool"], c["shots"], c["seed"], c["limit"], c["details"]) for c in cases],
+              sys.stdout, ensure_ascii=False)
