@@ -242,3 +242,34 @@ func TestEmptyContextScoresEveryToken(t *testing.T) {
 		t.Errorf("encodePair(%q, %q) = %v + %v", "Answer: ", "Paris", ctx, cont)
 	}
 }
+
+// HellaSwag's own JSON lines are read as lm-eval's hellaswag
+// process_docs: activity label, ctx_a, ctx_b capitalized, and the
+// preprocess of context and endings ([title] to ". ", brackets dropped,
+// double spaces single; the expected strings are what lm-eval's Python
+// preprocess gives).
+func TestHellaSwagJSONL(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hellaswag_val.jsonl")
+	writeFile(t, path, `{"ind": 24, "activity_label": "Roof shingle removal", "ctx_a": "A man is sitting on a roof.", "ctx_b": "he", "endings": ["is using wrap to wrap a pair of skis.", "is ripping level tiles off.", "is holding a rubik's cube.", "starts pulling up roofing on a roof."], "label": 3}
+{"activity_label": "Home and Garden", "ctx_a": "[header] How to clean a roof [title] Rake off debris.", "ctx_b": "", "endings": ["Use a  rake [step] to pull leaves.", "b", "c", "d"], "label": "0"}
+`)
+	if DetectMC(path) != FormatHellaSwag {
+		t.Fatalf("%s detected as %s", path, DetectMC(path))
+	}
+	qs, err := ReadMC(path, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(qs) != 2 || qs[0].Context != "Roof shingle removal: A man is sitting on a roof. He" || qs[0].Answer != 3 ||
+		qs[0].Choices[1] != "is ripping level tiles off." {
+		t.Errorf("first: %+v", qs[0])
+	}
+	if qs[1].Context != "Home and Garden: How to clean a roof. Rake off debris." || qs[1].Choices[0] != "Use a rake to pull leaves." || qs[1].Answer != 0 {
+		t.Errorf("second: %q %q", qs[1].Context, qs[1].Choices[0])
+	}
+	bad := filepath.Join(t.TempDir(), "hellaswag.jsonl")
+	writeFile(t, bad, `{"activity_label": "x", "endings": ["a", "b"], "label": 0}`+"\n")
+	if _, err := ReadMC(bad, ""); err == nil || !strings.Contains(err.Error(), "hellaswag.jsonl:1") {
+		t.Errorf("no ctx_a: %v", err)
+	}
+}
