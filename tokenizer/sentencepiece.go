@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -41,6 +42,7 @@ type spModel struct {
 	prefixUnlessSpace bool
 	removeExtraSpaces bool // drop leading and trailing spaces, one space for a run
 	split             bool // Metaspace split: pieces never cross a space's start
+	wsSplit           bool // WhitespaceSplit (T5): any white space separates words, and goes
 	stripDecode       bool // Decode drops the dummy prefix's space
 	norm              *charsmap
 
@@ -236,6 +238,9 @@ func (t *Tokenizer) spEncode(e *encoder, dst []int, text string, prefix bool) []
 		text = sp.norm.normalize(text)
 	} else if !utf8.ValidString(text) {
 		text = replaceInvalid(text)
+	}
+	if sp.wsSplit && strings.ContainsFunc(text, unicode.IsSpace) {
+		text = strings.Join(strings.Fields(text), " ")
 	}
 	if sp.removeExtraSpaces {
 		text = collapseSpaces(text) // spaces, not "▁"s

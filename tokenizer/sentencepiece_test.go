@@ -330,3 +330,35 @@ func TestSentencePieceMetaspaceJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestSentencePieceT5JSON reads T5's tokenizer.json form (a Precompiled
+// normalizer, then WhitespaceSplit and Metaspace, a Unigram model) made
+// from an nmt_nfkc Unigram model: ids as spm_encode's, where white space
+// other than spaces (which nmt_nfkc maps to spaces) does not decide.
+func TestSentencePieceT5JSON(t *testing.T) {
+	dir := t.TempDir()
+	model := spTrain(t, dir, spConfigs[3]) // unigram, nmt_nfkc, byte fallback
+	sp, err := Load(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	sp.WriteJSON(&buf)
+	js := buf.String()
+	i, j := strings.Index(js, `"normalizer"`), strings.Index(js, `"post_processor"`)
+	charsmap := js[strings.Index(js, `{"type": "Precompiled"`):]
+	charsmap = charsmap[:strings.Index(charsmap, "}")+1]
+	js = js[:i] + `"normalizer": ` + charsmap + `,
+  "pre_tokenizer": {"type": "Sequence", "pretokenizers": [{"type": "WhitespaceSplit"}, {"type": "Metaspace", "replacement": "▁", "add_prefix_space": true}]},
+  ` + js[j:]
+	tok, err := LoadTokenizerJSON([]byte(js))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, js[:min(len(js), 1500)])
+	}
+	want := spmEncode(t, model, spTexts)
+	for k, text := range spTexts {
+		if got := tok.Encode(text); !slices.Equal(got, want[k]) {
+			t.Errorf("%q:\n got %v\nwant %v", truncate(text), got, want[k])
+		}
+	}
+}

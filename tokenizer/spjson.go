@@ -57,14 +57,15 @@ func isSentencePieceJSON(f *hfTokenizer) bool {
 	if walk(f.Normalizer) {
 		return true
 	}
-	for p := f.PreTokenizer; p != nil; {
+	if p := f.PreTokenizer; p != nil {
 		if p.Type == "Metaspace" {
 			return true
 		}
-		if p.Type != "Sequence" || len(p.PreTokenizers) != 1 {
-			break
+		for _, c := range p.PreTokenizers {
+			if c != nil && c.Type == "Metaspace" {
+				return true
+			}
 		}
-		p = p.PreTokenizers[0]
 	}
 	return false
 }
@@ -111,6 +112,11 @@ func loadSentencePieceJSON(f *hfTokenizer, added map[int]string) (*Tokenizer, er
 		}
 	}
 	p := f.PreTokenizer
+	if p != nil && p.Type == "Sequence" && len(p.PreTokenizers) == 2 && p.PreTokenizers[0] != nil && p.PreTokenizers[0].Type == "WhitespaceSplit" {
+		// T5's: words split at white space (which goes), then Metaspace.
+		sp.wsSplit = true
+		p = &hfPreTok{Type: "Sequence", PreTokenizers: p.PreTokenizers[1:]}
+	}
 	if p != nil && p.Type == "Sequence" && len(p.PreTokenizers) == 1 {
 		p = p.PreTokenizers[0]
 	}
@@ -135,6 +141,12 @@ func loadSentencePieceJSON(f *hfTokenizer, added map[int]string) (*Tokenizer, er
 		}
 	default:
 		return nil, fmt.Errorf("tokenizer.json: pre_tokenizer %q not supported with a SentencePiece-style model (golem reads none or Metaspace)", p.Type)
+	}
+	if sp.wsSplit && (p == nil || p.Type != "Metaspace" || sp.prefixFirst) {
+		return nil, errors.New("tokenizer.json: pre_tokenizer: WhitespaceSplit is read only before a Metaspace whose prepend_scheme is always or never (T5's)")
+	}
+	if sp.wsSplit {
+		sp.split, sp.removeExtraSpaces = true, true
 	}
 	if !escaped {
 		return nil, errors.New(`tokenizer.json: a SentencePiece-style model (byte_fallback or Unigram) needs spaces replaced by "▁" (a Replace normalizer or a Metaspace pre-tokenizer)`)
