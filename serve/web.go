@@ -319,7 +319,7 @@ type modelInfoJSON struct {
 func (s *Server) webModels(w http.ResponseWriter, r *http.Request, _ store.Session) {
 	info := []modelInfoJSON{}
 	for _, name := range s.names {
-		c := s.engines[name].Weights().Model.Config.Context
+		c := s.engines[name].Weights().Context
 		info = append(info, modelInfoJSON{name, c, chatMaxTokens(c)})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"models": s.names, "info": info})
@@ -345,7 +345,7 @@ func (s *Server) webChatFit(w http.ResponseWriter, r *http.Request, _ store.Sess
 		return
 	}
 	wts := e.Weights()
-	ctx := wts.Model.Config.Context
+	ctx := wts.Context
 	if req.MaxTokens < 1 || req.MaxTokens >= ctx {
 		web.fail(w, http.StatusBadRequest, "", `"max_tokens" %d is not between 1 and %d (the context of %s is %d tokens)`, req.MaxTokens, ctx-1, req.Model, ctx)
 		return
@@ -582,7 +582,7 @@ func (s *Server) sampleRound(ctx context.Context, p store.Prompt, first, n, maxT
 		if err != nil {
 			return nil, err
 		}
-		mt := min(maxTokens, wts.Model.Config.Context-len(prompt))
+		mt := min(maxTokens, wts.Context-len(prompt))
 		if mt < 1 {
 			return nil, badRequest("prompt %d does not fit the context of %s", p.ID, e.Name)
 		}

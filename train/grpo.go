@@ -149,8 +149,8 @@ func GRPO(ctx context.Context, o GRPOOptions) (Result, error) {
 	if cfg.Resume {
 		from = cfg.Out
 	}
-	if t.policy, err = gpt.Load(o.Backend, from); err != nil {
-		return Result{}, fmt.Errorf("grpo: %w", err)
+	if t.policy, _, err = loadLM(o.Backend, from, "grpo"); err != nil {
+		return Result{}, err
 	}
 	c := newChat(t.tok, t.policy.Config.Context, false)
 	t.imEnd = c.imEnd

@@ -17,6 +17,7 @@ import (
 	"github.com/golem-ml/golem/data"
 	"github.com/golem-ml/golem/data/synth"
 	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/model/load"
 	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/tensor"
 	"github.com/golem-ml/golem/tokenizer"
@@ -243,15 +244,13 @@ func (t *sftTask) load(o SFTOptions, res *SFTResult) error {
 	t.out = cfg.Out
 	var err error
 	if cfg.Resume {
-		if t.tok, err = tokenizer.Load(cfg.Out); err != nil {
+		l, err := load.Model(be, cfg.Out, load.Options{KeepLoRA: true})
+		if err != nil {
 			return fmt.Errorf("sft: --resume: %w", err)
 		}
-		if gpt.IsAdapter(cfg.Out) {
-			m, a, err := gpt.LoadAdapter(be, cfg.Out)
-			if err != nil {
-				return fmt.Errorf("sft: --resume: %w", err)
-			}
-			t.model, t.base = m, a.Base
+		t.model, t.tok = l.Model, l.Tok
+		if a := l.Adapter; a != nil {
+			t.base = a.Base
 			switch a.Type {
 			case "LORA":
 				if o.LoRA == nil {
@@ -267,17 +266,10 @@ func (t *sftTask) load(o SFTOptions, res *SFTResult) error {
 		if o.LoRA != nil || o.PromptTokens > 0 {
 			return fmt.Errorf("sft: --resume: %s holds a full model, not an adapter", cfg.Out)
 		}
-		t.model, err = gpt.Load(be, cfg.Out)
-		return err
+		return nil
 	}
-	if t.model, err = gpt.Load(be, o.Model); err != nil {
+	if t.model, t.tok, err = loadLM(be, o.Model, "sft"); err != nil {
 		return err
-	}
-	if t.tok, err = tokenizer.Load(o.Model); err != nil {
-		return err
-	}
-	if t.tok.VocabSize() > t.model.Config.Vocab {
-		return fmt.Errorf("sft: %s: tokenizer has %d tokens but the model only %d", o.Model, t.tok.VocabSize(), t.model.Config.Vocab)
 	}
 	if t.base, err = filepath.Abs(o.Model); err != nil {
 		return err
@@ -572,14 +564,10 @@ func (t *sftTask) rows(exs []encoded) (ids, tgt []int32, B, T, n int) {
 func (t *sftTask) loss(exs []encoded, train bool, seed uint64) (*tensor.Tensor, int) {
 	ids, tgt, B, T, n := t.rows(exs)
 	o := gpt.Options{Train: train, Seed: seed}
-	if t.prompt == nil {
-		return t.model.Loss(ids, tgt, B, T, o), n
+	if t.prompt != nil {
+		o.Embeds = t.prompt.Batch(B)
 	}
-	P := t.prompt.Weight.Dim(0)
-	o.Embeds = t.prompt.Batch(B)
-	h := t.model.Forward(ids, B, T, o)
-	h = tensor.Slice(h, 1, P, P+T)
-	return tensor.CrossEntropy(t.model.Logits(h), tgt, nil), n
+	return t.model.Loss(ids, tgt, B, T, o), n
 }
 
 // Params returns what a checkpoint holds: the whole model for full tuning,

@@ -5,6 +5,7 @@ import (
 	"os"
 
 	"github.com/golem-ml/golem/eval"
+	"github.com/golem-ml/golem/model/load"
 )
 
 func init() {
@@ -28,7 +29,7 @@ func runChat(args []string) error {
 	if err := gen.Validate(); err != nil {
 		return fmt.Errorf("chat: %w", err)
 	}
-	m, tok, soft, err := eval.LoadModel(be, *model)
+	l, err := load.Model(be, *model, load.Options{})
 	if err != nil {
 		return err
 	}
@@ -37,6 +38,6 @@ func runChat(args []string) error {
 		prompt = "> "
 		fmt.Fprintln(os.Stderr, "chatting with", *model, "(/reset clears the history, /exit or Ctrl-D ends)")
 	}
-	return eval.Chat(m, tok, os.Stdin, os.Stdout, eval.ChatOptions{System: *system, Soft: soft, Prompt: prompt,
+	return eval.Chat(l.Model, l.Tok, os.Stdin, os.Stdout, eval.ChatOptions{System: *system, Soft: l.SoftPrompt, Prompt: prompt,
 		Gen: gen})
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/golem-ml/golem/data/synth"
 	"github.com/golem-ml/golem/eval"
+	"github.com/golem-ml/golem/model/load"
 )
 
 func init() {
@@ -60,10 +61,14 @@ func runEvalMC(args []string) error {
 	if *f.limit > 0 && *f.limit < len(qs) {
 		qs = qs[:*f.limit]
 	}
-	m, tok, _, err := eval.LoadModel(be, *f.model)
+	l, err := load.Model(be, *f.model, load.Options{})
 	if err != nil {
 		return err
 	}
+	if l.SoftPrompt != nil {
+		return fmt.Errorf("eval mc: %s is a prompt-tuning adapter; multiple choice scores a model or a LoRA adapter", *f.model)
+	}
+	m, tok := l.Model, l.Tok
 	r, err := eval.MultipleChoice(m, tok, qs, eval.MCOptions{Shots: shots, Tokens: *tokens})
 	if err != nil {
 		return err
@@ -111,10 +116,11 @@ func runEvalGen(args []string) error {
 			*maxTokens = 256
 		}
 	}
-	m, tok, soft, err := eval.LoadModel(be, *f.model)
+	l, err := load.Model(be, *f.model, load.Options{})
 	if err != nil {
 		return err
 	}
+	m, tok, soft := l.Model, l.Tok, l.SoftPrompt
 	r, err := eval.ExactMatch(m, tok, ps, eval.ExactOptions{GenOptions: eval.GenOptions{MaxTokens: *maxTokens, Batch: *batch, Soft: soft},
 		Shots: shots, CoT: *cot, Chat: *chat})
 	if err != nil {
@@ -157,10 +163,11 @@ func runEvalTasks(args []string) error {
 	if err != nil {
 		return err
 	}
-	m, tok, soft, err := eval.LoadModel(be, *model)
+	l, err := load.Model(be, *model, load.Options{})
 	if err != nil {
 		return err
 	}
+	m, tok, soft := l.Model, l.Tok, l.SoftPrompt
 	r, err := eval.Tasks(m, tok, tasks, eval.GenOptions{MaxTokens: *maxTokens, Batch: *batch, Soft: soft})
 	if err != nil {
 		return err
