@@ -48,7 +48,8 @@ func jsonText(s string) string {
 // a LoRA adapter gives what the model `sft --merge` wrote gives (generate,
 // eval ppl, chat and serve: merged at load, bit for bit), and a
 // prompt-tuning adapter's soft prompt goes before the prompt in each
-// (serve's batched prefill answers as chat does). Tiny models trained in
+// (serve's batched prefill answers as chat does). The training stages
+// take a LoRA adapter too. Tiny models trained in
 // the test by the real commands.
 func TestAdapterFolders(t *testing.T) {
 	f := fixtures(t)
@@ -78,6 +79,14 @@ func TestAdapterFolders(t *testing.T) {
 	}
 	if p, b := ppl(pt), ppl(base); p == b || !strings.HasPrefix(p, "loss=") {
 		t.Errorf("eval ppl: the prompt-tuning adapter gave %q, its base %q: the soft prompt was not used", p, b)
+	}
+
+	// The training stages start from a LoRA adapter (merged) and refuse a
+	// prompt-tuning one, whose soft prompt a whole model's training drops.
+	golemRun(t, f.cache, "dpo", "--model", lora, "--data", f.pairs, "--batch", "2", "--steps", "1", tiny, "--out", filepath.Join(f.dir, "dpo-from-lora"))
+	cmd := golemCmd(f.cache, "dpo", "--model", pt, "--data", f.pairs, "--steps", "1", tiny, "--out", filepath.Join(f.dir, "dpo-from-pt"))
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), pt+" is a prompt-tuning adapter") {
+		t.Errorf("dpo --model %s: %v\n%s", pt, err, out)
 	}
 
 	const question = "What is the first letter of cat?"

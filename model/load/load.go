@@ -95,7 +95,12 @@ func read(be backend.Backend, dir string, o Options, depth int) (*Loaded, error)
 	}
 	l := &Loaded{Model: base.Model, Tok: base.Tok, SoftPrompt: a.SoftPrompt, Adapter: a, Base: base.Base}
 	if a.Type == "LORA" && !o.KeepLoRA {
+		// Merged, the model is what a model folder of the merged weights
+		// loads as: every parameter trainable again.
 		l.Model.MergeLoRA()
+		for _, p := range l.Model.Params() {
+			p.Tensor.SetRequiresGrad(true)
+		}
 	}
 	if hasTokenizer(dir) {
 		if l.Tok, err = tokenizer.Load(dir); err != nil {

@@ -47,6 +47,11 @@ func TestAdapterChains(t *testing.T) {
 	if len(l.Model.LoRAParams()) != 0 {
 		t.Error("the LoRA adapter was not merged")
 	}
+	for _, p := range l.Model.Params() {
+		if !p.Tensor.RequiresGrad() {
+			t.Fatalf("merged: %s is frozen, as a model folder's parameters are not", p.Name)
+		}
+	}
 	if l.Tok.VocabSize() == 0 {
 		t.Error("no tokenizer from the base")
 	}
