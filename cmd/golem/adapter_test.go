@@ -48,8 +48,8 @@ func jsonText(s string) string {
 // a LoRA adapter gives what the model `sft --merge` wrote gives (generate,
 // eval ppl, chat and serve: merged at load, bit for bit), and a
 // prompt-tuning adapter's soft prompt goes before the prompt in each
-// (serve's batched prefill answers as chat does). The training stages
-// take a LoRA adapter too. Tiny models trained in
+// (serve's batched prefill answers as chat does). GGUF export and the
+// training stages take a LoRA adapter too. Tiny models trained in
 // the test by the real commands.
 func TestAdapterFolders(t *testing.T) {
 	f := fixtures(t)
@@ -79,6 +79,23 @@ func TestAdapterFolders(t *testing.T) {
 	}
 	if p, b := ppl(pt), ppl(base); p == b || !strings.HasPrefix(p, "loss=") {
 		t.Errorf("eval ppl: the prompt-tuning adapter gave %q, its base %q: the soft prompt was not used", p, b)
+	}
+
+	// GGUF export merges a LoRA adapter: the merged model's file.
+	gguf := func(dir, name string) []byte {
+		path := filepath.Join(f.dir, name+".gguf")
+		golemRun(t, f.cache, "export", "--format", "gguf", "--model", dir, "--name", "tiny", "--out", path)
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	if a, m := gguf(lora, "lora"), gguf(merged, "merged"); !bytes.Equal(a, m) {
+		t.Errorf("export --format gguf: the LoRA adapter's file (%d bytes) differs from the merged model's (%d bytes)", len(a), len(m))
+	}
+	if out, err := golemCmd(f.cache, "export", "--format", "gguf", "--model", pt, "--out", filepath.Join(f.dir, "pt.gguf")).CombinedOutput(); err == nil || !strings.Contains(string(out), "is a prompt-tuning adapter") {
+		t.Errorf("export --format gguf --model %s: %v\n%s", pt, err, out)
 	}
 
 	// The training stages start from a LoRA adapter (merged) and refuse a
