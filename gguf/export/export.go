@@ -88,7 +88,7 @@ func Folder(dir, out string, o Options) (*Report, error) {
 	}
 	kv = append(kv, tok...)
 	r := &Report{Arch: cfg.Arch, Types: map[gguf.TensorType]int{}}
-	if cfg.Arch == "gpt2" && cfg.Activation != "gelu_new" {
+	if cfg.Activation != "" && cfg.Activation != "gelu_new" { // a choice only GPT-2 has
 		r.Notes = append(r.Notes, fmt.Sprintf("activation %q: llama.cpp's gpt2 uses the tanh GELU (gelu_new)", cfg.Activation))
 	}
 	tensors, err := plan(dir, cfg, st, o.Type, r)
@@ -166,7 +166,7 @@ func metadata(dir string, c *gpt.Config, o Options) ([]gguf.KV, error) {
 		u("feed_forward_length", c.Intermediate),
 		u("attention.head_count", c.Heads),
 	)
-	if a == "gpt2" {
+	if c.LearnedPositions() { // GPT-2: LayerNorm, no RoPE
 		return append(kv, gguf.KV{Key: a + ".attention.layer_norm_epsilon", Value: gguf.Of(c.Eps)}), nil
 	}
 	return append(kv,

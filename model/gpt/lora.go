@@ -12,6 +12,7 @@ import (
 
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/internal/atomicfile"
+	"github.com/golem-ml/golem/model/config"
 	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/safetensors"
 	"github.com/golem-ml/golem/tensor"
@@ -229,7 +230,7 @@ func (m *Model) SaveLoRA(dir string, c LoRAConfig, base string) error {
 	}
 	ac := adapterConfig{
 		PeftType: "LORA", TaskType: "CAUSAL_LM", BaseModel: base, InferenceMode: true,
-		R: c.R, LoRAAlpha: c.Alpha, LoRADropout: shortFloat(c.Dropout), TargetModules: c.Targets,
+		R: c.R, LoRAAlpha: c.Alpha, LoRADropout: config.ShortFloat(c.Dropout), TargetModules: c.Targets,
 		FanInFanOut: archs[m.Config.Arch].fanInOut, Bias: "none", InitLoRA: true,
 		RankPattern: map[string]any{}, AlphaPattern: map[string]any{},
 	}

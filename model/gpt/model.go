@@ -100,7 +100,7 @@ func (m *Model) Forward(ids []int32, B, T int, o Options) *tensor.Tensor {
 	if o.Cache != nil {
 		start = o.Cache.Len()
 	}
-	if start+T > c.Context && c.Arch == "gpt2" {
+	if start+T > c.Context && c.LearnedPositions() {
 		panic(fmt.Sprintf("gpt: sequence of %d positions exceeds the context of %d", start+T, c.Context))
 	}
 	for _, p := range o.Pos {
