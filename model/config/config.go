@@ -9,6 +9,7 @@ package config
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -68,13 +69,7 @@ var archs = map[string]*Arch{}
 func Register(name string, a *Arch) { archs[name] = a }
 
 func known() string {
-	names := slices.Sorted(func(yield func(string) bool) {
-		for n := range archs {
-			if !yield(n) {
-				return
-			}
-		}
-	})
+	names := slices.Sorted(maps.Keys(archs))
 	if len(names) < 2 {
 		return strings.Join(names, "")
 	}

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/internal/atomicfile"
 	"github.com/golem-ml/golem/model/config"
 	"github.com/golem-ml/golem/nn"
@@ -271,7 +270,8 @@ func IsAdapter(dir string) bool {
 	return err == nil
 }
 
-// Adapter is what LoadAdapter found in an adapter folder.
+// Adapter is what ReadAdapterConfig found in an adapter folder (model/load
+// reads the folder and its base model).
 type Adapter struct {
 	Type       string          // "LORA" or "PROMPT_TUNING"
 	Base       string          // the base model folder, resolved against the adapter folder
@@ -354,25 +354,6 @@ func ReadAdapterConfig(dir string) (*Adapter, error) {
 		return nil, fmt.Errorf("gpt: %s: peft_type %q not supported (want LORA or PROMPT_TUNING)", path, ac.PeftType)
 	}
 	return a, nil
-}
-
-// LoadAdapter reads the PEFT adapter in dir and its base model (from
-// base_model_name_or_path), attaches a LoRA adapter to the model (or reads
-// a prompt-tuning adapter's soft prompt), and checks every tensor's name
-// and shape.
-func LoadAdapter(be backend.Backend, dir string) (*Model, *Adapter, error) {
-	a, err := ReadAdapterConfig(dir)
-	if err != nil {
-		return nil, nil, err
-	}
-	m, err := Load(be, a.Base)
-	if err != nil {
-		return nil, nil, fmt.Errorf("gpt: adapter %s: base model: %w", dir, err)
-	}
-	if err := a.Apply(m, dir); err != nil {
-		return nil, nil, err
-	}
-	return m, a, nil
 }
 
 // Apply attaches the adapter's tensors, read from dir/adapter_model.safetensors,
