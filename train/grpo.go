@@ -118,7 +118,12 @@ func GRPO(ctx context.Context, o GRPOOptions) (Result, error) {
 	scored := o.Tasks[0].Score("")
 	for _, n := range o.Rewards {
 		if _, ok := scored[n]; !ok {
-			return Result{}, fmt.Errorf("grpo: reward function %q: the tasks score %s", n, strings.Join(slices.Sorted(maps.Keys(scored)), ", "))
+			names := slices.Sorted(maps.Keys(scored))
+			want := strings.Join(names, ", ")
+			if k := len(names) - 1; k > 0 {
+				want = strings.Join(names[:k], ", ") + " or " + names[k]
+			}
+			return Result{}, fmt.Errorf("grpo: reward function %q: want %s", n, want)
 		}
 	}
 	release, err := cfg.open() // lock Out; on resume, its files are the checkpoint's

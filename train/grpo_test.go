@@ -71,7 +71,7 @@ func TestGRPOResumeIsExact(t *testing.T) {
 	}
 	_, err := GRPO(context.Background(), GRPOOptions{Backend: cpu.New(), Policy: sft, Tasks: tasks, Rewards: []string{"correct", "length"},
 		Loop: Config{Steps: 1, Out: t.TempDir(), Quiet: true}, Log: io.Discard})
-	if want := `grpo: reward function "length": the tasks score correct, format, task`; err == nil || err.Error() != want {
+	if want := `grpo: reward function "length": want correct, format or task`; err == nil || err.Error() != want {
 		t.Errorf("an unknown reward function: %v, want %q", err, want)
 	}
 }

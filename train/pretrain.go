@@ -105,11 +105,8 @@ func Pretrain(ctx context.Context, o PretrainOptions) (Result, error) {
 	var tok *tokenizer.Tokenizer
 	var m *gpt.Model
 	if cfg.Resume {
-		if tok, err = tokenizer.Load(cfg.Out); err != nil {
-			return Result{}, fmt.Errorf("pretrain: --resume: %w", err)
-		}
-		if m, err = gpt.Load(o.Backend, cfg.Out); err != nil {
-			return Result{}, fmt.Errorf("pretrain: --resume: %w", err)
+		if m, tok, err = loadLM(o.Backend, cfg.Out, "pretrain: --resume"); err != nil {
+			return Result{}, err
 		}
 	}
 	srcs, builtin, err := pretrainSources(o, cfg.Out)
