@@ -33,14 +33,16 @@ type SFTOptions struct {
 	ValFrac float64  // share of the data held out when there is no held-out data (default 0.05)
 	// Examples are examples made in memory (golem's built-in tasks,
 	// data/synth), trained on before Data's; EvalExamples are held-out
-	// ones, used when Eval is empty.
-	Examples     []data.Example
-	EvalExamples []data.Example
-	MaxLen       int  // tokens per example, longer ones are truncated (default: the model's context)
-	Batch        int  // examples per micro-batch (default 8)
-	Packing      bool // group examples of similar length, up to Batch*MaxLen tokens per micro-batch
-	AllTokens    bool // loss on every token, not only the assistant's
-	Epochs       float64
+	// ones, used when Eval is empty. ExamplesAbout says what Examples
+	// are, for the log ("2000 built-in en tasks (train split)").
+	Examples      []data.Example
+	EvalExamples  []data.Example
+	ExamplesAbout string
+	MaxLen        int  // tokens per example, longer ones are truncated (default: the model's context)
+	Batch         int  // examples per micro-batch (default 8)
+	Packing       bool // group examples of similar length, up to Batch*MaxLen tokens per micro-batch
+	AllTokens     bool // loss on every token, not only the assistant's
+	Epochs        float64
 	// LoRA, when set, trains low-rank adapters on a frozen model; Merge
 	// then also writes the merged model to Out/merged.
 	LoRA  *gpt.LoRAConfig
@@ -299,6 +301,13 @@ func (t *sftTask) load(o SFTOptions, res *SFTResult) error {
 // sftData reads the training and validation examples.
 func sftData(o SFTOptions, log io.Writer) (train, val []data.Example, err error) {
 	train = append(train, o.Examples...)
+	if len(o.Examples) > 0 {
+		about := o.ExamplesAbout
+		if about == "" {
+			about = fmt.Sprintf("%d examples", len(o.Examples))
+		}
+		fmt.Fprintf(log, "data: %s\n", about)
+	}
 	if len(o.Data) > 0 {
 		d, err := data.ReadAll(o.Data, data.ReadOptions{Format: o.Format})
 		if err != nil {

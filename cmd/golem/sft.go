@@ -77,7 +77,7 @@ func runSFT(args []string) error {
 		if o.Examples, err = synth.Demonstrations(synth.TaskOptions{Seed: int64(*seed), N: *builtinN, Split: synth.SplitTrain, Lang: *lang, System: 0.2}); err != nil {
 			return fmt.Errorf("sft: %w", err)
 		}
-		fmt.Fprintf(os.Stderr, "data: %d built-in %s tasks (train split)\n", *builtinN, *lang)
+		o.ExamplesAbout = fmt.Sprintf("%d built-in %s tasks (train split)", *builtinN, *lang)
 		if len(files) == 0 && len(evalFiles) == 0 {
 			if o.EvalExamples, err = synth.Demonstrations(synth.TaskOptions{Seed: 99, N: 100, Split: synth.SplitHeldout, Lang: *lang, System: 0.2}); err != nil {
 				return fmt.Errorf("sft: %w", err)
