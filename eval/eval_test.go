@@ -14,6 +14,7 @@ import (
 	"github.com/golem-ml/golem/data/synth"
 	"github.com/golem-ml/golem/internal/shared"
 	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/model/load"
 	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/tensor"
 	"github.com/golem-ml/golem/tokenizer"
@@ -24,14 +25,14 @@ import (
 func randomModel(t *testing.T) (*gpt.Model, *tokenizer.Tokenizer) {
 	t.Helper()
 	dir := shared.Path(t, "fixtures/hf/gpt2-tiny")
-	m, tok, sp, err := LoadModel(cpu.New(), dir)
+	l, err := load.Model(cpu.New(), dir, load.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sp != nil {
-		t.Fatal("a soft prompt from a plain model")
+	if l.SoftPrompt != nil || l.Adapter != nil {
+		t.Fatal("a soft prompt or an adapter from a plain model")
 	}
-	return m, tok
+	return l.Model, l.Tok
 }
 
 var tiny struct {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log"
 	"os"
-	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -18,7 +17,8 @@ import (
 	"github.com/golem-ml/golem/generate"
 	"github.com/golem-ml/golem/kvcache"
 	"github.com/golem-ml/golem/model/gpt"
-	"github.com/golem-ml/golem/safetensors"
+	"github.com/golem-ml/golem/model/load"
+	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/tensor"
 	"github.com/golem-ml/golem/tokenizer"
 )
@@ -39,13 +39,21 @@ type Weights struct {
 	Tok     *tokenizer.Tokenizer
 	ModTime time.Time // of the weights file (or config.json) when it was read
 	Stop    []int     // token ids that end an answer: <|im_end|>, <|endoftext|>, EOS
+	// SoftPrompt is a prompt-tuning adapter's virtual tokens, put before
+	// every prompt; nil otherwise.
+	SoftPrompt *nn.SoftPrompt
+	// Context is the tokens a prompt and its answer may take: the model's
+	// context less the soft prompt's.
+	Context int
 
 	stamp string // the folder's files as they were read (see folderStamp)
 }
 
 // LoadWeights reads a model folder (config.json, model.safetensors and a
-// tokenizer) onto the backend be. A folder whose files change while they are
-// read is an error, as is anything that would panic.
+// tokenizer) or an adapter folder over its base model (model/load: LoRA is
+// merged, a prompt-tuning adapter's soft prompt goes before every prompt)
+// onto the backend be. A folder whose files change while they are read is
+// an error, as is anything that would panic.
 func LoadWeights(be backend.Backend, dir string) (w *Weights, err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -56,20 +64,22 @@ func LoadWeights(be backend.Backend, dir string) (w *Weights, err error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := gpt.Load(be, dir)
-	if err != nil {
-		return nil, err
-	}
-	tok, err := tokenizer.Load(dir)
+	l, err := load.Model(be, dir, load.Options{})
 	if err != nil {
 		return nil, err
 	}
 	if after, err := folderStamp(dir); err != nil || after.key != before.key {
 		return nil, fmt.Errorf("serve: %s: the model files changed while being read", dir)
 	}
-	w, err = NewWeights(m, tok, before.mod)
+	w, err = NewWeights(l.Model, l.Tok, before.mod)
 	if err != nil {
 		return nil, err
+	}
+	if sp := l.SoftPrompt; sp != nil {
+		if w.Context -= sp.Weight.Dim(0); w.Context < 2 {
+			return nil, fmt.Errorf("serve: %s: the soft prompt's %d virtual tokens leave no room in the model's context of %d", dir, sp.Weight.Dim(0), l.Model.Config.Context)
+		}
+		w.SoftPrompt = sp
 	}
 	w.stamp = before.key
 	return w, nil
@@ -80,7 +90,7 @@ func NewWeights(m *gpt.Model, tok *tokenizer.Tokenizer, modTime time.Time) (*Wei
 	if tok.VocabSize() > m.Config.Vocab {
 		return nil, fmt.Errorf("serve: the tokenizer has %d tokens but the model only %d", tok.VocabSize(), m.Config.Vocab)
 	}
-	w := &Weights{Model: m, Tok: tok, ModTime: modTime}
+	w := &Weights{Model: m, Tok: tok, ModTime: modTime, Context: m.Config.Context}
 	// Served weights never change: a backend that can keep them packed
 	// for its matrix products does so.
 	if fz, ok := m.Embed.Weight.Backend().(backend.Freezer); ok {
@@ -108,25 +118,18 @@ type stamp struct {
 	mod time.Time
 }
 
-// folderStamp stamps dir's config.json and weights files (model.safetensors,
-// or the index and its shards).
+// folderStamp stamps the files dir's weights are read from (load.Files):
+// config.json and model.safetensors (or the index and its shards), and for
+// an adapter folder its two files and then its base model's.
 func folderStamp(dir string) (stamp, error) {
-	names := []string{"config.json", safetensors.ModelFile}
-	if _, err := os.Stat(filepath.Join(dir, safetensors.ModelFile)); errors.Is(err, os.ErrNotExist) {
-		shards, _ := filepath.Glob(filepath.Join(dir, "model-*-of-*.safetensors"))
-		names = names[:1]
-		names = append(names, safetensors.IndexFile)
-		for _, s := range shards {
-			names = append(names, filepath.Base(s))
-		}
+	names, err := load.Files(dir)
+	if err != nil {
+		return stamp{}, fmt.Errorf("serve: %w", err)
 	}
 	var st stamp
 	var b strings.Builder
 	for _, n := range names {
-		fi, err := os.Stat(filepath.Join(dir, n))
-		if errors.Is(err, os.ErrNotExist) && n == safetensors.IndexFile {
-			return stamp{}, fmt.Errorf("serve: %s: no %s (nor %s)", dir, safetensors.ModelFile, safetensors.IndexFile)
-		}
+		fi, err := os.Stat(n)
 		if err != nil {
 			return stamp{}, fmt.Errorf("serve: %w", err)
 		}
@@ -666,9 +669,14 @@ func (bt *batch) addSlots(n int) {
 // one's first token, and adds those still running to the active ones; the
 // others give their slot back.
 func (e *Engine) prefill(w *Weights, bt *batch, seqs []*seq) {
+	P := 0 // the soft prompt's positions, before each prompt
+	var embeds *tensor.Tensor
+	if w.SoftPrompt != nil {
+		P, embeds = w.SoftPrompt.Weight.Dim(0), w.SoftPrompt.Batch(len(seqs))
+	}
 	need := 0
 	for _, s := range seqs {
-		need = max(need, len(s.prompt)+1)
+		need = max(need, P+len(s.prompt)+1)
 	}
 	e.reserve(w, bt, len(bt.active)+len(seqs), need)
 	prompts, slots, lens := make([][]int, len(seqs)), make([]int32, len(seqs)), make([]int, len(seqs))
@@ -680,11 +688,11 @@ func (e *Engine) prefill(w *Weights, bt *batch, seqs []*seq) {
 		}
 		bt.used[slot] = true
 		prompts[b], slots[b], lens[b] = s.prompt, int32(slot), len(s.prompt)
-		s.n, s.rowIdx = len(s.prompt), b
+		s.n, s.rowIdx = P+len(s.prompt), b
 	}
-	lay, host := generate.Prefill(w.Model, bt.cache.Prefill(slots, lens), prompts, nil)
+	lay, host := generate.Prefill(w.Model, bt.cache.Prefill(slots, lens, P), prompts, embeds)
 	e.prefills.Add(1)
-	e.prefillTokens.Add(int64(len(seqs) * lay.L))
+	e.prefillTokens.Add(int64(len(seqs) * (lay.P + lay.L)))
 	e.advance(w, seqs, host)
 	// A sequence is placed (its slot set) only once its prefill is done:
 	// the scheduler fails the unplaced ones of a prefill that panicked.

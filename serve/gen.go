@@ -110,7 +110,7 @@ func overflows(w *Weights, n int) error {
 		}
 		v, _ = longestToken.LoadOrStore(w.Tok, longest)
 	}
-	ctx := w.Model.Config.Context
+	ctx := w.Context
 	if n > 4*ctx*v.(int) {
 		return &apiError{http.StatusBadRequest, "context_length_exceeded",
 			fmt.Sprintf("this model's maximum context length is %d tokens, and the prompt's %d bytes are far more than that", ctx, n)}
@@ -173,7 +173,7 @@ func textPrompt(w *Weights, text string) ([]int, error) {
 // newGen checks the parameters against the model and fills defaults.
 // defTemp is the API's default temperature.
 func newGen(e *Engine, w *Weights, prompt []int, p sampleParams, defTemp float64) (*genRequest, error) {
-	ctx := w.Model.Config.Context
+	ctx := w.Context
 	if len(prompt) >= ctx {
 		return nil, &apiError{http.StatusBadRequest, "context_length_exceeded",
 			fmt.Sprintf("this model's maximum context length is %d tokens, and the prompt has %d; no room for an answer", ctx, len(prompt))}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/model/load"
 	"github.com/golem-ml/golem/safetensors"
 )
 
@@ -68,9 +69,14 @@ func (s *Server) infoOf(w *Weights, hash bool) modelInfo {
 	return info
 }
 
-// folderInfo describes a model folder without loading it: its config.json,
-// the parameters its weights' headers list, and its files' time.
+// folderInfo describes a model folder (or an adapter folder's base)
+// without loading it: its config.json, the parameters its weights' headers
+// list, and its files' time.
 func folderInfo(dir string) (modelInfo, error) {
+	dir, err := load.BaseDir(dir)
+	if err != nil {
+		return modelInfo{}, err
+	}
 	c, err := gpt.LoadConfig(filepath.Join(dir, "config.json"))
 	if err != nil {
 		return modelInfo{}, err

@@ -350,7 +350,7 @@ func (s *Server) webChatFit(w http.ResponseWriter, r *http.Request, _ store.Sess
 		return
 	}
 	wts := e.Weights()
-	ctx := wts.Model.Config.Context
+	ctx := wts.Context
 	if req.MaxTokens < 1 || req.MaxTokens >= ctx {
 		web.fail(w, http.StatusBadRequest, "", `"max_tokens" %d is not between 1 and %d (the context of %s is %d tokens)`, req.MaxTokens, ctx-1, req.Model, ctx)
 		return
@@ -590,7 +590,7 @@ func (s *Server) sampleRound(ctx context.Context, p store.Prompt, first, n, maxT
 		if err != nil {
 			return nil, err
 		}
-		mt := min(maxTokens, wts.Model.Config.Context-len(prompt))
+		mt := min(maxTokens, wts.Context-len(prompt))
 		if mt < 1 {
 			return nil, badRequest("prompt %d does not fit the context of %s", p.ID, e.Name)
 		}

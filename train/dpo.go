@@ -96,11 +96,11 @@ func DPO(ctx context.Context, o DPOOptions) (Result, error) {
 	freeze(ref.Params())
 	t := &dpoTask{o: o, tok: tok, accum: max(1, cfg.Accum), seed: cfg.Seed}
 	if cfg.Resume {
-		if t.policy, err = gpt.Load(o.Backend, cfg.Out); err != nil {
-			return Result{}, fmt.Errorf("dpo: --resume: %w", err)
+		if t.policy, _, err = loadLM(o.Backend, cfg.Out, "dpo: --resume"); err != nil {
+			return Result{}, err
 		}
-	} else if t.policy, err = gpt.Load(o.Backend, o.Policy); err != nil {
-		return Result{}, fmt.Errorf("dpo: %w", err)
+	} else if t.policy, _, err = loadLM(o.Backend, o.Policy, "dpo"); err != nil {
+		return Result{}, err
 	}
 	trainEx, valEx := o.Data, o.Heldout
 	if valEx == nil {

@@ -5,58 +5,38 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
+	"slices"
+	"strings"
 
 	"github.com/golem-ml/golem/backend"
-	"github.com/golem-ml/golem/data/synth"
+	"github.com/golem-ml/golem/data"
 	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/tensor"
 	"github.com/golem-ml/golem/tokenizer"
 )
 
-// RewardFunc is a reward a program computes for a response to a task, as
-// in reinforcement learning with verifiable rewards.
-type RewardFunc struct {
-	Name string
-	Fn   func(t synth.Task, response string) float64
-}
-
-// RewardFuncs returns the built-in reward functions by name: "correct"
-// (1 for the exact answer, else 0), "format" (1 when the response has the
-// requested shape) and "task" (synth's Task.Reward: correctness, format
-// and brevity in one number).
-func RewardFuncs(names ...string) ([]RewardFunc, error) {
-	all := map[string]func(synth.Task, string) float64{
-		"correct": func(t synth.Task, r string) float64 { return b2f(t.Check(r).Correct) },
-		"format":  func(t synth.Task, r string) float64 { return b2f(t.Check(r).FollowsFormat) },
-		"task":    func(t synth.Task, r string) float64 { return t.Reward(r) },
-	}
-	var out []RewardFunc
-	for _, n := range names {
-		fn, ok := all[n]
-		if !ok {
-			return nil, fmt.Errorf("grpo: reward function %q: want correct, format or task", n)
-		}
-		out = append(out, RewardFunc{Name: n, Fn: fn})
-	}
-	return out, nil
-}
-
-func b2f(b bool) float64 {
-	if b {
-		return 1
-	}
-	return 0
+// Verifiable is a prompt whose answers programs score, as in
+// reinforcement learning with verifiable rewards (golem's built-in tasks
+// are: data/synth's Task.Scores).
+type Verifiable struct {
+	Key    string // names the task in errors
+	Prompt []data.Message
+	// Score returns a response's rewards by name. GRPOOptions.Rewards
+	// says which are summed into the reward; "correct", when scored, is
+	// logged as the share of correct answers.
+	Score func(response string) map[string]float64
 }
 
 // GRPOOptions configures GRPO.
 type GRPOOptions struct {
 	Backend backend.Backend
 	Policy  string       // the SFT model: the policy's start and the frozen reference
-	Tasks   []synth.Task // prompts with programs that check answers
-	Rewards []RewardFunc // summed into the reward (default: correct and format)
+	Tasks   []Verifiable // prompts with programs that score answers
+	Rewards []string     // the scores summed into the reward (default: correct and format)
 	Group   int          // answers sampled per prompt (default 8)
 	Prompts int          // prompts per micro-batch (default 4)
 	// Beta weighs the KL estimate to the reference in the loss (default
@@ -125,7 +105,7 @@ func GRPO(ctx context.Context, o GRPOOptions) (Result, error) {
 		o.Temperature = 1
 	}
 	if len(o.Rewards) == 0 {
-		o.Rewards, _ = RewardFuncs("correct", "format")
+		o.Rewards = []string{"correct", "format"}
 	}
 	cfg := o.Loop
 	if cfg.Out == "" {
@@ -133,6 +113,17 @@ func GRPO(ctx context.Context, o GRPOOptions) (Result, error) {
 	}
 	if len(o.Tasks) == 0 {
 		return Result{}, errors.New("grpo: no tasks")
+	}
+	scored := o.Tasks[0].Score("")
+	for _, n := range o.Rewards {
+		if _, ok := scored[n]; !ok {
+			names := slices.Sorted(maps.Keys(scored))
+			want := strings.Join(names, ", ")
+			if k := len(names) - 1; k > 0 {
+				want = strings.Join(names[:k], ", ") + " or " + names[k]
+			}
+			return Result{}, fmt.Errorf("grpo: reward function %q: want %s", n, want)
+		}
 	}
 	release, err := cfg.open() // lock Out; on resume, its files are the checkpoint's
 	if err != nil {
@@ -148,8 +139,8 @@ func GRPO(ctx context.Context, o GRPOOptions) (Result, error) {
 	if cfg.Resume {
 		from = cfg.Out
 	}
-	if t.policy, err = gpt.Load(o.Backend, from); err != nil {
-		return Result{}, fmt.Errorf("grpo: %w", err)
+	if t.policy, _, err = loadLM(o.Backend, from, "grpo"); err != nil {
+		return Result{}, err
 	}
 	c := newChat(t.tok, t.policy.Config.Context, false)
 	t.imEnd = c.imEnd
@@ -223,11 +214,11 @@ func (t *grpoTask) score(a answers, tasks []int) ([]float64, map[string]float64)
 	var correct, lenSum float64
 	for i, out := range a.outs {
 		text := t.tok.Decode(out)
-		tk := o.Tasks[tasks[i]]
-		for _, f := range o.Rewards {
-			rewards[i] += f.Fn(tk, text)
+		s := o.Tasks[tasks[i]].Score(text)
+		for _, n := range o.Rewards {
+			rewards[i] += s[n]
 		}
-		correct += b2f(tk.Check(text).Correct)
+		correct += s["correct"]
 		lenSum += float64(len(a.rows[i]) - a.start[i])
 	}
 	n := float64(N)

@@ -90,7 +90,7 @@ func TestMemoryFlatSFT(t *testing.T) {
 	for _, lora := range []bool{false, true} {
 		t.Run(map[bool]string{false: "full", true: "lora"}[lora], func(t *testing.T) {
 			checkFlat(t, func(be *cpu.CPU, loop Config) error {
-				o := SFTOptions{Backend: be, Model: base, Data: []string{Builtin}, BuiltinN: 16, Batch: 2, Loop: loop, Log: io.Discard}
+				o := SFTOptions{Backend: be, Model: base, Examples: builtinSFT(t, 1, 16), Batch: 2, Loop: loop, Log: io.Discard}
 				if lora {
 					o.LoRA = &gpt.LoRAConfig{R: 2, Alpha: 4, Dropout: 0.1}
 				}
@@ -136,13 +136,9 @@ func TestMemoryFlatPPO(t *testing.T) {
 
 func TestMemoryFlatGRPO(t *testing.T) {
 	sft := tinyLM(t, 1, 64)
-	tasks := synth.MustTasks(synth.TaskOptions{Seed: 1, N: 4, Kinds: []string{synth.KindFirstLetter}})
-	rf, err := RewardFuncs("correct", "format")
-	if err != nil {
-		t.Fatal(err)
-	}
+	tasks := verifiable(synth.MustTasks(synth.TaskOptions{Seed: 1, N: 4, Kinds: []string{synth.KindFirstLetter}}))
 	checkFlat(t, func(be *cpu.CPU, loop Config) error {
-		_, err := GRPO(context.Background(), GRPOOptions{Backend: be, Policy: sft, Tasks: tasks, Rewards: rf, Group: 2, Prompts: 1, MaxTokens: 3, Beta: 0.1,
+		_, err := GRPO(context.Background(), GRPOOptions{Backend: be, Policy: sft, Tasks: tasks, Rewards: []string{"correct", "format"}, Group: 2, Prompts: 1, MaxTokens: 3, Beta: 0.1,
 			Loop: loop, Log: io.Discard})
 		return err
 	})

@@ -189,15 +189,15 @@ func PPO(ctx context.Context, o PPOOptions) (Result, error) {
 		}
 		t.klCoef, t.ro = st.KLCoef, st.Rollout
 	}
-	if t.policy, err = gpt.Load(o.Backend, from); err != nil {
-		return Result{}, fmt.Errorf("ppo: %w", err)
+	if t.policy, _, err = loadLM(o.Backend, from, "ppo"); err != nil {
+		return Result{}, err
 	}
 	if t.value, err = gpt.LoadScorer(o.Backend, valueFrom); err != nil {
 		return Result{}, fmt.Errorf("ppo: value model: %w", err)
 	}
 	if o.EMADecay > 0 {
-		if t.ema, err = gpt.Load(o.Backend, emaFrom); err != nil {
-			return Result{}, fmt.Errorf("ppo: EMA: %w", err)
+		if t.ema, _, err = loadLM(o.Backend, emaFrom, "ppo: EMA"); err != nil {
+			return Result{}, err
 		}
 		freeze(t.ema.Params())
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/golem-ml/golem/data"
 	"github.com/golem-ml/golem/generate"
 	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/model/load"
 	"github.com/golem-ml/golem/tensor"
 	"github.com/golem-ml/golem/tokenizer"
 )
@@ -19,24 +20,32 @@ import (
 // grpo) share: chat rendering of prompts and answers, padding, masked
 // reductions and the log-sigmoid.
 
-// loadPolicy loads a language model and its tokenizer from a model folder
-// and checks that they fit and that the tokenizer has the chat tokens.
+// loadPolicy loads a language model and its tokenizer (loadLM) and checks
+// that the tokenizer has the chat tokens.
 func loadPolicy(be backend.Backend, dir, what string) (*gpt.Model, *tokenizer.Tokenizer, error) {
-	if gpt.IsScorer(dir) {
-		return nil, nil, fmt.Errorf("%s: %s is a reward or value model, not a language model", what, dir)
-	}
-	m, err := gpt.Load(be, dir)
+	m, tok, err := loadLM(be, dir, what)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", what, err)
-	}
-	tok, err := tokenizer.Load(dir)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", what, err)
+		return nil, nil, err
 	}
 	if err := checkChatTokenizer(tok, m.Config.Vocab, dir); err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", what, err)
 	}
 	return m, tok, nil
+}
+
+// loadLM loads a language model to train, and its tokenizer, from what a
+// stage's --model or --policy names (model/load): a model folder, or a LoRA
+// adapter merged into its base. A prompt-tuning adapter is refused: the
+// stages train whole models, and its soft prompt would be lost.
+func loadLM(be backend.Backend, dir, what string) (*gpt.Model, *tokenizer.Tokenizer, error) {
+	l, err := load.Model(be, dir, load.Options{})
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", what, err)
+	}
+	if l.SoftPrompt != nil {
+		return nil, nil, fmt.Errorf("%s: %s is a prompt-tuning adapter, and this stage trains a whole model, which would drop its soft prompt: give it a model folder or a LoRA adapter", what, dir)
+	}
+	return l.Model, l.Tok, nil
 }
 
 func checkChatTokenizer(tok *tokenizer.Tokenizer, vocab int, dir string) error {

@@ -13,6 +13,7 @@ import (
 	"github.com/golem-ml/golem/data/synth"
 	"github.com/golem-ml/golem/eval"
 	"github.com/golem-ml/golem/internal/atomicfile"
+	"github.com/golem-ml/golem/model/load"
 )
 
 func init() {
@@ -82,11 +83,14 @@ func runEvalMC(args []string) error {
 	if *f.limit > 0 && *f.limit < len(qs) {
 		qs = qs[:*f.limit]
 	}
-	m, tok, _, err := eval.LoadModel(be, *f.model)
+	l, err := load.Model(be, *f.model, load.Options{})
 	if err != nil {
 		return err
 	}
-	r, err := eval.MultipleChoice(m, tok, qs, o)
+	if l.SoftPrompt != nil {
+		return fmt.Errorf("eval mc: %s is a prompt-tuning adapter; multiple choice scores a model or a LoRA adapter", *f.model)
+	}
+	r, err := eval.MultipleChoice(l.Model, l.Tok, qs, o)
 	if err != nil {
 		return err
 	}
@@ -164,10 +168,11 @@ func runEvalGen(args []string) error {
 			*maxTokens = 256
 		}
 	}
-	m, tok, soft, err := eval.LoadModel(be, *f.model)
+	l, err := load.Model(be, *f.model, load.Options{})
 	if err != nil {
 		return err
 	}
+	m, tok, soft := l.Model, l.Tok, l.SoftPrompt
 	r, err := eval.ExactMatch(m, tok, ps, eval.ExactOptions{GenOptions: eval.GenOptions{MaxTokens: *maxTokens, Batch: *batch, Soft: soft},
 		Shots: shots, CoT: *cot, Chat: *chat})
 	if err != nil {
@@ -210,10 +215,11 @@ func runEvalTasks(args []string) error {
 	if err != nil {
 		return err
 	}
-	m, tok, soft, err := eval.LoadModel(be, *model)
+	l, err := load.Model(be, *model, load.Options{})
 	if err != nil {
 		return err
 	}
+	m, tok, soft := l.Model, l.Tok, l.SoftPrompt
 	r, err := eval.Tasks(m, tok, tasks, eval.GenOptions{MaxTokens: *maxTokens, Batch: *batch, Soft: soft})
 	if err != nil {
 		return err

@@ -5,31 +5,12 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/generate"
-	"github.com/golem-ml/golem/model/gpt"
-	"github.com/golem-ml/golem/tokenizer"
+	"github.com/golem-ml/golem/model/load"
 )
 
 func init() {
 	register("generate", "sample a continuation of a prompt, streamed to stdout", runGenerate)
-}
-
-// loadModel reads a golem / Hugging Face model folder and its tokenizer,
-// the model onto be.
-func loadModel(be backend.Backend, dir string) (*gpt.Model, *tokenizer.Tokenizer, error) {
-	m, err := gpt.Load(be, dir)
-	if err != nil {
-		return nil, nil, err
-	}
-	tok, err := tokenizer.Load(dir)
-	if err != nil {
-		return nil, nil, err
-	}
-	if tok.VocabSize() > m.Config.Vocab {
-		return nil, nil, fmt.Errorf("%s: tokenizer has %d tokens but the model only %d", dir, tok.VocabSize(), m.Config.Vocab)
-	}
-	return m, tok, nil
 }
 
 // samplingFlags are the sampling flags of generate and chat, with one set
@@ -59,7 +40,7 @@ func (s samplingFlags) options() generate.Options {
 
 func runGenerate(args []string) error {
 	fs := newFlags("generate", `golem generate --model out/shakespeare --prompt "ROMEO:" --max-tokens 200`)
-	model := fs.String("model", "", "model folder (required)")
+	model := fs.String("model", "", "model folder or adapter folder (required)")
 	prompt := fs.String("prompt", "", "text to continue")
 	sampling := addSamplingFlags(fs)
 	var stop listFlag
@@ -81,10 +62,12 @@ func runGenerate(args []string) error {
 	if *n < 1 {
 		return fmt.Errorf("generate: --n %d: want at least 1 sample", *n)
 	}
-	m, tok, err := loadModel(be, *model)
+	l, err := load.Model(be, *model, load.Options{})
 	if err != nil {
 		return err
 	}
+	m, tok := l.Model, l.Tok
+	o.SoftPrompt = l.SoftPrompt
 	prompts := make([]string, *n)
 	for i := range prompts {
 		prompts[i] = *prompt

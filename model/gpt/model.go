@@ -121,7 +121,7 @@ func (m *Model) Forward(ids []int32, B, T int, o Options) *tensor.Tensor {
 	if o.Cache != nil {
 		start = o.Cache.Len()
 	}
-	if start+T > c.Context && c.Arch == "gpt2" {
+	if start+T > c.Context && c.LearnedPositions() {
 		panic(fmt.Sprintf("gpt: sequence of %d positions exceeds the context of %d", start+T, c.Context))
 	}
 	for _, p := range o.Pos {
@@ -181,9 +181,14 @@ func (m *Model) Logits(h *tensor.Tensor) *tensor.Tensor {
 }
 
 // Loss returns the mean cross-entropy of predicting targets (B*T, with
-// tensor.IgnoreIndex for positions that do not count) from ids.
+// tensor.IgnoreIndex for positions that do not count) from ids, after
+// Options.Embeds if any (a soft prompt's positions predict nothing).
 func (m *Model) Loss(ids, targets []int32, B, T int, o Options) *tensor.Tensor {
 	h := m.Forward(ids, B, T, o)
+	if o.Embeds != nil { // the embeddings predict nothing: score the tokens' positions
+		P := o.Embeds.Dim(1)
+		return tensor.CrossEntropy(m.Logits(tensor.Slice(h, 1, P, P+T)), targets, nil)
+	}
 	switch {
 	case m.Head == nil:
 		return tensor.LinearCrossEntropy(h, m.Embed.Weight, targets, nil)

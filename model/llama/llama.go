@@ -5,8 +5,9 @@
 package llama
 
 import (
-	"fmt"
 	"math"
+
+	"github.com/golem-ml/golem/model/config"
 
 	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/tensor"
@@ -95,31 +96,8 @@ var (
 	SequenceClassification = map[string]string{"llama": "LlamaForSequenceClassification", "qwen2": "Qwen2ForSequenceClassification", "mistral": "MistralForSequenceClassification"}
 )
 
-// RopeScaling is config.json's rope_scaling (rope_parameters in
-// transformers 5) of rope_type "llama3", Llama 3.1's and 3.2's: the low
-// frequencies divided by Factor, the high ones kept, a smooth blend
-// between.
-type RopeScaling struct {
-	Factor          float64 `json:"factor"`
-	LowFreqFactor   float64 `json:"low_freq_factor"`
-	HighFreqFactor  float64 `json:"high_freq_factor"`
-	OriginalContext int     `json:"original_max_position_embeddings"`
-}
-
-// Validate checks the scaling's numbers; errors name the config field.
-func (s *RopeScaling) Validate() error {
-	switch {
-	case !(s.Factor > 0 && s.Factor < 1e6):
-		return fmt.Errorf("rope_scaling.factor is %g, must be positive", s.Factor)
-	case !(s.LowFreqFactor > 0 && s.LowFreqFactor < 1e6):
-		return fmt.Errorf("rope_scaling.low_freq_factor is %g, must be positive", s.LowFreqFactor)
-	case !(s.HighFreqFactor > s.LowFreqFactor && s.HighFreqFactor < 1e6):
-		return fmt.Errorf("rope_scaling.high_freq_factor is %g, must be more than low_freq_factor %g", s.HighFreqFactor, s.LowFreqFactor)
-	case s.OriginalContext <= 0:
-		return fmt.Errorf("rope_scaling.original_max_position_embeddings is %d, must be positive", s.OriginalContext)
-	}
-	return nil
-}
+// RopeScaling is Llama 3.1's RoPE scaling (model/config.RopeScaling).
+type RopeScaling = config.RopeScaling
 
 // InvFreq returns RoPE's d/2 inverse frequencies theta^(-2i/d), scaled by
 // s when it is not nil as transformers' _compute_llama3_parameters does
