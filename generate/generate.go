@@ -34,6 +34,21 @@ type Options struct {
 	// SoftPrompt, if set, puts its virtual tokens before every prompt
 	// (prompt tuning): input embeddings through the same prefill.
 	SoftPrompt *nn.SoftPrompt
+	// Constrain, if set, gives each sequence a constraint on its tokens
+	// (constrained decoding: a JSON schema, see generate/constrain).
+	Constrain func() Constraint
+}
+
+// Constraint restricts the tokens of one sequence: constrained decoding
+// (generate/constrain compiles JSON schemas to one). The sampler gives
+// every token it did not allow probability 0.
+type Constraint interface {
+	// Allowed returns the tokens that may come next, bit id%64 of word
+	// id/64 set for each; nil allows any token. The sampler does not
+	// change it.
+	Allowed() []uint64
+	// Accept records the token picked; false if it was not allowed.
+	Accept(id int) bool
 }
 
 // Validate checks the options: a temperature, top-p and repetition penalty
@@ -95,6 +110,9 @@ func Tokens(m *gpt.Model, prompts [][]int, o Options, onToken func(seq, id int) 
 	hist := make([][]int, B) // prompt and new tokens of each sequence
 	for b := range samplers {
 		samplers[b] = NewSampler(o, o.Seed+uint64(b), prompts[b])
+		if o.Constrain != nil {
+			samplers[b].Constrain(o.Constrain())
+		}
 		hist[b] = append([]int(nil), prompts[b]...)
 	}
 	out := make([][]int, B)
@@ -174,6 +192,7 @@ func Tokens(m *gpt.Model, prompts [][]int, o Options, onToken func(seq, id int) 
 // Tokens uses, exported for the server's batched decode loop.
 type Sampler struct {
 	o       Options
+	c       Constraint
 	rng     *rand.Rand
 	count   map[int]bool
 	probs   []float64
@@ -198,11 +217,28 @@ func (s *Sampler) Seen(id int) {
 	}
 }
 
+// Constrain makes c decide which tokens the sequence may take from now
+// on (nil: any).
+func (s *Sampler) Constrain(c Constraint) { s.c = c }
+
 // Next picks a token. Tokens in hide (e.g. end-of-text before a minimum
-// length) are never picked; NaN logits count as impossible, +Inf ones as
-// certain. It returns -1 when no token is possible (every logit NaN, -Inf
-// or hidden).
+// length) are never picked, nor those the sampler's constraint does not
+// allow (a constraint that allows only hidden tokens wins over hide);
+// NaN logits count as impossible, +Inf ones as certain. It returns -1
+// when no token is possible (every logit NaN, -Inf or hidden, or the
+// constraint allows none of the finite ones).
 func (s *Sampler) Next(logits []float32, hide []int) int {
+	id := s.next(logits, hide)
+	if id < 0 && s.c != nil && len(hide) > 0 {
+		id = s.next(logits, nil)
+	}
+	if id >= 0 && s.c != nil && !s.c.Accept(id) {
+		return -1
+	}
+	return id
+}
+
+func (s *Sampler) next(logits []float32, hide []int) int {
 	V := len(logits)
 	if cap(s.probs) < V {
 		s.probs, s.idx = make([]float64, V), make([]int, V)
@@ -217,6 +253,15 @@ func (s *Sampler) Next(logits []float32, hide []int) int {
 	for _, id := range hide {
 		if id >= 0 && id < V {
 			p[id] = math.Inf(-1)
+		}
+	}
+	if s.c != nil {
+		if mask := s.c.Allowed(); mask != nil {
+			for i := range p {
+				if i>>6 >= len(mask) || mask[i>>6]>>(i&63)&1 == 0 {
+					p[i] = math.Inf(-1)
+				}
+			}
 		}
 	}
 	if rp := s.o.RepetitionPenalty; rp > 0 && rp != 1 {
