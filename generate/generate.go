@@ -257,9 +257,20 @@ func (s *Sampler) next(logits []float32, hide []int) int {
 	}
 	if s.c != nil {
 		if mask := s.c.Allowed(); mask != nil {
-			for i := range p {
-				if i>>6 >= len(mask) || mask[i>>6]>>(i&63)&1 == 0 {
-					p[i] = math.Inf(-1)
+			// By words of 64 tokens: a word all allowed (inside a
+			// string) is skipped, one of none is 64 stores.
+			for lo := 0; lo < V; lo += 64 {
+				var word uint64
+				if lo>>6 < len(mask) {
+					word = mask[lo>>6]
+				}
+				if word == ^uint64(0) {
+					continue
+				}
+				for i := lo; i < min(V, lo+64); i++ {
+					if word>>(i-lo)&1 == 0 {
+						p[i] = math.Inf(-1)
+					}
 				}
 			}
 		}

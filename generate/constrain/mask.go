@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"slices"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/golem-ml/golem/tokenizer"
 )
@@ -12,15 +13,32 @@ import (
 // the tokens' bytes in preorder, so that the tokens sharing a prefix are
 // checked against a state once for that prefix, and a branch the state
 // refuses is skipped whole.
+//
+// Inside a string, most tokens are plain text (no quote, backslash or
+// control character, whole UTF-8 characters): those are allowed as long as
+// the string has room for their characters, whatever else the state is.
+// They are kept apart as bitsets by length, and the trie walked there
+// holds only the others.
 type Vocab struct {
-	size    int     // bits in a mask: the model's vocabulary
-	stops   []int   // the tokens that end an answer
-	label   []byte  // node i's byte (node 0, the root, has none)
-	end     []int32 // node i's subtree is nodes [i, end[i])
-	first   []int32 // a token whose bytes end at node i, or -1
+	size    int   // bits in a mask: the model's vocabulary
+	stops   []int // the tokens that end an answer
+	all     trie  // every token
+	other   trie  // the tokens that are not plain text
+	plain   [maxPlain + 1][]uint64
 	next    []int32 // next[id]: another token with id's bytes, or -1
 	bytes   [][]byte
 	longest int // bytes of the longest token
+}
+
+// maxPlain is the most characters a token kept among the plain text
+// tokens may have; longer ones are walked in the trie.
+const maxPlain = 32
+
+// trie is tokens' bytes in preorder.
+type trie struct {
+	label []byte  // node i's byte (node 0, the root, has none)
+	end   []int32 // node i's subtree is nodes [i, end[i])
+	first []int32 // a token whose bytes end at node i, or -1
 }
 
 // NewVocab builds the trie of tokens (tokens[id] is its bytes; nil or
@@ -30,16 +48,54 @@ type Vocab struct {
 // value is whole.
 func NewVocab(tokens [][]byte, size int, stops []int) *Vocab {
 	v := &Vocab{size: max(size, len(tokens)), stops: slices.Clone(stops), next: make([]int32, len(tokens)), bytes: tokens}
-	ids := make([]int32, 0, len(tokens))
+	words := (v.size + 63) / 64
+	for k := range v.plain {
+		v.plain[k] = make([]uint64, words)
+	}
+	var all, other []int32
 	for id, t := range tokens {
 		v.next[id] = -1
-		if len(t) > 0 {
-			ids = append(ids, int32(id))
-			v.longest = max(v.longest, len(t))
+		if len(t) == 0 {
+			continue
+		}
+		all = append(all, int32(id))
+		v.longest = max(v.longest, len(t))
+		if n := plainChars(t); n >= 0 && n <= maxPlain {
+			for k := n; k <= maxPlain; k++ {
+				v.plain[k][id/64] |= 1 << (id % 64)
+			}
+		} else {
+			other = append(other, int32(id))
 		}
 	}
+	v.all = buildTrie(tokens, all, v.next)
+	v.other = buildTrie(tokens, other, v.next)
+	return v
+}
+
+// plainChars returns the characters of t if it is plain string text (no
+// quote, backslash or control character; whole UTF-8 characters), or -1.
+func plainChars(t []byte) int {
+	if !utf8.Valid(t) {
+		return -1
+	}
+	n := 0
+	for _, c := range t {
+		if c < 0x20 || c == '"' || c == '\\' {
+			return -1
+		}
+		if c < 0x80 || c >= 0xC0 {
+			n++
+		}
+	}
+	return n
+}
+
+// buildTrie builds the trie of tokens[ids], chaining the ids of equal
+// tokens through next.
+func buildTrie(tokens [][]byte, ids []int32, next []int32) trie {
 	slices.SortFunc(ids, func(a, b int32) int { return slices.Compare(tokens[a], tokens[b]) })
-	v.label, v.end, v.first = []byte{0}, []int32{0}, []int32{-1}
+	tr := trie{label: []byte{0}, end: []int32{0}, first: []int32{-1}}
 	stack := []int32{0} // the nodes of the previous token's path, by depth
 	var prev []byte
 	for _, id := range ids {
@@ -49,25 +105,25 @@ func NewVocab(tokens [][]byte, size int, stops []int) *Vocab {
 			p++
 		}
 		for len(stack) > p+1 {
-			v.end[stack[len(stack)-1]] = int32(len(v.label))
+			tr.end[stack[len(stack)-1]] = int32(len(tr.label))
 			stack = stack[:len(stack)-1]
 		}
 		for d := p; d < len(t); d++ {
-			stack = append(stack, int32(len(v.label)))
-			v.label = append(v.label, t[d])
-			v.end = append(v.end, 0)
-			v.first = append(v.first, -1)
+			stack = append(stack, int32(len(tr.label)))
+			tr.label = append(tr.label, t[d])
+			tr.end = append(tr.end, 0)
+			tr.first = append(tr.first, -1)
 		}
 		top := stack[len(stack)-1]
-		v.next[id] = v.first[top]
-		v.first[top] = id
+		next[id] = tr.first[top]
+		tr.first[top] = id
 		prev = t
 	}
 	for len(stack) > 0 {
-		v.end[stack[len(stack)-1]] = int32(len(v.label))
+		tr.end[stack[len(stack)-1]] = int32(len(tr.label))
 		stack = stack[:len(stack)-1]
 	}
-	return v
+	return tr
 }
 
 // TokenizerVocab is tok's vocabulary: every token but the special ones,
@@ -154,7 +210,16 @@ func (m *Matcher) Allowed() []uint64 {
 	m.levels[0].reset()
 	m.levels[0].fr = append(m.levels[0].fr, m.cur.fr...)
 	m.levels[0].th = append(m.levels[0].th, m.cur.th...)
-	m.walk(0, 0, mask)
+	tr := &g.v.all
+	if room, ok := inText(m.cur); ok {
+		// Plain text tokens fit any string with room for them; the trie
+		// of the others decides the rest.
+		for w, bits := range g.v.plain[min(room, maxPlain)] {
+			mask[w] |= bits
+		}
+		tr = &g.v.other
+	}
+	m.walk(tr, 0, 0, mask)
 	g.mu.Lock()
 	if g.room > 0 {
 		if _, ok := g.cache[string(m.key)]; !ok {
@@ -168,24 +233,42 @@ func (m *Matcher) Allowed() []uint64 {
 
 // walk visits the children of trie node i with the state levels[lv] (the
 // node's bytes read) and marks the tokens whose bytes all step.
-func (m *Matcher) walk(lv int, i int32, mask []uint64) {
-	v := m.g.v
+func (m *Matcher) walk(tr *trie, lv int, i int32, mask []uint64) {
+	next := m.g.v.next
 	if len(m.levels) <= lv+1 {
 		m.levels = append(m.levels, state{})
 	}
-	for j := i + 1; j < v.end[i]; j = v.end[j] {
+	for j := i + 1; j < tr.end[i]; j = tr.end[j] {
 		src, dst := &m.levels[lv], &m.levels[lv+1]
-		step(dst, src, v.label[j])
+		step(dst, src, tr.label[j])
 		if len(dst.th) == 0 {
 			continue
 		}
-		for id := v.first[j]; id >= 0; id = v.next[id] {
+		for id := tr.first[j]; id >= 0; id = next[id] {
 			mask[id/64] |= 1 << (id % 64)
 		}
-		if v.end[j] > j+1 {
-			m.walk(lv+1, j, mask)
+		if tr.end[j] > j+1 {
+			m.walk(tr, lv+1, j, mask)
 		}
 	}
+}
+
+// inText reports whether s is inside a string's text (one thread, its
+// innermost frame a string between characters), and how many characters
+// the string has room for (maxPlain when unbounded).
+func inText(s *state) (room int, ok bool) {
+	if len(s.th) != 1 || s.th[0].n == 0 {
+		return 0, false
+	}
+	t := s.thread(0)
+	f := t[len(t)-1]
+	if f.n.kind != kString || f.ph != 1 {
+		return 0, false
+	}
+	if f.n.maxLen < 0 {
+		return maxPlain, true
+	}
+	return int(min(f.n.maxLen-f.a, maxPlain)), true
 }
 
 // Accept moves past token id; false if the schema does not allow it there
