@@ -63,6 +63,11 @@ func badRequest(format string, args ...any) *apiError {
 }
 
 func (a apiStyle) failErr(w http.ResponseWriter, err error) {
+	var fe *fieldError
+	if errors.As(err, &fe) {
+		a.failParam(w, http.StatusBadRequest, "", fe.path, fe.msg)
+		return
+	}
 	var ae *apiError
 	if errors.As(err, &ae) {
 		a.fail(w, ae.status, ae.code, "%s", ae.msg)

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/golem-ml/golem/generate/constrain"
 	"github.com/golem-ml/golem/tokenizer"
 )
 
@@ -44,7 +45,8 @@ type ollamaCommon struct {
 	Options ollamaOptions `json:"options"`
 	// KeepAlive is accepted and checked: golem keeps every model it
 	// serves loaded while it runs (see ollamaPs).
-	KeepAlive keepAlive `json:"keep_alive"`
+	KeepAlive keepAlive       `json:"keep_alive"`
+	Format    json.RawMessage `json:"format"` // "json" or a schema: format.go
 }
 
 // keepAlive is Ollama's "keep_alive": a duration ("5m", "1h30m"), a number
@@ -316,6 +318,12 @@ func nowRFC3339() string { return time.Now().UTC().Format(time.RFC3339Nano) }
 // ollamaRun generates and answers as NDJSON (streamed) or one object.
 func (s *Server) ollamaRun(w http.ResponseWriter, r *http.Request, e *Engine, wts *Weights, prompt []int, c *ollamaCommon, chat bool) {
 	g, err := newGen(e, wts, prompt, c.Options.params(), 0.8)
+	if err == nil {
+		var sc *constrain.Schema
+		if sc, err = ollamaFormat(c.Format); err == nil {
+			g.constrain(sc, string(c.Format))
+		}
+	}
 	if err != nil {
 		ollama.failErr(w, err)
 		return

@@ -104,6 +104,7 @@ type openaiCommon struct {
 	StreamOptions       *struct {
 		IncludeUsage bool `json:"include_usage"`
 	} `json:"stream_options"`
+	ResponseFormat *responseFormat `json:"response_format"` // format.go
 }
 
 func (c *openaiCommon) params() sampleParams {
@@ -153,6 +154,9 @@ func (s *Server) openaiChat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g, err := newGen(e, wts, prompt, req.params(), 1)
+	if err == nil {
+		err = g.format(&req.openaiCommon)
+	}
 	if err != nil {
 		openAI.failErr(w, err)
 		return
@@ -194,6 +198,9 @@ func (s *Server) openaiCompletions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g, err := newGen(e, wts, prompt, req.params(), 1)
+	if err == nil {
+		err = g.format(&req.openaiCommon)
+	}
 	if err != nil {
 		openAI.failErr(w, err)
 		return

@@ -40,7 +40,6 @@ var openaiFields = map[string]fieldRule{
 	"parallel_tool_calls":      notYet(),
 	"functions":                notYet("[]"),
 	"function_call":            notYet(`"none"`),
-	"response_format":          notYet(`{"type":"text"}`),
 	"logprobs":                 notYet(),
 	"top_logprobs":             notYet("0"),
 	"echo":                     notYet(),
@@ -64,7 +63,6 @@ var openaiFields = map[string]fieldRule{
 // ollamaFields are the rules for the Ollama API's fields golem's structs
 // do not hold.
 var ollamaFields = map[string]fieldRule{
-	"format":                notYet(`""`),
 	"images":                notYet("[]"),
 	"tools":                 notYet("[]"),
 	"think":                 notYet(),

@@ -157,7 +157,7 @@ type Guide struct {
 }
 
 // cacheBytes bounds a guide's cache of masks.
-const cacheBytes = 64 << 20
+const cacheBytes = 16 << 20
 
 // NewGuide joins a schema and a vocabulary.
 func NewGuide(s *Schema, v *Vocab) *Guide {
