@@ -47,6 +47,7 @@ type genRequest struct {
 	s      Sampling
 	n      int
 	stop   []string
+	tools  *toolSpec // the calls in the answers are parsed (tools.go)
 }
 
 // apiError is a failure to answer with an HTTP status in the API's shape.

@@ -47,6 +47,8 @@ type ollamaCommon struct {
 	// serves loaded while it runs (see ollamaPs).
 	KeepAlive keepAlive       `json:"keep_alive"`
 	Format    json.RawMessage `json:"format"` // "json" or a schema: format.go
+
+	tools *toolSpec // /api/chat's tools (tools.go)
 }
 
 // keepAlive is Ollama's "keep_alive": a duration ("5m", "1h30m"), a number
@@ -249,7 +251,8 @@ func notYetEndpoint(a apiStyle) http.HandlerFunc {
 func (s *Server) ollamaChat(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		ollamaCommon
-		Messages []tokenizer.Message `json:"messages"`
+		Messages []ollamaMessage `json:"messages"` // tools.go
+		Tools    []requestTool   `json:"tools"`
 	}
 	if !s.decodeAPI(ollama, w, r, &req) {
 		return
@@ -265,11 +268,16 @@ func (s *Server) ollamaChat(w http.ResponseWriter, r *http.Request) {
 			"message": map[string]string{"role": "assistant", "content": ""}, "done_reason": req.KeepAlive.doneReason(), "done": true})
 		return
 	}
-	prompt, err := chatPrompt(wts, req.Messages)
+	spec, err := checkTools(req.Tools, nil, nil)
+	var prompt []int
+	if err == nil {
+		prompt, err = ollamaPrompt(wts, req.Messages, spec)
+	}
 	if err != nil {
 		ollama.failErr(w, err)
 		return
 	}
+	req.tools = spec
 	s.ollamaRun(w, r, e, wts, prompt, &req.ollamaCommon, true)
 }
 
@@ -323,6 +331,7 @@ func (s *Server) ollamaRun(w http.ResponseWriter, r *http.Request, e *Engine, wt
 		if sc, err = ollamaFormat(c.Format); err == nil {
 			g.constrain(sc, string(c.Format))
 		}
+		g.useTools(c.tools)
 	}
 	if err != nil {
 		ollama.failErr(w, err)
@@ -346,6 +355,10 @@ func (s *Server) ollamaRun(w http.ResponseWriter, r *http.Request, e *Engine, wt
 		m["prompt_eval_count"], m["prompt_eval_duration"] = len(prompt), 0
 		m["eval_count"], m["eval_duration"] = tokens, d
 		return m
+	}
+	if g.tools != nil {
+		s.ollamaToolAnswer(w, r.Context(), g, c.Stream == nil || *c.Stream, final)
+		return
 	}
 	if c.Stream != nil && !*c.Stream {
 		texts, reasons, tokens, err := g.collect(r.Context())
