@@ -151,6 +151,10 @@ func Tokens(m *gpt.Model, prompts [][]int, o Options, onToken func(seq, id int) 
 				next := 0
 				if !done[b] {
 					next = samplers[b].Next(host[b*V:(b+1)*V], nil)
+					if next == Blocked {
+						err = fmt.Errorf("sequence %d, new token %d: %w", b, len(out[b])+1, ErrBlocked)
+						return
+					}
 					if next < 0 {
 						err = fmt.Errorf("generate: sequence %d, new token %d: every logit is NaN or -Inf (the model overflowed)", b, len(out[b])+1)
 						return
@@ -217,6 +221,14 @@ func (s *Sampler) Seen(id int) {
 	}
 }
 
+// Blocked is what Sampler.Next returns when its constraint allows no token
+// at all: the vocabulary cannot write what the constraint asks for (a
+// tokenizer without '{' asked for JSON).
+const Blocked = -2
+
+// ErrBlocked is the error of a sequence whose constraint allows no token.
+var ErrBlocked = errors.New("generate: the constraint allows no token of the vocabulary here (the tokenizer cannot write what it asks for, e.g. JSON's punctuation)")
+
 // Constrain makes c decide which tokens the sequence may take from now
 // on (nil: any).
 func (s *Sampler) Constrain(c Constraint) { s.c = c }
@@ -226,8 +238,14 @@ func (s *Sampler) Constrain(c Constraint) { s.c = c }
 // allow (a constraint that allows only hidden tokens wins over hide);
 // NaN logits count as impossible, +Inf ones as certain. It returns -1
 // when no token is possible (every logit NaN, -Inf or hidden, or the
-// constraint allows none of the finite ones).
+// constraint allows none of the finite ones), and Blocked when the
+// constraint allows no token of the vocabulary at all.
 func (s *Sampler) Next(logits []float32, hide []int) int {
+	if s.c != nil {
+		if mask := s.c.Allowed(); mask != nil && !slices.ContainsFunc(mask, func(w uint64) bool { return w != 0 }) {
+			return Blocked
+		}
+	}
 	id := s.next(logits, hide)
 	if id < 0 && s.c != nil && len(hide) > 0 {
 		id = s.next(logits, nil)
