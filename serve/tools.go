@@ -138,27 +138,21 @@ func checkTools(tools []requestTool, choice json.RawMessage, parallel *bool) (*t
 		spec.choice = "function"
 	}
 	if len(forced) > 0 {
-		// One call: {"name": const, "arguments": the parameters}, of any
-		// tool forced.
-		var alts []string
+		var ts []constrain.Tool
 		for _, i := range forced {
-			f := fmt.Sprintf("tools[%d].function.parameters", i)
-			if _, err := compileSchema(params[i], f); err != nil {
+			// Each tool's parameters alone first: errors name the tool.
+			if _, err := compileSchema(params[i], fmt.Sprintf("tools[%d].function.parameters", i)); err != nil {
 				return nil, err
 			}
-			name, _ := json.Marshal(tools[i].Function.Name)
-			alts = append(alts, `{"type":"object","properties":{"name":{"const":`+string(name)+`},"arguments":`+string(params[i])+`},"required":["name","arguments"],"additionalProperties":false}`)
+			ts = append(ts, constrain.Tool{Name: tools[i].Function.Name, Parameters: params[i]})
 		}
-		src := alts[0]
-		if len(alts) > 1 {
-			src = `{"anyOf":[` + strings.Join(alts, ",") + `]}`
-		}
-		sc, err := constrain.Compile([]byte(src))
+		sc, err := constrain.ToolCall(ts, tokenizer.ToolCallOpen+"\n", "\n"+tokenizer.ToolCallClose)
 		if err != nil {
 			return nil, &fieldError{"tools", fmt.Sprintf(`"tools": %v`, err)}
 		}
-		spec.forced = sc.Wrap(tokenizer.ToolCallOpen+"\n", "\n"+tokenizer.ToolCallClose)
-		spec.key = "tool_call:" + src
+		spec.forced = sc
+		key, _ := json.Marshal(ts)
+		spec.key = "tool_call:" + string(key)
 	}
 	return spec, nil
 }

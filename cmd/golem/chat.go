@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/golem-ml/golem/eval"
 )
@@ -15,6 +16,8 @@ func runChat(args []string) error {
 	fs := newFlags("chat", `printf "What is 12 + 7?\n" | golem chat --model out/sft --temperature 0`)
 	model := fs.String("model", "", "model folder or adapter folder (required)")
 	system := fs.String("system", "", "system message")
+	tools := fs.String("tools", "", "built-in tools the model may call, comma-separated: calculator, lookup (golem runs each call and gives the result back)")
+	toolChoice := fs.String("tool-choice", "auto", "auto: the model calls a tool when it chooses; required: its first answer of each turn is a call (constrained decoding)")
 	sampling := addSamplingFlags(fs)
 	dev := addDeviceFlag(fs)
 	be, err := dev.parse(fs, args)
@@ -28,6 +31,16 @@ func runChat(args []string) error {
 	if err := gen.Validate(); err != nil {
 		return fmt.Errorf("chat: %w", err)
 	}
+	var toolList []string
+	if *tools != "" {
+		toolList = strings.Split(*tools, ",")
+	}
+	switch {
+	case *toolChoice != "auto" && *toolChoice != "required":
+		return fmt.Errorf("chat: --tool-choice %q: want auto or required", *toolChoice)
+	case *toolChoice == "required" && len(toolList) == 0:
+		return fmt.Errorf("chat: --tool-choice required needs --tools")
+	}
 	m, tok, soft, err := eval.LoadModel(be, *model)
 	if err != nil {
 		return err
@@ -38,5 +51,5 @@ func runChat(args []string) error {
 		fmt.Fprintln(os.Stderr, "chatting with", *model, "(/reset clears the history, /exit or Ctrl-D ends)")
 	}
 	return eval.Chat(m, tok, os.Stdin, os.Stdout, eval.ChatOptions{System: *system, Soft: soft, Prompt: prompt,
-		Gen: gen})
+		Gen: gen, Tools: toolList, ForceCall: *toolChoice == "required"})
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -22,7 +23,7 @@ func writeRandomModel(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := gpt.Config{Arch: "llama", Vocab: tok.VocabSize(), Context: 512, Layers: 1, Heads: 2, KVHeads: 1,
+	cfg := gpt.Config{Arch: "llama", Vocab: tok.VocabSize(), Context: 2048, Layers: 1, Heads: 2, KVHeads: 1,
 		Hidden: 16, Intermediate: 32, Eps: 1e-5, RopeTheta: 10000, BOS: -1, EOS: -1}
 	m, err := gpt.New(cpu.New(), cfg, 5)
 	if err != nil {
@@ -65,4 +66,41 @@ func TestGenerateJSONSchema(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "--stop would cut") {
 		t.Errorf("--stop: exit %d, stderr %q", code, stderr)
 	}
+}
+
+// golem chat --tools calculator runs the model's calls: a forced call from
+// a random model is run, its result shown and given back, and the model
+// answers again.
+func TestChatCalculator(t *testing.T) {
+	dir := writeRandomModel(t)
+	cmd := golemCmdIn(t, "chat", "--model", dir, "--tools", "calculator", "--tool-choice", "required", "--max-tokens", "200", "--temperature", "1")
+	cmd.Stdin = strings.NewReader("What is 6*7?\n")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	call := -1
+	for i, l := range lines {
+		if strings.HasPrefix(l, "[calculator {\"expression\":") && strings.Contains(l, "} -> ") {
+			call = i
+		}
+	}
+	if call < 1 || !strings.HasPrefix(lines[call-1], "</tool_call>") && !strings.Contains(lines[call-1], "</tool_call>") {
+		t.Fatalf("no calculator call run:\n%s", out)
+	}
+	if call == len(lines)-1 {
+		t.Fatalf("no answer after the call:\n%s", out)
+	}
+	_, stderr, code := runGolem(t, "chat", "--model", dir, "--tools", "shell")
+	if code != 1 || !strings.Contains(stderr, `no built-in tool "shell"`) {
+		t.Errorf("--tools shell: exit %d, stderr %q", code, stderr)
+	}
+}
+
+// golemCmdIn is a golem process (see runGolem) whose stdin the test sets.
+func golemCmdIn(t *testing.T, args ...string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], append([]string{"-test.run=^TestGolemChild$", "--"}, args...)...)
+	cmd.Env = append(os.Environ(), golemEnv+"=1")
+	return cmd
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -298,4 +299,39 @@ func (w Want) checkCall(response string) bool {
 		return json.Unmarshal(calls[0].Arguments, &a) == nil && strings.EqualFold(strings.TrimSpace(a.Name), w.Values[0])
 	}
 	return false
+}
+
+// Tools returns the built-in tools named (all with none), as a chat
+// request's "tools" list, and each one's name and parameters.
+func Tools(names []string) (json.RawMessage, []ToolSpec, error) {
+	var all []struct {
+		Function struct {
+			Name       string          `json:"name"`
+			Parameters json.RawMessage `json:"parameters"`
+		} `json:"function"`
+	}
+	var raw []json.RawMessage
+	json.Unmarshal([]byte(ToolsJSON), &all)
+	json.Unmarshal([]byte(ToolsJSON), &raw)
+	var list []json.RawMessage
+	var specs []ToolSpec
+	for i, t := range all {
+		if len(names) == 0 || slices.Contains(names, t.Function.Name) {
+			list = append(list, raw[i])
+			specs = append(specs, ToolSpec{t.Function.Name, t.Function.Parameters})
+		}
+	}
+	for _, n := range names {
+		if !slices.ContainsFunc(specs, func(s ToolSpec) bool { return s.Name == n }) {
+			return nil, nil, fmt.Errorf("no built-in tool %q (the built-in tools are calculator and lookup)", n)
+		}
+	}
+	b, _ := json.Marshal(list)
+	return b, specs, nil
+}
+
+// ToolSpec is a tool's name and parameters' JSON schema.
+type ToolSpec struct {
+	Name       string
+	Parameters json.RawMessage
 }

@@ -663,3 +663,38 @@ func parseValue(d *json.Decoder, depth int) (any, error) {
 	}
 	return t, nil
 }
+
+// Tool is a function a model may call: its name and its parameters' JSON
+// schema (nil: no arguments).
+type Tool struct {
+	Name       string
+	Parameters json.RawMessage
+}
+
+// ToolCall compiles the schema of one call of one of tools, as golem's
+// chat format writes it: open, {"name": NAME, "arguments": {...}} with
+// arguments of that tool's parameters, close (tokenizer.ToolCallOpen and
+// ToolCallClose with their newlines).
+func ToolCall(tools []Tool, open, close string) (*Schema, error) {
+	var alts []string
+	for _, t := range tools {
+		params := bytes.TrimSpace(t.Parameters)
+		if len(params) == 0 || string(params) == "null" {
+			params = []byte(`{"type":"object","properties":{}}`)
+		}
+		name, _ := marshal(t.Name)
+		alts = append(alts, `{"type":"object","properties":{"name":{"const":`+string(name)+`},"arguments":`+string(params)+`},"required":["name","arguments"],"additionalProperties":false}`)
+	}
+	if len(alts) == 0 {
+		return nil, &Error{Msg: "no tools to call"}
+	}
+	src := alts[0]
+	if len(alts) > 1 {
+		src = `{"anyOf":[` + strings.Join(alts, ",") + `]}`
+	}
+	s, err := Compile([]byte(src))
+	if err != nil {
+		return nil, err
+	}
+	return s.Wrap(open, close), nil
+}
