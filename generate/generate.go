@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 	"math/rand/v2"
 	"slices"
 	"unicode/utf8"
@@ -202,6 +203,7 @@ type Sampler struct {
 	probs   []float64
 	idx     []int
 	nucleus []int
+	allowed []int
 }
 
 // NewSampler returns a sampler for one sequence with its own seed; prompt
@@ -273,8 +275,24 @@ func (s *Sampler) next(logits []float32, hide []int) int {
 			p[id] = math.Inf(-1)
 		}
 	}
+	var sparse []int // the allowed tokens, when the constraint allows few
 	if s.c != nil {
 		if mask := s.c.Allowed(); mask != nil {
+			n := 0
+			for _, w := range mask {
+				n += bits.OnesCount64(w)
+			}
+			if n <= V/16 {
+				sparse = s.allowed[:0]
+				for w, word := range mask {
+					for ; word != 0; word &= word - 1 {
+						if id := w*64 + bits.TrailingZeros64(word); id < V {
+							sparse = append(sparse, id)
+						}
+					}
+				}
+				s.allowed = sparse
+			}
 			// By words of 64 tokens: a word all allowed (inside a
 			// string) is skipped, one of none is 64 stores.
 			for lo := 0; lo < V; lo += 64 {
@@ -354,7 +372,15 @@ func (s *Sampler) next(logits []float32, hide []int) int {
 		return cmp.Compare(a, b)
 	}
 	var idx []int // the candidates in order; nil: all, by id
-	if k := s.o.TopK; k > 0 && k < V {
+	if sparse != nil {
+		// Only the few allowed tokens are candidates.
+		idx = sparse
+		if k := s.o.TopK; k > 0 && k < len(idx) {
+			selectTop(idx, k, p)
+			idx = idx[:k]
+		}
+		slices.SortFunc(idx, byProb)
+	} else if k := s.o.TopK; k > 0 && k < V {
 		idx = s.idx[:V]
 		for i := range idx {
 			idx[i] = i
