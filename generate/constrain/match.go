@@ -19,10 +19,16 @@ type span struct{ off, n int32 }
 type state struct {
 	fr []frame
 	th []span
+	// work bounds the pushes of one step: a schema of anyOfs within
+	// anyOfs (or a $ref cycle through anyOf) would fork without end.
+	work int
 }
 
+// stepWork is the pushes one step may make.
+const stepWork = 512
+
 func (s *state) reset() {
-	s.fr, s.th = s.fr[:0], s.th[:0]
+	s.fr, s.th, s.work = s.fr[:0], s.th[:0], stepWork
 }
 
 func (s *state) thread(i int) []frame {
@@ -36,7 +42,7 @@ const maxFrames = 2*MaxDepth + 4
 
 // maxThreads bounds the alternatives followed at once; beyond it the
 // later ones are dropped (what is written still matches).
-const maxThreads = 64
+const maxThreads = 32
 
 // start returns the state before the first byte.
 func (s *Schema) start() *state {
@@ -57,7 +63,7 @@ func step(dst, src *state, c byte) {
 	}
 }
 
-// dedupe removes repeated threads and keeps at most maxThreads.
+// dedupe removes repeated threads.
 func dedupe(s *state) {
 	out := s.th[:0]
 next:
@@ -67,9 +73,6 @@ next:
 			if equalFrames(t, s.fr[o.off:o.off+o.n]) {
 				continue next
 			}
-		}
-		if len(out) == maxThreads {
-			break
 		}
 		out = append(out, s.th[i])
 	}
@@ -88,8 +91,14 @@ func equalFrames(a, b []frame) bool {
 	return true
 }
 
-// commit keeps the thread dst.fr[off:]; drop discards it.
+// commit keeps the thread dst.fr[off:] (unless maxThreads are kept
+// already: then it is dropped, and what is written still matches); drop
+// discards it.
 func commit(dst *state, off int) {
+	if len(dst.th) >= maxThreads {
+		drop(dst, off)
+		return
+	}
 	dst.th = append(dst.th, span{int32(off), int32(len(dst.fr) - off)})
 }
 
@@ -107,7 +116,7 @@ func fork(dst *state, off, end int) int {
 // and feeds it c. An anyOf, an enum or a value of any type may fork the
 // thread: then each copy goes on, and the original is left behind unused.
 func push(dst *state, off int, n *node, c byte) {
-	if len(dst.fr)-off >= maxFrames {
+	if dst.work--; dst.work < 0 || len(dst.fr)-off >= maxFrames {
 		drop(dst, off)
 		return
 	}

@@ -168,3 +168,40 @@ func withinBounds(b []byte) bool {
 	}
 	return true
 }
+
+// Schemas that fork without end (a $ref cycle through anyOf, anyOfs
+// nested deep and wide) compile, and matching them stays bounded.
+func TestSchemaForkBounds(t *testing.T) {
+	for _, raw := range []string{
+		`{"$defs":{"a":{"anyOf":[{"$ref":"#/$defs/a"},{"type":"null"}]}},"$ref":"#/$defs/a"}`,
+		`{"$defs":{"a":{"anyOf":[{"$ref":"#/$defs/a"},{"$ref":"#/$defs/a"}]}},"$ref":"#/$defs/a"}`,
+		strings.Repeat(`{"anyOf":[`, 12) + `{"type":"integer"}` + strings.Repeat(`,{"type":"integer"},{"type":"string"}]}`, 12),
+	} {
+		s, err := Compile([]byte(raw))
+		if err != nil {
+			t.Logf("%.50s: %v", raw, err)
+			continue
+		}
+		s.Match([]byte("null"))
+		s.Match([]byte("12"))
+	}
+}
+
+// FuzzCompile: any bytes compile or fail with an error; what compiles
+// matches any text without a panic.
+func FuzzCompile(f *testing.F) {
+	for _, s := range []string{`{"type":"object","properties":{"a":{"type":"string","maxLength":3}},"required":["a"]}`,
+		`{"$defs":{"n":{"anyOf":[{"$ref":"#/$defs/n"},{"type":"array","items":{"$ref":"#/$defs/n"}}]}},"$ref":"#/$defs/n"}`,
+		`{"enum":[1,"a",null,{"x":[1]}]}`, `{"type":["string","null"]}`} {
+		f.Add([]byte(s), []byte(`{"a":"xy"}`))
+	}
+	f.Fuzz(func(t *testing.T, schema, text []byte) {
+		s, err := Compile(schema)
+		if err != nil {
+			return
+		}
+		if s.Match(text) && !json.Valid(text) {
+			t.Fatalf("schema %s matches %q, which is not JSON", schema, text)
+		}
+	})
+}

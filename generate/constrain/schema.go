@@ -106,6 +106,9 @@ func newSchema(root *node) *Schema {
 	return s
 }
 
+// maxNodes bounds a compiled schema's nodes.
+const maxNodes = 2048
+
 func (s *Schema) add(n *node) *node {
 	n.id = int32(firstID + len(s.nodes))
 	s.nodes = append(s.nodes, n)
@@ -184,6 +187,9 @@ func Compile(raw []byte) (*Schema, error) {
 	root, err := c.compile(v, "", 0)
 	if err != nil {
 		return nil, err
+	}
+	if len(c.s.nodes) > maxNodes {
+		return nil, &Error{Msg: fmt.Sprintf("%d schemas in all; at most %d", len(c.s.nodes), maxNodes)}
 	}
 	for ref, n := range c.defs {
 		if n.target == nil {
