@@ -188,6 +188,11 @@ func Compile(raw []byte) (*Schema, error) {
 	if err != nil {
 		return nil, err
 	}
+	for ref, n := range c.defs {
+		if leftRecursive(n, n, map[*node]bool{}) {
+			return nil, &Error{Msg: fmt.Sprintf("$ref %q refers to itself before any value (through anyOf or $ref): it matches nothing", ref)}
+		}
+	}
 	if len(c.s.nodes) > maxNodes {
 		return nil, &Error{Msg: fmt.Sprintf("%d schemas in all; at most %d", len(c.s.nodes), maxNodes)}
 	}
@@ -203,6 +208,30 @@ func Compile(raw []byte) (*Schema, error) {
 	}
 	c.s.root = c.s.add(&node{kind: kSeq, alts: []*node{root}})
 	return c.s, nil
+}
+
+// leftRecursive reports whether from reaches target through anyOf
+// alternatives and $refs alone (without reading a byte).
+func leftRecursive(target, from *node, seen map[*node]bool) bool {
+	var next []*node
+	switch from.kind {
+	case kRef:
+		next = []*node{from.target}
+	case kAnyOf:
+		next = from.alts
+	}
+	for _, n := range next {
+		if n == target {
+			return true
+		}
+		if !seen[n] {
+			seen[n] = true
+			if leftRecursive(target, n, seen) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func escapeRef(k string) string {
