@@ -25,9 +25,9 @@ import (
 // tool_choice "required" or a named function the answer is constrained
 // to one call of an offered function whose arguments validate against
 // its parameters (generate/constrain), so that even an untrained model
-// calls. Streamed answers with tools send their text and calls once the
-// answer is whole, in OpenAI's chunks (a call's id and name, then its
-// arguments in pieces).
+// calls. Streamed answers with tools send their text as it comes, up to
+// the first <tool_call>, and the calls once the answer is whole, in
+// OpenAI's chunks (a call's id and name, then its arguments in pieces).
 
 // requestTool is a tool of a request, in OpenAI's and Ollama's shape.
 type requestTool struct {
@@ -299,8 +299,9 @@ func toolPrompt(w *Weights, msgs []tokenizer.ToolMessage, spec *toolSpec) ([]int
 }
 
 // openaiToolStream answers a streamed chat request with tools: the role
-// chunk at once, then, once each choice is whole, its text and its calls
-// as OpenAI streams them.
+// chunk at once, the text token by token up to the first call, and once
+// the choice is whole its calls as OpenAI streams them (or, when they are
+// malformed, the rest of the text).
 func (s *Server) openaiToolStream(w http.ResponseWriter, r *http.Request, g *genRequest, c *openaiCommon, id, object string, created int64) {
 	ctx := r.Context()
 	ch, err := g.start(ctx)
@@ -327,7 +328,12 @@ func (s *Server) openaiToolStream(w http.ResponseWriter, r *http.Request, g *gen
 			return
 		}
 	}
+	// Text streams as it comes, up to where a call may begin (held back
+	// while it could be the start of <tool_call>); from the first call on
+	// the answer is kept until it is whole.
 	texts := make([]strings.Builder, g.n)
+	emitted := make([]int, g.n) // bytes of each text sent as content
+	inCall := make([]bool, g.n)
 	total, left := 0, g.n
 	for left > 0 {
 		var ev choiceEvent
@@ -341,20 +347,49 @@ func (s *Server) openaiToolStream(w http.ResponseWriter, r *http.Request, g *gen
 			w.Write(append(append([]byte("data: "), b...), '\n', '\n'))
 			return
 		}
-		texts[ev.index].WriteString(ev.delta)
+		i := ev.index
+		texts[i].WriteString(ev.delta)
+		text := texts[i].String()
 		if !ev.done {
+			if inCall[i] {
+				continue
+			}
+			safe := len(text)
+			if at := strings.Index(text[emitted[i]:], tokenizer.ToolCallOpen); at >= 0 {
+				safe, inCall[i] = emitted[i]+at, true
+			} else {
+				for n := min(len(tokenizer.ToolCallOpen)-1, safe-emitted[i]); n > 0; n-- {
+					if strings.HasSuffix(text, tokenizer.ToolCallOpen[:n]) {
+						safe -= n
+						break
+					}
+				}
+			}
+			if safe > emitted[i] {
+				if !send(i, map[string]any{"content": text[emitted[i]:safe]}, nil) {
+					return
+				}
+				emitted[i] = safe
+			}
 			continue
 		}
 		total += ev.tokens
 		left--
-		content, calls := g.tools.reply(texts[ev.index].String())
+		_, calls := g.tools.reply(text)
 		reason := ev.reason
-		if content != "" && !send(ev.index, map[string]any{"content": content}, nil) {
+		rest := text[emitted[i]:]
+		if len(calls) > 0 {
+			rest = "" // the text before the calls was sent
+			if at := strings.Index(text[emitted[i]:], tokenizer.ToolCallOpen); at > 0 {
+				rest = text[emitted[i] : emitted[i]+at]
+			}
+		}
+		if rest != "" && !send(i, map[string]any{"content": rest}, nil) {
 			return
 		}
 		for k, call := range calls {
 			reason = "tool_calls"
-			if !send(ev.index, map[string]any{"tool_calls": []any{map[string]any{"index": k, "id": call.ID, "type": "function",
+			if !send(i, map[string]any{"tool_calls": []any{map[string]any{"index": k, "id": call.ID, "type": "function",
 				"function": map[string]any{"name": call.Name, "arguments": ""}}}}, nil) {
 				return
 			}
@@ -362,13 +397,13 @@ func (s *Server) openaiToolStream(w http.ResponseWriter, r *http.Request, g *gen
 			args := string(call.Arguments)
 			for len(args) > 0 {
 				n := min(len(args), 8)
-				if !send(ev.index, map[string]any{"tool_calls": []any{map[string]any{"index": k, "function": map[string]any{"arguments": args[:n]}}}}, nil) {
+				if !send(i, map[string]any{"tool_calls": []any{map[string]any{"index": k, "function": map[string]any{"arguments": args[:n]}}}}, nil) {
 					return
 				}
 				args = args[n:]
 			}
 		}
-		if !send(ev.index, map[string]any{}, reason) {
+		if !send(i, map[string]any{}, reason) {
 			return
 		}
 	}

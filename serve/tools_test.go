@@ -204,3 +204,41 @@ func TestOllamaToolsConversation(t *testing.T) {
 		}
 	}
 }
+
+// With tools offered but not called, a streamed answer still comes token
+// by token, and adds up to the answer given whole.
+func TestOpenAIToolsStreamText(t *testing.T) {
+	ts := newTestServerWith(t, "sqlite:"+t.TempDir()+"/s.db", Options{}, EngineOptions{}, "llama")
+	body := `{"model":"tiny-llama","messages":[{"role":"user","content":"hi"}],"temperature":0,"max_tokens":12,"tools":` + calcTools
+	status, raw := do(t, nil, "POST", ts.URL+"/v1/chat/completions", []byte(body+`}`), nil)
+	var a chatAnswer
+	json.Unmarshal(raw, &a)
+	if status != 200 || len(a.Choices) != 1 || a.Choices[0].Message.Content == nil {
+		t.Fatalf("%d %s", status, raw)
+	}
+	resp, err := http.Post(ts.URL+"/v1/chat/completions", "application/json", strings.NewReader(body+`,"stream":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var text strings.Builder
+	chunks := 0
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line, ok := strings.CutPrefix(sc.Text(), "data: ")
+		if !ok || line == "[DONE]" {
+			continue
+		}
+		var ch struct {
+			Choices []struct{ Delta struct{ Content string } }
+		}
+		json.Unmarshal([]byte(line), &ch)
+		if len(ch.Choices) > 0 && ch.Choices[0].Delta.Content != "" {
+			chunks++
+			text.WriteString(ch.Choices[0].Delta.Content)
+		}
+	}
+	if text.String() != *a.Choices[0].Message.Content || chunks < 2 {
+		t.Errorf("streamed %q in %d chunks, whole %q", text.String(), chunks, *a.Choices[0].Message.Content)
+	}
+}
