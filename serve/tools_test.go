@@ -6,6 +6,12 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"net/http/httptest"
+
+	"github.com/golem-ml/golem/backend/cpu"
+	"github.com/golem-ml/golem/data/synth"
+	"github.com/golem-ml/golem/tokenizer"
 )
 
 const calcParams = `{"type":"object","properties":{"expression":{"type":"string","maxLength":20}},"required":["expression"],"additionalProperties":false}`
@@ -240,5 +246,73 @@ func TestOpenAIToolsStreamText(t *testing.T) {
 	}
 	if text.String() != *a.Choices[0].Message.Content || chunks < 2 {
 		t.Errorf("streamed %q in %d chunks, whole %q", text.String(), chunks, *a.Choices[0].Message.Content)
+	}
+}
+
+// A model that answers with a call (its one token is the whole call's
+// text) gets it parsed back: OpenAI's tool_calls with tool_choice auto,
+// Ollama's tool_calls, whole and streamed; with tool_choice none, the
+// text.
+func TestModelToolCallParsed(t *testing.T) {
+	const call = "<tool_call>\n{\"name\": \"calculator\", \"arguments\": {\"expression\": \"6*7\"}}\n</tool_call>"
+	tok, err := tokenizer.Train(tokenizer.TrainOptions{Texts: []string{synth.Corpus(synth.CorpusOptions{Seed: 1, Bytes: 20000})}, VocabSize: 300, Workers: 1, Special: []string{call}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, ok := tok.SpecialID(call)
+	if !ok {
+		t.Fatal("no call token")
+	}
+	dir := t.TempDir()
+	if err := writeFixedModelIDs(dir, tok, 2048, id); err != nil {
+		t.Fatal(err)
+	}
+	w, err := LoadWeights(cpu.New(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := NewEngine("caller", dir, w, EngineOptions{})
+	t.Cleanup(e.Close)
+	srv := New([]*Engine{e}, nil, Options{Logf: t.Logf})
+	ts := httptest.NewServer(srv)
+	t.Cleanup(ts.Close)
+	msgs := `"messages":[{"role":"user","content":"6*7?"}],"tools":` + calcTools
+	status, raw := do(t, nil, "POST", ts.URL+"/v1/chat/completions", []byte(`{"model":"caller","max_tokens":1,`+msgs+`}`), nil)
+	var a chatAnswer
+	json.Unmarshal(raw, &a)
+	if status != 200 || len(a.Choices) != 1 || a.Choices[0].FinishReason != "tool_calls" || len(a.Choices[0].Message.ToolCalls) != 1 ||
+		a.Choices[0].Message.ToolCalls[0].Function.Arguments != `{"expression":"6*7"}` {
+		t.Fatalf("auto: %d %s", status, raw)
+	}
+	status, raw = do(t, nil, "POST", ts.URL+"/v1/chat/completions", []byte(`{"model":"caller","max_tokens":1,"tool_choice":"none",`+msgs+`}`), nil)
+	a = chatAnswer{}
+	json.Unmarshal(raw, &a)
+	if status != 200 || len(a.Choices[0].Message.ToolCalls) != 0 || a.Choices[0].Message.Content == nil || *a.Choices[0].Message.Content != call {
+		t.Fatalf("none: %d %s", status, raw)
+	}
+	status, raw = do(t, nil, "POST", ts.URL+"/v1/chat/completions", []byte(`{"model":"caller","max_tokens":1,"stream":true,`+msgs+`}`), nil)
+	if s := string(raw); status != 200 || !strings.Contains(s, `"name":"calculator"`) || !strings.Contains(s, `"finish_reason":"tool_calls"`) || strings.Contains(s, `"content":"\u003ctool_call`) {
+		t.Fatalf("auto, streamed: %d %s", status, raw)
+	}
+	for _, stream := range []string{"false", "true"} {
+		status, raw = do(t, nil, "POST", ts.URL+"/api/chat", []byte(`{"model":"caller","stream":`+stream+`,"options":{"num_predict":1},`+msgs+`}`), nil)
+		lines := strings.Split(strings.TrimSpace(string(raw)), "\n")
+		var calls []map[string]any
+		for _, l := range lines {
+			var m struct {
+				Message struct {
+					ToolCalls []map[string]any `json:"tool_calls"`
+				}
+			}
+			json.Unmarshal([]byte(l), &m)
+			calls = append(calls, m.Message.ToolCalls...)
+		}
+		if status != 200 || len(calls) != 1 {
+			t.Fatalf("ollama stream %s: %d %s", stream, status, raw)
+		}
+		f, _ := calls[0]["function"].(map[string]any)
+		if args, _ := f["arguments"].(map[string]any); f["name"] != "calculator" || args["expression"] != "6*7" {
+			t.Errorf("ollama stream %s: call %v", stream, calls[0])
+		}
 	}
 }
