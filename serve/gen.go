@@ -133,18 +133,9 @@ func chatPrompt(w *Weights, msgs []tokenizer.Message) ([]int, error) {
 	if err := overflows(w, n); err != nil {
 		return nil, err
 	}
-	for i, m := range msgs {
-		switch m.Role {
-		case "system", "user", "assistant":
-		case "developer":
-			msgs[i].Role = "system"
-		case "":
-			return nil, badRequest(`messages[%d]: "role" missing`, i)
-		default:
-			return nil, badRequest(`messages[%d]: role %q is not "system", "user" or "assistant"`, i, m.Role)
-		}
-		if msgs[i].Role == "system" && i != 0 {
-			return nil, badRequest(`messages[%d]: a system message must come first`, i)
+	for i := range msgs {
+		if err := checkRole(i, &msgs[i].Role, false); err != nil {
+			return nil, err
 		}
 	}
 	if !w.Tok.HasChatTemplate() {
@@ -155,6 +146,31 @@ func chatPrompt(w *Weights, msgs []tokenizer.Message) ([]int, error) {
 		return nil, badRequest("%v", err)
 	}
 	return ids, nil
+}
+
+// checkRole checks message i's role (a "developer" message is a system
+// one; "tool" is a role only in conversations with tools).
+func checkRole(i int, role *string, tools bool) error {
+	switch *role {
+	case "system", "user", "assistant":
+	case "tool":
+		if !tools {
+			return badRequest(`messages[%d]: role "tool" without tools or calls in the conversation`, i)
+		}
+	case "developer":
+		*role = "system"
+	case "":
+		return badRequest(`messages[%d]: "role" missing`, i)
+	default:
+		if tools {
+			return badRequest(`messages[%d]: role %q is not "system", "user", "assistant" or "tool"`, i, *role)
+		}
+		return badRequest(`messages[%d]: role %q is not "system", "user" or "assistant"`, i, *role)
+	}
+	if *role == "system" && i != 0 {
+		return badRequest(`messages[%d]: a system message must come first`, i)
+	}
+	return nil
 }
 
 // textPrompt encodes a plain-text prompt (special tokens' text included).

@@ -272,17 +272,8 @@ func toolPrompt(w *Weights, msgs []tokenizer.ToolMessage, spec *toolSpec) ([]int
 		for _, c := range m.ToolCalls {
 			n += len(c.Arguments)
 		}
-		switch m.Role {
-		case "system", "user", "assistant", "tool":
-		case "developer":
-			msgs[i].Role = "system"
-		case "":
-			return nil, badRequest(`messages[%d]: "role" missing`, i)
-		default:
-			return nil, badRequest(`messages[%d]: role %q is not "system", "user", "assistant" or "tool"`, i, m.Role)
-		}
-		if msgs[i].Role == "system" && i != 0 {
-			return nil, badRequest(`messages[%d]: a system message must come first`, i)
+		if err := checkRole(i, &msgs[i].Role, true); err != nil {
+			return nil, err
 		}
 	}
 	if err := overflows(w, n); err != nil {
