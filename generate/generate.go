@@ -243,14 +243,15 @@ func (s *Sampler) Constrain(c Constraint) { s.c = c }
 // constraint allows none of the finite ones), and Blocked when the
 // constraint allows no token of the vocabulary at all.
 func (s *Sampler) Next(logits []float32, hide []int) int {
+	var mask []uint64
 	if s.c != nil {
-		if mask := s.c.Allowed(); mask != nil && !slices.ContainsFunc(mask, func(w uint64) bool { return w != 0 }) {
+		if mask = s.c.Allowed(); mask != nil && !slices.ContainsFunc(mask, func(w uint64) bool { return w != 0 }) {
 			return Blocked
 		}
 	}
-	id := s.next(logits, hide)
+	id := s.next(logits, hide, mask)
 	if id < 0 && s.c != nil && len(hide) > 0 {
-		id = s.next(logits, nil)
+		id = s.next(logits, nil, mask)
 	}
 	if id >= 0 && s.c != nil && !s.c.Accept(id) {
 		return -1
@@ -258,7 +259,8 @@ func (s *Sampler) Next(logits []float32, hide []int) int {
 	return id
 }
 
-func (s *Sampler) next(logits []float32, hide []int) int {
+// next is Next's draw, with the constraint's mask (nil: none).
+func (s *Sampler) next(logits []float32, hide []int, mask []uint64) int {
 	V := len(logits)
 	if cap(s.probs) < V {
 		s.probs, s.idx = make([]float64, V), make([]int, V)
@@ -276,37 +278,35 @@ func (s *Sampler) next(logits []float32, hide []int) int {
 		}
 	}
 	var sparse []int // the allowed tokens, when the constraint allows few
-	if s.c != nil {
-		if mask := s.c.Allowed(); mask != nil {
-			n := 0
-			for _, w := range mask {
-				n += bits.OnesCount64(w)
-			}
-			if n <= V/16 {
-				sparse = s.allowed[:0]
-				for w, word := range mask {
-					for ; word != 0; word &= word - 1 {
-						if id := w*64 + bits.TrailingZeros64(word); id < V {
-							sparse = append(sparse, id)
-						}
+	if mask != nil {
+		n := 0
+		for _, w := range mask {
+			n += bits.OnesCount64(w)
+		}
+		if n <= V/16 {
+			sparse = s.allowed[:0]
+			for w, word := range mask {
+				for ; word != 0; word &= word - 1 {
+					if id := w*64 + bits.TrailingZeros64(word); id < V {
+						sparse = append(sparse, id)
 					}
 				}
-				s.allowed = sparse
 			}
-			// By words of 64 tokens: a word all allowed (inside a
-			// string) is skipped, one of none is 64 stores.
-			for lo := 0; lo < V; lo += 64 {
-				var word uint64
-				if lo>>6 < len(mask) {
-					word = mask[lo>>6]
-				}
-				if word == ^uint64(0) {
-					continue
-				}
-				for i := lo; i < min(V, lo+64); i++ {
-					if word>>(i-lo)&1 == 0 {
-						p[i] = math.Inf(-1)
-					}
+			s.allowed = sparse
+		}
+		// By words of 64 tokens: a word all allowed (inside a
+		// string) is skipped, one of none is 64 stores.
+		for lo := 0; lo < V; lo += 64 {
+			var word uint64
+			if lo>>6 < len(mask) {
+				word = mask[lo>>6]
+			}
+			if word == ^uint64(0) {
+				continue
+			}
+			for i := lo; i < min(V, lo+64); i++ {
+				if word>>(i-lo)&1 == 0 {
+					p[i] = math.Inf(-1)
 				}
 			}
 		}
