@@ -353,3 +353,28 @@ func TestBrowserCORS(t *testing.T) {
 		t.Fatal(out)
 	}
 }
+
+// The official openai and ollama packages get structured output
+// (json_schema, json_object, Ollama's format) from a random model, and
+// every answer validates against its schema (santhosh-tekuri/jsonschema);
+// and a forced tool call makes the round trip: the client parses the
+// call, the script runs it and sends the result back as a tool message,
+// and the model answers (a random model: the answer is not expected to
+// use the result).
+func TestStructuredClients(t *testing.T) {
+	node := needNode(t, "openai", "ollama")
+	ts := newTestServerWith(t, "sqlite:"+filepath.Join(t.TempDir(), "s.db"), Options{}, EngineOptions{}, "llama")
+	out := runNode(t, node, "structured.mjs", ts.URL, "tiny-llama", personSchema)
+	var res struct {
+		OK      bool
+		Answers []string
+	}
+	if err := json.Unmarshal([]byte(out[strings.LastIndex(strings.TrimSpace(out), "\n")+1:]), &res); err != nil || !res.OK || len(res.Answers) != 8 {
+		t.Fatalf("%v: %s", err, out)
+	}
+	for i, a := range res.Answers {
+		if err := validate(t, personSchema, a); err != nil {
+			t.Errorf("answer %d %q: %v", i, a, err)
+		}
+	}
+}

@@ -763,6 +763,10 @@ func (e *Engine) advance(w *Weights, seqs []*seq, logits []float32) []*seq {
 			continue
 		}
 		id := s.next
+		if id == generate.Blocked {
+			s.out <- Event{Done: true, Reason: "error", Err: generate.ErrBlocked}
+			continue
+		}
 		if id < 0 {
 			s.out <- Event{Done: true, Reason: "error", Err: errNoLogits}
 			continue

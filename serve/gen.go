@@ -52,6 +52,7 @@ type genRequest struct {
 	stop   []string
 	lp     logprobsRequest // what log-probabilities the answer carries
 	got    [][]tokenLP     // collect's: each choice's tokens' log-probabilities
+	tools  *toolSpec // the calls in the answers are parsed (tools.go)
 }
 
 // apiError is a failure to answer with an HTTP status in the API's shape.
@@ -68,6 +69,11 @@ func badRequest(format string, args ...any) *apiError {
 }
 
 func (a apiStyle) failErr(w http.ResponseWriter, err error) {
+	var fe *fieldError
+	if errors.As(err, &fe) {
+		a.failParam(w, http.StatusBadRequest, "", fe.path, fe.msg)
+		return
+	}
 	var ae *apiError
 	if errors.As(err, &ae) {
 		a.fail(w, ae.status, ae.code, "%s", ae.msg)
@@ -130,18 +136,9 @@ func chatPrompt(w *Weights, msgs []tokenizer.Message) ([]int, error) {
 	if err := overflows(w, n); err != nil {
 		return nil, err
 	}
-	for i, m := range msgs {
-		switch m.Role {
-		case "system", "user", "assistant":
-		case "developer":
-			msgs[i].Role = "system"
-		case "":
-			return nil, badRequest(`messages[%d]: "role" missing`, i)
-		default:
-			return nil, badRequest(`messages[%d]: role %q is not "system", "user" or "assistant"`, i, m.Role)
-		}
-		if msgs[i].Role == "system" && i != 0 {
-			return nil, badRequest(`messages[%d]: a system message must come first`, i)
+	for i := range msgs {
+		if err := checkRole(i, &msgs[i].Role, false); err != nil {
+			return nil, err
 		}
 	}
 	if !w.Tok.HasChatTemplate() {
@@ -152,6 +149,31 @@ func chatPrompt(w *Weights, msgs []tokenizer.Message) ([]int, error) {
 		return nil, badRequest("%v", err)
 	}
 	return ids, nil
+}
+
+// checkRole checks message i's role (a "developer" message is a system
+// one; "tool" is a role only in conversations with tools).
+func checkRole(i int, role *string, tools bool) error {
+	switch *role {
+	case "system", "user", "assistant":
+	case "tool":
+		if !tools {
+			return badRequest(`messages[%d]: role "tool" without tools or calls in the conversation`, i)
+		}
+	case "developer":
+		*role = "system"
+	case "":
+		return badRequest(`messages[%d]: "role" missing`, i)
+	default:
+		if tools {
+			return badRequest(`messages[%d]: role %q is not "system", "user", "assistant" or "tool"`, i, *role)
+		}
+		return badRequest(`messages[%d]: role %q is not "system", "user" or "assistant"`, i, *role)
+	}
+	if *role == "system" && i != 0 {
+		return badRequest(`messages[%d]: a system message must come first`, i)
+	}
+	return nil
 }
 
 // textPrompt encodes a plain-text prompt (special tokens' text included).

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/golem-ml/golem/generate/constrain"
 	"github.com/golem-ml/golem/tokenizer"
 )
 
@@ -44,7 +45,10 @@ type ollamaCommon struct {
 	Options ollamaOptions `json:"options"`
 	// KeepAlive is accepted and checked: golem keeps every model it
 	// serves loaded while it runs (see ollamaPs).
-	KeepAlive keepAlive `json:"keep_alive"`
+	KeepAlive keepAlive       `json:"keep_alive"`
+	Format    json.RawMessage `json:"format"` // "json" or a schema: format.go
+
+	tools *toolSpec // /api/chat's tools (tools.go)
 }
 
 // keepAlive is Ollama's "keep_alive": a duration ("5m", "1h30m"), a number
@@ -243,7 +247,8 @@ func (s *Server) ollamaNoModels(w http.ResponseWriter, r *http.Request) {
 func (s *Server) ollamaChat(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		ollamaCommon
-		Messages []tokenizer.Message `json:"messages"`
+		Messages []ollamaMessage `json:"messages"` // tools.go
+		Tools    []requestTool   `json:"tools"`
 	}
 	if !s.decodeAPI(ollama, w, r, &req) {
 		return
@@ -260,11 +265,16 @@ func (s *Server) ollamaChat(w http.ResponseWriter, r *http.Request) {
 			"message": map[string]string{"role": "assistant", "content": ""}, "done_reason": req.KeepAlive.doneReason(), "done": true})
 		return
 	}
-	prompt, err := chatPrompt(wts, req.Messages)
+	spec, err := checkTools(req.Tools, nil, nil)
+	var prompt []int
+	if err == nil {
+		prompt, err = ollamaPrompt(wts, req.Messages, spec)
+	}
 	if err != nil {
 		ollama.failErr(w, err)
 		return
 	}
+	req.tools = spec
 	s.ollamaRun(w, r, e, wts, prompt, &req.ollamaCommon, true)
 }
 
@@ -314,6 +324,13 @@ func nowRFC3339() string { return time.Now().UTC().Format(time.RFC3339Nano) }
 // ollamaRun generates and answers as NDJSON (streamed) or one object.
 func (s *Server) ollamaRun(w http.ResponseWriter, r *http.Request, e *Engine, wts *Weights, prompt []int, c *ollamaCommon, chat bool) {
 	g, err := newGen(e, wts, prompt, c.Options.params(), 0.8)
+	if err == nil {
+		var sc *constrain.Schema
+		if sc, err = ollamaFormat(c.Format); err == nil {
+			g.constrain(sc, string(c.Format))
+		}
+		g.useTools(c.tools)
+	}
 	if err != nil {
 		ollama.failErr(w, err)
 		return
@@ -336,6 +353,10 @@ func (s *Server) ollamaRun(w http.ResponseWriter, r *http.Request, e *Engine, wt
 		m["prompt_eval_count"], m["prompt_eval_duration"] = len(prompt), 0
 		m["eval_count"], m["eval_duration"] = tokens, d
 		return m
+	}
+	if g.tools != nil {
+		s.ollamaToolAnswer(w, r.Context(), g, c.Stream == nil || *c.Stream, final)
+		return
 	}
 	if c.Stream != nil && !*c.Stream {
 		texts, reasons, tokens, err := g.collect(r.Context())

@@ -83,8 +83,10 @@ func (c *chatContent) UnmarshalJSON(b []byte) error {
 }
 
 type openaiMessage struct {
-	Role    string      `json:"role"`
-	Content chatContent `json:"content"`
+	Role       string           `json:"role"`
+	Content    chatContent      `json:"content"`
+	ToolCalls  []openaiToolCall `json:"tool_calls"`   // tools.go
+	ToolCallID string           `json:"tool_call_id"` // role "tool"
 }
 
 // openaiCommon are the fields chat and completions share.
@@ -103,6 +105,7 @@ type openaiCommon struct {
 	StreamOptions       *struct {
 		IncludeUsage bool `json:"include_usage"`
 	} `json:"stream_options"`
+	ResponseFormat *responseFormat `json:"response_format"` // format.go
 }
 
 func (c *openaiCommon) params() sampleParams {
@@ -127,6 +130,7 @@ func newUsage(prompt, completion int) usage {
 func (s *Server) openaiChat(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		openaiCommon
+		openaiToolFields
 		Messages    []openaiMessage `json:"messages"`
 		Logprobs    bool            `json:"logprobs"`
 		TopLogprobs *int            `json:"top_logprobs"`
@@ -143,12 +147,25 @@ func (s *Server) openaiChat(w http.ResponseWriter, r *http.Request) {
 		openAI.fail(w, http.StatusBadRequest, "", `"messages" missing`)
 		return
 	}
-	msgs := make([]tokenizer.Message, len(req.Messages))
-	for i, m := range req.Messages {
-		msgs[i] = tokenizer.Message{Role: m.Role, Content: string(m.Content)}
+	spec, err := checkTools(req.Tools, req.ToolChoice, req.ParallelToolCalls)
+	if err != nil {
+		openAI.failErr(w, err)
+		return
 	}
 	wts := e.Weights()
-	prompt, err := chatPrompt(wts, msgs)
+	var prompt []int
+	if spec != nil || hasToolMessages(req.Messages) {
+		var tms []tokenizer.ToolMessage
+		if tms, err = toolMessages(req.Messages); err == nil {
+			prompt, err = toolPrompt(wts, tms, spec)
+		}
+	} else {
+		msgs := make([]tokenizer.Message, len(req.Messages))
+		for i, m := range req.Messages {
+			msgs[i] = tokenizer.Message{Role: m.Role, Content: string(m.Content)}
+		}
+		prompt, err = chatPrompt(wts, msgs)
+	}
 	if err != nil {
 		openAI.failErr(w, err)
 		return
@@ -159,6 +176,15 @@ func (s *Server) openaiChat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g, err := newGen(e, wts, prompt, req.params(), 1)
+	if err == nil {
+		err = g.format(&req.openaiCommon)
+	}
+	if err == nil && spec != nil {
+		if spec.forced != nil && req.ResponseFormat != nil && req.ResponseFormat.Type != "text" {
+			err = &fieldError{"response_format", `"response_format" and a forced tool call ("tool_choice" "required" or a function) cannot both constrain the answer`}
+		}
+		g.useTools(spec)
+	}
 	if err != nil {
 		openAI.failErr(w, err)
 		return
@@ -197,6 +223,9 @@ func (s *Server) openaiCompletions(w http.ResponseWriter, r *http.Request) {
 	params := req.params()
 	params.ZeroMax = req.Echo // max_tokens 0: only the prompt, scored
 	g, err := newGen(e, wts, prompt, params, 1)
+	if err == nil {
+		err = g.format(&req.openaiCommon)
+	}
 	if err != nil {
 		openAI.failErr(w, err)
 		return
@@ -211,6 +240,10 @@ func (s *Server) openaiRun(w http.ResponseWriter, r *http.Request, g *genRequest
 	object := "text_completion"
 	if chat {
 		id, object = newID("chatcmpl-"), "chat.completion"
+	}
+	if chat && c.Stream && g.tools != nil {
+		s.openaiToolStream(w, r, g, c, id, object+".chunk", created)
+		return
 	}
 	echo, echoLPs, err := g.echoed(r.Context())
 	if err != nil {
@@ -234,7 +267,9 @@ func (s *Server) openaiRun(w http.ResponseWriter, r *http.Request, g *genRequest
 			if g.lp.on {
 				choices[i]["logprobs"] = lpw.json(i, append(echoLPs[:len(echoLPs):len(echoLPs)], g.got[i]...))
 			}
-			if chat {
+			if chat && g.tools != nil {
+				choices[i]["message"], choices[i]["finish_reason"] = g.tools.openaiMessage(texts[i], reasons[i])
+			} else if chat {
 				choices[i]["message"] = map[string]any{"role": "assistant", "content": texts[i], "refusal": nil}
 			} else {
 				choices[i]["text"] = echo + texts[i]

@@ -1,6 +1,9 @@
 package serve
 
-import "github.com/golem-ml/golem/generate"
+import (
+	"github.com/golem-ml/golem/generate"
+	"github.com/golem-ml/golem/generate/constrain"
+)
 
 // Sampling controls how one sequence picks its tokens.
 type Sampling struct {
@@ -17,6 +20,9 @@ type Sampling struct {
 	// TopLogprobs most likely tokens.
 	Logprobs    bool
 	TopLogprobs int
+	// Guide, if set, constrains the answer to a JSON schema's values
+	// (structured output, forced tool calls).
+	Guide *constrain.Guide
 }
 
 // sampler draws one sequence's tokens with generate's sampler.
@@ -27,7 +33,11 @@ type sampler struct {
 
 func newSampler(s Sampling) *sampler {
 	o := generate.Options{Temperature: s.Temperature, TopP: s.TopP, TopK: s.TopK}
-	return &sampler{s: s, g: generate.NewSampler(o, s.Seed, nil)}
+	g := generate.NewSampler(o, s.Seed, nil)
+	if s.Guide != nil {
+		g.Constrain(s.Guide.Start())
+	}
+	return &sampler{s: s, g: g}
 }
 
 // next picks a token; stop holds the ids hidden while generated < MinTokens.

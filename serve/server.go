@@ -78,7 +78,7 @@ type Options struct {
 
 	// Lenient lets the APIs ignore request fields golem does not support
 	// (by default a 400 names them); fields of features golem does not
-	// have yet (tools, response_format, logprobs, images, ...) are refused
+	// have yet (logprobs, images, ...) are refused
 	// even so.
 	Lenient bool
 

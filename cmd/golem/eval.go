@@ -193,7 +193,7 @@ func runEvalTasks(args []string) error {
 	model := fs.String("model", "", "model or adapter folder (required)")
 	n := fs.Int("n", 200, "held-out tasks to answer")
 	lang := fs.String("lang", "en", "en, zh or mix")
-	kinds := fs.String("kinds", "", "comma-separated task kinds (default: all): "+strings.Join(synth.Kinds(), ", "))
+	kinds := fs.String("kinds", "", "comma-separated task kinds (default: all but the tool tasks): "+strings.Join(append(synth.Kinds(), synth.ToolKinds()...), ", "))
 	seed := fs.Int64("seed", defaultSeed, "which held-out tasks")
 	maxTokens := fs.Int("max-tokens", 128, "new tokens per answer")
 	batch := fs.Int("batch", 16, "tasks decoded together")

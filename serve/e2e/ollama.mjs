@@ -57,7 +57,7 @@ assert.ok(long.prompt_eval_count + long.eval_count <= ctx, "within the context")
 if (long.done_reason === "length") assert.equal(long.prompt_eval_count + long.eval_count, ctx);
 
 // Strict: what golem does not do is a 400 naming the field.
-await assert.rejects(ollama.chat({ model, messages, format: "json" }), (e) => e.status_code === 400 && /^"format" is not supported yet/.test(e.error));
+await assert.rejects(ollama.chat({ model, messages, think: true }), (e) => e.status_code === 400 && /^"think" is not supported yet/.test(e.error));
 await assert.rejects(ollama.chat({ model, messages, options: { repeat_penalty: 1.3 } }), (e) => e.status_code === 400 && /"options.repeat_penalty" 1.3/.test(e.error) && /--lenient/.test(e.error));
 await assert.rejects(ollama.pull({ model: "llama3.2" }), (e) => e.status_code === 501 && /--model DIR/.test(e.error));
 

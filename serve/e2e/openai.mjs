@@ -50,8 +50,8 @@ await assert.rejects(client.chat.completions.create({ model, messages: msgs, tem
 await assert.rejects(client.chat.completions.create({ model, messages: msgs, max_tokens: 1e6 }), (e) => e.status === 400 && e.code === "context_length_exceeded");
 
 // Strict: a field golem does not support is a 400 naming it.
-await assert.rejects(client.chat.completions.create({ model, messages: msgs, response_format: { type: "json_object" } }),
-  (e) => e instanceof OpenAI.BadRequestError && e.param === "response_format" && /^"response_format" is not supported yet/.test(e.error.message));
+await assert.rejects(client.chat.completions.create({ model, messages: msgs, functions: [{ name: "f", parameters: { type: "object" } }] }),
+  (e) => e instanceof OpenAI.BadRequestError && e.param === "functions" && /^"functions" is not supported yet/.test(e.error.message));
 await assert.rejects(client.chat.completions.create({ model, messages: msgs, max_tokens: 4, frequency_penalty: 0.5 }),
   (e) => e instanceof OpenAI.BadRequestError && e.param === "frequency_penalty" && /--lenient/.test(e.message));
 await assert.rejects(client.chat.completions.create({ model, messages: msgs, max_tokens: 4, reasoning: { effort: "low" } }),
