@@ -52,7 +52,7 @@ type genRequest struct {
 	stop   []string
 	lp     logprobsRequest // what log-probabilities the answer carries
 	got    [][]tokenLP     // collect's: each choice's tokens' log-probabilities
-	tools  *toolSpec // the calls in the answers are parsed (tools.go)
+	tools  *toolSpec       // the calls in the answers are parsed (tools.go)
 }
 
 // apiError is a failure to answer with an HTTP status in the API's shape.

@@ -8,8 +8,8 @@ import (
 	"slices"
 
 	"github.com/golem-ml/golem/generate"
-	"github.com/golem-ml/golem/model/load"
 	"github.com/golem-ml/golem/generate/constrain"
+	"github.com/golem-ml/golem/model/load"
 )
 
 func init() {
