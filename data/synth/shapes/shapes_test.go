@@ -2,7 +2,6 @@ package shapes
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -357,9 +356,17 @@ func TestWriteFormats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var conv []LLaVA
-	if err := json.Unmarshal(raw, &conv); err != nil {
+	conv, err := vision.ParseLLaVA("test_llava.json", raw)
+	if err != nil {
 		t.Fatal(err)
+	}
+	lds, err := vision.Open(filepath.Join(dir, "test_llava.json"), vision.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lds.Close()
+	if m, err := lds.Load(1); err != nil || m.Shape() != "3x96x96" || len(m.Conversation) < 2 {
+		t.Fatalf("LLaVA record 1 through data/vision: %v", err)
 	}
 	if len(conv) != 8 || !strings.HasPrefix(conv[0].Conversations[0].Value, "<image>\n") || conv[0].Conversations[1].From != "gpt" {
 		t.Fatalf("LLaVA records: %d, first %+v", len(conv), conv[0])

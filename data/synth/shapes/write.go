@@ -138,21 +138,8 @@ func (s Scene) Record(seed uint64, path string) SceneRecord {
 	return rec
 }
 
-// LLaVA is one record of LLaVA's conversation JSON.
-type LLaVA struct {
-	ID            string `json:"id"`
-	Image         string `json:"image"`
-	Conversations []Turn `json:"conversations"`
-}
-
-// Turn is one message of a LLaVA conversation: from "human" or "gpt".
-type Turn struct {
-	From  string `json:"from"`
-	Value string `json:"value"`
-}
-
-func llava(id, image string, qas []QA, zh bool) LLaVA {
-	rec := LLaVA{ID: id, Image: image}
+func llava(id, image string, qas []QA, zh bool) vision.LLaVA {
+	rec := vision.LLaVA{ID: id, Image: image}
 	for i, qa := range qas {
 		q, a := qa.Question.EN, qa.Answer.EN
 		if zh {
@@ -161,7 +148,7 @@ func llava(id, image string, qas []QA, zh bool) LLaVA {
 		if i == 0 {
 			q = "<image>\n" + q
 		}
-		rec.Conversations = append(rec.Conversations, Turn{"human", q}, Turn{"gpt", a})
+		rec.Conversations = append(rec.Conversations, vision.Turn{From: "human", Value: q}, vision.Turn{From: "gpt", Value: a})
 	}
 	return rec
 }
@@ -173,7 +160,7 @@ func writeSplit(o Options, split Split, n int) error {
 		return err
 	}
 	var en, zh, scenes []any
-	var conv []LLaVA
+	var conv []vision.LLaVA
 	for i := range n {
 		s := Generate(o.Seed, split, i)
 		rel := filepath.ToSlash(filepath.Join("images", name, fmt.Sprintf("%06d.png", i)))
