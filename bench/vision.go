@@ -94,7 +94,7 @@ func init() {
 		var times []float64
 		var last float32
 		for s := 0; s < *warmup+*steps; s++ {
-			loss, inputs := step() // the batch is made before the clock starts
+			loss, scope := step() // the batch is made before the clock starts
 			t0 := time.Now()
 			opt.ZeroGrad()
 			l := loss()
@@ -105,8 +105,7 @@ func init() {
 				times = append(times, time.Since(t0).Seconds())
 			}
 			last = l.Host()[0]
-			tensor.Release(l)
-			inputs.Free()
+			scope.Close()
 		}
 		slices.Sort(times)
 		med := times[len(times)/2]
@@ -125,16 +124,16 @@ func init() {
 }
 
 // visionStep builds the model of a config and returns a function that
-// makes a random batch and returns the function computing its loss and
-// the batch's images (to free after the step), and the parameters.
-func visionStep(be backend.Backend, vc vit.Config, cc *clip.Config, classes, B int) (func() (func() *tensor.Tensor, *tensor.Tensor), []nn.Named, error) {
+// makes a random batch in a new scope and returns the function computing
+// its loss and the scope (closed after the step), and the parameters.
+func visionStep(be backend.Backend, vc vit.Config, cc *clip.Config, classes, B int) (func() (func() *tensor.Tensor, *tensor.Scope), []nn.Named, error) {
 	r := rand.New(rand.NewPCG(1, 2))
-	images := func(c vit.Config) *tensor.Tensor {
+	images := func(s *tensor.Scope, c vit.Config) *tensor.Tensor {
 		px := make([]float32, B*c.Channels*c.Image*c.Image)
 		for i := range px {
 			px[i] = float32(r.NormFloat64())
 		}
-		return tensor.FromHost(be, px, B, c.Channels, c.Image, c.Image)
+		return s.FromHost(be, px, B, c.Channels, c.Image, c.Image)
 	}
 	if cc != nil {
 		m, err := clip.New(be, *cc, 1)
@@ -142,13 +141,14 @@ func visionStep(be backend.Backend, vc vit.Config, cc *clip.Config, classes, B i
 			return nil, nil, err
 		}
 		T := cc.Text.Context
-		return func() (func() *tensor.Tensor, *tensor.Tensor) {
-			pix := images(cc.Vision)
+		return func() (func() *tensor.Tensor, *tensor.Scope) {
+			s := tensor.NewScope()
+			pix := images(s, cc.Vision)
 			ids := make([]int32, B*T)
 			for i := range ids {
 				ids[i] = int32(1 + r.IntN(49406)) // the peer's randint(1, 49407)
 			}
-			return func() *tensor.Tensor { return m.Forward(pix, ids, B, T).Loss }, pix
+			return func() *tensor.Tensor { return m.Forward(pix, ids, B, T).Loss }, s
 		}, m.Params(), nil
 	}
 	m, err := vit.New(be, vc, 1)
@@ -157,22 +157,24 @@ func visionStep(be backend.Backend, vc vit.Config, cc *clip.Config, classes, B i
 	}
 	params := m.Params()
 	if vc.Arch == vit.MAE {
-		return func() (func() *tensor.Tensor, *tensor.Tensor) {
-			pix := images(vc)
+		return func() (func() *tensor.Tensor, *tensor.Scope) {
+			s := tensor.NewScope()
+			pix := images(s, vc)
 			return func() *tensor.Tensor {
 				loss, _, _ := m.ForwardMAE(pix, vc.MaskRatio, nil)
 				return loss
-			}, pix
+			}, s
 		}, params, nil
 	}
 	head := nn.NewLinear(nn.NewInit(be, 2), vc.Hidden, classes, true, 0.02)
 	params = append(params, nn.Named{Name: "classifier.weight", Tensor: head.Weight}, nn.Named{Name: "classifier.bias", Tensor: head.Bias})
-	return func() (func() *tensor.Tensor, *tensor.Tensor) {
-		pix := images(vc)
+	return func() (func() *tensor.Tensor, *tensor.Scope) {
+		s := tensor.NewScope()
+		pix := images(s, vc)
 		labels := make([]int32, B)
 		for i := range labels {
 			labels[i] = int32(r.IntN(classes))
 		}
-		return func() *tensor.Tensor { return tensor.CrossEntropy(head.Forward(m.Features(pix)), labels, nil) }, pix
+		return func() *tensor.Tensor { return tensor.CrossEntropy(head.Forward(m.Features(pix)), labels, nil) }, s
 	}, params, nil
 }

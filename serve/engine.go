@@ -168,6 +168,10 @@ type Event struct {
 	Done   bool
 	Reason string // when Done: "stop" (a stop token), "length" (max tokens or the context), "cancel", "error"
 	Err    error  // when Reason is "error"
+	// With Sampling.Logprobs, a token's log-probability and the most
+	// likely tokens at its position.
+	Logprob float64
+	Top     []generate.TokenProb
 }
 
 // Stats count an engine's work since it started.
@@ -199,6 +203,7 @@ type Engine struct {
 
 	opts    EngineOptions
 	queue   chan *seq
+	jobs    chan job
 	wake    chan struct{}
 	quit    chan struct{}
 	done    chan struct{}
@@ -217,7 +222,7 @@ type Engine struct {
 func NewEngine(name, dir string, w *Weights, o EngineOptions) *Engine {
 	o.defaults()
 	e := &Engine{Name: name, Dir: dir, opts: o,
-		queue: make(chan *seq, o.Queue), wake: make(chan struct{}, 1),
+		queue: make(chan *seq, o.Queue), jobs: make(chan job, o.Queue), wake: make(chan struct{}, 1),
 		quit: make(chan struct{}), done: make(chan struct{})}
 	e.cur.Store(w)
 	go e.loop()
@@ -355,9 +360,11 @@ type seq struct {
 	rowIdx int // the sequence's row in the step's logits (and prefill cache)
 	slot   int // the sequence's slot in the batch cache
 	done   bool
-	last   int // the token fed at the next step
-	next   int // the token just sampled
-	gen    int // tokens generated
+	last   int                  // the token fed at the next step
+	next   int                  // the token just sampled
+	gen    int                  // tokens generated
+	lp     float64              // the sampled token's log-probability (with Sampling.Logprobs)
+	top    []generate.TokenProb // the most likely tokens at its position
 }
 
 // Submit queues a prompt for generation. The returned channel carries the
@@ -423,18 +430,21 @@ func (e *Engine) loop() {
 			select {
 			case s := <-e.queue:
 				fail([]*seq{s}, ErrClosed)
+			case j := <-e.jobs:
+				j.done <- ErrClosed
 			default:
 				return
 			}
 		}
 	}()
 	for {
+		e.runJobs()
 		if len(bt.active) == 0 {
 			if w := e.pending.Swap(nil); w != nil {
 				e.cur.Store(w)
 				e.reloads.Add(1)
 			}
-			if len(e.queue) == 0 {
+			if len(e.queue) == 0 && len(e.jobs) == 0 {
 				// Idle: the cache's memory goes back once no request has
 				// come for a while (a burst's clients come back at once).
 				var release <-chan time.Time
@@ -496,6 +506,63 @@ func (e *Engine) loop() {
 		if len(e.queue) > 0 {
 			e.poke()
 		}
+	}
+}
+
+// job is work done on the model between decode steps (Do).
+type job struct {
+	ctx  context.Context
+	fn   func(w *Weights)
+	done chan error
+}
+
+// Do runs fn on the scheduler goroutine between two decode steps, with
+// the weights new requests get, under tensor.NoGrad: a forward pass of its
+// own (scoring a prompt, embeddings) that shares the model with the batch
+// without running beside it. A panic in fn is its error; the engine goes
+// on. It returns ctx's error if ctx ends first (fn may still run).
+func (e *Engine) Do(ctx context.Context, fn func(w *Weights)) error {
+	if e.closed.Load() {
+		return ErrClosed
+	}
+	j := job{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	select {
+	case e.jobs <- j:
+	default:
+		return ErrQueueFull
+	}
+	e.poke()
+	select {
+	case err := <-j.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-e.done:
+		select {
+		case err := <-j.done:
+			return err
+		default:
+			return ErrClosed
+		}
+	}
+}
+
+// runJobs runs the jobs waiting, on the weights of the batch (or the
+// pending ones when the batch is empty).
+func (e *Engine) runJobs() {
+	for {
+		var j job
+		select {
+		case j = <-e.jobs:
+		default:
+			return
+		}
+		if err := j.ctx.Err(); err != nil {
+			j.done <- err
+			continue
+		}
+		w := e.Weights()
+		j.done <- guard(func() { tensor.NoGrad(func() { j.fn(w) }) })
 	}
 }
 
@@ -673,7 +740,11 @@ func (e *Engine) advance(w *Weights, seqs []*seq, logits []float32) []*seq {
 	cpu.Parallel(len(seqs), 4, func(lo, hi int) {
 		for _, s := range seqs[lo:hi] {
 			b := s.rowIdx
-			s.next = s.samp.next(logits[b*V:(b+1)*V], s.gen, w.Stop)
+			row := logits[b*V : (b+1)*V]
+			s.next = s.samp.next(row, s.gen, w.Stop)
+			if s.s.Logprobs && s.next >= 0 {
+				s.lp, s.top = generate.Logprobs(row, s.next, s.s.TopLogprobs)
+			}
 		}
 	})
 	for _, s := range seqs {
@@ -694,7 +765,7 @@ func (e *Engine) advance(w *Weights, seqs []*seq, logits []float32) []*seq {
 		}
 		s.gen++
 		e.tokens.Add(1)
-		s.out <- Event{Token: id}
+		s.out <- Event{Token: id, Logprob: s.lp, Top: s.top}
 		if s.gen >= s.s.MaxTokens || s.n+1 > ctxLen {
 			s.out <- Event{Done: true, Reason: "length"}
 			continue

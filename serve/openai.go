@@ -1,7 +1,6 @@
 package serve
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,17 +22,17 @@ func (s *Server) openaiModels(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) openaiModelObject(name string) map[string]any {
-	return map[string]any{"id": name, "object": "model", "created": s.engines[name].Weights().ModTime.Unix(), "owned_by": "golem"}
+	return map[string]any{"id": name, "object": "model", "created": s.infoFor(name).modTime.Unix(), "owned_by": "golem"}
 }
 
 // openaiModel answers GET /v1/models/{id}.
 func (s *Server) openaiModel(w http.ResponseWriter, r *http.Request) {
-	e, err := s.engineFor(r, r.PathValue("id"))
-	if err != nil {
-		openAI.failErr(w, err)
+	m, ok := s.model(r.PathValue("id"))
+	if !ok {
+		openAI.fail(w, http.StatusNotFound, "model_not_found", "model %q not found; served models: %s", r.PathValue("id"), strings.Join(s.modelNames(), ", "))
 		return
 	}
-	writeJSON(w, http.StatusOK, s.openaiModelObject(e.Name))
+	writeJSON(w, http.StatusOK, s.openaiModelObject(m.name))
 }
 
 // stopList is OpenAI's "stop": a string or a list of strings.
@@ -128,7 +127,9 @@ func newUsage(prompt, completion int) usage {
 func (s *Server) openaiChat(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		openaiCommon
-		Messages []openaiMessage `json:"messages"`
+		Messages    []openaiMessage `json:"messages"`
+		Logprobs    bool            `json:"logprobs"`
+		TopLogprobs *int            `json:"top_logprobs"`
 	}
 	if !s.decodeAPI(openAI, w, r, &req) {
 		return
@@ -152,11 +153,17 @@ func (s *Server) openaiChat(w http.ResponseWriter, r *http.Request) {
 		openAI.failErr(w, err)
 		return
 	}
+	lp, err := chatLogprobs(req.Logprobs, req.TopLogprobs)
+	if err != nil {
+		openAI.failErr(w, err)
+		return
+	}
 	g, err := newGen(e, wts, prompt, req.params(), 1)
 	if err != nil {
 		openAI.failErr(w, err)
 		return
 	}
+	g.setLogprobs(lp)
 	s.openaiRun(w, r, g, &req.openaiCommon, true)
 }
 
@@ -164,7 +171,9 @@ func (s *Server) openaiChat(w http.ResponseWriter, r *http.Request) {
 func (s *Server) openaiCompletions(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		openaiCommon
-		Prompt json.RawMessage `json:"prompt"`
+		Prompt   json.RawMessage `json:"prompt"`
+		Logprobs *int            `json:"logprobs"`
+		Echo     bool            `json:"echo"`
 	}
 	if !s.decodeAPI(openAI, w, r, &req) {
 		return
@@ -174,30 +183,25 @@ func (s *Server) openaiCompletions(w http.ResponseWriter, r *http.Request) {
 		openAI.failErr(w, err)
 		return
 	}
-	var text string
-	if p := bytes.TrimSpace(req.Prompt); len(p) == 0 || bytes.Equal(p, []byte("null")) {
-		openAI.fail(w, http.StatusBadRequest, "", `"prompt" missing: send a string (or a list of one string)`)
-		return
-	}
-	if err := json.Unmarshal(req.Prompt, &text); err != nil {
-		var list []string
-		if json.Unmarshal(req.Prompt, &list) != nil || len(list) != 1 {
-			openAI.fail(w, http.StatusBadRequest, "", `"prompt" must be a string (or a list of one string)`)
-			return
-		}
-		text = list[0]
-	}
 	wts := e.Weights()
-	prompt, err := textPrompt(wts, text)
+	prompt, err := completionPrompt(wts, req.Prompt)
 	if err != nil {
 		openAI.failErr(w, err)
 		return
 	}
-	g, err := newGen(e, wts, prompt, req.params(), 1)
+	lp, err := completionLogprobs(req.Logprobs, req.Echo)
 	if err != nil {
 		openAI.failErr(w, err)
 		return
 	}
+	params := req.params()
+	params.ZeroMax = req.Echo // max_tokens 0: only the prompt, scored
+	g, err := newGen(e, wts, prompt, params, 1)
+	if err != nil {
+		openAI.failErr(w, err)
+		return
+	}
+	g.setLogprobs(lp)
 	s.openaiRun(w, r, g, &req.openaiCommon, false)
 }
 
@@ -208,6 +212,14 @@ func (s *Server) openaiRun(w http.ResponseWriter, r *http.Request, g *genRequest
 	if chat {
 		id, object = newID("chatcmpl-"), "chat.completion"
 	}
+	echo, echoLPs, err := g.echoed(r.Context())
+	if err != nil {
+		if r.Context().Err() == nil {
+			openAI.failErr(w, err)
+		}
+		return
+	}
+	lpw := newLPWriter(g.w.Tok, chat, g.n)
 	if !c.Stream {
 		texts, reasons, tokens, err := g.collect(r.Context())
 		if err != nil {
@@ -219,10 +231,13 @@ func (s *Server) openaiRun(w http.ResponseWriter, r *http.Request, g *genRequest
 		choices := make([]map[string]any, g.n)
 		for i := range choices {
 			choices[i] = map[string]any{"index": i, "finish_reason": reasons[i], "logprobs": nil}
+			if g.lp.on {
+				choices[i]["logprobs"] = lpw.json(i, append(echoLPs[:len(echoLPs):len(echoLPs)], g.got[i]...))
+			}
 			if chat {
 				choices[i]["message"] = map[string]any{"role": "assistant", "content": texts[i], "refusal": nil}
 			} else {
-				choices[i]["text"] = texts[i]
+				choices[i]["text"] = echo + texts[i]
 			}
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"id": id, "object": object, "created": created, "model": g.e.Name,
@@ -272,9 +287,22 @@ func (s *Server) openaiRun(w http.ResponseWriter, r *http.Request, g *genRequest
 		}
 		return rc.Flush() == nil
 	}
+	// A token's chunk with its log-probabilities.
+	sendLP := func(i int, delta string, lps []tokenLP) bool {
+		c := chunk(i, map[string]any{"content": delta}, delta, nil)
+		c["choices"].([]any)[0].(map[string]any)["logprobs"] = lpw.json(i, lps)
+		return send(c)
+	}
 	if chat {
 		for i := 0; i < g.n; i++ {
 			if !send(chunk(i, map[string]any{"role": "assistant", "content": ""}, "", nil)) {
+				return
+			}
+		}
+	}
+	if g.lp.echo {
+		for i := 0; i < g.n; i++ {
+			if g.lp.on && !sendLP(i, echo, echoLPs) || !g.lp.on && !sendDelta(i, echo) {
 				return
 			}
 		}
@@ -291,7 +319,12 @@ func (s *Server) openaiRun(w http.ResponseWriter, r *http.Request, g *genRequest
 			send(map[string]any{"error": map[string]any{"message": ev.err.Error(), "type": "server_error", "param": nil, "code": nil}})
 			return
 		}
-		if ev.delta != "" && !sendDelta(ev.index, ev.delta) {
+		switch {
+		case g.lp.on && len(ev.lps) > 0:
+			if !sendLP(ev.index, ev.delta, ev.lps) {
+				return
+			}
+		case ev.delta != "" && !sendDelta(ev.index, ev.delta):
 			return
 		}
 		if ev.done {

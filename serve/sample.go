@@ -12,6 +12,11 @@ type Sampling struct {
 	// MinTokens hides the stop tokens until this many tokens have been
 	// generated (the annotation workspace asks for non-empty answers).
 	MinTokens int
+	// Logprobs sends each token's log-probability under the model's raw
+	// distribution (see generate.Logprobs) with its event, and the
+	// TopLogprobs most likely tokens.
+	Logprobs    bool
+	TopLogprobs int
 }
 
 // sampler draws one sequence's tokens with generate's sampler.

@@ -48,10 +48,6 @@ func TestStrictFields(t *testing.T) {
 		{"/v1/chat/completions", chat(`,"tools":[{"type":"function","function":{"name":"f"}}]`), `"tools"`, notyet, false},
 		{"/v1/chat/completions", chat(`,"tool_choice":"auto"`), `"tool_choice"`, notyet, false},
 		{"/v1/chat/completions", chat(`,"response_format":{"type":"json_object"}`), `"response_format"`, notyet, false},
-		{"/v1/chat/completions", chat(`,"logprobs":true`), `"logprobs"`, notyet, false},
-		{"/v1/chat/completions", chat(`,"top_logprobs":2`), `"top_logprobs"`, notyet, false},
-		{"/v1/completions", `{"model":"tiny-gpt2","prompt":"hi","max_tokens":1,"echo":true}`, `"echo"`, notyet, false},
-		{"/v1/completions", `{"model":"tiny-gpt2","prompt":"hi","max_tokens":1,"logprobs":2}`, `"logprobs"`, notyet, false},
 		{"/v1/chat/completions", msg(`,"tool_calls":[{"id":"c1"}]`), `"messages[1].tool_calls"`, notyet, false},
 		{"/v1/chat/completions", `{"model":"tiny-gpt2","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:,"}}]}]}`, `a message's "image_url" content part`, notyet, false},
 		// OpenAI: off, null, absent, or used.
@@ -60,6 +56,12 @@ func TestStrictFields(t *testing.T) {
 		{"/v1/chat/completions", msg(`,"refusal":null,"tool_calls":[]`), "", "", true},
 		{"/v1/chat/completions", chat(`,"top_k":5,"seed":1,"stop":["x"],"n":1,"min_tokens":0,"Temperature":1`), "", "", true},
 		{"/v1/completions", `{"model":"tiny-gpt2","prompt":"hi","max_tokens":1,"echo":false,"suffix":"","best_of":1}`, "", "", true},
+		// OpenAI: log-probabilities are supported where OpenAI has them;
+		// completions' fields on chat (and chat's on completions) are not.
+		{"/v1/chat/completions", chat(`,"logprobs":true,"top_logprobs":2`), "", "", true},
+		{"/v1/completions", `{"model":"tiny-gpt2","prompt":"hi","max_tokens":1,"echo":true,"logprobs":2}`, "", "", true},
+		{"/v1/chat/completions", chat(`,"echo":true`), `"echo"`, unknown, true},
+		{"/v1/completions", `{"model":"tiny-gpt2","prompt":"hi","max_tokens":1,"top_logprobs":2}`, `"top_logprobs"`, unknown, true},
 
 		// Ollama: unknown fields and options.
 		{"/api/chat", ochat(`,"keepalive":"5m"`), `"keepalive"`, unknown, true},

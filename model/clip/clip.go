@@ -104,11 +104,7 @@ func (m *Model) TextFeatures(ids []int32, B, T int) *tensor.Tensor {
 		pos[i] = int32(i % T)
 	}
 	x := tensor.Add(t.Embeddings.Token.Forward(ids, B, T), t.Embeddings.Pos.Forward(pos, B, T))
-	h := vit.Encode(x, vit.Blocks(t.Layers), c.Heads, true)
-	if !tensor.GradEnabled() {
-		tensor.Release(x) // the embeddings: nothing reads them again
-	}
-	x = h
+	x = vit.Encode(x, vit.Blocks(t.Layers), c.Heads, true)
 	rows := PoolPositions(ids, B, T, c.EOS)
 	for b := range rows {
 		rows[b] += int32(b * T)

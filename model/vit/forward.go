@@ -67,17 +67,7 @@ func (m *Model) encode(x *tensor.Tensor) *tensor.Tensor {
 	if m.PreNorm != nil {
 		x = m.PreNorm.Forward(x)
 	}
-	return encodeReleasing(x, m.Blocks, m.Config.Heads, false)
-}
-
-// encodeReleasing is Encode, and without gradients it releases the graph
-// of its input x, which nothing reads again (Encode leaves it alone).
-func encodeReleasing(x *tensor.Tensor, blocks []Block, heads int, causal bool) *tensor.Tensor {
-	y := Encode(x, blocks, heads, causal)
-	if !tensor.GradEnabled() {
-		tensor.Release(x)
-	}
-	return y
+	return Encode(x, m.Blocks, m.Config.Heads, false)
 }
 
 // Forward runs the model over images pixels [B, C, H, W] and returns its

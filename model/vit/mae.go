@@ -93,7 +93,7 @@ func (m *Model) ForwardMAE(pixels *tensor.Tensor, maskRatio float64, noise []flo
 	}
 	full := tensor.Reshape(tensor.Embedding(table, rows), B, N, D)
 	y := tensor.Add(tensor.Concat(1, tensor.Slice(z, 1, 0, 1), full), d.Pos)
-	y = d.Norm.Forward(encodeReleasing(y, Blocks(d.Layers), c.DecoderHeads, false))
+	y = d.Norm.Forward(Encode(y, Blocks(d.Layers), c.DecoderHeads, false))
 	pred = tensor.Slice(d.Pred.Forward(y), 1, 1, 1+N) // [B, N, P]
 
 	P := c.PatchDim()

@@ -116,37 +116,39 @@ func ActivationByName(name string) (Activation, error) {
 
 // Encode runs blocks over x [B, T, C] with heads attention heads, every
 // token attending to all (or, causal, to those before it and itself:
-// CLIP's text tower), and returns the last block's output. Without
-// gradients, each block's intermediates go back to the backend's pool
-// when the block ends (as model/gpt's Forward does), so an evaluation
-// holds one block's, not every block's; x itself is left alone.
+// CLIP's text tower), and returns the last block's output, which joins x's
+// scope. Without gradients, each block computes in a scope of its own (a
+// child of x's), closed when the next block ends, so an evaluation holds
+// one block's intermediates, not every block's (as model/gpt's Forward
+// does); x itself is left alone.
 func Encode(x *tensor.Tensor, blocks []Block, heads int, causal bool) *tensor.Tensor {
 	p := &nn.Pass{Attn: kvcache.Attention{AttentionOptions: tensor.AttentionOptions{Heads: heads, Causal: causal}}}
-	noGrad := !tensor.GradEnabled()
-	if noGrad {
-		x = x.Detach() // a leaf: releasing a block stops at it
-	}
-	var leaf *tensor.Tensor // the previous block's output, kept without its graph
-	for i, b := range blocks {
+	block := func(i int, x *tensor.Tensor) *tensor.Tensor {
 		p.Attn.Layer = i
-		y := tensor.Add(x, b.Attention(x, p))
-		y = tensor.Add(y, b.MLP(y))
-		p.ClearTemps()
-		if noGrad {
-			// y's values are computed: nothing reads its inputs again.
-			if i < len(blocks)-1 {
-				ny := y.Keep()
-				tensor.Release(y)
-				y = ny
-			}
-			if leaf != nil {
-				leaf.Free()
-			}
-			leaf = y
-		}
-		x = y
+		y := tensor.Add(x, blocks[i].Attention(x, p))
+		return tensor.Add(y, blocks[i].MLP(y))
 	}
-	return x
+	if tensor.GradEnabled() || len(blocks) == 0 {
+		for i := range blocks {
+			x = block(i, x)
+		}
+		return x
+	}
+	s := x.Scope()
+	cur := s.Child()
+	x = x.Detach() // a leaf: the first block's results have no scope until cur adopts them
+	for i := range blocks {
+		if i > 0 {
+			next := s.Child()
+			x = next.Keep(x) // the previous block's output, without its graph
+			cur.Close()
+			cur = next
+		}
+		x = cur.Adopt(block(i, x))
+	}
+	out := s.Keep(x)
+	cur.Close()
+	return out
 }
 
 // ViTModel is transformers' ViTModel: its embeddings, blocks, final

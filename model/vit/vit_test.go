@@ -431,15 +431,16 @@ func TestNoGradMemoryIsOneBlock(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		pix := tensor.FromHost(be, randn(r, 4*c.Channels*c.Image*c.Image), 4, c.Channels, c.Image, c.Image)
-		want := m.Features(pix).Host()
+		px := randn(r, 4*c.Channels*c.Image*c.Image)
+		want := m.Features(tensor.FromHost(be, px, 4, c.Channels, c.Image, c.Image)).Host()
 		base := be.live
 		be.peak = base
 		var got []float32
 		tensor.NoGrad(func() {
-			f := m.Features(pix)
+			s := tensor.NewScope()
+			f := m.Features(s.FromHost(be, px, 4, c.Channels, c.Image, c.Image))
 			got = f.Host()
-			tensor.Release(f)
+			s.Close()
 		})
 		if e := relErr(got, want); e > 0 {
 			t.Fatalf("%d layers: features without gradients differ by %.2g", layers, e)
