@@ -194,8 +194,18 @@ type fileItem struct {
 }
 
 type fileSet struct {
-	items []fileItem
-	lim   Limits
+	items   []fileItem
+	lim     Limits
+	classes []string // a class folder's subfolders, by label
+}
+
+// Classes returns the class names of a folder of class subfolders (the
+// subfolders' names, label 0 first), or nil for any other source.
+func Classes(ds Dataset) []string {
+	if f, ok := ds.(*fileSet); ok {
+		return f.classes
+	}
+	return nil
 }
 
 func (d *fileSet) Close() error      { return nil }
@@ -229,7 +239,7 @@ func openFolder(dir string, lim Limits) (Dataset, error) {
 	if len(classes) == 0 {
 		return nil, fmt.Errorf("%s: no class subfolders (want one subfolder of images per class)", dir)
 	}
-	d := &fileSet{lim: lim}
+	d := &fileSet{lim: lim, classes: classes}
 	for label, c := range classes {
 		sub := filepath.Join(dir, c)
 		files, err := os.ReadDir(sub)

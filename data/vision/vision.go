@@ -94,7 +94,7 @@ func (m *Image) Shape() string { return fmt.Sprintf("%dx%dx%d", m.C, m.H, m.W) }
 // clone returns a copy with the same label and caption and new pixels.
 func (m *Image) like(c, h, w int) *Image {
 	o := NewImage(c, h, w)
-	o.Label, o.Caption = m.Label, m.Caption
+	o.Label, o.Caption, o.Captions, o.Conversation = m.Label, m.Caption, m.Captions, m.Conversation
 	return o
 }
 

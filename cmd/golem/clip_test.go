@@ -1,0 +1,85 @@
+package main
+
+import (
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/golem-ml/golem/data/synth/shapes"
+	"github.com/golem-ml/golem/internal/shared"
+)
+
+// lastLine returns the last non-empty line of s.
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
+
+// TestCLIPCommands trains a tiny CLIP on a small shapes world, then runs
+// zero-shot classification on its class folders and retrieval on its
+// test split through the real binary.
+func TestCLIPCommands(t *testing.T) {
+	tok := shared.Path(t, "data/tokenizer/clip/bpe_simple_vocab_16e6.txt.gz")
+	dir := t.TempDir()
+	world := filepath.Join(dir, "shapes")
+	if _, err := shapes.Write(shapes.Options{Out: world, Seed: 1, Size: 16, Train: 48, Test: 16, PerClass: 1}); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "clip")
+	stdout, stderr, code := runGolem(t, "clip", "train", "--data", filepath.Join(world, "train.jsonl"), "--eval-data", filepath.Join(world, "test.jsonl"),
+		"--tokenizer", tok, "--image-size", "16", "--batch", "16", "--steps", "150", "--warmup", "5", "--eval-every", "0", "--out", out, "--threads", "2")
+	if code != 0 {
+		t.Fatalf("clip train: exit %d\n%s%s", code, stdout, stderr)
+	}
+	m := regexp.MustCompile(`^loss=([0-9.]+)$`).FindStringSubmatch(lastLine(stdout))
+	if m == nil {
+		t.Fatalf("clip train's last line is %q, want loss=X", lastLine(stdout))
+	}
+	// A batch of 16 pairs starts at ln 16 = 2.77 (no pair told apart); the
+	// model must have learned to match images and captions.
+	if loss, _ := strconv.ParseFloat(m[1], 64); loss > 0.6*math.Log(16) {
+		t.Fatalf("clip train: final loss %v, want below %.2f (ln 16 = %.2f is chance)\n%s", loss, 0.6*math.Log(16), math.Log(16), stderr)
+	}
+	for _, f := range []string{"config.json", "model.safetensors", "bpe_simple_vocab_16e6.txt.gz", "metrics.jsonl"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Fatalf("clip train wrote no %s: %v", f, err)
+		}
+	}
+
+	stdout, stderr, code = runGolem(t, "clip", "zeroshot", "--model", out, "--data", filepath.Join(world, "classes"), "--template", "a {}", "--template", "one shape: a {}")
+	if code != 0 {
+		t.Fatalf("clip zeroshot: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if !strings.Contains(stdout, "32 images, 32 classes, 2 templates") || !regexp.MustCompile(`^zeroshot_acc=(0|1)\.\d{4}$`).MatchString(lastLine(stdout)) {
+		t.Fatalf("clip zeroshot printed\n%s", stdout)
+	}
+
+	stdout, stderr, code = runGolem(t, "clip", "retrieve", "--model", out, "--data", filepath.Join(world, "test.jsonl"))
+	if code != 0 {
+		t.Fatalf("clip retrieve: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if !strings.Contains(stdout, "16 images, 16 texts") || !regexp.MustCompile(`^i2t_r1=[01]\.\d{4} i2t_r5=[01]\.\d{4} t2i_r1=[01]\.\d{4} t2i_r5=[01]\.\d{4}$`).MatchString(lastLine(stdout)) {
+		t.Fatalf("clip retrieve printed\n%s", stdout)
+	}
+
+	// Bad input names what is wrong.
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"clip", "zeroshot", "--model", out, "--data", filepath.Join(world, "test.jsonl")}, "is not a class folder: pass --classes"},
+		{[]string{"clip", "zeroshot", "--model", out, "--data", filepath.Join(world, "classes"), "--classes", "red,blue"}, "label 2, not one of the 2 classes"},
+		{[]string{"clip", "retrieve", "--model", out, "--data", filepath.Join(world, "nope.jsonl")}, "nope.jsonl"},
+		{[]string{"clip", "retrieve", "--model", world, "--data", filepath.Join(world, "test.jsonl")}, "config.json"},
+		{[]string{"clip", "train", "--data", filepath.Join(world, "train.jsonl"), "--out", filepath.Join(dir, "x")}, "needs --tokenizer"},
+	} {
+		_, stderr, code := runGolem(t, c.args...)
+		if code == 0 || !strings.Contains(stderr, c.want) {
+			t.Errorf("golem %s: exit %d, stderr %q; want an error containing %q", strings.Join(c.args, " "), code, stderr, c.want)
+		}
+	}
+}
