@@ -48,6 +48,7 @@ func runCLIPTrain(args []string) error {
 	lr := fs.Float64("lr", 1e-3, "peak learning rate")
 	minLR := fs.Float64("min-lr", 1e-4, "final learning rate")
 	warmup := fs.Int("warmup", 20, "warmup steps")
+	decay := fs.Int("decay-steps", 0, "cosine decay length (default: --steps)")
 	wd := fs.Float64("weight-decay", 0.1, "weight decay, matrices only")
 	clipNorm := fs.Float64("clip", 1, "gradient-norm clip, 0 = off")
 	evalEvery := fs.Int("eval-every", 100, "evaluate every N steps, 0 = at the end")
@@ -72,7 +73,7 @@ func runCLIPTrain(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	res, err := train.CLIP(ctx, train.CLIPOptions{Backend: be, Data: *data, EvalData: *evalData, Init: *model, Model: mc, Tokenizer: *tok, Batch: *batch,
-		Loop: train.Config{Steps: *steps, Accum: *accum, LR: *lr, MinLR: *minLR, Warmup: *warmup, WeightDecay: *wd, Beta2: 0.98, Clip: *clipNorm,
+		Loop: train.Config{Steps: *steps, Accum: *accum, LR: *lr, MinLR: *minLR, Warmup: *warmup, DecaySteps: *decay, WeightDecay: *wd, Beta2: 0.98, Clip: *clipNorm,
 			EvalEvery: *evalEvery, SaveEvery: *saveEvery, Seed: *seed, Out: *out, Resume: *resume}})
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"math"
 	"os"
 	"path/filepath"
@@ -66,6 +67,13 @@ func TestCLIPCommands(t *testing.T) {
 		t.Fatalf("clip retrieve printed\n%s", stdout)
 	}
 
+	// COCO captions: every image's five captions are its matches.
+	coco := shared.Path(t, "data/images/coco_mini_val2017/captions_val2017.json")
+	stdout, stderr, code = runGolem(t, "clip", "retrieve", "--model", out, "--data", coco)
+	if code != 0 || !strings.Contains(stdout, "79 images, 395 texts") || !strings.HasPrefix(lastLine(stdout), "i2t_r1=") {
+		t.Fatalf("clip retrieve on COCO mini: exit %d\n%s%s", code, stdout, stderr)
+	}
+
 	// Bad input names what is wrong.
 	for _, c := range []struct {
 		args []string
@@ -81,5 +89,39 @@ func TestCLIPCommands(t *testing.T) {
 		if code == 0 || !strings.Contains(stderr, c.want) {
 			t.Errorf("golem %s: exit %d, stderr %q; want an error containing %q", strings.Join(c.args, " "), code, stderr, c.want)
 		}
+	}
+}
+
+// TestCLIPTrainResume: a run stopped after 4 steps and resumed to 8 ends
+// with the same weights as a run of 8 (each step's pairs are a function
+// of the seed and the step).
+func TestCLIPTrainResume(t *testing.T) {
+	tok := shared.Path(t, "data/tokenizer/clip/bpe_simple_vocab_16e6.txt.gz")
+	dir := t.TempDir()
+	world := filepath.Join(dir, "shapes")
+	if _, err := shapes.Write(shapes.Options{Out: world, Seed: 2, Size: 16, Train: 24, Test: 1, PerClass: 1}); err != nil {
+		t.Fatal(err)
+	}
+	run := func(out string, steps int, extra ...string) {
+		args := append([]string{"clip", "train", "--data", filepath.Join(world, "train.jsonl"), "--tokenizer", tok, "--image-size", "16",
+			"--batch", "8", "--steps", strconv.Itoa(steps), "--decay-steps", "8", "--warmup", "2", "--out", out, "--threads", "1"}, extra...)
+		if stdout, stderr, code := runGolem(t, args...); code != 0 {
+			t.Fatalf("golem %s: exit %d\n%s%s", strings.Join(args, " "), code, stdout, stderr)
+		}
+	}
+	whole, parts := filepath.Join(dir, "whole"), filepath.Join(dir, "parts")
+	run(whole, 8)
+	run(parts, 4, "--save-every", "4")
+	run(parts, 8, "--resume")
+	a, err := os.ReadFile(filepath.Join(whole, "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(parts, "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(a, b) {
+		t.Fatal("8 steps in one run and 4 + 4 resumed differ")
 	}
 }
