@@ -142,6 +142,7 @@ func runCLIPZeroShot(args []string) error {
 	fs := newFlags("clip zeroshot", `golem clip zeroshot --model clip-shapes --data shapes/classes --template "a photo of a {}."`)
 	f := addCLIPEvalFlags(fs)
 	classes := fs.String("classes", "", "class names by label, comma-separated (default: a class folder's subfolder names, _ read as a space)")
+	perClass := fs.Bool("per-class", false, "also print each class's accuracy (the shapes world's held-out colour-shape pairs apart from the rest)")
 	var templates listFlag
 	fs.Var(&templates, "template", `prompt template, "{}" the class name (repeatable: the prompts' embeddings are averaged; default "a photo of a {}.")`)
 	m, tok, set, ds, err := f.load(fs, args)
@@ -168,6 +169,20 @@ func runCLIPZeroShot(args []string) error {
 	res, err := eval.CLIPZeroShot(m, tok, set, names, templates, *f.batch)
 	if err != nil {
 		return fmt.Errorf("clip zeroshot: %s: %w", *f.data, err)
+	}
+	if *perClass {
+		n, ok := make([]int, len(names)), make([]int, len(names))
+		for i, l := range set.Labels {
+			n[l]++
+			if res.Pred[i] == l {
+				ok[l]++
+			}
+		}
+		for c, name := range names {
+			if n[c] > 0 {
+				fmt.Printf("  %-24s %d/%d\n", name, ok[c], n[c])
+			}
+		}
 	}
 	fmt.Printf("%d images, %d classes, %d templates: %d correct (chance %.4f)\n", res.N, len(names), len(templates), res.Correct, res.Chance)
 	fmt.Printf("zeroshot_acc=%.4f\n", res.Acc)

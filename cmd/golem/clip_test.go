@@ -51,11 +51,11 @@ func TestCLIPCommands(t *testing.T) {
 		}
 	}
 
-	stdout, stderr, code = runGolem(t, "clip", "zeroshot", "--model", out, "--data", filepath.Join(world, "classes"), "--template", "a {}", "--template", "one shape: a {}")
+	stdout, stderr, code = runGolem(t, "clip", "zeroshot", "--model", out, "--data", filepath.Join(world, "classes"), "--template", "a {}", "--template", "one shape: a {}", "--per-class")
 	if code != 0 {
 		t.Fatalf("clip zeroshot: exit %d\n%s%s", code, stdout, stderr)
 	}
-	if !strings.Contains(stdout, "32 images, 32 classes, 2 templates") || !regexp.MustCompile(`^zeroshot_acc=(0|1)\.\d{4}$`).MatchString(lastLine(stdout)) {
+	if !regexp.MustCompile(`(?m)^  red triangle +[01]/1$`).MatchString(stdout) || !strings.Contains(stdout, "32 images, 32 classes, 2 templates") || !regexp.MustCompile(`^zeroshot_acc=(0|1)\.\d{4}$`).MatchString(lastLine(stdout)) {
 		t.Fatalf("clip zeroshot printed\n%s", stdout)
 	}
 

@@ -149,14 +149,15 @@ func perceive(t *testing.T, m *vision.Image) map[int]seen {
 }
 
 var (
-	reColour   = regexp.MustCompile(`^What colour is the (\w+)\?$`)
-	reShape    = regexp.MustCompile(`^What shape is the (\w+) object\?$`)
-	reWhere    = regexp.MustCompile(`^Where is the (\w+) (\w+)\?$`)
-	reCountAll = regexp.MustCompile(`^How many shapes are there\?$`)
-	reCountK   = regexp.MustCompile(`^How many (\w+)s are there\?$`)
-	reExists   = regexp.MustCompile(`^Is there an? (\w+) (\w+)\?$`)
-	reLeft     = regexp.MustCompile(`^Is the (\w+) (\w+) to the left of the (\w+) (\w+)\?$`)
-	reAbove    = regexp.MustCompile(`^Is the (\w+) (\w+) above the (\w+) (\w+)\?$`)
+	reColour     = regexp.MustCompile(`^What colour is the (\w+)\?$`)
+	reShape      = regexp.MustCompile(`^What shape is the (\w+) object\?$`)
+	reWhere      = regexp.MustCompile(`^Where is the (\w+) (\w+)\?$`)
+	reCountAll   = regexp.MustCompile(`^How many shapes are there\?$`)
+	reCountK     = regexp.MustCompile(`^How many (\w+)s are there\?$`)
+	reExists     = regexp.MustCompile(`^Is there an? (\w+) (\w+)\?$`)
+	reLeft       = regexp.MustCompile(`^Is the (\w+) (\w+) to the left of the (\w+) (\w+)\?$`)
+	reAbove      = regexp.MustCompile(`^Is the (\w+) (\w+) above the (\w+) (\w+)\?$`)
+	reRelCaption = regexp.MustCompile(`^an? (\w+) (\w+) (to the left of|to the right of|above|below) an? (\w+) (\w+)$`)
 )
 
 // TestTextMatchesPixels renders scenes of every split and checks every
@@ -196,6 +197,22 @@ func TestTextMatchesPixels(t *testing.T) {
 				}
 				if !strings.Contains(rec.Captions[0].ZH, colourZH[o.colour]+kindZH[o.kind]) {
 					t.Fatalf("%s scene %d: Chinese caption %q lacks %s%s", split, i, rec.Captions[0].ZH, colourZH[o.colour], kindZH[o.kind])
+				}
+			}
+			// The relation caption, when there is one, holds in the pixels.
+			for _, c := range rec.Captions[2:] {
+				m := reRelCaption.FindStringSubmatch(c.EN)
+				if m == nil {
+					t.Fatalf("%s scene %d: caption %q is no relation", split, i, c.EN)
+				}
+				a, b := cellOf(colourOf(m[1]), kindOf(m[2])), cellOf(colourOf(m[4]), kindOf(m[5]))
+				if len(a) != 1 || len(b) != 1 {
+					t.Fatalf("%s scene %d: %q names shapes the pixels show %d and %d times", split, i, c.EN, len(a), len(b))
+				}
+				holds := map[string]bool{"to the left of": a[0]%3 < b[0]%3, "to the right of": a[0]%3 > b[0]%3,
+					"above": a[0]/3 < b[0]/3 && a[0]%3 == b[0]%3, "below": a[0]/3 > b[0]/3 && a[0]%3 == b[0]%3}[m[3]]
+				if !holds {
+					t.Fatalf("%s scene %d: %q does not hold in the pixels (cells %d, %d)", split, i, c.EN, a[0], b[0])
 				}
 			}
 			for _, qa := range rec.Questions {
