@@ -125,3 +125,39 @@ func TestCLIPTrainResume(t *testing.T) {
 		t.Fatal("8 steps in one run and 4 + 4 resumed differ")
 	}
 }
+
+// TestDataShapes runs golem data shapes: the files it names exist, the
+// same seed writes the same bytes, and bad counts are usage errors.
+func TestDataShapes(t *testing.T) {
+	dir := t.TempDir()
+	var first []byte
+	for i, out := range []string{filepath.Join(dir, "a"), filepath.Join(dir, "b")} {
+		stdout, stderr, code := runGolem(t, "data", "shapes", "--out", out, "--n", "5", "--n-test", "2", "--per-class", "1", "--size", "24", "--seed", "9")
+		if code != 0 || !strings.Contains(stdout, "train    5 scenes: "+out+"/train.jsonl") || !strings.Contains(stdout, "held-out pairs (never in train): [red triangle") {
+			t.Fatalf("data shapes: exit %d\n%s%s", code, stdout, stderr)
+		}
+		b, err := os.ReadFile(filepath.Join(out, "heldout_llava.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			first = b
+		} else if !bytes.Equal(first, b) {
+			t.Fatal("two runs with --seed 9 wrote different heldout_llava.json")
+		}
+	}
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--out", dir, "--n", "0"}, 2, "--n 0: want at least 1"},
+		{[]string{"--n", "3"}, 2, "need --out DIR"},
+		{[]string{"--out", dir, "--size", "8"}, 1, "size 8: want 12 to 1024 pixels"},
+	} {
+		_, stderr, code := runGolem(t, append([]string{"data", "shapes"}, c.args...)...)
+		if code != c.code || !strings.Contains(stderr, c.want) {
+			t.Errorf("data shapes %v: exit %d, stderr %q; want exit %d and %q", c.args, code, stderr, c.code, c.want)
+		}
+	}
+}
