@@ -21,23 +21,6 @@ import (
 	"github.com/golem-ml/golem/tokenizer"
 )
 
-// CLIPTokenizerFiles are the names a CLIP model folder's tokenizer has
-// (openai/CLIP's merges file); CLIP writes the first.
-var CLIPTokenizerFiles = []string{"bpe_simple_vocab_16e6.txt.gz", "bpe_simple_vocab_16e6.txt"}
-
-// LoadCLIPTokenizer reads the CLIP tokenizer of a model folder written by
-// CLIP.
-func LoadCLIPTokenizer(dir string) (*tokenizer.CLIP, error) {
-	for _, n := range CLIPTokenizerFiles {
-		if p := filepath.Join(dir, n); fileExists(p) {
-			return tokenizer.LoadCLIP(p)
-		}
-	}
-	return nil, fmt.Errorf("%s: no CLIP tokenizer (%s; pass --tokenizer)", dir, CLIPTokenizerFiles[0])
-}
-
-func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
-
 // CLIPPresets are named CLIP models. "tiny" trains on the shapes world
 // (32 x 32 images, captions of under 32 tokens) in a few minutes of two
 // cores: both towers 2 blocks of width 64 with 2 heads, 64-wide
@@ -110,9 +93,9 @@ func CLIP(ctx context.Context, o CLIPOptions) (Result, error) {
 		t.tokPath = o.Tokenizer
 		t.tok, err = tokenizer.LoadCLIP(o.Tokenizer)
 	case tokDir != "":
-		t.tok, err = LoadCLIPTokenizer(tokDir)
-		for _, n := range CLIPTokenizerFiles {
-			if p := filepath.Join(tokDir, n); t.tokPath == "" && fileExists(p) {
+		t.tok, err = tokenizer.LoadCLIPDir(tokDir)
+		for _, n := range tokenizer.CLIPFiles {
+			if p := filepath.Join(tokDir, n); t.tokPath == "" && regularFile(p) {
 				t.tokPath = p
 			}
 		}
@@ -158,6 +141,8 @@ func CLIP(ctx context.Context, o CLIPOptions) (Result, error) {
 	}
 	return Run(ctx, cfg, t)
 }
+
+func regularFile(p string) bool { fi, err := os.Stat(p); return err == nil && fi.Mode().IsRegular() }
 
 func loadCLIPSet(spec string, vc vit.Config) (*eval.CLIPSet, error) {
 	ds, err := vision.Open(spec, vision.Limits{})
@@ -216,9 +201,9 @@ func (t *clipTask) Save(dir string) error {
 	if err := t.model.Save(dir); err != nil {
 		return err
 	}
-	dst := filepath.Join(dir, CLIPTokenizerFiles[1])
+	dst := filepath.Join(dir, tokenizer.CLIPFiles[1])
 	if filepath.Ext(t.tokPath) == ".gz" {
-		dst = filepath.Join(dir, CLIPTokenizerFiles[0])
+		dst = filepath.Join(dir, tokenizer.CLIPFiles[0])
 	}
 	return atomicfile.LinkOrCopy(t.tokPath, dst)
 }

@@ -121,7 +121,7 @@ func (f clipEvalFlags) load(fs *flag.FlagSet, args []string) (*clip.Model, *toke
 	if *f.tok != "" {
 		tok, err = tokenizer.LoadCLIP(*f.tok)
 	} else {
-		tok, err = train.LoadCLIPTokenizer(*f.model)
+		tok, err = tokenizer.LoadCLIPDir(*f.model)
 	}
 	if err != nil {
 		return nil, nil, nil, nil, err
