@@ -215,7 +215,7 @@ func (r *Rows) Attend(q, k, v *tensor.Tensor, a Attention) *tensor.Tensor {
 	if ra, ok := be.(backend.RowAttention); ok {
 		y := q.Scope().New(be, B, 1, q.Dim(2))
 		ra.AttentionRows(backend.Attention{B: B, T: 1, S: c.Cap, HQ: a.Heads, HKV: a.KVHeads, D: c.d,
-			Scale: a.scale(c.d)}, r.rows, r.n, y.Buffer(), q.Buffer(), kc, vc)
+			Scale: a.scale(c.d), Window: a.Window}, r.rows, r.n, y.Buffer(), q.Buffer(), kc, vc)
 		return y
 	}
 	return r.gather(q, a)
@@ -240,7 +240,8 @@ func (r *Rows) gather(q *tensor.Tensor, a Attention) *tensor.Tensor {
 			be.Copy2D(v.Buffer(), b*S*W+h*c.d, W, c.V[a.Layer], src, c.d, int(r.n[b]), c.d, false)
 		}
 		for j := range int(r.n[b]) {
-			mask[b*S+j] = true
+			// A sliding window hides all but the last a.Window positions.
+			mask[b*S+j] = a.Window <= 0 || j >= int(r.n[b])-a.Window
 		}
 	}
 	return tensor.Attention(q, k, v, tensor.AttentionOptions{Heads: a.Heads, KVHeads: a.KVHeads, KeyMask: mask})

@@ -102,6 +102,12 @@ func metadata(dir string, c *gpt.Config, o Options) ([]gguf.KV, error) {
 		name = filepath.Base(abs)
 	}
 	a := c.Arch
+	if c.RopeScaling != nil || c.Arch == "mistral" {
+		// llama.cpp reads these as other keys (rope_freqs, sliding
+		// windows) that golem does not write yet: refuse, not a file
+		// that would compute something else.
+		return nil, fmt.Errorf("export: %s: GGUF export of %s with rope scaling or a sliding window is not supported yet", dir, a)
+	}
 	kv := []gguf.KV{
 		{Key: "general.architecture", Value: gguf.Of(a)},
 		{Key: "general.type", Value: gguf.Of("model")},

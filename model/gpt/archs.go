@@ -31,8 +31,9 @@ var archs = map[string]*arch{
 		layerPrefix: gpt2.LayerPrefix, shapes: gpt2.Shapes, loraTargets: gpt2.LoRATargets, fanInOut: gpt2.FanInFanOut,
 		causalLM: gpt2.CausalLM, classifier: gpt2.SequenceClassification,
 	},
-	"llama": llamaArch("llama"),
-	"qwen2": llamaArch("qwen2"), // Llama with q/k/v biases (Config.Bias)
+	"llama":   llamaArch("llama"),
+	"qwen2":   llamaArch("qwen2"),   // Llama with q/k/v biases (Config.Bias)
+	"mistral": llamaArch("mistral"), // Llama with a sliding window (Config.SlidingWindow)
 }
 
 func llamaArch(name string) *arch {

@@ -21,7 +21,7 @@ type plain struct{ backend.Backend }
 // backend's row attention; in float32, and in float16 (the CPU's half
 // cache: within float16's rounding).
 func TestDecodeStepSlots(t *testing.T) {
-	for _, arch := range []string{"llama", "gpt2"} {
+	for _, arch := range []string{"llama", "gpt2", "mistral"} {
 		for _, be := range []backend.Backend{cpu.New(), plain{cpu.New()}} {
 			for _, half := range []bool{false, true} {
 				c := tinyConfig(arch)

@@ -13,12 +13,13 @@ import (
 	"strconv"
 
 	"github.com/golem-ml/golem/internal/regfile"
+	"github.com/golem-ml/golem/model/llama"
 )
 
 // Config describes a model. Its JSON form is the Hugging Face config.json of
 // the architecture (written by Save, read by LoadConfig).
 type Config struct {
-	Arch         string  // "gpt2", "llama" or "qwen2"
+	Arch         string  // "gpt2", "llama", "qwen2" or "mistral"
 	Vocab        int     // vocabulary size
 	Context      int     // maximum sequence length
 	Layers       int     // transformer blocks
@@ -27,12 +28,17 @@ type Config struct {
 	Hidden       int     // model width
 	Intermediate int     // MLP width
 	Eps          float32 // norm epsilon
-	RopeTheta    float64 // RoPE base (llama, qwen2)
-	Bias         bool    // gpt2: biases in linear layers and LayerNorm
-	Activation   string  // gpt2: "gelu_new" (tanh) or "gelu" (exact)
-	Tied         bool    // the LM head shares the token embedding
-	Dropout      float32 // residual, embedding and attention-output dropout
-	BOS, EOS     int     // special token ids (-1 if none)
+	RopeTheta    float64 // RoPE base (llama, qwen2, mistral)
+	// RopeScaling is Llama 3.1's RoPE scaling (rope_type "llama3"); nil: none.
+	RopeScaling *llama.RopeScaling
+	// SlidingWindow, if positive, limits attention to the last
+	// SlidingWindow positions (Mistral's sliding_window).
+	SlidingWindow int
+	Bias          bool    // gpt2: biases in linear layers and LayerNorm
+	Activation    string  // gpt2: "gelu_new" (tanh) or "gelu" (exact)
+	Tied          bool    // the LM head shares the token embedding
+	Dropout       float32 // residual, embedding and attention-output dropout
+	BOS, EOS      int     // special token ids (-1 if none)
 }
 
 // HeadDim returns the width of one attention head.
@@ -92,7 +98,7 @@ func (c *Config) Validate() error {
 
 func (c *Config) validate() error {
 	if _, ok := archs[c.Arch]; !ok {
-		return fmt.Errorf("unknown architecture %q (want gpt2, llama or qwen2)", c.Arch)
+		return fmt.Errorf("unknown architecture %q (want gpt2, llama, qwen2 or mistral)", c.Arch)
 	}
 	for _, s := range []struct {
 		name string
@@ -123,6 +129,15 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%q is %g, must be in [0, 1)", c.field("Dropout"), c.Dropout)
 	case c.Arch != "gpt2" && !(c.RopeTheta > 0 && !math.IsInf(c.RopeTheta, 1)):
 		return fmt.Errorf("\"rope_theta\" is %g, must be positive and finite", c.RopeTheta)
+	case c.SlidingWindow < 0:
+		return fmt.Errorf("\"sliding_window\" is %d, must be positive or null", c.SlidingWindow)
+	case c.SlidingWindow > 0 && c.Arch != "mistral":
+		return fmt.Errorf("a sliding window is Mistral's (model_type %q has none)", c.Arch)
+	case c.RopeScaling != nil && c.Arch == "gpt2":
+		return fmt.Errorf("gpt2 has no RoPE to scale")
+	}
+	if c.RopeScaling != nil {
+		return c.RopeScaling.Validate()
 	}
 	return nil
 }
@@ -156,6 +171,9 @@ type hfConfig struct {
 	RMSEps        *float64        `json:"rms_norm_eps,omitempty"`
 	RopeTheta     float64         `json:"rope_theta,omitempty"`
 	RopeParams    *ropeParams     `json:"rope_parameters,omitempty"`
+	RopeScaling   *ropeParams     `json:"rope_scaling,omitempty"`
+	SlidingWindow *int            `json:"sliding_window,omitempty"`
+	UseSliding    *bool           `json:"use_sliding_window,omitempty"`
 	AttentionBias *bool           `json:"attention_bias,omitempty"`
 	MLPBias       *bool           `json:"mlp_bias,omitempty"`
 	Tie           *bool           `json:"tie_word_embeddings,omitempty"`
@@ -165,9 +183,14 @@ type hfConfig struct {
 	Transformers  string          `json:"transformers_version,omitempty"`
 }
 
+// ropeParams is rope_parameters (transformers 5: the theta and the
+// scaling) or rope_scaling (transformers 4: the scaling, "type" in older
+// files).
 type ropeParams struct {
-	RopeTheta float64 `json:"rope_theta"`
-	RopeType  string  `json:"rope_type"`
+	RopeTheta float64 `json:"rope_theta,omitempty"`
+	RopeType  string  `json:"rope_type,omitempty"`
+	Type      string  `json:"type,omitempty"`
+	llama.RopeScaling
 }
 
 func tokenID(raw json.RawMessage) int {
@@ -236,7 +259,7 @@ func ParseConfig(b []byte) (*Config, error) {
 		c.Bias = !h.GolemNoBias
 		c.Tied = h.Tie == nil || *h.Tie
 		c.Dropout = float32(f(h.ResidPdrop, 0))
-	case "llama", "qwen2":
+	case "llama", "qwen2", "mistral":
 		c.Context, c.Hidden, c.Layers, c.Heads = h.MaxPos, h.HiddenSize, h.NumLayers, h.NumHeads
 		c.KVHeads = h.NumKVHeads
 		if c.KVHeads == 0 {
@@ -251,14 +274,34 @@ func ParseConfig(b []byte) (*Config, error) {
 		}
 		c.Eps = float32(f(h.RMSEps, 1e-6))
 		c.RopeTheta = h.RopeTheta
-		if h.RopeParams != nil {
-			if h.RopeParams.RopeType != "" && h.RopeParams.RopeType != "default" {
-				return nil, fmt.Errorf("rope_type %q not supported", h.RopeParams.RopeType)
+		for _, r := range []*ropeParams{h.RopeScaling, h.RopeParams} {
+			if r == nil {
+				continue
 			}
-			c.RopeTheta = h.RopeParams.RopeTheta
+			if r.RopeTheta != 0 {
+				c.RopeTheta = r.RopeTheta
+			}
+			typ := r.RopeType
+			if typ == "" {
+				typ = r.Type
+			}
+			switch typ {
+			case "", "default":
+			case "llama3":
+				s := r.RopeScaling
+				c.RopeScaling = &s
+			default:
+				return nil, fmt.Errorf("rope_type %q not supported (golem reads default and llama3)", typ)
+			}
 		}
 		if c.RopeTheta == 0 {
 			c.RopeTheta = 10000
+		}
+		if h.SlidingWindow != nil && h.ModelType == "mistral" {
+			c.SlidingWindow = *h.SlidingWindow
+		}
+		if h.UseSliding != nil && *h.UseSliding {
+			return nil, fmt.Errorf("use_sliding_window not supported (Qwen2's per-layer sliding window)")
 		}
 		c.Bias = h.ModelType == "qwen2" || (h.AttentionBias != nil && *h.AttentionBias)
 		if h.MLPBias != nil && *h.MLPBias {
@@ -266,7 +309,7 @@ func ParseConfig(b []byte) (*Config, error) {
 		}
 		c.Tied = h.Tie != nil && *h.Tie
 	default:
-		return nil, fmt.Errorf("model_type %q not supported (want gpt2, llama or qwen2)", h.ModelType)
+		return nil, fmt.Errorf("model_type %q not supported (want gpt2, llama, qwen2 or mistral)", h.ModelType)
 	}
 	return c, c.validate()
 }
@@ -301,6 +344,15 @@ func (c *Config) JSON() ([]byte, error) {
 		h.HiddenAct = "silu"
 		h.RMSEps = ptr(shortFloat(c.Eps))
 		h.RopeTheta = c.RopeTheta
+		if c.RopeScaling != nil {
+			h.RopeScaling = &ropeParams{RopeType: "llama3", RopeScaling: *c.RopeScaling}
+		}
+		if c.Arch == "mistral" {
+			w := c.SlidingWindow
+			if w > 0 {
+				h.SlidingWindow = &w
+			}
+		}
 		if c.Arch == "llama" {
 			h.AttentionBias = b(c.Bias)
 			h.MLPBias = b(false)

@@ -5,6 +5,7 @@ import (
 
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/kvcache"
+	"github.com/golem-ml/golem/model/llama"
 	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/tensor"
 )
@@ -32,6 +33,8 @@ type Model struct {
 	Blocks []Block       // the body's blocks
 	NormF  Norm          // the body's final norm
 	Head   *nn.Linear    // nil when tied to Embed
+
+	invFreq []float32 // RoPE's scaled inverse frequencies (Config.RopeScaling); nil: theta's
 }
 
 // New builds a model with random weights (N(0, 0.02), residual projections
@@ -46,6 +49,9 @@ func build(be backend.Backend, c Config, in *nn.Init) (*Model, error) {
 	}
 	m := archs[c.Arch].build(&c, in)
 	m.Config = c
+	if c.RopeScaling != nil {
+		m.invFreq = llama.InvFreq(c.RopeTheta, c.HeadDim(), c.RopeScaling)
+	}
 	if !c.Tied {
 		m.Head = nn.NewLinear(in, c.Hidden, c.Vocab, false, 0.02)
 	}
@@ -141,9 +147,10 @@ func (m *Model) Forward(ids []int32, B, T int, o Options) *tensor.Tensor {
 	}
 	x = drop(x, 1)
 	p := &nn.Pass{Cache: o.Cache,
-		Attn:  kvcache.Attention{AttentionOptions: tensor.AttentionOptions{Heads: c.Heads, KVHeads: c.KVHeads, Causal: true, KeyMask: o.KeyMask}, Context: c.Context},
-		RoPE:  tensor.RoPEOptions{Heads: c.Heads, Theta: c.RopeTheta, Start: start, Pos: o.Pos},
-		RoPEK: tensor.RoPEOptions{Heads: c.KVHeads, Theta: c.RopeTheta, Start: start, Pos: o.Pos}}
+		Attn: kvcache.Attention{AttentionOptions: tensor.AttentionOptions{Heads: c.Heads, KVHeads: c.KVHeads, Causal: true,
+			KeyMask: o.KeyMask, Window: c.SlidingWindow}, Context: c.Context},
+		RoPE:  tensor.RoPEOptions{Heads: c.Heads, Theta: c.RopeTheta, Start: start, Pos: o.Pos, InvFreq: m.invFreq},
+		RoPEK: tensor.RoPEOptions{Heads: c.KVHeads, Theta: c.RopeTheta, Start: start, Pos: o.Pos, InvFreq: m.invFreq}}
 	for i, b := range m.Blocks {
 		if noGrad && i > 0 {
 			next := o.Scope.Child()

@@ -1,9 +1,11 @@
-// Package llama is Llama, and Qwen2 as its options (q/k/v biases): RoPE,
+// Package llama is Llama, and Qwen2 and Mistral as its options (q/k/v
+// biases; a sliding window): RoPE (with Llama 3's scaling, InvFreq),
 // RMSNorm, grouped-query attention and a SwiGLU MLP, as layers whose nn
 // tags are their Hugging Face checkpoint names.
 package llama
 
 import (
+	"fmt"
 	"math"
 
 	"github.com/golem-ml/golem/nn"
@@ -89,6 +91,64 @@ var (
 		{"model.layers.0.mlp.gate_proj.weight", "Intermediate", "Hidden"},
 	}
 	LoRATargets            = []string{"q_proj", "v_proj"}
-	CausalLM               = map[string]string{"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM"}
-	SequenceClassification = map[string]string{"llama": "LlamaForSequenceClassification", "qwen2": "Qwen2ForSequenceClassification"}
+	CausalLM               = map[string]string{"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "mistral": "MistralForCausalLM"}
+	SequenceClassification = map[string]string{"llama": "LlamaForSequenceClassification", "qwen2": "Qwen2ForSequenceClassification", "mistral": "MistralForSequenceClassification"}
 )
+
+// RopeScaling is config.json's rope_scaling (rope_parameters in
+// transformers 5) of rope_type "llama3", Llama 3.1's and 3.2's: the low
+// frequencies divided by Factor, the high ones kept, a smooth blend
+// between.
+type RopeScaling struct {
+	Factor          float64 `json:"factor"`
+	LowFreqFactor   float64 `json:"low_freq_factor"`
+	HighFreqFactor  float64 `json:"high_freq_factor"`
+	OriginalContext int     `json:"original_max_position_embeddings"`
+}
+
+// Validate checks the scaling's numbers; errors name the config field.
+func (s *RopeScaling) Validate() error {
+	switch {
+	case !(s.Factor > 0 && s.Factor < 1e6):
+		return fmt.Errorf("rope_scaling.factor is %g, must be positive", s.Factor)
+	case !(s.LowFreqFactor > 0 && s.LowFreqFactor < 1e6):
+		return fmt.Errorf("rope_scaling.low_freq_factor is %g, must be positive", s.LowFreqFactor)
+	case !(s.HighFreqFactor > s.LowFreqFactor && s.HighFreqFactor < 1e6):
+		return fmt.Errorf("rope_scaling.high_freq_factor is %g, must be more than low_freq_factor %g", s.HighFreqFactor, s.LowFreqFactor)
+	case s.OriginalContext <= 0:
+		return fmt.Errorf("rope_scaling.original_max_position_embeddings is %d, must be positive", s.OriginalContext)
+	}
+	return nil
+}
+
+// InvFreq returns RoPE's d/2 inverse frequencies theta^(-2i/d), scaled by
+// s when it is not nil as transformers' _compute_llama3_parameters does
+// (in float32, as torch computes it): wavelengths 2 pi / f shorter than
+// OriginalContext / HighFreqFactor are kept, those longer than
+// OriginalContext / LowFreqFactor divided by Factor, and those between
+// blended, (1 - a) f / Factor + a f with a = (OriginalContext / wavelength
+// - LowFreqFactor) / (HighFreqFactor - LowFreqFactor).
+func InvFreq(theta float64, d int, s *RopeScaling) []float32 {
+	inv := make([]float32, d/2)
+	for i := range inv {
+		inv[i] = float32(1 / math.Pow(theta, float64(2*i)/float64(d)))
+	}
+	if s == nil {
+		return inv
+	}
+	old := float64(s.OriginalContext)
+	lowWavelen, highWavelen := old/s.LowFreqFactor, old/s.HighFreqFactor
+	factor := float32(s.Factor)
+	for i, f := range inv {
+		wavelen := float32(2*math.Pi) / f
+		switch {
+		case float64(wavelen) < highWavelen:
+		case float64(wavelen) > lowWavelen:
+			inv[i] = f / factor
+		default:
+			a := (float32(old)/wavelen - float32(s.LowFreqFactor)) / float32(s.HighFreqFactor-s.LowFreqFactor)
+			inv[i] = (1-a)*f/factor + a*f
+		}
+	}
+	return inv
+}
