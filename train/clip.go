@@ -126,11 +126,6 @@ func CLIP(ctx context.Context, o CLIPOptions) (Result, error) {
 			return Result{}, err
 		}
 	}
-	for i, ts := range t.train.Texts {
-		if len(ts) == 0 {
-			return Result{}, fmt.Errorf("clip train: %s: image %d has no caption", o.Data, i)
-		}
-	}
 	t.batch = min(t.batch, len(t.train.Pixels))
 	if t.batch < 2 {
 		return Result{}, fmt.Errorf("clip train: %s has %d image: contrastive training needs 2 or more", o.Data, len(t.train.Pixels))
@@ -144,13 +139,24 @@ func CLIP(ctx context.Context, o CLIPOptions) (Result, error) {
 
 func regularFile(p string) bool { fi, err := os.Stat(p); return err == nil && fi.Mode().IsRegular() }
 
+// loadCLIPSet decodes and prepares a source whose every image has a
+// caption.
 func loadCLIPSet(spec string, vc vit.Config) (*eval.CLIPSet, error) {
 	ds, err := vision.Open(spec, vision.Limits{})
 	if err != nil {
 		return nil, err
 	}
 	defer ds.Close()
-	return eval.LoadCLIPSet(ds, vc.Image, vc.Channels)
+	set, err := eval.LoadCLIPSet(ds, vc.Image, vc.Channels)
+	if err != nil {
+		return nil, err
+	}
+	for i, ts := range set.Texts {
+		if len(ts) == 0 {
+			return nil, fmt.Errorf("clip train: %s: no caption (want image-caption pairs: JSONL {\"image\", \"caption\"}, COCO captions, tar shards with .txt)", ds.Name(i))
+		}
+	}
+	return set, nil
 }
 
 func (t *clipTask) Params() []nn.Named { return t.model.Params() }

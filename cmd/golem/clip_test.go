@@ -84,6 +84,7 @@ func TestCLIPCommands(t *testing.T) {
 		{[]string{"clip", "retrieve", "--model", out, "--data", filepath.Join(world, "nope.jsonl")}, "nope.jsonl"},
 		{[]string{"clip", "retrieve", "--model", world, "--data", filepath.Join(world, "test.jsonl")}, "config.json"},
 		{[]string{"clip", "train", "--data", filepath.Join(world, "train.jsonl"), "--out", filepath.Join(dir, "x")}, "needs --tokenizer"},
+		{[]string{"clip", "train", "--data", filepath.Join(world, "classes"), "--tokenizer", tok, "--out", filepath.Join(dir, "y")}, "blue_circle/0000.png: no caption"},
 	} {
 		_, stderr, code := runGolem(t, c.args...)
 		if code == 0 || !strings.Contains(stderr, c.want) {
