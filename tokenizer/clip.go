@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"html"
 	"io"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 
@@ -189,4 +191,20 @@ func (t *CLIP) Batch(texts []string, context, pad int) ([]int32, error) {
 		}
 	}
 	return out, nil
+}
+
+// CLIPFiles are the names of CLIP's merges file in a model folder
+// (openai/CLIP's name, gzipped or not); golem clip train writes it there.
+var CLIPFiles = []string{"bpe_simple_vocab_16e6.txt.gz", "bpe_simple_vocab_16e6.txt"}
+
+// LoadCLIPDir reads the CLIP tokenizer of a model folder (one of
+// CLIPFiles).
+func LoadCLIPDir(dir string) (*CLIP, error) {
+	for _, n := range CLIPFiles {
+		p := filepath.Join(dir, n)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+			return LoadCLIP(p)
+		}
+	}
+	return nil, fmt.Errorf("tokenizer: %s: no CLIP tokenizer (%s)", dir, CLIPFiles[0])
 }

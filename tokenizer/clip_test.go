@@ -64,3 +64,16 @@ func TestCLIPBadFile(t *testing.T) {
 		t.Fatalf("error %v, want one saying the file is short", err)
 	}
 }
+
+func TestLoadCLIPDir(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := LoadCLIPDir(dir); err == nil || !strings.Contains(err.Error(), "no CLIP tokenizer (bpe_simple_vocab_16e6.txt.gz)") {
+		t.Fatalf("empty folder: %v", err)
+	}
+	// A folder named like the file is not the file.
+	os.Mkdir(filepath.Join(dir, CLIPFiles[0]), 0o755)
+	os.WriteFile(filepath.Join(dir, CLIPFiles[1]), []byte("#version: 0.2\na b\n"), 0o644)
+	if _, err := LoadCLIPDir(dir); err == nil || !strings.Contains(err.Error(), CLIPFiles[1]) {
+		t.Fatalf("error %v, want the plain merges file read (and found short)", err)
+	}
+}

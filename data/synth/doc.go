@@ -15,5 +15,6 @@
 // chat format. Every [Task] checks answers to it ([Task.Check],
 // [Task.Reward]), and an [Annotator] simulates the people who rank answers
 // for a reward model. The writers export tasks, rankings and preferences as
-// JSON lines in TRL's shapes.
+// JSON lines in TRL's shapes. Images are the subpackage shapes: a world of
+// coloured shapes with captions, questions and instructions.
 package synth
