@@ -12,7 +12,6 @@ import (
 
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/data/vision"
-	"github.com/golem-ml/golem/eval"
 	"github.com/golem-ml/golem/internal/atomicfile"
 	"github.com/golem-ml/golem/model/clip"
 	"github.com/golem-ml/golem/model/vit"
@@ -45,24 +44,28 @@ type CLIPOptions struct {
 	Batch     int         // image-text pairs per micro-batch (default 64)
 	Loop      Config
 	Log       io.Writer
+	// Evaluate scores the model on the EvalData set at each evaluation
+	// (golem clip train: eval's retrieval Recall@1 both ways); nil: none.
+	Evaluate func(m *clip.Model, tok *tokenizer.CLIP, set *vision.CLIPSet) (map[string]float64, error)
 }
 
 type clipTask struct {
 	model     *clip.Model
 	tok       *tokenizer.CLIP
 	tokPath   string
-	train     *eval.CLIPSet
-	val       *eval.CLIPSet
+	train     *vision.CLIPSet
+	val       *vision.CLIPSet
 	batch     int
 	seed      uint64
 	pixelSize int
+	evaluate  func(m *clip.Model, tok *tokenizer.CLIP, set *vision.CLIPSet) (map[string]float64, error)
 }
 
 // CLIP trains a CLIP model on image-caption pairs with the symmetric
 // InfoNCE loss (model/clip's Forward): each micro-batch is Batch random
 // images, each with one of its captions drawn at random, as a function of
 // (seed, step, micro). The images are decoded once and held prepared in
-// memory (eval.CLIPPixels: channels x size x size floats each).
+// memory (vision.CLIPPixels: channels x size x size floats each).
 func CLIP(ctx context.Context, o CLIPOptions) (Result, error) {
 	if o.Log == nil {
 		o.Log = os.Stderr
@@ -86,7 +89,7 @@ func CLIP(ctx context.Context, o CLIPOptions) (Result, error) {
 	if cfg.Resume {
 		from = cfg.Out
 	}
-	t := &clipTask{batch: o.Batch, seed: cfg.Seed}
+	t := &clipTask{batch: o.Batch, seed: cfg.Seed, evaluate: o.Evaluate}
 	tokDir := from
 	switch {
 	case o.Tokenizer != "" && !cfg.Resume:
@@ -141,13 +144,13 @@ func regularFile(p string) bool { fi, err := os.Stat(p); return err == nil && fi
 
 // loadCLIPSet decodes and prepares a source whose every image has a
 // caption.
-func loadCLIPSet(spec string, vc vit.Config) (*eval.CLIPSet, error) {
+func loadCLIPSet(spec string, vc vit.Config) (*vision.CLIPSet, error) {
 	ds, err := vision.Open(spec, vision.Limits{})
 	if err != nil {
 		return nil, err
 	}
 	defer ds.Close()
-	set, err := eval.LoadCLIPSet(ds, vc.Image, vc.Channels)
+	set, err := vision.LoadCLIPSet(ds, vc.Image, vc.Channels)
 	if err != nil {
 		return nil, err
 	}
@@ -163,7 +166,7 @@ func (t *clipTask) Params() []nn.Named { return t.model.Params() }
 
 // pairs returns micro-batch micro of step: distinct random images, each
 // with one of its captions.
-func (t *clipTask) pairs(set *eval.CLIPSet, r *rand.Rand, idx []int) ([]float32, []int32, int, error) {
+func (t *clipTask) pairs(set *vision.CLIPSet, r *rand.Rand, idx []int) ([]float32, []int32, int, error) {
 	per := len(set.Pixels[0])
 	pix := make([]float32, 0, len(idx)*per)
 	texts := make([]string, len(idx))
@@ -189,17 +192,13 @@ func (t *clipTask) Loss(s *tensor.Scope, step, micro int) (*tensor.Tensor, int, 
 	return out.Loss, B, map[string]float64{"logit_scale": math.Exp(float64(t.model.Heads.LogitScale.Item()))}, nil
 }
 
-// Eval is retrieval Recall@1 both ways on the evaluation set, when there
-// is one.
+// Eval scores the model on the evaluation set (CLIPOptions.Evaluate),
+// when there is one.
 func (t *clipTask) Eval() (map[string]float64, error) {
-	if t.val == nil {
+	if t.val == nil || t.evaluate == nil {
 		return map[string]float64{}, nil
 	}
-	res, err := eval.CLIPRetrieval(t.model, t.tok, t.val, 128)
-	if err != nil {
-		return nil, err
-	}
-	return map[string]float64{"val_i2t_r1": res.ImageToText[1], "val_t2i_r1": res.TextToImage[1]}, nil
+	return t.evaluate(t.model, t.tok, t.val)
 }
 
 // Save writes the CLIPModel folder and the tokenizer's merges file.

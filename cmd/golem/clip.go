@@ -74,7 +74,14 @@ func runCLIPTrain(args []string) error {
 	defer stop()
 	res, err := train.CLIP(ctx, train.CLIPOptions{Backend: be, Data: *data, EvalData: *evalData, Init: *model, Model: mc, Tokenizer: *tok, Batch: *batch,
 		Loop: train.Config{Steps: *steps, Accum: *accum, LR: *lr, MinLR: *minLR, Warmup: *warmup, DecaySteps: *decay, WeightDecay: *wd, Beta2: 0.98, Clip: *clipNorm,
-			EvalEvery: *evalEvery, SaveEvery: *saveEvery, Seed: *seed, Out: *out, Resume: *resume}})
+			EvalEvery: *evalEvery, SaveEvery: *saveEvery, Seed: *seed, Out: *out, Resume: *resume},
+		Evaluate: func(m *clip.Model, tok *tokenizer.CLIP, set *vision.CLIPSet) (map[string]float64, error) {
+			res, err := eval.CLIPRetrieval(m, tok, set, 128)
+			if err != nil {
+				return nil, err
+			}
+			return map[string]float64{"val_i2t_r1": res.ImageToText[1], "val_t2i_r1": res.TextToImage[1]}, nil
+		}})
 	if err != nil {
 		return err
 	}
@@ -102,7 +109,7 @@ func addCLIPEvalFlags(fs *flag.FlagSet) clipEvalFlags {
 
 // load parses the flags and loads the model, its tokenizer and the data
 // prepared for it.
-func (f clipEvalFlags) load(fs *flag.FlagSet, args []string) (*clip.Model, *tokenizer.CLIP, *eval.CLIPSet, vision.Dataset, error) {
+func (f clipEvalFlags) load(fs *flag.FlagSet, args []string) (*clip.Model, *tokenizer.CLIP, *vision.CLIPSet, vision.Dataset, error) {
 	be, err := f.dev.parse(fs, args)
 	if err != nil {
 		return nil, nil, nil, nil, err
@@ -130,7 +137,7 @@ func (f clipEvalFlags) load(fs *flag.FlagSet, args []string) (*clip.Model, *toke
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}
-	set, err := eval.LoadCLIPSet(ds, m.Config.Vision.Image, m.Config.Vision.Channels)
+	set, err := vision.LoadCLIPSet(ds, m.Config.Vision.Image, m.Config.Vision.Channels)
 	if err != nil {
 		ds.Close()
 		return nil, nil, nil, nil, err

@@ -1,16 +1,14 @@
-package eval
+package vision
 
 import (
 	"math"
 	"testing"
-
-	"github.com/golem-ml/golem/data/vision"
 )
 
 // CLIPPixels cuts the centre of the shorter side's square, repeats a gray
 // image into RGB and normalises with CLIP's mean and std.
 func TestCLIPPixels(t *testing.T) {
-	m := vision.NewImage(1, 2, 4) // H 2, W 4: columns 1 and 2 are the centre
+	m := NewImage(1, 2, 4) // H 2, W 4: columns 1 and 2 are the centre
 	copy(m.Pix, []float32{0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7})
 	got, err := CLIPPixels(m, 2, 3)
 	if err != nil {
@@ -28,7 +26,7 @@ func TestCLIPPixels(t *testing.T) {
 		}
 	}
 	// A tall 3-channel image is resized to width 2 (height 4), then cut.
-	tall := vision.NewImage(3, 8, 4)
+	tall := NewImage(3, 8, 4)
 	for i := range tall.Pix {
 		tall.Pix[i] = 0.5
 	}
@@ -39,7 +37,7 @@ func TestCLIPPixels(t *testing.T) {
 	if want := (0.5 - CLIPMean[2]) / CLIPStd[2]; math.Abs(float64(got[8]-want)) > 1e-6 {
 		t.Fatalf("tall image's blue: %v, want %v", got[8], want)
 	}
-	if _, err := CLIPPixels(vision.NewImage(3, 4, 4), 4, 1); err == nil {
+	if _, err := CLIPPixels(NewImage(3, 4, 4), 4, 1); err == nil {
 		t.Fatal("a 3-channel image for a 1-channel model: no error")
 	}
 }

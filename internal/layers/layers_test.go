@@ -1,0 +1,86 @@
+// Package layers holds the test that golem's packages import downward only,
+// as docs/architecture.md lays them out.
+package layers
+
+import (
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/golem-ml/golem/"
+
+// forbidden lists, for a package (and the packages under it), the
+// packages (and those under them) it must not depend on, directly or not:
+// docs/architecture.md's "knows nothing of" column.
+var forbidden = map[string][]string{
+	"backend":   {"tensor", "kvcache", "nn", "model", "tokenizer", "data", "train", "generate", "eval", "demo", "store", "serve"},
+	"tensor":    {"kvcache", "nn", "model", "tokenizer", "data", "train", "generate", "eval", "demo", "store", "serve"},
+	"kvcache":   {"nn", "model", "tokenizer", "data", "train", "generate", "eval", "demo", "store", "serve"},
+	"nn":        {"model", "tokenizer", "data", "train", "generate", "eval", "demo", "store", "serve"},
+	"tokenizer": {"model", "data", "train", "generate", "eval", "demo", "store", "serve"},
+	"model":     {"data", "train", "generate", "eval", "demo", "store", "serve"},
+	"data":      {"model", "train", "generate", "eval", "demo", "store", "serve"},
+	"train":     {"eval", "data/synth", "generate/constrain", "demo", "store", "serve"},
+	"generate":  {"train", "eval", "demo", "store", "serve"},
+	"eval":      {"train", "demo", "store", "serve"},
+	"store":     {"model", "train", "generate", "eval", "demo", "serve"},
+	"serve":     {"train", "demo"},
+}
+
+// TestImportsGoDownward fails when a package depends on one its layer must
+// not know (a cycle in the making, or a stage reaching into evaluation).
+func TestImportsGoDownward(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}} {{join .Imports \" \"}}", module+"...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	imports := map[string][]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || !strings.HasPrefix(f[0], module) {
+			continue
+		}
+		pkg := strings.TrimPrefix(f[0], module)
+		for _, imp := range f[1:] {
+			if strings.HasPrefix(imp, module) {
+				imports[pkg] = append(imports[pkg], strings.TrimPrefix(imp, module))
+			}
+		}
+	}
+	if len(imports) < 20 {
+		t.Fatalf("go list found only %d golem packages with golem imports", len(imports))
+	}
+	under := func(pkg, layer string) bool { return pkg == layer || strings.HasPrefix(pkg, layer+"/") }
+	for pkg := range imports {
+		for layer, banned := range forbidden {
+			if !under(pkg, layer) {
+				continue
+			}
+			// Walk pkg's dependencies, keeping one path to each for the message.
+			path := map[string]string{pkg: pkg}
+			queue := []string{pkg}
+			for len(queue) > 0 {
+				p := queue[0]
+				queue = queue[1:]
+				for _, d := range imports[p] {
+					if _, seen := path[d]; !seen {
+						path[d] = path[p] + " -> " + d
+						queue = append(queue, d)
+					}
+				}
+			}
+			for d, via := range path {
+				if d == pkg || under(d, layer) && !slices.ContainsFunc(banned, func(b string) bool { return under(d, b) }) {
+					continue
+				}
+				for _, b := range banned {
+					if under(d, b) && !under(pkg, b) {
+						t.Errorf("%s must not depend on %s (%s layer): %s", pkg, d, layer, via)
+					}
+				}
+			}
+		}
+	}
+}
