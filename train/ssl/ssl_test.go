@@ -267,3 +267,44 @@ func TestPretrainErrors(t *testing.T) {
 		}
 	}
 }
+
+// Features runs the encoder in evaluation mode over the first images, in
+// order, with their labels; a one-channel encoder gets colour images as
+// gray; unlabelled images and channel mismatches are errors.
+func TestFeatures(t *testing.T) {
+	be := cpu.New()
+	cfg := resnet.Presets()["tiny"]
+	cfg.Channels = 1
+	enc, _ := resnet.New(be, cfg, 2)
+	ds := bars(30, 3, 8, 1)
+	x, y, err := Features(context.Background(), enc, ds, "bars", 20, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(y) != 20 || len(x) != 20*enc.Dim() || y[3] != 1 {
+		t.Fatalf("%d labels, %d values (want 20, %d), y[3]=%d", len(y), len(x), 20*enc.Dim(), y[3])
+	}
+	var want []float32
+	tensor.NoGrad(func() {
+		g := vision.Gray(ds.ims[19])
+		want = enc.Features(tensor.FromHost(be, g.Pix, 1, 1, 8, 8)).Host()
+	})
+	for j, v := range want {
+		if d := x[19*enc.Dim()+j] - v; d > 1e-5 || d < -1e-5 {
+			t.Fatalf("feature %d of image 19: %v, the gray image's is %v", j, x[19*enc.Dim()+j], v)
+		}
+	}
+	px, d, _, err := Pixels(context.Background(), ds, "bars", 0)
+	if err != nil || d != 3*64 || len(px) != 30*d || px[5*d+7] != ds.ims[5].Pix[7] {
+		t.Errorf("pixels: %v, d %d, %d values", err, d, len(px))
+	}
+	ds.ims[4].Label = -1
+	if _, _, err := Features(context.Background(), enc, ds, "bars", 0, 8); err == nil || !strings.Contains(err.Error(), "mem[4] has no label") {
+		t.Errorf("unlabelled image: %v", err)
+	}
+	cfg.Channels = 3
+	enc3, _ := resnet.New(be, cfg, 2)
+	if _, _, err := Features(context.Background(), enc3, bars(4, 1, 8, 1), "bars", 0, 8); err == nil || !strings.Contains(err.Error(), "bars has 1-channel images, the encoder takes 3") {
+		t.Errorf("channel mismatch: %v", err)
+	}
+}
