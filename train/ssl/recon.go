@@ -36,9 +36,6 @@ func newRecon(t *task, c corrupter, inC int) (*recon, error) {
 	if err := t.needChannels(inC); err != nil {
 		return nil, err
 	}
-	if t.o.Batch <= 0 {
-		t.o.Batch = 128
-	}
 	dec, err := newDecoder(nn.NewInit(t.o.Backend, t.o.Loop.Seed+404), t.enc.Dim(), c.outChannels(t.C), t.H, t.W)
 	if err != nil {
 		return nil, err

@@ -106,7 +106,7 @@ type Options struct {
 	Encoder Encoder        // the encoder to train; nil: a new one of Arch and Config
 	Arch    string         // "resnet" (default)
 	Config  string         // the encoder's preset (default "tiny")
-	Batch   int            // images per micro-batch (default 256, 128 for the reconstruction methods)
+	Batch   int            // images per micro-batch (default 128)
 	Loop    train.Config   // Steps 0: write the initialised encoder and stop
 	Log     io.Writer
 }
@@ -385,6 +385,9 @@ func Pretrain(ctx context.Context, o Options) (Result, error) {
 	if !ok {
 		return Result{}, fmt.Errorf("ssl: unknown method %q (have %s)", o.Method, strings.Join(Methods(), ", "))
 	}
+	if o.Batch <= 0 {
+		o.Batch = 128
+	}
 	base, err := newTask(o)
 	if err != nil {
 		return Result{}, err
@@ -408,9 +411,6 @@ func Pretrain(ctx context.Context, o Options) (Result, error) {
 	tk, err := mk(base)
 	if err != nil {
 		return Result{}, err
-	}
-	if base.o.Batch <= 0 {
-		base.o.Batch = 256
 	}
 	res := Result{Params: nn.Count(nn.Trainable(o.Encoder.Params()))}
 	fmt.Fprintf(o.Log, "%s: %d images of %dx%dx%d from %s; encoder %d parameters, heads %d\n",
