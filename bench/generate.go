@@ -120,7 +120,12 @@ func peerField(key string, args ...string) (float64, error) {
 // peerFields runs the PyTorch peer, echoing its output, and returns every
 // numeric key=value field it printed (the last value of each key).
 func peerFields(args ...string) (map[string]float64, error) {
-	script, err := peerScript()
+	return scriptFields("pytorch_gpt_bench.py", args...)
+}
+
+// scriptFields is peerFields for the peer script ../shared/peer/name.
+func scriptFields(name string, args ...string) (map[string]float64, error) {
+	script, err := peerScriptNamed(name)
 	if err != nil {
 		return nil, err
 	}
