@@ -13,7 +13,6 @@ package resnet
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -22,7 +21,7 @@ import (
 
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/internal/atomicfile"
-	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/model/weights"
 	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/safetensors"
 	"github.com/golem-ml/golem/tensor"
@@ -279,7 +278,7 @@ func (m *Model) Save(dir string) error {
 	if err := atomicfile.WriteFile(filepath.Join(dir, "config.json"), append(cj, '\n')); err != nil {
 		return err
 	}
-	return gpt.SaveParams(filepath.Join(dir, safetensors.ModelFile), m.Params(), map[string]string{"format": "pt"})
+	return weights.Save(filepath.Join(dir, safetensors.ModelFile), m.Params(), map[string]string{"format": "pt"})
 }
 
 // LoadConfig reads and validates dir/config.json; unknown fields are errors.
@@ -317,11 +316,8 @@ func Load(be backend.Backend, dir string) (*Model, error) {
 	in := nn.NewInit(be, 0)
 	in.Zero = true
 	m := build(be, c, in)
-	if err := gpt.LoadParams(st, m.Params(), dir); err != nil {
-		return nil, errors.New(strings.Replace(err.Error(), "gpt: ", "resnet: ", 1))
-	}
-	if _, ok := st.Info("lm_head.weight"); ok {
-		return nil, fmt.Errorf("resnet: %s: unexpected tensor \"lm_head.weight\" (a language model?)", dir)
+	if err := weights.Fill(st, m.Params(), dir, nil); err != nil {
+		return nil, fmt.Errorf("resnet: %w", err)
 	}
 	m.SetTraining(false)
 	return m, st.Changed()
