@@ -10,7 +10,6 @@ import (
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/data/vision"
 	"github.com/golem-ml/golem/eval/probe"
-	"github.com/golem-ml/golem/model/resnet"
 	"github.com/golem-ml/golem/train"
 	"github.com/golem-ml/golem/train/ssl"
 )
@@ -36,7 +35,7 @@ func runVisionPretrain(args []string) error {
 	method := fs.String("method", "", "mae, simclr, moco, byol, colorize or inpaint (required)")
 	data := fs.String("data", "", "images: an idx images file, a folder of class folders, a .jsonl or a .tar shard (required)")
 	out := fs.String("out", "", "model folder to write: the encoder, report.html, metrics.jsonl (required)")
-	config := fs.String("config", "tiny", "encoder (model/resnet): "+strings.Join(resnet.PresetNames(), ", "))
+	config := fs.String("config", "", "encoder: "+strings.Join(ssl.Configs(), ", ")+" (default: vit-tiny for mae, tiny, a ResNet, for the others)")
 	steps := fs.Int("steps", -1, "optimizer steps; 0 writes the initialised encoder (default: the method's, about 10 minutes on 2 cores)")
 	batch := fs.Int("batch", 128, "images per step")
 	lr := fs.Float64("lr", 0, "peak learning rate, cosine to a tenth (default: the method's, 2e-3)")

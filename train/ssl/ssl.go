@@ -28,7 +28,6 @@ import (
 
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/data/vision"
-	"github.com/golem-ml/golem/model/resnet"
 	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/tensor"
 	"github.com/golem-ml/golem/train"
@@ -51,45 +50,13 @@ type Encoder interface {
 	Save(dir string) error
 }
 
-// NewEncoder returns a freshly initialised encoder: arch "resnet" with a
-// model/resnet preset name as config.
-func NewEncoder(be backend.Backend, arch, config string, channels, imageSize int, seed uint64) (Encoder, error) {
-	switch arch {
-	case "resnet":
-		c, ok := resnet.Presets()[config]
-		if !ok {
-			return nil, fmt.Errorf("ssl: unknown resnet --config %q (have %s)", config, strings.Join(resnet.PresetNames(), ", "))
-		}
-		c.Channels, c.ImageSize = channels, imageSize
-		return resnet.New(be, c, seed)
+// DefaultConfig is the encoder a method trains unless told: the ViT for
+// MAE (designed on one), the small ResNet for the others.
+func DefaultConfig(method string) string {
+	if method == "mae" {
+		return "vit-tiny"
 	}
-	return nil, fmt.Errorf("ssl: unknown encoder %q (have resnet)", arch)
-}
-
-// LoadEncoder reads the encoder in the model folder dir.
-func LoadEncoder(be backend.Backend, dir string) (Encoder, error) {
-	return resnet.Load(be, dir)
-}
-
-// RandomInit returns enc's architecture freshly initialised with the seed
-// enc was initialised with: the random-initialisation baseline a probe
-// reports beside a trained encoder.
-func RandomInit(enc Encoder) (Encoder, error) {
-	switch m := enc.(type) {
-	case *resnet.Model:
-		return resnet.New(m.Params()[0].Tensor.Backend(), m.Config, m.Config.Seed)
-	}
-	return nil, fmt.Errorf("ssl: no random initialisation for %T", enc)
-}
-
-// cloneEncoder returns a copy of enc with its own parameters (a momentum or
-// EMA target).
-func cloneEncoder(enc Encoder) Encoder {
-	switch m := enc.(type) {
-	case *resnet.Model:
-		return m.Clone()
-	}
-	panic(fmt.Sprintf("ssl: cannot copy a %T", enc))
+	return "tiny"
 }
 
 // Methods lists the method names Pretrain takes.
@@ -103,9 +70,8 @@ type Options struct {
 	Method  string         // one of Methods()
 	Data    vision.Dataset // the training images (labels unused)
 	Spec    string         // Data's spec, for messages and the report
-	Encoder Encoder        // the encoder to train; nil: a new one of Arch and Config
-	Arch    string         // "resnet" (default)
-	Config  string         // the encoder's preset (default "tiny")
+	Encoder Encoder        // the encoder to train; nil: a new one named Config
+	Config  string         // the encoder (Configs; default "tiny", "vit-tiny" for mae)
 	Batch   int            // images per micro-batch (default 128)
 	Loop    train.Config   // Steps 0: write the initialised encoder and stop
 	Log     io.Writer
@@ -393,17 +359,14 @@ func Pretrain(ctx context.Context, o Options) (Result, error) {
 		return Result{}, err
 	}
 	if o.Encoder == nil {
-		if o.Arch == "" {
-			o.Arch = "resnet"
-		}
 		if o.Config == "" {
-			o.Config = "tiny"
+			o.Config = DefaultConfig(o.Method)
 		}
 		in := base.C
 		if o.Method == "colorize" {
 			in = 1 // it sees the gray image
 		}
-		if o.Encoder, err = NewEncoder(o.Backend, o.Arch, o.Config, in, base.H, o.Loop.Seed); err != nil {
+		if o.Encoder, err = NewEncoder(o.Backend, o.Config, o.Method, in, base.H, base.W, o.Loop.Seed); err != nil {
 			return Result{}, err
 		}
 		base.o.Encoder, base.enc = o.Encoder, o.Encoder
@@ -428,6 +391,9 @@ func Pretrain(ctx context.Context, o Options) (Result, error) {
 		}
 	}
 	base.begin()
+	if err := writeRecord(o.Loop.Out, pretrainRecord{Method: o.Method, Config: o.Config, Data: o.Spec, Steps: res.Step, InitSeed: o.Loop.Seed}); err != nil {
+		return res, err
+	}
 	if err := writeReport(o, base, tk, res); err != nil {
 		return res, fmt.Errorf("ssl: report: %w", err)
 	}

@@ -122,7 +122,7 @@ func TestLossGradients(t *testing.T) {
 		"moco": func(a, b *tensor.Tensor) *tensor.Tensor {
 			return MoCoLoss(a, b, tensor.FromHost(be, keys[:12], 3, 4), tensor.FromHost(be, keys[12:], 3, 4), 0.2)
 		},
-		"byol":   func(a, b *tensor.Tensor) *tensor.Tensor { return BYOLLoss(a, b) },
+		"byol": func(a, b *tensor.Tensor) *tensor.Tensor { return BYOLLoss(a, b) },
 	} {
 		a0, b0 := rnd(12), rnd(12)
 		a := tensor.FromHost(be, a0, 3, 4).SetRequiresGrad(true)
@@ -150,20 +150,19 @@ func TestLossGradients(t *testing.T) {
 // (the loss of step 0's micro-batch, augmentations and masks included,
 // before and after training).
 func TestMethodsLowerLoss(t *testing.T) {
-	for _, method := range Methods() {
-		t.Run(method, func(t *testing.T) {
-			c := 1
+	for _, run := range append(Methods(), "mae/vit-tiny", "moco/vit-tiny") {
+		t.Run(run, func(t *testing.T) {
+			method, config, _ := strings.Cut(run, "/")
+			if config == "" {
+				config = "tiny"
+			}
+			c, in := 1, 1
 			if method == "colorize" {
 				c = 3
 			}
 			be := cpu.New()
 			ds := bars(64, c, 8, 5)
-			cfg := resnet.Presets()["tiny"]
-			cfg.Channels = c
-			if method == "colorize" {
-				cfg.Channels = 1
-			}
-			enc, err := resnet.New(be, cfg, 1)
+			enc, err := NewEncoder(be, config, method, in, 8, 8, 1)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -224,9 +223,7 @@ func TestPretrainWritesReport(t *testing.T) {
 			t.Fatal(err)
 		}
 		if c.steps == 0 {
-			cfg := resnet.Presets()["tiny"]
-			cfg.Channels = 1
-			fresh, _ := resnet.New(be, cfg, 3)
+			fresh, _ := NewEncoder(be, "vit-tiny", "mae", 1, 8, 8, 3)
 			if got, want := enc.Params()[0].Tensor.Host()[0], fresh.Params()[0].Tensor.Host()[0]; got != want {
 				t.Errorf("--steps 0 wrote weights %v, the seed's initialisation is %v", got, want)
 			}
@@ -256,7 +253,7 @@ func TestPretrainErrors(t *testing.T) {
 		want   string
 	}{
 		{"colorize", bars(8, 1, 8, 1), "colorize predicts colour from gray, but bars has 1-channel images"},
-		{"mae", bars(8, 1, 6, 1), "must be multiples of the 4-pixel patch"},
+		{"mae", bars(8, 1, 6, 1), "multiple of its 4-pixel patch"},
 		{"inpaint", bars(8, 1, 6, 1), "multiples of 4"},
 		{"dino", bars(8, 1, 8, 1), `unknown method "dino"`},
 	} {
