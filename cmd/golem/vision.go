@@ -27,7 +27,7 @@ var visionDefaults = map[string]struct {
 	lr    float64
 }{
 	"simclr": {400, 2e-3}, "moco": {300, 2e-3}, "byol": {300, 2e-3},
-	"mae": {600, 2e-3}, "colorize": {600, 2e-3}, "inpaint": {600, 2e-3},
+	"mae": {1000, 2e-3}, "colorize": {600, 2e-3}, "inpaint": {600, 2e-3},
 }
 
 func runVisionPretrain(args []string) error {
