@@ -87,7 +87,6 @@ type task struct {
 	targets []nn.Named // momentum / EMA copies: saved with neither, trained by neither
 	C, H, W int        // the images' shape (of the first image; all must match)
 	inputs  []*tensor.Tensor
-	losses  []float64
 }
 
 // newTask checks the data and prepares the shared state.
@@ -157,13 +156,15 @@ func (t *task) stepRand(step, micro int, stream uint64) *rand.Rand {
 // images, for pictures.
 func (t *task) batch(step, micro int, pipes ...[]vision.Transform) (views [][]*vision.Image, err error) {
 	r := t.stepRand(step, micro, 0xba7c)
-	n := min(t.o.Batch, t.o.Data.Len())
-	idx := r.Perm(t.o.Data.Len())[:n]
-	if t.o.Data.Len() > 4*n { // a permutation of a large set is wasteful; draw distinct indices
+	N := t.o.Data.Len()
+	n := min(t.o.Batch, N)
+	var idx []int
+	if N <= 4*n {
+		idx = r.Perm(N)[:n]
+	} else { // a permutation of a large set is wasteful: draw distinct indices
 		seen := map[int]bool{}
-		idx = idx[:0]
 		for len(idx) < n {
-			if i := r.IntN(t.o.Data.Len()); !seen[i] {
+			if i := r.IntN(N); !seen[i] {
 				seen[i] = true
 				idx = append(idx, i)
 			}
