@@ -206,7 +206,10 @@ func KNN(be backend.Backend, train, test Set, k int) (float64, error) {
 	correct := 0
 	tensor.NoGrad(func() {
 		tr := tensor.FromHost(be, train.X, N, D)
-		trn := tensor.L2Normalize(tr, 1e-12)
+		norm := tensor.L2Normalize(tr, 1e-12)
+		trn := norm.Keep() // a leaf: releasing a chunk's graph leaves it
+		tensor.Release(norm)
+		tr.Free()
 		const chunk = 256
 		idx := make([]int, k)
 		sims := make([]float32, 0)
@@ -236,8 +239,7 @@ func KNN(be backend.Backend, train, test Set, k int) (float64, error) {
 			tensor.Release(s)
 			q.Free()
 		}
-		tensor.Release(trn)
-		tr.Free()
+		trn.Free()
 	})
 	return float64(correct) / float64(test.Len()), nil
 }

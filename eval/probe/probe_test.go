@@ -71,7 +71,9 @@ func TestKNNWeightedVote(t *testing.T) {
 			t.Errorf("k=%d: accuracy %v, want 1 (the close class-1 neighbour outweighs two far class-0 ones)", k, acc)
 		}
 	}
-	acc, _ := KNN(be, blobs(400, 6, 5, 0.5, 3), blobs(100, 6, 5, 0.5, 4), 20)
+	// 600 test rows: three chunks of similarities against one normalised
+	// training matrix.
+	acc, _ := KNN(be, blobs(400, 6, 5, 0.5, 3), blobs(600, 6, 5, 0.5, 4), 20)
 	if acc < 0.97 {
 		t.Errorf("k-NN on separable blobs: %.3f", acc)
 	}
