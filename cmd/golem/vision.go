@@ -36,7 +36,7 @@ func runVisionPretrain(args []string) error {
 	data := fs.String("data", "", "images: an idx images file, a folder of class folders, a .jsonl or a .tar shard (required)")
 	out := fs.String("out", "", "model folder to write: the encoder, report.html, metrics.jsonl (required)")
 	config := fs.String("config", "", "encoder: "+strings.Join(ssl.Configs(), ", ")+" (default: vit-tiny for mae, tiny, a ResNet, for the others)")
-	steps := fs.Int("steps", -1, "optimizer steps; 0 writes the initialised encoder (default: the method's, about 10 minutes on 2 cores)")
+	steps := fs.Int("steps", -1, "optimizer steps; 0 writes the initialised encoder (default: the method's, sized for about 10 minutes on 2 idle cores)")
 	batch := fs.Int("batch", 128, "images per step")
 	lr := fs.Float64("lr", 0, "peak learning rate, cosine to a tenth (default: the method's, 2e-3)")
 	warmup := fs.Int("warmup", -1, "warmup steps (default: a tenth of --steps)")

@@ -94,6 +94,9 @@ func newTask(o Options) (*task, error) {
 	if o.Data == nil || o.Data.Len() == 0 {
 		return nil, fmt.Errorf("ssl: %s: no images", o.Spec)
 	}
+	if n := min(o.Batch, o.Data.Len()); n < 2 && o.Batch != 0 {
+		return nil, fmt.Errorf("ssl: %s: batches of %d image(s) (--batch %d, %d images); the methods compare or normalise over a batch of at least 2", o.Spec, n, o.Batch, o.Data.Len())
+	}
 	first, err := o.Data.Load(0)
 	if err != nil {
 		return nil, err

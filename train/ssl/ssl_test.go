@@ -256,6 +256,7 @@ func TestPretrainErrors(t *testing.T) {
 		{"mae", bars(8, 1, 6, 1), "multiple of its 4-pixel patch"},
 		{"inpaint", bars(8, 1, 6, 1), "multiples of 4"},
 		{"dino", bars(8, 1, 8, 1), `unknown method "dino"`},
+		{"simclr", bars(1, 1, 8, 1), "batches of 1 image(s) (--batch 128, 1 images)"},
 	} {
 		_, err := Pretrain(context.Background(), Options{Backend: be, Method: c.method, Data: c.data, Spec: "bars",
 			Loop: train.Config{Steps: 1, LR: 1e-3, Out: t.TempDir(), Quiet: true}, Log: io.Discard})
