@@ -163,6 +163,19 @@ func cloneEncoder(enc Encoder) Encoder {
 	panic(fmt.Sprintf("ssl: cannot copy a %T", enc))
 }
 
+// describe names an encoder's architecture for the report.
+func describe(enc Encoder) string {
+	switch m := enc.(type) {
+	case *resnet.Model:
+		c := m.Config
+		return fmt.Sprintf("ResNet, stages %v wide of %v basic blocks, %s norm, %d input channels", c.Widths, c.Depths, c.Norm, c.Channels)
+	case *vitEncoder:
+		c := m.Config
+		return fmt.Sprintf("ViT (%s), %d wide, %d blocks of %d heads, %dx%d patches, %d input channels", c.Arch, c.Hidden, c.Layers, c.Heads, c.Patch, c.Patch, c.Channels)
+	}
+	return fmt.Sprintf("%T", enc)
+}
+
 // copyParams copies src's values into dst (the same module's layout).
 func copyParams(dst, src []nn.Named) {
 	for i, p := range src {

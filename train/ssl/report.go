@@ -34,7 +34,7 @@ func writeReport(o Options, t *task, tk any, res Result) error {
 	fmt.Fprintf(&b, "<h1>%s on %s</h1>\n<table>\n", esc(o.Method), esc(o.Spec))
 	row := func(k, v string) { fmt.Fprintf(&b, "<tr><th>%s</th><td>%s</td></tr>\n", esc(k), esc(v)) }
 	row("images", fmt.Sprintf("%d of %dx%dx%d", o.Data.Len(), t.C, t.H, t.W))
-	row("encoder", fmt.Sprintf("%T, %d parameters", o.Encoder, res.Params))
+	row("encoder", fmt.Sprintf("%s, %d trained parameters", describe(o.Encoder), res.Params))
 	row("steps", fmt.Sprintf("%d of %d, %d images a step", res.Step, o.Loop.Steps, t.o.Batch*max(o.Loop.Accum, 1)))
 	if res.Step > 0 {
 		row("learning rate", fmt.Sprintf("%g peak, %d warmup, cosine to %g", o.Loop.LR, o.Loop.Warmup, o.Loop.MinLR))
