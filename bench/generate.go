@@ -78,10 +78,9 @@ func sample(m *gpt.Model, n int, seed uint64) []int32 {
 		defer cache.Free()
 		var probs []float64
 		for i := 0; i < n; i++ {
-			h := m.Forward([]int32{id}, 1, 1, gpt.Options{Cache: cache})
-			logits := m.Logits(h)
-			l := logits.Host()
-			tensor.Release(logits)
+			sc := tensor.NewScope()
+			l := m.Logits(m.Forward([]int32{id}, 1, 1, gpt.Options{Cache: cache, Scope: sc})).Host()
+			sc.Close()
 			probs = slices.Grow(probs[:0], len(l))[:len(l)]
 			mx := slices.Max(l)
 			var z float64

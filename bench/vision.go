@@ -21,7 +21,10 @@ import (
 // loss. What differs is named: golem's ViT has separate q, k and v
 // projections (transformers' layout) where the peer fuses them, MAE's
 // positions are fixed sin-cos as transformers' (the peer learns them),
-// and CLIP's vision tower has CLIP's pre-LayerNorm and quick_gelu.
+// and CLIP's vision tower has CLIP's LayerNorm before its blocks. Both
+// CLIP towers use the peer's exact GELU, not CLIP's quick_gelu (three
+// elementwise ops in golem, not one kernel: 3.5x GELU's CPU time forward
+// and backward).
 var visionConfigs = map[string]struct {
 	batch   int
 	classes int // a classification head over Features (vit-*)
@@ -37,13 +40,9 @@ var visionConfigs = map[string]struct {
 		return c
 	}()},
 	"clip-tiny": {batch: 128, clip: &clip.Config{
-		Vision: func() vit.Config {
-			c := vitConfig(vit.CLIP, 32, 3, 4, 6)
-			c.Activation = "quick_gelu"
-			return c
-		}(),
+		Vision: vitConfig(vit.CLIP, 32, 3, 4, 6),
 		Text: clip.TextConfig{Vocab: 49408, Context: 32, Hidden: 192, Layers: 6, Heads: 3, Intermediate: 768,
-			Activation: "quick_gelu", Eps: 1e-5, BOS: 49406, EOS: 49407, Pad: 1},
+			Activation: "gelu", Eps: 1e-5, BOS: 49406, EOS: 49407, Pad: 1},
 		Projection: 128, LogitScaleInit: 2.6592,
 	}},
 }
@@ -95,7 +94,7 @@ func init() {
 		var times []float64
 		var last float32
 		for s := 0; s < *warmup+*steps; s++ {
-			loss := step(s) // the batch is made before the clock starts
+			loss, scope := step() // the batch is made before the clock starts
 			t0 := time.Now()
 			opt.ZeroGrad()
 			l := loss()
@@ -106,7 +105,7 @@ func init() {
 				times = append(times, time.Since(t0).Seconds())
 			}
 			last = l.Host()[0]
-			tensor.Release(l)
+			scope.Close()
 		}
 		slices.Sort(times)
 		med := times[len(times)/2]
@@ -124,17 +123,17 @@ func init() {
 	})
 }
 
-// visionStep builds the model of a config and returns, for step s, a
-// function computing that step's loss on a fresh random batch (made
-// before it is returned), and the parameters.
-func visionStep(be backend.Backend, vc vit.Config, cc *clip.Config, classes, B int) (func(s int) func() *tensor.Tensor, []nn.Named, error) {
+// visionStep builds the model of a config and returns a function that
+// makes a random batch in a new scope and returns the function computing
+// its loss and the scope (closed after the step), and the parameters.
+func visionStep(be backend.Backend, vc vit.Config, cc *clip.Config, classes, B int) (func() (func() *tensor.Tensor, *tensor.Scope), []nn.Named, error) {
 	r := rand.New(rand.NewPCG(1, 2))
-	images := func(c vit.Config) *tensor.Tensor {
+	images := func(s *tensor.Scope, c vit.Config) *tensor.Tensor {
 		px := make([]float32, B*c.Channels*c.Image*c.Image)
 		for i := range px {
 			px[i] = float32(r.NormFloat64())
 		}
-		return tensor.FromHost(be, px, B, c.Channels, c.Image, c.Image)
+		return s.FromHost(be, px, B, c.Channels, c.Image, c.Image)
 	}
 	if cc != nil {
 		m, err := clip.New(be, *cc, 1)
@@ -142,13 +141,14 @@ func visionStep(be backend.Backend, vc vit.Config, cc *clip.Config, classes, B i
 			return nil, nil, err
 		}
 		T := cc.Text.Context
-		return func(int) func() *tensor.Tensor {
-			pix := images(cc.Vision)
+		return func() (func() *tensor.Tensor, *tensor.Scope) {
+			s := tensor.NewScope()
+			pix := images(s, cc.Vision)
 			ids := make([]int32, B*T)
 			for i := range ids {
 				ids[i] = int32(1 + r.IntN(49406)) // the peer's randint(1, 49407)
 			}
-			return func() *tensor.Tensor { return m.Forward(pix, ids, B, T).Loss }
+			return func() *tensor.Tensor { return m.Forward(pix, ids, B, T).Loss }, s
 		}, m.Params(), nil
 	}
 	m, err := vit.New(be, vc, 1)
@@ -157,22 +157,24 @@ func visionStep(be backend.Backend, vc vit.Config, cc *clip.Config, classes, B i
 	}
 	params := m.Params()
 	if vc.Arch == vit.MAE {
-		return func(int) func() *tensor.Tensor {
-			pix := images(vc)
+		return func() (func() *tensor.Tensor, *tensor.Scope) {
+			s := tensor.NewScope()
+			pix := images(s, vc)
 			return func() *tensor.Tensor {
 				loss, _, _ := m.ForwardMAE(pix, vc.MaskRatio, nil)
 				return loss
-			}
+			}, s
 		}, params, nil
 	}
 	head := nn.NewLinear(nn.NewInit(be, 2), vc.Hidden, classes, true, 0.02)
 	params = append(params, nn.Named{Name: "classifier.weight", Tensor: head.Weight}, nn.Named{Name: "classifier.bias", Tensor: head.Bias})
-	return func(int) func() *tensor.Tensor {
-		pix := images(vc)
+	return func() (func() *tensor.Tensor, *tensor.Scope) {
+		s := tensor.NewScope()
+		pix := images(s, vc)
 		labels := make([]int32, B)
 		for i := range labels {
 			labels[i] = int32(r.IntN(classes))
 		}
-		return func() *tensor.Tensor { return tensor.CrossEntropy(head.Forward(m.Features(pix)), labels, nil) }
+		return func() *tensor.Tensor { return tensor.CrossEntropy(head.Forward(m.Features(pix)), labels, nil) }, s
 	}, params, nil
 }

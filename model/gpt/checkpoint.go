@@ -10,6 +10,7 @@ import (
 
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/internal/atomicfile"
+	"github.com/golem-ml/golem/model/config"
 	"github.com/golem-ml/golem/model/weights"
 	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/safetensors"
@@ -61,7 +62,7 @@ func load(be backend.Backend, dir string, score bool) (*Model, *nn.Linear, error
 		m.Head, head = nil, nn.NewLinear(in, c.Hidden, 1, false, 0)
 		ps = append(m.Params(), nn.Named{Name: "score.weight", Tensor: head.Weight})
 	}
-	noBias := c.Arch == "gpt2" && !c.Bias
+	noBias := c.FixedBias() && !c.Bias
 	if err := loadParams(st, ps, dir, noBias); err != nil {
 		return nil, nil, err
 	}
@@ -82,9 +83,9 @@ func checkHeader(c *Config, st *safetensors.Model) error {
 	}
 	// Layers: the highest block index in the tensor names.
 	prefix := archs[c.Arch].layerPrefix
-	layers := weights.Layers(st, prefix, maxLayers)
+	layers := weights.Layers(st, prefix, config.MaxLayers)
 	if layers != c.Layers {
-		return fmt.Errorf("%q is %d, but %s has %d layers", c.field("Layers"), c.Layers, ckpt, layers)
+		return fmt.Errorf("%q is %d, but %s has %d layers", c.Field("Layers"), c.Layers, ckpt, layers)
 	}
 	// dims checks the sizes of config fields (by Config name, -1 for a
 	// dimension not checked) against the named tensor's shape.
@@ -113,9 +114,9 @@ func checkHeader(c *Config, st *safetensors.Model) error {
 				want = c.KVHeads * c.HeadDim()
 			}
 			if info.Shape[i] != want {
-				what := fmt.Sprintf("%q is %d", c.field(f), want)
+				what := fmt.Sprintf("%q is %d", c.Field(f), want)
 				if f == "KVHeads" {
-					what = fmt.Sprintf("%q %d x head size %d is %d", c.field(f), c.KVHeads, c.HeadDim(), want)
+					what = fmt.Sprintf("%q %d x head size %d is %d", c.Field(f), c.KVHeads, c.HeadDim(), want)
 				}
 				return fmt.Errorf("%s, but %s has %q of shape %v", what, ckpt, tensor, info.Shape)
 			}
@@ -134,12 +135,13 @@ func checkHeader(c *Config, st *safetensors.Model) error {
 	return nil
 }
 
-// hfParams returns the parameters as transformers expects them: a GPT-2
-// without biases gets zero biases (GPT-2's config cannot turn them off), and
-// config.json marks them so golem loads the model without them again.
+// hfParams returns the parameters as transformers expects them: a model
+// without biases whose format always has them (GPT-2's config cannot turn
+// them off: config.Arch.FixedBias) gets zero biases, and config.json marks
+// them so golem loads the model without them again.
 func (m *Model) hfParams() []nn.Named {
 	ps := m.Params()
-	if m.Config.Arch != "gpt2" || m.Config.Bias {
+	if !m.Config.FixedBias() || m.Config.Bias {
 		return ps
 	}
 	in := nn.NewInit(m.Embed.Weight.Backend(), 0)

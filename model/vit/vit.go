@@ -116,16 +116,39 @@ func ActivationByName(name string) (Activation, error) {
 
 // Encode runs blocks over x [B, T, C] with heads attention heads, every
 // token attending to all (or, causal, to those before it and itself:
-// CLIP's text tower), and returns the last block's output.
+// CLIP's text tower), and returns the last block's output, which joins x's
+// scope. Without gradients, each block computes in a scope of its own (a
+// child of x's), closed when the next block ends, so an evaluation holds
+// one block's intermediates, not every block's (as model/gpt's Forward
+// does); x itself is left alone.
 func Encode(x *tensor.Tensor, blocks []Block, heads int, causal bool) *tensor.Tensor {
 	p := &nn.Pass{Attn: kvcache.Attention{AttentionOptions: tensor.AttentionOptions{Heads: heads, Causal: causal}}}
-	for i, b := range blocks {
+	block := func(i int, x *tensor.Tensor) *tensor.Tensor {
 		p.Attn.Layer = i
-		x = tensor.Add(x, b.Attention(x, p))
-		x = tensor.Add(x, b.MLP(x))
-		p.ClearTemps()
+		y := tensor.Add(x, blocks[i].Attention(x, p))
+		return tensor.Add(y, blocks[i].MLP(y))
 	}
-	return x
+	if tensor.GradEnabled() || len(blocks) == 0 {
+		for i := range blocks {
+			x = block(i, x)
+		}
+		return x
+	}
+	s := x.Scope()
+	cur := s.Child()
+	x = x.Detach() // a leaf: the first block's results have no scope until cur adopts them
+	for i := range blocks {
+		if i > 0 {
+			next := s.Child()
+			x = next.Keep(x) // the previous block's output, without its graph
+			cur.Close()
+			cur = next
+		}
+		x = cur.Adopt(block(i, x))
+	}
+	out := s.Keep(x)
+	cur.Close()
+	return out
 }
 
 // ViTModel is transformers' ViTModel: its embeddings, blocks, final
