@@ -104,15 +104,9 @@ func Linear(be backend.Backend, train, test Set, o LinearOptions) (float64, erro
 			copy(xb[k*D:(k+1)*D], xtr[i*D:(i+1)*D])
 			yb[k] = int32(train.Y[i])
 		}
-		x := tensor.FromHost(be, xb, B, D)
-		opt.ZeroGrad()
-		loss := tensor.CrossEntropy(lin.Forward(x), yb, nil)
-		tensor.Backward(loss)
-		if l := loss.Item(); math.IsNaN(float64(l)) {
-			return 0, errors.New("probe: the linear probe's loss is NaN")
+		if err := linearStep(be, lin, opt, xb, yb, B, D); err != nil {
+			return 0, err
 		}
-		tensor.Release(loss)
-		x.Free()
 		opt.Update(float32(sched.At(step)))
 	}
 	correct := 0
@@ -120,22 +114,31 @@ func Linear(be backend.Backend, train, test Set, o LinearOptions) (float64, erro
 	tensor.NoGrad(func() {
 		for lo := 0; lo < test.Len(); lo += chunk {
 			hi := min(lo+chunk, test.Len())
-			x := tensor.FromHost(be, xte[lo*D:hi*D], hi-lo, D)
-			logits := lin.Forward(x)
-			h := logits.Host()
+			s := tensor.NewScope()
+			h := lin.Forward(s.FromHost(be, xte[lo*D:hi*D], hi-lo, D)).Host()
+			s.Close()
 			for i := lo; i < hi; i++ {
 				if argmax(h[(i-lo)*K:(i-lo+1)*K]) == test.Y[i] {
 					correct++
 				}
 			}
-			tensor.Release(logits)
-			x.Free()
 		}
 	})
-	for _, p := range params {
-		p.Tensor.Free()
-	}
 	return float64(correct) / float64(test.Len()), nil
+}
+
+// linearStep adds the gradients of one mini-batch's loss (rows xb [B, D],
+// classes yb) in a scope of its own.
+func linearStep(be backend.Backend, lin *nn.Linear, opt *optim.AdamW, xb []float32, yb []int32, B, D int) error {
+	s := tensor.NewScope()
+	defer s.Close()
+	opt.ZeroGrad()
+	loss := tensor.CrossEntropy(lin.Forward(s.FromHost(be, xb, B, D)), yb, nil)
+	tensor.Backward(loss)
+	if l := loss.Item(); math.IsNaN(float64(l)) {
+		return errors.New("probe: the linear probe's loss is NaN")
+	}
+	return nil
 }
 
 // moments returns each feature's mean and standard deviation over s (a
@@ -205,20 +208,18 @@ func KNN(be backend.Backend, train, test Set, k int) (float64, error) {
 	D, N := train.D, train.Len()
 	correct := 0
 	tensor.NoGrad(func() {
-		tr := tensor.FromHost(be, train.X, N, D)
-		norm := tensor.L2Normalize(tr, 1e-12)
-		trn := norm.Keep() // a leaf: releasing a chunk's graph leaves it
-		tensor.Release(norm)
-		tr.Free()
+		all := tensor.NewScope() // the normalised training rows, for every chunk
+		defer all.Close()
+		trn := tensor.L2Normalize(all.FromHost(be, train.X, N, D), 1e-12)
 		const chunk = 256
 		idx := make([]int, k)
 		sims := make([]float32, 0)
 		votes := make([]float64, K)
 		for lo := 0; lo < test.Len(); lo += chunk {
 			hi := min(lo+chunk, test.Len())
-			q := tensor.FromHost(be, test.X[lo*D:hi*D], hi-lo, D)
-			s := tensor.MatMul(tensor.L2Normalize(q, 1e-12), trn, false, true)
-			sims = s.HostInto(sims)
+			s := all.Child() // a chunk's similarities
+			sims = tensor.MatMul(tensor.L2Normalize(s.FromHost(be, test.X[lo*D:hi*D], hi-lo, D), 1e-12), trn, false, true).HostInto(sims)
+			s.Close()
 			for i := lo; i < hi; i++ {
 				row := sims[(i-lo)*N : (i-lo+1)*N]
 				top(row, idx)
@@ -236,10 +237,7 @@ func KNN(be backend.Backend, train, test Set, k int) (float64, error) {
 					correct++
 				}
 			}
-			tensor.Release(s)
-			q.Free()
 		}
-		trn.Free()
 	})
 	return float64(correct) / float64(test.Len()), nil
 }

@@ -82,16 +82,15 @@ func targetDecay(tau0 float64, k, K int) float32 {
 	return float32(1 - (1-tau0)*(math.Cos(math.Pi*float64(k)/float64(max(K, 1)))+1)/2)
 }
 
-func (b *byol) Loss(step, micro int) (*tensor.Tensor, int, map[string]float64, error) {
-	b.begin()
+func (b *byol) Loss(s *tensor.Scope, step, micro int) (*tensor.Tensor, int, map[string]float64, error) {
 	if micro == 0 && step > 0 { // the target follows the online network after each step
-		ema(b.targ, b.online, targetDecay(byolTau0, step, b.o.Loop.Steps))
+		ema(s, b.targ, b.online, targetDecay(byolTau0, step, b.o.Loop.Steps))
 	}
 	views, err := b.batch(step, micro, b.pipe1, b.pipe2)
 	if err != nil {
 		return nil, 0, nil, err
 	}
-	x1, x2 := b.tensorOf(views[1]), b.tensorOf(views[2])
+	x1, x2 := b.tensorOf(s, views[1]), b.tensorOf(s, views[2])
 	b.enc.SetTraining(true)
 	b.tEnc.SetTraining(true)
 	p1 := b.pred.Forward(b.proj.Forward(b.enc.Features(x1)))

@@ -31,13 +31,12 @@ func Features(ctx context.Context, enc Encoder, ds vision.Dataset, spec string, 
 	var feats []float32
 	labels, err := eachBatch(ctx, ds, spec, limit, batch, tr, func(b *vision.Batch) {
 		tensor.NoGrad(func() {
-			x := tensor.FromHost(be, b.X, b.N, b.C, b.H, b.W)
-			f := enc.Features(x)
+			s := tensor.NewScope()
+			defer s.Close()
+			f := enc.Features(s.FromHost(be, b.X, b.N, b.C, b.H, b.W))
 			off := len(feats)
 			feats = append(feats, make([]float32, f.Len())...)
 			f.HostInto(feats[off:])
-			tensor.Release(f)
-			x.Free()
 		})
 	})
 	return feats, labels, err

@@ -68,13 +68,12 @@ func (v *vitMAE) noise(n int, r *rand.Rand) []float32 {
 	return out
 }
 
-func (v *vitMAE) Loss(step, micro int) (*tensor.Tensor, int, map[string]float64, error) {
-	v.begin()
+func (v *vitMAE) Loss(s *tensor.Scope, step, micro int) (*tensor.Tensor, int, map[string]float64, error) {
 	views, err := v.batch(step, micro, v.pipe)
 	if err != nil {
 		return nil, 0, nil, err
 	}
-	x := v.tensorOf(views[1])
+	x := v.tensorOf(s, views[1])
 	loss, _, _ := v.m.ForwardMAE(x, maeRatio, v.noise(len(views[1]), v.stepRand(step, micro, 0xc0)))
 	return loss, len(views[1]), nil, nil
 }
@@ -91,12 +90,10 @@ func (v *vitMAE) pictures(n int) (Pictures, error) {
 	p, g, P := c.Patch, c.Image/c.Patch, c.PatchDim()
 	var pred, mask []float32
 	tensor.NoGrad(func() {
-		x, sh := stack(ims)
-		xt := tensor.FromHost(v.o.Backend, x, sh...)
-		loss, pr, m := v.m.ForwardMAE(xt, maeRatio, v.noise(len(ims), rand.New(rand.NewPCG(0x5ee, 1))))
+		s := tensor.NewScope()
+		defer s.Close()
+		_, pr, m := v.m.ForwardMAE(v.tensorOf(s, ims), maeRatio, v.noise(len(ims), rand.New(rand.NewPCG(0x5ee, 1))))
 		pred, mask = pr.Host(), m
-		tensor.Release(loss)
-		xt.Free()
 	})
 	in, out := make([]*vision.Image, len(ims)), make([]*vision.Image, len(ims))
 	for k, m := range ims {

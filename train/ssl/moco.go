@@ -46,16 +46,15 @@ func newMoCo(t *task) (train.Batches, error) {
 	return m, nil
 }
 
-func (m *moco) Loss(step, micro int) (*tensor.Tensor, int, map[string]float64, error) {
-	m.begin()
+func (m *moco) Loss(s *tensor.Scope, step, micro int) (*tensor.Tensor, int, map[string]float64, error) {
 	if micro == 0 && step > 0 {
-		ema(m.targ, m.online, targetDecay(mocoM0, step, m.o.Loop.Steps))
+		ema(s, m.targ, m.online, targetDecay(mocoM0, step, m.o.Loop.Steps))
 	}
 	views, err := m.batch(step, micro, m.pipe1, m.pipe2)
 	if err != nil {
 		return nil, 0, nil, err
 	}
-	x1, x2 := m.tensorOf(views[1]), m.tensorOf(views[2])
+	x1, x2 := m.tensorOf(s, views[1]), m.tensorOf(s, views[2])
 	m.enc.SetTraining(true)
 	m.mEnc.SetTraining(true)
 	q1 := m.pred.Forward(m.proj.Forward(m.enc.Features(x1)))

@@ -62,17 +62,16 @@ func (r *recon) examples(ims []*vision.Image, seed uint64) (in, target []*vision
 	return in, target, weight
 }
 
-func (r *recon) Loss(step, micro int) (*tensor.Tensor, int, map[string]float64, error) {
-	r.begin()
+func (r *recon) Loss(s *tensor.Scope, step, micro int) (*tensor.Tensor, int, map[string]float64, error) {
 	views, err := r.batch(step, micro, r.pipe)
 	if err != nil {
 		return nil, 0, nil, err
 	}
 	in, target, weight := r.examples(views[1], r.stepRand(step, micro, 0xc0).Uint64())
 	r.enc.SetTraining(true)
-	pred := r.dec.Forward(r.enc.Features(r.tensorOf(in)))
-	tg := r.tensorOf(target)
-	w := r.input(weight, tg.Shape()...)
+	pred := r.dec.Forward(r.enc.Features(r.tensorOf(s, in)))
+	tg := r.tensorOf(s, target)
+	w := s.FromHost(r.o.Backend, weight, tg.Shape()...)
 	loss := tensor.Sum(tensor.Mul(tensor.Square(tensor.Sub(pred, tg)), w))
 	return loss, len(in), nil, nil
 }
@@ -90,12 +89,10 @@ func (r *recon) pictures(n int) (Pictures, error) {
 	var pred []float32
 	var shape []int
 	tensor.NoGrad(func() {
-		x, sh := stack(in)
-		xt := tensor.FromHost(r.o.Backend, x, sh...)
-		p := r.dec.Forward(r.enc.Features(xt))
+		s := tensor.NewScope()
+		defer s.Close()
+		p := r.dec.Forward(r.enc.Features(r.tensorOf(s, in)))
 		pred, shape = p.Host(), p.Shape()
-		tensor.Release(p)
-		xt.Free()
 	})
 	per := shape[1] * shape[2] * shape[3]
 	out := make([]*vision.Image, len(ims))

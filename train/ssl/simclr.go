@@ -49,18 +49,17 @@ func SimCLRAugment(h, w, c int) []vision.Transform {
 	}
 }
 
-func (s *simclr) Loss(step, micro int) (*tensor.Tensor, int, map[string]float64, error) {
-	s.begin()
-	views, err := s.batch(step, micro, s.pipe, s.pipe)
+func (c *simclr) Loss(s *tensor.Scope, step, micro int) (*tensor.Tensor, int, map[string]float64, error) {
+	views, err := c.batch(step, micro, c.pipe, c.pipe)
 	if err != nil {
 		return nil, 0, nil, err
 	}
-	s.enc.SetTraining(true)
-	z1 := s.proj.Forward(s.enc.Features(s.tensorOf(views[1])))
-	z2 := s.proj.Forward(s.enc.Features(s.tensorOf(views[2])))
+	c.enc.SetTraining(true)
+	z1 := c.proj.Forward(c.enc.Features(c.tensorOf(s, views[1])))
+	z2 := c.proj.Forward(c.enc.Features(c.tensorOf(s, views[2])))
 	return NTXent(z1, z2, simclrTemp), 2 * len(views[0]), nil, nil
 }
 
-func (s *simclr) pictures(n int) (Pictures, error) {
-	return augmentPictures(s.task, n, s.pipe, s.pipe)
+func (c *simclr) pictures(n int) (Pictures, error) {
+	return augmentPictures(c.task, n, c.pipe, c.pipe)
 }

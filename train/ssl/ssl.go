@@ -78,15 +78,14 @@ type Options struct {
 }
 
 // task is what every method's train.Task shares: the encoder and the heads
-// it trains, the data, and the step's input tensors (leaves the loop's
-// Release does not free; they are freed at the next micro-batch).
+// it trains, and the data. A micro-batch's tensors belong to the loop's
+// scope for it (its inputs are made with s.FromHost, all else joins
+// through data flow), so the task frees nothing.
 type task struct {
 	o       Options
 	enc     Encoder
 	heads   []nn.Named // trained with the encoder, not saved
-	targets []nn.Named // momentum / EMA copies: saved with neither, trained by neither
 	C, H, W int        // the images' shape (of the first image; all must match)
-	inputs  []*tensor.Tensor
 }
 
 // newTask checks the data and prepares the shared state.
@@ -122,21 +121,6 @@ func (t *task) Eval() (map[string]float64, error) { return map[string]float64{},
 
 // Save writes the encoder.
 func (t *task) Save(dir string) error { return t.enc.Save(dir) }
-
-// begin frees the previous micro-batch's inputs.
-func (t *task) begin() {
-	for _, x := range t.inputs {
-		x.Free()
-	}
-	t.inputs = t.inputs[:0]
-}
-
-// input returns host data as an input tensor freed at the next begin.
-func (t *task) input(data []float32, shape ...int) *tensor.Tensor {
-	x := tensor.FromHost(t.o.Backend, data, shape...)
-	t.inputs = append(t.inputs, x)
-	return x
-}
 
 // head registers a module's parameters as trained heads and returns it.
 func head[M any](t *task, name string, m M) M {
@@ -230,10 +214,10 @@ func stack(ims []*vision.Image) ([]float32, []int) {
 	return out, []int{len(ims), m.C, m.H, m.W}
 }
 
-// tensorOf stacks images into an input tensor.
-func (t *task) tensorOf(ims []*vision.Image) *tensor.Tensor {
+// tensorOf stacks images into an input tensor owned by s.
+func (t *task) tensorOf(s *tensor.Scope, ims []*vision.Image) *tensor.Tensor {
 	x, sh := stack(ims)
-	return t.input(x, sh...)
+	return s.FromHost(t.o.Backend, x, sh...)
 }
 
 // mlp is Linear, BatchNorm, ReLU, ..., Linear: SimCLR's, MoCo v3's and
@@ -299,14 +283,13 @@ func (d *decoder) Forward(f *tensor.Tensor) *tensor.Tensor {
 	return d.Up2.Forward(tensor.ReLU(d.Up1.Forward(x)))
 }
 
-// ema sets each target to m*target + (1-m)*online.
-func ema(targets, online []nn.Named, m float32) {
+// ema sets each target to m*target + (1-m)*online; the values it
+// computes on the way belong to s.
+func ema(s *tensor.Scope, targets, online []nn.Named, m float32) {
 	tensor.NoGrad(func() {
 		for i, p := range targets {
 			o := online[i].Tensor
-			n := tensor.Add(tensor.Scale(p.Tensor, m), tensor.Scale(o, 1-m))
-			p.Tensor.CopyFrom(n)
-			tensor.Release(n)
+			p.Tensor.CopyFrom(s.Adopt(tensor.Add(tensor.Scale(p.Tensor, m), tensor.Scale(o, 1-m))))
 		}
 	})
 }
@@ -394,7 +377,6 @@ func Pretrain(ctx context.Context, o Options) (Result, error) {
 			return res, err
 		}
 	}
-	base.begin()
 	if err := writeRecord(o.Loop.Out, pretrainRecord{Method: o.Method, Config: o.Config, Data: o.Spec, Steps: res.Step, InitSeed: o.Loop.Seed}); err != nil {
 		return res, err
 	}

@@ -179,12 +179,13 @@ func TestMethodsLowerLoss(t *testing.T) {
 			fixed := func() float64 {
 				var v float64
 				tensor.NoGrad(func() {
-					l, _, _, err := tk.Loss(0, 0)
+					s := tensor.NewScope()
+					defer s.Close()
+					l, _, _, err := tk.Loss(s, 0, 0)
 					if err != nil {
 						t.Fatal(err)
 					}
 					v = float64(l.Item())
-					tensor.Release(l)
 				})
 				return v
 			}
