@@ -5,67 +5,27 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"testing"
 
 	"github.com/golem-ml/golem/backend/cpu"
 	"github.com/golem-ml/golem/data/synth"
+	"github.com/golem-ml/golem/internal/memflat"
 	"github.com/golem-ml/golem/model/gpt"
 )
 
-// flatSteps is how many optimizer steps a memory test runs; the memory it
-// holds after step flatFrom must be what it holds at the end.
-const flatSteps, flatFrom = 1000, 100
-
-// checkFlat runs a stage for flatSteps tiny steps (run starts it on be with
-// loop) and checks that its memory is flat from step flatFrom to the end:
-// the backend's live bytes do not change (a step that leaves one tensor
-// unfreed grows them at every step), its allocations that missed the pool
-// hardly do, and the Go heap grows by less than a small bound. The loop
-// evaluates every flatFrom steps, so the evaluation's shapes are seen by
-// then.
+// checkFlat runs a stage for memflat.Steps tiny steps (run starts it on be
+// with loop, which evaluates every memflat.From steps) and checks that its
+// memory is flat from step memflat.From to the end (memflat.Probe.Check).
 func checkFlat(t *testing.T, run func(be *cpu.CPU, loop Config) error) {
 	t.Helper()
 	be := cpu.New()
-	type snap struct {
-		mem  cpu.MemStats
-		heap uint64
-	}
-	var at []snap
-	read := func() {
-		runtime.GC()
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		at = append(at, snap{be.MemStats(), ms.HeapAlloc})
-	}
-	loop := Config{Steps: flatSteps, LR: 1e-3, Seed: 3, EvalEvery: flatFrom, Quiet: true, Progress: io.Discard, Out: t.TempDir(),
-		OnStep: func(step int, _ float64) {
-			if step == flatFrom || step == flatSteps {
-				read()
-			}
-		}}
+	p := memflat.New(be)
+	loop := Config{Steps: memflat.Steps, LR: 1e-3, Seed: 3, EvalEvery: memflat.From, Quiet: true, Progress: io.Discard, Out: t.TempDir(),
+		OnStep: p.OnStep}
 	if err := run(be, loop); err != nil {
 		t.Fatal(err)
 	}
-	if len(at) != 2 {
-		t.Fatalf("the run stopped before step %d", flatSteps)
-	}
-	a, b := at[0], at[1]
-	if b.mem.Live != a.mem.Live {
-		t.Errorf("backend memory in use grew from %d bytes after step %d to %d after step %d (%.0f bytes a step): a step leaves tensors unfreed",
-			a.mem.Live, flatFrom, b.mem.Live, flatSteps, float64(b.mem.Live-a.mem.Live)/(flatSteps-flatFrom))
-	}
-	// Kernels that split work over threads take a scratch buffer per
-	// chunk, so the first time two chunks overlap costs one new buffer: a
-	// few misses, never one a step.
-	if miss, bound := b.mem.Misses-a.mem.Misses, int64(2*cpu.Threads()); miss > bound {
-		t.Errorf("%d allocations missed the backend's pool between steps %d and %d (want at most %d once shapes repeat)", miss, flatFrom, flatSteps, bound)
-	}
-	const heapBound = 1 << 20
-	if grow := int64(b.heap) - int64(a.heap); grow > heapBound {
-		t.Errorf("the Go heap grew by %d bytes from step %d to %d (bound %d)", grow, flatFrom, flatSteps, heapBound)
-	}
-	t.Logf("after step %d: %+v, heap %d; after step %d: %+v, heap %d", flatFrom, a.mem, a.heap, flatSteps, b.mem, b.heap)
+	p.Check(t)
 }
 
 func TestMemoryFlatPretrain(t *testing.T) {

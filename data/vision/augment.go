@@ -181,6 +181,17 @@ func gray(m *Image) []float32 {
 	return g
 }
 
+// Gray returns the one-channel luma image of m (0.299 R + 0.587 G +
+// 0.114 B), or m itself when it has one channel.
+func Gray(m *Image) *Image {
+	if m.C == 1 {
+		return m
+	}
+	o := m.like(1, m.H, m.W)
+	copy(o.Pix, gray(m))
+	return o
+}
+
 // blend returns f*x + (1-f)*other, clamped to [0,1]: other is the constant k
 // when per is nil, else per[i] for pixel i of every channel.
 func blend(m *Image, f float32, k float32, per []float32) *Image {

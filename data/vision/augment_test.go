@@ -158,3 +158,17 @@ func TestNormalize(t *testing.T) {
 	_, err = Normalize{Mean: []float32{0.5}, Std: []float32{0}}.Apply(img1(1, 1, 1), nil)
 	wantErr(t, err, "Std[0] is 0")
 }
+
+// Gray is the luma as one channel; a gray image is returned as it is.
+func TestGray(t *testing.T) {
+	m := NewImage(3, 1, 2)
+	copy(m.Pix, []float32{1, 0, 0, 1, 0, 0})
+	m.Label = 4
+	g := Gray(m)
+	if g.C != 1 || g.Label != 4 || math.Abs(float64(g.Pix[0]-0.299)) > 1e-6 || math.Abs(float64(g.Pix[1]-0.587)) > 1e-6 {
+		t.Errorf("Gray: %dx%dx%d %v label %d, want 1x1x2 [0.299 0.587] label 4", g.C, g.H, g.W, g.Pix, g.Label)
+	}
+	if Gray(g) != g {
+		t.Error("Gray of a gray image is a copy")
+	}
+}

@@ -99,10 +99,10 @@ func (m *Model) ForwardMAE(pixels *tensor.Tensor, maskRatio float64, noise []flo
 	P := c.PatchDim()
 	target := m.targets(pixels, hidden)
 	if len(hidden) == 0 {
-		loss = tensor.Scalar(pixels.Backend(), 0)
+		loss = pixels.Scope().Scalar(pixels.Backend(), 0)
 	} else {
 		got := tensor.Embedding(tensor.Reshape(pred, B*N, P), hidden)
-		loss = tensor.Mean(tensor.Square(tensor.Sub(got, tensor.FromHost(pixels.Backend(), target, len(hidden), P))))
+		loss = tensor.Mean(tensor.Square(tensor.Sub(got, pixels.Scope().FromHost(pixels.Backend(), target, len(hidden), P))))
 	}
 	return loss, pred, mask
 }
