@@ -46,8 +46,8 @@ func runEvalMC(args []string) error {
 	if err != nil {
 		return err
 	}
-	if *f.model == "" || *f.data == "" {
-		return fmt.Errorf("eval mc: --model and --data are required")
+	if err := required(fs, "model", "data"); err != nil {
+		return err
 	}
 	qs, err := eval.ReadMC(*f.data, eval.MCFormat(*format))
 	if err != nil {
@@ -91,8 +91,8 @@ func runEvalGen(args []string) error {
 	if err != nil {
 		return err
 	}
-	if *f.model == "" || *f.data == "" {
-		return fmt.Errorf("eval gen: --model and --data are required")
+	if err := required(fs, "model", "data"); err != nil {
+		return err
 	}
 	ps, err := eval.ReadGSM8K(*f.data)
 	if err != nil {
@@ -146,8 +146,8 @@ func runEvalTasks(args []string) error {
 	if err != nil {
 		return err
 	}
-	if *model == "" {
-		return fmt.Errorf("eval tasks: --model is required")
+	if err := required(fs, "model"); err != nil {
+		return err
 	}
 	o := synth.TaskOptions{Seed: *seed, N: *n, Split: synth.SplitHeldout, Lang: *lang, System: 0.2}
 	if *kinds != "" {

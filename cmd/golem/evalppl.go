@@ -21,8 +21,8 @@ func runEvalPPL(args []string) error {
 	if err != nil {
 		return err
 	}
-	if *model == "" || *data == "" {
-		return fmt.Errorf("eval ppl: --model and --data are required")
+	if err := required(fs, "model", "data"); err != nil {
+		return err
 	}
 	m, tok, err := loadModel(be, *model)
 	if err != nil {

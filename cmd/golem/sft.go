@@ -54,8 +54,8 @@ func runSFT(args []string) error {
 	if err != nil {
 		return err
 	}
-	if *out == "" {
-		return fmt.Errorf("sft: --out DIR is required")
+	if err := required(fs, "out"); err != nil {
+		return err
 	}
 	// A store (--data sqlite:FILE or postgres://...) is read as its demonstrations.
 	files, cleanup, err := storeFiles(files, store.ExportSFT)
