@@ -1,0 +1,444 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/golem-ml/golem/internal/shared"
+)
+
+// How TestDocsRun runs the docs' shell blocks. Every fenced block of
+// README.md, docs/*.md and serve/README.md that shows a golem command is a
+// ```sh (or ```bash) block that runs, or is marked on the line before it
+// (markers may stack):
+//
+//	<!-- not run: REASON -->   it is not run, for REASON (a synopsis, a
+//	                           loop that needs people); the test counts
+//	                           and logs these
+//	<!-- needs: PATH -->       it runs when PATH exists (relative to the
+//	                           repository, e.g. ../shared/data/... or
+//	                           gguf/e2e/node_modules), else the rest of the
+//	                           document is skipped, saying why (a failure
+//	                           under CI=true, as shared.Missing)
+//
+// The blocks of one document run in order, each with sh -e, in one empty
+// folder that stands for the repository root: ../shared is beside it (a
+// link to the real one) and gguf links to the repository's (its node
+// scripts). golem is on PATH (the test binary as golem). The commands run as
+// written, with these rewrites, which the test log shows:
+//
+//   - `go run ./cmd/golem` is `golem`;
+//   - lines of `go test`, `go run ./bench` and `apt-get` are left out: the
+//     tests run elsewhere and the benchmarks are not CI;
+//   - a training command (pretrain, sft, reward, ppo, dpo, grpo) runs at
+//     most docsSteps optimizer steps (--steps lowered, or added at the end
+//     of the command), unless it resumes a run (--resume) or runs in the
+//     background to be killed (`... &`); golem demo gets --quick; eval's
+//     --n and --limit are at most docsItems.
+const (
+	docsSteps = 5
+	docsItems = 20
+)
+
+// docsLeftOut matches the lines TestDocsRun leaves out.
+var docsLeftOut = regexp.MustCompile(`^(\$ )?(go test|go run \./bench|(sudo )?apt-get)\b`)
+
+// docLine is one logical line of a block (continued lines joined).
+type docLine struct {
+	line int // 1-based, in the document
+	text string
+}
+
+// docBlock is a fenced block of a document.
+type docBlock struct {
+	file   string
+	line   int // the fence's line
+	lang   string
+	lines  []docLine
+	notRun string   // the reason of a <!-- not run: ... --> marker
+	needs  []string // <!-- needs: PATH --> markers
+	golem  bool     // it shows a golem command
+}
+
+var docMarker = regexp.MustCompile(`^<!--\s*(not run|needs):\s*(.*?)\s*-->$`)
+
+// docBlocks returns the fenced blocks of the document file (its name as
+// shown in messages: docs/rlhf.md).
+func docBlocks(t *testing.T, path, name string) []docBlock {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(b), "\n")
+	var blocks []docBlock
+	for i := 0; i < len(lines); i++ {
+		fence := strings.TrimLeft(lines[i], " \t")
+		if !strings.HasPrefix(fence, "```") {
+			continue
+		}
+		indent := len(lines[i]) - len(fence)
+		blk := docBlock{file: name, line: i + 1, lang: strings.TrimSpace(strings.TrimPrefix(fence, "```"))}
+		for j := i - 1; j >= 0; j-- {
+			m := docMarker.FindStringSubmatch(strings.TrimSpace(lines[j]))
+			if m == nil {
+				break
+			}
+			if m[1] == "not run" {
+				if m[2] == "" {
+					t.Errorf("%s:%d: <!-- not run: --> gives no reason", name, j+1)
+				}
+				blk.notRun = m[2]
+			} else {
+				p, _, _ := strings.Cut(m[2], " ") // the path, then a comment
+				blk.needs = append(blk.needs, p)
+			}
+		}
+		i++
+		for ; i < len(lines) && !strings.HasPrefix(strings.TrimSpace(lines[i]), "```"); i++ {
+			start := i
+			l := lines[i]
+			for strings.HasSuffix(l, "\\") && i+1 < len(lines) {
+				i++
+				l = strings.TrimSuffix(l, "\\") + " " + strings.TrimLeft(lines[i], " \t")
+			}
+			if len(l) >= indent && strings.TrimSpace(l[:indent]) == "" {
+				l = l[indent:]
+			}
+			blk.lines = append(blk.lines, docLine{line: start + 1, text: l})
+			if len(golemCommands(l)) > 0 {
+				blk.golem = true
+			}
+		}
+		blocks = append(blocks, blk)
+	}
+	return blocks
+}
+
+// docsScript turns a block into the script TestDocsRun runs: before each
+// line it prints `+ FILE:LINE: line` to stderr, so a failure's output
+// names the line; rewrites are applied and logged.
+func docsScript(t *testing.T, blk docBlock) string {
+	var sb strings.Builder
+	heredoc := false
+	for _, l := range blk.lines {
+		text := l.text
+		where := fmt.Sprintf("%s:%d", blk.file, l.line)
+		if heredoc { // a here-document's body is data, not commands
+			sb.WriteString(text + "\n")
+			continue
+		}
+		trimmed := strings.TrimSpace(text)
+		if docsLeftOut.MatchString(trimmed) {
+			t.Logf("%s: left out: %s", where, trimmed)
+			continue
+		}
+		if trimmed == "" || strings.HasPrefix(trimmed, "#") {
+			sb.WriteString(text + "\n")
+			continue
+		}
+		if r := rewriteDocLine(text); r != text {
+			t.Logf("%s: runs %s", where, strings.TrimSpace(r))
+			text = r
+		}
+		fmt.Fprintf(&sb, "printf '%%s\\n' %s >&2\n", shellQuote("+ "+where+": "+strings.TrimSpace(text)))
+		sb.WriteString(text + "\n")
+		heredoc = strings.Contains(text, "<<")
+	}
+	return sb.String()
+}
+
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+var (
+	goRunGolem = regexp.MustCompile(`\bgo run \./cmd/golem\b`)
+	stepsFlag  = regexp.MustCompile(`--steps[ =](\d+)`)
+	itemsFlag  = regexp.MustCompile(`--(n|limit)[ =](\d+)`)
+	trainers   = map[string]bool{"pretrain": true, "sft": true, "reward": true, "ppo": true, "dpo": true, "grpo": true}
+)
+
+// rewriteDocLine applies TestDocsRun's rewrites to one shell line.
+func rewriteDocLine(line string) string {
+	line = goRunGolem.ReplaceAllString(line, "golem")
+	var out strings.Builder
+	for {
+		i := golemAt(line)
+		if i < 0 {
+			out.WriteString(line)
+			return out.String()
+		}
+		end, background := segmentEnd(line, i)
+		seg := line[i:end]
+		words := strings.Fields(seg)
+		sub := ""
+		if len(words) > 1 {
+			sub = words[1]
+		}
+		body := strings.TrimRight(seg, " \t")
+		tail := seg[len(body):]
+		switch {
+		case trainers[sub] && !background && !strings.Contains(body, "--resume"):
+			n := docsSteps
+			m := stepsFlag.FindStringSubmatch(body)
+			if m != nil {
+				if v, _ := strconv.Atoi(m[1]); v < n {
+					n = v
+				}
+				body = stepsFlag.ReplaceAllString(body, "--steps "+strconv.Itoa(n))
+			}
+			if m == nil || strings.Contains(body, "$") { // a variable may hold --steps: the last one counts
+				body += " --steps " + strconv.Itoa(n)
+			}
+		case sub == "demo" && !strings.Contains(body, "--quick"):
+			body += " --quick"
+		case sub == "eval":
+			body = itemsFlag.ReplaceAllStringFunc(body, func(f string) string {
+				m := itemsFlag.FindStringSubmatch(f)
+				v, _ := strconv.Atoi(m[2])
+				return fmt.Sprintf("--%s %d", m[1], min(v, docsItems))
+			})
+		}
+		out.WriteString(line[:i] + body + tail)
+		line = line[end:]
+	}
+}
+
+// golemAt returns where the first golem command of line starts (the word
+// golem at the start of a command), or -1.
+func golemAt(line string) int {
+	for i := 0; i+len("golem ") <= len(line); i++ {
+		if line[i:i+6] == "golem " && (i == 0 || strings.ContainsRune(" \t;&|(!", rune(line[i-1])) && !inQuotes(line[:i])) {
+			return i
+		}
+	}
+	return -1
+}
+
+// inQuotes reports whether the end of s is inside a quoted string.
+func inQuotes(s string) bool {
+	var q byte
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case q != 0 && c == q:
+			q = 0
+		case q == 0 && (c == '\'' || c == '"'):
+			q = c
+		}
+	}
+	return q != 0
+}
+
+// segmentEnd returns where the command starting at i ends (an unquoted ;,
+// &, |, ), a # comment or the end of the line) and whether it runs in the
+// background (ends with a lone &).
+func segmentEnd(line string, i int) (int, bool) {
+	var q byte
+	for j := i; j < len(line); j++ {
+		c := line[j]
+		switch {
+		case q != 0:
+			if c == q {
+				q = 0
+			}
+		case c == '\'' || c == '"':
+			q = c
+		case c == '\\':
+			j++
+		case c == ';' || c == '|' || c == ')':
+			return j, false
+		case c == '&':
+			return j, !(j+1 < len(line) && line[j+1] == '&') && !(j > 0 && line[j-1] == '>')
+		case c == '#' && (line[j-1] == ' ' || line[j-1] == '\t'):
+			return j, false
+		}
+	}
+	return len(line), false
+}
+
+// Every shell block of README.md, docs/*.md and serve/README.md that shows
+// a golem command runs as shown (with the rewrites above), document by
+// document, each in its own folder; a block with golem commands that is
+// not a shell block must say why it is not run.
+func TestDocsRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs every shell block of the docs (a few minutes)")
+	}
+	repo, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := t.TempDir()
+	wrapper := fmt.Sprintf("#!/bin/sh\n%s=1 exec %q -test.run='^TestGolemChild$' -- \"$@\"\n", golemEnv, os.Args[0])
+	if err := os.WriteFile(filepath.Join(bin, "golem"), []byte(wrapper), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var files []string
+	for _, g := range docFiles {
+		m, _ := filepath.Glob(filepath.Join(repo, g))
+		files = append(files, m...)
+	}
+	ran, notRun := 0, 0
+	for _, f := range files {
+		name, _ := filepath.Rel(repo, f)
+		name = filepath.ToSlash(name)
+		run, skipped, errs := docsToRun(t, docBlocks(t, f, name))
+		notRun += skipped
+		for _, e := range errs {
+			t.Error(e)
+		}
+		if len(run) == 0 {
+			continue
+		}
+		ran += len(run)
+		t.Run(strings.NewReplacer("/", "_", ".md", "").Replace(name), func(t *testing.T) {
+			if shared.Dir() == "" {
+				shared.Missing(t, "skipping: the docs' commands read ../shared (the shared data folder beside the repository)")
+			}
+			root := t.TempDir()
+			dir := filepath.Join(root, "golem")
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			for link, target := range map[string]string{
+				filepath.Join(root, "shared"): shared.Dir(),
+				filepath.Join(dir, "gguf"):    filepath.Join(repo, "gguf"),
+			} {
+				if err := os.Symlink(target, link); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, blk := range run {
+				for _, p := range blk.needs {
+					if _, err := os.Stat(filepath.Join(dir, p)); err != nil {
+						shared.Missing(t, fmt.Sprintf("skipping %s from line %d: it needs %s, which is not here", blk.file, blk.line, p))
+					}
+				}
+				if err := runDocBlock(t, blk, dir, bin); err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
+	}
+	if ran == 0 {
+		t.Fatal("found no shell block with golem commands in the docs")
+	}
+	t.Logf("%d blocks run, %d marked not run", ran, notRun)
+}
+
+// docsToRun returns the blocks of a document that run, the number marked
+// not run, and an error for each block with golem commands that is neither
+// a shell block nor marked.
+func docsToRun(t *testing.T, blocks []docBlock) (run []docBlock, notRun int, errs []string) {
+	for _, blk := range blocks {
+		shell := blk.lang == "sh" || blk.lang == "bash" || blk.lang == "shell"
+		switch {
+		case !blk.golem:
+		case blk.notRun != "":
+			notRun++
+			t.Logf("%s:%d: not run: %s", blk.file, blk.line, blk.notRun)
+		case !shell:
+			errs = append(errs, fmt.Sprintf("%s:%d: a ```%s block shows golem commands: make it ```sh (TestDocsRun runs it) or put <!-- not run: REASON --> on the line before it",
+				blk.file, blk.line, blk.lang))
+		default:
+			run = append(run, blk)
+		}
+	}
+	return run, notRun, errs
+}
+
+// runDocBlock runs one block in dir with golem on PATH (the folder bin);
+// its error names the document line of the command that failed and shows
+// the end of the output.
+func runDocBlock(t *testing.T, blk docBlock, dir, bin string) error {
+	t.Helper()
+	script := docsScript(t, blk)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "sh", "-e", "-c", script)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	start := time.Now()
+	err := cmd.Run()
+	if cmd.Process != nil {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // what the block left in the background
+	}
+	if err == nil {
+		t.Logf("%s:%d: ran in %.1fs", blk.file, blk.line, time.Since(start).Seconds())
+		return nil
+	}
+	text := out.String()
+	where := fmt.Sprintf("%s:%d", blk.file, blk.line)
+	if i := strings.LastIndex(text, "\n+ "+blk.file+":"); i >= 0 || strings.HasPrefix(text, "+ "+blk.file+":") {
+		text = text[i+1:]
+		where, _, _ = strings.Cut(strings.TrimPrefix(text, "+ "), ": ")
+	}
+	// The command's line, then the end of its output (progress lines
+	// rewritten with \r can be long).
+	head, rest, _ := strings.Cut(text, "\n")
+	if lines := strings.Split(rest, "\n"); len(lines) > 40 {
+		rest = "...\n" + strings.Join(lines[len(lines)-40:], "\n")
+	}
+	if len(rest) > 4000 {
+		rest = "..." + rest[len(rest)-4000:]
+	}
+	text = head + "\n" + rest
+	return fmt.Errorf("%s: fails (%v):\n%s", where, err, text)
+}
+
+// TestDocsRun's rewrites, its markers and its failure message, on a
+// document of its own (fast: runs under -short).
+func TestDocsRunHarness(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"go run ./cmd/golem pretrain --config baby --out out/a", "golem pretrain --config baby --out out/a --steps 5"},
+		{"golem sft --model m --steps 1000 --out o   # comment", "golem sft --model m --steps 5 --out o   # comment"},
+		{"golem sft --model m --steps 3 --out o", "golem sft --model m --steps 3 --out o"},
+		{"golem sft $COMMON --out o", "golem sft $COMMON --out o --steps 5"},
+		{"golem sft --steps 60 --out o & sleep 6; kill -9 $!", "golem sft --steps 60 --out o & sleep 6; kill -9 $!"},
+		{"golem sft --steps 60 --out o --resume", "golem sft --steps 60 --out o --resume"},
+		{"golem demo      # the recipe", "golem demo --quick      # the recipe"},
+		{"golem eval tasks --model m --n 200 | tail -1", "golem eval tasks --model m --n 20 | tail -1"},
+		{"echo 'golem sft' | golem tokenizer encode --tokenizer t", "echo 'golem sft' | golem tokenizer encode --tokenizer t"},
+		{"(golem reward --model m --data d --out o) && golem generate --model o", "(golem reward --model m --data d --out o --steps 5) && golem generate --model o"},
+	} {
+		if got := rewriteDocLine(c.in); got != c.want {
+			t.Errorf("rewrite %q:\n got %q\nwant %q", c.in, got, c.want)
+		}
+	}
+
+	doc := filepath.Join(t.TempDir(), "x.md")
+	text := "# x\n\n```\ngolem version\n```\n\n<!-- not run: a synopsis -->\n```sh\ngolem eval tasks --model DIR\n```\n\n" +
+		"```sh\necho fine\ngo test ./...\n```\n\n  ```sh\n  echo one \\\n    two\n  false && true\n  golem version\n  false\n  ```\n"
+	if err := os.WriteFile(doc, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	blocks := docBlocks(t, doc, "x.md")
+	run, notRun, errs := docsToRun(t, blocks)
+	if len(run) != 1 || run[0].line != 17 || notRun != 1 || len(errs) != 1 || !strings.HasPrefix(errs[0], "x.md:3: a ``` block shows golem commands") {
+		t.Fatalf("blocks: %d to run (%+v), %d not run, errors %q; want the one at line 17, 1, the one at line 3", len(run), run, notRun, errs)
+	}
+	if s := docsScript(t, blocks[2]); strings.Contains(s, "go test") {
+		t.Errorf("go test runs:\n%s", s)
+	}
+	bin := t.TempDir()
+	if err := os.WriteFile(filepath.Join(bin, "golem"), []byte("#!/bin/sh\necho golem \"$@\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	err := runDocBlock(t, run[0], t.TempDir(), bin)
+	if err == nil || !strings.HasPrefix(err.Error(), "x.md:22: fails (exit status 1):\n+ x.md:22: false\n") {
+		t.Errorf("a failing block: %v; want x.md:22 named with its command", err)
+	}
+}
