@@ -27,24 +27,31 @@ import (
 //	                           and logs these
 //	<!-- needs: PATH -->       it runs when PATH exists (relative to the
 //	                           repository, e.g. ../shared/data/... or
-//	                           gguf/e2e/node_modules), else the rest of the
-//	                           document is skipped, saying why (a failure
-//	                           under CI=true, as shared.Missing)
+//	                           gguf/e2e/node_modules) or, without a slash,
+//	                           a command of that name is on PATH (jq);
+//	                           else the rest of the document is skipped,
+//	                           saying why (a failure under CI=true, as
+//	                           shared.Missing)
 //
 // The blocks of one document run in order, each with sh -e, in one empty
 // folder that stands for the repository root: ../shared is beside it (a
-// link to the real one) and gguf links to the repository's (its node
-// scripts). golem is on PATH (the test binary as golem). The commands run as
-// written, with these rewrites, which the test log shows:
+// link to the real one) and gguf/e2e holds the repository's node scripts
+// (docsScriptDirs). golem is on PATH (the test binary as golem). The
+// commands run as written, with these rewrites, which the test log shows:
 //
 //   - `go run ./cmd/golem` is `golem`;
 //   - lines of `go test`, `go run ./bench` and `apt-get` are left out: the
 //     tests run elsewhere and the benchmarks are not CI;
-//   - a training command (pretrain, sft, reward, ppo, dpo, grpo) runs at
-//     most docsSteps optimizer steps (--steps lowered, or added at the end
-//     of the command), unless it resumes a run (--resume) or runs in the
-//     background to be killed (`... &`); golem demo gets --quick; eval's
-//     --n and --limit are at most docsItems.
+//   - a command that trains (its flag set has --steps: pretrain, sft,
+//     reward, ppo, dpo, grpo...) runs at most docsSteps optimizer steps
+//     (--steps lowered, or added at the end of the command), unless it
+//     resumes a run (--resume) or runs in the background to be killed
+//     (`... &`); golem demo gets --quick; eval's --n and --limit are at
+//     most docsItems.
+//
+// A golem serve in the foreground would never end: it must run in the
+// background (`golem serve ... &`; what a block leaves running is killed
+// when it ends) or the block be marked not run.
 const (
 	docsSteps = 5
 	docsItems = 20
@@ -147,7 +154,7 @@ func docsScript(t *testing.T, blk docBlock) string {
 			sb.WriteString(text + "\n")
 			continue
 		}
-		if r := rewriteDocLine(text); r != text {
+		if r := rewriteDocLine(t, text); r != text {
 			t.Logf("%s: runs %s", where, strings.TrimSpace(r))
 			text = r
 		}
@@ -164,11 +171,10 @@ var (
 	goRunGolem = regexp.MustCompile(`\bgo run \./cmd/golem\b`)
 	stepsFlag  = regexp.MustCompile(`--steps[ =](\d+)`)
 	itemsFlag  = regexp.MustCompile(`--(n|limit)[ =](\d+)`)
-	trainers   = map[string]bool{"pretrain": true, "sft": true, "reward": true, "ppo": true, "dpo": true, "grpo": true}
 )
 
 // rewriteDocLine applies TestDocsRun's rewrites to one shell line.
-func rewriteDocLine(line string) string {
+func rewriteDocLine(t *testing.T, line string) string {
 	line = goRunGolem.ReplaceAllString(line, "golem")
 	var out strings.Builder
 	for {
@@ -187,7 +193,7 @@ func rewriteDocLine(line string) string {
 		body := strings.TrimRight(seg, " \t")
 		tail := seg[len(body):]
 		switch {
-		case trainers[sub] && !background && !strings.Contains(body, "--resume"):
+		case takesSteps(t, words[1:]) && !background && !strings.Contains(body, "--resume"):
 			n := docsSteps
 			m := stepsFlag.FindStringSubmatch(body)
 			if m != nil {
@@ -211,6 +217,16 @@ func rewriteDocLine(line string) string {
 		out.WriteString(line[:i] + body + tail)
 		line = line[end:]
 	}
+}
+
+// takesSteps reports whether the golem command whose words (after golem)
+// start with words has a --steps flag: it trains.
+func takesSteps(t *testing.T, words []string) bool {
+	if len(words) > 2 {
+		words = words[:2]
+	}
+	fs, _ := parseCommand(t, words...)
+	return fs != nil && fs.Lookup("steps") != nil
 }
 
 // golemAt returns where the first golem command of line starts (the word
@@ -309,17 +325,15 @@ func TestDocsRun(t *testing.T) {
 			if err := os.Mkdir(dir, 0o755); err != nil {
 				t.Fatal(err)
 			}
-			for link, target := range map[string]string{
-				filepath.Join(root, "shared"): shared.Dir(),
-				filepath.Join(dir, "gguf"):    filepath.Join(repo, "gguf"),
-			} {
-				if err := os.Symlink(target, link); err != nil {
-					t.Fatal(err)
-				}
+			if err := os.Symlink(shared.Dir(), filepath.Join(root, "shared")); err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range docsScriptDirs {
+				copyScriptDir(t, filepath.Join(repo, d), filepath.Join(dir, d))
 			}
 			for _, blk := range run {
 				for _, p := range blk.needs {
-					if _, err := os.Stat(filepath.Join(dir, p)); err != nil {
+					if !docsHave(dir, p) {
 						shared.Missing(t, fmt.Sprintf("skipping %s from line %d: it needs %s, which is not here", blk.file, blk.line, p))
 					}
 				}
@@ -351,9 +365,68 @@ func docsToRun(t *testing.T, blocks []docBlock) (run []docBlock, notRun int, err
 				blk.file, blk.line, blk.lang))
 		default:
 			run = append(run, blk)
+			for _, l := range blk.lines {
+				for rest := l.text; ; {
+					i := golemAt(rest)
+					if i < 0 {
+						break
+					}
+					end, background := segmentEnd(rest, i)
+					if w := strings.Fields(rest[i:end]); len(w) > 1 && w[1] == "serve" && !background {
+						errs = append(errs, fmt.Sprintf("%s:%d: golem serve runs in the foreground and would never end: start it in the background (golem serve ... &), or put <!-- not run: REASON --> on the line before the block",
+							blk.file, l.line))
+					}
+					rest = rest[end:]
+				}
+			}
 		}
 	}
 	return run, notRun, errs
+}
+
+// docsScriptDirs are the repository's folders of scripts the docs run
+// (node gguf/e2e/llamacpp.mjs): TestDocsRun copies their files into its
+// folder and links their node_modules, so that paths relative to them
+// (../../out) stay inside it.
+var docsScriptDirs = []string{"gguf/e2e"}
+
+func copyScriptDir(t *testing.T, from, to string) {
+	t.Helper()
+	entries, err := os.ReadDir(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(to, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		src, dst := filepath.Join(from, e.Name()), filepath.Join(to, e.Name())
+		if e.IsDir() || e.Type()&os.ModeSymlink != 0 {
+			err = os.Symlink(src, dst) // node_modules
+		} else if b, rerr := os.ReadFile(src); rerr != nil {
+			err = rerr
+		} else {
+			err = os.WriteFile(dst, b, 0o644)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// docsHave reports whether a <!-- needs: --> holds: a path (with a
+// slash; relative to the repository root, dir here) exists, or a command
+// (jq, spm_train) is on PATH.
+func docsHave(dir, need string) bool {
+	if !strings.Contains(need, "/") {
+		_, err := exec.LookPath(need)
+		return err == nil
+	}
+	if !filepath.IsAbs(need) {
+		need = filepath.Join(dir, need)
+	}
+	_, err := os.Stat(need)
+	return err == nil
 }
 
 // runDocBlock runs one block in dir with golem on PATH (the folder bin);
@@ -414,21 +487,26 @@ func TestDocsRunHarness(t *testing.T) {
 		{"echo 'golem sft' | golem tokenizer encode --tokenizer t", "echo 'golem sft' | golem tokenizer encode --tokenizer t"},
 		{"(golem reward --model m --data d --out o) && golem generate --model o", "(golem reward --model m --data d --out o --steps 5) && golem generate --model o"},
 	} {
-		if got := rewriteDocLine(c.in); got != c.want {
+		if got := rewriteDocLine(t, c.in); got != c.want {
 			t.Errorf("rewrite %q:\n got %q\nwant %q", c.in, got, c.want)
 		}
 	}
 
 	doc := filepath.Join(t.TempDir(), "x.md")
 	text := "# x\n\n```\ngolem version\n```\n\n<!-- not run: a synopsis -->\n```sh\ngolem eval tasks --model DIR\n```\n\n" +
-		"```sh\necho fine\ngo test ./...\n```\n\n  ```sh\n  echo one \\\n    two\n  false && true\n  golem version\n  false\n  ```\n"
+		"```sh\necho fine\ngo test ./...\n```\n\n  ```sh\n  echo one \\\n    two\n  false && true\n  golem version\n  false\n  ```\n" +
+		"\n```sh\ngolem serve --model m & sleep 1\ngolem generate --model m; golem serve --model m\n```\n"
 	if err := os.WriteFile(doc, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	blocks := docBlocks(t, doc, "x.md")
 	run, notRun, errs := docsToRun(t, blocks)
-	if len(run) != 1 || run[0].line != 17 || notRun != 1 || len(errs) != 1 || !strings.HasPrefix(errs[0], "x.md:3: a ``` block shows golem commands") {
-		t.Fatalf("blocks: %d to run (%+v), %d not run, errors %q; want the one at line 17, 1, the one at line 3", len(run), run, notRun, errs)
+	if len(run) != 2 || run[0].line != 17 || notRun != 1 || len(errs) != 2 ||
+		!strings.HasPrefix(errs[0], "x.md:3: a ``` block shows golem commands") || !strings.HasPrefix(errs[1], "x.md:27: golem serve runs in the foreground") {
+		t.Fatalf("blocks: %d to run (%+v), %d not run, errors %q; want those at lines 17 and 25, 1, the block at line 3 and the serve at line 27", len(run), run, notRun, errs)
+	}
+	if !docsHave("", "sh") || docsHave("", "no-such-command-golem") || docsHave(t.TempDir(), "gguf/e2e/node_modules") {
+		t.Error("<!-- needs: --> is not checked")
 	}
 	if s := docsScript(t, blocks[2]); strings.Contains(s, "go test") {
 		t.Errorf("go test runs:\n%s", s)
