@@ -82,7 +82,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"reward", "--data", "d", "--out", "o"}, "golem: reward: --model is required"},
 		{[]string{"export", "--db", "sqlite:x.db", "--out", "o"}, "golem: export: --kind is required"},
 		{[]string{"eval", "mc"}, "golem: eval mc: --model and --data are required"},
-		{[]string{"sft", "--model", "m"}, "golem: sft: --out is required"},
+		{[]string{"sft", "--model", "m"}, "golem: sft: --data and --out are required"},
+		{[]string{"sft", "--data", "builtin", "--out", "o"}, "golem: sft: --model is required"},
 	} {
 		_, stderr, code := runGolem(t, c.args...)
 		if code != 2 || !strings.Contains(stderr, c.want) {

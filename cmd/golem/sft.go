@@ -54,7 +54,11 @@ func runSFT(args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := required(fs, "out"); err != nil {
+	need := []string{"model", "data", "out"}
+	if *resume {
+		need = need[1:] // the model is the checkpoint's
+	}
+	if err := required(fs, need...); err != nil {
 		return err
 	}
 	// A store (--data sqlite:FILE or postgres://...) is read as its demonstrations.
