@@ -57,6 +57,22 @@ const (
 	docsItems = 20
 )
 
+// docsExitsEnv names the file where TestGolemChild notes each golem
+// command of a doc block that failed: one inside a pipeline (golem export
+// ... | jq) fails the block too, though sh sees only the pipeline's last
+// status.
+const docsExitsEnv = "GOLEM_DOCS_EXITS"
+
+// recordExit notes a failed golem command in the file f.
+func recordExit(f string, code int, args []string) {
+	w, err := os.OpenFile(f, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return
+	}
+	fmt.Fprintf(w, "exit %d: golem %s\n", code, strings.Join(args, " "))
+	w.Close()
+}
+
 // docsLeftOut matches the lines TestDocsRun leaves out.
 var docsLeftOut = regexp.MustCompile(`^(\$ )?(go test|go run \./bench|(sudo )?apt-get)\b`)
 
@@ -293,11 +309,7 @@ func TestDocsRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin := t.TempDir()
-	wrapper := fmt.Sprintf("#!/bin/sh\n%s=1 exec %q -test.run='^TestGolemChild$' -- \"$@\"\n", golemEnv, os.Args[0])
-	if err := os.WriteFile(filepath.Join(bin, "golem"), []byte(wrapper), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	bin := golemOnPath(t)
 	var files []string
 	for _, g := range docFiles {
 		m, _ := filepath.Glob(filepath.Join(repo, g))
@@ -347,6 +359,17 @@ func TestDocsRun(t *testing.T) {
 		t.Fatal("found no shell block with golem commands in the docs")
 	}
 	t.Logf("%d blocks run, %d marked not run", ran, notRun)
+}
+
+// golemOnPath returns a folder holding golem: a script that runs this test
+// binary as golem (TestGolemChild).
+func golemOnPath(t *testing.T) string {
+	bin := t.TempDir()
+	wrapper := fmt.Sprintf("#!/bin/sh\n%s=1 exec %q -test.run='^TestGolemChild$' -- \"$@\"\n", golemEnv, os.Args[0])
+	if err := os.WriteFile(filepath.Join(bin, "golem"), []byte(wrapper), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return bin
 }
 
 // docsToRun returns the blocks of a document that run, the number marked
@@ -439,7 +462,8 @@ func runDocBlock(t *testing.T, blk docBlock, dir, bin string) error {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "sh", "-e", "-c", script)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	exits := filepath.Join(t.TempDir(), "exits")
+	cmd.Env = append(os.Environ(), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"), docsExitsEnv+"="+exits)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	var out bytes.Buffer
@@ -450,8 +474,23 @@ func runDocBlock(t *testing.T, blk docBlock, dir, bin string) error {
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // what the block left in the background
 	}
 	if err == nil {
-		t.Logf("%s:%d: ran in %.1fs", blk.file, blk.line, time.Since(start).Seconds())
-		return nil
+		// A golem command may fail only where the block shows its error:
+		// golem ... 2>&1 | grep MESSAGE.
+		b, _ := os.ReadFile(exits)
+		failed := strings.Split(strings.TrimSpace(string(b)), "\n")
+		if len(b) == 0 {
+			failed = nil
+		}
+		checked := 0
+		for _, l := range blk.lines {
+			checked += strings.Count(l.text, "2>&1 | grep ")
+		}
+		if len(failed) <= checked {
+			t.Logf("%s:%d: ran in %.1fs", blk.file, blk.line, time.Since(start).Seconds())
+			return nil
+		}
+		return fmt.Errorf("%s:%d: a golem command failed inside a pipeline (only one whose stderr goes to grep, 2>&1 | grep MESSAGE, may fail):\n%s\n---\n%s",
+			blk.file, blk.line, strings.Join(failed, "\n"), tail(out.String()))
 	}
 	text := out.String()
 	where := fmt.Sprintf("%s:%d", blk.file, blk.line)
@@ -459,17 +498,21 @@ func runDocBlock(t *testing.T, blk docBlock, dir, bin string) error {
 		text = text[i+1:]
 		where, _, _ = strings.Cut(strings.TrimPrefix(text, "+ "), ": ")
 	}
-	// The command's line, then the end of its output (progress lines
-	// rewritten with \r can be long).
+	// The command's line, then the end of its output.
 	head, rest, _ := strings.Cut(text, "\n")
-	if lines := strings.Split(rest, "\n"); len(lines) > 40 {
-		rest = "...\n" + strings.Join(lines[len(lines)-40:], "\n")
+	return fmt.Errorf("%s: fails (%v):\n%s\n%s", where, err, head, tail(rest))
+}
+
+// tail returns the last 40 lines of a command's output, at most 4,000
+// bytes (progress lines rewritten with \r can be long).
+func tail(s string) string {
+	if lines := strings.Split(s, "\n"); len(lines) > 40 {
+		s = "...\n" + strings.Join(lines[len(lines)-40:], "\n")
 	}
-	if len(rest) > 4000 {
-		rest = "..." + rest[len(rest)-4000:]
+	if len(s) > 4000 {
+		s = "..." + s[len(s)-4000:]
 	}
-	text = head + "\n" + rest
-	return fmt.Errorf("%s: fails (%v):\n%s", where, err, text)
+	return s
 }
 
 // TestDocsRun's rewrites, its markers and its failure message, on a
@@ -518,5 +561,21 @@ func TestDocsRunHarness(t *testing.T) {
 	err := runDocBlock(t, run[0], t.TempDir(), bin)
 	if err == nil || !strings.HasPrefix(err.Error(), "x.md:22: fails (exit status 1):\n+ x.md:22: false\n") {
 		t.Errorf("a failing block: %v; want x.md:22 named with its command", err)
+	}
+
+	// A golem command that fails inside a pipeline fails the block, unless
+	// the block greps its error.
+	golem := golemOnPath(t)
+	for _, c := range []struct {
+		line, want string
+	}{
+		{"golem generate 2>/dev/null | cat", "x.md:1: a golem command failed inside a pipeline (only one whose stderr goes to grep, 2>&1 | grep MESSAGE, may fail):\nexit 2: golem generate\n"},
+		{"golem generate 2>&1 | grep 'generate: --model is required'", ""},
+	} {
+		blk := docBlock{file: "x.md", line: 1, lines: []docLine{{2, c.line}}}
+		err := runDocBlock(t, blk, t.TempDir(), golem)
+		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.HasPrefix(err.Error(), c.want)) {
+			t.Errorf("%s: %v; want %q", c.line, err, c.want)
+		}
 	}
 }
