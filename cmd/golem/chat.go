@@ -33,8 +33,8 @@ func runChat(args []string) error {
 	if err != nil {
 		return err
 	}
-	if *model == "" {
-		return fmt.Errorf("chat: --model DIR is required")
+	if err := required(fs, "model"); err != nil {
+		return err
 	}
 	gen := sampling.options()
 	if err := gen.Validate(); err != nil {

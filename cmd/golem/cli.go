@@ -197,3 +197,23 @@ func printCommands(w io.Writer, group string) {
 func isHelp(arg string) bool {
 	return arg == "-h" || arg == "--help" || arg == "-help" || arg == "help"
 }
+
+// required returns a usage error (exit 2) naming the flags among names the
+// command line left empty: `dpo: --data and --out are required`.
+func required(fs *flag.FlagSet, names ...string) error {
+	var missing []string
+	for _, n := range names {
+		if fs.Lookup(n).Value.String() == "" {
+			missing = append(missing, "--"+n)
+		}
+	}
+	switch len(missing) {
+	case 0:
+		return nil
+	case 1:
+		return usageError{fmt.Errorf("%s: %s is required (golem %s --help lists the flags)", fs.Name(), missing[0], fs.Name())}
+	}
+	last := len(missing) - 1
+	return usageError{fmt.Errorf("%s: %s and %s are required (golem %s --help lists the flags)",
+		fs.Name(), strings.Join(missing[:last], ", "), missing[last], fs.Name())}
+}

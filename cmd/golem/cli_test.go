@@ -63,8 +63,9 @@ func TestHelpEveryCommand(t *testing.T) {
 	}
 }
 
-// A wrong command line is exit 2 with the reason on stderr; golem alone
-// lists the commands on stderr, exit 2.
+// A wrong command line is exit 2 with the reason on stderr, a missing
+// required flag too, naming it; golem alone lists the commands on stderr,
+// exit 2.
 func TestUsageErrors(t *testing.T) {
 	for _, c := range []struct {
 		args []string
@@ -75,6 +76,14 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"help", "nope"}, `golem: unknown command "nope"`},
 		{[]string{"ppo", "--beta", "x"}, `golem: ppo: invalid value "x" for flag --beta`},
 		{[]string{}, "usage: golem COMMAND"},
+		{[]string{"generate"}, "golem: generate: --model is required (golem generate --help lists the flags)"},
+		{[]string{"dpo", "--model", "m"}, "golem: dpo: --data and --out are required"},
+		{[]string{"ppo", "--out", "o"}, "golem: ppo: --model and --reward are required"},
+		{[]string{"reward", "--data", "d", "--out", "o"}, "golem: reward: --model is required"},
+		{[]string{"export", "--db", "sqlite:x.db", "--out", "o"}, "golem: export: --kind is required"},
+		{[]string{"eval", "mc"}, "golem: eval mc: --model and --data are required"},
+		{[]string{"sft", "--model", "m"}, "golem: sft: --data and --out are required"},
+		{[]string{"sft", "--data", "builtin", "--out", "o"}, "golem: sft: --model is required"},
 	} {
 		_, stderr, code := runGolem(t, c.args...)
 		if code != 2 || !strings.Contains(stderr, c.want) {

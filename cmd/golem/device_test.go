@@ -24,8 +24,11 @@ func TestGolemChild(t *testing.T) {
 		return
 	}
 	os.Args = append([]string{"golem"}, flag.Args()...)
-	main()
-	os.Exit(0)
+	code := run(os.Args[1:])
+	if f := os.Getenv(docsExitsEnv); f != "" && code != 0 {
+		recordExit(f, code, os.Args[1:])
+	}
+	os.Exit(code)
 }
 
 // runGolem runs `golem args...` as a process and returns its stdout, its

@@ -4,7 +4,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -334,42 +333,4 @@ func groupOf(name string) bool {
 		}
 	}
 	return false
-}
-
-// The code blocks of docs/cli.md marked <!-- runs in TestDocsRun --> run
-// for real, with golem on PATH, in an empty folder: golem version, help,
-// a tokenizer, a tiny model and its generate.
-func TestDocsRun(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs golem processes")
-	}
-	b, err := os.ReadFile("../../docs/cli.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := t.TempDir()
-	wrapper := fmt.Sprintf("#!/bin/sh\n%s=1 exec %q -test.run='^TestGolemChild$' -- \"$@\"\n", golemEnv, os.Args[0])
-	if err := os.WriteFile(filepath.Join(bin, "golem"), []byte(wrapper), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	blocks := strings.Split(string(b), "<!-- runs in TestDocsRun -->")
-	if len(blocks) < 2 {
-		t.Fatal("docs/cli.md marks no block <!-- runs in TestDocsRun -->")
-	}
-	for _, blk := range blocks[1:] {
-		i := strings.Index(blk, "```sh\n")
-		j := strings.Index(blk[i+6:], "```")
-		if i < 0 || j < 0 {
-			t.Fatal("docs/cli.md: <!-- runs in TestDocsRun --> not followed by a ```sh block")
-		}
-		script := blk[i+6 : i+6+j]
-		cmd := exec.Command("sh", "-e", "-x", "-c", script)
-		cmd.Dir = t.TempDir()
-		cmd.Env = append(os.Environ(), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"))
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("docs/cli.md block fails: %v\n%s\n---\n%s", err, script, out)
-		}
-		t.Logf("%s", out)
-	}
 }

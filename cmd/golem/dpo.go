@@ -31,8 +31,8 @@ func runDPO(args []string) error {
 	if err != nil {
 		return err
 	}
-	if *lf.out == "" || *policy == "" || *dataPath == "" {
-		return fmt.Errorf("dpo: --model DIR, --data FILE and --out DIR are required")
+	if err := required(fs, "model", "data", "out"); err != nil {
+		return err
 	}
 	ex, err := readExamples(*dataPath, *format)
 	if err != nil {

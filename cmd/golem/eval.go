@@ -55,8 +55,8 @@ func runEvalMC(args []string) error {
 	if err != nil {
 		return err
 	}
-	if *f.model == "" || *f.data == "" {
-		return fmt.Errorf("eval mc: --model and --data are required")
+	if err := required(fs, "model", "data"); err != nil {
+		return err
 	}
 	mf := eval.MCFormat(*format)
 	if mf == "" {
@@ -148,8 +148,8 @@ func runEvalGen(args []string) error {
 	if err != nil {
 		return err
 	}
-	if *f.model == "" || *f.data == "" {
-		return fmt.Errorf("eval gen: --model and --data are required")
+	if err := required(fs, "model", "data"); err != nil {
+		return err
 	}
 	ps, err := eval.ReadGSM8K(*f.data)
 	if err != nil {
@@ -204,8 +204,8 @@ func runEvalTasks(args []string) error {
 	if err != nil {
 		return err
 	}
-	if *model == "" {
-		return fmt.Errorf("eval tasks: --model is required")
+	if err := required(fs, "model"); err != nil {
+		return err
 	}
 	o := synth.TaskOptions{Seed: *seed, N: *n, Split: synth.SplitHeldout, Lang: *lang, System: 0.2}
 	if *kinds != "" {

@@ -22,8 +22,8 @@ func runEvalPPL(args []string) error {
 	if err != nil {
 		return err
 	}
-	if *model == "" || *data == "" {
-		return fmt.Errorf("eval ppl: --model and --data are required")
+	if err := required(fs, "model", "data"); err != nil {
+		return err
 	}
 	l, err := load.Model(be, *model, load.Options{})
 	if err != nil {

@@ -24,11 +24,8 @@ func runExport(args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *db == "" {
-		return fmt.Errorf("export: --db is required: the store to read (sqlite:FILE or a postgres:// URL)")
-	}
-	if *kind == "" || *out == "" {
-		return fmt.Errorf("export: --kind and --out are required (kinds: %v)", store.ExportKinds)
+	if err := required(fs, "db", "kind", "out"); err != nil {
+		return err
 	}
 	n, err := store.ExportFile(context.Background(), *db, store.ExportKind(*kind), *out)
 	if err != nil {

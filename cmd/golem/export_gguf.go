@@ -41,8 +41,8 @@ func runExportGGUF(args []string) error {
 	if *format != "gguf" {
 		return fmt.Errorf("export: --format %q: the formats are gguf (a model) and, without --format, the store's labels as JSONL", *format)
 	}
-	if *model == "" || *out == "" {
-		return fmt.Errorf("export --format gguf: --model DIR and --out FILE.gguf are required")
+	if err := required(fs, "model", "out"); err != nil {
+		return err
 	}
 	t, err := gguf.ParseTensorType(*typ)
 	if err != nil {

@@ -86,15 +86,16 @@ func TestExportGGUF(t *testing.T) {
 	}
 	for _, c := range []struct {
 		args []string
+		code int
 		want string
 	}{
-		{[]string{"--type", "q4_k", "--model", src, "--out", out}, `--type: gguf: unknown tensor type "q4_k"`},
-		{[]string{"--out", out}, "--model DIR and --out FILE.gguf are required"},
-		{[]string{"--model", t.TempDir(), "--out", out}, "config.json: no such file"},
+		{[]string{"--type", "q4_k", "--model", src, "--out", out}, 1, `--type: gguf: unknown tensor type "q4_k"`},
+		{[]string{"--out", out}, 2, "export: --model is required"},
+		{[]string{"--model", t.TempDir(), "--out", out}, 1, "config.json: no such file"},
 	} {
 		_, stderr, code := runGolem(t, append([]string{"export", "--format=gguf"}, c.args...)...)
-		if code != 1 || !strings.Contains(stderr, c.want) {
-			t.Errorf("%v: exit %d, %q; want %q", c.args, code, stderr, c.want)
+		if code != c.code || !strings.Contains(stderr, c.want) {
+			t.Errorf("%v: exit %d, %q; want exit %d, %q", c.args, code, stderr, c.code, c.want)
 		}
 	}
 }

@@ -79,8 +79,8 @@ func runGenerate(args []string) (err error) {
 	if err != nil {
 		return err
 	}
-	if *model == "" {
-		return fmt.Errorf("generate: --model DIR is required")
+	if err := required(fs, "model"); err != nil {
+		return err
 	}
 	o := sampling.options()
 	o.Stop = stop

@@ -36,8 +36,8 @@ func runGRPO(args []string) error {
 	if err != nil {
 		return err
 	}
-	if *lf.out == "" || *policy == "" {
-		return fmt.Errorf("grpo: --model DIR and --out DIR are required")
+	if err := required(fs, "model", "out"); err != nil {
+		return err
 	}
 	var ts []synth.Task
 	if *tasks == "builtin" {

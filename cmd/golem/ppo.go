@@ -74,8 +74,8 @@ func runPPO(args []string) error {
 	if err != nil {
 		return err
 	}
-	if *lf.out == "" || *policy == "" || *reward == "" {
-		return fmt.Errorf("ppo: --model DIR, --reward DIR and --out DIR are required")
+	if err := required(fs, "model", "reward", "out"); err != nil {
+		return err
 	}
 	ex, err := readPrompts(*prompts, *nBuiltin, *lf.seed)
 	if err != nil {

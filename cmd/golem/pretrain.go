@@ -69,8 +69,8 @@ func runPretrain(args []string) error {
 	if err != nil {
 		return err
 	}
-	if *out == "" {
-		return fmt.Errorf("pretrain: --out DIR is required")
+	if err := required(fs, "out"); err != nil {
+		return err
 	}
 	p, ok := train.Presets()[*config]
 	if !ok {

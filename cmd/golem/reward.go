@@ -89,8 +89,12 @@ func runReward(args []string) error {
 	if err != nil {
 		return err
 	}
-	if *lf.out == "" || (*model == "" && !*lf.resume) || *dataPath == "" {
-		return fmt.Errorf("reward: --model DIR, --data FILE and --out DIR are required")
+	need := []string{"model", "data", "out"}
+	if *lf.resume {
+		need = need[1:] // the model is the checkpoint's
+	}
+	if err := required(fs, need...); err != nil {
+		return err
 	}
 	ex, err := readExamples(*dataPath, *format)
 	if err != nil {

@@ -56,8 +56,12 @@ func runSFT(args []string) error {
 	if err != nil {
 		return err
 	}
-	if *out == "" {
-		return fmt.Errorf("sft: --out DIR is required")
+	need := []string{"model", "data", "out"}
+	if *resume {
+		need = need[1:] // the model is the checkpoint's
+	}
+	if err := required(fs, need...); err != nil {
+		return err
 	}
 	// A store (--data sqlite:FILE or postgres://...) is read as its demonstrations.
 	files, cleanup, err := storeFiles(files, store.ExportSFT)
