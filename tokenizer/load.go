@@ -13,6 +13,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/golem-ml/golem/gguf"
 	"github.com/golem-ml/golem/internal/regfile"
 )
 
@@ -26,8 +27,17 @@ const maxFileSize = 1 << 30
 //   - a folder holding tokenizer.json (a golem or Hugging Face model folder),
 //   - a folder holding GPT-2's encoder.json and vocab.bpe,
 //   - a tokenizer.json file,
-//   - a tiktoken rank file (lines "base64-token rank", e.g. cl100k_base.tiktoken).
+//   - a tiktoken rank file (lines "base64-token rank", e.g. cl100k_base.tiktoken),
+//   - a GGUF model (a .gguf file, "ollama:NAME[:TAG]", or a folder whose
+//     weights are model.gguf; see gguf.Locate), whose tokenizer is read
+//     from its metadata (FromGGUF).
 func Load(path string) (*Tokenizer, error) {
+	if file, ok, err := gguf.Locate(path); ok || err != nil {
+		if err != nil {
+			return nil, fmt.Errorf("tokenizer: %w", err)
+		}
+		return LoadGGUF(file)
+	}
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer: %w", err)

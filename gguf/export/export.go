@@ -402,34 +402,12 @@ func plan(dir string, c *gpt.Config, st *safetensors.Model, typ gguf.TensorType,
 // transpose returns the change from a row-major [rows, cols] matrix to
 // [cols, rows] (GPT-2's Conv1D [in, out] weights to [out, in]).
 func transpose(rows, cols int) func([]float32) []float32 {
-	return func(x []float32) []float32 {
-		y := make([]float32, len(x))
-		for i := range rows {
-			for j := range cols {
-				y[j*rows+i] = x[i*cols+j]
-			}
-		}
-		return y
-	}
+	return func(x []float32) []float32 { return gguf.Transpose(x, rows, cols) }
 }
 
-// permute returns convert_hf_to_gguf.py's LlamaModel.permute for a weight
-// of heads*hd rows of cols values (cols 1 for a bias):
-//
-//	w.reshape(heads, 2, hd/2, cols).swapaxes(1, 2).reshape(w.shape)
-//
-// so that row h*hd + 2i + j is the old row h*hd + j*hd/2 + i.
+// permute returns convert_hf_to_gguf.py's LlamaModel.permute (see
+// gguf.PermuteRoPE) for a weight of heads*hd rows of cols values (cols 1
+// for a bias).
 func permute(heads, hd, cols int) func([]float32) []float32 {
-	return func(x []float32) []float32 {
-		y := make([]float32, len(x))
-		for h := range heads {
-			for i := range hd / 2 {
-				for j := range 2 {
-					dst, src := (h*hd+2*i+j)*cols, (h*hd+j*hd/2+i)*cols
-					copy(y[dst:dst+cols], x[src:src+cols])
-				}
-			}
-		}
-		return y
-	}
+	return func(x []float32) []float32 { return gguf.PermuteRoPE(x, heads, hd, cols, false) }
 }
