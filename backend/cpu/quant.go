@@ -205,8 +205,9 @@ func quantizeRows(x *qrows, m, k int, a []float32, lda int, shift int32) {
 }
 
 // quantizeBlock rounds 32 values to int8 codes with scale max|x|/127,
-// to nearest with ties away from zero (ggml's quantize_row_q8_0), and
-// returns the scale.
+// to nearest with ties away from zero, and returns the scale rounded to
+// float16 as ggml's quantize_row_q8_0 stores it (so that the products are
+// llama.cpp's).
 func quantizeBlock(q []int8, x []float32) float32 {
 	var amax float32
 	for _, v := range x {
@@ -226,7 +227,7 @@ func quantizeBlock(q []int8, x []float32) float32 {
 		}
 		q[j] = int8(int32(t))
 	}
-	return d
+	return f16ToF32(f32ToF16(d))
 }
 
 func absf(v float32) float32 {
