@@ -16,6 +16,7 @@ import (
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/backend/cpu"
 	"github.com/golem-ml/golem/generate"
+	"github.com/golem-ml/golem/gguf"
 	"github.com/golem-ml/golem/kvcache"
 	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/safetensors"
@@ -109,8 +110,18 @@ type stamp struct {
 }
 
 // folderStamp stamps dir's config.json and weights files (model.safetensors,
-// or the index and its shards).
+// or the index and its shards), or the GGUF file dir names (gguf.Locate).
 func folderStamp(dir string) (stamp, error) {
+	if file, ok, err := gguf.Locate(dir); ok || err != nil {
+		if err != nil {
+			return stamp{}, fmt.Errorf("serve: %w", err)
+		}
+		fi, err := os.Stat(file)
+		if err != nil {
+			return stamp{}, fmt.Errorf("serve: %w", err)
+		}
+		return stamp{key: fmt.Sprintf("%s %d %d\n", file, fi.Size(), fi.ModTime().UnixNano()), mod: fi.ModTime()}, nil
+	}
 	names := []string{"config.json", safetensors.ModelFile}
 	if _, err := os.Stat(filepath.Join(dir, safetensors.ModelFile)); errors.Is(err, os.ErrNotExist) {
 		shards, _ := filepath.Glob(filepath.Join(dir, "model-*-of-*.safetensors"))

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/golem-ml/golem/backend"
+	"github.com/golem-ml/golem/gguf"
 	"github.com/golem-ml/golem/tokenizer"
 )
 
@@ -110,8 +112,24 @@ func ollamaDetails(wts *Weights) (map[string]any, int64) {
 	for _, p := range wts.Model.Params() {
 		params += int64(p.Tensor.Len())
 	}
-	return map[string]any{"parent_model": "", "format": "safetensors", "family": wts.Model.Config.Arch,
-		"families": []string{wts.Model.Config.Arch}, "parameter_size": humanCount(params), "quantization_level": "F32"}, params
+	format, level := "safetensors", "F32"
+	if qb, ok := wts.Model.Embed.Weight.Backend().(backend.Quantized); ok {
+		// A GGUF model's matrices kept quantized: the level of the most.
+		count := map[backend.QuantType]int{}
+		for _, p := range wts.Model.Params() {
+			if t, q := qb.QuantOf(p.Tensor.Buffer()); q {
+				count[t]++
+			}
+		}
+		best := 0
+		for _, t := range []backend.QuantType{backend.Q8_0, backend.Q4_0} {
+			if count[t] > best {
+				best, format, level = count[t], "gguf", t.String()
+			}
+		}
+	}
+	return map[string]any{"parent_model": "", "format": format, "family": wts.Model.Config.Arch,
+		"families": []string{wts.Model.Config.Arch}, "parameter_size": humanCount(params), "quantization_level": level}, params
 }
 
 // filesSize is the size of the weights files in dir (0 without a folder).
@@ -120,6 +138,9 @@ func filesSize(dir string) int64 {
 		return 0
 	}
 	files, _ := filepath.Glob(filepath.Join(dir, "model*.safetensors")) // model.safetensors, or its shards
+	if file, ok, err := gguf.Locate(dir); ok && err == nil {
+		files = []string{file}
+	}
 	var size int64
 	for _, f := range files {
 		if fi, err := os.Stat(f); err == nil && fi.Mode().IsRegular() {

@@ -13,7 +13,7 @@ func init() {
 
 func runChat(args []string) error {
 	fs := newFlags("chat", `printf "What is 12 + 7?\n" | golem chat --model out/sft --temperature 0`)
-	model := fs.String("model", "", "model folder or adapter folder (required)")
+	model := fs.String("model", "", "model folder, adapter folder, FILE.gguf or ollama:NAME[:TAG] (required)")
 	system := fs.String("system", "", "system message")
 	sampling := addSamplingFlags(fs)
 	dev := addDeviceFlag(fs)

@@ -59,7 +59,7 @@ func (s samplingFlags) options() generate.Options {
 
 func runGenerate(args []string) error {
 	fs := newFlags("generate", `golem generate --model out/shakespeare --prompt "ROMEO:" --max-tokens 200`)
-	model := fs.String("model", "", "model folder (required)")
+	model := fs.String("model", "", "model folder, FILE.gguf or ollama:NAME[:TAG] (required)")
 	prompt := fs.String("prompt", "", "text to continue")
 	sampling := addSamplingFlags(fs)
 	var stop listFlag

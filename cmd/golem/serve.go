@@ -18,7 +18,7 @@ func init() {
 func runServe(args []string) error {
 	fs := newFlags("serve", `golem serve --model out/sft --db sqlite:labels.db`)
 	var models listFlag
-	fs.Var(&models, "model", "model folder, or NAME=DIR (repeatable; the id is the folder's name)")
+	fs.Var(&models, "model", "model folder, FILE.gguf or ollama:NAME[:TAG], or NAME=DIR (repeatable; the id is the folder's or file's name, or NAME:TAG)")
 	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on")
 	db := fs.String("db", "sqlite:golem.db", `store: sqlite:FILE, a postgres:// URL, or "none"`)
 	apiKey := fs.String("api-key", os.Getenv("GOLEM_API_KEY"), "API key required on /v1 and /api (default $GOLEM_API_KEY)")

@@ -116,7 +116,7 @@ func TestGGUFLoadRefuses(t *testing.T) {
 		{"head size disagrees", setKV("qwen2.embedding_length", gguf.Of(uint32(48))), nil, `metadata qwen2.rope.dimension_count is 8, not the head size 12`},
 		{"more layers", setKV("qwen2.block_count", gguf.Of(uint32(3))), nil, `no tensor "blk.2.attn_norm.weight" (a qwen2 model of 3 layers has one)`},
 		{"fewer layers", setKV("qwen2.block_count", gguf.Of(uint32(1))), nil, `unexpected tensor "blk.1.attn_norm.weight"`},
-		{"huge context", setKV("qwen2.context_length", gguf.Of(uint32(1 << 30))), nil, `"max_position_embeddings" is 1073741824, more than golem's limit`},
+		{"huge context", setKV("qwen2.context_length", gguf.Of(uint32(1<<30))), nil, `"max_position_embeddings" is 1073741824, more than golem's limit`},
 		{"missing key", dropKV("qwen2.attention.head_count"), nil, `metadata qwen2.attention.head_count is missing`},
 		{"key of the wrong type", setKV("qwen2.context_length", gguf.Of("long")), nil, `metadata qwen2.context_length is long, want a positive integer`},
 		{"heads do not divide", setKV("qwen2.attention.head_count", gguf.Of(uint32(5))), nil, `"hidden_size" 32 is not divisible by "num_attention_heads" 5`},
