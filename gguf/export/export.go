@@ -67,15 +67,10 @@ func Folder(dir, out string, o Options) (*Report, error) {
 		return nil, fmt.Errorf("export: %w", err)
 	}
 	defer st.Close()
-	kv, err := metadata(dir, cfg, o)
+	kv, err := Header(cfg, dir, o)
 	if err != nil {
 		return nil, err
 	}
-	tok, err := tokenizerKV(dir, cfg)
-	if err != nil {
-		return nil, err
-	}
-	kv = append(kv, tok...)
 	r := &Report{Arch: cfg.Arch, Types: map[gguf.TensorType]int{}}
 	if cfg.Arch == "gpt2" && cfg.Activation != "gelu_new" {
 		r.Notes = append(r.Notes, fmt.Sprintf("activation %q: llama.cpp's gpt2 uses the tanh GELU (gelu_new)", cfg.Activation))
@@ -89,6 +84,24 @@ func Folder(dir, out string, o Options) (*Report, error) {
 		return nil, fmt.Errorf("export: %w", err)
 	}
 	return r, nil
+}
+
+// Header returns the metadata of a GGUF file of a model of config c whose
+// tokenizer (tokenizer.json and tokenizer_config.json) is in the folder
+// tok: the general and architecture keys and the tokenizer's, as Folder
+// writes them. o.Name is general.name (the folder's name when empty). With
+// GGUFTensors it writes a model file from weights of any source (the
+// benchmarks' random ones).
+func Header(c *gpt.Config, tok string, o Options) ([]gguf.KV, error) {
+	kv, err := metadata(tok, c, o)
+	if err != nil {
+		return nil, err
+	}
+	t, err := tokenizerKV(tok, c)
+	if err != nil {
+		return nil, err
+	}
+	return append(kv, t...), nil
 }
 
 // metadata returns the general and architecture keys.

@@ -162,6 +162,23 @@ func sameTensor(f *gguf.File, a, b string) (bool, error) {
 
 func has(f *gguf.File, name string) bool { _, ok := f.Tensor(name); return ok }
 
+// GGUFTensor is a tensor of a GGUF model file: its name there (llama.cpp's)
+// and its ggml dims, innermost first.
+type GGUFTensor struct {
+	Name string
+	Dims []int64
+}
+
+// GGUFTensors lists the tensors a GGUF file of a model of config c holds,
+// in the order golem export writes them.
+func GGUFTensors(c *Config) []GGUFTensor {
+	var out []GGUFTensor
+	for _, t := range ggufTensors(c) {
+		out = append(out, GGUFTensor{Name: t.gguf, Dims: t.dims})
+	}
+	return out
+}
+
 // ggufTensors lists the tensors a GGUF file of config c holds.
 func ggufTensors(c *Config) []ggufTensor {
 	H, F, V, hd := int64(c.Hidden), int64(c.Intermediate), int64(c.Vocab), int64(c.HeadDim())
