@@ -283,6 +283,28 @@ func qdot4(x *qrows, i int, w *QuantBuf, r *[4]int, out *[4]float32) {
 	}
 }
 
+// qdot2x4 is qdot4 for rows i and i+1 of x: out[0..3] row i's products,
+// out[4..7] row i+1's.
+func qdot2x4(x *qrows, i int, w *QuantBuf, r *[4]int, out *[8]float32) {
+	if haveVNNI && fastQuant {
+		nb := w.Cols / backend.QuantBlock
+		rb := w.rowBytes()
+		q, d, c := &x.q[i*x.nch*64], &x.d[i*x.nch*16], &x.corr[i*x.nch*16]
+		ws := [4]*float32{&w.D[r[0]*nb], &w.D[r[1]*nb], &w.D[r[2]*nb], &w.D[r[3]*nb]}
+		wq := [4]*byte{&w.Q[r[0]*rb], &w.Q[r[1]*rb], &w.Q[r[2]*rb], &w.Q[r[3]*rb]}
+		if w.T == backend.Q8_0 {
+			qdot8x2x4(q, d, c, &wq, &ws, x.nch, out)
+		} else {
+			qdot4x2x4(q, d, c, &wq, &ws, x.nch, out)
+		}
+		return
+	}
+	for j := range 4 {
+		out[j] = qdotRef(x, i, w, r[j])
+		out[4+j] = qdotRef(x, i+1, w, r[j])
+	}
+}
+
 // fastQuant enables the assembly kernels (tests turn it off to compare).
 var fastQuant = true
 
@@ -314,23 +336,34 @@ func matmulQuant(m, n, k int, alpha float32, a []float32, lda int, w *QuantBuf, 
 		tile = max(16, 4096*32/max(k, 1))
 	}
 	Parallel((n+tile-1)/tile, 1, func(lo, hi int) {
-		var out [4]float32
+		var out [8]float32
 		var rows [4]int
+		put := func(i, r, r1 int, o []float32) {
+			ci := c[i*ldc : i*ldc+n]
+			for j := 0; j < 4 && r+j < r1; j++ {
+				v := alpha * o[j]
+				if beta != 0 {
+					v += beta * ci[r+j]
+				}
+				ci[r+j] = v
+			}
+		}
 		for t := lo; t < hi; t++ {
 			r0, r1 := t*tile, min(n, (t+1)*tile)
-			for i := range m {
-				ci := c[i*ldc : i*ldc+n]
+			// Two rows of a at a time (the weights' codes are read once
+			// for both), then the odd one.
+			for i := 0; i < m; i += 2 {
 				for r := r0; r < r1; r += 4 {
 					for j := range rows {
 						rows[j] = min(r+j, r1-1)
 					}
-					qdot4(x, i, w, &rows, &out)
-					for j := 0; j < 4 && r+j < r1; j++ {
-						v := alpha * out[j]
-						if beta != 0 {
-							v += beta * ci[r+j]
-						}
-						ci[r+j] = v
+					if i+1 < m {
+						qdot2x4(x, i, w, &rows, &out)
+						put(i, r, r1, out[:4])
+						put(i+1, r, r1, out[4:])
+					} else {
+						qdot4(x, i, w, &rows, (*[4]float32)(out[:4]))
+						put(i, r, r1, out[:4])
 					}
 				}
 			}

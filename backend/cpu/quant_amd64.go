@@ -19,3 +19,15 @@ func qdot8x4(q *int8, d *float32, c *int32, wq *[4]*byte, ws *[4]*float32, nch i
 //
 //go:noescape
 func qdot4x4(q *int8, d *float32, c *int32, wq *[4]*byte, ws *[4]*float32, nch int, out *[4]float32)
+
+// qdot8x2x4 is qdot8x4 for two rows of activations, the second nch*64
+// bytes (and values) after the first in q, d and c: out[0..3] the first
+// row's products, out[4..7] the second's.
+//
+//go:noescape
+func qdot8x2x4(q *int8, d *float32, c *int32, wq *[4]*byte, ws *[4]*float32, nch int, out *[8]float32)
+
+// qdot4x2x4 is qdot8x2x4 for Q4_0 rows.
+//
+//go:noescape
+func qdot4x2x4(q *int8, d *float32, c *int32, wq *[4]*byte, ws *[4]*float32, nch int, out *[8]float32)

@@ -64,8 +64,8 @@
 	ADDQ $8, AX; \
 	ADDQ $8, BX
 
-// QEND sums each accumulator across its lanes into out[0..3].
-#define QEND \
+// QSUM sums each accumulator across its lanes into off(DX): out[0..3].
+#define QSUM(off) \
 	VEXTRACTF64X4 $1, Z8, Y12; \
 	VADDPS Y12, Y8, Y8; \
 	VEXTRACTF64X4 $1, Z9, Y12; \
@@ -79,7 +79,61 @@
 	VHADDPS Y13, Y12, Y14; \
 	VEXTRACTF128 $1, Y14, X15; \
 	VADDPS X15, X14, X14; \
-	VMOVUPS X14, (DX); \
+	VMOVUPS X14, off(DX)
+
+#define QEND \
+	QSUM(0); \
+	VZEROUPPER
+
+// The two-row kernels (qdot8x2x4, qdot4x2x4) run two rows of activations,
+// the second nch*64 bytes after the first in each of q, d and c (DX holds
+// that stride in the loop), against the same four weight rows: the
+// weights' codes are loaded (and unpacked) and their scales broadcast once
+// for both. The second row's accumulators are Z24-Z27.
+
+// QSETUP2 is QSETUP, then DX = the rows' stride and Z24-Z27 zeroed.
+#define QSETUP2 \
+	QSETUP; \
+	MOVQ nch+40(FP), DX; \
+	SHLQ $6, DX; \
+	VPXORD Z24, Z24, Z24; \
+	VPXORD Z25, Z25, Z25; \
+	VPXORD Z26, Z26, Z26; \
+	VPXORD Z27, Z27, Z27
+
+// QSTEP2 loads the step's activations of both rows (the second's in
+// Z16-Z18).
+#define QSTEP2 \
+	QSTEP; \
+	VMOVDQU32 (SI)(DX*1), Z16; \
+	VMOVUPS (DI)(DX*1), Z17; \
+	VMOVDQU32 (R8)(DX*1), Z18
+
+// QROW2 accumulates one weight row (codes in Z5, scales at s) into both
+// rows' accumulators.
+#define QROW2(s, acc, acc2) \
+	VBROADCASTSS (s), Z6; \
+	VBROADCASTSS 4(s), K1, Z6; \
+	VMOVDQA32 Z2, Z4; \
+	VPDPBUSD Z0, Z5, Z4; \
+	VCVTDQ2PS Z4, Z4; \
+	VMULPS Z1, Z6, Z7; \
+	VFMADD231PS Z7, Z4, acc; \
+	VMOVDQA32 Z18, Z19; \
+	VPDPBUSD Z16, Z5, Z19; \
+	VCVTDQ2PS Z19, Z19; \
+	VMULPS Z17, Z6, Z20; \
+	VFMADD231PS Z20, Z19, acc2
+
+// QEND2 writes both rows' sums: out[0..3], out[4..7].
+#define QEND2 \
+	MOVQ out+48(FP), DX; \
+	QSUM(0); \
+	VMOVAPS Z24, Z8; \
+	VMOVAPS Z25, Z9; \
+	VMOVAPS Z26, Z10; \
+	VMOVAPS Z27, Z11; \
+	QSUM(16); \
 	VZEROUPPER
 
 // func qdot8x4(q *int8, d *float32, c *int32, wq *[4]*byte, ws *[4]*float32, nch int, out *[4]float32)
@@ -139,4 +193,52 @@ loop4:
 	DECQ CX
 	JNZ loop4
 	QEND
+	RET
+
+// func qdot8x2x4(q *int8, d *float32, c *int32, wq *[4]*byte, ws *[4]*float32, nch int, out *[8]float32)
+TEXT ·qdot8x2x4(SB), NOSPLIT, $0-56
+	QSETUP2
+loop82:
+	QSTEP2
+	VMOVDQU32 (R9), Z5
+	QROW2(R13, Z8, Z24)
+	VMOVDQU32 (R10), Z5
+	QROW2(R14, Z9, Z25)
+	VMOVDQU32 (R11), Z5
+	QROW2(AX, Z10, Z26)
+	VMOVDQU32 (R12), Z5
+	QROW2(BX, Z11, Z27)
+	ADDQ $64, R9
+	ADDQ $64, R10
+	ADDQ $64, R11
+	ADDQ $64, R12
+	QNEXT
+	DECQ CX
+	JNZ loop82
+	QEND2
+	RET
+
+// func qdot4x2x4(q *int8, d *float32, c *int32, wq *[4]*byte, ws *[4]*float32, nch int, out *[8]float32)
+TEXT ·qdot4x2x4(SB), NOSPLIT, $0-56
+	MOVL $0x0f0f0f0f, DX
+	VPBROADCASTD DX, Y3
+	QSETUP2
+loop42:
+	QSTEP2
+	Q4UNPACK(R9)
+	QROW2(R13, Z8, Z24)
+	Q4UNPACK(R10)
+	QROW2(R14, Z9, Z25)
+	Q4UNPACK(R11)
+	QROW2(AX, Z10, Z26)
+	Q4UNPACK(R12)
+	QROW2(BX, Z11, Z27)
+	ADDQ $32, R9
+	ADDQ $32, R10
+	ADDQ $32, R11
+	ADDQ $32, R12
+	QNEXT
+	DECQ CX
+	JNZ loop42
+	QEND2
 	RET

@@ -12,3 +12,11 @@ func qdot8x4(q *int8, d *float32, c *int32, wq *[4]*byte, ws *[4]*float32, nch i
 func qdot4x4(q *int8, d *float32, c *int32, wq *[4]*byte, ws *[4]*float32, nch int, out *[4]float32) {
 	panic("cpu: no vector kernels")
 }
+
+func qdot8x2x4(q *int8, d *float32, c *int32, wq *[4]*byte, ws *[4]*float32, nch int, out *[8]float32) {
+	panic("cpu: no vector kernels")
+}
+
+func qdot4x2x4(q *int8, d *float32, c *int32, wq *[4]*byte, ws *[4]*float32, nch int, out *[8]float32) {
+	panic("cpu: no vector kernels")
+}

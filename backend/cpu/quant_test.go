@@ -1,6 +1,7 @@
 package cpu
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -188,4 +189,36 @@ func (c *CPU) upload(x []float32) backend.Buffer {
 	b := c.Alloc(len(x), false)
 	c.Upload(b, 0, x)
 	return b
+}
+
+// BenchmarkQuantMatMul times x W^T with W one of Qwen2.5-0.5B's MLP
+// matrices (4864 x 896) for a decode step (m=1) and a prefill (m=64), one
+// thread.
+func BenchmarkQuantMatMul(b *testing.B) {
+	c := New()
+	defer SetThreads(SetThreads(1))
+	const n, k = 4864, 896
+	for _, qt := range quantTypes {
+		w := make([]float32, n*k)
+		r := rand.New(rand.NewPCG(1, 2))
+		for i := range w {
+			w[i] = float32(r.NormFloat64())
+		}
+		blocks, _ := gguf.Quantize(qt.g, w)
+		wb, err := c.UploadQuant(qt.t, n, k, blocks)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, m := range []int{1, 64} {
+			x := c.upload(w[:m*k])
+			y := c.Alloc(m*n, false)
+			b.Run(fmt.Sprintf("%v/m=%d", qt.t, m), func(b *testing.B) {
+				b.SetBytes(int64(len(blocks)))
+				for range b.N {
+					c.MatMul(backend.Gemm{TransB: true, M: m, N: n, K: k, Alpha: 1, Batch: 1, LDA: k, LDB: k, LDC: n}, x, wb, y)
+				}
+				b.ReportMetric(float64(b.N)*float64(2*m*n*k)/b.Elapsed().Seconds()/1e9, "GMAC*2/s")
+			})
+		}
+	}
 }
