@@ -20,7 +20,8 @@ import (
 // reductions and the log-sigmoid.
 
 // loadPolicy loads a language model and its tokenizer from a model folder
-// and checks that they fit and that the tokenizer has the chat tokens.
+// and checks that they fit, that the tokenizer has the chat tokens, and
+// that the weights can be trained (not quantized).
 func loadPolicy(be backend.Backend, dir, what string) (*gpt.Model, *tokenizer.Tokenizer, error) {
 	if gpt.IsScorer(dir) {
 		return nil, nil, fmt.Errorf("%s: %s is a reward or value model, not a language model", what, dir)
@@ -28,6 +29,9 @@ func loadPolicy(be backend.Backend, dir, what string) (*gpt.Model, *tokenizer.To
 	m, err := gpt.Load(be, dir)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", what, err)
+	}
+	if q := m.Quantized(); len(q) > 0 {
+		return nil, nil, fmt.Errorf("%s: %s: %d of its weight matrices are quantized (Q8_0/Q4_0, from GGUF) and cannot be trained: start from the float model", what, dir, len(q))
 	}
 	tok, err := tokenizer.Load(dir)
 	if err != nil {
