@@ -81,7 +81,8 @@ func FromHost(be backend.Backend, data []float32, shape ...int) *Tensor {
 // numel(shape) values, which the tensor now owns: a weight matrix a
 // backend keeps in its own form (backend.Quantized), which the ops read
 // where the backend's contract allows it (Linear's weight, Embedding's
-// table) and Host dequantizes. It never requires a gradient.
+// table) and Host dequantizes. It does not require a gradient (a
+// quantized buffer cannot be written: train adapters beside it).
 func FromBuffer(be backend.Backend, buf backend.Buffer, shape ...int) *Tensor {
 	if numel(shape) != buf.Len() {
 		panic(fmt.Sprintf("tensor: a buffer of %d values as shape %v", buf.Len(), shape))

@@ -85,8 +85,8 @@ func (c *CPU) QuantOf(b backend.Buffer) (backend.QuantType, bool) {
 	return 0, false
 }
 
-// code returns the value code j of the block starting at byte o of a row's
-// codes: Q8_0's q, Q4_0's q-8.
+// code returns the code of value j of block blk of a row (row: the row's
+// codes): Q8_0's q, Q4_0's q-8.
 func (b *QuantBuf) code(row []byte, blk, j int) int32 {
 	if b.T == backend.Q8_0 {
 		return int32(row[blk*32+j]) - 128
