@@ -334,10 +334,20 @@ const (
 	// Q4_0: 16 bytes of 4-bit codes q, byte j holding value j in its low
 	// nibble and value j+16 in its high one; value = d*(q-8) (18 bytes).
 	Q4_0
+	// F16: IEEE float16 values, a "block" of one (2 bytes).
+	F16
 )
 
-// QuantBlock is the number of values in a quantized block.
+// QuantBlock is the number of values in a Q8_0 or Q4_0 block.
 const QuantBlock = 32
+
+// BlockSize returns the number of values in one block of t.
+func (t QuantType) BlockSize() int {
+	if t == F16 {
+		return 1
+	}
+	return QuantBlock
+}
 
 // BlockBytes returns the size in bytes of one block of t.
 func (t QuantType) BlockBytes() int {
@@ -346,6 +356,8 @@ func (t QuantType) BlockBytes() int {
 		return 2 + QuantBlock
 	case Q4_0:
 		return 2 + QuantBlock/2
+	case F16:
+		return 2
 	}
 	return 0
 }
@@ -356,21 +368,25 @@ func (t QuantType) String() string {
 		return "Q8_0"
 	case Q4_0:
 		return "Q4_0"
+	case F16:
+		return "F16"
 	}
 	return fmt.Sprintf("QuantType(%d)", uint8(t))
 }
 
 // Quantized keeps a frozen weight matrix as Q8_0 or Q4_0 blocks (a quarter
-// or an eighth of its float32 size, a GGUF file's tensors as they are) and
-// multiplies float32 activations by it with float32 accumulation.
-// UploadQuant returns a read-only buffer of rows x cols values (cols a
-// multiple of QuantBlock) from blocks, rows*cols/QuantBlock blocks of t in
-// row order; it refuses a wrong length or a non-finite scale. QuantOf
+// or an eighth of its float32 size) or float16 values (half), a GGUF
+// file's tensors as they are, and multiplies float32 activations by it
+// with float32 accumulation. UploadQuant returns a read-only buffer of
+// rows x cols values (cols a multiple of t's BlockSize) from blocks,
+// rows*cols/BlockSize blocks of t in row order; it refuses a wrong length
+// or a non-finite scale or value. QuantOf
 // reports a buffer's format (false for a float one). A quantized buffer
 // may be passed where a float32 one is read, in these places only: B of
 // MatMul with Batch 1 (op(B) = B^T, a linear layer's forward pass, runs the
 // quantized kernel, which may round the activations to 8 bits per block as
-// llama.cpp does; the other way, a backward pass, reads B dequantized),
+// llama.cpp does, Q8_0's and Q4_0's; the other way, a backward pass,
+// reads B dequantized),
 // Embedding's table, Download (dequantized values) and Free. Called by
 // model/gpt when it loads a GGUF file's quantized tensors.
 type Quantized interface {

@@ -122,7 +122,7 @@ func ollamaDetails(wts *Weights) (map[string]any, int64) {
 			}
 		}
 		best := 0
-		for _, t := range []backend.QuantType{backend.Q8_0, backend.Q4_0} {
+		for _, t := range []backend.QuantType{backend.Q8_0, backend.Q4_0, backend.F16} {
 			if count[t] > best {
 				best, format, level = count[t], "gguf", t.String()
 			}

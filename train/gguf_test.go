@@ -22,7 +22,7 @@ func TestQuantizedPolicyRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, _, err := loadPolicy(cpu.New(), file, "dpo: --model")
-	if err == nil || !strings.Contains(err.Error(), "dpo: --model: "+file+": 15 of its weight matrices are quantized") {
+	if err == nil || !strings.Contains(err.Error(), "dpo: --model: "+file+": 15 of its weight matrices are kept as GGUF stores them") {
 		t.Errorf("loadPolicy: %v", err)
 	}
 	if _, err := gpt.LoadScorer(cpu.New(), file); err == nil || !strings.Contains(err.Error(), "a GGUF file holds a language model, not a reward or value model") {

@@ -31,7 +31,7 @@ func loadPolicy(be backend.Backend, dir, what string) (*gpt.Model, *tokenizer.To
 		return nil, nil, fmt.Errorf("%s: %w", what, err)
 	}
 	if q := m.Quantized(); len(q) > 0 {
-		return nil, nil, fmt.Errorf("%s: %s: %d of its weight matrices are quantized (Q8_0/Q4_0, from GGUF) and cannot be trained: start from the float model", what, dir, len(q))
+		return nil, nil, fmt.Errorf("%s: %s: %d of its weight matrices are kept as GGUF stores them (Q8_0, Q4_0 or F16) and cannot be trained: start from the float model", what, dir, len(q))
 	}
 	tok, err := tokenizer.Load(dir)
 	if err != nil {

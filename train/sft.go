@@ -277,7 +277,7 @@ func (t *sftTask) load(o SFTOptions, res *SFTResult) error {
 	if q := t.model.Quantized(); len(q) > 0 {
 		switch {
 		case o.LoRA == nil && o.PromptTokens <= 0:
-			return fmt.Errorf("sft: %s: %d of its weight matrices are quantized (Q8_0/Q4_0, from GGUF) and cannot be trained: fine-tune it with LoRA (--lora-r R) or prompt tuning (--prompt-tuning N), or start from the float model", o.Model, len(q))
+			return fmt.Errorf("sft: %s: %d of its weight matrices are kept as GGUF stores them (Q8_0, Q4_0 or F16) and cannot be trained: fine-tune it with LoRA (--lora-r R) or prompt tuning (--prompt-tuning N), or start from the float model", o.Model, len(q))
 		case o.Merge:
 			return fmt.Errorf("sft: %s: --merge: the base model's weight matrices are quantized, LoRA cannot be merged into them (use the adapter with its base, or train from the float model)", o.Model)
 		}

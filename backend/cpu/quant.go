@@ -8,7 +8,7 @@ import (
 )
 
 // Quantized weights (backend.Quantized): ggml's Q8_0 and Q4_0 blocks of 32
-// values with one scale each. A product x W^T first rounds each row of x
+// values with one scale each, and float16 matrices (F16; see matmulHalf). A product x W^T first rounds each row of x
 // to int8 per block of 32 (scale = max|x|/127, as llama.cpp's
 // quantize_row_q8_0), then sums code times code in int32 per block and
 // scales each block's sum by both scales in float32: llama.cpp's
@@ -28,6 +28,7 @@ type QuantBuf struct {
 	Rows, Cols int
 	D          []float32 // the blocks' scales, row after row
 	Q          []byte
+	H          []uint16 // F16's values (D and Q are nil)
 }
 
 // Len reports the number of values.
@@ -48,12 +49,22 @@ func (c *CPU) UploadQuant(t backend.QuantType, rows, cols int, blocks []byte) (b
 	if bb == 0 {
 		return nil, fmt.Errorf("cpu: unknown quantized type %v", t)
 	}
-	if rows <= 0 || cols <= 0 || cols%backend.QuantBlock != 0 {
-		return nil, fmt.Errorf("cpu: %v matrix of %d x %d: rows must be whole blocks of %d", t, rows, cols, backend.QuantBlock)
+	if rows <= 0 || cols <= 0 || cols%t.BlockSize() != 0 {
+		return nil, fmt.Errorf("cpu: %v matrix of %d x %d: rows must be whole blocks of %d", t, rows, cols, t.BlockSize())
 	}
-	nb := rows * (cols / backend.QuantBlock)
+	nb := rows * (cols / t.BlockSize())
 	if len(blocks) != nb*bb {
 		return nil, fmt.Errorf("cpu: %v matrix of %d x %d takes %d bytes, have %d", t, rows, cols, nb*bb, len(blocks))
+	}
+	if t == backend.F16 {
+		h := make([]uint16, nb)
+		for i := range h {
+			h[i] = uint16(blocks[2*i]) | uint16(blocks[2*i+1])<<8
+			if h[i]&0x7c00 == 0x7c00 {
+				return nil, fmt.Errorf("cpu: F16 value %d (row %d) is %g", i, i/cols, f16ToF32(h[i]))
+			}
+		}
+		return &QuantBuf{T: t, Rows: rows, Cols: cols, H: h}, nil
 	}
 	q := &QuantBuf{T: t, Rows: rows, Cols: cols, D: make([]float32, nb+1)}
 	code := bb - 2
@@ -100,6 +111,10 @@ func (b *QuantBuf) code(row []byte, blk, j int) int32 {
 
 // dequant writes values [off, off+len(dst)) of b, in row-major order.
 func (b *QuantBuf) dequant(dst []float32, off int) {
+	if b.T == backend.F16 {
+		FromHalf(dst, b.H[off:off+len(dst)])
+		return
+	}
 	nb := b.Cols / backend.QuantBlock
 	rb := b.rowBytes()
 	for i := range dst {
@@ -112,6 +127,10 @@ func (b *QuantBuf) dequant(dst []float32, off int) {
 
 // dequantRows writes whole rows [lo, hi) of b into dst (hi-lo rows).
 func (b *QuantBuf) dequantRows(dst []float32, lo, hi int) {
+	if b.T == backend.F16 {
+		FromHalf(dst[:(hi-lo)*b.Cols], b.H[lo*b.Cols:hi*b.Cols])
+		return
+	}
 	nb := b.Cols / backend.QuantBlock
 	rb := b.rowBytes()
 	for r := lo; r < hi; r++ {
@@ -375,6 +394,10 @@ func matmulQuant(m, n, k int, alpha float32, a []float32, lda int, w *QuantBuf, 
 // pass (B transposed, A not), else B dequantized into a float32 buffer.
 func (c *CPU) matmulQuantB(g backend.Gemm, a backend.Buffer, b *QuantBuf, cc backend.Buffer) {
 	if g.Batch <= 1 && g.TransB && !g.TransA && g.OffB == 0 && g.LDB == b.Cols {
+		if b.T == backend.F16 {
+			matmulHalf(g.M, g.N, g.K, g.Alpha, f(a)[g.OffA:], g.LDA, b, g.Beta, f(cc)[g.OffC:], g.LDC)
+			return
+		}
 		matmulQuant(g.M, g.N, g.K, g.Alpha, f(a)[g.OffA:], g.LDA, b, g.Beta, f(cc)[g.OffC:], g.LDC)
 		return
 	}
@@ -384,4 +407,60 @@ func (c *CPU) matmulQuantB(g backend.Gemm, a backend.Buffer, b *QuantBuf, cc bac
 	fb := c.dequantBuf(b)
 	defer c.Free(fb)
 	c.MatMul(g, a, fb, cc)
+}
+
+// matmulHalf is c = alpha * a W^T + beta * c for W a float16 matrix [n, k]
+// (its values exact in float32, the arithmetic float32's). A few rows of
+// a (decoding) take dot products straight from the float16 rows, read
+// once (vdotsh where the CPU has it); more (a prefill) convert tiles of W
+// to float32 and run the float32 GEMM on each, so the conversion is paid
+// once a tile for all of a's rows. Threads split W's rows.
+func matmulHalf(m, n, k int, alpha float32, a []float32, lda int, w *QuantBuf, beta float32, c []float32, ldc int) {
+	if w.Rows != n || w.Cols != k {
+		panic(fmt.Sprintf("cpu: product with a %d x %d float16 matrix as %d x %d", w.Rows, w.Cols, n, k))
+	}
+	if m == 0 || n == 0 {
+		return
+	}
+	_ = a[(m-1)*lda+k-1]
+	_ = c[(m-1)*ldc+n-1]
+	if m <= 4 {
+		Parallel(n, max(16, 4096*16/max(k, 1)), func(lo, hi int) {
+			out := make([]float32, hi-lo)
+			for i := range m {
+				x := a[i*lda : i*lda+k]
+				if haveHalf && fastQuant {
+					vdotsh(&out[0], &x[0], &w.H[lo*k], k, hi-lo, k, 1)
+				} else {
+					for j := lo; j < hi; j++ {
+						var s float32
+						for p, h := range w.H[j*k : j*k+k] {
+							s += x[p] * f16ToF32(h)
+						}
+						out[j-lo] = s
+					}
+				}
+				ci := c[i*ldc+lo : i*ldc+hi]
+				for j, v := range out {
+					if beta != 0 {
+						v = alpha*v + beta*ci[j]
+					} else {
+						v *= alpha
+					}
+					ci[j] = v
+				}
+			}
+		})
+		return
+	}
+	const tile = 128
+	Parallel((n+tile-1)/tile, 1, func(lo, hi int) {
+		buf := make([]float32, tile*k)
+		for t := lo; t < hi; t++ {
+			r0, r1 := t*tile, min(n, (t+1)*tile)
+			wt := buf[:(r1-r0)*k]
+			FromHalf(wt, w.H[r0*k:r1*k])
+			SgemmST(false, true, m, r1-r0, k, alpha, a, lda, wt, k, beta, c[r0:], ldc)
+		}
+	})
 }

@@ -14,7 +14,7 @@ import (
 var quantTypes = []struct {
 	t backend.QuantType
 	g gguf.TensorType
-}{{backend.Q8_0, gguf.Q8_0}, {backend.Q4_0, gguf.Q4_0}}
+}{{backend.Q8_0, gguf.Q8_0}, {backend.Q4_0, gguf.Q4_0}, {backend.F16, gguf.F16}}
 
 // quantMatrix returns a rows x cols matrix of random values (a few
 // outliers, one all-zero block), its ggml blocks and the buffer.
@@ -99,8 +99,9 @@ func quantRef(a []float32, m, k int, w []float32, n int) (ref, bound []float64) 
 // The product with a quantized matrix is the scalar definition (the
 // assembly kernel's sums differ from it in float32 rounding only), and is
 // within the activations' 8-bit rounding of the float32 product with the
-// dequantized matrix, for one row (decoding) and many (a prefill), rows
-// of an even and an odd number of blocks, alpha and beta.
+// dequantized matrix (F16: within float32 rounding of it), for one row
+// (decoding) and many (a prefill), rows of an even and an odd number of
+// blocks, alpha and beta.
 func TestQuantMatMul(t *testing.T) {
 	c := New()
 	for _, qt := range quantTypes {
@@ -112,6 +113,12 @@ func TestQuantMatMul(t *testing.T) {
 				a[i] = float32(r.NormFloat64())
 			}
 			ref, bound := quantRef(a, sz.m, sz.k, deq, sz.n)
+			if qt.t == backend.F16 {
+				// No rounding of the activations: float32's of the sums.
+				for i := range bound {
+					bound[i] = 1e-5 * (1 + math.Abs(ref[i]))
+				}
+			}
 			run := func(fast bool, alpha, beta float32) []float32 {
 				fastQuant = fast
 				defer func() { fastQuant = true }()
@@ -177,6 +184,7 @@ func TestUploadQuantRefuses(t *testing.T) {
 		{backend.Q8_0, 1, 48, good, "whole blocks"},
 		{backend.Q8_0, 2, 32, nan, "block 0 (row 0) has scale NaN"},
 		{backend.QuantType(9), 2, 32, good, "unknown quantized type"},
+		{backend.F16, 1, 3, []byte{0, 0x3c, 0, 0x7c, 0, 0}, "F16 value 1 (row 0) is +Inf"},
 	} {
 		_, err := c.UploadQuant(tc.t, tc.rows, tc.cols, tc.b)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -96,7 +96,7 @@ func TestQuantizeCommand(t *testing.T) {
 
 	sft := []string{"sft", "--model", q, "--data", "builtin", "--builtin-n", "16", "--steps", "2", "--batch", "2", "--max-len", "64"}
 	_, stderr, code = runGolem(t, append(sft, "--out", filepath.Join(dir, "full"))...)
-	if code != 1 || !strings.Contains(stderr, "15 of its weight matrices are quantized (Q8_0/Q4_0, from GGUF) and cannot be trained") {
+	if code != 1 || !strings.Contains(stderr, "15 of its weight matrices are kept as GGUF stores them (Q8_0, Q4_0 or F16) and cannot be trained") {
 		t.Errorf("full sft of a quantized model: exit %d: %s", code, stderr)
 	}
 	_, stderr, code = runGolem(t, append(sft, "--lora-r", "4", "--merge", "--out", filepath.Join(dir, "merge"))...)

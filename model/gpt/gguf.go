@@ -15,10 +15,10 @@ import (
 // onto the backend under golem's (Hugging Face) names with llama.cpp's
 // layout changes undone: Llama's q and k rows back from adjacent RoPE
 // pairs to halves, GPT-2's [out, in] float weights back to Conv1D's
-// [in, out]. Q8_0 and Q4_0 matrices stay quantized where the backend has
-// backend.Quantized (their rows are permuted as bytes; a quantized GPT-2
-// layer keeps llama.cpp's [out, in] and runs as a plain linear layer);
-// F16 and BF16 ones are converted to float32.
+// [in, out]. Q8_0, Q4_0 and F16 matrices stay as they are where the
+// backend has backend.Quantized (their rows are permuted as bytes; such a
+// GPT-2 layer keeps llama.cpp's [out, in] and runs as a plain linear
+// layer); BF16 ones are converted to float32.
 
 // ggufTensor is one tensor of a GGUF model: its name there, its parameter
 // here, its ggml dims as the config says they are, and its layout change.
@@ -256,9 +256,10 @@ func ggufTensors(c *Config) []ggufTensor {
 // anything is allocated, so memory stays bounded by the file's tensors;
 // a missing tensor, an unexpected one, a type golem does not read (gguf
 // names it), NaN or infinite float weights or scales, and data cut short
-// are errors naming the file and the tensor. Q8_0 and Q4_0 matrices stay
-// quantized on a backend with backend.Quantized (no gradient: the model
-// can be fine-tuned through LoRA only), else they are dequantized.
+// are errors naming the file and the tensor. Q8_0, Q4_0 and F16 matrices
+// stay in that form on a backend with backend.Quantized (no gradient: the
+// model can be fine-tuned through LoRA only), else they are converted to
+// float32.
 func LoadGGUF(be backend.Backend, path string) (*Model, error) {
 	f, err := gguf.Open(path)
 	if err != nil {
@@ -323,7 +324,7 @@ func LoadGGUF(be backend.Backend, path string) (*Model, error) {
 	hd := c.HeadDim()
 	for _, t := range want {
 		info, _ := f.Tensor(t.gguf)
-		qt := map[gguf.TensorType]backend.QuantType{gguf.Q8_0: backend.Q8_0, gguf.Q4_0: backend.Q4_0}[info.Type]
+		qt := map[gguf.TensorType]backend.QuantType{gguf.Q8_0: backend.Q8_0, gguf.Q4_0: backend.Q4_0, gguf.F16: backend.F16}[info.Type]
 		l, isLinear := linears[t.param]
 		e, isEmbed := embeds[t.param]
 		if qt != 0 && canQuant && (isLinear || isEmbed) {
@@ -333,7 +334,7 @@ func LoadGGUF(be backend.Backend, path string) (*Model, error) {
 			}
 			rows, cols := int(t.dims[1]), int(t.dims[0])
 			if t.rope > 0 {
-				raw = gguf.PermuteRoPE(raw, t.rope, hd, cols/backend.QuantBlock*qt.BlockBytes(), true)
+				raw = gguf.PermuteRoPE(raw, t.rope, hd, cols/qt.BlockSize()*qt.BlockBytes(), true)
 			}
 			buf, err := qb.UploadQuant(qt, rows, cols, raw)
 			if err != nil {
@@ -377,8 +378,8 @@ func ggufSizes(c *Config) string {
 }
 
 // Quantized returns the names of the parameters the backend keeps
-// quantized (loaded from a GGUF file's Q8_0 or Q4_0 tensors): they cannot
-// be trained or changed, only adapted through LoRA.
+// quantized (loaded from a GGUF file's Q8_0, Q4_0 or F16 matrices): they
+// cannot be trained or changed, only adapted through LoRA.
 func (m *Model) Quantized() []string {
 	qb, ok := m.Embed.Weight.Backend().(backend.Quantized)
 	if !ok {
