@@ -5,7 +5,9 @@
 # npm packages pinned in serve/e2e/package-lock.json; for the GGUF tests,
 # llama.cpp itself as node-llama-cpp's prebuilt CPU library, pinned in
 # gguf/e2e/package-lock.json; and python3-jinja2, the oracle of
-# tokenizer/chattemplate's tests (transformers' Jinja). Idempotent.
+# tokenizer/chattemplate's tests (transformers' Jinja); and sentencepiece
+# (spm_train, spm_encode, spm_decode), the oracle of tokenizer's
+# SentencePiece tests. Idempotent.
 #
 #   bash .ci/e2e-deps.sh && go test ./serve/... ./gguf/...
 set -euo pipefail
@@ -16,6 +18,7 @@ command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 python3 -c 'import jinja2' >/dev/null 2>&1 || missing+=(python3-jinja2)
+command -v spm_encode >/dev/null 2>&1 || missing+=(sentencepiece)
 if [ ${#missing[@]} -gt 0 ]; then
 	if [ "$(id -u)" != 0 ]; then
 		echo "e2e-deps.sh: missing ${missing[*]}; only root can install them" >&2

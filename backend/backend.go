@@ -116,6 +116,10 @@ type Attention struct {
 	Scale               float32
 	Causal              bool
 	KeyMask             []bool
+	// Window, if positive, is a sliding window (Mistral's): query t
+	// sees only the last Window positions up to its own, keys
+	// S-T+t-Window+1 .. S-T+t.
+	Window int
 }
 
 // RoPE describes rotary position embeddings applied to x = [B, T, H*D], the
@@ -126,6 +130,9 @@ type RoPE struct {
 	Theta      float64
 	Start      int
 	Pos        []int32
+	// InvFreq, if not nil, are the D/2 inverse frequencies (scaled RoPE,
+	// such as Llama 3's); nil means theta^(-2i/D).
+	InvFreq []float32
 }
 
 // AdamW holds the hyperparameters of one decoupled-weight-decay Adam step.
@@ -264,7 +271,8 @@ type Freezer interface {
 // batched decoder runs it over its KV cache: q and o are [a.B, HQ*D]; k
 // and v hold slots of a.S positions each, head-major [slots, HKV, S, D];
 // row b attends to the first n[b] positions of slot slot[b]. a.T must be
-// 1; a.Causal and a.KeyMask are ignored. Each row's arithmetic is that of
+// 1; a.Causal and a.KeyMask are ignored; a positive a.Window keeps only the
+// last a.Window of a row's n[b] positions. Each row's arithmetic is that of
 // Attention over the same keys, so a sequence decoded in a batch gets the
 // values it gets alone. Called by kvcache.Rows (a decode step of a batch cache). Buffers: q and o
 // float32; k and v both float32, or both float16 on a backend with

@@ -78,10 +78,9 @@ func sample(m *gpt.Model, n int, seed uint64) []int32 {
 		defer cache.Free()
 		var probs []float64
 		for i := 0; i < n; i++ {
-			h := m.Forward([]int32{id}, 1, 1, gpt.Options{Cache: cache})
-			logits := m.Logits(h)
-			l := logits.Host()
-			tensor.Release(logits)
+			sc := tensor.NewScope()
+			l := m.Logits(m.Forward([]int32{id}, 1, 1, gpt.Options{Cache: cache, Scope: sc})).Host()
+			sc.Close()
 			probs = slices.Grow(probs[:0], len(l))[:len(l)]
 			mx := slices.Max(l)
 			var z float64
@@ -120,7 +119,12 @@ func peerField(key string, args ...string) (float64, error) {
 // peerFields runs the PyTorch peer, echoing its output, and returns every
 // numeric key=value field it printed (the last value of each key).
 func peerFields(args ...string) (map[string]float64, error) {
-	script, err := peerScript()
+	return scriptFields("pytorch_gpt_bench.py", args...)
+}
+
+// scriptFields is peerFields for the peer script ../shared/peer/name.
+func scriptFields(name string, args ...string) (map[string]float64, error) {
+	script, err := peerScriptNamed(name)
 	if err != nil {
 		return nil, err
 	}

@@ -12,17 +12,20 @@ import (
 )
 
 // peerScript finds ../shared/peer/pytorch_gpt_bench.py.
-func peerScript() (string, error) {
+func peerScript() (string, error) { return peerScriptNamed("pytorch_gpt_bench.py") }
+
+// peerScriptNamed finds the peer script ../shared/peer/NAME.
+func peerScriptNamed(name string) (string, error) {
 	for _, p := range []string{os.Getenv("GOLEM_SHARED"), "../shared", "../../shared"} {
 		if p == "" {
 			continue
 		}
-		s := filepath.Join(p, "peer", "pytorch_gpt_bench.py")
+		s := filepath.Join(p, "peer", name)
 		if _, err := os.Stat(s); err == nil {
 			return s, nil
 		}
 	}
-	return "", fmt.Errorf("peer script ../shared/peer/pytorch_gpt_bench.py not found (run from the repository root, or set GOLEM_SHARED)")
+	return "", fmt.Errorf("peer script ../shared/peer/%s not found (run from the repository root, or set GOLEM_SHARED)", name)
 }
 
 // runPeer runs the PyTorch peer and returns the value of its last

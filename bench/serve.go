@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -35,7 +36,20 @@ func init() {
 		width := fs.Int("width", 512, "width of the default model (heads of 32)")
 		threads := fs.Int("threads", 2, "CPU threads")
 		kv := fs.String("kv-cache", "f16", "precision of the KV cache: f16 or f32")
+		schemaFile := fs.String("json-schema", "", "also run the clients' phase with response_format json_schema of this schema FILE (\"builtin\": an object with a long string, so answers stay long), and compare")
 		fs.Parse(args)
+		var schema string
+		switch *schemaFile {
+		case "":
+		case "builtin":
+			schema = benchSchema
+		default:
+			b, err := os.ReadFile(*schemaFile)
+			if err != nil {
+				return err
+			}
+			schema = string(b)
+		}
 		cpu.SetThreads(*threads)
 
 		var w *serve.Weights
@@ -65,18 +79,18 @@ func init() {
 		// first touches of fresh memory, which cost ~3 ms per MB in this
 		// VM (a full batch's first prefill: 2.5 s instead of 0.5 s).
 		t0 := time.Now()
-		if err := warmUp(ts.URL, *clients, *maxTokens); err != nil {
+		if err := warmUp(ts.URL, *clients, *maxTokens, ""); err != nil {
 			return err
 		}
 		fmt.Printf("warm-up: one answer per client in %v\n", time.Since(t0).Round(time.Millisecond))
-		one, err := loadPhase(e, ts.URL, 1, *dur, *maxTokens)
+		one, err := loadPhase(e, ts.URL, 1, *dur, *maxTokens, "")
 		if err != nil {
 			return err
 		}
 		one.print("1 client (peer)")
 		st0 := e.Stats()
 		stop := startProfile()
-		many, err := loadPhase(e, ts.URL, *clients, *dur, *maxTokens)
+		many, err := loadPhase(e, ts.URL, *clients, *dur, *maxTokens, "")
 		stop()
 		if err != nil {
 			return err
@@ -92,6 +106,26 @@ func init() {
 			return fmt.Errorf("%d errors (must be zero)", many.errors+one.errors)
 		}
 		fmt.Printf("ratio=%.2f\n", many.tokensPerSec()/one.tokensPerSec())
+		if schema == "" {
+			return nil
+		}
+		// The same clients with structured output: each sequence's
+		// tokens masked by its schema's matcher (generate/constrain).
+		if err := warmUp(ts.URL, *clients, *maxTokens, schema); err != nil {
+			return err
+		}
+		st0 = e.Stats()
+		js, err := loadPhase(e, ts.URL, *clients, *dur, *maxTokens, schema)
+		if err != nil {
+			return err
+		}
+		js.print(fmt.Sprintf("%d clients json", *clients))
+		st = e.Stats()
+		fmt.Printf("engine with %d clients, json_schema: %d decode steps in %v\n", *clients, st.Steps-st0.Steps, (st.DecodeTime - st0.DecodeTime).Round(time.Millisecond))
+		if js.errors > 0 {
+			return fmt.Errorf("%d errors with json_schema (must be zero)", js.errors)
+		}
+		fmt.Printf("json_schema/free=%.3f\n", js.tokensPerSec()/many.tokensPerSec())
 		return nil
 	})
 }
@@ -151,7 +185,7 @@ func (p *phase) print(name string) {
 // in the phase, streamed to a client (answers cut off at the end of the
 // phase included); answers, errors and times to first token are the
 // clients' view.
-func loadPhase(e *serve.Engine, base string, n int, dur time.Duration, maxTokens int) (*phase, error) {
+func loadPhase(e *serve.Engine, base string, n int, dur time.Duration, maxTokens int, schema string) (*phase, error) {
 	tr := &http.Transport{MaxIdleConns: 2 * n, MaxIdleConnsPerHost: 2 * n}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr}
@@ -166,7 +200,7 @@ func loadPhase(e *serve.Engine, base string, n int, dur time.Duration, maxTokens
 		go func() {
 			defer wg.Done()
 			for q := 0; ctx.Err() == nil; q++ {
-				ttft, tokens, err := streamOnce(ctx, client, base, requestBody(i, q, maxTokens))
+				ttft, tokens, err := streamOnce(ctx, client, base, requestBody(i, q, maxTokens, schema))
 				if ctx.Err() != nil {
 					return // the phase ended mid-answer
 				}
@@ -194,13 +228,13 @@ func loadPhase(e *serve.Engine, base string, n int, dur time.Duration, maxTokens
 }
 
 // warmUp runs n clients that each stream one answer.
-func warmUp(base string, n, maxTokens int) error {
+func warmUp(base string, n, maxTokens int, schema string) error {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n}}
 	defer client.CloseIdleConnections()
 	errs := make(chan error, n)
 	for i := range n {
 		go func() {
-			_, _, err := streamOnce(context.Background(), client, base, requestBody(-1-i, 0, maxTokens))
+			_, _, err := streamOnce(context.Background(), client, base, requestBody(-1-i, 0, maxTokens, schema))
 			errs <- err
 		}()
 	}
@@ -213,11 +247,21 @@ func warmUp(base string, n, maxTokens int) error {
 	return first
 }
 
-// requestBody is client i's q-th streaming chat completion request.
-func requestBody(i, q, maxTokens int) string {
+// requestBody is client i's q-th streaming chat completion request, with
+// response_format json_schema of schema unless it is "".
+func requestBody(i, q, maxTokens int, schema string) string {
+	rf := ""
+	if schema != "" {
+		rf = `,"response_format":{"type":"json_schema","json_schema":{"name":"bench","strict":true,"schema":` + schema + `}}`
+	}
 	return fmt.Sprintf(`{"model":"bench","messages":[{"role":"user","content":"Client %d asks question %d: what is the weather like?"}],`+
-		`"max_tokens":%d,"min_tokens":%d,"temperature":0.8,"seed":%d,"stream":true,"stream_options":{"include_usage":true}}`, i, q, maxTokens, maxTokens, i*1000+q)
+		`"max_tokens":%d,"min_tokens":%d,"temperature":0.8,"seed":%d,"stream":true,"stream_options":{"include_usage":true}%s}`, i, q, maxTokens, maxTokens, i*1000+q, rf)
 }
+
+// benchSchema is --json-schema builtin: a weather report whose text is
+// long, so that a random model's answers, like the free ones, run to
+// max_tokens (min_tokens gives way once the value is whole).
+const benchSchema = `{"type":"object","properties":{"city":{"type":"string","maxLength":20},"temperature":{"type":"number"},"sky":{"enum":["clear","cloudy","rain","snow"]},"report":{"type":"string"}},"required":["city","temperature","sky","report"],"additionalProperties":false}`
 
 // streamOnce sends one streaming chat completion and returns the time to
 // the first content token and the completion tokens of the usage chunk.

@@ -77,11 +77,11 @@ func init() {
 			}
 			t0 := time.Now()
 			opt.ZeroGrad()
-			loss := m.Loss(ids, targets, B, T, gpt.Options{})
-			tensor.Backward(loss)
+			sc := tensor.NewScope()
+			tensor.Backward(m.Loss(ids, targets, B, T, gpt.Options{Scope: sc}))
 			opt.ClipGradNorm(1)
 			opt.Update(1e-3)
-			tensor.Release(loss)
+			sc.Close()
 			if s >= *warmup {
 				times = append(times, time.Since(t0).Seconds())
 			}

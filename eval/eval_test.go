@@ -1,6 +1,7 @@
 package eval
 
 import (
+	"cmp"
 	"math"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"github.com/golem-ml/golem/data/synth"
 	"github.com/golem-ml/golem/internal/shared"
 	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/model/load"
 	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/tensor"
 	"github.com/golem-ml/golem/tokenizer"
@@ -23,14 +25,14 @@ import (
 func randomModel(t *testing.T) (*gpt.Model, *tokenizer.Tokenizer) {
 	t.Helper()
 	dir := shared.Path(t, "fixtures/hf/gpt2-tiny")
-	m, tok, sp, err := LoadModel(cpu.New(), dir)
+	l, err := load.Model(cpu.New(), dir, load.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sp != nil {
-		t.Fatal("a soft prompt from a plain model")
+	if l.SoftPrompt != nil || l.Adapter != nil {
+		t.Fatal("a soft prompt or an adapter from a plain model")
 	}
-	return m, tok
+	return l.Model, l.Tok
 }
 
 var tiny struct {
@@ -105,26 +107,41 @@ func TestRandomModelAtChance(t *testing.T) {
 }
 
 // TestMultipleChoiceFindsTheLikeliestChoice asks, after each context,
-// which of four tokens comes next; the right one is the model's own
-// greedy token, so a working scorer always finds it, and one that ignored
-// the context or the choice could not.
+// which of four words comes next (each one token with its leading space,
+// as lm-eval scores " "+choice); the right one is the word the model finds
+// likeliest, so a working scorer always finds it, and one that ignored the
+// context or the choice could not.
 func TestMultipleChoiceFindsTheLikeliestChoice(t *testing.T) {
 	m, tok := tinyRandom(t)
 	ctxs := []string{"The cat sat on the", "Once upon a time", "In 1999 the", "Water boils at", "She opened the door and", "My favourite colour is", "Mira lives in", "What is 34 + 58?"}
 	var qs []Question
 	for i, c := range ctxs {
-		out, err := greedy(m, nil, [][]int{tok.Encode(c)}, 1, nil)
-		if err != nil {
-			t.Fatal(err)
+		ctxIDs := tok.Encode(c)
+		// The words that are one token after c.
+		var cands []int
+		for id := range tok.VocabSize() {
+			w := tok.Decode([]int{id})
+			if len(w) > 1 && w[0] == ' ' && !strings.Contains(w[1:], " ") && slices.Equal(tok.Encode(c+w), append(slices.Clone(ctxIDs), id)) {
+				cands = append(cands, id)
+			}
+		}
+		var logits []float32
+		tensor.NoGrad(func() {
+			ids := make([]int32, len(ctxIDs))
+			for k, v := range ctxIDs {
+				ids[k] = int32(v)
+			}
+			V := m.Config.Vocab
+			logits = m.Logits(m.Forward(ids, 1, len(ids), gpt.Options{})).Host()[(len(ids)-1)*V:]
+		})
+		slices.SortFunc(cands, func(a, b int) int { return cmp.Compare(logits[b], logits[a]) })
+		if len(cands) < 40 {
+			t.Fatalf("%q: %d one-token words", c, len(cands))
 		}
 		q := Question{ID: c, Context: c, Answer: i % 4}
 		for j := 0; j < 4; j++ {
-			id := (out[0][0] + 97*(j-i%4) + 800) % 800
-			text := tok.Decode([]int{id})
-			if !slices.Equal(tok.Encode(text), []int{id}) {
-				text = tok.Decode(out[0]) + strings.Repeat("?", j+1) // not one token: scored as a longer, less likely choice
-			}
-			q.Choices = append(q.Choices, text)
+			id := cands[(j-i%4+4)%4*10] // the likeliest at the answer, less likely ones around it
+			q.Choices = append(q.Choices, tok.Decode([]int{id})[1:])
 		}
 		qs = append(qs, q)
 	}
@@ -133,9 +150,9 @@ func TestMultipleChoiceFindsTheLikeliestChoice(t *testing.T) {
 		t.Fatal(err)
 	}
 	if r.Correct != len(qs) {
-		t.Errorf("the likeliest next token found in %d of %d questions", r.Correct, len(qs))
+		t.Errorf("the likeliest next word found in %d of %d questions", r.Correct, len(qs))
 	}
-	if p := ShotPrefix(qs[:2]); p != ctxs[0]+qs[0].Choices[0]+"\n\n"+ctxs[1]+qs[1].Choices[1]+"\n\n" {
+	if p := ShotPrefix(qs[:2]); p != ctxs[0]+" "+qs[0].Choices[0]+"\n\n"+ctxs[1]+" "+qs[1].Choices[1]+"\n\n" {
 		t.Errorf("shot prefix %q", p)
 	}
 }
@@ -153,9 +170,19 @@ func TestScoreRowsMatchesForward(t *testing.T) {
 		rows = append(rows, mcRow{q: i, ids: s, start: starts[i]})
 		T = max(T, len(s)-1)
 	}
-	scores := [][]float64{{0}, {0}, {0}}
-	if err := scoreRows(m, rows, T, scores); err != nil {
+	logprobs := [][][]float64{{nil}, {nil}, {nil}}
+	if err := scoreRows(m, rows, T, logprobs); err != nil {
 		t.Fatal(err)
+	}
+	scores := make([][]float64, len(seqs))
+	for i, lp := range logprobs {
+		scores[i] = []float64{0}
+		for _, v := range lp[0] {
+			scores[i][0] += v
+		}
+		if len(lp[0]) != len(seqs[i])-starts[i] {
+			t.Errorf("sequence %d: %d token log-probabilities, want %d", i, len(lp[0]), len(seqs[i])-starts[i])
+		}
 	}
 	for i, s := range seqs {
 		ids := make([]int32, len(s))

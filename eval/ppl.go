@@ -7,6 +7,7 @@ import (
 	"math"
 
 	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/tensor"
 )
 
@@ -20,8 +21,9 @@ type PPL struct {
 
 // Perplexity scores ids in consecutive windows of the model's context (a
 // text shorter than the context is one sequence); every token after the
-// first of a window is predicted once.
-func Perplexity(m *gpt.Model, ids []int, batch int) (PPL, error) {
+// first of a window is predicted once. A soft prompt (prompt tuning), if
+// not nil, goes before every window, which is that much shorter.
+func Perplexity(m *gpt.Model, sp *nn.SoftPrompt, ids []int, batch int) (PPL, error) {
 	if len(ids) < 2 {
 		return PPL{}, fmt.Errorf("eval: need at least 2 tokens, have %d", len(ids))
 	}
@@ -29,6 +31,11 @@ func Perplexity(m *gpt.Model, ids []int, batch int) (PPL, error) {
 		batch = 8
 	}
 	T := m.Config.Context
+	if sp != nil {
+		if T -= sp.Weight.Dim(0); T < 1 {
+			return PPL{}, fmt.Errorf("eval: the soft prompt's %d virtual tokens fill the model's context of %d", sp.Weight.Dim(0), m.Config.Context)
+		}
+	}
 	var windows [][]int
 	for s := 0; s+1 < len(ids); s += T {
 		windows = append(windows, ids[s:min(s+T+1, len(ids))])
@@ -54,10 +61,14 @@ func Perplexity(m *gpt.Model, ids []int, batch int) (PPL, error) {
 					}
 				}
 			}
-			loss := m.Loss(in, tgt, B, L, gpt.Options{})
-			sum += float64(loss.Item()) * float64(count)
+			s := tensor.NewScope()
+			o := gpt.Options{Scope: s}
+			if sp != nil {
+				o.Embeds = sp.Batch(B)
+			}
+			sum += float64(m.Loss(in, tgt, B, L, o).Item()) * float64(count)
 			n += count
-			tensor.Release(loss)
+			s.Close()
 		}
 	})
 	mean := sum / float64(n)

@@ -6,11 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-
-	"github.com/golem-ml/golem/backend"
-	"github.com/golem-ml/golem/model/gpt"
-	"github.com/golem-ml/golem/nn"
-	"github.com/golem-ml/golem/tokenizer"
 )
 
 // Record is one evaluation's result as the report card reads it.
@@ -56,37 +51,4 @@ func AppendJSON(path string, recs ...Record) error {
 		return fmt.Errorf("eval: %w", err)
 	}
 	return os.Rename(tmp, path)
-}
-
-// LoadModel reads a model folder for evaluation or chat: a full model, or
-// a PEFT adapter (LoRA is attached to its base model; prompt tuning returns
-// its soft prompt). The tokenizer comes from the folder itself, else from
-// the adapter's base model.
-func LoadModel(be backend.Backend, dir string) (*gpt.Model, *tokenizer.Tokenizer, *nn.SoftPrompt, error) {
-	var m *gpt.Model
-	var sp *nn.SoftPrompt
-	tokDir := dir
-	if gpt.IsAdapter(dir) {
-		mm, a, err := gpt.LoadAdapter(be, dir)
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		m, sp = mm, a.SoftPrompt
-		if _, err := os.Stat(filepath.Join(dir, "tokenizer.json")); err != nil {
-			tokDir = a.Base
-		}
-	} else {
-		var err error
-		if m, err = gpt.Load(be, dir); err != nil {
-			return nil, nil, nil, err
-		}
-	}
-	tok, err := tokenizer.Load(tokDir)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	if tok.VocabSize() > m.Config.Vocab {
-		return nil, nil, nil, fmt.Errorf("eval: %s: tokenizer has %d tokens but the model only %d", dir, tok.VocabSize(), m.Config.Vocab)
-	}
-	return m, tok, sp, nil
 }

@@ -109,10 +109,10 @@ func KL(policy, ref *gpt.Model, tok *tokenizer.Tokenizer, prompts [][]tokenizer.
 		}
 		var logits [2][]float32
 		tensor.NoGrad(func() {
+			s := tensor.NewScope()
+			defer s.Close()
 			for k, m := range []*gpt.Model{policy, ref} {
-				lg := m.Logits(m.Forward(in, 1, T, gpt.Options{}))
-				logits[k] = lg.Host()
-				tensor.Release(lg)
+				logits[k] = m.Logits(m.Forward(in, 1, T, gpt.Options{Scope: s})).Host()
 			}
 		})
 		// Position t predicts token t+1: the answer's tokens and its end.

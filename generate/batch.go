@@ -41,6 +41,7 @@ func (l *Layout) Mask(S int) []bool {
 // ([B, P, C], or nil), and returns the layout and the logits of each row's
 // last position, [B*V]. Call it under tensor.NoGrad. Generation, the
 // evaluations' greedy decoding and the server's prefill all go through it.
+// Its tensors (and embeds, if of no scope) are freed when it returns.
 func Prefill(m *gpt.Model, c kvcache.Cache, prompts [][]int, embeds *tensor.Tensor) (*Layout, []float32) {
 	B := len(prompts)
 	lay := &Layout{Pad: make([]int, B)}
@@ -63,12 +64,10 @@ func Prefill(m *gpt.Model, c kvcache.Cache, prompts [][]int, embeds *tensor.Tens
 			ids[b*L+j], pos[b*S+P+j] = int32(p[j-pad]), int32(P+j-pad)
 		}
 	}
-	h := m.Forward(ids, B, L, gpt.Options{Cache: c, Pos: pos, KeyMask: lay.Mask(S), Embeds: embeds})
-	logits := m.Logits(tensor.Slice(h, 1, S-1, S))
-	host := logits.Host()
-	tensor.Release(logits)
-	tensor.Release(h)
-	return lay, host
+	s := tensor.NewScope()
+	defer s.Close()
+	h := m.Forward(ids, B, L, gpt.Options{Cache: c, Pos: pos, KeyMask: lay.Mask(S), Embeds: embeds, Scope: s})
+	return lay, m.Logits(tensor.Slice(h, 1, S-1, S)).Host()
 }
 
 // Step runs one token per row, ids[b] at position pos[b], through m and
@@ -76,10 +75,8 @@ func Prefill(m *gpt.Model, c kvcache.Cache, prompts [][]int, embeds *tensor.Tens
 // a batch cache's rows, with none) and returns the logits [B*V], in into's
 // memory when it has room. Call it under tensor.NoGrad.
 func Step(m *gpt.Model, c kvcache.Cache, ids, pos []int32, mask []bool, into []float32) []float32 {
-	h := m.Forward(ids, len(ids), 1, gpt.Options{Cache: c, Pos: pos, KeyMask: mask})
-	logits := m.Logits(h)
-	host := logits.HostInto(into)
-	tensor.Release(logits)
-	tensor.Release(h)
-	return host
+	s := tensor.NewScope()
+	defer s.Close()
+	h := m.Forward(ids, len(ids), 1, gpt.Options{Cache: c, Pos: pos, KeyMask: mask, Scope: s})
+	return m.Logits(h).HostInto(into)
 }

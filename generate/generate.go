@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 	"math/rand/v2"
 	"slices"
 	"unicode/utf8"
@@ -34,6 +35,21 @@ type Options struct {
 	// SoftPrompt, if set, puts its virtual tokens before every prompt
 	// (prompt tuning): input embeddings through the same prefill.
 	SoftPrompt *nn.SoftPrompt
+	// Constrain, if set, gives each sequence a constraint on its tokens
+	// (constrained decoding: a JSON schema, see generate/constrain).
+	Constrain func() Constraint
+}
+
+// Constraint restricts the tokens of one sequence: constrained decoding
+// (generate/constrain compiles JSON schemas to one). The sampler gives
+// every token it did not allow probability 0.
+type Constraint interface {
+	// Allowed returns the tokens that may come next, bit id%64 of word
+	// id/64 set for each; nil allows any token. The sampler does not
+	// change it.
+	Allowed() []uint64
+	// Accept records the token picked; false if it was not allowed.
+	Accept(id int) bool
 }
 
 // Validate checks the options: a temperature, top-p and repetition penalty
@@ -95,6 +111,9 @@ func Tokens(m *gpt.Model, prompts [][]int, o Options, onToken func(seq, id int) 
 	hist := make([][]int, B) // prompt and new tokens of each sequence
 	for b := range samplers {
 		samplers[b] = NewSampler(o, o.Seed+uint64(b), prompts[b])
+		if o.Constrain != nil {
+			samplers[b].Constrain(o.Constrain())
+		}
 		hist[b] = append([]int(nil), prompts[b]...)
 	}
 	out := make([][]int, B)
@@ -133,6 +152,10 @@ func Tokens(m *gpt.Model, prompts [][]int, o Options, onToken func(seq, id int) 
 				next := 0
 				if !done[b] {
 					next = samplers[b].Next(host[b*V:(b+1)*V], nil)
+					if next == Blocked {
+						err = fmt.Errorf("sequence %d, new token %d: %w", b, len(out[b])+1, ErrBlocked)
+						return
+					}
 					if next < 0 {
 						err = fmt.Errorf("generate: sequence %d, new token %d: every logit is NaN or -Inf (the model overflowed)", b, len(out[b])+1)
 						return
@@ -174,11 +197,13 @@ func Tokens(m *gpt.Model, prompts [][]int, o Options, onToken func(seq, id int) 
 // Tokens uses, exported for the server's batched decode loop.
 type Sampler struct {
 	o       Options
+	c       Constraint
 	rng     *rand.Rand
 	count   map[int]bool
 	probs   []float64
 	idx     []int
 	nucleus []int
+	allowed []int
 }
 
 // NewSampler returns a sampler for one sequence with its own seed; prompt
@@ -198,11 +223,44 @@ func (s *Sampler) Seen(id int) {
 	}
 }
 
+// Blocked is what Sampler.Next returns when its constraint allows no token
+// at all: the vocabulary cannot write what the constraint asks for (a
+// tokenizer without '{' asked for JSON).
+const Blocked = -2
+
+// ErrBlocked is the error of a sequence whose constraint allows no token.
+var ErrBlocked = errors.New("generate: the constraint allows no token of the vocabulary here (the tokenizer cannot write what it asks for, e.g. JSON's punctuation)")
+
+// Constrain makes c decide which tokens the sequence may take from now
+// on (nil: any).
+func (s *Sampler) Constrain(c Constraint) { s.c = c }
+
 // Next picks a token. Tokens in hide (e.g. end-of-text before a minimum
-// length) are never picked; NaN logits count as impossible, +Inf ones as
-// certain. It returns -1 when no token is possible (every logit NaN, -Inf
-// or hidden).
+// length) are never picked, nor those the sampler's constraint does not
+// allow (a constraint that allows only hidden tokens wins over hide);
+// NaN logits count as impossible, +Inf ones as certain. It returns -1
+// when no token is possible (every logit NaN, -Inf or hidden, or the
+// constraint allows none of the finite ones), and Blocked when the
+// constraint allows no token of the vocabulary at all.
 func (s *Sampler) Next(logits []float32, hide []int) int {
+	var mask []uint64
+	if s.c != nil {
+		if mask = s.c.Allowed(); mask != nil && !slices.ContainsFunc(mask, func(w uint64) bool { return w != 0 }) {
+			return Blocked
+		}
+	}
+	id := s.next(logits, hide, mask)
+	if id < 0 && s.c != nil && len(hide) > 0 {
+		id = s.next(logits, nil, mask)
+	}
+	if id >= 0 && s.c != nil && !s.c.Accept(id) {
+		return -1
+	}
+	return id
+}
+
+// next is Next's draw, with the constraint's mask (nil: none).
+func (s *Sampler) next(logits []float32, hide []int, mask []uint64) int {
 	V := len(logits)
 	if cap(s.probs) < V {
 		s.probs, s.idx = make([]float64, V), make([]int, V)
@@ -217,6 +275,40 @@ func (s *Sampler) Next(logits []float32, hide []int) int {
 	for _, id := range hide {
 		if id >= 0 && id < V {
 			p[id] = math.Inf(-1)
+		}
+	}
+	var sparse []int // the allowed tokens, when the constraint allows few
+	if mask != nil {
+		n := 0
+		for _, w := range mask {
+			n += bits.OnesCount64(w)
+		}
+		if n <= V/16 {
+			sparse = s.allowed[:0]
+			for w, word := range mask {
+				for ; word != 0; word &= word - 1 {
+					if id := w*64 + bits.TrailingZeros64(word); id < V {
+						sparse = append(sparse, id)
+					}
+				}
+			}
+			s.allowed = sparse
+		}
+		// By words of 64 tokens: a word all allowed (inside a
+		// string) is skipped, one of none is 64 stores.
+		for lo := 0; lo < V; lo += 64 {
+			var word uint64
+			if lo>>6 < len(mask) {
+				word = mask[lo>>6]
+			}
+			if word == ^uint64(0) {
+				continue
+			}
+			for i := lo; i < min(V, lo+64); i++ {
+				if word>>(i-lo)&1 == 0 {
+					p[i] = math.Inf(-1)
+				}
+			}
 		}
 	}
 	if rp := s.o.RepetitionPenalty; rp > 0 && rp != 1 {
@@ -280,7 +372,15 @@ func (s *Sampler) Next(logits []float32, hide []int) int {
 		return cmp.Compare(a, b)
 	}
 	var idx []int // the candidates in order; nil: all, by id
-	if k := s.o.TopK; k > 0 && k < V {
+	if sparse != nil {
+		// Only the few allowed tokens are candidates.
+		idx = sparse
+		if k := s.o.TopK; k > 0 && k < len(idx) {
+			selectTop(idx, k, p)
+			idx = idx[:k]
+		}
+		slices.SortFunc(idx, byProb)
+	} else if k := s.o.TopK; k > 0 && k < V {
 		idx = s.idx[:V]
 		for i := range idx {
 			idx[i] = i

@@ -151,3 +151,71 @@ func TestExpNeg(t *testing.T) {
 		t.Fatalf("expNeg(0, -Inf, NaN) = %v, %v, %v", expNeg(0), expNeg(math.Inf(-1)), expNeg(math.NaN()))
 	}
 }
+
+// allowOnly is a constraint that allows a fixed set of tokens.
+type allowOnly struct {
+	mask     []uint64
+	accepted []int
+}
+
+func (a *allowOnly) Allowed() []uint64 { return a.mask }
+func (a *allowOnly) Accept(id int) bool {
+	a.accepted = append(a.accepted, id)
+	return a.mask[id/64]>>(id%64)&1 == 1
+}
+
+// A constraint decides: the token picked is an allowed one whatever the
+// logits say, hidden tokens give way to it, and a constraint that allows
+// nothing is Blocked, not an overflow.
+func TestSamplerConstraint(t *testing.T) {
+	logits := make([]float32, 130)
+	logits[3] = 50
+	c := &allowOnly{mask: []uint64{0, 0, 1 << 1}} // token 129
+	s := NewSampler(Options{Temperature: 1}, 1, nil)
+	s.Constrain(c)
+	if id := s.Next(logits, nil); id != 129 || len(c.accepted) != 1 {
+		t.Fatalf("picked %d, accepted %v; want 129", id, c.accepted)
+	}
+	if id := s.Next(logits, []int{129}); id != 129 {
+		t.Fatalf("with the allowed token hidden: %d, want 129", id)
+	}
+	s.Constrain(&allowOnly{mask: make([]uint64, 3)})
+	if id := s.Next(logits, nil); id != Blocked {
+		t.Fatalf("nothing allowed: %d, want Blocked", id)
+	}
+}
+
+// BenchmarkNext151936 is a sampling step (temperature 0.8, top-k 40,
+// top-p 0.9) over a 151,936-token vocabulary, free and with a constraint
+// mask: inside a string (nearly every token allowed) and between JSON
+// tokens (a few allowed).
+func BenchmarkNext151936(b *testing.B) {
+	const V = 151936
+	logits := make([]float32, V)
+	for i := range logits {
+		logits[i] = float32(i%977) / 100
+	}
+	words := (V + 63) / 64
+	text, punct := make([]uint64, words), make([]uint64, words)
+	for w := range text {
+		text[w] = ^uint64(0)
+	}
+	text[0] &^= 1 << 2 // the quote
+	for _, id := range []int{4, 90, 1000, 5000} {
+		punct[id/64] |= 1 << (id % 64)
+	}
+	for _, c := range []struct {
+		name string
+		mask []uint64
+	}{{"free", nil}, {"string", text}, {"punctuation", punct}} {
+		b.Run(c.name, func(b *testing.B) {
+			s := NewSampler(Options{Temperature: 0.8, TopK: 40, TopP: 0.9}, 1, nil)
+			if c.mask != nil {
+				s.Constrain(&allowOnly{mask: c.mask})
+			}
+			for b.Loop() {
+				s.Next(logits, nil)
+			}
+		})
+	}
+}

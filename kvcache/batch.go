@@ -114,20 +114,22 @@ func (c *Batch) Free() {
 }
 
 // Prefill returns the cache of a prefill straight into the batch: row b
-// of a left-padded batch (its positions are its last lens[b] columns) goes
-// to the empty slot slots[b]; a negative slot keeps nothing of the row.
+// of a left-padded batch goes to the empty slot slots[b] (a negative slot
+// keeps nothing of the row). The row's positions are its first lead
+// columns (input embeddings every row has, such as a soft prompt; 0 for
+// none) and its last lens[b] columns, the padding between them skipped.
 // It attends each row to the pass's own keys, all the row has.
-func (c *Batch) Prefill(slots []int32, lens []int) *Rows {
+func (c *Batch) Prefill(slots []int32, lens []int, lead int) *Rows {
 	if len(slots) != len(lens) {
 		panic(fmt.Sprintf("kvcache: batch: %d slots and %d lengths", len(slots), len(lens)))
 	}
 	c.checkSlots(slots, true)
 	for _, n := range lens {
-		if n > c.Cap {
+		if lead+n > c.Cap {
 			panic(fmt.Sprintf("kvcache: batch: a prefill of %d positions into slots of %d", n, c.Cap))
 		}
 	}
-	return &Rows{c: c, rows: slots, lens: lens}
+	return &Rows{c: c, rows: slots, lens: lens, lead: lead}
 }
 
 // Rows returns the cache of one decode step: one token for each of B
@@ -173,6 +175,7 @@ type Rows struct {
 	c         *Batch
 	rows      []int32 // each row's slot (negative: kept nowhere)
 	lens      []int   // a prefill's prompt lengths
+	lead      int     // a prefill's leading columns every row has (input embeddings)
 	n         []int32 // a decode step's: the columns each row attends to (nil in a prefill)
 	slot, pos []int32 // per new position: its slot (-1: none) and position there
 }
@@ -194,12 +197,16 @@ func (r *Rows) Attend(q, k, v *tensor.Tensor, a Attention) *tensor.Tensor {
 	if B != len(r.rows) || (r.n != nil && T != 1) || a.Layer >= len(c.K) {
 		panic(fmt.Sprintf("kvcache: batch: keys %v for %d rows, layer %d of %d", k.Shape(), len(r.rows), a.Layer, len(c.K)))
 	}
-	if r.slot == nil { // a prefill's rows are left-padded to T
+	if r.slot == nil { // a prefill's rows are lead columns, left padding, then lens[b] positions: T in all
 		r.slot, r.pos = make([]int32, B*T), make([]int32, B*T)
 		for b, s := range r.rows {
 			for j := range T {
 				r.slot[b*T+j] = -1
-				if p := j - (T - r.lens[b]); s >= 0 && p >= 0 {
+				p := j // a leading column
+				if j >= r.lead {
+					p = r.lead + j - (T - r.lens[b])
+				}
+				if s >= 0 && (j < r.lead || p >= r.lead) {
 					r.slot[b*T+j], r.pos[b*T+j] = s, int32(p)
 				}
 			}
@@ -213,9 +220,9 @@ func (r *Rows) Attend(q, k, v *tensor.Tensor, a Attention) *tensor.Tensor {
 	}
 	be := q.Backend()
 	if ra, ok := be.(backend.RowAttention); ok {
-		y := tensor.New(be, B, 1, q.Dim(2))
+		y := q.Scope().New(be, B, 1, q.Dim(2))
 		ra.AttentionRows(backend.Attention{B: B, T: 1, S: c.Cap, HQ: a.Heads, HKV: a.KVHeads, D: c.d,
-			Scale: a.scale(c.d)}, r.rows, r.n, y.Buffer(), q.Buffer(), kc, vc)
+			Scale: a.scale(c.d), Window: a.Window}, r.rows, r.n, y.Buffer(), q.Buffer(), kc, vc)
 		return y
 	}
 	return r.gather(q, a)
@@ -231,7 +238,7 @@ func (r *Rows) gather(q *tensor.Tensor, a Attention) *tensor.Tensor {
 	for _, v := range r.n {
 		S = max(S, int(v))
 	}
-	k, v := tensor.New(be, B, S, W), tensor.New(be, B, S, W)
+	k, v := q.Scope().New(be, B, S, W), q.Scope().New(be, B, S, W)
 	mask := make([]bool, B*S)
 	for b := range B {
 		for h := range c.h {
@@ -240,11 +247,9 @@ func (r *Rows) gather(q *tensor.Tensor, a Attention) *tensor.Tensor {
 			be.Copy2D(v.Buffer(), b*S*W+h*c.d, W, c.V[a.Layer], src, c.d, int(r.n[b]), c.d, false)
 		}
 		for j := range int(r.n[b]) {
-			mask[b*S+j] = true
+			// A sliding window hides all but the last a.Window positions.
+			mask[b*S+j] = a.Window <= 0 || j >= int(r.n[b])-a.Window
 		}
 	}
-	y := tensor.Attention(q, k, v, tensor.AttentionOptions{Heads: a.Heads, KVHeads: a.KVHeads, KeyMask: mask})
-	k.Free()
-	v.Free()
-	return y
+	return tensor.Attention(q, k, v, tensor.AttentionOptions{Heads: a.Heads, KVHeads: a.KVHeads, KeyMask: mask})
 }

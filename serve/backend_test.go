@@ -49,9 +49,8 @@ func TestServeOnCallersBackend(t *testing.T) {
 	case err := <-done:
 		t.Fatalf("Run: %v", err)
 	}
-	loaded := be.allocs.Load()
-	if loaded == 0 {
-		t.Fatal("the weights were not loaded onto the caller's backend")
+	if n := be.allocs.Load(); n != 0 {
+		t.Fatalf("%d allocations before the first request: models load on their first request", n)
 	}
 	resp, err := http.Post("http://"+url+"/v1/completions", "application/json",
 		strings.NewReader(`{"model":"tiny","prompt":"hello","max_tokens":4,"temperature":0}`))
@@ -64,8 +63,8 @@ func TestServeOnCallersBackend(t *testing.T) {
 	if err != nil || resp.StatusCode != http.StatusOK || len(out.Choices) != 1 {
 		t.Fatalf("completion: %s, %+v, %v", resp.Status, out, err)
 	}
-	if be.allocs.Load() == loaded {
-		t.Error("the answer was not decoded on the caller's backend")
+	if be.allocs.Load() == 0 {
+		t.Error("the model was not loaded, nor its answer decoded, on the caller's backend")
 	}
 	cancel()
 	if err := <-done; err != nil {

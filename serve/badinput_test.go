@@ -55,7 +55,8 @@ func TestBadInput(t *testing.T) {
 		{"context overflow by prompt", "POST", "/v1/completions", `{"model":"tiny-gpt2","prompt":"` + long + `"}`, 400, "context length"},
 		{"prompt wrong type", "POST", "/v1/completions", `{"model":"tiny-gpt2","prompt":{"a":1}}`, 400, "prompt"},
 		{"unknown endpoint", "POST", "/v1/assistants", `{}`, 404, "unknown endpoint"},
-		{"embeddings not yet", "POST", "/v1/embeddings", `{}`, 501, "not supported yet"},
+		{"embeddings without input", "POST", "/v1/embeddings", `{"model":"tiny-gpt2"}`, 400, `"input" missing`},
+		{"embeddings over the context", "POST", "/v1/embeddings", `{"model":"tiny-gpt2","input":["hi","` + strings.Repeat("a b ", 60) + `"]}`, 400, "input[1] has"},
 		{"unknown model path", "GET", "/v1/models/nope", ``, 404, "not found"},
 	}
 	for _, c := range openai {

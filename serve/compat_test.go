@@ -25,7 +25,7 @@ func TestCompatibility(t *testing.T) {
 	}
 
 	cases := []struct{ path, body, want string }{
-		{"/v1/completions", `{"model":"tiny-gpt2","prompt":null}`, `"prompt" missing: send a string (or a list of one string)`},
+		{"/v1/completions", `{"model":"tiny-gpt2","prompt":null}`, `"prompt" missing: send a string, a list of strings, or token ids`},
 		{"/v1/chat/completions", `{"model":"tiny-gpt2","messages":"hi"}`, `"messages": expected an array, got a string`},
 		{"/v1/chat/completions", `{"model":"tiny-gpt2","messages":[{"role":"user","content":"x"}],"seed":"x"}`, `"seed": expected an integer, got a string`},
 		{"/v1/chat/completions", `{"model":"tiny-gpt2","messages":[{"role":"user","content":"x"}],"stream_options":5}`, `"stream_options": expected an object, got a number`},

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -13,11 +14,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/golem-ml/golem/backend/cpu"
 	"github.com/golem-ml/golem/internal/shared"
+	"github.com/golem-ml/golem/tokenizer"
 
 	"github.com/golem-ml/golem/store"
 )
@@ -59,24 +63,78 @@ func runNode(t *testing.T, node, script string, args ...string) string {
 	return out.String()
 }
 
-// The official openai package, streaming and not, against golem serve.
+// The official openai package, streaming and not, against golem serve;
+// the log-probabilities it reads (top_logprobs, echo) are golem's own
+// forward pass over the same text, and its embeddings too.
 func TestOpenAIClient(t *testing.T) {
 	node := needNode(t, "openai")
 	ts := newTestServer(t, Options{}, EngineOptions{})
-	out := runNode(t, node, "openai.mjs", ts.URL, "tiny-llama")
-	if !strings.Contains(out, `"ok":true`) {
-		t.Fatal(out)
+	w, err := LoadWeights(cpu.New(), tinyDir(t, "llama"))
+	if err != nil {
+		t.Fatal(err)
 	}
+	out := runNode(t, node, "openai.mjs", ts.URL, "tiny-llama", strconv.Itoa(w.Model.Config.Hidden))
+	var res struct {
+		OK       bool
+		Logprobs []chatLP
+		Echo     struct {
+			TokenLogprobs []*float64 `json:"token_logprobs"`
+		}
+		Embedding []float32
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &res); err != nil || !res.OK {
+		t.Fatalf("%v: %s", err, out)
+	}
+	prompt, _, err := w.Tok.RenderChat([]tokenizer.Message{{Role: "system", Content: "You are terse."}, {Role: "user", Content: "Say hello."}}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bs [][]int
+	for _, c := range res.Logprobs {
+		bs = append(bs, c.Bytes)
+	}
+	lps, rows := refLogprobs(t, w.Model, append(prompt, idsOf(t, w.Tok, bs)...))
+	for i, c := range res.Logprobs {
+		at := len(prompt) + i
+		best := slices.Max(rows[at])
+		if math.Abs(c.Logprob-lps[at]) > 1e-4 || math.Abs(c.TopLogprobs[0].Logprob-best) > 1e-4 {
+			t.Errorf("token %d %q: logprob %.6f, top %.6f; golem's forward pass gives %.6f, top %.6f", i, c.Token, c.Logprob, c.TopLogprobs[0].Logprob, lps[at], best)
+		}
+	}
+	ids := w.Tok.EncodeWithSpecial("Once upon a time")
+	lps, _ = refLogprobs(t, w.Model, ids)
+	if len(res.Echo.TokenLogprobs) != len(ids) {
+		t.Fatalf("echo: %d token logprobs for %d tokens", len(res.Echo.TokenLogprobs), len(ids))
+	}
+	for i := 1; i < len(ids); i++ {
+		if got := *res.Echo.TokenLogprobs[i]; math.Abs(got-lps[i]) > 1e-4 {
+			t.Errorf("echo token %d: %.6f, golem's forward pass gives %.6f", i, got, lps[i])
+		}
+	}
+	closeTo(t, "the openai client's embedding", res.Embedding, refEmbedding(w.Model, w.Tok.EncodeWithSpecial("The sky is blue."), false))
 }
 
-// The official ollama package, streaming and not, against golem serve.
+// The official ollama package, streaming and not, against golem serve,
+// which loads the model on its first request: ollama.ps() before and
+// after, ollama.embed() (golem's own forward pass), keep_alive 0.
 func TestOllamaClient(t *testing.T) {
 	node := needNode(t, "ollama")
-	ts := newTestServer(t, Options{}, EngineOptions{})
-	out := runNode(t, node, "ollama.mjs", ts.URL, "tiny-llama")
-	if !strings.Contains(out, `"ok":true`) {
-		t.Fatal(out)
+	ts, _ := newLazyServer(t, Options{}, ModelSpec{"tiny-llama", tinyDir(t, "llama")})
+	w, err := LoadWeights(cpu.New(), tinyDir(t, "llama"))
+	if err != nil {
+		t.Fatal(err)
 	}
+	out := runNode(t, node, "ollama.mjs", ts.URL, "tiny-llama", strconv.Itoa(w.Model.Config.Hidden))
+	var res struct {
+		OK        bool
+		Embedding []float32
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &res); err != nil || !res.OK {
+		t.Fatalf("%v: %s", err, out)
+	}
+	closeTo(t, "the ollama client's embedding", res.Embedding, refEmbedding(w.Model, w.Tok.EncodeWithSpecial("Why is the sky blue?"), false))
 }
 
 // A real browser logs in, reads hostile guidelines as text, writes a
@@ -293,5 +351,30 @@ func TestBrowserCORS(t *testing.T) {
 	out := runNode(t, node, "cors.mjs", ts.URL, port, "k3y", "tiny-gpt2")
 	if !strings.Contains(out, `"ok":true`) {
 		t.Fatal(out)
+	}
+}
+
+// The official openai and ollama packages get structured output
+// (json_schema, json_object, Ollama's format) from a random model, and
+// every answer validates against its schema (santhosh-tekuri/jsonschema);
+// and a forced tool call makes the round trip: the client parses the
+// call, the script runs it and sends the result back as a tool message,
+// and the model answers (a random model: the answer is not expected to
+// use the result).
+func TestStructuredClients(t *testing.T) {
+	node := needNode(t, "openai", "ollama")
+	ts := newTestServerWith(t, "sqlite:"+filepath.Join(t.TempDir(), "s.db"), Options{}, EngineOptions{}, "llama")
+	out := runNode(t, node, "structured.mjs", ts.URL, "tiny-llama", personSchema)
+	var res struct {
+		OK      bool
+		Answers []string
+	}
+	if err := json.Unmarshal([]byte(out[strings.LastIndex(strings.TrimSpace(out), "\n")+1:]), &res); err != nil || !res.OK || len(res.Answers) != 8 {
+		t.Fatalf("%v: %s", err, out)
+	}
+	for i, a := range res.Answers {
+		if err := validate(t, personSchema, a); err != nil {
+			t.Errorf("answer %d %q: %v", i, a, err)
+		}
 	}
 }

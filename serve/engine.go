@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log"
 	"os"
-	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -19,7 +18,8 @@ import (
 	"github.com/golem-ml/golem/gguf"
 	"github.com/golem-ml/golem/kvcache"
 	"github.com/golem-ml/golem/model/gpt"
-	"github.com/golem-ml/golem/safetensors"
+	"github.com/golem-ml/golem/model/load"
+	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/tensor"
 	"github.com/golem-ml/golem/tokenizer"
 )
@@ -40,13 +40,23 @@ type Weights struct {
 	Tok     *tokenizer.Tokenizer
 	ModTime time.Time // of the weights file (or config.json) when it was read
 	Stop    []int     // token ids that end an answer: <|im_end|>, <|endoftext|>, EOS
+	// SoftPrompt is a prompt-tuning adapter's virtual tokens, put before
+	// every prompt; nil otherwise.
+	SoftPrompt *nn.SoftPrompt
+	// Context is the tokens a prompt and its answer may take: the model's
+	// context less the soft prompt's.
+	Context int
+	// GGUF: the model was read from a GGUF file (Ollama's lists say so).
+	GGUF bool
 
 	stamp string // the folder's files as they were read (see folderStamp)
 }
 
 // LoadWeights reads a model folder (config.json, model.safetensors and a
-// tokenizer) onto the backend be. A folder whose files change while they are
-// read is an error, as is anything that would panic.
+// tokenizer) or an adapter folder over its base model (model/load: LoRA is
+// merged, a prompt-tuning adapter's soft prompt goes before every prompt)
+// onto the backend be. A folder whose files change while they are read is
+// an error, as is anything that would panic.
 func LoadWeights(be backend.Backend, dir string) (w *Weights, err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -57,21 +67,24 @@ func LoadWeights(be backend.Backend, dir string) (w *Weights, err error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := gpt.Load(be, dir)
-	if err != nil {
-		return nil, err
-	}
-	tok, err := tokenizer.Load(dir)
+	l, err := load.Model(be, dir, load.Options{})
 	if err != nil {
 		return nil, err
 	}
 	if after, err := folderStamp(dir); err != nil || after.key != before.key {
 		return nil, fmt.Errorf("serve: %s: the model files changed while being read", dir)
 	}
-	w, err = NewWeights(m, tok, before.mod)
+	w, err = NewWeights(l.Model, l.Tok, before.mod)
 	if err != nil {
 		return nil, err
 	}
+	if sp := l.SoftPrompt; sp != nil {
+		if w.Context -= sp.Weight.Dim(0); w.Context < 2 {
+			return nil, fmt.Errorf("serve: %s: the soft prompt's %d virtual tokens leave no room in the model's context of %d", dir, sp.Weight.Dim(0), l.Model.Config.Context)
+		}
+		w.SoftPrompt = sp
+	}
+	_, w.GGUF, _ = gguf.Locate(l.Base)
 	w.stamp = before.key
 	return w, nil
 }
@@ -81,7 +94,7 @@ func NewWeights(m *gpt.Model, tok *tokenizer.Tokenizer, modTime time.Time) (*Wei
 	if tok.VocabSize() > m.Config.Vocab {
 		return nil, fmt.Errorf("serve: the tokenizer has %d tokens but the model only %d", tok.VocabSize(), m.Config.Vocab)
 	}
-	w := &Weights{Model: m, Tok: tok, ModTime: modTime}
+	w := &Weights{Model: m, Tok: tok, ModTime: modTime, Context: m.Config.Context}
 	// Served weights never change: a backend that can keep them packed
 	// for its matrix products does so.
 	if fz, ok := m.Embed.Weight.Backend().(backend.Freezer); ok {
@@ -109,35 +122,18 @@ type stamp struct {
 	mod time.Time
 }
 
-// folderStamp stamps dir's config.json and weights files (model.safetensors,
-// or the index and its shards), or the GGUF file dir names (gguf.Locate).
+// folderStamp stamps the files dir's weights are read from (load.Files):
+// config.json and model.safetensors (or the index and its shards), and for
+// an adapter folder its two files and then its base model's.
 func folderStamp(dir string) (stamp, error) {
-	if file, ok, err := gguf.Locate(dir); ok || err != nil {
-		if err != nil {
-			return stamp{}, fmt.Errorf("serve: %w", err)
-		}
-		fi, err := os.Stat(file)
-		if err != nil {
-			return stamp{}, fmt.Errorf("serve: %w", err)
-		}
-		return stamp{key: fmt.Sprintf("%s %d %d\n", file, fi.Size(), fi.ModTime().UnixNano()), mod: fi.ModTime()}, nil
-	}
-	names := []string{"config.json", safetensors.ModelFile}
-	if _, err := os.Stat(filepath.Join(dir, safetensors.ModelFile)); errors.Is(err, os.ErrNotExist) {
-		shards, _ := filepath.Glob(filepath.Join(dir, "model-*-of-*.safetensors"))
-		names = names[:1]
-		names = append(names, safetensors.IndexFile)
-		for _, s := range shards {
-			names = append(names, filepath.Base(s))
-		}
+	names, err := load.Files(dir)
+	if err != nil {
+		return stamp{}, fmt.Errorf("serve: %w", err)
 	}
 	var st stamp
 	var b strings.Builder
 	for _, n := range names {
-		fi, err := os.Stat(filepath.Join(dir, n))
-		if errors.Is(err, os.ErrNotExist) && n == safetensors.IndexFile {
-			return stamp{}, fmt.Errorf("serve: %s: no %s (nor %s)", dir, safetensors.ModelFile, safetensors.IndexFile)
-		}
+		fi, err := os.Stat(n)
 		if err != nil {
 			return stamp{}, fmt.Errorf("serve: %w", err)
 		}
@@ -179,6 +175,10 @@ type Event struct {
 	Done   bool
 	Reason string // when Done: "stop" (a stop token), "length" (max tokens or the context), "cancel", "error"
 	Err    error  // when Reason is "error"
+	// With Sampling.Logprobs, a token's log-probability and the most
+	// likely tokens at its position.
+	Logprob float64
+	Top     []generate.TokenProb
 }
 
 // Stats count an engine's work since it started.
@@ -210,6 +210,7 @@ type Engine struct {
 
 	opts    EngineOptions
 	queue   chan *seq
+	jobs    chan job
 	wake    chan struct{}
 	quit    chan struct{}
 	done    chan struct{}
@@ -228,7 +229,7 @@ type Engine struct {
 func NewEngine(name, dir string, w *Weights, o EngineOptions) *Engine {
 	o.defaults()
 	e := &Engine{Name: name, Dir: dir, opts: o,
-		queue: make(chan *seq, o.Queue), wake: make(chan struct{}, 1),
+		queue: make(chan *seq, o.Queue), jobs: make(chan job, o.Queue), wake: make(chan struct{}, 1),
 		quit: make(chan struct{}), done: make(chan struct{})}
 	e.cur.Store(w)
 	go e.loop()
@@ -366,9 +367,11 @@ type seq struct {
 	rowIdx int // the sequence's row in the step's logits (and prefill cache)
 	slot   int // the sequence's slot in the batch cache
 	done   bool
-	last   int // the token fed at the next step
-	next   int // the token just sampled
-	gen    int // tokens generated
+	last   int                  // the token fed at the next step
+	next   int                  // the token just sampled
+	gen    int                  // tokens generated
+	lp     float64              // the sampled token's log-probability (with Sampling.Logprobs)
+	top    []generate.TokenProb // the most likely tokens at its position
 }
 
 // Submit queues a prompt for generation. The returned channel carries the
@@ -434,18 +437,21 @@ func (e *Engine) loop() {
 			select {
 			case s := <-e.queue:
 				fail([]*seq{s}, ErrClosed)
+			case j := <-e.jobs:
+				j.done <- ErrClosed
 			default:
 				return
 			}
 		}
 	}()
 	for {
+		e.runJobs()
 		if len(bt.active) == 0 {
 			if w := e.pending.Swap(nil); w != nil {
 				e.cur.Store(w)
 				e.reloads.Add(1)
 			}
-			if len(e.queue) == 0 {
+			if len(e.queue) == 0 && len(e.jobs) == 0 {
 				// Idle: the cache's memory goes back once no request has
 				// come for a while (a burst's clients come back at once).
 				var release <-chan time.Time
@@ -507,6 +513,63 @@ func (e *Engine) loop() {
 		if len(e.queue) > 0 {
 			e.poke()
 		}
+	}
+}
+
+// job is work done on the model between decode steps (Do).
+type job struct {
+	ctx  context.Context
+	fn   func(w *Weights)
+	done chan error
+}
+
+// Do runs fn on the scheduler goroutine between two decode steps, with
+// the weights new requests get, under tensor.NoGrad: a forward pass of its
+// own (scoring a prompt, embeddings) that shares the model with the batch
+// without running beside it. A panic in fn is its error; the engine goes
+// on. It returns ctx's error if ctx ends first (fn may still run).
+func (e *Engine) Do(ctx context.Context, fn func(w *Weights)) error {
+	if e.closed.Load() {
+		return ErrClosed
+	}
+	j := job{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	select {
+	case e.jobs <- j:
+	default:
+		return ErrQueueFull
+	}
+	e.poke()
+	select {
+	case err := <-j.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-e.done:
+		select {
+		case err := <-j.done:
+			return err
+		default:
+			return ErrClosed
+		}
+	}
+}
+
+// runJobs runs the jobs waiting, on the weights of the batch (or the
+// pending ones when the batch is empty).
+func (e *Engine) runJobs() {
+	for {
+		var j job
+		select {
+		case j = <-e.jobs:
+		default:
+			return
+		}
+		if err := j.ctx.Err(); err != nil {
+			j.done <- err
+			continue
+		}
+		w := e.Weights()
+		j.done <- guard(func() { tensor.NoGrad(func() { j.fn(w) }) })
 	}
 }
 
@@ -610,9 +673,14 @@ func (bt *batch) addSlots(n int) {
 // one's first token, and adds those still running to the active ones; the
 // others give their slot back.
 func (e *Engine) prefill(w *Weights, bt *batch, seqs []*seq) {
+	P := 0 // the soft prompt's positions, before each prompt
+	var embeds *tensor.Tensor
+	if w.SoftPrompt != nil {
+		P, embeds = w.SoftPrompt.Weight.Dim(0), w.SoftPrompt.Batch(len(seqs))
+	}
 	need := 0
 	for _, s := range seqs {
-		need = max(need, len(s.prompt)+1)
+		need = max(need, P+len(s.prompt)+1)
 	}
 	e.reserve(w, bt, len(bt.active)+len(seqs), need)
 	prompts, slots, lens := make([][]int, len(seqs)), make([]int32, len(seqs)), make([]int, len(seqs))
@@ -624,11 +692,11 @@ func (e *Engine) prefill(w *Weights, bt *batch, seqs []*seq) {
 		}
 		bt.used[slot] = true
 		prompts[b], slots[b], lens[b] = s.prompt, int32(slot), len(s.prompt)
-		s.n, s.rowIdx = len(s.prompt), b
+		s.n, s.rowIdx = P+len(s.prompt), b
 	}
-	lay, host := generate.Prefill(w.Model, bt.cache.Prefill(slots, lens), prompts, nil)
+	lay, host := generate.Prefill(w.Model, bt.cache.Prefill(slots, lens, P), prompts, embeds)
 	e.prefills.Add(1)
-	e.prefillTokens.Add(int64(len(seqs) * lay.L))
+	e.prefillTokens.Add(int64(len(seqs) * (lay.P + lay.L)))
 	e.advance(w, seqs, host)
 	// A sequence is placed (its slot set) only once its prefill is done:
 	// the scheduler fails the unplaced ones of a prefill that panicked.
@@ -684,7 +752,11 @@ func (e *Engine) advance(w *Weights, seqs []*seq, logits []float32) []*seq {
 	cpu.Parallel(len(seqs), 4, func(lo, hi int) {
 		for _, s := range seqs[lo:hi] {
 			b := s.rowIdx
-			s.next = s.samp.next(logits[b*V:(b+1)*V], s.gen, w.Stop)
+			row := logits[b*V : (b+1)*V]
+			s.next = s.samp.next(row, s.gen, w.Stop)
+			if s.s.Logprobs && s.next >= 0 {
+				s.lp, s.top = generate.Logprobs(row, s.next, s.s.TopLogprobs)
+			}
 		}
 	})
 	for _, s := range seqs {
@@ -695,6 +767,10 @@ func (e *Engine) advance(w *Weights, seqs []*seq, logits []float32) []*seq {
 			continue
 		}
 		id := s.next
+		if id == generate.Blocked {
+			s.out <- Event{Done: true, Reason: "error", Err: generate.ErrBlocked}
+			continue
+		}
 		if id < 0 {
 			s.out <- Event{Done: true, Reason: "error", Err: errNoLogits}
 			continue
@@ -705,7 +781,7 @@ func (e *Engine) advance(w *Weights, seqs []*seq, logits []float32) []*seq {
 		}
 		s.gen++
 		e.tokens.Add(1)
-		s.out <- Event{Token: id}
+		s.out <- Event{Token: id, Logprob: s.lp, Top: s.top}
 		if s.gen >= s.s.MaxTokens || s.n+1 > ctxLen {
 			s.out <- Event{Done: true, Reason: "length"}
 			continue

@@ -35,7 +35,10 @@ type sampleParams struct {
 	// ClampMax clamps MaxTokens to what fits the context (Ollama's
 	// num_predict) instead of refusing more.
 	ClampMax bool
-	MaxName  string // the field MaxTokens came from, for errors (default "max_tokens")
+	// ZeroMax allows MaxTokens 0: nothing is generated (OpenAI's echo
+	// of a prompt to score it).
+	ZeroMax bool
+	MaxName string // the field MaxTokens came from, for errors (default "max_tokens")
 }
 
 // genRequest is a checked generation request.
@@ -47,6 +50,9 @@ type genRequest struct {
 	s      Sampling
 	n      int
 	stop   []string
+	lp     logprobsRequest // what log-probabilities the answer carries
+	got    [][]tokenLP     // collect's: each choice's tokens' log-probabilities
+	tools  *toolSpec       // the calls in the answers are parsed (tools.go)
 }
 
 // apiError is a failure to answer with an HTTP status in the API's shape.
@@ -63,6 +69,11 @@ func badRequest(format string, args ...any) *apiError {
 }
 
 func (a apiStyle) failErr(w http.ResponseWriter, err error) {
+	var fe *fieldError
+	if errors.As(err, &fe) {
+		a.failParam(w, http.StatusBadRequest, "", fe.path, fe.msg)
+		return
+	}
 	var ae *apiError
 	if errors.As(err, &ae) {
 		a.fail(w, ae.status, ae.code, "%s", ae.msg)
@@ -71,22 +82,20 @@ func (a apiStyle) failErr(w http.ResponseWriter, err error) {
 	a.fail(w, http.StatusInternalServerError, "", "%v", err)
 }
 
-// engineFor finds a model by id; Ollama's ":latest" tag is ignored (on
-// the OpenAI API too, for names copied from Ollama's lists).
+// engineFor finds a model by id (Ollama's ":latest" tag is ignored, on
+// the OpenAI API too, for names copied from Ollama's lists) and holds it,
+// loaded, until the request has been answered.
 func (s *Server) engineFor(r *http.Request, model string) (*Engine, error) {
 	if model == "" {
 		return nil, badRequest(`"model" missing; served models: %s`, strings.Join(s.modelNames(), ", "))
 	}
-	e, ok := s.engines[model]
-	if !ok {
-		e, ok = s.engines[strings.TrimSuffix(model, ":latest")]
-	}
+	m, ok := s.model(model)
 	if !ok {
 		return nil, &apiError{http.StatusNotFound, "model_not_found",
 			fmt.Sprintf("model %q not found; served models: %s", model, strings.Join(s.modelNames(), ", "))}
 	}
-	recordOf(r.Context()).setModel(e.Name)
-	return e, nil
+	recordOf(r.Context()).setModel(m.name)
+	return s.use(r.Context(), m)
 }
 
 // longestToken caches each tokenizer's longest token in bytes.
@@ -107,7 +116,7 @@ func overflows(w *Weights, n int) error {
 		}
 		v, _ = longestToken.LoadOrStore(w.Tok, longest)
 	}
-	ctx := w.Model.Config.Context
+	ctx := w.Context
 	if n > 4*ctx*v.(int) {
 		return &apiError{http.StatusBadRequest, "context_length_exceeded",
 			fmt.Sprintf("this model's maximum context length is %d tokens, and the prompt's %d bytes are far more than that", ctx, n)}
@@ -127,18 +136,9 @@ func chatPrompt(w *Weights, msgs []tokenizer.Message) ([]int, error) {
 	if err := overflows(w, n); err != nil {
 		return nil, err
 	}
-	for i, m := range msgs {
-		switch m.Role {
-		case "system", "user", "assistant":
-		case "developer":
-			msgs[i].Role = "system"
-		case "":
-			return nil, badRequest(`messages[%d]: "role" missing`, i)
-		default:
-			return nil, badRequest(`messages[%d]: role %q is not "system", "user" or "assistant"`, i, m.Role)
-		}
-		if msgs[i].Role == "system" && i != 0 {
-			return nil, badRequest(`messages[%d]: a system message must come first`, i)
+	for i := range msgs {
+		if err := checkRole(i, &msgs[i].Role, false); err != nil {
+			return nil, err
 		}
 	}
 	if !w.Tok.HasChatTemplate() {
@@ -149,6 +149,31 @@ func chatPrompt(w *Weights, msgs []tokenizer.Message) ([]int, error) {
 		return nil, badRequest("%v", err)
 	}
 	return ids, nil
+}
+
+// checkRole checks message i's role (a "developer" message is a system
+// one; "tool" is a role only in conversations with tools).
+func checkRole(i int, role *string, tools bool) error {
+	switch *role {
+	case "system", "user", "assistant":
+	case "tool":
+		if !tools {
+			return badRequest(`messages[%d]: role "tool" without tools or calls in the conversation`, i)
+		}
+	case "developer":
+		*role = "system"
+	case "":
+		return badRequest(`messages[%d]: "role" missing`, i)
+	default:
+		if tools {
+			return badRequest(`messages[%d]: role %q is not "system", "user", "assistant" or "tool"`, i, *role)
+		}
+		return badRequest(`messages[%d]: role %q is not "system", "user" or "assistant"`, i, *role)
+	}
+	if *role == "system" && i != 0 {
+		return badRequest(`messages[%d]: a system message must come first`, i)
+	}
+	return nil
 }
 
 // textPrompt encodes a plain-text prompt (special tokens' text included).
@@ -170,7 +195,7 @@ func textPrompt(w *Weights, text string) ([]int, error) {
 // newGen checks the parameters against the model and fills defaults.
 // defTemp is the API's default temperature.
 func newGen(e *Engine, w *Weights, prompt []int, p sampleParams, defTemp float64) (*genRequest, error) {
-	ctx := w.Model.Config.Context
+	ctx := w.Context
 	if len(prompt) >= ctx {
 		return nil, &apiError{http.StatusBadRequest, "context_length_exceeded",
 			fmt.Sprintf("this model's maximum context length is %d tokens, and the prompt has %d; no room for an answer", ctx, len(prompt))}
@@ -199,6 +224,7 @@ func newGen(e *Engine, w *Weights, prompt []int, p sampleParams, defTemp float64
 	if p.MaxTokens != nil {
 		m := *p.MaxTokens
 		switch {
+		case m == 0 && p.ZeroMax:
 		case m < 1:
 			return nil, badRequest(`%q %d is less than 1`, cmp.Or(p.MaxName, "max_tokens"), m)
 		case m > room && p.ClampMax:
@@ -253,6 +279,7 @@ type choiceEvent struct {
 	reason string // "stop" or "length" when done
 	tokens int    // tokens generated, when done
 	err    error
+	lps    []tokenLP // the log-probabilities of the tokens since the last event (logprobs requested)
 }
 
 // start submits the request's n sequences and returns their text deltas,
@@ -262,6 +289,13 @@ func (g *genRequest) start(ctx context.Context) (<-chan choiceEvent, error) {
 	g.rec = recordOf(ctx)
 	g.rec.setPrompt(len(g.prompt))
 	out := make(chan choiceEvent, 64)
+	if g.s.MaxTokens == 0 { // nothing to generate (echo)
+		out = make(chan choiceEvent, g.n)
+		for i := range g.n {
+			out <- choiceEvent{index: i, done: true, reason: "length"}
+		}
+		return out, nil
+	}
 	type sub struct {
 		ch     <-chan Event
 		cancel context.CancelFunc
@@ -277,13 +311,7 @@ func (g *genRequest) start(ctx context.Context) (<-chan choiceEvent, error) {
 			for _, p := range subs[:i] {
 				p.cancel()
 			}
-			switch {
-			case errors.Is(err, ErrQueueFull):
-				return nil, &apiError{http.StatusTooManyRequests, "", err.Error()}
-			case errors.Is(err, ErrClosed):
-				return nil, &apiError{http.StatusServiceUnavailable, "", err.Error()}
-			}
-			return nil, err
+			return nil, engineErr(err)
 		}
 		subs[i] = sub{ch, cancel}
 	}
@@ -300,20 +328,24 @@ func (g *genRequest) start(ctx context.Context) (<-chan choiceEvent, error) {
 			}
 			st := generate.NewStream(g.w.Tok, g.stop)
 			n := 0
+			var lps []tokenLP // a held token's log-probability goes with its text
 			for ev := range p.ch {
 				if ev.Done {
 					reason := ev.Reason
 					if st.Stopped {
 						reason = "stop"
 					}
-					if d := st.Flush(); d != "" && !send(choiceEvent{index: i, delta: d}) {
-						return
+					if d := st.Flush(); d != "" {
+						if !send(choiceEvent{index: i, delta: d, lps: lps}) {
+							return
+						}
+						lps = nil
 					}
 					var err error
 					if reason == "error" {
 						err = ev.Err
 					}
-					send(choiceEvent{index: i, done: true, reason: reason, tokens: n, err: err})
+					send(choiceEvent{index: i, done: true, reason: reason, tokens: n, err: err, lps: lps})
 					return
 				}
 				if st.Stopped {
@@ -321,8 +353,14 @@ func (g *genRequest) start(ctx context.Context) (<-chan choiceEvent, error) {
 				}
 				n++
 				g.rec.token()
-				if d := st.Add(ev.Token); d != "" && !send(choiceEvent{index: i, delta: d}) {
-					return
+				if g.s.Logprobs {
+					lps = append(lps, tokenLP{id: ev.Token, lp: ev.Logprob, top: ev.Top})
+				}
+				if d := st.Add(ev.Token); d != "" {
+					if !send(choiceEvent{index: i, delta: d, lps: lps}) {
+						return
+					}
+					lps = nil
 				}
 				if st.Stopped {
 					p.cancel()
@@ -331,6 +369,18 @@ func (g *genRequest) start(ctx context.Context) (<-chan choiceEvent, error) {
 		}()
 	}
 	return out, nil
+}
+
+// engineErr words an engine's refusal with its HTTP status: 429 when its
+// queue is full, 503 when it is shutting down (or being unloaded).
+func engineErr(err error) error {
+	switch {
+	case errors.Is(err, ErrQueueFull):
+		return &apiError{http.StatusTooManyRequests, "", err.Error()}
+	case errors.Is(err, ErrClosed):
+		return &apiError{http.StatusServiceUnavailable, "", err.Error()}
+	}
+	return err
 }
 
 // collect runs the request to the end and returns each choice's text,
@@ -342,6 +392,7 @@ func (g *genRequest) collect(ctx context.Context) ([]string, []string, int, erro
 	}
 	texts := make([]strings.Builder, g.n)
 	reasons := make([]string, g.n)
+	g.got = make([][]tokenLP, g.n)
 	total, left := 0, g.n
 	for left > 0 {
 		select {
@@ -350,6 +401,7 @@ func (g *genRequest) collect(ctx context.Context) ([]string, []string, int, erro
 				return nil, nil, 0, ev.err
 			}
 			texts[ev.index].WriteString(ev.delta)
+			g.got[ev.index] = append(g.got[ev.index], ev.lps...)
 			if ev.done {
 				reasons[ev.index] = ev.reason
 				total += ev.tokens

@@ -100,8 +100,18 @@ func tinyDir(t testing.TB, arch string) string {
 // the same vector, and the head gives those tokens a logit 320 above every
 // other.
 func writeFixedModel(dir string, tok *tokenizer.Tokenizer, words ...string) error {
+	var ids []int
+	for _, w := range words {
+		ids = append(ids, tok.Encode(w)[0])
+	}
+	return writeFixedModelIDs(dir, tok, 256, ids...)
+}
+
+// writeFixedModelIDs is writeFixedModel saying one of the tokens ids, with
+// a context of ctx.
+func writeFixedModelIDs(dir string, tok *tokenizer.Tokenizer, ctx int, ids ...int) error {
 	be := cpu.New()
-	cfg := gpt.Config{Arch: "llama", Vocab: tok.VocabSize(), Context: 256, Layers: 1, Heads: 2, KVHeads: 1,
+	cfg := gpt.Config{Arch: "llama", Vocab: tok.VocabSize(), Context: ctx, Layers: 1, Heads: 2, KVHeads: 1,
 		Hidden: 32, Intermediate: 64, Eps: 1e-5, RopeTheta: 10000, BOS: -1, EOS: -1}
 	m, err := gpt.New(be, cfg, 1)
 	if err != nil {
@@ -114,8 +124,7 @@ func writeFixedModel(dir string, tok *tokenizer.Tokenizer, words ...string) erro
 	}
 	m.Embed.Weight = tensor.FromHost(be, slices.Repeat([]float32{1}, V*C), V, C)
 	head := make([]float32, V*C) // [V, C]
-	for _, w := range words {
-		id := tok.Encode(w)[0]
+	for _, id := range ids {
 		for c := range C {
 			head[id*C+c] = 10
 		}

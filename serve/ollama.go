@@ -4,7 +4,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
-	"math"
+
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/golem-ml/golem/backend"
+	"github.com/golem-ml/golem/generate/constrain"
 	"github.com/golem-ml/golem/gguf"
 	"github.com/golem-ml/golem/tokenizer"
 )
@@ -46,16 +47,19 @@ type ollamaCommon struct {
 	Options ollamaOptions `json:"options"`
 	// KeepAlive is accepted and checked: golem keeps every model it
 	// serves loaded while it runs (see ollamaPs).
-	KeepAlive keepAlive `json:"keep_alive"`
+	KeepAlive keepAlive       `json:"keep_alive"`
+	Format    json.RawMessage `json:"format"` // "json" or a schema: format.go
+
+	tools *toolSpec // /api/chat's tools (tools.go)
 }
 
 // keepAlive is Ollama's "keep_alive": a duration ("5m", "1h30m"), a number
-// of seconds, or negative for ever. golem never unloads a served model, so
-// it only checks it; 0 (Ollama's "unload now") answers done_reason
-// "unload" to a request with nothing to generate.
+// of seconds, 0 to unload the model once the request is answered, or
+// negative for ever (see Options.KeepAlive). A request with nothing to
+// generate and keep_alive 0 answers done_reason "unload", as Ollama.
 type keepAlive struct {
-	set  bool
-	zero bool
+	set bool
+	d   time.Duration // negative: for ever
 }
 
 func (k *keepAlive) UnmarshalJSON(b []byte) error {
@@ -63,22 +67,28 @@ func (k *keepAlive) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &v); err != nil {
 		return err
 	}
+	seconds := func(f float64) time.Duration {
+		if f < 0 {
+			return -1
+		}
+		return time.Duration(min(f, 1e9) * float64(time.Second))
+	}
 	switch v := v.(type) {
 	case nil:
 		return nil
 	case float64:
-		*k = keepAlive{set: true, zero: v == 0}
+		*k = keepAlive{set: true, d: seconds(v)}
 		return nil
 	case string:
 		if n, err := strconv.ParseFloat(v, 64); err == nil {
-			*k = keepAlive{set: true, zero: n == 0}
+			*k = keepAlive{set: true, d: seconds(n)}
 			return nil
 		}
 		d, err := time.ParseDuration(v)
 		if err != nil {
 			return fmt.Errorf(`"keep_alive" %q is not a duration ("5m", "1h") or a number of seconds`, v)
 		}
-		*k = keepAlive{set: true, zero: d == 0}
+		*k = keepAlive{set: true, d: max(d, -1)}
 		return nil
 	}
 	return fmt.Errorf(`"keep_alive" must be a duration ("5m", "1h") or a number of seconds, got %s`, b)
@@ -86,7 +96,7 @@ func (k *keepAlive) UnmarshalJSON(b []byte) error {
 
 // doneReason is the done_reason of a request with nothing to generate.
 func (k keepAlive) doneReason() string {
-	if k.set && k.zero {
+	if k.set && k.d == 0 {
 		return "unload"
 	}
 	return "load"
@@ -105,31 +115,47 @@ func ollamaName(name string) string {
 	return name + ":latest"
 }
 
-// ollamaDetails describes a model the way Ollama's tags, ps and show do,
-// with the number of its parameters.
-func ollamaDetails(wts *Weights) (map[string]any, int64) {
+// ollamaDetails describes a model the way Ollama's tags, ps and show do.
+func ollamaDetails(info modelInfo) map[string]any {
+	format, level := "safetensors", "F32"
+	if info.gguf {
+		format, level = "gguf", info.level
+	}
+	arch := info.config.Arch
+	return map[string]any{"parent_model": "", "format": format, "family": arch,
+		"families": []string{arch}, "parameter_size": humanCount(info.params), "quantization_level": level}
+}
+
+// quantLevel is the type most of loaded weights' matrices are kept in
+// (backend.Quantized: a GGUF model's Q8_0, Q4_0 or F16), "F32" when none.
+func quantLevel(wts *Weights) string {
+	level := "F32"
+	qb, ok := wts.Model.Embed.Weight.Backend().(backend.Quantized)
+	if !ok {
+		return level
+	}
+	count := map[backend.QuantType]int{}
+	for _, p := range wts.Model.Params() {
+		if t, q := qb.QuantOf(p.Tensor.Buffer()); q {
+			count[t]++
+		}
+	}
+	best := 0
+	for _, t := range []backend.QuantType{backend.Q8_0, backend.Q4_0, backend.F16} {
+		if count[t] > best {
+			best, level = count[t], t.String()
+		}
+	}
+	return level
+}
+
+// paramCount is the number of the weights' parameters.
+func paramCount(wts *Weights) int64 {
 	var params int64
 	for _, p := range wts.Model.Params() {
 		params += int64(p.Tensor.Len())
 	}
-	format, level := "safetensors", "F32"
-	if qb, ok := wts.Model.Embed.Weight.Backend().(backend.Quantized); ok {
-		// A GGUF model's matrices kept quantized: the level of the most.
-		count := map[backend.QuantType]int{}
-		for _, p := range wts.Model.Params() {
-			if t, q := qb.QuantOf(p.Tensor.Buffer()); q {
-				count[t]++
-			}
-		}
-		best := 0
-		for _, t := range []backend.QuantType{backend.Q8_0, backend.Q4_0, backend.F16} {
-			if count[t] > best {
-				best, format, level = count[t], "gguf", t.String()
-			}
-		}
-	}
-	return map[string]any{"parent_model": "", "format": format, "family": wts.Model.Config.Arch,
-		"families": []string{wts.Model.Config.Arch}, "parameter_size": humanCount(params), "quantization_level": level}, params
+	return params
 }
 
 // filesSize is the size of the weights files in dir (0 without a folder).
@@ -163,40 +189,31 @@ func humanCount(n int64) string {
 }
 
 // ollamaModel is a model as /api/tags and /api/ps list it.
-func (s *Server) ollamaModel(e *Engine) map[string]any {
-	wts := e.Weights()
-	details, _ := ollamaDetails(wts)
-	return map[string]any{"name": ollamaName(e.Name), "model": ollamaName(e.Name), "modified_at": wts.ModTime.UTC().Format(time.RFC3339Nano),
-		"size": filesSize(e.Dir), "digest": s.digests.of(wts), "details": details}
+func (s *Server) ollamaModel(name string, info modelInfo) map[string]any {
+	return map[string]any{"name": ollamaName(name), "model": ollamaName(name), "modified_at": info.modTime.UTC().Format(time.RFC3339Nano),
+		"size": filesSize(s.models[name].dir), "digest": info.digest, "details": ollamaDetails(info)}
 }
 
-// ollamaTags answers GET /api/tags.
+// ollamaTags answers GET /api/tags: every model served, loaded or not.
 func (s *Server) ollamaTags(w http.ResponseWriter, r *http.Request) {
 	models := []map[string]any{}
 	for _, name := range s.names {
-		models = append(models, s.ollamaModel(s.engines[name]))
+		models = append(models, s.ollamaModel(name, s.infoFor(name)))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"models": models})
 }
 
-// forever is when a model that is never unloaded expires, as Ollama
-// writes it (now plus the longest duration: the year 2318).
-func forever() string {
-	return time.Now().Add(time.Duration(math.MaxInt64)).UTC().Format(time.RFC3339Nano)
-}
-
-// ollamaPs answers GET /api/ps: every served model is loaded, for as long
-// as the server runs (keep_alive does not unload it), on the server's
-// device; size is its weights in memory.
+// ollamaPs answers GET /api/ps: the models loaded now, on the server's
+// device, each until it expires (its keep-alive after its last request;
+// the year 2318 when it is kept for ever); size is its weights in memory.
 func (s *Server) ollamaPs(w http.ResponseWriter, r *http.Request) {
 	models := []map[string]any{}
-	for _, name := range s.names {
-		e := s.engines[name]
-		m := s.ollamaModel(e)
-		_, params := ollamaDetails(e.Weights())
-		m["size"], m["size_vram"] = 4*params, 0
-		m["expires_at"] = forever()
-		m["context_length"] = e.Weights().Model.Config.Context
+	for _, l := range s.loaded() {
+		info := s.infoOf(l.e.Weights(), true)
+		m := s.ollamaModel(l.e.Name, info)
+		m["size"], m["size_vram"] = 4*info.params, 0
+		m["expires_at"] = expiresAt(l.expires)
+		m["context_length"] = info.config.Context
 		models = append(models, m)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"models": models})
@@ -232,7 +249,8 @@ func (s *Server) ollamaShow(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	wts := e.Weights()
-	details, params := ollamaDetails(wts)
+	info := s.infoOf(wts, false)
+	params, details := info.params, ollamaDetails(info)
 	c := wts.Model.Config
 	var parameters, modelfile strings.Builder
 	fmt.Fprintf(&modelfile, "# Modelfile generated by golem serve for %s\n# golem serves Hugging Face model folders; it does not build models from Modelfiles.\nFROM %s\nTEMPLATE \"\"\"%s\"\"\"\n", ollamaName(e.Name), cmp.Or(e.Dir, e.Name), wts.Tok.ChatTemplateSource())
@@ -257,22 +275,17 @@ func (s *Server) ollamaNoModels(w http.ResponseWriter, r *http.Request) {
 	ollama.fail(w, http.StatusNotImplemented, "", "golem serve does not %s models: it serves the model folders given with --model (Hugging Face folders: config.json, model.safetensors, tokenizer.json), as \"NAME=DIR\" or DIR. Put a model in a folder (golem pretrain/sft --out DIR, or a Hugging Face download) and restart golem serve with --model DIR; new weights written into a served folder are loaded without a restart", strings.TrimPrefix(r.URL.Path, "/api/"))
 }
 
-// notYetEndpoint answers an endpoint golem will have.
-func notYetEndpoint(a apiStyle) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		a.fail(w, http.StatusNotImplemented, "not_implemented", "%s %s is not supported yet by golem serve", r.Method, r.URL.Path)
-	}
-}
-
 // ollamaChat answers POST /api/chat.
 func (s *Server) ollamaChat(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		ollamaCommon
-		Messages []tokenizer.Message `json:"messages"`
+		Messages []ollamaMessage `json:"messages"` // tools.go
+		Tools    []requestTool   `json:"tools"`
 	}
 	if !s.decodeAPI(ollama, w, r, &req) {
 		return
 	}
+	setKeepAlive(r.Context(), req.KeepAlive)
 	e, err := s.engineFor(r, req.Model)
 	if err != nil {
 		ollama.failErr(w, err)
@@ -284,11 +297,16 @@ func (s *Server) ollamaChat(w http.ResponseWriter, r *http.Request) {
 			"message": map[string]string{"role": "assistant", "content": ""}, "done_reason": req.KeepAlive.doneReason(), "done": true})
 		return
 	}
-	prompt, err := chatPrompt(wts, req.Messages)
+	spec, err := checkTools(req.Tools, nil, nil)
+	var prompt []int
+	if err == nil {
+		prompt, err = ollamaPrompt(wts, req.Messages, spec)
+	}
 	if err != nil {
 		ollama.failErr(w, err)
 		return
 	}
+	req.tools = spec
 	s.ollamaRun(w, r, e, wts, prompt, &req.ollamaCommon, true)
 }
 
@@ -304,6 +322,7 @@ func (s *Server) ollamaGenerate(w http.ResponseWriter, r *http.Request) {
 	if !s.decodeAPI(ollama, w, r, &req) {
 		return
 	}
+	setKeepAlive(r.Context(), req.KeepAlive)
 	e, err := s.engineFor(r, req.Model)
 	if err != nil {
 		ollama.failErr(w, err)
@@ -337,6 +356,13 @@ func nowRFC3339() string { return time.Now().UTC().Format(time.RFC3339Nano) }
 // ollamaRun generates and answers as NDJSON (streamed) or one object.
 func (s *Server) ollamaRun(w http.ResponseWriter, r *http.Request, e *Engine, wts *Weights, prompt []int, c *ollamaCommon, chat bool) {
 	g, err := newGen(e, wts, prompt, c.Options.params(), 0.8)
+	if err == nil {
+		var sc *constrain.Schema
+		if sc, err = ollamaFormat(c.Format); err == nil {
+			g.constrain(sc, string(c.Format))
+		}
+		g.useTools(c.tools)
+	}
 	if err != nil {
 		ollama.failErr(w, err)
 		return
@@ -359,6 +385,10 @@ func (s *Server) ollamaRun(w http.ResponseWriter, r *http.Request, e *Engine, wt
 		m["prompt_eval_count"], m["prompt_eval_duration"] = len(prompt), 0
 		m["eval_count"], m["eval_duration"] = tokens, d
 		return m
+	}
+	if g.tools != nil {
+		s.ollamaToolAnswer(w, r.Context(), g, c.Stream == nil || *c.Stream, final)
+		return
 	}
 	if c.Stream != nil && !*c.Stream {
 		texts, reasons, tokens, err := g.collect(r.Context())

@@ -138,7 +138,6 @@ func TestOllamaParity(t *testing.T) {
 		{"POST", "/api/pull", `{"name":"llama3"}`, "--model DIR"},
 		{"POST", "/api/create", `{"model":"x","from":"llama3"}`, "--model DIR"},
 		{"DELETE", "/api/delete", `{"name":"tiny-llama"}`, "--model"},
-		{"POST", "/api/embed", `{"model":"tiny-llama","input":"hi"}`, "not supported yet"},
 	} {
 		status, b := do(t, nil, c.method, ts.URL+c.path, []byte(c.body), nil)
 		if status != 501 || !strings.Contains(errorMessage(b), c.want) {

@@ -1,7 +1,6 @@
 package serve
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,17 +22,17 @@ func (s *Server) openaiModels(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) openaiModelObject(name string) map[string]any {
-	return map[string]any{"id": name, "object": "model", "created": s.engines[name].Weights().ModTime.Unix(), "owned_by": "golem"}
+	return map[string]any{"id": name, "object": "model", "created": s.infoFor(name).modTime.Unix(), "owned_by": "golem"}
 }
 
 // openaiModel answers GET /v1/models/{id}.
 func (s *Server) openaiModel(w http.ResponseWriter, r *http.Request) {
-	e, err := s.engineFor(r, r.PathValue("id"))
-	if err != nil {
-		openAI.failErr(w, err)
+	m, ok := s.model(r.PathValue("id"))
+	if !ok {
+		openAI.fail(w, http.StatusNotFound, "model_not_found", "model %q not found; served models: %s", r.PathValue("id"), strings.Join(s.modelNames(), ", "))
 		return
 	}
-	writeJSON(w, http.StatusOK, s.openaiModelObject(e.Name))
+	writeJSON(w, http.StatusOK, s.openaiModelObject(m.name))
 }
 
 // stopList is OpenAI's "stop": a string or a list of strings.
@@ -84,8 +83,10 @@ func (c *chatContent) UnmarshalJSON(b []byte) error {
 }
 
 type openaiMessage struct {
-	Role    string      `json:"role"`
-	Content chatContent `json:"content"`
+	Role       string           `json:"role"`
+	Content    chatContent      `json:"content"`
+	ToolCalls  []openaiToolCall `json:"tool_calls"`   // tools.go
+	ToolCallID string           `json:"tool_call_id"` // role "tool"
 }
 
 // openaiCommon are the fields chat and completions share.
@@ -104,6 +105,7 @@ type openaiCommon struct {
 	StreamOptions       *struct {
 		IncludeUsage bool `json:"include_usage"`
 	} `json:"stream_options"`
+	ResponseFormat *responseFormat `json:"response_format"` // format.go
 }
 
 func (c *openaiCommon) params() sampleParams {
@@ -128,7 +130,10 @@ func newUsage(prompt, completion int) usage {
 func (s *Server) openaiChat(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		openaiCommon
-		Messages []openaiMessage `json:"messages"`
+		openaiToolFields
+		Messages    []openaiMessage `json:"messages"`
+		Logprobs    bool            `json:"logprobs"`
+		TopLogprobs *int            `json:"top_logprobs"`
 	}
 	if !s.decodeAPI(openAI, w, r, &req) {
 		return
@@ -142,21 +147,49 @@ func (s *Server) openaiChat(w http.ResponseWriter, r *http.Request) {
 		openAI.fail(w, http.StatusBadRequest, "", `"messages" missing`)
 		return
 	}
-	msgs := make([]tokenizer.Message, len(req.Messages))
-	for i, m := range req.Messages {
-		msgs[i] = tokenizer.Message{Role: m.Role, Content: string(m.Content)}
+	spec, err := checkTools(req.Tools, req.ToolChoice, req.ParallelToolCalls)
+	if err != nil {
+		openAI.failErr(w, err)
+		return
 	}
 	wts := e.Weights()
-	prompt, err := chatPrompt(wts, msgs)
+	var prompt []int
+	if spec != nil || hasToolMessages(req.Messages) {
+		var tms []tokenizer.ToolMessage
+		if tms, err = toolMessages(req.Messages); err == nil {
+			prompt, err = toolPrompt(wts, tms, spec)
+		}
+	} else {
+		msgs := make([]tokenizer.Message, len(req.Messages))
+		for i, m := range req.Messages {
+			msgs[i] = tokenizer.Message{Role: m.Role, Content: string(m.Content)}
+		}
+		prompt, err = chatPrompt(wts, msgs)
+	}
+	if err != nil {
+		openAI.failErr(w, err)
+		return
+	}
+	lp, err := chatLogprobs(req.Logprobs, req.TopLogprobs)
 	if err != nil {
 		openAI.failErr(w, err)
 		return
 	}
 	g, err := newGen(e, wts, prompt, req.params(), 1)
+	if err == nil {
+		err = g.format(&req.openaiCommon)
+	}
+	if err == nil && spec != nil {
+		if spec.forced != nil && req.ResponseFormat != nil && req.ResponseFormat.Type != "text" {
+			err = &fieldError{"response_format", `"response_format" and a forced tool call ("tool_choice" "required" or a function) cannot both constrain the answer`}
+		}
+		g.useTools(spec)
+	}
 	if err != nil {
 		openAI.failErr(w, err)
 		return
 	}
+	g.setLogprobs(lp)
 	s.openaiRun(w, r, g, &req.openaiCommon, true)
 }
 
@@ -164,7 +197,9 @@ func (s *Server) openaiChat(w http.ResponseWriter, r *http.Request) {
 func (s *Server) openaiCompletions(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		openaiCommon
-		Prompt json.RawMessage `json:"prompt"`
+		Prompt   json.RawMessage `json:"prompt"`
+		Logprobs *int            `json:"logprobs"`
+		Echo     bool            `json:"echo"`
 	}
 	if !s.decodeAPI(openAI, w, r, &req) {
 		return
@@ -174,30 +209,28 @@ func (s *Server) openaiCompletions(w http.ResponseWriter, r *http.Request) {
 		openAI.failErr(w, err)
 		return
 	}
-	var text string
-	if p := bytes.TrimSpace(req.Prompt); len(p) == 0 || bytes.Equal(p, []byte("null")) {
-		openAI.fail(w, http.StatusBadRequest, "", `"prompt" missing: send a string (or a list of one string)`)
-		return
-	}
-	if err := json.Unmarshal(req.Prompt, &text); err != nil {
-		var list []string
-		if json.Unmarshal(req.Prompt, &list) != nil || len(list) != 1 {
-			openAI.fail(w, http.StatusBadRequest, "", `"prompt" must be a string (or a list of one string)`)
-			return
-		}
-		text = list[0]
-	}
 	wts := e.Weights()
-	prompt, err := textPrompt(wts, text)
+	prompt, err := completionPrompt(wts, req.Prompt)
 	if err != nil {
 		openAI.failErr(w, err)
 		return
 	}
-	g, err := newGen(e, wts, prompt, req.params(), 1)
+	lp, err := completionLogprobs(req.Logprobs, req.Echo)
 	if err != nil {
 		openAI.failErr(w, err)
 		return
 	}
+	params := req.params()
+	params.ZeroMax = req.Echo // max_tokens 0: only the prompt, scored
+	g, err := newGen(e, wts, prompt, params, 1)
+	if err == nil {
+		err = g.format(&req.openaiCommon)
+	}
+	if err != nil {
+		openAI.failErr(w, err)
+		return
+	}
+	g.setLogprobs(lp)
 	s.openaiRun(w, r, g, &req.openaiCommon, false)
 }
 
@@ -208,6 +241,18 @@ func (s *Server) openaiRun(w http.ResponseWriter, r *http.Request, g *genRequest
 	if chat {
 		id, object = newID("chatcmpl-"), "chat.completion"
 	}
+	if chat && c.Stream && g.tools != nil {
+		s.openaiToolStream(w, r, g, c, id, object+".chunk", created)
+		return
+	}
+	echo, echoLPs, err := g.echoed(r.Context())
+	if err != nil {
+		if r.Context().Err() == nil {
+			openAI.failErr(w, err)
+		}
+		return
+	}
+	lpw := newLPWriter(g.w.Tok, chat, g.n)
 	if !c.Stream {
 		texts, reasons, tokens, err := g.collect(r.Context())
 		if err != nil {
@@ -219,10 +264,15 @@ func (s *Server) openaiRun(w http.ResponseWriter, r *http.Request, g *genRequest
 		choices := make([]map[string]any, g.n)
 		for i := range choices {
 			choices[i] = map[string]any{"index": i, "finish_reason": reasons[i], "logprobs": nil}
-			if chat {
+			if g.lp.on {
+				choices[i]["logprobs"] = lpw.json(i, append(echoLPs[:len(echoLPs):len(echoLPs)], g.got[i]...))
+			}
+			if chat && g.tools != nil {
+				choices[i]["message"], choices[i]["finish_reason"] = g.tools.openaiMessage(texts[i], reasons[i])
+			} else if chat {
 				choices[i]["message"] = map[string]any{"role": "assistant", "content": texts[i], "refusal": nil}
 			} else {
-				choices[i]["text"] = texts[i]
+				choices[i]["text"] = echo + texts[i]
 			}
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"id": id, "object": object, "created": created, "model": g.e.Name,
@@ -272,9 +322,22 @@ func (s *Server) openaiRun(w http.ResponseWriter, r *http.Request, g *genRequest
 		}
 		return rc.Flush() == nil
 	}
+	// A token's chunk with its log-probabilities.
+	sendLP := func(i int, delta string, lps []tokenLP) bool {
+		c := chunk(i, map[string]any{"content": delta}, delta, nil)
+		c["choices"].([]any)[0].(map[string]any)["logprobs"] = lpw.json(i, lps)
+		return send(c)
+	}
 	if chat {
 		for i := 0; i < g.n; i++ {
 			if !send(chunk(i, map[string]any{"role": "assistant", "content": ""}, "", nil)) {
+				return
+			}
+		}
+	}
+	if g.lp.echo {
+		for i := 0; i < g.n; i++ {
+			if g.lp.on && !sendLP(i, echo, echoLPs) || !g.lp.on && !sendDelta(i, echo) {
 				return
 			}
 		}
@@ -291,7 +354,12 @@ func (s *Server) openaiRun(w http.ResponseWriter, r *http.Request, g *genRequest
 			send(map[string]any{"error": map[string]any{"message": ev.err.Error(), "type": "server_error", "param": nil, "code": nil}})
 			return
 		}
-		if ev.delta != "" && !sendDelta(ev.index, ev.delta) {
+		switch {
+		case g.lp.on && len(ev.lps) > 0:
+			if !sendLP(ev.index, ev.delta, ev.lps) {
+				return
+			}
+		case ev.delta != "" && !sendDelta(ev.index, ev.delta):
 			return
 		}
 		if ev.done {

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -204,6 +205,10 @@ func TestReloadWhileRewrittenInPlace(t *testing.T) {
 	}
 	logs := &syncBuffer{}
 	cmd, url := spawnChild(t, dir, "none", logs, "GOLEM_SERVE_TEST_WATCH=50ms")
+	// Served (loaded by a first request) before the rewrites begin.
+	if text, err := streamText(http.DefaultClient, url); err != nil || text != textA {
+		t.Fatalf("first answer: %q, %v; want %q", text, err, textA)
+	}
 
 	run := 18 * time.Second
 	if testing.Short() {
@@ -269,7 +274,7 @@ func TestReloadWhileRewrittenInPlace(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(failures) > 0 {
-		t.Fatalf("%d streams failed, %v finished; first: %s", len(failures), seen, failures[0])
+		t.Fatalf("%d streams failed, %v finished; first: %s\n%s", len(failures), seen, failures[0], logs.String())
 	}
 	if seen["a"] == 0 || seen["b"] == 0 {
 		t.Fatalf("answers %v: the rewritten checkpoint was never served", seen)
@@ -390,6 +395,10 @@ func TestReloadBadConfigSIGHUP(t *testing.T) {
 	textA := referenceText(t, dir, a)
 	logs := &syncBuffer{}
 	cmd, url := spawnChild(t, dir, "none", logs)
+	// The model loads on its first request; SIGHUP reloads loaded models.
+	if text, err := streamText(http.DefaultClient, url); err != nil || text != textA {
+		t.Fatalf("first answer: %q, %v; want %q", text, err, textA)
+	}
 	cfgPath := filepath.Join(dir, "config.json")
 	good, err := os.ReadFile(cfgPath)
 	if err != nil {
@@ -436,25 +445,42 @@ func TestReloadBadConfigSIGHUP(t *testing.T) {
 	}
 }
 
-// SIGTERM (the context's end) while a model loads stops the server at
-// once; it waited for the load, however long (a FIFO: forever).
+// SIGTERM (the context's end) while a model loads for a request stops the
+// server at once, and the request is answered 503; it waited for the load,
+// however long (a FIFO: forever).
 func TestRunStopsWhileLoading(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
 	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
+	errc, ready := make(chan error, 1), make(chan string, 1)
 	go func() {
 		errc <- Run(ctx, Config{Models: []string{tinyDir(t, "llama")}, Addr: "127.0.0.1:0", DB: "none", Backend: cpu.New(),
-			load: func(dir string) (*Weights, error) { <-release; return nil, errors.New("released") }})
+			Ready: func(a string) { ready <- a },
+			load:  func(dir string) (*Weights, error) { <-release; return nil, errors.New("released") }})
 	}()
-	time.Sleep(50 * time.Millisecond)
+	addr := <-ready
+	answered := make(chan string, 1)
+	go func() {
+		resp, err := http.Post("http://"+addr+"/v1/completions", "application/json", strings.NewReader(`{"model":"tiny-llama","prompt":"hi","max_tokens":2}`))
+		if err != nil {
+			answered <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		answered <- fmt.Sprintf("%d %s", resp.StatusCode, b)
+	}()
+	time.Sleep(700 * time.Millisecond) // the request waits for the load
 	cancel()
 	select {
 	case err := <-errc:
-		if err == nil || !strings.Contains(err.Error(), "stopped while loading") {
+		if err != nil {
 			t.Fatalf("Run: %v", err)
 		}
 	case <-time.After(5 * time.Second):
-		t.Fatal("Run ignored the end of its context while loading")
+		t.Fatal("Run ignored the end of its context while a model loaded")
+	}
+	if a := <-answered; !strings.HasPrefix(a, "503 ") || !strings.Contains(a, "stopped while loading") {
+		t.Fatalf("the request waiting for the load: %s, want a 503 saying it stopped while loading", a)
 	}
 }

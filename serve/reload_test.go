@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"github.com/golem-ml/golem/backend/cpu"
 	"github.com/golem-ml/golem/generate"
 	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/model/load"
 	"github.com/golem-ml/golem/tokenizer"
 )
 
@@ -98,4 +100,101 @@ func TestReloadKeepsConnections(t *testing.T) {
 	if !slices.Equal(got, want[0]) {
 		t.Fatalf("after the reload: %v, the new model gives %v", got, want[0])
 	}
+}
+
+// writeLoRA saves a LoRA adapter over the model folder base into dir, its
+// B matrices random (seed), so that it changes what the model says.
+func writeLoRA(t *testing.T, dir, base string, seed uint64) {
+	t.Helper()
+	m, err := gpt.Load(cpu.New(), base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := gpt.LoRAConfig{R: 2, Alpha: 4}
+	ps, err := m.AttachLoRA(c, seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(seed, 1))
+	for _, p := range ps {
+		if strings.Contains(p.Name, "lora_B") {
+			v := make([]float32, p.Tensor.Len())
+			for i := range v {
+				v[i] = float32(r.NormFloat64())
+			}
+			p.Tensor.Set(v)
+		}
+	}
+	rel, err := filepath.Rel(dir, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SaveLoRA(dir, c, rel); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// An adapter folder served is watched with its base model: a new adapter,
+// or a new checkpoint of the base, is loaded (merged again) and answers the
+// next request.
+func TestReloadAdapterFolder(t *testing.T) {
+	root := t.TempDir()
+	base, adapter := filepath.Join(root, "base"), filepath.Join(root, "adapter")
+	if err := os.CopyFS(base, os.DirFS(tinyDir(t, "llama"))); err != nil {
+		t.Fatal(err)
+	}
+	writeLoRA(t, adapter, base, 1)
+	w, err := LoadWeights(cpu.New(), adapter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := NewEngine("adapter", adapter, w, EngineOptions{})
+	defer e.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go e.Watch(ctx, 20*time.Millisecond, t.Logf)
+	prompt := w.Tok.EncodeWithSpecial("hello")
+	// answers waits for a reload after prev (none when prev < 0), lets a
+	// write seen half-done be reloaded again once its files settle, and
+	// checks that the engine answers as the folder loaded anew does.
+	answers := func(prev int64, what string) int64 {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); e.Stats().Reloads <= prev; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("after %s: no reload in 30 s", what)
+			}
+		}
+		if prev >= 0 {
+			time.Sleep(3 * settle)
+		}
+		l, err := load.Model(cpu.New(), adapter, load.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := generate.Tokens(l.Model, [][]int{prompt}, generate.Options{MaxTokens: 10, StopIDs: w.Stop}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch, err := e.Submit(context.Background(), prompt, Sampling{MaxTokens: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := collect(t, ch); !slices.Equal(got, want[0]) {
+			t.Fatalf("after %s: %v, the folder gives %v", what, got, want[0])
+		}
+		return e.Stats().Reloads
+	}
+	n := answers(-1, "loading")
+	time.Sleep(10 * time.Millisecond) // a distinct modification time
+	writeLoRA(t, adapter, base, 2)
+	n = answers(n, "a new adapter")
+	m2, err := gpt.New(cpu.New(), w.Model.Config, 99)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Millisecond)
+	if err := m2.Save(base); err != nil {
+		t.Fatal(err)
+	}
+	answers(n, "a new base model")
 }

@@ -75,6 +75,7 @@ type reqRecord struct {
 	prompt int
 	answer atomic.Int64 // tokens generated
 	first  atomic.Int64 // ns from start to the first token; 0: none yet
+	held   held         // the models the request holds
 }
 
 type recordKey struct{}

@@ -84,7 +84,7 @@ func TestRequestLog(t *testing.T) {
 		model      string
 	}{
 		{"/v1/chat/completions", `{"model":"gpt-9","messages":[]}`, 404, ""},
-		{"/v1/chat/completions", `{"model":"tiny-llama","messages":[{"role":"user","content":"hi"}],"tools":[{}]}`, 400, ""},
+		{"/v1/chat/completions", `{"model":"tiny-llama","messages":[{"role":"user","content":"hi"}],"functions":[{}]}`, 400, ""},
 		{"/api/chat", `{"model":"tiny-llama","messages":[{"role":"user","content":"hi"}],"options":{"num_predict":0}}`, 400, "tiny-llama"},
 	} {
 		resp, _ := post(c.path, c.body)

@@ -27,6 +27,12 @@ type Config struct {
 	// Models are model folders; "NAME=DIR" names one, otherwise its id is
 	// the folder's name.
 	Models []string
+	// ModelsDir serves every model folder inside it (one with a
+	// config.json), each named by its folder's name.
+	ModelsDir string
+	// KeepAlive is how long a model stays loaded after its last request
+	// (see Options.KeepAlive): models are loaded on their first request.
+	KeepAlive time.Duration
 	// Addr is the address to listen on (default 127.0.0.1:8080).
 	Addr string
 	// DB is the store: "sqlite:FILE" or a postgres:// URL (default
@@ -88,36 +94,19 @@ func ReloadOnHUP() (<-chan struct{}, func()) {
 	return reload, func() { signal.Stop(hup); close(done) }
 }
 
-// loadCtx loads dir with load, returning early with ctx's error when ctx
-// ends first (SIGTERM while a large model loads); the load is abandoned.
-func loadCtx(ctx context.Context, dir string, load func(string) (*Weights, error)) (*Weights, error) {
-	type result struct {
-		w   *Weights
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		w, err := load(dir)
-		done <- result{w, err}
-	}()
-	select {
-	case r := <-done:
-		return r.w, r.err
-	case <-ctx.Done():
-		return nil, fmt.Errorf("serve: stopped while loading %s: %w", dir, context.Cause(ctx))
-	}
-}
-
 // Run serves until ctx ends, then shuts down gracefully.
 func Run(ctx context.Context, c Config) error {
-	if len(c.Models) == 0 {
-		return errors.New("serve: give at least one --model DIR")
+	if len(c.Models) == 0 && c.ModelsDir == "" {
+		return errors.New("serve: give at least one --model DIR (or --models DIR)")
 	}
 	if c.Backend == nil {
 		return errors.New("serve: Config.Backend is nil: open one with backend.Open")
 	}
 	if c.Addr == "" {
 		c.Addr = "127.0.0.1:8080"
+	}
+	if err := CheckPool(c.Server.EmbedPool); err != nil {
+		return fmt.Errorf("%w (--embed-pool)", err)
 	}
 	for _, o := range c.Server.CORSOrigins {
 		if err := CheckOrigin(o); err != nil {
@@ -158,13 +147,9 @@ func Run(ctx context.Context, c Config) error {
 		load = func(dir string) (*Weights, error) { return LoadWeights(c.Backend, dir) }
 	}
 
-	var engines []*Engine
-	defer func() {
-		for _, e := range engines {
-			e.Close()
-		}
-	}()
-	seen := map[string]bool{}
+	// Each model is checked now (its config.json, its weights files) and
+	// loaded on its first request.
+	var specs []ModelSpec
 	for _, spec := range c.Models {
 		name, dir, ok := strings.Cut(spec, "=")
 		if !ok {
@@ -176,16 +161,26 @@ func Run(ctx context.Context, c Config) error {
 				name = n
 			}
 		}
-		if name == "" || seen[name] {
-			return fmt.Errorf("serve: model %q: give each model a distinct name (NAME=DIR)", spec)
-		}
-		seen[name] = true
-		w, err := loadCtx(ctx, dir, load)
+		specs = append(specs, ModelSpec{name, dir})
+	}
+	if c.ModelsDir != "" {
+		more, err := ModelDirs(c.ModelsDir)
 		if err != nil {
-			return fmt.Errorf("serve: model %s: %w", dir, err)
+			return err
 		}
-		engines = append(engines, NewEngine(name, dir, w, c.Engine))
-		logf("serve: model %s from %s (%s, %d layers, context %d)", name, dir, w.Model.Config.Arch, w.Model.Config.Layers, w.Model.Config.Context)
+		specs = append(specs, more...)
+	}
+	seen := map[string]bool{}
+	for _, m := range specs {
+		if m.Name == "" || seen[m.Name] {
+			return fmt.Errorf("serve: model %q (%s): give each model a distinct name (NAME=DIR)", m.Name, m.Dir)
+		}
+		seen[m.Name] = true
+		info, err := folderInfo(m.Dir)
+		if err != nil {
+			return fmt.Errorf("serve: model %s: %w", m.Dir, err)
+		}
+		logf("serve: model %s from %s (%s, %d layers, context %d), loaded on its first request", m.Name, m.Dir, info.config.Arch, info.config.Layers, info.config.Context)
 	}
 
 	var st *store.Store
@@ -223,7 +218,12 @@ func Run(ctx context.Context, c Config) error {
 	// Without a key, a loopback server answers only its loopback names:
 	// a web page cannot reach it through a DNS name rebound to 127.0.0.1.
 	o.HostCheck, o.ListenAddr = key == "" && isLoopback(ln.Addr()), ln.Addr().String()
-	srv := New(engines, st, o)
+	o.Models, o.Load, o.Engine, o.KeepAlive = specs, load, c.Engine, c.KeepAlive
+	if c.Watch > 0 {
+		o.Watch = c.Watch
+	}
+	srv := New(nil, st, o)
+	defer srv.Close()
 	hs := srv.HTTPServer()
 	pctx, stopPurge := context.WithCancel(ctx)
 	defer stopPurge()
@@ -231,11 +231,6 @@ func Run(ctx context.Context, c Config) error {
 
 	wctx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
-	for _, e := range engines {
-		if c.Watch > 0 {
-			go e.Watch(wctx, c.Watch, logf)
-		}
-	}
 	if c.Reload != nil {
 		go func() {
 			for {
@@ -243,15 +238,7 @@ func Run(ctx context.Context, c Config) error {
 				case <-wctx.Done():
 					return
 				case <-c.Reload:
-					for _, e := range engines {
-						// Reload recovers its own panics: nothing in a
-						// model folder takes the server down.
-						if _, err := e.Reload(true); err != nil {
-							logf("%v", err)
-						} else {
-							logf("serve: %s: reloaded %s", e.Name, e.Dir)
-						}
-					}
+					srv.Reload()
 				}
 			}
 		}()
@@ -267,6 +254,8 @@ func Run(ctx context.Context, c Config) error {
 		return err
 	case <-ctx.Done():
 	}
+	// Requests waiting for a model to load are answered 503 at once.
+	srv.closeOnce.Do(func() { close(srv.closing) })
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return hs.Shutdown(sctx)

@@ -1,6 +1,9 @@
 package serve
 
-import "github.com/golem-ml/golem/generate"
+import (
+	"github.com/golem-ml/golem/generate"
+	"github.com/golem-ml/golem/generate/constrain"
+)
 
 // Sampling controls how one sequence picks its tokens.
 type Sampling struct {
@@ -12,6 +15,14 @@ type Sampling struct {
 	// MinTokens hides the stop tokens until this many tokens have been
 	// generated (the annotation workspace asks for non-empty answers).
 	MinTokens int
+	// Logprobs sends each token's log-probability under the model's raw
+	// distribution (see generate.Logprobs) with its event, and the
+	// TopLogprobs most likely tokens.
+	Logprobs    bool
+	TopLogprobs int
+	// Guide, if set, constrains the answer to a JSON schema's values
+	// (structured output, forced tool calls).
+	Guide *constrain.Guide
 }
 
 // sampler draws one sequence's tokens with generate's sampler.
@@ -22,7 +33,11 @@ type sampler struct {
 
 func newSampler(s Sampling) *sampler {
 	o := generate.Options{Temperature: s.Temperature, TopP: s.TopP, TopK: s.TopK}
-	return &sampler{s: s, g: generate.NewSampler(o, s.Seed, nil)}
+	g := generate.NewSampler(o, s.Seed, nil)
+	if s.Guide != nil {
+		g.Constrain(s.Guide.Start())
+	}
+	return &sampler{s: s, g: g}
 }
 
 // next picks a token; stop holds the ids hidden while generated < MinTokens.

@@ -78,7 +78,7 @@ type Options struct {
 
 	// Lenient lets the APIs ignore request fields golem does not support
 	// (by default a 400 names them); fields of features golem does not
-	// have yet (tools, response_format, logprobs, images, ...) are refused
+	// have yet (logprobs, images, ...) are refused
 	// even so.
 	Lenient bool
 
@@ -86,22 +86,46 @@ type Options struct {
 	// may call the OpenAI and Ollama APIs from a browser, besides those on
 	// localhost, 127.0.0.1 and [::1], which always may (see CheckOrigin).
 	CORSOrigins []string
+
+	// Models are model folders served besides New's engines, loaded on
+	// their first request with Load (LoadWeights on the server's backend)
+	// into an engine sized by Engine. Without Load, New's engines stay
+	// loaded for ever and no other model is served.
+	Models []ModelSpec
+	Load   func(dir string) (*Weights, error)
+	Engine EngineOptions
+	// KeepAlive is how long a model stays loaded after its last request
+	// (0 takes DefaultKeepAlive, 5 minutes; negative: for ever; 1ns
+	// unloads it as soon as it is idle). A request's Ollama keep_alive
+	// replaces it for that model.
+	KeepAlive time.Duration
+	// Watch, when positive, is how often each loaded model's folder is
+	// checked for a new checkpoint (see Engine.Watch).
+	Watch time.Duration
+
+	// EmbedPool is how the embedding endpoints pool a text's final hidden
+	// states: PoolMean over its tokens (the default) or PoolLast, the last
+	// token's.
+	EmbedPool string
 }
 
 // Server answers the APIs and the web app. It is an http.Handler.
 type Server struct {
-	opts    Options
-	engines map[string]*Engine
-	names   []string // model ids in order
-	store   *store.Store
-	mux     *http.ServeMux
-	bodies  budget // request body bytes being handled
-	digests digests
-	logins  loginLimiter
+	opts      Options
+	models    map[string]*model
+	names     []string // model ids in order
+	closing   chan struct{}
+	closeOnce sync.Once
+	store     *store.Store
+	mux       *http.ServeMux
+	bodies    budget // request body bytes being handled
+	digests   digests
+	logins    loginLimiter
 }
 
-// New returns a server over engines (at least one) and st (the web app's
-// accounts and labels; nil serves the APIs only).
+// New returns a server over engines (loaded models) and Options.Models
+// (loaded on first use; at least one model in all), and st (the web app's
+// accounts and labels; nil serves the APIs only). Close unloads them.
 func New(engines []*Engine, st *store.Store, o Options) *Server {
 	if o.MaxBody <= 0 {
 		o.MaxBody = 8 << 20
@@ -128,18 +152,21 @@ func New(engines []*Engine, st *store.Store, o Options) *Server {
 	if o.BodyMemory <= 0 {
 		o.BodyMemory = 8 * o.MaxBody
 	}
-	s := &Server{opts: o, engines: map[string]*Engine{}, store: st, mux: http.NewServeMux()}
+	if o.KeepAlive == 0 {
+		o.KeepAlive = DefaultKeepAlive
+	}
+	s := &Server{opts: o, models: map[string]*model{}, store: st, mux: http.NewServeMux(), closing: make(chan struct{})}
 	s.bodies.max = o.BodyMemory
 	for _, e := range engines {
-		s.engines[e.Name] = e
-		s.names = append(s.names, e.Name)
-	}
-	s.routes()
-	// The weights' digests (Ollama's tags and ps), ahead of the first
-	// listing: seconds for a model of gigabytes.
-	for _, e := range engines {
+		s.addModel(e.Name, e.Dir, e, s.infoOf(e.Weights(), false))
+		// The digest (Ollama's tags and ps), ahead of the first listing.
 		go s.digests.of(e.Weights())
 	}
+	for _, m := range o.Models {
+		info, _ := folderInfo(m.Dir) // Run has checked it; a failure shows at the first load
+		s.addModel(m.Name, m.Dir, nil, info)
+	}
+	s.routes()
 	return s
 }
 
@@ -150,7 +177,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /v1/models/{id...}", s.apiAuth(openAI, s.openaiModel))
 	m.HandleFunc("POST /v1/chat/completions", s.apiAuth(openAI, s.openaiChat))
 	m.HandleFunc("POST /v1/completions", s.apiAuth(openAI, s.openaiCompletions))
-	m.HandleFunc("POST /v1/embeddings", s.apiAuth(openAI, notYetEndpoint(openAI)))
+	m.HandleFunc("POST /v1/embeddings", s.apiAuth(openAI, s.openaiEmbeddings))
 	m.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		openAI.fail(w, http.StatusNotFound, "not_found", "unknown endpoint %s %s", r.Method, r.URL.Path)
 	})
@@ -164,8 +191,8 @@ func (s *Server) routes() {
 	for _, p := range []string{"POST /api/pull", "POST /api/push", "POST /api/create", "POST /api/copy", "DELETE /api/delete"} {
 		m.HandleFunc(p, s.apiAuth(ollama, s.ollamaNoModels))
 	}
-	m.HandleFunc("POST /api/embed", s.apiAuth(ollama, notYetEndpoint(ollama)))
-	m.HandleFunc("POST /api/embeddings", s.apiAuth(ollama, notYetEndpoint(ollama)))
+	m.HandleFunc("POST /api/embed", s.apiAuth(ollama, s.ollamaEmbed(false)))
+	m.HandleFunc("POST /api/embeddings", s.apiAuth(ollama, s.ollamaEmbed(true)))
 	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		ollama.fail(w, http.StatusNotFound, "", "unknown endpoint %s %s", r.Method, r.URL.Path)
 	})
@@ -206,6 +233,7 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	r = r.WithContext(context.WithValue(r.Context(), recordKey{}, rec))
+	defer s.releaseHeld(rec) // the models the request used, once it is answered
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("X-Request-Id", rec.id)
 	a := styleOf(r.URL.Path)
@@ -354,10 +382,15 @@ func (t *ticket) shrink(n int64) {
 
 func (t *ticket) release() { t.shrink(0) }
 
-// Engine returns the engine serving model id.
+// Engine returns the engine serving model id, if it is loaded.
 func (s *Server) Engine(id string) (*Engine, bool) {
-	e, ok := s.engines[id]
-	return e, ok
+	m, ok := s.models[id]
+	if !ok {
+		return nil, false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.e, m.e != nil
 }
 
 // apiStyle is one API's way of saying what went wrong.

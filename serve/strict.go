@@ -35,17 +35,8 @@ var noop = fieldRule{noop: true}
 // openaiFields are the rules for the OpenAI API's fields golem's structs
 // do not hold. Keys are paths with [] for any array element.
 var openaiFields = map[string]fieldRule{
-	"tools":                    notYet("[]"),
-	"tool_choice":              notYet(`"none"`),
-	"parallel_tool_calls":      notYet(),
 	"functions":                notYet("[]"),
 	"function_call":            notYet(`"none"`),
-	"response_format":          notYet(`{"type":"text"}`),
-	"logprobs":                 notYet(),
-	"top_logprobs":             notYet("0"),
-	"echo":                     notYet(),
-	"messages[].tool_calls":    notYet("[]"),
-	"messages[].tool_call_id":  notYet(),
 	"messages[].function_call": notYet(),
 	"frequency_penalty":        neutral("0"),
 	"presence_penalty":         neutral("0"),
@@ -64,20 +55,16 @@ var openaiFields = map[string]fieldRule{
 // ollamaFields are the rules for the Ollama API's fields golem's structs
 // do not hold.
 var ollamaFields = map[string]fieldRule{
-	"format":                notYet(`""`),
-	"images":                notYet("[]"),
-	"tools":                 notYet("[]"),
-	"think":                 notYet(),
-	"logprobs":              notYet(),
-	"top_logprobs":          notYet("0"),
-	"messages[].images":     notYet("[]"),
-	"messages[].tool_calls": notYet("[]"),
-	"messages[].tool_name":  notYet(`""`),
-	"messages[].thinking":   notYet(`""`),
-	"template":              neutral(`""`),
-	"suffix":                neutral(`""`),
-	"context":               neutral("[]"),
-	"verbose":               noop, // /api/show: golem's answer is short anyway
+	"images":              notYet("[]"),
+	"think":               notYet(),
+	"logprobs":            notYet(),
+	"top_logprobs":        notYet("0"),
+	"messages[].images":   notYet("[]"),
+	"messages[].thinking": notYet(`""`),
+	"template":            neutral(`""`),
+	"suffix":              neutral(`""`),
+	"context":             neutral("[]"),
+	"verbose":             noop, // /api/show: golem's answer is short anyway
 	// How Ollama runs a model, not what it answers: golem always runs the
 	// model's whole context on the server's --device and --threads.
 	"options.num_ctx":    noop,

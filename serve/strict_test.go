@@ -9,7 +9,7 @@ import (
 
 // Every request field golem does not use is a 400 naming it; --lenient
 // lets the unknown ones through, never the features golem has not yet
-// (tools, response_format, logprobs, images, ...); null, false and the
+// (logprobs, images, ...); null, false and the
 // values that turn a feature off pass, and the fields golem uses work.
 func TestStrictFields(t *testing.T) {
 	strict := newTestServerWith(t, "sqlite:"+filepath.Join(t.TempDir(), "s.db"), Options{}, EngineOptions{}, "gpt2")
@@ -45,14 +45,6 @@ func TestStrictFields(t *testing.T) {
 		{"/v1/chat/completions", chat(`,"frequency_penalty":0.5`), `"frequency_penalty" 0.5`, onlyOff, true},
 		{"/v1/chat/completions", chat(`,"store":true`), `"store"`, unknown, true},
 		// OpenAI: features to come.
-		{"/v1/chat/completions", chat(`,"tools":[{"type":"function","function":{"name":"f"}}]`), `"tools"`, notyet, false},
-		{"/v1/chat/completions", chat(`,"tool_choice":"auto"`), `"tool_choice"`, notyet, false},
-		{"/v1/chat/completions", chat(`,"response_format":{"type":"json_object"}`), `"response_format"`, notyet, false},
-		{"/v1/chat/completions", chat(`,"logprobs":true`), `"logprobs"`, notyet, false},
-		{"/v1/chat/completions", chat(`,"top_logprobs":2`), `"top_logprobs"`, notyet, false},
-		{"/v1/completions", `{"model":"tiny-gpt2","prompt":"hi","max_tokens":1,"echo":true}`, `"echo"`, notyet, false},
-		{"/v1/completions", `{"model":"tiny-gpt2","prompt":"hi","max_tokens":1,"logprobs":2}`, `"logprobs"`, notyet, false},
-		{"/v1/chat/completions", msg(`,"tool_calls":[{"id":"c1"}]`), `"messages[1].tool_calls"`, notyet, false},
 		{"/v1/chat/completions", `{"model":"tiny-gpt2","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:,"}}]}]}`, `a message's "image_url" content part`, notyet, false},
 		// OpenAI: off, null, absent, or used.
 		{"/v1/chat/completions", chat(`,"tools":null,"tool_choice":"none","logprobs":false,"top_logprobs":0,"response_format":{"type":"text"}`), "", "", true},
@@ -60,6 +52,15 @@ func TestStrictFields(t *testing.T) {
 		{"/v1/chat/completions", msg(`,"refusal":null,"tool_calls":[]`), "", "", true},
 		{"/v1/chat/completions", chat(`,"top_k":5,"seed":1,"stop":["x"],"n":1,"min_tokens":0,"Temperature":1`), "", "", true},
 		{"/v1/completions", `{"model":"tiny-gpt2","prompt":"hi","max_tokens":1,"echo":false,"suffix":"","best_of":1}`, "", "", true},
+		// OpenAI: log-probabilities are supported where OpenAI has them;
+		// completions' fields on chat (and chat's on completions) are not.
+		{"/v1/chat/completions", chat(`,"logprobs":true,"top_logprobs":2`), "", "", true},
+		{"/v1/completions", `{"model":"tiny-gpt2","prompt":"hi","max_tokens":1,"echo":true,"logprobs":2}`, "", "", true},
+		{"/v1/chat/completions", chat(`,"echo":true`), `"echo"`, unknown, true},
+		{"/v1/completions", `{"model":"tiny-gpt2","prompt":"hi","max_tokens":1,"top_logprobs":2}`, `"top_logprobs"`, unknown, true},
+		{"/v1/chat/completions", chat(`,"response_format":{"type":"json_object"}`), "", "", true},
+		{"/v1/chat/completions", chat(`,"tool_choice":"auto","parallel_tool_calls":true`), "", "", true},
+		{"/v1/chat/completions", chat(`,"response_format":{"type":"json_schema","json_schema":{"name":"a","strict":true,"schema":{"type":"object"}}}`), "", "", true},
 
 		// Ollama: unknown fields and options.
 		{"/api/chat", ochat(`,"keepalive":"5m"`), `"keepalive"`, unknown, true},
@@ -67,14 +68,13 @@ func TestStrictFields(t *testing.T) {
 		{"/api/generate", gen(`,"num_predcit":3`), `"options.num_predcit"`, unknown, true},
 		{"/api/generate", `{"model":"tiny-gpt2","prompt":"hi","stream":false,"template":"{{ .Prompt }}"}`, `"template"`, onlyOff, true},
 		// Ollama: features to come.
-		{"/api/chat", ochat(`,"format":"json"`), `"format"`, notyet, false},
-		{"/api/chat", ochat(`,"format":{"type":"object"}`), `"format"`, notyet, false},
-		{"/api/chat", ochat(`,"tools":[{"type":"function"}]`), `"tools"`, notyet, false},
 		{"/api/chat", ochat(`,"think":true`), `"think"`, notyet, false},
 		{"/api/generate", `{"model":"tiny-gpt2","prompt":"hi","images":["aGk="]}`, `"images"`, notyet, false},
 		{"/api/chat", `{"model":"tiny-gpt2","messages":[{"role":"user","content":"hi","images":["aGk="]}]}`, `"messages[0].images"`, notyet, false},
 		// Ollama: off, null, or used; how Ollama runs a model is accepted.
 		{"/api/chat", ochat(`,"format":"","tools":[],"think":false,"images":null`), "", "", true},
+		{"/api/chat", ochat(`,"format":"json"`), "", "", true},
+		{"/api/chat", ochat(`,"format":{"type":"object"}`), "", "", true},
 		{"/api/chat", ochat(`,"keep_alive":"10m","options":{"num_ctx":4096,"num_thread":2,"num_gpu":99,"repeat_penalty":1,"min_p":0,"temperature":0,"top_k":3}`), "", "", true},
 		{"/api/generate", gen(`,"seed":3,"stop":["x"],"use_mmap":true`), "", "", true},
 		{"/api/show", `{"model":"tiny-gpt2","verbose":true}`, "", "", true},

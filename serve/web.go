@@ -319,7 +319,7 @@ type modelInfoJSON struct {
 func (s *Server) webModels(w http.ResponseWriter, r *http.Request, _ store.Session) {
 	info := []modelInfoJSON{}
 	for _, name := range s.names {
-		c := s.engines[name].Weights().Model.Config.Context
+		c := s.infoFor(name).config.Context
 		info = append(info, modelInfoJSON{name, c, chatMaxTokens(c)})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"models": s.names, "info": info})
@@ -339,13 +339,18 @@ func (s *Server) webChatFit(w http.ResponseWriter, r *http.Request, _ store.Sess
 	if !s.decodeJSON(web, w, r, &req) {
 		return
 	}
-	e, ok := s.engines[req.Model]
+	m, ok := s.models[req.Model]
 	if !ok {
 		web.fail(w, http.StatusNotFound, "model_not_found", "model %q is not served here (GET /app/api/models lists them)", req.Model)
 		return
 	}
+	e, err := s.use(r.Context(), m)
+	if err != nil {
+		web.failErr(w, err)
+		return
+	}
 	wts := e.Weights()
-	ctx := wts.Model.Config.Context
+	ctx := wts.Context
 	if req.MaxTokens < 1 || req.MaxTokens >= ctx {
 		web.fail(w, http.StatusBadRequest, "", `"max_tokens" %d is not between 1 and %d (the context of %s is %d tokens)`, req.MaxTokens, ctx-1, req.Model, ctx)
 		return
@@ -576,13 +581,16 @@ func (s *Server) sampleRound(ctx context.Context, p store.Prompt, first, n, maxT
 		if len(idx) == 0 {
 			continue
 		}
-		e := s.engines[name]
+		e, err := s.use(ctx, s.models[name])
+		if err != nil {
+			return nil, err
+		}
 		wts := e.Weights()
 		prompt, err := chatPrompt(wts, append([]tokenizer.Message(nil), p.Messages...))
 		if err != nil {
 			return nil, err
 		}
-		mt := min(maxTokens, wts.Model.Config.Context-len(prompt))
+		mt := min(maxTokens, wts.Context-len(prompt))
 		if mt < 1 {
 			return nil, badRequest("prompt %d does not fit the context of %s", p.ID, e.Name)
 		}

@@ -91,6 +91,15 @@ func TestWebAnnotationFlow(t *testing.T) {
 	t.Run("postgres", func(t *testing.T) {
 		webAnnotationFlow(t, newTestServerOn(t, postgresDSN(t), Options{}, EngineOptions{}))
 	})
+	// Models loaded on their first request, as golem serve runs them:
+	// sampling answers loads each model it asks.
+	t.Run("loaded on first use", func(t *testing.T) {
+		ts, loads := newLazyServer(t, Options{}, ModelSpec{"tiny-llama", tinyDir(t, "llama")}, ModelSpec{"tiny-gpt2", tinyDir(t, "gpt2")})
+		webAnnotationFlow(t, ts)
+		if n := loads.Load(); n != 2 {
+			t.Errorf("%d loads, want each model loaded once", n)
+		}
+	})
 }
 
 func webAnnotationFlow(t *testing.T, ts *testServer) {

@@ -74,6 +74,7 @@ func TestGradAttentionQKV(t *testing.T) {
 		{2, 4, 4, 2, 2, true, false},
 		{2, 6, 3, 1, 2, true, true},
 		{1, 5, 2, 2, 3, false, false},
+		{2, 6, 2, 1, 2, true, true}, // with a sliding window of 2, below
 	} {
 		W := (c.H + 2*c.HKV) * c.D
 		qkv := randT(r, 1, c.B, c.T, W)
@@ -85,6 +86,9 @@ func TestGradAttentionQKV(t *testing.T) {
 			}
 		}
 		o := AttentionOptions{Heads: c.H, KVHeads: c.HKV, Causal: c.causal, KeyMask: mask}
+		if c.B == 2 && c.T == 6 && c.H == 2 {
+			o.Window = 2
+		}
 		name := fmt.Sprintf("attention_qkv%+v", c)
 		gradCheck(t, name, r, []*Tensor{qkv}, func(i []*Tensor) *Tensor { return AttentionQKV(i[0], o) })
 		// Same values and gradients as slicing q, k and v out.

@@ -253,13 +253,20 @@ func TestGradAttention(t *testing.T) {
 	for _, c := range []struct {
 		B, T, S, H, HKV, D int
 		causal, mask       bool
+		window             int
 	}{
-		{1, 1, 1, 1, 1, 1, true, false},
-		{2, 5, 5, 2, 2, 3, true, false},
-		{2, 4, 4, 4, 2, 2, true, false},
-		{1, 3, 7, 2, 1, 4, true, false},
-		{2, 5, 5, 2, 2, 3, false, true},
-		{2, 6, 6, 3, 1, 2, true, true},
+		{1, 1, 1, 1, 1, 1, true, false, 0},
+		{2, 5, 5, 2, 2, 3, true, false, 0},
+		{2, 4, 4, 4, 2, 2, true, false, 0},
+		{1, 3, 7, 2, 1, 4, true, false, 0},
+		{2, 5, 5, 2, 2, 3, false, true, 0},
+		{2, 6, 6, 3, 1, 2, true, true, 0},
+		// Sliding windows (Mistral): prefill, a cache's last rows, a
+		// padded batch, and a window no row outgrows.
+		{2, 6, 6, 2, 1, 3, true, false, 2},
+		{1, 3, 7, 2, 1, 4, true, false, 3},
+		{2, 6, 6, 3, 1, 2, true, true, 3},
+		{1, 4, 4, 2, 2, 2, true, false, 9},
 	} {
 		q := randT(r, 1, c.B, c.T, c.H*c.D)
 		k := randT(r, 1, c.B, c.S, c.HKV*c.D)
@@ -271,7 +278,7 @@ func TestGradAttention(t *testing.T) {
 				mask[i] = i%c.S != 1
 			}
 		}
-		o := AttentionOptions{Heads: c.H, KVHeads: c.HKV, Causal: c.causal, KeyMask: mask}
+		o := AttentionOptions{Heads: c.H, KVHeads: c.HKV, Causal: c.causal, KeyMask: mask, Window: c.window}
 		gradCheck(t, fmt.Sprintf("attention%+v", c), r, []*Tensor{q, k, v}, func(i []*Tensor) *Tensor { return Attention(i[0], i[1], i[2], o) })
 	}
 }
@@ -279,17 +286,29 @@ func TestGradAttention(t *testing.T) {
 // TestAttentionMatchesNaive checks the fused kernel against attention
 // composed of plain ops (matmul, mask, softmax).
 func TestAttentionMatchesNaive(t *testing.T) {
+	for _, window := range []int{0, 1, 3} {
+		testAttentionMatchesNaive(t, window)
+	}
+}
+
+// testAttentionMatchesNaive is TestAttentionMatchesNaive for a sliding
+// window (0: none): query i sees keys i-window+1..i.
+func testAttentionMatchesNaive(t *testing.T, window int) {
 	r := rand.New(rand.NewPCG(13, 14))
 	B, T, H, D := 2, 5, 2, 3
 	q, k, v := randT(r, 1, B, T, H*D), randT(r, 1, B, T, H*D), randT(r, 1, B, T, H*D)
-	got := Attention(q, k, v, AttentionOptions{Heads: H, Causal: true}).Host()
+	got := Attention(q, k, v, AttentionOptions{Heads: H, Causal: true, Window: window}).Host()
 	qh, kh, vh := q.Host(), k.Host(), v.Host()
 	for b := 0; b < B; b++ {
 		for h := 0; h < H; h++ {
 			for i := 0; i < T; i++ {
 				var w []float64
 				m := math.Inf(-1)
-				for j := 0; j <= i; j++ {
+				first := 0
+				if window > 0 {
+					first = max(0, i-window+1)
+				}
+				for j := first; j <= i; j++ {
 					var s float64
 					for d := 0; d < D; d++ {
 						s += float64(qh[(b*T+i)*H*D+h*D+d]) * float64(kh[(b*T+j)*H*D+h*D+d])
@@ -306,11 +325,11 @@ func TestAttentionMatchesNaive(t *testing.T) {
 				for d := 0; d < D; d++ {
 					var o float64
 					for j := range w {
-						o += w[j] / z * float64(vh[(b*T+j)*H*D+h*D+d])
+						o += w[j] / z * float64(vh[(b*T+first+j)*H*D+h*D+d])
 					}
 					g := got[(b*T+i)*H*D+h*D+d]
 					if math.Abs(o-float64(g)) > 1e-5 {
-						t.Fatalf("b%d h%d t%d d%d: got %v want %v", b, h, i, d, g, o)
+						t.Fatalf("window %d: b%d h%d t%d d%d: got %v want %v", window, b, h, i, d, g, o)
 					}
 				}
 			}
@@ -322,6 +341,25 @@ func TestGradRoPEEmbedding(t *testing.T) {
 	r := rand.New(rand.NewPCG(15, 16))
 	x := randT(r, 1, 2, 3, 8)
 	gradCheck(t, "rope", r, []*Tensor{x}, func(i []*Tensor) *Tensor { return RoPE(i[0], RoPEOptions{Heads: 2, Theta: 10000, Start: 3}) })
+	inv := []float32{1, 0.01} // a scaled RoPE's own frequencies, D/2 of them
+	gradCheck(t, "rope_invfreq", r, []*Tensor{x}, func(i []*Tensor) *Tensor { return RoPE(i[0], RoPEOptions{Heads: 2, InvFreq: inv, Start: 3}) })
+	// Its values: pair (i, i+2) of each head at position p turned by p*inv[i].
+	NoGrad(func() {
+		y, xh := RoPE(x, RoPEOptions{Heads: 2, InvFreq: inv, Start: 3}).Host(), x.Host()
+		for bt := range 6 {
+			p := float64(3 + bt%3)
+			for h := range 2 {
+				for i, f := range inv {
+					o := bt*8 + h*4 + i
+					sn, cs := math.Sincos(p * float64(f))
+					x0, x1 := float64(xh[o]), float64(xh[o+2])
+					if math.Abs(float64(y[o])-(x0*cs-x1*sn)) > 1e-5 || math.Abs(float64(y[o+2])-(x1*cs+x0*sn)) > 1e-5 {
+						t.Fatalf("row %d head %d pair %d: got %v %v", bt, h, i, y[o], y[o+2])
+					}
+				}
+			}
+		}
+	})
 	table := randT(r, 1, 7, 5)
 	ids := []int32{3, 0, 3, 6, 1}
 	gradCheck(t, "embedding", r, []*Tensor{table}, func(i []*Tensor) *Tensor { return Embedding(i[0], ids) })

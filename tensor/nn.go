@@ -243,6 +243,7 @@ type AttentionOptions struct {
 	Causal         bool    // mask future keys
 	Scale          float32 // 0 = 1/sqrt(head dim)
 	KeyMask        []bool  // [B*S], false hides a key (padding); nil = none
+	Window         int     // > 0: a sliding window, each query sees the last Window positions (Mistral)
 }
 
 // Attention is fused multi-head attention: q [B, T, H*D], k and v
@@ -269,7 +270,7 @@ func Attention(q, k, v *Tensor, o AttentionOptions) *Tensor {
 	if scale == 0 {
 		scale = float32(1 / math.Sqrt(float64(D)))
 	}
-	a := backend.Attention{B: B, T: T, S: S, HQ: o.Heads, HKV: hkv, D: D, Scale: scale, Causal: o.Causal, KeyMask: o.KeyMask}
+	a := backend.Attention{B: B, T: T, S: S, HQ: o.Heads, HKV: hkv, D: D, Scale: scale, Causal: o.Causal, KeyMask: o.KeyMask, Window: o.Window}
 	out := result([]int{B, T, C}, q, k, v)
 	p := out.saveBuf(B*o.Heads*T*S, false)
 	q.be.Attention(a, out.buf, p, q.buf, k.buf, v.buf)
@@ -309,7 +310,7 @@ func AttentionQKV(qkv *Tensor, o AttentionOptions) *Tensor {
 	if scale == 0 {
 		scale = float32(1 / math.Sqrt(float64(D)))
 	}
-	a := backend.Attention{B: B, T: T, S: T, HQ: o.Heads, HKV: hkv, D: D, Scale: scale, Causal: o.Causal, KeyMask: o.KeyMask}
+	a := backend.Attention{B: B, T: T, S: T, HQ: o.Heads, HKV: hkv, D: D, Scale: scale, Causal: o.Causal, KeyMask: o.KeyMask, Window: o.Window}
 	out := result([]int{B, T, o.Heads * D}, qkv)
 	p := out.saveBuf(B*o.Heads*T*T, false)
 	pa.AttentionPacked(a, out.buf, p, qkv.buf)
@@ -325,12 +326,15 @@ type RoPEOptions struct {
 	Theta float64
 	Start int     // position of the first token (for a KV cache)
 	Pos   []int32 // [B*T] explicit positions, overrides Start
+	// InvFreq, if not nil, are the head's D/2 inverse frequencies (a
+	// scaled RoPE such as Llama 3's), in place of Theta's.
+	InvFreq []float32
 }
 
 // RoPE applies rotary position embeddings to x [B, T, H*D].
 func RoPE(x *Tensor, o RoPEOptions) *Tensor {
 	B, T, C := x.shape[0], x.shape[1], x.shape[2]
-	r := backend.RoPE{B: B, T: T, H: o.Heads, D: C / o.Heads, Theta: o.Theta, Start: o.Start, Pos: o.Pos}
+	r := backend.RoPE{B: B, T: T, H: o.Heads, D: C / o.Heads, Theta: o.Theta, Start: o.Start, Pos: o.Pos, InvFreq: o.InvFreq}
 	out := result(slices.Clone(x.shape), x)
 	x.be.RoPE(r, out.buf, x.buf, false)
 	if out.requiresGrad {

@@ -28,6 +28,7 @@ func Reshape(t *Tensor, shape ...int) *Tensor {
 	}
 	t.live()
 	out := &Tensor{shape: sh, be: t.be, buf: t.buf, parents: []*Tensor{t}, view: true}
+	joinScope(out, out.parents)
 	if GradEnabled() && t.requiresGrad {
 		out.requiresGrad = true
 		// The view's gradient has the same layout: pass it on.

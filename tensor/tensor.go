@@ -4,9 +4,15 @@
 // Every op records its inputs. When an input requires a gradient (and
 // no-grad mode is off), the op also records a backward function that adds
 // the gradient of its output into its inputs' gradients. Backward runs them
-// in reverse topological order. Release returns the memory of a whole graph
-// of intermediate results to the backend's pool, so a training step whose
-// shapes repeat allocates no new tensor memory.
+// in reverse topological order.
+//
+// Memory is owned by scope (see Scope): a step opens one, the tensors it
+// computes join it through data flow, and Close gives all their memory
+// (values, gradients, saved buffers) back to the backend's pool, so a loop
+// whose shapes repeat allocates no new tensor memory and model and stage
+// code never free a tensor. Parameters and other leaves of no scope belong
+// to their holder. Release and Free, the manual way, remain for code that
+// does not use scopes.
 package tensor
 
 import (
@@ -32,8 +38,9 @@ type Tensor struct {
 	parents []*Tensor
 	back    func()
 	saved   []backend.Buffer
-	view    bool // buf belongs to parents[0]
+	view    bool // buf belongs to parents[0] (or to a Keep's leaf)
 	freed   bool
+	scope   *Scope // frees t when it closes (nil: t's holder or the GC)
 	visit   uint64 // epoch of the last graph walk that reached this node
 }
 
@@ -134,6 +141,7 @@ func (t *Tensor) HostInto(dst []float32) []float32 {
 
 // Item returns the single value of a one-element tensor.
 func (t *Tensor) Item() float32 {
+	t.live()
 	if t.Len() != 1 {
 		panic(fmt.Sprintf("tensor: Item of shape %v", t.shape))
 	}
@@ -144,6 +152,7 @@ func (t *Tensor) Item() float32 {
 
 // Set overwrites the values from host data.
 func (t *Tensor) Set(data []float32) {
+	t.live()
 	if len(data) != t.Len() {
 		panic(fmt.Sprintf("tensor: Set %d values into shape %v", len(data), t.shape))
 	}
@@ -225,21 +234,9 @@ func (t *Tensor) Detach() *Tensor {
 	return &Tensor{shape: t.shape, buf: t.buf, be: t.be}
 }
 
-// Keep returns a leaf that owns t's memory, and leaves t's graph node
-// without it, so that releasing the graph does not free it (a KV cache
-// keeps the keys and values computed in a released step this way). A view
-// is copied instead.
-func (t *Tensor) Keep() *Tensor {
-	t.live()
-	if t.view {
-		return t.Clone()
-	}
-	t.view = true
-	return &Tensor{shape: t.shape, buf: t.buf, be: t.be}
-}
-
 // Clone returns a leaf copy of t in new memory.
 func (t *Tensor) Clone() *Tensor {
+	t.live()
 	c := &Tensor{shape: append([]int(nil), t.shape...), buf: t.be.Alloc(t.Len(), false), be: t.be}
 	t.be.Copy2D(c.buf, 0, 0, t.buf, 0, 0, 1, t.Len(), false)
 	return c
@@ -247,6 +244,8 @@ func (t *Tensor) Clone() *Tensor {
 
 // CopyFrom overwrites t's values with src's (same number of elements).
 func (t *Tensor) CopyFrom(src *Tensor) {
+	t.live()
+	src.live()
 	if src.Len() != t.Len() {
 		panic(fmt.Sprintf("tensor: CopyFrom %v into %v", src.shape, t.shape))
 	}
@@ -273,7 +272,7 @@ func (t *Tensor) Free() {
 
 func (t *Tensor) live() {
 	if t.freed {
-		panic("tensor: use of a released tensor")
+		panic("tensor: use of a released tensor (its scope was closed, or it was released)")
 	}
 }
 
@@ -296,15 +295,18 @@ func (t *Tensor) String() string {
 // The backward function is kept only if some input needs a gradient.
 func result(shape []int, inputs ...*Tensor) *Tensor {
 	be := inputs[0].be
+	for _, in := range inputs {
+		in.live()
+	}
 	out := &Tensor{shape: shape, be: be, buf: be.Alloc(numel(shape), false), parents: inputs}
 	if GradEnabled() {
 		for _, in := range inputs {
-			in.live()
 			if in.requiresGrad {
 				out.requiresGrad = true
 			}
 		}
 	}
+	joinScope(out, inputs)
 	return out
 }
 
@@ -319,6 +321,7 @@ func (t *Tensor) saveBuf(n int, zero bool) backend.Buffer {
 // respect to every tensor in its graph that requires one, adding into the
 // leaves' gradients.
 func Backward(loss *Tensor) {
+	loss.live()
 	if loss.Len() != 1 {
 		panic(fmt.Sprintf("tensor: Backward of shape %v (want one element)", loss.shape))
 	}
@@ -393,7 +396,7 @@ func topo(root *Tensor, sc *walkScratch) []*Tensor {
 // Release frees every intermediate tensor of the graph below root (root
 // included): their values, gradients and saved buffers go back to the
 // backend's pool. Leaves (parameters, inputs) are kept. Using a released
-// tensor panics.
+// tensor panics. Code that opens a Scope never needs it.
 func Release(root *Tensor) {
 	sc := walkPool.Get().(*walkScratch)
 	stack := append(sc.nodes[:0], root)

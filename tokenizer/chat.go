@@ -117,14 +117,14 @@ func (t *Tokenizer) RenderChat(msgs []Message, addGenerationPrompt bool) (ids []
 		}
 		ids = append(ids, end)
 		assistantMask = append(assistantMask, assistant)
-		ids = t.encodeOrdinary(e, ids, "\n", t.addPrefixSpace)
+		ids = t.encodeOrdinary(e, ids, "\n", t.prefixAfterSpecial())
 		for len(assistantMask) < len(ids) {
 			assistantMask = append(assistantMask, false)
 		}
 	}
 	if addGenerationPrompt {
 		ids = append(ids, start)
-		ids = t.encodeOrdinary(e, ids, "assistant\n", t.addPrefixSpace)
+		ids = t.encodeOrdinary(e, ids, "assistant\n", t.prefixAfterSpecial())
 		for len(assistantMask) < len(ids) {
 			assistantMask = append(assistantMask, false)
 		}
@@ -138,9 +138,10 @@ func (t *Tokenizer) RenderChat(msgs []Message, addGenerationPrompt bool) (ids []
 func (t *Tokenizer) encodeTurn(e *encoder, ids []int, mask []bool, header, content string, assistant bool) ([]int, []bool) {
 	body := header + content
 	n := len(ids)
-	ids = t.encodeOrdinary(e, ids, body, t.addPrefixSpace)
+	prefix := t.prefixAfterSpecial()
+	ids = t.encodeOrdinary(e, ids, body, prefix)
 	off := 0
-	if t.addPrefixSpace && body != "" && body[0] != ' ' {
+	if prefix && body != "" && (body[0] != ' ' || t.sp != nil && !t.sp.prefixUnlessSpace) {
 		off = -1 // the added space belongs to the header
 	}
 	for _, id := range ids[n:] {

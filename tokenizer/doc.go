@@ -1,6 +1,7 @@
 // Package tokenizer is golem's byte-level BPE tokenizer: it trains
 // vocabularies, encodes and decodes text, reads the tokenizers people use
-// and writes Hugging Face tokenizer.json files.
+// (byte-level BPE, and SentencePiece BPE and Unigram models, see
+// sentencepiece.go) and writes Hugging Face tokenizer.json files.
 //
 // A byte-level BPE first splits text into pieces with a pre-tokenizer
 // pattern (GPT-2's, or tiktoken's cl100k/o200k, also used by Llama 3 and
@@ -11,10 +12,13 @@
 // need lookahead). Encoding caches the ids of each piece per goroutine, and
 // EncodeParallel and EncodeBatch spread large inputs over several cores.
 //
-// Load reads GPT-2's encoder.json + vocab.bpe, tiktoken rank files and
+// Load reads GPT-2's encoder.json + vocab.bpe, tiktoken rank files,
 // Hugging Face tokenizer.json files (byte-level BPE models with a ByteLevel
 // pre-tokenizer, or a Split of a known pattern followed by ByteLevel; no
-// normalizer or NFC). Save writes tokenizer.json, which Hugging Face
+// normalizer or NFC; or SentencePiece-style BPE and Unigram models with
+// byte fallback, Metaspace or Prepend/Replace, as Llama 2, Mistral and
+// Gemma ship them) and SentencePiece .model files (LoadSentencePiece),
+// which encode as spm_encode does. Save writes tokenizer.json, which Hugging Face
 // tokenizers loads and encodes identically, and tokenizer_config.json with
 // the special tokens and the chat template.
 //

@@ -25,8 +25,10 @@ const maxFileSize = 1 << 30
 // tokenizer.json's tokenizer_config.json, when there is one beside it,
 // gives the chat template (see SetChatTemplate) and its special tokens.
 //   - a folder holding tokenizer.json (a golem or Hugging Face model folder),
+//   - a folder holding a SentencePiece tokenizer.model (and no tokenizer.json),
 //   - a folder holding GPT-2's encoder.json and vocab.bpe,
 //   - a tokenizer.json file,
+//   - a SentencePiece .model file (see LoadSentencePiece),
 //   - a tiktoken rank file (lines "base64-token rank", e.g. cl100k_base.tiktoken),
 //   - a GGUF model (a .gguf file, "ollama:NAME[:TAG]", or a folder whose
 //     weights are model.gguf; see gguf.Locate), whose tokenizer is read
@@ -45,13 +47,16 @@ func Load(path string) (*Tokenizer, error) {
 	if fi.IsDir() {
 		tj := filepath.Join(path, "tokenizer.json")
 		if _, err := os.Stat(tj); err == nil {
-			return loadWithConfig(tj)
+			return loadWithConfig(tj, LoadTokenizerJSON)
+		}
+		if sm := filepath.Join(path, "tokenizer.model"); fileExists(sm) {
+			return loadWithConfig(sm, LoadSentencePiece)
 		}
 		enc, bpe := filepath.Join(path, "encoder.json"), filepath.Join(path, "vocab.bpe")
 		if _, err := os.Stat(enc); err == nil {
 			return loadGPT2Files(enc, bpe)
 		}
-		return nil, fmt.Errorf("tokenizer: %s: no tokenizer.json, nor encoder.json and vocab.bpe", path)
+		return nil, fmt.Errorf("tokenizer: %s: no tokenizer.json, tokenizer.model, nor encoder.json and vocab.bpe", path)
 	}
 	switch filepath.Base(path) {
 	case "encoder.json", "vocab.bpe":
@@ -59,17 +64,20 @@ func Load(path string) (*Tokenizer, error) {
 		return loadGPT2Files(filepath.Join(dir, "encoder.json"), filepath.Join(dir, "vocab.bpe"))
 	}
 	if strings.HasSuffix(path, ".json") {
-		return loadWithConfig(path)
+		return loadWithConfig(path, LoadTokenizerJSON)
+	}
+	if strings.HasSuffix(path, ".model") {
+		return loadWithConfig(path, LoadSentencePiece)
 	}
 	return loadFile(path, func(data []byte) (*Tokenizer, error) {
 		return LoadTiktoken(data, guessTiktokenPattern(filepath.Base(path), data), nil)
 	})
 }
 
-// loadWithConfig reads a tokenizer.json file and the chat template of the
-// tokenizer_config.json beside it.
-func loadWithConfig(path string) (*Tokenizer, error) {
-	t, err := loadFile(path, LoadTokenizerJSON)
+// loadWithConfig reads a tokenizer.json or .model file and the chat
+// template of the tokenizer_config.json beside it.
+func loadWithConfig(path string, parse func([]byte) (*Tokenizer, error)) (*Tokenizer, error) {
+	t, err := loadFile(path, parse)
 	if err != nil {
 		return nil, err
 	}
@@ -77,6 +85,11 @@ func loadWithConfig(path string) (*Tokenizer, error) {
 		return nil, err
 	}
 	return t, nil
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // readLimited reads a tokenizer file: a regular file (a FIFO would block)
@@ -216,6 +229,7 @@ type hfTokenizer struct {
 	AddedTokens  []hfAddedToken `json:"added_tokens"`
 	Normalizer   *hfNormalizer  `json:"normalizer"`
 	PreTokenizer *hfPreTok      `json:"pre_tokenizer"`
+	Decoder      *hfDecoder     `json:"decoder"`
 	Model        *struct {
 		Type                    string          `json:"type"`
 		Vocab                   json.RawMessage `json:"vocab"`
@@ -225,6 +239,9 @@ type hfTokenizer struct {
 		ByteFallback            bool            `json:"byte_fallback"`
 		IgnoreMerges            bool            `json:"ignore_merges"`
 		Dropout                 *float64        `json:"dropout"`
+		UnkToken                *string         `json:"unk_token"`
+		UnkID                   *int            `json:"unk_id"`
+		FuseUnk                 bool            `json:"fuse_unk"`
 	} `json:"model"`
 }
 
@@ -237,24 +254,35 @@ type hfAddedToken struct {
 type hfNormalizer struct {
 	Type        string          `json:"type"`
 	Normalizers []*hfNormalizer `json:"normalizers"`
+	Pattern     *hfPattern      `json:"pattern"`
+	Content     string          `json:"content"`
+	Prepend     string          `json:"prepend"`
+	Charsmap    *string         `json:"precompiled_charsmap"`
+}
+
+type hfPattern struct {
+	Regex  *string `json:"Regex"`
+	String *string `json:"String"`
 }
 
 type hfPreTok struct {
-	Type           string `json:"type"`
-	AddPrefixSpace bool   `json:"add_prefix_space"`
-	UseRegex       *bool  `json:"use_regex"`
-	Pattern        *struct {
-		Regex  *string `json:"Regex"`
-		String *string `json:"String"`
-	} `json:"pattern"`
-	Behavior      string      `json:"behavior"`
-	Invert        bool        `json:"invert"`
-	PreTokenizers []*hfPreTok `json:"pretokenizers"`
+	Type           string      `json:"type"`
+	AddPrefixSpace bool        `json:"add_prefix_space"`
+	UseRegex       *bool       `json:"use_regex"`
+	Pattern        *hfPattern  `json:"pattern"`
+	Replacement    string      `json:"replacement"`
+	PrependScheme  string      `json:"prepend_scheme"`
+	Split          *bool       `json:"split"`
+	Behavior       string      `json:"behavior"`
+	Invert         bool        `json:"invert"`
+	PreTokenizers  []*hfPreTok `json:"pretokenizers"`
 }
 
 // LoadTokenizerJSON builds a tokenizer from a Hugging Face tokenizer.json:
-// a byte-level BPE (GPT-2, Llama 3, Qwen2 and golem's own) or golem's
-// character tokenizer (a WordLevel model whose tokens are single characters).
+// a byte-level BPE (GPT-2, Llama 3, Qwen2 and golem's own), a
+// SentencePiece-style BPE or Unigram (Llama 2, Mistral, Gemma: "▁" for
+// spaces, byte fallback; see loadSentencePieceJSON) or golem's character
+// tokenizer (a WordLevel model whose tokens are single characters).
 // Added tokens, special or not, are recognised by EncodeWithSpecial.
 func LoadTokenizerJSON(data []byte) (*Tokenizer, error) {
 	var f hfTokenizer
@@ -270,6 +298,9 @@ func LoadTokenizerJSON(data []byte) (*Tokenizer, error) {
 			return nil, fmt.Errorf("tokenizer.json: added_tokens[%d]: empty content", i)
 		}
 		added[a.ID] = a.Content
+	}
+	if isSentencePieceJSON(&f) {
+		return loadSentencePieceJSON(&f, added)
 	}
 	switch f.Model.Type {
 	case "WordLevel":

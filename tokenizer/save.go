@@ -60,7 +60,20 @@ func (t *Tokenizer) WriteJSON(buf *bytes.Buffer) {
 		}
 		fmt.Fprintf(buf, "\n    {\"id\": %d, \"content\": %s, \"single_word\": false, \"lstrip\": false, \"rstrip\": false, \"normalized\": false, \"special\": true}", id, jsonString(s))
 	}
+	if t.sp != nil { // SentencePiece's user-defined pieces: added tokens, not special
+		for i, u := range t.sp.userDefined {
+			id := t.ids[u]
+			if i > 0 || len(specialIDs) > 0 {
+				buf.WriteByte(',')
+			}
+			fmt.Fprintf(buf, "\n    {\"id\": %d, \"content\": %s, \"single_word\": false, \"lstrip\": false, \"rstrip\": false, \"normalized\": false, \"special\": false}", id, jsonString(spaceToMeta(u)))
+		}
+	}
 	buf.WriteString("\n  ],\n")
+	if t.sp != nil {
+		t.writeSentencePieceJSON(buf)
+		return
+	}
 	if t.model == modelChar {
 		buf.WriteString(`  "normalizer": null,
   "pre_tokenizer": {"type": "Split", "pattern": {"Regex": "[\\s\\S]"}, "behavior": "Isolated", "invert": false},
@@ -154,6 +167,13 @@ func (t *Tokenizer) configJSON(context int) ([]byte, error) {
 	if _, ok := t.specialIDs[EndOfText]; ok {
 		cfg["eos_token"] = EndOfText
 		cfg["bos_token"] = EndOfText
+	}
+	if t.sp != nil { // SentencePiece's <s> and </s>
+		for k, s := range map[string]string{"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"} {
+			if _, ok := t.specialIDs[s]; ok {
+				cfg[k] = s
+			}
+		}
 	}
 	if _, ok := t.specialIDs[Pad]; ok {
 		cfg["pad_token"] = Pad

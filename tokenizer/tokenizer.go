@@ -15,8 +15,10 @@ import (
 type modelKind int
 
 const (
-	modelBPE  modelKind = iota // byte-level BPE
-	modelChar                  // one token per character
+	modelBPE     modelKind = iota // byte-level BPE
+	modelChar                     // one token per character
+	modelSP                       // SentencePiece-style BPE (sentencepiece.go)
+	modelUnigram                  // SentencePiece-style Unigram
 )
 
 // noMerge is the merge value of a pair that does not merge.
@@ -52,6 +54,8 @@ type Tokenizer struct {
 
 	chars map[rune]int32 // character model: rune -> id
 
+	sp *spModel // SentencePiece-style models
+
 	chat *chatTemplate // the model's own chat template; nil: ChatML
 
 	freeMu sync.Mutex
@@ -72,6 +76,10 @@ type encoder struct {
 	shortKeys []uint64 // cache of pieces of up to 7 bytes, see appendShort
 	shortVals []uint64
 	shortN    int
+
+	vScore []float64 // Unigram's Viterbi: best score, start and piece
+	vFrom  []int32   // of the path that ends at each position
+	vID    []int32
 }
 
 const (
@@ -171,18 +179,27 @@ func (t *Tokenizer) EncodeWithSpecial(text string) []int {
 	}
 	e := t.getEncoder()
 	dst := make([]int, 0, len(text)/3+1)
+	prefix := t.addPrefixSpace
 	for text != "" {
 		i, tok := t.findSpecial(text)
 		if i < 0 {
-			dst = t.encodeOrdinary(e, dst, text, t.addPrefixSpace)
+			dst = t.encodeOrdinary(e, dst, text, prefix)
 			break
 		}
-		dst = t.encodeOrdinary(e, dst, text[:i], t.addPrefixSpace)
+		dst = t.encodeOrdinary(e, dst, text[:i], prefix)
 		dst = append(dst, t.specialIDs[tok])
 		text = text[i+len(tok):]
+		prefix = t.prefixAfterSpecial()
 	}
 	t.putEncoder(e)
 	return dst
+}
+
+// prefixAfterSpecial reports whether the text after a special token gets a
+// space put before it (a SentencePiece-style tokenizer whose prefix is only
+// for the start of the text does not).
+func (t *Tokenizer) prefixAfterSpecial() bool {
+	return t.addPrefixSpace && (t.sp == nil || !t.sp.prefixFirst)
 }
 
 // findSpecial returns the position and text of the first special token in
@@ -208,6 +225,9 @@ func (t *Tokenizer) findSpecial(s string) (int, string) {
 func (t *Tokenizer) encodeOrdinary(e *encoder, dst []int, text string, prefixSpace bool) []int {
 	if text == "" {
 		return dst
+	}
+	if t.sp != nil {
+		return t.spEncode(e, dst, text, prefixSpace)
 	}
 	if t.model == modelChar {
 		for _, r := range text {
@@ -323,10 +343,32 @@ func (t *Tokenizer) bpe(e *encoder, dst []int, piece string) []int {
 // bpeScan is bpe for short pieces: each merge scans the pairs for the
 // lowest rank, and looks up only the two pairs it changes.
 func (t *Tokenizer) bpeScan(e *encoder, dst []int, piece string) []int {
+	t.byteParts(e, piece)
+	return t.mergeScan(e, dst)
+}
+
+// byteParts sets e.parts to the tokens of piece's bytes.
+func (t *Tokenizer) byteParts(e *encoder, piece string) {
 	parts := e.parts[:0]
 	for i := 0; i < len(piece); i++ {
 		parts = append(parts, t.byteIDs[piece[i]])
 	}
+	e.parts = parts
+}
+
+// mergeParts merges e.parts, the initial tokens of a piece, and appends the
+// resulting ids.
+func (t *Tokenizer) mergeParts(e *encoder, dst []int) []int {
+	if len(e.parts) >= heapMinPiece {
+		return t.mergeByHeap(e, dst)
+	}
+	return t.mergeScan(e, dst)
+}
+
+// mergeScan is mergeParts for short pieces: each merge scans the pairs for
+// the lowest rank, and looks up only the two pairs it changes.
+func (t *Tokenizer) mergeScan(e *encoder, dst []int) []int {
+	parts := e.parts
 	ranks := e.ranks[:0]
 	for i := 0; i+1 < len(parts); i++ {
 		ranks = append(ranks, t.merges.get(parts[i], parts[i+1]))
@@ -361,11 +403,16 @@ func (t *Tokenizer) bpeScan(e *encoder, dst []int, piece string) []int {
 // bpeHeap is bpe for long pieces: a linked list of parts and a heap of
 // candidate merges, O(n log n).
 func (t *Tokenizer) bpeHeap(e *encoder, dst []int, piece string) []int {
-	n := len(piece)
-	parts := e.parts[:0]
+	t.byteParts(e, piece)
+	return t.mergeByHeap(e, dst)
+}
+
+// mergeByHeap is mergeParts for long pieces.
+func (t *Tokenizer) mergeByHeap(e *encoder, dst []int) []int {
+	parts := e.parts
+	n := len(parts)
 	prev, next := e.prev[:0], e.next[:0]
 	for i := 0; i < n; i++ {
-		parts = append(parts, t.byteIDs[piece[i]])
 		prev = append(prev, int32(i-1))
 		next = append(next, int32(i+1))
 	}
@@ -492,6 +539,9 @@ func (t *Tokenizer) Decode(ids []int) string {
 			b = append(b, t.tokens[id]...)
 		}
 	}
+	if t.sp != nil && t.sp.stripDecode && len(b) > 0 && b[0] == ' ' {
+		b = b[1:] // the dummy prefix
+	}
 	return string(b)
 }
 
@@ -536,7 +586,7 @@ func (t *Tokenizer) EncodeParallel(text string, workers int) []int {
 		c = next
 	}
 	cuts = append(cuts, len(text))
-	if len(cuts) <= 2 {
+	if len(cuts) <= 2 || t.sp != nil { // SentencePiece has no safe cut
 		e := t.getEncoder()
 		defer t.putEncoder(e)
 		return t.encodeOrdinary(e, make([]int, 0, len(text)/3+1), text, t.addPrefixSpace)

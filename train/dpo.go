@@ -58,7 +58,6 @@ type dpoTask struct {
 	train, val []dpoPair
 	accum      int
 	seed       uint64
-	tmp        leaves // this step's constant tensors
 }
 
 // DPO trains the policy directly on preferences (direct preference
@@ -97,11 +96,11 @@ func DPO(ctx context.Context, o DPOOptions) (Result, error) {
 	freeze(ref.Params())
 	t := &dpoTask{o: o, tok: tok, accum: max(1, cfg.Accum), seed: cfg.Seed}
 	if cfg.Resume {
-		if t.policy, err = gpt.Load(o.Backend, cfg.Out); err != nil {
-			return Result{}, fmt.Errorf("dpo: --resume: %w", err)
+		if t.policy, _, err = loadLM(o.Backend, cfg.Out, "dpo: --resume"); err != nil {
+			return Result{}, err
 		}
-	} else if t.policy, err = gpt.Load(o.Backend, o.Policy); err != nil {
-		return Result{}, fmt.Errorf("dpo: %w", err)
+	} else if t.policy, _, err = loadLM(o.Backend, o.Policy, "dpo"); err != nil {
+		return Result{}, err
 	}
 	trainEx, valEx := o.Data, o.Heldout
 	if valEx == nil {
@@ -157,14 +156,9 @@ func (t *dpoTask) pairs(c *chat, ref *gpt.Model, ex []data.Example) ([]dpoPair, 
 	for i := 0; i < len(out); i += 16 {
 		batch := out[i:min(i+16, len(out))]
 		var lp []float64
-		tensor.NoGrad(func() {
-			x := t.answerLogps(ref, batch)
-			for _, v := range x.Host() {
-				lp = append(lp, float64(v))
-			}
-			tensor.Release(x)
-			t.tmp.free()
-		})
+		for _, v := range noGradValues(func(s *tensor.Scope) *tensor.Tensor { return t.answerLogps(s, ref, batch) }) {
+			lp = append(lp, float64(v))
+		}
 		n := len(batch)
 		for j := range batch {
 			batch[j].ref = [2]float64{lp[j], lp[n+j]}
@@ -175,8 +169,8 @@ func (t *dpoTask) pairs(c *chat, ref *gpt.Model, ex []data.Example) ([]dpoPair, 
 
 // answerLogps returns the log-probability of each answer under m: the
 // chosen answers', then the rejected ones' ([2n]); for IPO the mean per
-// answer token.
-func (t *dpoTask) answerLogps(m *gpt.Model, ps []dpoPair) *tensor.Tensor {
+// answer token. Its tensors belong to s.
+func (t *dpoTask) answerLogps(s *tensor.Scope, m *gpt.Model, ps []dpoPair) *tensor.Tensor {
 	n := len(ps)
 	rows, masks := make([][]int, 2*n), make([][]bool, 2*n)
 	for i, p := range ps {
@@ -202,14 +196,12 @@ func (t *dpoTask) answerLogps(m *gpt.Model, ps []dpoPair) *tensor.Tensor {
 			}
 		}
 	}
-	lp := tokenLogProbs(m, ids, tg, 2*n, T, 1)
-	return rowSums(&t.tmp, m.Embed.Weight.Backend(), lp, w, 2*n, T)
+	return rowSums(tokenLogProbs(s, m, ids, tg, 2*n, T, 1), w, 2*n, T)
 }
 
 func (t *dpoTask) Params() []nn.Named { return t.policy.Params() }
 
-func (t *dpoTask) Loss(step, micro int) (*tensor.Tensor, int, map[string]float64, error) {
-	t.tmp.free() // the previous step's graph is released by now
+func (t *dpoTask) Loss(s *tensor.Scope, step, micro int) (*tensor.Tensor, int, map[string]float64, error) {
 	B := t.o.Batch
 	ps := make([]dpoPair, B)
 	tokens := 0
@@ -218,15 +210,15 @@ func (t *dpoTask) Loss(step, micro int) (*tensor.Tensor, int, map[string]float64
 		tokens += len(ps[i].rows[0]) + len(ps[i].rows[1])
 	}
 	be := t.policy.Embed.Weight.Backend()
-	lp := t.answerLogps(t.policy, ps)
+	lp := t.answerLogps(s, t.policy, ps)
 	// h = (log pi(c) - log ref(c)) - (log pi(r) - log ref(r))
 	sign, refH := make([]float32, 2*B), make([]float32, B)
 	for i, p := range ps {
 		sign[i], sign[B+i] = 1, -1
 		refH[i] = float32(p.ref[0] - p.ref[1])
 	}
-	diff := tensor.Reshape(tensor.MatMul(t.tmp.from(be, pairMatrix(B), B, 2*B), tensor.Reshape(lp, 2*B, 1), false, false), B)
-	h := tensor.Sub(diff, t.tmp.from(be, refH, B))
+	diff := tensor.Reshape(tensor.MatMul(s.FromHost(be, pairMatrix(B), B, 2*B), tensor.Reshape(lp, 2*B, 1), false, false), B)
+	h := tensor.Sub(diff, s.FromHost(be, refH, B))
 	beta := float32(t.o.Beta)
 	var loss *tensor.Tensor
 	if t.o.LossType == "ipo" {
@@ -245,7 +237,7 @@ func (t *dpoTask) Loss(step, micro int) (*tensor.Tensor, int, map[string]float64
 			}
 			c[i] = 1 / float32(n*B)
 		}
-		nll := tensor.Neg(tensor.Sum(tensor.Mul(lp, t.tmp.from(be, c, 2*B))))
+		nll := tensor.Neg(tensor.Sum(tensor.Mul(lp, s.FromHost(be, c, 2*B))))
 		metrics["nll_chosen"] = float64(nll.Item())
 		loss = tensor.Add(loss, tensor.Scale(nll, float32(t.o.RPOAlpha)))
 	}
@@ -294,19 +286,14 @@ func (t *dpoTask) Eval() (map[string]float64, error) {
 	for i := 0; i < len(t.val); i += 16 {
 		batch := t.val[i:min(i+16, len(t.val))]
 		n := len(batch)
-		tensor.NoGrad(func() {
-			x := t.answerLogps(t.policy, batch)
-			lp := x.Host()
-			tensor.Release(x)
-			t.tmp.free()
-			for j, p := range batch {
-				h := (float64(lp[j]) - p.ref[0]) - (float64(lp[n+j]) - p.ref[1])
-				if h > 0 {
-					acc++
-				}
-				margin += t.o.Beta * h
+		lp := noGradValues(func(s *tensor.Scope) *tensor.Tensor { return t.answerLogps(s, t.policy, batch) })
+		for j, p := range batch {
+			h := (float64(lp[j]) - p.ref[0]) - (float64(lp[n+j]) - p.ref[1])
+			if h > 0 {
+				acc++
 			}
-		})
+			margin += t.o.Beta * h
+		}
 	}
 	n := float64(len(t.val))
 	return map[string]float64{"val_accuracy": acc / n, "val_margin": margin / n}, nil

@@ -5,58 +5,38 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
+	"slices"
+	"strings"
 
 	"github.com/golem-ml/golem/backend"
-	"github.com/golem-ml/golem/data/synth"
+	"github.com/golem-ml/golem/data"
 	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/tensor"
 	"github.com/golem-ml/golem/tokenizer"
 )
 
-// RewardFunc is a reward a program computes for a response to a task, as
-// in reinforcement learning with verifiable rewards.
-type RewardFunc struct {
-	Name string
-	Fn   func(t synth.Task, response string) float64
-}
-
-// RewardFuncs returns the built-in reward functions by name: "correct"
-// (1 for the exact answer, else 0), "format" (1 when the response has the
-// requested shape) and "task" (synth's Task.Reward: correctness, format
-// and brevity in one number).
-func RewardFuncs(names ...string) ([]RewardFunc, error) {
-	all := map[string]func(synth.Task, string) float64{
-		"correct": func(t synth.Task, r string) float64 { return b2f(t.Check(r).Correct) },
-		"format":  func(t synth.Task, r string) float64 { return b2f(t.Check(r).FollowsFormat) },
-		"task":    func(t synth.Task, r string) float64 { return t.Reward(r) },
-	}
-	var out []RewardFunc
-	for _, n := range names {
-		fn, ok := all[n]
-		if !ok {
-			return nil, fmt.Errorf("grpo: reward function %q: want correct, format or task", n)
-		}
-		out = append(out, RewardFunc{Name: n, Fn: fn})
-	}
-	return out, nil
-}
-
-func b2f(b bool) float64 {
-	if b {
-		return 1
-	}
-	return 0
+// Verifiable is a prompt whose answers programs score, as in
+// reinforcement learning with verifiable rewards (golem's built-in tasks
+// are: data/synth's Task.Scores).
+type Verifiable struct {
+	Key    string // names the task in errors
+	Prompt []data.Message
+	// Score returns a response's rewards by name. GRPOOptions.Rewards
+	// says which are summed into the reward; "correct", when scored, is
+	// logged as the share of correct answers.
+	Score func(response string) map[string]float64
 }
 
 // GRPOOptions configures GRPO.
 type GRPOOptions struct {
 	Backend backend.Backend
 	Policy  string       // the SFT model: the policy's start and the frozen reference
-	Tasks   []synth.Task // prompts with programs that check answers
-	Rewards []RewardFunc // summed into the reward (default: correct and format)
+	Tasks   []Verifiable // prompts with programs that score answers
+	Rewards []string     // the scores summed into the reward (default: correct and format)
 	Group   int          // answers sampled per prompt (default 8)
 	Prompts int          // prompts per micro-batch (default 4)
 	// Beta weighs the KL estimate to the reference in the loss (default
@@ -79,7 +59,6 @@ type grpoTask struct {
 	accum   int
 	seed    uint64
 	rollout []grpoBatch // the step's rollout, a batch per micro-batch
-	tmp     leaves      // this step's constant tensors, freed after it
 }
 
 // grpoBatch is one micro-batch of a rollout: Prompts groups of Group
@@ -126,7 +105,7 @@ func GRPO(ctx context.Context, o GRPOOptions) (Result, error) {
 		o.Temperature = 1
 	}
 	if len(o.Rewards) == 0 {
-		o.Rewards, _ = RewardFuncs("correct", "format")
+		o.Rewards = []string{"correct", "format"}
 	}
 	cfg := o.Loop
 	if cfg.Out == "" {
@@ -134,6 +113,17 @@ func GRPO(ctx context.Context, o GRPOOptions) (Result, error) {
 	}
 	if len(o.Tasks) == 0 {
 		return Result{}, errors.New("grpo: no tasks")
+	}
+	scored := o.Tasks[0].Score("")
+	for _, n := range o.Rewards {
+		if _, ok := scored[n]; !ok {
+			names := slices.Sorted(maps.Keys(scored))
+			want := strings.Join(names, ", ")
+			if k := len(names) - 1; k > 0 {
+				want = strings.Join(names[:k], ", ") + " or " + names[k]
+			}
+			return Result{}, fmt.Errorf("grpo: reward function %q: want %s", n, want)
+		}
 	}
 	release, err := cfg.open() // lock Out; on resume, its files are the checkpoint's
 	if err != nil {
@@ -149,8 +139,8 @@ func GRPO(ctx context.Context, o GRPOOptions) (Result, error) {
 	if cfg.Resume {
 		from = cfg.Out
 	}
-	if t.policy, err = gpt.Load(o.Backend, from); err != nil {
-		return Result{}, fmt.Errorf("grpo: %w", err)
+	if t.policy, _, err = loadLM(o.Backend, from, "grpo"); err != nil {
+		return Result{}, err
 	}
 	c := newChat(t.tok, t.policy.Config.Context, false)
 	t.imEnd = c.imEnd
@@ -224,11 +214,11 @@ func (t *grpoTask) score(a answers, tasks []int) ([]float64, map[string]float64)
 	var correct, lenSum float64
 	for i, out := range a.outs {
 		text := t.tok.Decode(out)
-		tk := o.Tasks[tasks[i]]
-		for _, f := range o.Rewards {
-			rewards[i] += f.Fn(tk, text)
+		s := o.Tasks[tasks[i]].Score(text)
+		for _, n := range o.Rewards {
+			rewards[i] += s[n]
 		}
-		correct += b2f(tk.Check(text).Correct)
+		correct += s["correct"]
 		lenSum += float64(len(a.rows[i]) - a.start[i])
 	}
 	n := float64(N)
@@ -279,29 +269,31 @@ func (t *grpoTask) batch(rows [][]int, start []int, adv []float64) grpoBatch {
 			b.adv[i*T+p] = float32(adv[i])
 		}
 	}
-	b.refLogp = noGradValues(func() *tensor.Tensor { return tokenLogProbs(t.ref, b.ids, b.tg, N, T, t.o.Temperature) })
+	b.refLogp = noGradValues(func(s *tensor.Scope) *tensor.Tensor {
+		return tokenLogProbs(s, t.ref, b.ids, b.tg, N, T, t.o.Temperature)
+	})
 	return b
 }
 
 // Loss is GRPO's loss on micro-batch mb.Micro of the rollout: PPO's
 // clipped objective per token, averaged per answer, plus Beta times the k3
 // estimate of the KL to the reference.
-func (t *grpoTask) Loss(mb Minibatch) (*tensor.Tensor, int, map[string]float64, error) {
+func (t *grpoTask) Loss(s *tensor.Scope, mb Minibatch) (*tensor.Tensor, int, map[string]float64, error) {
 	o := &t.o
 	b := &t.rollout[mb.Micro]
 	N, T := b.N, b.T
 	be := t.policy.Embed.Weight.Backend()
-	lp := tokenLogProbs(t.policy, b.ids, b.tg, N, T, o.Temperature)
-	old := t.tmp.from(be, lp.Host(), N*T) // one update per sample: the ratio is 1, its gradient that of log pi
+	lp := tokenLogProbs(s, t.policy, b.ids, b.tg, N, T, o.Temperature)
+	old := s.FromHost(be, lp.Host(), N*T) // one update per sample: the ratio is 1, its gradient that of log pi
 	ratio := tensor.Exp(tensor.Sub(lp, old))
-	a := t.tmp.from(be, b.adv, N*T)
+	a := s.FromHost(be, b.adv, N*T)
 	eps := float32(o.ClipRange)
 	obj := tensor.Minimum(tensor.Mul(ratio, a), tensor.Mul(tensor.Clamp(ratio, 1-eps, 1+eps), a))
-	wT := t.tmp.from(be, b.w, N*T)
+	wT := s.FromHost(be, b.w, N*T)
 	loss := tensor.Neg(tensor.Sum(tensor.Mul(obj, wT)))
 	klOf := func(lp *tensor.Tensor) *tensor.Tensor {
 		// k3 = exp(ref - logp) - (ref - logp) - 1 >= 0
-		d := tensor.Sub(t.tmp.from(be, b.refLogp, N*T), lp)
+		d := tensor.Sub(s.FromHost(be, b.refLogp, N*T), lp)
 		k3 := tensor.AddScalar(tensor.Sub(tensor.Exp(d), d), -1)
 		return tensor.Sum(tensor.Mul(k3, wT))
 	}
@@ -311,7 +303,7 @@ func (t *grpoTask) Loss(mb Minibatch) (*tensor.Tensor, int, map[string]float64, 
 		kl = float64(klT.Item())
 		loss = tensor.Add(loss, tensor.Scale(klT, float32(o.Beta)))
 	} else { // only a metric: from the detached log-probabilities
-		kl = float64(noGradValues(func() *tensor.Tensor { return klOf(old) })[0])
+		tensor.NoGrad(func() { kl = float64(klOf(old).Item()) })
 	}
 	metrics := map[string]float64{"kl": kl}
 	for k, v := range b.stats {
@@ -320,9 +312,8 @@ func (t *grpoTask) Loss(mb Minibatch) (*tensor.Tensor, int, map[string]float64, 
 	return loss, b.tokens, metrics, nil
 }
 
-// AfterStep frees the step's constant tensors (the loop has released its
-// graphs).
-func (t *grpoTask) AfterStep(int) { t.tmp.free() }
+// AfterStep has nothing to do: the step's tensors were the loop's scope's.
+func (t *grpoTask) AfterStep(int) {}
 
 // Eval returns nothing of its own: the demo evaluates held-out tasks.
 func (t *grpoTask) Eval() (map[string]float64, error) { return map[string]float64{}, nil }

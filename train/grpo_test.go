@@ -10,17 +10,23 @@ import (
 	"github.com/golem-ml/golem/data/synth"
 )
 
+// verifiable is what cmd/golem's grpo makes of golem's built-in tasks.
+func verifiable(ts []synth.Task) []Verifiable {
+	out := make([]Verifiable, len(ts))
+	for i, tk := range ts {
+		out[i] = Verifiable{Key: tk.Key, Prompt: tk.Prompt, Score: tk.Scores}
+	}
+	return out
+}
+
 // TestGRPOResumeIsExact stops runs after step 2 and resumes them: every
 // logged number is the uninterrupted run's, with the KL term in the loss
 // and with it off (Beta < 0: the KL to the reference is then only
 // measured), one micro-batch per step and two.
 func TestGRPOResumeIsExact(t *testing.T) {
 	sft := tinyLM(t, 1, 96)
-	tasks := synth.MustTasks(synth.TaskOptions{Seed: 1, N: 8, Kinds: []string{synth.KindFirstLetter, synth.KindNumberOnly}})
-	rf, err := RewardFuncs("correct", "format", "task")
-	if err != nil {
-		t.Fatal(err)
-	}
+	tasks := verifiable(synth.MustTasks(synth.TaskOptions{Seed: 1, N: 8, Kinds: []string{synth.KindFirstLetter, synth.KindNumberOnly}}))
+	rf := []string{"correct", "format", "task"}
 	for _, tc := range []struct {
 		beta  float64
 		accum int
@@ -63,8 +69,10 @@ func TestGRPOResumeIsExact(t *testing.T) {
 		}
 		sameModel(t, a, b)
 	}
-	if _, err := RewardFuncs("length"); err == nil {
-		t.Error("unknown reward function accepted")
+	_, err := GRPO(context.Background(), GRPOOptions{Backend: cpu.New(), Policy: sft, Tasks: tasks, Rewards: []string{"correct", "length"},
+		Loop: Config{Steps: 1, Out: t.TempDir(), Quiet: true}, Log: io.Discard})
+	if want := `grpo: reward function "length": want correct, format or task`; err == nil || err.Error() != want {
+		t.Errorf("an unknown reward function: %v, want %q", err, want)
 	}
 }
 
@@ -75,10 +83,12 @@ func TestGRPOReward(t *testing.T) {
 		t.Skip("slow")
 	}
 	sft := tinyLM(t, 1, 96)
-	tasks := synth.MustTasks(synth.TaskOptions{Seed: 1, N: 8, Kinds: []string{synth.KindFirstLetter}})
-	short := RewardFunc{Name: "short", Fn: func(_ synth.Task, r string) float64 { return -float64(len(r)) / 10 }}
+	tasks := verifiable(synth.MustTasks(synth.TaskOptions{Seed: 1, N: 8, Kinds: []string{synth.KindFirstLetter}}))
+	for i := range tasks {
+		tasks[i].Score = func(r string) map[string]float64 { return map[string]float64{"short": -float64(len(r)) / 10} }
+	}
 	out := t.TempDir()
-	_, err := GRPO(context.Background(), GRPOOptions{Backend: cpu.New(), Policy: sft, Tasks: tasks, Rewards: []RewardFunc{short}, Group: 8, Prompts: 2, MaxTokens: 16,
+	_, err := GRPO(context.Background(), GRPOOptions{Backend: cpu.New(), Policy: sft, Tasks: tasks, Rewards: []string{"short"}, Group: 8, Prompts: 2, MaxTokens: 16,
 		Loop: Config{Steps: 15, LR: 1e-2, Out: out, Quiet: true}, Log: io.Discard})
 	if err != nil {
 		t.Fatal(err)

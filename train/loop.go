@@ -64,10 +64,12 @@ type Task interface {
 // dpo): each optimizer step is Config.Accum micro-batches of it.
 type Batches interface {
 	Task
-	// Loss computes the loss of micro-batch micro of step (a scalar tensor
-	// whose graph the loop releases), the number of tokens it covered, and
-	// any metrics to log (averaged over the step's micro-batches).
-	Loss(step, micro int) (loss *tensor.Tensor, tokens int, metrics map[string]float64, err error)
+	// Loss computes the loss of micro-batch micro of step (a scalar
+	// tensor), the number of tokens it covered, and any metrics to log
+	// (averaged over the step's micro-batches). Its tensors belong to s,
+	// the micro-batch's scope, which the loop closes after backward (pass
+	// it to Forward as gpt.Options.Scope; make constants with s.FromHost).
+	Loss(s *tensor.Scope, step, micro int) (loss *tensor.Tensor, tokens int, metrics map[string]float64, err error)
 }
 
 // Rollouts is a Task that trains on answers it samples itself (ppo, grpo).
@@ -98,13 +100,13 @@ type Rollouts interface {
 	// with the policy updated since, would train on other answers).
 	Rollout(iter int, restored bool) error
 	// Loss computes the loss of one micro-batch of the current rollout (a
-	// scalar tensor whose graph the loop releases), the number of tokens it
-	// covered, and any metrics to log (averaged over the step's
-	// micro-batches).
-	Loss(mb Minibatch) (loss *tensor.Tensor, tokens int, metrics map[string]float64, err error)
+	// scalar tensor) in the micro-batch's scope s (see Batches), the
+	// number of tokens it covered, and any metrics to log (averaged over
+	// the step's micro-batches).
+	Loss(s *tensor.Scope, mb Minibatch) (loss *tensor.Tensor, tokens int, metrics map[string]float64, err error)
 	// AfterStep is called after each optimizer step, once the step's
-	// graphs are released, before the step is logged and saved (PPO's EMA
-	// of the policy; the step's constant tensors can be freed).
+	// scopes are closed, before the step is logged and saved (PPO's EMA
+	// of the policy).
 	AfterStep(step int)
 }
 
@@ -228,7 +230,9 @@ func Run(ctx context.Context, cfg Config, task Task) (Result, error) {
 // batches runs a Batches task's steps from step l.start.
 func (l *loop) batches(ctx context.Context, task Batches) error {
 	for step := l.start; step < l.cfg.Steps && !l.interrupted(ctx); step++ {
-		err := l.step(step, func(micro int) (*tensor.Tensor, int, map[string]float64, error) { return task.Loss(step, micro) })
+		err := l.step(step, func(s *tensor.Scope, micro int) (*tensor.Tensor, int, map[string]float64, error) {
+			return task.Loss(s, step, micro)
+		})
 		if err != nil {
 			return err
 		}
@@ -258,9 +262,9 @@ func (l *loop) rollouts(ctx context.Context, task Rollouts, epochs, minibatches 
 					return nil
 				}
 				mb := Minibatch{Step: step, Iter: iter, Epoch: epoch, Index: index}
-				err := l.step(step, func(micro int) (*tensor.Tensor, int, map[string]float64, error) {
+				err := l.step(step, func(s *tensor.Scope, micro int) (*tensor.Tensor, int, map[string]float64, error) {
 					mb.Micro = micro
-					return task.Loss(mb)
+					return task.Loss(s, mb)
 				})
 				if err != nil {
 					return err
@@ -295,10 +299,28 @@ func (l *loop) interrupted(ctx context.Context) bool {
 	return l.res.Interrupted
 }
 
+// lossFunc computes one micro-batch's loss in its scope (see Batches.Loss).
+type lossFunc func(s *tensor.Scope, micro int) (*tensor.Tensor, int, map[string]float64, error)
+
+// micro runs micro-batch micro in a scope of its own: its loss, scaled for
+// accumulation, and backward, which adds into the parameters' gradients;
+// closing the scope gives all else back to the pool.
+func (l *loop) micro(lossOf lossFunc, micro int) (loss float64, tokens int, metrics map[string]float64, err error) {
+	s := tensor.NewScope()
+	defer s.Close()
+	t, n, m, err := lossOf(s, micro)
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	s.Adopt(t) // what a task computed without its scope
+	tensor.Backward(tensor.Scale(t, 1/float32(l.cfg.Accum)))
+	return float64(t.Item()), n, m, nil
+}
+
 // step runs optimizer step number step (from 0): the losses of its
 // micro-batches and their gradients, clipping, the update, then the
 // metrics, evaluation, progress and checkpoint due after it.
-func (l *loop) step(step int, lossOf func(micro int) (*tensor.Tensor, int, map[string]float64, error)) error {
+func (l *loop) step(step int, lossOf lossFunc) error {
 	cfg, opt := &l.cfg, l.opt
 	lr := l.sched.At(step)
 	opt.ZeroGrad()
@@ -306,14 +328,11 @@ func (l *loop) step(step int, lossOf func(micro int) (*tensor.Tensor, int, map[s
 	sums := map[string]float64{}
 	tokens := 0
 	for micro := 0; micro < cfg.Accum; micro++ {
-		loss, n, m, err := lossOf(micro)
+		loss, n, m, err := l.micro(lossOf, micro)
 		if err != nil {
 			return fmt.Errorf("train: step %d: %w", step, err)
 		}
-		scaled := tensor.Scale(loss, 1/float32(cfg.Accum))
-		tensor.Backward(scaled)
-		lossSum += float64(loss.Item())
-		tensor.Release(scaled)
+		lossSum += loss
 		tokens += n
 		for k, v := range m {
 			sums[k] += v

@@ -36,7 +36,7 @@ func (t *iterTask) Rollout(iter int, restored bool) error {
 	return nil
 }
 
-func (t *iterTask) Loss(mb Minibatch) (*tensor.Tensor, int, map[string]float64, error) {
+func (t *iterTask) Loss(_ *tensor.Scope, mb Minibatch) (*tensor.Tensor, int, map[string]float64, error) {
 	t.events = append(t.events, fmt.Sprintf("loss step %d iter %d epoch %d minibatch %d micro %d", mb.Step, mb.Iter, mb.Epoch, mb.Index, mb.Micro))
 	return tensor.Sum(tensor.Square(t.w)), 1, nil, nil
 }

@@ -125,7 +125,6 @@ type ppoTask struct {
 	accum    int
 	seed     uint64
 	out      string
-	tmp      leaves // this step's constant tensors, freed after it
 }
 
 // PPO runs stage four of InstructGPT: the policy answers prompts, the
@@ -190,15 +189,15 @@ func PPO(ctx context.Context, o PPOOptions) (Result, error) {
 		}
 		t.klCoef, t.ro = st.KLCoef, st.Rollout
 	}
-	if t.policy, err = gpt.Load(o.Backend, from); err != nil {
-		return Result{}, fmt.Errorf("ppo: %w", err)
+	if t.policy, _, err = loadLM(o.Backend, from, "ppo"); err != nil {
+		return Result{}, err
 	}
 	if t.value, err = gpt.LoadScorer(o.Backend, valueFrom); err != nil {
 		return Result{}, fmt.Errorf("ppo: value model: %w", err)
 	}
 	if o.EMADecay > 0 {
-		if t.ema, err = gpt.Load(o.Backend, emaFrom); err != nil {
-			return Result{}, fmt.Errorf("ppo: EMA: %w", err)
+		if t.ema, _, err = loadLM(o.Backend, emaFrom, "ppo: EMA"); err != nil {
+			return Result{}, err
 		}
 		freeze(t.ema.Params())
 	}
@@ -320,10 +319,10 @@ func (t *ppoTask) score(a answers) scores {
 		last[b] = len(r) - 1
 	}
 	return scores{T: T,
-		logp:    noGradValues(func() *tensor.Tensor { return tokenLogProbs(t.policy, ids, tg, B, T, o.Temperature) }),
-		refLogp: noGradValues(func() *tensor.Tensor { return tokenLogProbs(t.ref, ids, tg, B, T, o.Temperature) }),
-		values:  noGradValues(func() *tensor.Tensor { return t.value.Values(ids, B, T, gpt.Options{}) }),
-		reward:  noGradValues(func() *tensor.Tensor { return t.rm.Scores(ids, B, T, last, gpt.Options{}) }),
+		logp:    noGradValues(func(s *tensor.Scope) *tensor.Tensor { return tokenLogProbs(s, t.policy, ids, tg, B, T, o.Temperature) }),
+		refLogp: noGradValues(func(s *tensor.Scope) *tensor.Tensor { return tokenLogProbs(s, t.ref, ids, tg, B, T, o.Temperature) }),
+		values:  noGradValues(func(s *tensor.Scope) *tensor.Tensor { return t.value.Values(ids, B, T, gpt.Options{Scope: s}) }),
+		reward:  noGradValues(func(s *tensor.Scope) *tensor.Tensor { return t.rm.Scores(ids, B, T, last, gpt.Options{Scope: s}) }),
 	}
 }
 
@@ -424,7 +423,7 @@ func (t *ppoTask) targets(rows [][]int, start []int, T int) ([]int32, []float32)
 // Loss is PPO's loss on one micro-batch of minibatch mb.Index of pass
 // mb.Epoch over the rollout: the clipped policy objective, the clipped
 // value loss, and with PPO-ptx the pretraining loss.
-func (t *ppoTask) Loss(mb Minibatch) (*tensor.Tensor, int, map[string]float64, error) {
+func (t *ppoTask) Loss(s *tensor.Scope, mb Minibatch) (*tensor.Tensor, int, map[string]float64, error) {
 	o := &t.o
 	ro := t.ro
 	order := stepRand(t.seed, "ppo-minibatch", mb.Iter*o.Epochs+mb.Epoch).Perm(o.Batch)
@@ -456,17 +455,17 @@ func (t *ppoTask) Loss(mb Minibatch) (*tensor.Tensor, int, map[string]float64, e
 	}
 	be := t.policy.Embed.Weight.Backend()
 	V := t.policy.Config.Vocab
-	logits := tensor.Reshape(tempered(t.policy.Logits(t.policy.Forward(ids, B, T, gpt.Options{})), o.Temperature), B*T, V)
+	logits := tensor.Reshape(tempered(t.policy.Logits(t.policy.Forward(ids, B, T, gpt.Options{Scope: s})), o.Temperature), B*T, V)
 	logp := tensor.TokenLogProbs(logits, tg)
 	eps := float32(o.ClipRange)
-	advT := t.tmp.from(be, adv, B*T)
-	ratio := tensor.Exp(tensor.Sub(logp, t.tmp.from(be, old, B*T)))
+	advT := s.FromHost(be, adv, B*T)
+	ratio := tensor.Exp(tensor.Sub(logp, s.FromHost(be, old, B*T)))
 	pg := tensor.Neg(tensor.Minimum(tensor.Mul(ratio, advT), tensor.Mul(tensor.Clamp(ratio, 1-eps, 1+eps), advT)))
-	wT := t.tmp.from(be, w, B*T)
+	wT := s.FromHost(be, w, B*T)
 	pgLoss := tensor.Sum(tensor.Mul(pg, wT))
 
-	v := tensor.Reshape(t.value.Values(ids, B, T, gpt.Options{}), B*T)
-	oldVT, retT := t.tmp.from(be, oldV, B*T), t.tmp.from(be, ret, B*T)
+	v := tensor.Reshape(t.value.Values(ids, B, T, gpt.Options{Scope: s}), B*T)
+	oldVT, retT := s.FromHost(be, oldV, B*T), s.FromHost(be, ret, B*T)
 	ev := float32(o.ValueClip)
 	vClip := tensor.Add(oldVT, tensor.Clamp(tensor.Sub(v, oldVT), -ev, ev))
 	vf := tensor.Scale(tensor.Maximum(tensor.Square(tensor.Sub(v, retT)), tensor.Square(tensor.Sub(vClip, retT))), 0.5)
@@ -500,21 +499,19 @@ func (t *ppoTask) Loss(mb Minibatch) (*tensor.Tensor, int, map[string]float64, e
 		P, bl := o.PtxBatch, t.ptxBlock
 		pid, ptg := make([]int32, P*bl), make([]int32, P*bl)
 		for b := 0; b < P; b++ {
-			s := r.IntN(len(t.ptx) - bl)
-			copy(pid[b*bl:], t.ptx[s:s+bl])
-			copy(ptg[b*bl:], t.ptx[s+1:s+bl+1])
+			at := r.IntN(len(t.ptx) - bl)
+			copy(pid[b*bl:], t.ptx[at:at+bl])
+			copy(ptg[b*bl:], t.ptx[at+1:at+bl+1])
 		}
-		ptx := t.policy.Loss(pid, ptg, P, bl, gpt.Options{})
+		ptx := t.policy.Loss(pid, ptg, P, bl, gpt.Options{Scope: s})
 		metrics["ptx_loss"] = float64(ptx.Item())
 		loss = tensor.Add(loss, tensor.Scale(ptx, float32(o.PtxCoef)))
 	}
 	return loss, n, metrics, nil
 }
 
-// AfterStep frees the step's constant tensors (the loop has released its
-// graphs) and moves the EMA toward the updated policy.
+// AfterStep moves the EMA toward the updated policy.
 func (t *ppoTask) AfterStep(int) {
-	t.tmp.free()
 	if t.ema == nil {
 		return
 	}

@@ -14,7 +14,6 @@ import (
 	"sync"
 
 	"github.com/golem-ml/golem/backend"
-	"github.com/golem-ml/golem/data/synth"
 	"github.com/golem-ml/golem/data/tokens"
 	"github.com/golem-ml/golem/internal/atomicfile"
 	"github.com/golem-ml/golem/model/gpt"
@@ -53,10 +52,15 @@ func Presets() map[string]Preset {
 
 // PretrainOptions configures Pretrain.
 type PretrainOptions struct {
-	Backend   backend.Backend
-	Data      []string // text files, folders, globs, JSONL; empty = golem's built-in corpus
-	Tokenizer string   // "char", a tokenizer path, or "" to train a byte-level BPE on the data
-	VocabSize int      // for a trained BPE (default 4096)
+	Backend backend.Backend
+	Data    []string // text files, folders, globs, JSONL; empty = Builtin's corpus
+	// Builtin writes the corpus trained on when Data is empty: golem's
+	// built-in one (data/synth's; cmd/golem passes it), kept in
+	// OUT/builtin_corpus.txt and encoded with SpecialTokens (its dialogues
+	// are ChatML).
+	Builtin   func(io.Writer) error
+	Tokenizer string // "char", a tokenizer path, or "" to train a byte-level BPE on the data
+	VocabSize int    // for a trained BPE (default 4096)
 	Preset    Preset
 	ValFrac   float64 // held-out fraction of the tokens (default 0.1)
 	CacheDir  string  // where token files are kept (default: the user cache dir)
@@ -101,11 +105,8 @@ func Pretrain(ctx context.Context, o PretrainOptions) (Result, error) {
 	var tok *tokenizer.Tokenizer
 	var m *gpt.Model
 	if cfg.Resume {
-		if tok, err = tokenizer.Load(cfg.Out); err != nil {
-			return Result{}, fmt.Errorf("pretrain: --resume: %w", err)
-		}
-		if m, err = gpt.Load(o.Backend, cfg.Out); err != nil {
-			return Result{}, fmt.Errorf("pretrain: --resume: %w", err)
+		if m, tok, err = loadLM(o.Backend, cfg.Out, "pretrain: --resume"); err != nil {
+			return Result{}, err
 		}
 	}
 	srcs, builtin, err := pretrainSources(o, cfg.Out)
@@ -182,8 +183,11 @@ func pretrainSources(o PretrainOptions, out string) ([]tokens.Source, bool, erro
 	}
 	path := filepath.Join(out, "builtin_corpus.txt")
 	if _, err := os.Stat(path); err != nil {
+		if o.Builtin == nil {
+			return nil, false, errors.New("pretrain: no data (--data PATH)")
+		}
 		var buf bytes.Buffer
-		if err := synth.WriteCorpus(&buf, synth.CorpusOptions{Seed: 1, Chinese: 0.15}); err != nil {
+		if err := o.Builtin(&buf); err != nil {
 			return nil, false, err
 		}
 		if err := atomicfile.WriteFile(path, buf.Bytes()); err != nil {
@@ -353,9 +357,9 @@ func (t *pretrainTask) window(f *tokens.File, seed uint64, step, micro int) {
 	}
 }
 
-func (t *pretrainTask) Loss(step, micro int) (*tensor.Tensor, int, map[string]float64, error) {
+func (t *pretrainTask) Loss(s *tensor.Scope, step, micro int) (*tensor.Tensor, int, map[string]float64, error) {
 	t.window(t.train, t.seed, step, micro)
-	loss := t.model.Loss(t.ids, t.tgt, t.batch, t.block, gpt.Options{Train: true, Seed: t.seed ^ uint64(step)<<20 ^ uint64(micro)})
+	loss := t.model.Loss(t.ids, t.tgt, t.batch, t.block, gpt.Options{Train: true, Seed: t.seed ^ uint64(step)<<20 ^ uint64(micro), Scope: s})
 	return loss, t.batch * t.block, nil, nil
 }
 
@@ -365,9 +369,9 @@ func (t *pretrainTask) Eval() (map[string]float64, error) {
 	tensor.NoGrad(func() {
 		for i := 0; i < t.evalIters; i++ {
 			t.window(t.val, 0xe7a1, 0, i)
-			loss := t.model.Loss(t.ids, t.tgt, t.batch, t.block, gpt.Options{})
-			sum += float64(loss.Item())
-			tensor.Release(loss)
+			s := tensor.NewScope()
+			sum += float64(t.model.Loss(t.ids, t.tgt, t.batch, t.block, gpt.Options{Scope: s}).Item())
+			s.Close()
 		}
 	})
 	return map[string]float64{"val_loss": sum / float64(t.evalIters)}, nil

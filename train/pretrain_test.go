@@ -66,7 +66,8 @@ func TestPretrainResumeIsExact(t *testing.T) {
 				}
 			}
 		}
-		res, err := Pretrain(ctx, PretrainOptions{Backend: cpu.New(), Tokenizer: "char", Preset: p, CacheDir: cache, Log: io.Discard})
+		res, err := Pretrain(ctx, PretrainOptions{Backend: cpu.New(), Tokenizer: "char", Preset: p, CacheDir: cache, Log: io.Discard,
+			Builtin: func(w io.Writer) error { return synth.WriteCorpus(w, synth.CorpusOptions{Seed: 1, Chinese: 0.15}) }})
 		if err != nil {
 			t.Fatal(err)
 		}

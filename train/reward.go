@@ -94,7 +94,6 @@ type rewardTask struct {
 	accum      int
 	seed       uint64
 	report     RewardReport
-	tmp        leaves // this step's constant tensors
 }
 
 // Reward trains a reward model (stage three of InstructGPT): the language
@@ -290,8 +289,7 @@ func rankItems(c *chat, ex []data.Example) ([]rankItem, error) {
 
 func (t *rewardTask) Params() []nn.Named { return t.s.Params() }
 
-func (t *rewardTask) Loss(step, micro int) (*tensor.Tensor, int, map[string]float64, error) {
-	t.tmp.free() // the previous step's graph is released by now
+func (t *rewardTask) Loss(s *tensor.Scope, step, micro int) (*tensor.Tensor, int, map[string]float64, error) {
 	be := t.s.Embed.Weight.Backend()
 	var rows [][]int
 	var A, w []float32
@@ -318,9 +316,9 @@ func (t *rewardTask) Loss(step, micro int) (*tensor.Tensor, int, map[string]floa
 		last[b] = len(r) - 1
 		tokens += len(r)
 	}
-	r := t.s.Scores(ids, N, T, last, gpt.Options{})
-	d := tensor.Reshape(tensor.MatMul(t.tmp.from(be, A, P, N), tensor.Reshape(r, N, 1), false, false), P)
-	loss := tensor.Neg(tensor.Sum(tensor.Mul(logSigmoid(d), t.tmp.from(be, w, P))))
+	r := t.s.Scores(ids, N, T, last, gpt.Options{Scope: s})
+	d := tensor.Reshape(tensor.MatMul(s.FromHost(be, A, P, N), tensor.Reshape(r, N, 1), false, false), P)
+	loss := tensor.Neg(tensor.Sum(tensor.Mul(logSigmoid(d), s.FromHost(be, w, P))))
 	acc := 0.0
 	for _, v := range d.Host() {
 		if v > 0 {

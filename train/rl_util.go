@@ -11,6 +11,7 @@ import (
 	"github.com/golem-ml/golem/data"
 	"github.com/golem-ml/golem/generate"
 	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/model/load"
 	"github.com/golem-ml/golem/tensor"
 	"github.com/golem-ml/golem/tokenizer"
 )
@@ -19,28 +20,36 @@ import (
 // grpo) share: chat rendering of prompts and answers, padding, masked
 // reductions and the log-sigmoid.
 
-// loadPolicy loads a language model and its tokenizer from a model folder
-// and checks that they fit, that the tokenizer has the chat tokens, and
-// that the weights can be trained (not quantized).
+// loadPolicy loads a language model and its tokenizer (loadLM) and checks
+// that the tokenizer has the chat tokens and that the weights can be
+// trained (not quantized).
 func loadPolicy(be backend.Backend, dir, what string) (*gpt.Model, *tokenizer.Tokenizer, error) {
-	if gpt.IsScorer(dir) {
-		return nil, nil, fmt.Errorf("%s: %s is a reward or value model, not a language model", what, dir)
-	}
-	m, err := gpt.Load(be, dir)
+	m, tok, err := loadLM(be, dir, what)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", what, err)
+		return nil, nil, err
 	}
 	if q := m.Quantized(); len(q) > 0 {
 		return nil, nil, fmt.Errorf("%s: %s: %d of its weight matrices are kept as GGUF stores them (Q8_0, Q4_0 or F16) and cannot be trained: start from the float model", what, dir, len(q))
-	}
-	tok, err := tokenizer.Load(dir)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", what, err)
 	}
 	if err := checkChatTokenizer(tok, m.Config.Vocab, dir); err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", what, err)
 	}
 	return m, tok, nil
+}
+
+// loadLM loads a language model to train, and its tokenizer, from what a
+// stage's --model or --policy names (model/load): a model folder, or a LoRA
+// adapter merged into its base. A prompt-tuning adapter is refused: the
+// stages train whole models, and its soft prompt would be lost.
+func loadLM(be backend.Backend, dir, what string) (*gpt.Model, *tokenizer.Tokenizer, error) {
+	l, err := load.Model(be, dir, load.Options{})
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", what, err)
+	}
+	if l.SoftPrompt != nil {
+		return nil, nil, fmt.Errorf("%s: %s is a prompt-tuning adapter, and this stage trains a whole model, which would drop its soft prompt: give it a model folder or a LoRA adapter", what, dir)
+	}
+	return l.Model, l.Tok, nil
 }
 
 func checkChatTokenizer(tok *tokenizer.Tokenizer, vocab int, dir string) error {
@@ -203,9 +212,10 @@ func actionTargets(rows [][]int, masks [][]bool, T int) []int32 {
 
 // tokenLogProbs returns the log-probabilities the model gives the targets
 // at each position of ids [B, T] ([B*T], 0 where the target is -1), with
-// the logits divided by temp (as they were when sampling; 0 means 1).
-func tokenLogProbs(m *gpt.Model, ids, targets []int32, B, T int, temp float64) *tensor.Tensor {
-	logits := tempered(m.Logits(m.Forward(ids, B, T, gpt.Options{})), temp)
+// the logits divided by temp (as they were when sampling; 0 means 1), in
+// scope s.
+func tokenLogProbs(s *tensor.Scope, m *gpt.Model, ids, targets []int32, B, T int, temp float64) *tensor.Tensor {
+	logits := tempered(m.Logits(m.Forward(ids, B, T, gpt.Options{Scope: s})), temp)
 	return tensor.TokenLogProbs(tensor.Reshape(logits, B*T, m.Config.Vocab), targets)
 }
 
@@ -218,27 +228,9 @@ func tempered(logits *tensor.Tensor, temp float64) *tensor.Tensor {
 	return tensor.Scale(logits, float32(1/temp))
 }
 
-// leaves holds the constant tensors of one step: releasing a graph frees
-// its intermediates but not its leaves, so a stage frees them itself once
-// the loop has released the step's graph (at the start of the next).
-type leaves []*tensor.Tensor
-
-func (l *leaves) from(be backend.Backend, data []float32, shape ...int) *tensor.Tensor {
-	t := tensor.FromHost(be, data, shape...)
-	*l = append(*l, t)
-	return t
-}
-
-func (l *leaves) free() {
-	for _, t := range *l {
-		t.Free()
-	}
-	*l = (*l)[:0]
-}
-
 // rowSums sums x [B*T] over each row with weights w [B*T]: [B].
-func rowSums(tmp *leaves, be backend.Backend, x *tensor.Tensor, w []float32, B, T int) *tensor.Tensor {
-	return tensor.SumLast(tensor.Reshape(tensor.Mul(x, tmp.from(be, w, B*T)), B, T))
+func rowSums(x *tensor.Tensor, w []float32, B, T int) *tensor.Tensor {
+	return tensor.SumLast(tensor.Reshape(tensor.Mul(x, x.Scope().FromHost(x.Backend(), w, B*T)), B, T))
 }
 
 // logSigmoid is log σ(x) = min(x, 0) - log(1 + e^-|x|), stable for any x.
@@ -300,14 +292,14 @@ func mean(xs []float64) float64 {
 	return s / float64(len(xs))
 }
 
-// noGradValues runs fn with gradients off and returns the values of the
-// tensor it makes, whose graph it then frees (scoring answers).
-func noGradValues(fn func() *tensor.Tensor) []float32 {
+// noGradValues runs fn with gradients off in a scope of its own and
+// returns the values of the tensor it makes (scoring answers).
+func noGradValues(fn func(s *tensor.Scope) *tensor.Tensor) []float32 {
 	var v []float32
 	tensor.NoGrad(func() {
-		x := fn()
-		v = x.Host()
-		tensor.Release(x)
+		s := tensor.NewScope()
+		defer s.Close()
+		v = fn(s).Host()
 	})
 	return v
 }

@@ -15,36 +15,35 @@ import (
 
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/data"
-	"github.com/golem-ml/golem/data/synth"
 	"github.com/golem-ml/golem/gguf"
 	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/model/load"
 	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/tensor"
 	"github.com/golem-ml/golem/tokenizer"
 )
 
-// Builtin is the --data value that selects golem's built-in instruction
-// tasks (data/synth, train split).
-const Builtin = "builtin"
-
 // SFTOptions configures SFT. The zero value of each field gets the default
 // noted.
 type SFTOptions struct {
 	Backend backend.Backend
-	Model   string   // base model folder (a golem or Hugging Face model)
-	Data    []string // data files in any format package data reads, or Builtin
+	Model   string   // base model folder, or a LoRA adapter (model/load)
+	Data    []string // data files in any format package data reads
 	Format  data.Format
-	Eval    []string // held-out data files (default: ValFrac of Data, or held-out built-in tasks)
-	ValFrac float64  // share of the data held out when Eval is empty (default 0.05)
-	// Builtin data: how many train-split tasks (default 2000), their
-	// language ("en", "zh" or "mix"; default "en") and seed.
-	BuiltinN    int
-	BuiltinLang string
-	MaxLen      int  // tokens per example, longer ones are truncated (default: the model's context)
-	Batch       int  // examples per micro-batch (default 8)
-	Packing     bool // group examples of similar length, up to Batch*MaxLen tokens per micro-batch
-	AllTokens   bool // loss on every token, not only the assistant's
-	Epochs      float64
+	Eval    []string // held-out data files (default: EvalExamples, else ValFrac of the data)
+	ValFrac float64  // share of the data held out when there is no held-out data (default 0.05)
+	// Examples are examples made in memory (golem's built-in tasks,
+	// data/synth), trained on before Data's; EvalExamples are held-out
+	// ones, used when Eval is empty. ExamplesAbout says what Examples
+	// are, for the log ("2000 built-in en tasks (train split)").
+	Examples      []data.Example
+	EvalExamples  []data.Example
+	ExamplesAbout string
+	MaxLen        int  // tokens per example, longer ones are truncated (default: the model's context)
+	Batch         int  // examples per micro-batch (default 8)
+	Packing       bool // group examples of similar length, up to Batch*MaxLen tokens per micro-batch
+	AllTokens     bool // loss on every token, not only the assistant's
+	Epochs        float64
 	// LoRA, when set, trains low-rank adapters on a frozen model; Merge
 	// then also writes the merged model to Out/merged.
 	LoRA  *gpt.LoRAConfig
@@ -122,7 +121,7 @@ func SFT(ctx context.Context, o SFTOptions) (SFTResult, error) {
 	if o.Model == "" && !cfg.Resume {
 		return res, errors.New("sft: a base model is needed (--model)")
 	}
-	if len(o.Data) == 0 {
+	if len(o.Data) == 0 && len(o.Examples) == 0 {
 		return res, errors.New("sft: no data (--data FILE or --data builtin)")
 	}
 	if o.LoRA != nil && o.PromptTokens > 0 {
@@ -244,15 +243,13 @@ func (t *sftTask) load(o SFTOptions, res *SFTResult) error {
 	t.out = cfg.Out
 	var err error
 	if cfg.Resume {
-		if t.tok, err = tokenizer.Load(cfg.Out); err != nil {
+		l, err := load.Model(be, cfg.Out, load.Options{KeepLoRA: true})
+		if err != nil {
 			return fmt.Errorf("sft: --resume: %w", err)
 		}
-		if gpt.IsAdapter(cfg.Out) {
-			m, a, err := gpt.LoadAdapter(be, cfg.Out)
-			if err != nil {
-				return fmt.Errorf("sft: --resume: %w", err)
-			}
-			t.model, t.base = m, a.Base
+		t.model, t.tok = l.Model, l.Tok
+		if a := l.Adapter; a != nil {
+			t.base = a.Base
 			switch a.Type {
 			case "LORA":
 				if o.LoRA == nil {
@@ -268,10 +265,9 @@ func (t *sftTask) load(o SFTOptions, res *SFTResult) error {
 		if o.LoRA != nil || o.PromptTokens > 0 {
 			return fmt.Errorf("sft: --resume: %s holds a full model, not an adapter", cfg.Out)
 		}
-		t.model, err = gpt.Load(be, cfg.Out)
-		return err
+		return nil
 	}
-	if t.model, err = gpt.Load(be, o.Model); err != nil {
+	if t.model, t.tok, err = loadLM(be, o.Model, "sft"); err != nil {
 		return err
 	}
 	if q := t.model.Quantized(); len(q) > 0 {
@@ -281,12 +277,6 @@ func (t *sftTask) load(o SFTOptions, res *SFTResult) error {
 		case o.Merge:
 			return fmt.Errorf("sft: %s: --merge: the base model's weight matrices are quantized, LoRA cannot be merged into them (use the adapter with its base, or train from the float model)", o.Model)
 		}
-	}
-	if t.tok, err = tokenizer.Load(o.Model); err != nil {
-		return err
-	}
-	if t.tok.VocabSize() > t.model.Config.Vocab {
-		return fmt.Errorf("sft: %s: tokenizer has %d tokens but the model only %d", o.Model, t.tok.VocabSize(), t.model.Config.Vocab)
 	}
 	t.base = o.Model
 	if !strings.HasPrefix(o.Model, gguf.OllamaPrefix) {
@@ -322,36 +312,16 @@ func (t *sftTask) load(o SFTOptions, res *SFTResult) error {
 
 // sftData reads the training and validation examples.
 func sftData(o SFTOptions, log io.Writer) (train, val []data.Example, err error) {
-	var builtin bool
-	var files []string
-	for _, d := range o.Data {
-		if d == Builtin {
-			builtin = true
-		} else {
-			files = append(files, d)
+	train = append(train, o.Examples...)
+	if len(o.Examples) > 0 {
+		about := o.ExamplesAbout
+		if about == "" {
+			about = fmt.Sprintf("%d examples", len(o.Examples))
 		}
+		fmt.Fprintf(log, "data: %s\n", about)
 	}
-	if builtin {
-		n := o.BuiltinN
-		if n <= 0 {
-			n = 2000
-		}
-		lang := o.BuiltinLang
-		if lang == "" {
-			lang = "en"
-		}
-		tasks, err := synth.Tasks(synth.TaskOptions{Seed: int64(o.Loop.Seed), N: n, Split: synth.SplitTrain, Lang: lang, System: 0.2})
-		if err != nil {
-			return nil, nil, fmt.Errorf("sft: built-in data: %w", err)
-		}
-		for i, tk := range tasks {
-			train = append(train, data.Example{Kind: data.PromptCompletion, Prompt: tk.Prompt,
-				Completion: []data.Message{{Role: "assistant", Content: tk.Answer}}, Source: fmt.Sprintf("builtin:%d", i+1)})
-		}
-		fmt.Fprintf(log, "data: %d built-in %s tasks (train split)\n", n, lang)
-	}
-	if len(files) > 0 {
-		d, err := data.ReadAll(files, data.ReadOptions{Format: o.Format})
+	if len(o.Data) > 0 {
+		d, err := data.ReadAll(o.Data, data.ReadOptions{Format: o.Format})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -366,29 +336,19 @@ func sftData(o SFTOptions, log io.Writer) (train, val []data.Example, err error)
 		}
 	}
 	switch {
-	case len(o.Eval) > 0:
-		d, err := data.ReadAll(o.Eval, data.ReadOptions{Format: o.Format})
-		if err != nil {
-			return nil, nil, err
+	case len(o.Eval) > 0 || len(o.EvalExamples) > 0:
+		val = o.EvalExamples
+		if len(o.Eval) > 0 {
+			d, err := data.ReadAll(o.Eval, data.ReadOptions{Format: o.Format})
+			if err != nil {
+				return nil, nil, err
+			}
+			val = d.Examples
 		}
-		val = d.Examples
 		for i := range val {
 			if err := sftUsable(&val[i]); err != nil {
 				return nil, nil, err
 			}
-		}
-	case builtin && len(files) == 0:
-		lang := o.BuiltinLang
-		if lang == "" {
-			lang = "en"
-		}
-		tasks, err := synth.Tasks(synth.TaskOptions{Seed: 99, N: 100, Split: synth.SplitHeldout, Lang: lang, System: 0.2})
-		if err != nil {
-			return nil, nil, err
-		}
-		for i, tk := range tasks {
-			val = append(val, data.Example{Kind: data.PromptCompletion, Prompt: tk.Prompt,
-				Completion: []data.Message{{Role: "assistant", Content: tk.Answer}}, Source: fmt.Sprintf("builtin-heldout:%d", i+1)})
 		}
 	default:
 		// Hold out a fixed random share of the examples.
@@ -581,17 +541,13 @@ func (t *sftTask) rows(exs []encoded) (ids, tgt []int32, B, T, n int) {
 	return ids, tgt, B, T, n
 }
 
-func (t *sftTask) loss(exs []encoded, train bool, seed uint64) (*tensor.Tensor, int) {
+func (t *sftTask) loss(s *tensor.Scope, exs []encoded, train bool, seed uint64) (*tensor.Tensor, int) {
 	ids, tgt, B, T, n := t.rows(exs)
-	o := gpt.Options{Train: train, Seed: seed}
-	if t.prompt == nil {
-		return t.model.Loss(ids, tgt, B, T, o), n
+	o := gpt.Options{Train: train, Seed: seed, Scope: s}
+	if t.prompt != nil {
+		o.Embeds = t.prompt.Batch(B)
 	}
-	P := t.prompt.Weight.Dim(0)
-	o.Embeds = t.prompt.Batch(B)
-	h := t.model.Forward(ids, B, T, o)
-	h = tensor.Slice(h, 1, P, P+T)
-	return tensor.CrossEntropy(t.model.Logits(h), tgt, nil), n
+	return t.model.Loss(ids, tgt, B, T, o), n
 }
 
 // Params returns what a checkpoint holds: the whole model for full tuning,
@@ -606,7 +562,7 @@ func (t *sftTask) Params() []nn.Named {
 	return t.model.Params()
 }
 
-func (t *sftTask) Loss(step, micro int) (*tensor.Tensor, int, map[string]float64, error) {
+func (t *sftTask) Loss(s *tensor.Scope, step, micro int) (*tensor.Tensor, int, map[string]float64, error) {
 	k := step*t.accum + micro
 	idx := t.batchAt(k)
 	exs := make([]encoded, len(idx))
@@ -618,7 +574,7 @@ func (t *sftTask) Loss(step, micro int) (*tensor.Tensor, int, map[string]float64
 	if t.lora != nil {
 		t.model.SetLoRASeed(seed)
 	}
-	loss, n := t.loss(exs, true, seed)
+	loss, n := t.loss(s, exs, true, seed)
 	return loss, n, nil, nil
 }
 
@@ -630,11 +586,12 @@ func (t *sftTask) Eval() (map[string]float64, error) {
 	var sum float64
 	var n int
 	tensor.NoGrad(func() {
-		for s := 0; s < len(t.val); s += t.batch {
-			loss, k := t.loss(t.val[s:min(s+t.batch, len(t.val))], false, 0)
+		for i := 0; i < len(t.val); i += t.batch {
+			s := tensor.NewScope()
+			loss, k := t.loss(s, t.val[i:min(i+t.batch, len(t.val))], false, 0)
 			sum += float64(loss.Item()) * float64(k)
 			n += k
-			tensor.Release(loss)
+			s.Close()
 		}
 	})
 	return map[string]float64{"val_loss": sum / float64(max(n, 1))}, nil

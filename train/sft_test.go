@@ -139,15 +139,15 @@ func TestSFTPackingKeepsExamplesApart(t *testing.T) {
 		t.Errorf("%d shapes for %d row lengths", len(shapes), len(lengths))
 	}
 	tensor.NoGrad(func() {
+		s := tensor.NewScope()
+		defer s.Close()
 		var alone float64
 		for _, e := range enc {
-			l, n := task.loss([]encoded{e}, false, 0)
+			l, n := task.loss(s, []encoded{e}, false, 0)
 			alone += float64(l.Item()) * float64(n)
-			tensor.Release(l)
 		}
-		l, n := task.loss(enc, false, 0)
+		l, n := task.loss(s, enc, false, 0)
 		packed := float64(l.Item()) * float64(n)
-		tensor.Release(l)
 		if math.Abs(packed-alone) > 1e-3*math.Abs(alone) {
 			t.Errorf("summed loss %v alone, %v packed together", alone, packed)
 		}
@@ -193,12 +193,27 @@ func sftRun(t *testing.T, o SFTOptions) SFTResult {
 	return res
 }
 
+// builtinSFT is what --data builtin trains on: n built-in tasks of the
+// train split (seed), or, with seed -1, the held-out ones it validates on.
+func builtinSFT(t *testing.T, seed int64, n int) []data.Example {
+	t.Helper()
+	o := synth.TaskOptions{Seed: seed, N: n, Split: synth.SplitTrain, Lang: "en", System: 0.2}
+	if seed < 0 {
+		o.Seed, o.Split = 99, synth.SplitHeldout
+	}
+	ex, err := synth.Demonstrations(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ex
+}
+
 // TestSFTResumeIsExact trains LoRA on built-in tasks, interrupted and
 // resumed, and checks the losses and adapter equal an uninterrupted run's.
 func TestSFTResumeIsExact(t *testing.T) {
 	base := tinyBase(t, "llama")
 	run := func(out string, resume bool, stopAt int) SFTResult {
-		o := SFTOptions{Model: base, Data: []string{Builtin}, BuiltinN: 40, Batch: 4, Packing: true,
+		o := SFTOptions{Model: base, Examples: builtinSFT(t, 5, 40), Batch: 4, Packing: true,
 			LoRA: &gpt.LoRAConfig{R: 4, Alpha: 8, Dropout: 0.1},
 			Loop: Config{Steps: 6, LR: 1e-2, Warmup: 1, Out: out, Resume: resume, Seed: 5, Quiet: true}}
 		ctx, cancel := context.WithCancel(context.Background())
@@ -252,7 +267,8 @@ func TestSFTFullLoRAPromptLearn(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			o := c.o
-			o.Model, o.Data, o.BuiltinN, o.Batch = base, []string{Builtin}, 32, 8
+			o.Model, o.Examples, o.Batch = base, builtinSFT(t, 1, 32), 8
+			o.EvalExamples = builtinSFT(t, -1, 100)
 			o.Loop = Config{Steps: 8, LR: 3e-3, Warmup: 1, Out: t.TempDir(), Seed: 1, Quiet: true, EvalEvery: 1}
 			if c.name != "full" {
 				o.Loop.LR = 3e-2

@@ -1,6 +1,8 @@
 package cpu
 
 import (
+	"encoding/binary"
+	"fmt"
 	"math"
 	"sync"
 
@@ -112,27 +114,38 @@ func keyEnd(a *backend.Attention, t1 int) int {
 }
 
 // attnSoftmax turns the scores of query t of batch b (the keys its block
-// can see) into probabilities in place: masked keys get 0, and a row that
-// sees no key is all 0.
+// can see) into probabilities in place: masked keys (by the key mask, the
+// causal mask or the sliding window) get 0, and a row that sees no key is
+// all 0.
 func attnSoftmax(a *backend.Attention, row []float32, b, t int) {
 	limit := len(row)
 	if a.Causal {
 		limit = min(limit, a.S-a.T+t+1)
 	}
+	lo := 0
+	if a.Window > 0 {
+		lo = min(max(0, a.S-a.T+t+1-a.Window), limit)
+		clear(row[:lo])
+	}
 	if a.KeyMask == nil {
-		m := maxf(row[:limit])
-		inv := 1 / expSub(row[:limit], row[:limit], m, 1)
-		for j := range row[:limit] {
-			row[j] *= inv
+		if lo == limit {
+			clear(row)
+			return
+		}
+		seen := row[lo:limit]
+		m := maxf(seen)
+		inv := 1 / expSub(seen, seen, m, 1)
+		for j := range seen {
+			seen[j] *= inv
 		}
 		clear(row[limit:])
 		return
 	}
 	mask := a.KeyMask[b*a.S : b*a.S+len(row)]
 	m := float32(math.Inf(-1))
-	for j, v := range row[:limit] {
+	for j := lo; j < limit; j++ {
 		if mask[j] {
-			m = max(m, v)
+			m = max(m, row[j])
 		}
 	}
 	if math.IsInf(float64(m), -1) {
@@ -141,7 +154,7 @@ func attnSoftmax(a *backend.Attention, row []float32, b, t int) {
 	}
 	var sum float32
 	for j := range row {
-		if j >= limit || !mask[j] {
+		if j < lo || j >= limit || !mask[j] {
 			row[j] = 0
 			continue
 		}
@@ -150,7 +163,7 @@ func attnSoftmax(a *backend.Attention, row []float32, b, t int) {
 		sum += e
 	}
 	inv := 1 / sum
-	for j := range row[:limit] {
+	for j := lo; j < limit; j++ {
 		row[j] *= inv
 	}
 }
@@ -217,7 +230,7 @@ func (c *CPU) RoPE(r backend.RoPE, y, x backend.Buffer, grad bool) {
 	for _, p := range r.Pos {
 		maxPos = max(maxPos, int(p))
 	}
-	tab := ropeTable(r.Theta, r.D, maxPos+1)
+	tab := ropeTable(r.Theta, r.D, maxPos+1, r.InvFreq)
 	W := r.H * r.D
 	Parallel(r.B*r.T, grain(W), func(lo, hi int) {
 		for bt := lo; bt < hi; bt++ {
@@ -252,17 +265,33 @@ type ropeTab struct {
 	cos, sin []float32
 }
 
+type ropeKey struct {
+	theta   float64
+	d       int
+	invFreq string // the inverse frequencies' bits, "" for theta's
+}
+
 var (
 	ropeMu   sync.Mutex
-	ropeTabs = map[[2]float64]*ropeTab{}
+	ropeTabs = map[ropeKey]*ropeTab{}
 )
 
 // ropeTable returns the angles' cos and sin for at least n positions,
 // computed as transformers does (inverse frequencies and angles in
 // float32) once for all calls; a table is replaced, never changed, when it
 // grows, so callers may keep reading the one they got.
-func ropeTable(theta float64, d, n int) *ropeTab {
-	key := [2]float64{theta, float64(d)}
+func ropeTable(theta float64, d, n int, inv []float32) *ropeTab {
+	key := ropeKey{theta: theta, d: d}
+	if inv != nil {
+		if len(inv) != d/2 {
+			panic(fmt.Sprintf("cpu: RoPE: %d inverse frequencies for head size %d", len(inv), d))
+		}
+		b := make([]byte, 0, 4*len(inv))
+		for _, f := range inv {
+			b = binary.LittleEndian.AppendUint32(b, math.Float32bits(f))
+		}
+		key.invFreq = string(b)
+	}
 	ropeMu.Lock()
 	defer ropeMu.Unlock()
 	t := ropeTabs[key]
@@ -271,9 +300,12 @@ func ropeTable(theta float64, d, n int) *ropeTab {
 	}
 	half := d / 2
 	n = max(n, 2*tabLen(t), 256)
-	invFreq := make([]float32, half)
-	for i := range invFreq {
-		invFreq[i] = float32(1 / math.Pow(theta, float64(2*i)/float64(d)))
+	invFreq := inv
+	if invFreq == nil {
+		invFreq = make([]float32, half)
+		for i := range invFreq {
+			invFreq[i] = float32(1 / math.Pow(theta, float64(2*i)/float64(d)))
+		}
 	}
 	nt := &ropeTab{n: n, cos: make([]float32, n*half), sin: make([]float32, n*half)}
 	for p := range n {

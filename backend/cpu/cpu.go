@@ -96,7 +96,24 @@ func (b *Buf) Len() int { return len(b.D) }
 type CPU struct {
 	mu     sync.Mutex
 	free   map[int][]*Buf
-	pooled int // bytes held in free lists
+	pooled int   // bytes held in free lists
+	live   int64 // bytes handed out and not freed
+	misses int64 // allocations the free lists could not serve
+}
+
+// MemStats is what a CPU backend's memory holds: the counters a test reads
+// to show that a loop gives back all it takes.
+type MemStats struct {
+	Live   int64 // bytes of buffers handed out (Alloc, AllocHalf) and not freed, by size class
+	Pooled int64 // bytes kept in the free lists for reuse
+	Misses int64 // allocations the free lists could not serve: new memory from the heap
+}
+
+// MemStats returns the backend's memory counters.
+func (c *CPU) MemStats() MemStats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return MemStats{Live: c.live, Pooled: int64(c.pooled), Misses: c.misses}
 }
 
 // The CPU backend has every optional ability package backend declares;
@@ -151,6 +168,7 @@ func sizeClass(n int) int {
 func (c *CPU) Alloc(n int, zero bool) backend.Buffer {
 	class := sizeClass(n)
 	c.mu.Lock()
+	c.live += 4 * int64(class)
 	if l := c.free[class]; len(l) > 0 {
 		b := l[len(l)-1]
 		l[len(l)-1] = nil
@@ -163,6 +181,7 @@ func (c *CPU) Alloc(n int, zero bool) backend.Buffer {
 		}
 		return b
 	}
+	c.misses++
 	c.mu.Unlock()
 	return &Buf{D: make([]float32, n, class)}
 }
@@ -175,7 +194,12 @@ func (c *CPU) Free(b backend.Buffer) {
 	}
 	bb, ok := b.(*Buf)
 	if !ok {
-		return // a *HalfBuf: the garbage collector's
+		if hb, ok := b.(*HalfBuf); ok { // the garbage collector's
+			c.mu.Lock()
+			c.live -= 2 * int64(cap(hb.H))
+			c.mu.Unlock()
+		}
+		return
 	}
 	bb.frozen = nil
 	class := cap(bb.D)
@@ -183,6 +207,7 @@ func (c *CPU) Free(b backend.Buffer) {
 		return // not made by Alloc
 	}
 	c.mu.Lock()
+	c.live -= 4 * int64(class)
 	if c.pooled+4*class <= MaxPooled {
 		c.free[class] = append(c.free[class], bb)
 		c.pooled += 4 * class

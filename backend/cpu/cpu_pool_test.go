@@ -28,3 +28,24 @@ func TestSizeClassesReuseAndCap(t *testing.T) {
 		t.Errorf("pooled %d bytes over the cap %d", be2.pooled, MaxPooled)
 	}
 }
+
+// MemStats counts the bytes handed out and not freed (by size class) and
+// the allocations the free lists could not serve.
+func TestMemStats(t *testing.T) {
+	be := New()
+	a := be.Alloc(1000, false) // class 1024: 4096 bytes
+	h := be.AllocHalf(10)
+	if s := be.MemStats(); s.Live != 4*1024+2*10 || s.Misses != 2 || s.Pooled != 0 {
+		t.Fatalf("after two allocations: %+v", s)
+	}
+	be.Free(a)
+	be.Free(h)
+	if s := be.MemStats(); s.Live != 0 || s.Pooled != 4*1024 {
+		t.Fatalf("after freeing both: %+v", s)
+	}
+	b := be.Alloc(990, false) // served by the pool: no miss
+	if s := be.MemStats(); s.Live != 4*1024 || s.Misses != 2 || s.Pooled != 0 {
+		t.Fatalf("after a pooled allocation: %+v", s)
+	}
+	be.Free(b)
+}

@@ -15,7 +15,8 @@ import (
 // keeps no probabilities, so its cost is the keys the rows actually hold,
 // each head's read as one contiguous run. k and v are both float32
 // buffers or both float16 ones (AllocHalf). a.T must be 1; a.B is the number
-// of rows; a.Causal and a.KeyMask are ignored. For each row the arithmetic
+// of rows; a.Causal and a.KeyMask are ignored; a positive a.Window (a
+// sliding window) keeps the last a.Window of a row's keys. For each row the arithmetic
 // is that of Attention over the same keys without a mask, so a sequence
 // decoded in a batch gets the values it gets alone.
 func (c *CPU) AttentionRows(a backend.Attention, slot, n []int32, o, q, k, v backend.Buffer) {
@@ -80,12 +81,15 @@ func attendPairs(a backend.Attention, slot, n []int32, os, qs []float32, kernels
 		score, sum := kernels()
 		for bh := lo; bh < hi; bh++ {
 			b, h := bh/HQ, bh%HQ
-			nk := int(n[b])
+			nk, first := int(n[b]), 0
+			if a.Window > 0 && nk > a.Window { // a sliding window: the last a.Window keys
+				first, nk = nk-a.Window, a.Window
+			}
 			if cap(*sp) < nk {
 				*sp = make([]float32, nk)
 			}
 			row := (*sp)[:nk]
-			kv := (int(slot[b])*HKV + h/group) * S * D
+			kv := ((int(slot[b])*HKV+h/group)*S + first) * D
 			qh, oh := qs[b*ldq+h*D:b*ldq+h*D+D], os[b*ldq+h*D:b*ldq+h*D+D]
 			score(row, qh, kv)
 			m := maxf(row)

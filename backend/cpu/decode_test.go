@@ -17,40 +17,45 @@ func TestAttentionRowsEqualsAlone(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	for _, d := range []int{32, 80, 7, 128} {
 		for _, B := range []int{1, 5} {
-			slots, S, HQ, HKV := 6, 40, 4, 2
-			slot := []int32{3, 0, 5, 1, 2}[:B]
-			n := []int32{33, 1, 23, 16, 40}[:B]
-			q, k, v := randSlice(r, B*HQ*d), randSlice(r, slots*S*HKV*d), randSlice(r, slots*S*HKV*d)
-			a := backend.Attention{B: B, T: 1, S: S, HQ: HQ, HKV: HKV, D: d, Scale: float32(1 / math.Sqrt(float64(d)))}
-			o := make([]float32, B*HQ*d)
-			for i := range o {
-				o[i] = float32(math.NaN()) // every value must be written
-			}
-			c.AttentionRows(a, slot, n, &Buf{D: o}, &Buf{D: q}, &Buf{D: k}, &Buf{D: v})
-			W := HKV * d
-			for b := range B {
-				nb, s := int(n[b]), int(slot[b])
-				one := backend.Attention{B: 1, T: 1, S: nb, HQ: HQ, HKV: HKV, D: d, Scale: a.Scale}
-				// The slot's keys and values, from head-major to [nb, W].
-				kb, vb := make([]float32, nb*W), make([]float32, nb*W)
-				for h := range HKV {
-					for j := range nb {
-						src := ((s*HKV+h)*S + j) * d
-						copy(kb[j*W+h*d:j*W+h*d+d], k[src:src+d])
-						copy(vb[j*W+h*d:j*W+h*d+d], v[src:src+d])
-					}
+			for _, window := range []int{0, 10} { // a sliding window sees a row's last 10 keys
+				slots, S, HQ, HKV := 6, 40, 4, 2
+				slot := []int32{3, 0, 5, 1, 2}[:B]
+				n := []int32{33, 1, 23, 16, 40}[:B]
+				q, k, v := randSlice(r, B*HQ*d), randSlice(r, slots*S*HKV*d), randSlice(r, slots*S*HKV*d)
+				a := backend.Attention{B: B, T: 1, S: S, HQ: HQ, HKV: HKV, D: d, Scale: float32(1 / math.Sqrt(float64(d))), Window: window}
+				o := make([]float32, B*HQ*d)
+				for i := range o {
+					o[i] = float32(math.NaN()) // every value must be written
 				}
-				qb := q[b*HQ*d : (b+1)*HQ*d]
-				want := make([]float32, HQ*d)
-				c.Attention(one, &Buf{D: want}, &Buf{D: make([]float32, HQ*nb)}, &Buf{D: qb}, &Buf{D: kb}, &Buf{D: vb})
-				ref := naiveAttention(one, qb, kb, vb)
-				for i, w := range want {
-					got := o[b*HQ*d+i]
-					if got != w {
-						t.Fatalf("D=%d B=%d row %d value %d: %v, alone %v", d, B, b, i, got, w)
+				c.AttentionRows(a, slot, n, &Buf{D: o}, &Buf{D: q}, &Buf{D: k}, &Buf{D: v})
+				W := HKV * d
+				for b := range B {
+					nb, s, first := int(n[b]), int(slot[b]), 0
+					if window > 0 && nb > window {
+						first, nb = nb-window, window
 					}
-					if math.Abs(float64(got)-ref[i]) > 1e-5 {
-						t.Fatalf("D=%d B=%d row %d value %d: %v, reference %v", d, B, b, i, got, ref[i])
+					one := backend.Attention{B: 1, T: 1, S: nb, HQ: HQ, HKV: HKV, D: d, Scale: a.Scale}
+					// The slot's keys and values, from head-major to [nb, W].
+					kb, vb := make([]float32, nb*W), make([]float32, nb*W)
+					for h := range HKV {
+						for j := range nb {
+							src := ((s*HKV+h)*S + first + j) * d
+							copy(kb[j*W+h*d:j*W+h*d+d], k[src:src+d])
+							copy(vb[j*W+h*d:j*W+h*d+d], v[src:src+d])
+						}
+					}
+					qb := q[b*HQ*d : (b+1)*HQ*d]
+					want := make([]float32, HQ*d)
+					c.Attention(one, &Buf{D: want}, &Buf{D: make([]float32, HQ*nb)}, &Buf{D: qb}, &Buf{D: kb}, &Buf{D: vb})
+					ref := naiveAttention(one, qb, kb, vb)
+					for i, w := range want {
+						got := o[b*HQ*d+i]
+						if got != w {
+							t.Fatalf("D=%d B=%d row %d value %d: %v, alone %v", d, B, b, i, got, w)
+						}
+						if math.Abs(float64(got)-ref[i]) > 1e-5 {
+							t.Fatalf("D=%d B=%d row %d value %d: %v, reference %v", d, B, b, i, got, ref[i])
+						}
 					}
 				}
 			}

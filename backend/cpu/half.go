@@ -22,7 +22,13 @@ type HalfBuf struct{ H []uint16 }
 func (b *HalfBuf) Len() int { return len(b.H) }
 
 // AllocHalf returns a zeroed buffer of n float16 values.
-func (c *CPU) AllocHalf(n int) backend.Buffer { return &HalfBuf{H: make([]uint16, n)} }
+func (c *CPU) AllocHalf(n int) backend.Buffer {
+	c.mu.Lock()
+	c.live += 2 * int64(n)
+	c.misses++
+	c.mu.Unlock()
+	return &HalfBuf{H: make([]uint16, n)}
+}
 
 // CopyHalf copies rows x cols values into the float16 buffer dst (at dOff,
 // rows dStride apart) from src (at sOff, rows sStride apart), a float32

@@ -7,7 +7,7 @@ import (
 	"os/signal"
 	"time"
 
-	"github.com/golem-ml/golem/train"
+	"github.com/golem-ml/golem/demo"
 )
 
 func init() {
@@ -33,7 +33,7 @@ func runDemo(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	res, err := train.Demo(ctx, train.DemoOptions{NewBackend: newBackend, Out: *out, Quick: *quick, Seed: *seed, Reuse: *reuse})
+	res, err := demo.Run(ctx, demo.Options{NewBackend: newBackend, Out: *out, Quick: *quick, Seed: *seed, Reuse: *reuse})
 	if ctx.Err() != nil { // Ctrl-C: each stage saved where it stopped; no report card of half-trained models
 		fmt.Fprintf(os.Stderr, "interrupted: the stages' models are in %s (no report card)\n", *out)
 		return errInterrupted
@@ -41,7 +41,7 @@ func runDemo(args []string) error {
 	if err != nil {
 		return err
 	}
-	card := train.DemoReport(res)
+	card := demo.Report(res)
 	if err := card.Write(*out); err != nil {
 		return err
 	}

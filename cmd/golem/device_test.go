@@ -52,7 +52,7 @@ func runGolem(t *testing.T, args ...string) (stdout, stderr string, code int) {
 func TestDeviceUnknown(t *testing.T) {
 	const want = "golem: --device nope: unknown device (have: cpu)\n"
 	for _, c := range []string{"pretrain", "sft", "reward", "ppo", "dpo", "grpo", "generate", "chat",
-		"eval mc", "eval gen", "eval tasks", "eval ppl", "demo", "serve"} {
+		"eval mc", "eval gen", "eval tasks", "eval ppl", "demo", "serve", "clip train", "clip zeroshot", "clip retrieve"} {
 		args := append(strings.Fields(c), "--device", "nope")
 		if _, stderr, code := runGolem(t, args...); code != 1 || stderr != want {
 			t.Errorf("golem %s --device nope: exit %d, stderr %q; want exit 1, %q", c, code, stderr, want)

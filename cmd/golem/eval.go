@@ -1,17 +1,23 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"flag"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 
 	"github.com/golem-ml/golem/data/synth"
 	"github.com/golem-ml/golem/eval"
+	"github.com/golem-ml/golem/internal/atomicfile"
+	"github.com/golem-ml/golem/model/load"
 )
 
 func init() {
-	register("eval mc", "multiple-choice accuracy by log-likelihood (ARC/OpenBookQA JSONL, HellaSwag text, CMMLU CSV)", runEvalMC)
+	register("eval mc", "multiple-choice accuracy by log-likelihood, as lm-evaluation-harness scores it (ARC/OpenBookQA JSONL, HellaSwag, CMMLU CSV)", runEvalMC)
 	register("eval gen", "exact-match accuracy of generated answers (GSM8K-style #### answers), k-shot and chain of thought", runEvalGen)
 	register("eval tasks", "task success on golem's held-out built-in instruction tasks", runEvalTasks)
 }
@@ -29,15 +35,18 @@ func newEvalFlags(fs *flag.FlagSet, dataHelp string) evalFlags {
 		data:   fs.String("data", "", dataHelp),
 		json:   fs.String("json", "", "append the result to this JSON file (an array, for the report card)"),
 		limit:  fs.Int("limit", 0, "score only the first N items (0 = all)"),
-		shots:  fs.Int("shots", 0, "k-shot: the first K items of the file are solved examples before each question (and are not scored)"),
+		shots:  fs.Int("shots", 0, "k-shot: K solved examples before each question (eval mc: drawn from --fewshot as lm-eval draws them; eval gen: the first K items of the file, not scored)"),
 		device: addDeviceFlag(fs),
 	}
 }
 
 func runEvalMC(args []string) error {
 	fs := newFlags("eval mc", `golem eval mc --model out/sft --data ../shared/data/eval/openbookqa_test.jsonl --limit 100`)
-	f := newEvalFlags(fs, "data set: .jsonl (ARC/OpenBookQA), .txt or .bz2 (HellaSwag), .csv or folder (CMMLU) (required)")
-	format := fs.String("format", "", "force the layout: arc, hellaswag or cmmlu")
+	f := newEvalFlags(fs, "data set: .jsonl (ARC/OpenBookQA/HellaSwag), .txt or .bz2 (llama.cpp's HellaSwag), .csv or folder (CMMLU) (required)")
+	format := fs.String("format", "", "force the layout: arc, openbookqa, hellaswag or cmmlu")
+	fewshot := fs.String("fewshot", "", "the split --shots draws from, as lm-eval: the train split (ARC, OpenBookQA, HellaSwag); CMMLU's dev split (default: the dev folder beside test)")
+	seed := fs.Uint64("fewshot-seed", eval.DefaultFewshotSeed, "seed of the k-shot draws (lm-eval's random.Random(seed).sample; CMMLU takes the first K)")
+	details := fs.String("details", "", "write each question's context, continuations, token log-probabilities and picks to this JSON-lines file")
 	tokens := fs.Int("batch-tokens", 4096, "tokens per forward pass")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -49,31 +58,79 @@ func runEvalMC(args []string) error {
 	if *f.model == "" || *f.data == "" {
 		return fmt.Errorf("eval mc: --model and --data are required")
 	}
-	qs, err := eval.ReadMC(*f.data, eval.MCFormat(*format))
+	mf := eval.MCFormat(*format)
+	if mf == "" {
+		mf = eval.DetectMC(*f.data)
+	}
+	qs, err := eval.ReadMC(*f.data, mf)
 	if err != nil {
 		return err
 	}
-	if *f.shots >= len(qs) {
-		return fmt.Errorf("eval mc: --shots %d leaves no question of %d", *f.shots, len(qs))
+	o := eval.MCOptions{Shots: *f.shots, Seed: *seed, Tokens: *tokens, Details: *details != "", FirstN: mf == eval.FormatCMMLU}
+	if o.Shots > 0 {
+		pool := *fewshot
+		if pool == "" && mf == eval.FormatCMMLU {
+			pool = cmmluDev(*f.data)
+		}
+		if pool == "" {
+			return fmt.Errorf("eval mc: --shots %d needs --fewshot FILE: lm-eval draws %s's examples from its train split, which %s is not (give the train split, or the same file to draw from the test split as lm-eval then does)", o.Shots, mf, *f.data)
+		}
+		if o.Pool, err = eval.ReadMC(pool, mf); err != nil {
+			return err
+		}
+		o.SameSplit = filepath.Clean(pool) == filepath.Clean(*f.data)
 	}
-	shots, qs := qs[:*f.shots], qs[*f.shots:]
 	if *f.limit > 0 && *f.limit < len(qs) {
 		qs = qs[:*f.limit]
 	}
-	m, tok, _, err := eval.LoadModel(be, *f.model)
+	l, err := load.Model(be, *f.model, load.Options{})
 	if err != nil {
 		return err
 	}
-	r, err := eval.MultipleChoice(m, tok, qs, eval.MCOptions{Shots: shots, Tokens: *tokens})
+	if l.SoftPrompt != nil {
+		return fmt.Errorf("eval mc: %s is a prompt-tuning adapter; multiple choice scores a model or a LoRA adapter", *f.model)
+	}
+	r, err := eval.MultipleChoice(l.Model, l.Tok, qs, o)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("%s: %v\n", *f.data, r)
+	fmt.Printf("%s: %v (%d-shot, %s as lm-eval's task)\n", *f.data, r, o.Shots, mf)
+	if *details != "" {
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false)
+		for _, it := range r.Items {
+			if err := enc.Encode(it); err != nil {
+				return err
+			}
+		}
+		if err := atomicfile.WriteFile(*details, b.Bytes()); err != nil {
+			return fmt.Errorf("eval mc: %w", err)
+		}
+	}
 	if *f.json != "" {
 		return eval.AppendJSON(*f.json, eval.Record{Eval: "mc", Model: *f.model, Data: *f.data, Shots: *f.shots, N: r.N, Correct: r.Correct,
-			Accuracy: r.Acc, Metrics: map[string]float64{"accuracy_norm": r.AccNorm, "chance": r.Chance}})
+			Accuracy: r.Acc, Metrics: map[string]float64{"acc": r.Acc, "acc_norm": r.AccNorm, "acc_bytes": r.AccBytes, "chance": r.Chance}})
 	}
 	return nil
+}
+
+// cmmluDev is the dev split beside a CMMLU test file or folder
+// (cmmlu/test/x.csv -> cmmlu/dev/x.csv), or "" when there is none.
+func cmmluDev(data string) string {
+	clean := filepath.Clean(data)
+	dir, base := filepath.Split(clean)
+	if filepath.Base(clean) == "test" {
+		dir, base = clean, ""
+	}
+	if filepath.Base(filepath.Clean(dir)) != "test" {
+		return ""
+	}
+	dev := filepath.Join(filepath.Dir(filepath.Clean(dir)), "dev", base)
+	if _, err := os.Stat(dev); err != nil {
+		return ""
+	}
+	return dev
 }
 
 func runEvalGen(args []string) error {
@@ -111,10 +168,11 @@ func runEvalGen(args []string) error {
 			*maxTokens = 256
 		}
 	}
-	m, tok, soft, err := eval.LoadModel(be, *f.model)
+	l, err := load.Model(be, *f.model, load.Options{})
 	if err != nil {
 		return err
 	}
+	m, tok, soft := l.Model, l.Tok, l.SoftPrompt
 	r, err := eval.ExactMatch(m, tok, ps, eval.ExactOptions{GenOptions: eval.GenOptions{MaxTokens: *maxTokens, Batch: *batch, Soft: soft},
 		Shots: shots, CoT: *cot, Chat: *chat})
 	if err != nil {
@@ -135,7 +193,7 @@ func runEvalTasks(args []string) error {
 	model := fs.String("model", "", "model or adapter folder, FILE.gguf or ollama:NAME[:TAG] (required)")
 	n := fs.Int("n", 200, "held-out tasks to answer")
 	lang := fs.String("lang", "en", "en, zh or mix")
-	kinds := fs.String("kinds", "", "comma-separated task kinds (default: all): "+strings.Join(synth.Kinds(), ", "))
+	kinds := fs.String("kinds", "", "comma-separated task kinds (default: all but the tool tasks): "+strings.Join(append(synth.Kinds(), synth.ToolKinds()...), ", "))
 	seed := fs.Int64("seed", defaultSeed, "which held-out tasks")
 	maxTokens := fs.Int("max-tokens", 128, "new tokens per answer")
 	batch := fs.Int("batch", 16, "tasks decoded together")
@@ -157,10 +215,11 @@ func runEvalTasks(args []string) error {
 	if err != nil {
 		return err
 	}
-	m, tok, soft, err := eval.LoadModel(be, *model)
+	l, err := load.Model(be, *model, load.Options{})
 	if err != nil {
 		return err
 	}
+	m, tok, soft := l.Model, l.Tok, l.SoftPrompt
 	r, err := eval.Tasks(m, tok, tasks, eval.GenOptions{MaxTokens: *maxTokens, Batch: *batch, Soft: soft})
 	if err != nil {
 		return err

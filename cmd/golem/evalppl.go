@@ -5,6 +5,7 @@ import (
 	"os"
 
 	"github.com/golem-ml/golem/eval"
+	"github.com/golem-ml/golem/model/load"
 )
 
 func init() {
@@ -13,7 +14,7 @@ func init() {
 
 func runEvalPPL(args []string) error {
 	fs := newFlags("eval ppl", `golem eval ppl --model out/base --data valid.txt`)
-	model := fs.String("model", "", "model folder, FILE.gguf or ollama:NAME[:TAG] (required)")
+	model := fs.String("model", "", "model folder, adapter folder, FILE.gguf or ollama:NAME[:TAG] (required)")
 	data := fs.String("data", "", "text file (required)")
 	batch := fs.Int("batch", 8, "sequences per forward pass")
 	dev := addDeviceFlag(fs)
@@ -24,7 +25,7 @@ func runEvalPPL(args []string) error {
 	if *model == "" || *data == "" {
 		return fmt.Errorf("eval ppl: --model and --data are required")
 	}
-	m, tok, err := loadModel(be, *model)
+	l, err := load.Model(be, *model, load.Options{})
 	if err != nil {
 		return err
 	}
@@ -32,7 +33,7 @@ func runEvalPPL(args []string) error {
 	if err != nil {
 		return err
 	}
-	r, err := eval.Perplexity(m, tok.Encode(string(b)), *batch)
+	r, err := eval.Perplexity(l.Model, l.SoftPrompt, l.Tok.Encode(string(b)), *batch)
 	if err != nil {
 		return fmt.Errorf("eval ppl: %s: %w", *data, err)
 	}

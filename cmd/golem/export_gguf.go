@@ -31,7 +31,7 @@ func exportFormat(args []string) string {
 func runExportGGUF(args []string) error {
 	fs := newFlags("export", `golem export --format gguf --model out/sft --out sft.gguf --type q8_0`)
 	format := fs.String("format", "gguf", "gguf: a model folder as one GGUF file (llama.cpp, Ollama)")
-	model := fs.String("model", "", "model folder: config.json, model.safetensors, tokenizer.json (gpt2, llama or qwen2) (required)")
+	model := fs.String("model", "", "model folder: config.json, model.safetensors, tokenizer.json (gpt2, llama or qwen2), or a LoRA adapter folder (merged into its base) (required)")
 	out := fs.String("out", "", "the GGUF file to write (required)")
 	typ := fs.String("type", "f16", "type of the weight matrices: f32, f16, bf16, q8_0 or q4_0 (norms and biases stay f32)")
 	name := fs.String("name", "", "general.name in the file (default: the folder's name)")

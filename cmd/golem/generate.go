@@ -1,35 +1,19 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 
-	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/generate"
-	"github.com/golem-ml/golem/model/gpt"
-	"github.com/golem-ml/golem/tokenizer"
+	"github.com/golem-ml/golem/generate/constrain"
+	"github.com/golem-ml/golem/model/load"
 )
 
 func init() {
 	register("generate", "sample a continuation of a prompt, streamed to stdout", runGenerate)
-}
-
-// loadModel reads a golem / Hugging Face model folder and its tokenizer,
-// the model onto be.
-func loadModel(be backend.Backend, dir string) (*gpt.Model, *tokenizer.Tokenizer, error) {
-	m, err := gpt.Load(be, dir)
-	if err != nil {
-		return nil, nil, err
-	}
-	tok, err := tokenizer.Load(dir)
-	if err != nil {
-		return nil, nil, err
-	}
-	if tok.VocabSize() > m.Config.Vocab {
-		return nil, nil, fmt.Errorf("%s: tokenizer has %d tokens but the model only %d", dir, tok.VocabSize(), m.Config.Vocab)
-	}
-	return m, tok, nil
 }
 
 // samplingFlags are the sampling flags of generate and chat, with one set
@@ -57,14 +41,39 @@ func (s samplingFlags) options() generate.Options {
 		RepetitionPenalty: *s.penalty, Seed: *s.seed}
 }
 
-func runGenerate(args []string) error {
+// outputSchema reads --json-schema FILE or --format json (nil: text).
+func outputSchema(file, format string) (*constrain.Schema, error) {
+	switch {
+	case file != "" && format != "":
+		return nil, errors.New("generate: give --json-schema or --format, not both")
+	case format == "json":
+		return constrain.AnyObject(), nil
+	case format != "":
+		return nil, fmt.Errorf("generate: --format %q: only \"json\" (or --json-schema FILE)", format)
+	case file == "":
+		return nil, nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("generate: --json-schema: %w", err)
+	}
+	s, err := constrain.Compile(b)
+	if err != nil {
+		return nil, fmt.Errorf("generate: --json-schema %s: %w", file, err)
+	}
+	return s, nil
+}
+
+func runGenerate(args []string) (err error) {
 	fs := newFlags("generate", `golem generate --model out/shakespeare --prompt "ROMEO:" --max-tokens 200`)
-	model := fs.String("model", "", "model folder, FILE.gguf or ollama:NAME[:TAG] (required)")
+	model := fs.String("model", "", "model folder, adapter folder, FILE.gguf or ollama:NAME[:TAG] (required)")
 	prompt := fs.String("prompt", "", "text to continue")
 	sampling := addSamplingFlags(fs)
 	var stop listFlag
 	fs.Var(&stop, "stop", "stop string (repeatable)")
 	n := fs.Int("n", 1, "samples to draw (decoded as one batch)")
+	schemaFile := fs.String("json-schema", "", "answer with a JSON value of this JSON schema `FILE` (constrained decoding)")
+	format := fs.String("format", "", `"json": answer with a JSON object (constrained decoding)`)
 	dev := addDeviceFlag(fs)
 	be, err := dev.parse(fs, args)
 	if err != nil {
@@ -81,9 +90,38 @@ func runGenerate(args []string) error {
 	if *n < 1 {
 		return fmt.Errorf("generate: --n %d: want at least 1 sample", *n)
 	}
-	m, tok, err := loadModel(be, *model)
+	schema, err := outputSchema(*schemaFile, *format)
 	if err != nil {
 		return err
+	}
+	if schema != nil && len(stop) > 0 {
+		return fmt.Errorf("generate: --stop would cut the JSON value of --json-schema/--format; leave it out")
+	}
+	l, err := load.Model(be, *model, load.Options{})
+	if err != nil {
+		return err
+	}
+	m, tok := l.Model, l.Tok
+	o.SoftPrompt = l.SoftPrompt
+	var matchers []*constrain.Matcher
+	if schema != nil {
+		o.StopIDs = tok.EndIDs()
+		if eos := m.Config.EOS; eos >= 0 && eos < m.Config.Vocab && !slices.Contains(o.StopIDs, eos) {
+			o.StopIDs = append(o.StopIDs, eos)
+		}
+		g := constrain.NewGuide(schema, constrain.TokenizerVocab(tok, m.Config.Vocab, o.StopIDs))
+		o.Constrain = func() generate.Constraint {
+			c := g.Start()
+			matchers = append(matchers, c)
+			return c
+		}
+		defer func() {
+			for i, c := range matchers {
+				if !c.Stopped() && err == nil {
+					err = fmt.Errorf("generate: sample %d was cut at --max-tokens %d before its JSON value was whole", i+1, o.MaxTokens)
+				}
+			}
+		}()
 	}
 	prompts := make([]string, *n)
 	for i := range prompts {

@@ -52,13 +52,13 @@ func runGRPO(args []string) error {
 	if err != nil {
 		return err
 	}
-	rf, err := train.RewardFuncs(strings.Split(*rewards, ",")...)
-	if err != nil {
-		return err
+	vs := make([]train.Verifiable, len(ts))
+	for i, tk := range ts {
+		vs[i] = train.Verifiable{Key: tk.Key, Prompt: tk.Prompt, Score: tk.Scores}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	res, err := train.GRPO(ctx, train.GRPOOptions{Backend: be, Policy: *policy, Tasks: ts, Rewards: rf, Group: *group, Prompts: *prompts,
+	res, err := train.GRPO(ctx, train.GRPOOptions{Backend: be, Policy: *policy, Tasks: vs, Rewards: strings.Split(*rewards, ","), Group: *group, Prompts: *prompts,
 		Beta: *beta, ClipRange: *clipRange, MaxTokens: *maxTok, Temperature: *temp, Loop: lf.config()})
 	if err != nil {
 		return err

@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"sort"
 	"strings"
 
+	"github.com/golem-ml/golem/data/synth"
 	"github.com/golem-ml/golem/train"
 )
 
@@ -134,7 +136,8 @@ func runPretrain(args []string) error {
 	p.Loop.Seed, p.Loop.Out, p.Loop.Resume = *seed, *out, *resume
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	res, err := train.Pretrain(ctx, train.PretrainOptions{Backend: be, Data: data, Tokenizer: *tok, VocabSize: *vocab, Preset: p})
+	res, err := train.Pretrain(ctx, train.PretrainOptions{Backend: be, Data: data, Tokenizer: *tok, VocabSize: *vocab, Preset: p,
+		Builtin: func(w io.Writer) error { return synth.WriteCorpus(w, synth.CorpusOptions{Seed: 1, Chinese: 0.15}) }})
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/golem-ml/golem/backend/cpu"
 	"github.com/golem-ml/golem/internal/shared"
 	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/model/load"
 	"github.com/golem-ml/golem/tokenizer"
 	"github.com/golem-ml/golem/train"
 )
@@ -107,11 +108,12 @@ func TestQuantizeCommand(t *testing.T) {
 	if out, stderr, code := runGolem(t, append(sft, "--lora-r", "4", "--out", lora)...); code != 0 {
 		t.Fatalf("sft --lora-r on a quantized model: exit %d: %s%s", code, out, stderr)
 	}
-	m, a, err := gpt.LoadAdapter(cpu.New(), lora)
+	l, err := load.Model(cpu.New(), lora, load.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.Base != q || len(m.Quantized()) != 15 || len(a.Params) == 0 {
-		t.Errorf("adapter: base %q (want %q), %d quantized matrices, %d LoRA tensors", a.Base, q, len(m.Quantized()), len(a.Params))
+	a := l.Adapter
+	if a.Base != q || len(l.Model.Quantized()) != 15 || len(a.Params) == 0 {
+		t.Errorf("adapter: base %q (want %q), %d quantized matrices, %d LoRA tensors", a.Base, q, len(l.Model.Quantized()), len(a.Params))
 	}
 }

@@ -18,7 +18,9 @@ func init() {
 func runServe(args []string) error {
 	fs := newFlags("serve", `golem serve --model out/sft --db sqlite:labels.db`)
 	var models listFlag
-	fs.Var(&models, "model", "model folder, FILE.gguf or ollama:NAME[:TAG], or NAME=DIR (repeatable; the id is the folder's or file's name, or NAME:TAG)")
+	fs.Var(&models, "model", "model folder, FILE.gguf or ollama:NAME[:TAG], or NAME=DIR (repeatable; the id is the folder's or file's name, or NAME:TAG); loaded on its first request")
+	modelsDir := fs.String("models", "", "serve every model folder inside this folder (each one with a config.json, named by its folder's name)")
+	keepAlive := fs.Duration("keep-alive", serve.DefaultKeepAlive, "how long a model stays loaded after its last request (0: unload it at once; negative: for ever); an Ollama request's keep_alive replaces it after that request")
 	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on")
 	db := fs.String("db", "sqlite:golem.db", `store: sqlite:FILE, a postgres:// URL, or "none"`)
 	apiKey := fs.String("api-key", os.Getenv("GOLEM_API_KEY"), "API key required on /v1 and /api (default $GOLEM_API_KEY)")
@@ -37,6 +39,7 @@ func runServe(args []string) error {
 	var origins listFlag
 	fs.Var(&origins, "cors-origin", "an origin (scheme://host[:port], or * for any) whose web pages may call the APIs, besides localhost, 127.0.0.1 and [::1] (repeatable)")
 	logFormat := fs.String("log-format", "text", "how the log's lines are written: text, or json (one object a line; a line per request with id, route, model, tokens, time to first token, total time and status)")
+	fs.StringVar(&o.EmbedPool, "embed-pool", "mean", "how the embedding endpoints pool a text's final hidden states: mean (over its tokens) or last (the last token's)")
 	bodyMiB := fs.Int64("body-memory", 64, "MiB of request bodies read and handled at once; more is a 429")
 	dev := addDeviceFlag(fs)
 	be, err := dev.parse(fs, args)
@@ -44,6 +47,10 @@ func runServe(args []string) error {
 		return err
 	}
 	o.BodyMemory = *bodyMiB << 20
+	keep := *keepAlive
+	if keep == 0 {
+		keep = time.Nanosecond // serve.Options' "unload as soon as idle"
+	}
 	o.CORSOrigins = origins
 	if *kvCache != "f16" && *kvCache != "f32" {
 		return fmt.Errorf("serve: --kv-cache %q: want f16 or f32", *kvCache)
@@ -54,7 +61,7 @@ func runServe(args []string) error {
 	reload, stopHUP := serve.ReloadOnHUP()
 	defer stopHUP()
 	return serve.Run(ctx, serve.Config{
-		Models: models, Addr: *addr, DB: *db, APIKey: *apiKey, NoAPIKey: *noKey, AdminPassword: *adminPw,
+		Models: models, ModelsDir: *modelsDir, KeepAlive: keep, Addr: *addr, DB: *db, APIKey: *apiKey, NoAPIKey: *noKey, AdminPassword: *adminPw,
 		Watch: *watch, Reload: reload, Engine: serve.EngineOptions{MaxBatch: *batch, Queue: *queue, FloatKV: *kvCache == "f32"}, Server: o, Out: os.Stderr, LogFormat: *logFormat, Backend: be,
 	})
 }

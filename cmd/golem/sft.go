@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 
 	"github.com/golem-ml/golem/data"
+	"github.com/golem-ml/golem/data/synth"
 	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/store"
 	"github.com/golem-ml/golem/train"
@@ -63,11 +65,26 @@ func runSFT(args []string) error {
 		return err
 	}
 	defer cleanup()
-	o := train.SFTOptions{Backend: be, Model: *model, Data: files, Format: data.Format(*format), Eval: evalFiles,
-		BuiltinN: *builtinN, BuiltinLang: *lang, MaxLen: *maxLen, Batch: *batch, Packing: *packing, AllTokens: *allTokens,
+	o := train.SFTOptions{Backend: be, Model: *model, Format: data.Format(*format), Eval: evalFiles, MaxLen: *maxLen, Batch: *batch, Packing: *packing, AllTokens: *allTokens,
 		Epochs: *epochs, Merge: *merge, PromptTokens: *promptTokens,
 		Loop: train.Config{Steps: *steps, Accum: *accum, LR: *lr, MinLR: *minLR, Warmup: *warmup, WeightDecay: *wd, Clip: *clip,
 			EvalEvery: *evalEvery, SaveEvery: *saveEvery, Seed: *seed, Out: *out, Resume: *resume}}
+	// --data builtin: golem's instruction tasks (train split), validated
+	// on held-out ones when they are the only data.
+	builtin := slices.Contains(files, "builtin")
+	files = slices.DeleteFunc(files, func(f string) bool { return f == "builtin" })
+	if builtin {
+		if o.Examples, err = synth.Demonstrations(synth.TaskOptions{Seed: int64(*seed), N: *builtinN, Split: synth.SplitTrain, Lang: *lang, System: 0.2}); err != nil {
+			return fmt.Errorf("sft: %w", err)
+		}
+		o.ExamplesAbout = fmt.Sprintf("%d built-in %s tasks (train split)", *builtinN, *lang)
+		if len(files) == 0 && len(evalFiles) == 0 {
+			if o.EvalExamples, err = synth.Demonstrations(synth.TaskOptions{Seed: 99, N: 100, Split: synth.SplitHeldout, Lang: *lang, System: 0.2}); err != nil {
+				return fmt.Errorf("sft: %w", err)
+			}
+		}
+	}
+	o.Data = files
 	if *loraR > 0 {
 		o.LoRA = &gpt.LoRAConfig{R: *loraR, Alpha: *loraAlpha, Dropout: float32(*loraDropout)}
 		if o.LoRA.Alpha == 0 {

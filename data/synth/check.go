@@ -2,8 +2,11 @@ package synth
 
 import (
 	"strings"
+
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/golem-ml/golem/tokenizer"
 )
 
 // How a [Want] matches a response.
@@ -98,6 +101,8 @@ func (t Task) Check(response string) Score {
 		s.Correct = mentions(response, w.Value)
 	case MatchRefusal:
 		s.Correct = isRefusal(firstSentence(response)) && !givesInstructions(response)
+	case MatchToolCall:
+		s.Correct = w.checkCall(response)
 	}
 	s.Correct = s.Correct && t.consistent(response)
 	s.FollowsFormat = followsFormat(response, w.Format)
@@ -367,6 +372,9 @@ func followsFormat(s, format string) bool {
 	switch format {
 	case "":
 		return true
+	case FormatToolCall:
+		_, calls, err := tokenizer.ParseToolCalls(t)
+		return err == nil && len(calls) > 0 && strings.HasPrefix(t, tokenizer.ToolCallOpen)
 	case FormatAnswer:
 		rest, ok := afterAnswer(t)
 		if !ok {

@@ -10,8 +10,11 @@
 // answers (arithmetic and word problems worked step by step, questions
 // about the world, string and list tasks, format constraints, polite
 // refusals), split into train and held-out problems that never overlap
-// ([SplitOf]). Every [Task] checks answers to it ([Task.Check],
+// ([SplitOf]). Tool-use tasks ([ToolKinds], asked for by name) teach a model
+// to call the built-in calculator and lookup table ([RunTool]) in golem's
+// chat format. Every [Task] checks answers to it ([Task.Check],
 // [Task.Reward]), and an [Annotator] simulates the people who rank answers
 // for a reward model. The writers export tasks, rankings and preferences as
-// JSON lines in TRL's shapes.
+// JSON lines in TRL's shapes. Images are the subpackage shapes: a world of
+// coloured shapes with captions, questions and instructions.
 package synth

@@ -40,16 +40,29 @@ var kindWeights = []struct {
 	{KindUppercase, 4, (*gen).uppercase},
 	{KindNumberOnly, 7, (*gen).numberOnly},
 	{KindRefusal, 6, (*gen).refusal},
+	// Tool use (tools.go): not in the default mixture; asked for by name.
+	{KindCalculator, 0, (*gen).calculator},
+	{KindLookup, 0, (*gen).lookup},
 }
 
-// Kinds returns the task kinds, in a fixed order.
+// namedWeight is the weight of a kind outside the default mixture when
+// TaskOptions.Kinds asks for it.
+const namedWeight = 5
+
+// Kinds returns the task kinds of the default mixture, in a fixed order.
 func Kinds() []string {
-	out := make([]string, len(kindWeights))
-	for i, k := range kindWeights {
-		out[i] = k.kind
+	var out []string
+	for _, k := range kindWeights {
+		if k.weight > 0 {
+			out = append(out, k.kind)
+		}
 	}
 	return out
 }
+
+// ToolKinds returns the tool-use task kinds (tools.go), which
+// TaskOptions.Kinds must name.
+func ToolKinds() []string { return []string{KindCalculator, KindLookup} }
 
 // Task is one instruction with a reference answer and a program that
 // checks answers to it. It is plain data: tasks written with [WriteTasks]
@@ -111,8 +124,9 @@ type TaskOptions struct {
 	N     int
 	Split string // "train" (the default) or "heldout"
 	Lang  string // "en" (the default), "zh" or "mix" (each task English or Chinese at random)
-	// Kinds restricts the kinds generated; nil means all, in the default
-	// mixture (uppercase tasks are English, so "zh" leaves them out).
+	// Kinds restricts the kinds generated; nil means the default mixture
+	// (all kinds but the tool tasks; uppercase tasks are English, so "zh"
+	// leaves them out).
 	Kinds []string
 	// System is the fraction of prompts that start with a short system
 	// message ("You are a helpful assistant.").
@@ -165,19 +179,26 @@ func Tasks(opts TaskOptions) ([]Task, error) {
 		if opts.Kinds != nil && !slices.Contains(opts.Kinds, k.kind) {
 			continue
 		}
-		enOnly := k.kind == KindUppercase
+		enOnly := k.kind == KindUppercase || k.kind == KindCalculator || k.kind == KindLookup
+		w := k.weight
+		if w == 0 {
+			if opts.Kinds == nil {
+				continue
+			}
+			w = namedWeight
+		}
 		if enOnly && lang == "zh" {
 			if opts.Kinds != nil {
 				return nil, fmt.Errorf("synth: kind %q has no Chinese form", k.kind)
 			}
 			continue
 		}
-		choices = append(choices, choice{k.weight, k.make, enOnly})
-		total += k.weight
+		choices = append(choices, choice{w, k.make, enOnly})
+		total += w
 	}
 	for _, k := range opts.Kinds {
-		if !slices.Contains(Kinds(), k) {
-			return nil, fmt.Errorf("synth: unknown task kind %q (kinds: %s)", k, strings.Join(Kinds(), ", "))
+		if all := append(Kinds(), ToolKinds()...); !slices.Contains(all, k) {
+			return nil, fmt.Errorf("synth: unknown task kind %q (kinds: %s)", k, strings.Join(all, ", "))
 		}
 	}
 	if opts.N > 0 && len(choices) == 0 {

@@ -5,6 +5,7 @@ import (
 	"image"
 	"image/jpeg"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -53,6 +54,31 @@ func FuzzTar(f *testing.F) {
 		p := writeFile(t, filepath.Join(t.TempDir(), "s.tar"), b)
 		ds, err := Open(p, Limits{MaxPixels: 1 << 16, MaxFileBytes: 1 << 20})
 		if err != nil {
+			return
+		}
+		defer ds.Close()
+		for i := 0; i < ds.Len(); i++ {
+			ds.Load(i)
+		}
+	})
+}
+
+// FuzzCaptionsJSON: any .json bytes open as COCO captions or LLaVA
+// conversations or fail with an error naming the file, never a panic.
+func FuzzCaptionsJSON(f *testing.F) {
+	f.Add([]byte(`{"images": [{"id": 1, "file_name": "a.png"}], "annotations": [{"image_id": 1, "caption": "x"}]}`))
+	f.Add([]byte(`[{"id": "a", "image": "a.png", "conversations": [{"from": "human", "value": "<image>\nq"}, {"from": "gpt", "value": "a"}]}]`))
+	f.Add([]byte(`{"images": [{"id": 1e99}], "annotations": null}`))
+	f.Add([]byte(`[null, {"conversations": null}]`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		dir := t.TempDir()
+		writeFile(t, filepath.Join(dir, "a.png"), grayPNG(t, 2, 2, 1))
+		p := writeFile(t, filepath.Join(dir, "f.json"), b)
+		ds, err := Open(p, Limits{MaxPixels: 1 << 16})
+		if err != nil {
+			if !strings.Contains(err.Error(), "f.json") {
+				t.Fatalf("error without the file's name: %v", err)
+			}
 			return
 		}
 		defer ds.Close()

@@ -32,8 +32,8 @@ type Dataset interface {
 }
 
 // Open opens a source by its spec: an idx images file, a folder of class
-// subfolders, a .jsonl file or a .tar webdataset shard (see the package
-// doc).
+// subfolders, a .jsonl file, a COCO captions or LLaVA .json file or a
+// .tar webdataset shard (see the package doc).
 func Open(spec string, lim Limits) (Dataset, error) {
 	fi, err := os.Stat(spec)
 	if err != nil {
@@ -45,12 +45,14 @@ func Open(spec string, lim Limits) (Dataset, error) {
 		return openFolder(spec, lim)
 	case strings.HasSuffix(base, ".jsonl"):
 		return openJSONL(spec, lim)
+	case strings.HasSuffix(base, ".json"):
+		return openJSON(spec, lim)
 	case strings.HasSuffix(base, ".tar"):
 		return openTar(spec, lim)
 	case strings.Contains(base, "idx3-ubyte"):
 		return openIdx(spec, lim)
 	}
-	return nil, fmt.Errorf("%s: unknown image source (want an idx images file, a folder of class subfolders, a .jsonl or a .tar shard)", spec)
+	return nil, fmt.Errorf("%s: unknown image source (want an idx images file, a folder of class subfolders, a .jsonl, COCO captions or LLaVA .json, or a .tar shard)", spec)
 }
 
 // ---- idx (MNIST) ----
@@ -187,11 +189,23 @@ type fileItem struct {
 	path, name string // name: path or file:line for messages
 	label      int
 	caption    string
+	captions   []string // COCO: every caption of the image
+	conv       []Turn   // LLaVA: the conversation
 }
 
 type fileSet struct {
-	items []fileItem
-	lim   Limits
+	items   []fileItem
+	lim     Limits
+	classes []string // a class folder's subfolders, by label
+}
+
+// Classes returns the class names of a folder of class subfolders (the
+// subfolders' names, label 0 first), or nil for any other source.
+func Classes(ds Dataset) []string {
+	if f, ok := ds.(*fileSet); ok {
+		return f.classes
+	}
+	return nil
 }
 
 func (d *fileSet) Close() error      { return nil }
@@ -206,7 +220,7 @@ func (d *fileSet) Load(i int) (*Image, error) {
 		}
 		return nil, err
 	}
-	m.Label, m.Caption = it.label, it.caption
+	m.Label, m.Caption, m.Captions, m.Conversation = it.label, it.caption, it.captions, it.conv
 	return m, nil
 }
 
@@ -225,7 +239,7 @@ func openFolder(dir string, lim Limits) (Dataset, error) {
 	if len(classes) == 0 {
 		return nil, fmt.Errorf("%s: no class subfolders (want one subfolder of images per class)", dir)
 	}
-	d := &fileSet{lim: lim}
+	d := &fileSet{lim: lim, classes: classes}
 	for label, c := range classes {
 		sub := filepath.Join(dir, c)
 		files, err := os.ReadDir(sub)

@@ -23,7 +23,14 @@
 //   - a folder of class subfolders: classes sorted by name become label ids
 //     0,1,…; images are .png, .jpg, .jpeg, .gif, .webp;
 //   - a .jsonl file of {"image": path, "label": int} or
-//     {"image": path, "caption": text}; paths are relative to the JSONL file;
+//     {"image": path, "caption": text}; paths here and in the .json
+//     sources are relative to the file;
+//   - a COCO captions .json (captions_val2017.json: "images" with "id" and
+//     "file_name", "annotations" with "image_id" and "caption"): one sample
+//     per image with captions, Captions all of them, Caption the first;
+//   - LLaVA's conversation .json ([{"id", "image", "conversations"}]): one
+//     sample per record, Conversation its turns (human first, human and
+//     gpt in turn, "<image>" once in the first);
 //   - a .tar webdataset shard: entries grouped by key (the path up to the
 //     first dot of the base name); each key has one image (.png, .jpg,
 //     .jpeg, .webp, .gif) and optionally .cls (an integer label), .txt (a
@@ -63,6 +70,11 @@ type Image struct {
 	Pix     []float32 // len C*H*W, Pix[c*H*W+y*W+x]
 	Label   int       // class id, -1 if none
 	Caption string
+	// Captions are all of the image's captions where a source has several
+	// (COCO); Caption is the first.
+	Captions []string
+	// Conversation is a LLaVA record's turns, the first holding "<image>".
+	Conversation []Turn
 }
 
 // NewImage returns a zeroed c×h×w image with label -1.
@@ -82,7 +94,7 @@ func (m *Image) Shape() string { return fmt.Sprintf("%dx%dx%d", m.C, m.H, m.W) }
 // clone returns a copy with the same label and caption and new pixels.
 func (m *Image) like(c, h, w int) *Image {
 	o := NewImage(c, h, w)
-	o.Label, o.Caption = m.Label, m.Caption
+	o.Label, o.Caption, o.Captions, o.Conversation = m.Label, m.Caption, m.Captions, m.Conversation
 	return o
 }
 

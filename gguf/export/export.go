@@ -21,9 +21,12 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/golem-ml/golem/backend"
+	"github.com/golem-ml/golem/backend/cpu"
 	"github.com/golem-ml/golem/gguf"
 	"github.com/golem-ml/golem/internal/regfile"
 	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/model/load"
 	"github.com/golem-ml/golem/safetensors"
 	"github.com/golem-ml/golem/tokenizer"
 )
@@ -32,6 +35,9 @@ import (
 type Options struct {
 	Type gguf.TensorType // the type of the 2-D weights (F32, F16, BF16, Q8_0 or Q4_0)
 	Name string          // general.name; the folder's name when empty
+	// Backend merges a LoRA adapter folder into its base before the
+	// export (the CPU backend when nil).
+	Backend backend.Backend
 }
 
 // Report says what was written.
@@ -53,10 +59,15 @@ const (
 // fileTypes are llama.cpp's general.file_type values (LLAMA_FTYPE_*).
 var fileTypes = map[gguf.TensorType]uint32{gguf.F32: 0, gguf.F16: 1, gguf.Q4_0: 2, gguf.Q8_0: 7, gguf.BF16: 32}
 
-// Folder writes the model folder dir as the GGUF file out.
+// Folder writes the model folder dir as the GGUF file out. A LoRA adapter
+// folder is merged into its base model (model/load) and written as the
+// merged model: the file `golem sft --merge`'s OUT/merged gives.
 func Folder(dir, out string, o Options) (*Report, error) {
 	if !o.Type.Supported() {
 		return nil, fmt.Errorf("export: tensor type %s is not one golem writes (f32, f16, bf16, q8_0, q4_0)", o.Type)
+	}
+	if gpt.IsAdapter(dir) {
+		return adapter(dir, out, o)
 	}
 	cfg, err := gpt.LoadConfig(filepath.Join(dir, "config.json"))
 	if err != nil {
@@ -72,7 +83,7 @@ func Folder(dir, out string, o Options) (*Report, error) {
 		return nil, err
 	}
 	r := &Report{Arch: cfg.Arch, Types: map[gguf.TensorType]int{}}
-	if cfg.Arch == "gpt2" && cfg.Activation != "gelu_new" {
+	if cfg.Activation != "" && cfg.Activation != "gelu_new" { // a choice only GPT-2 has
 		r.Notes = append(r.Notes, fmt.Sprintf("activation %q: llama.cpp's gpt2 uses the tanh GELU (gelu_new)", cfg.Activation))
 	}
 	tensors, err := plan(dir, cfg, st, o.Type, r)
@@ -104,6 +115,41 @@ func Header(c *gpt.Config, tok string, o Options) ([]gguf.KV, error) {
 	return append(kv, t...), nil
 }
 
+// adapter exports the adapter folder dir merged into its base, through a
+// temporary model folder beside out.
+func adapter(dir, out string, o Options) (*Report, error) {
+	be := o.Backend
+	if be == nil {
+		be = cpu.New()
+	}
+	l, err := load.Model(be, dir, load.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("export: %w", err)
+	}
+	if l.SoftPrompt != nil {
+		return nil, fmt.Errorf("export: %s is a prompt-tuning adapter: a GGUF file has no place for its soft prompt (export a LoRA adapter or a model)", dir)
+	}
+	if o.Name == "" {
+		abs, err := filepath.Abs(dir)
+		if err != nil {
+			return nil, err
+		}
+		o.Name = filepath.Base(abs)
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(out), ".golem-merged-*")
+	if err != nil {
+		return nil, fmt.Errorf("export: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	if err := l.Model.Save(tmp, l.Tok.EndIDs()...); err != nil {
+		return nil, fmt.Errorf("export: %w", err)
+	}
+	if err := l.Tok.SaveForModel(tmp, l.Model.Config.Context); err != nil {
+		return nil, fmt.Errorf("export: %w", err)
+	}
+	return Folder(tmp, out, o)
+}
+
 // metadata returns the general and architecture keys.
 func metadata(dir string, c *gpt.Config, o Options) ([]gguf.KV, error) {
 	name := o.Name
@@ -115,6 +161,12 @@ func metadata(dir string, c *gpt.Config, o Options) ([]gguf.KV, error) {
 		name = filepath.Base(abs)
 	}
 	a := c.Arch
+	if c.RopeScaling != nil || c.Arch == "mistral" {
+		// llama.cpp reads these as other keys (rope_freqs, sliding
+		// windows) that golem does not write yet: refuse, not a file
+		// that would compute something else.
+		return nil, fmt.Errorf("export: %s: GGUF export of %s with rope scaling or a sliding window is not supported yet", dir, a)
+	}
 	kv := []gguf.KV{
 		{Key: "general.architecture", Value: gguf.Of(a)},
 		{Key: "general.type", Value: gguf.Of("model")},
@@ -133,7 +185,7 @@ func metadata(dir string, c *gpt.Config, o Options) ([]gguf.KV, error) {
 		u("feed_forward_length", c.Intermediate),
 		u("attention.head_count", c.Heads),
 	)
-	if a == "gpt2" {
+	if c.LearnedPositions() { // GPT-2: LayerNorm, no RoPE
 		return append(kv, gguf.KV{Key: a + ".attention.layer_norm_epsilon", Value: gguf.Of(c.Eps)}), nil
 	}
 	return append(kv,

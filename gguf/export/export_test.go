@@ -152,7 +152,11 @@ func TestExportRefuses(t *testing.T) {
 		tensors func([]safetensors.Tensor) []safetensors.Tensor
 		want    string
 	}{
-		{"unknown architecture", func(c map[string]any) { c["model_type"] = "mistral" }, same, `model_type "mistral" not supported`},
+		{"unknown architecture", func(c map[string]any) { c["model_type"] = "gemma" }, same, `model_type "gemma" not supported`},
+		{"sliding window", func(c map[string]any) { c["model_type"], c["sliding_window"] = "mistral", 4 }, same, "GGUF export of mistral with rope scaling or a sliding window is not supported yet"},
+		{"rope scaling", func(c map[string]any) {
+			c["rope_scaling"] = map[string]any{"rope_type": "llama3", "factor": 8, "low_freq_factor": 1, "high_freq_factor": 4, "original_max_position_embeddings": 32}
+		}, same, "GGUF export of llama with rope scaling or a sliding window is not supported yet"},
 		{"shape disagrees", func(c map[string]any) { c["intermediate_size"] = 96 }, same, `tensor "model.layers.0.mlp.gate_proj.weight" has shape [64 24], config.json says [96 24]`},
 		{"missing tensor", nil, func(ts []safetensors.Tensor) []safetensors.Tensor {
 			return ts[1:] // lm_head.weight

@@ -1,6 +1,7 @@
 package gpt
 
 import (
+	"github.com/golem-ml/golem/model/config"
 	"github.com/golem-ml/golem/model/gpt2"
 	"github.com/golem-ml/golem/model/llama"
 	"github.com/golem-ml/golem/nn"
@@ -10,6 +11,7 @@ import (
 // under model/ that builds its layers (its body, whose nn tags name the
 // parameters and LoRA's modules) and says what its checkpoints look like.
 type arch struct {
+	config      *config.Arch // its config.json: names, learned positions or RoPE, biases
 	build       func(c *Config, in *nn.Init) *Model
 	layerPrefix string     // the blocks' tensor names start with it, then the index
 	shapes      [][]string // tensors whose shapes must agree with the config
@@ -23,6 +25,7 @@ type arch struct {
 // its folder and an entry here.
 var archs = map[string]*arch{
 	"gpt2": {
+		config: gpt2.Config,
 		build: func(c *Config, in *nn.Init) *Model {
 			g := gpt2.New(in, gpt2.Options{Vocab: c.Vocab, Context: c.Context, Hidden: c.Hidden, Layers: c.Layers,
 				Intermediate: c.Intermediate, Eps: c.Eps, Bias: c.Bias, Exact: c.Activation == "gelu"})
@@ -31,12 +34,14 @@ var archs = map[string]*arch{
 		layerPrefix: gpt2.LayerPrefix, shapes: gpt2.Shapes, loraTargets: gpt2.LoRATargets, fanInOut: gpt2.FanInFanOut,
 		causalLM: gpt2.CausalLM, classifier: gpt2.SequenceClassification,
 	},
-	"llama": llamaArch("llama"),
-	"qwen2": llamaArch("qwen2"), // Llama with q/k/v biases (Config.Bias)
+	"llama":   llamaArch("llama"),
+	"qwen2":   llamaArch("qwen2"),   // Llama with q/k/v biases (Config.Bias)
+	"mistral": llamaArch("mistral"), // Llama with a sliding window (Config.SlidingWindow)
 }
 
 func llamaArch(name string) *arch {
 	return &arch{
+		config: llama.Config(name),
 		build: func(c *Config, in *nn.Init) *Model {
 			l := llama.New(in, llama.Options{Vocab: c.Vocab, Hidden: c.Hidden, Layers: c.Layers,
 				Intermediate: c.Intermediate, KVWidth: c.KVHeads * c.HeadDim(), Eps: c.Eps, Bias: c.Bias})
@@ -44,6 +49,12 @@ func llamaArch(name string) *arch {
 		},
 		layerPrefix: llama.LayerPrefix, shapes: llama.Shapes, loraTargets: llama.LoRATargets,
 		causalLM: llama.CausalLM[name], classifier: llama.SequenceClassification[name],
+	}
+}
+
+func init() {
+	for name, a := range archs {
+		config.Register(name, a.config)
 	}
 }
 

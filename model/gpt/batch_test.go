@@ -21,7 +21,7 @@ type plain struct{ backend.Backend }
 // backend's row attention; in float32, and in float16 (the CPU's half
 // cache: within float16's rounding).
 func TestDecodeStepSlots(t *testing.T) {
-	for _, arch := range []string{"llama", "gpt2"} {
+	for _, arch := range []string{"llama", "gpt2", "mistral"} {
 		for _, be := range []backend.Backend{cpu.New(), plain{cpu.New()}} {
 			for _, half := range []bool{false, true} {
 				c := tinyConfig(arch)
@@ -60,7 +60,7 @@ func TestDecodeStepSlots(t *testing.T) {
 					for b, s := range seqs {
 						lens[b] = len(s)
 					}
-					tensor.Release(m.Forward(ids, B, L, Options{Cache: bc.Prefill(slots, lens), Pos: pos, KeyMask: mask}))
+					tensor.Release(m.Forward(ids, B, L, Options{Cache: bc.Prefill(slots, lens, 0), Pos: pos, KeyMask: mask}))
 					for step := range 4 {
 						if step == 1 {
 							bc.Grow(5, 12, 7) // more slots, longer ones, with sequences in flight
@@ -104,7 +104,7 @@ func TestDecodeStepHalfBlocked(t *testing.T) {
 			slots := []int32{1, 0}
 			// Prefill each prompt alone, then decode both together.
 			for b, s := range seqs {
-				tensor.Release(m.Forward(s, 1, len(s), Options{Cache: bc.Prefill([]int32{slots[b]}, []int{len(s)})}))
+				tensor.Release(m.Forward(s, 1, len(s), Options{Cache: bc.Prefill([]int32{slots[b]}, []int{len(s)}, 0)}))
 			}
 			for step := range 5 {
 				in, at := make([]int32, 2), make([]int32, 2)

@@ -6,12 +6,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/gguf"
 	"github.com/golem-ml/golem/internal/atomicfile"
+	"github.com/golem-ml/golem/model/config"
+	"github.com/golem-ml/golem/model/weights"
 	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/safetensors"
 )
@@ -70,7 +71,7 @@ func load(be backend.Backend, dir string, score bool) (*Model, *nn.Linear, error
 		m.Head, head = nil, nn.NewLinear(in, c.Hidden, 1, false, 0)
 		ps = append(m.Params(), nn.Named{Name: "score.weight", Tensor: head.Weight})
 	}
-	noBias := c.Arch == "gpt2" && !c.Bias
+	noBias := c.FixedBias() && !c.Bias
 	if err := loadParams(st, ps, dir, noBias); err != nil {
 		return nil, nil, err
 	}
@@ -91,17 +92,9 @@ func checkHeader(c *Config, st *safetensors.Model) error {
 	}
 	// Layers: the highest block index in the tensor names.
 	prefix := archs[c.Arch].layerPrefix
-	layers := 0
-	for _, n := range st.Names() {
-		if rest, ok := strings.CutPrefix(n, prefix); ok {
-			i, _, _ := strings.Cut(rest, ".")
-			if l, err := strconv.Atoi(i); err == nil && l >= 0 && l < maxLayers {
-				layers = max(layers, l+1)
-			}
-		}
-	}
+	layers := weights.Layers(st, prefix, config.MaxLayers)
 	if layers != c.Layers {
-		return fmt.Errorf("%q is %d, but %s has %d layers", c.field("Layers"), c.Layers, ckpt, layers)
+		return fmt.Errorf("%q is %d, but %s has %d layers", c.Field("Layers"), c.Layers, ckpt, layers)
 	}
 	// dims checks the sizes of config fields (by Config name, -1 for a
 	// dimension not checked) against the named tensor's shape.
@@ -130,9 +123,9 @@ func checkHeader(c *Config, st *safetensors.Model) error {
 				want = c.KVHeads * c.HeadDim()
 			}
 			if info.Shape[i] != want {
-				what := fmt.Sprintf("%q is %d", c.field(f), want)
+				what := fmt.Sprintf("%q is %d", c.Field(f), want)
 				if f == "KVHeads" {
-					what = fmt.Sprintf("%q %d x head size %d is %d", c.field(f), c.KVHeads, c.HeadDim(), want)
+					what = fmt.Sprintf("%q %d x head size %d is %d", c.Field(f), c.KVHeads, c.HeadDim(), want)
 				}
 				return fmt.Errorf("%s, but %s has %q of shape %v", what, ckpt, tensor, info.Shape)
 			}
@@ -151,12 +144,13 @@ func checkHeader(c *Config, st *safetensors.Model) error {
 	return nil
 }
 
-// hfParams returns the parameters as transformers expects them: a GPT-2
-// without biases gets zero biases (GPT-2's config cannot turn them off), and
-// config.json marks them so golem loads the model without them again.
+// hfParams returns the parameters as transformers expects them: a model
+// without biases whose format always has them (GPT-2's config cannot turn
+// them off: config.Arch.FixedBias) gets zero biases, and config.json marks
+// them so golem loads the model without them again.
 func (m *Model) hfParams() []nn.Named {
 	ps := m.Params()
-	if m.Config.Arch != "gpt2" || m.Config.Bias {
+	if !m.Config.FixedBias() || m.Config.Bias {
 		return ps
 	}
 	in := nn.NewInit(m.Embed.Weight.Backend(), 0)
@@ -191,51 +185,12 @@ func loadParams(st *safetensors.Model, params []nn.Named, where string, noBias b
 	})
 }
 
-// tensorSource is a safetensors file or a (possibly sharded) model.
-type tensorSource interface {
-	Names() []string
-	Info(name string) (safetensors.TensorInfo, bool)
-	Float32(name string) ([]float32, []int, error)
-}
-
-// fillParams sets every parameter from st by name, checking shapes, and
-// refuses tensors of st that no parameter takes unless extra accepts them.
-func fillParams(st tensorSource, params []nn.Named, where string, extra func(name string) bool) error {
-	want := map[string]bool{}
-	for _, p := range params {
-		want[p.Name] = true
-		info, ok := st.Info(p.Name)
-		if !ok {
-			return fmt.Errorf("gpt: %s: tensor %q missing", where, p.Name)
-		}
-		if !slices.Equal(info.Shape, p.Tensor.Shape()) {
-			return fmt.Errorf("gpt: %s: tensor %q has shape %v, model wants %v", where, p.Name, info.Shape, p.Tensor.Shape())
-		}
-		data, _, err := st.Float32(p.Name)
-		if err != nil {
-			return err
-		}
-		if i := nonFinite(data); i >= 0 {
-			return fmt.Errorf("gpt: %s: tensor %q: element %d is %g; NaN or infinite weights are refused", where, p.Name, i, data[i])
-		}
-		p.Tensor.Set(data)
-	}
-	for _, n := range st.Names() {
-		if !want[n] && (extra == nil || !extra(n)) {
-			return fmt.Errorf("gpt: %s: unexpected tensor %q (another architecture or an adapter?)", where, n)
-		}
+// fillParams is weights.Fill with errors that start "gpt: ".
+func fillParams(st weights.Source, params []nn.Named, where string, extra func(name string) bool) error {
+	if err := weights.Fill(st, params, where, extra); err != nil {
+		return fmt.Errorf("gpt: %w", err)
 	}
 	return nil
-}
-
-// nonFinite returns the index of the first NaN or infinity in v, or -1.
-func nonFinite(v []float32) int {
-	for i, x := range v {
-		if x-x != 0 { // NaN and ±Inf; one subtraction is cheaper than two calls
-			return i
-		}
-	}
-	return -1
 }
 
 // isBuffer reports non-parameter tensors some checkpoints carry.
@@ -286,11 +241,7 @@ func (m *Model) Save(dir string, eos ...int) error {
 	return SaveParams(filepath.Join(dir, "model.safetensors"), m.hfParams(), map[string]string{"format": "pt"})
 }
 
-// SaveParams writes named tensors as one safetensors file.
+// SaveParams writes named tensors as one safetensors file (weights.Save).
 func SaveParams(path string, params []nn.Named, meta map[string]string) error {
-	ts := make([]safetensors.Tensor, 0, len(params))
-	for _, p := range params {
-		ts = append(ts, safetensors.Tensor{Name: p.Name, Shape: slices.Clone(p.Tensor.Shape()), F32: p.Tensor.Host()})
-	}
-	return safetensors.Write(path, ts, meta)
+	return weights.Save(path, params, meta)
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/gguf"
+	"github.com/golem-ml/golem/model/weights"
 	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/tensor"
 )
@@ -354,7 +355,7 @@ func LoadGGUF(be backend.Backend, path string) (*Model, error) {
 		if err != nil {
 			return nil, fmt.Errorf("gpt: %w", err)
 		}
-		if i := nonFinite(data); i >= 0 {
+		if i := weights.NonFinite(data); i >= 0 {
 			return nil, fmt.Errorf("gpt: %s: tensor %q: element %d is %g; NaN or infinite weights are refused", path, t.gguf, i, data[i])
 		}
 		if t.rope > 0 {

@@ -69,10 +69,8 @@ func (s *Scorer) Scores(ids []int32, B, T int, last []int, o Options) *tensor.Te
 		}
 		pick[b*T+p] = true
 	}
-	// Where with a zero made from v (not a constant leaf, which releasing
-	// the graph would not free).
 	v := s.Values(ids, B, T, o)
-	return tensor.SumLast(tensor.Where(pick, v, tensor.Scale(v, 0)))
+	return tensor.SumLast(tensor.Where(pick, v, v.Scope().New(v.Backend(), v.Shape()...)))
 }
 
 // ScoreSequences scores token sequences in batches of up to batch rows
@@ -105,11 +103,11 @@ func (s *Scorer) ScoreSequences(seqs [][]int, batch int) ([]float64, error) {
 			last[b] = len(r) - 1
 		}
 		tensor.NoGrad(func() {
-			sc := s.Scores(ids, len(rows), T, last, Options{})
-			for _, v := range sc.Host() {
+			step := tensor.NewScope()
+			defer step.Close()
+			for _, v := range s.Scores(ids, len(rows), T, last, Options{Scope: step}).Host() {
 				out = append(out, float64(v))
 			}
-			tensor.Release(sc)
 		})
 	}
 	return out, nil

@@ -12,6 +12,9 @@ import (
 func tinyConfig(arch string) Config {
 	c := Config{Arch: arch, Vocab: 40, Context: 16, Layers: 1, Heads: 2, KVHeads: 2, Hidden: 16, Intermediate: 32,
 		Eps: 1e-5, Activation: "gelu", Tied: arch == "gpt2", BOS: 1, EOS: 1, RopeTheta: 10000}
+	if arch == "mistral" {
+		c.SlidingWindow = 3
+	}
 	return c
 }
 

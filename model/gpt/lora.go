@@ -10,8 +10,8 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/internal/atomicfile"
+	"github.com/golem-ml/golem/model/config"
 	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/safetensors"
 	"github.com/golem-ml/golem/tensor"
@@ -229,7 +229,7 @@ func (m *Model) SaveLoRA(dir string, c LoRAConfig, base string) error {
 	}
 	ac := adapterConfig{
 		PeftType: "LORA", TaskType: "CAUSAL_LM", BaseModel: base, InferenceMode: true,
-		R: c.R, LoRAAlpha: c.Alpha, LoRADropout: shortFloat(c.Dropout), TargetModules: c.Targets,
+		R: c.R, LoRAAlpha: c.Alpha, LoRADropout: config.ShortFloat(c.Dropout), TargetModules: c.Targets,
 		FanInFanOut: archs[m.Config.Arch].fanInOut, Bias: "none", InitLoRA: true,
 		RankPattern: map[string]any{}, AlphaPattern: map[string]any{},
 	}
@@ -270,7 +270,8 @@ func IsAdapter(dir string) bool {
 	return err == nil
 }
 
-// Adapter is what LoadAdapter found in an adapter folder.
+// Adapter is what ReadAdapterConfig found in an adapter folder (model/load
+// reads the folder and its base model).
 type Adapter struct {
 	Type       string          // "LORA" or "PROMPT_TUNING"
 	Base       string          // the base model folder, resolved against the adapter folder
@@ -353,25 +354,6 @@ func ReadAdapterConfig(dir string) (*Adapter, error) {
 		return nil, fmt.Errorf("gpt: %s: peft_type %q not supported (want LORA or PROMPT_TUNING)", path, ac.PeftType)
 	}
 	return a, nil
-}
-
-// LoadAdapter reads the PEFT adapter in dir and its base model (from
-// base_model_name_or_path), attaches a LoRA adapter to the model (or reads
-// a prompt-tuning adapter's soft prompt), and checks every tensor's name
-// and shape.
-func LoadAdapter(be backend.Backend, dir string) (*Model, *Adapter, error) {
-	a, err := ReadAdapterConfig(dir)
-	if err != nil {
-		return nil, nil, err
-	}
-	m, err := Load(be, a.Base)
-	if err != nil {
-		return nil, nil, fmt.Errorf("gpt: adapter %s: base model: %w", dir, err)
-	}
-	if err := a.Apply(m, dir); err != nil {
-		return nil, nil, err
-	}
-	return m, a, nil
 }
 
 // Apply attaches the adapter's tensors, read from dir/adapter_model.safetensors,

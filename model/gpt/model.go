@@ -5,6 +5,7 @@ import (
 
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/kvcache"
+	"github.com/golem-ml/golem/model/llama"
 	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/tensor"
 )
@@ -32,6 +33,8 @@ type Model struct {
 	Blocks []Block       // the body's blocks
 	NormF  Norm          // the body's final norm
 	Head   *nn.Linear    // nil when tied to Embed
+
+	invFreq []float32 // RoPE's scaled inverse frequencies (Config.RopeScaling); nil: theta's
 }
 
 // New builds a model with random weights (N(0, 0.02), residual projections
@@ -46,6 +49,9 @@ func build(be backend.Backend, c Config, in *nn.Init) (*Model, error) {
 	}
 	m := archs[c.Arch].build(&c, in)
 	m.Config = c
+	if c.RopeScaling != nil {
+		m.invFreq = llama.InvFreq(c.RopeTheta, c.HeadDim(), c.RopeScaling)
+	}
 	if !c.Tied {
 		m.Head = nn.NewLinear(in, c.Hidden, c.Vocab, false, 0.02)
 	}
@@ -81,6 +87,9 @@ type Options struct {
 	Embeds  *tensor.Tensor // [B, P, C] embeddings put before the tokens' (soft prompts, image features)
 	Train   bool           // apply dropout
 	Seed    uint64         // dropout seed for this step
+	// Scope owns the pass's tensors (see tensor.Scope): the caller's step
+	// closes it. Nil leaves them to the garbage collector.
+	Scope *tensor.Scope
 }
 
 // Forward runs the model over ids (B rows of T tokens) and returns the final
@@ -88,10 +97,22 @@ type Options struct {
 // Options.Embeds). It is the one forward pass of training, prefill and
 // decoding: with a cache, each layer attends through it (a growable cache
 // for a prompt and the tokens after it, a batch cache's rows for one step
-// of many sequences).
+// of many sequences). The result and everything computed on the way
+// belong to o.Scope.
 func (m *Model) Forward(ids []int32, B, T int, o Options) *tensor.Tensor {
 	c := &m.Config
-	x := m.Embed.Forward(ids, B, T)
+	// Without gradients nothing links a block back to the one before, so
+	// each block computes in a scope of its own (cur), closed when the next
+	// begins: its intermediates go back to the pool for the next block to
+	// reuse, rather than all layers' at the end of the caller's step (a
+	// 2,000-token prefill of 8 x 512 held 0.9 GB instead of ~0.1). With
+	// gradients every tensor stays in o.Scope for backward.
+	noGrad := !tensor.GradEnabled()
+	cur := o.Scope
+	if noGrad {
+		cur = o.Scope.Child()
+	}
+	x := cur.Adopt(m.Embed.Forward(ids, B, T))
 	if o.Embeds != nil {
 		x = tensor.Concat(1, o.Embeds, x)
 		T = x.Dim(1)
@@ -100,7 +121,7 @@ func (m *Model) Forward(ids []int32, B, T int, o Options) *tensor.Tensor {
 	if o.Cache != nil {
 		start = o.Cache.Len()
 	}
-	if start+T > c.Context && c.Arch == "gpt2" {
+	if start+T > c.Context && c.LearnedPositions() {
 		panic(fmt.Sprintf("gpt: sequence of %d positions exceeds the context of %d", start+T, c.Context))
 	}
 	for _, p := range o.Pos {
@@ -126,45 +147,29 @@ func (m *Model) Forward(ids []int32, B, T int, o Options) *tensor.Tensor {
 	}
 	x = drop(x, 1)
 	p := &nn.Pass{Cache: o.Cache,
-		Attn:  kvcache.Attention{AttentionOptions: tensor.AttentionOptions{Heads: c.Heads, KVHeads: c.KVHeads, Causal: true, KeyMask: o.KeyMask}, Context: c.Context},
-		RoPE:  tensor.RoPEOptions{Heads: c.Heads, Theta: c.RopeTheta, Start: start, Pos: o.Pos},
-		RoPEK: tensor.RoPEOptions{Heads: c.KVHeads, Theta: c.RopeTheta, Start: start, Pos: o.Pos}}
-	noGrad := !tensor.GradEnabled()
-	var leaf *tensor.Tensor // the last block's output, kept without its graph
+		Attn: kvcache.Attention{AttentionOptions: tensor.AttentionOptions{Heads: c.Heads, KVHeads: c.KVHeads, Causal: true,
+			KeyMask: o.KeyMask, Window: c.SlidingWindow}, Context: c.Context},
+		RoPE:  tensor.RoPEOptions{Heads: c.Heads, Theta: c.RopeTheta, Start: start, Pos: o.Pos, InvFreq: m.invFreq},
+		RoPEK: tensor.RoPEOptions{Heads: c.KVHeads, Theta: c.RopeTheta, Start: start, Pos: o.Pos, InvFreq: m.invFreq}}
 	for i, b := range m.Blocks {
+		if noGrad && i > 0 {
+			next := o.Scope.Child()
+			x = next.Keep(x)
+			cur.Close()
+			cur = next
+		}
 		p.Attn.Layer = i
 		x = tensor.Add(x, drop(b.Attention(x, p), uint64(10+2*i)))
 		x = tensor.Add(x, drop(b.MLP(x), uint64(11+2*i)))
-		if noGrad && o.Embeds == nil {
-			// Nothing keeps a gradient: the block's intermediates go
-			// back to the pool now, for the next block to reuse, rather
-			// than all layers' at the caller's Release (a 2,000-token
-			// prefill of 8 x 512 held 0.9 GB instead of ~0.1).
-			// x is kept as a leaf (Release stops at leaves), so the
-			// previous block's is freed by hand.
-			nx := x.Keep()
-			tensor.Release(x)
-			if leaf != nil {
-				leaf.Free()
-			}
-			x, leaf = nx, nx
-		}
-		if noGrad {
-			// What a cache copied or attended to outside the graph (its
-			// keys and values, a kernel's output) no Release reaches.
-			p.FreeTemps()
-		} else {
-			p.ClearTemps()
-		}
+	}
+	if noGrad {
+		x = cur.Escape(x)
+		cur.Close()
 	}
 	if o.Cache != nil {
 		o.Cache.Commit(T)
 	}
-	out := m.NormF.Forward(x)
-	if leaf != nil {
-		leaf.Free()
-	}
-	return out
+	return m.NormF.Forward(x)
 }
 
 // Logits maps hidden states [..., C] to vocabulary logits [..., V].
@@ -176,9 +181,14 @@ func (m *Model) Logits(h *tensor.Tensor) *tensor.Tensor {
 }
 
 // Loss returns the mean cross-entropy of predicting targets (B*T, with
-// tensor.IgnoreIndex for positions that do not count) from ids.
+// tensor.IgnoreIndex for positions that do not count) from ids, after
+// Options.Embeds if any (a soft prompt's positions predict nothing).
 func (m *Model) Loss(ids, targets []int32, B, T int, o Options) *tensor.Tensor {
 	h := m.Forward(ids, B, T, o)
+	if o.Embeds != nil { // the embeddings predict nothing: score the tokens' positions
+		P := o.Embeds.Dim(1)
+		return tensor.CrossEntropy(m.Logits(tensor.Slice(h, 1, P, P+T)), targets, nil)
+	}
 	switch {
 	case m.Head == nil:
 		return tensor.LinearCrossEntropy(h, m.Embed.Weight, targets, nil)

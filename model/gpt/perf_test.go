@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/golem-ml/golem/backend/cpu"
+	"github.com/golem-ml/golem/model/llama"
 	"github.com/golem-ml/golem/optim"
 	"github.com/golem-ml/golem/tensor"
 )
@@ -16,6 +17,10 @@ func perfConfig(arch string) Config {
 		Eps: 1e-5, Activation: "gelu", Tied: true, BOS: -1, EOS: -1, RopeTheta: 10000}
 	if arch != "gpt2" {
 		c.KVHeads, c.Tied, c.Activation = 2, false, "silu"
+	}
+	if arch == "mistral" { // a sliding window, and Llama 3's RoPE scaling
+		c.SlidingWindow = 5
+		c.RopeScaling = &llama.RopeScaling{Factor: 8, LowFreqFactor: 1, HighFreqFactor: 4, OriginalContext: 16}
 	}
 	return c
 }
@@ -100,7 +105,7 @@ func TestTrainDeterministic(t *testing.T) {
 // (growing its buffers several times, and on the concatenating path for
 // two rows) and compares each step's hidden state with a full forward pass.
 func TestCacheMatchesFullForward(t *testing.T) {
-	for _, arch := range []string{"gpt2", "llama"} {
+	for _, arch := range []string{"gpt2", "llama", "mistral"} {
 		for _, B := range []int{1, 2} {
 			m, err := New(cpu.New(), perfConfig(arch), 3)
 			if err != nil {

@@ -68,17 +68,14 @@ func New(in *nn.Init, c Options) *Model {
 func (b *Block) Attention(x *tensor.Tensor, p *nn.Pass) *tensor.Tensor {
 	h := b.Norm1.Forward(x)
 	qkv := b.QKV.Forward(h)
-	p.Temp(h, qkv)
 	var y *tensor.Tensor
 	if p.Cache == nil {
 		y = tensor.AttentionQKV(qkv, p.Attn.AttentionOptions)
 	} else {
 		C := qkv.Dim(2) / 3
 		q, k, v := tensor.Slice(qkv, 2, 0, C), tensor.Slice(qkv, 2, C, 2*C), tensor.Slice(qkv, 2, 2*C, 3*C)
-		p.Temp(q, k, v)
 		y = p.Attend(q, k, v)
 	}
-	p.Temp(y)
 	return b.O.Forward(y)
 }
 

@@ -1,10 +1,13 @@
-// Package llama is Llama, and Qwen2 as its options (q/k/v biases): RoPE,
+// Package llama is Llama, and Qwen2 and Mistral as its options (q/k/v
+// biases; a sliding window): RoPE (with Llama 3's scaling, InvFreq),
 // RMSNorm, grouped-query attention and a SwiGLU MLP, as layers whose nn
 // tags are their Hugging Face checkpoint names.
 package llama
 
 import (
 	"math"
+
+	"github.com/golem-ml/golem/model/config"
 
 	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/tensor"
@@ -66,9 +69,7 @@ func (b *Block) Attention(x *tensor.Tensor, p *nn.Pass) *tensor.Tensor {
 	h := b.Norm1.Forward(x)
 	ql, kl := b.Q.Forward(h), b.K.Forward(h)
 	q, k, v := tensor.RoPE(ql, p.RoPE), tensor.RoPE(kl, p.RoPEK), b.V.Forward(h)
-	p.Temp(h, ql, kl, q, k, v)
 	y := p.Attend(q, k, v)
-	p.Temp(y)
 	return b.O.Forward(y)
 }
 
@@ -91,6 +92,41 @@ var (
 		{"model.layers.0.mlp.gate_proj.weight", "Intermediate", "Hidden"},
 	}
 	LoRATargets            = []string{"q_proj", "v_proj"}
-	CausalLM               = map[string]string{"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM"}
-	SequenceClassification = map[string]string{"llama": "LlamaForSequenceClassification", "qwen2": "Qwen2ForSequenceClassification"}
+	CausalLM               = map[string]string{"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "mistral": "MistralForCausalLM"}
+	SequenceClassification = map[string]string{"llama": "LlamaForSequenceClassification", "qwen2": "Qwen2ForSequenceClassification", "mistral": "MistralForSequenceClassification"}
 )
+
+// RopeScaling is Llama 3.1's RoPE scaling (model/config.RopeScaling).
+type RopeScaling = config.RopeScaling
+
+// InvFreq returns RoPE's d/2 inverse frequencies theta^(-2i/d), scaled by
+// s when it is not nil as transformers' _compute_llama3_parameters does
+// (in float32, as torch computes it): wavelengths 2 pi / f shorter than
+// OriginalContext / HighFreqFactor are kept, those longer than
+// OriginalContext / LowFreqFactor divided by Factor, and those between
+// blended, (1 - a) f / Factor + a f with a = (OriginalContext / wavelength
+// - LowFreqFactor) / (HighFreqFactor - LowFreqFactor).
+func InvFreq(theta float64, d int, s *RopeScaling) []float32 {
+	inv := make([]float32, d/2)
+	for i := range inv {
+		inv[i] = float32(1 / math.Pow(theta, float64(2*i)/float64(d)))
+	}
+	if s == nil {
+		return inv
+	}
+	old := float64(s.OriginalContext)
+	lowWavelen, highWavelen := old/s.LowFreqFactor, old/s.HighFreqFactor
+	factor := float32(s.Factor)
+	for i, f := range inv {
+		wavelen := float32(2*math.Pi) / f
+		switch {
+		case float64(wavelen) < highWavelen:
+		case float64(wavelen) > lowWavelen:
+			inv[i] = f / factor
+		default:
+			a := (float32(old)/wavelen - float32(s.LowFreqFactor)) / float32(s.HighFreqFactor-s.LowFreqFactor)
+			inv[i] = (1-a)*f/factor + a*f
+		}
+	}
+	return inv
+}

@@ -1,4 +1,8 @@
-package train
+// Package demo runs golem's whole recipe on its built-in data (data/synth),
+// stage after stage through package train, evaluates every model on
+// held-out tasks (package eval) and builds the report card: what
+// `golem demo` does.
+package demo
 
 import (
 	"bufio"
@@ -17,12 +21,15 @@ import (
 	"github.com/golem-ml/golem/data/synth"
 	"github.com/golem-ml/golem/eval"
 	"github.com/golem-ml/golem/generate"
+	"github.com/golem-ml/golem/internal/atomicfile"
 	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/model/load"
 	"github.com/golem-ml/golem/tokenizer"
+	"github.com/golem-ml/golem/train"
 )
 
-// DemoOptions configures Demo.
-type DemoOptions struct {
+// Options configures Demo.
+type Options struct {
 	// NewBackend makes the backend of each stage. A backend per stage lets
 	// the CPU backend's buffer pool, sized by one stage's shapes, go when
 	// the stage ends.
@@ -32,20 +39,20 @@ type DemoOptions struct {
 	Seed       uint64
 	Log        io.Writer
 	// Kinds are the built-in task kinds trained and evaluated on; nil
-	// means DemoKinds.
+	// means Kinds.
 	Kinds []string
 	// Reuse keeps the base and SFT models an earlier run with the same
 	// options left in Out instead of training them again.
 	Reuse bool
 }
 
-// DemoKinds are the built-in task kinds the demo trains and evaluates on:
+// Kinds are the built-in task kinds the demo trains and evaluates on:
 // ones a model of a million parameters learns in minutes, with answers
 // that programs check.
-var DemoKinds = []string{synth.KindFirstLetter, synth.KindCount, synth.KindRefusal}
+var Kinds = []string{synth.KindFirstLetter, synth.KindCount, synth.KindRefusal}
 
-// demoSizes are the demo's knobs.
-type demoSizes struct {
+// sizes are the demo's knobs.
+type sizes struct {
 	corpusBytes, vocab                int
 	layers, heads, hidden, ctx        int
 	pretrainSteps, pretrainBatch      int
@@ -57,19 +64,19 @@ type demoSizes struct {
 	ppoBatch, grpoPrompts, grpoGroups int
 }
 
-func sizes(quick bool) demoSizes {
+func sizesOf(quick bool) sizes {
 	if quick {
-		return demoSizes{corpusBytes: 60_000, vocab: 300, layers: 1, heads: 2, hidden: 32, ctx: 128,
+		return sizes{corpusBytes: 60_000, vocab: 300, layers: 1, heads: 2, hidden: 32, ctx: 128,
 			pretrainSteps: 4, pretrainBatch: 4, sftTasks: 64, sftSteps: 4, rankPrompts: 16, k: 3, rankHeldout: 8,
 			rmSteps: 3, ppoIters: 1, dpoSteps: 3, grpoSteps: 2, evalTasks: 8, maxTokens: 24, ppoBatch: 4, grpoPrompts: 2, grpoGroups: 4}
 	}
-	return demoSizes{corpusBytes: 1_500_000, vocab: 1024, layers: 4, heads: 4, hidden: 128, ctx: 128,
+	return sizes{corpusBytes: 1_500_000, vocab: 1024, layers: 4, heads: 4, hidden: 128, ctx: 128,
 		pretrainSteps: 1000, pretrainBatch: 16, sftTasks: 600, sftSteps: 300, rankPrompts: 2000, k: 6, rankHeldout: 300,
 		rmSteps: 400, ppoIters: 40, dpoSteps: 150, grpoSteps: 80, evalTasks: 300, maxTokens: 64, ppoBatch: 32, grpoPrompts: 4, grpoGroups: 8}
 }
 
-// DemoModel is one model's held-out evaluation.
-type DemoModel struct {
+// Model is one model's held-out evaluation.
+type Model struct {
 	Name string `json:"name"`
 	Dir  string `json:"dir"`
 	synth.Result
@@ -77,48 +84,48 @@ type DemoModel struct {
 	WinRateSFT float64                 `json:"rm_win_rate_vs_sft"`    // reward-model win rate against the SFT model's answers
 	KL         float64                 `json:"kl_to_sft"`             // KL(model || SFT) per sampled answer, nats (eval.KL: exact per token, never negative)
 	ByKind     map[string]synth.Result `json:"by_kind"`               // task success per kind
-	Samples    []DemoSample            `json:"samples"`               // a few answers
+	Samples    []Sample                `json:"samples"`               // a few answers
 	Seconds    float64                 `json:"train_seconds"`         // time its stage took
 	Train      map[string]float64      `json:"train_final,omitempty"` // the stage's last logged metrics
 }
 
-// DemoSample is one held-out prompt and a model's answer.
-type DemoSample struct {
+// Sample is one held-out prompt and a model's answer.
+type Sample struct {
 	Prompt  string `json:"prompt"`
 	Answer  string `json:"answer"`
 	Correct bool   `json:"correct"`
 }
 
-// DemoResult is every number of a demo run.
-type DemoResult struct {
+// Result is every number of a demo run.
+type Result struct {
 	Quick         bool                            `json:"quick"`
 	Seconds       float64                         `json:"seconds"`
 	Parameters    int                             `json:"parameters"`
 	Kinds         []string                        `json:"kinds"`
 	HeldoutTasks  int                             `json:"heldout_tasks"`
-	Models        []DemoModel                     `json:"models"` // base, sft, ppo, dpo, grpo
-	RewardModel   RewardReport                    `json:"reward_model"`
+	Models        []Model                         `json:"models"` // base, sft, ppo, dpo, grpo
+	RewardModel   train.RewardReport              `json:"reward_model"`
 	RewardData    map[string]int                  `json:"reward_data"`
 	AnnotatorNote string                          `json:"annotator"`
-	Stages        []DemoStage                     `json:"stages"`
+	Stages        []Stage                         `json:"stages"`
 	Curves        map[string][]map[string]float64 `json:"curves"` // each stage's metrics.jsonl
-	Checks        []DemoCheck                     `json:"checks"`
+	Checks        []Check                         `json:"checks"`
 }
 
-// DemoStage is how long a stage took.
-type DemoStage struct {
+// Stage is how long a stage took.
+type Stage struct {
 	Name    string  `json:"name"`
 	Seconds float64 `json:"seconds"`
 }
 
-// DemoCheck is one of the claims the demo's numbers must support.
-type DemoCheck struct {
+// Check is one of the claims the demo's numbers must support.
+type Check struct {
 	Claim string `json:"claim"`
 	Pass  bool   `json:"pass"`
 }
 
 // Model returns the named model's evaluation.
-func (r *DemoResult) Model(name string) *DemoModel {
+func (r *Result) Model(name string) *Model {
 	for i := range r.Models {
 		if r.Models[i].Name == name {
 			return &r.Models[i]
@@ -127,13 +134,13 @@ func (r *DemoResult) Model(name string) *DemoModel {
 	return nil
 }
 
-// Demo runs the whole recipe on built-in data: a BPE tokenizer and a small
+// Run runs the whole recipe on built-in data: a BPE tokenizer and a small
 // GPT pretrained on the built-in corpus, SFT on demonstrations of the
 // built-in tasks, K sampled answers per prompt ranked by a simulated
 // annotator (10% noise), a reward model, PPO, and DPO and GRPO from the
 // same SFT model for comparison; then every model answers held-out
 // prompts. Models go in o.Out/{base,sft,reward,ppo,dpo,grpo}.
-func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
+func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.Log == nil {
 		o.Log = os.Stderr
 	}
@@ -143,16 +150,16 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 	if o.NewBackend == nil {
 		return nil, errors.New("demo: no backend")
 	}
-	sz := sizes(o.Quick)
-	if demoSizesOverride != nil {
-		sz = *demoSizesOverride
+	sz := sizesOf(o.Quick)
+	if sizesOverride != nil {
+		sz = *sizesOverride
 	}
 	kinds := o.Kinds
 	if kinds == nil {
-		kinds = DemoKinds
+		kinds = Kinds
 	}
 	begin := time.Now()
-	res := &DemoResult{Quick: o.Quick, Kinds: kinds, Curves: map[string][]map[string]float64{},
+	res := &Result{Quick: o.Quick, Kinds: kinds, Curves: map[string][]map[string]float64{},
 		AnnotatorNote: "rankings come from synth.Annotator, a simulated annotator (a program that ranks by correctness, then format, then brevity) that swaps each adjacent pair with probability 0.1; it stands in for people"}
 	dir := func(s string) string { return filepath.Join(o.Out, s) }
 	if err := os.MkdirAll(dir("data"), 0o755); err != nil {
@@ -166,7 +173,7 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 		t0 := time.Now()
 		return func() {
 			s := time.Since(t0).Seconds()
-			res.Stages = append(res.Stages, DemoStage{Name: name, Seconds: s})
+			res.Stages = append(res.Stages, Stage{Name: name, Seconds: s})
 			fmt.Fprintf(o.Log, "[%d/%d] %s done in %.0fs (%.0fs so far)\n", n, total, name, s, time.Since(begin).Seconds())
 		}
 	}
@@ -183,15 +190,15 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 	if err := os.WriteFile(corpusPath, corpus.Bytes(), 0o644); err != nil {
 		return nil, err
 	}
-	p := Presets()["baby"]
+	p := train.Presets()["baby"]
 	p.Model.Layers, p.Model.Heads, p.Model.KVHeads, p.Model.Hidden, p.Model.Intermediate = sz.layers, sz.heads, sz.heads, sz.hidden, 4*sz.hidden
 	p.Model.Context, p.Block, p.Batch, p.EvalIters = sz.ctx, sz.ctx, sz.pretrainBatch, 4
-	p.Loop = Config{Steps: sz.pretrainSteps, LR: 2e-3, Warmup: min(50, sz.pretrainSteps/10), Beta2: 0.99, WeightDecay: 0.1, Clip: 1,
+	p.Loop = train.Config{Steps: sz.pretrainSteps, LR: 2e-3, Warmup: min(50, sz.pretrainSteps/10), Beta2: 0.99, WeightDecay: 0.1, Clip: 1,
 		Seed: o.Seed, Out: dir("base"), Quiet: quiet, Progress: o.Log}
-	var pre Result
+	var pre train.Result
 	var err error
 	if !o.Reuse || !haveModel(dir("base")) {
-		pre, err = Pretrain(ctx, PretrainOptions{Backend: o.NewBackend(), Data: []string{corpusPath}, VocabSize: sz.vocab, Preset: p,
+		pre, err = train.Pretrain(ctx, train.PretrainOptions{Backend: o.NewBackend(), Data: []string{corpusPath}, VocabSize: sz.vocab, Preset: p,
 			CacheDir: dir("cache"), Log: o.Log})
 		if err != nil {
 			return nil, fmt.Errorf("demo: pretrain: %w", err)
@@ -220,10 +227,10 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 	if err := writeFileWith(dir("data/sft_heldout.jsonl"), func(w io.Writer) error { return synth.WriteSFT(w, heldout) }); err != nil {
 		return nil, err
 	}
-	var sft SFTResult
+	var sft train.SFTResult
 	if !o.Reuse || !haveModel(dir("sft")) {
-		sft, err = SFT(ctx, SFTOptions{Backend: o.NewBackend(), Model: dir("base"), Data: []string{dir("data/sft.jsonl")}, Eval: []string{dir("data/sft_heldout.jsonl")},
-			Batch: 16, Loop: Config{Steps: sz.sftSteps, LR: 1e-3, Warmup: min(20, sz.sftSteps/10), Clip: 1, Seed: o.Seed, Out: dir("sft"), Quiet: quiet, Progress: o.Log}, Log: o.Log})
+		sft, err = train.SFT(ctx, train.SFTOptions{Backend: o.NewBackend(), Model: dir("base"), Data: []string{dir("data/sft.jsonl")}, Eval: []string{dir("data/sft_heldout.jsonl")},
+			Batch: 16, Loop: train.Config{Steps: sz.sftSteps, LR: 1e-3, Warmup: min(20, sz.sftSteps/10), Clip: 1, Seed: o.Seed, Out: dir("sft"), Quiet: quiet, Progress: o.Log}, Log: o.Log})
 		if err != nil {
 			return nil, fmt.Errorf("demo: sft: %w", err)
 		}
@@ -232,10 +239,11 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 
 	// 3. Sample K answers per prompt; the simulated annotator ranks them.
 	done = stage("rank", fmt.Sprintf("the SFT model answers %d prompts %d times; a simulated annotator ranks the answers (10%% noise)", sz.rankPrompts+sz.rankHeldout, sz.k))
-	policy, tok, err := loadPolicy(o.NewBackend(), dir("sft"), "demo")
+	sftModel, err := load.Model(o.NewBackend(), dir("sft"), load.Options{})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("demo: %w", err)
 	}
+	policy, tok := sftModel.Model, sftModel.Tok
 	res.Parameters = countParams(policy)
 	an := synth.Annotator{Noise: 0.1, Seed: seed}
 	rankTrain, rankVal := trainTasks[sz.sftTasks:], heldout[:sz.rankHeldout]
@@ -308,8 +316,8 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 	for _, tk := range rankTrain {
 		demos = append(demos, data.Example{Kind: data.PromptCompletion, Prompt: tk.Prompt, Completion: []data.Message{{Role: "assistant", Content: tk.Answer}}})
 	}
-	_, rmRep, err := Reward(ctx, RewardOptions{Backend: o.NewBackend(), Model: dir("sft"), Data: rkTrain, Heldout: rkVal, Demos: demos, Batch: 16, FreezeEmbeddings: true,
-		Loop: Config{Steps: sz.rmSteps, LR: 3e-4, WeightDecay: 0.1, Warmup: sz.rmSteps / 10, Clip: 1, EvalEvery: max(1, sz.rmSteps/5), Seed: o.Seed, Out: dir("reward"), Quiet: quiet, Progress: o.Log}, Log: o.Log})
+	_, rmRep, err := train.Reward(ctx, train.RewardOptions{Backend: o.NewBackend(), Model: dir("sft"), Data: rkTrain, Heldout: rkVal, Demos: demos, Batch: 16, FreezeEmbeddings: true,
+		Loop: train.Config{Steps: sz.rmSteps, LR: 3e-4, WeightDecay: 0.1, Warmup: sz.rmSteps / 10, Clip: 1, EvalEvery: max(1, sz.rmSteps/5), Seed: o.Seed, Out: dir("reward"), Quiet: quiet, Progress: o.Log}, Log: o.Log})
 	if err != nil {
 		return nil, fmt.Errorf("demo: reward: %w", err)
 	}
@@ -324,7 +332,7 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 	stageSeconds := map[string]float64{}
 	done = stage("ppo", "PPO against the reward model, KL penalty to the SFT model")
 	t0 := time.Now()
-	_, err = PPO(ctx, PPOOptions{Backend: o.NewBackend(), Policy: dir("sft"), Reward: dir("reward"), Prompts: prompts, Batch: sz.ppoBatch, MiniBatches: 2, Epochs: 2,
+	_, err = train.PPO(ctx, train.PPOOptions{Backend: o.NewBackend(), Policy: dir("sft"), Reward: dir("reward"), Prompts: prompts, Batch: sz.ppoBatch, MiniBatches: 2, Epochs: 2,
 		// Beta 0.2 and the EMA: with beta 0.05 and a higher learning rate
 		// the policy games the reward model (its score rises from -0.2 to
 		// 2.1 while first-letter success falls from 0.68 to 0.14); with
@@ -333,7 +341,7 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 		// No PPO-ptx here: at this scale SFT moves the model far from plain
 		// text (its corpus loss goes from 1.5 to 8), and the ptx loss pulls
 		// the policy back there, far from the SFT model (KL > 10 nats).
-		Loop: Config{Steps: 4 * sz.ppoIters, LR: 5e-5, Clip: 1, Seed: o.Seed, Out: dir("ppo"), Quiet: quiet, Progress: o.Log}, Log: o.Log})
+		Loop: train.Config{Steps: 4 * sz.ppoIters, LR: 5e-5, Clip: 1, Seed: o.Seed, Out: dir("ppo"), Quiet: quiet, Progress: o.Log}, Log: o.Log})
 	if err != nil {
 		return nil, fmt.Errorf("demo: ppo: %w", err)
 	}
@@ -341,8 +349,8 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 	done()
 	done = stage("dpo", "DPO on the same comparisons")
 	t0 = time.Now()
-	_, err = DPO(ctx, DPOOptions{Backend: o.NewBackend(), Policy: dir("sft"), Data: rkTrain, Heldout: rkVal, Beta: 0.1, RPOAlpha: 0.5, Batch: 8,
-		Loop: Config{Steps: sz.dpoSteps, LR: 2e-5, Clip: 1, EvalEvery: max(1, sz.dpoSteps/4), Seed: o.Seed, Out: dir("dpo"), Quiet: quiet, Progress: o.Log}, Log: o.Log})
+	_, err = train.DPO(ctx, train.DPOOptions{Backend: o.NewBackend(), Policy: dir("sft"), Data: rkTrain, Heldout: rkVal, Beta: 0.1, RPOAlpha: 0.5, Batch: 8,
+		Loop: train.Config{Steps: sz.dpoSteps, LR: 2e-5, Clip: 1, EvalEvery: max(1, sz.dpoSteps/4), Seed: o.Seed, Out: dir("dpo"), Quiet: quiet, Progress: o.Log}, Log: o.Log})
 	if err != nil {
 		return nil, fmt.Errorf("demo: dpo: %w", err)
 	}
@@ -350,8 +358,8 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 	done()
 	done = stage("grpo", "GRPO with program rewards (correct answer, format)")
 	t0 = time.Now()
-	_, err = GRPO(ctx, GRPOOptions{Backend: o.NewBackend(), Policy: dir("sft"), Tasks: trainTasks, Group: sz.grpoGroups, Prompts: sz.grpoPrompts, MaxTokens: sz.maxTokens, Temperature: 0.7,
-		Loop: Config{Steps: sz.grpoSteps, LR: 3e-5, Clip: 1, Seed: o.Seed, Out: dir("grpo"), Quiet: quiet, Progress: o.Log}, Log: o.Log})
+	_, err = train.GRPO(ctx, train.GRPOOptions{Backend: o.NewBackend(), Policy: dir("sft"), Tasks: verifiable(trainTasks), Group: sz.grpoGroups, Prompts: sz.grpoPrompts, MaxTokens: sz.maxTokens, Temperature: 0.7,
+		Loop: train.Config{Steps: sz.grpoSteps, LR: 3e-5, Clip: 1, Seed: o.Seed, Out: dir("grpo"), Quiet: quiet, Progress: o.Log}, Log: o.Log})
 	if err != nil {
 		return nil, fmt.Errorf("demo: grpo: %w", err)
 	}
@@ -376,17 +384,15 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 		if name == "ppo" && haveModel(dir("ppo/ema")) {
 			from = dir("ppo/ema") // PPO's model is the EMA of its policy
 		}
-		m, err := gpt.Load(evalBE, from)
+		l, err := load.Model(evalBE, from, load.Options{})
 		if err != nil {
 			return nil, err
 		}
-		mt := tok
+		m, mt := l.Model, tok
 		if name == "base" {
 			// The base model has no chat tokens of its own training, but
 			// its tokenizer reserves them: it answers the same prompts.
-			if mt, err = tokenizer.Load(dir("base")); err != nil {
-				return nil, err
-			}
+			mt = l.Tok
 		}
 		ans, err := sampleAnswers(m, mt, heldout, 1, sz.maxTokens, 0, 0)
 		if err != nil {
@@ -396,7 +402,7 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 		for i := range ans {
 			answers[i] = ans[i][0]
 		}
-		dm := DemoModel{Name: name, Dir: from, Seconds: stageSeconds[name]}
+		dm := Model{Name: name, Dir: from, Seconds: stageSeconds[name]}
 		if dm.Result, dm.ByKind, err = synth.Evaluate(heldout, answers); err != nil {
 			return nil, err
 		}
@@ -425,7 +431,7 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 			}
 		}
 		for i := 0; i < min(4, len(heldout)); i++ {
-			dm.Samples = append(dm.Samples, DemoSample{Prompt: heldout[i].User(), Answer: answers[i], Correct: heldout[i].Check(answers[i]).Correct})
+			dm.Samples = append(dm.Samples, Sample{Prompt: heldout[i].User(), Answer: answers[i], Correct: heldout[i].Check(answers[i]).Correct})
 		}
 		curve, _ := readMetrics(dir(name))
 		res.Curves[name] = curve
@@ -442,7 +448,7 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 	done()
 
 	base, sftM := res.Model("base"), res.Model("sft")
-	check := func(claim string, ok bool) { res.Checks = append(res.Checks, DemoCheck{Claim: claim, Pass: ok}) }
+	check := func(claim string, ok bool) { res.Checks = append(res.Checks, Check{Claim: claim, Pass: ok}) }
 	check("SFT beats the base model on held-out task success", sftM.Correct > base.Correct)
 	check("reward model held-out pairwise accuracy >= 0.8 (labels with 10% noise)", rmRep.Accuracy >= 0.8)
 	for _, name := range []string{"ppo", "dpo", "grpo"} {
@@ -456,7 +462,7 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	return res, writeAtomic(filepath.Join(o.Out, "demo_result.json"), b)
+	return res, atomicfile.WriteFile(filepath.Join(o.Out, "demo_result.json"), b)
 }
 
 // rankTemperature is the temperature of the answers people rank: the
@@ -464,13 +470,30 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 // prompts get K answers the annotator cannot tell apart).
 const rankTemperature = 1.0
 
-// demoSizesOverride replaces the demo's sizes in experiments.
-var demoSizesOverride *demoSizes
+// sizesOverride replaces the demo's sizes in experiments.
+var sizesOverride *sizes
 
 // haveModel reports whether dir holds a saved model.
 func haveModel(dir string) bool {
 	_, err := os.Stat(filepath.Join(dir, "model.safetensors"))
 	return err == nil
+}
+
+// verifiable makes the built-in tasks GRPO's: prompts their programs score.
+func verifiable(ts []synth.Task) []train.Verifiable {
+	out := make([]train.Verifiable, len(ts))
+	for i, tk := range ts {
+		out[i] = train.Verifiable{Key: tk.Key, Prompt: tk.Prompt, Score: tk.Scores}
+	}
+	return out
+}
+
+func mean(xs []float64) float64 {
+	s := 0.0
+	for _, x := range xs {
+		s += x
+	}
+	return s / float64(max(len(xs), 1))
 }
 
 func countParams(m *gpt.Model) int {
@@ -486,7 +509,7 @@ func writeFileWith(path string, fn func(io.Writer) error) error {
 	if err := fn(&b); err != nil {
 		return err
 	}
-	return writeAtomic(path, b.Bytes())
+	return atomicfile.WriteFile(path, b.Bytes())
 }
 
 // sampleAnswers has m answer each task k times (temperature 0: greedy),
@@ -497,14 +520,16 @@ func sampleAnswers(m *gpt.Model, tok *tokenizer.Tokenizer, tasks []synth.Task, k
 		return nil, fmt.Errorf("demo: the tokenizer has no %s", tokenizer.ImEnd)
 	}
 	eot, _ := tok.SpecialID(tokenizer.EndOfText)
-	c := newChat(tok, m.Config.Context, false)
 	out := make([][]string, len(tasks))
 	var prompts [][]int
 	var owner []int
 	for i, tk := range tasks {
-		ids, err := c.prompt(tk.Prompt, tk.Key)
+		ids, _, err := tok.RenderChat(tk.Prompt, true)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s: %w", tk.Key, err)
+		}
+		if len(ids) >= m.Config.Context {
+			return nil, fmt.Errorf("%s: the prompt has %d tokens, longer than the model's context of %d allows", tk.Key, len(ids), m.Config.Context)
 		}
 		for j := 0; j < k; j++ {
 			prompts = append(prompts, ids)
@@ -544,10 +569,10 @@ func readMetrics(dir string) ([]map[string]float64, error) {
 	return out, sc.Err()
 }
 
-// DemoReport builds the report card of a demo run: the summary table of
+// Report builds the report card of a demo run: the summary table of
 // every model on held-out prompts, the reward model's numbers, the checks,
 // samples, and the training curves of each stage.
-func DemoReport(r *DemoResult) *eval.Report {
+func Report(r *Result) *eval.Report {
 	f := func(v float64) string { return fmt.Sprintf("%.3f", v) }
 	measured := func(v float64) string { // n/a without held-out pairs
 		if r.RewardModel.Pairs == 0 {

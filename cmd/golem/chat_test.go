@@ -1,19 +1,39 @@
-package eval
+package main
 
 import (
 	"bytes"
 	"strings"
 	"testing"
 
+	"github.com/golem-ml/golem/backend/cpu"
+	"github.com/golem-ml/golem/data/synth"
 	"github.com/golem-ml/golem/generate"
+	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/tokenizer"
 )
 
+// tinyChatModel is a random-init GPT-2 of 2 layers, 32 wide, with a small
+// BPE trained on a slice of the built-in corpus.
+func tinyChatModel(t *testing.T) (*gpt.Model, *tokenizer.Tokenizer) {
+	t.Helper()
+	corpus := synth.Corpus(synth.CorpusOptions{Seed: 1})
+	tok, err := tokenizer.Train(tokenizer.TrainOptions{Texts: []string{corpus[:min(len(corpus), 50000)]}, VocabSize: 400})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := gpt.New(cpu.New(), gpt.Config{Arch: "gpt2", Vocab: tok.VocabSize(), Context: 512, Layers: 2, Heads: 2, KVHeads: 2,
+		Hidden: 32, Intermediate: 64, Eps: 1e-5, Activation: "gelu", Bias: true, Tied: true, BOS: -1, EOS: -1}, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, tok
+}
+
 func TestChatFromAPipe(t *testing.T) {
-	m, tok := tinyRandom(t)
+	m, tok := tinyChatModel(t)
 	in := strings.NewReader("Hello!\n\n/reset\nWhat is 2 + 2?\n/exit\nnever read\n")
 	var out bytes.Buffer
-	err := Chat(m, tok, in, &out, ChatOptions{System: "Be brief.", Gen: generate.Options{MaxTokens: 5}})
+	err := chat(m, tok, in, &out, chatOptions{System: "Be brief.", Gen: generate.Options{MaxTokens: 5}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,7 +46,7 @@ func TestChatFromAPipe(t *testing.T) {
 }
 
 func TestFitHistoryDropsOldestTurns(t *testing.T) {
-	_, tok := tinyRandom(t)
+	_, tok := tinyChatModel(t)
 	h := []tokenizer.Message{{Role: "system", Content: "S"}}
 	for i := 0; i < 10; i++ {
 		h = append(h, tokenizer.Message{Role: "user", Content: strings.Repeat("question ", 5)},

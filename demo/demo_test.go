@@ -1,4 +1,4 @@
-package train
+package demo
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 // TestDemoQuick runs every stage of the demo for a few steps.
 func TestDemoQuick(t *testing.T) {
 	out := t.TempDir()
-	res, err := Demo(context.Background(), DemoOptions{NewBackend: func() backend.Backend { return cpu.New() }, Out: out, Quick: true, Log: io.Discard})
+	res, err := Run(context.Background(), Options{NewBackend: func() backend.Backend { return cpu.New() }, Out: out, Quick: true, Log: io.Discard})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +41,7 @@ func TestDemoFull(t *testing.T) {
 	if out == "" {
 		t.Skip("set GOLEM_DEMO_OUT=DIR to run the full demo")
 	}
-	res, err := Demo(context.Background(), DemoOptions{NewBackend: func() backend.Backend { return cpu.New() }, Out: out, Log: os.Stderr})
+	res, err := Run(context.Background(), Options{NewBackend: func() backend.Backend { return cpu.New() }, Out: out, Log: os.Stderr})
 	if err != nil {
 		t.Fatal(err)
 	}

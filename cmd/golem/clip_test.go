@@ -1,0 +1,164 @@
+package main
+
+import (
+	"bytes"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/golem-ml/golem/data/synth/shapes"
+	"github.com/golem-ml/golem/internal/shared"
+)
+
+// lastLine returns the last non-empty line of s.
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
+
+// TestCLIPCommands trains a tiny CLIP on a small shapes world, then runs
+// zero-shot classification on its class folders and retrieval on its
+// test split through the real binary.
+func TestCLIPCommands(t *testing.T) {
+	tok := shared.Path(t, "data/tokenizer/clip/bpe_simple_vocab_16e6.txt.gz")
+	dir := t.TempDir()
+	world := filepath.Join(dir, "shapes")
+	if _, err := shapes.Write(shapes.Options{Out: world, Seed: 1, Size: 16, Train: 48, Test: 16, PerClass: 1}); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "clip")
+	stdout, stderr, code := runGolem(t, "clip", "train", "--data", filepath.Join(world, "train.jsonl"), "--eval-data", filepath.Join(world, "test.jsonl"),
+		"--tokenizer", tok, "--image-size", "16", "--batch", "16", "--steps", "150", "--warmup", "5", "--eval-every", "0", "--out", out, "--threads", "2")
+	if code != 0 {
+		t.Fatalf("clip train: exit %d\n%s%s", code, stdout, stderr)
+	}
+	m := regexp.MustCompile(`^loss=([0-9.]+)$`).FindStringSubmatch(lastLine(stdout))
+	if m == nil {
+		t.Fatalf("clip train's last line is %q, want loss=X", lastLine(stdout))
+	}
+	// A batch of 16 pairs starts at ln 16 = 2.77 (no pair told apart); the
+	// model must have learned to match images and captions.
+	if loss, _ := strconv.ParseFloat(m[1], 64); loss > 0.6*math.Log(16) {
+		t.Fatalf("clip train: final loss %v, want below %.2f (ln 16 = %.2f is chance)\n%s", loss, 0.6*math.Log(16), math.Log(16), stderr)
+	}
+	for _, f := range []string{"config.json", "model.safetensors", "bpe_simple_vocab_16e6.txt.gz", "metrics.jsonl"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Fatalf("clip train wrote no %s: %v", f, err)
+		}
+	}
+
+	stdout, stderr, code = runGolem(t, "clip", "zeroshot", "--model", out, "--data", filepath.Join(world, "classes"), "--template", "a {}", "--template", "one shape: a {}", "--per-class")
+	if code != 0 {
+		t.Fatalf("clip zeroshot: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if !regexp.MustCompile(`(?m)^  red triangle +[01]/1$`).MatchString(stdout) || !strings.Contains(stdout, "32 images, 32 classes, 2 templates") || !regexp.MustCompile(`^zeroshot_acc=(0|1)\.\d{4}$`).MatchString(lastLine(stdout)) {
+		t.Fatalf("clip zeroshot printed\n%s", stdout)
+	}
+
+	stdout, stderr, code = runGolem(t, "clip", "retrieve", "--model", out, "--data", filepath.Join(world, "test.jsonl"))
+	if code != 0 {
+		t.Fatalf("clip retrieve: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if !strings.Contains(stdout, "16 images, 16 texts") || !regexp.MustCompile(`^i2t_r1=[01]\.\d{4} i2t_r5=[01]\.\d{4} t2i_r1=[01]\.\d{4} t2i_r5=[01]\.\d{4}$`).MatchString(lastLine(stdout)) {
+		t.Fatalf("clip retrieve printed\n%s", stdout)
+	}
+
+	// COCO captions: every image's five captions are its matches.
+	coco := shared.Path(t, "data/images/coco_mini_val2017/captions_val2017.json")
+	stdout, stderr, code = runGolem(t, "clip", "retrieve", "--model", out, "--data", coco)
+	if code != 0 || !strings.Contains(stdout, "79 images, 395 texts") || !strings.HasPrefix(lastLine(stdout), "i2t_r1=") {
+		t.Fatalf("clip retrieve on COCO mini: exit %d\n%s%s", code, stdout, stderr)
+	}
+
+	// Bad input names what is wrong.
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"clip", "zeroshot", "--model", out, "--data", filepath.Join(world, "test.jsonl")}, "is not a class folder: pass --classes"},
+		{[]string{"clip", "zeroshot", "--model", out, "--data", filepath.Join(world, "classes"), "--classes", "red,blue"}, "label 2, not one of the 2 classes"},
+		{[]string{"clip", "retrieve", "--model", out, "--data", filepath.Join(world, "nope.jsonl")}, "nope.jsonl"},
+		{[]string{"clip", "retrieve", "--model", world, "--data", filepath.Join(world, "test.jsonl")}, "config.json"},
+		{[]string{"clip", "train", "--data", filepath.Join(world, "train.jsonl"), "--out", filepath.Join(dir, "x")}, "needs --tokenizer"},
+		{[]string{"clip", "train", "--data", filepath.Join(world, "classes"), "--tokenizer", tok, "--out", filepath.Join(dir, "y")}, "blue_circle/0000.png: no caption"},
+	} {
+		_, stderr, code := runGolem(t, c.args...)
+		if code == 0 || !strings.Contains(stderr, c.want) {
+			t.Errorf("golem %s: exit %d, stderr %q; want an error containing %q", strings.Join(c.args, " "), code, stderr, c.want)
+		}
+	}
+}
+
+// TestCLIPTrainResume: a run stopped after 4 steps and resumed to 8 ends
+// with the same weights as a run of 8 (each step's pairs are a function
+// of the seed and the step).
+func TestCLIPTrainResume(t *testing.T) {
+	tok := shared.Path(t, "data/tokenizer/clip/bpe_simple_vocab_16e6.txt.gz")
+	dir := t.TempDir()
+	world := filepath.Join(dir, "shapes")
+	if _, err := shapes.Write(shapes.Options{Out: world, Seed: 2, Size: 16, Train: 24, Test: 1, PerClass: 1}); err != nil {
+		t.Fatal(err)
+	}
+	run := func(out string, steps int, extra ...string) {
+		args := append([]string{"clip", "train", "--data", filepath.Join(world, "train.jsonl"), "--tokenizer", tok, "--image-size", "16",
+			"--batch", "8", "--steps", strconv.Itoa(steps), "--decay-steps", "8", "--warmup", "2", "--out", out, "--threads", "1"}, extra...)
+		if stdout, stderr, code := runGolem(t, args...); code != 0 {
+			t.Fatalf("golem %s: exit %d\n%s%s", strings.Join(args, " "), code, stdout, stderr)
+		}
+	}
+	whole, parts := filepath.Join(dir, "whole"), filepath.Join(dir, "parts")
+	run(whole, 8)
+	run(parts, 4, "--save-every", "4")
+	run(parts, 8, "--resume")
+	a, err := os.ReadFile(filepath.Join(whole, "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(parts, "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(a, b) {
+		t.Fatal("8 steps in one run and 4 + 4 resumed differ")
+	}
+}
+
+// TestDataShapes runs golem data shapes: the files it names exist, the
+// same seed writes the same bytes, and bad counts are usage errors.
+func TestDataShapes(t *testing.T) {
+	dir := t.TempDir()
+	var first []byte
+	for i, out := range []string{filepath.Join(dir, "a"), filepath.Join(dir, "b")} {
+		stdout, stderr, code := runGolem(t, "data", "shapes", "--out", out, "--n", "5", "--n-test", "2", "--per-class", "1", "--size", "24", "--seed", "9")
+		if code != 0 || !strings.Contains(stdout, "train    5 scenes: "+out+"/train.jsonl") || !strings.Contains(stdout, "held-out pairs (never in train): [red triangle") {
+			t.Fatalf("data shapes: exit %d\n%s%s", code, stdout, stderr)
+		}
+		b, err := os.ReadFile(filepath.Join(out, "heldout_llava.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			first = b
+		} else if !bytes.Equal(first, b) {
+			t.Fatal("two runs with --seed 9 wrote different heldout_llava.json")
+		}
+	}
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--out", dir, "--n", "0"}, 2, "--n 0: want at least 1"},
+		{[]string{"--n", "3"}, 2, "need --out DIR"},
+		{[]string{"--out", dir, "--size", "8"}, 1, "size 8: want 12 to 1024 pixels"},
+	} {
+		_, stderr, code := runGolem(t, append([]string{"data", "shapes"}, c.args...)...)
+		if code != c.code || !strings.Contains(stderr, c.want) {
+			t.Errorf("data shapes %v: exit %d, stderr %q; want exit %d and %q", c.args, code, stderr, c.code, c.want)
+		}
+	}
+}

@@ -1,0 +1,88 @@
+package load
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/golem-ml/golem/backend/cpu"
+	"github.com/golem-ml/golem/internal/shared"
+	"github.com/golem-ml/golem/model/gpt"
+)
+
+// adapterOver writes a LoRA adapter (B zero: the base's outputs) over the
+// model folder base into dir, naming its base as baseName.
+func adapterOver(t *testing.T, dir, base, baseName string) {
+	t.Helper()
+	m, err := gpt.Load(cpu.New(), base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := gpt.LoRAConfig{R: 2, Alpha: 4}
+	if _, err := m.AttachLoRA(c, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SaveLoRA(dir, c, baseName); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// An adapter's base is found relative to the adapter folder, through a
+// chain of adapters; the tokenizer comes from the base when the adapter
+// has none; LoRA is merged unless kept; bad chains fail naming the file.
+func TestAdapterChains(t *testing.T) {
+	base := shared.Path(t, "fixtures/hf/gpt2-tiny")
+	root := t.TempDir()
+	a1, a2 := filepath.Join(root, "a1"), filepath.Join(root, "a2")
+	adapterOver(t, a1, base, base)
+	adapterOver(t, a2, base, "../a1") // an adapter trained over an adapter
+	be := cpu.New()
+	l, err := Model(be, a2, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Adapter == nil || l.Adapter.Base != filepath.Join(a2, "../a1") || l.Base != base || l.SoftPrompt != nil {
+		t.Fatalf("adapter %v, base %q, soft prompt %v", l.Adapter, l.Base, l.SoftPrompt)
+	}
+	if len(l.Model.LoRAParams()) != 0 {
+		t.Error("the LoRA adapter was not merged")
+	}
+	for _, p := range l.Model.Params() {
+		if !p.Tensor.RequiresGrad() {
+			t.Fatalf("merged: %s is frozen, as a model folder's parameters are not", p.Name)
+		}
+	}
+	if l.Tok.VocabSize() == 0 {
+		t.Error("no tokenizer from the base")
+	}
+	kept, err := Model(be, a1, Options{KeepLoRA: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(kept.Model.LoRAParams()) == 0 {
+		t.Error("KeepLoRA: the adapter was merged")
+	}
+	files, err := Files(a2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != 6 || files[0] != filepath.Join(a2, gpt.AdapterConfigFile) || files[4] != filepath.Join(base, "config.json") {
+		t.Errorf("Files(%s) = %v, want both adapters' two files, then the base's config and weights", a2, files)
+	}
+
+	self := filepath.Join(root, "self")
+	adapterOver(t, self, base, ".")
+	for _, c := range []struct{ dir, want string }{
+		{self, "self/adapter_config.json: adapters over adapters more than 8 deep"},
+		{root, "config.json: no such file"}, // neither a model nor an adapter
+	} {
+		if _, err := Model(be, c.dir, Options{}); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Model(%s): %v, want an error with %q", c.dir, err, c.want)
+		}
+	}
+	missing := filepath.Join(root, "missing")
+	adapterOver(t, missing, base, "../gone")
+	if _, err := Model(be, missing, Options{}); err == nil || !strings.Contains(err.Error(), "adapter "+missing+": base model") {
+		t.Errorf("an adapter whose base is gone: %v", err)
+	}
+}

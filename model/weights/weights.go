@@ -1,0 +1,116 @@
+// Package weights is the one path between a module's named parameters
+// (nn.Params, named by nn tags after the Hugging Face checkpoint names) and
+// a checkpoint: Fill sets every parameter from a safetensors file or model
+// folder by name, checking shapes, refusing NaN or infinite values and
+// tensors no parameter takes, so a mismatched checkpoint never loads
+// half-way; Save writes them as one safetensors file. Every architecture
+// folder (model/gpt's decoders, model/vit, model/clip) loads and saves
+// through it.
+package weights
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/golem-ml/golem/nn"
+	"github.com/golem-ml/golem/safetensors"
+)
+
+// Source is a safetensors file or a (possibly sharded) model folder.
+type Source interface {
+	Names() []string
+	Info(name string) (safetensors.TensorInfo, bool)
+	Float32(name string) ([]float32, []int, error)
+}
+
+// Fill sets every parameter from st by name, checking shapes, and refuses
+// tensors of st that no parameter takes unless extra accepts them (extra
+// may be nil). Errors start with where (the file or folder).
+func Fill(st Source, params []nn.Named, where string, extra func(name string) bool) error {
+	want := map[string]bool{}
+	for _, p := range params {
+		want[p.Name] = true
+		info, ok := st.Info(p.Name)
+		if !ok {
+			return fmt.Errorf("%s: tensor %q missing", where, p.Name)
+		}
+		if !slices.Equal(info.Shape, p.Tensor.Shape()) {
+			return fmt.Errorf("%s: tensor %q has shape %v, model wants %v", where, p.Name, info.Shape, p.Tensor.Shape())
+		}
+		data, _, err := st.Float32(p.Name)
+		if err != nil {
+			return err
+		}
+		if i := NonFinite(data); i >= 0 {
+			return fmt.Errorf("%s: tensor %q: element %d is %g; NaN or infinite weights are refused", where, p.Name, i, data[i])
+		}
+		p.Tensor.Set(data)
+	}
+	for _, n := range st.Names() {
+		if !want[n] && (extra == nil || !extra(n)) {
+			return fmt.Errorf("%s: unexpected tensor %q (another architecture or an adapter?)", where, n)
+		}
+	}
+	return nil
+}
+
+// NonFinite returns the index of the first NaN or infinity in v, or -1.
+func NonFinite(v []float32) int {
+	for i, x := range v {
+		if x-x != 0 { // NaN and ±Inf; one subtraction is cheaper than two calls
+			return i
+		}
+	}
+	return -1
+}
+
+// Save writes named tensors as one safetensors file (atomically).
+func Save(path string, params []nn.Named, meta map[string]string) error {
+	ts := make([]safetensors.Tensor, 0, len(params))
+	for _, p := range params {
+		ts = append(ts, safetensors.Tensor{Name: p.Name, Shape: slices.Clone(p.Tensor.Shape()), F32: p.Tensor.Host()})
+	}
+	return safetensors.Write(path, ts, meta)
+}
+
+// Layers returns the number of blocks a checkpoint holds: one more than
+// the highest index i of a tensor named prefix + "i." (indices at or
+// above limit are not counted).
+func Layers(st Source, prefix string, limit int) int {
+	n := 0
+	for _, name := range st.Names() {
+		if rest, ok := strings.CutPrefix(name, prefix); ok {
+			i, _, _ := strings.Cut(rest, ".")
+			if l, err := strconv.Atoi(i); err == nil && l >= 0 && l < limit {
+				n = max(n, l+1)
+			}
+		}
+	}
+	return n
+}
+
+// Expect is a tensor whose shape a config fixes; Fields names the
+// config.json fields that set it, for the error.
+type Expect struct {
+	Name   string
+	Shape  []int
+	Fields string
+}
+
+// CheckHeader checks that the checkpoint's header holds each tensor with
+// its shape (no data is read), so that a config that passes allocates no
+// more than the weights file holds. file names the checkpoint in errors.
+func CheckHeader(st Source, file string, want []Expect) error {
+	for _, e := range want {
+		info, ok := st.Info(e.Name)
+		if !ok {
+			return fmt.Errorf("%s has no tensor %q (another architecture?)", file, e.Name)
+		}
+		if !slices.Equal(info.Shape, e.Shape) {
+			return fmt.Errorf("%s make %q %v, but %s has it %v", e.Fields, e.Name, e.Shape, file, info.Shape)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,145 @@
+package train
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+
+	"github.com/golem-ml/golem/backend/cpu"
+	"github.com/golem-ml/golem/data/synth"
+	"github.com/golem-ml/golem/model/gpt"
+)
+
+// flatSteps is how many optimizer steps a memory test runs; the memory it
+// holds after step flatFrom must be what it holds at the end.
+const flatSteps, flatFrom = 1000, 100
+
+// checkFlat runs a stage for flatSteps tiny steps (run starts it on be with
+// loop) and checks that its memory is flat from step flatFrom to the end:
+// the backend's live bytes do not change (a step that leaves one tensor
+// unfreed grows them at every step), its allocations that missed the pool
+// hardly do, and the Go heap grows by less than a small bound. The loop
+// evaluates every flatFrom steps, so the evaluation's shapes are seen by
+// then.
+func checkFlat(t *testing.T, run func(be *cpu.CPU, loop Config) error) {
+	t.Helper()
+	be := cpu.New()
+	type snap struct {
+		mem  cpu.MemStats
+		heap uint64
+	}
+	var at []snap
+	read := func() {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		at = append(at, snap{be.MemStats(), ms.HeapAlloc})
+	}
+	loop := Config{Steps: flatSteps, LR: 1e-3, Seed: 3, EvalEvery: flatFrom, Quiet: true, Progress: io.Discard, Out: t.TempDir(),
+		OnStep: func(step int, _ float64) {
+			if step == flatFrom || step == flatSteps {
+				read()
+			}
+		}}
+	if err := run(be, loop); err != nil {
+		t.Fatal(err)
+	}
+	if len(at) != 2 {
+		t.Fatalf("the run stopped before step %d", flatSteps)
+	}
+	a, b := at[0], at[1]
+	if b.mem.Live != a.mem.Live {
+		t.Errorf("backend memory in use grew from %d bytes after step %d to %d after step %d (%.0f bytes a step): a step leaves tensors unfreed",
+			a.mem.Live, flatFrom, b.mem.Live, flatSteps, float64(b.mem.Live-a.mem.Live)/(flatSteps-flatFrom))
+	}
+	// Kernels that split work over threads take a scratch buffer per
+	// chunk, so the first time two chunks overlap costs one new buffer: a
+	// few misses, never one a step.
+	if miss, bound := b.mem.Misses-a.mem.Misses, int64(2*cpu.Threads()); miss > bound {
+		t.Errorf("%d allocations missed the backend's pool between steps %d and %d (want at most %d once shapes repeat)", miss, flatFrom, flatSteps, bound)
+	}
+	const heapBound = 1 << 20
+	if grow := int64(b.heap) - int64(a.heap); grow > heapBound {
+		t.Errorf("the Go heap grew by %d bytes from step %d to %d (bound %d)", grow, flatFrom, flatSteps, heapBound)
+	}
+	t.Logf("after step %d: %+v, heap %d; after step %d: %+v, heap %d", flatFrom, a.mem, a.heap, flatSteps, b.mem, b.heap)
+}
+
+func TestMemoryFlatPretrain(t *testing.T) {
+	dir := t.TempDir()
+	corpus := filepath.Join(dir, "corpus.txt")
+	if err := os.WriteFile(corpus, []byte(synth.Corpus(synth.CorpusOptions{Seed: 1})[:20000]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	checkFlat(t, func(be *cpu.CPU, loop Config) error {
+		p := Presets()["baby"]
+		p.Model.Layers, p.Model.Heads, p.Model.KVHeads, p.Model.Hidden, p.Model.Intermediate = 1, 2, 2, 16, 32
+		p.Model.Dropout = 0.1
+		p.Block, p.Batch, p.EvalIters, p.Model.Context = 8, 2, 1, 8
+		p.Loop = loop
+		_, err := Pretrain(context.Background(), PretrainOptions{Backend: be, Tokenizer: "char", Data: []string{corpus}, Preset: p, CacheDir: dir, Log: io.Discard})
+		return err
+	})
+}
+
+func TestMemoryFlatSFT(t *testing.T) {
+	base := tinyLM(t, 1, 64)
+	for _, lora := range []bool{false, true} {
+		t.Run(map[bool]string{false: "full", true: "lora"}[lora], func(t *testing.T) {
+			checkFlat(t, func(be *cpu.CPU, loop Config) error {
+				o := SFTOptions{Backend: be, Model: base, Examples: builtinSFT(t, 1, 16), Batch: 2, Loop: loop, Log: io.Discard}
+				if lora {
+					o.LoRA = &gpt.LoRAConfig{R: 2, Alpha: 4, Dropout: 0.1}
+				}
+				_, err := SFT(context.Background(), o)
+				return err
+			})
+		})
+	}
+}
+
+func TestMemoryFlatReward(t *testing.T) {
+	sft := tinyLM(t, 1, 64)
+	kinds := []string{synth.KindFirstLetter, synth.KindNumberOnly}
+	ex := rankingsOf(synth.MustTasks(synth.TaskOptions{Seed: 1, N: 8, Kinds: kinds}))
+	checkFlat(t, func(be *cpu.CPU, loop Config) error {
+		_, _, err := Reward(context.Background(), RewardOptions{Backend: be, Model: sft, Data: ex, Heldout: ex[:2], Batch: 1, Loop: loop, Log: io.Discard})
+		return err
+	})
+}
+
+func TestMemoryFlatDPO(t *testing.T) {
+	sft := tinyLM(t, 1, 64)
+	kinds := []string{synth.KindFirstLetter, synth.KindNumberOnly}
+	tr := prefPairs(synth.MustTasks(synth.TaskOptions{Seed: 1, N: 8, Kinds: kinds}))
+	checkFlat(t, func(be *cpu.CPU, loop Config) error {
+		_, err := DPO(context.Background(), DPOOptions{Backend: be, Policy: sft, Data: tr, Heldout: tr[:2], Beta: 0.5, Batch: 2, RPOAlpha: 0.5,
+			Loop: loop, Log: io.Discard})
+		return err
+	})
+}
+
+func TestMemoryFlatPPO(t *testing.T) {
+	sft := tinyLM(t, 1, 64)
+	rm := tinyRM(t, sft, tinyTokenizer(t))
+	prompts := taskPrompts(synth.MustTasks(synth.TaskOptions{Seed: 1, N: 4, Kinds: []string{synth.KindFirstLetter}}))
+	text := synth.Corpus(synth.CorpusOptions{Seed: 2})[:5000]
+	checkFlat(t, func(be *cpu.CPU, loop Config) error {
+		_, err := PPO(context.Background(), PPOOptions{Backend: be, Policy: sft, Reward: rm, Prompts: prompts, Batch: 2, MiniBatches: 2, Epochs: 2,
+			MaxTokens: 3, PtxCoef: 0.5, PtxBatch: 1, PtxTexts: []string{text}, Loop: loop, Log: io.Discard})
+		return err
+	})
+}
+
+func TestMemoryFlatGRPO(t *testing.T) {
+	sft := tinyLM(t, 1, 64)
+	tasks := verifiable(synth.MustTasks(synth.TaskOptions{Seed: 1, N: 4, Kinds: []string{synth.KindFirstLetter}}))
+	checkFlat(t, func(be *cpu.CPU, loop Config) error {
+		_, err := GRPO(context.Background(), GRPOOptions{Backend: be, Policy: sft, Tasks: tasks, Rewards: []string{"correct", "format"}, Group: 2, Prompts: 1, MaxTokens: 3, Beta: 0.1,
+			Loop: loop, Log: io.Discard})
+		return err
+	})
+}
