@@ -108,6 +108,8 @@ func TestQuantizeCommand(t *testing.T) {
 	if out, stderr, code := runGolem(t, append(sft, "--lora-r", "4", "--out", lora)...); code != 0 {
 		t.Fatalf("sft --lora-r on a quantized model: exit %d: %s%s", code, out, stderr)
 	}
+	// The one loader reads the adapter over its quantized base, its LoRA
+	// kept unmerged (the matrices cannot be written), and generate runs it.
 	l, err := load.Model(cpu.New(), lora, load.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -115,5 +117,8 @@ func TestQuantizeCommand(t *testing.T) {
 	a := l.Adapter
 	if a.Base != q || len(l.Model.Quantized()) != 15 || len(a.Params) == 0 {
 		t.Errorf("adapter: base %q (want %q), %d quantized matrices, %d LoRA tensors", a.Base, q, len(l.Model.Quantized()), len(a.Params))
+	}
+	if out, stderr, code := runGolem(t, "generate", "--model", lora, "--prompt", "the cat", "--max-tokens", "4", "--temperature", "0"); code != 0 || out == "" {
+		t.Errorf("generate --model ADAPTER over a quantized base: exit %d: %s%s", code, out, stderr)
 	}
 }

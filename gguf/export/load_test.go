@@ -26,10 +26,9 @@ func logits(m *gpt.Model, ids []int) []float32 {
 		for i, id := range ids {
 			x[i] = int32(id)
 		}
-		h := m.Forward(x, 1, len(ids), gpt.Options{})
-		l := m.Logits(h)
-		out = l.Host()
-		tensor.Release(l)
+		s := tensor.NewScope()
+		defer s.Close()
+		out = m.Logits(m.Forward(x, 1, len(ids), gpt.Options{Scope: s})).Host()
 	})
 	return out
 }

@@ -3,6 +3,7 @@ package gpt
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/gguf"
@@ -38,8 +39,13 @@ func ConfigFromGGUF(f *gguf.File) (*Config, error) {
 	where := f.Path()
 	av, _ := f.Get("general.architecture")
 	arch, _ := av.String()
-	if _, ok := archs[arch]; !ok || arch == "" {
-		return nil, fmt.Errorf("gpt: %s: general.architecture %q is not one golem runs (gpt2, llama, qwen2)", where, arch)
+	switch arch {
+	case "gpt2", "llama", "qwen2":
+	default:
+		// Mistral's files say "llama" (llama.cpp has no sliding window for
+		// them); golem's other config.json architectures have no GGUF
+		// reader here.
+		return nil, fmt.Errorf("gpt: %s: general.architecture %q is not one golem reads from GGUF (gpt2, llama, qwen2)", where, arch)
 	}
 	num := func(key string, def int) (int, error) {
 		v, ok := f.Get(arch + "." + key)
@@ -99,13 +105,22 @@ func ConfigFromGGUF(f *gguf.File) (*Config, error) {
 		if c.RopeTheta, err = flt("rope.freq_base", 10000); err != nil {
 			return nil, err
 		}
+		// RoPE scaling (Config.RopeScaling) is read from config.json's
+		// rope_scaling only: llama.cpp's files keep Llama 3's as the
+		// per-dimension factors of rope_freqs.weight, and other kinds as
+		// rope.scaling.* keys, neither of which maps back to it yet.
 		if v, ok := f.Get(arch + ".rope.scaling.type"); ok {
 			if s, _ := v.String(); s != "" && s != "none" {
-				return nil, fmt.Errorf("gpt: %s: metadata %s.rope.scaling.type is %q: golem's RoPE has no scaling", where, arch, s)
+				return nil, fmt.Errorf("gpt: %s: metadata %s.rope.scaling.type is %q: golem reads RoPE scaling from a config.json's rope_scaling, not from GGUF (run the Hugging Face folder)", where, arch, s)
 			}
 		}
 		if has(f, "rope_freqs.weight") {
-			return nil, fmt.Errorf("gpt: %s: tensor \"rope_freqs.weight\" (Llama 3's RoPE frequency scaling): golem's RoPE has no scaling", where)
+			return nil, fmt.Errorf("gpt: %s: tensor \"rope_freqs.weight\" (Llama 3.1's RoPE frequency scaling): golem reads RoPE scaling from a config.json's rope_scaling, not from GGUF (run the Hugging Face folder)", where)
+		}
+		// A sliding window (Config.SlidingWindow) has no key llama.cpp's
+		// llama or qwen2 read; one that says so is refused, not ignored.
+		if _, ok := f.Get(arch + ".attention.sliding_window"); ok {
+			return nil, fmt.Errorf("gpt: %s: metadata %s.attention.sliding_window: golem reads a sliding window (Mistral's) from a config.json, not from GGUF (run the Hugging Face folder)", where, arch)
 		}
 	}
 	emb, ok := f.Tensor("token_embd.weight")
@@ -393,4 +408,40 @@ func (m *Model) Quantized() []string {
 		}
 	}
 	return out
+}
+
+// GGUFSummary describes a GGUF model file from its metadata and tensor
+// infos alone, without reading its weights: its config, its number of
+// parameters (as the loaded model counts them: a tied head's copy once),
+// and the type most of its matrices stay in when loaded (Q8_0, Q4_0 or
+// F16; "F32" when none: BF16 and F32 tensors become float32). A server
+// lists a model with it before loading it.
+func GGUFSummary(path string) (c *Config, params int64, level string, err error) {
+	f, err := gguf.Open(path)
+	if err != nil {
+		return nil, 0, "", fmt.Errorf("gpt: %w", err)
+	}
+	defer f.Close()
+	if c, err = ConfigFromGGUF(f); err != nil {
+		return nil, 0, "", err
+	}
+	tiedCopy, err := sameTensor(f, "output.weight", "token_embd.weight")
+	if err != nil {
+		return nil, 0, "", err
+	}
+	count := map[gguf.TensorType]int{}
+	for _, t := range f.Tensors() {
+		if tiedCopy && t.Name == "output.weight" {
+			continue
+		}
+		params += t.Elements()
+		count[t.Type]++
+	}
+	level, best := "F32", 0
+	for _, t := range []gguf.TensorType{gguf.Q8_0, gguf.Q4_0, gguf.F16} {
+		if count[t] > best {
+			best, level = count[t], strings.ToUpper(t.String())
+		}
+	}
+	return c, params, level, nil
 }
