@@ -6,8 +6,8 @@
 // The whole contract is in this file: Backend, which every backend
 // implements, and the optional abilities beside it (PackedAttention,
 // InPlaceCrossEntropy, MultiAdamW, Freezer, RowAttention, RowStore,
-// HalfCache, Im2Col), each a faster or leaner way to do what Backend's methods can
-// already do. Callers type-assert a backend to an ability and fall back to
+// HalfCache, Im2Col, Quantized), each a faster or leaner way to do what
+// Backend's methods can already do. Callers type-assert a backend to an ability and fall back to
 // Backend's methods where it is missing, with the same results up to
 // float32 rounding (and, for HalfCache, float16's). The CPU backend has
 // every ability. Backends register themselves by name and commands open
@@ -15,7 +15,8 @@
 //
 // Conventions, shared by every kernel:
 //   - Buffers are dense, row-major float32 arrays (float16 where an ability
-//     says so: HalfCache). Shapes are given as sizes.
+//     says so: HalfCache; ggml's Q8_0/Q4_0 blocks: Quantized). Shapes are
+//     given as sizes.
 //   - "Last dim" kernels treat x as rows x cols with cols the last dimension.
 //   - Backward kernels ACCUMULATE into their gradient outputs (dx += ...), so
 //     a tensor used twice gets the sum of its gradients without extra adds.
@@ -32,7 +33,8 @@ import (
 )
 
 // Buffer is memory owned by a backend, holding Len() values: float32, as
-// Alloc makes them, unless it was made by HalfCache.AllocHalf (float16).
+// Alloc makes them, unless it was made by HalfCache.AllocHalf (float16) or
+// Quantized.UploadQuant (Q8_0 or Q4_0 blocks).
 // Backend's methods take float32 buffers only, except Free, which takes
 // either; an ability's doc says which of its arguments may be float16.
 type Buffer interface {
@@ -326,6 +328,78 @@ type Conv2D struct {
 type Im2Col interface {
 	Im2Col(g Conv2D, col, x Buffer, pad float32)
 	Col2Im(g Conv2D, dx, col Buffer)
+}
+
+// QuantType is the block format of a quantized buffer: ggml's, so that a
+// GGUF tensor's bytes are a buffer's contents as they are.
+type QuantType uint8
+
+// The quantized formats. Both hold blocks of QuantBlock values along a
+// row, each block a float16 scale d and then its values' codes.
+const (
+	// Q8_0: 32 int8 codes q; value = d*q (34 bytes a block).
+	Q8_0 QuantType = iota + 1
+	// Q4_0: 16 bytes of 4-bit codes q, byte j holding value j in its low
+	// nibble and value j+16 in its high one; value = d*(q-8) (18 bytes).
+	Q4_0
+	// F16: IEEE float16 values, a "block" of one (2 bytes).
+	F16
+)
+
+// QuantBlock is the number of values in a Q8_0 or Q4_0 block.
+const QuantBlock = 32
+
+// BlockSize returns the number of values in one block of t.
+func (t QuantType) BlockSize() int {
+	if t == F16 {
+		return 1
+	}
+	return QuantBlock
+}
+
+// BlockBytes returns the size in bytes of one block of t.
+func (t QuantType) BlockBytes() int {
+	switch t {
+	case Q8_0:
+		return 2 + QuantBlock
+	case Q4_0:
+		return 2 + QuantBlock/2
+	case F16:
+		return 2
+	}
+	return 0
+}
+
+func (t QuantType) String() string {
+	switch t {
+	case Q8_0:
+		return "Q8_0"
+	case Q4_0:
+		return "Q4_0"
+	case F16:
+		return "F16"
+	}
+	return fmt.Sprintf("QuantType(%d)", uint8(t))
+}
+
+// Quantized keeps a frozen weight matrix as Q8_0 or Q4_0 blocks (a quarter
+// or an eighth of its float32 size) or float16 values (half), a GGUF
+// file's tensors as they are, and multiplies float32 activations by it
+// with float32 accumulation. UploadQuant returns a read-only buffer of
+// rows x cols values (cols a multiple of t's BlockSize) from blocks,
+// rows*cols/BlockSize blocks of t in row order; it refuses a wrong length
+// or a non-finite scale or value. QuantOf
+// reports a buffer's format (false for a float one). A quantized buffer
+// may be passed where a float32 one is read, in these places only: B of
+// MatMul with Batch 1 (op(B) = B^T, a linear layer's forward pass, runs the
+// quantized kernel, which may round the activations to 8 bits per block as
+// llama.cpp does, Q8_0's and Q4_0's; the other way, a backward pass,
+// reads B dequantized),
+// Embedding's table, Download (dequantized values) and Free. Called by
+// model/gpt when it loads a GGUF file's quantized tensors.
+type Quantized interface {
+	UploadQuant(t QuantType, rows, cols int, blocks []byte) (Buffer, error)
+	QuantOf(b Buffer) (QuantType, bool)
 }
 
 var (

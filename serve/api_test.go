@@ -50,6 +50,12 @@ func newTestServerWith(t *testing.T, dsn string, o Options, eo EngineOptions, mo
 		t.Cleanup(e.Close)
 		engines = append(engines, e)
 	}
+	return serveEngines(t, dsn, o, engines...)
+}
+
+// serveEngines starts a server over engines and the store dsn.
+func serveEngines(t *testing.T, dsn string, o Options, engines ...*Engine) *testServer {
+	t.Helper()
 	st, err := store.Open(context.Background(), dsn)
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/backend/cpu"
 	"github.com/golem-ml/golem/generate"
+	"github.com/golem-ml/golem/gguf"
 	"github.com/golem-ml/golem/kvcache"
 	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/model/load"
@@ -45,6 +46,8 @@ type Weights struct {
 	// Context is the tokens a prompt and its answer may take: the model's
 	// context less the soft prompt's.
 	Context int
+	// GGUF: the model was read from a GGUF file (Ollama's lists say so).
+	GGUF bool
 
 	stamp string // the folder's files as they were read (see folderStamp)
 }
@@ -81,6 +84,7 @@ func LoadWeights(be backend.Backend, dir string) (w *Weights, err error) {
 		}
 		w.SoftPrompt = sp
 	}
+	_, w.GGUF, _ = gguf.Locate(l.Base)
 	w.stamp = before.key
 	return w, nil
 }

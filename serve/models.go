@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/golem-ml/golem/gguf"
 	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/model/load"
 	"github.com/golem-ml/golem/safetensors"
@@ -57,12 +58,14 @@ type modelInfo struct {
 	params  int64
 	modTime time.Time
 	digest  string // "" until the model has been loaded once
+	gguf    bool   // read from a GGUF file
+	level   string // with gguf: the type most matrices are kept in (quantLevel)
 }
 
 // infoOf describes loaded weights; their digest is computed once, the
 // first time (seconds for a model of gigabytes), unless hash is false.
 func (s *Server) infoOf(w *Weights, hash bool) modelInfo {
-	info := modelInfo{config: w.Model.Config, params: paramCount(w), modTime: w.ModTime}
+	info := modelInfo{config: w.Model.Config, params: paramCount(w), modTime: w.ModTime, gguf: w.GGUF, level: quantLevel(w)}
 	if hash {
 		info.digest = s.digests.of(w)
 	}
@@ -76,6 +79,20 @@ func folderInfo(dir string) (modelInfo, error) {
 	dir, err := load.BaseDir(dir)
 	if err != nil {
 		return modelInfo{}, err
+	}
+	if file, ok, err := gguf.Locate(dir); ok || err != nil {
+		if err != nil {
+			return modelInfo{}, err
+		}
+		c, params, level, err := gpt.GGUFSummary(file)
+		if err != nil {
+			return modelInfo{}, err
+		}
+		st, err := folderStamp(dir)
+		if err != nil {
+			return modelInfo{}, err
+		}
+		return modelInfo{config: *c, params: params, modTime: st.mod, gguf: true, level: level}, nil
 	}
 	c, err := gpt.LoadConfig(filepath.Join(dir, "config.json"))
 	if err != nil {
@@ -102,7 +119,8 @@ func folderInfo(dir string) (modelInfo, error) {
 }
 
 // ModelDirs lists the model folders inside dir (golem serve --models): each
-// folder with a config.json, named by its folder's name, in name order.
+// folder with a config.json or a model.gguf, named by its folder's name, in
+// name order.
 func ModelDirs(dir string) ([]ModelSpec, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -115,12 +133,14 @@ func ModelDirs(dir string) ([]ModelSpec, error) {
 			continue
 		}
 		if _, err := os.Stat(filepath.Join(d, "config.json")); err != nil {
-			continue
+			if _, ok, _ := gguf.Locate(d); !ok { // nor a folder holding model.gguf
+				continue
+			}
 		}
 		specs = append(specs, ModelSpec{e.Name(), d})
 	}
 	if len(specs) == 0 {
-		return nil, fmt.Errorf("serve: --models %s: no model folder (a folder with a config.json) inside", dir)
+		return nil, fmt.Errorf("serve: --models %s: no model folder (a folder with a config.json or a model.gguf) inside", dir)
 	}
 	sort.Slice(specs, func(i, j int) bool { return specs[i].Name < specs[j].Name })
 	return specs, nil

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/golem-ml/golem/backend"
+	"github.com/golem-ml/golem/gguf"
 	"github.com/golem-ml/golem/store"
 )
 
@@ -154,6 +155,11 @@ func Run(ctx context.Context, c Config) error {
 		if !ok {
 			dir = spec
 			name = filepath.Base(filepath.Clean(dir))
+			if ref, ok := strings.CutPrefix(dir, gguf.OllamaPrefix); ok {
+				name = ref // ollama:NAME:TAG is served as NAME:TAG
+			} else if n, ok := strings.CutSuffix(name, ".gguf"); ok && n != "" {
+				name = n
+			}
 		}
 		specs = append(specs, ModelSpec{name, dir})
 	}

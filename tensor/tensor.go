@@ -84,6 +84,19 @@ func FromHost(be backend.Backend, data []float32, shape ...int) *Tensor {
 	return t
 }
 
+// FromBuffer returns a leaf tensor over buf, a buffer of be's holding
+// numel(shape) values, which the tensor now owns: a weight matrix a
+// backend keeps in its own form (backend.Quantized), which the ops read
+// where the backend's contract allows it (Linear's weight, Embedding's
+// table) and Host dequantizes. It does not require a gradient (a
+// quantized buffer cannot be written: train adapters beside it).
+func FromBuffer(be backend.Backend, buf backend.Buffer, shape ...int) *Tensor {
+	if numel(shape) != buf.Len() {
+		panic(fmt.Sprintf("tensor: a buffer of %d values as shape %v", buf.Len(), shape))
+	}
+	return &Tensor{shape: append([]int(nil), shape...), buf: buf, be: be}
+}
+
 // Scalar returns a 0-dim leaf tensor.
 func Scalar(be backend.Backend, v float32) *Tensor { return FromHost(be, []float32{v}) }
 

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/golem-ml/golem/gguf"
 	"github.com/golem-ml/golem/internal/regfile"
 )
 
@@ -28,8 +29,17 @@ const maxFileSize = 1 << 30
 //   - a folder holding GPT-2's encoder.json and vocab.bpe,
 //   - a tokenizer.json file,
 //   - a SentencePiece .model file (see LoadSentencePiece),
-//   - a tiktoken rank file (lines "base64-token rank", e.g. cl100k_base.tiktoken).
+//   - a tiktoken rank file (lines "base64-token rank", e.g. cl100k_base.tiktoken),
+//   - a GGUF model (a .gguf file, "ollama:NAME[:TAG]", or a folder whose
+//     weights are model.gguf; see gguf.Locate), whose tokenizer is read
+//     from its metadata (FromGGUF).
 func Load(path string) (*Tokenizer, error) {
+	if file, ok, err := gguf.Locate(path); ok || err != nil {
+		if err != nil {
+			return nil, fmt.Errorf("tokenizer: %w", err)
+		}
+		return LoadGGUF(file)
+	}
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer: %w", err)

@@ -9,6 +9,8 @@ import (
 
 	"github.com/golem-ml/golem/backend/cpu"
 	"github.com/golem-ml/golem/data/synth"
+	"github.com/golem-ml/golem/gguf"
+	"github.com/golem-ml/golem/gguf/export"
 	"github.com/golem-ml/golem/internal/memflat"
 	"github.com/golem-ml/golem/model/gpt"
 )
@@ -47,11 +49,20 @@ func TestMemoryFlatPretrain(t *testing.T) {
 
 func TestMemoryFlatSFT(t *testing.T) {
 	base := tinyLM(t, 1, 64)
-	for _, lora := range []bool{false, true} {
-		t.Run(map[bool]string{false: "full", true: "lora"}[lora], func(t *testing.T) {
+	// LoRA over the base's Q8_0 GGUF export: the quantized products and
+	// their backward stay flat too.
+	q8 := filepath.Join(t.TempDir(), "q8.gguf")
+	if _, err := export.Folder(base, q8, export.Options{Type: gguf.Q8_0}); err != nil {
+		t.Fatal(err)
+	}
+	for _, run := range []string{"full", "lora", "lora-q8"} {
+		t.Run(run, func(t *testing.T) {
 			checkFlat(t, func(be *cpu.CPU, loop Config) error {
 				o := SFTOptions{Backend: be, Model: base, Examples: builtinSFT(t, 1, 16), Batch: 2, Loop: loop, Log: io.Discard}
-				if lora {
+				if run == "lora-q8" {
+					o.Model = q8
+				}
+				if run != "full" {
 					o.LoRA = &gpt.LoRAConfig{R: 2, Alpha: 4, Dropout: 0.1}
 				}
 				_, err := SFT(context.Background(), o)

@@ -21,11 +21,15 @@ import (
 // reductions and the log-sigmoid.
 
 // loadPolicy loads a language model and its tokenizer (loadLM) and checks
-// that the tokenizer has the chat tokens.
+// that the tokenizer has the chat tokens and that the weights can be
+// trained (not quantized).
 func loadPolicy(be backend.Backend, dir, what string) (*gpt.Model, *tokenizer.Tokenizer, error) {
 	m, tok, err := loadLM(be, dir, what)
 	if err != nil {
 		return nil, nil, err
+	}
+	if q := m.Quantized(); len(q) > 0 {
+		return nil, nil, fmt.Errorf("%s: %s: %d of its weight matrices are kept as GGUF stores them (Q8_0, Q4_0 or F16) and cannot be trained: start from the float model", what, dir, len(q))
 	}
 	if err := checkChatTokenizer(tok, m.Config.Vocab, dir); err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", what, err)

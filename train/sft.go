@@ -15,6 +15,7 @@ import (
 
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/data"
+	"github.com/golem-ml/golem/gguf"
 	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/model/load"
 	"github.com/golem-ml/golem/nn"
@@ -269,8 +270,19 @@ func (t *sftTask) load(o SFTOptions, res *SFTResult) error {
 	if t.model, t.tok, err = loadLM(be, o.Model, "sft"); err != nil {
 		return err
 	}
-	if t.base, err = filepath.Abs(o.Model); err != nil {
-		return err
+	if q := t.model.Quantized(); len(q) > 0 {
+		switch {
+		case o.LoRA == nil && o.PromptTokens <= 0:
+			return fmt.Errorf("sft: %s: %d of its weight matrices are kept as GGUF stores them (Q8_0, Q4_0 or F16) and cannot be trained: fine-tune it with LoRA (--lora-r R) or prompt tuning (--prompt-tuning N), or start from the float model", o.Model, len(q))
+		case o.Merge:
+			return fmt.Errorf("sft: %s: --merge: the base model's weight matrices are quantized, LoRA cannot be merged into them (use the adapter with its base, or train from the float model)", o.Model)
+		}
+	}
+	t.base = o.Model
+	if !strings.HasPrefix(o.Model, gguf.OllamaPrefix) {
+		if t.base, err = filepath.Abs(o.Model); err != nil {
+			return err
+		}
 	}
 	if !HasChatTokens(t.tok) {
 		if o.LoRA != nil || o.PromptTokens > 0 {

@@ -44,19 +44,29 @@ type packedB struct {
 // frozen buffer without thawing it first leaves stale packed copies: the
 // products would go on reading the old values.
 func (c *CPU) Freeze(b backend.Buffer) {
-	bb := b.(*Buf)
+	bb, ok := b.(*Buf)
+	if !ok {
+		return // a quantized buffer is read in place
+	}
 	if bb.frozen == nil {
 		bb.frozen = &frozen{}
 	}
 }
 
 // Thaw ends Freeze: the packed copies of b are dropped.
-func (c *CPU) Thaw(b backend.Buffer) { b.(*Buf).frozen = nil }
+func (c *CPU) Thaw(b backend.Buffer) {
+	if bb, ok := b.(*Buf); ok {
+		bb.frozen = nil
+	}
+}
 
 // packed returns op(B) packed whole for the active kernel, packing it on
 // first use; nil when B is not frozen or too small to be worth keeping.
 func packed(b backend.Buffer, transB bool, off, ldb, n, k int) []float32 {
-	bb := b.(*Buf)
+	bb, ok := b.(*Buf)
+	if !ok {
+		return nil
+	}
 	fz := bb.frozen
 	if fz == nil || n*k < 1<<12 {
 		return nil
@@ -118,6 +128,7 @@ var (
 	_ backend.RowAttention        = (*CPU)(nil)
 	_ backend.RowStore            = (*CPU)(nil)
 	_ backend.HalfCache           = (*CPU)(nil)
+	_ backend.Quantized           = (*CPU)(nil)
 )
 
 // MaxPooled is the most memory, in bytes, a CPU backend keeps for reuse.
@@ -133,7 +144,10 @@ func f(b backend.Buffer) []float32 {
 	if b == nil {
 		return nil
 	}
-	return b.(*Buf).D
+	if bb, ok := b.(*Buf); ok {
+		return bb.D
+	}
+	panic(fmt.Sprintf("cpu: a %T where the kernel reads float32 values", b))
 }
 
 // Data returns the slice behind a CPU buffer (nil for nil). It is for this
@@ -208,6 +222,13 @@ func (c *CPU) Upload(dst backend.Buffer, off int, src []float32) {
 
 // Download copies len(dst) values from src at off.
 func (c *CPU) Download(dst []float32, src backend.Buffer, off int) {
+	if q, ok := src.(*QuantBuf); ok {
+		if off < 0 || off+len(dst) > q.Len() {
+			panic(fmt.Sprintf("cpu: Download of [%d, %d) from %d values", off, off+len(dst), q.Len()))
+		}
+		q.dequant(dst, off)
+		return
+	}
 	copy(dst, f(src)[off:off+len(dst)])
 }
 
@@ -300,6 +321,10 @@ func (c *CPU) Permute(dst, x backend.Buffer, shape, perm []int, acc bool) {
 // MatMul runs a batched GEMM. Batches run in parallel when there are
 // several, each matrix product in parallel otherwise.
 func (c *CPU) MatMul(g backend.Gemm, a, b, cc backend.Buffer) {
+	if q, ok := b.(*QuantBuf); ok {
+		c.matmulQuantB(g, a, q, cc)
+		return
+	}
 	A, B, C := f(a), f(b), f(cc)
 	if g.Batch <= 1 && g.M == 1 && g.K > 0 {
 		gemv(g.TransA, g.TransB, g.N, g.K, g.Alpha, A[g.OffA:], g.LDA, B[g.OffB:], g.LDB, g.Beta, C[g.OffC:g.OffC+g.N])

@@ -293,6 +293,15 @@ func (c *CPU) L2NormGrad(dx, y, norm, dy backend.Buffer, rows, cols int) {
 
 // Embedding gathers rows of table.
 func (c *CPU) Embedding(y, table backend.Buffer, ids []int32, cols int) {
+	if q, ok := table.(*QuantBuf); ok {
+		ys := f(y)
+		Parallel(len(ids), grain(cols), func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				q.dequantRows(ys[i*cols:i*cols+cols], int(ids[i]), int(ids[i])+1)
+			}
+		})
+		return
+	}
 	ys, ts := f(y), f(table)
 	Parallel(len(ids), grain(cols), func(lo, hi int) {
 		for i := lo; i < hi; i++ {

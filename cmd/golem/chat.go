@@ -23,7 +23,7 @@ func init() {
 
 func runChat(args []string) error {
 	fs := newFlags("chat", `printf "What is 12 + 7?\n" | golem chat --model out/sft --temperature 0`)
-	model := fs.String("model", "", "model folder or adapter folder (required)")
+	model := fs.String("model", "", "model folder, adapter folder, FILE.gguf or ollama:NAME[:TAG] (required)")
 	system := fs.String("system", "", "system message")
 	tools := fs.String("tools", "", "built-in tools the model may call, comma-separated: calculator, lookup (golem runs each call and gives the result back)")
 	toolChoice := fs.String("tool-choice", "auto", "auto: the model calls a tool when it chooses; required: its first answer of each turn is a call (constrained decoding)")

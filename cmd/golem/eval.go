@@ -31,7 +31,7 @@ type evalFlags struct {
 
 func newEvalFlags(fs *flag.FlagSet, dataHelp string) evalFlags {
 	return evalFlags{
-		model:  fs.String("model", "", "model or adapter folder (required)"),
+		model:  fs.String("model", "", "model or adapter folder, FILE.gguf or ollama:NAME[:TAG] (required)"),
 		data:   fs.String("data", "", dataHelp),
 		json:   fs.String("json", "", "append the result to this JSON file (an array, for the report card)"),
 		limit:  fs.Int("limit", 0, "score only the first N items (0 = all)"),
@@ -190,7 +190,7 @@ func runEvalGen(args []string) error {
 
 func runEvalTasks(args []string) error {
 	fs := newFlags("eval tasks", `golem eval tasks --model out/sft --n 200 --json results.json`)
-	model := fs.String("model", "", "model or adapter folder (required)")
+	model := fs.String("model", "", "model or adapter folder, FILE.gguf or ollama:NAME[:TAG] (required)")
 	n := fs.Int("n", 200, "held-out tasks to answer")
 	lang := fs.String("lang", "en", "en, zh or mix")
 	kinds := fs.String("kinds", "", "comma-separated task kinds (default: all but the tool tasks): "+strings.Join(append(synth.Kinds(), synth.ToolKinds()...), ", "))

@@ -14,7 +14,7 @@ func init() {
 
 func runEvalPPL(args []string) error {
 	fs := newFlags("eval ppl", `golem eval ppl --model out/base --data valid.txt`)
-	model := fs.String("model", "", "model folder or adapter folder (required)")
+	model := fs.String("model", "", "model folder, adapter folder, FILE.gguf or ollama:NAME[:TAG] (required)")
 	data := fs.String("data", "", "text file (required)")
 	batch := fs.Int("batch", 8, "sequences per forward pass")
 	dev := addDeviceFlag(fs)

@@ -66,7 +66,7 @@ func outputSchema(file, format string) (*constrain.Schema, error) {
 
 func runGenerate(args []string) (err error) {
 	fs := newFlags("generate", `golem generate --model out/shakespeare --prompt "ROMEO:" --max-tokens 200`)
-	model := fs.String("model", "", "model folder or adapter folder (required)")
+	model := fs.String("model", "", "model folder, adapter folder, FILE.gguf or ollama:NAME[:TAG] (required)")
 	prompt := fs.String("prompt", "", "text to continue")
 	sampling := addSamplingFlags(fs)
 	var stop listFlag

@@ -18,7 +18,7 @@ func init() {
 func runServe(args []string) error {
 	fs := newFlags("serve", `golem serve --model out/sft --db sqlite:labels.db`)
 	var models listFlag
-	fs.Var(&models, "model", "model folder, or NAME=DIR (repeatable; the id is the folder's name); loaded on its first request")
+	fs.Var(&models, "model", "model folder, FILE.gguf or ollama:NAME[:TAG], or NAME=DIR (repeatable; the id is the folder's or file's name, or NAME:TAG); loaded on its first request")
 	modelsDir := fs.String("models", "", "serve every model folder inside this folder (each one with a config.json, named by its folder's name)")
 	keepAlive := fs.Duration("keep-alive", serve.DefaultKeepAlive, "how long a model stays loaded after its last request (0: unload it at once; negative: for ever); an Ollama request's keep_alive replaces it after that request")
 	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on")

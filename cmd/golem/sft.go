@@ -21,7 +21,7 @@ func init() {
 
 func runSFT(args []string) error {
 	fs := newFlags("sft", `golem sft --model out/base --data builtin --out out/sft`)
-	model := fs.String("model", "", "base model folder (required unless --resume)")
+	model := fs.String("model", "", "base model folder, FILE.gguf or ollama:NAME[:TAG] (a quantized one: LoRA or prompt tuning only) (required unless --resume)")
 	var files, evalFiles listFlag
 	fs.Var(&files, "data", `data file (any format golem reads: TRL, Alpaca, ShareGPT, ...) or "builtin" for golem's instruction tasks (repeatable)`)
 	fs.Var(&evalFiles, "eval", "held-out data file (repeatable; default: 5% of --data, or held-out built-in tasks)")

@@ -78,15 +78,10 @@ func Folder(dir, out string, o Options) (*Report, error) {
 		return nil, fmt.Errorf("export: %w", err)
 	}
 	defer st.Close()
-	kv, err := metadata(dir, cfg, o)
+	kv, err := Header(cfg, dir, o)
 	if err != nil {
 		return nil, err
 	}
-	tok, err := tokenizerKV(dir, cfg)
-	if err != nil {
-		return nil, err
-	}
-	kv = append(kv, tok...)
 	r := &Report{Arch: cfg.Arch, Types: map[gguf.TensorType]int{}}
 	if cfg.Activation != "" && cfg.Activation != "gelu_new" { // a choice only GPT-2 has
 		r.Notes = append(r.Notes, fmt.Sprintf("activation %q: llama.cpp's gpt2 uses the tanh GELU (gelu_new)", cfg.Activation))
@@ -100,6 +95,24 @@ func Folder(dir, out string, o Options) (*Report, error) {
 		return nil, fmt.Errorf("export: %w", err)
 	}
 	return r, nil
+}
+
+// Header returns the metadata of a GGUF file of a model of config c whose
+// tokenizer (tokenizer.json and tokenizer_config.json) is in the folder
+// tok: the general and architecture keys and the tokenizer's, as Folder
+// writes them. o.Name is general.name (the folder's name when empty). With
+// GGUFTensors it writes a model file from weights of any source (the
+// benchmarks' random ones).
+func Header(c *gpt.Config, tok string, o Options) ([]gguf.KV, error) {
+	kv, err := metadata(tok, c, o)
+	if err != nil {
+		return nil, err
+	}
+	t, err := tokenizerKV(tok, c)
+	if err != nil {
+		return nil, err
+	}
+	return append(kv, t...), nil
 }
 
 // adapter exports the adapter folder dir merged into its base, through a
@@ -454,34 +467,12 @@ func plan(dir string, c *gpt.Config, st *safetensors.Model, typ gguf.TensorType,
 // transpose returns the change from a row-major [rows, cols] matrix to
 // [cols, rows] (GPT-2's Conv1D [in, out] weights to [out, in]).
 func transpose(rows, cols int) func([]float32) []float32 {
-	return func(x []float32) []float32 {
-		y := make([]float32, len(x))
-		for i := range rows {
-			for j := range cols {
-				y[j*rows+i] = x[i*cols+j]
-			}
-		}
-		return y
-	}
+	return func(x []float32) []float32 { return gguf.Transpose(x, rows, cols) }
 }
 
-// permute returns convert_hf_to_gguf.py's LlamaModel.permute for a weight
-// of heads*hd rows of cols values (cols 1 for a bias):
-//
-//	w.reshape(heads, 2, hd/2, cols).swapaxes(1, 2).reshape(w.shape)
-//
-// so that row h*hd + 2i + j is the old row h*hd + j*hd/2 + i.
+// permute returns convert_hf_to_gguf.py's LlamaModel.permute (see
+// gguf.PermuteRoPE) for a weight of heads*hd rows of cols values (cols 1
+// for a bias).
 func permute(heads, hd, cols int) func([]float32) []float32 {
-	return func(x []float32) []float32 {
-		y := make([]float32, len(x))
-		for h := range heads {
-			for i := range hd / 2 {
-				for j := range 2 {
-					dst, src := (h*hd+2*i+j)*cols, (h*hd+j*hd/2+i)*cols
-					copy(y[dst:dst+cols], x[src:src+cols])
-				}
-			}
-		}
-		return y
-	}
+	return func(x []float32) []float32 { return gguf.PermuteRoPE(x, heads, hd, cols, false) }
 }

@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -214,5 +215,21 @@ func TestExportChatTemplate(t *testing.T) {
 		if v, _ := f.Get(k); v.Any() != w {
 			t.Errorf("%s = %v, want %v", k, v.Any(), w)
 		}
+	}
+	// golem reads the template back from the file and renders as the
+	// folder's tokenizer does.
+	msgs := []tokenizer.Message{{Role: "user", Content: "hi there"}, {Role: "assistant", Content: "hello"}}
+	want, err := tokenizer.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := tokenizer.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, _, err1 := got.RenderChat(msgs, false)
+	w, _, err2 := want.RenderChat(msgs, false)
+	if err1 != nil || err2 != nil || !slices.Equal(g, w) || !got.HasChatTemplate() {
+		t.Errorf("the GGUF's tokenizer renders %v (%v), the folder's %v (%v)", g, err1, w, err2)
 	}
 }

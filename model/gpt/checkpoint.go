@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/golem-ml/golem/backend"
+	"github.com/golem-ml/golem/gguf"
 	"github.com/golem-ml/golem/internal/atomicfile"
 	"github.com/golem-ml/golem/model/config"
 	"github.com/golem-ml/golem/model/weights"
@@ -23,7 +24,15 @@ import (
 // before anything is allocated, so memory stays bounded by the weights'
 // size whatever config.json says; NaN or infinite weights are refused; and
 // a checkpoint rewritten while it was read is an error, not a mix of two.
+// dir may also name a GGUF model (a .gguf file, "ollama:NAME[:TAG]", or a
+// folder whose weights are model.gguf; see gguf.Locate), read by LoadGGUF.
 func Load(be backend.Backend, dir string) (*Model, error) {
+	if file, ok, err := gguf.Locate(dir); ok || err != nil {
+		if err != nil {
+			return nil, fmt.Errorf("gpt: %w", err)
+		}
+		return LoadGGUF(be, file)
+	}
 	m, _, err := load(be, dir, false)
 	return m, err
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/golem-ml/golem/backend"
+	"github.com/golem-ml/golem/gguf"
 	"github.com/golem-ml/golem/internal/atomicfile"
 	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/tensor"
@@ -161,6 +162,9 @@ func IsScorer(dir string) bool {
 // *ForSequenceClassification with num_labels 1. A language model's folder
 // is an error naming the missing "score.weight".
 func LoadScorer(be backend.Backend, dir string) (*Scorer, error) {
+	if _, ok, _ := gguf.Locate(dir); ok {
+		return nil, fmt.Errorf("gpt: %s: a GGUF file holds a language model, not a reward or value model", dir)
+	}
 	if _, err := LoadConfig(dir); err != nil {
 		return nil, err
 	}

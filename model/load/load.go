@@ -1,6 +1,8 @@
 // Package load reads what a command's --model (or --policy) names: a model
 // folder (golem's or Hugging Face's: config.json, model.safetensors and a
-// tokenizer), or a PEFT adapter folder (adapter_config.json and
+// tokenizer), a GGUF model (a .gguf file, ollama:NAME[:TAG], or a folder
+// holding model.gguf: weights, config and tokenizer from the one file,
+// through gpt.Load and tokenizer.Load), or a PEFT adapter folder (adapter_config.json and
 // adapter_model.safetensors: LoRA, or prompt tuning) over its base model,
 // found from base_model_name_or_path relative to the adapter folder. It is
 // the one loader every command uses, so a folder any of them accepts all
@@ -13,6 +15,7 @@ import (
 	"path/filepath"
 
 	"github.com/golem-ml/golem/backend"
+	"github.com/golem-ml/golem/gguf"
 	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/safetensors"
@@ -94,7 +97,9 @@ func read(be backend.Backend, dir string, o Options, depth int) (*Loaded, error)
 		return nil, err
 	}
 	l := &Loaded{Model: base.Model, Tok: base.Tok, SoftPrompt: a.SoftPrompt, Adapter: a, Base: base.Base}
-	if a.Type == "LORA" && !o.KeepLoRA {
+	// A quantized base (GGUF) keeps its LoRA unmerged: its matrices cannot
+	// be written, and the outputs are the same.
+	if a.Type == "LORA" && !o.KeepLoRA && len(l.Model.Quantized()) == 0 {
 		// Merged, the model is what a model folder of the merged weights
 		// loads as: every parameter trainable again.
 		l.Model.MergeLoRA()
@@ -137,8 +142,9 @@ func BaseDir(dir string) (string, error) {
 
 // Files lists the files whose contents are the weights Model reads from
 // dir: config.json and the checkpoint (model.safetensors, or the index and
-// its shards) of a model folder; an adapter folder's two files and then
-// its base's. A server watches them to reload a folder when it changes.
+// its shards) of a model folder, or the one GGUF file of a GGUF model (a
+// .gguf path, ollama:NAME[:TAG], a folder holding model.gguf); an adapter
+// folder's two files and then its base's. A server watches them to reload a folder when it changes.
 func Files(dir string) ([]string, error) {
 	var out []string
 	for depth := 0; ; depth++ {
@@ -154,6 +160,12 @@ func Files(dir string) ([]string, error) {
 			return nil, err
 		}
 		dir = a.Base
+	}
+	if file, ok, err := gguf.Locate(dir); ok || err != nil {
+		if err != nil {
+			return nil, err
+		}
+		return append(out, file), nil
 	}
 	out = append(out, filepath.Join(dir, "config.json"))
 	if _, err := os.Stat(filepath.Join(dir, safetensors.ModelFile)); err == nil {

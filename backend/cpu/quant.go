@@ -1,0 +1,466 @@
+package cpu
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/golem-ml/golem/backend"
+)
+
+// Quantized weights (backend.Quantized): ggml's Q8_0 and Q4_0 blocks of 32
+// values with one scale each, and float16 matrices (F16; see matmulHalf). A product x W^T first rounds each row of x
+// to int8 per block of 32 (scale = max|x|/127, as llama.cpp's
+// quantize_row_q8_0), then sums code times code in int32 per block and
+// scales each block's sum by both scales in float32: llama.cpp's
+// Q8_0 x Q8_0 and Q4_0 x Q8_0 dot products. On AVX-512 VNNI the block sums
+// are VPDPBUSD (unsigned x signed bytes); its unsigned operand is the
+// weights' codes shifted to 0..255 (Q8_0's q+128, Q4_0's nibble as it is),
+// and the shift is taken back with the activations' block sums.
+
+// QuantBuf is a quantized weight matrix: Rows x Cols values in blocks of
+// 32 along each row. The codes are kept as the kernels read them: Q8_0's
+// q+128 (one byte each), Q4_0's ggml bytes as they are (value j of a block
+// in byte j's low nibble, value j+16 in its high one). Both slices have
+// room past the last row, which the kernels read (and multiply by zero)
+// when a row has an odd number of blocks.
+type QuantBuf struct {
+	T          backend.QuantType
+	Rows, Cols int
+	D          []float32 // the blocks' scales, row after row
+	Q          []byte
+	H          []uint16 // F16's values (D and Q are nil)
+}
+
+// Len reports the number of values.
+func (b *QuantBuf) Len() int { return b.Rows * b.Cols }
+
+// rowBytes is the size of one row's codes.
+func (b *QuantBuf) rowBytes() int {
+	if b.T == backend.Q4_0 {
+		return b.Cols / 2
+	}
+	return b.Cols
+}
+
+// UploadQuant returns a quantized buffer of rows x cols values from
+// blocks, ggml's bytes (a GGUF tensor's data).
+func (c *CPU) UploadQuant(t backend.QuantType, rows, cols int, blocks []byte) (backend.Buffer, error) {
+	bb := t.BlockBytes()
+	if bb == 0 {
+		return nil, fmt.Errorf("cpu: unknown quantized type %v", t)
+	}
+	if rows <= 0 || cols <= 0 || cols%t.BlockSize() != 0 {
+		return nil, fmt.Errorf("cpu: %v matrix of %d x %d: rows must be whole blocks of %d", t, rows, cols, t.BlockSize())
+	}
+	nb := rows * (cols / t.BlockSize())
+	if len(blocks) != nb*bb {
+		return nil, fmt.Errorf("cpu: %v matrix of %d x %d takes %d bytes, have %d", t, rows, cols, nb*bb, len(blocks))
+	}
+	if t == backend.F16 {
+		h := make([]uint16, nb)
+		for i := range h {
+			h[i] = uint16(blocks[2*i]) | uint16(blocks[2*i+1])<<8
+			if h[i]&0x7c00 == 0x7c00 {
+				return nil, fmt.Errorf("cpu: F16 value %d (row %d) is %g", i, i/cols, f16ToF32(h[i]))
+			}
+		}
+		return &QuantBuf{T: t, Rows: rows, Cols: cols, H: h}, nil
+	}
+	q := &QuantBuf{T: t, Rows: rows, Cols: cols, D: make([]float32, nb+1)}
+	code := bb - 2
+	q.Q = make([]byte, nb*code+code)
+	for i := range nb {
+		blk := blocks[i*bb : (i+1)*bb]
+		d := f16ToF32(uint16(blk[0]) | uint16(blk[1])<<8)
+		if d-d != 0 {
+			return nil, fmt.Errorf("cpu: %v block %d (row %d) has scale %g", t, i, i/(cols/backend.QuantBlock), d)
+		}
+		q.D[i] = d
+		dst := q.Q[i*code : (i+1)*code]
+		if t == backend.Q8_0 {
+			for j, v := range blk[2:] {
+				dst[j] = v ^ 0x80
+			}
+		} else {
+			copy(dst, blk[2:])
+		}
+	}
+	return q, nil
+}
+
+// QuantOf reports b's quantized type; false for a float buffer.
+func (c *CPU) QuantOf(b backend.Buffer) (backend.QuantType, bool) {
+	if q, ok := b.(*QuantBuf); ok {
+		return q.T, true
+	}
+	return 0, false
+}
+
+// code returns the code of value j of block blk of a row (row: the row's
+// codes): Q8_0's q, Q4_0's q-8.
+func (b *QuantBuf) code(row []byte, blk, j int) int32 {
+	if b.T == backend.Q8_0 {
+		return int32(row[blk*32+j]) - 128
+	}
+	v := row[blk*16+j%16]
+	if j >= 16 {
+		v >>= 4
+	}
+	return int32(v&15) - 8
+}
+
+// dequant writes values [off, off+len(dst)) of b, in row-major order.
+func (b *QuantBuf) dequant(dst []float32, off int) {
+	if b.T == backend.F16 {
+		FromHalf(dst, b.H[off:off+len(dst)])
+		return
+	}
+	nb := b.Cols / backend.QuantBlock
+	rb := b.rowBytes()
+	for i := range dst {
+		p := off + i
+		r, col := p/b.Cols, p%b.Cols
+		blk := col / backend.QuantBlock
+		dst[i] = b.D[r*nb+blk] * float32(b.code(b.Q[r*rb:], blk, col%backend.QuantBlock))
+	}
+}
+
+// dequantRows writes whole rows [lo, hi) of b into dst (hi-lo rows).
+func (b *QuantBuf) dequantRows(dst []float32, lo, hi int) {
+	if b.T == backend.F16 {
+		FromHalf(dst[:(hi-lo)*b.Cols], b.H[lo*b.Cols:hi*b.Cols])
+		return
+	}
+	nb := b.Cols / backend.QuantBlock
+	rb := b.rowBytes()
+	for r := lo; r < hi; r++ {
+		out := dst[(r-lo)*b.Cols : (r-lo+1)*b.Cols]
+		row := b.Q[r*rb:]
+		for blk := range nb {
+			d := b.D[r*nb+blk]
+			o := out[blk*32 : blk*32+32]
+			if b.T == backend.Q8_0 {
+				for j := range o {
+					o[j] = d * float32(int32(row[blk*32+j])-128)
+				}
+				continue
+			}
+			for j := range 16 {
+				v := row[blk*16+j]
+				o[j] = d * float32(int32(v&15)-8)
+				o[j+16] = d * float32(int32(v>>4)-8)
+			}
+		}
+	}
+}
+
+// Dequantize returns b's values as a new float32 slice (for tests).
+func Dequantize(b backend.Buffer) []float32 {
+	q := b.(*QuantBuf)
+	out := make([]float32, q.Len())
+	q.dequantRows(out, 0, q.Rows)
+	return out
+}
+
+// dequantBuf returns b's values in a float32 buffer of c's (freed by the
+// caller), for the products the quantized kernel does not run.
+func (c *CPU) dequantBuf(b *QuantBuf) *Buf {
+	out := c.Alloc(b.Len(), false).(*Buf)
+	Parallel(b.Rows, max(1, 16384/b.Cols), func(lo, hi int) {
+		b.dequantRows(out.D[lo*b.Cols:hi*b.Cols], lo, hi)
+	})
+	return out
+}
+
+// qrows is activations rounded to int8 blocks for a product with a
+// quantized matrix of nb blocks a row, padded to an even number of blocks
+// (chunks of 64 values, one AVX-512 register of codes): per row, the codes
+// q, per chunk the 16 lanes' scales (lanes 0-7 the first block's, 8-15 the
+// second's) and the 16 lanes' corrections, -shift times the sum of the
+// lane's 4 codes, which the kernels start their sums from.
+type qrows struct {
+	m, nch int
+	q      []int8
+	d      []float32
+	corr   []int32
+}
+
+var qrowsPool = sync.Pool{New: func() any { return new(qrows) }}
+
+// quantizeRows rounds m rows of k values of a (rows lda apart) to int8
+// blocks; shift is the weights' code offset (128 for Q8_0, 8 for Q4_0).
+func quantizeRows(x *qrows, m, k int, a []float32, lda int, shift int32) {
+	nb := k / backend.QuantBlock
+	x.m, x.nch = m, (nb+1)/2
+	w := x.nch * 64
+	x.q = growT(x.q, m*w)
+	x.d = growT(x.d, m*x.nch*16)
+	x.corr = growT(x.corr, m*x.nch*16)
+	Parallel(m, max(1, 4096/k), func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			q := x.q[i*w : (i+1)*w]
+			d := x.d[i*x.nch*16 : (i+1)*x.nch*16]
+			corr := x.corr[i*x.nch*16 : (i+1)*x.nch*16]
+			row := a[i*lda : i*lda+k]
+			for b := range x.nch * 2 {
+				qb := q[b*32 : b*32+32]
+				var s float32
+				if b < nb {
+					s = quantizeBlock(qb, row[b*32:b*32+32])
+				} else {
+					clear(qb)
+				}
+				lanes := d[b/2*16+b%2*8 : b/2*16+b%2*8+8]
+				for l := range lanes {
+					lanes[l] = s
+				}
+				cl := corr[b/2*16+b%2*8 : b/2*16+b%2*8+8]
+				for l := range cl {
+					cl[l] = -shift * (int32(qb[4*l]) + int32(qb[4*l+1]) + int32(qb[4*l+2]) + int32(qb[4*l+3]))
+				}
+			}
+		}
+	})
+}
+
+// quantizeBlock rounds 32 values to int8 codes with scale max|x|/127,
+// to nearest with ties away from zero, and returns the scale rounded to
+// float16 as ggml's quantize_row_q8_0 stores it (so that the products are
+// llama.cpp's).
+func quantizeBlock(q []int8, x []float32) float32 {
+	var amax float32
+	for _, v := range x {
+		amax = max(amax, absf(v))
+	}
+	d := amax / 127
+	var id float32
+	if d != 0 {
+		id = 1 / d
+	}
+	for j, v := range x {
+		t := v * id
+		if t >= 0 {
+			t += 0.5
+		} else {
+			t -= 0.5
+		}
+		q[j] = int8(int32(t))
+	}
+	return f16ToF32(f32ToF16(d))
+}
+
+func absf(v float32) float32 {
+	if v < 0 {
+		return -v
+	}
+	return v
+}
+
+func growT[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
+}
+
+// qdotRef is the scalar definition of one dot product: row i of x with
+// row r of w, block by block, int32 sums scaled in float32.
+func qdotRef(x *qrows, i int, w *QuantBuf, r int) float32 {
+	nb := w.Cols / backend.QuantBlock
+	q := x.q[i*x.nch*64:]
+	d := x.d[i*x.nch*16:]
+	row := w.Q[r*w.rowBytes():]
+	var sum float32
+	for b := range nb {
+		var s int32
+		for j := range 32 {
+			s += int32(q[b*32+j]) * w.code(row, b, j)
+		}
+		sum += float32(s) * (d[b/2*16+b%2*8] * w.D[r*nb+b])
+	}
+	return sum
+}
+
+// qdot4 computes out[j] = row i of x . row r[j] of w for four rows of w,
+// with the assembly kernels where the CPU has them.
+func qdot4(x *qrows, i int, w *QuantBuf, r *[4]int, out *[4]float32) {
+	if haveVNNI && fastQuant {
+		nb := w.Cols / backend.QuantBlock
+		rb := w.rowBytes()
+		q, d, c := &x.q[i*x.nch*64], &x.d[i*x.nch*16], &x.corr[i*x.nch*16]
+		ws := [4]*float32{&w.D[r[0]*nb], &w.D[r[1]*nb], &w.D[r[2]*nb], &w.D[r[3]*nb]}
+		wq := [4]*byte{&w.Q[r[0]*rb], &w.Q[r[1]*rb], &w.Q[r[2]*rb], &w.Q[r[3]*rb]}
+		if w.T == backend.Q8_0 {
+			qdot8x4(q, d, c, &wq, &ws, x.nch, out)
+		} else {
+			qdot4x4(q, d, c, &wq, &ws, x.nch, out)
+		}
+		return
+	}
+	for j := range 4 {
+		out[j] = qdotRef(x, i, w, r[j])
+	}
+}
+
+// qdot2x4 is qdot4 for rows i and i+1 of x: out[0..3] row i's products,
+// out[4..7] row i+1's.
+func qdot2x4(x *qrows, i int, w *QuantBuf, r *[4]int, out *[8]float32) {
+	if haveVNNI && fastQuant {
+		nb := w.Cols / backend.QuantBlock
+		rb := w.rowBytes()
+		q, d, c := &x.q[i*x.nch*64], &x.d[i*x.nch*16], &x.corr[i*x.nch*16]
+		ws := [4]*float32{&w.D[r[0]*nb], &w.D[r[1]*nb], &w.D[r[2]*nb], &w.D[r[3]*nb]}
+		wq := [4]*byte{&w.Q[r[0]*rb], &w.Q[r[1]*rb], &w.Q[r[2]*rb], &w.Q[r[3]*rb]}
+		if w.T == backend.Q8_0 {
+			qdot8x2x4(q, d, c, &wq, &ws, x.nch, out)
+		} else {
+			qdot4x2x4(q, d, c, &wq, &ws, x.nch, out)
+		}
+		return
+	}
+	for j := range 4 {
+		out[j] = qdotRef(x, i, w, r[j])
+		out[4+j] = qdotRef(x, i+1, w, r[j])
+	}
+}
+
+// fastQuant enables the assembly kernels (tests turn it off to compare).
+var fastQuant = true
+
+// matmulQuant is c = alpha * a W^T + beta * c for a [m, k] (rows lda
+// apart), W quantized [n, k], c [m, n] (rows ldc apart). Threads split
+// W's rows in tiles small enough to stay in cache while every row of a
+// passes over them, so each value is computed the same way for any thread
+// count.
+func matmulQuant(m, n, k int, alpha float32, a []float32, lda int, w *QuantBuf, beta float32, c []float32, ldc int) {
+	if w.Rows != n || w.Cols != k {
+		panic(fmt.Sprintf("cpu: product with a %d x %d quantized matrix as %d x %d", w.Rows, w.Cols, n, k))
+	}
+	if m == 0 || n == 0 {
+		return
+	}
+	_ = a[(m-1)*lda+k-1]
+	_ = c[(m-1)*ldc+n-1]
+	x := qrowsPool.Get().(*qrows)
+	defer qrowsPool.Put(x)
+	shift := int32(128)
+	if w.T == backend.Q4_0 {
+		shift = 8
+	}
+	quantizeRows(x, m, k, a, lda, shift)
+	// Tiles of 16 rows of W (a few tens of KB) for a batch; for one row of
+	// activations, enough rows per task to amortize the scheduling.
+	tile := 16
+	if m == 1 {
+		tile = max(16, 4096*32/max(k, 1))
+	}
+	Parallel((n+tile-1)/tile, 1, func(lo, hi int) {
+		var out [8]float32
+		var rows [4]int
+		put := func(i, r, r1 int, o []float32) {
+			ci := c[i*ldc : i*ldc+n]
+			for j := 0; j < 4 && r+j < r1; j++ {
+				v := alpha * o[j]
+				if beta != 0 {
+					v += beta * ci[r+j]
+				}
+				ci[r+j] = v
+			}
+		}
+		for t := lo; t < hi; t++ {
+			r0, r1 := t*tile, min(n, (t+1)*tile)
+			// Two rows of a at a time (the weights' codes are read once
+			// for both), then the odd one.
+			for i := 0; i < m; i += 2 {
+				for r := r0; r < r1; r += 4 {
+					for j := range rows {
+						rows[j] = min(r+j, r1-1)
+					}
+					if i+1 < m {
+						qdot2x4(x, i, w, &rows, &out)
+						put(i, r, r1, out[:4])
+						put(i+1, r, r1, out[4:])
+					} else {
+						qdot4(x, i, w, &rows, (*[4]float32)(out[:4]))
+						put(i, r, r1, out[:4])
+					}
+				}
+			}
+		}
+	})
+}
+
+// matmulQuantB runs MatMul with a quantized B: the kernel for a forward
+// pass (B transposed, A not), else B dequantized into a float32 buffer.
+func (c *CPU) matmulQuantB(g backend.Gemm, a backend.Buffer, b *QuantBuf, cc backend.Buffer) {
+	if g.Batch <= 1 && g.TransB && !g.TransA && g.OffB == 0 && g.LDB == b.Cols {
+		if b.T == backend.F16 {
+			matmulHalf(g.M, g.N, g.K, g.Alpha, f(a)[g.OffA:], g.LDA, b, g.Beta, f(cc)[g.OffC:], g.LDC)
+			return
+		}
+		matmulQuant(g.M, g.N, g.K, g.Alpha, f(a)[g.OffA:], g.LDA, b, g.Beta, f(cc)[g.OffC:], g.LDC)
+		return
+	}
+	if g.Batch > 1 && g.StrideB != 0 {
+		panic("cpu: a batched product over a quantized matrix")
+	}
+	fb := c.dequantBuf(b)
+	defer c.Free(fb)
+	c.MatMul(g, a, fb, cc)
+}
+
+// matmulHalf is c = alpha * a W^T + beta * c for W a float16 matrix [n, k]
+// (its values exact in float32, the arithmetic float32's). A few rows of
+// a (decoding) take dot products straight from the float16 rows, read
+// once (vdotsh where the CPU has it); more (a prefill) convert tiles of W
+// to float32 and run the float32 GEMM on each, so the conversion is paid
+// once a tile for all of a's rows. Threads split W's rows.
+func matmulHalf(m, n, k int, alpha float32, a []float32, lda int, w *QuantBuf, beta float32, c []float32, ldc int) {
+	if w.Rows != n || w.Cols != k {
+		panic(fmt.Sprintf("cpu: product with a %d x %d float16 matrix as %d x %d", w.Rows, w.Cols, n, k))
+	}
+	if m == 0 || n == 0 {
+		return
+	}
+	_ = a[(m-1)*lda+k-1]
+	_ = c[(m-1)*ldc+n-1]
+	if m <= 4 {
+		Parallel(n, max(16, 4096*16/max(k, 1)), func(lo, hi int) {
+			out := make([]float32, hi-lo)
+			for i := range m {
+				x := a[i*lda : i*lda+k]
+				if haveHalf && fastQuant {
+					vdotsh(&out[0], &x[0], &w.H[lo*k], k, hi-lo, k, 1)
+				} else {
+					for j := lo; j < hi; j++ {
+						var s float32
+						for p, h := range w.H[j*k : j*k+k] {
+							s += x[p] * f16ToF32(h)
+						}
+						out[j-lo] = s
+					}
+				}
+				ci := c[i*ldc+lo : i*ldc+hi]
+				for j, v := range out {
+					if beta != 0 {
+						v = alpha*v + beta*ci[j]
+					} else {
+						v *= alpha
+					}
+					ci[j] = v
+				}
+			}
+		})
+		return
+	}
+	const tile = 128
+	Parallel((n+tile-1)/tile, 1, func(lo, hi int) {
+		buf := make([]float32, tile*k)
+		for t := lo; t < hi; t++ {
+			r0, r1 := t*tile, min(n, (t+1)*tile)
+			wt := buf[:(r1-r0)*k]
+			FromHalf(wt, w.H[r0*k:r1*k])
+			SgemmST(false, true, m, r1-r0, k, alpha, a, lda, wt, k, beta, c[r0:], ldc)
+		}
+	})
+}

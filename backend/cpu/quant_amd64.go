@@ -1,0 +1,33 @@
+//go:build !purego
+
+package cpu
+
+import "golang.org/x/sys/cpu"
+
+// haveVNNI: the quantized dot products of quant_amd64.s (AVX-512 with
+// VNNI's VPDPBUSD and byte/word masked loads).
+var haveVNNI = haveVec && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VNNI
+
+// qdot8x4 sets out[j] to the dot product of one row of activations (nch
+// chunks of 64 int8 codes q, lane scales d and corrections c, see qrows)
+// with four rows of Q8_0 codes wq[j] (q+128) and block scales ws[j].
+//
+//go:noescape
+func qdot8x4(q *int8, d *float32, c *int32, wq *[4]*byte, ws *[4]*float32, nch int, out *[4]float32)
+
+// qdot4x4 is qdot8x4 for Q4_0 rows (ggml's nibbles, 32 bytes a chunk).
+//
+//go:noescape
+func qdot4x4(q *int8, d *float32, c *int32, wq *[4]*byte, ws *[4]*float32, nch int, out *[4]float32)
+
+// qdot8x2x4 is qdot8x4 for two rows of activations, the second nch*64
+// bytes (and values) after the first in q, d and c: out[0..3] the first
+// row's products, out[4..7] the second's.
+//
+//go:noescape
+func qdot8x2x4(q *int8, d *float32, c *int32, wq *[4]*byte, ws *[4]*float32, nch int, out *[8]float32)
+
+// qdot4x2x4 is qdot8x2x4 for Q4_0 rows.
+//
+//go:noescape
+func qdot4x2x4(q *int8, d *float32, c *int32, wq *[4]*byte, ws *[4]*float32, nch int, out *[8]float32)

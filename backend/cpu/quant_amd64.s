@@ -1,0 +1,244 @@
+//go:build !purego
+
+#include "textflag.h"
+
+// Quantized dot products (see quant.go): one row of int8 activations
+// against four rows of a Q8_0 or Q4_0 matrix, 64 values (two blocks) a
+// step. Per step and row: the weights' 64 unsigned codes, VPDPBUSD with
+// the activations' signed codes onto the lanes' corrections (so each of
+// the 16 int32 lanes holds the exact sum of its 4 products), converted
+// to float32 and multiplied by the lanes' activation scale times the
+// weights' block scale (block 2i's in lanes 0-7, 2i+1's in lanes 8-15),
+// accumulated in Z8-Z11. The four accumulators are summed across lanes
+// at the end.
+
+// QSETUP loads the arguments: SI codes, DI lane scales, R8 corrections,
+// R9-R12 the rows' codes, R13, R14, AX, BX their scales, CX the steps,
+// DX out; K1 selects lanes 8-15.
+#define QSETUP \
+	MOVQ q+0(FP), SI; \
+	MOVQ d+8(FP), DI; \
+	MOVQ c+16(FP), R8; \
+	MOVQ wq+24(FP), DX; \
+	MOVQ 0(DX), R9; \
+	MOVQ 8(DX), R10; \
+	MOVQ 16(DX), R11; \
+	MOVQ 24(DX), R12; \
+	MOVQ ws+32(FP), DX; \
+	MOVQ 0(DX), R13; \
+	MOVQ 8(DX), R14; \
+	MOVQ 16(DX), AX; \
+	MOVQ 24(DX), BX; \
+	MOVQ nch+40(FP), CX; \
+	MOVL $0xff00, DX; \
+	KMOVW DX, K1; \
+	MOVQ out+48(FP), DX; \
+	VPXORD Z8, Z8, Z8; \
+	VPXORD Z9, Z9, Z9; \
+	VPXORD Z10, Z10, Z10; \
+	VPXORD Z11, Z11, Z11
+
+// QROW accumulates one row: codes in w (a ZMM), scales at s.
+#define QROW(w, s, acc) \
+	VMOVDQA32 Z2, Z4; \
+	VPDPBUSD Z0, w, Z4; \
+	VCVTDQ2PS Z4, Z4; \
+	VBROADCASTSS (s), Z6; \
+	VBROADCASTSS 4(s), K1, Z6; \
+	VMULPS Z1, Z6, Z6; \
+	VFMADD231PS Z6, Z4, acc
+
+// QSTEP loads the step's activations.
+#define QSTEP \
+	VMOVDQU32 (SI), Z0; \
+	VMOVUPS (DI), Z1; \
+	VMOVDQU32 (R8), Z2
+
+// QNEXT advances the activations and the scales one step.
+#define QNEXT \
+	ADDQ $64, SI; \
+	ADDQ $64, DI; \
+	ADDQ $64, R8; \
+	ADDQ $8, R13; \
+	ADDQ $8, R14; \
+	ADDQ $8, AX; \
+	ADDQ $8, BX
+
+// QSUM sums each accumulator across its lanes into off(DX): out[0..3].
+#define QSUM(off) \
+	VEXTRACTF64X4 $1, Z8, Y12; \
+	VADDPS Y12, Y8, Y8; \
+	VEXTRACTF64X4 $1, Z9, Y12; \
+	VADDPS Y12, Y9, Y9; \
+	VEXTRACTF64X4 $1, Z10, Y12; \
+	VADDPS Y12, Y10, Y10; \
+	VEXTRACTF64X4 $1, Z11, Y12; \
+	VADDPS Y12, Y11, Y11; \
+	VHADDPS Y9, Y8, Y12; \
+	VHADDPS Y11, Y10, Y13; \
+	VHADDPS Y13, Y12, Y14; \
+	VEXTRACTF128 $1, Y14, X15; \
+	VADDPS X15, X14, X14; \
+	VMOVUPS X14, off(DX)
+
+#define QEND \
+	QSUM(0); \
+	VZEROUPPER
+
+// The two-row kernels (qdot8x2x4, qdot4x2x4) run two rows of activations,
+// the second nch*64 bytes after the first in each of q, d and c (DX holds
+// that stride in the loop), against the same four weight rows: the
+// weights' codes are loaded (and unpacked) and their scales broadcast once
+// for both. The second row's accumulators are Z24-Z27.
+
+// QSETUP2 is QSETUP, then DX = the rows' stride and Z24-Z27 zeroed.
+#define QSETUP2 \
+	QSETUP; \
+	MOVQ nch+40(FP), DX; \
+	SHLQ $6, DX; \
+	VPXORD Z24, Z24, Z24; \
+	VPXORD Z25, Z25, Z25; \
+	VPXORD Z26, Z26, Z26; \
+	VPXORD Z27, Z27, Z27
+
+// QSTEP2 loads the step's activations of both rows (the second's in
+// Z16-Z18).
+#define QSTEP2 \
+	QSTEP; \
+	VMOVDQU32 (SI)(DX*1), Z16; \
+	VMOVUPS (DI)(DX*1), Z17; \
+	VMOVDQU32 (R8)(DX*1), Z18
+
+// QROW2 accumulates one weight row (codes in Z5, scales at s) into both
+// rows' accumulators.
+#define QROW2(s, acc, acc2) \
+	VBROADCASTSS (s), Z6; \
+	VBROADCASTSS 4(s), K1, Z6; \
+	VMOVDQA32 Z2, Z4; \
+	VPDPBUSD Z0, Z5, Z4; \
+	VCVTDQ2PS Z4, Z4; \
+	VMULPS Z1, Z6, Z7; \
+	VFMADD231PS Z7, Z4, acc; \
+	VMOVDQA32 Z18, Z19; \
+	VPDPBUSD Z16, Z5, Z19; \
+	VCVTDQ2PS Z19, Z19; \
+	VMULPS Z17, Z6, Z20; \
+	VFMADD231PS Z20, Z19, acc2
+
+// QEND2 writes both rows' sums: out[0..3], out[4..7].
+#define QEND2 \
+	MOVQ out+48(FP), DX; \
+	QSUM(0); \
+	VMOVAPS Z24, Z8; \
+	VMOVAPS Z25, Z9; \
+	VMOVAPS Z26, Z10; \
+	VMOVAPS Z27, Z11; \
+	QSUM(16); \
+	VZEROUPPER
+
+// func qdot8x4(q *int8, d *float32, c *int32, wq *[4]*byte, ws *[4]*float32, nch int, out *[4]float32)
+TEXT ·qdot8x4(SB), NOSPLIT, $0-56
+	QSETUP
+loop8:
+	QSTEP
+	VMOVDQU32 (R9), Z5
+	QROW(Z5, R13, Z8)
+	VMOVDQU32 (R10), Z5
+	QROW(Z5, R14, Z9)
+	VMOVDQU32 (R11), Z5
+	QROW(Z5, AX, Z10)
+	VMOVDQU32 (R12), Z5
+	QROW(Z5, BX, Z11)
+	ADDQ $64, R9
+	ADDQ $64, R10
+	ADDQ $64, R11
+	ADDQ $64, R12
+	QNEXT
+	DECQ CX
+	JNZ loop8
+	QEND
+	RET
+
+// Q4UNPACK expands two blocks of Q4_0 nibbles at p (32 bytes) into Z5:
+// block 2i's 32 codes (low nibbles, then high), then block 2i+1's. Y3
+// holds 0x0f bytes.
+#define Q4UNPACK(p) \
+	VMOVDQU (p), Y5; \
+	VPSRLW $4, Y5, Y7; \
+	VPAND Y3, Y5, Y5; \
+	VPAND Y3, Y7, Y7; \
+	VINSERTI64X4 $1, Y7, Z5, Z5; \
+	VSHUFI64X2 $0xd8, Z5, Z5, Z5
+
+// func qdot4x4(q *int8, d *float32, c *int32, wq *[4]*byte, ws *[4]*float32, nch int, out *[4]float32)
+TEXT ·qdot4x4(SB), NOSPLIT, $0-56
+	MOVL $0x0f0f0f0f, DX
+	VPBROADCASTD DX, Y3
+	QSETUP
+loop4:
+	QSTEP
+	Q4UNPACK(R9)
+	QROW(Z5, R13, Z8)
+	Q4UNPACK(R10)
+	QROW(Z5, R14, Z9)
+	Q4UNPACK(R11)
+	QROW(Z5, AX, Z10)
+	Q4UNPACK(R12)
+	QROW(Z5, BX, Z11)
+	ADDQ $32, R9
+	ADDQ $32, R10
+	ADDQ $32, R11
+	ADDQ $32, R12
+	QNEXT
+	DECQ CX
+	JNZ loop4
+	QEND
+	RET
+
+// func qdot8x2x4(q *int8, d *float32, c *int32, wq *[4]*byte, ws *[4]*float32, nch int, out *[8]float32)
+TEXT ·qdot8x2x4(SB), NOSPLIT, $0-56
+	QSETUP2
+loop82:
+	QSTEP2
+	VMOVDQU32 (R9), Z5
+	QROW2(R13, Z8, Z24)
+	VMOVDQU32 (R10), Z5
+	QROW2(R14, Z9, Z25)
+	VMOVDQU32 (R11), Z5
+	QROW2(AX, Z10, Z26)
+	VMOVDQU32 (R12), Z5
+	QROW2(BX, Z11, Z27)
+	ADDQ $64, R9
+	ADDQ $64, R10
+	ADDQ $64, R11
+	ADDQ $64, R12
+	QNEXT
+	DECQ CX
+	JNZ loop82
+	QEND2
+	RET
+
+// func qdot4x2x4(q *int8, d *float32, c *int32, wq *[4]*byte, ws *[4]*float32, nch int, out *[8]float32)
+TEXT ·qdot4x2x4(SB), NOSPLIT, $0-56
+	MOVL $0x0f0f0f0f, DX
+	VPBROADCASTD DX, Y3
+	QSETUP2
+loop42:
+	QSTEP2
+	Q4UNPACK(R9)
+	QROW2(R13, Z8, Z24)
+	Q4UNPACK(R10)
+	QROW2(R14, Z9, Z25)
+	Q4UNPACK(R11)
+	QROW2(AX, Z10, Z26)
+	Q4UNPACK(R12)
+	QROW2(BX, Z11, Z27)
+	ADDQ $32, R9
+	ADDQ $32, R10
+	ADDQ $32, R11
+	ADDQ $32, R12
+	QNEXT
+	DECQ CX
+	JNZ loop42
+	QEND2
+	RET

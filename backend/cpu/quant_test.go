@@ -1,0 +1,232 @@
+package cpu
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/golem-ml/golem/backend"
+	"github.com/golem-ml/golem/gguf"
+)
+
+var quantTypes = []struct {
+	t backend.QuantType
+	g gguf.TensorType
+}{{backend.Q8_0, gguf.Q8_0}, {backend.Q4_0, gguf.Q4_0}, {backend.F16, gguf.F16}}
+
+// quantMatrix returns a rows x cols matrix of random values (a few
+// outliers, one all-zero block), its ggml blocks and the buffer.
+func quantMatrix(t *testing.T, c *CPU, qt backend.QuantType, gt gguf.TensorType, rows, cols int, seed uint64) ([]float32, backend.Buffer) {
+	t.Helper()
+	r := rand.New(rand.NewPCG(seed, 7))
+	w := make([]float32, rows*cols)
+	for i := range w {
+		w[i] = float32(r.NormFloat64())
+		if r.IntN(97) == 0 {
+			w[i] *= 20
+		}
+	}
+	clear(w[:min(32, cols)])
+	blocks, err := gguf.Quantize(gt, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.UploadQuant(qt, rows, cols, blocks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deq := make([]float32, len(w))
+	if err := gguf.Dequantize(gt, blocks, deq); err != nil {
+		t.Fatal(err)
+	}
+	return deq, b
+}
+
+// A quantized buffer reads back (Download, Embedding) as ggml dequantizes
+// it, exactly.
+func TestQuantDequantizesAsGGML(t *testing.T) {
+	c := New()
+	for _, qt := range quantTypes {
+		deq, b := quantMatrix(t, c, qt.t, qt.g, 5, 96, 1)
+		got := make([]float32, len(deq)-40)
+		c.Download(got, b, 40)
+		for i := range got {
+			if got[i] != deq[40+i] {
+				t.Fatalf("%v: value %d is %v, ggml's %v", qt.t, 40+i, got[i], deq[40+i])
+			}
+		}
+		if typ, ok := c.QuantOf(b); !ok || typ != qt.t {
+			t.Fatalf("QuantOf = %v %v", typ, ok)
+		}
+		y := c.Alloc(3*96, false)
+		c.Embedding(y, b, []int32{4, 0, 2}, 96)
+		for i, row := range []int{4, 0, 2} {
+			for j := range 96 {
+				if Data(y)[i*96+j] != deq[row*96+j] {
+					t.Fatalf("%v: embedding row %d col %d", qt.t, row, j)
+				}
+			}
+		}
+	}
+}
+
+// quantRef is a W^T with W dequantized, in float64, and the bound of the
+// activations' rounding: |x~ - x| <= max|x of its block| / 254 for each
+// value, times |w|.
+func quantRef(a []float32, m, k int, w []float32, n int) (ref, bound []float64) {
+	ref, bound = make([]float64, m*n), make([]float64, m*n)
+	for i := range m {
+		for j := range n {
+			var s, e float64
+			for b := 0; b < k; b += 32 {
+				var amax float64
+				for p := b; p < b+32; p++ {
+					amax = math.Max(amax, math.Abs(float64(a[i*k+p])))
+				}
+				for p := b; p < b+32; p++ {
+					s += float64(a[i*k+p]) * float64(w[j*k+p])
+					e += amax / 254 * math.Abs(float64(w[j*k+p]))
+				}
+			}
+			ref[i*n+j], bound[i*n+j] = s, e
+		}
+	}
+	return ref, bound
+}
+
+// The product with a quantized matrix is the scalar definition (the
+// assembly kernel's sums differ from it in float32 rounding only), and is
+// within the activations' 8-bit rounding of the float32 product with the
+// dequantized matrix (F16: within float32 rounding of it), for one row
+// (decoding) and many (a prefill), rows of an even and an odd number of
+// blocks, alpha and beta.
+func TestQuantMatMul(t *testing.T) {
+	c := New()
+	for _, qt := range quantTypes {
+		for _, sz := range []struct{ m, n, k int }{{1, 37, 96}, {1, 64, 256}, {7, 45, 160}, {33, 19, 64}} {
+			deq, b := quantMatrix(t, c, qt.t, qt.g, sz.n, sz.k, uint64(sz.k))
+			r := rand.New(rand.NewPCG(uint64(sz.m), 3))
+			a := make([]float32, sz.m*sz.k)
+			for i := range a {
+				a[i] = float32(r.NormFloat64())
+			}
+			ref, bound := quantRef(a, sz.m, sz.k, deq, sz.n)
+			if qt.t == backend.F16 {
+				// No rounding of the activations: float32's of the sums.
+				for i := range bound {
+					bound[i] = 1e-5 * (1 + math.Abs(ref[i]))
+				}
+			}
+			run := func(fast bool, alpha, beta float32) []float32 {
+				fastQuant = fast
+				defer func() { fastQuant = true }()
+				out := c.Alloc(sz.m*sz.n, false)
+				c.Fill(out, 1)
+				c.MatMul(backend.Gemm{TransB: true, M: sz.m, N: sz.n, K: sz.k, Alpha: alpha, Beta: beta, Batch: 1, LDA: sz.k, LDB: sz.k, LDC: sz.n},
+					c.upload(a), b, out)
+				return Data(out)
+			}
+			slow, fast := run(false, 1, 0), run(true, 1, 0)
+			for i := range ref {
+				if d := math.Abs(float64(fast[i] - slow[i])); d > 1e-5*(1+math.Abs(float64(slow[i]))) {
+					t.Fatalf("%v %+v: out %d: kernel %v, scalar definition %v", qt.t, sz, i, fast[i], slow[i])
+				}
+				if d := math.Abs(float64(slow[i]) - ref[i]); d > bound[i]+1e-4 {
+					t.Fatalf("%v %+v: out %d: %v, float product %v: off by %g, more than the rounding bound %g", qt.t, sz, i, slow[i], ref[i], d, bound[i])
+				}
+			}
+			ab := run(true, 0.5, 2)
+			for i := range ab {
+				if want := 0.5*fast[i] + 2; math.Abs(float64(ab[i]-want)) > 1e-5*(1+math.Abs(float64(want))) {
+					t.Fatalf("%v %+v: alpha 0.5 beta 2: out %d is %v, want %v", qt.t, sz, i, ab[i], want)
+				}
+			}
+		}
+	}
+	if !haveVNNI {
+		t.Log("no AVX-512 VNNI here: the scalar definition was compared with itself")
+	}
+}
+
+// The products the kernel does not run (a backward pass: dx = dy W) read
+// the matrix dequantized, as the float32 GEMM would.
+func TestQuantMatMulBackward(t *testing.T) {
+	c := New()
+	deq, b := quantMatrix(t, c, backend.Q4_0, gguf.Q4_0, 6, 64, 9)
+	dy := []float32{1, -2, 0.5, 3, 0, 1, 2, 2, -1, 0, 0, 4}
+	g := backend.Gemm{M: 2, N: 64, K: 6, Alpha: 1, Batch: 1, LDA: 6, LDB: 64, LDC: 64}
+	got, want := c.Alloc(128, true), c.Alloc(128, true)
+	c.MatMul(g, c.upload(dy), b, got)
+	c.MatMul(g, c.upload(dy), c.upload(deq), want)
+	for i := range Data(got) {
+		if Data(got)[i] != Data(want)[i] {
+			t.Fatalf("dx[%d] = %v, want %v", i, Data(got)[i], Data(want)[i])
+		}
+	}
+}
+
+// UploadQuant refuses blocks of the wrong length, rows that are not whole
+// blocks and non-finite scales, naming what is wrong.
+func TestUploadQuantRefuses(t *testing.T) {
+	c := New()
+	good, _ := gguf.Quantize(gguf.Q8_0, make([]float32, 64))
+	nan := append([]byte(nil), good...)
+	nan[0], nan[1] = 0x00, 0x7e // float16 NaN
+	for _, tc := range []struct {
+		t          backend.QuantType
+		rows, cols int
+		b          []byte
+		want       string
+	}{
+		{backend.Q8_0, 2, 32, good[:60], "takes 68 bytes, have 60"},
+		{backend.Q8_0, 1, 48, good, "whole blocks"},
+		{backend.Q8_0, 2, 32, nan, "block 0 (row 0) has scale NaN"},
+		{backend.QuantType(9), 2, 32, good, "unknown quantized type"},
+		{backend.F16, 1, 3, []byte{0, 0x3c, 0, 0x7c, 0, 0}, "F16 value 1 (row 0) is +Inf"},
+	} {
+		_, err := c.UploadQuant(tc.t, tc.rows, tc.cols, tc.b)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("UploadQuant(%v, %d, %d): %v, want %q", tc.t, tc.rows, tc.cols, err, tc.want)
+		}
+	}
+}
+
+func (c *CPU) upload(x []float32) backend.Buffer {
+	b := c.Alloc(len(x), false)
+	c.Upload(b, 0, x)
+	return b
+}
+
+// BenchmarkQuantMatMul times x W^T with W one of Qwen2.5-0.5B's MLP
+// matrices (4864 x 896) for a decode step (m=1) and a prefill (m=64), one
+// thread.
+func BenchmarkQuantMatMul(b *testing.B) {
+	c := New()
+	defer SetThreads(SetThreads(1))
+	const n, k = 4864, 896
+	for _, qt := range quantTypes {
+		w := make([]float32, n*k)
+		r := rand.New(rand.NewPCG(1, 2))
+		for i := range w {
+			w[i] = float32(r.NormFloat64())
+		}
+		blocks, _ := gguf.Quantize(qt.g, w)
+		wb, err := c.UploadQuant(qt.t, n, k, blocks)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, m := range []int{1, 64} {
+			x := c.upload(w[:m*k])
+			y := c.Alloc(m*n, false)
+			b.Run(fmt.Sprintf("%v/m=%d", qt.t, m), func(b *testing.B) {
+				b.SetBytes(int64(len(blocks)))
+				for range b.N {
+					c.MatMul(backend.Gemm{TransB: true, M: m, N: n, K: k, Alpha: 1, Batch: 1, LDA: k, LDB: k, LDC: n}, x, wb, y)
+				}
+				b.ReportMetric(float64(b.N)*float64(2*m*n*k)/b.Elapsed().Seconds()/1e9, "GMAC*2/s")
+			})
+		}
+	}
+}

@@ -1,0 +1,241 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/golem-ml/golem/backend/cpu"
+	"github.com/golem-ml/golem/generate"
+	"github.com/golem-ml/golem/gguf"
+	"github.com/golem-ml/golem/gguf/export"
+	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/tensor"
+)
+
+// The llama.cpp benchmark: golem and llama.cpp (node-llama-cpp 3.22.1's
+// prebuilt CPU library, gguf/e2e/bench.mjs) run the same GGUF file, a
+// real model's shape with random weights, on the same number of threads:
+// prompt processing (one batch of --pp tokens), batch-1 decoding (--tg
+// tokens, greedy) and --par sequences decoding --par-tg tokens each at once
+// (golem through its batch KV cache as golem serve runs it, llama.cpp
+// through context sequences); both keep the KV cache in float16. It ends
+// with ratio=X, golem / llama.cpp, the lowest of the three.
+func init() {
+	register("llamacpp", func(args []string) error {
+		fs := flag.NewFlagSet("llamacpp", flag.ExitOnError)
+		config := fs.String("config", "qwen2.5-0.5b", "model shape: qwen2.5-0.5b or llama3.2-1b")
+		typ := fs.String("type", "q8_0", "weight type: f16, q8_0 or q4_0")
+		threads := fs.Int("threads", 1, "threads for both (one is llama.cpp's fastest on 2 shared cores)")
+		pp := fs.Int("pp", 128, "prompt tokens")
+		tg := fs.Int("tg", 64, "batch-1 decoded tokens")
+		par := fs.Int("par", 16, "parallel sequences")
+		parTg := fs.Int("par-tg", 32, "tokens each parallel sequence decodes")
+		cache := fs.String("cache", filepath.Join(os.TempDir(), "golem-bench-llamacpp"), "folder for the GGUF files (kept: 0.5-2.5 GB each)")
+		fs.Parse(args)
+		c, ok := llamacppConfigs[*config]
+		if !ok {
+			return fmt.Errorf("-config %q: want qwen2.5-0.5b or llama3.2-1b", *config)
+		}
+		t, err := gguf.ParseTensorType(*typ)
+		if err != nil || (t != gguf.F16 && t != gguf.Q8_0 && t != gguf.Q4_0) {
+			return fmt.Errorf("-type %q: want f16, q8_0 or q4_0", *typ)
+		}
+		file := filepath.Join(*cache, *config+"-"+t.String()+".gguf")
+		if err := randomGGUF(file, &c, t); err != nil {
+			return err
+		}
+		fmt.Printf("model: %s (%s shape, random weights), %d threads\n", file, *config, *threads)
+
+		peer, err := llamacppPeer(file, *threads, *pp, *tg, *par, *parTg)
+		if err != nil {
+			return err
+		}
+		cpu.SetThreads(*threads)
+		golem, err := golemLlamacpp(file, *pp, *tg, *par, *parTg)
+		if err != nil {
+			return err
+		}
+		names := []string{"prompt processing", "batch-1 decoding", fmt.Sprintf("%d sequences decoding", *par)}
+		ratio := 0.0
+		for i, name := range names {
+			r := golem[i] / peer[i]
+			fmt.Printf("%-22s golem %8.1f tokens/s   llama.cpp %8.1f tokens/s   golem/llama.cpp %.2f\n", name+":", golem[i], peer[i], r)
+			if i == 0 || r < ratio {
+				ratio = r
+			}
+		}
+		fmt.Printf("ratio=%.2f\n", ratio)
+		return nil
+	})
+}
+
+// llamacppConfigs are the shapes of real models (config.json's sizes).
+// Llama 3.2's "llama3" RoPE scaling is left out: golem's RoPE has none,
+// and it changes no matrix or attention size.
+var llamacppConfigs = map[string]gpt.Config{
+	"qwen2.5-0.5b": {Arch: "qwen2", Vocab: 151936, Context: 32768, Layers: 24, Heads: 14, KVHeads: 2, Hidden: 896,
+		Intermediate: 4864, Eps: 1e-6, RopeTheta: 1e6, Bias: true, Tied: true, BOS: -1, EOS: -1},
+	"llama3.2-1b": {Arch: "llama", Vocab: 128256, Context: 131072, Layers: 16, Heads: 32, KVHeads: 8, Hidden: 2048,
+		Intermediate: 8192, Eps: 1e-5, RopeTheta: 5e5, Tied: true, BOS: -1, EOS: -1},
+}
+
+// randomGGUF writes (unless it is there) a GGUF file of config c with
+// N(0, 0.02) weight matrices of type t (norms 1, biases 0) and the GPT-2
+// tokenizer of ../shared/fixtures/hf/qwen2-tiny padded to the vocabulary.
+func randomGGUF(file string, c *gpt.Config, t gguf.TensorType) error {
+	if _, err := os.Stat(file); err == nil {
+		return nil
+	}
+	tok, err := sharedPath("fixtures/hf/qwen2-tiny")
+	if err != nil {
+		return err
+	}
+	kv, err := export.Header(c, tok, export.Options{Type: t, Name: filepath.Base(file)})
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		return err
+	}
+	fmt.Printf("writing %s ...\n", file)
+	var ts []gguf.Tensor
+	for i, g := range gpt.GGUFTensors(c) {
+		typ := gguf.F32
+		if len(g.Dims) == 2 {
+			typ = t
+		}
+		n := int(g.Dims[0])
+		if len(g.Dims) == 2 {
+			n *= int(g.Dims[1])
+		}
+		norm := len(g.Dims) == 1 && filepath.Ext(g.Name) == ".weight"
+		seed := uint64(i)
+		ts = append(ts, gguf.Tensor{Name: g.Name, Dims: g.Dims, Type: typ, Data: func() ([]byte, error) {
+			x := make([]float32, n)
+			r := rand.New(rand.NewPCG(seed, 1))
+			for j := range x {
+				switch {
+				case norm:
+					x[j] = 1
+				case len(g.Dims) == 2:
+					x[j] = float32(r.NormFloat64() * 0.02)
+				}
+			}
+			return gguf.Quantize(typ, x)
+		}})
+	}
+	return gguf.Write(file, kv, ts)
+}
+
+// sharedPath finds name in the shared data folder (../shared or
+// $GOLEM_SHARED).
+func sharedPath(name string) (string, error) {
+	for _, p := range []string{os.Getenv("GOLEM_SHARED"), "../shared", "../../shared"} {
+		if p == "" {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(p, name)); err == nil {
+			return filepath.Join(p, name), nil
+		}
+	}
+	return "", fmt.Errorf("../shared/%s not found (run from the repository root, or set GOLEM_SHARED)", name)
+}
+
+// benchTokens are the token ids both sides run (bench.mjs's tokens).
+func benchTokens(n, seed int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = 1000 + ((i+seed)*7919)%30000
+	}
+	return out
+}
+
+// llamacppPeer runs gguf/e2e/bench.mjs and returns llama.cpp's tokens/s:
+// prompt processing, batch-1 decoding, parallel decoding.
+func llamacppPeer(file string, threads, pp, tg, par, parTg int) ([3]float64, error) {
+	var out [3]float64
+	if _, err := os.Stat("gguf/e2e/node_modules/node-llama-cpp/package.json"); err != nil {
+		return out, errors.New("llama.cpp's node-llama-cpp is missing from gguf/e2e: run .ci/e2e-deps.sh (and run from the repository root)")
+	}
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		return out, err
+	}
+	cmd := exec.Command("node", "bench.mjs", abs, fmt.Sprint(threads), fmt.Sprint(pp), fmt.Sprint(tg), fmt.Sprint(par), fmt.Sprint(parTg))
+	cmd.Dir = "gguf/e2e"
+	var buf bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &buf, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return out, fmt.Errorf("llama.cpp (node bench.mjs): %v\n%s", err, buf.String())
+	}
+	var r map[string]float64
+	if err := json.Unmarshal(bytes.TrimSpace(buf.Bytes()), &r); err != nil {
+		return out, fmt.Errorf("bench.mjs printed %q: %v", buf.String(), err)
+	}
+	return [3]float64{r["pp_tokens_per_s"], r["tg_tokens_per_s"], r["par_tokens_per_s"]}, nil
+}
+
+// golemLlamacpp runs golem's side on the file, as golem serve runs a
+// model: the batch KV cache in float16, Prefill and Step.
+func golemLlamacpp(file string, pp, tg, par, parTg int) ([3]float64, error) {
+	var out [3]float64
+	m, err := gpt.Load(cpu.New(), file)
+	if err != nil {
+		return out, err
+	}
+	fmt.Printf("golem: %d of %d parameters quantized, kernels %s\n", len(m.Quantized()), len(m.Params()), cpu.Features())
+	V := m.Config.Vocab
+	argmax := func(l []float32, b int) int32 {
+		row := l[b*V : (b+1)*V]
+		return int32(slices.Index(row, slices.Max(row)))
+	}
+	tensor.NoGrad(func() {
+		// Prompt processing (after a warm-up) and batch-1 decoding.
+		c := m.NewBatchCache(1, pp+tg+8, true)
+		generate.Prefill(m, c.Prefill([]int32{0}, []int{16}, 0), [][]int{benchTokens(16, 1)}, nil)
+		t0 := time.Now()
+		_, logits := generate.Prefill(m, c.Prefill([]int32{0}, []int{pp}, 0), [][]int{benchTokens(pp, 0)}, nil)
+		out[0] = float64(pp) / time.Since(t0).Seconds()
+		t0 = time.Now()
+		id := argmax(logits, 0)
+		for i := range tg {
+			pos := int32(pp + i)
+			logits = generate.Step(m, c.Rows([]int32{0}, []int32{pos}), []int32{id}, []int32{pos}, nil, logits)
+			id = argmax(logits, 0)
+		}
+		out[1] = float64(tg) / time.Since(t0).Seconds()
+		c.Free()
+
+		// par sequences at once, their prompts first (not timed).
+		c = m.NewBatchCache(par, 16+parTg+8, true)
+		prompts, slots, lens := make([][]int, par), make([]int32, par), make([]int, par)
+		for b := range par {
+			prompts[b], slots[b], lens[b] = benchTokens(16, 100+b), int32(b), 16
+		}
+		_, logits = generate.Prefill(m, c.Prefill(slots, lens, 0), prompts, nil)
+		ids, pos := make([]int32, par), make([]int32, par)
+		for b := range par {
+			ids[b], pos[b] = argmax(logits, b), 16
+		}
+		t0 = time.Now()
+		for range parTg {
+			logits = generate.Step(m, c.Rows(slots, pos), ids, pos, nil, logits)
+			for b := range par {
+				ids[b] = argmax(logits, b)
+				pos[b]++
+			}
+		}
+		out[2] = float64(par*parTg) / time.Since(t0).Seconds()
+		c.Free()
+	})
+	return out, nil
+}

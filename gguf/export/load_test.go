@@ -1,0 +1,198 @@
+package export
+
+import (
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/golem-ml/golem/backend"
+	"github.com/golem-ml/golem/backend/cpu"
+	"github.com/golem-ml/golem/gguf"
+	"github.com/golem-ml/golem/internal/shared"
+	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/tensor"
+	"github.com/golem-ml/golem/tokenizer"
+)
+
+// logits returns the model's last-position logits for each prefix of ids
+// ([T, V]).
+func logits(m *gpt.Model, ids []int) []float32 {
+	var out []float32
+	tensor.NoGrad(func() {
+		x := make([]int32, len(ids))
+		for i, id := range ids {
+			x[i] = int32(id)
+		}
+		s := tensor.NewScope()
+		defer s.Close()
+		out = m.Logits(m.Forward(x, 1, len(ids), gpt.Options{Scope: s})).Host()
+	})
+	return out
+}
+
+// logitError is the largest difference between two sets of logits,
+// relative to the largest logit of want.
+func logitError(got, want []float32) float64 {
+	var d, s float64
+	for i := range want {
+		d = math.Max(d, math.Abs(float64(got[i]-want[i])))
+		s = math.Max(s, math.Abs(float64(want[i])))
+	}
+	return d / s
+}
+
+// blockModel writes a Llama or Qwen2 model golem builds with random
+// weights whose every matrix is whole Q8_0/Q4_0 blocks (widths 64 and
+// 128), with a fixture's tokenizer, so that a quantized export quantizes
+// all of them (the fixtures' widths 24 and 48 fall back to F16).
+func blockModel(t *testing.T, arch string) string {
+	t.Helper()
+	src := shared.Path(t, "fixtures/hf/"+arch+"-tiny")
+	dir := t.TempDir()
+	c := gpt.Config{Arch: arch, Vocab: 50257, Context: 64, Layers: 2, Heads: 4, KVHeads: 2, Hidden: 64,
+		Intermediate: 128, Eps: 1e-5, RopeTheta: 10000, Bias: arch == "qwen2", Tied: arch == "qwen2", BOS: -1, EOS: -1}
+	m, err := gpt.New(cpu.New(), c, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Sharpen the attention (see sharpened) so that it decides the tokens.
+	for _, p := range m.Params() {
+		for _, k := range []string{"q_proj.weight", "k_proj.weight", "v_proj.weight", "o_proj.weight"} {
+			if strings.HasSuffix(p.Name, k) {
+				x := p.Tensor.Host()
+				for i := range x {
+					x[i] *= 8
+				}
+				p.Tensor.Set(x)
+			}
+		}
+	}
+	if err := m.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"tokenizer.json", "tokenizer_config.json"} {
+		b, err := os.ReadFile(filepath.Join(src, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// A GGUF file golem exports loads back as the model it came from: F32
+// gives the folder's logits (so every tensor is where it was, Llama's
+// q/k rows permuted back), F16 and the quantized types are within their
+// rounding, Q8_0 and Q4_0 matrices stay quantized on the backend, and the
+// tokenizer read from the file's metadata encodes text and renders chats
+// as the folder's does.
+func TestGGUFLoadsAsFolder(t *testing.T) {
+	prompt := goldenPrompt(t, shared.Path(t, "fixtures/hf/gpt2-tiny"))
+	// Bounds on the largest logit error relative to the largest logit:
+	// F16 rounds weights to 11 bits, Q8_0 weights and activations to 8
+	// bits a block, Q4_0 weights to 4 (measured: 1e-3, 0.03 and 0.3 on the
+	// sharpened block models).
+	bound := map[gguf.TensorType]float64{gguf.F32: 1e-5, gguf.F16: 0.01, gguf.Q8_0: 0.05, gguf.Q4_0: 0.5}
+	type model struct{ name, dir string }
+	models := []model{{"block-llama", blockModel(t, "llama")}, {"block-qwen2", blockModel(t, "qwen2")}}
+	for _, n := range []string{"gpt2-tiny", "llama-tiny", "qwen2-tiny"} {
+		models = append(models, model{n, shared.Path(t, "fixtures/hf/"+n)})
+	}
+	out := t.TempDir()
+	be := cpu.New()
+	for _, md := range models {
+		ref, err := gpt.Load(be, md.dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := logits(ref, prompt)
+		var wantTok *tokenizer.Tokenizer
+		if !strings.HasPrefix(md.name, "block-") {
+			if wantTok, err = tokenizer.Load(md.dir); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Every type on one model whose matrices are whole blocks; the
+		// layouts (F32) and the quantized types on the others (the
+		// fixtures' rows of 24 and 48 fall back to F16).
+		types := []gguf.TensorType{gguf.F32, gguf.F16, gguf.Q8_0, gguf.Q4_0}
+		switch md.name {
+		case "block-qwen2":
+			types = []gguf.TensorType{gguf.F32, gguf.Q4_0}
+		case "qwen2-tiny":
+			types = []gguf.TensorType{gguf.F32, gguf.Q8_0}
+		case "gpt2-tiny", "llama-tiny":
+			types = []gguf.TensorType{gguf.F32}
+		}
+		for _, typ := range types {
+			file := filepath.Join(out, md.name+"-"+typ.String()+".gguf")
+			r, err := Folder(md.dir, file, Options{Type: typ})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := gpt.Load(be, file)
+			if err != nil {
+				t.Fatalf("%s: %v", file, err)
+			}
+			// (BOS and EOS may come from tokenizer_config.json's tokens.)
+			mc, rc := m.Config, ref.Config
+			mc.BOS, mc.EOS, rc.BOS, rc.EOS = 0, 0, 0, 0
+			if mc != rc {
+				t.Fatalf("%s: config %+v, want %+v", file, mc, rc)
+			}
+			if nq, want := len(m.Quantized()), r.Types[gguf.Q8_0]+r.Types[gguf.Q4_0]+r.Types[gguf.F16]; nq != want {
+				t.Errorf("%s: %d matrices kept as the file has them, the file has %d Q8_0, Q4_0 and F16 ones", file, nq, want)
+			}
+			e := logitError(logits(m, prompt), want)
+			t.Logf("%s: logits within %.2g of the float32 model's (bound %g)", filepath.Base(file), e, bound[typ])
+			if e > bound[typ] {
+				t.Errorf("%s: logits off by %.3g of the largest, more than %g", filepath.Base(file), e, bound[typ])
+			}
+			if typ != gguf.F32 || strings.HasPrefix(md.name, "block-") {
+				continue // block models have qwen2-tiny's tokenizer
+			}
+			tok, err := tokenizer.Load(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			text := "Hello, my dog is cute <|endoftext|> and 12345 dollars!\n  ok"
+			if g, w := tok.Encode(text), wantTok.Encode(text); !slices.Equal(g, w) {
+				t.Errorf("%s: the GGUF's tokenizer encodes %v, the folder's %v", file, g, w)
+			}
+		}
+	}
+}
+
+// Without backend.Quantized, quantized tensors are dequantized on load:
+// the same model, in float32.
+func TestGGUFLoadsWithoutQuantized(t *testing.T) {
+	dir := blockModel(t, "qwen2")
+	file := filepath.Join(t.TempDir(), "m.gguf")
+	if _, err := Folder(dir, file, Options{Type: gguf.Q4_0}); err != nil {
+		t.Fatal(err)
+	}
+	prompt := []int{15496, 11, 616, 3290, 318}
+	q, err := gpt.Load(cpu.New(), file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := gpt.Load(plainBackend{cpu.New()}, file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Quantized()) != 0 || len(q.Quantized()) == 0 {
+		t.Fatalf("quantized parameters: %d without the ability, %d with it", len(f.Quantized()), len(q.Quantized()))
+	}
+	// The two differ only by the activations' rounding to 8 bits.
+	if e := logitError(logits(q, prompt), logits(f, prompt)); e > 0.05 {
+		t.Errorf("quantized kernel vs dequantized weights: logits off by %.3g", e)
+	}
+}
+
+// plainBackend hides the CPU backend's optional abilities.
+type plainBackend struct{ backend.Backend }

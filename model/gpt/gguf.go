@@ -1,0 +1,447 @@
+package gpt
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/golem-ml/golem/backend"
+	"github.com/golem-ml/golem/gguf"
+	"github.com/golem-ml/golem/model/weights"
+	"github.com/golem-ml/golem/nn"
+	"github.com/golem-ml/golem/tensor"
+)
+
+// GGUF models: llama.cpp's, Ollama's and golem export's files of the
+// architectures golem has. The metadata gives the config, the tensors go
+// onto the backend under golem's (Hugging Face) names with llama.cpp's
+// layout changes undone: Llama's q and k rows back from adjacent RoPE
+// pairs to halves, GPT-2's [out, in] float weights back to Conv1D's
+// [in, out]. Q8_0, Q4_0 and F16 matrices stay as they are where the
+// backend has backend.Quantized (their rows are permuted as bytes; such a
+// GPT-2 layer keeps llama.cpp's [out, in] and runs as a plain linear
+// layer); BF16 ones are converted to float32.
+
+// ggufTensor is one tensor of a GGUF model: its name there, its parameter
+// here, its ggml dims as the config says they are, and its layout change.
+type ggufTensor struct {
+	gguf, param string
+	dims        []int64
+	rope        int  // heads whose rows are permuted (Llama's q and k), 0 for none
+	conv        bool // GPT-2's Conv1D weight: transposed when float
+}
+
+// ConfigFromGGUF returns the model config a GGUF file's metadata describes
+// (general.architecture gpt2, llama or qwen2 and its keys), checked as
+// config.json is, with the vocabulary size, tied head and biases read from
+// the tensor infos. Errors name the file and the key.
+func ConfigFromGGUF(f *gguf.File) (*Config, error) {
+	where := f.Path()
+	av, _ := f.Get("general.architecture")
+	arch, _ := av.String()
+	switch arch {
+	case "gpt2", "llama", "qwen2":
+	default:
+		// Mistral's files say "llama" (llama.cpp has no sliding window for
+		// them); golem's other config.json architectures have no GGUF
+		// reader here.
+		return nil, fmt.Errorf("gpt: %s: general.architecture %q is not one golem reads from GGUF (gpt2, llama, qwen2)", where, arch)
+	}
+	num := func(key string, def int) (int, error) {
+		v, ok := f.Get(arch + "." + key)
+		if !ok {
+			if def >= 0 {
+				return def, nil
+			}
+			return 0, fmt.Errorf("gpt: %s: metadata %s.%s is missing", where, arch, key)
+		}
+		n, ok := v.Int()
+		if !ok || n <= 0 || n > 1<<30 {
+			return 0, fmt.Errorf("gpt: %s: metadata %s.%s is %v, want a positive integer", where, arch, key, v.Any())
+		}
+		return int(n), nil
+	}
+	flt := func(key string, def float64) (float64, error) {
+		v, ok := f.Get(arch + "." + key)
+		if !ok {
+			if def >= 0 {
+				return def, nil
+			}
+			return 0, fmt.Errorf("gpt: %s: metadata %s.%s is missing", where, arch, key)
+		}
+		x, ok := v.Float()
+		if !ok {
+			return 0, fmt.Errorf("gpt: %s: metadata %s.%s is %v, want a number", where, arch, key, v.Any())
+		}
+		return x, nil
+	}
+	c := &Config{Arch: arch, BOS: -1, EOS: -1}
+	var err error
+	for _, k := range []struct {
+		key string
+		to  *int
+	}{{"context_length", &c.Context}, {"embedding_length", &c.Hidden}, {"block_count", &c.Layers},
+		{"feed_forward_length", &c.Intermediate}, {"attention.head_count", &c.Heads}} {
+		if *k.to, err = num(k.key, -1); err != nil {
+			return nil, err
+		}
+	}
+	if c.KVHeads, err = num("attention.head_count_kv", c.Heads); err != nil {
+		return nil, err
+	}
+	var eps float64
+	if arch == "gpt2" {
+		eps, err = flt("attention.layer_norm_epsilon", -1)
+		c.Activation, c.Bias = "gelu_new", has(f, "blk.0.attn_qkv.bias")
+	} else {
+		eps, err = flt("attention.layer_norm_rms_epsilon", -1)
+		c.Bias = has(f, "blk.0.attn_q.bias")
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.Eps = float32(eps)
+	if arch != "gpt2" {
+		if c.RopeTheta, err = flt("rope.freq_base", 10000); err != nil {
+			return nil, err
+		}
+		// RoPE scaling (Config.RopeScaling) is read from config.json's
+		// rope_scaling only: llama.cpp's files keep Llama 3's as the
+		// per-dimension factors of rope_freqs.weight, and other kinds as
+		// rope.scaling.* keys, neither of which maps back to it yet.
+		if v, ok := f.Get(arch + ".rope.scaling.type"); ok {
+			if s, _ := v.String(); s != "" && s != "none" {
+				return nil, fmt.Errorf("gpt: %s: metadata %s.rope.scaling.type is %q: golem reads RoPE scaling from a config.json's rope_scaling, not from GGUF (run the Hugging Face folder)", where, arch, s)
+			}
+		}
+		if has(f, "rope_freqs.weight") {
+			return nil, fmt.Errorf("gpt: %s: tensor \"rope_freqs.weight\" (Llama 3.1's RoPE frequency scaling): golem reads RoPE scaling from a config.json's rope_scaling, not from GGUF (run the Hugging Face folder)", where)
+		}
+		// A sliding window (Config.SlidingWindow) has no key llama.cpp's
+		// llama or qwen2 read; one that says so is refused, not ignored.
+		if _, ok := f.Get(arch + ".attention.sliding_window"); ok {
+			return nil, fmt.Errorf("gpt: %s: metadata %s.attention.sliding_window: golem reads a sliding window (Mistral's) from a config.json, not from GGUF (run the Hugging Face folder)", where, arch)
+		}
+	}
+	emb, ok := f.Tensor("token_embd.weight")
+	if !ok || len(emb.Dims) != 2 {
+		return nil, fmt.Errorf("gpt: %s: no 2-D tensor \"token_embd.weight\"", where)
+	}
+	c.Vocab = int(min(emb.Dims[1], 1<<31))
+	if v, err := num("vocab_size", c.Vocab); err != nil {
+		return nil, err
+	} else if v != c.Vocab {
+		return nil, fmt.Errorf("gpt: %s: metadata %s.vocab_size is %d, but token_embd.weight has %d rows", where, arch, v, c.Vocab)
+	}
+	if c.Heads > 0 && c.Hidden%c.Heads == 0 && arch != "gpt2" {
+		if d, err := num("rope.dimension_count", c.Hidden/c.Heads); err != nil {
+			return nil, err
+		} else if d != c.Hidden/c.Heads {
+			return nil, fmt.Errorf("gpt: %s: metadata %s.rope.dimension_count is %d, not the head size %d: golem rotates whole heads", where, arch, d, c.Hidden/c.Heads)
+		}
+	}
+	c.Tied = !has(f, "output.weight")
+	for _, k := range []struct {
+		key string
+		to  *int
+	}{{"bos_token_id", &c.BOS}, {"eos_token_id", &c.EOS}} {
+		if v, ok := f.Get("tokenizer.ggml." + k.key); ok {
+			if id, ok := v.Int(); ok && id >= 0 && int(id) < c.Vocab {
+				*k.to = int(id)
+			}
+		}
+	}
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("gpt: %s: metadata: %w", where, err)
+	}
+	return c, nil
+}
+
+// sameTensor reports whether tensors a and b have the same type, dims
+// and bytes.
+func sameTensor(f *gguf.File, a, b string) (bool, error) {
+	ia, _ := f.Tensor(a)
+	ib, _ := f.Tensor(b)
+	if ia.Type != ib.Type || !slices.Equal(ia.Dims, ib.Dims) {
+		return false, nil
+	}
+	ra, _, err := f.Raw(a)
+	if err != nil {
+		return false, fmt.Errorf("gpt: %w", err)
+	}
+	rb, _, err := f.Raw(b)
+	if err != nil {
+		return false, fmt.Errorf("gpt: %w", err)
+	}
+	return string(ra) == string(rb), nil
+}
+
+func has(f *gguf.File, name string) bool { _, ok := f.Tensor(name); return ok }
+
+// GGUFTensor is a tensor of a GGUF model file: its name there (llama.cpp's)
+// and its ggml dims, innermost first.
+type GGUFTensor struct {
+	Name string
+	Dims []int64
+}
+
+// GGUFTensors lists the tensors a GGUF file of a model of config c holds,
+// in the order golem export writes them.
+func GGUFTensors(c *Config) []GGUFTensor {
+	var out []GGUFTensor
+	for _, t := range ggufTensors(c) {
+		out = append(out, GGUFTensor{Name: t.gguf, Dims: t.dims})
+	}
+	return out
+}
+
+// ggufTensors lists the tensors a GGUF file of config c holds.
+func ggufTensors(c *Config) []ggufTensor {
+	H, F, V, hd := int64(c.Hidden), int64(c.Intermediate), int64(c.Vocab), int64(c.HeadDim())
+	Q, KV := int64(c.Heads)*hd, int64(c.KVHeads)*hd
+	var ts []ggufTensor
+	add := func(g, p string, dims ...int64) { ts = append(ts, ggufTensor{gguf: g, param: p, dims: dims}) }
+	last := func() *ggufTensor { return &ts[len(ts)-1] }
+	switch c.Arch {
+	case "gpt2":
+		add("token_embd.weight", "transformer.wte.weight", H, V)
+		add("position_embd.weight", "transformer.wpe.weight", H, int64(c.Context))
+		for l := range c.Layers {
+			b, h := fmt.Sprintf("blk.%d.", l), fmt.Sprintf("transformer.h.%d.", l)
+			lin := func(g, p string, in, out int64) {
+				add(b+g+".weight", h+p+".weight", in, out)
+				last().conv = true
+				if c.Bias {
+					add(b+g+".bias", h+p+".bias", out)
+				}
+			}
+			norm := func(g, p string) {
+				add(b+g+".weight", h+p+".weight", H)
+				if c.Bias {
+					add(b+g+".bias", h+p+".bias", H)
+				}
+			}
+			norm("attn_norm", "ln_1")
+			lin("attn_qkv", "attn.c_attn", H, 3*H)
+			lin("attn_output", "attn.c_proj", H, H)
+			norm("ffn_norm", "ln_2")
+			lin("ffn_up", "mlp.c_fc", H, F)
+			lin("ffn_down", "mlp.c_proj", F, H)
+		}
+		add("output_norm.weight", "transformer.ln_f.weight", H)
+		if c.Bias {
+			add("output_norm.bias", "transformer.ln_f.bias", H)
+		}
+	default:
+		add("token_embd.weight", "model.embed_tokens.weight", H, V)
+		for l := range c.Layers {
+			b, h := fmt.Sprintf("blk.%d.", l), fmt.Sprintf("model.layers.%d.", l)
+			add(b+"attn_norm.weight", h+"input_layernorm.weight", H)
+			for _, x := range []struct {
+				g, p  string
+				out   int64
+				heads int
+			}{{"attn_q", "q_proj", Q, c.Heads}, {"attn_k", "k_proj", KV, c.KVHeads}, {"attn_v", "v_proj", KV, 0}} {
+				heads := 0
+				if c.Arch == "llama" {
+					heads = x.heads
+				}
+				add(b+x.g+".weight", h+"self_attn."+x.p+".weight", H, x.out)
+				last().rope = heads
+				if c.Bias {
+					add(b+x.g+".bias", h+"self_attn."+x.p+".bias", x.out)
+					last().rope = heads
+				}
+			}
+			add(b+"attn_output.weight", h+"self_attn.o_proj.weight", Q, H)
+			add(b+"ffn_norm.weight", h+"post_attention_layernorm.weight", H)
+			add(b+"ffn_gate.weight", h+"mlp.gate_proj.weight", H, F)
+			add(b+"ffn_up.weight", h+"mlp.up_proj.weight", H, F)
+			add(b+"ffn_down.weight", h+"mlp.down_proj.weight", F, H)
+		}
+		add("output_norm.weight", "model.norm.weight", H)
+	}
+	if !c.Tied {
+		add("output.weight", "lm_head.weight", H, V)
+	}
+	return ts
+}
+
+// LoadGGUF reads a GGUF model file. The config comes from the metadata
+// (ConfigFromGGUF) and every tensor's dims are checked against it before
+// anything is allocated, so memory stays bounded by the file's tensors;
+// a missing tensor, an unexpected one, a type golem does not read (gguf
+// names it), NaN or infinite float weights or scales, and data cut short
+// are errors naming the file and the tensor. Q8_0, Q4_0 and F16 matrices
+// stay in that form on a backend with backend.Quantized (no gradient: the
+// model can be fine-tuned through LoRA only), else they are converted to
+// float32.
+func LoadGGUF(be backend.Backend, path string) (*Model, error) {
+	f, err := gguf.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("gpt: %w", err)
+	}
+	defer f.Close()
+	c, err := ConfigFromGGUF(f)
+	if err != nil {
+		return nil, err
+	}
+	if !c.Tied {
+		// convert_hf_to_gguf.py writes GPT-2's tied head as a tensor of
+		// its own: the same bytes as token_embd.
+		c.Tied, err = sameTensor(f, "output.weight", "token_embd.weight")
+		if err != nil {
+			return nil, err
+		}
+	}
+	want := ggufTensors(c)
+	known := map[string]bool{}
+	if c.Tied {
+		known["output.weight"] = true // a copy of token_embd.weight
+	}
+	for _, t := range want {
+		known[t.gguf] = true
+		info, ok := f.Tensor(t.gguf)
+		if !ok {
+			return nil, fmt.Errorf("gpt: %s: no tensor %q (a %s model of %d layers has one)", path, t.gguf, c.Arch, c.Layers)
+		}
+		if !slices.Equal(info.Dims, t.dims) {
+			return nil, fmt.Errorf("gpt: %s: tensor %q has dims %v, but the metadata (%s) says %v", path, t.gguf, info.Dims, ggufSizes(c), t.dims)
+		}
+	}
+	for _, t := range f.Tensors() {
+		if !known[t.Name] {
+			return nil, fmt.Errorf("gpt: %s: unexpected tensor %q (no place in a %s model of %d layers)", path, t.Name, c.Arch, c.Layers)
+		}
+	}
+	in := nn.NewInit(be, 0)
+	in.Zero = true
+	m, err := build(be, *c, in)
+	if err != nil {
+		return nil, fmt.Errorf("gpt: %s: %w", path, err)
+	}
+	params := map[string]*tensor.Tensor{}
+	for _, p := range m.Params() {
+		params[p.Name] = p.Tensor
+	}
+	// The holders of the matrices a quantized tensor may replace.
+	linears := map[string]*nn.Linear{}
+	for _, l := range nn.Linears(m.Body) {
+		linears[l.Name+".weight"] = l.Linear
+	}
+	if m.Head != nil {
+		linears["lm_head.weight"] = m.Head
+	}
+	embeds := map[string]*nn.Embedding{"model.embed_tokens.weight": m.Embed}
+	if c.Arch == "gpt2" {
+		embeds = map[string]*nn.Embedding{"transformer.wte.weight": m.Embed, "transformer.wpe.weight": m.Pos}
+	}
+	qb, canQuant := be.(backend.Quantized)
+	hd := c.HeadDim()
+	for _, t := range want {
+		info, _ := f.Tensor(t.gguf)
+		qt := map[gguf.TensorType]backend.QuantType{gguf.Q8_0: backend.Q8_0, gguf.Q4_0: backend.Q4_0, gguf.F16: backend.F16}[info.Type]
+		l, isLinear := linears[t.param]
+		e, isEmbed := embeds[t.param]
+		if qt != 0 && canQuant && (isLinear || isEmbed) {
+			raw, _, err := f.Raw(t.gguf)
+			if err != nil {
+				return nil, fmt.Errorf("gpt: %w", err)
+			}
+			rows, cols := int(t.dims[1]), int(t.dims[0])
+			if t.rope > 0 {
+				raw = gguf.PermuteRoPE(raw, t.rope, hd, cols/qt.BlockSize()*qt.BlockBytes(), true)
+			}
+			buf, err := qb.UploadQuant(qt, rows, cols, raw)
+			if err != nil {
+				return nil, fmt.Errorf("gpt: %s: tensor %q: %w", path, t.gguf, err)
+			}
+			w := tensor.FromBuffer(be, buf, rows, cols)
+			if isLinear {
+				l.Weight.Free()
+				l.Weight, l.InOut = w, false
+			} else {
+				e.Weight.Free()
+				e.Weight = w
+			}
+			continue
+		}
+		data, _, err := f.Float32(t.gguf)
+		if err != nil {
+			return nil, fmt.Errorf("gpt: %w", err)
+		}
+		if i := weights.NonFinite(data); i >= 0 {
+			return nil, fmt.Errorf("gpt: %s: tensor %q: element %d is %g; NaN or infinite weights are refused", path, t.gguf, i, data[i])
+		}
+		if t.rope > 0 {
+			row := 1
+			if len(t.dims) == 2 {
+				row = int(t.dims[0])
+			}
+			data = gguf.PermuteRoPE(data, t.rope, hd, row, true)
+		}
+		if t.conv {
+			data = gguf.Transpose(data, int(t.dims[1]), int(t.dims[0]))
+		}
+		params[t.param].Set(data)
+	}
+	return m, nil
+}
+
+// ggufSizes names the metadata a tensor's dims are checked against.
+func ggufSizes(c *Config) string {
+	return fmt.Sprintf("%s: embedding_length %d, feed_forward_length %d, head_count %d, head_count_kv %d, vocabulary %d", c.Arch, c.Hidden, c.Intermediate, c.Heads, c.KVHeads, c.Vocab)
+}
+
+// Quantized returns the names of the parameters the backend keeps
+// quantized (loaded from a GGUF file's Q8_0, Q4_0 or F16 matrices): they
+// cannot be trained or changed, only adapted through LoRA.
+func (m *Model) Quantized() []string {
+	qb, ok := m.Embed.Weight.Backend().(backend.Quantized)
+	if !ok {
+		return nil
+	}
+	var out []string
+	for _, p := range m.Params() {
+		if _, q := qb.QuantOf(p.Tensor.Buffer()); q {
+			out = append(out, p.Name)
+		}
+	}
+	return out
+}
+
+// GGUFSummary describes a GGUF model file from its metadata and tensor
+// infos alone, without reading its weights: its config, its number of
+// parameters (as the loaded model counts them: a tied head's copy once),
+// and the type most of its matrices stay in when loaded (Q8_0, Q4_0 or
+// F16; "F32" when none: BF16 and F32 tensors become float32). A server
+// lists a model with it before loading it.
+func GGUFSummary(path string) (c *Config, params int64, level string, err error) {
+	f, err := gguf.Open(path)
+	if err != nil {
+		return nil, 0, "", fmt.Errorf("gpt: %w", err)
+	}
+	defer f.Close()
+	if c, err = ConfigFromGGUF(f); err != nil {
+		return nil, 0, "", err
+	}
+	tiedCopy, err := sameTensor(f, "output.weight", "token_embd.weight")
+	if err != nil {
+		return nil, 0, "", err
+	}
+	count := map[gguf.TensorType]int{}
+	for _, t := range f.Tensors() {
+		if tiedCopy && t.Name == "output.weight" {
+			continue
+		}
+		params += t.Elements()
+		count[t.Type]++
+	}
+	level, best := "F32", 0
+	for _, t := range []gguf.TensorType{gguf.Q8_0, gguf.Q4_0, gguf.F16} {
+		if count[t] > best {
+			best, level = count[t], strings.ToUpper(t.String())
+		}
+	}
+	return c, params, level, nil
+}
