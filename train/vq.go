@@ -198,3 +198,54 @@ func EvalVQ(m *vqvae.Model, images [][]float32, batch int) VQReport {
 	rep.Perplexity, rep.CodesUsed = vqvae.Usage(codes, m.Config.Codes)
 	return rep
 }
+
+// VQTokens returns an image's token grid under a VQ-VAE: the image is fit
+// to the model's image_size and channels (vision.Fit), and its grid is h
+// rows of w code ids.
+func VQTokens(m *vqvae.Model, img *vision.Image) ([][]int32, error) {
+	c := m.Config
+	f, err := vision.Fit(img, c.ImageSize, c.Channels)
+	if err != nil {
+		return nil, err
+	}
+	px := make([]float32, len(f.Pix))
+	for i, v := range f.Pix {
+		px[i] = v - 0.5
+	}
+	s := tensor.NewScope()
+	defer s.Close()
+	ids, h, w := m.Tokens(s.FromHost(m.Quantizer.Codebook.Backend(), px, 1, c.Channels, c.ImageSize, c.ImageSize))
+	grid := make([][]int32, h)
+	for y := range grid {
+		grid[y] = ids[y*w : (y+1)*w]
+	}
+	return grid, nil
+}
+
+// VQImage decodes a token grid (rows of code ids, all of one length) into
+// an image with values in [0, 1]; a ragged grid or an id outside the
+// codebook is an error naming its row and column.
+func VQImage(m *vqvae.Model, grid [][]int32) (*vision.Image, error) {
+	if len(grid) == 0 || len(grid[0]) == 0 {
+		return nil, errors.New("an empty token grid")
+	}
+	h, w := len(grid), len(grid[0])
+	ids := make([]int32, 0, h*w)
+	for y, row := range grid {
+		if len(row) != w {
+			return nil, fmt.Errorf("row %d has %d tokens, row 0 has %d: want a rectangular grid", y, len(row), w)
+		}
+		ids = append(ids, row...)
+	}
+	s := tensor.NewScope()
+	defer s.Close()
+	out, err := m.FromTokens(s, ids, 1, h, w)
+	if err != nil {
+		return nil, err
+	}
+	img := vision.NewImage(out.Dim(1), out.Dim(2), out.Dim(3))
+	for i, v := range out.Host() {
+		img.Pix[i] = min(max(v+0.5, 0), 1)
+	}
+	return img, nil
+}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/golem-ml/golem/backend/cpu"
 	"github.com/golem-ml/golem/data/synth/shapes"
+	"github.com/golem-ml/golem/data/vision"
 	"github.com/golem-ml/golem/model/vqvae"
 )
 
@@ -61,5 +62,42 @@ func TestVQLearnsShapes(t *testing.T) {
 		if !strings.Contains(string(b), k) {
 			t.Fatalf("metrics.jsonl has no %s", k)
 		}
+	}
+}
+
+// An image's tokens decode to an image of the model's size; bad grids
+// are refused by row and column.
+func TestVQTokensImage(t *testing.T) {
+	be := cpu.New()
+	c := vqvae.Presets()["tiny"]
+	m, err := vqvae.New(be, c, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := vision.NewImage(1, 40, 48) // gray, not square: fit to 3x32x32
+	for i := range img.Pix {
+		img.Pix[i] = float32(i%40) / 40
+	}
+	grid, err := VQTokens(m, img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(grid) != 8 || len(grid[7]) != 8 {
+		t.Fatalf("grid of %d rows, want 8x8", len(grid))
+	}
+	back, err := VQImage(m, grid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.C != 3 || back.H != 32 || back.W != 32 {
+		t.Fatalf("decoded %s, want 3x32x32", back.Shape())
+	}
+	grid[2] = grid[2][:7]
+	if _, err := VQImage(m, grid); err == nil || !strings.Contains(err.Error(), "row 2 has 7 tokens") {
+		t.Fatalf("a ragged grid: %v", err)
+	}
+	grid[2] = append(grid[2], 64)
+	if _, err := VQImage(m, grid); err == nil || !strings.Contains(err.Error(), "row 2, column 7") {
+		t.Fatalf("id 64 of 64 codes: %v", err)
 	}
 }
