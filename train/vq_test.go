@@ -2,6 +2,7 @@ package train
 
 import (
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -99,5 +100,23 @@ func TestVQTokensImage(t *testing.T) {
 	grid[2] = append(grid[2], 64)
 	if _, err := VQImage(m, grid); err == nil || !strings.Contains(err.Error(), "row 2, column 7") {
 		t.Fatalf("id 64 of 64 codes: %v", err)
+	}
+}
+
+// A VQ-VAE run holds no more memory at step 1,000 than at step 100, with
+// the EMA codebook and with the gradient-learned one.
+func TestMemoryFlatVQ(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := shapes.Write(shapes.Options{Out: dir, Seed: 1, Size: 12, Train: 8, Test: 4, PerClass: 1}); err != nil {
+		t.Fatal(err)
+	}
+	for _, decay := range []float64{0.99, 0} {
+		checkFlat(t, func(be *cpu.CPU, loop Config) error {
+			c := vqvae.Presets()["tiny"]
+			c.ImageSize, c.Hidden, c.ResHidden, c.CodeDim, c.Codes, c.Decay, c.DeadAfter = 8, 8, 4, 4, 16, decay, 5
+			_, err := VQ(context.Background(), VQOptions{Backend: be, Data: filepath.Join(dir, "train.jsonl"), EvalData: filepath.Join(dir, "test.jsonl"),
+				Model: c, Batch: 2, Loop: loop, Log: io.Discard})
+			return err
+		})
 	}
 }
