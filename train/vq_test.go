@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -119,4 +120,51 @@ func TestMemoryFlatVQ(t *testing.T) {
 			return err
 		})
 	}
+}
+
+// A VQ-VAE run stopped at step 6 and resumed ends where an uninterrupted
+// run does, codebook, EMA state and dead-code counters included.
+func TestVQResume(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := shapes.Write(shapes.Options{Out: dir, Seed: 1, Size: 16, Train: 24, Test: 4, PerClass: 1}); err != nil {
+		t.Fatal(err)
+	}
+	c := vqvae.Presets()["tiny"]
+	c.ImageSize, c.DeadAfter = 16, 3
+	run := func(out string, resume bool, stopAt int) Result {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		loop := Config{Steps: 12, LR: 3e-3, Seed: 2, Out: out, Resume: resume, Quiet: true}
+		if stopAt > 0 {
+			loop.OnStep = func(step int, _ float64) {
+				if step == stopAt {
+					cancel()
+				}
+			}
+		}
+		res, err := VQ(ctx, VQOptions{Backend: cpu.New(), Data: filepath.Join(dir, "train.jsonl"), Model: c, Batch: 8, Loop: loop, Log: io.Discard})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	run(a, false, 0)
+	if res := run(b, false, 6); !res.Interrupted || res.Step != 6 {
+		t.Fatalf("the interrupted run: %+v", res)
+	}
+	run(b, true, 0)
+	be := cpu.New()
+	ma, err := vqvae.Load(be, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, err := vqvae.Load(be, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := os.ReadFile(filepath.Join(a, "metrics.jsonl")); !regexp.MustCompile(`"restarts":[1-9]`).Match(m) {
+		t.Fatal("no code was restarted: the test does not cover the restarts' state")
+	}
+	sameParams(t, b, ma.Params(), mb.Params())
 }
