@@ -313,6 +313,7 @@ func (q *Quantizer) Quantize(z *tensor.Tensor) (st, commit, codebook *tensor.Ten
 func mse(a, b *tensor.Tensor) *tensor.Tensor { return tensor.Mean(tensor.Square(tensor.Sub(a, b))) }
 
 // Tokens returns the code grid of images x [B, C, S, S]: B x h x w ids.
+// x belongs to the caller's scope, which the encoder's tensors join.
 func (m *Model) Tokens(x *tensor.Tensor) ([]int32, int, int) {
 	var codes []int32
 	var h, w int
@@ -327,6 +328,9 @@ func (m *Model) Tokens(x *tensor.Tensor) ([]int32, int, int) {
 // FromTokens decodes B grids of h x w code ids into images [B, C, S, S];
 // an id outside the codebook is an error naming its position.
 func (m *Model) FromTokens(s *tensor.Scope, ids []int32, B, h, w int) (*tensor.Tensor, error) {
+	if most := m.Config.Grid(4096); h < 1 || w < 1 || h > most || w > most {
+		return nil, fmt.Errorf("vqvae: a %dx%d token grid, want 1 to %d a side (4096 pixels)", h, w, most)
+	}
 	if len(ids) != B*h*w {
 		return nil, fmt.Errorf("vqvae: %d ids for %d grids of %dx%d", len(ids), B, h, w)
 	}

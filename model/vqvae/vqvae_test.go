@@ -266,6 +266,9 @@ func TestTokensRoundTrip(t *testing.T) {
 	if !close32(img.Host(), rec, 1e-5) {
 		t.Fatal("decoding the tokens differs from the forward pass's reconstruction")
 	}
+	if _, err := m.FromTokens(s, make([]int32, 2000*2000), 1, 2000, 2000); err == nil || !strings.Contains(err.Error(), "want 1 to 1024 a side") {
+		t.Fatalf("a 2000x2000 grid: %v", err)
+	}
 	ids[5] = int32(c.Codes)
 	if _, err := m.FromTokens(s, ids, 2, h, w); err == nil || !strings.Contains(err.Error(), "token 5 (row 1, column 1)") {
 		t.Fatalf("an out-of-range id: %v, want an error naming token 5 at row 1, column 1", err)
