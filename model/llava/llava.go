@@ -184,3 +184,13 @@ func (m *Model) Prefix(before []int, img *tensor.Tensor) *tensor.Tensor {
 	emb := img.Scope().Adopt(m.LM.Embed.Forward(ids, B, len(before)))
 	return tensor.Concat(1, emb, img)
 }
+
+// The conversation format golem's LLaVA models train and answer in (as
+// LLaVA v1's, without its system line): each human turn is
+// UserTurn(text), each answer " text" followed by the tokenizer's end
+// token, or "\n" when it has none. The first human turn holds the
+// placeholder.
+func UserTurn(text string) string { return "USER: " + text + "\nASSISTANT:" }
+
+// AlignPrompt is stage 1's human turn: captions answer it.
+const AlignPrompt = Placeholder + "\nDescribe the image."
