@@ -194,3 +194,27 @@ func UserTurn(text string) string { return "USER: " + text + "\nASSISTANT:" }
 
 // AlignPrompt is stage 1's human turn: captions answer it.
 const AlignPrompt = Placeholder + "\nDescribe the image."
+
+// PromptEmbeds returns what goes before the text after a prompt's
+// placeholder when generating: the embeddings of the text before it and
+// the image's tokens (one image, pixels of PixelSize), as the virtual
+// tokens generate.Options.SoftPrompt puts before the prompt's tokens.
+// It holds no gradient and belongs to no scope (the caller's).
+func (m *Model) PromptEmbeds(before []int, pixels []float32) (*nn.SoftPrompt, error) {
+	var w *tensor.Tensor
+	var err error
+	tensor.NoGrad(func() {
+		s := tensor.NewScope()
+		defer s.Close()
+		var img *tensor.Tensor
+		if img, err = m.ImageFeatures(s, pixels, 1); err != nil {
+			return
+		}
+		p := m.Prefix(before, img)
+		w = tensor.Reshape(p, p.Dim(1), p.Dim(2)).Clone()
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &nn.SoftPrompt{Weight: w}, nil
+}
