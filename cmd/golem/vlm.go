@@ -11,13 +11,16 @@ import (
 
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/data/vision"
+	"github.com/golem-ml/golem/eval"
 	"github.com/golem-ml/golem/generate"
 	"github.com/golem-ml/golem/model/llava"
+	"github.com/golem-ml/golem/model/load"
 	"github.com/golem-ml/golem/tokenizer"
 	"github.com/golem-ml/golem/train"
 )
 
 func init() {
+	register("eval vlm", "a vision-language model's caption attribute and VQA accuracy on a shapes world split (prints caption_acc=X vqa_acc=Y last)", runEvalVLM)
 	register("vlm", "train a vision-language model (LLaVA's recipe): --stage align (projector on captions), then instruct (projector and LM on conversations)", runVLM)
 }
 
@@ -128,4 +131,75 @@ func imageChat(m *llava.Model, tok *tokenizer.Tokenizer, pixels []float32, in io
 		fmt.Fprintln(out)
 		history += " " + strings.TrimSpace(reply) + end
 	}
+}
+
+func runEvalVLM(args []string) error {
+	fs := newFlags("eval vlm", `golem eval vlm --model vlm-instruct --data shapes --split heldout --limit 50`)
+	model := fs.String("model", "", "a LLaVA folder (golem vlm's --out), or a text-only model folder: the base, answering without the image (required)")
+	dataDir := fs.String("data", "", "a shapes world folder (golem data shapes' --out) (required)")
+	split := fs.String("split", "heldout", "the split to score: test or heldout (its colour-shape pairs never in train)")
+	limit := fs.Int("limit", 50, "scenes to score, 0 = all")
+	maxTokens := fs.Int("max-tokens", 48, "new tokens at most per answer (greedy)")
+	dev := addDeviceFlag(fs)
+	be, err := dev.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := required(fs, "model", "data"); err != nil {
+		return err
+	}
+	gen := generate.Options{MaxTokens: *maxTokens, Stop: []string{"\n"}}
+	var answer eval.VLMAnswerer
+	if llava.IsLLaVA(*model) {
+		m, err := llava.Load(be, *model)
+		if err != nil {
+			return err
+		}
+		tok, err := tokenizer.Load(*model)
+		if err != nil {
+			return err
+		}
+		gen.StopIDs = tok.EndIDs()
+		v := m.Config.Vision
+		cache := map[string][]float32{}
+		answer = func(q, image string) (string, error) {
+			pix, ok := cache[image]
+			if !ok {
+				im, err := vision.ReadFile(image, vision.Limits{})
+				if err != nil {
+					return "", err
+				}
+				if pix, err = vision.CLIPPixels(im, v.Image, v.Channels); err != nil {
+					return "", fmt.Errorf("%s: %w", image, err)
+				}
+				cache = map[string][]float32{image: pix} // scenes come one after another
+			}
+			return generate.ImageText(m, tok, pix, llava.UserTurn(llava.Placeholder+"\n"+q), gen, nil)
+		}
+	} else {
+		l, err := load.Model(be, *model, load.Options{})
+		if err != nil {
+			return err
+		}
+		gen.StopIDs, gen.SoftPrompt = l.Tok.EndIDs(), l.SoftPrompt
+		answer = func(q, _ string) (string, error) {
+			out, err := generate.Text(l.Model, l.Tok, []string{llava.UserTurn(q)}, gen, nil)
+			if err != nil {
+				return "", err
+			}
+			return out[0], nil
+		}
+	}
+	res, err := eval.VLMShapes(*dataDir, *split, *limit, answer)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%d scenes of %s: captions name %d of %d objects' colour and shape\n", res.Scenes, *split, int(res.CaptionAcc*float64(res.Objects)+0.5), res.Objects)
+	for _, k := range eval.VLMKinds {
+		if c := res.Kinds[k]; c[1] > 0 {
+			fmt.Printf("  vqa %-8s %.4f (%d/%d)\n", k, float64(c[0])/float64(c[1]), c[0], c[1])
+		}
+	}
+	fmt.Printf("caption_acc=%.4f vqa_acc=%.4f\n", res.CaptionAcc, res.VQA)
+	return nil
 }

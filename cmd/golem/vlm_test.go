@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -80,6 +81,13 @@ func TestVLMCommands(t *testing.T) {
 	chat := golemOut(t, "", "What colour is the circle?\n/reset\nHow many shapes are there?\n", "chat", "--model", instruct, "--image", img, "--max-tokens", "3", "--temperature", "0")
 	if !strings.Contains(chat, "(history cleared)") {
 		t.Fatalf("chat --image printed %q", chat)
+	}
+
+	for _, m := range []string{instruct, lmDir} { // the VLM, and the base LM answering from the text alone
+		out := run("eval", "vlm", "--model", m, "--data", world, "--split", "test", "--limit", "1", "--max-tokens", "3")
+		if !regexp.MustCompile(`^caption_acc=[01]\.\d{4} vqa_acc=[01]\.\d{4}$`).MatchString(lastLine(out)) || !strings.Contains(out, "1 scenes of test") {
+			t.Fatalf("eval vlm --model %s printed\n%s", m, out)
+		}
 	}
 
 	for _, c := range []struct {
