@@ -50,6 +50,7 @@ type vlmExample struct {
 }
 
 type vlmTask struct {
+	log   io.Writer
 	model *llava.Model
 	tok   *tokenizer.Tokenizer
 	train []vlmExample
@@ -88,7 +89,7 @@ func VLM(ctx context.Context, o VLMOptions) (Result, error) {
 		return Result{}, err
 	}
 	defer release()
-	t := &vlmTask{batch: o.Batch, seed: cfg.Seed}
+	t := &vlmTask{log: o.Log, batch: o.Batch, seed: cfg.Seed}
 	from := o.Model
 	if cfg.Resume {
 		from = cfg.Out
@@ -165,6 +166,7 @@ func (t *vlmTask) load(spec, stage string) ([]vlmExample, error) {
 	defer ds.Close()
 	vc := t.model.Config.Vision
 	out := make([]vlmExample, 0, ds.Len())
+	long := 0
 	for i := range ds.Len() {
 		im, err := ds.Load(i)
 		if err != nil {
@@ -182,6 +184,10 @@ func (t *vlmTask) load(spec, stage string) ([]vlmExample, error) {
 			return nil, fmt.Errorf("vlm: %s: no caption: stage %q trains on image captions", ds.Name(i), StageAlign)
 		}
 		ex, err := t.encode(turns)
+		if errors.Is(err, errTooLong) {
+			long++
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("vlm: %s: %w", ds.Name(i), err)
 		}
@@ -190,18 +196,25 @@ func (t *vlmTask) load(spec, stage string) ([]vlmExample, error) {
 		}
 		out = append(out, ex)
 	}
+	if long > 0 {
+		fmt.Fprintf(t.log, "vlm: %s: left out %d of %d examples whose first exchange and image do not fit the language model's context of %d\n", spec, long, ds.Len(), t.model.Config.Text.Context)
+	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("vlm: %s has no examples", spec)
+		return nil, fmt.Errorf("vlm: %s has no examples that fit", spec)
 	}
 	return out, nil
 }
+
+// errTooLong is encode's error for a conversation whose first exchange
+// does not fit the context: load leaves it out and counts it.
+var errTooLong = errors.New("the first exchange does not fit the context")
 
 // encode renders a conversation in llava's format: the text before the
 // first turn's placeholder, then the rest, the answers' tokens (and each
 // answer's end) marked as targets. Exchanges (a human turn and its
 // answer) that do not fit the language model's context after those
 // before them are left out, as LLaVA truncates to its maximum length;
-// the first must fit.
+// when the first does not fit, it returns errTooLong.
 func (t *vlmTask) encode(turns []vision.Turn) (vlmExample, error) {
 	var ex vlmExample
 	end := t.tok.EndIDs()
@@ -229,7 +242,7 @@ func (t *vlmTask) encode(turns []vision.Turn) (vlmExample, error) {
 		}
 		if n := len(ex.before) + len(ex.after) + len(ids) + len(answer); n > room {
 			if i == 0 {
-				return ex, fmt.Errorf("its first exchange takes %d positions and the image %d: more than the language model's context of %d", n, t.model.Tokens(), t.model.Config.Text.Context)
+				return ex, errTooLong
 			}
 			break
 		}
