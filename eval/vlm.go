@@ -32,7 +32,9 @@ type VLMResult struct {
 }
 
 // VLMAnswerer answers question (a user turn's text, without the image's
-// placeholder) about the image at path.
+// placeholder) about the image at path. VLMShapes asks for each scene's
+// description ("Describe the image.") before its questions, so an
+// answerer may ask them after it, as conversations go.
 type VLMAnswerer func(question, image string) (string, error)
 
 // VLMShapes scores answer on the first limit scenes (0: all) of a shapes

@@ -13,7 +13,8 @@ import (
 // data/vision.CLIPPixels at its tower's size): the text before the
 // placeholder and the image's tokens enter as the input embeddings before
 // the text after it (Options.SoftPrompt, the same prefill), which is
-// continued as Text continues a prompt.
+// continued as Text continues a prompt, stopping at the tokenizer's end
+// tokens (EndIDs) unless o.StopIDs says otherwise.
 func ImageText(m *llava.Model, tok *tokenizer.Tokenizer, pixels []float32, prompt string, o Options, onText func(delta string)) (string, error) {
 	if n := strings.Count(prompt, llava.Placeholder); n != 1 {
 		return "", fmt.Errorf("generate: the prompt holds %q %d times, want once (where the image goes)", llava.Placeholder, n)
@@ -24,6 +25,9 @@ func ImageText(m *llava.Model, tok *tokenizer.Tokenizer, pixels []float32, promp
 		return "", err
 	}
 	o.SoftPrompt = sp
+	if len(o.StopIDs) == 0 { // a LLaVA answer ends with the tokenizer's end token (train/vlm.go)
+		o.StopIDs = tok.EndIDs()
+	}
 	var cb func(int, string)
 	if onText != nil {
 		cb = func(_ int, d string) { onText(d) }

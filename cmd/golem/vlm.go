@@ -133,6 +133,9 @@ func imageChat(m *llava.Model, tok *tokenizer.Tokenizer, pixels []float32, in io
 	}
 }
 
+// describe is the shapes world's request for a caption.
+const describe = "Describe the image."
+
 func runEvalVLM(args []string) error {
 	fs := newFlags("eval vlm", `golem eval vlm --model vlm-instruct --data shapes --split heldout --limit 50`)
 	model := fs.String("model", "", "a LLaVA folder (golem vlm's --out), or a text-only model folder: the base, answering without the image (required)")
@@ -149,7 +152,10 @@ func runEvalVLM(args []string) error {
 		return err
 	}
 	gen := generate.Options{MaxTokens: *maxTokens, Stop: []string{"\n"}}
-	var answer eval.VLMAnswerer
+	// ask answers a conversation's last user turn: the LLaVA model with
+	// the image at its placeholder, the text-only model from the text.
+	var ask func(text, image string) (string, error)
+	var end string // what closes an answer in the history
 	if llava.IsLLaVA(*model) {
 		m, err := llava.Load(be, *model)
 		if err != nil {
@@ -159,12 +165,15 @@ func runEvalVLM(args []string) error {
 		if err != nil {
 			return err
 		}
-		gen.StopIDs = tok.EndIDs()
+		gen.StopIDs, end = tok.EndIDs(), "\n"
+		if len(gen.StopIDs) > 0 {
+			end, _ = tok.Token(gen.StopIDs[0])
+		}
 		v := m.Config.Vision
-		cache := map[string][]float32{}
-		answer = func(q, image string) (string, error) {
-			pix, ok := cache[image]
-			if !ok {
+		var last string
+		var pix []float32
+		ask = func(text, image string) (string, error) {
+			if image != last {
 				im, err := vision.ReadFile(image, vision.Limits{})
 				if err != nil {
 					return "", err
@@ -172,23 +181,40 @@ func runEvalVLM(args []string) error {
 				if pix, err = vision.CLIPPixels(im, v.Image, v.Channels); err != nil {
 					return "", fmt.Errorf("%s: %w", image, err)
 				}
-				cache = map[string][]float32{image: pix} // scenes come one after another
+				last = image
 			}
-			return generate.ImageText(m, tok, pix, llava.UserTurn(llava.Placeholder+"\n"+q), gen, nil)
+			return generate.ImageText(m, tok, pix, llava.Placeholder+"\n"+text, gen, nil)
 		}
 	} else {
 		l, err := load.Model(be, *model, load.Options{})
 		if err != nil {
 			return err
 		}
-		gen.StopIDs, gen.SoftPrompt = l.Tok.EndIDs(), l.SoftPrompt
-		answer = func(q, _ string) (string, error) {
-			out, err := generate.Text(l.Model, l.Tok, []string{llava.UserTurn(q)}, gen, nil)
+		gen.StopIDs, gen.SoftPrompt, end = l.Tok.EndIDs(), l.SoftPrompt, "\n"
+		ask = func(text, _ string) (string, error) {
+			out, err := generate.Text(l.Model, l.Tok, []string{text}, gen, nil)
 			if err != nil {
 				return "", err
 			}
 			return out[0], nil
 		}
+	}
+	// Each scene's conversation starts as the training conversations do
+	// (golem data shapes' LLaVA JSON): its description, then each question
+	// asked after the model's own description.
+	captions := map[string]string{}
+	answer := func(q, image string) (string, error) {
+		first := llava.UserTurn(describe)
+		if q == describe {
+			c, err := ask(first, image)
+			captions = map[string]string{image: strings.TrimSpace(c)}
+			return c, err
+		}
+		c, ok := captions[image]
+		if !ok {
+			return "", fmt.Errorf("eval vlm: %s: asked %q before its description", image, q)
+		}
+		return ask(first+" "+c+end+llava.UserTurn(q), image)
 	}
 	res, err := eval.VLMShapes(*dataDir, *split, *limit, answer)
 	if err != nil {
