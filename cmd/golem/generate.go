@@ -76,7 +76,7 @@ func runGenerate(args []string) (err error) {
 	n := fs.Int("n", 1, "samples to draw (decoded as one batch)")
 	schemaFile := fs.String("json-schema", "", "answer with a JSON value of this JSON schema `FILE` (constrained decoding)")
 	format := fs.String("format", "", `"json": answer with a JSON object (constrained decoding)`)
-	image := fs.String("image", "", "an image `FILE` for a vision-language model (golem vlm): it goes where the prompt says <image>, else before the prompt")
+	image := fs.String("image", "", "an image `FILE` for a vision-language model (golem vlm): a prompt with <image> is continued as written, one without is asked as a user turn about the image")
 	dev := addDeviceFlag(fs)
 	be, err := dev.parse(fs, args)
 	if err != nil {
@@ -109,8 +109,8 @@ func runGenerate(args []string) (err error) {
 			return err
 		}
 		p := *prompt
-		if !strings.Contains(p, llava.Placeholder) {
-			p = llava.Placeholder + "\n" + p
+		if !strings.Contains(p, llava.Placeholder) { // a question about the image, in the format the model was trained in
+			p = llava.UserTurn(llava.Placeholder + "\n" + p)
 		}
 		_, err = generate.ImageText(vm, tok, pixels, p, o, func(d string) { os.Stdout.WriteString(d) })
 		fmt.Println()
