@@ -18,7 +18,8 @@
 // of 4.40: vision_tower.vision_model.*, multi_modal_projector.linear_1/2,
 // language_model.model.* and language_model.lm_head.weight; transformers
 // 4.52 and later load these names through their checkpoint conversion
-// mapping), with the language model's tokenizer.
+// mapping); the caller writes the language model's tokenizer beside
+// them (train/vlm.go does).
 package llava
 
 import (
