@@ -150,6 +150,26 @@ func (m *Model) SetLoRASeed(seed uint64) {
 	}
 }
 
+// WithoutLoRA runs fn with every attached adapter switched off, so that
+// the model computes its base's function (the frozen reference of DPO,
+// GRPO and PPO with LoRA, as TRL does it: no second copy of the weights),
+// and switches them back on, also when fn panics.
+func (m *Model) WithoutLoRA(fn func()) {
+	var off []*nn.LoRA
+	for _, md := range m.Modules() {
+		if l := md.Linear.LoRA; l != nil && !l.Off {
+			l.Off = true
+			off = append(off, l)
+		}
+	}
+	defer func() {
+		for _, l := range off {
+			l.Off = false
+		}
+	}()
+	fn()
+}
+
 // MergeLoRA adds each adapter's update (Alpha/R) B A into its layer's
 // weight and removes the adapter, leaving a plain model that computes the
 // same function.
