@@ -1,0 +1,146 @@
+package train
+
+import (
+	"context"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/golem-ml/golem/backend/cpu"
+	"github.com/golem-ml/golem/data/synth"
+	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/model/load"
+	"github.com/golem-ml/golem/nn"
+)
+
+// testLoRA is the adapters the LoRA stage tests train: every linear layer,
+// with dropout, so that resume must replay the masks.
+var testLoRA = gpt.LoRAConfig{R: 4, Alpha: 8, Dropout: 0.1, Targets: []string{"all-linear"}}
+
+// checkAdapterOut checks out is a PEFT LoRA adapter folder over base (no
+// copy of the base's weights) that changes the base's function, and
+// returns the adapter's parameters.
+func checkAdapterOut(t *testing.T, out, base string) []nn.Named {
+	t.Helper()
+	if !gpt.IsAdapter(out) {
+		t.Fatalf("%s is not a PEFT adapter folder", out)
+	}
+	if _, err := os.Stat(filepath.Join(out, "model.safetensors")); err == nil {
+		t.Errorf("%s holds a whole model beside the adapter", out)
+	}
+	l, err := load.Model(cpu.New(), out, load.Options{KeepLoRA: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := filepath.Abs(base); l.Adapter == nil || l.Adapter.Base != a {
+		t.Fatalf("adapter %+v, want one over %s", l.Adapter, a)
+	}
+	ps := l.Model.LoRAParams()
+	moved := false
+	for _, p := range ps {
+		if strings.HasSuffix(p.Name, "lora_B.weight") && slices.ContainsFunc(p.Tensor.Host(), func(v float32) bool { return v != 0 }) {
+			moved = true
+		}
+	}
+	if !moved {
+		t.Error("every lora_B is still zero: the adapter did not train")
+	}
+	return ps
+}
+
+// TestDPOLoRA: DPO with LoRA starts at the reference (loss log 2: the
+// reference is the policy with its adapters off), learns, writes a PEFT
+// adapter over the starting model and, with Merge, the merged model; a
+// run stopped after step 2 and resumed ends with the uninterrupted run's
+// adapter, bit for bit.
+func TestDPOLoRA(t *testing.T) {
+	sft := tinyLM(t, 1, 128)
+	kinds := []string{synth.KindFirstLetter, synth.KindNumberOnly}
+	tr := prefPairs(synth.MustTasks(synth.TaskOptions{Seed: 1, N: 32, Kinds: kinds}))
+	va := prefPairs(synth.MustTasks(synth.TaskOptions{Seed: 2, N: 16, Kinds: kinds, Split: synth.SplitHeldout}))
+	run := func(out string, resume bool, stopAt int) Result {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		lora := testLoRA
+		loop := Config{Steps: 8, LR: 1e-2, Seed: 3, Out: out, Resume: resume, Quiet: true, Progress: io.Discard}
+		if stopAt > 0 {
+			loop.OnStep = func(step int, _ float64) {
+				if step == stopAt {
+					cancel()
+				}
+			}
+		}
+		res, err := DPO(ctx, DPOOptions{Backend: cpu.New(), Policy: sft, Data: tr, Heldout: va, Beta: 0.5, Batch: 4, LoRA: &lora, Merge: stopAt == 0,
+			Loop: loop, Log: io.Discard})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	a, b := t.TempDir(), t.TempDir()
+	res := run(a, false, 0)
+	recs := metricRecords(t, a)
+	if math.Abs(recs[0]["loss"]-math.Log(2)) > 1e-4 {
+		t.Errorf("first loss %v, want log 2 (the policy is the reference)", recs[0]["loss"])
+	}
+	if res.Loss >= recs[0]["loss"] {
+		t.Errorf("loss did not go down: %v -> %v", recs[0]["loss"], res.Loss)
+	}
+	pa := checkAdapterOut(t, a, sft)
+	if _, err := gpt.Load(cpu.New(), filepath.Join(a, "merged")); err != nil {
+		t.Errorf("Merge: %v", err)
+	}
+	run(b, false, 2)
+	run(b, true, 0)
+	sameParams(t, b, pa, checkAdapterOut(t, b, sft))
+	_, err := DPO(context.Background(), DPOOptions{Backend: cpu.New(), Policy: sft, Data: tr, Merge: true, Loop: Config{Steps: 1, Out: t.TempDir()}, Log: io.Discard})
+	wantErr(t, err, "--merge needs LoRA")
+}
+
+// TestGRPOLoRA: GRPO with LoRA measures a KL of 0 at the first step (the
+// reference is the policy with its adapters off) and more later, writes a
+// PEFT adapter, and resumes exactly.
+func TestGRPOLoRA(t *testing.T) {
+	sft := tinyLM(t, 1, 96)
+	tasks := verifiable(synth.MustTasks(synth.TaskOptions{Seed: 1, N: 8, Kinds: []string{synth.KindFirstLetter, synth.KindNumberOnly}}))
+	run := func(out string, resume bool, stopAt int) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		lora := testLoRA
+		loop := Config{Steps: 4, LR: 3e-2, Seed: 3, Out: out, Resume: resume, Quiet: true, Progress: io.Discard}
+		if stopAt > 0 {
+			loop.OnStep = func(step int, _ float64) {
+				if step == stopAt {
+					cancel()
+				}
+			}
+		}
+		if _, err := GRPO(ctx, GRPOOptions{Backend: cpu.New(), Policy: sft, Tasks: tasks, Rewards: []string{"correct", "format", "task"}, Group: 4, Prompts: 2, MaxTokens: 10,
+			LoRA: &lora, Loop: loop, Log: io.Discard}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, b := t.TempDir(), t.TempDir()
+	run(a, false, 0)
+	run(b, false, 2)
+	run(b, true, 0)
+	la, lb := metricRecords(t, a), metricRecords(t, b)
+	if len(la) != 4 || len(lb) != 4 {
+		t.Fatalf("%d and %d records", len(la), len(lb))
+	}
+	for i := range la {
+		for _, k := range []string{"loss", "reward", "kl"} {
+			if math.Float64bits(la[i][k]) != math.Float64bits(lb[i][k]) {
+				t.Errorf("step %d: %s %v uninterrupted, %v resumed", i+1, k, la[i][k], lb[i][k])
+			}
+		}
+	}
+	if la[0]["kl"] != 0 || !(la[3]["kl"] > 0) {
+		t.Errorf("KL to the reference %v at the first step (want 0), %v at the last (want > 0)", la[0]["kl"], la[3]["kl"])
+	}
+	sameParams(t, b, checkAdapterOut(t, a, sft), checkAdapterOut(t, b, sft))
+}
