@@ -102,12 +102,20 @@ var stages = []stage{
 	{"dpo", func(f *fixture, out string) []string {
 		return []string{"dpo", "--model", f.sft, "--data", f.pairs, "--batch", "4", "--steps", "5", "--save-every", "1", tiny, "--out", out}
 	}, 5},
+	{"dpo-lora", func(f *fixture, out string) []string { // a PEFT adapter over the SFT model, reference = adapters off
+		return []string{"dpo", "--model", f.sft, "--data", f.pairs, "--batch", "4", "--steps", "5", "--lora-r", "4", "--lora-targets", "all-linear",
+			"--save-every", "1", tiny, "--out", out}
+	}, 5},
 	{"ppo", func(f *fixture, out string) []string {
 		return []string{"ppo", "--model", f.sft, "--reward", f.rm, "--builtin-n", "8", "--batch", "4", "--minibatches", "2", "--epochs", "1",
 			"--max-tokens", "8", "--target-kl", "1", "--kl-horizon", "20", "--steps", "4", "--save-every", "1", tiny, "--out", out}
 	}, 4},
 	{"grpo", func(f *fixture, out string) []string {
 		return []string{"grpo", "--model", f.sft, "--builtin-n", "8", "--group", "2", "--batch", "2", "--max-tokens", "8",
+			"--steps", "4", "--save-every", "1", tiny, "--out", out}
+	}, 4},
+	{"grpo-lora", func(f *fixture, out string) []string {
+		return []string{"grpo", "--model", f.sft, "--builtin-n", "8", "--group", "2", "--batch", "2", "--max-tokens", "8", "--lora-r", "4",
 			"--steps", "4", "--save-every", "1", tiny, "--out", out}
 	}, 4},
 }
@@ -174,7 +182,7 @@ func reference(t *testing.T, f *fixture, s stage) *refRun {
 		switch s.name {
 		case "sft", "sft-lora":
 			f.base = reference(t, f, stageNamed("pretrain")).out
-		case "reward", "dpo", "grpo":
+		case "reward", "dpo", "grpo", "dpo-lora", "grpo-lora":
 			f.sft = reference(t, f, stageNamed("sft")).out
 		case "ppo":
 			f.sft = reference(t, f, stageNamed("sft")).out
@@ -305,6 +313,8 @@ func TestKillResumeReward(t *testing.T)   { killTrials(t, "reward", 3) }
 func TestKillResumeDPO(t *testing.T)      { killTrials(t, "dpo", 3) }
 func TestKillResumePPO(t *testing.T)      { killTrials(t, "ppo", 3) }
 func TestKillResumeGRPO(t *testing.T)     { killTrials(t, "grpo", 3) }
+func TestKillResumeDPOLoRA(t *testing.T)  { killTrials(t, "dpo-lora", 1) }
+func TestKillResumeGRPOLoRA(t *testing.T) { killTrials(t, "grpo-lora", 1) }
 
 // sameOutput checks a resumed run's folder against the uninterrupted
 // run's: every tensor of every .safetensors file outside trainer/ equal to
