@@ -134,6 +134,7 @@ func DPO(ctx context.Context, o DPOOptions) (Result, error) {
 	}
 	cfg.Card = &ModelCard{Stage: "dpo", Base: o.Policy, Data: []string{fmt.Sprintf("%d preference pairs, %d held out", len(t.train), len(t.val))},
 		What: fmt.Sprintf("direct preference optimisation (loss %s, beta %g; %s) against the frozen starting model", o.LossType, o.Beta, t.lm.method())}
+	cfg.checkpointModels(t.policy)
 	res, err := Run(ctx, cfg, t)
 	if err != nil {
 		return res, err

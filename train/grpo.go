@@ -162,6 +162,7 @@ func GRPO(ctx context.Context, o GRPOOptions) (Result, error) {
 	}
 	cfg.Card = &ModelCard{Stage: "grpo", Base: o.Policy, Data: []string{fmt.Sprintf("%d checkable tasks", len(o.Tasks))},
 		What: fmt.Sprintf("GRPO: groups of %d sampled answers scored by programs, KL weight %g to the starting model; %s", o.Group, o.Beta, t.lm.method())}
+	cfg.checkpointModels(t.policy)
 	res, err := Run(ctx, cfg, t)
 	if err != nil {
 		return res, err

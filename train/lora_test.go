@@ -144,3 +144,51 @@ func TestGRPOLoRA(t *testing.T) {
 	}
 	sameParams(t, b, checkAdapterOut(t, a, sft), checkAdapterOut(t, b, sft))
 }
+
+// TestCheckpointActivationsStages: with Config.CheckpointActivations the
+// stages log the same losses and write the same model, bit for bit (DPO
+// with LoRA dropout, the reward model's scorer).
+func TestCheckpointActivationsStages(t *testing.T) {
+	sft := tinyLM(t, 1, 128)
+	kinds := []string{synth.KindFirstLetter, synth.KindNumberOnly}
+	tr := prefPairs(synth.MustTasks(synth.TaskOptions{Seed: 1, N: 16, Kinds: kinds}))
+	ranks := rankingsOf(synth.MustTasks(synth.TaskOptions{Seed: 1, N: 16, Kinds: kinds}))
+	var outs [2][2]string
+	for i, ck := range []bool{false, true} {
+		loop := func() Config {
+			return Config{Steps: 3, LR: 1e-2, Seed: 3, Out: t.TempDir(), Quiet: true, Progress: io.Discard, CheckpointActivations: ck}
+		}
+		lora := testLoRA
+		c := loop()
+		if _, err := DPO(context.Background(), DPOOptions{Backend: cpu.New(), Policy: sft, Data: tr, Heldout: tr[:2], Batch: 4, LoRA: &lora, Loop: c, Log: io.Discard}); err != nil {
+			t.Fatal(err)
+		}
+		outs[0][i] = c.Out
+		c = loop()
+		if _, _, err := Reward(context.Background(), RewardOptions{Backend: cpu.New(), Model: sft, Data: ranks, Heldout: ranks[:2], Batch: 4, Loop: c, Log: io.Discard}); err != nil {
+			t.Fatal(err)
+		}
+		outs[1][i] = c.Out
+	}
+	for k, o := range outs {
+		la, lb := metricRecords(t, o[0]), metricRecords(t, o[1])
+		if len(la) != 3 || len(lb) != 3 {
+			t.Fatalf("%d and %d records", len(la), len(lb))
+		}
+		for i := range la {
+			if math.Float64bits(la[i]["loss"]) != math.Float64bits(lb[i]["loss"]) {
+				t.Errorf("stage %d, step %d: loss %v, with checkpointing %v", k, i+1, la[i]["loss"], lb[i]["loss"])
+			}
+		}
+	}
+	sameParams(t, outs[0][1], checkAdapterOut(t, outs[0][0], sft), checkAdapterOut(t, outs[0][1], sft))
+	ra, err := gpt.LoadScorer(cpu.New(), outs[1][0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, err := gpt.LoadScorer(cpu.New(), outs[1][1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameParams(t, outs[1][1], ra.Params(), rb.Params())
+}

@@ -238,6 +238,7 @@ func PPO(ctx context.Context, o PPOOptions) (Result, error) {
 	}
 	cfg.Card = &ModelCard{Stage: "ppo", Base: o.Policy, Data: []string{fmt.Sprintf("%d prompts, scored by the reward model `%s`", len(t.prompts), o.Reward)},
 		What: fmt.Sprintf("PPO against a reward model with a KL penalty (beta %g) to the starting model; the value model is in value/, the policy's EMA in ema/", o.KLCoef)}
+	cfg.checkpointModels(t.policy, t.value.Model)
 	return Run(ctx, cfg, t)
 }
 

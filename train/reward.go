@@ -188,6 +188,7 @@ func Reward(ctx context.Context, o RewardOptions) (Result, RewardReport, error) 
 	}
 	cfg.Card = &ModelCard{Stage: "reward", Base: o.Model, Data: []string{fmt.Sprintf("%d rankings or pairs (%d pairs), %d held out", len(t.train), pairs, len(t.val))},
 		What: "a reward model: the model with a scalar head, trained on ranked answers (Bradley-Terry)"}
+	cfg.checkpointModels(t.s.Model)
 	res, err := Run(ctx, cfg, t)
 	return res, t.report, err
 }

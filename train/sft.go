@@ -215,6 +215,7 @@ func SFT(ctx context.Context, o SFTOptions) (SFTResult, error) {
 	t.accum = max(cfg.Accum, 1)
 	cfg.Card = &ModelCard{Stage: "sft", Base: cmp.Or(o.Model, t.base), Data: o.Data,
 		What: fmt.Sprintf("instruction tuning (%s; %d of %d parameters trained)", t.method, res.Trainable, res.Total)}
+	cfg.checkpointModels(t.model)
 	r, err := Run(ctx, cfg, t)
 	res.Result = r
 	if err != nil {

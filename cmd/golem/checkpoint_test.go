@@ -539,3 +539,22 @@ func TestInterruptDemo(t *testing.T) {
 		return
 	}
 }
+
+// Every training command takes --checkpoint-activations and, with it,
+// writes what the run without it wrote, bit for bit (recomputed
+// activations are the same numbers).
+func TestCheckpointActivationsCommands(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs real training processes")
+	}
+	f := fixtures(t)
+	for _, name := range []string{"pretrain", "sft", "reward", "dpo-lora", "ppo", "grpo"} {
+		t.Run(name, func(t *testing.T) {
+			s := stageNamed(name)
+			ref := reference(t, f, s)
+			out := t.TempDir()
+			golemRun(t, f.cache, append(s.args(f, out), "--checkpoint-activations")...)
+			sameOutput(t, ref.out, out, s.steps)
+		})
+	}
+}

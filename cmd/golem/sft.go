@@ -94,6 +94,7 @@ func runSFT(args []string) error {
 	seed := fs.Uint64("seed", defaultSeed, "random seed")
 	builtinN := fs.Int("builtin-n", 2000, "built-in tasks to train on")
 	lang := fs.String("lang", "en", "built-in tasks' language: en, zh or mix")
+	ckptAct := addCheckpointActivationsFlag(fs)
 	dev := addDeviceFlag(fs)
 	be, err := dev.parse(fs, args)
 	if err != nil {
@@ -115,7 +116,7 @@ func runSFT(args []string) error {
 	o := train.SFTOptions{Backend: be, Model: *model, Format: data.Format(*format), Eval: evalFiles, MaxLen: *maxLen, Batch: *batch, Packing: *packing, AllTokens: *allTokens,
 		Epochs: *epochs, LoRA: lora.config(), Merge: *lora.merge, PromptTokens: *promptTokens,
 		Loop: train.Config{Steps: *steps, Accum: *accum, LR: *lr, MinLR: *minLR, Warmup: *warmup, WeightDecay: *wd, Clip: *clip,
-			EvalEvery: *evalEvery, SaveEvery: *saveEvery, Seed: *seed, Out: *out, Resume: *resume}}
+			EvalEvery: *evalEvery, SaveEvery: *saveEvery, Seed: *seed, Out: *out, Resume: *resume, CheckpointActivations: *ckptAct}}
 	// --data builtin: golem's instruction tasks (train split), validated
 	// on held-out ones when they are the only data.
 	builtin := slices.Contains(files, "builtin")
