@@ -2,6 +2,8 @@ package train
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"math"
 	"os"
@@ -191,4 +193,88 @@ func TestCheckpointActivationsStages(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameParams(t, outs[1][1], ra.Params(), rb.Params())
+}
+
+// TestRewardLoRA: a reward model trained with LoRA is a PEFT SEQ_CLS
+// adapter (the score head in modules_to_save, the offset in the file's
+// metadata) that gpt.LoadScorer reads over its base and that scores as
+// the merged reward model does; a run stopped after step 2 and resumed
+// ends with the uninterrupted run's adapter and head, bit for bit.
+func TestRewardLoRA(t *testing.T) {
+	sft := tinyLM(t, 1, 128)
+	kinds := []string{synth.KindFirstLetter, synth.KindNumberOnly}
+	ranks := rankingsOf(synth.MustTasks(synth.TaskOptions{Seed: 1, N: 32, Kinds: kinds}))
+	run := func(out string, resume bool, stopAt int) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		lora := testLoRA
+		loop := Config{Steps: 6, LR: 1e-2, Seed: 3, Out: out, Resume: resume, Quiet: true, Progress: io.Discard}
+		if stopAt > 0 {
+			loop.OnStep = func(step int, _ float64) {
+				if step == stopAt {
+					cancel()
+				}
+			}
+		}
+		if _, _, err := Reward(ctx, RewardOptions{Backend: cpu.New(), Model: sft, Data: ranks, Heldout: ranks[:4], Batch: 4, LoRA: &lora, Merge: stopAt == 0,
+			Loop: loop, Log: io.Discard}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, b := t.TempDir(), t.TempDir()
+	run(a, false, 0)
+	var cfg map[string]any
+	raw, err := os.ReadFile(filepath.Join(a, gpt.AdapterConfigFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if cfg["task_type"] != "SEQ_CLS" || fmt.Sprint(cfg["modules_to_save"]) != "[score]" {
+		t.Errorf("adapter_config.json: %s", raw)
+	}
+	if _, err := os.Stat(filepath.Join(a, "model.safetensors")); err == nil {
+		t.Error("OUT holds a whole model beside the adapter")
+	}
+	sa, err := gpt.LoadScorer(cpu.New(), a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sm, err := gpt.LoadScorer(cpu.New(), filepath.Join(a, "merged"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sa.Bias == 0 || sa.Bias != sm.Bias {
+		t.Errorf("offset %v in the adapter, %v merged (want equal, non-zero)", sa.Bias, sm.Bias)
+	}
+	seqs := [][]int{{1, 2, 3, 4, 5}, {7, 8, 9}, {4, 4, 4, 4, 4, 4, 4, 4}}
+	xa, err := sa.ScoreSequences(seqs, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	xm, _ := sm.ScoreSequences(seqs, 4)
+	base, _ := gpt.Load(cpu.New(), sft)
+	xb, _ := gpt.NewScorer(base, 20).ScoreSequences(seqs, 4)
+	for i := range xa {
+		if math.Abs(xa[i]-xm[i]) > 1e-4 {
+			t.Errorf("sequence %d: the adapter scores %v, the merged model %v", i, xa[i], xm[i])
+		}
+		if xa[i] == xb[i] {
+			t.Errorf("sequence %d: scored %v by the adapter and by a fresh head", i, xa[i])
+		}
+	}
+	run(b, false, 2)
+	run(b, true, 0)
+	sb, err := gpt.LoadScorer(cpu.New(), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pa := append(sa.LoRAParams(), nn.Named{Name: "score", Tensor: sa.Score.Weight})
+	pb := append(sb.LoRAParams(), nn.Named{Name: "score", Tensor: sb.Score.Weight})
+	sameParams(t, b, pa, pb)
+	// A reward adapter is not a language model.
+	if _, err := load.Model(cpu.New(), a, load.Options{}); err == nil || !strings.Contains(err.Error(), "reward or value model's adapter") {
+		t.Errorf("load.Model of a reward adapter: %v", err)
+	}
 }

@@ -195,6 +195,14 @@ func PPO(ctx context.Context, o PPOOptions) (Result, error) {
 	if t.value, err = gpt.LoadScorer(o.Backend, valueFrom); err != nil {
 		return Result{}, fmt.Errorf("ppo: value model: %w", err)
 	}
+	if len(t.value.LoRAParams()) > 0 {
+		// A reward model trained with LoRA (an adapter over its base): the
+		// value model starts from it merged and trains whole.
+		t.value.MergeLoRA()
+		for _, p := range t.value.Params() {
+			p.Tensor.SetRequiresGrad(true)
+		}
+	}
 	if o.EMADecay > 0 {
 		if t.ema, _, err = loadLM(o.Backend, emaFrom, "ppo: EMA"); err != nil {
 			return Result{}, err

@@ -182,6 +182,12 @@ func TestLoRAStagesGenerate(t *testing.T) {
 	gen := func(dir string) string {
 		return golemOut(t, f.cache, "", "generate", "--model", dir, "--prompt", "the cat", "--max-tokens", "12", "--temperature", "0", tiny)
 	}
+	// ppo takes the LoRA reward model as --reward (and its value model
+	// starts from it, merged).
+	rm := reference(t, f, stageNamed("reward-lora")).out
+	f.sft = reference(t, f, stageNamed("sft")).out
+	golemRun(t, f.cache, "ppo", "--model", f.sft, "--reward", rm, "--builtin-n", "8", "--batch", "4", "--minibatches", "2", "--epochs", "1",
+		"--max-tokens", "8", "--steps", "2", tiny, "--out", filepath.Join(f.dir, "ppo-lora-rm"))
 	for _, name := range []string{"dpo-lora", "grpo-lora"} {
 		out := reference(t, f, stageNamed(name)).out
 		if _, err := os.Stat(filepath.Join(out, "adapter_model.safetensors")); err != nil {

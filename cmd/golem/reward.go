@@ -90,6 +90,7 @@ func runReward(args []string) error {
 	truncate := fs.Bool("truncate", false, "keep the end of conversations longer than the context instead of failing")
 	freezeEmb := fs.Bool("freeze-embeddings", false, "keep the starting model's token and position embeddings")
 	lf := addLoopFlags(fs, 200, 1e-5)
+	lora := addLoRAFlags(fs)
 	dev := addDeviceFlag(fs)
 	be, err := dev.parse(fs, args)
 	if err != nil {
@@ -117,7 +118,7 @@ func runReward(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	res, rep, err := train.Reward(ctx, train.RewardOptions{Backend: be, Model: *model, Data: ex, Heldout: hv, HeldoutFrac: *frac, Demos: dm,
-		Batch: *batch, Truncate: *truncate, FreezeEmbeddings: *freezeEmb, Loop: lf.config()})
+		Batch: *batch, Truncate: *truncate, FreezeEmbeddings: *freezeEmb, LoRA: lora.config(), Merge: *lora.merge, Loop: lora.loop(fs, lf.config())})
 	if err != nil {
 		return err
 	}
