@@ -190,7 +190,7 @@ func (l *Linear) Forward(x *tensor.Tensor) *tensor.Tensor {
 	} else {
 		y = tensor.Linear(x, l.Weight, l.Bias)
 	}
-	if l.LoRA != nil {
+	if l.LoRA != nil && !l.LoRA.Off {
 		y = tensor.Add(y, l.LoRA.Forward(x))
 	}
 	return y
@@ -221,6 +221,9 @@ type LoRA struct {
 	Scale   float32
 	Dropout float32
 	Seed    uint64 // advanced by the trainer for fresh dropout masks
+	// Off leaves the update out: the layer computes its base function
+	// (a LoRA stage's frozen reference is its policy with the adapters off).
+	Off bool
 }
 
 // NewLoRA makes a LoRA of rank r for a layer of the given widths, with A

@@ -328,9 +328,19 @@ func Backward(loss *Tensor) {
 	if !loss.requiresGrad {
 		panic("tensor: Backward of a tensor that does not require grad")
 	}
+	backward(loss, nil)
+}
+
+// backward runs the backward functions of the graph below root, root's
+// gradient being seed's (1 when seed is nil).
+func backward(root, seed *Tensor) {
 	sc := walkPool.Get().(*walkScratch)
-	order := topo(loss, sc)
-	loss.be.Fill(loss.GradBuffer(), 1)
+	order := topo(root, sc)
+	if seed == nil {
+		root.be.Fill(root.GradBuffer(), 1)
+	} else {
+		root.addGrad(seed)
+	}
 	for i := len(order) - 1; i >= 0; i-- {
 		t := order[i]
 		if t.back != nil && t.grad != nil {

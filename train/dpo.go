@@ -38,8 +38,13 @@ type DPOOptions struct {
 	RPOAlpha float64
 	Batch    int  // pairs per micro-batch (default 8)
 	Truncate bool // keep the end of too-long conversations instead of failing
-	Loop     Config
-	Log      io.Writer
+	// LoRA, when set, trains low-rank adapters on the frozen policy (Out
+	// is then a PEFT adapter folder) and the reference is the policy with
+	// its adapters off; Merge also writes the merged model to Out/merged.
+	LoRA  *gpt.LoRAConfig
+	Merge bool
+	Loop  Config
+	Log   io.Writer
 }
 
 // dpoPair is one rendered preference pair and the reference's
@@ -53,7 +58,8 @@ type dpoPair struct {
 
 type dpoTask struct {
 	o          DPOOptions
-	policy     *gpt.Model
+	lm         *lmTrainee
+	policy     *gpt.Model // lm.m
 	tok        *tokenizer.Tokenizer
 	train, val []dpoPair
 	accum      int
@@ -89,43 +95,52 @@ func DPO(ctx context.Context, o DPOOptions) (Result, error) {
 		return Result{}, err
 	}
 	defer release()
-	ref, tok, err := loadPolicy(o.Backend, o.Policy, "dpo: --policy")
+	if o.Merge && o.LoRA == nil {
+		return Result{}, errors.New("dpo: --merge needs LoRA (--lora-r)")
+	}
+	t := &dpoTask{o: o, accum: max(1, cfg.Accum), seed: cfg.Seed}
+	if t.lm, err = loadTrainee(o.Backend, o.Policy, cfg, o.LoRA, "dpo"); err != nil {
+		return Result{}, err
+	}
+	t.policy = t.lm.m
+	fullRef, tok, err := t.lm.loadRef(o.Backend, o.Policy, "dpo: --policy")
 	if err != nil {
 		return Result{}, err
 	}
-	freeze(ref.Params())
-	t := &dpoTask{o: o, tok: tok, accum: max(1, cfg.Accum), seed: cfg.Seed}
-	if cfg.Resume {
-		if t.policy, _, err = loadLM(o.Backend, cfg.Out, "dpo: --resume"); err != nil {
-			return Result{}, err
-		}
-	} else if t.policy, _, err = loadLM(o.Backend, o.Policy, "dpo"); err != nil {
-		return Result{}, err
-	}
+	t.tok = tok
+	ctxLen := t.policy.Config.Context
 	trainEx, valEx := o.Data, o.Heldout
 	if valEx == nil {
 		trainEx, valEx = splitByPrompt(o.Data, o.HeldoutFrac)
 	}
-	c := newChat(tok, ref.Config.Context, o.Truncate)
-	if t.train, err = t.pairs(c, ref, trainEx); err != nil {
-		return Result{}, err
-	}
-	if t.val, err = t.pairs(c, ref, valEx); err != nil {
+	c := newChat(tok, ctxLen, o.Truncate)
+	t.lm.reference(fullRef, func(ref *gpt.Model) {
+		if t.train, err = t.pairs(c, ref, trainEx); err == nil {
+			t.val, err = t.pairs(c, ref, valEx)
+		}
+	})
+	if err != nil {
 		return Result{}, err
 	}
 	if len(t.train) == 0 {
 		return Result{}, errors.New("dpo: no preference pairs to train on")
 	}
-	fmt.Fprintf(o.Log, "dpo: %d pairs to train on, %d held out; loss %s, beta %g; %.2fM parameters\n", len(t.train), len(t.val), o.LossType, o.Beta, float64(nn.Count(t.policy.Params()))/1e6)
+	fmt.Fprintf(o.Log, "dpo: %d pairs to train on, %d held out; loss %s, beta %g; %s, %.2fM parameters trained\n", len(t.train), len(t.val), o.LossType, o.Beta, t.lm.method(), float64(nn.Count(t.lm.params()))/1e6)
 	if c.truncated > 0 {
-		fmt.Fprintf(o.Log, "dpo: %d answers truncated to the context of %d tokens\n", c.truncated, ref.Config.Context)
+		fmt.Fprintf(o.Log, "dpo: %d answers truncated to the context of %d tokens\n", c.truncated, ctxLen)
 	}
 	if cfg.Progress == nil {
 		cfg.Progress = o.Log
 	}
 	cfg.Card = &ModelCard{Stage: "dpo", Base: o.Policy, Data: []string{fmt.Sprintf("%d preference pairs, %d held out", len(t.train), len(t.val))},
-		What: fmt.Sprintf("direct preference optimisation (loss %s, beta %g) against the frozen starting model", o.LossType, o.Beta)}
-	return Run(ctx, cfg, t)
+		What: fmt.Sprintf("direct preference optimisation (loss %s, beta %g; %s) against the frozen starting model", o.LossType, o.Beta, t.lm.method())}
+	cfg.checkpointModels(t.policy)
+	res, err := Run(ctx, cfg, t)
+	if err != nil {
+		return res, err
+	}
+	_, err = t.lm.mergeAfter(o.Merge, res, o.Log)
+	return res, err
 }
 
 // pairs renders the examples' pairs and scores them with the reference.
@@ -199,7 +214,7 @@ func (t *dpoTask) answerLogps(s *tensor.Scope, m *gpt.Model, ps []dpoPair) *tens
 	return rowSums(tokenLogProbs(s, m, ids, tg, 2*n, T, 1), w, 2*n, T)
 }
 
-func (t *dpoTask) Params() []nn.Named { return t.policy.Params() }
+func (t *dpoTask) Params() []nn.Named { return t.lm.params() }
 
 func (t *dpoTask) Loss(s *tensor.Scope, step, micro int) (*tensor.Tensor, int, map[string]float64, error) {
 	B := t.o.Batch
@@ -210,6 +225,7 @@ func (t *dpoTask) Loss(s *tensor.Scope, step, micro int) (*tensor.Tensor, int, m
 		tokens += len(ps[i].rows[0]) + len(ps[i].rows[1])
 	}
 	be := t.policy.Embed.Weight.Backend()
+	t.lm.setSeed(t.seed ^ uint64(step)<<20 ^ uint64(micro))
 	lp := t.answerLogps(s, t.policy, ps)
 	// h = (log pi(c) - log ref(c)) - (log pi(r) - log ref(r))
 	sign, refH := make([]float32, 2*B), make([]float32, B)
@@ -299,6 +315,4 @@ func (t *dpoTask) Eval() (map[string]float64, error) {
 	return map[string]float64{"val_accuracy": acc / n, "val_margin": margin / n}, nil
 }
 
-func (t *dpoTask) Save(dir string) error {
-	return saveModel(dir, t.policy, t.tok)
-}
+func (t *dpoTask) Save(dir string) error { return t.lm.save(dir) }

@@ -45,14 +45,20 @@ type GRPOOptions struct {
 	ClipRange   float64 // ratio clip (default 0.2)
 	MaxTokens   int     // new tokens per answer (default 64)
 	Temperature float64 // sampling temperature (default 1)
-	Loop        Config
-	Log         io.Writer
+	// LoRA, when set, trains low-rank adapters on the frozen policy (Out
+	// is then a PEFT adapter folder) and the reference is the policy with
+	// its adapters off; Merge also writes the merged model to Out/merged.
+	LoRA  *gpt.LoRAConfig
+	Merge bool
+	Loop  Config
+	Log   io.Writer
 }
 
 type grpoTask struct {
 	o       GRPOOptions
-	policy  *gpt.Model
-	ref     *gpt.Model
+	lm      *lmTrainee
+	policy  *gpt.Model // lm.m
+	ref     *gpt.Model // the frozen starting model (nil with LoRA: lm.reference)
 	tok     *tokenizer.Tokenizer
 	prompt  [][]int
 	imEnd   int
@@ -130,16 +136,15 @@ func GRPO(ctx context.Context, o GRPOOptions) (Result, error) {
 		return Result{}, err
 	}
 	defer release()
+	if o.Merge && o.LoRA == nil {
+		return Result{}, errors.New("grpo: --merge needs LoRA (--lora-r)")
+	}
 	t := &grpoTask{o: o, accum: max(1, cfg.Accum), seed: cfg.Seed}
-	if t.ref, t.tok, err = loadPolicy(o.Backend, o.Policy, "grpo: --policy"); err != nil {
+	if t.lm, err = loadTrainee(o.Backend, o.Policy, cfg, o.LoRA, "grpo"); err != nil {
 		return Result{}, err
 	}
-	freeze(t.ref.Params())
-	from := o.Policy
-	if cfg.Resume {
-		from = cfg.Out
-	}
-	if t.policy, _, err = loadLM(o.Backend, from, "grpo"); err != nil {
+	t.policy = t.lm.m
+	if t.ref, t.tok, err = t.lm.loadRef(o.Backend, o.Policy, "grpo: --policy"); err != nil {
 		return Result{}, err
 	}
 	c := newChat(t.tok, t.policy.Config.Context, false)
@@ -151,16 +156,22 @@ func GRPO(ctx context.Context, o GRPOOptions) (Result, error) {
 		}
 		t.prompt = append(t.prompt, ids)
 	}
-	fmt.Fprintf(o.Log, "grpo: %d tasks, %d prompts x %d answers per micro-batch; %.2fM parameters\n", len(o.Tasks), o.Prompts, o.Group, float64(nn.Count(t.policy.Params()))/1e6)
+	fmt.Fprintf(o.Log, "grpo: %d tasks, %d prompts x %d answers per micro-batch; %s, %.2fM parameters trained\n", len(o.Tasks), o.Prompts, o.Group, t.lm.method(), float64(nn.Count(t.lm.params()))/1e6)
 	if cfg.Progress == nil {
 		cfg.Progress = o.Log
 	}
 	cfg.Card = &ModelCard{Stage: "grpo", Base: o.Policy, Data: []string{fmt.Sprintf("%d checkable tasks", len(o.Tasks))},
-		What: fmt.Sprintf("GRPO: groups of %d sampled answers scored by programs, KL weight %g to the starting model", o.Group, o.Beta)}
-	return Run(ctx, cfg, t)
+		What: fmt.Sprintf("GRPO: groups of %d sampled answers scored by programs, KL weight %g to the starting model; %s", o.Group, o.Beta, t.lm.method())}
+	cfg.checkpointModels(t.policy)
+	res, err := Run(ctx, cfg, t)
+	if err != nil {
+		return res, err
+	}
+	_, err = t.lm.mergeAfter(o.Merge, res, o.Log)
+	return res, err
 }
 
-func (t *grpoTask) Params() []nn.Named { return t.policy.Params() }
+func (t *grpoTask) Params() []nn.Named { return t.lm.params() }
 
 // Shape is GRPO's iteration: one update per rollout.
 func (t *grpoTask) Shape() (epochs, minibatches int) { return 1, 1 }
@@ -269,8 +280,10 @@ func (t *grpoTask) batch(rows [][]int, start []int, adv []float64) grpoBatch {
 			b.adv[i*T+p] = float32(adv[i])
 		}
 	}
-	b.refLogp = noGradValues(func(s *tensor.Scope) *tensor.Tensor {
-		return tokenLogProbs(s, t.ref, b.ids, b.tg, N, T, t.o.Temperature)
+	t.lm.reference(t.ref, func(ref *gpt.Model) {
+		b.refLogp = noGradValues(func(s *tensor.Scope) *tensor.Tensor {
+			return tokenLogProbs(s, ref, b.ids, b.tg, N, T, t.o.Temperature)
+		})
 	})
 	return b
 }
@@ -283,6 +296,7 @@ func (t *grpoTask) Loss(s *tensor.Scope, mb Minibatch) (*tensor.Tensor, int, map
 	b := &t.rollout[mb.Micro]
 	N, T := b.N, b.T
 	be := t.policy.Embed.Weight.Backend()
+	t.lm.setSeed(t.seed ^ uint64(mb.Step)<<20 ^ uint64(mb.Micro))
 	lp := tokenLogProbs(s, t.policy, b.ids, b.tg, N, T, o.Temperature)
 	old := s.FromHost(be, lp.Host(), N*T) // one update per sample: the ratio is 1, its gradient that of log pi
 	ratio := tensor.Exp(tensor.Sub(lp, old))
@@ -318,6 +332,4 @@ func (t *grpoTask) AfterStep(int) {}
 // Eval returns nothing of its own: the demo evaluates held-out tasks.
 func (t *grpoTask) Eval() (map[string]float64, error) { return map[string]float64{}, nil }
 
-func (t *grpoTask) Save(dir string) error {
-	return saveModel(dir, t.policy, t.tok)
-}
+func (t *grpoTask) Save(dir string) error { return t.lm.save(dir) }

@@ -40,10 +40,14 @@ type Config struct {
 	Seed        uint64  // seeds data order and dropout
 	Out         string  // the model folder; checkpoints in Out/trainer/step-N, metrics.jsonl
 	Resume      bool    // continue from the checkpoint in Out
-	Progress    io.Writer
-	Quiet       bool                         // no progress line
-	OnStep      func(step int, loss float64) `json:"-"` // called after each optimizer step (for UIs)
-	Card        *ModelCard                   `json:"-"` // the README.md model card each checkpoint writes (nil: none)
+	// CheckpointActivations recomputes each transformer block's
+	// activations in backward instead of keeping them
+	// (gpt.Model.CheckpointActivations): less memory, more compute.
+	CheckpointActivations bool
+	Progress              io.Writer
+	Quiet                 bool                         // no progress line
+	OnStep                func(step int, loss float64) `json:"-"` // called after each optimizer step (for UIs)
+	Card                  *ModelCard                   `json:"-"` // the README.md model card each checkpoint writes (nil: none)
 
 	held *held // Out, locked and prepared by open
 }

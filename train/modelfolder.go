@@ -23,6 +23,16 @@ func saveModel(dir string, m *gpt.Model, tok *tokenizer.Tokenizer) error {
 	return tok.SaveForModel(dir, m.Config.Context)
 }
 
+// checkpointModels sets the trained models' CheckpointActivations from
+// the config (every stage that trains a gpt.Model calls it before Run).
+func (c Config) checkpointModels(ms ...*gpt.Model) {
+	for _, m := range ms {
+		if m != nil {
+			m.CheckpointActivations = c.CheckpointActivations
+		}
+	}
+}
+
 // saveScorer writes a reward or value model and its tokenizer.
 func saveScorer(dir string, s *gpt.Scorer, tok *tokenizer.Tokenizer) error {
 	if err := s.Save(dir); err != nil {

@@ -195,6 +195,14 @@ func PPO(ctx context.Context, o PPOOptions) (Result, error) {
 	if t.value, err = gpt.LoadScorer(o.Backend, valueFrom); err != nil {
 		return Result{}, fmt.Errorf("ppo: value model: %w", err)
 	}
+	if len(t.value.LoRAParams()) > 0 {
+		// A reward model trained with LoRA (an adapter over its base): the
+		// value model starts from it merged and trains whole.
+		t.value.MergeLoRA()
+		for _, p := range t.value.Params() {
+			p.Tensor.SetRequiresGrad(true)
+		}
+	}
 	if o.EMADecay > 0 {
 		if t.ema, _, err = loadLM(o.Backend, emaFrom, "ppo: EMA"); err != nil {
 			return Result{}, err
@@ -238,6 +246,7 @@ func PPO(ctx context.Context, o PPOOptions) (Result, error) {
 	}
 	cfg.Card = &ModelCard{Stage: "ppo", Base: o.Policy, Data: []string{fmt.Sprintf("%d prompts, scored by the reward model `%s`", len(t.prompts), o.Reward)},
 		What: fmt.Sprintf("PPO against a reward model with a KL penalty (beta %g) to the starting model; the value model is in value/, the policy's EMA in ema/", o.KLCoef)}
+	cfg.checkpointModels(t.policy, t.value.Model)
 	return Run(ctx, cfg, t)
 }
 

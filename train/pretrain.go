@@ -154,6 +154,7 @@ func Pretrain(ctx context.Context, o PretrainOptions) (Result, error) {
 	}
 	cfg.Card = &ModelCard{Stage: "pretrain", Data: data, What: fmt.Sprintf("pretraining a %s of %d layers, %d heads, width %d, context %d (%.2fM parameters)",
 		m.Config.Arch, m.Config.Layers, m.Config.Heads, m.Config.Hidden, m.Config.Context, float64(nn.Count(m.Params()))/1e6)}
+	cfg.checkpointModels(t.model)
 	return Run(ctx, cfg, t)
 }
 

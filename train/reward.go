@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"path/filepath"
 
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/data"
@@ -46,8 +47,14 @@ type RewardOptions struct {
 	// starting model has them. With a few thousand comparisons it helps a
 	// little (the demo's held-out accuracy 0.75 against 0.72).
 	FreezeEmbeddings bool
-	Loop             Config
-	Log              io.Writer
+	// LoRA, when set, trains low-rank adapters on the frozen backbone and
+	// the score head whole; Out is then a PEFT SEQ_CLS adapter folder (the
+	// head as modules_to_save). Merge also writes the merged reward model
+	// to Out/merged.
+	LoRA  *gpt.LoRAConfig
+	Merge bool
+	Loop  Config
+	Log   io.Writer
 }
 
 // RewardReport is the held-out evaluation of a reward model.
@@ -94,6 +101,8 @@ type rewardTask struct {
 	accum      int
 	seed       uint64
 	report     RewardReport
+	lora       *gpt.LoRAConfig // nil: the whole model trains
+	base, out  string          // with LoRA: the base model's folder, Out
 }
 
 // Reward trains a reward model (stage three of InstructGPT): the language
@@ -118,8 +127,13 @@ func Reward(ctx context.Context, o RewardOptions) (Result, RewardReport, error) 
 		return Result{}, RewardReport{}, err
 	}
 	defer release()
+	if o.Merge && o.LoRA == nil {
+		return Result{}, RewardReport{}, errors.New("reward: --merge needs LoRA (--lora-r)")
+	}
 	var s *gpt.Scorer
 	var tok *tokenizer.Tokenizer
+	var lora *gpt.LoRAConfig
+	base := o.Model
 	if cfg.Resume {
 		var err error
 		if s, err = gpt.LoadScorer(o.Backend, cfg.Out); err != nil {
@@ -128,12 +142,34 @@ func Reward(ctx context.Context, o RewardOptions) (Result, RewardReport, error) 
 		if tok, err = tokenizer.Load(cfg.Out); err != nil {
 			return Result{}, RewardReport{}, fmt.Errorf("reward: --resume: %w", err)
 		}
+		s.Bias = 0 // training never adds the offset (Save)
+		switch adapter := gpt.IsAdapter(cfg.Out); {
+		case adapter && o.LoRA == nil:
+			return Result{}, RewardReport{}, fmt.Errorf("reward: --resume: %s holds a LoRA adapter; pass the same --lora-r", cfg.Out)
+		case !adapter && o.LoRA != nil:
+			return Result{}, RewardReport{}, fmt.Errorf("reward: --resume: %s holds a full model, not a LoRA adapter (resume without --lora-r)", cfg.Out)
+		case adapter:
+			a, err := gpt.ReadAdapterConfig(cfg.Out)
+			if err != nil {
+				return Result{}, RewardReport{}, fmt.Errorf("reward: --resume: %w", err)
+			}
+			c := a.LoRA
+			c.Dropout = o.LoRA.Dropout
+			lora, base = &c, a.Base
+		}
 	} else {
 		lm, t, err := loadPolicy(o.Backend, o.Model, "reward")
 		if err != nil {
 			return Result{}, RewardReport{}, err
 		}
 		s, tok = gpt.NewScorer(lm, cfg.Seed+17), t
+		if o.LoRA != nil {
+			c := *o.LoRA
+			if _, err := s.AttachLoRA(c, cfg.Seed+7); err != nil {
+				return Result{}, RewardReport{}, fmt.Errorf("reward: %w", err)
+			}
+			lora = &c
+		}
 	}
 	if o.FreezeEmbeddings {
 		s.Embed.Weight.SetRequiresGrad(false)
@@ -146,7 +182,7 @@ func Reward(ctx context.Context, o RewardOptions) (Result, RewardReport, error) 
 	if valEx == nil {
 		trainEx, valEx = splitByPrompt(o.Data, o.HeldoutFrac)
 	}
-	t := &rewardTask{s: s, tok: tok, batch: max(1, o.Batch), accum: max(1, cfg.Accum), seed: cfg.Seed}
+	t := &rewardTask{s: s, tok: tok, batch: max(1, o.Batch), accum: max(1, cfg.Accum), seed: cfg.Seed, lora: lora, base: base, out: cfg.Out}
 	if o.Batch == 0 {
 		t.batch = 8
 	}
@@ -188,7 +224,16 @@ func Reward(ctx context.Context, o RewardOptions) (Result, RewardReport, error) 
 	}
 	cfg.Card = &ModelCard{Stage: "reward", Base: o.Model, Data: []string{fmt.Sprintf("%d rankings or pairs (%d pairs), %d held out", len(t.train), pairs, len(t.val))},
 		What: "a reward model: the model with a scalar head, trained on ranked answers (Bradley-Terry)"}
+	cfg.checkpointModels(t.s.Model)
 	res, err := Run(ctx, cfg, t)
+	if err == nil && o.Merge && !res.Interrupted {
+		dir := filepath.Join(cfg.Out, "merged")
+		t.s.MergeLoRA()
+		t.s.Bias = float32(t.report.Bias)
+		if err = saveScorer(dir, t.s, t.tok); err == nil {
+			fmt.Fprintf(o.Log, "merged reward model written to %s\n", dir)
+		}
+	}
 	return res, t.report, err
 }
 
@@ -287,9 +332,19 @@ func rankItems(c *chat, ex []data.Example) ([]rankItem, error) {
 	return items, nil
 }
 
-func (t *rewardTask) Params() []nn.Named { return t.s.Params() }
+// Params returns the whole scorer, or with LoRA its adapters and the
+// score head (trained whole, PEFT's modules_to_save).
+func (t *rewardTask) Params() []nn.Named {
+	if t.lora != nil {
+		return append(t.s.LoRAParams(), nn.Named{Name: "score.weight", Tensor: t.s.Score.Weight})
+	}
+	return t.s.Params()
+}
 
 func (t *rewardTask) Loss(s *tensor.Scope, step, micro int) (*tensor.Tensor, int, map[string]float64, error) {
+	if t.lora != nil {
+		t.s.SetLoRASeed(t.seed ^ uint64(step)<<20 ^ uint64(micro))
+	}
 	be := t.s.Embed.Weight.Backend()
 	var rows [][]int
 	var A, w []float32
@@ -380,6 +435,11 @@ func evalRanks(s *gpt.Scorer, items []rankItem) (RewardReport, error) {
 // Save centres the reward on the demonstrations, then writes the reward
 // model and its tokenizer.
 func (t *rewardTask) Save(dir string) error {
+	// Training scores without the offset, before and after a checkpoint
+	// (a float32 offset added to both scores of a pair can change their
+	// difference's last bit, so a resumed run would drift from one never
+	// stopped, or one checkpointed at other steps).
+	defer func() { t.s.Bias = 0 }()
 	t.s.Bias = 0
 	sc, err := t.s.ScoreSequences(t.demos, 16)
 	if err != nil {
@@ -390,5 +450,11 @@ func (t *rewardTask) Save(dir string) error {
 		t.s.Bias = 0
 	}
 	t.report.Bias = float64(t.s.Bias)
-	return saveScorer(dir, t.s, t.tok)
+	if t.lora == nil {
+		return saveScorer(dir, t.s, t.tok)
+	}
+	if err := t.s.SaveLoRA(dir, *t.lora, relBase(t.out, t.base)); err != nil {
+		return err
+	}
+	return t.tok.SaveForModel(dir, t.s.Config.Context)
 }

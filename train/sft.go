@@ -216,6 +216,7 @@ func SFT(ctx context.Context, o SFTOptions) (SFTResult, error) {
 	t.accum = max(cfg.Accum, 1)
 	cfg.Card = &ModelCard{Stage: "sft", Base: cmp.Or(o.Model, t.base), Data: o.Data,
 		What: fmt.Sprintf("instruction tuning (%s; %d of %d parameters trained)", t.method, res.Trainable, res.Total)}
+	cfg.checkpointModels(t.model)
 	r, err := Run(ctx, cfg, t)
 	res.Result = r
 	if err != nil {
@@ -225,12 +226,9 @@ func SFT(ctx context.Context, o SFTOptions) (SFTResult, error) {
 		res.TokensPerSecond = float64(t.seen) / r.Seconds
 	}
 	if o.Merge && !r.Interrupted {
-		res.Merged = filepath.Join(cfg.Out, "merged")
-		m.MergeLoRA()
-		if err := saveModel(res.Merged, m, t.tok); err != nil {
+		if res.Merged, err = saveMerged(cfg.Out, m, t.tok, o.Log); err != nil {
 			return res, err
 		}
-		fmt.Fprintf(o.Log, "merged model written to %s\n", res.Merged)
 	}
 	return res, nil
 }
@@ -616,14 +614,4 @@ func (t *sftTask) Save(dir string) error {
 // baseFromOut is the base model's folder relative to the adapter's, OUT
 // (gpt.ReadAdapterConfig resolves it against the adapter folder), so that
 // the pair can move together; the absolute path when that fails.
-func (t *sftTask) baseFromOut() string {
-	out, err1 := filepath.Abs(t.out)
-	base, err2 := filepath.Abs(t.base)
-	if err1 != nil || err2 != nil {
-		return t.base
-	}
-	if rel, err := filepath.Rel(out, base); err == nil {
-		return filepath.ToSlash(rel)
-	}
-	return base
-}
+func (t *sftTask) baseFromOut() string { return relBase(t.out, t.base) }

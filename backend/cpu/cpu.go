@@ -98,6 +98,7 @@ type CPU struct {
 	free   map[int][]*Buf
 	pooled int   // bytes held in free lists
 	live   int64 // bytes handed out and not freed
+	peak   int64 // the most live has been since New or ResetPeak
 	misses int64 // allocations the free lists could not serve
 }
 
@@ -107,13 +108,21 @@ type MemStats struct {
 	Live   int64 // bytes of buffers handed out (Alloc, AllocHalf) and not freed, by size class
 	Pooled int64 // bytes kept in the free lists for reuse
 	Misses int64 // allocations the free lists could not serve: new memory from the heap
+	Peak   int64 // the most Live has been since New or ResetPeak
 }
 
 // MemStats returns the backend's memory counters.
 func (c *CPU) MemStats() MemStats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return MemStats{Live: c.live, Pooled: int64(c.pooled), Misses: c.misses}
+	return MemStats{Live: c.live, Pooled: int64(c.pooled), Misses: c.misses, Peak: c.peak}
+}
+
+// ResetPeak starts MemStats.Peak again from the live bytes now.
+func (c *CPU) ResetPeak() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.peak = c.live
 }
 
 // The CPU backend has every optional ability package backend declares;
@@ -169,6 +178,7 @@ func (c *CPU) Alloc(n int, zero bool) backend.Buffer {
 	class := sizeClass(n)
 	c.mu.Lock()
 	c.live += 4 * int64(class)
+	c.peak = max(c.peak, c.live)
 	if l := c.free[class]; len(l) > 0 {
 		b := l[len(l)-1]
 		l[len(l)-1] = nil

@@ -25,6 +25,7 @@ func (b *HalfBuf) Len() int { return len(b.H) }
 func (c *CPU) AllocHalf(n int) backend.Buffer {
 	c.mu.Lock()
 	c.live += 2 * int64(n)
+	c.peak = max(c.peak, c.live)
 	c.misses++
 	c.mu.Unlock()
 	return &HalfBuf{H: make([]uint16, n)}

@@ -170,3 +170,39 @@ func TestAdapterFolders(t *testing.T) {
 		t.Fatal("the prompt-tuning folder holds a whole model: not an adapter test")
 	}
 }
+
+// dpo and grpo with --lora-r write a PEFT adapter folder over the SFT
+// model (no copy of its weights) that golem generate loads, and --merge's
+// OUT/merged generates the same text, bit for bit.
+func TestLoRAStagesGenerate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs real training processes")
+	}
+	f := fixtures(t)
+	gen := func(dir string) string {
+		return golemOut(t, f.cache, "", "generate", "--model", dir, "--prompt", "the cat", "--max-tokens", "12", "--temperature", "0", tiny)
+	}
+	// ppo takes the LoRA reward model as --reward (and its value model
+	// starts from it, merged).
+	rm := reference(t, f, stageNamed("reward-lora")).out
+	f.sft = reference(t, f, stageNamed("sft")).out
+	golemRun(t, f.cache, "ppo", "--model", f.sft, "--reward", rm, "--builtin-n", "8", "--batch", "4", "--minibatches", "2", "--epochs", "1",
+		"--max-tokens", "8", "--steps", "2", tiny, "--out", filepath.Join(f.dir, "ppo-lora-rm"))
+	for _, name := range []string{"dpo-lora", "grpo-lora"} {
+		out := reference(t, f, stageNamed(name)).out
+		if _, err := os.Stat(filepath.Join(out, "adapter_model.safetensors")); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if _, err := os.Stat(filepath.Join(out, "model.safetensors")); err == nil {
+			t.Errorf("%s: OUT holds a whole model, not only the adapter", name)
+		}
+		if g := gen(out); strings.TrimSpace(g) == "" {
+			t.Errorf("%s: generate --model %s wrote nothing", name, out)
+		}
+	}
+	out := filepath.Join(f.dir, "dpo-lora-merge")
+	golemRun(t, f.cache, "dpo", "--model", f.sft, "--data", f.pairs, "--batch", "4", "--steps", "2", "--lora-r", "4", "--lr", "1e-2", "--merge", tiny, "--out", out)
+	if a, m := gen(out), gen(filepath.Join(out, "merged")); a != m {
+		t.Errorf("dpo --lora-r --merge: the adapter generated %q, the merged model %q", a, m)
+	}
+}

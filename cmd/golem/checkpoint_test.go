@@ -102,12 +102,23 @@ var stages = []stage{
 	{"dpo", func(f *fixture, out string) []string {
 		return []string{"dpo", "--model", f.sft, "--data", f.pairs, "--batch", "4", "--steps", "5", "--save-every", "1", tiny, "--out", out}
 	}, 5},
+	{"reward-lora", func(f *fixture, out string) []string { // a PEFT SEQ_CLS adapter: LoRA + the score head
+		return []string{"reward", "--model", f.sft, "--data", f.pairs, "--batch", "4", "--steps", "5", "--lora-r", "4", "--save-every", "1", tiny, "--out", out}
+	}, 5},
+	{"dpo-lora", func(f *fixture, out string) []string { // a PEFT adapter over the SFT model, reference = adapters off
+		return []string{"dpo", "--model", f.sft, "--data", f.pairs, "--batch", "4", "--steps", "5", "--lora-r", "4", "--lora-targets", "all-linear",
+			"--save-every", "1", tiny, "--out", out}
+	}, 5},
 	{"ppo", func(f *fixture, out string) []string {
 		return []string{"ppo", "--model", f.sft, "--reward", f.rm, "--builtin-n", "8", "--batch", "4", "--minibatches", "2", "--epochs", "1",
 			"--max-tokens", "8", "--target-kl", "1", "--kl-horizon", "20", "--steps", "4", "--save-every", "1", tiny, "--out", out}
 	}, 4},
 	{"grpo", func(f *fixture, out string) []string {
 		return []string{"grpo", "--model", f.sft, "--builtin-n", "8", "--group", "2", "--batch", "2", "--max-tokens", "8",
+			"--steps", "4", "--save-every", "1", tiny, "--out", out}
+	}, 4},
+	{"grpo-lora", func(f *fixture, out string) []string {
+		return []string{"grpo", "--model", f.sft, "--builtin-n", "8", "--group", "2", "--batch", "2", "--max-tokens", "8", "--lora-r", "4",
 			"--steps", "4", "--save-every", "1", tiny, "--out", out}
 	}, 4},
 }
@@ -174,7 +185,7 @@ func reference(t *testing.T, f *fixture, s stage) *refRun {
 		switch s.name {
 		case "sft", "sft-lora":
 			f.base = reference(t, f, stageNamed("pretrain")).out
-		case "reward", "dpo", "grpo":
+		case "reward", "dpo", "grpo", "reward-lora", "dpo-lora", "grpo-lora":
 			f.sft = reference(t, f, stageNamed("sft")).out
 		case "ppo":
 			f.sft = reference(t, f, stageNamed("sft")).out
@@ -298,13 +309,16 @@ func killTrials(t *testing.T, name string, trials int) {
 	t.Logf("%d kills in %d trials, %d of them after the first checkpoint", kills, trials, resumable)
 }
 
-func TestKillResumePretrain(t *testing.T) { killTrials(t, "pretrain", 3) }
-func TestKillResumeSFT(t *testing.T)      { killTrials(t, "sft", 10) }
-func TestKillResumeLoRA(t *testing.T)     { killTrials(t, "sft-lora", 2) }
-func TestKillResumeReward(t *testing.T)   { killTrials(t, "reward", 3) }
-func TestKillResumeDPO(t *testing.T)      { killTrials(t, "dpo", 3) }
-func TestKillResumePPO(t *testing.T)      { killTrials(t, "ppo", 3) }
-func TestKillResumeGRPO(t *testing.T)     { killTrials(t, "grpo", 3) }
+func TestKillResumePretrain(t *testing.T)   { killTrials(t, "pretrain", 3) }
+func TestKillResumeSFT(t *testing.T)        { killTrials(t, "sft", 10) }
+func TestKillResumeLoRA(t *testing.T)       { killTrials(t, "sft-lora", 2) }
+func TestKillResumeReward(t *testing.T)     { killTrials(t, "reward", 3) }
+func TestKillResumeDPO(t *testing.T)        { killTrials(t, "dpo", 3) }
+func TestKillResumePPO(t *testing.T)        { killTrials(t, "ppo", 3) }
+func TestKillResumeGRPO(t *testing.T)       { killTrials(t, "grpo", 3) }
+func TestKillResumeDPOLoRA(t *testing.T)    { killTrials(t, "dpo-lora", 1) }
+func TestKillResumeRewardLoRA(t *testing.T) { killTrials(t, "reward-lora", 1) }
+func TestKillResumeGRPOLoRA(t *testing.T)   { killTrials(t, "grpo-lora", 1) }
 
 // sameOutput checks a resumed run's folder against the uninterrupted
 // run's: every tensor of every .safetensors file outside trainer/ equal to
@@ -527,5 +541,24 @@ func TestInterruptDemo(t *testing.T) {
 			t.Fatalf("interrupted demo: exit %d, want 130 and the message\n%s", code, msg.String())
 		}
 		return
+	}
+}
+
+// Every training command takes --checkpoint-activations and, with it,
+// writes what the run without it wrote, bit for bit (recomputed
+// activations are the same numbers).
+func TestCheckpointActivationsCommands(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs real training processes")
+	}
+	f := fixtures(t)
+	for _, name := range []string{"pretrain", "sft", "reward", "dpo-lora", "ppo", "grpo"} {
+		t.Run(name, func(t *testing.T) {
+			s := stageNamed(name)
+			ref := reference(t, f, s)
+			out := t.TempDir()
+			golemRun(t, f.cache, append(s.args(f, out), "--checkpoint-activations")...)
+			sameOutput(t, ref.out, out, s.steps)
+		})
 	}
 }

@@ -26,6 +26,7 @@ func runDPO(args []string) error {
 	truncate := fs.Bool("truncate", false, "keep the end of conversations longer than the context instead of failing")
 	lf := addLoopFlags(fs, 200, 5e-7)
 	alias(fs, "policy", "model")
+	lora := addLoRAFlags(fs)
 	dev := addDeviceFlag(fs)
 	be, err := dev.parse(fs, args)
 	if err != nil {
@@ -45,7 +46,7 @@ func runDPO(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	res, err := train.DPO(ctx, train.DPOOptions{Backend: be, Policy: *policy, Data: ex, Heldout: hv, HeldoutFrac: *frac, Beta: *beta, LossType: *loss,
-		Batch: *batch, Truncate: *truncate, Loop: lf.config()})
+		Batch: *batch, Truncate: *truncate, LoRA: lora.config(), Merge: *lora.merge, Loop: lora.loop(fs, lf.config())})
 	if err != nil {
 		return err
 	}

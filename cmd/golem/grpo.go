@@ -31,6 +31,7 @@ func runGRPO(args []string) error {
 	alias(fs, "policy", "model")
 	alias(fs, "tasks", "data")
 	alias(fs, "prompts", "batch")
+	lora := addLoRAFlags(fs)
 	dev := addDeviceFlag(fs)
 	be, err := dev.parse(fs, args)
 	if err != nil {
@@ -59,7 +60,7 @@ func runGRPO(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	res, err := train.GRPO(ctx, train.GRPOOptions{Backend: be, Policy: *policy, Tasks: vs, Rewards: strings.Split(*rewards, ","), Group: *group, Prompts: *prompts,
-		Beta: *beta, ClipRange: *clipRange, MaxTokens: *maxTok, Temperature: *temp, Loop: lf.config()})
+		Beta: *beta, ClipRange: *clipRange, MaxTokens: *maxTok, Temperature: *temp, LoRA: lora.config(), Merge: *lora.merge, Loop: lora.loop(fs, lf.config())})
 	if err != nil {
 		return err
 	}

@@ -64,6 +64,7 @@ func runPretrain(args []string) error {
 	evalIters := fs.Int("eval-iters", 0, "batches per evaluation"+rd(baby.EvalIters))
 	saveEvery := fs.Int("save-every", 0, "also checkpoint every N steps into OUT/trainer/step-N, 0 = at the end and on Ctrl-C"+rd(baby.Loop.SaveEvery))
 	seed := fs.Uint64("seed", defaultSeed, "random seed")
+	ckptAct := addCheckpointActivationsFlag(fs)
 	dev := addDeviceFlag(fs)
 	be, err := dev.parse(fs, args)
 	if err != nil {
@@ -133,7 +134,7 @@ func runPretrain(args []string) error {
 	if isSet(fs, "save-every") {
 		p.Loop.SaveEvery = *saveEvery
 	}
-	p.Loop.Seed, p.Loop.Out, p.Loop.Resume = *seed, *out, *resume
+	p.Loop.Seed, p.Loop.Out, p.Loop.Resume, p.Loop.CheckpointActivations = *seed, *out, *resume, *ckptAct
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	res, err := train.Pretrain(ctx, train.PretrainOptions{Backend: be, Data: data, Tokenizer: *tok, VocabSize: *vocab, Preset: p,

@@ -22,13 +22,19 @@ const (
 	saveEveryHelp = "also checkpoint every N steps into OUT/trainer/step-N (0 = at the end and on Ctrl-C)"
 )
 
+// addCheckpointActivationsFlag is --checkpoint-activations, on every
+// training command.
+func addCheckpointActivationsFlag(fs *flag.FlagSet) *bool {
+	return fs.Bool("checkpoint-activations", false, "recompute each transformer block's activations in backward instead of keeping them: less memory, about a third more compute")
+}
+
 // loopFlags are the training-loop flags every RL stage shares.
 type loopFlags struct {
 	steps, accum, warmup, evalEvery, saveEvery *int
 	lr, clip                                   *float64
 	seed                                       *uint64
 	out                                        *string
-	resume                                     *bool
+	resume, checkpointAct                      *bool
 }
 
 func addLoopFlags(fs *flag.FlagSet, steps int, lr float64) loopFlags {
@@ -38,13 +44,13 @@ func addLoopFlags(fs *flag.FlagSet, steps int, lr float64) loopFlags {
 		saveEvery: fs.Int("save-every", 0, saveEveryHelp),
 		lr:        fs.Float64("lr", lr, "peak learning rate"), clip: fs.Float64("clip", 1, "gradient-norm clip (0 = off)"),
 		seed: fs.Uint64("seed", defaultSeed, "random seed"), out: fs.String("out", "", "output folder (required)"),
-		resume: fs.Bool("resume", false, resumeHelp),
+		resume: fs.Bool("resume", false, resumeHelp), checkpointAct: addCheckpointActivationsFlag(fs),
 	}
 }
 
 func (l loopFlags) config() train.Config {
 	return train.Config{Steps: *l.steps, Accum: *l.accum, LR: *l.lr, Warmup: *l.warmup, Clip: *l.clip, EvalEvery: *l.evalEvery,
-		SaveEvery: *l.saveEvery, Seed: *l.seed, Out: *l.out, Resume: *l.resume}
+		SaveEvery: *l.saveEvery, Seed: *l.seed, Out: *l.out, Resume: *l.resume, CheckpointActivations: *l.checkpointAct}
 }
 
 func readExamples(path string, format string) ([]data.Example, error) {
@@ -84,6 +90,7 @@ func runReward(args []string) error {
 	truncate := fs.Bool("truncate", false, "keep the end of conversations longer than the context instead of failing")
 	freezeEmb := fs.Bool("freeze-embeddings", false, "keep the starting model's token and position embeddings")
 	lf := addLoopFlags(fs, 200, 1e-5)
+	lora := addLoRAFlags(fs)
 	dev := addDeviceFlag(fs)
 	be, err := dev.parse(fs, args)
 	if err != nil {
@@ -111,7 +118,7 @@ func runReward(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	res, rep, err := train.Reward(ctx, train.RewardOptions{Backend: be, Model: *model, Data: ex, Heldout: hv, HeldoutFrac: *frac, Demos: dm,
-		Batch: *batch, Truncate: *truncate, FreezeEmbeddings: *freezeEmb, Loop: lf.config()})
+		Batch: *batch, Truncate: *truncate, FreezeEmbeddings: *freezeEmb, LoRA: lora.config(), Merge: *lora.merge, Loop: lora.loop(fs, lf.config())})
 	if err != nil {
 		return err
 	}

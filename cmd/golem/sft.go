@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -19,6 +20,52 @@ func init() {
 	register("sft", "stage 2: instruction tuning (full, LoRA or prompt tuning) on demonstrations", runSFT)
 }
 
+// loraFlags are the LoRA flags of every stage that can train adapters
+// (sft, reward, dpo, ppo, grpo), with the same names and defaults.
+type loraFlags struct {
+	r              *int
+	alpha, dropout *float64
+	targets        *string
+	merge          *bool
+}
+
+func addLoRAFlags(fs *flag.FlagSet) loraFlags {
+	return loraFlags{
+		r:       fs.Int("lora-r", 0, "train a LoRA adapter of this rank on a frozen model (0 = train the whole model); OUT is then a PEFT adapter folder (RL stages: the default --lr is 10x)"),
+		alpha:   fs.Float64("lora-alpha", 0, "LoRA scale numerator (default 2 x rank)"),
+		dropout: fs.Float64("lora-dropout", 0.05, "dropout on the LoRA input"),
+		targets: fs.String("lora-targets", "", "comma-separated module names, e.g. q_proj,v_proj or c_attn, or all-linear (default: PEFT's for the architecture)"),
+		merge:   fs.Bool("merge", false, "with LoRA: also write the merged model to OUT/merged"),
+	}
+}
+
+// loop returns the loop's config for a LoRA run: with --lora-r and no
+// --lr, the stage's default learning rate times 10 (the adapters start at
+// zero and move in a low-rank subspace; PEFT's recipes raise the rate so).
+func (l loraFlags) loop(fs *flag.FlagSet, c train.Config) train.Config {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == "lr" })
+	if *l.r > 0 && !set {
+		c.LR *= 10
+	}
+	return c
+}
+
+// config is the LoRA the flags ask for, nil without --lora-r.
+func (l loraFlags) config() *gpt.LoRAConfig {
+	if *l.r <= 0 {
+		return nil
+	}
+	c := &gpt.LoRAConfig{R: *l.r, Alpha: *l.alpha, Dropout: float32(*l.dropout)}
+	if c.Alpha == 0 {
+		c.Alpha = 2 * float64(*l.r)
+	}
+	if *l.targets != "" {
+		c.Targets = strings.Split(*l.targets, ",")
+	}
+	return c
+}
+
 func runSFT(args []string) error {
 	fs := newFlags("sft", `golem sft --model out/base --data builtin --out out/sft`)
 	model := fs.String("model", "", "base model folder, FILE.gguf or ollama:NAME[:TAG] (a quantized one: LoRA or prompt tuning only) (required unless --resume)")
@@ -28,11 +75,7 @@ func runSFT(args []string) error {
 	format := fs.String("format", "", "force the data format: "+formatNames())
 	out := fs.String("out", "", "output folder (required): the model, or the adapter in PEFT layout")
 	resume := fs.Bool("resume", false, resumeHelp)
-	loraR := fs.Int("lora-r", 0, "train a LoRA adapter of this rank on a frozen model (0 = full fine-tuning)")
-	loraAlpha := fs.Float64("lora-alpha", 0, "LoRA scale numerator (default 2 x rank)")
-	loraDropout := fs.Float64("lora-dropout", 0.05, "dropout on the LoRA input")
-	loraTargets := fs.String("lora-targets", "", "comma-separated module names, e.g. q_proj,v_proj or c_attn, or all-linear (default: PEFT's for the architecture)")
-	merge := fs.Bool("merge", false, "with LoRA: also write the merged model to OUT/merged")
+	lora := addLoRAFlags(fs)
 	promptTokens := fs.Int("prompt-tuning", 0, "train N virtual tokens on a frozen model (prompt tuning)")
 	allTokens := fs.Bool("all-tokens", false, "loss on every token, not only the assistant's")
 	packing := fs.Bool("packing", false, "group examples of similar length into micro-batches of up to batch x max-len tokens (each example still sees only itself)")
@@ -51,6 +94,7 @@ func runSFT(args []string) error {
 	seed := fs.Uint64("seed", defaultSeed, "random seed")
 	builtinN := fs.Int("builtin-n", 2000, "built-in tasks to train on")
 	lang := fs.String("lang", "en", "built-in tasks' language: en, zh or mix")
+	ckptAct := addCheckpointActivationsFlag(fs)
 	dev := addDeviceFlag(fs)
 	be, err := dev.parse(fs, args)
 	if err != nil {
@@ -70,9 +114,9 @@ func runSFT(args []string) error {
 	}
 	defer cleanup()
 	o := train.SFTOptions{Backend: be, Model: *model, Format: data.Format(*format), Eval: evalFiles, MaxLen: *maxLen, Batch: *batch, Packing: *packing, AllTokens: *allTokens,
-		Epochs: *epochs, Merge: *merge, PromptTokens: *promptTokens,
+		Epochs: *epochs, LoRA: lora.config(), Merge: *lora.merge, PromptTokens: *promptTokens,
 		Loop: train.Config{Steps: *steps, Accum: *accum, LR: *lr, MinLR: *minLR, Warmup: *warmup, WeightDecay: *wd, Clip: *clip,
-			EvalEvery: *evalEvery, SaveEvery: *saveEvery, Seed: *seed, Out: *out, Resume: *resume}}
+			EvalEvery: *evalEvery, SaveEvery: *saveEvery, Seed: *seed, Out: *out, Resume: *resume, CheckpointActivations: *ckptAct}}
 	// --data builtin: golem's instruction tasks (train split), validated
 	// on held-out ones when they are the only data.
 	builtin := slices.Contains(files, "builtin")
@@ -89,15 +133,6 @@ func runSFT(args []string) error {
 		}
 	}
 	o.Data = files
-	if *loraR > 0 {
-		o.LoRA = &gpt.LoRAConfig{R: *loraR, Alpha: *loraAlpha, Dropout: float32(*loraDropout)}
-		if o.LoRA.Alpha == 0 {
-			o.LoRA.Alpha = 2 * float64(*loraR)
-		}
-		if *loraTargets != "" {
-			o.LoRA.Targets = strings.Split(*loraTargets, ",")
-		}
-	}
 	if o.Loop.LR == 0 {
 		switch {
 		case o.LoRA != nil:

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/gguf"
 	"github.com/golem-ml/golem/internal/atomicfile"
 	"github.com/golem-ml/golem/nn"
+	"github.com/golem-ml/golem/safetensors"
 	"github.com/golem-ml/golem/tensor"
 )
 
@@ -165,6 +167,9 @@ func LoadScorer(be backend.Backend, dir string) (*Scorer, error) {
 	if _, ok, _ := gguf.Locate(dir); ok {
 		return nil, fmt.Errorf("gpt: %s: a GGUF file holds a language model, not a reward or value model", dir)
 	}
+	if IsAdapter(dir) {
+		return loadScorerAdapter(be, dir)
+	}
 	if _, err := LoadConfig(dir); err != nil {
 		return nil, err
 	}
@@ -187,5 +192,57 @@ func LoadScorer(be backend.Backend, dir string) (*Scorer, error) {
 		return nil, err
 	}
 	s := &Scorer{Model: m, Score: score, Bias: h.Bias}
+	return s, nil
+}
+
+// loadScorerAdapter loads a reward or value model's LoRA adapter (Scorer.SaveLoRA)
+// over its base: a language model (the head is the adapter's) or a scorer
+// folder. The adapters stay attached, unmerged, trainable as the head.
+func loadScorerAdapter(be backend.Backend, dir string) (*Scorer, error) {
+	a, err := ReadAdapterConfig(dir)
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(dir, AdapterModelFile)
+	if a.Type != "LORA" || !a.Scorer {
+		return nil, fmt.Errorf("gpt: %s: a %s adapter of a language model, not of a reward or value model (SEQ_CLS with modules_to_save [\"score\"])", filepath.Join(dir, AdapterConfigFile), a.Type)
+	}
+	if IsAdapter(a.Base) {
+		return nil, fmt.Errorf("gpt: %s: the base %s is an adapter too; a reward or value model's adapter needs a model folder as its base", filepath.Join(dir, AdapterConfigFile), a.Base)
+	}
+	var s *Scorer
+	if IsScorer(a.Base) {
+		s, err = LoadScorer(be, a.Base)
+	} else {
+		var lm *Model
+		if lm, err = Load(be, a.Base); err == nil {
+			s = NewScorer(lm, 0)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("gpt: %s: base model: %w", dir, err)
+	}
+	st, err := safetensors.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	ps, err := s.AttachLoRA(a.LoRA, 0)
+	if err != nil {
+		return nil, fmt.Errorf("gpt: %s: %w", path, err)
+	}
+	s.Score.Weight.SetRequiresGrad(true)
+	ps = append(ps, nn.Named{Name: "base_model.model." + scoreModule + ".weight", Tensor: s.Score.Weight})
+	if err := fillParams(st, ps, path, nil); err != nil {
+		return nil, err
+	}
+	s.Bias = 0
+	if v, ok := st.Metadata()["golem_reward_bias"]; ok {
+		b, err := strconv.ParseFloat(v, 32)
+		if err != nil {
+			return nil, fmt.Errorf("gpt: %s: metadata golem_reward_bias %q: %w", path, v, err)
+		}
+		s.Bias = float32(b)
+	}
 	return s, nil
 }

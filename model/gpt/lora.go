@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/golem-ml/golem/internal/atomicfile"
@@ -150,6 +151,26 @@ func (m *Model) SetLoRASeed(seed uint64) {
 	}
 }
 
+// WithoutLoRA runs fn with every attached adapter switched off, so that
+// the model computes its base's function (the frozen reference of DPO,
+// GRPO and PPO with LoRA, as TRL does it: no second copy of the weights),
+// and switches them back on, also when fn panics.
+func (m *Model) WithoutLoRA(fn func()) {
+	var off []*nn.LoRA
+	for _, md := range m.Modules() {
+		if l := md.Linear.LoRA; l != nil && !l.Off {
+			l.Off = true
+			off = append(off, l)
+		}
+	}
+	defer func() {
+		for _, l := range off {
+			l.Off = false
+		}
+	}()
+	fn()
+}
+
 // MergeLoRA adds each adapter's update (Alpha/R) B A into its layer's
 // weight and removes the adapter, leaving a plain model that computes the
 // same function.
@@ -227,6 +248,11 @@ func (m *Model) SaveLoRA(dir string, c LoRAConfig, base string) error {
 	if err := c.check(m.Config.Arch); err != nil {
 		return err
 	}
+	return saveAdapter(dir, loraConfig(m, c, base), ps, nil)
+}
+
+// loraConfig is adapter_config.json for m's adapters.
+func loraConfig(m *Model, c LoRAConfig, base string) adapterConfig {
 	ac := adapterConfig{
 		PeftType: "LORA", TaskType: "CAUSAL_LM", BaseModel: base, InferenceMode: true,
 		R: c.R, LoRAAlpha: c.Alpha, LoRADropout: config.ShortFloat(c.Dropout), TargetModules: c.Targets,
@@ -236,10 +262,31 @@ func (m *Model) SaveLoRA(dir string, c LoRAConfig, base string) error {
 	if len(c.Targets) == 1 && c.Targets[0] == "all-linear" {
 		ac.TargetModules = "all-linear"
 	}
-	return saveAdapter(dir, ac, ps)
+	return ac
 }
 
-func saveAdapter(dir string, ac adapterConfig, ps []nn.Named) error {
+// SaveLoRA writes a reward or value model trained with LoRA into dir as
+// PEFT saves a SEQ_CLS adapter: the backbone's adapters, and the score
+// head trained whole as PEFT's modules_to_save ("base_model.model.score.weight");
+// the reward offset is the file's metadata "golem_reward_bias" (PEFT reads
+// neither it nor the base's config, so the head is the adapter's).
+func (s *Scorer) SaveLoRA(dir string, c LoRAConfig, base string) error {
+	if len(s.LoRAParams()) == 0 {
+		return errors.New("gpt: SaveLoRA: no LoRA attached")
+	}
+	if err := c.check(s.Config.Arch); err != nil {
+		return err
+	}
+	ac := loraConfig(s.Model, c, base)
+	ac.TaskType, ac.ModulesToSave = "SEQ_CLS", []string{scoreModule}
+	ps := append(s.LoRAParams(), nn.Named{Name: "base_model.model." + scoreModule + ".weight", Tensor: s.Score.Weight})
+	return saveAdapter(dir, ac, ps, map[string]string{"golem_reward_bias": strconv.FormatFloat(float64(s.Bias), 'g', -1, 32)})
+}
+
+// scoreModule is the score head's module name (PEFT's modules_to_save).
+const scoreModule = "score"
+
+func saveAdapter(dir string, ac adapterConfig, ps []nn.Named, meta map[string]string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -247,7 +294,11 @@ func saveAdapter(dir string, ac adapterConfig, ps []nn.Named) error {
 	if err != nil {
 		return err
 	}
-	if err := SaveParams(filepath.Join(dir, AdapterModelFile), ps, map[string]string{"format": "pt"}); err != nil {
+	md := map[string]string{"format": "pt"}
+	for k, v := range meta {
+		md[k] = v
+	}
+	if err := SaveParams(filepath.Join(dir, AdapterModelFile), ps, md); err != nil {
 		return err
 	}
 	return atomicfile.WriteFile(filepath.Join(dir, AdapterConfigFile), append(b, '\n'))
@@ -261,7 +312,7 @@ func (m *Model) SavePromptTuning(dir string, sp *nn.SoftPrompt, base string) err
 		NumVirtualTokens: sp.Weight.Dim(0), TokenDim: sp.Weight.Dim(1), NumSubmodules: 1,
 		NumAttentionHeads: m.Config.Heads, NumLayers: m.Config.Layers, PromptInit: "RANDOM",
 	}
-	return saveAdapter(dir, ac, []nn.Named{{Name: "prompt_embeddings", Tensor: sp.Weight}})
+	return saveAdapter(dir, ac, []nn.Named{{Name: "prompt_embeddings", Tensor: sp.Weight}}, nil)
 }
 
 // IsAdapter reports whether dir holds a PEFT adapter (adapter_config.json).
@@ -273,12 +324,15 @@ func IsAdapter(dir string) bool {
 // Adapter is what ReadAdapterConfig found in an adapter folder (model/load
 // reads the folder and its base model).
 type Adapter struct {
-	Type       string          // "LORA" or "PROMPT_TUNING"
-	Base       string          // the base model folder, resolved against the adapter folder
-	LoRA       LoRAConfig      // for LORA
-	SoftPrompt *nn.SoftPrompt  // for PROMPT_TUNING
-	Params     []nn.Named      // the adapter's tensors under their PEFT names
-	config     json.RawMessage // the whole adapter_config.json
+	Type       string         // "LORA" or "PROMPT_TUNING"
+	Base       string         // the base model folder, resolved against the adapter folder
+	LoRA       LoRAConfig     // for LORA
+	SoftPrompt *nn.SoftPrompt // for PROMPT_TUNING
+	Params     []nn.Named     // the adapter's tensors under their PEFT names
+	// Scorer marks a reward or value model's adapter (PEFT's SEQ_CLS with
+	// the score head in modules_to_save): LoadScorer reads it, not Apply.
+	Scorer bool
+	config json.RawMessage // the whole adapter_config.json
 }
 
 // ReadAdapterConfig reads dir/adapter_config.json and resolves its base
@@ -312,7 +366,12 @@ func ReadAdapterConfig(dir string) (*Adapter, error) {
 		if ac.UseDoRA {
 			return nil, fmt.Errorf("gpt: %s: use_dora is not supported", path)
 		}
-		if len(ac.ModulesToSave) > 0 {
+		switch {
+		case ac.TaskType == "SEQ_CLS" && slices.Equal(ac.ModulesToSave, []string{scoreModule}):
+			a.Scorer = true
+		case ac.TaskType == "SEQ_CLS":
+			return nil, fmt.Errorf("gpt: %s: a SEQ_CLS adapter needs modules_to_save [\"score\"] (its trained head)", path)
+		case len(ac.ModulesToSave) > 0:
 			return nil, fmt.Errorf("gpt: %s: modules_to_save is not supported", path)
 		}
 		if len(ac.RankPattern) > 0 || len(ac.AlphaPattern) > 0 {
@@ -367,6 +426,9 @@ func (a *Adapter) Apply(m *Model, dir string) error {
 	defer st.Close()
 	switch a.Type {
 	case "LORA":
+		if a.Scorer {
+			return fmt.Errorf("gpt: %s: a reward or value model's adapter (SEQ_CLS, with its score head): give it where a reward or value model goes", filepath.Join(dir, AdapterConfigFile))
+		}
 		ps, err := m.AttachLoRA(a.LoRA, 0)
 		if err != nil {
 			return fmt.Errorf("gpt: %s: %w", path, err)

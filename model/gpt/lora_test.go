@@ -219,3 +219,35 @@ func loadAdapter(be backend.Backend, dir string) (*Model, *Adapter, error) {
 	}
 	return m, a, a.Apply(m, dir)
 }
+
+// TestWithoutLoRA: with the adapters off the model computes its base's
+// function bit for bit (the LoRA stages' frozen reference), and they are
+// back on afterwards.
+func TestWithoutLoRA(t *testing.T) {
+	be := cpu.New()
+	m, err := New(be, Config{Arch: "llama", Vocab: 50, Context: 16, Layers: 2, Heads: 2, KVHeads: 2, Hidden: 8, Intermediate: 16, Eps: 1e-5, RopeTheta: 1e4, BOS: -1, EOS: -1}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := []int32{3, 14, 15, 9, 26}
+	base := hiddenOf(m, ids, Options{})
+	ps, err := m.AttachLoRA(LoRAConfig{R: 2, Alpha: 4, Targets: []string{"all-linear"}}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range ps {
+		randomize(p.Tensor, uint64(i+10))
+	}
+	adapted := hiddenOf(m, ids, Options{})
+	if relErr(adapted, base) < 1e-4 {
+		t.Fatal("the adapter does not change the output")
+	}
+	var off []float32
+	m.WithoutLoRA(func() { off = hiddenOf(m, ids, Options{}) })
+	if !slices.Equal(off, base) {
+		t.Errorf("adapters off: outputs differ from the base's by %g", relErr(off, base))
+	}
+	if got := hiddenOf(m, ids, Options{}); !slices.Equal(got, adapted) {
+		t.Errorf("adapters not back on after WithoutLoRA: differ by %g", relErr(got, adapted))
+	}
+}

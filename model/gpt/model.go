@@ -33,6 +33,10 @@ type Model struct {
 	Blocks []Block       // the body's blocks
 	NormF  Norm          // the body's final norm
 	Head   *nn.Linear    // nil when tied to Embed
+	// CheckpointActivations recomputes each block's activations in
+	// backward instead of keeping them (tensor.Checkpoint): training
+	// holds one block's input per layer, for about a third more compute.
+	CheckpointActivations bool
 
 	invFreq []float32 // RoPE's scaled inverse frequencies (Config.RopeScaling); nil: theta's
 }
@@ -158,9 +162,16 @@ func (m *Model) Forward(ids []int32, B, T int, o Options) *tensor.Tensor {
 			cur.Close()
 			cur = next
 		}
-		p.Attn.Layer = i
-		x = tensor.Add(x, drop(b.Attention(x, p), uint64(10+2*i)))
-		x = tensor.Add(x, drop(b.MLP(x), uint64(11+2*i)))
+		block := func(x *tensor.Tensor) *tensor.Tensor {
+			p.Attn.Layer = i
+			x = tensor.Add(x, drop(b.Attention(x, p), uint64(10+2*i)))
+			return tensor.Add(x, drop(b.MLP(x), uint64(11+2*i)))
+		}
+		if m.CheckpointActivations && !noGrad && o.Cache == nil {
+			x = tensor.Checkpoint(x, block)
+		} else {
+			x = block(x)
+		}
 	}
 	if noGrad {
 		x = cur.Escape(x)

@@ -353,15 +353,9 @@ func (m *Model) FromTokens(s *tensor.Scope, ids []int32, B, h, w int) (*tensor.T
 func (q *Quantizer) Nearest(z *tensor.Tensor) []int32 {
 	K, D := q.cfg.Codes, q.cfg.CodeDim
 	N := z.Dim(0)
-	var dots *tensor.Tensor
-	tensor.NoGrad(func() { dots = tensor.MatMul(z.Detach(), q.Codebook, false, true) })
-	if sc := z.Scope(); sc != nil {
-		sc.Adopt(dots)
-	}
-	q.dist = dots.HostInto(q.dist[:0])
-	if z.Scope() == nil {
-		dots.Free()
-	}
+	s := z.Scope().Child() // the dot products live only until they are read
+	tensor.NoGrad(func() { q.dist = s.Adopt(tensor.MatMul(z.Detach(), q.Codebook, false, true)).HostInto(q.dist[:0]) })
+	s.Close()
 	e := q.Codebook.Host()
 	norms := make([]float32, K)
 	for k := range K {
