@@ -11,6 +11,7 @@ import (
 	"github.com/golem-ml/golem/backend/cpu"
 	"github.com/golem-ml/golem/model/clip"
 	"github.com/golem-ml/golem/model/vit"
+	"github.com/golem-ml/golem/model/vqvae"
 	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/optim"
 	"github.com/golem-ml/golem/tensor"
@@ -30,6 +31,7 @@ var visionConfigs = map[string]struct {
 	classes int // a classification head over Features (vit-*)
 	vit     vit.Config
 	clip    *clip.Config
+	vq      *vqvae.Config
 }{
 	"vit-mnist": {batch: 128, classes: 10, vit: vitConfig(vit.ViT, 28, 1, 4, 6)},
 	"vit-tiny":  {batch: 16, classes: 1000, vit: vitConfig(vit.ViT, 224, 3, 16, 12)},
@@ -45,6 +47,14 @@ var visionConfigs = map[string]struct {
 			Activation: "gelu", Eps: 1e-5, BOS: 49406, EOS: 49407, Pad: 1},
 		Projection: 128, LogitScaleInit: 2.6592,
 	}},
+	// The peer's VQVAE learns its codebook by the codebook loss (decay 0),
+	// without restarts; golem's model/vqvae preset otherwise updates it by
+	// EMA outside the optimizer step.
+	"vqvae-32": {batch: 32, vq: func() *vqvae.Config {
+		c := vqvae.Presets()["vqvae-32"]
+		c.Decay, c.DeadAfter = 0, 0
+		return &c
+	}()},
 }
 
 // vitConfig is the peer's ViT: width 192, 3 heads, MLP 4x, exact GELU.
@@ -56,22 +66,19 @@ func vitConfig(arch string, image, channels, patch, layers int) vit.Config {
 func init() {
 	register("vision", func(args []string) error {
 		fs := flag.NewFlagSet("vision", flag.ExitOnError)
-		config := fs.String("config", "vit-mnist", "vit-mnist, vit-tiny, mae-mnist or clip-tiny")
+		config := fs.String("config", "vit-mnist", "vit-mnist, vit-tiny, mae-mnist, clip-tiny or vqvae-32")
 		steps := fs.Int("steps", 10, "timed steps (median is reported)")
 		warmup := fs.Int("warmup", 3, "untimed steps first")
 		threads := fs.Int("threads", 2, "threads")
 		noPeer := fs.Bool("no-peer", false, "skip the PyTorch peer (no ratio)")
 		fs.Parse(args)
-		if *config == "vqvae-32" {
-			return fmt.Errorf("config vqvae-32: not yet (the VQ-VAE is another issue's model); this bench runs vit-mnist, vit-tiny, mae-mnist and clip-tiny")
-		}
 		vc, ok := visionConfigs[*config]
 		if !ok {
-			return fmt.Errorf("unknown config %q (vit-mnist, vit-tiny, mae-mnist or clip-tiny; vqvae-32 not yet)", *config)
+			return fmt.Errorf("unknown config %q (vit-mnist, vit-tiny, mae-mnist, clip-tiny or vqvae-32)", *config)
 		}
 		cpu.SetThreads(*threads)
 		be := cpu.New()
-		step, params, err := visionStep(be, vc.vit, vc.clip, vc.classes, vc.batch)
+		step, params, err := visionStep(be, vc.vit, vc.clip, vc.vq, vc.classes, vc.batch)
 		if err != nil {
 			return err
 		}
@@ -126,7 +133,7 @@ func init() {
 // visionStep builds the model of a config and returns a function that
 // makes a random batch in a new scope and returns the function computing
 // its loss and the scope (closed after the step), and the parameters.
-func visionStep(be backend.Backend, vc vit.Config, cc *clip.Config, classes, B int) (func() (func() *tensor.Tensor, *tensor.Scope), []nn.Named, error) {
+func visionStep(be backend.Backend, vc vit.Config, cc *clip.Config, vq *vqvae.Config, classes, B int) (func() (func() *tensor.Tensor, *tensor.Scope), []nn.Named, error) {
 	r := rand.New(rand.NewPCG(1, 2))
 	images := func(s *tensor.Scope, c vit.Config) *tensor.Tensor {
 		px := make([]float32, B*c.Channels*c.Image*c.Image)
@@ -134,6 +141,18 @@ func visionStep(be backend.Backend, vc vit.Config, cc *clip.Config, classes, B i
 			px[i] = float32(r.NormFloat64())
 		}
 		return s.FromHost(be, px, B, c.Channels, c.Image, c.Image)
+	}
+	if vq != nil {
+		m, err := vqvae.New(be, *vq, 1)
+		if err != nil {
+			return nil, nil, err
+		}
+		S := vq.ImageSize
+		return func() (func() *tensor.Tensor, *tensor.Scope) {
+			s := tensor.NewScope()
+			pix := images(s, vit.Config{Channels: vq.Channels, Image: S})
+			return func() *tensor.Tensor { return m.Forward(pix).Loss }, s
+		}, m.Params(), nil
 	}
 	if cc != nil {
 		m, err := clip.New(be, *cc, 1)

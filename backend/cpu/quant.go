@@ -281,15 +281,21 @@ func qdotRef(x *qrows, i int, w *QuantBuf, r int) float32 {
 	return sum
 }
 
+// kernelArgs returns what the assembly kernels take: row i of x's int8
+// blocks, scales and corrections, and rows r of w's codes and scales.
+func kernelArgs(x *qrows, i int, w *QuantBuf, r *[4]int) (*int8, *float32, *int32, [4]*byte, [4]*float32) {
+	nb := w.Cols / backend.QuantBlock
+	rb := w.rowBytes()
+	ws := [4]*float32{&w.D[r[0]*nb], &w.D[r[1]*nb], &w.D[r[2]*nb], &w.D[r[3]*nb]}
+	wq := [4]*byte{&w.Q[r[0]*rb], &w.Q[r[1]*rb], &w.Q[r[2]*rb], &w.Q[r[3]*rb]}
+	return &x.q[i*x.nch*64], &x.d[i*x.nch*16], &x.corr[i*x.nch*16], wq, ws
+}
+
 // qdot4 computes out[j] = row i of x . row r[j] of w for four rows of w,
 // with the assembly kernels where the CPU has them.
 func qdot4(x *qrows, i int, w *QuantBuf, r *[4]int, out *[4]float32) {
 	if haveVNNI && fastQuant {
-		nb := w.Cols / backend.QuantBlock
-		rb := w.rowBytes()
-		q, d, c := &x.q[i*x.nch*64], &x.d[i*x.nch*16], &x.corr[i*x.nch*16]
-		ws := [4]*float32{&w.D[r[0]*nb], &w.D[r[1]*nb], &w.D[r[2]*nb], &w.D[r[3]*nb]}
-		wq := [4]*byte{&w.Q[r[0]*rb], &w.Q[r[1]*rb], &w.Q[r[2]*rb], &w.Q[r[3]*rb]}
+		q, d, c, wq, ws := kernelArgs(x, i, w, r)
 		if w.T == backend.Q8_0 {
 			qdot8x4(q, d, c, &wq, &ws, x.nch, out)
 		} else {
@@ -306,11 +312,7 @@ func qdot4(x *qrows, i int, w *QuantBuf, r *[4]int, out *[4]float32) {
 // out[4..7] row i+1's.
 func qdot2x4(x *qrows, i int, w *QuantBuf, r *[4]int, out *[8]float32) {
 	if haveVNNI && fastQuant {
-		nb := w.Cols / backend.QuantBlock
-		rb := w.rowBytes()
-		q, d, c := &x.q[i*x.nch*64], &x.d[i*x.nch*16], &x.corr[i*x.nch*16]
-		ws := [4]*float32{&w.D[r[0]*nb], &w.D[r[1]*nb], &w.D[r[2]*nb], &w.D[r[3]*nb]}
-		wq := [4]*byte{&w.Q[r[0]*rb], &w.Q[r[1]*rb], &w.Q[r[2]*rb], &w.Q[r[3]*rb]}
+		q, d, c, wq, ws := kernelArgs(x, i, w, r)
 		if w.T == backend.Q8_0 {
 			qdot8x2x4(q, d, c, &wq, &ws, x.nch, out)
 		} else {

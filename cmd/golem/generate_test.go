@@ -18,14 +18,21 @@ import (
 // the chat specials) in a new folder.
 func writeRandomModel(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
 	tok, err := tokenizer.Train(tokenizer.TrainOptions{Texts: []string{synth.Corpus(synth.CorpusOptions{Seed: 1, Bytes: 20000})}, VocabSize: 400, Workers: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := gpt.Config{Arch: "llama", Vocab: tok.VocabSize(), Context: 2048, Layers: 1, Heads: 2, KVHeads: 1,
 		Hidden: 16, Intermediate: 32, Eps: 1e-5, RopeTheta: 10000, BOS: -1, EOS: -1}
-	m, err := gpt.New(cpu.New(), cfg, 5)
+	return saveRandomModel(t, cfg, 5, tok)
+}
+
+// saveRandomModel saves a model of config c with random weights from seed
+// and the tokenizer tok in a new folder.
+func saveRandomModel(t *testing.T, c gpt.Config, seed uint64, tok *tokenizer.Tokenizer) string {
+	t.Helper()
+	dir := t.TempDir()
+	m, err := gpt.New(cpu.New(), c, seed)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,20 +29,9 @@ func chatModel(t *testing.T) string {
 	if tok, _, err = train.AddChatTokens(tok); err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
 	c := gpt.Config{Arch: "qwen2", Vocab: 50304, Context: 128, Layers: 2, Heads: 4, KVHeads: 2, Hidden: 64,
 		Intermediate: 128, Eps: 1e-6, RopeTheta: 1e6, Bias: true, Tied: true, BOS: -1, EOS: -1}
-	m, err := gpt.New(cpu.New(), c, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Save(dir); err != nil {
-		t.Fatal(err)
-	}
-	if err := tok.Save(dir); err != nil {
-		t.Fatal(err)
-	}
-	return dir
+	return saveRandomModel(t, c, 1, tok)
 }
 
 // golem quantize writes a folder holding model.gguf that generate, eval

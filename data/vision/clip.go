@@ -14,11 +14,26 @@ var (
 )
 
 // CLIPPixels prepares an image for a CLIP vision tower of size x size
-// pixels and the given channels, as CLIPImageProcessor does: the shorter
-// side resized to size (bilinear), the centre size x size cut, a gray
-// image repeated into three channels, normalised with CLIPMean and
-// CLIPStd. It returns C*size*size values, CHW.
+// pixels and the given channels, as CLIPImageProcessor does: Fit, then
+// normalised with CLIPMean and CLIPStd (three channels). It returns
+// C*size*size values, CHW.
 func CLIPPixels(m *Image, size, channels int) ([]float32, error) {
+	m, err := Fit(m, size, channels)
+	if err != nil {
+		return nil, err
+	}
+	if channels == 3 {
+		if m, err = (Normalize{Mean: CLIPMean, Std: CLIPStd}).Apply(m, nil); err != nil {
+			return nil, err
+		}
+	}
+	return m.Pix, nil
+}
+
+// Fit makes an image size x size with the given channels: the shorter
+// side resized to size (bilinear), the centre size x size cut, a gray
+// image repeated into three channels; values stay in [0, 1].
+func Fit(m *Image, size, channels int) (*Image, error) {
 	h, w := size, size
 	if m.H < m.W {
 		w = max(size, (m.W*size+m.H/2)/m.H)
@@ -47,12 +62,7 @@ func CLIPPixels(m *Image, size, channels int) ([]float32, error) {
 	default:
 		return nil, fmt.Errorf("a %d-channel image for a %d-channel model", m.C, channels)
 	}
-	if channels == 3 {
-		if m, err = (Normalize{Mean: CLIPMean, Std: CLIPStd}).Apply(m, nil); err != nil {
-			return nil, err
-		}
-	}
-	return m.Pix, nil
+	return m, nil
 }
 
 // CLIPSet is an image-text data set prepared for a CLIP model: each
@@ -64,9 +74,15 @@ type CLIPSet struct {
 	Texts  [][]string
 }
 
-// LoadCLIPSet decodes and prepares every image of ds on GOMAXPROCS
-// goroutines; errors name the sample.
+// LoadCLIPSet decodes and prepares (CLIPPixels) every image of ds on
+// GOMAXPROCS goroutines; errors name the sample.
 func LoadCLIPSet(ds Dataset, size, channels int) (*CLIPSet, error) {
+	return LoadSet(ds, func(m *Image) ([]float32, error) { return CLIPPixels(m, size, channels) })
+}
+
+// LoadSet decodes every image of ds and prepares its pixels with prep on
+// GOMAXPROCS goroutines, keeping labels and texts; errors name the sample.
+func LoadSet(ds Dataset, prep func(*Image) ([]float32, error)) (*CLIPSet, error) {
 	n := ds.Len()
 	set := &CLIPSet{Pixels: make([][]float32, n), Labels: make([]int, n), Texts: make([][]string, n)}
 	errs := make([]error, n)
@@ -77,7 +93,7 @@ func LoadCLIPSet(ds Dataset, size, channels int) (*CLIPSet, error) {
 			for i := range next {
 				m, err := ds.Load(i)
 				if err == nil {
-					set.Pixels[i], err = CLIPPixels(m, size, channels)
+					set.Pixels[i], err = prep(m)
 					set.Labels[i] = m.Label
 					set.Texts[i] = m.Captions
 					if len(m.Captions) == 0 && m.Caption != "" {

@@ -7,7 +7,7 @@ import (
 	"image/color"
 	_ "image/gif"  // registers GIF
 	_ "image/jpeg" // registers JPEG
-	_ "image/png"  // registers PNG
+	"image/png"
 	"io"
 	"os"
 
@@ -129,4 +129,33 @@ func isGrayPalette(p color.Palette) bool {
 		}
 	}
 	return true
+}
+
+// EncodePNG encodes an image (1 or 3 channels, values clamped to [0, 1])
+// as an 8-bit gray or RGB PNG, the inverse of Decode up to rounding.
+func EncodePNG(m *Image) ([]byte, error) {
+	if m.C != 1 && m.C != 3 {
+		return nil, fmt.Errorf("a %d-channel image has no PNG encoding here (want 1 or 3)", m.C)
+	}
+	n := m.H * m.W
+	u8 := func(v float32) uint8 { return uint8(min(max(v, 0), 1)*255 + 0.5) }
+	var img image.Image
+	if m.C == 1 {
+		g := image.NewGray(image.Rect(0, 0, m.W, m.H))
+		for i := range n {
+			g.Pix[i] = u8(m.Pix[i])
+		}
+		img = g
+	} else {
+		rgba := image.NewNRGBA(image.Rect(0, 0, m.W, m.H))
+		for i := range n {
+			rgba.Pix[4*i], rgba.Pix[4*i+1], rgba.Pix[4*i+2], rgba.Pix[4*i+3] = u8(m.Pix[i]), u8(m.Pix[n+i]), u8(m.Pix[2*n+i]), 255
+		}
+		img = rgba
+	}
+	var b bytes.Buffer
+	if err := png.Encode(&b, img); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
 }

@@ -252,3 +252,32 @@ func TestEXIFOrientation(t *testing.T) {
 		t.Fatal("a truncated Exif segment gave an orientation")
 	}
 }
+
+// EncodePNG then Decode gives the pixels back to 8-bit rounding.
+func TestEncodePNGRoundTrip(t *testing.T) {
+	for _, c := range []int{1, 3} {
+		m := NewImage(c, 3, 5)
+		for i := range m.Pix {
+			m.Pix[i] = float32(i%7) / 6
+		}
+		b, err := EncodePNG(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := Decode("x.png", b, Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.C != c || got.H != 3 || got.W != 5 {
+			t.Fatalf("decoded %s, want %dx3x5", got.Shape(), c)
+		}
+		for i := range m.Pix {
+			if d := got.Pix[i] - m.Pix[i]; d > 1.0/255 || d < -1.0/255 {
+				t.Fatalf("%d channels: pixel %d is %v, want %v", c, i, got.Pix[i], m.Pix[i])
+			}
+		}
+	}
+	if _, err := EncodePNG(NewImage(2, 1, 1)); err == nil {
+		t.Fatal("a 2-channel image encoded")
+	}
+}
