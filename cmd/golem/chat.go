@@ -27,6 +27,7 @@ func runChat(args []string) error {
 	system := fs.String("system", "", "system message")
 	tools := fs.String("tools", "", "built-in tools the model may call, comma-separated: calculator, lookup (golem runs each call and gives the result back)")
 	toolChoice := fs.String("tool-choice", "auto", "auto: the model calls a tool when it chooses; required: its first answer of each turn is a call (constrained decoding)")
+	image := fs.String("image", "", "an image `FILE` to talk about with a vision-language model (golem vlm): it goes in the first turn")
 	sampling := addSamplingFlags(fs)
 	dev := addDeviceFlag(fs)
 	be, err := dev.parse(fs, args)
@@ -39,6 +40,24 @@ func runChat(args []string) error {
 	gen := sampling.options()
 	if err := gen.Validate(); err != nil {
 		return fmt.Errorf("chat: %w", err)
+	}
+	prompt := ""
+	if fi, err := os.Stdin.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+		prompt = "> "
+	}
+	if *image != "" {
+		if *tools != "" || *system != "" {
+			return fmt.Errorf("chat: --image takes no --tools or --system")
+		}
+		m, tok, pixels, err := loadImageModel(be, *model, *image)
+		if err != nil {
+			return err
+		}
+		if prompt != "" {
+			fmt.Fprintln(os.Stderr, "chatting with", *model, "about", *image, "(/reset clears the history, /exit or Ctrl-D ends)")
+		}
+		gen.MaxTokens = min(gen.MaxTokens, m.Config.Text.Context/2)
+		return imageChat(m, tok, pixels, os.Stdin, os.Stdout, gen, prompt)
 	}
 	var toolList []string
 	if *tools != "" {
@@ -54,9 +73,7 @@ func runChat(args []string) error {
 	if err != nil {
 		return err
 	}
-	prompt := ""
-	if fi, err := os.Stdin.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-		prompt = "> "
+	if prompt != "" {
 		fmt.Fprintln(os.Stderr, "chatting with", *model, "(/reset clears the history, /exit or Ctrl-D ends)")
 	}
 	return chat(l.Model, l.Tok, os.Stdin, os.Stdout, chatOptions{System: *system, Soft: l.SoftPrompt, Prompt: prompt,

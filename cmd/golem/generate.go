@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 
 	"github.com/golem-ml/golem/generate"
 	"github.com/golem-ml/golem/generate/constrain"
+	"github.com/golem-ml/golem/model/llava"
 	"github.com/golem-ml/golem/model/load"
 )
 
@@ -74,6 +76,7 @@ func runGenerate(args []string) (err error) {
 	n := fs.Int("n", 1, "samples to draw (decoded as one batch)")
 	schemaFile := fs.String("json-schema", "", "answer with a JSON value of this JSON schema `FILE` (constrained decoding)")
 	format := fs.String("format", "", `"json": answer with a JSON object (constrained decoding)`)
+	image := fs.String("image", "", "an image `FILE` for a vision-language model (golem vlm): a prompt with <image> is continued as written, one without is asked as a user turn about the image")
 	dev := addDeviceFlag(fs)
 	be, err := dev.parse(fs, args)
 	if err != nil {
@@ -96,6 +99,22 @@ func runGenerate(args []string) (err error) {
 	}
 	if schema != nil && len(stop) > 0 {
 		return fmt.Errorf("generate: --stop would cut the JSON value of --json-schema/--format; leave it out")
+	}
+	if *image != "" {
+		if schema != nil || *n != 1 {
+			return fmt.Errorf("generate: --image takes one sample (--n 1) without --json-schema/--format")
+		}
+		vm, tok, pixels, err := loadImageModel(be, *model, *image)
+		if err != nil {
+			return err
+		}
+		p := *prompt
+		if !strings.Contains(p, llava.Placeholder) { // a question about the image, in the format the model was trained in
+			p = llava.UserTurn(llava.Placeholder + "\n" + p)
+		}
+		_, err = generate.ImageText(vm, tok, pixels, p, o, func(d string) { os.Stdout.WriteString(d) })
+		fmt.Println()
+		return err
 	}
 	l, err := load.Model(be, *model, load.Options{})
 	if err != nil {

@@ -1,0 +1,231 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+
+	"github.com/golem-ml/golem/backend"
+	"github.com/golem-ml/golem/data/vision"
+	"github.com/golem-ml/golem/eval"
+	"github.com/golem-ml/golem/generate"
+	"github.com/golem-ml/golem/model/llava"
+	"github.com/golem-ml/golem/model/load"
+	"github.com/golem-ml/golem/tokenizer"
+	"github.com/golem-ml/golem/train"
+)
+
+func init() {
+	register("eval vlm", "a vision-language model's caption attribute and VQA accuracy on a shapes world split (prints caption_acc=X vqa_acc=Y last)", runEvalVLM)
+	register("vlm", "train a vision-language model (LLaVA's recipe): --stage align (projector on captions), then instruct (projector and LM on conversations)", runVLM)
+}
+
+func runVLM(args []string) error {
+	fs := newFlags("vlm", `golem vlm --vision clip-shapes --lm lm-shapes --data shapes/train.jsonl --stage align --out vlm-align`)
+	vision := fs.String("vision", "", "a CLIPModel folder whose vision tower the new model takes (golem clip train's --out)")
+	lm := fs.String("lm", "", "the language model folder the new model takes, with its tokenizer")
+	model := fs.String("model", "", "a LLaVA folder to start from instead of --vision and --lm (stage instruct: stage align's --out)")
+	data := fs.String("data", "", "align: images with captions (JSONL {\"image\",\"caption\"}, COCO captions, a .tar shard); instruct: LLaVA conversation JSON (required)")
+	evalData := fs.String("eval-data", "", "the same kind of data to report val_loss on at each evaluation")
+	stage := fs.String("stage", "", "align (stage 1: trains the projector) or instruct (stage 2: the projector and the language model) (required)")
+	batch := fs.Int("batch", 16, "images per micro-batch")
+	lf := addLoopFlags(fs, 300, 1e-3)
+	dev := addDeviceFlag(fs)
+	be, err := dev.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if *data == "" || *lf.out == "" || *stage == "" {
+		return usageError{fmt.Errorf("vlm: need --data SPEC, --stage align|instruct and --out DIR (golem vlm --help)")}
+	}
+	if *stage != train.StageAlign && *stage != train.StageInstruct {
+		return usageError{fmt.Errorf("vlm: --stage %q: want align or instruct", *stage)}
+	}
+	if *model == "" && !*lf.resume && (*vision == "" || *lm == "") {
+		return usageError{fmt.Errorf("vlm: a new model needs --vision CLIP_DIR and --lm LM_DIR (or --model VLM_DIR)")}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	res, err := train.VLM(ctx, train.VLMOptions{Backend: be, Stage: *stage, Model: *model, Vision: *vision, LM: *lm,
+		Data: *data, EvalData: *evalData, Batch: *batch, Loop: lf.config()})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("model saved to %s (%d steps, %.0fs)\n", *lf.out, res.Step, res.Seconds)
+	fmt.Printf("loss=%.4f\n", res.Loss)
+	return interrupted(res.Interrupted, res.Step, *lf.out)
+}
+
+// loadImageModel loads the LLaVA folder dir for --image, with its
+// tokenizer, and reads the image file prepared for its vision tower.
+func loadImageModel(be backend.Backend, dir, image string) (*llava.Model, *tokenizer.Tokenizer, []float32, error) {
+	if !llava.IsLLaVA(dir) {
+		return nil, nil, nil, fmt.Errorf("--image: %s is a text-only model (its config.json's model_type is not \"llava\"); images need a vision-language model (golem vlm's --out)", dir)
+	}
+	m, err := llava.Load(be, dir)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	tok, err := tokenizer.Load(dir)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	im, err := vision.ReadFile(image, vision.Limits{})
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("--image: %w", err)
+	}
+	v := m.Config.Vision
+	pix, err := vision.CLIPPixels(im, v.Image, v.Channels)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("--image %s: %w", image, err)
+	}
+	return m, tok, pix, nil
+}
+
+// imageChat is chat about one image with a LLaVA model, in the format it
+// was trained in (llava.UserTurn; each answer ends with the tokenizer's
+// end token): the image goes in the first user turn; "/reset" forgets the
+// history (the image stays), "/exit" or the end of the input ends it.
+func imageChat(m *llava.Model, tok *tokenizer.Tokenizer, pixels []float32, in io.Reader, out io.Writer, gen generate.Options, prompt string) error {
+	end := "\n"
+	if ids := tok.EndIDs(); len(ids) > 0 {
+		end, _ = tok.Token(ids[0])
+		gen.StopIDs = ids
+	}
+	gen.Stop = append(gen.Stop, "\nUSER:")
+	history := ""
+	sc := bufio.NewScanner(in)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for {
+		fmt.Fprint(out, prompt)
+		if !sc.Scan() {
+			if prompt != "" {
+				fmt.Fprintln(out)
+			}
+			return sc.Err()
+		}
+		line := strings.TrimSpace(sc.Text())
+		switch line {
+		case "":
+			continue
+		case "/exit", "/quit":
+			return nil
+		case "/reset":
+			history = ""
+			fmt.Fprintln(out, "(history cleared)")
+			continue
+		}
+		line = strings.ReplaceAll(line, llava.Placeholder, "")
+		if history == "" {
+			line = llava.Placeholder + "\n" + line
+		}
+		history += llava.UserTurn(line)
+		reply, err := generate.ImageText(m, tok, pixels, history, gen, func(d string) { io.WriteString(out, d) })
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(out)
+		history += " " + strings.TrimSpace(reply) + end
+	}
+}
+
+// describe is the shapes world's request for a caption.
+const describe = "Describe the image."
+
+func runEvalVLM(args []string) error {
+	fs := newFlags("eval vlm", `golem eval vlm --model vlm-instruct --data shapes --split heldout --limit 50`)
+	model := fs.String("model", "", "a LLaVA folder (golem vlm's --out), or a text-only model folder: the base, answering without the image (required)")
+	dataDir := fs.String("data", "", "a shapes world folder (golem data shapes' --out) (required)")
+	split := fs.String("split", "heldout", "the split to score: test or heldout (its colour-shape pairs never in train)")
+	limit := fs.Int("limit", 50, "scenes to score, 0 = all")
+	maxTokens := fs.Int("max-tokens", 48, "new tokens at most per answer (greedy)")
+	dev := addDeviceFlag(fs)
+	be, err := dev.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := required(fs, "model", "data"); err != nil {
+		return err
+	}
+	gen := generate.Options{MaxTokens: *maxTokens, Stop: []string{"\n"}}
+	// ask answers a conversation's last user turn: the LLaVA model with
+	// the image at its placeholder, the text-only model from the text.
+	var ask func(text, image string) (string, error)
+	var end string // what closes an answer in the history
+	if llava.IsLLaVA(*model) {
+		m, err := llava.Load(be, *model)
+		if err != nil {
+			return err
+		}
+		tok, err := tokenizer.Load(*model)
+		if err != nil {
+			return err
+		}
+		gen.StopIDs, end = tok.EndIDs(), "\n"
+		if len(gen.StopIDs) > 0 {
+			end, _ = tok.Token(gen.StopIDs[0])
+		}
+		v := m.Config.Vision
+		var last string
+		var pix []float32
+		ask = func(text, image string) (string, error) {
+			if image != last {
+				im, err := vision.ReadFile(image, vision.Limits{})
+				if err != nil {
+					return "", err
+				}
+				if pix, err = vision.CLIPPixels(im, v.Image, v.Channels); err != nil {
+					return "", fmt.Errorf("%s: %w", image, err)
+				}
+				last = image
+			}
+			return generate.ImageText(m, tok, pix, llava.Placeholder+"\n"+text, gen, nil)
+		}
+	} else {
+		l, err := load.Model(be, *model, load.Options{})
+		if err != nil {
+			return err
+		}
+		gen.StopIDs, gen.SoftPrompt, end = l.Tok.EndIDs(), l.SoftPrompt, "\n"
+		ask = func(text, _ string) (string, error) {
+			out, err := generate.Text(l.Model, l.Tok, []string{text}, gen, nil)
+			if err != nil {
+				return "", err
+			}
+			return out[0], nil
+		}
+	}
+	// Each scene's conversation starts as the training conversations do
+	// (golem data shapes' LLaVA JSON): its description, then each question
+	// asked after the model's own description.
+	captions := map[string]string{}
+	answer := func(q, image string) (string, error) {
+		first := llava.UserTurn(describe)
+		if q == describe {
+			c, err := ask(first, image)
+			captions = map[string]string{image: strings.TrimSpace(c)}
+			return c, err
+		}
+		c, ok := captions[image]
+		if !ok {
+			return "", fmt.Errorf("eval vlm: %s: asked %q before its description", image, q)
+		}
+		return ask(first+" "+c+end+llava.UserTurn(q), image)
+	}
+	res, err := eval.VLMShapes(*dataDir, *split, *limit, answer)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%d scenes of %s: captions name %d of %d objects' colour and shape\n", res.Scenes, *split, int(res.CaptionAcc*float64(res.Objects)+0.5), res.Objects)
+	for _, k := range eval.VLMKinds {
+		if c := res.Kinds[k]; c[1] > 0 {
+			fmt.Printf("  vqa %-8s %.4f (%d/%d)\n", k, float64(c[0])/float64(c[1]), c[0], c[1])
+		}
+	}
+	fmt.Printf("caption_acc=%.4f vqa_acc=%.4f\n", res.CaptionAcc, res.VQA)
+	return nil
+}

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/golem-ml/golem/backend/cpu"
+	"github.com/golem-ml/golem/data/synth/shapes"
+	"github.com/golem-ml/golem/model/clip"
+	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/model/vit"
+	"github.com/golem-ml/golem/tokenizer"
+)
+
+// TestVLMCommands runs LLaVA's two stages through the real binary on a
+// random tiny CLIP and language model, then generate and chat with an
+// image, and the errors of a text-only model and of a file that is no
+// image.
+func TestVLMCommands(t *testing.T) {
+	dir := t.TempDir()
+	world := filepath.Join(dir, "shapes")
+	if _, err := shapes.Write(shapes.Options{Out: world, Seed: 1, Size: 16, Train: 16, Test: 2, PerClass: 1}); err != nil {
+		t.Fatal(err)
+	}
+	be := cpu.New()
+	vc := vit.Config{Arch: vit.CLIP, Image: 16, Patch: 8, Channels: 3, Hidden: 16, Layers: 1, Heads: 2, Intermediate: 32, Activation: "gelu", Eps: 1e-5}
+	tc := clip.TextConfig{Vocab: 64, Context: 8, Hidden: 16, Layers: 1, Heads: 2, Intermediate: 32, Activation: "gelu", Eps: 1e-5, BOS: 62, EOS: 63, Pad: 63}
+	cm, err := clip.New(be, clip.Config{Vision: vc, Text: tc, Projection: 16, LogitScaleInit: 2.6592}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clipDir := filepath.Join(dir, "clip")
+	if err := cm.Save(clipDir); err != nil {
+		t.Fatal(err)
+	}
+	text, err := os.ReadFile(filepath.Join(world, "train.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := tokenizer.Train(tokenizer.TrainOptions{Texts: []string{string(text)}, VocabSize: 300})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lm, err := gpt.New(be, gpt.Config{Arch: "llama", Vocab: tok.VocabSize(), Context: 256, Layers: 1, Heads: 2, KVHeads: 2, Hidden: 32, Intermediate: 64,
+		Eps: 1e-5, Activation: "silu", RopeTheta: 1e4, BOS: -1, EOS: -1}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lmDir := filepath.Join(dir, "lm")
+	if err := lm.Save(lmDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := tok.Save(lmDir); err != nil {
+		t.Fatal(err)
+	}
+
+	align, instruct := filepath.Join(dir, "align"), filepath.Join(dir, "instruct")
+	run := func(args ...string) string {
+		t.Helper()
+		stdout, stderr, code := runGolem(t, args...)
+		if code != 0 {
+			t.Fatalf("golem %s: exit %d\n%s%s", strings.Join(args, " "), code, stdout, stderr)
+		}
+		return stdout
+	}
+	out := run("vlm", "--stage", "align", "--vision", clipDir, "--lm", lmDir, "--data", filepath.Join(world, "train.jsonl"), "--out", align, "--steps", "3", "--batch", "4")
+	if !strings.HasPrefix(lastLine(out), "loss=") {
+		t.Fatalf("vlm align printed %q, want loss=X last", out)
+	}
+	run("vlm", "--stage", "instruct", "--model", align, "--data", filepath.Join(world, "train_llava.json"), "--out", instruct, "--steps", "2", "--batch", "2")
+	for _, f := range []string{"config.json", "model.safetensors", "tokenizer.json", "metrics.jsonl"} {
+		if _, err := os.Stat(filepath.Join(instruct, f)); err != nil {
+			t.Fatalf("vlm wrote no %s: %v", f, err)
+		}
+	}
+	img := filepath.Join(world, "images", "test", "000000.png")
+	run("generate", "--model", instruct, "--image", img, "--prompt", "USER: <image>\nDescribe the image.\nASSISTANT:", "--max-tokens", "4", "--temperature", "0")
+	chat := golemOut(t, "", "What colour is the circle?\n/reset\nHow many shapes are there?\n", "chat", "--model", instruct, "--image", img, "--max-tokens", "3", "--temperature", "0")
+	if !strings.Contains(chat, "(history cleared)") {
+		t.Fatalf("chat --image printed %q", chat)
+	}
+
+	for _, m := range []string{instruct, lmDir} { // the VLM, and the base LM answering from the text alone
+		out := run("eval", "vlm", "--model", m, "--data", world, "--split", "test", "--limit", "1", "--max-tokens", "3")
+		if !regexp.MustCompile(`^caption_acc=[01]\.\d{4} vqa_acc=[01]\.\d{4}$`).MatchString(lastLine(out)) || !strings.Contains(out, "1 scenes of test") {
+			t.Fatalf("eval vlm --model %s printed\n%s", m, out)
+		}
+	}
+
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"generate", "--model", lmDir, "--image", img, "--prompt", "hi"}, "is a text-only model"},
+		{[]string{"generate", "--model", instruct, "--image", filepath.Join(world, "train.jsonl"), "--prompt", "hi"}, "train.jsonl"},
+		{[]string{"generate", "--model", instruct, "--image", img, "--prompt", "<image><image>"}, "want once"},
+		{[]string{"vlm", "--stage", "instruct", "--model", align, "--data", filepath.Join(world, "train.jsonl"), "--out", filepath.Join(dir, "x")}, "no conversation"},
+	} {
+		stdout, stderr, code := runGolem(t, c.args...)
+		if code == 0 || !strings.Contains(stderr, c.want) {
+			t.Errorf("golem %s: exit %d, stderr %q; want a failure naming %q\n%s", strings.Join(c.args, " "), code, stderr, c.want, stdout)
+		}
+	}
+}

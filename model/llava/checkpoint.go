@@ -1,0 +1,174 @@
+package llava
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/golem-ml/golem/backend"
+	"github.com/golem-ml/golem/internal/atomicfile"
+	"github.com/golem-ml/golem/internal/regfile"
+	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/model/vit"
+	"github.com/golem-ml/golem/model/weights"
+	"github.com/golem-ml/golem/nn"
+	"github.com/golem-ml/golem/safetensors"
+)
+
+// ModelType is config.json's model_type of a LLaVA folder.
+const ModelType = "llava"
+
+// jsonConfig is config.json's fields (transformers' LlavaConfig).
+type jsonConfig struct {
+	ModelType          string          `json:"model_type"`
+	Architectures      []string        `json:"architectures,omitempty"`
+	VisionConfig       json.RawMessage `json:"vision_config"`
+	TextConfig         json.RawMessage `json:"text_config"`
+	ImageTokenIndex    int             `json:"image_token_index"`
+	ProjectorHiddenAct string          `json:"projector_hidden_act"`
+	FeatureLayer       int             `json:"vision_feature_layer"`
+	FeatureStrategy    string          `json:"vision_feature_select_strategy"`
+	ProjectorBias      *bool           `json:"multimodal_projector_bias,omitempty"`
+}
+
+// IsLLaVA reports whether dir holds a config.json of model_type "llava".
+func IsLLaVA(dir string) bool {
+	b, err := regfile.ReadFile(filepath.Join(dir, "config.json"), 16<<20)
+	if err != nil {
+		return false
+	}
+	var probe struct {
+		ModelType string `json:"model_type"`
+	}
+	return json.Unmarshal(b, &probe) == nil && probe.ModelType == ModelType
+}
+
+// LoadConfig reads dir's config.json; errors name the file and field.
+func LoadConfig(dir string) (*Config, error) {
+	path := filepath.Join(dir, "config.json")
+	b, err := regfile.ReadFile(path, 16<<20)
+	if err != nil {
+		return nil, fmt.Errorf("llava: %w", err)
+	}
+	c, err := ParseConfig(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// ParseConfig reads a LLaVA config.json. golem runs what it writes: the
+// last layer's patch tokens (vision_feature_layer -1, strategy "default")
+// through a GELU projector.
+func ParseConfig(b []byte) (*Config, error) {
+	var j jsonConfig
+	if err := json.Unmarshal(b, &j); err != nil {
+		return nil, fmt.Errorf("llava: %w", err)
+	}
+	switch {
+	case j.ModelType != ModelType:
+		return nil, fmt.Errorf("llava: model_type %q, want %q", j.ModelType, ModelType)
+	case len(j.VisionConfig) == 0 || len(j.TextConfig) == 0:
+		return nil, fmt.Errorf("llava: \"vision_config\" and \"text_config\" are needed")
+	case j.ProjectorHiddenAct != "gelu":
+		return nil, fmt.Errorf("llava: \"projector_hidden_act\" %q not supported (want \"gelu\")", j.ProjectorHiddenAct)
+	case j.FeatureLayer != -1:
+		return nil, fmt.Errorf("llava: \"vision_feature_layer\" %d not supported (golem takes the last layer's features, -1)", j.FeatureLayer)
+	case j.FeatureStrategy != "default":
+		return nil, fmt.Errorf("llava: \"vision_feature_select_strategy\" %q not supported (want \"default\": the patch tokens)", j.FeatureStrategy)
+	case j.ProjectorBias != nil && !*j.ProjectorBias:
+		return nil, fmt.Errorf("llava: \"multimodal_projector_bias\" false not supported")
+	}
+	v, err := vit.ParseConfig(j.VisionConfig, vit.CLIP)
+	if err != nil {
+		return nil, fmt.Errorf("vision_config: %w", err)
+	}
+	t, err := gpt.ParseConfig(j.TextConfig)
+	if err != nil {
+		return nil, fmt.Errorf("text_config: %w", err)
+	}
+	c := &Config{Vision: *v, Text: *t, ImageToken: j.ImageTokenIndex}
+	return c, c.Validate()
+}
+
+// JSON returns config.json.
+func (c *Config) JSON() ([]byte, error) {
+	v, err := c.Vision.JSON()
+	if err != nil {
+		return nil, err
+	}
+	t, err := c.Text.JSON()
+	if err != nil {
+		return nil, err
+	}
+	bias := true
+	return json.MarshalIndent(jsonConfig{ModelType: ModelType, Architectures: []string{"LlavaForConditionalGeneration"},
+		VisionConfig: v, TextConfig: t, ImageTokenIndex: c.ImageToken, ProjectorHiddenAct: "gelu",
+		FeatureLayer: -1, FeatureStrategy: "default", ProjectorBias: &bias}, "", "  ")
+}
+
+// Load reads a LLaVA folder (config.json, model.safetensors) onto be: every
+// parameter present with its shape and no other tensor, the vision
+// tower's sizes checked against the checkpoint's header before anything
+// is allocated, NaN or infinite weights refused. The vision tower is
+// frozen. The tokenizer is the caller's (tokenizer.Load(dir)).
+func Load(be backend.Backend, dir string) (*Model, error) {
+	c, err := LoadConfig(dir)
+	if err != nil {
+		return nil, err
+	}
+	st, err := safetensors.OpenModel(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	if err := vit.CheckHeader(&c.Vision, st, safetensors.ModelFile, VisionPrefix); err != nil {
+		return nil, fmt.Errorf("llava: %s: vision_config: %w", filepath.Join(dir, "config.json"), err)
+	}
+	if err := weights.CheckHeader(st, safetensors.ModelFile, []weights.Expect{
+		{Name: LMPrefix + lmEmbedName(c), Shape: []int{c.Text.Vocab, c.Text.Hidden}, Fields: "text_config \"vocab_size\" and \"hidden_size\""},
+		{Name: ProjectorPrefix + "linear_1.weight", Shape: []int{c.Text.Hidden, c.Vision.Hidden}, Fields: "text_config and vision_config \"hidden_size\""},
+	}); err != nil {
+		return nil, fmt.Errorf("llava: %s: %w", filepath.Join(dir, "config.json"), err)
+	}
+	vis, err := vit.New(be, c.Vision, 0)
+	if err != nil {
+		return nil, err
+	}
+	lm, err := gpt.New(be, c.Text, 0)
+	if err != nil {
+		return nil, err
+	}
+	m := &Model{Config: *c, Vision: vis, LM: lm, Projector: newProjector(nn.NewInit(be, 0), *c)}
+	if err := weights.Fill(st, m.Params(), dir, nil); err != nil {
+		return nil, fmt.Errorf("llava: %w", err)
+	}
+	m.FreezeVision()
+	return m, st.Changed()
+}
+
+// lmEmbedName is the language model's token embedding's name (GPT-2's,
+// or the Llama family's).
+func lmEmbedName(c *Config) string {
+	if c.Text.Arch == "gpt2" {
+		return "transformer.wte.weight"
+	}
+	return "model.embed_tokens.weight"
+}
+
+// Save writes config.json and model.safetensors into dir (created if
+// needed), each atomically. The caller saves the tokenizer beside them.
+func (m *Model) Save(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	cj, err := m.Config.JSON()
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.WriteFile(filepath.Join(dir, "config.json"), append(cj, '\n')); err != nil {
+		return err
+	}
+	return weights.Save(filepath.Join(dir, safetensors.ModelFile), m.Params(), map[string]string{"format": "pt"})
+}

@@ -1,0 +1,221 @@
+// Package llava is a vision-language model after LLaVA's recipe: a
+// frozen CLIP vision tower (model/vit's CLIP layout), a two-layer MLP
+// projector (Linear, GELU, Linear) from the tower's width to the language
+// model's, and a decoder (model/gpt). A prompt holds one "<image>"
+// placeholder; the image's projected patch tokens take its place in the
+// sequence of input embeddings. The features are the tower's last layer's
+// patch tokens (vit.Model.Forward without the class token: LLaVA's
+// "default" feature strategy; LLaVA 1.5 takes the penultimate layer,
+// vision_feature_layer -2, golem the last, -1).
+//
+// The text before the placeholder and the image's tokens enter the
+// decoder as gpt.Options.Embeds (the embeddings put before the tokens':
+// the same path as prompt tuning's soft prompts and generate's prefill),
+// the text after it as tokens, so no second forward pass exists.
+//
+// Load and Save read and write a folder in the layout of transformers'
+// LlavaForConditionalGeneration up to 4.51 (convert_llava_weights_to_hf.py
+// of 4.40: vision_tower.vision_model.*, multi_modal_projector.linear_1/2,
+// language_model.model.* and language_model.lm_head.weight; transformers
+// 4.52 and later load these names through their checkpoint conversion
+// mapping); the caller writes the language model's tokenizer beside
+// them (train/vlm.go does).
+package llava
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/model/vit"
+	"github.com/golem-ml/golem/nn"
+	"github.com/golem-ml/golem/tensor"
+)
+
+// Placeholder is the text that marks where a prompt's image goes.
+const Placeholder = "<image>"
+
+// Prefixes of the parameters' names in a LLaVA checkpoint.
+const (
+	VisionPrefix    = "vision_tower."
+	ProjectorPrefix = "multi_modal_projector."
+	LMPrefix        = "language_model."
+)
+
+// Config is a LLaVA model's config.json.
+type Config struct {
+	Vision vit.Config // a CLIP vision tower (vit.CLIP)
+	Text   gpt.Config
+	// ImageToken is image_token_index: the id transformers' processor
+	// expands into the image's tokens. golem splits prompts on the
+	// placeholder's text instead, so it is only written for transformers:
+	// the language model's vocabulary size (an id past it) unless set.
+	ImageToken int
+}
+
+// Validate checks the two towers' configs.
+func (c *Config) Validate() error {
+	if c.Vision.Arch != vit.CLIP {
+		return fmt.Errorf("llava: vision_config model_type %q, want %q (CLIP's vision tower)", c.Vision.Arch, vit.CLIP)
+	}
+	if err := c.Vision.Validate(); err != nil {
+		return fmt.Errorf("llava: vision_config: %w", err)
+	}
+	if err := c.Text.Validate(); err != nil {
+		return fmt.Errorf("llava: text_config: %w", err)
+	}
+	return nil
+}
+
+// Projector is LLaVA's multi_modal_projector: Linear, GELU, Linear.
+type Projector struct {
+	Linear1 *nn.Linear `nn:"linear_1"`
+	Linear2 *nn.Linear `nn:"linear_2"`
+}
+
+// Forward maps vision features [..., Dv] to the language model's width.
+func (p *Projector) Forward(x *tensor.Tensor) *tensor.Tensor {
+	return p.Linear2.Forward(tensor.GELU(p.Linear1.Forward(x)))
+}
+
+// Model is a LLaVA model.
+type Model struct {
+	Config    Config
+	Vision    *vit.Model // frozen; its parameters are named vision_model.*
+	Projector *Projector
+	LM        *gpt.Model
+}
+
+// New builds a model from a vision tower and a language model (their
+// weights are kept, not copied) with a new projector (seeded N(0, 0.02)).
+// The vision tower is frozen.
+func New(vision *vit.Model, lm *gpt.Model, seed uint64) (*Model, error) {
+	c := Config{Vision: vision.Config, Text: lm.Config, ImageToken: lm.Config.Vocab}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	in := nn.NewInit(lm.Embed.Weight.Backend(), seed)
+	m := &Model{Config: c, Vision: vision, LM: lm, Projector: newProjector(in, c)}
+	m.FreezeVision()
+	return m, nil
+}
+
+func newProjector(in *nn.Init, c Config) *Projector {
+	return &Projector{
+		Linear1: nn.NewLinear(in, c.Vision.Hidden, c.Text.Hidden, true, 0.02),
+		Linear2: nn.NewLinear(in, c.Text.Hidden, c.Text.Hidden, true, 0.02),
+	}
+}
+
+// FreezeVision marks the vision tower's parameters as not trainable (LLaVA
+// trains the projector, then the projector and the language model).
+func (m *Model) FreezeVision() { nn.Freeze(m.Vision.Body) }
+
+// Params returns every parameter under its LLaVA name: the vision tower's,
+// the projector's, the language model's.
+func (m *Model) Params() []nn.Named {
+	var ps []nn.Named
+	add := func(prefix string, xs []nn.Named) {
+		for _, p := range xs {
+			ps = append(ps, nn.Named{Name: prefix + p.Name, Tensor: p.Tensor})
+		}
+	}
+	add(VisionPrefix, m.Vision.Params())
+	add(ProjectorPrefix, nn.Params(m.Projector))
+	add(LMPrefix, m.LM.Params())
+	return ps
+}
+
+// ProjectorParams returns the projector's parameters (LLaVA's stage 1
+// trains these alone).
+func (m *Model) ProjectorParams() []nn.Named { return nn.Params(m.Projector) }
+
+// Tokens is the number of tokens an image takes in the sequence (the
+// tower's patches).
+func (m *Model) Tokens() int { return m.Config.Vision.Patches() }
+
+// PixelSize is the length of one image's preprocessed pixels
+// (data/vision.CLIPPixels at the tower's size and channels).
+func (m *Model) PixelSize() int {
+	v := &m.Config.Vision
+	return v.Channels * v.Image * v.Image
+}
+
+// ImageFeatures returns B images' projected patch tokens [B, N, C] from
+// their pixels (B x PixelSize floats, CLIPPixels' layout) in scope s. The
+// tower is frozen; the projector trains.
+func (m *Model) ImageFeatures(s *tensor.Scope, pixels []float32, B int) (*tensor.Tensor, error) {
+	v := &m.Config.Vision
+	if B <= 0 || len(pixels) != B*m.PixelSize() {
+		return nil, fmt.Errorf("llava: %d pixel values for %d images; the vision tower takes %d x %d x %d each", len(pixels), B, v.Channels, v.Image, v.Image)
+	}
+	x := s.FromHost(m.LM.Embed.Weight.Backend(), pixels, B, v.Channels, v.Image, v.Image)
+	t := m.Vision.Forward(x) // the tower is frozen: no gradient flows into it
+	return m.Projector.Forward(tensor.Slice(t, 1, 1, t.Dim(1))), nil
+}
+
+// Split tokenizes a prompt around its one placeholder: the ids before it
+// and after it.
+func Split(prompt string, encode func(string) []int) (before, after []int, err error) {
+	switch n := strings.Count(prompt, Placeholder); n {
+	case 1:
+	case 0:
+		return nil, nil, errors.New("llava: the prompt has no \"<image>\" placeholder")
+	default:
+		return nil, nil, fmt.Errorf("llava: the prompt holds \"<image>\" %d times, want once", n)
+	}
+	i := strings.Index(prompt, Placeholder)
+	return encode(prompt[:i]), encode(prompt[i+len(Placeholder):]), nil
+}
+
+// Prefix returns the input embeddings that go before the tokens after the
+// placeholder: the token embeddings of before (the same for every row)
+// followed by the image features [B, N, C], as [B, len(before)+N, C]
+// (gpt.Options.Embeds).
+func (m *Model) Prefix(before []int, img *tensor.Tensor) *tensor.Tensor {
+	if len(before) == 0 {
+		return img
+	}
+	B := img.Dim(0)
+	ids := make([]int32, B*len(before))
+	for i := range ids {
+		ids[i] = int32(before[i%len(before)])
+	}
+	emb := img.Scope().Adopt(m.LM.Embed.Forward(ids, B, len(before)))
+	return tensor.Concat(1, emb, img)
+}
+
+// The conversation format golem's LLaVA models train and answer in (as
+// LLaVA v1's, without its system line): each human turn is
+// UserTurn(text), each answer " text" followed by the tokenizer's end
+// token, or "\n" when it has none. The first human turn holds the
+// placeholder.
+func UserTurn(text string) string { return "USER: " + text + "\nASSISTANT:" }
+
+// AlignPrompt is stage 1's human turn: captions answer it.
+const AlignPrompt = Placeholder + "\nDescribe the image."
+
+// PromptEmbeds returns what goes before the text after a prompt's
+// placeholder when generating: the embeddings of the text before it and
+// the image's tokens (one image, pixels of PixelSize), as the virtual
+// tokens generate.Options.SoftPrompt puts before the prompt's tokens.
+// It holds no gradient and belongs to no scope (the caller's).
+func (m *Model) PromptEmbeds(before []int, pixels []float32) (*nn.SoftPrompt, error) {
+	var w *tensor.Tensor
+	var err error
+	tensor.NoGrad(func() {
+		s := tensor.NewScope()
+		defer s.Close()
+		var img *tensor.Tensor
+		if img, err = m.ImageFeatures(s, pixels, 1); err != nil {
+			return
+		}
+		p := m.Prefix(before, img)
+		w = tensor.Reshape(p, p.Dim(1), p.Dim(2)).Clone()
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &nn.SoftPrompt{Weight: w}, nil
+}

@@ -1,0 +1,208 @@
+package llava
+
+import (
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/golem-ml/golem/backend/cpu"
+	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/model/vit"
+	"github.com/golem-ml/golem/tensor"
+)
+
+// Tiny returns a random tiny LLaVA: a CLIP tower on 8 x 8 images of 4 x 4
+// patches (4 image tokens) of width 16, a Llama of width 32 over vocab.
+func tiny(t *testing.T, arch string) *Model {
+	t.Helper()
+	be := cpu.New()
+	vc := vit.Config{Arch: vit.CLIP, Image: 8, Patch: 4, Channels: 3, Hidden: 16, Layers: 1, Heads: 2, Intermediate: 32, Activation: "gelu", Eps: 1e-5}
+	v, err := vit.New(be, vc, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := gpt.Config{Arch: arch, Vocab: 50, Context: 64, Layers: 1, Heads: 2, KVHeads: 2, Hidden: 32, Intermediate: 64,
+		Eps: 1e-5, Activation: "gelu", Bias: true, Tied: arch == "gpt2", RopeTheta: 1e4, BOS: -1, EOS: -1}
+	lm, err := gpt.New(be, c, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := New(v, lm, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func pixels(m *Model, B int) []float32 {
+	p := make([]float32, B*m.PixelSize())
+	for i := range p {
+		p[i] = float32(math.Sin(float64(i) * 0.37))
+	}
+	return p
+}
+
+func TestSaveLoadRoundTrip(t *testing.T) {
+	for _, arch := range []string{"llama", "gpt2"} {
+		m := tiny(t, arch)
+		dir := t.TempDir()
+		if err := m.Save(dir); err != nil {
+			t.Fatal(err)
+		}
+		if !IsLLaVA(dir) {
+			t.Fatal("IsLLaVA is false on a saved folder")
+		}
+		b, _ := os.ReadFile(filepath.Join(dir, "config.json"))
+		for _, want := range []string{`"model_type": "llava"`, `"image_token_index": 50`, `"vision_feature_layer": -1`} {
+			if !strings.Contains(string(b), want) {
+				t.Errorf("config.json lacks %s:\n%s", want, b)
+			}
+		}
+		got, err := Load(cpu.New(), dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		names := map[string]bool{}
+		a, bps := m.Params(), got.Params()
+		if len(a) != len(bps) {
+			t.Fatalf("%d params, loaded %d", len(a), len(bps))
+		}
+		for i := range a {
+			names[a[i].Name] = true
+			x, y := a[i].Tensor.Host(), bps[i].Tensor.Host()
+			for j := range x {
+				if x[j] != y[j] {
+					t.Fatalf("%s[%d]: %g, loaded %g", a[i].Name, j, x[j], y[j])
+				}
+			}
+		}
+		lmName := "language_model.model.embed_tokens.weight"
+		if arch == "gpt2" {
+			lmName = "language_model.transformer.wte.weight"
+		}
+		for _, n := range []string{"vision_tower.vision_model.embeddings.patch_embedding.weight", "multi_modal_projector.linear_1.weight", "multi_modal_projector.linear_2.bias", lmName} {
+			if !names[n] {
+				t.Errorf("no parameter %q", n)
+			}
+		}
+		if arch == "llama" && !names["language_model.lm_head.weight"] {
+			t.Error("no language_model.lm_head.weight")
+		}
+	}
+}
+
+func TestLoadRefusesAMismatchedConfig(t *testing.T) {
+	m := tiny(t, "llama")
+	dir := t.TempDir()
+	if err := m.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "config.json")
+	b, _ := os.ReadFile(p)
+	os.WriteFile(p, []byte(strings.Replace(string(b), `"vision_feature_layer": -1`, `"vision_feature_layer": -2`, 1)), 0o644)
+	if _, err := Load(cpu.New(), dir); err == nil || !strings.Contains(err.Error(), "vision_feature_layer") || !strings.Contains(err.Error(), "config.json") {
+		t.Fatalf("err = %v, want one naming config.json's vision_feature_layer", err)
+	}
+}
+
+// The image's tokens land where the placeholder was: "ab<image>c" with
+// one token per byte puts the 4 image tokens at positions 2..5, the text
+// before them at 0..1 and "c" after them.
+func TestImageLandsAtPlaceholder(t *testing.T) {
+	m := tiny(t, "llama")
+	enc := func(s string) []int {
+		ids := make([]int, len(s))
+		for i := range s {
+			ids[i] = int(s[i]-'a') + 1
+		}
+		return ids
+	}
+	before, after, err := Split("ab<image>c", enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(before) != 2 || len(after) != 1 || before[1] != 2 || after[0] != 3 {
+		t.Fatalf("split: %v / %v", before, after)
+	}
+	tensor.NoGrad(func() {
+		s := tensor.NewScope()
+		defer s.Close()
+		img, err := m.ImageFeatures(s, pixels(m, 1), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x := m.Prefix(before, img).Host()
+		C := m.Config.Text.Hidden
+		if len(x) != (2+4)*C {
+			t.Fatalf("prefix of %d values, want %d", len(x), 6*C)
+		}
+		emb := m.LM.Embed.Weight.Host()
+		for p, id := range before { // positions 0, 1: the tokens "a", "b"
+			for j := range C {
+				if x[p*C+j] != emb[id*C+j] {
+					t.Fatalf("position %d is not token %d's embedding", p, id)
+				}
+			}
+		}
+		feats := img.Host()
+		for j := range 4 * C { // positions 2..5: the image
+			if x[2*C+j] != feats[j] {
+				t.Fatalf("position %d is not image token %d", 2+j/C, j/C)
+			}
+		}
+	})
+	for _, bad := range []string{"no image", "<image><image>"} {
+		if _, _, err := Split(bad, enc); err == nil || !strings.Contains(err.Error(), "<image>") {
+			t.Errorf("Split(%q): err = %v", bad, err)
+		}
+	}
+}
+
+func TestImageTheTowerCannotTake(t *testing.T) {
+	m := tiny(t, "llama")
+	s := tensor.NewScope()
+	defer s.Close()
+	if _, err := m.ImageFeatures(s, make([]float32, 10), 1); err == nil || !strings.Contains(err.Error(), "3 x 8 x 8") {
+		t.Fatalf("err = %v, want one naming the tower's 3 x 8 x 8", err)
+	}
+}
+
+// Stage 1 (the language model frozen) sends gradients to the projector
+// only; stage 2 to the projector and the language model; never to the
+// vision tower.
+func TestGradientsFlow(t *testing.T) {
+	for _, stage := range []string{"align", "instruct"} {
+		m := tiny(t, "llama")
+		if stage == "align" {
+			m.LM.Freeze()
+		}
+		s := tensor.NewScope()
+		img, err := m.ImageFeatures(s, pixels(m, 2), 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids := []int32{5, 6, 7, 8, 9, 10}
+		tgt := []int32{6, 7, 8, 9, 10, 11}
+		loss := m.LM.Loss(ids, tgt, 2, 3, gpt.Options{Embeds: m.Prefix([]int{1}, img), Scope: s})
+		tensor.Backward(loss)
+		for _, p := range m.Params() {
+			g := p.Tensor.Grad()
+			nonzero := false
+			if g != nil {
+				for _, v := range g.Host() {
+					nonzero = nonzero || v != 0
+				}
+			}
+			want := strings.HasPrefix(p.Name, ProjectorPrefix) || stage == "instruct" && strings.HasPrefix(p.Name, LMPrefix)
+			if want && !nonzero && !strings.HasSuffix(p.Name, "embed_tokens.weight") {
+				t.Errorf("%s: %s has no gradient", stage, p.Name)
+			}
+			if !want && g != nil {
+				t.Errorf("%s: %s has a gradient", stage, p.Name)
+			}
+		}
+		s.Close()
+	}
+}

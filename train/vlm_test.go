@@ -1,0 +1,190 @@
+package train
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/golem-ml/golem/backend/cpu"
+	"github.com/golem-ml/golem/data/synth/shapes"
+	"github.com/golem-ml/golem/data/vision"
+	"github.com/golem-ml/golem/model/clip"
+	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/model/llava"
+	"github.com/golem-ml/golem/model/vit"
+	"github.com/golem-ml/golem/nn"
+)
+
+// vlmFixture writes a small shapes world (16 x 16 images), a random tiny
+// CLIP and a tiny Llama pretrained for 60 steps on the captions (a random
+// language model's outputs hardly depend on its inputs, so stage 1 could
+// not teach the projector anything); it returns the shapes, CLIP and LM
+// folders.
+func vlmFixture(t *testing.T) (data, clipDir, lmDir string) {
+	t.Helper()
+	root := t.TempDir()
+	data = filepath.Join(root, "shapes")
+	if _, err := shapes.Write(shapes.Options{Out: data, Seed: 1, Size: 16, Train: 64, Test: 8, PerClass: 1}); err != nil {
+		t.Fatal(err)
+	}
+	be := cpu.New()
+	vc := vit.Config{Arch: vit.CLIP, Image: 16, Patch: 8, Channels: 3, Hidden: 16, Layers: 1, Heads: 2, Intermediate: 32, Activation: "gelu", Eps: 1e-5}
+	tc := clip.TextConfig{Vocab: 64, Context: 8, Hidden: 16, Layers: 1, Heads: 2, Intermediate: 32, Activation: "gelu", Eps: 1e-5, BOS: 62, EOS: 63, Pad: 63}
+	cm, err := clip.New(be, clip.Config{Vision: vc, Text: tc, Projection: 16, LogitScaleInit: 2.6592}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clipDir = filepath.Join(root, "clip")
+	if err := cm.Save(clipDir); err != nil {
+		t.Fatal(err)
+	}
+	// The language model: a tiny Llama pretrained briefly on the captions.
+	var text strings.Builder
+	ds, err := vision.Open(filepath.Join(data, "train.jsonl"), vision.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range ds.Len() {
+		im, err := ds.Load(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text.WriteString(llava.UserTurn("Describe the image.") + " " + im.Caption + "\n")
+	}
+	ds.Close()
+	corpus := filepath.Join(root, "captions.txt")
+	if err := os.WriteFile(corpus, []byte(text.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lmDir = filepath.Join(root, "lm")
+	c := gpt.Config{Arch: "llama", Context: 512, Layers: 1, Heads: 2, KVHeads: 2, Hidden: 32, Intermediate: 64,
+		Eps: 1e-5, Activation: "silu", RopeTheta: 1e4, BOS: -1, EOS: -1}
+	_, err = Pretrain(context.Background(), PretrainOptions{Backend: be, Data: []string{corpus}, VocabSize: 300, CacheDir: t.TempDir(), Log: io.Discard,
+		Preset: Preset{Model: c, Batch: 8, Block: 64, EvalIters: 1, Loop: Config{Steps: 60, LR: 1e-2, Warmup: 5, Out: lmDir, Quiet: true, Progress: io.Discard}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data, clipDir, lmDir
+}
+
+// Stage 1 then stage 2 from stage 1's folder: each lowers the loss on
+// its training set (val_loss over all of it, so no batch's noise),
+// stage 1 changes the projector alone, stage 2 the language model too,
+// and each saves a LLaVA folder that loads.
+func TestVLMStagesTrain(t *testing.T) {
+	data, clipDir, lmDir := vlmFixture(t)
+	run := func(stage, from, spec string, steps int) (string, float64) {
+		out := filepath.Join(t.TempDir(), "out")
+		res, err := VLM(context.Background(), VLMOptions{Backend: cpu.New(), Stage: stage, Model: from, Vision: clipDir, LM: lmDir,
+			Data: spec, EvalData: spec, Batch: 8, Log: io.Discard,
+			Loop: Config{Steps: steps, LR: 1e-2, Warmup: 2, Out: out, Quiet: true, Progress: io.Discard}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out, res.Eval["val_loss"]
+	}
+	captions, convs := filepath.Join(data, "train.jsonl"), filepath.Join(data, "train_llava.json")
+	_, before := run(StageAlign, "", captions, 1)
+	out1, after := run(StageAlign, "", captions, 40)
+	if !(after < before-0.02) { // 1.424 -> 1.383: a frozen 1-layer LM learns little from the image
+		t.Fatalf("stage 1: loss on its captions %.3f after 1 step, %.3f after 40: did not fall", before, after)
+	}
+	t.Logf("stage 1: loss %.3f -> %.3f", before, after)
+	m1, err := llava.Load(cpu.New(), out1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lm, _ := gpt.Load(cpu.New(), lmDir)
+	if !equalParams(m1.LM.Params(), lm.Params()) {
+		t.Fatal("stage 1 changed the language model")
+	}
+	_, before = run(StageInstruct, out1, convs, 1)
+	out2, after := run(StageInstruct, out1, convs, 12)
+	if !(after < before-0.3) {
+		t.Fatalf("stage 2: loss on its conversations %.3f after 1 step, %.3f after 12: did not fall", before, after)
+	}
+	t.Logf("stage 2: loss %.3f -> %.3f", before, after)
+	m2, err := llava.Load(cpu.New(), out2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if equalParams(m2.LM.Params(), m1.LM.Params()) {
+		t.Fatal("stage 2 left the language model unchanged")
+	}
+	if !equalParams(m2.Vision.Params(), m1.Vision.Params()) {
+		t.Fatal("stage 2 changed the vision tower")
+	}
+}
+
+func TestVLMDataErrors(t *testing.T) {
+	data, clipDir, lmDir := vlmFixture(t)
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	os.WriteFile(bad, []byte(`[{"id":"x","image":"`+filepath.Join(data, "images/train/000000.png")+`","conversations":[{"from":"human","value":"What is it?"},{"from":"gpt","value":"a"}]}]`), 0o644)
+	for _, c := range []struct{ stage, spec, want string }{
+		{StageInstruct, bad, "<image>"},
+		{StageInstruct, filepath.Join(data, "train.jsonl"), "no conversation"},
+		{"pretrain", filepath.Join(data, "train.jsonl"), "stage"},
+	} {
+		_, err := VLM(context.Background(), VLMOptions{Backend: cpu.New(), Stage: c.stage, Vision: clipDir, LM: lmDir, Data: c.spec, Log: io.Discard,
+			Loop: Config{Steps: 1, Out: filepath.Join(t.TempDir(), "out"), Quiet: true}})
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s %s: err = %v, want one with %q", c.stage, c.spec, err, c.want)
+		}
+	}
+}
+
+// equalParams reports whether a and b hold the same values.
+func equalParams(a, b []nn.Named) bool {
+	for i, p := range a {
+		x, y := p.Tensor.Host(), b[i].Tensor.Host()
+		for j := range x {
+			if x[j] != y[j] {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// A stage stopped after 2 of 4 steps (as Ctrl-C stops it: the loop
+// saves) and resumed ends where 4 steps in one run end (the loop's whole
+// checkpoints and the stage's data drawn from the seed and step).
+func TestVLMResumeExact(t *testing.T) {
+	data, clipDir, lmDir := vlmFixture(t)
+	run := func(out string, resume bool, stopAt int) Result {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		res, err := VLM(ctx, VLMOptions{Backend: cpu.New(), Stage: StageAlign, Vision: clipDir, LM: lmDir,
+			Data: filepath.Join(data, "train.jsonl"), Batch: 4, Log: io.Discard,
+			Loop: Config{Steps: 4, LR: 1e-2, Out: out, Resume: resume, Quiet: true, Progress: io.Discard,
+				OnStep: func(step int, _ float64) {
+					if step == stopAt {
+						cancel()
+					}
+				}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	whole, parts := filepath.Join(t.TempDir(), "whole"), filepath.Join(t.TempDir(), "parts")
+	run(whole, false, -1)
+	if res := run(parts, false, 2); !res.Interrupted || res.Step != 2 {
+		t.Fatalf("stopped run: %+v, want interrupted at step 2", res)
+	}
+	run(parts, true, -1)
+	a, err := llava.Load(cpu.New(), whole)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := llava.Load(cpu.New(), parts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !equalParams(a.Params(), b.Params()) {
+		t.Fatal("2 steps and 2 resumed differ from 4 steps")
+	}
+}
