@@ -47,14 +47,17 @@ import (
 //     (--steps lowered, or added at the end of the command), unless it
 //     resumes a run (--resume) or runs in the background to be killed
 //     (`... &`); golem demo gets --quick; eval's --n and --limit are at
-//     most docsItems.
+//     most docsItems; vision probe's --limit-train and --limit-test are
+//     at most docsImages and its --probe-steps at most docsSteps (lowered,
+//     or added).
 //
 // A golem serve in the foreground would never end: it must run in the
 // background (`golem serve ... &`; what a block leaves running is killed
 // when it ends) or the block be marked not run.
 const (
-	docsSteps = 5
-	docsItems = 20
+	docsSteps  = 5
+	docsItems  = 20
+	docsImages = 500
 )
 
 // docsExitsEnv names the file where TestGolemChild notes each golem
@@ -229,10 +232,33 @@ func rewriteDocLine(t *testing.T, line string) string {
 				v, _ := strconv.Atoi(m[2])
 				return fmt.Sprintf("--%s %d", m[1], min(v, docsItems))
 			})
+		case sub == "vision" && len(words) > 2 && words[2] == "probe":
+			// Features of all 70,000 MNIST images for three encoders
+			// and 1,500 probe steps each take over 5 minutes.
+			body = capFlag(body, "limit-train", docsImages, true)
+			body = capFlag(body, "limit-test", docsImages, true)
+			body = capFlag(body, "probe-steps", docsSteps, false)
 		}
 		out.WriteString(line[:i] + body + tail)
 		line = line[end:]
 	}
+}
+
+// capFlag lowers the integer flag --name of a command to at most max, or
+// adds it at the end when the command does not set it (its default is
+// more); zeroAll: 0 means no limit, and is lowered too.
+func capFlag(body, name string, max int, zeroAll bool) string {
+	re := regexp.MustCompile(`--` + regexp.QuoteMeta(name) + `[ =](\d+)\b`)
+	if !re.MatchString(body) {
+		return body + fmt.Sprintf(" --%s %d", name, max)
+	}
+	return re.ReplaceAllStringFunc(body, func(f string) string {
+		v, _ := strconv.Atoi(re.FindStringSubmatch(f)[1])
+		if v == 0 && zeroAll {
+			v = max
+		}
+		return fmt.Sprintf("--%s %d", name, min(v, max))
+	})
 }
 
 // takesSteps reports whether the golem command whose words (after golem)
@@ -527,6 +553,8 @@ func TestDocsRunHarness(t *testing.T) {
 		{"golem sft --steps 60 --out o --resume", "golem sft --steps 60 --out o --resume"},
 		{"golem demo      # the recipe", "golem demo --quick      # the recipe"},
 		{"golem eval tasks --model m --n 200 | tail -1", "golem eval tasks --model m --n 20 | tail -1"},
+		{"golem vision probe --model m --train a --test b", "golem vision probe --model m --train a --test b --limit-train 500 --limit-test 500 --probe-steps 5"},
+		{"golem vision probe --model m --limit-train 0 --limit-test=100 --probe-steps 50 --train a # 10,000", "golem vision probe --model m --limit-train 500 --limit-test 100 --probe-steps 5 --train a # 10,000"},
 		{"echo 'golem sft' | golem tokenizer encode --tokenizer t", "echo 'golem sft' | golem tokenizer encode --tokenizer t"},
 		{"(golem reward --model m --data d --out o) && golem generate --model o", "(golem reward --model m --data d --out o --steps 5) && golem generate --model o"},
 	} {
