@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/golem-ml/golem/internal/plot"
 )
 
 // Report is a report card: a summary table, sections of text and tables,
@@ -38,19 +40,10 @@ type Section struct {
 }
 
 // Plot is a line plot of one or more series.
-type Plot struct {
-	Name   string // file name without extension
-	Title  string
-	XLabel string
-	YLabel string
-	Series []Series
-}
+type Plot = plot.Plot
 
 // Series is one line of a plot.
-type Series struct {
-	Name string
-	X, Y []float64
-}
+type Series = plot.Series
 
 // Write writes report.md, report.html, report.json and plots/*.svg into
 // dir.
@@ -188,7 +181,7 @@ func (r *Report) Markdown() string {
 	if len(r.Plots) > 0 {
 		b.WriteString("## Training curves\n\n")
 		for _, p := range r.Plots {
-			fmt.Fprintf(&b, "![%s](plots/%s.svg)\n\n%s\n\n", p.Title, p.Name, p.legend())
+			fmt.Fprintf(&b, "![%s](plots/%s.svg)\n\n%s\n\n", p.Title, p.Name, p.Legend())
 		}
 	}
 	return b.String()
@@ -235,14 +228,3 @@ func (r *Report) HTML() string {
 
 // The size the report draws its plots at.
 const plotWidth, plotHeight = 760, 380
-
-// legend describes a plot in words, for the Markdown.
-func (p *Plot) legend() string {
-	var parts []string
-	for i, s := range p.Series {
-		parts = append(parts, fmt.Sprintf("%s (%s)", s.Name, colorNames[i%len(colorNames)]))
-	}
-	return "**" + p.Title + "** (x: " + p.XLabel + ", y: " + p.YLabel + "): " + strings.Join(parts, ", ")
-}
-
-var colorNames = []string{"blue", "orange", "green", "red", "purple", "brown", "pink", "grey"}

@@ -14,8 +14,8 @@ import (
 	"strings"
 
 	"github.com/golem-ml/golem/data/vision"
-	"github.com/golem-ml/golem/eval"
 	"github.com/golem-ml/golem/internal/atomicfile"
+	"github.com/golem-ml/golem/internal/plot"
 )
 
 // reportPictures is the number of images each picture grid shows.
@@ -54,7 +54,7 @@ func writeReport(o Options, t *task, tk any, res Result) error {
 		fmt.Fprintf(&b, "<h2>%s</h2>\n<p>Rows: %s.</p>\n<img src=\"%s\" alt=\"%s\">\n", esc(pics.Title), esc(strings.Join(pics.Names, ", ")), esc(name), esc(pics.Title))
 	}
 	b.WriteString("<h2>Learning curve</h2>\n")
-	var curve *eval.Series
+	var curve *plot.Series
 	var err error
 	if res.Step > 0 {
 		curve, err = lossCurve(filepath.Join(dir, "metrics.jsonl"))
@@ -65,7 +65,7 @@ func writeReport(o Options, t *task, tk any, res Result) error {
 	case curve == nil:
 		b.WriteString("<p>No training steps (the initialised encoder).</p>\n")
 	default:
-		p := eval.Plot{Title: o.Method + " training loss", XLabel: "step", YLabel: "loss", Series: []eval.Series{*curve}}
+		p := plot.Plot{Title: o.Method + " training loss", XLabel: "step", YLabel: "loss", Series: []plot.Series{*curve}}
 		var svg bytes.Buffer
 		if err := p.SVG(&svg, 720, 360); err != nil {
 			return err
@@ -78,7 +78,7 @@ func writeReport(o Options, t *task, tk any, res Result) error {
 
 // lossCurve reads the loss of every step from metrics.jsonl (nil if the
 // file is absent or empty).
-func lossCurve(path string) (*eval.Series, error) {
+func lossCurve(path string) (*plot.Series, error) {
 	f, err := os.Open(path)
 	if os.IsNotExist(err) {
 		return nil, nil
@@ -86,7 +86,7 @@ func lossCurve(path string) (*eval.Series, error) {
 		return nil, err
 	}
 	defer f.Close()
-	s := &eval.Series{Name: "loss"}
+	s := &plot.Series{Name: "loss"}
 	sc := bufio.NewScanner(f)
 	sc.Buffer(nil, 1<<20)
 	for line := 1; sc.Scan(); line++ {

@@ -1,4 +1,6 @@
-package eval
+// Package plot draws line plots as SVG (learning curves in reports):
+// titles, axis labels, legends, and a smoothed line over noisy series.
+package plot
 
 import (
 	"errors"
@@ -9,6 +11,21 @@ import (
 	"strconv"
 	"strings"
 )
+
+// Plot is a line plot.
+type Plot struct {
+	Name   string // file name without extension
+	Title  string
+	XLabel string
+	YLabel string
+	Series []Series
+}
+
+// Series is one line of a plot.
+type Series struct {
+	Name string
+	X, Y []float64
+}
 
 // palette colours the series of a plot, in order.
 var palette = []string{"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"}
@@ -200,3 +217,15 @@ func fmtTick(v float64) string {
 	}
 	return strconv.FormatFloat(v, 'g', 4, 64)
 }
+
+// Legend describes a plot in words (its series and their colours), for
+// Markdown.
+func (p *Plot) Legend() string {
+	var parts []string
+	for i, s := range p.Series {
+		parts = append(parts, fmt.Sprintf("%s (%s)", s.Name, colorNames[i%len(colorNames)]))
+	}
+	return "**" + p.Title + "** (x: " + p.XLabel + ", y: " + p.YLabel + "): " + strings.Join(parts, ", ")
+}
+
+var colorNames = []string{"blue", "orange", "green", "red", "purple", "brown", "pink", "grey"}
