@@ -12,15 +12,10 @@
 package resnet
 
 import (
-	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
-	"strings"
 
 	"github.com/golem-ml/golem/backend"
-	"github.com/golem-ml/golem/internal/atomicfile"
 	"github.com/golem-ml/golem/model/weights"
 	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/safetensors"
@@ -267,35 +262,13 @@ func (m *Model) training() bool {
 }
 
 // Save writes config.json and model.safetensors into dir.
-func (m *Model) Save(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	cj, err := json.MarshalIndent(m.Config, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := atomicfile.WriteFile(filepath.Join(dir, "config.json"), append(cj, '\n')); err != nil {
-		return err
-	}
-	return weights.Save(filepath.Join(dir, safetensors.ModelFile), m.Params(), map[string]string{"format": "pt"})
-}
+func (m *Model) Save(dir string) error { return weights.SaveFolder(dir, m.Config, m.Params()) }
 
 // LoadConfig reads and validates dir/config.json; unknown fields are errors.
 func LoadConfig(dir string) (Config, error) {
-	path := filepath.Join(dir, "config.json")
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return Config{}, fmt.Errorf("resnet: %w", err)
-	}
 	var c Config
-	d := json.NewDecoder(strings.NewReader(string(b)))
-	d.DisallowUnknownFields()
-	if err := d.Decode(&c); err != nil {
-		return Config{}, fmt.Errorf("resnet: %s: %w", path, err)
-	}
-	if err := c.Validate(); err != nil {
-		return Config{}, fmt.Errorf("resnet: %s: %w", path, err)
+	if err := weights.ReadConfig(dir, &c, func() error { return c.Validate() }); err != nil {
+		return Config{}, fmt.Errorf("resnet: %w", err)
 	}
 	return c, nil
 }

@@ -23,17 +23,12 @@
 package vqvae
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"sort"
-	"strings"
 
 	"github.com/golem-ml/golem/backend"
-	"github.com/golem-ml/golem/internal/atomicfile"
 	"github.com/golem-ml/golem/model/weights"
 	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/safetensors"
@@ -473,35 +468,13 @@ func Usage(codes []int32, K int) (perplexity, used float64) {
 func PSNR(mse float64) float64 { return 10 * math.Log10(1/math.Max(mse, 1e-10)) }
 
 // Save writes config.json and model.safetensors into dir.
-func (m *Model) Save(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	cj, err := json.MarshalIndent(m.Config, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := atomicfile.WriteFile(filepath.Join(dir, "config.json"), append(cj, '\n')); err != nil {
-		return err
-	}
-	return weights.Save(filepath.Join(dir, safetensors.ModelFile), m.Params(), map[string]string{"format": "pt"})
-}
+func (m *Model) Save(dir string) error { return weights.SaveFolder(dir, m.Config, m.Params()) }
 
 // LoadConfig reads and validates dir/config.json; unknown fields are errors.
 func LoadConfig(dir string) (Config, error) {
-	path := filepath.Join(dir, "config.json")
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return Config{}, fmt.Errorf("vqvae: %w", err)
-	}
 	var c Config
-	d := json.NewDecoder(strings.NewReader(string(b)))
-	d.DisallowUnknownFields()
-	if err := d.Decode(&c); err != nil {
-		return Config{}, fmt.Errorf("vqvae: %s: %w", path, err)
-	}
-	if err := c.Validate(); err != nil {
-		return Config{}, fmt.Errorf("vqvae: %s: %w", path, err)
+	if err := weights.ReadConfig(dir, &c, func() error { return c.Validate() }); err != nil {
+		return Config{}, fmt.Errorf("vqvae: %w", err)
 	}
 	return c, nil
 }

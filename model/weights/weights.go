@@ -9,11 +9,16 @@
 package weights
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/golem-ml/golem/internal/atomicfile"
 	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/safetensors"
 )
@@ -111,6 +116,41 @@ func CheckHeader(st Source, file string, want []Expect) error {
 		if !slices.Equal(info.Shape, e.Shape) {
 			return fmt.Errorf("%s make %q %v, but %s has it %v", e.Fields, e.Name, e.Shape, file, info.Shape)
 		}
+	}
+	return nil
+}
+
+// SaveFolder writes the folder of a model golem defines itself (model/resnet,
+// model/vqvae): config as dir/config.json and params as dir/model.safetensors.
+func SaveFolder(dir string, config any, params []nn.Named) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	cj, err := json.MarshalIndent(config, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.WriteFile(filepath.Join(dir, "config.json"), append(cj, '\n')); err != nil {
+		return err
+	}
+	return Save(filepath.Join(dir, safetensors.ModelFile), params, map[string]string{"format": "pt"})
+}
+
+// ReadConfig reads dir/config.json into c (a pointer), strictly: unknown
+// fields are errors; then it runs validate. Errors name the file.
+func ReadConfig(dir string, c any, validate func() error) error {
+	path := filepath.Join(dir, "config.json")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.DisallowUnknownFields()
+	if err := d.Decode(c); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if err := validate(); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	return nil
 }
