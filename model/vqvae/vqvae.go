@@ -31,7 +31,6 @@ import (
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/model/weights"
 	"github.com/golem-ml/golem/nn"
-	"github.com/golem-ml/golem/safetensors"
 	"github.com/golem-ml/golem/tensor"
 )
 
@@ -487,16 +486,11 @@ func Load(be backend.Backend, dir string) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := safetensors.OpenModel(dir)
-	if err != nil {
-		return nil, fmt.Errorf("vqvae: %w", err)
-	}
-	defer st.Close()
 	in := nn.NewInit(be, 0)
 	in.Zero = true
 	m := build(be, c, in)
-	if err := weights.Fill(st, m.Params(), dir, nil); err != nil {
+	if err := weights.FillFolder(dir, m.Params()); err != nil {
 		return nil, fmt.Errorf("vqvae: %w", err)
 	}
-	return m, st.Changed()
+	return m, nil
 }

@@ -154,3 +154,19 @@ func ReadConfig(dir string, c any, validate func() error) error {
 	}
 	return nil
 }
+
+// FillFolder fills params, a model just built, from dir's checkpoint
+// (model.safetensors or its shards): every tensor there with its shape, none
+// more, nothing NaN or infinite (Fill). It fails too when the files changed
+// while they were read.
+func FillFolder(dir string, params []nn.Named) error {
+	st, err := safetensors.OpenModel(dir)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := Fill(st, params, dir, nil); err != nil {
+		return err
+	}
+	return st.Changed()
+}
