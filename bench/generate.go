@@ -75,7 +75,7 @@ func sample(m *gpt.Model, n int, seed uint64) []int32 {
 	id := int32(0)
 	tensor.NoGrad(func() {
 		cache := &gpt.Cache{}
-		defer cache.Free()
+		defer cache.Close()
 		var probs []float64
 		for i := 0; i < n; i++ {
 			sc := tensor.NewScope()

@@ -213,7 +213,7 @@ func golemLlamacpp(file string, pp, tg, par, parTg int) ([3]float64, error) {
 			id = argmax(logits, 0)
 		}
 		out[1] = float64(tg) / time.Since(t0).Seconds()
-		c.Free()
+		c.Close()
 
 		// par sequences at once, their prompts first (not timed).
 		c = m.NewBatchCache(par, 16+parTg+8, true)
@@ -235,7 +235,7 @@ func golemLlamacpp(file string, pp, tg, par, parTg int) ([3]float64, error) {
 			}
 		}
 		out[2] = float64(par*parTg) / time.Since(t0).Seconds()
-		c.Free()
+		c.Close()
 	})
 	return out, nil
 }

@@ -24,6 +24,9 @@ import (
 // lm-eval builds, and acc, acc_norm and acc_bytes pick the same choice on
 // every item.
 func TestMatchesLMEvalReference(t *testing.T) {
+	if testing.Short() {
+		t.Skip("full tier: runs the Python lm-eval reference over three shared sets; TestRandomModelAtChance runs the same harness in the short tier")
+	}
 	if _, err := exec.LookPath("python3"); err != nil {
 		shared.Missing(t, "skipping: needs python3 for the lm-eval reference")
 	}

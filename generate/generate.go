@@ -123,12 +123,12 @@ func Tokens(m *gpt.Model, prompts [][]int, o Options, onToken func(seq, id int) 
 		stop[id] = true
 	}
 	cache := &kvcache.Growable{}
-	defer cache.Free()
+	defer cache.Close()
 	var lay *Layout
 	// prefill runs the last keep tokens of each history (after the soft
 	// prompt, if any) into an emptied cache.
 	prefill := func(keep int) []float32 {
-		cache.Free()
+		cache.Close()
 		rows := make([][]int, B)
 		for b, h := range hist {
 			rows[b] = h[len(h)-min(len(h), keep):]

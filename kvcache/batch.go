@@ -29,6 +29,7 @@ type Batch struct {
 	Half  bool             // float16 values
 	h, d  int              // KV heads, head dim
 	be    backend.Backend
+	mem   *tensor.Scope // owns K and V
 }
 
 // NewBatch allocates a cache of layers layers of slots sequences of up to
@@ -42,17 +43,25 @@ func NewBatch(be backend.Backend, layers, kvHeads, headDim, slots, capacity int,
 	return c
 }
 
-func (c *Batch) alloc(layers, capacity int) {
+// alloc gives the cache new buffers of capacity positions per slot, owned
+// by a new scope, and returns the scope that owned the old ones.
+func (c *Batch) alloc(layers, capacity int) (old *tensor.Scope) {
+	old, c.mem = c.mem, tensor.NewScope()
 	c.K, c.V, c.Cap = make([]backend.Buffer, layers), make([]backend.Buffer, layers), capacity
 	n := c.Slots * c.h * capacity * c.d
-	for l := range layers {
+	buf := func() backend.Buffer {
+		var b backend.Buffer
 		if c.Half {
-			hb := c.be.(backend.HalfCache)
-			c.K[l], c.V[l] = hb.AllocHalf(n), hb.AllocHalf(n)
+			b = c.be.(backend.HalfCache).AllocHalf(n)
 		} else {
-			c.K[l], c.V[l] = c.be.Alloc(n, true), c.be.Alloc(n, true)
+			b = c.be.Alloc(n, true)
 		}
+		return c.mem.FromBuffer(c.be, b, n).Buffer()
 	}
+	for l := range layers {
+		c.K[l], c.V[l] = buf(), buf()
+	}
+	return old
 }
 
 // copy2D copies rows x cols values into the cache buffer dst from src (a
@@ -76,15 +85,14 @@ func (c *Batch) Grow(slots, capacity, used int) {
 	}
 	oldK, oldV, oldSlots, oldCap := c.K, c.V, c.Slots, c.Cap
 	c.Slots = slots
-	c.alloc(len(oldK), capacity)
+	old := c.alloc(len(oldK), capacity)
+	defer old.Close()
 	used = min(used, oldCap)
 	for l := range oldK {
 		if used > 0 {
 			c.copy2D(c.K[l], 0, capacity*c.d, oldK[l], 0, oldCap*c.d, oldSlots*c.h, used*c.d)
 			c.copy2D(c.V[l], 0, capacity*c.d, oldV[l], 0, oldCap*c.d, oldSlots*c.h, used*c.d)
 		}
-		c.be.Free(oldK[l])
-		c.be.Free(oldV[l])
 	}
 }
 
@@ -104,13 +112,10 @@ func (c *Batch) storeRows(dst backend.Buffer, slot, pos []int32, src backend.Buf
 	}
 }
 
-// Free releases the cache's memory.
-func (c *Batch) Free() {
-	for i := range c.K {
-		c.be.Free(c.K[i])
-		c.be.Free(c.V[i])
-	}
-	c.K, c.V, c.Slots, c.Cap = nil, nil, 0, 0
+// Close gives the cache's memory back to the backend.
+func (c *Batch) Close() {
+	c.mem.Close()
+	c.K, c.V, c.Slots, c.Cap, c.mem = nil, nil, 0, 0, nil
 }
 
 // Prefill returns the cache of a prefill straight into the batch: row b

@@ -40,8 +40,9 @@ func (c *Growable) Attend(q, k, v *tensor.Tensor, a Attention) *tensor.Tensor {
 	return tensor.Attention(q, k, v, a.AttentionOptions)
 }
 
-// Free releases the cache's memory.
-func (c *Growable) Free() {
+// Close gives the cache's memory back to the backend, leaving it empty
+// (the zero value, ready for new positions).
+func (c *Growable) Close() {
 	for _, s := range c.mem {
 		s.Close()
 	}

@@ -126,6 +126,17 @@ func Freeze(module any) {
 	}
 }
 
+// Replace makes w the parameter *p and gives the one it held back to the
+// backend: a layer whose weight changes form (a vocabulary grown, a matrix
+// read quantized) after it was made.
+func Replace(p **tensor.Tensor, w *tensor.Tensor) {
+	old := *p
+	*p = w
+	if old != nil && old != w {
+		old.Free()
+	}
+}
+
 // Init creates parameters with a seeded generator.
 type Init struct {
 	Backend backend.Backend

@@ -46,6 +46,28 @@ func TestParamsNamesAndFreeze(t *testing.T) {
 	}
 }
 
+// Replace swaps a layer's weight and gives the old one's memory back.
+func TestReplace(t *testing.T) {
+	be := cpu.New()
+	live := func() int64 { return be.MemStats().Live }
+	base := live()
+	l := NewLinear(NewInit(be, 1), 4, 6, false, 0.02)
+	old := live() - base
+	w := tensor.FromHost(be, make([]float32, 8*4), 8, 4)
+	both := live()
+	Replace(&l.Weight, w)
+	if l.Weight != w || l.OutFeatures() != 8 {
+		t.Fatalf("weight %v after Replace", l.Weight.Shape())
+	}
+	if got, want := live(), both-old; old <= 0 || got != want {
+		t.Fatalf("%d bytes live, want %d (the old 6x4 weight given back)", got, want)
+	}
+	Replace(&l.Weight, w) // the same tensor: kept
+	if l.Weight.Host()[0] != 0 {
+		t.Fatal("replacing a weight by itself freed it")
+	}
+}
+
 func TestLoRAStartsAtBase(t *testing.T) {
 	be := cpu.New()
 	in := NewInit(be, 2)

@@ -416,7 +416,7 @@ type batch struct {
 // release frees the cache.
 func (bt *batch) release() {
 	if bt.cache != nil {
-		bt.cache.Free()
+		bt.cache.Close()
 	}
 	*bt = batch{logits: bt.logits}
 }

@@ -174,6 +174,17 @@ func (s *Scope) FromHost(be backend.Backend, data []float32, shape ...int) *Tens
 	return t
 }
 
+// FromBuffer returns a leaf owned by s over buf, memory the backend
+// allocated in whatever form it keeps (a float16 KV cache's buffer,
+// quantized weights): closing s gives it back.
+func (s *Scope) FromBuffer(be backend.Backend, buf backend.Buffer, shape ...int) *Tensor {
+	t := FromBuffer(be, buf, shape...)
+	if s != nil {
+		s.add(t)
+	}
+	return t
+}
+
 // Scalar returns a 0-dim leaf owned by s.
 func (s *Scope) Scalar(be backend.Backend, v float32) *Tensor {
 	return s.FromHost(be, []float32{v})

@@ -182,6 +182,22 @@ func TestScopeKeep(t *testing.T) {
 	}
 }
 
+// A scope owns a buffer the backend allocated in its own form (a float16
+// KV cache's) through FromBuffer: closing the scope gives it back.
+func TestScopeFromBuffer(t *testing.T) {
+	be := cpu.New()
+	base := live(be)
+	s := NewScope()
+	h := s.FromBuffer(be, be.AllocHalf(64), 64)
+	if h.Scope() != s || live(be) != base+2*64 {
+		t.Fatalf("a 64-value float16 buffer: %d bytes live (want %d), scope %v", live(be), base+2*64, h.Scope())
+	}
+	s.Close()
+	if got := live(be); got != base {
+		t.Fatalf("%d bytes live after Close, want %d", got, base)
+	}
+}
+
 // A nil scope is no scope: its tensors are the caller's.
 func TestNilScope(t *testing.T) {
 	be := cpu.New()

@@ -166,6 +166,9 @@ func spmDecode(t *testing.T, model string, ids [][]int) []string {
 }
 
 func TestSentencePieceMatchesSpmEncode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("full tier: trains every configuration with spm_train and compares with spm_encode; TestSentencePieceMetaspaceJSON and TestSentencePieceT5JSON train two of them in the short tier")
+	}
 	dir := t.TempDir()
 	for _, c := range spConfigs {
 		t.Run(c.name, func(t *testing.T) {

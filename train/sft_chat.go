@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/tensor"
 	"github.com/golem-ml/golem/tokenizer"
 )
@@ -78,13 +79,11 @@ func growVocab(m *gpt.Model, vocab int) {
 		for r := V; r < vocab; r++ {
 			copy(data[r*C:], mean)
 		}
-		t := tensor.FromHost(w.Backend(), data, vocab, C).SetRequiresGrad(w.RequiresGrad())
-		w.Free()
-		return t
+		return tensor.FromHost(w.Backend(), data, vocab, C).SetRequiresGrad(w.RequiresGrad())
 	}
-	m.Embed.Weight = grow(m.Embed.Weight)
+	nn.Replace(&m.Embed.Weight, grow(m.Embed.Weight))
 	if m.Head != nil {
-		m.Head.Weight = grow(m.Head.Weight)
+		nn.Replace(&m.Head.Weight, grow(m.Head.Weight))
 	}
 	m.Config.Vocab = vocab
 }

@@ -24,6 +24,9 @@ func lastLine(s string) string {
 // zero-shot classification on its class folders and retrieval on its
 // test split through the real binary.
 func TestCLIPCommands(t *testing.T) {
+	if testing.Short() {
+		t.Skip("full tier: trains CLIP 150 steps through the golem binary to check it learns; TestCLIPTrainResume runs clip train in the short tier")
+	}
 	tok := shared.Path(t, "data/tokenizer/clip/bpe_simple_vocab_16e6.txt.gz")
 	dir := t.TempDir()
 	world := filepath.Join(dir, "shapes")

@@ -39,6 +39,9 @@ func chatModel(t *testing.T) string {
 // in an Ollama models folder (ollama:NAME:TAG); sft trains LoRA on it and
 // refuses full fine-tuning and --merge, naming the quantized weights.
 func TestQuantizeCommand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("full tier: quantize, generate, eval and sft through the golem binary on a 50k-vocabulary model; TestExportGGUF and gguf/export's load tests cover the GGUF path in the short tier")
+	}
 	src := chatModel(t)
 	dir := t.TempDir()
 	q := filepath.Join(dir, "q4")

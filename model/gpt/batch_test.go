@@ -47,7 +47,7 @@ func TestDecodeStepSlots(t *testing.T) {
 						}
 					}
 					bc := m.NewBatchCache(4, 6, half)
-					defer bc.Free()
+					defer bc.Close()
 					_, isPlain := be.(plain)
 					if bc.Half != (half && !isPlain) {
 						t.Fatalf("%T: asked for half %v, got a cache with Half %v", be, half, bc.Half)
@@ -97,7 +97,7 @@ func TestDecodeStepHalfBlocked(t *testing.T) {
 		}
 		tensor.NoGrad(func() {
 			bc := m.NewBatchCache(2, 32, true)
-			defer bc.Free()
+			defer bc.Close()
 			if !bc.Half {
 				t.Fatal("the CPU backend did not give a half cache")
 			}

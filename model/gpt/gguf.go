@@ -358,11 +358,10 @@ func LoadGGUF(be backend.Backend, path string) (*Model, error) {
 			}
 			w := tensor.FromBuffer(be, buf, rows, cols)
 			if isLinear {
-				l.Weight.Free()
-				l.Weight, l.InOut = w, false
+				nn.Replace(&l.Weight, w)
+				l.InOut = false
 			} else {
-				e.Weight.Free()
-				e.Weight = w
+				nn.Replace(&e.Weight, w)
 			}
 			continue
 		}

@@ -36,7 +36,7 @@ func greedy(m *Model, prompt []int32, n int) []int32 {
 	out := append([]int32(nil), prompt...)
 	tensor.NoGrad(func() {
 		cache := &Cache{}
-		defer cache.Free()
+		defer cache.Close()
 		in := prompt
 		for i := 0; i < n; i++ {
 			h := m.Forward(in, 1, len(in), Options{Cache: cache})

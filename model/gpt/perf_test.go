@@ -120,7 +120,7 @@ func TestCacheMatchesFullForward(t *testing.T) {
 			tensor.NoGrad(func() {
 				full := m.Forward(ids, B, N, Options{}).Host()
 				cache := &Cache{}
-				defer cache.Free()
+				defer cache.Close()
 				C := m.Config.Hidden
 				// A prompt of 5, then one token at a time.
 				for s := 0; s < N; {

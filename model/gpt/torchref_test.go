@@ -33,6 +33,9 @@ func torchPython(t *testing.T) string {
 // reads the model golem saved: the inverse frequencies and the logits of
 // two sequences longer than the window.
 func TestMatchesTorchReference(t *testing.T) {
+	if testing.Short() {
+		t.Skip("full tier: starts PyTorch for each case; TestMatchesTransformers checks the architectures against transformers' goldens in the short tier")
+	}
 	py := torchPython(t)
 	scaled := &llama.RopeScaling{Factor: 8, LowFreqFactor: 1, HighFreqFactor: 4, OriginalContext: 32}
 	cases := []struct {

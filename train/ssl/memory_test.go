@@ -16,6 +16,9 @@ import (
 // the backend's memory is the same after step memflat.From and at the end:
 // every tensor a step makes belongs to the step's scope.
 func TestMemoryFlat(t *testing.T) {
+	if testing.Short() {
+		t.Skip("full tier: 1,000 BYOL and MAE steps; train's TestMemoryFlat* tests hold the scope rule of train.Run in the short tier")
+	}
 	for _, c := range []struct {
 		method, config string
 		side, batch    int
