@@ -370,7 +370,8 @@ func (c *corpusGen) toolUse() string {
 	if err != nil {
 		return c.dialogue("en")
 	}
-	s, err := tokenizer.FormatChat(append([]tokenizer.Message{ToolSystem()}, r.messages(true)...), false)
+	sys, _ := ToolSystem() // all the built-in tools: never fails
+	s, err := tokenizer.FormatChat(append([]tokenizer.Message{sys}, r.messages(true)...), false)
 	if err != nil {
 		panic("synth: corpus tool use: " + err.Error())
 	}

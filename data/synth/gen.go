@@ -14,6 +14,7 @@ type gen struct {
 	r      *rng
 	w      *World
 	people map[string][]int // split -> indices of the people in it
+	tools  tokenizer.Message // the tool tasks' system message (ToolSystem)
 }
 
 func newGen(w *World, seed int64) *gen {

@@ -225,14 +225,19 @@ func (p *calc) unary(depth int) (float64, error) {
 	return 0, p.errorf("expected a number, got %q", p.s[p.i])
 }
 
-// ToolSystem is the system message of the tool tasks: the built-in
-// tools, as golem's chat format writes them (one line each).
-func ToolSystem() tokenizer.Message {
-	msgs, err := tokenizer.ChatMLToolMessages([]tokenizer.ToolMessage{{Role: "user"}}, json.RawMessage(ToolsJSON))
+// ToolSystem is the system message of the tool tasks: the built-in tools
+// named (all with none), as golem's chat format writes them (one line
+// each). It fails on a name that is not a built-in tool.
+func ToolSystem(names ...string) (tokenizer.Message, error) {
+	raw, _, err := Tools(names)
 	if err != nil {
-		panic("synth: the built-in tools: " + err.Error())
+		return tokenizer.Message{}, err
 	}
-	return msgs[0]
+	msgs, err := tokenizer.ChatMLToolMessages([]tokenizer.ToolMessage{{Role: "user"}}, raw)
+	if err != nil {
+		return tokenizer.Message{}, err
+	}
+	return msgs[0], nil
 }
 
 // toolRound is one whole round trip: the question, the call that answers
@@ -262,7 +267,7 @@ func ToolResponse(result string) string { return "<tool_response>\n" + result + 
 // prompt is the question) or the final answer (the prompt holds the call
 // and its result), each half the time.
 func (g *gen) toolTask(r toolRound) Task {
-	t := Task{Kind: r.kind, Key: r.key, Lang: "en", Prompt: []tokenizer.Message{ToolSystem(), {Role: "user", Content: r.user}}}
+	t := Task{Kind: r.kind, Key: r.key, Lang: "en", Prompt: []tokenizer.Message{g.tools, {Role: "user", Content: r.user}}}
 	if g.r.chance(0.5) {
 		t.Answer, t.Want = tokenizer.FormatToolCall(r.call), r.callWant
 		return t
@@ -286,7 +291,7 @@ func (g *gen) calcRound(split string) (toolRound, error) {
 	args, _ := json.Marshal(map[string]string{"expression": fmt.Sprintf("%d %c %d", x.a, x.op, x.b)})
 	return toolRound{kind: KindCalculator, key: "calc:" + x.key(), user: fmt.Sprintf(q, x.expr()),
 		call: tokenizer.ToolCall{Name: "calculator", Arguments: args}, result: r,
-		answer:     fmt.Sprintf("%s = %s. The answer is %s.", x.expr(), r, r),
+		answer:     fmt.Sprintf("The answer is %s.", r),
 		callWant:   Want{Match: MatchToolCall, Value: "calculator", Values: []string{r}, Format: FormatToolCall, Strict: true},
 		answerWant: Want{Match: MatchNumber, Value: r, Format: FormatAnswer, Given: []string{x.expr()}}}, nil
 }
