@@ -161,7 +161,10 @@ func ToolModel(ctx context.Context, o ToolModelOptions) (ToolUse, error) {
 	}
 	p := train.Presets()["baby"]
 	p.Model.Layers, p.Model.Heads, p.Model.KVHeads, p.Model.Hidden, p.Model.Intermediate = 2, 4, 4, 64, 256
-	p.Model.Context, p.Block, p.Batch, p.EvalIters = 128, 128, 8, 2 // a round trip is at most 117 tokens
+	// A round trip is at most 117 tokens, so windows of 128; the context
+	// of 192 leaves a client room to ask for 64 tokens after a prompt of
+	// 110 (golem chat asks for up to half the context).
+	p.Model.Context, p.Block, p.Batch, p.EvalIters = 192, 128, 8, 2
 	p.Loop = train.Config{Steps: preSteps, LR: 3e-3, MinLR: 3e-4, Warmup: min(20, preSteps/2), Beta2: 0.99, WeightDecay: 0.1, Clip: 1,
 		Seed: o.Seed, Out: dir("base"), Quiet: true, Progress: o.Log}
 	if _, err := train.Pretrain(ctx, train.PretrainOptions{Backend: o.NewBackend(), Data: []string{dir("data/corpus.txt")}, VocabSize: 1024, Preset: p,
