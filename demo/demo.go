@@ -57,6 +57,7 @@ type sizes struct {
 	layers, heads, hidden, ctx        int
 	pretrainSteps, pretrainBatch      int
 	sftTasks, sftSteps                int
+	sftLR                             float64
 	rankPrompts, k                    int
 	rmSteps, ppoIters, dpoSteps       int
 	grpoSteps, evalTasks, maxTokens   int
@@ -70,7 +71,7 @@ type sizes struct {
 func sizesOf(quick bool) sizes {
 	if quick {
 		return sizes{corpusBytes: 60_000, vocab: 300, layers: 1, heads: 2, hidden: 32, ctx: 192,
-			pretrainSteps: 4, pretrainBatch: 3, sftTasks: 64, sftSteps: 4, rankPrompts: 16, k: 3, rankHeldout: 8,
+			pretrainSteps: 4, pretrainBatch: 3, sftTasks: 64, sftSteps: 4, sftLR: 1e-3, rankPrompts: 16, k: 3, rankHeldout: 8,
 			rmSteps: 3, ppoIters: 1, dpoSteps: 3, grpoSteps: 2, evalTasks: 8, maxTokens: 24, ppoBatch: 4, grpoPrompts: 2, grpoGroups: 4,
 			calcTasks: 8, lookupTasks: 4, toolEval: 4}
 	}
@@ -79,9 +80,9 @@ func sizesOf(quick bool) sizes {
 	// windows of 192 tokens keeps its tokens per step (2,112) about the
 	// 2,048 of 16 windows of 128 it had before.
 	return sizes{corpusBytes: 1_500_000, vocab: 1024, layers: 4, heads: 4, hidden: 128, ctx: 192,
-		pretrainSteps: 1000, pretrainBatch: 11, sftTasks: 600, sftSteps: 400, rankPrompts: 2000, k: 6, rankHeldout: 300,
+		pretrainSteps: 1000, pretrainBatch: 11, sftTasks: 600, sftSteps: 600, sftLR: 2e-3, rankPrompts: 2000, k: 6, rankHeldout: 300,
 		rmSteps: 400, ppoIters: 40, dpoSteps: 150, grpoSteps: 80, evalTasks: 300, maxTokens: 64, ppoBatch: 32, grpoPrompts: 4, grpoGroups: 8,
-		calcTasks: 200, lookupTasks: 100, toolEval: 100}
+		calcTasks: 800, lookupTasks: 100, toolEval: 100}
 }
 
 // Model is one model's held-out evaluation.
@@ -245,7 +246,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	var sft train.SFTResult
 	if !o.Reuse || !haveModel(dir("sft")) {
 		sft, err = train.SFT(ctx, train.SFTOptions{Backend: o.NewBackend(), Model: dir("base"), Data: []string{dir("data/sft.jsonl")}, Eval: []string{dir("data/sft_heldout.jsonl")},
-			Batch: 16, Loop: train.Config{Steps: sz.sftSteps, LR: 1e-3, Warmup: min(20, sz.sftSteps/10), Clip: 1, Seed: o.Seed, Out: dir("sft"), Quiet: quiet, Progress: o.Log}, Log: o.Log})
+			Batch: 16, Loop: train.Config{Steps: sz.sftSteps, LR: sz.sftLR, Warmup: min(20, sz.sftSteps/10), Clip: 1, Seed: o.Seed, Out: dir("sft"), Quiet: quiet, Progress: o.Log}, Log: o.Log})
 		if err != nil {
 			return nil, fmt.Errorf("demo: sft: %w", err)
 		}
