@@ -57,22 +57,32 @@ type sizes struct {
 	layers, heads, hidden, ctx        int
 	pretrainSteps, pretrainBatch      int
 	sftTasks, sftSteps                int
+	sftLR                             float64
 	rankPrompts, k                    int
 	rmSteps, ppoIters, dpoSteps       int
 	grpoSteps, evalTasks, maxTokens   int
 	rankHeldout                       int
 	ppoBatch, grpoPrompts, grpoGroups int
+	// Tool use: calculator and lookup round trips in the SFT mix, and
+	// held-out calculator questions for the tool-use score.
+	calcTasks, lookupTasks, toolEval int
 }
 
 func sizesOf(quick bool) sizes {
 	if quick {
-		return sizes{corpusBytes: 60_000, vocab: 300, layers: 1, heads: 2, hidden: 32, ctx: 128,
-			pretrainSteps: 4, pretrainBatch: 4, sftTasks: 64, sftSteps: 4, rankPrompts: 16, k: 3, rankHeldout: 8,
-			rmSteps: 3, ppoIters: 1, dpoSteps: 3, grpoSteps: 2, evalTasks: 8, maxTokens: 24, ppoBatch: 4, grpoPrompts: 2, grpoGroups: 4}
+		return sizes{corpusBytes: 60_000, vocab: 300, layers: 1, heads: 2, hidden: 32, ctx: 192,
+			pretrainSteps: 4, pretrainBatch: 3, sftTasks: 64, sftSteps: 4, sftLR: 1e-3, rankPrompts: 16, k: 3, rankHeldout: 8,
+			rmSteps: 3, ppoIters: 1, dpoSteps: 3, grpoSteps: 2, evalTasks: 8, maxTokens: 24, ppoBatch: 4, grpoPrompts: 2, grpoGroups: 4,
+			calcTasks: 8, lookupTasks: 4, toolEval: 4}
 	}
-	return sizes{corpusBytes: 1_500_000, vocab: 1024, layers: 4, heads: 4, hidden: 128, ctx: 128,
-		pretrainSteps: 1000, pretrainBatch: 16, sftTasks: 600, sftSteps: 300, rankPrompts: 2000, k: 6, rankHeldout: 300,
-		rmSteps: 400, ppoIters: 40, dpoSteps: 150, grpoSteps: 80, evalTasks: 300, maxTokens: 64, ppoBatch: 32, grpoPrompts: 4, grpoGroups: 8}
+	// The context holds a tool round trip with both tools offered (up to
+	// 171 tokens with the demo's tokenizer); pretraining's batch of 11
+	// windows of 192 tokens keeps its tokens per step (2,112) about the
+	// 2,048 of 16 windows of 128 it had before.
+	return sizes{corpusBytes: 1_500_000, vocab: 1024, layers: 4, heads: 4, hidden: 128, ctx: 192,
+		pretrainSteps: 1000, pretrainBatch: 11, sftTasks: 600, sftSteps: 600, sftLR: 2e-3, rankPrompts: 2000, k: 6, rankHeldout: 300,
+		rmSteps: 400, ppoIters: 40, dpoSteps: 150, grpoSteps: 80, evalTasks: 300, maxTokens: 64, ppoBatch: 32, grpoPrompts: 4, grpoGroups: 8,
+		calcTasks: 800, lookupTasks: 100, toolEval: 100}
 }
 
 // Model is one model's held-out evaluation.
@@ -82,6 +92,7 @@ type Model struct {
 	synth.Result
 	RMReward   float64                 `json:"rm_reward"`             // mean reward-model score of its answers
 	WinRateSFT float64                 `json:"rm_win_rate_vs_sft"`    // reward-model win rate against the SFT model's answers
+	ToolUse    ToolUse                 `json:"tool_use"`              // held-out calculator round trips
 	KL         float64                 `json:"kl_to_sft"`             // KL(model || SFT) per sampled answer, nats (eval.KL: exact per token, never negative)
 	ByKind     map[string]synth.Result `json:"by_kind"`               // task success per kind
 	Samples    []Sample                `json:"samples"`               // a few answers
@@ -216,8 +227,13 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	sftTasks := trainTasks[:sz.sftTasks]
 	heldout, err := synth.Tasks(synth.TaskOptions{Seed: seed + 1, N: max(sz.evalTasks, sz.rankHeldout), Kinds: kinds, Split: synth.SplitHeldout})
+	if err != nil {
+		return nil, err
+	}
+	// Tool use is learned in SFT only: demonstrations of each step of
+	// calculator and lookup round trips, mixed in.
+	sftTasks, toolHeldout, err := toolTasks(seed, sz, trainTasks[:sz.sftTasks])
 	if err != nil {
 		return nil, err
 	}
@@ -230,7 +246,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	var sft train.SFTResult
 	if !o.Reuse || !haveModel(dir("sft")) {
 		sft, err = train.SFT(ctx, train.SFTOptions{Backend: o.NewBackend(), Model: dir("base"), Data: []string{dir("data/sft.jsonl")}, Eval: []string{dir("data/sft_heldout.jsonl")},
-			Batch: 16, Loop: train.Config{Steps: sz.sftSteps, LR: 1e-3, Warmup: min(20, sz.sftSteps/10), Clip: 1, Seed: o.Seed, Out: dir("sft"), Quiet: quiet, Progress: o.Log}, Log: o.Log})
+			Batch: 16, Loop: train.Config{Steps: sz.sftSteps, LR: sz.sftLR, Warmup: min(20, sz.sftSteps/10), Clip: 1, Seed: o.Seed, Out: dir("sft"), Quiet: quiet, Progress: o.Log}, Log: o.Log})
 		if err != nil {
 			return nil, fmt.Errorf("demo: sft: %w", err)
 		}
@@ -406,6 +422,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		if dm.Result, dm.ByKind, err = synth.Evaluate(heldout, answers); err != nil {
 			return nil, err
 		}
+		if dm.ToolUse, err = toolUse(m, mt, toolHeldout, sz.maxTokens); err != nil {
+			return nil, err
+		}
 		rw, err := eval.Rewards(rm, tok, evalPrompts, answers)
 		if err != nil {
 			return nil, err
@@ -439,7 +458,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			dm.Train = curve[len(curve)-1]
 		}
 		res.Models = append(res.Models, dm)
-		fmt.Fprintf(o.Log, "  %-5s %s  rm %.3f  win-vs-sft %.2f  kl %.2f\n", name, dm.Result, dm.RMReward, dm.WinRateSFT, dm.KL)
+		fmt.Fprintf(o.Log, "  %-5s %s  rm %.3f  win-vs-sft %.2f  kl %.2f  tool use %.3f\n", name, dm.Result, dm.RMReward, dm.WinRateSFT, dm.KL, dm.ToolUse.Success)
 	}
 	curve, _ := readMetrics(dir("reward"))
 	res.Curves["reward"] = curve
@@ -450,6 +469,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	base, sftM := res.Model("base"), res.Model("sft")
 	check := func(claim string, ok bool) { res.Checks = append(res.Checks, Check{Claim: claim, Pass: ok}) }
 	check("SFT beats the base model on held-out task success", sftM.Correct > base.Correct)
+	check("SFT beats the base model on held-out tool use (calculator round trips)", sftM.ToolUse.Success > base.ToolUse.Success)
 	check("reward model held-out pairwise accuracy >= 0.8 (labels with 10% noise)", rmRep.Accuracy >= 0.8)
 	for _, name := range []string{"ppo", "dpo", "grpo"} {
 		m := res.Model(name)
@@ -580,13 +600,13 @@ func Report(r *Result) *eval.Report {
 		}
 		return f(v)
 	}
-	sum := eval.Table{Header: []string{"model", "task success", "format", "helpful", "task reward", "RM reward", "RM win vs SFT", "KL to SFT (nats)"}}
+	sum := eval.Table{Header: []string{"model", "task success", "format", "helpful", "task reward", "RM reward", "RM win vs SFT", "KL to SFT (nats)", "tool use"}}
 	for _, m := range r.Models {
 		kl := f(m.KL)
 		if m.Name == "base" {
 			kl = "-"
 		}
-		sum.Rows = append(sum.Rows, []string{m.Name, f(m.Correct), f(m.FollowsFormat), f(m.Helpful), f(m.Reward), f(m.RMReward), f(m.WinRateSFT), kl})
+		sum.Rows = append(sum.Rows, []string{m.Name, f(m.Correct), f(m.FollowsFormat), f(m.Helpful), f(m.Reward), f(m.RMReward), f(m.WinRateSFT), kl, f(m.ToolUse.Success)})
 	}
 	rep := &eval.Report{
 		Title: "golem demo: the ChatGPT recipe on built-in data",
@@ -615,6 +635,16 @@ func Report(r *Result) *eval.Report {
 		kinds.Rows = append(kinds.Rows, row)
 	}
 	rep.Sections = append(rep.Sections, eval.Section{Title: "Task success by kind", Table: &kinds})
+	tools := eval.Table{Header: []string{"model", "held-out questions", "right calls", "round trips right (tool use)"}}
+	for _, m := range r.Models {
+		tools.Rows = append(tools.Rows, []string{m.Name, fmt.Sprint(m.ToolUse.Tasks), f(m.ToolUse.Calls), f(m.ToolUse.Success)})
+	}
+	rep.Sections = append(rep.Sections, eval.Section{Title: "Tool use",
+		Text: "SFT's demonstrations include both steps of calculator and lookup round trips (the tools offered in the system message, one line each: " +
+			"the call, and the answer from the tool's result). Each model gets held-out calculator questions with both tools offered and answers greedily; " +
+			"a right call (the calculator, with an expression whose value is the question's) is run, its result given back as a tool response, and the model answers again. " +
+			"Tool use is the share of questions whose call is right and whose final answer is the tool's result; the other stages do not train on tools.",
+		Table: &tools})
 	var samples []byte
 	for _, m := range r.Models {
 		for _, s := range m.Samples {

@@ -5,6 +5,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/golem-ml/golem/backend"
@@ -32,6 +34,21 @@ func TestDemoQuick(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(out, "demo_result.json")); err != nil {
 		t.Error(err)
 	}
+	// Tool use: round trips in SFT's data, a score for every model, a check.
+	if b, err := os.ReadFile(filepath.Join(out, "data/sft.jsonl")); err != nil || !strings.Contains(string(b), `<tool_call>\n{\"name\":\"calculator\"`) || !strings.Contains(string(b), "<tool_response>") {
+		t.Errorf("SFT's data has no calculator round trips (%v)", err)
+	}
+	for _, m := range res.Models {
+		if m.ToolUse.Tasks != 4 {
+			t.Errorf("%s: tool use on %d questions, want 4", m.Name, m.ToolUse.Tasks)
+		}
+	}
+	if !slices.ContainsFunc(res.Checks, func(c Check) bool { return strings.Contains(c.Claim, "tool use") }) {
+		t.Errorf("no tool-use check: %+v", res.Checks)
+	}
+	if md := Report(res).Summary.Text(); !strings.Contains(md, "tool use") {
+		t.Errorf("the summary has no tool-use column:\n%s", md)
+	}
 }
 
 // TestDemoFull runs the full demo when GOLEM_DEMO_OUT names a folder (it
@@ -47,5 +64,24 @@ func TestDemoFull(t *testing.T) {
 	}
 	for _, c := range res.Checks {
 		t.Logf("%v  %s", c.Pass, c.Claim)
+	}
+}
+
+// TestToolModelQuick runs ToolModel's stages for a few steps (serve's
+// TestToolCallRoundTrip and cmd/golem's TestChatCalculatorDemoModel train
+// it whole and check what it learned).
+func TestToolModelQuick(t *testing.T) {
+	out := t.TempDir()
+	tu, err := ToolModel(context.Background(), ToolModelOptions{NewBackend: func() backend.Backend { return cpu.New() }, Out: out, Quick: true, Log: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tu.Tasks != 4 {
+		t.Errorf("tool use on %d questions, want 4", tu.Tasks)
+	}
+	for _, f := range []string{"base/config.json", "sft/config.json", "sft/tokenizer.json", "data/sft.jsonl"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Error(err)
+		}
 	}
 }

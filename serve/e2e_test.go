@@ -16,10 +16,14 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/backend/cpu"
+	"github.com/golem-ml/golem/data/synth"
+	"github.com/golem-ml/golem/demo"
 	"github.com/golem-ml/golem/internal/shared"
 	"github.com/golem-ml/golem/tokenizer"
 
@@ -375,6 +379,75 @@ func TestStructuredClients(t *testing.T) {
 	for i, a := range res.Answers {
 		if err := validate(t, personSchema, a); err != nil {
 			t.Errorf("answer %d %q: %v", i, a, err)
+		}
+	}
+}
+
+// calcModel is demo.ToolModel's tiny model that calls the calculator,
+// trained once for the package's tests (about a minute of CPU).
+func calcModel(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("trains a model for about a minute: go test -short leaves it to the full run (CI)")
+	}
+	toolModel.once.Do(func() {
+		out := filepath.Join(testDir, "calc")
+		toolModel.score, toolModel.err = demo.ToolModel(context.Background(), demo.ToolModelOptions{NewBackend: func() backend.Backend { return cpu.New() }, Out: out, Log: io.Discard})
+		toolModel.dir = filepath.Join(out, "sft")
+	})
+	if toolModel.err != nil {
+		t.Fatal(toolModel.err)
+	}
+	// What it learned, on 50 held-out questions (one run: 0.92 and 0.82).
+	if sc := toolModel.score; sc.Calls < 0.85 || sc.Success < 0.7 {
+		t.Errorf("the calculator model: right calls %.2f, round trips right %.2f on %d held-out questions; want at least 0.85 and 0.7", sc.Calls, sc.Success, sc.Tasks)
+	}
+	return toolModel.dir
+}
+
+var toolModel struct {
+	once  sync.Once
+	dir   string
+	score demo.ToolUse
+	err   error
+}
+
+// The tool call round trip with the official openai (whole and streamed)
+// and ollama clients and tool_choice "auto": a model trained on calculator
+// round trips decides to call the calculator on held-out questions (no
+// constraint), the client runs the call and sends the result back as a
+// tool message, and the final answer holds the result. The calls'
+// arguments must evaluate to what the question asks.
+func TestToolCallRoundTrip(t *testing.T) {
+	node := needNode(t, "openai", "ollama")
+	dir := calcModel(t)
+	ts, _ := newLazyServer(t, Options{}, ModelSpec{"calc", dir})
+	// The client offers the calculator as the model learned it.
+	tools, _, err := synth.Tools([]string{"calculator"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var questions, want []string
+	for _, tk := range synth.MustTasks(synth.TaskOptions{Seed: 11, N: 40, Kinds: []string{synth.KindCalculator}, Tools: []string{"calculator"}, Split: synth.SplitHeldout}) {
+		if tk.Want.Match == synth.MatchToolCall && len(questions) < 3 {
+			questions, want = append(questions, tk.User()), append(want, tk.Want.Values[0])
+		}
+	}
+	out := runNode(t, node, "toolcall.mjs", append([]string{ts.URL, "calc", string(tools)}, questions...)...)
+	var res struct {
+		OK    bool
+		Trips []struct{ Client, Question, Expression, Result, Answer string }
+	}
+	if err := json.Unmarshal([]byte(out[strings.LastIndex(strings.TrimSpace(out), "\n")+1:]), &res); err != nil || !res.OK || len(res.Trips) != 3 {
+		t.Fatalf("%v: %s", err, out)
+	}
+	for i, trip := range res.Trips {
+		v, err := synth.Calculate(trip.Expression)
+		if err != nil || synth.FormatNumber(v) != want[i] || trip.Result != want[i] {
+			t.Errorf("%s: %q: the call's expression %q is %v (%v), the client's result %q; the question's answer is %s", trip.Client, trip.Question, trip.Expression, v, err, trip.Result, want[i])
+		}
+		if !strings.Contains(trip.Answer, want[i]) {
+			t.Errorf("%s: %q: the final answer %q does not hold the tool's result %s", trip.Client, trip.Question, trip.Answer, want[i])
 		}
 	}
 }

@@ -20,6 +20,9 @@ import (
 // the ChatML specials) and a gpt.New model, saved as a Hugging Face folder.
 var modelDirs = map[string]string{}
 
+// testDir holds the models TestMain writes, removed when the tests end.
+var testDir string
+
 func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) != "" {
 		os.Exit(runChild())
@@ -29,6 +32,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	testDir = dir
 	code := func() int {
 		defer os.RemoveAll(dir)
 		tok, err := tokenizer.Train(tokenizer.TrainOptions{

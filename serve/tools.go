@@ -17,8 +17,8 @@ import (
 
 // Tool calling: OpenAI's tools, tool_choice, tool_calls and role "tool"
 // messages, and Ollama's tools and tool_calls. The tools are rendered into
-// the prompt by the chat template (tokenizer.RenderChatTools: Hermes'
-// <tools> block in golem's ChatML, the model's own template otherwise),
+// the prompt by the chat template (tokenizer.RenderChatTools: one line a
+// tool in golem's ChatML, the model's own template otherwise),
 // and the calls in the answer (<tool_call>{"name": ..., "arguments":
 // {...}}</tool_call>) are parsed back into JSON; an answer whose calls do
 // not parse, or call a function not offered, is returned as text. With

@@ -6,14 +6,21 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/golem-ml/golem/tokenizer/chattemplate"
 )
 
-// Tool calling in chats. golem's ChatML writes tools and calls as Hermes
-// does (Qwen2.5's template): the tools' JSON schemas in the system
-// message between <tools> and </tools>, each call of the assistant as
+// Tool calling in chats. golem's ChatML writes the tools compactly, one
+// line each in the system message, so that a model of a 128-token
+// context has room for them and the conversation:
+//
+//	Tools:
+//	calculator(expression: string) - Evaluates arithmetic.
+//	Call one as <tool_call>{"name": ..., "arguments": {...}}</tool_call>.
+//
+// each call of the assistant with Hermes' tags (Qwen2.5's),
 //
 //	<tool_call>
 //	{"name":"calculator","arguments":{"expression":"2+3"}}
@@ -46,10 +53,10 @@ type ToolMessage struct {
 	Name       string // role "tool": the function's name, if known
 }
 
-// toolsPreamble is Hermes' system text around the tools (Qwen2.5's).
+// The lines around the tools in golem's ChatML system message.
 const (
-	toolsHead = "# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are provided with function signatures within <tools></tools> XML tags:\n<tools>"
-	toolsTail = "\n</tools>\n\nFor each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": <args-json-object>}\n</tool_call>"
+	toolsHead = "Tools:"
+	toolsTail = "\nCall one as " + ToolCallOpen + `{"name": ..., "arguments": {...}}` + ToolCallClose + "."
 )
 
 // FormatToolCall writes one call as the assistant writes it in ChatML.
@@ -71,11 +78,11 @@ func compactJSON(raw json.RawMessage) string {
 	return b.String()
 }
 
-// HermesMessages writes a conversation with tools as plain ChatML
+// ChatMLToolMessages writes a conversation with tools as plain ChatML
 // messages: the tools (a JSON list of {"type": "function", "function":
-// {...}}, or nil) in the system message, calls in the assistant's text,
-// results as user turns.
-func HermesMessages(msgs []ToolMessage, tools json.RawMessage) ([]Message, error) {
+// {...}}, or nil) in the system message, one line each (ToolLine), calls
+// in the assistant's text, results as user turns.
+func ChatMLToolMessages(msgs []ToolMessage, tools json.RawMessage) ([]Message, error) {
 	var out []Message
 	var list []json.RawMessage
 	if len(bytes.TrimSpace(tools)) > 0 && string(bytes.TrimSpace(tools)) != "null" {
@@ -90,8 +97,12 @@ func HermesMessages(msgs []ToolMessage, tools json.RawMessage) ([]Message, error
 			msgs = msgs[1:]
 		}
 		sb.WriteString(toolsHead)
-		for _, t := range list {
-			sb.WriteString("\n" + compactJSON(t))
+		for i, t := range list {
+			line, err := ToolLine(t)
+			if err != nil {
+				return nil, fmt.Errorf("tokenizer: tools[%d]: %w", i, err)
+			}
+			sb.WriteString("\n" + line)
 		}
 		sb.WriteString(toolsTail)
 		out = append(out, Message{Role: "system", Content: sb.String()})
@@ -126,10 +137,10 @@ func HermesMessages(msgs []ToolMessage, tools json.RawMessage) ([]Message, error
 // JSON list of {"type": "function", "function": {...}}, or nil): with
 // the model's own template, rendered as apply_chat_template(messages,
 // tools=tools) does (its "tool_use" template when it has one); with
-// ChatML, as Hermes does (HermesMessages).
+// ChatML, compactly (ChatMLToolMessages).
 func (t *Tokenizer) RenderChatTools(msgs []ToolMessage, tools json.RawMessage, addGenerationPrompt bool) ([]int, error) {
 	if t.chat == nil {
-		plain, err := HermesMessages(msgs, tools)
+		plain, err := ChatMLToolMessages(msgs, tools)
 		if err != nil {
 			return nil, err
 		}
@@ -187,6 +198,128 @@ func (t *Tokenizer) RenderChatTools(msgs []ToolMessage, tools json.RawMessage, a
 		return nil, fmt.Errorf("tokenizer: chat template: %w", err)
 	}
 	return t.EncodeWithSpecial(text), nil
+}
+
+// ToolLine writes a tool ({"type": "function", "function": {"name",
+// "description", "parameters"}}) as one line: its name, its parameters
+// with their types (optional ones marked ?), and the first line of its
+// description:
+//
+//	calculator(expression: string) - Evaluates arithmetic.
+func ToolLine(tool json.RawMessage) (string, error) {
+	var t struct {
+		Function struct {
+			Name        string          `json:"name"`
+			Description string          `json:"description"`
+			Parameters  json.RawMessage `json:"parameters"`
+		} `json:"function"`
+	}
+	if err := json.Unmarshal(tool, &t); err != nil {
+		return "", fmt.Errorf("not a tool object: %v", err)
+	}
+	f := t.Function
+	if f.Name == "" {
+		return "", errors.New(`no "function.name"`)
+	}
+	var params struct {
+		Properties json.RawMessage `json:"properties"`
+		Required   []string        `json:"required"`
+	}
+	if p := bytes.TrimSpace(f.Parameters); len(p) > 0 && string(p) != "null" {
+		if err := json.Unmarshal(p, &params); err != nil {
+			return "", fmt.Errorf(`"function.parameters": %v`, err)
+		}
+	}
+	names, props, err := objectFields(params.Properties)
+	if err != nil {
+		return "", fmt.Errorf(`"function.parameters.properties": %v`, err)
+	}
+	var b strings.Builder
+	b.WriteString(f.Name + "(")
+	for i, n := range names {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(n)
+		if !slices.Contains(params.Required, n) {
+			b.WriteString("?")
+		}
+		b.WriteString(": " + schemaType(props[n]))
+	}
+	b.WriteString(")")
+	if d, _, _ := strings.Cut(strings.TrimSpace(f.Description), "\n"); d != "" {
+		b.WriteString(" - " + strings.TrimSpace(d))
+	}
+	return b.String(), nil
+}
+
+// objectFields returns a JSON object's keys in their order and its values.
+func objectFields(raw json.RawMessage) ([]string, map[string]json.RawMessage, error) {
+	if len(bytes.TrimSpace(raw)) == 0 || string(bytes.TrimSpace(raw)) == "null" {
+		return nil, nil, nil
+	}
+	var vals map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &vals); err != nil {
+		return nil, nil, errors.New("not a JSON object")
+	}
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.Token() // {
+	var names []string
+	for d.More() {
+		k, err := d.Token()
+		if err != nil {
+			return nil, nil, err
+		}
+		var skip json.RawMessage
+		if err := d.Decode(&skip); err != nil {
+			return nil, nil, err
+		}
+		if name := k.(string); !slices.Contains(names, name) {
+			names = append(names, name)
+		}
+	}
+	return names, vals, nil
+}
+
+// schemaType writes a parameter's JSON schema as a short type: string,
+// integer, "a"|"b" for an enum, string[] for an array, a|b for a union.
+func schemaType(raw json.RawMessage) string {
+	var s struct {
+		Type  json.RawMessage   `json:"type"`
+		Enum  []json.RawMessage `json:"enum"`
+		Items json.RawMessage   `json:"items"`
+		AnyOf []json.RawMessage `json:"anyOf"`
+		OneOf []json.RawMessage `json:"oneOf"`
+	}
+	if json.Unmarshal(raw, &s) != nil {
+		return "any"
+	}
+	var parts []string
+	switch {
+	case len(s.Enum) > 0:
+		for _, e := range s.Enum {
+			parts = append(parts, compactJSON(e))
+		}
+	case len(s.AnyOf) > 0 || len(s.OneOf) > 0:
+		for _, sub := range append(s.AnyOf, s.OneOf...) {
+			parts = append(parts, schemaType(sub))
+		}
+	default:
+		var one string
+		var many []string
+		if json.Unmarshal(s.Type, &one) == nil && one != "" {
+			many = []string{one}
+		} else if json.Unmarshal(s.Type, &many) != nil || len(many) == 0 {
+			return "any"
+		}
+		for _, t := range many {
+			if t == "array" && len(s.Items) > 0 {
+				t = schemaType(s.Items) + "[]"
+			}
+			parts = append(parts, t)
+		}
+	}
+	return strings.Join(parts, "|")
 }
 
 // ParseToolCalls reads the calls in an assistant's answer: each

@@ -18,10 +18,10 @@ func toolConversation() []ToolMessage {
 
 const calcTools = `[{"type":"function","function":{"name":"calculator","description":"Evaluates arithmetic.","parameters":{"type":"object","properties":{"expression":{"type":"string"}},"required":["expression"]}}}]`
 
-// golem's ChatML writes tools, calls and results as Hermes does, and the
-// calls it writes parse back.
-func TestHermesMessages(t *testing.T) {
-	msgs, err := HermesMessages(append([]ToolMessage{{Role: "system", Content: "Be brief."}}, toolConversation()...), json.RawMessage(calcTools))
+// golem's ChatML writes tools one line each, calls and results with
+// Hermes' tags, and the calls it writes parse back.
+func TestChatMLToolMessages(t *testing.T) {
+	msgs, err := ChatMLToolMessages(append([]ToolMessage{{Role: "system", Content: "Be brief."}}, toolConversation()...), json.RawMessage(calcTools))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,8 +29,8 @@ func TestHermesMessages(t *testing.T) {
 		t.Fatalf("%d messages: %+v", len(msgs), msgs)
 	}
 	sys := msgs[0].Content
-	if !strings.HasPrefix(sys, "Be brief.\n\n# Tools\n") || !strings.Contains(sys, "<tools>\n{\"type\":\"function\",\"function\":{\"name\":\"calculator\"") || !strings.HasSuffix(sys, "</tool_call>") {
-		t.Errorf("system message %q", sys)
+	if want := "Be brief.\n\nTools:\ncalculator(expression: string) - Evaluates arithmetic.\nCall one as <tool_call>{\"name\": ..., \"arguments\": {...}}</tool_call>."; sys != want {
+		t.Errorf("system message %q, want %q", sys, want)
 	}
 	if want := "<tool_call>\n{\"name\":\"calculator\",\"arguments\":{\"expression\":\"12*7\"}}\n</tool_call>"; msgs[2].Content != want {
 		t.Errorf("assistant %q, want %q", msgs[2].Content, want)
@@ -41,6 +41,28 @@ func TestHermesMessages(t *testing.T) {
 	content, calls, err := ParseToolCalls(msgs[2].Content)
 	if err != nil || content != "" || len(calls) != 1 || calls[0].Name != "calculator" || string(calls[0].Arguments) != `{"expression":"12*7"}` {
 		t.Errorf("parsed back: %q %+v %v", content, calls, err)
+	}
+}
+
+// A tool's line: parameters in their order, optional ones marked, enums,
+// arrays and unions as short types, the description's first line; a tool
+// without a name is an error naming the field.
+func TestToolLine(t *testing.T) {
+	for tool, want := range map[string]string{
+		`{"type":"function","function":{"name":"search","description":"Searches the web.\nMore text.","parameters":{"type":"object","properties":{"query":{"type":"string"},"limit":{"type":"integer"},"sort":{"enum":["new","top"]},"tags":{"type":"array","items":{"type":"string"}},"when":{"anyOf":[{"type":"string"},{"type":"null"}]},"x":{"type":["number","null"]}},"required":["query"]}}}`: `search(query: string, limit?: integer, sort?: "new"|"top", tags?: string[], when?: string|null, x?: number|null) - Searches the web.`,
+		`{"type":"function","function":{"name":"now"}}`: `now()`,
+		`{"type":"function","function":{"name":"b","parameters":{"type":"object","properties":{"z":{},"a":{"type":"boolean"}},"required":["z","a"]}}}`: `b(z: any, a: boolean)`,
+	} {
+		got, err := ToolLine(json.RawMessage(tool))
+		if err != nil || got != want {
+			t.Errorf("%s:\n got %q, %v\nwant %q", tool, got, err, want)
+		}
+	}
+	if _, err := ChatMLToolMessages([]ToolMessage{{Role: "user"}}, json.RawMessage(`[{"type":"function","function":{}}]`)); err == nil || !strings.Contains(err.Error(), `tools[0]: no "function.name"`) {
+		t.Errorf("a tool without a name: %v", err)
+	}
+	if _, err := ChatMLToolMessages([]ToolMessage{{Role: "user"}}, json.RawMessage(`[{"type":"function","function":{"name":"f","parameters":{"properties":[1]}}}]`)); err == nil || !strings.Contains(err.Error(), `tools[0]: "function.parameters.properties": not a JSON object`) {
+		t.Errorf("properties not an object: %v", err)
 	}
 }
 

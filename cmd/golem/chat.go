@@ -126,7 +126,7 @@ func chat(m *gpt.Model, tok *tokenizer.Tokenizer, in io.Reader, out io.Writer, o
 		for _, m := range system {
 			ts = append(ts, tokenizer.ToolMessage{Role: m.Role, Content: m.Content})
 		}
-		if system, err = tokenizer.HermesMessages(ts, raw); err != nil {
+		if system, err = tokenizer.ChatMLToolMessages(ts, raw); err != nil {
 			return err
 		}
 		if o.ForceCall {

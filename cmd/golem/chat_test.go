@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -63,5 +65,43 @@ func TestFitHistoryDropsOldestTurns(t *testing.T) {
 	}
 	if _, err := fitHistory(tok, &h, 3); err == nil {
 		t.Error("a history that cannot fit was accepted")
+	}
+}
+
+// golem chat with the calculator: a model trained by golem demo --tools
+// (a real process) gets two held-out questions on stdin, calls the
+// calculator each time (tool choice auto: nothing forces the call), golem
+// runs the call, and the model's answer holds the result.
+func TestChatCalculatorDemoModel(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a model for about a minute: go test -short leaves it to the full run (CI)")
+	}
+	out := t.TempDir()
+	if stdout, stderr, code := runGolem(t, "demo", "--tools", "--out", out); code != 0 || !strings.HasPrefix(stdout, "tool_use=") {
+		t.Fatalf("golem demo --tools: exit %d\n%s%s", code, stdout, stderr)
+	}
+	var questions []synth.Task
+	for _, tk := range synth.MustTasks(synth.TaskOptions{Seed: 12, N: 40, Kinds: []string{synth.KindCalculator}, Tools: []string{"calculator"}, Split: synth.SplitHeldout}) {
+		if tk.Want.Match == synth.MatchToolCall && len(questions) < 2 {
+			questions = append(questions, tk)
+		}
+	}
+	cmd := golemCmdIn(t, "chat", "--model", filepath.Join(out, "sft"), "--tools", "calculator", "--temperature", "0", "--max-tokens", "64")
+	// /reset between the questions: the model learned single round trips.
+	cmd.Stdin = strings.NewReader(questions[0].User() + "\n/reset\n" + questions[1].User() + "\n")
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("golem chat: %v\n%s%s", err, o.String(), e.String())
+	}
+	// Each turn: the call, golem's line "[calculator {...} -> RESULT]",
+	// and the answer.
+	lines := strings.Split(strings.TrimSpace(o.String()), "\n")
+	for _, q := range questions {
+		r := q.Want.Values[0]
+		i := slices.IndexFunc(lines, func(l string) bool { return strings.HasPrefix(l, "[calculator ") && strings.HasSuffix(l, " -> "+r+"]") })
+		if i < 0 || i+1 >= len(lines) || !strings.Contains(lines[i+1], r) {
+			t.Errorf("%q: no calculator call giving %s followed by an answer holding it:\n%s", q.User(), r, o.String())
+		}
 	}
 }

@@ -31,7 +31,8 @@ type CorpusOptions struct {
 // blank lines, mixing facts about the world in varied wording, arithmetic
 // (one-digit tables, two-digit problems, some worked out), lists (counting,
 // sorting, spelling, first letters, words backwards), worked solutions of
-// train-split tasks (their answers alone) and plain dialogues
+// train-split tasks (their answers alone), tool-use round trips (tools.go)
+// and plain dialogues
 // that show questions and short answers without the instruction-following
 // format of the tasks. The dialogues are written in ChatML, exactly as
 // [tokenizer.FormatChat] renders a conversation
@@ -109,6 +110,8 @@ func (c *corpusGen) paragraph() string {
 		return c.lists(lang)
 	case k < 72:
 		return c.worked(lang)
+	case k < 76:
+		return c.toolUse()
 	default:
 		return c.dialogue(lang)
 	}
@@ -349,6 +352,28 @@ func (c *corpusGen) dialogue(lang string) string {
 	s, err := tokenizer.FormatChat(msgs, false)
 	if err != nil {
 		panic("synth: corpus dialogue: " + err.Error()) // the roles above are always valid
+	}
+	return strings.TrimSuffix(s, "\n")
+}
+
+// toolUse writes one whole round trip of a tool task of the train split
+// in ChatML: the tools' system message, the question, the call, the
+// tool's result and the answer (English), as chat logs of a model that
+// uses tools show them; so a tokenizer trained on the corpus has tokens
+// for the calls' syntax.
+func (c *corpusGen) toolUse() string {
+	make := (*gen).calcRound
+	if c.r.chance(0.5) && len(c.people[SplitTrain]) > 0 {
+		make = (*gen).lookupRound
+	}
+	r, err := make(c.gen, SplitTrain)
+	if err != nil {
+		return c.dialogue("en")
+	}
+	sys, _ := ToolSystem() // all the built-in tools: never fails
+	s, err := tokenizer.FormatChat(append([]tokenizer.Message{sys}, r.messages(true)...), false)
+	if err != nil {
+		panic("synth: corpus tool use: " + err.Error())
 	}
 	return strings.TrimSuffix(s, "\n")
 }

@@ -13,7 +13,8 @@ import (
 type gen struct {
 	r      *rng
 	w      *World
-	people map[string][]int // split -> indices of the people in it
+	people map[string][]int  // split -> indices of the people in it
+	tools  tokenizer.Message // the tool tasks' system message (ToolSystem)
 }
 
 func newGen(w *World, seed int64) *gen {

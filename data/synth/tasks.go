@@ -132,6 +132,9 @@ type TaskOptions struct {
 	// message ("You are a helpful assistant.").
 	System float64
 	World  *World // nil: DefaultWorld()
+	// Tools are the built-in tools the tool tasks offer in their system
+	// message (ToolSystem); nil: all of them.
+	Tools []string
 }
 
 // MustTasks is like [Tasks] but panics on invalid options. It is meant for
@@ -210,6 +213,15 @@ func Tasks(opts TaskOptions) ([]Task, error) {
 		}
 	}
 	g := newGen(opts.World, opts.Seed)
+	var err error
+	if g.tools, err = ToolSystem(opts.Tools...); err != nil {
+		return nil, fmt.Errorf("synth: %w", err)
+	}
+	for _, k := range ToolKinds() { // the tool tasks' kinds are their tools' names
+		if opts.Tools != nil && slices.Contains(opts.Kinds, k) && !slices.Contains(opts.Tools, k) {
+			return nil, fmt.Errorf("synth: %s tasks need the %s tool among the tools offered (%s)", k, k, strings.Join(opts.Tools, ", "))
+		}
+	}
 	seen := map[string]bool{}
 	out := make([]Task, 0, opts.N)
 	for len(out) < opts.N {

@@ -13,7 +13,7 @@ import (
 
 // Tool use. Two built-in tools, a calculator and a lookup table of the
 // world's people, and two task kinds that teach a model to call them, in
-// golem's chat format (tokenizer.HermesMessages: the tools in the system
+// golem's chat format (tokenizer.ChatMLToolMessages: the tools in the system
 // message, a call as <tool_call>{"name": ..., "arguments": {...}}</tool_call>,
 // the result as a <tool_response> user turn). Each task is one of the two
 // steps of a tool round trip: the call (the prompt is the question; the
@@ -36,8 +36,8 @@ const MatchToolCall = "tool-call"
 const FormatToolCall = "tool-call"
 
 // ToolsJSON are the built-in tools, as a chat request's "tools" list.
-const ToolsJSON = `[{"type":"function","function":{"name":"calculator","description":"Evaluates an arithmetic expression: integers and decimals, + - * / and parentheses.","parameters":{"type":"object","properties":{"expression":{"type":"string","maxLength":64}},"required":["expression"],"additionalProperties":false}}},` +
-	`{"type":"function","function":{"name":"lookup","description":"Looks a person of the world up: their town, job, age, favourite colour, pet and friend.","parameters":{"type":"object","properties":{"name":{"type":"string","maxLength":32}},"required":["name"],"additionalProperties":false}}}]`
+const ToolsJSON = `[{"type":"function","function":{"name":"calculator","description":"Evaluates arithmetic: + - * / and parentheses.","parameters":{"type":"object","properties":{"expression":{"type":"string","maxLength":64}},"required":["expression"],"additionalProperties":false}}},` +
+	`{"type":"function","function":{"name":"lookup","description":"Finds a person: town, job, age, colour, pet, friend.","parameters":{"type":"object","properties":{"name":{"type":"string","maxLength":32}},"required":["name"],"additionalProperties":false}}}]`
 
 // RunTool runs a built-in tool on a call's arguments and returns its
 // result, the text the model reads back. w is the lookup table's world
@@ -225,59 +225,127 @@ func (p *calc) unary(depth int) (float64, error) {
 	return 0, p.errorf("expected a number, got %q", p.s[p.i])
 }
 
-// toolSystem is the system message of a tool task: the tools, as golem's
-// chat format writes them.
-func toolSystem() tokenizer.Message {
-	msgs, _ := tokenizer.HermesMessages([]tokenizer.ToolMessage{{Role: "user"}}, json.RawMessage(ToolsJSON))
-	return msgs[0]
+// ToolSystem is the system message of the tool tasks: the built-in tools
+// named (all with none), as golem's chat format writes them (one line
+// each). It fails on a name that is not a built-in tool.
+func ToolSystem(names ...string) (tokenizer.Message, error) {
+	raw, _, err := Tools(names)
+	if err != nil {
+		return tokenizer.Message{}, err
+	}
+	msgs, err := tokenizer.ChatMLToolMessages([]tokenizer.ToolMessage{{Role: "user"}}, raw)
+	if err != nil {
+		return tokenizer.Message{}, err
+	}
+	return msgs[0], nil
 }
 
-// toolTask builds the call step or the answer step of a round trip.
-func (g *gen) toolTask(kind, key, user string, call tokenizer.ToolCall, result, answer string, callWant, answerWant Want) Task {
-	callText := tokenizer.FormatToolCall(call)
-	t := Task{Kind: kind, Key: key, Lang: "en", Prompt: []tokenizer.Message{toolSystem(), {Role: "user", Content: user}}}
+// toolRound is one whole round trip: the question, the call that answers
+// it, the tool's result and the final answer, with each step's check.
+type toolRound struct {
+	kind, key, user      string
+	call                 tokenizer.ToolCall
+	result, answer       string
+	callWant, answerWant Want
+}
+
+// messages are the round trip's turns after the system message: the
+// question, the call, the result and, when whole, the answer.
+func (r toolRound) messages(whole bool) []tokenizer.Message {
+	m := []tokenizer.Message{{Role: "user", Content: r.user}, {Role: "assistant", Content: tokenizer.FormatToolCall(r.call)},
+		{Role: "user", Content: ToolResponse(r.result)}}
+	if whole {
+		m = append(m, tokenizer.Message{Role: "assistant", Content: r.answer})
+	}
+	return m
+}
+
+// ToolResponse is a tool's result as the user turn that gives it back.
+func ToolResponse(result string) string { return "<tool_response>\n" + result + "\n</tool_response>" }
+
+// toolTask makes a task of one step of a round trip: the call (the
+// prompt is the question) or the final answer (the prompt holds the call
+// and its result), each half the time.
+func (g *gen) toolTask(r toolRound) Task {
+	t := Task{Kind: r.kind, Key: r.key, Lang: "en", Prompt: []tokenizer.Message{g.tools, {Role: "user", Content: r.user}}}
 	if g.r.chance(0.5) {
-		t.Answer, t.Want = callText, callWant
+		t.Answer, t.Want = tokenizer.FormatToolCall(r.call), r.callWant
 		return t
 	}
-	t.Prompt = append(t.Prompt, tokenizer.Message{Role: "assistant", Content: callText},
-		tokenizer.Message{Role: "user", Content: "<tool_response>\n" + result + "\n</tool_response>"})
-	t.Answer, t.Want = answer, answerWant
+	t.Prompt = append(t.Prompt[:1], r.messages(false)...)
+	t.Answer, t.Want = r.answer, r.answerWant
 	return t
 }
 
-func (g *gen) calculator(lang, split string) (Task, error) {
+func (g *gen) calcRound(split string) (toolRound, error) {
 	var x arith
 	err := g.draw(split, KindCalculator, func() string {
 		x = arith{pick(g.r, []byte{'+', '-', '*'}), g.r.between(100, 999), g.r.between(10, 99)}
 		return "calc:" + x.key()
 	})
 	if err != nil {
-		return Task{}, err
+		return toolRound{}, err
 	}
 	r := strconv.Itoa(x.result())
-	expr := fmt.Sprintf("%d %c %d", x.a, x.op, x.b)
 	q := pick(g.r, []string{"Use the calculator: what is %s?", "What is %s? Use the calculator tool.", "Calculate %s with the calculator."})
-	args, _ := json.Marshal(map[string]string{"expression": expr})
-	return g.toolTask(KindCalculator, "calc:"+x.key(), fmt.Sprintf(q, x.expr()),
-		tokenizer.ToolCall{Name: "calculator", Arguments: args}, r,
-		fmt.Sprintf("%s = %s. The answer is %s.", x.expr(), r, r),
-		Want{Match: MatchToolCall, Value: "calculator", Values: []string{r}, Format: FormatToolCall, Strict: true},
-		Want{Match: MatchNumber, Value: r, Format: FormatAnswer, Given: []string{x.expr()}}), nil
+	args, _ := json.Marshal(map[string]string{"expression": fmt.Sprintf("%d %c %d", x.a, x.op, x.b)})
+	return toolRound{kind: KindCalculator, key: "calc:" + x.key(), user: fmt.Sprintf(q, x.expr()),
+		call: tokenizer.ToolCall{Name: "calculator", Arguments: args}, result: r,
+		answer:     fmt.Sprintf("The answer is %s.", r),
+		callWant:   Want{Match: MatchToolCall, Value: "calculator", Values: []string{r}, Format: FormatToolCall, Strict: true},
+		answerWant: Want{Match: MatchNumber, Value: r, Format: FormatAnswer, Given: []string{x.expr()}}}, nil
 }
 
-func (g *gen) lookup(lang, split string) (Task, error) {
+func (g *gen) lookupRound(split string) (toolRound, error) {
 	p, err := g.person(split, KindLookup)
 	if err != nil {
-		return Task{}, err
+		return toolRound{}, err
 	}
 	attr := g.r.intn(numAttrs)
 	q := pick(g.r, []string{"Look it up: %s", "%s Use the lookup tool.", "Check the lookup table: %s"})
 	args, _ := json.Marshal(map[string]string{"name": p.Name})
-	return g.toolTask(KindLookup, personKey(p), fmt.Sprintf(q, g.w.question(p, attr, "en", g.r.intn(3))),
-		tokenizer.ToolCall{Name: "lookup", Arguments: args}, g.w.record(p), g.w.statement(p, attr, "en", 0),
-		Want{Match: MatchToolCall, Value: "lookup", Values: []string{p.Name}, Format: FormatToolCall, Strict: true},
-		g.factWant(p, attr, "en")), nil
+	return toolRound{kind: KindLookup, key: personKey(p), user: fmt.Sprintf(q, g.w.question(p, attr, "en", g.r.intn(3))),
+		call: tokenizer.ToolCall{Name: "lookup", Arguments: args}, result: g.w.record(p), answer: g.w.statement(p, attr, "en", 0),
+		callWant:   Want{Match: MatchToolCall, Value: "lookup", Values: []string{p.Name}, Format: FormatToolCall, Strict: true},
+		answerWant: g.factWant(p, attr, "en")}, nil
+}
+
+func (g *gen) calculator(lang, split string) (Task, error) {
+	r, err := g.calcRound(split)
+	return g.toolTask(r), err
+}
+
+func (g *gen) lookup(lang, split string) (Task, error) {
+	r, err := g.lookupRound(split)
+	return g.toolTask(r), err
+}
+
+// FollowUp is the second step of a round trip whose first step is the
+// task t (a call step, MatchToolCall): when reply is the right call, it
+// runs the call's tool and returns the prompt of the final answer (t's
+// prompt, the call and the result) and the task of answering it, whose
+// check wants the tool's result. ok is false when the reply is not the
+// right call. w is the lookup table's world (nil: DefaultWorld()).
+func (t Task) FollowUp(w *World, reply string) (next Task, ok bool) {
+	if t.Want.Match != MatchToolCall || !t.Want.checkCall(reply) {
+		return Task{}, false
+	}
+	_, calls, _ := tokenizer.ParseToolCalls(strings.TrimSpace(reply))
+	result, err := RunTool(w, calls[0].Name, calls[0].Arguments)
+	if err != nil {
+		return Task{}, false
+	}
+	next = Task{Kind: t.Kind, Key: t.Key, Lang: t.Lang, Prompt: append(slices.Clone(t.Prompt),
+		tokenizer.Message{Role: "assistant", Content: tokenizer.FormatToolCall(calls[0])}, tokenizer.Message{Role: "user", Content: ToolResponse(result)})}
+	switch t.Kind {
+	case KindCalculator:
+		next.Want = Want{Match: MatchNumber, Value: result, Format: FormatAnswer}
+	default:
+		// The lookup table's answer is one fact of the record; the task's
+		// answer step knows which (its Want); here any fact will not do.
+		return Task{}, false
+	}
+	return next, true
 }
 
 // checkCall judges a response that must be one call (MatchToolCall).

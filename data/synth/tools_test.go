@@ -31,12 +31,13 @@ func TestCalculate(t *testing.T) {
 // returns for its call.
 func TestToolTasks(t *testing.T) {
 	tasks := MustTasks(TaskOptions{Seed: 3, N: 200, Kinds: []string{KindCalculator, KindLookup}})
+	sys, _ := ToolSystem()
 	steps := map[string]int{}
 	for _, tk := range tasks {
 		if s := tk.Check(tk.Answer); !s.Correct || !s.FollowsFormat {
 			t.Fatalf("%s %q: the reference %q fails its check: %+v", tk.Kind, tk.User(), tk.Answer, s)
 		}
-		if !strings.Contains(tk.Prompt[0].Content, "<tools>") || tk.Prompt[0].Role != "system" {
+		if tk.Prompt[0] != sys || !strings.Contains(tk.Prompt[0].Content, "\ncalculator(expression: string) - ") {
 			t.Fatalf("%s: no tools in the system message: %+v", tk.Kind, tk.Prompt[0])
 		}
 		if tk.Want.Match == MatchToolCall {
@@ -114,5 +115,78 @@ func TestRunTool(t *testing.T) {
 		if _, err := RunTool(nil, c.name, json.RawMessage(c.args)); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s %s: %v, want %q", c.name, c.args, err, c.want)
 		}
+	}
+}
+
+// The second step of a round trip: a right call's tool is run and the
+// next prompt gives its result back; the answer must be that result.
+func TestFollowUp(t *testing.T) {
+	n := 0
+	for _, tk := range MustTasks(TaskOptions{Seed: 5, N: 60, Kinds: []string{KindCalculator, KindLookup}, Split: SplitHeldout}) {
+		if tk.Want.Match != MatchToolCall {
+			continue
+		}
+		next, ok := tk.FollowUp(nil, tk.Answer)
+		if tk.Kind == KindLookup {
+			if ok {
+				t.Errorf("lookup: a follow-up without a known fact to check: %+v", next)
+			}
+			continue
+		}
+		n++
+		r := tk.Want.Values[0]
+		if !ok || next.Prompt[len(next.Prompt)-1].Content != ToolResponse(r) || next.Prompt[len(next.Prompt)-2].Role != "assistant" {
+			t.Fatalf("%q: follow-up %v %+v", tk.User(), ok, next.Prompt)
+		}
+		if !next.Check("The answer is "+r+".").Correct || next.Check("The answer is 1"+r+".").Correct {
+			t.Errorf("%q: the follow-up's check does not want %s", tk.User(), r)
+		}
+		if _, ok := tk.FollowUp(nil, strings.Replace(tk.Answer, " ", " 1", 1)); ok {
+			t.Errorf("%q: a wrong call has a follow-up", tk.User())
+		}
+	}
+	if n < 10 {
+		t.Fatalf("only %d calculator call steps", n)
+	}
+}
+
+// The corpus has whole round trips whose results are the tools'.
+func TestCorpusToolUse(t *testing.T) {
+	n := 0
+	sys, _ := ToolSystem()
+	for _, p := range strings.Split(Corpus(CorpusOptions{Seed: 2, Bytes: 200_000}), "\n\n") {
+		a := strings.Index(p, "<|im_start|>assistant\n")
+		if !strings.Contains(p, "<tool_response>") || a < 0 {
+			continue
+		}
+		n++
+		i := a + strings.Index(p[a:], tokenizer.ToolCallOpen)
+		j := a + strings.Index(p[a:], tokenizer.ToolCallClose)
+		_, calls, err := tokenizer.ParseToolCalls(p[i : j+len(tokenizer.ToolCallClose)])
+		if err != nil || len(calls) != 1 {
+			t.Fatalf("%q: %v", p, err)
+		}
+		r, err := RunTool(nil, calls[0].Name, calls[0].Arguments)
+		if err != nil || !strings.Contains(p, ToolResponse(r)) || !strings.HasPrefix(p, "<|im_start|>system\n"+sys.Content) {
+			t.Fatalf("%q: result %q %v", p, r, err)
+		}
+	}
+	if n < 5 {
+		t.Fatalf("%d tool round trips in 200 kB of corpus", n)
+	}
+}
+
+// TaskOptions.Tools: the tools the tool tasks offer.
+func TestToolTasksOffer(t *testing.T) {
+	for _, tk := range MustTasks(TaskOptions{Seed: 1, N: 20, Kinds: []string{KindCalculator}, Tools: []string{"calculator"}}) {
+		if s := tk.Prompt[0].Content; !strings.Contains(s, "\ncalculator(") || strings.Contains(s, "lookup") {
+			t.Fatalf("calculator alone offered: %q", s)
+		}
+	}
+	if _, err := Tasks(TaskOptions{N: 1, Kinds: []string{KindLookup}, Tools: []string{"calculator"}}); err == nil || !strings.Contains(err.Error(), "lookup tasks need the lookup tool") {
+		t.Errorf("lookup tasks without the lookup tool: %v", err)
+	}
+	if _, err := Tasks(TaskOptions{N: 1, Tools: []string{"shell"}}); err == nil || !strings.Contains(err.Error(), `no built-in tool "shell"`) {
+		t.Errorf("an unknown tool: %v", err)
 	}
 }
