@@ -100,6 +100,9 @@ func (g *Grid) Params() []nn.Named { return nn.Params(g) }
 // SetTraining switches the backbone's BatchNorm (see Model.SetTraining).
 func (g *Grid) SetTraining(on bool) { g.Backbone.SetTraining(on) }
 
+// Backend is the backend the model's parameters live on.
+func (g *Grid) Backend() backend.Backend { return g.be }
+
 // Cells is the number of cells, Grid x Grid, row-major.
 func (g *Grid) Cells() int { return g.Config.Grid * g.Config.Grid }
 
@@ -160,4 +163,42 @@ func LoadGrid(be backend.Backend, dir string) (*Grid, error) {
 	}
 	g.SetTraining(false)
 	return g, nil
+}
+
+// Predict returns each cell's most likely class of every head for images
+// x [B, C, S, S], without gradients: [B*cells][heads], the cells of each
+// image in turn, row-major. BatchNorm runs as the model is set
+// (SetTraining).
+func (g *Grid) Predict(x *tensor.Tensor) [][]int32 {
+	var out [][]int32
+	tensor.NoGrad(func() {
+		logits := g.Forward(x)
+		out = make([][]int32, logits[0].Dim(0))
+		for i := range out {
+			out[i] = make([]int32, len(logits))
+		}
+		for h, l := range logits {
+			for i, c := range Argmax(l.Host(), l.Dim(1)) {
+				out[i][h] = c
+			}
+		}
+	})
+	return out
+}
+
+// Argmax returns the index of the largest entry of each row of v, rows of
+// k values (the first, on ties).
+func Argmax(v []float32, k int) []int32 {
+	out := make([]int32, len(v)/k)
+	for i := range out {
+		row := v[i*k : (i+1)*k]
+		best := 0
+		for j, x := range row {
+			if x > row[best] {
+				best = j
+			}
+		}
+		out[i] = int32(best)
+	}
+	return out
 }

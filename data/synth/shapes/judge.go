@@ -1,7 +1,12 @@
 package shapes
 
 import (
+	"bufio"
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"math/rand/v2"
+	"os"
 	"slices"
 )
 
@@ -169,4 +174,90 @@ func Holds(rel string, a, b Object) bool {
 		return a.Row() > b.Row()
 	}
 	return false
+}
+
+// ReadScenes reads a {split}_scenes.jsonl file: each line's record and
+// its scene (SceneOf). Errors name the file and line.
+func ReadScenes(path string) ([]SceneRecord, []Scene, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	var recs []SceneRecord
+	var scenes []Scene
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	for line := 1; sc.Scan(); line++ {
+		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
+			continue
+		}
+		var r SceneRecord
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			return nil, nil, fmt.Errorf("%s:%d: %v", path, line, err)
+		}
+		if r.Image == "" {
+			return nil, nil, fmt.Errorf("%s:%d: field \"image\" is missing", path, line)
+		}
+		s, err := SceneOf(r.Objects)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s:%d: %w", path, line, err)
+		}
+		recs, scenes = append(recs, r), append(scenes, s)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(recs) == 0 {
+		return nil, nil, fmt.Errorf("%s: no scenes", path)
+	}
+	return recs, scenes, nil
+}
+
+// Recolour gives objects of an image of the world other colours, so that
+// a judge trained on the Train split sees every colour on every shape
+// (the held-out pairs included) while its shapes and places stay those
+// drawn: each occupied cell (labels as CellLabels) is, with probability
+// one half, repainted in a colour drawn uniformly. px is a CHW image of
+// side size, three channels in [0, 1], on black; a pixel of the cell
+// whose object has colour c is a*RGB[c] (a the pixel's coverage, what
+// Render draws), so it becomes a*RGB[new] with a read back by projection
+// on RGB[c]. It returns a new image and new labels; px and labels are not
+// changed.
+func Recolour(px []float32, size int, labels [][]int32, r *rand.Rand) ([]float32, [][]int32) {
+	out := slices.Clone(px)
+	nl := make([][]int32, len(labels))
+	if len(px) != 3*size*size || len(labels) != 9 {
+		for i, l := range labels {
+			nl[i] = slices.Clone(l)
+		}
+		return out, nl // not an image of the world
+	}
+	var from, to [9]*[3]float32 // each repainted cell's old and new colour
+	for cell, l := range labels {
+		nl[cell] = slices.Clone(l)
+		if cell >= 9 || len(l) != numHeads || l[HeadOccupied] != 1 || l[HeadColour] < 0 || l[HeadColour] >= int32(numColours) || r.IntN(2) == 0 {
+			continue
+		}
+		c := r.IntN(int(numColours))
+		from[cell], to[cell] = &RGB[l[HeadColour]], &RGB[c]
+		nl[cell][HeadColour] = int32(c)
+	}
+	plane := size * size
+	for y := range size {
+		for x := range size {
+			// the cell holding the pixel's centre
+			cell := (2*y+1)*3/(2*size)*3 + (2*x+1)*3/(2*size)
+			f, t := from[cell], to[cell]
+			if f == nil {
+				continue
+			}
+			i := y*size + x
+			a := (px[i]*f[0] + px[plane+i]*f[1] + px[2*plane+i]*f[2]) / (f[0]*f[0] + f[1]*f[1] + f[2]*f[2])
+			for c := range 3 {
+				out[c*plane+i] = min(max(a*t[c], 0), 1)
+			}
+		}
+	}
+	return out, nl
 }

@@ -1,6 +1,8 @@
 package shapes
 
 import (
+	"math"
+	"math/rand/v2"
 	"strings"
 	"testing"
 )
@@ -82,5 +84,44 @@ func TestSceneOfErrors(t *testing.T) {
 		if _, err := SceneOf(c.objs); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: error %v, want %q", c.objs, err, c.want)
 		}
+	}
+}
+
+// Recolouring a drawn scene draws the scene with the new colours: the
+// labels say which, and the pixels are what Render draws for them.
+func TestRecolour(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	changed := 0
+	for i := range 50 {
+		s := Generate(5, Train, i)
+		px := s.Render(32).Pix
+		labels := s.CellLabels()
+		got, nl := Recolour(px, 32, labels, r)
+		want, err := FromCellLabels(nl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for c := range labels {
+			for h := range labels[c] {
+				if h != HeadColour && nl[c][h] != labels[c][h] {
+					t.Fatalf("scene %d cell %d: head %d changed %d -> %d", i, c, h, labels[c][h], nl[c][h])
+				}
+			}
+			if nl[c][HeadColour] != labels[c][HeadColour] {
+				changed++
+			}
+		}
+		wpx := want.Render(32).Pix
+		for j := range wpx {
+			if d := math.Abs(float64(got[j] - wpx[j])); d > 0.02 {
+				t.Fatalf("scene %d value %d: recoloured %v, drawn %v", i, j, got[j], wpx[j])
+			}
+		}
+		if px[0] != s.Render(32).Pix[0] || labels[0][0] != s.CellLabels()[0][0] {
+			t.Fatal("Recolour changed its input")
+		}
+	}
+	if changed < 20 {
+		t.Errorf("only %d objects of 50 scenes got another colour", changed)
 	}
 }
