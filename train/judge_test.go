@@ -5,12 +5,14 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/golem-ml/golem/backend/cpu"
 	"github.com/golem-ml/golem/data/synth/shapes"
 	"github.com/golem-ml/golem/model/resnet"
+	"github.com/golem-ml/golem/model/vqvae"
 )
 
 // judgeFixture writes a small shapes world (24 x 24 images) and returns
@@ -128,5 +130,43 @@ func TestJudgeResumeExact(t *testing.T) {
 	}
 	if !equalParams(a.Params(), b.Params()) {
 		t.Fatal("2 steps and 2 resumed differ from 4 steps")
+	}
+}
+
+// With VQ, the judge also trains on the VQ-VAE's reconstructions of its
+// training images, which are not the images; a folder that is not a
+// VQ-VAE is refused naming it.
+func TestJudgeVQ(t *testing.T) {
+	trainEx, _, c := judgeFixture(t, 8)
+	be := cpu.New()
+	vc := vqvae.Presets()["tiny"]
+	vc.ImageSize = 24
+	vq, err := vqvae.New(be, vc, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vqDir := filepath.Join(t.TempDir(), "vq")
+	if err := vq.Save(vqDir); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := vqRecon(be, vqDir, trainEx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	px, _, err := loadCells(trainEx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rec) != len(px) || len(rec[0]) != len(px[0]) || slices.Equal(rec[0], px[0]) {
+		t.Fatalf("%d reconstructions of %d values, want %d of %d unlike the images", len(rec), len(rec[0]), len(px), len(px[0]))
+	}
+	if _, err := Judge(context.Background(), JudgeOptions{Backend: be, Train: trainEx, Model: c, Batch: 4, VQ: vqDir, Log: io.Discard,
+		Loop: Config{Steps: 2, LR: 1e-3, Out: filepath.Join(t.TempDir(), "j"), Quiet: true}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Judge(context.Background(), JudgeOptions{Backend: be, Train: trainEx, Model: c, Batch: 4, VQ: t.TempDir(), Log: io.Discard,
+		Loop: Config{Steps: 2, LR: 1e-3, Out: filepath.Join(t.TempDir(), "j2"), Quiet: true}})
+	if err == nil || !strings.Contains(err.Error(), "config.json") {
+		t.Errorf("an empty --vq folder: error %v, want one naming its config.json", err)
 	}
 }
