@@ -9,6 +9,7 @@ import (
 
 	"github.com/golem-ml/golem/backend/cpu"
 	"github.com/golem-ml/golem/data/synth"
+	"github.com/golem-ml/golem/data/synth/shapes"
 	"github.com/golem-ml/golem/gguf"
 	"github.com/golem-ml/golem/gguf/export"
 	"github.com/golem-ml/golem/internal/memflat"
@@ -111,6 +112,16 @@ func TestMemoryFlatGRPO(t *testing.T) {
 	checkFlat(t, func(be *cpu.CPU, loop Config) error {
 		_, err := GRPO(context.Background(), GRPOOptions{Backend: be, Policy: sft, Tasks: tasks, Rewards: []string{"correct", "format"}, Group: 2, Prompts: 1, MaxTokens: 3, Beta: 0.1,
 			Loop: loop, Log: io.Discard})
+		return err
+	})
+}
+
+func TestMemoryFlatJudge(t *testing.T) {
+	trainEx, testEx, c := judgeFixture(t, 8)
+	c.ImageSize = 12
+	checkFlat(t, func(be *cpu.CPU, loop Config) error {
+		_, err := Judge(context.Background(), JudgeOptions{Backend: be, Train: trainEx, Eval: testEx[:4], Model: c, Batch: 2, Recolour: shapes.Recolour,
+			Log: io.Discard, Loop: loop})
 		return err
 	})
 }

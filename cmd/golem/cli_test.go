@@ -112,16 +112,12 @@ func parseCommand(t *testing.T, args ...string) (*flag.FlagSet, error) {
 	t.Helper()
 	parseOnly = true
 	defer func() { parseOnly = false }()
-	name := args[0]
-	if _, ok := commands[name]; !ok && len(args) > 1 {
-		name, args = name+" "+args[1], args[1:]
-	}
-	c, ok := commands[name]
+	c, rest, ok := findCommand(args)
 	if !ok {
-		return nil, errors.New("unknown command " + name)
+		return nil, errors.New("unknown command " + strings.Join(args[:min(len(args), 2)], " "))
 	}
 	lastFlags = nil
-	err := c.run(args[1:])
+	err := c.run(rest)
 	if errors.Is(err, errParsed) || errors.Is(err, errHelp) {
 		err = nil
 	}

@@ -264,10 +264,11 @@ func capFlag(body, name string, max int, zeroAll bool) string {
 // takesSteps reports whether the golem command whose words (after golem)
 // start with words has a --steps flag: it trains.
 func takesSteps(t *testing.T, words []string) bool {
-	if len(words) > 2 {
-		words = words[:2]
+	n := 0 // the command's name: its words before the first flag, three at most
+	for n < len(words) && n < 3 && !strings.HasPrefix(words[n], "-") {
+		n++
 	}
-	fs, _ := parseCommand(t, words...)
+	fs, _ := parseCommand(t, words[:n]...)
 	return fs != nil && fs.Lookup("steps") != nil
 }
 
@@ -552,6 +553,7 @@ func TestDocsRunHarness(t *testing.T) {
 		{"golem sft --steps 60 --out o & sleep 6; kill -9 $!", "golem sft --steps 60 --out o & sleep 6; kill -9 $!"},
 		{"golem sft --steps 60 --out o --resume", "golem sft --steps 60 --out o --resume"},
 		{"golem demo      # the recipe", "golem demo --quick      # the recipe"},
+		{"golem vision judge train --data shapes --out j --steps 300", "golem vision judge train --data shapes --out j --steps 5"},
 		{"golem eval tasks --model m --n 200 | tail -1", "golem eval tasks --model m --n 20 | tail -1"},
 		{"golem vision probe --model m --train a --test b", "golem vision probe --model m --train a --test b --limit-train 500 --limit-test 500 --probe-steps 5"},
 		{"golem vision probe --model m --limit-train 0 --limit-test=100 --probe-steps 50 --train a # 10,000", "golem vision probe --model m --limit-train 500 --limit-test 100 --probe-steps 5 --train a # 10,000"},

@@ -28,6 +28,18 @@ func register(name, summary string, run func(args []string) error) {
 	commands[name] = command{name: name, summary: summary, run: run}
 }
 
+// findCommand returns the command args name, longest match first
+// ("vision judge train" before "vision judge", "tokenizer train" before
+// "tokenizer"), and the arguments after its name.
+func findCommand(args []string) (command, []string, bool) {
+	for n := min(len(args), 3); n >= 1; n-- {
+		if c, ok := commands[strings.Join(args[:n], " ")]; ok {
+			return c, args[n:], true
+		}
+	}
+	return command{}, nil, false
+}
+
 func main() {
 	os.Exit(run(os.Args[1:]))
 }
@@ -48,14 +60,8 @@ func run(args []string) int {
 		// golem help CMD: the command's usage, as golem CMD --help.
 		return run(append(append([]string{}, args[1:]...), "--help"))
 	}
-	// Longest match first: "tokenizer train" before "tokenizer".
-	if len(args) >= 2 {
-		if c, ok := commands[args[0]+" "+args[1]]; ok {
-			return exit(c.run(args[2:]))
-		}
-	}
-	if c, ok := commands[args[0]]; ok {
-		return exit(c.run(args[1:]))
+	if c, rest, ok := findCommand(args); ok {
+		return exit(c.run(rest))
 	}
 	var sub []string
 	for n := range commands {

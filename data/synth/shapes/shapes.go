@@ -309,17 +309,16 @@ func (s Scene) relatable() bool {
 	return true
 }
 
-// relation describes a relative to b: left/right of when their columns
-// differ, else above/below.
+// relation describes a relative to b (Relation).
 func relation(a, b Object) (Text, bool) {
-	switch {
-	case a.Col() < b.Col():
+	switch Relation(a, b) {
+	case "left of":
 		return Text{article(a.nameEN()) + " to the left of " + article(b.nameEN()), a.nameZH() + "在" + b.nameZH() + "的左边。"}, true
-	case a.Col() > b.Col():
+	case "right of":
 		return Text{article(a.nameEN()) + " to the right of " + article(b.nameEN()), a.nameZH() + "在" + b.nameZH() + "的右边。"}, true
-	case a.Row() < b.Row():
+	case "above":
 		return Text{article(a.nameEN()) + " above " + article(b.nameEN()), a.nameZH() + "在" + b.nameZH() + "的上面。"}, true
-	case a.Row() > b.Row():
+	case "below":
 		return Text{article(a.nameEN()) + " below " + article(b.nameEN()), a.nameZH() + "在" + b.nameZH() + "的下面。"}, true
 	}
 	return Text{}, false

@@ -1,0 +1,117 @@
+package eval
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/golem-ml/golem/data/synth/shapes"
+)
+
+func obj(colour shapes.Colour, kind shapes.Kind, large bool, cell int) shapes.Object {
+	return shapes.Object{Kind: kind, Colour: colour, Large: large, Cell: cell}
+}
+
+// Each caption kind scores only what it states, as ScoreScene's doc says.
+func TestScoreScene(t *testing.T) {
+	a, b := obj(shapes.Red, shapes.Circle, false, 0), obj(shapes.Cyan, shapes.Square, true, 5)
+	scene := []shapes.Object{a, b}
+	moved := []shapes.Object{obj(shapes.Red, shapes.Circle, false, 8), obj(shapes.Cyan, shapes.Square, true, 3)} // b left of a now
+	recoloured := []shapes.Object{obj(shapes.Blue, shapes.Circle, false, 0), obj(shapes.Cyan, shapes.Diamond, false, 5)}
+	extra := append(append([]shapes.Object{}, scene...), obj(shapes.White, shapes.Triangle, false, 4))
+	for _, c := range []struct {
+		name string
+		kind shapes.CaptionKind
+		seen []shapes.Object
+		want map[string][2]int
+	}{
+		{"listing, all right", shapes.Listing, scene, map[string][2]int{"colour": {2, 2}, "shape": {2, 2}, "size": {2, 2}, "position": {2, 2}, "count": {1, 1}}},
+		{"listing, moved", shapes.Listing, moved, map[string][2]int{"colour": {0, 2}, "shape": {0, 2}, "size": {0, 2}, "position": {0, 2}, "count": {1, 1}}},
+		{"listing, recoloured", shapes.Listing, recoloured, map[string][2]int{"colour": {1, 2}, "shape": {1, 2}, "size": {1, 2}, "position": {2, 2}, "count": {1, 1}}},
+		{"listing, one more", shapes.Listing, extra, map[string][2]int{"colour": {2, 2}, "shape": {2, 2}, "size": {2, 2}, "position": {2, 2}, "count": {0, 1}}},
+		{"listing, nothing", shapes.Listing, nil, map[string][2]int{"colour": {0, 2}, "shape": {0, 2}, "size": {0, 2}, "position": {0, 2}, "count": {0, 1}}},
+		{"counting, moved", shapes.Counting, moved, map[string][2]int{"colour": {2, 2}, "shape": {2, 2}, "count": {1, 1}}},
+		{"counting, recoloured", shapes.Counting, recoloured, map[string][2]int{"colour": {1, 2}, "shape": {1, 2}, "count": {1, 1}}},
+		{"counting, one more", shapes.Counting, extra, map[string][2]int{"colour": {2, 2}, "shape": {2, 2}, "count": {0, 1}}},
+		{"relating, right", shapes.Relating, extra, map[string][2]int{"colour": {2, 2}, "shape": {2, 2}, "position": {1, 1}}},
+		{"relating, reversed", shapes.Relating, moved, map[string][2]int{"colour": {2, 2}, "shape": {2, 2}, "position": {0, 1}}},
+		{"relating, recoloured", shapes.Relating, recoloured, map[string][2]int{"colour": {1, 2}, "shape": {1, 2}, "position": {0, 1}}},
+	} {
+		got := ScoreScene(c.kind, scene, shapes.Scene{Objects: c.seen})
+		if len(got) != len(c.want) {
+			t.Errorf("%s: marks %v, want %v", c.name, got, c.want)
+			continue
+		}
+		for k, v := range c.want {
+			if got[k] != v {
+				t.Errorf("%s: %s %v, want %v (all: %v)", c.name, k, got[k], v, got)
+			}
+		}
+	}
+	// Two red objects stated, one seen: one of two colours matches.
+	two := []shapes.Object{a, obj(shapes.Red, shapes.Square, false, 1)}
+	if got := ScoreScene(shapes.Counting, two, shapes.Scene{Objects: []shapes.Object{a}}); got["colour"] != [2]int{1, 2} {
+		t.Errorf("two red stated, one seen: colour %v, want [1 2]", got["colour"])
+	}
+}
+
+// A generator's JSONL (scene carried on each line) and a shapes world's
+// {split}.jsonl (scenes beside it) read to the same items; bad lines are
+// refused by file and line.
+func TestReadJudgeItems(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := shapes.Write(shapes.Options{Out: dir, Seed: 2, Size: 16, Train: 4, Test: 6, PerClass: 1}); err != nil {
+		t.Fatal(err)
+	}
+	split, err := ReadJudgeItems(filepath.Join(dir, "heldout.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	zh, err := ReadJudgeItems(filepath.Join(dir, "heldout_zh.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, _, err := shapes.ReadScenes(filepath.Join(dir, "heldout_scenes.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for i, r := range recs {
+		c := r.Captions[(i+1)%len(r.Captions)].EN
+		b, _ := json.Marshal(map[string]any{"image": r.Image, "caption": c, "scene": r, "sample": i})
+		lines = append(lines, string(b))
+	}
+	gen := filepath.Join(dir, "generated.jsonl")
+	os.WriteFile(gen, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
+	items, err := ReadJudgeItems(gen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(split) != 6 || len(items) != 6 || len(zh) != 6 {
+		t.Fatalf("%d, %d and %d items, want 6 each", len(split), len(items), len(zh))
+	}
+	for i := range items {
+		if items[i].Image != split[i].Image || len(items[i].Scene.Objects) != len(split[i].Scene.Objects) || !split[i].HeldOut() {
+			t.Errorf("item %d: %+v vs %+v", i, items[i], split[i])
+		}
+		if zh[i].Kind != split[i].Kind {
+			t.Errorf("item %d: Chinese caption's kind %v, English %v", i, zh[i].Kind, split[i].Kind)
+		}
+	}
+	good := lines[0]
+	for _, c := range []struct{ line, want string }{
+		{`{"image": "a.png", "caption": "a red circle"}`, "no \"scene\", and there is no"},
+		{strings.Replace(good, `"caption":"`, `"caption":"not `, 1), `is none of its scene's captions`},
+		{strings.Replace(good, `"shape":"`, `"shape":"hex`, 1), `"scene": "objects"[0]: "shape" is "hex`},
+		{`{"caption": "x"}`, `fields "image" (a path) and "caption" are needed`},
+		{`{"image": 3}`, `cannot unmarshal number`},
+	} {
+		bad := filepath.Join(dir, "bad.jsonl")
+		os.WriteFile(bad, []byte(good+"\n"+c.line+"\n"), 0o644)
+		if _, err := ReadJudgeItems(bad); err == nil || !strings.Contains(err.Error(), bad+":2: ") || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want %s:2: ... %s", c.line, err, bad, c.want)
+		}
+	}
+}

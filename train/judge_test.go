@@ -1,0 +1,172 @@
+package train
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/golem-ml/golem/backend/cpu"
+	"github.com/golem-ml/golem/data/synth/shapes"
+	"github.com/golem-ml/golem/model/resnet"
+	"github.com/golem-ml/golem/model/vqvae"
+)
+
+// judgeFixture writes a small shapes world (24 x 24 images) and returns
+// its train and test splits as judge examples and a tiny judge's config.
+func judgeFixture(t *testing.T, n int) (trainEx, testEx []CellExample, c resnet.GridConfig) {
+	t.Helper()
+	dir := t.TempDir()
+	if _, err := shapes.Write(shapes.Options{Out: dir, Seed: 1, Size: 24, Train: n, Test: 32, PerClass: 1}); err != nil {
+		t.Fatal(err)
+	}
+	read := func(split string) []CellExample {
+		recs, scenes, err := shapes.ReadScenes(filepath.Join(dir, split+"_scenes.jsonl"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ex []CellExample
+		for i, r := range recs {
+			ex = append(ex, CellExample{Image: filepath.Join(dir, r.Image), Labels: scenes[i].CellLabels()})
+		}
+		return ex
+	}
+	names, classes := shapes.JudgeHeads()
+	var heads []resnet.Head
+	for i := range names {
+		heads = append(heads, resnet.Head{Name: names[i], Classes: classes[i]})
+	}
+	rc := resnet.Presets()["tiny"]
+	rc.Channels = 3
+	return read("train"), read("test"), resnet.GridConfig{Backbone: rc, Grid: 3, ImageSize: 24, Heads: heads}
+}
+
+// golem vision judge train's stage: the loss falls, the held-out cells'
+// occupancy is read better than always saying "empty" (the majority), each
+// head's accuracy is logged, the folder loads, and bad labels are refused
+// naming the image.
+func TestJudgeLearnsCells(t *testing.T) {
+	trainEx, testEx, c := judgeFixture(t, 128)
+	out := filepath.Join(t.TempDir(), "judge")
+	var losses []float64
+	res, err := Judge(context.Background(), JudgeOptions{Backend: cpu.New(), Train: trainEx, Eval: testEx, Model: c, Batch: 16,
+		Recolour: shapes.Recolour, Log: io.Discard,
+		Loop: Config{Steps: 40, LR: 3e-3, Warmup: 4, Beta2: 0.999, Seed: 1, Out: out, Quiet: true,
+			OnStep: func(_ int, l float64) { losses = append(losses, l) }}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !(losses[len(losses)-1] < 0.5*losses[0]) {
+		t.Errorf("loss %.3f after 40 steps, from %.3f: want it halved", losses[len(losses)-1], losses[0])
+	}
+	empty, cells := 0, 0
+	for _, e := range testEx {
+		for _, l := range e.Labels {
+			if l[shapes.HeadOccupied] == 0 {
+				empty++
+			}
+			cells++
+		}
+	}
+	if base := float64(empty) / float64(cells); !(res.Eval["val_acc_occupied"] > base+0.1) {
+		t.Errorf("held-out occupancy accuracy %.3f, always-empty %.3f: want 0.1 more", res.Eval["val_acc_occupied"], base)
+	}
+	b, err := os.ReadFile(filepath.Join(out, "metrics.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{`"acc_occupied"`, `"acc_colour"`, `"acc_shape"`, `"acc_size"`, `"val_acc_colour"`} {
+		if !strings.Contains(string(b), k) {
+			t.Errorf("metrics.jsonl has no %s", k)
+		}
+	}
+	if _, err := resnet.LoadGrid(cpu.New(), out); err != nil {
+		t.Fatal(err)
+	}
+	bad := append([]CellExample{}, trainEx[:2]...)
+	bad[1] = CellExample{Image: trainEx[1].Image, Labels: trainEx[1].Labels[:8]}
+	_, err = Judge(context.Background(), JudgeOptions{Backend: cpu.New(), Train: bad, Model: c, Log: io.Discard,
+		Loop: Config{Steps: 1, LR: 1e-3, Out: filepath.Join(t.TempDir(), "bad"), Quiet: true}})
+	if err == nil || !strings.Contains(err.Error(), trainEx[1].Image+": 8 cell labels, want 9") {
+		t.Errorf("8 cells' labels: error %v, want one naming the image", err)
+	}
+}
+
+// A judge run stopped after 2 of 4 steps and resumed ends with the same
+// parameters (BatchNorm's running statistics included) as 4 in one run.
+func TestJudgeResumeExact(t *testing.T) {
+	trainEx, _, c := judgeFixture(t, 16)
+	run := func(out string, resume bool, stopAt int) Result {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		res, err := Judge(ctx, JudgeOptions{Backend: cpu.New(), Train: trainEx, Model: c, Batch: 4, Recolour: shapes.Recolour, Log: io.Discard,
+			Loop: Config{Steps: 4, LR: 1e-2, Seed: 3, Out: out, Resume: resume, Quiet: true, Progress: io.Discard,
+				OnStep: func(step int, _ float64) {
+					if step == stopAt {
+						cancel()
+					}
+				}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	whole, parts := filepath.Join(t.TempDir(), "whole"), filepath.Join(t.TempDir(), "parts")
+	run(whole, false, -1)
+	if res := run(parts, false, 2); !res.Interrupted || res.Step != 2 {
+		t.Fatalf("stopped run: %+v, want interrupted at step 2", res)
+	}
+	run(parts, true, -1)
+	a, err := resnet.LoadGrid(cpu.New(), whole)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := resnet.LoadGrid(cpu.New(), parts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !equalParams(a.Params(), b.Params()) {
+		t.Fatal("2 steps and 2 resumed differ from 4 steps")
+	}
+}
+
+// With VQ, the judge also trains on the VQ-VAE's reconstructions of its
+// training images, which are not the images; a folder that is not a
+// VQ-VAE is refused naming it.
+func TestJudgeVQ(t *testing.T) {
+	trainEx, _, c := judgeFixture(t, 8)
+	be := cpu.New()
+	vc := vqvae.Presets()["tiny"]
+	vc.ImageSize = 24
+	vq, err := vqvae.New(be, vc, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vqDir := filepath.Join(t.TempDir(), "vq")
+	if err := vq.Save(vqDir); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := vqRecon(be, vqDir, trainEx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	px, _, err := loadCells(trainEx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rec) != len(px) || len(rec[0]) != len(px[0]) || slices.Equal(rec[0], px[0]) {
+		t.Fatalf("%d reconstructions of %d values, want %d of %d unlike the images", len(rec), len(rec[0]), len(px), len(px[0]))
+	}
+	if _, err := Judge(context.Background(), JudgeOptions{Backend: be, Train: trainEx, Model: c, Batch: 4, VQ: vqDir, Log: io.Discard,
+		Loop: Config{Steps: 2, LR: 1e-3, Out: filepath.Join(t.TempDir(), "j"), Quiet: true}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Judge(context.Background(), JudgeOptions{Backend: be, Train: trainEx, Model: c, Batch: 4, VQ: t.TempDir(), Log: io.Discard,
+		Loop: Config{Steps: 2, LR: 1e-3, Out: filepath.Join(t.TempDir(), "j2"), Quiet: true}})
+	if err == nil || !strings.Contains(err.Error(), "config.json") {
+		t.Errorf("an empty --vq folder: error %v, want one naming its config.json", err)
+	}
+}
