@@ -176,6 +176,7 @@ func Imagine(ctx context.Context, o ImagineOptions) (Result, error) {
 	if cfg.Progress == nil {
 		cfg.Progress = o.Log
 	}
+	cfg.checkpointModels(t.model.LM)
 	return Run(ctx, cfg, t)
 }
 

@@ -31,6 +31,7 @@ import (
 	"path/filepath"
 
 	"github.com/golem-ml/golem/backend"
+	"github.com/golem-ml/golem/internal/regfile"
 	"github.com/golem-ml/golem/kvcache"
 	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/model/vqvae"
@@ -296,12 +297,19 @@ func (m *Model) Save(dir string) error {
 // LoadConfig reads and validates dir/config.json; unknown fields are
 // errors.
 func LoadConfig(dir string) (Config, error) {
+	// Another model's folder is told by its model_type before its fields.
+	path := filepath.Join(dir, "config.json")
+	if b, err := regfile.ReadFile(path, 1<<20); err == nil {
+		var head struct {
+			ModelType string `json:"model_type"`
+		}
+		if json.Unmarshal(b, &head) == nil && head.ModelType != ModelType {
+			return Config{}, fmt.Errorf("dalle: %s: model_type %q, want %q (a golem imagine train folder)", path, head.ModelType, ModelType)
+		}
+	}
 	var jc jsonConfig
 	var c Config
 	err := weights.ReadConfig(dir, &jc, func() error {
-		if jc.ModelType != ModelType {
-			return fmt.Errorf("model_type %q, want %q (a golem imagine train folder)", jc.ModelType, ModelType)
-		}
 		if len(jc.Text) == 0 {
 			return errors.New("no text_config")
 		}
