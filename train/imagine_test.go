@@ -106,3 +106,44 @@ func TestImagineBadInput(t *testing.T) {
 		t.Fatalf("caption too long: %v", err)
 	}
 }
+
+// A text-to-image run stopped after 2 of 4 steps and resumed (the
+// tokenizer and the VQ-VAE read back from its folder) ends with the same
+// parameters as 4 steps in one run.
+func TestImagineResumeExact(t *testing.T) {
+	dir := t.TempDir()
+	vqDir := imagineData(t, dir)
+	run := func(out string, resume bool, stopAt int) Result {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		res, err := Imagine(ctx, ImagineOptions{Backend: cpu.New(), VQ: vqDir, Data: filepath.Join(dir, "train.jsonl"),
+			Model: ImaginePreset{Hidden: 32, Layers: 1, Heads: 2, TextLength: 64, Vocab: 400}, Batch: 8, CaptionDropout: 0.5, Log: io.Discard,
+			Loop: Config{Steps: 4, LR: 1e-2, Seed: 3, Out: out, Resume: resume, Quiet: true, Progress: io.Discard,
+				OnStep: func(step int, _ float64) {
+					if step == stopAt {
+						cancel()
+					}
+				}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	whole, parts := filepath.Join(dir, "whole"), filepath.Join(dir, "parts")
+	run(whole, false, -1)
+	if res := run(parts, false, 2); !res.Interrupted || res.Step != 2 {
+		t.Fatalf("stopped run: %+v, want interrupted at step 2", res)
+	}
+	run(parts, true, -1)
+	a, err := dalle.Load(cpu.New(), whole)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := dalle.Load(cpu.New(), parts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !equalParams(a.Params(), b.Params()) {
+		t.Fatal("2 steps and 2 resumed differ from 4 steps")
+	}
+}
