@@ -113,8 +113,12 @@ func parseCommand(t *testing.T, args ...string) (*flag.FlagSet, error) {
 	parseOnly = true
 	defer func() { parseOnly = false }()
 	name := args[0]
-	if _, ok := commands[name]; !ok && len(args) > 1 {
-		name, args = name+" "+args[1], args[1:]
+	if len(args) > 1 { // longest match first, as run: "imagine train" before "imagine"
+		_, sub := commands[name+" "+args[1]]
+		_, bare := commands[name]
+		if sub || !bare {
+			name, args = name+" "+args[1], args[1:]
+		}
 	}
 	c, ok := commands[name]
 	if !ok {
