@@ -104,9 +104,19 @@ func VQ(ctx context.Context, o VQOptions) (Result, error) {
 // and channels (vision.Fit), as the model takes them: CHW values in
 // [-0.5, 0.5].
 func LoadVQImages(spec string, c vqvae.Config) ([][]float32, error) {
-	ds, err := vision.Open(spec, vision.Limits{})
+	set, _, err := loadVQSet(spec, c)
 	if err != nil {
 		return nil, err
+	}
+	return set.Pixels, nil
+}
+
+// loadVQSet decodes a source as LoadVQImages does, keeping each image's
+// texts, and returns its samples' names (for errors).
+func loadVQSet(spec string, c vqvae.Config) (*vision.CLIPSet, []string, error) {
+	ds, err := vision.Open(spec, vision.Limits{})
+	if err != nil {
+		return nil, nil, err
 	}
 	defer ds.Close()
 	set, err := vision.LoadSet(ds, func(m *vision.Image) ([]float32, error) {
@@ -121,9 +131,13 @@ func LoadVQImages(spec string, c vqvae.Config) ([][]float32, error) {
 		return px, nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return set.Pixels, nil
+	names := make([]string, ds.Len())
+	for i := range names {
+		names[i] = ds.Name(i)
+	}
+	return set, names, nil
 }
 
 func (t *vqTask) Params() []nn.Named { return t.model.Params() }

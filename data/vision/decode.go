@@ -134,28 +134,35 @@ func isGrayPalette(p color.Palette) bool {
 // EncodePNG encodes an image (1 or 3 channels, values clamped to [0, 1])
 // as an 8-bit gray or RGB PNG, the inverse of Decode up to rounding.
 func EncodePNG(m *Image) ([]byte, error) {
-	if m.C != 1 && m.C != 3 {
-		return nil, fmt.Errorf("a %d-channel image has no PNG encoding here (want 1 or 3)", m.C)
-	}
-	n := m.H * m.W
-	u8 := func(v float32) uint8 { return uint8(min(max(v, 0), 1)*255 + 0.5) }
-	var img image.Image
-	if m.C == 1 {
-		g := image.NewGray(image.Rect(0, 0, m.W, m.H))
-		for i := range n {
-			g.Pix[i] = u8(m.Pix[i])
-		}
-		img = g
-	} else {
-		rgba := image.NewNRGBA(image.Rect(0, 0, m.W, m.H))
-		for i := range n {
-			rgba.Pix[4*i], rgba.Pix[4*i+1], rgba.Pix[4*i+2], rgba.Pix[4*i+3] = u8(m.Pix[i]), u8(m.Pix[n+i]), u8(m.Pix[2*n+i]), 255
-		}
-		img = rgba
+	img, err := ToImage(m)
+	if err != nil {
+		return nil, err
 	}
 	var b bytes.Buffer
 	if err := png.Encode(&b, img); err != nil {
 		return nil, err
 	}
 	return b.Bytes(), nil
+}
+
+// ToImage converts an image (1 or 3 channels, values clamped to [0, 1])
+// to an 8-bit *image.Gray or *image.NRGBA.
+func ToImage(m *Image) (image.Image, error) {
+	if m.C != 1 && m.C != 3 {
+		return nil, fmt.Errorf("a %d-channel image has no PNG encoding here (want 1 or 3)", m.C)
+	}
+	n := m.H * m.W
+	u8 := func(v float32) uint8 { return uint8(min(max(v, 0), 1)*255 + 0.5) }
+	if m.C == 1 {
+		g := image.NewGray(image.Rect(0, 0, m.W, m.H))
+		for i := range n {
+			g.Pix[i] = u8(m.Pix[i])
+		}
+		return g, nil
+	}
+	rgba := image.NewNRGBA(image.Rect(0, 0, m.W, m.H))
+	for i := range n {
+		rgba.Pix[4*i], rgba.Pix[4*i+1], rgba.Pix[4*i+2], rgba.Pix[4*i+3] = u8(m.Pix[i]), u8(m.Pix[n+i]), u8(m.Pix[2*n+i]), 255
+	}
+	return rgba, nil
 }

@@ -88,7 +88,7 @@ type Options struct {
 	Cache   kvcache.Cache  // keys/values of earlier positions; extended in place
 	Pos     []int32        // [B*T] positions (default: Cache.Len() + t)
 	KeyMask []bool         // [B*S] false hides a key (left padding); S counts cached keys
-	Embeds  *tensor.Tensor // [B, P, C] embeddings put before the tokens' (soft prompts, image features)
+	Embeds  *tensor.Tensor // [B, P, C] embeddings put before the tokens' (soft prompts, image features); with no tokens (T = 0), the whole input
 	Train   bool           // apply dropout
 	Seed    uint64         // dropout seed for this step
 	// Scope owns the pass's tensors (see tensor.Scope): the caller's step
@@ -116,10 +116,16 @@ func (m *Model) Forward(ids []int32, B, T int, o Options) *tensor.Tensor {
 	if noGrad {
 		cur = o.Scope.Child()
 	}
-	x := cur.Adopt(m.Embed.Forward(ids, B, T))
-	if o.Embeds != nil {
-		x = tensor.Concat(1, o.Embeds, x)
+	var x *tensor.Tensor
+	switch {
+	case T == 0 && o.Embeds != nil: // the embeddings alone (model/dalle's text and image tokens)
+		x = o.Embeds
 		T = x.Dim(1)
+	case o.Embeds != nil:
+		x = tensor.Concat(1, o.Embeds, cur.Adopt(m.Embed.Forward(ids, B, T)))
+		T = x.Dim(1)
+	default:
+		x = cur.Adopt(m.Embed.Forward(ids, B, T))
 	}
 	start := 0
 	if o.Cache != nil {

@@ -1,0 +1,158 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"image"
+	"image/png"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+
+	"github.com/golem-ml/golem/generate"
+	"github.com/golem-ml/golem/generate/imagine"
+	"github.com/golem-ml/golem/internal/atomicfile"
+	"github.com/golem-ml/golem/model/clip"
+	"github.com/golem-ml/golem/model/dalle"
+	"github.com/golem-ml/golem/tokenizer"
+	"github.com/golem-ml/golem/train"
+)
+
+func init() {
+	register("imagine train", "train a text-to-image transformer over a VQ-VAE's image tokens (DALL-E's recipe)", runImagineTrain)
+	register("imagine", "draw images for a prompt with a text-to-image model, optionally reranked by CLIP", runImagine)
+}
+
+func runImagineTrain(args []string) error {
+	fs := newFlags("imagine train", `golem imagine train --vq vq-shapes --data shapes/train.jsonl --eval-data shapes/test.jsonl --out t2i-shapes`)
+	vq := fs.String("vq", "", "the VQ-VAE folder that tokenizes the images (golem vq train's --out; required for a new model)")
+	data := fs.String("data", "", "training image-caption pairs: JSONL {\"image\",\"caption\"}, COCO captions .json or a .tar shard (required)")
+	evalData := fs.String("eval-data", "", "held-out pairs: val_loss (image tokens given the caption) and val_loss_uncond (given none) at each evaluation")
+	model := fs.String("model", "", "a text-to-image folder to start from (default: a new --config model)")
+	config := fs.String("config", "tiny", "the new model: "+strings.Join(train.ImaginePresetNames(), ", "))
+	textLength := fs.Int("text-length", 0, "the new model's text tokens per caption (default: the --config's, 48)")
+	vocab := fs.Int("vocab-size", 0, "the new model's caption BPE vocabulary, trained on --data's captions (default: the --config's, 512)")
+	batch := fs.Int("batch", 32, "image-caption pairs per micro-batch")
+	drop := fs.Float64("caption-dropout", 0.1, "chance a training caption is left out (the unconditional input classifier-free guidance needs; 0 = never)")
+	lf := addLoopFlags(fs, 1000, 1e-3)
+	minLR := fs.Float64("min-lr", 1e-4, "final learning rate")
+	wd := fs.Float64("weight-decay", 0.01, "weight decay on matrices")
+	dev := addDeviceFlag(fs)
+	be, err := dev.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := required(fs, "data", "out"); err != nil {
+		return err
+	}
+	p, ok := train.ImaginePresets()[*config]
+	if !ok {
+		return usageError{fmt.Errorf("imagine train: unknown --config %q (have %s)", *config, strings.Join(train.ImaginePresetNames(), ", "))}
+	}
+	if *textLength > 0 {
+		p.TextLength = *textLength
+	}
+	if *vocab > 0 {
+		p.Vocab = *vocab
+	}
+	switch {
+	case *vq == "" && *model == "" && !*lf.resume:
+		return usageError{fmt.Errorf("imagine train: a new model needs --vq DIR, the VQ-VAE that tokenizes its images (golem vq train)")}
+	case *batch < 1:
+		return usageError{fmt.Errorf("imagine train: --batch %d, want 1 or more", *batch)}
+	case !(*drop >= 0 && *drop < 1):
+		return usageError{fmt.Errorf("imagine train: --caption-dropout %g, want 0 or more and below 1", *drop)}
+	}
+	if *drop == 0 {
+		*drop = -1 // ImagineOptions' "none"
+	}
+	cfg := lf.config()
+	cfg.MinLR, cfg.WeightDecay, cfg.Beta2 = *minLR, *wd, 0.99
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	res, err := train.Imagine(ctx, train.ImagineOptions{Backend: be, VQ: *vq, Data: *data, EvalData: *evalData, Init: *model, Model: p,
+		Batch: *batch, CaptionDropout: *drop, Loop: cfg})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("model saved to %s (%d steps, %.0fs)\n", *lf.out, res.Step, res.Seconds)
+	if v, ok := res.Eval["val_loss"]; ok {
+		fmt.Printf("held-out: val_loss=%.4f val_loss_uncond=%.4f (per image token)\n", v, res.Eval["val_loss_uncond"])
+	}
+	fmt.Printf("loss=%.4f\n", res.Loss)
+	return interrupted(res.Interrupted, res.Step, *lf.out)
+}
+
+func runImagine(args []string) error {
+	fs := newFlags("imagine", `golem imagine --model t2i-shapes --prompt "one shape: a red circle" --n 8 --rerank clip-shapes --out circle.png`)
+	model := fs.String("model", "", "a text-to-image folder (golem imagine train's --out; required)")
+	prompt := fs.String("prompt", "", "what to draw (\"\" draws unconditionally)")
+	out := fs.String("out", "", "the PNG to write: the reranked pick, or the first sample; with --n > 1 also OUT-grid.png, every sample (required)")
+	n := fs.Int("n", 1, fmt.Sprintf("samples to draw, 1 to %d", imagine.MaxN))
+	temp := fs.Float64("temperature", 1, "sampling temperature (0 = greedy)")
+	topK := fs.Int("top-k", 0, "keep the K most likely image tokens (0 = all)")
+	topP := fs.Float64("top-p", 1, "nucleus sampling mass (1 = all)")
+	guidance := fs.Float64("guidance", 0, "classifier-free guidance scale S: logits = uncond + S*(cond - uncond) (0 = off)")
+	rerank := fs.String("rerank", "", "a CLIP model folder (golem clip train's --out, with its tokenizer): score each sample by CLIP and write the best")
+	seed := fs.Uint64("seed", defaultSeed, "random seed (sample i draws with seed+i)")
+	dev := addDeviceFlag(fs)
+	be, err := dev.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := required(fs, "model", "out"); err != nil {
+		return err
+	}
+	if *n < 1 || *n > imagine.MaxN {
+		return usageError{fmt.Errorf("imagine: --n %d, want 1 to %d", *n, imagine.MaxN)}
+	}
+	o := imagine.Options{N: *n, Guidance: *guidance, Sampling: generate.Options{Temperature: *temp, TopK: *topK, TopP: *topP, Seed: *seed}}
+	if err := o.Validate(); err != nil {
+		return usageError{err}
+	}
+	m, err := dalle.Load(be, *model)
+	if err != nil {
+		return err
+	}
+	if *rerank != "" {
+		if o.Rerank, err = clip.Load(be, *rerank); err != nil {
+			return fmt.Errorf("imagine: --rerank: %w", err)
+		}
+		if o.RerankTokenizer, err = tokenizer.LoadCLIPDir(*rerank); err != nil {
+			return fmt.Errorf("imagine: --rerank: %w", err)
+		}
+	}
+	res, err := imagine.Images(m, *prompt, o)
+	if err != nil {
+		return err
+	}
+	if err := writePNG(*out, res.Images[res.Best]); err != nil {
+		return err
+	}
+	for i, s := range res.Scores {
+		fmt.Printf("sample %d: clip_score=%.4f\n", i, s)
+	}
+	if *n > 1 {
+		grid := strings.TrimSuffix(*out, filepath.Ext(*out)) + "-grid.png"
+		if err := writePNG(grid, imagine.Grid(res.Images, res.Scores, res.Best)); err != nil {
+			return err
+		}
+		fmt.Printf("%d samples written to %s\n", *n, grid)
+	}
+	if res.Scores != nil {
+		fmt.Printf("sample %d (the highest CLIP score, %.4f) written to %s\n", res.Best, res.Scores[res.Best], *out)
+	} else {
+		fmt.Printf("sample 0 written to %s\n", *out)
+	}
+	return nil
+}
+
+func writePNG(path string, img image.Image) error {
+	var b bytes.Buffer
+	if err := png.Encode(&b, img); err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(path, b.Bytes())
+}

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/golem-ml/golem/data/synth/shapes"
+	"github.com/golem-ml/golem/data/vision"
+	"github.com/golem-ml/golem/internal/shared"
+)
+
+// TestImagineCommands trains a VQ-VAE and a text-to-image model a few
+// steps on a small shapes world through the real binary, draws samples
+// (the pick and the grid), reranks them with a CLIP model when ../shared
+// has CLIP's tokenizer, and refuses bad input: --n 0, a prompt longer
+// than the text context, a missing --vq folder, a model folder without
+// its VQ-VAE.
+func TestImagineCommands(t *testing.T) {
+	dir := t.TempDir()
+	world := filepath.Join(dir, "shapes")
+	if _, err := shapes.Write(shapes.Options{Out: world, Seed: 1, Size: 16, Train: 32, Test: 8, PerClass: 1}); err != nil {
+		t.Fatal(err)
+	}
+	vq := filepath.Join(dir, "vq")
+	if stdout, stderr, code := runGolem(t, "vq", "train", "--data", filepath.Join(world, "train.jsonl"), "--image-size", "16", "--batch", "8",
+		"--steps", "3", "--eval-every", "0", "--out", vq, "--threads", "2"); code != 0 {
+		t.Fatalf("vq train: exit %d\n%s%s", code, stdout, stderr)
+	}
+	model := filepath.Join(dir, "t2i")
+	stdout, stderr, code := runGolem(t, "imagine", "train", "--vq", vq, "--data", filepath.Join(world, "train.jsonl"), "--eval-data", filepath.Join(world, "test.jsonl"),
+		"--batch", "8", "--steps", "4", "--out", model, "--threads", "2")
+	if code != 0 {
+		t.Fatalf("imagine train: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if !regexp.MustCompile(`held-out: val_loss=[0-9.]+ val_loss_uncond=[0-9.]+`).MatchString(stdout) || !regexp.MustCompile(`^loss=[0-9.]+$`).MatchString(lastLine(stdout)) {
+		t.Fatalf("imagine train printed\n%s", stdout)
+	}
+	for _, f := range []string{"config.json", "model.safetensors", "tokenizer.json", "metrics.jsonl", "vq/config.json", "vq/model.safetensors"} {
+		if _, err := os.Stat(filepath.Join(model, f)); err != nil {
+			t.Fatalf("imagine train wrote no %s: %v", f, err)
+		}
+	}
+	png := filepath.Join(dir, "circle.png")
+	if stdout, stderr, code = runGolem(t, "imagine", "--model", model, "--prompt", "one shape: a red circle", "--n", "3", "--guidance", "2", "--out", png); code != 0 {
+		t.Fatalf("imagine: exit %d\n%s%s", code, stdout, stderr)
+	}
+	img, err := vision.ReadFile(png, vision.Limits{})
+	if err != nil || img.C != 3 || img.H != 16 || img.W != 16 {
+		t.Fatalf("imagine wrote %v (%v), want a 16x16 RGB PNG", img, err)
+	}
+	if _, err := vision.ReadFile(filepath.Join(dir, "circle-grid.png"), vision.Limits{}); err != nil || !strings.Contains(stdout, "3 samples written to") {
+		t.Fatalf("no grid (%v):\n%s", err, stdout)
+	}
+
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"imagine", "--model", model, "--prompt", "a red circle", "--n", "0", "--out", png}, 2, "--n 0, want 1 to 64"},
+		{[]string{"imagine", "--model", model, "--prompt", strings.Repeat("a red circle and ", 20), "--out", png}, 1, "longer than the model's text context"},
+		{[]string{"imagine", "train", "--vq", filepath.Join(dir, "nope"), "--data", filepath.Join(world, "train.jsonl"), "--out", filepath.Join(dir, "x")}, 1, "--vq"},
+		{[]string{"imagine", "train", "--data", filepath.Join(world, "train.jsonl"), "--out", filepath.Join(dir, "x")}, 2, "needs --vq"},
+		{[]string{"imagine", "--model", vq, "--prompt", "a red circle", "--out", png}, 1, "golem_dalle"},
+	} {
+		_, stderr, code := runGolem(t, c.args...)
+		if code != c.code || !strings.Contains(stderr, c.want) {
+			t.Errorf("golem %s: exit %d, stderr %q; want exit %d and %q", strings.Join(c.args, " "), code, stderr, c.code, c.want)
+		}
+	}
+	// Reranking by a CLIP model (a few steps of golem clip train).
+	t.Run("rerank", func(t *testing.T) {
+		tok := shared.Path(t, "data/tokenizer/clip/bpe_simple_vocab_16e6.txt.gz")
+		clipDir := filepath.Join(dir, "clip")
+		if stdout, stderr, code := runGolem(t, "clip", "train", "--data", filepath.Join(world, "train.jsonl"), "--tokenizer", tok, "--image-size", "16",
+			"--batch", "8", "--steps", "2", "--eval-every", "0", "--out", clipDir, "--threads", "2"); code != 0 {
+			t.Fatalf("clip train: exit %d\n%s%s", code, stdout, stderr)
+		}
+		stdout, stderr, code := runGolem(t, "imagine", "--model", model, "--prompt", "one shape: a red circle", "--n", "4", "--rerank", clipDir, "--out", png)
+		if code != 0 {
+			t.Fatalf("imagine --rerank: exit %d\n%s%s", code, stdout, stderr)
+		}
+		if n := len(regexp.MustCompile(`(?m)^sample \d: clip_score=-?[0-9.]+$`).FindAllString(stdout, -1)); n != 4 ||
+			!regexp.MustCompile(`sample \d \(the highest CLIP score, -?[0-9.]+\) written to`).MatchString(lastLine(stdout)) {
+			t.Fatalf("imagine --rerank printed\n%s", stdout)
+		}
+	})
+	if err := os.RemoveAll(filepath.Join(model, "vq")); err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, code := runGolem(t, "imagine", "--model", model, "--prompt", "a red circle", "--out", png); code != 1 || !strings.Contains(stderr, "no VQ-VAE folder vq/") {
+		t.Errorf("a folder without vq/: exit %d, stderr %q", code, stderr)
+	}
+}

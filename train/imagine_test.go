@@ -1,0 +1,149 @@
+package train
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/golem-ml/golem/backend/cpu"
+	"github.com/golem-ml/golem/data/synth/shapes"
+	"github.com/golem-ml/golem/model/dalle"
+	"github.com/golem-ml/golem/model/vqvae"
+)
+
+// imagineData writes a small shapes world (16-pixel scenes) and an
+// untrained tiny VQ-VAE at that size into dir.
+func imagineData(t *testing.T, dir string) string {
+	t.Helper()
+	if _, err := shapes.Write(shapes.Options{Out: dir, Seed: 1, Size: 16, Train: 64, Test: 16, PerClass: 1}); err != nil {
+		t.Fatal(err)
+	}
+	c := vqvae.Presets()["tiny"]
+	c.ImageSize = 16
+	vq, err := vqvae.New(cpu.New(), c, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vqDir := filepath.Join(dir, "vq")
+	if err := vq.Save(vqDir); err != nil {
+		t.Fatal(err)
+	}
+	return vqDir
+}
+
+// golem imagine train's stage: the image tokens' loss falls, the
+// held-out losses given the caption and given none are logged, and the
+// folder (tokenizer and VQ-VAE inside) loads.
+func TestImagineLearns(t *testing.T) {
+	dir := t.TempDir()
+	vqDir := imagineData(t, dir)
+	out := filepath.Join(dir, "t2i")
+	var losses []float64
+	res, err := Imagine(context.Background(), ImagineOptions{Backend: cpu.New(), VQ: vqDir,
+		Data: filepath.Join(dir, "train.jsonl"), EvalData: filepath.Join(dir, "test.jsonl"),
+		Model: ImaginePreset{Hidden: 32, Layers: 2, Heads: 2, TextLength: 64, Vocab: 512}, Batch: 16, Log: io.Discard,
+		Loop: Config{Steps: 30, LR: 3e-3, Warmup: 3, Beta2: 0.99, Seed: 1, Out: out, Quiet: true,
+			OnStep: func(_ int, l float64) { losses = append(losses, l) }}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !(losses[len(losses)-1] < 0.8*losses[0]) {
+		t.Fatalf("loss %v after 30 steps, from %v: want it down by 20%%", losses[len(losses)-1], losses[0])
+	}
+	for _, k := range []string{"val_loss", "val_loss_uncond"} {
+		if v, ok := res.Eval[k]; !ok || !(v > 0) {
+			t.Fatalf("evaluation %v: no %s", res.Eval, k)
+		}
+	}
+	m, err := dalle.Load(cpu.New(), out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Config.Grid != 4 || m.Config.Codes != 64 || m.Config.TextLength != 64 {
+		t.Fatalf("config %+v, want a 4x4 grid of 64 codes after 64 text tokens", m.Config)
+	}
+	b, err := os.ReadFile(filepath.Join(out, "metrics.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	var last map[string]any
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := last["val_loss"]; !ok {
+		t.Fatalf("the last metrics line %v has no val_loss", last)
+	}
+}
+
+// Bad input: no --vq, a --vq folder that is not there, a caption longer
+// than the text context (named by its image).
+func TestImagineBadInput(t *testing.T) {
+	dir := t.TempDir()
+	vqDir := imagineData(t, dir)
+	opts := func() ImagineOptions {
+		return ImagineOptions{Backend: cpu.New(), VQ: vqDir, Data: filepath.Join(dir, "train.jsonl"),
+			Model: ImaginePreset{Hidden: 32, Layers: 1, Heads: 2, TextLength: 64, Vocab: 512}, Log: io.Discard,
+			Loop: Config{Steps: 1, Out: filepath.Join(dir, "out"), Quiet: true}}
+	}
+	o := opts()
+	o.VQ = ""
+	if _, err := Imagine(context.Background(), o); err == nil || !strings.Contains(err.Error(), "--vq") {
+		t.Fatalf("no --vq: %v", err)
+	}
+	o = opts()
+	o.VQ = filepath.Join(dir, "missing")
+	if _, err := Imagine(context.Background(), o); err == nil || !strings.Contains(err.Error(), "--vq") || !strings.Contains(err.Error(), "missing") {
+		t.Fatalf("--vq missing: %v", err)
+	}
+	o = opts()
+	o.Model.TextLength = 4
+	if _, err := Imagine(context.Background(), o); err == nil || !strings.Contains(err.Error(), "train.jsonl:") || !strings.Contains(err.Error(), "--text-length") {
+		t.Fatalf("caption too long: %v", err)
+	}
+}
+
+// A text-to-image run stopped after 2 of 4 steps and resumed (the
+// tokenizer and the VQ-VAE read back from its folder) ends with the same
+// parameters as 4 steps in one run.
+func TestImagineResumeExact(t *testing.T) {
+	dir := t.TempDir()
+	vqDir := imagineData(t, dir)
+	run := func(out string, resume bool, stopAt int) Result {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		res, err := Imagine(ctx, ImagineOptions{Backend: cpu.New(), VQ: vqDir, Data: filepath.Join(dir, "train.jsonl"),
+			Model: ImaginePreset{Hidden: 32, Layers: 1, Heads: 2, TextLength: 64, Vocab: 400}, Batch: 8, CaptionDropout: 0.5, Log: io.Discard,
+			Loop: Config{Steps: 4, LR: 1e-2, Seed: 3, Out: out, Resume: resume, Quiet: true, Progress: io.Discard,
+				OnStep: func(step int, _ float64) {
+					if step == stopAt {
+						cancel()
+					}
+				}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	whole, parts := filepath.Join(dir, "whole"), filepath.Join(dir, "parts")
+	run(whole, false, -1)
+	if res := run(parts, false, 2); !res.Interrupted || res.Step != 2 {
+		t.Fatalf("stopped run: %+v, want interrupted at step 2", res)
+	}
+	run(parts, true, -1)
+	a, err := dalle.Load(cpu.New(), whole)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := dalle.Load(cpu.New(), parts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !equalParams(a.Params(), b.Params()) {
+		t.Fatal("2 steps and 2 resumed differ from 4 steps")
+	}
+}
