@@ -378,3 +378,30 @@ func TestStructuredClients(t *testing.T) {
 		}
 	}
 }
+
+// The official openai and ollama packages send a shapes-world PNG to a
+// served LLaVA model and get its answers, streamed and not: the greedy
+// answer golem generate --image gives; a text-only model refuses the
+// image as each client's typed 400 naming the field (TestBadImages has
+// the other refusals).
+func TestVisionClients(t *testing.T) {
+	node := needNode(t, "openai", "ollama")
+	ts := newTestServerWith(t, "sqlite:"+filepath.Join(t.TempDir(), "s.db"), Options{}, EngineOptions{}, "llava", "llama")
+	png := shapePNG(t, 2)
+	file := filepath.Join(t.TempDir(), "scene.png")
+	if err := os.WriteFile(file, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := runNode(t, node, "vision.mjs", ts.URL, "tiny-llava", "tiny-llama", file)
+	var res struct {
+		OK             bool
+		OpenAI, Ollama string
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &res); err != nil || !res.OK {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if want := imageAnswer(t, tinyDir(t, "llava"), png, "What colour is the circle?", 8); res.OpenAI != want || res.Ollama != want {
+		t.Errorf("the clients got %q (openai) and %q (ollama); golem generate --image answers %q", res.OpenAI, res.Ollama, want)
+	}
+}
