@@ -167,12 +167,16 @@ func imageText(text string, image bool) string {
 	return text
 }
 
-// base64Images reads Ollama's "images" (field names the list).
-func base64Images(w *Weights, model, field string, b64 []string) ([]reqImage, error) {
+// base64Images reads Ollama's "images" (field names the list); check,
+// if not nil, may refuse each (by its field) before it is read.
+func base64Images(field string, b64 []string, check func(path string) error) ([]reqImage, error) {
 	out := make([]reqImage, len(b64))
 	for i, s := range b64 {
 		path := fmt.Sprintf("%s[%d]", field, i)
-		err := textOnly(w, model, path)
+		var err error
+		if check != nil {
+			err = check(path)
+		}
 		if err == nil {
 			out[i], err = decodeBase64(path, s)
 		}
@@ -187,7 +191,7 @@ func base64Images(w *Weights, model, field string, b64 []string) ([]reqImage, er
 func ollamaImages(w *Weights, model string, msgs []ollamaMessage) ([]reqImage, error) {
 	var out []reqImage
 	for i, m := range msgs {
-		imgs, err := base64Images(w, model, fmt.Sprintf("messages[%d].images", i), m.Images)
+		imgs, err := base64Images(fmt.Sprintf("messages[%d].images", i), m.Images, func(p string) error { return textOnly(w, model, p) })
 		if err != nil {
 			return nil, err
 		}

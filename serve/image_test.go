@@ -9,6 +9,8 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"math"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -19,7 +21,11 @@ import (
 	"github.com/golem-ml/golem/data/synth/shapes"
 	"github.com/golem-ml/golem/data/vision"
 	"github.com/golem-ml/golem/generate"
+	"github.com/golem-ml/golem/internal/shared"
+	"github.com/golem-ml/golem/model/clip"
 	"github.com/golem-ml/golem/model/llava"
+	"github.com/golem-ml/golem/tensor"
+	"github.com/golem-ml/golem/tokenizer"
 )
 
 // shapePNG is scene i of the shapes world's test split as a PNG.
@@ -278,5 +284,157 @@ func TestBadImages(t *testing.T) {
 	// The server still answers.
 	if status, body := do(t, nil, "POST", ts.URL+"/v1/chat/completions", []byte(oai("tiny-llava", part(ok))), nil); status != 200 {
 		t.Errorf("after the bad images: %d %s", status, body)
+	}
+}
+
+// clipFolder is the clip-tiny fixture (a Hugging Face CLIPModel) with
+// CLIP's tokenizer beside it, as golem clip train writes its --out.
+func clipFolder(t *testing.T) string {
+	t.Helper()
+	fix := shared.Path(t, "fixtures/hf/clip-tiny")
+	vocab := shared.Path(t, "data/tokenizer/clip/"+tokenizer.CLIPFiles[0])
+	dir := filepath.Join(t.TempDir(), "clip")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{filepath.Join(fix, "config.json"), filepath.Join(fix, "model.safetensors"), vocab} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, filepath.Base(f)), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// A served CLIP model's text and image embeddings (OpenAI's input with
+// image_url items, Ollama's images) are unit vectors whose cosine is the
+// one model/clip's own towers give; a LLaVA model's text embeddings are
+// its language model's, as any LM's; images for a model without an image
+// tower, and generation with a CLIP model, are 400s.
+func TestCLIPEmbeddings(t *testing.T) {
+	dir := clipFolder(t)
+	w, err := LoadWeights(cpu.New(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clipEngine := NewEngine("clip", dir, w, EngineOptions{})
+	t.Cleanup(clipEngine.Close)
+	lw, err := LoadWeights(cpu.New(), tinyDir(t, "llava"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	llavaEngine := NewEngine("tiny-llava", tinyDir(t, "llava"), lw, EngineOptions{})
+	t.Cleanup(llavaEngine.Close)
+	ts := serveEngines(t, "sqlite:"+filepath.Join(t.TempDir(), "s.db"), Options{}, clipEngine, llavaEngine)
+
+	png := shapePNG(t, 1)
+	texts := []string{"a red circle", "two blue squares and a green triangle"}
+	body, _ := json.Marshal(map[string]any{"model": "clip", "input": []any{texts[0],
+		map[string]any{"type": "image_url", "image_url": map[string]any{"url": dataURL(png)}}, texts[1]}})
+	status, resp := do(t, nil, "POST", ts.URL+"/v1/embeddings", body, nil)
+	if status != 200 {
+		t.Fatalf("%d %s", status, resp)
+	}
+	var oai struct {
+		Data []struct{ Embedding []float32 }
+	}
+	json.Unmarshal(resp, &oai)
+	if len(oai.Data) != 3 {
+		t.Fatalf("%d embeddings for 3 inputs: %s", len(oai.Data), resp)
+	}
+	dot := func(a, b []float32) float64 {
+		var s float64
+		for i := range a {
+			s += float64(a[i]) * float64(b[i])
+		}
+		return s
+	}
+	for i, d := range oai.Data {
+		if len(d.Embedding) != w.CLIP.Config.Projection || math.Abs(dot(d.Embedding, d.Embedding)-1) > 1e-5 {
+			t.Errorf("embedding %d: %d dimensions, norm² %.6f; want %d, 1", i, len(d.Embedding), dot(d.Embedding, d.Embedding), w.CLIP.Config.Projection)
+		}
+	}
+	// model/clip's towers directly.
+	m, err := clip.Load(cpu.New(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := tokenizer.LoadCLIPDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, _ := vision.Decode("scene", png, vision.Limits{})
+	vc := m.Config.Vision
+	pix, err := vision.CLIPPixels(im, vc.Image, vc.Channels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var img []float32
+	txt := make([][]float32, len(texts))
+	tensor.NoGrad(func() {
+		s := tensor.NewScope()
+		defer s.Close()
+		img = m.ImageEmbeds(s.FromHost(m.Heads.LogitScale.Backend(), pix, 1, vc.Channels, vc.Image, vc.Image)).Host()
+		for i, text := range texts {
+			T := min(m.Config.Text.Context, len(tok.Encode(text))+2)
+			ids, err := tok.Batch([]string{text}, T, m.Config.Text.Pad)
+			if err != nil {
+				t.Fatal(err)
+			}
+			txt[i] = s.Adopt(m.TextEmbeds(ids, 1, T)).Host()
+		}
+	})
+	cos := func(a, b []float32) float64 { return dot(a, b) / math.Sqrt(dot(a, a)*dot(b, b)) }
+	for i, at := range []int{0, 2} {
+		want := cos(txt[i], img)
+		if got := dot(oai.Data[at].Embedding, oai.Data[1].Embedding); math.Abs(got-want) > 1e-5 {
+			t.Errorf("text %q and the image: served cosine %.6f, model/clip's %.6f", texts[i], got, want)
+		}
+	}
+	if got, want := dot(oai.Data[0].Embedding, oai.Data[2].Embedding), cos(txt[0], txt[1]); math.Abs(got-want) > 1e-5 {
+		t.Errorf("the two texts: served cosine %.6f, model/clip's %.6f", got, want)
+	}
+
+	// Ollama: texts in input, images in images, in that order.
+	body, _ = json.Marshal(map[string]any{"model": "clip", "input": texts[0], "images": []string{base64.StdEncoding.EncodeToString(png)}})
+	status, resp = do(t, nil, "POST", ts.URL+"/api/embed", body, nil)
+	var oll struct{ Embeddings [][]float32 }
+	if json.Unmarshal(resp, &oll); status != 200 || len(oll.Embeddings) != 2 {
+		t.Fatalf("/api/embed: %d %s", status, resp)
+	}
+	for i, at := range []int{0, 1} {
+		if got := dot(oll.Embeddings[i], oai.Data[at].Embedding); math.Abs(got-1) > 1e-5 {
+			t.Errorf("/api/embed's embedding %d: cosine %.6f with /v1/embeddings' (batched with other inputs)", i, got)
+		}
+	}
+
+	// A LLaVA model's text embeddings are its language model's.
+	status, resp = do(t, nil, "POST", ts.URL+"/v1/embeddings", []byte(`{"model":"tiny-llava","input":"The sky is blue."}`), nil)
+	json.Unmarshal(resp, &oai)
+	if status != 200 || len(oai.Data) != 1 {
+		t.Fatalf("tiny-llava: %d %s", status, resp)
+	}
+	closeTo(t, "tiny-llava's text embedding", oai.Data[0].Embedding, refEmbedding(lw.Model, lw.Tok.EncodeWithSpecial("The sky is blue."), false))
+
+	for _, c := range []struct{ path, body, want string }{
+		{"/v1/embeddings", `{"model":"tiny-llava","input":["hi",{"type":"image_url","image_url":{"url":"` + dataURL(png) + `"}}]}`, "input[1].image_url: model tiny-llava gives text embeddings only"},
+		{"/api/embed", `{"model":"tiny-llava","images":["` + base64.StdEncoding.EncodeToString(png) + `"]}`, "images[0]: model tiny-llava gives text embeddings only"},
+		{"/v1/embeddings", `{"model":"clip","input":[{"type":"image_url","image_url":{"url":"https://example.com/a.png"}}]}`, "input[0].image_url: golem fetches nothing"},
+		{"/v1/embeddings", `{"model":"clip","input":[1,2,3]}`, "input: a CLIP model takes texts"},
+		{"/api/embed", `{"model":"clip","images":["aGVsbG8="]}`, "images[0]: not a readable image"},
+		{"/v1/chat/completions", `{"model":"clip","messages":[{"role":"user","content":"hi"}]}`, "model clip is a CLIP model: it only gives embeddings"},
+		{"/api/generate", `{"model":"clip","prompt":"hi"}`, "model clip is a CLIP model"},
+	} {
+		status, resp := do(t, nil, "POST", ts.URL+c.path, []byte(c.body), nil)
+		if m := errorMessage(resp); status != 400 || !strings.HasPrefix(m, c.want) {
+			t.Errorf("%s %.80s: %d %s; want a 400 %q", c.path, c.body, status, resp, c.want)
+		}
+	}
+	// The lists show the CLIP model.
+	if status, resp := do(t, nil, "GET", ts.URL+"/api/tags", nil, nil); status != 200 || !strings.Contains(string(resp), `"family":"clip"`) {
+		t.Errorf("/api/tags: %d %s", status, resp)
 	}
 }

@@ -359,7 +359,7 @@ func (s *Server) ollamaGenerate(w http.ResponseWriter, r *http.Request) {
 	}
 	var prompt []int
 	hasChat := wts.Tok.HasChatTemplate()
-	imgs, err := base64Images(wts, e.Name, "images", req.Images)
+	imgs, err := base64Images("images", req.Images, func(p string) error { return textOnly(wts, e.Name, p) })
 	var pixels []float32
 	if err == nil {
 		pixels, err = imagePrompt(wts, e.Name, imgs)
