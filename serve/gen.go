@@ -145,6 +145,14 @@ func chatPrompt(w *Weights, msgs []tokenizer.Message) ([]int, error) {
 	if w.Model == nil {
 		return nil, badRequest("a CLIP model only gives embeddings")
 	}
+	if w.VLM != nil { // its own format (the web app's chat and samples come here)
+		plain := make([]tokenizer.Message, len(msgs))
+		for i, m := range msgs {
+			plain[i] = tokenizer.Message{Role: m.Role, Content: imageText(m.Content, false)}
+		}
+		ids, _, err := vlmPrompt(w, plain, nil)
+		return ids, err
+	}
 	if len(msgs) == 0 {
 		return nil, badRequest(`"messages" is empty`)
 	}

@@ -438,3 +438,17 @@ func TestCLIPEmbeddings(t *testing.T) {
 		t.Errorf("/api/tags: %d %s", status, resp)
 	}
 }
+
+// Every chat path renders a LLaVA model's conversation in its own format
+// (the web app's chat and samples go through chatPrompt), its text's own
+// "<image>" taken out.
+func TestVLMChatFormat(t *testing.T) {
+	w, err := LoadWeights(cpu.New(), tinyDir(t, "llava"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := chatPrompt(w, []tokenizer.Message{{Role: "user", Content: "hi <image>there"}})
+	if want := w.Tok.EncodeWithSpecial("USER: hi there\nASSISTANT:"); err != nil || !slices.Equal(got, want) {
+		t.Errorf("chatPrompt: %v, %v; want %v (llava's format)", got, err, want)
+	}
+}
