@@ -24,6 +24,7 @@ import (
 	"github.com/golem-ml/golem/internal/shared"
 	"github.com/golem-ml/golem/model/clip"
 	"github.com/golem-ml/golem/model/llava"
+	"github.com/golem-ml/golem/model/load"
 	"github.com/golem-ml/golem/tensor"
 	"github.com/golem-ml/golem/tokenizer"
 )
@@ -44,7 +45,7 @@ func dataURL(b []byte) string { return "data:image/png;base64," + base64.StdEnco
 // --image prints) to question about png, on the LLaVA folder dir.
 func imageAnswer(t *testing.T, dir string, png []byte, question string, maxTokens int) string {
 	t.Helper()
-	w, err := LoadWeights(cpu.New(), dir)
+	w, err := load.Model(cpu.New(), dir, load.Options{}) // as golem generate --image loads it
 	if err != nil {
 		t.Fatal(err)
 	}
