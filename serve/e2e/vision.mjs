@@ -1,5 +1,5 @@
 // Sends an image to `golem serve` with the official openai and ollama
-// packages: node vision.mjs BASE_URL VLM_MODEL TEXT_MODEL PNG_FILE
+// packages: node vision.mjs BASE_URL VLM_MODEL TEXT_MODEL PNG_FILE [CLIP_MODEL]
 // The vision-language model answers (streamed and not; the streamed
 // deltas add up to the greedy answer); the text-only model refuses the
 // image with a 400 naming the field, as each client's typed error.
@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import OpenAI from "openai";
 import { Ollama } from "ollama";
 
-const [base, vlm, textModel, pngFile] = process.argv.slice(2);
+const [base, vlm, textModel, pngFile, clipModel] = process.argv.slice(2);
 const png = readFileSync(pngFile);
 const url = "data:image/png;base64," + png.toString("base64");
 const out = {};
@@ -58,5 +58,15 @@ assert.equal(gen.response, chat.message.content, "generate asks as chat does");
 out.ollama = chat.message.content;
 await assert.rejects(ollama.chat({ model: textModel, messages: omsgs, stream: false }),
   (e) => e.name === "ResponseError" && e.status_code === 400 && /^messages\[0\]\.images\[0\]: .*text-only model/.test(e.error));
+
+// A CLIP model's text and image embeddings through both clients (the
+// openai client asks for base64 and decodes it).
+if (clipModel) {
+  const emb = await client.embeddings.create({ model: clipModel, input: ["a red circle", { type: "image_url", image_url: { url } }] });
+  assert.equal(emb.data.length, 2);
+  const oemb = await ollama.embed({ model: clipModel, input: "a red circle", images: [png.toString("base64")] });
+  assert.equal(oemb.embeddings.length, 2);
+  out.clip = { openai: emb.data.map((d) => Array.from(d.embedding)), ollama: oemb.embeddings };
+}
 
 console.log(JSON.stringify({ ok: true, ...out }));
