@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"image"
 	"image/color"
+	"image/gif"
+	"image/jpeg"
 	"image/png"
 	"math"
 	"os"
@@ -282,9 +284,27 @@ func TestBadImages(t *testing.T) {
 			}
 		}
 	}
-	// The server still answers.
-	if status, body := do(t, nil, "POST", ts.URL+"/v1/chat/completions", []byte(oai("tiny-llava", part(ok))), nil); status != 200 {
-		t.Errorf("after the bad images: %d %s", status, body)
+	// The server still answers, in every format data/vision decodes.
+	scene := shapes.Generate(1, shapes.Test, 3).Render(32)
+	rgba := image.NewRGBA(image.Rect(0, 0, 32, 32))
+	for y := range 32 {
+		for x := range 32 {
+			rgba.Set(x, y, color.RGBA{uint8(255 * scene.At(0, y, x)), uint8(255 * scene.At(1, y, x)), uint8(255 * scene.At(2, y, x)), 255})
+		}
+	}
+	var jb, gb bytes.Buffer
+	if err := jpeg.Encode(&jb, rgba, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := gif.Encode(&gb, rgba, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{ok, "data:image/jpeg;base64," + base64.StdEncoding.EncodeToString(jb.Bytes()),
+		"data:image/gif;base64," + base64.StdEncoding.EncodeToString(gb.Bytes()),
+		"data:image/webp;base64,UklGRhoAAABXRUJQVlA4TA0AAAAvAAAAEAcQERGIiP4HAA=="} { // a 1x1 lossless WebP
+		if status, body := do(t, nil, "POST", ts.URL+"/v1/chat/completions", []byte(oai("tiny-llava", part(u))), nil); status != 200 {
+			t.Errorf("%.30s: %d %s", u, status, body)
+		}
 	}
 }
 
