@@ -56,7 +56,7 @@ func weightsDigest(w *Weights) string {
 	h := sha256.New()
 	var buf []float32
 	var b []byte
-	for _, p := range w.Model.Params() {
+	for _, p := range w.params() {
 		h.Write([]byte(p.Name))
 		for _, n := range p.Tensor.Shape() {
 			h.Write(binary.LittleEndian.AppendUint64(nil, uint64(n)))

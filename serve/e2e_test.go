@@ -451,3 +451,67 @@ func TestToolCallRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// The official openai and ollama packages send a shapes-world PNG to a
+// served LLaVA model and get its answers, streamed and not: the greedy
+// answer golem generate --image gives; a text-only model refuses the
+// image as each client's typed 400 naming the field (TestBadImages has
+// the other refusals).
+func TestVisionClients(t *testing.T) {
+	node := needNode(t, "openai", "ollama")
+	var engines []*Engine
+	for _, arch := range []string{"llava", "llama"} {
+		w, err := LoadWeights(cpu.New(), tinyDir(t, arch))
+		if err != nil {
+			t.Fatal(err)
+		}
+		engines = append(engines, NewEngine("tiny-"+arch, tinyDir(t, arch), w, EngineOptions{}))
+	}
+	args := []string{}
+	if shared.Dir() != "" { // CLIP's embeddings too, on the clip-tiny fixture
+		dir := clipFolder(t)
+		w, err := LoadWeights(cpu.New(), dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		engines = append(engines, NewEngine("clip", dir, w, EngineOptions{}))
+		args = append(args, "clip")
+	}
+	for _, e := range engines {
+		t.Cleanup(e.Close)
+	}
+	ts := serveEngines(t, "sqlite:"+filepath.Join(t.TempDir(), "s.db"), Options{}, engines...)
+	png := shapePNG(t, 2)
+	file := filepath.Join(t.TempDir(), "scene.png")
+	if err := os.WriteFile(file, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := runNode(t, node, "vision.mjs", append([]string{ts.URL, "tiny-llava", "tiny-llama", file}, args...)...)
+	var res struct {
+		OK             bool
+		OpenAI, Ollama string
+		CLIP           *struct{ OpenAI, Ollama [][]float32 }
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &res); err != nil || !res.OK {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if want := imageAnswer(t, tinyDir(t, "llava"), png, "What colour is the circle?", 8); res.OpenAI != want || res.Ollama != want {
+		t.Errorf("the clients got %q (openai) and %q (ollama); golem generate --image answers %q", res.OpenAI, res.Ollama, want)
+	}
+	if len(args) > 0 {
+		if res.CLIP == nil || len(res.CLIP.OpenAI) != 2 || len(res.CLIP.Ollama) != 2 {
+			t.Fatalf("CLIP embeddings through the clients: %s", out)
+		}
+		// The same text and image through both clients: the same vectors.
+		for i := range 2 {
+			var dot float64
+			for j, x := range res.CLIP.OpenAI[i] {
+				dot += float64(x) * float64(res.CLIP.Ollama[i][j])
+			}
+			if math.Abs(dot-1) > 1e-5 {
+				t.Errorf("CLIP embedding %d: cosine %.6f between the openai and ollama clients'", i, dot)
+			}
+		}
+	}
+}

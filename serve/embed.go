@@ -5,11 +5,14 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
+	"strings"
 	"time"
 
+	"github.com/golem-ml/golem/data/vision"
 	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/tensor"
 )
@@ -19,7 +22,10 @@ import (
 // states (after the final norm), mean pooled over its tokens (or the last
 // token's, with Options.EmbedPool "last"), L2-normalised; the inputs of a
 // request go through the model in as few forward passes as the prefill
-// budget allows, on the engine's scheduler between decode steps.
+// budget allows, on the engine's scheduler between decode steps. A CLIP
+// model gives texts' and images' embeddings in its one space: its
+// projected text and image features (model/clip, batched as eval's),
+// L2-normalised, so that their dot product is the cosine CLIP ranks by.
 
 // maxEmbedInputs bounds the inputs of one request (OpenAI's 2048).
 const maxEmbedInputs = 2048
@@ -154,7 +160,7 @@ func (s *Server) openaiEmbeddings(w http.ResponseWriter, r *http.Request) {
 	if !s.decodeAPI(openAI, w, r, &req) {
 		return
 	}
-	e, err := s.engineFor(r, req.Model)
+	e, err := s.embedEngineFor(r, req.Model)
 	if err != nil {
 		openAI.failErr(w, err)
 		return
@@ -164,31 +170,24 @@ func (s *Server) openaiEmbeddings(w http.ResponseWriter, r *http.Request) {
 		openAI.failParam(w, http.StatusBadRequest, "", "encoding_format", fmt.Sprintf(`"encoding_format" %q is not "float" or "base64"`, req.EncodingFormat))
 		return
 	}
-	if d := req.Dimensions; d != nil && *d != wts.Model.Config.Hidden {
-		openAI.failParam(w, http.StatusBadRequest, "", "dimensions", fmt.Sprintf(`"dimensions" %d: this model's embeddings have %d dimensions, and golem serve does not shorten them`, *d, wts.Model.Config.Hidden))
+	if d, dims := req.Dimensions, wts.config().Hidden; d != nil && *d != dims {
+		openAI.failParam(w, http.StatusBadRequest, "", "dimensions", fmt.Sprintf(`"dimensions" %d: this model's embeddings have %d dimensions, and golem serve does not shorten them`, *d, dims))
 		return
 	}
-	ins, err := parseInputs("input", req.Input)
+	ins, err := embedInputs(req.Input)
 	if err != nil {
 		openAI.failErr(w, err)
 		return
 	}
-	seqs, err := embedTokens(wts, "input", ins, false)
-	if err != nil {
-		openAI.failErr(w, err)
-		return
-	}
-	vecs, err := s.embed(r.Context(), e, seqs)
+	vecs, tokens, err := s.embedAll(r.Context(), e, wts, "input", ins, false)
 	if err != nil {
 		if r.Context().Err() == nil {
 			openAI.failErr(w, err)
 		}
 		return
 	}
-	tokens := 0
 	data := make([]map[string]any, len(vecs))
 	for i, v := range vecs {
-		tokens += len(seqs[i])
 		data[i] = map[string]any{"object": "embedding", "index": i, "embedding": v}
 		if req.EncodingFormat == "base64" {
 			b := make([]byte, 4*len(v))
@@ -213,6 +212,7 @@ func (s *Server) ollamaEmbed(legacy bool) http.HandlerFunc {
 			Input     json.RawMessage `json:"input"`
 			Prompt    *string         `json:"prompt"`
 			Truncate  *bool           `json:"truncate"`
+			Images    []string        `json:"images"` // base64: a CLIP model's image embeddings, after input's
 			Options   ollamaOptions   `json:"options"`
 			KeepAlive keepAlive       `json:"keep_alive"`
 		}
@@ -220,7 +220,7 @@ func (s *Server) ollamaEmbed(legacy bool) http.HandlerFunc {
 			return
 		}
 		setKeepAlive(r.Context(), req.KeepAlive)
-		e, err := s.engineFor(r, req.Model)
+		e, err := s.embedEngineFor(r, req.Model)
 		if err != nil {
 			ollama.failErr(w, err)
 			return
@@ -236,32 +236,36 @@ func (s *Server) ollamaEmbed(legacy bool) http.HandlerFunc {
 		case legacy && req.Prompt == nil:
 			ollama.fail(w, http.StatusBadRequest, "", `"prompt" missing`)
 			return
+		case legacy && len(req.Images) > 0:
+			ollama.fail(w, http.StatusBadRequest, "", `/api/embeddings takes one "prompt"; send images to /api/embed`)
+			return
 		case legacy:
 			ins, name = []input{{text: *req.Prompt}}, "prompt"
 		case req.Prompt != nil:
 			ollama.fail(w, http.StatusBadRequest, "", `/api/embed takes "input"; "prompt" is the legacy /api/embeddings'`)
 			return
 		default:
-			if ins, err = parseInputs("input", req.Input); err != nil {
+			if req.Input != nil || len(req.Images) == 0 {
+				if ins, err = parseInputs("input", req.Input); err != nil {
+					ollama.failErr(w, err)
+					return
+				}
+			}
+			imgs, err := base64Images("images", req.Images, nil)
+			if err != nil {
 				ollama.failErr(w, err)
 				return
 			}
+			for i := range imgs {
+				ins = append(ins, input{image: &imgs[i]})
+			}
 		}
-		seqs, err := embedTokens(wts, name, ins, req.Truncate == nil || *req.Truncate)
-		if err != nil {
-			ollama.failErr(w, err)
-			return
-		}
-		vecs, err := s.embed(r.Context(), e, seqs)
+		vecs, tokens, err := s.embedAll(r.Context(), e, wts, name, ins, req.Truncate == nil || *req.Truncate)
 		if err != nil {
 			if r.Context().Err() == nil {
 				ollama.failErr(w, err)
 			}
 			return
-		}
-		tokens := 0
-		for _, sq := range seqs {
-			tokens += len(sq)
 		}
 		recordOf(r.Context()).setPrompt(tokens)
 		if legacy {
@@ -271,4 +275,141 @@ func (s *Server) ollamaEmbed(legacy bool) http.HandlerFunc {
 		writeJSON(w, http.StatusOK, map[string]any{"model": e.Name, "embeddings": vecs,
 			"total_duration": time.Since(start).Nanoseconds(), "load_duration": 0, "prompt_eval_count": tokens})
 	}
+}
+
+// embedAll computes the embeddings of ins (named name in errors) on e's
+// model and counts their tokens: a CLIP model's text and image
+// embeddings, a language model's text ones (an image is a 400 naming its
+// field); truncate cuts texts to the context instead of refusing them.
+func (s *Server) embedAll(ctx context.Context, e *Engine, w *Weights, name string, ins []input, truncate bool) ([][]float32, int, error) {
+	if w.CLIP == nil {
+		for _, in := range ins {
+			if in.image != nil {
+				return nil, 0, &fieldError{in.image.path, fmt.Sprintf("%s: model %s gives text embeddings only; image embeddings need a CLIP model (golem clip train's --out)", in.image.path, e.Name)}
+			}
+		}
+		seqs, err := embedTokens(w, name, ins, truncate)
+		if err != nil {
+			return nil, 0, err
+		}
+		vecs, err := s.embed(ctx, e, seqs)
+		tokens := 0
+		for _, sq := range seqs {
+			tokens += len(sq)
+		}
+		return vecs, tokens, err
+	}
+	return s.embedCLIP(ctx, e, w, name, ins, truncate)
+}
+
+// embedCLIP is embedAll on a CLIP model: texts through its text tower
+// (cut to its context with truncate, else refused past it), images
+// decoded (header first, within maxImagePixels) and prepared as its
+// vision tower takes them (data/vision's CLIPPixels); each embedding
+// L2-normalised.
+func (s *Server) embedCLIP(ctx context.Context, e *Engine, w *Weights, name string, ins []input, truncate bool) ([][]float32, int, error) {
+	if len(ins) > maxEmbedInputs {
+		return nil, 0, badRequest(`%q has %d inputs; at most %d`, name, len(ins), maxEmbedInputs)
+	}
+	if len(ins) == 0 {
+		return nil, 0, badRequest(`%q missing: send texts or images`, name)
+	}
+	cc := w.CLIP.Config
+	var texts []string
+	var pixels [][]float32
+	isText := make([]bool, len(ins))
+	tokens := 0
+	for i, in := range ins {
+		item := name
+		if len(ins) > 1 {
+			item = fmt.Sprintf("%s[%d]", name, i)
+		}
+		switch {
+		case in.image != nil:
+			im, err := vision.Decode(in.image.path, in.image.data, vision.Limits{MaxPixels: maxImagePixels})
+			if err != nil {
+				return nil, 0, &fieldError{in.image.path, strings.Replace(err.Error(), " (Limits.MaxPixels)", "", 1)}
+			}
+			pix, err := vision.CLIPPixels(im, cc.Vision.Image, cc.Vision.Channels)
+			if err != nil {
+				return nil, 0, &fieldError{in.image.path, fmt.Sprintf("%s: %v", in.image.path, err)}
+			}
+			pixels = append(pixels, pix)
+		case in.isIDs:
+			return nil, 0, badRequest(`%s: a CLIP model takes texts (its own tokenizer's), not token ids`, item)
+		case in.text == "":
+			return nil, 0, badRequest(`%s is empty`, item)
+		default:
+			text := in.text
+			if len(text) > maxEmbedTextBytes { // far more than the context: not worth tokenizing whole
+				if !truncate {
+					return nil, 0, &apiError{http.StatusBadRequest, "context_length_exceeded",
+						fmt.Sprintf("%s has %d bytes, far more than this model's text context of %d tokens", item, len(text), cc.Text.Context)}
+				}
+				text = strings.ToValidUTF8(text[:maxEmbedTextBytes], "")
+			}
+			n := len(w.CLIPTok.Encode(text)) + 2 // with its start and end tokens
+			if n > cc.Text.Context && !truncate {
+				return nil, 0, &apiError{http.StatusBadRequest, "context_length_exceeded",
+					fmt.Sprintf("%s has %d tokens; this model's text context is %d tokens", item, n, cc.Text.Context)}
+			}
+			tokens += min(n, cc.Text.Context)
+			texts = append(texts, text)
+			isText[i] = true
+		}
+	}
+	var tv, iv [][]float32
+	var ferr error
+	err := e.Do(ctx, func(cur *Weights) {
+		if cur.CLIP == nil || cur.CLIP.Config.Vision.Image != cc.Vision.Image {
+			ferr = errors.New("serve: the model was reloaded with weights that do not take these inputs; send the request again")
+			return
+		}
+		if len(texts) > 0 {
+			if tv, ferr = cur.CLIP.EmbedTexts(cur.CLIPTok, texts, 64); ferr != nil {
+				return
+			}
+		}
+		if len(pixels) > 0 {
+			iv = cur.CLIP.EmbedImages(pixels, 16)
+		}
+	})
+	if err != nil {
+		return nil, 0, engineErr(err)
+	}
+	if ferr != nil {
+		return nil, 0, ferr
+	}
+	out := make([][]float32, len(ins))
+	for i := range ins {
+		var v []float32
+		if isText[i] {
+			v, tv = tv[0], tv[1:]
+		} else {
+			v, iv = iv[0], iv[1:]
+		}
+		out[i] = normalized(v)
+	}
+	return out, tokens, nil
+}
+
+// maxEmbedTextBytes bounds a text for a CLIP model before it is
+// tokenized (a CLIP text tower reads 77 tokens; 4 KiB is far more).
+const maxEmbedTextBytes = 4 << 10
+
+// normalized returns v / |v| (v when it is zero).
+func normalized(v []float32) []float32 {
+	var n float64
+	for _, x := range v {
+		n += float64(x) * float64(x)
+	}
+	out := make([]float32, len(v))
+	if n == 0 {
+		return out
+	}
+	n = math.Sqrt(n)
+	for i, x := range v {
+		out[i] = float32(float64(x) / n)
+	}
+	return out
 }

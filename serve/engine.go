@@ -17,7 +17,9 @@ import (
 	"github.com/golem-ml/golem/generate"
 	"github.com/golem-ml/golem/gguf"
 	"github.com/golem-ml/golem/kvcache"
+	"github.com/golem-ml/golem/model/clip"
 	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/model/llava"
 	"github.com/golem-ml/golem/model/load"
 	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/tensor"
@@ -34,7 +36,9 @@ var (
 	errNoLogits = errors.New("serve: every logit of the model is NaN or -Inf (the model overflowed)")
 )
 
-// Weights are one loaded checkpoint of a model with its tokenizer.
+// Weights are one loaded checkpoint of a model with its tokenizer: a
+// language model (Model and Tok; a vision-language model's too, with VLM),
+// or a CLIP model, which only embeds (CLIP and CLIPTok; Model and Tok nil).
 type Weights struct {
 	Model   *gpt.Model
 	Tok     *tokenizer.Tokenizer
@@ -48,6 +52,14 @@ type Weights struct {
 	Context int
 	// GGUF: the model was read from a GGUF file (Ollama's lists say so).
 	GGUF bool
+	// VLM is a LLaVA folder's vision-language model (Model is its
+	// language model): its prompts are rendered in llava's conversation
+	// format and may hold an image. nil for a text-only model.
+	VLM *llava.Model
+	// CLIP is a CLIPModel folder's model and CLIPTok its tokenizer: its
+	// text and image embeddings are served (embed.go), nothing else.
+	CLIP    *clip.Model
+	CLIPTok *tokenizer.CLIP
 
 	stamp string // the folder's files as they were read (see folderStamp)
 }
@@ -67,6 +79,9 @@ func LoadWeights(be backend.Backend, dir string) (w *Weights, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if clip.IsCLIP(dir) {
+		return loadCLIP(be, dir, before)
+	}
 	l, err := load.Model(be, dir, load.Options{})
 	if err != nil {
 		return nil, err
@@ -85,8 +100,76 @@ func LoadWeights(be backend.Backend, dir string) (w *Weights, err error) {
 		w.SoftPrompt = sp
 	}
 	_, w.GGUF, _ = gguf.Locate(l.Base)
+	if w.VLM = l.VLM; w.VLM != nil {
+		w.freeze() // the vision tower and projector too
+	}
 	w.stamp = before.key
 	return w, nil
+}
+
+// loadCLIP reads a CLIPModel folder (config.json, model.safetensors and
+// its CLIP tokenizer, golem clip train's --out).
+func loadCLIP(be backend.Backend, dir string, before stamp) (*Weights, error) {
+	m, err := clip.Load(be, dir)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := tokenizer.LoadCLIPDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	if after, err := folderStamp(dir); err != nil || after.key != before.key {
+		return nil, fmt.Errorf("serve: %s: the model files changed while being read", dir)
+	}
+	w := &Weights{CLIP: m, CLIPTok: tok, ModTime: before.mod, Context: m.Config.Text.Context, stamp: before.key}
+	w.freeze()
+	return w, nil
+}
+
+// backend is the one the weights are on.
+func (w *Weights) backend() backend.Backend {
+	if w.CLIP != nil {
+		return w.CLIP.Heads.LogitScale.Backend()
+	}
+	return w.Model.Embed.Weight.Backend()
+}
+
+// params are every parameter of the weights: a vision-language model's
+// vision tower and projector too.
+func (w *Weights) params() []nn.Named {
+	switch {
+	case w.CLIP != nil:
+		return w.CLIP.Params()
+	case w.VLM != nil:
+		return w.VLM.Params()
+	}
+	return w.Model.Params()
+}
+
+// config is what the model lists say of the weights: the language
+// model's config; a CLIP model's as "clip" with its text tower's context
+// and vocabulary, its embeddings' width and its vision tower's layers.
+func (w *Weights) config() gpt.Config {
+	if w.CLIP != nil {
+		return clipConfig(&w.CLIP.Config)
+	}
+	return w.Model.Config
+}
+
+// clipConfig is a CLIP model's config as the lists show it.
+func clipConfig(cc *clip.Config) gpt.Config {
+	return gpt.Config{Arch: "clip", Context: cc.Text.Context, Vocab: cc.Text.Vocab, Hidden: cc.Projection,
+		Layers: cc.Vision.Layers, Heads: cc.Vision.Heads, KVHeads: cc.Vision.Heads}
+}
+
+// freeze lets a backend that can keep the served weights packed for its
+// matrix products do so (served weights never change).
+func (w *Weights) freeze() {
+	if fz, ok := w.backend().(backend.Freezer); ok {
+		for _, p := range w.params() {
+			fz.Freeze(p.Tensor.Buffer())
+		}
+	}
 }
 
 // NewWeights checks that tok fits m and finds the stop tokens.
@@ -95,13 +178,7 @@ func NewWeights(m *gpt.Model, tok *tokenizer.Tokenizer, modTime time.Time) (*Wei
 		return nil, fmt.Errorf("serve: the tokenizer has %d tokens but the model only %d", tok.VocabSize(), m.Config.Vocab)
 	}
 	w := &Weights{Model: m, Tok: tok, ModTime: modTime, Context: m.Config.Context}
-	// Served weights never change: a backend that can keep them packed
-	// for its matrix products does so.
-	if fz, ok := m.Embed.Weight.Backend().(backend.Freezer); ok {
-		for _, p := range m.Params() {
-			fz.Freeze(p.Tensor.Buffer())
-		}
-	}
+	w.freeze()
 	w.Stop = tok.EndIDs()
 	if eos := m.Config.EOS; eos >= 0 && eos < m.Config.Vocab {
 		seen := false
@@ -310,7 +387,7 @@ func (e *Engine) Reload(force bool) (ok bool, err error) {
 			return fail(err)
 		}
 	}
-	w, err := LoadWeights(e.Weights().Model.Embed.Weight.Backend(), e.Dir)
+	w, err := LoadWeights(e.Weights().backend(), e.Dir)
 	if err != nil {
 		e.failed = st.key
 		return fail(err)
@@ -356,10 +433,27 @@ func (e *Engine) poke() {
 	}
 }
 
+// ImagePrompt is an image at a vision-language model's prompt's
+// placeholder (llava.Placeholder): the tokens of the text before it and
+// the image's pixels (llava.Model.PixelSize values, data/vision's
+// CLIPPixels at the tower's size). The prompt submitted with it is the
+// text after the placeholder. The prefill puts the text before it and the
+// image's projected patch tokens before that prompt as input embeddings,
+// as generate.ImageText does.
+type ImagePrompt struct {
+	Before []int
+	Pixels []float32
+}
+
+// positions is what the image prompt takes in the sequence before the
+// prompt's tokens on m.
+func (p *ImagePrompt) positions(m *llava.Model) int { return len(p.Before) + m.Tokens() }
+
 // seq is one sequence being generated.
 type seq struct {
 	ctx    context.Context
 	prompt []int
+	img    *ImagePrompt // nil for a text prompt
 	s      Sampling
 	samp   *sampler
 	out    chan Event
@@ -379,6 +473,14 @@ type seq struct {
 // blocked on, so a slow reader does not stall the batch. Cancelling ctx
 // (a client that went away) ends the sequence at the next step.
 func (e *Engine) Submit(ctx context.Context, prompt []int, s Sampling) (<-chan Event, error) {
+	return e.SubmitImage(ctx, nil, prompt, s)
+}
+
+// SubmitImage is Submit with an image before the prompt (img nil: none),
+// for a vision-language model (Weights.VLM). Image prompts are prefilled
+// in groups of the same length and decoded in the one batch with every
+// other sequence.
+func (e *Engine) SubmitImage(ctx context.Context, img *ImagePrompt, prompt []int, s Sampling) (<-chan Event, error) {
 	if e.closed.Load() {
 		return nil, ErrClosed
 	}
@@ -388,7 +490,7 @@ func (e *Engine) Submit(ctx context.Context, prompt []int, s Sampling) (<-chan E
 	if s.MaxTokens <= 0 {
 		return nil, errors.New("serve: max tokens must be positive")
 	}
-	sq := &seq{ctx: ctx, prompt: prompt, s: s, samp: newSampler(s), out: make(chan Event, s.MaxTokens+2)}
+	sq := &seq{ctx: ctx, prompt: prompt, img: img, s: s, samp: newSampler(s), out: make(chan Event, s.MaxTokens+2)}
 	select {
 	case e.queue <- sq:
 		e.queued.Add(1)
@@ -603,18 +705,21 @@ func (e *Engine) step(w *Weights, bt *batch, fresh []*seq) {
 		}
 		t := time.Now()
 		defer func() { e.prefillNanos.Add(int64(time.Since(t))) }()
-		for len(fresh) > 0 {
-			// As many as fit the prefill budget, at least one.
-			n, L := 0, 0
-			for n < len(fresh) {
-				l := max(L, len(fresh[n].prompt))
-				if n > 0 && (n+1)*l > e.opts.PrefillTokens {
-					break
+		for _, group := range prefixGroups(w, fresh) {
+			P := prefixLen(w, group[0])
+			for len(group) > 0 {
+				// As many as fit the prefill budget, at least one.
+				n, L := 0, 0
+				for n < len(group) {
+					l := max(L, len(group[n].prompt))
+					if n > 0 && (n+1)*(P+l) > e.opts.PrefillTokens {
+						break
+					}
+					n, L = n+1, l
 				}
-				n, L = n+1, l
+				e.prefill(w, bt, group[:n])
+				group = group[n:]
 			}
-			e.prefill(w, bt, fresh[:n])
-			fresh = fresh[n:]
 		}
 	})
 	n := int64(len(bt.active))
@@ -622,6 +727,69 @@ func (e *Engine) step(w *Weights, bt *batch, fresh []*seq) {
 	if n > e.maxActive.Load() {
 		e.maxActive.Store(n)
 	}
+}
+
+// prefixLen is the positions of input embeddings before s's prompt: its
+// image's (the text before the placeholder and the image's tokens), or
+// the soft prompt's.
+func prefixLen(w *Weights, s *seq) int {
+	switch {
+	case s.img != nil:
+		return s.img.positions(w.VLM)
+	case w.SoftPrompt != nil:
+		return w.SoftPrompt.Weight.Dim(0)
+	}
+	return 0
+}
+
+// prefixGroups splits fresh sequences into groups with the same prefix
+// length (one prefill batch shares its embeddings' length), in the order
+// of each group's first; an image sequence the weights cannot take (a
+// checkpoint swapped in since it was checked) ends with an error.
+func prefixGroups(w *Weights, fresh []*seq) [][]*seq {
+	var groups [][]*seq
+	at := map[int]int{}
+	for _, s := range fresh {
+		if s.img != nil && (w.VLM == nil || len(s.img.Pixels) != w.VLM.PixelSize()) {
+			s.done = true
+			s.out <- Event{Done: true, Reason: "error", Err: errors.New("serve: the model was reloaded with weights that do not take this image; send the request again")}
+			continue
+		}
+		P := prefixLen(w, s)
+		i, ok := at[P]
+		if !ok {
+			i = len(groups)
+			at[P] = i
+			groups = append(groups, nil)
+		}
+		groups[i] = append(groups[i], s)
+	}
+	return groups
+}
+
+// prefixEmbeds returns the input embeddings before seqs' prompts ([B, P,
+// C], P the same for all; nil when none), in scope sc: each image's
+// prefix computed alone, as generate.ImageText computes it, or the soft
+// prompt's rows.
+func prefixEmbeds(sc *tensor.Scope, w *Weights, seqs []*seq) *tensor.Tensor {
+	if seqs[0].img == nil {
+		if w.SoftPrompt == nil {
+			return nil
+		}
+		return w.SoftPrompt.Batch(len(seqs))
+	}
+	rows := make([]*tensor.Tensor, len(seqs))
+	for b, s := range seqs {
+		img, err := w.VLM.ImageFeatures(sc, s.img.Pixels, 1)
+		if err != nil {
+			panic(err) // prefixGroups checked the size
+		}
+		rows[b] = w.VLM.Prefix(s.img.Before, img)
+	}
+	if len(rows) == 1 {
+		return rows[0]
+	}
+	return tensor.Concat(0, rows...)
 }
 
 // reserve makes the batch cache hold at least slots sequences of need
@@ -673,11 +841,10 @@ func (bt *batch) addSlots(n int) {
 // one's first token, and adds those still running to the active ones; the
 // others give their slot back.
 func (e *Engine) prefill(w *Weights, bt *batch, seqs []*seq) {
-	P := 0 // the soft prompt's positions, before each prompt
-	var embeds *tensor.Tensor
-	if w.SoftPrompt != nil {
-		P, embeds = w.SoftPrompt.Weight.Dim(0), w.SoftPrompt.Batch(len(seqs))
-	}
+	sc := tensor.NewScope()
+	defer sc.Close()
+	P := prefixLen(w, seqs[0]) // the embeddings' positions, before each prompt
+	embeds := prefixEmbeds(sc, w, seqs)
 	need := 0
 	for _, s := range seqs {
 		need = max(need, P+len(s.prompt)+1)

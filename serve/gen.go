@@ -47,6 +47,7 @@ type genRequest struct {
 	e      *Engine
 	w      *Weights
 	prompt []int
+	img    *ImagePrompt // an image before prompt (a vision-language model's)
 	s      Sampling
 	n      int
 	stop   []string
@@ -86,6 +87,21 @@ func (a apiStyle) failErr(w http.ResponseWriter, err error) {
 // the OpenAI API too, for names copied from Ollama's lists) and holds it,
 // loaded, until the request has been answered.
 func (s *Server) engineFor(r *http.Request, model string) (*Engine, error) {
+	e, err := s.embedEngineFor(r, model)
+	if err == nil && e.Weights().Model == nil {
+		return nil, onlyEmbeds(e.Name)
+	}
+	return e, err
+}
+
+// onlyEmbeds refuses to generate with a CLIP model.
+func onlyEmbeds(model string) error {
+	return badRequest("model %s is a CLIP model: it only gives embeddings (/v1/embeddings, /api/embed)", model)
+}
+
+// embedEngineFor is engineFor for the embedding endpoints, which a CLIP
+// model answers too.
+func (s *Server) embedEngineFor(r *http.Request, model string) (*Engine, error) {
 	if model == "" {
 		return nil, badRequest(`"model" missing; served models: %s`, strings.Join(s.modelNames(), ", "))
 	}
@@ -126,6 +142,17 @@ func overflows(w *Weights, n int) error {
 
 // chatPrompt renders messages with the model's chat template.
 func chatPrompt(w *Weights, msgs []tokenizer.Message) ([]int, error) {
+	if w.Model == nil {
+		return nil, badRequest("a CLIP model only gives embeddings")
+	}
+	if w.VLM != nil { // its own format (the web app's chat and samples come here)
+		plain := make([]tokenizer.Message, len(msgs))
+		for i, m := range msgs {
+			plain[i] = tokenizer.Message{Role: m.Role, Content: imageText(m.Content, false)}
+		}
+		ids, _, err := vlmPrompt(w, plain, nil)
+		return ids, err
+	}
 	if len(msgs) == 0 {
 		return nil, badRequest(`"messages" is empty`)
 	}
@@ -195,12 +222,20 @@ func textPrompt(w *Weights, text string) ([]int, error) {
 // newGen checks the parameters against the model and fills defaults.
 // defTemp is the API's default temperature.
 func newGen(e *Engine, w *Weights, prompt []int, p sampleParams, defTemp float64) (*genRequest, error) {
-	ctx := w.Context
-	if len(prompt) >= ctx {
-		return nil, &apiError{http.StatusBadRequest, "context_length_exceeded",
-			fmt.Sprintf("this model's maximum context length is %d tokens, and the prompt has %d; no room for an answer", ctx, len(prompt))}
+	return newImageGen(e, w, nil, prompt, p, defTemp)
+}
+
+// newImageGen is newGen for a prompt after an image (img; nil: none).
+func newImageGen(e *Engine, w *Weights, img *ImagePrompt, prompt []int, p sampleParams, defTemp float64) (*genRequest, error) {
+	if w.Model == nil {
+		return nil, onlyEmbeds(e.Name)
 	}
-	g := &genRequest{e: e, w: w, prompt: prompt, n: 1, s: Sampling{Temperature: defTemp, TopP: 1}}
+	ctx := w.Context
+	g := &genRequest{e: e, w: w, img: img, prompt: prompt, n: 1, s: Sampling{Temperature: defTemp, TopP: 1}}
+	if n := g.promptTokens(); n >= ctx {
+		return nil, &apiError{http.StatusBadRequest, "context_length_exceeded",
+			fmt.Sprintf("this model's maximum context length is %d tokens, and the prompt has %d; no room for an answer", ctx, n)}
+	}
 	if p.Temperature != nil {
 		if t := *p.Temperature; t < 0 || t > 2 {
 			return nil, badRequest(`"temperature" %g is not between 0 and 2`, t)
@@ -219,7 +254,7 @@ func newGen(e *Engine, w *Weights, prompt []int, p sampleParams, defTemp float64
 		}
 		g.s.TopK = *p.TopK
 	}
-	room := ctx - len(prompt)
+	room := ctx - g.promptTokens()
 	g.s.MaxTokens = room
 	if p.MaxTokens != nil {
 		m := *p.MaxTokens
@@ -231,7 +266,7 @@ func newGen(e *Engine, w *Weights, prompt []int, p sampleParams, defTemp float64
 			m = room
 		case m > room:
 			return nil, &apiError{http.StatusBadRequest, "context_length_exceeded",
-				fmt.Sprintf("this model's maximum context length is %d tokens; the prompt has %d and %d more were requested (at most %d fit)", ctx, len(prompt), m, room)}
+				fmt.Sprintf("this model's maximum context length is %d tokens; the prompt has %d and %d more were requested (at most %d fit)", ctx, g.promptTokens(), m, room)}
 		}
 		g.s.MaxTokens = m
 	}
@@ -271,6 +306,15 @@ func newGen(e *Engine, w *Weights, prompt []int, p sampleParams, defTemp float64
 	return g, nil
 }
 
+// promptTokens is the positions the prompt takes: its tokens, and with an
+// image the text before it and the image's tokens.
+func (g *genRequest) promptTokens() int {
+	if g.img == nil {
+		return len(g.prompt)
+	}
+	return len(g.prompt) + g.img.positions(g.w.VLM)
+}
+
 // choiceEvent is a piece of one choice's answer.
 type choiceEvent struct {
 	index  int
@@ -287,7 +331,7 @@ type choiceEvent struct {
 // stops them all.
 func (g *genRequest) start(ctx context.Context) (<-chan choiceEvent, error) {
 	g.rec = recordOf(ctx)
-	g.rec.setPrompt(len(g.prompt))
+	g.rec.setPrompt(g.promptTokens())
 	out := make(chan choiceEvent, 64)
 	if g.s.MaxTokens == 0 { // nothing to generate (echo)
 		out = make(chan choiceEvent, g.n)
@@ -305,7 +349,7 @@ func (g *genRequest) start(ctx context.Context) (<-chan choiceEvent, error) {
 		cctx, cancel := context.WithCancel(ctx)
 		s := g.s
 		s.Seed += uint64(i)
-		ch, err := g.e.Submit(cctx, g.prompt, s)
+		ch, err := g.e.SubmitImage(cctx, g.img, g.prompt, s)
 		if err != nil {
 			cancel()
 			for _, p := range subs[:i] {

@@ -3,6 +3,7 @@ package serve
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 )
 
 // input is one text of a request that may send texts or token ids
@@ -11,6 +12,8 @@ type input struct {
 	text  string
 	ids   []int
 	isIDs bool
+	image *reqImage // an image (embeddings' image_url items)
+	url   string    // its data: URI, read by embedInputs
 }
 
 // parseInputs reads field (named name, for errors) as OpenAI's prompt and
@@ -80,4 +83,48 @@ func completionPrompt(w *Weights, raw json.RawMessage) ([]int, error) {
 		return textPrompt(w, ins[0].text)
 	}
 	return ins[0].tokens(w, "prompt")
+}
+
+// embedInputs is embeddings' "input": what parseInputs takes, or texts
+// and images together: an image as OpenAI's content part
+// ({"type": "image_url", "image_url": {"url": "data:image/png;base64,..."}}),
+// alone or in a list with strings. Each image's field is named
+// "input[i]" (the image's data is read here; a CLIP model decodes it).
+func embedInputs(raw json.RawMessage) ([]input, error) {
+	ins, err := parseInputs("input", raw)
+	if err == nil || !bytes.Contains(raw, []byte("{")) { // no image item: parseInputs' words
+		return ins, err
+	}
+	var items []json.RawMessage
+	if json.Unmarshal(raw, &items) != nil {
+		items = []json.RawMessage{raw}
+	}
+	if len(items) == 0 {
+		return nil, err
+	}
+	out := make([]input, len(items))
+	for i, it := range items {
+		path := "input"
+		if len(items) > 1 || bytes.HasPrefix(bytes.TrimSpace(raw), []byte("[")) {
+			path = fmt.Sprintf("input[%d]", i)
+		}
+		if json.Unmarshal(it, &out[i].text) == nil {
+			continue
+		}
+		var part struct {
+			Type     string `json:"type"`
+			ImageURL *struct {
+				URL string `json:"url"`
+			} `json:"image_url"`
+		}
+		if json.Unmarshal(it, &part) != nil || part.Type != "image_url" || part.ImageURL == nil {
+			return nil, &fieldError{path, fmt.Sprintf(`%s: want a string or {"type": "image_url", "image_url": {"url": "data:image/png;base64,..."}}`, path)}
+		}
+		img, err := dataURI(path+".image_url", part.ImageURL.URL)
+		if err != nil {
+			return nil, err
+		}
+		out[i].image = &img
+	}
+	return out, nil
 }

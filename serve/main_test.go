@@ -11,6 +11,8 @@ import (
 	"github.com/golem-ml/golem/data/synth"
 	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/model/llama"
+	"github.com/golem-ml/golem/model/llava"
+	"github.com/golem-ml/golem/model/vit"
 	"github.com/golem-ml/golem/tensor"
 	"github.com/golem-ml/golem/tokenizer"
 )
@@ -51,6 +53,12 @@ func TestMain(m *testing.M) {
 			}
 			modelDirs[arch] = d
 		}
+		d := filepath.Join(dir, "tiny-llava")
+		if err := writeTinyLLaVA(d, tok); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		modelDirs["llava"] = d
 		// "same" says "yes" whatever it is asked; "two" says "yes" or
 		// "no", then the same again.
 		for name, words := range map[string][]string{"same": {"yes"}, "two": {"yes", "no"}} {
@@ -79,6 +87,30 @@ func writeTinyModel(dir, arch string, tok *tokenizer.Tokenizer, seed uint64) err
 		cfg.KVHeads, cfg.Bias, cfg.Activation, cfg.Tied = 4, true, "gelu_new", true
 	}
 	m, err := gpt.New(cpu.New(), cfg, seed)
+	if err != nil {
+		return err
+	}
+	if err := m.Save(dir); err != nil {
+		return err
+	}
+	return tok.Save(dir)
+}
+
+// writeTinyLLaVA saves a random LLaVA model with tok: a CLIP tower on 16
+// x 16 images of 8 x 8 patches (4 image tokens) and a small Llama.
+func writeTinyLLaVA(dir string, tok *tokenizer.Tokenizer) error {
+	be := cpu.New()
+	v, err := vit.New(be, vit.Config{Arch: vit.CLIP, Image: 16, Patch: 8, Channels: 3, Hidden: 16, Layers: 1, Heads: 2,
+		Intermediate: 32, Activation: "gelu", Eps: 1e-5}, 3)
+	if err != nil {
+		return err
+	}
+	lm, err := gpt.New(be, gpt.Config{Arch: "llama", Vocab: tok.VocabSize(), Context: 256, Layers: 2, Heads: 4, KVHeads: 2,
+		Hidden: 32, Intermediate: 64, Eps: 1e-5, RopeTheta: 10000, BOS: -1, EOS: -1}, 4)
+	if err != nil {
+		return err
+	}
+	m, err := llava.New(v, lm, 5)
 	if err != nil {
 		return err
 	}

@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/golem-ml/golem/gguf"
+	"github.com/golem-ml/golem/model/clip"
 	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/model/llava"
 	"github.com/golem-ml/golem/model/load"
 	"github.com/golem-ml/golem/safetensors"
 )
@@ -65,7 +67,7 @@ type modelInfo struct {
 // infoOf describes loaded weights; their digest is computed once, the
 // first time (seconds for a model of gigabytes), unless hash is false.
 func (s *Server) infoOf(w *Weights, hash bool) modelInfo {
-	info := modelInfo{config: w.Model.Config, params: paramCount(w), modTime: w.ModTime, gguf: w.GGUF, level: quantLevel(w)}
+	info := modelInfo{config: w.config(), params: paramCount(w), modTime: w.ModTime, gguf: w.GGUF, level: quantLevel(w)}
 	if hash {
 		info.digest = s.digests.of(w)
 	}
@@ -94,8 +96,21 @@ func folderInfo(dir string) (modelInfo, error) {
 		}
 		return modelInfo{config: *c, params: params, modTime: st.mod, gguf: true, level: level}, nil
 	}
-	c, err := gpt.LoadConfig(filepath.Join(dir, "config.json"))
-	if err != nil {
+	var c *gpt.Config
+	if clip.IsCLIP(dir) {
+		cc, err := clip.LoadConfig(dir)
+		if err != nil {
+			return modelInfo{}, err
+		}
+		cfg := clipConfig(cc)
+		c = &cfg
+	} else if llava.IsLLaVA(dir) { // its language model's
+		lc, err := llava.LoadConfig(dir)
+		if err != nil {
+			return modelInfo{}, err
+		}
+		c = &lc.Text
+	} else if c, err = gpt.LoadConfig(filepath.Join(dir, "config.json")); err != nil {
 		return modelInfo{}, err
 	}
 	st, err := folderStamp(dir)
@@ -238,7 +253,8 @@ func (s *Server) load(m *model, done chan struct{}) {
 	go s.digests.of(w) // ahead of the first listing
 	m.gen++
 	s.watch(m)
-	s.opts.Logf("serve: loaded model %s from %s (%s, %d layers, context %d)", m.name, m.dir, w.Model.Config.Arch, w.Model.Config.Layers, w.Model.Config.Context)
+	c := w.config()
+	s.opts.Logf("serve: loaded model %s from %s (%s, %d layers, context %d)", m.name, m.dir, c.Arch, c.Layers, c.Context)
 }
 
 // loadSettled loads dir once its files have been left alone for a moment

@@ -15,6 +15,7 @@ import (
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/generate/constrain"
 	"github.com/golem-ml/golem/gguf"
+	"github.com/golem-ml/golem/model/llava"
 	"github.com/golem-ml/golem/tokenizer"
 )
 
@@ -50,7 +51,8 @@ type ollamaCommon struct {
 	KeepAlive keepAlive       `json:"keep_alive"`
 	Format    json.RawMessage `json:"format"` // "json" or a schema: format.go
 
-	tools *toolSpec // /api/chat's tools (tools.go)
+	tools *toolSpec    // /api/chat's tools (tools.go)
+	img   *ImagePrompt // the image before the prompt (image.go)
 }
 
 // keepAlive is Ollama's "keep_alive": a duration ("5m", "1h30m"), a number
@@ -130,12 +132,12 @@ func ollamaDetails(info modelInfo) map[string]any {
 // (backend.Quantized: a GGUF model's Q8_0, Q4_0 or F16), "F32" when none.
 func quantLevel(wts *Weights) string {
 	level := "F32"
-	qb, ok := wts.Model.Embed.Weight.Backend().(backend.Quantized)
+	qb, ok := wts.backend().(backend.Quantized)
 	if !ok {
 		return level
 	}
 	count := map[backend.QuantType]int{}
-	for _, p := range wts.Model.Params() {
+	for _, p := range wts.params() {
 		if t, q := qb.QuantOf(p.Tensor.Buffer()); q {
 			count[t]++
 		}
@@ -152,7 +154,7 @@ func quantLevel(wts *Weights) string {
 // paramCount is the number of the weights' parameters.
 func paramCount(wts *Weights) int64 {
 	var params int64
-	for _, p := range wts.Model.Params() {
+	for _, p := range wts.params() {
 		params += int64(p.Tensor.Len())
 	}
 	return params
@@ -265,7 +267,16 @@ func (s *Server) ollamaShow(w http.ResponseWriter, r *http.Request) {
 		"model_info": map[string]any{"general.architecture": a, "general.parameter_count": params, "context_length": c.Context,
 			a + ".context_length": c.Context, a + ".embedding_length": c.Hidden, a + ".block_count": c.Layers,
 			a + ".attention.head_count": c.Heads, a + ".attention.head_count_kv": c.KVHeads, a + ".vocab_size": c.Vocab},
-		"capabilities": []string{"completion"}})
+		"capabilities": capabilities(wts)})
+}
+
+// capabilities are what Ollama's show says a model can do: "completion",
+// and "vision" when it takes images.
+func capabilities(wts *Weights) []string {
+	if wts.VLM != nil {
+		return []string{"completion", "vision"}
+	}
+	return []string{"completion"}
 }
 
 // ollamaNoModels answers what changes the models (/api/pull, /api/create,
@@ -299,8 +310,20 @@ func (s *Server) ollamaChat(w http.ResponseWriter, r *http.Request) {
 	}
 	spec, err := checkTools(req.Tools, nil, nil)
 	var prompt []int
-	if err == nil {
-		prompt, err = ollamaPrompt(wts, req.Messages, spec)
+	switch {
+	case err != nil:
+	case wts.VLM != nil && (spec != nil || hasOllamaTools(req.Messages)):
+		err = badRequest("model %s is a vision-language model; golem serve takes no tools for it", e.Name)
+	case wts.VLM != nil:
+		prompt, req.img, err = ollamaVLMPrompt(wts, e.Name, req.Messages)
+	default:
+		var imgs []reqImage
+		if imgs, err = ollamaImages(wts, e.Name, req.Messages); err == nil {
+			_, err = imagePrompt(wts, e.Name, imgs) // a text-only model: refused
+		}
+		if err == nil {
+			prompt, err = ollamaPrompt(wts, req.Messages, spec)
+		}
 	}
 	if err != nil {
 		ollama.failErr(w, err)
@@ -315,9 +338,10 @@ func (s *Server) ollamaChat(w http.ResponseWriter, r *http.Request) {
 func (s *Server) ollamaGenerate(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		ollamaCommon
-		Prompt string `json:"prompt"`
-		System string `json:"system"`
-		Raw    bool   `json:"raw"`
+		Prompt string   `json:"prompt"`
+		System string   `json:"system"`
+		Raw    bool     `json:"raw"`
+		Images []string `json:"images"` // base64 (image.go)
 	}
 	if !s.decodeAPI(ollama, w, r, &req) {
 		return
@@ -335,9 +359,38 @@ func (s *Server) ollamaGenerate(w http.ResponseWriter, r *http.Request) {
 	}
 	var prompt []int
 	hasChat := wts.Tok.HasChatTemplate()
-	if req.Raw || !hasChat {
+	imgs, err := base64Images("images", req.Images, func(p string) error { return textOnly(wts, e.Name, p) })
+	var pixels []float32
+	if err == nil {
+		pixels, err = imagePrompt(wts, e.Name, imgs)
+	}
+	switch {
+	case err != nil:
+	case wts.VLM != nil && req.Raw && pixels != nil:
+		// The prompt as written; the image where it holds the
+		// placeholder, else before it.
+		text := req.Prompt
+		if n := strings.Count(text, llava.Placeholder); n > 1 {
+			err = &fieldError{"prompt", fmt.Sprintf("\"prompt\" holds %q %d times; the model takes one image", llava.Placeholder, n)}
+			break
+		} else if n == 0 {
+			text = llava.Placeholder + "\n" + text
+		}
+		before, after, _ := strings.Cut(text, llava.Placeholder)
+		req.img = &ImagePrompt{Before: wts.Tok.Encode(before), Pixels: pixels}
+		if prompt = wts.Tok.EncodeWithSpecial(after); len(prompt) == 0 {
+			err = &fieldError{"prompt", `"prompt" has no text after the image's placeholder to continue`}
+		}
+	case wts.VLM != nil && !req.Raw:
+		var msgs []tokenizer.Message
+		if req.System != "" {
+			msgs = append(msgs, tokenizer.Message{Role: "system", Content: req.System})
+		}
+		msgs = append(msgs, tokenizer.Message{Role: "user", Content: imageText(req.Prompt, pixels != nil)})
+		prompt, req.img, err = vlmPrompt(wts, msgs, pixels)
+	case req.Raw || !hasChat:
 		prompt, err = textPrompt(wts, req.Prompt)
-	} else {
+	default:
 		var msgs []tokenizer.Message
 		if req.System != "" {
 			msgs = append(msgs, tokenizer.Message{Role: "system", Content: req.System})
@@ -355,7 +408,7 @@ func nowRFC3339() string { return time.Now().UTC().Format(time.RFC3339Nano) }
 
 // ollamaRun generates and answers as NDJSON (streamed) or one object.
 func (s *Server) ollamaRun(w http.ResponseWriter, r *http.Request, e *Engine, wts *Weights, prompt []int, c *ollamaCommon, chat bool) {
-	g, err := newGen(e, wts, prompt, c.Options.params(), 0.8)
+	g, err := newImageGen(e, wts, c.img, prompt, c.Options.params(), 0.8)
 	if err == nil {
 		var sc *constrain.Schema
 		if sc, err = ollamaFormat(c.Format); err == nil {
@@ -382,7 +435,7 @@ func (s *Server) ollamaRun(w http.ResponseWriter, r *http.Request, e *Engine, wt
 		d := time.Since(start).Nanoseconds()
 		m["done"], m["done_reason"] = true, reason
 		m["total_duration"], m["load_duration"] = d, 0
-		m["prompt_eval_count"], m["prompt_eval_duration"] = len(prompt), 0
+		m["prompt_eval_count"], m["prompt_eval_duration"] = g.promptTokens(), 0
 		m["eval_count"], m["eval_duration"] = tokens, d
 		return m
 	}

@@ -52,34 +52,95 @@ func (l *stopList) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// chatContent is a message's "content": a string or a list of text parts.
-type chatContent string
+// chatContent is a message's "content": a string or a list of parts,
+// text ({"type": "text", "text": ...}) or images ({"type": "image_url",
+// "image_url": {"url": "data:image/png;base64,...", "detail": ...}};
+// detail is accepted and ignored: the model's tower takes one size).
+type chatContent struct {
+	parts []contentPart
+}
+
+type contentPart struct {
+	text  string
+	image bool   // an image_url part
+	url   string // its url
+}
 
 func (c *chatContent) UnmarshalJSON(b []byte) error {
 	var s string
 	if err := json.Unmarshal(b, &s); err == nil {
-		*c = chatContent(s)
+		c.parts = []contentPart{{text: s}}
 		return nil
 	}
 	var parts []struct {
-		Type string  `json:"type"`
-		Text *string `json:"text"`
+		Type     string  `json:"type"`
+		Text     *string `json:"text"`
+		ImageURL *struct {
+			URL    string `json:"url"`
+			Detail string `json:"detail"`
+		} `json:"image_url"`
 	}
 	if err := json.Unmarshal(b, &parts); err != nil {
-		return errors.New(`"content" must be a string or a list of {"type": "text", "text": ...} parts`)
+		return errors.New(`"content" must be a string or a list of parts: {"type": "text", "text": ...} or {"type": "image_url", "image_url": {"url": "data:image/png;base64,..."}}`)
 	}
-	var sb strings.Builder
+	c.parts = nil
 	for _, p := range parts {
 		switch {
-		case p.Type == "image_url" || p.Type == "input_audio" || p.Type == "file":
-			return fmt.Errorf(`a message's %q content part is not supported yet by golem serve: send text parts ({"type": "text", "text": ...}) or a string`, p.Type)
+		case p.Type == "image_url" && p.ImageURL != nil:
+			c.parts = append(c.parts, contentPart{image: true, url: p.ImageURL.URL})
+		case p.Type == "image_url":
+			return errors.New(`an "image_url" content part needs "image_url": {"url": "data:image/png;base64,..."}`)
+		case p.Type == "input_audio" || p.Type == "file":
+			return fmt.Errorf(`a message's %q content part is not supported by golem serve: send text and image_url parts, or a string`, p.Type)
 		case p.Type != "text" || p.Text == nil:
-			return errors.New(`only text content parts are supported ({"type": "text", "text": ...})`)
+			return errors.New(`content parts are {"type": "text", "text": ...} or {"type": "image_url", "image_url": {"url": ...}}`)
+		default:
+			c.parts = append(c.parts, contentPart{text: *p.Text})
 		}
-		sb.WriteString(*p.Text)
 	}
-	*c = chatContent(sb.String())
 	return nil
+}
+
+// String is the content's text parts, joined.
+func (c chatContent) String() string {
+	var sb strings.Builder
+	for _, p := range c.parts {
+		sb.WriteString(p.text)
+	}
+	return sb.String()
+}
+
+// vlmText is the content for a vision-language model: its text parts
+// without placeholders of their own, each image part a placeholder and a
+// new line where it is (imageText).
+func (c chatContent) vlmText() string {
+	var sb strings.Builder
+	for _, p := range c.parts {
+		sb.WriteString(imageText(p.text, p.image))
+	}
+	return sb.String()
+}
+
+// openaiImages reads the image parts of msgs (each named by its field).
+func openaiImages(w *Weights, model string, msgs []openaiMessage) ([]reqImage, error) {
+	var out []reqImage
+	for i, m := range msgs {
+		for j, p := range m.Content.parts {
+			if !p.image {
+				continue
+			}
+			path := fmt.Sprintf("messages[%d].content[%d].image_url", i, j)
+			if err := textOnly(w, model, path); err != nil {
+				return nil, err
+			}
+			img, err := dataURI(path, p.url)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, img)
+		}
+	}
+	return out, nil
 }
 
 type openaiMessage struct {
@@ -154,17 +215,34 @@ func (s *Server) openaiChat(w http.ResponseWriter, r *http.Request) {
 	}
 	wts := e.Weights()
 	var prompt []int
-	if spec != nil || hasToolMessages(req.Messages) {
+	var img *ImagePrompt
+	imgs, err := openaiImages(wts, e.Name, req.Messages)
+	var pixels []float32
+	if err == nil {
+		pixels, err = imagePrompt(wts, e.Name, imgs)
+	}
+	switch {
+	case err != nil:
+	case wts.VLM != nil && (spec != nil || hasToolMessages(req.Messages)):
+		err = badRequest("model %s is a vision-language model; golem serve takes no tools for it", e.Name)
+	case spec != nil || hasToolMessages(req.Messages):
 		var tms []tokenizer.ToolMessage
 		if tms, err = toolMessages(req.Messages); err == nil {
 			prompt, err = toolPrompt(wts, tms, spec)
 		}
-	} else {
+	default:
 		msgs := make([]tokenizer.Message, len(req.Messages))
 		for i, m := range req.Messages {
-			msgs[i] = tokenizer.Message{Role: m.Role, Content: string(m.Content)}
+			msgs[i] = tokenizer.Message{Role: m.Role, Content: m.Content.String()}
+			if wts.VLM != nil {
+				msgs[i].Content = m.Content.vlmText()
+			}
 		}
-		prompt, err = chatPrompt(wts, msgs)
+		if wts.VLM != nil {
+			prompt, img, err = vlmPrompt(wts, msgs, pixels)
+		} else {
+			prompt, err = chatPrompt(wts, msgs)
+		}
 	}
 	if err != nil {
 		openAI.failErr(w, err)
@@ -175,7 +253,7 @@ func (s *Server) openaiChat(w http.ResponseWriter, r *http.Request) {
 		openAI.failErr(w, err)
 		return
 	}
-	g, err := newGen(e, wts, prompt, req.params(), 1)
+	g, err := newImageGen(e, wts, img, prompt, req.params(), 1)
 	if err == nil {
 		err = g.format(&req.openaiCommon)
 	}
@@ -276,7 +354,7 @@ func (s *Server) openaiRun(w http.ResponseWriter, r *http.Request, g *genRequest
 			}
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"id": id, "object": object, "created": created, "model": g.e.Name,
-			"choices": choices, "usage": newUsage(len(g.prompt), tokens), "system_fingerprint": "golem"})
+			"choices": choices, "usage": newUsage(g.promptTokens(), tokens), "system_fingerprint": "golem"})
 		return
 	}
 	ch, err := g.start(r.Context())
@@ -371,7 +449,7 @@ func (s *Server) openaiRun(w http.ResponseWriter, r *http.Request, g *genRequest
 		}
 	}
 	if c.StreamOptions != nil && c.StreamOptions.IncludeUsage {
-		u := newUsage(len(g.prompt), total)
+		u := newUsage(g.promptTokens(), total)
 		if !send(map[string]any{"id": id, "object": object, "created": created, "model": g.e.Name, "choices": []any{}, "usage": u}) {
 			return
 		}

@@ -15,8 +15,8 @@ import (
 // fieldRule says what golem does with a request field that its request
 // structs do not hold.
 type fieldRule struct {
-	// notYet marks a feature golem will have (tools, structured output,
-	// logprobs, images): a 400 "not supported yet" even when lenient, since
+	// notYet marks a feature golem will have (thinking, Ollama's
+	// logprobs): a 400 "not supported yet" even when lenient, since
 	// its answer would have another shape. null, false and neutral pass.
 	notYet bool
 	// noop marks a field that does not change the answer (how Ollama runs
@@ -55,11 +55,9 @@ var openaiFields = map[string]fieldRule{
 // ollamaFields are the rules for the Ollama API's fields golem's structs
 // do not hold.
 var ollamaFields = map[string]fieldRule{
-	"images":              notYet("[]"),
 	"think":               notYet(),
 	"logprobs":            notYet(),
 	"top_logprobs":        notYet("0"),
-	"messages[].images":   notYet("[]"),
 	"messages[].thinking": notYet(`""`),
 	"template":            neutral(`""`),
 	"suffix":              neutral(`""`),

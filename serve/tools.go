@@ -227,7 +227,7 @@ func openaiCalls(calls []tokenizer.ToolCall) []map[string]any {
 func toolMessages(msgs []openaiMessage) ([]tokenizer.ToolMessage, error) {
 	out := make([]tokenizer.ToolMessage, len(msgs))
 	for i, m := range msgs {
-		out[i] = tokenizer.ToolMessage{Role: m.Role, Content: string(m.Content), ToolCallID: m.ToolCallID}
+		out[i] = tokenizer.ToolMessage{Role: m.Role, Content: m.Content.String(), ToolCallID: m.ToolCallID}
 		if len(m.ToolCalls) > 0 && m.Role != "assistant" {
 			return nil, &fieldError{fmt.Sprintf("messages[%d].tool_calls", i), fmt.Sprintf(`"messages[%d].tool_calls": only an assistant message makes calls`, i)}
 		}
@@ -399,7 +399,7 @@ func (s *Server) openaiToolStream(w http.ResponseWriter, r *http.Request, g *gen
 		}
 	}
 	if c.StreamOptions != nil && c.StreamOptions.IncludeUsage {
-		b, _ := json.Marshal(map[string]any{"id": id, "object": object, "created": created, "model": g.e.Name, "choices": []any{}, "usage": newUsage(len(g.prompt), total)})
+		b, _ := json.Marshal(map[string]any{"id": id, "object": object, "created": created, "model": g.e.Name, "choices": []any{}, "usage": newUsage(g.promptTokens(), total)})
 		w.Write(append(append([]byte("data: "), b...), '\n', '\n'))
 	}
 	w.Write([]byte("data: [DONE]\n\n"))
@@ -418,12 +418,16 @@ type ollamaMessage struct {
 			Arguments json.RawMessage `json:"arguments"`
 		} `json:"function"`
 	} `json:"tool_calls"`
-	ToolName string `json:"tool_name"`
+	ToolName string   `json:"tool_name"`
+	Images   []string `json:"images"` // base64 (image.go)
 }
 
 // ollamaPrompt renders an Ollama conversation, with tools when it has
 // them or its messages hold calls or results.
 func ollamaPrompt(w *Weights, msgs []ollamaMessage, spec *toolSpec) ([]int, error) {
+	if w.VLM != nil {
+		return nil, &apiError{http.StatusInternalServerError, "", "serve: a vision-language model's conversation goes through ollamaVLMPrompt"}
+	}
 	tools := spec != nil
 	plain := make([]tokenizer.Message, len(msgs))
 	tms := make([]tokenizer.ToolMessage, len(msgs))

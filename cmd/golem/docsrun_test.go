@@ -493,6 +493,10 @@ func runDocBlock(t *testing.T, blk docBlock, dir, bin string) error {
 	cmd.Env = append(os.Environ(), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"), docsExitsEnv+"="+exits)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	// A block that fails before it stops what it left in the background
+	// (golem serve ... &) leaves the output pipe open: Run returns a
+	// moment after the shell exits instead of waiting for it for ever.
+	cmd.WaitDelay = 2 * time.Second
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()

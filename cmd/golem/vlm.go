@@ -66,14 +66,11 @@ func loadImageModel(be backend.Backend, dir, image string) (*llava.Model, *token
 	if !llava.IsLLaVA(dir) {
 		return nil, nil, nil, fmt.Errorf("--image: %s is a text-only model (its config.json's model_type is not \"llava\"); images need a vision-language model (golem vlm's --out)", dir)
 	}
-	m, err := llava.Load(be, dir)
+	l, err := load.Model(be, dir, load.Options{})
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	tok, err := tokenizer.Load(dir)
-	if err != nil {
-		return nil, nil, nil, err
-	}
+	m, tok := l.VLM, l.Tok
 	im, err := vision.ReadFile(image, vision.Limits{})
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("--image: %w", err)
@@ -97,7 +94,7 @@ func imageChat(m *llava.Model, tok *tokenizer.Tokenizer, pixels []float32, in io
 		gen.StopIDs = ids
 	}
 	gen.Stop = append(gen.Stop, "\nUSER:")
-	history := ""
+	var history []tokenizer.Message
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
 	for {
@@ -115,21 +112,25 @@ func imageChat(m *llava.Model, tok *tokenizer.Tokenizer, pixels []float32, in io
 		case "/exit", "/quit":
 			return nil
 		case "/reset":
-			history = ""
+			history = nil
 			fmt.Fprintln(out, "(history cleared)")
 			continue
 		}
 		line = strings.ReplaceAll(line, llava.Placeholder, "")
-		if history == "" {
+		if len(history) == 0 {
 			line = llava.Placeholder + "\n" + line
 		}
-		history += llava.UserTurn(line)
-		reply, err := generate.ImageText(m, tok, pixels, history, gen, func(d string) { io.WriteString(out, d) })
+		history = append(history, tokenizer.Message{Role: "user", Content: line})
+		text, err := llava.Render(history, end)
+		if err != nil {
+			return err
+		}
+		reply, err := generate.ImageText(m, tok, pixels, text, gen, func(d string) { io.WriteString(out, d) })
 		if err != nil {
 			return err
 		}
 		fmt.Fprintln(out)
-		history += " " + strings.TrimSpace(reply) + end
+		history = append(history, tokenizer.Message{Role: "assistant", Content: reply})
 	}
 }
 

@@ -114,6 +114,19 @@ type jsonText struct {
 // maxConfigBytes bounds config.json.
 const maxConfigBytes = 16 << 20
 
+// IsCLIP reports whether dir holds a config.json of model_type "clip" (a
+// CLIPModel folder).
+func IsCLIP(dir string) bool {
+	b, err := regfile.ReadFile(filepath.Join(dir, "config.json"), maxConfigBytes)
+	if err != nil {
+		return false
+	}
+	var probe struct {
+		ModelType string `json:"model_type"`
+	}
+	return json.Unmarshal(b, &probe) == nil && probe.ModelType == "clip"
+}
+
 // LoadConfig reads dir/config.json (or a config.json path).
 func LoadConfig(path string) (*Config, error) {
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {

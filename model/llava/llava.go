@@ -31,6 +31,7 @@ import (
 	"github.com/golem-ml/golem/model/vit"
 	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/tensor"
+	"github.com/golem-ml/golem/tokenizer"
 )
 
 // Placeholder is the text that marks where a prompt's image goes.
@@ -192,6 +193,35 @@ func (m *Model) Prefix(before []int, img *tensor.Tensor) *tensor.Tensor {
 // token, or "\n" when it has none. The first human turn holds the
 // placeholder.
 func UserTurn(text string) string { return "USER: " + text + "\nASSISTANT:" }
+
+// Render writes a conversation in that format: a system message's text
+// first (followed by a space, as LLaVA v1's system line), each user turn
+// as UserTurn, each answer as " " + its text + end (end is the
+// tokenizer's end token's text, or "\n"). An answer that is the last
+// message is left open (no end): the model continues it. The image's
+// placeholder is wherever the caller put it in a user turn.
+func Render(msgs []tokenizer.Message, end string) (string, error) {
+	var b strings.Builder
+	for i, m := range msgs {
+		switch m.Role {
+		case "system":
+			if i != 0 {
+				return "", fmt.Errorf("llava: messages[%d]: a system message must come first", i)
+			}
+			b.WriteString(m.Content + " ")
+		case "user":
+			b.WriteString(UserTurn(m.Content))
+		case "assistant":
+			b.WriteString(" " + strings.TrimSpace(m.Content))
+			if i < len(msgs)-1 {
+				b.WriteString(end)
+			}
+		default:
+			return "", fmt.Errorf("llava: messages[%d]: role %q is not \"system\", \"user\" or \"assistant\"", i, m.Role)
+		}
+	}
+	return b.String(), nil
+}
 
 // AlignPrompt is stage 1's human turn: captions answer it.
 const AlignPrompt = Placeholder + "\nDescribe the image."

@@ -11,6 +11,7 @@ import (
 	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/model/vit"
 	"github.com/golem-ml/golem/tensor"
+	"github.com/golem-ml/golem/tokenizer"
 )
 
 // Tiny returns a random tiny LLaVA: a CLIP tower on 8 x 8 images of 4 x 4
@@ -204,5 +205,25 @@ func TestGradientsFlow(t *testing.T) {
 			}
 		}
 		s.Close()
+	}
+}
+
+// Render writes the format train/vlm.go trains in: the system text, user
+// turns as UserTurn, answers after a space with end (the last one left
+// open); misplaced system messages and unknown roles are errors.
+func TestRender(t *testing.T) {
+	got, err := Render([]tokenizer.Message{{Role: "system", Content: "Be brief."}, {Role: "user", Content: Placeholder + "\nWhat is it?"},
+		{Role: "assistant", Content: " a circle "}, {Role: "user", Content: "Colour?"}}, "<|im_end|>")
+	want := "Be brief. USER: <image>\nWhat is it?\nASSISTANT: a circle<|im_end|>USER: Colour?\nASSISTANT:"
+	if err != nil || got != want {
+		t.Fatalf("Render: %q, %v; want %q", got, err, want)
+	}
+	if got, _ := Render([]tokenizer.Message{{Role: "user", Content: "hi"}, {Role: "assistant", Content: "It is"}}, "\n"); got != "USER: hi\nASSISTANT: It is" {
+		t.Errorf("an answer last: %q, want it left open", got)
+	}
+	for _, msgs := range [][]tokenizer.Message{{{Role: "user", Content: "a"}, {Role: "system", Content: "b"}}, {{Role: "tool", Content: "x"}}} {
+		if _, err := Render(msgs, "\n"); err == nil || !strings.Contains(err.Error(), "messages[") {
+			t.Errorf("Render(%v): %v, want an error naming the message", msgs, err)
+		}
 	}
 }

@@ -6,7 +6,8 @@
 // adapter_model.safetensors: LoRA, or prompt tuning) over its base model,
 // found from base_model_name_or_path relative to the adapter folder. It is
 // the one loader every command uses, so a folder any of them accepts all
-// of them accept.
+// of them accept. A LLaVA folder (model/llava) loads as its language model
+// with the whole vision-language model beside it (Loaded.VLM).
 package load
 
 import (
@@ -17,6 +18,7 @@ import (
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/gguf"
 	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/model/llava"
 	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/safetensors"
 	"github.com/golem-ml/golem/tokenizer"
@@ -44,6 +46,9 @@ type Loaded struct {
 	// itself.
 	Adapter *gpt.Adapter
 	Base    string
+	// VLM is the vision-language model of a LLaVA folder (Model is then
+	// its language model, VLM.LM); nil otherwise.
+	VLM *llava.Model
 }
 
 // maxDepth bounds a chain of adapters over adapters (and catches a
@@ -69,6 +74,17 @@ func read(be backend.Backend, dir string, o Options, depth int) (*Loaded, error)
 		if gpt.IsScorer(dir) {
 			return nil, fmt.Errorf("%s is a reward or value model (its config.json has num_labels), not a language model", dir)
 		}
+		if llava.IsLLaVA(dir) {
+			vm, err := llava.Load(be, dir)
+			if err != nil {
+				return nil, err
+			}
+			tok, err := tokenizer.Load(dir)
+			if err != nil {
+				return nil, err
+			}
+			return &Loaded{Model: vm.LM, Tok: tok, Base: dir, VLM: vm}, nil
+		}
 		m, err := gpt.Load(be, dir)
 		if err != nil {
 			return nil, err
@@ -89,6 +105,9 @@ func read(be backend.Backend, dir string, o Options, depth int) (*Loaded, error)
 	base, err := read(be, a.Base, Options{}, depth+1)
 	if err != nil {
 		return nil, fmt.Errorf("adapter %s: base model: %w", dir, err)
+	}
+	if base.VLM != nil {
+		return nil, fmt.Errorf("adapter %s: its base %s is a LLaVA model; adapters over vision-language models are not supported", dir, a.Base)
 	}
 	if base.SoftPrompt != nil {
 		return nil, fmt.Errorf("adapter %s: its base %s is a prompt-tuning adapter; an adapter's base must be a model or a LoRA adapter", dir, a.Base)

@@ -8,6 +8,9 @@ import (
 	"github.com/golem-ml/golem/backend/cpu"
 	"github.com/golem-ml/golem/internal/shared"
 	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/model/llava"
+	"github.com/golem-ml/golem/model/vit"
+	"github.com/golem-ml/golem/tokenizer"
 )
 
 // adapterOver writes a LoRA adapter (B zero: the base's outputs) over the
@@ -84,5 +87,58 @@ func TestAdapterChains(t *testing.T) {
 	adapterOver(t, missing, base, "../gone")
 	if _, err := Model(be, missing, Options{}); err == nil || !strings.Contains(err.Error(), "adapter "+missing+": base model") {
 		t.Errorf("an adapter whose base is gone: %v", err)
+	}
+}
+
+// A LLaVA folder loads as its language model with the whole model beside
+// it; an adapter over it is refused, naming both folders.
+func TestLLaVAFolder(t *testing.T) {
+	be := cpu.New()
+	tok, err := tokenizer.Train(tokenizer.TrainOptions{Texts: []string{"USER: <image>\nWhat is it?\nASSISTANT: a red circle"}, VocabSize: 280, Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := vit.New(be, vit.Config{Arch: vit.CLIP, Image: 8, Patch: 4, Channels: 3, Hidden: 16, Layers: 1, Heads: 2, Intermediate: 32, Activation: "gelu", Eps: 1e-5}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lm, err := gpt.New(be, gpt.Config{Arch: "llama", Vocab: tok.VocabSize(), Context: 64, Layers: 1, Heads: 2, KVHeads: 2, Hidden: 32, Intermediate: 64,
+		Eps: 1e-5, RopeTheta: 1e4, BOS: -1, EOS: -1}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm, err := llava.New(v, lm, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "vlm")
+	if err := vm.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := tok.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Model(be, dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.VLM == nil || l.Model != l.VLM.LM || l.VLM.Tokens() != 4 || l.Base != dir {
+		t.Fatalf("VLM %v, Model %p, base %q", l.VLM, l.Model, l.Base)
+	}
+	a := l.Model.Params()[0].Tensor.Host()
+	b := lm.Params()[0].Tensor.Host()
+	if a[0] != b[0] || a[len(a)-1] != b[len(b)-1] {
+		t.Error("the language model's weights differ from those saved")
+	}
+	ad := filepath.Join(t.TempDir(), "lora")
+	c := gpt.LoRAConfig{R: 2, Alpha: 4}
+	if _, err := lm.AttachLoRA(c, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := lm.SaveLoRA(ad, c, dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Model(be, ad, Options{}); err == nil || !strings.Contains(err.Error(), "LLaVA") || !strings.Contains(err.Error(), ad) {
+		t.Errorf("an adapter over a LLaVA folder: %v", err)
 	}
 }
