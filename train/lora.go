@@ -7,6 +7,7 @@ import (
 
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/model/llava"
 	"github.com/golem-ml/golem/model/load"
 	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/tokenizer"
@@ -26,6 +27,10 @@ type lmTrainee struct {
 	lora *gpt.LoRAConfig // nil: the whole model trains
 	base string          // the base model's folder (with LoRA)
 	out  string
+	// vlm is the LLaVA model whose language model m is, when the stage
+	// trains a vision-language model (its tower and projector frozen);
+	// refVLM the frozen reference's (loadRef).
+	vlm, refVLM *llava.Model
 }
 
 // loadTrainee loads what a stage trains: Out's model or adapter when
@@ -34,6 +39,20 @@ type lmTrainee struct {
 // attached when lora is set.
 func loadTrainee(be backend.Backend, model string, cfg Config, lora *gpt.LoRAConfig, what string) (*lmTrainee, error) {
 	t := &lmTrainee{out: cfg.Out}
+	if src := model; llava.IsLLaVA(src) || (cfg.Resume && llava.IsLLaVA(cfg.Out)) {
+		if cfg.Resume {
+			src = cfg.Out
+		}
+		if lora != nil {
+			return nil, fmt.Errorf("%s: LoRA on a vision-language model is not supported in this stage yet: train it whole (without --lora-r)", what)
+		}
+		var err error
+		if t.vlm, t.tok, err = loadVLM(be, src, what); err != nil {
+			return nil, err
+		}
+		t.m = t.vlm.LM
+		return t, nil
+	}
 	if cfg.Resume {
 		l, err := load.Model(be, cfg.Out, load.Options{KeepLoRA: true})
 		if err != nil {
@@ -100,6 +119,12 @@ func (t *lmTrainee) setSeed(seed uint64) {
 // save writes the model folder, or with LoRA the PEFT adapter folder and
 // the tokenizer.
 func (t *lmTrainee) save(dir string) error {
+	if t.vlm != nil {
+		if err := t.vlm.Save(dir); err != nil {
+			return err
+		}
+		return t.tok.SaveForModel(dir, t.m.Config.Context)
+	}
 	if t.lora == nil {
 		return saveModel(dir, t.m, t.tok)
 	}
@@ -123,6 +148,15 @@ func (t *lmTrainee) reference(full *gpt.Model, fn func(ref *gpt.Model)) {
 // loadRef loads the frozen reference a full run needs (nil with LoRA)
 // and the tokenizer, checked for chat tokens.
 func (t *lmTrainee) loadRef(be backend.Backend, model, what string) (*gpt.Model, *tokenizer.Tokenizer, error) {
+	if t.vlm != nil {
+		ref, _, err := loadVLM(be, model, what)
+		if err != nil {
+			return nil, nil, err
+		}
+		freeze(ref.Params())
+		t.refVLM = ref
+		return ref.LM, t.tok, nil
+	}
 	if t.lora != nil {
 		if err := checkChatTokenizer(t.tok, t.m.Config.Vocab, model); err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", what, err)
@@ -171,4 +205,26 @@ func relBase(out, base string) string {
 		return filepath.ToSlash(rel)
 	}
 	return b
+}
+
+// loadVLM loads a LLaVA folder and its tokenizer for a preference stage:
+// the language model trains, the vision tower and projector stay as they
+// are (what the labels compare is the language model's answers).
+func loadVLM(be backend.Backend, dir, what string) (*llava.Model, *tokenizer.Tokenizer, error) {
+	v, err := llava.Load(be, dir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", what, err)
+	}
+	tok, err := tokenizer.Load(dir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", what, err)
+	}
+	if tok.VocabSize() > v.Config.Text.Vocab {
+		return nil, nil, fmt.Errorf("%s: %s: the tokenizer has %d tokens but the language model only %d", what, dir, tok.VocabSize(), v.Config.Text.Vocab)
+	}
+	freeze(v.ProjectorParams())
+	for _, p := range v.LM.Params() {
+		p.Tensor.SetRequiresGrad(true)
+	}
+	return v, tok, nil
 }

@@ -15,7 +15,7 @@ func init() {
 
 func runDPO(args []string) error {
 	fs := newFlags("dpo", `golem dpo --model out/sft --data preferences.jsonl --out out/dpo`)
-	policy := fs.String("model", "", "the SFT model: the policy's start and the frozen reference (required)")
+	policy := fs.String("model", "", "the SFT model: the policy's start and the frozen reference; a LLaVA folder (golem vlm's --out) trains on labels with images (required)")
 	dataPath := fs.String("data", "", "preference pairs or rankings (required)")
 	heldout := fs.String("heldout", "", "held-out pairs (default: --heldout-frac of the prompts of --data)")
 	frac := fs.Float64("heldout-frac", 0.1, "share of prompts held out when --heldout is not given")

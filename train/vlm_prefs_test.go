@@ -1,0 +1,214 @@
+package train
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/golem-ml/golem/backend/cpu"
+	"github.com/golem-ml/golem/data"
+	"github.com/golem-ml/golem/model/clip"
+	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/model/llava"
+	"github.com/golem-ml/golem/tensor"
+	"github.com/golem-ml/golem/tokenizer"
+)
+
+// vlmPrefsFixture is vlmFixture's shapes world with a LLaVA folder made of
+// its CLIP tower, its language model and a new projector, and the first n
+// lines of the shapes world's simulated preference pairs (written beside
+// them, so their images resolve as they do for the whole file).
+func vlmPrefsFixture(t *testing.T, n int) (vlmDir, lmDir, prefs, shapesDir string) {
+	t.Helper()
+	shapesDir, clipDir, lmDir := vlmFixture(t)
+	be := cpu.New()
+	cm, err := clip.Load(be, clipDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lm, err := gpt.Load(be, lmDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := llava.New(cm.Vision, lm, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := tokenizer.Load(lmDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vlmDir = filepath.Join(t.TempDir(), "vlm")
+	if err := m.Save(vlmDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := tok.SaveForModel(vlmDir, lm.Config.Context); err != nil {
+		t.Fatal(err)
+	}
+	prefs = filepath.Join(shapesDir, "some_prefs.jsonl")
+	writeHead(t, filepath.Join(shapesDir, "train_prefs.jsonl"), prefs, n)
+	return vlmDir, lmDir, prefs, shapesDir
+}
+
+// writeHead copies the first n lines of src to dst.
+func writeHead(t *testing.T, src, dst string, n int) {
+	t.Helper()
+	f, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var b strings.Builder
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for i := 0; i < n && sc.Scan(); i++ {
+		b.WriteString(sc.Text() + "\n")
+	}
+	if err := os.WriteFile(dst, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// DPO on a LLaVA model from the shapes world's simulated image preferences
+// (golem's data reader, the images read from their files): the first
+// loss is log 2 (the policy is its reference), the loss falls, and the
+// implicit reward orders the training pairs as labelled (accuracy 0 at
+// the start: every margin is 0), while the vision tower and the projector
+// stay as they were.
+func TestDPOVLM(t *testing.T) {
+	vlmDir, _, prefs, _ := vlmPrefsFixture(t, 48)
+	ds, err := data.Read(prefs, data.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	res, err := DPO(context.Background(), DPOOptions{Backend: cpu.New(), Policy: vlmDir, Data: ds.Examples, Heldout: ds.Examples, Beta: 0.5, Batch: 4,
+		Loop: Config{Steps: 15, LR: 3e-3, Out: out, Quiet: true, Progress: io.Discard}, Log: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := metricRecords(t, out)
+	if math.Abs(recs[0]["loss"]-math.Log(2)) > 1e-4 {
+		t.Errorf("first loss %v, want log 2 (the policy is its reference)", recs[0]["loss"])
+	}
+	if res.Loss >= recs[0]["loss"]-0.1 {
+		t.Errorf("loss %v -> %v: did not fall", recs[0]["loss"], res.Loss)
+	}
+	if acc := res.Eval["val_accuracy"]; acc < 0.8 {
+		t.Errorf("accuracy on the training pairs %v after 15 steps, want >= 0.8 (0 at the start)", acc)
+	}
+	t.Logf("loss %.3f -> %.3f, accuracy on the training pairs %.3f", recs[0]["loss"], res.Loss, res.Eval["val_accuracy"])
+	a, err := llava.Load(cpu.New(), vlmDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := llava.Load(cpu.New(), out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if equalParams(a.LM.Params(), b.LM.Params()) {
+		t.Error("DPO left the language model unchanged")
+	}
+	if !equalParams(a.Vision.Params(), b.Vision.Params()) || !equalParams(a.ProjectorParams(), b.ProjectorParams()) {
+		t.Error("DPO changed the vision tower or the projector")
+	}
+}
+
+// The image matters: the same prompt and answer scored with two scenes'
+// images have different log-probabilities, on the one path that scores
+// text-only rows too (a row without an image gives the language model's
+// own log-probability).
+func TestImagePromptLogps(t *testing.T) {
+	vlmDir, _, prefs, shapesDir := vlmPrefsFixture(t, 1)
+	be := cpu.New()
+	v, tok, err := loadVLM(be, vlmDir, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds, err := data.Read(prefs, data.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := ds.Examples[0]
+	c := newChat(tok, v.LM.Config.Context, false)
+	c.vision = v
+	files := newImageFiles(v)
+	var imgs []*imagePrompt
+	var rows [][]int
+	var masks [][]bool
+	for _, img := range []string{e.Images[0], filepath.Join(shapesDir, "images", "train", "000001.png"), ""} {
+		var pix []float32
+		if img != "" {
+			if pix, err = files.pixels([]string{img}, vlmDir, "test", e.Source); err != nil {
+				t.Fatal(err)
+			}
+		}
+		prompt := e.Prompt
+		if img == "" { // a text-only row has no placeholder
+			prompt = append([]data.Message{{Role: "user", Content: strings.TrimPrefix(prompt[0].Content, llava.Placeholder+"\n")}}, prompt[1:]...)
+		}
+		p, ids, mask, err := c.render(prompt, e.Chosen, pix, e.Source)
+		if err != nil {
+			t.Fatal(err)
+		}
+		imgs, rows, masks = append(imgs, p), append(rows, ids), append(masks, mask)
+	}
+	if imgs[2] != nil || !strings.HasPrefix(tok.Decode(rows[2]), "USER: ") {
+		t.Fatalf("a row without an image: %v %q, want no image and the LLaVA format", imgs[2], tok.Decode(rows[2]))
+	}
+	var lp []float32
+	tensor.NoGrad(func() {
+		s := tensor.NewScope()
+		defer s.Close()
+		lp = answerLogps(s, v.LM, v, rows, masks, imgs, false).Host()
+	})
+	if lp[0] == lp[1] {
+		t.Fatalf("the answer's log-probability is %v with either image: the image does not reach the model", lp[0])
+	}
+	// The text-only row alone gives the same value as in the mixed batch
+	// (grouping and reordering keep each row's own value).
+	var alone []float32
+	tensor.NoGrad(func() {
+		s := tensor.NewScope()
+		defer s.Close()
+		alone = answerLogps(s, v.LM, v, rows[2:], masks[2:], imgs[2:], false).Host()
+	})
+	if math.Abs(float64(alone[0]-lp[2])) > 1e-4 {
+		t.Fatalf("the text-only row: %v alone, %v in a batch with image rows", alone[0], lp[2])
+	}
+	t.Logf("log p(answer): %v with its scene, %v with another, %v without an image", lp[0], lp[1], lp[2])
+}
+
+// Labels with images given to a text-only model, or naming an image file
+// that is not there, are errors that name the record's file and line.
+func TestDPOVLMErrors(t *testing.T) {
+	vlmDir, lmDir, prefs, shapesDir := vlmPrefsFixture(t, 4)
+	ds, err := data.Read(prefs, data.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = DPO(context.Background(), DPOOptions{Backend: cpu.New(), Policy: lmDir, Data: ds.Examples, Heldout: ds.Examples[:1],
+		Loop: Config{Steps: 1, LR: 1e-3, Out: t.TempDir(), Quiet: true}, Log: io.Discard})
+	wantErr(t, err, prefs+":1: the example has an image")
+	wantErr(t, err, "text-only model")
+	b, err := os.ReadFile(prefs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(string(b), "\n")
+	lines[2] = strings.Replace(lines[2], `"images":["images/`, `"images":["gone/`, 1)
+	bad := filepath.Join(shapesDir, "bad_prefs.jsonl")
+	os.WriteFile(bad, []byte(strings.Join(lines, "")), 0o644)
+	ds, err = data.Read(bad, data.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = DPO(context.Background(), DPOOptions{Backend: cpu.New(), Policy: vlmDir, Data: ds.Examples, Heldout: ds.Examples[:1],
+		Loop: Config{Steps: 1, LR: 1e-3, Out: t.TempDir(), Quiet: true}, Log: io.Discard})
+	wantErr(t, err, bad+":3: image "+filepath.Join(shapesDir, "gone"))
+}
