@@ -129,44 +129,13 @@ func (c *chat) render(prompt, answer []data.Message, pixels []float32, where str
 // answerLogps returns the log-probability under m of each row's tokens
 // marked in masks ([len(rows)], in scope s), their mean with mean set; v
 // is the LLaVA model around m (nil for a text-only model), and imgs[b]
-// what goes before row b (nil: nothing). Rows are grouped by the text
-// before their image (one forward pass per group, the embeddings being
-// the same length in each).
+// what goes before row b (nil: nothing).
 func answerLogps(s *tensor.Scope, m *gpt.Model, v *llava.Model, rows [][]int, masks [][]bool, imgs []*imagePrompt, mean bool) *tensor.Tensor {
-	var keys []string
-	groups := map[string][]int{}
-	for b := range rows {
-		k := "text"
-		if imgs[b] != nil {
-			k = fmt.Sprint(imgs[b].before)
-		}
-		if _, ok := groups[k]; !ok {
-			keys = append(keys, k)
-		}
-		groups[k] = append(groups[k], b)
-	}
-	var parts []*tensor.Tensor
-	var order []int // order[j]: the row at position j of the concatenated parts
-	for _, k := range keys {
-		g := groups[k]
+	return byImage(s, v, imgs, len(rows), m.Config.Context, func(g []int, embeds *tensor.Tensor, ctx int) *tensor.Tensor {
 		n := len(g)
 		rs, ms := make([][]int, n), make([][]bool, n)
-		var embeds *tensor.Tensor
-		var pixels []float32
 		for j, b := range g {
 			rs[j], ms[j] = rows[b], masks[b]
-			if imgs[b] != nil {
-				pixels = append(pixels, imgs[b].pixels...)
-			}
-		}
-		ctx := m.Config.Context
-		if pixels != nil {
-			feats, err := v.ImageFeatures(s, pixels, n)
-			if err != nil {
-				panic(err) // render checked every image's size for this tower
-			}
-			embeds = v.Prefix(imgs[g[0]].before, feats)
-			ctx -= embeds.Dim(1)
 		}
 		ids, T := padRows(rs, ctx)
 		tg := actionTargets(rs, ms, T)
@@ -187,18 +156,89 @@ func answerLogps(s *tensor.Scope, m *gpt.Model, v *llava.Model, rows [][]int, ma
 				}
 			}
 		}
-		parts = append(parts, rowSums(tokenLogProbsAfter(s, m, embeds, ids, tg, n, T, 1), w, n, T))
+		return rowSums(tokenLogProbsAfter(s, m, embeds, ids, tg, n, T, 1), w, n, T)
+	})
+}
+
+// rowScores returns the scorer's score of each row read at its last token
+// ([len(rows)], in scope s); v and imgs as for answerLogps.
+func rowScores(s *tensor.Scope, sc *gpt.Scorer, v *llava.Model, rows [][]int, imgs []*imagePrompt) *tensor.Tensor {
+	return byImage(s, v, imgs, len(rows), sc.Config.Context, func(g []int, embeds *tensor.Tensor, ctx int) *tensor.Tensor {
+		rs := make([][]int, len(g))
+		last := make([]int, len(g))
+		for j, b := range g {
+			rs[j], last[j] = rows[b], len(rows[b])-1
+		}
+		ids, T := padRows(rs, ctx)
+		return sc.Scores(ids, len(g), T, last, gpt.Options{Scope: s, Embeds: embeds})
+	})
+}
+
+// scoreAll scores rows in batches of 16 without gradients (rowScores).
+func scoreAll(sc *gpt.Scorer, v *llava.Model, rows [][]int, imgs []*imagePrompt) []float64 {
+	out := make([]float64, 0, len(rows))
+	for i := 0; i < len(rows); i += 16 {
+		j := min(i+16, len(rows))
+		var im []*imagePrompt
+		if imgs != nil {
+			im = imgs[i:j]
+		}
+		for _, x := range noGradValues(func(s *tensor.Scope) *tensor.Tensor { return rowScores(s, sc, v, rows[i:j], im) }) {
+			out = append(out, float64(x))
+		}
+	}
+	return out
+}
+
+// byImage runs fn on each group of the n rows that share the text before
+// their image (text-only rows, imgs[b] nil or imgs nil, are one group):
+// fn gets the group's row indices, the embeddings that go before their
+// tokens (nil for text rows) and the context left for the tokens, and
+// returns one value a row. The values come back in the rows' order.
+func byImage(s *tensor.Scope, v *llava.Model, imgs []*imagePrompt, n, ctx int, fn func(g []int, embeds *tensor.Tensor, ctx int) *tensor.Tensor) *tensor.Tensor {
+	var keys []string
+	groups := map[string][]int{}
+	for b := range n {
+		k := "text"
+		if imgs != nil && imgs[b] != nil {
+			k = fmt.Sprint(imgs[b].before)
+		}
+		if _, ok := groups[k]; !ok {
+			keys = append(keys, k)
+		}
+		groups[k] = append(groups[k], b)
+	}
+	var parts []*tensor.Tensor
+	var order []int // order[j]: the row at position j of the concatenated parts
+	for _, k := range keys {
+		g := groups[k]
+		var embeds *tensor.Tensor
+		var pixels []float32
+		for _, b := range g {
+			if imgs != nil && imgs[b] != nil {
+				pixels = append(pixels, imgs[b].pixels...)
+			}
+		}
+		left := ctx
+		if pixels != nil {
+			feats, err := v.ImageFeatures(s, pixels, len(g))
+			if err != nil {
+				panic(err) // imageFiles prepared every image for this tower
+			}
+			embeds = v.Prefix(imgs[g[0]].before, feats)
+			left -= embeds.Dim(1)
+		}
+		parts = append(parts, fn(g, embeds, left))
 		order = append(order, g...)
 	}
 	if len(parts) == 1 {
 		return parts[0]
 	}
 	// Back to the rows' order: a permutation matrix times the parts.
-	N := len(rows)
-	perm := make([]float32, N*N)
+	perm := make([]float32, n*n)
 	for j, b := range order {
-		perm[b*N+j] = 1
+		perm[b*n+j] = 1
 	}
-	all := tensor.Reshape(tensor.Concat(0, parts...), N, 1)
-	return tensor.Reshape(tensor.MatMul(s.FromHost(all.Backend(), perm, N, N), all, false, false), N)
+	all := tensor.Reshape(tensor.Concat(0, parts...), n, 1)
+	return tensor.Reshape(tensor.MatMul(s.FromHost(all.Backend(), perm, n, n), all, false, false), n)
 }

@@ -212,3 +212,76 @@ func TestDPOVLMErrors(t *testing.T) {
 		Loop: Config{Steps: 1, LR: 1e-3, Out: t.TempDir(), Quiet: true}, Log: io.Discard})
 	wantErr(t, err, bad+":3: image "+filepath.Join(shapesDir, "gone"))
 }
+
+// A reward model on a LLaVA model, trained on the shapes world's
+// simulated K-way image rankings: the ranking pairs of its training items
+// come to be ordered as labelled, the folder it saves loads back
+// (llava.LoadScorer) and scores as training did, and the same prompt and
+// answer with another scene's image get another reward.
+func TestRewardVLM(t *testing.T) {
+	vlmDir, _, _, shapesDir := vlmPrefsFixture(t, 1)
+	ranks := filepath.Join(shapesDir, "some_rankings.jsonl")
+	writeHead(t, filepath.Join(shapesDir, "train_rankings.jsonl"), ranks, 24)
+	ds, err := data.Read(ranks, data.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(steps int) (string, RewardReport) {
+		out := t.TempDir()
+		_, rep, err := Reward(context.Background(), RewardOptions{Backend: cpu.New(), Model: vlmDir, Data: ds.Examples, Heldout: ds.Examples, Batch: 4,
+			Loop: Config{Steps: steps, LR: 1e-2, Warmup: 2, Out: out, Quiet: true, Progress: io.Discard}, Log: io.Discard})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out, rep
+	}
+	_, first := run(1)
+	out, rep := run(30)
+	if rep.Accuracy < 0.8 || rep.Accuracy < first.Accuracy+0.1 {
+		t.Fatalf("accuracy on the training rankings' %d pairs: %.3f after 1 step, %.3f after 30; want >= 0.8 and up by 0.1", rep.Pairs, first.Accuracy, rep.Accuracy)
+	}
+	t.Logf("accuracy on the training rankings' %d pairs: %.3f after 1 step, %.3f after 30", rep.Pairs, first.Accuracy, rep.Accuracy)
+	rm, err := llava.LoadScorer(cpu.New(), out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := tokenizer.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newChat(tok, rm.LM.Config.Context, false)
+	c.vision = rm.Model
+	files := newImageFiles(rm.Model)
+	e := ds.Examples[0]
+	var rows [][]int
+	var imgs []*imagePrompt
+	for _, img := range []string{e.Images[0], filepath.Join(shapesDir, "images", "train", "000001.png")} {
+		pix, err := files.pixels([]string{img}, out, "test", e.Source)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, ids, _, err := c.render(e.Prompt, e.Completions[e.Ranking[0]], pix, e.Source)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows, imgs = append(rows, ids), append(imgs, p)
+	}
+	sc := scoreAll(rm.Score, rm.Model, rows, imgs)
+	if sc[0] == sc[1] {
+		t.Fatalf("the best answer's reward is %v with either image: the image does not reach the reward model", sc[0])
+	}
+	// The saved model's scores are the trained model's: its accuracy on
+	// the same rankings, recomputed from the folder, is the report's.
+	items, err := rankItems(c, files, out, ds.Examples)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := evalRanks(rm.Score, rm.Model, items)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(again.Accuracy-rep.Accuracy) > 1e-9 {
+		t.Fatalf("the saved reward model orders %.3f of the pairs, training reported %.3f", again.Accuracy, rep.Accuracy)
+	}
+	t.Logf("reward of the best answer: %.3f with its scene, %.3f with another", sc[0], sc[1])
+}

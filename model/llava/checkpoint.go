@@ -123,6 +123,20 @@ func Load(be backend.Backend, dir string) (*Model, error) {
 		return nil, err
 	}
 	defer st.Close()
+	m, err := build(be, c, st, dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := weights.Fill(st, m.Params(), dir, nil); err != nil {
+		return nil, fmt.Errorf("llava: %w", err)
+	}
+	m.FreezeVision()
+	return m, st.Changed()
+}
+
+// build checks config c against the checkpoint's header, then allocates
+// the model (weights not read yet).
+func build(be backend.Backend, c *Config, st *safetensors.Model, dir string) (*Model, error) {
 	if err := vit.CheckHeader(&c.Vision, st, safetensors.ModelFile, VisionPrefix); err != nil {
 		return nil, fmt.Errorf("llava: %s: vision_config: %w", filepath.Join(dir, "config.json"), err)
 	}
@@ -140,12 +154,7 @@ func Load(be backend.Backend, dir string) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Model{Config: *c, Vision: vis, LM: lm, Projector: newProjector(nn.NewInit(be, 0), *c)}
-	if err := weights.Fill(st, m.Params(), dir, nil); err != nil {
-		return nil, fmt.Errorf("llava: %w", err)
-	}
-	m.FreezeVision()
-	return m, st.Changed()
+	return &Model{Config: *c, Vision: vis, LM: lm, Projector: newProjector(nn.NewInit(be, 0), *c)}, nil
 }
 
 // lmEmbedName is the language model's token embedding's name (GPT-2's,
