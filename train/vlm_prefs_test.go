@@ -285,3 +285,116 @@ func TestRewardVLM(t *testing.T) {
 	}
 	t.Logf("reward of the best answer: %.3f with its scene, %.3f with another", sc[0], sc[1])
 }
+
+// Stage 2 with LoRA: the loss on its conversations falls; Out is a PEFT
+// adapter folder over the stage 1 folder (the language model's adapters,
+// a target_modules expression on the language model alone, the projector
+// as modules_to_save) that llava.Load reads merged, with the base's
+// language model and tower unchanged under it and a new projector; the
+// merged model computes what the adapter-attached one does; a run
+// stopped after 2 of 4 steps and resumed ends where 4 steps end.
+func TestVLMLoRA(t *testing.T) {
+	vlmDir, _, _, shapesDir := vlmPrefsFixture(t, 1)
+	convs := filepath.Join(shapesDir, "train_llava.json")
+	lora := &gpt.LoRAConfig{R: 4, Alpha: 8}
+	run := func(out string, steps, stopAt int, resume bool) Result {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		res, err := VLM(ctx, VLMOptions{Backend: cpu.New(), Stage: StageInstruct, Model: vlmDir, Data: convs, EvalData: convs, Batch: 8, LoRA: lora, Log: io.Discard,
+			Loop: Config{Steps: steps, LR: 1e-2, Warmup: 2, Out: out, Resume: resume, Quiet: true, Progress: io.Discard, OnStep: func(step int, _ float64) {
+				if step == stopAt {
+					cancel()
+				}
+			}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	before := run(filepath.Join(t.TempDir(), "one"), 1, -1, false).Eval["val_loss"]
+	out := filepath.Join(t.TempDir(), "lora")
+	after := run(out, 12, -1, false).Eval["val_loss"]
+	if !(after < before-0.1) {
+		t.Fatalf("stage 2 with LoRA: loss on its conversations %.3f after 1 step, %.3f after 12: did not fall", before, after)
+	}
+	t.Logf("stage 2 with LoRA: loss %.3f -> %.3f", before, after)
+	for _, f := range []string{gpt.AdapterConfigFile, gpt.AdapterModelFile, "tokenizer.json"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(out, "model.safetensors")); err == nil {
+		t.Fatal("a LoRA run wrote the whole model")
+	}
+	a, err := gpt.ReadAdapterConfig(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want, _ := filepath.Abs(vlmDir); filepath.Clean(a.Base) != want || a.TargetPattern == "" || len(a.ModulesToSave) != 1 || a.ModulesToSave[0] != "multi_modal_projector" {
+		t.Fatalf("adapter_config.json: base %q (want %q), target_modules %q, modules_to_save %q", a.Base, want, a.TargetPattern, a.ModulesToSave)
+	}
+	if !llava.IsLLaVA(out) {
+		t.Fatal("llava.IsLLaVA is false for the adapter folder")
+	}
+	base, err := llava.Load(cpu.New(), vlmDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	merged, err := llava.Load(cpu.New(), out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	attached, _, err := llava.LoadLoRA(cpu.New(), out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if equalParams(merged.LM.Params(), base.LM.Params()) || equalParams(merged.ProjectorParams(), base.ProjectorParams()) {
+		t.Fatal("the merged model has the base's language model or projector")
+	}
+	if !equalParams(attached.LM.Params(), base.LM.Params()) || !equalParams(merged.Vision.Params(), base.Vision.Params()) {
+		t.Fatal("the adapter changed the base's weights under it, or the vision tower")
+	}
+	// The same prompt and answer through both: the same log-probability.
+	tok, err := tokenizer.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lp [2]float32
+	for i, m := range []*llava.Model{merged, attached} {
+		c := newChat(tok, m.LM.Config.Context, false)
+		c.vision = m
+		pix, err := newImageFiles(m).pixels([]string{filepath.Join(shapesDir, "images", "train", "000000.png")}, out, "test", "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, ids, mask, err := c.render([]data.Message{{Role: "user", Content: "Describe the image."}}, []data.Message{{Role: "assistant", Content: "a red circle"}}, pix, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tensor.NoGrad(func() {
+			s := tensor.NewScope()
+			defer s.Close()
+			lp[i] = answerLogps(s, m.LM, m, [][]int{ids}, [][]bool{mask}, []*imagePrompt{img}, false).Host()[0]
+		})
+	}
+	if math.Abs(float64(lp[0]-lp[1])) > 1e-3 {
+		t.Fatalf("log p(answer): merged %v, adapters attached %v", lp[0], lp[1])
+	}
+	whole, parts := filepath.Join(t.TempDir(), "whole"), filepath.Join(t.TempDir(), "parts")
+	run(whole, 4, -1, false)
+	if res := run(parts, 4, 2, false); !res.Interrupted || res.Step != 2 {
+		t.Fatalf("stopped run: %+v, want interrupted at step 2", res)
+	}
+	run(parts, 4, -1, true)
+	w, _, err := llava.LoadLoRA(cpu.New(), whole)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _, err := llava.LoadLoRA(cpu.New(), parts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !equalParams(append(w.LM.LoRAParams(), w.ProjectorParams()...), append(p.LM.LoRAParams(), p.ProjectorParams()...)) {
+		t.Fatal("2 steps and 2 resumed differ from 4 steps")
+	}
+}
