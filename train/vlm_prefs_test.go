@@ -15,6 +15,7 @@ import (
 	"github.com/golem-ml/golem/model/clip"
 	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/model/llava"
+	"github.com/golem-ml/golem/model/load"
 	"github.com/golem-ml/golem/tensor"
 	"github.com/golem-ml/golem/tokenizer"
 )
@@ -347,6 +348,13 @@ func TestVLMLoRA(t *testing.T) {
 	attached, _, err := llava.LoadLoRA(cpu.New(), out)
 	if err != nil {
 		t.Fatal(err)
+	}
+	l, err := load.Model(cpu.New(), out, load.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.VLM == nil || l.Adapter == nil || l.Model != l.VLM.LM || !equalParams(l.VLM.Params(), merged.Params()) {
+		t.Fatalf("model/load read the adapter folder as %+v, want the merged LLaVA model", l)
 	}
 	if equalParams(merged.LM.Params(), base.LM.Params()) || equalParams(merged.ProjectorParams(), base.ProjectorParams()) {
 		t.Fatal("the merged model has the base's language model or projector")

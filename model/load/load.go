@@ -4,7 +4,9 @@
 // holding model.gguf: weights, config and tokenizer from the one file,
 // through gpt.Load and tokenizer.Load), or a PEFT adapter folder (adapter_config.json and
 // adapter_model.safetensors: LoRA, or prompt tuning) over its base model,
-// found from base_model_name_or_path relative to the adapter folder. It is
+// found from base_model_name_or_path relative to the adapter folder; a
+// LLaVA folder or a LoRA adapter over one (Loaded.VLM, Model its language
+// model). It is
 // the one loader every command uses, so a folder any of them accepts all
 // of them accept.
 package load
@@ -17,6 +19,7 @@ import (
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/gguf"
 	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/model/llava"
 	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/safetensors"
 	"github.com/golem-ml/golem/tokenizer"
@@ -44,6 +47,10 @@ type Loaded struct {
 	// itself.
 	Adapter *gpt.Adapter
 	Base    string
+	// VLM is the vision-language model when dir is a LLaVA folder or a
+	// LoRA adapter over one (model/llava); Model is then its language
+	// model.
+	VLM *llava.Model
 }
 
 // maxDepth bounds a chain of adapters over adapters (and catches a
@@ -65,6 +72,9 @@ func Model(be backend.Backend, dir string, o Options) (*Loaded, error) {
 }
 
 func read(be backend.Backend, dir string, o Options, depth int) (*Loaded, error) {
+	if llava.IsLLaVA(dir) {
+		return readVLM(be, dir, o)
+	}
 	if !gpt.IsAdapter(dir) {
 		if gpt.IsScorer(dir) {
 			return nil, fmt.Errorf("%s is a reward or value model (its config.json has num_labels), not a language model", dir)
@@ -112,6 +122,32 @@ func read(be backend.Backend, dir string, o Options, depth int) (*Loaded, error)
 			return nil, err
 		}
 	}
+	return l, nil
+}
+
+// readVLM reads a LLaVA folder, or a LoRA adapter over one (merged, or
+// attached with o.KeepLoRA), with its tokenizer.
+func readVLM(be backend.Backend, dir string, o Options) (*Loaded, error) {
+	l := &Loaded{Base: dir}
+	var err error
+	if gpt.IsAdapter(dir) {
+		if l.Adapter, err = gpt.ReadAdapterConfig(dir); err != nil {
+			return nil, err
+		}
+		l.Base = l.Adapter.Base
+	}
+	if o.KeepLoRA && l.Adapter != nil {
+		l.VLM, _, err = llava.LoadLoRA(be, dir)
+	} else {
+		l.VLM, err = llava.Load(be, dir)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if l.Tok, err = tokenizer.Load(dir); err != nil {
+		return nil, err
+	}
+	l.Model = l.VLM.LM
 	return l, nil
 }
 
