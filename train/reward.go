@@ -140,7 +140,7 @@ func Reward(ctx context.Context, o RewardOptions) (Result, RewardReport, error) 
 	var lora *gpt.LoRAConfig
 	base := o.Model
 	if vlm := llava.IsLLaVA(o.Model) || (cfg.Resume && llava.IsLLaVA(cfg.Out)); vlm && o.LoRA != nil {
-		return Result{}, RewardReport{}, errors.New("reward: LoRA on a vision-language model is not supported yet: train it whole (without --lora-r)")
+		return Result{}, RewardReport{}, errors.New("reward: LoRA on a vision-language model's reward model is not supported yet: train it whole (without --lora-r)")
 	} else if vlm && cfg.Resume {
 		if vs, err = llava.LoadScorer(o.Backend, cfg.Out); err != nil {
 			return Result{}, RewardReport{}, fmt.Errorf("reward: --resume: %w", err)

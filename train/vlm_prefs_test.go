@@ -118,6 +118,30 @@ func TestDPOVLM(t *testing.T) {
 	if !equalParams(a.Vision.Params(), b.Vision.Params()) || !equalParams(a.ProjectorParams(), b.ProjectorParams()) {
 		t.Error("DPO changed the vision tower or the projector")
 	}
+	// With LoRA: the reference is the policy with its adapters off (the
+	// first loss is log 2 again), the loss falls, and Out is an adapter
+	// folder over the starting LLaVA folder that llava.Load reads merged.
+	lout := t.TempDir()
+	res, err = DPO(context.Background(), DPOOptions{Backend: cpu.New(), Policy: vlmDir, Data: ds.Examples, Heldout: ds.Examples, Beta: 0.5, Batch: 4,
+		LoRA: &gpt.LoRAConfig{R: 8, Alpha: 16}, Loop: Config{Steps: 15, LR: 1e-2, Out: lout, Quiet: true, Progress: io.Discard}, Log: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs = metricRecords(t, lout)
+	if math.Abs(recs[0]["loss"]-math.Log(2)) > 1e-4 || res.Loss >= recs[0]["loss"]-0.1 || res.Eval["val_accuracy"] < 0.8 {
+		t.Errorf("LoRA: loss %v -> %v, accuracy on the training pairs %v; want log 2 first, falling, accuracy >= 0.8", recs[0]["loss"], res.Loss, res.Eval["val_accuracy"])
+	}
+	t.Logf("LoRA: loss %.3f -> %.3f, accuracy on the training pairs %.3f", recs[0]["loss"], res.Loss, res.Eval["val_accuracy"])
+	if _, err := os.Stat(filepath.Join(lout, gpt.AdapterConfigFile)); err != nil {
+		t.Fatal(err)
+	}
+	c, err := llava.Load(cpu.New(), lout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if equalParams(a.LM.Params(), c.LM.Params()) || !equalParams(a.ProjectorParams(), c.ProjectorParams()) {
+		t.Error("DPO with LoRA: the merged language model is the base's, or the projector changed")
+	}
 }
 
 // The image matters: the same prompt and answer scored with two scenes'
@@ -197,6 +221,9 @@ func TestDPOVLMErrors(t *testing.T) {
 		Loop: Config{Steps: 1, LR: 1e-3, Out: t.TempDir(), Quiet: true}, Log: io.Discard})
 	wantErr(t, err, prefs+":1: the example has an image")
 	wantErr(t, err, "text-only model")
+	_, _, err = Reward(context.Background(), RewardOptions{Backend: cpu.New(), Model: lmDir, Data: ds.Examples, Heldout: ds.Examples[:1],
+		Loop: Config{Steps: 1, LR: 1e-3, Out: t.TempDir(), Quiet: true}, Log: io.Discard})
+	wantErr(t, err, "reward: "+prefs+":1: the example has an image")
 	b, err := os.ReadFile(prefs)
 	if err != nil {
 		t.Fatal(err)
@@ -212,6 +239,9 @@ func TestDPOVLMErrors(t *testing.T) {
 	_, err = DPO(context.Background(), DPOOptions{Backend: cpu.New(), Policy: vlmDir, Data: ds.Examples, Heldout: ds.Examples[:1],
 		Loop: Config{Steps: 1, LR: 1e-3, Out: t.TempDir(), Quiet: true}, Log: io.Discard})
 	wantErr(t, err, bad+":3: image "+filepath.Join(shapesDir, "gone"))
+	_, _, err = Reward(context.Background(), RewardOptions{Backend: cpu.New(), Model: vlmDir, Data: ds.Examples, Heldout: ds.Examples[:1],
+		Loop: Config{Steps: 1, LR: 1e-3, Out: t.TempDir(), Quiet: true}, Log: io.Discard})
+	wantErr(t, err, "reward: "+bad+":3: image "+filepath.Join(shapesDir, "gone"))
 }
 
 // A reward model on a LLaVA model, trained on the shapes world's
