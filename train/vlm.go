@@ -158,7 +158,7 @@ func VLM(ctx context.Context, o VLMOptions) (Result, error) {
 	}
 	t.batch = min(t.batch, len(t.train))
 	trainable := 0
-	for _, p := range t.model.Params() {
+	for _, p := range t.Params() { // with LoRA, the adapters are not among the model's parameters
 		if p.Tensor.RequiresGrad() {
 			trainable += p.Tensor.Len()
 		}
