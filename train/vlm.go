@@ -108,8 +108,9 @@ func VLM(ctx context.Context, o VLMOptions) (Result, error) {
 			return Result{}, err
 		}
 	}
-	if t.model != nil { // LoRA: loadLoRA loaded the model
-	} else if from != "" {
+	switch {
+	case t.model != nil: // LoRA: loadLoRA loaded it
+	case from != "":
 		if !llava.IsLLaVA(from) {
 			return Result{}, fmt.Errorf("vlm: %s is not a LLaVA folder (config.json's model_type is not \"llava\")", from)
 		}
@@ -119,7 +120,7 @@ func VLM(ctx context.Context, o VLMOptions) (Result, error) {
 		if t.tok, err = tokenizer.Load(from); err != nil {
 			return Result{}, err
 		}
-	} else {
+	default:
 		cm, err := clip.Load(o.Backend, o.Vision)
 		if err != nil {
 			return Result{}, err
