@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/data"
@@ -286,7 +287,7 @@ func demoAnswer(e *data.Example) []data.Message {
 }
 
 // splitByPrompt holds out about frac (default 0.1) of the prompts, by a
-// hash of the prompt, so that no prompt is in both parts.
+// hash of the prompt and its image, so that no prompt is in both parts.
 func splitByPrompt(ex []data.Example, frac float64) (train, val []data.Example) {
 	if frac == 0 {
 		frac = 0.1
@@ -299,6 +300,9 @@ func splitByPrompt(ex []data.Example, frac float64) (train, val []data.Example) 
 		if len(e.Prompt) == 0 {
 			io.WriteString(h, fmt.Sprint(e.Chosen))
 		}
+		for _, im := range e.Images { // the same question about another image is another prompt
+			io.WriteString(h, "\x00image\x00"+imageKey(im, e.Source))
+		}
 		if float64(h.Sum64()%10000) < frac*10000 {
 			val = append(val, e)
 		} else {
@@ -306,6 +310,18 @@ func splitByPrompt(ex []data.Example, frac float64) (train, val []data.Example) 
 		}
 	}
 	return train, val
+}
+
+// imageKey names an example's image for the held-out split wherever the
+// data lives: its path relative to the data file's folder (source is
+// "file:line"), as the record wrote it.
+func imageKey(image, source string) string {
+	if i := strings.LastIndex(source, ":"); i > 0 {
+		if rel, err := filepath.Rel(filepath.Dir(source[:i]), image); err == nil {
+			return filepath.ToSlash(rel)
+		}
+	}
+	return filepath.Base(image)
 }
 
 // rankItems renders preference and ranking examples. A ranking lists each

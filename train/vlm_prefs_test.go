@@ -3,6 +3,7 @@ package train
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"math"
 	"os"
@@ -434,5 +435,31 @@ func TestVLMLoRA(t *testing.T) {
 	}
 	if !equalParams(append(w.LM.LoRAParams(), w.ProjectorParams()...), append(p.LM.LoRAParams(), p.ProjectorParams()...)) {
 		t.Fatal("2 steps and 2 resumed differ from 4 steps")
+	}
+}
+
+// The held-out split keeps a prompt's pairs together, but the same
+// question about another image is another prompt: the shapes world's
+// descriptions (one text, every scene's image) fall on both sides; and
+// the split does not depend on where the data lives.
+func TestSplitByPromptImages(t *testing.T) {
+	var ex []data.Example
+	for i := range 200 {
+		ex = append(ex, data.Example{Kind: data.Preference, Prompt: []data.Message{{Role: "user", Content: "<image>\nDescribe the image."}},
+			Chosen: []data.Message{{Role: "assistant", Content: "a"}}, Rejected: []data.Message{{Role: "assistant", Content: "b"}},
+			Images: []string{filepath.Join("/data/shapes", "images", "train", fmt.Sprintf("%06d.png", i))}, Source: fmt.Sprintf("/data/shapes/p.jsonl:%d", i+1)})
+	}
+	tr, va := splitByPrompt(ex, 0.1)
+	if len(va) < 5 || len(tr) < 150 {
+		t.Fatalf("%d held out, %d to train: the image is not part of the prompt", len(va), len(tr))
+	}
+	moved := make([]data.Example, len(ex))
+	for i, e := range ex {
+		e.Images = []string{strings.Replace(e.Images[0], "/data/", "/elsewhere/x/", 1)}
+		e.Source = strings.Replace(e.Source, "/data/", "/elsewhere/x/", 1)
+		moved[i] = e
+	}
+	if _, va2 := splitByPrompt(moved, 0.1); len(va2) != len(va) || va2[0].Images[0] != strings.Replace(va[0].Images[0], "/data/", "/elsewhere/x/", 1) {
+		t.Fatal("the split changed when the data moved")
 	}
 }
