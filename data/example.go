@@ -96,6 +96,13 @@ type Example struct {
 	// Plain is true when the record was in standard form (plain strings).
 	Plain bool
 
+	// Images are the image files the conversation is about (the record's
+	// "images", relative paths resolved against the data file's folder):
+	// at most one, for a vision-language model. The prompt's text holds
+	// "<image>" where it goes; without one it goes before the first user
+	// text.
+	Images []string
+
 	// Source is where the record was read, as "file:line".
 	Source string
 }
@@ -159,6 +166,7 @@ func (e *Example) Pairs() []Example {
 				Chosen:   e.Completions[p.Winner],
 				Rejected: e.Completions[p.Loser],
 				Plain:    e.Plain,
+				Images:   e.Images,
 				Source:   e.Source,
 			}
 		}

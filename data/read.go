@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"unicode/utf8"
 )
 
@@ -417,8 +418,12 @@ func (r *Reader) parse(rec *record) ([]Example, error) {
 			Msg: fmt.Sprintf("record is %s %s, but the file began as %s %s (line %d); one file holds one shape", r.format, shape, r.format, r.shape, r.shapeLine)}
 	}
 	src := fmt.Sprintf("%s:%d", r.name, rec.line)
+	imgs, err := rec.images(filepath.Dir(r.name))
+	if err != nil {
+		return nil, err
+	}
 	for i := range exs {
-		exs[i].Source = src
+		exs[i].Source, exs[i].Images = src, imgs
 	}
 	return exs, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -166,6 +167,39 @@ func (r *record) list(v json.RawMessage, path string) ([]json.RawMessage, error)
 		return nil, r.fail(path, "is not a valid list: %v", err)
 	}
 	return items, nil
+}
+
+// images reads the optional "images" list (TRL's vision formats' field):
+// image file paths, relative ones taken against dir (the data file's
+// folder). One image a record: golem's vision-language model takes one.
+// Whether the files exist is checked where they are read.
+func (r *record) images(dir string) ([]string, error) {
+	if !r.has("images") {
+		return nil, nil
+	}
+	vs, err := r.list(r.fields["images"], q("images"))
+	if err != nil {
+		return nil, err
+	}
+	if len(vs) > 1 {
+		return nil, r.fail(q("images"), "holds %d images; golem's vision-language model takes one a record", len(vs))
+	}
+	var out []string
+	for i, v := range vs {
+		path := fmt.Sprintf(`"images"[%d]`, i)
+		s, err := r.decodeString(v, path)
+		if err != nil {
+			return nil, err
+		}
+		if strings.TrimSpace(s) == "" {
+			return nil, r.fail(path, "is empty")
+		}
+		if !filepath.IsAbs(s) {
+			s = filepath.Join(dir, filepath.FromSlash(s))
+		}
+		out = append(out, s)
+	}
+	return out, nil
 }
 
 // object decodes v, which must be a JSON object, for the field path.

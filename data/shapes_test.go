@@ -234,3 +234,34 @@ func TestDescribe(t *testing.T) {
 		t.Fatalf("Render:\n%s", r)
 	}
 }
+
+// A record's "images" are read on every shape (preference, ranking,
+// messages), relative paths taken against the data file's folder and
+// absolute ones kept; a ranking's pairs keep them.
+func TestImages(t *testing.T) {
+	dir := t.TempDir()
+	abs := filepath.Join(dir, "elsewhere", "b.png")
+	for _, tc := range []struct{ name, content, want string }{
+		{"prefs.jsonl", `{"prompt": [{"role": "user", "content": "<image>\nWhat colour?"}], "chosen": [{"role": "assistant", "content": "red"}], "rejected": [{"role": "assistant", "content": "blue"}], "images": ["images/a.png"]}`, filepath.Join(dir, "images", "a.png")},
+		{"rank.jsonl", `{"prompt": [{"role": "user", "content": "What colour?"}], "completions": [[{"role": "assistant", "content": "red"}], [{"role": "assistant", "content": "blue"}], [{"role": "assistant", "content": "a circle"}]], "ranking": [1, 0, 2], "images": [` + strconv.Quote(abs) + `]}`, abs},
+		{"sft.jsonl", `{"messages": [{"role": "user", "content": "<image>Hi"}, {"role": "assistant", "content": "Hello"}], "images": ["x.png"]}`, filepath.Join(dir, "x.png")},
+	} {
+		path := filepath.Join(dir, tc.name)
+		if err := os.WriteFile(path, []byte(tc.content+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		d, err := Read(path, ReadOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := d.Examples[0]
+		if !reflect.DeepEqual(e.Images, []string{tc.want}) {
+			t.Fatalf("%s: Images = %q, want %q", tc.name, e.Images, tc.want)
+		}
+		for _, p := range e.Pairs() {
+			if !reflect.DeepEqual(p.Images, e.Images) {
+				t.Fatalf("%s: a pair's Images = %q, want %q", tc.name, p.Images, e.Images)
+			}
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/data"
 	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/model/llava"
 	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/tensor"
 	"github.com/golem-ml/golem/tokenizer"
@@ -52,6 +53,7 @@ type DPOOptions struct {
 type dpoPair struct {
 	rows   [2][]int  // chosen, rejected
 	masks  [2][]bool // answer tokens
+	img    *imagePrompt
 	ref    [2]float64
 	source string
 }
@@ -114,9 +116,11 @@ func DPO(ctx context.Context, o DPOOptions) (Result, error) {
 		trainEx, valEx = splitByPrompt(o.Data, o.HeldoutFrac)
 	}
 	c := newChat(tok, ctxLen, o.Truncate)
+	c.vision = t.lm.vlm
+	files := newImageFiles(t.lm.vlm)
 	t.lm.reference(fullRef, func(ref *gpt.Model) {
-		if t.train, err = t.pairs(c, ref, trainEx); err == nil {
-			t.val, err = t.pairs(c, ref, valEx)
+		if t.train, err = t.pairs(c, files, ref, trainEx); err == nil {
+			t.val, err = t.pairs(c, files, ref, valEx)
 		}
 	})
 	if err != nil {
@@ -144,7 +148,7 @@ func DPO(ctx context.Context, o DPOOptions) (Result, error) {
 }
 
 // pairs renders the examples' pairs and scores them with the reference.
-func (t *dpoTask) pairs(c *chat, ref *gpt.Model, ex []data.Example) ([]dpoPair, error) {
+func (t *dpoTask) pairs(c *chat, files *imageFiles, ref *gpt.Model, ex []data.Example) ([]dpoPair, error) {
 	var out []dpoPair
 	for i := range ex {
 		e := &ex[i]
@@ -155,15 +159,19 @@ func (t *dpoTask) pairs(c *chat, ref *gpt.Model, ex []data.Example) ([]dpoPair, 
 		if e.Kind != data.Preference && e.Kind != data.Ranking {
 			return nil, fmt.Errorf("dpo: %s: a %s example; DPO learns from preference pairs or rankings", where, e.Kind)
 		}
+		pixels, err := files.pixels(e.Images, t.o.Policy, "dpo", where)
+		if err != nil {
+			return nil, err
+		}
 		for _, p := range e.Pairs() {
 			var dp dpoPair
 			dp.source = where
 			for k, a := range [2][]data.Message{p.Chosen, p.Rejected} {
-				ids, mask, err := c.answer(p.Prompt, a, where)
+				img, ids, mask, err := c.render(p.Prompt, a, pixels, where)
 				if err != nil {
 					return nil, fmt.Errorf("dpo: %w", err)
 				}
-				dp.rows[k], dp.masks[k] = ids, mask
+				dp.rows[k], dp.masks[k], dp.img = ids, mask, img
 			}
 			out = append(out, dp)
 		}
@@ -171,7 +179,7 @@ func (t *dpoTask) pairs(c *chat, ref *gpt.Model, ex []data.Example) ([]dpoPair, 
 	for i := 0; i < len(out); i += 16 {
 		batch := out[i:min(i+16, len(out))]
 		var lp []float64
-		for _, v := range noGradValues(func(s *tensor.Scope) *tensor.Tensor { return t.answerLogps(s, ref, batch) }) {
+		for _, v := range noGradValues(func(s *tensor.Scope) *tensor.Tensor { return t.answerLogps(s, ref, t.refVision(ref), batch) }) {
 			lp = append(lp, float64(v))
 		}
 		n := len(batch)
@@ -182,36 +190,27 @@ func (t *dpoTask) pairs(c *chat, ref *gpt.Model, ex []data.Example) ([]dpoPair, 
 	return out, nil
 }
 
-// answerLogps returns the log-probability of each answer under m: the
-// chosen answers', then the rejected ones' ([2n]); for IPO the mean per
-// answer token. Its tensors belong to s.
-func (t *dpoTask) answerLogps(s *tensor.Scope, m *gpt.Model, ps []dpoPair) *tensor.Tensor {
+// answerLogps returns the log-probability of each answer under m (v: the
+// LLaVA model around it, nil for a text-only model): the chosen answers',
+// then the rejected ones' ([2n]); for IPO the mean per answer token. Its
+// tensors belong to s.
+func (t *dpoTask) answerLogps(s *tensor.Scope, m *gpt.Model, v *llava.Model, ps []dpoPair) *tensor.Tensor {
 	n := len(ps)
-	rows, masks := make([][]int, 2*n), make([][]bool, 2*n)
+	rows, masks, imgs := make([][]int, 2*n), make([][]bool, 2*n), make([]*imagePrompt, 2*n)
 	for i, p := range ps {
-		rows[i], masks[i] = p.rows[0], p.masks[0]
-		rows[n+i], masks[n+i] = p.rows[1], p.masks[1]
+		rows[i], masks[i], imgs[i] = p.rows[0], p.masks[0], p.img
+		rows[n+i], masks[n+i], imgs[n+i] = p.rows[1], p.masks[1], p.img
 	}
-	ids, T := padRows(rows, m.Config.Context)
-	tg := actionTargets(rows, masks, T)
-	w := make([]float32, len(tg))
-	for b := range rows {
-		cnt := 0
-		for p := 0; p < T; p++ {
-			if tg[b*T+p] >= 0 {
-				cnt++
-			}
-		}
-		for p := 0; p < T; p++ {
-			if tg[b*T+p] >= 0 {
-				w[b*T+p] = 1
-				if t.o.LossType == "ipo" {
-					w[b*T+p] = 1 / float32(cnt)
-				}
-			}
-		}
+	return answerLogps(s, m, v, rows, masks, imgs, t.o.LossType == "ipo")
+}
+
+// refVision is the LLaVA model around the reference ref: the policy's with
+// LoRA (its adapters off), else the frozen copy's; nil for a text model.
+func (t *dpoTask) refVision(ref *gpt.Model) *llava.Model {
+	if t.lm.refVLM != nil && t.lm.refVLM.LM == ref {
+		return t.lm.refVLM
 	}
-	return rowSums(tokenLogProbs(s, m, ids, tg, 2*n, T, 1), w, 2*n, T)
+	return t.lm.vlm
 }
 
 func (t *dpoTask) Params() []nn.Named { return t.lm.params() }
@@ -226,7 +225,7 @@ func (t *dpoTask) Loss(s *tensor.Scope, step, micro int) (*tensor.Tensor, int, m
 	}
 	be := t.policy.Embed.Weight.Backend()
 	t.lm.setSeed(t.seed ^ uint64(step)<<20 ^ uint64(micro))
-	lp := t.answerLogps(s, t.policy, ps)
+	lp := t.answerLogps(s, t.policy, t.lm.vlm, ps)
 	// h = (log pi(c) - log ref(c)) - (log pi(r) - log ref(r))
 	sign, refH := make([]float32, 2*B), make([]float32, B)
 	for i, p := range ps {
@@ -302,7 +301,7 @@ func (t *dpoTask) Eval() (map[string]float64, error) {
 	for i := 0; i < len(t.val); i += 16 {
 		batch := t.val[i:min(i+16, len(t.val))]
 		n := len(batch)
-		lp := noGradValues(func(s *tensor.Scope) *tensor.Tensor { return t.answerLogps(s, t.policy, batch) })
+		lp := noGradValues(func(s *tensor.Scope) *tensor.Tensor { return t.answerLogps(s, t.policy, t.lm.vlm, batch) })
 		for j, p := range batch {
 			h := (float64(lp[j]) - p.ref[0]) - (float64(lp[n+j]) - p.ref[1])
 			if h > 0 {

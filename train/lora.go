@@ -7,6 +7,7 @@ import (
 
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/model/llava"
 	"github.com/golem-ml/golem/model/load"
 	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/tokenizer"
@@ -26,6 +27,10 @@ type lmTrainee struct {
 	lora *gpt.LoRAConfig // nil: the whole model trains
 	base string          // the base model's folder (with LoRA)
 	out  string
+	// vlm is the LLaVA model whose language model m is, when the stage
+	// trains a vision-language model (its tower and projector frozen);
+	// refVLM the frozen reference's (loadRef).
+	vlm, refVLM *llava.Model
 }
 
 // loadTrainee loads what a stage trains: Out's model or adapter when
@@ -34,6 +39,9 @@ type lmTrainee struct {
 // attached when lora is set.
 func loadTrainee(be backend.Backend, model string, cfg Config, lora *gpt.LoRAConfig, what string) (*lmTrainee, error) {
 	t := &lmTrainee{out: cfg.Out}
+	if llava.IsLLaVA(model) || (cfg.Resume && llava.IsLLaVA(cfg.Out)) {
+		return t, t.loadVLMTrainee(be, model, cfg, lora, what)
+	}
 	if cfg.Resume {
 		l, err := load.Model(be, cfg.Out, load.Options{KeepLoRA: true})
 		if err != nil {
@@ -100,6 +108,18 @@ func (t *lmTrainee) setSeed(seed uint64) {
 // save writes the model folder, or with LoRA the PEFT adapter folder and
 // the tokenizer.
 func (t *lmTrainee) save(dir string) error {
+	if t.vlm != nil && t.lora != nil {
+		if err := t.vlm.SaveLoRA(dir, *t.lora, relBase(t.out, t.base)); err != nil {
+			return err
+		}
+		return t.tok.SaveForModel(dir, t.m.Config.Context)
+	}
+	if t.vlm != nil {
+		if err := t.vlm.Save(dir); err != nil {
+			return err
+		}
+		return t.tok.SaveForModel(dir, t.m.Config.Context)
+	}
 	if t.lora == nil {
 		return saveModel(dir, t.m, t.tok)
 	}
@@ -123,6 +143,18 @@ func (t *lmTrainee) reference(full *gpt.Model, fn func(ref *gpt.Model)) {
 // loadRef loads the frozen reference a full run needs (nil with LoRA)
 // and the tokenizer, checked for chat tokens.
 func (t *lmTrainee) loadRef(be backend.Backend, model, what string) (*gpt.Model, *tokenizer.Tokenizer, error) {
+	if t.vlm != nil && t.lora != nil { // the reference: the adapters off
+		return nil, t.tok, nil
+	}
+	if t.vlm != nil {
+		ref, _, err := loadVLM(be, model, what)
+		if err != nil {
+			return nil, nil, err
+		}
+		freeze(ref.Params())
+		t.refVLM = ref
+		return ref.LM, t.tok, nil
+	}
 	if t.lora != nil {
 		if err := checkChatTokenizer(t.tok, t.m.Config.Vocab, model); err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", what, err)
@@ -142,6 +174,18 @@ func (t *lmTrainee) loadRef(be backend.Backend, model, what string) (*gpt.Model,
 func (t *lmTrainee) mergeAfter(merge bool, res Result, log io.Writer) (string, error) {
 	if !merge || t.lora == nil || res.Interrupted {
 		return "", nil
+	}
+	if t.vlm != nil {
+		dir := filepath.Join(t.out, "merged")
+		t.m.MergeLoRA()
+		if err := t.vlm.Save(dir); err != nil {
+			return "", err
+		}
+		if err := t.tok.SaveForModel(dir, t.m.Config.Context); err != nil {
+			return "", err
+		}
+		fmt.Fprintf(log, "merged model written to %s\n", dir)
+		return dir, nil
 	}
 	return saveMerged(t.out, t.m, t.tok, log)
 }
@@ -171,4 +215,74 @@ func relBase(out, base string) string {
 		return filepath.ToSlash(rel)
 	}
 	return b
+}
+
+// loadVLMTrainee loads a LLaVA model to train (vlm): its language model
+// whole, or with lora, adapters on it (the reference is the model with
+// them off), saved as a PEFT adapter folder over model (llava.SaveLoRA);
+// on resume, Out's model or adapter.
+func (t *lmTrainee) loadVLMTrainee(be backend.Backend, model string, cfg Config, lora *gpt.LoRAConfig, what string) error {
+	var err error
+	if cfg.Resume {
+		c, base, ok, err := llava.LoRA(cfg.Out)
+		switch {
+		case err != nil:
+			return fmt.Errorf("%s: --resume: %w", what, err)
+		case ok && lora == nil:
+			return fmt.Errorf("%s: --resume: %s holds a LoRA adapter; pass the same --lora-r", what, cfg.Out)
+		case !ok && lora != nil:
+			return fmt.Errorf("%s: --resume: %s holds a full model, not a LoRA adapter (resume without --lora-r)", what, cfg.Out)
+		case ok:
+			if t.vlm, _, err = llava.LoadLoRA(be, cfg.Out); err != nil {
+				return fmt.Errorf("%s: --resume: %w", what, err)
+			}
+			if t.tok, err = tokenizer.Load(cfg.Out); err != nil {
+				return fmt.Errorf("%s: --resume: %w", what, err)
+			}
+			c.Dropout = lora.Dropout // PEFT's file says 0 at inference; the run's is the flag's
+			t.m, t.lora, t.base = t.vlm.LM, &c, base
+			return nil
+		}
+		model = cfg.Out
+	}
+	if lora != nil && gpt.IsAdapter(model) {
+		return fmt.Errorf("%s: %s is a LoRA adapter; LoRA on it needs its merged LLaVA folder (golem vlm --merge writes OUT/merged)", what, model)
+	}
+	if t.vlm, t.tok, err = loadVLM(be, model, what); err != nil {
+		return err
+	}
+	t.m = t.vlm.LM
+	if lora != nil {
+		c := *lora
+		if t.base, err = filepath.Abs(model); err != nil {
+			return err
+		}
+		if _, err := t.m.AttachLoRA(c, cfg.Seed+7); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		t.lora = &c
+	}
+	return nil
+}
+
+// loadVLM loads a LLaVA folder and its tokenizer for a preference stage:
+// the language model trains, the vision tower and projector stay as they
+// are (what the labels compare is the language model's answers).
+func loadVLM(be backend.Backend, dir, what string) (*llava.Model, *tokenizer.Tokenizer, error) {
+	v, err := llava.Load(be, dir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", what, err)
+	}
+	tok, err := tokenizer.Load(dir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", what, err)
+	}
+	if tok.VocabSize() > v.Config.Text.Vocab {
+		return nil, nil, fmt.Errorf("%s: %s: the tokenizer has %d tokens but the language model only %d", what, dir, tok.VocabSize(), v.Config.Text.Vocab)
+	}
+	freeze(v.ProjectorParams())
+	for _, p := range v.LM.Params() {
+		p.Tensor.SetRequiresGrad(true)
+	}
+	return v, tok, nil
 }

@@ -10,10 +10,12 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/data"
 	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/model/llava"
 	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/tensor"
 	"github.com/golem-ml/golem/tokenizer"
@@ -87,16 +89,19 @@ func (r RewardReport) MarshalJSON() ([]byte, error) {
 // rankItem is one prompt's answers and the pairs between them.
 type rankItem struct {
 	seqs   [][]int // prompt + answer, ending at <|im_end|>
-	lens   []int   // answer tokens
+	img    *imagePrompt
+	lens   []int // answer tokens
 	pairs  []data.Pair
 	source string
 }
 
 type rewardTask struct {
 	s          *gpt.Scorer
+	vlm        *llava.Scorer // a reward model that sees (s is its head), else nil
 	tok        *tokenizer.Tokenizer
 	train, val []rankItem
 	demos      [][]int
+	demoImgs   []*imagePrompt
 	batch      int
 	accum      int
 	seed       uint64
@@ -131,10 +136,33 @@ func Reward(ctx context.Context, o RewardOptions) (Result, RewardReport, error) 
 		return Result{}, RewardReport{}, errors.New("reward: --merge needs LoRA (--lora-r)")
 	}
 	var s *gpt.Scorer
+	var vs *llava.Scorer
 	var tok *tokenizer.Tokenizer
 	var lora *gpt.LoRAConfig
 	base := o.Model
-	if cfg.Resume {
+	if vlm := llava.IsLLaVA(o.Model) || (cfg.Resume && llava.IsLLaVA(cfg.Out)); vlm && o.LoRA != nil {
+		return Result{}, RewardReport{}, errors.New("reward: LoRA on a vision-language model's reward model is not supported yet: train it whole (without --lora-r)")
+	} else if vlm && cfg.Resume {
+		if vs, err = llava.LoadScorer(o.Backend, cfg.Out); err != nil {
+			return Result{}, RewardReport{}, fmt.Errorf("reward: --resume: %w", err)
+		}
+		if tok, err = tokenizer.Load(cfg.Out); err != nil {
+			return Result{}, RewardReport{}, fmt.Errorf("reward: --resume: %w", err)
+		}
+		freeze(vs.ProjectorParams())
+		for _, p := range vs.Score.Params() {
+			p.Tensor.SetRequiresGrad(true)
+		}
+		s = vs.Score
+		s.Bias = 0 // training never adds the offset (Save)
+	} else if vlm {
+		v, t, err := loadVLM(o.Backend, o.Model, "reward")
+		if err != nil {
+			return Result{}, RewardReport{}, err
+		}
+		vs, tok = llava.NewScorer(v, cfg.Seed+17), t
+		s = vs.Score
+	} else if cfg.Resume {
 		var err error
 		if s, err = gpt.LoadScorer(o.Backend, cfg.Out); err != nil {
 			return Result{}, RewardReport{}, fmt.Errorf("reward: --resume: %w", err)
@@ -178,18 +206,23 @@ func Reward(ctx context.Context, o RewardOptions) (Result, RewardReport, error) 
 		}
 	}
 	c := newChat(tok, s.Config.Context, o.Truncate)
+	var files *imageFiles
+	if vs != nil {
+		c.vision = vs.Model
+		files = newImageFiles(vs.Model)
+	}
 	trainEx, valEx := o.Data, o.Heldout
 	if valEx == nil {
 		trainEx, valEx = splitByPrompt(o.Data, o.HeldoutFrac)
 	}
-	t := &rewardTask{s: s, tok: tok, batch: max(1, o.Batch), accum: max(1, cfg.Accum), seed: cfg.Seed, lora: lora, base: base, out: cfg.Out}
+	t := &rewardTask{s: s, vlm: vs, tok: tok, batch: max(1, o.Batch), accum: max(1, cfg.Accum), seed: cfg.Seed, lora: lora, base: base, out: cfg.Out}
 	if o.Batch == 0 {
 		t.batch = 8
 	}
-	if t.train, err = rankItems(c, trainEx); err != nil {
+	if t.train, err = rankItems(c, files, o.Model, trainEx); err != nil {
 		return Result{}, RewardReport{}, err
 	}
-	if t.val, err = rankItems(c, valEx); err != nil {
+	if t.val, err = rankItems(c, files, o.Model, valEx); err != nil {
 		return Result{}, RewardReport{}, err
 	}
 	if len(t.train) == 0 {
@@ -197,19 +230,23 @@ func Reward(ctx context.Context, o RewardOptions) (Result, RewardReport, error) 
 	}
 	if o.Demos != nil {
 		for _, d := range o.Demos {
-			ids, _, err := c.answer(d.Prompt, demoAnswer(&d), d.Source)
+			pixels, err := files.pixels(d.Images, o.Model, "reward", d.Source)
+			if err != nil {
+				return Result{}, RewardReport{}, err
+			}
+			img, ids, _, err := c.render(d.Prompt, demoAnswer(&d), pixels, d.Source)
 			if err != nil {
 				return Result{}, RewardReport{}, fmt.Errorf("reward: demonstration: %w", err)
 			}
-			t.demos = append(t.demos, ids)
+			t.demos, t.demoImgs = append(t.demos, ids), append(t.demoImgs, img)
 		}
 	} else {
 		for _, it := range t.train {
-			t.demos = append(t.demos, it.seqs[it.pairs[0].Winner])
+			t.demos, t.demoImgs = append(t.demos, it.seqs[it.pairs[0].Winner]), append(t.demoImgs, it.img)
 		}
 	}
 	if len(t.demos) > 512 {
-		t.demos = t.demos[:512]
+		t.demos, t.demoImgs = t.demos[:512], t.demoImgs[:512]
 	}
 	pairs := 0
 	for _, it := range t.train {
@@ -250,7 +287,7 @@ func demoAnswer(e *data.Example) []data.Message {
 }
 
 // splitByPrompt holds out about frac (default 0.1) of the prompts, by a
-// hash of the prompt, so that no prompt is in both parts.
+// hash of the prompt and its image, so that no prompt is in both parts.
 func splitByPrompt(ex []data.Example, frac float64) (train, val []data.Example) {
 	if frac == 0 {
 		frac = 0.1
@@ -263,6 +300,9 @@ func splitByPrompt(ex []data.Example, frac float64) (train, val []data.Example) 
 		if len(e.Prompt) == 0 {
 			io.WriteString(h, fmt.Sprint(e.Chosen))
 		}
+		for _, im := range e.Images { // the same question about another image is another prompt
+			io.WriteString(h, "\x00image\x00"+imageKey(im, e.Source))
+		}
 		if float64(h.Sum64()%10000) < frac*10000 {
 			val = append(val, e)
 		} else {
@@ -272,13 +312,25 @@ func splitByPrompt(ex []data.Example, frac float64) (train, val []data.Example) 
 	return train, val
 }
 
+// imageKey names an example's image for the held-out split wherever the
+// data lives: its path relative to the data file's folder (source is
+// "file:line"), as the record wrote it.
+func imageKey(image, source string) string {
+	if i := strings.LastIndex(source, ":"); i > 0 {
+		if rel, err := filepath.Rel(filepath.Dir(source[:i]), image); err == nil {
+			return filepath.ToSlash(rel)
+		}
+	}
+	return filepath.Base(image)
+}
+
 // rankItems renders preference and ranking examples. A ranking lists each
 // answer once and each answer appears once. Each example is one item: a
 // ranking's pairs go in one batch element (InstructGPT), while pairs that
 // share a prompt stay items of their own (on the demo's comparisons, 16
 // pairs of 16 prompts a step generalise better than 8 prompts with all
 // their pairs: 0.84 against 0.76 held-out accuracy for the same steps).
-func rankItems(c *chat, ex []data.Example) ([]rankItem, error) {
+func rankItems(c *chat, files *imageFiles, model string, ex []data.Example) ([]rankItem, error) {
 	var items []rankItem
 	for i := range ex {
 		e := &ex[i]
@@ -309,16 +361,21 @@ func rankItems(c *chat, ex []data.Example) ([]rankItem, error) {
 			return nil, fmt.Errorf("reward: %s: a %s example; a reward model learns from preference pairs or rankings", where, e.Kind)
 		}
 		it := rankItem{source: where, pairs: pairs}
+		pixels, err := files.pixels(e.Images, model, "reward", where)
+		if err != nil {
+			return nil, err
+		}
 		for j, a := range answers {
 			for k := range j {
 				if fmt.Sprint(answers[k]) == fmt.Sprint(a) {
 					return nil, fmt.Errorf("reward: %s: answers %d and %d are the same; a comparison of an answer with itself says nothing", where, k, j)
 				}
 			}
-			ids, mask, err := c.answer(e.Prompt, a, where)
+			img, ids, mask, err := c.render(e.Prompt, a, pixels, where)
 			if err != nil {
 				return nil, fmt.Errorf("reward: %w", err)
 			}
+			it.img = img
 			n := 0
 			for _, m := range mask {
 				if m {
@@ -347,6 +404,7 @@ func (t *rewardTask) Loss(s *tensor.Scope, step, micro int) (*tensor.Tensor, int
 	}
 	be := t.s.Embed.Weight.Backend()
 	var rows [][]int
+	var imgs []*imagePrompt
 	var A, w []float32
 	type pr struct{ w, l, g int }
 	var prs []pr
@@ -354,6 +412,9 @@ func (t *rewardTask) Loss(s *tensor.Scope, step, micro int) (*tensor.Tensor, int
 		it := &t.train[epochOrder(t.seed, len(t.train), (step*t.accum+micro)*t.batch+i)]
 		base := len(rows)
 		rows = append(rows, it.seqs...)
+		for range it.seqs {
+			imgs = append(imgs, it.img)
+		}
 		for _, p := range it.pairs {
 			prs = append(prs, pr{base + p.Winner, base + p.Loser, i})
 			w = append(w, 1/float32(len(it.pairs)*t.batch))
@@ -364,14 +425,11 @@ func (t *rewardTask) Loss(s *tensor.Scope, step, micro int) (*tensor.Tensor, int
 	for j, p := range prs {
 		A[j*N+p.w], A[j*N+p.l] = 1, -1
 	}
-	ids, T := padRows(rows, t.s.Config.Context)
-	last := make([]int, N)
 	tokens := 0
-	for b, r := range rows {
-		last[b] = len(r) - 1
+	for _, r := range rows {
 		tokens += len(r)
 	}
-	r := t.s.Scores(ids, N, T, last, gpt.Options{Scope: s})
+	r := rowScores(s, t.s, t.vision(), rows, imgs)
 	d := tensor.Reshape(tensor.MatMul(s.FromHost(be, A, P, N), tensor.Reshape(r, N, 1), false, false), P)
 	loss := tensor.Neg(tensor.Sum(tensor.Mul(logSigmoid(d), s.FromHost(be, w, P))))
 	acc := 0.0
@@ -388,7 +446,7 @@ func (t *rewardTask) Eval() (map[string]float64, error) {
 	if len(t.val) == 0 {
 		return map[string]float64{}, nil
 	}
-	rep, err := evalRanks(t.s, t.val)
+	rep, err := evalRanks(t.s, t.vision(), t.val)
 	if err != nil {
 		return nil, err
 	}
@@ -397,19 +455,25 @@ func (t *rewardTask) Eval() (map[string]float64, error) {
 	return map[string]float64{"accuracy": rep.Accuracy, "margin": rep.Margin, "length_corr": rep.LengthCorr}, nil
 }
 
-func evalRanks(s *gpt.Scorer, items []rankItem) (RewardReport, error) {
+// vision is the LLaVA model the reward model sees through, nil for text.
+func (t *rewardTask) vision() *llava.Model {
+	if t.vlm == nil {
+		return nil
+	}
+	return t.vlm.Model
+}
+
+func evalRanks(s *gpt.Scorer, v *llava.Model, items []rankItem) (RewardReport, error) {
 	var seqs [][]int
+	var imgs []*imagePrompt
 	var lens []float64
 	for _, it := range items {
 		seqs = append(seqs, it.seqs...)
 		for _, n := range it.lens {
-			lens = append(lens, float64(n))
+			lens, imgs = append(lens, float64(n)), append(imgs, it.img)
 		}
 	}
-	sc, err := s.ScoreSequences(seqs, 16)
-	if err != nil {
-		return RewardReport{}, err
-	}
+	sc := scoreAll(s, v, seqs, imgs)
 	var rep RewardReport
 	k := 0
 	for _, it := range items {
@@ -441,15 +505,18 @@ func (t *rewardTask) Save(dir string) error {
 	// stopped, or one checkpointed at other steps).
 	defer func() { t.s.Bias = 0 }()
 	t.s.Bias = 0
-	sc, err := t.s.ScoreSequences(t.demos, 16)
-	if err != nil {
-		return err
-	}
+	sc := scoreAll(t.s, t.vision(), t.demos, t.demoImgs)
 	t.s.Bias = float32(-mean(sc))
 	if math.IsNaN(float64(t.s.Bias)) {
 		t.s.Bias = 0
 	}
 	t.report.Bias = float64(t.s.Bias)
+	if t.vlm != nil {
+		if err := t.vlm.Save(dir); err != nil {
+			return err
+		}
+		return t.tok.SaveForModel(dir, t.s.Config.Context)
+	}
 	if t.lora == nil {
 		return saveScorer(dir, t.s, t.tok)
 	}

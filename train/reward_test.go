@@ -57,7 +57,7 @@ func TestRewardLearnsRankings(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := newChat(tinyTokenizer(t), 128, false)
-	items, _ := rankItems(c, trainEx)
+	items, _ := rankItems(c, nil, "", trainEx)
 	var best [][]int
 	for _, it := range items {
 		best = append(best, it.seqs[it.pairs[0].Winner])

@@ -11,6 +11,7 @@ import (
 	"github.com/golem-ml/golem/data"
 	"github.com/golem-ml/golem/generate"
 	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/model/llava"
 	"github.com/golem-ml/golem/model/load"
 	"github.com/golem-ml/golem/tensor"
 	"github.com/golem-ml/golem/tokenizer"
@@ -83,6 +84,9 @@ type chat struct {
 	// instead of failing (the prompt loses its beginning).
 	truncate  bool
 	truncated int // conversations truncated so far
+	// vision is the LLaVA model around the stage's language model, nil
+	// for a text-only model: render then writes its format (image_prompt.go).
+	vision *llava.Model
 }
 
 func newChat(tok *tokenizer.Tokenizer, ctx int, truncate bool) *chat {
@@ -215,7 +219,19 @@ func actionTargets(rows [][]int, masks [][]bool, T int) []int32 {
 // the logits divided by temp (as they were when sampling; 0 means 1), in
 // scope s.
 func tokenLogProbs(s *tensor.Scope, m *gpt.Model, ids, targets []int32, B, T int, temp float64) *tensor.Tensor {
-	logits := tempered(m.Logits(m.Forward(ids, B, T, gpt.Options{Scope: s})), temp)
+	return tokenLogProbsAfter(s, m, nil, ids, targets, B, T, temp)
+}
+
+// tokenLogProbsAfter is tokenLogProbs with embeds [B, P, C] (an image's
+// tokens and the text before it; nil for none) before each row's tokens:
+// the embeddings' positions predict nothing.
+func tokenLogProbsAfter(s *tensor.Scope, m *gpt.Model, embeds *tensor.Tensor, ids, targets []int32, B, T int, temp float64) *tensor.Tensor {
+	h := m.Forward(ids, B, T, gpt.Options{Scope: s, Embeds: embeds})
+	if embeds != nil {
+		P := embeds.Dim(1)
+		h = tensor.Slice(h, 1, P, P+T)
+	}
+	logits := tempered(m.Logits(h), temp)
 	return tensor.TokenLogProbs(tensor.Reshape(logits, B*T, m.Config.Vocab), targets)
 }
 

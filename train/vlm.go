@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/golem-ml/golem/backend"
@@ -37,8 +38,13 @@ type VLMOptions struct {
 	Data     string // align: image-caption source (data/vision); instruct: LLaVA conversation JSON
 	EvalData string // optional: val_loss on it at each evaluation
 	Batch    int    // images per micro-batch (default 16)
-	Loop     Config
-	Log      io.Writer
+	// LoRA, with stage instruct, trains low-rank adapters on the frozen
+	// language model and the projector whole; Out is then a PEFT adapter
+	// folder over Model (vlm_lora.go).
+	LoRA  *gpt.LoRAConfig
+	Merge bool // with LoRA: also write the merged LLaVA folder to Out/merged
+	Loop  Config
+	Log   io.Writer
 }
 
 // vlmExample is one encoded image and text: the ids before the image and
@@ -57,6 +63,7 @@ type vlmTask struct {
 	val   []vlmExample
 	batch int
 	seed  uint64
+	lora  *vlmLoRA // nil: no LoRA
 }
 
 // VLM trains a LLaVA model (model/llava) as LLaVA does: stage "align"
@@ -81,6 +88,8 @@ func VLM(ctx context.Context, o VLMOptions) (Result, error) {
 		return Result{}, fmt.Errorf("vlm: stage %q, want %q or %q", o.Stage, StageAlign, StageInstruct)
 	case o.Data == "":
 		return Result{}, errors.New("vlm: no training data (--data)")
+	case o.Merge && o.LoRA == nil:
+		return Result{}, errors.New("vlm: --merge needs LoRA (--lora-r)")
 	case o.Model == "" && !cfg.Resume && (o.Vision == "" || o.LM == ""):
 		return Result{}, errors.New("vlm: a new model needs --vision (a CLIP folder) and --lm (a language model folder); or start from a LLaVA folder with --model")
 	}
@@ -94,7 +103,14 @@ func VLM(ctx context.Context, o VLMOptions) (Result, error) {
 	if cfg.Resume {
 		from = cfg.Out
 	}
-	if from != "" {
+	if o.LoRA != nil || cfg.Resume {
+		if t.lora, err = t.loadLoRA(o, cfg); err != nil {
+			return Result{}, err
+		}
+	}
+	switch {
+	case t.model != nil: // LoRA: loadLoRA loaded it
+	case from != "":
 		if !llava.IsLLaVA(from) {
 			return Result{}, fmt.Errorf("vlm: %s is not a LLaVA folder (config.json's model_type is not \"llava\")", from)
 		}
@@ -104,7 +120,7 @@ func VLM(ctx context.Context, o VLMOptions) (Result, error) {
 		if t.tok, err = tokenizer.Load(from); err != nil {
 			return Result{}, err
 		}
-	} else {
+	default:
 		cm, err := clip.Load(o.Backend, o.Vision)
 		if err != nil {
 			return Result{}, err
@@ -123,8 +139,8 @@ func VLM(ctx context.Context, o VLMOptions) (Result, error) {
 	if t.tok.VocabSize() > t.model.Config.Text.Vocab {
 		return Result{}, fmt.Errorf("vlm: the tokenizer has %d tokens but the language model only %d", t.tok.VocabSize(), t.model.Config.Text.Vocab)
 	}
-	if o.Stage == StageAlign {
-		t.model.LM.Freeze()
+	if o.Stage == StageAlign || t.lora != nil {
+		t.model.LM.Freeze() // with LoRA, the adapters alone train
 	} else {
 		for _, p := range t.model.LM.Params() {
 			p.Tensor.SetRequiresGrad(true)
@@ -143,7 +159,7 @@ func VLM(ctx context.Context, o VLMOptions) (Result, error) {
 	}
 	t.batch = min(t.batch, len(t.train))
 	trainable := 0
-	for _, p := range t.model.Params() {
+	for _, p := range t.Params() { // with LoRA, the adapters are not among the model's parameters
 		if p.Tensor.RequiresGrad() {
 			trainable += p.Tensor.Len()
 		}
@@ -153,7 +169,11 @@ func VLM(ctx context.Context, o VLMOptions) (Result, error) {
 	if cfg.Progress == nil {
 		cfg.Progress = o.Log
 	}
-	return Run(ctx, cfg, t)
+	res, err := Run(ctx, cfg, t)
+	if err == nil && o.Merge && t.lora != nil && !res.Interrupted {
+		err = t.saveMerged(filepath.Join(cfg.Out, "merged"), o.Log)
+	}
+	return res, err
 }
 
 // load reads and encodes a data set for stage: captions (align) or
@@ -318,9 +338,17 @@ func (t *vlmTask) loss(s *tensor.Scope, exs []vlmExample) (*tensor.Tensor, int, 
 	return tensor.Scale(sum, 1/float32(total)), total, nil
 }
 
-func (t *vlmTask) Params() []nn.Named { return t.model.Params() }
+func (t *vlmTask) Params() []nn.Named {
+	if t.lora != nil {
+		return append(t.model.ProjectorParams(), t.model.LM.LoRAParams()...)
+	}
+	return t.model.Params()
+}
 
 func (t *vlmTask) Loss(s *tensor.Scope, step, micro int) (*tensor.Tensor, int, map[string]float64, error) {
+	if t.lora != nil {
+		t.model.LM.SetLoRASeed(t.seed ^ uint64(step)<<20 ^ uint64(micro))
+	}
 	r := rand.New(rand.NewPCG(t.seed, uint64(step)<<20|uint64(micro)))
 	exs := make([]vlmExample, t.batch)
 	for i := range exs {
@@ -358,6 +386,12 @@ func (t *vlmTask) Eval() (map[string]float64, error) {
 
 // Save writes the LLaVA folder with the language model's tokenizer.
 func (t *vlmTask) Save(dir string) error {
+	if t.lora != nil {
+		if err := t.model.SaveLoRA(dir, t.lora.c, t.lora.base); err != nil {
+			return err
+		}
+		return t.tok.SaveForModel(dir, t.model.Config.Text.Context)
+	}
 	if err := t.model.Save(dir); err != nil {
 		return err
 	}

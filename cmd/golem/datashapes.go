@@ -9,7 +9,7 @@ import (
 )
 
 func init() {
-	register("data shapes", "write golem's shapes world: scene images with captions, questions and instructions (English and Chinese), held-out colour-shape pairs, class folders", runDataShapes)
+	register("data shapes", "write golem's shapes world: scene images with captions, questions and instructions (English and Chinese), simulated answer rankings, held-out colour-shape pairs, class folders", runDataShapes)
 }
 
 func runDataShapes(args []string) error {
@@ -44,7 +44,7 @@ func runDataShapes(args []string) error {
 	}
 	sort.Strings(splits)
 	for _, s := range splits {
-		fmt.Fprintf(os.Stdout, "%-8s %d scenes: %s/%s.jsonl (%s_zh.jsonl, %s_scenes.jsonl, %s_llava.json)\n", s, sum.Scenes[s], *out, s, s, s, s)
+		fmt.Fprintf(os.Stdout, "%-8s %d scenes: %s/%s.jsonl (%s_zh.jsonl, %s_scenes.jsonl, %s_llava.json, %s_rankings.jsonl, %s_prefs.jsonl)\n", s, sum.Scenes[s], *out, s, s, s, s, s, s)
 	}
 	fmt.Fprintf(os.Stdout, "classes  %d folders of %d images: %s/classes\n", sum.Classes, *perClass, *out)
 	fmt.Fprintf(os.Stdout, "held-out pairs (never in train): %v\n", shapes.HeldOut)

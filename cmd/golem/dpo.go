@@ -15,13 +15,14 @@ func init() {
 
 func runDPO(args []string) error {
 	fs := newFlags("dpo", `golem dpo --model out/sft --data preferences.jsonl --out out/dpo`)
-	policy := fs.String("model", "", "the SFT model: the policy's start and the frozen reference (required)")
+	policy := fs.String("model", "", "the SFT model: the policy's start and the frozen reference; a LLaVA folder (golem vlm's --out) trains on labels with images (required)")
 	dataPath := fs.String("data", "", "preference pairs or rankings (required)")
 	heldout := fs.String("heldout", "", "held-out pairs (default: --heldout-frac of the prompts of --data)")
 	frac := fs.Float64("heldout-frac", 0.1, "share of prompts held out when --heldout is not given")
 	format := fs.String("format", "", "force the data format")
 	beta := fs.Float64("beta", 0.1, "strength of the KL constraint")
 	loss := fs.String("loss-type", "sigmoid", "sigmoid (DPO) or ipo")
+	rpo := fs.Float64("rpo-alpha", 0, "add this times the chosen answers' negative log-likelihood per token to the loss (RPO; TRL's rpo_alpha): keeps the preferred answers likely")
 	batch := fs.Int("batch", 8, "pairs per micro-batch")
 	truncate := fs.Bool("truncate", false, "keep the end of conversations longer than the context instead of failing")
 	lf := addLoopFlags(fs, 200, 5e-7)
@@ -45,7 +46,7 @@ func runDPO(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	res, err := train.DPO(ctx, train.DPOOptions{Backend: be, Policy: *policy, Data: ex, Heldout: hv, HeldoutFrac: *frac, Beta: *beta, LossType: *loss,
+	res, err := train.DPO(ctx, train.DPOOptions{Backend: be, Policy: *policy, Data: ex, Heldout: hv, HeldoutFrac: *frac, Beta: *beta, LossType: *loss, RPOAlpha: *rpo,
 		Batch: *batch, Truncate: *truncate, LoRA: lora.config(), Merge: *lora.merge, Loop: lora.loop(fs, lf.config())})
 	if err != nil {
 		return err

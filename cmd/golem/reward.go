@@ -80,7 +80,7 @@ func interrupted(stopped bool, step int, out string) error {
 
 func runReward(args []string) error {
 	fs := newFlags("reward", `golem reward --model out/sft --data rankings.jsonl --out out/rm`)
-	model := fs.String("model", "", "the SFT model the reward model starts from (required)")
+	model := fs.String("model", "", "the SFT model the reward model starts from; a LLaVA folder (golem vlm's --out) makes a reward model that sees, trained on labels with images (required)")
 	dataPath := fs.String("data", "", "preference pairs or rankings (TRL, HH, LLaMA-Factory, {prompt, completions, ranking}) (required)")
 	heldout := fs.String("heldout", "", "held-out comparisons (default: --heldout-frac of the prompts of --data)")
 	frac := fs.Float64("heldout-frac", 0.1, "share of prompts held out when --heldout is not given")

@@ -34,6 +34,7 @@ func runVLM(args []string) error {
 	stage := fs.String("stage", "", "align (stage 1: trains the projector) or instruct (stage 2: the projector and the language model) (required)")
 	batch := fs.Int("batch", 16, "images per micro-batch")
 	lf := addLoopFlags(fs, 300, 1e-3)
+	lora := addLoRAFlags(fs)
 	dev := addDeviceFlag(fs)
 	be, err := dev.parse(fs, args)
 	if err != nil {
@@ -51,7 +52,7 @@ func runVLM(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	res, err := train.VLM(ctx, train.VLMOptions{Backend: be, Stage: *stage, Model: *model, Vision: *vision, LM: *lm,
-		Data: *data, EvalData: *evalData, Batch: *batch, Loop: lf.config()})
+		Data: *data, EvalData: *evalData, Batch: *batch, LoRA: lora.config(), Merge: *lora.merge, Loop: lora.loop(fs, lf.config())})
 	if err != nil {
 		return err
 	}

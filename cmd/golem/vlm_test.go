@@ -17,8 +17,9 @@ import (
 
 // TestVLMCommands runs LLaVA's two stages through the real binary on a
 // random tiny CLIP and language model, then generate and chat with an
-// image, and the errors of a text-only model and of a file that is no
-// image.
+// image, stage 2 with LoRA, dpo and reward on the shapes world's
+// simulated image labels, and the errors of a text-only model and of a
+// file that is no image.
 func TestVLMCommands(t *testing.T) {
 	dir := t.TempDir()
 	world := filepath.Join(dir, "shapes")
@@ -44,7 +45,7 @@ func TestVLMCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lm, err := gpt.New(be, gpt.Config{Arch: "llama", Vocab: tok.VocabSize(), Context: 256, Layers: 1, Heads: 2, KVHeads: 2, Hidden: 32, Intermediate: 64,
+	lm, err := gpt.New(be, gpt.Config{Arch: "llama", Vocab: tok.VocabSize(), Context: 512, Layers: 1, Heads: 2, KVHeads: 2, Hidden: 32, Intermediate: 64,
 		Eps: 1e-5, Activation: "silu", RopeTheta: 1e4, BOS: -1, EOS: -1}, 2)
 	if err != nil {
 		t.Fatal(err)
@@ -90,10 +91,45 @@ func TestVLMCommands(t *testing.T) {
 		}
 	}
 
+	// Stage 2 with LoRA writes an adapter folder that generate --image and
+	// eval vlm take; dpo and reward train on the shapes world's simulated
+	// image labels from the LLaVA folder.
+	lora, dpo, rm := filepath.Join(dir, "lora"), filepath.Join(dir, "dpo"), filepath.Join(dir, "rm")
+	for _, f := range []string{"train_prefs.jsonl", "train_rankings.jsonl"} { // the first 40 labels, beside their images
+		b, err := os.ReadFile(filepath.Join(world, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.SplitAfter(string(b), "\n")
+		if err := os.WriteFile(filepath.Join(world, "some_"+f), []byte(strings.Join(lines[:40], "")), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run("vlm", "--stage", "instruct", "--model", align, "--data", filepath.Join(world, "train_llava.json"), "--out", lora, "--steps", "2", "--batch", "2", "--lora-r", "4", "--lora-alpha", "8")
+	if _, err := os.Stat(filepath.Join(lora, "adapter_model.safetensors")); err != nil {
+		t.Fatalf("vlm --lora-r: %v", err)
+	}
+	run("generate", "--model", lora, "--image", img, "--prompt", "Describe the image.", "--max-tokens", "4", "--temperature", "0")
+	out = run("dpo", "--model", instruct, "--data", filepath.Join(world, "some_train_prefs.jsonl"), "--out", dpo, "--steps", "2", "--batch", "2")
+	if !regexp.MustCompile(`^loss=\d+\.\d{4} val_accuracy=`).MatchString(lastLine(out)) {
+		t.Fatalf("dpo on a LLaVA model printed\n%s", out)
+	}
+	out = run("reward", "--model", instruct, "--data", filepath.Join(world, "some_train_rankings.jsonl"), "--out", rm, "--steps", "2", "--batch", "2")
+	if !strings.HasPrefix(lastLine(out), "heldout_pairs=") {
+		t.Fatalf("reward on a LLaVA model printed\n%s", out)
+	}
+	for _, m := range []string{lora, dpo} {
+		out := run("eval", "vlm", "--model", m, "--data", world, "--split", "test", "--limit", "1", "--max-tokens", "3")
+		if !regexp.MustCompile(`^caption_acc=[01]\.\d{4} vqa_acc=[01]\.\d{4}$`).MatchString(lastLine(out)) {
+			t.Fatalf("eval vlm --model %s printed\n%s", m, out)
+		}
+	}
+
 	for _, c := range []struct {
 		args []string
 		want string
 	}{
+		{[]string{"vlm", "--stage", "align", "--vision", clipDir, "--lm", lmDir, "--data", filepath.Join(world, "train.jsonl"), "--out", filepath.Join(dir, "y"), "--lora-r", "4"}, "stage \"instruct\""},
 		{[]string{"generate", "--model", lmDir, "--image", img, "--prompt", "hi"}, "is a text-only model"},
 		{[]string{"generate", "--model", instruct, "--image", filepath.Join(world, "train.jsonl"), "--prompt", "hi"}, "train.jsonl"},
 		{[]string{"generate", "--model", instruct, "--image", img, "--prompt", "<image><image>"}, "want once"},

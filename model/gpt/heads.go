@@ -48,9 +48,14 @@ func (s *Scorer) Params() []nn.Named {
 	return append(s.Model.Params(), nn.Named{Name: "score.weight", Tensor: s.Score.Weight})
 }
 
-// Values returns the head's output at every position, [B, T], plus Bias.
+// Values returns the head's output at every position of ids, [B, T],
+// plus Bias (Options.Embeds' positions, before the tokens, get none).
 func (s *Scorer) Values(ids []int32, B, T int, o Options) *tensor.Tensor {
 	h := s.Forward(ids, B, T, o)
+	if o.Embeds != nil {
+		P := o.Embeds.Dim(1)
+		h = tensor.Slice(h, 1, P, P+T)
+	}
 	v := tensor.Reshape(s.Score.Forward(h), B, T)
 	if s.Bias != 0 {
 		v = tensor.AddScalar(v, s.Bias)
@@ -115,18 +120,15 @@ func (s *Scorer) ScoreSequences(seqs [][]int, batch int) ([]float64, error) {
 	return out, nil
 }
 
-// Save writes config.json and model.safetensors (see [Scorer]).
-func (s *Scorer) Save(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
+// ConfigJSON returns the scorer's config.json (see [Scorer]).
+func (s *Scorer) ConfigJSON() ([]byte, error) {
 	cj, err := s.Config.JSON()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var m map[string]any
 	if err := json.Unmarshal(cj, &m); err != nil {
-		return err
+		return nil, err
 	}
 	m["architectures"] = []string{archs[s.Config.Arch].classifier}
 	m["num_labels"] = 1
@@ -136,7 +138,15 @@ func (s *Scorer) Save(dir string) error {
 	if s.Config.EOS >= 0 {
 		m["pad_token_id"] = s.Config.EOS
 	}
-	b, err := json.MarshalIndent(m, "", "  ")
+	return json.MarshalIndent(m, "", "  ")
+}
+
+// Save writes config.json and model.safetensors (see [Scorer]).
+func (s *Scorer) Save(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	b, err := s.ConfigJSON()
 	if err != nil {
 		return err
 	}

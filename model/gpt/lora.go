@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -332,7 +333,12 @@ type Adapter struct {
 	// Scorer marks a reward or value model's adapter (PEFT's SEQ_CLS with
 	// the score head in modules_to_save): LoadScorer reads it, not Apply.
 	Scorer bool
-	config json.RawMessage // the whole adapter_config.json
+	// ModulesToSave (other than a scorer's head) and TargetPattern (a
+	// regular expression target_modules) are read for a model that
+	// wraps a language model (model/llava); Apply refuses them.
+	ModulesToSave []string
+	TargetPattern string
+	config        json.RawMessage // the whole adapter_config.json
 }
 
 // ReadAdapterConfig reads dir/adapter_config.json and resolves its base
@@ -372,7 +378,7 @@ func ReadAdapterConfig(dir string) (*Adapter, error) {
 		case ac.TaskType == "SEQ_CLS":
 			return nil, fmt.Errorf("gpt: %s: a SEQ_CLS adapter needs modules_to_save [\"score\"] (its trained head)", path)
 		case len(ac.ModulesToSave) > 0:
-			return nil, fmt.Errorf("gpt: %s: modules_to_save is not supported", path)
+			a.ModulesToSave = ac.ModulesToSave
 		}
 		if len(ac.RankPattern) > 0 || len(ac.AlphaPattern) > 0 {
 			return nil, fmt.Errorf("gpt: %s: rank_pattern and alpha_pattern are not supported", path)
@@ -384,7 +390,8 @@ func ReadAdapterConfig(dir string) (*Adapter, error) {
 		switch t := ac.TargetModules.(type) {
 		case string:
 			if t != "all-linear" {
-				return nil, fmt.Errorf("gpt: %s: target_modules as a regular expression is not supported", path)
+				a.TargetPattern = t
+				break
 			}
 			a.LoRA.Targets = []string{t}
 		case []any:
@@ -426,6 +433,12 @@ func (a *Adapter) Apply(m *Model, dir string) error {
 	defer st.Close()
 	switch a.Type {
 	case "LORA":
+		switch {
+		case len(a.ModulesToSave) > 0:
+			return fmt.Errorf("gpt: %s: modules_to_save %q is not supported for a language model", filepath.Join(dir, AdapterConfigFile), a.ModulesToSave)
+		case a.TargetPattern != "":
+			return fmt.Errorf("gpt: %s: target_modules as a regular expression (%q) is not supported for a language model", filepath.Join(dir, AdapterConfigFile), a.TargetPattern)
+		}
 		if a.Scorer {
 			return fmt.Errorf("gpt: %s: a reward or value model's adapter (SEQ_CLS, with its score head): give it where a reward or value model goes", filepath.Join(dir, AdapterConfigFile))
 		}
@@ -450,4 +463,73 @@ func (a *Adapter) Apply(m *Model, dir string) error {
 		a.Params = []nn.Named{{Name: "prompt_embeddings", Tensor: w}}
 	}
 	return fillParams(st, a.Params, path, nil)
+}
+
+// SaveWrappedLoRA writes m's adapters as PEFT saves the LoRA of a model
+// that holds m under prefix (model/llava's "language_model."): the
+// adapters' tensors named "base_model.model." + prefix + the module's
+// name, target_modules a regular expression PEFT matches on the whole
+// model's module names (WrappedPattern: m's modules alone, not those of
+// the model's other parts with the same names), and saved, the modules
+// trained whole, as modules_to_save with their tensors (named
+// "base_model.model." + their name in the whole model).
+func (m *Model) SaveWrappedLoRA(dir string, c LoRAConfig, base, prefix string, modules []string, saved []nn.Named) error {
+	var ps []nn.Named
+	for _, p := range m.LoRAParams() {
+		ps = append(ps, nn.Named{Name: "base_model.model." + prefix + strings.TrimPrefix(p.Name, "base_model.model."), Tensor: p.Tensor})
+	}
+	if len(ps) == 0 {
+		return errors.New("gpt: SaveWrappedLoRA: no LoRA attached")
+	}
+	if err := c.check(m.Config.Arch); err != nil {
+		return err
+	}
+	ac := loraConfig(m, c, base)
+	ac.TargetModules, ac.ModulesToSave = WrappedPattern(prefix, m.loraTargetNames(c.Targets)), modules
+	for _, p := range saved {
+		ps = append(ps, nn.Named{Name: "base_model.model." + p.Name, Tensor: p.Tensor})
+	}
+	return saveAdapter(dir, ac, ps, nil)
+}
+
+// loraTargetNames is targets with "all-linear" spelled out as the last
+// parts of m's linear layers' names.
+func (m *Model) loraTargetNames(targets []string) []string {
+	if !slices.Contains(targets, "all-linear") {
+		return targets
+	}
+	var out []string
+	for _, md := range m.Modules() {
+		n := md.Name[strings.LastIndex(md.Name, ".")+1:]
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// WrappedPattern is the target_modules regular expression of a LoRA on
+// the language model held under prefix: PEFT full-matches it against
+// module names, so it reads prefix, anything, then one of the targets.
+func WrappedPattern(prefix string, targets []string) string {
+	q := make([]string, len(targets))
+	for i, t := range targets {
+		q[i] = regexp.QuoteMeta(t)
+	}
+	return regexp.QuoteMeta(prefix) + `.*\.(?:` + strings.Join(q, "|") + `)`
+}
+
+// WrappedTargets reads back the targets of a WrappedPattern for prefix;
+// any other expression is an error.
+func WrappedTargets(pattern, prefix string) ([]string, error) {
+	head := regexp.QuoteMeta(prefix) + `.*\.(?:`
+	inner, ok := strings.CutPrefix(pattern, head)
+	if inner, ok2 := strings.CutSuffix(inner, ")"); ok && ok2 && inner != "" {
+		var out []string
+		for _, t := range strings.Split(inner, "|") {
+			out = append(out, strings.ReplaceAll(t, `\`, ""))
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("target_modules %q: golem reads the form %s...) only", pattern, head)
 }

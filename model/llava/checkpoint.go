@@ -32,8 +32,12 @@ type jsonConfig struct {
 	ProjectorBias      *bool           `json:"multimodal_projector_bias,omitempty"`
 }
 
-// IsLLaVA reports whether dir holds a config.json of model_type "llava".
-func IsLLaVA(dir string) bool {
+// IsLLaVA reports whether dir holds a LLaVA model: a config.json of
+// model_type "llava", or a LoRA adapter over such a folder (SaveLoRA).
+func IsLLaVA(dir string) bool { return isFolder(dir) || adapterOf(dir) != nil }
+
+// isFolder reports whether dir holds a config.json of model_type "llava".
+func isFolder(dir string) bool {
 	b, err := regfile.ReadFile(filepath.Join(dir, "config.json"), 16<<20)
 	if err != nil {
 		return false
@@ -108,12 +112,17 @@ func (c *Config) JSON() ([]byte, error) {
 		FeatureLayer: -1, FeatureStrategy: "default", ProjectorBias: &bias}, "", "  ")
 }
 
-// Load reads a LLaVA folder (config.json, model.safetensors) onto be: every
+// Load reads a LLaVA folder (config.json, model.safetensors) onto be, or a
+// LoRA adapter folder over one (SaveLoRA; merged into the weights): every
 // parameter present with its shape and no other tensor, the vision
 // tower's sizes checked against the checkpoint's header before anything
 // is allocated, NaN or infinite weights refused. The vision tower is
 // frozen. The tokenizer is the caller's (tokenizer.Load(dir)).
 func Load(be backend.Backend, dir string) (*Model, error) {
+	if adapterOf(dir) != nil { // a LoRA adapter: merged into its base
+		m, _, err := loadAdapter(be, dir, false)
+		return m, err
+	}
 	c, err := LoadConfig(dir)
 	if err != nil {
 		return nil, err
@@ -123,6 +132,20 @@ func Load(be backend.Backend, dir string) (*Model, error) {
 		return nil, err
 	}
 	defer st.Close()
+	m, err := build(be, c, st, dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := weights.Fill(st, m.Params(), dir, nil); err != nil {
+		return nil, fmt.Errorf("llava: %w", err)
+	}
+	m.FreezeVision()
+	return m, st.Changed()
+}
+
+// build checks config c against the checkpoint's header, then allocates
+// the model (weights not read yet).
+func build(be backend.Backend, c *Config, st *safetensors.Model, dir string) (*Model, error) {
 	if err := vit.CheckHeader(&c.Vision, st, safetensors.ModelFile, VisionPrefix); err != nil {
 		return nil, fmt.Errorf("llava: %s: vision_config: %w", filepath.Join(dir, "config.json"), err)
 	}
@@ -140,12 +163,7 @@ func Load(be backend.Backend, dir string) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Model{Config: *c, Vision: vis, LM: lm, Projector: newProjector(nn.NewInit(be, 0), *c)}
-	if err := weights.Fill(st, m.Params(), dir, nil); err != nil {
-		return nil, fmt.Errorf("llava: %w", err)
-	}
-	m.FreezeVision()
-	return m, st.Changed()
+	return &Model{Config: *c, Vision: vis, LM: lm, Projector: newProjector(nn.NewInit(be, 0), *c)}, nil
 }
 
 // lmEmbedName is the language model's token embedding's name (GPT-2's,

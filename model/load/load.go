@@ -4,10 +4,11 @@
 // holding model.gguf: weights, config and tokenizer from the one file,
 // through gpt.Load and tokenizer.Load), or a PEFT adapter folder (adapter_config.json and
 // adapter_model.safetensors: LoRA, or prompt tuning) over its base model,
-// found from base_model_name_or_path relative to the adapter folder. It is
+// found from base_model_name_or_path relative to the adapter folder; a
+// LLaVA folder or a LoRA adapter over one (Loaded.VLM, Model its language
+// model). It is
 // the one loader every command uses, so a folder any of them accepts all
-// of them accept. A LLaVA folder (model/llava) loads as its language model
-// with the whole vision-language model beside it (Loaded.VLM).
+// of them accept.
 package load
 
 import (
@@ -46,8 +47,9 @@ type Loaded struct {
 	// itself.
 	Adapter *gpt.Adapter
 	Base    string
-	// VLM is the vision-language model of a LLaVA folder (Model is then
-	// its language model, VLM.LM); nil otherwise.
+	// VLM is the vision-language model when dir is a LLaVA folder or a
+	// LoRA adapter over one (model/llava); Model is then its language
+	// model.
 	VLM *llava.Model
 }
 
@@ -70,20 +72,12 @@ func Model(be backend.Backend, dir string, o Options) (*Loaded, error) {
 }
 
 func read(be backend.Backend, dir string, o Options, depth int) (*Loaded, error) {
+	if llava.IsLLaVA(dir) {
+		return readVLM(be, dir, o)
+	}
 	if !gpt.IsAdapter(dir) {
 		if gpt.IsScorer(dir) {
 			return nil, fmt.Errorf("%s is a reward or value model (its config.json has num_labels), not a language model", dir)
-		}
-		if llava.IsLLaVA(dir) {
-			vm, err := llava.Load(be, dir)
-			if err != nil {
-				return nil, err
-			}
-			tok, err := tokenizer.Load(dir)
-			if err != nil {
-				return nil, err
-			}
-			return &Loaded{Model: vm.LM, Tok: tok, Base: dir, VLM: vm}, nil
 		}
 		m, err := gpt.Load(be, dir)
 		if err != nil {
@@ -131,6 +125,32 @@ func read(be backend.Backend, dir string, o Options, depth int) (*Loaded, error)
 			return nil, err
 		}
 	}
+	return l, nil
+}
+
+// readVLM reads a LLaVA folder, or a LoRA adapter over one (merged, or
+// attached with o.KeepLoRA), with its tokenizer.
+func readVLM(be backend.Backend, dir string, o Options) (*Loaded, error) {
+	l := &Loaded{Base: dir}
+	var err error
+	if gpt.IsAdapter(dir) {
+		if l.Adapter, err = gpt.ReadAdapterConfig(dir); err != nil {
+			return nil, err
+		}
+		l.Base = l.Adapter.Base
+	}
+	if o.KeepLoRA && l.Adapter != nil {
+		l.VLM, _, err = llava.LoadLoRA(be, dir)
+	} else {
+		l.VLM, err = llava.Load(be, dir)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if l.Tok, err = tokenizer.Load(dir); err != nil {
+		return nil, err
+	}
+	l.Model = l.VLM.LM
 	return l, nil
 }
 

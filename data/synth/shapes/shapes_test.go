@@ -38,7 +38,7 @@ func TestGenerateIsDeterministic(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, f := range []string{"train.jsonl", "heldout_zh.jsonl", "test_scenes.jsonl", "train_llava.json", "images/train/000005.png", "classes/red_triangle/0000.png"} {
+	for _, f := range []string{"train.jsonl", "heldout_zh.jsonl", "test_scenes.jsonl", "train_llava.json", "train_rankings.jsonl", "heldout_prefs.jsonl", "images/train/000005.png", "classes/red_triangle/0000.png"} {
 		a, err := os.ReadFile(filepath.Join(dirs[0], f))
 		if err != nil {
 			t.Fatal(err)

@@ -61,6 +61,9 @@ const classSplit = 3
 //	{split}_scenes.jsonl  each scene: objects, every caption, questions, instructions
 //	{split}_llava.json LLaVA conversations: the instructions and questions
 //	                   about each image, one English and one Chinese record
+//	{split}_rankings.jsonl  simulated rankings (Scene.Rankings): prompt,
+//	                   completions, ranking (best first), images
+//	{split}_prefs.jsonl every ranked pair: prompt, chosen, rejected, images
 //	classes/COLOUR_SHAPE/NNNN.png  single objects of all 32 combinations
 //	                   (held-out ones included), for zero-shot classification
 //
@@ -153,13 +156,64 @@ func llava(id, image string, qas []QA, zh bool) vision.LLaVA {
 	return rec
 }
 
+// message is a chat turn as golem's data readers take it.
+type message struct {
+	Role    string `json:"role"`
+	Content string `json:"content"`
+}
+
+// RankingRecord is a line of {split}_rankings.jsonl: golem export --kind
+// rankings' fields, the answers in a random order, and the image.
+type RankingRecord struct {
+	Prompt      []message   `json:"prompt"`
+	Completions [][]message `json:"completions"`
+	Ranking     []int       `json:"ranking"` // indices into completions, best first
+	Images      []string    `json:"images"`
+	Kind        string      `json:"kind"`
+}
+
+// PreferenceRecord is a line of {split}_prefs.jsonl: one ranked pair.
+type PreferenceRecord struct {
+	Prompt   []message `json:"prompt"`
+	Chosen   []message `json:"chosen"`
+	Rejected []message `json:"rejected"`
+	Images   []string  `json:"images"`
+}
+
+// rankingRecords returns a ranking's record and its pairs' (best against
+// each worse answer, in ranking order).
+func rankingRecords(rk Ranked, image string, r *rand.Rand) (RankingRecord, []any) {
+	var prompt []message
+	for i, t := range rk.Turns {
+		role := "user"
+		if i%2 == 1 {
+			role = "assistant"
+		}
+		prompt = append(prompt, message{role, t})
+	}
+	as := func(a string) []message { return []message{{"assistant", a}} }
+	perm := r.Perm(len(rk.Answers)) // completions[j] is answer perm[j]
+	rec := RankingRecord{Prompt: prompt, Images: []string{image}, Kind: rk.Kind, Ranking: make([]int, len(perm))}
+	for j, a := range perm {
+		rec.Completions = append(rec.Completions, as(rk.Answers[a]))
+		rec.Ranking[a] = j
+	}
+	var prefs []any
+	for i := range rk.Answers {
+		for j := i + 1; j < len(rk.Answers); j++ {
+			prefs = append(prefs, PreferenceRecord{Prompt: prompt, Chosen: as(rk.Answers[i]), Rejected: as(rk.Answers[j]), Images: []string{image}})
+		}
+	}
+	return rec, prefs
+}
+
 func writeSplit(o Options, split Split, n int) error {
 	name := split.String()
 	imgDir := filepath.Join(o.Out, "images", name)
 	if err := os.MkdirAll(imgDir, 0o755); err != nil {
 		return err
 	}
-	var en, zh, scenes []any
+	var en, zh, scenes, ranks, prefs []any
 	var conv []vision.LLaVA
 	for i := range n {
 		s := Generate(o.Seed, split, i)
@@ -175,11 +229,17 @@ func writeSplit(o Options, split Split, n int) error {
 		qas := append(append([]QA{}, rec.Instructions...), rec.Questions...)
 		id := fmt.Sprintf("%s-%06d", name, i)
 		conv = append(conv, llava(id, rel, qas, false), llava(id+"-zh", rel, qas, true))
+		r := RankingRNG(o.Seed, s)
+		for _, rk := range s.Rankings(o.Seed, Generate(o.Seed, split, (i+1)%n), r) {
+			rr, pp := rankingRecords(rk, rel, r)
+			ranks = append(ranks, rr)
+			prefs = append(prefs, pp...)
+		}
 	}
 	for _, f := range []struct {
 		file string
 		recs []any
-	}{{name + ".jsonl", en}, {name + "_zh.jsonl", zh}, {name + "_scenes.jsonl", scenes}} {
+	}{{name + ".jsonl", en}, {name + "_zh.jsonl", zh}, {name + "_scenes.jsonl", scenes}, {name + "_rankings.jsonl", ranks}, {name + "_prefs.jsonl", prefs}} {
 		if err := writeJSONL(filepath.Join(o.Out, f.file), f.recs); err != nil {
 			return err
 		}

@@ -1,0 +1,110 @@
+package shapes
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/golem-ml/golem/data"
+)
+
+// The simulated rankings are read by golem's data reader as rankings with
+// their image (a file that exists); the best answer of each is the
+// scene's truth (its description, or the answer {split}_scenes.jsonl gives
+// the question), every other answer is not; the description's ranking
+// holds the one-colour-wrong and another scene's description; prefs hold
+// every ranked pair.
+func TestRankings(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Write(Options{Out: dir, Seed: 5, Train: 30, Test: 4, PerClass: 1}); err != nil {
+		t.Fatal(err)
+	}
+	var scenes []SceneRecord
+	f, err := os.Open(filepath.Join(dir, "train_scenes.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var r SceneRecord
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatal(err)
+		}
+		scenes = append(scenes, r)
+	}
+	f.Close()
+	byImage := map[string]SceneRecord{}
+	for _, s := range scenes {
+		byImage[filepath.Join(dir, filepath.FromSlash(s.Image))] = s
+	}
+	d, err := data.Read(filepath.Join(dir, "train_rankings.jsonl"), data.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pairs, kinds := 0, map[string]int{}
+	for _, e := range d.Examples {
+		if e.Kind != data.Ranking || len(e.Images) != 1 {
+			t.Fatalf("%s: %s with images %q, want a ranking with one image", e.Source, e.Kind, e.Images)
+		}
+		if _, err := os.Stat(e.Images[0]); err != nil {
+			t.Fatalf("%s: %v", e.Source, err)
+		}
+		s, ok := byImage[e.Images[0]]
+		if !ok {
+			t.Fatalf("%s: image %s is no scene's", e.Source, e.Images[0])
+		}
+		best := e.Completions[e.Ranking[0]][0].Content
+		describe := s.Instructions[0].Answer.EN
+		if !strings.HasPrefix(e.Prompt[0].Content, "<image>\n") {
+			t.Fatalf("%s: the first turn %q does not open with the image", e.Source, e.Prompt[0].Content)
+		}
+		var want string
+		if len(e.Prompt) == 1 {
+			want = describe
+			kinds["describe"]++
+			worst := e.Completions[e.Ranking[len(e.Ranking)-1]][0].Content
+			if len(e.Ranking) < 3 || worst == describe {
+				t.Fatalf("%s: description ranking %v", e.Source, e.Completions)
+			}
+		} else {
+			if e.Prompt[1].Content != describe {
+				t.Fatalf("%s: the question is asked after %q, want the scene's description %q", e.Source, e.Prompt[1].Content, describe)
+			}
+			q := e.Prompt[2].Content
+			for _, qa := range s.Questions {
+				if qa.Question.EN == q {
+					want = qa.Answer.EN
+					kinds[qa.Kind]++
+				}
+			}
+		}
+		if best != want {
+			t.Fatalf("%s: best answer %q, want %q", e.Source, best, want)
+		}
+		for _, i := range e.Ranking[1:] {
+			if a := e.Completions[i][0].Content; a == want {
+				t.Fatalf("%s: a worse answer is the truth %q", e.Source, a)
+			}
+		}
+		pairs += len(e.Ranking) * (len(e.Ranking) - 1) / 2
+	}
+	if kinds["describe"] != len(scenes) || kinds["colour"] == 0 || kinds["count"] == 0 || kinds["position"] == 0 || kinds["shape"] == 0 {
+		t.Fatalf("rankings by kind %v for %d scenes", kinds, len(scenes))
+	}
+	p, err := data.Read(filepath.Join(dir, "train_prefs.jsonl"), data.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Examples) != pairs {
+		t.Fatalf("%d preference pairs, want %d (every ranked pair)", len(p.Examples), pairs)
+	}
+	for _, e := range p.Examples {
+		if e.Kind != data.Preference || len(e.Images) != 1 {
+			t.Fatalf("%s: %s with images %q", e.Source, e.Kind, e.Images)
+		}
+	}
+}

@@ -1,0 +1,134 @@
+package llava
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/golem-ml/golem/backend"
+	"github.com/golem-ml/golem/internal/atomicfile"
+	"github.com/golem-ml/golem/internal/regfile"
+	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/model/weights"
+	"github.com/golem-ml/golem/nn"
+	"github.com/golem-ml/golem/safetensors"
+)
+
+// A reward model that sees: a LLaVA model whose language model carries a
+// scalar head (gpt.Scorer) in place of its LM head. Its folder is a LLaVA
+// folder whose text_config is the scorer's (num_labels 1 and
+// golem_reward_bias, as gpt.Scorer.Save writes them) and whose language
+// model's tensors are the scorer's under "language_model."
+// (language_model.score.weight, no lm_head). transformers has no LLaVA
+// sequence classifier: golem reads what it writes.
+
+// Scorer is a LLaVA model with a scalar head on its language model.
+type Scorer struct {
+	*Model // Model.LM is Score.Model's backbone with its LM head
+	Score  *gpt.Scorer
+}
+
+// NewScorer puts a fresh scalar head (seeded) on m's language model; the
+// scorer shares m's tensors.
+func NewScorer(m *Model, seed uint64) *Scorer {
+	return &Scorer{Model: m, Score: gpt.NewScorer(m.LM, seed)}
+}
+
+// Params returns every parameter under its name in the folder.
+func (s *Scorer) Params() []nn.Named {
+	var ps []nn.Named
+	add := func(prefix string, xs []nn.Named) {
+		for _, p := range xs {
+			ps = append(ps, nn.Named{Name: prefix + p.Name, Tensor: p.Tensor})
+		}
+	}
+	add(VisionPrefix, s.Vision.Params())
+	add(ProjectorPrefix, nn.Params(s.Projector))
+	add(LMPrefix, s.Score.Params())
+	return ps
+}
+
+// IsScorer reports whether dir holds a LLaVA reward model (its
+// text_config has num_labels).
+func IsScorer(dir string) bool {
+	b, err := regfile.ReadFile(filepath.Join(dir, "config.json"), 16<<20)
+	if err != nil {
+		return false
+	}
+	var probe struct {
+		ModelType string `json:"model_type"`
+		Text      struct {
+			NumLabels *int `json:"num_labels"`
+		} `json:"text_config"`
+	}
+	return json.Unmarshal(b, &probe) == nil && probe.ModelType == ModelType && probe.Text.NumLabels != nil
+}
+
+// Save writes config.json and model.safetensors into dir, each
+// atomically; the caller saves the tokenizer beside them.
+func (s *Scorer) Save(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	cj, err := s.Config.JSON()
+	if err != nil {
+		return err
+	}
+	// text_config: the scorer's config.json, as gpt.Scorer.Save writes it.
+	tc, err := s.Score.ConfigJSON()
+	if err != nil {
+		return err
+	}
+	var c map[string]json.RawMessage
+	if err := json.Unmarshal(cj, &c); err != nil {
+		return err
+	}
+	c["text_config"] = tc
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.WriteFile(filepath.Join(dir, "config.json"), append(b, '\n')); err != nil {
+		return err
+	}
+	return weights.Save(filepath.Join(dir, safetensors.ModelFile), s.Params(), map[string]string{"format": "pt"})
+}
+
+// LoadScorer reads a folder Scorer.Save wrote; the vision tower is
+// frozen. Errors name the file.
+func LoadScorer(be backend.Backend, dir string) (*Scorer, error) {
+	if !IsScorer(dir) {
+		return nil, fmt.Errorf("llava: %s is not a LLaVA reward model (config.json's text_config has no num_labels)", dir)
+	}
+	c, err := LoadConfig(dir)
+	if err != nil {
+		return nil, err
+	}
+	var h struct {
+		Text struct {
+			NumLabels int     `json:"num_labels"`
+			Bias      float32 `json:"golem_reward_bias"`
+		} `json:"text_config"`
+	}
+	b, _ := regfile.ReadFile(filepath.Join(dir, "config.json"), 16<<20)
+	if err := json.Unmarshal(b, &h); err != nil || h.Text.NumLabels != 1 {
+		return nil, fmt.Errorf("llava: %s: text_config's num_labels is %d, a reward model has 1", filepath.Join(dir, "config.json"), h.Text.NumLabels)
+	}
+	st, err := safetensors.OpenModel(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	m, err := build(be, c, st, dir)
+	if err != nil {
+		return nil, err
+	}
+	s := NewScorer(m, 0)
+	s.Score.Bias = h.Text.Bias
+	if err := weights.Fill(st, s.Params(), dir, nil); err != nil {
+		return nil, fmt.Errorf("llava: %w", err)
+	}
+	m.FreezeVision()
+	return s, st.Changed()
+}
