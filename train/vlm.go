@@ -37,6 +37,9 @@ type VLMOptions struct {
 	Data     string // align: image-caption source (data/vision); instruct: LLaVA conversation JSON
 	EvalData string // optional: val_loss on it at each evaluation
 	Batch    int    // images per micro-batch (default 16)
+	// FeatureLayer is a new model's vision_feature_layer (the tower's
+	// hidden state it reads: -1 the last, -2 the penultimate; 0 means -1).
+	FeatureLayer int
 	Loop     Config
 	Log      io.Writer
 }
@@ -116,7 +119,7 @@ func VLM(ctx context.Context, o VLMOptions) (Result, error) {
 		if t.tok, err = tokenizer.Load(o.LM); err != nil {
 			return Result{}, err
 		}
-		if t.model, err = llava.New(cm.Vision, lm, cfg.Seed+1); err != nil {
+		if t.model, err = llava.New(cm.Vision, lm, o.FeatureLayer, cfg.Seed+1); err != nil {
 			return Result{}, err
 		}
 	}
