@@ -40,8 +40,8 @@ type VLMOptions struct {
 	// FeatureLayer is a new model's vision_feature_layer (the tower's
 	// hidden state it reads: -1 the last, -2 the penultimate; 0 means -1).
 	FeatureLayer int
-	Loop     Config
-	Log      io.Writer
+	Loop         Config
+	Log          io.Writer
 }
 
 // vlmExample is one encoded image and text: the ids before the image and
