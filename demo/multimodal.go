@@ -199,7 +199,7 @@ func RunMultimodal(ctx context.Context, o MMOptions) (*MMResult, error) {
 		return nil, fmt.Errorf("demo: vlm align: %w", err)
 	}
 	if _, err := train.VLM(ctx, train.VLMOptions{Backend: o.NewBackend(), Stage: train.StageInstruct, Model: dir("align"),
-		Data: filepath.Join(world, "train_llava.json"), Batch: sz.batch, Loop: loop("instruct", sz.instructSteps, 5e-4), Log: o.Log}); err != nil {
+		Data: filepath.Join(world, "train_llava_en.json"), Batch: sz.batch, Loop: loop("instruct", sz.instructSteps, 5e-4), Log: o.Log}); err != nil {
 		return nil, fmt.Errorf("demo: vlm instruct: %w", err)
 	}
 	done()
@@ -249,11 +249,14 @@ func RunMultimodal(ctx context.Context, o MMOptions) (*MMResult, error) {
 // writeMMData writes what the stages train on beside the world: stage
 // 1's descriptions (align_{train,test}.jsonl: each scene's full
 // description, the answer to "Describe the image.", which caption
-// accuracy scores) and the language model's corpus (lm_corpus.txt: each
-// training scene's English conversation in llava.Prompt's format,
-// <|im_end|> after each answer, <|endoftext|> after each scene).
+// accuracy scores), stage 2's conversations in English
+// (train_llava_en.json: golem data shapes' English records; the language
+// model's BPE is English) and the language model's corpus
+// (lm_corpus.txt: the same conversations as text in llava.Prompt's
+// format, <|im_end|> after each answer, <|endoftext|> after each scene).
 func writeMMData(world string, seed uint64, sz mmSizes) error {
 	var corpus bytes.Buffer
+	var conv []vision.LLaVA
 	for _, split := range []shapes.Split{shapes.Train, shapes.Test} {
 		n := sz.train
 		if split != shapes.Train {
@@ -263,7 +266,8 @@ func writeMMData(world string, seed uint64, sz mmSizes) error {
 		enc := json.NewEncoder(&align)
 		enc.SetEscapeHTML(false)
 		for i := range n {
-			rec := shapes.Generate(seed, split, i).Record(seed, filepath.ToSlash(filepath.Join("images", split.String(), fmt.Sprintf("%06d.png", i))))
+			s := shapes.Generate(seed, split, i)
+			rec := s.Record(seed, filepath.ToSlash(filepath.Join("images", split.String(), fmt.Sprintf("%06d.png", i))))
 			if err := enc.Encode(map[string]string{"image": rec.Image, "caption": rec.Instructions[0].Answer.EN}); err != nil {
 				return err
 			}
@@ -271,14 +275,28 @@ func writeMMData(world string, seed uint64, sz mmSizes) error {
 				continue
 			}
 			var turns []string
-			for _, qa := range append(append([]shapes.QA{}, rec.Instructions...), rec.Questions...) {
+			c := vision.LLaVA{ID: fmt.Sprintf("train-%06d", i), Image: rec.Image}
+			for j, qa := range s.Conversation(seed) {
 				turns = append(turns, qa.Question.EN, qa.Answer.EN)
+				q := qa.Question.EN
+				if j == 0 {
+					q = llava.Placeholder + "\n" + q
+				}
+				c.Conversations = append(c.Conversations, vision.Turn{From: "human", Value: q}, vision.Turn{From: "gpt", Value: qa.Answer.EN})
 			}
+			conv = append(conv, c)
 			corpus.WriteString(llava.Prompt(tokenizer.ImEnd, false, turns...) + tokenizer.EndOfText)
 		}
 		if err := atomicfile.WriteFile(filepath.Join(world, "align_"+split.String()+".jsonl"), align.Bytes()); err != nil {
 			return err
 		}
+	}
+	b, err := json.Marshal(conv)
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.WriteFile(filepath.Join(world, "train_llava_en.json"), b); err != nil {
+		return err
 	}
 	return atomicfile.WriteFile(filepath.Join(world, "lm_corpus.txt"), corpus.Bytes())
 }
