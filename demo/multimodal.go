@@ -184,8 +184,14 @@ func RunMultimodal(ctx context.Context, o MMOptions) (*MMResult, error) {
 	p := train.Presets()["baby"]
 	p.Model.Layers, p.Model.Hidden, p.Model.Intermediate = sz.lmLayers, sz.lmHidden, 4*sz.lmHidden
 	p.Model.Heads, p.Model.KVHeads = max(2, sz.lmHidden/32), max(2, sz.lmHidden/32)
-	p.Model.Context, p.Block, p.Batch, p.EvalIters = sz.lmBlock, sz.lmBlock, sz.lmBatch, 4
-	p.Loop = train.Config{Steps: sz.lmSteps, LR: 1e-3, MinLR: 1e-4, Warmup: sz.lmSteps / 20, Beta2: 0.99, WeightDecay: 0.1, Clip: 1, Seed: o.Seed, Out: dir("lm"), Quiet: o.Quick, Progress: o.Log}
+	p.Model.Context, p.Block, p.Batch = sz.lmBlock, sz.lmBlock, sz.lmBatch
+	if o.Quick {
+		p.EvalIters = 2
+	}
+	// The baby recipe's schedule (docs/multimodal.md's golem pretrain),
+	// over the demo's steps.
+	p.Loop.Steps, p.Loop.Warmup, p.Loop.EvalEvery = sz.lmSteps, min(p.Loop.Warmup, sz.lmSteps/6), max(1, sz.lmSteps/3)
+	p.Loop.Seed, p.Loop.Out, p.Loop.Quiet, p.Loop.Progress = o.Seed, dir("lm"), o.Quick, o.Log
 	if _, err := train.Pretrain(ctx, train.PretrainOptions{Backend: o.NewBackend(), Data: []string{filepath.Join(world, "lm_corpus.txt")}, VocabSize: sz.vocab,
 		Preset: p, SpecialTokens: true, CacheDir: dir("cache"), Log: o.Log}); err != nil {
 		return nil, fmt.Errorf("demo: pretrain: %w", err)
