@@ -42,7 +42,7 @@ func mmSizesOf(quick bool) mmSizes {
 	}
 	return mmSizes{train: 2000, test: 200, perClass: 10, image: 32, clipSteps: 600, clipBatch: 64,
 		lmLayers: 4, lmHidden: 128, lmBlock: 256, lmSteps: 600, lmBatch: 12, vocab: 1024,
-		alignSteps: 600, instructSteps: 1000, batch: 8, evalScenes: 50, samples: 4}
+		alignSteps: 600, instructSteps: 1000, batch: 8, evalScenes: 200, samples: 4}
 }
 
 // MMOptions configures RunMultimodal: the backend per stage, the output
