@@ -44,6 +44,9 @@ type Options struct {
 	// Reuse keeps the base and SFT models an earlier run with the same
 	// options left in Out instead of training them again.
 	Reuse bool
+	// CLIPTokenizer is CLIP's bpe_simple_vocab_16e6.txt[.gz]
+	// (RunMultimodal; default ../shared/data/tokenizer/clip's).
+	CLIPTokenizer string
 }
 
 // Kinds are the built-in task kinds the demo trains and evaluates on:
@@ -657,27 +660,8 @@ func Report(r *Result) *eval.Report {
 		st.Rows = append(st.Rows, []string{s.Name, fmt.Sprintf("%.0f", s.Seconds)})
 	}
 	rep.Sections = append(rep.Sections, eval.Section{Title: "Time", Table: &st})
-	series := func(stage string, keys ...string) []eval.Series {
-		var out []eval.Series
-		for _, k := range keys {
-			s := eval.Series{Name: stage + " " + k}
-			for _, rec := range r.Curves[stage] {
-				if v, ok := rec[k]; ok {
-					s.X, s.Y = append(s.X, rec["step"]), append(s.Y, v)
-				}
-			}
-			if len(s.X) > 0 {
-				out = append(out, s)
-			}
-		}
-		return out
-	}
-	// One plot per stage and unit, each on its stage's own steps.
-	plot := func(name, title, stage, y string, s []eval.Series) {
-		if len(s) > 0 {
-			rep.Plots = append(rep.Plots, eval.Plot{Name: name, Title: title, XLabel: stage + " step", YLabel: y, Series: s})
-		}
-	}
+	series := func(stage string, keys ...string) []eval.Series { return curveSeries(r.Curves, stage, keys...) }
+	plot := func(name, title, stage, y string, s []eval.Series) { addPlot(rep, name, title, stage, y, s) }
 	plot("pretrain_loss", "Pretraining: training and validation loss", "pretraining", "loss (nats per token)", series("base", "loss", "val_loss"))
 	plot("sft_loss", "SFT: training and validation loss", "SFT", "loss (nats per token)", series("sft", "loss", "val_loss"))
 	plot("reward_model", "Reward model: loss, training and held-out pairwise accuracy", "reward-model", "loss / accuracy", series("reward", "loss", "train_accuracy", "accuracy"))
@@ -687,4 +671,31 @@ func Report(r *Result) *eval.Report {
 	plot("grpo_reward", "GRPO: program reward and task success of samples", "GRPO", "reward / success", series("grpo", "reward", "correct"))
 	plot("grpo_kl", "GRPO: KL to the SFT model per token (k3)", "GRPO", "KL (nats per token)", series("grpo", "kl"))
 	return rep
+}
+
+// curveSeries is one series per key of a stage's logged metrics
+// (metrics.jsonl's records), against its steps; keys it never logged are
+// left out.
+func curveSeries(curves map[string][]map[string]float64, stage string, keys ...string) []eval.Series {
+	var out []eval.Series
+	for _, k := range keys {
+		s := eval.Series{Name: stage + " " + k}
+		for _, rec := range curves[stage] {
+			if v, ok := rec[k]; ok {
+				s.X, s.Y = append(s.X, rec["step"]), append(s.Y, v)
+			}
+		}
+		if len(s.X) > 0 {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// addPlot adds a plot of series s to rep when there is any: one plot per
+// stage and unit, each on its stage's own steps.
+func addPlot(rep *eval.Report, name, title, stage, y string, s []eval.Series) {
+	if len(s) > 0 {
+		rep.Plots = append(rep.Plots, eval.Plot{Name: name, Title: title, XLabel: stage + " step", YLabel: y, Series: s})
+	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/backend/cpu"
+	"github.com/golem-ml/golem/internal/shared"
 )
 
 // TestDemoQuick runs every stage of the demo for a few steps.
@@ -80,6 +81,46 @@ func TestToolModelQuick(t *testing.T) {
 		t.Errorf("tool use on %d questions, want 4", tu.Tasks)
 	}
 	for _, f := range []string{"base/config.json", "sft/config.json", "sft/tokenizer.json", "data/sft.jsonl"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// TestDemoMultimodalQuick runs every stage of the multimodal demo for a
+// few steps and writes its report card: the scores of the three models on
+// both splits, the confusion matrix, the scenes beside what the models
+// said of them.
+func TestDemoMultimodalQuick(t *testing.T) {
+	tok := shared.Path(t, "data/tokenizer/clip/bpe_simple_vocab_16e6.txt.gz")
+	out := t.TempDir()
+	res, err := RunMultimodal(context.Background(), Options{NewBackend: func() backend.Backend { return cpu.New() }, Out: out, Quick: true, Log: io.Discard, CLIPTokenizer: tok})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.VLM) != 6 || res.Eval("instruct", "heldout") == nil || res.Eval("base", "test").Questions == 0 {
+		t.Fatalf("evaluations: %+v", res.VLM)
+	}
+	if len(res.Classes) != 32 || len(res.Confusion) != 32 || res.ZeroShot.N != 32 || res.HeldOut[1] != 4 {
+		t.Fatalf("zero-shot: %d classes, %d images, held-out %v", len(res.Classes), res.ZeroShot.N, res.HeldOut)
+	}
+	if len(res.Checks) != 7 || len(res.Curves["instruct"]) == 0 {
+		t.Fatalf("checks %d, curves %v", len(res.Checks), res.Curves)
+	}
+	if err := MultimodalReport(res).Write(out); err != nil {
+		t.Fatal(err)
+	}
+	md, err := os.ReadFile(filepath.Join(out, "report.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := res.Eval("align", "heldout").Scenes[0]
+	for _, want := range []string{"after stage 2 (instruct)", "![zeroshot_confusion](plots/zeroshot_confusion.svg)", "](" + s.Image + ")", "truth: " + s.Truth} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("report.md lacks %q", want)
+		}
+	}
+	for _, f := range []string{"plots/zeroshot_confusion.svg", s.Image, "report.html", "report.json", "align/config.json", "instruct/model.safetensors"} {
 		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
 			t.Error(err)
 		}

@@ -37,6 +37,27 @@ type Section struct {
 	Text  string // paragraphs separated by blank lines
 	Table *Table
 	Code  string // preformatted text
+	// Figures are images with text beside them (a scene and what models
+	// said of it), or drawn figures (a confusion matrix).
+	Figures []Figure
+}
+
+// Figure is an image with its caption: Src a file relative to the report's
+// folder, or SVG a drawing that Write saves as plots/Name.svg (inline in
+// the HTML).
+type Figure struct {
+	Name    string
+	Src     string
+	SVG     string
+	Caption string // lines of text shown beside the image
+}
+
+// src is where the figure's image is, relative to the report's folder.
+func (f Figure) src() string {
+	if f.SVG != "" {
+		return "plots/" + f.Name + ".svg"
+	}
+	return f.Src
 }
 
 // Plot is a line plot of one or more series.
@@ -50,6 +71,16 @@ type Series = plot.Series
 func (r *Report) Write(dir string) error {
 	if err := os.MkdirAll(filepath.Join(dir, "plots"), 0o755); err != nil {
 		return err
+	}
+	for _, s := range r.Sections {
+		for _, f := range s.Figures {
+			if f.SVG == "" {
+				continue
+			}
+			if err := os.WriteFile(filepath.Join(dir, f.src()), []byte(f.SVG), 0o644); err != nil {
+				return err
+			}
+		}
 	}
 	for _, p := range r.Plots {
 		var b bytes.Buffer
@@ -177,6 +208,12 @@ func (r *Report) Markdown() string {
 		if s.Code != "" {
 			b.WriteString("```\n" + s.Code + "\n```\n\n")
 		}
+		for _, f := range s.Figures {
+			fmt.Fprintf(&b, "![%s](%s)\n\n", f.Name, f.src())
+			if f.Caption != "" {
+				b.WriteString("```\n" + f.Caption + "\n```\n\n")
+			}
+		}
 	}
 	if len(r.Plots) > 0 {
 		b.WriteString("## Training curves\n\n")
@@ -209,6 +246,13 @@ func (r *Report) HTML() string {
 		}
 		if s.Code != "" {
 			fmt.Fprintf(&b, "<pre>%s</pre>\n", e(s.Code))
+		}
+		for _, f := range s.Figures {
+			img := f.SVG
+			if img == "" {
+				img = fmt.Sprintf("<img src=\"%s\" alt=\"%s\" width=\"128\" style=\"image-rendering:pixelated\">", e(f.Src), e(f.Name))
+			}
+			fmt.Fprintf(&b, "<figure style=\"display:flex;gap:1em;align-items:flex-start\"><div>%s</div><figcaption><pre>%s</pre></figcaption></figure>\n", img, e(f.Caption))
 		}
 	}
 	if len(r.Plots) > 0 {

@@ -10,6 +10,12 @@ import (
 	"strings"
 
 	"github.com/golem-ml/golem/data/synth/shapes"
+	"github.com/golem-ml/golem/data/vision"
+	"github.com/golem-ml/golem/generate"
+	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/model/llava"
+	"github.com/golem-ml/golem/nn"
+	"github.com/golem-ml/golem/tokenizer"
 )
 
 // VLMKinds are the kinds of the shapes world's questions VLMShapes scores.
@@ -61,7 +67,7 @@ func VLMShapes(dir, split string, limit int, answer VLMAnswerer) (VLMResult, err
 			return res, fmt.Errorf("%s:%d: a scene needs \"image\" and \"objects\"", path, line)
 		}
 		img := filepath.Join(dir, r.Image)
-		caption, err := answer("Describe the image.", img)
+		caption, err := answer(VLMDescribe, img)
 		if err != nil {
 			return res, fmt.Errorf("%s:%d: %w", path, line, err)
 		}
@@ -111,4 +117,83 @@ func VLMShapes(dir, split string, limit int, answer VLMAnswerer) (VLMResult, err
 // surrounding spaces or a final full stop.
 func normAnswer(s string) string {
 	return strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(strings.ToLower(s)), "."))
+}
+
+// VLMDescribe is the request for a scene's description VLMShapes asks
+// first.
+const VLMDescribe = "Describe the image."
+
+// VLMContinue continues prompt (llava.Prompt's format) about the image
+// at path: a LLaVA model sees the image at the prompt's placeholder, a
+// text-only model reads the text alone.
+type VLMContinue func(prompt, image string) (string, error)
+
+// VLMImage returns how a LLaVA model continues a prompt about an image:
+// greedy, at most maxTokens, stopping at a newline or the tokenizer's end
+// tokens; an image's pixels are read once for its run of questions. It
+// also returns end, the text that closes an answer (the tokenizer's end
+// token, as train/vlm.go ends them, or "\n").
+func VLMImage(m *llava.Model, tok *tokenizer.Tokenizer, maxTokens int) (cont VLMContinue, end string) {
+	gen, end := vlmOptions(tok, maxTokens)
+	v := m.Config.Vision
+	var last string
+	var pix []float32
+	return func(prompt, image string) (string, error) {
+		if image != last {
+			im, err := vision.ReadFile(image, vision.Limits{})
+			if err != nil {
+				return "", err
+			}
+			if pix, err = vision.CLIPPixels(im, v.Image, v.Channels); err != nil {
+				return "", fmt.Errorf("%s: %w", image, err)
+			}
+			last = image
+		}
+		return generate.ImageText(m, tok, pix, prompt, gen, nil)
+	}, end
+}
+
+// VLMText is VLMImage for a text-only model (with its soft prompt, if
+// any): the base, answering the same conversation without the image.
+func VLMText(m *gpt.Model, tok *tokenizer.Tokenizer, sp *nn.SoftPrompt, maxTokens int) (cont VLMContinue, end string) {
+	gen, end := vlmOptions(tok, maxTokens)
+	gen.SoftPrompt = sp
+	return func(prompt, _ string) (string, error) {
+		out, err := generate.Text(m, tok, []string{prompt}, gen, nil)
+		if err != nil {
+			return "", err
+		}
+		return out[0], nil
+	}, end
+}
+
+func vlmOptions(tok *tokenizer.Tokenizer, maxTokens int) (generate.Options, string) {
+	gen := generate.Options{MaxTokens: maxTokens, Stop: []string{"\n"}, StopIDs: tok.EndIDs()}
+	end := "\n"
+	if len(gen.StopIDs) > 0 {
+		end, _ = tok.Token(gen.StopIDs[0])
+	}
+	return gen, end
+}
+
+// VLMConversation is VLMShapes' answerer for a model that continues
+// prompts (VLMImage, VLMText): each scene's conversation opens as golem's
+// LLaVA models are trained and the base language model pretrained (golem
+// data shapes' conversations all open with the description): the
+// description first, then each question asked after the model's own
+// description (llava.Prompt, with the image's placeholder when image).
+func VLMConversation(cont VLMContinue, end string, image bool) VLMAnswerer {
+	captions := map[string]string{}
+	return func(q, img string) (string, error) {
+		if q == VLMDescribe {
+			c, err := cont(llava.Prompt(end, image, VLMDescribe), img)
+			captions = map[string]string{img: strings.TrimSpace(c)}
+			return c, err
+		}
+		c, ok := captions[img]
+		if !ok {
+			return "", fmt.Errorf("eval: %s: asked %q before its description", img, q)
+		}
+		return cont(llava.Prompt(end, image, VLMDescribe, c, q), img)
+	}
 }

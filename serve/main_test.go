@@ -110,7 +110,7 @@ func writeTinyLLaVA(dir string, tok *tokenizer.Tokenizer) error {
 	if err != nil {
 		return err
 	}
-	m, err := llava.New(v, lm, 5)
+	m, err := llava.New(v, lm, -1, 5)
 	if err != nil {
 		return err
 	}

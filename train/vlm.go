@@ -43,8 +43,11 @@ type VLMOptions struct {
 	// folder over Model (vlm_lora.go).
 	LoRA  *gpt.LoRAConfig
 	Merge bool // with LoRA: also write the merged LLaVA folder to Out/merged
-	Loop  Config
-	Log   io.Writer
+	// FeatureLayer is a new model's vision_feature_layer (the tower's
+	// hidden state it reads: -1 the last, -2 the penultimate; 0 means -1).
+	FeatureLayer int
+	Loop         Config
+	Log          io.Writer
 }
 
 // vlmExample is one encoded image and text: the ids before the image and
@@ -132,7 +135,7 @@ func VLM(ctx context.Context, o VLMOptions) (Result, error) {
 		if t.tok, err = tokenizer.Load(o.LM); err != nil {
 			return Result{}, err
 		}
-		if t.model, err = llava.New(cm.Vision, lm, cfg.Seed+1); err != nil {
+		if t.model, err = llava.New(cm.Vision, lm, o.FeatureLayer, cfg.Seed+1); err != nil {
 			return Result{}, err
 		}
 	}

@@ -37,7 +37,7 @@ func vlmPrefsFixture(t *testing.T, n int) (vlmDir, lmDir, prefs, shapesDir strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := llava.New(cm.Vision, lm, 3)
+	m, err := llava.New(cm.Vision, lm, -1, 3)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,17 +5,21 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/golem-ml/golem/backend/cpu"
 	"github.com/golem-ml/golem/data/synth/shapes"
 	"github.com/golem-ml/golem/data/vision"
+	"github.com/golem-ml/golem/generate"
 	"github.com/golem-ml/golem/model/clip"
 	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/model/llava"
 	"github.com/golem-ml/golem/model/vit"
 	"github.com/golem-ml/golem/nn"
+	"github.com/golem-ml/golem/tensor"
+	"github.com/golem-ml/golem/tokenizer"
 )
 
 // vlmFixture writes a small shapes world (16 x 16 images), a random tiny
@@ -186,5 +190,93 @@ func TestVLMResumeExact(t *testing.T) {
 	}
 	if !equalParams(a.Params(), b.Params()) {
 		t.Fatal("2 steps and 2 resumed differ from 4 steps")
+	}
+}
+
+// The generation path (eval's prompt, llava.Prompt, through
+// generate.ImageText) sees the tokens the training path trains on and
+// continues them as the training path's logits say: a description, then
+// a question after it. (eval vlm once put the placeholder before "USER: "
+// while training puts it after, so every model it scored saw a prompt it
+// never trained on.)
+func TestVLMGenerateMatchesTraining(t *testing.T) {
+	data, clipDir, lmDir := vlmFixture(t)
+	be := cpu.New()
+	cm, err := clip.Load(be, clipDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lm, err := gpt.Load(be, lmDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := tokenizer.Load(lmDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := llava.New(cm.Vision, lm, -1, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	task := &vlmTask{model: m, tok: tok}
+	ex, err := task.encode([]vision.Turn{{From: "human", Value: llava.AlignPrompt}, {From: "gpt", Value: "The image shows a red circle."},
+		{From: "human", Value: "What colour is the circle?"}, {From: "gpt", Value: "red"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := "\n"
+	if ids := tok.EndIDs(); len(ids) > 0 {
+		end, _ = tok.Token(ids[0])
+	}
+	prompt := llava.Prompt(end, true, "Describe the image.", "The image shows a red circle.", "What colour is the circle?")
+	b, a, _ := strings.Cut(prompt, llava.Placeholder) // as generate.ImageText encodes it
+	before, after := tok.Encode(b), tok.EncodeWithSpecial(a)
+	if !slices.Equal(before, ex.before) || len(after) >= len(ex.after) || !slices.Equal(after, ex.after[:len(after)]) || !ex.target[len(after)] || ex.target[len(after)-1] {
+		t.Fatalf("generation sees %v + image + %v;\ntraining trains on %v + image + %v (targets %v)", before, after, ex.before, ex.after, ex.target)
+	}
+	im, err := vision.ReadFile(filepath.Join(data, "images", "train", "000000.png"), vision.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pix, err := vision.CLIPPixels(im, m.Config.Vision.Image, m.Config.Vision.Channels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Greedy continuation through the training path's logits.
+	ids := slices.Clone(after)
+	var want []int
+	tensor.NoGrad(func() {
+		for range 6 {
+			s := tensor.NewScope()
+			img, err := m.ImageFeatures(s, pix, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			in := make([]int32, len(ids))
+			for i, id := range ids {
+				in[i] = int32(id)
+			}
+			h := m.LM.Forward(in, 1, len(in), gpt.Options{Embeds: m.Prefix(before, img), Scope: s})
+			logits := m.LM.Logits(tensor.Slice(h, 1, h.Dim(1)-1, h.Dim(1))).Host()
+			s.Close()
+			next := 0
+			for j, v := range logits {
+				if v > logits[next] {
+					next = j
+				}
+			}
+			if slices.Contains(tok.EndIDs(), next) {
+				break
+			}
+			want = append(want, next)
+			ids = append(ids, next)
+		}
+	})
+	got, err := generate.ImageText(m, tok, pix, prompt, generate.Options{MaxTokens: 6}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != tok.Decode(want) {
+		t.Fatalf("generate.ImageText continues with %q, the training path's logits with %q", got, tok.Decode(want))
 	}
 }

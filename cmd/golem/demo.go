@@ -9,10 +9,11 @@ import (
 	"time"
 
 	"github.com/golem-ml/golem/demo"
+	"github.com/golem-ml/golem/eval"
 )
 
 func init() {
-	register("demo", "the whole recipe on built-in data: pretrain, SFT, rankings, reward model, PPO, DPO, GRPO, report card", runDemo)
+	register("demo", "the whole recipe on built-in data: pretrain, SFT, rankings, reward model, PPO, DPO, GRPO, report card (--multimodal: CLIP and a VLM on the shapes world)", runDemo)
 }
 
 func runDemo(args []string) error {
@@ -22,6 +23,8 @@ func runDemo(args []string) error {
 	seed := fs.Uint64("seed", defaultSeed, "random seed (README's numbers are from --seed 1)")
 	reuse := fs.Bool("reuse", false, "keep the base and SFT models an earlier run left in --out")
 	tools := fs.Bool("tools", false, "only a tiny model that calls the calculator, trained on tool round trips in about a minute (--out/sft; prints tool_use=X on held-out questions)")
+	multimodal := fs.Bool("multimodal", false, "the multi-modal recipe on the shapes world instead: CLIP, a language model, LLaVA's align and instruct stages, each model scored on test and held-out scenes")
+	clipTok := fs.String("clip-tokenizer", "../shared/data/tokenizer/clip/bpe_simple_vocab_16e6.txt.gz", "--multimodal: CLIP's bpe_simple_vocab_16e6.txt[.gz] (openai/CLIP's)")
 	dev := addDeviceFlag(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -36,8 +39,8 @@ func runDemo(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	if *tools {
-		if *reuse {
-			return usageError{fmt.Errorf("demo: --tools takes no --reuse")}
+		if *reuse || *multimodal {
+			return usageError{fmt.Errorf("demo: --tools takes no --reuse or --multimodal")}
 		}
 		tu, err := demo.ToolModel(ctx, demo.ToolModelOptions{NewBackend: newBackend, Out: *out, Quick: *quick, Seed: *seed})
 		if ctx.Err() != nil {
@@ -50,7 +53,19 @@ func runDemo(args []string) error {
 		fmt.Printf("tool_use=%.3f right_calls=%.3f heldout=%d\n", tu.Success, tu.Calls, tu.Tasks)
 		return nil
 	}
-	res, err := demo.Run(ctx, demo.Options{NewBackend: newBackend, Out: *out, Quick: *quick, Seed: *seed, Reuse: *reuse})
+	o := demo.Options{NewBackend: newBackend, Out: *out, Quick: *quick, Seed: *seed, Reuse: *reuse, CLIPTokenizer: *clipTok}
+	var card *eval.Report
+	if *multimodal {
+		var res *demo.MMResult
+		if res, err = demo.RunMultimodal(ctx, o); err == nil {
+			card = demo.MultimodalReport(res)
+		}
+	} else {
+		var res *demo.Result
+		if res, err = demo.Run(ctx, o); err == nil {
+			card = demo.Report(res)
+		}
+	}
 	if ctx.Err() != nil { // Ctrl-C: each stage saved where it stopped; no report card of half-trained models
 		fmt.Fprintf(os.Stderr, "interrupted: the stages' models are in %s (no report card)\n", *out)
 		return errInterrupted
@@ -58,7 +73,6 @@ func runDemo(args []string) error {
 	if err != nil {
 		return err
 	}
-	card := demo.Report(res)
 	if err := card.Write(*out); err != nil {
 		return err
 	}

@@ -64,6 +64,7 @@ func runPretrain(args []string) error {
 	evalIters := fs.Int("eval-iters", 0, "batches per evaluation"+rd(baby.EvalIters))
 	saveEvery := fs.Int("save-every", 0, "also checkpoint every N steps into OUT/trainer/step-N, 0 = at the end and on Ctrl-C"+rd(baby.Loop.SaveEvery))
 	seed := fs.Uint64("seed", defaultSeed, "random seed")
+	special := fs.Bool("special-tokens", false, "read the tokenizer's special tokens in --data as those tokens (a corpus written in a chat format: <|im_end|>, <|endoftext|>), not as their characters")
 	ckptAct := addCheckpointActivationsFlag(fs)
 	dev := addDeviceFlag(fs)
 	be, err := dev.parse(fs, args)
@@ -137,7 +138,7 @@ func runPretrain(args []string) error {
 	p.Loop.Seed, p.Loop.Out, p.Loop.Resume, p.Loop.CheckpointActivations = *seed, *out, *resume, *ckptAct
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	res, err := train.Pretrain(ctx, train.PretrainOptions{Backend: be, Data: data, Tokenizer: *tok, VocabSize: *vocab, Preset: p,
+	res, err := train.Pretrain(ctx, train.PretrainOptions{Backend: be, Data: data, Tokenizer: *tok, VocabSize: *vocab, Preset: p, SpecialTokens: *special,
 		Builtin: func(w io.Writer) error { return synth.WriteCorpus(w, synth.CorpusOptions{Seed: 1, Chinese: 0.15}) }})
 	if err != nil {
 		return err

@@ -33,6 +33,7 @@ func runVLM(args []string) error {
 	evalData := fs.String("eval-data", "", "the same kind of data to report val_loss on at each evaluation")
 	stage := fs.String("stage", "", "align (stage 1: trains the projector) or instruct (stage 2: the projector and the language model) (required)")
 	batch := fs.Int("batch", 16, "images per micro-batch")
+	layer := fs.Int("vision-feature-layer", -1, "a new model's vision_feature_layer: the vision tower's hidden state whose patch tokens it reads (-1 the last layer's, -2 the penultimate's as LLaVA 1.5)")
 	lf := addLoopFlags(fs, 300, 1e-3)
 	lora := addLoRAFlags(fs)
 	dev := addDeviceFlag(fs)
@@ -52,7 +53,7 @@ func runVLM(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	res, err := train.VLM(ctx, train.VLMOptions{Backend: be, Stage: *stage, Model: *model, Vision: *vision, LM: *lm,
-		Data: *data, EvalData: *evalData, Batch: *batch, LoRA: lora.config(), Merge: *lora.merge, Loop: lora.loop(fs, lf.config())})
+		Data: *data, EvalData: *evalData, Batch: *batch, FeatureLayer: *layer, LoRA: lora.config(), Merge: *lora.merge, Loop: lora.loop(fs, lf.config())})
 	if err != nil {
 		return err
 	}
@@ -135,9 +136,6 @@ func imageChat(m *llava.Model, tok *tokenizer.Tokenizer, pixels []float32, in io
 	}
 }
 
-// describe is the shapes world's request for a caption.
-const describe = "Describe the image."
-
 func runEvalVLM(args []string) error {
 	fs := newFlags("eval vlm", `golem eval vlm --model vlm-instruct --data shapes --split heldout --limit 50`)
 	model := fs.String("model", "", "a LLaVA folder (golem vlm's --out), or a text-only model folder: the base, answering without the image (required)")
@@ -153,11 +151,7 @@ func runEvalVLM(args []string) error {
 	if err := required(fs, "model", "data"); err != nil {
 		return err
 	}
-	gen := generate.Options{MaxTokens: *maxTokens, Stop: []string{"\n"}}
-	// ask answers a conversation's last user turn: the LLaVA model with
-	// the image at its placeholder, the text-only model from the text.
-	var ask func(text, image string) (string, error)
-	var end string // what closes an answer in the history
+	var answer eval.VLMAnswerer
 	if llava.IsLLaVA(*model) {
 		m, err := llava.Load(be, *model)
 		if err != nil {
@@ -167,56 +161,15 @@ func runEvalVLM(args []string) error {
 		if err != nil {
 			return err
 		}
-		gen.StopIDs, end = tok.EndIDs(), "\n"
-		if len(gen.StopIDs) > 0 {
-			end, _ = tok.Token(gen.StopIDs[0])
-		}
-		v := m.Config.Vision
-		var last string
-		var pix []float32
-		ask = func(text, image string) (string, error) {
-			if image != last {
-				im, err := vision.ReadFile(image, vision.Limits{})
-				if err != nil {
-					return "", err
-				}
-				if pix, err = vision.CLIPPixels(im, v.Image, v.Channels); err != nil {
-					return "", fmt.Errorf("%s: %w", image, err)
-				}
-				last = image
-			}
-			return generate.ImageText(m, tok, pix, llava.Placeholder+"\n"+text, gen, nil)
-		}
+		cont, end := eval.VLMImage(m, tok, *maxTokens)
+		answer = eval.VLMConversation(cont, end, true)
 	} else {
 		l, err := load.Model(be, *model, load.Options{})
 		if err != nil {
 			return err
 		}
-		gen.StopIDs, gen.SoftPrompt, end = l.Tok.EndIDs(), l.SoftPrompt, "\n"
-		ask = func(text, _ string) (string, error) {
-			out, err := generate.Text(l.Model, l.Tok, []string{text}, gen, nil)
-			if err != nil {
-				return "", err
-			}
-			return out[0], nil
-		}
-	}
-	// Each scene's conversation starts as the training conversations do
-	// (golem data shapes' LLaVA JSON): its description, then each question
-	// asked after the model's own description.
-	captions := map[string]string{}
-	answer := func(q, image string) (string, error) {
-		first := llava.UserTurn(describe)
-		if q == describe {
-			c, err := ask(first, image)
-			captions = map[string]string{image: strings.TrimSpace(c)}
-			return c, err
-		}
-		c, ok := captions[image]
-		if !ok {
-			return "", fmt.Errorf("eval vlm: %s: asked %q before its description", image, q)
-		}
-		return ask(first+" "+c+end+llava.UserTurn(q), image)
+		cont, end := eval.VLMText(l.Model, l.Tok, l.SoftPrompt, *maxTokens)
+		answer = eval.VLMConversation(cont, end, false)
 	}
 	res, err := eval.VLMShapes(*dataDir, *split, *limit, answer)
 	if err != nil {

@@ -229,3 +229,54 @@ func (p *Plot) Legend() string {
 }
 
 var colorNames = []string{"blue", "orange", "green", "red", "purple", "brown", "pink", "grey"}
+
+// Matrix is a heat map of counts: a confusion matrix, rows the true
+// classes, columns the predicted, each cell shaded by its share of its
+// row.
+type Matrix struct {
+	Title  string
+	Labels []string
+	Counts [][]int // [true][predicted]
+}
+
+// SVG draws the matrix with its labels, each cell's count written in it
+// when it is not zero.
+func (m *Matrix) SVG(w io.Writer) error {
+	n := len(m.Labels)
+	if n == 0 || len(m.Counts) != n {
+		return errors.New("plot: a matrix needs as many rows as labels")
+	}
+	const cell, left, top = 16, 110, 120
+	width, height := left+n*cell+10, top+n*cell+10
+	e := html.EscapeString
+	var b strings.Builder
+	fmt.Fprintf(&b, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" font-size=\"9\">\n", width, height, width, height)
+	fmt.Fprintf(&b, "<text x=\"%d\" y=\"14\" font-size=\"12\">%s</text>\n", left, e(m.Title))
+	fmt.Fprintf(&b, "<text x=\"%d\" y=\"30\" font-size=\"10\">predicted</text><text x=\"4\" y=\"%d\" font-size=\"10\">true</text>\n", left, top-4)
+	for i, l := range m.Labels {
+		fmt.Fprintf(&b, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%s</text>\n", left-3, top+i*cell+cell*3/4, e(l))
+		fmt.Fprintf(&b, "<text transform=\"translate(%d,%d) rotate(-60)\">%s</text>\n", left+i*cell+cell*3/4, top-3, e(l))
+	}
+	for i, row := range m.Counts {
+		if len(row) != n {
+			return fmt.Errorf("plot: matrix row %d has %d cells, want %d", i, len(row), n)
+		}
+		total := 0
+		for _, c := range row {
+			total += c
+		}
+		for j, c := range row {
+			shade := 0.0
+			if total > 0 {
+				shade = float64(c) / float64(total)
+			}
+			fmt.Fprintf(&b, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"#1f77b4\" fill-opacity=\"%.3f\" stroke=\"#ddd\"/>\n", left+j*cell, top+i*cell, cell, cell, shade)
+			if c > 0 {
+				fmt.Fprintf(&b, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">%d</text>\n", left+j*cell+cell/2, top+i*cell+cell*3/4, c)
+			}
+		}
+	}
+	b.WriteString("</svg>\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}

@@ -34,3 +34,24 @@ func TestTicks(t *testing.T) {
 }
 
 func nanF() float64 { var z float64; return z / z }
+
+func TestMatrixSVG(t *testing.T) {
+	m := Matrix{Title: "zero-shot", Labels: []string{"red circle", "blue <square>"}, Counts: [][]int{{3, 1}, {0, 4}}}
+	var b strings.Builder
+	if err := m.SVG(&b); err != nil {
+		t.Fatal(err)
+	}
+	s := b.String()
+	for _, want := range []string{"<svg", ">3</text>", ">4</text>", "blue &lt;square&gt;", `fill-opacity="0.750"`, `fill-opacity="1.000"`} {
+		if !strings.Contains(s, want) {
+			t.Errorf("the SVG lacks %s", want)
+		}
+	}
+	if strings.Contains(s, ">0</text>") {
+		t.Error("a zero count is written")
+	}
+	bad := Matrix{Labels: []string{"a", "b"}, Counts: [][]int{{1, 2}, {3}}}
+	if err := bad.SVG(&b); err == nil {
+		t.Error("a ragged matrix drew")
+	}
+}

@@ -179,7 +179,7 @@ func TestCacheMatchesForward(t *testing.T) {
 		K := m.Config.Codes
 		at := func(b, t, k int) float32 { return full[(b*(L+N-1)+t)*K+k] }
 		cache := &kvcache.Growable{}
-		defer cache.Free()
+		defer cache.Close()
 		logits := m.Prefill(cache, text, B)
 		for j := 0; ; j++ {
 			for b := range B {

@@ -27,7 +27,7 @@ type jsonConfig struct {
 	TextConfig         json.RawMessage `json:"text_config"`
 	ImageTokenIndex    int             `json:"image_token_index"`
 	ProjectorHiddenAct string          `json:"projector_hidden_act"`
-	FeatureLayer       int             `json:"vision_feature_layer"`
+	FeatureLayer       *int            `json:"vision_feature_layer,omitempty"` // transformers' default: -2
 	FeatureStrategy    string          `json:"vision_feature_select_strategy"`
 	ProjectorBias      *bool           `json:"multimodal_projector_bias,omitempty"`
 }
@@ -62,9 +62,9 @@ func LoadConfig(dir string) (*Config, error) {
 	return c, nil
 }
 
-// ParseConfig reads a LLaVA config.json. golem runs what it writes: the
-// last layer's patch tokens (vision_feature_layer -1, strategy "default")
-// through a GELU projector.
+// ParseConfig reads a LLaVA config.json. golem runs what it writes: one
+// layer's patch tokens (vision_feature_layer, one layer; strategy
+// "default") through a GELU projector.
 func ParseConfig(b []byte) (*Config, error) {
 	var j jsonConfig
 	if err := json.Unmarshal(b, &j); err != nil {
@@ -77,8 +77,6 @@ func ParseConfig(b []byte) (*Config, error) {
 		return nil, fmt.Errorf("llava: \"vision_config\" and \"text_config\" are needed")
 	case j.ProjectorHiddenAct != "gelu":
 		return nil, fmt.Errorf("llava: \"projector_hidden_act\" %q not supported (want \"gelu\")", j.ProjectorHiddenAct)
-	case j.FeatureLayer != -1:
-		return nil, fmt.Errorf("llava: \"vision_feature_layer\" %d not supported (golem takes the last layer's features, -1)", j.FeatureLayer)
 	case j.FeatureStrategy != "default":
 		return nil, fmt.Errorf("llava: \"vision_feature_select_strategy\" %q not supported (want \"default\": the patch tokens)", j.FeatureStrategy)
 	case j.ProjectorBias != nil && !*j.ProjectorBias:
@@ -92,7 +90,10 @@ func ParseConfig(b []byte) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("text_config: %w", err)
 	}
-	c := &Config{Vision: *v, Text: *t, ImageToken: j.ImageTokenIndex}
+	c := &Config{Vision: *v, Text: *t, ImageToken: j.ImageTokenIndex, FeatureLayer: -2}
+	if j.FeatureLayer != nil {
+		c.FeatureLayer = *j.FeatureLayer
+	}
 	return c, c.Validate()
 }
 
@@ -109,7 +110,7 @@ func (c *Config) JSON() ([]byte, error) {
 	bias := true
 	return json.MarshalIndent(jsonConfig{ModelType: ModelType, Architectures: []string{"LlavaForConditionalGeneration"},
 		VisionConfig: v, TextConfig: t, ImageTokenIndex: c.ImageToken, ProjectorHiddenAct: "gelu",
-		FeatureLayer: -1, FeatureStrategy: "default", ProjectorBias: &bias}, "", "  ")
+		FeatureLayer: &c.FeatureLayer, FeatureStrategy: "default", ProjectorBias: &bias}, "", "  ")
 }
 
 // Load reads a LLaVA folder (config.json, model.safetensors) onto be, or a

@@ -4,9 +4,10 @@
 // model's, and a decoder (model/gpt). A prompt holds one "<image>"
 // placeholder; the image's projected patch tokens take its place in the
 // sequence of input embeddings. The features are the tower's last layer's
-// patch tokens (vit.Model.Forward without the class token: LLaVA's
-// "default" feature strategy; LLaVA 1.5 takes the penultimate layer,
-// vision_feature_layer -2, golem the last, -1).
+// patch tokens of one of the tower's layers (Config.FeatureLayer, config.json's
+// vision_feature_layer: -1 the last, LLaVA 1's; -2 the penultimate,
+// LLaVA 1.5's), the class token dropped (LLaVA's "default" feature
+// strategy).
 //
 // The text before the placeholder and the image's tokens enter the
 // decoder as gpt.Options.Embeds (the embeddings put before the tokens':
@@ -53,6 +54,10 @@ type Config struct {
 	// placeholder's text instead, so it is only written for transformers:
 	// the language model's vocabulary size (an id past it) unless set.
 	ImageToken int
+	// FeatureLayer is vision_feature_layer: the tower's hidden state
+	// whose patch tokens are the image's features (vit.Model.Hidden's
+	// layer: -1 the last block's output, -2 the penultimate's).
+	FeatureLayer int
 }
 
 // Validate checks the two towers' configs.
@@ -62,6 +67,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Vision.Validate(); err != nil {
 		return fmt.Errorf("llava: vision_config: %w", err)
+	}
+	if l := c.FeatureLayer; l < -(c.Vision.Layers+1) || l > c.Vision.Layers {
+		return fmt.Errorf("llava: \"vision_feature_layer\" %d: the vision tower has %d layers (hidden states %d..%d, or %d..-1 from the end)", l, c.Vision.Layers, 0, c.Vision.Layers, -(c.Vision.Layers + 1))
 	}
 	if err := c.Text.Validate(); err != nil {
 		return fmt.Errorf("llava: text_config: %w", err)
@@ -89,10 +97,14 @@ type Model struct {
 }
 
 // New builds a model from a vision tower and a language model (their
-// weights are kept, not copied) with a new projector (seeded N(0, 0.02)).
-// The vision tower is frozen.
-func New(vision *vit.Model, lm *gpt.Model, seed uint64) (*Model, error) {
-	c := Config{Vision: vision.Config, Text: lm.Config, ImageToken: lm.Config.Vocab}
+// weights are kept, not copied) with a new projector (seeded N(0, 0.02))
+// that takes the tower's hidden state featureLayer (Config.FeatureLayer;
+// 0 means -1, the last). The vision tower is frozen.
+func New(vision *vit.Model, lm *gpt.Model, featureLayer int, seed uint64) (*Model, error) {
+	if featureLayer == 0 {
+		featureLayer = -1
+	}
+	c := Config{Vision: vision.Config, Text: lm.Config, ImageToken: lm.Config.Vocab, FeatureLayer: featureLayer}
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
@@ -152,7 +164,7 @@ func (m *Model) ImageFeatures(s *tensor.Scope, pixels []float32, B int) (*tensor
 		return nil, fmt.Errorf("llava: %d pixel values for %d images; the vision tower takes %d x %d x %d each", len(pixels), B, v.Channels, v.Image, v.Image)
 	}
 	x := s.FromHost(m.LM.Embed.Weight.Backend(), pixels, B, v.Channels, v.Image, v.Image)
-	t := m.Vision.Forward(x) // the tower is frozen: no gradient flows into it
+	t := m.Vision.Hidden(x, m.Config.FeatureLayer) // the tower is frozen: no gradient flows into it
 	return m.Projector.Forward(tensor.Slice(t, 1, 1, t.Dim(1))), nil
 }
 
@@ -225,6 +237,28 @@ func Render(msgs []tokenizer.Message, end string) (string, error) {
 
 // AlignPrompt is stage 1's human turn: captions answer it.
 const AlignPrompt = Placeholder + "\nDescribe the image."
+
+// Prompt renders a conversation to continue in the format golem's LLaVA
+// models train in (train/vlm.go): turns alternate user and assistant and
+// end with a user turn; each answer is followed by end (the tokenizer's
+// end token's text, or "\n"); with image, the first user turn opens with
+// the placeholder and a newline, as golem data shapes' conversations and
+// AlignPrompt do. A text-only model (image false) gets the same text
+// without the placeholder.
+func Prompt(end string, image bool, turns ...string) string {
+	var b strings.Builder
+	for i, t := range turns {
+		switch {
+		case i%2 == 1:
+			b.WriteString(" " + strings.TrimSpace(t) + end)
+		case i == 0 && image:
+			b.WriteString(UserTurn(Placeholder + "\n" + t))
+		default:
+			b.WriteString(UserTurn(t))
+		}
+	}
+	return b.String()
+}
 
 // PromptEmbeds returns what goes before the text after a prompt's
 // placeholder when generating: the embeddings of the text before it and

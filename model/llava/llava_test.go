@@ -30,7 +30,7 @@ func tiny(t *testing.T, arch string) *Model {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := New(v, lm, 3)
+	m, err := New(v, lm, -1, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,9 +102,75 @@ func TestLoadRefusesAMismatchedConfig(t *testing.T) {
 	}
 	p := filepath.Join(dir, "config.json")
 	b, _ := os.ReadFile(p)
-	os.WriteFile(p, []byte(strings.Replace(string(b), `"vision_feature_layer": -1`, `"vision_feature_layer": -2`, 1)), 0o644)
+	os.WriteFile(p, []byte(strings.Replace(string(b), `"vision_feature_layer": -1`, `"vision_feature_layer": -3`, 1)), 0o644)
 	if _, err := Load(cpu.New(), dir); err == nil || !strings.Contains(err.Error(), "vision_feature_layer") || !strings.Contains(err.Error(), "config.json") {
 		t.Fatalf("err = %v, want one naming config.json's vision_feature_layer", err)
+	}
+}
+
+// vision_feature_layer picks the tower's hidden state the projector
+// reads: -2 (LLaVA 1.5's) is the penultimate block's output, not the
+// last's; it survives Save and Load, and a config.json without it means
+// transformers' default, -2.
+func TestFeatureLayer(t *testing.T) {
+	m := tiny(t, "llama") // a tower of 1 layer: -2 is the embeddings
+	m2, err := New(m.Vision, m.LM, -2, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	feats := func(m *Model) []float32 {
+		var out []float32
+		tensor.NoGrad(func() {
+			s := tensor.NewScope()
+			defer s.Close()
+			img, err := m.ImageFeatures(s, pixels(m, 1), 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = img.Host()
+		})
+		return out
+	}
+	a, b := feats(m), feats(m2) // the same projector (seed 3), other features
+	same := true
+	for i := range a {
+		same = same && a[i] == b[i]
+	}
+	if same {
+		t.Fatal("vision_feature_layer -2 gives the same features as -1")
+	}
+	// -2 of a one-layer tower is hidden state 0: the embeddings.
+	tensor.NoGrad(func() {
+		s := tensor.NewScope()
+		defer s.Close()
+		x := s.FromHost(m.LM.Embed.Weight.Backend(), pixels(m, 1), 1, 3, 8, 8)
+		h0, hm2 := m.Vision.Hidden(x, 0).Host(), m.Vision.Hidden(x, -2).Host()
+		last, fwd := m.Vision.Hidden(x, -1).Host(), m.Vision.Forward(x).Host()
+		for i := range h0 {
+			if h0[i] != hm2[i] || last[i] != fwd[i] {
+				t.Fatalf("hidden state -2 is not 0 or -1 is not Forward's at %d", i)
+			}
+		}
+	})
+	dir := t.TempDir()
+	if err := m2.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Load(cpu.New(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Config.FeatureLayer != -2 {
+		t.Fatalf("loaded vision_feature_layer %d, want -2", got.Config.FeatureLayer)
+	}
+	if c := feats(got); c[0] != b[0] || c[len(c)-1] != b[len(b)-1] {
+		t.Fatal("the loaded model's features differ from the saved model's")
+	}
+	p := filepath.Join(dir, "config.json")
+	j, _ := os.ReadFile(p)
+	os.WriteFile(p, []byte(strings.Replace(string(j), `"vision_feature_layer": -2,`, ``, 1)), 0o644)
+	if c, err := LoadConfig(dir); err != nil || c.FeatureLayer != -2 {
+		t.Fatalf("without vision_feature_layer: %v, %+v; want transformers' default -2", err, c)
 	}
 }
 

@@ -107,7 +107,7 @@ func TestLLaVAFolder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vm, err := llava.New(v, lm, 3)
+	vm, err := llava.New(v, lm, -1, 3)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -62,12 +62,32 @@ func (m *Model) classTokens(B int) *tensor.Tensor {
 
 // encode runs the blocks over the class token and patch tokens x [B, N', C]
 // (all patches, or MAE's visible ones), before the final norm.
-func (m *Model) encode(x *tensor.Tensor) *tensor.Tensor {
+func (m *Model) encode(x *tensor.Tensor) *tensor.Tensor { return m.encodeN(x, len(m.Blocks)) }
+
+// encodeN is encode through the first n blocks.
+func (m *Model) encodeN(x *tensor.Tensor, n int) *tensor.Tensor {
 	x = tensor.Concat(1, m.classTokens(x.Dim(0)), x)
 	if m.PreNorm != nil {
 		x = m.PreNorm.Forward(x)
 	}
-	return Encode(x, m.Blocks, m.Config.Heads, false)
+	return Encode(x, m.Blocks[:n], m.Config.Heads, false)
+}
+
+// Hidden returns transformers' hidden_states[layer] of images pixels
+// [B, C, H, W]: the tokens [B, 1+N, C] after the first layer blocks (0:
+// the embeddings, after CLIP's pre-norm), counted from the end when
+// negative (-1: after the last block, Forward's tokens for CLIP; -2: the
+// penultimate block's, LLaVA 1.5's vision_feature_layer). No final norm.
+// It panics when layer is out of range (Config.Layers counts them).
+func (m *Model) Hidden(pixels *tensor.Tensor, layer int) *tensor.Tensor {
+	n := layer
+	if layer < 0 {
+		n = len(m.Blocks) + 1 + layer
+	}
+	if n < 0 || n > len(m.Blocks) {
+		panic(fmt.Sprintf("vit: hidden state %d of a tower of %d layers", layer, len(m.Blocks)))
+	}
+	return m.encodeN(m.patchTokens(pixels), n)
 }
 
 // Forward runs the model over images pixels [B, C, H, W] and returns its

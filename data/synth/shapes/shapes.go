@@ -432,6 +432,20 @@ func isAre(n int) string {
 	return "are"
 }
 
+// Conversation returns the exchanges of the scene's LLaVA conversation
+// ({split}_llava.json): its description first (as every LLaVA
+// conversation of the world opens), then its other instructions and its
+// questions in an order drawn from (seed, split, index), so that every
+// question is asked right after the description in some scenes (a fixed
+// order taught a small model the order, not to read the question).
+func (s Scene) Conversation(seed uint64) []QA {
+	ins := s.Instructions()
+	rest := append(ins[1:len(ins):len(ins)], s.Questions(QuestionRNG(seed, s))...)
+	r := rand.New(rand.NewPCG(seed^0xc0ffee, uint64(s.Split)<<40|uint64(s.Index)))
+	r.Shuffle(len(rest), func(i, j int) { rest[i], rest[j] = rest[j], rest[i] })
+	return append([]QA{ins[0]}, rest...)
+}
+
 // QuestionRNG returns the generator Questions draws from for a scene, a
 // function of (seed, split, index) as the scene is.
 func QuestionRNG(seed uint64, s Scene) *rand.Rand {

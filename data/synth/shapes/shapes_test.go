@@ -395,3 +395,24 @@ func TestWriteFormats(t *testing.T) {
 		t.Fatalf("size 4: %v", err)
 	}
 }
+
+// A scene's conversation opens with its description, holds every other
+// instruction and question once, and does not keep one fixed order: across
+// scenes, the second exchange varies.
+func TestConversationOrder(t *testing.T) {
+	second := map[string]bool{}
+	for i := range 20 {
+		s := Generate(1, Train, i)
+		c := s.Conversation(1)
+		if c[0].Kind != "describe" || len(c) != len(s.Instructions())+len(s.Questions(QuestionRNG(1, s))) {
+			t.Fatalf("scene %d: conversation %+v", i, c)
+		}
+		if !reflect.DeepEqual(c, s.Conversation(1)) {
+			t.Fatalf("scene %d: two orders for one seed", i)
+		}
+		second[c[1].Question.EN] = true
+	}
+	if len(second) < 5 {
+		t.Fatalf("the second exchange takes %d forms in 20 scenes: %v", len(second), second)
+	}
+}

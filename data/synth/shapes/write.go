@@ -226,7 +226,7 @@ func writeSplit(o Options, split Split, n int) error {
 		en = append(en, map[string]string{"image": rel, "caption": c.EN})
 		zh = append(zh, map[string]string{"image": rel, "caption": c.ZH})
 		scenes = append(scenes, rec)
-		qas := append(append([]QA{}, rec.Instructions...), rec.Questions...)
+		qas := s.Conversation(o.Seed)
 		id := fmt.Sprintf("%s-%06d", name, i)
 		conv = append(conv, llava(id, rel, qas, false), llava(id+"-zh", rel, qas, true))
 		r := RankingRNG(o.Seed, s)
