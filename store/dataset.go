@@ -113,6 +113,9 @@ func exportFile(ctx context.Context, dsn, path string, export func(*Store, io.Wr
 		return 0, err
 	}
 	defer s.Close()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return 0, fmt.Errorf("store: export: %w", err)
+	}
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return 0, fmt.Errorf("store: export: %w", err)
