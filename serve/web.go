@@ -941,6 +941,10 @@ func (s *Server) webExport(w http.ResponseWriter, r *http.Request, sess store.Se
 		web.fail(w, http.StatusBadRequest, "", "kind %q is not one of %v", kind, store.ExportKinds)
 		return
 	}
+	if r.URL.Query().Get("format") == "zip" {
+		s.webExportZip(w, r, kind)
+		return
+	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="golem-%s.jsonl"`, kind))
 	if _, err := s.store.ExportJSONL(r.Context(), w, kind); err != nil {

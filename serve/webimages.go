@@ -1,15 +1,18 @@
 package serve
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
 	"mime/multipart"
 	"net/http"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -173,5 +176,43 @@ func uploadedImages(files map[string][]byte) func(string) ([]byte, error) {
 			return nil, fmt.Errorf("not among the %d images uploaded with the file (select the file and its images together)", len(files))
 		}
 		return nil, fmt.Errorf("%d images uploaded are named %s; upload them with their folders", len(found), path.Base(p))
+	}
+}
+
+// webExportZip downloads an export with its images, as golem export
+// writes them: golem-KIND.jsonl and images/SHA256.EXT beside it, in a zip.
+func (s *Server) webExportZip(w http.ResponseWriter, r *http.Request, kind store.ExportKind) {
+	w.Header().Set("Content-Type", "application/zip")
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="golem-%s.zip"`, kind))
+	zw := zip.NewWriter(w)
+	err := func() error {
+		f, err := zw.Create("golem-" + string(kind) + ".jsonl")
+		if err != nil {
+			return err
+		}
+		_, images, err := s.store.ExportJSONLImages(r.Context(), f, kind)
+		if err != nil {
+			return err
+		}
+		keys := slices.Sorted(maps.Keys(images))
+		for _, key := range keys {
+			im, err := s.store.Image(r.Context(), key)
+			if err != nil {
+				return err
+			}
+			f, err := zw.CreateHeader(&zip.FileHeader{Name: images[key], Method: zip.Store}) // already compressed
+			if err != nil {
+				return err
+			}
+			if _, err := f.Write(im.Data); err != nil {
+				return err
+			}
+		}
+		return zw.Close()
+	}()
+	if err != nil {
+		// The answer has begun: a zip without its end is what the client
+		// gets, and the log says why.
+		s.opts.Logf("serve: export %s (zip): %v", kind, err)
 	}
 }

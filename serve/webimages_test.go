@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"archive/zip"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
@@ -9,8 +10,10 @@ import (
 	"image/color"
 	"image/png"
 	"io"
+	"maps"
 	"mime/multipart"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -149,5 +152,20 @@ func webImages(t *testing.T, ts *testServer) {
 	status, body = admin.call("GET", "/app/api/admin/export?kind=preferences", nil)
 	if want := `"chosen":[{"role":"assistant","content":"Red."}],"rejected":[{"role":"assistant","content":"Blue."}],"images":["images/` + key + `.png"]`; status != 200 || !strings.Contains(string(body), want) {
 		t.Errorf("export: %d %s; want %s", status, body, want)
+	}
+	// The zip holds the JSONL and the image it names.
+	status, body = admin.call("GET", "/app/api/admin/export?kind=preferences&format=zip", nil)
+	zr, err := zip.NewReader(bytes.NewReader(body), int64(len(body)))
+	if status != 200 || err != nil {
+		t.Fatalf("zip export: %d %v", status, err)
+	}
+	files := map[string][]byte{}
+	for _, f := range zr.File {
+		rc, _ := f.Open()
+		files[f.Name], _ = io.ReadAll(rc)
+		rc.Close()
+	}
+	if !strings.Contains(string(files["golem-preferences.jsonl"]), `"images":["images/`+key+`.png"]`) || !bytes.Equal(files["images/"+key+".png"], red) {
+		t.Errorf("zip export: %d files %v", len(files), slices.Sorted(maps.Keys(files)))
 	}
 }

@@ -110,6 +110,15 @@ func (s *Store) ExportJSONL(ctx context.Context, w io.Writer, kind ExportKind) (
 	return s.exportJSONL(ctx, w, kind, false, exportImages{})
 }
 
+// ExportJSONLImages is ExportJSONL that also returns the images its records
+// name: each image's key and its path relative to the written file
+// (ExportPath), for a caller that packs them with it (the web app's zip).
+func (s *Store) ExportJSONLImages(ctx context.Context, w io.Writer, kind ExportKind) (int, map[string]string, error) {
+	images := exportImages{}
+	n, err := s.exportJSONL(ctx, w, kind, false, images)
+	return n, images, err
+}
+
 // exportImages maps the key of each image an export names to its path
 // relative to the exported file.
 type exportImages map[string]string
