@@ -3,6 +3,8 @@ package serve
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -513,5 +515,59 @@ func TestVisionClients(t *testing.T) {
 				t.Errorf("CLIP embedding %d: cosine %.6f between the openai and ollama clients'", i, dot)
 			}
 		}
+	}
+}
+
+// The annotation flow with an image prompt in headless Chromium
+// (serve/e2e/image.mjs): the admin imports a JSONL naming an image and
+// uploads the image with it, an annotator sees the image loaded beside the
+// prompt, writes a demonstration, and ranks three answers written by hand
+// (the served models read text only); golem export's files then hold the
+// records with the image, whose SHA-256 matches the uploaded file's.
+func TestBrowserImage(t *testing.T) {
+	node := needBrowser(t)
+	ts := newTestServerWith(t, "sqlite:"+filepath.Join(t.TempDir(), "labels.db"), Options{}, EngineOptions{}, "llama")
+	ctx := context.Background()
+	if _, err := EnsureAdmin(ctx, ts.store, "admin-password"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ts.store.CreateUser(ctx, store.NewUser{Username: "fay", Password: "fay-password"}); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	red := redPNG(t)
+	sum := sha256.Sum256(red)
+	key := hex.EncodeToString(sum[:])
+	os.MkdirAll(filepath.Join(dir, "pics"), 0o755)
+	imagePath := filepath.Join(dir, "pics", "red.png")
+	promptsPath := filepath.Join(dir, "prompts.jsonl")
+	if err := os.WriteFile(imagePath, red, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(promptsPath, []byte(`{"prompt": "What colour is this?", "images": ["pics/red.png"]}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := runNode(t, node, "image.mjs", ts.URL, "admin", "admin-password", "fay", "fay-password", promptsPath, imagePath)
+	if !strings.Contains(out, `"demoImage":[6,4]`) || !strings.Contains(out, `"rankImage":[6,4]`) {
+		t.Errorf("the image's natural size in the browser: %s; want 6 x 4", out)
+	}
+
+	exp := t.TempDir()
+	img := "images/" + key + ".png"
+	for kind, want := range map[store.ExportKind]string{
+		store.ExportSFT:         `{"messages":[{"role":"user","content":"What colour is this?"},{"role":"assistant","content":"It is red."}],"images":["` + img + `"]}` + "\n",
+		store.ExportPreferences: `"chosen":[{"role":"assistant","content":"It is red."}],"rejected":[{"role":"assistant","content":"It is blue."}],"images":["` + img + `"]}`,
+	} {
+		path := filepath.Join(exp, string(kind)+".jsonl")
+		if _, err := store.ExportFile(ctx, ts.dsn, kind, path); err != nil {
+			t.Fatal(err)
+		}
+		if b, _ := os.ReadFile(path); !strings.Contains(string(b), want) {
+			t.Errorf("export %s:\n%s\nwant %s", kind, b, want)
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(exp, img))
+	if got := sha256.Sum256(b); err != nil || hex.EncodeToString(got[:]) != key {
+		t.Errorf("the exported image %s: %v, sha256 %x; want %s", img, err, got, key)
 	}
 }

@@ -491,6 +491,16 @@ func (s *Server) apiKeyOK(r *http.Request) bool {
 // readBody reads a request body of at most limit bytes and checks it is
 // valid UTF-8. On failure it has answered the request and returns false.
 func readBody(a apiStyle, w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool) {
+	b, ok := readBytes(a, w, r, limit)
+	if ok && !utf8.Valid(b) {
+		a.fail(w, http.StatusBadRequest, "", "request body is not valid UTF-8 (at byte %d)", invalidUTF8At(b))
+		return nil, false
+	}
+	return b, ok
+}
+
+// readBytes is readBody for a body of any bytes (an upload of images).
+func readBytes(a apiStyle, w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool) {
 	var b []byte
 	var err error
 	if r.ContentLength > 0 && r.ContentLength <= limit {
@@ -517,9 +527,6 @@ func readBody(a apiStyle, w http.ResponseWriter, r *http.Request, limit int64) (
 		return nil, false
 	case err != nil:
 		a.fail(w, http.StatusBadRequest, "", "reading the request body: %v", err)
-		return nil, false
-	case !utf8.Valid(b):
-		a.fail(w, http.StatusBadRequest, "", "request body is not valid UTF-8 (at byte %d)", invalidUTF8At(b))
 		return nil, false
 	}
 	// The body is in: no deadline on reading the connection while the

@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
@@ -58,6 +59,7 @@ func (s *Server) webRoutes() {
 	m.HandleFunc("PUT /app/api/admin/guidelines", s.webAuth(true, s.webSetGuidelines))
 	m.HandleFunc("GET "+importPath, s.webAuth(true, s.webPrompts))
 	m.HandleFunc("GET /app/api/next", s.webAuth(false, s.webNext))
+	m.HandleFunc("GET /app/api/images/{sha256}", s.webAuth(false, s.webImage))
 	m.HandleFunc("POST /app/api/samples", s.webAuth(false, s.webSamples))
 	m.HandleFunc("POST /app/api/skips", s.webAuth(false, s.webSkip))
 	m.HandleFunc("GET /app/api/labels", s.webAuth(false, s.webLabels))
@@ -439,7 +441,7 @@ func (s *Server) webPrompts(w http.ResponseWriter, r *http.Request, _ store.Sess
 	}
 	out := []promptStatJSON{}
 	for _, p := range st {
-		out = append(out, promptStatJSON{promptJSON{p.ID, p.Messages, p.Source}, p.Demonstrations, p.Rankings, p.Comparisons, p.Skips})
+		out = append(out, promptStatJSON{toPromptJSON(p.Prompt), p.Demonstrations, p.Rankings, p.Comparisons, p.Skips})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"prompts": out, "total": total, "offset": offset})
 }
@@ -456,6 +458,11 @@ type promptJSON struct {
 	ID       int64               `json:"id"`
 	Messages []tokenizer.Message `json:"messages"`
 	Source   string              `json:"source"`
+	Image    string              `json:"image,omitempty"` // the URL of its image, when it has one
+}
+
+func toPromptJSON(p store.Prompt) promptJSON {
+	return promptJSON{p.ID, p.Messages, p.Source, imageURL(p.Image)}
 }
 
 func (s *Server) webNext(w http.ResponseWriter, r *http.Request, sess store.Session) {
@@ -473,7 +480,7 @@ func (s *Server) webNext(w http.ResponseWriter, r *http.Request, sess store.Sess
 		s.storeFail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"prompt": promptJSON{p.ID, p.Messages, p.Source}})
+	writeJSON(w, http.StatusOK, map[string]any{"prompt": toPromptJSON(p)})
 }
 
 // Sampling answers to rank. A model sure of its answer gives the same one
@@ -535,6 +542,10 @@ func (s *Server) webSamples(w http.ResponseWriter, r *http.Request, sess store.S
 			topP = 0.95
 		}
 		texts, err := s.sampleRound(r.Context(), p, next, n, req.MaxTokens, temp, topP)
+		if errors.Is(err, errImagesNotServed) {
+			writeJSON(w, http.StatusOK, map[string]any{"answers": []answerJSON{}, "requested": req.K, "tries": 0, "images_not_served": true})
+			return
+		}
 		if err != nil {
 			if r.Context().Err() == nil {
 				web.failErr(w, err)
@@ -586,7 +597,7 @@ func (s *Server) sampleRound(ctx context.Context, p store.Prompt, first, n, maxT
 			return nil, err
 		}
 		wts := e.Weights()
-		prompt, err := chatPrompt(wts, append([]tokenizer.Message(nil), p.Messages...))
+		prompt, err := s.annotationPrompt(ctx, wts, p)
 		if err != nil {
 			return nil, err
 		}
@@ -904,22 +915,19 @@ func (s *Server) webProgress(w http.ResponseWriter, r *http.Request, sess store.
 	writeJSON(w, http.StatusOK, p)
 }
 
-// webImport adds the prompts of a JSONL body (store.ImportPrompts).
+// webImport adds the prompts of a JSONL or LLaVA JSON upload, with the
+// images it names (importUpload, store.ImportPrompts).
 func (s *Server) webImport(w http.ResponseWriter, r *http.Request, sess store.Session) {
-	name := r.URL.Query().Get("name")
-	if name == "" {
-		name = "upload"
-	}
-	body, ok := readBody(web, w, r, s.bodyLimit(r))
+	text, name, read, ok := s.importUpload(w, r)
 	if !ok {
 		return
 	}
-	b, err := s.store.ImportPrompts(r.Context(), strings.NewReader(string(body)), store.ImportOptions{Name: name, By: sess.User.ID})
+	b, err := s.store.ImportPrompts(r.Context(), bytes.NewReader(text), store.ImportOptions{Name: name, By: sess.User.ID, ReadImage: read})
 	if err != nil {
 		s.storeFail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"batch": b.ID, "added": b.Added, "skipped": b.Skipped, "source": b.Source})
+	writeJSON(w, http.StatusOK, map[string]any{"batch": b.ID, "added": b.Added, "skipped": b.Skipped, "images": b.Images, "source": b.Source})
 }
 
 // webExport downloads the labels as JSONL (store.ExportJSONL).
@@ -931,6 +939,10 @@ func (s *Server) webExport(w http.ResponseWriter, r *http.Request, sess store.Se
 	}
 	if !known {
 		web.fail(w, http.StatusBadRequest, "", "kind %q is not one of %v", kind, store.ExportKinds)
+		return
+	}
+	if r.URL.Query().Get("format") == "zip" {
+		s.webExportZip(w, r, kind)
 		return
 	}
 	w.Header().Set("Content-Type", "application/x-ndjson")

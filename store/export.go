@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
+	"github.com/golem-ml/golem/data/vision"
 	"github.com/golem-ml/golem/tokenizer"
 )
 
@@ -46,7 +48,12 @@ func (s *Store) Rankings(ctx context.Context, fn func(Prompt, Ranking) error) er
 // ExportKind names a JSONL format ExportJSONL writes.
 type ExportKind string
 
-// The export formats, in TRL's conversational shapes.
+// The export formats, in TRL's conversational shapes. A prompt's image goes
+// with each of its records as "images": ["images/SHA256.EXT"] (TRL's
+// vision datasets' field; ExportPath), the path relative to the exported
+// file, which ExportFile writes the images beside; a record without an
+// image has no "images". Its text holds ImageToken where the image goes,
+// or the image comes before the first user text.
 const (
 	// ExportSFT writes one line per demonstration: the prompt's messages
 	// followed by the demonstration as the assistant's turn,
@@ -73,6 +80,7 @@ var ExportKinds = []ExportKind{ExportSFT, ExportRankings, ExportPreferences}
 
 type sftRecord struct {
 	Messages []tokenizer.Message `json:"messages"`
+	Images   []string            `json:"images,omitempty"`
 }
 
 type rankingRecord struct {
@@ -81,12 +89,14 @@ type rankingRecord struct {
 	Ranking     []int                 `json:"ranking"`
 	Ratings     []int                 `json:"ratings,omitempty"`
 	Verdict     string                `json:"verdict,omitempty"`
+	Images      []string              `json:"images,omitempty"`
 }
 
 type preferenceRecord struct {
 	Prompt   []tokenizer.Message `json:"prompt"`
 	Chosen   []tokenizer.Message `json:"chosen"`
 	Rejected []tokenizer.Message `json:"rejected"`
+	Images   []string            `json:"images,omitempty"`
 }
 
 func assistant(content string) []tokenizer.Message {
@@ -95,13 +105,45 @@ func assistant(content string) []tokenizer.Message {
 
 // ExportJSONL writes the store's labels to w as JSONL in the given format and
 // returns the number of lines written.
+// Records with images name them (ExportPath); ExportFile writes the files.
 func (s *Store) ExportJSONL(ctx context.Context, w io.Writer, kind ExportKind) (int, error) {
-	return s.exportJSONL(ctx, w, kind, false)
+	return s.exportJSONL(ctx, w, kind, false, exportImages{})
+}
+
+// ExportJSONLImages is ExportJSONL that also returns the images its records
+// name: each image's key and its path relative to the written file
+// (ExportPath), for a caller that packs them with it (the web app's zip).
+func (s *Store) ExportJSONLImages(ctx context.Context, w io.Writer, kind ExportKind) (int, map[string]string, error) {
+	images := exportImages{}
+	n, err := s.exportJSONL(ctx, w, kind, false, images)
+	return n, images, err
+}
+
+// exportImages maps the key of each image an export names to its path
+// relative to the exported file.
+type exportImages map[string]string
+
+// paths returns the "images" of p's records (nil without an image).
+func (ei exportImages) paths(ctx context.Context, s *Store, p Prompt) ([]string, error) {
+	if p.Image == "" {
+		return nil, nil
+	}
+	rel, ok := ei[p.Image]
+	if !ok {
+		var format string
+		if err := s.db.QueryRowContext(ctx, s.q(`SELECT format FROM images WHERE sha256 = ?`), p.Image).Scan(&format); err != nil {
+			return nil, fmt.Errorf("store: prompt %d: image %.16s: %w", p.ID, p.Image, err)
+		}
+		rel = ExportPath(p.Image, format)
+		ei[p.Image] = rel
+	}
+	return []string{rel}, nil
 }
 
 // exportJSONL is ExportJSONL; for training it leaves out the rankings
-// lines of comparisons without a winner (data's reader refuses them).
-func (s *Store) exportJSONL(ctx context.Context, w io.Writer, kind ExportKind, training bool) (int, error) {
+// lines of comparisons without a winner (data's reader refuses them). It
+// adds the images the records name to images.
+func (s *Store) exportJSONL(ctx context.Context, w io.Writer, kind ExportKind, training bool, images exportImages) (int, error) {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	enc := json.NewEncoder(bw)
 	enc.SetEscapeHTML(false)
@@ -117,15 +159,23 @@ func (s *Store) exportJSONL(ctx context.Context, w io.Writer, kind ExportKind, t
 	switch kind {
 	case ExportSFT:
 		err = s.Demonstrations(ctx, func(p Prompt, d Demonstration) error {
+			im, err := images.paths(ctx, s, p)
+			if err != nil {
+				return err
+			}
 			msgs := append(p.Messages[:len(p.Messages):len(p.Messages)], tokenizer.Message{Role: "assistant", Content: d.Response})
-			return write(sftRecord{Messages: msgs})
+			return write(sftRecord{Messages: msgs, Images: im})
 		})
 	case ExportRankings:
 		err = s.Rankings(ctx, func(p Prompt, r Ranking) error {
 			if training && r.Verdict != "" {
 				return nil
 			}
-			rec := rankingRecord{Prompt: p.Messages, Ranking: r.Order, Verdict: r.Verdict}
+			im, err := images.paths(ctx, s, p)
+			if err != nil {
+				return err
+			}
+			rec := rankingRecord{Prompt: p.Messages, Ranking: r.Order, Verdict: r.Verdict, Images: im}
 			rated := false
 			for _, resp := range r.Responses {
 				rec.Completions = append(rec.Completions, assistant(resp.Content))
@@ -139,8 +189,12 @@ func (s *Store) exportJSONL(ctx context.Context, w io.Writer, kind ExportKind, t
 		})
 	case ExportPreferences:
 		err = s.Rankings(ctx, func(p Prompt, r Ranking) error {
+			im, err := images.paths(ctx, s, p)
+			if err != nil {
+				return err
+			}
 			for _, pair := range r.Pairs() {
-				rec := preferenceRecord{Prompt: p.Messages, Chosen: assistant(r.Responses[pair[0]].Content), Rejected: assistant(r.Responses[pair[1]].Content)}
+				rec := preferenceRecord{Prompt: p.Messages, Chosen: assistant(r.Responses[pair[0]].Content), Rejected: assistant(r.Responses[pair[1]].Content), Images: im}
 				if err := write(rec); err != nil {
 					return err
 				}
@@ -167,3 +221,84 @@ type writeError struct{ err error }
 
 func (e *writeError) Error() string { return e.err.Error() }
 func (e *writeError) Unwrap() error { return e.err }
+
+// ExportLLaVA writes the demonstrations of prompts with an image to w as
+// LLaVA's conversation JSON, what golem vlm --stage instruct reads:
+//
+//	[{"id": "demonstration-7", "image": "images/SHA256.png", "conversations": [
+//	  {"from": "human", "value": "<image>\n..."}, {"from": "gpt", "value": "..."}]}]
+//
+// user turns are "human", assistant turns (the demonstration last) "gpt";
+// the first human turn holds ImageToken (put first when the prompt has
+// none). It returns the records written and the demonstrations left out:
+// those without an image, and those LLaVA's format cannot hold (a system
+// message, or turns that do not alternate user and assistant).
+func (s *Store) ExportLLaVA(ctx context.Context, w io.Writer) (n, left int, err error) {
+	return s.exportLLaVA(ctx, w, exportImages{})
+}
+
+func (s *Store) exportLLaVA(ctx context.Context, w io.Writer, images exportImages) (n, left int, err error) {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	sep := "[\n"
+	err = s.Demonstrations(ctx, func(p Prompt, d Demonstration) error {
+		rec, ok := toLLaVA(p, d)
+		if !ok {
+			left++
+			return nil
+		}
+		im, err := images.paths(ctx, s, p)
+		if err != nil {
+			return err
+		}
+		rec.Image = im[0]
+		b, err := json.Marshal(rec)
+		if err != nil {
+			return err
+		}
+		bw.WriteString(sep)
+		if _, err := bw.Write(b); err != nil {
+			return &writeError{err}
+		}
+		sep = ",\n"
+		n++
+		return nil
+	})
+	if err == nil {
+		if n == 0 {
+			bw.WriteString("[")
+		}
+		bw.WriteString("\n]\n")
+		if ferr := bw.Flush(); ferr != nil {
+			err = &writeError{ferr}
+		}
+	}
+	var we *writeError
+	if errors.As(err, &we) {
+		return n, left, fmt.Errorf("store: export llava: write: %w", we.err)
+	}
+	return n, left, err
+}
+
+// toLLaVA returns d as a LLaVA record, or false when LLaVA's format cannot
+// hold it.
+func toLLaVA(p Prompt, d Demonstration) (vision.LLaVA, bool) {
+	if p.Image == "" {
+		return vision.LLaVA{}, false
+	}
+	rec := vision.LLaVA{ID: fmt.Sprintf("demonstration-%d", d.ID)}
+	for i, m := range append(p.Messages[:len(p.Messages):len(p.Messages)], tokenizer.Message{Role: "assistant", Content: d.Response}) {
+		want, from := "user", "human"
+		if i%2 == 1 {
+			want, from = "assistant", "gpt"
+		}
+		if m.Role != want {
+			return vision.LLaVA{}, false
+		}
+		v := m.Content
+		if i == 0 && !strings.Contains(v, ImageToken) {
+			v = ImageToken + "\n" + v
+		}
+		rec.Conversations = append(rec.Conversations, vision.Turn{From: from, Value: v})
+	}
+	return rec, true
+}

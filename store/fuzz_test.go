@@ -21,7 +21,7 @@ func FuzzParsePromptLine(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, line []byte) {
-		msgs, _, err := parsePromptLine(line)
+		msgs, _, _, err := parsePromptLine(line)
 		if err != nil {
 			if !errors.Is(err, ErrInvalid) {
 				t.Fatalf("parsePromptLine(%q): error %v is not ErrInvalid", line, err)

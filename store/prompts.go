@@ -4,13 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -21,10 +20,14 @@ import (
 // Prompt is a conversation waiting for the assistant's next turn: one or
 // more messages, the last from the user.
 type Prompt struct {
-	ID        int64
-	Messages  []tokenizer.Message
-	Source    string // where it came from: a file name, a data set
-	BatchID   int64  // the import that added it
+	ID       int64
+	Messages []tokenizer.Message
+	Source   string // where it came from: a file name, a data set
+	BatchID  int64  // the import that added it
+	// Image is the key (hex SHA-256) of the image the prompt shows, ""
+	// for none; Store.Image reads it. The text holds ImageToken where it
+	// goes, or the image comes before the first user text.
+	Image     string
 	CreatedAt time.Time
 }
 
@@ -35,6 +38,7 @@ type Batch struct {
 	ImportedBy int64 // 0 when not recorded
 	Added      int   // new prompts
 	Skipped    int   // prompts already in the store (or twice in the input)
+	Images     int   // images new to the store (each is stored once)
 	CreatedAt  time.Time
 }
 
@@ -48,32 +52,54 @@ type ImportOptions struct {
 	Source string
 	// By is the id of the user importing; 0 for none.
 	By int64
+	// ReadImage reads an image a prompt names, by its path as written
+	// (ImageFolder(dir) reads it from a folder); nil refuses prompts with
+	// images.
+	ReadImage func(path string) ([]byte, error)
 }
 
 // Limits on imported prompts.
 const (
 	maxLineBytes   = 4 << 20
+	maxLLaVABytes  = 256 << 20
 	maxMessages    = 256
 	maxSourceBytes = 1024
 )
 
 // promptLine is one line of an import: a TRL-style prompt, either
 // {"prompt": "text"}, {"prompt": [messages]} or {"messages": [messages]},
-// with an optional "source".
+// with an optional "source" and "images" (one path, for now).
 type promptLine struct {
 	Prompt   json.RawMessage     `json:"prompt"`
 	Messages []tokenizer.Message `json:"messages"`
 	Source   *string             `json:"source"`
+	Images   []string            `json:"images"`
 }
 
-// ImportPrompts reads JSONL from r, one prompt a line, and adds them all in
-// one transaction: a bad line adds nothing and the error names the line.
-// Each line is {"prompt": "text"} (one user message), {"prompt": [messages]}
-// or {"messages": [messages]}, where messages are {"role", "content"} objects
-// (roles system, user, assistant; system only first; the last from the
-// user), with an optional "source" string. Blank lines are skipped. A prompt
-// already in the store is skipped and counted in Batch.Skipped, so
-// importing a file twice adds nothing the second time.
+// parsedPrompt is one prompt of an import, before it is stored.
+type parsedPrompt struct {
+	messages []tokenizer.Message
+	source   string
+	image    string // its path as written, "" for none
+	key      string // the image's SHA-256
+	line     int
+	where    string // "line N" (and the record, in LLaVA JSON)
+}
+
+// ImportPrompts reads prompts from r and adds them all in one transaction:
+// a bad line adds nothing and the error names the line. r is JSONL, one
+// prompt a line: {"prompt": "text"} (one user message), {"prompt":
+// [messages]} or {"messages": [messages]}, where messages are {"role",
+// "content"} objects (roles system, user, assistant; system only first;
+// the last from the user), with an optional "source" string and an optional
+// "images": [path] (one image; ImportOptions.ReadImage reads it). Blank
+// lines are skipped. Or r is LLaVA's conversation JSON (it starts with
+// '['): each record's first human turn is a prompt, with its "image" when
+// it has one. Every image is checked (PNG, JPEG, GIF or WebP, at most
+// MaxImagePixels by its header, decodable) and stored once, by the SHA-256
+// of its bytes. A prompt already in the store (the same messages and
+// image) is skipped and counted in Batch.Skipped, so importing a file
+// twice adds nothing the second time.
 func (s *Store) ImportPrompts(ctx context.Context, r io.Reader, opts ImportOptions) (Batch, error) {
 	name := opts.Name
 	if name == "" {
@@ -86,40 +112,36 @@ func (s *Store) ImportPrompts(ctx context.Context, r io.Reader, opts ImportOptio
 	if err := validSource(b.Source); err != nil {
 		return Batch{}, fmt.Errorf("store: %s: %w", name, err)
 	}
-	type parsed struct {
-		messages []tokenizer.Message
-		source   string
-		line     int
-	}
-	var prompts []parsed
 	br := bufio.NewReaderSize(r, 64<<10)
-	for lineNo := 1; ; lineNo++ {
-		line, err := readLine(br)
-		if err == io.EOF && line == nil {
-			break
-		}
-		if err != nil && err != io.EOF {
-			return Batch{}, fmt.Errorf("store: %s line %d: %w", name, lineNo, err)
-		}
-		if lineNo == 1 {
-			line = bytes.TrimPrefix(line, []byte("\ufeff")) // a byte-order mark
-		}
-		if len(bytes.TrimSpace(line)) == 0 {
-			continue
-		}
-		msgs, source, perr := parsePromptLine(line)
-		if perr != nil {
-			return Batch{}, fmt.Errorf("store: %s line %d: %w", name, lineNo, perr)
-		}
-		if source == "" {
-			source = b.Source
-		}
-		prompts = append(prompts, parsed{msgs, source, lineNo})
+	var prompts []parsedPrompt
+	var err error
+	if firstByte(br) == '[' {
+		prompts, err = readLLaVA(br)
+	} else {
+		prompts, err = readPromptLines(br)
+	}
+	if err != nil {
+		return Batch{}, fmt.Errorf("store: %s %w", name, err)
 	}
 	if len(prompts) == 0 {
 		return Batch{}, invalidf("store: %s: no prompts", name)
 	}
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	images := newImageReader(opts.ReadImage)
+	for i, p := range prompts {
+		if p.source == "" {
+			prompts[i].source = b.Source
+		}
+		if p.image == "" {
+			continue
+		}
+		if err := checkImageToken(p.messages); err != nil {
+			return Batch{}, fmt.Errorf("store: %s %s: %w", name, p.where, err)
+		}
+		if prompts[i].key, err = images.get(p.image); err != nil {
+			return Batch{}, fmt.Errorf("store: %s %s: %w", name, p.where, err)
+		}
+	}
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		var by any
 		if opts.By != 0 {
 			by = opts.By
@@ -132,20 +154,37 @@ func (s *Store) ImportPrompts(ctx context.Context, r io.Reader, opts ImportOptio
 		if err != nil {
 			return fmt.Errorf("store: %s: %w", name, err)
 		}
+		if b.Images, err = images.insert(ctx, s, tx, name); err != nil {
+			return err
+		}
 		// Many rows per INSERT: one round trip per 100 prompts.
 		const chunk = 100
 		for start := 0; start < len(prompts); start += chunk {
 			rows := prompts[start:min(start+chunk, len(prompts))]
+			// image_sha256 only where a prompt has an image: a text-only
+			// import writes the columns it always wrote.
+			withImages := slices.ContainsFunc(rows, func(p parsedPrompt) bool { return p.key != "" })
+			cols, marks := "", "(?, ?, ?, ?, ?)"
+			if withImages {
+				cols, marks = ", image_sha256", "(?, ?, ?, ?, ?, ?)"
+			}
 			var q strings.Builder
-			q.WriteString(`INSERT INTO prompts (conversation, conversation_sha256, source, batch_id, created_at) VALUES `)
-			args := make([]any, 0, 5*len(rows))
+			q.WriteString(`INSERT INTO prompts (conversation, conversation_sha256, source, batch_id, created_at` + cols + `) VALUES `)
+			args := make([]any, 0, 6*len(rows))
 			for i, p := range rows {
 				if i > 0 {
 					q.WriteString(", ")
 				}
-				q.WriteString("(?, ?, ?, ?, ?)")
-				conv, sum := encodeConversation(p.messages)
-				args = append(args, conv, sum, p.source, b.ID, b.CreatedAt)
+				q.WriteString(marks)
+				conv := encodeConversation(p.messages)
+				args = append(args, conv, promptKey(conv, p.key), p.source, b.ID, b.CreatedAt)
+				if withImages {
+					var image any
+					if p.key != "" {
+						image = p.key
+					}
+					args = append(args, image)
+				}
 			}
 			q.WriteString(` ON CONFLICT (conversation_sha256) DO NOTHING`)
 			res, err := tx.ExecContext(ctx, s.q(q.String()), args...)
@@ -171,6 +210,66 @@ func (s *Store) ImportPrompts(ctx context.Context, r io.Reader, opts ImportOptio
 	return b, nil
 }
 
+// firstByte returns the first byte of br that is not white space or a
+// leading byte-order mark (0 for none in its buffer), leaving br unread.
+func firstByte(br *bufio.Reader) byte {
+	if b, _ := br.Peek(3); bytes.Equal(b, []byte("\ufeff")) {
+		br.Discard(3) // readPromptLines and readLLaVA drop it anyway
+	}
+	for i := 0; i < br.Size(); i++ {
+		b, _ := br.Peek(i + 1)
+		if len(b) <= i {
+			return 0
+		}
+		if c := b[i]; c != ' ' && c != '\t' && c != '\r' && c != '\n' {
+			return c
+		}
+	}
+	return 0
+}
+
+// readPromptLines reads an import's JSONL; errors start with "line N: ".
+func readPromptLines(br *bufio.Reader) ([]parsedPrompt, error) {
+	var prompts []parsedPrompt
+	for lineNo := 1; ; lineNo++ {
+		line, err := readLine(br)
+		if err == io.EOF && line == nil {
+			break
+		}
+		if err != nil && err != io.EOF {
+			return nil, fmt.Errorf("line %d: %w", lineNo, err)
+		}
+		if lineNo == 1 {
+			line = bytes.TrimPrefix(line, []byte("\ufeff")) // a byte-order mark
+		}
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		msgs, source, image, perr := parsePromptLine(line)
+		if perr != nil {
+			return nil, fmt.Errorf("line %d: %w", lineNo, perr)
+		}
+		prompts = append(prompts, parsedPrompt{messages: msgs, source: source, image: image, line: lineNo, where: fmt.Sprintf("line %d", lineNo)})
+	}
+	return prompts, nil
+}
+
+// readLLaVA reads an import's LLaVA conversation JSON.
+func readLLaVA(br *bufio.Reader) ([]parsedPrompt, error) {
+	b, err := io.ReadAll(io.LimitReader(br, maxLLaVABytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxLLaVABytes {
+		return nil, invalidf("LLaVA JSON larger than %d bytes", maxLLaVABytes)
+	}
+	b = bytes.TrimPrefix(b, []byte("\ufeff"))
+	if !utf8.Valid(b) {
+		return nil, invalidf("not valid UTF-8")
+	}
+	return parseLLaVA(b)
+}
+
 // readLine returns the next line without its newline, or an error for a line
 // longer than maxLineBytes.
 func readLine(br *bufio.Reader) ([]byte, error) {
@@ -194,55 +293,64 @@ func readLine(br *bufio.Reader) ([]byte, error) {
 	}
 }
 
-// parsePromptLine decodes and checks one import line.
-func parsePromptLine(line []byte) ([]tokenizer.Message, string, error) {
+// parsePromptLine decodes and checks one import line: its messages,
+// source and image path ("" for none).
+func parsePromptLine(line []byte) ([]tokenizer.Message, string, string, error) {
 	if !utf8.Valid(line) {
-		return nil, "", invalidf("not valid UTF-8")
+		return nil, "", "", invalidf("not valid UTF-8")
 	}
 	var pl promptLine
 	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&pl); err != nil {
-		return nil, "", invalidf("%s", jsonError(err))
+		return nil, "", "", invalidf("%s", jsonError(err))
 	}
 	if dec.More() {
-		return nil, "", invalidf("more than one JSON value on the line")
+		return nil, "", "", invalidf("more than one JSON value on the line")
 	}
 	source := ""
 	if pl.Source != nil {
 		source = *pl.Source
 		if err := validSource(source); err != nil {
-			return nil, "", err
+			return nil, "", "", err
 		}
 	}
 	hasPrompt := len(pl.Prompt) > 0 && string(pl.Prompt) != "null"
 	var msgs []tokenizer.Message
 	switch {
 	case hasPrompt && pl.Messages != nil:
-		return nil, "", invalidf(`both "prompt" and "messages"; give one`)
+		return nil, "", "", invalidf(`both "prompt" and "messages"; give one`)
 	case hasPrompt && pl.Prompt[0] == '"':
 		var text string
 		if err := json.Unmarshal(pl.Prompt, &text); err != nil {
-			return nil, "", invalidf(`"prompt": %s`, jsonError(err))
+			return nil, "", "", invalidf(`"prompt": %s`, jsonError(err))
 		}
 		msgs = []tokenizer.Message{{Role: "user", Content: text}}
 	case hasPrompt && pl.Prompt[0] == '[':
 		dec := json.NewDecoder(bytes.NewReader(pl.Prompt))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&msgs); err != nil {
-			return nil, "", invalidf(`"prompt": %s`, jsonError(err))
+			return nil, "", "", invalidf(`"prompt": %s`, jsonError(err))
 		}
 	case hasPrompt:
-		return nil, "", invalidf(`"prompt" must be a string or a list of messages`)
+		return nil, "", "", invalidf(`"prompt" must be a string or a list of messages`)
 	case pl.Messages != nil:
 		msgs = pl.Messages
 	default:
-		return nil, "", invalidf(`"prompt" or "messages" missing`)
+		return nil, "", "", invalidf(`"prompt" or "messages" missing`)
 	}
 	if err := validConversation(msgs); err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
-	return msgs, source, nil
+	switch {
+	case len(pl.Images) > 1:
+		return nil, "", "", invalidf(`"images" has %d paths; a prompt has one image for now`, len(pl.Images))
+	case len(pl.Images) == 1 && strings.TrimSpace(pl.Images[0]) == "":
+		return nil, "", "", invalidf(`"images": an empty path`)
+	case len(pl.Images) == 1:
+		return msgs, source, pl.Images[0], nil
+	}
+	return msgs, source, "", nil
 }
 
 // validConversation checks a prompt's messages.
@@ -317,12 +425,10 @@ func jsonKind(goKind string) string {
 	return goKind
 }
 
-// encodeConversation returns the stored JSON of a conversation and its
-// SHA-256, which makes a prompt unique.
-func encodeConversation(msgs []tokenizer.Message) (string, string) {
+// encodeConversation returns the stored JSON of a conversation.
+func encodeConversation(msgs []tokenizer.Message) string {
 	b, _ := json.Marshal(msgs)
-	sum := sha256.Sum256(b)
-	return string(b), hex.EncodeToString(sum[:])
+	return string(b)
 }
 
 func decodeConversation(promptID int64, conv string) ([]tokenizer.Message, error) {
@@ -333,16 +439,17 @@ func decodeConversation(promptID int64, conv string) ([]tokenizer.Message, error
 	return msgs, nil
 }
 
-const promptColumns = `p.id, p.conversation, p.source, p.batch_id, p.created_at`
+const promptColumns = `p.id, p.conversation, p.source, p.batch_id, p.created_at, p.image_sha256`
 
 // scanPrompt scans promptColumns (and extra) from row.
 func scanPrompt(row interface{ Scan(...any) error }, p *Prompt, extra ...any) error {
 	var conv string
 	var batch sql.NullInt64
-	if err := row.Scan(append([]any{&p.ID, &conv, &p.Source, &batch, &p.CreatedAt}, extra...)...); err != nil {
+	var image sql.NullString
+	if err := row.Scan(append([]any{&p.ID, &conv, &p.Source, &batch, &p.CreatedAt, &image}, extra...)...); err != nil {
 		return err
 	}
-	p.BatchID = batch.Int64
+	p.BatchID, p.Image = batch.Int64, image.String
 	p.CreatedAt = p.CreatedAt.UTC()
 	var err error
 	p.Messages, err = decodeConversation(p.ID, conv)

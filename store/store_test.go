@@ -89,6 +89,8 @@ func suite(t *testing.T, newDSN func(t *testing.T) string) {
 		{"RankingErrors", testRankingErrors},
 		{"ListAndProgress", testListAndProgress},
 		{"Export", testExport},
+		{"Images", testImages},
+		{"ExportImages", testExportImages},
 		{"VerdictsAndRatings", testVerdictsAndRatings},
 		{"UpgradeToVerdicts", testUpgradeToVerdicts},
 		{"Guidelines", testGuidelines},
@@ -136,18 +138,21 @@ func mustPrompts(t *testing.T, s *Store, n int) []Prompt {
 		t.Fatalf("ImportPrompts added %d prompts, want %d", b.Added, n)
 	}
 	var ps []Prompt
-	rows, err := s.db.Query(s.q(`SELECT id FROM prompts WHERE batch_id = ? ORDER BY id`), b.ID)
+	// The columns of every schema version: the upgrade tests make prompts
+	// in old ones.
+	rows, err := s.db.Query(s.q(`SELECT id, conversation, source, batch_id, created_at FROM prompts WHERE batch_id = ? ORDER BY id`), b.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
+		var p Prompt
+		var conv string
+		if err := rows.Scan(&p.ID, &conv, &p.Source, &p.BatchID, &p.CreatedAt); err != nil {
 			t.Fatal(err)
 		}
-		p, err := s.Prompt(ctx, id)
-		if err != nil {
+		p.CreatedAt = p.CreatedAt.UTC()
+		if p.Messages, err = decodeConversation(p.ID, conv); err != nil {
 			t.Fatal(err)
 		}
 		ps = append(ps, p)

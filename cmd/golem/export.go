@@ -4,30 +4,51 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/golem-ml/golem/data"
 	"github.com/golem-ml/golem/store"
 )
 
 func init() {
-	register("export", "write the store's labels as the JSONL the training stages read, or (--format gguf) a model as GGUF", runExport)
+	register("export", "write the store's labels as the JSONL the training stages read (their images beside it), LLaVA JSON (--format llava), or (--format gguf) a model as GGUF", runExport)
 }
 
 func runExport(args []string) error {
-	if exportFormat(args) != "" {
+	if exportFormat(args) == "gguf" {
 		return runExportGGUF(args)
 	}
-	fs := newFlags("export", `golem export --db sqlite:labels.db --kind preferences --out preferences.jsonl`)
+	fs := newFlags("export", `golem export --db sqlite:labels.db --kind preferences --out preferences.jsonl
+golem export --db sqlite:labels.db --format llava --out llava.json   # demonstrations with images`)
 	db := fs.String("db", "", "the store golem serve --db wrote: sqlite:FILE or a postgres:// URL (required)")
-	kind := fs.String("kind", "", "sft (demonstrations), rankings, or preferences (every ranked pair) (required)")
-	out := fs.String("out", "", "output file (required)")
+	kind := fs.String("kind", "", "sft (demonstrations), rankings, or preferences (every ranked pair) (required for jsonl)")
+	format := fs.String("format", "jsonl", "jsonl (TRL's shapes), llava (demonstrations of prompts with an image as LLaVA's conversation JSON), or gguf (a model; golem export --format gguf --help)")
+	out := fs.String("out", "", "output file; the images its records name are written beside it as images/SHA256.EXT (required)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if err := required(fs, "db", "kind", "out"); err != nil {
+	if err := required(fs, "db", "out"); err != nil {
 		return err
 	}
-	n, err := store.ExportFile(context.Background(), *db, store.ExportKind(*kind), *out)
+	if *format != "jsonl" && *format != "llava" {
+		return usageError{fmt.Errorf("export: --format %q is not jsonl, llava or gguf", *format)}
+	}
+	ctx := context.Background()
+	if *format == "llava" {
+		if *kind != "" && *kind != string(store.ExportSFT) {
+			return usageError{fmt.Errorf("export: --format llava writes demonstrations (--kind sft), not %s", *kind)}
+		}
+		n, left, err := store.ExportLLaVAFile(ctx, *db, *out)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("export: %d LLaVA records to %s (%d demonstrations left out: no image, or a system message or turns LLaVA's format cannot hold)\n", n, *out, left)
+		return nil
+	}
+	if err := required(fs, "kind"); err != nil {
+		return err
+	}
+	n, err := store.ExportFile(ctx, *db, store.ExportKind(*kind), *out)
 	if err != nil {
 		return err
 	}
@@ -36,14 +57,15 @@ func runExport(args []string) error {
 }
 
 // storeFiles replaces each store (sqlite:FILE or a postgres:// URL) among
-// paths with a temporary JSONL export of kind, so that a stage reading files
-// reads the store: golem sft --data sqlite:labels.db. A store that does not
-// exist is an error (store.OpenExisting). cleanup removes the exports.
+// paths with a temporary JSONL export of kind (in a folder of its own, with
+// the images it names), so that a stage reading files reads the store:
+// golem sft --data sqlite:labels.db. A store that does not exist is an
+// error (store.OpenExisting). cleanup removes the exports.
 func storeFiles(paths []string, kind store.ExportKind) (files []string, cleanup func(), err error) {
 	var tmp []string
 	cleanup = func() {
-		for _, f := range tmp {
-			os.Remove(f)
+		for _, d := range tmp {
+			os.RemoveAll(d)
 		}
 	}
 	for _, p := range paths {
@@ -51,18 +73,18 @@ func storeFiles(paths []string, kind store.ExportKind) (files []string, cleanup 
 			files = append(files, p)
 			continue
 		}
-		f, err := os.CreateTemp("", "golem-store-*.jsonl")
+		dir, err := os.MkdirTemp("", "golem-store-*")
 		if err != nil {
 			cleanup()
 			return nil, nil, err
 		}
-		f.Close()
-		tmp = append(tmp, f.Name())
-		if _, err := store.ExportFile(context.Background(), p, kind, f.Name()); err != nil {
+		tmp = append(tmp, dir)
+		f := filepath.Join(dir, string(kind)+".jsonl")
+		if _, err := store.ExportFile(context.Background(), p, kind, f); err != nil {
 			cleanup()
 			return nil, nil, err
 		}
-		files = append(files, f.Name())
+		files = append(files, f)
 	}
 	return files, cleanup, nil
 }

@@ -19,20 +19,9 @@ import (
 // pixel limit before any pixel is decoded; a JPEG's EXIF orientation is
 // applied.
 func Decode(name string, data []byte, lim Limits) (*Image, error) {
-	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
+	img, format, err := decode(name, data, lim)
 	if err != nil {
-		return nil, fmt.Errorf("%s: not a readable image (PNG, JPEG, GIF or WebP): %v", name, err)
-	}
-	if cfg.Width <= 0 || cfg.Height <= 0 {
-		return nil, fmt.Errorf("%s: %s header says %dx%d pixels", name, format, cfg.Width, cfg.Height)
-	}
-	if max := lim.maxPixels(); int64(cfg.Width)*int64(cfg.Height) > int64(max) {
-		return nil, fmt.Errorf("%s: %s of %dx%d pixels exceeds the limit of %d pixels (Limits.MaxPixels); refused before decoding",
-			name, format, cfg.Width, cfg.Height, max)
-	}
-	img, _, err := image.Decode(bytes.NewReader(data))
-	if err != nil {
-		return nil, fmt.Errorf("%s: corrupt or truncated %s: %v", name, format, err)
+		return nil, err
 	}
 	m := FromImage(img)
 	if format == "jpeg" {
@@ -41,6 +30,45 @@ func Decode(name string, data []byte, lim Limits) (*Image, error) {
 		}
 	}
 	return m, nil
+}
+
+// Info is what Check reads of an encoded image.
+type Info struct {
+	Format        string // "png", "jpeg", "gif" or "webp"
+	Width, Height int    // as stored (before a JPEG's EXIF orientation)
+}
+
+// Check validates one encoded image as Decode reads it (a supported
+// format, the header's size within the pixel limit before any pixel is
+// decoded, every pixel decodable) without converting its pixels, for
+// callers that keep the encoded bytes: the annotation store's imports.
+func Check(name string, data []byte, lim Limits) (Info, error) {
+	img, format, err := decode(name, data, lim)
+	if err != nil {
+		return Info{}, err
+	}
+	b := img.Bounds()
+	return Info{format, b.Dx(), b.Dy()}, nil
+}
+
+// decode is Decode up to the pixels' conversion.
+func decode(name string, data []byte, lim Limits) (image.Image, string, error) {
+	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: not a readable image (PNG, JPEG, GIF or WebP): %v", name, err)
+	}
+	if cfg.Width <= 0 || cfg.Height <= 0 {
+		return nil, "", fmt.Errorf("%s: %s header says %dx%d pixels", name, format, cfg.Width, cfg.Height)
+	}
+	if max := lim.maxPixels(); int64(cfg.Width)*int64(cfg.Height) > int64(max) {
+		return nil, "", fmt.Errorf("%s: %s of %dx%d pixels exceeds the limit of %d pixels (Limits.MaxPixels); refused before decoding",
+			name, format, cfg.Width, cfg.Height, max)
+	}
+	img, _, err := image.Decode(bytes.NewReader(data))
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: corrupt or truncated %s: %v", name, format, err)
+	}
+	return img, format, nil
 }
 
 // ReadFile reads and decodes an image file, refusing files above the byte

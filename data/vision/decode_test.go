@@ -281,3 +281,24 @@ func TestEncodePNGRoundTrip(t *testing.T) {
 		t.Fatal("a 2-channel image encoded")
 	}
 }
+
+// Check reads the format and size and refuses what Decode refuses, without
+// converting pixels.
+func TestCheck(t *testing.T) {
+	info, err := Check("a.png", rgbPNG(t, 3, 2, color.NRGBA{1, 2, 3, 255}), Limits{})
+	if err != nil || info != (Info{"png", 3, 2}) {
+		t.Fatalf("Check(png) = %+v, %v", info, err)
+	}
+	var jb bytes.Buffer
+	jpeg.Encode(&jb, image.NewGray(image.Rect(0, 0, 5, 4)), nil)
+	if info, err := Check("a.jpg", jb.Bytes(), Limits{}); err != nil || info != (Info{"jpeg", 5, 4}) {
+		t.Fatalf("Check(jpeg) = %+v, %v", info, err)
+	}
+	_, err = Check("huge.png", hugePNG(100000, 100000), Limits{})
+	wantErr(t, err, "huge.png", "100000x100000", "refused before decoding")
+	full := rgbPNG(t, 16, 16, color.NRGBA{1, 2, 3, 255})
+	_, err = Check("cut.png", full[:len(full)/2], Limits{})
+	wantErr(t, err, "cut.png", "corrupt or truncated png")
+	_, err = Check("junk.png", []byte("<svg/>"), Limits{})
+	wantErr(t, err, "junk.png", "not a readable image")
+}

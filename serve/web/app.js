@@ -36,7 +36,8 @@ async function api(method, path, body, raw) {
   if (method !== "GET") opts.headers["X-CSRF-Token"] = state.csrf;
   if (body !== undefined) {
     opts.body = raw ? body : JSON.stringify(body);
-    opts.headers["Content-Type"] = raw ? "application/x-ndjson" : "application/json";
+    // A FormData body sets its own multipart type and boundary.
+    if (!(body instanceof FormData)) opts.headers["Content-Type"] = raw ? "application/x-ndjson" : "application/json";
   }
   const r = await fetch(path, opts);
   let data = null;
@@ -62,6 +63,47 @@ function markdown(tag, attrs, text) {
 
 function conversation(box, messages) {
   box.replaceChildren(...messages.map((m) => el("div", { class: "msg" }, el("span", { class: "role" }, m.role + ":"), m.content)));
+}
+
+// showPrompt shows a task's prompt: its image (when it has one) beside its
+// messages.
+function showPrompt(box, prompt) {
+  const msgs = el("div", { class: "msgs" });
+  conversation(msgs, prompt.messages);
+  if (!prompt.image) {
+    box.replaceChildren(...msgs.childNodes);
+    box.classList.remove("with-image");
+    return;
+  }
+  const img = el("img", { class: "prompt-image", src: prompt.image, alt: "The image this prompt is about" });
+  box.replaceChildren(el("a", { href: prompt.image, target: "_blank", rel: "noopener", class: "prompt-image-link" }, img), msgs);
+  box.classList.add("with-image");
+}
+
+// handAnswers is the form in which an annotator writes the answers to rank
+// or compare when the served models do not read the prompt's image: k
+// boxes (the first two needed); done(answers) gets the distinct answers.
+function handAnswers(id, k, need, done) {
+  const boxes = [];
+  for (let i = 0; i < k; i++) {
+    const ta = el("textarea", { rows: "3", id: `${id}-${i}`, class: "hand-answer" });
+    boxes.push(el("label", { class: "block" }, `Answer ${letter(i)}${i < need ? "" : " (optional)"}`, ta));
+  }
+  const use = el("button", { type: "button", id: `${id}-use` }, k === 2 ? "Compare these answers" : "Rank these answers");
+  use.addEventListener("click", () => {
+    const seen = new Set();
+    const answers = [];
+    for (const b of boxes) {
+      const t = b.querySelector("textarea").value;
+      if (!t.trim() || seen.has(t.trim())) continue;
+      seen.add(t.trim());
+      answers.push({ model: "human", content: t });
+    }
+    if (answers.length < need) { showError(`Write at least ${need} different answers.`); return; }
+    showError("");
+    done(answers);
+  });
+  return el("div", { class: "hand", id }, ...boxes, el("div", { class: "buttons" }, use));
 }
 
 // promptLine is a prompt's last user message, for lists.
@@ -279,7 +321,7 @@ async function loadDemo() {
     return;
   }
   $("demo-submit").disabled = $("demo-skip").disabled = false;
-  conversation($("demo-prompt"), r.prompt.messages);
+  showPrompt($("demo-prompt"), r.prompt);
 }
 
 async function submitDemo() {
@@ -393,7 +435,7 @@ async function loadRank() {
     $("rank-prompt").textContent = "No prompt left to rank. Thank you!";
     return;
   }
-  conversation($("rank-prompt"), r.prompt.messages);
+  showPrompt($("rank-prompt"), r.prompt);
   await sampleRank();
 }
 
@@ -406,6 +448,7 @@ function showNotice(id, msg) {
 // ("" when there are all of them); 0 or 1 leave nothing to rank.
 function samplesNotice(s) {
   const n = s.answers.length;
+  if (s.images_not_served) return "The served models do not read images: write the answers yourself (they are saved as written by a person), or skip this prompt.";
   if (n < 2) return `The models gave ${n ? "the same answer" : "no answer"} in ${s.tries} tries: there is nothing to rank. Skip this prompt; it will not come back to you.`;
   if (n < s.requested) return `The models gave only ${n} different answers in ${s.tries} tries; rank these.`;
   return "";
@@ -413,6 +456,15 @@ function samplesNotice(s) {
 
 function drawRank() {
   const rank = state.rank;
+  if (!rank.board && rank.byHand) {
+    $("rank-answers").replaceChildren(handAnswers("rank-hand", 4, 2, (answers) => {
+      rank.board = newBoard(answers);
+      rank.shown = answers;
+      drawRank();
+    }));
+    $("rank-submit").disabled = true;
+    return;
+  }
   if (!rank.board) {
     $("rank-answers").replaceChildren(...rank.shown.map((a) => el("div", { class: "answer" }, markdown("div", { class: "text md" }, a.content))));
     $("rank-submit").disabled = true;
@@ -434,7 +486,8 @@ async function sampleRank() {
   const rankable = s.answers.length >= 2;
   rank.board = rankable ? newBoard(s.answers) : null;
   rank.shown = s.answers;
-  rank.reason = rankable ? "" : `${s.answers.length} distinct answers in ${s.tries} tries`;
+  rank.byHand = !!s.images_not_served;
+  rank.reason = rankable ? "" : s.images_not_served ? "the served models do not read images" : `${s.answers.length} distinct answers in ${s.tries} tries`;
   showNotice("rank-notice", samplesNotice(s));
   drawRank();
 }
@@ -480,7 +533,7 @@ async function submitRank() {
     await loadRank();
     saved("rank-status", "ranking", r.id, "rank", snapshot, (snap) => {
       state.rank = snap;
-      conversation($("rank-prompt"), snap.prompt.messages);
+      showPrompt($("rank-prompt"), snap.prompt);
       showNotice("rank-notice", "");
       $("rank-skip").disabled = $("rank-resample").disabled = false;
       drawRank();
@@ -505,14 +558,15 @@ async function loadCompare() {
     $("cmp-prompt").textContent = "No prompt left to compare. Thank you!";
     return;
   }
-  conversation($("cmp-prompt"), r.prompt.messages);
+  showPrompt($("cmp-prompt"), r.prompt);
   const cmp = state.cmp;
   const s = await api("POST", "/app/api/samples", { prompt_id: r.prompt.id, k: 2 });
   if (state.cmp !== cmp) return; // skipped while sampling
   const rankable = s.answers.length === 2;
   cmp.board = rankable ? newBoard(s.answers) : null;
   cmp.shown = s.answers;
-  cmp.reason = rankable ? "" : `${s.answers.length} distinct answers in ${s.tries} tries`;
+  cmp.byHand = !!s.images_not_served;
+  cmp.reason = rankable ? "" : s.images_not_served ? "the served models do not read images" : `${s.answers.length} distinct answers in ${s.tries} tries`;
   drawCompare();
   showNotice("cmp-notice", samplesNotice(s));
 }
@@ -523,6 +577,15 @@ function setCompareButtons(on) {
 
 function drawCompare() {
   const cmp = state.cmp;
+  if (!cmp.board && cmp.byHand) {
+    $("cmp-answers").replaceChildren(handAnswers("cmp-hand", 2, 2, (answers) => {
+      cmp.board = newBoard(answers);
+      cmp.shown = answers;
+      drawCompare();
+    }));
+    setCompareButtons(false);
+    return;
+  }
   $("cmp-answers").replaceChildren(...(cmp.board ? cmp.board.answers.map((_, i) => answerCard(cmp.board, i))
     : cmp.shown.map((a) => el("div", { class: "answer" }, markdown("div", { class: "text md" }, a.content)))));
   setCompareButtons(!!cmp.board);
@@ -542,7 +605,7 @@ async function submitCompare(best, verdict) {
     await loadCompare();
     saved("cmp-status", "comparison", r.id, "compare", snapshot, (snap) => {
       state.cmp = snap;
-      conversation($("cmp-prompt"), snap.prompt.messages);
+      showPrompt($("cmp-prompt"), snap.prompt);
       showNotice("cmp-notice", "");
       $("cmp-skip").disabled = false;
       drawCompare();
@@ -634,7 +697,7 @@ async function loadAdmin() {
       el("button", { class: "user-disable", "data-user": p.user.username, onclick: () => setDisabled(p.user, !p.user.disabled) }, p.user.disabled ? "Enable" : "Disable"),
       el("button", { class: "user-password", "data-user": p.user.username, onclick: () => resetPassword(p.user) }, "Set password")))));
   $("prompts").tBodies[0].replaceChildren(...p.prompts.map((q) => el("tr", { "data-prompt": String(q.id) },
-    el("td", {}, String(q.id)), el("td", {}, promptLine(q.messages)), el("td", {}, q.source),
+    el("td", {}, String(q.id)), el("td", {}, ...(q.image ? [el("span", { class: "tag" }, "image"), " "] : []), promptLine(q.messages)), el("td", {}, q.source),
     el("td", {}, String(q.demonstrations)), el("td", {}, String(q.rankings - q.comparisons)), el("td", {}, String(q.comparisons)), el("td", {}, String(q.skips)))));
   $("prompts-more").textContent = p.total > p.prompts.length ? `The first ${p.prompts.length} of ${p.total} prompts.` : `${p.total} prompts.`;
   guideTaskChanged();
@@ -683,14 +746,25 @@ async function changePassword(ev) {
   } catch (e) { showError(e.message); }
 }
 
+// importPrompts posts the pasted JSONL, or the chosen file with the images
+// chosen beside it (multipart: "prompts" and "images").
 async function importPrompts() {
-  let text = $("import-text").value;
+  let body = $("import-text").value;
   let name = "pasted";
   const f = $("import-file").files[0];
-  if (f) { text = await f.text(); name = f.name; }
+  const images = [...$("import-images").files];
+  if (f) {
+    name = f.name;
+    body = new FormData();
+    body.append("prompts", f, f.name);
+    for (const im of images) body.append("images", im, im.webkitRelativePath || im.name);
+  } else if (images.length) {
+    showError("Choose the JSONL or LLaVA JSON file the images go with.");
+    return;
+  }
   try {
-    const b = await api("POST", "/app/api/admin/prompts?name=" + encodeURIComponent(name), text, true);
-    $("import-status").textContent = `Imported ${b.added} prompts (${b.skipped} already there).`;
+    const b = await api("POST", "/app/api/admin/prompts?name=" + encodeURIComponent(name), body, true);
+    $("import-status").textContent = `Imported ${b.added} prompts (${b.skipped} already there, ${b.images} new images).`;
     await refreshProgress();
     await loadAdmin();
   } catch (e) { showError(e.message); }
