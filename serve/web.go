@@ -541,7 +541,7 @@ func (s *Server) webSamples(w http.ResponseWriter, r *http.Request, sess store.S
 		if round == 0 {
 			topP = 0.95
 		}
-		texts, err := s.sampleRound(r.Context(), p, next, n, req.MaxTokens, temp, topP)
+		texts, names, err := s.sampleRound(r.Context(), p, next, n, req.MaxTokens, temp, topP)
 		if errors.Is(err, errImagesNotServed) {
 			writeJSON(w, http.StatusOK, map[string]any{"answers": []answerJSON{}, "requested": req.K, "tries": 0, "images_not_served": true})
 			return
@@ -562,7 +562,7 @@ func (s *Server) webSamples(w http.ResponseWriter, r *http.Request, sess store.S
 				continue
 			}
 			seen[key] = true
-			answers = append(answers, answerJSON{s.names[(next+i)%len(s.names)], t})
+			answers = append(answers, answerJSON{names[i], t})
 		}
 		tries += n
 		next += n
@@ -574,41 +574,61 @@ func (s *Server) webSamples(w http.ResponseWriter, r *http.Request, sess store.S
 }
 
 // sampleRound samples n answers to p, answer i from the served model
-// (first+i) mod the number of models, each model's answers as one batch,
-// the models at once. It returns the texts in that order.
-func (s *Server) sampleRound(ctx context.Context, p store.Prompt, first, n, maxTokens int, temp, topP float64) ([]string, error) {
+// (first+i) mod the number of models that can answer p (every model that
+// generates text; for a prompt with an image, the vision-language ones),
+// each model's answers as one batch, the models at once. It returns the
+// texts and the models' names in that order.
+func (s *Server) sampleRound(ctx context.Context, p store.Prompt, first, n, maxTokens int, temp, topP float64) ([]string, []string, error) {
 	type batch struct {
 		g   *genRequest
 		idx []int // the answers it gives
 	}
+	var engines []*Engine
+	for _, name := range s.names {
+		e, err := s.use(ctx, s.models[name])
+		if err != nil {
+			return nil, nil, err
+		}
+		if w := e.Weights(); w.Model != nil && (p.Image == "" || w.VLM != nil) {
+			engines = append(engines, e)
+		}
+	}
+	if len(engines) == 0 {
+		if p.Image != "" {
+			return nil, nil, errImagesNotServed
+		}
+		return nil, nil, badRequest("none of the served models generates text (a CLIP model only gives embeddings)")
+	}
 	var batches []batch
-	for m, name := range s.names {
+	names := make([]string, n)
+	for m, e := range engines {
 		var idx []int
 		for i := range n {
-			if (first+i)%len(s.names) == m {
+			if (first+i)%len(engines) == m {
 				idx = append(idx, i)
+				names[i] = e.Name
 			}
 		}
 		if len(idx) == 0 {
 			continue
 		}
-		e, err := s.use(ctx, s.models[name])
-		if err != nil {
-			return nil, err
-		}
 		wts := e.Weights()
-		prompt, err := s.annotationPrompt(ctx, wts, p)
+		prompt, img, err := s.annotationPrompt(ctx, wts, p)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		mt := min(maxTokens, wts.Context-len(prompt))
+		used := len(prompt)
+		if img != nil {
+			used += img.positions(wts.VLM)
+		}
+		mt := min(maxTokens, wts.Context-used)
 		if mt < 1 {
-			return nil, badRequest("prompt %d does not fit the context of %s", p.ID, e.Name)
+			return nil, nil, badRequest("prompt %d does not fit the context of %s", p.ID, e.Name)
 		}
 		count := len(idx)
-		g, err := newGen(e, wts, prompt, sampleParams{Temperature: &temp, TopP: &topP, MaxTokens: &mt, N: &count}, 1)
+		g, err := newImageGen(e, wts, img, prompt, sampleParams{Temperature: &temp, TopP: &topP, MaxTokens: &mt, N: &count}, 1)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		g.s.MinTokens = 1
 		batches = append(batches, batch{g, idx})
@@ -629,7 +649,7 @@ func (s *Server) sampleRound(ctx context.Context, p store.Prompt, first, n, maxT
 		})
 	}
 	wg.Wait()
-	return texts, errors.Join(errs...)
+	return texts, names, errors.Join(errs...)
 }
 
 // webSkip records that the annotator skips a prompt for a task (a

@@ -76,23 +76,43 @@ func (s *Server) webImage(w http.ResponseWriter, r *http.Request, _ store.Sessio
 	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(im.Data))
 }
 
-// errImagesNotServed: a prompt has an image and the served models read
-// text only.
+// errImagesNotServed: a prompt has an image and no served model reads
+// images.
 var errImagesNotServed = errors.New("the served models do not read images")
 
 // annotationPrompt is the one place the annotation app turns a stored
 // prompt into a served model's input (the candidate answers to rank and
-// compare). A prompt with an image needs a model that reads images;
-// serve's engines take tokens only for now, so such a prompt is
+// compare): its tokens, and for a prompt with an image the image before
+// them (the prompt's image from the store, at the first user turn, as
+// golem's LLaVA data puts it), for a vision-language model. sampleRound
+// gives an image prompt only to such models; with none served it is
 // errImagesNotServed, which webSamples answers with no answers and
 // "images_not_served": the app still shows the image and lets annotators
-// write the answers to rank by hand. When an engine takes images, it gets
-// the prompt's image (s.store.Image(ctx, p.Image)) here.
-func (s *Server) annotationPrompt(ctx context.Context, wts *Weights, p store.Prompt) ([]int, error) {
-	if p.Image != "" {
-		return nil, errImagesNotServed
+// write the answers to rank by hand.
+func (s *Server) annotationPrompt(ctx context.Context, wts *Weights, p store.Prompt) ([]int, *ImagePrompt, error) {
+	if p.Image == "" {
+		ids, err := chatPrompt(wts, append([]tokenizer.Message(nil), p.Messages...))
+		return ids, nil, err
 	}
-	return chatPrompt(wts, append([]tokenizer.Message(nil), p.Messages...))
+	if wts.VLM == nil {
+		return nil, nil, errImagesNotServed
+	}
+	im, err := s.store.Image(ctx, p.Image)
+	if err != nil {
+		return nil, nil, err
+	}
+	pixels, err := imagePrompt(wts, "", []reqImage{{path: fmt.Sprintf("prompt %d's image", p.ID), data: im.Data}})
+	if err != nil {
+		return nil, nil, err
+	}
+	msgs := make([]tokenizer.Message, len(p.Messages))
+	placed := false
+	for i, m := range p.Messages {
+		first := !placed && m.Role == "user"
+		placed = placed || first
+		msgs[i] = tokenizer.Message{Role: m.Role, Content: imageText(m.Content, first)}
+	}
+	return vlmPrompt(wts, msgs, pixels)
 }
 
 // importUpload reads an admin's import: a JSONL (or LLaVA JSON) body, or

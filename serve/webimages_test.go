@@ -169,3 +169,50 @@ func webImages(t *testing.T, ts *testServer) {
 		t.Errorf("zip export: %d files %v", len(files), slices.Sorted(maps.Keys(files)))
 	}
 }
+
+// With a vision-language model served beside a text-only one, the app's
+// candidate answers to an image prompt come from the model that sees the
+// image (the text-only model is not asked), and a text prompt's from both.
+func TestWebImagesVLM(t *testing.T) {
+	ts := newTestServerWith(t, "sqlite:"+t.TempDir()+"/labels.db", Options{}, EngineOptions{}, "llama", "llava")
+	admin, alice, _ := setupAnnotators(t, ts)
+	prompts := []byte(`{"prompt": "<image>\nWhat colour is this?", "images": ["red.png"]}` + "\n")
+	status, body := admin.upload("img.jsonl", prompts, map[string][]byte{"red.png": redPNG(t)})
+	mustStatus(t, "upload", 200, status, body)
+	var image, text int64
+	for image == 0 || text == 0 {
+		status, body = alice.call("GET", "/app/api/next?task=rank", nil)
+		mustStatus(t, "next", 200, status, body)
+		var next struct{ Prompt promptJSON }
+		json.Unmarshal(body, &next)
+		if next.Prompt.ID == 0 {
+			t.Fatalf("next: %s: no image prompt and text prompt", body)
+		}
+		if next.Prompt.Image != "" {
+			image = next.Prompt.ID
+		} else {
+			text = next.Prompt.ID
+		}
+		status, body = alice.call("POST", "/app/api/skips", map[string]any{"prompt_id": next.Prompt.ID, "task": "rank"})
+		mustStatus(t, "skip", 200, status, body)
+	}
+	for _, c := range []struct {
+		id   int64
+		want []string
+	}{{image, []string{"tiny-llava"}}, {text, []string{"tiny-llama", "tiny-llava"}}} {
+		status, body = alice.call("POST", "/app/api/samples", map[string]any{"prompt_id": c.id, "k": 4, "max_tokens": 6})
+		mustStatus(t, "samples", 200, status, body)
+		var s struct {
+			Answers         []answerJSON
+			ImagesNotServed bool `json:"images_not_served"`
+		}
+		json.Unmarshal(body, &s)
+		models := map[string]bool{}
+		for _, a := range s.Answers {
+			models[a.Model] = true
+		}
+		if s.ImagesNotServed || len(s.Answers) == 0 || !slices.Equal(slices.Sorted(maps.Keys(models)), c.want) {
+			t.Errorf("samples for prompt %d: %s; want answers from %v", c.id, body, c.want)
+		}
+	}
+}
