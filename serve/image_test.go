@@ -87,8 +87,12 @@ func TestImageChatEqualsGenerate(t *testing.T) {
 	for i, q := range questions {
 		png := shapePNG(t, i)
 		want := imageAnswer(t, tinyDir(t, "llava"), png, q, maxTok)
-		if other := imageAnswer(t, tinyDir(t, "llava"), shapePNG(t, i+5), q, maxTok); other != want {
-			wants["the image changes the answer"] = true
+		// A random tiny model's answer may not change with every image:
+		// one of a few others must change it.
+		for k := 5; k < 9 && !wants["the image changes the answer"]; k++ {
+			if other := imageAnswer(t, tinyDir(t, "llava"), shapePNG(t, i+k), q, maxTok); other != want {
+				wants["the image changes the answer"] = true
+			}
 		}
 		// The image part first, then the text: "<image>\n" + q, as golem
 		// generate --image asks it.
