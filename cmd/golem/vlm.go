@@ -33,7 +33,7 @@ func runVLM(args []string) error {
 	evalData := fs.String("eval-data", "", "the same kind of data to report val_loss on at each evaluation")
 	stage := fs.String("stage", "", "align (stage 1: trains the projector) or instruct (stage 2: the projector and the language model) (required)")
 	batch := fs.Int("batch", 16, "images per micro-batch")
-	layer := fs.Int("vision-feature-layer", -1, "a new model's vision_feature_layer: the vision tower's hidden state whose patch tokens it reads (-1 the last layer's, -2 the penultimate's as LLaVA 1.5)")
+	layer := fs.Int("vision-feature-layer", 0, "a new model's vision_feature_layer: the vision tower's hidden state whose patch tokens it reads (-1 the last layer's, -2 the penultimate's as LLaVA 1.5; the last layer's unless given)")
 	lf := addLoopFlags(fs, 300, 1e-3)
 	lora := addLoRAFlags(fs)
 	dev := addDeviceFlag(fs)
