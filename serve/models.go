@@ -14,6 +14,7 @@ import (
 
 	"github.com/golem-ml/golem/gguf"
 	"github.com/golem-ml/golem/model/clip"
+	"github.com/golem-ml/golem/model/dalle"
 	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/model/llava"
 	"github.com/golem-ml/golem/model/load"
@@ -103,6 +104,13 @@ func folderInfo(dir string) (modelInfo, error) {
 			return modelInfo{}, err
 		}
 		cfg := clipConfig(cc)
+		c = &cfg
+	} else if dalle.IsDalle(dir) {
+		dc, err := dalle.LoadConfig(dir)
+		if err != nil {
+			return modelInfo{}, err
+		}
+		cfg := dalleConfig(&dc)
 		c = &cfg
 	} else if llava.IsLLaVA(dir) { // its language model's
 		lc, err := llava.LoadConfig(dir)
