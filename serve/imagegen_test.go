@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"image/png"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -46,8 +47,8 @@ func tinyDalleDir(t *testing.T) string {
 }
 
 // imageServer serves the tiny text-to-image model as "tiny-t2i" beside
-// the tiny GPT-2.
-func imageServer(t *testing.T) *testServer {
+// the tiny GPT-2, and returns the model's folder.
+func imageServer(t *testing.T) (*testServer, string) {
 	t.Helper()
 	dir := tinyDalleDir(t)
 	w, err := LoadWeights(cpu.New(), dir)
@@ -57,8 +58,9 @@ func imageServer(t *testing.T) *testServer {
 	if w.Dalle == nil || w.Model != nil {
 		t.Fatalf("%s loaded as %+v, want a text-to-image model", dir, w)
 	}
-	if info, err := folderInfo(dir); err != nil || info.config.Arch != dalle.ModelType || info.params == 0 {
-		t.Fatalf("folderInfo(%s) = %+v, %v; want a golem_dalle model's", dir, info, err)
+	info, err := folderInfo(dir)
+	if err != nil || info.config.Arch != dalle.ModelType || info.params != paramCount(w) {
+		t.Fatalf("folderInfo(%s) = %+v, %v; want a golem_dalle model's of %d parameters (its VQ-VAE's too)", dir, info, err, paramCount(w))
 	}
 	e := NewEngine("tiny-t2i", dir, w, EngineOptions{})
 	t.Cleanup(e.Close)
@@ -68,13 +70,13 @@ func imageServer(t *testing.T) *testServer {
 	}
 	ge := NewEngine("tiny-gpt2", tinyDir(t, "gpt2"), g, EngineOptions{})
 	t.Cleanup(ge.Close)
-	return serveEngines(t, "sqlite:"+filepath.Join(t.TempDir(), "labels.db"), Options{}, e, ge)
+	return serveEngines(t, "sqlite:"+filepath.Join(t.TempDir(), "labels.db"), Options{}, e, ge), dir
 }
 
 // TestImagesGenerations: POST /v1/images/generations answers n PNGs of the
 // model's size as base64, the same for the same seed.
 func TestImagesGenerations(t *testing.T) {
-	ts := imageServer(t)
+	ts, dir := imageServer(t)
 	if status, body := do(t, nil, "GET", ts.URL+"/v1/models", nil, nil); status != 200 || !strings.Contains(string(body), `"tiny-t2i"`) {
 		t.Fatalf("models: %d %s", status, body)
 	}
@@ -130,12 +132,37 @@ func TestImagesGenerations(t *testing.T) {
 	if d := gen(`{"model":"tiny-t2i","prompt":""}`); len(d) != 1 { // n defaults to 1, size to the model's
 		t.Errorf("%d images by default, want 1", len(d))
 	}
+	// Ollama's lists show it, loaded, its size with its VQ-VAE's weights.
+	var tags struct {
+		Models []struct {
+			Name string
+			Size int64
+		}
+	}
+	_, body := do(t, nil, "GET", ts.URL+"/api/tags", nil, nil)
+	json.Unmarshal(body, &tags)
+	var files int64
+	for _, f := range []string{"model.safetensors", "vq/model.safetensors"} {
+		fi, err := os.Stat(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files += fi.Size()
+	}
+	if len(tags.Models) == 0 || tags.Models[0].Name != "tiny-t2i:latest" || tags.Models[0].Size != files {
+		t.Errorf("/api/tags: %s, want tiny-t2i of %d bytes", body, files)
+	}
+	for _, path := range []string{"/api/tags", "/api/ps"} {
+		if status, body := do(t, nil, "GET", ts.URL+path, nil, nil); status != 200 || !strings.Contains(string(body), `"tiny-t2i:latest"`) {
+			t.Errorf("%s: %d %s", path, status, body)
+		}
+	}
 }
 
 // TestImagesGenerationsBadInput: each bad request is a 400 in OpenAI's
 // error shape naming its param, and a text-to-image model refuses text.
 func TestImagesGenerationsBadInput(t *testing.T) {
-	ts := imageServer(t)
+	ts, _ := imageServer(t)
 	long := strings.Repeat("a red circle and a blue square ", 8)
 	for _, c := range []struct{ req, param, want string }{
 		{`{"model":"tiny-t2i","prompt":"` + long + `"}`, "prompt", "longer than the model's text context"},
@@ -163,6 +190,8 @@ func TestImagesGenerationsBadInput(t *testing.T) {
 		{"/v1/embeddings", `{"model":"tiny-t2i","input":"hi"}`},
 		{"/api/chat", `{"model":"tiny-t2i","messages":[{"role":"user","content":"hi"}],"stream":false}`},
 		{"/api/embed", `{"model":"tiny-t2i","input":"hi"}`},
+		{"/api/generate", `{"model":"tiny-t2i","prompt":"hi","stream":false}`},
+		{"/api/show", `{"model":"tiny-t2i"}`},
 	} {
 		status, body := do(t, nil, "POST", ts.URL+c.path, []byte(c.req), nil)
 		if status != 400 || !strings.Contains(string(body), "an image model: use /v1/images/generations") {
@@ -172,5 +201,39 @@ func TestImagesGenerationsBadInput(t *testing.T) {
 	// The server still answers.
 	if status, body := do(t, nil, "POST", ts.URL+"/v1/images/generations", []byte(`{"model":"tiny-t2i","prompt":"a blue square","seed":1}`), nil); status != 200 {
 		t.Fatalf("after bad input: %d %s", status, body)
+	}
+}
+
+// The official openai package's client.images.generate (serve/e2e/images.mjs)
+// gets the images a plain request with the same seed gets, and its
+// BadRequestErrors name the param.
+func TestOpenAIClientImages(t *testing.T) {
+	node := needNode(t, "openai")
+	ts, _ := imageServer(t)
+	out := runNode(t, node, "images.mjs", ts.URL, "tiny-t2i", "16x16")
+	var res struct {
+		OK     bool
+		Images []string
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &res); err != nil || !res.OK || len(res.Images) != 2 {
+		t.Fatalf("%v: %s", err, out)
+	}
+	status, body := do(t, nil, "POST", ts.URL+"/v1/images/generations", []byte(`{"model":"tiny-t2i","prompt":"a red circle","n":2,"seed":5}`), nil)
+	var want struct{ Data []map[string]string }
+	if err := json.Unmarshal(body, &want); status != 200 || err != nil || len(want.Data) != 2 {
+		t.Fatalf("%d %s", status, body)
+	}
+	for i, b64 := range res.Images {
+		b, err := base64.StdEncoding.DecodeString(b64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if img, err := png.Decode(bytes.NewReader(b)); err != nil || img.Bounds().Dx() != 16 {
+			t.Fatalf("image %d: %v", i, err)
+		}
+		if b64 != want.Data[i]["b64_json"] {
+			t.Errorf("image %d from the openai client differs from a plain request's with the same seed", i)
+		}
 	}
 }
