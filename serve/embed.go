@@ -282,6 +282,9 @@ func (s *Server) ollamaEmbed(legacy bool) http.HandlerFunc {
 // embeddings, a language model's text ones (an image is a 400 naming its
 // field); truncate cuts texts to the context instead of refusing them.
 func (s *Server) embedAll(ctx context.Context, e *Engine, w *Weights, name string, ins []input, truncate bool) ([][]float32, int, error) {
+	if w.Dalle != nil {
+		return nil, 0, onlyImages(e.Name)
+	}
 	if w.CLIP == nil {
 		for _, in := range ins {
 			if in.image != nil {

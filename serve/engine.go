@@ -18,6 +18,7 @@ import (
 	"github.com/golem-ml/golem/gguf"
 	"github.com/golem-ml/golem/kvcache"
 	"github.com/golem-ml/golem/model/clip"
+	"github.com/golem-ml/golem/model/dalle"
 	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/model/llava"
 	"github.com/golem-ml/golem/model/load"
@@ -38,7 +39,9 @@ var (
 
 // Weights are one loaded checkpoint of a model with its tokenizer: a
 // language model (Model and Tok; a vision-language model's too, with VLM),
-// or a CLIP model, which only embeds (CLIP and CLIPTok; Model and Tok nil).
+// a CLIP model, which only embeds (CLIP and CLIPTok; Model and Tok nil),
+// or a text-to-image model, which only makes images (Dalle; Model and Tok
+// nil).
 type Weights struct {
 	Model   *gpt.Model
 	Tok     *tokenizer.Tokenizer
@@ -60,6 +63,9 @@ type Weights struct {
 	// text and image embeddings are served (embed.go), nothing else.
 	CLIP    *clip.Model
 	CLIPTok *tokenizer.CLIP
+	// Dalle is a text-to-image model folder's model (golem imagine
+	// train's --out): /v1/images/generations samples it (imagegen.go).
+	Dalle *dalle.Model
 
 	stamp string // the folder's files as they were read (see folderStamp)
 }
@@ -81,6 +87,9 @@ func LoadWeights(be backend.Backend, dir string) (w *Weights, err error) {
 	}
 	if clip.IsCLIP(dir) {
 		return loadCLIP(be, dir, before)
+	}
+	if dalle.IsDalle(dir) {
+		return loadDalle(be, dir, before)
 	}
 	l, err := load.Model(be, dir, load.Options{})
 	if err != nil {
@@ -126,10 +135,28 @@ func loadCLIP(be backend.Backend, dir string, before stamp) (*Weights, error) {
 	return w, nil
 }
 
+// loadDalle reads a text-to-image model folder (config.json,
+// model.safetensors, its tokenizer and its VQ-VAE in vq/).
+func loadDalle(be backend.Backend, dir string, before stamp) (*Weights, error) {
+	m, err := dalle.Load(be, dir)
+	if err != nil {
+		return nil, err
+	}
+	if after, err := folderStamp(dir); err != nil || after.key != before.key {
+		return nil, fmt.Errorf("serve: %s: the model files changed while being read", dir)
+	}
+	w := &Weights{Dalle: m, ModTime: before.mod, Context: m.Config.TextLength, stamp: before.key}
+	w.freeze()
+	return w, nil
+}
+
 // backend is the one the weights are on.
 func (w *Weights) backend() backend.Backend {
-	if w.CLIP != nil {
+	switch {
+	case w.CLIP != nil:
 		return w.CLIP.Heads.LogitScale.Backend()
+	case w.Dalle != nil:
+		return w.Dalle.LM.Embed.Weight.Backend()
 	}
 	return w.Model.Embed.Weight.Backend()
 }
@@ -140,6 +167,8 @@ func (w *Weights) params() []nn.Named {
 	switch {
 	case w.CLIP != nil:
 		return w.CLIP.Params()
+	case w.Dalle != nil: // its VQ-VAE decodes the images: it is the model too
+		return append(w.Dalle.Params(), w.Dalle.VQ.Params()...)
 	case w.VLM != nil:
 		return w.VLM.Params()
 	}
@@ -150,10 +179,21 @@ func (w *Weights) params() []nn.Named {
 // model's config; a CLIP model's as "clip" with its text tower's context
 // and vocabulary, its embeddings' width and its vision tower's layers.
 func (w *Weights) config() gpt.Config {
-	if w.CLIP != nil {
+	switch {
+	case w.CLIP != nil:
 		return clipConfig(&w.CLIP.Config)
+	case w.Dalle != nil:
+		return dalleConfig(&w.Dalle.Config)
 	}
 	return w.Model.Config
+}
+
+// dalleConfig is a text-to-image model's config as the lists show it
+// ("golem_dalle"): its text context and vocabulary and its body's size.
+func dalleConfig(dc *dalle.Config) gpt.Config {
+	t := dc.Text
+	return gpt.Config{Arch: dalle.ModelType, Context: dc.TextLength, Vocab: t.Vocab, Hidden: t.Hidden,
+		Layers: t.Layers, Heads: t.Heads, KVHeads: t.KVHeads}
 }
 
 // clipConfig is a CLIP model's config as the lists show it.

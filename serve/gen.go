@@ -87,11 +87,20 @@ func (a apiStyle) failErr(w http.ResponseWriter, err error) {
 // the OpenAI API too, for names copied from Ollama's lists) and holds it,
 // loaded, until the request has been answered.
 func (s *Server) engineFor(r *http.Request, model string) (*Engine, error) {
-	e, err := s.embedEngineFor(r, model)
+	e, err := s.anyEngineFor(r, model)
 	if err == nil && e.Weights().Model == nil {
-		return nil, onlyEmbeds(e.Name)
+		return nil, notText(e)
 	}
 	return e, err
+}
+
+// notText refuses to generate text with a model that does not: a CLIP
+// model or a text-to-image one.
+func notText(e *Engine) error {
+	if e.Weights().Dalle != nil {
+		return onlyImages(e.Name)
+	}
+	return onlyEmbeds(e.Name)
 }
 
 // onlyEmbeds refuses to generate with a CLIP model.
@@ -99,9 +108,23 @@ func onlyEmbeds(model string) error {
 	return badRequest("model %s is a CLIP model: it only gives embeddings (/v1/embeddings, /api/embed)", model)
 }
 
+// onlyImages refuses text and embeddings from a text-to-image model.
+func onlyImages(model string) error {
+	return badRequest("model %s is an image model: use /v1/images/generations", model)
+}
+
 // embedEngineFor is engineFor for the embedding endpoints, which a CLIP
 // model answers too.
 func (s *Server) embedEngineFor(r *http.Request, model string) (*Engine, error) {
+	e, err := s.anyEngineFor(r, model)
+	if err == nil && e.Weights().Dalle != nil {
+		return nil, onlyImages(e.Name)
+	}
+	return e, err
+}
+
+// anyEngineFor is engineFor for a model of any kind.
+func (s *Server) anyEngineFor(r *http.Request, model string) (*Engine, error) {
 	if model == "" {
 		return nil, badRequest(`"model" missing; served models: %s`, strings.Join(s.modelNames(), ", "))
 	}
@@ -118,21 +141,27 @@ func (s *Server) embedEngineFor(r *http.Request, model string) (*Engine, error) 
 var longestToken sync.Map // *tokenizer.Tokenizer -> int
 
 // overflows answers, without tokenizing them, texts of n bytes in all that
-// cannot fit w's context: every token stands for at most its longest
-// token's bytes (4 times that allows for normalization), so a longer text
-// has more tokens than the context. Tokenizing megabytes that are refused
-// anyway costs seconds and gigabytes.
+// cannot fit w's context (tooManyBytes).
 func overflows(w *Weights, n int) error {
-	v, ok := longestToken.Load(w.Tok)
+	return tooManyBytes(w.Tok, w.Context, n)
+}
+
+// tooManyBytes answers, without tokenizing them, texts of n bytes in all
+// that cannot fit a context of ctx tokens of tok: every token stands for
+// at most its longest token's bytes (4 times that allows for
+// normalization), so a longer text has more tokens than the context.
+// Tokenizing megabytes that are refused anyway costs seconds and
+// gigabytes.
+func tooManyBytes(tok *tokenizer.Tokenizer, ctx, n int) error {
+	v, ok := longestToken.Load(tok)
 	if !ok {
 		longest := 1
-		for id := range w.Tok.VocabSize() {
-			t, _ := w.Tok.Token(id)
+		for id := range tok.VocabSize() {
+			t, _ := tok.Token(id)
 			longest = max(longest, len(t))
 		}
-		v, _ = longestToken.LoadOrStore(w.Tok, longest)
+		v, _ = longestToken.LoadOrStore(tok, longest)
 	}
-	ctx := w.Context
 	if n > 4*ctx*v.(int) {
 		return &apiError{http.StatusBadRequest, "context_length_exceeded",
 			fmt.Sprintf("this model's maximum context length is %d tokens, and the prompt's %d bytes are far more than that", ctx, n)}
@@ -143,7 +172,7 @@ func overflows(w *Weights, n int) error {
 // chatPrompt renders messages with the model's chat template.
 func chatPrompt(w *Weights, msgs []tokenizer.Message) ([]int, error) {
 	if w.Model == nil {
-		return nil, badRequest("a CLIP model only gives embeddings")
+		return nil, badRequest("a CLIP model only gives embeddings, a text-to-image model only images")
 	}
 	if w.VLM != nil { // its own format (the web app's chat and samples come here)
 		plain := make([]tokenizer.Message, len(msgs))
@@ -228,7 +257,7 @@ func newGen(e *Engine, w *Weights, prompt []int, p sampleParams, defTemp float64
 // newImageGen is newGen for a prompt after an image (img; nil: none).
 func newImageGen(e *Engine, w *Weights, img *ImagePrompt, prompt []int, p sampleParams, defTemp float64) (*genRequest, error) {
 	if w.Model == nil {
-		return nil, onlyEmbeds(e.Name)
+		return nil, notText(e)
 	}
 	ctx := w.Context
 	g := &genRequest{e: e, w: w, img: img, prompt: prompt, n: 1, s: Sampling{Temperature: defTemp, TopP: 1}}

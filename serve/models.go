@@ -14,6 +14,7 @@ import (
 
 	"github.com/golem-ml/golem/gguf"
 	"github.com/golem-ml/golem/model/clip"
+	"github.com/golem-ml/golem/model/dalle"
 	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/model/llava"
 	"github.com/golem-ml/golem/model/load"
@@ -104,6 +105,13 @@ func folderInfo(dir string) (modelInfo, error) {
 		}
 		cfg := clipConfig(cc)
 		c = &cfg
+	} else if dalle.IsDalle(dir) {
+		dc, err := dalle.LoadConfig(dir)
+		if err != nil {
+			return modelInfo{}, err
+		}
+		cfg := dalleConfig(&dc)
+		c = &cfg
 	} else if llava.IsLLaVA(dir) { // its language model's
 		lc, err := llava.LoadConfig(dir)
 		if err != nil {
@@ -117,20 +125,32 @@ func folderInfo(dir string) (modelInfo, error) {
 	if err != nil {
 		return modelInfo{}, err
 	}
-	info := modelInfo{config: *c, modTime: st.mod}
-	if sm, err := safetensors.OpenModel(dir); err == nil {
-		for _, n := range sm.Names() {
-			if ti, ok := sm.Info(n); ok {
-				k := int64(1)
-				for _, d := range ti.Shape {
-					k *= int64(d)
-				}
-				info.params += k
-			}
-		}
-		sm.Close()
+	info := modelInfo{config: *c, modTime: st.mod, params: headerParams(dir)}
+	if c.Arch == dalle.ModelType { // its VQ-VAE is part of the model (Weights.params)
+		info.params += headerParams(filepath.Join(dir, dalle.VQFolder))
 	}
 	return info, nil
+}
+
+// headerParams counts the parameters dir's safetensors headers list (0
+// when it has none).
+func headerParams(dir string) int64 {
+	sm, err := safetensors.OpenModel(dir)
+	if err != nil {
+		return 0
+	}
+	defer sm.Close()
+	var params int64
+	for _, n := range sm.Names() {
+		if ti, ok := sm.Info(n); ok {
+			k := int64(1)
+			for _, d := range ti.Shape {
+				k *= int64(d)
+			}
+			params += k
+		}
+	}
+	return params
 }
 
 // ModelDirs lists the model folders inside dir (golem serve --models): each

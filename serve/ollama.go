@@ -15,6 +15,7 @@ import (
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/generate/constrain"
 	"github.com/golem-ml/golem/gguf"
+	"github.com/golem-ml/golem/model/dalle"
 	"github.com/golem-ml/golem/model/llava"
 	"github.com/golem-ml/golem/tokenizer"
 )
@@ -165,7 +166,9 @@ func filesSize(dir string) int64 {
 	if dir == "" {
 		return 0
 	}
-	files, _ := filepath.Glob(filepath.Join(dir, "model*.safetensors")) // model.safetensors, or its shards
+	files, _ := filepath.Glob(filepath.Join(dir, "model*.safetensors"))              // model.safetensors, or its shards
+	vq, _ := filepath.Glob(filepath.Join(dir, dalle.VQFolder, "model*.safetensors")) // a text-to-image model's VQ-VAE
+	files = append(files, vq...)
 	if file, ok, err := gguf.Locate(dir); ok && err == nil {
 		files = []string{file}
 	}

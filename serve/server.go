@@ -178,6 +178,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /v1/chat/completions", s.apiAuth(openAI, s.openaiChat))
 	m.HandleFunc("POST /v1/completions", s.apiAuth(openAI, s.openaiCompletions))
 	m.HandleFunc("POST /v1/embeddings", s.apiAuth(openAI, s.openaiEmbeddings))
+	m.HandleFunc("POST /v1/images/generations", s.apiAuth(openAI, s.openaiImages))
 	m.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		openAI.fail(w, http.StatusNotFound, "not_found", "unknown endpoint %s %s", r.Method, r.URL.Path)
 	})

@@ -294,18 +294,35 @@ func (m *Model) Save(dir string) error {
 	return m.VQ.Save(filepath.Join(dir, VQFolder))
 }
 
+// modelType returns dir/config.json's model_type (ok false when it
+// cannot be read as JSON).
+func modelType(dir string) (string, bool) {
+	b, err := regfile.ReadFile(filepath.Join(dir, "config.json"), 1<<20)
+	if err != nil {
+		return "", false
+	}
+	var head struct {
+		ModelType string `json:"model_type"`
+	}
+	if json.Unmarshal(b, &head) != nil {
+		return "", false
+	}
+	return head.ModelType, true
+}
+
+// IsDalle reports whether dir is a text-to-image model folder (its
+// config.json's model_type is golem_dalle).
+func IsDalle(dir string) bool {
+	t, ok := modelType(dir)
+	return ok && t == ModelType
+}
+
 // LoadConfig reads and validates dir/config.json; unknown fields are
 // errors.
 func LoadConfig(dir string) (Config, error) {
 	// Another model's folder is told by its model_type before its fields.
-	path := filepath.Join(dir, "config.json")
-	if b, err := regfile.ReadFile(path, 1<<20); err == nil {
-		var head struct {
-			ModelType string `json:"model_type"`
-		}
-		if json.Unmarshal(b, &head) == nil && head.ModelType != ModelType {
-			return Config{}, fmt.Errorf("dalle: %s: model_type %q, want %q (a golem imagine train folder)", path, head.ModelType, ModelType)
-		}
+	if t, ok := modelType(dir); ok && t != ModelType {
+		return Config{}, fmt.Errorf("dalle: %s: model_type %q, want %q (a golem imagine train folder)", filepath.Join(dir, "config.json"), t, ModelType)
 	}
 	var jc jsonConfig
 	var c Config

@@ -213,6 +213,9 @@ func TestSaveLoad(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if !IsDalle(dir) || IsDalle(filepath.Join(dir, VQFolder)) || IsDalle(t.TempDir()) {
+		t.Error("IsDalle should tell the model folder from its VQ-VAE's and an empty one")
+	}
 	l, err := Load(cpu.New(), dir)
 	if err != nil {
 		t.Fatal(err)
