@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"image"
 	"image/png"
@@ -11,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/golem-ml/golem/data/synth/shapes"
+	"github.com/golem-ml/golem/eval"
 	"github.com/golem-ml/golem/generate"
 	"github.com/golem-ml/golem/generate/imagine"
 	"github.com/golem-ml/golem/internal/atomicfile"
@@ -89,7 +92,10 @@ func runImagine(args []string) error {
 	fs := newFlags("imagine", `golem imagine --model t2i-shapes --prompt "one shape: a red circle" --n 8 --rerank clip-shapes --out circle.png`)
 	model := fs.String("model", "", "a text-to-image folder (golem imagine train's --out; required)")
 	prompt := fs.String("prompt", "", "what to draw (\"\" draws unconditionally)")
-	out := fs.String("out", "", "the PNG to write: the reranked pick, or the first sample; with --n > 1 also OUT-grid.png, every sample (required)")
+	out := fs.String("out", "", "the PNG to write: the reranked pick, or the first sample; with --n > 1 also OUT-grid.png, every sample (required without --prompts)")
+	prompts := fs.String("prompts", "", `batch mode: draw for each caption of a shapes world's {split}.jsonl ({split}_scenes.jsonl beside it) or of a JSONL of {"image", "caption", "scene"} lines, into --out-dir`)
+	outDir := fs.String("out-dir", "", "batch mode's folder: NNNNNN.png (the pick) and images.jsonl ({\"image\", \"caption\", \"scene\"}: what golem eval judge reads); with --rerank also first.jsonl, sample 0 of the same draws (the pick without reranking)")
+	limit := fs.Int("limit", 0, "batch mode: draw for the first N captions only (0 = all)")
 	n := fs.Int("n", 1, fmt.Sprintf("samples to draw, 1 to %d", imagine.MaxN))
 	temp := fs.Float64("temperature", 1, "sampling temperature (0 = greedy)")
 	topK := fs.Int("top-k", 0, "keep the K most likely image tokens (0 = all)")
@@ -102,8 +108,21 @@ func runImagine(args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := required(fs, "model", "out"); err != nil {
-		return err
+	batch := *prompts != "" || *outDir != ""
+	switch {
+	case batch && (*out != "" || *prompt != ""):
+		return usageError{fmt.Errorf("imagine: --prompts and --out-dir (batch mode) go without --prompt and --out")}
+	case batch:
+		if err := required(fs, "model", "prompts", "out-dir"); err != nil {
+			return err
+		}
+	default:
+		if err := required(fs, "model", "out"); err != nil {
+			return err
+		}
+	}
+	if *limit < 0 {
+		return usageError{fmt.Errorf("imagine: --limit %d, want 0 (all) or more", *limit)}
 	}
 	if *n < 1 || *n > imagine.MaxN {
 		return usageError{fmt.Errorf("imagine: --n %d, want 1 to %d", *n, imagine.MaxN)}
@@ -123,6 +142,9 @@ func runImagine(args []string) error {
 		if o.RerankTokenizer, err = tokenizer.LoadCLIPDir(*rerank); err != nil {
 			return fmt.Errorf("imagine: --rerank: %w", err)
 		}
+	}
+	if batch {
+		return imagineBatch(m, o, *prompts, *outDir, *limit)
 	}
 	res, err := imagine.Images(m, *prompt, o)
 	if err != nil {
@@ -145,6 +167,76 @@ func runImagine(args []string) error {
 		fmt.Printf("sample %d (the highest CLIP score, %.4f) written to %s\n", res.Best, res.Scores[res.Best], *out)
 	} else {
 		fmt.Printf("sample 0 written to %s\n", *out)
+	}
+	return nil
+}
+
+// judgeLine is a line of the files golem eval judge reads.
+type judgeLine struct {
+	Image   string      `json:"image"`
+	Caption string      `json:"caption"`
+	Scene   judgeObject `json:"scene"`
+}
+
+type judgeObject struct {
+	Objects []shapes.ObjectRecord `json:"objects"`
+}
+
+// imagineBatch draws o.N samples for each caption of prompts (read as
+// golem eval judge reads its data) and writes the pick of each into dir
+// with images.jsonl; with o.Rerank also first.jsonl, sample 0 of the
+// same draws: reranking picks among them, so the two files differ by the
+// reranking alone. Caption j's sample i draws with seed + j*N + i.
+func imagineBatch(m *dalle.Model, o imagine.Options, prompts, dir string, limit int) error {
+	items, err := eval.ReadJudgeItems(prompts)
+	if err != nil {
+		return err
+	}
+	if limit > 0 && limit < len(items) {
+		items = items[:limit]
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	var picks, firsts bytes.Buffer
+	line := func(b *bytes.Buffer, img string, it eval.JudgeItem) {
+		j, _ := json.Marshal(judgeLine{Image: img, Caption: it.Caption, Scene: judgeObject{it.Scene.ObjectRecords()}})
+		b.Write(append(j, '\n'))
+	}
+	seed := o.Sampling.Seed
+	moved := 0
+	for j, it := range items {
+		o.Sampling.Seed = seed + uint64(j*o.N)
+		res, err := imagine.Images(m, it.Caption, o)
+		if err != nil {
+			return fmt.Errorf("imagine: %s:%d: %w", prompts, it.Line, err)
+		}
+		name := fmt.Sprintf("%06d.png", j)
+		if err := writePNG(filepath.Join(dir, name), res.Images[res.Best]); err != nil {
+			return err
+		}
+		line(&picks, name, it)
+		if o.Rerank != nil {
+			first := name
+			if res.Best != 0 {
+				moved++
+				first = fmt.Sprintf("%06d-0.png", j)
+				if err := writePNG(filepath.Join(dir, first), res.Images[0]); err != nil {
+					return err
+				}
+			}
+			line(&firsts, first, it)
+		}
+	}
+	if err := atomicfile.WriteFile(filepath.Join(dir, "images.jsonl"), picks.Bytes()); err != nil {
+		return err
+	}
+	fmt.Printf("%d images (%d samples each) written to %s\n", len(items), o.N, filepath.Join(dir, "images.jsonl"))
+	if o.Rerank != nil {
+		if err := atomicfile.WriteFile(filepath.Join(dir, "first.jsonl"), firsts.Bytes()); err != nil {
+			return err
+		}
+		fmt.Printf("CLIP picked another sample than the first for %d of %d captions; the first samples listed in %s\n", moved, len(items), filepath.Join(dir, "first.jsonl"))
 	}
 	return nil
 }

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -71,6 +74,41 @@ func TestImagineCommands(t *testing.T) {
 			t.Errorf("golem %s: exit %d, stderr %q; want exit %d and %q", strings.Join(c.args, " "), code, stderr, c.code, c.want)
 		}
 	}
+	// Batch mode: one pick per caption of a split, in eval judge's format.
+	judge := filepath.Join(dir, "judge")
+	if stdout, stderr, code := runGolem(t, "vision", "judge", "train", "--data", world, "--out", judge, "--steps", "2", "--batch", "8",
+		"--image-size", "16", "--eval-split", "", "--threads", "2"); code != 0 {
+		t.Fatalf("vision judge train: exit %d\n%s%s", code, stdout, stderr)
+	}
+	batch := filepath.Join(dir, "batch")
+	if stdout, stderr, code = runGolem(t, "imagine", "--model", model, "--prompts", filepath.Join(world, "test.jsonl"), "--out-dir", batch, "--n", "2"); code != 0 ||
+		!strings.Contains(stdout, "8 images (2 samples each) written to") {
+		t.Fatalf("imagine --prompts: exit %d\n%s%s", code, stdout, stderr)
+	}
+	checkImagineBatch(t, world, judge, filepath.Join(batch, "images.jsonl"), 8)
+	if _, err := os.Stat(filepath.Join(batch, "first.jsonl")); err == nil {
+		t.Error("imagine --prompts without --rerank wrote first.jsonl")
+	}
+	// The generator's own output is a prompts file too; a bad line is named.
+	bad := filepath.Join(dir, "bad.jsonl")
+	os.WriteFile(bad, []byte(`{"image": "a.png", "caption": "a red circle", "scene": {"objects": []}}`+"\n"+"{\n"), 0o644)
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"imagine", "--model", model, "--prompts", filepath.Join(batch, "images.jsonl"), "--out-dir", filepath.Join(dir, "again"), "--limit", "1"}, 0, ""},
+		{[]string{"imagine", "--model", model, "--prompts", bad, "--out-dir", filepath.Join(dir, "x")}, 1, "bad.jsonl:1: "},
+		{[]string{"imagine", "--model", model, "--prompts", filepath.Join(world, "test.jsonl"), "--out", png}, 2, "without --prompt and --out"},
+		{[]string{"imagine", "--model", model, "--prompts", filepath.Join(world, "test.jsonl")}, 2, "-out-dir"},
+		{[]string{"imagine", "--model", model, "--prompts", filepath.Join(world, "test.jsonl"), "--out-dir", filepath.Join(dir, "x"), "--limit", "-1"}, 2, "--limit -1"},
+	} {
+		_, stderr, code := runGolem(t, c.args...)
+		if code != c.code || !strings.Contains(stderr, c.want) {
+			t.Errorf("golem %s: exit %d, stderr %q; want exit %d and %q", strings.Join(c.args, " "), code, stderr, c.code, c.want)
+		}
+	}
+
 	// Reranking by a CLIP model (a few steps of golem clip train).
 	t.Run("rerank", func(t *testing.T) {
 		tok := shared.Path(t, "data/tokenizer/clip/bpe_simple_vocab_16e6.txt.gz")
@@ -87,6 +125,16 @@ func TestImagineCommands(t *testing.T) {
 			!regexp.MustCompile(`sample \d \(the highest CLIP score, -?[0-9.]+\) written to`).MatchString(lastLine(stdout)) {
 			t.Fatalf("imagine --rerank printed\n%s", stdout)
 		}
+		// Batch mode with reranking: images.jsonl (the picks) and
+		// first.jsonl (sample 0 of the same draws), both read by eval judge.
+		out := filepath.Join(dir, "batch-rerank")
+		stdout, stderr, code = runGolem(t, "imagine", "--model", model, "--prompts", filepath.Join(world, "test.jsonl"), "--out-dir", out,
+			"--limit", "5", "--n", "3", "--rerank", clipDir)
+		if code != 0 || !strings.Contains(stdout, "5 images (3 samples each) written to") || !strings.Contains(lastLine(stdout), "first.jsonl") {
+			t.Fatalf("imagine --prompts --rerank: exit %d\n%s%s", code, stdout, stderr)
+		}
+		checkImagineBatch(t, world, judge, filepath.Join(out, "images.jsonl"), 5)
+		checkImagineBatch(t, world, judge, filepath.Join(out, "first.jsonl"), 5)
 	})
 	if err := os.RemoveAll(filepath.Join(model, "vq")); err != nil {
 		t.Fatal(err)
@@ -94,4 +142,54 @@ func TestImagineCommands(t *testing.T) {
 	if _, stderr, code := runGolem(t, "imagine", "--model", model, "--prompt", "a red circle", "--out", png); code != 1 || !strings.Contains(stderr, "no VQ-VAE folder vq/") {
 		t.Errorf("a folder without vq/: exit %d, stderr %q", code, stderr)
 	}
+}
+
+// checkImagineBatch checks a batch mode's JSONL file: want lines, line k
+// for the split's caption k with the scene of its image carried through,
+// its image a PNG in the file's folder, and golem eval judge reads it.
+func checkImagineBatch(t *testing.T, world, judge, file string, want int) {
+	t.Helper()
+	caps, err := os.ReadFile(filepath.Join(world, "test.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, _, err := shapes.ReadScenes(filepath.Join(world, "test_scenes.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	scenes := map[string][]shapes.ObjectRecord{}
+	for _, r := range recs {
+		scenes[r.Image] = r.Objects
+	}
+	capLines := strings.Split(strings.TrimSpace(string(caps)), "\n")
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) != want {
+		t.Fatalf("%s: %d lines, want %d", file, len(lines), want)
+	}
+	for k, l := range lines {
+		var got struct {
+			Image, Caption string
+			Scene          struct{ Objects []shapes.ObjectRecord }
+		}
+		var src struct{ Image, Caption string }
+		if err := json.Unmarshal([]byte(l), &got); err != nil {
+			t.Fatalf("%s:%d: %v", file, k+1, err)
+		}
+		json.Unmarshal([]byte(capLines[k]), &src)
+		if got.Caption != src.Caption || !reflect.DeepEqual(got.Scene.Objects, scenes[src.Image]) || len(got.Scene.Objects) == 0 {
+			t.Errorf("%s:%d: %s, want caption %q and the objects of %s: %v", file, k+1, l, src.Caption, src.Image, scenes[src.Image])
+		}
+		if _, err := vision.ReadFile(filepath.Join(filepath.Dir(file), got.Image), vision.Limits{}); err != nil {
+			t.Errorf("%s:%d: %v", file, k+1, err)
+		}
+	}
+	stdout, stderr, code := runGolem(t, "eval", "judge", "--judge", judge, "--data", file)
+	if code != 0 || !regexp.MustCompile(`(?m)^all +`+strconv.Itoa(want)+` `).MatchString(stdout) {
+		t.Fatalf("eval judge --data %s: exit %d\n%s%s", file, code, stdout, stderr)
+	}
+	judgeLast(t, stdout)
 }

@@ -134,11 +134,18 @@ type ObjectRecord struct {
 // the output folder).
 func (s Scene) Record(seed uint64, path string) SceneRecord {
 	rec := SceneRecord{Image: path, Split: s.Split.String(), HeldOut: s.HasHeldOut(), Captions: s.Captions(),
-		Questions: s.Questions(QuestionRNG(seed, s)), Instructions: s.Instructions()}
-	for _, o := range s.Objects {
-		rec.Objects = append(rec.Objects, ObjectRecord{kindEN[o.Kind], colourEN[o.Colour], o.sizeEN(), posEN[o.Cell], o.Row(), o.Col()})
-	}
+		Questions: s.Questions(QuestionRNG(seed, s)), Instructions: s.Instructions(), Objects: s.ObjectRecords()}
 	return rec
+}
+
+// ObjectRecords are the scene's objects by name, as SceneRecord holds
+// them (SceneOf reads them back).
+func (s Scene) ObjectRecords() []ObjectRecord {
+	var out []ObjectRecord
+	for _, o := range s.Objects {
+		out = append(out, ObjectRecord{kindEN[o.Kind], colourEN[o.Colour], o.sizeEN(), posEN[o.Cell], o.Row(), o.Col()})
+	}
+	return out
 }
 
 func llava(id, image string, qas []QA, zh bool) vision.LLaVA {
