@@ -45,6 +45,19 @@ type held struct {
 	step int    // its step
 }
 
+// begin is what a stage that loads its model from a folder does first:
+// it locks Out (open; the returned function releases it) and names the
+// folder to load from: init, or Out on --resume.
+func (c *Config) begin(init string) (release func(), from string, err error) {
+	if release, err = c.open(); err != nil {
+		return nil, "", err
+	}
+	if c.Resume {
+		return release, c.Out, nil
+	}
+	return release, init, nil
+}
+
 // open locks cfg.Out and prepares it: temporaries a crash left are
 // removed; on resume the latest committed checkpoint is found, the model
 // files at the top of Out are rewritten from it and metrics.jsonl is cut

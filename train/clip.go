@@ -80,15 +80,11 @@ func CLIP(ctx context.Context, o CLIPOptions) (Result, error) {
 	if o.Batch < 2 {
 		return Result{}, fmt.Errorf("clip train: a batch of %d pairs has no negatives (want 2 or more)", o.Batch)
 	}
-	release, err := cfg.open()
+	release, from, err := cfg.begin(o.Init)
 	if err != nil {
 		return Result{}, err
 	}
 	defer release()
-	from := o.Init
-	if cfg.Resume {
-		from = cfg.Out
-	}
 	t := &clipTask{batch: o.Batch, seed: cfg.Seed, evaluate: o.Evaluate}
 	tokDir := from
 	switch {

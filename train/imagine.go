@@ -108,15 +108,11 @@ func Imagine(ctx context.Context, o ImagineOptions) (Result, error) {
 	case o.Init == "" && !cfg.Resume && o.VQ == "":
 		return Result{}, errors.New("imagine train: a new model needs the VQ-VAE folder that tokenizes its images (--vq)")
 	}
-	release, err := cfg.open()
+	release, from, err := cfg.begin(o.Init)
 	if err != nil {
 		return Result{}, err
 	}
 	defer release()
-	from := o.Init
-	if cfg.Resume {
-		from = cfg.Out
-	}
 	t := &imagineTask{batch: o.Batch, drop: max(o.CaptionDropout, 0), seed: cfg.Seed}
 	var vq *vqvae.Model
 	if from != "" {

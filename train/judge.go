@@ -88,15 +88,11 @@ func Judge(ctx context.Context, o JudgeOptions) (Result, error) {
 	if len(o.Train) == 0 {
 		return Result{}, errors.New("judge train: no training images")
 	}
-	release, err := cfg.open()
+	release, from, err := cfg.begin(o.Init)
 	if err != nil {
 		return Result{}, err
 	}
 	defer release()
-	from := o.Init
-	if cfg.Resume {
-		from = cfg.Out
-	}
 	t := &judgeTask{batch: o.Batch, seed: cfg.Seed, recolour: o.Recolour}
 	if from != "" {
 		t.model, err = resnet.LoadGrid(o.Backend, from)

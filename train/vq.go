@@ -60,15 +60,11 @@ func VQ(ctx context.Context, o VQOptions) (Result, error) {
 	if o.Batch < 1 {
 		return Result{}, fmt.Errorf("vq train: batch %d, want 1 or more", o.Batch)
 	}
-	release, err := cfg.open()
+	release, from, err := cfg.begin(o.Init)
 	if err != nil {
 		return Result{}, err
 	}
 	defer release()
-	from := o.Init
-	if cfg.Resume {
-		from = cfg.Out
-	}
 	t := &vqTask{batch: o.Batch, seed: cfg.Seed}
 	if from != "" {
 		t.model, err = vqvae.Load(o.Backend, from)
