@@ -9,6 +9,7 @@
 package imagine
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"image"
@@ -49,6 +50,9 @@ type Options struct {
 	// and picks the best; RerankTokenizer is the CLIP model's tokenizer.
 	Rerank          *clip.Model
 	RerankTokenizer *tokenizer.CLIP
+	// Progress, if set, is called after each sampling step with the
+	// image tokens drawn so far, all samples together (N a step).
+	Progress func(tokens int)
 }
 
 // Result is the samples of one prompt.
@@ -79,6 +83,13 @@ func (o *Options) Validate() error {
 // text context is dalle.ErrPromptTooLong; "" samples unconditionally).
 // The same seed gives the same images.
 func Images(m *dalle.Model, prompt string, o Options) (*Result, error) {
+	return ImagesContext(context.Background(), m, prompt, o)
+}
+
+// ImagesContext is Images that stops drawing when ctx ends: it looks at
+// ctx before each step of sampling (one image token of every sample) and
+// returns ctx's error, the step under way being the last one run.
+func ImagesContext(ctx context.Context, m *dalle.Model, prompt string, o Options) (*Result, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
@@ -86,7 +97,7 @@ func Images(m *dalle.Model, prompt string, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	codes, err := sample(m, text, o)
+	codes, err := sample(ctx, m, text, o)
 	if err != nil {
 		return nil, err
 	}
@@ -118,8 +129,8 @@ func Images(m *dalle.Model, prompt string, o Options) (*Result, error) {
 	return res, nil
 }
 
-// sample draws o.N grids given the text input.
-func sample(m *dalle.Model, text []int32, o Options) ([][]int32, error) {
+// sample draws o.N grids given the text input, until ctx ends.
+func sample(ctx context.Context, m *dalle.Model, text []int32, o Options) ([][]int32, error) {
 	c := m.Config
 	N, K, T := o.N, c.Codes, c.Tokens()
 	cfg := o.Guidance != 0
@@ -149,6 +160,9 @@ func sample(m *dalle.Model, text []int32, o Options) ([][]int32, error) {
 	defer cache.Close()
 	var err error
 	tensor.NoGrad(func() {
+		if err = ctx.Err(); err != nil {
+			return
+		}
 		logits := m.Prefill(cache, in, rows)
 		for j := 0; ; j++ {
 			for i := range N {
@@ -173,7 +187,13 @@ func sample(m *dalle.Model, text []int32, o Options) ([][]int32, error) {
 					step[N+i] = int32(id)
 				}
 			}
+			if o.Progress != nil {
+				o.Progress(N * (j + 1))
+			}
 			if j == T-1 {
+				return
+			}
+			if err = ctx.Err(); err != nil {
 				return
 			}
 			if logits, err = m.Step(cache, step, j, logits); err != nil {

@@ -1,6 +1,7 @@
 package imagine
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"strings"
@@ -195,5 +196,38 @@ func TestGrid(t *testing.T) {
 	// The best (index 4: row 1, column 1) has a green frame.
 	if r, gr, b, _ := g.At(6+102-2, 6+118-2).RGBA(); r != 0 || gr>>8 != 200 || b != 0 {
 		t.Fatalf("no green frame around the best: %v %v %v", r, gr, b)
+	}
+}
+
+// ImagesContext stops drawing at the step after its context ends: cancelled
+// while the third image token is drawn, no fourth is; cancelled before it
+// begins, nothing is drawn. Uncancelled, Progress counts every token.
+func TestImagesCancel(t *testing.T) {
+	m := tiny(t)
+	const n = 3
+	var calls []int
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	o := Options{N: n, Sampling: sampling(1), Guidance: 2, Progress: func(tokens int) {
+		calls = append(calls, tokens)
+		if len(calls) == 3 {
+			cancel()
+		}
+	}}
+	res, err := ImagesContext(ctx, m, "a red circle", o)
+	if !errors.Is(err, context.Canceled) || res != nil {
+		t.Fatalf("cancelled at step 3: %v, %v; want context.Canceled and no result", res, err)
+	}
+	if !slices.Equal(calls, []int{n, 2 * n, 3 * n}) {
+		t.Errorf("tokens drawn after each step: %v, want [3 6 9] (stopped within a step of the cancel)", calls)
+	}
+	calls = nil
+	if _, err := ImagesContext(ctx, m, "a red circle", o); !errors.Is(err, context.Canceled) || calls != nil {
+		t.Errorf("a context ended before: %v, steps %v; want context.Canceled and no step", err, calls)
+	}
+	calls = nil
+	o.Progress = func(tokens int) { calls = append(calls, tokens) }
+	if _, err := ImagesContext(context.Background(), m, "a red circle", o); err != nil || len(calls) != 16 || calls[15] != 16*n {
+		t.Errorf("uncancelled: %v, steps %v; want 16 steps ending at %d tokens", err, calls, 16*n)
 	}
 }
