@@ -47,6 +47,9 @@ func ReadDataset(ctx context.Context, dsn string, kind ExportKind) (*data.Datase
 
 // Dataset is ReadDataset on an open store.
 func (s *Store) Dataset(ctx context.Context, kind ExportKind) (*data.Dataset, error) {
+	if kind == ExportImagePreferences {
+		return nil, invalidf("store: %s: image preferences are pairs of images, for a text-to-image model: golem export --db ... --kind %s --out FILE writes them with their images", s.dialect, kind)
+	}
 	var buf bytes.Buffer
 	images := exportImages{}
 	n, err := s.exportJSONL(ctx, &buf, kind, true, images)

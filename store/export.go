@@ -73,10 +73,16 @@ const (
 	// prefers neither answer and gives no line,
 	//	{"prompt": [...], "chosen": [{"role": "assistant", ...}], "rejected": [{"role": "assistant", ...}]}
 	ExportPreferences ExportKind = "preferences"
+	// ExportImagePreferences writes one line per comparison of two
+	// generated images that prefers one (ties, both-bad and skipped pairs
+	// give none), for preference tuning (DPO) of a text-to-image model;
+	// the images are files beside the JSONL (ExportPath),
+	//	{"prompt": "a red circle ...", "chosen": "images/SHA256.png", "rejected": "images/SHA256.png"}
+	ExportImagePreferences ExportKind = "image_preferences"
 )
 
 // ExportKinds lists the formats ExportJSONL knows.
-var ExportKinds = []ExportKind{ExportSFT, ExportRankings, ExportPreferences}
+var ExportKinds = []ExportKind{ExportSFT, ExportRankings, ExportPreferences, ExportImagePreferences}
 
 type sftRecord struct {
 	Messages []tokenizer.Message `json:"messages"`
@@ -97,6 +103,12 @@ type preferenceRecord struct {
 	Chosen   []tokenizer.Message `json:"chosen"`
 	Rejected []tokenizer.Message `json:"rejected"`
 	Images   []string            `json:"images,omitempty"`
+}
+
+type imagePreferenceRecord struct {
+	Prompt   string `json:"prompt"`
+	Chosen   string `json:"chosen"`
+	Rejected string `json:"rejected"`
 }
 
 func assistant(content string) []tokenizer.Message {
@@ -128,16 +140,26 @@ func (ei exportImages) paths(ctx context.Context, s *Store, p Prompt) ([]string,
 	if p.Image == "" {
 		return nil, nil
 	}
-	rel, ok := ei[p.Image]
-	if !ok {
-		var format string
-		if err := s.db.QueryRowContext(ctx, s.q(`SELECT format FROM images WHERE sha256 = ?`), p.Image).Scan(&format); err != nil {
-			return nil, fmt.Errorf("store: prompt %d: image %.16s: %w", p.ID, p.Image, err)
-		}
-		rel = ExportPath(p.Image, format)
-		ei[p.Image] = rel
+	rel, err := ei.path(ctx, s, p.Image)
+	if err != nil {
+		return nil, fmt.Errorf("store: prompt %d: %w", p.ID, err)
 	}
 	return []string{rel}, nil
+}
+
+// path returns where the image with key goes, relative to the exported
+// file, and adds it to the images to write.
+func (ei exportImages) path(ctx context.Context, s *Store, key string) (string, error) {
+	if rel, ok := ei[key]; ok {
+		return rel, nil
+	}
+	var format string
+	if err := s.db.QueryRowContext(ctx, s.q(`SELECT format FROM images WHERE sha256 = ?`), key).Scan(&format); err != nil {
+		return "", fmt.Errorf("image %.16s: %w", key, err)
+	}
+	rel := ExportPath(key, format)
+	ei[key] = rel
+	return rel, nil
 }
 
 // exportJSONL is ExportJSONL; for training it leaves out the rankings
@@ -201,8 +223,20 @@ func (s *Store) exportJSONL(ctx context.Context, w io.Writer, kind ExportKind, t
 			}
 			return nil
 		})
+	case ExportImagePreferences:
+		err = s.ImagePreferences(ctx, func(prompt, chosen, rejected string) error {
+			c, err := images.path(ctx, s, chosen)
+			if err != nil {
+				return fmt.Errorf("store: image preferences: %w", err)
+			}
+			r, err := images.path(ctx, s, rejected)
+			if err != nil {
+				return fmt.Errorf("store: image preferences: %w", err)
+			}
+			return write(imagePreferenceRecord{Prompt: prompt, Chosen: c, Rejected: r})
+		})
 	default:
-		return 0, invalidf("store: export: unknown format %q (known: %q, %q, %q)", kind, ExportSFT, ExportRankings, ExportPreferences)
+		return 0, invalidf("store: export: unknown format %q (known: %q, %q, %q, %q)", kind, ExportSFT, ExportRankings, ExportPreferences, ExportImagePreferences)
 	}
 	if err == nil {
 		if ferr := bw.Flush(); ferr != nil {

@@ -576,11 +576,16 @@ type Progress struct {
 	Demonstrations int // demonstrations written
 	Rankings       int // rankings made, comparisons included
 	Comparisons    int // rankings of two answers
-	Skipped        int // prompts skipped, in either queue (SkipPrompt)
+	Skipped        int // prompts skipped, in either queue (SkipPrompt), and image pairs skipped
 	// The prompts left to the annotator in each queue: neither labelled
 	// nor skipped by them (what NextPrompt can still offer).
 	LeftDemonstrate int
 	LeftRank        int // rankings and comparisons share this queue
+	// ImageComparisons counts the pairs of generated images judged (a
+	// choice, a tie or both bad; not the skipped), LeftImageCompare the
+	// pairs NextImagePair can still offer.
+	ImageComparisons int
+	LeftImageCompare int
 }
 
 // Progress returns annotatorID's counts.
@@ -591,11 +596,13 @@ func (s *Store) Progress(ctx context.Context, annotatorID int64) (Progress, erro
 			(SELECT COUNT(*) FROM demonstrations WHERE annotator_id = ?),
 			(SELECT COUNT(*) FROM rankings WHERE annotator_id = ?),
 			(SELECT COUNT(*) FROM rankings WHERE annotator_id = ? AND k = 2),
-			(SELECT COUNT(*) FROM skips WHERE annotator_id = ?),
+			(SELECT COUNT(*) FROM skips WHERE annotator_id = ?) + (SELECT COUNT(*) FROM image_comparisons WHERE annotator_id = ? AND verdict = 'skip'),
 			`+leftIn("demonstrations", "demonstrate")+`,
-			`+leftIn("rankings", "rank")+``),
-		annotatorID, annotatorID, annotatorID, annotatorID, annotatorID, annotatorID, annotatorID, annotatorID).Scan(
-		&p.Prompts, &p.Demonstrations, &p.Rankings, &p.Comparisons, &p.Skipped, &p.LeftDemonstrate, &p.LeftRank)
+			`+leftIn("rankings", "rank")+`,
+			(SELECT COUNT(*) FROM image_comparisons WHERE annotator_id = ? AND verdict <> 'skip'),
+			(SELECT COUNT(*) FROM `+imagePairsLeft+`)`),
+		annotatorID, annotatorID, annotatorID, annotatorID, annotatorID, annotatorID, annotatorID, annotatorID, annotatorID, annotatorID, annotatorID).Scan(
+		&p.Prompts, &p.Demonstrations, &p.Rankings, &p.Comparisons, &p.Skipped, &p.LeftDemonstrate, &p.LeftRank, &p.ImageComparisons, &p.LeftImageCompare)
 	if err != nil {
 		return Progress{}, fmt.Errorf("store: progress of annotator %d: %w", annotatorID, err)
 	}

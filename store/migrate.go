@@ -132,6 +132,37 @@ var migrations = []migration{
 		// prompts.
 		`ALTER TABLE prompts ADD COLUMN image_sha256 TEXT REFERENCES images(sha256)`,
 	}},
+	{6, "generated images and their comparisons", []string{
+		// An image a served text-to-image model drew for a prompt (typed,
+		// or an imported prompt's text: prompt_id), kept in images.
+		`CREATE TABLE generations (
+			id {{id}},
+			prompt TEXT NOT NULL,
+			prompt_id BIGINT REFERENCES prompts(id),
+			model TEXT NOT NULL,
+			seed BIGINT NOT NULL,
+			image_sha256 TEXT NOT NULL REFERENCES images(sha256),
+			created_by BIGINT NOT NULL REFERENCES users(id),
+			created_at {{time}} NOT NULL
+		)`,
+		`CREATE INDEX generations_prompt ON generations(prompt)`,
+		`CREATE INDEX generations_prompt_id ON generations(prompt_id)`,
+		// An annotator's judgement of two images of one prompt, the older
+		// generation first: the chosen one, or a verdict that chooses none.
+		`CREATE TABLE image_comparisons (
+			id {{id}},
+			annotator_id BIGINT NOT NULL REFERENCES users(id),
+			generation_a BIGINT NOT NULL REFERENCES generations(id),
+			generation_b BIGINT NOT NULL REFERENCES generations(id),
+			chosen BIGINT REFERENCES generations(id),
+			verdict TEXT NOT NULL CHECK (verdict IN ('', 'tie', 'both_bad', 'skip')),
+			created_at {{time}} NOT NULL,
+			CHECK (generation_a < generation_b),
+			CHECK ((verdict = '' AND chosen IN (generation_a, generation_b)) OR (verdict <> '' AND chosen IS NULL)),
+			UNIQUE (annotator_id, generation_a, generation_b)
+		)`,
+		`CREATE INDEX image_comparisons_annotator ON image_comparisons(annotator_id)`,
+	}},
 }
 
 // sql returns the statement written for d.

@@ -95,6 +95,7 @@ func suite(t *testing.T, newDSN func(t *testing.T) string) {
 		{"UpgradeToVerdicts", testUpgradeToVerdicts},
 		{"Guidelines", testGuidelines},
 		{"PromptStats", testPromptStats},
+		{"Generations", testGenerations},
 		{"ConcurrentWrites", testConcurrentWrites},
 		{"KillDuringWrites", testKillDuringWrites},
 	}
