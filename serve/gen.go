@@ -80,6 +80,11 @@ func (a apiStyle) failErr(w http.ResponseWriter, err error) {
 		a.fail(w, ae.status, ae.code, "%s", ae.msg)
 		return
 	}
+	var pe *paramError
+	if errors.As(err, &pe) {
+		a.failParam(w, pe.status, pe.code, pe.param, pe.msg)
+		return
+	}
 	a.fail(w, http.StatusInternalServerError, "", "%v", err)
 }
 

@@ -18,95 +18,151 @@ import (
 // openaiImages answers POST /v1/images/generations with a text-to-image
 // model (golem imagine train's --out): n images of the model's size, each
 // a base64 PNG (response_format b64_json; golem stores no image to give a
-// url of). The samples are drawn on the engine's scheduler goroutine
-// (Engine.Do: a panic is the request's 500, not the server's end).
+// url of). The samples are drawn by drawImages.
 func (s *Server) openaiImages(w http.ResponseWriter, r *http.Request) {
 	var req struct {
-		Model          string  `json:"model"`
-		Prompt         *string `json:"prompt"`
-		N              *int    `json:"n"`
-		Size           string  `json:"size"`
-		ResponseFormat string  `json:"response_format"`
-		Seed           *int64  `json:"seed"`
+		imageRequest
+		ResponseFormat string `json:"response_format"`
 	}
 	if !s.decodeAPI(openAI, w, r, &req) {
 		return
 	}
-	e, err := s.anyEngineFor(r, req.Model)
-	if err != nil {
-		openAI.failErr(w, err)
+	if req.ResponseFormat != "" && req.ResponseFormat != "b64_json" {
+		openAI.failParam(w, http.StatusBadRequest, "", "response_format", fmt.Sprintf(`"response_format" %q: golem serve answers "b64_json" only (it stores no images to give a url of)`, req.ResponseFormat))
 		return
+	}
+	d, err := s.drawImages(r, req.imageRequest)
+	if err != nil {
+		if r.Context().Err() == nil {
+			openAI.failErr(w, err)
+		}
+		return
+	}
+	data := make([]map[string]any, len(d.pngs))
+	for i, b := range d.pngs {
+		data[i] = map[string]any{"b64_json": base64.StdEncoding.EncodeToString(b)}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"created": time.Now().Unix(), "data": data})
+}
+
+// imageRequest is what a request for images says: OpenAI's fields, and
+// golem's seed.
+type imageRequest struct {
+	Model  string  `json:"model"`
+	Prompt *string `json:"prompt"`
+	N      *int    `json:"n"`
+	Size   string  `json:"size"`
+	Seed   *int64  `json:"seed"`
+}
+
+// drawnImages is what drawImages drew.
+type drawnImages struct {
+	model string   // the served model's name
+	seed  uint64   // image i is sample 0 of seed+i
+	pngs  [][]byte // the images, PNG
+}
+
+// drawImages draws the images q asks for on its model's engine
+// (Engine.Do: a panic is the request's 500, not the server's end), as
+// /v1/images/generations and the web app's Generate view ask: n (1 by
+// default) images of the model's size, seeded (at random by default), at
+// temperature 1 and top-p 1. A request whose client goes away stops
+// drawing within a step (imagine.ImagesContext); the request's log line
+// counts the image tokens drawn as its answer. Errors are 400s naming the
+// field (a missing prompt, n, size, a prompt past the text context), 404
+// for an unknown model, 400 for a model that makes no images.
+func (s *Server) drawImages(r *http.Request, q imageRequest) (*drawnImages, error) {
+	e, err := s.anyEngineFor(r, q.Model)
+	if err != nil {
+		return nil, err
 	}
 	wts := e.Weights()
 	if wts.Dalle == nil {
-		openAI.failParam(w, http.StatusBadRequest, "", "model", fmt.Sprintf(`model %s does not make images: /v1/images/generations needs a text-to-image model (golem imagine train's --out)`, e.Name))
-		return
+		return nil, &fieldError{"model", fmt.Sprintf(`model %s does not make images: it needs a text-to-image model (golem imagine train's --out)`, e.Name)}
 	}
 	m := wts.Dalle
 	side := m.Config.Grid << m.VQ.Config.Downsamples
 	size := fmt.Sprintf("%dx%d", side, side)
 	o := imagine.Options{N: 1, Sampling: generate.Options{Temperature: 1, TopP: 1, Seed: rand.Uint64()}}
 	switch {
-	case req.Prompt == nil:
-		openAI.failParam(w, http.StatusBadRequest, "", "prompt", `"prompt" missing: what to draw`)
-		return
-	case req.N != nil && (*req.N < 1 || *req.N > imagine.MaxN):
-		openAI.failParam(w, http.StatusBadRequest, "", "n", fmt.Sprintf(`"n" is %d, want 1 to %d images`, *req.N, imagine.MaxN))
-		return
-	case req.Size != "" && req.Size != size:
-		openAI.failParam(w, http.StatusBadRequest, "", "size", fmt.Sprintf(`"size" %q: model %s makes %s images only`, req.Size, e.Name, size))
-		return
-	case req.ResponseFormat != "" && req.ResponseFormat != "b64_json":
-		openAI.failParam(w, http.StatusBadRequest, "", "response_format", fmt.Sprintf(`"response_format" %q: golem serve answers "b64_json" only (it stores no images to give a url of)`, req.ResponseFormat))
-		return
+	case q.Prompt == nil:
+		return nil, &fieldError{"prompt", `"prompt" missing: what to draw`}
+	case q.N != nil && (*q.N < 1 || *q.N > imagine.MaxN):
+		return nil, &fieldError{"n", fmt.Sprintf(`"n" is %d, want 1 to %d images`, *q.N, imagine.MaxN)}
+	case q.Size != "" && q.Size != size:
+		return nil, &fieldError{"size", fmt.Sprintf(`"size" %q: model %s makes %s images only`, q.Size, e.Name, size)}
 	}
-	if req.N != nil {
-		o.N = *req.N
+	if q.N != nil {
+		o.N = *q.N
 	}
-	if req.Seed != nil {
-		o.Sampling.Seed = uint64(*req.Seed)
+	if q.Seed != nil {
+		o.Sampling.Seed = uint64(*q.Seed)
 	}
 	// The prompt is checked before it waits for the model (a prompt of
 	// far more bytes than the text context could hold is not tokenized).
-	if err := tooManyBytes(m.Tok, m.Config.TextLength, len(*req.Prompt)); err != nil {
-		openAI.failParam(w, http.StatusBadRequest, "context_length_exceeded", "prompt", err.Error())
-		return
+	if err := tooManyBytes(m.Tok, m.Config.TextLength, len(*q.Prompt)); err != nil {
+		return nil, &paramError{http.StatusBadRequest, "context_length_exceeded", "prompt", err.Error()}
 	}
-	if _, err := m.Text(*req.Prompt); err != nil {
+	if _, err := m.Text(*q.Prompt); err != nil {
 		if errors.Is(err, dalle.ErrPromptTooLong) {
-			openAI.failParam(w, http.StatusBadRequest, "context_length_exceeded", "prompt", fmt.Sprintf(`"prompt": %v`, err))
-			return
+			return nil, &paramError{http.StatusBadRequest, "context_length_exceeded", "prompt", fmt.Sprintf(`"prompt": %v`, err)}
 		}
-		openAI.failErr(w, err)
-		return
+		return nil, err
+	}
+	ctx := r.Context()
+	rec := recordOf(ctx)
+	drawn := 0
+	o.Progress = func(tokens int) {
+		rec.tokens(tokens - drawn)
+		drawn = tokens
 	}
 	var res *imagine.Result
 	var ierr error
-	err = e.Do(r.Context(), func(cur *Weights) {
+	started, finished := make(chan struct{}), make(chan struct{})
+	err = e.Do(ctx, func(cur *Weights) {
+		close(started)
+		defer close(finished)
 		if cur.Dalle == nil || cur.Dalle.Config.Grid<<cur.Dalle.VQ.Config.Downsamples != side {
 			ierr = errors.New("serve: the model was reloaded with weights that do not make these images; send the request again")
 			return
 		}
-		res, ierr = imagine.Images(cur.Dalle, *req.Prompt, o)
+		res, ierr = imagine.ImagesContext(ctx, cur.Dalle, *q.Prompt, o)
 	})
+	if err != nil && ctx.Err() != nil {
+		// The client is gone. Do returns at once; the drawing, if it
+		// began, stops at its next step: wait for it, so that the log
+		// line counts what was drawn.
+		select {
+		case <-started:
+			<-finished
+		default:
+		}
+		return nil, ctx.Err()
+	}
 	if err == nil {
 		err = ierr
 	}
 	if err != nil {
-		if r.Context().Err() == nil {
-			openAI.failErr(w, engineErr(err))
-		}
-		return
+		return nil, engineErr(err)
 	}
-	data := make([]map[string]any, len(res.Images))
+	d := &drawnImages{model: e.Name, seed: o.Sampling.Seed}
 	var buf bytes.Buffer
-	for i, img := range res.Images {
+	for _, img := range res.Images {
 		buf.Reset()
 		if err := png.Encode(&buf, img); err != nil {
-			openAI.failErr(w, err)
-			return
+			return nil, err
 		}
-		data[i] = map[string]any{"b64_json": base64.StdEncoding.EncodeToString(buf.Bytes())}
+		d.pngs = append(d.pngs, bytes.Clone(buf.Bytes()))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"created": time.Now().Unix(), "data": data})
+	return d, nil
 }
+
+// paramError is an error answered with its status, OpenAI's code and the
+// request field at fault.
+type paramError struct {
+	status      int
+	code, param string
+	msg         string
+}
+
+func (e *paramError) Error() string { return e.msg }

@@ -2,14 +2,19 @@ package serve
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"image/png"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/golem-ml/golem/backend/cpu"
 	"github.com/golem-ml/golem/generate/imagine"
@@ -23,19 +28,26 @@ import (
 // model/dalle's tests build it) and returns its folder.
 func tinyDalleDir(t *testing.T) string {
 	t.Helper()
+	return tinyDalleDirSized(t, 16)
+}
+
+// tinyDalleDirSized is tinyDalleDir with images of side pixels (a grid
+// of side/4 squared image tokens).
+func tinyDalleDirSized(t *testing.T, side int) string {
+	t.Helper()
 	be := cpu.New()
 	tok, err := tokenizer.Train(tokenizer.TrainOptions{Texts: []string{"a red circle", "a blue square", "two shapes: a red circle and a blue square"}, VocabSize: 280})
 	if err != nil {
 		t.Fatal(err)
 	}
 	vc := vqvae.Presets()["tiny"]
-	vc.ImageSize = 16
+	vc.ImageSize = side
 	vq, err := vqvae.New(be, vc, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
 	pad, _ := tok.SpecialID(tokenizer.Pad)
-	m, err := dalle.New(be, dalle.NewConfig(tok.VocabSize(), pad, 16, 4, 64, 32, 2, 2), tok, vq, 7)
+	m, err := dalle.New(be, dalle.NewConfig(tok.VocabSize(), pad, 16, side/4, 64, 32, 2, 2), tok, vq, 7)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +62,14 @@ func tinyDalleDir(t *testing.T) string {
 // the tiny GPT-2, and returns the model's folder.
 func imageServer(t *testing.T) (*testServer, string) {
 	t.Helper()
-	dir := tinyDalleDir(t)
+	return imageServerWith(t, Options{}, 16)
+}
+
+// imageServerWith is imageServer with the server's options and the
+// model's image side in pixels.
+func imageServerWith(t *testing.T, o Options, side int) (*testServer, string) {
+	t.Helper()
+	dir := tinyDalleDirSized(t, side)
 	w, err := LoadWeights(cpu.New(), dir)
 	if err != nil {
 		t.Fatal(err)
@@ -70,7 +89,7 @@ func imageServer(t *testing.T) (*testServer, string) {
 	}
 	ge := NewEngine("tiny-gpt2", tinyDir(t, "gpt2"), g, EngineOptions{})
 	t.Cleanup(ge.Close)
-	return serveEngines(t, "sqlite:"+filepath.Join(t.TempDir(), "labels.db"), Options{}, e, ge), dir
+	return serveEngines(t, "sqlite:"+filepath.Join(t.TempDir(), "labels.db"), o, e, ge), dir
 }
 
 // TestImagesGenerations: POST /v1/images/generations answers n PNGs of the
@@ -235,5 +254,107 @@ func TestOpenAIClientImages(t *testing.T) {
 		if b64 != want.Data[i]["b64_json"] {
 			t.Errorf("image %d from the openai client differs from a plain request's with the same seed", i)
 		}
+	}
+}
+
+// TestImagesCancel: a client that goes away while its images are drawn
+// stops the drawing. The request log counts the image tokens drawn: all
+// n x 256 for an answered request of a 16 x 16 grid, and, for one whose
+// real HTTP client gives up a third of the way through, a whole number of
+// steps (n tokens each) short of it; its line is written once the drawing
+// has stopped, and the engine then draws the next request.
+func TestImagesCancel(t *testing.T) {
+	var mu sync.Mutex
+	logs := map[string]RequestLog{}
+	o := Options{LogRequest: func(l RequestLog) {
+		mu.Lock()
+		logs[l.ID] = l
+		mu.Unlock()
+	}}
+	ts, _ := imageServerWith(t, o, 64)
+	const n, steps = 16, 16 * 16
+	body := fmt.Sprintf(`{"model":"tiny-t2i","prompt":"a red circle","n":%d,"seed":1}`, n)
+	logged := func(id string) RequestLog {
+		t.Helper()
+		for range 500 {
+			mu.Lock()
+			l, ok := logs[id]
+			mu.Unlock()
+			if ok {
+				return l
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Fatalf("no log line for request %q", id)
+		return RequestLog{}
+	}
+	post := func(timeout time.Duration) (*http.Response, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, "POST", ts.URL+"/v1/images/generations", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		return resp, err
+	}
+	// Two whole requests (the first warms up): the second's time is
+	// what a whole drawing takes.
+	var full time.Duration
+	for range 2 {
+		began := time.Now()
+		resp, err := post(time.Minute)
+		full = time.Since(began)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("a whole request: %v, %v", resp, err)
+		}
+		if l := logged(resp.Header.Get("X-Request-Id")); l.AnswerTokens != n*steps || l.Status != 200 {
+			t.Fatalf("a whole request's log: %d image tokens, status %d; want %d, 200", l.AnswerTokens, l.Status, n*steps)
+		}
+		t.Logf("a whole request: %v", full)
+	}
+	// The client gives up a third of the way (sooner when the drawing
+	// was quicker this time: a server that finished first logs 200).
+	var l RequestLog
+	gaveUp := time.Duration(0)
+	for _, d := range []time.Duration{full / 3, full / 10, full / 30} {
+		mu.Lock()
+		seen := map[string]bool{}
+		for id := range logs {
+			seen[id] = true
+		}
+		mu.Unlock()
+		post(d)
+		l = RequestLog{}
+		for i := 0; i < 500 && l.ID == ""; i++ {
+			time.Sleep(10 * time.Millisecond)
+			mu.Lock()
+			for id, x := range logs {
+				if !seen[id] {
+					l = x
+				}
+			}
+			mu.Unlock()
+		}
+		if l.ID == "" {
+			t.Fatalf("no log line for the request given %v", d)
+		}
+		if l.Status == 499 {
+			gaveUp = d
+			break
+		}
+		t.Logf("the request given %v of the %v a whole one took was answered (%d); trying with less", d, full, l.Status)
+	}
+	if gaveUp == 0 {
+		t.Fatalf("every request was answered before its client gave up")
+	}
+	if l.AnswerTokens >= n*steps || l.AnswerTokens%n != 0 {
+		t.Errorf("the cancelled request drew %d image tokens; want whole steps of %d, fewer than %d", l.AnswerTokens, n, n*steps)
+	}
+	t.Logf("a whole request drew %d tokens in %v; the one cancelled after %v drew %d (%d steps of %d)", n*steps, full, gaveUp, l.AnswerTokens, l.AnswerTokens/n, steps)
+	if resp, err := post(time.Minute); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("the request after: %v, %v", resp, err)
 	}
 }

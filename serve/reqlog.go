@@ -102,8 +102,12 @@ func (r *reqRecord) setPrompt(tokens int) {
 }
 
 // token counts a generated token, and the time to the first.
-func (r *reqRecord) token() {
-	r.answer.Add(1)
+func (r *reqRecord) token() { r.tokens(1) }
+
+// tokens counts n generated tokens (an image's, for a request for
+// images), and the time to the first.
+func (r *reqRecord) tokens(n int) {
+	r.answer.Add(int64(n))
 	if r.first.Load() == 0 {
 		r.first.CompareAndSwap(0, max(int64(time.Since(r.start)), 1))
 	}
