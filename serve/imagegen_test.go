@@ -69,6 +69,12 @@ func imageServer(t *testing.T) (*testServer, string) {
 // model's image side in pixels.
 func imageServerWith(t *testing.T, o Options, side int) (*testServer, string) {
 	t.Helper()
+	return imageServerOn(t, "sqlite:"+filepath.Join(t.TempDir(), "labels.db"), o, side)
+}
+
+// imageServerOn is imageServerWith on the store dsn.
+func imageServerOn(t *testing.T, dsn string, o Options, side int) (*testServer, string) {
+	t.Helper()
 	dir := tinyDalleDirSized(t, side)
 	w, err := LoadWeights(cpu.New(), dir)
 	if err != nil {
@@ -89,7 +95,7 @@ func imageServerWith(t *testing.T, o Options, side int) (*testServer, string) {
 	}
 	ge := NewEngine("tiny-gpt2", tinyDir(t, "gpt2"), g, EngineOptions{})
 	t.Cleanup(ge.Close)
-	return serveEngines(t, "sqlite:"+filepath.Join(t.TempDir(), "labels.db"), o, e, ge), dir
+	return serveEngines(t, dsn, o, e, ge), dir
 }
 
 // TestImagesGenerations: POST /v1/images/generations answers n PNGs of the

@@ -17,6 +17,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/golem-ml/golem/generate/imagine"
+	"github.com/golem-ml/golem/model/dalle"
 	"github.com/golem-ml/golem/store"
 	"github.com/golem-ml/golem/tokenizer"
 )
@@ -72,6 +74,10 @@ func (s *Server) webRoutes() {
 	m.HandleFunc("GET /app/api/rankings/{id}", s.webAuth(false, s.webRanking))
 	m.HandleFunc("PUT /app/api/rankings/{id}", s.webAuth(false, s.webUpdateRanking))
 	m.HandleFunc("DELETE /app/api/rankings/{id}", s.webAuth(false, s.webDeleteRanking))
+	m.HandleFunc("POST /app/api/generations", s.webAuth(false, s.webGenerate))
+	m.HandleFunc("GET /app/api/generations/prompt", s.webAuth(false, s.webImagePrompt))
+	m.HandleFunc("GET /app/api/imagepairs/next", s.webAuth(false, s.webNextImagePair))
+	m.HandleFunc("POST /app/api/imagecomparisons", s.webAuth(false, s.webAddImageComparison))
 	m.HandleFunc("POST "+importPath, s.webAuth(true, s.webImport))
 	m.HandleFunc("GET /app/api/admin/export", s.webAuth(true, s.webExport))
 	m.HandleFunc("GET /app/api/admin/users", s.webAuth(true, s.webUsers))
@@ -314,6 +320,7 @@ type modelInfoJSON struct {
 	Name      string `json:"name"`
 	Context   int    `json:"context"`    // tokens the model sees at once, prompt and answer
 	MaxTokens int    `json:"max_tokens"` // the chat page's default answer length
+	Images    bool   `json:"images"`     // a text-to-image model (the Generate view's)
 }
 
 // webModels lists the served models (names, as before) and, in "info",
@@ -321,10 +328,10 @@ type modelInfoJSON struct {
 func (s *Server) webModels(w http.ResponseWriter, r *http.Request, _ store.Session) {
 	info := []modelInfoJSON{}
 	for _, name := range s.names {
-		c := s.infoFor(name).config.Context
-		info = append(info, modelInfoJSON{name, c, chatMaxTokens(c)})
+		cfg := s.infoFor(name).config
+		info = append(info, modelInfoJSON{name, cfg.Context, chatMaxTokens(cfg.Context), cfg.Arch == dalle.ModelType})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"models": s.names, "info": info})
+	writeJSON(w, http.StatusOK, map[string]any{"models": s.names, "info": info, "max_images": imagine.MaxN})
 }
 
 // webChatFit trims a chat history to the model's context, as golem chat
@@ -919,11 +926,14 @@ type progressJSON struct {
 	// Prompts left to the user: to write for, and to rank or compare.
 	LeftDemonstrate int `json:"left_demonstrate"`
 	LeftRank        int `json:"left_rank"`
+	// Pairs of generated images judged (not skipped), and left to judge.
+	ImageComparisons int `json:"image_comparisons"`
+	LeftImageCompare int `json:"left_image_compare"`
 }
 
 func (s *Server) progress(ctx context.Context, u store.User) (progressJSON, error) {
 	p, err := s.store.Progress(ctx, u.ID)
-	return progressJSON{toUserJSON(u), p.Prompts, p.Demonstrations, p.Rankings, p.Comparisons, p.Skipped, p.LeftDemonstrate, p.LeftRank}, err
+	return progressJSON{toUserJSON(u), p.Prompts, p.Demonstrations, p.Rankings, p.Comparisons, p.Skipped, p.LeftDemonstrate, p.LeftRank, p.ImageComparisons, p.LeftImageCompare}, err
 }
 
 func (s *Server) webProgress(w http.ResponseWriter, r *http.Request, sess store.Session) {
