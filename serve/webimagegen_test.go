@@ -3,6 +3,7 @@ package serve
 import (
 	"archive/zip"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -10,8 +11,13 @@ import (
 	"fmt"
 	"image/png"
 	"io"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/golem-ml/golem/store"
 )
 
 // Pictures from words through the web app over HTTP: a person draws images
@@ -218,5 +224,73 @@ func webImageGeneration(t *testing.T, ts *testServer) {
 	if len(files) != 3 || string(files["golem-image_preferences.jsonl"]) != want ||
 		!bytes.Equal(files["images/"+key(chosen)+".png"], shown[chosen]) || !bytes.Equal(files["images/"+key(rejected)+".png"], shown[rejected]) {
 		t.Errorf("zip export: %d files, jsonl %q", len(files), files["golem-image_preferences.jsonl"])
+	}
+}
+
+// The Chromium flow: generate images for an imported prompt, compare their
+// pairs by keys, download the image preferences zip from the Admin view;
+// its JSONL line names files in the zip that are the images the page
+// showed, the one judged better as "chosen"; golem export's file
+// (store.ExportFile) says the same with the files beside it.
+func TestBrowserImageGeneration(t *testing.T) {
+	node := needBrowser(t)
+	ts, _ := imageServer(t)
+	if _, err := EnsureAdmin(context.Background(), ts.store, "admin-password"); err != nil {
+		t.Fatal(err)
+	}
+	zipPath := filepath.Join(t.TempDir(), "prefs.zip")
+	out := runNode(t, node, "imagegen.mjs", ts.URL, "admin", "admin-password", zipPath)
+	var res struct {
+		Shown  []string
+		Judged []struct {
+			ID  int64
+			Src string
+		}
+	}
+	if err := json.Unmarshal([]byte(out[strings.LastIndex(strings.TrimSpace(out), "\n")+1:]), &res); err != nil || len(res.Shown) != 3 || len(res.Judged) != 2 {
+		t.Fatalf("the script's output: %v\n%s", err, out)
+	}
+	key := func(src string) string {
+		if !slices.Contains(res.Shown, src) {
+			t.Errorf("%s was compared but not among the images generated %v", src, res.Shown)
+		}
+		return strings.TrimPrefix(src, "/app/api/images/")
+	}
+	a, b := key(res.Judged[0].Src), key(res.Judged[1].Src)
+	want := `{"prompt":"a red circle","chosen":"images/` + b + `.png","rejected":"images/` + a + `.png"}` + "\n"
+	zr, err := zip.OpenReader(zipPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	files := map[string][]byte{}
+	for _, f := range zr.File {
+		rc, _ := f.Open()
+		files[f.Name], _ = io.ReadAll(rc)
+		rc.Close()
+	}
+	if got := string(files["golem-image_preferences.jsonl"]); got != want {
+		t.Fatalf("the downloaded JSONL:\n%s\nwant (B was pressed)\n%s", got, want)
+	}
+	for _, k := range []string{a, b} {
+		sum := sha256.Sum256(files["images/"+k+".png"])
+		if hex.EncodeToString(sum[:]) != k {
+			t.Errorf("images/%s.png in the zip is not the image shown at /app/api/images/%s", k, k)
+		}
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "image_prefs.jsonl")
+	if n, err := store.ExportFile(context.Background(), ts.dsn, store.ExportImagePreferences, path); err != nil || n != 1 {
+		t.Fatalf("ExportFile: %d, %v", n, err)
+	}
+	if got, _ := os.ReadFile(path); string(got) != want {
+		t.Errorf("golem export's file: %s, want %s", got, want)
+	}
+	for _, k := range []string{a, b} {
+		got, err := os.ReadFile(filepath.Join(dir, "images", k+".png"))
+		sum := sha256.Sum256(got)
+		if err != nil || hex.EncodeToString(sum[:]) != k {
+			t.Errorf("images/%s.png beside golem export's file: %v", k, err)
+		}
 	}
 }

@@ -7,6 +7,7 @@
 const state = {
   user: null, csrf: "", view: "", models: [], info: {}, flags: [], guidelines: {},
   chat: [], chatAbort: null, demo: null, rank: null, cmp: null, lastSaved: null,
+  maxImages: 64, gen: null, icmp: null,
 };
 const $ = (id) => document.getElementById(id);
 const letter = (i) => String.fromCharCode(65 + i);
@@ -120,7 +121,7 @@ function setStatus(id, text, ...extra) {
 
 // ---- views ----
 
-const views = ["login", "chat", "demonstrate", "rank", "compare", "labels", "account", "admin"];
+const views = ["login", "chat", "demonstrate", "rank", "compare", "generate", "imgcompare", "labels", "account", "admin"];
 
 function show(view) {
   showError("");
@@ -131,7 +132,7 @@ function show(view) {
     if (b.dataset.view === view) b.setAttribute("aria-current", "page");
     else b.removeAttribute("aria-current");
   }
-  const load = { chat: loadChat, demonstrate: loadDemo, rank: loadRank, compare: loadCompare, labels: loadLabels, admin: loadAdmin }[view];
+  const load = { chat: loadChat, demonstrate: loadDemo, rank: loadRank, compare: loadCompare, generate: loadGenerate, imgcompare: loadImageCompare, labels: loadLabels, admin: loadAdmin }[view];
   if (load) load().catch((e) => showError(e.message));
 }
 
@@ -155,6 +156,7 @@ async function loggedIn(me) {
   const [models, flags] = await Promise.all([api("GET", "/app/api/models"), api("GET", "/app/api/flags")]);
   state.models = models.models;
   state.info = Object.fromEntries((models.info || []).map((m) => [m.name, m]));
+  state.maxImages = models.max_images || 64;
   state.flags = flags.flags;
   await Promise.all([refreshProgress(), loadGuidelines()]);
   show("demonstrate");
@@ -163,7 +165,8 @@ async function loggedIn(me) {
 async function refreshProgress() {
   const p = await api("GET", "/app/api/progress");
   $("progress").textContent = `${p.left_demonstrate} left to write · ${p.left_rank} left to rank · ` +
-    `${p.demonstrations} written · ${p.rankings} ranked (${p.comparisons} compared) · ${p.skipped} skipped · ${p.prompts} prompts`;
+    `${p.demonstrations} written · ${p.rankings} ranked (${p.comparisons} compared) · ${p.skipped} skipped · ${p.prompts} prompts` +
+    (p.image_comparisons || p.left_image_compare ? ` · ${p.image_comparisons} image pairs compared, ${p.left_image_compare} left` : "");
 }
 
 // ---- guidelines ----
@@ -613,6 +616,105 @@ async function submitCompare(best, verdict) {
   } catch (e) { showError(e.message); }
 }
 
+// ---- pictures from words ----
+
+// loadGenerate lists the served text-to-image models (chat models cannot
+// draw).
+async function loadGenerate() {
+  const sel = $("gen-model");
+  if (sel.options.length === 0) {
+    const drawers = state.models.filter((m) => state.info[m] && state.info[m].images);
+    sel.replaceChildren(...drawers.map((m) => el("option", { value: m }, m)));
+    $("gen-n").max = String(state.maxImages);
+  }
+  $("gen-none").hidden = sel.options.length > 0;
+  $("gen-submit").disabled = sel.options.length === 0;
+}
+
+// nextImagePrompt puts the next imported prompt no model has drawn in the
+// box; generating it links the images to that prompt (until it is edited).
+async function nextImagePrompt() {
+  try {
+    const r = await api("GET", "/app/api/generations/prompt");
+    if (!r.prompt) {
+      state.gen = null;
+      $("gen-status").textContent = "Every imported prompt has been drawn.";
+      return;
+    }
+    state.gen = r.prompt;
+    $("gen-prompt").value = r.prompt.text;
+    $("gen-status").textContent = `Imported prompt ${r.prompt.id}.`;
+  } catch (e) { showError(e.message); }
+}
+
+async function generateImages(ev) {
+  ev.preventDefault();
+  const text = $("gen-prompt").value;
+  const body = { model: $("gen-model").value, n: Number($("gen-n").value) };
+  if (state.gen && state.gen.text === text) body.prompt_id = state.gen.id;
+  else body.prompt = text;
+  $("gen-submit").disabled = true;
+  $("gen-status").textContent = "Drawing…";
+  try {
+    const r = await api("POST", "/app/api/generations", body);
+    state.gen = null;
+    $("gen-images").replaceChildren(...r.generations.map((g, i) => el("figure", { class: "generated", "data-generation": String(g.id) },
+      el("img", { class: "drawn", src: g.image, alt: `Image ${i + 1} of: ${g.prompt}` }),
+      el("figcaption", {}, `${g.model} · seed ${g.seed}`))));
+    $("gen-status").textContent = `Drew ${r.generations.length} images of “${r.generations[0].prompt}”; they are kept for comparing.`;
+    await refreshProgress();
+  } catch (e) {
+    $("gen-status").textContent = "";
+    showError(e.message);
+  } finally {
+    $("gen-submit").disabled = $("gen-model").options.length === 0;
+  }
+}
+
+function setImageCompareButtons(on) {
+  for (const id of ["icmp-a", "icmp-b", "icmp-tie", "icmp-bad", "icmp-skip"]) $(id).disabled = !on;
+}
+
+// loadImageCompare shows the next two images of one prompt, blind.
+async function loadImageCompare() {
+  state.icmp = null;
+  setImageCompareButtons(false);
+  $("icmp-images").replaceChildren();
+  const r = await api("GET", "/app/api/imagepairs/next");
+  if (!r.pair) {
+    $("icmp-prompt").textContent = "No pair of images left to compare. Thank you!";
+    return;
+  }
+  state.icmp = r.pair;
+  $("icmp-prompt").replaceChildren(el("div", { class: "msg" }, el("span", { class: "role" }, "prompt:"), r.pair.prompt));
+  $("icmp-images").replaceChildren(...[r.pair.a, r.pair.b].map((g, i) => el("figure", { class: "candidate", id: "icmp-" + "ab"[i] + "-image", "data-generation": String(g.id) },
+    el("figcaption", { class: "meta" }, `Image ${letter(i)}`),
+    el("img", { class: "drawn", src: g.image, alt: `Image ${letter(i)} of: ${r.pair.prompt}` }))));
+  setImageCompareButtons(true);
+}
+
+// submitImageCompare saves the judgement: chosen is 0 (A) or 1 (B), or
+// verdict is "tie", "both_bad" or "skip".
+async function submitImageCompare(chosen, verdict) {
+  const p = state.icmp;
+  if (!p) return;
+  state.icmp = null; // one judgement per pair, however fast the keys
+  setImageCompareButtons(false);
+  try {
+    const body = { a: p.a.id, b: p.b.id };
+    if (verdict) body.verdict = verdict;
+    else body.chosen = chosen === 0 ? p.a.id : p.b.id;
+    const r = await api("POST", "/app/api/imagecomparisons", body);
+    await refreshProgress();
+    await loadImageCompare();
+    $("icmp-status").textContent = verdict === "skip" ? `Skipped image pair ${r.a} and ${r.b}.` : `Saved image comparison ${r.id}.`;
+  } catch (e) {
+    state.icmp = p;
+    setImageCompareButtons(true);
+    showError(e.message);
+  }
+}
+
 // ---- my labels ----
 
 const verdictText = { "": "", tie: "tie", both_bad: "both bad" };
@@ -692,7 +794,7 @@ async function loadAdmin() {
   const [u, p] = await Promise.all([api("GET", "/app/api/admin/users"), api("GET", "/app/api/admin/prompts")]);
   $("users").tBodies[0].replaceChildren(...u.users.map((p) => el("tr", {},
     el("td", {}, p.user.username + (p.user.disabled ? " (disabled)" : "")), el("td", {}, p.user.role), el("td", {}, String(p.demonstrations)),
-    el("td", {}, String(p.rankings)), el("td", {}, String(p.comparisons)), el("td", {}, String(p.prompts)),
+    el("td", {}, String(p.rankings)), el("td", {}, String(p.comparisons)), el("td", {}, String(p.image_comparisons)), el("td", {}, String(p.prompts)),
     el("td", {},
       el("button", { class: "user-disable", "data-user": p.user.username, onclick: () => setDisabled(p.user, !p.user.disabled) }, p.user.disabled ? "Enable" : "Disable"),
       el("button", { class: "user-password", "data-user": p.user.username, onclick: () => resetPassword(p.user) }, "Set password")))));
@@ -811,6 +913,9 @@ function taskKey(ev) {
   } else if (state.view === "compare") {
     const id = { a: "cmp-a", b: "cmp-b", t: "cmp-tie", x: "cmp-bad", s: "cmp-skip" }[key];
     if (id) run(() => $(id).click());
+  } else if (state.view === "imgcompare") {
+    const id = { a: "icmp-a", b: "icmp-b", t: "icmp-tie", x: "icmp-bad", s: "icmp-skip" }[key];
+    if (id) run(() => $(id).click());
   }
 }
 
@@ -843,6 +948,13 @@ document.addEventListener("DOMContentLoaded", () => {
   $("cmp-b").addEventListener("click", () => submitCompare(1));
   $("cmp-tie").addEventListener("click", () => submitCompare(0, "tie"));
   $("cmp-bad").addEventListener("click", () => submitCompare(0, "both_bad"));
+  $("gen-form").addEventListener("submit", generateImages);
+  $("gen-next").addEventListener("click", nextImagePrompt);
+  $("icmp-a").addEventListener("click", () => submitImageCompare(0));
+  $("icmp-b").addEventListener("click", () => submitImageCompare(1));
+  $("icmp-tie").addEventListener("click", () => submitImageCompare(0, "tie"));
+  $("icmp-bad").addEventListener("click", () => submitImageCompare(0, "both_bad"));
+  $("icmp-skip").addEventListener("click", () => submitImageCompare(0, "skip"));
   $("import-submit").addEventListener("click", importPrompts);
   $("user-form").addEventListener("submit", createUser);
   $("password-form").addEventListener("submit", changePassword);
