@@ -19,9 +19,10 @@ func runExport(args []string) error {
 		return runExportGGUF(args)
 	}
 	fs := newFlags("export", `golem export --db sqlite:labels.db --kind preferences --out preferences.jsonl
-golem export --db sqlite:labels.db --format llava --out llava.json   # demonstrations with images`)
+golem export --db sqlite:labels.db --format llava --out llava.json   # demonstrations with images
+golem export --db sqlite:labels.db --kind image_preferences --out image_prefs.jsonl   # generated images compared`)
 	db := fs.String("db", "", "the store golem serve --db wrote: sqlite:FILE or a postgres:// URL (required)")
-	kind := fs.String("kind", "", "sft (demonstrations), rankings, or preferences (every ranked pair) (required for jsonl)")
+	kind := fs.String("kind", "", "sft (demonstrations), rankings, preferences (every ranked pair), or image_preferences (generated images compared in the web app, for an image model's DPO) (required for jsonl)")
 	format := fs.String("format", "jsonl", "jsonl (TRL's shapes), llava (demonstrations of prompts with an image as LLaVA's conversation JSON), or gguf (a model; golem export --format gguf --help)")
 	out := fs.String("out", "", "output file; the images its records name are written beside it as images/SHA256.EXT (required)")
 	if err := parseFlags(fs, args); err != nil {

@@ -1,7 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"image"
+	"image/color"
+	"image/png"
 	"os"
 	"path/filepath"
 	"strings"
@@ -96,6 +100,54 @@ func TestExportGGUF(t *testing.T) {
 		_, stderr, code := runGolem(t, append([]string{"export", "--format=gguf"}, c.args...)...)
 		if code != c.code || !strings.Contains(stderr, c.want) {
 			t.Errorf("%v: exit %d, %q; want exit %d, %q", c.args, code, stderr, c.code, c.want)
+		}
+	}
+}
+
+// golem export --kind image_preferences writes the web app's comparisons
+// of generated images as {"prompt", "chosen", "rejected"} lines naming the
+// image files it writes beside them.
+func TestExportImagePreferences(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	dsn := "sqlite:" + filepath.Join(dir, "labels.db")
+	s, err := store.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := s.CreateUser(ctx, store.NewUser{Username: "ann", Password: "ann-password-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pngs [][]byte
+	for _, c := range []color.Gray{{0}, {255}} {
+		img := image.NewGray(image.Rect(0, 0, 4, 4))
+		for i := range img.Pix {
+			img.Pix[i] = c.Y
+		}
+		var b bytes.Buffer
+		png.Encode(&b, img)
+		pngs = append(pngs, b.Bytes())
+	}
+	gs, err := s.AddGenerations(ctx, store.Generation{Prompt: "a white square", Model: "t2i", CreatedBy: u.ID}, []uint64{1, 2}, pngs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AddImageComparison(ctx, store.ImageComparison{AnnotatorID: u.ID, A: gs[0].ID, B: gs[1].ID, Chosen: gs[1].ID}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	out := filepath.Join(dir, "out", "image_prefs.jsonl")
+	if err := runExport([]string{"--db", dsn, "--kind", "image_preferences", "--out", out}); err != nil {
+		t.Fatal(err)
+	}
+	want := `{"prompt":"a white square","chosen":"images/` + gs[1].Image + `.png","rejected":"images/` + gs[0].Image + `.png"}` + "\n"
+	if b, err := os.ReadFile(out); err != nil || string(b) != want {
+		t.Fatalf("export: %q, %v; want %q", b, err, want)
+	}
+	for i, g := range gs {
+		if b, err := os.ReadFile(filepath.Join(dir, "out", "images", g.Image+".png")); err != nil || !bytes.Equal(b, pngs[i]) {
+			t.Errorf("image %d beside the export: %v", i, err)
 		}
 	}
 }
