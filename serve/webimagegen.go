@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 
 	"github.com/golem-ml/golem/store"
 )
@@ -55,6 +56,11 @@ func (s *Server) webGenerate(w http.ResponseWriter, r *http.Request, sess store.
 		}
 		text := store.ImagePromptText(p)
 		req.Prompt = &text
+	}
+	// What the store refuses is refused before anything is drawn.
+	if req.Prompt != nil && strings.TrimSpace(*req.Prompt) == "" {
+		web.fail(w, http.StatusBadRequest, "", `"prompt" is empty: what to draw (the store keeps images of a prompt)`)
+		return
 	}
 	if req.Seed == nil {
 		seed := int64(rand.Uint64() >> 1)

@@ -71,6 +71,7 @@ func webImageGeneration(t *testing.T, ts *testServer) {
 		{`{"model": "tiny-t2i", "prompt": "x", "n": 0}`, 400, `\"n\" is 0`},
 		{`{"model": "tiny-t2i", "prompt": "x", "size": "32x32"}`, 400, `model tiny-t2i makes 16x16 images only`},
 		{`{"model": "tiny-t2i"}`, 400, `\"prompt\" missing`},
+		{`{"model": "tiny-t2i", "prompt": " "}`, 400, `\"prompt\" is empty`},
 		{`{"model": "tiny-t2i", "prompt": "` + strings.Repeat("circle ", 400) + `"}`, 400, "prompt"},
 		{`{"model": "tiny-t2i", "prompt": "x", "prompt_id": 1}`, 400, `not both`},
 		{`{"model": "tiny-t2i", "prompt_id": 999}`, 404, "prompt 999"},
