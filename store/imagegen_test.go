@@ -141,3 +141,40 @@ func testGenerations(t *testing.T, dsn string) {
 func second[T any](_ T, err error) error { return err }
 
 func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
+
+// A store of schema 5 (images, no generations) opens upgraded: its prompt
+// image is the image a generation then draws again, kept once.
+func testUpgradeToGenerations(t *testing.T, dsn string) {
+	ctx := context.Background()
+	all := migrations
+	migrations = all[:5]
+	old, err := Open(ctx, dsn)
+	migrations = all
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := mustUser(t, old, "a", RoleAnnotator)
+	red := testPNG(t, 16, 16, color.NRGBA{255, 0, 0, 255})
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string][]byte{"red.png": red})
+	if _, err := old.ImportPrompts(ctx, strings.NewReader(`{"prompt": "What colour?", "images": ["red.png"]}`+"\n"), ImportOptions{Name: "p.jsonl", ReadImage: ImageFolder(dir)}); err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+	s := open(t, dsn)
+	if v, err := s.SchemaVersion(ctx); err != nil || v != all[len(all)-1].version {
+		t.Fatalf("SchemaVersion after the upgrade = %d, %v; want %d", v, err, all[len(all)-1].version)
+	}
+	if _, err := s.NextImagePrompt(ctx); !isNotFound(err) {
+		t.Errorf("NextImagePrompt with only an image prompt: %v, want ErrNotFound", err)
+	}
+	if _, err := s.AddGenerations(ctx, Generation{Prompt: "a red square", Model: "t2i", CreatedBy: a.ID}, []uint64{1}, [][]byte{red}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.CountImages(ctx); err != nil || n != 1 {
+		t.Errorf("CountImages = %d, %v; want 1 (the prompt's image, drawn again)", n, err)
+	}
+	if p, err := s.Progress(ctx, a.ID); err != nil || p.LeftRank != 1 || p.LeftImageCompare != 0 {
+		t.Errorf("Progress after the upgrade = %+v, %v", p, err)
+	}
+}

@@ -96,6 +96,7 @@ func suite(t *testing.T, newDSN func(t *testing.T) string) {
 		{"Guidelines", testGuidelines},
 		{"PromptStats", testPromptStats},
 		{"Generations", testGenerations},
+		{"UpgradeToGenerations", testUpgradeToGenerations},
 		{"ConcurrentWrites", testConcurrentWrites},
 		{"KillDuringWrites", testKillDuringWrites},
 	}
