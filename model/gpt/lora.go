@@ -533,3 +533,16 @@ func WrappedTargets(pattern, prefix string) ([]string, error) {
 	}
 	return nil, fmt.Errorf("target_modules %q: golem reads the form %s...) only", pattern, head)
 }
+
+// Share returns a model that computes what m computes from the same
+// weight tensors (in memory once) through layers of its own, without m's
+// adapters: a LoRA attached to it is not m's. golem serve runs several
+// adapters over one base so.
+func (m *Model) Share() *Model {
+	seen := map[any]any{}
+	c := nn.Share(m, seen)
+	for _, md := range c.Modules() {
+		md.Linear.LoRA = nil
+	}
+	return c
+}
