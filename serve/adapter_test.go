@@ -170,6 +170,7 @@ func TestAdaptersShareBase(t *testing.T) {
 			}
 			be2 := cpu.New()
 			prompt := wb.Tok.Encode("the cat sat on")
+			wants := map[*Weights][]int{}
 			for i, c := range []struct {
 				w      *Weights
 				dir    string
@@ -195,12 +196,40 @@ func TestAdaptersShareBase(t *testing.T) {
 				if !slices.Equal(got, want[0]) {
 					t.Errorf("adapter %d served %v, the merged model %v (the base %v)", i, got, want[0], plain[0])
 				}
+				wants[c.w], wants[wb] = want[0], plain[0]
 				lw, lm, lb := logitsOf(c.w.Model, prompt), logitsOf(mm, prompt), logitsOf(wb.Model, prompt)
 				if e := relDiff(lw, lm); e > 1e-5 {
 					t.Errorf("adapter %d: logits %.2g off the merged model's", i, e)
 				}
 				if relDiff(lb, lm) < 1e-3 {
 					t.Errorf("adapter %d changes the base's logits by less than 1e-3", i)
+				}
+			}
+			// The base and both adapters decoding at once, on the shared
+			// tensors (go test -race checks that nothing is written).
+			// Every request is submitted before any is read: the engines
+			// decode together (each answer's channel holds all its tokens).
+			wb.Stop = nil
+			type req struct {
+				i  int
+				ch <-chan Event
+			}
+			var reqs []req
+			for i, w := range []*Weights{wb, w0, w1} {
+				e := NewEngine(fmt.Sprint("m", i), "", w, EngineOptions{FloatKV: true})
+				defer e.Close()
+				for range 2 {
+					ch, err := e.Submit(context.Background(), prompt, Sampling{MaxTokens: 12})
+					if err != nil {
+						t.Fatal(err)
+					}
+					reqs = append(reqs, req{i, ch})
+				}
+			}
+			for _, r := range reqs {
+				w := []*Weights{wb, w0, w1}[r.i]
+				if got, _ := collect(t, r.ch); !slices.Equal(got, wants[w]) {
+					t.Errorf("model %d decoding beside the others: %v, alone %v", r.i, got, wants[w])
 				}
 			}
 			// Reload one adapter folder: new matrices, the same base.

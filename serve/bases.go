@@ -80,6 +80,9 @@ func sharedBase(be backend.Backend, dir string) (*load.Loaded, error) {
 			bases.mu.Unlock()
 			l, err := load.Model(be, dir, load.Options{})
 			if err == nil {
+				// Frozen before anyone runs it: the adapters attached to
+				// its shared layers freeze it again without a write.
+				l.Model.Freeze()
 				s.l = weak.Make(l)
 			}
 			s.err = err

@@ -120,10 +120,14 @@ func (m *Model) AttachLoRA(c LoRAConfig, seed uint64) ([]nn.Named, error) {
 	return m.LoRAParams(), nil
 }
 
-// Freeze marks every parameter of the base model as not trainable.
+// Freeze marks every parameter of the base model as not trainable. A
+// frozen one is left untouched (not even written), so that freezing a
+// model whose tensors others share (Share) while they run is no race.
 func (m *Model) Freeze() {
 	for _, p := range m.Params() {
-		p.Tensor.SetRequiresGrad(false)
+		if p.Tensor.RequiresGrad() {
+			p.Tensor.SetRequiresGrad(false)
+		}
 	}
 }
 
