@@ -103,7 +103,8 @@ func TestGGUFRopeScalingRoundTrip(t *testing.T) {
 // 44-token prompt, where the scaled frequencies decide them (golem's
 // greedy tokens without the scaling, and llama.cpp's on the unscaled
 // export, are others). The file llama.cpp's own writer makes of it
-// (llama_model_quantize to Q8_0) reads back with the same scaling.
+// (llama_model_quantize to Q8_0) reads back with the same scaling. And
+// llama.cpp ignores a sliding window in a llama or qwen2 file's metadata.
 func TestLlamaCppRopeScaling(t *testing.T) {
 	node := needLlamaCpp(t)
 	python, err := exec.LookPath("python3")
@@ -137,7 +138,27 @@ func TestLlamaCppRopeScaling(t *testing.T) {
 	if slices.Equal(want[0], want[1]) {
 		t.Fatalf("golem decodes %v with and without the scaling: the test's context does not exercise it", want[0])
 	}
-	res := runLlamaCpp(t, node, n, prompt, files...)
+	// llama.cpp's llama and qwen2 read no sliding window: a window of 4
+	// in their keys changes nothing it decodes (so golem writes Mistral's
+	// nowhere, as convert_hf_to_gguf.py does: TestGGUFMistral).
+	qwen := filepath.Join(out, "qwen2.gguf")
+	if _, err := Folder(blockModel(t, "qwen2"), qwen, Options{Type: gguf.F32}); err != nil {
+		t.Fatal(err)
+	}
+	windowed := map[string]string{
+		files[1]: rewrite(t, files[1], setKV("llama.attention.sliding_window", gguf.Of(uint32(4))), nil),
+		qwen:     rewrite(t, qwen, setKV("qwen2.attention.sliding_window", gguf.Of(uint32(4))), nil),
+	}
+	all := append(slices.Clone(files), qwen)
+	for _, w := range windowed {
+		all = append(all, w)
+	}
+	res := runLlamaCpp(t, node, n, prompt, all...)
+	for f, w := range windowed {
+		if a, b := res[f], res[w]; a.Error != "" || b.Error != "" || len(a.Tokens) != n || !slices.Equal(a.Tokens, b.Tokens) {
+			t.Errorf("%s: llama.cpp decodes %v (%s), with a sliding window of 4 in its metadata %v (%s)", filepath.Base(f), a.Tokens, a.Error, b.Tokens, b.Error)
+		}
+	}
 	for i, f := range files {
 		r := res[f]
 		if r.Error != "" {
