@@ -361,3 +361,59 @@ func (s *SoftPrompt) Prepend(x *tensor.Tensor) *tensor.Tensor {
 	}
 	return tensor.Concat(0, parts...)
 }
+
+// Share returns a copy of module (a pointer to a struct of layers, or any
+// value holding them) whose layers are new values holding the same
+// parameter tensors: what is set on a copy's layer (a LoRA on a Linear) is
+// not the original's, and the weights are in memory once. seen maps each
+// original pointer to its copy, so that a layer two fields point to is one
+// layer in the copy too; pass the same map for every part of one model.
+// Unexported fields are copied as they are.
+func Share[T any](module T, seen map[any]any) T {
+	return shareValue(reflect.ValueOf(&module).Elem(), seen).Interface().(T)
+}
+
+var tensorType = reflect.TypeFor[*tensor.Tensor]()
+
+func shareValue(v reflect.Value, seen map[any]any) reflect.Value {
+	switch v.Kind() {
+	case reflect.Pointer:
+		if v.IsNil() || v.Type() == tensorType {
+			return v
+		}
+		key := v.Interface()
+		if c, ok := seen[key]; ok {
+			return reflect.ValueOf(c)
+		}
+		c := reflect.New(v.Type().Elem())
+		seen[key] = c.Interface()
+		c.Elem().Set(shareValue(v.Elem(), seen))
+		return c
+	case reflect.Interface:
+		if v.IsNil() {
+			return v
+		}
+		c := reflect.New(v.Type()).Elem()
+		c.Set(shareValue(v.Elem(), seen))
+		return c
+	case reflect.Slice:
+		if v.IsNil() {
+			return v
+		}
+		c := reflect.MakeSlice(v.Type(), v.Len(), v.Len())
+		for i := range v.Len() {
+			c.Index(i).Set(shareValue(v.Index(i), seen))
+		}
+		return c
+	case reflect.Struct:
+		c := reflect.New(v.Type()).Elem()
+		c.Set(v)
+		for i := range v.NumField() {
+			if f := c.Field(i); f.CanSet() {
+				f.Set(shareValue(v.Field(i), seen))
+			}
+		}
+		return c
+	}
+	return v
+}

@@ -68,12 +68,16 @@ type Weights struct {
 	Dalle *dalle.Model
 
 	stamp string // the folder's files as they were read (see folderStamp)
+	// base is the shared base model under Model (bases.go), held while
+	// these weights are: nil for a model loaded on its own.
+	base *load.Loaded
 }
 
 // LoadWeights reads a model folder (config.json, model.safetensors and a
-// tokenizer) or an adapter folder over its base model (model/load: LoRA is
-// merged, a prompt-tuning adapter's soft prompt goes before every prompt)
-// onto the backend be. A folder whose files change while they are read is
+// tokenizer) or an adapter folder over its base model (model/load: the
+// base is shared with every other model over it on be, bases.go; a LoRA
+// stays attached, unmerged; a prompt-tuning adapter's soft prompt goes
+// before every prompt) onto the backend be. A folder whose files change while they are read is
 // an error, as is anything that would panic.
 func LoadWeights(be backend.Backend, dir string) (w *Weights, err error) {
 	defer func() {
@@ -91,7 +95,19 @@ func LoadWeights(be backend.Backend, dir string) (w *Weights, err error) {
 	if dalle.IsDalle(dir) {
 		return loadDalle(be, dir, before)
 	}
-	l, err := load.Model(be, dir, load.Options{})
+	var l, base *load.Loaded
+	switch {
+	case llava.IsLLaVA(dir):
+		l, err = load.Model(be, dir, load.Options{})
+	case gpt.IsAdapter(dir): // over a base loaded once (bases.go)
+		l, err = load.Model(be, dir, load.Options{Bases: func(b string) (*load.Loaded, error) {
+			base, err = sharedBase(be, b)
+			return base, err
+		}})
+	default:
+		l, err = sharedBase(be, dir)
+		base = l
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -102,6 +118,7 @@ func LoadWeights(be backend.Backend, dir string) (w *Weights, err error) {
 	if err != nil {
 		return nil, err
 	}
+	w.base = base
 	if sp := l.SoftPrompt; sp != nil {
 		if w.Context -= sp.Weight.Dim(0); w.Context < 2 {
 			return nil, fmt.Errorf("serve: %s: the soft prompt's %d virtual tokens leave no room in the model's context of %d", dir, sp.Weight.Dim(0), l.Model.Config.Context)
@@ -172,7 +189,8 @@ func (w *Weights) params() []nn.Named {
 	case w.VLM != nil:
 		return w.VLM.Params()
 	}
-	return w.Model.Params()
+	// An adapter's LoRA (unmerged over a shared base) is the model too.
+	return append(w.Model.Params(), w.Model.LoRAParams()...)
 }
 
 // config is what the model lists say of the weights: the language

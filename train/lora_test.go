@@ -17,6 +17,7 @@ import (
 	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/model/load"
 	"github.com/golem-ml/golem/nn"
+	"github.com/golem-ml/golem/safetensors"
 )
 
 // testLoRA is the adapters the LoRA stage tests train: every linear layer,
@@ -277,4 +278,111 @@ func TestRewardLoRA(t *testing.T) {
 	if _, err := load.Model(cpu.New(), a, load.Options{}); err == nil || !strings.Contains(err.Error(), "reward or value model's adapter") {
 		t.Errorf("load.Model of a reward adapter: %v", err)
 	}
+}
+
+// TestPPOLoRA: PPO with LoRA on the policy and on the value model samples
+// its first rollout as PPO without does (the same answers, the same
+// reward, a KL of 0: the adapters start at zero and the reference is the
+// policy with them off), moves reward and KL as it trains, and trains the
+// adapters and the value head alone: Out and Out/value are PEFT adapters
+// over the SFT and reward models (no EMA), the optimizer holds only their
+// tensors, and a run stopped inside a rollout and resumed ends with the
+// uninterrupted run's numbers and adapters, bit for bit.
+func TestPPOLoRA(t *testing.T) {
+	sft := tinyLM(t, 1, 96)
+	rm := tinyRM(t, sft, tinyTokenizer(t))
+	prompts := taskPrompts(synth.MustTasks(synth.TaskOptions{Seed: 1, N: 8, Kinds: []string{synth.KindFirstLetter, synth.KindNumberOnly}}))
+	run := func(out string, lora bool, resume bool, stopAt int) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		loop := Config{Steps: 6, LR: 1e-3, Seed: 3, Out: out, Resume: resume, Quiet: true, Progress: io.Discard}
+		o := PPOOptions{Backend: cpu.New(), Policy: sft, Reward: rm, Prompts: prompts, Batch: 4, MiniBatches: 2, Epochs: 1, MaxTokens: 10, Log: io.Discard}
+		if lora {
+			c := testLoRA
+			o.LoRA, o.Merge, loop.LR = &c, stopAt == 0, 3e-2
+		}
+		if stopAt > 0 {
+			loop.OnStep = func(step int, _ float64) {
+				if step == stopAt {
+					cancel()
+				}
+			}
+		}
+		o.Loop = loop
+		if _, err := PPO(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	full, a, b := t.TempDir(), t.TempDir(), t.TempDir()
+	run(full, false, false, 0)
+	run(a, true, false, 0)
+	lf, la := metricRecords(t, full), metricRecords(t, a)
+	if len(lf) != 6 || len(la) != 6 {
+		t.Fatalf("%d and %d records", len(lf), len(la))
+	}
+	for _, k := range []string{"reward", "kl", "response_len"} {
+		if math.Float64bits(lf[0][k]) != math.Float64bits(la[0][k]) {
+			t.Errorf("first rollout: %s %v without LoRA, %v with", k, lf[0][k], la[0][k])
+		}
+	}
+	for name, l := range map[string][]map[string]float64{"full": lf, "LoRA": la} {
+		t.Logf("%s: reward %v -> %v, kl %v -> %v", name, l[0]["reward"], l[5]["reward"], l[0]["kl_k3"], l[5]["kl_k3"])
+		if l[0]["kl"] != 0 || !(l[5]["kl_k3"] > 0) || l[5]["reward"] == l[0]["reward"] {
+			t.Errorf("%s: KL %v at the first rollout (want 0), %v at the last (want > 0); reward %v -> %v (want it to move)",
+				name, l[0]["kl"], l[5]["kl_k3"], l[0]["reward"], l[5]["reward"])
+		}
+	}
+	if _, err := os.Stat(filepath.Join(a, "ema")); err == nil {
+		t.Error("a LoRA run wrote an EMA")
+	}
+	pa := checkAdapterOut(t, a, sft)
+	if _, err := gpt.Load(cpu.New(), filepath.Join(a, "merged")); err != nil {
+		t.Errorf("Merge: %v", err)
+	}
+	value := func(out string) []nn.Named {
+		dir := filepath.Join(out, "value")
+		a, err := gpt.ReadAdapterConfig(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r, _ := filepath.Abs(rm); !a.Scorer || a.Base != r {
+			t.Fatalf("value adapter %+v, want a SEQ_CLS adapter over %s", a, r)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "model.safetensors")); err == nil {
+			t.Errorf("%s holds a whole model beside the adapter", dir)
+		}
+		v, err := gpt.LoadScorer(cpu.New(), dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return append(v.LoRAParams(), nn.Named{Name: "score", Tensor: v.Score.Weight})
+	}
+	va := value(a)
+	f, err := safetensors.Open(filepath.Join(a, "trainer", "step-00000006", "optimizer.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	n := 0
+	for _, name := range f.Names() {
+		if !strings.Contains(name, "lora_") && !strings.Contains(name, "score.weight") {
+			t.Errorf("the optimizer trains %s", name)
+		}
+		n++
+	}
+	if n == 0 {
+		t.Error("the optimizer holds no tensors")
+	}
+	run(b, true, false, 3) // inside the second rollout
+	run(b, true, true, 0)
+	lb := metricRecords(t, b)
+	for i := range la {
+		for _, k := range []string{"loss", "reward", "kl", "value_loss"} {
+			if math.Float64bits(la[i][k]) != math.Float64bits(lb[i][k]) {
+				t.Errorf("step %d: %s %v uninterrupted, %v resumed", i+1, k, la[i][k], lb[i][k])
+			}
+		}
+	}
+	sameParams(t, b, pa, checkAdapterOut(t, b, sft))
+	sameParams(t, b+"/value", va, value(b))
 }

@@ -99,11 +99,19 @@ func TestMemoryFlatPPO(t *testing.T) {
 	rm := tinyRM(t, sft, tinyTokenizer(t))
 	prompts := taskPrompts(synth.MustTasks(synth.TaskOptions{Seed: 1, N: 4, Kinds: []string{synth.KindFirstLetter}}))
 	text := synth.Corpus(synth.CorpusOptions{Seed: 2})[:5000]
-	checkFlat(t, func(be *cpu.CPU, loop Config) error {
-		_, err := PPO(context.Background(), PPOOptions{Backend: be, Policy: sft, Reward: rm, Prompts: prompts, Batch: 2, MiniBatches: 2, Epochs: 2,
-			MaxTokens: 3, PtxCoef: 0.5, PtxBatch: 1, PtxTexts: []string{text}, Loop: loop, Log: io.Discard})
-		return err
-	})
+	for _, run := range []string{"full", "lora"} {
+		t.Run(run, func(t *testing.T) {
+			checkFlat(t, func(be *cpu.CPU, loop Config) error {
+				o := PPOOptions{Backend: be, Policy: sft, Reward: rm, Prompts: prompts, Batch: 2, MiniBatches: 2, Epochs: 2,
+					MaxTokens: 3, PtxCoef: 0.5, PtxBatch: 1, PtxTexts: []string{text}, Loop: loop, Log: io.Discard}
+				if run == "lora" { // the policy's and the value model's adapters, dropout on, the reward model's backbone shared
+					o.LoRA = &gpt.LoRAConfig{R: 2, Alpha: 4, Dropout: 0.1}
+				}
+				_, err := PPO(context.Background(), o)
+				return err
+			})
+		})
+	}
 }
 
 func TestMemoryFlatGRPO(t *testing.T) {

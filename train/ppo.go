@@ -51,7 +51,18 @@ type PPOOptions struct {
 	Gamma      float64 // discount (default 1)
 	Lambda     float64 // GAE lambda (default 0.95)
 	RewardClip float64 // reward-model scores are clipped to ±RewardClip (default 10)
-	EMADecay   float64 // EMA of the policy, saved in OUT/ema (default 0.99; < 0 turns it off)
+	EMADecay   float64 // EMA of the policy, saved in OUT/ema (default 0.99; < 0 turns it off; off with LoRA)
+
+	// LoRA, when set, trains low-rank adapters on the frozen policy (Out
+	// is then a PEFT adapter folder over Policy; the reference is the
+	// policy with its adapters off) and on the value model, whose backbone
+	// is the reward model's own, shared (the reward is that backbone with
+	// the adapters off and the reward model's head): Out/value is a PEFT
+	// SEQ_CLS adapter over Reward, the value head as modules_to_save. No
+	// EMA is kept (an average of the adapters' A and B is not one of their
+	// product B A). Merge also writes the merged policy to Out/merged.
+	LoRA  *gpt.LoRAConfig
+	Merge bool
 
 	Loop Config // Loop.Steps counts optimizer steps: Epochs*MiniBatches per rollout
 	Log  io.Writer
@@ -110,10 +121,11 @@ const ppoStateFile = "ppo_state.json"
 
 type ppoTask struct {
 	o        PPOOptions
-	policy   *gpt.Model
-	ref      *gpt.Model
+	lm       *lmTrainee
+	policy   *gpt.Model // lm.m
+	ref      *gpt.Model // the frozen starting model (nil with LoRA: lm.reference)
 	value    *gpt.Scorer
-	rm       *gpt.Scorer
+	rm       *gpt.Scorer // with LoRA, its backbone is value's, the adapters off
 	ema      *gpt.Model
 	tok      *tokenizer.Tokenizer
 	prompts  [][]int
@@ -157,11 +169,31 @@ func PPO(ctx context.Context, o PPOOptions) (Result, error) {
 		return Result{}, err
 	}
 	defer release()
+	if o.Merge && o.LoRA == nil {
+		return Result{}, errors.New("ppo: --merge needs LoRA (--lora-r)")
+	}
+	if o.LoRA != nil {
+		o.EMADecay = -1
+	}
 	t := &ppoTask{o: o, klCoef: o.KLCoef, accum: max(1, cfg.Accum), seed: cfg.Seed, out: cfg.Out}
-	if t.ref, t.tok, err = loadPolicy(o.Backend, o.Policy, "ppo: --policy"); err != nil {
+	if cfg.Resume {
+		b, err := os.ReadFile(filepath.Join(cfg.Out, ppoStateFile))
+		if err != nil {
+			return Result{}, fmt.Errorf("ppo: --resume: %w", err)
+		}
+		var st ppoState
+		if err := json.Unmarshal(b, &st); err != nil {
+			return Result{}, fmt.Errorf("ppo: %s: %w", filepath.Join(cfg.Out, ppoStateFile), err)
+		}
+		t.klCoef, t.ro = st.KLCoef, st.Rollout
+	}
+	if t.lm, err = loadTrainee(o.Backend, o.Policy, cfg, o.LoRA, "ppo"); err != nil {
 		return Result{}, err
 	}
-	freeze(t.ref.Params())
+	t.policy = t.lm.m
+	if t.ref, t.tok, err = t.lm.loadRef(o.Backend, o.Policy, "ppo: --policy"); err != nil {
+		return Result{}, err
+	}
 	if t.rm, err = gpt.LoadScorer(o.Backend, o.Reward); err != nil {
 		return Result{}, fmt.Errorf("ppo: --reward: %w", err)
 	}
@@ -173,37 +205,17 @@ func PPO(ctx context.Context, o PPOOptions) (Result, error) {
 	if err := sameTokenizer(t.tok, rmTok, o.Policy, o.Reward); err != nil {
 		return Result{}, fmt.Errorf("ppo: %w", err)
 	}
-	if t.rm.Config.Vocab != t.ref.Config.Vocab {
-		return Result{}, fmt.Errorf("ppo: the reward model has a vocabulary of %d, the policy %d", t.rm.Config.Vocab, t.ref.Config.Vocab)
+	if t.rm.Config.Vocab != t.policy.Config.Vocab {
+		return Result{}, fmt.Errorf("ppo: the reward model has a vocabulary of %d, the policy %d", t.rm.Config.Vocab, t.policy.Config.Vocab)
 	}
-	from, valueFrom, emaFrom := o.Policy, o.Reward, o.Policy
-	if cfg.Resume {
-		from, valueFrom, emaFrom = cfg.Out, filepath.Join(cfg.Out, "value"), filepath.Join(cfg.Out, "ema")
-		b, err := os.ReadFile(filepath.Join(cfg.Out, ppoStateFile))
-		if err != nil {
-			return Result{}, fmt.Errorf("ppo: --resume: %w", err)
-		}
-		var st ppoState
-		if err := json.Unmarshal(b, &st); err != nil {
-			return Result{}, fmt.Errorf("ppo: %s: %w", filepath.Join(cfg.Out, ppoStateFile), err)
-		}
-		t.klCoef, t.ro = st.KLCoef, st.Rollout
-	}
-	if t.policy, _, err = loadLM(o.Backend, from, "ppo"); err != nil {
+	if err := t.loadValue(cfg); err != nil {
 		return Result{}, err
 	}
-	if t.value, err = gpt.LoadScorer(o.Backend, valueFrom); err != nil {
-		return Result{}, fmt.Errorf("ppo: value model: %w", err)
-	}
-	if len(t.value.LoRAParams()) > 0 {
-		// A reward model trained with LoRA (an adapter over its base): the
-		// value model starts from it merged and trains whole.
-		t.value.MergeLoRA()
-		for _, p := range t.value.Params() {
-			p.Tensor.SetRequiresGrad(true)
-		}
-	}
 	if o.EMADecay > 0 {
+		emaFrom := o.Policy
+		if cfg.Resume {
+			emaFrom = filepath.Join(cfg.Out, "ema")
+		}
 		if t.ema, _, err = loadLM(o.Backend, emaFrom, "ppo: EMA"); err != nil {
 			return Result{}, err
 		}
@@ -239,15 +251,91 @@ func PPO(ctx context.Context, o PPOOptions) (Result, error) {
 			return Result{}, fmt.Errorf("ppo: the pretraining text has %d tokens, too few for windows of %d", len(t.ptx), t.ptxBlock)
 		}
 	}
-	fmt.Fprintf(o.Log, "ppo: %d prompts, rollouts of %d answers, %d optimizer steps each; policy %.2fM parameters, value model %.2fM\n",
-		len(t.prompts), o.Batch, o.Epochs*o.MiniBatches, float64(nn.Count(t.policy.Params()))/1e6, float64(nn.Count(t.value.Params()))/1e6)
+	fmt.Fprintf(o.Log, "ppo: %d prompts, rollouts of %d answers, %d optimizer steps each; %s, %.2fM parameters trained in the policy, %.2fM in the value model\n",
+		len(t.prompts), o.Batch, o.Epochs*o.MiniBatches, t.lm.method(), float64(nn.Count(t.lm.params()))/1e6, float64(nn.Count(t.valueParams()))/1e6)
 	if cfg.Progress == nil {
 		cfg.Progress = o.Log
 	}
 	cfg.Card = &ModelCard{Stage: "ppo", Base: o.Policy, Data: []string{fmt.Sprintf("%d prompts, scored by the reward model `%s`", len(t.prompts), o.Reward)},
-		What: fmt.Sprintf("PPO against a reward model with a KL penalty (beta %g) to the starting model; the value model is in value/, the policy's EMA in ema/", o.KLCoef)}
+		What: fmt.Sprintf("PPO against a reward model with a KL penalty (beta %g) to the starting model; %s; the value model is in value/", o.KLCoef, t.lm.method())}
+	if t.ema != nil {
+		cfg.Card.What += ", the policy's EMA in ema/"
+	}
 	cfg.checkpointModels(t.policy, t.value.Model)
-	return Run(ctx, cfg, t)
+	res, err := Run(ctx, cfg, t)
+	if err != nil {
+		return res, err
+	}
+	_, err = t.lm.mergeAfter(o.Merge, res, o.Log)
+	return res, err
+}
+
+// loadValue loads the value model: whole, the reward model (Out/value
+// on resume) as a copy of its own; with LoRA, adapters and a copy of the
+// reward model's head over the reward model's backbone, shared (rm is
+// then that backbone with the adapters off), or Out/value's on resume.
+func (t *ppoTask) loadValue(cfg Config) error {
+	o := &t.o
+	if o.LoRA == nil {
+		from := o.Reward
+		if cfg.Resume {
+			from = filepath.Join(cfg.Out, "value")
+		}
+		var err error
+		if t.value, err = gpt.LoadScorer(o.Backend, from); err != nil {
+			return fmt.Errorf("ppo: value model: %w", err)
+		}
+		if len(t.value.LoRAParams()) > 0 {
+			// A reward model trained with LoRA (an adapter over its base): the
+			// value model starts from it merged and trains whole.
+			t.value.MergeLoRA()
+			for _, p := range t.value.Params() {
+				p.Tensor.SetRequiresGrad(true)
+			}
+		}
+		return nil
+	}
+	if len(t.rm.LoRAParams()) > 0 {
+		t.rm.MergeLoRA() // a reward adapter: its backbone merged, as loading Out/value over it does
+	}
+	w := t.rm.Score.Weight
+	t.value = &gpt.Scorer{Model: t.rm.Model, Bias: t.rm.Bias,
+		Score: &nn.Linear{Weight: tensor.FromHost(w.Backend(), w.Host(), w.Shape()...).SetRequiresGrad(true)}}
+	if cfg.Resume {
+		if err := t.value.ApplyAdapter(filepath.Join(cfg.Out, "value")); err != nil {
+			return fmt.Errorf("ppo: --resume: value model: %w", err)
+		}
+		for _, md := range t.value.Modules() {
+			if l := md.Linear.LoRA; l != nil {
+				l.Dropout = o.LoRA.Dropout // the file's is for inference; the run's is the flag's
+			}
+		}
+		return nil
+	}
+	c := *o.LoRA
+	if _, err := t.value.AttachLoRA(c, cfg.Seed+11); err != nil {
+		return fmt.Errorf("ppo: value model: %w", err)
+	}
+	return nil
+}
+
+// valueParams is what trains of the value model: all of it, or with LoRA
+// its adapters and its head.
+func (t *ppoTask) valueParams() []nn.Named {
+	if t.o.LoRA == nil {
+		return t.value.Params()
+	}
+	return append(t.value.LoRAParams(), nn.Named{Name: "score.weight", Tensor: t.value.Score.Weight})
+}
+
+// rewardScores runs fn on the reward model: with LoRA, its backbone (the
+// value model's) with the adapters off.
+func (t *ppoTask) rewardScores(fn func()) {
+	if t.o.LoRA != nil {
+		t.value.WithoutLoRA(fn)
+		return
+	}
+	fn()
 }
 
 func freeze(ps []nn.Named) {
@@ -256,11 +344,11 @@ func freeze(ps []nn.Named) {
 	}
 }
 
-// Params returns the policy's parameters and the value model's, under
-// "value." (one optimizer trains both).
+// Params returns the policy's trained parameters and the value model's,
+// under "value." (one optimizer trains both).
 func (t *ppoTask) Params() []nn.Named {
-	ps := t.policy.Params()
-	for _, p := range t.value.Params() {
+	ps := t.lm.params()
+	for _, p := range t.valueParams() {
 		ps = append(ps, nn.Named{Name: "value." + p.Name, Tensor: p.Tensor})
 	}
 	return ps
@@ -327,12 +415,17 @@ func (t *ppoTask) score(a answers) scores {
 	for b, r := range a.rows {
 		last[b] = len(r) - 1
 	}
-	return scores{T: T,
-		logp:    noGradValues(func(s *tensor.Scope) *tensor.Tensor { return tokenLogProbs(s, t.policy, ids, tg, B, T, o.Temperature) }),
-		refLogp: noGradValues(func(s *tensor.Scope) *tensor.Tensor { return tokenLogProbs(s, t.ref, ids, tg, B, T, o.Temperature) }),
-		values:  noGradValues(func(s *tensor.Scope) *tensor.Tensor { return t.value.Values(ids, B, T, gpt.Options{Scope: s}) }),
-		reward:  noGradValues(func(s *tensor.Scope) *tensor.Tensor { return t.rm.Scores(ids, B, T, last, gpt.Options{Scope: s}) }),
+	sc := scores{T: T,
+		logp:   noGradValues(func(s *tensor.Scope) *tensor.Tensor { return tokenLogProbs(s, t.policy, ids, tg, B, T, o.Temperature) }),
+		values: noGradValues(func(s *tensor.Scope) *tensor.Tensor { return t.value.Values(ids, B, T, gpt.Options{Scope: s}) }),
 	}
+	t.lm.reference(t.ref, func(ref *gpt.Model) {
+		sc.refLogp = noGradValues(func(s *tensor.Scope) *tensor.Tensor { return tokenLogProbs(s, ref, ids, tg, B, T, o.Temperature) })
+	})
+	t.rewardScores(func() {
+		sc.reward = noGradValues(func(s *tensor.Scope) *tensor.Tensor { return t.rm.Scores(ids, B, T, last, gpt.Options{Scope: s}) })
+	})
+	return sc
 }
 
 // advantages turns a scored rollout into PPO's training data: per answer
@@ -464,6 +557,10 @@ func (t *ppoTask) Loss(s *tensor.Scope, mb Minibatch) (*tensor.Tensor, int, map[
 	}
 	be := t.policy.Embed.Weight.Backend()
 	V := t.policy.Config.Vocab
+	t.lm.setSeed(t.seed ^ uint64(mb.Step)<<20 ^ uint64(mb.Micro))
+	if t.o.LoRA != nil {
+		t.value.SetLoRASeed(t.seed ^ uint64(mb.Step)<<20 ^ uint64(mb.Micro) ^ 0x5bd1e995)
+	}
 	logits := tensor.Reshape(tempered(t.policy.Logits(t.policy.Forward(ids, B, T, gpt.Options{Scope: s})), o.Temperature), B*T, V)
 	logp := tensor.TokenLogProbs(logits, tg)
 	eps := float32(o.ClipRange)
@@ -563,13 +660,24 @@ func (t *ppoTask) Eval() (map[string]float64, error) {
 }
 
 // Save writes the policy (with its tokenizer), the value model in
-// OUT/value, the EMA in OUT/ema, and PPO's state.
+// OUT/value, the EMA in OUT/ema, and PPO's state; with LoRA, the policy's
+// and the value model's PEFT adapter folders.
 func (t *ppoTask) Save(dir string) error {
-	if err := saveModel(dir, t.policy, t.tok); err != nil {
+	if err := t.lm.save(dir); err != nil {
 		return err
 	}
-	if err := saveScorer(filepath.Join(dir, "value"), t.value, t.tok); err != nil {
-		return err
+	vdir := filepath.Join(dir, "value")
+	if t.o.LoRA == nil {
+		if err := saveScorer(vdir, t.value, t.tok); err != nil {
+			return err
+		}
+	} else {
+		if err := t.value.SaveLoRA(vdir, *t.o.LoRA, relBase(filepath.Join(t.out, "value"), t.o.Reward)); err != nil {
+			return err
+		}
+		if err := t.tok.SaveForModel(vdir, t.value.Config.Context); err != nil {
+			return err
+		}
 	}
 	if t.ema != nil {
 		if err := saveModel(filepath.Join(dir, "ema"), t.ema, t.tok); err != nil {

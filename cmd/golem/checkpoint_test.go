@@ -113,6 +113,10 @@ var stages = []stage{
 		return []string{"ppo", "--model", f.sft, "--reward", f.rm, "--builtin-n", "8", "--batch", "4", "--minibatches", "2", "--epochs", "1",
 			"--max-tokens", "8", "--target-kl", "1", "--kl-horizon", "20", "--steps", "4", "--save-every", "1", tiny, "--out", out}
 	}, 4},
+	{"ppo-lora", func(f *fixture, out string) []string { // PEFT adapters: the policy's in OUT, the value model's in OUT/value
+		return []string{"ppo", "--model", f.sft, "--reward", f.rm, "--builtin-n", "8", "--batch", "4", "--minibatches", "2", "--epochs", "1",
+			"--max-tokens", "8", "--target-kl", "1", "--kl-horizon", "20", "--lora-r", "4", "--steps", "4", "--save-every", "1", tiny, "--out", out}
+	}, 4},
 	{"grpo", func(f *fixture, out string) []string {
 		return []string{"grpo", "--model", f.sft, "--builtin-n", "8", "--group", "2", "--batch", "2", "--max-tokens", "8",
 			"--steps", "4", "--save-every", "1", tiny, "--out", out}
@@ -187,7 +191,7 @@ func reference(t *testing.T, f *fixture, s stage) *refRun {
 			f.base = reference(t, f, stageNamed("pretrain")).out
 		case "reward", "dpo", "grpo", "reward-lora", "dpo-lora", "grpo-lora":
 			f.sft = reference(t, f, stageNamed("sft")).out
-		case "ppo":
+		case "ppo", "ppo-lora":
 			f.sft = reference(t, f, stageNamed("sft")).out
 			f.rm = reference(t, f, stageNamed("reward")).out
 		}
@@ -319,6 +323,7 @@ func TestKillResumeGRPO(t *testing.T)       { killTrials(t, "grpo", 3) }
 func TestKillResumeDPOLoRA(t *testing.T)    { killTrials(t, "dpo-lora", 1) }
 func TestKillResumeRewardLoRA(t *testing.T) { killTrials(t, "reward-lora", 1) }
 func TestKillResumeGRPOLoRA(t *testing.T)   { killTrials(t, "grpo-lora", 1) }
+func TestKillResumePPOLoRA(t *testing.T)    { killTrials(t, "ppo-lora", 1) }
 
 // sameOutput checks a resumed run's folder against the uninterrupted
 // run's: every tensor of every .safetensors file outside trainer/ equal to

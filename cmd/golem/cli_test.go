@@ -212,3 +212,12 @@ func TestExamplesParse(t *testing.T) {
 		}
 	}
 }
+
+// ppo with LoRA keeps no EMA: --ema with --lora-r is refused before
+// anything is loaded, naming both flags.
+func TestPPOLoRARefusesEMA(t *testing.T) {
+	_, stderr, code := runGolem(t, "ppo", "--model", "m", "--reward", "r", "--out", t.TempDir(), "--lora-r", "4", "--ema", "0.9")
+	if code == 0 || !strings.Contains(stderr, "ppo: --ema with --lora-r: a LoRA run keeps no EMA") {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+}

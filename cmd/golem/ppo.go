@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -64,11 +65,12 @@ func runPPO(args []string) error {
 	gamma := fs.Float64("gamma", 1, "discount")
 	lam := fs.Float64("lambda", 0.95, "GAE lambda")
 	rclip := fs.Float64("reward-clip", 10, "clip reward-model scores to ±this")
-	ema := fs.Float64("ema", 0.99, "EMA decay of the policy, saved in OUT/ema (negative = off)")
+	ema := fs.Float64("ema", 0.99, "EMA decay of the policy, saved in OUT/ema (negative = off; off with --lora-r)")
 	lf := addLoopFlags(fs, 100, 1e-5)
 	alias(fs, "policy", "model")
 	alias(fs, "prompts", "data")
 	alias(fs, "kl-coef", "beta")
+	lora := addLoRAFlags(fs)
 	dev := addDeviceFlag(fs)
 	be, err := dev.parse(fs, args)
 	if err != nil {
@@ -76,6 +78,11 @@ func runPPO(args []string) error {
 	}
 	if err := required(fs, "model", "reward", "out"); err != nil {
 		return err
+	}
+	emaSet := false
+	fs.Visit(func(f *flag.Flag) { emaSet = emaSet || f.Name == "ema" })
+	if *lora.r > 0 && emaSet && *ema > 0 {
+		return fmt.Errorf("ppo: --ema with --lora-r: a LoRA run keeps no EMA (an average of the adapters' A and B is not one of their product); drop --ema")
 	}
 	ex, err := readPrompts(*prompts, *nBuiltin, *lf.seed)
 	if err != nil {
@@ -95,11 +102,16 @@ func runPPO(args []string) error {
 	defer stop()
 	res, err := train.PPO(ctx, train.PPOOptions{Backend: be, Policy: *policy, Reward: *reward, Prompts: ex, PtxTexts: texts, PtxCoef: coef,
 		Batch: *batch, MiniBatches: *mb, Epochs: *epochs, MaxTokens: *maxTok, Temperature: *temp, KLCoef: *kl, TargetKL: *target, KLHorizon: *horizon,
-		ClipRange: *clipRange, ValueClip: *vclip, VFCoef: *vf, Gamma: *gamma, Lambda: *lam, RewardClip: *rclip, EMADecay: *ema, Loop: lf.config()})
+		ClipRange: *clipRange, ValueClip: *vclip, VFCoef: *vf, Gamma: *gamma, Lambda: *lam, RewardClip: *rclip, EMADecay: *ema,
+		LoRA: lora.config(), Merge: *lora.merge, Loop: lora.loop(fs, lf.config())})
 	if err != nil {
 		return err
 	}
-	fmt.Printf("policy saved to %s (value model in value/, EMA in ema/; %d steps, %.0fs)\n", *lf.out, res.Step, res.Seconds)
+	if *lora.r > 0 {
+		fmt.Printf("policy's LoRA adapter saved to %s (the value model's in value/; %d steps, %.0fs)\n", *lf.out, res.Step, res.Seconds)
+	} else {
+		fmt.Printf("policy saved to %s (value model in value/, EMA in ema/; %d steps, %.0fs)\n", *lf.out, res.Step, res.Seconds)
+	}
 	// kl is k1 (log pi - log ref summed over an answer, what the penalty
 	// and the controller use; it can be negative on a rollout), kl_k3 the
 	// same KL by k3, never negative.

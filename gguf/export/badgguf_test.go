@@ -114,7 +114,7 @@ func TestGGUFLoadRefuses(t *testing.T) {
 		{"unknown architecture", setKV("general.architecture", gguf.Of("mamba")), nil, `general.architecture "mamba" is not one golem reads from GGUF (gpt2, llama, qwen2)`},
 		{"mistral architecture", setKV("general.architecture", gguf.Of("mistral")), nil, `general.architecture "mistral" is not one golem reads from GGUF`},
 		{"sliding window", setKV("qwen2.attention.sliding_window", gguf.Of(uint32(4096))), nil, `metadata qwen2.attention.sliding_window: golem reads a sliding window (Mistral's) from a config.json, not from GGUF`},
-		{"rope scaling key", setKV("qwen2.rope.scaling.type", gguf.Of("yarn")), nil, `metadata qwen2.rope.scaling.type is "yarn": golem reads RoPE scaling from a config.json's rope_scaling, not from GGUF`},
+		{"rope scaling key", setKV("qwen2.rope.scaling.type", gguf.Of("yarn")), nil, `metadata qwen2.rope.scaling.type is "yarn": golem runs Llama 3's RoPE scaling (rope_freqs.weight) only`},
 		{"width disagrees", setKV("qwen2.feed_forward_length", gguf.Of(uint32(96))), nil, `tensor "blk.0.ffn_gate.weight" has dims [32 64], but the metadata (qwen2: embedding_length 32, feed_forward_length 96`},
 		{"head size disagrees", setKV("qwen2.embedding_length", gguf.Of(uint32(48))), nil, `metadata qwen2.rope.dimension_count is 8, not the head size 12`},
 		{"more layers", setKV("qwen2.block_count", gguf.Of(uint32(3))), nil, `no tensor "blk.2.attn_norm.weight" (a qwen2 model of 3 layers has one)`},
@@ -123,7 +123,7 @@ func TestGGUFLoadRefuses(t *testing.T) {
 		{"missing key", dropKV("qwen2.attention.head_count"), nil, `metadata qwen2.attention.head_count is missing`},
 		{"key of the wrong type", setKV("qwen2.context_length", gguf.Of("long")), nil, `metadata qwen2.context_length is long, want a positive integer`},
 		{"heads do not divide", setKV("qwen2.attention.head_count", gguf.Of(uint32(5))), nil, `"hidden_size" 32 is not divisible by "num_attention_heads" 5`},
-		{"rope scaling", nil, extra, `"rope_freqs.weight" (Llama 3.1's RoPE frequency scaling): golem reads RoPE scaling from a config.json's rope_scaling, not from GGUF`},
+		{"rope scaling in qwen2", nil, extra, `tensor "rope_freqs.weight" (Llama 3's RoPE scaling) in a qwen2 model: llama.cpp reads it for the llama architecture only`},
 		{"NaN weight", nil, editTensor("blk.0.attn_norm.weight", nanF32), `tensor "blk.0.attn_norm.weight": element 0 is NaN`},
 		{"NaN scale", nil, editTensor("blk.0.ffn_up.weight", nanF16), `tensor "blk.0.ffn_up.weight": cpu: Q8_0 block 0 (row 0) has scale NaN`},
 	} {

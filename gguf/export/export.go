@@ -26,6 +26,7 @@ import (
 	"github.com/golem-ml/golem/gguf"
 	"github.com/golem-ml/golem/internal/regfile"
 	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/model/llama"
 	"github.com/golem-ml/golem/model/load"
 	"github.com/golem-ml/golem/safetensors"
 	"github.com/golem-ml/golem/tokenizer"
@@ -78,11 +79,23 @@ func Folder(dir, out string, o Options) (*Report, error) {
 		return nil, fmt.Errorf("export: %w", err)
 	}
 	defer st.Close()
+	r := &Report{Types: map[gguf.TensorType]int{}}
+	if cfg.Arch == "mistral" {
+		// convert_hf_to_gguf.py writes MistralForCausalLM as llama, its
+		// sliding window nowhere: llama.cpp's llama (and qwen2) read no
+		// sliding window key and attend to every position.
+		if w := cfg.SlidingWindow; w > 0 && w < cfg.Context {
+			r.Notes = append(r.Notes, fmt.Sprintf("sliding_window %d: llama.cpp's llama architecture attends to every position, so past %d tokens its outputs are not the model's (transformers') but those without the window", w, w))
+		}
+		c := *cfg
+		c.Arch, c.SlidingWindow = "llama", 0
+		cfg = &c
+	}
 	kv, err := Header(cfg, dir, o)
 	if err != nil {
 		return nil, err
 	}
-	r := &Report{Arch: cfg.Arch, Types: map[gguf.TensorType]int{}}
+	r.Arch = cfg.Arch
 	if cfg.Activation != "" && cfg.Activation != "gelu_new" { // a choice only GPT-2 has
 		r.Notes = append(r.Notes, fmt.Sprintf("activation %q: llama.cpp's gpt2 uses the tanh GELU (gelu_new)", cfg.Activation))
 	}
@@ -161,11 +174,13 @@ func metadata(dir string, c *gpt.Config, o Options) ([]gguf.KV, error) {
 		name = filepath.Base(abs)
 	}
 	a := c.Arch
-	if c.RopeScaling != nil || c.Arch == "mistral" {
-		// llama.cpp reads these as other keys (rope_freqs, sliding
-		// windows) that golem does not write yet: refuse, not a file
-		// that would compute something else.
-		return nil, fmt.Errorf("export: %s: GGUF export of %s with rope scaling or a sliding window is not supported yet", dir, a)
+	if c.RopeScaling != nil && a != "llama" {
+		// llama.cpp's Llama 3 scaling is the llama architecture's
+		// rope_freqs.weight: refuse, not a file that computes another model.
+		return nil, fmt.Errorf("export: %s: RoPE scaling (rope_scaling) in a %s model: llama.cpp reads Llama 3's scaling (rope_freqs.weight) for the llama architecture only", dir, a)
+	}
+	if c.SlidingWindow > 0 {
+		return nil, fmt.Errorf("export: %s: a sliding window of %d: llama.cpp's %s has none (Folder writes a Mistral model as llama.cpp does, without it)", dir, c.SlidingWindow, a)
 	}
 	kv := []gguf.KV{
 		{Key: "general.architecture", Value: gguf.Of(a)},
@@ -416,6 +431,15 @@ func plan(dir string, c *gpt.Config, st *safetensors.Model, typ gguf.TensorType,
 
 	used := map[string]bool{}
 	var out []gguf.Tensor
+	if c.RopeScaling != nil {
+		// Llama 3's RoPE scaling: one factor per frequency, first, as
+		// convert_hf_to_gguf.py's generate_extra_tensors yields it.
+		x := llama.FreqFactors(c.RopeTheta, hd, c.RopeScaling)
+		r.Types[gguf.F32]++
+		out = append(out, gguf.Tensor{Name: gpt.RopeFreqsTensor, Dims: []int64{int64(len(x))}, Type: gguf.F32, Data: func() ([]byte, error) {
+			return gguf.Quantize(gguf.F32, x)
+		}})
+	}
 	for _, s := range srcs {
 		info, ok := st.Info(s.hf)
 		if !ok {

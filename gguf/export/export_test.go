@@ -153,10 +153,10 @@ func TestExportRefuses(t *testing.T) {
 		want    string
 	}{
 		{"unknown architecture", func(c map[string]any) { c["model_type"] = "gemma" }, same, `model_type "gemma" not supported`},
-		{"sliding window", func(c map[string]any) { c["model_type"], c["sliding_window"] = "mistral", 4 }, same, "GGUF export of mistral with rope scaling or a sliding window is not supported yet"},
-		{"rope scaling", func(c map[string]any) {
+		{"rope scaling in qwen2", func(c map[string]any) {
+			c["model_type"] = "qwen2"
 			c["rope_scaling"] = map[string]any{"rope_type": "llama3", "factor": 8, "low_freq_factor": 1, "high_freq_factor": 4, "original_max_position_embeddings": 32}
-		}, same, "GGUF export of llama with rope scaling or a sliding window is not supported yet"},
+		}, same, "RoPE scaling (rope_scaling) in a qwen2 model: llama.cpp reads Llama 3's scaling (rope_freqs.weight) for the llama architecture only"},
 		{"shape disagrees", func(c map[string]any) { c["intermediate_size"] = 96 }, same, `tensor "model.layers.0.mlp.gate_proj.weight" has shape [64 24], config.json says [96 24]`},
 		{"missing tensor", nil, func(ts []safetensors.Tensor) []safetensors.Tensor {
 			return ts[1:] // lm_head.weight

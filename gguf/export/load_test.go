@@ -48,12 +48,18 @@ func logitError(got, want []float32) float64 {
 // weights whose every matrix is whole Q8_0/Q4_0 blocks (widths 64 and
 // 128), with a fixture's tokenizer, so that a quantized export quantizes
 // all of them (the fixtures' widths 24 and 48 fall back to F16).
-func blockModel(t *testing.T, arch string) string {
+func blockModel(t *testing.T, arch string) string { return blockModelWith(t, arch, nil) }
+
+// blockModelWith is blockModel with its config changed by edit first.
+func blockModelWith(t *testing.T, arch string, edit func(*gpt.Config)) string {
 	t.Helper()
 	src := shared.Path(t, "fixtures/hf/"+arch+"-tiny")
 	dir := t.TempDir()
 	c := gpt.Config{Arch: arch, Vocab: 50257, Context: 64, Layers: 2, Heads: 4, KVHeads: 2, Hidden: 64,
 		Intermediate: 128, Eps: 1e-5, RopeTheta: 10000, Bias: arch == "qwen2", Tied: arch == "qwen2", BOS: -1, EOS: -1}
+	if edit != nil {
+		edit(&c)
+	}
 	m, err := gpt.New(cpu.New(), c, 3)
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/gguf"
+	"github.com/golem-ml/golem/model/llama"
 	"github.com/golem-ml/golem/model/weights"
 	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/tensor"
@@ -105,17 +106,13 @@ func ConfigFromGGUF(f *gguf.File) (*Config, error) {
 		if c.RopeTheta, err = flt("rope.freq_base", 10000); err != nil {
 			return nil, err
 		}
-		// RoPE scaling (Config.RopeScaling) is read from config.json's
-		// rope_scaling only: llama.cpp's files keep Llama 3's as the
-		// per-dimension factors of rope_freqs.weight, and other kinds as
-		// rope.scaling.* keys, neither of which maps back to it yet.
+		// Llama 3's RoPE scaling is rope_freqs.weight (read below, once
+		// the head size is known); llama.cpp's other kinds (linear, yarn,
+		// longrope) are rope.scaling.* keys golem has no model for.
 		if v, ok := f.Get(arch + ".rope.scaling.type"); ok {
 			if s, _ := v.String(); s != "" && s != "none" {
-				return nil, fmt.Errorf("gpt: %s: metadata %s.rope.scaling.type is %q: golem reads RoPE scaling from a config.json's rope_scaling, not from GGUF (run the Hugging Face folder)", where, arch, s)
+				return nil, fmt.Errorf("gpt: %s: metadata %s.rope.scaling.type is %q: golem runs Llama 3's RoPE scaling (rope_freqs.weight) only", where, arch, s)
 			}
-		}
-		if has(f, "rope_freqs.weight") {
-			return nil, fmt.Errorf("gpt: %s: tensor \"rope_freqs.weight\" (Llama 3.1's RoPE frequency scaling): golem reads RoPE scaling from a config.json's rope_scaling, not from GGUF (run the Hugging Face folder)", where)
 		}
 		// A sliding window (Config.SlidingWindow) has no key llama.cpp's
 		// llama or qwen2 read; one that says so is refused, not ignored.
@@ -138,6 +135,11 @@ func ConfigFromGGUF(f *gguf.File) (*Config, error) {
 			return nil, err
 		} else if d != c.Hidden/c.Heads {
 			return nil, fmt.Errorf("gpt: %s: metadata %s.rope.dimension_count is %d, not the head size %d: golem rotates whole heads", where, arch, d, c.Hidden/c.Heads)
+		}
+	}
+	if has(f, RopeFreqsTensor) {
+		if c.RopeScaling, err = ropeScalingFromGGUF(f, c); err != nil {
+			return nil, err
 		}
 	}
 	c.Tied = !has(f, "output.weight")
@@ -177,6 +179,33 @@ func sameTensor(f *gguf.File, a, b string) (bool, error) {
 }
 
 func has(f *gguf.File, name string) bool { _, ok := f.Tensor(name); return ok }
+
+// RopeFreqsTensor is llama.cpp's tensor of Llama 3's RoPE scaling: one
+// factor per frequency (model/llama's FreqFactors).
+const RopeFreqsTensor = "rope_freqs.weight"
+
+// ropeScalingFromGGUF reads Llama 3's RoPE scaling from the factors of
+// rope_freqs.weight (model/llama's ScalingFromFactors): nil when every
+// factor is 1.
+func ropeScalingFromGGUF(f *gguf.File, c *Config) (*llama.RopeScaling, error) {
+	where := f.Path()
+	if c.Arch != "llama" {
+		return nil, fmt.Errorf("gpt: %s: tensor %q (Llama 3's RoPE scaling) in a %s model: llama.cpp reads it for the llama architecture only", where, RopeFreqsTensor, c.Arch)
+	}
+	info, _ := f.Tensor(RopeFreqsTensor)
+	if c.Heads <= 0 || c.Hidden%c.Heads != 0 || len(info.Dims) != 1 || info.Dims[0] != int64(c.Hidden/c.Heads/2) {
+		return nil, fmt.Errorf("gpt: %s: tensor %q has dims %v, want [%d] (half the head size)", where, RopeFreqsTensor, info.Dims, c.Hidden/max(1, c.Heads)/2)
+	}
+	x, _, err := f.Float32(RopeFreqsTensor)
+	if err != nil {
+		return nil, fmt.Errorf("gpt: %w", err)
+	}
+	s, err := llama.ScalingFromFactors(c.RopeTheta, c.Hidden/c.Heads, x)
+	if err != nil {
+		return nil, fmt.Errorf("gpt: %s: tensor %q: %w", where, RopeFreqsTensor, err)
+	}
+	return s, nil
+}
 
 // GGUFTensor is a tensor of a GGUF model file: its name there (llama.cpp's)
 // and its ggml dims, innermost first.
@@ -299,6 +328,7 @@ func LoadGGUF(be backend.Backend, path string) (*Model, error) {
 	if c.Tied {
 		known["output.weight"] = true // a copy of token_embd.weight
 	}
+	known[RopeFreqsTensor] = true // read by ConfigFromGGUF
 	for _, t := range want {
 		known[t.gguf] = true
 		info, ok := f.Tensor(t.gguf)

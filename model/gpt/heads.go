@@ -178,7 +178,7 @@ func LoadScorer(be backend.Backend, dir string) (*Scorer, error) {
 		return nil, fmt.Errorf("gpt: %s: a GGUF file holds a language model, not a reward or value model", dir)
 	}
 	if IsAdapter(dir) {
-		return loadScorerAdapter(be, dir)
+		return loadScorerAdapter(be, dir, 0)
 	}
 	if _, err := LoadConfig(dir); err != nil {
 		return nil, err
@@ -206,24 +206,29 @@ func LoadScorer(be backend.Backend, dir string) (*Scorer, error) {
 }
 
 // loadScorerAdapter loads a reward or value model's LoRA adapter (Scorer.SaveLoRA)
-// over its base: a language model (the head is the adapter's) or a scorer
-// folder. The adapters stay attached, unmerged, trainable as the head.
-func loadScorerAdapter(be backend.Backend, dir string) (*Scorer, error) {
+// over its base: a language model (the head is the adapter's), a scorer
+// folder, or a scorer's adapter (merged into its base first: a value
+// model's adapter over a reward model trained with LoRA). The adapters
+// stay attached, unmerged, trainable as the head.
+func loadScorerAdapter(be backend.Backend, dir string, depth int) (*Scorer, error) {
 	a, err := ReadAdapterConfig(dir)
 	if err != nil {
 		return nil, err
 	}
-	path := filepath.Join(dir, AdapterModelFile)
-	if a.Type != "LORA" || !a.Scorer {
-		return nil, fmt.Errorf("gpt: %s: a %s adapter of a language model, not of a reward or value model (SEQ_CLS with modules_to_save [\"score\"])", filepath.Join(dir, AdapterConfigFile), a.Type)
-	}
-	if IsAdapter(a.Base) {
-		return nil, fmt.Errorf("gpt: %s: the base %s is an adapter too; a reward or value model's adapter needs a model folder as its base", filepath.Join(dir, AdapterConfigFile), a.Base)
+	if err := a.checkScorer(dir); err != nil {
+		return nil, err
 	}
 	var s *Scorer
-	if IsScorer(a.Base) {
+	switch {
+	case IsAdapter(a.Base) && depth >= 8:
+		return nil, fmt.Errorf("gpt: %s: more than 8 adapters over one another (a loop of base_model_name_or_path?)", filepath.Join(dir, AdapterConfigFile))
+	case IsAdapter(a.Base):
+		if s, err = loadScorerAdapter(be, a.Base, depth+1); err == nil {
+			s.MergeLoRA()
+		}
+	case IsScorer(a.Base):
 		s, err = LoadScorer(be, a.Base)
-	} else {
+	default:
 		var lm *Model
 		if lm, err = Load(be, a.Base); err == nil {
 			s = NewScorer(lm, 0)
@@ -232,27 +237,56 @@ func loadScorerAdapter(be backend.Backend, dir string) (*Scorer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gpt: %s: base model: %w", dir, err)
 	}
+	return s, s.apply(a, dir)
+}
+
+// checkScorer fails unless a is a reward or value model's LoRA adapter.
+func (a *Adapter) checkScorer(dir string) error {
+	if a.Type != "LORA" || !a.Scorer {
+		return fmt.Errorf("gpt: %s: a %s adapter of a language model, not of a reward or value model (SEQ_CLS with modules_to_save [\"score\"])", filepath.Join(dir, AdapterConfigFile), a.Type)
+	}
+	return nil
+}
+
+// ApplyAdapter attaches the reward or value model's LoRA adapter in dir
+// (Scorer.SaveLoRA) to s, whose backbone must be the adapter's base
+// without adapters: the LoRA matrices, the head and the offset are the
+// adapter's. PPO's value model over its reward model's backbone uses it:
+// two heads, one copy of the weights.
+func (s *Scorer) ApplyAdapter(dir string) error {
+	a, err := ReadAdapterConfig(dir)
+	if err != nil {
+		return err
+	}
+	if err := a.checkScorer(dir); err != nil {
+		return err
+	}
+	return s.apply(a, dir)
+}
+
+func (s *Scorer) apply(a *Adapter, dir string) error {
+	path := filepath.Join(dir, AdapterModelFile)
 	st, err := safetensors.Open(path)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer st.Close()
 	ps, err := s.AttachLoRA(a.LoRA, 0)
 	if err != nil {
-		return nil, fmt.Errorf("gpt: %s: %w", path, err)
+		return fmt.Errorf("gpt: %s: %w", path, err)
 	}
 	s.Score.Weight.SetRequiresGrad(true)
 	ps = append(ps, nn.Named{Name: "base_model.model." + scoreModule + ".weight", Tensor: s.Score.Weight})
 	if err := fillParams(st, ps, path, nil); err != nil {
-		return nil, err
+		return err
 	}
 	s.Bias = 0
 	if v, ok := st.Metadata()["golem_reward_bias"]; ok {
 		b, err := strconv.ParseFloat(v, 32)
 		if err != nil {
-			return nil, fmt.Errorf("gpt: %s: metadata golem_reward_bias %q: %w", path, v, err)
+			return fmt.Errorf("gpt: %s: metadata golem_reward_bias %q: %w", path, v, err)
 		}
 		s.Bias = float32(b)
 	}
-	return s, nil
+	return nil
 }

@@ -101,3 +101,87 @@ func TestScorerGradient(t *testing.T) {
 		t.Error("no gradient reaches the backbone")
 	}
 }
+
+// A value model's adapter over a reward model's adapter (PPO with LoRA
+// over a reward model trained with LoRA) loads: the reward adapter merged
+// into its base, the value adapter attached; it scores as the two merged
+// do. ApplyAdapter puts the same adapter on a scorer sharing the base's
+// backbone; an adapter that loops back on itself is an error.
+func TestScorerAdapterChain(t *testing.T) {
+	be := cpu.New()
+	lm, err := New(be, tinyConfig("llama"), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, rmDir, vDir := t.TempDir(), t.TempDir(), t.TempDir()
+	if err := lm.Save(base); err != nil {
+		t.Fatal(err)
+	}
+	c := LoRAConfig{R: 2, Alpha: 4, Targets: []string{"all-linear"}}
+	rm := NewScorer(lm, 7)
+	ps, err := rm.AttachLoRA(c, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range ps {
+		randomize(p.Tensor, uint64(i+20))
+	}
+	rm.Bias = 0.5
+	if err := rm.SaveLoRA(rmDir, c, base); err != nil {
+		t.Fatal(err)
+	}
+	v, err := LoadScorer(be, rmDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.MergeLoRA()
+	ps, err = v.AttachLoRA(c, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range ps {
+		randomize(p.Tensor, uint64(i+40))
+	}
+	randomize(v.Score.Weight, 60)
+	v.Bias = -1
+	if err := v.SaveLoRA(vDir, c, rmDir); err != nil {
+		t.Fatal(err)
+	}
+	seqs := [][]int{{1, 2, 3, 4}, {5, 6}}
+	want, _ := v.ScoreSequences(seqs, 2)
+	got, err := LoadScorer(be, vDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	have, _ := got.ScoreSequences(seqs, 2)
+	for i := range want {
+		if math.Abs(have[i]-want[i]) > 1e-5 {
+			t.Errorf("score %d: %v loaded, %v", i, have[i], want[i])
+		}
+	}
+	// ApplyAdapter on a scorer over the merged reward model's backbone.
+	shared, err := LoadScorer(be, rmDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared.MergeLoRA()
+	if err := shared.ApplyAdapter(vDir); err != nil {
+		t.Fatal(err)
+	}
+	have, _ = shared.ScoreSequences(seqs, 2)
+	for i := range want {
+		if math.Abs(have[i]-want[i]) > 1e-5 || shared.Bias != -1 {
+			t.Errorf("ApplyAdapter: score %d %v (bias %v), want %v (-1)", i, have[i], shared.Bias, want[i])
+		}
+	}
+	if err := shared.ApplyAdapter(base); err == nil {
+		t.Error("ApplyAdapter of a model folder: no error")
+	}
+	loop := t.TempDir()
+	if err := v.SaveLoRA(loop, c, loop); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadScorer(be, loop); err == nil || !strings.Contains(err.Error(), "more than 8 adapters") {
+		t.Errorf("an adapter over itself: %v", err)
+	}
+}

@@ -120,10 +120,14 @@ func (m *Model) AttachLoRA(c LoRAConfig, seed uint64) ([]nn.Named, error) {
 	return m.LoRAParams(), nil
 }
 
-// Freeze marks every parameter of the base model as not trainable.
+// Freeze marks every parameter of the base model as not trainable. A
+// frozen one is left untouched (not even written), so that freezing a
+// model whose tensors others share (Share) while they run is no race.
 func (m *Model) Freeze() {
 	for _, p := range m.Params() {
-		p.Tensor.SetRequiresGrad(false)
+		if p.Tensor.RequiresGrad() {
+			p.Tensor.SetRequiresGrad(false)
+		}
 	}
 }
 
@@ -532,4 +536,17 @@ func WrappedTargets(pattern, prefix string) ([]string, error) {
 		return out, nil
 	}
 	return nil, fmt.Errorf("target_modules %q: golem reads the form %s...) only", pattern, head)
+}
+
+// Share returns a model that computes what m computes from the same
+// weight tensors (in memory once) through layers of its own, without m's
+// adapters: a LoRA attached to it is not m's. golem serve runs several
+// adapters over one base so.
+func (m *Model) Share() *Model {
+	seen := map[any]any{}
+	c := nn.Share(m, seen)
+	for _, md := range c.Modules() {
+		md.Linear.LoRA = nil
+	}
+	return c
 }

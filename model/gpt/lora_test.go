@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"testing"
 
@@ -249,5 +250,54 @@ func TestWithoutLoRA(t *testing.T) {
 	}
 	if got := hiddenOf(m, ids, Options{}); !slices.Equal(got, adapted) {
 		t.Errorf("adapters not back on after WithoutLoRA: differ by %g", relErr(got, adapted))
+	}
+}
+
+// TestShare: a shared model holds the same weight tensors through layers
+// of its own: the same outputs, its adapters not the original's, and its
+// embedding the one its body holds (a tied head reads it).
+func TestShare(t *testing.T) {
+	for _, arch := range []string{"llama", "gpt2"} {
+		be := cpu.New()
+		m, err := New(be, Config{Arch: arch, Vocab: 50, Context: 16, Layers: 2, Heads: 2, KVHeads: 2, Hidden: 8, Intermediate: 16, Eps: 1e-5, RopeTheta: 1e4,
+			Tied: arch == "gpt2", BOS: -1, EOS: -1}, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids := []int32{3, 14, 15, 9, 26}
+		base := hiddenOf(m, ids, Options{})
+		c := m.Share()
+		for i, p := range c.Params() {
+			if p.Tensor != m.Params()[i].Tensor {
+				t.Fatalf("%s: %s is a copy", arch, p.Name)
+			}
+		}
+		if c.Embed == m.Embed || c.Blocks[0] == m.Blocks[0] || c.Modules()[0].Linear == m.Modules()[0].Linear {
+			t.Fatalf("%s: the layers are the original's", arch)
+		}
+		if reflect.ValueOf(c.Body).Elem().FieldByName("Embed").Interface() != c.Embed || reflect.ValueOf(c.Body).Elem().FieldByName("Blocks").Index(0).Interface() != c.Blocks[0] {
+			t.Fatalf("%s: the copy's embedding is not its body's", arch)
+		}
+		ps, err := c.AttachLoRA(LoRAConfig{R: 2, Alpha: 4, Targets: []string{"all-linear"}}, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, p := range ps {
+			randomize(p.Tensor, uint64(i+10))
+		}
+		if len(m.LoRAParams()) != 0 {
+			t.Fatalf("%s: the adapter was attached to the original", arch)
+		}
+		if got := hiddenOf(m, ids, Options{}); !slices.Equal(got, base) {
+			t.Errorf("%s: the original's outputs changed by %g", arch, relErr(got, base))
+		}
+		if relErr(hiddenOf(c, ids, Options{}), base) < 1e-4 {
+			t.Errorf("%s: the copy's adapter does not change its output", arch)
+		}
+		var off []float32
+		c.WithoutLoRA(func() { off = hiddenOf(c, ids, Options{}) })
+		if !slices.Equal(off, base) {
+			t.Errorf("%s: the copy without its adapter differs from the original by %g", arch, relErr(off, base))
+		}
 	}
 }

@@ -32,6 +32,13 @@ type Options struct {
 	// what `golem sft --merge` writes), so the model runs as fast as its
 	// base and gives the merged model's outputs.
 	KeepLoRA bool
+	// Bases, when set, reads the model folder under an adapter folder (a
+	// cache of loaded bases: golem serve's). The adapter is then attached
+	// to a copy of the base's layers holding the base's tensors
+	// (gpt.Model.Share), its LoRA unmerged, so that the base's weights are
+	// in memory once however many adapters over it are loaded. Adapters
+	// over adapters and over LLaVA models are read without it.
+	Bases func(dir string) (*Loaded, error)
 }
 
 // Loaded is a model folder as Model read it.
@@ -96,7 +103,17 @@ func read(be backend.Backend, dir string, o Options, depth int) (*Loaded, error)
 	if err != nil {
 		return nil, err
 	}
-	base, err := read(be, a.Base, Options{}, depth+1)
+	var base *Loaded
+	shared := o.Bases != nil && depth == 0 && !gpt.IsAdapter(a.Base) && !llava.IsLLaVA(a.Base)
+	if shared {
+		if base, err = o.Bases(a.Base); err == nil {
+			b := *base
+			b.Model = base.Model.Share()
+			base = &b
+		}
+	} else {
+		base, err = read(be, a.Base, Options{}, depth+1)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("adapter %s: base model: %w", dir, err)
 	}
@@ -112,7 +129,8 @@ func read(be backend.Backend, dir string, o Options, depth int) (*Loaded, error)
 	l := &Loaded{Model: base.Model, Tok: base.Tok, SoftPrompt: a.SoftPrompt, Adapter: a, Base: base.Base}
 	// A quantized base (GGUF) keeps its LoRA unmerged: its matrices cannot
 	// be written, and the outputs are the same.
-	if a.Type == "LORA" && !o.KeepLoRA && len(l.Model.Quantized()) == 0 {
+	// A shared base's LoRA stays unmerged too: its weights are others'.
+	if a.Type == "LORA" && !o.KeepLoRA && !shared && len(l.Model.Quantized()) == 0 {
 		// Merged, the model is what a model folder of the merged weights
 		// loads as: every parameter trainable again.
 		l.Model.MergeLoRA()
