@@ -1,7 +1,9 @@
 package gguf
 
 import (
+	"bytes"
 	"encoding/binary"
+	"strings"
 	"testing"
 )
 
@@ -192,5 +194,41 @@ func TestKQuantRefuses(t *testing.T) {
 	}
 	if n, err := TensorBytes(Q5_K, 512); err != nil || n != 352 {
 		t.Errorf("Q5_K of 512 values: %d bytes, %v", n, err)
+	}
+}
+
+// Convert gives the bytes of Quantize(Dequantize(...)), a chunk of rows
+// at a time (here 300 rows of 256 values: more than one chunk of 64K
+// values), and refuses non-finite values naming the row.
+func TestConvert(t *testing.T) {
+	const rows, row = 300, 256
+	b := make([]byte, rows*row/QKK*Q6_K.BlockBytes())
+	for i := range b {
+		b[i] = byte(i*131 + i/7)
+	}
+	for k := 0; k < len(b); k += Q6_K.BlockBytes() {
+		putF16(b[k+208:], f16Quarter)
+	}
+	x := make([]float32, rows*row)
+	if err := Dequantize(Q6_K, b, x); err != nil {
+		t.Fatal(err)
+	}
+	want, err := Quantize(Q8_0, x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Convert(Q6_K, b, row, Q8_0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Error("Convert differs from Quantize(Dequantize)")
+	}
+	putF16(b[299*Q6_K.BlockBytes()+208:], 0x7c00) // row 299's d is +Inf
+	if _, err := Convert(Q6_K, b, row, Q8_0); err == nil || !strings.Contains(err.Error(), "row 299, value 0 is +Inf") {
+		t.Errorf("Inf scale: %v", err)
+	}
+	if _, err := Convert(Q6_K, b[:100], row, Q8_0); err == nil {
+		t.Error("a partial row: no error")
 	}
 }

@@ -169,3 +169,43 @@ func Dequantize(t TensorType, b []byte, out []float32) error {
 	}
 	return nil
 }
+
+// Convert returns the values of type from in b, rows of row values, as
+// type to (Dequantize, then Quantize), a few rows at a time, so that at
+// most 64K of them are ever float32 at once: a Q6_K embedding of 262M
+// values becomes Q8_0 without a gigabyte of float32 on the way.
+func Convert(from TensorType, b []byte, row int, to TensorType) ([]byte, error) {
+	if row <= 0 || row%from.BlockSize() != 0 || row%to.BlockSize() != 0 {
+		return nil, fmt.Errorf("gguf: convert: rows of %d values are not whole blocks of %s and %s", row, from, to)
+	}
+	rb := int(row / from.BlockSize() * from.BlockBytes())
+	if rb == 0 || len(b)%rb != 0 {
+		return nil, fmt.Errorf("gguf: convert: %d bytes are not whole rows of %d %s values", len(b), row, from)
+	}
+	rows := len(b) / rb
+	size, err := TensorBytes(to, int64(rows)*int64(row))
+	if err != nil {
+		return nil, fmt.Errorf("gguf: convert: %w", err)
+	}
+	chunk := max(1, 1<<16/row)
+	buf := make([]float32, chunk*row)
+	out := make([]byte, 0, size)
+	for r := 0; r < rows; r += chunk {
+		n := min(chunk, rows-r)
+		x := buf[:n*row]
+		if err := Dequantize(from, b[r*rb:(r+n)*rb], x); err != nil {
+			return nil, err
+		}
+		for i, v := range x {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return nil, fmt.Errorf("gguf: convert: row %d, value %d is %g: NaN or infinite values are refused", r+i/row, i%row, v)
+			}
+		}
+		q, err := Quantize(to, x)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, q...)
+	}
+	return out, nil
+}

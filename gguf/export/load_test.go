@@ -50,10 +50,17 @@ func logitError(got, want []float32) float64 {
 // all of them (the fixtures' widths 24 and 48 fall back to F16).
 func blockModel(t *testing.T, arch string) string {
 	t.Helper()
+	return sizedModel(t, arch, 4, 64, 128)
+}
+
+// sizedModel is blockModel with heads query heads (half as many KV
+// heads), hidden size hidden and MLP size inter.
+func sizedModel(t *testing.T, arch string, heads, hidden, inter int) string {
+	t.Helper()
 	src := shared.Path(t, "fixtures/hf/"+arch+"-tiny")
 	dir := t.TempDir()
-	c := gpt.Config{Arch: arch, Vocab: 50257, Context: 64, Layers: 2, Heads: 4, KVHeads: 2, Hidden: 64,
-		Intermediate: 128, Eps: 1e-5, RopeTheta: 10000, Bias: arch == "qwen2", Tied: arch == "qwen2", BOS: -1, EOS: -1}
+	c := gpt.Config{Arch: arch, Vocab: 50257, Context: 64, Layers: 2, Heads: heads, KVHeads: heads / 2, Hidden: hidden,
+		Intermediate: inter, Eps: 1e-5, RopeTheta: 10000, Bias: arch == "qwen2", Tied: arch == "qwen2", BOS: -1, EOS: -1}
 	m, err := gpt.New(cpu.New(), c, 3)
 	if err != nil {
 		t.Fatal(err)
