@@ -182,7 +182,7 @@ func TestHostileFiles(t *testing.T) {
 		{"duplicate key", new(raw).head(0, 2).str("k").u32(0).Bytes(), ""}, // filled below
 		{"bad alignment", new(raw).head(0, 1).str("general.alignment").u32(4).u32(48).Bytes(), `"general.alignment" is 48`},
 		{"alignment type", new(raw).head(0, 1).str("general.alignment").u32(10).u64(32).Bytes(), `"general.alignment" is 32, want a uint32`},
-		{"unknown tensor type", new(raw).head(1, 0).tensor("blk.0.ffn_up.weight", 20, 0, 256, 1).data(144), `tensor 0 "blk.0.ffn_up.weight": tensor type IQ4_NL is not supported (golem reads F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K and Q6_K)`},
+		{"unknown tensor type", new(raw).head(1, 0).tensor("blk.0.ffn_up.weight", 16, 0, 256, 1).data(144), `tensor 0 "blk.0.ffn_up.weight": tensor type IQ2_XXS is not supported (golem reads F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and IQ4_NL)`},
 		{"k-quant row of 896", new(raw).head(1, 0).tensor("blk.0.attn_q.weight", 12, 0, 896, 2).data(144 * 7), `tensor 0 "blk.0.attn_q.weight": first dimension (row length) 896 is not a multiple of the Q4_K block size 256`},
 		{"truncated k-quant data", new(raw).head(1, 0).tensor("blk.0.ffn_down.weight", 14, 0, 512, 2).data(210*4 - 1), `tensor "blk.0.ffn_down.weight": data [0, 840) ends beyond the file's 839 data bytes (truncated?)`},
 		{"unnamed tensor type", new(raw).head(1, 0).tensor("w", 99, 0, 4).data(16), `"w": tensor type 99 (unknown) is not supported`},
@@ -271,7 +271,7 @@ func TestWriteRefuses(t *testing.T) {
 		{nil, []Tensor{{Name: "w", Dims: []int64{1}, Type: F32, Data: one}, {Name: "w", Dims: []int64{1}, Type: F32, Data: one}}, `"w" twice`},
 		{nil, []Tensor{{Name: "w", Dims: []int64{2}, Type: F32, Data: one}}, "4 bytes of data, want 8"},
 		{nil, []Tensor{{Name: "w", Dims: []int64{48}, Type: Q4_0, Data: one}}, "not a multiple of the Q4_0 block size"},
-		{nil, []Tensor{{Name: "w", Dims: []int64{1}, Type: TensorType(20), Data: one}}, "unsupported tensor type IQ4_NL"},
+		{nil, []Tensor{{Name: "w", Dims: []int64{1}, Type: TensorType(16), Data: one}}, "unsupported tensor type IQ2_XXS"},
 	} {
 		err := Encode(new(bytes.Buffer), c.kv, c.ts)
 		if err == nil || !strings.Contains(err.Error(), c.want) {

@@ -102,7 +102,7 @@ func TestReadsGGMLFile(t *testing.T) {
 }
 
 // The types golem reads but does not write (Q4_1, Q5_0, Q5_1, Q2_K to
-// Q6_K), quantized by ggml: golem's Dequantize gives exactly the values
+// Q6_K, IQ4_NL), quantized by ggml: golem's Dequantize gives exactly the values
 // ggml's own dequantize_row_* gives.
 func TestDequantizeAsGGML(t *testing.T) {
 	python, lib := ggmlBase(t)
@@ -117,8 +117,11 @@ func TestDequantizeAsGGML(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	for _, typ := range []TensorType{Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K} {
+	for _, typ := range []TensorType{Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL} {
 		name := strings.ToLower(typ.String()[:2]) + typ.String()[2:]
+		if typ == IQ4_NL {
+			name = "iq4_nl"
+		}
 		got, ti, err := f.Float32(name)
 		if err != nil {
 			t.Fatal(err)

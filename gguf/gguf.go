@@ -5,9 +5,9 @@
 // general.alignment bytes (32 by default).
 //
 // Tensors are F32, F16, BF16, Q8_0 or Q4_0, which Quantize writes and
-// Dequantize reads, or Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K or Q6_K,
-// which Dequantize reads (the types of llama.cpp's Q4_K_M, Q5_K_M and Q6_K
-// files). Q8_0 and Q4_0 store blocks of 32 values with one float16 scale
+// Dequantize reads, or Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K or
+// IQ4_NL, which Dequantize reads (the types of llama.cpp's Q4_K_M, Q5_K_M,
+// Q6_K, Q3_K_M and Q2_K files). Q8_0 and Q4_0 store blocks of 32 values with one float16 scale
 // each, exactly as ggml's reference quantize_row_q8_0_ref /
 // quantize_row_q4_0_ref and dequantize_row_q8_0 / dequantize_row_q4_0 do:
 // Quantize and Dequantize give the same bytes and values as llama.cpp, and
@@ -217,9 +217,10 @@ type TensorType uint32
 
 // The tensor types this package reads, numbered as ggml does. It writes
 // (quantizes to) the first five; the others it reads and dequantizes
-// (kquant.go): the legacy Q4_1, Q5_0 and Q5_1 blocks of 32 values and the
+// (kquant.go): the legacy Q4_1, Q5_0 and Q5_1 blocks of 32 values, the
 // k-quants' super-blocks of 256 (QK_K) that llama.cpp's Q4_K_M, Q5_K_M and
-// Q6_K files hold.
+// Q6_K files hold, and IQ4_NL, Q3_K's and Q2_K's fallback for rows that
+// are not whole super-blocks.
 const (
 	F32  TensorType = 0
 	F16  TensorType = 1
@@ -235,6 +236,8 @@ const (
 	Q4_K TensorType = 12
 	Q5_K TensorType = 13
 	Q6_K TensorType = 14
+
+	IQ4_NL TensorType = 20
 )
 
 // ggmlTypeNames names ggml's types, so that an unsupported one is named in
@@ -296,7 +299,7 @@ func (t TensorType) BlockSize() int {
 	switch {
 	case t.KQuant():
 		return QKK
-	case t == Q8_0 || t == Q4_0 || t == Q4_1 || t == Q5_0 || t == Q5_1:
+	case t == Q8_0 || t == Q4_0 || t == Q4_1 || t == Q5_0 || t == Q5_1 || t == IQ4_NL:
 		return QK
 	}
 	return 1
@@ -329,6 +332,8 @@ func (t TensorType) BlockBytes() int {
 		return 4 + 12 + QKK/8 + QKK/2 // d, dmin, scales, fifth bits, nibbles
 	case Q6_K:
 		return QKK/2 + QKK/4 + QKK/16 + 2 // low 4 bits, high 2 bits, scales, d
+	case IQ4_NL:
+		return 2 + QK/2 // d, nibbles indexing a table
 	}
 	return 0
 }

@@ -7,12 +7,12 @@ import (
 )
 
 // The quantized types golem reads but does not write: the legacy Q4_1,
-// Q5_0 and Q5_1 (blocks of 32 values, as Q4_0) and the k-quants Q2_K to
-// Q6_K (super-blocks of 256 values split into sub-blocks of 16 or 32, each
+// Q5_0 and Q5_1 and the non-linear IQ4_NL (blocks of 32 values, as Q4_0)
+// and the k-quants Q2_K to Q6_K (super-blocks of 256 values split into sub-blocks of 16 or 32, each
 // with its own scale, and for Q2_K, Q4_K and Q5_K a minimum, quantized
 // against the super-block's float16 d and dmin). What llama.cpp's Q4_K_M
 // files hold: Q4_K and Q6_K matrices, and Q5_0, Q5_1, Q8_0 or Q4_1 where a
-// row is not a multiple of 256. Each function below is ggml's
+// row is not a multiple of 256 (IQ4_NL in Q3_K_M and Q2_K files). Each function below is ggml's
 // dequantize_row_* for its type (ggml-quants.c), written from the block
 // layouts of ggml-common.h: the same values, float32 for float32 (every
 // product rounded as C rounds it, none fused).
@@ -27,6 +27,7 @@ func dequantizeMore(t TensorType, b []byte, out []float32) {
 	f := map[TensorType]func(blk []byte, y []float32){
 		Q4_1: dequantQ4_1, Q5_0: dequantQ5_0, Q5_1: dequantQ5_1,
 		Q2_K: dequantQ2_K, Q3_K: dequantQ3_K, Q4_K: dequantQ4_K, Q5_K: dequantQ5_K, Q6_K: dequantQ6_K,
+		IQ4_NL: dequantIQ4_NL,
 	}[t]
 	for i := range len(out) / bs {
 		f(b[i*bb:(i+1)*bb], out[i*bs:(i+1)*bs])
@@ -203,5 +204,19 @@ func dequantQ6_K(blk []byte, y []float32) {
 			y[l+64] = float32(d*float32(int8(sc[is+4]))) * float32(q3)
 			y[l+96] = float32(d*float32(int8(sc[is+6]))) * float32(q4)
 		}
+	}
+}
+
+// iq4nl is ggml's kvalues_iq4nl: the 16 levels an IQ4_NL code selects,
+// denser near zero, where weights are.
+var iq4nl = [16]int8{-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113}
+
+// dequantIQ4_NL: d (float16), 16 bytes of nibbles laid out as Q4_0's;
+// y = d*iq4nl[q].
+func dequantIQ4_NL(blk []byte, y []float32) {
+	d, qs := f16(blk), blk[2:]
+	for j := range QK / 2 {
+		y[j] = d * float32(iq4nl[qs[j]&0x0f])
+		y[j+QK/2] = d * float32(iq4nl[qs[j]>>4])
 	}
 }

@@ -46,7 +46,7 @@ func checkBlock(t *testing.T, typ TensorType, blk []byte, want func(i int) float
 
 // Q4_1: y = q*d + m, value j in byte j's low nibble, j+16 in its high one.
 // Q5_0 and Q5_1 add the fifth bit of value j as bit j of qh; Q5_0 is
-// (q-16)*d.
+// (q-16)*d. IQ4_NL indexes a table.
 func TestLegacyKnownValues(t *testing.T) {
 	code := func(i int) int { return (i*7 + 3) % 32 }
 	nib := func(b []byte, i int, q int) { // value i's low 4 bits into the nibbles b
@@ -79,6 +79,16 @@ func TestLegacyKnownValues(t *testing.T) {
 	putF16(q51[2:], 0x3c00) // m = 1
 	copy(q51[4:], q50[2:])
 	checkBlock(t, Q5_1, q51, func(i int) float32 { return float32(code(i))*0.25 + 1 })
+
+	// IQ4_NL: Q4_0's nibbles pick one of ggml's 16 levels (kvalues_iq4nl,
+	// -127 ... 113), times d.
+	levels := []float32{-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113}
+	iq := make([]byte, 18)
+	putF16(iq, f16Half)
+	for i := range QK {
+		nib(iq[2:], i, code(i)&15)
+	}
+	checkBlock(t, IQ4_NL, iq, func(i int) float32 { return 0.5 * levels[code(i)&15] })
 }
 
 // The k-quants' codes along a super-block of 256 values: value i's low

@@ -164,8 +164,8 @@ func TestQuantizeRefuses(t *testing.T) {
 	if _, err := Quantize(Q4_K, make([]float32, QKK)); err == nil || !strings.Contains(err.Error(), "golem reads Q4_K but does not quantize to it") {
 		t.Errorf("Q4_K: %v", err)
 	}
-	if _, err := Quantize(TensorType(20), block()); err == nil {
-		t.Error("IQ4_NL: no error")
+	if _, err := Quantize(TensorType(16), block()); err == nil {
+		t.Error("IQ2_XXS: no error")
 	}
 	if err := Dequantize(Q8_0, make([]byte, 33), make([]float32, 32)); err == nil {
 		t.Error("Q8_0 from 33 bytes: no error")

@@ -313,7 +313,7 @@ func (r *reader) array(t ValueType, n int) (Value, error) {
 }
 
 // readable lists the tensor types golem reads, for errors.
-const readable = "F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K and Q6_K"
+const readable = "F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and IQ4_NL"
 
 func (r *reader) tensorInfo() (TensorInfo, error) {
 	var t TensorInfo

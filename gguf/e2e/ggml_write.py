@@ -10,7 +10,7 @@ the key says, a file its own reader refuses.) Tensors (values x[i] = ((37*i) % 1
 same formula in gguf's Go test; the first block -8, then halves): "f32", "f16", "bf16", "q8_0", "q4_0", each
 [64, 3] (ne0 = 64), converted and quantized by ggml (ggml_fp32_to_fp16_row,
 ggml_fp32_to_bf16_row, ggml_quantize_chunk: quantize_row_q8_0_ref and
-quantize_row_q4_0_ref); then "q4_1", "q5_0", "q5_1", "q2_K" ... "q6_K", each
+quantize_row_q4_0_ref); then "q4_1", "q5_0", "q5_1", "q2_K" ... "q6_K", "iq4_nl", each
 [256, 3] quantized by ggml, beside "NAME.deq": its values as ggml's
 dequantize_row_NAME gives them, F32."""
 import ctypes as C
@@ -91,7 +91,7 @@ NE0 = 256
 n = NE0 * NE1
 vals = [((37 * i) % 101 - 50) / 16 * (1 + i % 5) for i in range(n)]
 x = (C.c_float * n)(*vals)
-for name, typ in [("q4_1", 3), ("q5_0", 6), ("q5_1", 7), ("q2_K", 10), ("q3_K", 11), ("q4_K", 12), ("q5_K", 13), ("q6_K", 14)]:
+for name, typ in [("q4_1", 3), ("q5_0", 6), ("q5_1", 7), ("q2_K", 10), ("q3_K", 11), ("q4_K", 12), ("q5_K", 13), ("q6_K", 14), ("iq4_nl", 20)]:
     t = g.ggml_new_tensor_2d(mem, typ, NE0, NE1)
     g.ggml_set_name(t, name.encode())
     data = g.ggml_get_data(t)

@@ -141,14 +141,14 @@ func TestGGUFLoadRefuses(t *testing.T) {
 	}
 
 	// A tensor of a type golem does not read: the Q8_0 type id patched to
-	// IQ4_NL's (20) in the tensor info; and to Q4_K's (12), which golem
+	// IQ2_XXS's (16) in the tensor info; and to Q4_K's (12), which golem
 	// reads, but not in rows of 32 values (a k-quant's are whole
 	// super-blocks of 256).
 	for _, c := range []struct {
 		id   uint32
 		want string
 	}{
-		{20, `"blk.0.ffn_up.weight": tensor type IQ4_NL is not supported (golem reads F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K and Q6_K)`},
+		{16, `"blk.0.ffn_up.weight": tensor type IQ2_XXS is not supported (golem reads F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and IQ4_NL)`},
 		{12, `"blk.0.ffn_up.weight": first dimension (row length) 32 is not a multiple of the Q4_K block size 256`},
 		{99, `"blk.0.ffn_up.weight": tensor type 99 (unknown) is not supported`},
 	} {

@@ -22,7 +22,7 @@ var halves = map[gguf.TensorType][]struct {
 }{
 	gguf.Q4_1: {{0, 0.01}, {2, -0.075}}, gguf.Q5_0: {{0, 0.005}}, gguf.Q5_1: {{0, 0.005}, {2, -0.08}},
 	gguf.Q2_K: {{80, 0.005}, {82, 0.005}}, gguf.Q3_K: {{108, 0.0005}}, gguf.Q4_K: {{0, 3e-4}, {2, 3e-4}},
-	gguf.Q5_K: {{0, 1.5e-4}, {2, 3e-4}}, gguf.Q6_K: {{208, 3e-5}},
+	gguf.Q5_K: {{0, 1.5e-4}, {2, 3e-4}}, gguf.Q6_K: {{208, 3e-5}}, gguf.IQ4_NL: {{0, 5e-4}},
 }
 
 // randomBlocks returns n values of type typ as random blocks: random codes
@@ -43,20 +43,24 @@ func randomBlocks(typ gguf.TensorType, n int, rng *rand.Rand) []byte {
 	return b
 }
 
-// A GGUF file whose matrices are Q4_1, Q5_0, Q5_1 and the k-quants loads:
+// A GGUF file whose matrices are Q4_1, Q5_0, Q5_1, IQ4_NL and the k-quants
+// loads:
 // on the CPU backend those matrices are kept as Q8_0 (dequantized and
-// rounded; every one of them, the embedding and the untied head too), and
+// rounded; every one of them, the embedding too), and
 // the model's logits are those of the same file dequantized to float32 on
 // a backend without backend.Quantized, up to the rounding to 8 bits of the
 // weights and the activations. gpt.GGUFSummary lists the file as Q8_0,
 // what it runs as.
 func TestGGUFLoadsKQuants(t *testing.T) {
-	dir := sizedModel(t, "llama", 4, 256, 512)
+	// Qwen2 (a tied head: one matrix of the vocabulary's 50,257 rows, not
+	// two, for a test's time); TestLlamaCppKQuants runs Llama's permuted
+	// q and k rows.
+	dir := sizedModel(t, "qwen2", 4, 256, 512)
 	src := filepath.Join(t.TempDir(), "f32.gguf")
 	if _, err := Folder(dir, src, Options{Type: gguf.F32}); err != nil {
 		t.Fatal(err)
 	}
-	types := []gguf.TensorType{gguf.Q4_K, gguf.Q6_K, gguf.Q5_K, gguf.Q3_K, gguf.Q2_K, gguf.Q5_0, gguf.Q5_1, gguf.Q4_1}
+	types := []gguf.TensorType{gguf.Q4_K, gguf.Q6_K, gguf.Q5_K, gguf.Q3_K, gguf.Q2_K, gguf.Q5_0, gguf.Q5_1, gguf.Q4_1, gguf.IQ4_NL}
 	rng := rand.New(rand.NewPCG(1, 2))
 	matrices, seen := 0, map[gguf.TensorType]bool{}
 	file := rewrite(t, src, nil, func(ts []gguf.Tensor) []gguf.Tensor {

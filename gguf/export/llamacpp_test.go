@@ -354,9 +354,10 @@ func compareGreedy(t *testing.T, node string, n int, prompt []int, files []strin
 // files people have are (Ollama's default tags are Q4_K_M): Q4_K_M,
 // Q5_K_M, Q3_K_M and Q2_K of a Llama model and Q4_K_M and Q6_K of a Qwen2
 // one whose rows are 256 (Q4_K, Q5_K, Q6_K, Q3_K, Q2_K tensors), and
-// Q4_K_M, Q5_K_M and Q6_K of a Qwen2 model shaped as Qwen2.5-0.5B is, whose hidden size
-// (320 here, 896 there) is not a multiple of 256, so that llama.cpp falls
-// back to Q5_0, Q5_1 and Q8_0 for every matrix but ffn_down. golem reading
+// Q4_K_M, Q5_K_M, Q6_K and Q3_K_M of a Qwen2 model shaped as Qwen2.5-0.5B
+// is, whose hidden size (320 here, 896 there) is not a multiple of 256, so
+// that llama.cpp falls back to Q5_0, Q5_1, Q8_0 and IQ4_NL for every
+// matrix but ffn_down. golem reading
 // each file in float32 (its values exactly) follows llama.cpp's greedy
 // continuation within 2% of its logit range (measured: 1.1% at worst;
 // llama.cpp rounds the activations of a k-quant product to 8 bits per 256
@@ -383,7 +384,7 @@ func TestLlamaCppKQuants(t *testing.T) {
 		types := map[string][]string{
 			"llama-256": {"q4_k_m", "q5_k_m", "q3_k_m", "q2_k"},
 			"qwen2-256": {"q4_k_m", "q6_k"},
-			"qwen2-320": {"q4_k_m", "q5_k_m", "q6_k"},
+			"qwen2-320": {"q4_k_m", "q5_k_m", "q6_k", "q3_k_m"},
 		}[name]
 		for _, typ := range types {
 			f := filepath.Join(out, name+"-llama.cpp-"+typ+".gguf")
@@ -402,7 +403,7 @@ func TestLlamaCppKQuants(t *testing.T) {
 			files = append(files, f)
 		}
 	}
-	for _, typ := range []gguf.TensorType{gguf.Q2_K, gguf.Q3_K, gguf.Q4_K, gguf.Q5_K, gguf.Q6_K, gguf.Q5_0, gguf.Q5_1, gguf.Q8_0} {
+	for _, typ := range []gguf.TensorType{gguf.Q2_K, gguf.Q3_K, gguf.Q4_K, gguf.Q5_K, gguf.Q6_K, gguf.Q5_0, gguf.Q5_1, gguf.Q8_0, gguf.IQ4_NL} {
 		if seen[typ] == 0 {
 			t.Errorf("no %s tensor in llama.cpp's files", typ)
 		}
