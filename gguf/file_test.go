@@ -287,6 +287,10 @@ func FuzzParse(f *testing.F) {
 	f.Add(new(raw).head(1, 0).tensor("w", 8, 0, 32).data(34))
 	f.Add(new(raw).head(2, 0).tensor("a", 0, 0, 16).tensor("b", 0, 32, 8).data(96))
 	f.Add(new(raw).head(0, 1).str("k").u32(9).u32(8).u64(2).Bytes())
+	// One tensor of each type golem reads but does not write.
+	for _, typ := range []TensorType{Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL} {
+		f.Add(new(raw).head(1, 0).tensor("w", uint32(typ), 0, uint64(typ.BlockSize()), 2).data(2 * typ.BlockBytes()))
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		g, err := Parse("fuzz.gguf", bytes.NewReader(b), int64(len(b)))
 		if err != nil {

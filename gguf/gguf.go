@@ -219,8 +219,8 @@ type TensorType uint32
 // (quantizes to) the first five; the others it reads and dequantizes
 // (kquant.go): the legacy Q4_1, Q5_0 and Q5_1 blocks of 32 values, the
 // k-quants' super-blocks of 256 (QK_K) that llama.cpp's Q4_K_M, Q5_K_M and
-// Q6_K files hold, and IQ4_NL, Q3_K's and Q2_K's fallback for rows that
-// are not whole super-blocks.
+// Q6_K files hold, and IQ4_NL, the fallback some llama.cpp versions write
+// for Q3_K and Q2_K rows that are not whole super-blocks.
 const (
 	F32  TensorType = 0
 	F16  TensorType = 1

@@ -8,14 +8,15 @@ import (
 
 // The quantized types golem reads but does not write: the legacy Q4_1,
 // Q5_0 and Q5_1 and the non-linear IQ4_NL (blocks of 32 values, as Q4_0)
-// and the k-quants Q2_K to Q6_K (super-blocks of 256 values split into sub-blocks of 16 or 32, each
-// with its own scale, and for Q2_K, Q4_K and Q5_K a minimum, quantized
-// against the super-block's float16 d and dmin). What llama.cpp's Q4_K_M
-// files hold: Q4_K and Q6_K matrices, and Q5_0, Q5_1, Q8_0 or Q4_1 where a
-// row is not a multiple of 256 (IQ4_NL in Q3_K_M and Q2_K files). Each function below is ggml's
-// dequantize_row_* for its type (ggml-quants.c), written from the block
-// layouts of ggml-common.h: the same values, float32 for float32 (every
-// product rounded as C rounds it, none fused).
+// and the k-quants Q2_K to Q6_K (super-blocks of 256 values split into
+// sub-blocks of 16 or 32, each with its own scale, and for Q2_K, Q4_K and
+// Q5_K a minimum, quantized against the super-block's float16 d and
+// dmin). What llama.cpp's Q4_K_M files hold: Q4_K and Q6_K matrices, and
+// Q5_0, Q5_1, Q8_0 or Q4_1 where a row is not a multiple of 256 (some
+// llama.cpp versions write IQ4_NL there in Q3_K_M and Q2_K files). Each
+// function below is ggml's dequantize_row_* for its type (ggml-quants.c),
+// written from the block layouts of ggml-common.h: the same values,
+// float32 for float32 (every product rounded as C rounds it, none fused).
 
 // f16 reads the float16 at b.
 func f16(b []byte) float32 { return safetensors.Float16ToFloat32(binary.LittleEndian.Uint16(b)) }
