@@ -20,7 +20,7 @@ import (
 // [in, out]. Q8_0, Q4_0 and F16 matrices stay as they are where the
 // backend has backend.Quantized (their rows are permuted as bytes; such a
 // GPT-2 layer keeps llama.cpp's [out, in] and runs as a plain linear
-// layer), Q4_1, Q5_0, Q5_1 and the k-quants become Q8_0 there; BF16 ones
+// layer), Q4_1, Q5_0, Q5_1, IQ4_NL and the k-quants become Q8_0 there; BF16 ones
 // are converted to float32.
 
 // ggufTensor is one tensor of a GGUF model: its name there, its parameter
@@ -275,7 +275,7 @@ func ggufTensors(c *Config) []ggufTensor {
 // names it), NaN or infinite float weights or scales, and data cut short
 // are errors naming the file and the tensor. Q8_0, Q4_0 and F16 matrices
 // stay in that form on a backend with backend.Quantized (no gradient: the
-// model can be fine-tuned through LoRA only), and Q4_1, Q5_0, Q5_1 and
+// model can be fine-tuned through LoRA only), and Q4_1, Q5_0, Q5_1, IQ4_NL and
 // k-quant (Q2_K..Q6_K) ones are dequantized and rounded to Q8_0 there
 // (requantized); on other backends they are all converted to float32.
 func LoadGGUF(be backend.Backend, path string) (*Model, error) {
@@ -352,7 +352,7 @@ func LoadGGUF(be backend.Backend, path string) (*Model, error) {
 				return nil, fmt.Errorf("gpt: %w", err)
 			}
 			if qt == 0 {
-				// A type the backend has no kernel for (Q4_1, Q5_0,
+				// A type the backend has no kernel for (Q4_1, Q5_0, IQ4_NL,
 				// Q5_1, the k-quants): dequantized and rounded to Q8_0
 				// a few rows at a time; Q8_0's blocks of 32 lie inside
 				// theirs.
@@ -444,7 +444,7 @@ func (m *Model) Quantized() []string {
 // infos alone, without reading its weights: its config, its number of
 // parameters (as the loaded model counts them: a tied head's copy once),
 // and the type most of its matrices stay in when loaded (Q8_0, Q4_0 or
-// F16; "F32" when none: BF16 and F32 tensors become float32; Q4_1, Q5_0,
+// F16; "F32" when none: BF16 and F32 tensors become float32; Q4_1, Q5_0, IQ4_NL,
 // Q5_1 and k-quant matrices become Q8_0). A server
 // lists a model with it before loading it.
 func GGUFSummary(path string) (c *Config, params int64, level string, err error) {
