@@ -33,7 +33,7 @@ func init() {
 	register("llamacpp", func(args []string) error {
 		fs := flag.NewFlagSet("llamacpp", flag.ExitOnError)
 		config := fs.String("config", "qwen2.5-0.5b", "model shape: qwen2.5-0.5b or llama3.2-1b")
-		typ := fs.String("type", "q8_0", "weight type: f16, q8_0 or q4_0")
+		typ := fs.String("type", "q8_0", "weight type: f16, q8_0, q4_0 (golem writes the file), q4_k_m, q5_k_m or q6_k (llama.cpp quantizes golem's f16 file)")
 		threads := fs.Int("threads", 1, "threads for both (one is llama.cpp's fastest on 2 shared cores)")
 		pp := fs.Int("pp", 128, "prompt tokens")
 		tg := fs.Int("tg", 64, "batch-1 decoded tokens")
@@ -45,13 +45,27 @@ func init() {
 		if !ok {
 			return fmt.Errorf("-config %q: want qwen2.5-0.5b or llama3.2-1b", *config)
 		}
-		t, err := gguf.ParseTensorType(*typ)
-		if err != nil || (t != gguf.F16 && t != gguf.Q8_0 && t != gguf.Q4_0) {
-			return fmt.Errorf("-type %q: want f16, q8_0 or q4_0", *typ)
-		}
-		file := filepath.Join(*cache, *config+"-"+t.String()+".gguf")
-		if err := randomGGUF(file, &c, t); err != nil {
-			return err
+		var file string
+		if mix := llamacppMixes[*typ]; mix {
+			// llama.cpp's own mixture, quantized by llama.cpp from the
+			// F16 file.
+			f16 := filepath.Join(*cache, *config+"-F16.gguf")
+			if err := randomGGUF(f16, &c, gguf.F16); err != nil {
+				return err
+			}
+			file = filepath.Join(*cache, *config+"-"+*typ+".gguf")
+			if err := llamacppQuantize(f16, file, *typ); err != nil {
+				return err
+			}
+		} else {
+			t, err := gguf.ParseTensorType(*typ)
+			if err != nil || (t != gguf.F16 && t != gguf.Q8_0 && t != gguf.Q4_0) {
+				return fmt.Errorf("-type %q: want f16, q8_0, q4_0, q4_k_m, q5_k_m or q6_k", *typ)
+			}
+			file = filepath.Join(*cache, *config+"-"+t.String()+".gguf")
+			if err := randomGGUF(file, &c, t); err != nil {
+				return err
+			}
 		}
 		fmt.Printf("model: %s (%s shape, random weights), %d threads\n", file, *config, *threads)
 
@@ -134,6 +148,31 @@ func randomGGUF(file string, c *gpt.Config, t gguf.TensorType) error {
 		}})
 	}
 	return gguf.Write(file, kv, ts)
+}
+
+// llamacppMixes are the types llama.cpp's quantizer writes for the
+// benchmark (gguf/e2e/llama_quantize.py): its k-quant mixtures.
+var llamacppMixes = map[string]bool{"q4_k_m": true, "q5_k_m": true, "q6_k": true}
+
+// llamacppQuantize writes (unless it is there) llama.cpp's quantization of
+// the GGUF file in as typ (gguf/e2e/llama_quantize.py through python3 and
+// node-llama-cpp's libllama).
+func llamacppQuantize(in, out, typ string) error {
+	if _, err := os.Stat(out); err == nil {
+		return nil
+	}
+	libs, _ := filepath.Glob("gguf/e2e/node_modules/@node-llama-cpp/linux-x64/bins/*/libllama*.so")
+	if len(libs) == 0 {
+		return errors.New("llama.cpp's libllama is missing from gguf/e2e: run .ci/e2e-deps.sh (and run from the repository root)")
+	}
+	fmt.Printf("llama.cpp quantizing %s to %s ...\n", in, out)
+	tmp := out + ".tmp"
+	cmd := exec.Command("python3", "gguf/e2e/llama_quantize.py", libs[0], in, tmp, typ)
+	if o, err := cmd.CombinedOutput(); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("llama_quantize.py %s: %v\n%s", typ, err, o)
+	}
+	return os.Rename(tmp, out)
 }
 
 // sharedPath finds name in the shared data folder (../shared or

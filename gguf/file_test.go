@@ -182,12 +182,14 @@ func TestHostileFiles(t *testing.T) {
 		{"duplicate key", new(raw).head(0, 2).str("k").u32(0).Bytes(), ""}, // filled below
 		{"bad alignment", new(raw).head(0, 1).str("general.alignment").u32(4).u32(48).Bytes(), `"general.alignment" is 48`},
 		{"alignment type", new(raw).head(0, 1).str("general.alignment").u32(10).u64(32).Bytes(), `"general.alignment" is 32, want a uint32`},
-		{"unknown tensor type", new(raw).head(1, 0).tensor("blk.0.ffn_up.weight", 12, 0, 256, 1).data(144), `tensor 0 "blk.0.ffn_up.weight": tensor type Q4_K is not supported`},
-		{"unnamed tensor type", new(raw).head(1, 0).tensor("w", 99, 0, 4).data(16), `"w": tensor type type 99`},
+		{"unknown tensor type", new(raw).head(1, 0).tensor("blk.0.ffn_up.weight", 16, 0, 256, 1).data(144), `tensor 0 "blk.0.ffn_up.weight": tensor type IQ2_XXS is not supported (golem reads F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and IQ4_NL)`},
+		{"k-quant row of 896", new(raw).head(1, 0).tensor("blk.0.attn_q.weight", 12, 0, 896, 2).data(144 * 7), `tensor 0 "blk.0.attn_q.weight": first dimension (row length) 896 is not a multiple of the Q4_K block size 256`},
+		{"truncated k-quant data", new(raw).head(1, 0).tensor("blk.0.ffn_down.weight", 14, 0, 512, 2).data(210*4 - 1), `tensor "blk.0.ffn_down.weight": data [0, 840) ends beyond the file's 839 data bytes (truncated?)`},
+		{"unnamed tensor type", new(raw).head(1, 0).tensor("w", 99, 0, 4).data(16), `"w": tensor type 99 (unknown) is not supported`},
 		{"5 dims", new(raw).head(1, 0).tensor("w", 0, 0, 1, 1, 1, 1, 1).data(4), `"w": 5 dimensions`},
 		{"element overflow", new(raw).head(1, 0).tensor("w", 0, 0, 1<<40, 1<<40).data(4), `"w": dimensions [1099511627776 1099511627776]...: too many elements`},
 		{"byte overflow", new(raw).head(1, 0).tensor("w", 0, 0, 1<<62).data(4), `"w": 4611686018427387904 values of F32 are more bytes`},
-		{"partial block", new(raw).head(1, 0).tensor("w", 8, 0, 48).data(68), `"w": first dimension 48 is not a multiple of the Q8_0 block size 32`},
+		{"partial block", new(raw).head(1, 0).tensor("w", 8, 0, 48).data(68), `"w": first dimension (row length) 48 is not a multiple of the Q8_0 block size 32`},
 		{"truncated data", new(raw).head(1, 0).tensor("w", 0, 0, 8, 4).data(127), `tensor "w": data [0, 128) ends beyond the file's 127 data bytes (truncated?)`},
 		{"offset beyond", new(raw).head(1, 0).tensor("w", 0, 1<<40, 4).data(16), `tensor "w": data [1099511627776, 1099511627792) ends beyond`},
 		{"huge offset", new(raw).head(1, 0).tensor("w", 0, 1<<63, 4).data(16), `"w": offset 9223372036854775808 is beyond any file`},
@@ -269,7 +271,7 @@ func TestWriteRefuses(t *testing.T) {
 		{nil, []Tensor{{Name: "w", Dims: []int64{1}, Type: F32, Data: one}, {Name: "w", Dims: []int64{1}, Type: F32, Data: one}}, `"w" twice`},
 		{nil, []Tensor{{Name: "w", Dims: []int64{2}, Type: F32, Data: one}}, "4 bytes of data, want 8"},
 		{nil, []Tensor{{Name: "w", Dims: []int64{48}, Type: Q4_0, Data: one}}, "not a multiple of the Q4_0 block size"},
-		{nil, []Tensor{{Name: "w", Dims: []int64{1}, Type: TensorType(12), Data: one}}, "unsupported tensor type Q4_K"},
+		{nil, []Tensor{{Name: "w", Dims: []int64{1}, Type: TensorType(16), Data: one}}, "unsupported tensor type IQ2_XXS"},
 	} {
 		err := Encode(new(bytes.Buffer), c.kv, c.ts)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -285,6 +287,10 @@ func FuzzParse(f *testing.F) {
 	f.Add(new(raw).head(1, 0).tensor("w", 8, 0, 32).data(34))
 	f.Add(new(raw).head(2, 0).tensor("a", 0, 0, 16).tensor("b", 0, 32, 8).data(96))
 	f.Add(new(raw).head(0, 1).str("k").u32(9).u32(8).u64(2).Bytes())
+	// One tensor of each type golem reads but does not write.
+	for _, typ := range []TensorType{Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL} {
+		f.Add(new(raw).head(1, 0).tensor("w", uint32(typ), 0, uint64(typ.BlockSize()), 2).data(2 * typ.BlockBytes()))
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		g, err := Parse("fuzz.gguf", bytes.NewReader(b), int64(len(b)))
 		if err != nil {

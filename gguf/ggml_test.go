@@ -3,9 +3,11 @@ package gguf
 import (
 	"bytes"
 	"context"
+	"math"
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -95,6 +97,66 @@ func TestReadsGGMLFile(t *testing.T) {
 					break
 				}
 			}
+		}
+	}
+}
+
+// The types golem reads but does not write (Q4_1, Q5_0, Q5_1, Q2_K to
+// Q6_K, IQ4_NL), quantized by ggml: golem's Dequantize gives exactly the values
+// ggml's own dequantize_row_* gives.
+func TestDequantizeAsGGML(t *testing.T) {
+	python, lib := ggmlBase(t)
+	path := filepath.Join(t.TempDir(), "ggml.gguf")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, python, "e2e/ggml_write.py", lib, path).CombinedOutput(); err != nil {
+		t.Fatalf("ggml_write.py: %v\n%s", err, out)
+	}
+	f, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, typ := range []TensorType{Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL} {
+		name := strings.ToLower(typ.String()[:2]) + typ.String()[2:]
+		if typ == IQ4_NL {
+			name = "iq4_nl"
+		}
+		got, ti, err := f.Float32(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _, err := f.Float32(name + ".deq")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ti.Type != typ || len(got) != 768 {
+			t.Fatalf("%s: %+v", name, ti)
+		}
+		bad := 0
+		for i := range got {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+				if bad < 3 {
+					t.Errorf("%s: value %d is %g, ggml's %g", typ, i, got[i], want[i])
+				}
+				bad++
+			}
+		}
+		if bad > 0 {
+			t.Errorf("%s: %d of %d values differ from ggml's", typ, bad, len(got))
+		}
+		// And they are the values ggml quantized (not, say, all zero): the
+		// error is well below the values' own size.
+		var sq, sx float64
+		for i, v := range got {
+			x := float64((37*i)%101-50) / 16 * float64(1+i%5)
+			sq += (float64(v) - x) * (float64(v) - x)
+			sx += x * x
+		}
+		rel := math.Sqrt(sq / sx)
+		t.Logf("%s: rms error %.3g of the values' rms", typ, rel)
+		if rel > 0.5 {
+			t.Errorf("%s: rms error %.3g of the values' rms", typ, rel)
 		}
 	}
 }

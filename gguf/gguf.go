@@ -4,11 +4,14 @@
 // template), tensor infos, then the tensors' data, each aligned to
 // general.alignment bytes (32 by default).
 //
-// Tensors are F32, F16, BF16, Q8_0 or Q4_0. The two quantized types store
-// blocks of 32 values with one float16 scale each, exactly as ggml's
-// reference quantize_row_q8_0_ref / quantize_row_q4_0_ref and
-// dequantize_row_q8_0 / dequantize_row_q4_0 do: Quantize and Dequantize give
-// the same bytes and values as llama.cpp.
+// Tensors are F32, F16, BF16, Q8_0 or Q4_0, which Quantize writes and
+// Dequantize reads, or Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K or
+// IQ4_NL, which Dequantize reads (the types of llama.cpp's Q4_K_M, Q5_K_M,
+// Q6_K, Q3_K_M and Q2_K files). Q8_0 and Q4_0 store blocks of 32 values with one float16 scale
+// each, exactly as ggml's reference quantize_row_q8_0_ref /
+// quantize_row_q4_0_ref and dequantize_row_q8_0 / dequantize_row_q4_0 do:
+// Quantize and Dequantize give the same bytes and values as llama.cpp, and
+// the other types' values are ggml's dequantize_row_* values.
 //
 // Open checks a file strictly before it trusts it: every count and length
 // is checked against the bytes left in the file before anything is
@@ -212,13 +215,29 @@ type KV struct {
 // TensorType is a ggml tensor type.
 type TensorType uint32
 
-// The tensor types this package reads and writes, numbered as ggml does.
+// The tensor types this package reads, numbered as ggml does. It writes
+// (quantizes to) the first five; the others it reads and dequantizes
+// (kquant.go): the legacy Q4_1, Q5_0 and Q5_1 blocks of 32 values, the
+// k-quants' super-blocks of 256 (QK_K) that llama.cpp's Q4_K_M, Q5_K_M and
+// Q6_K files hold, and IQ4_NL, the fallback some llama.cpp versions write
+// for Q3_K and Q2_K rows that are not whole super-blocks.
 const (
 	F32  TensorType = 0
 	F16  TensorType = 1
 	Q4_0 TensorType = 2
 	Q8_0 TensorType = 8
 	BF16 TensorType = 30
+
+	Q4_1 TensorType = 3
+	Q5_0 TensorType = 6
+	Q5_1 TensorType = 7
+	Q2_K TensorType = 10
+	Q3_K TensorType = 11
+	Q4_K TensorType = 12
+	Q5_K TensorType = 13
+	Q6_K TensorType = 14
+
+	IQ4_NL TensorType = 20
 )
 
 // ggmlTypeNames names ggml's types, so that an unsupported one is named in
@@ -234,7 +253,7 @@ func (t TensorType) String() string {
 	if s, ok := ggmlTypeNames[t]; ok {
 		return s
 	}
-	return fmt.Sprintf("type %d", uint32(t))
+	return fmt.Sprintf("%d (unknown)", uint32(t))
 }
 
 // ParseTensorType returns the supported type named s (f32, f16, bf16, q8_0
@@ -255,8 +274,14 @@ func ParseTensorType(s string) (TensorType, error) {
 	return 0, fmt.Errorf("gguf: unknown tensor type %q (want f32, f16, bf16, q8_0 or q4_0)", s)
 }
 
-// Supported reports whether this package reads and writes t.
+// Supported reports whether this package reads t (and writes its bytes).
 func (t TensorType) Supported() bool {
+	return t.BlockBytes() > 0
+}
+
+// Writable reports whether Quantize converts float32 values to t (F32,
+// F16, BF16, Q8_0, Q4_0): the types golem export and golem quantize write.
+func (t TensorType) Writable() bool {
 	switch t {
 	case F32, F16, BF16, Q8_0, Q4_0:
 		return true
@@ -264,11 +289,17 @@ func (t TensorType) Supported() bool {
 	return false
 }
 
-// BlockSize is the number of values in one block of the type: 32 for the
-// quantized types, 1 otherwise.
+// KQuant reports whether t is a k-quant (Q2_K to Q6_K): super-blocks of
+// QKK values, so a row must be a multiple of 256 values.
+func (t TensorType) KQuant() bool { return t >= Q2_K && t <= Q6_K }
+
+// BlockSize is the number of values in one block of the type: 256 for the
+// k-quants, 32 for the other quantized types, 1 otherwise.
 func (t TensorType) BlockSize() int {
-	switch t {
-	case Q8_0, Q4_0:
+	switch {
+	case t.KQuant():
+		return QKK
+	case t == Q8_0 || t == Q4_0 || t == Q4_1 || t == Q5_0 || t == Q5_1 || t == IQ4_NL:
 		return QK
 	}
 	return 1
@@ -285,6 +316,24 @@ func (t TensorType) BlockBytes() int {
 		return 2 + QK
 	case Q4_0:
 		return 2 + QK/2
+	case Q4_1:
+		return 4 + QK/2 // d, m, nibbles
+	case Q5_0:
+		return 2 + 4 + QK/2 // d, the fifth bits, nibbles
+	case Q5_1:
+		return 4 + 4 + QK/2
+	case Q2_K:
+		return QKK/16 + QKK/4 + 4 // scales, 2-bit codes, d, dmin
+	case Q3_K:
+		return QKK/8 + QKK/4 + 12 + 2 // high bits, low 2 bits, scales, d
+	case Q4_K:
+		return 4 + 12 + QKK/2 // d, dmin, scales, nibbles
+	case Q5_K:
+		return 4 + 12 + QKK/8 + QKK/2 // d, dmin, scales, fifth bits, nibbles
+	case Q6_K:
+		return QKK/2 + QKK/4 + QKK/16 + 2 // low 4 bits, high 2 bits, scales, d
+	case IQ4_NL:
+		return 2 + QK/2 // d, nibbles indexing a table
 	}
 	return 0
 }

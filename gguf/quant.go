@@ -8,8 +8,12 @@ import (
 	"github.com/golem-ml/golem/safetensors"
 )
 
-// QK is the number of values in one Q8_0 or Q4_0 block (QK8_0, QK4_0).
+// QK is the number of values in one Q8_0, Q4_0, Q4_1, Q5_0 or Q5_1 block
+// (ggml's QK8_0, QK4_0, ...).
 const QK = 32
+
+// QKK is the number of values in one k-quant super-block (ggml's QK_K).
+const QKK = 256
 
 // TensorBytes returns the encoded size of n values of type t, or an error if
 // t is not supported or n is not a whole number of its blocks.
@@ -32,6 +36,9 @@ func TensorBytes(t TensorType, n int64) (int64, error) {
 // 32 values as ggml's quantize_row_q8_0_ref and quantize_row_q4_0_ref do.
 // len(x) must be a multiple of t.BlockSize().
 func Quantize(t TensorType, x []float32) ([]byte, error) {
+	if !t.Writable() {
+		return nil, fmt.Errorf("gguf: quantize: golem reads %s but does not quantize to it (f32, f16, bf16, q8_0, q4_0)", t)
+	}
 	size, err := TensorBytes(t, int64(len(x)))
 	if err != nil {
 		return nil, fmt.Errorf("gguf: quantize: %w", err)
@@ -118,7 +125,7 @@ func abs32(v float32) float32 { return math.Float32frombits(math.Float32bits(v) 
 
 // Dequantize converts n values of type t from b (exactly their bytes) into out
 // (len n), as ggml's to-float conversions do (dequantize_row_q8_0: q*d;
-// dequantize_row_q4_0: (q-8)*d).
+// dequantize_row_q4_0: (q-8)*d; the other quantized types: kquant.go).
 func Dequantize(t TensorType, b []byte, out []float32) error {
 	size, err := TensorBytes(t, int64(len(out)))
 	if err != nil {
@@ -157,6 +164,48 @@ func Dequantize(t TensorType, b []byte, out []float32) error {
 				out[i*QK+j+QK/2] = float32(int(blk[2+j]>>4)-8) * d
 			}
 		}
+	default:
+		dequantizeMore(t, b, out)
 	}
 	return nil
+}
+
+// Convert returns the values of type from in b, rows of row values, as
+// type to (Dequantize, then Quantize), a few rows at a time, so that at
+// most 64K of them are ever float32 at once: a Q6_K embedding of 262M
+// values becomes Q8_0 without a gigabyte of float32 on the way.
+func Convert(from TensorType, b []byte, row int, to TensorType) ([]byte, error) {
+	if row <= 0 || row%from.BlockSize() != 0 || row%to.BlockSize() != 0 {
+		return nil, fmt.Errorf("gguf: convert: rows of %d values are not whole blocks of %s and %s", row, from, to)
+	}
+	rb := int(row / from.BlockSize() * from.BlockBytes())
+	if rb == 0 || len(b)%rb != 0 {
+		return nil, fmt.Errorf("gguf: convert: %d bytes are not whole rows of %d %s values", len(b), row, from)
+	}
+	rows := len(b) / rb
+	size, err := TensorBytes(to, int64(rows)*int64(row))
+	if err != nil {
+		return nil, fmt.Errorf("gguf: convert: %w", err)
+	}
+	chunk := max(1, 1<<16/row)
+	buf := make([]float32, chunk*row)
+	out := make([]byte, 0, size)
+	for r := 0; r < rows; r += chunk {
+		n := min(chunk, rows-r)
+		x := buf[:n*row]
+		if err := Dequantize(from, b[r*rb:(r+n)*rb], x); err != nil {
+			return nil, err
+		}
+		for i, v := range x {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return nil, fmt.Errorf("gguf: convert: row %d, value %d is %g: NaN or infinite values are refused", r+i/row, i%row, v)
+			}
+		}
+		q, err := Quantize(to, x)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, q...)
+	}
+	return out, nil
 }

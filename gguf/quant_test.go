@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 )
 
@@ -160,8 +161,11 @@ func TestQuantizeRefuses(t *testing.T) {
 	if _, err := Quantize(Q4_0, block(float32(math.NaN()))); err == nil {
 		t.Error("Q4_0 of NaN: no error")
 	}
-	if _, err := Quantize(TensorType(12), block()); err == nil {
-		t.Error("Q4_K: no error")
+	if _, err := Quantize(Q4_K, make([]float32, QKK)); err == nil || !strings.Contains(err.Error(), "golem reads Q4_K but does not quantize to it") {
+		t.Errorf("Q4_K: %v", err)
+	}
+	if _, err := Quantize(TensorType(16), block()); err == nil {
+		t.Error("IQ2_XXS: no error")
 	}
 	if err := Dequantize(Q8_0, make([]byte, 33), make([]float32, 32)); err == nil {
 		t.Error("Q8_0 from 33 bytes: no error")

@@ -312,6 +312,9 @@ func (r *reader) array(t ValueType, n int) (Value, error) {
 	}
 }
 
+// readable lists the tensor types golem reads, for errors.
+const readable = "F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and IQ4_NL"
+
 func (r *reader) tensorInfo() (TensorInfo, error) {
 	var t TensorInfo
 	name, err := r.str("name")
@@ -346,10 +349,10 @@ func (r *reader) tensorInfo() (TensorInfo, error) {
 		return t, r.err
 	}
 	if !t.Type.Supported() {
-		return t, fmt.Errorf("tensor type %s is not supported (golem reads F32, F16, BF16, Q8_0 and Q4_0)", t.Type)
+		return t, fmt.Errorf("tensor type %s is not supported (golem reads %s)", t.Type, readable)
 	}
 	if bs := int64(t.Type.BlockSize()); t.Dims[0]%bs != 0 {
-		return t, fmt.Errorf("first dimension %d is not a multiple of the %s block size %d", t.Dims[0], t.Type, bs)
+		return t, fmt.Errorf("first dimension (row length) %d is not a multiple of the %s block size %d", t.Dims[0], t.Type, bs)
 	}
 	t.Size, err = TensorBytes(t.Type, int64(n))
 	if err != nil {

@@ -10,7 +10,9 @@ the key says, a file its own reader refuses.) Tensors (values x[i] = ((37*i) % 1
 same formula in gguf's Go test; the first block -8, then halves): "f32", "f16", "bf16", "q8_0", "q4_0", each
 [64, 3] (ne0 = 64), converted and quantized by ggml (ggml_fp32_to_fp16_row,
 ggml_fp32_to_bf16_row, ggml_quantize_chunk: quantize_row_q8_0_ref and
-quantize_row_q4_0_ref)."""
+quantize_row_q4_0_ref); then "q4_1", "q5_0", "q5_1", "q2_K" ... "q6_K", "iq4_nl", each
+[256, 3] quantized by ggml, beside "NAME.deq": its values as ggml's
+dequantize_row_NAME gives them, F32."""
 import ctypes as C
 import sys
 
@@ -82,5 +84,24 @@ for name, typ in [("f32", 0), ("f16", 1), ("bf16", 30), ("q8_0", 8), ("q4_0", 2)
     else:
         g.ggml_quantize_chunk(typ, x, data, 0, NE1, NE0, None)
     g.gguf_add_tensor(ctx, t)
+# The types golem reads but does not write, [256, 3], quantized by ggml
+# (ggml_quantize_chunk, no importance matrix), each beside "NAME.deq": its
+# values as ggml's own dequantize_row_NAME gives them, as F32.
+NE0 = 256
+n = NE0 * NE1
+vals = [((37 * i) % 101 - 50) / 16 * (1 + i % 5) for i in range(n)]
+x = (C.c_float * n)(*vals)
+for name, typ in [("q4_1", 3), ("q5_0", 6), ("q5_1", 7), ("q2_K", 10), ("q3_K", 11), ("q4_K", 12), ("q5_K", 13), ("q6_K", 14), ("iq4_nl", 20)]:
+    t = g.ggml_new_tensor_2d(mem, typ, NE0, NE1)
+    g.ggml_set_name(t, name.encode())
+    data = g.ggml_get_data(t)
+    g.ggml_quantize_chunk(typ, x, data, 0, NE1, NE0, None)
+    g.gguf_add_tensor(ctx, t)
+    d = g.ggml_new_tensor_2d(mem, 0, NE0, NE1)
+    g.ggml_set_name(d, (name + ".deq").encode())
+    deq = getattr(g, "dequantize_row_" + name)
+    deq.argtypes = [C.c_void_p, C.c_void_p, C.c_int64]
+    deq(data, g.ggml_get_data(d), n)
+    g.gguf_add_tensor(ctx, d)
 if not g.gguf_write_to_file(ctx, out.encode(), False):
     sys.exit("ggml_write.py: gguf_write_to_file failed")

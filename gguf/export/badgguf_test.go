@@ -141,22 +141,33 @@ func TestGGUFLoadRefuses(t *testing.T) {
 	}
 
 	// A tensor of a type golem does not read: the Q8_0 type id patched to
-	// Q4_K's (12) in the tensor info.
-	b, err := os.ReadFile(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	name := []byte("blk.0.ffn_up.weight")
-	i := bytes.Index(b, name) + len(name)
-	nd := int(binary.LittleEndian.Uint32(b[i:]))
-	binary.LittleEndian.PutUint32(b[i+4+8*nd:], 12)
-	q4k := filepath.Join(t.TempDir(), "q4k.gguf")
-	os.WriteFile(q4k, b, 0o644)
-	if _, err := gpt.Load(cpu.New(), q4k); err == nil || !strings.Contains(err.Error(), "Q4_K is not supported") || !strings.Contains(err.Error(), q4k) {
-		t.Errorf("Q4_K tensor: %v", err)
+	// IQ2_XXS's (16) in the tensor info; and to Q4_K's (12), which golem
+	// reads, but not in rows of 32 values (a k-quant's are whole
+	// super-blocks of 256).
+	for _, c := range []struct {
+		id   uint32
+		want string
+	}{
+		{16, `"blk.0.ffn_up.weight": tensor type IQ2_XXS is not supported (golem reads F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and IQ4_NL)`},
+		{12, `"blk.0.ffn_up.weight": first dimension (row length) 32 is not a multiple of the Q4_K block size 256`},
+		{99, `"blk.0.ffn_up.weight": tensor type 99 (unknown) is not supported`},
+	} {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := []byte("blk.0.ffn_up.weight")
+		i := bytes.Index(b, name) + len(name)
+		nd := int(binary.LittleEndian.Uint32(b[i:]))
+		binary.LittleEndian.PutUint32(b[i+4+8*nd:], c.id)
+		bad := filepath.Join(t.TempDir(), "bad.gguf")
+		os.WriteFile(bad, b, 0o644)
+		if _, err := gpt.Load(cpu.New(), bad); err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), bad) {
+			t.Errorf("type %d: %v\nwant %q", c.id, err, c.want)
+		}
 	}
 	// A file cut inside its tensor data.
-	b, _ = os.ReadFile(src)
+	b, _ := os.ReadFile(src)
 	cut := filepath.Join(t.TempDir(), "cut.gguf")
 	os.WriteFile(cut, b[:len(b)*2/3], 0o644)
 	if _, err := gpt.Load(cpu.New(), cut); err == nil || !strings.Contains(err.Error(), cut) {

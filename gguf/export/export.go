@@ -64,7 +64,7 @@ var fileTypes = map[gguf.TensorType]uint32{gguf.F32: 0, gguf.F16: 1, gguf.Q4_0: 
 // folder is merged into its base model (model/load) and written as the
 // merged model: the file `golem sft --merge`'s OUT/merged gives.
 func Folder(dir, out string, o Options) (*Report, error) {
-	if !o.Type.Supported() {
+	if !o.Type.Writable() {
 		return nil, fmt.Errorf("export: tensor type %s is not one golem writes (f32, f16, bf16, q8_0, q4_0)", o.Type)
 	}
 	if gpt.IsAdapter(dir) {

@@ -53,10 +53,23 @@ func blockModel(t *testing.T, arch string) string { return blockModelWith(t, arc
 // blockModelWith is blockModel with its config changed by edit first.
 func blockModelWith(t *testing.T, arch string, edit func(*gpt.Config)) string {
 	t.Helper()
+	return sizedModelWith(t, arch, 4, 64, 128, edit)
+}
+
+// sizedModel is blockModel with heads query heads (half as many KV
+// heads), hidden size hidden and MLP size inter.
+func sizedModel(t *testing.T, arch string, heads, hidden, inter int) string {
+	t.Helper()
+	return sizedModelWith(t, arch, heads, hidden, inter, nil)
+}
+
+// sizedModelWith is sizedModel with its config changed by edit first.
+func sizedModelWith(t *testing.T, arch string, heads, hidden, inter int, edit func(*gpt.Config)) string {
+	t.Helper()
 	src := shared.Path(t, "fixtures/hf/"+arch+"-tiny")
 	dir := t.TempDir()
-	c := gpt.Config{Arch: arch, Vocab: 50257, Context: 64, Layers: 2, Heads: 4, KVHeads: 2, Hidden: 64,
-		Intermediate: 128, Eps: 1e-5, RopeTheta: 10000, Bias: arch == "qwen2", Tied: arch == "qwen2", BOS: -1, EOS: -1}
+	c := gpt.Config{Arch: arch, Vocab: 50257, Context: 64, Layers: 2, Heads: heads, KVHeads: heads / 2, Hidden: hidden,
+		Intermediate: inter, Eps: 1e-5, RopeTheta: 10000, Bias: arch == "qwen2", Tied: arch == "qwen2", BOS: -1, EOS: -1}
 	if edit != nil {
 		edit(&c)
 	}

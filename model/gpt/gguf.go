@@ -21,7 +21,8 @@ import (
 // [in, out]. Q8_0, Q4_0 and F16 matrices stay as they are where the
 // backend has backend.Quantized (their rows are permuted as bytes; such a
 // GPT-2 layer keeps llama.cpp's [out, in] and runs as a plain linear
-// layer); BF16 ones are converted to float32.
+// layer), Q4_1, Q5_0, Q5_1, IQ4_NL and the k-quants become Q8_0 there; BF16 ones
+// are converted to float32.
 
 // ggufTensor is one tensor of a GGUF model: its name there, its parameter
 // here, its ggml dims as the config says they are, and its layout change.
@@ -303,8 +304,9 @@ func ggufTensors(c *Config) []ggufTensor {
 // names it), NaN or infinite float weights or scales, and data cut short
 // are errors naming the file and the tensor. Q8_0, Q4_0 and F16 matrices
 // stay in that form on a backend with backend.Quantized (no gradient: the
-// model can be fine-tuned through LoRA only), else they are converted to
-// float32.
+// model can be fine-tuned through LoRA only), and Q4_1, Q5_0, Q5_1, IQ4_NL and
+// k-quant (Q2_K..Q6_K) ones are dequantized and rounded to Q8_0 there
+// (requantized); on other backends they are all converted to float32.
 func LoadGGUF(be backend.Backend, path string) (*Model, error) {
 	f, err := gguf.Open(path)
 	if err != nil {
@@ -373,12 +375,22 @@ func LoadGGUF(be backend.Backend, path string) (*Model, error) {
 		qt := map[gguf.TensorType]backend.QuantType{gguf.Q8_0: backend.Q8_0, gguf.Q4_0: backend.Q4_0, gguf.F16: backend.F16}[info.Type]
 		l, isLinear := linears[t.param]
 		e, isEmbed := embeds[t.param]
-		if qt != 0 && canQuant && (isLinear || isEmbed) {
+		if canQuant && (isLinear || isEmbed) && (qt != 0 || requantized(info.Type)) {
+			rows, cols := int(t.dims[1]), int(t.dims[0])
 			raw, _, err := f.Raw(t.gguf)
 			if err != nil {
 				return nil, fmt.Errorf("gpt: %w", err)
 			}
-			rows, cols := int(t.dims[1]), int(t.dims[0])
+			if qt == 0 {
+				// A type the backend has no kernel for (Q4_1, Q5_0, IQ4_NL,
+				// Q5_1, the k-quants): dequantized and rounded to Q8_0
+				// a few rows at a time; Q8_0's blocks of 32 lie inside
+				// theirs.
+				if raw, err = gguf.Convert(info.Type, raw, cols, gguf.Q8_0); err != nil {
+					return nil, fmt.Errorf("gpt: %s: tensor %q: %w", path, t.gguf, err)
+				}
+				qt = backend.Q8_0
+			}
 			if t.rope > 0 {
 				raw = gguf.PermuteRoPE(raw, t.rope, hd, cols/qt.BlockSize()*qt.BlockBytes(), true)
 			}
@@ -395,19 +407,9 @@ func LoadGGUF(be backend.Backend, path string) (*Model, error) {
 			}
 			continue
 		}
-		data, _, err := f.Float32(t.gguf)
+		data, err := ggufFloats(f, path, t, hd)
 		if err != nil {
-			return nil, fmt.Errorf("gpt: %w", err)
-		}
-		if i := weights.NonFinite(data); i >= 0 {
-			return nil, fmt.Errorf("gpt: %s: tensor %q: element %d is %g; NaN or infinite weights are refused", path, t.gguf, i, data[i])
-		}
-		if t.rope > 0 {
-			row := 1
-			if len(t.dims) == 2 {
-				row = int(t.dims[0])
-			}
-			data = gguf.PermuteRoPE(data, t.rope, hd, row, true)
+			return nil, err
 		}
 		if t.conv {
 			data = gguf.Transpose(data, int(t.dims[1]), int(t.dims[0]))
@@ -415,6 +417,35 @@ func LoadGGUF(be backend.Backend, path string) (*Model, error) {
 		params[t.param].Set(data)
 	}
 	return m, nil
+}
+
+// requantized reports whether a matrix of type t is rounded to Q8_0 on a
+// backend with backend.Quantized: the quantized types it has no kernel for.
+// Q8_0 costs 8.5 bits a weight against the k-quants' 4.5 (Q4_K) to 6.6
+// (Q6_K), and its rounding (at most 1/254 of a block's largest value) is a
+// small fraction of theirs.
+func requantized(t gguf.TensorType) bool {
+	return t.BlockSize() > 1 && t != gguf.Q8_0 && t != gguf.Q4_0
+}
+
+// ggufFloats returns tensor t's values as float32 in golem's row order
+// (Llama's q and k rows permuted back), refusing NaN or infinite ones.
+func ggufFloats(f *gguf.File, path string, t ggufTensor, hd int) ([]float32, error) {
+	data, _, err := f.Float32(t.gguf)
+	if err != nil {
+		return nil, fmt.Errorf("gpt: %w", err)
+	}
+	if i := weights.NonFinite(data); i >= 0 {
+		return nil, fmt.Errorf("gpt: %s: tensor %q: element %d is %g; NaN or infinite weights are refused", path, t.gguf, i, data[i])
+	}
+	if t.rope > 0 {
+		row := 1
+		if len(t.dims) == 2 {
+			row = int(t.dims[0])
+		}
+		data = gguf.PermuteRoPE(data, t.rope, hd, row, true)
+	}
+	return data, nil
 }
 
 // ggufSizes names the metadata a tensor's dims are checked against.
@@ -443,7 +474,8 @@ func (m *Model) Quantized() []string {
 // infos alone, without reading its weights: its config, its number of
 // parameters (as the loaded model counts them: a tied head's copy once),
 // and the type most of its matrices stay in when loaded (Q8_0, Q4_0 or
-// F16; "F32" when none: BF16 and F32 tensors become float32). A server
+// F16; "F32" when none: BF16 and F32 tensors become float32; Q4_1, Q5_0, IQ4_NL,
+// Q5_1 and k-quant matrices become Q8_0). A server
 // lists a model with it before loading it.
 func GGUFSummary(path string) (c *Config, params int64, level string, err error) {
 	f, err := gguf.Open(path)
@@ -464,7 +496,11 @@ func GGUFSummary(path string) (c *Config, params int64, level string, err error)
 			continue
 		}
 		params += t.Elements()
-		count[t.Type]++
+		typ := t.Type
+		if requantized(typ) && len(t.Dims) == 2 {
+			typ = gguf.Q8_0 // what LoadGGUF keeps it as
+		}
+		count[typ]++
 	}
 	level, best := "F32", 0
 	for _, t := range []gguf.TensorType{gguf.Q8_0, gguf.Q4_0, gguf.F16} {
