@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -462,4 +463,89 @@ func TestSplitByPromptImages(t *testing.T) {
 	if _, va2 := splitByPrompt(moved, 0.1); len(va2) != len(va) || va2[0].Images[0] != strings.Replace(va[0].Images[0], "/data/", "/elsewhere/x/", 1) {
 		t.Fatal("the split changed when the data moved")
 	}
+}
+
+// PPO on a LLaVA model: the prompts of the shapes world's simulated
+// preferences, each with its image, answered in rollouts whose rows each
+// see their own image, scored by a LLaVA reward model (a scalar head of
+// N(0, 1) on the same model: any direction PPO can climb). The reward
+// rises over the run, the language model changes while the tower and the
+// projector do not, OUT and OUT/value and OUT/ema are LLaVA folders; a
+// text-only reward model, and a prompt without an image, are refused.
+func TestPPOVLM(t *testing.T) {
+	vlmDir, lmDir, prefs, _ := vlmPrefsFixture(t, 64)
+	ds, err := data.Read(prefs, data.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	be := cpu.New()
+	v, err := llava.Load(be, vlmDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := llava.NewScorer(v, 11)
+	w := sc.Score.Score.Weight.Host()
+	r := rand.New(rand.NewPCG(3, 4))
+	for i := range w {
+		w[i] = float32(r.NormFloat64())
+	}
+	sc.Score.Score.Weight.Set(w)
+	rmDir := filepath.Join(t.TempDir(), "rm")
+	if err := sc.Save(rmDir); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := tokenizer.Load(vlmDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tok.SaveForModel(rmDir, v.LM.Config.Context); err != nil {
+		t.Fatal(err)
+	}
+	const iters = 20
+	out := t.TempDir()
+	// Eight prompts (four images), all in every rollout: the reward moves
+	// with the answers alone.
+	_, err = PPO(context.Background(), PPOOptions{Backend: cpu.New(), Policy: vlmDir, Reward: rmDir, Prompts: ds.Examples[:8], Batch: 8, MiniBatches: 2, Epochs: 2,
+		MaxTokens: 8, Temperature: 0.7, KLCoef: 1e-4, Log: io.Discard,
+		Loop: Config{Steps: 4 * iters, LR: 3e-3, Out: out, Quiet: true, Progress: io.Discard}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := metricRecords(t, out)
+	var rewards []float64
+	for i := 0; i < len(recs); i += 4 { // one rollout each 4 steps
+		rewards = append(rewards, recs[i]["reward"])
+	}
+	first, last := mean(rewards[:4]), mean(rewards[iters-4:])
+	t.Logf("reward by rollout: %.2f", rewards)
+	if last < first+1 {
+		t.Errorf("reward %.3f in the first four rollouts, %.3f in the last four: PPO did not raise it", first, last)
+	}
+	after, err := llava.Load(cpu.New(), out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if equalParams(v.LM.Params(), after.LM.Params()) {
+		t.Error("PPO left the language model unchanged")
+	}
+	if !equalParams(v.Vision.Params(), after.Vision.Params()) || !equalParams(v.ProjectorParams(), after.ProjectorParams()) {
+		t.Error("PPO changed the vision tower or the projector")
+	}
+	if _, err := llava.LoadScorer(cpu.New(), filepath.Join(out, "value")); err != nil {
+		t.Error(err)
+	}
+	if _, err := llava.Load(cpu.New(), filepath.Join(out, "ema")); err != nil {
+		t.Error(err)
+	}
+
+	loop := Config{Steps: 4, Out: t.TempDir(), Quiet: true, Progress: io.Discard}
+	noImage := append([]data.Example{}, ds.Examples[:2]...)
+	noImage[1].Images = nil
+	_, err = PPO(context.Background(), PPOOptions{Backend: cpu.New(), Policy: vlmDir, Reward: rmDir, Prompts: noImage, Batch: 2, MiniBatches: 1, Epochs: 1, Log: io.Discard, Loop: loop})
+	wantErr(t, err, noImage[1].Source+": the prompt has no image")
+	textRM := tinyRM(t, lmDir, tok)
+	_, err = PPO(context.Background(), PPOOptions{Backend: cpu.New(), Policy: vlmDir, Reward: textRM, Prompts: ds.Examples, Batch: 2, MiniBatches: 1, Epochs: 1, Log: io.Discard, Loop: loop})
+	wantErr(t, err, "is not one's reward model")
+	_, err = PPO(context.Background(), PPOOptions{Backend: cpu.New(), Policy: lmDir, Reward: rmDir, Prompts: ds.Examples, Batch: 2, MiniBatches: 1, Epochs: 1, Log: io.Discard, Loop: loop})
+	wantErr(t, err, "is a text-only model")
 }
