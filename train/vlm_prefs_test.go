@@ -2,6 +2,7 @@ package train
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -317,6 +318,80 @@ func TestRewardVLM(t *testing.T) {
 		t.Fatalf("the saved reward model orders %.3f of the pairs, training reported %.3f", again.Accuracy, rep.Accuracy)
 	}
 	t.Logf("reward of the best answer: %.3f with its scene, %.3f with another", sc[0], sc[1])
+}
+
+// A reward model on a LLaVA model with LoRA (--lora-r): the accuracy on
+// its training rankings rises; OUT is a PEFT SEQ_CLS adapter folder over
+// the LLaVA folder (the language model's adapters, the head as
+// modules_to_save) that llava.LoadScorer reads merged and that orders
+// the pairs as training reported, as does the merged folder (--merge);
+// the base folder is unchanged; a run resumed from OUT goes on with its
+// adapters. Before, --lora-r was refused on a LLaVA model.
+func TestRewardVLMLoRA(t *testing.T) {
+	vlmDir, _, _, shapesDir := vlmPrefsFixture(t, 1)
+	ranks := filepath.Join(shapesDir, "some_rankings.jsonl")
+	writeHead(t, filepath.Join(shapesDir, "train_rankings.jsonl"), ranks, 24)
+	ds, err := data.Read(ranks, data.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadFile(filepath.Join(vlmDir, "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	run := func(steps int, resume bool) RewardReport {
+		_, rep, err := Reward(context.Background(), RewardOptions{Backend: cpu.New(), Model: vlmDir, Data: ds.Examples, Heldout: ds.Examples, Batch: 4,
+			LoRA: &gpt.LoRAConfig{R: 8, Alpha: 16, Targets: []string{"all-linear"}}, Merge: true,
+			Loop: Config{Steps: steps, LR: 1e-2, Warmup: 2, Out: out, Resume: resume, Quiet: true, Progress: io.Discard}, Log: io.Discard})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+	first := run(1, false)
+	rep := run(30, true)
+	if rep.Accuracy < 0.8 || rep.Accuracy < first.Accuracy+0.1 {
+		t.Fatalf("accuracy on the training rankings' %d pairs: %.3f after 1 step, %.3f after 30; want >= 0.8 and up by 0.1", rep.Pairs, first.Accuracy, rep.Accuracy)
+	}
+	t.Logf("LoRA: accuracy on the training rankings' %d pairs: %.3f after 1 step, %.3f after 30", rep.Pairs, first.Accuracy, rep.Accuracy)
+	a, err := gpt.ReadAdapterConfig(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !a.Scorer || a.TargetPattern == "" {
+		t.Fatalf("adapter config: %+v; want a SEQ_CLS adapter with a target_modules expression", a)
+	}
+	for _, dir := range []string{out, filepath.Join(out, "merged")} {
+		rm, err := llava.LoadScorer(cpu.New(), dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !llava.IsScorer(dir) {
+			t.Errorf("%s is not seen as a LLaVA reward model", dir)
+		}
+		tok, err := tokenizer.Load(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := newChat(tok, rm.LM.Config.Context, false)
+		c.vision = rm.Model
+		files := newImageFiles(rm.Model)
+		items, err := rankItems(c, files, dir, ds.Examples)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := evalRanks(rm.Score, rm.Model, items)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if math.Abs(again.Accuracy-rep.Accuracy) > 1e-9 {
+			t.Errorf("%s orders %.3f of the pairs, training reported %.3f", dir, again.Accuracy, rep.Accuracy)
+		}
+	}
+	if after, err := os.ReadFile(filepath.Join(vlmDir, "model.safetensors")); err != nil || !bytes.Equal(after, before) {
+		t.Errorf("training the adapters changed the base folder's weights (%v)", err)
+	}
 }
 
 // Stage 2 with LoRA: the loss on its conversations falls; Out is a PEFT
