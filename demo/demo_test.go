@@ -11,6 +11,7 @@ import (
 
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/backend/cpu"
+	"github.com/golem-ml/golem/data"
 	"github.com/golem-ml/golem/internal/shared"
 )
 
@@ -98,14 +99,17 @@ func TestDemoMultimodalQuick(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.VLM) != 6 || res.Eval("instruct", "heldout") == nil || res.Eval("base", "test").Questions == 0 {
+	if len(res.VLM) != 8 || res.Eval("rlhf", "heldout") == nil || res.Eval("rlhf", "test").Questions == 0 || res.Eval("base", "test").Questions == 0 {
 		t.Fatalf("evaluations: %+v", res.VLM)
 	}
 	if len(res.Classes) != 32 || len(res.Confusion) != 32 || res.ZeroShot.N != 32 || res.HeldOut[1] != 4 {
 		t.Fatalf("zero-shot: %d classes, %d images, held-out %v", len(res.Classes), res.ZeroShot.N, res.HeldOut)
 	}
-	if len(res.Checks) != 7 || len(res.Curves["instruct"]) == 0 {
+	if len(res.Checks) != 8 || len(res.Curves["instruct"]) == 0 || len(res.Curves["dpo"]) == 0 || len(res.Curves["reward"]) == 0 {
 		t.Fatalf("checks %d, curves %v", len(res.Checks), res.Curves)
+	}
+	if h := res.RLHF; h == nil || h.RM.Pairs == 0 || h.ShorterWinsN != h.RM.Pairs || h.DPOPairs == 0 || h.DPOHeldout == 0 {
+		t.Fatalf("rlhf: %+v (the baseline must be scored on the reward model's held-out pairs)", h)
 	}
 	if err := MultimodalReport(res).Write(out); err != nil {
 		t.Fatal(err)
@@ -115,14 +119,31 @@ func TestDemoMultimodalQuick(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := res.Eval("align", "heldout").Scenes[0]
-	for _, want := range []string{"after stage 2 (instruct)", "![zeroshot_confusion](plots/zeroshot_confusion.svg)", "](" + s.Image + ")", "truth: " + s.Truth} {
+	for _, want := range []string{"after stage 2 (instruct)", "after RLHF (DPO)", "RLHF beats SFT on held-out answers", "the shorter answer wins", "![zeroshot_confusion](plots/zeroshot_confusion.svg)", "](" + s.Image + ")", "truth: " + s.Truth} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("report.md lacks %q", want)
 		}
 	}
-	for _, f := range []string{"plots/zeroshot_confusion.svg", s.Image, "report.html", "report.json", "align/config.json", "instruct/model.safetensors"} {
+	for _, f := range []string{"plots/zeroshot_confusion.svg", s.Image, "report.html", "report.json", "align/config.json", "instruct/model.safetensors", "dpo/model.safetensors", "reward/config.json", "shapes/train_prefs_sub.jsonl"} {
 		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// TestShorterWins checks the reward model's baseline on a ranking of
+// three answers and a preference pair: of each pair the shorter answer
+// wins, a tie counts half.
+func TestShorterWins(t *testing.T) {
+	a := func(s string) []data.Message { return []data.Message{{Role: "assistant", Content: s}} }
+	ex := []data.Example{
+		// best "red", then "The image shows a red circle.", then "blue": pairs
+		// (red > long) right, (red > blue) right, (long > blue) wrong.
+		{Kind: data.Ranking, Completions: [][]data.Message{a("blue"), a("red"), a("The image shows a red circle.")}, Ranking: []int{1, 2, 0}},
+		{Kind: data.Preference, Chosen: a("yes"), Rejected: a("two")}, // a tie
+	}
+	acc, n := shorterWins(ex)
+	if n != 4 || acc != 2.5/4 {
+		t.Fatalf("shorterWins = %v over %d pairs, want 0.625 over 4", acc, n)
 	}
 }

@@ -37,7 +37,7 @@ type mmSizes struct {
 func mmSizesOf(quick bool) mmSizes {
 	if quick {
 		return mmSizes{train: 24, test: 4, perClass: 1, image: 16, clipSteps: 2, clipBatch: 8,
-			lmLayers: 1, lmHidden: 32, lmBlock: 128, lmSteps: 3, lmBatch: 4, vocab: 300,
+			lmLayers: 1, lmHidden: 32, lmBlock: 512, lmSteps: 3, lmBatch: 4, vocab: 300,
 			alignSteps: 2, instructSteps: 2, batch: 4, evalScenes: 2, samples: 2}
 	}
 	return mmSizes{train: 2000, test: 200, perClass: 10, image: 32, clipSteps: 600, clipBatch: 64,
@@ -91,6 +91,7 @@ type MMResult struct {
 	Stages    []Stage                         `json:"stages"`
 	Curves    map[string][]map[string]float64 `json:"curves"`
 	Checks    []Check                         `json:"checks"`
+	RLHF      *MMRLHF                         `json:"rlhf,omitempty"` // multimodal_rlhf.go
 }
 
 // Eval returns model's scores on split.
@@ -104,22 +105,21 @@ func (r *MMResult) Eval(model, split string) *VLMEval {
 }
 
 // vlmModels are the models the multimodal demo scores, in order: the
-// text-only language model (the base), after stage 1, after stage 2.
-// The human-feedback stage (reward model, DPO on simulated image
-// rankings: branch vlmrl) adds its model here, and its stage in
-// RunMultimodal where it says so.
-var vlmModels = []string{"base", "align", "instruct"}
+// text-only language model (the base), after stage 1, after stage 2,
+// after the human-feedback stage (DPO: multimodal_rlhf.go).
+var vlmModels = []string{"base", "align", "instruct", "rlhf"}
 
 // vlmDirs are the models' folders in the demo's output.
-var vlmDirs = map[string]string{"base": "lm", "align": "align", "instruct": "instruct"}
+var vlmDirs = map[string]string{"base": "lm", "align": "align", "instruct": "instruct", "rlhf": "dpo"}
 
 // RunMultimodal runs the multi-modal recipe on the shapes world
 // (data/synth/shapes): a CLIP model (zero-shot classification of the 32
 // colour-shape pairs, retrieval), a language model pretrained on the
 // world's conversations as text, LLaVA's two stages (align: the projector
-// on descriptions; instruct: projector and LM on conversations), and
-// each model scored on the test and held-out scenes (eval.VLMShapes).
-// Models go in o.Out/{clip,lm,align,instruct}, the world in o.Out/shapes.
+// on descriptions; instruct: projector and LM on conversations), a
+// reward model and DPO from stage 2 on the world's simulated image
+// rankings (multimodal_rlhf.go), and each model scored on the test and held-out scenes (eval.VLMShapes).
+// Models go in o.Out/{clip,lm,align,instruct,reward,dpo}, the world in o.Out/shapes.
 func RunMultimodal(ctx context.Context, o MMOptions) (*MMResult, error) {
 	if o.Log == nil {
 		o.Log = os.Stderr
@@ -134,7 +134,7 @@ func RunMultimodal(ctx context.Context, o MMOptions) (*MMResult, error) {
 	begin := time.Now()
 	res := &MMResult{Quick: o.Quick, Curves: map[string][]map[string]float64{}, Retrieval: map[string]eval.RetrievalResult{}}
 	dir := func(s ...string) string { return filepath.Join(append([]string{o.Out}, s...)...) }
-	const total = 5
+	const total = 6
 	n := 0
 	stage := func(name, what string) func() {
 		n++
@@ -210,12 +210,15 @@ func RunMultimodal(ctx context.Context, o MMOptions) (*MMResult, error) {
 	}
 	done()
 
-	// (The human-feedback stage goes here: simulated rankings of the
-	// instruct model's answers about images, a reward model, DPO; its
-	// model then joins vlmModels.)
+	// 5. Human feedback: a reward model and DPO on simulated image rankings.
+	done = stage("rlhf", "a reward model and DPO (with RPO's term) from stage 2, on simulated rankings of answers about the training images")
+	if err := mmRLHF(ctx, o, world, dir, res); err != nil {
+		return nil, err
+	}
+	done()
 
-	// 5. Every model on the test and held-out scenes.
-	done = stage("eval", fmt.Sprintf("base, align and instruct describe %d test and %d held-out scenes and answer their questions", sz.evalScenes, sz.evalScenes))
+	// 6. Every model on the test and held-out scenes.
+	done = stage("eval", fmt.Sprintf("base, align, instruct and rlhf describe %d test and %d held-out scenes and answer their questions", sz.evalScenes, sz.evalScenes))
 	for _, name := range vlmModels {
 		for _, split := range []string{"test", "heldout"} {
 			ev, err := vlmScores(o.NewBackend(), dir(vlmDirs[name]), world, split, sz.evalScenes, sz.samples)
@@ -244,6 +247,7 @@ func RunMultimodal(ctx context.Context, o MMOptions) (*MMResult, error) {
 		check("caption attribute accuracy on "+split+": stage 2 > stage 1 > base", s2.CaptionAcc > s1.CaptionAcc && s1.CaptionAcc > base.CaptionAcc)
 		check("VQA accuracy on "+split+": stage 2 > stage 1 > base", s2.VQA > s1.VQA && s1.VQA > base.VQA)
 	}
+	rlhfChecks(res, check)
 	res.Seconds = time.Since(begin).Seconds()
 	b, err := json.MarshalIndent(res, "", "  ")
 	if err != nil {
@@ -478,7 +482,7 @@ func MultimodalReport(r *MMResult) *eval.Report {
 	}
 	rep := &eval.Report{
 		Title: "golem demo --multimodal: CLIP and a LLaVA-style VLM on the shapes world",
-		Intro: fmt.Sprintf("The shapes world (%d training scenes; test scenes and held-out scenes, each with a colour-shape pair never in training: red triangle, blue circle, green square, yellow diamond). A CLIP model trained on the captions; a language model pretrained on the training scenes' conversations as text (the base: it answers without the image); LLaVA's stage 1 (align: the projector on descriptions, CLIP's tower and the LM frozen) and stage 2 (instruct: projector and LM on the conversations). Each model describes the first %d scenes of each split and answers their colour, shape, count and position questions after its own description (greedy; eval vlm's protocol). caption_acc: the share of the scenes' objects whose colour and shape the description names together; vqa_acc: exact match. Run time %.0fs%s.",
+		Intro: fmt.Sprintf("The shapes world (%d training scenes; test scenes and held-out scenes, each with a colour-shape pair never in training: red triangle, blue circle, green square, yellow diamond). A CLIP model trained on the captions; a language model pretrained on the training scenes' conversations as text (the base: it answers without the image); LLaVA's stage 1 (align: the projector on descriptions, CLIP's tower and the LM frozen) and stage 2 (instruct: projector and LM on the conversations); RLHF (a reward model and DPO from stage 2 on simulated rankings of answers about the training images). Each model describes the first %d scenes of each split and answers their colour, shape, count and position questions after its own description (greedy; eval vlm's protocol). caption_acc: the share of the scenes' objects whose colour and shape the description names together; vqa_acc: exact match. Run time %.0fs%s.",
 			r.Scenes.Train, scenes, r.Seconds, map[bool]string{true: " (--quick: a smoke test, the numbers mean nothing)", false: ""}[r.Quick]),
 		Summary: sum,
 		Data:    r,
@@ -531,6 +535,7 @@ func MultimodalReport(r *MMResult) *eval.Report {
 		}
 		rep.Sections = append(rep.Sections, eval.Section{Title: "Scenes of " + split + " and what each model said", Figures: figs})
 	}
+	rlhfReport(rep, r)
 	st := eval.Table{Header: []string{"stage", "seconds"}}
 	for _, s := range r.Stages {
 		st.Rows = append(st.Rows, []string{s.Name, fmt.Sprintf("%.0f", s.Seconds)})
@@ -545,4 +550,4 @@ func MultimodalReport(r *MMResult) *eval.Report {
 }
 
 // vlmTitle names the models in the report.
-var vlmTitle = map[string]string{"base": "base LM (no image)", "align": "after stage 1 (align)", "instruct": "after stage 2 (instruct)"}
+var vlmTitle = map[string]string{"base": "base LM (no image)", "align": "after stage 1 (align)", "instruct": "after stage 2 (instruct)", "rlhf": "after RLHF (DPO)"}

@@ -35,6 +35,12 @@ type Options struct {
 	// SoftPrompt, if set, puts its virtual tokens before every prompt
 	// (prompt tuning): input embeddings through the same prefill.
 	SoftPrompt *nn.SoftPrompt
+	// RowPrompts, if set, put row b's own input embeddings before prompt
+	// b: one per prompt, all of one length (a LLaVA model's image tokens
+	// and the text before them, llava.Model.PromptEmbeds), so that each
+	// row of a batch sees its own image. The same prefill as SoftPrompt,
+	// which is the same embeddings for every row; set one or the other.
+	RowPrompts []*nn.SoftPrompt
 	// Constrain, if set, gives each sequence a constraint on its tokens
 	// (constrained decoding: a JSON schema, see generate/constrain).
 	Constrain func() Constraint
@@ -92,12 +98,9 @@ func Tokens(m *gpt.Model, prompts [][]int, o Options, onToken func(seq, id int) 
 	if o.MaxTokens <= 0 {
 		o.MaxTokens = 256
 	}
-	P := 0
-	if sp := o.SoftPrompt; sp != nil {
-		if w := sp.Weight.Dim(1); w != m.Config.Hidden {
-			return nil, fmt.Errorf("generate: the soft prompt's virtual tokens are %d wide, the model's embeddings %d", w, m.Config.Hidden)
-		}
-		P = sp.Weight.Dim(0)
+	P, err := o.prefixLen(m.Config.Hidden, B)
+	if err != nil {
+		return nil, err
 	}
 	for i, p := range prompts {
 		if len(p) == 0 {
@@ -133,16 +136,11 @@ func Tokens(m *gpt.Model, prompts [][]int, o Options, onToken func(seq, id int) 
 		for b, h := range hist {
 			rows[b] = h[len(h)-min(len(h), keep):]
 		}
-		var embeds *tensor.Tensor
-		if o.SoftPrompt != nil {
-			embeds = o.SoftPrompt.Batch(B)
-		}
 		var host []float32
-		lay, host = Prefill(m, cache, rows, embeds)
+		lay, host = Prefill(m, cache, rows, o.prefix(B))
 		return host
 	}
 	ids, pos := make([]int32, B), make([]int32, B)
-	var err error
 	tensor.NoGrad(func() {
 		host := prefill(m.Config.Context - P)
 		V := m.Config.Vocab
@@ -191,6 +189,51 @@ func Tokens(m *gpt.Model, prompts [][]int, o Options, onToken func(seq, id int) 
 		return nil, err
 	}
 	return out, nil
+}
+
+// prefixLen checks the soft prompt or the B rows' prompts against the
+// model's width and returns their length, the positions before each
+// prompt (0 for none).
+func (o *Options) prefixLen(hidden, B int) (int, error) {
+	sps := o.RowPrompts
+	switch {
+	case o.SoftPrompt != nil && sps != nil:
+		return 0, errors.New("generate: a soft prompt and rows' prompts together; set one")
+	case o.SoftPrompt != nil:
+		sps = []*nn.SoftPrompt{o.SoftPrompt}
+	case sps != nil && len(sps) != B:
+		return 0, fmt.Errorf("generate: %d rows' prompts for %d prompts", len(sps), B)
+	}
+	P := 0
+	for b, sp := range sps {
+		if w := sp.Weight.Dim(1); w != hidden {
+			return 0, fmt.Errorf("generate: the soft prompt's virtual tokens are %d wide, the model's embeddings %d", w, hidden)
+		}
+		if b > 0 && sp.Weight.Dim(0) != P {
+			return 0, fmt.Errorf("generate: row %d's prompt has %d embeddings, row 0's %d: one batch's rows take prompts of one length", b, sp.Weight.Dim(0), P)
+		}
+		P = sp.Weight.Dim(0)
+	}
+	return P, nil
+}
+
+// prefix returns the embeddings before B rows' prompts, [B, P, C], or
+// nil for none: the soft prompt repeated, or each row's own.
+func (o *Options) prefix(B int) *tensor.Tensor {
+	if o.SoftPrompt != nil {
+		return o.SoftPrompt.Batch(B)
+	}
+	if o.RowPrompts == nil {
+		return nil
+	}
+	rows := make([]*tensor.Tensor, B)
+	for b, sp := range o.RowPrompts {
+		rows[b] = tensor.Reshape(sp.Weight, 1, sp.Weight.Dim(0), sp.Weight.Dim(1))
+	}
+	if B == 1 {
+		return rows[0]
+	}
+	return tensor.Concat(0, rows...)
 }
 
 // Sampler picks the tokens of one sequence from its logits. It is what

@@ -212,7 +212,7 @@ func (t *grpoTask) sample(k int) (answers, []int, error) {
 			tasks = append(tasks, j)
 		}
 	}
-	a, err := sampleRollout(t.policy, prompts, o.MaxTokens, o.Temperature, t.imEnd, stepRand(t.seed, "grpo-sample", k).Uint64())
+	a, err := sampleRollout(t.policy, prompts, nil, o.MaxTokens, o.Temperature, t.imEnd, stepRand(t.seed, "grpo-sample", k).Uint64())
 	return a, tasks, err
 }
 

@@ -242,3 +242,19 @@ func byImage(s *tensor.Scope, v *llava.Model, imgs []*imagePrompt, n, ctx int, f
 	all := tensor.Reshape(tensor.Concat(0, parts...), n, 1)
 	return tensor.Reshape(tensor.MatMul(s.FromHost(all.Backend(), perm, n, n), all, false, false), n)
 }
+
+// rowPrefixes returns what goes before each row's tokens when every row
+// has an image and the same text before it (a rollout's prompts, PPO):
+// [B, P, C] in scope s, each row's image's projected patch tokens after
+// that text, embedded by v's language model.
+func rowPrefixes(s *tensor.Scope, v *llava.Model, imgs []*imagePrompt) *tensor.Tensor {
+	pixels := make([]float32, 0, len(imgs)*v.PixelSize())
+	for _, im := range imgs {
+		pixels = append(pixels, im.pixels...)
+	}
+	feats, err := v.ImageFeatures(s, pixels, len(imgs))
+	if err != nil {
+		panic(err) // imageFiles prepared every image for this tower
+	}
+	return v.Prefix(imgs[0].before, feats)
+}

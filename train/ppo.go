@@ -9,10 +9,12 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/data"
 	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/model/llava"
 	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/tensor"
 	"github.com/golem-ml/golem/tokenizer"
@@ -28,7 +30,10 @@ type PPOOptions struct {
 	Policy  string // the SFT model: the policy's start and the frozen reference
 	Reward  string // the reward model: the reward, and the value model's start
 	// Prompts are the prompts answered in rollouts (each example's
-	// Prompt; other fields are ignored).
+	// Prompt, and its image, Images, for a LLaVA policy; other fields are
+	// ignored). With a LLaVA policy (and a LLaVA reward model) every
+	// prompt carries one image, with the same text before its <image>
+	// (image_prompt.go): each rollout row sees its own.
 	Prompts []data.Example
 	// PtxTexts are pretraining documents; with PtxCoef > 0 their
 	// language-modelling loss is mixed into every step (PPO-ptx).
@@ -101,8 +106,9 @@ func (o *PPOOptions) defaults() {
 // to the answer's token i, Row[Start+i].
 type rollout struct {
 	Iter    int                `json:"iter"`
-	Rows    [][]int            `json:"rows"`  // prompt + answer tokens
-	Start   []int              `json:"start"` // where each answer begins
+	Prompt  []int              `json:"prompt,omitempty"` // each row's prompt (index into the prompts), for its image
+	Rows    [][]int            `json:"rows"`             // prompt + answer tokens
+	Start   []int              `json:"start"`            // where each answer begins
 	OldLogp [][]float32        `json:"old_logp"`
 	Values  [][]float32        `json:"values"`
 	Adv     [][]float32        `json:"adv"` // whitened GAE advantages
@@ -129,6 +135,7 @@ type ppoTask struct {
 	ema      *gpt.Model
 	tok      *tokenizer.Tokenizer
 	prompts  [][]int
+	vlm      *ppoVLM // nil for a text-only policy
 	ptx      []int32
 	ptxBlock int
 	imEnd    int
@@ -187,15 +194,46 @@ func PPO(ctx context.Context, o PPOOptions) (Result, error) {
 		}
 		t.klCoef, t.ro = st.KLCoef, st.Rollout
 	}
-	if t.lm, err = loadTrainee(o.Backend, o.Policy, cfg, o.LoRA, "ppo"); err != nil {
-		return Result{}, err
-	}
-	t.policy = t.lm.m
-	if t.ref, t.tok, err = t.lm.loadRef(o.Backend, o.Policy, "ppo: --policy"); err != nil {
-		return Result{}, err
-	}
-	if t.rm, err = gpt.LoadScorer(o.Backend, o.Reward); err != nil {
-		return Result{}, fmt.Errorf("ppo: --reward: %w", err)
+	if llava.IsLLaVA(o.Policy) {
+		if o.LoRA != nil {
+			return Result{}, fmt.Errorf("ppo: --lora-r on a vision-language model (--policy %s) is not supported yet: train it whole", o.Policy)
+		}
+		t.vlm = &ppoVLM{}
+		if t.vlm.ref, t.tok, err = loadVLM(o.Backend, o.Policy, "ppo: --policy"); err != nil {
+			return Result{}, err
+		}
+		t.ref = t.vlm.ref.LM
+		freeze(t.ref.Params())
+		if !llava.IsScorer(o.Reward) {
+			return Result{}, fmt.Errorf("ppo: --policy %s is a vision-language model, but --reward %s is not one's reward model: train it with golem reward on the LLaVA folder, so that it sees the images", o.Policy, o.Reward)
+		}
+		if t.vlm.rm, err = llava.LoadScorer(o.Backend, o.Reward); err != nil {
+			return Result{}, fmt.Errorf("ppo: --reward: %w", err)
+		}
+		t.rm = t.vlm.rm.Score
+		from, valueFrom := o.Policy, o.Reward
+		if cfg.Resume {
+			from, valueFrom = cfg.Out, filepath.Join(cfg.Out, "value")
+		}
+		if err := t.vlm.load(o.Backend, from, valueFrom); err != nil {
+			return Result{}, err
+		}
+		t.policy, t.value = t.vlm.policy.LM, t.vlm.value.Score
+		t.lm = &lmTrainee{m: t.policy, tok: t.tok, out: cfg.Out}
+	} else {
+		if llava.IsLLaVA(o.Reward) {
+			return Result{}, fmt.Errorf("ppo: --reward %s is a vision-language model's reward model, but --policy %s is a text-only model", o.Reward, o.Policy)
+		}
+		if t.lm, err = loadTrainee(o.Backend, o.Policy, cfg, o.LoRA, "ppo"); err != nil {
+			return Result{}, err
+		}
+		t.policy = t.lm.m
+		if t.ref, t.tok, err = t.lm.loadRef(o.Backend, o.Policy, "ppo: --policy"); err != nil {
+			return Result{}, err
+		}
+		if t.rm, err = gpt.LoadScorer(o.Backend, o.Reward); err != nil {
+			return Result{}, fmt.Errorf("ppo: --reward: %w", err)
+		}
 	}
 	freeze(t.rm.Params())
 	rmTok, err := tokenizer.Load(o.Reward)
@@ -208,14 +246,22 @@ func PPO(ctx context.Context, o PPOOptions) (Result, error) {
 	if t.rm.Config.Vocab != t.policy.Config.Vocab {
 		return Result{}, fmt.Errorf("ppo: the reward model has a vocabulary of %d, the policy %d", t.rm.Config.Vocab, t.policy.Config.Vocab)
 	}
-	if err := t.loadValue(cfg); err != nil {
-		return Result{}, err
-	}
-	if o.EMADecay > 0 {
-		emaFrom := o.Policy
-		if cfg.Resume {
-			emaFrom = filepath.Join(cfg.Out, "ema")
+	if t.vlm == nil {
+		if err := t.loadValue(cfg); err != nil {
+			return Result{}, err
 		}
+	}
+	emaFrom := o.Policy
+	if cfg.Resume {
+		emaFrom = filepath.Join(cfg.Out, "ema")
+	}
+	if o.EMADecay > 0 && t.vlm != nil {
+		if t.vlm.ema, _, err = loadVLM(o.Backend, emaFrom, "ppo: EMA"); err != nil {
+			return Result{}, err
+		}
+		t.ema = t.vlm.ema.LM
+		freeze(t.ema.Params())
+	} else if o.EMADecay > 0 {
 		if t.ema, _, err = loadLM(o.Backend, emaFrom, "ppo: EMA"); err != nil {
 			return Result{}, err
 		}
@@ -223,17 +269,26 @@ func PPO(ctx context.Context, o PPOOptions) (Result, error) {
 	}
 	c := newChat(t.tok, t.policy.Config.Context, false)
 	t.imEnd = c.imEnd
-	for i := range o.Prompts {
-		e := &o.Prompts[i]
-		where := e.Source
-		if where == "" {
-			where = fmt.Sprintf("prompt %d", i+1)
+	if t.vlm != nil {
+		c.vision = t.vlm.policy
+		if t.imEnd, err = t.vlm.prompts(c, o.Prompts, o.Policy); err != nil {
+			return Result{}, err
 		}
-		ids, err := c.prompt(e.Prompt, where)
-		if err != nil {
-			return Result{}, fmt.Errorf("ppo: %w", err)
+		t.prompts = t.vlm.ids
+	} else {
+		files := newImageFiles(nil)
+		for i := range o.Prompts {
+			e := &o.Prompts[i]
+			where := promptWhere(e, i)
+			if _, err := files.pixels(e.Images, o.Policy, "ppo", where); err != nil {
+				return Result{}, err
+			}
+			ids, err := c.prompt(e.Prompt, where)
+			if err != nil {
+				return Result{}, fmt.Errorf("ppo: %w", err)
+			}
+			t.prompts = append(t.prompts, ids)
 		}
-		t.prompts = append(t.prompts, ids)
 	}
 	if o.PtxCoef > 0 {
 		if len(o.PtxTexts) == 0 {
@@ -364,6 +419,9 @@ func (t *ppoTask) Shape() (epochs, minibatches int) { return t.o.Epochs, t.o.Min
 // inside iteration iter goes on with the rollout of its checkpoint.
 func (t *ppoTask) Rollout(iter int, restored bool) error {
 	if restored {
+		if t.ro != nil && t.ro.Iter == iter && t.vlm != nil && len(t.ro.Prompt) != len(t.ro.Rows) {
+			return fmt.Errorf("ppo: %s: the rollout does not say which prompt (and image) each row answers", filepath.Join(t.out, ppoStateFile))
+		}
 		if t.ro == nil || t.ro.Iter != iter {
 			have := "no rollout"
 			if t.ro != nil {
@@ -387,12 +445,28 @@ func (t *ppoTask) Rollout(iter int, restored bool) error {
 // them) and the policy's answers.
 func (t *ppoTask) sample(iter int) (answers, error) {
 	B := t.o.Batch
-	prompts := make([][]int, B)
+	prompts, idx := make([][]int, B), make([]int, B)
 	for i := range prompts {
-		prompts[i] = t.prompts[epochOrder(t.seed^0x9e3779b9, len(t.prompts), iter*B+i)]
+		idx[i] = epochOrder(t.seed^0x9e3779b9, len(t.prompts), iter*B+i)
+		prompts[i] = t.prompts[idx[i]]
 	}
 	seed := stepRand(t.seed, "ppo-sample", iter).Uint64()
-	return sampleRollout(t.policy, prompts, t.o.MaxTokens, t.o.Temperature, t.imEnd, seed)
+	var a answers
+	var err error
+	tensor.NoGrad(func() {
+		s := tensor.NewScope()
+		defer s.Close()
+		var pre []*nn.SoftPrompt
+		if e := t.embeds(s, t.vlm.of("policy"), idx); e != nil { // each row's image
+			P, C := e.Dim(1), e.Dim(2)
+			for b := range B {
+				pre = append(pre, &nn.SoftPrompt{Weight: tensor.Reshape(tensor.Slice(e, 0, b, b+1), P, C)})
+			}
+		}
+		a, err = sampleRollout(t.policy, prompts, pre, t.o.MaxTokens, t.o.Temperature, t.imEnd, seed)
+	})
+	a.prompt = idx
+	return a, err
 }
 
 // scores is what the models say of a rollout's rows, padded to [B, T]:
@@ -409,21 +483,27 @@ type scores struct {
 func (t *ppoTask) score(a answers) scores {
 	o := &t.o
 	B := len(a.rows)
-	ids, T := padRows(a.rows, t.policy.Config.Context)
+	ids, T := padRows(a.rows, t.policy.Config.Context-t.prefixLen())
 	tg, _ := t.targets(a.rows, a.start, T)
 	last := make([]int, B)
 	for b, r := range a.rows {
 		last[b] = len(r) - 1
 	}
-	sc := scores{T: T,
-		logp:   noGradValues(func(s *tensor.Scope) *tensor.Tensor { return tokenLogProbs(s, t.policy, ids, tg, B, T, o.Temperature) }),
-		values: noGradValues(func(s *tensor.Scope) *tensor.Tensor { return t.value.Values(ids, B, T, gpt.Options{Scope: s}) }),
+	logps := func(m *gpt.Model, name string) []float32 {
+		return noGradValues(func(s *tensor.Scope) *tensor.Tensor {
+			return tokenLogProbsAfter(s, m, t.embeds(s, t.vlm.of(name), a.prompt), ids, tg, B, T, o.Temperature)
+		})
 	}
-	t.lm.reference(t.ref, func(ref *gpt.Model) {
-		sc.refLogp = noGradValues(func(s *tensor.Scope) *tensor.Tensor { return tokenLogProbs(s, ref, ids, tg, B, T, o.Temperature) })
-	})
+	sc := scores{T: T, logp: logps(t.policy, "policy"),
+		values: noGradValues(func(s *tensor.Scope) *tensor.Tensor {
+			return t.value.Values(ids, B, T, gpt.Options{Scope: s, Embeds: t.embeds(s, t.vlm.of("value"), a.prompt)})
+		}),
+	}
+	t.lm.reference(t.ref, func(ref *gpt.Model) { sc.refLogp = logps(ref, "ref") })
 	t.rewardScores(func() {
-		sc.reward = noGradValues(func(s *tensor.Scope) *tensor.Tensor { return t.rm.Scores(ids, B, T, last, gpt.Options{Scope: s}) })
+		sc.reward = noGradValues(func(s *tensor.Scope) *tensor.Tensor {
+			return t.rm.Scores(ids, B, T, last, gpt.Options{Scope: s, Embeds: t.embeds(s, t.vlm.of("rm"), a.prompt)})
+		})
 	})
 	return sc
 }
@@ -438,6 +518,9 @@ func (t *ppoTask) advantages(iter int, a answers, sc scores) *rollout {
 	B, T := len(a.rows), sc.T
 	logp, refLogp, values, scores := sc.logp, sc.refLogp, sc.values, sc.reward
 	ro := &rollout{Iter: iter, Rows: a.rows, Start: a.start, Stats: map[string]float64{}}
+	if t.vlm != nil {
+		ro.Prompt = a.prompt
+	}
 	beta := float32(t.klCoef)
 	clip := float32(o.RewardClip)
 	var klSum, k3Sum, scoreSum, lenSum float64
@@ -536,10 +619,15 @@ func (t *ppoTask) Loss(s *tensor.Scope, mb Minibatch) (*tensor.Tensor, int, map[
 	B := len(idx)
 	rows := make([][]int, B)
 	start := make([]int, B)
+	var prompt []int // each row's prompt, for its image
 	for i, j := range idx {
 		rows[i], start[i] = ro.Rows[j], ro.Start[j]
+		if t.vlm != nil {
+			prompt = append(prompt, ro.Prompt[j])
+		}
 	}
-	ids, T := padRows(rows, t.policy.Config.Context)
+	P := t.prefixLen()
+	ids, T := padRows(rows, t.policy.Config.Context-P)
 	tg, mask := t.targets(rows, start, T)
 	old, adv, ret, oldV := make([]float32, B*T), make([]float32, B*T), make([]float32, B*T), make([]float32, B*T)
 	n := 0
@@ -561,7 +649,11 @@ func (t *ppoTask) Loss(s *tensor.Scope, mb Minibatch) (*tensor.Tensor, int, map[
 	if t.o.LoRA != nil {
 		t.value.SetLoRASeed(t.seed ^ uint64(mb.Step)<<20 ^ uint64(mb.Micro) ^ 0x5bd1e995)
 	}
-	logits := tensor.Reshape(tempered(t.policy.Logits(t.policy.Forward(ids, B, T, gpt.Options{Scope: s})), o.Temperature), B*T, V)
+	h := t.policy.Forward(ids, B, T, gpt.Options{Scope: s, Embeds: t.embeds(s, t.vlm.of("policy"), prompt)})
+	if P > 0 {
+		h = tensor.Slice(h, 1, P, P+T)
+	}
+	logits := tensor.Reshape(tempered(t.policy.Logits(h), o.Temperature), B*T, V)
 	logp := tensor.TokenLogProbs(logits, tg)
 	eps := float32(o.ClipRange)
 	advT := s.FromHost(be, adv, B*T)
@@ -570,7 +662,7 @@ func (t *ppoTask) Loss(s *tensor.Scope, mb Minibatch) (*tensor.Tensor, int, map[
 	wT := s.FromHost(be, w, B*T)
 	pgLoss := tensor.Sum(tensor.Mul(pg, wT))
 
-	v := tensor.Reshape(t.value.Values(ids, B, T, gpt.Options{Scope: s}), B*T)
+	v := tensor.Reshape(t.value.Values(ids, B, T, gpt.Options{Scope: s, Embeds: t.embeds(s, t.vlm.of("value"), prompt)}), B*T)
 	oldVT, retT := s.FromHost(be, oldV, B*T), s.FromHost(be, ret, B*T)
 	ev := float32(o.ValueClip)
 	vClip := tensor.Add(oldVT, tensor.Clamp(tensor.Sub(v, oldVT), -ev, ev))
@@ -663,6 +755,20 @@ func (t *ppoTask) Eval() (map[string]float64, error) {
 // OUT/value, the EMA in OUT/ema, and PPO's state; with LoRA, the policy's
 // and the value model's PEFT adapter folders.
 func (t *ppoTask) Save(dir string) error {
+	if err := t.saveModels(dir); err != nil {
+		return err
+	}
+	b, err := json.Marshal(ppoState{KLCoef: t.klCoef, Rollout: t.ro})
+	if err != nil {
+		return err
+	}
+	return writeAtomic(filepath.Join(dir, ppoStateFile), b)
+}
+
+func (t *ppoTask) saveModels(dir string) error {
+	if t.vlm != nil {
+		return t.vlm.save(dir, t.tok, t.policy.Config.Context)
+	}
 	if err := t.lm.save(dir); err != nil {
 		return err
 	}
@@ -684,9 +790,145 @@ func (t *ppoTask) Save(dir string) error {
 			return err
 		}
 	}
-	b, err := json.Marshal(ppoState{KLCoef: t.klCoef, Rollout: t.ro})
-	if err != nil {
+	return nil
+}
+
+// ppoVLM is PPO on a vision-language model (model/llava): each model is
+// a LLaVA model's language model (the reward and value models a LLaVA
+// reward model's), its vision tower and projector frozen, and each
+// rollout row sees its prompt's image, through the input embeddings of
+// that model (rowPrefixes) in sampling, scoring and training alike.
+type ppoVLM struct {
+	policy, ref, ema *llava.Model
+	value, rm        *llava.Scorer
+	ids              [][]int        // each prompt's tokens after its image
+	imgs             []*imagePrompt // each prompt's image and the text before it
+}
+
+// load loads the policy (from) and the value model (valueFrom, a LLaVA
+// reward model) to train.
+func (v *ppoVLM) load(be backend.Backend, from, valueFrom string) error {
+	var err error
+	if v.policy, _, err = loadVLM(be, from, "ppo"); err != nil {
 		return err
 	}
-	return writeAtomic(filepath.Join(dir, ppoStateFile), b)
+	if v.value, err = llava.LoadScorer(be, valueFrom); err != nil {
+		return fmt.Errorf("ppo: value model: %w", err)
+	}
+	freeze(v.value.Params())
+	for _, p := range v.value.Score.Params() { // the language model and its head; the tower and projector stay
+		p.Tensor.SetRequiresGrad(true)
+	}
+	return nil
+}
+
+// prompts renders the prompts in the format the LLaVA model was trained
+// in, each with its image, and returns the end token the answers stop
+// at. Every prompt needs one image and the same text before it: a
+// rollout's rows share the embeddings' positions.
+func (v *ppoVLM) prompts(c *chat, ex []data.Example, model string) (int, error) {
+	files := newImageFiles(v.policy)
+	end := c.tok.EndIDs()
+	if len(end) == 0 {
+		return 0, fmt.Errorf("ppo: %s: the tokenizer has no end token for the answers to stop at", model)
+	}
+	for i := range ex {
+		e := &ex[i]
+		where := promptWhere(e, i)
+		if len(e.Images) == 0 {
+			return 0, fmt.Errorf("ppo: %s: the prompt has no image (\"images\"); a vision-language model's rollouts need one in every prompt", where)
+		}
+		pixels, err := files.pixels(e.Images, model, "ppo", where)
+		if err != nil {
+			return 0, err
+		}
+		img, ids, _, err := c.render(e.Prompt, nil, pixels, where)
+		if err != nil {
+			return 0, fmt.Errorf("ppo: %w", err)
+		}
+		if n := len(img.before) + v.policy.Tokens() + len(ids); n >= c.ctx {
+			return 0, fmt.Errorf("ppo: %s: the prompt takes %d positions with its image, leaving no room for an answer in the context of %d", where, n, c.ctx)
+		}
+		if len(v.imgs) > 0 && !slices.Equal(img.before, v.imgs[0].before) {
+			return 0, fmt.Errorf("ppo: %s: the text before the image differs from the first prompt's: a rollout's rows share it (put %s at the start of the first user turn)", where, llava.Placeholder)
+		}
+		v.ids, v.imgs = append(v.ids, ids), append(v.imgs, img)
+	}
+	return end[0], nil
+}
+
+// save writes the policy, the value model (OUT/value) and the EMA
+// (OUT/ema) as LLaVA folders with the tokenizer.
+func (v *ppoVLM) save(dir string, tok *tokenizer.Tokenizer, ctx int) error {
+	type saver interface{ Save(string) error }
+	ms := []struct {
+		m   saver
+		sub string
+	}{{v.policy, ""}, {v.value, "value"}}
+	if v.ema != nil {
+		ms = append(ms, struct {
+			m   saver
+			sub string
+		}{v.ema, "ema"})
+	}
+	for _, m := range ms {
+		d := filepath.Join(dir, m.sub)
+		if err := m.m.Save(d); err != nil {
+			return err
+		}
+		if err := tok.SaveForModel(d, ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// of returns the LLaVA model around one of PPO's models: "policy",
+// "ref", "value" or "rm"; nil for a text-only run (v nil).
+func (v *ppoVLM) of(model string) *llava.Model {
+	if v == nil {
+		return nil
+	}
+	switch model {
+	case "policy":
+		return v.policy
+	case "ref":
+		return v.ref
+	case "value":
+		return v.value.Model
+	case "rm":
+		return v.rm.Model
+	}
+	panic("ppo: no model " + model)
+}
+
+// embeds returns what goes before the rows of prompts (indices into the
+// prompts) for the LLaVA model v: [B, P, C] in scope s; nil for text.
+func (t *ppoTask) embeds(s *tensor.Scope, v *llava.Model, prompts []int) *tensor.Tensor {
+	if v == nil {
+		return nil
+	}
+	imgs := make([]*imagePrompt, len(prompts))
+	for i, p := range prompts {
+		imgs[i] = t.vlm.imgs[p]
+	}
+	return rowPrefixes(s, v, imgs)
+}
+
+// prefixLen is the positions before each row's tokens: its image's and
+// the text's before it; 0 for text.
+func (t *ppoTask) prefixLen() int {
+	if t.vlm == nil {
+		return 0
+	}
+	return len(t.vlm.imgs[0].before) + t.vlm.policy.Tokens()
+}
+
+// promptWhere names prompt i of a stage's prompts in errors: its source
+// (file:line), else its number.
+func promptWhere(e *data.Example, i int) string {
+	if e.Source != "" {
+		return e.Source
+	}
+	return fmt.Sprintf("prompt %d", i+1)
 }

@@ -140,28 +140,54 @@ func Reward(ctx context.Context, o RewardOptions) (Result, RewardReport, error) 
 	var tok *tokenizer.Tokenizer
 	var lora *gpt.LoRAConfig
 	base := o.Model
-	if vlm := llava.IsLLaVA(o.Model) || (cfg.Resume && llava.IsLLaVA(cfg.Out)); vlm && o.LoRA != nil {
-		return Result{}, RewardReport{}, errors.New("reward: LoRA on a vision-language model's reward model is not supported yet: train it whole (without --lora-r)")
-	} else if vlm && cfg.Resume {
-		if vs, err = llava.LoadScorer(o.Backend, cfg.Out); err != nil {
-			return Result{}, RewardReport{}, fmt.Errorf("reward: --resume: %w", err)
+	if vlm := llava.IsLLaVA(o.Model) || (cfg.Resume && llava.IsLLaVA(cfg.Out)); vlm && cfg.Resume {
+		switch adapter := gpt.IsAdapter(cfg.Out); {
+		case adapter && o.LoRA == nil:
+			return Result{}, RewardReport{}, fmt.Errorf("reward: --resume: %s holds a LoRA adapter; pass the same --lora-r", cfg.Out)
+		case !adapter && o.LoRA != nil:
+			return Result{}, RewardReport{}, fmt.Errorf("reward: --resume: %s holds a full model, not a LoRA adapter (resume without --lora-r)", cfg.Out)
+		case adapter:
+			var c gpt.LoRAConfig
+			if vs, c, err = llava.LoadScorerLoRA(o.Backend, cfg.Out); err != nil {
+				return Result{}, RewardReport{}, fmt.Errorf("reward: --resume: %w", err)
+			}
+			a, err := gpt.ReadAdapterConfig(cfg.Out)
+			if err != nil {
+				return Result{}, RewardReport{}, fmt.Errorf("reward: --resume: %w", err)
+			}
+			c.Dropout = o.LoRA.Dropout // PEFT's file says 0 at inference; the run's is the flag's
+			lora, base = &c, a.Base
+		default:
+			if vs, err = llava.LoadScorer(o.Backend, cfg.Out); err != nil {
+				return Result{}, RewardReport{}, fmt.Errorf("reward: --resume: %w", err)
+			}
+			freeze(vs.ProjectorParams())
+			for _, p := range vs.Score.Params() {
+				p.Tensor.SetRequiresGrad(true)
+			}
 		}
 		if tok, err = tokenizer.Load(cfg.Out); err != nil {
 			return Result{}, RewardReport{}, fmt.Errorf("reward: --resume: %w", err)
 		}
-		freeze(vs.ProjectorParams())
-		for _, p := range vs.Score.Params() {
-			p.Tensor.SetRequiresGrad(true)
-		}
 		s = vs.Score
 		s.Bias = 0 // training never adds the offset (Save)
 	} else if vlm {
+		if o.LoRA != nil && gpt.IsAdapter(o.Model) {
+			return Result{}, RewardReport{}, fmt.Errorf("reward: %s is a LoRA adapter; LoRA on it needs its merged LLaVA folder (golem vlm --merge writes OUT/merged)", o.Model)
+		}
 		v, t, err := loadVLM(o.Backend, o.Model, "reward")
 		if err != nil {
 			return Result{}, RewardReport{}, err
 		}
 		vs, tok = llava.NewScorer(v, cfg.Seed+17), t
 		s = vs.Score
+		if o.LoRA != nil { // adapters on the language model, the head whole (PEFT's SEQ_CLS)
+			c := *o.LoRA
+			if _, err := s.AttachLoRA(c, cfg.Seed+7); err != nil {
+				return Result{}, RewardReport{}, fmt.Errorf("reward: %w", err)
+			}
+			lora = &c
+		}
 	} else if cfg.Resume {
 		var err error
 		if s, err = gpt.LoadScorer(o.Backend, cfg.Out); err != nil {
@@ -267,7 +293,14 @@ func Reward(ctx context.Context, o RewardOptions) (Result, RewardReport, error) 
 		dir := filepath.Join(cfg.Out, "merged")
 		t.s.MergeLoRA()
 		t.s.Bias = float32(t.report.Bias)
-		if err = saveScorer(dir, t.s, t.tok); err == nil {
+		if vs != nil {
+			if err = vs.Save(dir); err == nil {
+				err = tok.SaveForModel(dir, s.Config.Context)
+			}
+		} else {
+			err = saveScorer(dir, t.s, t.tok)
+		}
+		if err == nil {
 			fmt.Fprintf(o.Log, "merged reward model written to %s\n", dir)
 		}
 	}
@@ -511,6 +544,12 @@ func (t *rewardTask) Save(dir string) error {
 		t.s.Bias = 0
 	}
 	t.report.Bias = float64(t.s.Bias)
+	if t.vlm != nil && t.lora != nil {
+		if err := t.vlm.SaveLoRA(dir, *t.lora, relBase(t.out, t.base)); err != nil {
+			return err
+		}
+		return t.tok.SaveForModel(dir, t.s.Config.Context)
+	}
 	if t.vlm != nil {
 		if err := t.vlm.Save(dir); err != nil {
 			return err

@@ -13,6 +13,7 @@ import (
 	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/model/llava"
 	"github.com/golem-ml/golem/model/load"
+	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/tensor"
 	"github.com/golem-ml/golem/tokenizer"
 )
@@ -152,18 +153,26 @@ type answers struct {
 	// outs are the answers' new tokens. An answer that stopped ends with
 	// <|im_end|> in rows (the stop token is an action too), not in outs.
 	outs [][]int
+	// prompt is each row's prompt (an index into the stage's prompts),
+	// for its image.
+	prompt []int
 }
 
 // sampleRollout has the policy answer rendered prompts at temperature
 // temp, with up to maxTokens new tokens each (fewer where the context
-// ends), each answer stopping at <|im_end|>.
-func sampleRollout(policy *gpt.Model, prompts [][]int, maxTokens int, temp float64, imEnd int, seed uint64) (answers, error) {
+// ends), each answer stopping at <|im_end|>; pre, when not nil, are the
+// input embeddings before each prompt (its image: rowPrefixes), all of
+// one length.
+func sampleRollout(policy *gpt.Model, prompts [][]int, pre []*nn.SoftPrompt, maxTokens int, temp float64, imEnd int, seed uint64) (answers, error) {
 	L := 0
 	for _, p := range prompts {
 		L = max(L, len(p))
 	}
+	if len(pre) > 0 {
+		L += pre[0].Weight.Dim(0)
+	}
 	maxNew := min(maxTokens, policy.Config.Context-L)
-	outs, err := generate.Tokens(policy, prompts, generate.Options{MaxTokens: maxNew, Temperature: temp, StopIDs: []int{imEnd}, Seed: seed}, nil)
+	outs, err := generate.Tokens(policy, prompts, generate.Options{MaxTokens: maxNew, Temperature: temp, StopIDs: []int{imEnd}, Seed: seed, RowPrompts: pre}, nil)
 	if err != nil {
 		return answers{}, err
 	}

@@ -2,10 +2,12 @@ package train
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -318,6 +320,80 @@ func TestRewardVLM(t *testing.T) {
 	t.Logf("reward of the best answer: %.3f with its scene, %.3f with another", sc[0], sc[1])
 }
 
+// A reward model on a LLaVA model with LoRA (--lora-r): the accuracy on
+// its training rankings rises; OUT is a PEFT SEQ_CLS adapter folder over
+// the LLaVA folder (the language model's adapters, the head as
+// modules_to_save) that llava.LoadScorer reads merged and that orders
+// the pairs as training reported, as does the merged folder (--merge);
+// the base folder is unchanged; a run resumed from OUT goes on with its
+// adapters. Before, --lora-r was refused on a LLaVA model.
+func TestRewardVLMLoRA(t *testing.T) {
+	vlmDir, _, _, shapesDir := vlmPrefsFixture(t, 1)
+	ranks := filepath.Join(shapesDir, "some_rankings.jsonl")
+	writeHead(t, filepath.Join(shapesDir, "train_rankings.jsonl"), ranks, 24)
+	ds, err := data.Read(ranks, data.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadFile(filepath.Join(vlmDir, "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	run := func(steps int, resume bool) RewardReport {
+		_, rep, err := Reward(context.Background(), RewardOptions{Backend: cpu.New(), Model: vlmDir, Data: ds.Examples, Heldout: ds.Examples, Batch: 4,
+			LoRA: &gpt.LoRAConfig{R: 8, Alpha: 16, Targets: []string{"all-linear"}}, Merge: true,
+			Loop: Config{Steps: steps, LR: 1e-2, Warmup: 2, Out: out, Resume: resume, Quiet: true, Progress: io.Discard}, Log: io.Discard})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+	first := run(1, false)
+	rep := run(30, true)
+	if rep.Accuracy < 0.8 || rep.Accuracy < first.Accuracy+0.1 {
+		t.Fatalf("accuracy on the training rankings' %d pairs: %.3f after 1 step, %.3f after 30; want >= 0.8 and up by 0.1", rep.Pairs, first.Accuracy, rep.Accuracy)
+	}
+	t.Logf("LoRA: accuracy on the training rankings' %d pairs: %.3f after 1 step, %.3f after 30", rep.Pairs, first.Accuracy, rep.Accuracy)
+	a, err := gpt.ReadAdapterConfig(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !a.Scorer || a.TargetPattern == "" {
+		t.Fatalf("adapter config: %+v; want a SEQ_CLS adapter with a target_modules expression", a)
+	}
+	for _, dir := range []string{out, filepath.Join(out, "merged")} {
+		rm, err := llava.LoadScorer(cpu.New(), dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !llava.IsScorer(dir) {
+			t.Errorf("%s is not seen as a LLaVA reward model", dir)
+		}
+		tok, err := tokenizer.Load(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := newChat(tok, rm.LM.Config.Context, false)
+		c.vision = rm.Model
+		files := newImageFiles(rm.Model)
+		items, err := rankItems(c, files, dir, ds.Examples)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := evalRanks(rm.Score, rm.Model, items)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if math.Abs(again.Accuracy-rep.Accuracy) > 1e-9 {
+			t.Errorf("%s orders %.3f of the pairs, training reported %.3f", dir, again.Accuracy, rep.Accuracy)
+		}
+	}
+	if after, err := os.ReadFile(filepath.Join(vlmDir, "model.safetensors")); err != nil || !bytes.Equal(after, before) {
+		t.Errorf("training the adapters changed the base folder's weights (%v)", err)
+	}
+}
+
 // Stage 2 with LoRA: the loss on its conversations falls; Out is a PEFT
 // adapter folder over the stage 1 folder (the language model's adapters,
 // a target_modules expression on the language model alone, the projector
@@ -462,4 +538,89 @@ func TestSplitByPromptImages(t *testing.T) {
 	if _, va2 := splitByPrompt(moved, 0.1); len(va2) != len(va) || va2[0].Images[0] != strings.Replace(va[0].Images[0], "/data/", "/elsewhere/x/", 1) {
 		t.Fatal("the split changed when the data moved")
 	}
+}
+
+// PPO on a LLaVA model: the prompts of the shapes world's simulated
+// preferences, each with its image, answered in rollouts whose rows each
+// see their own image, scored by a LLaVA reward model (a scalar head of
+// N(0, 1) on the same model: any direction PPO can climb). The reward
+// rises over the run, the language model changes while the tower and the
+// projector do not, OUT and OUT/value and OUT/ema are LLaVA folders; a
+// text-only reward model, and a prompt without an image, are refused.
+func TestPPOVLM(t *testing.T) {
+	vlmDir, lmDir, prefs, _ := vlmPrefsFixture(t, 64)
+	ds, err := data.Read(prefs, data.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	be := cpu.New()
+	v, err := llava.Load(be, vlmDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := llava.NewScorer(v, 11)
+	w := sc.Score.Score.Weight.Host()
+	r := rand.New(rand.NewPCG(3, 4))
+	for i := range w {
+		w[i] = float32(r.NormFloat64())
+	}
+	sc.Score.Score.Weight.Set(w)
+	rmDir := filepath.Join(t.TempDir(), "rm")
+	if err := sc.Save(rmDir); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := tokenizer.Load(vlmDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tok.SaveForModel(rmDir, v.LM.Config.Context); err != nil {
+		t.Fatal(err)
+	}
+	const iters = 20
+	out := t.TempDir()
+	// Eight prompts (four images), all in every rollout: the reward moves
+	// with the answers alone.
+	_, err = PPO(context.Background(), PPOOptions{Backend: cpu.New(), Policy: vlmDir, Reward: rmDir, Prompts: ds.Examples[:8], Batch: 8, MiniBatches: 2, Epochs: 2,
+		MaxTokens: 8, Temperature: 0.7, KLCoef: 1e-4, Log: io.Discard,
+		Loop: Config{Steps: 4 * iters, LR: 3e-3, Out: out, Quiet: true, Progress: io.Discard}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := metricRecords(t, out)
+	var rewards []float64
+	for i := 0; i < len(recs); i += 4 { // one rollout each 4 steps
+		rewards = append(rewards, recs[i]["reward"])
+	}
+	first, last := mean(rewards[:4]), mean(rewards[iters-4:])
+	t.Logf("reward by rollout: %.2f", rewards)
+	if last < first+1 {
+		t.Errorf("reward %.3f in the first four rollouts, %.3f in the last four: PPO did not raise it", first, last)
+	}
+	after, err := llava.Load(cpu.New(), out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if equalParams(v.LM.Params(), after.LM.Params()) {
+		t.Error("PPO left the language model unchanged")
+	}
+	if !equalParams(v.Vision.Params(), after.Vision.Params()) || !equalParams(v.ProjectorParams(), after.ProjectorParams()) {
+		t.Error("PPO changed the vision tower or the projector")
+	}
+	if _, err := llava.LoadScorer(cpu.New(), filepath.Join(out, "value")); err != nil {
+		t.Error(err)
+	}
+	if _, err := llava.Load(cpu.New(), filepath.Join(out, "ema")); err != nil {
+		t.Error(err)
+	}
+
+	loop := Config{Steps: 4, Out: t.TempDir(), Quiet: true, Progress: io.Discard}
+	noImage := append([]data.Example{}, ds.Examples[:2]...)
+	noImage[1].Images = nil
+	_, err = PPO(context.Background(), PPOOptions{Backend: cpu.New(), Policy: vlmDir, Reward: rmDir, Prompts: noImage, Batch: 2, MiniBatches: 1, Epochs: 1, Log: io.Discard, Loop: loop})
+	wantErr(t, err, noImage[1].Source+": the prompt has no image")
+	textRM := tinyRM(t, lmDir, tok)
+	_, err = PPO(context.Background(), PPOOptions{Backend: cpu.New(), Policy: vlmDir, Reward: textRM, Prompts: ds.Examples, Batch: 2, MiniBatches: 1, Epochs: 1, Log: io.Discard, Loop: loop})
+	wantErr(t, err, "is not one's reward model")
+	_, err = PPO(context.Background(), PPOOptions{Backend: cpu.New(), Policy: lmDir, Reward: rmDir, Prompts: ds.Examples, Batch: 2, MiniBatches: 1, Epochs: 1, Log: io.Discard, Loop: loop})
+	wantErr(t, err, "is a text-only model")
 }

@@ -45,9 +45,9 @@ func readPrompts(path string, n int, seed uint64) ([]data.Example, error) {
 
 func runPPO(args []string) error {
 	fs := newFlags("ppo", `golem ppo --model out/sft --reward out/rm --data builtin --out out/ppo`)
-	policy := fs.String("model", "", "the SFT model: the policy's start and the frozen reference (required)")
-	reward := fs.String("reward", "", "the reward model (required)")
-	prompts := fs.String("data", "builtin", `prompts: a data file with prompts (or a store: sqlite:FILE, postgres://...), or "builtin"`)
+	policy := fs.String("model", "", "the SFT model: the policy's start and the frozen reference; a LLaVA folder (golem vlm's --out) answers prompts about images (required)")
+	reward := fs.String("reward", "", "the reward model (required; for a LLaVA policy, golem reward's on a LLaVA folder)")
+	prompts := fs.String("data", "builtin", `prompts: a data file with prompts (or a store: sqlite:FILE, postgres://...), or "builtin"; for a LLaVA policy each with one image ("images")`)
 	nBuiltin := fs.Int("builtin-n", 2000, "built-in prompts to use")
 	ptx := fs.String("ptx", "", "pretraining text file for PPO-ptx")
 	ptxCoef := fs.Float64("ptx-coef", 1, "weight of the pretraining loss (with --ptx)")

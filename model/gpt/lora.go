@@ -478,22 +478,44 @@ func (a *Adapter) Apply(m *Model, dir string) error {
 // trained whole, as modules_to_save with their tensors (named
 // "base_model.model." + their name in the whole model).
 func (m *Model) SaveWrappedLoRA(dir string, c LoRAConfig, base, prefix string, modules []string, saved []nn.Named) error {
+	ac, ps, err := m.wrappedAdapter(c, base, prefix, modules, saved)
+	if err != nil {
+		return err
+	}
+	return saveAdapter(dir, ac, ps, nil)
+}
+
+// SaveWrappedLoRA writes a reward or value model's adapters as
+// Model.SaveWrappedLoRA does for a language model under prefix, as
+// PEFT's SEQ_CLS: the score head (modules_to_save ["score"]) saved as
+// "base_model.model.<prefix>score.weight", the offset in the metadata.
+func (s *Scorer) SaveWrappedLoRA(dir string, c LoRAConfig, base, prefix string) error {
+	ac, ps, err := s.Model.wrappedAdapter(c, base, prefix, nil, []nn.Named{{Name: prefix + scoreModule + ".weight", Tensor: s.Score.Weight}})
+	if err != nil {
+		return err
+	}
+	ac.TaskType, ac.ModulesToSave = "SEQ_CLS", []string{scoreModule}
+	return saveAdapter(dir, ac, ps, map[string]string{"golem_reward_bias": strconv.FormatFloat(float64(s.Bias), 'g', -1, 32)})
+}
+
+// wrappedAdapter is the adapter config and tensors SaveWrappedLoRA writes.
+func (m *Model) wrappedAdapter(c LoRAConfig, base, prefix string, modules []string, saved []nn.Named) (adapterConfig, []nn.Named, error) {
 	var ps []nn.Named
 	for _, p := range m.LoRAParams() {
 		ps = append(ps, nn.Named{Name: "base_model.model." + prefix + strings.TrimPrefix(p.Name, "base_model.model."), Tensor: p.Tensor})
 	}
 	if len(ps) == 0 {
-		return errors.New("gpt: SaveWrappedLoRA: no LoRA attached")
+		return adapterConfig{}, nil, errors.New("gpt: SaveWrappedLoRA: no LoRA attached")
 	}
 	if err := c.check(m.Config.Arch); err != nil {
-		return err
+		return adapterConfig{}, nil, err
 	}
 	ac := loraConfig(m, c, base)
 	ac.TargetModules, ac.ModulesToSave = WrappedPattern(prefix, m.loraTargetNames(c.Targets)), modules
 	for _, p := range saved {
 		ps = append(ps, nn.Named{Name: "base_model.model." + p.Name, Tensor: p.Tensor})
 	}
-	return saveAdapter(dir, ac, ps, nil)
+	return ac, ps, nil
 }
 
 // loraTargetNames is targets with "all-linear" spelled out as the last

@@ -62,12 +62,22 @@ func LoRA(dir string) (gpt.LoRAConfig, string, bool, error) {
 
 func adapterLoRA(a *gpt.Adapter, dir string) (gpt.LoRAConfig, error) {
 	path := filepath.Join(dir, gpt.AdapterConfigFile)
-	if a.Type != "LORA" || a.Scorer {
+	if a.Scorer {
+		return gpt.LoRAConfig{}, fmt.Errorf("llava: %s: a reward model's adapter (SEQ_CLS), not a vision-language model's: use it as a reward model", path)
+	}
+	if a.Type != "LORA" {
 		return gpt.LoRAConfig{}, fmt.Errorf("llava: %s: a %s adapter; golem's LLaVA adapters are LoRA on the language model", path, a.Type)
 	}
 	if len(a.ModulesToSave) != 1 || a.ModulesToSave[0] != projectorModule {
 		return gpt.LoRAConfig{}, fmt.Errorf("llava: %s: modules_to_save %q, want [%q] (the projector, trained whole)", path, a.ModulesToSave, projectorModule)
 	}
+	return wrappedLoRA(a, path)
+}
+
+// wrappedLoRA is the LoRA config of an adapter over a LLaVA folder, whose
+// target_modules must name the language model's modules (path names its
+// adapter_config.json).
+func wrappedLoRA(a *gpt.Adapter, path string) (gpt.LoRAConfig, error) {
 	c := a.LoRA
 	if a.TargetPattern == "" {
 		return c, fmt.Errorf("llava: %s: target_modules must name the language model's modules (a regular expression under %q)", path, LMPrefix)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/internal/atomicfile"
@@ -50,8 +52,12 @@ func (s *Scorer) Params() []nn.Named {
 }
 
 // IsScorer reports whether dir holds a LLaVA reward model (its
-// text_config has num_labels).
+// text_config has num_labels), or a reward model's adapter over a LLaVA
+// folder (SaveLoRA).
 func IsScorer(dir string) bool {
+	if a := adapterOf(dir); a != nil {
+		return a.Scorer
+	}
 	b, err := regfile.ReadFile(filepath.Join(dir, "config.json"), 16<<20)
 	if err != nil {
 		return false
@@ -63,6 +69,74 @@ func IsScorer(dir string) bool {
 		} `json:"text_config"`
 	}
 	return json.Unmarshal(b, &probe) == nil && probe.ModelType == ModelType && probe.Text.NumLabels != nil
+}
+
+// SaveLoRA writes the scorer's language-model adapters and its score head
+// as a PEFT SEQ_CLS adapter folder over base, a LLaVA folder (written as
+// base_model_name_or_path): "base_model.model.language_model.<module>
+// .lora_A.weight" and so on, "base_model.model.language_model.score.weight"
+// (modules_to_save ["score"]), the offset in the file's metadata. The
+// tower and the projector are the base's. The caller saves the
+// tokenizer beside them.
+func (s *Scorer) SaveLoRA(dir string, c gpt.LoRAConfig, base string) error {
+	return s.Score.SaveWrappedLoRA(dir, c, base, LMPrefix)
+}
+
+// LoadScorerLoRA reads a reward model's LoRA adapter folder (SaveLoRA)
+// over its LLaVA base with the adapters attached, unmerged (to resume
+// training them), and their config.
+func LoadScorerLoRA(be backend.Backend, dir string) (*Scorer, gpt.LoRAConfig, error) {
+	return loadScorerAdapter(be, dir, true)
+}
+
+// loadScorerAdapter reads a reward model's adapter folder: the base's
+// LLaVA model with a score head, the adapters attached to its language
+// model and the head read from the adapter; with keep the adapters stay
+// attached, else they are merged into the weights.
+func loadScorerAdapter(be backend.Backend, dir string, keep bool) (*Scorer, gpt.LoRAConfig, error) {
+	path := filepath.Join(dir, gpt.AdapterConfigFile)
+	a := adapterOf(dir)
+	if a == nil || !a.Scorer {
+		return nil, gpt.LoRAConfig{}, fmt.Errorf("llava: %s is not a reward model's LoRA adapter (SEQ_CLS) over a LLaVA folder", dir)
+	}
+	c, err := wrappedLoRA(a, path)
+	if err != nil {
+		return nil, c, err
+	}
+	m, err := Load(be, a.Base)
+	if err != nil {
+		return nil, c, fmt.Errorf("llava: adapter %s: base model: %w", dir, err)
+	}
+	s := NewScorer(m, 0)
+	if _, err := s.Score.AttachLoRA(c, 0); err != nil {
+		return nil, c, fmt.Errorf("llava: %s: %w", dir, err)
+	}
+	file := filepath.Join(dir, gpt.AdapterModelFile)
+	st, err := safetensors.Open(file)
+	if err != nil {
+		return nil, c, err
+	}
+	defer st.Close()
+	var ps []nn.Named
+	for _, p := range s.Score.LoRAParams() {
+		ps = append(ps, nn.Named{Name: "base_model.model." + LMPrefix + strings.TrimPrefix(p.Name, "base_model.model."), Tensor: p.Tensor})
+	}
+	ps = append(ps, nn.Named{Name: "base_model.model." + LMPrefix + "score.weight", Tensor: s.Score.Score.Weight})
+	if err := weights.Fill(st, ps, file, nil); err != nil {
+		return nil, c, fmt.Errorf("llava: %w", err)
+	}
+	if v, ok := st.Metadata()["golem_reward_bias"]; ok {
+		b, err := strconv.ParseFloat(v, 32)
+		if err != nil {
+			return nil, c, fmt.Errorf("llava: %s: metadata golem_reward_bias %q: %w", file, v, err)
+		}
+		s.Score.Bias = float32(b)
+	}
+	if !keep {
+		s.Score.MergeLoRA()
+	}
+	m.FreezeVision()
+	return s, c, nil
 }
 
 // Save writes config.json and model.safetensors into dir, each
@@ -95,9 +169,14 @@ func (s *Scorer) Save(dir string) error {
 	return weights.Save(filepath.Join(dir, safetensors.ModelFile), s.Params(), map[string]string{"format": "pt"})
 }
 
-// LoadScorer reads a folder Scorer.Save wrote; the vision tower is
-// frozen. Errors name the file.
+// LoadScorer reads a folder Scorer.Save wrote, or an adapter folder
+// SaveLoRA wrote (merged into its base); the vision tower is frozen.
+// Errors name the file.
 func LoadScorer(be backend.Backend, dir string) (*Scorer, error) {
+	if a := adapterOf(dir); a != nil && a.Scorer {
+		s, _, err := loadScorerAdapter(be, dir, false)
+		return s, err
+	}
 	if !IsScorer(dir) {
 		return nil, fmt.Errorf("llava: %s is not a LLaVA reward model (config.json's text_config has no num_labels)", dir)
 	}

@@ -1,0 +1,216 @@
+package demo
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/golem-ml/golem/data"
+	"github.com/golem-ml/golem/eval"
+	"github.com/golem-ml/golem/internal/atomicfile"
+	"github.com/golem-ml/golem/train"
+)
+
+// The multimodal demo's human-feedback stage: after stage 2, the shapes
+// world's simulated image rankings (golem data shapes' {split}_rankings
+// and {split}_prefs.jsonl, which shapes.Write leaves in the world) train a
+// reward model that sees, and DPO with RPO's term trains the instruct
+// model on the preference pairs; the DPO model is then scored beside the
+// others. The settings are docs/multimodal.md's commands (golem reward,
+// golem dpo on the same files), so the demo's folder holds the models
+// those commands make.
+
+// MMRLHF is the human-feedback stage's numbers.
+type MMRLHF struct {
+	DPOPairs     int                `json:"dpo_train_pairs"`   // train_prefs_sub.jsonl
+	DPOHeldout   int                `json:"dpo_heldout_pairs"` // test_prefs_sub.jsonl
+	DPOAccuracy  float64            `json:"dpo_heldout_accuracy"`
+	DPOMargin    float64            `json:"dpo_heldout_margin"`
+	RMRankings   int                `json:"rm_train_rankings"`   // train_rankings_sub.jsonl
+	RMHeldout    int                `json:"rm_heldout_rankings"` // test_rankings_sub.jsonl
+	RM           train.RewardReport `json:"reward_model"`
+	ShorterWins  float64            `json:"shorter_wins_accuracy"` // the baseline on the RM's held-out pairs
+	ShorterWinsN int                `json:"shorter_wins_pairs"`
+	DPOSeconds   float64            `json:"dpo_seconds"`
+	RMSeconds    float64            `json:"rm_seconds"`
+}
+
+// rlhfSizes are the stage's steps and how much of the simulated labels
+// it takes: one preference pair in prefEvery, one ranking in rankEvery
+// (docs/multimodal.md's awk 'NR % 20 == 1' and 'NR % 10 == 1').
+type rlhfSizes struct{ dpoSteps, rmSteps, evalEvery, prefEvery, rankEvery int }
+
+func rlhfSizesOf(quick bool) rlhfSizes {
+	if quick {
+		return rlhfSizes{dpoSteps: 2, rmSteps: 2, evalEvery: 2, prefEvery: 4, rankEvery: 2}
+	}
+	return rlhfSizes{dpoSteps: 150, rmSteps: 150, evalEvery: 50, prefEvery: 20, rankEvery: 10}
+}
+
+// rlhfDPO are DPO's settings (docs/multimodal.md: lr 5e-5, beta 0.1,
+// RPO's term with alpha 1, 8 pairs a step).
+const (
+	rlhfLR, rlhfBeta, rlhfRPO = 5e-5, 0.1, 1.0
+	rlhfBatch                 = 8
+)
+
+// mmRLHF runs the stage: the subsets of the world's simulated labels
+// (world/{train,test}_{prefs,rankings}_sub.jsonl), the reward model in
+// dir("reward") and DPO in dir("dpo"), both from dir("instruct").
+func mmRLHF(ctx context.Context, o MMOptions, world string, dir func(...string) string, res *MMResult) error {
+	sz := rlhfSizesOf(o.Quick)
+	r := &MMRLHF{}
+	files := map[string]string{}
+	for _, f := range []struct {
+		name  string
+		every int
+	}{{"train_prefs", sz.prefEvery}, {"test_prefs", sz.prefEvery}, {"train_rankings", sz.rankEvery}, {"test_rankings", sz.rankEvery}} {
+		sub := filepath.Join(world, f.name+"_sub.jsonl")
+		if err := everyNth(filepath.Join(world, f.name+".jsonl"), sub, f.every); err != nil {
+			return fmt.Errorf("demo: %w", err)
+		}
+		files[f.name] = sub
+	}
+	read := func(name string) ([]data.Example, error) {
+		ds, err := data.Read(files[name], data.ReadOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("demo: %w", err)
+		}
+		return ds.Examples, nil
+	}
+	rkTrain, err := read("train_rankings")
+	if err != nil {
+		return err
+	}
+	rkVal, err := read("test_rankings")
+	if err != nil {
+		return err
+	}
+	r.RMRankings, r.RMHeldout = len(rkTrain), len(rkVal)
+	r.ShorterWins, r.ShorterWinsN = shorterWins(rkVal)
+	loop := func(out string, steps int) train.Config {
+		return train.Config{Steps: steps, LR: rlhfLR, Clip: 1, EvalEvery: sz.evalEvery, Seed: o.Seed, Out: dir(out), Quiet: o.Quick, Progress: o.Log}
+	}
+	rmRes, rep, err := train.Reward(ctx, train.RewardOptions{Backend: o.NewBackend(), Model: dir("instruct"), Data: rkTrain, Heldout: rkVal, Batch: rlhfBatch,
+		Loop: loop("reward", sz.rmSteps), Log: o.Log})
+	if err != nil {
+		return fmt.Errorf("demo: reward: %w", err)
+	}
+	r.RM, r.RMSeconds = rep, rmRes.Seconds
+	fmt.Fprintf(o.Log, "  reward model: held-out pair accuracy %.3f (%d pairs); the shorter answer wins %.3f\n", rep.Accuracy, rep.Pairs, r.ShorterWins)
+
+	prefTrain, err := read("train_prefs")
+	if err != nil {
+		return err
+	}
+	prefVal, err := read("test_prefs")
+	if err != nil {
+		return err
+	}
+	r.DPOPairs, r.DPOHeldout = len(prefTrain), len(prefVal)
+	dres, err := train.DPO(ctx, train.DPOOptions{Backend: o.NewBackend(), Policy: dir("instruct"), Data: prefTrain, Heldout: prefVal, Beta: rlhfBeta, RPOAlpha: rlhfRPO, Batch: rlhfBatch,
+		Loop: loop("dpo", sz.dpoSteps), Log: o.Log})
+	if err != nil {
+		return fmt.Errorf("demo: dpo: %w", err)
+	}
+	r.DPOAccuracy, r.DPOMargin, r.DPOSeconds = dres.Eval["val_accuracy"], dres.Eval["val_margin"], dres.Seconds
+	for _, s := range []string{"reward", "dpo"} {
+		res.Curves[s], _ = readMetrics(dir(s))
+	}
+	res.RLHF = r
+	return nil
+}
+
+// everyNth writes every n-th line of src (the first, the n+1-th, ...) to
+// dst, as awk 'NR % n == 1' does.
+func everyNth(src, dst string, n int) error {
+	f, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var out bytes.Buffer
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<16), 1<<24)
+	for i := 0; sc.Scan(); i++ {
+		if i%n == 0 {
+			out.Write(sc.Bytes())
+			out.WriteByte('\n')
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("%s: %w", src, err)
+	}
+	return atomicfile.WriteFile(dst, out.Bytes())
+}
+
+// shorterWins is the baseline a reward model must beat on ranked answers:
+// of each pair, the answer of fewer characters wins (a tie counts half).
+// It returns the share of the examples' pairs it orders as labelled, and
+// the number of pairs.
+func shorterWins(ex []data.Example) (float64, int) {
+	text := func(ms []data.Message) int {
+		n := 0
+		for _, m := range ms {
+			n += len(m.Content)
+		}
+		return n
+	}
+	var right float64
+	n := 0
+	for i := range ex {
+		for _, p := range ex[i].Pairs() {
+			c, r := text(p.Chosen), text(p.Rejected)
+			switch {
+			case c < r:
+				right++
+			case c == r:
+				right += 0.5
+			}
+			n++
+		}
+	}
+	if n == 0 {
+		return 0, 0
+	}
+	return right / float64(n), n
+}
+
+// rlhfChecks adds the stage's claim: the DPO model answers more of the
+// held-out scenes' questions (a colour-shape pair never in training in
+// each) right than its start, the instruct model.
+func rlhfChecks(r *MMResult, check func(string, bool)) {
+	sft, rl := r.Eval("instruct", "heldout"), r.Eval("rlhf", "heldout")
+	if sft == nil || rl == nil {
+		return
+	}
+	check("RLHF beats SFT on held-out answers: VQA accuracy on heldout, DPO > stage 2", rl.VQA > sft.VQA)
+}
+
+// rlhfReport adds the stage's section and curves to the report card.
+func rlhfReport(rep *eval.Report, r *MMResult) {
+	h := r.RLHF
+	if h == nil {
+		return
+	}
+	f := func(v float64) string { return fmt.Sprintf("%.3f", v) }
+	rm := h.RM
+	acc := "n/a"
+	if rm.Pairs > 0 {
+		acc = f(rm.Accuracy)
+	}
+	rep.Sections = append(rep.Sections, eval.Section{Title: "Human feedback: reward model and DPO on simulated image rankings",
+		Text: fmt.Sprintf("The world's simulated rankings (golem data shapes' {split}_rankings.jsonl and {split}_prefs.jsonl: each question's right answer above a wrong one of its kind above the scene's description given for an answer; the scene's description above the same with one object's colour changed, with its colour and shape changed, and another scene's), ranked as an annotator who sees the image would. The reward model (stage 2's model with a scalar head) trained on %d rankings of the training scenes (one in %d) and is scored on the %d pairs of %d rankings of the test scenes, beside the baseline \"the shorter answer wins\" on the same pairs. DPO (beta %g, RPO's term with alpha %g: the chosen answers' likelihood kept) from stage 2's model on %d preference pairs of the training scenes (one in %d), its implicit reward scored on %d pairs of the test scenes; the DPO model is the summary's \"after RLHF (DPO)\".",
+			h.RMRankings, rlhfSizesOf(r.Quick).rankEvery, rm.Pairs, h.RMHeldout, rlhfBeta, rlhfRPO, h.DPOPairs, rlhfSizesOf(r.Quick).prefEvery, h.DPOHeldout),
+		Table: &eval.Table{Header: []string{"model", "held-out pairs", "pairwise accuracy", "baseline: the shorter answer wins", "mean margin", "reward-length correlation", "seconds"},
+			Rows: [][]string{
+				{"reward model", fmt.Sprint(rm.Pairs), acc, f(h.ShorterWins), f(rm.Margin), f(rm.LengthCorr), fmt.Sprintf("%.0f", h.RMSeconds)},
+				{"DPO (implicit reward)", fmt.Sprint(h.DPOHeldout), f(h.DPOAccuracy), "-", f(h.DPOMargin), "-", fmt.Sprintf("%.0f", h.DPOSeconds)},
+			}}})
+	series := func(stage string, keys ...string) []eval.Series { return curveSeries(r.Curves, stage, keys...) }
+	addPlot(rep, "reward_model", "Reward model: loss, training and held-out pairwise accuracy", "reward", "loss / accuracy", series("reward", "loss", "train_accuracy", "accuracy"))
+	addPlot(rep, "dpo_loss", "DPO: loss, held-out accuracy and margin", "dpo", "loss / accuracy / margin", series("dpo", "loss", "val_accuracy", "val_margin"))
+}
