@@ -7,6 +7,7 @@ import (
 	"log"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -95,8 +96,8 @@ func LoadWeights(be backend.Backend, dir string) (w *Weights, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if after, err := folderStamp(dir); err != nil || after.key != before.key {
-		return nil, fmt.Errorf("serve: %s: the model files changed while being read", dir)
+	if err := before.unchanged(dir); err != nil {
+		return nil, err
 	}
 	w, err = NewWeights(l.Model, l.Tok, before.mod)
 	if err != nil {
@@ -127,8 +128,8 @@ func loadCLIP(be backend.Backend, dir string, before stamp) (*Weights, error) {
 	if err != nil {
 		return nil, err
 	}
-	if after, err := folderStamp(dir); err != nil || after.key != before.key {
-		return nil, fmt.Errorf("serve: %s: the model files changed while being read", dir)
+	if err := before.unchanged(dir); err != nil {
+		return nil, err
 	}
 	w := &Weights{CLIP: m, CLIPTok: tok, ModTime: before.mod, Context: m.Config.Text.Context, stamp: before.key}
 	w.freeze()
@@ -142,8 +143,8 @@ func loadDalle(be backend.Backend, dir string, before stamp) (*Weights, error) {
 	if err != nil {
 		return nil, err
 	}
-	if after, err := folderStamp(dir); err != nil || after.key != before.key {
-		return nil, fmt.Errorf("serve: %s: the model files changed while being read", dir)
+	if err := before.unchanged(dir); err != nil {
+		return nil, err
 	}
 	w := &Weights{Dalle: m, ModTime: before.mod, Context: m.Config.TextLength, stamp: before.key}
 	w.freeze()
@@ -220,14 +221,8 @@ func NewWeights(m *gpt.Model, tok *tokenizer.Tokenizer, modTime time.Time) (*Wei
 	w := &Weights{Model: m, Tok: tok, ModTime: modTime, Context: m.Config.Context}
 	w.freeze()
 	w.Stop = tok.EndIDs()
-	if eos := m.Config.EOS; eos >= 0 && eos < m.Config.Vocab {
-		seen := false
-		for _, id := range w.Stop {
-			seen = seen || id == eos
-		}
-		if !seen {
-			w.Stop = append(w.Stop, eos)
-		}
+	if eos := m.Config.EOS; eos >= 0 && eos < m.Config.Vocab && !slices.Contains(w.Stop, eos) {
+		w.Stop = append(w.Stop, eos)
 	}
 	return w, nil
 }
@@ -237,6 +232,15 @@ func NewWeights(m *gpt.Model, tok *tokenizer.Tokenizer, modTime time.Time) (*Wei
 type stamp struct {
 	key string
 	mod time.Time
+}
+
+// unchanged is an error when dir's files are no longer as st stamped them
+// (they changed while being read).
+func (st stamp) unchanged(dir string) error {
+	if after, err := folderStamp(dir); err != nil || after.key != st.key {
+		return fmt.Errorf("serve: %s: the model files changed while being read", dir)
+	}
+	return nil
 }
 
 // folderStamp stamps the files dir's weights are read from (load.Files):
@@ -890,7 +894,7 @@ func (e *Engine) prefill(w *Weights, bt *batch, seqs []*seq) {
 		need = max(need, P+len(s.prompt)+1)
 	}
 	e.reserve(w, bt, len(bt.active)+len(seqs), need)
-	prompts, slots, lens := make([][]int, len(seqs)), make([]int32, len(seqs)), make([]int, len(seqs))
+	prompts, slots := make([][]int, len(seqs)), make([]int32, len(seqs))
 	for b, s := range seqs {
 		slot := bt.free[len(bt.free)-1]
 		bt.free = bt.free[:len(bt.free)-1]
@@ -898,10 +902,10 @@ func (e *Engine) prefill(w *Weights, bt *batch, seqs []*seq) {
 			e.fills.Add(1)
 		}
 		bt.used[slot] = true
-		prompts[b], slots[b], lens[b] = s.prompt, int32(slot), len(s.prompt)
+		prompts[b], slots[b] = s.prompt, int32(slot)
 		s.n, s.rowIdx = P+len(s.prompt), b
 	}
-	lay, host := generate.Prefill(w.Model, bt.cache.Prefill(slots, lens, P), prompts, embeds)
+	lay, host := generate.Prefill(w.Model, bt.cache.Prefill(slots), prompts, embeds)
 	e.prefills.Add(1)
 	e.prefillTokens.Add(int64(len(seqs) * (lay.P + lay.L)))
 	e.advance(w, seqs, host)
@@ -982,7 +986,7 @@ func (e *Engine) advance(w *Weights, seqs []*seq, logits []float32) []*seq {
 			s.out <- Event{Done: true, Reason: "error", Err: errNoLogits}
 			continue
 		}
-		if isStop(id, w.Stop) {
+		if slices.Contains(w.Stop, id) {
 			s.out <- Event{Done: true, Reason: "stop"}
 			continue
 		}
@@ -998,13 +1002,4 @@ func (e *Engine) advance(w *Weights, seqs []*seq, logits []float32) []*seq {
 		keep = append(keep, s)
 	}
 	return keep
-}
-
-func isStop(id int, stop []int) bool {
-	for _, s := range stop {
-		if id == s {
-			return true
-		}
-	}
-	return false
 }
