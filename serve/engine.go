@@ -73,9 +73,11 @@ type Weights struct {
 
 // LoadWeights reads a model folder (config.json, model.safetensors and a
 // tokenizer) or an adapter folder over its base model (model/load: LoRA is
-// merged, a prompt-tuning adapter's soft prompt goes before every prompt)
-// onto the backend be. A folder whose files change while they are read is
-// an error, as is anything that would panic.
+// merged, a prompt-tuning adapter's soft prompt goes before every prompt),
+// a CLIPModel folder (golem clip train's --out, with its CLIP tokenizer) or
+// a text-to-image model folder (its tokenizer and its VQ-VAE in vq/) onto
+// the backend be. A folder whose files change while they are read is an
+// error, as is anything that would panic.
 func LoadWeights(be backend.Backend, dir string) (w *Weights, err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -86,20 +88,42 @@ func LoadWeights(be backend.Backend, dir string) (w *Weights, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if clip.IsCLIP(dir) {
-		return loadCLIP(be, dir, before)
+	if w, err = readWeights(be, dir); err != nil {
+		return nil, err
 	}
-	if dalle.IsDalle(dir) {
-		return loadDalle(be, dir, before)
+	if after, err := folderStamp(dir); err != nil || after.key != before.key {
+		return nil, fmt.Errorf("serve: %s: the model files changed while being read", dir)
+	}
+	w.ModTime, w.stamp = before.mod, before.key
+	w.freeze() // a vision-language model's vision tower and projector too
+	return w, nil
+}
+
+// readWeights reads dir as LoadWeights says, the files' stamps aside.
+func readWeights(be backend.Backend, dir string) (*Weights, error) {
+	switch {
+	case clip.IsCLIP(dir):
+		m, err := clip.Load(be, dir)
+		if err != nil {
+			return nil, err
+		}
+		tok, err := tokenizer.LoadCLIPDir(dir)
+		if err != nil {
+			return nil, err
+		}
+		return &Weights{CLIP: m, CLIPTok: tok, Context: m.Config.Text.Context}, nil
+	case dalle.IsDalle(dir):
+		m, err := dalle.Load(be, dir)
+		if err != nil {
+			return nil, err
+		}
+		return &Weights{Dalle: m, Context: m.Config.TextLength}, nil
 	}
 	l, err := load.Model(be, dir, load.Options{})
 	if err != nil {
 		return nil, err
 	}
-	if err := before.unchanged(dir); err != nil {
-		return nil, err
-	}
-	w, err = NewWeights(l.Model, l.Tok, before.mod)
+	w, err := NewWeights(l.Model, l.Tok, time.Time{})
 	if err != nil {
 		return nil, err
 	}
@@ -110,44 +134,7 @@ func LoadWeights(be backend.Backend, dir string) (w *Weights, err error) {
 		w.SoftPrompt = sp
 	}
 	_, w.GGUF, _ = gguf.Locate(l.Base)
-	if w.VLM = l.VLM; w.VLM != nil {
-		w.freeze() // the vision tower and projector too
-	}
-	w.stamp = before.key
-	return w, nil
-}
-
-// loadCLIP reads a CLIPModel folder (config.json, model.safetensors and
-// its CLIP tokenizer, golem clip train's --out).
-func loadCLIP(be backend.Backend, dir string, before stamp) (*Weights, error) {
-	m, err := clip.Load(be, dir)
-	if err != nil {
-		return nil, err
-	}
-	tok, err := tokenizer.LoadCLIPDir(dir)
-	if err != nil {
-		return nil, err
-	}
-	if err := before.unchanged(dir); err != nil {
-		return nil, err
-	}
-	w := &Weights{CLIP: m, CLIPTok: tok, ModTime: before.mod, Context: m.Config.Text.Context, stamp: before.key}
-	w.freeze()
-	return w, nil
-}
-
-// loadDalle reads a text-to-image model folder (config.json,
-// model.safetensors, its tokenizer and its VQ-VAE in vq/).
-func loadDalle(be backend.Backend, dir string, before stamp) (*Weights, error) {
-	m, err := dalle.Load(be, dir)
-	if err != nil {
-		return nil, err
-	}
-	if err := before.unchanged(dir); err != nil {
-		return nil, err
-	}
-	w := &Weights{Dalle: m, ModTime: before.mod, Context: m.Config.TextLength, stamp: before.key}
-	w.freeze()
+	w.VLM = l.VLM
 	return w, nil
 }
 
@@ -232,15 +219,6 @@ func NewWeights(m *gpt.Model, tok *tokenizer.Tokenizer, modTime time.Time) (*Wei
 type stamp struct {
 	key string
 	mod time.Time
-}
-
-// unchanged is an error when dir's files are no longer as st stamped them
-// (they changed while being read).
-func (st stamp) unchanged(dir string) error {
-	if after, err := folderStamp(dir); err != nil || after.key != st.key {
-		return fmt.Errorf("serve: %s: the model files changed while being read", dir)
-	}
-	return nil
 }
 
 // folderStamp stamps the files dir's weights are read from (load.Files):
