@@ -240,9 +240,9 @@ func golemLlamacpp(file string, pp, tg, par, parTg int) ([3]float64, error) {
 	tensor.NoGrad(func() {
 		// Prompt processing (after a warm-up) and batch-1 decoding.
 		c := m.NewBatchCache(1, pp+tg+8, true)
-		generate.Prefill(m, c.Prefill([]int32{0}, []int{16}, 0), [][]int{benchTokens(16, 1)}, nil)
+		generate.Prefill(m, c.Prefill([]int32{0}), [][]int{benchTokens(16, 1)}, nil)
 		t0 := time.Now()
-		_, logits := generate.Prefill(m, c.Prefill([]int32{0}, []int{pp}, 0), [][]int{benchTokens(pp, 0)}, nil)
+		_, logits := generate.Prefill(m, c.Prefill([]int32{0}), [][]int{benchTokens(pp, 0)}, nil)
 		out[0] = float64(pp) / time.Since(t0).Seconds()
 		t0 = time.Now()
 		id := argmax(logits, 0)
@@ -256,11 +256,11 @@ func golemLlamacpp(file string, pp, tg, par, parTg int) ([3]float64, error) {
 
 		// par sequences at once, their prompts first (not timed).
 		c = m.NewBatchCache(par, 16+parTg+8, true)
-		prompts, slots, lens := make([][]int, par), make([]int32, par), make([]int, par)
+		prompts, slots := make([][]int, par), make([]int32, par)
 		for b := range par {
-			prompts[b], slots[b], lens[b] = benchTokens(16, 100+b), int32(b), 16
+			prompts[b], slots[b] = benchTokens(16, 100+b), int32(b)
 		}
-		_, logits = generate.Prefill(m, c.Prefill(slots, lens, 0), prompts, nil)
+		_, logits = generate.Prefill(m, c.Prefill(slots), prompts, nil)
 		ids, pos := make([]int32, par), make([]int32, par)
 		for b := range par {
 			ids[b], pos[b] = argmax(logits, b), 16

@@ -121,10 +121,6 @@ func Tokens(m *gpt.Model, prompts [][]int, o Options, onToken func(seq, id int) 
 	}
 	out := make([][]int, B)
 	done := make([]bool, B)
-	stop := map[int]bool{}
-	for _, id := range o.StopIDs {
-		stop[id] = true
-	}
 	cache := &kvcache.Growable{}
 	defer cache.Close()
 	var lay *Layout
@@ -158,7 +154,7 @@ func Tokens(m *gpt.Model, prompts [][]int, o Options, onToken func(seq, id int) 
 						err = fmt.Errorf("generate: sequence %d, new token %d: every logit is NaN or -Inf (the model overflowed)", b, len(out[b])+1)
 						return
 					}
-					if stop[next] {
+					if slices.Contains(o.StopIDs, next) {
 						done[b] = true
 					} else {
 						out[b] = append(out[b], next)

@@ -20,7 +20,7 @@ func TestDecodeMemoryFlat(t *testing.T) {
 		c := m.NewBatchCache(2, 32, half)
 		var at100 cpu.MemStats
 		tensor.NoGrad(func() {
-			Prefill(m, c.Prefill([]int32{0, 1}, []int{3, 5}, 0), [][]int{{1, 2, 3}, {4, 5, 6, 7, 8}}, nil)
+			Prefill(m, c.Prefill([]int32{0, 1}), [][]int{{1, 2, 3}, {4, 5, 6, 7, 8}}, nil)
 			slot, ids, pos := []int32{0, 1}, []int32{1, 2}, make([]int32, 2)
 			var logits []float32
 			for step := 1; step <= 1000; step++ {

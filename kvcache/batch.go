@@ -119,22 +119,14 @@ func (c *Batch) Close() {
 }
 
 // Prefill returns the cache of a prefill straight into the batch: row b
-// of a left-padded batch goes to the empty slot slots[b] (a negative slot
-// keeps nothing of the row). The row's positions are its first lead
-// columns (input embeddings every row has, such as a soft prompt; 0 for
-// none) and its last lens[b] columns, the padding between them skipped.
-// It attends each row to the pass's own keys, all the row has.
-func (c *Batch) Prefill(slots []int32, lens []int, lead int) *Rows {
-	if len(slots) != len(lens) {
-		panic(fmt.Sprintf("kvcache: batch: %d slots and %d lengths", len(slots), len(lens)))
-	}
+// of the pass goes to the empty slot slots[b] (a negative slot keeps
+// nothing of the row). The columns the pass's key mask keeps (all, with
+// none: a left-padded batch hides its padding) are the row's positions
+// 0, 1, ... in order. It attends each row to the pass's own keys, all
+// the row has.
+func (c *Batch) Prefill(slots []int32) *Rows {
 	c.checkSlots(slots, true)
-	for _, n := range lens {
-		if lead+n > c.Cap {
-			panic(fmt.Sprintf("kvcache: batch: a prefill of %d positions into slots of %d", n, c.Cap))
-		}
-	}
-	return &Rows{c: c, rows: slots, lens: lens, lead: lead}
+	return &Rows{c: c, rows: slots}
 }
 
 // Rows returns the cache of one decode step: one token for each of B
@@ -179,8 +171,6 @@ func (c *Batch) checkSlots(slots []int32, skip bool) {
 type Rows struct {
 	c         *Batch
 	rows      []int32 // each row's slot (negative: kept nowhere)
-	lens      []int   // a prefill's prompt lengths
-	lead      int     // a prefill's leading columns every row has (input embeddings)
 	n         []int32 // a decode step's: the columns each row attends to (nil in a prefill)
 	slot, pos []int32 // per new position: its slot (-1: none) and position there
 }
@@ -202,17 +192,18 @@ func (r *Rows) Attend(q, k, v *tensor.Tensor, a Attention) *tensor.Tensor {
 	if B != len(r.rows) || (r.n != nil && T != 1) || a.Layer >= len(c.K) {
 		panic(fmt.Sprintf("kvcache: batch: keys %v for %d rows, layer %d of %d", k.Shape(), len(r.rows), a.Layer, len(c.K)))
 	}
-	if r.slot == nil { // a prefill's rows are lead columns, left padding, then lens[b] positions: T in all
+	if r.slot == nil { // a prefill: each row's columns the key mask keeps, in order
 		r.slot, r.pos = make([]int32, B*T), make([]int32, B*T)
 		for b, s := range r.rows {
+			p := 0
 			for j := range T {
 				r.slot[b*T+j] = -1
-				p := j // a leading column
-				if j >= r.lead {
-					p = r.lead + j - (T - r.lens[b])
-				}
-				if s >= 0 && (j < r.lead || p >= r.lead) {
+				if s >= 0 && (a.KeyMask == nil || a.KeyMask[b*T+j]) {
+					if p >= c.Cap {
+						panic(fmt.Sprintf("kvcache: batch: a prefill of more than %d positions into slots of %d", p, c.Cap))
+					}
 					r.slot[b*T+j], r.pos[b*T+j] = s, int32(p)
+					p++
 				}
 			}
 		}

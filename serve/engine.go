@@ -7,6 +7,7 @@ import (
 	"log"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -77,8 +78,10 @@ type Weights struct {
 // tokenizer) or an adapter folder over its base model (model/load: the
 // base is shared with every other model over it on be, bases.go; a LoRA
 // stays attached, unmerged; a prompt-tuning adapter's soft prompt goes
-// before every prompt) onto the backend be. A folder whose files change while they are read is
-// an error, as is anything that would panic.
+// before every prompt), a CLIPModel folder (golem clip train's --out, with
+// its CLIP tokenizer) or a text-to-image model folder (its tokenizer and
+// its VQ-VAE in vq/) onto the backend be. A folder whose files change
+// while they are read is an error, as is anything that would panic.
 func LoadWeights(be backend.Backend, dir string) (w *Weights, err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -89,13 +92,39 @@ func LoadWeights(be backend.Backend, dir string) (w *Weights, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if clip.IsCLIP(dir) {
-		return loadCLIP(be, dir, before)
+	if w, err = readWeights(be, dir); err != nil {
+		return nil, err
 	}
-	if dalle.IsDalle(dir) {
-		return loadDalle(be, dir, before)
+	if after, err := folderStamp(dir); err != nil || after.key != before.key {
+		return nil, fmt.Errorf("serve: %s: the model files changed while being read", dir)
+	}
+	w.ModTime, w.stamp = before.mod, before.key
+	w.freeze() // a vision-language model's vision tower and projector too
+	return w, nil
+}
+
+// readWeights reads dir as LoadWeights says, the files' stamps aside.
+func readWeights(be backend.Backend, dir string) (*Weights, error) {
+	switch {
+	case clip.IsCLIP(dir):
+		m, err := clip.Load(be, dir)
+		if err != nil {
+			return nil, err
+		}
+		tok, err := tokenizer.LoadCLIPDir(dir)
+		if err != nil {
+			return nil, err
+		}
+		return &Weights{CLIP: m, CLIPTok: tok, Context: m.Config.Text.Context}, nil
+	case dalle.IsDalle(dir):
+		m, err := dalle.Load(be, dir)
+		if err != nil {
+			return nil, err
+		}
+		return &Weights{Dalle: m, Context: m.Config.TextLength}, nil
 	}
 	var l, base *load.Loaded
+	var err error
 	switch {
 	case llava.IsLLaVA(dir):
 		l, err = load.Model(be, dir, load.Options{})
@@ -111,10 +140,7 @@ func LoadWeights(be backend.Backend, dir string) (w *Weights, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if after, err := folderStamp(dir); err != nil || after.key != before.key {
-		return nil, fmt.Errorf("serve: %s: the model files changed while being read", dir)
-	}
-	w, err = NewWeights(l.Model, l.Tok, before.mod)
+	w, err := NewWeights(l.Model, l.Tok, time.Time{})
 	if err != nil {
 		return nil, err
 	}
@@ -126,44 +152,7 @@ func LoadWeights(be backend.Backend, dir string) (w *Weights, err error) {
 		w.SoftPrompt = sp
 	}
 	_, w.GGUF, _ = gguf.Locate(l.Base)
-	if w.VLM = l.VLM; w.VLM != nil {
-		w.freeze() // the vision tower and projector too
-	}
-	w.stamp = before.key
-	return w, nil
-}
-
-// loadCLIP reads a CLIPModel folder (config.json, model.safetensors and
-// its CLIP tokenizer, golem clip train's --out).
-func loadCLIP(be backend.Backend, dir string, before stamp) (*Weights, error) {
-	m, err := clip.Load(be, dir)
-	if err != nil {
-		return nil, err
-	}
-	tok, err := tokenizer.LoadCLIPDir(dir)
-	if err != nil {
-		return nil, err
-	}
-	if after, err := folderStamp(dir); err != nil || after.key != before.key {
-		return nil, fmt.Errorf("serve: %s: the model files changed while being read", dir)
-	}
-	w := &Weights{CLIP: m, CLIPTok: tok, ModTime: before.mod, Context: m.Config.Text.Context, stamp: before.key}
-	w.freeze()
-	return w, nil
-}
-
-// loadDalle reads a text-to-image model folder (config.json,
-// model.safetensors, its tokenizer and its VQ-VAE in vq/).
-func loadDalle(be backend.Backend, dir string, before stamp) (*Weights, error) {
-	m, err := dalle.Load(be, dir)
-	if err != nil {
-		return nil, err
-	}
-	if after, err := folderStamp(dir); err != nil || after.key != before.key {
-		return nil, fmt.Errorf("serve: %s: the model files changed while being read", dir)
-	}
-	w := &Weights{Dalle: m, ModTime: before.mod, Context: m.Config.TextLength, stamp: before.key}
-	w.freeze()
+	w.VLM = l.VLM
 	return w, nil
 }
 
@@ -238,14 +227,8 @@ func NewWeights(m *gpt.Model, tok *tokenizer.Tokenizer, modTime time.Time) (*Wei
 	w := &Weights{Model: m, Tok: tok, ModTime: modTime, Context: m.Config.Context}
 	w.freeze()
 	w.Stop = tok.EndIDs()
-	if eos := m.Config.EOS; eos >= 0 && eos < m.Config.Vocab {
-		seen := false
-		for _, id := range w.Stop {
-			seen = seen || id == eos
-		}
-		if !seen {
-			w.Stop = append(w.Stop, eos)
-		}
+	if eos := m.Config.EOS; eos >= 0 && eos < m.Config.Vocab && !slices.Contains(w.Stop, eos) {
+		w.Stop = append(w.Stop, eos)
 	}
 	return w, nil
 }
@@ -908,7 +891,7 @@ func (e *Engine) prefill(w *Weights, bt *batch, seqs []*seq) {
 		need = max(need, P+len(s.prompt)+1)
 	}
 	e.reserve(w, bt, len(bt.active)+len(seqs), need)
-	prompts, slots, lens := make([][]int, len(seqs)), make([]int32, len(seqs)), make([]int, len(seqs))
+	prompts, slots := make([][]int, len(seqs)), make([]int32, len(seqs))
 	for b, s := range seqs {
 		slot := bt.free[len(bt.free)-1]
 		bt.free = bt.free[:len(bt.free)-1]
@@ -916,10 +899,10 @@ func (e *Engine) prefill(w *Weights, bt *batch, seqs []*seq) {
 			e.fills.Add(1)
 		}
 		bt.used[slot] = true
-		prompts[b], slots[b], lens[b] = s.prompt, int32(slot), len(s.prompt)
+		prompts[b], slots[b] = s.prompt, int32(slot)
 		s.n, s.rowIdx = P+len(s.prompt), b
 	}
-	lay, host := generate.Prefill(w.Model, bt.cache.Prefill(slots, lens, P), prompts, embeds)
+	lay, host := generate.Prefill(w.Model, bt.cache.Prefill(slots), prompts, embeds)
 	e.prefills.Add(1)
 	e.prefillTokens.Add(int64(len(seqs) * (lay.P + lay.L)))
 	e.advance(w, seqs, host)
@@ -1000,7 +983,7 @@ func (e *Engine) advance(w *Weights, seqs []*seq, logits []float32) []*seq {
 			s.out <- Event{Done: true, Reason: "error", Err: errNoLogits}
 			continue
 		}
-		if isStop(id, w.Stop) {
+		if slices.Contains(w.Stop, id) {
 			s.out <- Event{Done: true, Reason: "stop"}
 			continue
 		}
@@ -1016,13 +999,4 @@ func (e *Engine) advance(w *Weights, seqs []*seq, logits []float32) []*seq {
 		keep = append(keep, s)
 	}
 	return keep
-}
-
-func isStop(id int, stop []int) bool {
-	for _, s := range stop {
-		if id == s {
-			return true
-		}
-	}
-	return false
 }

@@ -154,18 +154,17 @@ func TestReloadAdapterFolder(t *testing.T) {
 	defer cancel()
 	go e.Watch(ctx, 20*time.Millisecond, t.Logf)
 	prompt := w.Tok.EncodeWithSpecial("hello")
-	// answers waits for a reload after prev (none when prev < 0), lets a
-	// write seen half-done be reloaded again once its files settle, and
-	// checks that the engine answers as the folder loaded anew does.
+	// answers waits for a reload after prev (none when prev < 0) and
+	// until the engine serves the folder's files as they are now (a write
+	// seen half-done is reloaded again once its files settle), and checks
+	// that the engine answers as the folder loaded anew does.
 	answers := func(prev int64, what string) int64 {
 		t.Helper()
-		for deadline := time.Now().Add(30 * time.Second); e.Stats().Reloads <= prev; time.Sleep(10 * time.Millisecond) {
+		deadline := time.Now().Add(30 * time.Second)
+		for ; e.Stats().Reloads <= prev || !serves(e, adapter); time.Sleep(10 * time.Millisecond) {
 			if time.Now().After(deadline) {
-				t.Fatalf("after %s: no reload in 30 s", what)
+				t.Fatalf("after %s: %d reloads, not serving the folder's files in 30 s", what, e.Stats().Reloads)
 			}
-		}
-		if prev >= 0 {
-			time.Sleep(3 * settle)
 		}
 		l, err := load.Model(cpu.New(), adapter, load.Options{})
 		if err != nil {
@@ -197,4 +196,11 @@ func TestReloadAdapterFolder(t *testing.T) {
 		t.Fatal(err)
 	}
 	answers(n, "a new base model")
+}
+
+// serves reports whether e's weights are those of dir's files as they are
+// now (their stamp).
+func serves(e *Engine, dir string) bool {
+	st, err := folderStamp(dir)
+	return err == nil && st.key == e.Weights().stamp
 }

@@ -27,11 +27,13 @@ import (
 // TestStore runs the same suite against SQLite and PostgreSQL.
 func TestStore(t *testing.T) {
 	t.Run("sqlite", func(t *testing.T) {
+		t.Parallel()
 		suite(t, func(t *testing.T) string {
 			return "sqlite:" + filepath.Join(t.TempDir(), "golem.db")
 		})
 	})
 	t.Run("postgres", func(t *testing.T) {
+		t.Parallel()
 		base := os.Getenv("GOLEM_TEST_POSTGRES")
 		if base == "" {
 			msg := "GOLEM_TEST_POSTGRES is not set: `source .ci/postgres.sh` starts a PostgreSQL server and sets it"
@@ -101,7 +103,10 @@ func suite(t *testing.T, newDSN func(t *testing.T) string) {
 		{"KillDuringWrites", testKillDuringWrites},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newDSN(t)) })
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel() // each has a database of its own
+			tt.fn(t, newDSN(t))
+		})
 	}
 }
 

@@ -16,14 +16,14 @@ import (
 	"github.com/golem-ml/golem/model/gpt"
 )
 
-// checkFlat runs a stage for memflat.Steps tiny steps (run starts it on be
+// checkFlat runs a stage for memflat.Steps() tiny steps (run starts it on be
 // with loop, which evaluates every memflat.From steps) and checks that its
 // memory is flat from step memflat.From to the end (memflat.Probe.Check).
 func checkFlat(t *testing.T, run func(be *cpu.CPU, loop Config) error) {
 	t.Helper()
 	be := cpu.New()
 	p := memflat.New(be)
-	loop := Config{Steps: memflat.Steps, LR: 1e-3, Seed: 3, EvalEvery: memflat.From, Quiet: true, Progress: io.Discard, Out: t.TempDir(),
+	loop := Config{Steps: memflat.Steps(), LR: 1e-3, Seed: 3, EvalEvery: memflat.From, Quiet: true, Progress: io.Discard, Out: t.TempDir(),
 		OnStep: p.OnStep}
 	if err := run(be, loop); err != nil {
 		t.Fatal(err)

@@ -1,5 +1,5 @@
 // Package memflat is the test helper that checks a training loop's memory
-// is flat: train's stages and train/ssl's methods run Steps tiny steps and
+// is flat: train's stages and train/ssl's methods run Steps() tiny steps and
 // compare what they hold after step From with what they hold at the end.
 package memflat
 
@@ -10,30 +10,43 @@ import (
 	"github.com/golem-ml/golem/backend/cpu"
 )
 
-// Steps is how many optimizer steps a memory test runs; the memory it
-// holds after step From must be what it holds at the end. A loop under
-// test evaluates every From steps, so the evaluation's shapes are seen by
-// then.
-const Steps, From = 1000, 100
+// From is the step after which a memory test's memory must stay what it
+// is until the end. A loop under test evaluates every From steps, so the
+// evaluation's shapes are seen by then.
+const From = 100
+
+// Steps is how many optimizer steps a memory test runs: 1,000, or 300 in
+// the short tier (go test -short). A tensor a step leaves unfreed grows
+// the backend's live bytes at every step and a step's allocation that
+// misses the pool its misses, so 200 steps after From show them as 900
+// do; the Go heap's bound (1 MiB) catches a leak of 5 KB a step in 200
+// steps, of 1.2 KB in 900.
+func Steps() int {
+	if testing.Short() {
+		return 300
+	}
+	return 1000
+}
 
 type snap struct {
 	mem  cpu.MemStats
 	heap uint64
 }
 
-// Probe reads a backend's memory at steps From and Steps.
+// Probe reads a backend's memory at steps From and Steps().
 type Probe struct {
-	be *cpu.CPU
-	at []snap
+	be    *cpu.CPU
+	steps int
+	at    []snap
 }
 
 // New returns a probe of be.
-func New(be *cpu.CPU) *Probe { return &Probe{be: be} }
+func New(be *cpu.CPU) *Probe { return &Probe{be: be, steps: Steps()} }
 
 // OnStep is the loop's OnStep callback: it reads the memory after steps
-// From and Steps.
+// From and Steps().
 func (p *Probe) OnStep(step int, _ float64) {
-	if step == From || step == Steps {
+	if step == From || step == p.steps {
 		runtime.GC()
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
@@ -41,29 +54,29 @@ func (p *Probe) OnStep(step int, _ float64) {
 	}
 }
 
-// Check fails t unless memory was flat from step From to Steps: the
+// Check fails t unless memory was flat from step From to Steps(): the
 // backend's live bytes do not change (a step that leaves one tensor
 // unfreed grows them at every step), its allocations that missed the pool
 // hardly do, and the Go heap grows by less than a small bound.
 func (p *Probe) Check(t testing.TB) {
 	t.Helper()
 	if len(p.at) != 2 {
-		t.Fatalf("the run stopped before step %d", Steps)
+		t.Fatalf("the run stopped before step %d", p.steps)
 	}
 	a, b := p.at[0], p.at[1]
 	if b.mem.Live != a.mem.Live {
 		t.Errorf("backend memory in use grew from %d bytes after step %d to %d after step %d (%.0f bytes a step): a step leaves tensors unfreed",
-			a.mem.Live, From, b.mem.Live, Steps, float64(b.mem.Live-a.mem.Live)/(Steps-From))
+			a.mem.Live, From, b.mem.Live, p.steps, float64(b.mem.Live-a.mem.Live)/float64(p.steps-From))
 	}
 	// Kernels that split work over threads take a scratch buffer per
 	// chunk, so the first time two chunks overlap costs one new buffer: a
 	// few misses, never one a step.
 	if miss, bound := b.mem.Misses-a.mem.Misses, int64(2*cpu.Threads()); miss > bound {
-		t.Errorf("%d allocations missed the backend's pool between steps %d and %d (want at most %d once shapes repeat)", miss, From, Steps, bound)
+		t.Errorf("%d allocations missed the backend's pool between steps %d and %d (want at most %d once shapes repeat)", miss, From, p.steps, bound)
 	}
 	const heapBound = 1 << 20
 	if grow := int64(b.heap) - int64(a.heap); grow > heapBound {
-		t.Errorf("the Go heap grew by %d bytes from step %d to %d (bound %d)", grow, From, Steps, heapBound)
+		t.Errorf("the Go heap grew by %d bytes from step %d to %d (bound %d)", grow, From, p.steps, heapBound)
 	}
-	t.Logf("after step %d: %+v, heap %d; after step %d: %+v, heap %d", From, a.mem, a.heap, Steps, b.mem, b.heap)
+	t.Logf("after step %d: %+v, heap %d; after step %d: %+v, heap %d", From, a.mem, a.heap, p.steps, b.mem, b.heap)
 }

@@ -56,11 +56,7 @@ func TestDecodeStepSlots(t *testing.T) {
 					if bc.Half {
 						tol = 2e-3
 					}
-					lens := make([]int, B)
-					for b, s := range seqs {
-						lens[b] = len(s)
-					}
-					tensor.Release(m.Forward(ids, B, L, Options{Cache: bc.Prefill(slots, lens, 0), Pos: pos, KeyMask: mask}))
+					tensor.Release(m.Forward(ids, B, L, Options{Cache: bc.Prefill(slots), Pos: pos, KeyMask: mask}))
 					for step := range 4 {
 						if step == 1 {
 							bc.Grow(5, 12, 7) // more slots, longer ones, with sequences in flight
@@ -104,7 +100,7 @@ func TestDecodeStepHalfBlocked(t *testing.T) {
 			slots := []int32{1, 0}
 			// Prefill each prompt alone, then decode both together.
 			for b, s := range seqs {
-				tensor.Release(m.Forward(s, 1, len(s), Options{Cache: bc.Prefill([]int32{slots[b]}, []int{len(s)}, 0)}))
+				tensor.Release(m.Forward(s, 1, len(s), Options{Cache: bc.Prefill([]int32{slots[b]})}))
 			}
 			for step := range 5 {
 				in, at := make([]int32, 2), make([]int32, 2)

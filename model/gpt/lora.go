@@ -98,14 +98,7 @@ func (m *Model) AttachLoRA(c LoRAConfig, seed uint64) ([]nn.Named, error) {
 			continue
 		}
 		if !slices.ContainsFunc(mods, func(md Module) bool { return matchTarget(md.Name, []string{t}) }) {
-			names := map[string]bool{}
-			for _, md := range mods {
-				names[md.Name[strings.LastIndex(md.Name, ".")+1:]] = true
-			}
-			var have []string
-			for n := range names {
-				have = append(have, n)
-			}
+			have := m.moduleKinds()
 			slices.Sort(have)
 			return nil, fmt.Errorf("gpt: LoRA target %q matches no module of this %s model (have %s)", t, m.Config.Arch, strings.Join(have, ", "))
 		}
@@ -518,16 +511,21 @@ func (m *Model) wrappedAdapter(c LoRAConfig, base, prefix string, modules []stri
 	return ac, ps, nil
 }
 
-// loraTargetNames is targets with "all-linear" spelled out as the last
-// parts of m's linear layers' names.
+// loraTargetNames is targets with "all-linear" spelled out as m's
+// moduleKinds.
 func (m *Model) loraTargetNames(targets []string) []string {
 	if !slices.Contains(targets, "all-linear") {
 		return targets
 	}
+	return m.moduleKinds()
+}
+
+// moduleKinds are the last parts of m's linear layers' names ("q_proj"),
+// each once, in the order of the modules.
+func (m *Model) moduleKinds() []string {
 	var out []string
 	for _, md := range m.Modules() {
-		n := md.Name[strings.LastIndex(md.Name, ".")+1:]
-		if !slices.Contains(out, n) {
+		if n := md.Name[strings.LastIndex(md.Name, ".")+1:]; !slices.Contains(out, n) {
 			out = append(out, n)
 		}
 	}

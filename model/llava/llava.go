@@ -238,26 +238,29 @@ func Render(msgs []tokenizer.Message, end string) (string, error) {
 // AlignPrompt is stage 1's human turn: captions answer it.
 const AlignPrompt = Placeholder + "\nDescribe the image."
 
-// Prompt renders a conversation to continue in the format golem's LLaVA
-// models train in (train/vlm.go): turns alternate user and assistant and
-// end with a user turn; each answer is followed by end (the tokenizer's
-// end token's text, or "\n"); with image, the first user turn opens with
-// the placeholder and a newline, as golem data shapes' conversations and
-// AlignPrompt do. A text-only model (image false) gets the same text
-// without the placeholder.
+// Prompt renders turns, alternately the user's and the assistant's, as
+// Render does, each answer closed by end (the tokenizer's end token's
+// text, or "\n"): eval's prompts end with a user turn for the model to
+// answer; demo's corpus, whole conversations, with a closed answer. With
+// image the first user turn opens with the placeholder and a newline, as
+// golem data shapes' conversations and AlignPrompt do; a text-only model
+// (image false) gets the same text without it.
 func Prompt(end string, image bool, turns ...string) string {
-	var b strings.Builder
+	msgs := make([]tokenizer.Message, len(turns))
 	for i, t := range turns {
-		switch {
-		case i%2 == 1:
-			b.WriteString(" " + strings.TrimSpace(t) + end)
-		case i == 0 && image:
-			b.WriteString(UserTurn(Placeholder + "\n" + t))
-		default:
-			b.WriteString(UserTurn(t))
+		msgs[i] = tokenizer.Message{Role: "user", Content: t}
+		if i%2 == 1 {
+			msgs[i].Role = "assistant"
 		}
 	}
-	return b.String()
+	if image && len(msgs) > 0 {
+		msgs[0].Content = Placeholder + "\n" + msgs[0].Content
+	}
+	text, _ := Render(msgs, end) // only user and assistant messages: no error
+	if len(turns)%2 == 0 && len(turns) > 0 {
+		text += end // Render leaves a last answer open
+	}
+	return text
 }
 
 // PromptEmbeds returns what goes before the text after a prompt's

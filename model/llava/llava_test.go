@@ -293,3 +293,22 @@ func TestRender(t *testing.T) {
 		}
 	}
 }
+
+// Prompt is Render of alternating user and assistant turns, the
+// placeholder opening the first with image, every answer closed.
+func TestPrompt(t *testing.T) {
+	for _, c := range []struct {
+		image bool
+		turns []string
+		want  string
+	}{
+		{true, []string{"Describe the image."}, "USER: <image>\nDescribe the image.\nASSISTANT:"},
+		{false, []string{"What is it?", " a circle ", "Colour?"}, "USER: What is it?\nASSISTANT: a circle<|im_end|>USER: Colour?\nASSISTANT:"},
+		{true, []string{"What is it?", "a circle"}, "USER: <image>\nWhat is it?\nASSISTANT: a circle<|im_end|>"},
+		{false, nil, ""},
+	} {
+		if got := Prompt("<|im_end|>", c.image, c.turns...); got != c.want {
+			t.Errorf("Prompt(%v, %q) = %q, want %q", c.image, c.turns, got, c.want)
+		}
+	}
+}

@@ -10,7 +10,7 @@ import (
 	"github.com/golem-ml/golem/train"
 )
 
-// TestMemoryFlat runs memflat.Steps tiny steps of BYOL (two views, the
+// TestMemoryFlat runs memflat.Steps() tiny steps of BYOL (two views, the
 // target network's no-gradient pass and its EMA update, BatchNorm) and of
 // MAE on the ViT (model/vit's ForwardMAE) under train.Run, and checks that
 // the backend's memory is the same after step memflat.From and at the end:
@@ -31,7 +31,7 @@ func TestMemoryFlat(t *testing.T) {
 				t.Fatal(err)
 			}
 			o := Options{Backend: be, Method: c.method, Data: bars(16, 1, c.side, 5), Spec: "bars", Encoder: enc, Batch: c.batch, Log: io.Discard,
-				Loop: train.Config{Steps: memflat.Steps, LR: 1e-3, Seed: 3, EvalEvery: memflat.From, Quiet: true, Progress: io.Discard,
+				Loop: train.Config{Steps: memflat.Steps(), LR: 1e-3, Seed: 3, EvalEvery: memflat.From, Quiet: true, Progress: io.Discard,
 					Out: t.TempDir(), OnStep: p.OnStep}}
 			base, err := newTask(o)
 			if err != nil {
