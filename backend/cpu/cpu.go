@@ -342,7 +342,7 @@ func (c *CPU) MatMul(g backend.Gemm, a, b, cc backend.Buffer) {
 	}
 	if g.Batch <= 1 {
 		fixed := packed(b, g.TransB, g.OffB, g.LDB, g.N, g.K)
-		gemm(Threads(), g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, A[g.OffA:], g.LDA, B[g.OffB:], g.LDB, g.Beta, C[g.OffC:], g.LDC, fixed)
+		gemm(Threads(), activeKernel, g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, A[g.OffA:], g.LDA, B[g.OffB:], g.LDB, g.Beta, C[g.OffC:], g.LDC, fixed)
 		return
 	}
 	if g.StrideC == 0 {
