@@ -120,6 +120,10 @@ type Attention struct {
 	// sees only the last Window positions up to its own, keys
 	// S-T+t-Window+1 .. S-T+t.
 	Window int
+	// BF16 asks a backend with the BF16 ability to run the two products
+	// (Q K^T and P V, and those of the backward pass) as MatMulBF16 does;
+	// the softmax stays float32. Others ignore it.
+	BF16 bool
 }
 
 // RoPE describes rotary position embeddings applied to x = [B, T, H*D], the
@@ -328,6 +332,19 @@ type Conv2D struct {
 type Im2Col interface {
 	Im2Col(g Conv2D, col, x Buffer, pad float32)
 	Col2Im(g Conv2D, dx, col Buffer)
+}
+
+// BF16 runs matrix products in bfloat16 with float32 accumulation, the
+// products of mixed-precision training (train's --dtype bf16): MatMulBF16
+// is MatMul with the values of op(A) and op(B) rounded to bfloat16
+// (nearest, ties to even: 8 significant bits, float32's range) and their
+// products summed in float32 into C, which stays float32, as do alpha and
+// beta. Attention, AttentionPacked and their gradients do the same with
+// Attention.BF16 set. Called by tensor's matrix products (MatMul, Linear,
+// LinearCrossEntropy, Attention) in a scope with BF16 products
+// (tensor.Scope.SetBF16). Buffers: float32.
+type BF16 interface {
+	MatMulBF16(g Gemm, a, b, c Buffer)
 }
 
 // QuantType is the block format of a quantized buffer: ggml's, so that a
