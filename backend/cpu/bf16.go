@@ -33,6 +33,14 @@ func pairBits(lo, hi float32) float32 {
 	return math.Float32frombits(uint32(ToBF16(lo)) | uint32(ToBF16(hi))<<16)
 }
 
+// pairStrided and pairRowsPack are the bf16 packing primitives,
+// replaced by vector code (bf16pack_amd64.go) where the CPU has
+// AVX512_BF16.
+var (
+	pairStrided  = packStridedPairs
+	pairRowsPack = packRowsPairs
+)
+
 // packStridedPairs and packRowsPairs are packStrided and packRows for the
 // bf16 kernels: they fill (kc+1)/2 steps q of width lanes at dst[q*ds:],
 // lane i holding steps 2q and 2q+1 of value i as a bfloat16 pair (step kc,

@@ -498,7 +498,7 @@ func packB(kern *gemmKernel, dst []float32, trans bool, b []float32, ldb, p0, j0
 // packers returns kern's packing primitives.
 func packers(kern *gemmKernel) (strided, rows func(dst []float32, ds int, src []float32, ss, kc, cnt, width int)) {
 	if kern.bf16 {
-		return packStridedPairs, packRowsPairs
+		return pairStrided, pairRowsPack
 	}
 	return packStrided, packRows
 }
