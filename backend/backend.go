@@ -334,7 +334,7 @@ type Im2Col interface {
 	Col2Im(g Conv2D, dx, col Buffer)
 }
 
-// BF16 runs matrix products in bfloat16 with float32 accumulation, the
+// BF16Products runs matrix products in bfloat16 with float32 accumulation, the
 // products of mixed-precision training (train's --dtype bf16): MatMulBF16
 // is MatMul with the values of op(A) and op(B) rounded to bfloat16
 // (nearest, ties to even: 8 significant bits, float32's range) and their
@@ -343,7 +343,7 @@ type Im2Col interface {
 // Attention.BF16 set. Called by tensor's matrix products (MatMul, Linear,
 // LinearCrossEntropy, Attention) in a scope with BF16 products
 // (tensor.Scope.SetBF16). Buffers: float32.
-type BF16 interface {
+type BF16Products interface {
 	MatMulBF16(g Gemm, a, b, c Buffer)
 }
 

@@ -158,7 +158,7 @@ func (t *Tensor) bf16() bool {
 	if !t.scope.BF16() {
 		return false
 	}
-	_, ok := t.be.(backend.BF16)
+	_, ok := t.be.(backend.BF16Products)
 	return ok
 }
 
@@ -166,7 +166,7 @@ func (t *Tensor) bf16() bool {
 // where t.bf16().
 func (t *Tensor) matmul(g backend.Gemm, a, b, c backend.Buffer) {
 	if t.bf16() {
-		t.be.(backend.BF16).MatMulBF16(g, a, b, c)
+		t.be.(backend.BF16Products).MatMulBF16(g, a, b, c)
 		return
 	}
 	t.be.MatMul(g, a, b, c)

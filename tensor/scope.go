@@ -84,7 +84,7 @@ func (s *Scope) Child() *Scope {
 
 // SetBF16 makes the matrix products of the ops whose outputs join s, and
 // of the children it opens afterwards, run in bfloat16 with float32
-// accumulation where the backend has the backend.BF16 ability (the CPU
+// accumulation where the backend has the backend.BF16Products ability (the CPU
 // does): MatMul, Linear and LinearInOut, LinearCrossEntropy's logits and
 // Attention's two products, forward and backward. Everything else stays
 // float32: values, gradients, norms, softmax, losses, bias gradients and

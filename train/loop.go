@@ -322,7 +322,7 @@ func checkDType(dtype string, params []nn.Named) error {
 		return nil
 	case "bf16":
 		for _, p := range params {
-			if _, ok := p.Tensor.Backend().(backend.BF16); !ok {
+			if _, ok := p.Tensor.Backend().(backend.BF16Products); !ok {
 				return fmt.Errorf("train: dtype bf16: backend %s has no bfloat16 products", p.Tensor.Backend().Name())
 			}
 		}

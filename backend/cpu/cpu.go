@@ -339,7 +339,7 @@ func (c *CPU) MatMul(g backend.Gemm, a, b, cc backend.Buffer) {
 }
 
 // MatMulBF16 is MatMul with op(A) and op(B) rounded to bfloat16 and their
-// products summed in float32 (SgemmBF16), backend.BF16's ability. A
+// products summed in float32 (SgemmBF16), backend.BF16Products's ability. A
 // quantized B runs its own kernel, as in MatMul.
 func (c *CPU) MatMulBF16(g backend.Gemm, a, b, cc backend.Buffer) {
 	if q, ok := b.(*QuantBuf); ok {
