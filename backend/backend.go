@@ -120,7 +120,7 @@ type Attention struct {
 	// sees only the last Window positions up to its own, keys
 	// S-T+t-Window+1 .. S-T+t.
 	Window int
-	// BF16 asks a backend with the BF16 ability to run the two products
+	// BF16 asks a backend with the BF16Products ability to run the two products
 	// (Q K^T and P V, and those of the backward pass) as MatMulBF16 does;
 	// the softmax stays float32. Others ignore it.
 	BF16 bool
@@ -361,6 +361,11 @@ const (
 	Q4_0
 	// F16: IEEE float16 values, a "block" of one (2 bytes).
 	F16
+	// BF16: bfloat16 values, a block of one (2 bytes), as a BF16
+	// safetensors or GGUF checkpoint holds them. A product with it rounds
+	// the activations to bfloat16 and sums pairs in float32, as
+	// BF16Products does.
+	BF16
 )
 
 // QuantBlock is the number of values in a Q8_0 or Q4_0 block.
@@ -368,7 +373,7 @@ const QuantBlock = 32
 
 // BlockSize returns the number of values in one block of t.
 func (t QuantType) BlockSize() int {
-	if t == F16 {
+	if t == F16 || t == BF16 {
 		return 1
 	}
 	return QuantBlock
@@ -381,7 +386,7 @@ func (t QuantType) BlockBytes() int {
 		return 2 + QuantBlock
 	case Q4_0:
 		return 2 + QuantBlock/2
-	case F16:
+	case F16, BF16:
 		return 2
 	}
 	return 0
@@ -395,6 +400,8 @@ func (t QuantType) String() string {
 		return "Q4_0"
 	case F16:
 		return "F16"
+	case BF16:
+		return "BF16"
 	}
 	return fmt.Sprintf("QuantType(%d)", uint8(t))
 }

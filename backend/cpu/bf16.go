@@ -182,3 +182,54 @@ func SgemmBF16(transA, transB bool, m, n, k int, alpha float32, a []float32, lda
 func SgemmBF16ST(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	gemm(1, activeBF16, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, nil)
 }
+
+// convertPairsGo is convertPairs in Go.
+func convertPairsGo(dst, src []float32, n int) {
+	for q := 0; 2*q < n; q++ {
+		hi := float32(0)
+		if 2*q+1 < n {
+			hi = src[2*q+1]
+		}
+		dst[q] = pairBits(src[2*q], hi)
+	}
+}
+
+// bdotRowsGo is bdotRows in Go: each product summed pair after pair as
+// genericComputeBF16 sums them (the vector code sums 16 lanes and then
+// across them, so the two agree to float32's rounding, not bit for bit).
+func bdotRowsGo(out, x []float32, w []uint16, k int) {
+	for j := range out {
+		row := w[j*k : j*k+k]
+		var acc float32
+		for q := 0; 2*q < k; q++ {
+			xb := math.Float32bits(x[q])
+			lo := math.Float32frombits(xb<<16) * FromBF16(row[2*q])
+			if 2*q+1 < k {
+				acc = ftz(acc + math.Float32frombits(xb&0xffff0000)*FromBF16(row[2*q+1]))
+			}
+			acc = ftz(acc + lo)
+		}
+		out[j] = acc
+	}
+}
+
+// fromBF16s widens bfloat16 values to float32 (exactly).
+func fromBF16s(dst []float32, src []uint16) {
+	src = src[:len(dst)]
+	for i, h := range src {
+		dst[i] = FromBF16(h)
+	}
+}
+
+// matmulBF16 is c = alpha * a W^T + beta * c for W a bfloat16 matrix [n,
+// k]: the bf16 kernels' arithmetic (a's rows rounded to bfloat16, pairs
+// summed in float32; W's values are bfloat16 already). A few rows of a
+// (decoding) take dot products straight from W's rows, read once (bdot);
+// more (a prefill) widen tiles of W and run SgemmBF16 on each (matmulWide).
+func matmulBF16(m, n, k int, alpha float32, a []float32, lda int, w *QuantBuf, beta float32, c []float32, ldc int) {
+	matmulWide(m, n, k, alpha, a, lda, w, beta, c, ldc, fromBF16s, SgemmBF16ST, func(out []float32, x []float32, rows []uint16) {
+		xp := make([]float32, (k+1)/2)
+		convertPairs(xp, x, k)
+		bdotRows(out, xp, rows, k)
+	})
+}

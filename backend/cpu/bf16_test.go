@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"testing"
+
+	"github.com/golem-ml/golem/backend"
 )
 
 // ToBF16 follows VCVTNE2PS2BF16's definition: round to nearest even,
@@ -296,6 +298,52 @@ func BenchmarkSgemmBF16(b *testing.B) {
 				}
 				b.ReportMetric(float64(2*m*n*k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 			})
+		}
+	}
+}
+
+// A product with a BF16 weight buffer is SgemmBF16's with the weights
+// widened: bit for bit for a prefill's rows (tiles of SgemmBF16), within
+// float32's summation order for a decoding row (bdot's lanes); the
+// buffer holds 2 bytes a value.
+func TestBF16WeightsProducts(t *testing.T) {
+	c := New()
+	r := rand.New(rand.NewPCG(9, 9))
+	for _, sz := range []struct{ m, n, k int }{{1, 37, 96}, {3, 40, 33}, {4, 19, 250}, {9, 45, 160}, {130, 200, 64}} {
+		w := make([]byte, 2*sz.n*sz.k)
+		wf := make([]float32, sz.n*sz.k)
+		for i := range wf {
+			h := ToBF16(float32(r.NormFloat64()))
+			w[2*i], w[2*i+1] = byte(h), byte(h>>8)
+			wf[i] = FromBF16(h)
+		}
+		b, err := c.UploadQuant(backend.BF16, sz.n, sz.k, w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if q := b.(*QuantBuf); len(q.H) != sz.n*sz.k || q.Q != nil || q.D != nil {
+			t.Fatalf("BF16 buffer holds %d values and %d + %d more", len(q.H), len(q.Q), len(q.D))
+		}
+		a := randSlice(r, sz.m*sz.k)
+		out := c.Alloc(sz.m*sz.n, false)
+		c.MatMul(backend.Gemm{TransB: true, M: sz.m, N: sz.n, K: sz.k, Alpha: 1, Batch: 1, LDA: sz.k, LDB: sz.k, LDC: sz.n}, c.upload(a), b, out)
+		want, f32 := make([]float32, sz.m*sz.n), make([]float32, sz.m*sz.n)
+		SgemmBF16(false, true, sz.m, sz.n, sz.k, 1, a, sz.k, wf, sz.k, 0, want, sz.n)
+		Sgemm(false, true, sz.m, sz.n, sz.k, 1, a, sz.k, wf, sz.k, 0, f32, sz.n)
+		differ := 0
+		for i, g := range Data(out) {
+			if sz.m > 4 && math.Float32bits(g) != math.Float32bits(want[i]) {
+				t.Fatalf("%+v: out %d = %v, SgemmBF16 %v", sz, i, g, want[i])
+			}
+			if d := math.Abs(float64(g - want[i])); d > 1e-5*(1+math.Abs(float64(want[i]))) {
+				t.Fatalf("%+v: out %d = %v, SgemmBF16 %v", sz, i, g, want[i])
+			}
+			if g != f32[i] {
+				differ++
+			}
+		}
+		if differ == 0 {
+			t.Fatalf("%+v: the float32 product's values exactly: the activations were not rounded", sz)
 		}
 	}
 }

@@ -19,6 +19,15 @@ func init() {
 // convertPairs sets dst[q] = pair(src[2q], src[2q+1]) for q < (n+1)/2,
 // the value past an odd n read as zero.
 func convertPairs(dst, src []float32, n int) {
+	if haveBF16 {
+		convertPairsVec(dst, src, n)
+	} else {
+		convertPairsGo(dst, src, n)
+	}
+}
+
+// convertPairsVec is convertPairs by VCVTNE2PS2BF16.
+func convertPairsVec(dst, src []float32, n int) {
 	if n == 0 {
 		return
 	}
@@ -40,7 +49,7 @@ func packStridedPairs512(dst []float32, ds int, src []float32, ss, kc, cnt, widt
 		return
 	}
 	for i := 0; i < cnt; i++ {
-		convertPairs(tmp[i*kp:], src[i*ss:i*ss+kc], kc)
+		convertPairsVec(tmp[i*kp:], src[i*ss:i*ss+kc], kc)
 	}
 	_ = dst[(kp-1)*ds+width-1]
 	for h := 0; h < width; h += 16 {
@@ -63,4 +72,20 @@ func packRowsPairs512(dst []float32, ds int, src []float32, ss, kc, cnt, width i
 		}
 		clear(d[cnt:])
 	}
+}
+
+//go:noescape
+func bdot(out, x *float32, w *uint16, kp, n, ldw int)
+
+// bdotRows sets out[j] to the product of the pairs x (convertPairs of a
+// row of k values) and row j of the bfloat16 rows w (k apart); where the
+// CPU has AVX512_BF16 and k is even, by bdot.
+func bdotRows(out, x []float32, w []uint16, k int) {
+	if !haveBF16 || !fastQuant || k%2 != 0 || len(out) == 0 {
+		bdotRowsGo(out, x, w, k)
+		return
+	}
+	_ = w[len(out)*k-1]
+	_ = x[k/2-1]
+	bdot(&out[0], &x[0], &w[0], k/2, len(out), k)
 }

@@ -94,3 +94,61 @@ pairTail:
 pairDone:
 	VZEROUPPER
 	RET
+
+// VDPBF16PS Z1, Z0, Z2: Z1 += the pairs' dot products of Z0 and Z2.
+#define DP_Z1_Z0_Z2 BYTE $0x62; BYTE $0xf2; BYTE $0x7e; BYTE $0x48; BYTE $0x52; BYTE $0xca
+
+// func bdot(out, x *float32, w *uint16, kp, n, ldw int)
+// out[j] = the sum over the kp pairs q of x (bfloat16 pairs) times row j
+// of w (bfloat16 values, rows ldw apart, read as kp pairs), for j < n:
+// 16 lanes of VDPBF16PS, then summed across the lanes.
+TEXT ·bdot(SB), NOSPLIT, $0-48
+	MOVQ out+0(FP), DX
+	MOVQ w+16(FP), R8
+	MOVQ n+32(FP), R9
+	MOVQ ldw+40(FP), R10
+	SHLQ $1, R10
+	MOVQ kp+24(FP), AX
+	MOVQ AX, R11
+	ANDQ $15, R11
+	MOVL $1, BX
+	MOVQ R11, CX
+	SHLL CX, BX
+	DECL BX
+	KMOVW BX, K1
+	SHRQ $4, AX
+bdotRow:
+	MOVQ x+8(FP), SI
+	MOVQ R8, DI
+	MOVQ AX, CX
+	VPXORD Z1, Z1, Z1
+	TESTQ CX, CX
+	JEQ bdotTail
+bdotLoop:
+	VMOVDQU32 (SI), Z0
+	VMOVDQU32 (DI), Z2
+	DP_Z1_Z0_Z2
+	ADDQ $64, SI
+	ADDQ $64, DI
+	DECQ CX
+	JNE bdotLoop
+bdotTail:
+	TESTQ R11, R11
+	JEQ bdotSum
+	VMOVDQU32.Z (SI), K1, Z0
+	VMOVDQU32.Z (DI), K1, Z2
+	DP_Z1_Z0_Z2
+bdotSum:
+	VEXTRACTF64X4 $1, Z1, Y3
+	VADDPS Y3, Y1, Y1
+	VEXTRACTF128 $1, Y1, X3
+	VADDPS X3, X1, X1
+	VHADDPS X1, X1, X1
+	VHADDPS X1, X1, X1
+	MOVSS X1, (DX)
+	ADDQ $4, DX
+	ADDQ R10, R8
+	DECQ R9
+	JNE bdotRow
+	VZEROUPPER
+	RET
