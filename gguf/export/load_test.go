@@ -97,7 +97,8 @@ func TestGGUFLoadsAsFolder(t *testing.T) {
 	// F16 rounds weights to 11 bits, Q8_0 weights and activations to 8
 	// bits a block, Q4_0 weights to 4 (measured: 1e-3, 0.03 and 0.3 on the
 	// sharpened block models).
-	bound := map[gguf.TensorType]float64{gguf.F32: 1e-5, gguf.F16: 0.01, gguf.Q8_0: 0.05, gguf.Q4_0: 0.5}
+	// BF16 rounds weights and activations to 8 bits.
+	bound := map[gguf.TensorType]float64{gguf.F32: 1e-5, gguf.F16: 0.01, gguf.BF16: 0.05, gguf.Q8_0: 0.05, gguf.Q4_0: 0.5}
 	type model struct{ name, dir string }
 	models := []model{{"block-llama", blockModel(t, "llama")}, {"block-qwen2", blockModel(t, "qwen2")}}
 	for _, n := range []string{"gpt2-tiny", "llama-tiny", "qwen2-tiny"} {
@@ -120,7 +121,7 @@ func TestGGUFLoadsAsFolder(t *testing.T) {
 		// Every type on one model whose matrices are whole blocks; the
 		// layouts (F32) and the quantized types on the others (the
 		// fixtures' rows of 24 and 48 fall back to F16).
-		types := []gguf.TensorType{gguf.F32, gguf.F16, gguf.Q8_0, gguf.Q4_0}
+		types := []gguf.TensorType{gguf.F32, gguf.F16, gguf.BF16, gguf.Q8_0, gguf.Q4_0}
 		switch md.name {
 		case "block-qwen2":
 			types = []gguf.TensorType{gguf.F32, gguf.Q4_0}
@@ -145,8 +146,8 @@ func TestGGUFLoadsAsFolder(t *testing.T) {
 			if mc != rc {
 				t.Fatalf("%s: config %+v, want %+v", file, mc, rc)
 			}
-			if nq, want := len(m.Quantized()), r.Types[gguf.Q8_0]+r.Types[gguf.Q4_0]+r.Types[gguf.F16]; nq != want {
-				t.Errorf("%s: %d matrices kept as the file has them, the file has %d Q8_0, Q4_0 and F16 ones", file, nq, want)
+			if nq, want := len(m.Quantized()), r.Types[gguf.Q8_0]+r.Types[gguf.Q4_0]+r.Types[gguf.F16]+r.Types[gguf.BF16]; nq != want {
+				t.Errorf("%s: %d matrices kept as the file has them, the file has %d Q8_0, Q4_0, F16 and BF16 ones", file, nq, want)
 			}
 			e := logitError(logits(m, prompt), want)
 			t.Logf("%s: logits within %.2g of the float32 model's (bound %g)", filepath.Base(file), e, bound[typ])

@@ -340,7 +340,7 @@ func LoadGGUF(be backend.Backend, path string) (*Model, error) {
 	hd := c.HeadDim()
 	for _, t := range want {
 		info, _ := f.Tensor(t.gguf)
-		qt := map[gguf.TensorType]backend.QuantType{gguf.Q8_0: backend.Q8_0, gguf.Q4_0: backend.Q4_0, gguf.F16: backend.F16}[info.Type]
+		qt := map[gguf.TensorType]backend.QuantType{gguf.Q8_0: backend.Q8_0, gguf.Q4_0: backend.Q4_0, gguf.F16: backend.F16, gguf.BF16: backend.BF16}[info.Type]
 		l, isLinear := linears[t.param]
 		e, isEmbed := embeds[t.param]
 		if qt != 0 && canQuant && (isLinear || isEmbed) {
