@@ -197,3 +197,49 @@ func TestGGUFLoadsWithoutQuantized(t *testing.T) {
 
 // plainBackend hides the CPU backend's optional abilities.
 type plainBackend struct{ backend.Backend }
+
+// KeepBF16 keeps a model's matrices (linear layers and an untied head,
+// GPT-2's Conv1D ones transposed) as bfloat16 on the backend: half their
+// bytes, and logits within bfloat16's rounding of the float32 model's,
+// for a prefill (the bf16 GEMM) and one token (bdot), not equal to them.
+func TestKeepBF16(t *testing.T) {
+	be := cpu.New()
+	for _, name := range []string{"gpt2-tiny", "llama-tiny", "qwen2-tiny"} {
+		dir := shared.Path(t, "fixtures/hf/"+name)
+		prompt := goldenPrompt(t, dir)
+		ref, err := gpt.Load(be, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := gpt.Load(be, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bytes := func() (n int) {
+			for _, p := range m.Params() {
+				if q, ok := be.QuantOf(p.Tensor.Buffer()); ok && q == backend.BF16 {
+					n += 2 * p.Tensor.Len()
+				} else if len(p.Tensor.Shape()) == 2 && p.Tensor != m.Embed.Weight && (m.Pos == nil || p.Tensor != m.Pos.Weight) {
+					n += 4 * p.Tensor.Len()
+				}
+			}
+			return n
+		}
+		before := bytes()
+		n, err := m.KeepBF16()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if after := bytes(); n == 0 || len(m.Quantized()) != n || 2*after != before {
+			t.Fatalf("%s: %d matrices kept as bfloat16 (%d quantized): their bytes %d, before %d", name, n, len(m.Quantized()), after, before)
+		}
+		for _, ids := range [][]int{prompt, prompt[:1]} {
+			want, got := logits(ref, ids), logits(m, ids)
+			e := logitError(got, want)
+			t.Logf("%s, %d tokens: logits within %.2g of the float32 model's", name, len(ids), e)
+			if e > 0.05 || e == 0 {
+				t.Errorf("%s, %d tokens: logits off by %.3g of the largest: want bfloat16's rounding, above 0 and within 0.05", name, len(ids), e)
+			}
+		}
+	}
+}
