@@ -55,6 +55,9 @@ type Weights struct {
 	Context int
 	// GGUF: the model was read from a GGUF file (Ollama's lists say so).
 	GGUF bool
+	// BF16: the language model's matrices are kept as bfloat16
+	// (LoadWeightsAs, Config.BF16); a reload keeps them so.
+	BF16 bool
 	// VLM is a LLaVA folder's vision-language model (Model is its
 	// language model): its prompts are rendered in llava's conversation
 	// format and may hold an image. nil for a text-only model.
@@ -75,7 +78,14 @@ type Weights struct {
 // merged, a prompt-tuning adapter's soft prompt goes before every prompt)
 // onto the backend be. A folder whose files change while they are read is
 // an error, as is anything that would panic.
-func LoadWeights(be backend.Backend, dir string) (w *Weights, err error) {
+func LoadWeights(be backend.Backend, dir string) (*Weights, error) {
+	return LoadWeightsAs(be, dir, false)
+}
+
+// LoadWeightsAs is LoadWeights that, with bf16, keeps a language model's
+// matrices as bfloat16 (model/load's Options.BF16: half their memory, the
+// bf16 kernel); CLIP and text-to-image folders load as they are.
+func LoadWeightsAs(be backend.Backend, dir string, bf16 bool) (w *Weights, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			w, err = nil, fmt.Errorf("serve: %s: internal error while loading: %v", dir, r)
@@ -91,7 +101,7 @@ func LoadWeights(be backend.Backend, dir string) (w *Weights, err error) {
 	if dalle.IsDalle(dir) {
 		return loadDalle(be, dir, before)
 	}
-	l, err := load.Model(be, dir, load.Options{})
+	l, err := load.Model(be, dir, load.Options{BF16: bf16})
 	if err != nil {
 		return nil, err
 	}
@@ -102,6 +112,7 @@ func LoadWeights(be backend.Backend, dir string) (w *Weights, err error) {
 	if err != nil {
 		return nil, err
 	}
+	w.BF16 = bf16
 	if sp := l.SoftPrompt; sp != nil {
 		if w.Context -= sp.Weight.Dim(0); w.Context < 2 {
 			return nil, fmt.Errorf("serve: %s: the soft prompt's %d virtual tokens leave no room in the model's context of %d", dir, sp.Weight.Dim(0), l.Model.Config.Context)
@@ -427,7 +438,7 @@ func (e *Engine) Reload(force bool) (ok bool, err error) {
 			return fail(err)
 		}
 	}
-	w, err := LoadWeights(e.Weights().backend(), e.Dir)
+	w, err := LoadWeightsAs(e.Weights().backend(), e.Dir, e.Weights().BF16)
 	if err != nil {
 		e.failed = st.key
 		return fail(err)
