@@ -407,8 +407,8 @@ func (t QuantType) String() string {
 }
 
 // Quantized keeps a frozen weight matrix as Q8_0 or Q4_0 blocks (a quarter
-// or an eighth of its float32 size) or float16 values (half), a GGUF
-// file's tensors as they are, and multiplies float32 activations by it
+// or an eighth of its float32 size) or float16 or bfloat16 values (half),
+// a GGUF file's tensors as they are, and multiplies float32 activations by it
 // with float32 accumulation. UploadQuant returns a read-only buffer of
 // rows x cols values (cols a multiple of t's BlockSize) from blocks,
 // rows*cols/BlockSize blocks of t in row order; it refuses a wrong length
@@ -417,10 +417,11 @@ func (t QuantType) String() string {
 // may be passed where a float32 one is read, in these places only: B of
 // MatMul with Batch 1 (op(B) = B^T, a linear layer's forward pass, runs the
 // quantized kernel, which may round the activations to 8 bits per block as
-// llama.cpp does, Q8_0's and Q4_0's; the other way, a backward pass,
-// reads B dequantized),
+// llama.cpp does, Q8_0's and Q4_0's, or to bfloat16, BF16's; the other
+// way, a backward pass, reads B dequantized),
 // Embedding's table, Download (dequantized values) and Free. Called by
-// model/gpt when it loads a GGUF file's quantized tensors.
+// model/gpt when it loads a GGUF file's quantized tensors, and by its
+// KeepBF16 (generate and serve's --dtype bf16).
 type Quantized interface {
 	UploadQuant(t QuantType, rows, cols int, blocks []byte) (Buffer, error)
 	QuantOf(b Buffer) (QuantType, bool)
