@@ -120,6 +120,10 @@ type Attention struct {
 	// sees only the last Window positions up to its own, keys
 	// S-T+t-Window+1 .. S-T+t.
 	Window int
+	// BF16 asks a backend with the BF16Products ability to run the two products
+	// (Q K^T and P V, and those of the backward pass) as MatMulBF16 does;
+	// the softmax stays float32. Others ignore it.
+	BF16 bool
 }
 
 // RoPE describes rotary position embeddings applied to x = [B, T, H*D], the
@@ -330,6 +334,19 @@ type Im2Col interface {
 	Col2Im(g Conv2D, dx, col Buffer)
 }
 
+// BF16Products runs matrix products in bfloat16 with float32 accumulation, the
+// products of mixed-precision training (train's --dtype bf16): MatMulBF16
+// is MatMul with the values of op(A) and op(B) rounded to bfloat16
+// (nearest, ties to even: 8 significant bits, float32's range) and their
+// products summed in float32 into C, which stays float32, as do alpha and
+// beta. Attention, AttentionPacked and their gradients do the same with
+// Attention.BF16 set. Called by tensor's matrix products (MatMul, Linear,
+// LinearCrossEntropy, Attention) in a scope with BF16 products
+// (tensor.Scope.SetBF16). Buffers: float32.
+type BF16Products interface {
+	MatMulBF16(g Gemm, a, b, c Buffer)
+}
+
 // QuantType is the block format of a quantized buffer: ggml's, so that a
 // GGUF tensor's bytes are a buffer's contents as they are.
 type QuantType uint8
@@ -344,6 +361,11 @@ const (
 	Q4_0
 	// F16: IEEE float16 values, a "block" of one (2 bytes).
 	F16
+	// BF16: bfloat16 values, a block of one (2 bytes), as a BF16
+	// safetensors or GGUF checkpoint holds them. A product with it rounds
+	// the activations to bfloat16 and sums pairs in float32, as
+	// BF16Products does.
+	BF16
 )
 
 // QuantBlock is the number of values in a Q8_0 or Q4_0 block.
@@ -351,7 +373,7 @@ const QuantBlock = 32
 
 // BlockSize returns the number of values in one block of t.
 func (t QuantType) BlockSize() int {
-	if t == F16 {
+	if t == F16 || t == BF16 {
 		return 1
 	}
 	return QuantBlock
@@ -364,7 +386,7 @@ func (t QuantType) BlockBytes() int {
 		return 2 + QuantBlock
 	case Q4_0:
 		return 2 + QuantBlock/2
-	case F16:
+	case F16, BF16:
 		return 2
 	}
 	return 0
@@ -378,13 +400,15 @@ func (t QuantType) String() string {
 		return "Q4_0"
 	case F16:
 		return "F16"
+	case BF16:
+		return "BF16"
 	}
 	return fmt.Sprintf("QuantType(%d)", uint8(t))
 }
 
 // Quantized keeps a frozen weight matrix as Q8_0 or Q4_0 blocks (a quarter
-// or an eighth of its float32 size) or float16 values (half), a GGUF
-// file's tensors as they are, and multiplies float32 activations by it
+// or an eighth of its float32 size) or float16 or bfloat16 values (half),
+// a GGUF file's tensors as they are, and multiplies float32 activations by it
 // with float32 accumulation. UploadQuant returns a read-only buffer of
 // rows x cols values (cols a multiple of t's BlockSize) from blocks,
 // rows*cols/BlockSize blocks of t in row order; it refuses a wrong length
@@ -393,10 +417,11 @@ func (t QuantType) String() string {
 // may be passed where a float32 one is read, in these places only: B of
 // MatMul with Batch 1 (op(B) = B^T, a linear layer's forward pass, runs the
 // quantized kernel, which may round the activations to 8 bits per block as
-// llama.cpp does, Q8_0's and Q4_0's; the other way, a backward pass,
-// reads B dequantized),
+// llama.cpp does, Q8_0's and Q4_0's, or to bfloat16, BF16's; the other
+// way, a backward pass, reads B dequantized),
 // Embedding's table, Download (dequantized values) and Free. Called by
-// model/gpt when it loads a GGUF file's quantized tensors.
+// model/gpt when it loads a GGUF file's quantized tensors, and by its
+// KeepBF16 (generate and serve's --dtype bf16).
 type Quantized interface {
 	UploadQuant(t QuantType, rows, cols int, blocks []byte) (Buffer, error)
 	QuantOf(b Buffer) (QuantType, bool)

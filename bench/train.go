@@ -45,7 +45,16 @@ func init() {
 		warmup := fs.Int("warmup", 3, "untimed steps first")
 		threads := fs.Int("threads", 2, "threads")
 		noPeer := fs.Bool("no-peer", false, "skip the PyTorch peer (no ratio)")
+		dtype := fs.String("dtype", "float32", "float32, or bf16: golem's mixed precision (train --dtype bf16) against the peer's --amp bf16 (CPU autocast)")
 		fs.Parse(args)
+		amp := "fp32"
+		switch *dtype {
+		case "float32":
+		case "bf16":
+			amp = "bf16"
+		default:
+			return fmt.Errorf("--dtype %q: want float32 or bf16", *dtype)
+		}
 		cpu.SetThreads(*threads)
 		m, c, err := benchModel(*config)
 		if err != nil {
@@ -54,7 +63,7 @@ func init() {
 		bc := benchConfigs[*config]
 		var peer, peerMinMS float64
 		if !*noPeer {
-			pf, err := peerFields("--config", *config, "--tuned", "--steps", fmt.Sprint(*steps), "--warmup", fmt.Sprint(*warmup), "--threads", fmt.Sprint(*threads))
+			pf, err := peerFields("--config", *config, "--tuned", "--steps", fmt.Sprint(*steps), "--warmup", fmt.Sprint(*warmup), "--threads", fmt.Sprint(*threads), "--amp", amp)
 			if err != nil {
 				return err
 			}
@@ -78,6 +87,7 @@ func init() {
 			t0 := time.Now()
 			opt.ZeroGrad()
 			sc := tensor.NewScope()
+			sc.SetBF16(*dtype == "bf16")
 			tensor.Backward(m.Loss(ids, targets, B, T, gpt.Options{Scope: sc}))
 			opt.ClipGradNorm(1)
 			opt.Update(1e-3)
@@ -92,6 +102,7 @@ func init() {
 		nonEmb := nn.Count(params) - c.Context*c.Hidden
 		flopTok := 6*float64(nonEmb) + 12*float64(c.Layers*c.Hidden*T)
 		gf := flopTok * tps / 1e9
+		fmt.Printf("golem: config=%s dtype=%s kernels %s\n", *config, *dtype, cpu.Features())
 		fmt.Printf("golem: config=%s params=%.2fM step=%.1fms (min %.1fms) tokens_per_s=%.0f  %.1f GFLOP/s = %.0f%% of the machine's fp32 peak (%.0f GFLOP/s)\n",
 			*config, float64(nn.Count(params))/1e6, med*1e3, times[0]*1e3, tps, gf, 100*gf/machinePeak, machinePeak)
 		if peer > 0 {

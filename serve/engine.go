@@ -56,6 +56,9 @@ type Weights struct {
 	Context int
 	// GGUF: the model was read from a GGUF file (Ollama's lists say so).
 	GGUF bool
+	// BF16: the language model's matrices are kept as bfloat16
+	// (LoadWeightsAs, Config.BF16); a reload keeps them so.
+	BF16 bool
 	// VLM is a LLaVA folder's vision-language model (Model is its
 	// language model): its prompts are rendered in llava's conversation
 	// format and may hold an image. nil for a text-only model.
@@ -82,7 +85,16 @@ type Weights struct {
 // its CLIP tokenizer) or a text-to-image model folder (its tokenizer and
 // its VQ-VAE in vq/) onto the backend be. A folder whose files change
 // while they are read is an error, as is anything that would panic.
-func LoadWeights(be backend.Backend, dir string) (w *Weights, err error) {
+func LoadWeights(be backend.Backend, dir string) (*Weights, error) {
+	return LoadWeightsAs(be, dir, false)
+}
+
+// LoadWeightsAs is LoadWeights that, with bf16, keeps a language model's
+// matrices as bfloat16 (model/load's Options.BF16: half their memory, the
+// bf16 kernel); CLIP and text-to-image folders load as they are. A bf16
+// model holds its own weights: bases are shared in float32 only (an
+// adapter over a bf16 base is read merged).
+func LoadWeightsAs(be backend.Backend, dir string, bf16 bool) (w *Weights, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			w, err = nil, fmt.Errorf("serve: %s: internal error while loading: %v", dir, r)
@@ -92,7 +104,7 @@ func LoadWeights(be backend.Backend, dir string) (w *Weights, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if w, err = readWeights(be, dir); err != nil {
+	if w, err = readWeights(be, dir, bf16); err != nil {
 		return nil, err
 	}
 	if after, err := folderStamp(dir); err != nil || after.key != before.key {
@@ -104,7 +116,7 @@ func LoadWeights(be backend.Backend, dir string) (w *Weights, err error) {
 }
 
 // readWeights reads dir as LoadWeights says, the files' stamps aside.
-func readWeights(be backend.Backend, dir string) (*Weights, error) {
+func readWeights(be backend.Backend, dir string, bf16 bool) (*Weights, error) {
 	switch {
 	case clip.IsCLIP(dir):
 		m, err := clip.Load(be, dir)
@@ -126,8 +138,8 @@ func readWeights(be backend.Backend, dir string) (*Weights, error) {
 	var l, base *load.Loaded
 	var err error
 	switch {
-	case llava.IsLLaVA(dir):
-		l, err = load.Model(be, dir, load.Options{})
+	case bf16 || llava.IsLLaVA(dir): // bf16: its own weights (bases are shared in float32)
+		l, err = load.Model(be, dir, load.Options{BF16: bf16})
 	case gpt.IsAdapter(dir): // over a base loaded once (bases.go)
 		l, err = load.Model(be, dir, load.Options{Bases: func(b string) (*load.Loaded, error) {
 			base, err = sharedBase(be, b)
@@ -145,6 +157,7 @@ func readWeights(be backend.Backend, dir string) (*Weights, error) {
 		return nil, err
 	}
 	w.base = base
+	w.BF16 = bf16
 	if sp := l.SoftPrompt; sp != nil {
 		if w.Context -= sp.Weight.Dim(0); w.Context < 2 {
 			return nil, fmt.Errorf("serve: %s: the soft prompt's %d virtual tokens leave no room in the model's context of %d", dir, sp.Weight.Dim(0), l.Model.Config.Context)
@@ -428,7 +441,7 @@ func (e *Engine) Reload(force bool) (ok bool, err error) {
 			return fail(err)
 		}
 	}
-	w, err := LoadWeights(e.Weights().backend(), e.Dir)
+	w, err := LoadWeightsAs(e.Weights().backend(), e.Dir, e.Weights().BF16)
 	if err != nil {
 		e.failed = st.key
 		return fail(err)

@@ -56,6 +56,9 @@ type Config struct {
 	// Backend runs the models (required): cmd/golem opens it by name
 	// (--device) with backend.Open.
 	Backend backend.Backend
+	// BF16 keeps the language models' matrices as bfloat16 (golem serve
+	// --dtype bf16; LoadWeightsAs).
+	BF16 bool
 	// Server has the server's timeouts, limits and cookie settings; Run
 	// sets its APIKey, Logf, HostCheck and ListenAddr.
 	Server Options
@@ -144,7 +147,7 @@ func Run(ctx context.Context, c Config) error {
 	}
 	load := c.load
 	if load == nil {
-		load = func(dir string) (*Weights, error) { return LoadWeights(c.Backend, dir) }
+		load = func(dir string) (*Weights, error) { return LoadWeightsAs(c.Backend, dir, c.BF16) }
 	}
 
 	// Each model is checked now (its config.json, its weights files) and

@@ -42,7 +42,7 @@ func MatMul(a, b *Tensor, transA, transB bool) *Tensor {
 		// One big GEMM over all rows of a.
 		g = backend.Gemm{TransB: transB, M: M * batch, N: N, K: K, Alpha: 1, Batch: 1, LDA: ac, LDB: bcn, LDC: N}
 	}
-	a.be.MatMul(g, a.buf, b.buf, out.buf)
+	out.matmul(g, a.buf, b.buf, out.buf)
 	if out.requiresGrad {
 		out.back = func() {
 			if a.requiresGrad {
@@ -55,14 +55,14 @@ func MatMul(a, b *Tensor, transA, transB bool) *Tensor {
 					ga.M, ga.N, ga.K = g.M, K, N
 					ga.LDA, ga.LDB, ga.LDC = N, bcn, ac
 					ga.StrideA, ga.StrideB, ga.StrideC = g.StrideC, g.StrideB, g.StrideA
-					a.be.MatMul(ga, out.grad, b.buf, da)
+					out.matmul(ga, out.grad, b.buf, da)
 				} else {
 					// A is [K, M]: dA = op(B) dC^T.
 					ga.TransA, ga.TransB = transB, true
 					ga.M, ga.N, ga.K = K, M, N
 					ga.LDA, ga.LDB, ga.LDC = bcn, N, ac
 					ga.StrideA, ga.StrideB, ga.StrideC = g.StrideB, g.StrideC, g.StrideA
-					a.be.MatMul(ga, b.buf, out.grad, da)
+					out.matmul(ga, b.buf, out.grad, da)
 				}
 			}
 			if b.requiresGrad {
@@ -77,14 +77,14 @@ func MatMul(a, b *Tensor, transA, transB bool) *Tensor {
 					gb.TransA, gb.TransB = !transA, false
 					gb.M, gb.N, gb.K = K, N, rowsA
 					gb.LDA, gb.LDB, gb.LDC = ac, N, bcn
-					b.be.MatMul(gb, a.buf, out.grad, db)
+					out.matmul(gb, a.buf, out.grad, db)
 				} else {
 					// B is [N,K]: dB = dC^T op(A)
 					gb.TransA, gb.TransB = true, transA
 					gb.M, gb.N, gb.K = N, K, rowsA
 					gb.LDA, gb.LDB, gb.LDC = N, ac, bcn
 					gb.StrideA, gb.StrideB = g.StrideC, g.StrideA
-					b.be.MatMul(gb, out.grad, a.buf, db)
+					out.matmul(gb, out.grad, a.buf, db)
 				}
 			}
 		}
@@ -124,21 +124,21 @@ func linear(x, w, bias *Tensor, inOut bool) *Tensor {
 	if inOut {
 		ldw = outF
 	}
-	x.be.MatMul(backend.Gemm{TransB: !inOut, M: rows, N: outF, K: in, Alpha: 1, Beta: beta, Batch: 1, LDA: in, LDB: ldw, LDC: outF}, x.buf, w.buf, out.buf)
+	out.matmul(backend.Gemm{TransB: !inOut, M: rows, N: outF, K: in, Alpha: 1, Beta: beta, Batch: 1, LDA: in, LDB: ldw, LDC: outF}, x.buf, w.buf, out.buf)
 	if out.requiresGrad {
 		out.back = func() {
 			if x.requiresGrad {
 				// dx = dy W ([out,in]) or dy W^T ([in,out]).
 				dx, beta := x.gemmGrad()
-				x.be.MatMul(backend.Gemm{TransB: inOut, M: rows, N: in, K: outF, Alpha: 1, Beta: beta, Batch: 1, LDA: outF, LDB: ldw, LDC: in}, out.grad, w.buf, dx)
+				out.matmul(backend.Gemm{TransB: inOut, M: rows, N: in, K: outF, Alpha: 1, Beta: beta, Batch: 1, LDA: outF, LDB: ldw, LDC: in}, out.grad, w.buf, dx)
 			}
 			if w.requiresGrad {
 				dw, beta := w.gemmGrad()
 				if inOut {
 					// dW [in,out] = x^T dy.
-					x.be.MatMul(backend.Gemm{TransA: true, M: in, N: outF, K: rows, Alpha: 1, Beta: beta, Batch: 1, LDA: in, LDB: outF, LDC: outF}, x.buf, out.grad, dw)
+					out.matmul(backend.Gemm{TransA: true, M: in, N: outF, K: rows, Alpha: 1, Beta: beta, Batch: 1, LDA: in, LDB: outF, LDC: outF}, x.buf, out.grad, dw)
 				} else {
-					x.be.MatMul(backend.Gemm{TransA: true, M: outF, N: in, K: rows, Alpha: 1, Beta: beta, Batch: 1, LDA: outF, LDB: in, LDC: in}, out.grad, x.buf, dw)
+					out.matmul(backend.Gemm{TransA: true, M: outF, N: in, K: rows, Alpha: 1, Beta: beta, Batch: 1, LDA: outF, LDB: in, LDC: in}, out.grad, x.buf, dw)
 				}
 			}
 			if bias != nil && bias.requiresGrad {
@@ -150,6 +150,26 @@ func linear(x, w, bias *Tensor, inOut bool) *Tensor {
 		}
 	}
 	return out
+}
+
+// bf16 reports whether t's products run in bfloat16: its scope asks for
+// it (Scope.SetBF16) and its backend can.
+func (t *Tensor) bf16() bool {
+	if !t.scope.BF16() {
+		return false
+	}
+	_, ok := t.be.(backend.BF16Products)
+	return ok
+}
+
+// matmul runs one of the GEMMs that make or differentiate t, in bfloat16
+// where t.bf16().
+func (t *Tensor) matmul(g backend.Gemm, a, b, c backend.Buffer) {
+	if t.bf16() {
+		t.be.(backend.BF16Products).MatMulBF16(g, a, b, c)
+		return
+	}
+	t.be.MatMul(g, a, b, c)
 }
 
 func rowsCols(t *Tensor) (int, int) {
@@ -272,6 +292,7 @@ func Attention(q, k, v *Tensor, o AttentionOptions) *Tensor {
 	}
 	a := backend.Attention{B: B, T: T, S: S, HQ: o.Heads, HKV: hkv, D: D, Scale: scale, Causal: o.Causal, KeyMask: o.KeyMask, Window: o.Window}
 	out := result([]int{B, T, C}, q, k, v)
+	a.BF16 = out.bf16()
 	p := out.saveBuf(B*o.Heads*T*S, false)
 	q.be.Attention(a, out.buf, p, q.buf, k.buf, v.buf)
 	if out.requiresGrad {
@@ -312,6 +333,7 @@ func AttentionQKV(qkv *Tensor, o AttentionOptions) *Tensor {
 	}
 	a := backend.Attention{B: B, T: T, S: T, HQ: o.Heads, HKV: hkv, D: D, Scale: scale, Causal: o.Causal, KeyMask: o.KeyMask, Window: o.Window}
 	out := result([]int{B, T, o.Heads * D}, qkv)
+	a.BF16 = out.bf16()
 	p := out.saveBuf(B*o.Heads*T*T, false)
 	pa.AttentionPacked(a, out.buf, p, qkv.buf)
 	if out.requiresGrad {
@@ -443,7 +465,7 @@ func LinearCrossEntropy(x, w *Tensor, targets []int32, weights []float32) *Tenso
 	out := result([]int{}, x, w)
 	be := x.be
 	logits := be.Alloc(rows*V, false)
-	be.MatMul(backend.Gemm{TransB: true, M: rows, N: V, K: C, Alpha: 1, Batch: 1, LDA: C, LDB: C, LDC: V}, x.buf, w.buf, logits)
+	out.matmul(backend.Gemm{TransB: true, M: rows, N: V, K: C, Alpha: 1, Batch: 1, LDA: C, LDB: C, LDC: V}, x.buf, w.buf, logits)
 	rowLoss := be.Alloc(rows, false)
 	ip, fused := be.(backend.InPlaceCrossEntropy)
 	switch {
@@ -477,12 +499,12 @@ func LinearCrossEntropy(x, w *Tensor, targets []int32, weights []float32) *Tenso
 			if x.requiresGrad {
 				// dx = dloss * G W
 				dx, beta := x.gemmGrad()
-				be.MatMul(backend.Gemm{M: rows, N: C, K: V, Alpha: dl[0], Beta: beta, Batch: 1, LDA: V, LDB: C, LDC: C}, logits, w.buf, dx)
+				out.matmul(backend.Gemm{M: rows, N: C, K: V, Alpha: dl[0], Beta: beta, Batch: 1, LDA: V, LDB: C, LDC: C}, logits, w.buf, dx)
 			}
 			if w.requiresGrad {
 				// dW = dloss * G^T x
 				dw, beta := w.gemmGrad()
-				be.MatMul(backend.Gemm{TransA: true, M: V, N: C, K: rows, Alpha: dl[0], Beta: beta, Batch: 1, LDA: V, LDB: C, LDC: C}, logits, x.buf, dw)
+				out.matmul(backend.Gemm{TransA: true, M: V, N: C, K: rows, Alpha: dl[0], Beta: beta, Batch: 1, LDA: V, LDB: C, LDC: C}, logits, x.buf, dw)
 			}
 		}
 	}

@@ -51,6 +51,7 @@ type Scope struct {
 	owned  *[]*Tensor // from ownedPool
 	kids   []*Scope
 	closed bool
+	bf16   bool // matrix products in bfloat16 (SetBF16)
 }
 
 var scopeIDs atomic.Uint64
@@ -71,6 +72,7 @@ func (s *Scope) Child() *Scope {
 		return c
 	}
 	c.parent = s
+	c.bf16 = s.bf16
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -79,6 +81,27 @@ func (s *Scope) Child() *Scope {
 	s.kids = append(s.kids, c)
 	return c
 }
+
+// SetBF16 makes the matrix products of the ops whose outputs join s, and
+// of the children it opens afterwards, run in bfloat16 with float32
+// accumulation where the backend has the backend.BF16Products ability (the CPU
+// does): MatMul, Linear and LinearInOut, LinearCrossEntropy's logits and
+// Attention's two products, forward and backward. Everything else stays
+// float32: values, gradients, norms, softmax, losses, bias gradients and
+// other reductions. This is mixed-precision training (train's --dtype
+// bf16): the parameters, and the optimizer's state, are float32 masters,
+// rounded to bfloat16 only as a product reads them. Call it before the
+// scope's first op.
+func (s *Scope) SetBF16(on bool) {
+	if s == nil {
+		panic("tensor: SetBF16 on no scope")
+	}
+	s.bf16 = on
+}
+
+// BF16 reports whether s runs matrix products in bfloat16 (SetBF16); false
+// for no scope.
+func (s *Scope) BF16() bool { return s != nil && s.bf16 }
 
 // Parent returns the scope s was opened in (nil for none).
 func (s *Scope) Parent() *Scope {

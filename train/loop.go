@@ -17,6 +17,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/internal/atomicfile"
 	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/optim"
@@ -44,10 +45,17 @@ type Config struct {
 	// activations in backward instead of keeping them
 	// (gpt.Model.CheckpointActivations): less memory, more compute.
 	CheckpointActivations bool
-	Progress              io.Writer
-	Quiet                 bool                         // no progress line
-	OnStep                func(step int, loss float64) `json:"-"` // called after each optimizer step (for UIs)
-	Card                  *ModelCard                   `json:"-"` // the README.md model card each checkpoint writes (nil: none)
+	// DType is the precision of the matrix products: "float32" (or "",
+	// the default) or "bf16", mixed precision: the products of linear
+	// layers, attention and the head in bfloat16 with float32 sums
+	// (tensor.Scope.SetBF16 on each micro-batch's scope), the parameters
+	// (float32 masters), gradients, optimizer state, norms, softmax and
+	// reductions in float32.
+	DType    string
+	Progress io.Writer
+	Quiet    bool                         // no progress line
+	OnStep   func(step int, loss float64) `json:"-"` // called after each optimizer step (for UIs)
+	Card     *ModelCard                   `json:"-"` // the README.md model card each checkpoint writes (nil: none)
 
 	held *held // Out, locked and prepared by open
 }
@@ -178,6 +186,9 @@ func Run(ctx context.Context, cfg Config, task Task) (Result, error) {
 		}
 	}
 	params := task.Params()
+	if err := checkDType(cfg.DType, params); err != nil {
+		return Result{}, err
+	}
 	opt := optim.NewAdamW(params, float32(cfg.Beta1), float32(cfg.Beta2), 1e-8, float32(cfg.WeightDecay))
 	if len(opt.Params()) == 0 {
 		return Result{}, errors.New("train: no trainable parameters")
@@ -303,6 +314,23 @@ func (l *loop) interrupted(ctx context.Context) bool {
 	return l.res.Interrupted
 }
 
+// checkDType refuses a dtype other than float32 and bf16, and bf16 on a
+// backend without bfloat16 products (it would silently train in float32).
+func checkDType(dtype string, params []nn.Named) error {
+	switch dtype {
+	case "", "float32":
+		return nil
+	case "bf16":
+		for _, p := range params {
+			if _, ok := p.Tensor.Backend().(backend.BF16Products); !ok {
+				return fmt.Errorf("train: dtype bf16: backend %s has no bfloat16 products", p.Tensor.Backend().Name())
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("train: dtype %q: want float32 or bf16", dtype)
+}
+
 // lossFunc computes one micro-batch's loss in its scope (see Batches.Loss).
 type lossFunc func(s *tensor.Scope, micro int) (*tensor.Tensor, int, map[string]float64, error)
 
@@ -312,6 +340,7 @@ type lossFunc func(s *tensor.Scope, micro int) (*tensor.Tensor, int, map[string]
 func (l *loop) micro(lossOf lossFunc, micro int) (loss float64, tokens int, metrics map[string]float64, err error) {
 	s := tensor.NewScope()
 	defer s.Close()
+	s.SetBF16(l.cfg.DType == "bf16")
 	t, n, m, err := lossOf(s, micro)
 	if err != nil {
 		return 0, 0, nil, err

@@ -67,6 +67,7 @@ func (c *CPU) attention(a *backend.Attention, in attnIO, os, ps []float32) {
 	ldo := HQ * D
 	qs, ks, vs := in.q, in.k, in.v
 	ldq, ldk, ldv := in.ldq, in.ldk, in.ldv
+	sgemm := attnGemm(a)
 	Parallel(a.B*HQ, 1, func(lo, hi int) {
 		for bh := lo; bh < hi; bh++ {
 			b, h := bh/HQ, bh%HQ
@@ -77,7 +78,7 @@ func (c *CPU) attention(a *backend.Attention, in attnIO, os, ps []float32) {
 			for t0 := 0; t0 < T; t0 += attnBlock {
 				t1 := min(T, t0+attnBlock)
 				kEnd := keyEnd(a, t1)
-				if t1-t0 < 4 {
+				if t1-t0 < 4 && !a.BF16 {
 					for t := t0; t < t1; t++ {
 						row := P[t*S : t*S+kEnd]
 						qr := qs[qo+t*ldq : qo+t*ldq+D]
@@ -95,14 +96,24 @@ func (c *CPU) attention(a *backend.Attention, in attnIO, os, ps []float32) {
 					}
 					continue
 				}
-				SgemmST(false, true, t1-t0, kEnd, D, a.Scale, qs[qo+t0*ldq:], ldq, ks[ko:], ldk, 0, P[t0*S:], S)
+				sgemm(false, true, t1-t0, kEnd, D, a.Scale, qs[qo+t0*ldq:], ldq, ks[ko:], ldk, 0, P[t0*S:], S)
 				for t := t0; t < t1; t++ {
 					attnSoftmax(a, P[t*S:t*S+kEnd], b, t)
 				}
-				SgemmST(false, false, t1-t0, D, kEnd, 1, P[t0*S:], S, vs[vo:], ldv, 0, os[oo+t0*ldo:], ldo)
+				sgemm(false, false, t1-t0, D, kEnd, 1, P[t0*S:], S, vs[vo:], ldv, 0, os[oo+t0*ldo:], ldo)
 			}
 		}
 	})
+}
+
+// attnGemm returns the GEMM of a's products: SgemmBF16ST for a.BF16
+// (the operands rounded to bfloat16, float32 sums; the softmax stays
+// float32), else SgemmST.
+func attnGemm(a *backend.Attention) func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if a.BF16 {
+		return SgemmBF16ST
+	}
+	return SgemmST
 }
 
 // keyEnd returns how many keys the query rows before t1 can see.
@@ -180,6 +191,7 @@ func (c *CPU) attentionGrad(a *backend.Attention, g, in attnIO, ps, dos []float3
 	group := HQ / HKV
 	ldo := HQ * D
 	blk := min(T, attnBlock)
+	sgemm := attnGemm(a)
 	Parallel(a.B*HKV, 1, func(lo, hi int) {
 		scratch := c.Alloc(blk*S, false)
 		dP := f(scratch)
@@ -197,9 +209,9 @@ func (c *CPU) attentionGrad(a *backend.Attention, g, in attnIO, ps, dos []float3
 					Pb := P[t0*S:]
 					dob := dos[oo+t0*ldo:]
 					// dP = dO V^T; dV += P^T dO.
-					SgemmST(false, true, rb, kEnd, D, 1, dob, ldo, in.v[vo:], in.ldv, 0, dP, kEnd)
+					sgemm(false, true, rb, kEnd, D, 1, dob, ldo, in.v[vo:], in.ldv, 0, dP, kEnd)
 					if g.v != nil {
-						SgemmST(true, false, kEnd, D, rb, 1, Pb, S, dob, ldo, 1, g.v[gvo:], g.ldv)
+						sgemm(true, false, kEnd, D, rb, 1, Pb, S, dob, ldo, 1, g.v[gvo:], g.ldv)
 					}
 					// dS = P * (dP - rowsum(dP*P)) * scale, in place.
 					for i := 0; i < rb; i++ {
@@ -210,10 +222,10 @@ func (c *CPU) attentionGrad(a *backend.Attention, g, in attnIO, ps, dos []float3
 						}
 					}
 					if g.q != nil {
-						SgemmST(false, false, rb, D, kEnd, 1, dP, kEnd, in.k[ko:], in.ldk, 1, g.q[gqo+t0*g.ldq:], g.ldq)
+						sgemm(false, false, rb, D, kEnd, 1, dP, kEnd, in.k[ko:], in.ldk, 1, g.q[gqo+t0*g.ldq:], g.ldq)
 					}
 					if g.k != nil {
-						SgemmST(true, false, kEnd, D, rb, 1, dP, kEnd, in.q[qo+t0*in.ldq:], in.ldq, 1, g.k[gko:], g.ldk)
+						sgemm(true, false, kEnd, D, rb, 1, dP, kEnd, in.q[qo+t0*in.ldq:], in.ldq, 1, g.k[gko:], g.ldk)
 					}
 				}
 			}

@@ -335,14 +335,33 @@ func (c *CPU) MatMul(g backend.Gemm, a, b, cc backend.Buffer) {
 		c.matmulQuantB(g, a, q, cc)
 		return
 	}
+	matmul(g, a, b, cc, activeKernel)
+}
+
+// MatMulBF16 is MatMul with op(A) and op(B) rounded to bfloat16 and their
+// products summed in float32 (SgemmBF16), backend.BF16Products's ability. A
+// quantized B runs its own kernel, as in MatMul.
+func (c *CPU) MatMulBF16(g backend.Gemm, a, b, cc backend.Buffer) {
+	if q, ok := b.(*QuantBuf); ok {
+		c.matmulQuantB(g, a, q, cc)
+		return
+	}
+	matmul(g, a, b, cc, activeBF16)
+}
+
+// matmul is MatMul with the micro-kernel kern (float32 or bf16).
+func matmul(g backend.Gemm, a, b, cc backend.Buffer, kern *gemmKernel) {
 	A, B, C := f(a), f(b), f(cc)
-	if g.Batch <= 1 && g.M == 1 && g.K > 0 {
+	if !kern.bf16 && g.Batch <= 1 && g.M == 1 && g.K > 0 {
 		gemv(g.TransA, g.TransB, g.N, g.K, g.Alpha, A[g.OffA:], g.LDA, B[g.OffB:], g.LDB, g.Beta, C[g.OffC:g.OffC+g.N])
 		return
 	}
 	if g.Batch <= 1 {
-		fixed := packed(b, g.TransB, g.OffB, g.LDB, g.N, g.K)
-		gemm(Threads(), g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, A[g.OffA:], g.LDA, B[g.OffB:], g.LDB, g.Beta, C[g.OffC:], g.LDC, fixed)
+		var fixed []float32
+		if !kern.bf16 {
+			fixed = packed(b, g.TransB, g.OffB, g.LDB, g.N, g.K)
+		}
+		gemm(Threads(), kern, g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, A[g.OffA:], g.LDA, B[g.OffB:], g.LDB, g.Beta, C[g.OffC:], g.LDC, fixed)
 		return
 	}
 	if g.StrideC == 0 {
@@ -352,19 +371,19 @@ func (c *CPU) MatMul(g backend.Gemm, a, b, cc backend.Buffer) {
 			if i > 0 {
 				beta = 1
 			}
-			Sgemm(g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, A[g.OffA+i*g.StrideA:], g.LDA, B[g.OffB+i*g.StrideB:], g.LDB, beta, C[g.OffC:], g.LDC)
+			gemm(Threads(), kern, g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, A[g.OffA+i*g.StrideA:], g.LDA, B[g.OffB+i*g.StrideB:], g.LDB, beta, C[g.OffC:], g.LDC, nil)
 		}
 		return
 	}
 	if g.Batch < Threads() || int64(g.M)*int64(g.N)*int64(g.K) > 1<<21 {
 		for i := 0; i < g.Batch; i++ {
-			Sgemm(g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, A[g.OffA+i*g.StrideA:], g.LDA, B[g.OffB+i*g.StrideB:], g.LDB, g.Beta, C[g.OffC+i*g.StrideC:], g.LDC)
+			gemm(Threads(), kern, g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, A[g.OffA+i*g.StrideA:], g.LDA, B[g.OffB+i*g.StrideB:], g.LDB, g.Beta, C[g.OffC+i*g.StrideC:], g.LDC, nil)
 		}
 		return
 	}
 	Parallel(g.Batch, 1, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
-			SgemmST(g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, A[g.OffA+i*g.StrideA:], g.LDA, B[g.OffB+i*g.StrideB:], g.LDB, g.Beta, C[g.OffC+i*g.StrideC:], g.LDC)
+			gemm(1, kern, g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, A[g.OffA+i*g.StrideA:], g.LDA, B[g.OffB+i*g.StrideB:], g.LDB, g.Beta, C[g.OffC+i*g.StrideC:], g.LDC, nil)
 		}
 	})
 }

@@ -2,9 +2,10 @@ package cpu
 
 import (
 	"fmt"
-	"github.com/golem-ml/golem/backend"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/golem-ml/golem/backend"
 )
 
 func BenchmarkSgemmDecode(b *testing.B) {

@@ -1,13 +1,20 @@
 package cpu
 
-import "strings"
+import (
+	"strings"
+	"sync"
+)
 
 // Features describes the kernels this process uses, for golem version:
 // the GEMM micro-kernel, whether the vector (AVX-512) element-wise and
 // attention kernels run, and whether the float16 KV-cache kernels do
 // and whether the quantized-weight kernels do ("gemm=avx512 vec=avx512
 // f16=avx512bw quant=avx512vnni", or "gemm=generic vec=off f16=off
-// quant=go" where there is no assembly).
+// quant=go" where there is no assembly), the bfloat16 GEMM kernel
+// ("bf16=avx512bf16" or "bf16=go") and whether AMX tiles are usable
+// ("amx=no(cpuid)", "amx=no(xcr0)", "amx=no(permission)" when Linux
+// refuses the tile data, or "amx=yes(unused)": golem has no AMX kernel
+// yet, see docs/real-models.md).
 func Features() string {
 	f := []string{"gemm=" + activeKernel.name, "vec=off", "f16=off"}
 	if haveVec {
@@ -21,5 +28,19 @@ func Features() string {
 	} else {
 		f = append(f, "quant=go")
 	}
+	if haveBF16 {
+		f = append(f, "bf16=avx512bf16")
+	} else {
+		f = append(f, "bf16=go")
+	}
+	if ok, why := amx(); ok {
+		f = append(f, "amx=yes(unused)")
+	} else {
+		f = append(f, "amx=no("+why+")")
+	}
 	return strings.Join(f, " ")
 }
+
+// amx is detectAMX, run once: its permission request changes the
+// process's state and need not be repeated.
+var amx = sync.OnceValues(detectAMX)

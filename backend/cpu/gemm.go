@@ -19,6 +19,10 @@ type gemmKernel struct {
 	kc, nc  int // cache blocking: k values per block, columns of B per packed block
 	mc      int // rows of A per packed block
 	compute func(kc int, a, b, c []float32, ldc, mr, nr int, alpha, beta float32)
+	// bf16: the panels hold bfloat16 pairs (see packPairs), a step of
+	// the kernel is two steps of k; the kernel sums the pairs' products
+	// in float32 as VDPBF16PS does.
+	bf16 bool
 }
 
 // gemmKernels lists the kernels this machine can run, best first; the first
@@ -57,14 +61,14 @@ func GemmKernel() string { return activeKernel.name }
 // propagate. The work is split across the worker pool by output tiles, never
 // along k, so results are bit-identical for any thread count.
 func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	gemm(Threads(), transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, nil)
+	gemm(Threads(), activeKernel, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, nil)
 }
 
 // SgemmST is Sgemm on the calling goroutine alone, for kernels that are
 // already parallel (attention runs one per head). It gives the same results
 // as Sgemm.
 func SgemmST(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	gemm(1, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, nil)
+	gemm(1, activeKernel, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, nil)
 }
 
 const (
@@ -81,15 +85,14 @@ const (
 	maxShared = 1 << 23
 )
 
-// gemm is Sgemm on threads threads. fixed, when not nil, is op(B) packed
-// whole for the active kernel (a frozen buffer's), used instead of packing
-// B again.
-func gemm(threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int, fixed []float32) {
+// gemm is Sgemm on threads threads with the micro-kernel kern (a bf16
+// one makes it SgemmBF16). fixed, when not nil, is op(B) packed whole for
+// kern (a frozen buffer's), used instead of packing B again.
+func gemm(threads int, kern *gemmKernel, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int, fixed []float32) {
 	checkGemm(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
 	if m == 0 || n == 0 {
 		return
 	}
-	kern := activeKernel
 	if k == 0 || alpha == 0 {
 		scaleC(m, n, beta, c, ldc)
 		return
@@ -368,7 +371,7 @@ func gemmBlocked(kern *gemmKernel, buf *packBuf, transA, transB bool, m, n, k in
 			} else {
 				buf.b = grow(buf.b, kc*packedWidth(kern, nc))
 				pb = buf.b
-				packB(pb, transB, b, ldb, pc, jc, kc, nc, kern.nr, kern.vec)
+				packB(kern, pb, transB, b, ldb, pc, jc, kc, nc)
 			}
 			for ic := 0; ic < m; ic += mcb {
 				mc := min(mcb, m-ic)
@@ -379,7 +382,7 @@ func gemmBlocked(kern *gemmKernel, buf *packBuf, transA, transB bool, m, n, k in
 				} else {
 					buf.a = grow(buf.a, mc*kc)
 					pa = buf.a
-					packA(pa, transA, a, lda, ic, pc, mc, kc, ntile)
+					packA(kern, pa, transA, a, lda, ic, pc, mc, kc, ntile)
 				}
 				bo := 0
 				for j := 0; j < nc; j += kern.nr {
@@ -416,7 +419,7 @@ func prepackA(dst []float32, kern *gemmKernel, transA bool, a []float32, lda, m,
 		for ic := 0; ic < m; ic += mcb {
 			if u%step == first {
 				mc := min(mcb, m-ic)
-				packA(dst[pc*m+ic*kc:pc*m+(ic+mc)*kc], transA, a, lda, ic, pc, mc, kc, (mc+kern.mr-1)/kern.mr)
+				packA(kern, dst[pc*m+ic*kc:pc*m+(ic+mc)*kc], transA, a, lda, ic, pc, mc, kc, (mc+kern.mr-1)/kern.mr)
 			}
 			u++
 		}
@@ -436,7 +439,7 @@ func prepackB(dst []float32, kern *gemmKernel, transB bool, b []float32, ldb, n,
 			if u%step == first {
 				nc := min(kern.nc, n-jc)
 				o := pc*npad + jc*kc
-				packB(dst[o:o+kc*packedWidth(kern, nc)], transB, b, ldb, pc, jc, kc, nc, kern.nr, kern.vec)
+				packB(kern, dst[o:o+kc*packedWidth(kern, nc)], transB, b, ldb, pc, jc, kc, nc)
 			}
 			u++
 		}
@@ -456,36 +459,48 @@ func blockSize(n, max, unit int) int {
 func roundUp(n, m int) int { return (n + m - 1) / m * m }
 
 // packA packs rows [i0, i0+mc) and columns [p0, p0+kc) of op(A) into ntile
-// micro-panels of near-equal height; panel t holds kc steps of its rows.
-func packA(dst []float32, trans bool, a []float32, lda, i0, p0, mc, kc, ntile int) {
+// micro-panels of near-equal height; panel t holds kc steps of its rows
+// (bf16 kernels: (kc+1)/2 steps of pairs, in the same place).
+func packA(kern *gemmKernel, dst []float32, trans bool, a []float32, lda, i0, p0, mc, kc, ntile int) {
+	strided, rows := packers(kern)
 	for t := 0; t < ntile; t++ {
 		r0, r1 := t*mc/ntile, (t+1)*mc/ntile
 		mr := r1 - r0
 		d := dst[r0*kc : r1*kc]
 		if trans {
-			packRows(d, mr, a[p0*lda+i0+r0:], lda, kc, mr, mr) // A is stored k x m
+			rows(d, mr, a[p0*lda+i0+r0:], lda, kc, mr, mr) // A is stored k x m
 		} else {
-			packStrided(d, mr, a[(i0+r0)*lda+p0:], lda, kc, mr, mr)
+			strided(d, mr, a[(i0+r0)*lda+p0:], lda, kc, mr, mr)
 		}
 	}
 }
 
 // packB packs rows [p0, p0+kc) and columns [j0, j0+nc) of op(B) into
-// micro-panels nr columns wide (the last one narrower, padded with zeros
-// to a multiple of vec); each panel holds kc rows.
-func packB(dst []float32, trans bool, b []float32, ldb, p0, j0, kc, nc, nr, vec int) {
+// micro-panels kern.nr columns wide (the last one narrower, padded with
+// zeros to a multiple of kern.vec); each panel holds kc rows (bf16
+// kernels: (kc+1)/2 rows of pairs, in the same place).
+func packB(kern *gemmKernel, dst []float32, trans bool, b []float32, ldb, p0, j0, kc, nc int) {
+	strided, rows := packers(kern)
 	o := 0
-	for j := 0; j < nc; j += nr {
-		w := min(nr, nc-j)
-		wp := roundUp(w, vec)
+	for j := 0; j < nc; j += kern.nr {
+		w := min(kern.nr, nc-j)
+		wp := roundUp(w, kern.vec)
 		d := dst[o : o+kc*wp]
 		o += kc * wp
 		if trans {
-			packStrided(d, wp, b[(j0+j)*ldb+p0:], ldb, kc, w, wp) // B is stored n x k
+			strided(d, wp, b[(j0+j)*ldb+p0:], ldb, kc, w, wp) // B is stored n x k
 		} else {
-			packRows(d, wp, b[p0*ldb+j0+j:], ldb, kc, w, wp)
+			rows(d, wp, b[p0*ldb+j0+j:], ldb, kc, w, wp)
 		}
 	}
+}
+
+// packers returns kern's packing primitives.
+func packers(kern *gemmKernel) (strided, rows func(dst []float32, ds int, src []float32, ss, kc, cnt, width int)) {
+	if kern.bf16 {
+		return pairStrided, pairRowsPack
+	}
+	return packStrided, packRows
 }
 
 // packStrided and packRows are the packing primitives, replaced by vector

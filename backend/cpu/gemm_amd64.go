@@ -101,3 +101,30 @@ func compute256(kc int, a, b, c []float32, ldc, mr, nr int, alpha, beta float32)
 		copy(c[i*ldc:i*ldc+nr], t[i*16:])
 	}
 }
+
+// avx512BF16Kernel is avx512Kernel's tile over bfloat16 pairs
+// (VDPBF16PS), with the Go bf16 kernel's k blocking.
+var avx512BF16Kernel = &gemmKernel{
+	name: "avx512bf16", mr: 14, nr: 32, vec: 16,
+	kc: bf16KC, nc: 4096, mc: 224,
+	compute: computeBF16, bf16: true,
+}
+
+func archBF16Kernels() []*gemmKernel {
+	if haveBF16 {
+		return []*gemmKernel{avx512BF16Kernel}
+	}
+	return nil
+}
+
+// computeBF16 runs a bf16 kernel on a tile of up to 14 x 32 from panels
+// of (kc+1)/2 steps of pairs.
+func computeBF16(kc int, a, b, c []float32, ldc, mr, nr int, alpha, beta float32) {
+	kp := (kc + 1) / 2
+	nv := (nr + 15) / 16
+	mask := 1<<(nr-16*(nv-1)) - 1
+	_ = a[kp*mr-1]
+	_ = b[kp*16*nv-1]
+	_ = c[(mr-1)*ldc+nr-1]
+	kernelsBF16[nv-1][mr-1](kp, &a[0], &b[0], &c[0], ldc, alpha, beta, mask)
+}

@@ -136,6 +136,96 @@ var kernels256 = [2][6]asmKernel{
 	{sgemm256_m1n2, sgemm256_m2n2, sgemm256_m3n2, sgemm256_m4n2, sgemm256_m5n2, sgemm256_m6n2},
 }
 
+//go:noescape
+func bgemm512_m1n1(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+//go:noescape
+func bgemm512_m2n1(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+//go:noescape
+func bgemm512_m3n1(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+//go:noescape
+func bgemm512_m4n1(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+//go:noescape
+func bgemm512_m5n1(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+//go:noescape
+func bgemm512_m6n1(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+//go:noescape
+func bgemm512_m7n1(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+//go:noescape
+func bgemm512_m8n1(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+//go:noescape
+func bgemm512_m9n1(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+//go:noescape
+func bgemm512_m10n1(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+//go:noescape
+func bgemm512_m11n1(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+//go:noescape
+func bgemm512_m12n1(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+//go:noescape
+func bgemm512_m13n1(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+//go:noescape
+func bgemm512_m14n1(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+//go:noescape
+func bgemm512_m1n2(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+//go:noescape
+func bgemm512_m2n2(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+//go:noescape
+func bgemm512_m3n2(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+//go:noescape
+func bgemm512_m4n2(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+//go:noescape
+func bgemm512_m5n2(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+//go:noescape
+func bgemm512_m6n2(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+//go:noescape
+func bgemm512_m7n2(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+//go:noescape
+func bgemm512_m8n2(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+//go:noescape
+func bgemm512_m9n2(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+//go:noescape
+func bgemm512_m10n2(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+//go:noescape
+func bgemm512_m11n2(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+//go:noescape
+func bgemm512_m12n2(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+//go:noescape
+func bgemm512_m13n2(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+//go:noescape
+func bgemm512_m14n2(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+// kernelsBF16[nv-1][mr-1] computes an mr x nv-vector tile.
+var kernelsBF16 = [2][14]asmKernel{
+	{bgemm512_m1n1, bgemm512_m2n1, bgemm512_m3n1, bgemm512_m4n1, bgemm512_m5n1, bgemm512_m6n1, bgemm512_m7n1, bgemm512_m8n1, bgemm512_m9n1, bgemm512_m10n1, bgemm512_m11n1, bgemm512_m12n1, bgemm512_m13n1, bgemm512_m14n1},
+	{bgemm512_m1n2, bgemm512_m2n2, bgemm512_m3n2, bgemm512_m4n2, bgemm512_m5n2, bgemm512_m6n2, bgemm512_m7n2, bgemm512_m8n2, bgemm512_m9n2, bgemm512_m10n2, bgemm512_m11n2, bgemm512_m12n2, bgemm512_m13n2, bgemm512_m14n2},
+}
+
 // packTranspose sets dst[p*dstStride+i] = src[i*srcStride+p] for p < kc
 // and the lanes i of smask, with zero for the lanes outside gmask (which
 // must be the low bits), by 16x16 transposes in registers.

@@ -3,3 +3,5 @@
 package cpu
 
 func archKernels() []*gemmKernel { return nil }
+
+func archBF16Kernels() []*gemmKernel { return nil }

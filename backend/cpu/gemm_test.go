@@ -2,12 +2,13 @@ package cpu
 
 import (
 	"fmt"
-	"github.com/golem-ml/golem/backend"
 	"math"
 	"math/rand/v2"
 	"reflect"
 	"slices"
 	"testing"
+
+	"github.com/golem-ml/golem/backend"
 )
 
 // refGemm is C = alpha*op(A)*op(B) + beta*C in float64, the plain way.

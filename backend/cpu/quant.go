@@ -28,7 +28,7 @@ type QuantBuf struct {
 	Rows, Cols int
 	D          []float32 // the blocks' scales, row after row
 	Q          []byte
-	H          []uint16 // F16's values (D and Q are nil)
+	H          []uint16 // F16's or BF16's values (D and Q are nil)
 }
 
 // Len reports the number of values.
@@ -56,12 +56,15 @@ func (c *CPU) UploadQuant(t backend.QuantType, rows, cols int, blocks []byte) (b
 	if len(blocks) != nb*bb {
 		return nil, fmt.Errorf("cpu: %v matrix of %d x %d takes %d bytes, have %d", t, rows, cols, nb*bb, len(blocks))
 	}
-	if t == backend.F16 {
+	if t == backend.F16 || t == backend.BF16 {
 		h := make([]uint16, nb)
 		for i := range h {
 			h[i] = uint16(blocks[2*i]) | uint16(blocks[2*i+1])<<8
-			if h[i]&0x7c00 == 0x7c00 {
+			if t == backend.F16 && h[i]&0x7c00 == 0x7c00 {
 				return nil, fmt.Errorf("cpu: F16 value %d (row %d) is %g", i, i/cols, f16ToF32(h[i]))
+			}
+			if t == backend.BF16 && h[i]&0x7f80 == 0x7f80 {
+				return nil, fmt.Errorf("cpu: BF16 value %d (row %d) is %g", i, i/cols, FromBF16(h[i]))
 			}
 		}
 		return &QuantBuf{T: t, Rows: rows, Cols: cols, H: h}, nil
@@ -115,6 +118,10 @@ func (b *QuantBuf) dequant(dst []float32, off int) {
 		FromHalf(dst, b.H[off:off+len(dst)])
 		return
 	}
+	if b.T == backend.BF16 {
+		fromBF16s(dst, b.H[off:off+len(dst)])
+		return
+	}
 	nb := b.Cols / backend.QuantBlock
 	rb := b.rowBytes()
 	for i := range dst {
@@ -129,6 +136,10 @@ func (b *QuantBuf) dequant(dst []float32, off int) {
 func (b *QuantBuf) dequantRows(dst []float32, lo, hi int) {
 	if b.T == backend.F16 {
 		FromHalf(dst[:(hi-lo)*b.Cols], b.H[lo*b.Cols:hi*b.Cols])
+		return
+	}
+	if b.T == backend.BF16 {
+		fromBF16s(dst[:(hi-lo)*b.Cols], b.H[lo*b.Cols:hi*b.Cols])
 		return
 	}
 	nb := b.Cols / backend.QuantBlock
@@ -396,6 +407,10 @@ func matmulQuant(m, n, k int, alpha float32, a []float32, lda int, w *QuantBuf, 
 // pass (B transposed, A not), else B dequantized into a float32 buffer.
 func (c *CPU) matmulQuantB(g backend.Gemm, a backend.Buffer, b *QuantBuf, cc backend.Buffer) {
 	if g.Batch <= 1 && g.TransB && !g.TransA && g.OffB == 0 && g.LDB == b.Cols {
+		if b.T == backend.BF16 {
+			matmulBF16(g.M, g.N, g.K, g.Alpha, f(a)[g.OffA:], g.LDA, b, g.Beta, f(cc)[g.OffC:], g.LDC)
+			return
+		}
 		if b.T == backend.F16 {
 			matmulHalf(g.M, g.N, g.K, g.Alpha, f(a)[g.OffA:], g.LDA, b, g.Beta, f(cc)[g.OffC:], g.LDC)
 			return
@@ -415,11 +430,34 @@ func (c *CPU) matmulQuantB(g backend.Gemm, a backend.Buffer, b *QuantBuf, cc bac
 // (its values exact in float32, the arithmetic float32's). A few rows of
 // a (decoding) take dot products straight from the float16 rows, read
 // once (vdotsh where the CPU has it); more (a prefill) convert tiles of W
-// to float32 and run the float32 GEMM on each, so the conversion is paid
-// once a tile for all of a's rows. Threads split W's rows.
+// to float32 and run the float32 GEMM on each (matmulWide).
 func matmulHalf(m, n, k int, alpha float32, a []float32, lda int, w *QuantBuf, beta float32, c []float32, ldc int) {
+	matmulWide(m, n, k, alpha, a, lda, w, beta, c, ldc, FromHalf, SgemmST, func(out []float32, x []float32, rows []uint16) {
+		if haveHalf && fastQuant {
+			vdotsh(&out[0], &x[0], &rows[0], k, len(out), k, 1)
+			return
+		}
+		for j := range out {
+			var s float32
+			for p, h := range rows[j*k : j*k+k] {
+				s += x[p] * f16ToF32(h)
+			}
+			out[j] = s
+		}
+	})
+}
+
+// matmulWide is c = alpha * a W^T + beta * c for W a matrix of 16-bit
+// values [n, k] (float16 or bfloat16). Up to 4 rows of a (decoding) take
+// dots(out, x, rows): the products of one row x of a with the rows of W
+// given, read once; more (a prefill) widen tiles of W to float32 (widen)
+// and run sgemm on each, so the conversion is paid once a tile for all
+// of a's rows. Threads split W's rows.
+func matmulWide(m, n, k int, alpha float32, a []float32, lda int, w *QuantBuf, beta float32, c []float32, ldc int,
+	widen func(dst []float32, src []uint16), sgemm func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int),
+	dots func(out, x []float32, rows []uint16)) {
 	if w.Rows != n || w.Cols != k {
-		panic(fmt.Sprintf("cpu: product with a %d x %d float16 matrix as %d x %d", w.Rows, w.Cols, n, k))
+		panic(fmt.Sprintf("cpu: product with a %d x %d %v matrix as %d x %d", w.Rows, w.Cols, w.T, n, k))
 	}
 	if m == 0 || n == 0 {
 		return
@@ -430,18 +468,7 @@ func matmulHalf(m, n, k int, alpha float32, a []float32, lda int, w *QuantBuf, b
 		Parallel(n, max(16, 4096*16/max(k, 1)), func(lo, hi int) {
 			out := make([]float32, hi-lo)
 			for i := range m {
-				x := a[i*lda : i*lda+k]
-				if haveHalf && fastQuant {
-					vdotsh(&out[0], &x[0], &w.H[lo*k], k, hi-lo, k, 1)
-				} else {
-					for j := lo; j < hi; j++ {
-						var s float32
-						for p, h := range w.H[j*k : j*k+k] {
-							s += x[p] * f16ToF32(h)
-						}
-						out[j-lo] = s
-					}
-				}
+				dots(out, a[i*lda:i*lda+k], w.H[lo*k:hi*k])
 				ci := c[i*ldc+lo : i*ldc+hi]
 				for j, v := range out {
 					if beta != 0 {
@@ -461,8 +488,8 @@ func matmulHalf(m, n, k int, alpha float32, a []float32, lda int, w *QuantBuf, b
 		for t := lo; t < hi; t++ {
 			r0, r1 := t*tile, min(n, (t+1)*tile)
 			wt := buf[:(r1-r0)*k]
-			FromHalf(wt, w.H[r0*k:r1*k])
-			SgemmST(false, true, m, r1-r0, k, alpha, a, lda, wt, k, beta, c[r0:], ldc)
+			widen(wt, w.H[r0*k:r1*k])
+			sgemm(false, true, m, r1-r0, k, alpha, a, lda, wt, k, beta, c[r0:], ldc)
 		}
 	})
 }

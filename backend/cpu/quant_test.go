@@ -14,7 +14,7 @@ import (
 var quantTypes = []struct {
 	t backend.QuantType
 	g gguf.TensorType
-}{{backend.Q8_0, gguf.Q8_0}, {backend.Q4_0, gguf.Q4_0}, {backend.F16, gguf.F16}}
+}{{backend.Q8_0, gguf.Q8_0}, {backend.Q4_0, gguf.Q4_0}, {backend.F16, gguf.F16}, {backend.BF16, gguf.BF16}}
 
 // quantMatrix returns a rows x cols matrix of random values (a few
 // outliers, one all-zero block), its ggml blocks and the buffer.
@@ -185,6 +185,7 @@ func TestUploadQuantRefuses(t *testing.T) {
 		{backend.Q8_0, 2, 32, nan, "block 0 (row 0) has scale NaN"},
 		{backend.QuantType(9), 2, 32, good, "unknown quantized type"},
 		{backend.F16, 1, 3, []byte{0, 0x3c, 0, 0x7c, 0, 0}, "F16 value 1 (row 0) is +Inf"},
+		{backend.BF16, 2, 2, []byte{0x80, 0x3f, 0, 0, 0xc0, 0xff, 0, 0}, "BF16 value 2 (row 1) is NaN"},
 	} {
 		_, err := c.UploadQuant(tc.t, tc.rows, tc.cols, tc.b)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -66,6 +66,23 @@ func outputSchema(file, format string) (*constrain.Schema, error) {
 	return s, nil
 }
 
+// addWeightsDTypeFlag is --dtype on the commands that run a model without
+// training it.
+func addWeightsDTypeFlag(fs *flag.FlagSet) *string {
+	return fs.String("dtype", "float32", "float32, or bf16: keep the model's matrices in bfloat16 (half their memory; products with the activations rounded to bfloat16, float32 sums)")
+}
+
+// weightsBF16 reads --dtype's value for addWeightsDTypeFlag.
+func weightsBF16(dtype string) (bool, error) {
+	switch dtype {
+	case "float32":
+		return false, nil
+	case "bf16":
+		return true, nil
+	}
+	return false, fmt.Errorf("--dtype %q: want float32 or bf16", dtype)
+}
+
 func runGenerate(args []string) (err error) {
 	fs := newFlags("generate", `golem generate --model out/shakespeare --prompt "ROMEO:" --max-tokens 200`)
 	model := fs.String("model", "", "model folder, adapter folder, FILE.gguf or ollama:NAME[:TAG] (required)")
@@ -77,12 +94,17 @@ func runGenerate(args []string) (err error) {
 	schemaFile := fs.String("json-schema", "", "answer with a JSON value of this JSON schema `FILE` (constrained decoding)")
 	format := fs.String("format", "", `"json": answer with a JSON object (constrained decoding)`)
 	image := fs.String("image", "", "an image `FILE` for a vision-language model (golem vlm): a prompt with <image> is continued as written, one without is asked as a user turn about the image")
+	dtype := addWeightsDTypeFlag(fs)
 	dev := addDeviceFlag(fs)
 	be, err := dev.parse(fs, args)
 	if err != nil {
 		return err
 	}
 	if err := required(fs, "model"); err != nil {
+		return err
+	}
+	bf16, err := weightsBF16(*dtype)
+	if err != nil {
 		return err
 	}
 	o := sampling.options()
@@ -101,6 +123,9 @@ func runGenerate(args []string) (err error) {
 		return fmt.Errorf("generate: --stop would cut the JSON value of --json-schema/--format; leave it out")
 	}
 	if *image != "" {
+		if bf16 {
+			return fmt.Errorf("generate: --dtype bf16 is for language models, not with --image")
+		}
 		if schema != nil || *n != 1 {
 			return fmt.Errorf("generate: --image takes one sample (--n 1) without --json-schema/--format")
 		}
@@ -116,11 +141,14 @@ func runGenerate(args []string) (err error) {
 		fmt.Println()
 		return err
 	}
-	l, err := load.Model(be, *model, load.Options{})
+	l, err := load.Model(be, *model, load.Options{BF16: bf16})
 	if err != nil {
 		return err
 	}
 	m, tok := l.Model, l.Tok
+	if bf16 {
+		fmt.Fprintf(os.Stderr, "generate: %d matrices kept as bfloat16\n", len(m.Quantized()))
+	}
 	o.SoftPrompt = l.SoftPrompt
 	var matchers []*constrain.Matcher
 	if schema != nil {

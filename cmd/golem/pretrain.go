@@ -66,6 +66,7 @@ func runPretrain(args []string) error {
 	seed := fs.Uint64("seed", defaultSeed, "random seed")
 	special := fs.Bool("special-tokens", false, "read the tokenizer's special tokens in --data as those tokens (a corpus written in a chat format: <|im_end|>, <|endoftext|>), not as their characters")
 	ckptAct := addCheckpointActivationsFlag(fs)
+	dtype := addDTypeFlag(fs)
 	dev := addDeviceFlag(fs)
 	be, err := dev.parse(fs, args)
 	if err != nil {
@@ -136,6 +137,7 @@ func runPretrain(args []string) error {
 		p.Loop.SaveEvery = *saveEvery
 	}
 	p.Loop.Seed, p.Loop.Out, p.Loop.Resume, p.Loop.CheckpointActivations = *seed, *out, *resume, *ckptAct
+	p.Loop.DType = *dtype
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	res, err := train.Pretrain(ctx, train.PretrainOptions{Backend: be, Data: data, Tokenizer: *tok, VocabSize: *vocab, Preset: p, SpecialTokens: *special,

@@ -28,12 +28,18 @@ func addCheckpointActivationsFlag(fs *flag.FlagSet) *bool {
 	return fs.Bool("checkpoint-activations", false, "recompute each transformer block's activations in backward instead of keeping them: less memory, about a third more compute")
 }
 
+// addDTypeFlag is --dtype, on every training command that has
+// --checkpoint-activations.
+func addDTypeFlag(fs *flag.FlagSet) *string {
+	return fs.String("dtype", "float32", "precision of the matrix products: float32, or bf16 (mixed precision: linear layers' and attention's products in bfloat16 with float32 sums; weights, gradients and optimizer state stay float32)")
+}
+
 // loopFlags are the training-loop flags every RL stage shares.
 type loopFlags struct {
 	steps, accum, warmup, evalEvery, saveEvery *int
 	lr, clip                                   *float64
 	seed                                       *uint64
-	out                                        *string
+	out, dtype                                 *string
 	resume, checkpointAct                      *bool
 }
 
@@ -45,12 +51,13 @@ func addLoopFlags(fs *flag.FlagSet, steps int, lr float64) loopFlags {
 		lr:        fs.Float64("lr", lr, "peak learning rate"), clip: fs.Float64("clip", 1, "gradient-norm clip (0 = off)"),
 		seed: fs.Uint64("seed", defaultSeed, "random seed"), out: fs.String("out", "", "output folder (required)"),
 		resume: fs.Bool("resume", false, resumeHelp), checkpointAct: addCheckpointActivationsFlag(fs),
+		dtype: addDTypeFlag(fs),
 	}
 }
 
 func (l loopFlags) config() train.Config {
 	return train.Config{Steps: *l.steps, Accum: *l.accum, LR: *l.lr, Warmup: *l.warmup, Clip: *l.clip, EvalEvery: *l.evalEvery,
-		SaveEvery: *l.saveEvery, Seed: *l.seed, Out: *l.out, Resume: *l.resume, CheckpointActivations: *l.checkpointAct}
+		SaveEvery: *l.saveEvery, Seed: *l.seed, Out: *l.out, Resume: *l.resume, CheckpointActivations: *l.checkpointAct, DType: *l.dtype}
 }
 
 func readExamples(path string, format string) ([]data.Example, error) {

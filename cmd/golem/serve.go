@@ -41,8 +41,13 @@ func runServe(args []string) error {
 	logFormat := fs.String("log-format", "text", "how the log's lines are written: text, or json (one object a line; a line per request with id, route, model, tokens, time to first token, total time and status)")
 	fs.StringVar(&o.EmbedPool, "embed-pool", "mean", "how the embedding endpoints pool a text's final hidden states: mean (over its tokens) or last (the last token's)")
 	bodyMiB := fs.Int64("body-memory", 64, "MiB of request bodies read and handled at once; more is a 429")
+	dtype := addWeightsDTypeFlag(fs)
 	dev := addDeviceFlag(fs)
 	be, err := dev.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	bf16, err := weightsBF16(*dtype)
 	if err != nil {
 		return err
 	}
@@ -62,6 +67,6 @@ func runServe(args []string) error {
 	defer stopHUP()
 	return serve.Run(ctx, serve.Config{
 		Models: models, ModelsDir: *modelsDir, KeepAlive: keep, Addr: *addr, DB: *db, APIKey: *apiKey, NoAPIKey: *noKey, AdminPassword: *adminPw,
-		Watch: *watch, Reload: reload, Engine: serve.EngineOptions{MaxBatch: *batch, Queue: *queue, FloatKV: *kvCache == "f32"}, Server: o, Out: os.Stderr, LogFormat: *logFormat, Backend: be,
+		Watch: *watch, Reload: reload, Engine: serve.EngineOptions{MaxBatch: *batch, Queue: *queue, FloatKV: *kvCache == "f32"}, Server: o, Out: os.Stderr, LogFormat: *logFormat, Backend: be, BF16: bf16,
 	})
 }

@@ -95,6 +95,7 @@ func runSFT(args []string) error {
 	builtinN := fs.Int("builtin-n", 2000, "built-in tasks to train on")
 	lang := fs.String("lang", "en", "built-in tasks' language: en, zh or mix")
 	ckptAct := addCheckpointActivationsFlag(fs)
+	dtype := addDTypeFlag(fs)
 	dev := addDeviceFlag(fs)
 	be, err := dev.parse(fs, args)
 	if err != nil {
@@ -116,7 +117,7 @@ func runSFT(args []string) error {
 	o := train.SFTOptions{Backend: be, Model: *model, Format: data.Format(*format), Eval: evalFiles, MaxLen: *maxLen, Batch: *batch, Packing: *packing, AllTokens: *allTokens,
 		Epochs: *epochs, LoRA: lora.config(), Merge: *lora.merge, PromptTokens: *promptTokens,
 		Loop: train.Config{Steps: *steps, Accum: *accum, LR: *lr, MinLR: *minLR, Warmup: *warmup, WeightDecay: *wd, Clip: *clip,
-			EvalEvery: *evalEvery, SaveEvery: *saveEvery, Seed: *seed, Out: *out, Resume: *resume, CheckpointActivations: *ckptAct}}
+			EvalEvery: *evalEvery, SaveEvery: *saveEvery, Seed: *seed, Out: *out, Resume: *resume, CheckpointActivations: *ckptAct, DType: *dtype}}
 	// --data builtin: golem's instruction tasks (train split), validated
 	// on held-out ones when they are the only data.
 	builtin := slices.Contains(files, "builtin")

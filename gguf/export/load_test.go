@@ -116,7 +116,8 @@ func TestGGUFLoadsAsFolder(t *testing.T) {
 	// F16 rounds weights to 11 bits, Q8_0 weights and activations to 8
 	// bits a block, Q4_0 weights to 4 (measured: 1e-3, 0.03 and 0.3 on the
 	// sharpened block models).
-	bound := map[gguf.TensorType]float64{gguf.F32: 1e-5, gguf.F16: 0.01, gguf.Q8_0: 0.05, gguf.Q4_0: 0.5}
+	// BF16 rounds weights and activations to 8 bits.
+	bound := map[gguf.TensorType]float64{gguf.F32: 1e-5, gguf.F16: 0.01, gguf.BF16: 0.05, gguf.Q8_0: 0.05, gguf.Q4_0: 0.5}
 	type model struct{ name, dir string }
 	models := []model{{"block-llama", blockModel(t, "llama")}, {"block-qwen2", blockModel(t, "qwen2")}}
 	for _, n := range []string{"gpt2-tiny", "llama-tiny", "qwen2-tiny"} {
@@ -139,7 +140,7 @@ func TestGGUFLoadsAsFolder(t *testing.T) {
 		// Every type on one model whose matrices are whole blocks; the
 		// layouts (F32) and the quantized types on the others (the
 		// fixtures' rows of 24 and 48 fall back to F16).
-		types := []gguf.TensorType{gguf.F32, gguf.F16, gguf.Q8_0, gguf.Q4_0}
+		types := []gguf.TensorType{gguf.F32, gguf.F16, gguf.BF16, gguf.Q8_0, gguf.Q4_0}
 		switch md.name {
 		case "block-qwen2":
 			types = []gguf.TensorType{gguf.F32, gguf.Q4_0}
@@ -164,8 +165,8 @@ func TestGGUFLoadsAsFolder(t *testing.T) {
 			if mc != rc {
 				t.Fatalf("%s: config %+v, want %+v", file, mc, rc)
 			}
-			if nq, want := len(m.Quantized()), r.Types[gguf.Q8_0]+r.Types[gguf.Q4_0]+r.Types[gguf.F16]; nq != want {
-				t.Errorf("%s: %d matrices kept as the file has them, the file has %d Q8_0, Q4_0 and F16 ones", file, nq, want)
+			if nq, want := len(m.Quantized()), r.Types[gguf.Q8_0]+r.Types[gguf.Q4_0]+r.Types[gguf.F16]+r.Types[gguf.BF16]; nq != want {
+				t.Errorf("%s: %d matrices kept as the file has them, the file has %d Q8_0, Q4_0, F16 and BF16 ones", file, nq, want)
 			}
 			e := logitError(logits(m, prompt), want)
 			t.Logf("%s: logits within %.2g of the float32 model's (bound %g)", filepath.Base(file), e, bound[typ])
@@ -215,3 +216,49 @@ func TestGGUFLoadsWithoutQuantized(t *testing.T) {
 
 // plainBackend hides the CPU backend's optional abilities.
 type plainBackend struct{ backend.Backend }
+
+// KeepBF16 keeps a model's matrices (linear layers and an untied head,
+// GPT-2's Conv1D ones transposed) as bfloat16 on the backend: half their
+// bytes, and logits within bfloat16's rounding of the float32 model's,
+// for a prefill (the bf16 GEMM) and one token (bdot), not equal to them.
+func TestKeepBF16(t *testing.T) {
+	be := cpu.New()
+	for _, name := range []string{"gpt2-tiny", "llama-tiny", "qwen2-tiny"} {
+		dir := shared.Path(t, "fixtures/hf/"+name)
+		prompt := goldenPrompt(t, dir)
+		ref, err := gpt.Load(be, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := gpt.Load(be, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bytes := func() (n int) {
+			for _, p := range m.Params() {
+				if q, ok := be.QuantOf(p.Tensor.Buffer()); ok && q == backend.BF16 {
+					n += 2 * p.Tensor.Len()
+				} else if len(p.Tensor.Shape()) == 2 && p.Tensor != m.Embed.Weight && (m.Pos == nil || p.Tensor != m.Pos.Weight) {
+					n += 4 * p.Tensor.Len()
+				}
+			}
+			return n
+		}
+		before := bytes()
+		n, err := m.KeepBF16()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if after := bytes(); n == 0 || len(m.Quantized()) != n || 2*after != before {
+			t.Fatalf("%s: %d matrices kept as bfloat16 (%d quantized): their bytes %d, before %d", name, n, len(m.Quantized()), after, before)
+		}
+		for _, ids := range [][]int{prompt, prompt[:1]} {
+			want, got := logits(ref, ids), logits(m, ids)
+			e := logitError(got, want)
+			t.Logf("%s, %d tokens: logits within %.2g of the float32 model's", name, len(ids), e)
+			if e > 0.05 || e == 0 {
+				t.Errorf("%s, %d tokens: logits off by %.3g of the largest: want bfloat16's rounding, above 0 and within 0.05", name, len(ids), e)
+			}
+		}
+	}
+}

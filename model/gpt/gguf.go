@@ -372,7 +372,7 @@ func LoadGGUF(be backend.Backend, path string) (*Model, error) {
 	hd := c.HeadDim()
 	for _, t := range want {
 		info, _ := f.Tensor(t.gguf)
-		qt := map[gguf.TensorType]backend.QuantType{gguf.Q8_0: backend.Q8_0, gguf.Q4_0: backend.Q4_0, gguf.F16: backend.F16}[info.Type]
+		qt := map[gguf.TensorType]backend.QuantType{gguf.Q8_0: backend.Q8_0, gguf.Q4_0: backend.Q4_0, gguf.F16: backend.F16, gguf.BF16: backend.BF16}[info.Type]
 		l, isLinear := linears[t.param]
 		e, isEmbed := embeds[t.param]
 		if canQuant && (isLinear || isEmbed) && (qt != 0 || requantized(info.Type)) {
@@ -454,7 +454,8 @@ func ggufSizes(c *Config) string {
 }
 
 // Quantized returns the names of the parameters the backend keeps
-// quantized (loaded from a GGUF file's Q8_0, Q4_0 or F16 matrices): they
+// quantized (loaded from a GGUF file's Q8_0, Q4_0, F16 or BF16 matrices,
+// or made bfloat16 by KeepBF16): they
 // cannot be trained or changed, only adapted through LoRA.
 func (m *Model) Quantized() []string {
 	qb, ok := m.Embed.Weight.Backend().(backend.Quantized)
@@ -473,9 +474,9 @@ func (m *Model) Quantized() []string {
 // GGUFSummary describes a GGUF model file from its metadata and tensor
 // infos alone, without reading its weights: its config, its number of
 // parameters (as the loaded model counts them: a tied head's copy once),
-// and the type most of its matrices stay in when loaded (Q8_0, Q4_0 or
-// F16; "F32" when none: BF16 and F32 tensors become float32; Q4_1, Q5_0, IQ4_NL,
-// Q5_1 and k-quant matrices become Q8_0). A server
+// and the type most of its matrices stay in when loaded (Q8_0, Q4_0, F16
+// or BF16; "F32" when none; Q4_1, Q5_0, IQ4_NL, Q5_1 and k-quant matrices
+// become Q8_0). A server
 // lists a model with it before loading it.
 func GGUFSummary(path string) (c *Config, params int64, level string, err error) {
 	f, err := gguf.Open(path)
@@ -503,10 +504,53 @@ func GGUFSummary(path string) (c *Config, params int64, level string, err error)
 		count[typ]++
 	}
 	level, best := "F32", 0
-	for _, t := range []gguf.TensorType{gguf.Q8_0, gguf.Q4_0, gguf.F16} {
+	for _, t := range []gguf.TensorType{gguf.Q8_0, gguf.Q4_0, gguf.F16, gguf.BF16} {
 		if count[t] > best {
 			best, level = count[t], strings.ToUpper(t.String())
 		}
 	}
 	return c, params, level, nil
+}
+
+// KeepBF16 replaces the weights of the model's linear layers (and of an
+// untied head) by bfloat16 buffers on the backend (backend.BF16: half
+// their float32 bytes, multiplied by the bf16 kernel: the activations
+// rounded to bfloat16, float32 sums), for inference: the matrices of a
+// BF16 checkpoint as it holds them, those of a float32 one rounded to
+// nearest even. Embeddings, norms and biases stay float32. The model can
+// then no longer be trained, only adapted through LoRA (Quantized lists
+// the matrices). It returns how many matrices it replaced.
+func (m *Model) KeepBF16() (int, error) {
+	qb, ok := m.Embed.Weight.Backend().(backend.Quantized)
+	if !ok {
+		return 0, fmt.Errorf("gpt: backend %s cannot keep bfloat16 weights", m.Embed.Weight.Backend().Name())
+	}
+	ls := nn.Linears(m.Body)
+	if m.Head != nil {
+		ls = append(ls, nn.NamedLinear{Name: "lm_head", Linear: m.Head})
+	}
+	n := 0
+	for _, l := range ls {
+		w := l.Linear.Weight
+		if _, q := qb.QuantOf(w.Buffer()); q {
+			continue
+		}
+		rows, cols := l.Linear.OutFeatures(), l.Linear.InFeatures()
+		vals := w.Host()
+		if l.Linear.InOut { // [in, out]: the kernel reads [out, in]
+			vals = gguf.Transpose(vals, cols, rows)
+		}
+		raw, err := gguf.Quantize(gguf.BF16, vals)
+		if err != nil {
+			return n, fmt.Errorf("gpt: %s.weight: %w", l.Name, err)
+		}
+		buf, err := qb.UploadQuant(backend.BF16, rows, cols, raw)
+		if err != nil {
+			return n, fmt.Errorf("gpt: %s.weight: %w", l.Name, err)
+		}
+		nn.Replace(&l.Linear.Weight, tensor.FromBuffer(w.Backend(), buf, rows, cols))
+		l.Linear.InOut = false
+		n++
+	}
+	return n, nil
 }

@@ -39,6 +39,10 @@ type Options struct {
 	// in memory once however many adapters over it are loaded. Adapters
 	// over adapters and over LLaVA models are read without it.
 	Bases func(dir string) (*Loaded, error)
+	// BF16 keeps the model's matrices as bfloat16 (gpt.Model.KeepBF16:
+	// half their memory, the bf16 kernel), for inference: a BF16
+	// checkpoint's as it holds them, a float32 one's rounded.
+	BF16 bool
 }
 
 // Loaded is a model folder as Model read it.
@@ -68,9 +72,17 @@ const maxDepth = 8
 // under it. The tokenizer is the folder's own, else its base's. Errors
 // name the folder (and the adapter's config file).
 func Model(be backend.Backend, dir string, o Options) (*Loaded, error) {
+	if o.BF16 && o.KeepLoRA {
+		return nil, fmt.Errorf("%s: bfloat16 weights are for inference; an adapter kept to train cannot have them", dir)
+	}
 	l, err := read(be, dir, o, 0)
 	if err != nil {
 		return nil, err
+	}
+	if o.BF16 {
+		if _, err := l.Model.KeepBF16(); err != nil {
+			return nil, fmt.Errorf("%s: %w", dir, err)
+		}
 	}
 	if l.Tok.VocabSize() > l.Model.Config.Vocab {
 		return nil, fmt.Errorf("%s: the tokenizer has %d tokens but the model only %d", dir, l.Tok.VocabSize(), l.Model.Config.Vocab)

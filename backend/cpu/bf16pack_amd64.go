@@ -1,0 +1,91 @@
+//go:build !purego
+
+package cpu
+
+// cvtPairs and pairRows are in bf16pack_amd64.s; both round as ToBF16.
+
+//go:noescape
+func cvtPairs(dst, src *float32, chunks int, m0, m1, ms int)
+
+//go:noescape
+func pairRows(dst, lo, hi *float32, chunks int, tail, hiAll int)
+
+func init() {
+	if haveBF16 {
+		pairStrided, pairRowsPack = packStridedPairs512, packRowsPairs512
+	}
+}
+
+// convertPairs sets dst[q] = pair(src[2q], src[2q+1]) for q < (n+1)/2,
+// the value past an odd n read as zero.
+func convertPairs(dst, src []float32, n int) {
+	if haveBF16 {
+		convertPairsVec(dst, src, n)
+	} else {
+		convertPairsGo(dst, src, n)
+	}
+}
+
+// convertPairsVec is convertPairs by VCVTNE2PS2BF16.
+func convertPairsVec(dst, src []float32, n int) {
+	if n == 0 {
+		return
+	}
+	_ = src[n-1]
+	_ = dst[(n+1)/2-1]
+	chunks, r := n/32, n%32
+	m0, m1 := 1<<min(r, 16)-1, 1<<max(r-16, 0)-1
+	ms := 1<<((r+1)/2) - 1
+	cvtPairs(&dst[0], &src[0], chunks, m0, m1, ms)
+}
+
+// packStridedPairs512 is packStridedPairs by VCVTNE2PS2BF16 along each
+// value's row, then packTranspose's 16x16 transposes of the pairs.
+func packStridedPairs512(dst []float32, ds int, src []float32, ss, kc, cnt, width int) {
+	var tmp [32 * bf16KC / 2]float32
+	kp := (kc + 1) / 2
+	if cnt > 32 || kp > bf16KC/2 {
+		packStridedPairs(dst, ds, src, ss, kc, cnt, width)
+		return
+	}
+	for i := 0; i < cnt; i++ {
+		convertPairsVec(tmp[i*kp:], src[i*ss:i*ss+kc], kc)
+	}
+	_ = dst[(kp-1)*ds+width-1]
+	for h := 0; h < width; h += 16 {
+		c, w := min(max(cnt-h, 0), 16), min(width-h, 16)
+		packTranspose(&dst[h], ds, &tmp[min(h, cnt-1)*kp], kp, kp, 1<<c-1, 1<<w-1)
+	}
+}
+
+// packRowsPairs512 is packRowsPairs, 16 lanes a step.
+func packRowsPairs512(dst []float32, ds int, src []float32, ss, kc, cnt, width int) {
+	for q := 0; q < (kc+1)/2; q++ {
+		d := dst[q*ds : q*ds+width]
+		lo := src[2*q*ss : 2*q*ss+cnt]
+		hi, hiAll := lo, 0
+		if 2*q+1 < kc {
+			hi, hiAll = src[(2*q+1)*ss:(2*q+1)*ss+cnt], 0xffff
+		}
+		if cnt > 0 {
+			pairRows(&d[0], &lo[0], &hi[0], cnt/16, 1<<(cnt%16)-1, hiAll)
+		}
+		clear(d[cnt:])
+	}
+}
+
+//go:noescape
+func bdot(out, x *float32, w *uint16, kp, n, ldw int)
+
+// bdotRows sets out[j] to the product of the pairs x (convertPairs of a
+// row of k values) and row j of the bfloat16 rows w (k apart); where the
+// CPU has AVX512_BF16 and k is even, by bdot.
+func bdotRows(out, x []float32, w []uint16, k int) {
+	if !haveBF16 || !fastQuant || k%2 != 0 || len(out) == 0 {
+		bdotRowsGo(out, x, w, k)
+		return
+	}
+	_ = w[len(out)*k-1]
+	_ = x[k/2-1]
+	bdot(&out[0], &x[0], &w[0], k/2, len(out), k)
+}
