@@ -104,8 +104,25 @@ func TestDemoMultimodalQuick(t *testing.T) {
 	if len(res.Classes) != 32 || len(res.Confusion) != 32 || res.ZeroShot.N != 32 || res.HeldOut[1] != 4 {
 		t.Fatalf("zero-shot: %d classes, %d images, held-out %v", len(res.Classes), res.ZeroShot.N, res.HeldOut)
 	}
-	if len(res.Checks) != 7 || len(res.Curves["instruct"]) == 0 {
+	if len(res.Checks) != 8 || len(res.Curves["instruct"]) == 0 {
 		t.Fatalf("checks %d, curves %v", len(res.Checks), res.Curves)
+	}
+	// The text-to-image stage: the VQ-VAE's PSNR, the judge's accuracies
+	// of the first samples and of CLIP's picks on both splits, a grid of
+	// samples per split, its check.
+	ir := res.Imagine
+	if ir == nil || !(ir.PSNR > 0) || len(ir.Rows) != 4 || len(ir.Grids) != 2 || ir.Rows[3].Split != "heldout" || ir.Rows[3].Picks != "rerank" {
+		t.Fatalf("text to image: %+v", ir)
+	}
+	for _, row := range ir.Rows {
+		for _, a := range []string{"colour", "shape", "count", "position"} {
+			if v, ok := row.Acc[a]; !ok || v < 0 || v > 1 {
+				t.Errorf("text to image %s %s: %s accuracy %v", row.Split, row.Picks, a, v)
+			}
+		}
+	}
+	if !strings.Contains(res.Checks[7].Claim, "CLIP's pick of 2 is above the first sample's") {
+		t.Errorf("the last check is %q", res.Checks[7].Claim)
 	}
 	if err := MultimodalReport(res).Write(out); err != nil {
 		t.Fatal(err)
@@ -115,12 +132,14 @@ func TestDemoMultimodalQuick(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := res.Eval("align", "heldout").Scenes[0]
-	for _, want := range []string{"after stage 2 (instruct)", "![zeroshot_confusion](plots/zeroshot_confusion.svg)", "](" + s.Image + ")", "truth: " + s.Truth} {
+	for _, want := range []string{"after stage 2 (instruct)", "![zeroshot_confusion](plots/zeroshot_confusion.svg)", "](" + s.Image + ")", "truth: " + s.Truth,
+		"## Text to image", "held-out PSNR", "](" + ir.Grids[1].Image + ")", "CLIP's pick of 2"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("report.md lacks %q", want)
 		}
 	}
-	for _, f := range []string{"plots/zeroshot_confusion.svg", s.Image, "report.html", "report.json", "align/config.json", "instruct/model.safetensors"} {
+	for _, f := range []string{"plots/zeroshot_confusion.svg", s.Image, "report.html", "report.json", "align/config.json", "instruct/model.safetensors",
+		ir.Grids[0].Image, "t2i/vq/config.json", "judge/model.safetensors", "plots/t2i_loss.svg"} {
 		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
 			t.Error(err)
 		}

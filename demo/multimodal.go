@@ -91,6 +91,7 @@ type MMResult struct {
 	Stages    []Stage                         `json:"stages"`
 	Curves    map[string][]map[string]float64 `json:"curves"`
 	Checks    []Check                         `json:"checks"`
+	Imagine   *ImagineResult                  `json:"imagine,omitempty"` // the text-to-image stage (multimodal_imagine.go)
 }
 
 // Eval returns model's scores on split.
@@ -134,7 +135,7 @@ func RunMultimodal(ctx context.Context, o MMOptions) (*MMResult, error) {
 	begin := time.Now()
 	res := &MMResult{Quick: o.Quick, Curves: map[string][]map[string]float64{}, Retrieval: map[string]eval.RetrievalResult{}}
 	dir := func(s ...string) string { return filepath.Join(append([]string{o.Out}, s...)...) }
-	const total = 5
+	const total = 6
 	n := 0
 	stage := func(name, what string) func() {
 		n++
@@ -175,6 +176,13 @@ func RunMultimodal(ctx context.Context, o MMOptions) (*MMResult, error) {
 		return nil, fmt.Errorf("demo: clip: %w", err)
 	}
 	if err := clipScores(res, o.NewBackend(), dir("clip"), world); err != nil {
+		return nil, err
+	}
+	done()
+
+	// Text to image (multimodal_imagine.go): VQ-VAE, judge, generator, CLIP reranking.
+	done = stage("imagine", "text to image: a VQ-VAE, the attribute judge, a text-to-image transformer; its drawings of test and heldout captions judged, first sample against CLIP's pick")
+	if err := runImagine(ctx, o, res, world, dir); err != nil {
 		return nil, err
 	}
 	done()
@@ -243,6 +251,9 @@ func RunMultimodal(ctx context.Context, o MMOptions) (*MMResult, error) {
 		base, s1, s2 := res.Eval("base", split), res.Eval("align", split), res.Eval("instruct", split)
 		check("caption attribute accuracy on "+split+": stage 2 > stage 1 > base", s2.CaptionAcc > s1.CaptionAcc && s1.CaptionAcc > base.CaptionAcc)
 		check("VQA accuracy on "+split+": stage 2 > stage 1 > base", s2.VQA > s1.VQA && s1.VQA > base.VQA)
+	}
+	if res.Imagine != nil {
+		check(imagineCheck(res.Imagine))
 	}
 	res.Seconds = time.Since(begin).Seconds()
 	b, err := json.MarshalIndent(res, "", "  ")
@@ -531,6 +542,7 @@ func MultimodalReport(r *MMResult) *eval.Report {
 		}
 		rep.Sections = append(rep.Sections, eval.Section{Title: "Scenes of " + split + " and what each model said", Figures: figs})
 	}
+	imagineSections(rep, r)
 	st := eval.Table{Header: []string{"stage", "seconds"}}
 	for _, s := range r.Stages {
 		st.Rows = append(st.Rows, []string{s.Name, fmt.Sprintf("%.0f", s.Seconds)})
