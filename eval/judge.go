@@ -379,6 +379,23 @@ func (m Marks) Share() float64 {
 	return float64(right) / float64(made)
 }
 
+// MeanAcc is the mean over the attributes m marks of each one's
+// accuracy (0 when none was marked): every stated attribute counts the
+// same, the count (one mark an image) as much as the colours (one an
+// object).
+func (m Marks) MeanAcc() float64 {
+	s, n := 0.0, 0
+	for a, v := range m {
+		if v[1] > 0 {
+			s, n = s+m.Acc(a), n+1
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	return s / float64(n)
+}
+
 // PreferencePairs pairs samples by their scores as an annotator who
 // prefers the higher score would: every (better, worse) pair whose
 // scores differ by more than 1e-9, best first; ties give no pair.

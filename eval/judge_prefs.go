@@ -35,14 +35,15 @@ type imagePrefLine struct {
 // ImagePrefs simulates an annotator comparing images drawn for the same
 // caption: for each item's caption it draws o.N samples from m (caption
 // j's sample i with seed o.Sampling.Seed + j*N + i), writes them to
-// dir/images/JJJJJJ-I.png, scores each by the share of what the caption
-// states that the annotator judge sees in it (JudgeEach, Marks.Share) and
+// dir/images/JJJJJJ-I.png, scores each by what the annotator judge sees
+// of what the caption states (JudgeEach's marks, by score: Marks.MeanAcc
+// or Marks.Share) and
 // writes every pair of different scores (PreferencePairs) to
 // dir/prefs.jsonl as {"prompt", "chosen", "rejected"} (paths relative to
 // dir; golem imagine dpo's input) with both scores. The annotator must
 // not be the judge the tuned model is evaluated by: tuning on the
 // metric's own judge would make the metric measure the tuning.
-func ImagePrefs(m *dalle.Model, annotator *resnet.Grid, items []JudgeItem, o imagine.Options, dir string) (PrefStats, error) {
+func ImagePrefs(m *dalle.Model, annotator *resnet.Grid, items []JudgeItem, o imagine.Options, score func(Marks) float64, dir string) (PrefStats, error) {
 	var st PrefStats
 	if o.Rerank != nil {
 		return st, fmt.Errorf("imagine prefs: no reranking: every sample is compared")
@@ -79,7 +80,7 @@ func ImagePrefs(m *dalle.Model, annotator *resnet.Grid, items []JudgeItem, o ima
 		}
 		scores := make([]float64, len(marks))
 		for i, mk := range marks {
-			scores[i] = mk.Share()
+			scores[i] = score(mk)
 			st.Mean += scores[i]
 			samples++
 		}

@@ -44,6 +44,7 @@ func runImaginePrefs(args []string) error {
 	topP := fs.Float64("top-p", 1, "nucleus sampling mass (1 = all)")
 	guidance := fs.Float64("guidance", 0, "classifier-free guidance scale (0 = off)")
 	seed := fs.Uint64("seed", defaultSeed, "random seed (caption j's sample i draws with seed + j*N + i)")
+	score := fs.String("score", "mean", "how the annotator scores a sample: mean (each stated attribute's accuracy, averaged: the count weighs as much as the colours) or share (the share of all its marks right: one per object and attribute, one for the count)")
 	dev := addDeviceFlag(fs)
 	be, err := dev.parse(fs, args)
 	if err != nil {
@@ -57,6 +58,10 @@ func runImaginePrefs(args []string) error {
 		return usageError{fmt.Errorf("imagine prefs: --limit %d, want 0 (all) or more", *limit)}
 	case *n < 2 || *n > imagine.MaxN:
 		return usageError{fmt.Errorf("imagine prefs: --n %d, want 2 to %d (a pair needs two samples)", *n, imagine.MaxN)}
+	}
+	scorer := map[string]func(eval.Marks) float64{"mean": eval.Marks.MeanAcc, "share": eval.Marks.Share}[*score]
+	if scorer == nil {
+		return usageError{fmt.Errorf("imagine prefs: --score %q, want mean or share", *score)}
 	}
 	o := imagine.Options{N: *n, Guidance: *guidance, Sampling: generate.Options{Temperature: *temp, TopK: *topK, TopP: *topP, Seed: *seed}}
 	if err := o.Validate(); err != nil {
@@ -77,7 +82,7 @@ func runImaginePrefs(args []string) error {
 	if *limit > 0 && *limit < len(items) {
 		items = items[:*limit]
 	}
-	st, err := eval.ImagePrefs(m, g, items, o, *outDir)
+	st, err := eval.ImagePrefs(m, g, items, o, scorer, *outDir)
 	if err != nil {
 		return err
 	}
