@@ -105,11 +105,28 @@ func TestDemoMultimodalQuick(t *testing.T) {
 	if len(res.Classes) != 32 || len(res.Confusion) != 32 || res.ZeroShot.N != 32 || res.HeldOut[1] != 4 {
 		t.Fatalf("zero-shot: %d classes, %d images, held-out %v", len(res.Classes), res.ZeroShot.N, res.HeldOut)
 	}
-	if len(res.Checks) != 8 || len(res.Curves["instruct"]) == 0 || len(res.Curves["dpo"]) == 0 || len(res.Curves["reward"]) == 0 {
+	if len(res.Checks) != 9 || len(res.Curves["instruct"]) == 0 || len(res.Curves["dpo"]) == 0 || len(res.Curves["reward"]) == 0 {
 		t.Fatalf("checks %d, curves %v", len(res.Checks), res.Curves)
 	}
 	if h := res.RLHF; h == nil || h.RM.Pairs == 0 || h.ShorterWinsN != h.RM.Pairs || h.DPOPairs == 0 || h.DPOHeldout == 0 {
 		t.Fatalf("rlhf: %+v (the baseline must be scored on the reward model's held-out pairs)", h)
+	}
+	// The text-to-image stage: the VQ-VAE's PSNR, the judge's accuracies
+	// of the first samples and of CLIP's picks on both splits, a grid of
+	// samples per split, its check.
+	ir := res.Imagine
+	if ir == nil || !(ir.PSNR > 0) || len(ir.Rows) != 4 || len(ir.Grids) != 2 || ir.Rows[3].Split != "heldout" || ir.Rows[3].Picks != "rerank" {
+		t.Fatalf("text to image: %+v", ir)
+	}
+	for _, row := range ir.Rows {
+		for _, a := range []string{"colour", "shape", "count", "position"} {
+			if v, ok := row.Acc[a]; !ok || v < 0 || v > 1 {
+				t.Errorf("text to image %s %s: %s accuracy %v", row.Split, row.Picks, a, v)
+			}
+		}
+	}
+	if !strings.Contains(res.Checks[8].Claim, "CLIP's pick of 2 is above the first sample's") {
+		t.Errorf("the last check is %q", res.Checks[8].Claim)
 	}
 	if err := MultimodalReport(res).Write(out); err != nil {
 		t.Fatal(err)
@@ -119,12 +136,14 @@ func TestDemoMultimodalQuick(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := res.Eval("align", "heldout").Scenes[0]
-	for _, want := range []string{"after stage 2 (instruct)", "after RLHF (DPO)", "RLHF beats SFT on held-out answers", "the shorter answer wins", "![zeroshot_confusion](plots/zeroshot_confusion.svg)", "](" + s.Image + ")", "truth: " + s.Truth} {
+	for _, want := range []string{"after stage 2 (instruct)", "after RLHF (DPO)", "RLHF beats SFT on held-out answers", "the shorter answer wins", "![zeroshot_confusion](plots/zeroshot_confusion.svg)", "](" + s.Image + ")", "truth: " + s.Truth,
+		"## Text to image", "held-out PSNR", "](" + ir.Grids[1].Image + ")", "CLIP's pick of 2"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("report.md lacks %q", want)
 		}
 	}
-	for _, f := range []string{"plots/zeroshot_confusion.svg", s.Image, "report.html", "report.json", "align/config.json", "instruct/model.safetensors", "dpo/model.safetensors", "reward/config.json", "shapes/train_prefs_sub.jsonl"} {
+	for _, f := range []string{"plots/zeroshot_confusion.svg", s.Image, "report.html", "report.json", "align/config.json", "instruct/model.safetensors", "dpo/model.safetensors", "reward/config.json", "shapes/train_prefs_sub.jsonl",
+		ir.Grids[0].Image, "t2i/vq/config.json", "judge/model.safetensors", "plots/t2i_loss.svg"} {
 		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
 			t.Error(err)
 		}

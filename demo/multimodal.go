@@ -91,7 +91,8 @@ type MMResult struct {
 	Stages    []Stage                         `json:"stages"`
 	Curves    map[string][]map[string]float64 `json:"curves"`
 	Checks    []Check                         `json:"checks"`
-	RLHF      *MMRLHF                         `json:"rlhf,omitempty"` // multimodal_rlhf.go
+	RLHF      *MMRLHF                         `json:"rlhf,omitempty"`    // multimodal_rlhf.go
+	Imagine   *ImagineResult                  `json:"imagine,omitempty"` // the text-to-image stage (multimodal_imagine.go)
 }
 
 // Eval returns model's scores on split.
@@ -134,7 +135,7 @@ func RunMultimodal(ctx context.Context, o MMOptions) (*MMResult, error) {
 	begin := time.Now()
 	res := &MMResult{Quick: o.Quick, Curves: map[string][]map[string]float64{}, Retrieval: map[string]eval.RetrievalResult{}}
 	dir := func(s ...string) string { return filepath.Join(append([]string{o.Out}, s...)...) }
-	const total = 6
+	const total = 7
 	n := 0
 	stage := func(name, what string) func() {
 		n++
@@ -175,6 +176,13 @@ func RunMultimodal(ctx context.Context, o MMOptions) (*MMResult, error) {
 		return nil, fmt.Errorf("demo: clip: %w", err)
 	}
 	if err := clipScores(res, o.NewBackend(), dir("clip"), world); err != nil {
+		return nil, err
+	}
+	done()
+
+	// Text to image (multimodal_imagine.go): VQ-VAE, judge, generator, CLIP reranking.
+	done = stage("imagine", "text to image: a VQ-VAE, the attribute judge, a text-to-image transformer; its drawings of test and heldout captions judged, first sample against CLIP's pick")
+	if err := runImagine(ctx, o, res, world, dir); err != nil {
 		return nil, err
 	}
 	done()
@@ -248,6 +256,9 @@ func RunMultimodal(ctx context.Context, o MMOptions) (*MMResult, error) {
 		check("VQA accuracy on "+split+": stage 2 > stage 1 > base", s2.VQA > s1.VQA && s1.VQA > base.VQA)
 	}
 	rlhfChecks(res, check)
+	if res.Imagine != nil {
+		check(imagineCheck(res.Imagine))
+	}
 	res.Seconds = time.Since(begin).Seconds()
 	b, err := json.MarshalIndent(res, "", "  ")
 	if err != nil {
@@ -536,6 +547,7 @@ func MultimodalReport(r *MMResult) *eval.Report {
 		rep.Sections = append(rep.Sections, eval.Section{Title: "Scenes of " + split + " and what each model said", Figures: figs})
 	}
 	rlhfReport(rep, r)
+	imagineSections(rep, r)
 	st := eval.Table{Header: []string{"stage", "seconds"}}
 	for _, s := range r.Stages {
 		st.Rows = append(st.Rows, []string{s.Name, fmt.Sprintf("%.0f", s.Seconds)})

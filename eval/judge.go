@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/golem-ml/golem/data/synth/shapes"
@@ -298,26 +299,55 @@ func (r JudgeResult) Record(judge, data string) Record {
 // training did) and scores what the item's caption states against what g
 // sees (ScoreScene).
 func Judge(g *resnet.Grid, items []JudgeItem, batch int) (JudgeResult, error) {
+	res := JudgeResult{All: Marks{}, Seen: Marks{}, HeldOut: Marks{}, Kinds: map[string]Marks{}, KindImages: map[string]int{}}
+	marks, err := JudgeEach(g, items, batch)
+	if err != nil {
+		return res, err
+	}
+	for j, it := range items {
+		m := marks[j]
+		res.All.Merge(m)
+		if it.HeldOut() {
+			res.HeldOut.Merge(m)
+			res.HeldOutImages++
+		} else {
+			res.Seen.Merge(m)
+		}
+		k := it.Kind.String()
+		if res.Kinds[k] == nil {
+			res.Kinds[k] = Marks{}
+		}
+		res.Kinds[k].Merge(m)
+		res.KindImages[k]++
+		res.Images++
+	}
+	return res, nil
+}
+
+// JudgeEach is Judge's reading of each item apart: the marks of what its
+// caption states against what g sees in its image, batch images at a
+// time (default 64).
+func JudgeEach(g *resnet.Grid, items []JudgeItem, batch int) ([]Marks, error) {
 	if batch < 1 {
 		batch = 64
 	}
 	if err := checkShapesJudge(g.Config); err != nil {
-		return JudgeResult{}, err
+		return nil, err
 	}
-	res := JudgeResult{All: Marks{}, Seen: Marks{}, HeldOut: Marks{}, Kinds: map[string]Marks{}, KindImages: map[string]int{}}
 	c := g.Config
 	cells := g.Cells()
+	out := make([]Marks, 0, len(items))
 	for i := 0; i < len(items); i += batch {
 		part := items[i:min(i+batch, len(items))]
 		px := make([]float32, 0, len(part)*c.Backbone.Channels*c.ImageSize*c.ImageSize)
 		for _, it := range part {
 			m, err := vision.ReadFile(it.Image, vision.Limits{})
 			if err != nil {
-				return res, fmt.Errorf("line %d: %w", it.Line, err)
+				return nil, fmt.Errorf("line %d: %w", it.Line, err)
 			}
 			f, err := vision.Fit(m, c.ImageSize, c.Backbone.Channels)
 			if err != nil {
-				return res, fmt.Errorf("line %d: %s: %w", it.Line, it.Image, err)
+				return nil, fmt.Errorf("line %d: %s: %w", it.Line, it.Image, err)
 			}
 			px = append(px, f.Pix...)
 		}
@@ -327,26 +357,61 @@ func Judge(g *resnet.Grid, items []JudgeItem, batch int) (JudgeResult, error) {
 		for j, it := range part {
 			seen, err := shapes.FromCellLabels(pred[j*cells : (j+1)*cells])
 			if err != nil {
-				return res, err
+				return nil, err
 			}
-			m := ScoreScene(it.Kind, it.Stated(), seen)
-			res.All.Merge(m)
-			if it.HeldOut() {
-				res.HeldOut.Merge(m)
-				res.HeldOutImages++
-			} else {
-				res.Seen.Merge(m)
-			}
-			k := it.Kind.String()
-			if res.Kinds[k] == nil {
-				res.Kinds[k] = Marks{}
-			}
-			res.Kinds[k].Merge(m)
-			res.KindImages[k]++
-			res.Images++
+			out = append(out, ScoreScene(it.Kind, it.Stated(), seen))
 		}
 	}
-	return res, nil
+	return out, nil
+}
+
+// Share is the share of m's judgements that are right, over every
+// attribute (0 when none was made): how right an image is about its
+// caption as one number, what a simulated annotator ranks images by.
+func (m Marks) Share() float64 {
+	var right, made int
+	for _, v := range m {
+		right, made = right+v[0], made+v[1]
+	}
+	if made == 0 {
+		return 0
+	}
+	return float64(right) / float64(made)
+}
+
+// MeanAcc is the mean over the attributes m marks of each one's
+// accuracy (0 when none was marked): every stated attribute counts the
+// same, the count (one mark an image) as much as the colours (one an
+// object).
+func (m Marks) MeanAcc() float64 {
+	s, n := 0.0, 0
+	for a, v := range m {
+		if v[1] > 0 {
+			s, n = s+m.Acc(a), n+1
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	return s / float64(n)
+}
+
+// PreferencePairs pairs samples by their scores as an annotator who
+// prefers the higher score would: every (better, worse) pair whose
+// scores differ by more than 1e-9, best first; ties give no pair.
+func PreferencePairs(scores []float64) [][2]int {
+	var out [][2]int
+	for i, a := range scores {
+		for j, b := range scores {
+			if a > b+1e-9 {
+				out = append(out, [2]int{i, j})
+			}
+		}
+	}
+	sort.SliceStable(out, func(x, y int) bool {
+		return scores[out[x][0]]-scores[out[x][1]] > scores[out[y][0]]-scores[out[y][1]]
+	})
+	return out
 }
 
 // checkShapesJudge says whether a Grid reads the shapes world: a 3x3 grid

@@ -2,6 +2,7 @@ package eval
 
 import (
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -113,5 +114,39 @@ func TestReadJudgeItems(t *testing.T) {
 		if _, err := ReadJudgeItems(bad); err == nil || !strings.Contains(err.Error(), bad+":2: ") || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %v, want %s:2: ... %s", c.line, err, bad, c.want)
 		}
+	}
+}
+
+// A simulated annotator's scores of a sample and the pairs it makes:
+// Share counts every mark, MeanAcc averages the attributes' accuracies;
+// every two samples of different scores make a pair, the larger gaps
+// first, ties none.
+func TestAnnotatorScores(t *testing.T) {
+	m := Marks{"colour": {2, 2}, "shape": {1, 2}, "count": {0, 1}}
+	if got := m.Share(); math.Abs(got-3.0/5) > 1e-12 {
+		t.Errorf("share %v, want 3/5", got)
+	}
+	if got := m.MeanAcc(); math.Abs(got-(1+0.5+0)/3) > 1e-12 {
+		t.Errorf("mean accuracy %v, want 1/2", got)
+	}
+	if (Marks{}).Share() != 0 || (Marks{}).MeanAcc() != 0 {
+		t.Error("no marks: want 0")
+	}
+	got := PreferencePairs([]float64{0.5, 1, 0.5, 0})
+	want := [][2]int{{1, 3}, {0, 3}, {1, 0}, {1, 2}, {2, 3}}
+	if len(got) != len(want) || got[0] != want[0] {
+		t.Fatalf("pairs %v, want %v (in some order after the largest gap)", got, want)
+	}
+	seen := map[[2]int]bool{}
+	for _, p := range got {
+		seen[p] = true
+	}
+	for _, p := range want {
+		if !seen[p] {
+			t.Errorf("pairs %v lack %v", got, p)
+		}
+	}
+	if p := PreferencePairs([]float64{0.3, 0.3}); len(p) != 0 {
+		t.Errorf("a tie gave pairs %v", p)
 	}
 }

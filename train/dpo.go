@@ -223,52 +223,70 @@ func (t *dpoTask) Loss(s *tensor.Scope, step, micro int) (*tensor.Tensor, int, m
 		ps[i] = t.train[epochOrder(t.seed, len(t.train), (step*t.accum+micro)*B+i)]
 		tokens += len(ps[i].rows[0]) + len(ps[i].rows[1])
 	}
-	be := t.policy.Embed.Weight.Backend()
 	t.lm.setSeed(t.seed ^ uint64(step)<<20 ^ uint64(micro))
 	lp := t.answerLogps(s, t.policy, t.lm.vlm, ps)
-	// h = (log pi(c) - log ref(c)) - (log pi(r) - log ref(r))
-	sign, refH := make([]float32, 2*B), make([]float32, B)
+	refs, chosen := make([][2]float64, B), make([]int, B)
 	for i, p := range ps {
-		sign[i], sign[B+i] = 1, -1
-		refH[i] = float32(p.ref[0] - p.ref[1])
+		refs[i], chosen[i] = p.ref, 1
+		if t.o.LossType != "ipo" { // IPO's log-probabilities are per token already
+			chosen[i] = max(1, countTrue(p.masks[0]))
+		}
+	}
+	loss, metrics := dpoLoss(s, lp, refs, chosen, t.o.Beta, t.o.LossType, t.o.RPOAlpha)
+	return loss, tokens, metrics, nil
+}
+
+// dpoLoss is DPO's loss (Rafailov et al. 2023) on the policy's
+// log-probabilities lp [2B] of B pairs (the chosen answers', then the
+// rejected ones') given the reference's, refs[i] = {chosen, rejected}:
+// with h = (log pi(c) - log ref(c)) - (log pi(r) - log ref(r)), lossType
+// "sigmoid" is -mean(log sigma(beta h)) and "ipo" mean((h - 1/(2 beta))^2)
+// (Azar et al. 2023). rpoAlpha > 0 adds rpoAlpha times the chosen answers'
+// negative log-likelihood per token (chosen[i]: pair i's chosen tokens,
+// what its log-probability is divided by; RPO, Pang et al. 2024). The
+// metrics are the batch's accuracy (h > 0), margin (beta h) and implicit
+// rewards, and nll_chosen with RPO. Every stage that tunes on preferences
+// (text, image prompts, images) shares it.
+func dpoLoss(s *tensor.Scope, lp *tensor.Tensor, refs [][2]float64, chosen []int, beta float64, lossType string, rpoAlpha float64) (*tensor.Tensor, map[string]float64) {
+	B := len(refs)
+	be := lp.Backend()
+	refH := make([]float32, B)
+	for i, r := range refs {
+		refH[i] = float32(r[0] - r[1])
 	}
 	diff := tensor.Reshape(tensor.MatMul(s.FromHost(be, pairMatrix(B), B, 2*B), tensor.Reshape(lp, 2*B, 1), false, false), B)
 	h := tensor.Sub(diff, s.FromHost(be, refH, B))
-	beta := float32(t.o.Beta)
+	b := float32(beta)
 	var loss *tensor.Tensor
-	if t.o.LossType == "ipo" {
-		loss = tensor.Mean(tensor.Square(tensor.AddScalar(h, -1/(2*beta))))
+	if lossType == "ipo" {
+		loss = tensor.Mean(tensor.Square(tensor.AddScalar(h, -1/(2*b))))
 	} else {
-		loss = tensor.Neg(tensor.Mean(logSigmoid(tensor.Scale(h, beta))))
+		loss = tensor.Neg(tensor.Mean(logSigmoid(tensor.Scale(h, b))))
 	}
 	metrics := map[string]float64{}
-	if t.o.RPOAlpha > 0 {
+	if rpoAlpha > 0 {
 		// The chosen rows' log-likelihood per token, averaged over pairs.
 		c := make([]float32, 2*B)
-		for i, p := range ps {
-			n := 1
-			if t.o.LossType != "ipo" { // IPO's log-probabilities are per token already
-				n = max(1, countTrue(p.masks[0]))
-			}
-			c[i] = 1 / float32(n*B)
+		for i, n := range chosen {
+			c[i] = 1 / float32(max(1, n)*B)
 		}
 		nll := tensor.Neg(tensor.Sum(tensor.Mul(lp, s.FromHost(be, c, 2*B))))
 		metrics["nll_chosen"] = float64(nll.Item())
-		loss = tensor.Add(loss, tensor.Scale(nll, float32(t.o.RPOAlpha)))
+		loss = tensor.Add(loss, tensor.Scale(nll, float32(rpoAlpha)))
 	}
 	hh, lh := h.Host(), lp.Host()
 	var acc, margin, rc, rr float64
-	for i, p := range ps {
+	for i, r := range refs {
 		if hh[i] > 0 {
 			acc++
 		}
-		margin += float64(beta * hh[i])
-		rc += float64(beta) * (float64(lh[i]) - p.ref[0])
-		rr += float64(beta) * (float64(lh[B+i]) - p.ref[1])
+		margin += float64(b * hh[i])
+		rc += float64(b) * (float64(lh[i]) - r[0])
+		rr += float64(b) * (float64(lh[B+i]) - r[1])
 	}
 	n := float64(B)
 	metrics["accuracy"], metrics["margin"], metrics["reward_chosen"], metrics["reward_rejected"] = acc/n, margin/n, rc/n, rr/n
-	return loss, tokens, metrics, nil
+	return loss, metrics
 }
 
 func countTrue(b []bool) int {
@@ -302,16 +320,31 @@ func (t *dpoTask) Eval() (map[string]float64, error) {
 		batch := t.val[i:min(i+16, len(t.val))]
 		n := len(batch)
 		lp := noGradValues(func(s *tensor.Scope) *tensor.Tensor { return t.answerLogps(s, t.policy, t.lm.vlm, batch) })
+		refs := make([][2]float64, n)
 		for j, p := range batch {
-			h := (float64(lp[j]) - p.ref[0]) - (float64(lp[n+j]) - p.ref[1])
-			if h > 0 {
-				acc++
-			}
-			margin += t.o.Beta * h
+			refs[j] = p.ref
 		}
+		a, m := pairStats(lp, refs, t.o.Beta)
+		acc, margin = acc+a, margin+m
 	}
 	n := float64(len(t.val))
 	return map[string]float64{"val_accuracy": acc / n, "val_margin": margin / n}, nil
+}
+
+// pairStats counts the pairs whose implicit reward orders them as
+// labelled (h > 0) and sums their margins beta * h, from the policy's
+// log-probabilities lp (the chosen, then the rejected, as dpoLoss takes
+// them) and the reference's refs.
+func pairStats(lp []float32, refs [][2]float64, beta float64) (right, margin float64) {
+	n := len(refs)
+	for j, r := range refs {
+		h := (float64(lp[j]) - r[0]) - (float64(lp[n+j]) - r[1])
+		if h > 0 {
+			right++
+		}
+		margin += beta * h
+	}
+	return right, margin
 }
 
 func (t *dpoTask) Save(dir string) error { return t.lm.save(dir) }

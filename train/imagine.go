@@ -191,7 +191,6 @@ func countPad(x []int32, pad int) int {
 // context, is an error naming the image.
 func (t *imagineTask) prepare(set *vision.CLIPSet, names []string) (imagineSet, error) {
 	m := t.model
-	vc := m.VQ.Config
 	var out imagineSet
 	for i, cs := range set.Texts {
 		if len(cs) == 0 {
@@ -207,18 +206,26 @@ func (t *imagineTask) prepare(set *vision.CLIPSet, names []string) (imagineSet, 
 		}
 		out.texts = append(out.texts, xs)
 	}
-	pixels := set.Pixels
+	out.codes = vqCodes(m.VQ, set.Pixels)
+	return out, nil
+}
+
+// vqCodes turns images (vqPixels') into the VQ-VAE's code grids, 64 at
+// a time.
+func vqCodes(vq *vqvae.Model, pixels [][]float32) [][]int32 {
+	vc := vq.Config
+	var out [][]int32
 	for lo := 0; lo < len(pixels); lo += 64 {
 		hi := min(lo+64, len(pixels))
 		flat := slices.Concat(pixels[lo:hi]...)
 		s := tensor.NewScope()
-		ids, h, w := m.VQ.Tokens(s.FromHost(m.VQ.Quantizer.Codebook.Backend(), flat, hi-lo, vc.Channels, vc.ImageSize, vc.ImageSize))
+		ids, h, w := vq.Tokens(s.FromHost(vq.Quantizer.Codebook.Backend(), flat, hi-lo, vc.Channels, vc.ImageSize, vc.ImageSize))
 		s.Close()
 		for i := range hi - lo {
-			out.codes = append(out.codes, ids[i*h*w:(i+1)*h*w:(i+1)*h*w])
+			out = append(out, ids[i*h*w:(i+1)*h*w:(i+1)*h*w])
 		}
 	}
-	return out, nil
+	return out
 }
 
 func (t *imagineTask) Params() []nn.Named { return t.model.Params() }

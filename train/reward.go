@@ -336,7 +336,7 @@ func splitByPrompt(ex []data.Example, frac float64) (train, val []data.Example) 
 		for _, im := range e.Images { // the same question about another image is another prompt
 			io.WriteString(h, "\x00image\x00"+imageKey(im, e.Source))
 		}
-		if float64(h.Sum64()%10000) < frac*10000 {
+		if heldOutBy(h.Sum64(), frac) {
 			val = append(val, e)
 		} else {
 			train = append(train, e)
@@ -344,6 +344,10 @@ func splitByPrompt(ex []data.Example, frac float64) (train, val []data.Example) 
 	}
 	return train, val
 }
+
+// heldOutBy says whether the item of hash h is in the held-out part of
+// about frac of the items.
+func heldOutBy(h uint64, frac float64) bool { return float64(h%10000) < frac*10000 }
 
 // imageKey names an example's image for the held-out split wherever the
 // data lives: its path relative to the data file's folder (source is

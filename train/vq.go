@@ -115,17 +115,7 @@ func loadVQSet(spec string, c vqvae.Config) (*vision.CLIPSet, []string, error) {
 		return nil, nil, err
 	}
 	defer ds.Close()
-	set, err := vision.LoadSet(ds, func(m *vision.Image) ([]float32, error) {
-		f, err := vision.Fit(m, c.ImageSize, c.Channels)
-		if err != nil {
-			return nil, err
-		}
-		px := make([]float32, len(f.Pix))
-		for i, v := range f.Pix {
-			px[i] = v - 0.5
-		}
-		return px, nil
-	})
+	set, err := vision.LoadSet(ds, func(m *vision.Image) ([]float32, error) { return vqPixels(m, c) })
 	if err != nil {
 		return nil, nil, err
 	}
@@ -134,6 +124,20 @@ func loadVQSet(spec string, c vqvae.Config) (*vision.CLIPSet, []string, error) {
 		names[i] = ds.Name(i)
 	}
 	return set, names, nil
+}
+
+// vqPixels fits an image to a VQ-VAE's size and channels (vision.Fit)
+// and shifts it to the [-0.5, 0.5] the model takes.
+func vqPixels(m *vision.Image, c vqvae.Config) ([]float32, error) {
+	f, err := vision.Fit(m, c.ImageSize, c.Channels)
+	if err != nil {
+		return nil, err
+	}
+	px := make([]float32, len(f.Pix))
+	for i, v := range f.Pix {
+		px[i] = v - 0.5
+	}
+	return px, nil
 }
 
 func (t *vqTask) Params() []nn.Named { return t.model.Params() }

@@ -19,6 +19,7 @@ import (
 	"github.com/golem-ml/golem/internal/atomicfile"
 	"github.com/golem-ml/golem/model/clip"
 	"github.com/golem-ml/golem/model/dalle"
+	"github.com/golem-ml/golem/model/resnet"
 	"github.com/golem-ml/golem/tokenizer"
 	"github.com/golem-ml/golem/train"
 )
@@ -26,6 +27,108 @@ import (
 func init() {
 	register("imagine train", "train a text-to-image transformer over a VQ-VAE's image tokens (DALL-E's recipe)", runImagineTrain)
 	register("imagine", "draw images for a prompt with a text-to-image model, optionally reranked by CLIP", runImagine)
+	register("imagine prefs", "simulated image preferences: draw N images per caption and pair them as an annotator judge scores them", runImaginePrefs)
+	register("imagine dpo", "preference-tune a text-to-image model by DPO on pairs of images drawn for a prompt", runImagineDPO)
+}
+
+func runImaginePrefs(args []string) error {
+	fs := newFlags("imagine prefs", `golem imagine prefs --model t2i-shapes --prompts shapes/train.jsonl --annotator annotator --n 4 --out-dir prefs`)
+	model := fs.String("model", "", "a text-to-image folder (golem imagine train's --out; required)")
+	prompts := fs.String("prompts", "", `the captions to draw for: a shapes world's {split}.jsonl ({split}_scenes.jsonl beside it) or a JSONL of {"image", "caption", "scene"} lines (required)`)
+	annotator := fs.String("annotator", "", "the simulated annotator: a shapes-world judge (golem vision judge train's --out) trained apart from the one the results are scored by (required)")
+	outDir := fs.String("out-dir", "", `folder to write: images/NNNNNN-I.png (every sample) and prefs.jsonl, {"prompt", "chosen", "rejected"} a pair (what golem imagine dpo reads; required)`)
+	limit := fs.Int("limit", 0, "draw for the first N captions only (0 = all)")
+	n := fs.Int("n", 4, fmt.Sprintf("samples a caption, 2 to %d", imagine.MaxN))
+	temp := fs.Float64("temperature", 1, "sampling temperature")
+	topK := fs.Int("top-k", 0, "keep the K most likely image tokens (0 = all)")
+	topP := fs.Float64("top-p", 1, "nucleus sampling mass (1 = all)")
+	guidance := fs.Float64("guidance", 0, "classifier-free guidance scale (0 = off)")
+	seed := fs.Uint64("seed", defaultSeed, "random seed (caption j's sample i draws with seed + j*N + i)")
+	score := fs.String("score", "mean", "how the annotator scores a sample: mean (each stated attribute's accuracy, averaged: the count weighs as much as the colours) or share (the share of all its marks right: one per object and attribute, one for the count)")
+	dev := addDeviceFlag(fs)
+	be, err := dev.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := required(fs, "model", "prompts", "annotator", "out-dir"); err != nil {
+		return err
+	}
+	switch {
+	case *limit < 0:
+		return usageError{fmt.Errorf("imagine prefs: --limit %d, want 0 (all) or more", *limit)}
+	case *n < 2 || *n > imagine.MaxN:
+		return usageError{fmt.Errorf("imagine prefs: --n %d, want 2 to %d (a pair needs two samples)", *n, imagine.MaxN)}
+	}
+	scorer := map[string]func(eval.Marks) float64{"mean": eval.Marks.MeanAcc, "share": eval.Marks.Share}[*score]
+	if scorer == nil {
+		return usageError{fmt.Errorf("imagine prefs: --score %q, want mean or share", *score)}
+	}
+	o := imagine.Options{N: *n, Guidance: *guidance, Sampling: generate.Options{Temperature: *temp, TopK: *topK, TopP: *topP, Seed: *seed}}
+	if err := o.Validate(); err != nil {
+		return usageError{err}
+	}
+	m, err := dalle.Load(be, *model)
+	if err != nil {
+		return err
+	}
+	g, err := resnet.LoadGrid(be, *annotator)
+	if err != nil {
+		return fmt.Errorf("imagine prefs: --annotator: %w", err)
+	}
+	items, err := eval.ReadJudgeItems(*prompts)
+	if err != nil {
+		return err
+	}
+	if *limit > 0 && *limit < len(items) {
+		items = items[:*limit]
+	}
+	st, err := eval.ImagePrefs(m, g, items, o, scorer, *outDir)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%d pairs from %d captions (%d samples each; %d captions whose samples all scored the same gave none; mean annotator score %.3f, of the chosen %.3f, of the rejected %.3f) written to %s\n",
+		st.Pairs, len(items), *n, st.Ties, st.Mean, st.Chosen, st.Rejected, filepath.Join(*outDir, "prefs.jsonl"))
+	return nil
+}
+
+func runImagineDPO(args []string) error {
+	fs := newFlags("imagine dpo", `golem imagine dpo --model t2i-shapes --data prefs/prefs.jsonl --out t2i-dpo`)
+	model := fs.String("model", "", "the text-to-image folder (golem imagine train's --out): the policy's start and the frozen reference (required)")
+	vq := fs.String("vq", "", "the VQ-VAE folder that tokenizes the images, when the model folder has no vq/ (default: the folder's own)")
+	dataPath := fs.String("data", "", `image preferences, JSONL {"prompt": text, "chosen": image, "rejected": image} with paths relative to the file (golem imagine prefs, or the annotation app's export) (required)`)
+	heldout := fs.String("heldout", "", "held-out preferences (default: --heldout-frac of the prompts of --data)")
+	frac := fs.Float64("heldout-frac", 0.1, "share of prompts held out when --heldout is not given")
+	beta := fs.Float64("beta", 0.1, "strength of the KL constraint")
+	loss := fs.String("loss-type", "sigmoid", "sigmoid (DPO) or ipo")
+	rpo := fs.Float64("rpo-alpha", 0, "add this times the chosen images' negative log-likelihood per image token to the loss (RPO; TRL's rpo_alpha)")
+	batch := fs.Int("batch", 8, "pairs per micro-batch")
+	lf := addLoopFlags(fs, 200, 1e-4)
+	dev := addDeviceFlag(fs)
+	be, err := dev.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := required(fs, "model", "data", "out"); err != nil {
+		return err
+	}
+	switch {
+	case *batch < 1:
+		return usageError{fmt.Errorf("imagine dpo: --batch %d, want 1 or more", *batch)}
+	case !(*beta > 0):
+		return usageError{fmt.Errorf("imagine dpo: --beta %g, want above 0", *beta)}
+	case !(*frac > 0 && *frac < 1):
+		return usageError{fmt.Errorf("imagine dpo: --heldout-frac %g, want above 0 and below 1", *frac)}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	res, err := train.ImagineDPO(ctx, train.ImagineDPOOptions{Backend: be, Model: *model, VQ: *vq, Data: *dataPath, EvalData: *heldout, HeldoutFrac: *frac,
+		Beta: *beta, LossType: *loss, RPOAlpha: *rpo, Batch: *batch, Loop: lf.config()})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("model saved to %s (%d steps, %.0fs)\n", *lf.out, res.Step, res.Seconds)
+	fmt.Printf("loss=%.4f val_accuracy=%s val_margin=%s\n", res.Loss, metric(res.Eval, "val_accuracy"), metric(res.Eval, "val_margin"))
+	return interrupted(res.Interrupted, res.Step, *lf.out)
 }
 
 func runImagineTrain(args []string) error {

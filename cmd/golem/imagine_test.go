@@ -89,6 +89,89 @@ func TestImagineCommands(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(batch, "first.jsonl")); err == nil {
 		t.Error("imagine --prompts without --rerank wrote first.jsonl")
 	}
+	// Simulated preferences, the 2-step judge as the annotator: every pair
+	// prefers the higher score, its images are there.
+	prefs := filepath.Join(dir, "prefs")
+	stdout, stderr, code = runGolem(t, "imagine", "prefs", "--model", model, "--prompts", filepath.Join(world, "train.jsonl"), "--annotator", judge,
+		"--n", "4", "--limit", "6", "--out-dir", prefs)
+	if code != 0 || !regexp.MustCompile(`^\d+ pairs from 6 captions \(4 samples each; \d captions whose samples all scored the same`).MatchString(lastLine(stdout)) {
+		t.Fatalf("imagine prefs: exit %d\n%s%s", code, stdout, stderr)
+	}
+	b, err := os.ReadFile(filepath.Join(prefs, "prefs.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if l == "" {
+			continue
+		}
+		var p struct{ Prompt, Chosen, Rejected string }
+		var sc struct {
+			C float64 `json:"chosen_score"`
+			R float64 `json:"rejected_score"`
+		}
+		json.Unmarshal([]byte(l), &p)
+		json.Unmarshal([]byte(l), &sc)
+		if p.Prompt == "" || !(sc.C > sc.R) || !regexp.MustCompile(`^images/00000[0-5]-[0-3]\.png$`).MatchString(p.Chosen) {
+			t.Errorf("prefs.jsonl:%d: %s", i+1, l)
+		}
+		for _, f := range []string{p.Chosen, p.Rejected} {
+			if _, err := vision.ReadFile(filepath.Join(prefs, f), vision.Limits{}); err != nil {
+				t.Errorf("prefs.jsonl:%d: %v", i+1, err)
+			}
+		}
+	}
+	if pngs, _ := filepath.Glob(filepath.Join(prefs, "images", "*.png")); len(pngs) != 24 {
+		t.Errorf("imagine prefs wrote %d images, want 6 captions x 4", len(pngs))
+	}
+	// DPO on preferences of the annotation app's form: each train scene's
+	// image over the next one's for its caption.
+	trainPrefs, heldPrefs := filepath.Join(world, "prefs_train.jsonl"), filepath.Join(world, "prefs_test.jsonl")
+	for _, f := range [][2]string{{"train", trainPrefs}, {"test", heldPrefs}} {
+		b, err := os.ReadFile(filepath.Join(world, f[0]+".jsonl"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var lines []struct{ Image, Caption string }
+		for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			var x struct{ Image, Caption string }
+			json.Unmarshal([]byte(l), &x)
+			lines = append(lines, x)
+		}
+		var out strings.Builder
+		for i, x := range lines {
+			j, _ := json.Marshal(map[string]string{"prompt": x.Caption, "chosen": x.Image, "rejected": lines[(i+1)%len(lines)].Image})
+			out.Write(append(j, '\n'))
+		}
+		os.WriteFile(f[1], []byte(out.String()), 0o644)
+	}
+	tuned := filepath.Join(dir, "t2i-dpo")
+	stdout, stderr, code = runGolem(t, "imagine", "dpo", "--model", model, "--data", trainPrefs, "--heldout", heldPrefs, "--steps", "3", "--batch", "4",
+		"--rpo-alpha", "1", "--out", tuned, "--threads", "2")
+	if code != 0 || !regexp.MustCompile(`^loss=[0-9.]+ val_accuracy=[0-9.]+ val_margin=-?[0-9.]+$`).MatchString(lastLine(stdout)) ||
+		!strings.Contains(stderr, "imagine dpo: 32 pairs to train on, 8 held out (40 images as 4x4 code grids)") {
+		t.Fatalf("imagine dpo: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if stdout, stderr, code = runGolem(t, "imagine", "--model", tuned, "--prompt", "one shape: a red circle", "--out", filepath.Join(dir, "tuned.png")); code != 0 {
+		t.Fatalf("imagine with the tuned model: exit %d\n%s%s", code, stdout, stderr)
+	}
+	os.WriteFile(filepath.Join(dir, "badprefs.jsonl"), []byte(`{"prompt": "a red circle", "chosen": "a.png"}`+"\n"), 0o644)
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"imagine", "prefs", "--model", model, "--prompts", filepath.Join(world, "train.jsonl"), "--annotator", judge, "--n", "1", "--out-dir", prefs}, 2, "--n 1, want 2 to 64"},
+		{[]string{"imagine", "prefs", "--model", model, "--prompts", filepath.Join(world, "train.jsonl"), "--annotator", model, "--out-dir", prefs}, 1, "--annotator"},
+		{[]string{"imagine", "prefs", "--model", model, "--prompts", filepath.Join(world, "train.jsonl"), "--annotator", judge, "--score", "max", "--out-dir", prefs}, 2, `--score "max", want mean or share`},
+		{[]string{"imagine", "dpo", "--model", model, "--data", filepath.Join(dir, "badprefs.jsonl"), "--out", filepath.Join(dir, "x")}, 1, `badprefs.jsonl:1: no "rejected"`},
+		{[]string{"imagine", "dpo", "--model", model, "--data", trainPrefs, "--heldout-frac", "0", "--out", filepath.Join(dir, "x")}, 2, "--heldout-frac 0"},
+	} {
+		_, stderr, code := runGolem(t, c.args...)
+		if code != c.code || !strings.Contains(stderr, c.want) {
+			t.Errorf("golem %s: exit %d, stderr %q; want exit %d and %q", strings.Join(c.args, " "), code, stderr, c.code, c.want)
+		}
+	}
 	// The generator's own output is a prompts file too; a bad line is named.
 	bad := filepath.Join(dir, "bad.jsonl")
 	os.WriteFile(bad, []byte(`{"image": "a.png", "caption": "a red circle", "scene": {"objects": []}}`+"\n"+"{\n"), 0o644)

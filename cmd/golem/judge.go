@@ -6,7 +6,6 @@ import (
 	"math"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 
 	"github.com/golem-ml/golem/data/synth/shapes"
@@ -82,13 +81,13 @@ func runJudgeTrain(args []string) error {
 // judgeExamples are a shapes world split's images with their cells'
 // labels.
 func judgeExamples(dir, split string) ([]train.CellExample, error) {
-	recs, scenes, err := shapes.ReadScenes(filepath.Join(dir, split+"_scenes.jsonl"))
+	images, labels, err := shapes.SplitCells(dir, split)
 	if err != nil {
 		return nil, err
 	}
-	ex := make([]train.CellExample, len(recs))
-	for i, r := range recs {
-		ex[i] = train.CellExample{Image: filepath.Join(dir, r.Image), Labels: scenes[i].CellLabels()}
+	ex := make([]train.CellExample, len(images))
+	for i := range images {
+		ex[i] = train.CellExample{Image: images[i], Labels: labels[i]}
 	}
 	return ex, nil
 }

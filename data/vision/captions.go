@@ -102,10 +102,7 @@ func openCOCO(path string, b []byte, lim Limits) (Dataset, error) {
 			return nil, fmt.Errorf("%s: images[%d]: id %d is given twice", path, i, *im.ID)
 		}
 		index[*im.ID] = i
-		p := im.FileName
-		if !filepath.IsAbs(p) {
-			p = filepath.Join(dir, p)
-		}
+		p := resolve(dir, im.FileName)
 		d.items = append(d.items, fileItem{path: p, name: fmt.Sprintf("%s: images[%d] %s", path, i, im.FileName), label: -1})
 	}
 	for i, a := range f.Annotations {
@@ -148,10 +145,7 @@ func openLLaVA(path string, b []byte, lim Limits) (Dataset, error) {
 	dir := filepath.Dir(path)
 	d := &fileSet{lim: lim}
 	for i, r := range recs {
-		p := r.Image
-		if !filepath.IsAbs(p) {
-			p = filepath.Join(dir, p)
-		}
+		p := resolve(dir, r.Image)
 		d.items = append(d.items, fileItem{path: p, name: fmt.Sprintf("%s: [%d] (id %q)", path, i, r.ID), label: -1, conv: r.Conversations})
 	}
 	return d, nil

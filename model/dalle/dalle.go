@@ -220,6 +220,32 @@ func (m *Model) checkCodes(codes []int32) error {
 // one on predicting the next image token. o carries the scope and, for
 // training, dropout (its Cache, Pos, KeyMask and Embeds must be unset).
 func (m *Model) Loss(text, codes []int32, B int, o gpt.Options) (*tensor.Tensor, error) {
+	h, err := m.imageHidden(text, codes, B, o)
+	if err != nil {
+		return nil, err
+	}
+	return tensor.LinearCrossEntropy(h, m.Head.Weight, codes, nil), nil
+}
+
+// LogProbs returns each row's log-probability of its image tokens given
+// its text, [B] (the sum over the grid's tokens of what Loss averages the
+// negatives of): a sequence log-probability for preference tuning. Text,
+// codes and o as for Loss.
+func (m *Model) LogProbs(text, codes []int32, B int, o gpt.Options) (*tensor.Tensor, error) {
+	h, err := m.imageHidden(text, codes, B, o)
+	if err != nil {
+		return nil, err
+	}
+	N := m.Config.Tokens()
+	lp := tensor.TokenLogProbs(tensor.Reshape(m.Head.Forward(h), B*N, m.Config.Codes), codes)
+	return tensor.SumLast(tensor.Reshape(lp, B, N)), nil
+}
+
+// imageHidden runs [text; codes but the last] through the body and
+// returns the hidden states of the positions that predict the image
+// tokens, [B, N, C]: the last text position's and every image token's
+// but the last.
+func (m *Model) imageHidden(text, codes []int32, B int, o gpt.Options) (*tensor.Tensor, error) {
 	c := &m.Config
 	N, L := c.Tokens(), c.TextLength
 	if B < 1 || len(text) != B*L || len(codes) != B*N {
@@ -232,19 +258,9 @@ func (m *Model) Loss(text, codes []int32, B int, o gpt.Options) (*tensor.Tensor,
 	for b := range B {
 		in = append(in, codes[b*N:b*N+N-1]...)
 	}
-	T := L + N - 1
-	targets := make([]int32, B*T)
-	for b := range B {
-		for t := range T {
-			targets[b*T+t] = tensor.IgnoreIndex
-			if t >= L-1 {
-				targets[b*T+t] = codes[b*N+t-(L-1)]
-			}
-		}
-	}
 	o.Embeds = m.Embeds(o.Scope, text, in, B, 0)
 	h := m.LM.Forward(nil, B, 0, o)
-	return tensor.LinearCrossEntropy(h, m.Head.Weight, targets, nil), nil
+	return tensor.Slice(h, 1, L-1, L-1+N), nil
 }
 
 // Prefill runs B rows of text (B x TextLength ids) into the empty cache
@@ -347,6 +363,12 @@ func LoadConfig(dir string) (Config, error) {
 // the VQ-VAE of vq/ and the weights (every tensor with its shape, none
 // more, nothing NaN or infinite).
 func Load(be backend.Backend, dir string) (*Model, error) {
+	return LoadWithVQ(be, dir, "")
+}
+
+// LoadWithVQ is Load with the VQ-VAE read from vqDir ("" = the folder's
+// vq/): a folder whose vq/ was left out.
+func LoadWithVQ(be backend.Backend, dir, vqDir string) (*Model, error) {
 	c, err := LoadConfig(dir)
 	if err != nil {
 		return nil, err
@@ -355,9 +377,12 @@ func Load(be backend.Backend, dir string) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dalle: %s: %w", dir, err)
 	}
-	vdir := filepath.Join(dir, VQFolder)
-	if fi, err := os.Stat(vdir); err != nil || !fi.IsDir() {
-		return nil, fmt.Errorf("dalle: %s: no VQ-VAE folder %s/ (golem imagine train writes it)", dir, VQFolder)
+	vdir := vqDir
+	if vdir == "" {
+		vdir = filepath.Join(dir, VQFolder)
+		if fi, err := os.Stat(vdir); err != nil || !fi.IsDir() {
+			return nil, fmt.Errorf("dalle: %s: no VQ-VAE folder %s/ (golem imagine train writes it; or name one: --vq)", dir, VQFolder)
+		}
 	}
 	vq, err := vqvae.Load(be, vdir)
 	if err != nil {

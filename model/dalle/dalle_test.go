@@ -296,3 +296,81 @@ func TestBadInput(t *testing.T) {
 		t.Fatalf("image_grid 5: %v", err)
 	}
 }
+
+// LogProbs is each row's sum of its image tokens' log-probabilities:
+// minus Loss times the grid's tokens for one row, the rows' own in a
+// batch; its gradients agree with central finite differences.
+func TestLogProbs(t *testing.T) {
+	m := tiny(t, 4)
+	r := rand.New(rand.NewPCG(7, 8))
+	text, codes := batch(t, m, r, "a red circle", "a blue square", "")
+	N, L := m.Config.Tokens(), m.Config.TextLength
+	var lp []float32
+	tensor.NoGrad(func() {
+		s := tensor.NewScope()
+		defer s.Close()
+		v, err := m.LogProbs(text, codes, 3, gpt.Options{Scope: s})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := v.Shape(); len(got) != 1 || got[0] != 3 {
+			t.Fatalf("log-probs of shape %v, want [3]", got)
+		}
+		lp = v.Host()
+		for b := range 3 {
+			l, err := m.Loss(text[b*L:(b+1)*L], codes[b*N:(b+1)*N], 1, gpt.Options{Scope: s})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := -float64(l.Item()) * float64(N); math.Abs(float64(lp[b])-want) > 1e-3 {
+				t.Fatalf("row %d: log-prob %v, want -loss x %d = %v", b, lp[b], N, want)
+			}
+		}
+	})
+	if lp[0] == lp[1] {
+		t.Fatal("two rows have the same log-prob")
+	}
+	// d(2 lp[0] - lp[2]) / d(a weight) against finite differences.
+	f := func() *tensor.Tensor {
+		v, err := m.LogProbs(text, codes, 3, gpt.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tensor.Sum(tensor.Mul(v, tensor.FromHost(m.Head.Weight.Backend(), []float32{2, 0, -1}, 3)))
+	}
+	for _, p := range m.Params() {
+		p.Tensor.ZeroGrad()
+	}
+	tensor.Backward(f())
+	rr := rand.New(rand.NewPCG(1, 1))
+	for _, p := range []nn.Named{{Name: "wte", Tensor: m.LM.Embed.Weight}, {Name: "image_head.weight", Tensor: m.Head.Weight}, {Name: "image_embed.weight", Tensor: m.Image.Weight}} {
+		grad, v := p.Tensor.Grad().Host(), p.Tensor.Host()
+		C := m.Config.Text.Hidden
+		for range 3 {
+			i := rr.IntN(len(v))
+			switch p.Name {
+			case "image_embed.weight":
+				i = int(codes[rr.IntN(N-1)])*C + rr.IntN(C)
+			case "wte": // the text token table: a row the first caption reads
+				i = int(text[rr.IntN(3)])*C + rr.IntN(C)
+			}
+			const h = 1e-2
+			orig := v[i]
+			var fp, fm float64
+			tensor.NoGrad(func() {
+				v[i] = orig + h
+				p.Tensor.Set(v)
+				fp = float64(f().Item())
+				v[i] = orig - h
+				p.Tensor.Set(v)
+				fm = float64(f().Item())
+			})
+			v[i] = orig
+			p.Tensor.Set(v)
+			num := (fp - fm) / (2 * h)
+			if d := math.Abs(num - float64(grad[i])); d > 2e-3+2e-2*math.Abs(num) {
+				t.Errorf("%s[%d]: gradient %g, finite differences %g", p.Name, i, grad[i], num)
+			}
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"slices"
 )
 
@@ -174,6 +175,20 @@ func Holds(rel string, a, b Object) bool {
 		return a.Row() > b.Row()
 	}
 	return false
+}
+
+// SplitCells reads the scenes of a world's split ({split}_scenes.jsonl
+// in dir): each scene's image file (joined with dir) and its cells'
+// labels (Scene.CellLabels), what a judge trains and is checked on.
+func SplitCells(dir, split string) (images []string, labels [][][]int32, err error) {
+	recs, scenes, err := ReadScenes(filepath.Join(dir, split+"_scenes.jsonl"))
+	if err != nil {
+		return nil, nil, err
+	}
+	for i, r := range recs {
+		images, labels = append(images, filepath.Join(dir, r.Image)), append(labels, scenes[i].CellLabels())
+	}
+	return images, labels, nil
 }
 
 // ReadScenes reads a {split}_scenes.jsonl file: each line's record and

@@ -1,0 +1,197 @@
+package train
+
+import (
+	"context"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/golem-ml/golem/backend/cpu"
+	"github.com/golem-ml/golem/data/vision"
+	"github.com/golem-ml/golem/model/dalle"
+	"github.com/golem-ml/golem/tensor"
+)
+
+// DPO's loss and its gradient on a hand case of two pairs: the sigmoid
+// loss -mean log sigma(beta h), IPO's mean (h - 1/(2 beta))^2, and RPO's
+// term (the chosen answers' NLL per token) with their derivatives in the
+// policy's log-probabilities.
+func TestDPOLossHandCase(t *testing.T) {
+	lpv := []float32{-1, -3, -2, -1} // chosen 0, chosen 1, rejected 0, rejected 1
+	refs := [][2]float64{{-1.5, -1.5}, {-1, -1}}
+	h := []float64{1, -2} // (lp_c - ref_c) - (lp_r - ref_r)
+	sig := func(x float64) float64 { return 1 / (1 + math.Exp(-x)) }
+	for _, c := range []struct {
+		lossType        string
+		beta, rpo       float64
+		loss            float64
+		dc0, dr0, dc1   float64 // d loss / d lp of chosen 0, rejected 0, chosen 1
+		tokens, metricN int
+	}{
+		{lossType: "sigmoid", beta: 0.5, tokens: 4,
+			loss: -(math.Log(sig(0.5*h[0])) + math.Log(sig(0.5*h[1]))) / 2,
+			dc0:  -0.5 * sig(-0.5*h[0]) / 2, dr0: 0.5 * sig(-0.5*h[0]) / 2, dc1: -0.5 * sig(-0.5*h[1]) / 2},
+		{lossType: "sigmoid", beta: 0.5, rpo: 2, tokens: 4,
+			loss: -(math.Log(sig(0.5*h[0]))+math.Log(sig(0.5*h[1])))/2 + 2*(1+3)/(4*2),
+			dc0:  -0.5*sig(-0.5*h[0])/2 - 2.0/(4*2), dr0: 0.5 * sig(-0.5*h[0]) / 2, dc1: -0.5*sig(-0.5*h[1])/2 - 2.0/(4*2)},
+		{lossType: "ipo", beta: 0.25, tokens: 1,
+			loss: (math.Pow(h[0]-2, 2) + math.Pow(h[1]-2, 2)) / 2,
+			dc0:  (h[0] - 2), dr0: -(h[0] - 2), dc1: (h[1] - 2)},
+	} {
+		name := fmt.Sprintf("%s rpo %g", c.lossType, c.rpo)
+		s := tensor.NewScope()
+		lp := tensor.FromHost(cpu.New(), lpv, 4).SetRequiresGrad(true)
+		loss, m := dpoLoss(s, lp, refs, []int{c.tokens, c.tokens}, c.beta, c.lossType, c.rpo)
+		if got := float64(loss.Item()); math.Abs(got-c.loss) > 1e-5 {
+			t.Errorf("%s: loss %v, want %v", name, got, c.loss)
+		}
+		tensor.Backward(loss)
+		g := lp.Grad().Host()
+		for i, want := range map[int]float64{0: c.dc0, 2: c.dr0, 1: c.dc1} {
+			if math.Abs(float64(g[i])-want) > 1e-5 {
+				t.Errorf("%s: gradient %d %v, want %v (all %v)", name, i, g[i], want, g)
+			}
+		}
+		if m["accuracy"] != 0.5 || math.Abs(m["margin"]-c.beta*(h[0]+h[1])/2) > 1e-6 {
+			t.Errorf("%s: metrics %v, want accuracy 0.5 and margin %v", name, m, c.beta*(h[0]+h[1])/2)
+		}
+		if _, ok := m["nll_chosen"]; ok != (c.rpo > 0) {
+			t.Errorf("%s: nll_chosen in %v: %v", name, m, ok)
+		}
+		s.Close()
+	}
+}
+
+// imagePrefsData writes preferences for the train and test captions of
+// imagineData's world: the scene's own image over a flat grey one.
+func imagePrefsData(t *testing.T, dir string) (trainFile, testFile string) {
+	t.Helper()
+	grey := image.NewRGBA(image.Rect(0, 0, 16, 16))
+	for i := range grey.Pix {
+		grey.Pix[i] = 128
+	}
+	grey.Set(3, 3, color.RGBA{255, 0, 0, 255})
+	f, err := os.Create(filepath.Join(dir, "grey.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := png.Encode(f, grey); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	for _, split := range []string{"train", "test"} {
+		ds, err := vision.Open(filepath.Join(dir, split+".jsonl"), vision.Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(filepath.Join(dir, split+".jsonl"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ds.Close()
+		var out strings.Builder
+		for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			// {"image": "images/train/000000.png", "caption": "..."}: the same fields, the grey image rejected.
+			l = strings.Replace(l, `"image"`, `"chosen"`, 1)
+			l = strings.Replace(l, `"caption"`, `"prompt"`, 1)
+			out.WriteString(strings.TrimSuffix(l, "}") + `, "rejected": "grey.png"}` + "\n")
+		}
+		name := filepath.Join(dir, split+"_prefs.jsonl")
+		if err := os.WriteFile(name, []byte(out.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if split == "train" {
+			trainFile = name
+		} else {
+			testFile = name
+		}
+	}
+	return trainFile, testFile
+}
+
+// golem imagine dpo's stage: from a briefly trained text-to-image model,
+// the first loss is ln 2 (the policy is the reference), the held-out
+// pairs' margin rises above 0 and most are ordered as labelled, and the
+// result is a text-to-image folder that loads.
+func TestImagineDPO(t *testing.T) {
+	dir := t.TempDir()
+	vqDir := imagineData(t, dir)
+	start := filepath.Join(dir, "t2i")
+	if _, err := Imagine(context.Background(), ImagineOptions{Backend: cpu.New(), VQ: vqDir, Data: filepath.Join(dir, "train.jsonl"),
+		Model: ImaginePreset{Hidden: 32, Layers: 1, Heads: 2, TextLength: 64, Vocab: 400}, Batch: 16, Log: io.Discard,
+		Loop: Config{Steps: 5, LR: 3e-3, Seed: 1, Out: start, Quiet: true}}); err != nil {
+		t.Fatal(err)
+	}
+	trainP, testP := imagePrefsData(t, dir)
+	for _, c := range []struct {
+		lossType string
+		rpo      float64
+	}{{"sigmoid", 0}, {"sigmoid", 1}, {"ipo", 0}} {
+		out := filepath.Join(dir, "dpo-"+c.lossType)
+		o := ImagineDPOOptions{Backend: cpu.New(), Model: start, Data: trainP, EvalData: testP, LossType: c.lossType, RPOAlpha: c.rpo, Beta: 0.1, Batch: 8, Log: io.Discard,
+			Loop: Config{Steps: 12, LR: 3e-3, EvalEvery: 100, Seed: 2, Out: out, Quiet: true}}
+		res, err := ImagineDPO(context.Background(), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs := metricRecords(t, out)
+		want := math.Log(2)
+		if c.lossType == "ipo" {
+			want = 25 // (0 - 1/(2*0.1))^2
+		}
+		if c.rpo > 0 { // RPO's term: the chosen images' NLL per token, times alpha
+			if !(recs[0]["nll_chosen"] > 0) {
+				t.Fatalf("rpo: no nll_chosen in %v", recs[0])
+			}
+			want += c.rpo * recs[0]["nll_chosen"]
+		}
+		if math.Abs(recs[0]["loss"]-want) > 1e-3 || recs[0]["margin"] != 0 {
+			t.Errorf("%s: first loss %v margin %v, want %v and 0 (the policy is the reference)", c.lossType, recs[0]["loss"], recs[0]["margin"], want)
+		}
+		if res.Eval["val_margin"] <= 0 || res.Eval["val_accuracy"] < 0.8 {
+			t.Errorf("%s rpo %g: held-out margin %v accuracy %v after 12 steps, want above 0 and 0.8", c.lossType, c.rpo, res.Eval["val_margin"], res.Eval["val_accuracy"])
+		}
+		if _, err := dalle.Load(cpu.New(), out); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// Bad preference files: errors name the file and line (or the field).
+func TestImagineDPOBadInput(t *testing.T) {
+	dir := t.TempDir()
+	vqDir := imagineData(t, dir)
+	start := filepath.Join(dir, "t2i")
+	if _, err := Imagine(context.Background(), ImagineOptions{Backend: cpu.New(), VQ: vqDir, Data: filepath.Join(dir, "train.jsonl"),
+		Model: ImaginePreset{Hidden: 32, Layers: 1, Heads: 2, TextLength: 64, Vocab: 400}, Batch: 4, Log: io.Discard,
+		Loop: Config{Steps: 1, LR: 1e-3, Out: start, Quiet: true}}); err != nil {
+		t.Fatal(err)
+	}
+	img := "images/train/000000.png"
+	for _, c := range []struct{ file, want string }{
+		{`{"prompt": "a red circle", "chosen": "` + img + `"}`, `prefs.jsonl:1: no "rejected"`},
+		{"\n" + `{"prompt": "a", "chosen": "` + img + `", "rejected": "` + img + `"}`, "prefs.jsonl:2: \"chosen\" and \"rejected\" are the same image"},
+		{`{"prompt": 3}`, "prefs.jsonl:1:"},
+		{`{"prompt": "a", "chosen": "` + img + `", "rejected": "missing.png"}`, "prefs.jsonl:1: "},
+		{`{"prompt": "` + strings.Repeat("a red circle ", 40) + `", "chosen": "` + img + `", "rejected": "images/train/000001.png"}`, "prefs.jsonl:1: dalle: the prompt is longer"},
+		{"", "no preferences"},
+	} {
+		p := filepath.Join(dir, "prefs.jsonl")
+		if err := os.WriteFile(p, []byte(c.file), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := ImagineDPO(context.Background(), ImagineDPOOptions{Backend: cpu.New(), Model: start, Data: p, HeldoutFrac: -1, Log: io.Discard,
+			Loop: Config{Steps: 1, LR: 1e-3, Out: filepath.Join(dir, "out"), Quiet: true}})
+		wantErr(t, err, c.want)
+	}
+	_, err := ImagineDPO(context.Background(), ImagineDPOOptions{Backend: cpu.New(), Model: filepath.Join(dir, "t2i"), VQ: filepath.Join(dir, "nowhere"), Data: filepath.Join(dir, "prefs.jsonl"), Log: io.Discard,
+		Loop: Config{Steps: 1, Out: filepath.Join(dir, "out"), Quiet: true}})
+	wantErr(t, err, "nowhere")
+}
