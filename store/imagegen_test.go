@@ -146,10 +146,7 @@ func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
 // image is the image a generation then draws again, kept once.
 func testUpgradeToGenerations(t *testing.T, dsn string) {
 	ctx := context.Background()
-	all := migrations
-	migrations = all[:5]
-	old, err := Open(ctx, dsn)
-	migrations = all
+	old, err := openStore(ctx, dsn, false, migrations[:5]) // an older golem's store
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,8 +159,8 @@ func testUpgradeToGenerations(t *testing.T, dsn string) {
 	}
 	old.Close()
 	s := open(t, dsn)
-	if v, err := s.SchemaVersion(ctx); err != nil || v != all[len(all)-1].version {
-		t.Fatalf("SchemaVersion after the upgrade = %d, %v; want %d", v, err, all[len(all)-1].version)
+	if v, err := s.SchemaVersion(ctx); err != nil || v != migrations[len(migrations)-1].version {
+		t.Fatalf("SchemaVersion after the upgrade = %d, %v; want %d", v, err, migrations[len(migrations)-1].version)
 	}
 	if _, err := s.NextImagePrompt(ctx); !isNotFound(err) {
 		t.Errorf("NextImagePrompt with only an image prompt: %v, want ErrNotFound", err)

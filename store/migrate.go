@@ -186,7 +186,7 @@ func (d dialect) sql(stmt string) string {
 // and records each in schema_migrations. Two processes opening the same new
 // database at once are serialized (SQLite's write lock, PostgreSQL's advisory
 // lock), so each migration runs exactly once.
-func (s *Store) migrate(ctx context.Context) error {
+func (s *Store) migrate(ctx context.Context, migrations []migration) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		if s.dialect == dialectPostgres {
 			// Any constant: it names golem's migration lock.

@@ -84,16 +84,20 @@ const sqliteParams = "_busy_timeout=10000&_foreign_keys=1&_journal_mode=WAL&_syn
 // parameter libpq accepts, such as sslmode or search_path), or for SQLite
 // "sqlite:PATH" or a plain file path; the file is created when missing.
 // Open is for the store's owner, golem serve; readers use OpenExisting.
-func Open(ctx context.Context, dsn string) (*Store, error) { return openStore(ctx, dsn, false) }
+func Open(ctx context.Context, dsn string) (*Store, error) { return openStore(ctx, dsn, false, migrations) }
 
 // OpenExisting opens a store that must already exist, for reading it: a
 // missing SQLite file is an error naming it (it is not created), and so is
 // a database without golem's tables (none are created). An existing
 // store whose schema is older than this golem's is brought up to date, as
 // Open does.
-func OpenExisting(ctx context.Context, dsn string) (*Store, error) { return openStore(ctx, dsn, true) }
+func OpenExisting(ctx context.Context, dsn string) (*Store, error) {
+	return openStore(ctx, dsn, true, migrations)
+}
 
-func openStore(ctx context.Context, dsn string, existing bool) (*Store, error) {
+// openStore opens dsn and applies the migrations of list not yet applied
+// (Open's: all of them; tests pass a prefix to make an older store).
+func openStore(ctx context.Context, dsn string, existing bool, list []migration) (*Store, error) {
 	s := &Store{}
 	var err error
 	switch {
@@ -140,7 +144,7 @@ func openStore(ctx context.Context, dsn string, existing bool) (*Store, error) {
 			return nil, err
 		}
 	}
-	if err := s.migrate(ctx); err != nil {
+	if err := s.migrate(ctx, list); err != nil {
 		s.db.Close()
 		return nil, err
 	}

@@ -639,10 +639,7 @@ func testSkips(t *testing.T, dsn string) {
 // keeps its labels, and takes skips.
 func testUpgradeToSkips(t *testing.T, dsn string) {
 	ctx := context.Background()
-	all := migrations
-	migrations = all[:1]
-	old, err := Open(ctx, dsn)
-	migrations = all
+	old, err := openStore(ctx, dsn, false, migrations[:1]) // an older golem's store
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -128,10 +128,7 @@ func testVerdictsAndRatings(t *testing.T, dsn string) {
 // ratings: the old ranking reads back with neither.
 func testUpgradeToVerdicts(t *testing.T, dsn string) {
 	ctx := context.Background()
-	all := migrations
-	migrations = all[:3]
-	old, err := Open(ctx, dsn)
-	migrations = all
+	old, err := openStore(ctx, dsn, false, migrations[:3]) // an older golem's store
 	if err != nil {
 		t.Fatal(err)
 	}
