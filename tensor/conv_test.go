@@ -10,11 +10,12 @@ import (
 	"github.com/golem-ml/golem/backend"
 )
 
-// plainBackend hides the CPU backend's optional abilities (Im2Col), so
-// tests run the index path every backend without them takes.
+// plainBackend hides the CPU backend's optional abilities (Im2Col,
+// BatchNorm), so tests run the path every backend without them takes.
 type plainBackend struct{ backend.Backend }
 
-// bothPaths runs fn on the CPU backend (with Im2Col) and without it.
+// bothPaths runs fn on the CPU backend (with its abilities) and without
+// them.
 func bothPaths(t *testing.T, fn func(t *testing.T)) {
 	t.Run("im2col", fn)
 	t.Run("index", func(t *testing.T) {
@@ -324,7 +325,12 @@ func TestGradGroupNorm(t *testing.T) {
 	}
 }
 
-func TestBatchNorm2d(t *testing.T) {
+// TestBatchNorm2d: the CPU backend's fused kernel ("im2col") and the
+// composition of permutes, LayerNorm and affine ("index") against float64
+// loops, and their gradients against finite differences.
+func TestBatchNorm2d(t *testing.T) { bothPaths(t, testBatchNorm2d) }
+
+func testBatchNorm2d(t *testing.T) {
 	r := rand.New(rand.NewPCG(29, 30))
 	N, C, H, W := 3, 4, 2, 3
 	x := randT(r, 2, N, C, H, W)
