@@ -130,8 +130,8 @@ type convCase struct {
 }
 
 // convCases are the options that change the code path: stride 2, padding,
-// dilation, groups (depthwise too), no bias, rectangular kernels and
-// output padding.
+// dilation, groups (depthwise too), no bias, rectangular kernels, output
+// padding, and strided padded columns.
 func convCases() []convCase {
 	return []convCase{
 		{2, 3, 6, 5, 4, 3, 3, ConvOptions{}, true},
@@ -142,6 +142,9 @@ func convCases() []convCase {
 		{1, 4, 5, 5, 4, 3, 3, ConvOptions{Groups: 4, Padding: [2]int{1, 1}}, false},
 		{2, 3, 8, 8, 4, 2, 2, ConvOptions{Stride: [2]int{2, 2}, OutputPadding: [2]int{1, 1}}, true},
 		{1, 2, 4, 5, 2, 4, 4, ConvOptions{Stride: [2]int{4, 4}}, true}, // a ViT-style patch embedding
+		// columns padded on both sides with stride and dilation: the
+		// kernel's first and last taps each miss some output columns
+		{2, 2, 5, 9, 3, 3, 3, ConvOptions{Stride: [2]int{1, 3}, Padding: [2]int{1, 2}, Dilation: [2]int{1, 2}}, true},
 	}
 }
 
