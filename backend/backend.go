@@ -335,11 +335,13 @@ type Im2Col interface {
 // and an affine broadcast. BatchNorm writes each channel's mean and 1/std
 // (biased variance, over N and L) to mean and rstd [C] and y = (x-mean)*
 // rstd*w + b (w or b may be nil: 1 and 0). BatchNormGrad accumulates dx,
-// dw and db (any may be nil) from dy. Called by tensor.BatchNorm2d.
-// Buffers: float32.
+// dw and db (any may be nil) from dy. ChannelAffine is the evaluation
+// pass without gradients: y = x*scale + shift, scale and shift [C].
+// Called by tensor.BatchNorm2d. Buffers: float32.
 type BatchNorm interface {
 	BatchNorm(y, mean, rstd, x, w, b Buffer, N, C, L int, eps float32)
 	BatchNormGrad(dx, dw, db, x, w, mean, rstd, dy Buffer, N, C, L int)
+	ChannelAffine(y, x, scale, shift Buffer, N, C, L int)
 }
 
 // QuantType is the block format of a quantized buffer: ggml's, so that a

@@ -486,6 +486,13 @@ func BatchNorm2d(x, w, b, runMean, runVar *Tensor, training bool, momentum, eps 
 		if b != nil {
 			shift = Add(shift, b)
 		}
+		if bn, ok := x.be.(backend.BatchNorm); ok && (!GradEnabled() || !shift.requiresGrad && !x.requiresGrad) {
+			// no gradient: one pass of the fused kernel (the probes'
+			// frozen encoders)
+			out := result(slices.Clone(x.shape), x, scale, shift)
+			bn.ChannelAffine(out.buf, x.buf, scale.buf, shift.buf, N, C, H*W)
+			return out
+		}
 		return Add(Mul(x, Reshape(scale, sh...)), Reshape(shift, sh...))
 	}
 	L := N * H * W

@@ -374,6 +374,10 @@ func testBatchNorm2d(t *testing.T) {
 	}
 	ye := BatchNorm2d(x, w, b, rm, rv, false, 0.1, 1e-5)
 	closeTo(t, "batch_norm2d eval", ye.Host(), want, ye.Shape(), x.Shape())
+	NoGrad(func() { // a frozen encoder's pass (the fused kernel on the CPU)
+		yn := BatchNorm2d(x, w, b, rm, rv, false, 0.1, 1e-5)
+		closeTo(t, "batch_norm2d eval without gradients", yn.Host(), want, yn.Shape(), x.Shape())
+	})
 
 	gradCheck(t, "batch_norm2d train", r, []*Tensor{x, w, b}, func(in []*Tensor) *Tensor { return BatchNorm2d(in[0], in[1], in[2], nil, nil, true, 0.1, 1e-5) })
 	gradCheck(t, "batch_norm2d train no affine", r, []*Tensor{x}, func(in []*Tensor) *Tensor { return BatchNorm2d(in[0], nil, nil, nil, nil, true, 0.1, 1e-5) })

@@ -116,6 +116,21 @@ func (c *CPU) BatchNormGrad(dx, dw, db, x, w, mean, rstd, dy backend.Buffer, N, 
 	})
 }
 
+// ChannelAffine writes y = x*scale[c] + shift[c] for x [N, C, L],
+// parallel over the planes.
+func (c *CPU) ChannelAffine(y, x, scale, shift backend.Buffer, N, C, L int) {
+	ys, xs, sc, sh := f(y), f(x), f(scale), f(shift)
+	Parallel(N*C, grain(L), func(lo, hi int) {
+		for p := lo; p < hi; p++ {
+			a, b := sc[p%C], sh[p%C]
+			yr, xr := ys[p*L:(p+1)*L], xs[p*L:(p+1)*L]
+			for i, e := range xr {
+				yr[i] = e*a + b
+			}
+		}
+	})
+}
+
 // sum64 is x's sum, accumulated in float64.
 func sum64(x []float32) float64 {
 	var s float64
