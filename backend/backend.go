@@ -6,7 +6,7 @@
 // The whole contract is in this file: Backend, which every backend
 // implements, and the optional abilities beside it (PackedAttention,
 // InPlaceCrossEntropy, MultiAdamW, Freezer, RowAttention, RowStore,
-// HalfCache, Im2Col, Quantized), each a faster or leaner way to do what
+// HalfCache, Im2Col, BatchNorm, Quantized), each a faster or leaner way to do what
 // Backend's methods can already do. Callers type-assert a backend to an ability and fall back to
 // Backend's methods where it is missing, with the same results up to
 // float32 rounding (and, for HalfCache, float16's). The CPU backend has
@@ -345,6 +345,20 @@ type Im2Col interface {
 // (tensor.Scope.SetBF16). Buffers: float32.
 type BF16Products interface {
 	MatMulBF16(g Gemm, a, b, c Buffer)
+}
+
+// BatchNorm is BatchNorm2d's training pass in one kernel on x [N, C, L]
+// (NCHW with L = H*W), in place of permuting to [C, N*L], a LayerNorm
+// and an affine broadcast. BatchNorm writes each channel's mean and 1/std
+// (biased variance, over N and L) to mean and rstd [C] and y = (x-mean)*
+// rstd*w + b (w or b may be nil: 1 and 0). BatchNormGrad accumulates dx,
+// dw and db (any may be nil) from dy. ChannelAffine is the evaluation
+// pass without gradients: y = x*scale + shift, scale and shift [C].
+// Called by tensor.BatchNorm2d. Buffers: float32.
+type BatchNorm interface {
+	BatchNorm(y, mean, rstd, x, w, b Buffer, N, C, L int, eps float32)
+	BatchNormGrad(dx, dw, db, x, w, mean, rstd, dy Buffer, N, C, L int)
+	ChannelAffine(y, x, scale, shift Buffer, N, C, L int)
 }
 
 // QuantType is the block format of a quantized buffer: ggml's, so that a

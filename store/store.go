@@ -84,7 +84,9 @@ const sqliteParams = "_busy_timeout=10000&_foreign_keys=1&_journal_mode=WAL&_syn
 // parameter libpq accepts, such as sslmode or search_path), or for SQLite
 // "sqlite:PATH" or a plain file path; the file is created when missing.
 // Open is for the store's owner, golem serve; readers use OpenExisting.
-func Open(ctx context.Context, dsn string) (*Store, error) { return openStore(ctx, dsn, false, migrations) }
+func Open(ctx context.Context, dsn string) (*Store, error) {
+	return openStore(ctx, dsn, false, migrations)
+}
 
 // OpenExisting opens a store that must already exist, for reading it: a
 // missing SQLite file is an error naming it (it is not created), and so is

@@ -3,6 +3,7 @@ package tensor
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 
 	"github.com/golem-ml/golem/backend"
@@ -485,11 +486,21 @@ func BatchNorm2d(x, w, b, runMean, runVar *Tensor, training bool, momentum, eps 
 		if b != nil {
 			shift = Add(shift, b)
 		}
+		if bn, ok := x.be.(backend.BatchNorm); ok && (!GradEnabled() || !shift.requiresGrad && !x.requiresGrad) {
+			// no gradient: one pass of the fused kernel (the probes'
+			// frozen encoders)
+			out := result(slices.Clone(x.shape), x, scale, shift)
+			bn.ChannelAffine(out.buf, x.buf, scale.buf, shift.buf, N, C, H*W)
+			return out
+		}
 		return Add(Mul(x, Reshape(scale, sh...)), Reshape(shift, sh...))
 	}
 	L := N * H * W
 	if L < 2 && runVar != nil {
 		panic(fmt.Sprintf("tensor: batch_norm2d: training needs more than one value per channel, got input %v", x.shape))
+	}
+	if bn, ok := x.be.(backend.BatchNorm); ok {
+		return batchNormFused(bn, x, w, b, runMean, runVar, momentum, eps)
 	}
 	xc := Reshape(Permute(Reshape(x, N, C, H*W), 1, 0, 2), C, L) // [C, N*H*W]
 	y := Permute(Reshape(LayerNorm(xc, nil, nil, eps), C, N, H*W), 1, 0, 2)
@@ -508,4 +519,40 @@ func BatchNorm2d(x, w, b, runMean, runVar *Tensor, training bool, momentum, eps 
 		})
 	}
 	return affine("batch_norm2d", Reshape(y, N, C, H, W), w, b)
+}
+
+// batchNormFused is BatchNorm2d's training pass on a backend with the
+// BatchNorm ability: one kernel each way, on NCHW as it is. The running
+// statistics ([C] each) are updated on the host from the batch's mean and
+// 1/std.
+func batchNormFused(bn backend.BatchNorm, x, w, b, runMean, runVar *Tensor, momentum, eps float32) *Tensor {
+	N, C, H, W := x.shape[0], x.shape[1], x.shape[2], x.shape[3]
+	for _, t := range []*Tensor{w, b} {
+		if t != nil && t.Len() != C {
+			panic(fmt.Sprintf("tensor: batch_norm2d: weight or bias of shape %v for %d channels", t.shape, C))
+		}
+	}
+	out := result(slices.Clone(x.shape), inputs(x, w, b)...)
+	mean, rstd := out.saveBuf(C, false), out.saveBuf(C, false)
+	bn.BatchNorm(out.buf, mean, rstd, x.buf, bufOrNil(w), bufOrNil(b), N, C, H*W, eps)
+	if out.requiresGrad {
+		out.back = func() {
+			bn.BatchNormGrad(gradOrNil(x), gradOrNil(w), gradOrNil(b), x.buf, bufOrNil(w), mean, rstd, out.grad, N, C, H*W)
+		}
+	}
+	if runMean != nil && runVar != nil {
+		be, L := x.be, float64(N*H*W)
+		mu, r := make([]float32, C), make([]float32, C)
+		be.Download(mu, mean, 0)
+		be.Download(r, rstd, 0)
+		rm, rv := runMean.Host(), runVar.Host()
+		for c := range C {
+			v := (1/(float64(r[c])*float64(r[c])) - float64(eps)) * L / (L - 1) // unbiased
+			rm[c] = (1-momentum)*rm[c] + momentum*mu[c]
+			rv[c] = (1-momentum)*rv[c] + momentum*float32(v)
+		}
+		be.Upload(runMean.buf, 0, rm)
+		be.Upload(runVar.buf, 0, rv)
+	}
+	return out
 }

@@ -33,3 +33,7 @@ func BenchmarkConv2dMNIST(b *testing.B) { benchConv(b, 64, 1, 28, 28, 32, 3) }
 
 // BenchmarkConv2dResNet: N=32, 64->64 channels, 16x16, 3x3.
 func BenchmarkConv2dResNet(b *testing.B) { benchConv(b, 32, 64, 16, 16, 64, 3) }
+
+// BenchmarkConv2dTinyStage1: SimCLR's step on the ResNet tiny's first stage:
+// N=256 (two views of 128), 16->16 channels, 28x28, 3x3.
+func BenchmarkConv2dTinyStage1(b *testing.B) { benchConv(b, 256, 16, 28, 28, 16, 3) }

@@ -10,11 +10,12 @@ import (
 	"github.com/golem-ml/golem/backend"
 )
 
-// plainBackend hides the CPU backend's optional abilities (Im2Col), so
-// tests run the index path every backend without them takes.
+// plainBackend hides the CPU backend's optional abilities (Im2Col,
+// BatchNorm), so tests run the path every backend without them takes.
 type plainBackend struct{ backend.Backend }
 
-// bothPaths runs fn on the CPU backend (with Im2Col) and without it.
+// bothPaths runs fn on the CPU backend (with its abilities) and without
+// them.
 func bothPaths(t *testing.T, fn func(t *testing.T)) {
 	t.Run("im2col", fn)
 	t.Run("index", func(t *testing.T) {
@@ -129,8 +130,8 @@ type convCase struct {
 }
 
 // convCases are the options that change the code path: stride 2, padding,
-// dilation, groups (depthwise too), no bias, rectangular kernels and
-// output padding.
+// dilation, groups (depthwise too), no bias, rectangular kernels, output
+// padding, and strided padded columns.
 func convCases() []convCase {
 	return []convCase{
 		{2, 3, 6, 5, 4, 3, 3, ConvOptions{}, true},
@@ -141,6 +142,9 @@ func convCases() []convCase {
 		{1, 4, 5, 5, 4, 3, 3, ConvOptions{Groups: 4, Padding: [2]int{1, 1}}, false},
 		{2, 3, 8, 8, 4, 2, 2, ConvOptions{Stride: [2]int{2, 2}, OutputPadding: [2]int{1, 1}}, true},
 		{1, 2, 4, 5, 2, 4, 4, ConvOptions{Stride: [2]int{4, 4}}, true}, // a ViT-style patch embedding
+		// columns padded on both sides with stride and dilation: the
+		// kernel's first and last taps each miss some output columns
+		{2, 2, 5, 9, 3, 3, 3, ConvOptions{Stride: [2]int{1, 3}, Padding: [2]int{1, 2}, Dilation: [2]int{1, 2}}, true},
 	}
 }
 
@@ -324,7 +328,12 @@ func TestGradGroupNorm(t *testing.T) {
 	}
 }
 
-func TestBatchNorm2d(t *testing.T) {
+// TestBatchNorm2d: the CPU backend's fused kernel ("im2col") and the
+// composition of permutes, LayerNorm and affine ("index") against float64
+// loops, and their gradients against finite differences.
+func TestBatchNorm2d(t *testing.T) { bothPaths(t, testBatchNorm2d) }
+
+func testBatchNorm2d(t *testing.T) {
 	r := rand.New(rand.NewPCG(29, 30))
 	N, C, H, W := 3, 4, 2, 3
 	x := randT(r, 2, N, C, H, W)
@@ -365,6 +374,10 @@ func TestBatchNorm2d(t *testing.T) {
 	}
 	ye := BatchNorm2d(x, w, b, rm, rv, false, 0.1, 1e-5)
 	closeTo(t, "batch_norm2d eval", ye.Host(), want, ye.Shape(), x.Shape())
+	NoGrad(func() { // a frozen encoder's pass (the fused kernel on the CPU)
+		yn := BatchNorm2d(x, w, b, rm, rv, false, 0.1, 1e-5)
+		closeTo(t, "batch_norm2d eval without gradients", yn.Host(), want, yn.Shape(), x.Shape())
+	})
 
 	gradCheck(t, "batch_norm2d train", r, []*Tensor{x, w, b}, func(in []*Tensor) *Tensor { return BatchNorm2d(in[0], in[1], in[2], nil, nil, true, 0.1, 1e-5) })
 	gradCheck(t, "batch_norm2d train no affine", r, []*Tensor{x}, func(in []*Tensor) *Tensor { return BatchNorm2d(in[0], nil, nil, nil, nil, true, 0.1, 1e-5) })

@@ -19,7 +19,7 @@ func (c *CPU) Im2Col(g backend.Conv2D, col, x backend.Buffer, pad float32) {
 			dst := cs[b*L : (b+1)*L]
 			img := xs[(n*g.C+ch)*g.H*g.W : (n*g.C+ch+1)*g.H*g.W]
 			w0 := j*g.DW - g.PW
-			inside := g.SW == 1 && w0 >= 0 && w0+g.OW <= g.W
+			lo, hi := validCols(w0, g.SW, g.W, g.OW)
 			for oh := range g.OH {
 				d := dst[oh*g.OW : (oh+1)*g.OW]
 				h := oh*g.SH - g.PH + i*g.DH
@@ -30,17 +30,18 @@ func (c *CPU) Im2Col(g backend.Conv2D, col, x backend.Buffer, pad float32) {
 					continue
 				}
 				row := img[h*g.W : (h+1)*g.W]
-				if inside {
-					copy(d, row[w0:w0+g.OW])
-					continue
+				for k := range lo {
+					d[k] = pad
 				}
-				for ow := range d {
-					w := w0 + ow*g.SW
-					if w < 0 || w >= g.W {
-						d[ow] = pad
-					} else {
-						d[ow] = row[w]
+				if g.SW == 1 {
+					copy(d[lo:hi], row[w0+lo:w0+hi])
+				} else {
+					for ow := lo; ow < hi; ow++ {
+						d[ow] = row[w0+ow*g.SW]
 					}
+				}
+				for k := hi; k < len(d); k++ {
+					d[k] = pad
 				}
 			}
 		}
@@ -62,26 +63,40 @@ func (c *CPU) Col2Im(g backend.Conv2D, dx, col backend.Buffer) {
 				i, j := k/g.KW, k%g.KW
 				src := cs[((ch*kk+k)*g.N+n)*L : ((ch*kk+k)*g.N+n+1)*L]
 				w0 := j*g.DW - g.PW
-				inside := g.SW == 1 && w0 >= 0 && w0+g.OW <= g.W
+				lo, hi := validCols(w0, g.SW, g.W, g.OW)
 				for oh := range g.OH {
 					h := oh*g.SH - g.PH + i*g.DH
-					if h < 0 || h >= g.H {
+					if h < 0 || h >= g.H || lo >= hi {
 						continue
 					}
 					s := src[oh*g.OW : (oh+1)*g.OW]
 					row := img[h*g.W : (h+1)*g.W]
-					if inside {
-						axpy(row[w0:w0+g.OW], s, 1)
+					if g.SW == 1 && hi-lo >= 16 { // shorter rows cost more in the call
+						axpy(row[w0+lo:w0+hi], s[lo:hi], 1)
 						continue
 					}
-					for ow, v := range s {
-						w := w0 + ow*g.SW
-						if w >= 0 && w < g.W {
-							row[w] += v
-						}
+					for ow := lo; ow < hi; ow++ {
+						row[w0+ow*g.SW] += s[ow]
 					}
 				}
 			}
 		}
 	})
+}
+
+// validCols is the range [lo, hi) of output columns ow whose input column
+// w0 + ow*stride lies inside [0, W) (lo = hi when none does).
+func validCols(w0, stride, W, OW int) (lo, hi int) {
+	if w0 < 0 {
+		lo = (-w0 + stride - 1) / stride
+	}
+	hi = OW
+	if last := w0 + (OW-1)*stride; last >= W {
+		hi = (W - w0 + stride - 1) / stride
+	}
+	lo, hi = min(lo, OW), max(min(hi, OW), 0)
+	if hi < lo {
+		hi = lo
+	}
+	return lo, hi
 }

@@ -27,7 +27,7 @@ var visionDefaults = map[string]struct {
 	lr    float64
 }{
 	"simclr": {400, 2e-3}, "moco": {300, 2e-3}, "byol": {300, 2e-3},
-	"mae": {1000, 2e-3}, "colorize": {600, 2e-3}, "inpaint": {600, 2e-3},
+	"mae": {700, 2e-3}, "colorize": {600, 2e-3}, "inpaint": {600, 2e-3},
 }
 
 func runVisionPretrain(args []string) error {
@@ -35,7 +35,7 @@ func runVisionPretrain(args []string) error {
 	method := fs.String("method", "", "mae, simclr, moco, byol, colorize or inpaint (required)")
 	data := fs.String("data", "", "images: an idx images file, a folder of class folders, a .jsonl or a .tar shard (required)")
 	out := fs.String("out", "", "model folder to write: the encoder, report.html, metrics.jsonl (required)")
-	config := fs.String("config", "", "encoder: "+strings.Join(ssl.Configs(), ", ")+" (default: vit-tiny for mae, tiny, a ResNet, for the others)")
+	config := fs.String("config", "", "encoder: "+strings.Join(ssl.Configs(), ", ")+" (default: tiny, a ResNet)")
 	steps := fs.Int("steps", -1, "optimizer steps; 0 writes the initialised encoder (default: the method's, sized for about 10 minutes on 2 idle cores)")
 	batch := fs.Int("batch", 128, "images per step")
 	lr := fs.Float64("lr", 0, "peak learning rate, cosine to a tenth (default: the method's, 2e-3)")

@@ -224,7 +224,7 @@ func TestPretrainWritesReport(t *testing.T) {
 			t.Fatal(err)
 		}
 		if c.steps == 0 {
-			fresh, _ := NewEncoder(be, "vit-tiny", "mae", 1, 8, 8, 3)
+			fresh, _ := NewEncoder(be, DefaultConfig("mae"), "mae", 1, 8, 8, 3)
 			if got, want := enc.Params()[0].Tensor.Host()[0], fresh.Params()[0].Tensor.Host()[0]; got != want {
 				t.Errorf("--steps 0 wrote weights %v, the seed's initialisation is %v", got, want)
 			}
@@ -249,17 +249,18 @@ func TestPretrainWritesReport(t *testing.T) {
 func TestPretrainErrors(t *testing.T) {
 	be := cpu.New()
 	for _, c := range []struct {
-		method string
-		data   *memSet
-		want   string
+		method, config string
+		data           *memSet
+		want           string
 	}{
-		{"colorize", bars(8, 1, 8, 1), "colorize predicts colour from gray, but bars has 1-channel images"},
-		{"mae", bars(8, 1, 6, 1), "multiple of its 4-pixel patch"},
-		{"inpaint", bars(8, 1, 6, 1), "multiples of 4"},
-		{"dino", bars(8, 1, 8, 1), `unknown method "dino"`},
-		{"simclr", bars(1, 1, 8, 1), "batches of 1 image(s) (--batch 128, 1 images)"},
+		{"colorize", "", bars(8, 1, 8, 1), "colorize predicts colour from gray, but bars has 1-channel images"},
+		{"mae", "", bars(8, 1, 6, 1), "sides must be multiples of the 4-pixel patch"},
+		{"mae", "vit-tiny", bars(8, 1, 6, 1), "multiple of its 4-pixel patch"},
+		{"inpaint", "", bars(8, 1, 6, 1), "multiples of 4"},
+		{"dino", "", bars(8, 1, 8, 1), `unknown method "dino"`},
+		{"simclr", "", bars(1, 1, 8, 1), "batches of 1 image(s) (--batch 128, 1 images)"},
 	} {
-		_, err := Pretrain(context.Background(), Options{Backend: be, Method: c.method, Data: c.data, Spec: "bars",
+		_, err := Pretrain(context.Background(), Options{Backend: be, Method: c.method, Config: c.config, Data: c.data, Spec: "bars",
 			Loop: train.Config{Steps: 1, LR: 1e-3, Out: t.TempDir(), Quiet: true}, Log: io.Discard})
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %v, want %q", c.method, err, c.want)
