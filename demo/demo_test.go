@@ -111,6 +111,9 @@ func TestDemoMultimodalQuick(t *testing.T) {
 	if h := res.RLHF; h == nil || h.RM.Pairs == 0 || h.ShorterWinsN != h.RM.Pairs || h.DPOPairs == 0 || h.DPOHeldout == 0 {
 		t.Fatalf("rlhf: %+v (the baseline must be scored on the reward model's held-out pairs)", h)
 	}
+	if p := res.RLHF.Sampled; p.Scenes != rlhfSizesOf(true).prefScenes || p.Samples != rlhfK*p.Questions || p.Pairs != res.RLHF.DPOPairs {
+		t.Fatalf("on-policy pairs: %+v, DPO trained on %d (want %d answers to each question of %d scenes)", p, res.RLHF.DPOPairs, rlhfK, rlhfSizesOf(true).prefScenes)
+	}
 	if err := MultimodalReport(res).Write(out); err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +127,7 @@ func TestDemoMultimodalQuick(t *testing.T) {
 			t.Errorf("report.md lacks %q", want)
 		}
 	}
-	for _, f := range []string{"plots/zeroshot_confusion.svg", s.Image, "report.html", "report.json", "align/config.json", "instruct/model.safetensors", "dpo/model.safetensors", "reward/config.json", "shapes/train_prefs_sub.jsonl"} {
+	for _, f := range []string{"plots/zeroshot_confusion.svg", s.Image, "report.html", "report.json", "align/config.json", "instruct/model.safetensors", "dpo/model.safetensors", "reward/config.json", "shapes/train_onpolicy_prefs.jsonl", "shapes/test_onpolicy_prefs.jsonl"} {
 		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
 			t.Error(err)
 		}
