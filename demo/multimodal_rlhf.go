@@ -173,7 +173,7 @@ func onPolicyPrefs(o MMOptions, dir, world, split string, scenes int, seed uint6
 	}
 	describe, end := eval.VLMImage(m, tok, vlmMaxTokens)
 	sample, _ := eval.VLMImageSampled(m, tok, vlmMaxTokens, rlhfTemp, seed)
-	res, err := eval.WriteVLMPrefs(filepath.Join(world, split+"_onpolicy_prefs.jsonl"), world, split, scenes, rlhfK, describe, sample, end)
+	res, err := eval.WriteVLMPrefs(filepath.Join(world, split+"_onpolicy_prefs.jsonl"), world, split, scenes, rlhfK, false, describe, sample, end)
 	if err != nil {
 		return res, fmt.Errorf("demo: on-policy pairs: %w", err)
 	}

@@ -19,6 +19,7 @@ type VLMPrefsResult struct {
 	Samples, Right    int // answers sampled, and of them right
 	AllRight          int // questions whose every sample was right: no pair
 	NoneRight         int // questions with no right sample: the true answer is chosen
+	GreedyRight       int // with greedyWrong: questions whose greedy answer was right (no pair)
 	Pairs             int
 }
 
@@ -30,9 +31,13 @@ type VLMPrefsResult struct {
 // annotator who knows the scene marks each right or wrong exactly as
 // VLMShapes scores it. Each distinct right answer is chosen over each
 // distinct wrong one; when no sample is right, the true answer is
-// chosen over them; when all are right there is no pair. emit gets each
-// pair as {split}_prefs.jsonl's record, its image relative to dir.
-func VLMPrefs(dir, split string, limit, k int, describe, sample VLMContinue, end string, emit func(shapes.PreferenceRecord) error) (VLMPrefsResult, error) {
+// chosen over them; when all are right there is no pair. With
+// greedyWrong, only the questions whose greedy answer (describe's) is
+// wrong make pairs, and that answer is among the rejected ones: the
+// pairs target the errors greedy decoding makes, not those sampling
+// adds. emit gets each pair as {split}_prefs.jsonl's record, its image
+// relative to dir.
+func VLMPrefs(dir, split string, limit, k int, greedyWrong bool, describe, sample VLMContinue, end string, emit func(shapes.PreferenceRecord) error) (VLMPrefsResult, error) {
 	var res VLMPrefsResult
 	if k < 1 {
 		return res, fmt.Errorf("eval: %d samples a question: want at least 1", k)
@@ -49,9 +54,23 @@ func VLMPrefs(dir, split string, limit, k int, describe, sample VLMContinue, end
 				continue
 			}
 			res.Questions++
+			prompt := llava.Prompt(end, true, VLMDescribe, desc, q.Question.EN)
 			var right, wrong []string
+			if greedyWrong {
+				g, err := describe(prompt, img)
+				if err != nil {
+					return err
+				}
+				if g = strings.TrimSpace(g); vlmRight(g, q.Answer.EN) {
+					res.GreedyRight++
+					continue
+				}
+				if g != "" {
+					wrong = append(wrong, g)
+				}
+			}
 			for range k {
-				a, err := sample(llava.Prompt(end, true, VLMDescribe, desc, q.Question.EN), img)
+				a, err := sample(prompt, img)
 				if err != nil {
 					return err
 				}
@@ -75,10 +94,10 @@ func VLMPrefs(dir, split string, limit, k int, describe, sample VLMContinue, end
 				res.NoneRight++
 				right = []string{q.Answer.EN}
 			}
-			prompt := []shapes.Message{msg("user", llava.Placeholder+"\n"+VLMDescribe), msg("assistant", desc), msg("user", q.Question.EN)}
+			turns := []shapes.Message{msg("user", llava.Placeholder+"\n"+VLMDescribe), msg("assistant", desc), msg("user", q.Question.EN)}
 			for _, c := range right {
 				for _, w := range wrong {
-					rec := shapes.PreferenceRecord{Prompt: prompt, Chosen: []shapes.Message{msg("assistant", c)}, Rejected: []shapes.Message{msg("assistant", w)}, Images: []string{r.Image}}
+					rec := shapes.PreferenceRecord{Prompt: turns, Chosen: []shapes.Message{msg("assistant", c)}, Rejected: []shapes.Message{msg("assistant", w)}, Images: []string{r.Image}}
 					if err := emit(rec); err != nil {
 						return err
 					}
@@ -95,7 +114,7 @@ func VLMPrefs(dir, split string, limit, k int, describe, sample VLMContinue, end
 // WriteVLMPrefs runs VLMPrefs and writes its pairs to out as JSONL
 // (golem dpo's preference records with TRL's "images"), each image's
 // path relative to out's folder, as golem's data readers take it.
-func WriteVLMPrefs(out, dir, split string, limit, k int, describe, sample VLMContinue, end string) (VLMPrefsResult, error) {
+func WriteVLMPrefs(out, dir, split string, limit, k int, greedyWrong bool, describe, sample VLMContinue, end string) (VLMPrefsResult, error) {
 	absOut, err := filepath.Abs(filepath.Dir(out))
 	if err != nil {
 		return VLMPrefsResult{}, err
@@ -107,7 +126,7 @@ func WriteVLMPrefs(out, dir, split string, limit, k int, describe, sample VLMCon
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
-	res, err := VLMPrefs(dir, split, limit, k, describe, sample, end, func(r shapes.PreferenceRecord) error {
+	res, err := VLMPrefs(dir, split, limit, k, greedyWrong, describe, sample, end, func(r shapes.PreferenceRecord) error {
 		rel, err := filepath.Rel(absOut, filepath.Join(absDir, r.Images[0]))
 		if err != nil {
 			return err

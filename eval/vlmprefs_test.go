@@ -38,6 +38,7 @@ func TestVLMPrefsOnPolicy(t *testing.T) {
 	}
 	defer f.Close()
 	want := VLMPrefsResult{Scenes: 5}
+	nColour, nCount, nOther := 0, 0, 0
 	for sc := bufio.NewScanner(f); sc.Scan(); {
 		var r shapes.SceneRecord
 		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
@@ -47,12 +48,15 @@ func TestVLMPrefsOnPolicy(t *testing.T) {
 		for _, q := range r.Questions {
 			switch q.Kind {
 			case "colour":
+				nColour++
 				want.AllRight++
 				want.Right += 3
 			case "count":
+				nCount++
 				want.NoneRight++
 				want.Pairs += 2 // "wrong 0", "wrong 1"; "" is wrong but no record
 			case "shape", "position":
+				nOther++
 				want.Right += 2
 				want.Pairs++ // the right answer's two forms are one; "wrong 1"
 			default:
@@ -88,7 +92,7 @@ func TestVLMPrefsOnPolicy(t *testing.T) {
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	res, err := WriteVLMPrefs(out, dir, "train", 0, 3, describe, sample, end)
+	res, err := WriteVLMPrefs(out, dir, "train", 0, 3, false, describe, sample, end)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,6 +119,31 @@ func TestVLMPrefsOnPolicy(t *testing.T) {
 			t.Fatalf("example %d: chose %q over %q", i, c, r)
 		}
 	}
+	// With greedyWrong the colour questions, whose greedy answer is
+	// right, make no pair, and the greedy answer of the others is
+	// rejected beside their wrong samples.
+	greedy := func(prompt, image string) (string, error) {
+		for _, q := range truth[image].Questions {
+			if strings.HasSuffix(prompt, llava.UserTurn(q.Question.EN)) {
+				if q.Kind == "colour" {
+					return q.Answer.EN, nil
+				}
+				return "greedy wrong", nil
+			}
+		}
+		return describe(prompt, image)
+	}
+	calls = map[string]int{}
+	res, err = WriteVLMPrefs(out, dir, "train", 0, 3, true, greedy, sample, end)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.GreedyRight != nColour || res.Pairs != 3*nCount+2*nOther || res.Samples != 3*(nCount+nOther) || res.NoneRight != nCount {
+		t.Fatalf("greedy wrong: got %+v; want %d greedy right, %d pairs", res, nColour, 3*nCount+2*nOther)
+	}
+	if b, err := os.ReadFile(out); err != nil || strings.Count(string(b), `"rejected":[{"role":"assistant","content":"greedy wrong"}]`) != nCount+nOther {
+		t.Fatalf("greedy wrong: the greedy answer rejected %d times, want %d (%v)", strings.Count(string(b), `"greedy wrong"`), nCount+nOther, err)
+	}
 	allRight := func(prompt, image string) (string, error) {
 		for _, q := range truth[image].Questions {
 			if strings.HasSuffix(prompt, llava.UserTurn(q.Question.EN)) {
@@ -123,7 +152,7 @@ func TestVLMPrefsOnPolicy(t *testing.T) {
 		}
 		return "", nil
 	}
-	if _, err := WriteVLMPrefs(out, dir, "train", 2, 3, describe, allRight, end); err == nil || !strings.Contains(err.Error(), "no pairs") {
+	if _, err := WriteVLMPrefs(out, dir, "train", 2, 3, false, describe, allRight, end); err == nil || !strings.Contains(err.Error(), "no pairs") {
 		t.Fatalf("every sample right: %v, want no pairs", err)
 	}
 }

@@ -68,6 +68,7 @@ func runDataShapesPrefs(args []string) error {
 	temp := fs.Float64("temperature", 1, "sampling temperature of the answers (the description is greedy)")
 	seed := fs.Uint64("seed", 1337, "sampling seed: the same seed writes the same file")
 	maxTokens := fs.Int("max-tokens", 48, "new tokens at most per answer")
+	greedyWrong := fs.Bool("greedy-wrong", false, "pairs only for the questions whose greedy answer is wrong, that answer among the rejected")
 	out := fs.String("out", "", "the preference JSONL to write: {\"prompt\", \"chosen\", \"rejected\", \"images\"} (required)")
 	dev := addDeviceFlag(fs)
 	be, err := dev.parse(fs, args)
@@ -93,12 +94,15 @@ func runDataShapesPrefs(args []string) error {
 	}
 	describe, end := eval.VLMImage(m, tok, *maxTokens)
 	sample, _ := eval.VLMImageSampled(m, tok, *maxTokens, *temp, *seed)
-	res, err := eval.WriteVLMPrefs(*out, *dataDir, *split, *limit, *k, describe, sample, end)
+	res, err := eval.WriteVLMPrefs(*out, *dataDir, *split, *limit, *k, *greedyWrong, describe, sample, end)
 	if err != nil {
 		return err
 	}
 	fmt.Printf("%d scenes of %s, %d questions, %d answers sampled: %d right (%.4f); %d questions all right (no pair), %d none right (the true answer chosen)\n",
 		res.Scenes, *split, res.Questions, res.Samples, res.Right, float64(res.Right)/float64(max(res.Samples, 1)), res.AllRight, res.NoneRight)
+	if *greedyWrong {
+		fmt.Printf("%d questions' greedy answer right (no pair)\n", res.GreedyRight)
+	}
 	fmt.Printf("pairs=%d %s\n", res.Pairs, *out)
 	return nil
 }
