@@ -20,6 +20,7 @@ type VLMPrefsResult struct {
 	AllRight          int // questions whose every sample was right: no pair
 	NoneRight         int // questions with no right sample: the true answer is chosen
 	GreedyRight       int // with greedyWrong: questions whose greedy answer was right (no pair)
+	NoDescription     int // scenes the model described with nothing: no question asked (a record's turn may not be empty)
 	Pairs             int
 }
 
@@ -48,7 +49,10 @@ func VLMPrefs(dir, split string, limit, k int, greedyWrong bool, describe, sampl
 		if err != nil {
 			return err
 		}
-		desc = strings.TrimSpace(desc)
+		if desc = strings.TrimSpace(desc); desc == "" {
+			res.NoDescription++
+			return nil
+		}
 		for _, q := range r.Questions {
 			if !slices.Contains(VLMKinds, q.Kind) {
 				continue
@@ -138,7 +142,7 @@ func WriteVLMPrefs(out, dir, split string, limit, k int, greedyWrong bool, descr
 		return res, err
 	}
 	if res.Pairs == 0 {
-		return res, fmt.Errorf("eval: %s: no pairs: every one of %d questions' %d samples was right", out, res.Questions, k)
+		return res, fmt.Errorf("eval: %s: no pairs: every one of %d questions' %d samples was right (%d scenes described with nothing, not asked)", out, res.Questions, k, res.NoDescription)
 	}
 	return res, atomicfile.WriteFile(out, b.Bytes())
 }

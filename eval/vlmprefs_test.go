@@ -155,4 +155,10 @@ func TestVLMPrefsOnPolicy(t *testing.T) {
 	if _, err := WriteVLMPrefs(out, dir, "train", 2, 3, false, describe, allRight, end); err == nil || !strings.Contains(err.Error(), "no pairs") {
 		t.Fatalf("every sample right: %v, want no pairs", err)
 	}
+	// An empty description (an undertrained model's) cannot be a
+	// record's turn: its scene is not asked about.
+	empty := func(string, string) (string, error) { return " ", nil }
+	if res, err := WriteVLMPrefs(out, dir, "train", 0, 3, false, empty, sample, end); err == nil || res.NoDescription != 5 || res.Questions != 0 {
+		t.Fatalf("empty descriptions: %+v, %v; want 5 scenes not asked, no pairs", res, err)
+	}
 }

@@ -103,6 +103,9 @@ func runDataShapesPrefs(args []string) error {
 	if *greedyWrong {
 		fmt.Printf("%d questions' greedy answer right (no pair)\n", res.GreedyRight)
 	}
+	if res.NoDescription > 0 {
+		fmt.Printf("%d scenes described with nothing: not asked\n", res.NoDescription)
+	}
 	fmt.Printf("pairs=%d %s\n", res.Pairs, *out)
 	return nil
 }
