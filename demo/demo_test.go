@@ -12,6 +12,7 @@ import (
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/backend/cpu"
 	"github.com/golem-ml/golem/data"
+	"github.com/golem-ml/golem/eval"
 	"github.com/golem-ml/golem/internal/shared"
 )
 
@@ -111,6 +112,9 @@ func TestDemoMultimodalQuick(t *testing.T) {
 	if h := res.RLHF; h == nil || h.RM.Pairs == 0 || h.ShorterWinsN != h.RM.Pairs || h.DPOPairs == 0 || h.DPOHeldout == 0 {
 		t.Fatalf("rlhf: %+v (the baseline must be scored on the reward model's held-out pairs)", h)
 	}
+	if p := res.RLHF.Sampled; p.Scenes != rlhfSizesOf(true).prefScenes || p.Samples != rlhfK*p.Questions || p.Pairs != res.RLHF.DPOPairs {
+		t.Fatalf("on-policy pairs: %+v, DPO trained on %d (want %d answers to each question of %d scenes)", p, res.RLHF.DPOPairs, rlhfK, rlhfSizesOf(true).prefScenes)
+	}
 	// The text-to-image stage: the VQ-VAE's PSNR, the judge's accuracies
 	// of the first samples and of CLIP's picks on both splits, a grid of
 	// samples per split, its check.
@@ -142,7 +146,7 @@ func TestDemoMultimodalQuick(t *testing.T) {
 			t.Errorf("report.md lacks %q", want)
 		}
 	}
-	for _, f := range []string{"plots/zeroshot_confusion.svg", s.Image, "report.html", "report.json", "align/config.json", "instruct/model.safetensors", "dpo/model.safetensors", "reward/config.json", "shapes/train_prefs_sub.jsonl",
+	for _, f := range []string{"plots/zeroshot_confusion.svg", s.Image, "report.html", "report.json", "align/config.json", "instruct/model.safetensors", "dpo/model.safetensors", "reward/config.json", "shapes/train_onpolicy_prefs.jsonl", "shapes/test_onpolicy_prefs.jsonl",
 		ir.Grids[0].Image, "t2i/vq/config.json", "judge/model.safetensors", "plots/t2i_loss.svg"} {
 		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
 			t.Error(err)
@@ -164,5 +168,25 @@ func TestShorterWins(t *testing.T) {
 	acc, n := shorterWins(ex)
 	if n != 4 || acc != 2.5/4 {
 		t.Fatalf("shorterWins = %v over %d pairs, want 0.625 over 4", acc, n)
+	}
+}
+
+// TestRLHFCheckNoise checks that the claim "RLHF beats SFT" fails on a
+// difference within noise (the 7 of 1,574 questions the simulated pairs
+// gave: 0.381 against 0.386) and holds on one well beyond it.
+func TestRLHFCheckNoise(t *testing.T) {
+	for _, c := range []struct {
+		sft, rl int
+		want    bool
+	}{{600, 607, false}, {600, 550, false}, {600, 700, true}} {
+		r := &MMResult{VLM: []VLMEval{
+			{Model: "instruct", Split: "heldout", VLMResult: eval.VLMResult{Questions: 1574, VQA: float64(c.sft) / 1574}},
+			{Model: "rlhf", Split: "heldout", VLMResult: eval.VLMResult{Questions: 1574, VQA: float64(c.rl) / 1574}},
+		}}
+		var got []bool
+		rlhfChecks(r, func(_ string, ok bool) { got = append(got, ok) })
+		if len(got) != 1 || got[0] != c.want {
+			t.Errorf("stage 2 %d, DPO %d right of 1574: check %v, want %v", c.sft, c.rl, got, c.want)
+		}
 	}
 }

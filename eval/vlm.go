@@ -48,28 +48,12 @@ type VLMAnswerer func(question, image string) (string, error)
 // per scene from "Describe the image." and an answer to each question of
 // VLMKinds.
 func VLMShapes(dir, split string, limit int, answer VLMAnswerer) (VLMResult, error) {
-	path := filepath.Join(dir, split+"_scenes.jsonl")
-	f, err := os.Open(path)
-	if err != nil {
-		return VLMResult{}, err
-	}
-	defer f.Close()
 	res := VLMResult{Kinds: map[string][2]int{}}
 	named := 0
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 16<<20)
-	for line := 1; sc.Scan() && (limit <= 0 || res.Scenes < limit); line++ {
-		var r shapes.SceneRecord
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			return res, fmt.Errorf("%s:%d: %v", path, line, err)
-		}
-		if r.Image == "" || len(r.Objects) == 0 {
-			return res, fmt.Errorf("%s:%d: a scene needs \"image\" and \"objects\"", path, line)
-		}
-		img := filepath.Join(dir, r.Image)
+	n, err := vlmScenes(dir, split, limit, func(r shapes.SceneRecord, img string) error {
 		caption, err := answer(VLMDescribe, img)
 		if err != nil {
-			return res, fmt.Errorf("%s:%d: %w", path, line, err)
+			return err
 		}
 		c := " " + strings.ToLower(caption) + " "
 		for _, o := range r.Objects {
@@ -85,21 +69,19 @@ func VLMShapes(dir, split string, limit int, answer VLMAnswerer) (VLMResult, err
 			}
 			a, err := answer(q.Question.EN, img)
 			if err != nil {
-				return res, fmt.Errorf("%s:%d: %w", path, line, err)
+				return err
 			}
-			if normAnswer(a) == normAnswer(q.Answer.EN) {
+			if vlmRight(a, q.Answer.EN) {
 				k[0]++
 			}
 			k[1]++
 			res.Kinds[q.Kind] = k
 		}
-		res.Scenes++
-	}
-	if err := sc.Err(); err != nil {
-		return res, fmt.Errorf("%s: %w", path, err)
-	}
-	if res.Scenes == 0 {
-		return res, fmt.Errorf("%s: no scenes", path)
+		return nil
+	})
+	res.Scenes = n
+	if err != nil {
+		return res, err
 	}
 	right := 0
 	for _, k := range res.Kinds {
@@ -112,6 +94,45 @@ func VLMShapes(dir, split string, limit int, answer VLMAnswerer) (VLMResult, err
 	}
 	return res, nil
 }
+
+// vlmScenes calls fn with each of the first limit scenes (0: all) of a
+// shapes world's split (DIR/{split}_scenes.jsonl) and its image's path,
+// and returns how many it read; an error names the file and line.
+func vlmScenes(dir, split string, limit int, fn func(r shapes.SceneRecord, image string) error) (int, error) {
+	path := filepath.Join(dir, split+"_scenes.jsonl")
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	n := 0
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	for line := 1; sc.Scan() && (limit <= 0 || n < limit); line++ {
+		var r shapes.SceneRecord
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			return n, fmt.Errorf("%s:%d: %v", path, line, err)
+		}
+		if r.Image == "" || len(r.Objects) == 0 {
+			return n, fmt.Errorf("%s:%d: a scene needs \"image\" and \"objects\"", path, line)
+		}
+		if err := fn(r, filepath.Join(dir, r.Image)); err != nil {
+			return n, fmt.Errorf("%s:%d: %w", path, line, err)
+		}
+		n++
+	}
+	if err := sc.Err(); err != nil {
+		return n, fmt.Errorf("%s: %w", path, err)
+	}
+	if n == 0 {
+		return 0, fmt.Errorf("%s: no scenes", path)
+	}
+	return n, nil
+}
+
+// vlmRight reports whether answer is the right one, truth, as VLMShapes
+// scores it: exact match after normAnswer.
+func vlmRight(answer, truth string) bool { return normAnswer(answer) == normAnswer(truth) }
 
 // normAnswer is an answer as VLMShapes compares it: lower case, without
 // surrounding spaces or a final full stop.
@@ -134,7 +155,15 @@ type VLMContinue func(prompt, image string) (string, error)
 // also returns end, the text that closes an answer (the tokenizer's end
 // token, as train/vlm.go ends them, or "\n").
 func VLMImage(m *llava.Model, tok *tokenizer.Tokenizer, maxTokens int) (cont VLMContinue, end string) {
+	return VLMImageSampled(m, tok, maxTokens, 0, 0)
+}
+
+// VLMImageSampled is VLMImage sampling at temperature (0: greedy, as
+// VLMImage): call i draws with seed seed+i, so a run is repeatable.
+func VLMImageSampled(m *llava.Model, tok *tokenizer.Tokenizer, maxTokens int, temperature float64, seed uint64) (cont VLMContinue, end string) {
 	gen, end := vlmOptions(tok, maxTokens)
+	gen.Temperature = temperature
+	calls := uint64(0)
 	v := m.Config.Vision
 	var last string
 	var pix []float32
@@ -149,6 +178,8 @@ func VLMImage(m *llava.Model, tok *tokenizer.Tokenizer, maxTokens int) (cont VLM
 			}
 			last = image
 		}
+		gen.Seed = seed + calls
+		calls++
 		return generate.ImageText(m, tok, pix, prompt, gen, nil)
 	}, end
 }

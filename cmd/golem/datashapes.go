@@ -6,6 +6,9 @@ import (
 	"sort"
 
 	"github.com/golem-ml/golem/data/synth/shapes"
+	"github.com/golem-ml/golem/eval"
+	"github.com/golem-ml/golem/model/llava"
+	"github.com/golem-ml/golem/tokenizer"
 )
 
 func init() {
@@ -48,5 +51,61 @@ func runDataShapes(args []string) error {
 	}
 	fmt.Fprintf(os.Stdout, "classes  %d folders of %d images: %s/classes\n", sum.Classes, *perClass, *out)
 	fmt.Fprintf(os.Stdout, "held-out pairs (never in train): %v\n", shapes.HeldOut)
+	return nil
+}
+
+func init() {
+	register("data shapes-prefs", "on-policy preference pairs about a shapes world's images: a LLaVA model's own sampled answers, marked right or wrong by a simulated annotator who knows each scene (golem eval vlm's scoring), for golem dpo", runDataShapesPrefs)
+}
+
+func runDataShapesPrefs(args []string) error {
+	fs := newFlags("data shapes-prefs", `golem data shapes-prefs --model vlm-instruct --data shapes --split train --limit 400 --k 4 --out onpolicy_prefs.jsonl`)
+	model := fs.String("model", "", "a LLaVA folder (golem vlm's --out): the model whose answers are sampled (required)")
+	dataDir := fs.String("data", "", "a shapes world folder (golem data shapes' --out) (required)")
+	split := fs.String("split", "train", "the split whose scenes are asked about")
+	limit := fs.Int("limit", 0, "scenes, 0 = all")
+	k := fs.Int("k", 4, "answers sampled for each question")
+	temp := fs.Float64("temperature", 1, "sampling temperature of the answers (the description is greedy)")
+	seed := fs.Uint64("seed", 1337, "sampling seed: the same seed writes the same file")
+	maxTokens := fs.Int("max-tokens", 48, "new tokens at most per answer")
+	greedyWrong := fs.Bool("greedy-wrong", false, "pairs only for the questions whose greedy answer is wrong, that answer among the rejected")
+	out := fs.String("out", "", "the preference JSONL to write: {\"prompt\", \"chosen\", \"rejected\", \"images\"} (required)")
+	dev := addDeviceFlag(fs)
+	be, err := dev.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := required(fs, "model", "data", "out"); err != nil {
+		return err
+	}
+	if *k < 2 || *temp <= 0 {
+		return usageError{fmt.Errorf("data shapes-prefs: --k %d --temperature %g: want at least 2 samples at a temperature above 0", *k, *temp)}
+	}
+	if !llava.IsLLaVA(*model) {
+		return fmt.Errorf("data shapes-prefs: %s: not a LLaVA folder (golem vlm's --out)", *model)
+	}
+	m, err := llava.Load(be, *model)
+	if err != nil {
+		return err
+	}
+	tok, err := tokenizer.Load(*model)
+	if err != nil {
+		return err
+	}
+	describe, end := eval.VLMImage(m, tok, *maxTokens)
+	sample, _ := eval.VLMImageSampled(m, tok, *maxTokens, *temp, *seed)
+	res, err := eval.WriteVLMPrefs(*out, *dataDir, *split, *limit, *k, *greedyWrong, describe, sample, end)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%d scenes of %s, %d questions, %d answers sampled: %d right (%.4f); %d questions all right (no pair), %d none right (the true answer chosen)\n",
+		res.Scenes, *split, res.Questions, res.Samples, res.Right, float64(res.Right)/float64(max(res.Samples, 1)), res.AllRight, res.NoneRight)
+	if *greedyWrong {
+		fmt.Printf("%d questions' greedy answer right (no pair)\n", res.GreedyRight)
+	}
+	if res.NoDescription > 0 {
+		fmt.Printf("%d scenes described with nothing: not asked\n", res.NoDescription)
+	}
+	fmt.Printf("pairs=%d %s\n", res.Pairs, *out)
 	return nil
 }

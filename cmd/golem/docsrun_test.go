@@ -49,8 +49,8 @@ import (
 //     (`... &`); golem demo gets --quick; eval's --n and --limit are at
 //     most docsItems; vision probe's --limit-train and --limit-test are
 //     at most docsImages and its --probe-steps at most docsSteps
-//     (lowered, or added); imagine's batch mode's --limit is at most
-//     docsItems (lowered, or added).
+//     (lowered, or added); imagine's batch mode's and data shapes-prefs'
+//     --limit are at most docsItems (lowered, or added).
 //
 // A golem serve in the foreground would never end: it must run in the
 // background (`golem serve ... &`; what a block leaves running is killed
@@ -233,7 +233,7 @@ func rewriteDocLine(t *testing.T, line string) string {
 				v, _ := strconv.Atoi(m[2])
 				return fmt.Sprintf("--%s %d", m[1], min(v, docsItems))
 			})
-		case sub == "imagine" && strings.Contains(body, "--prompts"):
+		case sub == "imagine" && strings.Contains(body, "--prompts"), sub == "data" && len(words) > 2 && words[2] == "shapes-prefs":
 			body = capFlag(body, "limit", docsItems, true)
 		case sub == "vision" && len(words) > 2 && words[2] == "probe":
 			// Features of all 70,000 MNIST images for three encoders
@@ -564,6 +564,8 @@ func TestDocsRunHarness(t *testing.T) {
 		{"golem eval tasks --model m --n 200 | tail -1", "golem eval tasks --model m --n 20 | tail -1"},
 		{"golem imagine --model m --prompts s/test.jsonl --out-dir d --n 8", "golem imagine --model m --prompts s/test.jsonl --out-dir d --n 8 --limit 20"},
 		{"golem imagine --model m --prompts s/test.jsonl --limit 200 --out-dir d", "golem imagine --model m --prompts s/test.jsonl --limit 20 --out-dir d"},
+		{"golem data shapes-prefs --model m --data s --limit 300 --out p.jsonl", "golem data shapes-prefs --model m --data s --limit 20 --out p.jsonl"},
+		{"golem data shapes-prefs --model m --data s --out p.jsonl", "golem data shapes-prefs --model m --data s --out p.jsonl --limit 20"},
 		{"golem vision probe --model m --train a --test b", "golem vision probe --model m --train a --test b --limit-train 500 --limit-test 500 --probe-steps 5"},
 		{"golem vision probe --model m --limit-train 0 --limit-test=100 --probe-steps 50 --train a # 10,000", "golem vision probe --model m --limit-train 500 --limit-test 100 --probe-steps 5 --train a # 10,000"},
 		{"echo 'golem sft' | golem tokenizer encode --tokenizer t", "echo 'golem sft' | golem tokenizer encode --tokenizer t"},

@@ -91,6 +91,18 @@ func TestVLMCommands(t *testing.T) {
 		}
 	}
 
+	// data shapes-prefs samples the model's own answers and writes pairs
+	// dpo trains on, images relative to the file.
+	op := filepath.Join(dir, "prefs", "onpolicy.jsonl")
+	if err := os.MkdirAll(filepath.Dir(op), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out = run("data", "shapes-prefs", "--model", instruct, "--data", world, "--limit", "2", "--k", "3", "--max-tokens", "3", "--out", op)
+	if m := regexp.MustCompile(`^pairs=(\d+) `).FindStringSubmatch(lastLine(out)); m == nil || m[1] == "0" || !strings.Contains(out, "2 scenes of train") {
+		t.Fatalf("data shapes-prefs printed\n%s", out)
+	}
+	run("dpo", "--model", instruct, "--data", op, "--steps", "1", "--batch", "2", "--out", filepath.Join(dir, "dpo-onpolicy"))
+
 	// Stage 2 with LoRA writes an adapter folder that generate --image and
 	// eval vlm take; dpo and reward train on the shapes world's simulated
 	// image labels from the LLaVA folder.
@@ -134,6 +146,8 @@ func TestVLMCommands(t *testing.T) {
 		{[]string{"generate", "--model", instruct, "--image", filepath.Join(world, "train.jsonl"), "--prompt", "hi"}, "train.jsonl"},
 		{[]string{"generate", "--model", instruct, "--image", img, "--prompt", "<image><image>"}, "want once"},
 		{[]string{"vlm", "--stage", "instruct", "--model", align, "--data", filepath.Join(world, "train.jsonl"), "--out", filepath.Join(dir, "x")}, "no conversation"},
+		{[]string{"data", "shapes-prefs", "--model", lmDir, "--data", world, "--out", filepath.Join(dir, "p.jsonl")}, "not a LLaVA folder"},
+		{[]string{"data", "shapes-prefs", "--model", instruct, "--data", filepath.Join(dir, "nope"), "--out", filepath.Join(dir, "p.jsonl")}, "train_scenes.jsonl"},
 	} {
 		stdout, stderr, code := runGolem(t, c.args...)
 		if code == 0 || !strings.Contains(stderr, c.want) {

@@ -163,8 +163,8 @@ func llava(id, image string, qas []QA, zh bool) vision.LLaVA {
 	return rec
 }
 
-// message is a chat turn as golem's data readers take it.
-type message struct {
+// Message is a chat turn as golem's data readers take it.
+type Message struct {
 	Role    string `json:"role"`
 	Content string `json:"content"`
 }
@@ -172,8 +172,8 @@ type message struct {
 // RankingRecord is a line of {split}_rankings.jsonl: golem export --kind
 // rankings' fields, the answers in a random order, and the image.
 type RankingRecord struct {
-	Prompt      []message   `json:"prompt"`
-	Completions [][]message `json:"completions"`
+	Prompt      []Message   `json:"prompt"`
+	Completions [][]Message `json:"completions"`
 	Ranking     []int       `json:"ranking"` // indices into completions, best first
 	Images      []string    `json:"images"`
 	Kind        string      `json:"kind"`
@@ -181,24 +181,24 @@ type RankingRecord struct {
 
 // PreferenceRecord is a line of {split}_prefs.jsonl: one ranked pair.
 type PreferenceRecord struct {
-	Prompt   []message `json:"prompt"`
-	Chosen   []message `json:"chosen"`
-	Rejected []message `json:"rejected"`
+	Prompt   []Message `json:"prompt"`
+	Chosen   []Message `json:"chosen"`
+	Rejected []Message `json:"rejected"`
 	Images   []string  `json:"images"`
 }
 
 // rankingRecords returns a ranking's record and its pairs' (best against
 // each worse answer, in ranking order).
 func rankingRecords(rk Ranked, image string, r *rand.Rand) (RankingRecord, []any) {
-	var prompt []message
+	var prompt []Message
 	for i, t := range rk.Turns {
 		role := "user"
 		if i%2 == 1 {
 			role = "assistant"
 		}
-		prompt = append(prompt, message{role, t})
+		prompt = append(prompt, Message{role, t})
 	}
-	as := func(a string) []message { return []message{{"assistant", a}} }
+	as := func(a string) []Message { return []Message{{"assistant", a}} }
 	perm := r.Perm(len(rk.Answers)) // completions[j] is answer perm[j]
 	rec := RankingRecord{Prompt: prompt, Images: []string{image}, Kind: rk.Kind, Ranking: make([]int, len(perm))}
 	for j, a := range perm {

@@ -1,0 +1,148 @@
+package eval
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/golem-ml/golem/data/synth/shapes"
+	"github.com/golem-ml/golem/internal/atomicfile"
+	"github.com/golem-ml/golem/model/llava"
+)
+
+// VLMPrefsResult counts what VLMPrefs sampled and the pairs it made.
+type VLMPrefsResult struct {
+	Scenes, Questions int
+	Samples, Right    int // answers sampled, and of them right
+	AllRight          int // questions whose every sample was right: no pair
+	NoneRight         int // questions with no right sample: the true answer is chosen
+	GreedyRight       int // with greedyWrong: questions whose greedy answer was right (no pair)
+	NoDescription     int // scenes the model described with nothing: no question asked (a record's turn may not be empty)
+	Pairs             int
+}
+
+// VLMPrefs makes on-policy preference pairs from a model's own answers
+// about the first limit scenes (0: all) of a shapes world's split: for
+// each scene, describe (greedy, as VLMShapes asks) gives the model's own
+// description; for each question of VLMKinds, asked after it as
+// VLMConversation asks it, sample draws k answers, and a simulated
+// annotator who knows the scene marks each right or wrong exactly as
+// VLMShapes scores it. Each distinct right answer is chosen over each
+// distinct wrong one; when no sample is right, the true answer is
+// chosen over them; when all are right there is no pair. With
+// greedyWrong, only the questions whose greedy answer (describe's) is
+// wrong make pairs, and that answer is among the rejected ones: the
+// pairs target the errors greedy decoding makes, not those sampling
+// adds. emit gets each pair as {split}_prefs.jsonl's record, its image
+// relative to dir.
+func VLMPrefs(dir, split string, limit, k int, greedyWrong bool, describe, sample VLMContinue, end string, emit func(shapes.PreferenceRecord) error) (VLMPrefsResult, error) {
+	var res VLMPrefsResult
+	if k < 1 {
+		return res, fmt.Errorf("eval: %d samples a question: want at least 1", k)
+	}
+	msg := func(role, text string) shapes.Message { return shapes.Message{Role: role, Content: text} }
+	n, err := vlmScenes(dir, split, limit, func(r shapes.SceneRecord, img string) error {
+		desc, err := describe(llava.Prompt(end, true, VLMDescribe), img)
+		if err != nil {
+			return err
+		}
+		if desc = strings.TrimSpace(desc); desc == "" {
+			res.NoDescription++
+			return nil
+		}
+		for _, q := range r.Questions {
+			if !slices.Contains(VLMKinds, q.Kind) {
+				continue
+			}
+			res.Questions++
+			prompt := llava.Prompt(end, true, VLMDescribe, desc, q.Question.EN)
+			var right, wrong []string
+			if greedyWrong {
+				g, err := describe(prompt, img)
+				if err != nil {
+					return err
+				}
+				if g = strings.TrimSpace(g); vlmRight(g, q.Answer.EN) {
+					res.GreedyRight++
+					continue
+				}
+				if g != "" {
+					wrong = append(wrong, g)
+				}
+			}
+			for range k {
+				a, err := sample(prompt, img)
+				if err != nil {
+					return err
+				}
+				a = strings.TrimSpace(a)
+				res.Samples++
+				if vlmRight(a, q.Answer.EN) {
+					res.Right++
+					if !slices.Contains(right, a) {
+						right = append(right, a)
+					}
+				} else if a != "" && !slices.Contains(wrong, a) { // an empty answer is wrong, but no record's content
+
+					wrong = append(wrong, a)
+				}
+			}
+			switch {
+			case len(wrong) == 0:
+				res.AllRight++
+				continue
+			case len(right) == 0:
+				res.NoneRight++
+				right = []string{q.Answer.EN}
+			}
+			turns := []shapes.Message{msg("user", llava.Placeholder+"\n"+VLMDescribe), msg("assistant", desc), msg("user", q.Question.EN)}
+			for _, c := range right {
+				for _, w := range wrong {
+					rec := shapes.PreferenceRecord{Prompt: turns, Chosen: []shapes.Message{msg("assistant", c)}, Rejected: []shapes.Message{msg("assistant", w)}, Images: []string{r.Image}}
+					if err := emit(rec); err != nil {
+						return err
+					}
+					res.Pairs++
+				}
+			}
+		}
+		return nil
+	})
+	res.Scenes = n
+	return res, err
+}
+
+// WriteVLMPrefs runs VLMPrefs and writes its pairs to out as JSONL
+// (golem dpo's preference records with TRL's "images"), each image's
+// path relative to out's folder, as golem's data readers take it.
+func WriteVLMPrefs(out, dir, split string, limit, k int, greedyWrong bool, describe, sample VLMContinue, end string) (VLMPrefsResult, error) {
+	absOut, err := filepath.Abs(filepath.Dir(out))
+	if err != nil {
+		return VLMPrefsResult{}, err
+	}
+	absDir, err := filepath.Abs(dir)
+	if err != nil {
+		return VLMPrefsResult{}, err
+	}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	res, err := VLMPrefs(dir, split, limit, k, greedyWrong, describe, sample, end, func(r shapes.PreferenceRecord) error {
+		rel, err := filepath.Rel(absOut, filepath.Join(absDir, r.Images[0]))
+		if err != nil {
+			return err
+		}
+		r.Images = []string{filepath.ToSlash(rel)}
+		return enc.Encode(r)
+	})
+	if err != nil {
+		return res, err
+	}
+	if res.Pairs == 0 {
+		return res, fmt.Errorf("eval: %s: no pairs: every one of %d questions' %d samples was right (%d scenes described with nothing, not asked)", out, res.Questions, k, res.NoDescription)
+	}
+	return res, atomicfile.WriteFile(out, b.Bytes())
+}

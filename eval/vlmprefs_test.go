@@ -1,0 +1,164 @@
+package eval
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/golem-ml/golem/data"
+	"github.com/golem-ml/golem/data/synth/shapes"
+	"github.com/golem-ml/golem/model/llava"
+)
+
+// On-policy pairs from a scripted model: colour questions always right
+// (no pair), count questions never (the true answer chosen over each
+// distinct wrong sample), the others right and wrong by turns (the
+// model's own right answer, "Red." as golem eval vlm accepts for "red",
+// chosen over its wrong one). The file reads back as DPO's data, each
+// image's path relative to the file's folder.
+func TestVLMPrefsOnPolicy(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := shapes.Write(shapes.Options{Out: dir, Seed: 1, Size: 12, Train: 5, Test: 1, PerClass: 1}); err != nil {
+		t.Fatal(err)
+	}
+	const end = "</s>"
+	describe := func(prompt, image string) (string, error) {
+		if prompt != llava.Prompt(end, true, VLMDescribe) {
+			t.Fatalf("description asked as %q", prompt)
+		}
+		return " The image shows " + filepath.Base(image) + ". ", nil
+	}
+	truth := map[string]shapes.SceneRecord{}
+	f, err := os.Open(filepath.Join(dir, "train_scenes.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	want := VLMPrefsResult{Scenes: 5}
+	nColour, nCount, nOther := 0, 0, 0
+	for sc := bufio.NewScanner(f); sc.Scan(); {
+		var r shapes.SceneRecord
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatal(err)
+		}
+		truth[filepath.Join(dir, r.Image)] = r
+		for _, q := range r.Questions {
+			switch q.Kind {
+			case "colour":
+				nColour++
+				want.AllRight++
+				want.Right += 3
+			case "count":
+				nCount++
+				want.NoneRight++
+				want.Pairs += 2 // "wrong 0", "wrong 1"; "" is wrong but no record
+			case "shape", "position":
+				nOther++
+				want.Right += 2
+				want.Pairs++ // the right answer's two forms are one; "wrong 1"
+			default:
+				continue
+			}
+			want.Questions++
+			want.Samples += 3
+		}
+	}
+	calls := map[string]int{}
+	sample := func(prompt, image string) (string, error) {
+		r := truth[image]
+		for _, q := range r.Questions {
+			if prompt != llava.Prompt(end, true, VLMDescribe, "The image shows "+filepath.Base(image)+".", q.Question.EN) {
+				continue
+			}
+			i := calls[prompt]
+			calls[prompt]++
+			switch {
+			case q.Kind == "colour":
+				return " " + strings.ToUpper(q.Answer.EN) + ".", nil // right, in another form
+			case q.Kind == "count" && i == 2:
+				return "", nil
+			case q.Kind == "count" || i == 1:
+				return "wrong " + string(rune('0'+i%2)), nil
+			}
+			return q.Answer.EN, nil
+		}
+		t.Fatalf("%s: unknown prompt %q", image, prompt)
+		return "", nil
+	}
+	out := filepath.Join(t.TempDir(), "sub", "onpolicy.jsonl")
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	res, err := WriteVLMPrefs(out, dir, "train", 0, 3, false, describe, sample, end)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res != want {
+		t.Fatalf("got %+v, want %+v", res, want)
+	}
+	ds, err := data.Read(out, data.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds.Examples) != want.Pairs {
+		t.Fatalf("%d examples read back, want %d", len(ds.Examples), want.Pairs)
+	}
+	for i, ex := range ds.Examples {
+		p := ex.Pairs()
+		if len(p) != 1 || len(ex.Images) != 1 {
+			t.Fatalf("example %d: %d pairs, images %v", i, len(p), ex.Images)
+		}
+		if _, err := os.Stat(ex.Images[0]); err != nil {
+			t.Fatalf("example %d: image %v", i, err)
+		}
+		c, r := p[0].Chosen[len(p[0].Chosen)-1].Content, p[0].Rejected[len(p[0].Rejected)-1].Content
+		if !strings.HasPrefix(r, "wrong ") || strings.HasPrefix(c, "wrong") {
+			t.Fatalf("example %d: chose %q over %q", i, c, r)
+		}
+	}
+	// With greedyWrong the colour questions, whose greedy answer is
+	// right, make no pair, and the greedy answer of the others is
+	// rejected beside their wrong samples.
+	greedy := func(prompt, image string) (string, error) {
+		for _, q := range truth[image].Questions {
+			if strings.HasSuffix(prompt, llava.UserTurn(q.Question.EN)) {
+				if q.Kind == "colour" {
+					return q.Answer.EN, nil
+				}
+				return "greedy wrong", nil
+			}
+		}
+		return describe(prompt, image)
+	}
+	calls = map[string]int{}
+	res, err = WriteVLMPrefs(out, dir, "train", 0, 3, true, greedy, sample, end)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.GreedyRight != nColour || res.Pairs != 3*nCount+2*nOther || res.Samples != 3*(nCount+nOther) || res.NoneRight != nCount {
+		t.Fatalf("greedy wrong: got %+v; want %d greedy right, %d pairs", res, nColour, 3*nCount+2*nOther)
+	}
+	if b, err := os.ReadFile(out); err != nil || strings.Count(string(b), `"rejected":[{"role":"assistant","content":"greedy wrong"}]`) != nCount+nOther {
+		t.Fatalf("greedy wrong: the greedy answer rejected %d times, want %d (%v)", strings.Count(string(b), `"greedy wrong"`), nCount+nOther, err)
+	}
+	allRight := func(prompt, image string) (string, error) {
+		for _, q := range truth[image].Questions {
+			if strings.HasSuffix(prompt, llava.UserTurn(q.Question.EN)) {
+				return q.Answer.EN, nil
+			}
+		}
+		return "", nil
+	}
+	if _, err := WriteVLMPrefs(out, dir, "train", 2, 3, false, describe, allRight, end); err == nil || !strings.Contains(err.Error(), "no pairs") {
+		t.Fatalf("every sample right: %v, want no pairs", err)
+	}
+	// An empty description (an undertrained model's) cannot be a
+	// record's turn: its scene is not asked about.
+	empty := func(string, string) (string, error) { return " ", nil }
+	if res, err := WriteVLMPrefs(out, dir, "train", 0, 3, false, empty, sample, end); err == nil || res.NoDescription != 5 || res.Questions != 0 {
+		t.Fatalf("empty descriptions: %+v, %v; want 5 scenes not asked, no pairs", res, err)
+	}
+}
