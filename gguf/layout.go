@@ -30,8 +30,8 @@ func PermuteRoPE[T any](x []T, heads, hd, row int, inverse bool) []T {
 
 // Transpose returns a row-major [rows, cols] matrix as [cols, rows]
 // (GPT-2's Conv1D [in, out] weights and llama.cpp's [out, in] ones).
-func Transpose(x []float32, rows, cols int) []float32 {
-	y := make([]float32, len(x))
+func Transpose[T any](x []T, rows, cols int) []T {
+	y := make([]T, len(x))
 	for i := range rows {
 		for j := range cols {
 			y[j*rows+i] = x[i*cols+j]

@@ -142,6 +142,11 @@ type Init struct {
 	Backend backend.Backend
 	Rand    *rand.Rand
 	Zero    bool // make every tensor zero (for models about to be loaded)
+	// Placeholders makes every tensor a tensor.Placeholder, which holds
+	// no memory until it is set: a model about to be loaded one tensor at
+	// a time (a matrix may be replaced by a bfloat16 one without ever
+	// being float32).
+	Placeholders bool
 }
 
 // NewInit returns an initialiser seeded with seed.
@@ -155,6 +160,9 @@ func (in *Init) Normal(std float64, shape ...int) *tensor.Tensor {
 	for _, s := range shape {
 		n *= s
 	}
+	if in.Placeholders {
+		return tensor.Placeholder(in.Backend, shape...).SetRequiresGrad(true)
+	}
 	if in.Zero {
 		return tensor.New(in.Backend, shape...).SetRequiresGrad(true)
 	}
@@ -167,6 +175,9 @@ func (in *Init) Normal(std float64, shape ...int) *tensor.Tensor {
 
 // Const returns a trainable tensor filled with v.
 func (in *Init) Const(v float32, shape ...int) *tensor.Tensor {
+	if in.Placeholders {
+		return tensor.Placeholder(in.Backend, shape...).SetRequiresGrad(true)
+	}
 	t := tensor.New(in.Backend, shape...)
 	if v != 0 {
 		in.Backend.Fill(t.Buffer(), v)

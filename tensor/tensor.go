@@ -74,6 +74,15 @@ func New(be backend.Backend, shape ...int) *Tensor {
 	return &Tensor{shape: sh, buf: be.Alloc(numel(sh), true), be: be}
 }
 
+// Placeholder returns a leaf tensor of the shape that holds no memory
+// until Set gives it its values (or nn.Replace puts another tensor in its
+// place): the parameters of a model about to be loaded tensor by tensor,
+// so that loading holds only what it has read. Any other use before Set
+// panics.
+func Placeholder(be backend.Backend, shape ...int) *Tensor {
+	return &Tensor{shape: append([]int(nil), shape...), be: be}
+}
+
 // FromHost returns a leaf tensor holding a copy of data.
 func FromHost(be backend.Backend, data []float32, shape ...int) *Tensor {
 	if numel(shape) != len(data) {
@@ -155,6 +164,9 @@ func (t *Tensor) Set(data []float32) {
 	t.live()
 	if len(data) != t.Len() {
 		panic(fmt.Sprintf("tensor: Set %d values into shape %v", len(data), t.shape))
+	}
+	if t.buf == nil { // a Placeholder
+		t.buf = t.be.Alloc(len(data), false)
 	}
 	t.be.Upload(t.buf, 0, data)
 }

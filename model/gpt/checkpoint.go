@@ -33,13 +33,14 @@ func Load(be backend.Backend, dir string) (*Model, error) {
 		}
 		return LoadGGUF(be, file)
 	}
-	m, _, err := load(be, dir, false)
+	m, _, err := load(be, dir, false, false)
 	return m, err
 }
 
 // load reads the model folder dir as Load says; with score, as a scorer's
-// backbone (no LM head) and its head, "score.weight" [1, hidden].
-func load(be backend.Backend, dir string, score bool) (*Model, *nn.Linear, error) {
+// backbone (no LM head) and its head, "score.weight" [1, hidden]; with
+// bf16, as LoadBF16 says. The parameters take memory as they are read.
+func load(be backend.Backend, dir string, score, bf16 bool) (*Model, *nn.Linear, error) {
 	c, err := LoadConfig(dir)
 	if err != nil {
 		return nil, nil, err
@@ -60,7 +61,7 @@ func load(be backend.Backend, dir string, score bool) (*Model, *nn.Linear, error
 		return nil, nil, fmt.Errorf("gpt: %s: %w", filepath.Join(dir, "config.json"), err)
 	}
 	in := nn.NewInit(be, 0)
-	in.Zero = true
+	in.Placeholders = true
 	m, err := build(be, *c, in)
 	if err != nil {
 		return nil, nil, fmt.Errorf("gpt: %s: %w", dir, err)
@@ -72,7 +73,14 @@ func load(be backend.Backend, dir string, score bool) (*Model, *nn.Linear, error
 		ps = append(m.Params(), nn.Named{Name: "score.weight", Tensor: head.Weight})
 	}
 	noBias := c.FixedBias() && !c.Bias
-	if err := loadParams(st, ps, dir, noBias); err != nil {
+	var kept map[string]bool // the matrices read as bfloat16
+	if bf16 {
+		if kept, err = m.readBF16(st, dir); err != nil {
+			return nil, nil, err
+		}
+		ps = slices.DeleteFunc(ps, func(p nn.Named) bool { return kept[p.Name] })
+	}
+	if err := loadParams(st, ps, dir, noBias, kept); err != nil {
 		return nil, nil, err
 	}
 	if err := st.Changed(); err != nil {
@@ -176,12 +184,14 @@ func (m *Model) hfParams() []nn.Named {
 // LoadParams fills params from a checkpoint by name, checking shapes. A
 // tied "lm_head.weight" in the file is accepted and ignored.
 func LoadParams(st *safetensors.Model, params []nn.Named, where string) error {
-	return loadParams(st, params, where, false)
+	return loadParams(st, params, where, false, nil)
 }
 
-func loadParams(st *safetensors.Model, params []nn.Named, where string, noBias bool) error {
+// loadParams is LoadParams that also accepts, without reading them, the
+// biases of a model without biases (noBias) and the tensors read already.
+func loadParams(st *safetensors.Model, params []nn.Named, where string, noBias bool, read map[string]bool) error {
 	return fillParams(st, params, where, func(n string) bool {
-		return n == "lm_head.weight" || isBuffer(n) || (noBias && strings.HasSuffix(n, ".bias"))
+		return read[n] || n == "lm_head.weight" || isBuffer(n) || (noBias && strings.HasSuffix(n, ".bias"))
 	})
 }
 

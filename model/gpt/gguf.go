@@ -308,6 +308,13 @@ func ggufTensors(c *Config) []ggufTensor {
 // k-quant (Q2_K..Q6_K) ones are dequantized and rounded to Q8_0 there
 // (requantized); on other backends they are all converted to float32.
 func LoadGGUF(be backend.Backend, path string) (*Model, error) {
+	return loadGGUF(be, path, false)
+}
+
+// loadGGUF is LoadGGUF; with bf16, the F32 matrices of the linear layers
+// (and of an untied head) are rounded to bfloat16 as they are read
+// (LoadBF16).
+func loadGGUF(be backend.Backend, path string, bf16 bool) (*Model, error) {
 	f, err := gguf.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("gpt: %w", err)
@@ -347,7 +354,7 @@ func LoadGGUF(be backend.Backend, path string) (*Model, error) {
 		}
 	}
 	in := nn.NewInit(be, 0)
-	in.Zero = true
+	in.Placeholders = true // each takes memory as it is read
 	m, err := build(be, *c, in)
 	if err != nil {
 		return nil, fmt.Errorf("gpt: %s: %w", path, err)
@@ -369,6 +376,10 @@ func LoadGGUF(be backend.Backend, path string) (*Model, error) {
 		embeds = map[string]*nn.Embedding{"transformer.wte.weight": m.Embed, "transformer.wpe.weight": m.Pos}
 	}
 	qb, canQuant := be.(backend.Quantized)
+	if bf16 && !canQuant {
+		_, err := bf16Backend(be)
+		return nil, err
+	}
 	hd := c.HeadDim()
 	for _, t := range want {
 		info, _ := f.Tensor(t.gguf)
@@ -411,10 +422,21 @@ func LoadGGUF(be backend.Backend, path string) (*Model, error) {
 		if err != nil {
 			return nil, err
 		}
+		if bf16 && isLinear { // data is [out, in]
+			if err := setBF16(qb, nn.NamedLinear{Name: strings.TrimSuffix(t.param, ".weight"), Linear: l}, data); err != nil {
+				return nil, fmt.Errorf("gpt: %s: %w", path, err)
+			}
+			continue
+		}
 		if t.conv {
 			data = gguf.Transpose(data, int(t.dims[1]), int(t.dims[0]))
 		}
 		params[t.param].Set(data)
+	}
+	for _, p := range m.Params() {
+		if p.Tensor.Buffer() == nil {
+			return nil, fmt.Errorf("gpt: %s: no tensor holds %q", path, p.Name)
+		}
 	}
 	return m, nil
 }
@@ -510,47 +532,4 @@ func GGUFSummary(path string) (c *Config, params int64, level string, err error)
 		}
 	}
 	return c, params, level, nil
-}
-
-// KeepBF16 replaces the weights of the model's linear layers (and of an
-// untied head) by bfloat16 buffers on the backend (backend.BF16: half
-// their float32 bytes, multiplied by the bf16 kernel: the activations
-// rounded to bfloat16, float32 sums), for inference: the matrices of a
-// BF16 checkpoint as it holds them, those of a float32 one rounded to
-// nearest even. Embeddings, norms and biases stay float32. The model can
-// then no longer be trained, only adapted through LoRA (Quantized lists
-// the matrices). It returns how many matrices it replaced.
-func (m *Model) KeepBF16() (int, error) {
-	qb, ok := m.Embed.Weight.Backend().(backend.Quantized)
-	if !ok {
-		return 0, fmt.Errorf("gpt: backend %s cannot keep bfloat16 weights", m.Embed.Weight.Backend().Name())
-	}
-	ls := nn.Linears(m.Body)
-	if m.Head != nil {
-		ls = append(ls, nn.NamedLinear{Name: "lm_head", Linear: m.Head})
-	}
-	n := 0
-	for _, l := range ls {
-		w := l.Linear.Weight
-		if _, q := qb.QuantOf(w.Buffer()); q {
-			continue
-		}
-		rows, cols := l.Linear.OutFeatures(), l.Linear.InFeatures()
-		vals := w.Host()
-		if l.Linear.InOut { // [in, out]: the kernel reads [out, in]
-			vals = gguf.Transpose(vals, cols, rows)
-		}
-		raw, err := gguf.Quantize(gguf.BF16, vals)
-		if err != nil {
-			return n, fmt.Errorf("gpt: %s.weight: %w", l.Name, err)
-		}
-		buf, err := qb.UploadQuant(backend.BF16, rows, cols, raw)
-		if err != nil {
-			return n, fmt.Errorf("gpt: %s.weight: %w", l.Name, err)
-		}
-		nn.Replace(&l.Linear.Weight, tensor.FromBuffer(w.Backend(), buf, rows, cols))
-		l.Linear.InOut = false
-		n++
-	}
-	return n, nil
 }

@@ -197,7 +197,7 @@ func LoadScorer(be backend.Backend, dir string) (*Scorer, error) {
 	if h.NumLabels != nil && *h.NumLabels != 1 {
 		return nil, fmt.Errorf("gpt: %s: num_labels is %d, a reward or value model has 1", dir, *h.NumLabels)
 	}
-	m, score, err := load(be, dir, true)
+	m, score, err := load(be, dir, true, false)
 	if err != nil {
 		return nil, err
 	}

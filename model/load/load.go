@@ -39,9 +39,11 @@ type Options struct {
 	// in memory once however many adapters over it are loaded. Adapters
 	// over adapters and over LLaVA models are read without it.
 	Bases func(dir string) (*Loaded, error)
-	// BF16 keeps the model's matrices as bfloat16 (gpt.Model.KeepBF16:
-	// half their memory, the bf16 kernel), for inference: a BF16
-	// checkpoint's as it holds them, a float32 one's rounded.
+	// BF16 keeps the model's matrices as bfloat16 (half their memory, the
+	// bf16 kernel), for inference: a BF16 checkpoint's as it holds them, a
+	// float32 one's rounded. A model folder's are read so one at a time
+	// (gpt.LoadBF16); an adapter's base is read in float32, the adapter
+	// merged, then its matrices rounded (gpt.Model.KeepBF16).
 	BF16 bool
 }
 
@@ -98,7 +100,11 @@ func read(be backend.Backend, dir string, o Options, depth int) (*Loaded, error)
 		if gpt.IsScorer(dir) {
 			return nil, fmt.Errorf("%s is a reward or value model (its config.json has num_labels), not a language model", dir)
 		}
-		m, err := gpt.Load(be, dir)
+		loadModel := gpt.Load
+		if o.BF16 {
+			loadModel = gpt.LoadBF16 // never whole in float32
+		}
+		m, err := loadModel(be, dir)
 		if err != nil {
 			return nil, err
 		}

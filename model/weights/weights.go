@@ -37,12 +37,8 @@ func Fill(st Source, params []nn.Named, where string, extra func(name string) bo
 	want := map[string]bool{}
 	for _, p := range params {
 		want[p.Name] = true
-		info, ok := st.Info(p.Name)
-		if !ok {
-			return fmt.Errorf("%s: tensor %q missing", where, p.Name)
-		}
-		if !slices.Equal(info.Shape, p.Tensor.Shape()) {
-			return fmt.Errorf("%s: tensor %q has shape %v, model wants %v", where, p.Name, info.Shape, p.Tensor.Shape())
+		if err := Check(st, p.Name, p.Tensor.Shape(), where); err != nil {
+			return err
 		}
 		data, _, err := st.Float32(p.Name)
 		if err != nil {
@@ -57,6 +53,19 @@ func Fill(st Source, params []nn.Named, where string, extra func(name string) bo
 		if !want[n] && (extra == nil || !extra(n)) {
 			return fmt.Errorf("%s: unexpected tensor %q (another architecture or an adapter?)", where, n)
 		}
+	}
+	return nil
+}
+
+// Check refuses a tensor name that st lacks or holds in another shape
+// than the model's. Errors start with where.
+func Check(st Source, name string, shape []int, where string) error {
+	info, ok := st.Info(name)
+	if !ok {
+		return fmt.Errorf("%s: tensor %q missing", where, name)
+	}
+	if !slices.Equal(info.Shape, shape) {
+		return fmt.Errorf("%s: tensor %q has shape %v, model wants %v", where, name, info.Shape, shape)
 	}
 	return nil
 }
