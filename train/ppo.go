@@ -194,46 +194,38 @@ func PPO(ctx context.Context, o PPOOptions) (Result, error) {
 		}
 		t.klCoef, t.ro = st.KLCoef, st.Rollout
 	}
-	if llava.IsLLaVA(o.Policy) {
-		if o.LoRA != nil {
-			return Result{}, fmt.Errorf("ppo: --lora-r on a vision-language model (--policy %s) is not supported yet: train it whole", o.Policy)
-		}
-		t.vlm = &ppoVLM{}
-		if t.vlm.ref, t.tok, err = loadVLM(o.Backend, o.Policy, "ppo: --policy"); err != nil {
-			return Result{}, err
-		}
-		t.ref = t.vlm.ref.LM
-		freeze(t.ref.Params())
-		if !llava.IsScorer(o.Reward) {
-			return Result{}, fmt.Errorf("ppo: --policy %s is a vision-language model, but --reward %s is not one's reward model: train it with golem reward on the LLaVA folder, so that it sees the images", o.Policy, o.Reward)
-		}
+	vision := llava.IsLLaVA(o.Policy)
+	switch {
+	case vision && !llava.IsScorer(o.Reward):
+		return Result{}, fmt.Errorf("ppo: --policy %s is a vision-language model, but --reward %s is not one's reward model: train it with golem reward on the LLaVA folder, so that it sees the images", o.Policy, o.Reward)
+	case !vision && llava.IsLLaVA(o.Reward):
+		return Result{}, fmt.Errorf("ppo: --reward %s is a vision-language model's reward model, but --policy %s is a text-only model", o.Reward, o.Policy)
+	}
+	// The policy, whole or with LoRA (a LLaVA model's language model, its
+	// tower and projector frozen), and the reference.
+	if t.lm, err = loadTrainee(o.Backend, o.Policy, cfg, o.LoRA, "ppo"); err != nil {
+		return Result{}, err
+	}
+	t.policy = t.lm.m
+	if t.ref, t.tok, err = t.lm.loadRef(o.Backend, o.Policy, "ppo: --policy"); err != nil {
+		return Result{}, err
+	}
+	if vision {
+		t.vlm = &ppoVLM{lm: t.lm}
 		if t.vlm.rm, err = llava.LoadScorer(o.Backend, o.Reward); err != nil {
 			return Result{}, fmt.Errorf("ppo: --reward: %w", err)
 		}
 		t.rm = t.vlm.rm.Score
-		from, valueFrom := o.Policy, o.Reward
+		valueFrom := o.Reward
 		if cfg.Resume {
-			from, valueFrom = cfg.Out, filepath.Join(cfg.Out, "value")
+			valueFrom = filepath.Join(cfg.Out, "value")
 		}
-		if err := t.vlm.load(o.Backend, from, valueFrom); err != nil {
+		if err := t.vlm.loadValue(o.Backend, valueFrom); err != nil {
 			return Result{}, err
 		}
-		t.policy, t.value = t.vlm.policy.LM, t.vlm.value.Score
-		t.lm = &lmTrainee{m: t.policy, tok: t.tok, out: cfg.Out}
-	} else {
-		if llava.IsLLaVA(o.Reward) {
-			return Result{}, fmt.Errorf("ppo: --reward %s is a vision-language model's reward model, but --policy %s is a text-only model", o.Reward, o.Policy)
-		}
-		if t.lm, err = loadTrainee(o.Backend, o.Policy, cfg, o.LoRA, "ppo"); err != nil {
-			return Result{}, err
-		}
-		t.policy = t.lm.m
-		if t.ref, t.tok, err = t.lm.loadRef(o.Backend, o.Policy, "ppo: --policy"); err != nil {
-			return Result{}, err
-		}
-		if t.rm, err = gpt.LoadScorer(o.Backend, o.Reward); err != nil {
-			return Result{}, fmt.Errorf("ppo: --reward: %w", err)
-		}
+		t.value = t.vlm.value.Score
+	} else if t.rm, err = gpt.LoadScorer(o.Backend, o.Reward); err != nil {
+		return Result{}, fmt.Errorf("ppo: --reward: %w", err)
 	}
 	freeze(t.rm.Params())
 	rmTok, err := tokenizer.Load(o.Reward)
@@ -270,7 +262,7 @@ func PPO(ctx context.Context, o PPOOptions) (Result, error) {
 	c := newChat(t.tok, t.policy.Config.Context, false)
 	t.imEnd = c.imEnd
 	if t.vlm != nil {
-		c.vision = t.vlm.policy
+		c.vision = t.lm.vlm
 		if t.imEnd, err = t.vlm.prompts(c, o.Prompts, o.Policy); err != nil {
 			return Result{}, err
 		}
@@ -374,10 +366,16 @@ func (t *ppoTask) loadValue(cfg Config) error {
 	return nil
 }
 
+// valueLoRA reports whether the value model trains through LoRA adapters
+// on the reward model's backbone: with LoRA on a text policy. A LLaVA
+// policy's value model is a LLaVA reward model's copy, trained whole
+// whatever the policy's LoRA.
+func (t *ppoTask) valueLoRA() bool { return t.o.LoRA != nil && t.vlm == nil }
+
 // valueParams is what trains of the value model: all of it, or with LoRA
 // its adapters and its head.
 func (t *ppoTask) valueParams() []nn.Named {
-	if t.o.LoRA == nil {
+	if !t.valueLoRA() {
 		return t.value.Params()
 	}
 	return append(t.value.LoRAParams(), nn.Named{Name: "score.weight", Tensor: t.value.Score.Weight})
@@ -386,7 +384,7 @@ func (t *ppoTask) valueParams() []nn.Named {
 // rewardScores runs fn on the reward model: with LoRA, its backbone (the
 // value model's) with the adapters off.
 func (t *ppoTask) rewardScores(fn func()) {
-	if t.o.LoRA != nil {
+	if t.valueLoRA() {
 		t.value.WithoutLoRA(fn)
 		return
 	}
@@ -646,7 +644,7 @@ func (t *ppoTask) Loss(s *tensor.Scope, mb Minibatch) (*tensor.Tensor, int, map[
 	be := t.policy.Embed.Weight.Backend()
 	V := t.policy.Config.Vocab
 	t.lm.setSeed(t.seed ^ uint64(mb.Step)<<20 ^ uint64(mb.Micro))
-	if t.o.LoRA != nil {
+	if t.valueLoRA() {
 		t.value.SetLoRASeed(t.seed ^ uint64(mb.Step)<<20 ^ uint64(mb.Micro) ^ 0x5bd1e995)
 	}
 	h := t.policy.Forward(ids, B, T, gpt.Options{Scope: s, Embeds: t.embeds(s, t.vlm.of("policy"), prompt)})
@@ -766,14 +764,14 @@ func (t *ppoTask) Save(dir string) error {
 }
 
 func (t *ppoTask) saveModels(dir string) error {
-	if t.vlm != nil {
-		return t.vlm.save(dir, t.tok, t.policy.Config.Context)
-	}
 	if err := t.lm.save(dir); err != nil {
 		return err
 	}
+	if t.vlm != nil {
+		return t.vlm.save(dir, t.tok, t.policy.Config.Context)
+	}
 	vdir := filepath.Join(dir, "value")
-	if t.o.LoRA == nil {
+	if !t.valueLoRA() {
 		if err := saveScorer(vdir, t.value, t.tok); err != nil {
 			return err
 		}
@@ -794,29 +792,28 @@ func (t *ppoTask) saveModels(dir string) error {
 }
 
 // ppoVLM is PPO on a vision-language model (model/llava): each model is
-// a LLaVA model's language model (the reward and value models a LLaVA
-// reward model's), its vision tower and projector frozen, and each
-// rollout row sees its prompt's image, through the input embeddings of
-// that model (rowPrefixes) in sampling, scoring and training alike.
+// a LLaVA model's language model (the policy lm's, whole or with LoRA;
+// the reward and value models a LLaVA reward model's), its vision tower
+// and projector frozen, and each rollout row sees its prompt's image,
+// through the input embeddings of that model (rowPrefixes) in sampling,
+// scoring and training alike.
 type ppoVLM struct {
-	policy, ref, ema *llava.Model
-	value, rm        *llava.Scorer
-	ids              [][]int        // each prompt's tokens after its image
-	imgs             []*imagePrompt // each prompt's image and the text before it
+	lm        *lmTrainee // the policy and, whole, its reference (refVLM)
+	ema       *llava.Model
+	value, rm *llava.Scorer
+	ids       [][]int        // each prompt's tokens after its image
+	imgs      []*imagePrompt // each prompt's image and the text before it
 }
 
-// load loads the policy (from) and the value model (valueFrom, a LLaVA
-// reward model) to train.
-func (v *ppoVLM) load(be backend.Backend, from, valueFrom string) error {
+// loadValue loads the value model to train from a LLaVA reward model
+// (from): its language model and head; the tower and projector stay.
+func (v *ppoVLM) loadValue(be backend.Backend, from string) error {
 	var err error
-	if v.policy, _, err = loadVLM(be, from, "ppo"); err != nil {
-		return err
-	}
-	if v.value, err = llava.LoadScorer(be, valueFrom); err != nil {
+	if v.value, err = llava.LoadScorer(be, from); err != nil {
 		return fmt.Errorf("ppo: value model: %w", err)
 	}
 	freeze(v.value.Params())
-	for _, p := range v.value.Score.Params() { // the language model and its head; the tower and projector stay
+	for _, p := range v.value.Score.Params() {
 		p.Tensor.SetRequiresGrad(true)
 	}
 	return nil
@@ -827,7 +824,7 @@ func (v *ppoVLM) load(be backend.Backend, from, valueFrom string) error {
 // at. Every prompt needs one image and the same text before it: a
 // rollout's rows share the embeddings' positions.
 func (v *ppoVLM) prompts(c *chat, ex []data.Example, model string) (int, error) {
-	files := newImageFiles(v.policy)
+	files := newImageFiles(v.lm.vlm)
 	end := c.tok.EndIDs()
 	if len(end) == 0 {
 		return 0, fmt.Errorf("ppo: %s: the tokenizer has no end token for the answers to stop at", model)
@@ -846,7 +843,7 @@ func (v *ppoVLM) prompts(c *chat, ex []data.Example, model string) (int, error) 
 		if err != nil {
 			return 0, fmt.Errorf("ppo: %w", err)
 		}
-		if n := len(img.before) + v.policy.Tokens() + len(ids); n >= c.ctx {
+		if n := len(img.before) + v.lm.vlm.Tokens() + len(ids); n >= c.ctx {
 			return 0, fmt.Errorf("ppo: %s: the prompt takes %d positions with its image, leaving no room for an answer in the context of %d", where, n, c.ctx)
 		}
 		if len(v.imgs) > 0 && !slices.Equal(img.before, v.imgs[0].before) {
@@ -857,23 +854,16 @@ func (v *ppoVLM) prompts(c *chat, ex []data.Example, model string) (int, error) 
 	return end[0], nil
 }
 
-// save writes the policy, the value model (OUT/value) and the EMA
-// (OUT/ema) as LLaVA folders with the tokenizer.
+// save writes the value model (OUT/value) and the EMA (OUT/ema) as LLaVA
+// folders with the tokenizer (lmTrainee.save writes the policy).
 func (v *ppoVLM) save(dir string, tok *tokenizer.Tokenizer, ctx int) error {
-	type saver interface{ Save(string) error }
-	ms := []struct {
-		m   saver
-		sub string
-	}{{v.policy, ""}, {v.value, "value"}}
+	ms := map[string]interface{ Save(string) error }{"value": v.value}
 	if v.ema != nil {
-		ms = append(ms, struct {
-			m   saver
-			sub string
-		}{v.ema, "ema"})
+		ms["ema"] = v.ema
 	}
-	for _, m := range ms {
-		d := filepath.Join(dir, m.sub)
-		if err := m.m.Save(d); err != nil {
+	for sub, m := range ms {
+		d := filepath.Join(dir, sub)
+		if err := m.Save(d); err != nil {
 			return err
 		}
 		if err := tok.SaveForModel(d, ctx); err != nil {
@@ -891,9 +881,12 @@ func (v *ppoVLM) of(model string) *llava.Model {
 	}
 	switch model {
 	case "policy":
-		return v.policy
-	case "ref":
-		return v.ref
+		return v.lm.vlm
+	case "ref": // with LoRA, the policy with its adapters off
+		if v.lm.refVLM != nil {
+			return v.lm.refVLM
+		}
+		return v.lm.vlm
 	case "value":
 		return v.value.Model
 	case "rm":
@@ -921,7 +914,7 @@ func (t *ppoTask) prefixLen() int {
 	if t.vlm == nil {
 		return 0
 	}
-	return len(t.vlm.imgs[0].before) + t.vlm.policy.Tokens()
+	return len(t.vlm.imgs[0].before) + t.lm.vlm.Tokens()
 }
 
 // promptWhere names prompt i of a stage's prompts in errors: its source

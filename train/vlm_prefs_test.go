@@ -547,14 +547,17 @@ func TestSplitByPromptImages(t *testing.T) {
 // rises over the run, the language model changes while the tower and the
 // projector do not, OUT and OUT/value and OUT/ema are LLaVA folders; a
 // text-only reward model, and a prompt without an image, are refused.
-func TestPPOVLM(t *testing.T) {
+// ppoVLMFixture is a LLaVA policy, its language model alone, the shapes
+// prompts with their images, and a LLaVA reward model with a random head
+// (rmDir).
+func ppoVLMFixture(t *testing.T) (vlmDir, lmDir, rmDir string, ds *data.Dataset, v *llava.Model, tok *tokenizer.Tokenizer) {
 	vlmDir, lmDir, prefs, _ := vlmPrefsFixture(t, 64)
 	ds, err := data.Read(prefs, data.ReadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	be := cpu.New()
-	v, err := llava.Load(be, vlmDir)
+	v, err = llava.Load(be, vlmDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -565,34 +568,44 @@ func TestPPOVLM(t *testing.T) {
 		w[i] = float32(r.NormFloat64())
 	}
 	sc.Score.Score.Weight.Set(w)
-	rmDir := filepath.Join(t.TempDir(), "rm")
+	rmDir = filepath.Join(t.TempDir(), "rm")
 	if err := sc.Save(rmDir); err != nil {
 		t.Fatal(err)
 	}
-	tok, err := tokenizer.Load(vlmDir)
-	if err != nil {
+	if tok, err = tokenizer.Load(vlmDir); err != nil {
 		t.Fatal(err)
 	}
 	if err := tok.SaveForModel(rmDir, v.LM.Config.Context); err != nil {
 		t.Fatal(err)
 	}
+	return vlmDir, lmDir, rmDir, ds, v, tok
+}
+
+// rolloutRewards is a PPO run's reward by rollout (one each 4 steps): the
+// mean of the first four and of the last four.
+func rolloutRewards(t *testing.T, out string, iters int) (first, last float64) {
+	recs := metricRecords(t, out)
+	var rewards []float64
+	for i := 0; i < len(recs); i += 4 {
+		rewards = append(rewards, recs[i]["reward"])
+	}
+	t.Logf("reward by rollout: %.2f", rewards)
+	return mean(rewards[:4]), mean(rewards[iters-4:])
+}
+
+func TestPPOVLM(t *testing.T) {
+	vlmDir, lmDir, rmDir, ds, v, tok := ppoVLMFixture(t)
 	const iters = 20
 	out := t.TempDir()
 	// Eight prompts (four images), all in every rollout: the reward moves
 	// with the answers alone.
-	_, err = PPO(context.Background(), PPOOptions{Backend: cpu.New(), Policy: vlmDir, Reward: rmDir, Prompts: ds.Examples[:8], Batch: 8, MiniBatches: 2, Epochs: 2,
+	_, err := PPO(context.Background(), PPOOptions{Backend: cpu.New(), Policy: vlmDir, Reward: rmDir, Prompts: ds.Examples[:8], Batch: 8, MiniBatches: 2, Epochs: 2,
 		MaxTokens: 8, Temperature: 0.7, KLCoef: 1e-4, Log: io.Discard,
 		Loop: Config{Steps: 4 * iters, LR: 3e-3, Out: out, Quiet: true, Progress: io.Discard}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	recs := metricRecords(t, out)
-	var rewards []float64
-	for i := 0; i < len(recs); i += 4 { // one rollout each 4 steps
-		rewards = append(rewards, recs[i]["reward"])
-	}
-	first, last := mean(rewards[:4]), mean(rewards[iters-4:])
-	t.Logf("reward by rollout: %.2f", rewards)
+	first, last := rolloutRewards(t, out, iters)
 	if last < first+1 {
 		t.Errorf("reward %.3f in the first four rollouts, %.3f in the last four: PPO did not raise it", first, last)
 	}
@@ -623,4 +636,41 @@ func TestPPOVLM(t *testing.T) {
 	wantErr(t, err, "is not one's reward model")
 	_, err = PPO(context.Background(), PPOOptions{Backend: cpu.New(), Policy: lmDir, Reward: rmDir, Prompts: ds.Examples, Batch: 2, MiniBatches: 1, Epochs: 1, Log: io.Discard, Loop: loop})
 	wantErr(t, err, "is a text-only model")
+}
+
+// PPO with LoRA on a LLaVA policy: adapters on its language model (the
+// tower and projector frozen, the reference the policy with its adapters
+// off) raise the reward, and OUT is a PEFT adapter folder over the LLaVA
+// folder, as golem vlm --lora-r writes, which loads back merged; the
+// value model, a LLaVA reward model's copy, trains whole.
+func TestPPOVLMLoRA(t *testing.T) {
+	vlmDir, _, rmDir, ds, v, _ := ppoVLMFixture(t)
+	const iters = 20
+	out := t.TempDir()
+	lora := &gpt.LoRAConfig{R: 8, Alpha: 16}
+	_, err := PPO(context.Background(), PPOOptions{Backend: cpu.New(), Policy: vlmDir, Reward: rmDir, Prompts: ds.Examples[:8], Batch: 8, MiniBatches: 2, Epochs: 2,
+		MaxTokens: 8, Temperature: 0.7, KLCoef: 1e-4, Log: io.Discard, LoRA: lora,
+		Loop: Config{Steps: 4 * iters, LR: 1e-2, Out: out, Quiet: true, Progress: io.Discard}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first, last := rolloutRewards(t, out, iters); last < first+1 {
+		t.Errorf("reward %.3f in the first four rollouts, %.3f in the last four: LoRA-PPO did not raise it", first, last)
+	}
+	if !gpt.IsAdapter(out) || !llava.IsLLaVA(out) {
+		t.Fatalf("%s is not a PEFT adapter folder over a LLaVA model", out)
+	}
+	after, err := llava.Load(cpu.New(), out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if equalParams(v.LM.Params(), after.LM.Params()) {
+		t.Error("LoRA-PPO left the language model unchanged")
+	}
+	if !equalParams(v.Vision.Params(), after.Vision.Params()) || !equalParams(v.ProjectorParams(), after.ProjectorParams()) {
+		t.Error("LoRA-PPO changed the vision tower or the projector")
+	}
+	if _, err := llava.LoadScorer(cpu.New(), filepath.Join(out, "value")); err != nil {
+		t.Error(err)
+	}
 }

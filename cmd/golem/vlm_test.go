@@ -130,6 +130,15 @@ func TestVLMCommands(t *testing.T) {
 	if !strings.HasPrefix(lastLine(out), "heldout_pairs=") {
 		t.Fatalf("reward on a LLaVA model printed\n%s", out)
 	}
+	// ppo --lora-r on the LLaVA folder writes an adapter folder over it
+	// that generate --image reads.
+	ppoLoRA := filepath.Join(dir, "ppo-lora")
+	run("ppo", "--model", instruct, "--reward", rm, "--data", filepath.Join(world, "some_train_rankings.jsonl"), "--out", ppoLoRA,
+		"--steps", "2", "--batch", "2", "--minibatches", "1", "--epochs", "1", "--max-tokens", "3", "--lora-r", "4")
+	if _, err := os.Stat(filepath.Join(ppoLoRA, "adapter_model.safetensors")); err != nil {
+		t.Fatalf("ppo --lora-r on a LLaVA model: %v", err)
+	}
+	run("generate", "--model", ppoLoRA, "--image", img, "--prompt", "Describe the image.", "--max-tokens", "4", "--temperature", "0")
 	for _, m := range []string{lora, dpo} {
 		out := run("eval", "vlm", "--model", m, "--data", world, "--split", "test", "--limit", "1", "--max-tokens", "3")
 		if !regexp.MustCompile(`^caption_acc=[01]\.\d{4} vqa_acc=[01]\.\d{4}$`).MatchString(lastLine(out)) {
