@@ -272,6 +272,61 @@ func loraOverInto(t *testing.T, base, dir string, seed uint64) {
 	}
 }
 
+// With --dtype bf16 the bases are shared too, keyed on the folder and the
+// dtype: two bf16 adapters loaded after their base in bf16 read its very
+// tensors (its matrices bfloat16; their LoRA float32, unmerged), each
+// within bfloat16's rounding of its merged model's logits and changing
+// the base's; a float32 load of the same folder is another base.
+func TestAdaptersShareBF16Base(t *testing.T) {
+	for _, arch := range []string{"llama", "gpt2"} {
+		t.Run(arch, func(t *testing.T) {
+			base := tinyDir(t, arch)
+			a0, m0 := loraOver(t, base, 1)
+			a1, _ := loraOver(t, base, 2)
+			be := cpu.New()
+			load := func(dir string, bf16 bool) *Weights {
+				w, err := LoadWeightsAs(be, dir, bf16)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return w
+			}
+			wb, w0, w1, wf := load(base, true), load(a0, true), load(a1, true), load(base, false)
+			if len(wb.Model.Quantized()) == 0 {
+				t.Fatal("the bf16 base has no bfloat16 matrix")
+			}
+			basePs := wb.Model.Params()
+			for _, w := range []*Weights{w0, w1} {
+				if len(w.Model.LoRAParams()) == 0 {
+					t.Fatal("a bf16 adapter was read merged, not over the shared base")
+				}
+				for i, p := range w.Model.Params() {
+					if p.Tensor != basePs[i].Tensor {
+						t.Fatalf("%s is a copy of the bf16 base's", p.Name)
+					}
+				}
+			}
+			for i, p := range wf.Model.Params() {
+				if p.Tensor == basePs[i].Tensor {
+					t.Fatalf("the float32 load of %s shares the bf16 base's %s", base, p.Name)
+				}
+			}
+			mm, err := gpt.Load(cpu.New(), m0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			prompt := wb.Tok.Encode("the cat sat on")
+			lw, lm, lb := logitsOf(w0.Model, prompt), logitsOf(mm, prompt), logitsOf(wb.Model, prompt)
+			if e := relDiff(lw, lm); e > 0.05 {
+				t.Errorf("bf16 adapter: logits %.2g off the merged model's, more than bfloat16's rounding", e)
+			}
+			if relDiff(lb, lw) < 1e-3 {
+				t.Error("the bf16 adapter changes the base's logits by less than 1e-3")
+			}
+		})
+	}
+}
+
 // logitsOf is m's logits over ids.
 func logitsOf(m *gpt.Model, ids []int) []float32 {
 	var out []float32

@@ -23,11 +23,14 @@ import (
 // key), so reloading an adapter folder whose base did not change reads
 // the adapter alone.
 
-// baseKey names a loaded base: the backend, the folder, its files.
+// baseKey names a loaded base: the backend, the folder, its files, and
+// whether its matrices are bfloat16 (serve --dtype bf16: a bf16 base is
+// shared by the bf16 adapters over it, a float32 one by the others).
 type baseKey struct {
 	be    backend.Backend
 	dir   string
 	stamp string
+	bf16  bool
 }
 
 // baseSlot is a base being loaded (done open) or loaded.
@@ -42,9 +45,10 @@ var bases struct {
 	m  map[baseKey]*baseSlot
 }
 
-// sharedBase returns the model folder dir loaded on be, from the models
-// already loaded when one of them is it and is still held.
-func sharedBase(be backend.Backend, dir string) (*load.Loaded, error) {
+// sharedBase returns the model folder dir loaded on be (its matrices
+// bfloat16 with bf16), from the models already loaded when one of them is
+// it and is still held.
+func sharedBase(be backend.Backend, dir string, bf16 bool) (*load.Loaded, error) {
 	key := dir
 	if !strings.HasPrefix(dir, gguf.OllamaPrefix) {
 		abs, err := filepath.Abs(dir)
@@ -57,7 +61,7 @@ func sharedBase(be backend.Backend, dir string) (*load.Loaded, error) {
 	if err != nil {
 		return nil, err
 	}
-	k := baseKey{be, key, st.key}
+	k := baseKey{be, key, st.key, bf16}
 	for {
 		bases.mu.Lock()
 		if bases.m == nil {
@@ -78,7 +82,7 @@ func sharedBase(be backend.Backend, dir string) (*load.Loaded, error) {
 			s = &baseSlot{done: make(chan struct{})}
 			bases.m[k] = s
 			bases.mu.Unlock()
-			l, err := load.Model(be, dir, load.Options{})
+			l, err := load.Model(be, dir, load.Options{BF16: bf16})
 			if err == nil {
 				// Frozen before anyone runs it: the adapters attached to
 				// its shared layers freeze it again without a write.

@@ -91,9 +91,9 @@ func LoadWeights(be backend.Backend, dir string) (*Weights, error) {
 
 // LoadWeightsAs is LoadWeights that, with bf16, keeps a language model's
 // matrices as bfloat16 (model/load's Options.BF16: half their memory, the
-// bf16 kernel); CLIP and text-to-image folders load as they are. A bf16
-// model holds its own weights: bases are shared in float32 only (an
-// adapter over a bf16 base is read merged).
+// bf16 kernel); CLIP and text-to-image folders load as they are. Bases
+// are shared by dtype: the bf16 adapters over a folder share its bf16
+// matrices (their LoRA unmerged, float32), the float32 ones its float32.
 func LoadWeightsAs(be backend.Backend, dir string, bf16 bool) (w *Weights, err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -138,15 +138,15 @@ func readWeights(be backend.Backend, dir string, bf16 bool) (*Weights, error) {
 	var l, base *load.Loaded
 	var err error
 	switch {
-	case bf16 || llava.IsLLaVA(dir): // bf16: its own weights (bases are shared in float32)
+	case llava.IsLLaVA(dir):
 		l, err = load.Model(be, dir, load.Options{BF16: bf16})
 	case gpt.IsAdapter(dir): // over a base loaded once (bases.go)
-		l, err = load.Model(be, dir, load.Options{Bases: func(b string) (*load.Loaded, error) {
-			base, err = sharedBase(be, b)
+		l, err = load.Model(be, dir, load.Options{BF16: bf16, Bases: func(b string) (*load.Loaded, error) {
+			base, err = sharedBase(be, b, bf16)
 			return base, err
 		}})
 	default:
-		l, err = sharedBase(be, dir)
+		l, err = sharedBase(be, dir, bf16)
 		base = l
 	}
 	if err != nil {

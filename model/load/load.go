@@ -43,7 +43,9 @@ type Options struct {
 	// bf16 kernel), for inference: a BF16 checkpoint's as it holds them, a
 	// float32 one's rounded. A model folder's are read so one at a time
 	// (gpt.LoadBF16); an adapter's base is read in float32, the adapter
-	// merged, then its matrices rounded (gpt.Model.KeepBF16).
+	// merged, then its matrices rounded (gpt.Model.KeepBF16), unless
+	// Bases gives the base (which should then be bf16 itself: the
+	// adapter stays unmerged over its matrices, as they are).
 	BF16 bool
 }
 
