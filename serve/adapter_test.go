@@ -3,18 +3,18 @@ package serve
 import (
 	"context"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
 
+	"github.com/golem-ml/golem/internal/testmodels"
+
 	"github.com/golem-ml/golem/backend/cpu"
 	"github.com/golem-ml/golem/generate"
 	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/nn"
-	"github.com/golem-ml/golem/tensor"
 	"github.com/golem-ml/golem/tokenizer"
 )
 
@@ -197,11 +197,11 @@ func TestAdaptersShareBase(t *testing.T) {
 					t.Errorf("adapter %d served %v, the merged model %v (the base %v)", i, got, want[0], plain[0])
 				}
 				wants[c.w], wants[wb] = want[0], plain[0]
-				lw, lm, lb := logitsOf(c.w.Model, prompt), logitsOf(mm, prompt), logitsOf(wb.Model, prompt)
-				if e := relDiff(lw, lm); e > 1e-5 {
+				lw, lm, lb := testmodels.Logits(c.w.Model, prompt), testmodels.Logits(mm, prompt), testmodels.Logits(wb.Model, prompt)
+				if e := testmodels.RelDiff(lw, lm); e > 1e-5 {
 					t.Errorf("adapter %d: logits %.2g off the merged model's", i, e)
 				}
-				if relDiff(lb, lm) < 1e-3 {
+				if testmodels.RelDiff(lb, lm) < 1e-3 {
 					t.Errorf("adapter %d changes the base's logits by less than 1e-3", i)
 				}
 			}
@@ -316,39 +316,13 @@ func TestAdaptersShareBF16Base(t *testing.T) {
 				t.Fatal(err)
 			}
 			prompt := wb.Tok.Encode("the cat sat on")
-			lw, lm, lb := logitsOf(w0.Model, prompt), logitsOf(mm, prompt), logitsOf(wb.Model, prompt)
-			if e := relDiff(lw, lm); e > 0.05 {
+			lw, lm, lb := testmodels.Logits(w0.Model, prompt), testmodels.Logits(mm, prompt), testmodels.Logits(wb.Model, prompt)
+			if e := testmodels.RelDiff(lw, lm); e > 0.05 {
 				t.Errorf("bf16 adapter: logits %.2g off the merged model's, more than bfloat16's rounding", e)
 			}
-			if relDiff(lb, lw) < 1e-3 {
+			if testmodels.RelDiff(lb, lw) < 1e-3 {
 				t.Error("the bf16 adapter changes the base's logits by less than 1e-3")
 			}
 		})
 	}
-}
-
-// logitsOf is m's logits over ids.
-func logitsOf(m *gpt.Model, ids []int) []float32 {
-	var out []float32
-	tensor.NoGrad(func() {
-		x := make([]int32, len(ids))
-		for i, id := range ids {
-			x[i] = int32(id)
-		}
-		s := tensor.NewScope()
-		defer s.Close()
-		out = m.Logits(m.Forward(x, 1, len(ids), gpt.Options{Scope: s})).Host()
-	})
-	return out
-}
-
-// relDiff is the largest difference between a and b relative to b's
-// largest value.
-func relDiff(a, b []float32) float64 {
-	var d, s float64
-	for i := range b {
-		d = max(d, math.Abs(float64(a[i]-b[i])))
-		s = max(s, math.Abs(float64(b[i])))
-	}
-	return d / s
 }

@@ -16,11 +16,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golem-ml/golem/internal/testmodels"
+
 	"github.com/golem-ml/golem/backend/cpu"
 	"github.com/golem-ml/golem/generate/imagine"
 	"github.com/golem-ml/golem/model/dalle"
-	"github.com/golem-ml/golem/model/vqvae"
-	"github.com/golem-ml/golem/tokenizer"
 )
 
 // tinyDalleDir saves a small text-to-image model with random weights (16
@@ -35,24 +35,8 @@ func tinyDalleDir(t *testing.T) string {
 // of side/4 squared image tokens).
 func tinyDalleDirSized(t *testing.T, side int) string {
 	t.Helper()
-	be := cpu.New()
-	tok, err := tokenizer.Train(tokenizer.TrainOptions{Texts: []string{"a red circle", "a blue square", "two shapes: a red circle and a blue square"}, VocabSize: 280})
-	if err != nil {
-		t.Fatal(err)
-	}
-	vc := vqvae.Presets()["tiny"]
-	vc.ImageSize = side
-	vq, err := vqvae.New(be, vc, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pad, _ := tok.SpecialID(tokenizer.Pad)
-	m, err := dalle.New(be, dalle.NewConfig(tok.VocabSize(), pad, 16, side/4, 64, 32, 2, 2), tok, vq, 7)
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := filepath.Join(t.TempDir(), "t2i")
-	if err := m.Save(dir); err != nil {
+	if err := testmodels.Dalle(t, cpu.New(), side, 7).Save(dir); err != nil {
 		t.Fatal(err)
 	}
 	return dir

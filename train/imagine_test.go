@@ -9,10 +9,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/golem-ml/golem/internal/testmodels"
+	"github.com/golem-ml/golem/nn"
+
 	"github.com/golem-ml/golem/backend/cpu"
 	"github.com/golem-ml/golem/data/synth/shapes"
 	"github.com/golem-ml/golem/model/dalle"
-	"github.com/golem-ml/golem/model/vqvae"
 )
 
 // imagineData writes a small shapes world (16-pixel scenes) and an
@@ -22,14 +24,8 @@ func imagineData(t *testing.T, dir string) string {
 	if _, err := shapes.Write(shapes.Options{Out: dir, Seed: 1, Size: 16, Train: 64, Test: 16, PerClass: 1}); err != nil {
 		t.Fatal(err)
 	}
-	c := vqvae.Presets()["tiny"]
-	c.ImageSize = 16
-	vq, err := vqvae.New(cpu.New(), c, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
 	vqDir := filepath.Join(dir, "vq")
-	if err := vq.Save(vqDir); err != nil {
+	if err := testmodels.VQVAE(t, cpu.New(), 16, 1).Save(vqDir); err != nil {
 		t.Fatal(err)
 	}
 	return vqDir
@@ -113,37 +109,15 @@ func TestImagineBadInput(t *testing.T) {
 func TestImagineResumeExact(t *testing.T) {
 	dir := t.TempDir()
 	vqDir := imagineData(t, dir)
-	run := func(out string, resume bool, stopAt int) Result {
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		res, err := Imagine(ctx, ImagineOptions{Backend: cpu.New(), VQ: vqDir, Data: filepath.Join(dir, "train.jsonl"),
-			Model: ImaginePreset{Hidden: 32, Layers: 1, Heads: 2, TextLength: 64, Vocab: 400}, Batch: 8, CaptionDropout: 0.5, Log: io.Discard,
-			Loop: Config{Steps: 4, LR: 1e-2, Seed: 3, Out: out, Resume: resume, Quiet: true, Progress: io.Discard,
-				OnStep: func(step int, _ float64) {
-					if step == stopAt {
-						cancel()
-					}
-				}}})
+	resumeExact(t, func(ctx context.Context, loop Config) (Result, error) {
+		loop.LR, loop.Seed = 1e-2, 3
+		return Imagine(ctx, ImagineOptions{Backend: cpu.New(), VQ: vqDir, Data: filepath.Join(dir, "train.jsonl"),
+			Model: ImaginePreset{Hidden: 32, Layers: 1, Heads: 2, TextLength: 64, Vocab: 400}, Batch: 8, CaptionDropout: 0.5, Log: io.Discard, Loop: loop})
+	}, func(dir string) ([]nn.Named, error) {
+		m, err := dalle.Load(cpu.New(), dir)
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
-		return res
-	}
-	whole, parts := filepath.Join(dir, "whole"), filepath.Join(dir, "parts")
-	run(whole, false, -1)
-	if res := run(parts, false, 2); !res.Interrupted || res.Step != 2 {
-		t.Fatalf("stopped run: %+v, want interrupted at step 2", res)
-	}
-	run(parts, true, -1)
-	a, err := dalle.Load(cpu.New(), whole)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := dalle.Load(cpu.New(), parts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !equalParams(a.Params(), b.Params()) {
-		t.Fatal("2 steps and 2 resumed differ from 4 steps")
-	}
+		return m.Params(), nil
+	})
 }

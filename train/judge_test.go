@@ -9,10 +9,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/golem-ml/golem/internal/testmodels"
+	"github.com/golem-ml/golem/nn"
+
 	"github.com/golem-ml/golem/backend/cpu"
 	"github.com/golem-ml/golem/data/synth/shapes"
 	"github.com/golem-ml/golem/model/resnet"
-	"github.com/golem-ml/golem/model/vqvae"
 )
 
 // judgeFixture writes a small shapes world (24 x 24 images) and returns
@@ -99,38 +101,16 @@ func TestJudgeLearnsCells(t *testing.T) {
 // parameters (BatchNorm's running statistics included) as 4 in one run.
 func TestJudgeResumeExact(t *testing.T) {
 	trainEx, _, c := judgeFixture(t, 16)
-	run := func(out string, resume bool, stopAt int) Result {
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		res, err := Judge(ctx, JudgeOptions{Backend: cpu.New(), Train: trainEx, Model: c, Batch: 4, Recolour: shapes.Recolour, Log: io.Discard,
-			Loop: Config{Steps: 4, LR: 1e-2, Seed: 3, Out: out, Resume: resume, Quiet: true, Progress: io.Discard,
-				OnStep: func(step int, _ float64) {
-					if step == stopAt {
-						cancel()
-					}
-				}}})
+	resumeExact(t, func(ctx context.Context, loop Config) (Result, error) {
+		loop.LR, loop.Seed = 1e-2, 3
+		return Judge(ctx, JudgeOptions{Backend: cpu.New(), Train: trainEx, Model: c, Batch: 4, Recolour: shapes.Recolour, Log: io.Discard, Loop: loop})
+	}, func(dir string) ([]nn.Named, error) {
+		m, err := resnet.LoadGrid(cpu.New(), dir)
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
-		return res
-	}
-	whole, parts := filepath.Join(t.TempDir(), "whole"), filepath.Join(t.TempDir(), "parts")
-	run(whole, false, -1)
-	if res := run(parts, false, 2); !res.Interrupted || res.Step != 2 {
-		t.Fatalf("stopped run: %+v, want interrupted at step 2", res)
-	}
-	run(parts, true, -1)
-	a, err := resnet.LoadGrid(cpu.New(), whole)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := resnet.LoadGrid(cpu.New(), parts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !equalParams(a.Params(), b.Params()) {
-		t.Fatal("2 steps and 2 resumed differ from 4 steps")
-	}
+		return m.Params(), nil
+	})
 }
 
 // With VQ, the judge also trains on the VQ-VAE's reconstructions of its
@@ -139,16 +119,7 @@ func TestJudgeResumeExact(t *testing.T) {
 func TestJudgeVQ(t *testing.T) {
 	trainEx, _, c := judgeFixture(t, 8)
 	be := cpu.New()
-	vc := vqvae.Presets()["tiny"]
-	vc.ImageSize = 24
-	vq, err := vqvae.New(be, vc, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	vqDir := filepath.Join(t.TempDir(), "vq")
-	if err := vq.Save(vqDir); err != nil {
-		t.Fatal(err)
-	}
+	vqDir := testmodels.VQVAEDir(t, 24, 1)
 	rec, err := vqRecon(be, vqDir, trainEx, c)
 	if err != nil {
 		t.Fatal(err)

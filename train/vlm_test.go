@@ -153,44 +153,62 @@ func equalParams(a, b []nn.Named) bool {
 	return true
 }
 
-// A stage stopped after 2 of 4 steps (as Ctrl-C stops it: the loop
-// saves) and resumed ends where 4 steps in one run end (the loop's whole
-// checkpoints and the stage's data drawn from the seed and step).
-func TestVLMResumeExact(t *testing.T) {
-	data, clipDir, lmDir := vlmFixture(t)
-	run := func(out string, resume bool, stopAt int) Result {
+// resumeExact runs a stage 4 steps in one go, and in another folder 2
+// steps stopped (as Ctrl-C stops it: the loop saves) then resumed, and
+// fails unless the two folders' parameters (params reads them) are the
+// same. run trains with loop (its Steps, Out, Resume, OnStep and output
+// set; the stage's own LR and seed are run's to set).
+func resumeExact(t *testing.T, run func(ctx context.Context, loop Config) (Result, error), params func(dir string) ([]nn.Named, error)) {
+	t.Helper()
+	do := func(out string, resume bool, stopAt int) Result {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		res, err := VLM(ctx, VLMOptions{Backend: cpu.New(), Stage: StageAlign, Vision: clipDir, LM: lmDir,
-			Data: filepath.Join(data, "train.jsonl"), Batch: 4, Log: io.Discard,
-			Loop: Config{Steps: 4, LR: 1e-2, Out: out, Resume: resume, Quiet: true, Progress: io.Discard,
-				OnStep: func(step int, _ float64) {
-					if step == stopAt {
-						cancel()
-					}
-				}}})
+		res, err := run(ctx, Config{Steps: 4, Out: out, Resume: resume, Quiet: true, Progress: io.Discard,
+			OnStep: func(step int, _ float64) {
+				if step == stopAt {
+					cancel()
+				}
+			}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return res
 	}
 	whole, parts := filepath.Join(t.TempDir(), "whole"), filepath.Join(t.TempDir(), "parts")
-	run(whole, false, -1)
-	if res := run(parts, false, 2); !res.Interrupted || res.Step != 2 {
+	do(whole, false, -1)
+	if res := do(parts, false, 2); !res.Interrupted || res.Step != 2 {
 		t.Fatalf("stopped run: %+v, want interrupted at step 2", res)
 	}
-	run(parts, true, -1)
-	a, err := llava.Load(cpu.New(), whole)
+	do(parts, true, -1)
+	a, err := params(whole)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := llava.Load(cpu.New(), parts)
+	b, err := params(parts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !equalParams(a.Params(), b.Params()) {
+	if !equalParams(a, b) {
 		t.Fatal("2 steps and 2 resumed differ from 4 steps")
 	}
+}
+
+// A stage stopped after 2 of 4 steps (as Ctrl-C stops it: the loop
+// saves) and resumed ends where 4 steps in one run end (the loop's whole
+// checkpoints and the stage's data drawn from the seed and step).
+func TestVLMResumeExact(t *testing.T) {
+	data, clipDir, lmDir := vlmFixture(t)
+	resumeExact(t, func(ctx context.Context, loop Config) (Result, error) {
+		loop.LR = 1e-2
+		return VLM(ctx, VLMOptions{Backend: cpu.New(), Stage: StageAlign, Vision: clipDir, LM: lmDir,
+			Data: filepath.Join(data, "train.jsonl"), Batch: 4, Log: io.Discard, Loop: loop})
+	}, func(dir string) ([]nn.Named, error) {
+		m, err := llava.Load(cpu.New(), dir)
+		if err != nil {
+			return nil, err
+		}
+		return m.Params(), nil
+	})
 }
 
 // The generation path (eval's prompt, llava.Prompt, through

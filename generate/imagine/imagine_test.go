@@ -7,13 +7,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/golem-ml/golem/internal/testmodels"
+
 	"github.com/golem-ml/golem/backend/cpu"
 	"github.com/golem-ml/golem/data/vision"
 	"github.com/golem-ml/golem/generate"
 	"github.com/golem-ml/golem/internal/shared"
 	"github.com/golem-ml/golem/model/clip"
 	"github.com/golem-ml/golem/model/dalle"
-	"github.com/golem-ml/golem/model/vqvae"
 	"github.com/golem-ml/golem/tokenizer"
 )
 
@@ -21,22 +22,7 @@ import (
 // by a random tiny VQ-VAE to 16 x 16 pixels.
 func tiny(t *testing.T) *dalle.Model {
 	t.Helper()
-	be := cpu.New()
-	tok, err := tokenizer.Train(tokenizer.TrainOptions{Texts: []string{"a red circle", "a blue square", "two shapes: a red circle and a blue square"}, VocabSize: 280})
-	if err != nil {
-		t.Fatal(err)
-	}
-	vc := vqvae.Presets()["tiny"]
-	vc.ImageSize = 16
-	vq, err := vqvae.New(be, vc, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pad, _ := tok.SpecialID(tokenizer.Pad)
-	m, err := dalle.New(be, dalle.NewConfig(tok.VocabSize(), pad, 16, 4, 64, 32, 2, 2), tok, vq, 7)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := testmodels.Dalle(t, cpu.New(), 16, 7)
 	// Larger head weights, so that the random model's distributions are
 	// far from uniform and guidance changes what is drawn.
 	w := m.Head.Weight.Host()

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golem-ml/golem/internal/testmodels"
+
 	"github.com/golem-ml/golem/backend/cpu"
 	"github.com/golem-ml/golem/generate"
 	"github.com/golem-ml/golem/gguf"
@@ -89,11 +91,11 @@ func TestGGUFRopeScalingRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	prompt := longPrompt(44)
-	l := logits(ref, prompt)
-	if e := logitError(logits(m, prompt), l); e > 1e-5 {
+	l := testmodels.Logits(ref, prompt)
+	if e := testmodels.RelDiff(testmodels.Logits(m, prompt), l); e > 1e-5 {
 		t.Errorf("the GGUF file's logits are %.2g off the folder's", e)
 	}
-	if e := logitError(logits(unscaled, prompt), l); e < 0.05 {
+	if e := testmodels.RelDiff(testmodels.Logits(unscaled, prompt), l); e < 0.05 {
 		t.Errorf("without the scaling the logits are only %.2g off: the test's context does not exercise it", e)
 	}
 }
@@ -233,13 +235,13 @@ func TestGGUFMistral(t *testing.T) {
 		t.Errorf("read back as %s with a window of %d", m.Config.Arch, m.Config.SlidingWindow)
 	}
 	short, long := longPrompt(8), longPrompt(44)
-	if e := logitError(logits(m, short), logits(ref, short)); e > 1e-5 {
+	if e := testmodels.RelDiff(testmodels.Logits(m, short), testmodels.Logits(ref, short)); e > 1e-5 {
 		t.Errorf("within the window the file's logits are %.2g off the folder's", e)
 	}
-	if e := logitError(logits(m, long), logits(plain, long)); e > 1e-5 {
+	if e := testmodels.RelDiff(testmodels.Logits(m, long), testmodels.Logits(plain, long)); e > 1e-5 {
 		t.Errorf("the file's logits are %.2g off the windowless model's", e)
 	}
-	if e := logitError(logits(m, long), logits(ref, long)); e < 0.01 {
+	if e := testmodels.RelDiff(testmodels.Logits(m, long), testmodels.Logits(ref, long)); e < 0.01 {
 		t.Errorf("past the window the file's logits are only %.2g off the folder's: the window does not bind", e)
 	}
 	if r, err := Folder(mistral(64), filepath.Join(t.TempDir(), "m.gguf"), Options{Type: gguf.F32}); err != nil || len(r.Notes) != 0 {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/golem-ml/golem/internal/testmodels"
+
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/backend/cpu"
 	"github.com/golem-ml/golem/gguf"
@@ -91,7 +93,7 @@ func TestGGUFLoadsKQuants(t *testing.T) {
 		t.Errorf("kept quantized: %d of %d matrices (%d without backend.Quantized)", len(q.Quantized()), matrices, len(f.Quantized()))
 	}
 	prompt := []int{15496, 11, 616, 3290, 318, 257}
-	e := logitError(logits(q, prompt), logits(f, prompt))
+	e := testmodels.RelDiff(testmodels.Logits(q, prompt), testmodels.Logits(f, prompt))
 	t.Logf("Q8_0 on the CPU backend vs float32: logits within %.2g of the largest", e)
 	if e > 0.05 {
 		t.Errorf("logits off by %.3g of the largest", e)

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golem-ml/golem/internal/testmodels"
+
 	"github.com/golem-ml/golem/backend/cpu"
 	"github.com/golem-ml/golem/generate"
 	"github.com/golem-ml/golem/gguf"
@@ -298,7 +300,7 @@ func compareGreedy(t *testing.T, node string, n int, prompt []int, files []strin
 	// gap is how far below golem's best llama.cpp's picks are, at worst.
 	gap := func(m *gpt.Model, toks []int) float64 {
 		seq := append(slices.Clone(prompt), toks...)
-		l := logits(m, seq[:len(seq)-1])
+		l := testmodels.Logits(m, seq[:len(seq)-1])
 		V := m.Config.Vocab
 		worst := 0.0
 		for i, tok := range toks {

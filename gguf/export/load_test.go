@@ -1,48 +1,21 @@
 package export
 
 import (
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/golem-ml/golem/internal/testmodels"
+
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/backend/cpu"
 	"github.com/golem-ml/golem/gguf"
 	"github.com/golem-ml/golem/internal/shared"
 	"github.com/golem-ml/golem/model/gpt"
-	"github.com/golem-ml/golem/tensor"
 	"github.com/golem-ml/golem/tokenizer"
 )
-
-// logits returns the model's last-position logits for each prefix of ids
-// ([T, V]).
-func logits(m *gpt.Model, ids []int) []float32 {
-	var out []float32
-	tensor.NoGrad(func() {
-		x := make([]int32, len(ids))
-		for i, id := range ids {
-			x[i] = int32(id)
-		}
-		s := tensor.NewScope()
-		defer s.Close()
-		out = m.Logits(m.Forward(x, 1, len(ids), gpt.Options{Scope: s})).Host()
-	})
-	return out
-}
-
-// logitError is the largest difference between two sets of logits,
-// relative to the largest logit of want.
-func logitError(got, want []float32) float64 {
-	var d, s float64
-	for i := range want {
-		d = math.Max(d, math.Abs(float64(got[i]-want[i])))
-		s = math.Max(s, math.Abs(float64(want[i])))
-	}
-	return d / s
-}
 
 // blockModel writes a Llama or Qwen2 model golem builds with random
 // weights whose every matrix is whole Q8_0/Q4_0 blocks (widths 64 and
@@ -130,7 +103,7 @@ func TestGGUFLoadsAsFolder(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := logits(ref, prompt)
+		want := testmodels.Logits(ref, prompt)
 		var wantTok *tokenizer.Tokenizer
 		if !strings.HasPrefix(md.name, "block-") {
 			if wantTok, err = tokenizer.Load(md.dir); err != nil {
@@ -168,7 +141,7 @@ func TestGGUFLoadsAsFolder(t *testing.T) {
 			if nq, want := len(m.Quantized()), r.Types[gguf.Q8_0]+r.Types[gguf.Q4_0]+r.Types[gguf.F16]+r.Types[gguf.BF16]; nq != want {
 				t.Errorf("%s: %d matrices kept as the file has them, the file has %d Q8_0, Q4_0, F16 and BF16 ones", file, nq, want)
 			}
-			e := logitError(logits(m, prompt), want)
+			e := testmodels.RelDiff(testmodels.Logits(m, prompt), want)
 			t.Logf("%s: logits within %.2g of the float32 model's (bound %g)", filepath.Base(file), e, bound[typ])
 			if e > bound[typ] {
 				t.Errorf("%s: logits off by %.3g of the largest, more than %g", filepath.Base(file), e, bound[typ])
@@ -209,7 +182,7 @@ func TestGGUFLoadsWithoutQuantized(t *testing.T) {
 		t.Fatalf("quantized parameters: %d without the ability, %d with it", len(f.Quantized()), len(q.Quantized()))
 	}
 	// The two differ only by the activations' rounding to 8 bits.
-	if e := logitError(logits(q, prompt), logits(f, prompt)); e > 0.05 {
+	if e := testmodels.RelDiff(testmodels.Logits(q, prompt), testmodels.Logits(f, prompt)); e > 0.05 {
 		t.Errorf("quantized kernel vs dequantized weights: logits off by %.3g", e)
 	}
 }
@@ -253,8 +226,8 @@ func TestKeepBF16(t *testing.T) {
 			t.Fatalf("%s: %d matrices kept as bfloat16 (%d quantized): their bytes %d, before %d", name, n, len(m.Quantized()), after, before)
 		}
 		for _, ids := range [][]int{prompt, prompt[:1]} {
-			want, got := logits(ref, ids), logits(m, ids)
-			e := logitError(got, want)
+			want, got := testmodels.Logits(ref, ids), testmodels.Logits(m, ids)
+			e := testmodels.RelDiff(got, want)
 			t.Logf("%s, %d tokens: logits within %.2g of the float32 model's", name, len(ids), e)
 			if e > 0.05 || e == 0 {
 				t.Errorf("%s, %d tokens: logits off by %.3g of the largest: want bfloat16's rounding, above 0 and within 0.05", name, len(ids), e)

@@ -73,6 +73,13 @@ func TestImportsGoDownward(t *testing.T) {
 	if len(imports) < 20 {
 		t.Fatalf("go list found only %d golem packages with golem imports", len(imports))
 	}
+	// internal/testmodels is the tests' (it may import any layer): no
+	// package's own code may import it.
+	for pkg, imps := range imports {
+		if slices.Contains(imps, "internal/testmodels") {
+			t.Errorf("%s imports internal/testmodels outside its tests", pkg)
+		}
+	}
 	under := func(pkg, layer string) bool { return pkg == layer || strings.HasPrefix(pkg, layer+"/") }
 	for pkg := range imports {
 		for layer, banned := range forbidden {

@@ -106,6 +106,30 @@ func TestForwardBackward(t *testing.T) {
 	}
 }
 
+// checkFD compares grad[i], the gradient of f() at element i of p (whose
+// values are v), with central finite differences (step 1e-2), within atol
+// plus 2% of them; p's values are put back.
+func checkFD(t *testing.T, p nn.Named, v, grad []float32, i int, f func() *tensor.Tensor, atol float64) {
+	t.Helper()
+	const h = 1e-2
+	orig := v[i]
+	var fp, fm float64
+	tensor.NoGrad(func() {
+		v[i] = orig + h
+		p.Tensor.Set(v)
+		fp = float64(f().Item())
+		v[i] = orig - h
+		p.Tensor.Set(v)
+		fm = float64(f().Item())
+	})
+	v[i] = orig
+	p.Tensor.Set(v)
+	num := (fp - fm) / (2 * h)
+	if d := math.Abs(num - float64(grad[i])); d > atol+2e-2*math.Abs(num) {
+		t.Errorf("%s[%d]: gradient %g, finite differences %g", p.Name, i, grad[i], num)
+	}
+}
+
 // The gradients of the image layers (code, row and column embeddings, the
 // head) through the whole loss agree with central finite differences.
 func TestGradients(t *testing.T) {
@@ -142,23 +166,7 @@ func TestGradients(t *testing.T) {
 			idx = append(idx, row*C+rr.IntN(C))
 		}
 		for _, i := range idx {
-			const h = 1e-2
-			orig := v[i]
-			var fp, fm float64
-			tensor.NoGrad(func() {
-				v[i] = orig + h
-				p.Tensor.Set(v)
-				fp = float64(loss().Item())
-				v[i] = orig - h
-				p.Tensor.Set(v)
-				fm = float64(loss().Item())
-			})
-			v[i] = orig
-			p.Tensor.Set(v)
-			num := (fp - fm) / (2 * h)
-			if d := math.Abs(num - float64(grad[i])); d > 2e-4+2e-2*math.Abs(num) {
-				t.Errorf("%s[%d]: gradient %g, finite differences %g", p.Name, i, grad[i], num)
-			}
+			checkFD(t, p, v, grad, i, loss, 2e-4)
 		}
 	}
 }
@@ -354,23 +362,7 @@ func TestLogProbs(t *testing.T) {
 			case "wte": // the text token table: a row the first caption reads
 				i = int(text[rr.IntN(3)])*C + rr.IntN(C)
 			}
-			const h = 1e-2
-			orig := v[i]
-			var fp, fm float64
-			tensor.NoGrad(func() {
-				v[i] = orig + h
-				p.Tensor.Set(v)
-				fp = float64(f().Item())
-				v[i] = orig - h
-				p.Tensor.Set(v)
-				fm = float64(f().Item())
-			})
-			v[i] = orig
-			p.Tensor.Set(v)
-			num := (fp - fm) / (2 * h)
-			if d := math.Abs(num - float64(grad[i])); d > 2e-3+2e-2*math.Abs(num) {
-				t.Errorf("%s[%d]: gradient %g, finite differences %g", p.Name, i, grad[i], num)
-			}
+			checkFD(t, p, v, grad, i, f, 2e-3)
 		}
 	}
 }
