@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"image"
 	"image/png"
@@ -31,19 +32,53 @@ func init() {
 	register("imagine dpo", "preference-tune a text-to-image model by DPO on pairs of images drawn for a prompt", runImagineDPO)
 }
 
+// imagineFlags are the flags golem imagine and golem imagine prefs share:
+// the model, how many captions and samples, and how each is drawn.
+type imagineFlags struct {
+	model                *string
+	limit, n, topK, minN *int
+	temp, topP, guidance *float64
+	seed                 *uint64
+}
+
+// addImagineFlags adds them, --n of n samples by default and minN at
+// least.
+func addImagineFlags(fs *flag.FlagSet, n, minN int) imagineFlags {
+	return imagineFlags{
+		model:    fs.String("model", "", "a text-to-image folder (golem imagine train's --out; required)"),
+		limit:    fs.Int("limit", 0, "with --prompts: draw for the first N captions only (0 = all)"),
+		n:        fs.Int("n", n, fmt.Sprintf("samples a caption, %d to %d", minN, imagine.MaxN)),
+		minN:     &minN,
+		temp:     fs.Float64("temperature", 1, "sampling temperature (0 = greedy)"),
+		topK:     fs.Int("top-k", 0, "keep the K most likely image tokens (0 = all)"),
+		topP:     fs.Float64("top-p", 1, "nucleus sampling mass (1 = all)"),
+		guidance: fs.Float64("guidance", 0, "classifier-free guidance scale S: logits = uncond + S*(cond - uncond) (0 = off)"),
+		seed:     fs.Uint64("seed", defaultSeed, "random seed (caption j's sample i draws with seed + j*N + i; one --prompt's with seed + i)"),
+	}
+}
+
+// options checks the flags' values (why: what --n's minimum is for) and
+// returns them as imagine's options; errors start with cmd.
+func (f imagineFlags) options(cmd, why string) (imagine.Options, error) {
+	switch {
+	case *f.limit < 0:
+		return imagine.Options{}, usageError{fmt.Errorf("%s: --limit %d, want 0 (all) or more", cmd, *f.limit)}
+	case *f.n < *f.minN || *f.n > imagine.MaxN:
+		return imagine.Options{}, usageError{fmt.Errorf("%s: --n %d, want %d to %d%s", cmd, *f.n, *f.minN, imagine.MaxN, why)}
+	}
+	o := imagine.Options{N: *f.n, Guidance: *f.guidance, Sampling: generate.Options{Temperature: *f.temp, TopK: *f.topK, TopP: *f.topP, Seed: *f.seed}}
+	if err := o.Validate(); err != nil {
+		return imagine.Options{}, usageError{err}
+	}
+	return o, nil
+}
+
 func runImaginePrefs(args []string) error {
 	fs := newFlags("imagine prefs", `golem imagine prefs --model t2i-shapes --prompts shapes/train.jsonl --annotator annotator --n 4 --out-dir prefs`)
-	model := fs.String("model", "", "a text-to-image folder (golem imagine train's --out; required)")
+	sf := addImagineFlags(fs, 4, 2)
 	prompts := fs.String("prompts", "", `the captions to draw for: a shapes world's {split}.jsonl ({split}_scenes.jsonl beside it) or a JSONL of {"image", "caption", "scene"} lines (required)`)
 	annotator := fs.String("annotator", "", "the simulated annotator: a shapes-world judge (golem vision judge train's --out) trained apart from the one the results are scored by (required)")
 	outDir := fs.String("out-dir", "", `folder to write: images/NNNNNN-I.png (every sample) and prefs.jsonl, {"prompt", "chosen", "rejected"} a pair (what golem imagine dpo reads; required)`)
-	limit := fs.Int("limit", 0, "draw for the first N captions only (0 = all)")
-	n := fs.Int("n", 4, fmt.Sprintf("samples a caption, 2 to %d", imagine.MaxN))
-	temp := fs.Float64("temperature", 1, "sampling temperature")
-	topK := fs.Int("top-k", 0, "keep the K most likely image tokens (0 = all)")
-	topP := fs.Float64("top-p", 1, "nucleus sampling mass (1 = all)")
-	guidance := fs.Float64("guidance", 0, "classifier-free guidance scale (0 = off)")
-	seed := fs.Uint64("seed", defaultSeed, "random seed (caption j's sample i draws with seed + j*N + i)")
 	score := fs.String("score", "mean", "how the annotator scores a sample: mean (each stated attribute's accuracy, averaged: the count weighs as much as the colours) or share (the share of all its marks right: one per object and attribute, one for the count)")
 	dev := addDeviceFlag(fs)
 	be, err := dev.parse(fs, args)
@@ -53,21 +88,15 @@ func runImaginePrefs(args []string) error {
 	if err := required(fs, "model", "prompts", "annotator", "out-dir"); err != nil {
 		return err
 	}
-	switch {
-	case *limit < 0:
-		return usageError{fmt.Errorf("imagine prefs: --limit %d, want 0 (all) or more", *limit)}
-	case *n < 2 || *n > imagine.MaxN:
-		return usageError{fmt.Errorf("imagine prefs: --n %d, want 2 to %d (a pair needs two samples)", *n, imagine.MaxN)}
+	o, err := sf.options("imagine prefs", " (a pair needs two samples)")
+	if err != nil {
+		return err
 	}
 	scorer := map[string]func(eval.Marks) float64{"mean": eval.Marks.MeanAcc, "share": eval.Marks.Share}[*score]
 	if scorer == nil {
 		return usageError{fmt.Errorf("imagine prefs: --score %q, want mean or share", *score)}
 	}
-	o := imagine.Options{N: *n, Guidance: *guidance, Sampling: generate.Options{Temperature: *temp, TopK: *topK, TopP: *topP, Seed: *seed}}
-	if err := o.Validate(); err != nil {
-		return usageError{err}
-	}
-	m, err := dalle.Load(be, *model)
+	m, err := dalle.Load(be, *sf.model)
 	if err != nil {
 		return err
 	}
@@ -79,15 +108,15 @@ func runImaginePrefs(args []string) error {
 	if err != nil {
 		return err
 	}
-	if *limit > 0 && *limit < len(items) {
-		items = items[:*limit]
+	if *sf.limit > 0 && *sf.limit < len(items) {
+		items = items[:*sf.limit]
 	}
 	st, err := eval.ImagePrefs(m, g, items, o, scorer, *outDir)
 	if err != nil {
 		return err
 	}
 	fmt.Printf("%d pairs from %d captions (%d samples each; %d captions whose samples all scored the same gave none; mean annotator score %.3f, of the chosen %.3f, of the rejected %.3f) written to %s\n",
-		st.Pairs, len(items), *n, st.Ties, st.Mean, st.Chosen, st.Rejected, filepath.Join(*outDir, "prefs.jsonl"))
+		st.Pairs, len(items), o.N, st.Ties, st.Mean, st.Chosen, st.Rejected, filepath.Join(*outDir, "prefs.jsonl"))
 	return nil
 }
 
@@ -193,19 +222,12 @@ func runImagineTrain(args []string) error {
 
 func runImagine(args []string) error {
 	fs := newFlags("imagine", `golem imagine --model t2i-shapes --prompt "one shape: a red circle" --n 8 --rerank clip-shapes --out circle.png`)
-	model := fs.String("model", "", "a text-to-image folder (golem imagine train's --out; required)")
+	sf := addImagineFlags(fs, 1, 1)
 	prompt := fs.String("prompt", "", "what to draw (\"\" draws unconditionally)")
 	out := fs.String("out", "", "the PNG to write: the reranked pick, or the first sample; with --n > 1 also OUT-grid.png, every sample (required without --prompts)")
 	prompts := fs.String("prompts", "", `batch mode: draw for each caption of a shapes world's {split}.jsonl ({split}_scenes.jsonl beside it) or of a JSONL of {"image", "caption", "scene"} lines, into --out-dir`)
 	outDir := fs.String("out-dir", "", "batch mode's folder: NNNNNN.png (the pick) and images.jsonl ({\"image\", \"caption\", \"scene\"}: what golem eval judge reads); with --rerank also first.jsonl, sample 0 of the same draws (the pick without reranking)")
-	limit := fs.Int("limit", 0, "batch mode: draw for the first N captions only (0 = all)")
-	n := fs.Int("n", 1, fmt.Sprintf("samples to draw, 1 to %d", imagine.MaxN))
-	temp := fs.Float64("temperature", 1, "sampling temperature (0 = greedy)")
-	topK := fs.Int("top-k", 0, "keep the K most likely image tokens (0 = all)")
-	topP := fs.Float64("top-p", 1, "nucleus sampling mass (1 = all)")
-	guidance := fs.Float64("guidance", 0, "classifier-free guidance scale S: logits = uncond + S*(cond - uncond) (0 = off)")
 	rerank := fs.String("rerank", "", "a CLIP model folder (golem clip train's --out, with its tokenizer): score each sample by CLIP and write the best")
-	seed := fs.Uint64("seed", defaultSeed, "random seed (sample i draws with seed+i)")
 	dev := addDeviceFlag(fs)
 	be, err := dev.parse(fs, args)
 	if err != nil {
@@ -224,17 +246,11 @@ func runImagine(args []string) error {
 			return err
 		}
 	}
-	if *limit < 0 {
-		return usageError{fmt.Errorf("imagine: --limit %d, want 0 (all) or more", *limit)}
+	o, err := sf.options("imagine", "")
+	if err != nil {
+		return err
 	}
-	if *n < 1 || *n > imagine.MaxN {
-		return usageError{fmt.Errorf("imagine: --n %d, want 1 to %d", *n, imagine.MaxN)}
-	}
-	o := imagine.Options{N: *n, Guidance: *guidance, Sampling: generate.Options{Temperature: *temp, TopK: *topK, TopP: *topP, Seed: *seed}}
-	if err := o.Validate(); err != nil {
-		return usageError{err}
-	}
-	m, err := dalle.Load(be, *model)
+	m, err := dalle.Load(be, *sf.model)
 	if err != nil {
 		return err
 	}
@@ -247,7 +263,7 @@ func runImagine(args []string) error {
 		}
 	}
 	if batch {
-		return imagineBatch(m, o, *prompts, *outDir, *limit)
+		return imagineBatch(m, o, *prompts, *outDir, *sf.limit)
 	}
 	res, err := imagine.Images(m, *prompt, o)
 	if err != nil {
@@ -259,12 +275,12 @@ func runImagine(args []string) error {
 	for i, s := range res.Scores {
 		fmt.Printf("sample %d: clip_score=%.4f\n", i, s)
 	}
-	if *n > 1 {
+	if o.N > 1 {
 		grid := strings.TrimSuffix(*out, filepath.Ext(*out)) + "-grid.png"
 		if err := writePNG(grid, imagine.Grid(res.Images, res.Scores, res.Best)); err != nil {
 			return err
 		}
-		fmt.Printf("%d samples written to %s\n", *n, grid)
+		fmt.Printf("%d samples written to %s\n", o.N, grid)
 	}
 	if res.Scores != nil {
 		fmt.Printf("sample %d (the highest CLIP score, %.4f) written to %s\n", res.Best, res.Scores[res.Best], *out)
