@@ -235,3 +235,39 @@ func TestKeepBF16(t *testing.T) {
 		}
 	}
 }
+
+// LoadBF16 of a GGUF file rounds its F32 matrices to bfloat16 as it reads
+// them (the backend never holds them in float32): the model Load then
+// KeepBF16 give, bit for bit (GPT-2's [out, in] matrices, Llama's
+// permuted q and k rows).
+func TestLoadBF16GGUF(t *testing.T) {
+	for _, name := range []string{"gpt2-tiny", "llama-tiny"} {
+		file := filepath.Join(t.TempDir(), "m.gguf")
+		if _, err := Folder(shared.Path(t, "fixtures/hf/"+name), file, Options{Type: gguf.F32}); err != nil {
+			t.Fatal(err)
+		}
+		old := cpu.New()
+		ref, err := gpt.Load(old, file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ref.KeepBF16(); err != nil {
+			t.Fatal(err)
+		}
+		be := cpu.New()
+		m, err := gpt.LoadBF16(be, file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := be.MemStats(); st.Peak != st.Live || old.MemStats().Peak <= st.Peak {
+			t.Errorf("%s: LoadBF16 peaked at %d bytes and holds %d (Load then KeepBF16 peaked at %d): a float32 matrix was allocated", name, st.Peak, st.Live, old.MemStats().Peak)
+		}
+		if got, want := m.Quantized(), ref.Quantized(); len(got) == 0 || !slices.Equal(got, want) {
+			t.Errorf("%s: kept %v, KeepBF16 keeps %v", name, got, want)
+		}
+		prompt := []int{15496, 11, 616, 3290, 318}
+		if !slices.Equal(testmodels.Logits(m, prompt), testmodels.Logits(ref, prompt)) {
+			t.Errorf("%s: logits differ from Load then KeepBF16's", name)
+		}
+	}
+}
