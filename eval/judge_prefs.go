@@ -15,11 +15,24 @@ import (
 )
 
 // PrefStats sums up ImagePrefs' run: the pairs written, the captions
-// whose samples all scored the same (no pair), and the annotator's mean
-// score of every sample, of the chosen and of the rejected ones.
+// that gave none (their samples all scored the same, or, with
+// PrefOptions.Dominant, no sample dominated another), the pairs of
+// different scores left out because the better-scored sample did not
+// dominate the other (Traded), and the annotator's mean score of every
+// sample, of the chosen and of the rejected ones.
 type PrefStats struct {
-	Pairs, Ties            int
+	Pairs, Ties, Traded    int
 	Mean, Chosen, Rejected float64
+}
+
+// PrefOptions says how the simulated annotator scores and pairs samples.
+type PrefOptions struct {
+	// Score is a sample's score from its marks (Marks.MeanAcc or
+	// Marks.Share); the higher is chosen.
+	Score func(Marks) float64
+	// Dominant keeps only the pairs whose chosen sample Dominates the
+	// rejected one: no attribute, and not the number of objects, worse.
+	Dominant bool
 }
 
 // imagePrefLine is a line of the preferences file: TRL's DPO fields
@@ -36,14 +49,15 @@ type imagePrefLine struct {
 // caption: for each item's caption it draws o.N samples from m (caption
 // j's sample i with seed o.Sampling.Seed + j*N + i), writes them to
 // dir/images/JJJJJJ-I.png, scores each by what the annotator judge sees
-// of what the caption states (JudgeEach's marks, by score: Marks.MeanAcc
-// or Marks.Share) and
-// writes every pair of different scores (PreferencePairs) to
+// of what the caption states (ScoreScene's marks of what it sees, by
+// p.Score: Marks.MeanAcc or Marks.Share) and writes every pair of
+// different scores (PreferencePairs; with p.Dominant, those whose chosen
+// sample Dominates the rejected one) to
 // dir/prefs.jsonl as {"prompt", "chosen", "rejected"} (paths relative to
 // dir; golem imagine dpo's input) with both scores. The annotator must
 // not be the judge the tuned model is evaluated by: tuning on the
 // metric's own judge would make the metric measure the tuning.
-func ImagePrefs(m *dalle.Model, annotator *resnet.Grid, items []JudgeItem, o imagine.Options, score func(Marks) float64, dir string) (PrefStats, error) {
+func ImagePrefs(m *dalle.Model, annotator *resnet.Grid, items []JudgeItem, o imagine.Options, p PrefOptions, dir string) (PrefStats, error) {
 	var st PrefStats
 	if o.Rerank != nil {
 		return st, fmt.Errorf("imagine prefs: no reranking: every sample is compared")
@@ -74,25 +88,30 @@ func ImagePrefs(m *dalle.Model, annotator *resnet.Grid, items []JudgeItem, o ima
 			drawn[i] = it
 			drawn[i].Image = filepath.Join(dir, names[i])
 		}
-		marks, err := JudgeEach(annotator, drawn, len(drawn))
+		seen, err := JudgeSeen(annotator, drawn, len(drawn))
 		if err != nil {
 			return st, err
 		}
-		scores := make([]float64, len(marks))
-		for i, mk := range marks {
-			scores[i] = score(mk)
+		marks, off := make([]Marks, len(seen)), make([]int, len(seen))
+		scores := make([]float64, len(seen))
+		for i := range seen {
+			marks[i] = ScoreScene(it.Kind, it.Stated(), seen[i])
+			off[i] = CountOff(it.Kind, it.Stated(), seen[i])
+			scores[i] = p.Score(marks[i])
 			st.Mean += scores[i]
 			samples++
 		}
-		pairs := PreferencePairs(scores)
+		pairs, traded := annotatorPairs(scores, marks, off, p.Dominant)
+		st.Traded += traded
 		if len(pairs) == 0 {
 			st.Ties++
 		}
-		for _, p := range pairs {
-			l, _ := json.Marshal(imagePrefLine{Prompt: it.Caption, Chosen: names[p[0]], Rejected: names[p[1]], ChosenScore: scores[p[0]], RejectedScore: scores[p[1]]})
+		for _, pr := range pairs {
+			c, r := pr[0], pr[1]
+			l, _ := json.Marshal(imagePrefLine{Prompt: it.Caption, Chosen: names[c], Rejected: names[r], ChosenScore: scores[c], RejectedScore: scores[r]})
 			out.Write(append(l, '\n'))
-			st.Chosen += scores[p[0]]
-			st.Rejected += scores[p[1]]
+			st.Chosen += scores[c]
+			st.Rejected += scores[r]
 			st.Pairs++
 		}
 	}
@@ -100,4 +119,19 @@ func ImagePrefs(m *dalle.Model, annotator *resnet.Grid, items []JudgeItem, o ima
 	st.Chosen /= float64(max(st.Pairs, 1))
 	st.Rejected /= float64(max(st.Pairs, 1))
 	return st, atomicfile.WriteFile(filepath.Join(dir, "prefs.jsonl"), out.Bytes())
+}
+
+// annotatorPairs is the annotator's pairs of one caption's samples: every
+// pair of different scores (PreferencePairs), or, with dominant, those
+// whose chosen sample Dominates the rejected one (marks, and off: each
+// sample's CountOff); traded counts the pairs left out.
+func annotatorPairs(scores []float64, marks []Marks, off []int, dominant bool) (pairs [][2]int, traded int) {
+	for _, p := range PreferencePairs(scores) {
+		if dominant && !Dominates(marks[p[0]], marks[p[1]], off[p[0]], off[p[1]]) {
+			traded++
+			continue
+		}
+		pairs = append(pairs, p)
+	}
+	return pairs, traded
 }

@@ -45,6 +45,7 @@ func runImaginePrefs(args []string) error {
 	guidance := fs.Float64("guidance", 0, "classifier-free guidance scale (0 = off)")
 	seed := fs.Uint64("seed", defaultSeed, "random seed (caption j's sample i draws with seed + j*N + i)")
 	score := fs.String("score", "mean", "how the annotator scores a sample: mean (each stated attribute's accuracy, averaged: the count weighs as much as the colours) or share (the share of all its marks right: one per object and attribute, one for the count)")
+	pairs := fs.String("pairs", "dominant", "which pairs of different scores to keep: dominant (only where the chosen sample is no worse on any stated attribute and its number of shapes no further from the stated number: nothing traded away) or all")
 	dev := addDeviceFlag(fs)
 	be, err := dev.parse(fs, args)
 	if err != nil {
@@ -62,6 +63,9 @@ func runImaginePrefs(args []string) error {
 	scorer := map[string]func(eval.Marks) float64{"mean": eval.Marks.MeanAcc, "share": eval.Marks.Share}[*score]
 	if scorer == nil {
 		return usageError{fmt.Errorf("imagine prefs: --score %q, want mean or share", *score)}
+	}
+	if *pairs != "dominant" && *pairs != "all" {
+		return usageError{fmt.Errorf("imagine prefs: --pairs %q, want dominant or all", *pairs)}
 	}
 	o := imagine.Options{N: *n, Guidance: *guidance, Sampling: generate.Options{Temperature: *temp, TopK: *topK, TopP: *topP, Seed: *seed}}
 	if err := o.Validate(); err != nil {
@@ -82,12 +86,16 @@ func runImaginePrefs(args []string) error {
 	if *limit > 0 && *limit < len(items) {
 		items = items[:*limit]
 	}
-	st, err := eval.ImagePrefs(m, g, items, o, scorer, *outDir)
+	st, err := eval.ImagePrefs(m, g, items, o, eval.PrefOptions{Score: scorer, Dominant: *pairs == "dominant"}, *outDir)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("%d pairs from %d captions (%d samples each; %d captions whose samples all scored the same gave none; mean annotator score %.3f, of the chosen %.3f, of the rejected %.3f) written to %s\n",
-		st.Pairs, len(items), *n, st.Ties, st.Mean, st.Chosen, st.Rejected, filepath.Join(*outDir, "prefs.jsonl"))
+	traded := ""
+	if *pairs == "dominant" {
+		traded = fmt.Sprintf("; %d pairs left out where the better-scored sample was worse on an attribute or in its number of shapes", st.Traded)
+	}
+	fmt.Printf("%d pairs from %d captions (%d samples each; %d captions gave none%s; mean annotator score %.3f, of the chosen %.3f, of the rejected %.3f) written to %s\n",
+		st.Pairs, len(items), *n, st.Ties, traded, st.Mean, st.Chosen, st.Rejected, filepath.Join(*outDir, "prefs.jsonl"))
 	return nil
 }
 
