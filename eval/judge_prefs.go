@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"image/png"
+	"math"
 	"os"
 	"path/filepath"
 
@@ -31,7 +32,9 @@ type PrefOptions struct {
 	// Marks.Share); the higher is chosen.
 	Score func(Marks) float64
 	// Dominant keeps only the pairs whose chosen sample Dominates the
-	// rejected one: no attribute, and not the number of objects, worse.
+	// rejected one: no attribute, and not the number of objects, worse;
+	// and it pairs samples of the same marks whose numbers of objects
+	// differ, the nearer the caption's chosen.
 	Dominant bool
 }
 
@@ -43,6 +46,10 @@ type imagePrefLine struct {
 	Rejected      string  `json:"rejected"`
 	ChosenScore   float64 `json:"chosen_score"`
 	RejectedScore float64 `json:"rejected_score"`
+	// How far each sample's number of shapes is from the caption's
+	// (CountOff).
+	ChosenOff   int `json:"chosen_count_off"`
+	RejectedOff int `json:"rejected_count_off"`
 }
 
 // ImagePrefs simulates an annotator comparing images drawn for the same
@@ -52,9 +59,10 @@ type imagePrefLine struct {
 // of what the caption states (ScoreScene's marks of what it sees, by
 // p.Score: Marks.MeanAcc or Marks.Share) and writes every pair of
 // different scores (PreferencePairs; with p.Dominant, those whose chosen
-// sample Dominates the rejected one) to
+// sample Dominates the rejected one, and the pairs of the same marks
+// where one sample's number of shapes is nearer the caption's) to
 // dir/prefs.jsonl as {"prompt", "chosen", "rejected"} (paths relative to
-// dir; golem imagine dpo's input) with both scores. The annotator must
+// dir; golem imagine dpo's input) with both scores and CountOffs. The annotator must
 // not be the judge the tuned model is evaluated by: tuning on the
 // metric's own judge would make the metric measure the tuning.
 func ImagePrefs(m *dalle.Model, annotator *resnet.Grid, items []JudgeItem, o imagine.Options, p PrefOptions, dir string) (PrefStats, error) {
@@ -108,7 +116,7 @@ func ImagePrefs(m *dalle.Model, annotator *resnet.Grid, items []JudgeItem, o ima
 		}
 		for _, pr := range pairs {
 			c, r := pr[0], pr[1]
-			l, _ := json.Marshal(imagePrefLine{Prompt: it.Caption, Chosen: names[c], Rejected: names[r], ChosenScore: scores[c], RejectedScore: scores[r]})
+			l, _ := json.Marshal(imagePrefLine{Prompt: it.Caption, Chosen: names[c], Rejected: names[r], ChosenScore: scores[c], RejectedScore: scores[r], ChosenOff: off[c], RejectedOff: off[r]})
 			out.Write(append(l, '\n'))
 			st.Chosen += scores[c]
 			st.Rejected += scores[r]
@@ -122,9 +130,11 @@ func ImagePrefs(m *dalle.Model, annotator *resnet.Grid, items []JudgeItem, o ima
 }
 
 // annotatorPairs is the annotator's pairs of one caption's samples: every
-// pair of different scores (PreferencePairs), or, with dominant, those
-// whose chosen sample Dominates the rejected one (marks, and off: each
-// sample's CountOff); traded counts the pairs left out.
+// pair of different scores (PreferencePairs), or, with dominant, every
+// pair whose chosen sample Dominates the rejected one (marks, and off:
+// each sample's CountOff) and is better in its score or nearer the
+// stated number of shapes; traded counts the pairs of different scores
+// left out.
 func annotatorPairs(scores []float64, marks []Marks, off []int, dominant bool) (pairs [][2]int, traded int) {
 	for _, p := range PreferencePairs(scores) {
 		if dominant && !Dominates(marks[p[0]], marks[p[1]], off[p[0]], off[p[1]]) {
@@ -132,6 +142,15 @@ func annotatorPairs(scores []float64, marks []Marks, off []int, dominant bool) (
 			continue
 		}
 		pairs = append(pairs, p)
+	}
+	if dominant {
+		for i := range scores {
+			for j := range scores {
+				if math.Abs(scores[i]-scores[j]) <= 1e-9 && off[i] < off[j] && Dominates(marks[i], marks[j], off[i], off[j]) {
+					pairs = append(pairs, [2]int{i, j})
+				}
+			}
+		}
 	}
 	return pairs, traded
 }

@@ -94,7 +94,8 @@ func TestImagineCommands(t *testing.T) {
 		t.Error("imagine --prompts without --rerank wrote first.jsonl")
 	}
 	// Simulated preferences, the 2-step judge as the annotator: every pair
-	// prefers the higher score, its images are there.
+	// prefers the higher score or, of the same score, the number of shapes
+	// nearer the caption's; its images are there.
 	prefs := filepath.Join(dir, "prefs")
 	stdout, stderr, code = runGolem(t, "imagine", "prefs", "--model", model, "--prompts", filepath.Join(world, "train.jsonl"), "--annotator", judge,
 		"--n", "4", "--limit", "6", "--out-dir", prefs)
@@ -111,12 +112,14 @@ func TestImagineCommands(t *testing.T) {
 		}
 		var p struct{ Prompt, Chosen, Rejected string }
 		var sc struct {
-			C float64 `json:"chosen_score"`
-			R float64 `json:"rejected_score"`
+			C    float64 `json:"chosen_score"`
+			R    float64 `json:"rejected_score"`
+			OffC int     `json:"chosen_count_off"`
+			OffR int     `json:"rejected_count_off"`
 		}
 		json.Unmarshal([]byte(l), &p)
 		json.Unmarshal([]byte(l), &sc)
-		if p.Prompt == "" || !(sc.C > sc.R) || !regexp.MustCompile(`^images/00000[0-5]-[0-3]\.png$`).MatchString(p.Chosen) {
+		if p.Prompt == "" || !(sc.C > sc.R || sc.C == sc.R && sc.OffC < sc.OffR) || !regexp.MustCompile(`^images/00000[0-5]-[0-3]\.png$`).MatchString(p.Chosen) {
 			t.Errorf("prefs.jsonl:%d: %s", i+1, l)
 		}
 		for _, f := range []string{p.Chosen, p.Rejected} {
@@ -148,30 +151,38 @@ func TestImagineCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	traded := 0
-	for _, l := range allLines {
+	dominates := func(dir string, l prefLine) bool {
 		j, err := strconv.Atoi(l.Chosen[len("images/") : len("images/")+6])
 		if err != nil {
 			t.Fatal(err)
 		}
 		it := []eval.JudgeItem{captions[j], captions[j]}
-		it[0].Image, it[1].Image = filepath.Join(all, l.Chosen), filepath.Join(all, l.Rejected)
+		it[0].Image, it[1].Image = filepath.Join(dir, l.Chosen), filepath.Join(dir, l.Rejected)
 		seen, err := eval.JudgeSeen(g, it, 2)
 		if err != nil {
 			t.Fatal(err)
 		}
 		st := it[0].Stated()
-		dom := eval.Dominates(eval.ScoreScene(it[0].Kind, st, seen[0]), eval.ScoreScene(it[0].Kind, st, seen[1]),
+		return eval.Dominates(eval.ScoreScene(it[0].Kind, st, seen[0]), eval.ScoreScene(it[0].Kind, st, seen[1]),
 			eval.CountOff(it[0].Kind, st, seen[0]), eval.CountOff(it[0].Kind, st, seen[1]))
-		if !dom {
-			traded++
-		}
+	}
+	kept := 0
+	for _, l := range allLines {
+		dom := dominates(all, l)
 		if dom != slices.Contains(domLines, l) {
 			t.Errorf("%s over %s: dominates %v, in the default prefs.jsonl %v", l.Chosen, l.Rejected, dom, !dom)
 		}
+		if dom {
+			kept++
+		}
 	}
-	if len(domLines)+traded != len(allLines) {
-		t.Errorf("%d dominant pairs + %d traded, want the %d of --pairs all", len(domLines), traded, len(allLines))
+	for _, l := range domLines {
+		if !slices.Contains(allLines, l) && !dominates(prefs, l) {
+			t.Errorf("%s over %s: in the default prefs.jsonl, does not dominate", l.Chosen, l.Rejected)
+		}
+	}
+	if kept > len(domLines) {
+		t.Errorf("%d dominant pairs of --pairs all, %d in the default prefs.jsonl", kept, len(domLines))
 	}
 	// DPO on preferences of the annotation app's form: each train scene's
 	// image over the next one's for its caption.
