@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/golem-ml/golem/generate/imagine"
 	"github.com/golem-ml/golem/internal/atomicfile"
@@ -31,12 +32,18 @@ type PrefOptions struct {
 	// Score is a sample's score from its marks (Marks.MeanAcc or
 	// Marks.Share); the higher is chosen.
 	Score func(Marks) float64
-	// Dominant keeps only the pairs whose chosen sample Dominates the
-	// rejected one: no attribute, and not the number of objects, worse;
-	// and it pairs samples of the same marks whose numbers of objects
-	// differ, the nearer the caption's chosen.
-	Dominant bool
+	// Pairs is which pairs the annotator makes (PairRules): "all", every
+	// two samples of different scores; "dominant", only where the chosen
+	// sample Dominates the rejected one (no attribute, and not the
+	// number of objects, worse) and is better in its score or nearer the
+	// caption's number of objects; "exact", the dominant pairs whose
+	// chosen sample has as many objects as the caption states (where it
+	// states a number). "" is "all".
+	Pairs string
 }
+
+// PairRules are PrefOptions.Pairs' values.
+var PairRules = []string{"exact", "dominant", "all"}
 
 // imagePrefLine is a line of the preferences file: TRL's DPO fields
 // (vision.ImagePref) and the annotator's scores.
@@ -58,9 +65,7 @@ type imagePrefLine struct {
 // dir/images/JJJJJJ-I.png, scores each by what the annotator judge sees
 // of what the caption states (ScoreScene's marks of what it sees, by
 // p.Score: Marks.MeanAcc or Marks.Share) and writes every pair of
-// different scores (PreferencePairs; with p.Dominant, those whose chosen
-// sample Dominates the rejected one, and the pairs of the same marks
-// where one sample's number of shapes is nearer the caption's) to
+// different scores (PreferencePairs), or those p.Pairs keeps, to
 // dir/prefs.jsonl as {"prompt", "chosen", "rejected"} (paths relative to
 // dir; golem imagine dpo's input) with both scores and CountOffs. The annotator must
 // not be the judge the tuned model is evaluated by: tuning on the
@@ -69,6 +74,9 @@ func ImagePrefs(m *dalle.Model, annotator *resnet.Grid, items []JudgeItem, o ima
 	var st PrefStats
 	if o.Rerank != nil {
 		return st, fmt.Errorf("imagine prefs: no reranking: every sample is compared")
+	}
+	if p.Pairs != "" && !slices.Contains(PairRules, p.Pairs) {
+		return st, fmt.Errorf("imagine prefs: pairs %q, want one of %v", p.Pairs, PairRules)
 	}
 	if err := os.MkdirAll(filepath.Join(dir, "images"), 0o755); err != nil {
 		return st, err
@@ -109,7 +117,7 @@ func ImagePrefs(m *dalle.Model, annotator *resnet.Grid, items []JudgeItem, o ima
 			st.Mean += scores[i]
 			samples++
 		}
-		pairs, traded := annotatorPairs(scores, marks, off, p.Dominant)
+		pairs, traded := annotatorPairs(scores, marks, off, p.Pairs)
 		st.Traded += traded
 		if len(pairs) == 0 {
 			st.Ties++
@@ -129,26 +137,31 @@ func ImagePrefs(m *dalle.Model, annotator *resnet.Grid, items []JudgeItem, o ima
 	return st, atomicfile.WriteFile(filepath.Join(dir, "prefs.jsonl"), out.Bytes())
 }
 
-// annotatorPairs is the annotator's pairs of one caption's samples: every
-// pair of different scores (PreferencePairs), or, with dominant, every
-// pair whose chosen sample Dominates the rejected one (marks, and off:
-// each sample's CountOff) and is better in its score or nearer the
-// stated number of shapes; traded counts the pairs of different scores
-// left out.
-func annotatorPairs(scores []float64, marks []Marks, off []int, dominant bool) (pairs [][2]int, traded int) {
+// annotatorPairs is the annotator's pairs of one caption's samples by
+// rule (PrefOptions.Pairs): every pair of different scores
+// (PreferencePairs), or for "dominant" and "exact" every pair whose
+// chosen sample Dominates the rejected one (marks, and off: each
+// sample's CountOff) and is better in its score or nearer the stated
+// number of objects, for "exact" only those whose chosen sample's
+// CountOff is 0; traded counts the pairs of different scores left out.
+func annotatorPairs(scores []float64, marks []Marks, off []int, rule string) (pairs [][2]int, traded int) {
+	if rule == "" || rule == "all" {
+		return PreferencePairs(scores), 0
+	}
+	keep := func(c, r int) bool {
+		return Dominates(marks[c], marks[r], off[c], off[r]) && (rule != "exact" || off[c] == 0)
+	}
 	for _, p := range PreferencePairs(scores) {
-		if dominant && !Dominates(marks[p[0]], marks[p[1]], off[p[0]], off[p[1]]) {
+		if !keep(p[0], p[1]) {
 			traded++
 			continue
 		}
 		pairs = append(pairs, p)
 	}
-	if dominant {
-		for i := range scores {
-			for j := range scores {
-				if math.Abs(scores[i]-scores[j]) <= 1e-9 && off[i] < off[j] && Dominates(marks[i], marks[j], off[i], off[j]) {
-					pairs = append(pairs, [2]int{i, j})
-				}
+	for i := range scores {
+		for j := range scores {
+			if math.Abs(scores[i]-scores[j]) <= 1e-9 && off[i] < off[j] && keep(i, j) {
+				pairs = append(pairs, [2]int{i, j})
 			}
 		}
 	}

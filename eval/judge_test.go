@@ -157,7 +157,8 @@ func TestAnnotatorScores(t *testing.T) {
 // does not beat one that draws fewer too many, nor one that gets an
 // attribute it misses right (the all-pairs annotator prefers it to
 // both); of two samples with the same marks, the one nearer the stated
-// number of shapes is preferred.
+// number of shapes is preferred. The exact annotator keeps only the
+// dominant pairs whose chosen sample has the count right.
 func TestDominantPairs(t *testing.T) {
 	stated := []shapes.Object{obj(shapes.Red, shapes.Circle, false, 0), obj(shapes.Cyan, shapes.Square, true, 5)}
 	samples := [][]shapes.Object{
@@ -188,11 +189,11 @@ func TestDominantPairs(t *testing.T) {
 	if CountOff(shapes.Relating, stated, shapes.Scene{Objects: samples[1]}) != 0 {
 		t.Error("a relating caption states no count: want 0 off")
 	}
-	all, traded := annotatorPairs(scores, marks, off, false)
+	all, traded := annotatorPairs(scores, marks, off, "all")
 	if traded != 0 || !hasPair(all, 1, 2) || !hasPair(all, 1, 3) || hasPair(all, 4, 1) {
 		t.Errorf("all pairs %v (traded %d): want 1 over 2 and 1 over 3 (mean accuracy 2/3 against 1/3 and 1/2), not 4 over 1 (the same score)", all, traded)
 	}
-	dom, traded := annotatorPairs(scores, marks, off, true)
+	dom, traded := annotatorPairs(scores, marks, off, "dominant")
 	for _, p := range dom {
 		if p[0] == 1 && (p[1] == 2 || p[1] == 3) {
 			t.Errorf("dominant pairs %v: 1 (two extra shapes) over %d", dom, p[1])
@@ -212,6 +213,19 @@ func TestDominantPairs(t *testing.T) {
 	}
 	if len(dom)+traded != len(all)+1 || traded == 0 {
 		t.Errorf("dominant %d pairs + %d traded, want all %d and the one pair nearer the count", len(dom), traded, len(all))
+	}
+	// exact: the dominant pairs whose chosen sample has the count right:
+	// 0 (both right) and 3 (the right number of shapes, the wrong colours)
+	// over the others.
+	exact, _ := annotatorPairs(scores, marks, off, "exact")
+	var want [][2]int
+	for _, p := range dom {
+		if p[0] == 0 || p[0] == 3 {
+			want = append(want, p)
+		}
+	}
+	if !slices.Equal(exact, want) || len(want) < 4 {
+		t.Errorf("exact pairs %v, want %v", exact, want)
 	}
 }
 

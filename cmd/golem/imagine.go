@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/golem-ml/golem/data/synth/shapes"
@@ -45,7 +46,7 @@ func runImaginePrefs(args []string) error {
 	guidance := fs.Float64("guidance", 0, "classifier-free guidance scale (0 = off)")
 	seed := fs.Uint64("seed", defaultSeed, "random seed (caption j's sample i draws with seed + j*N + i)")
 	score := fs.String("score", "mean", "how the annotator scores a sample: mean (each stated attribute's accuracy, averaged: the count weighs as much as the colours) or share (the share of all its marks right: one per object and attribute, one for the count)")
-	pairs := fs.String("pairs", "dominant", "which pairs to make: dominant (a pair only where the chosen sample is no worse on any stated attribute and its number of shapes no further from the stated number, nothing traded away, and better in one of them) or all (every two samples of different scores)")
+	pairs := fs.String("pairs", "dominant", "which pairs to make: dominant (a pair only where the chosen sample is no worse on any stated attribute and its number of shapes no further from the stated number, nothing traded away, and better in one of them), exact (the dominant pairs whose chosen sample has as many shapes as the caption states, where it states a number) or all (every two samples of different scores)")
 	dev := addDeviceFlag(fs)
 	be, err := dev.parse(fs, args)
 	if err != nil {
@@ -64,8 +65,8 @@ func runImaginePrefs(args []string) error {
 	if scorer == nil {
 		return usageError{fmt.Errorf("imagine prefs: --score %q, want mean or share", *score)}
 	}
-	if *pairs != "dominant" && *pairs != "all" {
-		return usageError{fmt.Errorf("imagine prefs: --pairs %q, want dominant or all", *pairs)}
+	if !slices.Contains(eval.PairRules, *pairs) {
+		return usageError{fmt.Errorf("imagine prefs: --pairs %q, want %s", *pairs, strings.Join(eval.PairRules, ", "))}
 	}
 	o := imagine.Options{N: *n, Guidance: *guidance, Sampling: generate.Options{Temperature: *temp, TopK: *topK, TopP: *topP, Seed: *seed}}
 	if err := o.Validate(); err != nil {
@@ -86,12 +87,12 @@ func runImaginePrefs(args []string) error {
 	if *limit > 0 && *limit < len(items) {
 		items = items[:*limit]
 	}
-	st, err := eval.ImagePrefs(m, g, items, o, eval.PrefOptions{Score: scorer, Dominant: *pairs == "dominant"}, *outDir)
+	st, err := eval.ImagePrefs(m, g, items, o, eval.PrefOptions{Score: scorer, Pairs: *pairs}, *outDir)
 	if err != nil {
 		return err
 	}
 	traded := ""
-	if *pairs == "dominant" {
+	if *pairs != "all" {
 		traded = fmt.Sprintf("; %d pairs left out where the better-scored sample was worse on an attribute or in its number of shapes", st.Traded)
 	}
 	fmt.Printf("%d pairs from %d captions (%d samples each; %d captions gave none%s; mean annotator score %.3f, of the chosen %.3f, of the rejected %.3f) written to %s\n",
