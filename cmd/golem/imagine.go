@@ -46,7 +46,7 @@ func runImaginePrefs(args []string) error {
 	guidance := fs.Float64("guidance", 0, "classifier-free guidance scale (0 = off)")
 	seed := fs.Uint64("seed", defaultSeed, "random seed (caption j's sample i draws with seed + j*N + i)")
 	score := fs.String("score", "mean", "how the annotator scores a sample: mean (each stated attribute's accuracy, averaged: the count weighs as much as the colours) or share (the share of all its marks right: one per object and attribute, one for the count)")
-	pairs := fs.String("pairs", "dominant", "which pairs to make: dominant (a pair only where the chosen sample is no worse on any stated attribute and its number of shapes no further from the stated number, nothing traded away, and better in one of them), exact (the dominant pairs whose chosen sample has as many shapes as the caption states, where it states a number) or all (every two samples of different scores)")
+	pairs := fs.String("pairs", "exact", "which pairs to make: exact (the dominant pairs whose chosen sample has as many shapes as the caption states, where it states a number), dominant (a pair only where the chosen sample is no worse on any stated attribute and its number of shapes no further from the stated number, nothing traded away, and better in one of them) or all (every two samples of different scores)")
 	dev := addDeviceFlag(fs)
 	be, err := dev.parse(fs, args)
 	if err != nil {

@@ -131,18 +131,19 @@ func TestImagineCommands(t *testing.T) {
 	if pngs, _ := filepath.Glob(filepath.Join(prefs, "images", "*.png")); len(pngs) != 24 {
 		t.Errorf("imagine prefs wrote %d images, want 6 captions x 4", len(pngs))
 	}
-	// The default pairs are dominant ones: the annotator sees the chosen
-	// sample no worse on any stated attribute and its number of shapes no
-	// further from the caption's; --pairs all keeps these and the pairs
-	// that trade something away (the same draws: the same seeds). (The
-	// 2-step annotator may see all samples alike: TestDominantPairs in
-	// eval checks the choice on made-up scenes.)
+	// The default pairs are exact ones: the annotator sees the chosen
+	// sample no worse on any stated attribute, its number of shapes no
+	// further from the caption's, and that number right; --pairs all
+	// keeps these and the pairs that trade something away (the same
+	// draws: the same seeds). (The 2-step annotator may see all samples
+	// alike: TestDominantPairs in eval checks the rules on made-up
+	// scenes.)
 	all := filepath.Join(dir, "prefs-all")
 	if stdout, stderr, code = runGolem(t, "imagine", "prefs", "--model", model, "--prompts", filepath.Join(world, "train.jsonl"), "--annotator", judge,
 		"--n", "4", "--limit", "6", "--pairs", "all", "--out-dir", all); code != 0 || strings.Contains(lastLine(stdout), "left out") {
 		t.Fatalf("imagine prefs --pairs all: exit %d\n%s%s", code, stdout, stderr)
 	}
-	domLines, allLines := prefLines(t, filepath.Join(prefs, "prefs.jsonl")), prefLines(t, filepath.Join(all, "prefs.jsonl"))
+	exactLines, allLines := prefLines(t, filepath.Join(prefs, "prefs.jsonl")), prefLines(t, filepath.Join(all, "prefs.jsonl"))
 	g, err := resnet.LoadGrid(cpu.New(), judge)
 	if err != nil {
 		t.Fatal(err)
@@ -151,7 +152,7 @@ func TestImagineCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dominates := func(dir string, l prefLine) bool {
+	exact := func(dir string, l prefLine) bool {
 		j, err := strconv.Atoi(l.Chosen[len("images/") : len("images/")+6])
 		if err != nil {
 			t.Fatal(err)
@@ -163,26 +164,18 @@ func TestImagineCommands(t *testing.T) {
 			t.Fatal(err)
 		}
 		st := it[0].Stated()
-		return eval.Dominates(eval.ScoreScene(it[0].Kind, st, seen[0]), eval.ScoreScene(it[0].Kind, st, seen[1]),
-			eval.CountOff(it[0].Kind, st, seen[0]), eval.CountOff(it[0].Kind, st, seen[1]))
+		off := eval.CountOff(it[0].Kind, st, seen[0])
+		return off == 0 && eval.Dominates(eval.ScoreScene(it[0].Kind, st, seen[0]), eval.ScoreScene(it[0].Kind, st, seen[1]), off, eval.CountOff(it[0].Kind, st, seen[1]))
 	}
-	kept := 0
 	for _, l := range allLines {
-		dom := dominates(all, l)
-		if dom != slices.Contains(domLines, l) {
-			t.Errorf("%s over %s: dominates %v, in the default prefs.jsonl %v", l.Chosen, l.Rejected, dom, !dom)
-		}
-		if dom {
-			kept++
+		if e := exact(all, l); e != slices.Contains(exactLines, l) {
+			t.Errorf("%s over %s: exact %v, in the default prefs.jsonl %v", l.Chosen, l.Rejected, e, !e)
 		}
 	}
-	for _, l := range domLines {
-		if !slices.Contains(allLines, l) && !dominates(prefs, l) {
-			t.Errorf("%s over %s: in the default prefs.jsonl, does not dominate", l.Chosen, l.Rejected)
+	for _, l := range exactLines {
+		if !exact(prefs, l) {
+			t.Errorf("%s over %s: in the default prefs.jsonl, not an exact pair", l.Chosen, l.Rejected)
 		}
-	}
-	if kept > len(domLines) {
-		t.Errorf("%d dominant pairs of --pairs all, %d in the default prefs.jsonl", kept, len(domLines))
 	}
 	// DPO on preferences of the annotation app's form: each train scene's
 	// image over the next one's for its caption.
