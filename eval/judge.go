@@ -328,6 +328,20 @@ func Judge(g *resnet.Grid, items []JudgeItem, batch int) (JudgeResult, error) {
 // caption states against what g sees in its image, batch images at a
 // time (default 64).
 func JudgeEach(g *resnet.Grid, items []JudgeItem, batch int) ([]Marks, error) {
+	seen, err := JudgeSeen(g, items, batch)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Marks, len(items))
+	for j, it := range items {
+		out[j] = ScoreScene(it.Kind, it.Stated(), seen[j])
+	}
+	return out, nil
+}
+
+// JudgeSeen is the scene g sees in each item's image (fit to its input
+// as training did), batch images at a time (default 64).
+func JudgeSeen(g *resnet.Grid, items []JudgeItem, batch int) ([]shapes.Scene, error) {
 	if batch < 1 {
 		batch = 64
 	}
@@ -336,7 +350,7 @@ func JudgeEach(g *resnet.Grid, items []JudgeItem, batch int) ([]Marks, error) {
 	}
 	c := g.Config
 	cells := g.Cells()
-	out := make([]Marks, 0, len(items))
+	out := make([]shapes.Scene, 0, len(items))
 	for i := 0; i < len(items); i += batch {
 		part := items[i:min(i+batch, len(items))]
 		px := make([]float32, 0, len(part)*c.Backbone.Channels*c.ImageSize*c.ImageSize)
@@ -354,12 +368,12 @@ func JudgeEach(g *resnet.Grid, items []JudgeItem, batch int) ([]Marks, error) {
 		s := tensor.NewScope()
 		pred := g.Predict(s.FromHost(g.Backend(), px, len(part), c.Backbone.Channels, c.ImageSize, c.ImageSize))
 		s.Close()
-		for j, it := range part {
+		for j := range part {
 			seen, err := shapes.FromCellLabels(pred[j*cells : (j+1)*cells])
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, ScoreScene(it.Kind, it.Stated(), seen))
+			out = append(out, seen)
 		}
 	}
 	return out, nil
@@ -412,6 +426,40 @@ func PreferencePairs(scores []float64) [][2]int {
 		return scores[out[x][0]]-scores[out[x][1]] > scores[out[y][0]]-scores[out[y][1]]
 	})
 	return out
+}
+
+// CountOff is how far the number of objects seen is from the number a
+// caption of kind states: |len(seen) - len(stated)|, or 0 for a relating
+// caption, which states no count (other objects may be there).
+func CountOff(kind shapes.CaptionKind, stated []shapes.Object, seen shapes.Scene) int {
+	if kind == shapes.Relating {
+		return 0
+	}
+	d := len(seen.Objects) - len(stated)
+	if d < 0 {
+		return -d
+	}
+	return d
+}
+
+// Dominates says whether an annotator who judges each stated attribute
+// apart would prefer sample a to sample b without trading anything
+// away: a's accuracy is at least b's on every attribute either marks,
+// and its number of objects is at least as near the stated number
+// (CountOff: offA against offB). The count mark alone says only right or
+// wrong, so without the distance a sample that draws extra shapes, which
+// raises its chance of a right colour, shape or position, would win
+// every pair where both miss the count.
+func Dominates(a, b Marks, offA, offB int) bool {
+	if offA > offB {
+		return false
+	}
+	for attr, v := range a {
+		if v[1] > 0 && b[attr][1] > 0 && a.Acc(attr) < b.Acc(attr) {
+			return false
+		}
+	}
+	return true
 }
 
 // checkShapesJudge says whether a Grid reads the shapes world: a 3x3 grid

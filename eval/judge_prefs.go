@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"image/png"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/golem-ml/golem/generate/imagine"
 	"github.com/golem-ml/golem/internal/atomicfile"
@@ -15,12 +17,33 @@ import (
 )
 
 // PrefStats sums up ImagePrefs' run: the pairs written, the captions
-// whose samples all scored the same (no pair), and the annotator's mean
-// score of every sample, of the chosen and of the rejected ones.
+// that gave none (their samples all scored the same, or, with
+// PrefOptions.Dominant, no sample dominated another), the pairs of
+// different scores left out because the better-scored sample did not
+// dominate the other (Traded), and the annotator's mean score of every
+// sample, of the chosen and of the rejected ones.
 type PrefStats struct {
-	Pairs, Ties            int
+	Pairs, Ties, Traded    int
 	Mean, Chosen, Rejected float64
 }
+
+// PrefOptions says how the simulated annotator scores and pairs samples.
+type PrefOptions struct {
+	// Score is a sample's score from its marks (Marks.MeanAcc or
+	// Marks.Share); the higher is chosen.
+	Score func(Marks) float64
+	// Pairs is which pairs the annotator makes (PairRules): "all", every
+	// two samples of different scores; "dominant", only where the chosen
+	// sample Dominates the rejected one (no attribute, and not the
+	// number of objects, worse) and is better in its score or nearer the
+	// caption's number of objects; "exact", the dominant pairs whose
+	// chosen sample has as many objects as the caption states (where it
+	// states a number). "" is "all".
+	Pairs string
+}
+
+// PairRules are PrefOptions.Pairs' values.
+var PairRules = []string{"exact", "dominant", "all"}
 
 // imagePrefLine is a line of the preferences file: TRL's DPO fields
 // (vision.ImagePref) and the annotator's scores.
@@ -30,23 +53,30 @@ type imagePrefLine struct {
 	Rejected      string  `json:"rejected"`
 	ChosenScore   float64 `json:"chosen_score"`
 	RejectedScore float64 `json:"rejected_score"`
+	// How far each sample's number of shapes is from the caption's
+	// (CountOff).
+	ChosenOff   int `json:"chosen_count_off"`
+	RejectedOff int `json:"rejected_count_off"`
 }
 
 // ImagePrefs simulates an annotator comparing images drawn for the same
 // caption: for each item's caption it draws o.N samples from m (caption
 // j's sample i with seed o.Sampling.Seed + j*N + i), writes them to
 // dir/images/JJJJJJ-I.png, scores each by what the annotator judge sees
-// of what the caption states (JudgeEach's marks, by score: Marks.MeanAcc
-// or Marks.Share) and
-// writes every pair of different scores (PreferencePairs) to
+// of what the caption states (ScoreScene's marks of what it sees, by
+// p.Score: Marks.MeanAcc or Marks.Share) and writes every pair of
+// different scores (PreferencePairs), or those p.Pairs keeps, to
 // dir/prefs.jsonl as {"prompt", "chosen", "rejected"} (paths relative to
-// dir; golem imagine dpo's input) with both scores. The annotator must
+// dir; golem imagine dpo's input) with both scores and CountOffs. The annotator must
 // not be the judge the tuned model is evaluated by: tuning on the
 // metric's own judge would make the metric measure the tuning.
-func ImagePrefs(m *dalle.Model, annotator *resnet.Grid, items []JudgeItem, o imagine.Options, score func(Marks) float64, dir string) (PrefStats, error) {
+func ImagePrefs(m *dalle.Model, annotator *resnet.Grid, items []JudgeItem, o imagine.Options, p PrefOptions, dir string) (PrefStats, error) {
 	var st PrefStats
 	if o.Rerank != nil {
 		return st, fmt.Errorf("imagine prefs: no reranking: every sample is compared")
+	}
+	if p.Pairs != "" && !slices.Contains(PairRules, p.Pairs) {
+		return st, fmt.Errorf("imagine prefs: pairs %q, want one of %v", p.Pairs, PairRules)
 	}
 	if err := os.MkdirAll(filepath.Join(dir, "images"), 0o755); err != nil {
 		return st, err
@@ -74,25 +104,30 @@ func ImagePrefs(m *dalle.Model, annotator *resnet.Grid, items []JudgeItem, o ima
 			drawn[i] = it
 			drawn[i].Image = filepath.Join(dir, names[i])
 		}
-		marks, err := JudgeEach(annotator, drawn, len(drawn))
+		seen, err := JudgeSeen(annotator, drawn, len(drawn))
 		if err != nil {
 			return st, err
 		}
-		scores := make([]float64, len(marks))
-		for i, mk := range marks {
-			scores[i] = score(mk)
+		marks, off := make([]Marks, len(seen)), make([]int, len(seen))
+		scores := make([]float64, len(seen))
+		for i := range seen {
+			marks[i] = ScoreScene(it.Kind, it.Stated(), seen[i])
+			off[i] = CountOff(it.Kind, it.Stated(), seen[i])
+			scores[i] = p.Score(marks[i])
 			st.Mean += scores[i]
 			samples++
 		}
-		pairs := PreferencePairs(scores)
+		pairs, traded := annotatorPairs(scores, marks, off, p.Pairs)
+		st.Traded += traded
 		if len(pairs) == 0 {
 			st.Ties++
 		}
-		for _, p := range pairs {
-			l, _ := json.Marshal(imagePrefLine{Prompt: it.Caption, Chosen: names[p[0]], Rejected: names[p[1]], ChosenScore: scores[p[0]], RejectedScore: scores[p[1]]})
+		for _, pr := range pairs {
+			c, r := pr[0], pr[1]
+			l, _ := json.Marshal(imagePrefLine{Prompt: it.Caption, Chosen: names[c], Rejected: names[r], ChosenScore: scores[c], RejectedScore: scores[r], ChosenOff: off[c], RejectedOff: off[r]})
 			out.Write(append(l, '\n'))
-			st.Chosen += scores[p[0]]
-			st.Rejected += scores[p[1]]
+			st.Chosen += scores[c]
+			st.Rejected += scores[r]
 			st.Pairs++
 		}
 	}
@@ -100,4 +135,35 @@ func ImagePrefs(m *dalle.Model, annotator *resnet.Grid, items []JudgeItem, o ima
 	st.Chosen /= float64(max(st.Pairs, 1))
 	st.Rejected /= float64(max(st.Pairs, 1))
 	return st, atomicfile.WriteFile(filepath.Join(dir, "prefs.jsonl"), out.Bytes())
+}
+
+// annotatorPairs is the annotator's pairs of one caption's samples by
+// rule (PrefOptions.Pairs): every pair of different scores
+// (PreferencePairs), or for "dominant" and "exact" every pair whose
+// chosen sample Dominates the rejected one (marks, and off: each
+// sample's CountOff) and is better in its score or nearer the stated
+// number of objects, for "exact" only those whose chosen sample's
+// CountOff is 0; traded counts the pairs of different scores left out.
+func annotatorPairs(scores []float64, marks []Marks, off []int, rule string) (pairs [][2]int, traded int) {
+	if rule == "" || rule == "all" {
+		return PreferencePairs(scores), 0
+	}
+	keep := func(c, r int) bool {
+		return Dominates(marks[c], marks[r], off[c], off[r]) && (rule != "exact" || off[c] == 0)
+	}
+	for _, p := range PreferencePairs(scores) {
+		if !keep(p[0], p[1]) {
+			traded++
+			continue
+		}
+		pairs = append(pairs, p)
+	}
+	for i := range scores {
+		for j := range scores {
+			if math.Abs(scores[i]-scores[j]) <= 1e-9 && off[i] < off[j] && keep(i, j) {
+				pairs = append(pairs, [2]int{i, j})
+			}
+		}
+	}
+	return pairs, traded
 }

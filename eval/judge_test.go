@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -149,4 +150,90 @@ func TestAnnotatorScores(t *testing.T) {
 	if p := PreferencePairs([]float64{0.3, 0.3}); len(p) != 0 {
 		t.Errorf("a tie gave pairs %v", p)
 	}
+}
+
+// An annotator that keeps only dominant pairs trades nothing away: a
+// sample that gets more colours and shapes right by drawing extra shapes
+// does not beat one that draws fewer too many, nor one that gets an
+// attribute it misses right (the all-pairs annotator prefers it to
+// both); of two samples with the same marks, the one nearer the stated
+// number of shapes is preferred. The exact annotator keeps only the
+// dominant pairs whose chosen sample has the count right.
+func TestDominantPairs(t *testing.T) {
+	stated := []shapes.Object{obj(shapes.Red, shapes.Circle, false, 0), obj(shapes.Cyan, shapes.Square, true, 5)}
+	samples := [][]shapes.Object{
+		// 0: both right, nothing else: the best.
+		stated,
+		// 1: both right, and two more shapes: count off by 2.
+		{stated[0], stated[1], obj(shapes.White, shapes.Triangle, false, 4), obj(shapes.Green, shapes.Diamond, false, 7)},
+		// 2: the red circle alone: count off by 1, half the colours and shapes.
+		{stated[0]},
+		// 3: two shapes, both the wrong colour, one the wrong shape: count
+		// right, no colour, half the shapes.
+		{obj(shapes.Blue, shapes.Circle, false, 0), obj(shapes.Green, shapes.Diamond, true, 5)},
+		// 4: both right and one more shape: 1's marks, count off by 1.
+		{stated[0], stated[1], obj(shapes.White, shapes.Triangle, false, 4)},
+	}
+	var marks []Marks
+	var off []int
+	var scores []float64
+	for _, s := range samples {
+		seen := shapes.Scene{Objects: s}
+		marks = append(marks, ScoreScene(shapes.Counting, stated, seen))
+		off = append(off, CountOff(shapes.Counting, stated, seen))
+		scores = append(scores, marks[len(marks)-1].MeanAcc())
+	}
+	if want := []int{0, 2, 1, 0, 1}; !slices.Equal(off, want) {
+		t.Errorf("count off %v, want %v", off, want)
+	}
+	if CountOff(shapes.Relating, stated, shapes.Scene{Objects: samples[1]}) != 0 {
+		t.Error("a relating caption states no count: want 0 off")
+	}
+	all, traded := annotatorPairs(scores, marks, off, "all")
+	if traded != 0 || !hasPair(all, 1, 2) || !hasPair(all, 1, 3) || hasPair(all, 4, 1) {
+		t.Errorf("all pairs %v (traded %d): want 1 over 2 and 1 over 3 (mean accuracy 2/3 against 1/3 and 1/2), not 4 over 1 (the same score)", all, traded)
+	}
+	dom, traded := annotatorPairs(scores, marks, off, "dominant")
+	for _, p := range dom {
+		if p[0] == 1 && (p[1] == 2 || p[1] == 3) {
+			t.Errorf("dominant pairs %v: 1 (two extra shapes) over %d", dom, p[1])
+		}
+		if p[0] == 2 && p[1] == 3 || p[0] == 3 && p[1] == 2 {
+			t.Errorf("dominant pairs %v: 2 and 3 each miss what the other gets", dom)
+		}
+	}
+	for _, r := range []int{1, 2, 3, 4} {
+		if !hasPair(dom, 0, r) {
+			t.Errorf("dominant pairs %v lack 0 over %d: it is better on every attribute", dom, r)
+		}
+	}
+	// The same marks, one shape too many against two: nearer the count.
+	if !hasPair(dom, 4, 1) || hasPair(dom, 1, 4) {
+		t.Errorf("dominant pairs %v: want 4 over 1 (the same marks, one extra shape against two)", dom)
+	}
+	if len(dom)+traded != len(all)+1 || traded == 0 {
+		t.Errorf("dominant %d pairs + %d traded, want all %d and the one pair nearer the count", len(dom), traded, len(all))
+	}
+	// exact: the dominant pairs whose chosen sample has the count right:
+	// 0 (both right) and 3 (the right number of shapes, the wrong colours)
+	// over the others.
+	exact, _ := annotatorPairs(scores, marks, off, "exact")
+	var want [][2]int
+	for _, p := range dom {
+		if p[0] == 0 || p[0] == 3 {
+			want = append(want, p)
+		}
+	}
+	if !slices.Equal(exact, want) || len(want) < 4 {
+		t.Errorf("exact pairs %v, want %v", exact, want)
+	}
+}
+
+func hasPair(ps [][2]int, a, b int) bool {
+	for _, p := range ps {
+		if p == [2]int{a, b} {
+			return true
+		}
+	}
+	return false
 }

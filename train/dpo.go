@@ -76,17 +76,8 @@ func DPO(ctx context.Context, o DPOOptions) (Result, error) {
 	if o.Log == nil {
 		o.Log = os.Stderr
 	}
-	if o.Beta == 0 {
-		o.Beta = 0.1
-	}
-	if o.LossType == "" {
-		o.LossType = "sigmoid"
-	}
-	if o.LossType != "sigmoid" && o.LossType != "ipo" {
-		return Result{}, fmt.Errorf("dpo: loss type %q: want sigmoid or ipo", o.LossType)
-	}
-	if o.Batch <= 0 {
-		o.Batch = 8
+	if err := dpoSettings("dpo", &o.Beta, &o.LossType, o.RPOAlpha, &o.Batch); err != nil {
+		return Result{}, err
 	}
 	cfg := o.Loop
 	if cfg.Out == "" {
@@ -145,6 +136,33 @@ func DPO(ctx context.Context, o DPOOptions) (Result, error) {
 	}
 	_, err = t.lm.mergeAfter(o.Merge, res, o.Log)
 	return res, err
+}
+
+// dpoSettings fills in the defaults of the options every preference
+// stage shares (text DPO, image DPO): beta 0.1, the sigmoid loss, 8 pairs
+// a micro-batch, and checks them: a beta or batch below 0, a negative RPO
+// alpha or another loss type is an error naming the stage.
+func dpoSettings(stage string, beta *float64, lossType *string, rpoAlpha float64, batch *int) error {
+	if *beta == 0 {
+		*beta = 0.1
+	}
+	if *lossType == "" {
+		*lossType = "sigmoid"
+	}
+	if *batch == 0 {
+		*batch = 8
+	}
+	switch {
+	case *lossType != "sigmoid" && *lossType != "ipo":
+		return fmt.Errorf("%s: loss type %q: want sigmoid or ipo", stage, *lossType)
+	case !(*beta > 0):
+		return fmt.Errorf("%s: beta %g, want above 0", stage, *beta)
+	case !(rpoAlpha >= 0):
+		return fmt.Errorf("%s: RPO alpha %g, want 0 (off) or above", stage, rpoAlpha)
+	case *batch < 1:
+		return fmt.Errorf("%s: batch %d, want 1 or more", stage, *batch)
+	}
+	return nil
 }
 
 // pairs renders the examples' pairs and scores them with the reference.

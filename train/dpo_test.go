@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"math"
+	"path/filepath"
 	"testing"
 
 	"github.com/golem-ml/golem/backend/cpu"
@@ -69,5 +70,34 @@ func TestDPOLlamaFactory(t *testing.T) {
 	}
 	if math.IsNaN(res.Loss) || res.Step != 3 {
 		t.Errorf("result %+v", res)
+	}
+}
+
+// Text and image DPO share their settings' defaults and checks
+// (dpoSettings): a negative batch or beta, a negative RPO alpha or an
+// unknown loss is an error in both, before any model is read; zero
+// values take the defaults.
+func TestDPOSettings(t *testing.T) {
+	beta, loss, batch := 0.0, "", 0
+	if err := dpoSettings("dpo", &beta, &loss, 0, &batch); err != nil || beta != 0.1 || loss != "sigmoid" || batch != 8 {
+		t.Errorf("defaults: beta %v, loss %q, batch %d, error %v; want 0.1, sigmoid, 8, none", beta, loss, batch, err)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	for _, c := range []struct {
+		beta, rpo float64
+		loss      string
+		batch     int
+		want      string
+	}{
+		{beta: -0.1, want: "beta -0.1, want above 0"},
+		{beta: math.NaN(), want: "beta NaN, want above 0"},
+		{batch: -2, want: "batch -2, want 1 or more"},
+		{rpo: -1, want: "RPO alpha -1, want 0 (off) or above"},
+		{loss: "hinge", want: `loss type "hinge": want sigmoid or ipo`},
+	} {
+		_, err := DPO(context.Background(), DPOOptions{Backend: cpu.New(), Policy: "nowhere", Beta: c.beta, RPOAlpha: c.rpo, LossType: c.loss, Batch: c.batch, Log: io.Discard, Loop: Config{Out: out}})
+		wantErr(t, err, "dpo: "+c.want)
+		_, err = ImagineDPO(context.Background(), ImagineDPOOptions{Backend: cpu.New(), Model: "nowhere", Data: "nowhere.jsonl", Beta: c.beta, RPOAlpha: c.rpo, LossType: c.loss, Batch: c.batch, Log: io.Discard, Loop: Config{Out: out}})
+		wantErr(t, err, "imagine dpo: "+c.want)
 	}
 }

@@ -65,25 +65,13 @@ func ImagineDPO(ctx context.Context, o ImagineDPOOptions) (Result, error) {
 	if o.Log == nil {
 		o.Log = os.Stderr
 	}
-	if o.Beta == 0 {
-		o.Beta = 0.1
-	}
-	if o.LossType == "" {
-		o.LossType = "sigmoid"
-	}
-	if o.Batch == 0 {
-		o.Batch = 8
+	if err := dpoSettings("imagine dpo", &o.Beta, &o.LossType, o.RPOAlpha, &o.Batch); err != nil {
+		return Result{}, err
 	}
 	cfg := o.Loop
 	switch {
 	case cfg.Out == "":
 		return Result{}, errors.New("imagine dpo: an output folder is needed (--out)")
-	case o.LossType != "sigmoid" && o.LossType != "ipo":
-		return Result{}, fmt.Errorf("imagine dpo: loss type %q: want sigmoid or ipo", o.LossType)
-	case o.Beta < 0:
-		return Result{}, fmt.Errorf("imagine dpo: beta %g, want above 0", o.Beta)
-	case o.Batch < 1:
-		return Result{}, fmt.Errorf("imagine dpo: batch %d, want 1 or more", o.Batch)
 	case o.Model == "":
 		return Result{}, errors.New("imagine dpo: the text-to-image model to tune is needed (--model)")
 	}

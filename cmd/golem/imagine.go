@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/golem-ml/golem/data/synth/shapes"
@@ -80,6 +81,7 @@ func runImaginePrefs(args []string) error {
 	annotator := fs.String("annotator", "", "the simulated annotator: a shapes-world judge (golem vision judge train's --out) trained apart from the one the results are scored by (required)")
 	outDir := fs.String("out-dir", "", `folder to write: images/NNNNNN-I.png (every sample) and prefs.jsonl, {"prompt", "chosen", "rejected"} a pair (what golem imagine dpo reads; required)`)
 	score := fs.String("score", "mean", "how the annotator scores a sample: mean (each stated attribute's accuracy, averaged: the count weighs as much as the colours) or share (the share of all its marks right: one per object and attribute, one for the count)")
+	pairs := fs.String("pairs", "exact", "which pairs to make: exact (the dominant pairs whose chosen sample has as many shapes as the caption states, where it states a number), dominant (a pair only where the chosen sample is no worse on any stated attribute and its number of shapes no further from the stated number, nothing traded away, and better in one of them) or all (every two samples of different scores)")
 	dev := addDeviceFlag(fs)
 	be, err := dev.parse(fs, args)
 	if err != nil {
@@ -96,6 +98,9 @@ func runImaginePrefs(args []string) error {
 	if scorer == nil {
 		return usageError{fmt.Errorf("imagine prefs: --score %q, want mean or share", *score)}
 	}
+	if !slices.Contains(eval.PairRules, *pairs) {
+		return usageError{fmt.Errorf("imagine prefs: --pairs %q, want %s", *pairs, strings.Join(eval.PairRules, ", "))}
+	}
 	m, err := dalle.Load(be, *sf.model)
 	if err != nil {
 		return err
@@ -111,12 +116,16 @@ func runImaginePrefs(args []string) error {
 	if *sf.limit > 0 && *sf.limit < len(items) {
 		items = items[:*sf.limit]
 	}
-	st, err := eval.ImagePrefs(m, g, items, o, scorer, *outDir)
+	st, err := eval.ImagePrefs(m, g, items, o, eval.PrefOptions{Score: scorer, Pairs: *pairs}, *outDir)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("%d pairs from %d captions (%d samples each; %d captions whose samples all scored the same gave none; mean annotator score %.3f, of the chosen %.3f, of the rejected %.3f) written to %s\n",
-		st.Pairs, len(items), o.N, st.Ties, st.Mean, st.Chosen, st.Rejected, filepath.Join(*outDir, "prefs.jsonl"))
+	traded := ""
+	if *pairs != "all" {
+		traded = fmt.Sprintf("; %d pairs left out where the better-scored sample was worse on an attribute or in its number of shapes", st.Traded)
+	}
+	fmt.Printf("%d pairs from %d captions (%d samples each; %d captions gave none%s; mean annotator score %.3f, of the chosen %.3f, of the rejected %.3f) written to %s\n",
+		st.Pairs, len(items), o.N, st.Ties, traded, st.Mean, st.Chosen, st.Rejected, filepath.Join(*outDir, "prefs.jsonl"))
 	return nil
 }
 

@@ -6,13 +6,17 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/golem-ml/golem/backend/cpu"
 	"github.com/golem-ml/golem/data/synth/shapes"
 	"github.com/golem-ml/golem/data/vision"
+	"github.com/golem-ml/golem/eval"
 	"github.com/golem-ml/golem/internal/shared"
+	"github.com/golem-ml/golem/model/resnet"
 )
 
 // TestImagineCommands trains a VQ-VAE and a text-to-image model a few
@@ -90,11 +94,12 @@ func TestImagineCommands(t *testing.T) {
 		t.Error("imagine --prompts without --rerank wrote first.jsonl")
 	}
 	// Simulated preferences, the 2-step judge as the annotator: every pair
-	// prefers the higher score, its images are there.
+	// prefers the higher score or, of the same score, the number of shapes
+	// nearer the caption's; its images are there.
 	prefs := filepath.Join(dir, "prefs")
 	stdout, stderr, code = runGolem(t, "imagine", "prefs", "--model", model, "--prompts", filepath.Join(world, "train.jsonl"), "--annotator", judge,
 		"--n", "4", "--limit", "6", "--out-dir", prefs)
-	if code != 0 || !regexp.MustCompile(`^\d+ pairs from 6 captions \(4 samples each; \d captions whose samples all scored the same`).MatchString(lastLine(stdout)) {
+	if code != 0 || !regexp.MustCompile(`^\d+ pairs from 6 captions \(4 samples each; \d captions gave none; \d+ pairs left out where`).MatchString(lastLine(stdout)) {
 		t.Fatalf("imagine prefs: exit %d\n%s%s", code, stdout, stderr)
 	}
 	b, err := os.ReadFile(filepath.Join(prefs, "prefs.jsonl"))
@@ -107,12 +112,14 @@ func TestImagineCommands(t *testing.T) {
 		}
 		var p struct{ Prompt, Chosen, Rejected string }
 		var sc struct {
-			C float64 `json:"chosen_score"`
-			R float64 `json:"rejected_score"`
+			C    float64 `json:"chosen_score"`
+			R    float64 `json:"rejected_score"`
+			OffC int     `json:"chosen_count_off"`
+			OffR int     `json:"rejected_count_off"`
 		}
 		json.Unmarshal([]byte(l), &p)
 		json.Unmarshal([]byte(l), &sc)
-		if p.Prompt == "" || !(sc.C > sc.R) || !regexp.MustCompile(`^images/00000[0-5]-[0-3]\.png$`).MatchString(p.Chosen) {
+		if p.Prompt == "" || !(sc.C > sc.R || sc.C == sc.R && sc.OffC < sc.OffR) || !regexp.MustCompile(`^images/00000[0-5]-[0-3]\.png$`).MatchString(p.Chosen) {
 			t.Errorf("prefs.jsonl:%d: %s", i+1, l)
 		}
 		for _, f := range []string{p.Chosen, p.Rejected} {
@@ -123,6 +130,52 @@ func TestImagineCommands(t *testing.T) {
 	}
 	if pngs, _ := filepath.Glob(filepath.Join(prefs, "images", "*.png")); len(pngs) != 24 {
 		t.Errorf("imagine prefs wrote %d images, want 6 captions x 4", len(pngs))
+	}
+	// The default pairs are exact ones: the annotator sees the chosen
+	// sample no worse on any stated attribute, its number of shapes no
+	// further from the caption's, and that number right; --pairs all
+	// keeps these and the pairs that trade something away (the same
+	// draws: the same seeds). (The 2-step annotator may see all samples
+	// alike: TestDominantPairs in eval checks the rules on made-up
+	// scenes.)
+	all := filepath.Join(dir, "prefs-all")
+	if stdout, stderr, code = runGolem(t, "imagine", "prefs", "--model", model, "--prompts", filepath.Join(world, "train.jsonl"), "--annotator", judge,
+		"--n", "4", "--limit", "6", "--pairs", "all", "--out-dir", all); code != 0 || strings.Contains(lastLine(stdout), "left out") {
+		t.Fatalf("imagine prefs --pairs all: exit %d\n%s%s", code, stdout, stderr)
+	}
+	exactLines, allLines := prefLines(t, filepath.Join(prefs, "prefs.jsonl")), prefLines(t, filepath.Join(all, "prefs.jsonl"))
+	g, err := resnet.LoadGrid(cpu.New(), judge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	captions, err := eval.ReadJudgeItems(filepath.Join(world, "train.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	exact := func(dir string, l prefLine) bool {
+		j, err := strconv.Atoi(l.Chosen[len("images/") : len("images/")+6])
+		if err != nil {
+			t.Fatal(err)
+		}
+		it := []eval.JudgeItem{captions[j], captions[j]}
+		it[0].Image, it[1].Image = filepath.Join(dir, l.Chosen), filepath.Join(dir, l.Rejected)
+		seen, err := eval.JudgeSeen(g, it, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := it[0].Stated()
+		off := eval.CountOff(it[0].Kind, st, seen[0])
+		return off == 0 && eval.Dominates(eval.ScoreScene(it[0].Kind, st, seen[0]), eval.ScoreScene(it[0].Kind, st, seen[1]), off, eval.CountOff(it[0].Kind, st, seen[1]))
+	}
+	for _, l := range allLines {
+		if e := exact(all, l); e != slices.Contains(exactLines, l) {
+			t.Errorf("%s over %s: exact %v, in the default prefs.jsonl %v", l.Chosen, l.Rejected, e, !e)
+		}
+	}
+	for _, l := range exactLines {
+		if !exact(prefs, l) {
+			t.Errorf("%s over %s: in the default prefs.jsonl, not an exact pair", l.Chosen, l.Rejected)
+		}
 	}
 	// DPO on preferences of the annotation app's form: each train scene's
 	// image over the next one's for its caption.
@@ -164,6 +217,7 @@ func TestImagineCommands(t *testing.T) {
 		{[]string{"imagine", "prefs", "--model", model, "--prompts", filepath.Join(world, "train.jsonl"), "--annotator", judge, "--n", "1", "--out-dir", prefs}, 2, "--n 1, want 2 to 64"},
 		{[]string{"imagine", "prefs", "--model", model, "--prompts", filepath.Join(world, "train.jsonl"), "--annotator", model, "--out-dir", prefs}, 1, "--annotator"},
 		{[]string{"imagine", "prefs", "--model", model, "--prompts", filepath.Join(world, "train.jsonl"), "--annotator", judge, "--score", "max", "--out-dir", prefs}, 2, `--score "max", want mean or share`},
+		{[]string{"imagine", "prefs", "--model", model, "--prompts", filepath.Join(world, "train.jsonl"), "--annotator", judge, "--pairs", "some", "--out-dir", prefs}, 2, `--pairs "some", want exact, dominant, all`},
 		{[]string{"imagine", "dpo", "--model", model, "--data", filepath.Join(dir, "badprefs.jsonl"), "--out", filepath.Join(dir, "x")}, 1, `badprefs.jsonl:1: no "rejected"`},
 		{[]string{"imagine", "dpo", "--model", model, "--data", trainPrefs, "--heldout-frac", "0", "--out", filepath.Join(dir, "x")}, 2, "--heldout-frac 0"},
 	} {
@@ -275,4 +329,25 @@ func checkImagineBatch(t *testing.T, world, judge, file string, want int) {
 		t.Fatalf("eval judge --data %s: exit %d\n%s%s", file, code, stdout, stderr)
 	}
 	judgeLast(t, stdout)
+}
+
+type prefLine struct{ Prompt, Chosen, Rejected string }
+
+func prefLines(t *testing.T, path string) []prefLine {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []prefLine
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var p prefLine
+		if l != "" {
+			if err := json.Unmarshal([]byte(l), &p); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, p)
+		}
+	}
+	return out
 }
