@@ -16,13 +16,21 @@ import (
 // are VPDPBUSD (unsigned x signed bytes); its unsigned operand is the
 // weights' codes shifted to 0..255 (Q8_0's q+128, Q4_0's nibble as it is),
 // and the shift is taken back with the activations' block sums.
+//
+// Weights and activations are laid out in chunks of two blocks (64
+// values), the two blocks' values interleaved 4 by 4 (chunkPos), so that
+// the 16 int32 lanes of one VPDPBUSD alternate between the blocks: one
+// 64-bit broadcast of the two blocks' scales (adjacent in D) then scales
+// every lane, where lanes 0-7 and 8-15 took two broadcasts and a merge.
+// Q4_0's 32 bytes a chunk unpack by one shift and one mask: low nibbles
+// are values 0-31 of the chunk, high nibbles 32-63.
 
 // QuantBuf is a quantized weight matrix: Rows x Cols values in blocks of
-// 32 along each row. The codes are kept as the kernels read them: Q8_0's
-// q+128 (one byte each), Q4_0's ggml bytes as they are (value j of a block
-// in byte j's low nibble, value j+16 in its high one). Both slices have
-// room past the last row, which the kernels read (and multiply by zero)
-// when a row has an odd number of blocks.
+// 32 along each row. The codes are kept as the kernels read them, in
+// chunks of two blocks (see chunkPos): Q8_0's q+128 (one byte each),
+// Q4_0's ggml bytes (value j of a block in a byte's low nibble, value j+16
+// in its high one) reordered. A row with an odd number of blocks is padded
+// to whole chunks with a block of zeros (scale 0).
 type QuantBuf struct {
 	T          backend.QuantType
 	Rows, Cols int
@@ -34,12 +42,26 @@ type QuantBuf struct {
 // Len reports the number of values.
 func (b *QuantBuf) Len() int { return b.Rows * b.Cols }
 
+// chunks is the number of chunks (two blocks) a row.
+func (b *QuantBuf) chunks() int { return (b.Cols/backend.QuantBlock + 1) / 2 }
+
 // rowBytes is the size of one row's codes.
 func (b *QuantBuf) rowBytes() int {
 	if b.T == backend.Q4_0 {
-		return b.Cols / 2
+		return b.chunks() * 32
 	}
-	return b.Cols
+	return b.chunks() * 64
+}
+
+// chunkPos returns where value v (0-31) of a chunk's block bk (0 or 1)
+// sits among the chunk's 64 positions: 4 values of block 0, 4 of block 1,
+// and so on, values 0-15 of both blocks in positions 0-31 and 16-31 in
+// 32-63. VPDPBUSD's lane l sums positions 4l..4l+3, of block l%2. Q4_0's
+// byte t of a chunk holds positions t (low nibble) and 32+t (high): values
+// i and i+16 of one block, as ggml's byte i does.
+func chunkPos(bk, v int) int {
+	i := v % 16
+	return v/16*32 + i/4*8 + bk*4 + i%4
 }
 
 // UploadQuant returns a quantized buffer of rows x cols values from
@@ -69,23 +91,38 @@ func (c *CPU) UploadQuant(t backend.QuantType, rows, cols int, blocks []byte) (b
 		}
 		return &QuantBuf{T: t, Rows: rows, Cols: cols, H: h}, nil
 	}
-	q := &QuantBuf{T: t, Rows: rows, Cols: cols, D: make([]float32, nb+1)}
-	code := bb - 2
-	q.Q = make([]byte, nb*code+code)
+	q := &QuantBuf{T: t, Rows: rows, Cols: cols}
+	nbr := cols / backend.QuantBlock // blocks a row
+	nch := q.chunks()
+	q.D = make([]float32, rows*nch*2)
+	q.Q = make([]byte, rows*q.rowBytes())
+	if nbr%2 == 1 { // the padding blocks' codes: zeros
+		zero := byte(128)
+		if t == backend.Q4_0 {
+			zero = 0x88
+		}
+		for i := range q.Q {
+			q.Q[i] = zero
+		}
+	}
 	for i := range nb {
+		r, b := i/nbr, i%nbr
 		blk := blocks[i*bb : (i+1)*bb]
 		d := f16ToF32(uint16(blk[0]) | uint16(blk[1])<<8)
 		if d-d != 0 {
-			return nil, fmt.Errorf("cpu: %v block %d (row %d) has scale %g", t, i, i/(cols/backend.QuantBlock), d)
+			return nil, fmt.Errorf("cpu: %v block %d (row %d) has scale %g", t, i, r, d)
 		}
-		q.D[i] = d
-		dst := q.Q[i*code : (i+1)*code]
+		q.D[r*nch*2+b] = d
 		if t == backend.Q8_0 {
+			dst := q.Q[r*q.rowBytes()+b/2*64:]
 			for j, v := range blk[2:] {
-				dst[j] = v ^ 0x80
+				dst[chunkPos(b%2, j)] = v ^ 0x80
 			}
 		} else {
-			copy(dst, blk[2:])
+			dst := q.Q[r*q.rowBytes()+b/2*32:]
+			for j, v := range blk[2:] {
+				dst[chunkPos(b%2, j)] = v
+			}
 		}
 	}
 	return q, nil
@@ -99,18 +136,22 @@ func (c *CPU) QuantOf(b backend.Buffer) (backend.QuantType, bool) {
 	return 0, false
 }
 
-// code returns the code of value j of block blk of a row (row: the row's
-// codes): Q8_0's q, Q4_0's q-8.
-func (b *QuantBuf) code(row []byte, blk, j int) int32 {
+// code returns the code of value j of block blk of row r: Q8_0's q,
+// Q4_0's q-8.
+func (b *QuantBuf) code(r, blk, j int) int32 {
+	row := b.Q[r*b.rowBytes():]
 	if b.T == backend.Q8_0 {
-		return int32(row[blk*32+j]) - 128
+		return int32(row[blk/2*64+chunkPos(blk%2, j)]) - 128
 	}
-	v := row[blk*16+j%16]
+	v := row[blk/2*32+chunkPos(blk%2, j%16)]
 	if j >= 16 {
 		v >>= 4
 	}
 	return int32(v&15) - 8
 }
+
+// scale returns the scale of block blk of row r.
+func (b *QuantBuf) scale(r, blk int) float32 { return b.D[r*b.chunks()*2+blk] }
 
 // dequant writes values [off, off+len(dst)) of b, in row-major order.
 func (b *QuantBuf) dequant(dst []float32, off int) {
@@ -122,13 +163,11 @@ func (b *QuantBuf) dequant(dst []float32, off int) {
 		fromBF16s(dst, b.H[off:off+len(dst)])
 		return
 	}
-	nb := b.Cols / backend.QuantBlock
-	rb := b.rowBytes()
 	for i := range dst {
 		p := off + i
 		r, col := p/b.Cols, p%b.Cols
 		blk := col / backend.QuantBlock
-		dst[i] = b.D[r*nb+blk] * float32(b.code(b.Q[r*rb:], blk, col%backend.QuantBlock))
+		dst[i] = b.scale(r, blk) * float32(b.code(r, blk, col%backend.QuantBlock))
 	}
 }
 
@@ -148,16 +187,18 @@ func (b *QuantBuf) dequantRows(dst []float32, lo, hi int) {
 		out := dst[(r-lo)*b.Cols : (r-lo+1)*b.Cols]
 		row := b.Q[r*rb:]
 		for blk := range nb {
-			d := b.D[r*nb+blk]
+			d := b.scale(r, blk)
 			o := out[blk*32 : blk*32+32]
 			if b.T == backend.Q8_0 {
+				ch := row[blk/2*64:]
 				for j := range o {
-					o[j] = d * float32(int32(row[blk*32+j])-128)
+					o[j] = d * float32(int32(ch[chunkPos(blk%2, j)])-128)
 				}
 				continue
 			}
+			ch := row[blk/2*32:]
 			for j := range 16 {
-				v := row[blk*16+j]
+				v := ch[chunkPos(blk%2, j)]
 				o[j] = d * float32(int32(v&15)-8)
 				o[j+16] = d * float32(int32(v>>4)-8)
 			}
@@ -185,10 +226,11 @@ func (c *CPU) dequantBuf(b *QuantBuf) *Buf {
 
 // qrows is activations rounded to int8 blocks for a product with a
 // quantized matrix of nb blocks a row, padded to an even number of blocks
-// (chunks of 64 values, one AVX-512 register of codes): per row, the codes
-// q, per chunk the 16 lanes' scales (lanes 0-7 the first block's, 8-15 the
-// second's) and the 16 lanes' corrections, -shift times the sum of the
-// lane's 4 codes, which the kernels start their sums from.
+// (chunks of 64 values, one AVX-512 register of codes, laid out as the
+// weights' chunks: chunkPos): per row, the codes q, per chunk the 16
+// lanes' scales (even lanes the first block's, odd lanes the second's)
+// and the 16 lanes' corrections, -shift times the sum of the lane's 4
+// codes, which the kernels start their sums from.
 type qrows struct {
 	m, nch int
 	q      []int8
@@ -213,22 +255,25 @@ func quantizeRows(x *qrows, m, k int, a []float32, lda int, shift int32) {
 			d := x.d[i*x.nch*16 : (i+1)*x.nch*16]
 			corr := x.corr[i*x.nch*16 : (i+1)*x.nch*16]
 			row := a[i*lda : i*lda+k]
+			var qb [32]int8
 			for b := range x.nch * 2 {
-				qb := q[b*32 : b*32+32]
 				var s float32
 				if b < nb {
-					s = quantizeBlock(qb, row[b*32:b*32+32])
+					s = quantizeBlock(qb[:], row[b*32:b*32+32])
 				} else {
-					clear(qb)
+					qb = [32]int8{}
 				}
-				lanes := d[b/2*16+b%2*8 : b/2*16+b%2*8+8]
-				for l := range lanes {
-					lanes[l] = s
+				ch := q[b/2*64 : b/2*64+64]
+				for j, v := range qb {
+					ch[chunkPos(b%2, j)] = v
 				}
-				cl := corr[b/2*16+b%2*8 : b/2*16+b%2*8+8]
-				for l := range cl {
-					cl[l] = -shift * (int32(qb[4*l]) + int32(qb[4*l+1]) + int32(qb[4*l+2]) + int32(qb[4*l+3]))
+				for l := b % 2; l < 16; l += 2 {
+					d[b/2*16+l] = s
 				}
+			}
+			for l := range corr {
+				p := q[4*l : 4*l+4]
+				corr[l] = -shift * (int32(p[0]) + int32(p[1]) + int32(p[2]) + int32(p[3]))
 			}
 		}
 	})
@@ -280,14 +325,13 @@ func qdotRef(x *qrows, i int, w *QuantBuf, r int) float32 {
 	nb := w.Cols / backend.QuantBlock
 	q := x.q[i*x.nch*64:]
 	d := x.d[i*x.nch*16:]
-	row := w.Q[r*w.rowBytes():]
 	var sum float32
 	for b := range nb {
 		var s int32
 		for j := range 32 {
-			s += int32(q[b*32+j]) * w.code(row, b, j)
+			s += int32(q[b/2*64+chunkPos(b%2, j)]) * w.code(r, b, j)
 		}
-		sum += float32(s) * (d[b/2*16+b%2*8] * w.D[r*nb+b])
+		sum += float32(s) * (d[b/2*16+b%2] * w.scale(r, b))
 	}
 	return sum
 }
@@ -295,7 +339,7 @@ func qdotRef(x *qrows, i int, w *QuantBuf, r int) float32 {
 // kernelArgs returns what the assembly kernels take: row i of x's int8
 // blocks, scales and corrections, and rows r of w's codes and scales.
 func kernelArgs(x *qrows, i int, w *QuantBuf, r *[4]int) (*int8, *float32, *int32, [4]*byte, [4]*float32) {
-	nb := w.Cols / backend.QuantBlock
+	nb := x.nch * 2
 	rb := w.rowBytes()
 	ws := [4]*float32{&w.D[r[0]*nb], &w.D[r[1]*nb], &w.D[r[2]*nb], &w.D[r[3]*nb]}
 	wq := [4]*byte{&w.Q[r[0]*rb], &w.Q[r[1]*rb], &w.Q[r[2]*rb], &w.Q[r[3]*rb]}

@@ -8,13 +8,15 @@
 // the activations' signed codes onto the lanes' corrections (so each of
 // the 16 int32 lanes holds the exact sum of its 4 products), converted
 // to float32 and multiplied by the lanes' activation scale times the
-// weights' block scale (block 2i's in lanes 0-7, 2i+1's in lanes 8-15),
+// weights' block scale (the blocks' values are interleaved 4 by 4, see
+// chunkPos: block 2i's in the even lanes, 2i+1's in the odd ones, so one
+// 64-bit broadcast of the two adjacent scales scales them all),
 // accumulated in Z8-Z11. The four accumulators are summed across lanes
 // at the end.
 
 // QSETUP loads the arguments: SI codes, DI lane scales, R8 corrections,
 // R9-R12 the rows' codes, R13, R14, AX, BX their scales, CX the steps,
-// DX out; K1 selects lanes 8-15.
+// DX out.
 #define QSETUP \
 	MOVQ q+0(FP), SI; \
 	MOVQ d+8(FP), DI; \
@@ -30,8 +32,6 @@
 	MOVQ 16(DX), AX; \
 	MOVQ 24(DX), BX; \
 	MOVQ nch+40(FP), CX; \
-	MOVL $0xff00, DX; \
-	KMOVW DX, K1; \
 	MOVQ out+48(FP), DX; \
 	VPXORD Z8, Z8, Z8; \
 	VPXORD Z9, Z9, Z9; \
@@ -43,8 +43,7 @@
 	VMOVDQA32 Z2, Z4; \
 	VPDPBUSD Z0, w, Z4; \
 	VCVTDQ2PS Z4, Z4; \
-	VBROADCASTSS (s), Z6; \
-	VBROADCASTSS 4(s), K1, Z6; \
+	VBROADCASTSD (s), Z6; \
 	VMULPS Z1, Z6, Z6; \
 	VFMADD231PS Z6, Z4, acc
 
@@ -112,8 +111,7 @@
 // QROW2 accumulates one weight row (codes in Z5, scales at s) into both
 // rows' accumulators.
 #define QROW2(s, acc, acc2) \
-	VBROADCASTSS (s), Z6; \
-	VBROADCASTSS 4(s), K1, Z6; \
+	VBROADCASTSD (s), Z6; \
 	VMOVDQA32 Z2, Z4; \
 	VPDPBUSD Z0, Z5, Z4; \
 	VCVTDQ2PS Z4, Z4; \
@@ -159,21 +157,29 @@ loop8:
 	QEND
 	RET
 
-// Q4UNPACK expands two blocks of Q4_0 nibbles at p (32 bytes) into Z5:
-// block 2i's 32 codes (low nibbles, then high), then block 2i+1's. Y3
-// holds 0x0f bytes.
+// Q4UNPACK expands a chunk of Q4_0 nibbles at p (32 bytes) into Z5: the
+// low nibbles (positions 0-31, see chunkPos), then the high ones (32-63).
+// The 32 bytes are loaded into both halves, the upper half's words
+// shifted right by 4 (Z29: the shift counts), and masked by Z28's 0x0f
+// bytes.
 #define Q4UNPACK(p) \
-	VMOVDQU (p), Y5; \
-	VPSRLW $4, Y5, Y7; \
-	VPAND Y3, Y5, Y5; \
-	VPAND Y3, Y7, Y7; \
-	VINSERTI64X4 $1, Y7, Z5, Z5; \
-	VSHUFI64X2 $0xd8, Z5, Z5, Z5
+	VBROADCASTI64X4 (p), Z5; \
+	VPSRLVW Z29, Z5, Z5; \
+	VPANDD Z28, Z5, Z5
+
+// Q4CONST sets Q4UNPACK's constants: Z29 the words' shifts (0 in the
+// lower half, 4 in the upper), Z28 0x0f bytes.
+#define Q4CONST \
+	MOVL $0x0f0f0f0f, DX; \
+	VPBROADCASTD DX, Z28; \
+	MOVL $0x00040004, DX; \
+	VPBROADCASTD DX, Z4; \
+	VPXORD Z29, Z29, Z29; \
+	VSHUFI64X2 $0x44, Z4, Z29, Z29
 
 // func qdot4x4(q *int8, d *float32, c *int32, wq *[4]*byte, ws *[4]*float32, nch int, out *[4]float32)
 TEXT ·qdot4x4(SB), NOSPLIT, $0-56
-	MOVL $0x0f0f0f0f, DX
-	VPBROADCASTD DX, Y3
+	Q4CONST
 	QSETUP
 loop4:
 	QSTEP
@@ -220,8 +226,7 @@ loop82:
 
 // func qdot4x2x4(q *int8, d *float32, c *int32, wq *[4]*byte, ws *[4]*float32, nch int, out *[8]float32)
 TEXT ·qdot4x2x4(SB), NOSPLIT, $0-56
-	MOVL $0x0f0f0f0f, DX
-	VPBROADCASTD DX, Y3
+	Q4CONST
 	QSETUP2
 loop42:
 	QSTEP2
