@@ -231,3 +231,45 @@ func BenchmarkQuantMatMul(b *testing.B) {
 		}
 	}
 }
+
+// The activations' rounding is ggml's quantize_row_q8_0 (gguf.Quantize's
+// Q8_0 block, the reference both follow): the same codes and scale for
+// random blocks and for exact halves, which go away from zero; a NaN
+// makes the scale NaN (not a block of zeros that hides it).
+func TestQuantizeBlockIsGGMLs(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 5))
+	var blocks [][]float32
+	for range 200 {
+		x := make([]float32, 32)
+		for j := range x {
+			x[j] = float32(r.NormFloat64() * math.Pow(10, float64(r.IntN(7)-3)))
+		}
+		blocks = append(blocks, x)
+	}
+	halves := make([]float32, 32)
+	for j := range halves {
+		halves[j] = float32(j%8) - 3.5 // -3.5 .. 3.5, scale 1
+	}
+	halves[31] = 127
+	blocks = append(blocks, halves, make([]float32, 32))
+	var q [32]int8
+	for i, x := range blocks {
+		want, err := gguf.Quantize(gguf.Q8_0, x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := quantizeBlock(q[:], x)
+		if wd := f16ToF32(uint16(want[0]) | uint16(want[1])<<8); d != wd {
+			t.Fatalf("block %d: scale %v, ggml's %v", i, d, wd)
+		}
+		for j := range q {
+			if q[j] != int8(want[2+j]) {
+				t.Fatalf("block %d value %d (%v): code %d, ggml's %d", i, j, x[j], q[j], int8(want[2+j]))
+			}
+		}
+	}
+	halves[3] = float32(math.NaN())
+	if d := quantizeBlock(q[:], halves); d == d {
+		t.Fatalf("a NaN activation gives scale %v", d)
+	}
+}
