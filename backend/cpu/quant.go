@@ -237,12 +237,15 @@ type qrows struct {
 	q      []int8
 	d      []float32
 	corr   []int32
+	raw    []float32 // quantChunks' scales, before their float16 rounding
 }
 
 var qrowsPool = sync.Pool{New: func() any { return new(qrows) }}
 
 // quantizeRows rounds m rows of k values of a (rows lda apart) to int8
 // blocks; shift is the weights' code offset (128 for Q8_0, 8 for Q4_0).
+// Whole chunks go through quantChunks where the CPU has it (the same
+// codes as quantizeBlock's), the rest block by block.
 func quantizeRows(x *qrows, m, k int, a []float32, lda int, shift int32) {
 	nb := k / backend.QuantBlock
 	x.m, x.nch = m, (nb+1)/2
@@ -250,14 +253,28 @@ func quantizeRows(x *qrows, m, k int, a []float32, lda int, shift int32) {
 	x.q = growT(x.q, m*w)
 	x.d = growT(x.d, m*x.nch*16)
 	x.corr = growT(x.corr, m*x.nch*16)
+	x.raw = growT(x.raw, m*x.nch*2)
 	Parallel(m, max(1, 4096/k), func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			q := x.q[i*w : (i+1)*w]
 			d := x.d[i*x.nch*16 : (i+1)*x.nch*16]
 			corr := x.corr[i*x.nch*16 : (i+1)*x.nch*16]
 			row := a[i*lda : i*lda+k]
+			full := 0 // the chunks quantChunks rounded
+			if haveVNNI && fastQuant && nb >= 2 {
+				full = nb / 2
+				raw := x.raw[i*x.nch*2 : (i+1)*x.nch*2]
+				quantChunks(&row[0], full, &q[0], &raw[0], &corr[0], shift)
+				for c := range full {
+					s0, s1 := f16ToF32(f32ToF16(raw[2*c])), f16ToF32(f32ToF16(raw[2*c+1]))
+					lanes := d[c*16 : c*16+16]
+					for l := 0; l < 16; l += 2 {
+						lanes[l], lanes[l+1] = s0, s1
+					}
+				}
+			}
 			var qb [32]int8
-			for b := range x.nch * 2 {
+			for b := full * 2; b < x.nch*2; b++ {
 				var s float32
 				if b < nb {
 					s = quantizeBlock(qb[:], row[b*32:b*32+32])
@@ -272,7 +289,7 @@ func quantizeRows(x *qrows, m, k int, a []float32, lda int, shift int32) {
 					d[b/2*16+l] = s
 				}
 			}
-			for l := range corr {
+			for l := full * 16; l < len(corr); l++ {
 				p := q[4*l : 4*l+4]
 				corr[l] = -shift * (int32(p[0]) + int32(p[1]) + int32(p[2]) + int32(p[3]))
 			}

@@ -247,3 +247,113 @@ loop42:
 	JNZ loop42
 	QEND2
 	RET
+
+
+// Rounding activations to int8 (see quantizeRows), a chunk (two blocks,
+// 64 float32 values) a step.
+
+// BLOCKMAX sets Xm's lane 0 to the largest |value| of the block in a, b
+// (Z31: 0x7fffffff), or to NaN (X30) if the block holds a NaN; Zt, Yt, Xt
+// and Ym are scratch (Zm, Ym, Xm and Zt, Yt, Xt name the same registers).
+#define BLOCKMAX(a, b, zm, ym, xm, zt, yt, xt) \
+	VPANDD Z31, a, zm; \
+	VPANDD Z31, b, zt; \
+	VMAXPS zt, zm, zm; \
+	VEXTRACTF64X4 $1, zm, yt; \
+	VMAXPS yt, ym, ym; \
+	VEXTRACTF128 $1, ym, xt; \
+	VMAXPS xt, xm, xm; \
+	VPERMILPS $0x4e, xm, xt; \
+	VMAXPS xt, xm, xm; \
+	VPERMILPS $0xb1, xm, xt; \
+	VMAXPS xt, xm, xm; \
+	VCMPPS $3, a, a, K1; \
+	VCMPPS $3, b, b, K2; \
+	KORW K1, K2, K1; \
+	KORTESTW K1, K1; \
+	JZ 2(PC); \
+	VMOVAPS X30, xm
+
+// BLOCKCODES rounds the values in z (16 of a block) to int8 codes in x,
+// with the inverse scale in Zid: t = v * id, plus 0.5 with t's sign
+// (Z29: 0x80000000, Z28: 0x3f000000), truncated; Zt is scratch.
+#define BLOCKCODES(z, id, x, t) \
+	VMULPS id, z, z; \
+	VPANDD Z29, z, t; \
+	VPORD Z28, t, t; \
+	VADDPS t, z, z; \
+	VCVTTPS2DQ z, z; \
+	VPMOVDB z, x
+
+// func quantChunks(x *float32, nch int, q *int8, d *float32, corr *int32, shift int32)
+TEXT ·quantChunks(SB), NOSPLIT, $0-44
+	MOVQ x+0(FP), SI
+	MOVQ nch+8(FP), CX
+	MOVQ q+16(FP), DI
+	MOVQ d+24(FP), R8
+	MOVQ corr+32(FP), R9
+	MOVL shift+40(FP), AX
+	NEGL AX
+	VPBROADCASTD AX, Z27
+	MOVL $0x7fffffff, AX
+	VPBROADCASTD AX, Z31
+	MOVL $0x7fc00000, AX
+	VPBROADCASTD AX, Z30
+	MOVL $0x80000000, AX
+	VPBROADCASTD AX, Z29
+	MOVL $0x3f000000, AX
+	VPBROADCASTD AX, Z28
+	MOVL $0x01010101, AX
+	VPBROADCASTD AX, Z26
+	MOVL $127, AX
+	VCVTSI2SSL AX, X25, X25
+	MOVL $1, AX
+	VCVTSI2SSL AX, X24, X24
+	VXORPS X23, X23, X23
+chunkloop:
+	VMOVUPS (SI), Z0
+	VMOVUPS 64(SI), Z1
+	VMOVUPS 128(SI), Z2
+	VMOVUPS 192(SI), Z3
+	BLOCKMAX(Z0, Z1, Z4, Y4, X4, Z6, Y6, X6)
+	BLOCKMAX(Z2, Z3, Z5, Y5, X5, Z6, Y6, X6)
+	// d = amax / 127; id = 1/d, 0 where d is 0.
+	VDIVSS X25, X4, X4
+	VDIVSS X25, X5, X5
+	VMOVSS X4, (R8)
+	VMOVSS X5, 4(R8)
+	VDIVSS X4, X24, X6
+	VDIVSS X5, X24, X7
+	VCMPSS $0, X23, X4, K1
+	VMOVSS X23, X23, K1, X6
+	VCMPSS $0, X23, X5, K1
+	VMOVSS X23, X23, K1, X7
+	VBROADCASTSS X6, Z6
+	VBROADCASTSS X7, Z7
+	BLOCKCODES(Z0, Z6, X8, Z12)
+	BLOCKCODES(Z1, Z6, X10, Z12)
+	BLOCKCODES(Z2, Z7, X9, Z12)
+	BLOCKCODES(Z3, Z7, X11, Z12)
+	// Interleave the blocks 4 codes by 4 (chunkPos).
+	VPUNPCKLDQ X9, X8, X12
+	VPUNPCKHDQ X9, X8, X13
+	VPUNPCKLDQ X11, X10, X14
+	VPUNPCKHDQ X11, X10, X15
+	VMOVDQU X12, (DI)
+	VMOVDQU X13, 16(DI)
+	VMOVDQU X14, 32(DI)
+	VMOVDQU X15, 48(DI)
+	// The lanes' corrections: -shift times the sums of their 4 codes.
+	VMOVDQU32 (DI), Z12
+	VPXORD Z13, Z13, Z13
+	VPDPBUSD Z12, Z26, Z13
+	VPMULLD Z27, Z13, Z13
+	VMOVDQU32 Z13, (R9)
+	ADDQ $256, SI
+	ADDQ $64, DI
+	ADDQ $8, R8
+	ADDQ $64, R9
+	DECQ CX
+	JNZ chunkloop
+	VZEROUPPER
+	RET
