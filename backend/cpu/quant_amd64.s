@@ -13,10 +13,17 @@
 // 64-bit broadcast of the two adjacent scales scales them all),
 // accumulated in Z8-Z11. The four accumulators are summed across lanes
 // at the end.
+//
+// Each step also prefetches the same chunk of the next four rows, codes
+// and scales (rows are contiguous, so they lie 4 rows' bytes ahead): a
+// decoding step's matrices stream from memory, and the hardware
+// prefetchers alone leave it waiting (x W^T of 4864 x 896 and 896 x 4864
+// Q8_0 matrices, one row, out of cache: 11 -> 16 GB/s of CPU time).
 
 // QSETUP loads the arguments: SI codes, DI lane scales, R8 corrections,
 // R9-R12 the rows' codes, R13, R14, AX, BX their scales, CX the steps,
-// DX out.
+// DX out, R15 the size of 4 rows' scales (nch*32; their codes' is 8 or 4
+// times that).
 #define QSETUP \
 	MOVQ q+0(FP), SI; \
 	MOVQ d+8(FP), DI; \
@@ -32,6 +39,8 @@
 	MOVQ 16(DX), AX; \
 	MOVQ 24(DX), BX; \
 	MOVQ nch+40(FP), CX; \
+	MOVQ CX, R15; \
+	SHLQ $5, R15; \
 	MOVQ out+48(FP), DX; \
 	VPXORD Z8, Z8, Z8; \
 	VPXORD Z9, Z9, Z9; \
@@ -52,6 +61,18 @@
 	VMOVDQU32 (SI), Z0; \
 	VMOVUPS (DI), Z1; \
 	VMOVDQU32 (R8), Z2
+
+// QPREFETCH(s) prefetches the step's chunk of the next 4 rows: codes at
+// R15*s past the rows' (s: 8 for Q8_0, 4 for Q4_0), scales at R15.
+#define QPREFETCH(s) \
+	PREFETCHT0 (R9)(R15*s); \
+	PREFETCHT0 (R10)(R15*s); \
+	PREFETCHT0 (R11)(R15*s); \
+	PREFETCHT0 (R12)(R15*s); \
+	PREFETCHT0 (R13)(R15*1); \
+	PREFETCHT0 (R14)(R15*1); \
+	PREFETCHT0 (AX)(R15*1); \
+	PREFETCHT0 (BX)(R15*1)
 
 // QNEXT advances the activations and the scales one step.
 #define QNEXT \
@@ -139,6 +160,7 @@ TEXT ·qdot8x4(SB), NOSPLIT, $0-56
 	QSETUP
 loop8:
 	QSTEP
+	QPREFETCH(8)
 	VMOVDQU32 (R9), Z5
 	QROW(Z5, R13, Z8)
 	VMOVDQU32 (R10), Z5
@@ -183,6 +205,7 @@ TEXT ·qdot4x4(SB), NOSPLIT, $0-56
 	QSETUP
 loop4:
 	QSTEP
+	QPREFETCH(4)
 	Q4UNPACK(R9)
 	QROW(Z5, R13, Z8)
 	Q4UNPACK(R10)
@@ -206,6 +229,7 @@ TEXT ·qdot8x2x4(SB), NOSPLIT, $0-56
 	QSETUP2
 loop82:
 	QSTEP2
+	QPREFETCH(8)
 	VMOVDQU32 (R9), Z5
 	QROW2(R13, Z8, Z24)
 	VMOVDQU32 (R10), Z5
@@ -230,6 +254,7 @@ TEXT ·qdot4x2x4(SB), NOSPLIT, $0-56
 	QSETUP2
 loop42:
 	QSTEP2
+	QPREFETCH(4)
 	Q4UNPACK(R9)
 	QROW2(R13, Z8, Z24)
 	Q4UNPACK(R10)
@@ -357,3 +382,4 @@ chunkloop:
 	JNZ chunkloop
 	VZEROUPPER
 	RET
+
