@@ -484,10 +484,11 @@ func (c *CPU) matmulQuantB(g backend.Gemm, a backend.Buffer, b *QuantBuf, cc bac
 }
 
 // matmulHalf is c = alpha * a W^T + beta * c for W a float16 matrix [n, k]
-// (its values exact in float32, the arithmetic float32's). A few rows of
-// a (decoding) take dot products straight from the float16 rows, read
-// once (vdotsh where the CPU has it); more (a prefill) convert tiles of W
-// to float32 and run the float32 GEMM on each (matmulWide).
+// (its values exact in float32, the arithmetic float32's). Up to 64 rows
+// of a (decoding, one sequence or a batch) take dot products straight
+// from the float16 rows (vdotsh where the CPU has it); more (a prefill)
+// convert tiles of W to float32 and run the float32 GEMM on each
+// (matmulWide).
 func matmulHalf(m, n, k int, alpha float32, a []float32, lda int, w *QuantBuf, beta float32, c []float32, ldc int) {
 	matmulWide(m, n, k, alpha, a, lda, w, beta, c, ldc, FromHalf, SgemmST, func(out []float32, x []float32, rows []uint16) {
 		if haveHalf && fastQuant {
@@ -504,12 +505,26 @@ func matmulHalf(m, n, k int, alpha float32, a []float32, lda int, w *QuantBuf, b
 	})
 }
 
+// dotRows is how many rows of activations matmulWide multiplies by dot
+// products straight from W's 16-bit rows: float16's 64 (for 16 rows,
+// serve's batched decoding, widening tiles and the sgemm on them ran 5
+// GMAC per CPU-second, the dots from cached tiles 30, converting each
+// weight as it loads, VCVTPH2PS; for 32 rows 9 and 28; for 128 about the
+// same), bfloat16's 4.
+func (w *QuantBuf) dotRows() int {
+	if w.T == backend.F16 {
+		return 64
+	}
+	return 4
+}
+
 // matmulWide is c = alpha * a W^T + beta * c for W a matrix of 16-bit
-// values [n, k] (float16 or bfloat16). Up to 4 rows of a (decoding) take
-// dots(out, x, rows): the products of one row x of a with the rows of W
-// given, read once; more (a prefill) widen tiles of W to float32 (widen)
-// and run sgemm on each, so the conversion is paid once a tile for all
-// of a's rows. Threads split W's rows.
+// values [n, k] (float16 or bfloat16). Up to w.dotRows() rows of a
+// (decoding) take dots(out, x, rows): the products of one row x of a with
+// the rows of W given, over tiles of W that stay in cache for all of a's
+// rows; more (a prefill) widen tiles of W to float32 (widen) and run sgemm
+// on each, so the conversion is paid once a tile for all of a's rows.
+// Threads split W's rows.
 func matmulWide(m, n, k int, alpha float32, a []float32, lda int, w *QuantBuf, beta float32, c []float32, ldc int,
 	widen func(dst []float32, src []uint16), sgemm func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int),
 	dots func(out, x []float32, rows []uint16)) {
@@ -521,19 +536,26 @@ func matmulWide(m, n, k int, alpha float32, a []float32, lda int, w *QuantBuf, b
 	}
 	_ = a[(m-1)*lda+k-1]
 	_ = c[(m-1)*ldc+n-1]
-	if m <= 4 {
+	if m <= w.dotRows() {
 		Parallel(n, max(16, 4096*16/max(k, 1)), func(lo, hi int) {
-			out := make([]float32, hi-lo)
-			for i := range m {
-				dots(out, a[i*lda:i*lda+k], w.H[lo*k:hi*k])
-				ci := c[i*ldc+lo : i*ldc+hi]
-				for j, v := range out {
-					if beta != 0 {
-						v = alpha*v + beta*ci[j]
-					} else {
-						v *= alpha
+			// Tiles of W small enough (64 KB) to stay in cache while
+			// every row of a passes over them.
+			tile := max(4, 32768/max(k, 1))
+			out := make([]float32, min(tile, hi-lo))
+			for r0 := lo; r0 < hi; r0 += tile {
+				r1 := min(hi, r0+tile)
+				o := out[:r1-r0]
+				for i := range m {
+					dots(o, a[i*lda:i*lda+k], w.H[r0*k:r1*k])
+					ci := c[i*ldc+r0 : i*ldc+r1]
+					for j, v := range o {
+						if beta != 0 {
+							v = alpha*v + beta*ci[j]
+						} else {
+							v *= alpha
+						}
+						ci[j] = v
 					}
-					ci[j] = v
 				}
 			}
 		})
