@@ -28,8 +28,11 @@ import (
 // prompt processing (one batch of --pp tokens), batch-1 decoding (--tg
 // tokens, greedy) and --par sequences decoding --par-tg tokens each at once
 // (golem through its batch KV cache as golem serve runs it, llama.cpp
-// through context sequences); both keep the KV cache in float16. It ends
-// with ratio=X, golem / llama.cpp, the lowest of the three.
+// through context sequences); both keep the KV cache in float16. Each
+// phase is timed in wall and in CPU time, over -rounds rounds that
+// alternate the two; it ends with ratio=X, golem / llama.cpp of the
+// medians (CPU time on one thread, wall time on more), the lowest of the
+// three.
 func init() {
 	register("llamacpp", func(args []string) error {
 		fs := flag.NewFlagSet("llamacpp", flag.ExitOnError)
