@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"time"
 
 	"github.com/golem-ml/golem/backend/cpu"
@@ -27,8 +28,11 @@ import (
 // prompt processing (one batch of --pp tokens), batch-1 decoding (--tg
 // tokens, greedy) and --par sequences decoding --par-tg tokens each at once
 // (golem through its batch KV cache as golem serve runs it, llama.cpp
-// through context sequences); both keep the KV cache in float16. It ends
-// with ratio=X, golem / llama.cpp, the lowest of the three.
+// through context sequences); both keep the KV cache in float16. Each
+// phase is timed in wall and in CPU time, over -rounds rounds that
+// alternate the two; it ends with ratio=X, golem / llama.cpp of the
+// medians (CPU time on one thread, wall time on more), the lowest of the
+// three.
 func init() {
 	register("llamacpp", func(args []string) error {
 		fs := flag.NewFlagSet("llamacpp", flag.ExitOnError)
@@ -39,6 +43,8 @@ func init() {
 		tg := fs.Int("tg", 64, "batch-1 decoded tokens")
 		par := fs.Int("par", 16, "parallel sequences")
 		parTg := fs.Int("par-tg", 32, "tokens each parallel sequence decodes")
+		rounds := fs.Int("rounds", 1, "rounds, llama.cpp and golem alternately; the medians are compared")
+		peerOn := fs.Bool("llamacpp", true, "run llama.cpp's side (false: golem's only, e.g. to profile it with GOLEM_CPUPROFILE=FILE)")
 		cache := fs.String("cache", filepath.Join(os.TempDir(), "golem-bench-llamacpp"), "folder for the GGUF files (kept: 0.5-2.5 GB each)")
 		fs.Parse(args)
 		c, ok := llamacppConfigs[*config]
@@ -67,22 +73,59 @@ func init() {
 				return err
 			}
 		}
-		fmt.Printf("model: %s (%s shape, random weights), %d threads\n", file, *config, *threads)
+		fmt.Printf("model: %s (%s shape, random weights), %d threads, %d rounds\n", file, *config, *threads, *rounds)
 
-		peer, err := llamacppPeer(file, *threads, *pp, *tg, *par, *parTg)
-		if err != nil {
-			return err
-		}
 		cpu.SetThreads(*threads)
-		golem, err := golemLlamacpp(file, *pp, *tg, *par, *parTg)
+		m, err := gpt.Load(cpu.New(), file)
 		if err != nil {
 			return err
 		}
+		fmt.Printf("golem: %d of %d parameters quantized, kernels %s\n", len(m.Quantized()), len(m.Params()), cpu.Features())
 		names := []string{"prompt processing", "batch-1 decoding", fmt.Sprintf("%d sequences decoding", *par)}
+		var runs [2][3][]timed // [golem, llama.cpp][phase][round]
+		for r := range *rounds {
+			// Alternately, so that both see the same load.
+			if *peerOn {
+				peer, err := llamacppPeer(file, *threads, *pp, *tg, *par, *parTg)
+				if err != nil {
+					return err
+				}
+				for i := range peer {
+					runs[1][i] = append(runs[1][i], peer[i])
+				}
+				fmt.Printf("round %d llama.cpp: %s\n", r+1, phasesString(peer))
+			}
+			stop := startProfile()
+			golem := golemLlamacpp(m, *pp, *tg, *par, *parTg)
+			stop()
+			for i := range golem {
+				runs[0][i] = append(runs[0][i], golem[i])
+			}
+			fmt.Printf("round %d golem:     %s\n", r+1, phasesString(golem))
+		}
+		if !*peerOn {
+			return nil
+		}
+		// Under load a phase's wall time counts the other processes' turns
+		// on the cores; its CPU time (user+system, every thread of the
+		// process) counts only its own work. On one thread that is the
+		// fair measure; on more, llama.cpp's waiting threads spin (CPU time
+		// that is not work), so the ratio is of wall times.
+		byCPU := *threads == 1
+		measure := "CPU time (tokens per CPU-second)"
+		if !byCPU {
+			measure = "wall time"
+		}
+		fmt.Printf("medians of %d rounds; golem/llama.cpp by %s:\n", *rounds, measure)
 		ratio := 0.0
 		for i, name := range names {
-			r := golem[i] / peer[i]
-			fmt.Printf("%-22s golem %8.1f tokens/s   llama.cpp %8.1f tokens/s   golem/llama.cpp %.2f\n", name+":", golem[i], peer[i], r)
+			g, p := medianTimed(runs[0][i]), medianTimed(runs[1][i])
+			r := g.perCPU() / p.perCPU()
+			if !byCPU {
+				r = g.perWall() / p.perWall()
+			}
+			fmt.Printf("%-22s golem %8.1f tokens/s %8.1f tokens/CPU-s   llama.cpp %8.1f tokens/s %8.1f tokens/CPU-s   golem/llama.cpp %.2f\n",
+				name+":", g.perWall(), g.perCPU(), p.perWall(), p.perCPU(), r)
 			if i == 0 || r < ratio {
 				ratio = r
 			}
@@ -90,6 +133,34 @@ func init() {
 		fmt.Printf("ratio=%.2f\n", ratio)
 		return nil
 	})
+}
+
+// timed is one phase of a run: tokens, wall and CPU seconds.
+type timed struct{ tokens, wall, cpu float64 }
+
+func (p timed) perWall() float64 { return p.tokens / p.wall }
+func (p timed) perCPU() float64  { return p.tokens / p.cpu }
+
+// medianTimed returns the median CPU and the median wall time of ps
+// (bench/gemm.go's median).
+func medianTimed(ps []timed) timed {
+	var cpus, walls []float64
+	for _, p := range ps {
+		cpus, walls = append(cpus, p.cpu), append(walls, p.wall)
+	}
+	return timed{ps[0].tokens, median(walls), median(cpus)}
+}
+
+func phasesString(ps [3]timed) string {
+	return fmt.Sprintf("pp %.1f tokens/s (%.1f/CPU-s)  tg %.1f (%.1f)  par %.1f (%.1f)",
+		ps[0].perWall(), ps[0].perCPU(), ps[1].perWall(), ps[1].perCPU(), ps[2].perWall(), ps[2].perCPU())
+}
+
+// cpuSeconds is the process's user and system CPU time.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }
 
 // llamacppConfigs are the shapes of real models (config.json's sizes).
@@ -199,9 +270,10 @@ func benchTokens(n, seed int) []int {
 }
 
 // llamacppPeer runs gguf/e2e/bench.mjs and returns llama.cpp's tokens/s:
-// prompt processing, batch-1 decoding, parallel decoding.
-func llamacppPeer(file string, threads, pp, tg, par, parTg int) ([3]float64, error) {
-	var out [3]float64
+// prompt processing, batch-1 decoding, parallel decoding, each with its
+// wall and CPU seconds.
+func llamacppPeer(file string, threads, pp, tg, par, parTg int) ([3]timed, error) {
+	var out [3]timed
 	if _, err := os.Stat("gguf/e2e/node_modules/node-llama-cpp/package.json"); err != nil {
 		return out, errors.New("llama.cpp's node-llama-cpp is missing from gguf/e2e: run .ci/e2e-deps.sh (and run from the repository root)")
 	}
@@ -220,38 +292,42 @@ func llamacppPeer(file string, threads, pp, tg, par, parTg int) ([3]float64, err
 	if err := json.Unmarshal(bytes.TrimSpace(buf.Bytes()), &r); err != nil {
 		return out, fmt.Errorf("bench.mjs printed %q: %v", buf.String(), err)
 	}
-	return [3]float64{r["pp_tokens_per_s"], r["tg_tokens_per_s"], r["par_tokens_per_s"]}, nil
+	ph := func(name string, tokens int) timed {
+		return timed{float64(tokens), float64(tokens) / r[name+"_tokens_per_s"], r[name+"_cpu_s"]}
+	}
+	return [3]timed{ph("pp", pp), ph("tg", tg), ph("par", par*parTg)}, nil
 }
 
-// golemLlamacpp runs golem's side on the file, as golem serve runs a
-// model: the batch KV cache in float16, Prefill and Step.
-func golemLlamacpp(file string, pp, tg, par, parTg int) ([3]float64, error) {
-	var out [3]float64
-	m, err := gpt.Load(cpu.New(), file)
-	if err != nil {
-		return out, err
-	}
-	fmt.Printf("golem: %d of %d parameters quantized, kernels %s\n", len(m.Quantized()), len(m.Params()), cpu.Features())
+// golemLlamacpp runs golem's side on m, as golem serve runs a model: the
+// batch KV cache in float16, Prefill and Step.
+func golemLlamacpp(m *gpt.Model, pp, tg, par, parTg int) [3]timed {
+	var out [3]timed
 	V := m.Config.Vocab
 	argmax := func(l []float32, b int) int32 {
 		row := l[b*V : (b+1)*V]
 		return int32(slices.Index(row, slices.Max(row)))
 	}
+	var t0 time.Time
+	var c0 float64
+	start := func() { t0, c0 = time.Now(), cpuSeconds() }
+	stop := func(tokens int) timed {
+		return timed{float64(tokens), time.Since(t0).Seconds(), cpuSeconds() - c0}
+	}
 	tensor.NoGrad(func() {
 		// Prompt processing (after a warm-up) and batch-1 decoding.
 		c := m.NewBatchCache(1, pp+tg+8, true)
 		generate.Prefill(m, c.Prefill([]int32{0}), [][]int{benchTokens(16, 1)}, nil)
-		t0 := time.Now()
+		start()
 		_, logits := generate.Prefill(m, c.Prefill([]int32{0}), [][]int{benchTokens(pp, 0)}, nil)
-		out[0] = float64(pp) / time.Since(t0).Seconds()
-		t0 = time.Now()
+		out[0] = stop(pp)
+		start()
 		id := argmax(logits, 0)
 		for i := range tg {
 			pos := int32(pp + i)
 			logits = generate.Step(m, c.Rows([]int32{0}, []int32{pos}), []int32{id}, []int32{pos}, nil, logits)
 			id = argmax(logits, 0)
 		}
-		out[1] = float64(tg) / time.Since(t0).Seconds()
+		out[1] = stop(tg)
 		c.Close()
 
 		// par sequences at once, their prompts first (not timed).
@@ -265,7 +341,7 @@ func golemLlamacpp(file string, pp, tg, par, parTg int) ([3]float64, error) {
 		for b := range par {
 			ids[b], pos[b] = argmax(logits, b), 16
 		}
-		t0 = time.Now()
+		start()
 		for range parTg {
 			logits = generate.Step(m, c.Rows(slots, pos), ids, pos, nil, logits)
 			for b := range par {
@@ -273,8 +349,8 @@ func golemLlamacpp(file string, pp, tg, par, parTg int) ([3]float64, error) {
 				pos[b]++
 			}
 		}
-		out[2] = float64(par*parTg) / time.Since(t0).Seconds()
+		out[2] = stop(par * parTg)
 		c.Close()
 	})
-	return out, nil
+	return out
 }

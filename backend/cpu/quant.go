@@ -2,6 +2,7 @@ package cpu
 
 import (
 	"fmt"
+	"math"
 	"sync"
 
 	"github.com/golem-ml/golem/backend"
@@ -16,13 +17,21 @@ import (
 // are VPDPBUSD (unsigned x signed bytes); its unsigned operand is the
 // weights' codes shifted to 0..255 (Q8_0's q+128, Q4_0's nibble as it is),
 // and the shift is taken back with the activations' block sums.
+//
+// Weights and activations are laid out in chunks of two blocks (64
+// values), the two blocks' values interleaved 4 by 4 (chunkPos), so that
+// the 16 int32 lanes of one VPDPBUSD alternate between the blocks: one
+// 64-bit broadcast of the two blocks' scales (adjacent in D) then scales
+// every lane, where lanes 0-7 and 8-15 took two broadcasts and a merge.
+// Q4_0's 32 bytes a chunk unpack by one shift and one mask: low nibbles
+// are values 0-31 of the chunk, high nibbles 32-63.
 
 // QuantBuf is a quantized weight matrix: Rows x Cols values in blocks of
-// 32 along each row. The codes are kept as the kernels read them: Q8_0's
-// q+128 (one byte each), Q4_0's ggml bytes as they are (value j of a block
-// in byte j's low nibble, value j+16 in its high one). Both slices have
-// room past the last row, which the kernels read (and multiply by zero)
-// when a row has an odd number of blocks.
+// 32 along each row. The codes are kept as the kernels read them, in
+// chunks of two blocks (see chunkPos): Q8_0's q+128 (one byte each),
+// Q4_0's ggml bytes (value j of a block in a byte's low nibble, value j+16
+// in its high one) reordered. A row with an odd number of blocks is padded
+// to whole chunks with a block of zeros (scale 0).
 type QuantBuf struct {
 	T          backend.QuantType
 	Rows, Cols int
@@ -34,12 +43,26 @@ type QuantBuf struct {
 // Len reports the number of values.
 func (b *QuantBuf) Len() int { return b.Rows * b.Cols }
 
+// chunks is the number of chunks (two blocks) a row.
+func (b *QuantBuf) chunks() int { return (b.Cols/backend.QuantBlock + 1) / 2 }
+
 // rowBytes is the size of one row's codes.
 func (b *QuantBuf) rowBytes() int {
 	if b.T == backend.Q4_0 {
-		return b.Cols / 2
+		return b.chunks() * 32
 	}
-	return b.Cols
+	return b.chunks() * 64
+}
+
+// chunkPos returns where value v (0-31) of a chunk's block bk (0 or 1)
+// sits among the chunk's 64 positions: 4 values of block 0, 4 of block 1,
+// and so on, values 0-15 of both blocks in positions 0-31 and 16-31 in
+// 32-63. VPDPBUSD's lane l sums positions 4l..4l+3, of block l%2. Q4_0's
+// byte t of a chunk holds positions t (low nibble) and 32+t (high): values
+// i and i+16 of one block, as ggml's byte i does.
+func chunkPos(bk, v int) int {
+	i := v % 16
+	return v/16*32 + i/4*8 + bk*4 + i%4
 }
 
 // UploadQuant returns a quantized buffer of rows x cols values from
@@ -69,23 +92,38 @@ func (c *CPU) UploadQuant(t backend.QuantType, rows, cols int, blocks []byte) (b
 		}
 		return &QuantBuf{T: t, Rows: rows, Cols: cols, H: h}, nil
 	}
-	q := &QuantBuf{T: t, Rows: rows, Cols: cols, D: make([]float32, nb+1)}
-	code := bb - 2
-	q.Q = make([]byte, nb*code+code)
+	q := &QuantBuf{T: t, Rows: rows, Cols: cols}
+	nbr := cols / backend.QuantBlock // blocks a row
+	nch := q.chunks()
+	q.D = make([]float32, rows*nch*2)
+	q.Q = make([]byte, rows*q.rowBytes())
+	if nbr%2 == 1 { // the padding blocks' codes: zeros
+		zero := byte(128)
+		if t == backend.Q4_0 {
+			zero = 0x88
+		}
+		for i := range q.Q {
+			q.Q[i] = zero
+		}
+	}
 	for i := range nb {
+		r, b := i/nbr, i%nbr
 		blk := blocks[i*bb : (i+1)*bb]
 		d := f16ToF32(uint16(blk[0]) | uint16(blk[1])<<8)
 		if d-d != 0 {
-			return nil, fmt.Errorf("cpu: %v block %d (row %d) has scale %g", t, i, i/(cols/backend.QuantBlock), d)
+			return nil, fmt.Errorf("cpu: %v block %d (row %d) has scale %g", t, i, r, d)
 		}
-		q.D[i] = d
-		dst := q.Q[i*code : (i+1)*code]
+		q.D[r*nch*2+b] = d
 		if t == backend.Q8_0 {
+			dst := q.Q[r*q.rowBytes()+b/2*64:]
 			for j, v := range blk[2:] {
-				dst[j] = v ^ 0x80
+				dst[chunkPos(b%2, j)] = v ^ 0x80
 			}
 		} else {
-			copy(dst, blk[2:])
+			dst := q.Q[r*q.rowBytes()+b/2*32:]
+			for j, v := range blk[2:] {
+				dst[chunkPos(b%2, j)] = v
+			}
 		}
 	}
 	return q, nil
@@ -99,18 +137,22 @@ func (c *CPU) QuantOf(b backend.Buffer) (backend.QuantType, bool) {
 	return 0, false
 }
 
-// code returns the code of value j of block blk of a row (row: the row's
-// codes): Q8_0's q, Q4_0's q-8.
-func (b *QuantBuf) code(row []byte, blk, j int) int32 {
+// code returns the code of value j of block blk of row r: Q8_0's q,
+// Q4_0's q-8.
+func (b *QuantBuf) code(r, blk, j int) int32 {
+	row := b.Q[r*b.rowBytes():]
 	if b.T == backend.Q8_0 {
-		return int32(row[blk*32+j]) - 128
+		return int32(row[blk/2*64+chunkPos(blk%2, j)]) - 128
 	}
-	v := row[blk*16+j%16]
+	v := row[blk/2*32+chunkPos(blk%2, j%16)]
 	if j >= 16 {
 		v >>= 4
 	}
 	return int32(v&15) - 8
 }
+
+// scale returns the scale of block blk of row r.
+func (b *QuantBuf) scale(r, blk int) float32 { return b.D[r*b.chunks()*2+blk] }
 
 // dequant writes values [off, off+len(dst)) of b, in row-major order.
 func (b *QuantBuf) dequant(dst []float32, off int) {
@@ -122,13 +164,11 @@ func (b *QuantBuf) dequant(dst []float32, off int) {
 		fromBF16s(dst, b.H[off:off+len(dst)])
 		return
 	}
-	nb := b.Cols / backend.QuantBlock
-	rb := b.rowBytes()
 	for i := range dst {
 		p := off + i
 		r, col := p/b.Cols, p%b.Cols
 		blk := col / backend.QuantBlock
-		dst[i] = b.D[r*nb+blk] * float32(b.code(b.Q[r*rb:], blk, col%backend.QuantBlock))
+		dst[i] = b.scale(r, blk) * float32(b.code(r, blk, col%backend.QuantBlock))
 	}
 }
 
@@ -148,16 +188,18 @@ func (b *QuantBuf) dequantRows(dst []float32, lo, hi int) {
 		out := dst[(r-lo)*b.Cols : (r-lo+1)*b.Cols]
 		row := b.Q[r*rb:]
 		for blk := range nb {
-			d := b.D[r*nb+blk]
+			d := b.scale(r, blk)
 			o := out[blk*32 : blk*32+32]
 			if b.T == backend.Q8_0 {
+				ch := row[blk/2*64:]
 				for j := range o {
-					o[j] = d * float32(int32(row[blk*32+j])-128)
+					o[j] = d * float32(int32(ch[chunkPos(blk%2, j)])-128)
 				}
 				continue
 			}
+			ch := row[blk/2*32:]
 			for j := range 16 {
-				v := row[blk*16+j]
+				v := ch[chunkPos(blk%2, j)]
 				o[j] = d * float32(int32(v&15)-8)
 				o[j+16] = d * float32(int32(v>>4)-8)
 			}
@@ -185,21 +227,25 @@ func (c *CPU) dequantBuf(b *QuantBuf) *Buf {
 
 // qrows is activations rounded to int8 blocks for a product with a
 // quantized matrix of nb blocks a row, padded to an even number of blocks
-// (chunks of 64 values, one AVX-512 register of codes): per row, the codes
-// q, per chunk the 16 lanes' scales (lanes 0-7 the first block's, 8-15 the
-// second's) and the 16 lanes' corrections, -shift times the sum of the
-// lane's 4 codes, which the kernels start their sums from.
+// (chunks of 64 values, one AVX-512 register of codes, laid out as the
+// weights' chunks: chunkPos): per row, the codes q, per chunk the 16
+// lanes' scales (even lanes the first block's, odd lanes the second's)
+// and the 16 lanes' corrections, -shift times the sum of the lane's 4
+// codes, which the kernels start their sums from.
 type qrows struct {
 	m, nch int
 	q      []int8
 	d      []float32
 	corr   []int32
+	raw    []float32 // quantChunks' scales, before their float16 rounding
 }
 
 var qrowsPool = sync.Pool{New: func() any { return new(qrows) }}
 
 // quantizeRows rounds m rows of k values of a (rows lda apart) to int8
 // blocks; shift is the weights' code offset (128 for Q8_0, 8 for Q4_0).
+// Whole chunks go through quantChunks where the CPU has it (the same
+// codes as quantizeBlock's), the rest block by block.
 func quantizeRows(x *qrows, m, k int, a []float32, lda int, shift int32) {
 	nb := k / backend.QuantBlock
 	x.m, x.nch = m, (nb+1)/2
@@ -207,28 +253,45 @@ func quantizeRows(x *qrows, m, k int, a []float32, lda int, shift int32) {
 	x.q = growT(x.q, m*w)
 	x.d = growT(x.d, m*x.nch*16)
 	x.corr = growT(x.corr, m*x.nch*16)
+	x.raw = growT(x.raw, m*x.nch*2)
 	Parallel(m, max(1, 4096/k), func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			q := x.q[i*w : (i+1)*w]
 			d := x.d[i*x.nch*16 : (i+1)*x.nch*16]
 			corr := x.corr[i*x.nch*16 : (i+1)*x.nch*16]
 			row := a[i*lda : i*lda+k]
-			for b := range x.nch * 2 {
-				qb := q[b*32 : b*32+32]
+			full := 0 // the chunks quantChunks rounded
+			if haveVNNI && fastQuant && nb >= 2 {
+				full = nb / 2
+				raw := x.raw[i*x.nch*2 : (i+1)*x.nch*2]
+				quantChunks(&row[0], full, &q[0], &raw[0], &corr[0], shift)
+				for c := range full {
+					s0, s1 := f16ToF32(f32ToF16(raw[2*c])), f16ToF32(f32ToF16(raw[2*c+1]))
+					lanes := d[c*16 : c*16+16]
+					for l := 0; l < 16; l += 2 {
+						lanes[l], lanes[l+1] = s0, s1
+					}
+				}
+			}
+			var qb [32]int8
+			for b := full * 2; b < x.nch*2; b++ {
 				var s float32
 				if b < nb {
-					s = quantizeBlock(qb, row[b*32:b*32+32])
+					s = quantizeBlock(qb[:], row[b*32:b*32+32])
 				} else {
-					clear(qb)
+					qb = [32]int8{}
 				}
-				lanes := d[b/2*16+b%2*8 : b/2*16+b%2*8+8]
-				for l := range lanes {
-					lanes[l] = s
+				ch := q[b/2*64 : b/2*64+64]
+				for j, v := range qb {
+					ch[chunkPos(b%2, j)] = v
 				}
-				cl := corr[b/2*16+b%2*8 : b/2*16+b%2*8+8]
-				for l := range cl {
-					cl[l] = -shift * (int32(qb[4*l]) + int32(qb[4*l+1]) + int32(qb[4*l+2]) + int32(qb[4*l+3]))
+				for l := b % 2; l < 16; l += 2 {
+					d[b/2*16+l] = s
 				}
+			}
+			for l := full * 16; l < len(corr); l++ {
+				p := q[4*l : 4*l+4]
+				corr[l] = -shift * (int32(p[0]) + int32(p[1]) + int32(p[2]) + int32(p[3]))
 			}
 		}
 	})
@@ -238,10 +301,16 @@ func quantizeRows(x *qrows, m, k int, a []float32, lda int, shift int32) {
 // to nearest with ties away from zero, and returns the scale rounded to
 // float16 as ggml's quantize_row_q8_0 stores it (so that the products are
 // llama.cpp's).
+//
+// Branch-free (the signs of activations are a coin toss, and a mispredicted
+// branch a value cost as much as the rest): |v| by clearing the sign bit,
+// and the 0.5 added away from zero takes t's sign bit.
 func quantizeBlock(q []int8, x []float32) float32 {
+	x = x[:32]
+	q = q[:32]
 	var amax float32
 	for _, v := range x {
-		amax = max(amax, absf(v))
+		amax = max(amax, math.Float32frombits(math.Float32bits(v)&^(1<<31))) // NaN stays NaN
 	}
 	d := amax / 127
 	var id float32
@@ -250,21 +319,10 @@ func quantizeBlock(q []int8, x []float32) float32 {
 	}
 	for j, v := range x {
 		t := v * id
-		if t >= 0 {
-			t += 0.5
-		} else {
-			t -= 0.5
-		}
-		q[j] = int8(int32(t))
+		half := math.Float32frombits(0x3f000000 | math.Float32bits(t)&(1<<31))
+		q[j] = int8(int32(t + half))
 	}
 	return f16ToF32(f32ToF16(d))
-}
-
-func absf(v float32) float32 {
-	if v < 0 {
-		return -v
-	}
-	return v
 }
 
 func growT[T any](s []T, n int) []T {
@@ -280,14 +338,13 @@ func qdotRef(x *qrows, i int, w *QuantBuf, r int) float32 {
 	nb := w.Cols / backend.QuantBlock
 	q := x.q[i*x.nch*64:]
 	d := x.d[i*x.nch*16:]
-	row := w.Q[r*w.rowBytes():]
 	var sum float32
 	for b := range nb {
 		var s int32
 		for j := range 32 {
-			s += int32(q[b*32+j]) * w.code(row, b, j)
+			s += int32(q[b/2*64+chunkPos(b%2, j)]) * w.code(r, b, j)
 		}
-		sum += float32(s) * (d[b/2*16+b%2*8] * w.D[r*nb+b])
+		sum += float32(s) * (d[b/2*16+b%2] * w.scale(r, b))
 	}
 	return sum
 }
@@ -295,7 +352,7 @@ func qdotRef(x *qrows, i int, w *QuantBuf, r int) float32 {
 // kernelArgs returns what the assembly kernels take: row i of x's int8
 // blocks, scales and corrections, and rows r of w's codes and scales.
 func kernelArgs(x *qrows, i int, w *QuantBuf, r *[4]int) (*int8, *float32, *int32, [4]*byte, [4]*float32) {
-	nb := w.Cols / backend.QuantBlock
+	nb := x.nch * 2
 	rb := w.rowBytes()
 	ws := [4]*float32{&w.D[r[0]*nb], &w.D[r[1]*nb], &w.D[r[2]*nb], &w.D[r[3]*nb]}
 	wq := [4]*byte{&w.Q[r[0]*rb], &w.Q[r[1]*rb], &w.Q[r[2]*rb], &w.Q[r[3]*rb]}
@@ -427,10 +484,11 @@ func (c *CPU) matmulQuantB(g backend.Gemm, a backend.Buffer, b *QuantBuf, cc bac
 }
 
 // matmulHalf is c = alpha * a W^T + beta * c for W a float16 matrix [n, k]
-// (its values exact in float32, the arithmetic float32's). A few rows of
-// a (decoding) take dot products straight from the float16 rows, read
-// once (vdotsh where the CPU has it); more (a prefill) convert tiles of W
-// to float32 and run the float32 GEMM on each (matmulWide).
+// (its values exact in float32, the arithmetic float32's). Up to 64 rows
+// of a (decoding, one sequence or a batch) take dot products straight
+// from the float16 rows (vdotsh where the CPU has it); more (a prefill)
+// convert tiles of W to float32 and run the float32 GEMM on each
+// (matmulWide).
 func matmulHalf(m, n, k int, alpha float32, a []float32, lda int, w *QuantBuf, beta float32, c []float32, ldc int) {
 	matmulWide(m, n, k, alpha, a, lda, w, beta, c, ldc, FromHalf, SgemmST, func(out []float32, x []float32, rows []uint16) {
 		if haveHalf && fastQuant {
@@ -447,12 +505,26 @@ func matmulHalf(m, n, k int, alpha float32, a []float32, lda int, w *QuantBuf, b
 	})
 }
 
+// dotRows is how many rows of activations matmulWide multiplies by dot
+// products straight from W's 16-bit rows: float16's 64 (for 16 rows,
+// serve's batched decoding, widening tiles and the sgemm on them ran 5
+// GMAC per CPU-second, the dots from cached tiles 30, converting each
+// weight as it loads, VCVTPH2PS; for 32 rows 9 and 28; for 128 about the
+// same), bfloat16's 4.
+func (w *QuantBuf) dotRows() int {
+	if w.T == backend.F16 {
+		return 64
+	}
+	return 4
+}
+
 // matmulWide is c = alpha * a W^T + beta * c for W a matrix of 16-bit
-// values [n, k] (float16 or bfloat16). Up to 4 rows of a (decoding) take
-// dots(out, x, rows): the products of one row x of a with the rows of W
-// given, read once; more (a prefill) widen tiles of W to float32 (widen)
-// and run sgemm on each, so the conversion is paid once a tile for all
-// of a's rows. Threads split W's rows.
+// values [n, k] (float16 or bfloat16). Up to w.dotRows() rows of a
+// (decoding) take dots(out, x, rows): the products of one row x of a with
+// the rows of W given, over tiles of W that stay in cache for all of a's
+// rows; more (a prefill) widen tiles of W to float32 (widen) and run sgemm
+// on each, so the conversion is paid once a tile for all of a's rows.
+// Threads split W's rows.
 func matmulWide(m, n, k int, alpha float32, a []float32, lda int, w *QuantBuf, beta float32, c []float32, ldc int,
 	widen func(dst []float32, src []uint16), sgemm func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int),
 	dots func(out, x []float32, rows []uint16)) {
@@ -464,19 +536,26 @@ func matmulWide(m, n, k int, alpha float32, a []float32, lda int, w *QuantBuf, b
 	}
 	_ = a[(m-1)*lda+k-1]
 	_ = c[(m-1)*ldc+n-1]
-	if m <= 4 {
+	if m <= w.dotRows() {
 		Parallel(n, max(16, 4096*16/max(k, 1)), func(lo, hi int) {
-			out := make([]float32, hi-lo)
-			for i := range m {
-				dots(out, a[i*lda:i*lda+k], w.H[lo*k:hi*k])
-				ci := c[i*ldc+lo : i*ldc+hi]
-				for j, v := range out {
-					if beta != 0 {
-						v = alpha*v + beta*ci[j]
-					} else {
-						v *= alpha
+			// Tiles of W small enough (64 KB) to stay in cache while
+			// every row of a passes over them.
+			tile := max(4, 32768/max(k, 1))
+			out := make([]float32, min(tile, hi-lo))
+			for r0 := lo; r0 < hi; r0 += tile {
+				r1 := min(hi, r0+tile)
+				o := out[:r1-r0]
+				for i := range m {
+					dots(o, a[i*lda:i*lda+k], w.H[r0*k:r1*k])
+					ci := c[i*ldc+r0 : i*ldc+r1]
+					for j, v := range o {
+						if beta != 0 {
+							v = alpha*v + beta*ci[j]
+						} else {
+							v *= alpha
+						}
+						ci[j] = v
 					}
-					ci[j] = v
 				}
 			}
 		})

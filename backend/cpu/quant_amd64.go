@@ -31,3 +31,11 @@ func qdot8x2x4(q *int8, d *float32, c *int32, wq *[4]*byte, ws *[4]*float32, nch
 //
 //go:noescape
 func qdot4x2x4(q *int8, d *float32, c *int32, wq *[4]*byte, ws *[4]*float32, nch int, out *[8]float32)
+
+// quantChunks rounds nch chunks of activations x (64 values each, two
+// blocks) to int8 codes q laid out as the weights' chunks (chunkPos), as
+// quantizeBlock does, and writes each block's scale d (amax/127, before
+// its float16 rounding) and each chunk's 16 lane corrections corr.
+//
+//go:noescape
+func quantChunks(x *float32, nch int, q *int8, d *float32, corr *int32, shift int32)

@@ -231,3 +231,93 @@ func BenchmarkQuantMatMul(b *testing.B) {
 		}
 	}
 }
+
+// The activations' rounding is ggml's quantize_row_q8_0 (gguf.Quantize's
+// Q8_0 block, the reference both follow): the same codes and scale for
+// random blocks and for exact halves, which go away from zero; a NaN
+// makes the scale NaN (not a block of zeros that hides it).
+func TestQuantizeBlockIsGGMLs(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 5))
+	var blocks [][]float32
+	for range 200 {
+		x := make([]float32, 32)
+		for j := range x {
+			x[j] = float32(r.NormFloat64() * math.Pow(10, float64(r.IntN(7)-3)))
+		}
+		blocks = append(blocks, x)
+	}
+	halves := make([]float32, 32)
+	for j := range halves {
+		halves[j] = float32(j%8) - 3.5 // -3.5 .. 3.5, scale 1
+	}
+	halves[31] = 127
+	blocks = append(blocks, halves, make([]float32, 32))
+	var q [32]int8
+	for i, x := range blocks {
+		want, err := gguf.Quantize(gguf.Q8_0, x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := quantizeBlock(q[:], x)
+		if wd := f16ToF32(uint16(want[0]) | uint16(want[1])<<8); d != wd {
+			t.Fatalf("block %d: scale %v, ggml's %v", i, d, wd)
+		}
+		for j := range q {
+			if q[j] != int8(want[2+j]) {
+				t.Fatalf("block %d value %d (%v): code %d, ggml's %d", i, j, x[j], q[j], int8(want[2+j]))
+			}
+		}
+	}
+	halves[3] = float32(math.NaN())
+	if d := quantizeBlock(q[:], halves); d == d {
+		t.Fatalf("a NaN activation gives scale %v", d)
+	}
+}
+
+// The assembly rounding of whole chunks (quantChunks) gives quantizeRows
+// the codes, lane scales and corrections of the scalar path, bit for bit:
+// random rows of an even and an odd number of blocks, a zero block, exact
+// halves, huge and tiny values, a NaN (its block's scale NaN), both
+// shifts.
+func TestQuantizeRowsKernel(t *testing.T) {
+	if !haveVNNI {
+		t.Skip("no AVX-512 VNNI here: quantizeRows has only its scalar path")
+	}
+	r := rand.New(rand.NewPCG(8, 8))
+	for _, k := range []int{64, 96, 896, 4864} {
+		const m = 5
+		a := make([]float32, m*k)
+		for i := range a {
+			a[i] = float32(r.NormFloat64() * math.Pow(10, float64(r.IntN(9)-4)))
+		}
+		clear(a[32:64]) // a zero block
+		for j := range 32 {
+			a[k+j] = float32(j%8) - 3.5 // exact halves (scale 1)
+		}
+		a[k+31] = 127
+		a[2*k+40] = float32(math.NaN())
+		a[3*k+5] = 3e38
+		for _, shift := range []int32{128, 8} {
+			var fast, slow qrows
+			quantizeRows(&fast, m, k, a, k, shift)
+			fastQuant = false
+			quantizeRows(&slow, m, k, a, k, shift)
+			fastQuant = true
+			for i := range slow.q {
+				if fast.q[i] != slow.q[i] {
+					t.Fatalf("k %d: code %d is %d, scalar %d", k, i, fast.q[i], slow.q[i])
+				}
+			}
+			for i := range slow.d {
+				if nan := fast.d[i] != fast.d[i]; nan != (slow.d[i] != slow.d[i]) || !nan && fast.d[i] != slow.d[i] {
+					t.Fatalf("k %d: lane scale %d is %v, scalar %v", k, i, fast.d[i], slow.d[i])
+				}
+			}
+			for i := range slow.corr {
+				if fast.corr[i] != slow.corr[i] {
+					t.Fatalf("k %d shift %d: correction %d is %d, scalar %d", k, shift, i, fast.corr[i], slow.corr[i])
+				}
+			}
+		}
+	}
+}
