@@ -72,7 +72,11 @@ func load(be backend.Backend, dir string, score bool) (*Model, *nn.Linear, error
 		ps = append(m.Params(), nn.Named{Name: "score.weight", Tensor: head.Weight})
 	}
 	noBias := c.FixedBias() && !c.Bias
-	if err := loadParams(st, ps, dir, noBias); err != nil {
+	// A tied "lm_head.weight" in the file is accepted and ignored, as are
+	// the buffers some checkpoints carry and the biases of a model without.
+	if err := fillParams(st, ps, dir, func(n string) bool {
+		return n == "lm_head.weight" || isBuffer(n) || (noBias && strings.HasSuffix(n, ".bias"))
+	}); err != nil {
 		return nil, nil, err
 	}
 	if err := st.Changed(); err != nil {
@@ -173,18 +177,6 @@ func (m *Model) hfParams() []nn.Named {
 	return out
 }
 
-// LoadParams fills params from a checkpoint by name, checking shapes. A
-// tied "lm_head.weight" in the file is accepted and ignored.
-func LoadParams(st *safetensors.Model, params []nn.Named, where string) error {
-	return loadParams(st, params, where, false)
-}
-
-func loadParams(st *safetensors.Model, params []nn.Named, where string, noBias bool) error {
-	return fillParams(st, params, where, func(n string) bool {
-		return n == "lm_head.weight" || isBuffer(n) || (noBias && strings.HasSuffix(n, ".bias"))
-	})
-}
-
 // fillParams is weights.Fill with errors that start "gpt: ".
 func fillParams(st weights.Source, params []nn.Named, where string, extra func(name string) bool) error {
 	if err := weights.Fill(st, params, where, extra); err != nil {
@@ -204,14 +196,11 @@ func isBuffer(name string) bool {
 // generation_config.json's eos_token_id, after the config's EOS: a list
 // when there are several, as transformers' generate takes it.
 func (m *Model) Save(dir string, eos ...int) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
 	cj, err := m.Config.JSON()
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.WriteFile(filepath.Join(dir, "config.json"), append(cj, '\n')); err != nil {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
 	gen := map[string]any{"_from_model_config": true}
@@ -238,7 +227,7 @@ func (m *Model) Save(dir string, eos ...int) error {
 	if err := atomicfile.WriteFile(filepath.Join(dir, "generation_config.json"), append(gj, '\n')); err != nil {
 		return err
 	}
-	return SaveParams(filepath.Join(dir, "model.safetensors"), m.hfParams(), map[string]string{"format": "pt"})
+	return weights.SaveFolder(dir, json.RawMessage(cj), m.hfParams())
 }
 
 // SaveParams writes named tensors as one safetensors file (weights.Save).
