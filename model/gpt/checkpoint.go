@@ -111,22 +111,9 @@ func checkHeader(c *Config, st *safetensors.Model) error {
 			return fmt.Errorf("%s: tensor %q has shape %v, want %d dimensions", ckpt, tensor, info.Shape, len(fields))
 		}
 		for i, f := range fields {
-			var want int
-			switch f {
-			case "":
-				continue
-			case "Vocab":
-				want = c.Vocab
-			case "Hidden":
-				want = c.Hidden
-			case "Context":
-				want = c.Context
-			case "Intermediate":
-				want = c.Intermediate
-			case "KVHeads":
-				want = c.KVHeads * c.HeadDim()
-			}
-			if info.Shape[i] != want {
+			want := map[string]int{"Vocab": c.Vocab, "Hidden": c.Hidden, "Context": c.Context,
+				"Intermediate": c.Intermediate, "KVHeads": c.KVHeads * c.HeadDim()}[f]
+			if f != "" && info.Shape[i] != want {
 				what := fmt.Sprintf("%q is %d", c.Field(f), want)
 				if f == "KVHeads" {
 					what = fmt.Sprintf("%q %d x head size %d is %d", c.Field(f), c.KVHeads, c.HeadDim(), want)
