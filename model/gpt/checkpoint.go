@@ -216,8 +216,3 @@ func (m *Model) Save(dir string, eos ...int) error {
 	}
 	return weights.SaveFolder(dir, json.RawMessage(cj), m.hfParams())
 }
-
-// SaveParams writes named tensors as one safetensors file (weights.Save).
-func SaveParams(path string, params []nn.Named, meta map[string]string) error {
-	return weights.Save(path, params, meta)
-}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/golem-ml/golem/internal/atomicfile"
 	"github.com/golem-ml/golem/model/config"
+	"github.com/golem-ml/golem/model/weights"
 	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/safetensors"
 	"github.com/golem-ml/golem/tensor"
@@ -50,14 +51,10 @@ func DefaultLoRATargets(arch string) []string {
 	return nil
 }
 
-// Module is a linear layer of a model and its Hugging Face module name
-// ("model.layers.0.self_attn.q_proj").
-type Module = nn.NamedLinear
-
 // Modules returns the model's linear layers by name (from the body's
 // tags), blocks in order; the LM head is left out (PEFT's "all-linear"
 // leaves it out too).
-func (m *Model) Modules() []Module { return nn.Linears(m.Body) }
+func (m *Model) Modules() []nn.NamedLinear { return nn.Linears(m.Body) }
 
 // matchTarget reports whether module name is targeted, by PEFT's rule for a
 // list of targets: the name equals a target or ends with "." + target.
@@ -98,7 +95,7 @@ func (m *Model) AttachLoRA(c LoRAConfig, seed uint64) ([]nn.Named, error) {
 		if t == "all-linear" {
 			continue
 		}
-		if !slices.ContainsFunc(mods, func(md Module) bool { return matchTarget(md.Name, []string{t}) }) {
+		if !slices.ContainsFunc(mods, func(md nn.NamedLinear) bool { return matchTarget(md.Name, []string{t}) }) {
 			have := m.moduleKinds()
 			slices.Sort(have)
 			return nil, fmt.Errorf("gpt: LoRA target %q matches no module of this %s model (have %s)", t, m.Config.Arch, strings.Join(have, ", "))
@@ -310,7 +307,7 @@ func saveAdapter(dir string, ac adapterConfig, ps []nn.Named, meta map[string]st
 	}
 	md := map[string]string{"format": "pt"}
 	maps.Copy(md, meta)
-	if err := SaveParams(filepath.Join(dir, AdapterModelFile), ps, md); err != nil {
+	if err := weights.Save(filepath.Join(dir, AdapterModelFile), ps, md); err != nil {
 		return err
 	}
 	return atomicfile.WriteFile(filepath.Join(dir, AdapterConfigFile), append(b, '\n'))
