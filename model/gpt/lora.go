@@ -279,12 +279,12 @@ func (m *Model) loraAdapter(c LoRAConfig, base, prefix string, wrapped bool) (ad
 // the reward offset is the file's metadata "golem_reward_bias" (PEFT reads
 // neither it nor the base's config, so the head is the adapter's).
 func (s *Scorer) SaveLoRA(dir string, c LoRAConfig, base string) error {
-	return s.saveAdapter(dir, c, base, "", false)
+	return s.saveClassifier(dir, c, base, "", false)
 }
 
-// saveAdapter writes the scorer's adapters as loraAdapter names them, and
+// saveClassifier writes the scorer's adapters as loraAdapter names them, and
 // its head, as PEFT's SEQ_CLS (modules_to_save ["score"]).
-func (s *Scorer) saveAdapter(dir string, c LoRAConfig, base, prefix string, wrapped bool) error {
+func (s *Scorer) saveClassifier(dir string, c LoRAConfig, base, prefix string, wrapped bool) error {
 	ac, ps, err := s.Model.loraAdapter(c, base, prefix, wrapped)
 	if err != nil {
 		return err
@@ -498,7 +498,7 @@ func (m *Model) SaveWrappedLoRA(dir string, c LoRAConfig, base, prefix string, m
 // PEFT's SEQ_CLS: the score head (modules_to_save ["score"]) saved as
 // "base_model.model.<prefix>score.weight", the offset in the metadata.
 func (s *Scorer) SaveWrappedLoRA(dir string, c LoRAConfig, base, prefix string) error {
-	return s.saveAdapter(dir, c, base, prefix, true)
+	return s.saveClassifier(dir, c, base, prefix, true)
 }
 
 // loraTargetNames is targets with "all-linear" spelled out as m's
