@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/golem-ml/golem/backend/cpu"
+	"github.com/golem-ml/golem/kvcache"
 	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/tensor"
 )
@@ -74,7 +75,7 @@ func sample(m *gpt.Model, n int, seed uint64) []int32 {
 	out := make([]int32, 0, n)
 	id := int32(0)
 	tensor.NoGrad(func() {
-		cache := &gpt.Cache{}
+		cache := &kvcache.Growable{}
 		defer cache.Close()
 		var probs []float64
 		for i := 0; i < n; i++ {

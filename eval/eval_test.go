@@ -47,7 +47,7 @@ var tiny struct {
 // scoring hundreds of questions stays fast.
 func tinyRandom(t *testing.T) (*gpt.Model, *tokenizer.Tokenizer) {
 	tiny.once.Do(func() {
-		corpus := synth.Corpus(synth.CorpusOptions{Seed: 1, Chinese: 0.3})
+		corpus := synth.Corpus(synth.CorpusOptions{Seed: 1, Chinese: 0.3, Bytes: 305_000})
 		tiny.tok, tiny.err = tokenizer.Train(tokenizer.TrainOptions{Texts: []string{corpus[:min(len(corpus), 300000)]}, VocabSize: 800})
 		if tiny.err != nil {
 			return

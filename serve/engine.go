@@ -988,15 +988,14 @@ func (e *Engine) advance(w *Weights, seqs []*seq, logits []float32) []*seq {
 			continue
 		}
 		id := s.next
-		if id == generate.Blocked {
+		switch {
+		case id == generate.Blocked:
 			s.out <- Event{Done: true, Reason: "error", Err: generate.ErrBlocked}
 			continue
-		}
-		if id < 0 {
+		case id < 0:
 			s.out <- Event{Done: true, Reason: "error", Err: errNoLogits}
 			continue
-		}
-		if slices.Contains(w.Stop, id) {
+		case slices.Contains(w.Stop, id):
 			s.out <- Event{Done: true, Reason: "stop"}
 			continue
 		}

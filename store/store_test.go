@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -1086,6 +1087,13 @@ func TestMain(m *testing.M) {
 	if dsn := os.Getenv(childDSNEnv); dsn != "" {
 		killChild(dsn)
 		return
+	}
+	flag.Parse()
+	if testing.Short() {
+		// Argon2id at 64 KiB and 1 pass, the same code: OWASP's cost was
+		// two thirds of the package's CPU. TestArgon2Bounded and the full
+		// run hash at OWASP's.
+		argonTime, argonMemory = 1, 64
 	}
 	os.Exit(m.Run())
 }

@@ -67,7 +67,7 @@ func TestPretrainBF16TracksFloat32(t *testing.T) {
 		p.Model.Dropout = 0
 		p.Loop.Out, p.Loop.DType, p.Loop.Quiet = filepath.Join(t.TempDir(), "m"), dtype, true
 		if _, err := Pretrain(context.Background(), PretrainOptions{Backend: cpu.New(), Tokenizer: "char", Preset: p, CacheDir: cache, Log: io.Discard,
-			Builtin: func(w io.Writer) error { return synth.WriteCorpus(w, synth.CorpusOptions{Seed: 1}) }}); err != nil {
+			Builtin: func(w io.Writer) error { return synth.WriteCorpus(w, builtinCorpus(0)) }}); err != nil {
 			t.Fatal(err)
 		}
 		return p.Loop.Out

@@ -34,7 +34,7 @@ func pretrainTiny(t *testing.T, cache, out string, resume bool, stopAt int) (Res
 	}
 	corpus := filepath.Join(cache, "corpus.txt")
 	if _, err := os.Stat(corpus); err != nil {
-		if err := os.WriteFile(corpus, []byte(synth.Corpus(synth.CorpusOptions{Seed: 1})[:50000]), 0o644); err != nil {
+		if err := os.WriteFile(corpus, []byte(synth.Corpus(synth.CorpusOptions{Seed: 1, Bytes: 55000})[:50000]), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}

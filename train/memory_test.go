@@ -34,7 +34,7 @@ func checkFlat(t *testing.T, run func(be *cpu.CPU, loop Config) error) {
 func TestMemoryFlatPretrain(t *testing.T) {
 	dir := t.TempDir()
 	corpus := filepath.Join(dir, "corpus.txt")
-	if err := os.WriteFile(corpus, []byte(synth.Corpus(synth.CorpusOptions{Seed: 1})[:20000]), 0o644); err != nil {
+	if err := os.WriteFile(corpus, []byte(synth.Corpus(synth.CorpusOptions{Seed: 1, Bytes: 25000})[:20000]), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	checkFlat(t, func(be *cpu.CPU, loop Config) error {
@@ -98,7 +98,7 @@ func TestMemoryFlatPPO(t *testing.T) {
 	sft := tinyLM(t, 1, 64)
 	rm := tinyRM(t, sft, tinyTokenizer(t))
 	prompts := taskPrompts(synth.MustTasks(synth.TaskOptions{Seed: 1, N: 4, Kinds: []string{synth.KindFirstLetter}}))
-	text := synth.Corpus(synth.CorpusOptions{Seed: 2})[:5000]
+	text := synth.Corpus(synth.CorpusOptions{Seed: 2, Bytes: 10000})[:5000]
 	for _, run := range []string{"full", "lora"} {
 		t.Run(run, func(t *testing.T) {
 			checkFlat(t, func(be *cpu.CPU, loop Config) error {

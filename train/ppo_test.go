@@ -49,7 +49,7 @@ func TestPPOResumeIsExact(t *testing.T) {
 	sft := tinyLM(t, 1, 96)
 	rm := tinyRM(t, sft, tinyTokenizer(t))
 	prompts := taskPrompts(synth.MustTasks(synth.TaskOptions{Seed: 1, N: 8, Kinds: []string{synth.KindFirstLetter, synth.KindNumberOnly}}))
-	text := synth.Corpus(synth.CorpusOptions{Seed: 2})[:20000]
+	text := synth.Corpus(synth.CorpusOptions{Seed: 2, Bytes: 25000})[:20000]
 	run := func(out string, resume bool, stopAt int) Result {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
@@ -141,7 +141,7 @@ func sameParams(t *testing.T, what string, a, b []nn.Named) {
 
 func TestPPORejectsOtherTokenizer(t *testing.T) {
 	sft := tinyLM(t, 1, 64)
-	text := synth.Corpus(synth.CorpusOptions{Seed: 1})[:50000]
+	text := synth.Corpus(synth.CorpusOptions{Seed: 1, Bytes: 55000})[:50000]
 	other, err := tokenizer.Train(tokenizer.TrainOptions{Texts: []string{text}, VocabSize: 300, Progress: io.Discard})
 	if err != nil {
 		t.Fatal(err)

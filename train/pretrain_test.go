@@ -29,6 +29,17 @@ func tinyPreset() Preset {
 	return p
 }
 
+// builtinCorpus is the built-in corpus (seed 1) the pretraining tests'
+// runs read: 4 MB as golem pretrain writes it, 256 KB under -short (the
+// runs take 8 steps of 4 x 16 tokens; resume and bf16 are checked the same).
+func builtinCorpus(chinese float64) synth.CorpusOptions {
+	o := synth.CorpusOptions{Seed: 1, Chinese: chinese}
+	if testing.Short() {
+		o.Bytes = 256 << 10
+	}
+	return o
+}
+
 func losses(t *testing.T, dir string) map[int]float64 {
 	f, err := os.Open(filepath.Join(dir, "metrics.jsonl"))
 	if err != nil {
@@ -67,7 +78,7 @@ func TestPretrainResumeIsExact(t *testing.T) {
 			}
 		}
 		res, err := Pretrain(ctx, PretrainOptions{Backend: cpu.New(), Tokenizer: "char", Preset: p, CacheDir: cache, Log: io.Discard,
-			Builtin: func(w io.Writer) error { return synth.WriteCorpus(w, synth.CorpusOptions{Seed: 1, Chinese: 0.15}) }})
+			Builtin: func(w io.Writer) error { return synth.WriteCorpus(w, builtinCorpus(0.15)) }})
 		if err != nil {
 			t.Fatal(err)
 		}

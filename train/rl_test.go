@@ -24,7 +24,7 @@ var (
 // once on a slice of the built-in corpus.
 func tinyTokenizer(t *testing.T) *tokenizer.Tokenizer {
 	tinyTokOnce.Do(func() {
-		text := synth.Corpus(synth.CorpusOptions{Seed: 1})
+		text := synth.Corpus(synth.CorpusOptions{Seed: 1, Bytes: 205_000})
 		if len(text) > 200_000 {
 			text = text[:200_000]
 		}

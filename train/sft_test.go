@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/golem-ml/golem/backend/cpu"
@@ -20,12 +21,18 @@ import (
 	"github.com/golem-ml/golem/tokenizer"
 )
 
+// tinyBaseTok is tinyBase's tokenizer, trained once per test binary on
+// the first 200,000 bytes of the built-in corpus.
+var tinyBaseTok = sync.OnceValues(func() (*tokenizer.Tokenizer, error) {
+	corpus := synth.Corpus(synth.CorpusOptions{Seed: 1, Bytes: 205_000})
+	return tokenizer.Train(tokenizer.TrainOptions{Texts: []string{corpus[:200000]}, VocabSize: 400})
+})
+
 // tinyBase writes a small random model with a BPE tokenizer trained on a
 // bit of the built-in corpus (so it has the ChatML tokens) into a folder.
 func tinyBase(t *testing.T, arch string) string {
 	t.Helper()
-	corpus := synth.Corpus(synth.CorpusOptions{Seed: 1})
-	tok, err := tokenizer.Train(tokenizer.TrainOptions{Texts: []string{corpus[:min(len(corpus), 200000)]}, VocabSize: 400})
+	tok, err := tinyBaseTok()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,7 @@ import (
 // BPE trained on a slice of the built-in corpus.
 func tinyChatModel(t *testing.T) (*gpt.Model, *tokenizer.Tokenizer) {
 	t.Helper()
-	corpus := synth.Corpus(synth.CorpusOptions{Seed: 1})
+	corpus := synth.Corpus(synth.CorpusOptions{Seed: 1, Bytes: 55000})
 	tok, err := tokenizer.Train(tokenizer.TrainOptions{Texts: []string{corpus[:min(len(corpus), 50000)]}, VocabSize: 400})
 	if err != nil {
 		t.Fatal(err)

@@ -80,7 +80,12 @@ func load(be backend.Backend, dir string, score, bf16 bool) (*Model, *nn.Linear,
 		}
 		ps = slices.DeleteFunc(ps, func(p nn.Named) bool { return kept[p.Name] })
 	}
-	if err := loadParams(st, ps, dir, noBias, kept); err != nil {
+	// A tied "lm_head.weight" in the file is accepted and ignored, as are
+	// the buffers some checkpoints carry, the biases of a model without and
+	// the matrices read already.
+	if err := fillParams(st, ps, dir, func(n string) bool {
+		return kept[n] || n == "lm_head.weight" || isBuffer(n) || (noBias && strings.HasSuffix(n, ".bias"))
+	}); err != nil {
 		return nil, nil, err
 	}
 	if err := st.Changed(); err != nil {
@@ -115,22 +120,9 @@ func checkHeader(c *Config, st *safetensors.Model) error {
 			return fmt.Errorf("%s: tensor %q has shape %v, want %d dimensions", ckpt, tensor, info.Shape, len(fields))
 		}
 		for i, f := range fields {
-			var want int
-			switch f {
-			case "":
-				continue
-			case "Vocab":
-				want = c.Vocab
-			case "Hidden":
-				want = c.Hidden
-			case "Context":
-				want = c.Context
-			case "Intermediate":
-				want = c.Intermediate
-			case "KVHeads":
-				want = c.KVHeads * c.HeadDim()
-			}
-			if info.Shape[i] != want {
+			want := map[string]int{"Vocab": c.Vocab, "Hidden": c.Hidden, "Context": c.Context,
+				"Intermediate": c.Intermediate, "KVHeads": c.KVHeads * c.HeadDim()}[f]
+			if f != "" && info.Shape[i] != want {
 				what := fmt.Sprintf("%q is %d", c.Field(f), want)
 				if f == "KVHeads" {
 					what = fmt.Sprintf("%q %d x head size %d is %d", c.Field(f), c.KVHeads, c.HeadDim(), want)
@@ -181,20 +173,6 @@ func (m *Model) hfParams() []nn.Named {
 	return out
 }
 
-// LoadParams fills params from a checkpoint by name, checking shapes. A
-// tied "lm_head.weight" in the file is accepted and ignored.
-func LoadParams(st *safetensors.Model, params []nn.Named, where string) error {
-	return loadParams(st, params, where, false, nil)
-}
-
-// loadParams is LoadParams that also accepts, without reading them, the
-// biases of a model without biases (noBias) and the tensors read already.
-func loadParams(st *safetensors.Model, params []nn.Named, where string, noBias bool, read map[string]bool) error {
-	return fillParams(st, params, where, func(n string) bool {
-		return read[n] || n == "lm_head.weight" || isBuffer(n) || (noBias && strings.HasSuffix(n, ".bias"))
-	})
-}
-
 // fillParams is weights.Fill with errors that start "gpt: ".
 func fillParams(st weights.Source, params []nn.Named, where string, extra func(name string) bool) error {
 	if err := weights.Fill(st, params, where, extra); err != nil {
@@ -214,14 +192,11 @@ func isBuffer(name string) bool {
 // generation_config.json's eos_token_id, after the config's EOS: a list
 // when there are several, as transformers' generate takes it.
 func (m *Model) Save(dir string, eos ...int) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
 	cj, err := m.Config.JSON()
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.WriteFile(filepath.Join(dir, "config.json"), append(cj, '\n')); err != nil {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
 	gen := map[string]any{"_from_model_config": true}
@@ -248,10 +223,5 @@ func (m *Model) Save(dir string, eos ...int) error {
 	if err := atomicfile.WriteFile(filepath.Join(dir, "generation_config.json"), append(gj, '\n')); err != nil {
 		return err
 	}
-	return SaveParams(filepath.Join(dir, "model.safetensors"), m.hfParams(), map[string]string{"format": "pt"})
-}
-
-// SaveParams writes named tensors as one safetensors file (weights.Save).
-func SaveParams(path string, params []nn.Named, meta map[string]string) error {
-	return weights.Save(path, params, meta)
+	return weights.SaveFolder(dir, json.RawMessage(cj), m.hfParams())
 }

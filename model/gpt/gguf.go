@@ -24,15 +24,6 @@ import (
 // layer), Q4_1, Q5_0, Q5_1, IQ4_NL and the k-quants become Q8_0 there; BF16 ones
 // are converted to float32.
 
-// ggufTensor is one tensor of a GGUF model: its name there, its parameter
-// here, its ggml dims as the config says they are, and its layout change.
-type ggufTensor struct {
-	gguf, param string
-	dims        []int64
-	rope        int  // heads whose rows are permuted (Llama's q and k), 0 for none
-	conv        bool // GPT-2's Conv1D weight: transposed when float
-}
-
 // ConfigFromGGUF returns the model config a GGUF file's metadata describes
 // (general.architecture gpt2, llama or qwen2 and its keys), checked as
 // config.json is, with the vocabulary size, tied head and biases read from
@@ -49,27 +40,20 @@ func ConfigFromGGUF(f *gguf.File) (*Config, error) {
 		// reader here.
 		return nil, fmt.Errorf("gpt: %s: general.architecture %q is not one golem reads from GGUF (gpt2, llama, qwen2)", where, arch)
 	}
-	num := func(key string, def int) (int, error) {
+	// num reads arch.key as a positive integer (whole) or a number; a
+	// missing key is def, or an error when def is negative.
+	num := func(key string, def float64, whole bool) (float64, error) {
 		v, ok := f.Get(arch + "." + key)
-		if !ok {
-			if def >= 0 {
-				return def, nil
-			}
+		switch {
+		case !ok && def >= 0:
+			return def, nil
+		case !ok:
 			return 0, fmt.Errorf("gpt: %s: metadata %s.%s is missing", where, arch, key)
-		}
-		n, ok := v.Int()
-		if !ok || n <= 0 || n > 1<<30 {
+		case whole:
+			if n, ok := v.Int(); ok && n > 0 && n <= 1<<30 {
+				return float64(n), nil
+			}
 			return 0, fmt.Errorf("gpt: %s: metadata %s.%s is %v, want a positive integer", where, arch, key, v.Any())
-		}
-		return int(n), nil
-	}
-	flt := func(key string, def float64) (float64, error) {
-		v, ok := f.Get(arch + "." + key)
-		if !ok {
-			if def >= 0 {
-				return def, nil
-			}
-			return 0, fmt.Errorf("gpt: %s: metadata %s.%s is missing", where, arch, key)
 		}
 		x, ok := v.Float()
 		if !ok {
@@ -77,6 +61,7 @@ func ConfigFromGGUF(f *gguf.File) (*Config, error) {
 		}
 		return x, nil
 	}
+	integer := func(key string, def int) (int, error) { x, err := num(key, float64(def), true); return int(x), err }
 	c := &Config{Arch: arch, BOS: -1, EOS: -1}
 	var err error
 	for _, k := range []struct {
@@ -84,19 +69,19 @@ func ConfigFromGGUF(f *gguf.File) (*Config, error) {
 		to  *int
 	}{{"context_length", &c.Context}, {"embedding_length", &c.Hidden}, {"block_count", &c.Layers},
 		{"feed_forward_length", &c.Intermediate}, {"attention.head_count", &c.Heads}} {
-		if *k.to, err = num(k.key, -1); err != nil {
+		if *k.to, err = integer(k.key, -1); err != nil {
 			return nil, err
 		}
 	}
-	if c.KVHeads, err = num("attention.head_count_kv", c.Heads); err != nil {
+	if c.KVHeads, err = integer("attention.head_count_kv", c.Heads); err != nil {
 		return nil, err
 	}
 	var eps float64
 	if arch == "gpt2" {
-		eps, err = flt("attention.layer_norm_epsilon", -1)
+		eps, err = num("attention.layer_norm_epsilon", -1, false)
 		c.Activation, c.Bias = "gelu_new", has(f, "blk.0.attn_qkv.bias")
 	} else {
-		eps, err = flt("attention.layer_norm_rms_epsilon", -1)
+		eps, err = num("attention.layer_norm_rms_epsilon", -1, false)
 		c.Bias = has(f, "blk.0.attn_q.bias")
 	}
 	if err != nil {
@@ -104,7 +89,7 @@ func ConfigFromGGUF(f *gguf.File) (*Config, error) {
 	}
 	c.Eps = float32(eps)
 	if arch != "gpt2" {
-		if c.RopeTheta, err = flt("rope.freq_base", 10000); err != nil {
+		if c.RopeTheta, err = num("rope.freq_base", 10000, false); err != nil {
 			return nil, err
 		}
 		// Llama 3's RoPE scaling is rope_freqs.weight (read below, once
@@ -126,13 +111,13 @@ func ConfigFromGGUF(f *gguf.File) (*Config, error) {
 		return nil, fmt.Errorf("gpt: %s: no 2-D tensor \"token_embd.weight\"", where)
 	}
 	c.Vocab = int(min(emb.Dims[1], 1<<31))
-	if v, err := num("vocab_size", c.Vocab); err != nil {
+	if v, err := integer("vocab_size", c.Vocab); err != nil {
 		return nil, err
 	} else if v != c.Vocab {
 		return nil, fmt.Errorf("gpt: %s: metadata %s.vocab_size is %d, but token_embd.weight has %d rows", where, arch, v, c.Vocab)
 	}
 	if c.Heads > 0 && c.Hidden%c.Heads == 0 && arch != "gpt2" {
-		if d, err := num("rope.dimension_count", c.Hidden/c.Heads); err != nil {
+		if d, err := integer("rope.dimension_count", c.Hidden/c.Heads); err != nil {
 			return nil, err
 		} else if d != c.Hidden/c.Heads {
 			return nil, fmt.Errorf("gpt: %s: metadata %s.rope.dimension_count is %d, not the head size %d: golem rotates whole heads", where, arch, d, c.Hidden/c.Heads)
@@ -208,30 +193,26 @@ func ropeScalingFromGGUF(f *gguf.File, c *Config) (*llama.RopeScaling, error) {
 	return s, nil
 }
 
-// GGUFTensor is a tensor of a GGUF model file: its name there (llama.cpp's)
-// and its ggml dims, innermost first.
+// GGUFTensor is a tensor of a GGUF model file: its name there (llama.cpp's),
+// its ggml dims (innermost first) as the config says they are, its
+// parameter here and its layout change.
 type GGUFTensor struct {
-	Name string
-	Dims []int64
+	Name  string
+	Dims  []int64
+	param string
+	rope  int  // heads whose rows are permuted (Llama's q and k), 0 for none
+	conv  bool // GPT-2's Conv1D weight: transposed when float
 }
 
 // GGUFTensors lists the tensors a GGUF file of a model of config c holds,
 // in the order golem export writes them.
 func GGUFTensors(c *Config) []GGUFTensor {
-	var out []GGUFTensor
-	for _, t := range ggufTensors(c) {
-		out = append(out, GGUFTensor{Name: t.gguf, Dims: t.dims})
-	}
-	return out
-}
-
-// ggufTensors lists the tensors a GGUF file of config c holds.
-func ggufTensors(c *Config) []ggufTensor {
+	// ggufTensors lists the tensors a GGUF file of config c holds.
 	H, F, V, hd := int64(c.Hidden), int64(c.Intermediate), int64(c.Vocab), int64(c.HeadDim())
 	Q, KV := int64(c.Heads)*hd, int64(c.KVHeads)*hd
-	var ts []ggufTensor
-	add := func(g, p string, dims ...int64) { ts = append(ts, ggufTensor{gguf: g, param: p, dims: dims}) }
-	last := func() *ggufTensor { return &ts[len(ts)-1] }
+	var ts []GGUFTensor
+	add := func(g, p string, dims ...int64) { ts = append(ts, GGUFTensor{Name: g, param: p, Dims: dims}) }
+	last := func() *GGUFTensor { return &ts[len(ts)-1] }
 	switch c.Arch {
 	case "gpt2":
 		add("token_embd.weight", "transformer.wte.weight", H, V)
@@ -332,20 +313,20 @@ func loadGGUF(be backend.Backend, path string, bf16 bool) (*Model, error) {
 			return nil, err
 		}
 	}
-	want := ggufTensors(c)
+	want := GGUFTensors(c)
 	known := map[string]bool{}
 	if c.Tied {
 		known["output.weight"] = true // a copy of token_embd.weight
 	}
 	known[RopeFreqsTensor] = true // read by ConfigFromGGUF
 	for _, t := range want {
-		known[t.gguf] = true
-		info, ok := f.Tensor(t.gguf)
+		known[t.Name] = true
+		info, ok := f.Tensor(t.Name)
 		if !ok {
-			return nil, fmt.Errorf("gpt: %s: no tensor %q (a %s model of %d layers has one)", path, t.gguf, c.Arch, c.Layers)
+			return nil, fmt.Errorf("gpt: %s: no tensor %q (a %s model of %d layers has one)", path, t.Name, c.Arch, c.Layers)
 		}
-		if !slices.Equal(info.Dims, t.dims) {
-			return nil, fmt.Errorf("gpt: %s: tensor %q has dims %v, but the metadata (%s) says %v", path, t.gguf, info.Dims, ggufSizes(c), t.dims)
+		if !slices.Equal(info.Dims, t.Dims) {
+			return nil, fmt.Errorf("gpt: %s: tensor %q has dims %v, but the metadata (%s) says %v", path, t.Name, info.Dims, ggufSizes(c), t.Dims)
 		}
 	}
 	for _, t := range f.Tensors() {
@@ -382,13 +363,13 @@ func loadGGUF(be backend.Backend, path string, bf16 bool) (*Model, error) {
 	}
 	hd := c.HeadDim()
 	for _, t := range want {
-		info, _ := f.Tensor(t.gguf)
+		info, _ := f.Tensor(t.Name)
 		qt := map[gguf.TensorType]backend.QuantType{gguf.Q8_0: backend.Q8_0, gguf.Q4_0: backend.Q4_0, gguf.F16: backend.F16, gguf.BF16: backend.BF16}[info.Type]
 		l, isLinear := linears[t.param]
 		e, isEmbed := embeds[t.param]
 		if canQuant && (isLinear || isEmbed) && (qt != 0 || requantized(info.Type)) {
-			rows, cols := int(t.dims[1]), int(t.dims[0])
-			raw, _, err := f.Raw(t.gguf)
+			rows, cols := int(t.Dims[1]), int(t.Dims[0])
+			raw, _, err := f.Raw(t.Name)
 			if err != nil {
 				return nil, fmt.Errorf("gpt: %w", err)
 			}
@@ -398,7 +379,7 @@ func loadGGUF(be backend.Backend, path string, bf16 bool) (*Model, error) {
 				// a few rows at a time; Q8_0's blocks of 32 lie inside
 				// theirs.
 				if raw, err = gguf.Convert(info.Type, raw, cols, gguf.Q8_0); err != nil {
-					return nil, fmt.Errorf("gpt: %s: tensor %q: %w", path, t.gguf, err)
+					return nil, fmt.Errorf("gpt: %s: tensor %q: %w", path, t.Name, err)
 				}
 				qt = backend.Q8_0
 			}
@@ -407,7 +388,7 @@ func loadGGUF(be backend.Backend, path string, bf16 bool) (*Model, error) {
 			}
 			buf, err := qb.UploadQuant(qt, rows, cols, raw)
 			if err != nil {
-				return nil, fmt.Errorf("gpt: %s: tensor %q: %w", path, t.gguf, err)
+				return nil, fmt.Errorf("gpt: %s: tensor %q: %w", path, t.Name, err)
 			}
 			w := tensor.FromBuffer(be, buf, rows, cols)
 			if isLinear {
@@ -429,7 +410,7 @@ func loadGGUF(be backend.Backend, path string, bf16 bool) (*Model, error) {
 			continue
 		}
 		if t.conv {
-			data = gguf.Transpose(data, int(t.dims[1]), int(t.dims[0]))
+			data = gguf.Transpose(data, int(t.Dims[1]), int(t.Dims[0]))
 		}
 		params[t.param].Set(data)
 	}
@@ -452,18 +433,18 @@ func requantized(t gguf.TensorType) bool {
 
 // ggufFloats returns tensor t's values as float32 in golem's row order
 // (Llama's q and k rows permuted back), refusing NaN or infinite ones.
-func ggufFloats(f *gguf.File, path string, t ggufTensor, hd int) ([]float32, error) {
-	data, _, err := f.Float32(t.gguf)
+func ggufFloats(f *gguf.File, path string, t GGUFTensor, hd int) ([]float32, error) {
+	data, _, err := f.Float32(t.Name)
 	if err != nil {
 		return nil, fmt.Errorf("gpt: %w", err)
 	}
 	if i := weights.NonFinite(data); i >= 0 {
-		return nil, fmt.Errorf("gpt: %s: tensor %q: element %d is %g; NaN or infinite weights are refused", path, t.gguf, i, data[i])
+		return nil, fmt.Errorf("gpt: %s: tensor %q: element %d is %g; NaN or infinite weights are refused", path, t.Name, i, data[i])
 	}
 	if t.rope > 0 {
 		row := 1
-		if len(t.dims) == 2 {
-			row = int(t.dims[0])
+		if len(t.Dims) == 2 {
+			row = int(t.Dims[0])
 		}
 		data = gguf.PermuteRoPE(data, t.rope, hd, row, true)
 	}

@@ -9,7 +9,7 @@ import (
 
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/gguf"
-	"github.com/golem-ml/golem/internal/atomicfile"
+	"github.com/golem-ml/golem/model/weights"
 	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/safetensors"
 	"github.com/golem-ml/golem/tensor"
@@ -143,18 +143,11 @@ func (s *Scorer) ConfigJSON() ([]byte, error) {
 
 // Save writes config.json and model.safetensors (see [Scorer]).
 func (s *Scorer) Save(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
 	b, err := s.ConfigJSON()
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.WriteFile(filepath.Join(dir, "config.json"), append(b, '\n')); err != nil {
-		return err
-	}
-	ps := append(s.Model.hfParams(), nn.Named{Name: "score.weight", Tensor: s.Score.Weight})
-	return SaveParams(filepath.Join(dir, "model.safetensors"), ps, map[string]string{"format": "pt"})
+	return weights.SaveFolder(dir, json.RawMessage(b), append(s.Model.hfParams(), nn.Named{Name: "score.weight", Tensor: s.Score.Weight}))
 }
 
 // IsScorer reports whether the model folder dir holds a scorer (its

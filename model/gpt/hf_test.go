@@ -8,6 +8,7 @@ import (
 
 	"github.com/golem-ml/golem/backend/cpu"
 	"github.com/golem-ml/golem/internal/shared"
+	"github.com/golem-ml/golem/kvcache"
 	"github.com/golem-ml/golem/safetensors"
 	"github.com/golem-ml/golem/tensor"
 )
@@ -35,7 +36,7 @@ func ids32(v []int64) []int32 {
 func greedy(m *Model, prompt []int32, n int) []int32 {
 	out := append([]int32(nil), prompt...)
 	tensor.NoGrad(func() {
-		cache := &Cache{}
+		cache := &kvcache.Growable{}
 		defer cache.Close()
 		in := prompt
 		for i := 0; i < n; i++ {

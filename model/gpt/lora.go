@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/golem-ml/golem/internal/atomicfile"
 	"github.com/golem-ml/golem/model/config"
+	"github.com/golem-ml/golem/model/weights"
 	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/safetensors"
 	"github.com/golem-ml/golem/tensor"
@@ -49,14 +51,10 @@ func DefaultLoRATargets(arch string) []string {
 	return nil
 }
 
-// Module is a linear layer of a model and its Hugging Face module name
-// ("model.layers.0.self_attn.q_proj").
-type Module = nn.NamedLinear
-
 // Modules returns the model's linear layers by name (from the body's
 // tags), blocks in order; the LM head is left out (PEFT's "all-linear"
 // leaves it out too).
-func (m *Model) Modules() []Module { return nn.Linears(m.Body) }
+func (m *Model) Modules() []nn.NamedLinear { return nn.Linears(m.Body) }
 
 // matchTarget reports whether module name is targeted, by PEFT's rule for a
 // list of targets: the name equals a target or ends with "." + target.
@@ -97,7 +95,7 @@ func (m *Model) AttachLoRA(c LoRAConfig, seed uint64) ([]nn.Named, error) {
 		if t == "all-linear" {
 			continue
 		}
-		if !slices.ContainsFunc(mods, func(md Module) bool { return matchTarget(md.Name, []string{t}) }) {
+		if !slices.ContainsFunc(mods, func(md nn.NamedLinear) bool { return matchTarget(md.Name, []string{t}) }) {
 			have := m.moduleKinds()
 			slices.Sort(have)
 			return nil, fmt.Errorf("gpt: LoRA target %q matches no module of this %s model (have %s)", t, m.Config.Arch, strings.Join(have, ", "))
@@ -239,28 +237,40 @@ type adapterConfig struct {
 // SaveLoRA writes the attached adapters into dir in PEFT's layout; base
 // names the base model (written as base_model_name_or_path).
 func (m *Model) SaveLoRA(dir string, c LoRAConfig, base string) error {
-	ps := m.LoRAParams()
-	if len(ps) == 0 {
-		return errors.New("gpt: SaveLoRA: no LoRA attached")
-	}
-	if err := c.check(m.Config.Arch); err != nil {
+	ac, ps, err := m.loraAdapter(c, base, "", false)
+	if err != nil {
 		return err
 	}
-	return saveAdapter(dir, loraConfig(m, c, base), ps, nil)
+	return saveAdapter(dir, ac, ps, nil)
 }
 
-// loraConfig is adapter_config.json for m's adapters.
-func loraConfig(m *Model, c LoRAConfig, base string) adapterConfig {
+// loraAdapter is adapter_config.json and the tensors of m's adapters,
+// named "base_model.model." + prefix + the module's name; with wrapped,
+// target_modules is the WrappedPattern of prefix (SaveWrappedLoRA).
+func (m *Model) loraAdapter(c LoRAConfig, base, prefix string, wrapped bool) (adapterConfig, []nn.Named, error) {
+	var ps []nn.Named
+	for _, p := range m.LoRAParams() {
+		ps = append(ps, nn.Named{Name: "base_model.model." + prefix + strings.TrimPrefix(p.Name, "base_model.model."), Tensor: p.Tensor})
+	}
+	if len(ps) == 0 {
+		return adapterConfig{}, nil, errors.New("gpt: SaveLoRA: no LoRA attached")
+	}
+	if err := c.check(m.Config.Arch); err != nil {
+		return adapterConfig{}, nil, err
+	}
 	ac := adapterConfig{
 		PeftType: "LORA", TaskType: "CAUSAL_LM", BaseModel: base, InferenceMode: true,
 		R: c.R, LoRAAlpha: c.Alpha, LoRADropout: config.ShortFloat(c.Dropout), TargetModules: c.Targets,
 		FanInFanOut: archs[m.Config.Arch].fanInOut, Bias: "none", InitLoRA: true,
 		RankPattern: map[string]any{}, AlphaPattern: map[string]any{},
 	}
-	if len(c.Targets) == 1 && c.Targets[0] == "all-linear" {
+	switch {
+	case wrapped:
+		ac.TargetModules = WrappedPattern(prefix, m.loraTargetNames(c.Targets))
+	case len(c.Targets) == 1 && c.Targets[0] == "all-linear":
 		ac.TargetModules = "all-linear"
 	}
-	return ac
+	return ac, ps, nil
 }
 
 // SaveLoRA writes a reward or value model trained with LoRA into dir as
@@ -269,15 +279,18 @@ func loraConfig(m *Model, c LoRAConfig, base string) adapterConfig {
 // the reward offset is the file's metadata "golem_reward_bias" (PEFT reads
 // neither it nor the base's config, so the head is the adapter's).
 func (s *Scorer) SaveLoRA(dir string, c LoRAConfig, base string) error {
-	if len(s.LoRAParams()) == 0 {
-		return errors.New("gpt: SaveLoRA: no LoRA attached")
-	}
-	if err := c.check(s.Config.Arch); err != nil {
+	return s.saveClassifier(dir, c, base, "", false)
+}
+
+// saveClassifier writes the scorer's adapters as loraAdapter names them, and
+// its head, as PEFT's SEQ_CLS (modules_to_save ["score"]).
+func (s *Scorer) saveClassifier(dir string, c LoRAConfig, base, prefix string, wrapped bool) error {
+	ac, ps, err := s.Model.loraAdapter(c, base, prefix, wrapped)
+	if err != nil {
 		return err
 	}
-	ac := loraConfig(s.Model, c, base)
 	ac.TaskType, ac.ModulesToSave = "SEQ_CLS", []string{scoreModule}
-	ps := append(s.LoRAParams(), nn.Named{Name: "base_model.model." + scoreModule + ".weight", Tensor: s.Score.Weight})
+	ps = append(ps, nn.Named{Name: "base_model.model." + prefix + scoreModule + ".weight", Tensor: s.Score.Weight})
 	return saveAdapter(dir, ac, ps, map[string]string{"golem_reward_bias": strconv.FormatFloat(float64(s.Bias), 'g', -1, 32)})
 }
 
@@ -293,10 +306,8 @@ func saveAdapter(dir string, ac adapterConfig, ps []nn.Named, meta map[string]st
 		return err
 	}
 	md := map[string]string{"format": "pt"}
-	for k, v := range meta {
-		md[k] = v
-	}
-	if err := SaveParams(filepath.Join(dir, AdapterModelFile), ps, md); err != nil {
+	maps.Copy(md, meta)
+	if err := weights.Save(filepath.Join(dir, AdapterModelFile), ps, md); err != nil {
 		return err
 	}
 	return atomicfile.WriteFile(filepath.Join(dir, AdapterConfigFile), append(b, '\n'))
@@ -471,9 +482,13 @@ func (a *Adapter) Apply(m *Model, dir string) error {
 // trained whole, as modules_to_save with their tensors (named
 // "base_model.model." + their name in the whole model).
 func (m *Model) SaveWrappedLoRA(dir string, c LoRAConfig, base, prefix string, modules []string, saved []nn.Named) error {
-	ac, ps, err := m.wrappedAdapter(c, base, prefix, modules, saved)
+	ac, ps, err := m.loraAdapter(c, base, prefix, true)
 	if err != nil {
 		return err
+	}
+	ac.ModulesToSave = modules
+	for _, p := range saved {
+		ps = append(ps, nn.Named{Name: "base_model.model." + p.Name, Tensor: p.Tensor})
 	}
 	return saveAdapter(dir, ac, ps, nil)
 }
@@ -483,32 +498,7 @@ func (m *Model) SaveWrappedLoRA(dir string, c LoRAConfig, base, prefix string, m
 // PEFT's SEQ_CLS: the score head (modules_to_save ["score"]) saved as
 // "base_model.model.<prefix>score.weight", the offset in the metadata.
 func (s *Scorer) SaveWrappedLoRA(dir string, c LoRAConfig, base, prefix string) error {
-	ac, ps, err := s.Model.wrappedAdapter(c, base, prefix, nil, []nn.Named{{Name: prefix + scoreModule + ".weight", Tensor: s.Score.Weight}})
-	if err != nil {
-		return err
-	}
-	ac.TaskType, ac.ModulesToSave = "SEQ_CLS", []string{scoreModule}
-	return saveAdapter(dir, ac, ps, map[string]string{"golem_reward_bias": strconv.FormatFloat(float64(s.Bias), 'g', -1, 32)})
-}
-
-// wrappedAdapter is the adapter config and tensors SaveWrappedLoRA writes.
-func (m *Model) wrappedAdapter(c LoRAConfig, base, prefix string, modules []string, saved []nn.Named) (adapterConfig, []nn.Named, error) {
-	var ps []nn.Named
-	for _, p := range m.LoRAParams() {
-		ps = append(ps, nn.Named{Name: "base_model.model." + prefix + strings.TrimPrefix(p.Name, "base_model.model."), Tensor: p.Tensor})
-	}
-	if len(ps) == 0 {
-		return adapterConfig{}, nil, errors.New("gpt: SaveWrappedLoRA: no LoRA attached")
-	}
-	if err := c.check(m.Config.Arch); err != nil {
-		return adapterConfig{}, nil, err
-	}
-	ac := loraConfig(m, c, base)
-	ac.TargetModules, ac.ModulesToSave = WrappedPattern(prefix, m.loraTargetNames(c.Targets)), modules
-	for _, p := range saved {
-		ps = append(ps, nn.Named{Name: "base_model.model." + p.Name, Tensor: p.Tensor})
-	}
-	return ac, ps, nil
+	return s.saveClassifier(dir, c, base, prefix, true)
 }
 
 // loraTargetNames is targets with "all-linear" spelled out as m's

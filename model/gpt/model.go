@@ -72,9 +72,6 @@ func (m *Model) Params() []nn.Named {
 	return ps
 }
 
-// Cache is the growable KV cache of generation (see kvcache.Growable).
-type Cache = kvcache.Growable
-
 // NewBatchCache allocates a slotted batch cache (see kvcache.Batch) of
 // slots sequences of up to capacity positions each for m, in float16 when
 // half is set and the backend supports it.

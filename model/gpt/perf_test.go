@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/golem-ml/golem/backend/cpu"
+	"github.com/golem-ml/golem/kvcache"
 	"github.com/golem-ml/golem/model/llama"
 	"github.com/golem-ml/golem/optim"
 	"github.com/golem-ml/golem/tensor"
@@ -119,7 +120,7 @@ func TestCacheMatchesFullForward(t *testing.T) {
 			}
 			tensor.NoGrad(func() {
 				full := m.Forward(ids, B, N, Options{}).Host()
-				cache := &Cache{}
+				cache := &kvcache.Growable{}
 				defer cache.Close()
 				C := m.Config.Hidden
 				// A prompt of 5, then one token at a time.
