@@ -148,6 +148,13 @@ func scriptFields(name string, args ...string) (map[string]float64, error) {
 			continue
 		}
 		fmt.Println("  peer|", line)
+		// --verbose's "step I: X ms" lines: their sum and count.
+		var i int
+		var ms float64
+		if n, _ := fmt.Sscanf(line, "step %d: %g ms", &i, &ms); n == 2 {
+			fields["step_ms_sum"] += ms
+			fields["step_count"]++
+		}
 		for _, field := range strings.Fields(line) {
 			if k, v, ok := strings.Cut(field, "="); ok {
 				if f, err := strconv.ParseFloat(v, 64); err == nil {
