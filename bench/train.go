@@ -73,10 +73,10 @@ func init() {
 				return fmt.Errorf("peer printed no tokens_per_s= line")
 			}
 			peerMinMS = pf["step_ms_min"]
-			// The peer's CPU time a step: the share of a core it had
-			// over its timed steps times their wall time.
-			if n := pf["step_count"]; n > 0 && pf["own_cpu_cores"] > 0 {
-				peerCPUMS = pf["own_cpu_cores"] * pf["step_ms_sum"] / n
+			// The peer's CPU time a step, over its timed steps after the
+			// first (scriptFields reads it as the peer prints each step).
+			if n := pf["step_count"]; n > 1 {
+				peerCPUMS = 1e3 * (pf["step_cpu_last"] - pf["step_cpu_first"]) / (n - 1)
 			}
 		}
 		params := m.Params()
