@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"flag"
 	"fmt"
@@ -137,18 +138,39 @@ func scriptFields(name string, args ...string) (map[string]float64, error) {
 		return nil, fmt.Errorf("the PyTorch peer needs Debian's torch: apt-get install -y python3-torch python3-numpy libopenblas0-openmp (%s: %s)", py, strings.TrimSpace(string(out)))
 	}
 	cmd := exec.Command(py, append([]string{script}, args...)...)
-	var buf bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &buf, os.Stderr
-	fmt.Printf("peer: %s %s\n", filepath.Base(script), strings.Join(args, " "))
-	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("peer failed: %v\n%s", err, buf.String())
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
 	}
+	fmt.Printf("peer: %s %s\n", filepath.Base(script), strings.Join(args, " "))
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("peer failed: %v", err)
+	}
+	var buf bytes.Buffer
 	fields := map[string]float64{}
-	for _, line := range strings.Split(buf.String(), "\n") {
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		line := sc.Text()
+		buf.WriteString(line + "\n")
 		if line == "" {
 			continue
 		}
 		fmt.Println("  peer|", line)
+		// --verbose prints "step I: X ms" as each timed step ends: the
+		// process's CPU time then (all its threads), read as it prints
+		// the first and the last, gives its CPU time a step in between.
+		var i int
+		var ms float64
+		if n, _ := fmt.Sscanf(line, "step %d: %g ms", &i, &ms); n == 2 {
+			if c, ok := procCPUSeconds(cmd.Process.Pid); ok {
+				if fields["step_count"] == 0 {
+					fields["step_cpu_first"] = c
+				}
+				fields["step_cpu_last"] = c
+			}
+			fields["step_count"]++
+		}
 		for _, field := range strings.Fields(line) {
 			if k, v, ok := strings.Cut(field, "="); ok {
 				if f, err := strconv.ParseFloat(v, 64); err == nil {
@@ -157,5 +179,31 @@ func scriptFields(name string, args ...string) (map[string]float64, error) {
 			}
 		}
 	}
+	if err := cmd.Wait(); err != nil {
+		return nil, fmt.Errorf("peer failed: %v\n%s", err, buf.String())
+	}
 	return fields, nil
+}
+
+// procCPUSeconds is the CPU time, user and system, of all the threads of
+// process pid so far (/proc/PID/stat, in the kernel's clock ticks of
+// 1/100 s); false where it cannot be read.
+func procCPUSeconds(pid int) (float64, bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, false
+	}
+	// The fields after the command name (in parentheses, which may hold
+	// spaces): state is the 3rd field, utime and stime the 14th and 15th.
+	_, rest, ok := strings.Cut(string(b), ") ")
+	f := strings.Fields(rest)
+	if !ok || len(f) < 13 {
+		return 0, false
+	}
+	u, err1 := strconv.ParseFloat(f[11], 64)
+	st, err2 := strconv.ParseFloat(f[12], 64)
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	return (u + st) / 100, true
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"syscall"
 	"time"
 
 	"github.com/golem-ml/golem/backend/cpu"
@@ -61,9 +62,9 @@ func init() {
 			return err
 		}
 		bc := benchConfigs[*config]
-		var peer, peerMinMS float64
+		var peer, peerMinMS, peerCPUMS float64
 		if !*noPeer {
-			pf, err := peerFields("--config", *config, "--tuned", "--steps", fmt.Sprint(*steps), "--warmup", fmt.Sprint(*warmup), "--threads", fmt.Sprint(*threads), "--amp", amp)
+			pf, err := peerFields("--config", *config, "--tuned", "--steps", fmt.Sprint(*steps), "--warmup", fmt.Sprint(*warmup), "--threads", fmt.Sprint(*threads), "--amp", amp, "--verbose")
 			if err != nil {
 				return err
 			}
@@ -72,6 +73,11 @@ func init() {
 				return fmt.Errorf("peer printed no tokens_per_s= line")
 			}
 			peerMinMS = pf["step_ms_min"]
+			// The peer's CPU time a step, over its timed steps after the
+			// first (scriptFields reads it as the peer prints each step).
+			if n := pf["step_count"]; n > 1 {
+				peerCPUMS = 1e3 * (pf["step_cpu_last"] - pf["step_cpu_first"]) / (n - 1)
+			}
 		}
 		params := m.Params()
 		defer startProfile()()
@@ -80,11 +86,12 @@ func init() {
 		B, T := bc.B, bc.T
 		ids, targets := make([]int32, B*T), make([]int32, B*T)
 		var times []float64
+		var cpuSum float64 // this process's CPU seconds over the timed steps
 		for s := 0; s < *warmup+*steps; s++ {
 			for i := range ids {
 				ids[i], targets[i] = int32(r.IntN(c.Vocab)), int32(r.IntN(c.Vocab))
 			}
-			t0 := time.Now()
+			t0, c0 := time.Now(), cpuSeconds()
 			opt.ZeroGrad()
 			sc := tensor.NewScope()
 			sc.SetBF16(*dtype == "bf16")
@@ -94,6 +101,7 @@ func init() {
 			sc.Close()
 			if s >= *warmup {
 				times = append(times, time.Since(t0).Seconds())
+				cpuSum += cpuSeconds() - c0
 			}
 		}
 		slices.Sort(times)
@@ -105,8 +113,15 @@ func init() {
 		fmt.Printf("golem: config=%s dtype=%s kernels %s\n", *config, *dtype, cpu.Features())
 		fmt.Printf("golem: config=%s params=%.2fM step=%.1fms (min %.1fms) tokens_per_s=%.0f  %.1f GFLOP/s = %.0f%% of the machine's fp32 peak (%.0f GFLOP/s)\n",
 			*config, float64(nn.Count(params))/1e6, med*1e3, times[0]*1e3, tps, gf, 100*gf/machinePeak, machinePeak)
+		cpuMS := 1e3 * cpuSum / float64(len(times))
+		fmt.Printf("golem: cpu_ms_per_step=%.0f (user+sys over the timed steps, all threads)\n", cpuMS)
 		if peer > 0 {
 			fmt.Printf("peer:  tokens_per_s=%.0f (%.1f GFLOP/s)\n", peer, flopTok*peer/1e9)
+			if peerCPUMS > 0 {
+				// Under load, with --threads 1, CPU time says more than
+				// the wall clock: each side is charged only its own work.
+				fmt.Printf("peer:  cpu_ms_per_step=%.0f: cpu_ratio=%.2f (peer / golem CPU time a step)\n", peerCPUMS, peerCPUMS/cpuMS)
+			}
 			if peerMinMS > 0 {
 				// On a shared machine the fastest steps say more than the median.
 				fmt.Printf("best steps: golem %.1fms, peer %.1fms: ratio_min=%.2f\n", times[0]*1e3, peerMinMS, peerMinMS/(times[0]*1e3))
@@ -115,4 +130,14 @@ func init() {
 		}
 		return nil
 	})
+}
+
+// cpuSeconds is this process's CPU time so far, user and system, all
+// threads.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }

@@ -58,7 +58,7 @@ func naiveAttention(a backend.Attention, q, k, v []float32) []float64 {
 func TestAttentionBlocks(t *testing.T) {
 	r := rand.New(rand.NewPCG(11, 12))
 	c := New()
-	defer func(b int) { attnBlock = b }(attnBlock)
+	defer func(b, b16 int) { attnBlock, attnBlockBF16 = b, b16 }(attnBlock, attnBlockBF16)
 	for _, a := range []backend.Attention{
 		{B: 2, T: 70, S: 70, HQ: 2, HKV: 1, D: 8, Causal: true},
 		{B: 1, T: 37, S: 90, HQ: 3, HKV: 3, D: 5, Causal: true},
@@ -83,15 +83,30 @@ func TestAttentionBlocks(t *testing.T) {
 		q, k, v, do := buf(nq), buf(nk), buf(nk), buf(nq)
 		want := naiveAttention(a, q.D, k.D, v.D)
 		type result struct{ o, dq, dk, dv []float32 }
-		run := func(block int) result {
-			attnBlock = block
+		run := func(block int, bf16 bool) result {
+			attnBlock, attnBlockBF16 = block, block
+			a := a
+			a.BF16 = bf16
 			o, p := &Buf{D: make([]float32, nq)}, &Buf{D: make([]float32, a.B*a.HQ*a.T*a.S)}
 			c.Attention(a, o, p, q, k, v)
 			dq, dk, dv := &Buf{D: make([]float32, nq)}, &Buf{D: make([]float32, nk)}, &Buf{D: make([]float32, nk)}
 			c.AttentionGrad(a, dq, dk, dv, q, k, v, p, do)
 			return result{o.D, dq.D, dk.D, dv.D}
 		}
-		blocked, whole := run(16), run(1<<20)
+		blocked, whole := run(16, false), run(1<<20, false)
+		// With bf16 products too, the blocks give the whole's values:
+		// the keys a block skips add only zeros.
+		b16, w16 := run(16, true), run(1<<20, true)
+		for _, g := range []struct {
+			n    string
+			x, y []float32
+		}{{"o", b16.o, w16.o}, {"dq", b16.dq, w16.dq}, {"dk", b16.dk, w16.dk}, {"dv", b16.dv, w16.dv}} {
+			for i := range g.x {
+				if math.Abs(float64(g.x[i]-g.y[i])) > 1e-5 {
+					t.Fatalf("%s, bf16: %s[%d] blocked %v whole %v", name, g.n, i, g.x[i], g.y[i])
+				}
+			}
+		}
 		for i, w := range want {
 			if math.Abs(float64(blocked.o[i])-w) > 1e-5 || math.Abs(float64(whole.o[i])-w) > 1e-5 {
 				t.Fatalf("%s: o[%d] = %v (blocked) %v (whole), want %v", name, i, blocked.o[i], whole.o[i], w)

@@ -136,7 +136,8 @@ func isGoPairPack() bool {
 // The vector packing (VCVTNE2PS2BF16) rounds as ToBF16 on the values
 // where rounding has cases: ties both ways, denormals, zeros, NaNs,
 // infinities and overflow; and it packs as the Go code does, at every
-// count and width around a vector.
+// count and width around a vector (a panel of B's, padded to whole
+// vectors, and a tile of A's, as wide as its rows), with k past a block.
 func TestPackPairsVector(t *testing.T) {
 	if isGoPairPack() {
 		t.Skip("no AVX512_BF16: packing runs the Go code")
@@ -145,10 +146,10 @@ func TestPackPairsVector(t *testing.T) {
 		0x007fffff, 0x807fffff, 0x00000001, 0x00800000, 0x7f7fffff, 0xff7fffff, 0x7f800000, 0xff800000,
 		0x7f800001, 0xffc00000, 0x7fffffff, 0x3f7fffff, 0x477fe000}
 	r := rand.New(rand.NewPCG(5, 6))
-	for _, kc := range []int{1, 2, 3, 15, 16, 17, 31, 32, 33, 64, 77, 512} {
-		for _, cnt := range []int{1, 5, 14, 16, 17, 32} {
-			width := roundUp(cnt, 16)
-			src := make([]float32, 40*600)
+	for _, kc := range []int{1, 2, 3, 15, 16, 17, 31, 32, 33, 64, 77, 512, 1001} {
+		for _, cw := range [][2]int{{1, 16}, {5, 16}, {13, 13}, {14, 14}, {14, 16}, {16, 16}, {17, 17}, {17, 32}, {32, 32}, {33, 48}, {45, 45}} {
+			cnt, width := cw[0], cw[1]
+			src := make([]float32, 50*1100)
 			for i := range src {
 				if i%3 == 0 {
 					src[i] = math.Float32frombits(special[r.IntN(len(special))])
@@ -166,7 +167,7 @@ func TestPackPairsVector(t *testing.T) {
 				pairStrided(got, width, src, ss, kc, cnt, width)
 				for i := range want {
 					if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
-						t.Fatalf("strided kc=%d cnt=%d ss=%d: [%d] = %#08x, want %#08x", kc, cnt, ss, i, math.Float32bits(got[i]), math.Float32bits(want[i]))
+						t.Fatalf("strided kc=%d cnt=%d width=%d ss=%d: [%d] = %#08x, want %#08x", kc, cnt, width, ss, i, math.Float32bits(got[i]), math.Float32bits(want[i]))
 					}
 				}
 				rs := cnt + ss%5

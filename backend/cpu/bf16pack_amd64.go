@@ -8,7 +8,7 @@ package cpu
 func cvtPairs(dst, src *float32, chunks int, m0, m1, ms int)
 
 //go:noescape
-func pairRows(dst, lo, hi *float32, chunks int, tail, hiAll int)
+func pairRows(dst *float32, ds int, src *float32, ss int, kc int, lmask, smask int)
 
 func init() {
 	if haveBF16 {
@@ -39,38 +39,38 @@ func convertPairsVec(dst, src []float32, n int) {
 	cvtPairs(&dst[0], &src[0], chunks, m0, m1, ms)
 }
 
-// packStridedPairs512 is packStridedPairs by VCVTNE2PS2BF16 along each
-// value's row, then packTranspose's 16x16 transposes of the pairs.
+// packStridedPairs512 is packStridedPairs by VCVTNE2PS2BF16 and 16x16
+// transposes in registers (packTransposePairs), 16 lanes a call.
 func packStridedPairs512(dst []float32, ds int, src []float32, ss, kc, cnt, width int) {
-	var tmp [32 * bf16KC / 2]float32
-	kp := (kc + 1) / 2
-	if cnt > 32 || kp > bf16KC/2 {
-		packStridedPairs(dst, ds, src, ss, kc, cnt, width)
+	if kc == 0 || width == 0 {
 		return
 	}
-	for i := 0; i < cnt; i++ {
-		convertPairsVec(tmp[i*kp:], src[i*ss:i*ss+kc], kc)
-	}
-	_ = dst[(kp-1)*ds+width-1]
+	_ = src[(cnt-1)*ss+kc-1]
+	_ = dst[((kc+1)/2-1)*ds+width-1]
 	for h := 0; h < width; h += 16 {
 		c, w := min(max(cnt-h, 0), 16), min(width-h, 16)
-		packTranspose(&dst[h], ds, &tmp[min(h, cnt-1)*kp], kp, kp, 1<<c-1, 1<<w-1)
+		s := &src[0]
+		if c > 0 {
+			s = &src[h*ss]
+		}
+		packTransposePairs(&dst[h], ds, s, ss, kc, 1<<c-1, 1<<w-1)
 	}
 }
 
-// packRowsPairs512 is packRowsPairs, 16 lanes a step.
+// packRowsPairs512 is packRowsPairs, 16 lanes a call (pairRows).
 func packRowsPairs512(dst []float32, ds int, src []float32, ss, kc, cnt, width int) {
-	for q := 0; q < (kc+1)/2; q++ {
-		d := dst[q*ds : q*ds+width]
-		lo := src[2*q*ss : 2*q*ss+cnt]
-		hi, hiAll := lo, 0
-		if 2*q+1 < kc {
-			hi, hiAll = src[(2*q+1)*ss:(2*q+1)*ss+cnt], 0xffff
+	if kc == 0 || width == 0 {
+		return
+	}
+	_ = src[(kc-1)*ss+cnt-1]
+	_ = dst[((kc+1)/2-1)*ds+width-1]
+	for h := 0; h < width; h += 16 {
+		c, w := min(max(cnt-h, 0), 16), min(width-h, 16)
+		s := &src[0]
+		if c > 0 {
+			s = &src[h]
 		}
-		if cnt > 0 {
-			pairRows(&d[0], &lo[0], &hi[0], cnt/16, 1<<(cnt%16)-1, hiAll)
-		}
-		clear(d[cnt:])
+		pairRows(&dst[h], ds, s, ss, kc, 1<<c-1, 1<<w-1)
 	}
 }
 

@@ -56,41 +56,49 @@ DATA pairIndex<>+48(SB)/8, $0x001d000d001c000c
 DATA pairIndex<>+56(SB)/8, $0x001f000f001e000e
 GLOBL pairIndex<>(SB), RODATA|NOPTR, $64
 
-// func pairRows(dst, lo, hi *float32, chunks int, tail, hiAll int)
-// dst[i] = pair(lo[i], hi[i]) for chunks steps of 16 lanes, then one step
-// of the lanes in tail; hi reads as zero where hiAll is 0.
-TEXT ·pairRows(SB), NOSPLIT, $0-48
+// func pairRows(dst *float32, ds int, src *float32, ss int, kc int, lmask, smask int)
+// dst[q*ds+i] = pair(src[2q*ss+i], src[(2q+1)*ss+i]) for q < (kc+1)/2
+// (the value past an odd kc read as zero) and the lanes i of smask; lanes
+// outside lmask read as zero.
+TEXT ·pairRows(SB), NOSPLIT, $0-56
 	MOVQ dst+0(FP), DI
-	MOVQ lo+8(FP), SI
-	MOVQ hi+16(FP), BX
-	MOVQ chunks+24(FP), CX
-	MOVQ hiAll+40(FP), AX
+	MOVQ ds+8(FP), R8
+	SHLQ $2, R8
+	MOVQ src+16(FP), SI
+	MOVQ ss+24(FP), R9
+	SHLQ $2, R9
+	LEAQ (SI)(R9*1), BX
+	SHLQ $1, R9
+	MOVQ kc+32(FP), CX
+	MOVQ CX, DX
+	ANDQ $1, DX
+	SHRQ $1, CX
+	MOVQ lmask+40(FP), AX
+	KMOVW AX, K1
+	MOVQ smask+48(FP), AX
 	KMOVW AX, K2
 	VMOVDQU64 pairIndex<>(SB), Z3
 	TESTQ CX, CX
 	JEQ pairTail
 pairLoop:
-	VMOVUPS (SI), Z0
-	VMOVUPS.Z (BX), K2, Z1
+	VMOVUPS.Z (SI), K1, Z0
+	VMOVUPS.Z (BX), K1, Z1
 	CVT_Z2_Z1_Z0
 	VPERMW Z2, Z3, Z4
-	VMOVDQU32 Z4, (DI)
-	ADDQ $64, SI
-	ADDQ $64, BX
-	ADDQ $64, DI
+	VMOVDQU32 Z4, K2, (DI)
+	ADDQ R9, SI
+	ADDQ R9, BX
+	ADDQ R8, DI
 	DECQ CX
 	JNE pairLoop
 pairTail:
-	MOVQ tail+32(FP), AX
-	TESTQ AX, AX
+	TESTQ DX, DX
 	JEQ pairDone
-	KMOVW AX, K1
-	KANDW K1, K2, K2
 	VMOVUPS.Z (SI), K1, Z0
-	VMOVUPS.Z (BX), K2, Z1
+	VPXORD Z1, Z1, Z1
 	CVT_Z2_Z1_Z0
 	VPERMW Z2, Z3, Z4
-	VMOVDQU32 Z4, K1, (DI)
+	VMOVDQU32 Z4, K2, (DI)
 pairDone:
 	VZEROUPPER
 	RET

@@ -68,7 +68,8 @@ func main() {
 		}
 	}
 	s.WriteString(packAsm)
-	transposePack(&s)
+	transposePack(&s, false)
+	transposePack(&s, true)
 	if err := os.WriteFile("gemm_amd64.s", s.Bytes(), 0o644); err != nil {
 		log.Fatal(err)
 	}
@@ -118,12 +119,26 @@ func bf16Kernel(s *bytes.Buffer, mr, nv int) { emitKernel(s, true, true, mr, nv)
 // pairs' dot products of src1 and src2) as bytes: EVEX.512.F3.0F38.W0 52 /r
 // with register operands.
 func vdpbf16ps(dst, src1, src2 int) string {
+	return evex0F38(0x52, 0x2, dst, src1, src2) + fmt.Sprintf(" // VDPBF16PS Z%d, Z%d, Z%d", src2, src1, dst)
+}
+
+// vcvtne2ps2bf16 returns VCVTNE2PS2BF16 zmm(dst), zmm(hi), zmm(lo) as
+// bytes (EVEX.512.F2.0F38.W0 72 /r): the words 0-15 of dst are lo's 16
+// values rounded to bfloat16, 16-31 hi's.
+func vcvtne2ps2bf16(dst, hi, lo int) string {
+	return evex0F38(0x72, 0x3, dst, hi, lo) + fmt.Sprintf(" // VCVTNE2PS2BF16 Z%d, Z%d, Z%d", lo, hi, dst)
+}
+
+// evex0F38 encodes the 512-bit instruction 0F38 op /r with prefix pp
+// (2: F3, 3: F2), W0, no masking: zmm(dst) in ModRM.reg, zmm(src1) in
+// EVEX.vvvv, zmm(src2) in ModRM.rm.
+func evex0F38(op, pp byte, dst, src1, src2 int) string {
 	inv := func(v, bit int) byte { return byte(^v>>bit) & 1 }
 	p0 := inv(dst, 3)<<7 | inv(src2, 4)<<6 | inv(src2, 3)<<5 | inv(dst, 4)<<4 | 0x2 // R X B R' 00 mm=0F38
-	p1 := byte(^src1&15)<<3 | 1<<2 | 0x2                                            // W0 vvvv 1 pp=F3
+	p1 := byte(^src1&15)<<3 | 1<<2 | pp                                             // W0 vvvv 1 pp
 	p2 := byte(0x40) | inv(src1, 4)<<3                                              // z=0 L'L=512 b=0 V' aaa=0
 	modrm := byte(0xc0) | byte(dst&7)<<3 | byte(src2&7)
-	return fmt.Sprintf("BYTE $0x62; BYTE $0x%02x; BYTE $0x%02x; BYTE $0x%02x; BYTE $0x52; BYTE $0x%02x // VDPBF16PS Z%d, Z%d, Z%d", p0, p1, p2, modrm, src2, src1, dst)
+	return fmt.Sprintf("BYTE $0x62; BYTE $0x%02x; BYTE $0x%02x; BYTE $0x%02x; BYTE $0x%02x; BYTE $0x%02x", p0, p1, p2, op, modrm)
 }
 
 func emitKernel(s *bytes.Buffer, avx512, bf16 bool, mr, nv int) {
@@ -286,6 +301,14 @@ func packTranspose(dst *float32, dstStride int, src *float32, srcStride int, kc 
 //
 //go:noescape
 func packCopy(dst *float32, dstStride int, src *float32, srcStride int, kc int, lmask, smask int)
+
+// packTransposePairs is packTranspose for the bf16 kernels: it sets
+// dst[q*dstStride+i] to the bfloat16 pair of src[i*srcStride+2q] (low
+// half) and src[i*srcStride+2q+1] (high half; zero past kc) for
+// q < (kc+1)/2, rounded by VCVTNE2PS2BF16 as ToBF16 rounds.
+//
+//go:noescape
+func packTransposePairs(dst *float32, dstStride int, src *float32, srcStride int, kc int, gmask, smask int)
 `
 
 const packAsm = `
@@ -315,12 +338,19 @@ copyLoop:
 
 // transposePack writes packTranspose: it loads 16 steps of 16 rows (rows
 // past the count repeat the last one, and are zeroed after), transposes
-// them in registers and stores one step per register.
-func transposePack(s *bytes.Buffer) {
+// them in registers and stores one step per register. With pairs it
+// writes packTransposePairs: each row's 16 steps are 32 values, loaded as
+// two vectors and rounded into one vector of pairs by VCVTNE2PS2BF16, and
+// kc counts values (two a step).
+func transposePack(s *bytes.Buffer, pairs bool) {
 	p := func(format string, args ...any) { fmt.Fprintf(s, "\t"+format+"\n", args...) }
 	z := func(i int) string { return fmt.Sprintf("Z%d", i) }
-	fmt.Fprintf(s, "\n// func packTranspose(dst *float32, dstStride int, src *float32, srcStride int, kc int, gmask, smask int)\n")
-	fmt.Fprintf(s, "TEXT ·packTranspose(SB), NOSPLIT, $0-56\n")
+	name, chunk := "packTranspose", 16
+	if pairs {
+		name, chunk = "packTransposePairs", 32
+	}
+	fmt.Fprintf(s, "\n// func %s(dst *float32, dstStride int, src *float32, srcStride int, kc int, gmask, smask int)\n", name)
+	fmt.Fprintf(s, "TEXT ·%s(SB), NOSPLIT, $0-56\n", name)
 	p("MOVQ dst+0(FP), DI")
 	p("MOVQ dstStride+8(FP), R8")
 	p("SHLQ $2, R8")
@@ -335,10 +365,19 @@ func transposePack(s *bytes.Buffer) {
 	p("KMOVW AX, K3")
 	p("MOVL $0xffff, AX")
 	p("KMOVW AX, K1")
+	if pairs {
+		p("KMOVW AX, K4")
+	}
 	body := func(tail bool) {
 		p("MOVQ SI, BX")
 		for i := 0; i < 16; i++ {
-			p("VMOVUPS.Z (BX), K1, %s", z(i))
+			if pairs {
+				p("VMOVUPS.Z (BX), K1, Z16")
+				p("VMOVUPS.Z 64(BX), K4, Z17")
+				p("%s", vcvtne2ps2bf16(i, 17, 16))
+			} else {
+				p("VMOVUPS.Z (BX), K1, %s", z(i))
+			}
 			if i < 15 {
 				p("LEAQ (BX)(R9*1), AX")
 				p("CMPQ DX, $%d", i+1)
@@ -376,19 +415,41 @@ func transposePack(s *bytes.Buffer) {
 		}
 	}
 	fmt.Fprintf(s, "transposeLoop:\n")
-	p("CMPQ CX, $16")
+	p("CMPQ CX, $%d", chunk)
 	p("JLT transposeTail")
 	body(false)
-	p("ADDQ $64, SI")
-	p("SUBQ $16, CX")
+	p("ADDQ $%d, SI", 4*chunk)
+	p("SUBQ $%d, CX", chunk)
 	p("JMP transposeLoop")
 	fmt.Fprintf(s, "transposeTail:\n")
 	p("TESTQ CX, CX")
 	p("JEQ transposeDone")
-	p("MOVL $1, AX")
-	p("SHLL CX, AX")
-	p("DECL AX")
-	p("KMOVW AX, K1")
+	if pairs {
+		// f = CX values left (1-31): K1 loads min(f, 16) of them, K4
+		// the rest; CX becomes the (f+1)/2 steps to store.
+		p("MOVQ CX, R10")
+		p("MOVQ $16, R11")
+		p("CMPQ R10, R11")
+		p("CMOVQLT R10, R11")
+		p("SUBQ R11, R10")
+		p("MOVQ R11, CX")
+		p("MOVL $1, AX")
+		p("SHLL CX, AX")
+		p("DECL AX")
+		p("KMOVW AX, K1")
+		p("MOVQ R10, CX")
+		p("MOVL $1, AX")
+		p("SHLL CX, AX")
+		p("DECL AX")
+		p("KMOVW AX, K4")
+		p("LEAQ 1(R10)(R11*1), CX")
+		p("SHRQ $1, CX")
+	} else {
+		p("MOVL $1, AX")
+		p("SHLL CX, AX")
+		p("DECL AX")
+		p("KMOVW AX, K1")
+	}
 	body(true)
 	fmt.Fprintf(s, "transposeDone:\n")
 	p("VZEROUPPER")

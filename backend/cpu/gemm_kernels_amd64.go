@@ -238,3 +238,11 @@ func packTranspose(dst *float32, dstStride int, src *float32, srcStride int, kc 
 //
 //go:noescape
 func packCopy(dst *float32, dstStride int, src *float32, srcStride int, kc int, lmask, smask int)
+
+// packTransposePairs is packTranspose for the bf16 kernels: it sets
+// dst[q*dstStride+i] to the bfloat16 pair of src[i*srcStride+2q] (low
+// half) and src[i*srcStride+2q+1] (high half; zero past kc) for
+// q < (kc+1)/2, rounded by VCVTNE2PS2BF16 as ToBF16 rounds.
+//
+//go:noescape
+func packTransposePairs(dst *float32, dstStride int, src *float32, srcStride int, kc int, gmask, smask int)
