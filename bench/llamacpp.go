@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"syscall"
 	"time"
 
 	"github.com/golem-ml/golem/backend/cpu"
@@ -154,13 +153,6 @@ func medianTimed(ps []timed) timed {
 func phasesString(ps [3]timed) string {
 	return fmt.Sprintf("pp %.1f tokens/s (%.1f/CPU-s)  tg %.1f (%.1f)  par %.1f (%.1f)",
 		ps[0].perWall(), ps[0].perCPU(), ps[1].perWall(), ps[1].perCPU(), ps[2].perWall(), ps[2].perCPU())
-}
-
-// cpuSeconds is the process's user and system CPU time.
-func cpuSeconds() float64 {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }
 
 // llamacppConfigs are the shapes of real models (config.json's sizes).
