@@ -71,7 +71,7 @@ func init() {
 		warmup := fs.Int("warmup", 3, "untimed steps first")
 		threads := fs.Int("threads", 2, "threads")
 		noPeer := fs.Bool("no-peer", false, "skip the PyTorch peer (no ratio)")
-		cpuTime := fs.Bool("cpu", false, "also compare CPU time per image (user+system, all threads): golem's timed steps by getrusage, the peer's by the difference of two runs (1 and 1+steps timed steps); steadier than wall time on a loaded machine")
+		cpuTime := fs.Bool("cpu", false, "also compare CPU time per image (user+system, all threads): golem's timed steps by getrusage, the peer's by the difference of two runs (1 and 1+max(steps, 30) timed steps); steadier than wall time on a loaded machine")
 		fs.Parse(args)
 		vc, ok := visionConfigs[*config]
 		if !ok {
@@ -97,7 +97,9 @@ func init() {
 		}
 		var peerCPU time.Duration
 		if !*noPeer && *cpuTime {
-			if peerCPU, err = peerCPUPerStep("pytorch_vision_bench.py", *steps, "--config", *config, "--tuned",
+			// at least 30 steps apart: the interpreter's start-up varies
+			// by a few tenths of a CPU-second from run to run
+			if peerCPU, err = peerCPUPerStep("pytorch_vision_bench.py", max(*steps, 30), "--config", *config, "--tuned",
 				"--warmup", fmt.Sprint(*warmup), "--threads", fmt.Sprint(*threads)); err != nil {
 				return err
 			}
