@@ -71,6 +71,7 @@ func init() {
 		warmup := fs.Int("warmup", 3, "untimed steps first")
 		threads := fs.Int("threads", 2, "threads")
 		noPeer := fs.Bool("no-peer", false, "skip the PyTorch peer (no ratio)")
+		cpuTime := fs.Bool("cpu", false, "also compare CPU time per image (user+system, all threads): golem's timed steps by getrusage, the peer's by the difference of two runs (1 and 1+max(steps, 30) timed steps); steadier than wall time on a loaded machine")
 		fs.Parse(args)
 		vc, ok := visionConfigs[*config]
 		if !ok {
@@ -94,15 +95,25 @@ func init() {
 			}
 			peerMinMS = pf["step_ms_min"]
 		}
+		var peerCPU time.Duration
+		if !*noPeer && *cpuTime {
+			// at least 30 steps apart: the interpreter's start-up varies
+			// by a few tenths of a CPU-second from run to run
+			if peerCPU, err = peerCPUPerStep("pytorch_vision_bench.py", max(*steps, 30), "--config", *config, "--tuned",
+				"--warmup", fmt.Sprint(*warmup), "--threads", fmt.Sprint(*threads)); err != nil {
+				return err
+			}
+		}
 		defer startProfile()()
 		// The peer's optimizer: AdamW lr 1e-4, weight decay 0.05 on
 		// matrices only, gradients clipped to norm 1.
 		opt := optim.NewAdamW(params, 0.9, 0.999, 1e-8, 0.05)
 		var times []float64
 		var last float32
+		var cpuSpent time.Duration
 		for s := 0; s < *warmup+*steps; s++ {
 			loss, scope := step() // the batch is made before the clock starts
-			t0 := time.Now()
+			t0, c0 := time.Now(), processCPU()
 			opt.ZeroGrad()
 			l := loss()
 			tensor.Backward(l)
@@ -110,6 +121,7 @@ func init() {
 			opt.Update(1e-4)
 			if s >= *warmup {
 				times = append(times, time.Since(t0).Seconds())
+				cpuSpent += processCPU() - c0
 			}
 			last = l.Host()[0]
 			scope.Close()
@@ -119,6 +131,15 @@ func init() {
 		ips := float64(vc.batch) / med
 		fmt.Printf("golem: config=%s params=%.2fM batch=%d threads=%d step_ms=%.1f step_ms_min=%.1f loss=%.4f images_per_s=%.1f\n",
 			*config, float64(nn.Count(params))/1e6, vc.batch, *threads, med*1e3, times[0]*1e3, last, ips)
+		if *cpuTime {
+			cms := float64(cpuSpent.Microseconds()) / 1e3 / float64(*steps)
+			fmt.Printf("golem: cpu_ms_per_step=%.1f cpu_ms_per_image=%.2f\n", cms, cms/float64(vc.batch))
+			if peerCPU > 0 {
+				pms := float64(peerCPU.Microseconds()) / 1e3
+				fmt.Printf("peer:  cpu_ms_per_step=%.1f cpu_ms_per_image=%.2f\n", pms, pms/float64(vc.batch))
+				fmt.Printf("cpu_ratio=%.2f\n", pms/cms)
+			}
+		}
 		if peer > 0 {
 			fmt.Printf("peer:  images_per_s=%.1f\n", peer)
 			if peerMinMS > 0 {

@@ -177,55 +177,67 @@ func addChannelBias(op string, y, bias *Tensor) *Tensor {
 
 // The GEMMs of a convolution of geometry g, weight w [K, C/G*KH*KW]
 // (as rows), image y [N, K, OH*OW] and column matrix col [G, C/G*KH*KW,
-// N*OH*OW]. Conv2d's forward pass is colToImage, its input gradient
-// imageToCol then col2im; ConvTranspose2d's forward pass is imageToCol
-// then col2im, its input gradient im2col then colToImage. Both weight
-// gradients are weightGrad.
+// N*OH*OW]. Each is one GEMM per group over all the images at once (N*OH*OW
+// columns), so the weight is packed once, not once per image, and the
+// product is large enough to split over the threads; the image side is
+// channel-major, yc = y as [K, N*OH*OW] (channelMajor, one permuted copy).
+// Conv2d's forward pass is colToImage, its input gradient imageToCol then
+// col2im; ConvTranspose2d's forward pass is imageToCol then col2im, its
+// input gradient im2col then colToImage. Both weight gradients are
+// weightGrad.
 
-// colToImage: y[n, group] = W_group col_group[:, n] + beta*y, one GEMM
-// per group batched over the images, written straight into NCHW.
+// channelMajor returns a pool buffer holding y [N, K, L] as [K, N*L].
+func channelMajor(be backend.Backend, y backend.Buffer, N, K, L int) backend.Buffer {
+	yc := be.Alloc(N*K*L, false)
+	be.Permute(yc, y, []int{N, K, L}, []int{1, 0, 2}, false)
+	return yc
+}
+
+// colToImage: y[n, group] = W_group col_group[:, n] (+ y when beta is 1),
+// one GEMM per group into a channel-major scratch [K, N*OH*OW], then
+// permuted into NCHW y.
 func colToImage(be backend.Backend, g backend.Conv2D, w, col, y backend.Buffer, beta float32) {
 	Kg, CKK, L := g.K/g.Groups, g.C/g.Groups*g.KH*g.KW, g.OH*g.OW
+	NL := g.N * L
+	t := be.Alloc(g.K*NL, false)
 	for gi := range g.Groups {
-		be.MatMul(backend.Gemm{M: Kg, N: L, K: CKK, Alpha: 1, Beta: beta, Batch: g.N,
-			LDA: CKK, LDB: g.N * L, LDC: L, StrideB: L, StrideC: g.K * L,
-			OffA: gi * Kg * CKK, OffB: gi * CKK * g.N * L, OffC: gi * Kg * L}, w, col, y)
+		be.MatMul(backend.Gemm{M: Kg, N: NL, K: CKK, Alpha: 1, Batch: 1, LDA: CKK, LDB: NL, LDC: NL,
+			OffA: gi * Kg * CKK, OffB: gi * CKK * NL, OffC: gi * Kg * NL}, w, col, t)
+	}
+	be.Permute(y, t, []int{g.K, g.N, L}, []int{1, 0, 2}, beta != 0)
+	be.Free(t)
+}
+
+// imageToCol: col_group = W_group^T yc_group (col overwritten), yc the
+// image channel-major [K, N*OH*OW].
+func imageToCol(be backend.Backend, g backend.Conv2D, w, yc, col backend.Buffer) {
+	Kg, CKK, NL := g.K/g.Groups, g.C/g.Groups*g.KH*g.KW, g.N*g.OH*g.OW
+	for gi := range g.Groups {
+		be.MatMul(backend.Gemm{TransA: true, M: CKK, N: NL, K: Kg, Alpha: 1, Batch: 1, LDA: CKK, LDB: NL, LDC: NL,
+			OffA: gi * Kg * CKK, OffB: gi * Kg * NL, OffC: gi * CKK * NL}, w, yc, col)
 	}
 }
 
-// imageToCol: col_group[:, n] = W_group^T y[n, group] (col overwritten).
-func imageToCol(be backend.Backend, g backend.Conv2D, w, y, col backend.Buffer) {
-	Kg, CKK, L := g.K/g.Groups, g.C/g.Groups*g.KH*g.KW, g.OH*g.OW
-	for gi := range g.Groups {
-		be.MatMul(backend.Gemm{TransA: true, M: CKK, N: L, K: Kg, Alpha: 1, Batch: g.N,
-			LDA: CKK, LDB: L, LDC: g.N * L, StrideB: g.K * L, StrideC: L,
-			OffA: gi * Kg * CKK, OffB: gi * Kg * L, OffC: gi * CKK * g.N * L}, w, y, col)
-	}
-}
-
-// weightGrad adds dW_group += y'_group col_group^T into w (when it needs a
-// gradient) and the per-channel sums of y into b (when not nil and it
-// needs one), with y' = y as [K, N*OH*OW]: one permuted copy of y.
-func weightGrad(be backend.Backend, g backend.Conv2D, w, b *Tensor, y, col backend.Buffer) {
+// weightGrad adds dW_group += yc_group col_group^T into w (when it needs a
+// gradient) and the per-channel sums of yc into b (when not nil and it
+// needs one), yc the image channel-major [K, N*OH*OW].
+func weightGrad(be backend.Backend, g backend.Conv2D, w, b *Tensor, yc, col backend.Buffer) {
 	wg, bg := w.requiresGrad, b != nil && b.requiresGrad
 	if !wg && !bg {
 		return
 	}
 	Kg, CKK, NL := g.K/g.Groups, g.C/g.Groups*g.KH*g.KW, g.N*g.OH*g.OW
-	yp := be.Alloc(g.K*NL, false)
-	be.Permute(yp, y, []int{g.N, g.K, g.OH * g.OW}, []int{1, 0, 2}, false)
 	if wg {
 		dw, beta := w.gemmGrad()
 		be.MatMul(backend.Gemm{TransB: true, M: Kg, N: CKK, K: NL, Alpha: 1, Beta: beta, Batch: g.Groups,
-			LDA: NL, LDB: NL, LDC: CKK, StrideA: Kg * NL, StrideB: CKK * NL, StrideC: Kg * CKK}, yp, col, dw)
+			LDA: NL, LDB: NL, LDC: CKK, StrideA: Kg * NL, StrideB: CKK * NL, StrideC: Kg * CKK}, yc, col, dw)
 	}
 	if bg {
 		s := be.Alloc(g.K, false)
-		be.SumRows(s, yp, g.K, NL)
+		be.SumRows(s, yc, g.K, NL)
 		be.Copy2D(b.GradBuffer(), 0, 0, s, 0, 0, 1, g.K, true)
 		be.Free(s)
 	}
-	be.Free(yp)
 }
 
 // fillBias writes bias [C] into every plane of y [N, C, L] (a GEMM with a
@@ -247,10 +259,9 @@ func checkBias(op string, bias *Tensor, C int) {
 // [N, C, H, W] with weight [K, C/groups, KH, KW] plus bias [K] (or nil),
 // giving [N, K, OH, OW]. It is im2col into a column matrix [G,
 // C/G*KH*KW, N*OH*OW] (that many floats from the backend's pool, kept for
-// the backward pass) and per group one GEMM batched over the images,
-// written straight into NCHW. Backward: dX = col2im(W^T dY), dW = dY'
-// col^T with dY' = dY as [K, N*OH*OW] (one permuted copy, also summed for
-// db).
+// the backward pass) and per group one GEMM over all the images, permuted
+// into NCHW. Backward: dX = col2im(W^T dY'), dW = dY' col^T with dY' = dY
+// as [K, N*OH*OW] (one permuted copy, also summed for db).
 func Conv2d(x, w, bias *Tensor, o ConvOptions) *Tensor {
 	o = o.norm()
 	N, C, H, W := dims4("conv2d", x, "input")
@@ -272,13 +283,15 @@ func Conv2d(x, w, bias *Tensor, o ConvOptions) *Tensor {
 	colToImage(be, g, w.buf, col, out.buf, beta)
 	if out.requiresGrad {
 		out.back = func() {
+			yc := channelMajor(be, out.grad, N, K, g.OH*g.OW)
 			if x.requiresGrad {
 				dcol := be.Alloc(colLen(g), false)
-				imageToCol(be, g, w.buf, out.grad, dcol)
+				imageToCol(be, g, w.buf, yc, dcol)
 				col2imBuf(be, g, x.GradBuffer(), dcol)
 				be.Free(dcol)
 			}
-			weightGrad(be, g, w, bias, out.grad, col)
+			weightGrad(be, g, w, bias, yc, col)
+			be.Free(yc)
 		}
 	}
 	return out
@@ -288,8 +301,9 @@ func Conv2d(x, w, bias *Tensor, o ConvOptions) *Tensor {
 // input gradient): x [N, C, H, W], weight [C, K/groups, KH, KW] as PyTorch
 // stores it, bias [K] or nil; the output is [N, K, OH, OW] with OH =
 // (H-1)*stride - 2*padding + dilation*(KH-1) + output_padding + 1. It is
-// a GEMM W^T x per group into a column matrix (K*KH*KW x N*H*W floats,
-// freed at once; the backward pass makes it again from dY) and col2im.
+// a GEMM W^T x' per group (x' = x as [C, N*H*W], kept for the weight
+// gradient) into a column matrix (K*KH*KW x N*H*W floats, freed at once;
+// the backward pass makes it again from dY) and col2im.
 func ConvTranspose2d(x, w, bias *Tensor, o ConvOptions) *Tensor {
 	o = o.norm()
 	N, C, H, W := dims4("conv_transpose2d", x, "input")
@@ -322,10 +336,17 @@ func ConvTranspose2d(x, w, bias *Tensor, o ConvOptions) *Tensor {
 	} else {
 		be.Fill(out.buf, 0)
 	}
+	// x channel-major, kept for the weight gradient when it needs one
+	xc := channelMajor(be, x.buf, N, C, H*W)
 	col := be.Alloc(colLen(g), false)
-	imageToCol(be, g, w.buf, x.buf, col)
+	imageToCol(be, g, w.buf, xc, col)
 	col2imBuf(be, g, out.buf, col)
 	be.Free(col)
+	if out.requiresGrad && w.requiresGrad {
+		out.saved = append(out.saved, xc)
+	} else {
+		be.Free(xc)
+	}
 	if out.requiresGrad {
 		out.back = func() {
 			dcol := be.Alloc(colLen(g), false)
@@ -335,7 +356,7 @@ func ConvTranspose2d(x, w, bias *Tensor, o ConvOptions) *Tensor {
 				colToImage(be, g, w.buf, dcol, dx, beta)
 			}
 			if w.requiresGrad {
-				weightGrad(be, g, w, nil, x.buf, dcol)
+				weightGrad(be, g, w, nil, xc, dcol)
 			}
 			be.Free(dcol)
 			if bias != nil && bias.requiresGrad {

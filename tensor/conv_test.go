@@ -145,6 +145,11 @@ func convCases() []convCase {
 		// columns padded on both sides with stride and dilation: the
 		// kernel's first and last taps each miss some output columns
 		{2, 2, 5, 9, 3, 3, 3, ConvOptions{Stride: [2]int{1, 3}, Padding: [2]int{1, 2}, Dilation: [2]int{1, 2}}, true},
+		// rows long enough for the CPU backend's axpy in col2im (16
+		// values), strided, and a kernel taller than the padded input reads
+		{1, 2, 3, 40, 2, 3, 3, ConvOptions{Padding: [2]int{1, 1}}, true},
+		{1, 2, 3, 40, 2, 4, 4, ConvOptions{Stride: [2]int{2, 2}, Padding: [2]int{1, 1}}, false},
+		{2, 2, 3, 5, 3, 4, 2, ConvOptions{Padding: [2]int{2, 0}, Dilation: [2]int{2, 1}}, true},
 	}
 }
 

@@ -8,40 +8,67 @@ var _ backend.Im2Col = (*CPU)(nil)
 // backend.Conv2D), pad outside x, parallel over (row, image) blocks: row
 // (c, i, j) of image n reads plane (n, c) only. Each output row is a
 // strided run of an input row; a stride-1 run inside the input is a copy.
+// The rows and columns inside the input are worked out once per kernel
+// row and column, and the blocks walked by counters: the maps are small
+// (8x8 in vqvae-32), where a division per block or a call per row costs
+// as much as the copying.
 func (c *CPU) Im2Col(g backend.Conv2D, col, x backend.Buffer, pad float32) {
 	cs, xs := f(col), f(x)
-	L := g.OH * g.OW
+	L, HW := g.OH*g.OW, g.H*g.W
 	kk := g.KH * g.KW
+	rows, cols := convRanges(g)
 	Parallel(g.C*kk*g.N, grain(L), func(lo, hi int) {
+		r, n := lo/g.N, lo%g.N
+		ch, i, j := r/kk, r%kk/g.KW, r%g.KW
 		for b := lo; b < hi; b++ {
-			r, n := b/g.N, b%g.N
-			ch, i, j := r/kk, r%kk/g.KW, r%g.KW
 			dst := cs[b*L : (b+1)*L]
-			img := xs[(n*g.C+ch)*g.H*g.W : (n*g.C+ch+1)*g.H*g.W]
-			w0 := j*g.DW - g.PW
-			lo, hi := validCols(w0, g.SW, g.W, g.OW)
-			for oh := range g.OH {
+			img := xs[(n*g.C+ch)*HW : (n*g.C+ch+1)*HW]
+			rr, cr := rows[i], cols[j]
+			for k := range dst[:rr.lo*g.OW] {
+				dst[k] = pad
+			}
+			for k := rr.hi * g.OW; k < L; k++ {
+				dst[k] = pad
+			}
+			for oh := rr.lo; oh < rr.hi; oh++ {
 				d := dst[oh*g.OW : (oh+1)*g.OW]
-				h := oh*g.SH - g.PH + i*g.DH
-				if h < 0 || h >= g.H {
-					for k := range d {
-						d[k] = pad
-					}
+				for k := range d[:cr.lo] {
+					d[k] = pad
+				}
+				for k := cr.hi; k < len(d); k++ {
+					d[k] = pad
+				}
+				if cr.lo >= cr.hi {
 					continue
 				}
-				row := img[h*g.W : (h+1)*g.W]
-				for k := range lo {
-					d[k] = pad
-				}
-				if g.SW == 1 {
-					copy(d[lo:hi], row[w0+lo:w0+hi])
-				} else {
-					for ow := lo; ow < hi; ow++ {
-						d[ow] = row[w0+ow*g.SW]
+				dv := d[cr.lo:cr.hi]
+				src := img[(rr.off+oh*g.SH)*g.W+cr.off+cr.lo*g.SW:]
+				switch g.SW {
+				case 1:
+					src = src[:len(dv)]
+					for k, v := range src {
+						dv[k] = v
+					}
+				case 2:
+					src = src[:2*len(dv)-1]
+					for k := range dv {
+						dv[k] = src[2*k]
+					}
+				default:
+					src = src[:(len(dv)-1)*g.SW+1]
+					for k := range dv {
+						dv[k] = src[k*g.SW]
 					}
 				}
-				for k := hi; k < len(d); k++ {
-					d[k] = pad
+			}
+			if n++; n == g.N {
+				n = 0
+				if j++; j == g.KW {
+					j = 0
+					if i++; i == g.KH {
+						i = 0
+						ch++
+					}
 				}
 			}
 		}
@@ -53,35 +80,67 @@ func (c *CPU) Im2Col(g backend.Conv2D, col, x backend.Buffer, pad float32) {
 // order, so it is race free and bit-identical to a serial run.
 func (c *CPU) Col2Im(g backend.Conv2D, dx, col backend.Buffer) {
 	cs, xs := f(col), f(dx)
-	L := g.OH * g.OW
+	L, HW := g.OH*g.OW, g.H*g.W
 	kk := g.KH * g.KW
+	rows, cols := convRanges(g)
 	Parallel(g.N*g.C, grain(kk*L), func(lo, hi int) {
 		for p := lo; p < hi; p++ {
 			n, ch := p/g.C, p%g.C
-			img := xs[p*g.H*g.W : (p+1)*g.H*g.W]
-			for k := range kk {
-				i, j := k/g.KW, k%g.KW
-				src := cs[((ch*kk+k)*g.N+n)*L : ((ch*kk+k)*g.N+n+1)*L]
-				w0 := j*g.DW - g.PW
-				lo, hi := validCols(w0, g.SW, g.W, g.OW)
-				for oh := range g.OH {
-					h := oh*g.SH - g.PH + i*g.DH
-					if h < 0 || h >= g.H || lo >= hi {
+			img := xs[p*HW : (p+1)*HW]
+			for i, rr := range rows {
+				for j, cr := range cols {
+					if cr.lo >= cr.hi {
 						continue
 					}
-					s := src[oh*g.OW : (oh+1)*g.OW]
-					row := img[h*g.W : (h+1)*g.W]
-					if g.SW == 1 && hi-lo >= 16 { // shorter rows cost more in the call
-						axpy(row[w0+lo:w0+hi], s[lo:hi], 1)
-						continue
-					}
-					for ow := lo; ow < hi; ow++ {
-						row[w0+ow*g.SW] += s[ow]
+					k := i*g.KW + j
+					src := cs[((ch*kk+k)*g.N+n)*L : ((ch*kk+k)*g.N+n+1)*L]
+					for oh := rr.lo; oh < rr.hi; oh++ {
+						s := src[oh*g.OW+cr.lo : oh*g.OW+cr.hi]
+						row := img[(rr.off+oh*g.SH)*g.W+cr.off+cr.lo*g.SW:]
+						switch {
+						case g.SW == 1 && len(s) >= 16: // shorter rows cost more in the call
+							axpy(row[:len(s)], s, 1)
+						case g.SW == 1:
+							row = row[:len(s)]
+							for k, v := range s {
+								row[k] += v
+							}
+						case g.SW == 2:
+							row = row[:2*len(s)-1]
+							for k, v := range s {
+								row[2*k] += v
+							}
+						default:
+							row = row[:(len(s)-1)*g.SW+1]
+							for k, v := range s {
+								row[k*g.SW] += v
+							}
+						}
 					}
 				}
 			}
 		}
 	})
+}
+
+// A span is where one kernel row (or column) reads inside the input: the
+// outputs [lo, hi) read input row (column) off + o*stride.
+type span struct{ off, lo, hi int }
+
+// convRanges returns g's spans for each kernel row and each kernel column.
+func convRanges(g backend.Conv2D) (rows, cols []span) {
+	rows, cols = make([]span, g.KH), make([]span, g.KW)
+	for i := range rows {
+		off := i*g.DH - g.PH
+		lo, hi := validCols(off, g.SH, g.H, g.OH)
+		rows[i] = span{off, lo, hi}
+	}
+	for j := range cols {
+		off := j*g.DW - g.PW
+		lo, hi := validCols(off, g.SW, g.W, g.OW)
+		cols[j] = span{off, lo, hi}
+	}
+	return rows, cols
 }
 
 // validCols is the range [lo, hi) of output columns ow whose input column

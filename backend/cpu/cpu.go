@@ -308,11 +308,16 @@ func (c *CPU) Permute(dst, x backend.Buffer, shape, perm []int, acc bool) {
 				base += idx[i] * outStrideIn[i]
 			}
 			out := d[row*last : row*last+last]
-			if acc {
+			switch {
+			case ls == 1 && acc && last >= 16: // a contiguous run (shorter ones cost more in the call)
+				axpy(out, xs[base:base+last], 1)
+			case ls == 1 && !acc:
+				copy(out, xs[base:base+last])
+			case acc:
 				for j := range out {
 					out[j] += xs[base+j*ls]
 				}
-			} else {
+			default:
 				for j := range out {
 					out[j] = xs[base+j*ls]
 				}

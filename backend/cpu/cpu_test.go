@@ -76,3 +76,59 @@ func normals(r *rand.Rand, n int) []float32 {
 	}
 	return d
 }
+
+// TestPermuteRuns checks Permute, written and added, against its
+// definition, on permutations that keep the last dim (contiguous runs,
+// short and long) and ones that move it (strided reads).
+func TestPermuteRuns(t *testing.T) {
+	c := New()
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, tc := range []struct{ shape, perm []int }{
+		{[]int{3, 4, 20}, []int{1, 0, 2}}, // runs of 20: the axpy and copy paths
+		{[]int{3, 4, 5}, []int{1, 0, 2}},  // runs of 5
+		{[]int{2, 3, 4, 17}, []int{2, 0, 1, 3}},
+		{[]int{3, 4, 20}, []int{0, 2, 1}}, // strided
+	} {
+		n := 1
+		for _, s := range tc.shape {
+			n *= s
+		}
+		x := make([]float32, n)
+		base := make([]float32, n)
+		for i := range x {
+			x[i], base[i] = float32(r.NormFloat64()), float32(r.NormFloat64())
+		}
+		// want[out index] = x[in index], out dim i = in dim perm[i]
+		in := make([]int, len(tc.shape))
+		want := make([]float32, n)
+		for i := range n {
+			rem := i
+			for d := len(tc.shape) - 1; d >= 0; d-- {
+				in[d] = rem % tc.shape[d]
+				rem /= tc.shape[d]
+			}
+			o := 0
+			for d := range tc.perm {
+				o = o*tc.shape[tc.perm[d]] + in[tc.perm[d]]
+			}
+			want[o] = x[i]
+		}
+		for _, acc := range []bool{false, true} {
+			xb, db := c.Alloc(n, false), c.Alloc(n, false)
+			c.Upload(xb, 0, x)
+			c.Upload(db, 0, base)
+			c.Permute(db, xb, tc.shape, tc.perm, acc)
+			got := make([]float32, n)
+			c.Download(got, db, 0)
+			for i := range got {
+				w := want[i]
+				if acc {
+					w += base[i]
+				}
+				if got[i] != w {
+					t.Fatalf("shape %v perm %v acc %v: [%d] = %v, want %v", tc.shape, tc.perm, acc, i, got[i], w)
+				}
+			}
+		}
+	}
+}

@@ -302,11 +302,7 @@ func mapGradSlice(op backend.Unary, a float32, d, x, y, g []float32) {
 	case backend.GELU:
 		geluGrad(d, x, g)
 	case backend.ReLU:
-		for i, gv := range g {
-			if x[i] > 0 {
-				d[i] += gv
-			}
-		}
+		reluGrad(d, x, g)
 	case backend.Square:
 		for i, gv := range g {
 			d[i] += 2 * gv * x[i]
@@ -330,6 +326,19 @@ func mapGradSlice(op backend.Unary, a float32, d, x, y, g []float32) {
 			}
 			d[i] += gv * gradOne(op, a, x[i], yi)
 		}
+	}
+}
+
+// reluGrad adds g where x > 0 into d without a branch: activations are
+// as often negative as not, and a mispredicted branch per value cost more
+// than the pass's memory traffic. x > 0 (+Inf included, NaN not) is
+// 0 < bits(x) <= bits(+Inf), tested as one unsigned compare by a sign.
+func reluGrad(d, x, g []float32) {
+	x, g = x[:len(d)], g[:len(d)]
+	for i, xv := range x {
+		t := math.Float32bits(xv) - 1
+		mask := uint32((int64(t) - 0x7f800000) >> 63)
+		d[i] += math.Float32frombits(math.Float32bits(g[i]) & mask)
 	}
 }
 

@@ -266,3 +266,31 @@ func TestVecSiLU(t *testing.T) {
 		}
 	}
 }
+
+// TestReLUGradBranchFree checks the branch-free ReLU gradient against its
+// definition (g where x > 0) on the values at its edges: both zeros,
+// denormals, infinities, NaNs, and random values.
+func TestReLUGradBranchFree(t *testing.T) {
+	x := []float32{0, float32(math.Copysign(0, -1)), math.SmallestNonzeroFloat32, -math.SmallestNonzeroFloat32,
+		float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()), math.Float32frombits(0xffc00000),
+		math.MaxFloat32, -math.MaxFloat32, 1, -1}
+	r := rand.New(rand.NewPCG(7, 8))
+	for range 1000 {
+		x = append(x, float32(r.NormFloat64()))
+	}
+	g, d, want := make([]float32, len(x)), make([]float32, len(x)), make([]float32, len(x))
+	for i := range x {
+		g[i] = float32(r.NormFloat64())
+		d[i] = float32(r.NormFloat64())
+		want[i] = d[i]
+		if x[i] > 0 {
+			want[i] += g[i]
+		}
+	}
+	reluGrad(d, x, g)
+	for i := range x {
+		if d[i] != want[i] {
+			t.Fatalf("x=%v g=%v: got %v, want %v", x[i], g[i], d[i], want[i])
+		}
+	}
+}
