@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
-	"syscall"
 	"time"
 
 	"github.com/golem-ml/golem/backend/cpu"
@@ -134,10 +133,4 @@ func init() {
 
 // cpuSeconds is this process's CPU time so far, user and system, all
 // threads.
-func cpuSeconds() float64 {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
-}
+func cpuSeconds() float64 { return rusageSelf().Seconds() }
