@@ -342,3 +342,18 @@ func TestFeaturesCells(t *testing.T) {
 		t.Errorf("a ViT's cell features: %v", err)
 	}
 }
+
+// BYOL's target must follow the online network within a run of the
+// lengths golem trains (150-300 steps): after 150 steps of its decay
+// schedule the share of the random initialisation left in the target is
+// under 5%. From 0.99 about half was left, and on Fashion-MNIST the
+// features fell below the random encoder's (docs/vision.md).
+func TestBYOLTargetFollows(t *testing.T) {
+	left := 1.0
+	for k := 1; k <= 150; k++ {
+		left *= float64(targetDecay(byolTau0, k, 150))
+	}
+	if left > 0.05 {
+		t.Errorf("after 150 steps the target keeps %.3f of its initialisation, want under 0.05", left)
+	}
+}
