@@ -96,6 +96,7 @@ func runVisionProbe(args []string) error {
 	limitTest := fs.Int("limit-test", 0, "use the first N test images (0 = all)")
 	baselines := fs.Bool("baselines", true, "with --model, also probe raw pixels and the encoder at its random initialisation")
 	steps := fs.Int("probe-steps", 1500, "AdamW steps of the linear probe (1024 images each)")
+	cells := fs.Int("cells", 1, "average a ResNet's last feature map over N x N cells (N*N*width features) instead of over the whole map; the random-init baseline gets the same")
 	seed := fs.Uint64("seed", defaultSeed, "random seed of the linear probe")
 	dev := addDeviceFlag(fs)
 	be, err := dev.parse(fs, args)
@@ -108,9 +109,12 @@ func runVisionProbe(args []string) error {
 	if *trainSpec == "" || *testSpec == "" {
 		return usageError{fmt.Errorf("vision probe: --train SPEC and --test SPEC are required")}
 	}
+	if *cells < 1 || *cells > 16 {
+		return usageError{fmt.Errorf("vision probe: --cells is %d, want 1 to 16", *cells)}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	p := &prober{be: be, k: *k, opts: probe.LinearOptions{Steps: *steps, Seed: *seed}, limitTrain: *limitTrain, limitTest: *limitTest}
+	p := &prober{be: be, k: *k, opts: probe.LinearOptions{Steps: *steps, Seed: *seed}, limitTrain: *limitTrain, limitTest: *limitTest, cells: *cells}
 	if p.train, err = vision.Open(*trainSpec, vision.Limits{}); err != nil {
 		return err
 	}
@@ -165,7 +169,7 @@ type prober struct {
 	train, test           vision.Dataset
 	trainSpec, testSpec   string
 	limitTrain, limitTest int
-	k                     int
+	k, cells              int
 	opts                  probe.LinearOptions
 }
 
@@ -187,8 +191,7 @@ func (p *prober) run(ctx context.Context, name string, enc ssl.Encoder) (probeRo
 		if enc == nil {
 			s.X, s.D, s.Y, err = ssl.Pixels(ctx, src.ds, src.spec, src.limit)
 		} else {
-			s.X, s.Y, err = ssl.Features(ctx, enc, src.ds, src.spec, src.limit, 256)
-			s.D = enc.Dim()
+			s.X, s.D, s.Y, err = ssl.Features(ctx, enc, src.ds, src.spec, src.limit, 256, p.cells)
 		}
 		if err != nil {
 			return probeRow{}, err

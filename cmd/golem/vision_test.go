@@ -84,6 +84,15 @@ func TestVisionCommands(t *testing.T) {
 		t.Errorf("probe output lacks the baselines, the model or the last line:\n%s", stdout)
 	}
 
+	// --cells 2: the ResNet's 3x3 last map (12x12 images) averaged over
+	// 2x2 cells, 64*4 features, for the random-init baseline too.
+	stdout, stderr, code = runGolem(t, "vision", "probe", "--model", out, "--train", trainDir, "--test", testDir, "--probe-steps", "5", "--cells", "2")
+	for _, want := range []string{"random init: 48 training and 20 test images, 256 features each", out + ": 48 training and 20 test images, 256 features each", "raw pixels: 48 training and 20 test images, 144 features each"} {
+		if code != 0 || !strings.Contains(stderr, want) {
+			t.Errorf("probe --cells 2: exit %d, stderr lacks %q:\n%s%s", code, want, stdout, stderr)
+		}
+	}
+
 	init := filepath.Join(dir, "init")
 	if stdout, stderr, code = runGolem(t, "vision", "pretrain", "--method", "mae", "--data", trainDir, "--out", init, "--steps", "0"); code != 0 {
 		t.Fatalf("pretrain --steps 0: exit %d\n%s%s", code, stdout, stderr)
@@ -137,6 +146,7 @@ func TestVisionCommandErrors(t *testing.T) {
 		{[]string{"vision", "pretrain", "--method", "mae", "--data", dir + "/none", "--out", dir + "/o"}, 1, "none"},
 		{[]string{"vision", "probe", "--pixels", "--model", dir, "--train", data, "--test", data}, 2, "--model DIR or --pixels"},
 		{[]string{"vision", "probe", "--model", dir + "/nomodel", "--train", data, "--test", data}, 1, "nomodel"},
+		{[]string{"vision", "probe", "--model", dir, "--train", data, "--test", data, "--cells", "0"}, 2, "--cells is 0, want 1 to 16"},
 	} {
 		_, stderr, code := runGolem(t, c.args...)
 		if code != c.code || !strings.Contains(stderr, c.want) {

@@ -131,12 +131,10 @@ func CellPool(h, w, n int) []float32 {
 // config's image_size; any size runs): [B*cells, classes], the rows cell
 // by cell of each image in turn.
 func (g *Grid) Forward(x *tensor.Tensor) []*tensor.Tensor {
-	fm := g.Backbone.FeatureMap(x)
-	B, D, h, w := fm.Dim(0), fm.Dim(1), fm.Dim(2), fm.Dim(3)
 	n := g.Config.Grid
-	pool := fm.Scope().FromHost(g.be, CellPool(h, w, n), h*w, n*n)
-	cells := tensor.MatMul(tensor.Reshape(fm, B, D, h*w), pool, false, false) // [B, D, n*n]
-	feats := tensor.Reshape(tensor.Transpose(cells, 1, 2), B*n*n, D)
+	c := cells(g.Backbone.FeatureMap(x), n, g.be) // [B, D, n*n]
+	B, D := c.Dim(0), c.Dim(1)
+	feats := tensor.Reshape(tensor.Transpose(c, 1, 2), B*n*n, D)
 	out := make([]*tensor.Tensor, len(g.Heads))
 	for i, l := range g.Heads {
 		out[i] = l.Forward(feats)

@@ -241,6 +241,28 @@ func (m *Model) Features(x *tensor.Tensor) *tensor.Tensor {
 	return tensor.Reshape(tensor.GlobalAvgPool2d(m.FeatureMap(x)), x.Dim(0), m.Dim())
 }
 
+// CellFeatures returns the last feature map of images x [B, C, H, W]
+// averaged over each of n x n equal cells (CellPool) instead of over the
+// whole map: [B, Dim*n*n], each channel's n*n cells in turn, row-major.
+// n = 1 is Features. It is the spatially pooled probe of colorization's
+// and split-brain's papers: a linear probe there reads where a feature
+// fires as well as whether it does.
+func (m *Model) CellFeatures(x *tensor.Tensor, n int) *tensor.Tensor {
+	if n < 1 {
+		panic(fmt.Sprintf("resnet: %d x %d cells, want at least 1", n, n))
+	}
+	c := cells(m.FeatureMap(x), n, m.be)
+	return tensor.Reshape(c, x.Dim(0), m.Dim()*n*n)
+}
+
+// cells averages a feature map fm [B, D, h, w] over n x n equal cells:
+// [B, D, n*n].
+func cells(fm *tensor.Tensor, n int, be backend.Backend) *tensor.Tensor {
+	B, D, h, w := fm.Dim(0), fm.Dim(1), fm.Dim(2), fm.Dim(3)
+	pool := fm.Scope().FromHost(be, CellPool(h, w, n), h*w, n*n)
+	return tensor.MatMul(tensor.Reshape(fm, B, D, h*w), pool, false, false)
+}
+
 // Clone returns a copy with its own parameters (a momentum or EMA target).
 func (m *Model) Clone() *Model {
 	in := nn.NewInit(m.be, 0)

@@ -127,3 +127,48 @@ func TestBadFolder(t *testing.T) {
 		}
 	}
 }
+
+// CellFeatures averages the last feature map over n x n cells: one cell
+// is Features, and on a 4x4 map (16x16 images) 2x2 cells are the means of
+// its 2x2 blocks, channel by channel.
+func TestCellFeatures(t *testing.T) {
+	be := cpu.New()
+	m, err := New(be, tinyConfig(1, "batch"), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.SetTraining(false)
+	x := tensor.FromHost(be, randImages(2, 1, 16, 16, 2), 2, 1, 16, 16)
+	var fm, global, one, four []float32
+	tensor.NoGrad(func() {
+		fm = m.FeatureMap(x).Host() // [2, 64, 4, 4]
+		global = m.Features(x).Host()
+		one = m.CellFeatures(x, 1).Host()
+		f := m.CellFeatures(x, 2)
+		if sh := f.Shape(); len(sh) != 2 || sh[0] != 2 || sh[1] != 64*4 {
+			t.Fatalf("2x2 cell features %v, want [2 256]", sh)
+		}
+		four = f.Host()
+	})
+	for i := range global {
+		if d := one[i] - global[i]; d > 1e-5 || d < -1e-5 {
+			t.Fatalf("one cell, value %d: %v, Features %v", i, one[i], global[i])
+		}
+	}
+	for b := range 2 {
+		for c := range 64 {
+			for cell := range 4 {
+				r, q := cell/2, cell%2
+				var want float32
+				for y := 2 * r; y < 2*r+2; y++ {
+					for xx := 2 * q; xx < 2*q+2; xx++ {
+						want += fm[((b*64+c)*4+y)*4+xx] / 4
+					}
+				}
+				if got := four[(b*64+c)*4+cell]; got-want > 1e-5 || want-got > 1e-5 {
+					t.Fatalf("image %d channel %d cell %d: %v, want the block's mean %v", b, c, cell, got, want)
+				}
+			}
+		}
+	}
+}

@@ -10,21 +10,37 @@ import (
 )
 
 // Features returns enc's features, in evaluation mode, of the first limit
-// images of ds (all when limit <= 0): n rows of enc.Dim() values, and the
-// images' labels. An encoder of one input channel (colorize's) gets colour
-// images as gray; any other channel mismatch is an error.
-func Features(ctx context.Context, enc Encoder, ds vision.Dataset, spec string, limit, batch int) ([]float32, []int, error) {
+// images of ds (all when limit <= 0): n rows of d values, and the images'
+// labels. With grid 1 (or 0) a row is the encoder's own features
+// (enc.Dim()); with grid n > 1 it is the last feature map averaged over
+// n x n cells (d = enc.Dim()*n*n), which only a convolutional encoder has
+// (model/resnet's CellFeatures). An encoder of one input channel
+// (colorize's) gets colour images as gray; any other channel mismatch is
+// an error.
+func Features(ctx context.Context, enc Encoder, ds vision.Dataset, spec string, limit, batch, grid int) ([]float32, int, []int, error) {
 	var tr []vision.Transform
 	first, err := ds.Load(0)
 	if err != nil {
-		return nil, nil, err
+		return nil, 0, nil, err
 	}
 	switch c := enc.InputChannels(); {
 	case c == first.C:
 	case c == 1:
 		tr = append(tr, grayTransform{})
 	default:
-		return nil, nil, fmt.Errorf("ssl: %s has %d-channel images, the encoder takes %d", spec, first.C, c)
+		return nil, 0, nil, fmt.Errorf("ssl: %s has %d-channel images, the encoder takes %d", spec, first.C, c)
+	}
+	grid = max(grid, 1)
+	features, d := enc.Features, enc.Dim()
+	if grid > 1 {
+		ce, ok := enc.(interface {
+			CellFeatures(x *tensor.Tensor, n int) *tensor.Tensor
+		})
+		if !ok {
+			return nil, 0, nil, fmt.Errorf("ssl: features pooled over %dx%d cells need a convolutional encoder (a ResNet); this one is %s", grid, grid, describe(enc))
+		}
+		features = func(x *tensor.Tensor) *tensor.Tensor { return ce.CellFeatures(x, grid) }
+		d *= grid * grid
 	}
 	enc.SetTraining(false)
 	be := enc.Params()[0].Tensor.Backend()
@@ -33,13 +49,13 @@ func Features(ctx context.Context, enc Encoder, ds vision.Dataset, spec string, 
 		tensor.NoGrad(func() {
 			s := tensor.NewScope()
 			defer s.Close()
-			f := enc.Features(s.FromHost(be, b.X, b.N, b.C, b.H, b.W))
+			f := features(s.FromHost(be, b.X, b.N, b.C, b.H, b.W))
 			off := len(feats)
 			feats = append(feats, make([]float32, f.Len())...)
 			f.HostInto(feats[off:])
 		})
 	})
-	return feats, labels, err
+	return feats, d, labels, err
 }
 
 // Pixels returns the raw pixels of the first limit images of ds (all when

@@ -277,11 +277,11 @@ func TestFeatures(t *testing.T) {
 	cfg.Channels = 1
 	enc, _ := resnet.New(be, cfg, 2)
 	ds := bars(30, 3, 8, 1)
-	x, y, err := Features(context.Background(), enc, ds, "bars", 20, 8)
+	x, dim, y, err := Features(context.Background(), enc, ds, "bars", 20, 8, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(y) != 20 || len(x) != 20*enc.Dim() || y[3] != 1 {
+	if dim != enc.Dim() || len(y) != 20 || len(x) != 20*enc.Dim() || y[3] != 1 {
 		t.Fatalf("%d labels, %d values (want 20, %d), y[3]=%d", len(y), len(x), 20*enc.Dim(), y[3])
 	}
 	var want []float32
@@ -299,12 +299,61 @@ func TestFeatures(t *testing.T) {
 		t.Errorf("pixels: %v, d %d, %d values", err, d, len(px))
 	}
 	ds.ims[4].Label = -1
-	if _, _, err := Features(context.Background(), enc, ds, "bars", 0, 8); err == nil || !strings.Contains(err.Error(), "mem[4] has no label") {
+	if _, _, _, err := Features(context.Background(), enc, ds, "bars", 0, 8, 1); err == nil || !strings.Contains(err.Error(), "mem[4] has no label") {
 		t.Errorf("unlabelled image: %v", err)
 	}
 	cfg.Channels = 3
 	enc3, _ := resnet.New(be, cfg, 2)
-	if _, _, err := Features(context.Background(), enc3, bars(4, 1, 8, 1), "bars", 0, 8); err == nil || !strings.Contains(err.Error(), "bars has 1-channel images, the encoder takes 3") {
+	if _, _, _, err := Features(context.Background(), enc3, bars(4, 1, 8, 1), "bars", 0, 8, 1); err == nil || !strings.Contains(err.Error(), "bars has 1-channel images, the encoder takes 3") {
 		t.Errorf("channel mismatch: %v", err)
+	}
+}
+
+// With a grid of cells, a row is the feature map averaged over each cell
+// (resnet's CellFeatures of the same image), Dim*n*n values; an encoder
+// with no feature map (the ViT) is refused with a message.
+func TestFeaturesCells(t *testing.T) {
+	be := cpu.New()
+	cfg := resnet.Presets()["tiny"]
+	cfg.Channels = 1
+	enc, _ := resnet.New(be, cfg, 2)
+	ds := bars(6, 1, 16, 1)
+	x, dim, y, err := Features(context.Background(), enc, ds, "bars", 0, 4, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dim != 4*enc.Dim() || len(x) != 6*dim || len(y) != 6 {
+		t.Fatalf("%d values of %d for %d labels, want 6 rows of %d", len(x), dim, len(y), 4*enc.Dim())
+	}
+	var want []float32
+	tensor.NoGrad(func() {
+		want = enc.CellFeatures(tensor.FromHost(be, ds.ims[5].Pix, 1, 1, 16, 16), 2).Host()
+	})
+	for j, v := range want {
+		if d := x[5*dim+j] - v; d > 1e-5 || d < -1e-5 {
+			t.Fatalf("value %d of image 5: %v, its 2x2 cell features' %v", j, x[5*dim+j], v)
+		}
+	}
+	v, err := NewEncoder(be, "vit-tiny", "simclr", 1, 16, 16, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := Features(context.Background(), v, ds, "bars", 0, 4, 2); err == nil || !strings.Contains(err.Error(), "need a convolutional encoder") {
+		t.Errorf("a ViT's cell features: %v", err)
+	}
+}
+
+// BYOL's target must follow the online network within a run of the
+// lengths golem trains (150-300 steps): after 150 steps of its decay
+// schedule the share of the random initialisation left in the target is
+// under 5%. From 0.99 about half was left, and on Fashion-MNIST the
+// features fell below the random encoder's (docs/vision.md).
+func TestBYOLTargetFollows(t *testing.T) {
+	left := 1.0
+	for k := 1; k <= 150; k++ {
+		left *= float64(targetDecay(byolTau0, k, 150))
+	}
+	if left > 0.05 {
+		t.Errorf("after 150 steps the target keeps %.3f of its initialisation, want under 0.05", left)
 	}
 }
