@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/golem-ml/golem/data"
+	"github.com/golem-ml/golem/data/synth/shapes"
 	"github.com/golem-ml/golem/eval"
 	"github.com/golem-ml/golem/internal/atomicfile"
 	"github.com/golem-ml/golem/model/llava"
@@ -173,7 +174,9 @@ func onPolicyPrefs(o MMOptions, dir, world, split string, scenes int, seed uint6
 	}
 	describe, end := eval.VLMImage(m, tok, vlmMaxTokens)
 	sample, _ := eval.VLMImageSampled(m, tok, vlmMaxTokens, rlhfTemp, seed)
-	res, err := eval.WriteVLMPrefs(filepath.Join(world, split+"_onpolicy_prefs.jsonl"), world, split, scenes, rlhfK, false, describe, sample, end)
+	res, err := eval.WriteVLMPrefs(filepath.Join(world, split+"_onpolicy_prefs.jsonl"), world, func(emit func(shapes.PreferenceRecord) error) (eval.VLMPrefsResult, error) {
+		return eval.VLMPrefs(world, split, scenes, rlhfK, false, describe, sample, end, emit)
+	})
 	if err != nil {
 		return res, fmt.Errorf("demo: on-policy pairs: %w", err)
 	}
