@@ -173,20 +173,38 @@ func TestShorterWins(t *testing.T) {
 
 // TestRLHFCheckNoise checks that the claim "RLHF beats SFT" fails on a
 // difference within noise (the 7 of 1,574 questions the simulated pairs
-// gave: 0.381 against 0.386) and holds on one well beyond it.
+// gave: 0.381 against 0.386) and holds on one well beyond it, with the
+// unpaired standard error (no marks) and the paired one (each question's
+// marks): 40 more right of 1,574 is noise when the two models disagree on
+// 800 questions (2 SE 0.036) and not when they disagree on 60 (2 SE 0.010).
 func TestRLHFCheckNoise(t *testing.T) {
+	marks := func(right, flips int) string {
+		// right '1's first; flips questions swapped against the other model's.
+		b := []byte(strings.Repeat("1", right) + strings.Repeat("0", 1574-right))
+		for i := 0; i < flips; i++ {
+			b[1573-i], b[i] = b[i], b[1573-i]
+		}
+		return string(b)
+	}
 	for _, c := range []struct {
-		sft, rl int
-		want    bool
-	}{{600, 607, false}, {600, 550, false}, {600, 700, true}} {
+		sft, rl   int
+		sftM, rlM string
+		want      bool
+	}{
+		{600, 607, "", "", false}, {600, 550, "", "", false}, {600, 700, "", "", true},
+		{600, 640, marks(600, 0), marks(640, 380), false},
+		{600, 640, marks(600, 0), marks(640, 10), true},
+		{600, 590, marks(600, 0), marks(590, 0), false},
+	} {
 		r := &MMResult{VLM: []VLMEval{
-			{Model: "instruct", Split: "heldout", VLMResult: eval.VLMResult{Questions: 1574, VQA: float64(c.sft) / 1574}},
-			{Model: "rlhf", Split: "heldout", VLMResult: eval.VLMResult{Questions: 1574, VQA: float64(c.rl) / 1574}},
+			{Model: "instruct", Split: "heldout", VLMResult: eval.VLMResult{Questions: 1574, VQA: float64(c.sft) / 1574, Marks: c.sftM}},
+			{Model: "rlhf", Split: "heldout", VLMResult: eval.VLMResult{Questions: 1574, VQA: float64(c.rl) / 1574, Marks: c.rlM}},
 		}}
 		var got []bool
-		rlhfChecks(r, func(_ string, ok bool) { got = append(got, ok) })
+		var msg string
+		rlhfChecks(r, func(m string, ok bool) { got = append(got, ok); msg = m })
 		if len(got) != 1 || got[0] != c.want {
-			t.Errorf("stage 2 %d, DPO %d right of 1574: check %v, want %v", c.sft, c.rl, got, c.want)
+			t.Errorf("stage 2 %d, RLHF %d right of 1574 (marks %v): check %v, want %v: %s", c.sft, c.rl, c.sftM != "", got, c.want, msg)
 		}
 	}
 }
