@@ -112,8 +112,8 @@ func TestDemoMultimodalQuick(t *testing.T) {
 	if h := res.RLHF; h == nil || h.RM.Pairs == 0 || h.ShorterWinsN != h.RM.Pairs || h.DPOPairs == 0 || h.DPOHeldout == 0 {
 		t.Fatalf("rlhf: %+v (the baseline must be scored on the reward model's held-out pairs)", h)
 	}
-	if p := res.RLHF.Sampled; p.Scenes != rlhfSizesOf(true).prefScenes || p.Samples != rlhfK*p.Questions || p.Pairs != res.RLHF.DPOPairs {
-		t.Fatalf("on-policy pairs: %+v, DPO trained on %d (want %d answers to each question of %d scenes)", p, res.RLHF.DPOPairs, rlhfK, rlhfSizesOf(true).prefScenes)
+	if p := res.RLHF.Sampled; p.Scenes != rlhfSizesOf(true).prefScenes || p.Samples != rlhfK*p.Scenes || p.Pairs != res.RLHF.DPOPairs {
+		t.Fatalf("on-policy pairs: %+v, DPO trained on %d (want %d descriptions of each of %d scenes)", p, res.RLHF.DPOPairs, rlhfK, rlhfSizesOf(true).prefScenes)
 	}
 	// The text-to-image stage: the VQ-VAE's PSNR, the judge's accuracies
 	// of the first samples and of CLIP's picks on both splits, a grid of
@@ -146,7 +146,7 @@ func TestDemoMultimodalQuick(t *testing.T) {
 			t.Errorf("report.md lacks %q", want)
 		}
 	}
-	for _, f := range []string{"plots/zeroshot_confusion.svg", s.Image, "report.html", "report.json", "align/config.json", "instruct/model.safetensors", "dpo/model.safetensors", "reward/config.json", "shapes/train_onpolicy_prefs.jsonl", "shapes/test_onpolicy_prefs.jsonl",
+	for _, f := range []string{"plots/zeroshot_confusion.svg", s.Image, "report.html", "report.json", "align/config.json", "instruct/model.safetensors", "dpo/model.safetensors", "reward/config.json", "shapes/train_description_prefs.jsonl", "shapes/test_description_prefs.jsonl",
 		ir.Grids[0].Image, "t2i/vq/config.json", "judge/model.safetensors", "plots/t2i_loss.svg"} {
 		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
 			t.Error(err)

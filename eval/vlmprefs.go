@@ -126,9 +126,11 @@ func VLMPrefs(dir, split string, limit, k int, greedyWrong bool, describe, sampl
 // scene scores each distinct description (shapes.Scene.DescriptionScore:
 // the objects named by colour and shape, named with their place, and
 // their number), and each is chosen over each one that scores lower;
-// when all score alike there is no pair. Right counts the descriptions
-// that score 1, AllRight the scenes with no pair, Questions the scenes
-// asked; ScoreSum and GreedyScoreSum sum the samples' and the greedy
+// when all score alike below 1, the scene's own description (its first
+// instruction's answer) is chosen over them (NoneRight counts those
+// scenes), and when all score 1 there is no pair. Right counts the
+// descriptions that score 1, AllRight the scenes with no pair, Questions
+// the scenes asked; ScoreSum and GreedyScoreSum sum the samples' and the greedy
 // descriptions' scores.
 func VLMDescriptionPrefs(dir, split string, limit, k int, describe, sample VLMContinue, end string, emit func(shapes.PreferenceRecord) error) (VLMPrefsResult, error) {
 	var res VLMPrefsResult
@@ -179,6 +181,19 @@ func VLMDescriptionPrefs(dir, split string, limit, k int, describe, sample VLMCo
 					continue
 				}
 				rec := shapes.PreferenceRecord{Prompt: turns, Chosen: []shapes.Message{{Role: "assistant", Content: c.text}},
+					Rejected: []shapes.Message{{Role: "assistant", Content: w.text}}, Images: []string{r.Image}}
+				if err := emit(rec); err != nil {
+					return err
+				}
+				pairs++
+			}
+		}
+		if pairs == 0 && len(cands) > 0 && cands[0].score < 1 && len(r.Instructions) > 0 {
+			// All alike and none right: the scene's own description is
+			// chosen over them, as VLMPrefs chooses the true answer.
+			res.NoneRight++
+			for _, w := range cands {
+				rec := shapes.PreferenceRecord{Prompt: turns, Chosen: []shapes.Message{{Role: "assistant", Content: r.Instructions[0].Answer.EN}},
 					Rejected: []shapes.Message{{Role: "assistant", Content: w.text}}, Images: []string{r.Image}}
 				if err := emit(rec); err != nil {
 					return err

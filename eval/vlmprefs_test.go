@@ -175,8 +175,9 @@ func TestVLMPrefsOnPolicy(t *testing.T) {
 // scene's own (score 1), its samples by turns the truth again (no new
 // candidate), one with an object's colour changed, and empty (no
 // candidate); each scene gives the truth over the recoloured one, read
-// back as DPO's data with its image. A model that describes every scene
-// alike to the annotator makes no pair: an error.
+// back as DPO's data with its image. A model whose descriptions all score
+// alike below 1 gets the truth chosen over them; one whose descriptions
+// are all right makes no pair: an error.
 func TestVLMDescriptionPrefs(t *testing.T) {
 	dir := t.TempDir()
 	if _, err := shapes.Write(shapes.Options{Out: dir, Seed: 1, Size: 12, Train: 4, Test: 1, PerClass: 1}); err != nil {
@@ -233,9 +234,21 @@ func TestVLMDescriptionPrefs(t *testing.T) {
 			t.Fatalf("example %d: image %v", i, err)
 		}
 	}
+	// A model whose descriptions all score alike below 1 gets the scene's
+	// own description chosen over each of them.
+	bad := func(_, image string) (string, error) { return wrong[image], nil }
+	res, err = WriteVLMPrefs(out, dir, func(emit func(shapes.PreferenceRecord) error) (VLMPrefsResult, error) {
+		return VLMDescriptionPrefs(dir, "train", 0, 3, bad, bad, end, emit)
+	})
+	if err != nil || res.NoneRight != 4 || res.Pairs != 4 {
+		t.Fatalf("all alike and wrong: %+v, %v; want the truth chosen in 4 scenes, 4 pairs", res, err)
+	}
+	if b, err := os.ReadFile(out); err != nil || strings.Count(string(b), "The image shows") != 8 || !strings.Contains(string(b), `"chosen":[{"role":"assistant","content":"`+truth[filepath.Join(dir, recs[0].Image)]) {
+		t.Fatalf("all alike and wrong: the truth not chosen: %s %v", b, err)
+	}
 	same := func(_, image string) (string, error) { return truth[image], nil }
 	if _, err := WriteVLMPrefs(out, dir, func(emit func(shapes.PreferenceRecord) error) (VLMPrefsResult, error) {
-		return VLMDescriptionPrefs(dir, "train", 0, 3, describe, same, end, emit)
+		return VLMDescriptionPrefs(dir, "train", 0, 3, same, same, end, emit)
 	}); err == nil || !strings.Contains(err.Error(), "no pairs") {
 		t.Fatalf("every description alike: %v, want no pairs", err)
 	}
