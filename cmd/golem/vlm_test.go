@@ -84,11 +84,30 @@ func TestVLMCommands(t *testing.T) {
 		t.Fatalf("chat --image printed %q", chat)
 	}
 
+	marks := filepath.Join(dir, "instruct.marks")
 	for _, m := range []string{instruct, lmDir} { // the VLM, and the base LM answering from the text alone
-		out := run("eval", "vlm", "--model", m, "--data", world, "--split", "test", "--limit", "1", "--max-tokens", "3")
+		args := []string{"eval", "vlm", "--model", m, "--data", world, "--split", "test", "--limit", "1", "--max-tokens", "3"}
+		if m == instruct {
+			args = append(args, "--marks", marks)
+		} else {
+			args = append(args, "--against", marks)
+		}
+		out := run(args...)
 		if !regexp.MustCompile(`^caption_acc=[01]\.\d{4} vqa_acc=[01]\.\d{4}$`).MatchString(lastLine(out)) || !strings.Contains(out, "1 scenes of test") {
 			t.Fatalf("eval vlm --model %s printed\n%s", m, out)
 		}
+		// --marks writes one mark a question; --against prints the paired
+		// difference with those marks.
+		if b, err := os.ReadFile(marks); err != nil || !regexp.MustCompile(`^[01]+\n$`).Match(b) {
+			t.Fatalf("eval vlm --marks wrote %q, %v", b, err)
+		}
+		if m == lmDir && !regexp.MustCompile(`against .*instruct\.marks: vqa_acc [+-][01]\.\d{4}, standard error of the paired difference [01]\.\d{4}`).MatchString(out) {
+			t.Fatalf("eval vlm --against printed\n%s", out)
+		}
+	}
+	// Marks of another split or --limit are refused, naming the file.
+	if _, stderr, code := runGolem(t, "eval", "vlm", "--model", instruct, "--data", world, "--split", "test", "--limit", "2", "--max-tokens", "3", "--against", marks); code == 0 || !strings.Contains(stderr, "instruct.marks marks") {
+		t.Fatalf("eval vlm --against with another --limit: exit %d, %s", code, stderr)
 	}
 
 	// data shapes-prefs samples the model's own answers and writes pairs
