@@ -9,6 +9,7 @@ import (
 
 	"github.com/golem-ml/golem/backend/cpu"
 	"github.com/golem-ml/golem/data/synth/shapes"
+	"github.com/golem-ml/golem/internal/shared"
 	"github.com/golem-ml/golem/model/clip"
 	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/model/vit"
@@ -109,6 +110,18 @@ func TestVLMCommands(t *testing.T) {
 	if _, stderr, code := runGolem(t, "eval", "vlm", "--model", instruct, "--data", world, "--split", "test", "--limit", "2", "--max-tokens", "3", "--against", marks); code == 0 || !strings.Contains(stderr, "instruct.marks marks") {
 		t.Fatalf("eval vlm --against with another --limit: exit %d, %s", code, stderr)
 	}
+
+	// A real photo set: stage 1 on COCO mini's captions JSON (JPEG photos,
+	// five captions an image), and generate --image on one of its photos.
+	t.Run("coco", func(t *testing.T) {
+		captions := shared.Path(t, "data/images/coco_mini_val2017/captions_val2017.json")
+		coco := filepath.Join(dir, "coco-align")
+		run("vlm", "--stage", "align", "--vision", clipDir, "--lm", lmDir, "--data", captions, "--out", coco, "--steps", "1", "--batch", "2")
+		photo := filepath.Join(filepath.Dir(captions), "000000000139.jpg")
+		if out := run("generate", "--model", coco, "--image", photo, "--prompt", "Describe the image.", "--max-tokens", "4", "--temperature", "0"); strings.Contains(out, "golem:") {
+			t.Fatalf("generate --image on a COCO photo printed %q", out)
+		}
+	})
 
 	// data shapes-prefs samples the model's own answers and writes pairs
 	// dpo trains on, images relative to the file.
