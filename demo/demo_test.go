@@ -112,8 +112,8 @@ func TestDemoMultimodalQuick(t *testing.T) {
 	if h := res.RLHF; h == nil || h.RM.Pairs == 0 || h.ShorterWinsN != h.RM.Pairs || h.DPOPairs == 0 || h.DPOHeldout == 0 {
 		t.Fatalf("rlhf: %+v (the baseline must be scored on the reward model's held-out pairs)", h)
 	}
-	if p := res.RLHF.Sampled; p.Scenes != rlhfSizesOf(true).prefScenes || p.Samples != rlhfK*p.Questions || p.Pairs != res.RLHF.DPOPairs {
-		t.Fatalf("on-policy pairs: %+v, DPO trained on %d (want %d answers to each question of %d scenes)", p, res.RLHF.DPOPairs, rlhfK, rlhfSizesOf(true).prefScenes)
+	if p := res.RLHF.Sampled; p.Scenes != rlhfSizesOf(true).prefScenes || p.Samples != rlhfK*p.Scenes || p.Pairs != res.RLHF.DPOPairs {
+		t.Fatalf("on-policy pairs: %+v, DPO trained on %d (want %d descriptions of each of %d scenes)", p, res.RLHF.DPOPairs, rlhfK, rlhfSizesOf(true).prefScenes)
 	}
 	// The text-to-image stage: the VQ-VAE's PSNR, the judge's accuracies
 	// of the first samples and of CLIP's picks on both splits, a grid of
@@ -146,7 +146,7 @@ func TestDemoMultimodalQuick(t *testing.T) {
 			t.Errorf("report.md lacks %q", want)
 		}
 	}
-	for _, f := range []string{"plots/zeroshot_confusion.svg", s.Image, "report.html", "report.json", "align/config.json", "instruct/model.safetensors", "dpo/model.safetensors", "reward/config.json", "shapes/train_onpolicy_prefs.jsonl", "shapes/test_onpolicy_prefs.jsonl",
+	for _, f := range []string{"plots/zeroshot_confusion.svg", s.Image, "report.html", "report.json", "align/config.json", "instruct/model.safetensors", "dpo/model.safetensors", "reward/config.json", "shapes/train_description_prefs.jsonl", "shapes/test_description_prefs.jsonl",
 		ir.Grids[0].Image, "t2i/vq/config.json", "judge/model.safetensors", "plots/t2i_loss.svg"} {
 		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
 			t.Error(err)
@@ -173,20 +173,38 @@ func TestShorterWins(t *testing.T) {
 
 // TestRLHFCheckNoise checks that the claim "RLHF beats SFT" fails on a
 // difference within noise (the 7 of 1,574 questions the simulated pairs
-// gave: 0.381 against 0.386) and holds on one well beyond it.
+// gave: 0.381 against 0.386) and holds on one well beyond it, with the
+// unpaired standard error (no marks) and the paired one (each question's
+// marks): 40 more right of 1,574 is noise when the two models disagree on
+// 800 questions (2 SE 0.036) and not when they disagree on 60 (2 SE 0.010).
 func TestRLHFCheckNoise(t *testing.T) {
+	marks := func(right, flips int) string {
+		// right '1's first; flips questions swapped against the other model's.
+		b := []byte(strings.Repeat("1", right) + strings.Repeat("0", 1574-right))
+		for i := 0; i < flips; i++ {
+			b[1573-i], b[i] = b[i], b[1573-i]
+		}
+		return string(b)
+	}
 	for _, c := range []struct {
-		sft, rl int
-		want    bool
-	}{{600, 607, false}, {600, 550, false}, {600, 700, true}} {
+		sft, rl   int
+		sftM, rlM string
+		want      bool
+	}{
+		{600, 607, "", "", false}, {600, 550, "", "", false}, {600, 700, "", "", true},
+		{600, 640, marks(600, 0), marks(640, 380), false},
+		{600, 640, marks(600, 0), marks(640, 10), true},
+		{600, 590, marks(600, 0), marks(590, 0), false},
+	} {
 		r := &MMResult{VLM: []VLMEval{
-			{Model: "instruct", Split: "heldout", VLMResult: eval.VLMResult{Questions: 1574, VQA: float64(c.sft) / 1574}},
-			{Model: "rlhf", Split: "heldout", VLMResult: eval.VLMResult{Questions: 1574, VQA: float64(c.rl) / 1574}},
+			{Model: "instruct", Split: "heldout", VLMResult: eval.VLMResult{Questions: 1574, VQA: float64(c.sft) / 1574, Marks: c.sftM}},
+			{Model: "rlhf", Split: "heldout", VLMResult: eval.VLMResult{Questions: 1574, VQA: float64(c.rl) / 1574, Marks: c.rlM}},
 		}}
 		var got []bool
-		rlhfChecks(r, func(_ string, ok bool) { got = append(got, ok) })
+		var msg string
+		rlhfChecks(r, func(m string, ok bool) { got = append(got, ok); msg = m })
 		if len(got) != 1 || got[0] != c.want {
-			t.Errorf("stage 2 %d, DPO %d right of 1574: check %v, want %v", c.sft, c.rl, got, c.want)
+			t.Errorf("stage 2 %d, RLHF %d right of 1574 (marks %v): check %v, want %v: %s", c.sft, c.rl, c.sftM != "", got, c.want, msg)
 		}
 	}
 }

@@ -219,7 +219,7 @@ func RunMultimodal(ctx context.Context, o MMOptions) (*MMResult, error) {
 	done()
 
 	// 5. Human feedback: a reward model and DPO on simulated image rankings.
-	done = stage("rlhf", "a reward model and DPO (with RPO's term) from stage 2, on simulated rankings of answers about the training images")
+	done = stage("rlhf", "a reward model on simulated rankings of answers, and DPO (with RPO's term) from stage 2 on its own descriptions of training images, scored by what they get right")
 	if err := mmRLHF(ctx, o, world, dir, res); err != nil {
 		return nil, err
 	}
@@ -493,7 +493,7 @@ func MultimodalReport(r *MMResult) *eval.Report {
 	}
 	rep := &eval.Report{
 		Title: "golem demo --multimodal: CLIP and a LLaVA-style VLM on the shapes world",
-		Intro: fmt.Sprintf("The shapes world (%d training scenes; test scenes and held-out scenes, each with a colour-shape pair never in training: red triangle, blue circle, green square, yellow diamond). A CLIP model trained on the captions; a language model pretrained on the training scenes' conversations as text (the base: it answers without the image); LLaVA's stage 1 (align: the projector on descriptions, CLIP's tower and the LM frozen) and stage 2 (instruct: projector and LM on the conversations); RLHF (a reward model and DPO from stage 2 on simulated rankings of answers about the training images). Each model describes the first %d scenes of each split and answers their colour, shape, count and position questions after its own description (greedy; eval vlm's protocol). caption_acc: the share of the scenes' objects whose colour and shape the description names together; vqa_acc: exact match. Run time %.0fs%s.",
+		Intro: fmt.Sprintf("The shapes world (%d training scenes; test scenes and held-out scenes, each with a colour-shape pair never in training: red triangle, blue circle, green square, yellow diamond). A CLIP model trained on the captions; a language model pretrained on the training scenes' conversations as text (the base: it answers without the image); LLaVA's stage 1 (align: the projector on descriptions, CLIP's tower and the LM frozen) and stage 2 (instruct: projector and LM on the conversations); RLHF (a reward model on simulated rankings of answers about the training images, and DPO from stage 2 on its own descriptions of them, scored by what they get right). Each model describes the first %d scenes of each split and answers their colour, shape, count and position questions after its own description (greedy; eval vlm's protocol). caption_acc: the share of the scenes' objects whose colour and shape the description names together; vqa_acc: exact match. Run time %.0fs%s.",
 			r.Scenes.Train, scenes, r.Seconds, map[bool]string{true: " (--quick: a smoke test, the numbers mean nothing)", false: ""}[r.Quick]),
 		Summary: sum,
 		Data:    r,

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/golem-ml/golem/data"
+	"github.com/golem-ml/golem/data/synth/shapes"
 	"github.com/golem-ml/golem/eval"
 	"github.com/golem-ml/golem/internal/atomicfile"
 	"github.com/golem-ml/golem/model/llava"
@@ -22,17 +23,18 @@ import (
 // world's simulated image rankings (golem data shapes' {split}_rankings
 // .jsonl, which shapes.Write leaves in the world) train a reward model
 // that sees, and DPO with RPO's term trains the instruct model on
-// on-policy pairs: its own sampled answers about training scenes, marked
-// by an annotator who knows each scene (eval.WriteVLMPrefs, golem data
-// shapes-prefs); the DPO model is then scored beside the others. The
+// on-policy pairs: its own sampled descriptions of training scenes,
+// scored by an annotator who knows each scene (eval.VLMDescriptionPrefs,
+// golem data shapes-prefs --on descriptions), the description every
+// answer is asked after; the DPO model is then scored beside the others. The
 // settings are docs/multimodal.md's commands (golem reward, golem data
 // shapes-prefs, golem dpo), so the demo's folder holds the models and
 // files those commands make.
 
 // MMRLHF is the human-feedback stage's numbers.
 type MMRLHF struct {
-	DPOPairs     int                 `json:"dpo_train_pairs"`   // train_onpolicy_prefs.jsonl
-	DPOHeldout   int                 `json:"dpo_heldout_pairs"` // test_onpolicy_prefs.jsonl
+	DPOPairs     int                 `json:"dpo_train_pairs"`   // train_description_prefs.jsonl
+	DPOHeldout   int                 `json:"dpo_heldout_pairs"` // test_description_prefs.jsonl
 	Sampled      eval.VLMPrefsResult `json:"dpo_train_sampled"` // how the training pairs came
 	PrefsSeconds float64             `json:"prefs_seconds"`
 	DPOAccuracy  float64             `json:"dpo_heldout_accuracy"`
@@ -48,9 +50,8 @@ type MMRLHF struct {
 
 // rlhfSizes are the stage's steps and how much it labels: one simulated
 // ranking in rankEvery (docs/multimodal.md's awk 'NR % 10 == 1'), and the
-// training and test scenes whose questions the instruct model answers
-// rlhfK times each for DPO's on-policy pairs (golem data shapes-prefs'
-// --limit).
+// training and test scenes the instruct model describes rlhfK times each
+// for DPO's on-policy pairs (golem data shapes-prefs' --limit).
 type rlhfSizes struct{ dpoSteps, rmSteps, evalEvery, rankEvery, prefScenes, prefTestScenes int }
 
 func rlhfSizesOf(quick bool) rlhfSizes {
@@ -60,18 +61,20 @@ func rlhfSizesOf(quick bool) rlhfSizes {
 	return rlhfSizes{dpoSteps: 150, rmSteps: 150, evalEvery: 50, rankEvery: 10, prefScenes: 300, prefTestScenes: 30}
 }
 
-// The on-policy pairs' sampling: rlhfK answers a question at temperature
-// rlhfTemp (golem data shapes-prefs' defaults).
+// The on-policy pairs' sampling: rlhfK descriptions a scene at
+// temperature rlhfTemp (golem data shapes-prefs' defaults).
 const (
 	rlhfK    = 4
 	rlhfTemp = 1.0
 )
 
-// rlhfDPO are DPO's settings (docs/multimodal.md: lr 5e-5, beta 0.1,
-// RPO's term with alpha 1, 8 pairs a step).
+// The reward model's learning rate (docs/multimodal.md: 5e-5), and
+// DPO's settings (docs/multimodal.md: lr rlhfDPOLR, chosen among 5e-5,
+// 1e-4 and 3e-4 on the test split's VQA, never on heldout; beta 0.1,
+// RPO's term with alpha 1); 8 pairs a step.
 const (
-	rlhfLR, rlhfBeta, rlhfRPO = 5e-5, 0.1, 1.0
-	rlhfBatch                 = 8
+	rlhfLR, rlhfDPOLR, rlhfBeta, rlhfRPO = 5e-5, 1e-4, 0.1, 1.0
+	rlhfBatch                            = 8
 )
 
 // mmRLHF runs the stage: the subsets of the world's simulated labels
@@ -108,11 +111,11 @@ func mmRLHF(ctx context.Context, o MMOptions, world string, dir func(...string) 
 	}
 	r.RMRankings, r.RMHeldout = len(rkTrain), len(rkVal)
 	r.ShorterWins, r.ShorterWinsN = shorterWins(rkVal)
-	loop := func(out string, steps int) train.Config {
-		return train.Config{Steps: steps, LR: rlhfLR, Clip: 1, EvalEvery: sz.evalEvery, Seed: o.Seed, Out: dir(out), Quiet: o.Quick, Progress: o.Log}
+	loop := func(out string, steps int, lr float64) train.Config {
+		return train.Config{Steps: steps, LR: lr, Clip: 1, EvalEvery: sz.evalEvery, Seed: o.Seed, Out: dir(out), Quiet: o.Quick, Progress: o.Log}
 	}
 	rmRes, rep, err := train.Reward(ctx, train.RewardOptions{Backend: o.NewBackend(), Model: dir("instruct"), Data: rkTrain, Heldout: rkVal, Batch: rlhfBatch,
-		Loop: loop("reward", sz.rmSteps), Log: o.Log})
+		Loop: loop("reward", sz.rmSteps, rlhfLR), Log: o.Log})
 	if err != nil {
 		return fmt.Errorf("demo: reward: %w", err)
 	}
@@ -129,25 +132,25 @@ func mmRLHF(ctx context.Context, o MMOptions, world string, dir func(...string) 
 		if err != nil {
 			return err
 		}
-		files[p.split+"_onpolicy_prefs"] = filepath.Join(world, p.split+"_onpolicy_prefs.jsonl")
+		files[p.split+"_description_prefs"] = filepath.Join(world, p.split+"_description_prefs.jsonl")
 		if p.split == "train" {
 			r.Sampled = pr
-			fmt.Fprintf(o.Log, "  on-policy pairs: %d of %d sampled answers right (%.3f) on %d questions of %d training scenes: %d pairs\n",
-				pr.Right, pr.Samples, float64(pr.Right)/float64(max(pr.Samples, 1)), pr.Questions, pr.Scenes, pr.Pairs)
+			fmt.Fprintf(o.Log, "  on-policy pairs: %d descriptions of %d training scenes sampled, mean score %.3f (greedy %.3f): %d pairs\n",
+				pr.Samples, pr.Scenes, pr.ScoreSum/float64(max(pr.Samples, 1)), pr.GreedyScoreSum/float64(max(pr.Questions, 1)), pr.Pairs)
 		}
 	}
 	r.PrefsSeconds = time.Since(t0).Seconds()
-	prefTrain, err := read("train_onpolicy_prefs")
+	prefTrain, err := read("train_description_prefs")
 	if err != nil {
 		return err
 	}
-	prefVal, err := read("test_onpolicy_prefs")
+	prefVal, err := read("test_description_prefs")
 	if err != nil {
 		return err
 	}
 	r.DPOPairs, r.DPOHeldout = len(prefTrain), len(prefVal)
 	dres, err := train.DPO(ctx, train.DPOOptions{Backend: o.NewBackend(), Policy: dir("instruct"), Data: prefTrain, Heldout: prefVal, Beta: rlhfBeta, RPOAlpha: rlhfRPO, Batch: rlhfBatch,
-		Loop: loop("dpo", sz.dpoSteps), Log: o.Log})
+		Loop: loop("dpo", sz.dpoSteps, rlhfDPOLR), Log: o.Log})
 	if err != nil {
 		return fmt.Errorf("demo: dpo: %w", err)
 	}
@@ -159,9 +162,10 @@ func mmRLHF(ctx context.Context, o MMOptions, world string, dir func(...string) 
 	return nil
 }
 
-// onPolicyPrefs writes world/{split}_onpolicy_prefs.jsonl: the model in
-// dir answers the questions of split's first scenes rlhfK times each,
-// and the world's truth marks them (golem data shapes-prefs).
+// onPolicyPrefs writes world/{split}_description_prefs.jsonl: the model
+// in dir describes split's first scenes rlhfK times each, and the
+// world's truth scores the descriptions (golem data shapes-prefs --on
+// descriptions).
 func onPolicyPrefs(o MMOptions, dir, world, split string, scenes int, seed uint64) (eval.VLMPrefsResult, error) {
 	m, err := llava.Load(o.NewBackend(), dir)
 	if err != nil {
@@ -173,7 +177,9 @@ func onPolicyPrefs(o MMOptions, dir, world, split string, scenes int, seed uint6
 	}
 	describe, end := eval.VLMImage(m, tok, vlmMaxTokens)
 	sample, _ := eval.VLMImageSampled(m, tok, vlmMaxTokens, rlhfTemp, seed)
-	res, err := eval.WriteVLMPrefs(filepath.Join(world, split+"_onpolicy_prefs.jsonl"), world, split, scenes, rlhfK, false, describe, sample, end)
+	res, err := eval.WriteVLMPrefs(filepath.Join(world, split+"_description_prefs.jsonl"), world, func(emit func(shapes.PreferenceRecord) error) (eval.VLMPrefsResult, error) {
+		return eval.VLMDescriptionPrefs(world, split, scenes, rlhfK, describe, sample, end, emit)
+	})
 	if err != nil {
 		return res, fmt.Errorf("demo: on-policy pairs: %w", err)
 	}
@@ -235,26 +241,33 @@ func shorterWins(ex []data.Example) (float64, int) {
 	return right / float64(n), n
 }
 
-// rlhfChecks adds the stage's claim: the DPO model answers more of the
-// held-out scenes' questions (a colour-shape pair never in training in
-// each) right than its start, the instruct model, by more than noise:
-// more than twice the standard error of the difference of two
-// accuracies on as many questions (sqrt(p1(1-p1)/n1 + p2(1-p2)/n2); as
-// if the two were independent samples, which overstates the noise of
-// one set of questions asked twice, so the check errs toward failing).
-// On 1,574 questions near 0.38 that is 0.035: 7 questions more (0.381
-// against 0.386) is noise and fails.
+// rlhfChecks adds the stage's claim: the RLHF'd model answers more of
+// the held-out scenes' questions (a colour-shape pair never in training
+// in each) right than its start, the instruct model, by more than noise:
+// more than twice the standard error of the paired difference (the same
+// questions asked of both: eval.PairedDiff over their marks), or, when
+// the marks are not there (a result read back without them), of the
+// difference of two accuracies on as many questions (sqrt(p1(1-p1)/n1 +
+// p2(1-p2)/n2), as if the two were independent samples, which overstates
+// the noise, so the check errs toward failing; on 1,574 questions near
+// 0.38 that is 0.035). Either way 7 questions more (0.381 against 0.386)
+// is noise and fails.
 func rlhfChecks(r *MMResult, check func(string, bool)) {
 	sft, rl := r.Eval("instruct", "heldout"), r.Eval("rlhf", "heldout")
 	if sft == nil || rl == nil {
 		return
 	}
-	se := 0.0
-	if sft.Questions > 0 && rl.Questions > 0 {
-		se = math.Sqrt(sft.VQA*(1-sft.VQA)/float64(sft.Questions) + rl.VQA*(1-rl.VQA)/float64(rl.Questions))
+	diff, se, paired := eval.PairedDiff(sft.VLMResult, rl.VLMResult)
+	what := "paired difference"
+	if !paired {
+		what = "difference"
+		diff = rl.VQA - sft.VQA
+		if sft.Questions > 0 && rl.Questions > 0 {
+			se = math.Sqrt(sft.VQA*(1-sft.VQA)/float64(sft.Questions) + rl.VQA*(1-rl.VQA)/float64(rl.Questions))
+		}
 	}
-	check(fmt.Sprintf("RLHF beats SFT on held-out answers: VQA accuracy on heldout, DPO above stage 2 by more than twice the standard error of the difference (%.3f)", 2*se),
-		rl.Questions > 0 && rl.VQA-sft.VQA > 2*se)
+	check(fmt.Sprintf("RLHF beats SFT on held-out answers: VQA accuracy on heldout, the RLHF'd model above stage 2 by more than twice the standard error of the %s (%+.3f, 2 SE %.3f)", what, diff, 2*se),
+		rl.Questions > 0 && diff > 2*se)
 }
 
 // rlhfReport adds the stage's section and curves to the report card.
@@ -270,9 +283,9 @@ func rlhfReport(rep *eval.Report, r *MMResult) {
 		acc = f(rm.Accuracy)
 	}
 	rep.Sections = append(rep.Sections, eval.Section{Title: "Human feedback: reward model and DPO on simulated image rankings",
-		Text: fmt.Sprintf("The world's simulated rankings (golem data shapes' {split}_rankings.jsonl: each question's right answer above a wrong one of its kind above the scene's description given for an answer; the scene's description above the same with one object's colour changed, with its colour and shape changed, and another scene's), ranked as an annotator who sees the image would. The reward model (stage 2's model with a scalar head) trained on %d rankings of the training scenes (one in %d) and is scored on the %d pairs of %d rankings of the test scenes, beside the baseline \"the shorter answer wins\" on the same pairs. DPO's pairs are on-policy (golem data shapes-prefs): stage 2's model answered each question of %d training scenes %d times (temperature %g, after its own greedy description), %d of %d answers right (%.3f); an annotator who knows each scene marked them as golem eval vlm scores them, each right answer chosen over each wrong one, the true answer over the wrong ones where none was right (%d questions), no pair where all were (%d questions): %d pairs, written in %.0f s. DPO (beta %g, RPO's term with alpha %g: the chosen answers' likelihood kept) from stage 2's model on them, its implicit reward scored on %d pairs made the same way on test scenes; the DPO model is the summary's \"after RLHF (DPO)\".",
-			h.RMRankings, rlhfSizesOf(r.Quick).rankEvery, rm.Pairs, h.RMHeldout, h.Sampled.Scenes, rlhfK, rlhfTemp, h.Sampled.Right, h.Sampled.Samples, float64(h.Sampled.Right)/float64(max(h.Sampled.Samples, 1)),
-			h.Sampled.NoneRight, h.Sampled.AllRight, h.DPOPairs, h.PrefsSeconds, rlhfBeta, rlhfRPO, h.DPOHeldout),
+		Text: fmt.Sprintf("The world's simulated rankings (golem data shapes' {split}_rankings.jsonl: each question's right answer above a wrong one of its kind above the scene's description given for an answer; the scene's description above the same with one object's colour changed, with its colour and shape changed, and another scene's), ranked as an annotator who sees the image would. The reward model (stage 2's model with a scalar head) trained on %d rankings of the training scenes (one in %d) and is scored on the %d pairs of %d rankings of the test scenes, beside the baseline \"the shorter answer wins\" on the same pairs. DPO's pairs are on-policy (golem data shapes-prefs --on descriptions): stage 2's model described each of %d training scenes %d times (temperature %g) besides its greedy description, the description every answer is asked after; an annotator who knows each scene scored each description (the mean of three marks: the share of the objects it names by colour and shape, the share it names with their place, and whether it describes as many objects as there are), mean %.3f (greedy %.3f), and each was chosen over each that scored lower (no pair for %d scenes whose descriptions all scored alike): %d pairs, written in %.0f s. DPO (lr %g, beta %g, RPO's term with alpha %g: the chosen descriptions' likelihood kept) from stage 2's model on them, its implicit reward scored on %d pairs made the same way on test scenes; the DPO model is the summary's \"after RLHF (DPO)\".",
+			h.RMRankings, rlhfSizesOf(r.Quick).rankEvery, rm.Pairs, h.RMHeldout, h.Sampled.Scenes, rlhfK, rlhfTemp,
+			h.Sampled.ScoreSum/float64(max(h.Sampled.Samples, 1)), h.Sampled.GreedyScoreSum/float64(max(h.Sampled.Questions, 1)), h.Sampled.AllRight, h.DPOPairs, h.PrefsSeconds, rlhfDPOLR, rlhfBeta, rlhfRPO, h.DPOHeldout),
 		Table: &eval.Table{Header: []string{"model", "held-out pairs", "pairwise accuracy", "baseline: the shorter answer wins", "mean margin", "reward-length correlation", "seconds"},
 			Rows: [][]string{
 				{"reward model", fmt.Sprint(rm.Pairs), acc, f(h.ShorterWins), f(rm.Margin), f(rm.LengthCorr), fmt.Sprintf("%.0f", h.RMSeconds)},

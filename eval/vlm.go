@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -35,6 +36,29 @@ type VLMResult struct {
 	VQA       float64
 	Questions int
 	Kinds     map[string][2]int
+	// Marks is each question's mark in the order asked, '1' right and
+	// '0' wrong: two models' Marks on one split pair question by
+	// question (PairedDiff).
+	Marks string
+}
+
+// PairedDiff is b's VQA accuracy minus a's over the same questions (their
+// Marks, in the same order) and the standard error of that difference:
+// sqrt(var(d)/n) of the per-question differences d in {-1, 0, 1}. ok is
+// false when the two were not marked on the same number of questions.
+func PairedDiff(a, b VLMResult) (diff, se float64, ok bool) {
+	n := len(a.Marks)
+	if n == 0 || n != len(b.Marks) {
+		return 0, 0, false
+	}
+	var sum, sq float64
+	for i := range n {
+		d := float64(b.Marks[i]) - float64(a.Marks[i])
+		sum += d
+		sq += d * d
+	}
+	mean := sum / float64(n)
+	return mean, math.Sqrt((sq/float64(n) - mean*mean) / float64(n)), true
 }
 
 // VLMAnswerer answers question (a user turn's text, without the image's
@@ -50,6 +74,7 @@ type VLMAnswerer func(question, image string) (string, error)
 func VLMShapes(dir, split string, limit int, answer VLMAnswerer) (VLMResult, error) {
 	res := VLMResult{Kinds: map[string][2]int{}}
 	named := 0
+	var marks []byte
 	n, err := vlmScenes(dir, split, limit, func(r shapes.SceneRecord, img string) error {
 		caption, err := answer(VLMDescribe, img)
 		if err != nil {
@@ -71,15 +96,19 @@ func VLMShapes(dir, split string, limit int, answer VLMAnswerer) (VLMResult, err
 			if err != nil {
 				return err
 			}
+			mark := byte('0')
 			if vlmRight(a, q.Answer.EN) {
 				k[0]++
+				mark = '1'
 			}
+			marks = append(marks, mark)
 			k[1]++
 			res.Kinds[q.Kind] = k
 		}
 		return nil
 	})
 	res.Scenes = n
+	res.Marks = string(marks)
 	if err != nil {
 		return res, err
 	}

@@ -22,6 +22,9 @@ type VLMPrefsResult struct {
 	GreedyRight       int // with greedyWrong: questions whose greedy answer was right (no pair)
 	NoDescription     int // scenes the model described with nothing: no question asked (a record's turn may not be empty)
 	Pairs             int
+	// VLMDescriptionPrefs: the sampled and the greedy descriptions'
+	// summed scores (shapes.Scene.DescriptionScore).
+	ScoreSum, GreedyScoreSum float64
 }
 
 // VLMPrefs makes on-policy preference pairs from a model's own answers
@@ -115,10 +118,104 @@ func VLMPrefs(dir, split string, limit, k int, greedyWrong bool, describe, sampl
 	return res, err
 }
 
-// WriteVLMPrefs runs VLMPrefs and writes its pairs to out as JSONL
+// VLMDescriptionPrefs makes on-policy preference pairs from a model's
+// own descriptions of the first limit scenes (0: all) of a shapes world's
+// split: for each scene, describe (greedy) and k draws of sample answer
+// "Describe the image." (the first turn of VLMShapes' conversation, the
+// one every answer is asked after); a simulated annotator who knows the
+// scene scores each distinct description (shapes.Scene.DescriptionScore:
+// the objects named by colour and shape, named with their place, and
+// their number), and each is chosen over each one that scores lower;
+// when all score alike below 1, the scene's own description (its first
+// instruction's answer) is chosen over them (NoneRight counts those
+// scenes), and when all score 1 there is no pair. Right counts the
+// descriptions that score 1, AllRight the scenes with no pair, Questions
+// the scenes asked; ScoreSum and GreedyScoreSum sum the samples' and the greedy
+// descriptions' scores.
+func VLMDescriptionPrefs(dir, split string, limit, k int, describe, sample VLMContinue, end string, emit func(shapes.PreferenceRecord) error) (VLMPrefsResult, error) {
+	var res VLMPrefsResult
+	if k < 1 {
+		return res, fmt.Errorf("eval: %d samples a scene: want at least 1", k)
+	}
+	prompt := llava.Prompt(end, true, VLMDescribe)
+	turns := []shapes.Message{{Role: "user", Content: llava.Placeholder + "\n" + VLMDescribe}}
+	n, err := vlmScenes(dir, split, limit, func(r shapes.SceneRecord, img string) error {
+		scene, err := shapes.SceneOf(r.Objects)
+		if err != nil {
+			return err
+		}
+		res.Questions++
+		type cand struct {
+			text  string
+			score float64
+		}
+		var cands []cand
+		add := func(text string) {
+			if text = strings.TrimSpace(text); text != "" && !slices.ContainsFunc(cands, func(c cand) bool { return c.text == text }) {
+				cands = append(cands, cand{text, scene.DescriptionScore(text)})
+			}
+		}
+		g, err := describe(prompt, img)
+		if err != nil {
+			return err
+		}
+		res.GreedyScoreSum += scene.DescriptionScore(g)
+		add(g)
+		for range k {
+			a, err := sample(prompt, img)
+			if err != nil {
+				return err
+			}
+			res.Samples++
+			sc := scene.DescriptionScore(a)
+			res.ScoreSum += sc
+			if sc == 1 {
+				res.Right++
+			}
+			add(a)
+		}
+		pairs := 0
+		for _, c := range cands {
+			for _, w := range cands {
+				if c.score <= w.score {
+					continue
+				}
+				rec := shapes.PreferenceRecord{Prompt: turns, Chosen: []shapes.Message{{Role: "assistant", Content: c.text}},
+					Rejected: []shapes.Message{{Role: "assistant", Content: w.text}}, Images: []string{r.Image}}
+				if err := emit(rec); err != nil {
+					return err
+				}
+				pairs++
+			}
+		}
+		if pairs == 0 && len(cands) > 0 && cands[0].score < 1 && len(r.Instructions) > 0 {
+			// All alike and none right: the scene's own description is
+			// chosen over them, as VLMPrefs chooses the true answer.
+			res.NoneRight++
+			for _, w := range cands {
+				rec := shapes.PreferenceRecord{Prompt: turns, Chosen: []shapes.Message{{Role: "assistant", Content: r.Instructions[0].Answer.EN}},
+					Rejected: []shapes.Message{{Role: "assistant", Content: w.text}}, Images: []string{r.Image}}
+				if err := emit(rec); err != nil {
+					return err
+				}
+				pairs++
+			}
+		}
+		if pairs == 0 {
+			res.AllRight++
+		}
+		res.Pairs += pairs
+		return nil
+	})
+	res.Scenes = n
+	return res, err
+}
+
+// WriteVLMPrefs writes the pairs pairs emits (VLMPrefs or
+// VLMDescriptionPrefs over the shapes world in dir) to out as JSONL
 // (golem dpo's preference records with TRL's "images"), each image's
 // path relative to out's folder, as golem's data readers take it.
-func WriteVLMPrefs(out, dir, split string, limit, k int, greedyWrong bool, describe, sample VLMContinue, end string) (VLMPrefsResult, error) {
+func WriteVLMPrefs(out, dir string, pairs func(emit func(shapes.PreferenceRecord) error) (VLMPrefsResult, error)) (VLMPrefsResult, error) {
 	absOut, err := filepath.Abs(filepath.Dir(out))
 	if err != nil {
 		return VLMPrefsResult{}, err
@@ -130,7 +227,7 @@ func WriteVLMPrefs(out, dir, split string, limit, k int, greedyWrong bool, descr
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
-	res, err := VLMPrefs(dir, split, limit, k, greedyWrong, describe, sample, end, func(r shapes.PreferenceRecord) error {
+	res, err := pairs(func(r shapes.PreferenceRecord) error {
 		rel, err := filepath.Rel(absOut, filepath.Join(absDir, r.Images[0]))
 		if err != nil {
 			return err
@@ -142,7 +239,7 @@ func WriteVLMPrefs(out, dir, split string, limit, k int, greedyWrong bool, descr
 		return res, err
 	}
 	if res.Pairs == 0 {
-		return res, fmt.Errorf("eval: %s: no pairs: every one of %d questions' %d samples was right (%d scenes described with nothing, not asked)", out, res.Questions, k, res.NoDescription)
+		return res, fmt.Errorf("eval: %s: no pairs: every one of %d questions' samples was alike to the annotator (%d scenes described with nothing, not asked)", out, res.Questions, res.NoDescription)
 	}
 	return res, atomicfile.WriteFile(out, b.Bytes())
 }

@@ -92,7 +92,9 @@ func TestVLMPrefsOnPolicy(t *testing.T) {
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	res, err := WriteVLMPrefs(out, dir, "train", 0, 3, false, describe, sample, end)
+	res, err := WriteVLMPrefs(out, dir, func(emit func(shapes.PreferenceRecord) error) (VLMPrefsResult, error) {
+		return VLMPrefs(dir, "train", 0, 3, false, describe, sample, end, emit)
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +136,9 @@ func TestVLMPrefsOnPolicy(t *testing.T) {
 		return describe(prompt, image)
 	}
 	calls = map[string]int{}
-	res, err = WriteVLMPrefs(out, dir, "train", 0, 3, true, greedy, sample, end)
+	res, err = WriteVLMPrefs(out, dir, func(emit func(shapes.PreferenceRecord) error) (VLMPrefsResult, error) {
+		return VLMPrefs(dir, "train", 0, 3, true, greedy, sample, end, emit)
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,13 +156,100 @@ func TestVLMPrefsOnPolicy(t *testing.T) {
 		}
 		return "", nil
 	}
-	if _, err := WriteVLMPrefs(out, dir, "train", 2, 3, false, describe, allRight, end); err == nil || !strings.Contains(err.Error(), "no pairs") {
+	if _, err := WriteVLMPrefs(out, dir, func(emit func(shapes.PreferenceRecord) error) (VLMPrefsResult, error) {
+		return VLMPrefs(dir, "train", 2, 3, false, describe, allRight, end, emit)
+	}); err == nil || !strings.Contains(err.Error(), "no pairs") {
 		t.Fatalf("every sample right: %v, want no pairs", err)
 	}
 	// An empty description (an undertrained model's) cannot be a
 	// record's turn: its scene is not asked about.
 	empty := func(string, string) (string, error) { return " ", nil }
-	if res, err := WriteVLMPrefs(out, dir, "train", 0, 3, false, empty, sample, end); err == nil || res.NoDescription != 5 || res.Questions != 0 {
+	if res, err := WriteVLMPrefs(out, dir, func(emit func(shapes.PreferenceRecord) error) (VLMPrefsResult, error) {
+		return VLMPrefs(dir, "train", 0, 3, false, empty, sample, end, emit)
+	}); err == nil || res.NoDescription != 5 || res.Questions != 0 {
 		t.Fatalf("empty descriptions: %+v, %v; want 5 scenes not asked, no pairs", res, err)
+	}
+}
+
+// Description pairs from a scripted model: its greedy description is the
+// scene's own (score 1), its samples by turns the truth again (no new
+// candidate), one with an object's colour changed, and empty (no
+// candidate); each scene gives the truth over the recoloured one, read
+// back as DPO's data with its image. A model whose descriptions all score
+// alike below 1 gets the truth chosen over them; one whose descriptions
+// are all right makes no pair: an error.
+func TestVLMDescriptionPrefs(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := shapes.Write(shapes.Options{Out: dir, Seed: 1, Size: 12, Train: 4, Test: 1, PerClass: 1}); err != nil {
+		t.Fatal(err)
+	}
+	recs, scenes, err := shapes.ReadScenes(filepath.Join(dir, "train_scenes.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const end = "</s>"
+	truth := map[string]string{}
+	wrong := map[string]string{}
+	for i, r := range recs {
+		img := filepath.Join(dir, r.Image)
+		truth[img] = "The image shows " + scenes[i].Captions()[0].EN + "."
+		s := scenes[i]
+		s.Objects = append([]shapes.Object(nil), s.Objects...)
+		s.Objects[0].Colour = (s.Objects[0].Colour + 1) % 8
+		wrong[img] = "The image shows " + s.Captions()[0].EN + "."
+	}
+	describe := func(prompt, image string) (string, error) {
+		if prompt != llava.Prompt(end, true, VLMDescribe) {
+			t.Fatalf("description asked as %q", prompt)
+		}
+		return " " + truth[image], nil
+	}
+	calls := 0
+	sample := func(_, image string) (string, error) {
+		calls++
+		return [...]string{truth[image], wrong[image], " "}[calls%3], nil
+	}
+	out := filepath.Join(t.TempDir(), "desc.jsonl")
+	res, err := WriteVLMPrefs(out, dir, func(emit func(shapes.PreferenceRecord) error) (VLMPrefsResult, error) {
+		return VLMDescriptionPrefs(dir, "train", 0, 3, describe, sample, end, emit)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Scenes != 4 || res.Questions != 4 || res.Samples != 12 || res.Pairs != 4 || res.GreedyScoreSum != 4 || res.AllRight != 0 {
+		t.Fatalf("got %+v; want 4 scenes, 12 samples, 4 pairs, the greedy descriptions all scoring 1", res)
+	}
+	ds, err := data.Read(out, data.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, ex := range ds.Examples {
+		p := ex.Pairs()
+		c, r := p[0].Chosen[0].Content, p[0].Rejected[0].Content
+		img := filepath.Join(dir, recs[i].Image)
+		if c != truth[img] || r != wrong[img] || len(ex.Images) != 1 {
+			t.Fatalf("example %d: chose %q over %q, images %v; want %q over %q", i, c, r, ex.Images, truth[img], wrong[img])
+		}
+		if _, err := os.Stat(ex.Images[0]); err != nil {
+			t.Fatalf("example %d: image %v", i, err)
+		}
+	}
+	// A model whose descriptions all score alike below 1 gets the scene's
+	// own description chosen over each of them.
+	bad := func(_, image string) (string, error) { return wrong[image], nil }
+	res, err = WriteVLMPrefs(out, dir, func(emit func(shapes.PreferenceRecord) error) (VLMPrefsResult, error) {
+		return VLMDescriptionPrefs(dir, "train", 0, 3, bad, bad, end, emit)
+	})
+	if err != nil || res.NoneRight != 4 || res.Pairs != 4 {
+		t.Fatalf("all alike and wrong: %+v, %v; want the truth chosen in 4 scenes, 4 pairs", res, err)
+	}
+	if b, err := os.ReadFile(out); err != nil || strings.Count(string(b), "The image shows") != 8 || !strings.Contains(string(b), `"chosen":[{"role":"assistant","content":"`+truth[filepath.Join(dir, recs[0].Image)]) {
+		t.Fatalf("all alike and wrong: the truth not chosen: %s %v", b, err)
+	}
+	same := func(_, image string) (string, error) { return truth[image], nil }
+	if _, err := WriteVLMPrefs(out, dir, func(emit func(shapes.PreferenceRecord) error) (VLMPrefsResult, error) {
+		return VLMDescriptionPrefs(dir, "train", 0, 3, same, same, end, emit)
+	}); err == nil || !strings.Contains(err.Error(), "no pairs") {
+		t.Fatalf("every description alike: %v, want no pairs", err)
 	}
 }

@@ -69,6 +69,7 @@ func runDataShapesPrefs(args []string) error {
 	seed := fs.Uint64("seed", 1337, "sampling seed: the same seed writes the same file")
 	maxTokens := fs.Int("max-tokens", 48, "new tokens at most per answer")
 	greedyWrong := fs.Bool("greedy-wrong", false, "pairs only for the questions whose greedy answer is wrong, that answer among the rejected")
+	on := fs.String("on", "answers", "what the pairs are on: answers (each question's answers after the model's own description) or descriptions (the model's own descriptions, scored by what they get right of the scene)")
 	out := fs.String("out", "", "the preference JSONL to write: {\"prompt\", \"chosen\", \"rejected\", \"images\"} (required)")
 	dev := addDeviceFlag(fs)
 	be, err := dev.parse(fs, args)
@@ -77,6 +78,12 @@ func runDataShapesPrefs(args []string) error {
 	}
 	if err := required(fs, "model", "data", "out"); err != nil {
 		return err
+	}
+	if *on != "answers" && *on != "descriptions" {
+		return usageError{fmt.Errorf("data shapes-prefs: --on %q: want answers or descriptions", *on)}
+	}
+	if *greedyWrong && *on != "answers" {
+		return usageError{fmt.Errorf("data shapes-prefs: --greedy-wrong is for --on answers")}
 	}
 	if *k < 2 || *temp <= 0 {
 		return usageError{fmt.Errorf("data shapes-prefs: --k %d --temperature %g: want at least 2 samples at a temperature above 0", *k, *temp)}
@@ -94,9 +101,20 @@ func runDataShapesPrefs(args []string) error {
 	}
 	describe, end := eval.VLMImage(m, tok, *maxTokens)
 	sample, _ := eval.VLMImageSampled(m, tok, *maxTokens, *temp, *seed)
-	res, err := eval.WriteVLMPrefs(*out, *dataDir, *split, *limit, *k, *greedyWrong, describe, sample, end)
+	res, err := eval.WriteVLMPrefs(*out, *dataDir, func(emit func(shapes.PreferenceRecord) error) (eval.VLMPrefsResult, error) {
+		if *on == "descriptions" {
+			return eval.VLMDescriptionPrefs(*dataDir, *split, *limit, *k, describe, sample, end, emit)
+		}
+		return eval.VLMPrefs(*dataDir, *split, *limit, *k, *greedyWrong, describe, sample, end, emit)
+	})
 	if err != nil {
 		return err
+	}
+	if *on == "descriptions" {
+		fmt.Printf("%d scenes of %s, %d descriptions sampled: mean score %.4f (greedy %.4f), %d scored 1; %d scenes' descriptions all alike (no pair)\n",
+			res.Scenes, *split, res.Samples, res.ScoreSum/float64(max(res.Samples, 1)), res.GreedyScoreSum/float64(max(res.Questions, 1)), res.Right, res.AllRight)
+		fmt.Printf("pairs=%d %s\n", res.Pairs, *out)
+		return nil
 	}
 	fmt.Printf("%d scenes of %s, %d questions, %d answers sampled: %d right (%.4f); %d questions all right (no pair), %d none right (the true answer chosen)\n",
 		res.Scenes, *split, res.Questions, res.Samples, res.Right, float64(res.Right)/float64(max(res.Samples, 1)), res.AllRight, res.NoneRight)

@@ -13,6 +13,7 @@ import (
 	"github.com/golem-ml/golem/data/vision"
 	"github.com/golem-ml/golem/eval"
 	"github.com/golem-ml/golem/generate"
+	"github.com/golem-ml/golem/internal/atomicfile"
 	"github.com/golem-ml/golem/model/llava"
 	"github.com/golem-ml/golem/model/load"
 	"github.com/golem-ml/golem/tokenizer"
@@ -143,6 +144,8 @@ func runEvalVLM(args []string) error {
 	split := fs.String("split", "heldout", "the split to score: test or heldout (its colour-shape pairs never in train)")
 	limit := fs.Int("limit", 50, "scenes to score, 0 = all")
 	maxTokens := fs.Int("max-tokens", 48, "new tokens at most per answer (greedy)")
+	marksOut := fs.String("marks", "", "also write each question's mark, in the order asked (1 right, 0 wrong, one line), to this file")
+	against := fs.String("against", "", "a --marks file of another model on the same split and --limit: also print this model's VQA accuracy minus that one's and the standard error of the paired difference")
 	dev := addDeviceFlag(fs)
 	be, err := dev.parse(fs, args)
 	if err != nil {
@@ -150,6 +153,16 @@ func runEvalVLM(args []string) error {
 	}
 	if err := required(fs, "model", "data"); err != nil {
 		return err
+	}
+	var base eval.VLMResult
+	if *against != "" {
+		b, err := os.ReadFile(*against)
+		if err != nil {
+			return err
+		}
+		if base.Marks = strings.TrimSpace(string(b)); strings.Trim(base.Marks, "01") != "" {
+			return fmt.Errorf("eval vlm: --against %s: not a --marks file (one line of 0s and 1s)", *against)
+		}
 	}
 	var answer eval.VLMAnswerer
 	if llava.IsLLaVA(*model) {
@@ -180,6 +193,18 @@ func runEvalVLM(args []string) error {
 		if c := res.Kinds[k]; c[1] > 0 {
 			fmt.Printf("  vqa %-8s %.4f (%d/%d)\n", k, float64(c[0])/float64(c[1]), c[0], c[1])
 		}
+	}
+	if *marksOut != "" {
+		if err := atomicfile.WriteFile(*marksOut, []byte(res.Marks+"\n")); err != nil {
+			return err
+		}
+	}
+	if *against != "" {
+		diff, se, ok := eval.PairedDiff(base, res)
+		if !ok {
+			return fmt.Errorf("eval vlm: --against %s marks %d questions, this run %d: not the same split and --limit", *against, len(base.Marks), len(res.Marks))
+		}
+		fmt.Printf("against %s: vqa_acc %+.4f, standard error of the paired difference %.4f (2 SE %.4f)\n", *against, diff, se, 2*se)
 	}
 	fmt.Printf("caption_acc=%.4f vqa_acc=%.4f\n", res.CaptionAcc, res.VQA)
 	return nil

@@ -9,6 +9,7 @@ import (
 
 	"github.com/golem-ml/golem/backend/cpu"
 	"github.com/golem-ml/golem/data/synth/shapes"
+	"github.com/golem-ml/golem/internal/shared"
 	"github.com/golem-ml/golem/model/clip"
 	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/model/vit"
@@ -84,12 +85,43 @@ func TestVLMCommands(t *testing.T) {
 		t.Fatalf("chat --image printed %q", chat)
 	}
 
+	marks := filepath.Join(dir, "instruct.marks")
 	for _, m := range []string{instruct, lmDir} { // the VLM, and the base LM answering from the text alone
-		out := run("eval", "vlm", "--model", m, "--data", world, "--split", "test", "--limit", "1", "--max-tokens", "3")
+		args := []string{"eval", "vlm", "--model", m, "--data", world, "--split", "test", "--limit", "1", "--max-tokens", "3"}
+		if m == instruct {
+			args = append(args, "--marks", marks)
+		} else {
+			args = append(args, "--against", marks)
+		}
+		out := run(args...)
 		if !regexp.MustCompile(`^caption_acc=[01]\.\d{4} vqa_acc=[01]\.\d{4}$`).MatchString(lastLine(out)) || !strings.Contains(out, "1 scenes of test") {
 			t.Fatalf("eval vlm --model %s printed\n%s", m, out)
 		}
+		// --marks writes one mark a question; --against prints the paired
+		// difference with those marks.
+		if b, err := os.ReadFile(marks); err != nil || !regexp.MustCompile(`^[01]+\n$`).Match(b) {
+			t.Fatalf("eval vlm --marks wrote %q, %v", b, err)
+		}
+		if m == lmDir && !regexp.MustCompile(`against .*instruct\.marks: vqa_acc [+-][01]\.\d{4}, standard error of the paired difference [01]\.\d{4}`).MatchString(out) {
+			t.Fatalf("eval vlm --against printed\n%s", out)
+		}
 	}
+	// Marks of another split or --limit are refused, naming the file.
+	if _, stderr, code := runGolem(t, "eval", "vlm", "--model", instruct, "--data", world, "--split", "test", "--limit", "2", "--max-tokens", "3", "--against", marks); code == 0 || !strings.Contains(stderr, "instruct.marks marks") {
+		t.Fatalf("eval vlm --against with another --limit: exit %d, %s", code, stderr)
+	}
+
+	// A real photo set: stage 1 on COCO mini's captions JSON (JPEG photos,
+	// five captions an image), and generate --image on one of its photos.
+	t.Run("coco", func(t *testing.T) {
+		captions := shared.Path(t, "data/images/coco_mini_val2017/captions_val2017.json")
+		coco := filepath.Join(dir, "coco-align")
+		run("vlm", "--stage", "align", "--vision", clipDir, "--lm", lmDir, "--data", captions, "--out", coco, "--steps", "1", "--batch", "2")
+		photo := filepath.Join(filepath.Dir(captions), "000000000139.jpg")
+		if out := run("generate", "--model", coco, "--image", photo, "--prompt", "Describe the image.", "--max-tokens", "4", "--temperature", "0"); strings.Contains(out, "golem:") {
+			t.Fatalf("generate --image on a COCO photo printed %q", out)
+		}
+	})
 
 	// data shapes-prefs samples the model's own answers and writes pairs
 	// dpo trains on, images relative to the file.
@@ -157,6 +189,10 @@ func TestVLMCommands(t *testing.T) {
 		{[]string{"vlm", "--stage", "instruct", "--model", align, "--data", filepath.Join(world, "train.jsonl"), "--out", filepath.Join(dir, "x")}, "no conversation"},
 		{[]string{"data", "shapes-prefs", "--model", lmDir, "--data", world, "--out", filepath.Join(dir, "p.jsonl")}, "not a LLaVA folder"},
 		{[]string{"data", "shapes-prefs", "--model", instruct, "--data", filepath.Join(dir, "nope"), "--out", filepath.Join(dir, "p.jsonl")}, "train_scenes.jsonl"},
+		{[]string{"data", "shapes-prefs", "--on", "captions", "--model", instruct, "--data", world, "--out", filepath.Join(dir, "p.jsonl")}, "want answers or descriptions"},
+		{[]string{"data", "shapes-prefs", "--on", "descriptions", "--greedy-wrong", "--model", instruct, "--data", world, "--out", filepath.Join(dir, "p.jsonl")}, "--greedy-wrong is for --on answers"},
+		{[]string{"data", "shapes-prefs", "--on", "descriptions", "--model", instruct, "--data", filepath.Join(dir, "nope"), "--out", filepath.Join(dir, "p.jsonl")}, "train_scenes.jsonl"},
+		{[]string{"eval", "vlm", "--model", instruct, "--data", world, "--against", filepath.Join(world, "train.jsonl")}, "not a --marks file"},
 	} {
 		stdout, stderr, code := runGolem(t, c.args...)
 		if code == 0 || !strings.Contains(stderr, c.want) {

@@ -119,3 +119,42 @@ func wrongAnswer(qa QA, r *rand.Rand) (string, bool) {
 func RankingRNG(seed uint64, s Scene) *rand.Rand {
 	return rand.New(rand.NewPCG(seed^0x7a4c5eed, uint64(s.Split)<<40|uint64(s.Index)))
 }
+
+// DescriptionScore is how right text is as a description of the scene,
+// as an annotator who sees the image would mark it, from 0 to 1: the
+// mean of three marks, each 0 to 1: the share of the scene's objects
+// whose colour and shape it names together ("red circle"), the share it
+// names with their place as the listing caption gives it ("red circle in
+// the top left corner"), and 1 when it describes as many objects as there
+// are (each object is "a small ..." or "a large ...": the words small and
+// large counted), else 0. The scene's own description ("The image shows"
+// and its listing caption) scores 1. English only; case is ignored.
+func (s Scene) DescriptionScore(text string) float64 {
+	t := " " + strings.Join(strings.FieldsFunc(strings.ToLower(text), func(r rune) bool {
+		return r == ' ' || r == ',' || r == '.' || r == '\n' || r == '\t'
+	}), " ") + " "
+	named, placed, described := 0, 0, 0
+	for _, w := range strings.Fields(t) {
+		if w == "small" || w == "large" {
+			described++
+		}
+	}
+	for _, o := range s.Objects {
+		name := " " + o.nameEN() + " "
+		if strings.Contains(t, name) {
+			named++
+		}
+		if strings.Contains(t, name+posPhraseEN[o.Cell]+" ") {
+			placed++
+		}
+	}
+	n := float64(len(s.Objects))
+	if n == 0 {
+		return 0
+	}
+	count := 0.0
+	if described == len(s.Objects) {
+		count = 1
+	}
+	return (float64(named)/n + float64(placed)/n + count) / 3
+}

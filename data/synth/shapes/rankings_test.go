@@ -3,6 +3,7 @@ package shapes
 import (
 	"bufio"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -105,6 +106,31 @@ func TestRankings(t *testing.T) {
 	for _, e := range p.Examples {
 		if e.Kind != data.Preference || len(e.Images) != 1 {
 			t.Fatalf("%s: %s with images %q", e.Source, e.Kind, e.Images)
+		}
+	}
+}
+
+// A description scores 1 when it is the scene's own, and loses a third
+// of a mark for each kind of error: an object named in the wrong colour
+// (neither named nor placed), one in the wrong place (named, not placed),
+// one too many or too few objects (the count).
+func TestDescriptionScore(t *testing.T) {
+	s := Scene{Objects: []Object{{Kind: Circle, Colour: Red, Cell: 0}, {Kind: Square, Colour: Blue, Large: true, Cell: 5}}}
+	truth := "The image shows " + s.Captions()[0].EN + "."
+	for _, c := range []struct {
+		text string
+		want float64
+	}{
+		{truth, 1},
+		{strings.ToUpper(truth), 1},
+		{"The image shows a small red circle in the top left corner and a large green square on the right.", (0.5 + 0.5 + 1) / 3},
+		{"The image shows a small red circle at the bottom and a large blue square on the right.", (1 + 0.5 + 1) / 3},
+		{"The image shows a small red circle in the top left corner, a large blue square on the right and a small red circle in the centre.", 2.0 / 3},
+		{"The image shows a small red circle in the top left corner.", (0.5 + 0.5 + 0) / 3},
+		{"", 0},
+	} {
+		if got := s.DescriptionScore(c.text); math.Abs(got-c.want) > 1e-12 {
+			t.Errorf("%q: score %v, want %v", c.text, got, c.want)
 		}
 	}
 }
