@@ -222,9 +222,15 @@ func cpuTime(clock uintptr) time.Duration {
 	return time.Duration(ts.Nano())
 }
 
+// median sorts x and returns its middle value, the mean of the two
+// middle ones when len(x) is even.
 func median(x []float64) float64 {
 	slices.Sort(x)
-	return x[len(x)/2]
+	n := len(x)
+	if n%2 == 0 {
+		return (x[n/2-1] + x[n/2]) / 2
+	}
+	return x[n/2]
 }
 
 func cpuModel() string {
