@@ -609,16 +609,7 @@ func TestPPOVLM(t *testing.T) {
 	if last < first+1 {
 		t.Errorf("reward %.3f in the first four rollouts, %.3f in the last four: PPO did not raise it", first, last)
 	}
-	after, err := llava.Load(cpu.New(), out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if equalParams(v.LM.Params(), after.LM.Params()) {
-		t.Error("PPO left the language model unchanged")
-	}
-	if !equalParams(v.Vision.Params(), after.Vision.Params()) || !equalParams(v.ProjectorParams(), after.ProjectorParams()) {
-		t.Error("PPO changed the vision tower or the projector")
-	}
+	onlyLMTrained(t, v, out, "PPO")
 	if _, err := llava.LoadScorer(cpu.New(), filepath.Join(out, "value")); err != nil {
 		t.Error(err)
 	}
@@ -660,17 +651,24 @@ func TestPPOVLMLoRA(t *testing.T) {
 	if !gpt.IsAdapter(out) || !llava.IsLLaVA(out) {
 		t.Fatalf("%s is not a PEFT adapter folder over a LLaVA model", out)
 	}
+	onlyLMTrained(t, v, out, "LoRA-PPO")
+	if _, err := llava.LoadScorer(cpu.New(), filepath.Join(out, "value")); err != nil {
+		t.Error(err)
+	}
+}
+
+// onlyLMTrained checks that the LLaVA model in out, trained from v by
+// what, has a changed language model and v's vision tower and projector.
+func onlyLMTrained(t *testing.T, v *llava.Model, out, what string) {
+	t.Helper()
 	after, err := llava.Load(cpu.New(), out)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if equalParams(v.LM.Params(), after.LM.Params()) {
-		t.Error("LoRA-PPO left the language model unchanged")
+		t.Error(what + " left the language model unchanged")
 	}
 	if !equalParams(v.Vision.Params(), after.Vision.Params()) || !equalParams(v.ProjectorParams(), after.ProjectorParams()) {
-		t.Error("LoRA-PPO changed the vision tower or the projector")
-	}
-	if _, err := llava.LoadScorer(cpu.New(), filepath.Join(out, "value")); err != nil {
-		t.Error(err)
+		t.Error(what + " changed the vision tower or the projector")
 	}
 }
