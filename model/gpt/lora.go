@@ -101,6 +101,14 @@ func (m *Model) AttachLoRA(c LoRAConfig, seed uint64) ([]nn.Named, error) {
 			return nil, fmt.Errorf("gpt: LoRA target %q matches no module of this %s model (have %s)", t, m.Config.Arch, strings.Join(have, ", "))
 		}
 	}
+	// A module holds one adapter: a second would silently take the first's
+	// place (an adapter left unmerged over a quantized or bfloat16 base,
+	// then another attached over it).
+	for _, md := range mods {
+		if md.Linear.LoRA != nil && matchTarget(md.Name, c.Targets) {
+			return nil, fmt.Errorf("gpt: %s already has a LoRA adapter attached (unmerged, as over a quantized or bfloat16 base); merge it into a model folder first (golem sft --merge, or load its base in float32)", md.Name)
+		}
+	}
 	m.Freeze()
 	in := nn.NewInit(m.Embed.Weight.Backend(), seed)
 	for _, md := range mods {

@@ -42,10 +42,10 @@ type Options struct {
 	// BF16 keeps the model's matrices as bfloat16 (half their memory, the
 	// bf16 kernel), for inference: a BF16 checkpoint's as it holds them, a
 	// float32 one's rounded. A model folder's are read so one at a time
-	// (gpt.LoadBF16); an adapter's base is read in float32, the adapter
-	// merged, then its matrices rounded (gpt.Model.KeepBF16), unless
-	// Bases gives the base (which should then be bf16 itself: the
-	// adapter stays unmerged over its matrices, as they are).
+	// (gpt.LoadBF16), an adapter's base model folder too, the adapter
+	// left unmerged over its matrices (as over a base Bases gives, which
+	// should then be bf16 itself); a chain of adapters over adapters is
+	// merged in float32, then its matrices rounded (gpt.Model.KeepBF16).
 	BF16 bool
 }
 
@@ -132,7 +132,13 @@ func read(be backend.Backend, dir string, o Options, depth int) (*Loaded, error)
 			base = &b
 		}
 	} else {
-		base, err = read(be, a.Base, Options{}, depth+1)
+		// A model folder under the adapter is read in bfloat16 when the
+		// model is wanted so (never whole in float32); the adapter then
+		// stays unmerged over its matrices, as over a shared base. Under
+		// an adapter over an adapter the chain is merged in float32 and
+		// rounded after (Model), since a module holds one adapter.
+		bo := Options{BF16: o.BF16 && !gpt.IsAdapter(a.Base) && !llava.IsLLaVA(a.Base)}
+		base, err = read(be, a.Base, bo, depth+1)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("adapter %s: base model: %w", dir, err)

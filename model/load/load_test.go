@@ -1,6 +1,7 @@
 package load
 
 import (
+	"math"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/model/llava"
 	"github.com/golem-ml/golem/model/vit"
+	"github.com/golem-ml/golem/tensor"
 	"github.com/golem-ml/golem/tokenizer"
 )
 
@@ -141,4 +143,78 @@ func TestLLaVAFolder(t *testing.T) {
 	if _, err := Model(be, ad, Options{}); err == nil || !strings.Contains(err.Error(), "LLaVA") || !strings.Contains(err.Error(), ad) {
 		t.Errorf("an adapter over a LLaVA folder: %v", err)
 	}
+}
+
+// With BF16 an adapter's base model folder is read straight into bfloat16
+// (the backend never holds a float32 matrix: its peak live bytes are what
+// it keeps) and the adapter stays unmerged over it, giving the float32
+// merged model's logits to bfloat16's precision; an adapter over a model
+// whose modules already hold one is refused rather than replacing it.
+func TestAdapterOverBF16Base(t *testing.T) {
+	base := shared.Path(t, "fixtures/hf/gpt2-tiny")
+	dir := filepath.Join(t.TempDir(), "a")
+	m, err := gpt.Load(cpu.New(), base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := gpt.LoRAConfig{R: 2, Alpha: 4}
+	if _, err := m.AttachLoRA(c, 1); err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range m.LoRAParams() { // a B that is not zero: the adapter changes the outputs
+		v := p.Tensor.Host()
+		for j := range v {
+			v[j] = float32((i+j)%7-3) * 0.05
+		}
+		p.Tensor.Set(v)
+	}
+	if err := m.SaveLoRA(dir, c, base); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.AttachLoRA(c, 2); err == nil || !strings.Contains(err.Error(), "already has a LoRA adapter") {
+		t.Errorf("a second adapter over the same modules: %v, want a refusal", err)
+	}
+
+	be := cpu.New()
+	l, err := Model(be, dir, Options{BF16: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := be.MemStats(); st.Peak != st.Live {
+		t.Errorf("loading peaked at %d bytes on the backend and holds %d: a float32 copy of the base was allocated", st.Peak, st.Live)
+	}
+	if len(l.Model.Quantized()) == 0 || len(l.Model.LoRAParams()) == 0 {
+		t.Fatalf("bfloat16 matrices %d, LoRA tensors %d: want the base in bf16 and the adapter unmerged", len(l.Model.Quantized()), len(l.Model.LoRAParams()))
+	}
+	merged, err := Model(cpu.New(), dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := gpt.Load(cpu.New(), base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := []int32{464, 2068, 7586, 21831, 18045, 625}
+	got, want, without := logits(l.Model, ids), logits(merged.Model, ids), logits(plain, ids)
+	if d, a := maxDiff(got, want), maxDiff(without, want); d > 0.05 || d*5 > a {
+		t.Errorf("bf16 base with the adapter unmerged: logits %.4f from the float32 merged model's (the adapter moves them %.4f)", d, a)
+	}
+}
+
+func logits(m *gpt.Model, ids []int32) []float32 {
+	var out []float32
+	tensor.NoGrad(func() {
+		s := tensor.NewScope()
+		defer s.Close()
+		out = m.Logits(m.Forward(ids, 1, len(ids), gpt.Options{Scope: s})).Host()
+	})
+	return out
+}
+
+func maxDiff(a, b []float32) float64 {
+	d := 0.0
+	for i := range a {
+		d = math.Max(d, math.Abs(float64(a[i]-b[i])))
+	}
+	return d
 }
