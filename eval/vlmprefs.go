@@ -21,6 +21,7 @@ type VLMPrefsResult struct {
 	NoneRight         int // questions with no right sample: the true answer is chosen
 	GreedyRight       int // with greedyWrong: questions whose greedy answer was right (no pair)
 	NoDescription     int // scenes the model described with nothing: no question asked (a record's turn may not be empty)
+	Rewritten         int // VLMCorrectionPrefs: corrections that dropped or added an object
 	Pairs             int
 	// VLMDescriptionPrefs: the sampled and the greedy descriptions'
 	// summed scores (shapes.Scene.DescriptionScore).
@@ -176,11 +177,11 @@ func VLMDescriptionPrefs(dir, split string, limit, k int, describe, sample VLMCo
 // over the description as written. The two differ only where the model
 // misread the image, so DPO's gradient lands on those words and not on
 // the description's wording. A description that is its own correction
-// makes no pair; NoneRight counts the corrections that had to drop or
-// add an object, Right the descriptions that score 1, AllRight the scenes
-// with no pair.
+// makes no pair; Rewritten counts the corrections that had to drop or
+// add an object, Right the sampled descriptions that score 1, AllRight
+// the scenes with no pair.
 func VLMCorrectionPrefs(dir, split string, limit, k int, describe, sample VLMContinue, end string, emit func(shapes.PreferenceRecord) error) (VLMPrefsResult, error) {
-	var rewritten int
+	rewritten := 0
 	res, err := vlmDescriptions(dir, split, limit, k, describe, sample, end, emit, func(r shapes.SceneRecord, scene shapes.Scene, texts []string, pair func(chosen, rejected string) error) (int, error) {
 		pairs := 0
 		for _, w := range texts {
@@ -198,7 +199,7 @@ func VLMCorrectionPrefs(dir, split string, limit, k int, describe, sample VLMCon
 		}
 		return pairs, nil
 	})
-	res.NoneRight = rewritten
+	res.Rewritten = rewritten
 	return res, err
 }
 

@@ -285,8 +285,8 @@ func TestVLMCorrectionPrefs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Scenes != 4 || res.Samples != 12 || res.Pairs != 4 || res.AllRight != 0 {
-		t.Fatalf("got %+v; want 4 scenes, 12 samples, 4 pairs", res)
+	if res.Scenes != 4 || res.Samples != 12 || res.Pairs != 4 || res.AllRight != 0 || res.Rewritten != 0 {
+		t.Fatalf("got %+v; want 4 scenes, 12 samples, 4 pairs, no object dropped or added", res)
 	}
 	ds, err := data.Read(out, data.ReadOptions{})
 	if err != nil {
@@ -303,6 +303,19 @@ func TestVLMCorrectionPrefs(t *testing.T) {
 		if r != wrong[img] || c != truth[img] || scenes[i].DescriptionScore(c) != 1 || len(ex.Images) != 1 {
 			t.Fatalf("example %d: chose %q (score %v) over %q; want %q", i, c, scenes[i].DescriptionScore(c), r, truth[img])
 		}
+	}
+	// One object too many: dropped, the correction the truth again.
+	extra := func(_, image string) (string, error) {
+		return strings.TrimSuffix(truth[image], ".") + " and a large white diamond in the centre.", nil
+	}
+	res, err = WriteVLMPrefs(out, dir, func(emit func(shapes.PreferenceRecord) error) (VLMPrefsResult, error) {
+		return VLMCorrectionPrefs(dir, "train", 0, 0, extra, extra, end, emit)
+	})
+	if err != nil || res.Pairs != 4 || res.Rewritten != 4 || res.Samples != 0 {
+		t.Fatalf("one object too many: %+v, %v; want 4 pairs, each dropping an object", res, err)
+	}
+	if ds, err = data.Read(out, data.ReadOptions{}); err != nil || ds.Examples[0].Pairs()[0].Chosen[0].Content != truth[filepath.Join(dir, recs[0].Image)] {
+		t.Fatalf("one object too many: %v, %v", ds.Examples, err)
 	}
 	same := func(_, image string) (string, error) { return truth[image], nil }
 	if _, err := WriteVLMPrefs(out, dir, func(emit func(shapes.PreferenceRecord) error) (VLMPrefsResult, error) {

@@ -125,7 +125,7 @@ func runDataShapesPrefs(args []string) error {
 		return nil
 	case "corrections":
 		fmt.Printf("%d scenes of %s, greedy descriptions' mean score %.4f, %d descriptions sampled besides; %d corrected descriptions, %d of them with an object dropped or added; %d scenes described right (no pair)\n",
-			res.Scenes, *split, res.GreedyScoreSum/float64(max(res.Questions, 1)), res.Samples, res.Pairs, res.NoneRight, res.AllRight)
+			res.Scenes, *split, res.GreedyScoreSum/float64(max(res.Questions, 1)), res.Samples, res.Pairs, res.Rewritten, res.AllRight)
 		fmt.Printf("pairs=%d %s\n", res.Pairs, *out)
 		return nil
 	}
