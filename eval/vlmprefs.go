@@ -21,6 +21,7 @@ type VLMPrefsResult struct {
 	NoneRight         int // questions with no right sample: the true answer is chosen
 	GreedyRight       int // with greedyWrong: questions whose greedy answer was right (no pair)
 	NoDescription     int // scenes the model described with nothing: no question asked (a record's turn may not be empty)
+	Rewritten         int // VLMCorrectionPrefs: corrections that dropped or added an object
 	Pairs             int
 	// VLMDescriptionPrefs: the sampled and the greedy descriptions'
 	// summed scores (shapes.Scene.DescriptionScore).
@@ -133,9 +134,87 @@ func VLMPrefs(dir, split string, limit, k int, greedyWrong bool, describe, sampl
 // the scenes asked; ScoreSum and GreedyScoreSum sum the samples' and the greedy
 // descriptions' scores.
 func VLMDescriptionPrefs(dir, split string, limit, k int, describe, sample VLMContinue, end string, emit func(shapes.PreferenceRecord) error) (VLMPrefsResult, error) {
+	noneRight := 0
+	res, err := vlmDescriptions(dir, split, limit, k, describe, sample, end, emit, func(r shapes.SceneRecord, scene shapes.Scene, texts []string, pair func(chosen, rejected string) error) (int, error) {
+		pairs := 0
+		for _, c := range texts {
+			for _, w := range texts {
+				if scene.DescriptionScore(c) <= scene.DescriptionScore(w) {
+					continue
+				}
+				if err := pair(c, w); err != nil {
+					return pairs, err
+				}
+				pairs++
+			}
+		}
+		if pairs > 0 || len(texts) == 0 || scene.DescriptionScore(texts[0]) == 1 || len(r.Instructions) == 0 {
+			return pairs, nil
+		}
+		// All alike and none right: the scene's own description is
+		// chosen over them, as VLMPrefs chooses the true answer.
+		noneRight++
+		for _, w := range texts {
+			if err := pair(r.Instructions[0].Answer.EN, w); err != nil {
+				return pairs, err
+			}
+			pairs++
+		}
+		return pairs, nil
+	})
+	res.NoneRight = noneRight
+	return res, err
+}
+
+// VLMCorrectionPrefs makes correction pairs (RLHF-V's fine-grained
+// correctional feedback) from a model's own descriptions, sampled as
+// VLMDescriptionPrefs samples them (describe greedy, and k draws of
+// sample): a simulated annotator who knows the scene corrects each
+// distinct description by the smallest edit
+// (shapes.Scene.CorrectDescription: each described object's wrong size,
+// colour, shape or place replaced by the true one, an object dropped or
+// added only when their number is wrong), and the correction is chosen
+// over the description as written. The two differ only where the model
+// misread the image, so DPO's gradient lands on those words and not on
+// the description's wording. A description that is its own correction
+// makes no pair; Rewritten counts the corrections that had to drop or
+// add an object, Right the sampled descriptions that score 1, AllRight
+// the scenes with no pair.
+func VLMCorrectionPrefs(dir, split string, limit, k int, describe, sample VLMContinue, end string, emit func(shapes.PreferenceRecord) error) (VLMPrefsResult, error) {
+	rewritten := 0
+	res, err := vlmDescriptions(dir, split, limit, k, describe, sample, end, emit, func(r shapes.SceneRecord, scene shapes.Scene, texts []string, pair func(chosen, rejected string) error) (int, error) {
+		pairs := 0
+		for _, w := range texts {
+			c, same := scene.CorrectDescription(w)
+			if c == w {
+				continue
+			}
+			if !same {
+				rewritten++
+			}
+			if err := pair(c, w); err != nil {
+				return pairs, err
+			}
+			pairs++
+		}
+		return pairs, nil
+	})
+	res.Rewritten = rewritten
+	return res, err
+}
+
+// vlmDescriptions samples the descriptions VLMDescriptionPrefs and
+// VLMCorrectionPrefs pair: for each of the first limit scenes of split,
+// the greedy one and k samples, the distinct non-empty ones (greedy
+// first) handed to pairs with the scene, which emits its pairs through
+// pair and returns how many; it counts Samples, Right (samples scoring 1),
+// ScoreSum, GreedyScoreSum, Questions (scenes asked), AllRight (scenes
+// with no pair) and Pairs.
+func vlmDescriptions(dir, split string, limit, k int, describe, sample VLMContinue, end string, emit func(shapes.PreferenceRecord) error,
+	pairs func(r shapes.SceneRecord, scene shapes.Scene, texts []string, pair func(chosen, rejected string) error) (int, error)) (VLMPrefsResult, error) {
 	var res VLMPrefsResult
-	if k < 1 {
-		return res, fmt.Errorf("eval: %d samples a scene: want at least 1", k)
+	if k < 0 {
+		return res, fmt.Errorf("eval: %d samples a scene: want 0 or more", k)
 	}
 	prompt := llava.Prompt(end, true, VLMDescribe)
 	turns := []shapes.Message{{Role: "user", Content: llava.Placeholder + "\n" + VLMDescribe}}
@@ -145,14 +224,10 @@ func VLMDescriptionPrefs(dir, split string, limit, k int, describe, sample VLMCo
 			return err
 		}
 		res.Questions++
-		type cand struct {
-			text  string
-			score float64
-		}
-		var cands []cand
+		var texts []string
 		add := func(text string) {
-			if text = strings.TrimSpace(text); text != "" && !slices.ContainsFunc(cands, func(c cand) bool { return c.text == text }) {
-				cands = append(cands, cand{text, scene.DescriptionScore(text)})
+			if text = strings.TrimSpace(text); text != "" && !slices.Contains(texts, text) {
+				texts = append(texts, text)
 			}
 		}
 		g, err := describe(prompt, img)
@@ -174,38 +249,15 @@ func VLMDescriptionPrefs(dir, split string, limit, k int, describe, sample VLMCo
 			}
 			add(a)
 		}
-		pairs := 0
-		for _, c := range cands {
-			for _, w := range cands {
-				if c.score <= w.score {
-					continue
-				}
-				rec := shapes.PreferenceRecord{Prompt: turns, Chosen: []shapes.Message{{Role: "assistant", Content: c.text}},
-					Rejected: []shapes.Message{{Role: "assistant", Content: w.text}}, Images: []string{r.Image}}
-				if err := emit(rec); err != nil {
-					return err
-				}
-				pairs++
-			}
-		}
-		if pairs == 0 && len(cands) > 0 && cands[0].score < 1 && len(r.Instructions) > 0 {
-			// All alike and none right: the scene's own description is
-			// chosen over them, as VLMPrefs chooses the true answer.
-			res.NoneRight++
-			for _, w := range cands {
-				rec := shapes.PreferenceRecord{Prompt: turns, Chosen: []shapes.Message{{Role: "assistant", Content: r.Instructions[0].Answer.EN}},
-					Rejected: []shapes.Message{{Role: "assistant", Content: w.text}}, Images: []string{r.Image}}
-				if err := emit(rec); err != nil {
-					return err
-				}
-				pairs++
-			}
-		}
-		if pairs == 0 {
+		np, err := pairs(r, scene, texts, func(chosen, rejected string) error {
+			return emit(shapes.PreferenceRecord{Prompt: turns, Chosen: []shapes.Message{{Role: "assistant", Content: chosen}},
+				Rejected: []shapes.Message{{Role: "assistant", Content: rejected}}, Images: []string{r.Image}})
+		})
+		if np == 0 && err == nil {
 			res.AllRight++
 		}
-		res.Pairs += pairs
-		return nil
+		res.Pairs += np
+		return err
 	})
 	res.Scenes = n
 	return res, err

@@ -179,25 +179,8 @@ func TestVLMPrefsOnPolicy(t *testing.T) {
 // alike below 1 gets the truth chosen over them; one whose descriptions
 // are all right makes no pair: an error.
 func TestVLMDescriptionPrefs(t *testing.T) {
-	dir := t.TempDir()
-	if _, err := shapes.Write(shapes.Options{Out: dir, Seed: 1, Size: 12, Train: 4, Test: 1, PerClass: 1}); err != nil {
-		t.Fatal(err)
-	}
-	recs, scenes, err := shapes.ReadScenes(filepath.Join(dir, "train_scenes.jsonl"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, recs, truth, wrong := descriptionWorld(t, func(o *shapes.Object) { o.Colour = (o.Colour + 1) % 8 })
 	const end = "</s>"
-	truth := map[string]string{}
-	wrong := map[string]string{}
-	for i, r := range recs {
-		img := filepath.Join(dir, r.Image)
-		truth[img] = "The image shows " + scenes[i].Captions()[0].EN + "."
-		s := scenes[i]
-		s.Objects = append([]shapes.Object(nil), s.Objects...)
-		s.Objects[0].Colour = (s.Objects[0].Colour + 1) % 8
-		wrong[img] = "The image shows " + s.Captions()[0].EN + "."
-	}
 	describe := func(prompt, image string) (string, error) {
 		if prompt != llava.Prompt(end, true, VLMDescribe) {
 			t.Fatalf("description asked as %q", prompt)
@@ -251,5 +234,93 @@ func TestVLMDescriptionPrefs(t *testing.T) {
 		return VLMDescriptionPrefs(dir, "train", 0, 3, same, same, end, emit)
 	}); err == nil || !strings.Contains(err.Error(), "no pairs") {
 		t.Fatalf("every description alike: %v, want no pairs", err)
+	}
+}
+
+// descriptionWorld writes a 4-scene shapes world and returns its training
+// scenes' records and, by image path, each scene's own description and
+// the same with its first object changed by change.
+func descriptionWorld(t *testing.T, change func(*shapes.Object)) (dir string, recs []shapes.SceneRecord, truth, wrong map[string]string) {
+	t.Helper()
+	dir = t.TempDir()
+	if _, err := shapes.Write(shapes.Options{Out: dir, Seed: 1, Size: 12, Train: 4, Test: 1, PerClass: 1}); err != nil {
+		t.Fatal(err)
+	}
+	recs, scenes, err := shapes.ReadScenes(filepath.Join(dir, "train_scenes.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	truth, wrong = map[string]string{}, map[string]string{}
+	for i, r := range recs {
+		img := filepath.Join(dir, r.Image)
+		truth[img] = "The image shows " + scenes[i].Captions()[0].EN + "."
+		s := scenes[i]
+		s.Objects = append([]shapes.Object(nil), s.Objects...)
+		change(&s.Objects[0])
+		wrong[img] = "The image shows " + s.Captions()[0].EN + "."
+	}
+	return dir, recs, truth, wrong
+}
+
+// Correction pairs: a model whose greedy description has one object's
+// colour and place wrong, and whose samples are by turns the scene's own
+// description (its own correction: no pair), the wrong one again (not a
+// new candidate) and empty, gets one pair a scene: its description with
+// the wrong words replaced, which is the scene's own description and
+// scores 1, chosen over it as written. A model whose descriptions
+// are all right makes no pair: an error.
+func TestVLMCorrectionPrefs(t *testing.T) {
+	dir, recs, truth, wrong := descriptionWorld(t, func(o *shapes.Object) { o.Colour, o.Cell = (o.Colour+1)%8, (o.Cell+4)%9 })
+	const end = "</s>"
+	describe := func(_, image string) (string, error) { return wrong[image], nil }
+	calls := 0
+	sample := func(_, image string) (string, error) {
+		calls++
+		return [...]string{truth[image], wrong[image], " "}[calls%3], nil
+	}
+	out := filepath.Join(t.TempDir(), "corr.jsonl")
+	res, err := WriteVLMPrefs(out, dir, func(emit func(shapes.PreferenceRecord) error) (VLMPrefsResult, error) {
+		return VLMCorrectionPrefs(dir, "train", 0, 3, describe, sample, end, emit)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Scenes != 4 || res.Samples != 12 || res.Pairs != 4 || res.AllRight != 0 || res.Rewritten != 0 {
+		t.Fatalf("got %+v; want 4 scenes, 12 samples, 4 pairs, no object dropped or added", res)
+	}
+	ds, err := data.Read(out, data.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, scenes, err := shapes.ReadScenes(filepath.Join(dir, "train_scenes.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, ex := range ds.Examples {
+		p := ex.Pairs()
+		c, r := p[0].Chosen[0].Content, p[0].Rejected[0].Content
+		img := filepath.Join(dir, recs[i].Image)
+		if r != wrong[img] || c != truth[img] || scenes[i].DescriptionScore(c) != 1 || len(ex.Images) != 1 {
+			t.Fatalf("example %d: chose %q (score %v) over %q; want %q", i, c, scenes[i].DescriptionScore(c), r, truth[img])
+		}
+	}
+	// One object too many: dropped, the correction the truth again.
+	extra := func(_, image string) (string, error) {
+		return strings.TrimSuffix(truth[image], ".") + " and a large white diamond in the centre.", nil
+	}
+	res, err = WriteVLMPrefs(out, dir, func(emit func(shapes.PreferenceRecord) error) (VLMPrefsResult, error) {
+		return VLMCorrectionPrefs(dir, "train", 0, 0, extra, extra, end, emit)
+	})
+	if err != nil || res.Pairs != 4 || res.Rewritten != 4 || res.Samples != 0 {
+		t.Fatalf("one object too many: %+v, %v; want 4 pairs, each dropping an object", res, err)
+	}
+	if ds, err = data.Read(out, data.ReadOptions{}); err != nil || ds.Examples[0].Pairs()[0].Chosen[0].Content != truth[filepath.Join(dir, recs[0].Image)] {
+		t.Fatalf("one object too many: %v, %v", ds.Examples, err)
+	}
+	same := func(_, image string) (string, error) { return truth[image], nil }
+	if _, err := WriteVLMPrefs(out, dir, func(emit func(shapes.PreferenceRecord) error) (VLMPrefsResult, error) {
+		return VLMCorrectionPrefs(dir, "train", 0, 3, same, same, end, emit)
+	}); err == nil || !strings.Contains(err.Error(), "no pairs") {
+		t.Fatalf("every description right: %v, want no pairs", err)
 	}
 }

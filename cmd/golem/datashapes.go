@@ -64,12 +64,12 @@ func runDataShapesPrefs(args []string) error {
 	dataDir := fs.String("data", "", "a shapes world folder (golem data shapes' --out) (required)")
 	split := fs.String("split", "train", "the split whose scenes are asked about")
 	limit := fs.Int("limit", 0, "scenes, 0 = all")
-	k := fs.Int("k", 4, "answers sampled for each question")
+	k := fs.Int("k", 4, "answers sampled for each question (descriptions for each scene with --on descriptions or corrections, besides the greedy one; corrections take 0)")
 	temp := fs.Float64("temperature", 1, "sampling temperature of the answers (the description is greedy)")
 	seed := fs.Uint64("seed", 1337, "sampling seed: the same seed writes the same file")
 	maxTokens := fs.Int("max-tokens", 48, "new tokens at most per answer")
 	greedyWrong := fs.Bool("greedy-wrong", false, "pairs only for the questions whose greedy answer is wrong, that answer among the rejected")
-	on := fs.String("on", "answers", "what the pairs are on: answers (each question's answers after the model's own description) or descriptions (the model's own descriptions, scored by what they get right of the scene)")
+	on := fs.String("on", "answers", "what the pairs are on: answers (each question's answers after the model's own description), descriptions (the model's own descriptions, scored by what they get right of the scene) or corrections (each of the model's own descriptions against itself with its wrong attribute words replaced by the true ones)")
 	out := fs.String("out", "", "the preference JSONL to write: {\"prompt\", \"chosen\", \"rejected\", \"images\"} (required)")
 	dev := addDeviceFlag(fs)
 	be, err := dev.parse(fs, args)
@@ -79,14 +79,18 @@ func runDataShapesPrefs(args []string) error {
 	if err := required(fs, "model", "data", "out"); err != nil {
 		return err
 	}
-	if *on != "answers" && *on != "descriptions" {
-		return usageError{fmt.Errorf("data shapes-prefs: --on %q: want answers or descriptions", *on)}
+	if *on != "answers" && *on != "descriptions" && *on != "corrections" {
+		return usageError{fmt.Errorf("data shapes-prefs: --on %q: want answers, descriptions or corrections", *on)}
 	}
 	if *greedyWrong && *on != "answers" {
 		return usageError{fmt.Errorf("data shapes-prefs: --greedy-wrong is for --on answers")}
 	}
-	if *k < 2 || *temp <= 0 {
-		return usageError{fmt.Errorf("data shapes-prefs: --k %d --temperature %g: want at least 2 samples at a temperature above 0", *k, *temp)}
+	minK := 2
+	if *on == "corrections" {
+		minK = 0 // each wrong description makes a pair: the greedy one alone is enough
+	}
+	if *k < minK || *temp <= 0 {
+		return usageError{fmt.Errorf("data shapes-prefs: --k %d --temperature %g: want at least %d samples at a temperature above 0", *k, *temp, minK)}
 	}
 	if !llava.IsLLaVA(*model) {
 		return fmt.Errorf("data shapes-prefs: %s: not a LLaVA folder (golem vlm's --out)", *model)
@@ -102,17 +106,26 @@ func runDataShapesPrefs(args []string) error {
 	describe, end := eval.VLMImage(m, tok, *maxTokens)
 	sample, _ := eval.VLMImageSampled(m, tok, *maxTokens, *temp, *seed)
 	res, err := eval.WriteVLMPrefs(*out, *dataDir, func(emit func(shapes.PreferenceRecord) error) (eval.VLMPrefsResult, error) {
-		if *on == "descriptions" {
+		switch *on {
+		case "descriptions":
 			return eval.VLMDescriptionPrefs(*dataDir, *split, *limit, *k, describe, sample, end, emit)
+		case "corrections":
+			return eval.VLMCorrectionPrefs(*dataDir, *split, *limit, *k, describe, sample, end, emit)
 		}
 		return eval.VLMPrefs(*dataDir, *split, *limit, *k, *greedyWrong, describe, sample, end, emit)
 	})
 	if err != nil {
 		return err
 	}
-	if *on == "descriptions" {
+	switch *on {
+	case "descriptions":
 		fmt.Printf("%d scenes of %s, %d descriptions sampled: mean score %.4f (greedy %.4f), %d scored 1; %d scenes' descriptions all alike (no pair)\n",
 			res.Scenes, *split, res.Samples, res.ScoreSum/float64(max(res.Samples, 1)), res.GreedyScoreSum/float64(max(res.Questions, 1)), res.Right, res.AllRight)
+		fmt.Printf("pairs=%d %s\n", res.Pairs, *out)
+		return nil
+	case "corrections":
+		fmt.Printf("%d scenes of %s, greedy descriptions' mean score %.4f, %d descriptions sampled besides; %d corrected descriptions, %d of them with an object dropped or added; %d scenes described right (no pair)\n",
+			res.Scenes, *split, res.GreedyScoreSum/float64(max(res.Questions, 1)), res.Samples, res.Pairs, res.Rewritten, res.AllRight)
 		fmt.Printf("pairs=%d %s\n", res.Pairs, *out)
 		return nil
 	}

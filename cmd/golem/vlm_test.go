@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/golem-ml/golem/backend/cpu"
+	"github.com/golem-ml/golem/data"
 	"github.com/golem-ml/golem/data/synth/shapes"
 	"github.com/golem-ml/golem/internal/shared"
 	"github.com/golem-ml/golem/model/clip"
@@ -134,6 +135,27 @@ func TestVLMCommands(t *testing.T) {
 		t.Fatalf("data shapes-prefs printed\n%s", out)
 	}
 	run("dpo", "--model", instruct, "--data", op, "--steps", "1", "--batch", "2", "--out", filepath.Join(dir, "dpo-onpolicy"))
+	// --on corrections: each greedy description (--k 0) against its
+	// correction, which is a whole description of the scene that scores 1.
+	cp := filepath.Join(dir, "prefs", "corrections.jsonl")
+	out = run("data", "shapes-prefs", "--on", "corrections", "--k", "0", "--model", instruct, "--data", world, "--limit", "2", "--max-tokens", "3", "--out", cp)
+	if lastLine(out) != "pairs=2 "+cp || !strings.Contains(out, "2 scenes of train, greedy descriptions' mean score") {
+		t.Fatalf("data shapes-prefs --on corrections printed\n%s", out)
+	}
+	cds, err := data.Read(cp, data.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, trainScenes, err := shapes.ReadScenes(filepath.Join(world, "train_scenes.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, ex := range cds.Examples {
+		p := ex.Pairs()[0]
+		if c, r := p.Chosen[0].Content, p.Rejected[0].Content; c == r || trainScenes[i].DescriptionScore(c) != 1 {
+			t.Fatalf("correction pair %d: %q over %q (score %v)", i, c, r, trainScenes[i].DescriptionScore(c))
+		}
+	}
 
 	// Stage 2 with LoRA writes an adapter folder that generate --image and
 	// eval vlm take; dpo and reward train on the shapes world's simulated
@@ -189,7 +211,8 @@ func TestVLMCommands(t *testing.T) {
 		{[]string{"vlm", "--stage", "instruct", "--model", align, "--data", filepath.Join(world, "train.jsonl"), "--out", filepath.Join(dir, "x")}, "no conversation"},
 		{[]string{"data", "shapes-prefs", "--model", lmDir, "--data", world, "--out", filepath.Join(dir, "p.jsonl")}, "not a LLaVA folder"},
 		{[]string{"data", "shapes-prefs", "--model", instruct, "--data", filepath.Join(dir, "nope"), "--out", filepath.Join(dir, "p.jsonl")}, "train_scenes.jsonl"},
-		{[]string{"data", "shapes-prefs", "--on", "captions", "--model", instruct, "--data", world, "--out", filepath.Join(dir, "p.jsonl")}, "want answers or descriptions"},
+		{[]string{"data", "shapes-prefs", "--on", "captions", "--model", instruct, "--data", world, "--out", filepath.Join(dir, "p.jsonl")}, "want answers, descriptions or corrections"},
+		{[]string{"data", "shapes-prefs", "--on", "corrections", "--k", "-1", "--model", instruct, "--data", world, "--out", filepath.Join(dir, "p.jsonl")}, "want at least 0 samples"},
 		{[]string{"data", "shapes-prefs", "--on", "descriptions", "--greedy-wrong", "--model", instruct, "--data", world, "--out", filepath.Join(dir, "p.jsonl")}, "--greedy-wrong is for --on answers"},
 		{[]string{"data", "shapes-prefs", "--on", "descriptions", "--model", instruct, "--data", filepath.Join(dir, "nope"), "--out", filepath.Join(dir, "p.jsonl")}, "train_scenes.jsonl"},
 		{[]string{"eval", "vlm", "--model", instruct, "--data", world, "--against", filepath.Join(world, "train.jsonl")}, "not a --marks file"},
