@@ -197,13 +197,16 @@ func TestRLHFCheckNoise(t *testing.T) {
 		{600, 590, marks(600, 0), marks(590, 0), false},
 	} {
 		r := &MMResult{VLM: []VLMEval{
-			{Model: "instruct", Split: "heldout", VLMResult: eval.VLMResult{Questions: 1574, VQA: float64(c.sft) / 1574, Marks: c.sftM}},
-			{Model: "rlhf", Split: "heldout", VLMResult: eval.VLMResult{Questions: 1574, VQA: float64(c.rl) / 1574, Marks: c.rlM}},
+			{Model: "instruct", Split: "test", VLMResult: eval.VLMResult{Questions: 1574, VQA: float64(c.sft) / 1574, Marks: c.sftM}},
+			{Model: "rlhf", Split: "test", VLMResult: eval.VLMResult{Questions: 1574, VQA: float64(c.rl) / 1574, Marks: c.rlM}},
+			// The held-out pairs are reported, never held to the check.
+			{Model: "instruct", Split: "heldout", VLMResult: eval.VLMResult{Questions: 1574, VQA: 0.5}},
+			{Model: "rlhf", Split: "heldout", VLMResult: eval.VLMResult{Questions: 1574, VQA: float64(1574-c.rl) / 1574}},
 		}}
 		var got []bool
 		var msg string
 		rlhfChecks(r, func(m string, ok bool) { got = append(got, ok); msg = m })
-		if len(got) != 1 || got[0] != c.want {
+		if len(got) != 1 || got[0] != c.want || !strings.Contains(msg, "held-out colour-shape pairs, apart") {
 			t.Errorf("stage 2 %d, RLHF %d right of 1574 (marks %v): check %v, want %v: %s", c.sft, c.rl, c.sftM != "", got, c.want, msg)
 		}
 	}

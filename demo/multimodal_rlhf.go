@@ -241,33 +241,48 @@ func shorterWins(ex []data.Example) (float64, int) {
 	return right / float64(n), n
 }
 
-// rlhfChecks adds the stage's claim: the RLHF'd model answers more of
-// the held-out scenes' questions (a colour-shape pair never in training
-// in each) right than its start, the instruct model, by more than noise:
-// more than twice the standard error of the paired difference (the same
-// questions asked of both: eval.PairedDiff over their marks), or, when
-// the marks are not there (a result read back without them), of the
-// difference of two accuracies on as many questions (sqrt(p1(1-p1)/n1 +
-// p2(1-p2)/n2), as if the two were independent samples, which overstates
-// the noise, so the check errs toward failing; on 1,574 questions near
-// 0.38 that is 0.035). Either way 7 questions more (0.381 against 0.386)
-// is noise and fails.
+// rlhfChecks adds the stage's claim, the issue's "the RLHF'd VLM beats
+// its SFT on held-out answers; held-out attribute combinations reported
+// apart": the RLHF'd model answers more of the held-out scenes' questions
+// (test: scenes never trained on, of the colour-shape pairs training has)
+// right than its start, the instruct model, by more than noise: more than
+// twice the standard error of the paired difference (the same questions
+// asked of both: eval.PairedDiff over their marks), or, when the marks are
+// not there (a result read back without them), of the difference of two
+// accuracies on as many questions (sqrt(p1(1-p1)/n1 + p2(1-p2)/n2), as if
+// the two were independent samples, which overstates the noise, so the
+// check errs toward failing; on 1,574 questions near 0.38 that is 0.035).
+// Either way 7 questions more (0.381 against 0.386) is noise and fails.
+// The held-out combinations (heldout: a colour-shape pair never in
+// training in each scene) are reported apart in the check's text, not
+// held to it: feedback on training scenes never shows those pairs.
 func rlhfChecks(r *MMResult, check func(string, bool)) {
-	sft, rl := r.Eval("instruct", "heldout"), r.Eval("rlhf", "heldout")
-	if sft == nil || rl == nil {
+	diff := func(split string) (d, se float64, what string, ok bool) {
+		sft, rl := r.Eval("instruct", split), r.Eval("rlhf", split)
+		if sft == nil || rl == nil || rl.Questions == 0 {
+			return 0, 0, "", false
+		}
+		d, se, paired := eval.PairedDiff(sft.VLMResult, rl.VLMResult)
+		what = "paired difference"
+		if !paired {
+			what = "difference"
+			d = rl.VQA - sft.VQA
+			if sft.Questions > 0 {
+				se = math.Sqrt(sft.VQA*(1-sft.VQA)/float64(sft.Questions) + rl.VQA*(1-rl.VQA)/float64(rl.Questions))
+			}
+		}
+		return d, se, what, true
+	}
+	d, se, what, ok := diff("test")
+	if !ok {
 		return
 	}
-	diff, se, paired := eval.PairedDiff(sft.VLMResult, rl.VLMResult)
-	what := "paired difference"
-	if !paired {
-		what = "difference"
-		diff = rl.VQA - sft.VQA
-		if sft.Questions > 0 && rl.Questions > 0 {
-			se = math.Sqrt(sft.VQA*(1-sft.VQA)/float64(sft.Questions) + rl.VQA*(1-rl.VQA)/float64(rl.Questions))
-		}
+	apart := ""
+	if hd, hse, _, ok := diff("heldout"); ok {
+		apart = fmt.Sprintf("; held-out colour-shape pairs, apart: %+.3f, 2 SE %.3f", hd, 2*hse)
 	}
-	check(fmt.Sprintf("RLHF beats SFT on held-out answers: VQA accuracy on heldout, the RLHF'd model above stage 2 by more than twice the standard error of the %s (%+.3f, 2 SE %.3f)", what, diff, 2*se),
-		rl.Questions > 0 && diff > 2*se)
+	check(fmt.Sprintf("RLHF beats SFT on held-out answers: VQA accuracy on the held-out scenes (test), the RLHF'd model above stage 2 by more than twice the standard error of the %s (%+.3f, 2 SE %.3f%s)", what, d, 2*se, apart),
+		d > 2*se)
 }
 
 // rlhfReport adds the stage's section and curves to the report card.
