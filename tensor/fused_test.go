@@ -119,3 +119,105 @@ func TestGradAttentionQKV(t *testing.T) {
 		}
 	}
 }
+
+// GELUMLP's gradients against finite differences: both layouts, with
+// biases and without.
+func TestGradGELUMLP(t *testing.T) {
+	r := rand.New(rand.NewPCG(27, 28))
+	for _, inOut := range []bool{false, true} {
+		for _, bias := range []bool{true, false} {
+			w1, w2 := randT(r, 0.5, 24, 7), randT(r, 0.5, 5, 24)
+			if inOut {
+				w1, w2 = randT(r, 0.5, 7, 24), randT(r, 0.5, 24, 5)
+			}
+			ins := []*Tensor{randT(r, 1, 2, 3, 7), w1, w2, randT(r, 0.5, 24), randT(r, 0.5, 5)}
+			if !bias {
+				ins = ins[:3]
+			}
+			gradCheck(t, fmt.Sprintf("gelu_mlp inOut %v bias %v", inOut, bias), r, ins, func(i []*Tensor) *Tensor {
+				var b1, b2 *Tensor
+				if len(i) > 3 {
+					b1, b2 = i[3], i[4]
+				}
+				return GELUMLP(i[0], i[1], b1, i[2], b2, inOut)
+			})
+		}
+	}
+}
+
+// TestGELUMLPMatchesUnfused checks the fused MLP's output and every
+// gradient against Linear, GELU, Linear, bit for bit, in float32 and with
+// bf16 products, with and without biases and gradients into an existing
+// one (x's, used twice); and without gradients.
+func TestGELUMLPMatchesUnfused(t *testing.T) {
+	r := rand.New(rand.NewPCG(29, 30))
+	const rows, in, hidden, outF = 70, 40, 300, 33
+	for _, bf16 := range []bool{false, true} {
+		for _, inOut := range []bool{false, true} {
+			for _, bias := range []bool{true, false} {
+				host := [][]float32{normalsT(r, rows*in), normalsT(r, hidden*in), normalsT(r, hidden), normalsT(r, outF*hidden), normalsT(r, outF), normalsT(r, rows*outF)}
+				run := func(fused, grad bool) (out []float32, grads [][]float32) {
+					s := NewScope()
+					defer s.Close()
+					s.SetBF16(bf16)
+					x := s.FromHost(be, host[0], rows, in).SetRequiresGrad(true)
+					w1, w2 := s.FromHost(be, host[1], hidden, in), s.FromHost(be, host[3], outF, hidden)
+					if inOut {
+						w1, w2 = s.FromHost(be, host[1], in, hidden), s.FromHost(be, host[3], hidden, outF)
+					}
+					ins := []*Tensor{x, w1.SetRequiresGrad(true), w2.SetRequiresGrad(true)}
+					var b1, b2 *Tensor
+					if bias {
+						b1, b2 = s.FromHost(be, host[2], hidden).SetRequiresGrad(true), s.FromHost(be, host[4], outF).SetRequiresGrad(true)
+						ins = append(ins, b1, b2)
+					}
+					mlp := func() *Tensor {
+						if fused {
+							return GELUMLP(x, w1, b1, w2, b2, inOut)
+						}
+						return linear(GELU(linear(x, w1, b1, inOut)), w2, b2, inOut)
+					}
+					if !grad {
+						NoGrad(func() { out = mlp().Host() })
+						return out, nil
+					}
+					o := mlp()
+					// x's gradient comes from the MLP and from x itself:
+					// the fused op adds into an existing gradient.
+					loss := Add(Sum(Mul(o, s.FromHost(be, host[5], rows, outF))), Sum(Scale(x, 0.5)))
+					Backward(loss)
+					for _, t := range ins {
+						grads = append(grads, t.Grad().Host())
+					}
+					return o.Host(), grads
+				}
+				name := fmt.Sprintf("bf16 %v inOut %v bias %v", bf16, inOut, bias)
+				o1, g1 := run(true, true)
+				o2, g2 := run(false, true)
+				sameT(t, name+": output", o1, o2)
+				for i := range g1 {
+					sameT(t, fmt.Sprintf("%s: grad %d", name, i), g1[i], g2[i])
+				}
+				o3, _ := run(true, false)
+				sameT(t, name+": output without gradients", o3, o2)
+			}
+		}
+	}
+}
+
+func normalsT(r *rand.Rand, n int) []float32 {
+	d := make([]float32, n)
+	for i := range d {
+		d[i] = float32(r.NormFloat64())
+	}
+	return d
+}
+
+func sameT(t *testing.T, name string, got, want []float32) {
+	t.Helper()
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("%s: [%d] = %v, want %v", name, i, got[i], want[i])
+		}
+	}
+}

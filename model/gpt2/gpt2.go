@@ -80,15 +80,13 @@ func (b *Block) Attention(x *tensor.Tensor, p *nn.Pass) *tensor.Tensor {
 }
 
 // MLP is the block's feed-forward sublayer on x: GELU between c_fc and
-// c_proj.
+// c_proj (the exact one fused into the two products: nn.GELUMLP).
 func (b *Block) MLP(x *tensor.Tensor) *tensor.Tensor {
-	f := b.FC.Forward(b.Norm2.Forward(x))
+	h := b.Norm2.Forward(x)
 	if b.Exact {
-		f = tensor.GELU(f)
-	} else {
-		f = tensor.GELUTanh(f)
+		return nn.GELUMLP(h, b.FC, b.Proj)
 	}
-	return b.Proj.Forward(f)
+	return b.Proj.Forward(tensor.GELUTanh(b.FC.Forward(h)))
 }
 
 // What a decoder needs to know of GPT-2's checkpoints: the blocks' tensor
