@@ -243,21 +243,6 @@ type PackedAttention interface {
 	AttentionPackedGrad(a Attention, dqkv, qkv, p, do Buffer)
 }
 
-// GELUProducts fuses the exact GELU (backend.GELU) into a matrix product
-// as the product's blocks leave the kernel, still in cache: a GELU MLP's
-// two products (tensor.GELUMLP). g is one product (Batch 1); bf16 runs it
-// as MatMulBF16 does (BF16Products), else as MatMul. MatMulGELU computes C
-// as MatMul does and sets y = GELU(C), y laid out as C (OffC, LDC).
-// MatMulGELUGrad computes C = alpha op(A) op(B) (g.Beta must be 0) times
-// GELU'(x), x laid out as C: the gradient of GELU's input from that of its
-// output, which is never stored. Both give the values of the product
-// followed by Map(GELU) or, into a zero gradient, MapGrad(GELU), bit for
-// bit. Buffers: float32.
-type GELUProducts interface {
-	MatMulGELU(g Gemm, bf16 bool, a, b, c, y Buffer)
-	MatMulGELUGrad(g Gemm, bf16 bool, a, b, x, c Buffer)
-}
-
 // InPlaceCrossEntropy computes CrossEntropy's per-row losses (without
 // saving lse) and overwrites each row of logits with the gradient of
 // scale*sum(loss): scale*weight[r]*(softmax(logits[r]) - onehot(target[r])),

@@ -212,25 +212,11 @@ func (l *Linear) Forward(x *tensor.Tensor) *tensor.Tensor {
 	} else {
 		y = tensor.Linear(x, l.Weight, l.Bias)
 	}
-	if l.active() {
+	if l.LoRA != nil && !l.LoRA.Off {
 		y = tensor.Add(y, l.LoRA.Forward(x))
 	}
 	return y
 }
-
-// GELUMLP applies fc, the exact GELU and proj to x: proj(GELU(fc(x))),
-// through tensor.GELUMLP (the GELU fused into the two products) when
-// neither layer has an active LoRA and both share a layout, else layer by
-// layer. The values are the same either way.
-func GELUMLP(x *tensor.Tensor, fc, proj *Linear) *tensor.Tensor {
-	if fc.active() || proj.active() || fc.InOut != proj.InOut {
-		return proj.Forward(tensor.GELU(fc.Forward(x)))
-	}
-	return tensor.GELUMLP(x, fc.Weight, fc.Bias, proj.Weight, proj.Bias, fc.InOut)
-}
-
-// active reports whether l has a LoRA that Forward adds.
-func (l *Linear) active() bool { return l.LoRA != nil && !l.LoRA.Off }
 
 // OutFeatures returns the output width.
 func (l *Linear) OutFeatures() int {

@@ -102,129 +102,52 @@ func Linear(x, w, bias *Tensor) *Tensor { return linear(x, w, bias, false) }
 func LinearInOut(x, w, bias *Tensor) *Tensor { return linear(x, w, bias, true) }
 
 func linear(x, w, bias *Tensor, inOut bool) *Tensor {
-	in, outF := linearDims(w, inOut)
+	in, outF := w.Dim(1), w.Dim(0)
+	if inOut {
+		in, outF = outF, in
+	}
 	if x.Dim(-1) != in || len(w.shape) != 2 || (bias != nil && bias.Len() != outF) {
 		panic(fmt.Sprintf("tensor: linear of %v with weight %v", x.shape, w.shape))
 	}
 	rows := x.Len() / in
 	shape := append(slices.Clone(x.shape[:len(x.shape)-1]), outF)
-	out := result(shape, inputs(x, w, bias)...)
-	out.matmul(linearGemm(out.buf, bias, inOut, rows, in, outF), x.buf, w.buf, out.buf)
+	var out *Tensor
+	beta := float32(0)
+	if bias != nil {
+		out = result(shape, x, w, bias)
+		x.be.Copy2D(out.buf, 0, outF, bias.buf, 0, 0, rows, outF, false)
+		beta = 1
+	} else {
+		out = result(shape, x, w)
+	}
+	ldw := in
+	if inOut {
+		ldw = outF
+	}
+	out.matmul(backend.Gemm{TransB: !inOut, M: rows, N: outF, K: in, Alpha: 1, Beta: beta, Batch: 1, LDA: in, LDB: ldw, LDC: outF}, x.buf, w.buf, out.buf)
 	if out.requiresGrad {
 		out.back = func() {
 			if x.requiresGrad {
+				// dx = dy W ([out,in]) or dy W^T ([in,out]).
 				dx, beta := x.gemmGrad()
-				out.matmul(linearGradGemm(inOut, rows, in, outF, beta), out.grad, w.buf, dx)
+				out.matmul(backend.Gemm{TransB: inOut, M: rows, N: in, K: outF, Alpha: 1, Beta: beta, Batch: 1, LDA: outF, LDB: ldw, LDC: in}, out.grad, w.buf, dx)
 			}
-			linearParamGrads(out, out.grad, x.buf, w, bias, inOut, rows, in, outF)
+			if w.requiresGrad {
+				dw, beta := w.gemmGrad()
+				if inOut {
+					// dW [in,out] = x^T dy.
+					out.matmul(backend.Gemm{TransA: true, M: in, N: outF, K: rows, Alpha: 1, Beta: beta, Batch: 1, LDA: in, LDB: outF, LDC: outF}, x.buf, out.grad, dw)
+				} else {
+					out.matmul(backend.Gemm{TransA: true, M: outF, N: in, K: rows, Alpha: 1, Beta: beta, Batch: 1, LDA: outF, LDB: in, LDC: in}, out.grad, x.buf, dw)
+				}
+			}
+			if bias != nil && bias.requiresGrad {
+				ones := x.be.Alloc(rows, false)
+				x.be.Fill(ones, 1)
+				x.be.MatMul(backend.Gemm{M: 1, N: outF, K: rows, Alpha: 1, Beta: 1, Batch: 1, LDA: rows, LDB: outF, LDC: outF}, ones, out.grad, bias.GradBuffer())
+				x.be.Free(ones)
+			}
 		}
-	}
-	return out
-}
-
-// linearDims returns the input and output widths of a linear layer's
-// weight w: [out, in], or [in, out] for inOut.
-func linearDims(w *Tensor, inOut bool) (in, outF int) {
-	in, outF = w.Dim(1), w.Dim(0)
-	if inOut {
-		in, outF = outF, in
-	}
-	return in, outF
-}
-
-// linearGemm is the product of a linear layer's forward pass into y
-// [rows, outF]: x W^T (x W for inOut), added onto the bias, which it
-// first copies into each row of y, if there is one.
-func linearGemm(y backend.Buffer, bias *Tensor, inOut bool, rows, in, outF int) backend.Gemm {
-	beta := float32(0)
-	if bias != nil {
-		bias.be.Copy2D(y, 0, outF, bias.buf, 0, 0, rows, outF, false)
-		beta = 1
-	}
-	ldw := in
-	if inOut {
-		ldw = outF
-	}
-	return backend.Gemm{TransB: !inOut, M: rows, N: outF, K: in, Alpha: 1, Beta: beta, Batch: 1, LDA: in, LDB: ldw, LDC: outF}
-}
-
-// linearGradGemm is the product that gives a linear layer's dx: dy W
-// ([out, in]) or dy W^T ([in, out]), beta times dx added.
-func linearGradGemm(inOut bool, rows, in, outF int, beta float32) backend.Gemm {
-	ldw := in
-	if inOut {
-		ldw = outF
-	}
-	return backend.Gemm{TransB: inOut, M: rows, N: in, K: outF, Alpha: 1, Beta: beta, Batch: 1, LDA: outF, LDB: ldw, LDC: in}
-}
-
-// linearParamGrads adds a linear layer's weight and bias gradients (those
-// that require one) from dy [rows, outF] and its input x [rows, in]; out
-// is the node whose products they are.
-func linearParamGrads(out *Tensor, dy, x backend.Buffer, w, bias *Tensor, inOut bool, rows, in, outF int) {
-	if w.requiresGrad {
-		dw, beta := w.gemmGrad()
-		if inOut {
-			// dW [in,out] = x^T dy.
-			out.matmul(backend.Gemm{TransA: true, M: in, N: outF, K: rows, Alpha: 1, Beta: beta, Batch: 1, LDA: in, LDB: outF, LDC: outF}, x, dy, dw)
-		} else {
-			out.matmul(backend.Gemm{TransA: true, M: outF, N: in, K: rows, Alpha: 1, Beta: beta, Batch: 1, LDA: outF, LDB: in, LDC: in}, dy, x, dw)
-		}
-	}
-	if bias != nil && bias.requiresGrad {
-		be := out.be
-		ones := be.Alloc(rows, false)
-		be.Fill(ones, 1)
-		be.MatMul(backend.Gemm{M: 1, N: outF, K: rows, Alpha: 1, Beta: 1, Batch: 1, LDA: rows, LDB: outF, LDC: outF}, ones, dy, bias.GradBuffer())
-		be.Free(ones)
-	}
-}
-
-// GELUMLP returns Linear(GELU(Linear(x, w1, b1)), w2, b2) (LinearInOut's
-// layouts for inOut; b1, b2 may be nil), a GELU MLP, with the GELU fused
-// into the two products where the backend can (backend.GELUProducts): the
-// forward pass writes GELU's input and output as the first product's
-// blocks leave the kernel, and the backward pass multiplies the second
-// product's dx by GELU' as it is written, so the gradient of GELU's
-// output is never stored. The values, forward and backward, are the
-// composition's, bit for bit.
-func GELUMLP(x, w1, b1, w2, b2 *Tensor, inOut bool) *Tensor {
-	gp, ok := x.be.(backend.GELUProducts)
-	if !ok {
-		return linear(GELU(linear(x, w1, b1, inOut)), w2, b2, inOut)
-	}
-	in, hidden := linearDims(w1, inOut)
-	hidden2, outF := linearDims(w2, inOut)
-	if x.Dim(-1) != in || len(w1.shape) != 2 || len(w2.shape) != 2 || hidden2 != hidden ||
-		(b1 != nil && b1.Len() != hidden) || (b2 != nil && b2.Len() != outF) {
-		panic(fmt.Sprintf("tensor: GELU MLP of %v with weights %v and %v", x.shape, w1.shape, w2.shape))
-	}
-	rows := x.Len() / in
-	shape := append(slices.Clone(x.shape[:len(x.shape)-1]), outF)
-	out := result(shape, inputs(x, w1, b1, w2, b2)...)
-	be := x.be
-	pre, y := be.Alloc(rows*hidden, false), be.Alloc(rows*hidden, false)
-	gp.MatMulGELU(linearGemm(pre, b1, inOut, rows, in, hidden), out.bf16(), x.buf, w1.buf, pre, y)
-	out.matmul(linearGemm(out.buf, b2, inOut, rows, hidden, outF), y, w2.buf, out.buf)
-	if !out.requiresGrad {
-		be.Free(pre)
-		be.Free(y)
-		return out
-	}
-	out.saved = append(out.saved, pre, y)
-	out.back = func() {
-		linearParamGrads(out, out.grad, y, w2, b2, inOut, rows, hidden, outF)
-		if !x.requiresGrad && !w1.requiresGrad && (b1 == nil || !b1.requiresGrad) {
-			return
-		}
-		dpre := be.Alloc(rows*hidden, false)
-		gp.MatMulGELUGrad(linearGradGemm(inOut, rows, hidden, outF, 0), out.bf16(), out.grad, w2.buf, pre, dpre)
-		if x.requiresGrad {
-			dx, beta := x.gemmGrad()
-			out.matmul(linearGradGemm(inOut, rows, in, hidden, beta), dpre, w1.buf, dx)
-		}
-		linearParamGrads(out, dpre, x.buf, w1, b1, inOut, rows, in, hidden)
-		be.Free(dpre)
 	}
 	return out
 }

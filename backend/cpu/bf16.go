@@ -175,12 +175,12 @@ func useBF16Kernel(name string) string {
 // genericComputeBF16): mixed-precision training's matrix products. C and
 // alpha, beta stay float32.
 func SgemmBF16(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	gemm(Threads(), activeBF16, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, nil, epilogue{})
+	gemm(Threads(), activeBF16, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, nil)
 }
 
 // SgemmBF16ST is SgemmBF16 on the calling goroutine alone.
 func SgemmBF16ST(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	gemm(1, activeBF16, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, nil, epilogue{})
+	gemm(1, activeBF16, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, nil)
 }
 
 // convertPairsGo is convertPairs in Go.

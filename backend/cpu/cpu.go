@@ -340,7 +340,7 @@ func (c *CPU) MatMul(g backend.Gemm, a, b, cc backend.Buffer) {
 		c.matmulQuantB(g, a, q, cc)
 		return
 	}
-	matmul(g, a, b, cc, activeKernel, epilogue{})
+	matmul(g, a, b, cc, activeKernel)
 }
 
 // MatMulBF16 is MatMul with op(A) and op(B) rounded to bfloat16 and their
@@ -351,27 +351,22 @@ func (c *CPU) MatMulBF16(g backend.Gemm, a, b, cc backend.Buffer) {
 		c.matmulQuantB(g, a, q, cc)
 		return
 	}
-	matmul(g, a, b, cc, activeBF16, epilogue{})
+	matmul(g, a, b, cc, activeBF16)
 }
 
-// matmul is MatMul with the micro-kernel kern (float32 or bf16), and ep
-// (one product only) on C's blocks.
-func matmul(g backend.Gemm, a, b, cc backend.Buffer, kern *gemmKernel, ep epilogue) {
+// matmul is MatMul with the micro-kernel kern (float32 or bf16).
+func matmul(g backend.Gemm, a, b, cc backend.Buffer, kern *gemmKernel) {
 	A, B, C := f(a), f(b), f(cc)
 	if !kern.bf16 && g.Batch <= 1 && g.M == 1 && g.K > 0 {
 		gemv(g.TransA, g.TransB, g.N, g.K, g.Alpha, A[g.OffA:], g.LDA, B[g.OffB:], g.LDB, g.Beta, C[g.OffC:g.OffC+g.N])
-		ep.apply(0, 0, 1, g.N, C[g.OffC:], g.LDC)
 		return
-	}
-	if ep.kind != epNone && g.Batch > 1 {
-		panic("cpu: an epilogue on a batch of products")
 	}
 	if g.Batch <= 1 {
 		var fixed []float32
 		if !kern.bf16 {
 			fixed = packed(b, g.TransB, g.OffB, g.LDB, g.N, g.K)
 		}
-		gemm(Threads(), kern, g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, A[g.OffA:], g.LDA, B[g.OffB:], g.LDB, g.Beta, C[g.OffC:], g.LDC, fixed, ep)
+		gemm(Threads(), kern, g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, A[g.OffA:], g.LDA, B[g.OffB:], g.LDB, g.Beta, C[g.OffC:], g.LDC, fixed)
 		return
 	}
 	if g.StrideC == 0 {
@@ -381,19 +376,19 @@ func matmul(g backend.Gemm, a, b, cc backend.Buffer, kern *gemmKernel, ep epilog
 			if i > 0 {
 				beta = 1
 			}
-			gemm(Threads(), kern, g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, A[g.OffA+i*g.StrideA:], g.LDA, B[g.OffB+i*g.StrideB:], g.LDB, beta, C[g.OffC:], g.LDC, nil, epilogue{})
+			gemm(Threads(), kern, g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, A[g.OffA+i*g.StrideA:], g.LDA, B[g.OffB+i*g.StrideB:], g.LDB, beta, C[g.OffC:], g.LDC, nil)
 		}
 		return
 	}
 	if g.Batch < Threads() || int64(g.M)*int64(g.N)*int64(g.K) > 1<<21 {
 		for i := 0; i < g.Batch; i++ {
-			gemm(Threads(), kern, g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, A[g.OffA+i*g.StrideA:], g.LDA, B[g.OffB+i*g.StrideB:], g.LDB, g.Beta, C[g.OffC+i*g.StrideC:], g.LDC, nil, epilogue{})
+			gemm(Threads(), kern, g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, A[g.OffA+i*g.StrideA:], g.LDA, B[g.OffB+i*g.StrideB:], g.LDB, g.Beta, C[g.OffC+i*g.StrideC:], g.LDC, nil)
 		}
 		return
 	}
 	Parallel(g.Batch, 1, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
-			gemm(1, kern, g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, A[g.OffA+i*g.StrideA:], g.LDA, B[g.OffB+i*g.StrideB:], g.LDB, g.Beta, C[g.OffC+i*g.StrideC:], g.LDC, nil, epilogue{})
+			gemm(1, kern, g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, A[g.OffA+i*g.StrideA:], g.LDA, B[g.OffB+i*g.StrideB:], g.LDB, g.Beta, C[g.OffC+i*g.StrideC:], g.LDC, nil)
 		}
 	})
 }

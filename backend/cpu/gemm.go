@@ -61,14 +61,14 @@ func GemmKernel() string { return activeKernel.name }
 // propagate. The work is split across the worker pool by output tiles, never
 // along k, so results are bit-identical for any thread count.
 func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	gemm(Threads(), activeKernel, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, nil, epilogue{})
+	gemm(Threads(), activeKernel, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, nil)
 }
 
 // SgemmST is Sgemm on the calling goroutine alone, for kernels that are
 // already parallel (attention runs one per head). It gives the same results
 // as Sgemm.
 func SgemmST(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	gemm(1, activeKernel, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, nil, epilogue{})
+	gemm(1, activeKernel, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, nil)
 }
 
 const (
@@ -87,24 +87,21 @@ const (
 
 // gemm is Sgemm on threads threads with the micro-kernel kern (a bf16
 // one makes it SgemmBF16). fixed, when not nil, is op(B) packed whole for
-// kern (a frozen buffer's), used instead of packing B again. ep, unless
-// its kind is epNone, finishes every block of C once it holds its final
-// values.
-func gemm(threads int, kern *gemmKernel, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int, fixed []float32, ep epilogue) {
+// kern (a frozen buffer's), used instead of packing B again.
+func gemm(threads int, kern *gemmKernel, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int, fixed []float32) {
 	checkGemm(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
 	if m == 0 || n == 0 {
 		return
 	}
 	if k == 0 || alpha == 0 {
 		scaleC(m, n, beta, c, ldc)
-		ep.apply(0, 0, m, n, c, ldc)
 		return
 	}
 	call := getCall()
 	call.kern, call.transA, call.transB, call.m, call.n, call.k = kern, transA, transB, m, n, k
 	call.alpha, call.a, call.lda, call.b, call.ldb = alpha, a, lda, b, ldb
 	call.beta, call.c, call.ldc, call.splitN = beta, c, ldc, false
-	call.fixed, call.ep = fixed, ep
+	call.fixed = fixed
 	call.next.Store(0)
 	// Split C into parts along its longer side. Column splits fall on whole
 	// vectors so every part runs full-width kernels. Large products get
@@ -208,7 +205,6 @@ type gemmCall struct {
 	next           atomic.Int32 // next part to compute
 	splitN         bool
 	fixed          []float32        // op(B) packed whole already, or nil
-	ep             epilogue         // what finishes C's blocks
 	packing        bool             // run packs pre instead of computing parts
 	pre            []float32        // op(A) (splitN) or op(B) packed whole, or nil
 	preBuf         *packBuf         // holds pre
@@ -243,7 +239,7 @@ func (g *gemmCall) colUnit() int {
 }
 
 func putCall(c *gemmCall) {
-	c.a, c.b, c.c, c.fixed, c.ep = nil, nil, nil, nil, epilogue{}
+	c.a, c.b, c.c, c.fixed = nil, nil, nil, nil
 	callMu.Lock()
 	freeCall = append(freeCall, c)
 	callMu.Unlock()
@@ -307,7 +303,7 @@ func (g *gemmCall) run(lo, hi int) {
 		} else {
 			b = g.b[j0:]
 		}
-		gemmBlocked(g.kern, buf, g.transA, g.transB, i1-i0, j1-j0, g.k, g.alpha, a, g.lda, b, g.ldb, g.beta, g.c[i0*g.ldc+j0:], g.ldc, preA, preB, g.n, j0, &g.ep, i0)
+		gemmBlocked(g.kern, buf, g.transA, g.transB, i1-i0, j1-j0, g.k, g.alpha, a, g.lda, b, g.ldb, g.beta, g.c[i0*g.ldc+j0:], g.ldc, preA, preB, g.n, j0)
 	}
 }
 
@@ -352,11 +348,8 @@ func grow(s []float32, n int) []float32 {
 // Rows are dealt into tiles of near-equal height so no thin tail tile runs
 // a starved kernel. preA or preB, when not nil, hold op(A) or op(B) packed
 // whole by prepackA or prepackB; preB holds all bn columns of op(B), of
-// which these are the columns from bj0 on (a multiple of kern.nr). ep
-// finishes C's blocks after their last k block, epCols columns at a time
-// (so that they are still in cache), at their place in the whole C: these
-// rows start at its row bi0, these columns at its column bj0.
-func gemmBlocked(kern *gemmKernel, buf *packBuf, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int, preA, preB []float32, bn, bj0 int, ep *epilogue, bi0 int) {
+// which these are the columns from bj0 on (a multiple of kern.nr).
+func gemmBlocked(kern *gemmKernel, buf *packBuf, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int, preA, preB []float32, bn, bj0 int) {
 	kcb := blockSize(k, kern.kc, 1)
 	mcb := blockSize(m, kern.mc, kern.mr)
 	ncb := kern.nc
@@ -392,8 +385,6 @@ func gemmBlocked(kern *gemmKernel, buf *packBuf, transA, transB bool, m, n, k in
 					packA(kern, pa, transA, a, lda, ic, pc, mc, kc, ntile)
 				}
 				bo := 0
-				last := ep.kind != epNone && pc+kc == k
-				e0 := 0 // the first column ep has not finished
 				for j := 0; j < nc; j += kern.nr {
 					nr := min(kern.nr, nc-j)
 					w := roundUp(nr, kern.vec)
@@ -402,10 +393,6 @@ func gemmBlocked(kern *gemmKernel, buf *packBuf, transA, transB bool, m, n, k in
 					for t := 0; t < ntile; t++ {
 						r0, r1 := t*mc/ntile, (t+1)*mc/ntile
 						kern.compute(kc, pa[r0*kc:r1*kc], bp, c[(ic+r0)*ldc+jc+j:], ldc, r1-r0, nr, alpha, bet)
-					}
-					if e1 := j + nr; last && (e1-e0 >= epCols || e1 == nc) {
-						ep.apply(bi0+ic, bj0+jc+e0, mc, e1-e0, c[ic*ldc+jc+e0:], ldc)
-						e0 = e1
 					}
 				}
 			}

@@ -85,24 +85,6 @@ func geluGrad(dx, x, dy []float32) {
 	}
 }
 
-// geluGradMul multiplies dx by GELU'(x): the gradient of GELU's input
-// from that of its output, dx, in place; into a zero gradient geluGrad
-// gives the same values.
-func geluGradMul(dx, x []float32) {
-	if len(x) == 0 {
-		return
-	}
-	dx = dx[:len(x)]
-	if haveVec {
-		vgelugradmul(&dx[0], &x[0], len(x))
-		return
-	}
-	for i, v := range x {
-		z := float32(math.Abs(float64(v))) * 0.70710678
-		dx[i] *= phif(v) + v*expf(-z*z)*0.3989422804014327
-	}
-}
-
 // phif is the standard normal CDF: 0.5*erfc(|x|/sqrt2), mirrored for x > 0,
 // with the erfc of Numerical Recipes (fractional error below 1.2e-7), so
 // the far negative tail keeps its relative accuracy.

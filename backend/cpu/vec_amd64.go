@@ -23,9 +23,6 @@ func vgelu(y, x *float32, n int)
 func vgelugrad(dx, x, dy *float32, n int)
 
 //go:noescape
-func vgelugradmul(dx, x *float32, n int)
-
-//go:noescape
 func vaxpy(y, x *float32, n int, a float32)
 
 //go:noescape

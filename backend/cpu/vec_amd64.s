@@ -308,37 +308,6 @@ gelugrad_done:
 	VZEROUPPER
 	RET
 
-// func vgelugradmul(dx, x *float32, n int)
-TEXT ·vgelugradmul(SB), NOSPLIT, $0-24
-	MOVQ dx+0(FP), DI
-	MOVQ x+8(FP), SI
-	MOVQ n+16(FP), CX
-	EXPCONST
-	PHICONST
-gelugradmul_loop:
-	CMPQ CX, $16
-	JLT gelugradmul_tail
-	VMOVUPS (SI), Z0
-	GELUGRAD
-	VMULPS (DI), Z4, Z6
-	VMOVUPS Z6, (DI)
-	ADDQ $64, SI
-	ADDQ $64, DI
-	SUBQ $16, CX
-	JMP gelugradmul_loop
-gelugradmul_tail:
-	TESTQ CX, CX
-	JZ gelugradmul_done
-	TAILMASK
-	VMOVUPS.Z (SI), K1, Z0
-	GELUGRAD
-	VMOVUPS.Z (DI), K1, Z6
-	VMULPS Z6, Z4, Z6
-	VMOVUPS Z6, K1, (DI)
-gelugradmul_done:
-	VZEROUPPER
-	RET
-
 // func vaxpy(y, x *float32, n int, a float32)
 TEXT ·vaxpy(SB), NOSPLIT, $0-28
 	MOVQ y+0(FP), DI

@@ -80,13 +80,15 @@ func (b *Block) Attention(x *tensor.Tensor, p *nn.Pass) *tensor.Tensor {
 }
 
 // MLP is the block's feed-forward sublayer on x: GELU between c_fc and
-// c_proj (the exact one fused into the two products: nn.GELUMLP).
+// c_proj.
 func (b *Block) MLP(x *tensor.Tensor) *tensor.Tensor {
-	h := b.Norm2.Forward(x)
+	f := b.FC.Forward(b.Norm2.Forward(x))
 	if b.Exact {
-		return nn.GELUMLP(h, b.FC, b.Proj)
+		f = tensor.GELU(f)
+	} else {
+		f = tensor.GELUTanh(f)
 	}
-	return b.Proj.Forward(tensor.GELUTanh(b.FC.Forward(h)))
+	return b.Proj.Forward(f)
 }
 
 // What a decoder needs to know of GPT-2's checkpoints: the blocks' tensor

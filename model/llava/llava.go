@@ -85,7 +85,7 @@ type Projector struct {
 
 // Forward maps vision features [..., Dv] to the language model's width.
 func (p *Projector) Forward(x *tensor.Tensor) *tensor.Tensor {
-	return nn.GELUMLP(x, p.Linear1, p.Linear2)
+	return p.Linear2.Forward(tensor.GELU(p.Linear1.Forward(x)))
 }
 
 // Model is a LLaVA model.
