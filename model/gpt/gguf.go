@@ -397,9 +397,9 @@ func loadGGUF(be backend.Backend, path string, bf16 bool) (*Model, error) {
 	if m.Head != nil {
 		linears["lm_head.weight"] = m.Head
 	}
-	embeds := map[string]*nn.Embedding{"model.embed_tokens.weight": m.Embed}
-	if c.Arch == "gpt2" {
-		embeds = map[string]*nn.Embedding{"transformer.wte.weight": m.Embed, "transformer.wpe.weight": m.Pos}
+	embeds := map[*tensor.Tensor]*nn.Embedding{m.Embed.Weight: m.Embed}
+	if m.Pos != nil {
+		embeds[m.Pos.Weight] = m.Pos
 	}
 	qb, canQuant := be.(backend.Quantized)
 	if bf16 && !canQuant {
@@ -410,7 +410,7 @@ func loadGGUF(be backend.Backend, path string, bf16 bool) (*Model, error) {
 		info, _ := f.Tensor(t.Name)
 		qt := map[gguf.TensorType]backend.QuantType{gguf.Q8_0: backend.Q8_0, gguf.Q4_0: backend.Q4_0, gguf.F16: backend.F16, gguf.BF16: backend.BF16}[info.Type]
 		l, isLinear := linears[t.Param]
-		e, isEmbed := embeds[t.Param]
+		e, isEmbed := embeds[params[t.Param]]
 		if canQuant && (isLinear || isEmbed) && (qt != 0 || requantized(info.Type)) {
 			rows, cols := int(t.Dims[1]), int(t.Dims[0])
 			raw, _, err := f.Raw(t.Name)
