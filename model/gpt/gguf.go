@@ -447,8 +447,8 @@ func loadGGUF(be backend.Backend, path string, bf16 bool) (*Model, error) {
 		if err != nil {
 			return nil, fmt.Errorf("gpt: %w", err)
 		}
-		if i := weights.NonFinite(data); i >= 0 {
-			return nil, fmt.Errorf("gpt: %s: tensor %q: element %d is %g; NaN or infinite weights are refused", path, t.Name, i, data[i])
+		if err := weights.Finite(data, path, t.Name); err != nil {
+			return nil, fmt.Errorf("gpt: %w", err)
 		}
 		if bf16 && isLinear { // llama.cpp's [out, in], Llama's q and k rows permuted back
 			if !t.conv {
