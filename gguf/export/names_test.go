@@ -10,6 +10,7 @@ import (
 	"github.com/golem-ml/golem/backend/cpu"
 	"github.com/golem-ml/golem/gguf"
 	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/safetensors"
 	"github.com/golem-ml/golem/tokenizer"
 )
 
@@ -37,6 +38,43 @@ func llamaCppName(param string) string {
 	return llamaCppNames[module] + end
 }
 
+// smallConfig is a config of arch with 2 blocks of width 32 and a
+// vocabulary of 320.
+func smallConfig(arch string) gpt.Config {
+	return gpt.Config{Arch: arch, Vocab: 320, Context: 16, Layers: 2, Heads: 4, KVHeads: 2, Hidden: 32, Intermediate: 48,
+		Eps: 1e-5, RopeTheta: 10000, BOS: -1, EOS: -1}
+}
+
+// smallModel writes a model of config c, every value of it its own (New's
+// biases and norms are 0 and 1), with a small trained tokenizer, to a
+// folder.
+func smallModel(t *testing.T, c gpt.Config) (*gpt.Model, string) {
+	t.Helper()
+	tok, err := tokenizer.Train(tokenizer.TrainOptions{Texts: []string{"the names of the tensors, the names of the tensors"}, VocabSize: 300})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := gpt.New(cpu.New(), c, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range m.Params() {
+		x := p.Tensor.Host()
+		for j := range x {
+			x[j] = float32(i) + float32(j)/float32(len(x))
+		}
+		p.Tensor.Set(x)
+	}
+	dir := t.TempDir()
+	if err := m.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := tok.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	return m, dir
+}
+
 // gpt.GGUFTensors is the one map between golem's (Hugging Face's) tensor
 // names and llama.cpp's: gpt.LoadGGUF reads a file by it and Folder writes
 // one by it. For every architecture golem has, with biases and without,
@@ -50,10 +88,6 @@ func llamaCppName(param string) string {
 func TestGGUFNamesRoundTrip(t *testing.T) {
 	if err := (&gpt.Config{Arch: "?"}).Validate(); err == nil || !strings.Contains(err.Error(), "(want gpt2, llama, mistral or qwen2)") {
 		t.Fatalf("golem's architectures are not the four this test runs (%v): give a new one its GGUF names in gpt.GGUFTensors, and a case here", err)
-	}
-	tok, err := tokenizer.Train(tokenizer.TrainOptions{Texts: []string{"the names of the tensors, the names of the tensors"}, VocabSize: 300})
-	if err != nil {
-		t.Fatal(err)
 	}
 	gpt2 := func(edit func(*gpt.Config)) func(*gpt.Config) {
 		return func(c *gpt.Config) {
@@ -78,27 +112,9 @@ func TestGGUFNamesRoundTrip(t *testing.T) {
 		{"mistral", "mistral", func(c *gpt.Config) { c.SlidingWindow = 16 }},
 	} {
 		t.Run(v.name, func(t *testing.T) {
-			c := gpt.Config{Arch: v.arch, Vocab: 320, Context: 16, Layers: 2, Heads: 4, KVHeads: 2, Hidden: 32, Intermediate: 48,
-				Eps: 1e-5, RopeTheta: 10000, BOS: -1, EOS: -1}
+			c := smallConfig(v.arch)
 			v.edit(&c)
-			ref, err := gpt.New(be, c, 1)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i, p := range ref.Params() { // every value its own (New's biases and norms are 0 and 1)
-				x := p.Tensor.Host()
-				for j := range x {
-					x[j] = float32(i) + float32(j)/float32(len(x))
-				}
-				p.Tensor.Set(x)
-			}
-			dir := t.TempDir()
-			if err := ref.Save(dir); err != nil {
-				t.Fatal(err)
-			}
-			if err := tok.Save(dir); err != nil {
-				t.Fatal(err)
-			}
+			ref, dir := smallModel(t, c)
 			params := map[string][]int{}
 			for _, p := range ref.Params() {
 				params[p.Name] = p.Tensor.Shape()
@@ -167,5 +183,43 @@ func TestGGUFNamesRoundTrip(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A GPT-2 checkpoint saved from GPT2Model, its names without
+// "transformer." (the Hugging Face hub's gpt2 is one), exports as the
+// GPT2LMHeadModel one does: the same tensors, byte for byte.
+func TestExportGPT2ModelNames(t *testing.T) {
+	c := smallConfig("gpt2")
+	c.KVHeads, c.Bias, c.Tied = c.Heads, true, true
+	_, src := smallModel(t, c)
+	bare := folder(t, src, nil, func(ts []safetensors.Tensor) []safetensors.Tensor {
+		for i := range ts {
+			ts[i].Name = strings.TrimPrefix(ts[i].Name, "transformer.")
+		}
+		return ts
+	})
+	dir := t.TempDir()
+	files := []string{filepath.Join(dir, "lm.gguf"), filepath.Join(dir, "bare.gguf")}
+	exportTo(t, src, files[0], gguf.F32)
+	exportTo(t, bare, files[1], gguf.F32)
+	var fs [2]*gguf.File
+	for i, name := range files {
+		f, err := gguf.Open(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		fs[i] = f
+	}
+	if a, b := fs[0].Tensors(), fs[1].Tensors(); len(a) != len(b) || len(a) == 0 {
+		t.Fatalf("%d tensors, %d from the bare names", len(a), len(b))
+	}
+	for _, ti := range fs[0].Tensors() {
+		a, _, err1 := fs[0].Raw(ti.Name)
+		b, _, err2 := fs[1].Raw(ti.Name)
+		if err1 != nil || err2 != nil || !slices.Equal(a, b) {
+			t.Errorf("%s: differs from the bare names' (%v, %v)", ti.Name, err1, err2)
+		}
 	}
 }
