@@ -1,21 +1,16 @@
 package export
 
 import (
-	"context"
 	"math"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/golem-ml/golem/internal/testmodels"
 
 	"github.com/golem-ml/golem/backend/cpu"
-	"github.com/golem-ml/golem/generate"
 	"github.com/golem-ml/golem/gguf"
-	"github.com/golem-ml/golem/internal/shared"
 	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/model/llama"
 )
@@ -51,9 +46,7 @@ func longPrompt(n int) []int {
 func TestGGUFRopeScalingRoundTrip(t *testing.T) {
 	scaled, plain := scaledModels(t)
 	file := filepath.Join(t.TempDir(), "scaled.gguf")
-	if _, err := Folder(scaled, file, Options{Type: gguf.F32}); err != nil {
-		t.Fatal(err)
-	}
+	exportTo(t, scaled, file, gguf.F32)
 	f, err := gguf.Open(file)
 	if err != nil {
 		t.Fatal(err)
@@ -69,10 +62,7 @@ func TestGGUFRopeScalingRoundTrip(t *testing.T) {
 		t.Errorf("rope_freqs.weight %v, want %v", factors, want)
 	}
 	be := cpu.New()
-	m, err := gpt.Load(be, file)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := loadModel(t, be, file)
 	if m.Config.RopeScaling == nil {
 		t.Fatal("the scaling was not read back")
 	}
@@ -82,14 +72,8 @@ func TestGGUFRopeScalingRoundTrip(t *testing.T) {
 			t.Errorf("inverse frequency %d: %v read back, %v", i, got[i], want[i])
 		}
 	}
-	ref, err := gpt.Load(be, scaled)
-	if err != nil {
-		t.Fatal(err)
-	}
-	unscaled, err := gpt.Load(be, plain)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ref := loadModel(t, be, scaled)
+	unscaled := loadModel(t, be, plain)
 	prompt := longPrompt(44)
 	l := testmodels.Logits(ref, prompt)
 	if e := testmodels.RelDiff(testmodels.Logits(m, prompt), l); e > 1e-5 {
@@ -109,14 +93,6 @@ func TestGGUFRopeScalingRoundTrip(t *testing.T) {
 // llama.cpp ignores a sliding window in a llama or qwen2 file's metadata.
 func TestLlamaCppRopeScaling(t *testing.T) {
 	node := needLlamaCpp(t)
-	python, err := exec.LookPath("python3")
-	if err != nil {
-		shared.Missing(t, "python3 (drives llama.cpp's quantizer) is missing")
-	}
-	libs, _ := filepath.Glob(filepath.Join(e2eDir, "node_modules/@node-llama-cpp/linux-x64/bins/*/libllama*.so"))
-	if len(libs) == 0 {
-		shared.Missing(t, "node-llama-cpp's linux-x64 libllama.so is missing: run .ci/e2e-deps.sh")
-	}
 	const n = 12
 	scaled, plain := scaledModels(t)
 	out := t.TempDir()
@@ -124,18 +100,9 @@ func TestLlamaCppRopeScaling(t *testing.T) {
 	var want [2][]int
 	prompt := longPrompt(44)
 	for i, dir := range []string{scaled, plain} {
-		if _, err := Folder(dir, files[i], Options{Type: gguf.F32}); err != nil {
-			t.Fatal(err)
-		}
-		m, err := gpt.Load(cpu.New(), dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := generate.Tokens(m, [][]int{prompt}, generate.Options{MaxTokens: n}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want[i] = got[0]
+		exportTo(t, dir, files[i], gguf.F32)
+		m := loadModel(t, cpu.New(), dir)
+		want[i] = greedy(t, m, prompt, n)
 	}
 	if slices.Equal(want[0], want[1]) {
 		t.Fatalf("golem decodes %v with and without the scaling: the test's context does not exercise it", want[0])
@@ -144,9 +111,7 @@ func TestLlamaCppRopeScaling(t *testing.T) {
 	// in their keys changes nothing it decodes (so golem writes Mistral's
 	// nowhere, as convert_hf_to_gguf.py does: TestGGUFMistral).
 	qwen := filepath.Join(out, "qwen2.gguf")
-	if _, err := Folder(blockModel(t, "qwen2"), qwen, Options{Type: gguf.F32}); err != nil {
-		t.Fatal(err)
-	}
+	exportTo(t, blockModel(t, "qwen2"), qwen, gguf.F32)
 	windowed := map[string]string{
 		files[1]: rewrite(t, files[1], setKV("llama.attention.sliding_window", gguf.Of(uint32(4))), nil),
 		qwen:     rewrite(t, qwen, setKV("qwen2.attention.sliding_window", gguf.Of(uint32(4))), nil),
@@ -172,16 +137,8 @@ func TestLlamaCppRopeScaling(t *testing.T) {
 		}
 	}
 	q8 := filepath.Join(out, "scaled-llama.cpp-q8_0.gguf")
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	o, err := exec.CommandContext(ctx, python, filepath.Join(e2eDir, "llama_quantize.py"), libs[0], files[0], q8, "q8_0").CombinedOutput()
-	cancel()
-	if err != nil {
-		t.Fatalf("llama_quantize.py: %v\n%s", err, o)
-	}
-	m, err := gpt.Load(cpu.New(), q8)
-	if err != nil {
-		t.Fatal(err)
-	}
+	llamaQuantize(t, files[0], q8, "q8_0")
+	m := loadModel(t, cpu.New(), q8)
 	s := llama3Scaling
 	if m.Config.RopeScaling == nil || !slices.EqualFunc(llama.InvFreq(10000, 16, m.Config.RopeScaling), llama.InvFreq(10000, 16, &s),
 		func(a, b float32) bool { return math.Abs(float64(a-b)) <= 1e-6*float64(b) }) {
@@ -219,18 +176,9 @@ func TestGGUFMistral(t *testing.T) {
 	}
 	f.Close()
 	be := cpu.New()
-	m, err := gpt.Load(be, file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, err := gpt.Load(be, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	plain, err := gpt.Load(be, blockModel(t, "llama"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := loadModel(t, be, file)
+	ref := loadModel(t, be, dir)
+	plain := loadModel(t, be, blockModel(t, "llama"))
 	if m.Config.Arch != "llama" || m.Config.SlidingWindow != 0 {
 		t.Errorf("read back as %s with a window of %d", m.Config.Arch, m.Config.SlidingWindow)
 	}

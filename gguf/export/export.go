@@ -328,175 +328,70 @@ func (tc tokenizerConfig) template() string {
 	return tokenizer.ChatTemplate
 }
 
-// source is one checkpoint tensor and how it becomes a GGUF tensor.
-type source struct {
-	gguf       string
-	hf         string
-	shape      []int                       // the checkpoint's shape
-	fix        func(x []float32) []float32 // layout change, or nil
-	transposed bool                        // fix transposes a matrix
-}
-
-// plan maps the checkpoint's tensors to GGUF tensors, checking each against
+// plan maps the checkpoint's tensors to GGUF tensors by gpt.GGUFTensors
+// (the names and layouts gpt.LoadGGUF reads back), checking each against
 // the config, and refusing tensors it does not know.
 func plan(dir string, c *gpt.Config, st *safetensors.Model, typ gguf.TensorType, r *Report) ([]gguf.Tensor, error) {
-	var srcs []source
-	var skip func(name string) bool
-	H, F, V, hd := c.Hidden, c.Intermediate, c.Vocab, c.HeadDim()
-	add := func(g, h string, fix func([]float32) []float32, shape ...int) {
-		srcs = append(srcs, source{gguf: g, hf: h, shape: shape, fix: fix})
-	}
-	addT := func(g, h string, rows, cols int) {
-		srcs = append(srcs, source{gguf: g, hf: h, shape: []int{rows, cols}, fix: transpose(rows, cols), transposed: true})
-	}
-	has := func(name string) bool { _, ok := st.Info(name); return ok }
-	switch c.Arch {
-	case "gpt2":
-		p := ""
-		if has("transformer.wte.weight") {
-			p = "transformer."
-		}
-		add("token_embd.weight", p+"wte.weight", nil, V, H)
-		add("position_embd.weight", p+"wpe.weight", nil, c.Context, H)
-		for l := range c.Layers {
-			b, h := fmt.Sprintf("blk.%d.", l), fmt.Sprintf("%sh.%d.", p, l)
-			add(b+"attn_norm.weight", h+"ln_1.weight", nil, H)
-			add(b+"attn_norm.bias", h+"ln_1.bias", nil, H)
-			addT(b+"attn_qkv.weight", h+"attn.c_attn.weight", H, 3*H)
-			add(b+"attn_qkv.bias", h+"attn.c_attn.bias", nil, 3*H)
-			addT(b+"attn_output.weight", h+"attn.c_proj.weight", H, H)
-			add(b+"attn_output.bias", h+"attn.c_proj.bias", nil, H)
-			add(b+"ffn_norm.weight", h+"ln_2.weight", nil, H)
-			add(b+"ffn_norm.bias", h+"ln_2.bias", nil, H)
-			addT(b+"ffn_up.weight", h+"mlp.c_fc.weight", H, F)
-			add(b+"ffn_up.bias", h+"mlp.c_fc.bias", nil, F)
-			addT(b+"ffn_down.weight", h+"mlp.c_proj.weight", F, H)
-			add(b+"ffn_down.bias", h+"mlp.c_proj.bias", nil, H)
-		}
-		add("output_norm.weight", p+"ln_f.weight", nil, H)
-		add("output_norm.bias", p+"ln_f.bias", nil, H)
-		if has("lm_head.weight") && !c.Tied {
-			add("output.weight", "lm_head.weight", nil, V, H)
-		} else {
-			// convert_hf_to_gguf.py writes GPT-2's tied head as its own tensor.
-			add("output.weight", p+"wte.weight", nil, V, H)
-		}
-		skip = func(n string) bool {
-			return strings.HasSuffix(n, ".attn.bias") || strings.HasSuffix(n, ".attn.masked_bias") || n == "lm_head.weight"
-		}
-	case "llama", "qwen2":
-		add("token_embd.weight", "model.embed_tokens.weight", nil, V, H)
-		// llama.cpp's llama uses RoPE on adjacent pairs, transformers on
-		// halves: permute q and k as LlamaModel.permute does. Qwen2 runs
-		// NEOX RoPE (halves) in llama.cpp and is written as it is.
-		var permQ, permK func([]float32) []float32
-		if c.Arch == "llama" {
-			permQ, permK = permute(c.Heads, hd, H), permute(c.KVHeads, hd, H)
-		}
-		biasQ, biasK := permQ, permK
-		if c.Arch == "llama" {
-			biasQ, biasK = permute(c.Heads, hd, 1), permute(c.KVHeads, hd, 1)
-		}
-		for l := range c.Layers {
-			b, h := fmt.Sprintf("blk.%d.", l), fmt.Sprintf("model.layers.%d.", l)
-			add(b+"attn_norm.weight", h+"input_layernorm.weight", nil, H)
-			add(b+"attn_q.weight", h+"self_attn.q_proj.weight", permQ, c.Heads*hd, H)
-			add(b+"attn_k.weight", h+"self_attn.k_proj.weight", permK, c.KVHeads*hd, H)
-			add(b+"attn_v.weight", h+"self_attn.v_proj.weight", nil, c.KVHeads*hd, H)
-			for _, x := range []struct {
-				g, h string
-				fix  func([]float32) []float32
-				n    int
-			}{{"attn_q", "q_proj", biasQ, c.Heads * hd}, {"attn_k", "k_proj", biasK, c.KVHeads * hd}, {"attn_v", "v_proj", nil, c.KVHeads * hd}, {"attn_output", "o_proj", nil, H}} {
-				if has(h + "self_attn." + x.h + ".bias") {
-					add(b+x.g+".bias", h+"self_attn."+x.h+".bias", x.fix, x.n)
-				}
-			}
-			add(b+"attn_output.weight", h+"self_attn.o_proj.weight", nil, H, c.Heads*hd)
-			add(b+"ffn_norm.weight", h+"post_attention_layernorm.weight", nil, H)
-			add(b+"ffn_gate.weight", h+"mlp.gate_proj.weight", nil, F, H)
-			add(b+"ffn_up.weight", h+"mlp.up_proj.weight", nil, F, H)
-			add(b+"ffn_down.weight", h+"mlp.down_proj.weight", nil, H, F)
-		}
-		add("output_norm.weight", "model.norm.weight", nil, H)
-		if !c.Tied {
-			add("output.weight", "lm_head.weight", nil, V, H)
-		}
-		skip = func(n string) bool {
-			return strings.HasSuffix(n, "rotary_emb.inv_freq") || (c.Tied && n == "lm_head.weight")
-		}
-	default:
+	if c.Arch != "gpt2" && c.Arch != "llama" && c.Arch != "qwen2" {
 		return nil, fmt.Errorf("export: %s: architecture %q has no GGUF export (gpt2, llama, qwen2)", dir, c.Arch)
 	}
-
+	full := *c
+	full.Bias = c.Bias || c.FixedBias() // GPT-2's checkpoint holds its biases, zero in a model without
+	ts := gpt.GGUFTensors(&full)
+	checkpoint := func(name string) string { return name }
+	if c.Arch == "gpt2" {
+		if _, ok := st.Info("transformer.wte.weight"); !ok { // GPT2Model's names
+			checkpoint = func(name string) string { return strings.TrimPrefix(name, "transformer.") }
+		}
+		if c.Tied {
+			// convert_hf_to_gguf.py writes GPT-2's tied head as its own tensor.
+			head := ts[0]
+			head.Name = "output.weight"
+			ts = append(ts, head)
+		}
+	}
 	used := map[string]bool{}
 	var out []gguf.Tensor
 	if c.RopeScaling != nil {
 		// Llama 3's RoPE scaling: one factor per frequency, first, as
 		// convert_hf_to_gguf.py's generate_extra_tensors yields it.
-		x := llama.FreqFactors(c.RopeTheta, hd, c.RopeScaling)
+		x := llama.FreqFactors(c.RopeTheta, c.HeadDim(), c.RopeScaling)
 		r.Types[gguf.F32]++
 		out = append(out, gguf.Tensor{Name: gpt.RopeFreqsTensor, Dims: []int64{int64(len(x))}, Type: gguf.F32, Data: func() ([]byte, error) {
 			return gguf.Quantize(gguf.F32, x)
 		}})
 	}
-	for _, s := range srcs {
-		info, ok := st.Info(s.hf)
+	for _, g := range ts {
+		name := checkpoint(g.Param)
+		info, ok := st.Info(name)
 		if !ok {
-			return nil, fmt.Errorf("export: %s: the checkpoint has no tensor %q (needed for %s)", dir, s.hf, s.gguf)
+			return nil, fmt.Errorf("export: %s: the checkpoint has no tensor %q (needed for %s)", dir, name, g.Name)
 		}
-		if !slices.Equal(info.Shape, s.shape) {
-			return nil, fmt.Errorf("export: %s: tensor %q has shape %v, config.json says %v", dir, s.hf, info.Shape, s.shape)
+		if shape := g.Shape(); !slices.Equal(info.Shape, shape) {
+			return nil, fmt.Errorf("export: %s: tensor %q has shape %v, config.json says %v", dir, name, info.Shape, shape)
 		}
-		used[s.hf] = true
-		// ggml's dims are the reverse of the row-major shape after the
-		// layout change (a transposed GPT-2 weight is [out, in]).
-		shape := slices.Clone(s.shape)
-		if s.transposed {
-			shape[0], shape[1] = shape[1], shape[0]
-		}
-		dims := make([]int64, len(shape))
-		for i, d := range shape {
-			dims[len(shape)-1-i] = int64(d)
-		}
+		used[name] = true
 		t := gguf.F32
-		if len(dims) == 2 {
+		if len(g.Dims) == 2 {
 			t = typ
-			if dims[0]%int64(t.BlockSize()) != 0 {
+			if g.Dims[0]%int64(t.BlockSize()) != 0 {
 				t = gguf.F16
-				r.Fallback = append(r.Fallback, s.gguf)
+				r.Fallback = append(r.Fallback, g.Name)
 			}
 		}
 		r.Types[t]++
-		s := s
-		out = append(out, gguf.Tensor{Name: s.gguf, Dims: dims, Type: t, Data: func() ([]byte, error) {
-			x, _, err := st.Float32(s.hf)
+		out = append(out, gguf.Tensor{Name: g.Name, Dims: g.Dims, Type: t, Data: func() ([]byte, error) {
+			x, _, err := st.Float32(name)
 			if err != nil {
 				return nil, err
 			}
-			if s.fix != nil {
-				x = s.fix(x)
-			}
-			return gguf.Quantize(t, x)
+			return gguf.Quantize(t, g.ToGGUF(x))
 		}})
 	}
 	for _, n := range st.Names() {
-		if !used[n] && !skip(n) {
+		if !used[n] && !gpt.IsBuffer(n) && !(c.Tied && n == "lm_head.weight") {
 			return nil, fmt.Errorf("export: %s: tensor %q has no place in a %s GGUF file", dir, n, c.Arch)
 		}
 	}
 	return out, nil
-}
-
-// transpose returns the change from a row-major [rows, cols] matrix to
-// [cols, rows] (GPT-2's Conv1D [in, out] weights to [out, in]).
-func transpose(rows, cols int) func([]float32) []float32 {
-	return func(x []float32) []float32 { return gguf.Transpose(x, rows, cols) }
-}
-
-// permute returns convert_hf_to_gguf.py's LlamaModel.permute (see
-// gguf.PermuteRoPE) for a weight of heads*hd rows of cols values (cols 1
-// for a bias).
-func permute(heads, hd, cols int) func([]float32) []float32 {
-	return func(x []float32) []float32 { return gguf.PermuteRoPE(x, heads, hd, cols, false) }
 }

@@ -9,8 +9,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/gguf"
 	"github.com/golem-ml/golem/internal/shared"
+	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/safetensors"
 	"github.com/golem-ml/golem/tokenizer"
 )
@@ -131,13 +133,34 @@ func folder(t *testing.T, src string, cfg func(map[string]any), tensors func([]s
 	defer st.Close()
 	var ts []safetensors.Tensor
 	for _, n := range st.Names() {
-		x, shape, _ := st.Float32(n)
+		x, shape, err := st.Float32(n)
+		if err != nil {
+			t.Fatal(err)
+		}
 		ts = append(ts, safetensors.Tensor{Name: n, Shape: shape, F32: x})
 	}
 	if err := safetensors.Write(filepath.Join(dir, "model.safetensors"), tensors(ts), nil); err != nil {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// exportTo exports the model folder dir to the GGUF file out as typ.
+func exportTo(t *testing.T, dir, out string, typ gguf.TensorType) {
+	t.Helper()
+	if _, err := Folder(dir, out, Options{Type: typ}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// loadModel reads the model (a folder or a GGUF file) at path onto be.
+func loadModel(t *testing.T, be backend.Backend, path string) *gpt.Model {
+	t.Helper()
+	m, err := gpt.Load(be, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 // A folder that is not a model golem can export, or whose checkpoint

@@ -59,9 +59,7 @@ func TestGGUFLoadsKQuants(t *testing.T) {
 	// q and k rows.
 	dir := sizedModel(t, "qwen2", 4, 256, 512)
 	src := filepath.Join(t.TempDir(), "f32.gguf")
-	if _, err := Folder(dir, src, Options{Type: gguf.F32}); err != nil {
-		t.Fatal(err)
-	}
+	exportTo(t, dir, src, gguf.F32)
 	types := []gguf.TensorType{gguf.Q4_K, gguf.Q6_K, gguf.Q5_K, gguf.Q3_K, gguf.Q2_K, gguf.Q5_0, gguf.Q5_1, gguf.Q4_1, gguf.IQ4_NL}
 	rng := rand.New(rand.NewPCG(1, 2))
 	matrices, seen := 0, map[gguf.TensorType]bool{}
@@ -81,14 +79,8 @@ func TestGGUFLoadsKQuants(t *testing.T) {
 	if len(seen) != len(types) {
 		t.Fatalf("only %d of the %d types written", len(seen), len(types))
 	}
-	q, err := gpt.Load(cpu.New(), file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := gpt.Load(plainBackend{cpu.New()}, file)
-	if err != nil {
-		t.Fatal(err)
-	}
+	q := loadModel(t, cpu.New(), file)
+	f := loadModel(t, plainBackend{cpu.New()}, file)
 	if len(q.Quantized()) != matrices || len(f.Quantized()) != 0 {
 		t.Errorf("kept quantized: %d of %d matrices (%d without backend.Quantized)", len(q.Quantized()), matrices, len(f.Quantized()))
 	}

@@ -49,6 +49,23 @@ func needLlamaCpp(t *testing.T) string {
 	return node
 }
 
+// llamaCppTest is the start of a test that runs llama.cpp: the node
+// binary (needLlamaCpp), a folder for its files and the fixtures' prompt.
+func llamaCppTest(t *testing.T) (node, out string, prompt []int) {
+	t.Helper()
+	return needLlamaCpp(t), t.TempDir(), goldenPrompt(t, shared.Path(t, "fixtures/hf/gpt2-tiny"))
+}
+
+// greedy is golem's greedy decoding of n tokens after prompt.
+func greedy(t *testing.T, m *gpt.Model, prompt []int, n int) []int {
+	t.Helper()
+	got, err := generate.Tokens(m, [][]int{prompt}, generate.Options{MaxTokens: n}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got[0]
+}
+
 // llamaResult is one line of llamacpp.mjs's output.
 type llamaResult struct {
 	File         string         `json:"file"`
@@ -112,10 +129,8 @@ func goldenPrompt(t *testing.T, dir string) []int {
 // their agreement is logged (they are not the same model: in the sharpened
 // Qwen2, F16 agrees for 7 tokens, Q8_0 for 4).
 func TestLlamaCppGreedyMatchesGolem(t *testing.T) {
-	node := needLlamaCpp(t)
+	node, out, prompt := llamaCppTest(t)
 	const n = 12
-	out := t.TempDir()
-	prompt := goldenPrompt(t, shared.Path(t, "fixtures/hf/gpt2-tiny"))
 	want := map[string][]int{}
 	var files []string
 	type job struct {
@@ -125,24 +140,15 @@ func TestLlamaCppGreedyMatchesGolem(t *testing.T) {
 	var jobs []job
 	for _, name := range []string{"gpt2-tiny", "llama-tiny", "qwen2-tiny"} {
 		dir := sharpened(t, shared.Path(t, "fixtures/hf/"+name))
-		m, err := gpt.Load(cpu.New(), dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := generate.Tokens(m, [][]int{prompt}, generate.Options{MaxTokens: n}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want[name] = got[0]
+		m := loadModel(t, cpu.New(), dir)
+		want[name] = greedy(t, m, prompt, n)
 		types := []gguf.TensorType{gguf.F32, gguf.F16}
 		if name == "qwen2-tiny" { // the others' rows (24, 48) are not whole Q8_0 blocks: mostly F16
 			types = append(types, gguf.Q8_0, gguf.Q4_0)
 		}
 		for _, typ := range types {
 			f := filepath.Join(out, name+"-"+typ.String()+".gguf")
-			if _, err := Folder(dir, f, Options{Type: typ}); err != nil {
-				t.Fatal(err)
-			}
+			exportTo(t, dir, f, typ)
 			files = append(files, f)
 			jobs = append(jobs, job{name, f, typ})
 		}
@@ -184,36 +190,18 @@ func TestLlamaCppGreedyMatchesGolem(t *testing.T) {
 // projections by 8 makes the attention pattern sharp and its output large.
 func sharpened(t *testing.T, dir string) string {
 	t.Helper()
-	st, err := safetensors.OpenModel(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	out := t.TempDir()
-	var ts []safetensors.Tensor
-	for _, n := range st.Names() {
-		x, shape, err := st.Float32(n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, k := range []string{"q_proj", "k_proj", "v_proj", "o_proj", "c_attn", "attn.c_proj"} {
-			if strings.Contains(n, k) {
-				for i := range x {
-					x[i] *= 8
+	return folder(t, dir, nil, func(ts []safetensors.Tensor) []safetensors.Tensor {
+		for _, x := range ts {
+			for _, k := range []string{"q_proj", "k_proj", "v_proj", "o_proj", "c_attn", "attn.c_proj"} {
+				if strings.Contains(x.Name, k) {
+					for i := range x.F32 {
+						x.F32[i] *= 8
+					}
 				}
 			}
 		}
-		ts = append(ts, safetensors.Tensor{Name: n, Shape: shape, F32: x})
-	}
-	if err := safetensors.Write(filepath.Join(out, "model.safetensors"), ts, map[string]string{"format": "pt"}); err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range []string{"config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json"} {
-		if err := os.Symlink(filepath.Join(dir, f), filepath.Join(out, f)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return out
+		return ts
+	})
 }
 
 // golem runs a GGUF file as llama.cpp runs it, in F16, Q8_0 and Q4_0:
@@ -230,10 +218,8 @@ func sharpened(t *testing.T, dir string) string {
 // either way. How many tokens the two greedy continuations share is
 // logged: all 12 in 9 of the 11 files; in Qwen2's two Q8_0 files, 7.
 func TestLlamaCppGreedyMatchesGolemGGUF(t *testing.T) {
-	node := needLlamaCpp(t)
+	node, out, prompt := llamaCppTest(t)
 	const n = 12
-	out := t.TempDir()
-	prompt := goldenPrompt(t, shared.Path(t, "fixtures/hf/gpt2-tiny"))
 	models := map[string]string{
 		"block-llama": blockModel(t, "llama"), "block-qwen2": blockModel(t, "qwen2"),
 		"gpt2-tiny": sharpened(t, shared.Path(t, "fixtures/hf/gpt2-tiny")),
@@ -246,18 +232,14 @@ func TestLlamaCppGreedyMatchesGolemGGUF(t *testing.T) {
 		}
 		for _, typ := range types {
 			f := filepath.Join(out, name+"-"+typ.String()+".gguf")
-			if _, err := Folder(dir, f, Options{Type: typ}); err != nil {
-				t.Fatal(err)
-			}
+			exportTo(t, dir, f, typ)
 			files = append(files, f)
 		}
 		if name == "gpt2-tiny" {
 			continue
 		}
 		f32 := filepath.Join(out, name+"-F32.gguf")
-		if _, err := Folder(dir, f32, Options{Type: gguf.F32}); err != nil {
-			t.Fatal(err)
-		}
+		exportTo(t, dir, f32, gguf.F32)
 		for _, typ := range []string{"q8_0", "q4_0"} {
 			f := filepath.Join(out, name+"-llama.cpp-"+typ+".gguf")
 			llamaQuantize(t, f32, f, typ)
@@ -316,31 +298,22 @@ func compareGreedy(t *testing.T, node string, n int, prompt []int, files []strin
 		if r.Error != "" || len(r.Tokens) != n {
 			t.Fatalf("%s: llama.cpp: %q, %d tokens", base, r.Error, len(r.Tokens))
 		}
-		m, err := gpt.Load(cpu.New(), f)
-		if err != nil {
-			t.Fatal(err)
-		}
+		m := loadModel(t, cpu.New(), f)
 		if strings.Contains(f, "llama.cpp") && len(m.Quantized()) == 0 {
 			t.Errorf("%s: no matrix kept quantized", base)
 		}
-		got, err := generate.Tokens(m, [][]int{prompt}, generate.Options{MaxTokens: n}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		got := greedy(t, m, prompt, n)
 		agree := 0
-		for agree < n && got[0][agree] == r.Tokens[agree] {
+		for agree < n && got[agree] == r.Tokens[agree] {
 			agree++
 		}
 		worst := gap(m, r.Tokens)
-		t.Logf("%s: llama.cpp %v, golem %v: first %d of %d agree; llama.cpp's picks within %.2g of golem's best", base, r.Tokens, got[0], agree, n, worst)
+		t.Logf("%s: llama.cpp %v, golem %v: first %d of %d agree; llama.cpp's picks within %.2g of golem's best", base, r.Tokens, got, agree, n, worst)
 		if worst > bound {
 			t.Errorf("%s: llama.cpp picks a token %.3g of the logit range below golem's best (bound %g)", base, worst, bound)
 		}
 		if exact > 0 {
-			fm, err := gpt.Load(plainBackend{cpu.New()}, f)
-			if err != nil {
-				t.Fatal(err)
-			}
+			fm := loadModel(t, plainBackend{cpu.New()}, f)
 			w := gap(fm, r.Tokens)
 			t.Logf("%s: golem in float32: llama.cpp's picks within %.2g of its best", base, w)
 			if w > exact {
@@ -368,10 +341,8 @@ func compareGreedy(t *testing.T, node string, n int, prompt []int, files []strin
 // the near-ties of these random models (measured: up to 3.1%, and the
 // same 12 tokens as llama.cpp in 4 of these 10 files).
 func TestLlamaCppKQuants(t *testing.T) {
-	node := needLlamaCpp(t)
+	node, out, prompt := llamaCppTest(t)
 	const n = 12
-	out := t.TempDir()
-	prompt := goldenPrompt(t, shared.Path(t, "fixtures/hf/gpt2-tiny"))
 	models := map[string]string{
 		"llama-256": sizedModel(t, "llama", 4, 256, 512), "qwen2-256": sizedModel(t, "qwen2", 4, 256, 512),
 		"qwen2-320": sizedModel(t, "qwen2", 10, 320, 512),
@@ -380,9 +351,7 @@ func TestLlamaCppKQuants(t *testing.T) {
 	seen := map[gguf.TensorType]int{}
 	for name, dir := range models {
 		f32 := filepath.Join(out, name+"-F32.gguf")
-		if _, err := Folder(dir, f32, Options{Type: gguf.F32}); err != nil {
-			t.Fatal(err)
-		}
+		exportTo(t, dir, f32, gguf.F32)
 		types := map[string][]string{
 			"llama-256": {"q4_k_m", "q5_k_m", "q3_k_m", "q2_k"},
 			"qwen2-256": {"q4_k_m", "q6_k"},

@@ -99,13 +99,11 @@ func TestGGUFLoadsAsFolder(t *testing.T) {
 	out := t.TempDir()
 	be := cpu.New()
 	for _, md := range models {
-		ref, err := gpt.Load(be, md.dir)
-		if err != nil {
-			t.Fatal(err)
-		}
+		ref := loadModel(t, be, md.dir)
 		want := testmodels.Logits(ref, prompt)
 		var wantTok *tokenizer.Tokenizer
 		if !strings.HasPrefix(md.name, "block-") {
+			var err error
 			if wantTok, err = tokenizer.Load(md.dir); err != nil {
 				t.Fatal(err)
 			}
@@ -128,10 +126,7 @@ func TestGGUFLoadsAsFolder(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			m, err := gpt.Load(be, file)
-			if err != nil {
-				t.Fatalf("%s: %v", file, err)
-			}
+			m := loadModel(t, be, file)
 			// (BOS and EOS may come from tokenizer_config.json's tokens.)
 			mc, rc := m.Config, ref.Config
 			mc.BOS, mc.EOS, rc.BOS, rc.EOS = 0, 0, 0, 0
@@ -166,18 +161,10 @@ func TestGGUFLoadsAsFolder(t *testing.T) {
 func TestGGUFLoadsWithoutQuantized(t *testing.T) {
 	dir := blockModel(t, "qwen2")
 	file := filepath.Join(t.TempDir(), "m.gguf")
-	if _, err := Folder(dir, file, Options{Type: gguf.Q4_0}); err != nil {
-		t.Fatal(err)
-	}
+	exportTo(t, dir, file, gguf.Q4_0)
 	prompt := []int{15496, 11, 616, 3290, 318}
-	q, err := gpt.Load(cpu.New(), file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := gpt.Load(plainBackend{cpu.New()}, file)
-	if err != nil {
-		t.Fatal(err)
-	}
+	q := loadModel(t, cpu.New(), file)
+	f := loadModel(t, plainBackend{cpu.New()}, file)
 	if len(f.Quantized()) != 0 || len(q.Quantized()) == 0 {
 		t.Fatalf("quantized parameters: %d without the ability, %d with it", len(f.Quantized()), len(q.Quantized()))
 	}
@@ -199,14 +186,8 @@ func TestKeepBF16(t *testing.T) {
 	for _, name := range []string{"gpt2-tiny", "llama-tiny", "qwen2-tiny"} {
 		dir := shared.Path(t, "fixtures/hf/"+name)
 		prompt := goldenPrompt(t, dir)
-		ref, err := gpt.Load(be, dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, err := gpt.Load(be, dir)
-		if err != nil {
-			t.Fatal(err)
-		}
+		ref := loadModel(t, be, dir)
+		m := loadModel(t, be, dir)
 		bytes := func() (n int) {
 			for _, p := range m.Params() {
 				if q, ok := be.QuantOf(p.Tensor.Buffer()); ok && q == backend.BF16 {
@@ -243,14 +224,9 @@ func TestKeepBF16(t *testing.T) {
 func TestLoadBF16GGUF(t *testing.T) {
 	for _, name := range []string{"gpt2-tiny", "llama-tiny"} {
 		file := filepath.Join(t.TempDir(), "m.gguf")
-		if _, err := Folder(shared.Path(t, "fixtures/hf/"+name), file, Options{Type: gguf.F32}); err != nil {
-			t.Fatal(err)
-		}
+		exportTo(t, shared.Path(t, "fixtures/hf/"+name), file, gguf.F32)
 		old := cpu.New()
-		ref, err := gpt.Load(old, file)
-		if err != nil {
-			t.Fatal(err)
-		}
+		ref := loadModel(t, old, file)
 		if _, err := ref.KeepBF16(); err != nil {
 			t.Fatal(err)
 		}

@@ -140,8 +140,8 @@ func (m *Model) readBF16(st *safetensors.Model, where string) (map[string]bool, 
 			if vals, _, err = st.Float32(name); err != nil {
 				return nil, fmt.Errorf("gpt: %w", err)
 			}
-			if i := weights.NonFinite(vals); i >= 0 {
-				return nil, fmt.Errorf("gpt: %s: tensor %q: element %d is %g; NaN or infinite weights are refused", where, name, i, vals[i])
+			if err := weights.Finite(vals, where, name); err != nil {
+				return nil, fmt.Errorf("gpt: %w", err)
 			}
 			err = setBF16(qb, l, outIn(l.Linear, vals))
 		}

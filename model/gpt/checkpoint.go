@@ -84,7 +84,7 @@ func load(be backend.Backend, dir string, score, bf16 bool) (*Model, *nn.Linear,
 	// the buffers some checkpoints carry, the biases of a model without and
 	// the matrices read already.
 	if err := fillParams(st, ps, dir, func(n string) bool {
-		return kept[n] || n == "lm_head.weight" || isBuffer(n) || (noBias && strings.HasSuffix(n, ".bias"))
+		return kept[n] || n == "lm_head.weight" || IsBuffer(n) || (noBias && strings.HasSuffix(n, ".bias"))
 	}); err != nil {
 		return nil, nil, err
 	}
@@ -181,8 +181,10 @@ func fillParams(st weights.Source, params []nn.Named, where string, extra func(n
 	return nil
 }
 
-// isBuffer reports non-parameter tensors some checkpoints carry.
-func isBuffer(name string) bool {
+// IsBuffer reports non-parameter tensors some checkpoints carry (GPT-2's
+// attention masks, RoPE's inverse frequencies): Load and gguf/export pass
+// them over.
+func IsBuffer(name string) bool {
 	return filepath.Ext(name) == ".masked_bias" || filepath.Ext(name) == ".inv_freq" || (len(name) > 10 && name[len(name)-10:] == ".attn.bias")
 }
 

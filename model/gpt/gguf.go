@@ -194,24 +194,27 @@ func ropeScalingFromGGUF(f *gguf.File, c *Config) (*llama.RopeScaling, error) {
 }
 
 // GGUFTensor is a tensor of a GGUF model file: its name there (llama.cpp's),
-// its ggml dims (innermost first) as the config says they are, its
-// parameter here and its layout change.
+// its ggml dims (innermost first) as the config says they are, the
+// parameter it holds (Param: golem's name, the Hugging Face checkpoint's)
+// and the layout change between the two (ToGGUF, FromGGUF).
 type GGUFTensor struct {
 	Name  string
+	Param string
 	Dims  []int64
-	param string
 	rope  int  // heads whose rows are permuted (Llama's q and k), 0 for none
-	conv  bool // GPT-2's Conv1D weight: transposed when float
+	hd    int  // the head size, with rope
+	conv  bool // GPT-2's Conv1D weight: [in, out] in the checkpoint
 }
 
 // GGUFTensors lists the tensors a GGUF file of a model of config c holds,
-// in the order golem export writes them.
+// in the order golem export writes them: the one map between golem's (Hugging
+// Face's) tensor names and llama.cpp's, which LoadGGUF reads a file by and
+// gguf/export writes one by.
 func GGUFTensors(c *Config) []GGUFTensor {
-	// ggufTensors lists the tensors a GGUF file of config c holds.
 	H, F, V, hd := int64(c.Hidden), int64(c.Intermediate), int64(c.Vocab), int64(c.HeadDim())
 	Q, KV := int64(c.Heads)*hd, int64(c.KVHeads)*hd
 	var ts []GGUFTensor
-	add := func(g, p string, dims ...int64) { ts = append(ts, GGUFTensor{Name: g, param: p, Dims: dims}) }
+	add := func(g, p string, dims ...int64) { ts = append(ts, GGUFTensor{Name: g, Param: p, Dims: dims}) }
 	last := func() *GGUFTensor { return &ts[len(ts)-1] }
 	switch c.Arch {
 	case "gpt2":
@@ -245,23 +248,30 @@ func GGUFTensors(c *Config) []GGUFTensor {
 		}
 	default:
 		add("token_embd.weight", "model.embed_tokens.weight", H, V)
+		ends := []string{".weight"}
+		if c.Bias {
+			ends = append(ends, ".bias")
+		}
 		for l := range c.Layers {
 			b, h := fmt.Sprintf("blk.%d.", l), fmt.Sprintf("model.layers.%d.", l)
 			add(b+"attn_norm.weight", h+"input_layernorm.weight", H)
-			for _, x := range []struct {
-				g, p  string
-				out   int64
-				heads int
-			}{{"attn_q", "q_proj", Q, c.Heads}, {"attn_k", "k_proj", KV, c.KVHeads}, {"attn_v", "v_proj", KV, 0}} {
-				heads := 0
-				if c.Arch == "llama" {
-					heads = x.heads
-				}
-				add(b+x.g+".weight", h+"self_attn."+x.p+".weight", H, x.out)
-				last().rope = heads
-				if c.Bias {
-					add(b+x.g+".bias", h+"self_attn."+x.p+".bias", x.out)
-					last().rope = heads
+			for _, end := range ends {
+				for _, x := range []struct {
+					g, p  string
+					out   int64
+					heads int
+				}{{"attn_q", "q_proj", Q, c.Heads}, {"attn_k", "k_proj", KV, c.KVHeads}, {"attn_v", "v_proj", KV, 0}} {
+					dims := []int64{H, x.out}
+					if end == ".bias" {
+						dims = dims[1:]
+					}
+					add(b+x.g+end, h+"self_attn."+x.p+end, dims...)
+					// llama.cpp runs Llama's RoPE on adjacent pairs,
+					// transformers on halves; Qwen2's is NEOX (halves) in
+					// both.
+					if c.Arch != "qwen2" {
+						last().rope, last().hd = x.heads, int(hd)
+					}
 				}
 			}
 			add(b+"attn_output.weight", h+"self_attn.o_proj.weight", Q, H)
@@ -276,6 +286,41 @@ func GGUFTensors(c *Config) []GGUFTensor {
 		add("output.weight", "lm_head.weight", H, V)
 	}
 	return ts
+}
+
+// Shape is the tensor's shape in the checkpoint (row-major): a Conv1D
+// weight's [in, out], the others' ggml dims reversed.
+func (t GGUFTensor) Shape() []int {
+	s := make([]int, len(t.Dims))
+	for i, d := range t.Dims {
+		s[len(s)-1-i] = int(d)
+	}
+	if t.conv {
+		s[0], s[1] = s[1], s[0]
+	}
+	return s
+}
+
+// ToGGUF changes x, the tensor's values as the checkpoint holds them, to
+// llama.cpp's layout, as convert_hf_to_gguf.py does: Llama's q and k rows
+// from halves to adjacent RoPE pairs (LlamaModel.permute), GPT-2's Conv1D
+// weights transposed to [out, in]. FromGGUF undoes it.
+func (t GGUFTensor) ToGGUF(x []float32) []float32 { return t.layout(x, false) }
+
+// FromGGUF changes x, the tensor's values in a GGUF file, back to the
+// checkpoint's layout.
+func (t GGUFTensor) FromGGUF(x []float32) []float32 { return t.layout(x, true) }
+
+func (t GGUFTensor) layout(x []float32, back bool) []float32 {
+	switch {
+	case t.conv && back:
+		return gguf.Transpose(x, int(t.Dims[1]), int(t.Dims[0]))
+	case t.conv:
+		return gguf.Transpose(x, int(t.Dims[0]), int(t.Dims[1]))
+	case t.rope > 0: // rows of Dims[0] values, or of one (a bias)
+		return gguf.PermuteRoPE(x, t.rope, t.hd, len(x)/int(t.Dims[len(t.Dims)-1]), back)
+	}
+	return x
 }
 
 // LoadGGUF reads a GGUF model file. The config comes from the metadata
@@ -352,21 +397,20 @@ func loadGGUF(be backend.Backend, path string, bf16 bool) (*Model, error) {
 	if m.Head != nil {
 		linears["lm_head.weight"] = m.Head
 	}
-	embeds := map[string]*nn.Embedding{"model.embed_tokens.weight": m.Embed}
-	if c.Arch == "gpt2" {
-		embeds = map[string]*nn.Embedding{"transformer.wte.weight": m.Embed, "transformer.wpe.weight": m.Pos}
+	embeds := map[*tensor.Tensor]*nn.Embedding{m.Embed.Weight: m.Embed}
+	if m.Pos != nil {
+		embeds[m.Pos.Weight] = m.Pos
 	}
 	qb, canQuant := be.(backend.Quantized)
 	if bf16 && !canQuant {
 		_, err := bf16Backend(be)
 		return nil, err
 	}
-	hd := c.HeadDim()
 	for _, t := range want {
 		info, _ := f.Tensor(t.Name)
 		qt := map[gguf.TensorType]backend.QuantType{gguf.Q8_0: backend.Q8_0, gguf.Q4_0: backend.Q4_0, gguf.F16: backend.F16, gguf.BF16: backend.BF16}[info.Type]
-		l, isLinear := linears[t.param]
-		e, isEmbed := embeds[t.param]
+		l, isLinear := linears[t.Param]
+		e, isEmbed := embeds[params[t.Param]]
 		if canQuant && (isLinear || isEmbed) && (qt != 0 || requantized(info.Type)) {
 			rows, cols := int(t.Dims[1]), int(t.Dims[0])
 			raw, _, err := f.Raw(t.Name)
@@ -384,7 +428,7 @@ func loadGGUF(be backend.Backend, path string, bf16 bool) (*Model, error) {
 				qt = backend.Q8_0
 			}
 			if t.rope > 0 {
-				raw = gguf.PermuteRoPE(raw, t.rope, hd, cols/qt.BlockSize()*qt.BlockBytes(), true)
+				raw = gguf.PermuteRoPE(raw, t.rope, t.hd, cols/qt.BlockSize()*qt.BlockBytes(), true)
 			}
 			buf, err := qb.UploadQuant(qt, rows, cols, raw)
 			if err != nil {
@@ -399,20 +443,23 @@ func loadGGUF(be backend.Backend, path string, bf16 bool) (*Model, error) {
 			}
 			continue
 		}
-		data, err := ggufFloats(f, path, t, hd)
+		data, _, err := f.Float32(t.Name)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("gpt: %w", err)
 		}
-		if bf16 && isLinear { // data is [out, in]
-			if err := setBF16(qb, nn.NamedLinear{Name: strings.TrimSuffix(t.param, ".weight"), Linear: l}, data); err != nil {
+		if err := weights.Finite(data, path, t.Name); err != nil {
+			return nil, fmt.Errorf("gpt: %w", err)
+		}
+		if bf16 && isLinear { // llama.cpp's [out, in], Llama's q and k rows permuted back
+			if !t.conv {
+				data = t.FromGGUF(data)
+			}
+			if err := setBF16(qb, nn.NamedLinear{Name: strings.TrimSuffix(t.Param, ".weight"), Linear: l}, data); err != nil {
 				return nil, fmt.Errorf("gpt: %s: %w", path, err)
 			}
 			continue
 		}
-		if t.conv {
-			data = gguf.Transpose(data, int(t.Dims[1]), int(t.Dims[0]))
-		}
-		params[t.param].Set(data)
+		params[t.Param].Set(t.FromGGUF(data))
 	}
 	for _, p := range m.Params() {
 		if p.Tensor.Buffer() == nil {
@@ -429,26 +476,6 @@ func loadGGUF(be backend.Backend, path string, bf16 bool) (*Model, error) {
 // small fraction of theirs.
 func requantized(t gguf.TensorType) bool {
 	return t.BlockSize() > 1 && t != gguf.Q8_0 && t != gguf.Q4_0
-}
-
-// ggufFloats returns tensor t's values as float32 in golem's row order
-// (Llama's q and k rows permuted back), refusing NaN or infinite ones.
-func ggufFloats(f *gguf.File, path string, t GGUFTensor, hd int) ([]float32, error) {
-	data, _, err := f.Float32(t.Name)
-	if err != nil {
-		return nil, fmt.Errorf("gpt: %w", err)
-	}
-	if i := weights.NonFinite(data); i >= 0 {
-		return nil, fmt.Errorf("gpt: %s: tensor %q: element %d is %g; NaN or infinite weights are refused", path, t.Name, i, data[i])
-	}
-	if t.rope > 0 {
-		row := 1
-		if len(t.Dims) == 2 {
-			row = int(t.Dims[0])
-		}
-		data = gguf.PermuteRoPE(data, t.rope, hd, row, true)
-	}
-	return data, nil
 }
 
 // ggufSizes names the metadata a tensor's dims are checked against.

@@ -44,8 +44,8 @@ func Fill(st Source, params []nn.Named, where string, extra func(name string) bo
 		if err != nil {
 			return err
 		}
-		if i := NonFinite(data); i >= 0 {
-			return fmt.Errorf("%s: tensor %q: element %d is %g; NaN or infinite weights are refused", where, p.Name, i, data[i])
+		if err := Finite(data, where, p.Name); err != nil {
+			return err
 		}
 		p.Tensor.Set(data)
 	}
@@ -70,14 +70,15 @@ func Check(st Source, name string, shape []int, where string) error {
 	return nil
 }
 
-// NonFinite returns the index of the first NaN or infinity in v, or -1.
-func NonFinite(v []float32) int {
-	for i, x := range v {
+// Finite refuses data, the values of the tensor name, when one is NaN or
+// infinite, naming it; the error starts with where (the file or folder).
+func Finite(data []float32, where, name string) error {
+	for i, x := range data {
 		if x-x != 0 { // NaN and ±Inf; one subtraction is cheaper than two calls
-			return i
+			return fmt.Errorf("%s: tensor %q: element %d is %g; NaN or infinite weights are refused", where, name, i, x)
 		}
 	}
-	return -1
+	return nil
 }
 
 // Save writes named tensors as one safetensors file (atomically).
