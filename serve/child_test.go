@@ -62,7 +62,7 @@ func runChild() int {
 func spawnChild(t *testing.T, model, dsn string, stderr io.Writer, env ...string) (*exec.Cmd, string) {
 	t.Helper()
 	addrFile := filepath.Join(t.TempDir(), "addr")
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd := exec.Command(os.Args[0], "-test.run=^$", fmt.Sprintf("-test.short=%t", testing.Short()))
 	cmd.Env = append(os.Environ(), childEnv+"=1", "GOLEM_SERVE_TEST_DB="+dsn,
 		"GOLEM_SERVE_TEST_MODEL="+model, "GOLEM_SERVE_TEST_ADDR="+addrFile)
 	cmd.Env = append(cmd.Env, env...)

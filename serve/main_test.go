@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"github.com/golem-ml/golem/model/llama"
 	"github.com/golem-ml/golem/model/llava"
 	"github.com/golem-ml/golem/model/vit"
+	"github.com/golem-ml/golem/store"
 	"github.com/golem-ml/golem/tensor"
 	"github.com/golem-ml/golem/tokenizer"
 )
@@ -26,6 +28,13 @@ var modelDirs = map[string]string{}
 var testDir string
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		// Argon2id at 64 KiB and 1 pass for the accounts made and the
+		// logins, as store's short tests hash: OWASP's cost was a third of
+		// the package's CPU. The full run hashes at OWASP's.
+		store.CheapPasswordsForTests()
+	}
 	if os.Getenv(childEnv) != "" {
 		os.Exit(runChild())
 	}

@@ -333,11 +333,20 @@ func TestReloadNeverMixesWeights(t *testing.T) {
 	defer cancel()
 	go e.Watch(ctx, 10*time.Millisecond, func(string, ...any) {})
 
-	stop := time.Now().Add(3 * time.Second)
+	// 3 s of rewrites, longer (up to 30 s) until two reloads were seen:
+	// on a loaded machine a reload can take most of 3 s.
+	start := time.Now()
+	stop, done := start.Add(30*time.Second), make(chan struct{})
 	copyErr := make(chan error, 1)
 	go func() {
 		path := filepath.Join(dir, safetensors.ModelFile)
-		for i := 1; time.Now().Before(stop); i++ {
+		for i := 1; ; i++ {
+			select {
+			case <-done:
+				copyErr <- nil
+				return
+			default:
+			}
 			data := [][]byte{a, b}[i%2]
 			if err := rewriteInPlace(path, data); err != nil {
 				copyErr <- err
@@ -349,11 +358,10 @@ func TestReloadNeverMixesWeights(t *testing.T) {
 			}
 			time.Sleep(pause)
 		}
-		copyErr <- nil
 	}()
 	seen := map[*Weights]bool{w: true}
 	loads := [2]int{}
-	for time.Now().Before(stop) {
+	for time.Now().Before(stop) && (time.Since(start) < 3*time.Second || loads[0]+loads[1] < 2) {
 		w := e.Weights()
 		if seen[w] {
 			time.Sleep(time.Millisecond)
@@ -376,6 +384,7 @@ func TestReloadNeverMixesWeights(t *testing.T) {
 		}
 		loads[which]++
 	}
+	close(done)
 	if err := <-copyErr; err != nil {
 		t.Fatal(err)
 	}

@@ -1093,7 +1093,7 @@ func TestMain(m *testing.M) {
 		// Argon2id at 64 KiB and 1 pass, the same code: OWASP's cost was
 		// two thirds of the package's CPU. TestArgon2Bounded and the full
 		// run hash at OWASP's.
-		argonTime, argonMemory = 1, 64
+		CheapPasswordsForTests()
 	}
 	os.Exit(m.Run())
 }

@@ -280,9 +280,23 @@ const (
 )
 
 // argonTime and argonMemory are the cost of new hashes: OWASP's, which
-// store's short tests lower (TestMain; a hash records its cost, so any
-// verifies).
+// the short tests of store and serve lower (CheapPasswordsForTests; a hash
+// records its cost, so any verifies).
 var argonTime, argonMemory uint32 = owaspTime, owaspMemory
+
+// CheapPasswordsForTests makes new password hashes Argon2id at 64 KiB and 1
+// pass instead of OWASP's 19 MiB and 2, about 200 times cheaper, until
+// the returned func restores OWASP's cost. It is for tests' short tiers
+// only (the TestMain of store and serve call it under -short: OWASP's cost
+// was two thirds of store's CPU and a third of serve's): hashes made
+// under it are cheap to guess. A hash records its cost, so hashes of
+// either cost verify under the other. Not safe to call while passwords
+// are being hashed.
+func CheapPasswordsForTests() (restore func()) {
+	t, m := argonTime, argonMemory
+	argonTime, argonMemory = 1, 64
+	return func() { argonTime, argonMemory = t, m }
+}
 
 // dummyHash is checked against when a username is unknown, so that a wrong
 // username takes as long as a wrong password.

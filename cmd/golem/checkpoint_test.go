@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io/fs"
 	"math"
@@ -24,6 +25,7 @@ import (
 	"time"
 
 	"github.com/golem-ml/golem/safetensors"
+	"github.com/golem-ml/golem/store"
 )
 
 // TestMain runs the command itself when the test binary is started with
@@ -33,6 +35,11 @@ func TestMain(m *testing.M) {
 		os.Args = append([]string{"golem"}, os.Args[1:]...)
 		main()
 		os.Exit(0)
+	}
+	flag.Parse()
+	if testing.Short() {
+		// TestUsersCommands' accounts hashed as store's short tests hash.
+		store.CheapPasswordsForTests()
 	}
 	code := m.Run()
 	if fix != nil {

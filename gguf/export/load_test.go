@@ -1,10 +1,12 @@
 package export
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/golem-ml/golem/internal/testmodels"
@@ -36,11 +38,42 @@ func sizedModel(t *testing.T, arch string, heads, hidden, inter int) string {
 	return sizedModelWith(t, arch, heads, hidden, inter, nil)
 }
 
+// madeModels are the folders sizedModel made, by their arguments, made
+// once per test binary (TestMain removes madeRoot): the tests only read
+// them, and each of the seven a short run asks for took 0.2 s of CPU.
+var (
+	madeMu     sync.Mutex
+	madeModels = map[string]string{}
+	madeRoot   string
+)
+
 // sizedModelWith is sizedModel with its config changed by edit first.
 func sizedModelWith(t *testing.T, arch string, heads, hidden, inter int, edit func(*gpt.Config)) string {
 	t.Helper()
 	src := shared.Path(t, "fixtures/hf/"+arch+"-tiny")
-	dir := t.TempDir()
+	dir := ""
+	if edit != nil {
+		dir = t.TempDir()
+	} else {
+		madeMu.Lock()
+		defer madeMu.Unlock()
+		key := fmt.Sprintf("%s-%d-%d-%d", arch, heads, hidden, inter)
+		if d, ok := madeModels[key]; ok {
+			return d
+		}
+		if madeRoot == "" {
+			var err error
+			if madeRoot, err = os.MkdirTemp("", "golem-export-test-"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		dir = filepath.Join(madeRoot, key)
+		defer func() {
+			if !t.Failed() {
+				madeModels[key] = dir
+			}
+		}()
+	}
 	c := gpt.Config{Arch: arch, Vocab: 50257, Context: 64, Layers: 2, Heads: heads, KVHeads: heads / 2, Hidden: hidden,
 		Intermediate: inter, Eps: 1e-5, RopeTheta: 10000, Bias: arch == "qwen2", Tied: arch == "qwen2", BOS: -1, EOS: -1}
 	if edit != nil {
@@ -75,6 +108,14 @@ func sizedModelWith(t *testing.T, arch string, heads, hidden, inter int, edit fu
 		}
 	}
 	return dir
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if madeRoot != "" {
+		os.RemoveAll(madeRoot)
+	}
+	os.Exit(code)
 }
 
 // A GGUF file golem exports loads back as the model it came from: F32
