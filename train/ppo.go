@@ -63,7 +63,8 @@ type PPOOptions struct {
 	// policy with its adapters off) and on the value model, whose backbone
 	// is the reward model's own, shared (the reward is that backbone with
 	// the adapters off and the reward model's head): Out/value is a PEFT
-	// SEQ_CLS adapter over Reward, the value head as modules_to_save. No
+	// SEQ_CLS adapter over Reward, the value head as modules_to_save (over
+	// a LLaVA reward model, as golem reward --lora-r writes one). No
 	// EMA is kept (an average of the adapters' A and B is not one of their
 	// product B A). Merge also writes the merged policy to Out/merged.
 	LoRA  *gpt.LoRAConfig
@@ -216,14 +217,7 @@ func PPO(ctx context.Context, o PPOOptions) (Result, error) {
 			return Result{}, fmt.Errorf("ppo: --reward: %w", err)
 		}
 		t.rm = t.vlm.rm.Score
-		valueFrom := o.Reward
-		if cfg.Resume {
-			valueFrom = filepath.Join(cfg.Out, "value")
-		}
-		if err := t.vlm.loadValue(o.Backend, valueFrom); err != nil {
-			return Result{}, err
-		}
-		t.value = t.vlm.value.Score
+		freeze(t.vlm.rm.Params()) // its tower and projector too: the value model's, with LoRA
 	} else if t.rm, err = gpt.LoadScorer(o.Backend, o.Reward); err != nil {
 		return Result{}, fmt.Errorf("ppo: --reward: %w", err)
 	}
@@ -238,10 +232,8 @@ func PPO(ctx context.Context, o PPOOptions) (Result, error) {
 	if t.rm.Config.Vocab != t.policy.Config.Vocab {
 		return Result{}, fmt.Errorf("ppo: the reward model has a vocabulary of %d, the policy %d", t.rm.Config.Vocab, t.policy.Config.Vocab)
 	}
-	if t.vlm == nil {
-		if err := t.loadValue(cfg); err != nil {
-			return Result{}, err
-		}
+	if err := t.loadValue(cfg); err != nil {
+		return Result{}, err
 	}
 	emaFrom := o.Policy
 	if cfg.Resume {
@@ -321,12 +313,22 @@ func PPO(ctx context.Context, o PPOOptions) (Result, error) {
 // on resume) as a copy of its own; with LoRA, adapters and a copy of the
 // reward model's head over the reward model's backbone, shared (rm is
 // then that backbone with the adapters off), or Out/value's on resume.
+// A LLaVA reward model's value model is so too: with LoRA, it shares the
+// reward model's tower, projector and language model (all frozen), the
+// adapters on the language model.
 func (t *ppoTask) loadValue(cfg Config) error {
 	o := &t.o
 	if o.LoRA == nil {
 		from := o.Reward
 		if cfg.Resume {
 			from = filepath.Join(cfg.Out, "value")
+		}
+		if t.vlm != nil {
+			if err := t.vlm.loadValue(o.Backend, from); err != nil {
+				return err
+			}
+			t.value = t.vlm.value.Score
+			return nil
 		}
 		var err error
 		if t.value, err = gpt.LoadScorer(o.Backend, from); err != nil {
@@ -348,8 +350,13 @@ func (t *ppoTask) loadValue(cfg Config) error {
 	w := t.rm.Score.Weight
 	t.value = &gpt.Scorer{Model: t.rm.Model, Bias: t.rm.Bias,
 		Score: &nn.Linear{Weight: tensor.FromHost(w.Backend(), w.Host(), w.Shape()...).SetRequiresGrad(true)}}
+	apply := t.value.ApplyAdapter
+	if t.vlm != nil {
+		t.vlm.value = &llava.Scorer{Model: t.vlm.rm.Model, Score: t.value}
+		apply = t.vlm.value.ApplyAdapter
+	}
 	if cfg.Resume {
-		if err := t.value.ApplyAdapter(filepath.Join(cfg.Out, "value")); err != nil {
+		if err := apply(filepath.Join(cfg.Out, "value")); err != nil {
 			return fmt.Errorf("ppo: --resume: value model: %w", err)
 		}
 		for _, md := range t.value.Modules() {
@@ -367,10 +374,9 @@ func (t *ppoTask) loadValue(cfg Config) error {
 }
 
 // valueLoRA reports whether the value model trains through LoRA adapters
-// on the reward model's backbone: with LoRA on a text policy. A LLaVA
-// policy's value model is a LLaVA reward model's copy, trained whole
-// whatever the policy's LoRA.
-func (t *ppoTask) valueLoRA() bool { return t.o.LoRA != nil && t.vlm == nil }
+// on the reward model's backbone: with LoRA, on a text policy or a LLaVA
+// one alike.
+func (t *ppoTask) valueLoRA() bool { return t.o.LoRA != nil }
 
 // valueParams is what trains of the value model: all of it, or with LoRA
 // its adapters and its head.
@@ -767,34 +773,49 @@ func (t *ppoTask) saveModels(dir string) error {
 	if err := t.lm.save(dir); err != nil {
 		return err
 	}
-	if t.vlm != nil {
-		return t.vlm.save(dir, t.tok, t.policy.Config.Context)
+	if err := t.saveValue(filepath.Join(dir, "value")); err != nil {
+		return err
 	}
-	vdir := filepath.Join(dir, "value")
-	if !t.valueLoRA() {
-		if err := saveScorer(vdir, t.value, t.tok); err != nil {
+	switch edir := filepath.Join(dir, "ema"); {
+	case t.vlm != nil && t.vlm.ema != nil:
+		if err := t.vlm.ema.Save(edir); err != nil {
 			return err
 		}
-	} else {
-		if err := t.value.SaveLoRA(vdir, *t.o.LoRA, relBase(filepath.Join(t.out, "value"), t.o.Reward)); err != nil {
-			return err
-		}
-		if err := t.tok.SaveForModel(vdir, t.value.Config.Context); err != nil {
-			return err
-		}
-	}
-	if t.ema != nil {
-		if err := saveModel(filepath.Join(dir, "ema"), t.ema, t.tok); err != nil {
-			return err
-		}
+		return t.tok.SaveForModel(edir, t.policy.Config.Context)
+	case t.ema != nil:
+		return saveModel(edir, t.ema, t.tok)
 	}
 	return nil
 }
 
+// saveValue writes the value model into vdir with the tokenizer: whole
+// (a LLaVA folder for a LLaVA reward model's), or with LoRA a PEFT
+// SEQ_CLS adapter over the reward model (a LLaVA reward model's as
+// golem reward --lora-r writes one).
+func (t *ppoTask) saveValue(vdir string) error {
+	base := relBase(filepath.Join(t.out, "value"), t.o.Reward)
+	var err error
+	switch {
+	case t.vlm != nil && t.valueLoRA():
+		err = t.vlm.value.SaveLoRA(vdir, *t.o.LoRA, base)
+	case t.vlm != nil:
+		err = t.vlm.value.Save(vdir)
+	case t.valueLoRA():
+		err = t.value.SaveLoRA(vdir, *t.o.LoRA, base)
+	default:
+		return saveScorer(vdir, t.value, t.tok)
+	}
+	if err != nil {
+		return err
+	}
+	return t.tok.SaveForModel(vdir, t.value.Config.Context)
+}
+
 // ppoVLM is PPO on a vision-language model (model/llava): each model is
 // a LLaVA model's language model (the policy lm's, whole or with LoRA;
-// the reward and value models a LLaVA reward model's), its vision tower
-// and projector frozen, and each rollout row sees its prompt's image,
+// the reward and value models a LLaVA reward model's, with LoRA one
+// model: the value model its adapters and its head over the reward
+// model's, shared), its vision tower and projector frozen, and each rollout row sees its prompt's image,
 // through the input embeddings of that model (rowPrefixes) in sampling,
 // scoring and training alike.
 type ppoVLM struct {
@@ -805,8 +826,9 @@ type ppoVLM struct {
 	imgs      []*imagePrompt // each prompt's image and the text before it
 }
 
-// loadValue loads the value model to train from a LLaVA reward model
-// (from): its language model and head; the tower and projector stay.
+// loadValue loads the value model to train whole from a LLaVA reward
+// model (from): its language model and head; the tower and projector
+// stay (with LoRA, ppoTask.loadValue shares the reward model's instead).
 func (v *ppoVLM) loadValue(be backend.Backend, from string) error {
 	var err error
 	if v.value, err = llava.LoadScorer(be, from); err != nil {
@@ -852,25 +874,6 @@ func (v *ppoVLM) prompts(c *chat, ex []data.Example, model string) (int, error) 
 		v.ids, v.imgs = append(v.ids, ids), append(v.imgs, img)
 	}
 	return end[0], nil
-}
-
-// save writes the value model (OUT/value) and the EMA (OUT/ema) as LLaVA
-// folders with the tokenizer (lmTrainee.save writes the policy).
-func (v *ppoVLM) save(dir string, tok *tokenizer.Tokenizer, ctx int) error {
-	ms := map[string]interface{ Save(string) error }{"value": v.value}
-	if v.ema != nil {
-		ms["ema"] = v.ema
-	}
-	for sub, m := range ms {
-		d := filepath.Join(dir, sub)
-		if err := m.Save(d); err != nil {
-			return err
-		}
-		if err := tok.SaveForModel(d, ctx); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // of returns the LLaVA model around one of PPO's models: "policy",

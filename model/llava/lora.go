@@ -36,17 +36,33 @@ func (m *Model) SaveLoRA(dir string, c gpt.LoRAConfig, base string) error {
 }
 
 // adapterOf reads dir's adapter_config.json when it is a LoRA adapter over
-// a LLaVA folder; nil when dir is not an adapter folder or its base is
-// not a LLaVA model.
-func adapterOf(dir string) *gpt.Adapter {
+// a LLaVA folder, or a reward or value model's adapter over a LLaVA
+// reward model's adapter (PPO's value model over a reward model trained
+// with LoRA); nil when dir is not an adapter folder or its base is not a
+// LLaVA model.
+func adapterOf(dir string) *gpt.Adapter { return adapterAt(dir, 0) }
+
+// maxAdapterDepth bounds a chain of adapters over adapters (a loop of
+// base_model_name_or_path is no LLaVA adapter).
+const maxAdapterDepth = 8
+
+func adapterAt(dir string, depth int) *gpt.Adapter {
 	if !gpt.IsAdapter(dir) {
 		return nil
 	}
 	a, err := gpt.ReadAdapterConfig(dir)
-	if err != nil || !isFolder(a.Base) {
+	if err != nil {
 		return nil
 	}
-	return a
+	if isFolder(a.Base) {
+		return a
+	}
+	if a.Scorer && depth < maxAdapterDepth {
+		if b := adapterAt(a.Base, depth+1); b != nil && b.Scorer {
+			return a
+		}
+	}
+	return nil
 }
 
 // LoRA returns the adapter config of dir when it is a LoRA adapter over a

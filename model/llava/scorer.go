@@ -89,54 +89,94 @@ func LoadScorerLoRA(be backend.Backend, dir string) (*Scorer, gpt.LoRAConfig, er
 	return loadScorerAdapter(be, dir, true)
 }
 
-// loadScorerAdapter reads a reward model's adapter folder: the base's
-// LLaVA model with a score head, the adapters attached to its language
-// model and the head read from the adapter; with keep the adapters stay
-// attached, else they are merged into the weights.
+// loadScorerAdapter reads a reward or value model's adapter folder over
+// its base: a LLaVA model (with a score head, the adapter's), a LLaVA
+// reward model, or a reward model's adapter (merged into its base first:
+// PPO's value model's adapter over a reward model trained with LoRA). The
+// adapters are attached to the language model and the head is the
+// adapter's; with keep they stay attached, else they are merged into the
+// weights.
 func loadScorerAdapter(be backend.Backend, dir string, keep bool) (*Scorer, gpt.LoRAConfig, error) {
-	path := filepath.Join(dir, gpt.AdapterConfigFile)
 	a := adapterOf(dir)
 	if a == nil || !a.Scorer {
 		return nil, gpt.LoRAConfig{}, fmt.Errorf("llava: %s is not a reward model's LoRA adapter (SEQ_CLS) over a LLaVA folder", dir)
 	}
-	c, err := wrappedLoRA(a, path)
+	var s *Scorer
+	var err error
+	if IsScorer(a.Base) {
+		s, err = LoadScorer(be, a.Base)
+	} else {
+		var m *Model
+		if m, err = Load(be, a.Base); err == nil {
+			s = NewScorer(m, 0)
+		}
+	}
+	if err != nil {
+		return nil, gpt.LoRAConfig{}, fmt.Errorf("llava: adapter %s: base model: %w", dir, err)
+	}
+	c, err := s.apply(a, dir)
 	if err != nil {
 		return nil, c, err
 	}
-	m, err := Load(be, a.Base)
-	if err != nil {
-		return nil, c, fmt.Errorf("llava: adapter %s: base model: %w", dir, err)
+	if !keep {
+		s.Score.MergeLoRA()
 	}
-	s := NewScorer(m, 0)
+	s.FreezeVision()
+	return s, c, nil
+}
+
+// ApplyAdapter attaches the reward or value model's LoRA adapter in dir
+// (SaveLoRA) to s, whose language model must be the adapter's base's
+// without adapters: the adapters (trainable), the head and the offset
+// are the adapter's. PPO's value model over its LLaVA reward model's
+// backbone uses it: two heads, one copy of the weights.
+func (s *Scorer) ApplyAdapter(dir string) error {
+	a, err := gpt.ReadAdapterConfig(dir)
+	if err != nil {
+		return fmt.Errorf("llava: %w", err)
+	}
+	if a.Type != "LORA" || !a.Scorer {
+		return fmt.Errorf("llava: %s: a %s adapter, not a reward or value model's LoRA (SEQ_CLS with modules_to_save [\"score\"])", filepath.Join(dir, gpt.AdapterConfigFile), a.Type)
+	}
+	_, err = s.apply(a, dir)
+	return err
+}
+
+// apply attaches the LoRA adapter a, read from dir, to the scorer's
+// language model: its adapters, its head and its offset (0 when the file
+// has none).
+func (s *Scorer) apply(a *gpt.Adapter, dir string) (gpt.LoRAConfig, error) {
+	c, err := wrappedLoRA(a, filepath.Join(dir, gpt.AdapterConfigFile))
+	if err != nil {
+		return c, err
+	}
 	if _, err := s.Score.AttachLoRA(c, 0); err != nil {
-		return nil, c, fmt.Errorf("llava: %s: %w", dir, err)
+		return c, fmt.Errorf("llava: %s: %w", dir, err)
 	}
 	file := filepath.Join(dir, gpt.AdapterModelFile)
 	st, err := safetensors.Open(file)
 	if err != nil {
-		return nil, c, err
+		return c, err
 	}
 	defer st.Close()
 	var ps []nn.Named
 	for _, p := range s.Score.LoRAParams() {
 		ps = append(ps, nn.Named{Name: "base_model.model." + LMPrefix + strings.TrimPrefix(p.Name, "base_model.model."), Tensor: p.Tensor})
 	}
+	s.Score.Score.Weight.SetRequiresGrad(true)
 	ps = append(ps, nn.Named{Name: "base_model.model." + LMPrefix + "score.weight", Tensor: s.Score.Score.Weight})
 	if err := weights.Fill(st, ps, file, nil); err != nil {
-		return nil, c, fmt.Errorf("llava: %w", err)
+		return c, fmt.Errorf("llava: %w", err)
 	}
+	s.Score.Bias = 0
 	if v, ok := st.Metadata()["golem_reward_bias"]; ok {
 		b, err := strconv.ParseFloat(v, 32)
 		if err != nil {
-			return nil, c, fmt.Errorf("llava: %s: metadata golem_reward_bias %q: %w", file, v, err)
+			return c, fmt.Errorf("llava: %s: metadata golem_reward_bias %q: %w", file, v, err)
 		}
 		s.Score.Bias = float32(b)
 	}
-	if !keep {
-		s.Score.MergeLoRA()
-	}
-	m.FreezeVision()
-	return s, c, nil
+	return c, nil
 }
 
 // Save writes config.json and model.safetensors into dir, each
