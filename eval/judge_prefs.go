@@ -18,10 +18,12 @@ import (
 
 // PrefStats sums up ImagePrefs' run: the pairs written, the captions
 // that gave none (their samples all scored the same, or, with
-// PrefOptions.Dominant, no sample dominated another), the pairs of
-// different scores left out because the better-scored sample did not
-// dominate the other (Traded), and the annotator's mean score of every
-// sample, of the chosen and of the rejected ones.
+// PrefOptions.Pairs "dominant" or "exact", no sample dominated another),
+// the pairs of different scores left out because the better-scored
+// sample did not dominate the other (Traded; with "count", the pairs
+// whose lower-scored sample was chosen for its number of shapes), and the
+// annotator's mean score of every sample, of the chosen and of the
+// rejected ones.
 type PrefStats struct {
 	Pairs, Ties, Traded    int
 	Mean, Chosen, Rejected float64
@@ -38,12 +40,17 @@ type PrefOptions struct {
 	// number of objects, worse) and is better in its score or nearer the
 	// caption's number of objects; "exact", the dominant pairs whose
 	// chosen sample has as many objects as the caption states (where it
-	// states a number). "" is "all".
+	// states a number); "count", count first, as a person would judge
+	// one caption's drawings: the sample whose number of objects is
+	// nearer the caption's (CountOff) is chosen whatever its other marks,
+	// so one with the wrong number never beats one with the right number
+	// and extra shapes lose, and of two as near the higher score is. ""
+	// is "all".
 	Pairs string
 }
 
 // PairRules are PrefOptions.Pairs' values.
-var PairRules = []string{"exact", "dominant", "all"}
+var PairRules = []string{"exact", "dominant", "all", "count"}
 
 // imagePrefLine is a line of the preferences file: TRL's DPO fields
 // (vision.ImagePref) and the annotator's scores.
@@ -144,9 +151,30 @@ func ImagePrefs(m *dalle.Model, annotator *resnet.Grid, items []JudgeItem, o ima
 // sample's CountOff) and is better in its score or nearer the stated
 // number of objects, for "exact" only those whose chosen sample's
 // CountOff is 0; traded counts the pairs of different scores left out.
+// For "count" every pair of samples of different CountOffs, the nearer
+// chosen, and of the same CountOff and different scores, the higher
+// chosen; traded counts the pairs whose chosen sample has the lower score.
 func annotatorPairs(scores []float64, marks []Marks, off []int, rule string) (pairs [][2]int, traded int) {
-	if rule == "" || rule == "all" {
+	switch rule {
+	case "", "all":
 		return PreferencePairs(scores), 0
+	case "count":
+		for _, p := range PreferencePairs(scores) {
+			if off[p[0]] <= off[p[1]] {
+				pairs = append(pairs, p)
+			}
+		}
+		for i := range scores {
+			for j := range scores {
+				if off[i] < off[j] && scores[i] <= scores[j]+1e-9 {
+					pairs = append(pairs, [2]int{i, j})
+					if scores[i] < scores[j]-1e-9 {
+						traded++
+					}
+				}
+			}
+		}
+		return pairs, traded
 	}
 	keep := func(c, r int) bool {
 		return Dominates(marks[c], marks[r], off[c], off[r]) && (rule != "exact" || off[c] == 0)

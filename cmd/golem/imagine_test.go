@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -177,6 +178,49 @@ func TestImagineCommands(t *testing.T) {
 			t.Errorf("%s over %s: in the default prefs.jsonl, not an exact pair", l.Chosen, l.Rejected)
 		}
 	}
+	// --pairs count: of each caption's samples (the same draws), the one
+	// nearer the caption's number of shapes, as the annotator sees them,
+	// over the other, and of two as near the higher mean accuracy: every
+	// such pair and no other.
+	countDir := filepath.Join(dir, "prefs-count")
+	if stdout, stderr, code = runGolem(t, "imagine", "prefs", "--model", model, "--prompts", filepath.Join(world, "train.jsonl"), "--annotator", judge,
+		"--n", "4", "--limit", "6", "--pairs", "count", "--out-dir", countDir); code != 0 ||
+		!regexp.MustCompile(`^\d+ pairs from 6 captions \(4 samples each; \d captions gave none; in \d+ pairs the sample nearer the caption's number of shapes was chosen over a better-scored one;`).MatchString(lastLine(stdout)) {
+		t.Fatalf("imagine prefs --pairs count: exit %d\n%s%s", code, stdout, stderr)
+	}
+	var wantCount []prefLine
+	for j := range 6 {
+		it := make([]eval.JudgeItem, 4)
+		for i := range it {
+			it[i] = captions[j]
+			it[i].Image = filepath.Join(countDir, fmt.Sprintf("images/%06d-%d.png", j, i))
+		}
+		seen, err := eval.JudgeSeen(g, it, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := it[0].Stated()
+		off, score := make([]int, 4), make([]float64, 4)
+		for i := range it {
+			off[i], score[i] = eval.CountOff(it[i].Kind, st, seen[i]), eval.ScoreScene(it[i].Kind, st, seen[i]).MeanAcc()
+		}
+		for c := range 4 {
+			for r := range 4 {
+				if off[c] < off[r] || off[c] == off[r] && score[c] > score[r]+1e-9 {
+					wantCount = append(wantCount, prefLine{captions[j].Caption, fmt.Sprintf("images/%06d-%d.png", j, c), fmt.Sprintf("images/%06d-%d.png", j, r)})
+				}
+			}
+		}
+	}
+	gotCount := prefLines(t, filepath.Join(countDir, "prefs.jsonl"))
+	if len(gotCount) != len(wantCount) {
+		t.Errorf("--pairs count wrote %d pairs, want %d: %v", len(gotCount), len(wantCount), wantCount)
+	}
+	for _, l := range wantCount {
+		if !slices.Contains(gotCount, l) {
+			t.Errorf("--pairs count: no pair %s over %s", l.Chosen, l.Rejected)
+		}
+	}
 	// DPO on preferences of the annotation app's form: each train scene's
 	// image over the next one's for its caption.
 	trainPrefs, heldPrefs := filepath.Join(world, "prefs_train.jsonl"), filepath.Join(world, "prefs_test.jsonl")
@@ -217,7 +261,7 @@ func TestImagineCommands(t *testing.T) {
 		{[]string{"imagine", "prefs", "--model", model, "--prompts", filepath.Join(world, "train.jsonl"), "--annotator", judge, "--n", "1", "--out-dir", prefs}, 2, "--n 1, want 2 to 64"},
 		{[]string{"imagine", "prefs", "--model", model, "--prompts", filepath.Join(world, "train.jsonl"), "--annotator", model, "--out-dir", prefs}, 1, "--annotator"},
 		{[]string{"imagine", "prefs", "--model", model, "--prompts", filepath.Join(world, "train.jsonl"), "--annotator", judge, "--score", "max", "--out-dir", prefs}, 2, `--score "max", want mean or share`},
-		{[]string{"imagine", "prefs", "--model", model, "--prompts", filepath.Join(world, "train.jsonl"), "--annotator", judge, "--pairs", "some", "--out-dir", prefs}, 2, `--pairs "some", want exact, dominant, all`},
+		{[]string{"imagine", "prefs", "--model", model, "--prompts", filepath.Join(world, "train.jsonl"), "--annotator", judge, "--pairs", "some", "--out-dir", prefs}, 2, `--pairs "some", want exact, dominant, all, count`},
 		{[]string{"imagine", "dpo", "--model", model, "--data", filepath.Join(dir, "badprefs.jsonl"), "--out", filepath.Join(dir, "x")}, 1, `badprefs.jsonl:1: no "rejected"`},
 		{[]string{"imagine", "dpo", "--model", model, "--data", trainPrefs, "--heldout-frac", "0", "--out", filepath.Join(dir, "x")}, 2, "--heldout-frac 0"},
 	} {
