@@ -117,15 +117,33 @@ func TestImagineCommands(t *testing.T) {
 			R    float64 `json:"rejected_score"`
 			OffC int     `json:"chosen_count_off"`
 			OffR int     `json:"rejected_count_off"`
+			TokC []int32 `json:"chosen_tokens"` // the 4x4 grid each was drawn as
+			TokR []int32 `json:"rejected_tokens"`
 		}
 		json.Unmarshal([]byte(l), &p)
 		json.Unmarshal([]byte(l), &sc)
-		if p.Prompt == "" || !(sc.C > sc.R || sc.C == sc.R && sc.OffC < sc.OffR) || !regexp.MustCompile(`^images/00000[0-5]-[0-3]\.png$`).MatchString(p.Chosen) {
+		if p.Prompt == "" || !(sc.C > sc.R || sc.C == sc.R && sc.OffC < sc.OffR) || !regexp.MustCompile(`^images/00000[0-5]-[0-3]\.png$`).MatchString(p.Chosen) ||
+			len(sc.TokC) != 16 || len(sc.TokR) != 16 {
 			t.Errorf("prefs.jsonl:%d: %s", i+1, l)
 		}
-		for _, f := range []string{p.Chosen, p.Rejected} {
-			if _, err := vision.ReadFile(filepath.Join(prefs, f), vision.Limits{}); err != nil {
+		for k, f := range []string{p.Chosen, p.Rejected} {
+			img, err := vision.ReadFile(filepath.Join(prefs, f), vision.Limits{})
+			if err != nil {
 				t.Errorf("prefs.jsonl:%d: %v", i+1, err)
+			}
+			if i > 0 || err != nil || len(sc.TokC) != 16 {
+				continue
+			}
+			// The first pair's tokens, decoded by the VQ-VAE, are its images.
+			tok := [2][]int32{sc.TokC, sc.TokR}[k]
+			rows, _ := json.Marshal([][]int32{tok[0:4], tok[4:8], tok[8:12], tok[12:16]})
+			tf, dec := filepath.Join(dir, "tok.json"), filepath.Join(dir, "tok.png")
+			os.WriteFile(tf, rows, 0o644)
+			if stdout, stderr, code := runGolem(t, "vq", "decode", "--model", vq, "--tokens", tf, "--out", dec); code != 0 {
+				t.Fatalf("vq decode: exit %d\n%s%s", code, stdout, stderr)
+			}
+			if d, err := vision.ReadFile(dec, vision.Limits{}); err != nil || !slices.Equal(d.Pix, img.Pix) {
+				t.Errorf("prefs.jsonl:1: %s is not what its tokens decode to (%v)", f, err)
 			}
 		}
 	}
