@@ -50,7 +50,7 @@ type PrefOptions struct {
 }
 
 // PairRules are PrefOptions.Pairs' values.
-var PairRules = []string{"exact", "dominant", "all", "count"}
+var PairRules = []string{"count", "exact", "dominant", "all"}
 
 // imagePrefLine is a line of the preferences file: TRL's DPO fields
 // (vision.ImagePref) and the annotator's scores.

@@ -99,7 +99,7 @@ func TestImagineCommands(t *testing.T) {
 	// nearer the caption's; its images are there.
 	prefs := filepath.Join(dir, "prefs")
 	stdout, stderr, code = runGolem(t, "imagine", "prefs", "--model", model, "--prompts", filepath.Join(world, "train.jsonl"), "--annotator", judge,
-		"--n", "4", "--limit", "6", "--out-dir", prefs)
+		"--n", "4", "--limit", "6", "--pairs", "exact", "--out-dir", prefs)
 	if code != 0 || !regexp.MustCompile(`^\d+ pairs from 6 captions \(4 samples each; \d captions gave none; \d+ pairs left out where`).MatchString(lastLine(stdout)) {
 		t.Fatalf("imagine prefs: exit %d\n%s%s", code, stdout, stderr)
 	}
@@ -150,7 +150,7 @@ func TestImagineCommands(t *testing.T) {
 	if pngs, _ := filepath.Glob(filepath.Join(prefs, "images", "*.png")); len(pngs) != 24 {
 		t.Errorf("imagine prefs wrote %d images, want 6 captions x 4", len(pngs))
 	}
-	// The default pairs are exact ones: the annotator sees the chosen
+	// --pairs exact makes exact ones: the annotator sees the chosen
 	// sample no worse on any stated attribute, its number of shapes no
 	// further from the caption's, and that number right; --pairs all
 	// keeps these and the pairs that trade something away (the same
@@ -188,21 +188,21 @@ func TestImagineCommands(t *testing.T) {
 	}
 	for _, l := range allLines {
 		if e := exact(all, l); e != slices.Contains(exactLines, l) {
-			t.Errorf("%s over %s: exact %v, in the default prefs.jsonl %v", l.Chosen, l.Rejected, e, !e)
+			t.Errorf("%s over %s: exact %v, in the --pairs exact prefs.jsonl %v", l.Chosen, l.Rejected, e, !e)
 		}
 	}
 	for _, l := range exactLines {
 		if !exact(prefs, l) {
-			t.Errorf("%s over %s: in the default prefs.jsonl, not an exact pair", l.Chosen, l.Rejected)
+			t.Errorf("%s over %s: in the --pairs exact prefs.jsonl, not an exact pair", l.Chosen, l.Rejected)
 		}
 	}
-	// --pairs count: of each caption's samples (the same draws), the one
+	// --pairs count, the default: of each caption's samples (the same draws), the one
 	// nearer the caption's number of shapes, as the annotator sees them,
 	// over the other, and of two as near the higher mean accuracy: every
 	// such pair and no other.
 	countDir := filepath.Join(dir, "prefs-count")
 	if stdout, stderr, code = runGolem(t, "imagine", "prefs", "--model", model, "--prompts", filepath.Join(world, "train.jsonl"), "--annotator", judge,
-		"--n", "4", "--limit", "6", "--pairs", "count", "--out-dir", countDir); code != 0 ||
+		"--n", "4", "--limit", "6", "--out-dir", countDir); code != 0 ||
 		!regexp.MustCompile(`^\d+ pairs from 6 captions \(4 samples each; \d captions gave none; in \d+ pairs the sample nearer the caption's number of shapes was chosen over a better-scored one;`).MatchString(lastLine(stdout)) {
 		t.Fatalf("imagine prefs --pairs count: exit %d\n%s%s", code, stdout, stderr)
 	}
@@ -279,9 +279,10 @@ func TestImagineCommands(t *testing.T) {
 		{[]string{"imagine", "prefs", "--model", model, "--prompts", filepath.Join(world, "train.jsonl"), "--annotator", judge, "--n", "1", "--out-dir", prefs}, 2, "--n 1, want 2 to 64"},
 		{[]string{"imagine", "prefs", "--model", model, "--prompts", filepath.Join(world, "train.jsonl"), "--annotator", model, "--out-dir", prefs}, 1, "--annotator"},
 		{[]string{"imagine", "prefs", "--model", model, "--prompts", filepath.Join(world, "train.jsonl"), "--annotator", judge, "--score", "max", "--out-dir", prefs}, 2, `--score "max", want mean or share`},
-		{[]string{"imagine", "prefs", "--model", model, "--prompts", filepath.Join(world, "train.jsonl"), "--annotator", judge, "--pairs", "some", "--out-dir", prefs}, 2, `--pairs "some", want exact, dominant, all, count`},
+		{[]string{"imagine", "prefs", "--model", model, "--prompts", filepath.Join(world, "train.jsonl"), "--annotator", judge, "--pairs", "some", "--out-dir", prefs}, 2, `--pairs "some", want count, exact, dominant, all`},
 		{[]string{"imagine", "dpo", "--model", model, "--data", filepath.Join(dir, "badprefs.jsonl"), "--out", filepath.Join(dir, "x")}, 1, `badprefs.jsonl:1: no "rejected"`},
 		{[]string{"imagine", "dpo", "--model", model, "--data", trainPrefs, "--heldout-frac", "0", "--out", filepath.Join(dir, "x")}, 2, "--heldout-frac 0"},
+		{[]string{"imagine", "dpo", "--model", model, "--data", trainPrefs, "--steps", "20", "--decay-steps", "10", "--out", filepath.Join(dir, "x")}, 2, "--decay-steps 10, want 0 (--steps) or at least --steps 20"},
 	} {
 		_, stderr, code := runGolem(t, c.args...)
 		if code != c.code || !strings.Contains(stderr, c.want) {
