@@ -271,6 +271,7 @@ type JudgeResult struct {
 	Kinds              map[string]Marks // by caption kind (listing, counting, relating)
 	HeldOutImages      int
 	KindImages         map[string]int
+	Each               []Marks // each image's marks, in the order judged
 }
 
 // Record is the result as the report card's JSON holds it: Metrics has
@@ -304,6 +305,7 @@ func Judge(g *resnet.Grid, items []JudgeItem, batch int) (JudgeResult, error) {
 	if err != nil {
 		return res, err
 	}
+	res.Each = marks
 	for j, it := range items {
 		m := marks[j]
 		res.All.Merge(m)
@@ -377,6 +379,51 @@ func JudgeSeen(g *resnet.Grid, items []JudgeItem, batch int) ([]shapes.Scene, er
 		}
 	}
 	return out, nil
+}
+
+// JudgeDiff is attr's accuracy over b minus over a, where a[j] and b[j]
+// are the marks of two images drawn for the same caption (Judge's Each
+// of two files of the same captions in the same order: two models, or
+// one with and without reranking), and the standard error of that
+// difference, clustered by caption: with d_j the right marks of b[j]
+// minus a[j]'s and n_j the marks made (the same in both: the caption
+// states them), diff = sum d_j / N and se = sqrt(J/(J-1) * sum (d_j -
+// diff*n_j)^2) / N over the J captions that state attr (N = sum n_j),
+// the delta method's error of a ratio of sums, which counts one
+// caption's marks as one draw, not as independent ones. n is N; ok is
+// false when fewer than two captions state attr. An error says which
+// image's marks were made on different terms.
+func JudgeDiff(a, b []Marks, attr string) (diff, se float64, n int, ok bool, err error) {
+	if len(a) != len(b) {
+		return 0, 0, 0, false, fmt.Errorf("%d images against %d: want the same captions in the same order", len(b), len(a))
+	}
+	var d, made []float64
+	for j := range a {
+		x, y := a[j][attr], b[j][attr]
+		if x[1] != y[1] {
+			return 0, 0, 0, false, fmt.Errorf("image %d: %d %s marks against %d: want the same captions in the same order", j+1, y[1], attr, x[1])
+		}
+		if x[1] == 0 {
+			continue
+		}
+		d, made = append(d, float64(y[0]-x[0])), append(made, float64(x[1]))
+		n += x[1]
+	}
+	J := len(d)
+	if J < 2 {
+		return 0, 0, n, false, nil
+	}
+	for _, v := range d {
+		diff += v
+	}
+	diff /= float64(n)
+	var ss float64
+	for j := range d {
+		r := d[j] - diff*made[j]
+		ss += r * r
+	}
+	se = math.Sqrt(float64(J)/float64(J-1)*ss) / float64(n)
+	return diff, se, n, true, nil
 }
 
 // Share is the share of m's judgements that are right, over every

@@ -18,10 +18,12 @@ import (
 
 // PrefStats sums up ImagePrefs' run: the pairs written, the captions
 // that gave none (their samples all scored the same, or, with
-// PrefOptions.Dominant, no sample dominated another), the pairs of
-// different scores left out because the better-scored sample did not
-// dominate the other (Traded), and the annotator's mean score of every
-// sample, of the chosen and of the rejected ones.
+// PrefOptions.Pairs "dominant" or "exact", no sample dominated another),
+// the pairs of different scores left out because the better-scored
+// sample did not dominate the other (Traded; with "count", the pairs
+// whose lower-scored sample was chosen for its number of shapes), and the
+// annotator's mean score of every sample, of the chosen and of the
+// rejected ones.
 type PrefStats struct {
 	Pairs, Ties, Traded    int
 	Mean, Chosen, Rejected float64
@@ -38,12 +40,17 @@ type PrefOptions struct {
 	// number of objects, worse) and is better in its score or nearer the
 	// caption's number of objects; "exact", the dominant pairs whose
 	// chosen sample has as many objects as the caption states (where it
-	// states a number). "" is "all".
+	// states a number); "count", count first, as a person would judge
+	// one caption's drawings: the sample whose number of objects is
+	// nearer the caption's (CountOff) is chosen whatever its other marks,
+	// so one with the wrong number never beats one with the right number
+	// and extra shapes lose, and of two as near the higher score is. ""
+	// is "all".
 	Pairs string
 }
 
 // PairRules are PrefOptions.Pairs' values.
-var PairRules = []string{"exact", "dominant", "all"}
+var PairRules = []string{"count", "exact", "dominant", "all"}
 
 // imagePrefLine is a line of the preferences file: TRL's DPO fields
 // (vision.ImagePref) and the annotator's scores.
@@ -57,6 +64,12 @@ type imagePrefLine struct {
 	// (CountOff).
 	ChosenOff   int `json:"chosen_count_off"`
 	RejectedOff int `json:"rejected_count_off"`
+	// The image tokens each sample was decoded from (imagine.Result's
+	// Codes): DPO scores these, the model's own draws, rather than the
+	// VQ-VAE's encoding of the decoded picture (which keeps about 73% of
+	// them on the shapes world's tiny VQ-VAE).
+	ChosenTokens   []int32 `json:"chosen_tokens"`
+	RejectedTokens []int32 `json:"rejected_tokens"`
 }
 
 // ImagePrefs simulates an annotator comparing images drawn for the same
@@ -67,7 +80,8 @@ type imagePrefLine struct {
 // p.Score: Marks.MeanAcc or Marks.Share) and writes every pair of
 // different scores (PreferencePairs), or those p.Pairs keeps, to
 // dir/prefs.jsonl as {"prompt", "chosen", "rejected"} (paths relative to
-// dir; golem imagine dpo's input) with both scores and CountOffs. The annotator must
+// dir; golem imagine dpo's input) with both scores, CountOffs and the
+// image tokens each sample was drawn as. The annotator must
 // not be the judge the tuned model is evaluated by: tuning on the
 // metric's own judge would make the metric measure the tuning.
 func ImagePrefs(m *dalle.Model, annotator *resnet.Grid, items []JudgeItem, o imagine.Options, p PrefOptions, dir string) (PrefStats, error) {
@@ -124,7 +138,8 @@ func ImagePrefs(m *dalle.Model, annotator *resnet.Grid, items []JudgeItem, o ima
 		}
 		for _, pr := range pairs {
 			c, r := pr[0], pr[1]
-			l, _ := json.Marshal(imagePrefLine{Prompt: it.Caption, Chosen: names[c], Rejected: names[r], ChosenScore: scores[c], RejectedScore: scores[r], ChosenOff: off[c], RejectedOff: off[r]})
+			l, _ := json.Marshal(imagePrefLine{Prompt: it.Caption, Chosen: names[c], Rejected: names[r], ChosenScore: scores[c], RejectedScore: scores[r], ChosenOff: off[c], RejectedOff: off[r],
+				ChosenTokens: res.Codes[c], RejectedTokens: res.Codes[r]})
 			out.Write(append(l, '\n'))
 			st.Chosen += scores[c]
 			st.Rejected += scores[r]
@@ -144,9 +159,30 @@ func ImagePrefs(m *dalle.Model, annotator *resnet.Grid, items []JudgeItem, o ima
 // sample's CountOff) and is better in its score or nearer the stated
 // number of objects, for "exact" only those whose chosen sample's
 // CountOff is 0; traded counts the pairs of different scores left out.
+// For "count" every pair of samples of different CountOffs, the nearer
+// chosen, and of the same CountOff and different scores, the higher
+// chosen; traded counts the pairs whose chosen sample has the lower score.
 func annotatorPairs(scores []float64, marks []Marks, off []int, rule string) (pairs [][2]int, traded int) {
-	if rule == "" || rule == "all" {
+	switch rule {
+	case "", "all":
 		return PreferencePairs(scores), 0
+	case "count":
+		for _, p := range PreferencePairs(scores) {
+			if off[p[0]] <= off[p[1]] {
+				pairs = append(pairs, p)
+			}
+		}
+		for i := range scores {
+			for j := range scores {
+				if off[i] < off[j] && scores[i] <= scores[j]+1e-9 {
+					pairs = append(pairs, [2]int{i, j})
+					if scores[i] < scores[j]-1e-9 {
+						traded++
+					}
+				}
+			}
+		}
+		return pairs, traded
 	}
 	keep := func(c, r int) bool {
 		return Dominates(marks[c], marks[r], off[c], off[r]) && (rule != "exact" || off[c] == 0)

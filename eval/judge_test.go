@@ -227,6 +227,28 @@ func TestDominantPairs(t *testing.T) {
 	if !slices.Equal(exact, want) || len(want) < 4 {
 		t.Errorf("exact pairs %v, want %v", exact, want)
 	}
+	// count: the number of shapes first, then the score. 3 (the right
+	// number, the wrong colours) beats 4 and 1 (every stated shape right,
+	// but one and two too many), which "all" and "dominant" prefer; of
+	// the two one off (2 and 4), the better score wins; so the order is
+	// 0, 3, 4, 2, 1 and every two samples make a pair.
+	count, reversed := annotatorPairs(scores, marks, off, "count")
+	order := []int{0, 3, 4, 2, 1}
+	want = nil
+	for i, c := range order {
+		for _, r := range order[i+1:] {
+			want = append(want, [2]int{c, r})
+		}
+	}
+	for _, p := range want {
+		if !hasPair(count, p[0], p[1]) {
+			t.Errorf("count pairs %v lack %d over %d", count, p[0], p[1])
+		}
+	}
+	// 3 over 4 and 1, and 2 over 1: the lower score chosen for the count.
+	if len(count) != len(want) || reversed != 3 || !hasPair(all, 4, 3) || !hasPair(all, 1, 3) || !hasPair(all, 1, 2) {
+		t.Errorf("count pairs %v (%d reversed), want the %d pairs of %v, 3 of them against the score", count, reversed, len(want), order)
+	}
 }
 
 func hasPair(ps [][2]int, a, b int) bool {
@@ -236,4 +258,40 @@ func hasPair(ps [][2]int, a, b int) bool {
 		}
 	}
 	return false
+}
+
+// TestJudgeDiff checks the paired difference of two models' marks and
+// its standard error clustered by caption against a hand computation,
+// against PairedDiff's on one mark a caption (the same but for the
+// J/(J-1) correction), and that marks made on different terms are an
+// error.
+func TestJudgeDiff(t *testing.T) {
+	a := []Marks{{"colour": {1, 2}}, {"colour": {0, 1}, "count": {1, 1}}, {"colour": {2, 2}}}
+	b := []Marks{{"colour": {2, 2}}, {"colour": {1, 1}, "count": {0, 1}}, {"colour": {1, 2}}}
+	// d = 1, 1, -1 over n = 2, 1, 2: diff 1/5; residuals 0.6, 0.8, -1.4.
+	d, se, n, ok, err := JudgeDiff(a, b, "colour")
+	if want := math.Sqrt(1.5*(0.36+0.64+1.96)) / 5; err != nil || !ok || n != 5 || math.Abs(d-0.2) > 1e-12 || math.Abs(se-want) > 1e-12 {
+		t.Errorf("colour: diff %g se %g n %d ok %v err %v, want 0.2, %g, 5, true", d, se, n, ok, err, want)
+	}
+	if _, _, _, ok, err := JudgeDiff(a, b, "count"); ok || err != nil {
+		t.Errorf("count, stated by one caption: ok %v err %v, want no standard error", ok, err)
+	}
+	var qa, qb []Marks
+	var ma, mb []byte
+	for _, v := range []string{"10", "11", "01", "00", "10", "10", "11"} {
+		qa, qb = append(qa, Marks{"count": {int(v[0] - '0'), 1}}), append(qb, Marks{"count": {int(v[1] - '0'), 1}})
+		ma, mb = append(ma, v[0]), append(mb, v[1])
+	}
+	d, se, _, _, _ = JudgeDiff(qa, qb, "count")
+	pd, pse, _ := PairedDiff(VLMResult{Marks: string(ma)}, VLMResult{Marks: string(mb)})
+	if J := 7.0; math.Abs(d-pd) > 1e-12 || math.Abs(se-pse*math.Sqrt(J/(J-1))) > 1e-12 {
+		t.Errorf("one mark a caption: diff %g se %g, PairedDiff's %g %g (x sqrt(7/6))", d, se, pd, pse)
+	}
+	if _, _, _, _, err := JudgeDiff(a, b[:2], "colour"); err == nil {
+		t.Error("3 images against 2: no error")
+	}
+	b[1] = Marks{"colour": {1, 2}}
+	if _, _, _, _, err := JudgeDiff(a, b, "colour"); err == nil || !strings.Contains(err.Error(), "image 2: 2 colour marks against 1") {
+		t.Errorf("different marks made: %v", err)
+	}
 }

@@ -54,8 +54,9 @@ type imagineDPOTask struct {
 
 // ImagineDPO tunes a text-to-image transformer (model/dalle) on
 // preferences between two images drawn for the same prompt by direct
-// preference optimisation: each image is turned into its VQ-VAE code
-// grid once, a pair's log-probabilities are the sums over the grid's
+// preference optimisation: each image is its tokens where the line
+// carries them (a sample's own draw: golem imagine prefs), else turned
+// into its VQ-VAE code grid once, a pair's log-probabilities are the sums over the grid's
 // tokens given the caption, and the reference is the starting model,
 // frozen (its log-probabilities computed once, before training). The
 // loss is text DPO's (dpoLoss: sigmoid or IPO, beta, RPO's term).
@@ -112,8 +113,17 @@ func ImagineDPO(ctx context.Context, o ImagineDPOOptions) (Result, error) {
 	if len(t.train) == 0 {
 		return Result{}, fmt.Errorf("imagine dpo: %s: every preference was held out; none to train on", o.Data)
 	}
-	fmt.Fprintf(o.Log, "imagine dpo: %d pairs to train on, %d held out (%d images as %dx%d code grids); loss %s, beta %g; %.2fM parameters trained\n",
-		len(t.train), len(t.val), len(codes), t.model.Config.Grid, t.model.Config.Grid, o.LossType, o.Beta, float64(nn.Count(t.model.Params()))/1e6)
+	own, tokened := "", 0
+	for _, p := range slices.Concat(trainP, valP) {
+		if p.ChosenTokens != nil || p.RejectedTokens != nil {
+			tokened++
+		}
+	}
+	if tokened > 0 {
+		own = fmt.Sprintf(", %d pairs' images as the tokens they were drawn as", tokened)
+	}
+	fmt.Fprintf(o.Log, "imagine dpo: %d pairs to train on, %d held out (%d images as %dx%d code grids%s); loss %s, beta %g; %.2fM parameters trained\n",
+		len(t.train), len(t.val), len(codes), t.model.Config.Grid, t.model.Config.Grid, own, o.LossType, o.Beta, float64(nn.Count(t.model.Params()))/1e6)
 	if cfg.Progress == nil {
 		cfg.Progress = o.Log
 	}
@@ -153,7 +163,14 @@ func (t *imagineDPOTask) pairs(ref *dalle.Model, ps []vision.ImagePref, codes ma
 			return nil, fmt.Errorf("imagine dpo: %s: %w", p.Source, err)
 		}
 		out[i].text = x
-		for _, f := range []string{p.Chosen, p.Rejected} {
+		for k, f := range []string{p.Chosen, p.Rejected} {
+			if tok := [2][]int32{p.ChosenTokens, p.RejectedTokens}[k]; tok != nil {
+				if err := t.checkTokens(tok); err != nil {
+					return nil, fmt.Errorf("imagine dpo: %s: %q: %w", p.Source, [2]string{"chosen_tokens", "rejected_tokens"}[k], err)
+				}
+				out[i].codes[k] = tok
+				continue
+			}
 			if _, ok := codes[f]; ok || slices.Contains(paths, f) {
 				continue
 			}
@@ -172,7 +189,11 @@ func (t *imagineDPOTask) pairs(ref *dalle.Model, ps []vision.ImagePref, codes ma
 		codes[paths[i]] = c
 	}
 	for i, p := range ps {
-		out[i].codes = [2][]int32{codes[p.Chosen], codes[p.Rejected]}
+		for k, f := range []string{p.Chosen, p.Rejected} {
+			if out[i].codes[k] == nil {
+				out[i].codes[k] = codes[f]
+			}
+		}
 	}
 	for lo := 0; lo < len(out); lo += 16 {
 		batch := out[lo:min(lo+16, len(out))]
@@ -192,6 +213,21 @@ func (t *imagineDPOTask) pairs(ref *dalle.Model, ps []vision.ImagePref, codes ma
 		}
 	}
 	return out, nil
+}
+
+// checkTokens says whether tok is an image of the model: Grid x Grid
+// code ids, each below the codebook's size.
+func (t *imagineDPOTask) checkTokens(tok []int32) error {
+	c := t.model.Config
+	if len(tok) != c.Tokens() {
+		return fmt.Errorf("%d image tokens, want %d (%dx%d)", len(tok), c.Tokens(), c.Grid, c.Grid)
+	}
+	for _, v := range tok {
+		if v < 0 || int(v) >= c.Codes {
+			return fmt.Errorf("image token %d, want 0 to %d", v, c.Codes-1)
+		}
+	}
+	return nil
 }
 
 // logps returns the log-probability under m of each pair's chosen image,

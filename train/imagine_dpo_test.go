@@ -2,6 +2,7 @@ package train
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"image"
 	"image/color"
@@ -10,12 +11,14 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/golem-ml/golem/backend/cpu"
 	"github.com/golem-ml/golem/data/vision"
 	"github.com/golem-ml/golem/model/dalle"
+	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/tensor"
 )
 
@@ -194,4 +197,81 @@ func TestImagineDPOBadInput(t *testing.T) {
 	_, err := ImagineDPO(context.Background(), ImagineDPOOptions{Backend: cpu.New(), Model: filepath.Join(dir, "t2i"), VQ: filepath.Join(dir, "nowhere"), Data: filepath.Join(dir, "prefs.jsonl"), Log: io.Discard,
 		Loop: Config{Steps: 1, Out: filepath.Join(dir, "out"), Quiet: true}})
 	wantErr(t, err, "nowhere")
+}
+
+// TestImagineDPOTokens: a preference line that carries the image tokens
+// its images were drawn as (golem imagine prefs' chosen_tokens and
+// rejected_tokens) is scored on those tokens, the images themselves not
+// read (here they do not exist): after a few steps the tuned model
+// prefers the chosen tokens to the rejected ones by more than the start
+// did. Tokens that are no image of the model are an error naming the
+// file, line and field.
+func TestImagineDPOTokens(t *testing.T) {
+	dir := t.TempDir()
+	vqDir := imagineData(t, dir)
+	start := filepath.Join(dir, "t2i")
+	if _, err := Imagine(context.Background(), ImagineOptions{Backend: cpu.New(), VQ: vqDir, Data: filepath.Join(dir, "train.jsonl"),
+		Model: ImaginePreset{Hidden: 32, Layers: 1, Heads: 2, TextLength: 64, Vocab: 400}, Batch: 4, Log: io.Discard,
+		Loop: Config{Steps: 1, LR: 1e-3, Out: start, Quiet: true}}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := dalle.Load(cpu.New(), start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := m.Config.Tokens()
+	grid := func(a, b int32) []int32 { // a checkerboard of codes a and b
+		g := make([]int32, n)
+		for i := range g {
+			g[i] = a
+			if i%2 == 1 {
+				g[i] = b
+			}
+		}
+		return g
+	}
+	chosen, rejected := grid(1, 2), grid(3, 0)
+	line := func(c, r []int32) string {
+		b, _ := json.Marshal(map[string]any{"prompt": "one shape: a red circle", "chosen": "gone-a.png", "rejected": "gone-b.png", "chosen_tokens": c, "rejected_tokens": r})
+		return string(b) + "\n"
+	}
+	prefs := filepath.Join(dir, "tok_prefs.jsonl")
+	os.WriteFile(prefs, []byte(strings.Repeat(line(chosen, rejected), 8)), 0o644)
+	margin := func(folder string) float64 {
+		m, err := dalle.Load(cpu.New(), folder)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text, err := m.Text("one shape: a red circle")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lp := noGradValues(func(s *tensor.Scope) *tensor.Tensor {
+			v, err := m.LogProbs(slices.Concat(text, text), slices.Concat(chosen, rejected), 2, gpt.Options{Scope: s})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return v
+		})
+		return float64(lp[0] - lp[1])
+	}
+	out := filepath.Join(dir, "dpo-tok")
+	if _, err := ImagineDPO(context.Background(), ImagineDPOOptions{Backend: cpu.New(), Model: start, Data: prefs, EvalData: prefs, Beta: 0.1, Batch: 4, Log: io.Discard,
+		Loop: Config{Steps: 6, LR: 3e-3, Seed: 1, Out: out, Quiet: true}}); err != nil {
+		t.Fatal(err)
+	}
+	if before, after := margin(start), margin(out); !(after > before+1) {
+		t.Errorf("log p(chosen tokens) - log p(rejected tokens): %.3f before, %.3f after 6 steps: want it raised by more than 1 nat", before, after)
+	}
+	for _, c := range []struct {
+		file, want string
+	}{
+		{line(chosen[:n-1], rejected), fmt.Sprintf(`tok_prefs.jsonl:1: "chosen_tokens": %d image tokens, want %d`, n-1, n)},
+		{line(chosen, grid(0, int32(m.Config.Codes))), fmt.Sprintf(`tok_prefs.jsonl:1: "rejected_tokens": image token %d, want 0 to %d`, m.Config.Codes, m.Config.Codes-1)},
+	} {
+		os.WriteFile(prefs, []byte(c.file), 0o644)
+		_, err := ImagineDPO(context.Background(), ImagineDPOOptions{Backend: cpu.New(), Model: start, Data: prefs, EvalData: prefs, Log: io.Discard,
+			Loop: Config{Steps: 1, LR: 1e-3, Out: filepath.Join(dir, "x"), Quiet: true}})
+		wantErr(t, err, c.want)
+	}
 }

@@ -81,7 +81,7 @@ func runImaginePrefs(args []string) error {
 	annotator := fs.String("annotator", "", "the simulated annotator: a shapes-world judge (golem vision judge train's --out) trained apart from the one the results are scored by (required)")
 	outDir := fs.String("out-dir", "", `folder to write: images/NNNNNN-I.png (every sample) and prefs.jsonl, {"prompt", "chosen", "rejected"} a pair (what golem imagine dpo reads; required)`)
 	score := fs.String("score", "mean", "how the annotator scores a sample: mean (each stated attribute's accuracy, averaged: the count weighs as much as the colours) or share (the share of all its marks right: one per object and attribute, one for the count)")
-	pairs := fs.String("pairs", "exact", "which pairs to make: exact (the dominant pairs whose chosen sample has as many shapes as the caption states, where it states a number), dominant (a pair only where the chosen sample is no worse on any stated attribute and its number of shapes no further from the stated number, nothing traded away, and better in one of them) or all (every two samples of different scores)")
+	pairs := fs.String("pairs", "count", "which pairs to make: count (count first, as a person would judge: the sample whose number of shapes is nearer the caption's wins whatever its other marks, of two as near the higher score), exact (the dominant pairs whose chosen sample has as many shapes as the caption states, where it states a number), dominant (a pair only where the chosen sample is no worse on any stated attribute and its number of shapes no further from the stated number, nothing traded away, and better in one of them) or all (every two samples of different scores)")
 	dev := addDeviceFlag(fs)
 	be, err := dev.parse(fs, args)
 	if err != nil {
@@ -121,7 +121,10 @@ func runImaginePrefs(args []string) error {
 		return err
 	}
 	traded := ""
-	if *pairs != "all" {
+	switch *pairs {
+	case "count":
+		traded = fmt.Sprintf("; in %d pairs the sample nearer the caption's number of shapes was chosen over a better-scored one", st.Traded)
+	case "exact", "dominant":
 		traded = fmt.Sprintf("; %d pairs left out where the better-scored sample was worse on an attribute or in its number of shapes", st.Traded)
 	}
 	fmt.Printf("%d pairs from %d captions (%d samples each; %d captions gave none%s; mean annotator score %.3f, of the chosen %.3f, of the rejected %.3f) written to %s\n",
@@ -140,6 +143,7 @@ func runImagineDPO(args []string) error {
 	loss := fs.String("loss-type", "sigmoid", "sigmoid (DPO) or ipo")
 	rpo := fs.Float64("rpo-alpha", 0, "add this times the chosen images' negative log-likelihood per image token to the loss (RPO; TRL's rpo_alpha)")
 	batch := fs.Int("batch", 8, "pairs per micro-batch")
+	decay := fs.Int("decay-steps", 0, "cosine decay length (default: --steps); --steps 150 --decay-steps 200 is the first 150 steps of a 200-step run")
 	lf := addLoopFlags(fs, 200, 1e-4)
 	dev := addDeviceFlag(fs)
 	be, err := dev.parse(fs, args)
@@ -156,11 +160,15 @@ func runImagineDPO(args []string) error {
 		return usageError{fmt.Errorf("imagine dpo: --beta %g, want above 0", *beta)}
 	case !(*frac > 0 && *frac < 1):
 		return usageError{fmt.Errorf("imagine dpo: --heldout-frac %g, want above 0 and below 1", *frac)}
+	case *decay != 0 && *decay < *lf.steps:
+		return usageError{fmt.Errorf("imagine dpo: --decay-steps %d, want 0 (--steps) or at least --steps %d", *decay, *lf.steps)}
 	}
+	loop := lf.config()
+	loop.DecaySteps = *decay
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	res, err := train.ImagineDPO(ctx, train.ImagineDPOOptions{Backend: be, Model: *model, VQ: *vq, Data: *dataPath, EvalData: *heldout, HeldoutFrac: *frac,
-		Beta: *beta, LossType: *loss, RPOAlpha: *rpo, Batch: *batch, Loop: lf.config()})
+		Beta: *beta, LossType: *loss, RPOAlpha: *rpo, Batch: *batch, Loop: loop})
 	if err != nil {
 		return err
 	}

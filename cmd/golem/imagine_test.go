@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -98,7 +99,7 @@ func TestImagineCommands(t *testing.T) {
 	// nearer the caption's; its images are there.
 	prefs := filepath.Join(dir, "prefs")
 	stdout, stderr, code = runGolem(t, "imagine", "prefs", "--model", model, "--prompts", filepath.Join(world, "train.jsonl"), "--annotator", judge,
-		"--n", "4", "--limit", "6", "--out-dir", prefs)
+		"--n", "4", "--limit", "6", "--pairs", "exact", "--out-dir", prefs)
 	if code != 0 || !regexp.MustCompile(`^\d+ pairs from 6 captions \(4 samples each; \d captions gave none; \d+ pairs left out where`).MatchString(lastLine(stdout)) {
 		t.Fatalf("imagine prefs: exit %d\n%s%s", code, stdout, stderr)
 	}
@@ -116,22 +117,40 @@ func TestImagineCommands(t *testing.T) {
 			R    float64 `json:"rejected_score"`
 			OffC int     `json:"chosen_count_off"`
 			OffR int     `json:"rejected_count_off"`
+			TokC []int32 `json:"chosen_tokens"` // the 4x4 grid each was drawn as
+			TokR []int32 `json:"rejected_tokens"`
 		}
 		json.Unmarshal([]byte(l), &p)
 		json.Unmarshal([]byte(l), &sc)
-		if p.Prompt == "" || !(sc.C > sc.R || sc.C == sc.R && sc.OffC < sc.OffR) || !regexp.MustCompile(`^images/00000[0-5]-[0-3]\.png$`).MatchString(p.Chosen) {
+		if p.Prompt == "" || !(sc.C > sc.R || sc.C == sc.R && sc.OffC < sc.OffR) || !regexp.MustCompile(`^images/00000[0-5]-[0-3]\.png$`).MatchString(p.Chosen) ||
+			len(sc.TokC) != 16 || len(sc.TokR) != 16 {
 			t.Errorf("prefs.jsonl:%d: %s", i+1, l)
 		}
-		for _, f := range []string{p.Chosen, p.Rejected} {
-			if _, err := vision.ReadFile(filepath.Join(prefs, f), vision.Limits{}); err != nil {
+		for k, f := range []string{p.Chosen, p.Rejected} {
+			img, err := vision.ReadFile(filepath.Join(prefs, f), vision.Limits{})
+			if err != nil {
 				t.Errorf("prefs.jsonl:%d: %v", i+1, err)
+			}
+			if i > 0 || err != nil || len(sc.TokC) != 16 {
+				continue
+			}
+			// The first pair's tokens, decoded by the VQ-VAE, are its images.
+			tok := [2][]int32{sc.TokC, sc.TokR}[k]
+			rows, _ := json.Marshal([][]int32{tok[0:4], tok[4:8], tok[8:12], tok[12:16]})
+			tf, dec := filepath.Join(dir, "tok.json"), filepath.Join(dir, "tok.png")
+			os.WriteFile(tf, rows, 0o644)
+			if stdout, stderr, code := runGolem(t, "vq", "decode", "--model", vq, "--tokens", tf, "--out", dec); code != 0 {
+				t.Fatalf("vq decode: exit %d\n%s%s", code, stdout, stderr)
+			}
+			if d, err := vision.ReadFile(dec, vision.Limits{}); err != nil || !slices.Equal(d.Pix, img.Pix) {
+				t.Errorf("prefs.jsonl:1: %s is not what its tokens decode to (%v)", f, err)
 			}
 		}
 	}
 	if pngs, _ := filepath.Glob(filepath.Join(prefs, "images", "*.png")); len(pngs) != 24 {
 		t.Errorf("imagine prefs wrote %d images, want 6 captions x 4", len(pngs))
 	}
-	// The default pairs are exact ones: the annotator sees the chosen
+	// --pairs exact makes exact ones: the annotator sees the chosen
 	// sample no worse on any stated attribute, its number of shapes no
 	// further from the caption's, and that number right; --pairs all
 	// keeps these and the pairs that trade something away (the same
@@ -169,12 +188,55 @@ func TestImagineCommands(t *testing.T) {
 	}
 	for _, l := range allLines {
 		if e := exact(all, l); e != slices.Contains(exactLines, l) {
-			t.Errorf("%s over %s: exact %v, in the default prefs.jsonl %v", l.Chosen, l.Rejected, e, !e)
+			t.Errorf("%s over %s: exact %v, in the --pairs exact prefs.jsonl %v", l.Chosen, l.Rejected, e, !e)
 		}
 	}
 	for _, l := range exactLines {
 		if !exact(prefs, l) {
-			t.Errorf("%s over %s: in the default prefs.jsonl, not an exact pair", l.Chosen, l.Rejected)
+			t.Errorf("%s over %s: in the --pairs exact prefs.jsonl, not an exact pair", l.Chosen, l.Rejected)
+		}
+	}
+	// --pairs count, the default: of each caption's samples (the same draws), the one
+	// nearer the caption's number of shapes, as the annotator sees them,
+	// over the other, and of two as near the higher mean accuracy: every
+	// such pair and no other.
+	countDir := filepath.Join(dir, "prefs-count")
+	if stdout, stderr, code = runGolem(t, "imagine", "prefs", "--model", model, "--prompts", filepath.Join(world, "train.jsonl"), "--annotator", judge,
+		"--n", "4", "--limit", "6", "--out-dir", countDir); code != 0 ||
+		!regexp.MustCompile(`^\d+ pairs from 6 captions \(4 samples each; \d captions gave none; in \d+ pairs the sample nearer the caption's number of shapes was chosen over a better-scored one;`).MatchString(lastLine(stdout)) {
+		t.Fatalf("imagine prefs --pairs count: exit %d\n%s%s", code, stdout, stderr)
+	}
+	var wantCount []prefLine
+	for j := range 6 {
+		it := make([]eval.JudgeItem, 4)
+		for i := range it {
+			it[i] = captions[j]
+			it[i].Image = filepath.Join(countDir, fmt.Sprintf("images/%06d-%d.png", j, i))
+		}
+		seen, err := eval.JudgeSeen(g, it, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := it[0].Stated()
+		off, score := make([]int, 4), make([]float64, 4)
+		for i := range it {
+			off[i], score[i] = eval.CountOff(it[i].Kind, st, seen[i]), eval.ScoreScene(it[i].Kind, st, seen[i]).MeanAcc()
+		}
+		for c := range 4 {
+			for r := range 4 {
+				if off[c] < off[r] || off[c] == off[r] && score[c] > score[r]+1e-9 {
+					wantCount = append(wantCount, prefLine{captions[j].Caption, fmt.Sprintf("images/%06d-%d.png", j, c), fmt.Sprintf("images/%06d-%d.png", j, r)})
+				}
+			}
+		}
+	}
+	gotCount := prefLines(t, filepath.Join(countDir, "prefs.jsonl"))
+	if len(gotCount) != len(wantCount) {
+		t.Errorf("--pairs count wrote %d pairs, want %d: %v", len(gotCount), len(wantCount), wantCount)
+	}
+	for _, l := range wantCount {
+		if !slices.Contains(gotCount, l) {
+			t.Errorf("--pairs count: no pair %s over %s", l.Chosen, l.Rejected)
 		}
 	}
 	// DPO on preferences of the annotation app's form: each train scene's
@@ -217,9 +279,10 @@ func TestImagineCommands(t *testing.T) {
 		{[]string{"imagine", "prefs", "--model", model, "--prompts", filepath.Join(world, "train.jsonl"), "--annotator", judge, "--n", "1", "--out-dir", prefs}, 2, "--n 1, want 2 to 64"},
 		{[]string{"imagine", "prefs", "--model", model, "--prompts", filepath.Join(world, "train.jsonl"), "--annotator", model, "--out-dir", prefs}, 1, "--annotator"},
 		{[]string{"imagine", "prefs", "--model", model, "--prompts", filepath.Join(world, "train.jsonl"), "--annotator", judge, "--score", "max", "--out-dir", prefs}, 2, `--score "max", want mean or share`},
-		{[]string{"imagine", "prefs", "--model", model, "--prompts", filepath.Join(world, "train.jsonl"), "--annotator", judge, "--pairs", "some", "--out-dir", prefs}, 2, `--pairs "some", want exact, dominant, all`},
+		{[]string{"imagine", "prefs", "--model", model, "--prompts", filepath.Join(world, "train.jsonl"), "--annotator", judge, "--pairs", "some", "--out-dir", prefs}, 2, `--pairs "some", want count, exact, dominant, all`},
 		{[]string{"imagine", "dpo", "--model", model, "--data", filepath.Join(dir, "badprefs.jsonl"), "--out", filepath.Join(dir, "x")}, 1, `badprefs.jsonl:1: no "rejected"`},
 		{[]string{"imagine", "dpo", "--model", model, "--data", trainPrefs, "--heldout-frac", "0", "--out", filepath.Join(dir, "x")}, 2, "--heldout-frac 0"},
+		{[]string{"imagine", "dpo", "--model", model, "--data", trainPrefs, "--steps", "20", "--decay-steps", "10", "--out", filepath.Join(dir, "x")}, 2, "--decay-steps 10, want 0 (--steps) or at least --steps 20"},
 	} {
 		_, stderr, code := runGolem(t, c.args...)
 		if code != c.code || !strings.Contains(stderr, c.want) {

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"os/signal"
+	"reflect"
 	"strings"
 
 	"github.com/golem-ml/golem/data/synth/shapes"
@@ -98,6 +99,7 @@ func runEvalJudge(args []string) error {
 	data := fs.String("data", "", `JSONL of {"image", "caption", "scene": {"objects": [...]}} (what a generator writes), or a shapes world's {split}.jsonl, its scenes read from {split}_scenes.jsonl beside it (required)`)
 	limit := fs.Int("limit", 0, "judge only the first N images (0 = all)")
 	jsonOut := fs.String("json", "", "append the result to this JSON file (an array, for the report card)")
+	baseline := fs.String("baseline", "", "another file of images drawn for the same captions in the same order (another model's, or the first samples against the reranked picks): also prints each attribute's accuracy minus the baseline's with its standard error, paired by caption")
 	dev := addDeviceFlag(fs)
 	be, err := dev.parse(fs, args)
 	if err != nil {
@@ -112,6 +114,18 @@ func runEvalJudge(args []string) error {
 	}
 	if *limit > 0 && *limit < len(items) {
 		items = items[:*limit]
+	}
+	var base []eval.JudgeItem
+	if *baseline != "" {
+		if base, err = eval.ReadJudgeItems(*baseline); err != nil {
+			return err
+		}
+		if *limit > 0 && *limit < len(base) {
+			base = base[:*limit]
+		}
+		if err := sameCaptions(*data, items, *baseline, base); err != nil {
+			return err
+		}
 	}
 	g, err := resnet.LoadGrid(be, *judge)
 	if err != nil {
@@ -147,11 +161,44 @@ func runEvalJudge(args []string) error {
 			row(k.String(), res.KindImages[k.String()], m)
 		}
 	}
+	if base != nil {
+		b, err := eval.Judge(g, base, 64)
+		if err != nil {
+			return fmt.Errorf("eval judge: %s: %w", *baseline, err)
+		}
+		fmt.Printf("against --baseline %s, paired over %d captions (difference, standard error clustered by caption):", *baseline, len(items))
+		for _, a := range eval.JudgeAttrs {
+			d, se, _, ok, err := eval.JudgeDiff(b.Each, res.Each, a)
+			if err != nil {
+				return fmt.Errorf("eval judge: --baseline %s: %w", *baseline, err)
+			}
+			if ok {
+				fmt.Printf(" %s %+.4f (SE %.4f)", a, d, se)
+			}
+		}
+		fmt.Println()
+	}
 	if *jsonOut != "" {
 		if err := eval.AppendJSON(*jsonOut, res.Record(*judge, *data)); err != nil {
 			return err
 		}
 	}
 	fmt.Printf("colour_acc=%s shape_acc=%s count_acc=%s position_acc=%s\n", acc(res.All, "colour"), acc(res.All, "shape"), acc(res.All, "count"), acc(res.All, "position"))
+	return nil
+}
+
+// sameCaptions checks that two judge files list the same captions of the
+// same scenes in the same order, as JudgeDiff needs; the error names
+// the first line that differs.
+func sameCaptions(data string, items []eval.JudgeItem, baseline string, base []eval.JudgeItem) error {
+	for j := range min(len(items), len(base)) {
+		if items[j].Caption != base[j].Caption || !reflect.DeepEqual(items[j].Scene, base[j].Scene) {
+			return fmt.Errorf("eval judge: %s:%d is drawn for %q, %s:%d for %q: --baseline must list the same captions of the same scenes in the same order",
+				data, items[j].Line, items[j].Caption, baseline, base[j].Line, base[j].Caption)
+		}
+	}
+	if len(items) != len(base) {
+		return fmt.Errorf("eval judge: %s has %d images, --baseline %s %d: want the same captions in the same order", data, len(items), baseline, len(base))
+	}
 	return nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -114,5 +115,61 @@ func TestJudgeCommands(t *testing.T) {
 	}
 	if _, stderr, code = runGolem(t, "eval", "judge", "--judge", judge, "--data", filepath.Join(world, "train_llava.json")); code == 0 || !strings.Contains(stderr, "train_llava.json:1: ") {
 		t.Errorf("eval judge on LLaVA JSON: exit %d, stderr %q; want an error naming the file and line", code, stderr)
+	}
+	checkJudgeBaseline(t, judge, world)
+}
+
+// checkJudgeBaseline runs eval judge --baseline on the test split's images
+// against the same captions over the next scene's images: the printed
+// differences are the two runs' accuracies' differences, with standard
+// errors; a baseline of other captions, or fewer, is refused naming the
+// file and line.
+func checkJudgeBaseline(t *testing.T, judge, world string) {
+	recs, _, err := shapes.ReadScenes(filepath.Join(world, "test_scenes.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(name string, image func(i int) string, n int) string {
+		var lines []string
+		for i, r := range recs[:n] {
+			b, _ := json.Marshal(map[string]any{"image": image(i), "caption": r.Captions[i%len(r.Captions)].EN, "scene": map[string]any{"objects": r.Objects}})
+			lines = append(lines, string(b))
+		}
+		f := filepath.Join(world, name)
+		os.WriteFile(f, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
+		return f
+	}
+	own := write("own.jsonl", func(i int) string { return recs[i].Image }, len(recs))
+	swapped := write("swapped.jsonl", func(i int) string { return recs[(i+1)%len(recs)].Image }, len(recs))
+	stdout, stderr, code := runGolem(t, "eval", "judge", "--judge", judge, "--data", swapped)
+	if code != 0 {
+		t.Fatalf("eval judge %s: exit %d\n%s%s", swapped, code, stdout, stderr)
+	}
+	base := judgeLast(t, stdout)
+	stdout, stderr, code = runGolem(t, "eval", "judge", "--judge", judge, "--data", own, "--baseline", swapped)
+	if code != 0 {
+		t.Fatalf("eval judge --baseline: exit %d\n%s%s", code, stdout, stderr)
+	}
+	acc := judgeLast(t, stdout)
+	line := regexp.MustCompile(`(?m)^against --baseline .*swapped.jsonl, paired over 40 captions .*$`).FindString(stdout)
+	for _, k := range []string{"colour", "shape", "count", "position"} {
+		m := regexp.MustCompile(k + ` ([-+][0-9.]+) \(SE ([0-9.]+)\)`).FindStringSubmatch(line)
+		if m == nil {
+			t.Fatalf("eval judge --baseline printed no %s difference:\n%s", k, stdout)
+		}
+		d, _ := strconv.ParseFloat(m[1], 64)
+		se, _ := strconv.ParseFloat(m[2], 64)
+		if math.Abs(d-(acc[k]-base[k])) > 2e-4 || (d != 0 && se <= 0) {
+			t.Errorf("%s: difference %s (SE %s), want %.4f - %.4f with a standard error\n%s", k, m[1], m[2], acc[k], base[k], stdout)
+		}
+	}
+	short := write("short.jsonl", func(i int) string { return recs[i].Image }, 10)
+	for _, c := range []struct{ baseline, want string }{
+		{filepath.Join(world, "heldout.jsonl"), "own.jsonl:1 is drawn for"},
+		{short, "own.jsonl has 40 images, --baseline " + short + " 10"},
+	} {
+		if _, stderr, code := runGolem(t, "eval", "judge", "--judge", judge, "--data", own, "--baseline", c.baseline); code != 1 || !strings.Contains(stderr, c.want) {
+			t.Errorf("eval judge --baseline %s: exit %d, stderr %q; want %q", c.baseline, code, stderr, c.want)
+		}
 	}
 }

@@ -20,6 +20,11 @@ type ImagePref struct {
 	Prompt   string
 	Chosen   string // the image files, resolved against the file's folder
 	Rejected string
+	// ChosenTokens and RejectedTokens are the image tokens each image was
+	// decoded from, row by row, where the line has them
+	// ("chosen_tokens", "rejected_tokens": what golem imagine prefs
+	// writes of its own samples); nil where it does not.
+	ChosenTokens, RejectedTokens []int32
 }
 
 // ReadImagePrefs reads a JSONL file of image preferences (ImagePref),
@@ -44,6 +49,8 @@ func ReadImagePrefs(path string) ([]ImagePref, error) {
 		}
 		var l struct {
 			Prompt, Chosen, Rejected *string
+			ChosenTokens             []int32 `json:"chosen_tokens"`
+			RejectedTokens           []int32 `json:"rejected_tokens"`
 		}
 		if err := json.Unmarshal(b, &l); err != nil {
 			return nil, fmt.Errorf("%s:%d: %v (want %s)", path, line, err, want)
@@ -56,7 +63,8 @@ func ReadImagePrefs(path string) ([]ImagePref, error) {
 				return nil, fmt.Errorf("%s:%d: no %q (want %s)", path, line, f.name, want)
 			}
 		}
-		p := ImagePref{Source: fmt.Sprintf("%s:%d", path, line), Prompt: *l.Prompt, Chosen: resolve(dir, *l.Chosen), Rejected: resolve(dir, *l.Rejected)}
+		p := ImagePref{Source: fmt.Sprintf("%s:%d", path, line), Prompt: *l.Prompt, Chosen: resolve(dir, *l.Chosen), Rejected: resolve(dir, *l.Rejected),
+			ChosenTokens: l.ChosenTokens, RejectedTokens: l.RejectedTokens}
 		if p.Chosen == p.Rejected {
 			return nil, fmt.Errorf("%s:%d: \"chosen\" and \"rejected\" are the same image %s", path, line, *l.Chosen)
 		}
