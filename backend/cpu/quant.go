@@ -23,43 +23,57 @@ import (
 // the 16 int32 lanes of one VPDPBUSD alternate between the blocks: one
 // 64-bit broadcast of the two blocks' scales (adjacent in D) then scales
 // every lane, where lanes 0-7 and 8-15 took two broadcasts and a merge.
-// Q4_0's 32 bytes a chunk unpack by one shift and one mask: low nibbles
-// are values 0-31 of the chunk, high nibbles 32-63.
+//
+// Q4_0 matrices are kept otherwise, in panels of 16 rows (q4Panel), for a
+// kernel whose 16 int32 lanes are 16 rows of W rather than positions of
+// one dot product: a block of the panel's 16 rows unpacks into registers
+// once and serves 8 rows of activations (q4gemm8), each lane summing a
+// whole block with no reduction across lanes, where the two-block chunks
+// above unpack a block's codes for two rows of activations and pay a
+// conversion, a multiply and an add per 64 values and pair of rows.
 
 // QuantBuf is a quantized weight matrix: Rows x Cols values in blocks of
-// 32 along each row. The codes are kept as the kernels read them, in
-// chunks of two blocks (see chunkPos): Q8_0's q+128 (one byte each),
-// Q4_0's ggml bytes (value j of a block in a byte's low nibble, value j+16
-// in its high one) reordered. A row with an odd number of blocks is padded
-// to whole chunks with a block of zeros (scale 0).
+// 32 along each row. The codes are kept as the kernels read them: Q8_0's
+// q+128 (one byte each) in chunks of two blocks (see chunkPos), a row
+// with an odd number of blocks padded to whole chunks with a block of
+// zeros (scale 0); Q4_0's in panels of 16 rows (q4Panel).
 type QuantBuf struct {
 	T          backend.QuantType
 	Rows, Cols int
-	D          []float32 // the blocks' scales, row after row
+	D          []float32 // Q8_0's block scales, row after row
 	Q          []byte
 	H          []uint16 // F16's or BF16's values (D and Q are nil)
+}
+
+// q4Panel is the size of one block of a Q4_0 panel: 16 rows' float16
+// scales (32 bytes), then 4 vectors of 64 bytes, the codes: byte 4r+t of
+// vector j holds row r's values 4j+t (low nibble) and 16+4j+t (high),
+// ggml's nibbles (q+8). A panel is a row's blocks of 16 rows, the blocks
+// one after the other (Cols/32 of q4Panel bytes); the last panel is
+// padded with rows of zeros.
+const q4Panel = 288
+
+// q4At returns where row r's block blk starts in a Q4_0 matrix's Q (its
+// panel's block), and r's place in the panel.
+func (b *QuantBuf) q4At(r, blk int) (int, int) {
+	nb := b.Cols / backend.QuantBlock
+	return (r/16*nb + blk) * q4Panel, r % 16
 }
 
 // Len reports the number of values.
 func (b *QuantBuf) Len() int { return b.Rows * b.Cols }
 
-// chunks is the number of chunks (two blocks) a row.
+// chunks is the number of chunks (two blocks) a row (Q8_0).
 func (b *QuantBuf) chunks() int { return (b.Cols/backend.QuantBlock + 1) / 2 }
 
-// rowBytes is the size of one row's codes.
-func (b *QuantBuf) rowBytes() int {
-	if b.T == backend.Q4_0 {
-		return b.chunks() * 32
-	}
-	return b.chunks() * 64
-}
+// rowBytes is the size of one row's codes (Q8_0).
+func (b *QuantBuf) rowBytes() int { return b.chunks() * 64 }
 
 // chunkPos returns where value v (0-31) of a chunk's block bk (0 or 1)
 // sits among the chunk's 64 positions: 4 values of block 0, 4 of block 1,
 // and so on, values 0-15 of both blocks in positions 0-31 and 16-31 in
-// 32-63. VPDPBUSD's lane l sums positions 4l..4l+3, of block l%2. Q4_0's
-// byte t of a chunk holds positions t (low nibble) and 32+t (high): values
-// i and i+16 of one block, as ggml's byte i does.
+// 32-63. VPDPBUSD's lane l sums positions 4l..4l+3, of block l%2: values
+// 4g..4g+3 of block bk are lane 2g+bk's.
 func chunkPos(bk, v int) int {
 	i := v % 16
 	return v/16*32 + i/4*8 + bk*4 + i%4
@@ -94,16 +108,29 @@ func (c *CPU) UploadQuant(t backend.QuantType, rows, cols int, blocks []byte) (b
 	}
 	q := &QuantBuf{T: t, Rows: rows, Cols: cols}
 	nbr := cols / backend.QuantBlock // blocks a row
+	if t == backend.Q4_0 {
+		q.Q = make([]byte, (rows+15)/16*nbr*q4Panel)
+		for i := range nb {
+			r, b := i/nbr, i%nbr
+			blk := blocks[i*bb : (i+1)*bb]
+			if d := f16ToF32(uint16(blk[0]) | uint16(blk[1])<<8); d-d != 0 {
+				return nil, fmt.Errorf("cpu: %v block %d (row %d) has scale %g", t, i, r, d)
+			}
+			at, rr := q.q4At(r, b)
+			p := q.Q[at : at+q4Panel]
+			p[2*rr], p[2*rr+1] = blk[0], blk[1]
+			for j := range 4 {
+				copy(p[32+64*j+4*rr:32+64*j+4*rr+4], blk[2+4*j:6+4*j])
+			}
+		}
+		return q, nil
+	}
 	nch := q.chunks()
 	q.D = make([]float32, rows*nch*2)
 	q.Q = make([]byte, rows*q.rowBytes())
 	if nbr%2 == 1 { // the padding blocks' codes: zeros
-		zero := byte(128)
-		if t == backend.Q4_0 {
-			zero = 0x88
-		}
 		for i := range q.Q {
-			q.Q[i] = zero
+			q.Q[i] = 128
 		}
 	}
 	for i := range nb {
@@ -114,16 +141,9 @@ func (c *CPU) UploadQuant(t backend.QuantType, rows, cols int, blocks []byte) (b
 			return nil, fmt.Errorf("cpu: %v block %d (row %d) has scale %g", t, i, r, d)
 		}
 		q.D[r*nch*2+b] = d
-		if t == backend.Q8_0 {
-			dst := q.Q[r*q.rowBytes()+b/2*64:]
-			for j, v := range blk[2:] {
-				dst[chunkPos(b%2, j)] = v ^ 0x80
-			}
-		} else {
-			dst := q.Q[r*q.rowBytes()+b/2*32:]
-			for j, v := range blk[2:] {
-				dst[chunkPos(b%2, j)] = v
-			}
+		dst := q.Q[r*q.rowBytes()+b/2*64:]
+		for j, v := range blk[2:] {
+			dst[chunkPos(b%2, j)] = v ^ 0x80
 		}
 	}
 	return q, nil
@@ -140,19 +160,25 @@ func (c *CPU) QuantOf(b backend.Buffer) (backend.QuantType, bool) {
 // code returns the code of value j of block blk of row r: Q8_0's q,
 // Q4_0's q-8.
 func (b *QuantBuf) code(r, blk, j int) int32 {
-	row := b.Q[r*b.rowBytes():]
-	if b.T == backend.Q8_0 {
-		return int32(row[blk/2*64+chunkPos(blk%2, j)]) - 128
+	if b.T == backend.Q4_0 {
+		at, rr := b.q4At(r, blk)
+		v := b.Q[at+32+64*(j%16/4)+4*rr+j%4]
+		if j >= 16 {
+			v >>= 4
+		}
+		return int32(v&15) - 8
 	}
-	v := row[blk/2*32+chunkPos(blk%2, j%16)]
-	if j >= 16 {
-		v >>= 4
-	}
-	return int32(v&15) - 8
+	return int32(b.Q[r*b.rowBytes()+blk/2*64+chunkPos(blk%2, j)]) - 128
 }
 
 // scale returns the scale of block blk of row r.
-func (b *QuantBuf) scale(r, blk int) float32 { return b.D[r*b.chunks()*2+blk] }
+func (b *QuantBuf) scale(r, blk int) float32 {
+	if b.T == backend.Q4_0 {
+		at, rr := b.q4At(r, blk)
+		return f16ToF32(uint16(b.Q[at+2*rr]) | uint16(b.Q[at+2*rr+1])<<8)
+	}
+	return b.D[r*b.chunks()*2+blk]
+}
 
 // dequant writes values [off, off+len(dst)) of b, in row-major order.
 func (b *QuantBuf) dequant(dst []float32, off int) {
@@ -183,23 +209,21 @@ func (b *QuantBuf) dequantRows(dst []float32, lo, hi int) {
 		return
 	}
 	nb := b.Cols / backend.QuantBlock
-	rb := b.rowBytes()
 	for r := lo; r < hi; r++ {
 		out := dst[(r-lo)*b.Cols : (r-lo+1)*b.Cols]
-		row := b.Q[r*rb:]
 		for blk := range nb {
 			d := b.scale(r, blk)
 			o := out[blk*32 : blk*32+32]
 			if b.T == backend.Q8_0 {
-				ch := row[blk/2*64:]
+				ch := b.Q[r*b.rowBytes()+blk/2*64:]
 				for j := range o {
 					o[j] = d * float32(int32(ch[chunkPos(blk%2, j)])-128)
 				}
 				continue
 			}
-			ch := row[blk/2*32:]
+			at, rr := b.q4At(r, blk)
 			for j := range 16 {
-				v := ch[chunkPos(blk%2, j)]
+				v := b.Q[at+32+64*(j/4)+4*rr+j%4]
 				o[j] = d * float32(int32(v&15)-8)
 				o[j+16] = d * float32(int32(v>>4)-8)
 			}
@@ -238,6 +262,7 @@ type qrows struct {
 	d      []float32
 	corr   []int32
 	raw    []float32 // quantChunks' scales, before their float16 rounding
+	pack   []uint32  // packQ4Rows' layout of the rows, for q4gemm
 }
 
 var qrowsPool = sync.Pool{New: func() any { return new(qrows) }}
@@ -362,13 +387,9 @@ func kernelArgs(x *qrows, i int, w *QuantBuf, r *[4]int) (*int8, *float32, *int3
 // qdot4 computes out[j] = row i of x . row r[j] of w for four rows of w,
 // with the assembly kernels where the CPU has them.
 func qdot4(x *qrows, i int, w *QuantBuf, r *[4]int, out *[4]float32) {
-	if haveVNNI && fastQuant {
+	if haveVNNI && fastQuant && w.T == backend.Q8_0 {
 		q, d, c, wq, ws := kernelArgs(x, i, w, r)
-		if w.T == backend.Q8_0 {
-			qdot8x4(q, d, c, &wq, &ws, x.nch, out)
-		} else {
-			qdot4x4(q, d, c, &wq, &ws, x.nch, out)
-		}
+		qdot8x4(q, d, c, &wq, &ws, x.nch, out)
 		return
 	}
 	for j := range 4 {
@@ -379,13 +400,9 @@ func qdot4(x *qrows, i int, w *QuantBuf, r *[4]int, out *[4]float32) {
 // qdot2x4 is qdot4 for rows i and i+1 of x: out[0..3] row i's products,
 // out[4..7] row i+1's.
 func qdot2x4(x *qrows, i int, w *QuantBuf, r *[4]int, out *[8]float32) {
-	if haveVNNI && fastQuant {
+	if haveVNNI && fastQuant && w.T == backend.Q8_0 {
 		q, d, c, wq, ws := kernelArgs(x, i, w, r)
-		if w.T == backend.Q8_0 {
-			qdot8x2x4(q, d, c, &wq, &ws, x.nch, out)
-		} else {
-			qdot4x2x4(q, d, c, &wq, &ws, x.nch, out)
-		}
+		qdot8x2x4(q, d, c, &wq, &ws, x.nch, out)
 		return
 	}
 	for j := range 4 {
@@ -418,6 +435,10 @@ func matmulQuant(m, n, k int, alpha float32, a []float32, lda int, w *QuantBuf, 
 		shift = 8
 	}
 	quantizeRows(x, m, k, a, lda, shift)
+	if w.T == backend.Q4_0 && haveVNNI && fastQuant {
+		matmulQ4(x, m, n, k, alpha, w, beta, c, ldc)
+		return
+	}
 	// Tiles of 16 rows of W (a few tens of KB) for a batch; for one row of
 	// activations, enough rows per task to amortize the scheduling.
 	tile := 16
@@ -455,6 +476,77 @@ func matmulQuant(m, n, k int, alpha float32, a []float32, lda int, w *QuantBuf, 
 						put(i, r, r1, out[:4])
 					}
 				}
+			}
+		}
+	})
+}
+
+// q4Rows returns how many of m rows of activations the next q4gemm call
+// takes (8, 4, 2 or 1), and its kernel.
+func q4Rows(m int) (int, func(x *uint32, w *byte, nb int, out *float32, ldc int, alpha, beta float32, mask uint32)) {
+	switch {
+	case m >= 8:
+		return 8, q4gemm8
+	case m >= 4:
+		return 4, q4gemm4
+	case m >= 2:
+		return 2, q4gemm2
+	}
+	return 1, q4gemm1
+}
+
+// packQ4Rows lays x's m rows out for q4gemm: the rows in groups of 8, 4,
+// 2 and 1 (q4Rows), each group's blocks one after the other, a block of a
+// group of R rows 10R words: the R rows' corrections (-8 times the sum of
+// their 32 codes), their scales, then the block's 8 groups of 4 codes
+// (values 4g..4g+3), of each row in turn.
+func packQ4Rows(x *qrows, m, nb int) {
+	x.pack = growT(x.pack, m*nb*10)
+	Parallel(m, max(1, 256/nb), func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			// Row i's group: rows g0..g0+R-1, the pack from g0's.
+			g0 := 0
+			R, _ := q4Rows(m)
+			for i >= g0+R {
+				g0 += R
+				R, _ = q4Rows(m - g0)
+			}
+			ri := i - g0
+			q := x.q[i*x.nch*64:]
+			d := x.d[i*x.nch*16:]
+			corr := x.corr[i*x.nch*16:]
+			for b := range nb {
+				p := x.pack[g0*nb*10+b*10*R:]
+				ch, bk := b/2*64, b%2
+				var cs int32
+				for g := range 8 {
+					cs += corr[b/2*16+2*g+bk]
+					o := ch + 8*g + 4*bk
+					p[2*R+g*R+ri] = uint32(uint8(q[o])) | uint32(uint8(q[o+1]))<<8 | uint32(uint8(q[o+2]))<<16 | uint32(uint8(q[o+3]))<<24
+				}
+				p[ri] = uint32(cs)
+				p[R+ri] = math.Float32bits(d[b/2*16+bk])
+			}
+		}
+	})
+}
+
+// matmulQ4 is matmulQuant's product with a Q4_0 matrix on the assembly
+// kernels: threads split W's panels; each panel (16 rows, a few KB to a
+// few tens of KB) stays in cache while all of x's rows pass over it, 8 at
+// a time.
+func matmulQ4(x *qrows, m, n, k int, alpha float32, w *QuantBuf, beta float32, c []float32, ldc int) {
+	nb := k / backend.QuantBlock
+	packQ4Rows(x, m, nb)
+	panels := (n + 15) / 16
+	Parallel(panels, max(1, 64/(m*nb)), func(lo, hi int) {
+		for p := lo; p < hi; p++ {
+			wp := &w.Q[p*nb*q4Panel]
+			mask := uint32(1)<<min(16, n-16*p) - 1
+			for i := 0; i < m; {
+				R, kern := q4Rows(m - i)
+				kern(&x.pack[i*nb*10], wp, nb, &c[i*ldc+16*p], ldc, alpha, beta, mask)
+				i += R
 			}
 		}
 	})

@@ -15,11 +15,6 @@ var haveVNNI = haveVec && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VNNI
 //go:noescape
 func qdot8x4(q *int8, d *float32, c *int32, wq *[4]*byte, ws *[4]*float32, nch int, out *[4]float32)
 
-// qdot4x4 is qdot8x4 for Q4_0 rows (ggml's nibbles, 32 bytes a chunk).
-//
-//go:noescape
-func qdot4x4(q *int8, d *float32, c *int32, wq *[4]*byte, ws *[4]*float32, nch int, out *[4]float32)
-
 // qdot8x2x4 is qdot8x4 for two rows of activations, the second nch*64
 // bytes (and values) after the first in q, d and c: out[0..3] the first
 // row's products, out[4..7] the second's.
@@ -27,10 +22,28 @@ func qdot4x4(q *int8, d *float32, c *int32, wq *[4]*byte, ws *[4]*float32, nch i
 //go:noescape
 func qdot8x2x4(q *int8, d *float32, c *int32, wq *[4]*byte, ws *[4]*float32, nch int, out *[8]float32)
 
-// qdot4x2x4 is qdot8x2x4 for Q4_0 rows.
+// q4gemm8 sets 16 columns (those of mask's bits) of 8 rows of out (ldc
+// apart) to alpha times the products of 8 rows of activations x (packed
+// by packQ4Rows, nb blocks) with one panel w of a Q4_0 matrix (16 rows,
+// see q4Panel), plus beta times out's values (not read where beta is 0).
 //
 //go:noescape
-func qdot4x2x4(q *int8, d *float32, c *int32, wq *[4]*byte, ws *[4]*float32, nch int, out *[8]float32)
+func q4gemm8(x *uint32, w *byte, nb int, out *float32, ldc int, alpha, beta float32, mask uint32)
+
+// q4gemm4 is q4gemm8 for 4 rows of activations.
+//
+//go:noescape
+func q4gemm4(x *uint32, w *byte, nb int, out *float32, ldc int, alpha, beta float32, mask uint32)
+
+// q4gemm2 is q4gemm8 for 2 rows of activations.
+//
+//go:noescape
+func q4gemm2(x *uint32, w *byte, nb int, out *float32, ldc int, alpha, beta float32, mask uint32)
+
+// q4gemm1 is q4gemm8 for 1 row of activations.
+//
+//go:noescape
+func q4gemm1(x *uint32, w *byte, nb int, out *float32, ldc int, alpha, beta float32, mask uint32)
 
 // quantChunks rounds nch chunks of activations x (64 values each, two
 // blocks) to int8 codes q laid out as the weights' chunks (chunkPos), as

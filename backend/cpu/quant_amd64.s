@@ -2,8 +2,8 @@
 
 #include "textflag.h"
 
-// Quantized dot products (see quant.go): one row of int8 activations
-// against four rows of a Q8_0 or Q4_0 matrix, 64 values (two blocks) a
+// Q8_0 dot products (see quant.go; Q4_0's are quant4_amd64.s): one row
+// of int8 activations against four rows of a Q8_0 matrix, 64 values (two blocks) a
 // step. Per step and row: the weights' 64 unsigned codes, VPDPBUSD with
 // the activations' signed codes onto the lanes' corrections (so each of
 // the 16 int32 lanes holds the exact sum of its 4 products), converted
@@ -22,7 +22,7 @@
 
 // QSETUP loads the arguments: SI codes, DI lane scales, R8 corrections,
 // R9-R12 the rows' codes, R13, R14, AX, BX their scales, CX the steps,
-// DX out, R15 the size of 4 rows' scales (nch*32; their codes' is 8 or 4
+// DX out, R15 the size of 4 rows' scales (nch*32; their codes' is 8
 // times that).
 #define QSETUP \
 	MOVQ q+0(FP), SI; \
@@ -63,7 +63,7 @@
 	VMOVDQU32 (R8), Z2
 
 // QPREFETCH(s) prefetches the step's chunk of the next 4 rows: codes at
-// R15*s past the rows' (s: 8 for Q8_0, 4 for Q4_0), scales at R15.
+// R15*s past the rows' (s: 8, a Q8_0 code's bytes per scale's 4), scales at R15.
 #define QPREFETCH(s) \
 	PREFETCHT0 (R9)(R15*s); \
 	PREFETCHT0 (R10)(R15*s); \
@@ -105,10 +105,10 @@
 	QSUM(0); \
 	VZEROUPPER
 
-// The two-row kernels (qdot8x2x4, qdot4x2x4) run two rows of activations,
+// The two-row kernel (qdot8x2x4) runs two rows of activations,
 // the second nch*64 bytes after the first in each of q, d and c (DX holds
 // that stride in the loop), against the same four weight rows: the
-// weights' codes are loaded (and unpacked) and their scales broadcast once
+// weights' codes are loaded and their scales broadcast once
 // for both. The second row's accumulators are Z24-Z27.
 
 // QSETUP2 is QSETUP, then DX = the rows' stride and Z24-Z27 zeroed.
@@ -179,51 +179,6 @@ loop8:
 	QEND
 	RET
 
-// Q4UNPACK expands a chunk of Q4_0 nibbles at p (32 bytes) into Z5: the
-// low nibbles (positions 0-31, see chunkPos), then the high ones (32-63).
-// The 32 bytes are loaded into both halves, the upper half's words
-// shifted right by 4 (Z29: the shift counts), and masked by Z28's 0x0f
-// bytes.
-#define Q4UNPACK(p) \
-	VBROADCASTI64X4 (p), Z5; \
-	VPSRLVW Z29, Z5, Z5; \
-	VPANDD Z28, Z5, Z5
-
-// Q4CONST sets Q4UNPACK's constants: Z29 the words' shifts (0 in the
-// lower half, 4 in the upper), Z28 0x0f bytes.
-#define Q4CONST \
-	MOVL $0x0f0f0f0f, DX; \
-	VPBROADCASTD DX, Z28; \
-	MOVL $0x00040004, DX; \
-	VPBROADCASTD DX, Z4; \
-	VPXORD Z29, Z29, Z29; \
-	VSHUFI64X2 $0x44, Z4, Z29, Z29
-
-// func qdot4x4(q *int8, d *float32, c *int32, wq *[4]*byte, ws *[4]*float32, nch int, out *[4]float32)
-TEXT ·qdot4x4(SB), NOSPLIT, $0-56
-	Q4CONST
-	QSETUP
-loop4:
-	QSTEP
-	QPREFETCH(4)
-	Q4UNPACK(R9)
-	QROW(Z5, R13, Z8)
-	Q4UNPACK(R10)
-	QROW(Z5, R14, Z9)
-	Q4UNPACK(R11)
-	QROW(Z5, AX, Z10)
-	Q4UNPACK(R12)
-	QROW(Z5, BX, Z11)
-	ADDQ $32, R9
-	ADDQ $32, R10
-	ADDQ $32, R11
-	ADDQ $32, R12
-	QNEXT
-	DECQ CX
-	JNZ loop4
-	QEND
-	RET
-
 // func qdot8x2x4(q *int8, d *float32, c *int32, wq *[4]*byte, ws *[4]*float32, nch int, out *[8]float32)
 TEXT ·qdot8x2x4(SB), NOSPLIT, $0-56
 	QSETUP2
@@ -247,32 +202,6 @@ loop82:
 	JNZ loop82
 	QEND2
 	RET
-
-// func qdot4x2x4(q *int8, d *float32, c *int32, wq *[4]*byte, ws *[4]*float32, nch int, out *[8]float32)
-TEXT ·qdot4x2x4(SB), NOSPLIT, $0-56
-	Q4CONST
-	QSETUP2
-loop42:
-	QSTEP2
-	QPREFETCH(4)
-	Q4UNPACK(R9)
-	QROW2(R13, Z8, Z24)
-	Q4UNPACK(R10)
-	QROW2(R14, Z9, Z25)
-	Q4UNPACK(R11)
-	QROW2(AX, Z10, Z26)
-	Q4UNPACK(R12)
-	QROW2(BX, Z11, Z27)
-	ADDQ $32, R9
-	ADDQ $32, R10
-	ADDQ $32, R11
-	ADDQ $32, R12
-	QNEXT
-	DECQ CX
-	JNZ loop42
-	QEND2
-	RET
-
 
 // Rounding activations to int8 (see quantizeRows), a chunk (two blocks,
 // 64 float32 values) a step.
@@ -382,4 +311,3 @@ chunkloop:
 	JNZ chunkloop
 	VZEROUPPER
 	RET
-

@@ -105,7 +105,7 @@ func quantRef(a []float32, m, k int, w []float32, n int) (ref, bound []float64) 
 func TestQuantMatMul(t *testing.T) {
 	c := New()
 	for _, qt := range quantTypes {
-		for _, sz := range []struct{ m, n, k int }{{1, 37, 96}, {1, 64, 256}, {7, 45, 160}, {33, 19, 64}} {
+		for _, sz := range []struct{ m, n, k int }{{1, 37, 96}, {1, 64, 256}, {7, 45, 160}, {33, 19, 64}, {15, 16, 64}} {
 			deq, b := quantMatrix(t, c, qt.t, qt.g, sz.n, sz.k, uint64(sz.k))
 			r := rand.New(rand.NewPCG(uint64(sz.m), 3))
 			a := make([]float32, sz.m*sz.k)
