@@ -18,56 +18,50 @@ import (
 // weights' codes shifted to 0..255 (Q8_0's q+128, Q4_0's nibble as it is),
 // and the shift is taken back with the activations' block sums.
 //
-// Weights and activations are laid out in chunks of two blocks (64
-// values), the two blocks' values interleaved 4 by 4 (chunkPos), so that
-// the 16 int32 lanes of one VPDPBUSD alternate between the blocks: one
-// 64-bit broadcast of the two blocks' scales (adjacent in D) then scales
-// every lane, where lanes 0-7 and 8-15 took two broadcasts and a merge.
-//
-// Q4_0 matrices are kept otherwise, in panels of 16 rows (q4Panel), for a
-// kernel whose 16 int32 lanes are 16 rows of W rather than positions of
-// one dot product: a block of the panel's 16 rows unpacks into registers
-// once and serves 8 rows of activations (q4gemm8), each lane summing a
-// whole block with no reduction across lanes, where the two-block chunks
-// above unpack a block's codes for two rows of activations and pay a
-// conversion, a multiply and an add per 64 values and pair of rows.
+// The matrices are kept in panels of 16 rows (panelAt) for kernels whose
+// 16 int32 lanes are 16 rows of W (q8gemm8, q4gemm8): a block of the
+// panel's 16 rows is loaded (Q4_0: unpacked) into 8 registers once and
+// serves up to 8 rows of activations, each row's 4 codes a step broadcast
+// to all lanes, and each lane sums a whole block, so that a block's sum
+// is converted, scaled and added once for 16 outputs (llama.cpp's CPU
+// library repacks Q4_0 rows 8 at a time for the same reason). Rows of
+// activations lane by lane (chunkPos: positions of one dot product in the
+// 16 lanes) had paid a conversion, a multiply and an add per 64 values
+// and pair of rows, and a reduction across lanes per output.
 
 // QuantBuf is a quantized weight matrix: Rows x Cols values in blocks of
-// 32 along each row. The codes are kept as the kernels read them: Q8_0's
-// q+128 (one byte each) in chunks of two blocks (see chunkPos), a row
-// with an odd number of blocks padded to whole chunks with a block of
-// zeros (scale 0); Q4_0's in panels of 16 rows (q4Panel).
+// 32 along each row, kept as the kernels read them (panelAt); F16 and
+// BF16 values as they are (H).
 type QuantBuf struct {
 	T          backend.QuantType
 	Rows, Cols int
-	D          []float32 // Q8_0's block scales, row after row
-	Q          []byte
-	H          []uint16 // F16's or BF16's values (D and Q are nil)
+	Q          []byte   // Q8_0's and Q4_0's panels
+	H          []uint16 // F16's or BF16's values (Q is nil)
 }
 
-// q4Panel is the size of one block of a Q4_0 panel: 16 rows' float16
-// scales (32 bytes), then 4 vectors of 64 bytes, the codes: byte 4r+t of
-// vector j holds row r's values 4j+t (low nibble) and 16+4j+t (high),
-// ggml's nibbles (q+8). A panel is a row's blocks of 16 rows, the blocks
-// one after the other (Cols/32 of q4Panel bytes); the last panel is
-// padded with rows of zeros.
-const q4Panel = 288
+// panelBlock is the size of one block of a panel: 16 rows' float16 scales
+// (32 bytes), then the codes in vectors of 64 bytes, 4 values of each of
+// the 16 rows. Q8_0's 8 vectors: byte 4r+t of vector g is row r's value
+// 4g+t, q+128. Q4_0's 4: byte 4r+t of vector g holds row r's values 4g+t
+// (low nibble) and 16+4g+t (high), ggml's nibbles (q+8).
+func (b *QuantBuf) panelBlock() int {
+	if b.T == backend.Q4_0 {
+		return 32 + 4*64
+	}
+	return 32 + 8*64
+}
 
-// q4At returns where row r's block blk starts in a Q4_0 matrix's Q (its
-// panel's block), and r's place in the panel.
-func (b *QuantBuf) q4At(r, blk int) (int, int) {
+// panelAt returns where row r's block blk starts in Q (its panel's block)
+// and r's place in the panel. A panel is the blocks of 16 rows one after
+// the other (Cols/32 of them); the last panel is padded with rows of
+// zeros (scale 0).
+func (b *QuantBuf) panelAt(r, blk int) (int, int) {
 	nb := b.Cols / backend.QuantBlock
-	return (r/16*nb + blk) * q4Panel, r % 16
+	return (r/16*nb + blk) * b.panelBlock(), r % 16
 }
 
 // Len reports the number of values.
 func (b *QuantBuf) Len() int { return b.Rows * b.Cols }
-
-// chunks is the number of chunks (two blocks) a row (Q8_0).
-func (b *QuantBuf) chunks() int { return (b.Cols/backend.QuantBlock + 1) / 2 }
-
-// rowBytes is the size of one row's codes (Q8_0).
-func (b *QuantBuf) rowBytes() int { return b.chunks() * 64 }
 
 // chunkPos returns where value v (0-31) of a chunk's block bk (0 or 1)
 // sits among the chunk's 64 positions: 4 values of block 0, 4 of block 1,
@@ -108,42 +102,24 @@ func (c *CPU) UploadQuant(t backend.QuantType, rows, cols int, blocks []byte) (b
 	}
 	q := &QuantBuf{T: t, Rows: rows, Cols: cols}
 	nbr := cols / backend.QuantBlock // blocks a row
-	if t == backend.Q4_0 {
-		q.Q = make([]byte, (rows+15)/16*nbr*q4Panel)
-		for i := range nb {
-			r, b := i/nbr, i%nbr
-			blk := blocks[i*bb : (i+1)*bb]
-			if d := f16ToF32(uint16(blk[0]) | uint16(blk[1])<<8); d-d != 0 {
-				return nil, fmt.Errorf("cpu: %v block %d (row %d) has scale %g", t, i, r, d)
-			}
-			at, rr := q.q4At(r, b)
-			p := q.Q[at : at+q4Panel]
-			p[2*rr], p[2*rr+1] = blk[0], blk[1]
-			for j := range 4 {
-				copy(p[32+64*j+4*rr:32+64*j+4*rr+4], blk[2+4*j:6+4*j])
-			}
-		}
-		return q, nil
-	}
-	nch := q.chunks()
-	q.D = make([]float32, rows*nch*2)
-	q.Q = make([]byte, rows*q.rowBytes())
-	if nbr%2 == 1 { // the padding blocks' codes: zeros
-		for i := range q.Q {
-			q.Q[i] = 128
-		}
-	}
+	q.Q = make([]byte, (rows+15)/16*nbr*q.panelBlock())
 	for i := range nb {
 		r, b := i/nbr, i%nbr
 		blk := blocks[i*bb : (i+1)*bb]
-		d := f16ToF32(uint16(blk[0]) | uint16(blk[1])<<8)
-		if d-d != 0 {
+		if d := f16ToF32(uint16(blk[0]) | uint16(blk[1])<<8); d-d != 0 {
 			return nil, fmt.Errorf("cpu: %v block %d (row %d) has scale %g", t, i, r, d)
 		}
-		q.D[r*nch*2+b] = d
-		dst := q.Q[r*q.rowBytes()+b/2*64:]
-		for j, v := range blk[2:] {
-			dst[chunkPos(b%2, j)] = v ^ 0x80
+		at, rr := q.panelAt(r, b)
+		p := q.Q[at : at+q.panelBlock()]
+		p[2*rr], p[2*rr+1] = blk[0], blk[1]
+		for g := range (bb - 2) / 4 { // Q8_0's 8 groups of 4 codes, Q4_0's 4 pairs
+			dst := p[32+64*g+4*rr : 32+64*g+4*rr+4]
+			copy(dst, blk[2+4*g:6+4*g])
+			if t == backend.Q8_0 {
+				for j := range dst {
+					dst[j] ^= 0x80
+				}
+			}
 		}
 	}
 	return q, nil
@@ -160,24 +136,21 @@ func (c *CPU) QuantOf(b backend.Buffer) (backend.QuantType, bool) {
 // code returns the code of value j of block blk of row r: Q8_0's q,
 // Q4_0's q-8.
 func (b *QuantBuf) code(r, blk, j int) int32 {
-	if b.T == backend.Q4_0 {
-		at, rr := b.q4At(r, blk)
-		v := b.Q[at+32+64*(j%16/4)+4*rr+j%4]
-		if j >= 16 {
-			v >>= 4
-		}
-		return int32(v&15) - 8
+	at, rr := b.panelAt(r, blk)
+	if b.T == backend.Q8_0 {
+		return int32(b.Q[at+32+64*(j/4)+4*rr+j%4]) - 128
 	}
-	return int32(b.Q[r*b.rowBytes()+blk/2*64+chunkPos(blk%2, j)]) - 128
+	v := b.Q[at+32+64*(j%16/4)+4*rr+j%4]
+	if j >= 16 {
+		v >>= 4
+	}
+	return int32(v&15) - 8
 }
 
 // scale returns the scale of block blk of row r.
 func (b *QuantBuf) scale(r, blk int) float32 {
-	if b.T == backend.Q4_0 {
-		at, rr := b.q4At(r, blk)
-		return f16ToF32(uint16(b.Q[at+2*rr]) | uint16(b.Q[at+2*rr+1])<<8)
-	}
-	return b.D[r*b.chunks()*2+blk]
+	at, rr := b.panelAt(r, blk)
+	return f16ToF32(uint16(b.Q[at+2*rr]) | uint16(b.Q[at+2*rr+1])<<8)
 }
 
 // dequant writes values [off, off+len(dst)) of b, in row-major order.
@@ -214,16 +187,16 @@ func (b *QuantBuf) dequantRows(dst []float32, lo, hi int) {
 		for blk := range nb {
 			d := b.scale(r, blk)
 			o := out[blk*32 : blk*32+32]
+			at, rr := b.panelAt(r, blk)
+			codes := b.Q[at+32+4*rr:]
 			if b.T == backend.Q8_0 {
-				ch := b.Q[r*b.rowBytes()+blk/2*64:]
 				for j := range o {
-					o[j] = d * float32(int32(ch[chunkPos(blk%2, j)])-128)
+					o[j] = d * float32(int32(codes[64*(j/4)+j%4])-128)
 				}
 				continue
 			}
-			at, rr := b.q4At(r, blk)
 			for j := range 16 {
-				v := b.Q[at+32+64*(j/4)+4*rr+j%4]
+				v := codes[64*(j/4)+j%4]
 				o[j] = d * float32(int32(v&15)-8)
 				o[j+16] = d * float32(int32(v>>4)-8)
 			}
@@ -251,18 +224,18 @@ func (c *CPU) dequantBuf(b *QuantBuf) *Buf {
 
 // qrows is activations rounded to int8 blocks for a product with a
 // quantized matrix of nb blocks a row, padded to an even number of blocks
-// (chunks of 64 values, one AVX-512 register of codes, laid out as the
-// weights' chunks: chunkPos): per row, the codes q, per chunk the 16
-// lanes' scales (even lanes the first block's, odd lanes the second's)
-// and the 16 lanes' corrections, -shift times the sum of the lane's 4
-// codes, which the kernels start their sums from.
+// (chunks of 64 values, one AVX-512 register of codes, two blocks
+// interleaved: chunkPos): per row, the codes q, per chunk the 16 lanes'
+// scales (even lanes the first block's, odd lanes the second's) and the
+// 16 lanes' corrections, -shift times the sum of the lane's 4 codes;
+// packQuantRows reorders them for the kernels (pack).
 type qrows struct {
 	m, nch int
 	q      []int8
 	d      []float32
 	corr   []int32
 	raw    []float32 // quantChunks' scales, before their float16 rounding
-	pack   []uint32  // packQ4Rows' layout of the rows, for q4gemm
+	pack   []uint32  // packQuantRows' layout of the rows
 }
 
 var qrowsPool = sync.Pool{New: func() any { return new(qrows) }}
@@ -374,51 +347,14 @@ func qdotRef(x *qrows, i int, w *QuantBuf, r int) float32 {
 	return sum
 }
 
-// kernelArgs returns what the assembly kernels take: row i of x's int8
-// blocks, scales and corrections, and rows r of w's codes and scales.
-func kernelArgs(x *qrows, i int, w *QuantBuf, r *[4]int) (*int8, *float32, *int32, [4]*byte, [4]*float32) {
-	nb := x.nch * 2
-	rb := w.rowBytes()
-	ws := [4]*float32{&w.D[r[0]*nb], &w.D[r[1]*nb], &w.D[r[2]*nb], &w.D[r[3]*nb]}
-	wq := [4]*byte{&w.Q[r[0]*rb], &w.Q[r[1]*rb], &w.Q[r[2]*rb], &w.Q[r[3]*rb]}
-	return &x.q[i*x.nch*64], &x.d[i*x.nch*16], &x.corr[i*x.nch*16], wq, ws
-}
-
-// qdot4 computes out[j] = row i of x . row r[j] of w for four rows of w,
-// with the assembly kernels where the CPU has them.
-func qdot4(x *qrows, i int, w *QuantBuf, r *[4]int, out *[4]float32) {
-	if haveVNNI && fastQuant && w.T == backend.Q8_0 {
-		q, d, c, wq, ws := kernelArgs(x, i, w, r)
-		qdot8x4(q, d, c, &wq, &ws, x.nch, out)
-		return
-	}
-	for j := range 4 {
-		out[j] = qdotRef(x, i, w, r[j])
-	}
-}
-
-// qdot2x4 is qdot4 for rows i and i+1 of x: out[0..3] row i's products,
-// out[4..7] row i+1's.
-func qdot2x4(x *qrows, i int, w *QuantBuf, r *[4]int, out *[8]float32) {
-	if haveVNNI && fastQuant && w.T == backend.Q8_0 {
-		q, d, c, wq, ws := kernelArgs(x, i, w, r)
-		qdot8x2x4(q, d, c, &wq, &ws, x.nch, out)
-		return
-	}
-	for j := range 4 {
-		out[j] = qdotRef(x, i, w, r[j])
-		out[4+j] = qdotRef(x, i+1, w, r[j])
-	}
-}
-
 // fastQuant enables the assembly kernels (tests turn it off to compare).
 var fastQuant = true
 
 // matmulQuant is c = alpha * a W^T + beta * c for a [m, k] (rows lda
 // apart), W quantized [n, k], c [m, n] (rows ldc apart). Threads split
-// W's rows in tiles small enough to stay in cache while every row of a
-// passes over them, so each value is computed the same way for any thread
-// count.
+// W's panels; each panel (16 rows, a few KB to a few tens of KB) stays in
+// cache while all of a's rows pass over it, 8 at a time, so each value is
+// computed the same way for any thread count.
 func matmulQuant(m, n, k int, alpha float32, a []float32, lda int, w *QuantBuf, beta float32, c []float32, ldc int) {
 	if w.Rows != n || w.Cols != k {
 		panic(fmt.Sprintf("cpu: product with a %d x %d quantized matrix as %d x %d", w.Rows, w.Cols, n, k))
@@ -435,81 +371,71 @@ func matmulQuant(m, n, k int, alpha float32, a []float32, lda int, w *QuantBuf, 
 		shift = 8
 	}
 	quantizeRows(x, m, k, a, lda, shift)
-	if w.T == backend.Q4_0 && haveVNNI && fastQuant {
-		matmulQ4(x, m, n, k, alpha, w, beta, c, ldc)
-		return
+	nb := k / backend.QuantBlock
+	fast := haveVNNI && fastQuant
+	if fast {
+		packQuantRows(x, m, nb)
 	}
-	// Tiles of 16 rows of W (a few tens of KB) for a batch; for one row of
-	// activations, enough rows per task to amortize the scheduling.
-	tile := 16
-	if m == 1 {
-		tile = max(16, 4096*32/max(k, 1))
-	}
-	Parallel((n+tile-1)/tile, 1, func(lo, hi int) {
-		var out [8]float32
-		var rows [4]int
-		put := func(i, r, r1 int, o []float32) {
-			ci := c[i*ldc : i*ldc+n]
-			for j := 0; j < 4 && r+j < r1; j++ {
-				v := alpha * o[j]
-				if beta != 0 {
-					v += beta * ci[r+j]
+	pb := w.panelBlock()
+	Parallel((n+15)/16, max(1, 64/(m*nb)), func(lo, hi int) {
+		for p := lo; p < hi; p++ {
+			cols := min(16, n-16*p)
+			if !fast {
+				for i := range m {
+					for j := range cols {
+						v := alpha * qdotRef(x, i, w, 16*p+j)
+						if beta != 0 {
+							v += beta * c[i*ldc+16*p+j]
+						}
+						c[i*ldc+16*p+j] = v
+					}
 				}
-				ci[r+j] = v
+				continue
 			}
-		}
-		for t := lo; t < hi; t++ {
-			r0, r1 := t*tile, min(n, (t+1)*tile)
-			// Two rows of a at a time (the weights' codes are read once
-			// for both), then the odd one.
-			for i := 0; i < m; i += 2 {
-				for r := r0; r < r1; r += 4 {
-					for j := range rows {
-						rows[j] = min(r+j, r1-1)
-					}
-					if i+1 < m {
-						qdot2x4(x, i, w, &rows, &out)
-						put(i, r, r1, out[:4])
-						put(i+1, r, r1, out[4:])
-					} else {
-						qdot4(x, i, w, &rows, (*[4]float32)(out[:4]))
-						put(i, r, r1, out[:4])
-					}
-				}
+			wp := &w.Q[p*nb*pb]
+			mask := uint32(1)<<cols - 1
+			for i := 0; i < m; {
+				R, kern := panelRows(m-i, w.T)
+				kern(&x.pack[i*nb*10], wp, nb, &c[i*ldc+16*p], ldc, alpha, beta, mask)
+				i += R
 			}
 		}
 	})
 }
 
-// q4Rows returns how many of m rows of activations the next q4gemm call
-// takes (8, 4, 2 or 1), and its kernel.
-func q4Rows(m int) (int, func(x *uint32, w *byte, nb int, out *float32, ldc int, alpha, beta float32, mask uint32)) {
+// panelRows returns how many of m rows of activations the next kernel
+// call takes (8, 4, 2 or 1), and the kernel for a matrix of type t.
+func panelRows(m int, t backend.QuantType) (int, func(x *uint32, w *byte, nb int, out *float32, ldc int, alpha, beta float32, mask uint32)) {
+	k8, k4, k2, k1 := q8gemm8, q8gemm4, q8gemm2, q8gemm1
+	if t == backend.Q4_0 {
+		k8, k4, k2, k1 = q4gemm8, q4gemm4, q4gemm2, q4gemm1
+	}
 	switch {
 	case m >= 8:
-		return 8, q4gemm8
+		return 8, k8
 	case m >= 4:
-		return 4, q4gemm4
+		return 4, k4
 	case m >= 2:
-		return 2, q4gemm2
+		return 2, k2
 	}
-	return 1, q4gemm1
+	return 1, k1
 }
 
-// packQ4Rows lays x's m rows out for q4gemm: the rows in groups of 8, 4,
-// 2 and 1 (q4Rows), each group's blocks one after the other, a block of a
-// group of R rows 10R words: the R rows' corrections (-8 times the sum of
-// their 32 codes), their scales, then the block's 8 groups of 4 codes
-// (values 4g..4g+3), of each row in turn.
-func packQ4Rows(x *qrows, m, nb int) {
+// packQuantRows lays x's m rows out for the kernels: the rows in groups of 8,
+// 4, 2 and 1 (panelRows), each group's blocks one after the other, a
+// block of a group of R rows 10R words: the R rows' corrections (-shift
+// times the sum of their 32 codes), their scales, then the block's 8
+// groups of 4 codes (values 4g..4g+3), of each row in turn.
+func packQuantRows(x *qrows, m, nb int) {
 	x.pack = growT(x.pack, m*nb*10)
 	Parallel(m, max(1, 256/nb), func(lo, hi int) {
 		for i := lo; i < hi; i++ {
-			// Row i's group: rows g0..g0+R-1, the pack from g0's.
+			// Row i's group: rows g0..g0+R-1, packed from g0's words.
 			g0 := 0
-			R, _ := q4Rows(m)
+			R, _ := panelRows(m, 0)
 			for i >= g0+R {
 				g0 += R
-				R, _ = q4Rows(m - g0)
+				R, _ = panelRows(m-g0, 0)
 			}
 			ri := i - g0
 			q := x.q[i*x.nch*64:]
@@ -526,27 +452,6 @@ func packQ4Rows(x *qrows, m, nb int) {
 				}
 				p[ri] = uint32(cs)
 				p[R+ri] = math.Float32bits(d[b/2*16+bk])
-			}
-		}
-	})
-}
-
-// matmulQ4 is matmulQuant's product with a Q4_0 matrix on the assembly
-// kernels: threads split W's panels; each panel (16 rows, a few KB to a
-// few tens of KB) stays in cache while all of x's rows pass over it, 8 at
-// a time.
-func matmulQ4(x *qrows, m, n, k int, alpha float32, w *QuantBuf, beta float32, c []float32, ldc int) {
-	nb := k / backend.QuantBlock
-	packQ4Rows(x, m, nb)
-	panels := (n + 15) / 16
-	Parallel(panels, max(1, 64/(m*nb)), func(lo, hi int) {
-		for p := lo; p < hi; p++ {
-			wp := &w.Q[p*nb*q4Panel]
-			mask := uint32(1)<<min(16, n-16*p) - 1
-			for i := 0; i < m; {
-				R, kern := q4Rows(m - i)
-				kern(&x.pack[i*nb*10], wp, nb, &c[i*ldc+16*p], ldc, alpha, beta, mask)
-				i += R
 			}
 		}
 	})

@@ -4,28 +4,34 @@ package cpu
 
 import "golang.org/x/sys/cpu"
 
-// haveVNNI: the quantized dot products of quant_amd64.s (AVX-512 with
-// VNNI's VPDPBUSD and byte/word masked loads).
+// haveVNNI: the quantized products of quant_amd64.s (AVX-512 with VNNI's
+// VPDPBUSD and byte/word masked loads).
 var haveVNNI = haveVec && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VNNI
 
-// qdot8x4 sets out[j] to the dot product of one row of activations (nch
-// chunks of 64 int8 codes q, lane scales d and corrections c, see qrows)
-// with four rows of Q8_0 codes wq[j] (q+128) and block scales ws[j].
-//
-//go:noescape
-func qdot8x4(q *int8, d *float32, c *int32, wq *[4]*byte, ws *[4]*float32, nch int, out *[4]float32)
-
-// qdot8x2x4 is qdot8x4 for two rows of activations, the second nch*64
-// bytes (and values) after the first in q, d and c: out[0..3] the first
-// row's products, out[4..7] the second's.
-//
-//go:noescape
-func qdot8x2x4(q *int8, d *float32, c *int32, wq *[4]*byte, ws *[4]*float32, nch int, out *[8]float32)
-
-// q4gemm8 sets 16 columns (those of mask's bits) of 8 rows of out (ldc
+// q8gemm8 sets 16 columns (those of mask's bits) of 8 rows of out (ldc
 // apart) to alpha times the products of 8 rows of activations x (packed
-// by packQ4Rows, nb blocks) with one panel w of a Q4_0 matrix (16 rows,
-// see q4Panel), plus beta times out's values (not read where beta is 0).
+// by packQuantRows, nb blocks) with one panel w of a Q8_0 matrix (16 rows, see
+// panelBlock), plus beta times out's values (not read where beta is 0).
+//
+//go:noescape
+func q8gemm8(x *uint32, w *byte, nb int, out *float32, ldc int, alpha, beta float32, mask uint32)
+
+// q8gemm4 is q8gemm8 for 4 rows of activations.
+//
+//go:noescape
+func q8gemm4(x *uint32, w *byte, nb int, out *float32, ldc int, alpha, beta float32, mask uint32)
+
+// q8gemm2 is q8gemm8 for 2 rows of activations.
+//
+//go:noescape
+func q8gemm2(x *uint32, w *byte, nb int, out *float32, ldc int, alpha, beta float32, mask uint32)
+
+// q8gemm1 is q8gemm8 for 1 row of activations.
+//
+//go:noescape
+func q8gemm1(x *uint32, w *byte, nb int, out *float32, ldc int, alpha, beta float32, mask uint32)
+
+// q4gemm8 is q8gemm8 for a Q4_0 matrix.
 //
 //go:noescape
 func q4gemm8(x *uint32, w *byte, nb int, out *float32, ldc int, alpha, beta float32, mask uint32)
