@@ -372,28 +372,26 @@ func matmulQuant(m, n, k int, alpha float32, a []float32, lda int, w *QuantBuf, 
 	}
 	quantizeRows(x, m, k, a, lda, shift)
 	nb := k / backend.QuantBlock
-	fast := haveVNNI && fastQuant
-	if fast {
-		packQuantRows(x, m, nb)
+	if !haveVNNI || !fastQuant {
+		Parallel(n, 16, func(lo, hi int) {
+			for i := range m {
+				for j := lo; j < hi; j++ {
+					v := alpha * qdotRef(x, i, w, j)
+					if beta != 0 {
+						v += beta * c[i*ldc+j]
+					}
+					c[i*ldc+j] = v
+				}
+			}
+		})
+		return
 	}
+	packQuantRows(x, m, nb)
 	pb := w.panelBlock()
 	Parallel((n+15)/16, max(1, 64/(m*nb)), func(lo, hi int) {
 		for p := lo; p < hi; p++ {
-			cols := min(16, n-16*p)
-			if !fast {
-				for i := range m {
-					for j := range cols {
-						v := alpha * qdotRef(x, i, w, 16*p+j)
-						if beta != 0 {
-							v += beta * c[i*ldc+16*p+j]
-						}
-						c[i*ldc+16*p+j] = v
-					}
-				}
-				continue
-			}
 			wp := &w.Q[p*nb*pb]
-			mask := uint32(1)<<cols - 1
+			mask := uint32(1)<<min(16, n-16*p) - 1
 			for i := 0; i < m; {
 				R, kern := panelRows(m-i, w.T)
 				kern(&x.pack[i*nb*10], wp, nb, &c[i*ldc+16*p], ldc, alpha, beta, mask)
