@@ -72,6 +72,23 @@ func TestQuantDequantizesAsGGML(t *testing.T) {
 	}
 }
 
+// Q8_0 and Q4_0 matrices take the bytes of their GGUF blocks (34 and 18
+// a block: codes and a float16 scale), plus the rows that pad the last
+// panel of 16: the kernels' layout keeps no wider copy of the scales.
+func TestQuantBufIsGGMLSize(t *testing.T) {
+	c := New()
+	for _, qt := range quantTypes[:2] {
+		for _, rows := range []int{16, 37} {
+			_, b := quantMatrix(t, c, qt.t, qt.g, rows, 96, 2)
+			q := b.(*QuantBuf)
+			padded := (rows + 15) / 16 * 16
+			if want := padded * 3 * qt.g.BlockBytes(); len(q.Q) != want {
+				t.Errorf("%v %d x 96: %d bytes, want %d (%d rows of 3 blocks of %d)", qt.t, rows, len(q.Q), want, padded, qt.g.BlockBytes())
+			}
+		}
+	}
+}
+
 // quantRef is a W^T with W dequantized, in float64, and the bound of the
 // activations' rounding: |x~ - x| <= max|x of its block| / 254 for each
 // value, times |w|.
@@ -105,7 +122,7 @@ func quantRef(a []float32, m, k int, w []float32, n int) (ref, bound []float64) 
 func TestQuantMatMul(t *testing.T) {
 	c := New()
 	for _, qt := range quantTypes {
-		for _, sz := range []struct{ m, n, k int }{{1, 37, 96}, {1, 64, 256}, {7, 45, 160}, {33, 19, 64}, {15, 16, 64}} {
+		for _, sz := range []struct{ m, n, k int }{{1, 37, 96}, {1, 64, 256}, {7, 45, 160}, {33, 19, 64}, {15, 16, 64}, {9, 33, 320}} {
 			deq, b := quantMatrix(t, c, qt.t, qt.g, sz.n, sz.k, uint64(sz.k))
 			r := rand.New(rand.NewPCG(uint64(sz.m), 3))
 			a := make([]float32, sz.m*sz.k)
