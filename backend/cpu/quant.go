@@ -1,6 +1,7 @@
 package cpu
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
 	"sync"
@@ -231,7 +232,7 @@ func (c *CPU) dequantBuf(b *QuantBuf) *Buf {
 // packQuantRows reorders them for the kernels (pack).
 type qrows struct {
 	m, nch int
-	q      []int8
+	q      []byte // int8 codes
 	d      []float32
 	corr   []int32
 	raw    []float32 // quantChunks' scales, before their float16 rounding
@@ -281,7 +282,7 @@ func quantizeRows(x *qrows, m, k int, a []float32, lda int, shift int32) {
 				}
 				ch := q[b/2*64 : b/2*64+64]
 				for j, v := range qb {
-					ch[chunkPos(b%2, j)] = v
+					ch[chunkPos(b%2, j)] = byte(v)
 				}
 				for l := b % 2; l < 16; l += 2 {
 					d[b/2*16+l] = s
@@ -289,7 +290,7 @@ func quantizeRows(x *qrows, m, k int, a []float32, lda int, shift int32) {
 			}
 			for l := full * 16; l < len(corr); l++ {
 				p := q[4*l : 4*l+4]
-				corr[l] = -shift * (int32(p[0]) + int32(p[1]) + int32(p[2]) + int32(p[3]))
+				corr[l] = -shift * (int32(int8(p[0])) + int32(int8(p[1])) + int32(int8(p[2])) + int32(int8(p[3])))
 			}
 		}
 	})
@@ -340,7 +341,7 @@ func qdotRef(x *qrows, i int, w *QuantBuf, r int) float32 {
 	for b := range nb {
 		var s int32
 		for j := range 32 {
-			s += int32(q[b/2*64+chunkPos(b%2, j)]) * w.code(r, b, j)
+			s += int32(int8(q[b/2*64+chunkPos(b%2, j)])) * w.code(r, b, j)
 		}
 		sum += float32(s) * (d[b/2*16+b%2] * w.scale(r, b))
 	}
@@ -440,16 +441,14 @@ func packQuantRows(x *qrows, m, nb int) {
 			d := x.d[i*x.nch*16:]
 			corr := x.corr[i*x.nch*16:]
 			for b := range nb {
-				p := x.pack[g0*nb*10+b*10*R:]
-				ch, bk := b/2*64, b%2
-				var cs int32
+				p := x.pack[g0*nb*10+b*10*R : g0*nb*10+(b+1)*10*R]
+				lanes := corr[b/2*16+b%2 : b/2*16+16] // the block's: even ones
+				qs := q[b/2*64+4*(b%2) : b/2*64+64]   // group g at 8g
+				p[ri] = uint32(lanes[0] + lanes[2] + lanes[4] + lanes[6] + lanes[8] + lanes[10] + lanes[12] + lanes[14])
+				p[R+ri] = math.Float32bits(d[b/2*16+b%2])
 				for g := range 8 {
-					cs += corr[b/2*16+2*g+bk]
-					o := ch + 8*g + 4*bk
-					p[2*R+g*R+ri] = uint32(uint8(q[o])) | uint32(uint8(q[o+1]))<<8 | uint32(uint8(q[o+2]))<<16 | uint32(uint8(q[o+3]))<<24
+					p[2*R+g*R+ri] = binary.LittleEndian.Uint32(qs[8*g:])
 				}
-				p[ri] = uint32(cs)
-				p[R+ri] = math.Float32bits(d[b/2*16+bk])
 			}
 		}
 	})

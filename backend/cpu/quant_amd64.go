@@ -57,4 +57,4 @@ func q4gemm1(x *uint32, w *byte, nb int, out *float32, ldc int, alpha, beta floa
 // its float16 rounding) and each chunk's 16 lane corrections corr.
 //
 //go:noescape
-func quantChunks(x *float32, nch int, q *int8, d *float32, corr *int32, shift int32)
+func quantChunks(x *float32, nch int, q *byte, d *float32, corr *int32, shift int32)
