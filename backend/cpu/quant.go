@@ -1,7 +1,6 @@
 package cpu
 
 import (
-	"encoding/binary"
 	"fmt"
 	"math"
 	"sync"
@@ -25,10 +24,11 @@ import (
 // serves up to 8 rows of activations, each row's 4 codes a step broadcast
 // to all lanes, and each lane sums a whole block, so that a block's sum
 // is converted, scaled and added once for 16 outputs (llama.cpp's CPU
-// library repacks Q4_0 rows 8 at a time for the same reason). Rows of
-// activations lane by lane (chunkPos: positions of one dot product in the
-// 16 lanes) had paid a conversion, a multiply and an add per 64 values
-// and pair of rows, and a reduction across lanes per output.
+// library repacks Q4_0 rows 8 at a time for the same reason), where
+// lanes holding positions of one dot product had paid a conversion, a
+// multiply and an add per 64 values and pair of rows, and a reduction
+// across lanes per output. The activations are rounded straight into the
+// layout the kernels read (qrows).
 
 // QuantBuf is a quantized weight matrix: Rows x Cols values in blocks of
 // 32 along each row, kept as the kernels read them (panelAt); F16 and
@@ -63,16 +63,6 @@ func (b *QuantBuf) panelAt(r, blk int) (int, int) {
 
 // Len reports the number of values.
 func (b *QuantBuf) Len() int { return b.Rows * b.Cols }
-
-// chunkPos returns where value v (0-31) of a chunk's block bk (0 or 1)
-// sits among the chunk's 64 positions: 4 values of block 0, 4 of block 1,
-// and so on, values 0-15 of both blocks in positions 0-31 and 16-31 in
-// 32-63. VPDPBUSD's lane l sums positions 4l..4l+3, of block l%2: values
-// 4g..4g+3 of block bk are lane 2g+bk's.
-func chunkPos(bk, v int) int {
-	i := v % 16
-	return v/16*32 + i/4*8 + bk*4 + i%4
-}
 
 // UploadQuant returns a quantized buffer of rows x cols values from
 // blocks, ggml's bytes (a GGUF tensor's data).
@@ -223,74 +213,67 @@ func (c *CPU) dequantBuf(b *QuantBuf) *Buf {
 	return out
 }
 
-// qrows is activations rounded to int8 blocks for a product with a
-// quantized matrix of nb blocks a row, padded to an even number of blocks
-// (chunks of 64 values, one AVX-512 register of codes, two blocks
-// interleaved: chunkPos): per row, the codes q, per chunk the 16 lanes'
-// scales (even lanes the first block's, odd lanes the second's) and the
-// 16 lanes' corrections, -shift times the sum of the lane's 4 codes;
-// packQuantRows reorders them for the kernels (pack).
+// qrows is m rows of activations rounded to int8 blocks (nb a row) for
+// the kernels: the rows in groups of 8, then what is left in groups of 4,
+// 2 and 1 (rowGroup); each group's blocks one after the other; a block of
+// a group of R rows 10R words: the R rows' corrections (-shift times the
+// sum of their 32 codes, which the kernels start their sums from), their
+// scales (float32 values of float16s), then each row's 32 codes (8 words,
+// 4 int8 codes each, little-endian).
 type qrows struct {
-	m, nch int
-	q      []byte // int8 codes
-	d      []float32
-	corr   []int32
-	raw    []float32 // quantChunks' scales, before their float16 rounding
-	pack   []uint32  // packQuantRows' layout of the rows
+	m, nb int
+	pack  []uint32
 }
 
 var qrowsPool = sync.Pool{New: func() any { return new(qrows) }}
 
+// rowGroup returns the group of packed rows that row i of m is in: its
+// first row g0 and its R rows (8, 4, 2 or 1).
+func rowGroup(m, i int) (g0, R int) {
+	g0 = i / 8 * 8
+	if g0+8 <= m {
+		return g0, 8
+	}
+	for R = 4; ; R /= 2 {
+		if m-g0 >= R {
+			if i < g0+R {
+				return g0, R
+			}
+			g0 += R
+		}
+	}
+}
+
 // quantizeRows rounds m rows of k values of a (rows lda apart) to int8
 // blocks; shift is the weights' code offset (128 for Q8_0, 8 for Q4_0).
-// Whole chunks go through quantChunks where the CPU has it (the same
-// codes as quantizeBlock's), the rest block by block.
+// quantPack rounds them where the CPU has it (the codes and scales of
+// quantizeBlock), else quantizeBlock.
 func quantizeRows(x *qrows, m, k int, a []float32, lda int, shift int32) {
 	nb := k / backend.QuantBlock
-	x.m, x.nch = m, (nb+1)/2
-	w := x.nch * 64
-	x.q = growT(x.q, m*w)
-	x.d = growT(x.d, m*x.nch*16)
-	x.corr = growT(x.corr, m*x.nch*16)
-	x.raw = growT(x.raw, m*x.nch*2)
+	x.m, x.nb = m, nb
+	x.pack = growT(x.pack, m*nb*10)
 	Parallel(m, max(1, 4096/k), func(lo, hi int) {
+		var qb [32]int8
 		for i := lo; i < hi; i++ {
-			q := x.q[i*w : (i+1)*w]
-			d := x.d[i*x.nch*16 : (i+1)*x.nch*16]
-			corr := x.corr[i*x.nch*16 : (i+1)*x.nch*16]
+			g0, R := rowGroup(m, i)
+			ri := i - g0
+			p := x.pack[g0*nb*10 : (g0+R)*nb*10]
 			row := a[i*lda : i*lda+k]
-			full := 0 // the chunks quantChunks rounded
-			if haveVNNI && fastQuant && nb >= 2 {
-				full = nb / 2
-				raw := x.raw[i*x.nch*2 : (i+1)*x.nch*2]
-				quantChunks(&row[0], full, &q[0], &raw[0], &corr[0], shift)
-				for c := range full {
-					s0, s1 := f16ToF32(f32ToF16(raw[2*c])), f16ToF32(f32ToF16(raw[2*c+1]))
-					lanes := d[c*16 : c*16+16]
-					for l := 0; l < 16; l += 2 {
-						lanes[l], lanes[l+1] = s0, s1
-					}
-				}
+			if haveVNNI && fastQuant {
+				quantPack(&row[0], nb, &p[ri], &p[R+ri], &p[2*R+8*ri], 40*R, shift)
+				continue
 			}
-			var qb [32]int8
-			for b := full * 2; b < x.nch*2; b++ {
-				var s float32
-				if b < nb {
-					s = quantizeBlock(qb[:], row[b*32:b*32+32])
-				} else {
-					qb = [32]int8{}
+			for b := range nb {
+				s := quantizeBlock(qb[:], row[b*32:b*32+32])
+				blk := p[b*10*R : (b+1)*10*R]
+				var sum int32
+				for g := range 8 {
+					c := qb[4*g : 4*g+4]
+					sum += int32(c[0]) + int32(c[1]) + int32(c[2]) + int32(c[3])
+					blk[2*R+8*ri+g] = uint32(uint8(c[0])) | uint32(uint8(c[1]))<<8 | uint32(uint8(c[2]))<<16 | uint32(uint8(c[3]))<<24
 				}
-				ch := q[b/2*64 : b/2*64+64]
-				for j, v := range qb {
-					ch[chunkPos(b%2, j)] = byte(v)
-				}
-				for l := b % 2; l < 16; l += 2 {
-					d[b/2*16+l] = s
-				}
-			}
-			for l := full * 16; l < len(corr); l++ {
-				p := q[4*l : 4*l+4]
-				corr[l] = -shift * (int32(int8(p[0])) + int32(int8(p[1])) + int32(int8(p[2])) + int32(int8(p[3])))
+				blk[ri] = uint32(-shift * sum)
+				blk[R+ri] = math.Float32bits(s)
 			}
 		}
 	})
@@ -334,16 +317,16 @@ func growT[T any](s []T, n int) []T {
 // qdotRef is the scalar definition of one dot product: row i of x with
 // row r of w, block by block, int32 sums scaled in float32.
 func qdotRef(x *qrows, i int, w *QuantBuf, r int) float32 {
-	nb := w.Cols / backend.QuantBlock
-	q := x.q[i*x.nch*64:]
-	d := x.d[i*x.nch*16:]
+	g0, R := rowGroup(x.m, i)
+	p := x.pack[g0*x.nb*10:]
 	var sum float32
-	for b := range nb {
+	for b := range x.nb {
+		blk := p[b*10*R:]
 		var s int32
 		for j := range 32 {
-			s += int32(int8(q[b/2*64+chunkPos(b%2, j)])) * w.code(r, b, j)
+			s += int32(int8(blk[2*R+8*(i-g0)+j/4]>>(8*(j%4)))) * w.code(r, b, j)
 		}
-		sum += float32(s) * (d[b/2*16+b%2] * w.scale(r, b))
+		sum += float32(s) * (math.Float32frombits(blk[R+i-g0]) * w.scale(r, b))
 	}
 	return sum
 }
@@ -387,71 +370,36 @@ func matmulQuant(m, n, k int, alpha float32, a []float32, lda int, w *QuantBuf, 
 		})
 		return
 	}
-	packQuantRows(x, m, nb)
 	pb := w.panelBlock()
 	Parallel((n+15)/16, max(1, 64/(m*nb)), func(lo, hi int) {
 		for p := lo; p < hi; p++ {
 			wp := &w.Q[p*nb*pb]
 			mask := uint32(1)<<min(16, n-16*p) - 1
 			for i := 0; i < m; {
-				R, kern := panelRows(m-i, w.T)
-				kern(&x.pack[i*nb*10], wp, nb, &c[i*ldc+16*p], ldc, alpha, beta, mask)
+				_, R := rowGroup(m, i)
+				panelKernel(R, w.T)(&x.pack[i*nb*10], wp, nb, &c[i*ldc+16*p], ldc, alpha, beta, mask)
 				i += R
 			}
 		}
 	})
 }
 
-// panelRows returns how many of m rows of activations the next kernel
-// call takes (8, 4, 2 or 1), and the kernel for a matrix of type t.
-func panelRows(m int, t backend.QuantType) (int, func(x *uint32, w *byte, nb int, out *float32, ldc int, alpha, beta float32, mask uint32)) {
-	k8, k4, k2, k1 := q8gemm8, q8gemm4, q8gemm2, q8gemm1
+// panelKernel returns the kernel for R rows of activations (8, 4, 2 or
+// 1) and a matrix of type t.
+func panelKernel(R int, t backend.QuantType) func(x *uint32, w *byte, nb int, out *float32, ldc int, alpha, beta float32, mask uint32) {
+	ks := [4]func(x *uint32, w *byte, nb int, out *float32, ldc int, alpha, beta float32, mask uint32){q8gemm8, q8gemm4, q8gemm2, q8gemm1}
 	if t == backend.Q4_0 {
-		k8, k4, k2, k1 = q4gemm8, q4gemm4, q4gemm2, q4gemm1
+		ks = [4]func(x *uint32, w *byte, nb int, out *float32, ldc int, alpha, beta float32, mask uint32){q4gemm8, q4gemm4, q4gemm2, q4gemm1}
 	}
-	switch {
-	case m >= 8:
-		return 8, k8
-	case m >= 4:
-		return 4, k4
-	case m >= 2:
-		return 2, k2
+	switch R {
+	case 8:
+		return ks[0]
+	case 4:
+		return ks[1]
+	case 2:
+		return ks[2]
 	}
-	return 1, k1
-}
-
-// packQuantRows lays x's m rows out for the kernels: the rows in groups of 8,
-// 4, 2 and 1 (panelRows), each group's blocks one after the other, a
-// block of a group of R rows 10R words: the R rows' corrections (-shift
-// times the sum of their 32 codes), their scales, then the block's 8
-// groups of 4 codes (values 4g..4g+3), of each row in turn.
-func packQuantRows(x *qrows, m, nb int) {
-	x.pack = growT(x.pack, m*nb*10)
-	Parallel(m, max(1, 256/nb), func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			// Row i's group: rows g0..g0+R-1, packed from g0's words.
-			g0 := 0
-			R, _ := panelRows(m, 0)
-			for i >= g0+R {
-				g0 += R
-				R, _ = panelRows(m-g0, 0)
-			}
-			ri := i - g0
-			q := x.q[i*x.nch*64:]
-			d := x.d[i*x.nch*16:]
-			corr := x.corr[i*x.nch*16:]
-			for b := range nb {
-				p := x.pack[g0*nb*10+b*10*R : g0*nb*10+(b+1)*10*R]
-				lanes := corr[b/2*16+b%2 : b/2*16+16] // the block's: even ones
-				qs := q[b/2*64+4*(b%2) : b/2*64+64]   // group g at 8g
-				p[ri] = uint32(lanes[0] + lanes[2] + lanes[4] + lanes[6] + lanes[8] + lanes[10] + lanes[12] + lanes[14])
-				p[R+ri] = math.Float32bits(d[b/2*16+b%2])
-				for g := range 8 {
-					p[2*R+g*R+ri] = binary.LittleEndian.Uint32(qs[8*g:])
-				}
-			}
-		}
-	})
+	return ks[3]
 }
 
 // matmulQuantB runs MatMul with a quantized B: the kernel for a forward

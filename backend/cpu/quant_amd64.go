@@ -51,10 +51,11 @@ func q4gemm2(x *uint32, w *byte, nb int, out *float32, ldc int, alpha, beta floa
 //go:noescape
 func q4gemm1(x *uint32, w *byte, nb int, out *float32, ldc int, alpha, beta float32, mask uint32)
 
-// quantChunks rounds nch chunks of activations x (64 values each, two
-// blocks) to int8 codes q laid out as the weights' chunks (chunkPos), as
-// quantizeBlock does, and writes each block's scale d (amax/127, before
-// its float16 rounding) and each chunk's 16 lane corrections corr.
+// quantPack rounds nb blocks of activations x (32 values each) to int8
+// codes as quantizeBlock does, and writes each block's correction (-shift
+// times the sum of its codes), scale (float16-rounded, as quantizeBlock
+// returns it) and 32 codes at corr, scale and codes, stride bytes further
+// each block (see qrows).
 //
 //go:noescape
-func quantChunks(x *float32, nch int, q *byte, d *float32, corr *int32, shift int32)
+func quantPack(x *float32, nb int, corr, scale, codes *uint32, stride int, shift int32)

@@ -3,9 +3,9 @@
 #include "textflag.h"
 
 // Products of activations with Q8_0 and Q4_0 matrices (see quant.go): R
-// rows of int8 activations (R = 8, 4, 2 or 1; packed by packQuantRows: per
-// block, the R rows' corrections, their scales, then the block's 8 groups
-// of 4 codes of each row) against one panel of 16 weight rows (see
+// rows of int8 activations (R = 8, 4, 2 or 1; see qrows: per block, the
+// R rows' corrections, their scales, then each row's 32 codes) against
+// one panel of 16 weight rows (see
 // panelBlock), a block a step. The 16 int32 lanes of a VPDPBUSD are the
 // 16 weight rows: the block's codes are loaded (Q4_0: unpacked) once into
 // Z0-Z7 (group g: values 4g..4g+3 of the 16 rows, unsigned) and serve
@@ -50,14 +50,14 @@
 // QROW accumulates row i of NR into acc (tmp, tmpf: scratch).
 #define QROW(NR, i, acc, tmp, tmpf) \
 	VPBROADCASTD (4*i)(SI), tmp; \
-	VPDPBUSD.BCST (8*NR+4*i)(SI), Z0, tmp; \
-	VPDPBUSD.BCST (12*NR+4*i)(SI), Z1, tmp; \
-	VPDPBUSD.BCST (16*NR+4*i)(SI), Z2, tmp; \
-	VPDPBUSD.BCST (20*NR+4*i)(SI), Z3, tmp; \
-	VPDPBUSD.BCST (24*NR+4*i)(SI), Z4, tmp; \
-	VPDPBUSD.BCST (28*NR+4*i)(SI), Z5, tmp; \
-	VPDPBUSD.BCST (32*NR+4*i)(SI), Z6, tmp; \
-	VPDPBUSD.BCST (36*NR+4*i)(SI), Z7, tmp; \
+	VPDPBUSD.BCST (8*NR+32*i+0)(SI), Z0, tmp; \
+	VPDPBUSD.BCST (8*NR+32*i+4)(SI), Z1, tmp; \
+	VPDPBUSD.BCST (8*NR+32*i+8)(SI), Z2, tmp; \
+	VPDPBUSD.BCST (8*NR+32*i+12)(SI), Z3, tmp; \
+	VPDPBUSD.BCST (8*NR+32*i+16)(SI), Z4, tmp; \
+	VPDPBUSD.BCST (8*NR+32*i+20)(SI), Z5, tmp; \
+	VPDPBUSD.BCST (8*NR+32*i+24)(SI), Z6, tmp; \
+	VPDPBUSD.BCST (8*NR+32*i+28)(SI), Z7, tmp; \
 	VCVTDQ2PS tmp, tmp; \
 	VMULPS.BCST (4*NR+4*i)(SI), Z8, tmpf; \
 	VFMADD231PS tmpf, tmp, acc
@@ -352,8 +352,7 @@ beta4x1:
 	VZEROUPPER
 	RET
 
-// Rounding activations to int8 (see quantizeRows), a chunk (two blocks,
-// 64 float32 values) a step.
+// Rounding activations to int8 (see quantizeRows), a block a step.
 
 // BLOCKMAX sets Xm's lane 0 to the largest |value| of the block in a, b
 // (Z31: 0x7fffffff), or to NaN (X30) if the block holds a NaN; Zt, Yt, Xt
@@ -388,14 +387,15 @@ beta4x1:
 	VCVTTPS2DQ z, z; \
 	VPMOVDB z, x
 
-// func quantChunks(x *float32, nch int, q *int8, d *float32, corr *int32, shift int32)
-TEXT ·quantChunks(SB), NOSPLIT, $0-44
+// func quantPack(x *float32, nb int, corr, scale, codes *uint32, stride int, shift int32)
+TEXT ·quantPack(SB), NOSPLIT, $0-52
 	MOVQ x+0(FP), SI
-	MOVQ nch+8(FP), CX
-	MOVQ q+16(FP), DI
-	MOVQ d+24(FP), R8
-	MOVQ corr+32(FP), R9
-	MOVL shift+40(FP), AX
+	MOVQ nb+8(FP), CX
+	MOVQ corr+16(FP), R8
+	MOVQ scale+24(FP), R9
+	MOVQ codes+32(FP), DI
+	MOVQ stride+40(FP), R10
+	MOVL shift+48(FP), AX
 	NEGL AX
 	VPBROADCASTD AX, Z27
 	MOVL $0x7fffffff, AX
@@ -408,55 +408,49 @@ TEXT ·quantChunks(SB), NOSPLIT, $0-44
 	VPBROADCASTD AX, Z28
 	MOVL $0x01010101, AX
 	VPBROADCASTD AX, Z26
+	MOVL $0x477fe000, AX // 65504, float16's largest (f32ToF16 saturates)
+	VPBROADCASTD AX, Z22
 	MOVL $127, AX
 	VCVTSI2SSL AX, X25, X25
 	MOVL $1, AX
 	VCVTSI2SSL AX, X24, X24
 	VXORPS X23, X23, X23
-chunkloop:
+blockloop:
 	VMOVUPS (SI), Z0
 	VMOVUPS 64(SI), Z1
-	VMOVUPS 128(SI), Z2
-	VMOVUPS 192(SI), Z3
 	BLOCKMAX(Z0, Z1, Z4, Y4, X4, Z6, Y6, X6)
-	BLOCKMAX(Z2, Z3, Z5, Y5, X5, Z6, Y6, X6)
-	// d = amax / 127; id = 1/d, 0 where d is 0.
+	// d = amax / 127, stored rounded to float16 (a NaN stays NaN); the
+	// codes take id = 1/d, 0 where d is 0.
 	VDIVSS X25, X4, X4
-	VDIVSS X25, X5, X5
-	VMOVSS X4, (R8)
-	VMOVSS X5, 4(R8)
+	VMINSS X4, X22, X5
+	VCVTPS2PH $0, X5, X5
+	VCVTPH2PS X5, X5
+	VMOVSS X5, (R9)
 	VDIVSS X4, X24, X6
-	VDIVSS X5, X24, X7
 	VCMPSS $0, X23, X4, K1
 	VMOVSS X23, X23, K1, X6
-	VCMPSS $0, X23, X5, K1
-	VMOVSS X23, X23, K1, X7
 	VBROADCASTSS X6, Z6
-	VBROADCASTSS X7, Z7
 	BLOCKCODES(Z0, Z6, X8, Z12)
-	BLOCKCODES(Z1, Z6, X10, Z12)
-	BLOCKCODES(Z2, Z7, X9, Z12)
-	BLOCKCODES(Z3, Z7, X11, Z12)
-	// Interleave the blocks 4 codes by 4 (chunkPos).
-	VPUNPCKLDQ X9, X8, X12
-	VPUNPCKHDQ X9, X8, X13
-	VPUNPCKLDQ X11, X10, X14
-	VPUNPCKHDQ X11, X10, X15
-	VMOVDQU X12, (DI)
-	VMOVDQU X13, 16(DI)
-	VMOVDQU X14, 32(DI)
-	VMOVDQU X15, 48(DI)
-	// The lanes' corrections: -shift times the sums of their 4 codes.
-	VMOVDQU32 (DI), Z12
-	VPXORD Z13, Z13, Z13
-	VPDPBUSD Z12, Z26, Z13
-	VPMULLD Z27, Z13, Z13
-	VMOVDQU32 Z13, (R9)
-	ADDQ $256, SI
-	ADDQ $64, DI
-	ADDQ $8, R8
-	ADDQ $64, R9
+	BLOCKCODES(Z1, Z6, X9, Z12)
+	VMOVDQU X8, (DI)
+	VMOVDQU X9, 16(DI)
+	// The correction: -shift times the sum of the 32 codes.
+	VINSERTI128 $1, X9, Y8, Y10
+	VPXORD Y13, Y13, Y13
+	VPDPBUSD Y10, Y26, Y13
+	VEXTRACTI128 $1, Y13, X14
+	VPADDD X14, X13, X13
+	VPSHUFD $0x4e, X13, X14
+	VPADDD X14, X13, X13
+	VPSHUFD $0xb1, X13, X14
+	VPADDD X14, X13, X13
+	VPMULLD X27, X13, X13
+	VMOVD X13, (R8)
+	ADDQ $128, SI
+	ADDQ R10, R8
+	ADDQ R10, R9
+	ADDQ R10, DI
 	DECQ CX
-	JNZ chunkloop
+	JNZ blockloop
 	VZEROUPPER
 	RET

@@ -37,6 +37,6 @@ func q4gemm1(x *uint32, w *byte, nb int, out *float32, ldc int, alpha, beta floa
 	panic("cpu: no vector kernels")
 }
 
-func quantChunks(x *float32, nch int, q *byte, d *float32, corr *int32, shift int32) {
+func quantPack(x *float32, nb int, corr, scale, codes *uint32, stride int, shift int32) {
 	panic("cpu: no vector kernels")
 }
