@@ -18,52 +18,51 @@ import (
 // weights' codes shifted to 0..255 (Q8_0's q+128, Q4_0's nibble as it is),
 // and the shift is taken back with the activations' block sums.
 //
-// Weights and activations are laid out in chunks of two blocks (64
-// values), the two blocks' values interleaved 4 by 4 (chunkPos), so that
-// the 16 int32 lanes of one VPDPBUSD alternate between the blocks: one
-// 64-bit broadcast of the two blocks' scales (adjacent in D) then scales
-// every lane, where lanes 0-7 and 8-15 took two broadcasts and a merge.
-// Q4_0's 32 bytes a chunk unpack by one shift and one mask: low nibbles
-// are values 0-31 of the chunk, high nibbles 32-63.
+// The matrices are kept in panels of 16 rows (panelAt) for kernels whose
+// 16 int32 lanes are 16 rows of W (q8gemm8, q4gemm8): a block of the
+// panel's 16 rows is loaded (Q4_0: unpacked) into 8 registers once and
+// serves up to 8 rows of activations, each row's 4 codes a step broadcast
+// to all lanes, and each lane sums a whole block, so that a block's sum
+// is converted, scaled and added once for 16 outputs (llama.cpp's CPU
+// library repacks Q4_0 rows 8 at a time for the same reason), where
+// lanes holding positions of one dot product had paid a conversion, a
+// multiply and an add per 64 values and pair of rows, and a reduction
+// across lanes per output. The activations are rounded straight into the
+// layout the kernels read (qrows).
 
 // QuantBuf is a quantized weight matrix: Rows x Cols values in blocks of
-// 32 along each row. The codes are kept as the kernels read them, in
-// chunks of two blocks (see chunkPos): Q8_0's q+128 (one byte each),
-// Q4_0's ggml bytes (value j of a block in a byte's low nibble, value j+16
-// in its high one) reordered. A row with an odd number of blocks is padded
-// to whole chunks with a block of zeros (scale 0).
+// 32 along each row, kept as the kernels read them (panelAt); F16 and
+// BF16 values as they are (H).
 type QuantBuf struct {
 	T          backend.QuantType
 	Rows, Cols int
-	D          []float32 // the blocks' scales, row after row
-	Q          []byte
-	H          []uint16 // F16's or BF16's values (D and Q are nil)
+	Q          []byte   // Q8_0's and Q4_0's panels
+	H          []uint16 // F16's or BF16's values (Q is nil)
+}
+
+// panelBlock is the size of one block of a panel: 16 rows' float16 scales
+// (32 bytes), then the codes in vectors of 64 bytes, 4 values of each of
+// the 16 rows. Q8_0's 8 vectors: byte 4r+t of vector g is row r's value
+// 4g+t, q+128. Q4_0's 4: byte 4r+t of vector g holds row r's values 4g+t
+// (low nibble) and 16+4g+t (high), ggml's nibbles (q+8).
+func (b *QuantBuf) panelBlock() int {
+	if b.T == backend.Q4_0 {
+		return 32 + 4*64
+	}
+	return 32 + 8*64
+}
+
+// panelAt returns where row r's block blk starts in Q (its panel's block)
+// and r's place in the panel. A panel is the blocks of 16 rows one after
+// the other (Cols/32 of them); the last panel is padded with rows of
+// zeros (scale 0).
+func (b *QuantBuf) panelAt(r, blk int) (int, int) {
+	nb := b.Cols / backend.QuantBlock
+	return (r/16*nb + blk) * b.panelBlock(), r % 16
 }
 
 // Len reports the number of values.
 func (b *QuantBuf) Len() int { return b.Rows * b.Cols }
-
-// chunks is the number of chunks (two blocks) a row.
-func (b *QuantBuf) chunks() int { return (b.Cols/backend.QuantBlock + 1) / 2 }
-
-// rowBytes is the size of one row's codes.
-func (b *QuantBuf) rowBytes() int {
-	if b.T == backend.Q4_0 {
-		return b.chunks() * 32
-	}
-	return b.chunks() * 64
-}
-
-// chunkPos returns where value v (0-31) of a chunk's block bk (0 or 1)
-// sits among the chunk's 64 positions: 4 values of block 0, 4 of block 1,
-// and so on, values 0-15 of both blocks in positions 0-31 and 16-31 in
-// 32-63. VPDPBUSD's lane l sums positions 4l..4l+3, of block l%2. Q4_0's
-// byte t of a chunk holds positions t (low nibble) and 32+t (high): values
-// i and i+16 of one block, as ggml's byte i does.
-func chunkPos(bk, v int) int {
-	i := v % 16
-	return v/16*32 + i/4*8 + bk*4 + i%4
-}
 
 // UploadQuant returns a quantized buffer of rows x cols values from
 // blocks, ggml's bytes (a GGUF tensor's data).
@@ -94,35 +93,23 @@ func (c *CPU) UploadQuant(t backend.QuantType, rows, cols int, blocks []byte) (b
 	}
 	q := &QuantBuf{T: t, Rows: rows, Cols: cols}
 	nbr := cols / backend.QuantBlock // blocks a row
-	nch := q.chunks()
-	q.D = make([]float32, rows*nch*2)
-	q.Q = make([]byte, rows*q.rowBytes())
-	if nbr%2 == 1 { // the padding blocks' codes: zeros
-		zero := byte(128)
-		if t == backend.Q4_0 {
-			zero = 0x88
-		}
-		for i := range q.Q {
-			q.Q[i] = zero
-		}
-	}
+	q.Q = make([]byte, (rows+15)/16*nbr*q.panelBlock())
 	for i := range nb {
 		r, b := i/nbr, i%nbr
 		blk := blocks[i*bb : (i+1)*bb]
-		d := f16ToF32(uint16(blk[0]) | uint16(blk[1])<<8)
-		if d-d != 0 {
+		if d := f16ToF32(uint16(blk[0]) | uint16(blk[1])<<8); d-d != 0 {
 			return nil, fmt.Errorf("cpu: %v block %d (row %d) has scale %g", t, i, r, d)
 		}
-		q.D[r*nch*2+b] = d
-		if t == backend.Q8_0 {
-			dst := q.Q[r*q.rowBytes()+b/2*64:]
-			for j, v := range blk[2:] {
-				dst[chunkPos(b%2, j)] = v ^ 0x80
-			}
-		} else {
-			dst := q.Q[r*q.rowBytes()+b/2*32:]
-			for j, v := range blk[2:] {
-				dst[chunkPos(b%2, j)] = v
+		at, rr := q.panelAt(r, b)
+		p := q.Q[at : at+q.panelBlock()]
+		p[2*rr], p[2*rr+1] = blk[0], blk[1]
+		for g := range (bb - 2) / 4 { // Q8_0's 8 groups of 4 codes, Q4_0's 4 pairs
+			dst := p[32+64*g+4*rr : 32+64*g+4*rr+4]
+			copy(dst, blk[2+4*g:6+4*g])
+			if t == backend.Q8_0 {
+				for j := range dst {
+					dst[j] ^= 0x80
+				}
 			}
 		}
 	}
@@ -140,11 +127,11 @@ func (c *CPU) QuantOf(b backend.Buffer) (backend.QuantType, bool) {
 // code returns the code of value j of block blk of row r: Q8_0's q,
 // Q4_0's q-8.
 func (b *QuantBuf) code(r, blk, j int) int32 {
-	row := b.Q[r*b.rowBytes():]
+	at, rr := b.panelAt(r, blk)
 	if b.T == backend.Q8_0 {
-		return int32(row[blk/2*64+chunkPos(blk%2, j)]) - 128
+		return int32(b.Q[at+32+64*(j/4)+4*rr+j%4]) - 128
 	}
-	v := row[blk/2*32+chunkPos(blk%2, j%16)]
+	v := b.Q[at+32+64*(j%16/4)+4*rr+j%4]
 	if j >= 16 {
 		v >>= 4
 	}
@@ -152,7 +139,10 @@ func (b *QuantBuf) code(r, blk, j int) int32 {
 }
 
 // scale returns the scale of block blk of row r.
-func (b *QuantBuf) scale(r, blk int) float32 { return b.D[r*b.chunks()*2+blk] }
+func (b *QuantBuf) scale(r, blk int) float32 {
+	at, rr := b.panelAt(r, blk)
+	return f16ToF32(uint16(b.Q[at+2*rr]) | uint16(b.Q[at+2*rr+1])<<8)
+}
 
 // dequant writes values [off, off+len(dst)) of b, in row-major order.
 func (b *QuantBuf) dequant(dst []float32, off int) {
@@ -183,23 +173,21 @@ func (b *QuantBuf) dequantRows(dst []float32, lo, hi int) {
 		return
 	}
 	nb := b.Cols / backend.QuantBlock
-	rb := b.rowBytes()
 	for r := lo; r < hi; r++ {
 		out := dst[(r-lo)*b.Cols : (r-lo+1)*b.Cols]
-		row := b.Q[r*rb:]
 		for blk := range nb {
 			d := b.scale(r, blk)
 			o := out[blk*32 : blk*32+32]
+			at, rr := b.panelAt(r, blk)
+			codes := b.Q[at+32+4*rr:]
 			if b.T == backend.Q8_0 {
-				ch := row[blk/2*64:]
 				for j := range o {
-					o[j] = d * float32(int32(ch[chunkPos(blk%2, j)])-128)
+					o[j] = d * float32(int32(codes[64*(j/4)+j%4])-128)
 				}
 				continue
 			}
-			ch := row[blk/2*32:]
 			for j := range 16 {
-				v := ch[chunkPos(blk%2, j)]
+				v := codes[64*(j/4)+j%4]
 				o[j] = d * float32(int32(v&15)-8)
 				o[j+16] = d * float32(int32(v>>4)-8)
 			}
@@ -225,73 +213,67 @@ func (c *CPU) dequantBuf(b *QuantBuf) *Buf {
 	return out
 }
 
-// qrows is activations rounded to int8 blocks for a product with a
-// quantized matrix of nb blocks a row, padded to an even number of blocks
-// (chunks of 64 values, one AVX-512 register of codes, laid out as the
-// weights' chunks: chunkPos): per row, the codes q, per chunk the 16
-// lanes' scales (even lanes the first block's, odd lanes the second's)
-// and the 16 lanes' corrections, -shift times the sum of the lane's 4
-// codes, which the kernels start their sums from.
+// qrows is m rows of activations rounded to int8 blocks (nb a row) for
+// the kernels: the rows in groups of 8, then what is left in groups of 4,
+// 2 and 1 (rowGroup); each group's blocks one after the other; a block of
+// a group of R rows 10R words: the R rows' corrections (-shift times the
+// sum of their 32 codes, which the kernels start their sums from), their
+// scales (float32 values of float16s), then each row's 32 codes (8 words,
+// 4 int8 codes each, little-endian).
 type qrows struct {
-	m, nch int
-	q      []int8
-	d      []float32
-	corr   []int32
-	raw    []float32 // quantChunks' scales, before their float16 rounding
+	m, nb int
+	pack  []uint32
 }
 
 var qrowsPool = sync.Pool{New: func() any { return new(qrows) }}
 
+// rowGroup returns the group of packed rows that row i of m is in: its
+// first row g0 and its R rows (8, 4, 2 or 1).
+func rowGroup(m, i int) (g0, R int) {
+	g0 = i / 8 * 8
+	if g0+8 <= m {
+		return g0, 8
+	}
+	for R = 4; ; R /= 2 {
+		if m-g0 >= R {
+			if i < g0+R {
+				return g0, R
+			}
+			g0 += R
+		}
+	}
+}
+
 // quantizeRows rounds m rows of k values of a (rows lda apart) to int8
 // blocks; shift is the weights' code offset (128 for Q8_0, 8 for Q4_0).
-// Whole chunks go through quantChunks where the CPU has it (the same
-// codes as quantizeBlock's), the rest block by block.
+// quantPack rounds them where the CPU has it (the codes and scales of
+// quantizeBlock), else quantizeBlock.
 func quantizeRows(x *qrows, m, k int, a []float32, lda int, shift int32) {
 	nb := k / backend.QuantBlock
-	x.m, x.nch = m, (nb+1)/2
-	w := x.nch * 64
-	x.q = growT(x.q, m*w)
-	x.d = growT(x.d, m*x.nch*16)
-	x.corr = growT(x.corr, m*x.nch*16)
-	x.raw = growT(x.raw, m*x.nch*2)
+	x.m, x.nb = m, nb
+	x.pack = growT(x.pack, m*nb*10)
 	Parallel(m, max(1, 4096/k), func(lo, hi int) {
+		var qb [32]int8
 		for i := lo; i < hi; i++ {
-			q := x.q[i*w : (i+1)*w]
-			d := x.d[i*x.nch*16 : (i+1)*x.nch*16]
-			corr := x.corr[i*x.nch*16 : (i+1)*x.nch*16]
+			g0, R := rowGroup(m, i)
+			ri := i - g0
+			p := x.pack[g0*nb*10 : (g0+R)*nb*10]
 			row := a[i*lda : i*lda+k]
-			full := 0 // the chunks quantChunks rounded
-			if haveVNNI && fastQuant && nb >= 2 {
-				full = nb / 2
-				raw := x.raw[i*x.nch*2 : (i+1)*x.nch*2]
-				quantChunks(&row[0], full, &q[0], &raw[0], &corr[0], shift)
-				for c := range full {
-					s0, s1 := f16ToF32(f32ToF16(raw[2*c])), f16ToF32(f32ToF16(raw[2*c+1]))
-					lanes := d[c*16 : c*16+16]
-					for l := 0; l < 16; l += 2 {
-						lanes[l], lanes[l+1] = s0, s1
-					}
-				}
+			if haveVNNI && fastQuant {
+				quantPack(&row[0], nb, &p[ri], &p[R+ri], &p[2*R+8*ri], 40*R, shift)
+				continue
 			}
-			var qb [32]int8
-			for b := full * 2; b < x.nch*2; b++ {
-				var s float32
-				if b < nb {
-					s = quantizeBlock(qb[:], row[b*32:b*32+32])
-				} else {
-					qb = [32]int8{}
+			for b := range nb {
+				s := quantizeBlock(qb[:], row[b*32:b*32+32])
+				blk := p[b*10*R : (b+1)*10*R]
+				var sum int32
+				for g := range 8 {
+					c := qb[4*g : 4*g+4]
+					sum += int32(c[0]) + int32(c[1]) + int32(c[2]) + int32(c[3])
+					blk[2*R+8*ri+g] = uint32(uint8(c[0])) | uint32(uint8(c[1]))<<8 | uint32(uint8(c[2]))<<16 | uint32(uint8(c[3]))<<24
 				}
-				ch := q[b/2*64 : b/2*64+64]
-				for j, v := range qb {
-					ch[chunkPos(b%2, j)] = v
-				}
-				for l := b % 2; l < 16; l += 2 {
-					d[b/2*16+l] = s
-				}
-			}
-			for l := full * 16; l < len(corr); l++ {
-				p := q[4*l : 4*l+4]
-				corr[l] = -shift * (int32(p[0]) + int32(p[1]) + int32(p[2]) + int32(p[3]))
+				blk[ri] = uint32(-shift * sum)
+				blk[R+ri] = math.Float32bits(s)
 			}
 		}
 	})
@@ -335,63 +317,18 @@ func growT[T any](s []T, n int) []T {
 // qdotRef is the scalar definition of one dot product: row i of x with
 // row r of w, block by block, int32 sums scaled in float32.
 func qdotRef(x *qrows, i int, w *QuantBuf, r int) float32 {
-	nb := w.Cols / backend.QuantBlock
-	q := x.q[i*x.nch*64:]
-	d := x.d[i*x.nch*16:]
+	g0, R := rowGroup(x.m, i)
+	p := x.pack[g0*x.nb*10:]
 	var sum float32
-	for b := range nb {
+	for b := range x.nb {
+		blk := p[b*10*R:]
 		var s int32
 		for j := range 32 {
-			s += int32(q[b/2*64+chunkPos(b%2, j)]) * w.code(r, b, j)
+			s += int32(int8(blk[2*R+8*(i-g0)+j/4]>>(8*(j%4)))) * w.code(r, b, j)
 		}
-		sum += float32(s) * (d[b/2*16+b%2] * w.scale(r, b))
+		sum += float32(s) * (math.Float32frombits(blk[R+i-g0]) * w.scale(r, b))
 	}
 	return sum
-}
-
-// kernelArgs returns what the assembly kernels take: row i of x's int8
-// blocks, scales and corrections, and rows r of w's codes and scales.
-func kernelArgs(x *qrows, i int, w *QuantBuf, r *[4]int) (*int8, *float32, *int32, [4]*byte, [4]*float32) {
-	nb := x.nch * 2
-	rb := w.rowBytes()
-	ws := [4]*float32{&w.D[r[0]*nb], &w.D[r[1]*nb], &w.D[r[2]*nb], &w.D[r[3]*nb]}
-	wq := [4]*byte{&w.Q[r[0]*rb], &w.Q[r[1]*rb], &w.Q[r[2]*rb], &w.Q[r[3]*rb]}
-	return &x.q[i*x.nch*64], &x.d[i*x.nch*16], &x.corr[i*x.nch*16], wq, ws
-}
-
-// qdot4 computes out[j] = row i of x . row r[j] of w for four rows of w,
-// with the assembly kernels where the CPU has them.
-func qdot4(x *qrows, i int, w *QuantBuf, r *[4]int, out *[4]float32) {
-	if haveVNNI && fastQuant {
-		q, d, c, wq, ws := kernelArgs(x, i, w, r)
-		if w.T == backend.Q8_0 {
-			qdot8x4(q, d, c, &wq, &ws, x.nch, out)
-		} else {
-			qdot4x4(q, d, c, &wq, &ws, x.nch, out)
-		}
-		return
-	}
-	for j := range 4 {
-		out[j] = qdotRef(x, i, w, r[j])
-	}
-}
-
-// qdot2x4 is qdot4 for rows i and i+1 of x: out[0..3] row i's products,
-// out[4..7] row i+1's.
-func qdot2x4(x *qrows, i int, w *QuantBuf, r *[4]int, out *[8]float32) {
-	if haveVNNI && fastQuant {
-		q, d, c, wq, ws := kernelArgs(x, i, w, r)
-		if w.T == backend.Q8_0 {
-			qdot8x2x4(q, d, c, &wq, &ws, x.nch, out)
-		} else {
-			qdot4x2x4(q, d, c, &wq, &ws, x.nch, out)
-		}
-		return
-	}
-	for j := range 4 {
-		out[j] = qdotRef(x, i, w, r[j])
-		out[4+j] = qdotRef(x, i+1, w, r[j])
-	}
 }
 
 // fastQuant enables the assembly kernels (tests turn it off to compare).
@@ -399,9 +336,9 @@ var fastQuant = true
 
 // matmulQuant is c = alpha * a W^T + beta * c for a [m, k] (rows lda
 // apart), W quantized [n, k], c [m, n] (rows ldc apart). Threads split
-// W's rows in tiles small enough to stay in cache while every row of a
-// passes over them, so each value is computed the same way for any thread
-// count.
+// W's panels; each panel (16 rows, a few KB to a few tens of KB) stays in
+// cache while all of a's rows pass over it, 8 at a time, so each value is
+// computed the same way for any thread count.
 func matmulQuant(m, n, k int, alpha float32, a []float32, lda int, w *QuantBuf, beta float32, c []float32, ldc int) {
 	if w.Rows != n || w.Cols != k {
 		panic(fmt.Sprintf("cpu: product with a %d x %d quantized matrix as %d x %d", w.Rows, w.Cols, n, k))
@@ -418,46 +355,51 @@ func matmulQuant(m, n, k int, alpha float32, a []float32, lda int, w *QuantBuf, 
 		shift = 8
 	}
 	quantizeRows(x, m, k, a, lda, shift)
-	// Tiles of 16 rows of W (a few tens of KB) for a batch; for one row of
-	// activations, enough rows per task to amortize the scheduling.
-	tile := 16
-	if m == 1 {
-		tile = max(16, 4096*32/max(k, 1))
-	}
-	Parallel((n+tile-1)/tile, 1, func(lo, hi int) {
-		var out [8]float32
-		var rows [4]int
-		put := func(i, r, r1 int, o []float32) {
-			ci := c[i*ldc : i*ldc+n]
-			for j := 0; j < 4 && r+j < r1; j++ {
-				v := alpha * o[j]
-				if beta != 0 {
-					v += beta * ci[r+j]
+	nb := k / backend.QuantBlock
+	if !haveVNNI || !fastQuant {
+		Parallel(n, 16, func(lo, hi int) {
+			for i := range m {
+				for j := lo; j < hi; j++ {
+					v := alpha * qdotRef(x, i, w, j)
+					if beta != 0 {
+						v += beta * c[i*ldc+j]
+					}
+					c[i*ldc+j] = v
 				}
-				ci[r+j] = v
 			}
-		}
-		for t := lo; t < hi; t++ {
-			r0, r1 := t*tile, min(n, (t+1)*tile)
-			// Two rows of a at a time (the weights' codes are read once
-			// for both), then the odd one.
-			for i := 0; i < m; i += 2 {
-				for r := r0; r < r1; r += 4 {
-					for j := range rows {
-						rows[j] = min(r+j, r1-1)
-					}
-					if i+1 < m {
-						qdot2x4(x, i, w, &rows, &out)
-						put(i, r, r1, out[:4])
-						put(i+1, r, r1, out[4:])
-					} else {
-						qdot4(x, i, w, &rows, (*[4]float32)(out[:4]))
-						put(i, r, r1, out[:4])
-					}
-				}
+		})
+		return
+	}
+	pb := w.panelBlock()
+	Parallel((n+15)/16, max(1, 64/(m*nb)), func(lo, hi int) {
+		for p := lo; p < hi; p++ {
+			wp := &w.Q[p*nb*pb]
+			mask := uint32(1)<<min(16, n-16*p) - 1
+			for i := 0; i < m; {
+				_, R := rowGroup(m, i)
+				panelKernel(R, w.T)(&x.pack[i*nb*10], wp, nb, &c[i*ldc+16*p], ldc, alpha, beta, mask)
+				i += R
 			}
 		}
 	})
+}
+
+// panelKernel returns the kernel for R rows of activations (8, 4, 2 or
+// 1) and a matrix of type t.
+func panelKernel(R int, t backend.QuantType) func(x *uint32, w *byte, nb int, out *float32, ldc int, alpha, beta float32, mask uint32) {
+	ks := [4]func(x *uint32, w *byte, nb int, out *float32, ldc int, alpha, beta float32, mask uint32){q8gemm8, q8gemm4, q8gemm2, q8gemm1}
+	if t == backend.Q4_0 {
+		ks = [4]func(x *uint32, w *byte, nb int, out *float32, ldc int, alpha, beta float32, mask uint32){q4gemm8, q4gemm4, q4gemm2, q4gemm1}
+	}
+	switch R {
+	case 8:
+		return ks[0]
+	case 4:
+		return ks[1]
+	case 2:
+		return ks[2]
+	}
+	return ks[3]
 }
 
 // matmulQuantB runs MatMul with a quantized B: the kernel for a forward

@@ -4,38 +4,58 @@ package cpu
 
 import "golang.org/x/sys/cpu"
 
-// haveVNNI: the quantized dot products of quant_amd64.s (AVX-512 with
-// VNNI's VPDPBUSD and byte/word masked loads).
+// haveVNNI: the quantized products of quant_amd64.s (AVX-512 with VNNI's
+// VPDPBUSD and byte/word masked loads).
 var haveVNNI = haveVec && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VNNI
 
-// qdot8x4 sets out[j] to the dot product of one row of activations (nch
-// chunks of 64 int8 codes q, lane scales d and corrections c, see qrows)
-// with four rows of Q8_0 codes wq[j] (q+128) and block scales ws[j].
+// q8gemm8 sets 16 columns (those of mask's bits) of 8 rows of out (ldc
+// apart) to alpha times the products of 8 rows of activations x (packed
+// by packQuantRows, nb blocks) with one panel w of a Q8_0 matrix (16 rows, see
+// panelBlock), plus beta times out's values (not read where beta is 0).
 //
 //go:noescape
-func qdot8x4(q *int8, d *float32, c *int32, wq *[4]*byte, ws *[4]*float32, nch int, out *[4]float32)
+func q8gemm8(x *uint32, w *byte, nb int, out *float32, ldc int, alpha, beta float32, mask uint32)
 
-// qdot4x4 is qdot8x4 for Q4_0 rows (ggml's nibbles, 32 bytes a chunk).
+// q8gemm4 is q8gemm8 for 4 rows of activations.
 //
 //go:noescape
-func qdot4x4(q *int8, d *float32, c *int32, wq *[4]*byte, ws *[4]*float32, nch int, out *[4]float32)
+func q8gemm4(x *uint32, w *byte, nb int, out *float32, ldc int, alpha, beta float32, mask uint32)
 
-// qdot8x2x4 is qdot8x4 for two rows of activations, the second nch*64
-// bytes (and values) after the first in q, d and c: out[0..3] the first
-// row's products, out[4..7] the second's.
+// q8gemm2 is q8gemm8 for 2 rows of activations.
 //
 //go:noescape
-func qdot8x2x4(q *int8, d *float32, c *int32, wq *[4]*byte, ws *[4]*float32, nch int, out *[8]float32)
+func q8gemm2(x *uint32, w *byte, nb int, out *float32, ldc int, alpha, beta float32, mask uint32)
 
-// qdot4x2x4 is qdot8x2x4 for Q4_0 rows.
+// q8gemm1 is q8gemm8 for 1 row of activations.
 //
 //go:noescape
-func qdot4x2x4(q *int8, d *float32, c *int32, wq *[4]*byte, ws *[4]*float32, nch int, out *[8]float32)
+func q8gemm1(x *uint32, w *byte, nb int, out *float32, ldc int, alpha, beta float32, mask uint32)
 
-// quantChunks rounds nch chunks of activations x (64 values each, two
-// blocks) to int8 codes q laid out as the weights' chunks (chunkPos), as
-// quantizeBlock does, and writes each block's scale d (amax/127, before
-// its float16 rounding) and each chunk's 16 lane corrections corr.
+// q4gemm8 is q8gemm8 for a Q4_0 matrix.
 //
 //go:noescape
-func quantChunks(x *float32, nch int, q *int8, d *float32, corr *int32, shift int32)
+func q4gemm8(x *uint32, w *byte, nb int, out *float32, ldc int, alpha, beta float32, mask uint32)
+
+// q4gemm4 is q4gemm8 for 4 rows of activations.
+//
+//go:noescape
+func q4gemm4(x *uint32, w *byte, nb int, out *float32, ldc int, alpha, beta float32, mask uint32)
+
+// q4gemm2 is q4gemm8 for 2 rows of activations.
+//
+//go:noescape
+func q4gemm2(x *uint32, w *byte, nb int, out *float32, ldc int, alpha, beta float32, mask uint32)
+
+// q4gemm1 is q4gemm8 for 1 row of activations.
+//
+//go:noescape
+func q4gemm1(x *uint32, w *byte, nb int, out *float32, ldc int, alpha, beta float32, mask uint32)
+
+// quantPack rounds nb blocks of activations x (32 values each) to int8
+// codes as quantizeBlock does, and writes each block's correction (-shift
+// times the sum of its codes), scale (float16-rounded, as quantizeBlock
+// returns it) and 32 codes at corr, scale and codes, stride bytes further
+// each block (see qrows).
+//
+//go:noescape
+func quantPack(x *float32, nb int, corr, scale, codes *uint32, stride int, shift int32)

@@ -2,280 +2,357 @@
 
 #include "textflag.h"
 
-// Quantized dot products (see quant.go): one row of int8 activations
-// against four rows of a Q8_0 or Q4_0 matrix, 64 values (two blocks) a
-// step. Per step and row: the weights' 64 unsigned codes, VPDPBUSD with
-// the activations' signed codes onto the lanes' corrections (so each of
-// the 16 int32 lanes holds the exact sum of its 4 products), converted
-// to float32 and multiplied by the lanes' activation scale times the
-// weights' block scale (the blocks' values are interleaved 4 by 4, see
-// chunkPos: block 2i's in the even lanes, 2i+1's in the odd ones, so one
-// 64-bit broadcast of the two adjacent scales scales them all),
-// accumulated in Z8-Z11. The four accumulators are summed across lanes
-// at the end.
-//
-// Each step also prefetches the same chunk of the next four rows, codes
-// and scales (rows are contiguous, so they lie 4 rows' bytes ahead): a
-// decoding step's matrices stream from memory, and the hardware
-// prefetchers alone leave it waiting (x W^T of 4864 x 896 and 896 x 4864
-// Q8_0 matrices, one row, out of cache: 11 -> 16 GB/s of CPU time).
+// Products of activations with Q8_0 and Q4_0 matrices (see quant.go): R
+// rows of int8 activations (R = 8, 4, 2 or 1; see qrows: per block, the
+// R rows' corrections, their scales, then each row's 32 codes) against
+// one panel of 16 weight rows (see
+// panelBlock), a block a step. The 16 int32 lanes of a VPDPBUSD are the
+// 16 weight rows: the block's codes are loaded (Q4_0: unpacked) once into
+// Z0-Z7 (group g: values 4g..4g+3 of the 16 rows, unsigned) and serve
+// all R rows, each row's 4 codes of a group broadcast from memory
+// (VPDPBUSD.BCST). A row's block sums (exact, started from the row's
+// correction, so that the weights' shift is taken back) are converted to
+// float32 and scaled by the 16 rows' scales (Z8, widened from float16)
+// times the row's scale, into the row's accumulator (Z16 + row): per
+// block and row 12 instructions for 512 products, plus the weights' 9
+// (Q8_0) or 13 (Q4_0) shared by the R rows.
 
-// QSETUP loads the arguments: SI codes, DI lane scales, R8 corrections,
-// R9-R12 the rows' codes, R13, R14, AX, BX their scales, CX the steps,
-// DX out, R15 the size of 4 rows' scales (nch*32; their codes' is 8 or 4
-// times that).
+// Q8W loads a Q8_0 step's weights: scales to Z8, groups to Z0-Z7.
+#define Q8W \
+	VCVTPH2PS (DI), Z8; \
+	VMOVDQU64 32(DI), Z0; \
+	VMOVDQU64 96(DI), Z1; \
+	VMOVDQU64 160(DI), Z2; \
+	VMOVDQU64 224(DI), Z3; \
+	VMOVDQU64 288(DI), Z4; \
+	VMOVDQU64 352(DI), Z5; \
+	VMOVDQU64 416(DI), Z6; \
+	VMOVDQU64 480(DI), Z7
+
+// Q4W unpacks a Q4_0 step's weights: scales to Z8, the low nibbles of
+// the 4 vectors to Z0-Z3 (groups 0-3), the high ones to Z4-Z7 (Z31: 0x0f
+// bytes).
+#define Q4W \
+	VCVTPH2PS (DI), Z8; \
+	VPANDD 32(DI), Z31, Z0; \
+	VPSRLW $4, 32(DI), Z4; \
+	VPANDD Z31, Z4, Z4; \
+	VPANDD 96(DI), Z31, Z1; \
+	VPSRLW $4, 96(DI), Z5; \
+	VPANDD Z31, Z5, Z5; \
+	VPANDD 160(DI), Z31, Z2; \
+	VPSRLW $4, 160(DI), Z6; \
+	VPANDD Z31, Z6, Z6; \
+	VPANDD 224(DI), Z31, Z3; \
+	VPSRLW $4, 224(DI), Z7; \
+	VPANDD Z31, Z7, Z7
+
+// QROW accumulates row i of NR into acc (tmp, tmpf: scratch).
+#define QROW(NR, i, acc, tmp, tmpf) \
+	VPBROADCASTD (4*i)(SI), tmp; \
+	VPDPBUSD.BCST (8*NR+32*i+0)(SI), Z0, tmp; \
+	VPDPBUSD.BCST (8*NR+32*i+4)(SI), Z1, tmp; \
+	VPDPBUSD.BCST (8*NR+32*i+8)(SI), Z2, tmp; \
+	VPDPBUSD.BCST (8*NR+32*i+12)(SI), Z3, tmp; \
+	VPDPBUSD.BCST (8*NR+32*i+16)(SI), Z4, tmp; \
+	VPDPBUSD.BCST (8*NR+32*i+20)(SI), Z5, tmp; \
+	VPDPBUSD.BCST (8*NR+32*i+24)(SI), Z6, tmp; \
+	VPDPBUSD.BCST (8*NR+32*i+28)(SI), Z7, tmp; \
+	VCVTDQ2PS tmp, tmp; \
+	VMULPS.BCST (4*NR+4*i)(SI), Z8, tmpf; \
+	VFMADD231PS tmpf, tmp, acc
+
+// QSETUP loads the arguments: SI the packed rows, DI the panel, CX the
+// blocks, DX out, R9 its row stride in bytes, Z13 alpha, Z14 beta, K1 the
+// columns to write, BX beta's bits without the sign (0: out is not
+// read), Z31 0x0f bytes (Q4W's mask).
 #define QSETUP \
-	MOVQ q+0(FP), SI; \
-	MOVQ d+8(FP), DI; \
-	MOVQ c+16(FP), R8; \
-	MOVQ wq+24(FP), DX; \
-	MOVQ 0(DX), R9; \
-	MOVQ 8(DX), R10; \
-	MOVQ 16(DX), R11; \
-	MOVQ 24(DX), R12; \
-	MOVQ ws+32(FP), DX; \
-	MOVQ 0(DX), R13; \
-	MOVQ 8(DX), R14; \
-	MOVQ 16(DX), AX; \
-	MOVQ 24(DX), BX; \
-	MOVQ nch+40(FP), CX; \
-	MOVQ CX, R15; \
-	SHLQ $5, R15; \
-	MOVQ out+48(FP), DX; \
-	VPXORD Z8, Z8, Z8; \
-	VPXORD Z9, Z9, Z9; \
-	VPXORD Z10, Z10, Z10; \
-	VPXORD Z11, Z11, Z11
+	MOVQ x+0(FP), SI; \
+	MOVQ w+8(FP), DI; \
+	MOVQ nb+16(FP), CX; \
+	MOVQ out+24(FP), DX; \
+	MOVQ ldc+32(FP), R9; \
+	SHLQ $2, R9; \
+	VBROADCASTSS alpha+40(FP), Z13; \
+	VBROADCASTSS beta+44(FP), Z14; \
+	MOVL beta+44(FP), BX; \
+	ANDL $0x7fffffff, BX; \
+	MOVL mask+48(FP), AX; \
+	KMOVW AX, K1; \
+	MOVL $0x0f0f0f0f, AX; \
+	VPBROADCASTD AX, Z31
 
-// QROW accumulates one row: codes in w (a ZMM), scales at s.
-#define QROW(w, s, acc) \
-	VMOVDQA32 Z2, Z4; \
-	VPDPBUSD Z0, w, Z4; \
-	VCVTDQ2PS Z4, Z4; \
-	VBROADCASTSD (s), Z6; \
-	VMULPS Z1, Z6, Z6; \
-	VFMADD231PS Z6, Z4, acc
+// QPUT writes acc times alpha to the next row of out.
+#define QPUT(acc) \
+	VMULPS Z13, acc, acc; \
+	VMOVUPS acc, K1, (DX); \
+	ADDQ R9, DX
 
-// QSTEP loads the step's activations.
-#define QSTEP \
-	VMOVDQU32 (SI), Z0; \
-	VMOVUPS (DI), Z1; \
-	VMOVDQU32 (R8), Z2
+// QPUTB is QPUT plus beta times out's values.
+#define QPUTB(acc) \
+	VMULPS Z13, acc, acc; \
+	VMOVUPS.Z (DX), K1, Z9; \
+	VFMADD231PS Z14, Z9, acc; \
+	VMOVUPS acc, K1, (DX); \
+	ADDQ R9, DX
 
-// QPREFETCH(s) prefetches the step's chunk of the next 4 rows: codes at
-// R15*s past the rows' (s: 8 for Q8_0, 4 for Q4_0), scales at R15.
-#define QPREFETCH(s) \
-	PREFETCHT0 (R9)(R15*s); \
-	PREFETCHT0 (R10)(R15*s); \
-	PREFETCHT0 (R11)(R15*s); \
-	PREFETCHT0 (R12)(R15*s); \
-	PREFETCHT0 (R13)(R15*1); \
-	PREFETCHT0 (R14)(R15*1); \
-	PREFETCHT0 (AX)(R15*1); \
-	PREFETCHT0 (BX)(R15*1)
-
-// QNEXT advances the activations and the scales one step.
-#define QNEXT \
-	ADDQ $64, SI; \
-	ADDQ $64, DI; \
-	ADDQ $64, R8; \
-	ADDQ $8, R13; \
-	ADDQ $8, R14; \
-	ADDQ $8, AX; \
-	ADDQ $8, BX
-
-// QSUM sums each accumulator across its lanes into off(DX): out[0..3].
-#define QSUM(off) \
-	VEXTRACTF64X4 $1, Z8, Y12; \
-	VADDPS Y12, Y8, Y8; \
-	VEXTRACTF64X4 $1, Z9, Y12; \
-	VADDPS Y12, Y9, Y9; \
-	VEXTRACTF64X4 $1, Z10, Y12; \
-	VADDPS Y12, Y10, Y10; \
-	VEXTRACTF64X4 $1, Z11, Y12; \
-	VADDPS Y12, Y11, Y11; \
-	VHADDPS Y9, Y8, Y12; \
-	VHADDPS Y11, Y10, Y13; \
-	VHADDPS Y13, Y12, Y14; \
-	VEXTRACTF128 $1, Y14, X15; \
-	VADDPS X15, X14, X14; \
-	VMOVUPS X14, off(DX)
-
-#define QEND \
-	QSUM(0); \
-	VZEROUPPER
-
-// The two-row kernels (qdot8x2x4, qdot4x2x4) run two rows of activations,
-// the second nch*64 bytes after the first in each of q, d and c (DX holds
-// that stride in the loop), against the same four weight rows: the
-// weights' codes are loaded (and unpacked) and their scales broadcast once
-// for both. The second row's accumulators are Z24-Z27.
-
-// QSETUP2 is QSETUP, then DX = the rows' stride and Z24-Z27 zeroed.
-#define QSETUP2 \
-	QSETUP; \
-	MOVQ nch+40(FP), DX; \
-	SHLQ $6, DX; \
-	VPXORD Z24, Z24, Z24; \
-	VPXORD Z25, Z25, Z25; \
-	VPXORD Z26, Z26, Z26; \
-	VPXORD Z27, Z27, Z27
-
-// QSTEP2 loads the step's activations of both rows (the second's in
-// Z16-Z18).
-#define QSTEP2 \
-	QSTEP; \
-	VMOVDQU32 (SI)(DX*1), Z16; \
-	VMOVUPS (DI)(DX*1), Z17; \
-	VMOVDQU32 (R8)(DX*1), Z18
-
-// QROW2 accumulates one weight row (codes in Z5, scales at s) into both
-// rows' accumulators.
-#define QROW2(s, acc, acc2) \
-	VBROADCASTSD (s), Z6; \
-	VMOVDQA32 Z2, Z4; \
-	VPDPBUSD Z0, Z5, Z4; \
-	VCVTDQ2PS Z4, Z4; \
-	VMULPS Z1, Z6, Z7; \
-	VFMADD231PS Z7, Z4, acc; \
-	VMOVDQA32 Z18, Z19; \
-	VPDPBUSD Z16, Z5, Z19; \
-	VCVTDQ2PS Z19, Z19; \
-	VMULPS Z17, Z6, Z20; \
-	VFMADD231PS Z20, Z19, acc2
-
-// QEND2 writes both rows' sums: out[0..3], out[4..7].
-#define QEND2 \
-	MOVQ out+48(FP), DX; \
-	QSUM(0); \
-	VMOVAPS Z24, Z8; \
-	VMOVAPS Z25, Z9; \
-	VMOVAPS Z26, Z10; \
-	VMOVAPS Z27, Z11; \
-	QSUM(16); \
-	VZEROUPPER
-
-// func qdot8x4(q *int8, d *float32, c *int32, wq *[4]*byte, ws *[4]*float32, nch int, out *[4]float32)
-TEXT ·qdot8x4(SB), NOSPLIT, $0-56
+// func q8gemm8(x *uint32, w *byte, nb int, out *float32, ldc int, alpha, beta float32, mask uint32)
+TEXT ·q8gemm8(SB), NOSPLIT, $0-52
 	QSETUP
-loop8:
-	QSTEP
-	QPREFETCH(8)
-	VMOVDQU32 (R9), Z5
-	QROW(Z5, R13, Z8)
-	VMOVDQU32 (R10), Z5
-	QROW(Z5, R14, Z9)
-	VMOVDQU32 (R11), Z5
-	QROW(Z5, AX, Z10)
-	VMOVDQU32 (R12), Z5
-	QROW(Z5, BX, Z11)
-	ADDQ $64, R9
-	ADDQ $64, R10
-	ADDQ $64, R11
-	ADDQ $64, R12
-	QNEXT
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	VPXORD Z20, Z20, Z20
+	VPXORD Z21, Z21, Z21
+	VPXORD Z22, Z22, Z22
+	VPXORD Z23, Z23, Z23
+loop8x8:
+	Q8W
+	QROW(8, 0, Z16, Z9, Z10)
+	QROW(8, 1, Z17, Z11, Z12)
+	QROW(8, 2, Z18, Z24, Z25)
+	QROW(8, 3, Z19, Z26, Z27)
+	QROW(8, 4, Z20, Z9, Z10)
+	QROW(8, 5, Z21, Z11, Z12)
+	QROW(8, 6, Z22, Z24, Z25)
+	QROW(8, 7, Z23, Z26, Z27)
+	ADDQ $320, SI
+	ADDQ $544, DI
 	DECQ CX
-	JNZ loop8
-	QEND
+	JNZ loop8x8
+	TESTL BX, BX
+	JNZ beta8x8
+	QPUT(Z16)
+	QPUT(Z17)
+	QPUT(Z18)
+	QPUT(Z19)
+	QPUT(Z20)
+	QPUT(Z21)
+	QPUT(Z22)
+	QPUT(Z23)
+	VZEROUPPER
+	RET
+beta8x8:
+	QPUTB(Z16)
+	QPUTB(Z17)
+	QPUTB(Z18)
+	QPUTB(Z19)
+	QPUTB(Z20)
+	QPUTB(Z21)
+	QPUTB(Z22)
+	QPUTB(Z23)
+	VZEROUPPER
 	RET
 
-// Q4UNPACK expands a chunk of Q4_0 nibbles at p (32 bytes) into Z5: the
-// low nibbles (positions 0-31, see chunkPos), then the high ones (32-63).
-// The 32 bytes are loaded into both halves, the upper half's words
-// shifted right by 4 (Z29: the shift counts), and masked by Z28's 0x0f
-// bytes.
-#define Q4UNPACK(p) \
-	VBROADCASTI64X4 (p), Z5; \
-	VPSRLVW Z29, Z5, Z5; \
-	VPANDD Z28, Z5, Z5
-
-// Q4CONST sets Q4UNPACK's constants: Z29 the words' shifts (0 in the
-// lower half, 4 in the upper), Z28 0x0f bytes.
-#define Q4CONST \
-	MOVL $0x0f0f0f0f, DX; \
-	VPBROADCASTD DX, Z28; \
-	MOVL $0x00040004, DX; \
-	VPBROADCASTD DX, Z4; \
-	VPXORD Z29, Z29, Z29; \
-	VSHUFI64X2 $0x44, Z4, Z29, Z29
-
-// func qdot4x4(q *int8, d *float32, c *int32, wq *[4]*byte, ws *[4]*float32, nch int, out *[4]float32)
-TEXT ·qdot4x4(SB), NOSPLIT, $0-56
-	Q4CONST
+// func q8gemm4(x *uint32, w *byte, nb int, out *float32, ldc int, alpha, beta float32, mask uint32)
+TEXT ·q8gemm4(SB), NOSPLIT, $0-52
 	QSETUP
-loop4:
-	QSTEP
-	QPREFETCH(4)
-	Q4UNPACK(R9)
-	QROW(Z5, R13, Z8)
-	Q4UNPACK(R10)
-	QROW(Z5, R14, Z9)
-	Q4UNPACK(R11)
-	QROW(Z5, AX, Z10)
-	Q4UNPACK(R12)
-	QROW(Z5, BX, Z11)
-	ADDQ $32, R9
-	ADDQ $32, R10
-	ADDQ $32, R11
-	ADDQ $32, R12
-	QNEXT
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+loop8x4:
+	Q8W
+	QROW(4, 0, Z16, Z9, Z10)
+	QROW(4, 1, Z17, Z11, Z12)
+	QROW(4, 2, Z18, Z24, Z25)
+	QROW(4, 3, Z19, Z26, Z27)
+	ADDQ $160, SI
+	ADDQ $544, DI
 	DECQ CX
-	JNZ loop4
-	QEND
+	JNZ loop8x4
+	TESTL BX, BX
+	JNZ beta8x4
+	QPUT(Z16)
+	QPUT(Z17)
+	QPUT(Z18)
+	QPUT(Z19)
+	VZEROUPPER
+	RET
+beta8x4:
+	QPUTB(Z16)
+	QPUTB(Z17)
+	QPUTB(Z18)
+	QPUTB(Z19)
+	VZEROUPPER
 	RET
 
-// func qdot8x2x4(q *int8, d *float32, c *int32, wq *[4]*byte, ws *[4]*float32, nch int, out *[8]float32)
-TEXT ·qdot8x2x4(SB), NOSPLIT, $0-56
-	QSETUP2
-loop82:
-	QSTEP2
-	QPREFETCH(8)
-	VMOVDQU32 (R9), Z5
-	QROW2(R13, Z8, Z24)
-	VMOVDQU32 (R10), Z5
-	QROW2(R14, Z9, Z25)
-	VMOVDQU32 (R11), Z5
-	QROW2(AX, Z10, Z26)
-	VMOVDQU32 (R12), Z5
-	QROW2(BX, Z11, Z27)
-	ADDQ $64, R9
-	ADDQ $64, R10
-	ADDQ $64, R11
-	ADDQ $64, R12
-	QNEXT
+// func q8gemm2(x *uint32, w *byte, nb int, out *float32, ldc int, alpha, beta float32, mask uint32)
+TEXT ·q8gemm2(SB), NOSPLIT, $0-52
+	QSETUP
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+loop8x2:
+	Q8W
+	QROW(2, 0, Z16, Z9, Z10)
+	QROW(2, 1, Z17, Z11, Z12)
+	ADDQ $80, SI
+	ADDQ $544, DI
 	DECQ CX
-	JNZ loop82
-	QEND2
+	JNZ loop8x2
+	TESTL BX, BX
+	JNZ beta8x2
+	QPUT(Z16)
+	QPUT(Z17)
+	VZEROUPPER
+	RET
+beta8x2:
+	QPUTB(Z16)
+	QPUTB(Z17)
+	VZEROUPPER
 	RET
 
-// func qdot4x2x4(q *int8, d *float32, c *int32, wq *[4]*byte, ws *[4]*float32, nch int, out *[8]float32)
-TEXT ·qdot4x2x4(SB), NOSPLIT, $0-56
-	Q4CONST
-	QSETUP2
-loop42:
-	QSTEP2
-	QPREFETCH(4)
-	Q4UNPACK(R9)
-	QROW2(R13, Z8, Z24)
-	Q4UNPACK(R10)
-	QROW2(R14, Z9, Z25)
-	Q4UNPACK(R11)
-	QROW2(AX, Z10, Z26)
-	Q4UNPACK(R12)
-	QROW2(BX, Z11, Z27)
-	ADDQ $32, R9
-	ADDQ $32, R10
-	ADDQ $32, R11
-	ADDQ $32, R12
-	QNEXT
+// func q8gemm1(x *uint32, w *byte, nb int, out *float32, ldc int, alpha, beta float32, mask uint32)
+TEXT ·q8gemm1(SB), NOSPLIT, $0-52
+	QSETUP
+	VPXORD Z16, Z16, Z16
+loop8x1:
+	Q8W
+	QROW(1, 0, Z16, Z9, Z10)
+	ADDQ $40, SI
+	ADDQ $544, DI
 	DECQ CX
-	JNZ loop42
-	QEND2
+	JNZ loop8x1
+	TESTL BX, BX
+	JNZ beta8x1
+	QPUT(Z16)
+	VZEROUPPER
+	RET
+beta8x1:
+	QPUTB(Z16)
+	VZEROUPPER
 	RET
 
+// func q4gemm8(x *uint32, w *byte, nb int, out *float32, ldc int, alpha, beta float32, mask uint32)
+TEXT ·q4gemm8(SB), NOSPLIT, $0-52
+	QSETUP
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	VPXORD Z20, Z20, Z20
+	VPXORD Z21, Z21, Z21
+	VPXORD Z22, Z22, Z22
+	VPXORD Z23, Z23, Z23
+loop4x8:
+	Q4W
+	QROW(8, 0, Z16, Z9, Z10)
+	QROW(8, 1, Z17, Z11, Z12)
+	QROW(8, 2, Z18, Z24, Z25)
+	QROW(8, 3, Z19, Z26, Z27)
+	QROW(8, 4, Z20, Z9, Z10)
+	QROW(8, 5, Z21, Z11, Z12)
+	QROW(8, 6, Z22, Z24, Z25)
+	QROW(8, 7, Z23, Z26, Z27)
+	ADDQ $320, SI
+	ADDQ $288, DI
+	DECQ CX
+	JNZ loop4x8
+	TESTL BX, BX
+	JNZ beta4x8
+	QPUT(Z16)
+	QPUT(Z17)
+	QPUT(Z18)
+	QPUT(Z19)
+	QPUT(Z20)
+	QPUT(Z21)
+	QPUT(Z22)
+	QPUT(Z23)
+	VZEROUPPER
+	RET
+beta4x8:
+	QPUTB(Z16)
+	QPUTB(Z17)
+	QPUTB(Z18)
+	QPUTB(Z19)
+	QPUTB(Z20)
+	QPUTB(Z21)
+	QPUTB(Z22)
+	QPUTB(Z23)
+	VZEROUPPER
+	RET
 
-// Rounding activations to int8 (see quantizeRows), a chunk (two blocks,
-// 64 float32 values) a step.
+// func q4gemm4(x *uint32, w *byte, nb int, out *float32, ldc int, alpha, beta float32, mask uint32)
+TEXT ·q4gemm4(SB), NOSPLIT, $0-52
+	QSETUP
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+loop4x4:
+	Q4W
+	QROW(4, 0, Z16, Z9, Z10)
+	QROW(4, 1, Z17, Z11, Z12)
+	QROW(4, 2, Z18, Z24, Z25)
+	QROW(4, 3, Z19, Z26, Z27)
+	ADDQ $160, SI
+	ADDQ $288, DI
+	DECQ CX
+	JNZ loop4x4
+	TESTL BX, BX
+	JNZ beta4x4
+	QPUT(Z16)
+	QPUT(Z17)
+	QPUT(Z18)
+	QPUT(Z19)
+	VZEROUPPER
+	RET
+beta4x4:
+	QPUTB(Z16)
+	QPUTB(Z17)
+	QPUTB(Z18)
+	QPUTB(Z19)
+	VZEROUPPER
+	RET
+
+// func q4gemm2(x *uint32, w *byte, nb int, out *float32, ldc int, alpha, beta float32, mask uint32)
+TEXT ·q4gemm2(SB), NOSPLIT, $0-52
+	QSETUP
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+loop4x2:
+	Q4W
+	QROW(2, 0, Z16, Z9, Z10)
+	QROW(2, 1, Z17, Z11, Z12)
+	ADDQ $80, SI
+	ADDQ $288, DI
+	DECQ CX
+	JNZ loop4x2
+	TESTL BX, BX
+	JNZ beta4x2
+	QPUT(Z16)
+	QPUT(Z17)
+	VZEROUPPER
+	RET
+beta4x2:
+	QPUTB(Z16)
+	QPUTB(Z17)
+	VZEROUPPER
+	RET
+
+// func q4gemm1(x *uint32, w *byte, nb int, out *float32, ldc int, alpha, beta float32, mask uint32)
+TEXT ·q4gemm1(SB), NOSPLIT, $0-52
+	QSETUP
+	VPXORD Z16, Z16, Z16
+loop4x1:
+	Q4W
+	QROW(1, 0, Z16, Z9, Z10)
+	ADDQ $40, SI
+	ADDQ $288, DI
+	DECQ CX
+	JNZ loop4x1
+	TESTL BX, BX
+	JNZ beta4x1
+	QPUT(Z16)
+	VZEROUPPER
+	RET
+beta4x1:
+	QPUTB(Z16)
+	VZEROUPPER
+	RET
+
+// Rounding activations to int8 (see quantizeRows), a block a step.
 
 // BLOCKMAX sets Xm's lane 0 to the largest |value| of the block in a, b
 // (Z31: 0x7fffffff), or to NaN (X30) if the block holds a NaN; Zt, Yt, Xt
@@ -310,14 +387,15 @@ loop42:
 	VCVTTPS2DQ z, z; \
 	VPMOVDB z, x
 
-// func quantChunks(x *float32, nch int, q *int8, d *float32, corr *int32, shift int32)
-TEXT ·quantChunks(SB), NOSPLIT, $0-44
+// func quantPack(x *float32, nb int, corr, scale, codes *uint32, stride int, shift int32)
+TEXT ·quantPack(SB), NOSPLIT, $0-52
 	MOVQ x+0(FP), SI
-	MOVQ nch+8(FP), CX
-	MOVQ q+16(FP), DI
-	MOVQ d+24(FP), R8
-	MOVQ corr+32(FP), R9
-	MOVL shift+40(FP), AX
+	MOVQ nb+8(FP), CX
+	MOVQ corr+16(FP), R8
+	MOVQ scale+24(FP), R9
+	MOVQ codes+32(FP), DI
+	MOVQ stride+40(FP), R10
+	MOVL shift+48(FP), AX
 	NEGL AX
 	VPBROADCASTD AX, Z27
 	MOVL $0x7fffffff, AX
@@ -330,56 +408,49 @@ TEXT ·quantChunks(SB), NOSPLIT, $0-44
 	VPBROADCASTD AX, Z28
 	MOVL $0x01010101, AX
 	VPBROADCASTD AX, Z26
+	MOVL $0x477fe000, AX // 65504, float16's largest (f32ToF16 saturates)
+	VPBROADCASTD AX, Z22
 	MOVL $127, AX
 	VCVTSI2SSL AX, X25, X25
 	MOVL $1, AX
 	VCVTSI2SSL AX, X24, X24
 	VXORPS X23, X23, X23
-chunkloop:
+blockloop:
 	VMOVUPS (SI), Z0
 	VMOVUPS 64(SI), Z1
-	VMOVUPS 128(SI), Z2
-	VMOVUPS 192(SI), Z3
 	BLOCKMAX(Z0, Z1, Z4, Y4, X4, Z6, Y6, X6)
-	BLOCKMAX(Z2, Z3, Z5, Y5, X5, Z6, Y6, X6)
-	// d = amax / 127; id = 1/d, 0 where d is 0.
+	// d = amax / 127, stored rounded to float16 (a NaN stays NaN); the
+	// codes take id = 1/d, 0 where d is 0.
 	VDIVSS X25, X4, X4
-	VDIVSS X25, X5, X5
-	VMOVSS X4, (R8)
-	VMOVSS X5, 4(R8)
+	VMINSS X4, X22, X5
+	VCVTPS2PH $0, X5, X5
+	VCVTPH2PS X5, X5
+	VMOVSS X5, (R9)
 	VDIVSS X4, X24, X6
-	VDIVSS X5, X24, X7
 	VCMPSS $0, X23, X4, K1
 	VMOVSS X23, X23, K1, X6
-	VCMPSS $0, X23, X5, K1
-	VMOVSS X23, X23, K1, X7
 	VBROADCASTSS X6, Z6
-	VBROADCASTSS X7, Z7
 	BLOCKCODES(Z0, Z6, X8, Z12)
-	BLOCKCODES(Z1, Z6, X10, Z12)
-	BLOCKCODES(Z2, Z7, X9, Z12)
-	BLOCKCODES(Z3, Z7, X11, Z12)
-	// Interleave the blocks 4 codes by 4 (chunkPos).
-	VPUNPCKLDQ X9, X8, X12
-	VPUNPCKHDQ X9, X8, X13
-	VPUNPCKLDQ X11, X10, X14
-	VPUNPCKHDQ X11, X10, X15
-	VMOVDQU X12, (DI)
-	VMOVDQU X13, 16(DI)
-	VMOVDQU X14, 32(DI)
-	VMOVDQU X15, 48(DI)
-	// The lanes' corrections: -shift times the sums of their 4 codes.
-	VMOVDQU32 (DI), Z12
-	VPXORD Z13, Z13, Z13
-	VPDPBUSD Z12, Z26, Z13
-	VPMULLD Z27, Z13, Z13
-	VMOVDQU32 Z13, (R9)
-	ADDQ $256, SI
-	ADDQ $64, DI
-	ADDQ $8, R8
-	ADDQ $64, R9
+	BLOCKCODES(Z1, Z6, X9, Z12)
+	VMOVDQU X8, (DI)
+	VMOVDQU X9, 16(DI)
+	// The correction: -shift times the sum of the 32 codes.
+	VINSERTI128 $1, X9, Y8, Y10
+	VPXORD Y13, Y13, Y13
+	VPDPBUSD Y10, Y26, Y13
+	VEXTRACTI128 $1, Y13, X14
+	VPADDD X14, X13, X13
+	VPSHUFD $0x4e, X13, X14
+	VPADDD X14, X13, X13
+	VPSHUFD $0xb1, X13, X14
+	VPADDD X14, X13, X13
+	VPMULLD X27, X13, X13
+	VMOVD X13, (R8)
+	ADDQ $128, SI
+	ADDQ R10, R8
+	ADDQ R10, R9
+	ADDQ R10, DI
 	DECQ CX
-	JNZ chunkloop
+	JNZ blockloop
 	VZEROUPPER
 	RET
-

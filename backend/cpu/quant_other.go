@@ -5,22 +5,38 @@ package cpu
 // haveVNNI is false: the quantized products run the scalar definition.
 var haveVNNI = false
 
-func qdot8x4(q *int8, d *float32, c *int32, wq *[4]*byte, ws *[4]*float32, nch int, out *[4]float32) {
+func q8gemm8(x *uint32, w *byte, nb int, out *float32, ldc int, alpha, beta float32, mask uint32) {
 	panic("cpu: no vector kernels")
 }
 
-func qdot4x4(q *int8, d *float32, c *int32, wq *[4]*byte, ws *[4]*float32, nch int, out *[4]float32) {
+func q8gemm4(x *uint32, w *byte, nb int, out *float32, ldc int, alpha, beta float32, mask uint32) {
 	panic("cpu: no vector kernels")
 }
 
-func qdot8x2x4(q *int8, d *float32, c *int32, wq *[4]*byte, ws *[4]*float32, nch int, out *[8]float32) {
+func q8gemm2(x *uint32, w *byte, nb int, out *float32, ldc int, alpha, beta float32, mask uint32) {
 	panic("cpu: no vector kernels")
 }
 
-func qdot4x2x4(q *int8, d *float32, c *int32, wq *[4]*byte, ws *[4]*float32, nch int, out *[8]float32) {
+func q8gemm1(x *uint32, w *byte, nb int, out *float32, ldc int, alpha, beta float32, mask uint32) {
 	panic("cpu: no vector kernels")
 }
 
-func quantChunks(x *float32, nch int, q *int8, d *float32, corr *int32, shift int32) {
+func q4gemm8(x *uint32, w *byte, nb int, out *float32, ldc int, alpha, beta float32, mask uint32) {
+	panic("cpu: no vector kernels")
+}
+
+func q4gemm4(x *uint32, w *byte, nb int, out *float32, ldc int, alpha, beta float32, mask uint32) {
+	panic("cpu: no vector kernels")
+}
+
+func q4gemm2(x *uint32, w *byte, nb int, out *float32, ldc int, alpha, beta float32, mask uint32) {
+	panic("cpu: no vector kernels")
+}
+
+func q4gemm1(x *uint32, w *byte, nb int, out *float32, ldc int, alpha, beta float32, mask uint32) {
+	panic("cpu: no vector kernels")
+}
+
+func quantPack(x *float32, nb int, corr, scale, codes *uint32, stride int, shift int32) {
 	panic("cpu: no vector kernels")
 }

@@ -72,6 +72,23 @@ func TestQuantDequantizesAsGGML(t *testing.T) {
 	}
 }
 
+// Q8_0 and Q4_0 matrices take the bytes of their GGUF blocks (34 and 18
+// a block: codes and a float16 scale), plus the rows that pad the last
+// panel of 16: the kernels' layout keeps no wider copy of the scales.
+func TestQuantBufIsGGMLSize(t *testing.T) {
+	c := New()
+	for _, qt := range quantTypes[:2] {
+		for _, rows := range []int{16, 37} {
+			_, b := quantMatrix(t, c, qt.t, qt.g, rows, 96, 2)
+			q := b.(*QuantBuf)
+			padded := (rows + 15) / 16 * 16
+			if want := padded * 3 * qt.g.BlockBytes(); len(q.Q) != want {
+				t.Errorf("%v %d x 96: %d bytes, want %d (%d rows of 3 blocks of %d)", qt.t, rows, len(q.Q), want, padded, qt.g.BlockBytes())
+			}
+		}
+	}
+}
+
 // quantRef is a W^T with W dequantized, in float64, and the bound of the
 // activations' rounding: |x~ - x| <= max|x of its block| / 254 for each
 // value, times |w|.
@@ -105,7 +122,7 @@ func quantRef(a []float32, m, k int, w []float32, n int) (ref, bound []float64) 
 func TestQuantMatMul(t *testing.T) {
 	c := New()
 	for _, qt := range quantTypes {
-		for _, sz := range []struct{ m, n, k int }{{1, 37, 96}, {1, 64, 256}, {7, 45, 160}, {33, 19, 64}} {
+		for _, sz := range []struct{ m, n, k int }{{1, 37, 96}, {1, 64, 256}, {7, 45, 160}, {33, 19, 64}, {15, 16, 64}, {9, 33, 320}} {
 			deq, b := quantMatrix(t, c, qt.t, qt.g, sz.n, sz.k, uint64(sz.k))
 			r := rand.New(rand.NewPCG(uint64(sz.m), 3))
 			a := make([]float32, sz.m*sz.k)
@@ -274,11 +291,10 @@ func TestQuantizeBlockIsGGMLs(t *testing.T) {
 	}
 }
 
-// The assembly rounding of whole chunks (quantChunks) gives quantizeRows
-// the codes, lane scales and corrections of the scalar path, bit for bit:
-// random rows of an even and an odd number of blocks, a zero block, exact
-// halves, huge and tiny values, a NaN (its block's scale NaN), both
-// shifts.
+// The assembly rounding (quantPack) gives quantizeRows the codes, scales
+// and corrections of the scalar path, bit for bit: rows of an even and an
+// odd number of blocks in groups of 4 and 1, a zero block, exact halves,
+// huge and tiny values, a NaN (its block's scale NaN), both shifts.
 func TestQuantizeRowsKernel(t *testing.T) {
 	if !haveVNNI {
 		t.Skip("no AVX-512 VNNI here: quantizeRows has only its scalar path")
@@ -297,25 +313,31 @@ func TestQuantizeRowsKernel(t *testing.T) {
 		a[k+31] = 127
 		a[2*k+40] = float32(math.NaN())
 		a[3*k+5] = 3e38
+		for j := range 32 {
+			a[4*k+32+j] = float32(j) * 1e-30 // a scale below float16's
+		}
 		for _, shift := range []int32{128, 8} {
 			var fast, slow qrows
 			quantizeRows(&fast, m, k, a, k, shift)
 			fastQuant = false
 			quantizeRows(&slow, m, k, a, k, shift)
 			fastQuant = true
-			for i := range slow.q {
-				if fast.q[i] != slow.q[i] {
-					t.Fatalf("k %d: code %d is %d, scalar %d", k, i, fast.q[i], slow.q[i])
-				}
-			}
-			for i := range slow.d {
-				if nan := fast.d[i] != fast.d[i]; nan != (slow.d[i] != slow.d[i]) || !nan && fast.d[i] != slow.d[i] {
-					t.Fatalf("k %d: lane scale %d is %v, scalar %v", k, i, fast.d[i], slow.d[i])
-				}
-			}
-			for i := range slow.corr {
-				if fast.corr[i] != slow.corr[i] {
-					t.Fatalf("k %d shift %d: correction %d is %d, scalar %d", k, shift, i, fast.corr[i], slow.corr[i])
+			for i := range m {
+				g0, R := rowGroup(m, i)
+				for b := range k / 32 {
+					at := g0*k/32*10 + b*10*R
+					if f, s := fast.pack[at+i-g0], slow.pack[at+i-g0]; f != s {
+						t.Fatalf("k %d shift %d row %d block %d: correction %d, scalar %d", k, shift, i, b, int32(f), int32(s))
+					}
+					f, s := math.Float32frombits(fast.pack[at+R+i-g0]), math.Float32frombits(slow.pack[at+R+i-g0])
+					if nan := f != f; nan != (s != s) || !nan && f != s {
+						t.Fatalf("k %d row %d block %d: scale %v, scalar %v", k, i, b, f, s)
+					}
+					for g := range 8 {
+						if f, s := fast.pack[at+2*R+8*(i-g0)+g], slow.pack[at+2*R+8*(i-g0)+g]; f != s {
+							t.Fatalf("k %d row %d block %d: codes %d-%d are %08x, scalar %08x", k, i, b, 4*g, 4*g+3, f, s)
+						}
+					}
 				}
 			}
 		}
