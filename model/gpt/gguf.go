@@ -26,8 +26,9 @@ import (
 
 // ConfigFromGGUF returns the model config a GGUF file's metadata describes
 // (general.architecture gpt2, llama or qwen2 and its keys), checked as
-// config.json is, with the vocabulary size, tied head and biases read from
-// the tensor infos. Errors name the file and the key.
+// config.json is, with the vocabulary size, tied head (no output.weight,
+// or one of token_embd's bytes) and biases read from the tensors. Errors
+// name the file and the key.
 func ConfigFromGGUF(f *gguf.File) (*Config, error) {
 	where := f.Path()
 	av, _ := f.Get("general.architecture")
@@ -128,7 +129,13 @@ func ConfigFromGGUF(f *gguf.File) (*Config, error) {
 			return nil, err
 		}
 	}
-	c.Tied = !has(f, "output.weight")
+	if c.Tied = !has(f, "output.weight"); !c.Tied {
+		// convert_hf_to_gguf.py writes GPT-2's tied head as a tensor of
+		// its own: the same bytes as token_embd.
+		if c.Tied, err = sameTensor(f, "output.weight", "token_embd.weight"); err != nil {
+			return nil, err
+		}
+	}
 	for _, k := range []struct {
 		key string
 		to  *int
@@ -350,14 +357,6 @@ func loadGGUF(be backend.Backend, path string, bf16 bool) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !c.Tied {
-		// convert_hf_to_gguf.py writes GPT-2's tied head as a tensor of
-		// its own: the same bytes as token_embd.
-		c.Tied, err = sameTensor(f, "output.weight", "token_embd.weight")
-		if err != nil {
-			return nil, err
-		}
-	}
 	want := GGUFTensors(c)
 	known := map[string]bool{}
 	if c.Tied {
@@ -517,10 +516,7 @@ func GGUFSummary(path string) (c *Config, params int64, level string, err error)
 	if c, err = ConfigFromGGUF(f); err != nil {
 		return nil, 0, "", err
 	}
-	tiedCopy, err := sameTensor(f, "output.weight", "token_embd.weight")
-	if err != nil {
-		return nil, 0, "", err
-	}
+	tiedCopy := c.Tied && has(f, "output.weight")
 	count := map[gguf.TensorType]int{}
 	for _, t := range f.Tensors() {
 		if tiedCopy && t.Name == "output.weight" {
