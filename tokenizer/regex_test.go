@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/golem-ml/golem/internal/shared"
 )
 
 // splitScript splits each text with each pattern using Python's regex
@@ -30,10 +32,11 @@ var tricky = []string{
 }
 
 func TestSplitMatchesPythonRegex(t *testing.T) {
-	if _, err := exec.LookPath("python3"); err != nil {
+	python, err := shared.Python3()
+	if err != nil {
 		t.Skip("skipping: needs python3 with the regex module")
 	}
-	if err := exec.Command("python3", "-c", "import regex").Run(); err != nil {
+	if err := exec.Command(python, "-c", "import regex").Run(); err != nil {
 		t.Skip("skipping: needs the Python regex module")
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -69,7 +72,7 @@ func TestSplitMatchesPythonRegex(t *testing.T) {
 	}
 	req["patterns"] = res
 	in, _ := json.Marshal(req)
-	cmd := exec.Command("python3", "-c", splitScript)
+	cmd := exec.Command(python, "-c", splitScript)
 	cmd.Stdin = bytes.NewReader(in)
 	out, err := cmd.Output()
 	if err != nil {

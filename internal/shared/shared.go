@@ -5,7 +5,10 @@ package shared
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 )
 
@@ -58,3 +61,22 @@ func Missing(t testing.TB, msg string) {
 	}
 	t.Skip(msg)
 }
+
+// Python3 returns the python3 on PATH as the path of the interpreter
+// itself (its sys.executable), asked once per process: a version
+// manager's shim (pyenv's, a bash script that runs pyenv) took 0.6 s of
+// CPU a start, more than most of the scripts the tests run with it. The
+// error is exec.LookPath's when there is no python3.
+var Python3 = sync.OnceValues(func() (string, error) {
+	p, err := exec.LookPath("python3")
+	if err != nil {
+		return "", err
+	}
+	out, err := exec.Command(p, "-c", "import sys; print(sys.executable)").Output()
+	if exe := strings.TrimSpace(string(out)); err == nil && filepath.IsAbs(exe) {
+		if _, err := os.Stat(exe); err == nil {
+			return exe, nil
+		}
+	}
+	return p, nil
+})

@@ -40,14 +40,18 @@ type oracleResult struct {
 // and fails under CI, which installs it (.ci/e2e-deps.sh).
 func runOracle(t *testing.T, cases []oracleCase) []oracleResult {
 	t.Helper()
-	if err := exec.Command("python3", "-c", "import jinja2").Run(); err != nil {
+	python, err := shared.Python3()
+	if err == nil {
+		err = exec.Command(python, "-c", "import jinja2").Run()
+	}
+	if err != nil {
 		shared.Missing(t, fmt.Sprintf("python3 with jinja2 is missing (apt-get install python3-jinja2; CI installs it with .ci/e2e-deps.sh): %v", err))
 	}
 	in, err := json.Marshal(cases)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("python3", "testdata/hf_render.py")
+	cmd := exec.Command(python, "testdata/hf_render.py")
 	cmd.Stdin = bytes.NewReader(in)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
