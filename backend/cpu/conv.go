@@ -17,6 +17,11 @@ func (c *CPU) Im2Col(g backend.Conv2D, col, x backend.Buffer, pad float32) {
 	L, HW := g.OH*g.OW, g.H*g.W
 	kk := g.KH * g.KW
 	rows, cols := convRanges(g)
+	// A stride-1 convolution whose output is as wide as its input (3x3
+	// padding 1, the sub-pixel phases) reads each kernel tap's plane as
+	// the input plane shifted: one copy per plane, then the columns that
+	// wrapped around a row edge set to pad.
+	shifted := g.SH == 1 && g.SW == 1 && g.DW == 1 && g.OW == g.W
 	Parallel(g.C*kk*g.N, grain(L), func(lo, hi int) {
 		r, n := lo/g.N, lo%g.N
 		ch, i, j := r/kk, r%kk/g.KW, r%g.KW
@@ -24,42 +29,10 @@ func (c *CPU) Im2Col(g backend.Conv2D, col, x backend.Buffer, pad float32) {
 			dst := cs[b*L : (b+1)*L]
 			img := xs[(n*g.C+ch)*HW : (n*g.C+ch+1)*HW]
 			rr, cr := rows[i], cols[j]
-			for k := range dst[:rr.lo*g.OW] {
-				dst[k] = pad
-			}
-			for k := rr.hi * g.OW; k < L; k++ {
-				dst[k] = pad
-			}
-			for oh := rr.lo; oh < rr.hi; oh++ {
-				d := dst[oh*g.OW : (oh+1)*g.OW]
-				for k := range d[:cr.lo] {
-					d[k] = pad
-				}
-				for k := cr.hi; k < len(d); k++ {
-					d[k] = pad
-				}
-				if cr.lo >= cr.hi {
-					continue
-				}
-				dv := d[cr.lo:cr.hi]
-				src := img[(rr.off+oh*g.SH)*g.W+cr.off+cr.lo*g.SW:]
-				switch g.SW {
-				case 1:
-					src = src[:len(dv)]
-					for k, v := range src {
-						dv[k] = v
-					}
-				case 2:
-					src = src[:2*len(dv)-1]
-					for k := range dv {
-						dv[k] = src[2*k]
-					}
-				default:
-					src = src[:(len(dv)-1)*g.SW+1]
-					for k := range dv {
-						dv[k] = src[k*g.SW]
-					}
-				}
+			if shifted {
+				im2colShifted(dst, img, rr, cr, g.W, pad)
+			} else {
+				im2colRows(dst, img, rr, cr, g, pad)
 			}
 			if n++; n == g.N {
 				n = 0
@@ -73,6 +46,84 @@ func (c *CPU) Im2Col(g backend.Conv2D, col, x backend.Buffer, pad float32) {
 			}
 		}
 	})
+}
+
+// im2colRows writes one block (kernel tap, image) of the column matrix
+// row by row.
+func im2colRows(dst, img []float32, rr, cr span, g backend.Conv2D, pad float32) {
+	L := len(dst)
+	for k := range dst[:rr.lo*g.OW] {
+		dst[k] = pad
+	}
+	for k := rr.hi * g.OW; k < L; k++ {
+		dst[k] = pad
+	}
+	for oh := rr.lo; oh < rr.hi; oh++ {
+		d := dst[oh*g.OW : (oh+1)*g.OW]
+		for k := range d[:cr.lo] {
+			d[k] = pad
+		}
+		for k := cr.hi; k < len(d); k++ {
+			d[k] = pad
+		}
+		if cr.lo >= cr.hi {
+			continue
+		}
+		dv := d[cr.lo:cr.hi]
+		src := img[(rr.off+oh*g.SH)*g.W+cr.off+cr.lo*g.SW:]
+		switch g.SW {
+		case 1:
+			src = src[:len(dv)]
+			for k, v := range src {
+				dv[k] = v
+			}
+		case 2:
+			src = src[:2*len(dv)-1]
+			for k := range dv {
+				dv[k] = src[2*k]
+			}
+		default:
+			src = src[:(len(dv)-1)*g.SW+1]
+			for k := range dv {
+				dv[k] = src[k*g.SW]
+			}
+		}
+	}
+}
+
+// im2colShifted writes one block of a stride-1 convolution whose output
+// rows are W wide, as the input's: output (oh, ow) reads input (oh+rr.off,
+// ow+cr.off), so the valid outputs, from the first to the last, are one
+// run of the input plane; the columns of that run that wrapped to the
+// next row, and the rows outside it, are pad.
+func im2colShifted(dst, img []float32, rr, cr span, W int, pad float32) {
+	if rr.lo >= rr.hi || cr.lo >= cr.hi {
+		for k := range dst {
+			dst[k] = pad
+		}
+		return
+	}
+	a, e := rr.lo*W+cr.lo, (rr.hi-1)*W+cr.hi // the first valid output, one past the last
+	shift := rr.off*W + cr.off
+	copy(dst[a:e], img[a+shift:e+shift])
+	for k := range dst[:a] {
+		dst[k] = pad
+	}
+	for k := e; k < len(dst); k++ {
+		dst[k] = pad
+	}
+	if cr.lo == 0 && cr.hi == W {
+		return
+	}
+	for oh := rr.lo; oh < rr.hi; oh++ {
+		d := dst[oh*W : (oh+1)*W]
+		for k := range d[:cr.lo] {
+			d[k] = pad
+		}
+		for k := cr.hi; k < W; k++ {
+			d[k] = pad
+		}
+	}
 }
 
 // Col2Im adds the column matrix col back into dx [N, C, H, W], parallel
