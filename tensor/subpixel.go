@@ -1,6 +1,7 @@
 package tensor
 
 import (
+	"math"
 	"sync"
 
 	"github.com/golem-ml/golem/backend"
@@ -41,11 +42,12 @@ type spKey struct {
 // of x [N, Cin, H, W] by w [Cin, Cout, kh, kw] to [N, Cout, OH, OW], or
 // nil where it does not apply or would cost more: groups, dilation, a
 // kernel that is not a multiple of the stride, an output that is not, a
-// 1x1 stride-1 kernel (a plain GEMM already), or Cin > Cout.
+// 1x1 stride-1 kernel (a plain GEMM already), Cin > Cout, or a weight too
+// large for its int32 gather index.
 func subPixelPlan(N, Cin, H, W, Cout, kh, kw, OH, OW int, o ConvOptions) *subPixel {
 	sy, sx := o.Stride[0], o.Stride[1]
 	if o.Groups != 1 || o.Dilation != [2]int{1, 1} || kh%sy != 0 || kw%sx != 0 || OH%sy != 0 || OW%sx != 0 ||
-		kh*kw == 1 || Cin > Cout {
+		kh*kw == 1 || Cin > Cout || int64(Cin)*int64(Cout)*int64(kh*kw) >= math.MaxInt32 {
 		return nil
 	}
 	key := spKey{N, Cin, H, W, Cout, kh, kw, OH, OW, o}
