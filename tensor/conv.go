@@ -260,8 +260,10 @@ func checkBias(op string, bias *Tensor, C int) {
 // giving [N, K, OH, OW]. It is im2col into a column matrix [G,
 // C/G*KH*KW, N*OH*OW] (that many floats from the backend's pool, kept for
 // the backward pass) and per group one GEMM over all the images, permuted
-// into NCHW. Backward: dX = col2im(W^T dY'), dW = dY' col^T with dY' = dY
-// as [K, N*OH*OW] (one permuted copy, also summed for db).
+// into NCHW. Backward: dX = col2im(W^T dY'), or the transposed
+// convolution of dY by W in sub-pixel phases where that applies
+// (subpixel.go), dW = dY' col^T with dY' = dY as [K, N*OH*OW] (one
+// permuted copy, also summed for db).
 func Conv2d(x, w, bias *Tensor, o ConvOptions) *Tensor {
 	o = o.norm()
 	N, C, H, W := dims4("conv2d", x, "input")
@@ -285,10 +287,16 @@ func Conv2d(x, w, bias *Tensor, o ConvOptions) *Tensor {
 		out.back = func() {
 			yc := channelMajor(be, out.grad, N, K, g.OH*g.OW)
 			if x.requiresGrad {
-				dcol := be.Alloc(colLen(g), false)
-				imageToCol(be, g, w.buf, yc, dcol)
-				col2imBuf(be, g, x.GradBuffer(), dcol)
-				be.Free(dcol)
+				// dX is the transposed convolution of dY by w
+				if sp := subPixelPlan(N, K, g.OH, g.OW, C, kh, kw, H, W, o); sp != nil {
+					dx, beta := x.gemmGrad()
+					sp.run(be, w.buf, out.grad, dx, beta)
+				} else {
+					dcol := be.Alloc(colLen(g), false)
+					imageToCol(be, g, w.buf, yc, dcol)
+					col2imBuf(be, g, x.GradBuffer(), dcol)
+					be.Free(dcol)
+				}
 			}
 			weightGrad(be, g, w, bias, yc, col)
 			be.Free(yc)
@@ -303,7 +311,9 @@ func Conv2d(x, w, bias *Tensor, o ConvOptions) *Tensor {
 // (H-1)*stride - 2*padding + dilation*(KH-1) + output_padding + 1. It is
 // a GEMM W^T x' per group (x' = x as [C, N*H*W], kept for the weight
 // gradient) into a column matrix (K*KH*KW x N*H*W floats, freed at once;
-// the backward pass makes it again from dY) and col2im.
+// the backward pass makes it again from dY) and col2im, or, where that
+// applies, s*s stride-1 convolutions whose outputs interleave
+// (subpixel.go).
 func ConvTranspose2d(x, w, bias *Tensor, o ConvOptions) *Tensor {
 	o = o.norm()
 	N, C, H, W := dims4("conv_transpose2d", x, "input")
@@ -331,20 +341,31 @@ func ConvTranspose2d(x, w, bias *Tensor, o ConvOptions) *Tensor {
 	}
 	be := x.be
 	out := result([]int{N, K, OH, OW}, inputs(x, w, bias)...)
+	beta := float32(0)
 	if bias != nil {
 		fillBias(be, out.buf, bias.buf, N, K, OH*OW)
-	} else {
-		be.Fill(out.buf, 0)
+		beta = 1
 	}
 	// x channel-major, kept for the weight gradient when it needs one
-	xc := channelMajor(be, x.buf, N, C, H*W)
-	col := be.Alloc(colLen(g), false)
-	imageToCol(be, g, w.buf, xc, col)
-	col2imBuf(be, g, out.buf, col)
-	be.Free(col)
+	var xc backend.Buffer
+	if sp := subPixelPlan(N, C, H, W, K, kh, kw, OH, OW, o); sp != nil {
+		sp.run(be, w.buf, x.buf, out.buf, beta)
+		if out.requiresGrad && w.requiresGrad {
+			xc = channelMajor(be, x.buf, N, C, H*W)
+		}
+	} else {
+		if bias == nil {
+			be.Fill(out.buf, 0)
+		}
+		xc = channelMajor(be, x.buf, N, C, H*W)
+		col := be.Alloc(colLen(g), false)
+		imageToCol(be, g, w.buf, xc, col)
+		col2imBuf(be, g, out.buf, col)
+		be.Free(col)
+	}
 	if out.requiresGrad && w.requiresGrad {
 		out.saved = append(out.saved, xc)
-	} else {
+	} else if xc != nil {
 		be.Free(xc)
 	}
 	if out.requiresGrad {

@@ -150,6 +150,14 @@ func convCases() []convCase {
 		{1, 2, 3, 40, 2, 3, 3, ConvOptions{Padding: [2]int{1, 1}}, true},
 		{1, 2, 3, 40, 2, 4, 4, ConvOptions{Stride: [2]int{2, 2}, Padding: [2]int{1, 1}}, false},
 		{2, 2, 3, 5, 3, 4, 2, ConvOptions{Padding: [2]int{2, 0}, Dilation: [2]int{2, 1}}, true},
+		// sub-pixel: vqvae-32's 4x4 stride-2 layers (the transposed
+		// convolution and the convolution's input gradient), a 3x3
+		// input gradient to fewer channels, mixed strides, and a phase
+		// that would start past its first tap (the column path)
+		{2, 4, 6, 6, 4, 4, 4, ConvOptions{Stride: [2]int{2, 2}, Padding: [2]int{1, 1}}, true},
+		{2, 4, 5, 5, 3, 3, 3, ConvOptions{Padding: [2]int{1, 1}}, false},
+		{1, 3, 6, 5, 3, 4, 3, ConvOptions{Stride: [2]int{2, 1}, Padding: [2]int{1, 1}}, true},
+		{1, 2, 4, 4, 2, 2, 2, ConvOptions{Stride: [2]int{2, 2}, Padding: [2]int{1, 1}}, false},
 	}
 }
 
@@ -418,5 +426,51 @@ func TestConvBadShapes(t *testing.T) {
 			}()
 			c.fn()
 		}()
+	}
+}
+
+// TestSubPixelMatchesColumns runs vqvae-32's transposed convolutions and
+// input gradients (batch 2) both ways: the sub-pixel phases and the
+// column matrix with col2im. They sum the same products in another order.
+func TestSubPixelMatchesColumns(t *testing.T) {
+	r := rand.New(rand.NewPCG(31, 32))
+	for _, c := range []struct {
+		Cin, H, Cout, k int
+		o               ConvOptions
+	}{
+		{128, 8, 128, 4, ConvOptions{Stride: [2]int{2, 2}, Padding: [2]int{1, 1}}}, // the decoder's first upsampling
+		{64, 8, 128, 3, ConvOptions{Padding: [2]int{1, 1}}},                        // a residual 3x3's input gradient
+		{16, 5, 24, 4, ConvOptions{Stride: [2]int{2, 2}, Padding: [2]int{2, 2}}},
+	} {
+		o := c.o.norm()
+		N := 2
+		OH := (c.H-1)*o.Stride[0] - 2*o.Padding[0] + c.k + o.OutputPadding[0]
+		sp := subPixelPlan(N, c.Cin, c.H, c.H, c.Cout, c.k, c.k, OH, OH, o)
+		if sp == nil {
+			t.Fatalf("%+v: no sub-pixel plan", c)
+		}
+		x := randT(r, 1, N, c.Cin, c.H, c.H)
+		w := randT(r, 0.1, c.Cin, c.Cout, c.k, c.k)
+		y := New(be, N, c.Cout, OH, OH)
+		sp.run(be, w.buf, x.buf, y.buf, 0)
+		g := geom("test", N, c.Cout, OH, OH, c.Cin, c.k, c.k, o)
+		want := New(be, N, c.Cout, OH, OH)
+		xc := channelMajor(be, x.buf, N, c.Cin, c.H*c.H)
+		col := be.Alloc(colLen(g), false)
+		imageToCol(be, g, w.buf, xc, col)
+		col2imBuf(be, g, want.buf, col)
+		be.Free(col)
+		be.Free(xc)
+		got, wh := y.Host(), want.Host()
+		for i := range wh {
+			if d := math.Abs(float64(got[i] - wh[i])); d > 1e-5*math.Max(1, math.Abs(float64(wh[i]))) {
+				t.Fatalf("%+v: element %d is %g, the column path %g", c, i, got[i], wh[i])
+			}
+		}
+		// adding (beta 1) onto y doubles it
+		sp.run(be, w.buf, x.buf, y.buf, 1)
+		if g2 := y.Host(); g2[7] != 2*got[7] {
+			t.Fatalf("%+v: adding gave %g, want %g", c, g2[7], 2*got[7])
+		}
 	}
 }

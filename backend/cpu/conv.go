@@ -11,12 +11,24 @@ var _ backend.Im2Col = (*CPU)(nil)
 // The rows and columns inside the input are worked out once per kernel
 // row and column, and the blocks walked by counters: the maps are small
 // (8x8 in vqvae-32), where a division per block or a call per row costs
-// as much as the copying.
+// as much as the copying. Where a block is a shifted copy of a plane (a
+// stride-1 convolution as wide as its input, im2colShifted) or of a phase
+// of one (a strided one as wide as its input over the stride,
+// im2colPhases), it is copied as one run.
 func (c *CPU) Im2Col(g backend.Conv2D, col, x backend.Buffer, pad float32) {
 	cs, xs := f(col), f(x)
 	L, HW := g.OH*g.OW, g.H*g.W
 	kk := g.KH * g.KW
 	rows, cols := convRanges(g)
+	// A stride-1 convolution whose output is as wide as its input (3x3
+	// padding 1, the sub-pixel phases) reads each kernel tap's plane as
+	// the input plane shifted: one copy per plane, then the columns that
+	// wrapped around a row edge set to pad.
+	shifted := g.SH == 1 && g.SW == 1 && g.DW == 1 && g.OW == g.W
+	if !shifted && g.H%g.SH == 0 && g.W%g.SW == 0 && g.OW == g.W/g.SW {
+		c.im2colPhases(g, cs, xs, pad)
+		return
+	}
 	Parallel(g.C*kk*g.N, grain(L), func(lo, hi int) {
 		r, n := lo/g.N, lo%g.N
 		ch, i, j := r/kk, r%kk/g.KW, r%g.KW
@@ -24,42 +36,10 @@ func (c *CPU) Im2Col(g backend.Conv2D, col, x backend.Buffer, pad float32) {
 			dst := cs[b*L : (b+1)*L]
 			img := xs[(n*g.C+ch)*HW : (n*g.C+ch+1)*HW]
 			rr, cr := rows[i], cols[j]
-			for k := range dst[:rr.lo*g.OW] {
-				dst[k] = pad
-			}
-			for k := rr.hi * g.OW; k < L; k++ {
-				dst[k] = pad
-			}
-			for oh := rr.lo; oh < rr.hi; oh++ {
-				d := dst[oh*g.OW : (oh+1)*g.OW]
-				for k := range d[:cr.lo] {
-					d[k] = pad
-				}
-				for k := cr.hi; k < len(d); k++ {
-					d[k] = pad
-				}
-				if cr.lo >= cr.hi {
-					continue
-				}
-				dv := d[cr.lo:cr.hi]
-				src := img[(rr.off+oh*g.SH)*g.W+cr.off+cr.lo*g.SW:]
-				switch g.SW {
-				case 1:
-					src = src[:len(dv)]
-					for k, v := range src {
-						dv[k] = v
-					}
-				case 2:
-					src = src[:2*len(dv)-1]
-					for k := range dv {
-						dv[k] = src[2*k]
-					}
-				default:
-					src = src[:(len(dv)-1)*g.SW+1]
-					for k := range dv {
-						dv[k] = src[k*g.SW]
-					}
-				}
+			if shifted {
+				im2colShifted(dst, img, rr, cr, g.W, pad)
+			} else {
+				im2colRows(dst, img, rr, cr, g, pad)
 			}
 			if n++; n == g.N {
 				n = 0
@@ -73,6 +53,153 @@ func (c *CPU) Im2Col(g backend.Conv2D, col, x backend.Buffer, pad float32) {
 			}
 		}
 	})
+}
+
+// im2colPhases is Im2Col for a strided convolution whose output is as
+// wide as its input over the stride (vqvae-32's 4x4 stride-2 padding-1
+// layers, patch embeddings): x's planes are first split into their SH*SW
+// phases (rows h = SH*r + py, columns w = SW*q + px), so that every
+// kernel tap reads one phase plane at a shift, as im2colShifted copies.
+func (c *CPU) im2colPhases(g backend.Conv2D, cs, xs []float32, pad float32) {
+	HW, PH, PW := g.H*g.W, g.H/g.SH, g.W/g.SW
+	ph := PH * PW // a phase plane's size
+	buf := c.Alloc(g.N*g.C*HW, false)
+	defer c.Free(buf)
+	sp := f(buf)
+	Parallel(g.N*g.C, grain(HW), func(lo, hi int) {
+		for p := lo; p < hi; p++ {
+			img, dst := xs[p*HW:(p+1)*HW], sp[p*HW:(p+1)*HW]
+			for py := range g.SH {
+				for px := range g.SW {
+					d := dst[(py*g.SW+px)*ph : (py*g.SW+px+1)*ph]
+					for r := range PH {
+						row := img[(r*g.SH+py)*g.W+px:]
+						row = row[:(PW-1)*g.SW+1]
+						dr := d[r*PW : (r+1)*PW]
+						for q := range dr {
+							dr[q] = row[q*g.SW]
+						}
+					}
+				}
+			}
+		}
+	})
+	// kernel row i reads phase row (i*DH-PH) mod SH at a shift of
+	// floor((i*DH-PH)/SH) phase rows; columns alike
+	type tap struct {
+		phase int
+		s     span
+	}
+	taps := func(k, d, p, stride, n, out int) []tap {
+		t := make([]tap, k)
+		for i := range t {
+			o := i*d - p
+			ph := ((o % stride) + stride) % stride
+			off := (o - ph) / stride
+			lo, hi := validCols(off, 1, n, out)
+			t[i] = tap{ph, span{off, lo, hi}}
+		}
+		return t
+	}
+	rows, cols := taps(g.KH, g.DH, g.PH, g.SH, PH, g.OH), taps(g.KW, g.DW, g.PW, g.SW, PW, g.OW)
+	L, kk := g.OH*g.OW, g.KH*g.KW
+	Parallel(g.C*kk*g.N, grain(L), func(lo, hi int) {
+		r, n := lo/g.N, lo%g.N
+		ch, i, j := r/kk, r%kk/g.KW, r%g.KW
+		for b := lo; b < hi; b++ {
+			rt, ct := rows[i], cols[j]
+			plane := sp[(n*g.C+ch)*HW+(rt.phase*g.SW+ct.phase)*ph:]
+			im2colShifted(cs[b*L:(b+1)*L], plane[:ph], rt.s, ct.s, PW, pad)
+			if n++; n == g.N {
+				n = 0
+				if j++; j == g.KW {
+					j = 0
+					if i++; i == g.KH {
+						i = 0
+						ch++
+					}
+				}
+			}
+		}
+	})
+}
+
+// im2colRows writes one block (kernel tap, image) of the column matrix
+// row by row.
+func im2colRows(dst, img []float32, rr, cr span, g backend.Conv2D, pad float32) {
+	L := len(dst)
+	for k := range dst[:rr.lo*g.OW] {
+		dst[k] = pad
+	}
+	for k := rr.hi * g.OW; k < L; k++ {
+		dst[k] = pad
+	}
+	for oh := rr.lo; oh < rr.hi; oh++ {
+		d := dst[oh*g.OW : (oh+1)*g.OW]
+		for k := range d[:cr.lo] {
+			d[k] = pad
+		}
+		for k := cr.hi; k < len(d); k++ {
+			d[k] = pad
+		}
+		if cr.lo >= cr.hi {
+			continue
+		}
+		dv := d[cr.lo:cr.hi]
+		src := img[(rr.off+oh*g.SH)*g.W+cr.off+cr.lo*g.SW:]
+		switch g.SW {
+		case 1:
+			src = src[:len(dv)]
+			for k, v := range src {
+				dv[k] = v
+			}
+		case 2:
+			src = src[:2*len(dv)-1]
+			for k := range dv {
+				dv[k] = src[2*k]
+			}
+		default:
+			src = src[:(len(dv)-1)*g.SW+1]
+			for k := range dv {
+				dv[k] = src[k*g.SW]
+			}
+		}
+	}
+}
+
+// im2colShifted writes one block of a stride-1 convolution whose output
+// rows are W wide, as the input's: output (oh, ow) reads input (oh+rr.off,
+// ow+cr.off), so the valid outputs, from the first to the last, are one
+// run of the input plane; the columns of that run that wrapped to the
+// next row, and the rows outside it, are pad.
+func im2colShifted(dst, img []float32, rr, cr span, W int, pad float32) {
+	if rr.lo >= rr.hi || cr.lo >= cr.hi {
+		for k := range dst {
+			dst[k] = pad
+		}
+		return
+	}
+	a, e := rr.lo*W+cr.lo, (rr.hi-1)*W+cr.hi // the first valid output, one past the last
+	shift := rr.off*W + cr.off
+	copy(dst[a:e], img[a+shift:e+shift])
+	for k := range dst[:a] {
+		dst[k] = pad
+	}
+	for k := e; k < len(dst); k++ {
+		dst[k] = pad
+	}
+	if cr.lo == 0 && cr.hi == W {
+		return
+	}
+	for oh := rr.lo; oh < rr.hi; oh++ {
+		d := dst[oh*W : (oh+1)*W]
+		for k := range d[:cr.lo] {
+			d[k] = pad
+		}
+		for k := cr.hi; k < W; k++ {
+			d[k] = pad
+		}
+	}
 }
 
 // Col2Im adds the column matrix col back into dx [N, C, H, W], parallel

@@ -293,6 +293,10 @@ func (c *CPU) Permute(dst, x backend.Buffer, shape, perm []int, acc bool) {
 	}
 	last := outShape[n-1]
 	ls := outStrideIn[n-1]
+	if n >= 2 && ls != 1 && last < 8 {
+		permuteShort(d, xs, n, total, &outShape, &outStrideIn, acc)
+		return
+	}
 	rows := total / last
 	Parallel(rows, max(1, 8192/last), func(lo, hi int) {
 		var idx [backend.MaxDims]int
@@ -323,6 +327,55 @@ func (c *CPU) Permute(dst, x backend.Buffer, shape, perm []int, acc bool) {
 				}
 			}
 			for i := n - 2; i >= 0; i-- {
+				idx[i]++
+				if idx[i] < outShape[i] {
+					break
+				}
+				idx[i] = 0
+			}
+		}
+	})
+}
+
+// permuteShort is Permute where the output's last dim is short and
+// strided (an interleave, as the sub-pixel convolutions' phases): a row is
+// the last two dims, so the index arithmetic runs once per row of them,
+// not once per few values.
+func permuteShort(d, xs []float32, n, total int, outShape, outStrideIn *[backend.MaxDims]int, acc bool) {
+	last, ls := outShape[n-1], outStrideIn[n-1]
+	l2, s2 := outShape[n-2], outStrideIn[n-2]
+	blk := l2 * last
+	Parallel(total/blk, max(1, 8192/blk), func(lo, hi int) {
+		var idx [backend.MaxDims]int
+		r := lo
+		for i := n - 3; i >= 0; i-- {
+			idx[i] = r % outShape[i]
+			r /= outShape[i]
+		}
+		for row := lo; row < hi; row++ {
+			base := 0
+			for i := 0; i < n-2; i++ {
+				base += idx[i] * outStrideIn[i]
+			}
+			out := d[row*blk : row*blk+blk]
+			// value (j2, j) of the row reads xs[base + j2*s2 + j*ls]:
+			// one strided (or, with s2 == 1, contiguous) input run per j
+			for j := range last {
+				src := xs[base+j*ls:]
+				src = src[:(l2-1)*s2+1]
+				o := out[j:]
+				o = o[:(l2-1)*last+1]
+				if acc {
+					for j2 := range l2 {
+						o[j2*last] += src[j2*s2]
+					}
+				} else {
+					for j2 := range l2 {
+						o[j2*last] = src[j2*s2]
+					}
+				}
+			}
+			for i := n - 3; i >= 0; i-- {
 				idx[i]++
 				if idx[i] < outShape[i] {
 					break

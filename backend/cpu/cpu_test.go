@@ -88,6 +88,11 @@ func TestPermuteRuns(t *testing.T) {
 		{[]int{3, 4, 5}, []int{1, 0, 2}},  // runs of 5
 		{[]int{2, 3, 4, 17}, []int{2, 0, 1, 3}},
 		{[]int{3, 4, 20}, []int{0, 2, 1}}, // strided
+		// short strided last dims (permuteShort): the sub-pixel
+		// convolutions' interleave, and a plain transpose
+		{[]int{2, 2, 3, 2, 3, 4}, []int{3, 2, 4, 0, 5, 1}},
+		{[]int{5, 3}, []int{1, 0}},
+		{[]int{3, 9, 2}, []int{2, 1, 0}},
 	} {
 		n := 1
 		for _, s := range tc.shape {

@@ -303,6 +303,14 @@ func (c *CPU) Embedding(y, table backend.Buffer, ids []int32, cols int) {
 		return
 	}
 	ys, ts := f(y), f(table)
+	if cols == 1 { // a gather of values (tensor's rearranged weights), not rows
+		Parallel(len(ids), grain(1), func(lo, hi int) {
+			for i, id := range ids[lo:hi] {
+				ys[lo+i] = ts[id]
+			}
+		})
+		return
+	}
 	Parallel(len(ids), grain(cols), func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			id := int(ids[i])
