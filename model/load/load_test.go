@@ -16,8 +16,15 @@ import (
 )
 
 // adapterOver writes a LoRA adapter (B zero: the base's outputs) over the
-// model folder base into dir, naming its base as baseName.
-func adapterOver(t *testing.T, dir, base, baseName string) {
+// model folder base into dir, naming its base as baseName, and returns the
+// model it was attached to.
+func adapterOver(t *testing.T, dir, base, baseName string) *gpt.Model {
+	return adapterOverWith(t, dir, base, baseName, false)
+}
+
+// adapterOverWith is adapterOver with, if moved, an adapter whose B is not
+// zero: it changes the base's outputs.
+func adapterOverWith(t *testing.T, dir, base, baseName string, moved bool) *gpt.Model {
 	t.Helper()
 	m, err := gpt.Load(cpu.New(), base)
 	if err != nil {
@@ -27,9 +34,20 @@ func adapterOver(t *testing.T, dir, base, baseName string) {
 	if _, err := m.AttachLoRA(c, 1); err != nil {
 		t.Fatal(err)
 	}
+	for i, p := range m.LoRAParams() {
+		if !moved {
+			break
+		}
+		v := p.Tensor.Host()
+		for j := range v {
+			v[j] = float32((i+j)%7-3) * 0.05
+		}
+		p.Tensor.Set(v)
+	}
 	if err := m.SaveLoRA(dir, c, baseName); err != nil {
 		t.Fatal(err)
 	}
+	return m
 }
 
 // An adapter's base is found relative to the adapter folder, through a
@@ -153,25 +171,8 @@ func TestLLaVAFolder(t *testing.T) {
 func TestAdapterOverBF16Base(t *testing.T) {
 	base := shared.Path(t, "fixtures/hf/gpt2-tiny")
 	dir := filepath.Join(t.TempDir(), "a")
-	m, err := gpt.Load(cpu.New(), base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := gpt.LoRAConfig{R: 2, Alpha: 4}
-	if _, err := m.AttachLoRA(c, 1); err != nil {
-		t.Fatal(err)
-	}
-	for i, p := range m.LoRAParams() { // a B that is not zero: the adapter changes the outputs
-		v := p.Tensor.Host()
-		for j := range v {
-			v[j] = float32((i+j)%7-3) * 0.05
-		}
-		p.Tensor.Set(v)
-	}
-	if err := m.SaveLoRA(dir, c, base); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := m.AttachLoRA(c, 2); err == nil || !strings.Contains(err.Error(), "already has a LoRA adapter") {
+	m := adapterOverWith(t, dir, base, base, true)
+	if _, err := m.AttachLoRA(gpt.LoRAConfig{R: 2, Alpha: 4}, 2); err == nil || !strings.Contains(err.Error(), "already has a LoRA adapter") {
 		t.Errorf("a second adapter over the same modules: %v, want a refusal", err)
 	}
 
