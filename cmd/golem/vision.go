@@ -26,7 +26,7 @@ var visionDefaults = map[string]struct {
 	steps int
 	lr    float64
 }{
-	"simclr": {400, 2e-3}, "moco": {300, 2e-3}, "byol": {300, 2e-3},
+	"simclr": {1200, 2e-3}, "moco": {300, 2e-3}, "byol": {300, 2e-3},
 	"mae": {700, 2e-3}, "colorize": {600, 2e-3}, "inpaint": {600, 2e-3},
 }
 
