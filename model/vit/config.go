@@ -3,11 +3,9 @@ package vit
 import (
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 
-	"github.com/golem-ml/golem/internal/regfile"
+	"github.com/golem-ml/golem/model/weights"
 )
 
 // The layouts a Config builds, by config.json's model_type.
@@ -161,23 +159,10 @@ func defaults(arch string) JSONConfig {
 		HiddenDropout: &z, AttentionDropout: &z}
 }
 
-// maxConfigBytes bounds config.json.
-const maxConfigBytes = 16 << 20
-
-// LoadConfig reads dir/config.json (or a config.json path).
+// LoadConfig reads dir/config.json (or a config.json path), bounded;
+// errors name the file (weights.LoadConfig).
 func LoadConfig(path string) (*Config, error) {
-	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
-		path = filepath.Join(path, "config.json")
-	}
-	b, err := regfile.ReadFile(path, maxConfigBytes)
-	if err != nil {
-		return nil, fmt.Errorf("vit: %w", err)
-	}
-	c, err := ParseConfig(b, "")
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return c, nil
+	return weights.LoadConfig(path, func(b []byte) (*Config, error) { return ParseConfig(b, "") })
 }
 
 // ParseConfig reads a config.json of one of the layouts; arch is the
