@@ -3,11 +3,9 @@ package llava
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/golem-ml/golem/backend"
-	"github.com/golem-ml/golem/internal/atomicfile"
 	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/model/vit"
 	"github.com/golem-ml/golem/model/weights"
@@ -164,15 +162,9 @@ func lmEmbedName(c *Config) string {
 // Save writes config.json and model.safetensors into dir (created if
 // needed), each atomically. The caller saves the tokenizer beside them.
 func (m *Model) Save(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
 	cj, err := m.Config.JSON()
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.WriteFile(filepath.Join(dir, "config.json"), append(cj, '\n')); err != nil {
-		return err
-	}
-	return weights.Save(filepath.Join(dir, safetensors.ModelFile), m.Params(), map[string]string{"format": "pt"})
+	return weights.SaveFolder(dir, json.RawMessage(cj), m.Params())
 }

@@ -134,8 +134,10 @@ func CheckHeader(st Source, file string, want []Expect) error {
 	return nil
 }
 
-// SaveFolder writes the folder of a model golem defines itself (model/resnet,
-// model/vqvae): config as dir/config.json and params as dir/model.safetensors.
+// SaveFolder writes a model folder (created if needed), each file
+// atomically: config as dir/config.json (a struct, or the JSON an
+// architecture writes as a json.RawMessage) and params as
+// dir/model.safetensors. Every architecture saves through it.
 func SaveFolder(dir string, config any, params []nn.Named) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
