@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 
+	"github.com/golem-ml/golem/model/config"
 	"github.com/golem-ml/golem/model/vit"
 	"github.com/golem-ml/golem/model/weights"
 )
@@ -166,7 +167,7 @@ func (c *Config) JSON() ([]byte, error) {
 	t := &c.Text
 	tj, err := json.Marshal(jsonText{ModelType: "clip_text_model", Vocab: t.Vocab, Context: t.Context, Hidden: t.Hidden,
 		Layers: t.Layers, Heads: t.Heads, Intermediate: t.Intermediate, Activation: t.Activation,
-		Eps: vit.ShortFloat(t.Eps), BOS: t.BOS, EOS: t.EOS, Pad: t.Pad})
+		Eps: config.ShortFloat(t.Eps), BOS: t.BOS, EOS: t.EOS, Pad: t.Pad})
 	if err != nil {
 		return nil, err
 	}

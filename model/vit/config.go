@@ -3,8 +3,8 @@ package vit
 import (
 	"encoding/json"
 	"fmt"
-	"strconv"
 
+	"github.com/golem-ml/golem/model/config"
 	"github.com/golem-ml/golem/model/weights"
 )
 
@@ -209,7 +209,7 @@ func ParseConfig(b []byte, arch string) (*Config, error) {
 func (c *Config) HF() JSONConfig {
 	z := 0.0
 	h := JSONConfig{ModelType: c.Arch, HiddenSize: c.Hidden, NumHiddenLayers: c.Layers, NumAttentionHeads: c.Heads,
-		IntermediateSize: c.Intermediate, HiddenAct: c.Activation, LayerNormEps: ShortFloat(c.Eps),
+		IntermediateSize: c.Intermediate, HiddenAct: c.Activation, LayerNormEps: config.ShortFloat(c.Eps),
 		ImageSize: c.Image, PatchSize: c.Patch, NumChannels: c.Channels, TorchDType: "float32"}
 	switch c.Arch {
 	case CLIP:
@@ -232,10 +232,3 @@ func (c *Config) HF() JSONConfig {
 
 // JSON returns the config as Hugging Face's config.json.
 func (c *Config) JSON() ([]byte, error) { return json.MarshalIndent(c.HF(), "", "  ") }
-
-// ShortFloat is x as the float64 with x's shortest decimal form (1e-12,
-// not float32's 9.999999960041972e-13).
-func ShortFloat(x float32) float64 {
-	v, _ := strconv.ParseFloat(strconv.FormatFloat(float64(x), 'g', -1, 32), 64)
-	return v
-}

@@ -146,7 +146,7 @@ func SaveFolder(dir string, config any, params []nn.Named) error {
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.WriteFile(filepath.Join(dir, "config.json"), append(cj, '\n')); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, ConfigFile), append(cj, '\n')); err != nil {
 		return err
 	}
 	return Save(filepath.Join(dir, safetensors.ModelFile), params, map[string]string{"format": "pt"})
@@ -169,21 +169,14 @@ func ConfigPath(path string) string {
 	return path
 }
 
-// ReadConfigBytes reads the JSON file at path (a config.json or an
-// adapter_config.json) as a regular file of at most MaxConfigBytes; errors
-// name the file.
-func ReadConfigBytes(path string) ([]byte, error) {
-	return regfile.ReadFile(path, MaxConfigBytes)
-}
-
 // LoadConfig reads path's config.json (ConfigPath: a model folder or the
 // file itself), bounded by MaxConfigBytes, and parses it with parse.
-// Errors name the file, and a JSON syntax or type error its line and
-// field. Every architecture's LoadConfig is this with its parse.
+// Errors name the file, and a JSON syntax error its line (JSONError).
+// Every architecture's LoadConfig is this with its parse.
 func LoadConfig[C any](path string, parse func([]byte) (C, error)) (C, error) {
 	path = ConfigPath(path)
 	var c C
-	b, err := ReadConfigBytes(path)
+	b, err := regfile.ReadFile(path, MaxConfigBytes)
 	if err != nil {
 		return c, err
 	}
