@@ -180,61 +180,33 @@ func TestVLMPrefsOnPolicy(t *testing.T) {
 // are all right makes no pair: an error.
 func TestVLMDescriptionPrefs(t *testing.T) {
 	dir, recs, truth, wrong := descriptionWorld(t, func(o *shapes.Object) { o.Colour = (o.Colour + 1) % 8 })
-	const end = "</s>"
 	describe := func(prompt, image string) (string, error) {
-		if prompt != llava.Prompt(end, true, VLMDescribe) {
+		if prompt != llava.Prompt(prefsEnd, true, VLMDescribe) {
 			t.Fatalf("description asked as %q", prompt)
 		}
 		return " " + truth[image], nil
 	}
-	calls := 0
-	sample := func(_, image string) (string, error) {
-		calls++
-		return [...]string{truth[image], wrong[image], " "}[calls%3], nil
-	}
+	sample := byTurns(truth, wrong)
 	out := filepath.Join(t.TempDir(), "desc.jsonl")
-	res, err := WriteVLMPrefs(out, dir, func(emit func(shapes.PreferenceRecord) error) (VLMPrefsResult, error) {
-		return VLMDescriptionPrefs(dir, "train", 0, 3, describe, sample, end, emit)
-	})
+	res, err := writePrefs(out, dir, VLMDescriptionPrefs, 3, describe, sample)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.Scenes != 4 || res.Questions != 4 || res.Samples != 12 || res.Pairs != 4 || res.GreedyScoreSum != 4 || res.AllRight != 0 {
 		t.Fatalf("got %+v; want 4 scenes, 12 samples, 4 pairs, the greedy descriptions all scoring 1", res)
 	}
-	ds, err := data.Read(out, data.ReadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, ex := range ds.Examples {
-		p := ex.Pairs()
-		c, r := p[0].Chosen[0].Content, p[0].Rejected[0].Content
-		img := filepath.Join(dir, recs[i].Image)
-		if c != truth[img] || r != wrong[img] || len(ex.Images) != 1 {
-			t.Fatalf("example %d: chose %q over %q, images %v; want %q over %q", i, c, r, ex.Images, truth[img], wrong[img])
-		}
-		if _, err := os.Stat(ex.Images[0]); err != nil {
-			t.Fatalf("example %d: image %v", i, err)
-		}
-	}
+	checkTruthChosen(t, out, dir, recs, truth, wrong)
 	// A model whose descriptions all score alike below 1 gets the scene's
 	// own description chosen over each of them.
 	bad := func(_, image string) (string, error) { return wrong[image], nil }
-	res, err = WriteVLMPrefs(out, dir, func(emit func(shapes.PreferenceRecord) error) (VLMPrefsResult, error) {
-		return VLMDescriptionPrefs(dir, "train", 0, 3, bad, bad, end, emit)
-	})
+	res, err = writePrefs(out, dir, VLMDescriptionPrefs, 3, bad, bad)
 	if err != nil || res.NoneRight != 4 || res.Pairs != 4 {
 		t.Fatalf("all alike and wrong: %+v, %v; want the truth chosen in 4 scenes, 4 pairs", res, err)
 	}
 	if b, err := os.ReadFile(out); err != nil || strings.Count(string(b), "The image shows") != 8 || !strings.Contains(string(b), `"chosen":[{"role":"assistant","content":"`+truth[filepath.Join(dir, recs[0].Image)]) {
 		t.Fatalf("all alike and wrong: the truth not chosen: %s %v", b, err)
 	}
-	same := func(_, image string) (string, error) { return truth[image], nil }
-	if _, err := WriteVLMPrefs(out, dir, func(emit func(shapes.PreferenceRecord) error) (VLMPrefsResult, error) {
-		return VLMDescriptionPrefs(dir, "train", 0, 3, same, same, end, emit)
-	}); err == nil || !strings.Contains(err.Error(), "no pairs") {
-		t.Fatalf("every description alike: %v, want no pairs", err)
-	}
+	checkNoPairs(t, out, dir, VLMDescriptionPrefs, truth)
 }
 
 // descriptionWorld writes a 4-scene shapes world and returns its training
@@ -271,23 +243,60 @@ func descriptionWorld(t *testing.T, change func(*shapes.Object)) (dir string, re
 // are all right makes no pair: an error.
 func TestVLMCorrectionPrefs(t *testing.T) {
 	dir, recs, truth, wrong := descriptionWorld(t, func(o *shapes.Object) { o.Colour, o.Cell = (o.Colour+1)%8, (o.Cell+4)%9 })
-	const end = "</s>"
 	describe := func(_, image string) (string, error) { return wrong[image], nil }
-	calls := 0
-	sample := func(_, image string) (string, error) {
-		calls++
-		return [...]string{truth[image], wrong[image], " "}[calls%3], nil
-	}
+	sample := byTurns(truth, wrong)
 	out := filepath.Join(t.TempDir(), "corr.jsonl")
-	res, err := WriteVLMPrefs(out, dir, func(emit func(shapes.PreferenceRecord) error) (VLMPrefsResult, error) {
-		return VLMCorrectionPrefs(dir, "train", 0, 3, describe, sample, end, emit)
-	})
+	res, err := writePrefs(out, dir, VLMCorrectionPrefs, 3, describe, sample)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.Scenes != 4 || res.Samples != 12 || res.Pairs != 4 || res.AllRight != 0 || res.Rewritten != 0 {
 		t.Fatalf("got %+v; want 4 scenes, 12 samples, 4 pairs, no object dropped or added", res)
 	}
+	checkTruthChosen(t, out, dir, recs, truth, wrong)
+	// One object too many: dropped, the correction the truth again.
+	extra := func(_, image string) (string, error) {
+		return strings.TrimSuffix(truth[image], ".") + " and a large white diamond in the centre.", nil
+	}
+	res, err = writePrefs(out, dir, VLMCorrectionPrefs, 0, extra, extra)
+	if err != nil || res.Pairs != 4 || res.Rewritten != 4 || res.Samples != 0 {
+		t.Fatalf("one object too many: %+v, %v; want 4 pairs, each dropping an object", res, err)
+	}
+	if ds, err := data.Read(out, data.ReadOptions{}); err != nil || ds.Examples[0].Pairs()[0].Chosen[0].Content != truth[filepath.Join(dir, recs[0].Image)] {
+		t.Fatalf("one object too many: %v, %v", ds.Examples, err)
+	}
+	checkNoPairs(t, out, dir, VLMCorrectionPrefs, truth)
+}
+
+// prefsEnd is the scripted models' end-of-turn token.
+const prefsEnd = "</s>"
+
+// descriptionPairs is VLMDescriptionPrefs or VLMCorrectionPrefs.
+type descriptionPairs func(dir, split string, limit, k int, describe, sample VLMContinue, end string, emit func(shapes.PreferenceRecord) error) (VLMPrefsResult, error)
+
+// writePrefs writes pairs' preference file over dir's training scenes to
+// out, k samples a scene.
+func writePrefs(out, dir string, pairs descriptionPairs, k int, describe, sample VLMContinue) (VLMPrefsResult, error) {
+	return WriteVLMPrefs(out, dir, func(emit func(shapes.PreferenceRecord) error) (VLMPrefsResult, error) {
+		return pairs(dir, "train", 0, k, describe, sample, prefsEnd, emit)
+	})
+}
+
+// byTurns samples for an image by turns its scene's own description
+// (truth), the wrong one and empty.
+func byTurns(truth, wrong map[string]string) VLMContinue {
+	calls := 0
+	return func(_, image string) (string, error) {
+		calls++
+		return [...]string{truth[image], wrong[image], " "}[calls%3], nil
+	}
+}
+
+// checkTruthChosen reads the pairs file out back as DPO's data: example i
+// chooses recs[i]'s own description (truth, scoring 1) over wrong, with
+// its one image, which exists.
+func checkTruthChosen(t *testing.T, out, dir string, recs []shapes.SceneRecord, truth, wrong map[string]string) {
+	t.Helper()
 	ds, err := data.Read(out, data.ReadOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -296,31 +305,28 @@ func TestVLMCorrectionPrefs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if len(ds.Examples) != len(recs) {
+		t.Fatalf("%d examples, want one for each of %d scenes", len(ds.Examples), len(recs))
+	}
 	for i, ex := range ds.Examples {
 		p := ex.Pairs()
 		c, r := p[0].Chosen[0].Content, p[0].Rejected[0].Content
 		img := filepath.Join(dir, recs[i].Image)
-		if r != wrong[img] || c != truth[img] || scenes[i].DescriptionScore(c) != 1 || len(ex.Images) != 1 {
-			t.Fatalf("example %d: chose %q (score %v) over %q; want %q", i, c, scenes[i].DescriptionScore(c), r, truth[img])
+		if c != truth[img] || r != wrong[img] || scenes[i].DescriptionScore(c) != 1 || len(ex.Images) != 1 {
+			t.Fatalf("example %d: chose %q (score %v) over %q, images %v; want %q over %q", i, c, scenes[i].DescriptionScore(c), r, ex.Images, truth[img], wrong[img])
+		}
+		if _, err := os.Stat(ex.Images[0]); err != nil {
+			t.Fatalf("example %d: image %v", i, err)
 		}
 	}
-	// One object too many: dropped, the correction the truth again.
-	extra := func(_, image string) (string, error) {
-		return strings.TrimSuffix(truth[image], ".") + " and a large white diamond in the centre.", nil
-	}
-	res, err = WriteVLMPrefs(out, dir, func(emit func(shapes.PreferenceRecord) error) (VLMPrefsResult, error) {
-		return VLMCorrectionPrefs(dir, "train", 0, 0, extra, extra, end, emit)
-	})
-	if err != nil || res.Pairs != 4 || res.Rewritten != 4 || res.Samples != 0 {
-		t.Fatalf("one object too many: %+v, %v; want 4 pairs, each dropping an object", res, err)
-	}
-	if ds, err = data.Read(out, data.ReadOptions{}); err != nil || ds.Examples[0].Pairs()[0].Chosen[0].Content != truth[filepath.Join(dir, recs[0].Image)] {
-		t.Fatalf("one object too many: %v, %v", ds.Examples, err)
-	}
+}
+
+// checkNoPairs checks that a model whose every description is the scene's
+// own (truth) makes no pair: an error.
+func checkNoPairs(t *testing.T, out, dir string, pairs descriptionPairs, truth map[string]string) {
+	t.Helper()
 	same := func(_, image string) (string, error) { return truth[image], nil }
-	if _, err := WriteVLMPrefs(out, dir, func(emit func(shapes.PreferenceRecord) error) (VLMPrefsResult, error) {
-		return VLMCorrectionPrefs(dir, "train", 0, 3, same, same, end, emit)
-	}); err == nil || !strings.Contains(err.Error(), "no pairs") {
+	if _, err := writePrefs(out, dir, pairs, 3, same, same); err == nil || !strings.Contains(err.Error(), "no pairs") {
 		t.Fatalf("every description right: %v, want no pairs", err)
 	}
 }

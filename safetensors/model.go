@@ -135,6 +135,15 @@ func (m *Model) Files() []string {
 	return paths
 }
 
+// Name is the checkpoint's file name for errors: IndexFile when it is
+// sharded, else ModelFile.
+func (m *Model) Name() string {
+	if len(m.files) > 1 {
+		return IndexFile
+	}
+	return ModelFile
+}
+
 // Names returns the names of all tensors, sorted.
 func (m *Model) Names() []string { return slices.Clone(m.names) }
 

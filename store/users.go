@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 	"unicode/utf8"
 
@@ -292,7 +293,19 @@ var argonTime, argonMemory uint32 = owaspTime, owaspMemory
 // under it are cheap to guess. A hash records its cost, so hashes of
 // either cost verify under the other. Not safe to call while passwords
 // are being hashed.
-func CheapPasswordsForTests() (restore func()) {
+//
+// Outside a test binary (testing.Testing is false) it panics and leaves
+// the cost as it is: production can never weaken hashing, and a program
+// that calls it fails where it calls it, at its start, instead of
+// running on with a call that silently did nothing.
+func CheapPasswordsForTests() (restore func()) { return cheapPasswords(testing.Testing()) }
+
+// cheapPasswords is CheapPasswordsForTests, inTest telling whether the
+// program is a test binary.
+func cheapPasswords(inTest bool) (restore func()) {
+	if !inTest {
+		panic("store: CheapPasswordsForTests called outside a test binary; password hashes keep OWASP's cost")
+	}
 	t, m := argonTime, argonMemory
 	argonTime, argonMemory = 1, 64
 	return func() { argonTime, argonMemory = t, m }

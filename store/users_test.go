@@ -2,9 +2,12 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime/metrics"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -75,5 +78,45 @@ func TestSQLiteFileMode(t *testing.T) {
 	}
 	if _, err := Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "no", "such", "dir.db")); err == nil {
 		t.Error("a database in a missing folder opened")
+	}
+}
+
+// CheapPasswordsForTests lowers the hash cost in a test binary only: in a
+// program that is not a test (testdata/cheappasswords, built and run) it
+// panics before it changes anything.
+func TestCheapPasswordsOnlyInTests(t *testing.T) {
+	defer func(t, m uint32) { argonTime, argonMemory = t, m }(argonTime, argonMemory)
+	argonTime, argonMemory = owaspTime, owaspMemory
+	restore := CheapPasswordsForTests()
+	if argonTime != 1 || argonMemory != 64 {
+		t.Errorf("in a test: cost t=%d m=%d KiB, want 1 and 64", argonTime, argonMemory)
+	}
+	restore()
+	func() {
+		defer func() {
+			if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), "outside a test binary") {
+				t.Errorf("cheapPasswords(false): recovered %v, want a panic naming the misuse", r)
+			}
+		}()
+		cheapPasswords(false)
+	}()
+	if argonTime != owaspTime || argonMemory != owaspMemory {
+		t.Errorf("after the refused call: cost t=%d m=%d KiB, want OWASP's %d and %d", argonTime, argonMemory, owaspTime, owaspMemory)
+	}
+
+	if testing.Short() {
+		t.Skip("-short: building a program that links store (about 10 s) is left to the full tier")
+	}
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go tool on PATH to build testdata/cheappasswords")
+	}
+	bin := filepath.Join(t.TempDir(), "cheappasswords")
+	if out, err := exec.Command(goTool, "build", "-o", bin, "./testdata/cheappasswords").CombinedOutput(); err != nil {
+		t.Fatalf("go build ./testdata/cheappasswords: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "CheapPasswordsForTests called outside a test binary") || strings.Contains(string(out), "made cheap") {
+		t.Errorf("a program calling CheapPasswordsForTests: err %v, output\n%s\nwant a panic before it goes on", err, out)
 	}
 }

@@ -42,7 +42,6 @@ type node struct {
 	lits     [][]byte
 	alts     []*node // anyOf alternatives, seq parts
 	target   *node   // ref
-	ref      string
 }
 
 type prop struct {

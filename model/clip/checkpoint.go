@@ -1,12 +1,11 @@
 package clip
 
 import (
+	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/golem-ml/golem/backend"
-	"github.com/golem-ml/golem/internal/atomicfile"
 	"github.com/golem-ml/golem/model/vit"
 	"github.com/golem-ml/golem/model/weights"
 	"github.com/golem-ml/golem/nn"
@@ -29,11 +28,7 @@ func Load(be backend.Backend, dir string) (*Model, error) {
 		return nil, err
 	}
 	defer st.Close()
-	file := safetensors.ModelFile
-	if len(st.Files()) > 1 {
-		file = safetensors.IndexFile
-	}
-	if err := checkHeader(c, st, file); err != nil {
+	if err := checkHeader(c, st, st.Name()); err != nil {
 		return nil, fmt.Errorf("clip: %s: %w", filepath.Join(dir, "config.json"), err)
 	}
 	in := nn.NewInit(be, 0)
@@ -72,15 +67,9 @@ func checkHeader(c *Config, st weights.Source, file string) error {
 // Save writes config.json and model.safetensors into dir (created if
 // needed), each atomically: a folder transformers loads as CLIPModel.
 func (m *Model) Save(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
 	cj, err := m.Config.JSON()
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.WriteFile(filepath.Join(dir, "config.json"), append(cj, '\n')); err != nil {
-		return err
-	}
-	return weights.Save(filepath.Join(dir, safetensors.ModelFile), m.Params(), map[string]string{"format": "pt"})
+	return weights.SaveFolder(dir, json.RawMessage(cj), m.Params())
 }

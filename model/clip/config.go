@@ -3,11 +3,11 @@ package clip
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 
-	"github.com/golem-ml/golem/internal/regfile"
+	"github.com/golem-ml/golem/model/config"
 	"github.com/golem-ml/golem/model/vit"
+	"github.com/golem-ml/golem/model/weights"
 )
 
 // Config describes a CLIP model: its towers, the width of the shared
@@ -111,37 +111,16 @@ type jsonText struct {
 	Dropout      float64 `json:"attention_dropout"`
 }
 
-// maxConfigBytes bounds config.json.
-const maxConfigBytes = 16 << 20
-
 // IsCLIP reports whether dir holds a config.json of model_type "clip" (a
 // CLIPModel folder).
 func IsCLIP(dir string) bool {
-	b, err := regfile.ReadFile(filepath.Join(dir, "config.json"), maxConfigBytes)
-	if err != nil {
-		return false
-	}
-	var probe struct {
-		ModelType string `json:"model_type"`
-	}
-	return json.Unmarshal(b, &probe) == nil && probe.ModelType == "clip"
+	t, err := weights.ModelType(filepath.Join(dir, weights.ConfigFile))
+	return err == nil && t == "clip"
 }
 
-// LoadConfig reads dir/config.json (or a config.json path).
-func LoadConfig(path string) (*Config, error) {
-	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
-		path = filepath.Join(path, "config.json")
-	}
-	b, err := regfile.ReadFile(path, maxConfigBytes)
-	if err != nil {
-		return nil, fmt.Errorf("clip: %w", err)
-	}
-	c, err := ParseConfig(b)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return c, nil
-}
+// LoadConfig reads dir/config.json (or a config.json path), bounded;
+// errors name the file (weights.LoadConfig).
+func LoadConfig(path string) (*Config, error) { return weights.LoadConfig(path, ParseConfig) }
 
 // ParseConfig reads a CLIPModel's config.json; fields it leaves out take
 // transformers' defaults (CLIPConfig, CLIPTextConfig, CLIPVisionConfig).
@@ -188,7 +167,7 @@ func (c *Config) JSON() ([]byte, error) {
 	t := &c.Text
 	tj, err := json.Marshal(jsonText{ModelType: "clip_text_model", Vocab: t.Vocab, Context: t.Context, Hidden: t.Hidden,
 		Layers: t.Layers, Heads: t.Heads, Intermediate: t.Intermediate, Activation: t.Activation,
-		Eps: vit.ShortFloat(t.Eps), BOS: t.BOS, EOS: t.EOS, Pad: t.Pad})
+		Eps: config.ShortFloat(t.Eps), BOS: t.BOS, EOS: t.EOS, Pad: t.Pad})
 	if err != nil {
 		return nil, err
 	}

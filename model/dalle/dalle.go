@@ -31,7 +31,6 @@ import (
 	"path/filepath"
 
 	"github.com/golem-ml/golem/backend"
-	"github.com/golem-ml/golem/internal/regfile"
 	"github.com/golem-ml/golem/kvcache"
 	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/model/vqvae"
@@ -310,34 +309,18 @@ func (m *Model) Save(dir string) error {
 	return m.VQ.Save(filepath.Join(dir, VQFolder))
 }
 
-// modelType returns dir/config.json's model_type (ok false when it
-// cannot be read as JSON).
-func modelType(dir string) (string, bool) {
-	b, err := regfile.ReadFile(filepath.Join(dir, "config.json"), 1<<20)
-	if err != nil {
-		return "", false
-	}
-	var head struct {
-		ModelType string `json:"model_type"`
-	}
-	if json.Unmarshal(b, &head) != nil {
-		return "", false
-	}
-	return head.ModelType, true
-}
-
 // IsDalle reports whether dir is a text-to-image model folder (its
 // config.json's model_type is golem_dalle).
 func IsDalle(dir string) bool {
-	t, ok := modelType(dir)
-	return ok && t == ModelType
+	t, err := weights.ModelType(filepath.Join(dir, weights.ConfigFile))
+	return err == nil && t == ModelType
 }
 
 // LoadConfig reads and validates dir/config.json; unknown fields are
 // errors.
 func LoadConfig(dir string) (Config, error) {
 	// Another model's folder is told by its model_type before its fields.
-	if t, ok := modelType(dir); ok && t != ModelType {
+	if t, err := weights.ModelType(filepath.Join(dir, weights.ConfigFile)); err == nil && t != ModelType {
 		return Config{}, fmt.Errorf("dalle: %s: model_type %q, want %q (a golem imagine train folder)", filepath.Join(dir, "config.json"), t, ModelType)
 	}
 	var jc jsonConfig

@@ -99,10 +99,7 @@ func load(be backend.Backend, dir string, score, bf16 bool) (*Model, *nn.Linear,
 // model's memory is either seen in a tensor or bounded by Validate, so a
 // config that passes allocates no more than the weights file holds.
 func checkHeader(c *Config, st *safetensors.Model) error {
-	ckpt := safetensors.ModelFile
-	if files := st.Files(); len(files) > 1 {
-		ckpt = safetensors.IndexFile
-	}
+	ckpt := st.Name()
 	// Layers: the highest block index in the tensor names.
 	prefix := archs[c.Arch].layerPrefix
 	layers := weights.Layers(st, prefix, config.MaxLayers)

@@ -6,32 +6,21 @@ package gpt
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 
-	"github.com/golem-ml/golem/internal/regfile"
 	"github.com/golem-ml/golem/model/config"
+	"github.com/golem-ml/golem/model/weights"
 )
 
 // Config describes a model (model/config; each architecture's folder reads
 // and writes its config.json fields).
 type Config = config.Config
 
-// maxConfigBytes bounds config.json.
-const maxConfigBytes = 16 << 20
-
-// LoadConfig reads dir/config.json (or a config.json path).
+// LoadConfig reads dir/config.json (or a config.json path), bounded;
+// errors name the file (weights.LoadConfig).
 func LoadConfig(path string) (*Config, error) {
-	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
-		path = filepath.Join(path, "config.json")
-	}
-	b, err := regfile.ReadFile(path, maxConfigBytes)
+	c, err := weights.LoadConfig(path, ParseConfig)
 	if err != nil {
 		return nil, fmt.Errorf("gpt: %w", err)
-	}
-	c, err := ParseConfig(b)
-	if err != nil {
-		return nil, fmt.Errorf("gpt: %s: %w", path, err)
 	}
 	return c, nil
 }

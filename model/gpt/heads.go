@@ -3,7 +3,6 @@ package gpt
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 
@@ -153,14 +152,10 @@ func (s *Scorer) Save(dir string) error {
 // IsScorer reports whether the model folder dir holds a scorer (its
 // config.json has num_labels, as a reward or value model's does).
 func IsScorer(dir string) bool {
-	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
-	if err != nil {
-		return false
-	}
 	var h struct {
 		NumLabels *int `json:"num_labels"`
 	}
-	return json.Unmarshal(b, &h) == nil && h.NumLabels != nil
+	return weights.PeekConfig(filepath.Join(dir, weights.ConfigFile), &h) == nil && h.NumLabels != nil
 }
 
 // LoadScorer reads a scorer saved by [Scorer.Save] or by transformers'
@@ -176,16 +171,12 @@ func LoadScorer(be backend.Backend, dir string) (*Scorer, error) {
 	if _, err := LoadConfig(dir); err != nil {
 		return nil, err
 	}
-	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
-	if err != nil {
-		return nil, err
-	}
 	var h struct {
 		NumLabels *int    `json:"num_labels"`
 		Bias      float32 `json:"golem_reward_bias"`
 	}
-	if err := json.Unmarshal(b, &h); err != nil {
-		return nil, fmt.Errorf("gpt: %s: %w", dir, err)
+	if err := weights.PeekConfig(filepath.Join(dir, weights.ConfigFile), &h); err != nil {
+		return nil, fmt.Errorf("gpt: %w", err)
 	}
 	if h.NumLabels != nil && *h.NumLabels != 1 {
 		return nil, fmt.Errorf("gpt: %s: num_labels is %d, a reward or value model has 1", dir, *h.NumLabels)

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/golem-ml/golem/internal/atomicfile"
+	"github.com/golem-ml/golem/internal/regfile"
 	"github.com/golem-ml/golem/model/config"
 	"github.com/golem-ml/golem/model/weights"
 	"github.com/golem-ml/golem/nn"
@@ -362,13 +363,13 @@ type Adapter struct {
 // checkpoint OUT/trainer/step-N (whose files are OUT's), relative to OUT.
 func ReadAdapterConfig(dir string) (*Adapter, error) {
 	path := filepath.Join(dir, AdapterConfigFile)
-	b, err := os.ReadFile(path)
+	b, err := regfile.ReadFile(path, weights.MaxConfigBytes)
 	if err != nil {
 		return nil, fmt.Errorf("gpt: %w", err)
 	}
 	var ac adapterConfig
 	if err := json.Unmarshal(b, &ac); err != nil {
-		return nil, fmt.Errorf("gpt: %s: %w", path, err)
+		return nil, fmt.Errorf("gpt: %w", weights.JSONError(path, b, err))
 	}
 	a := &Adapter{Type: ac.PeftType, Base: ac.BaseModel, config: b}
 	if a.Base == "" {

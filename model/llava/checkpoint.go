@@ -3,12 +3,9 @@ package llava
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/golem-ml/golem/backend"
-	"github.com/golem-ml/golem/internal/atomicfile"
-	"github.com/golem-ml/golem/internal/regfile"
 	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/model/vit"
 	"github.com/golem-ml/golem/model/weights"
@@ -38,28 +35,14 @@ func IsLLaVA(dir string) bool { return isFolder(dir) || adapterOf(dir) != nil }
 
 // isFolder reports whether dir holds a config.json of model_type "llava".
 func isFolder(dir string) bool {
-	b, err := regfile.ReadFile(filepath.Join(dir, "config.json"), 16<<20)
-	if err != nil {
-		return false
-	}
-	var probe struct {
-		ModelType string `json:"model_type"`
-	}
-	return json.Unmarshal(b, &probe) == nil && probe.ModelType == ModelType
+	t, err := weights.ModelType(filepath.Join(dir, weights.ConfigFile))
+	return err == nil && t == ModelType
 }
 
-// LoadConfig reads dir's config.json; errors name the file and field.
+// LoadConfig reads dir's config.json, bounded; errors name the file and
+// field (weights.LoadConfig).
 func LoadConfig(dir string) (*Config, error) {
-	path := filepath.Join(dir, "config.json")
-	b, err := regfile.ReadFile(path, 16<<20)
-	if err != nil {
-		return nil, fmt.Errorf("llava: %w", err)
-	}
-	c, err := ParseConfig(b)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return c, nil
+	return weights.LoadConfig(filepath.Join(dir, weights.ConfigFile), ParseConfig)
 }
 
 // ParseConfig reads a LLaVA config.json. golem runs what it writes: one
@@ -179,15 +162,9 @@ func lmEmbedName(c *Config) string {
 // Save writes config.json and model.safetensors into dir (created if
 // needed), each atomically. The caller saves the tokenizer beside them.
 func (m *Model) Save(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
 	cj, err := m.Config.JSON()
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.WriteFile(filepath.Join(dir, "config.json"), append(cj, '\n')); err != nil {
-		return err
-	}
-	return weights.Save(filepath.Join(dir, safetensors.ModelFile), m.Params(), map[string]string{"format": "pt"})
+	return weights.SaveFolder(dir, json.RawMessage(cj), m.Params())
 }

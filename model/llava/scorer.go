@@ -10,7 +10,6 @@ import (
 
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/internal/atomicfile"
-	"github.com/golem-ml/golem/internal/regfile"
 	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/model/weights"
 	"github.com/golem-ml/golem/nn"
@@ -58,17 +57,13 @@ func IsScorer(dir string) bool {
 	if a := adapterOf(dir); a != nil {
 		return a.Scorer
 	}
-	b, err := regfile.ReadFile(filepath.Join(dir, "config.json"), 16<<20)
-	if err != nil {
-		return false
-	}
 	var probe struct {
 		ModelType string `json:"model_type"`
 		Text      struct {
 			NumLabels *int `json:"num_labels"`
 		} `json:"text_config"`
 	}
-	return json.Unmarshal(b, &probe) == nil && probe.ModelType == ModelType && probe.Text.NumLabels != nil
+	return weights.PeekConfig(filepath.Join(dir, weights.ConfigFile), &probe) == nil && probe.ModelType == ModelType && probe.Text.NumLabels != nil
 }
 
 // SaveLoRA writes the scorer's language-model adapters and its score head
@@ -230,8 +225,7 @@ func LoadScorer(be backend.Backend, dir string) (*Scorer, error) {
 			Bias      float32 `json:"golem_reward_bias"`
 		} `json:"text_config"`
 	}
-	b, _ := regfile.ReadFile(filepath.Join(dir, "config.json"), 16<<20)
-	if err := json.Unmarshal(b, &h); err != nil || h.Text.NumLabels != 1 {
+	if err := weights.PeekConfig(filepath.Join(dir, weights.ConfigFile), &h); err != nil || h.Text.NumLabels != 1 {
 		return nil, fmt.Errorf("llava: %s: text_config's num_labels is %d, a reward model has 1", filepath.Join(dir, "config.json"), h.Text.NumLabels)
 	}
 	st, err := safetensors.OpenModel(dir)

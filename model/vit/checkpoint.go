@@ -1,12 +1,11 @@
 package vit
 
 import (
+	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/golem-ml/golem/backend"
-	"github.com/golem-ml/golem/internal/atomicfile"
 	"github.com/golem-ml/golem/model/weights"
 	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/safetensors"
@@ -33,7 +32,7 @@ func Load(be backend.Backend, dir string) (*Model, error) {
 	if c.Arch == ViT {
 		_, c.Pooler = st.Info("pooler.dense.weight")
 	}
-	if err := CheckHeader(c, st, checkpointName(st), ""); err != nil {
+	if err := CheckHeader(c, st, st.Name(), ""); err != nil {
 		return nil, fmt.Errorf("vit: %s: %w", filepath.Join(dir, "config.json"), err)
 	}
 	in := nn.NewInit(be, 0)
@@ -46,14 +45,6 @@ func Load(be backend.Backend, dir string) (*Model, error) {
 		return nil, fmt.Errorf("vit: %w", err)
 	}
 	return m, st.Changed()
-}
-
-// checkpointName is the checkpoint's file name for errors.
-func checkpointName(st *safetensors.Model) string {
-	if len(st.Files()) > 1 {
-		return safetensors.IndexFile
-	}
-	return safetensors.ModelFile
 }
 
 // CheckHeader checks c's sizes against the shapes of the checkpoint's
@@ -113,15 +104,9 @@ func CheckHeader(c *Config, st weights.Source, file, prefix string) error {
 // needed), each atomically: a folder transformers loads as ViTModel,
 // ViTMAEForPreTraining or CLIPVisionModel.
 func (m *Model) Save(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
 	cj, err := m.Config.JSON()
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.WriteFile(filepath.Join(dir, "config.json"), append(cj, '\n')); err != nil {
-		return err
-	}
-	return weights.Save(filepath.Join(dir, safetensors.ModelFile), m.Params(), map[string]string{"format": "pt"})
+	return weights.SaveFolder(dir, json.RawMessage(cj), m.Params())
 }

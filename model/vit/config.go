@@ -3,11 +3,9 @@ package vit
 import (
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strconv"
 
-	"github.com/golem-ml/golem/internal/regfile"
+	"github.com/golem-ml/golem/model/config"
+	"github.com/golem-ml/golem/model/weights"
 )
 
 // The layouts a Config builds, by config.json's model_type.
@@ -161,23 +159,10 @@ func defaults(arch string) JSONConfig {
 		HiddenDropout: &z, AttentionDropout: &z}
 }
 
-// maxConfigBytes bounds config.json.
-const maxConfigBytes = 16 << 20
-
-// LoadConfig reads dir/config.json (or a config.json path).
+// LoadConfig reads dir/config.json (or a config.json path), bounded;
+// errors name the file (weights.LoadConfig).
 func LoadConfig(path string) (*Config, error) {
-	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
-		path = filepath.Join(path, "config.json")
-	}
-	b, err := regfile.ReadFile(path, maxConfigBytes)
-	if err != nil {
-		return nil, fmt.Errorf("vit: %w", err)
-	}
-	c, err := ParseConfig(b, "")
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return c, nil
+	return weights.LoadConfig(path, func(b []byte) (*Config, error) { return ParseConfig(b, "") })
 }
 
 // ParseConfig reads a config.json of one of the layouts; arch is the
@@ -224,7 +209,7 @@ func ParseConfig(b []byte, arch string) (*Config, error) {
 func (c *Config) HF() JSONConfig {
 	z := 0.0
 	h := JSONConfig{ModelType: c.Arch, HiddenSize: c.Hidden, NumHiddenLayers: c.Layers, NumAttentionHeads: c.Heads,
-		IntermediateSize: c.Intermediate, HiddenAct: c.Activation, LayerNormEps: ShortFloat(c.Eps),
+		IntermediateSize: c.Intermediate, HiddenAct: c.Activation, LayerNormEps: config.ShortFloat(c.Eps),
 		ImageSize: c.Image, PatchSize: c.Patch, NumChannels: c.Channels, TorchDType: "float32"}
 	switch c.Arch {
 	case CLIP:
@@ -247,10 +232,3 @@ func (c *Config) HF() JSONConfig {
 
 // JSON returns the config as Hugging Face's config.json.
 func (c *Config) JSON() ([]byte, error) { return json.MarshalIndent(c.HF(), "", "  ") }
-
-// ShortFloat is x as the float64 with x's shortest decimal form (1e-12,
-// not float32's 9.999999960041972e-13).
-func ShortFloat(x float32) float64 {
-	v, _ := strconv.ParseFloat(strconv.FormatFloat(float64(x), 'g', -1, 32), 64)
-	return v
-}

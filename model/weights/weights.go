@@ -3,14 +3,17 @@
 // a checkpoint: Fill sets every parameter from a safetensors file or model
 // folder by name, checking shapes, refusing NaN or infinite values and
 // tensors no parameter takes, so a mismatched checkpoint never loads
-// half-way; Save writes them as one safetensors file. Every architecture
-// folder (model/gpt's decoders, model/vit, model/clip) loads and saves
-// through it.
+// half-way; Save writes them as one safetensors file. Every config.json is
+// read through LoadConfig (bounded, errors naming the file and the line or
+// field). Every architecture folder (model/gpt's decoders, model/vit,
+// model/clip, model/llava, model/resnet, model/vqvae, model/dalle) loads
+// and saves through it.
 package weights
 
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -19,6 +22,7 @@ import (
 	"strings"
 
 	"github.com/golem-ml/golem/internal/atomicfile"
+	"github.com/golem-ml/golem/internal/regfile"
 	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/safetensors"
 )
@@ -130,8 +134,10 @@ func CheckHeader(st Source, file string, want []Expect) error {
 	return nil
 }
 
-// SaveFolder writes the folder of a model golem defines itself (model/resnet,
-// model/vqvae): config as dir/config.json and params as dir/model.safetensors.
+// SaveFolder writes a model folder (created if needed), each file
+// atomically: config as dir/config.json (a struct, or the JSON an
+// architecture writes as a json.RawMessage) and params as
+// dir/model.safetensors. Every architecture saves through it.
 func SaveFolder(dir string, config any, params []nn.Named) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -140,29 +146,87 @@ func SaveFolder(dir string, config any, params []nn.Named) error {
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.WriteFile(filepath.Join(dir, "config.json"), append(cj, '\n')); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, ConfigFile), append(cj, '\n')); err != nil {
 		return err
 	}
 	return Save(filepath.Join(dir, safetensors.ModelFile), params, map[string]string{"format": "pt"})
 }
 
-// ReadConfig reads dir/config.json into c (a pointer), strictly: unknown
-// fields are errors; then it runs validate. Errors name the file.
-func ReadConfig(dir string, c any, validate func() error) error {
-	path := filepath.Join(dir, "config.json")
-	b, err := os.ReadFile(path)
+// ConfigFile is the name of a model folder's config.
+const ConfigFile = "config.json"
+
+// MaxConfigBytes bounds a config.json (and a PEFT adapter_config.json): real
+// ones hold a few KiB, so a larger file is a mistake or hostile, refused
+// before it is read whole.
+const MaxConfigBytes = 16 << 20
+
+// ConfigPath returns path's config.json: path/config.json when path is a
+// folder, else path itself.
+func ConfigPath(path string) string {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return filepath.Join(path, ConfigFile)
+	}
+	return path
+}
+
+// LoadConfig reads path's config.json (ConfigPath: a model folder or the
+// file itself), bounded by MaxConfigBytes, and parses it with parse.
+// Errors name the file, and a JSON syntax error its line (JSONError).
+// Every architecture's LoadConfig is this with its parse.
+func LoadConfig[C any](path string, parse func([]byte) (C, error)) (C, error) {
+	path = ConfigPath(path)
+	var c C
+	b, err := regfile.ReadFile(path, MaxConfigBytes)
 	if err != nil {
-		return err
+		return c, err
 	}
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.DisallowUnknownFields()
-	if err := d.Decode(c); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+	if c, err = parse(b); err != nil {
+		return c, JSONError(path, b, err)
 	}
-	if err := validate(); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+	return c, nil
+}
+
+// ReadConfig reads path's config.json (ConfigPath) into c (a pointer),
+// strictly: unknown fields are errors; then it runs validate. Errors name
+// the file (LoadConfig).
+func ReadConfig(path string, c any, validate func() error) error {
+	_, err := LoadConfig(path, func(b []byte) (struct{}, error) {
+		d := json.NewDecoder(bytes.NewReader(b))
+		d.DisallowUnknownFields()
+		if err := d.Decode(c); err != nil {
+			return struct{}{}, err
+		}
+		return struct{}{}, validate()
+	})
+	return err
+}
+
+// PeekConfig decodes path's config.json (ConfigPath) into v leniently,
+// fields v lacks ignored: a folder's model_type, or whether it has
+// num_labels, before its whole config is parsed.
+func PeekConfig(path string, v any) error {
+	_, err := LoadConfig(path, func(b []byte) (struct{}, error) { return struct{}{}, json.Unmarshal(b, v) })
+	return err
+}
+
+// ModelType returns the model_type of path's config.json (ConfigPath).
+func ModelType(path string) (string, error) {
+	var head struct {
+		ModelType string `json:"model_type"`
 	}
-	return nil
+	err := PeekConfig(path, &head)
+	return head.ModelType, err
+}
+
+// JSONError names the file of err, an error parsing the JSON file path
+// that holds b, and for a JSON syntax error its line (a value of the wrong
+// type is named by its field in the error's own words).
+func JSONError(path string, b []byte, err error) error {
+	if se := (*json.SyntaxError)(nil); errors.As(err, &se) {
+		line := 1 + bytes.Count(b[:min(int64(len(b)), max(se.Offset, 0))], []byte("\n"))
+		return fmt.Errorf("%s:%d: %w", path, line, err)
+	}
+	return fmt.Errorf("%s: %w", path, err)
 }
 
 // FillFolder fills params, a model just built, from dir's checkpoint

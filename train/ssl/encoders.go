@@ -12,6 +12,7 @@ import (
 	"github.com/golem-ml/golem/internal/atomicfile"
 	"github.com/golem-ml/golem/model/resnet"
 	"github.com/golem-ml/golem/model/vit"
+	"github.com/golem-ml/golem/model/weights"
 	"github.com/golem-ml/golem/nn"
 )
 
@@ -96,17 +97,11 @@ func writeRecord(dir string, r pretrainRecord) error {
 // LoadEncoder reads the encoder in the model folder dir: a model/resnet
 // folder, or a model/vit one (ViT or ViTMAE).
 func LoadEncoder(be backend.Backend, dir string) (Encoder, error) {
-	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	modelType, err := weights.ModelType(filepath.Join(dir, weights.ConfigFile))
 	if err != nil {
 		return nil, fmt.Errorf("ssl: %w", err)
 	}
-	var head struct {
-		ModelType string `json:"model_type"`
-	}
-	if err := json.Unmarshal(b, &head); err != nil {
-		return nil, fmt.Errorf("ssl: %s: %w", filepath.Join(dir, "config.json"), err)
-	}
-	switch head.ModelType {
+	switch modelType {
 	case resnet.ModelType:
 		return resnet.Load(be, dir)
 	case vit.ViT, vit.MAE:
@@ -124,7 +119,7 @@ func LoadEncoder(be backend.Backend, dir string) (Encoder, error) {
 		}
 		return v, nil
 	}
-	return nil, fmt.Errorf("ssl: %s: model_type %q is not an image encoder golem trains (%s, %s or %s)", filepath.Join(dir, "config.json"), head.ModelType, resnet.ModelType, vit.ViT, vit.MAE)
+	return nil, fmt.Errorf("ssl: %s: model_type %q is not an image encoder golem trains (%s, %s or %s)", filepath.Join(dir, weights.ConfigFile), modelType, resnet.ModelType, vit.ViT, vit.MAE)
 }
 
 // RandomInit returns enc's architecture freshly initialised with the seed
