@@ -394,36 +394,91 @@ func JudgeSeen(g *resnet.Grid, items []JudgeItem, batch int) ([]shapes.Scene, er
 // false when fewer than two captions state attr. An error says which
 // image's marks were made on different terms.
 func JudgeDiff(a, b []Marks, attr string) (diff, se float64, n int, ok bool, err error) {
-	if len(a) != len(b) {
-		return 0, 0, 0, false, fmt.Errorf("%d images against %d: want the same captions in the same order", len(b), len(a))
+	diff, n, infl, J, err := judgeDiffTerms(a, b, attr)
+	if err != nil || J < 2 {
+		return 0, 0, n, false, err
 	}
-	var d, made []float64
+	return diff, clusteredSE(infl, J), n, true, nil
+}
+
+// judgeDiffTerms is JudgeDiff's difference over the N marks of attr and
+// each image's influence on it, (d_j - diff*n_j) / N (0 where the caption
+// states no attr), with J the captions that state it.
+func judgeDiffTerms(a, b []Marks, attr string) (diff float64, n int, infl []float64, J int, err error) {
+	if len(a) != len(b) {
+		return 0, 0, nil, 0, fmt.Errorf("%d images against %d: want the same captions in the same order", len(b), len(a))
+	}
 	for j := range a {
 		x, y := a[j][attr], b[j][attr]
 		if x[1] != y[1] {
-			return 0, 0, 0, false, fmt.Errorf("image %d: %d %s marks against %d: want the same captions in the same order", j+1, y[1], attr, x[1])
+			return 0, 0, nil, 0, fmt.Errorf("image %d: %d %s marks against %d: want the same captions in the same order", j+1, y[1], attr, x[1])
 		}
-		if x[1] == 0 {
-			continue
-		}
-		d, made = append(d, float64(y[0]-x[0])), append(made, float64(x[1]))
+		diff += float64(y[0] - x[0])
 		n += x[1]
+		if x[1] > 0 {
+			J++
+		}
 	}
-	J := len(d)
-	if J < 2 {
-		return 0, 0, n, false, nil
-	}
-	for _, v := range d {
-		diff += v
+	if n == 0 {
+		return 0, 0, make([]float64, len(a)), 0, nil
 	}
 	diff /= float64(n)
-	var ss float64
-	for j := range d {
-		r := d[j] - diff*made[j]
-		ss += r * r
+	infl = make([]float64, len(a))
+	for j := range a {
+		if m := a[j][attr][1]; m > 0 {
+			infl[j] = (float64(b[j][attr][0]-a[j][attr][0]) - diff*float64(m)) / float64(n)
+		}
 	}
-	se = math.Sqrt(float64(J)/float64(J-1)*ss) / float64(n)
-	return diff, se, n, true, nil
+	return diff, n, infl, J, nil
+}
+
+// clusteredSE is sqrt(J/(J-1) * sum infl_j^2): the standard error of a
+// statistic whose influence of caption j is infl_j, over J captions.
+func clusteredSE(infl []float64, J int) float64 {
+	var ss float64
+	for _, v := range infl {
+		ss += v * v
+	}
+	return math.Sqrt(float64(J) / float64(J-1) * ss)
+}
+
+// MeanAttrs are the attributes the mean of JudgeMeanDiff averages: the
+// ones every caption kind states some of (size is stated by few).
+var MeanAttrs = []string{"colour", "shape", "count", "position"}
+
+// JudgeMeanDiff is the mean over attrs of JudgeDiff's differences (each
+// attribute weighs the same, whatever its number of marks) and its
+// standard error clustered by caption: caption j's influence on the mean
+// is the mean over attrs of its influence on each difference, so the
+// attributes' errors are combined with their covariance across the
+// captions that state several of them, not as if they were independent.
+// J is the captions that state any of attrs. ok is false when an
+// attribute is stated by fewer than two captions.
+func JudgeMeanDiff(a, b []Marks, attrs []string) (diff, se float64, ok bool, err error) {
+	if len(attrs) == 0 {
+		return 0, 0, false, nil
+	}
+	total := make([]float64, len(a))
+	stated := 0
+	for _, attr := range attrs {
+		d, _, infl, J, err := judgeDiffTerms(a, b, attr)
+		if err != nil || J < 2 {
+			return 0, 0, false, err
+		}
+		diff += d / float64(len(attrs))
+		for j, v := range infl {
+			total[j] += v / float64(len(attrs))
+		}
+	}
+	for j := range a {
+		for _, attr := range attrs {
+			if a[j][attr][1] > 0 {
+				stated++
+				break
+			}
+		}
+	}
+	return diff, clusteredSE(total, stated), true, nil
 }
 
 // Share is the share of m's judgements that are right, over every

@@ -295,3 +295,32 @@ func TestJudgeDiff(t *testing.T) {
 		t.Errorf("different marks made: %v", err)
 	}
 }
+
+// TestJudgeMeanDiff checks the mean of the attributes' paired differences
+// and its standard error clustered by caption against a hand computation
+// (a caption's influence on the mean is the mean of its influences on
+// each attribute's difference), that one attribute's mean is JudgeDiff,
+// and that an attribute stated by one caption, or marks made on different
+// terms, give no mean.
+func TestJudgeMeanDiff(t *testing.T) {
+	a := []Marks{{"colour": {1, 2}, "count": {1, 1}}, {"colour": {0, 1}, "count": {0, 1}}, {"colour": {2, 2}}}
+	b := []Marks{{"colour": {2, 2}, "count": {0, 1}}, {"colour": {1, 1}, "count": {1, 1}}, {"colour": {1, 2}}}
+	// colour: diff 1/5, influences 0.12, 0.16, -0.28; count: diff 0,
+	// influences -0.5, 0.5, 0; mean 0.1, influences -0.19, 0.33, -0.14.
+	d, se, ok, err := JudgeMeanDiff(a, b, []string{"colour", "count"})
+	if want := math.Sqrt(1.5 * (0.19*0.19 + 0.33*0.33 + 0.14*0.14)); err != nil || !ok || math.Abs(d-0.1) > 1e-12 || math.Abs(se-want) > 1e-12 {
+		t.Errorf("mean of colour and count: diff %g se %g ok %v err %v, want 0.1, %g", d, se, ok, err, want)
+	}
+	d1, se1, _, _, _ := JudgeDiff(a, b, "colour")
+	if d, se, ok, err := JudgeMeanDiff(a, b, []string{"colour"}); err != nil || !ok || math.Abs(d-d1) > 1e-12 || math.Abs(se-se1) > 1e-12 {
+		t.Errorf("mean of colour alone: %g (SE %g), JudgeDiff's %g (SE %g)", d, se, d1, se1)
+	}
+	b[1]["count"], a[1]["count"] = [2]int{0, 0}, [2]int{0, 0}
+	if _, _, ok, err := JudgeMeanDiff(a, b, []string{"colour", "count"}); ok || err != nil {
+		t.Errorf("count stated by one caption: ok %v err %v, want no mean", ok, err)
+	}
+	b[2] = Marks{"colour": {1, 1}}
+	if _, _, _, err := JudgeMeanDiff(a, b, []string{"colour", "count"}); err == nil || !strings.Contains(err.Error(), "image 3: 1 colour marks against 2") {
+		t.Errorf("different marks made: %v", err)
+	}
+}
