@@ -166,9 +166,14 @@ func runEvalJudge(args []string) error {
 		if err != nil {
 			return fmt.Errorf("eval judge: %s: %w", *baseline, err)
 		}
-		fmt.Printf("against --baseline %s, paired over %d captions (difference, standard error clustered by caption):", *baseline, len(items))
+		clusters := eval.Clusters(items)
+		captions := 0
+		if len(clusters) > 0 {
+			captions = clusters[len(clusters)-1] + 1
+		}
+		fmt.Printf("against --baseline %s, paired over %d captions (difference, standard error clustered by caption):", *baseline, captions)
 		for _, a := range eval.JudgeAttrs {
-			d, se, _, ok, err := eval.JudgeDiff(b.Each, res.Each, a)
+			d, se, _, ok, err := eval.JudgeDiff(b.Each, res.Each, a, clusters)
 			if err != nil {
 				return fmt.Errorf("eval judge: --baseline %s: %w", *baseline, err)
 			}
@@ -176,7 +181,7 @@ func runEvalJudge(args []string) error {
 				fmt.Printf(" %s %+.4f (SE %.4f)", a, d, se)
 			}
 		}
-		if d, se, ok, err := eval.JudgeMeanDiff(b.Each, res.Each, eval.MeanAttrs); err == nil && ok {
+		if d, se, ok, err := eval.JudgeMeanDiff(b.Each, res.Each, eval.MeanAttrs, clusters); err == nil && ok {
 			fmt.Printf(" mean(%s) %+.4f (SE %.4f)", strings.Join(eval.MeanAttrs, ","), d, se)
 		}
 		fmt.Println()
