@@ -416,38 +416,32 @@ func checkImagineBatch(t *testing.T, world, judge, file string, want, per int) {
 
 // judgeImages is the image of each line of a file eval judge reads.
 func judgeImages(t *testing.T, path string) []string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []string
-	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		var v struct{ Image string }
-		if err := json.Unmarshal([]byte(l), &v); err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		out = append(out, v.Image)
+	for _, l := range jsonLines[struct{ Image string }](t, path) {
+		out = append(out, l.Image)
 	}
 	return out
 }
 
 type prefLine struct{ Prompt, Chosen, Rejected string }
 
-func prefLines(t *testing.T, path string) []prefLine {
+func prefLines(t *testing.T, path string) []prefLine { return jsonLines[prefLine](t, path) }
+
+// jsonLines reads a JSONL file's lines as Ts, blank lines skipped.
+func jsonLines[T any](t *testing.T, path string) []T {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []prefLine
-	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		var p prefLine
+	var out []T
+	for i, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var v T
 		if l != "" {
-			if err := json.Unmarshal([]byte(l), &p); err != nil {
-				t.Fatal(err)
+			if err := json.Unmarshal([]byte(l), &v); err != nil {
+				t.Fatalf("%s:%d: %v", path, i+1, err)
 			}
-			out = append(out, p)
+			out = append(out, v)
 		}
 	}
 	return out
