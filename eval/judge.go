@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
 
@@ -385,45 +386,140 @@ func JudgeSeen(g *resnet.Grid, items []JudgeItem, batch int) ([]shapes.Scene, er
 // are the marks of two images drawn for the same caption (Judge's Each
 // of two files of the same captions in the same order: two models, or
 // one with and without reranking), and the standard error of that
-// difference, clustered by caption: with d_j the right marks of b[j]
-// minus a[j]'s and n_j the marks made (the same in both: the caption
-// states them), diff = sum d_j / N and se = sqrt(J/(J-1) * sum (d_j -
-// diff*n_j)^2) / N over the J captions that state attr (N = sum n_j),
-// the delta method's error of a ratio of sums, which counts one
-// caption's marks as one draw, not as independent ones. n is N; ok is
+// difference, clustered by caption: with d_c the right marks of b minus
+// a's over caption c's images and n_c the marks made (the same in both:
+// the caption states them), diff = sum d_c / N and se = sqrt(J/(J-1) *
+// sum (d_c - diff*n_c)^2) / N over the J captions that state attr (N =
+// sum n_c), the delta method's error of a ratio of sums, which counts one
+// caption's marks as one draw, not as independent ones. cluster[j] is
+// image j's caption, numbered from 0 (Clusters: several samples of one
+// caption are one cluster); nil is each image its own. n is N; ok is
 // false when fewer than two captions state attr. An error says which
 // image's marks were made on different terms.
-func JudgeDiff(a, b []Marks, attr string) (diff, se float64, n int, ok bool, err error) {
-	if len(a) != len(b) {
-		return 0, 0, 0, false, fmt.Errorf("%d images against %d: want the same captions in the same order", len(b), len(a))
+func JudgeDiff(a, b []Marks, attr string, cluster []int) (diff, se float64, n int, ok bool, err error) {
+	diff, n, infl, states, err := judgeDiffTerms(a, b, attr, cluster)
+	J := count(states)
+	if err != nil || J < 2 {
+		return 0, 0, n, false, err
 	}
-	var d, made []float64
+	return diff, clusteredSE(infl, J), n, true, nil
+}
+
+// Clusters numbers items by caption for JudgeDiff: lines in a row for
+// the same caption of the same scene (one caption's several samples) are
+// one cluster.
+func Clusters(items []JudgeItem) []int {
+	c := make([]int, len(items))
+	for j := 1; j < len(items); j++ {
+		c[j] = c[j-1]
+		if items[j].Caption != items[j-1].Caption || !reflect.DeepEqual(items[j].Scene, items[j-1].Scene) {
+			c[j]++
+		}
+	}
+	return c
+}
+
+// judgeDiffTerms is JudgeDiff's difference over the N marks of attr and
+// each caption's influence on it, (d_c - diff*n_c) / N (0 where the
+// caption states no attr), and whether each caption states it.
+func judgeDiffTerms(a, b []Marks, attr string, cluster []int) (diff float64, n int, infl []float64, states []bool, err error) {
+	if len(a) != len(b) {
+		return 0, 0, nil, nil, fmt.Errorf("%d images against %d: want the same captions in the same order", len(b), len(a))
+	}
+	if cluster == nil {
+		cluster = make([]int, len(a))
+		for j := range cluster {
+			cluster[j] = j
+		}
+	}
+	if len(cluster) != len(a) {
+		return 0, 0, nil, nil, fmt.Errorf("%d images, %d clusters", len(a), len(cluster))
+	}
+	nc := 0
+	for _, c := range cluster {
+		nc = max(nc, c+1)
+	}
+	d, made := make([]float64, nc), make([]float64, nc)
 	for j := range a {
 		x, y := a[j][attr], b[j][attr]
 		if x[1] != y[1] {
-			return 0, 0, 0, false, fmt.Errorf("image %d: %d %s marks against %d: want the same captions in the same order", j+1, y[1], attr, x[1])
+			return 0, 0, nil, nil, fmt.Errorf("image %d: %d %s marks against %d: want the same captions in the same order", j+1, y[1], attr, x[1])
 		}
-		if x[1] == 0 {
-			continue
-		}
-		d, made = append(d, float64(y[0]-x[0])), append(made, float64(x[1]))
+		d[cluster[j]] += float64(y[0] - x[0])
+		made[cluster[j]] += float64(x[1])
+		diff += float64(y[0] - x[0])
 		n += x[1]
 	}
-	J := len(d)
-	if J < 2 {
-		return 0, 0, n, false, nil
-	}
-	for _, v := range d {
-		diff += v
+	infl, states = make([]float64, nc), make([]bool, nc)
+	if n == 0 {
+		return 0, 0, infl, states, nil
 	}
 	diff /= float64(n)
-	var ss float64
-	for j := range d {
-		r := d[j] - diff*made[j]
-		ss += r * r
+	for c := range d {
+		if made[c] > 0 {
+			states[c] = true
+			infl[c] = (d[c] - diff*made[c]) / float64(n)
+		}
 	}
-	se = math.Sqrt(float64(J)/float64(J-1)*ss) / float64(n)
-	return diff, se, n, true, nil
+	return diff, n, infl, states, nil
+}
+
+// clusteredSE is sqrt(J/(J-1) * sum infl_c^2): the standard error of a
+// statistic whose influence of caption c is infl_c, over J captions.
+func clusteredSE(infl []float64, J int) float64 {
+	var ss float64
+	for _, v := range infl {
+		ss += v * v
+	}
+	return math.Sqrt(float64(J) / float64(J-1) * ss)
+}
+
+// MeanAttrs are the attributes the mean of JudgeMeanDiff averages: the
+// ones every caption kind states some of (size is stated by few).
+var MeanAttrs = []string{"colour", "shape", "count", "position"}
+
+// JudgeMeanDiff is the mean over attrs of JudgeDiff's differences (each
+// attribute weighs the same, whatever its number of marks) and its
+// standard error clustered by caption: caption j's influence on the mean
+// is the mean over attrs of its influence on each difference, so the
+// attributes' errors are combined with their covariance across the
+// captions that state several of them, not as if they were independent.
+// J is the captions that state any of attrs; cluster is JudgeDiff's.
+// ok is false when an attribute is stated by fewer than two captions.
+func JudgeMeanDiff(a, b []Marks, attrs []string, cluster []int) (diff, se float64, ok bool, err error) {
+	if len(attrs) == 0 {
+		return 0, 0, false, nil
+	}
+	var total []float64
+	var stated []bool
+	for _, attr := range attrs {
+		d, _, infl, states, err := judgeDiffTerms(a, b, attr, cluster)
+		if err != nil || count(states) < 2 {
+			return 0, 0, false, err
+		}
+		if total == nil {
+			total, stated = make([]float64, len(infl)), make([]bool, len(infl))
+		}
+		diff += d / float64(len(attrs))
+		for c, v := range infl {
+			total[c] += v / float64(len(attrs))
+		}
+		for c, v := range states {
+			stated[c] = stated[c] || v
+		}
+	}
+	return diff, clusteredSE(total, count(stated)), true, nil
+}
+
+// count is how many of v are true.
+func count(v []bool) int {
+	n := 0
+	for _, b := range v {
+		if b {
+			n++
+		}
+	}
+	return n
 }
 
 // Share is the share of m's judgements that are right, over every

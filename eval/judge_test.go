@@ -261,7 +261,8 @@ func hasPair(ps [][2]int, a, b int) bool {
 }
 
 // TestJudgeDiff checks the paired difference of two models' marks and
-// its standard error clustered by caption against a hand computation,
+// its standard error clustered by caption against a hand computation
+// (one image a caption, and two samples of one caption as one cluster),
 // against PairedDiff's on one mark a caption (the same but for the
 // J/(J-1) correction), and that marks made on different terms are an
 // error.
@@ -269,11 +270,22 @@ func TestJudgeDiff(t *testing.T) {
 	a := []Marks{{"colour": {1, 2}}, {"colour": {0, 1}, "count": {1, 1}}, {"colour": {2, 2}}}
 	b := []Marks{{"colour": {2, 2}}, {"colour": {1, 1}, "count": {0, 1}}, {"colour": {1, 2}}}
 	// d = 1, 1, -1 over n = 2, 1, 2: diff 1/5; residuals 0.6, 0.8, -1.4.
-	d, se, n, ok, err := JudgeDiff(a, b, "colour")
+	d, se, n, ok, err := JudgeDiff(a, b, "colour", nil)
 	if want := math.Sqrt(1.5*(0.36+0.64+1.96)) / 5; err != nil || !ok || n != 5 || math.Abs(d-0.2) > 1e-12 || math.Abs(se-want) > 1e-12 {
 		t.Errorf("colour: diff %g se %g n %d ok %v err %v, want 0.2, %g, 5, true", d, se, n, ok, err, want)
 	}
-	if _, _, _, ok, err := JudgeDiff(a, b, "count"); ok || err != nil {
+	// Images 1 and 2 one caption's two samples: d = 2, -1 over n = 3, 2;
+	// residuals 1.4, -1.4 over J = 2 captions.
+	items := []JudgeItem{{Caption: "two shapes"}, {Caption: "two shapes"}, {Caption: "one shape"}}
+	cl := Clusters(items)
+	if !slices.Equal(cl, []int{0, 0, 1}) {
+		t.Fatalf("Clusters: %v, want [0 0 1]", cl)
+	}
+	d, se, n, ok, err = JudgeDiff(a, b, "colour", cl)
+	if want := math.Sqrt(2*(1.96+1.96)) / 5; err != nil || !ok || n != 5 || math.Abs(d-0.2) > 1e-12 || math.Abs(se-want) > 1e-12 {
+		t.Errorf("colour, two samples of one caption: diff %g se %g n %d ok %v err %v, want 0.2, %g, 5, true", d, se, n, ok, err, want)
+	}
+	if _, _, _, ok, err := JudgeDiff(a, b, "count", nil); ok || err != nil {
 		t.Errorf("count, stated by one caption: ok %v err %v, want no standard error", ok, err)
 	}
 	var qa, qb []Marks
@@ -282,16 +294,45 @@ func TestJudgeDiff(t *testing.T) {
 		qa, qb = append(qa, Marks{"count": {int(v[0] - '0'), 1}}), append(qb, Marks{"count": {int(v[1] - '0'), 1}})
 		ma, mb = append(ma, v[0]), append(mb, v[1])
 	}
-	d, se, _, _, _ = JudgeDiff(qa, qb, "count")
+	d, se, _, _, _ = JudgeDiff(qa, qb, "count", nil)
 	pd, pse, _ := PairedDiff(VLMResult{Marks: string(ma)}, VLMResult{Marks: string(mb)})
 	if J := 7.0; math.Abs(d-pd) > 1e-12 || math.Abs(se-pse*math.Sqrt(J/(J-1))) > 1e-12 {
 		t.Errorf("one mark a caption: diff %g se %g, PairedDiff's %g %g (x sqrt(7/6))", d, se, pd, pse)
 	}
-	if _, _, _, _, err := JudgeDiff(a, b[:2], "colour"); err == nil {
+	if _, _, _, _, err := JudgeDiff(a, b[:2], "colour", nil); err == nil {
 		t.Error("3 images against 2: no error")
 	}
 	b[1] = Marks{"colour": {1, 2}}
-	if _, _, _, _, err := JudgeDiff(a, b, "colour"); err == nil || !strings.Contains(err.Error(), "image 2: 2 colour marks against 1") {
+	if _, _, _, _, err := JudgeDiff(a, b, "colour", nil); err == nil || !strings.Contains(err.Error(), "image 2: 2 colour marks against 1") {
+		t.Errorf("different marks made: %v", err)
+	}
+}
+
+// TestJudgeMeanDiff checks the mean of the attributes' paired differences
+// and its standard error clustered by caption against a hand computation
+// (a caption's influence on the mean is the mean of its influences on
+// each attribute's difference), that one attribute's mean is JudgeDiff,
+// and that an attribute stated by one caption, or marks made on different
+// terms, give no mean.
+func TestJudgeMeanDiff(t *testing.T) {
+	a := []Marks{{"colour": {1, 2}, "count": {1, 1}}, {"colour": {0, 1}, "count": {0, 1}}, {"colour": {2, 2}}}
+	b := []Marks{{"colour": {2, 2}, "count": {0, 1}}, {"colour": {1, 1}, "count": {1, 1}}, {"colour": {1, 2}}}
+	// colour: diff 1/5, influences 0.12, 0.16, -0.28; count: diff 0,
+	// influences -0.5, 0.5, 0; mean 0.1, influences -0.19, 0.33, -0.14.
+	d, se, ok, err := JudgeMeanDiff(a, b, []string{"colour", "count"}, nil)
+	if want := math.Sqrt(1.5 * (0.19*0.19 + 0.33*0.33 + 0.14*0.14)); err != nil || !ok || math.Abs(d-0.1) > 1e-12 || math.Abs(se-want) > 1e-12 {
+		t.Errorf("mean of colour and count: diff %g se %g ok %v err %v, want 0.1, %g", d, se, ok, err, want)
+	}
+	d1, se1, _, _, _ := JudgeDiff(a, b, "colour", nil)
+	if d, se, ok, err := JudgeMeanDiff(a, b, []string{"colour"}, nil); err != nil || !ok || math.Abs(d-d1) > 1e-12 || math.Abs(se-se1) > 1e-12 {
+		t.Errorf("mean of colour alone: %g (SE %g), JudgeDiff's %g (SE %g)", d, se, d1, se1)
+	}
+	b[1]["count"], a[1]["count"] = [2]int{0, 0}, [2]int{0, 0}
+	if _, _, ok, err := JudgeMeanDiff(a, b, []string{"colour", "count"}, nil); ok || err != nil {
+		t.Errorf("count stated by one caption: ok %v err %v, want no mean", ok, err)
+	}
+	b[2] = Marks{"colour": {1, 1}}
+	if _, _, _, err := JudgeMeanDiff(a, b, []string{"colour", "count"}, nil); err == nil || !strings.Contains(err.Error(), "image 3: 1 colour marks against 2") {
 		t.Errorf("different marks made: %v", err)
 	}
 }

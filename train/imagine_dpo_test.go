@@ -119,19 +119,29 @@ func imagePrefsData(t *testing.T, dir string) (trainFile, testFile string) {
 	return trainFile, testFile
 }
 
+// imagineStart writes imagineData's world to a temporary folder and
+// trains a one-block text-to-image model on it (loop's steps, learning
+// rate and seed; batch pairs a step) to start DPO from: the folder and the
+// model's.
+func imagineStart(t *testing.T, batch int, loop Config) (dir, start string) {
+	t.Helper()
+	dir = t.TempDir()
+	vqDir := imagineData(t, dir)
+	start = filepath.Join(dir, "t2i")
+	loop.Out, loop.Quiet = start, true
+	if _, err := Imagine(context.Background(), ImagineOptions{Backend: cpu.New(), VQ: vqDir, Data: filepath.Join(dir, "train.jsonl"),
+		Model: ImaginePreset{Hidden: 32, Layers: 1, Heads: 2, TextLength: 64, Vocab: 400}, Batch: batch, Log: io.Discard, Loop: loop}); err != nil {
+		t.Fatal(err)
+	}
+	return dir, start
+}
+
 // golem imagine dpo's stage: from a briefly trained text-to-image model,
 // the first loss is ln 2 (the policy is the reference), the held-out
 // pairs' margin rises above 0 and most are ordered as labelled, and the
 // result is a text-to-image folder that loads.
 func TestImagineDPO(t *testing.T) {
-	dir := t.TempDir()
-	vqDir := imagineData(t, dir)
-	start := filepath.Join(dir, "t2i")
-	if _, err := Imagine(context.Background(), ImagineOptions{Backend: cpu.New(), VQ: vqDir, Data: filepath.Join(dir, "train.jsonl"),
-		Model: ImaginePreset{Hidden: 32, Layers: 1, Heads: 2, TextLength: 64, Vocab: 400}, Batch: 16, Log: io.Discard,
-		Loop: Config{Steps: 5, LR: 3e-3, Seed: 1, Out: start, Quiet: true}}); err != nil {
-		t.Fatal(err)
-	}
+	dir, start := imagineStart(t, 16, Config{Steps: 5, LR: 3e-3, Seed: 1})
 	trainP, testP := imagePrefsData(t, dir)
 	for _, c := range []struct {
 		lossType string
@@ -169,14 +179,7 @@ func TestImagineDPO(t *testing.T) {
 
 // Bad preference files: errors name the file and line (or the field).
 func TestImagineDPOBadInput(t *testing.T) {
-	dir := t.TempDir()
-	vqDir := imagineData(t, dir)
-	start := filepath.Join(dir, "t2i")
-	if _, err := Imagine(context.Background(), ImagineOptions{Backend: cpu.New(), VQ: vqDir, Data: filepath.Join(dir, "train.jsonl"),
-		Model: ImaginePreset{Hidden: 32, Layers: 1, Heads: 2, TextLength: 64, Vocab: 400}, Batch: 4, Log: io.Discard,
-		Loop: Config{Steps: 1, LR: 1e-3, Out: start, Quiet: true}}); err != nil {
-		t.Fatal(err)
-	}
+	dir, start := imagineStart(t, 4, Config{Steps: 1, LR: 1e-3})
 	img := "images/train/000000.png"
 	for _, c := range []struct{ file, want string }{
 		{`{"prompt": "a red circle", "chosen": "` + img + `"}`, `prefs.jsonl:1: no "rejected"`},
@@ -207,14 +210,7 @@ func TestImagineDPOBadInput(t *testing.T) {
 // did. Tokens that are no image of the model are an error naming the
 // file, line and field.
 func TestImagineDPOTokens(t *testing.T) {
-	dir := t.TempDir()
-	vqDir := imagineData(t, dir)
-	start := filepath.Join(dir, "t2i")
-	if _, err := Imagine(context.Background(), ImagineOptions{Backend: cpu.New(), VQ: vqDir, Data: filepath.Join(dir, "train.jsonl"),
-		Model: ImaginePreset{Hidden: 32, Layers: 1, Heads: 2, TextLength: 64, Vocab: 400}, Batch: 4, Log: io.Discard,
-		Loop: Config{Steps: 1, LR: 1e-3, Out: start, Quiet: true}}); err != nil {
-		t.Fatal(err)
-	}
+	dir, start := imagineStart(t, 4, Config{Steps: 1, LR: 1e-3})
 	m, err := dalle.Load(cpu.New(), start)
 	if err != nil {
 		t.Fatal(err)

@@ -245,6 +245,7 @@ func runImagine(args []string) error {
 	prompts := fs.String("prompts", "", `batch mode: draw for each caption of a shapes world's {split}.jsonl ({split}_scenes.jsonl beside it) or of a JSONL of {"image", "caption", "scene"} lines, into --out-dir`)
 	outDir := fs.String("out-dir", "", "batch mode's folder: NNNNNN.png (the pick) and images.jsonl ({\"image\", \"caption\", \"scene\"}: what golem eval judge reads); with --rerank also first.jsonl, sample 0 of the same draws (the pick without reranking)")
 	rerank := fs.String("rerank", "", "a CLIP model folder (golem clip train's --out, with its tokenizer): score each sample by CLIP and write the best")
+	all := fs.Bool("all-samples", false, "batch mode: also write every sample, caption j's sample i as NNNNNN-sI.png, listed caption by caption in samples.jsonl (golem eval judge scores them all, its --baseline errors clustered by caption)")
 	dev := addDeviceFlag(fs)
 	be, err := dev.parse(fs, args)
 	if err != nil {
@@ -254,6 +255,8 @@ func runImagine(args []string) error {
 	switch {
 	case batch && (*out != "" || *prompt != ""):
 		return usageError{fmt.Errorf("imagine: --prompts and --out-dir (batch mode) go without --prompt and --out")}
+	case *all && !batch:
+		return usageError{fmt.Errorf("imagine: --all-samples goes with --prompts and --out-dir (batch mode)")}
 	case batch:
 		if err := required(fs, "model", "prompts", "out-dir"); err != nil {
 			return err
@@ -280,7 +283,7 @@ func runImagine(args []string) error {
 		}
 	}
 	if batch {
-		return imagineBatch(m, o, *prompts, *outDir, *sf.limit)
+		return imagineBatch(m, o, *prompts, *outDir, *sf.limit, *all)
 	}
 	res, err := imagine.Images(m, *prompt, o)
 	if err != nil {
@@ -322,8 +325,9 @@ type judgeObject struct {
 // golem eval judge reads its data) and writes the pick of each into dir
 // with images.jsonl; with o.Rerank also first.jsonl, sample 0 of the
 // same draws: reranking picks among them, so the two files differ by the
-// reranking alone. Caption j's sample i draws with seed + j*N + i.
-func imagineBatch(m *dalle.Model, o imagine.Options, prompts, dir string, limit int) error {
+// reranking alone; with all, samples.jsonl, every sample, caption by
+// caption. Caption j's sample i draws with seed + j*N + i.
+func imagineBatch(m *dalle.Model, o imagine.Options, prompts, dir string, limit int, all bool) error {
 	items, err := eval.ReadJudgeItems(prompts)
 	if err != nil {
 		return err
@@ -334,7 +338,7 @@ func imagineBatch(m *dalle.Model, o imagine.Options, prompts, dir string, limit 
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	var picks, firsts bytes.Buffer
+	var picks, firsts, samples bytes.Buffer
 	line := func(b *bytes.Buffer, img string, it eval.JudgeItem) {
 		j, _ := json.Marshal(judgeLine{Image: img, Caption: it.Caption, Scene: judgeObject{it.Scene.ObjectRecords()}})
 		b.Write(append(j, '\n'))
@@ -363,6 +367,16 @@ func imagineBatch(m *dalle.Model, o imagine.Options, prompts, dir string, limit 
 			}
 			line(&firsts, first, it)
 		}
+		for i := range res.Images {
+			if !all {
+				break
+			}
+			name := fmt.Sprintf("%06d-s%d.png", j, i)
+			if err := writePNG(filepath.Join(dir, name), res.Images[i]); err != nil {
+				return err
+			}
+			line(&samples, name, it)
+		}
 	}
 	if err := atomicfile.WriteFile(filepath.Join(dir, "images.jsonl"), picks.Bytes()); err != nil {
 		return err
@@ -373,6 +387,12 @@ func imagineBatch(m *dalle.Model, o imagine.Options, prompts, dir string, limit 
 			return err
 		}
 		fmt.Printf("CLIP picked another sample than the first for %d of %d captions; the first samples listed in %s\n", moved, len(items), filepath.Join(dir, "first.jsonl"))
+	}
+	if all {
+		if err := atomicfile.WriteFile(filepath.Join(dir, "samples.jsonl"), samples.Bytes()); err != nil {
+			return err
+		}
+		fmt.Printf("every sample (%d) listed in %s\n", len(items)*o.N, filepath.Join(dir, "samples.jsonl"))
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -86,13 +87,32 @@ func TestImagineCommands(t *testing.T) {
 		t.Fatalf("vision judge train: exit %d\n%s%s", code, stdout, stderr)
 	}
 	batch := filepath.Join(dir, "batch")
-	if stdout, stderr, code = runGolem(t, "imagine", "--model", model, "--prompts", filepath.Join(world, "test.jsonl"), "--out-dir", batch, "--n", "2"); code != 0 ||
-		!strings.Contains(stdout, "8 images (2 samples each) written to") {
+	if stdout, stderr, code = runGolem(t, "imagine", "--model", model, "--prompts", filepath.Join(world, "test.jsonl"), "--out-dir", batch, "--n", "2", "--all-samples"); code != 0 ||
+		!strings.Contains(stdout, "8 images (2 samples each) written to") || !strings.Contains(stdout, "every sample (16) listed in") {
 		t.Fatalf("imagine --prompts: exit %d\n%s%s", code, stdout, stderr)
 	}
-	checkImagineBatch(t, world, judge, filepath.Join(batch, "images.jsonl"), 8)
+	checkImagineBatch(t, world, judge, filepath.Join(batch, "images.jsonl"), 8, 1)
 	if _, err := os.Stat(filepath.Join(batch, "first.jsonl")); err == nil {
 		t.Error("imagine --prompts without --rerank wrote first.jsonl")
+	}
+	// --all-samples: every sample, caption by caption (without reranking
+	// the pick is sample 0, the same image); eval judge --baseline counts
+	// a caption's samples as one caption.
+	samples := filepath.Join(batch, "samples.jsonl")
+	checkImagineBatch(t, world, judge, samples, 16, 2)
+	for k, p := range judgeImages(t, filepath.Join(batch, "images.jsonl")) {
+		a, _ := os.ReadFile(filepath.Join(batch, p))
+		b, err := os.ReadFile(filepath.Join(batch, judgeImages(t, samples)[2*k]))
+		if err != nil || !bytes.Equal(a, b) {
+			t.Errorf("caption %d: the pick %s is not sample 0 (%v)", k, p, err)
+		}
+	}
+	if stdout, stderr, code := runGolem(t, "eval", "judge", "--judge", judge, "--data", samples, "--baseline", samples); code != 0 ||
+		!strings.Contains(stdout, "paired over 8 captions") {
+		t.Errorf("eval judge --baseline of every sample: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if _, stderr, code := runGolem(t, "imagine", "--model", model, "--prompt", "a red circle", "--out", png, "--all-samples"); code != 2 || !strings.Contains(stderr, "--all-samples goes with --prompts") {
+		t.Errorf("--all-samples without batch mode: exit %d, stderr %q", code, stderr)
 	}
 	// Simulated preferences, the 2-step judge as the annotator: every pair
 	// prefers the higher score or, of the same score, the number of shapes
@@ -333,8 +353,8 @@ func TestImagineCommands(t *testing.T) {
 		if code != 0 || !strings.Contains(stdout, "5 images (3 samples each) written to") || !strings.Contains(lastLine(stdout), "first.jsonl") {
 			t.Fatalf("imagine --prompts --rerank: exit %d\n%s%s", code, stdout, stderr)
 		}
-		checkImagineBatch(t, world, judge, filepath.Join(out, "images.jsonl"), 5)
-		checkImagineBatch(t, world, judge, filepath.Join(out, "first.jsonl"), 5)
+		checkImagineBatch(t, world, judge, filepath.Join(out, "images.jsonl"), 5, 1)
+		checkImagineBatch(t, world, judge, filepath.Join(out, "first.jsonl"), 5, 1)
 	})
 	if err := os.RemoveAll(filepath.Join(model, "vq")); err != nil {
 		t.Fatal(err)
@@ -347,7 +367,7 @@ func TestImagineCommands(t *testing.T) {
 // checkImagineBatch checks a batch mode's JSONL file: want lines, line k
 // for the split's caption k with the scene of its image carried through,
 // its image a PNG in the file's folder, and golem eval judge reads it.
-func checkImagineBatch(t *testing.T, world, judge, file string, want int) {
+func checkImagineBatch(t *testing.T, world, judge, file string, want, per int) {
 	t.Helper()
 	caps, err := os.ReadFile(filepath.Join(world, "test.jsonl"))
 	if err != nil {
@@ -379,7 +399,7 @@ func checkImagineBatch(t *testing.T, world, judge, file string, want int) {
 		if err := json.Unmarshal([]byte(l), &got); err != nil {
 			t.Fatalf("%s:%d: %v", file, k+1, err)
 		}
-		json.Unmarshal([]byte(capLines[k]), &src)
+		json.Unmarshal([]byte(capLines[k/per]), &src)
 		if got.Caption != src.Caption || !reflect.DeepEqual(got.Scene.Objects, scenes[src.Image]) || len(got.Scene.Objects) == 0 {
 			t.Errorf("%s:%d: %s, want caption %q and the objects of %s: %v", file, k+1, l, src.Caption, src.Image, scenes[src.Image])
 		}
@@ -394,22 +414,34 @@ func checkImagineBatch(t *testing.T, world, judge, file string, want int) {
 	judgeLast(t, stdout)
 }
 
+// judgeImages is the image of each line of a file eval judge reads.
+func judgeImages(t *testing.T, path string) []string {
+	var out []string
+	for _, l := range jsonLines[struct{ Image string }](t, path) {
+		out = append(out, l.Image)
+	}
+	return out
+}
+
 type prefLine struct{ Prompt, Chosen, Rejected string }
 
-func prefLines(t *testing.T, path string) []prefLine {
+func prefLines(t *testing.T, path string) []prefLine { return jsonLines[prefLine](t, path) }
+
+// jsonLines reads a JSONL file's lines as Ts, blank lines skipped.
+func jsonLines[T any](t *testing.T, path string) []T {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []prefLine
-	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		var p prefLine
+	var out []T
+	for i, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var v T
 		if l != "" {
-			if err := json.Unmarshal([]byte(l), &p); err != nil {
-				t.Fatal(err)
+			if err := json.Unmarshal([]byte(l), &v); err != nil {
+				t.Fatalf("%s:%d: %v", path, i+1, err)
 			}
-			out = append(out, p)
+			out = append(out, v)
 		}
 	}
 	return out

@@ -99,7 +99,7 @@ func runEvalJudge(args []string) error {
 	data := fs.String("data", "", `JSONL of {"image", "caption", "scene": {"objects": [...]}} (what a generator writes), or a shapes world's {split}.jsonl, its scenes read from {split}_scenes.jsonl beside it (required)`)
 	limit := fs.Int("limit", 0, "judge only the first N images (0 = all)")
 	jsonOut := fs.String("json", "", "append the result to this JSON file (an array, for the report card)")
-	baseline := fs.String("baseline", "", "another file of images drawn for the same captions in the same order (another model's, or the first samples against the reranked picks): also prints each attribute's accuracy minus the baseline's with its standard error, paired by caption")
+	baseline := fs.String("baseline", "", "another file of images drawn for the same captions in the same order (another model's, or the first samples against the reranked picks): also prints each attribute's accuracy minus the baseline's with its standard error, paired by caption, and the mean of those of colour, shape, count and position (each attribute weighing the same) with its own")
 	dev := addDeviceFlag(fs)
 	be, err := dev.parse(fs, args)
 	if err != nil {
@@ -166,15 +166,23 @@ func runEvalJudge(args []string) error {
 		if err != nil {
 			return fmt.Errorf("eval judge: %s: %w", *baseline, err)
 		}
-		fmt.Printf("against --baseline %s, paired over %d captions (difference, standard error clustered by caption):", *baseline, len(items))
+		clusters := eval.Clusters(items)
+		captions := 0
+		if len(clusters) > 0 {
+			captions = clusters[len(clusters)-1] + 1
+		}
+		fmt.Printf("against --baseline %s, paired over %d captions (difference, standard error clustered by caption):", *baseline, captions)
 		for _, a := range eval.JudgeAttrs {
-			d, se, _, ok, err := eval.JudgeDiff(b.Each, res.Each, a)
+			d, se, _, ok, err := eval.JudgeDiff(b.Each, res.Each, a, clusters)
 			if err != nil {
 				return fmt.Errorf("eval judge: --baseline %s: %w", *baseline, err)
 			}
 			if ok {
 				fmt.Printf(" %s %+.4f (SE %.4f)", a, d, se)
 			}
+		}
+		if d, se, ok, err := eval.JudgeMeanDiff(b.Each, res.Each, eval.MeanAttrs, clusters); err == nil && ok {
+			fmt.Printf(" mean(%s) %+.4f (SE %.4f)", strings.Join(eval.MeanAttrs, ","), d, se)
 		}
 		fmt.Println()
 	}

@@ -122,7 +122,7 @@ func TestJudgeCommands(t *testing.T) {
 // checkJudgeBaseline runs eval judge --baseline on the test split's images
 // against the same captions over the next scene's images: the printed
 // differences are the two runs' accuracies' differences, with standard
-// errors; a baseline of other captions, or fewer, is refused naming the
+// errors, and so is their mean over colour, shape, count and position; a baseline of other captions, or fewer, is refused naming the
 // file and line.
 func checkJudgeBaseline(t *testing.T, judge, world string) {
 	recs, _, err := shapes.ReadScenes(filepath.Join(world, "test_scenes.jsonl"))
@@ -162,6 +162,15 @@ func checkJudgeBaseline(t *testing.T, judge, world string) {
 		if math.Abs(d-(acc[k]-base[k])) > 2e-4 || (d != 0 && se <= 0) {
 			t.Errorf("%s: difference %s (SE %s), want %.4f - %.4f with a standard error\n%s", k, m[1], m[2], acc[k], base[k], stdout)
 		}
+	}
+	m := regexp.MustCompile(`mean\(colour,shape,count,position\) ([-+][0-9.]+) \(SE ([0-9.]+)\)`).FindStringSubmatch(line)
+	if m == nil {
+		t.Fatalf("eval judge --baseline printed no mean difference:\n%s", stdout)
+	}
+	d, _ := strconv.ParseFloat(m[1], 64)
+	se, _ := strconv.ParseFloat(m[2], 64)
+	if want := (acc["colour"] - base["colour"] + acc["shape"] - base["shape"] + acc["count"] - base["count"] + acc["position"] - base["position"]) / 4; math.Abs(d-want) > 2e-4 || (d != 0 && se <= 0) {
+		t.Errorf("mean: difference %s (SE %s), want %.4f with a standard error\n%s", m[1], m[2], want, stdout)
 	}
 	short := write("short.jsonl", func(i int) string { return recs[i].Image }, 10)
 	for _, c := range []struct{ baseline, want string }{
