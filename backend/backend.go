@@ -170,9 +170,10 @@ type Backend interface {
 	MatMul(g Gemm, a, b, c Buffer)
 
 	Map(op Unary, a float32, dst, x Buffer)
-	// MapGrad: dx += f'(x)*dy. y = f(x) is passed for functions whose
-	// derivative is cheaper from it.
-	MapGrad(op Unary, a float32, dx, x, y, dy Buffer)
+	// MapGrad: dx += f'(x)*dy, or with acc false dx = f'(x)*dy (dx's
+	// contents are not read: a new gradient need not be zeroed first).
+	// y = f(x) is passed for functions whose derivative is cheaper from it.
+	MapGrad(op Unary, a float32, dx, x, y, dy Buffer, acc bool)
 	Binary(op Binary, bc Bcast, dst, a, b Buffer)
 	// BinaryGrad adds the gradients of op into da and db (either may be nil),
 	// summing over broadcast dimensions.
@@ -237,10 +238,12 @@ type Backend interface {
 // packed buffer qkv [B, T, (HQ+2*HKV)*D], side by side in its last dim as
 // a fused QKV projection (GPT-2's c_attn) writes them, so S = T; nothing
 // is sliced out. AttentionPackedGrad accumulates the gradients into dqkv,
-// laid out like qkv. Called by tensor.AttentionQKV. Buffers: float32.
+// laid out like qkv, or with acc false writes them there (dqkv's contents
+// are not read: a new gradient need not be zeroed first). Called by
+// tensor.AttentionQKV. Buffers: float32.
 type PackedAttention interface {
 	AttentionPacked(a Attention, o, p, qkv Buffer)
-	AttentionPackedGrad(a Attention, dqkv, qkv, p, do Buffer)
+	AttentionPackedGrad(a Attention, dqkv, qkv, p, do Buffer, acc bool)
 }
 
 // InPlaceCrossEntropy computes CrossEntropy's per-row losses (without

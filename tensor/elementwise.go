@@ -16,7 +16,8 @@ func (t *Tensor) unary(op backend.Unary, a float32, keepY bool) *Tensor {
 			if keepY {
 				y = out.buf
 			}
-			t.be.MapGrad(op, a, t.GradBuffer(), t.buf, y, out.grad)
+			dx, acc := t.outGrad()
+			t.be.MapGrad(op, a, dx, t.buf, y, out.grad, acc)
 		}
 	}
 	return out

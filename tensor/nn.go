@@ -337,7 +337,10 @@ func AttentionQKV(qkv *Tensor, o AttentionOptions) *Tensor {
 	p := out.saveBuf(B*o.Heads*T*T, false)
 	pa.AttentionPacked(a, out.buf, p, qkv.buf)
 	if out.requiresGrad {
-		out.back = func() { pa.AttentionPackedGrad(a, qkv.GradBuffer(), qkv.buf, p, out.grad) }
+		out.back = func() {
+			dqkv, acc := qkv.outGrad()
+			pa.AttentionPackedGrad(a, dqkv, qkv.buf, p, out.grad, acc)
+		}
 	}
 	return out
 }

@@ -201,16 +201,25 @@ func (t *Tensor) GradBuffer() backend.Buffer {
 	return t.grad
 }
 
-// gemmGrad returns t's gradient buffer for a GEMM to write into, with the
-// beta it should use: 0 for a new buffer (whose contents are undefined, so
-// the GEMM writes it without reading or zeroing it first), 1 to add into an
-// existing gradient.
-func (t *Tensor) gemmGrad() (backend.Buffer, float32) {
+// outGrad returns t's gradient buffer for an op to write into, and
+// whether it holds a gradient to add to: a new buffer's contents are
+// undefined, so the op writes it whole without reading or zeroing it first.
+func (t *Tensor) outGrad() (backend.Buffer, bool) {
 	if t.grad == nil {
 		t.grad = t.be.Alloc(t.Len(), false)
-		return t.grad, 0
+		return t.grad, false
 	}
-	return t.grad, 1
+	return t.grad, true
+}
+
+// gemmGrad is outGrad for a GEMM: the beta it should use, 0 for a new
+// buffer, 1 to add into an existing gradient.
+func (t *Tensor) gemmGrad() (backend.Buffer, float32) {
+	g, acc := t.outGrad()
+	if acc {
+		return g, 1
+	}
+	return g, 0
 }
 
 // addGrad adds out's gradient (of t's size) into t's: a copy when t has

@@ -72,9 +72,9 @@ func (c *CPU) AttentionPacked(a backend.Attention, o, p, qkv backend.Buffer) {
 }
 
 // AttentionPackedGrad accumulates the gradients of AttentionPacked into
-// dqkv, laid out like qkv.
-func (c *CPU) AttentionPackedGrad(a backend.Attention, dqkv, qkv, p, do backend.Buffer) {
-	c.attentionGrad(&a, packedIO(&a, f(dqkv)), packedIO(&a, f(qkv)), f(p), f(do))
+// dqkv, laid out like qkv, or without acc writes them.
+func (c *CPU) AttentionPackedGrad(a backend.Attention, dqkv, qkv, p, do backend.Buffer, acc bool) {
+	c.attentionGrad(&a, packedIO(&a, f(dqkv)), packedIO(&a, f(qkv)), f(p), f(do), acc)
 }
 
 func (c *CPU) attention(a *backend.Attention, in attnIO, os, ps []float32) {
@@ -200,10 +200,15 @@ func attnSoftmax(a *backend.Attention, row []float32, b, t int) {
 // head), so the query heads that share a kv head add into it in order.
 // Each block of query rows touches only the keys it could see.
 func (c *CPU) AttentionGrad(a backend.Attention, dq, dk, dv, q, k, v, p, do backend.Buffer) {
-	c.attentionGrad(&a, separateIO(&a, f(dq), f(dk), f(dv)), separateIO(&a, f(q), f(k), f(v)), f(p), f(do))
+	c.attentionGrad(&a, separateIO(&a, f(dq), f(dk), f(dv)), separateIO(&a, f(q), f(k), f(v)), f(p), f(do), true)
 }
 
-func (c *CPU) attentionGrad(a *backend.Attention, g, in attnIO, ps, dos []float32) {
+// attentionGrad adds the gradients into g, or without acc writes them: the
+// worker of a kv head clears that head's rows of dk and dv and of its
+// query heads' dq first, as it comes to them (cache-sized pieces, where
+// zeroing the whole of a new gradient beforehand was a pass through
+// memory on one thread).
+func (c *CPU) attentionGrad(a *backend.Attention, g, in attnIO, ps, dos []float32, acc bool) {
 	T, S, D, HQ, HKV := a.T, a.S, a.D, a.HQ, a.HKV
 	group := HQ / HKV
 	ldo := HQ * D
@@ -216,6 +221,11 @@ func (c *CPU) attentionGrad(a *backend.Attention, g, in attnIO, ps, dos []float3
 			b, kh := bk/HKV, bk%HKV
 			ko, vo := b*in.kb+kh*D, b*in.vb+kh*D
 			gko, gvo := b*g.kb+kh*D, b*g.vb+kh*D
+			if !acc {
+				clearHeads(g.q, b*g.qb+kh*group*D, g.ldq, T, group*D)
+				clearHeads(g.k, gko, g.ldk, S, D)
+				clearHeads(g.v, gvo, g.ldv, S, D)
+			}
 			for h := kh * group; h < (kh+1)*group; h++ {
 				bh := b*HQ + h
 				qo, gqo, oo := b*in.qb+h*D, b*g.qb+h*D, b*T*ldo+h*D
@@ -249,6 +259,17 @@ func (c *CPU) attentionGrad(a *backend.Attention, g, in attnIO, ps, dos []float3
 		}
 		c.Free(scratch)
 	})
+}
+
+// clearHeads zeroes w values of each of rows rows of s from off, ld
+// apart (nothing when s is nil: that gradient is not wanted).
+func clearHeads(s []float32, off, ld, rows, w int) {
+	if s == nil {
+		return
+	}
+	for t := 0; t < rows; t++ {
+		clear(s[off+t*ld : off+t*ld+w])
+	}
 }
 
 // RoPE rotates pairs (i, i+D/2) of every head by position * theta^(-2i/D).

@@ -124,3 +124,50 @@ func TestAttentionBlocks(t *testing.T) {
 		}
 	}
 }
+
+// AttentionPackedGrad without acc writes dqkv whole, never reading it
+// (NaNs here, as a new gradient's pooled buffer may hold): bit for bit
+// what adding into zeros gives, with grouped heads, causal or not, bf16 or
+// not, on one thread or two; with acc it adds to what dqkv holds.
+func TestAttentionPackedGradWrites(t *testing.T) {
+	r := rand.New(rand.NewPCG(13, 14))
+	c := New()
+	for _, a := range []backend.Attention{
+		{B: 2, T: 70, S: 70, HQ: 4, HKV: 2, D: 8, Causal: true},
+		{B: 1, T: 33, S: 33, HQ: 3, HKV: 3, D: 5, Causal: false},
+		{B: 2, T: 9, S: 9, HQ: 2, HKV: 1, D: 16, Causal: true, BF16: true},
+	} {
+		a.Scale = float32(1 / math.Sqrt(float64(a.D)))
+		w := (a.HQ + 2*a.HKV) * a.D
+		qkv, do := make([]float32, a.B*a.T*w), make([]float32, a.B*a.T*a.HQ*a.D)
+		for _, s := range [][]float32{qkv, do} {
+			for i := range s {
+				s[i] = float32(r.NormFloat64())
+			}
+		}
+		o, p := &Buf{D: make([]float32, len(do))}, &Buf{D: make([]float32, a.B*a.HQ*a.T*a.T)}
+		c.AttentionPacked(a, o, p, &Buf{D: qkv})
+		for _, th := range []int{1, 2} {
+			prev := SetThreads(th)
+			want := make([]float32, len(qkv))
+			c.AttentionPackedGrad(a, &Buf{D: want}, &Buf{D: qkv}, p, &Buf{D: do}, true)
+			got := make([]float32, len(qkv))
+			for i := range got {
+				got[i] = float32(math.NaN())
+			}
+			c.AttentionPackedGrad(a, &Buf{D: got}, &Buf{D: qkv}, p, &Buf{D: do}, false)
+			for i := range got {
+				if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+					t.Fatalf("%+v, %d threads: dqkv[%d] = %v written, %v added to zero", a, th, i, got[i], want[i])
+				}
+			}
+			c.AttentionPackedGrad(a, &Buf{D: got}, &Buf{D: qkv}, p, &Buf{D: do}, true)
+			for i := range got {
+				if math.Abs(float64(got[i]-2*want[i])) > 1e-5*(1+math.Abs(float64(want[i]))) {
+					t.Fatalf("%+v, %d threads: dqkv[%d] = %v after adding %v twice", a, th, i, got[i], want[i])
+				}
+			}
+			SetThreads(prev)
+		}
+	}
+}

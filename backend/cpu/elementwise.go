@@ -231,19 +231,33 @@ func mapSlice(op backend.Unary, a float32, d, x []float32) {
 }
 
 // MapGrad accumulates the gradient of op.
-func (c *CPU) MapGrad(op backend.Unary, a float32, dx, x, y, dy backend.Buffer) {
+// MapGrad goes through dx mapGradPiece values at a time; without acc it
+// clears each piece just before adding into it, so the zeros are written
+// to L1 instead of a pass over dx through memory beforehand (the GELU of
+// a 1,536-wide MLP has 25 MB of gradient at 4,096 tokens).
+func (c *CPU) MapGrad(op backend.Unary, a float32, dx, x, y, dy backend.Buffer, acc bool) {
 	d, xs, ys, g := f(dx), f(x), f(y), f(dy)
 	Parallel(len(d), 16384, func(lo, hi int) {
-		var xx, yy []float32
-		if xs != nil {
-			xx = xs[lo:hi]
+		for s := lo; s < hi; s += mapGradPiece {
+			e := min(hi, s+mapGradPiece)
+			var xx, yy []float32
+			if xs != nil {
+				xx = xs[s:e]
+			}
+			if ys != nil {
+				yy = ys[s:e]
+			}
+			if !acc {
+				clear(d[s:e])
+			}
+			mapGradSlice(op, a, d[s:e], xx, yy, g[s:e])
 		}
-		if ys != nil {
-			yy = ys[lo:hi]
-		}
-		mapGradSlice(op, a, d[lo:hi], xx, yy, g[lo:hi])
 	})
 }
+
+// mapGradPiece is how many values of dx MapGrad clears and fills at a
+// time: 16 KB, a third of L1.
+const mapGradPiece = 4096
 
 func mapGradSlice(op backend.Unary, a float32, d, x, y, g []float32) {
 	g = g[:len(d)]

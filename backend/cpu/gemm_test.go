@@ -308,9 +308,10 @@ func BenchmarkSgemm(b *testing.B) {
 }
 
 // BenchmarkGemmKernel times the largest micro-kernel tile alone, on panels
-// that stay in cache: the ceiling the blocked driver can reach.
+// that stay in cache: the ceiling the blocked driver can reach. The bf16
+// kernels are timed too (their kc values are kc/2 steps of pairs).
 func BenchmarkGemmKernel(b *testing.B) {
-	for _, kern := range gemmKernels[:len(gemmKernels)-1] {
+	for _, kern := range append(gemmKernels[:len(gemmKernels)-1:len(gemmKernels)-1], bf16Kernels[:len(bf16Kernels)-1]...) {
 		kc := kern.kc
 		r := rand.New(rand.NewPCG(1, 1))
 		a, bp, c := randSlice(r, kern.mr*kc), randSlice(r, kc*kern.nr), make([]float32, kern.mr*kern.nr)
