@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+
+	"github.com/golem-ml/golem/internal/atomicfile"
 )
 
 // Save writes dir/tokenizer.json, in the format of Hugging Face tokenizers
@@ -25,14 +27,17 @@ func (t *Tokenizer) SaveForModel(dir string, context int) error {
 	}
 	var buf bytes.Buffer
 	t.WriteJSON(&buf)
-	if err := os.WriteFile(filepath.Join(dir, "tokenizer.json"), buf.Bytes(), 0o644); err != nil {
+	// Each file is replaced whole (a new file renamed over the name), so
+	// a crash leaves the old file or the new one, and a name that links
+	// to another folder's file is replaced, never written through.
+	if err := atomicfile.WriteFile(filepath.Join(dir, "tokenizer.json"), buf.Bytes()); err != nil {
 		return fmt.Errorf("tokenizer: %w", err)
 	}
 	cfg, err := t.configJSON(context)
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "tokenizer_config.json"), cfg, 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, "tokenizer_config.json"), cfg); err != nil {
 		return fmt.Errorf("tokenizer: %w", err)
 	}
 	return nil
