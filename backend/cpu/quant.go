@@ -457,11 +457,14 @@ func halfDots(k int) func(out, x []float32, rows []uint16) {
 }
 
 // dotRows is how many rows of activations matmulWide multiplies by dot
-// products straight from W's 16-bit rows: float16's 64 (for 16 rows,
-// serve's batched decoding, widening tiles and the sgemm on them ran 5
-// GMAC per CPU-second, the dots from cached tiles 30, converting each
-// weight as it loads, VCVTPH2PS; for 32 rows 9 and 28; for 128 about the
-// same), bfloat16's 4.
+// products straight from W's 16-bit rows: float16's 64, bfloat16's 4.
+// Up to 64 rows (serve's batched decoding) a sequence's products are the
+// same alone and in a batch, each row's dots summed alike; the prefill's
+// GEMM (gemmHalf) sums in another order. By speed alone that GEMM would
+// pay from about 16 rows (BenchmarkMatMulHalf, one thread, the loaded
+// machine, GMAC per CPU-second, GEMM against dots: 16 rows 41-47 against
+// 36-39, 32 rows 54-62 against 31-38, 64 rows 59-74 against 29-40; before
+// gemmHalf, widening tiles for the sgemm had run 5 against 30 at 16 rows).
 func (w *QuantBuf) dotRows() int {
 	if w.T == backend.F16 {
 		return 64
