@@ -17,6 +17,12 @@ package cpu
 // and the activations' block (kc x mc) stay in L2 together.
 const halfTile = 256
 
+// maxHalfA is the most activations (values) gemmHalf packs at once: a
+// longer prompt goes through in parts of whole blocks of rows, each over
+// all of W, so that the packed activations are no larger than a shared
+// operand of Sgemm (maxShared).
+var maxHalfA = maxShared
+
 // gemmHalf is c = alpha * a W^T + beta * c for W a float16 matrix [n, k]
 // (w, of matching shape), on the float32 GEMM's kernel.
 func gemmHalf(m, n, k int, alpha float32, a []float32, lda int, w *QuantBuf, beta float32, c []float32, ldc int) {
@@ -30,6 +36,14 @@ func gemmHalf(m, n, k int, alpha float32, a []float32, lda int, w *QuantBuf, bet
 		return
 	}
 	kern := activeKernel
+	// Parts of whole blocks of rows: a value of C is the same whichever
+	// tile computes it.
+	if part := max(maxHalfA/k/kern.mc, 1) * kern.mc; m > part {
+		for i0 := 0; i0 < m; i0 += part {
+			gemmHalf(min(part, m-i0), n, k, alpha, a[i0*lda:], lda, w, beta, c[i0*ldc:], ldc)
+		}
+		return
+	}
 	kcb := blockSize(k, kern.kc, 1)
 	// Tiles of whole panels, at least one a thread.
 	t := Threads()

@@ -69,7 +69,8 @@ func TestPackHalfVector(t *testing.T) {
 // machine has, the vector and the Go packing, one and two threads, every
 // row count from 1 to 70 and a prompt's 129, widths that end a panel, a
 // vector or neither, step counts of one k block, a partial vector and two
-// blocks, strides past the widths, alpha and beta.
+// blocks, strides past the widths, alpha and beta, and a prompt too long
+// to pack at once (maxHalfA) in parts.
 func TestGemmHalf(t *testing.T) {
 	c := New()
 	sizes := []struct{ m, n, k int }{{129, 300, 300}, {65, 33, 17}, {97, 257, 64}, {70, 31, 513}}
@@ -89,6 +90,10 @@ func TestGemmHalf(t *testing.T) {
 						}
 						testGemmHalf(t, c, sz.m, sz.n, sz.k, uint64(si))
 					}
+					// A long prompt in parts of whole row blocks.
+					defer func(prev int) { maxHalfA = prev }(maxHalfA)
+					maxHalfA = 1
+					testGemmHalf(t, c, 2*kern.mc+5, 40, 70, 99)
 				})
 			}
 		}
