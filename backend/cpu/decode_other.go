@@ -20,3 +20,7 @@ var (
 	scoresHalf map[int]func(out, q *float32, k *uint16, blocks int, scale float32)
 	wsumHalf   map[int]func(o, p *float32, v *uint16, n int)
 )
+
+func packHalfStrided512(dst []float32, ds int, src []uint16, ss, kc, cnt, width int) {
+	panic("cpu: no vector kernels")
+}

@@ -428,11 +428,20 @@ func (c *CPU) matmulQuantB(g backend.Gemm, a backend.Buffer, b *QuantBuf, cc bac
 // matmulHalf is c = alpha * a W^T + beta * c for W a float16 matrix [n, k]
 // (its values exact in float32, the arithmetic float32's). Up to 64 rows
 // of a (decoding, one sequence or a batch) take dot products straight
-// from the float16 rows (vdotsh where the CPU has it); more (a prefill)
-// convert tiles of W to float32 and run the float32 GEMM on each
-// (matmulWide).
+// from the float16 rows (vdotsh where the CPU has it, matmulWide); more (a
+// prefill) run the float32 GEMM's kernel on W widened a block at a time
+// (gemmHalf).
 func matmulHalf(m, n, k int, alpha float32, a []float32, lda int, w *QuantBuf, beta float32, c []float32, ldc int) {
-	matmulWide(m, n, k, alpha, a, lda, w, beta, c, ldc, FromHalf, SgemmST, func(out []float32, x []float32, rows []uint16) {
+	if m > w.dotRows() && w.Rows == n && w.Cols == k {
+		gemmHalf(m, n, k, alpha, a, lda, w, beta, c, ldc)
+		return
+	}
+	matmulWide(m, n, k, alpha, a, lda, w, beta, c, ldc, nil, nil, halfDots(k))
+}
+
+// halfDots returns matmulWide's dots for float16 rows of k values.
+func halfDots(k int) func(out, x []float32, rows []uint16) {
+	return func(out, x []float32, rows []uint16) {
 		if haveHalf && fastQuant {
 			vdotsh(&out[0], &x[0], &rows[0], k, len(out), k, 1)
 			return
@@ -444,15 +453,18 @@ func matmulHalf(m, n, k int, alpha float32, a []float32, lda int, w *QuantBuf, b
 			}
 			out[j] = s
 		}
-	})
+	}
 }
 
 // dotRows is how many rows of activations matmulWide multiplies by dot
-// products straight from W's 16-bit rows: float16's 64 (for 16 rows,
-// serve's batched decoding, widening tiles and the sgemm on them ran 5
-// GMAC per CPU-second, the dots from cached tiles 30, converting each
-// weight as it loads, VCVTPH2PS; for 32 rows 9 and 28; for 128 about the
-// same), bfloat16's 4.
+// products straight from W's 16-bit rows: float16's 64, bfloat16's 4.
+// Up to 64 rows (serve's batched decoding) a sequence's products are the
+// same alone and in a batch, each row's dots summed alike; the prefill's
+// GEMM (gemmHalf) sums in another order. By speed alone that GEMM would
+// pay from about 16 rows (BenchmarkMatMulHalf, one thread, the loaded
+// machine, GMAC per CPU-second, GEMM against dots: 16 rows 41-47 against
+// 36-39, 32 rows 54-62 against 31-38, 64 rows 59-74 against 29-40; before
+// gemmHalf, widening tiles for the sgemm had run 5 against 30 at 16 rows).
 func (w *QuantBuf) dotRows() int {
 	if w.T == backend.F16 {
 		return 64
@@ -465,7 +477,8 @@ func (w *QuantBuf) dotRows() int {
 // (decoding) take dots(out, x, rows): the products of one row x of a with
 // the rows of W given, over tiles of W that stay in cache for all of a's
 // rows; more (a prefill) widen tiles of W to float32 (widen) and run sgemm
-// on each, so the conversion is paid once a tile for all of a's rows.
+// on each, so the conversion is paid once a tile for all of a's rows
+// (bfloat16's; float16's prefill is gemmHalf, and widen and sgemm nil).
 // Threads split W's rows.
 func matmulWide(m, n, k int, alpha float32, a []float32, lda int, w *QuantBuf, beta float32, c []float32, ldc int,
 	widen func(dst []float32, src []uint16), sgemm func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int),
