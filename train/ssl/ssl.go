@@ -25,6 +25,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/data/vision"
@@ -83,6 +84,15 @@ type task struct {
 	enc     Encoder
 	heads   []nn.Named // trained with the encoder, not saved
 	C, H, W int        // the images' shape (of the first image; all must match)
+	data    *dataClock // the steps' time in batch
+}
+
+// dataClock counts the images the training steps decoded and augmented
+// (batch, on all cores, before the step's forward pass) and the time it
+// took, to set beside the training's images/s.
+type dataClock struct {
+	images int
+	d      time.Duration
 }
 
 // newTask checks the data and prepares the shared state.
@@ -97,7 +107,7 @@ func newTask(o Options) (*task, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &task{o: o, enc: o.Encoder, C: first.C, H: first.H, W: first.W}
+	t := &task{o: o, enc: o.Encoder, C: first.C, H: first.H, W: first.W, data: &dataClock{}}
 	return t, nil
 }
 
@@ -153,6 +163,10 @@ func (t *task) batch(step, micro int, pipes ...[]vision.Transform) (views [][]*v
 				idx = append(idx, i)
 			}
 		}
+	}
+	if step >= 0 { // a training step's, not the report's pictures
+		start := time.Now()
+		defer func() { t.data.images += n; t.data.d += time.Since(start) }()
 	}
 	views = make([][]*vision.Image, len(pipes)+1)
 	for v := range views {
@@ -317,6 +331,10 @@ type pictured interface {
 type Result struct {
 	train.Result
 	Params int // the encoder's parameter count
+	// DataImages images were decoded and augmented for the training steps,
+	// in DataSeconds of the run's Seconds (the steps wait for their batch).
+	DataImages  int
+	DataSeconds float64
 }
 
 // Pretrain trains o.Encoder with o.Method and writes it to o.Loop.Out,
@@ -370,8 +388,14 @@ func Pretrain(ctx context.Context, o Options) (Result, error) {
 			return res, err
 		}
 	} else {
-		if res.Result, err = train.Run(ctx, o.Loop, tk); err != nil {
+		res.Result, err = train.Run(ctx, o.Loop, tk)
+		res.DataImages, res.DataSeconds = base.data.images, base.data.d.Seconds()
+		if err != nil {
 			return res, err
+		}
+		if res.DataSeconds > 0 && res.Seconds > 0 {
+			fmt.Fprintf(o.Log, "data: %d images decoded and augmented at %.0f images/s (%d goroutines); training %.0f images/s; %.1f%% of the run waited on data\n",
+				res.DataImages, float64(res.DataImages)/res.DataSeconds, runtime.GOMAXPROCS(0), float64(res.DataImages)/res.Seconds, 100*res.DataSeconds/res.Seconds)
 		}
 	}
 	if err := writeRecord(o.Loop.Out, pretrainRecord{Method: o.Method, Config: o.Config, Data: o.Spec, Steps: res.Step, InitSeed: o.Loop.Seed}); err != nil {

@@ -211,13 +211,23 @@ func TestPretrainWritesReport(t *testing.T) {
 		steps       int
 	}{{"simclr", "augmentations.png", 2}, {"mae", "reconstructions.png", 0}} {
 		out := filepath.Join(t.TempDir(), "m")
+		var log strings.Builder
 		res, err := Pretrain(context.Background(), Options{Backend: be, Method: c.method, Data: bars(40, 1, 8, 1), Spec: "bars", Batch: 16,
-			Loop: train.Config{Steps: c.steps, LR: 1e-3, Seed: 3, Out: out, Quiet: true, Progress: io.Discard}, Log: io.Discard})
+			Loop: train.Config{Steps: c.steps, LR: 1e-3, Seed: 3, Out: out, Quiet: true, Progress: io.Discard}, Log: &log})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if res.Step != c.steps {
 			t.Errorf("%s: %d steps, want %d", c.method, res.Step, c.steps)
+		}
+		// The data's time beside the training's: the steps' images (not the
+		// report's pictures), within the run's time, printed.
+		if res.DataImages != 16*c.steps || (c.steps > 0) != (res.DataSeconds > 0) || res.DataSeconds > res.Seconds {
+			t.Errorf("%s: %d images in %.4fs of data for a %.4fs run, want %d images in at most the run's time", c.method, res.DataImages, res.DataSeconds, res.Seconds, 16*c.steps)
+		}
+		if want := fmt.Sprintf("data: %d images decoded and augmented at ", 16*c.steps); (c.steps > 0) != strings.Contains(log.String(), want) ||
+			(c.steps > 0) != strings.Contains(log.String(), "% of the run waited on data") {
+			t.Errorf("%s: log lacks %q and the share of the run:\n%s", c.method, want, log.String())
 		}
 		enc, err := LoadEncoder(be, out)
 		if err != nil {
