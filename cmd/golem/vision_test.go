@@ -153,4 +153,24 @@ func TestVisionCommandErrors(t *testing.T) {
 			t.Errorf("golem %s: exit %d, stderr %q; want exit %d and %q", strings.Join(c.args, " "), code, stderr, c.code, c.want)
 		}
 	}
+
+	// A truncated image met in training (not the first, which opening the
+	// data reads): exit 1 naming the file, and no encoder written.
+	bad := writeBars(t, filepath.Join(dir, "bad"), 2, 1)
+	cut := filepath.Join(bad, "v", "001.png")
+	b, err := os.ReadFile(cut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(cut, b[:len(b)/2], 0o644)
+	out := filepath.Join(dir, "bad-out")
+	_, stderr, code := runGolem(t, "vision", "pretrain", "--method", "simclr", "--data", bad, "--out", out, "--steps", "2")
+	if code != 1 || !strings.Contains(stderr, cut+": corrupt or truncated png") {
+		t.Errorf("pretrain over a truncated image: exit %d, stderr %q; want exit 1 naming %s", code, stderr, cut)
+	}
+	for _, f := range []string{"config.json", "model.safetensors", "report.html"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err == nil {
+			t.Errorf("pretrain over a truncated image wrote %s", f)
+		}
+	}
 }

@@ -60,6 +60,27 @@ func TestDecodeFormats(t *testing.T) {
 	cm := image.NewCMYK(image.Rect(0, 0, 1, 1))
 	cm.SetCMYK(0, 0, color.CMYK{0, 255, 255, 0})
 	wantPix(t, FromImage(cm), []float32{1, 0, 0})
+	// A CMYK JPEG file (Pillow's, Adobe APP14, inverted ink as Photoshop
+	// writes it), 16x8: left half C=0 M=255 Y=255 K=0 (red), right half
+	// C=255 M=0 Y=0 K=64 (cyan at 191/255).
+	cmykJPEG, _ := base64.StdEncoding.DecodeString("/9j/7gAOQWRvYmUAZAAAAAAA/9sAQwACAQEBAQECAQEBAgICAgIEAwICAgIFBAQDBAYFBgYGBQYGBgcJCAYHCQcGBggLCAkKCgoKCgYICwwLCgwJCgoK/8AAFAgACAAQBEMRAE0RAFkRAEsRAP/EAB8AAAEFAQEBAQEBAAAAAAAAAAABAgMEBQYHCAkKC//EALUQAAIBAwMCBAMFBQQEAAABfQECAwAEEQUSITFBBhNRYQcicRQygZGhCCNCscEVUtHwJDNicoIJChYXGBkaJSYnKCkqNDU2Nzg5OkNERUZHSElKU1RVVldYWVpjZGVmZ2hpanN0dXZ3eHl6g4SFhoeIiYqSk5SVlpeYmZqio6Slpqeoqaqys7S1tre4ubrCw8TFxsfIycrS09TV1tfY2drh4uPk5ebn6Onq8fLz9PX29/j5+v/aAA4EQwBNAFkASwAAPwD9/K/n/r+f+v38r+AOv7/K/v8AK/P+v//Z")
+	m, err = Decode("cmyk.jpg", cmykJPEG, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.C != 3 || m.H != 8 || m.W != 16 {
+		t.Fatalf("cmyk jpeg: %s", m.Shape())
+	}
+	for _, c := range []struct {
+		x    int
+		want [3]float32
+	}{{2, [3]float32{1, 0, 0}}, {13, [3]float32{0, 191.0 / 255, 191.0 / 255}}} {
+		for ch, v := range c.want {
+			if got := m.At(ch, 4, c.x); abs(got-v) > 0.05 {
+				t.Fatalf("cmyk jpeg: pixel (%d, 4) channel %d = %v, want %v", c.x, ch, got, v)
+			}
+		}
+	}
 
 	// GIF with a colour palette.
 	p := image.NewPaletted(image.Rect(0, 0, 2, 1), color.Palette{color.RGBA{0, 0, 255, 255}, color.RGBA{255, 255, 255, 255}})

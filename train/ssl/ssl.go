@@ -25,6 +25,8 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/data/vision"
@@ -83,6 +85,34 @@ type task struct {
 	enc     Encoder
 	heads   []nn.Named // trained with the encoder, not saved
 	C, H, W int        // the images' shape (of the first image; all must match)
+	data    *dataClock // the steps' data: decoded, and waited for
+	next    *prefetch  // the next micro-batch's images, on their way
+}
+
+// dataClock counts the images decoded and augmented for the training
+// steps, the time that took (on other goroutines, beside the steps) and
+// the time the steps waited for them, to set beside the training's
+// images/s.
+type dataClock struct {
+	images       int
+	busy, waited atomic.Int64 // nanoseconds
+}
+
+// prefetch is a micro-batch's images, decoded and augmented while the
+// step before it runs.
+type prefetch struct {
+	step, micro int
+	done        chan struct{}
+	views       [][]*vision.Image
+	err         error
+}
+
+// drain waits for the micro-batch on its way, if any, and drops it.
+func (t *task) drain() {
+	if t.next != nil {
+		<-t.next.done
+		t.next = nil
+	}
 }
 
 // newTask checks the data and prepares the shared state.
@@ -97,7 +127,7 @@ func newTask(o Options) (*task, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &task{o: o, enc: o.Encoder, C: first.C, H: first.H, W: first.W}
+	t := &task{o: o, enc: o.Encoder, C: first.C, H: first.H, W: first.W, data: &dataClock{}}
 	return t, nil
 }
 
@@ -138,10 +168,55 @@ func (t *task) stepRand(step, micro int, stream uint64) *rand.Rand {
 // transformed by it, decoded and transformed on all cores; sample i of
 // pipeline v draws from its own generator. It also returns the untouched
 // images, for pictures.
-func (t *task) batch(step, micro int, pipes ...[]vision.Transform) (views [][]*vision.Image, err error) {
+//
+// A training step's (step >= 0) micro-batch is taken from the prefetch
+// the call before started, when it is that one, and the one after it is
+// started: the steps wait for their images only when decoding them took
+// longer than the step before.
+func (t *task) batch(step, micro int, pipes ...[]vision.Transform) ([][]*vision.Image, error) {
+	n := min(t.o.Batch, t.o.Data.Len())
+	if step < 0 { // the report's pictures
+		return t.load(step, micro, n, pipes)
+	}
+	start := time.Now()
+	var views [][]*vision.Image
+	var err error
+	if p := t.next; p != nil && p.step == step && p.micro == micro {
+		<-p.done
+		views, err = p.views, p.err
+		t.next = nil
+	} else {
+		t.drain()
+		views, err = t.load(step, micro, n, pipes)
+	}
+	t.data.images += n
+	t.data.waited.Add(int64(time.Since(start)))
+	if err != nil {
+		return nil, err
+	}
+	ns, nm := step, micro+1
+	if nm >= max(t.o.Loop.Accum, 1) {
+		ns, nm = step+1, 0
+	}
+	if ns < t.o.Loop.Steps {
+		p := &prefetch{step: ns, micro: nm, done: make(chan struct{})}
+		t.next = p
+		go func() {
+			defer close(p.done)
+			p.views, p.err = t.load(ns, nm, n, pipes)
+		}()
+	}
+	return views, nil
+}
+
+// load decodes micro-batch (step, micro)'s n images and transforms them.
+func (t *task) load(step, micro, n int, pipes [][]vision.Transform) (views [][]*vision.Image, err error) {
+	if step >= 0 {
+		start := time.Now()
+		defer func() { t.data.busy.Add(int64(time.Since(start))) }()
+	}
 	r := t.stepRand(step, micro, 0xba7c)
 	N := t.o.Data.Len()
-	n := min(t.o.Batch, N)
 	var idx []int
 	if N <= 4*n {
 		idx = r.Perm(N)[:n]
@@ -317,6 +392,11 @@ type pictured interface {
 type Result struct {
 	train.Result
 	Params int // the encoder's parameter count
+	// DataImages images were decoded and augmented for the training steps
+	// in DataSeconds (on other goroutines, beside the steps), and the steps
+	// waited WaitSeconds of the run's Seconds for them.
+	DataImages               int
+	DataSeconds, WaitSeconds float64
 }
 
 // Pretrain trains o.Encoder with o.Method and writes it to o.Loop.Out,
@@ -370,8 +450,17 @@ func Pretrain(ctx context.Context, o Options) (Result, error) {
 			return res, err
 		}
 	} else {
-		if res.Result, err = train.Run(ctx, o.Loop, tk); err != nil {
+		res.Result, err = train.Run(ctx, o.Loop, tk)
+		base.drain()
+		res.DataImages = base.data.images
+		res.DataSeconds = time.Duration(base.data.busy.Load()).Seconds()
+		res.WaitSeconds = time.Duration(base.data.waited.Load()).Seconds()
+		if err != nil {
 			return res, err
+		}
+		if res.DataSeconds > 0 && res.Seconds > 0 {
+			fmt.Fprintf(o.Log, "data: %d images decoded and augmented at %.0f images/s (%d goroutines, beside the steps); training %.0f images/s; %.1f%% of the run waited on data\n",
+				res.DataImages, float64(res.DataImages)/res.DataSeconds, runtime.GOMAXPROCS(0), float64(res.DataImages)/res.Seconds, 100*res.WaitSeconds/res.Seconds)
 		}
 	}
 	if err := writeRecord(o.Loop.Out, pretrainRecord{Method: o.Method, Config: o.Config, Data: o.Spec, Steps: res.Step, InitSeed: o.Loop.Seed}); err != nil {

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -211,13 +212,23 @@ func TestPretrainWritesReport(t *testing.T) {
 		steps       int
 	}{{"simclr", "augmentations.png", 2}, {"mae", "reconstructions.png", 0}} {
 		out := filepath.Join(t.TempDir(), "m")
+		var log strings.Builder
 		res, err := Pretrain(context.Background(), Options{Backend: be, Method: c.method, Data: bars(40, 1, 8, 1), Spec: "bars", Batch: 16,
-			Loop: train.Config{Steps: c.steps, LR: 1e-3, Seed: 3, Out: out, Quiet: true, Progress: io.Discard}, Log: io.Discard})
+			Loop: train.Config{Steps: c.steps, LR: 1e-3, Seed: 3, Out: out, Quiet: true, Progress: io.Discard}, Log: &log})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if res.Step != c.steps {
 			t.Errorf("%s: %d steps, want %d", c.method, res.Step, c.steps)
+		}
+		// The data's time beside the training's: the steps' images (not the
+		// report's pictures), within the run's time, printed.
+		if res.DataImages != 16*c.steps || (c.steps > 0) != (res.DataSeconds > 0) || res.WaitSeconds > res.Seconds {
+			t.Errorf("%s: %d images in %.4fs of data, waited %.4fs of a %.4fs run; want %d images, a wait within the run", c.method, res.DataImages, res.DataSeconds, res.WaitSeconds, res.Seconds, 16*c.steps)
+		}
+		if want := fmt.Sprintf("data: %d images decoded and augmented at ", 16*c.steps); (c.steps > 0) != strings.Contains(log.String(), want) ||
+			(c.steps > 0) != strings.Contains(log.String(), "% of the run waited on data") {
+			t.Errorf("%s: log lacks %q and the share of the run:\n%s", c.method, want, log.String())
 		}
 		enc, err := LoadEncoder(be, out)
 		if err != nil {
@@ -242,6 +253,55 @@ func TestPretrainWritesReport(t *testing.T) {
 		if fi, err := os.Stat(filepath.Join(out, c.png)); err != nil || fi.Size() < 100 {
 			t.Errorf("%s: %s: %v", c.method, c.png, err)
 		}
+	}
+}
+
+// A training step's batch starts the next micro-batch's decoding and
+// augmenting on other goroutines (the next step waits only when that is
+// late); the prefetched images are the ones the step would have drawn
+// itself, with accumulation too; the last step starts nothing.
+func TestBatchPrefetch(t *testing.T) {
+	pipe := []vision.Transform{vision.HFlip{P: 0.5}, vision.Solarize{Threshold: 0.5, P: 0.5}}
+	mk := func(accum int) *task {
+		tk, err := newTask(Options{Data: bars(40, 1, 8, 1), Spec: "bars", Batch: 8, Loop: train.Config{Steps: 3, Accum: accum, Seed: 5}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tk
+	}
+	for _, accum := range []int{1, 2} {
+		a := mk(accum)
+		if _, err := a.batch(0, 0, pipe); err != nil {
+			t.Fatal(err)
+		}
+		ns, nm := 1, 0
+		if accum == 2 {
+			ns, nm = 0, 1
+		}
+		p := a.next
+		if p == nil || p.step != ns || p.micro != nm {
+			t.Fatalf("accum %d: after (0, 0) the prefetch is %+v, want (%d, %d) on its way", accum, p, ns, nm)
+		}
+		<-p.done // decoded before its step asks
+		got, err := a.batch(ns, nm, pipe)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := mk(accum).load(ns, nm, 8, [][]vision.Transform{pipe})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for v := range want {
+			for k := range want[v] {
+				if !slices.Equal(got[v][k].Pix, want[v][k].Pix) {
+					t.Fatalf("accum %d: prefetched view %d of image %d differs from the step's own draw", accum, v, k)
+				}
+			}
+		}
+		if _, err := a.batch(2, accum-1, pipe); err != nil || a.next != nil {
+			t.Fatalf("accum %d: the last micro-batch started %+v (%v)", accum, a.next, err)
+		}
+		a.drain()
 	}
 }
 
