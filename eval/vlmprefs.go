@@ -149,6 +149,15 @@ type VLMTask struct {
 // Right reports whether answer is right, as VLMShapes marks it.
 func (t VLMTask) Right(answer string) bool { return vlmRight(answer, t.Answer) }
 
+// Scores is answer's reward by name, as a verifiable task's (train.Verifiable):
+// "correct", 1 when Right, else 0.
+func (t VLMTask) Scores(answer string) map[string]float64 {
+	if t.Right(answer) {
+		return map[string]float64{"correct": 1}
+	}
+	return map[string]float64{"correct": 0}
+}
+
 // VLMTasks returns the questions of VLMKinds about the first limit scenes
 // (0: all) of a shapes world's split as VLMShapes asks them: each after
 // the model's own greedy description of its scene (describe, with end as

@@ -120,12 +120,7 @@ func shapesTasks(be backend.Backend, model, dir, split string, limit int) ([]tra
 	fmt.Fprintf(os.Stderr, "grpo: %d questions about %s's %s scenes, after the model's own descriptions (%d scenes described with nothing, left out)\n", len(ts), dir, split, skipped)
 	vs := make([]train.Verifiable, len(ts))
 	for i, t := range ts {
-		vs[i] = train.Verifiable{Key: t.Key, Prompt: t.Prompt, Images: []string{t.Image}, Score: func(answer string) map[string]float64 {
-			if t.Right(answer) {
-				return map[string]float64{"correct": 1}
-			}
-			return map[string]float64{"correct": 0}
-		}}
+		vs[i] = train.Verifiable{Key: t.Key, Prompt: t.Prompt, Images: []string{t.Image}, Score: t.Scores}
 	}
 	return vs, nil
 }
