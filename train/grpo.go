@@ -89,7 +89,9 @@ type grpoBatch struct {
 // (no value model). The loss is PPO's clipped objective per token, averaged
 // per answer, plus Beta times the k3 estimate of the KL to the reference.
 // The samples of a step are a function of the seed and the step, so resume
-// is exact.
+// is exact. With a LLaVA policy every task carries one image (Images) and
+// each answer sees its prompt's, as PPO's rollouts do (imagePrompts); the
+// language model trains, the tower and projector stay.
 func GRPO(ctx context.Context, o GRPOOptions) (Result, error) {
 	if o.Log == nil {
 		o.Log = os.Stderr
