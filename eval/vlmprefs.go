@@ -11,6 +11,7 @@ import (
 	"github.com/golem-ml/golem/data/synth/shapes"
 	"github.com/golem-ml/golem/internal/atomicfile"
 	"github.com/golem-ml/golem/model/llava"
+	"github.com/golem-ml/golem/tokenizer"
 )
 
 // VLMPrefsResult counts what VLMPrefs sampled and the pairs it made.
@@ -48,19 +49,8 @@ func VLMPrefs(dir, split string, limit, k int, greedyWrong bool, describe, sampl
 		return res, fmt.Errorf("eval: %d samples a question: want at least 1", k)
 	}
 	msg := func(role, text string) shapes.Message { return shapes.Message{Role: role, Content: text} }
-	n, err := vlmScenes(dir, split, limit, func(r shapes.SceneRecord, img string) error {
-		desc, err := describe(llava.Prompt(end, true, VLMDescribe), img)
-		if err != nil {
-			return err
-		}
-		if desc = strings.TrimSpace(desc); desc == "" {
-			res.NoDescription++
-			return nil
-		}
-		for _, q := range r.Questions {
-			if !slices.Contains(VLMKinds, q.Kind) {
-				continue
-			}
+	n, err := vlmAsked(dir, split, limit, describe, end, func() { res.NoDescription++ }, func(r shapes.SceneRecord, img, desc string, qs []shapes.QA) error {
+		for _, q := range qs {
 			res.Questions++
 			prompt := llava.Prompt(end, true, VLMDescribe, desc, q.Question.EN)
 			var right, wrong []string
@@ -117,6 +107,74 @@ func VLMPrefs(dir, split string, limit, k int, greedyWrong bool, describe, sampl
 	})
 	res.Scenes = n
 	return res, err
+}
+
+// vlmAsked calls fn with each of the first limit scenes (0: all) of a
+// shapes world's split, its image's path, the model's own description
+// (describe, greedy, asked as VLMShapes asks it first) and the scene's
+// questions of VLMKinds, which VLMShapes asks after that description. A
+// scene the model describes with nothing calls noDescription instead: a
+// record's turn may not be empty.
+func vlmAsked(dir, split string, limit int, describe VLMContinue, end string, noDescription func(), fn func(r shapes.SceneRecord, img, desc string, qs []shapes.QA) error) (int, error) {
+	return vlmScenes(dir, split, limit, func(r shapes.SceneRecord, img string) error {
+		desc, err := describe(llava.Prompt(end, true, VLMDescribe), img)
+		if err != nil {
+			return err
+		}
+		if desc = strings.TrimSpace(desc); desc == "" {
+			noDescription()
+			return nil
+		}
+		var qs []shapes.QA
+		for _, q := range r.Questions {
+			if slices.Contains(VLMKinds, q.Kind) {
+				qs = append(qs, q)
+			}
+		}
+		return fn(r, img, desc, qs)
+	})
+}
+
+// VLMTask is a question about a shapes scene as VLMShapes asks it, after
+// the model's own description, with its image and the right answer: a
+// verifiable prompt for reinforcement learning (train.Verifiable).
+type VLMTask struct {
+	Key    string              // the scene's file:line and the question's kind
+	Kind   string              // colour, shape, count or position
+	Prompt []tokenizer.Message // "<image>\nDescribe the image.", the description, the question
+	Image  string              // the scene's image file
+	Answer string
+}
+
+// Right reports whether answer is right, as VLMShapes marks it.
+func (t VLMTask) Right(answer string) bool { return vlmRight(answer, t.Answer) }
+
+// Scores is answer's reward by name, as a verifiable task's (train.Verifiable):
+// "correct", 1 when Right, else 0.
+func (t VLMTask) Scores(answer string) map[string]float64 {
+	if t.Right(answer) {
+		return map[string]float64{"correct": 1}
+	}
+	return map[string]float64{"correct": 0}
+}
+
+// VLMTasks returns the questions of VLMKinds about the first limit scenes
+// (0: all) of a shapes world's split as VLMShapes asks them: each after
+// the model's own greedy description of its scene (describe, with end as
+// VLMImage returns them). Scenes the model describes with nothing are
+// left out (skipped counts them): a conversation's turn may not be empty.
+func VLMTasks(dir, split string, limit int, describe VLMContinue, end string) (tasks []VLMTask, skipped int, err error) {
+	path := filepath.Join(dir, split+"_scenes.jsonl")
+	line := 0
+	_, err = vlmAsked(dir, split, limit, describe, end, func() { line++; skipped++ }, func(r shapes.SceneRecord, img, desc string, qs []shapes.QA) error {
+		line++
+		for _, q := range qs {
+			tasks = append(tasks, VLMTask{Key: fmt.Sprintf("%s:%d %s", path, line, q.Kind), Kind: q.Kind, Image: img, Answer: q.Answer.EN,
+				Prompt: []tokenizer.Message{{Role: "user", Content: llava.Placeholder + "\n" + VLMDescribe}, {Role: "assistant", Content: desc}, {Role: "user", Content: q.Question.EN}}})
+		}
+		return nil
+	})
+	return tasks, skipped, err
 }
 
 // VLMDescriptionPrefs makes on-policy preference pairs from a model's

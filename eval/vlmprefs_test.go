@@ -3,6 +3,7 @@ package eval
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -328,5 +329,75 @@ func checkNoPairs(t *testing.T, out, dir string, pairs descriptionPairs, truth m
 	same := func(_, image string) (string, error) { return truth[image], nil }
 	if _, err := writePrefs(out, dir, pairs, 3, same, same); err == nil || !strings.Contains(err.Error(), "no pairs") {
 		t.Fatalf("every description right: %v, want no pairs", err)
+	}
+}
+
+// VLMTasks asks each scene's questions of VLMKinds after the model's own
+// description (trimmed), as VLMShapes asks them: the prompt is that
+// conversation with the image's placeholder, the answer the scene's, and
+// Right and Scores mark answers as VLMShapes does ("Red." for "red");
+// a scene described with nothing is left out, counted, and the keys name
+// each scene's line.
+func TestVLMTasks(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := shapes.Write(shapes.Options{Out: dir, Seed: 1, Size: 12, Train: 3, Test: 1, PerClass: 1}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "train_scenes.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var scenes []shapes.SceneRecord
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var r shapes.SceneRecord
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatal(err)
+		}
+		scenes = append(scenes, r)
+	}
+	const end = "</s>"
+	describe := func(prompt, image string) (string, error) {
+		if prompt != llava.Prompt(end, true, VLMDescribe) {
+			t.Fatalf("description asked as %q", prompt)
+		}
+		if filepath.Base(image) == filepath.Base(scenes[1].Image) {
+			return " ", nil
+		}
+		return " The image shows " + filepath.Base(image) + ". ", nil
+	}
+	tasks, skipped, err := VLMTasks(dir, "train", 0, describe, end)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if skipped != 1 {
+		t.Errorf("%d scenes left out, want 1 (described with nothing)", skipped)
+	}
+	var want []VLMTask
+	for i, r := range scenes {
+		if i == 1 {
+			continue
+		}
+		for _, q := range r.Questions {
+			if q.Kind == "colour" || q.Kind == "shape" || q.Kind == "count" || q.Kind == "position" {
+				want = append(want, VLMTask{Key: fmt.Sprintf("%s:%d %s", filepath.Join(dir, "train_scenes.jsonl"), i+1, q.Kind), Kind: q.Kind, Image: filepath.Join(dir, r.Image), Answer: q.Answer.EN})
+			}
+		}
+	}
+	if len(tasks) != len(want) || len(tasks) == 0 {
+		t.Fatalf("%d tasks, want %d", len(tasks), len(want))
+	}
+	for i, tk := range tasks {
+		w := want[i]
+		if tk.Key != w.Key || tk.Kind != w.Kind || tk.Image != w.Image || tk.Answer != w.Answer {
+			t.Errorf("task %d: %+v, want %+v", i, tk, w)
+		}
+		desc := "The image shows " + filepath.Base(tk.Image) + "."
+		if got := llava.Prompt(end, false, tk.Prompt[0].Content, tk.Prompt[1].Content, tk.Prompt[2].Content); len(tk.Prompt) != 3 || tk.Prompt[1].Content != desc ||
+			got != llava.Prompt(end, false, llava.Placeholder+"\n"+VLMDescribe, desc, tk.Prompt[2].Content) || tk.Prompt[0].Role != "user" || tk.Prompt[1].Role != "assistant" || tk.Prompt[2].Role != "user" {
+			t.Errorf("task %d: prompt %+v", i, tk.Prompt)
+		}
+		if !tk.Right(" "+strings.ToUpper(tk.Answer)+".") || tk.Scores(tk.Answer)["correct"] != 1 || tk.Scores("wrong")["correct"] != 0 || tk.Right("") {
+			t.Errorf("task %d: answers to %q marked wrongly", i, tk.Answer)
+		}
 	}
 }

@@ -25,6 +25,9 @@ import (
 type Verifiable struct {
 	Key    string // names the task in errors
 	Prompt []data.Message
+	// Images is the prompt's image (one file, TRL's "images") for a LLaVA
+	// policy, which needs one in every prompt; a text policy takes none.
+	Images []string
 	// Score returns a response's rewards by name. GRPOOptions.Rewards
 	// says which are summed into the reward; "correct", when scored, is
 	// logged as the share of correct answers.
@@ -34,7 +37,7 @@ type Verifiable struct {
 // GRPOOptions configures GRPO.
 type GRPOOptions struct {
 	Backend backend.Backend
-	Policy  string       // the SFT model: the policy's start and the frozen reference
+	Policy  string       // the SFT model (or a LLaVA folder): the policy's start and the frozen reference
 	Tasks   []Verifiable // prompts with programs that score answers
 	Rewards []string     // the scores summed into the reward (default: correct and format)
 	Group   int          // answers sampled per prompt (default 8)
@@ -61,6 +64,7 @@ type grpoTask struct {
 	ref     *gpt.Model // the frozen starting model (nil with LoRA: lm.reference)
 	tok     *tokenizer.Tokenizer
 	prompt  [][]int
+	vlm     *imagePrompts // a LLaVA policy's prompts with their images; nil for text
 	imEnd   int
 	accum   int
 	seed    uint64
@@ -71,6 +75,7 @@ type grpoTask struct {
 // answers, padded to [N, T], with what the loss needs.
 type grpoBatch struct {
 	N, T    int
+	tasks   []int // each row's task, for its image
 	ids, tg []int32
 	w, adv  []float32 // per token: the weight, the answer's advantage
 	refLogp []float32 // the reference's log-probabilities
@@ -84,7 +89,9 @@ type grpoBatch struct {
 // (no value model). The loss is PPO's clipped objective per token, averaged
 // per answer, plus Beta times the k3 estimate of the KL to the reference.
 // The samples of a step are a function of the seed and the step, so resume
-// is exact.
+// is exact. With a LLaVA policy every task carries one image (Images) and
+// each answer sees its prompt's, as PPO's rollouts do (imagePrompts); the
+// language model trains, the tower and projector stay.
 func GRPO(ctx context.Context, o GRPOOptions) (Result, error) {
 	if o.Log == nil {
 		o.Log = os.Stderr
@@ -147,14 +154,8 @@ func GRPO(ctx context.Context, o GRPOOptions) (Result, error) {
 	if t.ref, t.tok, err = t.lm.loadRef(o.Backend, o.Policy, "grpo: --policy"); err != nil {
 		return Result{}, err
 	}
-	c := newChat(t.tok, t.policy.Config.Context, false)
-	t.imEnd = c.imEnd
-	for i, tk := range o.Tasks {
-		ids, err := c.prompt(tk.Prompt, fmt.Sprintf("task %d (%s)", i+1, tk.Key))
-		if err != nil {
-			return Result{}, fmt.Errorf("grpo: %w", err)
-		}
-		t.prompt = append(t.prompt, ids)
+	if err := t.prompts(); err != nil {
+		return Result{}, err
 	}
 	fmt.Fprintf(o.Log, "grpo: %d tasks, %d prompts x %d answers per micro-batch; %s, %.2fM parameters trained\n", len(o.Tasks), o.Prompts, o.Group, t.lm.method(), float64(nn.Count(t.lm.params()))/1e6)
 	if cfg.Progress == nil {
@@ -169,6 +170,44 @@ func GRPO(ctx context.Context, o GRPOOptions) (Result, error) {
 	}
 	_, err = t.lm.mergeAfter(o.Merge, res, o.Log)
 	return res, err
+}
+
+// prompts renders the tasks' prompts: for a LLaVA policy in the format
+// it was trained in, each with its image (imagePrompts), else as chat
+// models are prompted.
+func (t *grpoTask) prompts() error {
+	c := newChat(t.tok, t.policy.Config.Context, false)
+	t.imEnd = c.imEnd
+	files := newImageFiles(t.lm.vlm)
+	if t.lm.vlm != nil {
+		c.vision = t.lm.vlm
+		end, err := imageEnd(c, t.o.Policy, "grpo")
+		if err != nil {
+			return err
+		}
+		t.vlm, t.imEnd = &imagePrompts{}, end
+	}
+	for i, tk := range t.o.Tasks {
+		where := fmt.Sprintf("task %d (%s)", i+1, tk.Key)
+		if t.vlm != nil {
+			if err := t.vlm.add(c, files, tk.Prompt, tk.Images, t.o.Policy, "grpo", where); err != nil {
+				return err
+			}
+			continue
+		}
+		if _, err := files.pixels(tk.Images, t.o.Policy, "grpo", where); err != nil {
+			return err
+		}
+		ids, err := c.prompt(tk.Prompt, where)
+		if err != nil {
+			return fmt.Errorf("grpo: %w", err)
+		}
+		t.prompt = append(t.prompt, ids)
+	}
+	if t.vlm != nil {
+		t.prompt = t.vlm.ids
+	}
+	return nil
 }
 
 func (t *grpoTask) Params() []nn.Named { return t.lm.params() }
@@ -191,7 +230,7 @@ func (t *grpoTask) Rollout(iter int, _ bool) error {
 		rewards, stats := t.score(a, tasks)
 		adv, spread := t.advantages(rewards)
 		stats["reward_std"] = spread
-		b := t.batch(a.rows, a.start, adv)
+		b := t.batch(a.rows, a.start, tasks, adv)
 		b.stats = stats
 		t.rollout = append(t.rollout, b)
 	}
@@ -212,7 +251,7 @@ func (t *grpoTask) sample(k int) (answers, []int, error) {
 			tasks = append(tasks, j)
 		}
 	}
-	a, err := sampleRollout(t.policy, prompts, nil, o.MaxTokens, o.Temperature, t.imEnd, stepRand(t.seed, "grpo-sample", k).Uint64())
+	a, err := t.vlm.sample(t.policy, t.lm.vlm, prompts, tasks, o.MaxTokens, o.Temperature, t.imEnd, stepRand(t.seed, "grpo-sample", k).Uint64())
 	return a, tasks, err
 }
 
@@ -258,9 +297,9 @@ func (t *grpoTask) advantages(rewards []float64) (adv []float64, spread float64)
 
 // batch pads a rollout's rows into a micro-batch with its per-token weights
 // and advantages and the reference's log-probabilities.
-func (t *grpoTask) batch(rows [][]int, start []int, adv []float64) grpoBatch {
+func (t *grpoTask) batch(rows [][]int, start, tasks []int, adv []float64) grpoBatch {
 	N := len(rows)
-	ids, T := padRows(rows, t.policy.Config.Context)
+	ids, T := padRows(rows, t.policy.Config.Context-t.vlm.prefixLen(t.lm.vlm))
 	masks := make([][]bool, N)
 	for i, r := range rows {
 		masks[i] = make([]bool, len(r))
@@ -268,7 +307,7 @@ func (t *grpoTask) batch(rows [][]int, start []int, adv []float64) grpoBatch {
 			masks[i][p] = true
 		}
 	}
-	b := grpoBatch{N: N, T: T, ids: ids, tg: actionTargets(rows, masks, T)}
+	b := grpoBatch{N: N, T: T, tasks: tasks, ids: ids, tg: actionTargets(rows, masks, T)}
 	// Each token weighs 1/(answer length * answers): per-answer means,
 	// averaged over the answers.
 	b.w, b.adv = make([]float32, N*T), make([]float32, N*T)
@@ -282,7 +321,7 @@ func (t *grpoTask) batch(rows [][]int, start []int, adv []float64) grpoBatch {
 	}
 	t.lm.reference(t.ref, func(ref *gpt.Model) {
 		b.refLogp = noGradValues(func(s *tensor.Scope) *tensor.Tensor {
-			return tokenLogProbs(s, ref, b.ids, b.tg, N, T, t.o.Temperature)
+			return tokenLogProbsAfter(s, ref, t.vlm.embeds(s, t.lm.refVision(), tasks), b.ids, b.tg, N, T, t.o.Temperature)
 		})
 	})
 	return b
@@ -297,7 +336,7 @@ func (t *grpoTask) Loss(s *tensor.Scope, mb Minibatch) (*tensor.Tensor, int, map
 	N, T := b.N, b.T
 	be := t.policy.Embed.Weight.Backend()
 	t.lm.setSeed(t.seed ^ uint64(mb.Step)<<20 ^ uint64(mb.Micro))
-	lp := tokenLogProbs(s, t.policy, b.ids, b.tg, N, T, o.Temperature)
+	lp := tokenLogProbsAfter(s, t.policy, t.vlm.embeds(s, t.lm.vlm, b.tasks), b.ids, b.tg, N, T, o.Temperature)
 	old := s.FromHost(be, lp.Host(), N*T) // one update per sample: the ratio is 1, its gradient that of log pi
 	ratio := tensor.Exp(tensor.Sub(lp, old))
 	a := s.FromHost(be, b.adv, N*T)

@@ -2,12 +2,14 @@ package train
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/golem-ml/golem/data"
 	"github.com/golem-ml/golem/data/vision"
 	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/model/llava"
+	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/tensor"
 )
 
@@ -257,4 +259,93 @@ func rowPrefixes(s *tensor.Scope, v *llava.Model, imgs []*imagePrompt) *tensor.T
 		panic(err) // imageFiles prepared every image for this tower
 	}
 	return v.Prefix(imgs[0].before, feats)
+}
+
+// imagePrompts are a rollout stage's prompts (ppo, grpo) for a LLaVA
+// policy, each rendered in the format the model was trained in with its
+// image. Every prompt needs one image and the same text before it: a
+// rollout's rows share the embeddings' positions.
+type imagePrompts struct {
+	ids  [][]int        // each prompt's tokens after its image
+	imgs []*imagePrompt // each prompt's image and the text before it
+}
+
+// imageEnd returns the end token a LLaVA model's answers stop at (the
+// tokenizer's, as golem vlm ends them).
+func imageEnd(c *chat, model, stage string) (int, error) {
+	end := c.tok.EndIDs()
+	if len(end) == 0 {
+		return 0, fmt.Errorf("%s: %s: the tokenizer has no end token for the answers to stop at", stage, model)
+	}
+	return end[0], nil
+}
+
+// add renders a prompt and its image (images, one file) for c's LLaVA
+// model; stage and where (file:line) name it in errors.
+func (p *imagePrompts) add(c *chat, files *imageFiles, prompt []data.Message, images []string, model, stage, where string) error {
+	if len(images) == 0 {
+		return fmt.Errorf("%s: %s: the prompt has no image (\"images\"); a vision-language model's rollouts need one in every prompt", stage, where)
+	}
+	pixels, err := files.pixels(images, model, stage, where)
+	if err != nil {
+		return err
+	}
+	img, ids, _, err := c.render(prompt, nil, pixels, where)
+	if err != nil {
+		return fmt.Errorf("%s: %w", stage, err)
+	}
+	if n := len(img.before) + c.vision.Tokens() + len(ids); n >= c.ctx {
+		return fmt.Errorf("%s: %s: the prompt takes %d positions with its image, leaving no room for an answer in the context of %d", stage, where, n, c.ctx)
+	}
+	if len(p.imgs) > 0 && !slices.Equal(img.before, p.imgs[0].before) {
+		return fmt.Errorf("%s: %s: the text before the image differs from the first prompt's: a rollout's rows share it (put %s at the start of the first user turn)", stage, where, llava.Placeholder)
+	}
+	p.ids, p.imgs = append(p.ids, ids), append(p.imgs, img)
+	return nil
+}
+
+// embeds returns what goes before rows answering prompts (indices into
+// the prompts) for the LLaVA model v: [B, P, C] in scope s; nil when v
+// is nil (a text-only run).
+func (p *imagePrompts) embeds(s *tensor.Scope, v *llava.Model, prompts []int) *tensor.Tensor {
+	if v == nil {
+		return nil
+	}
+	imgs := make([]*imagePrompt, len(prompts))
+	for i, j := range prompts {
+		imgs[i] = p.imgs[j]
+	}
+	return rowPrefixes(s, v, imgs)
+}
+
+// prefixLen is the positions before each row's tokens for the LLaVA
+// model v: its image's and the text's before it; 0 for text (v nil).
+func (p *imagePrompts) prefixLen(v *llava.Model) int {
+	if v == nil {
+		return 0
+	}
+	return len(p.imgs[0].before) + v.Tokens()
+}
+
+// sample has policy, the language model of the LLaVA model v (nil: a
+// text-only run, prompts the rendered prompts alone), answer rendered
+// prompts, each row after its prompt's image (idx: each row's prompt);
+// as sampleRollout otherwise.
+func (p *imagePrompts) sample(policy *gpt.Model, v *llava.Model, prompts [][]int, idx []int, maxTokens int, temp float64, imEnd int, seed uint64) (answers, error) {
+	var a answers
+	var err error
+	tensor.NoGrad(func() {
+		s := tensor.NewScope()
+		defer s.Close()
+		var pre []*nn.SoftPrompt
+		if e := p.embeds(s, v, idx); e != nil { // each row's image
+			P, C := e.Dim(1), e.Dim(2)
+			for b := range len(prompts) {
+				pre = append(pre, &nn.SoftPrompt{Weight: tensor.Reshape(tensor.Slice(e, 0, b, b+1), P, C)})
+			}
+		}
+		a, err = sampleRollout(policy, prompts, pre, maxTokens, temp, imEnd, seed)
+	})
+	a.prompt = idx
+	return a, err
 }

@@ -140,6 +140,15 @@ func (t *lmTrainee) reference(full *gpt.Model, fn func(ref *gpt.Model)) {
 	fn(full)
 }
 
+// refVision is the LLaVA model around the reference (loadRef's, or with
+// LoRA the policy's: its adapters off); nil for a text model.
+func (t *lmTrainee) refVision() *llava.Model {
+	if t.refVLM != nil {
+		return t.refVLM
+	}
+	return t.vlm
+}
+
 // loadRef loads the frozen reference a full run needs (nil with LoRA)
 // and the tokenizer, checked for chat tokens.
 func (t *lmTrainee) loadRef(be backend.Backend, model, what string) (*gpt.Model, *tokenizer.Tokenizer, error) {

@@ -9,7 +9,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"slices"
 
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/data"
@@ -454,23 +453,12 @@ func (t *ppoTask) sample(iter int) (answers, error) {
 		idx[i] = epochOrder(t.seed^0x9e3779b9, len(t.prompts), iter*B+i)
 		prompts[i] = t.prompts[idx[i]]
 	}
-	seed := stepRand(t.seed, "ppo-sample", iter).Uint64()
-	var a answers
-	var err error
-	tensor.NoGrad(func() {
-		s := tensor.NewScope()
-		defer s.Close()
-		var pre []*nn.SoftPrompt
-		if e := t.embeds(s, t.vlm.of("policy"), idx); e != nil { // each row's image
-			P, C := e.Dim(1), e.Dim(2)
-			for b := range B {
-				pre = append(pre, &nn.SoftPrompt{Weight: tensor.Reshape(tensor.Slice(e, 0, b, b+1), P, C)})
-			}
-		}
-		a, err = sampleRollout(t.policy, prompts, pre, t.o.MaxTokens, t.o.Temperature, t.imEnd, seed)
-	})
-	a.prompt = idx
-	return a, err
+	var v *llava.Model
+	var ip *imagePrompts
+	if t.vlm != nil {
+		v, ip = t.lm.vlm, &t.vlm.imagePrompts
+	}
+	return ip.sample(t.policy, v, prompts, idx, t.o.MaxTokens, t.o.Temperature, t.imEnd, stepRand(t.seed, "ppo-sample", iter).Uint64())
 }
 
 // scores is what the models say of a rollout's rows, padded to [B, T]:
@@ -822,8 +810,7 @@ type ppoVLM struct {
 	lm        *lmTrainee // the policy and, whole, its reference (refVLM)
 	ema       *llava.Model
 	value, rm *llava.Scorer
-	ids       [][]int        // each prompt's tokens after its image
-	imgs      []*imagePrompt // each prompt's image and the text before it
+	imagePrompts
 }
 
 // loadValue loads the value model to train whole from a LLaVA reward
@@ -842,38 +829,21 @@ func (v *ppoVLM) loadValue(be backend.Backend, from string) error {
 }
 
 // prompts renders the prompts in the format the LLaVA model was trained
-// in, each with its image, and returns the end token the answers stop
-// at. Every prompt needs one image and the same text before it: a
-// rollout's rows share the embeddings' positions.
+// in, each with its image (imagePrompts.add), and returns the end token
+// the answers stop at.
 func (v *ppoVLM) prompts(c *chat, ex []data.Example, model string) (int, error) {
 	files := newImageFiles(v.lm.vlm)
-	end := c.tok.EndIDs()
-	if len(end) == 0 {
-		return 0, fmt.Errorf("ppo: %s: the tokenizer has no end token for the answers to stop at", model)
+	end, err := imageEnd(c, model, "ppo")
+	if err != nil {
+		return 0, err
 	}
 	for i := range ex {
 		e := &ex[i]
-		where := promptWhere(e, i)
-		if len(e.Images) == 0 {
-			return 0, fmt.Errorf("ppo: %s: the prompt has no image (\"images\"); a vision-language model's rollouts need one in every prompt", where)
-		}
-		pixels, err := files.pixels(e.Images, model, "ppo", where)
-		if err != nil {
+		if err := v.add(c, files, e.Prompt, e.Images, model, "ppo", promptWhere(e, i)); err != nil {
 			return 0, err
 		}
-		img, ids, _, err := c.render(e.Prompt, nil, pixels, where)
-		if err != nil {
-			return 0, fmt.Errorf("ppo: %w", err)
-		}
-		if n := len(img.before) + v.lm.vlm.Tokens() + len(ids); n >= c.ctx {
-			return 0, fmt.Errorf("ppo: %s: the prompt takes %d positions with its image, leaving no room for an answer in the context of %d", where, n, c.ctx)
-		}
-		if len(v.imgs) > 0 && !slices.Equal(img.before, v.imgs[0].before) {
-			return 0, fmt.Errorf("ppo: %s: the text before the image differs from the first prompt's: a rollout's rows share it (put %s at the start of the first user turn)", where, llava.Placeholder)
-		}
-		v.ids, v.imgs = append(v.ids, ids), append(v.imgs, img)
 	}
-	return end[0], nil
+	return end, nil
 }
 
 // of returns the LLaVA model around one of PPO's models: "policy",
@@ -886,10 +856,7 @@ func (v *ppoVLM) of(model string) *llava.Model {
 	case "policy":
 		return v.lm.vlm
 	case "ref": // with LoRA, the policy with its adapters off
-		if v.lm.refVLM != nil {
-			return v.lm.refVLM
-		}
-		return v.lm.vlm
+		return v.lm.refVision()
 	case "value":
 		return v.value.Model
 	case "rm":
@@ -904,11 +871,7 @@ func (t *ppoTask) embeds(s *tensor.Scope, v *llava.Model, prompts []int) *tensor
 	if v == nil {
 		return nil
 	}
-	imgs := make([]*imagePrompt, len(prompts))
-	for i, p := range prompts {
-		imgs[i] = t.vlm.imgs[p]
-	}
-	return rowPrefixes(s, v, imgs)
+	return t.vlm.embeds(s, v, prompts)
 }
 
 // prefixLen is the positions before each row's tokens: its image's and
@@ -917,7 +880,7 @@ func (t *ppoTask) prefixLen() int {
 	if t.vlm == nil {
 		return 0
 	}
-	return len(t.vlm.imgs[0].before) + t.lm.vlm.Tokens()
+	return t.vlm.prefixLen(t.lm.vlm)
 }
 
 // promptWhere names prompt i of a stage's prompts in errors: its source

@@ -2,12 +2,17 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
 	"strings"
 
+	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/data/synth"
+	"github.com/golem-ml/golem/eval"
+	"github.com/golem-ml/golem/model/llava"
+	"github.com/golem-ml/golem/tokenizer"
 	"github.com/golem-ml/golem/train"
 )
 
@@ -16,11 +21,14 @@ func init() {
 }
 
 func runGRPO(args []string) error {
-	fs := newFlags("grpo", `golem grpo --model out/sft --data builtin --out out/grpo`)
-	policy := fs.String("model", "", "the SFT model: the policy's start and the frozen reference (required)")
-	tasks := fs.String("data", "builtin", `checkable tasks: "builtin", or a JSONL file written by golem's synth.WriteTasks`)
+	fs := newFlags("grpo", `golem grpo --model out/sft --data builtin --out out/grpo
+  golem grpo --model vlm-instruct --data shapes --split train --limit 500 --max-tokens 8 --out vlm-grpo`)
+	policy := fs.String("model", "", "the SFT model, or a LLaVA folder (golem vlm's --out) with --data a shapes world: the policy's start and the frozen reference (required)")
+	tasks := fs.String("data", "builtin", `checkable tasks: "builtin", a JSONL file written by golem's synth.WriteTasks, or a shapes world's folder (golem data shapes' --out; --model a LLaVA folder)`)
 	nBuiltin := fs.Int("builtin-n", 2000, "built-in tasks to use")
-	rewards := fs.String("rewards", "correct,format", "reward functions, summed: correct, format, task")
+	split := fs.String("split", "train", "with a shapes world: the split whose scenes' questions are the tasks")
+	limit := fs.Int("limit", 0, "with a shapes world: scenes, 0 = all")
+	rewards := fs.String("rewards", "correct,format", "reward functions, summed: correct, format, task (a shapes world's questions: correct alone, the default there)")
 	group := fs.Int("group", 8, "answers sampled per prompt")
 	prompts := fs.Int("batch", 4, "prompts per micro-batch (each sampled --group times)")
 	beta := fs.Float64("beta", 0.04, "KL weight (negative = off)")
@@ -40,6 +48,17 @@ func runGRPO(args []string) error {
 	if err := required(fs, "model", "out"); err != nil {
 		return err
 	}
+	if st, err := os.Stat(*tasks); err == nil && st.IsDir() {
+		if !isSet(fs, "rewards") {
+			*rewards = "correct"
+		}
+		vs, err := shapesTasks(be, *policy, *tasks, *split, *limit)
+		if err != nil {
+			return err
+		}
+		return grpoRun(be, fs, lf, lora, train.GRPOOptions{Policy: *policy, Tasks: vs, Rewards: strings.Split(*rewards, ","), Group: *group, Prompts: *prompts,
+			Beta: *beta, ClipRange: *clipRange, MaxTokens: *maxTok, Temperature: *temp})
+	}
 	var ts []synth.Task
 	if *tasks == "builtin" {
 		ts, err = synth.Tasks(synth.TaskOptions{Seed: int64(*lf.seed), N: *nBuiltin})
@@ -57,13 +76,55 @@ func runGRPO(args []string) error {
 	for i, tk := range ts {
 		vs[i] = train.Verifiable{Key: tk.Key, Prompt: tk.Prompt, Score: tk.Scores}
 	}
+	return grpoRun(be, fs, lf, lora, train.GRPOOptions{Policy: *policy, Tasks: vs, Rewards: strings.Split(*rewards, ","), Group: *group, Prompts: *prompts,
+		Beta: *beta, ClipRange: *clipRange, MaxTokens: *maxTok, Temperature: *temp})
+}
+
+// grpoRun runs GRPO with the loop's and LoRA's flags and reports where
+// the policy went.
+func grpoRun(be backend.Backend, fs *flag.FlagSet, lf loopFlags, lora loraFlags, o train.GRPOOptions) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	res, err := train.GRPO(ctx, train.GRPOOptions{Backend: be, Policy: *policy, Tasks: vs, Rewards: strings.Split(*rewards, ","), Group: *group, Prompts: *prompts,
-		Beta: *beta, ClipRange: *clipRange, MaxTokens: *maxTok, Temperature: *temp, LoRA: lora.config(), Merge: *lora.merge, Loop: lora.loop(fs, lf.config())})
+	o.Backend, o.LoRA, o.Merge, o.Loop = be, lora.config(), *lora.merge, lora.loop(fs, lf.config())
+	res, err := train.GRPO(ctx, o)
 	if err != nil {
 		return err
 	}
 	fmt.Printf("policy saved to %s (%d steps, %.0fs)\n", *lf.out, res.Step, res.Seconds)
 	return interrupted(res.Interrupted, res.Step, *lf.out)
 }
+
+// shapesTasks are the questions about a shapes world's scenes as golem
+// eval vlm asks them (eval.VLMTasks: after the LLaVA model's own greedy
+// description), each scored right or wrong as it marks them.
+func shapesTasks(be backend.Backend, model, dir, split string, limit int) ([]train.Verifiable, error) {
+	if !llava.IsLLaVA(model) {
+		return nil, fmt.Errorf("grpo: --data %s is a shapes world, but --model %s is not a LLaVA folder (golem vlm's --out): its questions are about images", dir, model)
+	}
+	m, err := llava.Load(be, model)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := tokenizer.Load(model)
+	if err != nil {
+		return nil, err
+	}
+	describe, end := eval.VLMImage(m, tok, vlmDescribeTokens)
+	ts, skipped, err := eval.VLMTasks(dir, split, limit, describe, end)
+	if err != nil {
+		return nil, fmt.Errorf("grpo: %w", err)
+	}
+	if len(ts) == 0 {
+		return nil, fmt.Errorf("grpo: %s: no questions to ask (the model described %d scenes with nothing)", dir, skipped)
+	}
+	fmt.Fprintf(os.Stderr, "grpo: %d questions about %s's %s scenes, after the model's own descriptions (%d scenes described with nothing, left out)\n", len(ts), dir, split, skipped)
+	vs := make([]train.Verifiable, len(ts))
+	for i, t := range ts {
+		vs[i] = train.Verifiable{Key: t.Key, Prompt: t.Prompt, Images: []string{t.Image}, Score: t.Scores}
+	}
+	return vs, nil
+}
+
+// vlmDescribeTokens is golem eval vlm's --max-tokens: the new tokens at
+// most of a scene's description.
+const vlmDescribeTokens = 48

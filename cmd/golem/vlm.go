@@ -143,7 +143,7 @@ func runEvalVLM(args []string) error {
 	dataDir := fs.String("data", "", "a shapes world folder (golem data shapes' --out) (required)")
 	split := fs.String("split", "heldout", "the split to score: test or heldout (its colour-shape pairs never in train)")
 	limit := fs.Int("limit", 50, "scenes to score, 0 = all")
-	maxTokens := fs.Int("max-tokens", 48, "new tokens at most per answer (greedy)")
+	maxTokens := fs.Int("max-tokens", vlmDescribeTokens, "new tokens at most per answer (greedy)")
 	marksOut := fs.String("marks", "", "also write each question's mark, in the order asked (1 right, 0 wrong, one line), to this file")
 	against := fs.String("against", "", "a --marks file of another model on the same split and --limit: also print this model's VQA accuracy minus that one's and the standard error of the paired difference")
 	dev := addDeviceFlag(fs)

@@ -157,6 +157,24 @@ func TestVLMCommands(t *testing.T) {
 		}
 	}
 
+	// grpo on a shapes world: its questions asked as eval vlm asks them
+	// (after the model's own description), each sampled answer marked as
+	// eval vlm marks it (metrics.jsonl's "correct", the reward); OUT is a
+	// LLaVA folder eval vlm reads.
+	grpo := filepath.Join(dir, "grpo")
+	stdout, stderr, code := runGolem(t, "grpo", "--model", instruct, "--data", world, "--limit", "2", "--steps", "2", "--batch", "2", "--group", "2", "--max-tokens", "3", "--out", grpo)
+	if code != 0 || !regexp.MustCompile(`grpo: \d+ questions about .*shapes's train scenes, after the model's own descriptions`).MatchString(stderr) {
+		t.Fatalf("grpo on a shapes world: exit %d\n%s%s", code, stdout, stderr)
+	}
+	b, err := os.ReadFile(filepath.Join(grpo, "metrics.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lines := strings.Split(strings.TrimSpace(string(b)), "\n"); len(lines) != 2 || !strings.Contains(lines[0], `"correct":`) || !strings.Contains(lines[0], `"reward":`) {
+		t.Fatalf("grpo metrics.jsonl:\n%s", b)
+	}
+	run("eval", "vlm", "--model", grpo, "--data", world, "--split", "test", "--limit", "1", "--max-tokens", "3")
+
 	// Stage 2 with LoRA writes an adapter folder that generate --image and
 	// eval vlm take; dpo and reward train on the shapes world's simulated
 	// image labels from the LLaVA folder.
@@ -216,6 +234,8 @@ func TestVLMCommands(t *testing.T) {
 		{[]string{"data", "shapes-prefs", "--on", "descriptions", "--greedy-wrong", "--model", instruct, "--data", world, "--out", filepath.Join(dir, "p.jsonl")}, "--greedy-wrong is for --on answers"},
 		{[]string{"data", "shapes-prefs", "--on", "descriptions", "--model", instruct, "--data", filepath.Join(dir, "nope"), "--out", filepath.Join(dir, "p.jsonl")}, "train_scenes.jsonl"},
 		{[]string{"eval", "vlm", "--model", instruct, "--data", world, "--against", filepath.Join(world, "train.jsonl")}, "not a --marks file"},
+		{[]string{"grpo", "--model", lmDir, "--data", world, "--out", filepath.Join(dir, "g")}, "is not a LLaVA folder"},
+		{[]string{"grpo", "--model", instruct, "--data", world, "--split", "nope", "--out", filepath.Join(dir, "g")}, "nope_scenes.jsonl"},
 	} {
 		stdout, stderr, code := runGolem(t, c.args...)
 		if code == 0 || !strings.Contains(stderr, c.want) {
