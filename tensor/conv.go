@@ -193,16 +193,55 @@ func channelMajor(be backend.Backend, y backend.Buffer, N, K, L int) backend.Buf
 	return yc
 }
 
+// cols is the column matrix [G, C/G*KH*KW, N*OH*OW] of an image x under
+// g as the GEMMs read it: on a backend with backend.ConvGemm and one
+// group, straight from x by the GEMM's packing (an implicit GEMM: col is
+// nil, nothing is written and read back); otherwise written out into col
+// by im2colBuf.
+type cols struct {
+	g      backend.Conv2D
+	x, col backend.Buffer
+}
+
+// implicitCols reports whether the GEMMs over g's column matrix read it
+// straight from the image.
+func implicitCols(be backend.Backend, g backend.Conv2D) bool {
+	_, ok := be.(backend.ConvGemm)
+	return ok && g.Groups == 1
+}
+
+// newCols returns the column matrix of x under g (pad 0): x itself where
+// the GEMMs read it implicitly, else written into a buffer from alloc.
+func newCols(be backend.Backend, g backend.Conv2D, x backend.Buffer, alloc func(n int) backend.Buffer) cols {
+	if implicitCols(be, g) {
+		return cols{g: g, x: x}
+	}
+	col := alloc(colLen(g))
+	im2colBuf(be, g, col, x, 0)
+	return cols{g: g, x: x, col: col}
+}
+
+// matMul runs p with op(B) the column matrix (OffB a group's offset into
+// it, p.LDB its row stride).
+func (c cols) matMul(be backend.Backend, p backend.Gemm, a, out backend.Buffer) {
+	if c.col == nil {
+		p.OffB, p.LDB, p.StrideB = 0, 0, 0
+		be.(backend.ConvGemm).ConvMatMul(p, c.g, a, c.x, out)
+		return
+	}
+	be.MatMul(p, a, c.col, out)
+}
+
 // colToImage: y[n, group] = W_group col_group[:, n] (+ y when beta is 1),
 // one GEMM per group into a channel-major scratch [K, N*OH*OW], then
 // permuted into NCHW y.
-func colToImage(be backend.Backend, g backend.Conv2D, w, col, y backend.Buffer, beta float32) {
+func colToImage(be backend.Backend, g backend.Conv2D, w backend.Buffer, col cols, y backend.Buffer, beta float32) {
 	Kg, CKK, L := g.K/g.Groups, g.C/g.Groups*g.KH*g.KW, g.OH*g.OW
 	NL := g.N * L
 	t := be.Alloc(g.K*NL, false)
 	for gi := range g.Groups {
-		be.MatMul(backend.Gemm{M: Kg, N: NL, K: CKK, Alpha: 1, Batch: 1, LDA: CKK, LDB: NL, LDC: NL,
-			OffA: gi * Kg * CKK, OffB: gi * CKK * NL, OffC: gi * Kg * NL}, w, col, t)
+		col.matMul(be, backend.Gemm{M: Kg, N: NL, K: CKK, Alpha: 1, Batch: 1, LDA: CKK, LDB: NL, LDC: NL,
+			OffA: gi * Kg * CKK, OffB: gi * CKK * NL, OffC: gi * Kg * NL}, w, t)
 	}
 	be.Permute(y, t, []int{g.K, g.N, L}, []int{1, 0, 2}, beta != 0)
 	be.Free(t)
@@ -221,7 +260,7 @@ func imageToCol(be backend.Backend, g backend.Conv2D, w, yc, col backend.Buffer)
 // weightGrad adds dW_group += yc_group col_group^T into w (when it needs a
 // gradient) and the per-channel sums of yc into b (when not nil and it
 // needs one), yc the image channel-major [K, N*OH*OW].
-func weightGrad(be backend.Backend, g backend.Conv2D, w, b *Tensor, yc, col backend.Buffer) {
+func weightGrad(be backend.Backend, g backend.Conv2D, w, b *Tensor, yc backend.Buffer, col cols) {
 	wg, bg := w.requiresGrad, b != nil && b.requiresGrad
 	if !wg && !bg {
 		return
@@ -229,8 +268,8 @@ func weightGrad(be backend.Backend, g backend.Conv2D, w, b *Tensor, yc, col back
 	Kg, CKK, NL := g.K/g.Groups, g.C/g.Groups*g.KH*g.KW, g.N*g.OH*g.OW
 	if wg {
 		dw, beta := w.gemmGrad()
-		be.MatMul(backend.Gemm{TransB: true, M: Kg, N: CKK, K: NL, Alpha: 1, Beta: beta, Batch: g.Groups,
-			LDA: NL, LDB: NL, LDC: CKK, StrideA: Kg * NL, StrideB: CKK * NL, StrideC: Kg * CKK}, yc, col, dw)
+		col.matMul(be, backend.Gemm{TransB: true, M: Kg, N: CKK, K: NL, Alpha: 1, Beta: beta, Batch: g.Groups,
+			LDA: NL, LDB: NL, LDC: CKK, StrideA: Kg * NL, StrideB: CKK * NL, StrideC: Kg * CKK}, yc, dw)
 	}
 	if bg {
 		s := be.Alloc(g.K, false)
@@ -275,8 +314,9 @@ func Conv2d(x, w, bias *Tensor, o ConvOptions) *Tensor {
 	g := geom("conv2d", N, C, H, W, K, kh, kw, o)
 	be := x.be
 	out := result([]int{N, K, g.OH, g.OW}, inputs(x, w, bias)...)
-	col := out.saveBuf(colLen(g), false)
-	im2colBuf(be, g, col, x.buf, 0)
+	// the column matrix, or x where the GEMMs read it implicitly: kept
+	// for the weight gradient
+	col := newCols(be, g, x.buf, func(n int) backend.Buffer { return out.saveBuf(n, false) })
 	beta := float32(0)
 	if bias != nil {
 		fillBias(be, out.buf, bias.buf, N, K, g.OH*g.OW)
@@ -370,8 +410,7 @@ func ConvTranspose2d(x, w, bias *Tensor, o ConvOptions) *Tensor {
 	}
 	if out.requiresGrad {
 		out.back = func() {
-			dcol := be.Alloc(colLen(g), false)
-			im2colBuf(be, g, dcol, out.grad, 0)
+			dcol := newCols(be, g, out.grad, func(n int) backend.Buffer { return be.Alloc(n, false) })
 			if x.requiresGrad {
 				dx, beta := x.gemmGrad()
 				colToImage(be, g, w.buf, dcol, dx, beta)
@@ -379,7 +418,9 @@ func ConvTranspose2d(x, w, bias *Tensor, o ConvOptions) *Tensor {
 			if w.requiresGrad {
 				weightGrad(be, g, w, nil, xc, dcol)
 			}
-			be.Free(dcol)
+			if dcol.col != nil {
+				be.Free(dcol.col)
+			}
 			if bias != nil && bias.requiresGrad {
 				s := be.Alloc(N*K, false)
 				be.SumRows(s, out.grad, N*K, OH*OW)
