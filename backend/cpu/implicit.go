@@ -178,14 +178,21 @@ func (s *colSource) shiftedRun(d, img []float32, cr *colRow, pos int) {
 // unwrap sets to 0 the outputs in [a, e) of a shifted run (d holds the
 // outputs from pos on) whose columns lie outside the row's column span.
 func (s *colSource) unwrap(d []float32, cr *colRow, pos, a, e int) {
-	W, lo, hi := s.OW, cr.cs.lo, cr.cs.hi
-	for q := a / W * W; q < e; q += W {
-		for k := max(q, a); k < min(q+lo, e); k++ {
-			d[k-pos] = 0
+	W := s.OW
+	zero := func(c int) { // column c of every output row
+		q := a/W*W + c
+		if q < a {
+			q += W
 		}
-		for k := max(q+hi, a); k < min(q+W, e); k++ {
-			d[k-pos] = 0
+		for ; q < e; q += W {
+			d[q-pos] = 0
 		}
+	}
+	for c := range cr.cs.lo {
+		zero(c)
+	}
+	for c := cr.cs.hi; c < W; c++ {
+		zero(c)
 	}
 }
 
@@ -243,7 +250,11 @@ func (s *colSource) packRows(dst []float32, ds, p0, j0, kc, cnt, width int) {
 				clear(d[:a-pos])
 			}
 			b := cr.base + cr.shift
-			copy(d[a-pos:e-pos], img[a+b:e+b])
+			if e-a == 32 { // a whole panel: an inlined copy
+				*(*[32]float32)(d[a-pos:]) = *(*[32]float32)(img[a+b:])
+			} else {
+				copy(d[a-pos:e-pos], img[a+b:e+b])
+			}
 			if e-pos < width {
 				clear(d[e-pos:])
 			}
