@@ -343,8 +343,14 @@ type Im2Col interface {
 // Im2Col's matrix, bit for bit. Called by tensor.Conv2d, ConvTranspose2d
 // and their gradients on one group, in place of Im2Col and MatMul.
 // Buffers: float32.
+//
+// ConvWeightGrad is the weight gradient on that matrix with the output
+// gradient read in place: dw [K, C*KH*KW] = dy' col^T (beta 0) or dw +
+// dy' col^T (beta 1), dy' = dy [N, K, OH, OW] as [K, N*OH*OW], with no
+// channel-major copy of dy; MatMul's result on the copy, bit for bit.
 type ConvGemm interface {
 	ConvMatMul(p Gemm, g Conv2D, a, x, c Buffer)
+	ConvWeightGrad(g Conv2D, dw, dy, x Buffer, beta float32)
 }
 
 // BF16Products runs matrix products in bfloat16 with float32 accumulation, the

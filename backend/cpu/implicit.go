@@ -41,7 +41,27 @@ func (c *CPU) ConvMatMul(p backend.Gemm, g backend.Conv2D, a, x, cc backend.Buff
 		checkMatrix("a", p.M, p.K, A[p.OffA:], p.LDA)
 	}
 	checkMatrix("c", p.M, p.N, C[p.OffC:], p.LDC)
-	gemmFrom(Threads(), activeKernel, p.TransA, p.TransB, p.M, p.N, p.K, p.Alpha, A[p.OffA:], p.LDA, nil, 0, p.Beta, C[p.OffC:], p.LDC, nil, src)
+	gemmFrom(Threads(), activeKernel, p.TransA, p.TransB, p.M, p.N, p.K, p.Alpha, A[p.OffA:], p.LDA, nil, 0, p.Beta, C[p.OffC:], p.LDC, nil, src, imageA{})
+}
+
+// ConvWeightGrad is ConvMatMul's weight gradient with dy read where it
+// lies: dw [K, C*KH*KW] = dy' col(x)^T (+ dw with beta 1), dy' = dy [N,
+// K, OH*OW] as [K, N*OH*OW], whose packing copies each image's run of a
+// row, so that no channel-major copy of dy is made. The same values in
+// the same order as ConvMatMul on the copy: bit for bit its result.
+func (c *CPU) ConvWeightGrad(g backend.Conv2D, dw, dy, x backend.Buffer, beta float32) {
+	if g.Groups != 1 {
+		panic(fmt.Sprintf("cpu: ConvWeightGrad: %d groups", g.Groups))
+	}
+	CKK, L := g.C*g.KH*g.KW, g.OH*g.OW
+	xs, ys, ws := f(x), f(dy), f(dw)
+	if len(xs) < g.N*g.C*g.H*g.W || len(ys) < g.N*g.K*L || len(ws) < g.K*CKK {
+		panic(fmt.Sprintf("cpu: ConvWeightGrad: %d, %d and %d values for an image %dx%dx%dx%d, its gradient %dx%dx%d and a weight %dx%d",
+			len(xs), len(ys), len(ws), g.N, g.C, g.H, g.W, g.N, g.K, L, g.K, CKK))
+	}
+	src := newColSource(c, g, xs)
+	defer src.release()
+	gemmFrom(Threads(), activeKernel, false, true, g.K, CKK, g.N*L, 1, ys, L, nil, 0, beta, ws, CKK, nil, src, imageA{plane: L, stride: g.K * L})
 }
 
 // colPanels holds packStrided's scratch rows (*[]float32).

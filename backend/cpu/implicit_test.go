@@ -10,7 +10,8 @@ import (
 
 // TestConvMatMulMatchesColumns runs ConvMatMul against Im2Col's matrix and
 // MatMul, both ways round (the forward GEMM W col and the weight
-// gradient's dY col^T), on one and two threads, writing and adding: the
+// gradient's dY col^T, and ConvWeightGrad with dY in NCHW), on one and
+// two threads, writing and adding: the
 // packed panels hold the same values, so the results are bit for bit
 // the same. The geometries cover each way a panel is filled: shifted
 // planes (3x3 padding 1), stride phases (4x4 stride 2), strided rows,
@@ -62,6 +63,25 @@ func TestConvMatMulMatchesColumns(t *testing.T) {
 						if f(got)[i] != v {
 							t.Fatalf("%s: value %d is %g, Im2Col and MatMul give %g", name, i, f(got)[i], v)
 						}
+					}
+					if trans {
+						// ConvWeightGrad: dy in NCHW, A its channel-major copy
+						dy := c.Alloc(p.M*p.K, false)
+						c.Permute(dy, a, []int{g.K, g.N, g.OH * g.OW}, []int{1, 0, 2}, false)
+						c.Permute(a, dy, []int{g.N, g.K, g.OH * g.OW}, []int{1, 0, 2}, false)
+						copy(f(want), f(c0))
+						copy(f(got), f(c0))
+						p.Alpha = 1
+						prev := SetThreads(th)
+						c.MatMul(p, a, col, want)
+						c.ConvWeightGrad(g, got, dy, x, beta)
+						SetThreads(prev)
+						for i, v := range f(want) {
+							if f(got)[i] != v {
+								t.Fatalf("%s: ConvWeightGrad's value %d is %g, Im2Col and MatMul give %g", name, i, f(got)[i], v)
+							}
+						}
+						c.Free(dy)
 					}
 					for _, b := range []backend.Buffer{a, c0, want, got} {
 						c.Free(b)
