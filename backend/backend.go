@@ -6,7 +6,7 @@
 // The whole contract is in this file: Backend, which every backend
 // implements, and the optional abilities beside it (PackedAttention,
 // InPlaceCrossEntropy, MultiAdamW, Freezer, RowAttention, RowStore,
-// HalfCache, Im2Col, BatchNorm, Quantized), each a faster or leaner way to do what
+// HalfCache, Im2Col, ConvGemm, BatchNorm, Quantized), each a faster or leaner way to do what
 // Backend's methods can already do. Callers type-assert a backend to an ability and fall back to
 // Backend's methods where it is missing, with the same results up to
 // float32 rounding (and, for HalfCache, float16's). The CPU backend has
@@ -335,6 +335,25 @@ type Conv2D struct {
 type Im2Col interface {
 	Im2Col(g Conv2D, col, x Buffer, pad float32)
 	Col2Im(g Conv2D, dx, col Buffer)
+}
+
+// ConvGemm runs a GEMM whose B operand is the column matrix of x under g
+// (Conv2D's layout, one group, 0 outside x) without writing it: an
+// implicit GEMM, whose packing reads the image. op(B) is the column
+// matrix [C*KH*KW, N*OH*OW], or with p.TransB its transpose, so p.K (p.N
+// with TransB) is C*KH*KW and p.N (p.K) is N*OH*OW; p's B fields (OffB,
+// LDB, StrideB) are unused and p.Batch is 1. The result is MatMul's on
+// Im2Col's matrix, bit for bit. Called by tensor.Conv2d, ConvTranspose2d
+// and their gradients on one group, in place of Im2Col and MatMul.
+// Buffers: float32.
+//
+// ConvWeightGrad is the weight gradient on that matrix with the output
+// gradient read in place: dw [K, C*KH*KW] = dy' col^T (beta 0) or dw +
+// dy' col^T (beta 1), dy' = dy [N, K, OH, OW] as [K, N*OH*OW], with no
+// channel-major copy of dy; MatMul's result on the copy, bit for bit.
+type ConvGemm interface {
+	ConvMatMul(p Gemm, g Conv2D, a, x, c Buffer)
+	ConvWeightGrad(g Conv2D, dw, dy, x Buffer, beta float32)
 }
 
 // BF16Products runs matrix products in bfloat16 with float32 accumulation, the

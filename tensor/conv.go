@@ -193,16 +193,55 @@ func channelMajor(be backend.Backend, y backend.Buffer, N, K, L int) backend.Buf
 	return yc
 }
 
+// cols is the column matrix [G, C/G*KH*KW, N*OH*OW] of an image x under
+// g as the GEMMs read it: on a backend with backend.ConvGemm and one
+// group, straight from x by the GEMM's packing (an implicit GEMM: col is
+// nil, nothing is written and read back); otherwise written out into col
+// by im2colBuf.
+type cols struct {
+	g      backend.Conv2D
+	x, col backend.Buffer
+}
+
+// implicitCols reports whether the GEMMs over g's column matrix read it
+// straight from the image.
+func implicitCols(be backend.Backend, g backend.Conv2D) bool {
+	_, ok := be.(backend.ConvGemm)
+	return ok && g.Groups == 1
+}
+
+// newCols returns the column matrix of x under g (pad 0): x itself where
+// the GEMMs read it implicitly, else written into a buffer from alloc.
+func newCols(be backend.Backend, g backend.Conv2D, x backend.Buffer, alloc func(n int) backend.Buffer) cols {
+	if implicitCols(be, g) {
+		return cols{g: g, x: x}
+	}
+	col := alloc(colLen(g))
+	im2colBuf(be, g, col, x, 0)
+	return cols{g: g, x: x, col: col}
+}
+
+// matMul runs p with op(B) the column matrix (OffB a group's offset into
+// it, p.LDB its row stride).
+func (c cols) matMul(be backend.Backend, p backend.Gemm, a, out backend.Buffer) {
+	if c.col == nil {
+		p.OffB, p.LDB, p.StrideB = 0, 0, 0
+		be.(backend.ConvGemm).ConvMatMul(p, c.g, a, c.x, out)
+		return
+	}
+	be.MatMul(p, a, c.col, out)
+}
+
 // colToImage: y[n, group] = W_group col_group[:, n] (+ y when beta is 1),
 // one GEMM per group into a channel-major scratch [K, N*OH*OW], then
 // permuted into NCHW y.
-func colToImage(be backend.Backend, g backend.Conv2D, w, col, y backend.Buffer, beta float32) {
+func colToImage(be backend.Backend, g backend.Conv2D, w backend.Buffer, col cols, y backend.Buffer, beta float32) {
 	Kg, CKK, L := g.K/g.Groups, g.C/g.Groups*g.KH*g.KW, g.OH*g.OW
 	NL := g.N * L
 	t := be.Alloc(g.K*NL, false)
 	for gi := range g.Groups {
-		be.MatMul(backend.Gemm{M: Kg, N: NL, K: CKK, Alpha: 1, Batch: 1, LDA: CKK, LDB: NL, LDC: NL,
-			OffA: gi * Kg * CKK, OffB: gi * CKK * NL, OffC: gi * Kg * NL}, w, col, t)
+		col.matMul(be, backend.Gemm{M: Kg, N: NL, K: CKK, Alpha: 1, Batch: 1, LDA: CKK, LDB: NL, LDC: NL,
+			OffA: gi * Kg * CKK, OffB: gi * CKK * NL, OffC: gi * Kg * NL}, w, t)
 	}
 	be.Permute(y, t, []int{g.K, g.N, L}, []int{1, 0, 2}, beta != 0)
 	be.Free(t)
@@ -218,26 +257,38 @@ func imageToCol(be backend.Backend, g backend.Conv2D, w, yc, col backend.Buffer)
 	}
 }
 
-// weightGrad adds dW_group += yc_group col_group^T into w (when it needs a
-// gradient) and the per-channel sums of yc into b (when not nil and it
-// needs one), yc the image channel-major [K, N*OH*OW].
-func weightGrad(be backend.Backend, g backend.Conv2D, w, b *Tensor, yc, col backend.Buffer) {
-	wg, bg := w.requiresGrad, b != nil && b.requiresGrad
-	if !wg && !bg {
-		return
-	}
-	Kg, CKK, NL := g.K/g.Groups, g.C/g.Groups*g.KH*g.KW, g.N*g.OH*g.OW
-	if wg {
+// weightGrad adds dW_group += dy'_group col_group^T into w (when it needs
+// a gradient), dy' = dy [N, K, OH*OW] as [K, N*OH*OW]: read in place where
+// the column matrix is implicit (backend.ConvGemm's ConvWeightGrad), else
+// yc(), dy's channel-major copy. It adds dy's per-channel sums into b
+// (when not nil and it needs one).
+func weightGrad(be backend.Backend, g backend.Conv2D, w, b *Tensor, dy backend.Buffer, yc func() backend.Buffer, col cols) {
+	if w.requiresGrad {
+		Kg, CKK, NL := g.K/g.Groups, g.C/g.Groups*g.KH*g.KW, g.N*g.OH*g.OW
 		dw, beta := w.gemmGrad()
-		be.MatMul(backend.Gemm{TransB: true, M: Kg, N: CKK, K: NL, Alpha: 1, Beta: beta, Batch: g.Groups,
-			LDA: NL, LDB: NL, LDC: CKK, StrideA: Kg * NL, StrideB: CKK * NL, StrideC: Kg * CKK}, yc, col, dw)
+		if col.col == nil {
+			be.(backend.ConvGemm).ConvWeightGrad(g, dw, dy, col.x, beta)
+		} else {
+			be.MatMul(backend.Gemm{TransB: true, M: Kg, N: CKK, K: NL, Alpha: 1, Beta: beta, Batch: g.Groups,
+				LDA: NL, LDB: NL, LDC: CKK, StrideA: Kg * NL, StrideB: CKK * NL, StrideC: Kg * CKK}, yc(), col.col, dw)
+		}
 	}
-	if bg {
-		s := be.Alloc(g.K, false)
-		be.SumRows(s, yc, g.K, NL)
-		be.Copy2D(b.GradBuffer(), 0, 0, s, 0, 0, 1, g.K, true)
-		be.Free(s)
+	if b != nil && b.requiresGrad {
+		channelSums(be, b.GradBuffer(), dy, g.N, g.K, g.OH*g.OW)
 	}
+}
+
+// channelSums adds the per-channel sums of y [N, C, L] into s [C]: each
+// plane's sum, then the images' sums of each channel (a GEMM with a ones
+// row).
+func channelSums(be backend.Backend, s, y backend.Buffer, N, C, L int) {
+	p := be.Alloc(N*C, false)
+	be.SumRows(p, y, N*C, L)
+	ones := be.Alloc(N, false)
+	be.Fill(ones, 1)
+	be.MatMul(backend.Gemm{M: 1, N: C, K: N, Alpha: 1, Beta: 1, Batch: 1, LDA: N, LDB: C, LDC: C}, ones, p, s)
+	be.Free(ones)
+	be.Free(p)
 }
 
 // fillBias writes bias [C] into every plane of y [N, C, L] (a GEMM with a
@@ -257,13 +308,15 @@ func checkBias(op string, bias *Tensor, C int) {
 
 // Conv2d is a 2-D convolution (cross-correlation, as PyTorch's) of x
 // [N, C, H, W] with weight [K, C/groups, KH, KW] plus bias [K] (or nil),
-// giving [N, K, OH, OW]. It is im2col into a column matrix [G,
-// C/G*KH*KW, N*OH*OW] (that many floats from the backend's pool, kept for
-// the backward pass) and per group one GEMM over all the images, permuted
-// into NCHW. Backward: dX = col2im(W^T dY'), or the transposed
-// convolution of dY by W in sub-pixel phases where that applies
-// (subpixel.go), dW = dY' col^T with dY' = dY as [K, N*OH*OW] (one
-// permuted copy, also summed for db).
+// giving [N, K, OH, OW]. It is per group one GEMM over all the images
+// on the column matrix [G, C/G*KH*KW, N*OH*OW], permuted into NCHW; the
+// column matrix is read straight from x by the GEMM's packing on a
+// backend with backend.ConvGemm (one group), else written by im2col (that
+// many floats from the backend's pool, kept for the backward pass).
+// Backward: dX = col2im(W^T dY'), or the transposed convolution of dY by
+// W in sub-pixel phases where that applies (subpixel.go), dW = dY' col^T
+// with dY' = dY as [K, N*OH*OW] (read in place by ConvWeightGrad, else
+// one permuted copy), db dY's per-channel sums.
 func Conv2d(x, w, bias *Tensor, o ConvOptions) *Tensor {
 	o = o.norm()
 	N, C, H, W := dims4("conv2d", x, "input")
@@ -275,8 +328,9 @@ func Conv2d(x, w, bias *Tensor, o ConvOptions) *Tensor {
 	g := geom("conv2d", N, C, H, W, K, kh, kw, o)
 	be := x.be
 	out := result([]int{N, K, g.OH, g.OW}, inputs(x, w, bias)...)
-	col := out.saveBuf(colLen(g), false)
-	im2colBuf(be, g, col, x.buf, 0)
+	// the column matrix, or x where the GEMMs read it implicitly: kept
+	// for the weight gradient
+	col := newCols(be, g, x.buf, func(n int) backend.Buffer { return out.saveBuf(n, false) })
 	beta := float32(0)
 	if bias != nil {
 		fillBias(be, out.buf, bias.buf, N, K, g.OH*g.OW)
@@ -285,7 +339,13 @@ func Conv2d(x, w, bias *Tensor, o ConvOptions) *Tensor {
 	colToImage(be, g, w.buf, col, out.buf, beta)
 	if out.requiresGrad {
 		out.back = func() {
-			yc := channelMajor(be, out.grad, N, K, g.OH*g.OW)
+			var yc backend.Buffer // dY channel-major, made where a GEMM needs it
+			ycOf := func() backend.Buffer {
+				if yc == nil {
+					yc = channelMajor(be, out.grad, N, K, g.OH*g.OW)
+				}
+				return yc
+			}
 			if x.requiresGrad {
 				// dX is the transposed convolution of dY by w
 				if sp := subPixelPlan(N, K, g.OH, g.OW, C, kh, kw, H, W, o); sp != nil {
@@ -293,13 +353,15 @@ func Conv2d(x, w, bias *Tensor, o ConvOptions) *Tensor {
 					sp.run(be, w.buf, out.grad, dx, beta)
 				} else {
 					dcol := be.Alloc(colLen(g), false)
-					imageToCol(be, g, w.buf, yc, dcol)
+					imageToCol(be, g, w.buf, ycOf(), dcol)
 					col2imBuf(be, g, x.GradBuffer(), dcol)
 					be.Free(dcol)
 				}
 			}
-			weightGrad(be, g, w, bias, yc, col)
-			be.Free(yc)
+			weightGrad(be, g, w, bias, out.grad, ycOf, col)
+			if yc != nil {
+				be.Free(yc)
+			}
 		}
 	}
 	return out
@@ -347,10 +409,12 @@ func ConvTranspose2d(x, w, bias *Tensor, o ConvOptions) *Tensor {
 		beta = 1
 	}
 	// x channel-major, kept for the weight gradient when it needs one
+	// and its GEMM does not read x in place (implicitCols)
 	var xc backend.Buffer
+	keep := out.requiresGrad && w.requiresGrad && !implicitCols(be, g)
 	if sp := subPixelPlan(N, C, H, W, K, kh, kw, OH, OW, o); sp != nil {
 		sp.run(be, w.buf, x.buf, out.buf, beta)
-		if out.requiresGrad && w.requiresGrad {
+		if keep {
 			xc = channelMajor(be, x.buf, N, C, H*W)
 		}
 	} else {
@@ -363,31 +427,24 @@ func ConvTranspose2d(x, w, bias *Tensor, o ConvOptions) *Tensor {
 		col2imBuf(be, g, out.buf, col)
 		be.Free(col)
 	}
-	if out.requiresGrad && w.requiresGrad {
+	if keep {
 		out.saved = append(out.saved, xc)
 	} else if xc != nil {
 		be.Free(xc)
 	}
 	if out.requiresGrad {
 		out.back = func() {
-			dcol := be.Alloc(colLen(g), false)
-			im2colBuf(be, g, dcol, out.grad, 0)
+			dcol := newCols(be, g, out.grad, func(n int) backend.Buffer { return be.Alloc(n, false) })
 			if x.requiresGrad {
 				dx, beta := x.gemmGrad()
 				colToImage(be, g, w.buf, dcol, dx, beta)
 			}
-			if w.requiresGrad {
-				weightGrad(be, g, w, nil, xc, dcol)
+			weightGrad(be, g, w, nil, x.buf, func() backend.Buffer { return xc }, dcol)
+			if dcol.col != nil {
+				be.Free(dcol.col)
 			}
-			be.Free(dcol)
 			if bias != nil && bias.requiresGrad {
-				s := be.Alloc(N*K, false)
-				be.SumRows(s, out.grad, N*K, OH*OW)
-				ones := be.Alloc(N, false)
-				be.Fill(ones, 1)
-				be.MatMul(backend.Gemm{M: 1, N: K, K: N, Alpha: 1, Beta: 1, Batch: 1, LDA: N, LDB: K, LDC: K}, ones, s, bias.GradBuffer())
-				be.Free(ones)
-				be.Free(s)
+				channelSums(be, bias.GradBuffer(), out.grad, N, K, OH*OW)
 			}
 		}
 	}

@@ -14,10 +14,29 @@ import (
 // BatchNorm), so tests run the path every backend without them takes.
 type plainBackend struct{ backend.Backend }
 
-// bothPaths runs fn on the CPU backend (with its abilities) and without
-// them.
+// columnsBackend has the CPU backend's Im2Col but not its ConvGemm, so
+// that tests run convolutions through written column matrices.
+type columnsBackend struct {
+	backend.Backend
+	ic backend.Im2Col
+}
+
+func (b columnsBackend) Im2Col(g backend.Conv2D, col, x backend.Buffer, pad float32) {
+	b.ic.Im2Col(g, col, x, pad)
+}
+
+func (b columnsBackend) Col2Im(g backend.Conv2D, dx, col backend.Buffer) { b.ic.Col2Im(g, dx, col) }
+
+// bothPaths runs fn on the CPU backend (with its abilities: implicit
+// GEMMs), with Im2Col's column matrices, and without either.
 func bothPaths(t *testing.T, fn func(t *testing.T)) {
-	t.Run("im2col", fn)
+	t.Run("implicit", fn)
+	t.Run("im2col", func(t *testing.T) {
+		old := be
+		be = columnsBackend{old, old.(backend.Im2Col)}
+		defer func() { be = old }()
+		fn(t)
+	})
 	t.Run("index", func(t *testing.T) {
 		old := be
 		be = plainBackend{old}
@@ -471,6 +490,62 @@ func TestSubPixelMatchesColumns(t *testing.T) {
 		sp.run(be, w.buf, x.buf, y.buf, 1)
 		if g2 := y.Host(); g2[7] != 2*got[7] {
 			t.Fatalf("%+v: adding gave %g, want %g", c, g2[7], 2*got[7])
+		}
+	}
+}
+
+// TestImplicitMatchesColumns runs vqvae-32's convolutions (batch 2)
+// forward and backward on the CPU backend, whose GEMMs read the column
+// matrices straight from the images, and through Im2Col's written
+// matrices: the GEMMs pack the same values in the same order, so the
+// outputs and every gradient are the same bit for bit.
+func TestImplicitMatchesColumns(t *testing.T) {
+	s2 := ConvOptions{Stride: [2]int{2, 2}, Padding: [2]int{1, 1}}
+	for _, c := range []struct {
+		name       string
+		transposed bool
+		C, H, K, k int
+		o          ConvOptions
+	}{
+		{"downsampling", false, 128, 16, 128, 4, s2},
+		{"first downsampling", false, 3, 32, 128, 4, s2},
+		{"residual 3x3", false, 128, 8, 64, 3, ConvOptions{Padding: [2]int{1, 1}}},
+		{"residual 1x1", false, 64, 8, 128, 1, ConvOptions{}},
+		{"upsampling", true, 128, 8, 128, 4, s2},
+		{"last upsampling", true, 128, 16, 3, 4, s2},
+	} {
+		run := func(b backend.Backend) []float32 {
+			old := be
+			be = b
+			defer func() { be = old }()
+			r := rand.New(rand.NewPCG(51, 52))
+			x := randT(r, 1, 2, c.C, c.H, c.H)
+			var w *Tensor
+			if c.transposed {
+				w = randT(r, 0.1, c.C, c.K, c.k, c.k)
+			} else {
+				w = randT(r, 0.1, c.K, c.C, c.k, c.k)
+			}
+			bias := randT(r, 1, c.K)
+			var y *Tensor
+			if c.transposed {
+				y = ConvTranspose2d(x, w, bias, c.o)
+			} else {
+				y = Conv2d(x, w, bias, c.o)
+			}
+			Backward(Sum(Mul(y, randT(r, 1, y.Shape()...))))
+			var out []float32
+			for _, v := range []*Tensor{y, x.Grad(), w.Grad(), bias.Grad()} {
+				out = append(out, v.Host()...)
+			}
+			return out
+		}
+		got := run(be)
+		want := run(columnsBackend{be, be.(backend.Im2Col)})
+		for i, v := range want {
+			if got[i] != v {
+				t.Fatalf("%s: value %d (output, then the gradients of x, w and bias) is %g implicitly, %g through Im2Col", c.name, i, got[i], v)
+			}
 		}
 	}
 }

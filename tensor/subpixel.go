@@ -105,14 +105,21 @@ func (sp *subPixel) run(be backend.Backend, w, x, y backend.Buffer, beta float32
 	wp := be.Alloc(len(sp.idx), false)
 	be.Embedding(wp, wt, sp.idx, 1)
 	be.Free(wt)
-	col := be.Alloc(sp.ckk*sp.L, false)
+	var col backend.Buffer // the phases' column matrix, reused (nil where the GEMMs read x implicitly)
+	alloc := func(n int) backend.Buffer {
+		if col == nil {
+			col = be.Alloc(n, false)
+		}
+		return col
+	}
 	t := be.Alloc(P*sp.Cout*sp.L, false)
 	for r, g := range sp.phases {
-		im2colBuf(be, g, col, x, 0)
-		be.MatMul(backend.Gemm{M: sp.Cout, N: sp.L, K: sp.ckk, Alpha: 1, Batch: 1, LDA: sp.ckk, LDB: sp.L, LDC: sp.L,
-			OffA: r * sp.Cout * sp.ckk, OffC: r * sp.Cout * sp.L}, wp, col, t)
+		newCols(be, g, x, alloc).matMul(be, backend.Gemm{M: sp.Cout, N: sp.L, K: sp.ckk, Alpha: 1, Batch: 1, LDA: sp.ckk, LDB: sp.L, LDC: sp.L,
+			OffA: r * sp.Cout * sp.ckk, OffC: r * sp.Cout * sp.L}, wp, t)
 	}
-	be.Free(col)
+	if col != nil {
+		be.Free(col)
+	}
 	be.Free(wp)
 	// t is [sy, sx, Cout, N, OH/sy, OW/sx]; y is [N, Cout, OH/sy, sy, OW/sx, sx]
 	g := sp.phases[0]

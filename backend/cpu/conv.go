@@ -25,7 +25,7 @@ func (c *CPU) Im2Col(g backend.Conv2D, col, x backend.Buffer, pad float32) {
 	// the input plane shifted: one copy per plane, then the columns that
 	// wrapped around a row edge set to pad.
 	shifted := g.SH == 1 && g.SW == 1 && g.DW == 1 && g.OW == g.W
-	if !shifted && g.H%g.SH == 0 && g.W%g.SW == 0 && g.OW == g.W/g.SW {
+	if usePhases(g) {
 		c.im2colPhases(g, cs, xs, pad)
 		return
 	}
@@ -61,47 +61,13 @@ func (c *CPU) Im2Col(g backend.Conv2D, col, x backend.Buffer, pad float32) {
 // phases (rows h = SH*r + py, columns w = SW*q + px), so that every
 // kernel tap reads one phase plane at a shift, as im2colShifted copies.
 func (c *CPU) im2colPhases(g backend.Conv2D, cs, xs []float32, pad float32) {
-	HW, PH, PW := g.H*g.W, g.H/g.SH, g.W/g.SW
-	ph := PH * PW // a phase plane's size
+	HW, ph := g.H*g.W, g.H/g.SH*(g.W/g.SW)
 	buf := c.Alloc(g.N*g.C*HW, false)
 	defer c.Free(buf)
 	sp := f(buf)
-	Parallel(g.N*g.C, grain(HW), func(lo, hi int) {
-		for p := lo; p < hi; p++ {
-			img, dst := xs[p*HW:(p+1)*HW], sp[p*HW:(p+1)*HW]
-			for py := range g.SH {
-				for px := range g.SW {
-					d := dst[(py*g.SW+px)*ph : (py*g.SW+px+1)*ph]
-					for r := range PH {
-						row := img[(r*g.SH+py)*g.W+px:]
-						row = row[:(PW-1)*g.SW+1]
-						dr := d[r*PW : (r+1)*PW]
-						for q := range dr {
-							dr[q] = row[q*g.SW]
-						}
-					}
-				}
-			}
-		}
-	})
-	// kernel row i reads phase row (i*DH-PH) mod SH at a shift of
-	// floor((i*DH-PH)/SH) phase rows; columns alike
-	type tap struct {
-		phase int
-		s     span
-	}
-	taps := func(k, d, p, stride, n, out int) []tap {
-		t := make([]tap, k)
-		for i := range t {
-			o := i*d - p
-			ph := ((o % stride) + stride) % stride
-			off := (o - ph) / stride
-			lo, hi := validCols(off, 1, n, out)
-			t[i] = tap{ph, span{off, lo, hi}}
-		}
-		return t
-	}
-	rows, cols := taps(g.KH, g.DH, g.PH, g.SH, PH, g.OH), taps(g.KW, g.DW, g.PW, g.SW, PW, g.OW)
+	splitPhases(g, sp, xs)
+	rows, cols := phaseTaps(g)
+	PW := g.W / g.SW
 	L, kk := g.OH*g.OW, g.KH*g.KW
 	Parallel(g.C*kk*g.N, grain(L), func(lo, hi int) {
 		r, n := lo/g.N, lo%g.N
@@ -122,6 +88,67 @@ func (c *CPU) im2colPhases(g backend.Conv2D, cs, xs []float32, pad float32) {
 			}
 		}
 	})
+}
+
+// usePhases reports whether a strided convolution is as wide as its
+// input over the stride, so that its column matrix reads x's stride
+// phases at shifts (im2colPhases).
+func usePhases(g backend.Conv2D) bool {
+	shifted := g.SH == 1 && g.SW == 1 && g.DW == 1 && g.OW == g.W
+	return !shifted && g.H%g.SH == 0 && g.W%g.SW == 0 && g.OW == g.W/g.SW
+}
+
+// splitPhases writes x's planes split into their SH*SW stride phases into
+// sp (x's size): plane p's phase (py, px), rows h = SH*r + py and columns
+// w = SW*q + px, is the (py*SW+px)-th run of H/SH*W/SW values of sp's
+// plane p.
+func splitPhases(g backend.Conv2D, sp, xs []float32) {
+	HW, PH, PW := g.H*g.W, g.H/g.SH, g.W/g.SW
+	ph := PH * PW // a phase plane's size
+	Parallel(g.N*g.C, grain(HW), func(lo, hi int) {
+		for p := lo; p < hi; p++ {
+			img, dst := xs[p*HW:(p+1)*HW], sp[p*HW:(p+1)*HW]
+			for py := range g.SH {
+				for px := range g.SW {
+					d := dst[(py*g.SW+px)*ph : (py*g.SW+px+1)*ph]
+					for r := range PH {
+						row := img[(r*g.SH+py)*g.W+px:]
+						row = row[:(PW-1)*g.SW+1]
+						dr := d[r*PW : (r+1)*PW]
+						for q := range dr {
+							dr[q] = row[q*g.SW]
+						}
+					}
+				}
+			}
+		}
+	})
+}
+
+// A tap is where one kernel row (column) of a phased convolution reads:
+// its phase, and the span it reads of that phase's rows (columns) at
+// stride 1.
+type tap struct {
+	phase int
+	s     span
+}
+
+// phaseTaps returns g's taps for each kernel row and column: kernel row i
+// reads phase row (i*DH-PH) mod SH at a shift of floor((i*DH-PH)/SH)
+// phase rows; columns alike.
+func phaseTaps(g backend.Conv2D) (rows, cols []tap) {
+	taps := func(k, d, p, stride, n, out int) []tap {
+		t := make([]tap, k)
+		for i := range t {
+			o := i*d - p
+			ph := ((o % stride) + stride) % stride
+			off := (o - ph) / stride
+			lo, hi := validCols(off, 1, n, out)
+			t[i] = tap{ph, span{off, lo, hi}}
+		}
+		return t
+	}
+	return taps(g.KH, g.DH, g.PH, g.SH, g.H/g.SH, g.OH), taps(g.KW, g.DW, g.PW, g.SW, g.W/g.SW, g.OW)
 }
 
 // im2colRows writes one block (kernel tap, image) of the column matrix

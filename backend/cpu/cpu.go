@@ -80,7 +80,7 @@ func packed(b backend.Buffer, transB bool, off, ldb, n, k int) []float32 {
 		}
 	}
 	p := &packedB{kern: kern, transB: transB, off: off, ldb: ldb, n: n, k: k, data: make([]float32, k*packedWidth(kern, n))}
-	prepackB(p.data, kern, transB, bb.D[off:], ldb, n, k, 0, 1)
+	prepackB(p.data, kern, transB, bb.D[off:], ldb, n, k, 0, 1, nil)
 	fz.packs = append(fz.packs, p)
 	return p.data
 }

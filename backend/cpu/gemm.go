@@ -90,6 +90,20 @@ const (
 // kern (a frozen buffer's), used instead of packing B again.
 func gemm(threads int, kern *gemmKernel, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int, fixed []float32) {
 	checkGemm(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
+	gemmFrom(threads, kern, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, fixed, nil, imageA{})
+}
+
+// An imageA describes an op(A) (not transposed) stored image by image:
+// A [N, m, plane] (a convolution's output gradient in NCHW) read as
+// [m, N*plane], column p of row i at (p/plane)*stride + i*lda + p%plane.
+// The zero value is an ordinary A.
+type imageA struct{ plane, stride int }
+
+// gemmFrom is gemm after its checks, with op(B) read from src (a
+// convolution's column matrix packed straight from its image: implicit.go)
+// where src is not nil, in place of b, and op(A) stored image by image
+// where ai says so (float32 kernels only).
+func gemmFrom(threads int, kern *gemmKernel, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int, fixed []float32, src *colSource, ai imageA) {
 	if m == 0 || n == 0 {
 		return
 	}
@@ -101,7 +115,7 @@ func gemm(threads int, kern *gemmKernel, transA, transB bool, m, n, k int, alpha
 	call.kern, call.transA, call.transB, call.m, call.n, call.k = kern, transA, transB, m, n, k
 	call.alpha, call.a, call.lda, call.b, call.ldb = alpha, a, lda, b, ldb
 	call.beta, call.c, call.ldc, call.splitN = beta, c, ldc, false
-	call.fixed = fixed
+	call.fixed, call.src, call.ai = fixed, src, ai
 	call.next.Store(0)
 	// Split C into parts along its longer side. Column splits fall on whole
 	// vectors so every part runs full-width kernels. Large products get
@@ -156,15 +170,7 @@ func checkGemm(transA, transB bool, m, n, k int, a []float32, lda int, b []float
 	if m < 0 || n < 0 || k < 0 {
 		panic(fmt.Sprintf("cpu: Sgemm: negative size m=%d n=%d k=%d", m, n, k))
 	}
-	check := func(name string, rows, cols int, s []float32, ld int) {
-		if ld < max(cols, 1) {
-			panic(fmt.Sprintf("cpu: Sgemm: ld%s=%d < %d columns", name, ld, cols))
-		}
-		// len(s) >= (rows-1)*ld + cols, without overflow.
-		if rows > 0 && cols > 0 && (len(s) < cols || (len(s)-cols)/ld < rows-1) {
-			panic(fmt.Sprintf("cpu: Sgemm: %s has %d values, a %dx%d matrix with stride %d needs %d", name, len(s), rows, cols, ld, (rows-1)*ld+cols))
-		}
-	}
+	check := checkMatrix
 	if transA {
 		check("a", k, m, a, lda)
 	} else {
@@ -176,6 +182,17 @@ func checkGemm(transA, transB bool, m, n, k int, a []float32, lda int, b []float
 		check("b", k, n, b, ldb)
 	}
 	check("c", m, n, c, ldc)
+}
+
+// checkMatrix panics unless s holds a rows x cols matrix with row stride ld.
+func checkMatrix(name string, rows, cols int, s []float32, ld int) {
+	if ld < max(cols, 1) {
+		panic(fmt.Sprintf("cpu: Sgemm: ld%s=%d < %d columns", name, ld, cols))
+	}
+	// len(s) >= (rows-1)*ld + cols, without overflow.
+	if rows > 0 && cols > 0 && (len(s) < cols || (len(s)-cols)/ld < rows-1) {
+		panic(fmt.Sprintf("cpu: Sgemm: %s has %d values, a %dx%d matrix with stride %d needs %d", name, len(s), rows, cols, ld, (rows-1)*ld+cols))
+	}
 }
 
 // scaleC sets C = beta*C, writing zeros when beta is 0.
@@ -205,6 +222,8 @@ type gemmCall struct {
 	next           atomic.Int32 // next part to compute
 	splitN         bool
 	fixed          []float32        // op(B) packed whole already, or nil
+	src            *colSource       // op(B)'s column matrix, read from its image, or nil
+	ai             imageA           // how op(A) is stored
 	packing        bool             // run packs pre instead of computing parts
 	pre            []float32        // op(A) (splitN) or op(B) packed whole, or nil
 	preBuf         *packBuf         // holds pre
@@ -239,7 +258,7 @@ func (g *gemmCall) colUnit() int {
 }
 
 func putCall(c *gemmCall) {
-	c.a, c.b, c.c, c.fixed = nil, nil, nil, nil
+	c.a, c.b, c.c, c.fixed, c.src = nil, nil, nil, nil, nil
 	callMu.Lock()
 	freeCall = append(freeCall, c)
 	callMu.Unlock()
@@ -252,9 +271,9 @@ func (g *gemmCall) run(lo, hi int) {
 	if g.packing {
 		for w := lo; w < hi; w++ {
 			if g.splitN {
-				prepackA(g.pre, g.kern, g.transA, g.a, g.lda, g.m, g.k, w, g.workers)
+				prepackA(g.pre, g.kern, g.transA, g.a, g.lda, g.m, g.k, w, g.workers, g.ai)
 			} else {
-				prepackB(g.pre, g.kern, g.transB, g.b, g.ldb, g.n, g.k, w, g.workers)
+				prepackB(g.pre, g.kern, g.transB, g.b, g.ldb, g.n, g.k, w, g.workers, g.src)
 			}
 		}
 		return
@@ -298,12 +317,14 @@ func (g *gemmCall) run(lo, hi int) {
 		} else {
 			a = g.a[i0*g.lda:]
 		}
-		if g.transB {
+		switch {
+		case g.src != nil:
+		case g.transB:
 			b = g.b[j0*g.ldb:]
-		} else {
+		default:
 			b = g.b[j0:]
 		}
-		gemmBlocked(g.kern, buf, g.transA, g.transB, i1-i0, j1-j0, g.k, g.alpha, a, g.lda, b, g.ldb, g.beta, g.c[i0*g.ldc+j0:], g.ldc, preA, preB, g.n, j0)
+		gemmBlocked(g.kern, buf, g.transA, g.transB, i1-i0, j1-j0, g.k, g.alpha, a, g.lda, b, g.ldb, g.beta, g.c[i0*g.ldc+j0:], g.ldc, preA, preB, g.n, j0, g.src, g.ai)
 	}
 }
 
@@ -348,8 +369,10 @@ func grow(s []float32, n int) []float32 {
 // Rows are dealt into tiles of near-equal height so no thin tail tile runs
 // a starved kernel. preA or preB, when not nil, hold op(A) or op(B) packed
 // whole by prepackA or prepackB; preB holds all bn columns of op(B), of
-// which these are the columns from bj0 on (a multiple of kern.nr).
-func gemmBlocked(kern *gemmKernel, buf *packBuf, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int, preA, preB []float32, bn, bj0 int) {
+// which these are the columns from bj0 on (a multiple of kern.nr). src,
+// when not nil, is op(B) (from its column bj0 on), read in place of b; ai
+// says how A is stored.
+func gemmBlocked(kern *gemmKernel, buf *packBuf, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int, preA, preB []float32, bn, bj0 int, src *colSource, ai imageA) {
 	kcb := blockSize(k, kern.kc, 1)
 	mcb := blockSize(m, kern.mc, kern.mr)
 	ncb := kern.nc
@@ -371,7 +394,7 @@ func gemmBlocked(kern *gemmKernel, buf *packBuf, transA, transB bool, m, n, k in
 			} else {
 				buf.b = grow(buf.b, kc*packedWidth(kern, nc))
 				pb = buf.b
-				packB(kern, pb, transB, b, ldb, pc, jc, kc, nc)
+				packB(kern, pb, transB, b, ldb, pc, jc, kc, nc, src, bj0)
 			}
 			for ic := 0; ic < m; ic += mcb {
 				mc := min(mcb, m-ic)
@@ -382,7 +405,7 @@ func gemmBlocked(kern *gemmKernel, buf *packBuf, transA, transB bool, m, n, k in
 				} else {
 					buf.a = grow(buf.a, mc*kc)
 					pa = buf.a
-					packA(kern, pa, transA, a, lda, ic, pc, mc, kc, ntile)
+					packA(kern, pa, transA, a, lda, ic, pc, mc, kc, ntile, ai)
 				}
 				bo := 0
 				for j := 0; j < nc; j += kern.nr {
@@ -410,7 +433,7 @@ func packedWidth(kern *gemmKernel, n int) int {
 // its m rows, into dst: block (pc, ic) starts at pc*m + ic*kc. Only blocks
 // u with u%step == first are packed, so that several goroutines can share
 // the work.
-func prepackA(dst []float32, kern *gemmKernel, transA bool, a []float32, lda, m, k, first, step int) {
+func prepackA(dst []float32, kern *gemmKernel, transA bool, a []float32, lda, m, k, first, step int, ai imageA) {
 	kcb := blockSize(k, kern.kc, 1)
 	mcb := blockSize(m, kern.mc, kern.mr)
 	u := 0
@@ -419,7 +442,7 @@ func prepackA(dst []float32, kern *gemmKernel, transA bool, a []float32, lda, m,
 		for ic := 0; ic < m; ic += mcb {
 			if u%step == first {
 				mc := min(mcb, m-ic)
-				packA(kern, dst[pc*m+ic*kc:pc*m+(ic+mc)*kc], transA, a, lda, ic, pc, mc, kc, (mc+kern.mr-1)/kern.mr)
+				packA(kern, dst[pc*m+ic*kc:pc*m+(ic+mc)*kc], transA, a, lda, ic, pc, mc, kc, (mc+kern.mr-1)/kern.mr, ai)
 			}
 			u++
 		}
@@ -428,8 +451,9 @@ func prepackA(dst []float32, kern *gemmKernel, transA bool, a []float32, lda, m,
 
 // prepackB packs the blocks of op(B) that gemmBlocked visits, for all of
 // its n columns, into dst: block (pc, jc) starts at pc*packedWidth(n) +
-// jc*kc. Blocks are shared out as in prepackA.
-func prepackB(dst []float32, kern *gemmKernel, transB bool, b []float32, ldb, n, k, first, step int) {
+// jc*kc. Blocks are shared out as in prepackA. src, when not nil, is
+// op(B), read in place of b.
+func prepackB(dst []float32, kern *gemmKernel, transB bool, b []float32, ldb, n, k, first, step int, src *colSource) {
 	kcb := blockSize(k, kern.kc, 1)
 	npad := packedWidth(kern, n)
 	u := 0
@@ -439,7 +463,7 @@ func prepackB(dst []float32, kern *gemmKernel, transB bool, b []float32, ldb, n,
 			if u%step == first {
 				nc := min(kern.nc, n-jc)
 				o := pc*npad + jc*kc
-				packB(kern, dst[o:o+kc*packedWidth(kern, nc)], transB, b, ldb, pc, jc, kc, nc)
+				packB(kern, dst[o:o+kc*packedWidth(kern, nc)], transB, b, ldb, pc, jc, kc, nc, src, 0)
 			}
 			u++
 		}
@@ -460,13 +484,24 @@ func roundUp(n, m int) int { return (n + m - 1) / m * m }
 
 // packA packs rows [i0, i0+mc) and columns [p0, p0+kc) of op(A) into ntile
 // micro-panels of near-equal height; panel t holds kc steps of its rows
-// (bf16 kernels: (kc+1)/2 steps of pairs, in the same place).
-func packA(kern *gemmKernel, dst []float32, trans bool, a []float32, lda, i0, p0, mc, kc, ntile int) {
+// (bf16 kernels: (kc+1)/2 steps of pairs, in the same place). An A
+// stored image by image (ai) is packed a run of one image's columns at a
+// time.
+func packA(kern *gemmKernel, dst []float32, trans bool, a []float32, lda, i0, p0, mc, kc, ntile int, ai imageA) {
 	strided, rows := packers(kern)
 	for t := 0; t < ntile; t++ {
 		r0, r1 := t*mc/ntile, (t+1)*mc/ntile
 		mr := r1 - r0
 		d := dst[r0*kc : r1*kc]
+		if ai.plane > 0 {
+			for q := p0; q < p0+kc; {
+				n, l := q/ai.plane, q%ai.plane
+				run := min(ai.plane-l, p0+kc-q)
+				strided(d[(q-p0)*mr:], mr, a[n*ai.stride+(i0+r0)*lda+l:], lda, run, mr, mr)
+				q += run
+			}
+			continue
+		}
 		if trans {
 			rows(d, mr, a[p0*lda+i0+r0:], lda, kc, mr, mr) // A is stored k x m
 		} else {
@@ -478,8 +513,10 @@ func packA(kern *gemmKernel, dst []float32, trans bool, a []float32, lda, i0, p0
 // packB packs rows [p0, p0+kc) and columns [j0, j0+nc) of op(B) into
 // micro-panels kern.nr columns wide (the last one narrower, padded with
 // zeros to a multiple of kern.vec); each panel holds kc rows (bf16
-// kernels: (kc+1)/2 rows of pairs, in the same place).
-func packB(kern *gemmKernel, dst []float32, trans bool, b []float32, ldb, p0, j0, kc, nc int) {
+// kernels: (kc+1)/2 rows of pairs, in the same place). src, when not
+// nil, is op(B) from column bj0 on (float32 kernels only), read in place
+// of b.
+func packB(kern *gemmKernel, dst []float32, trans bool, b []float32, ldb, p0, j0, kc, nc int, src *colSource, bj0 int) {
 	strided, rows := packers(kern)
 	o := 0
 	for j := 0; j < nc; j += kern.nr {
@@ -487,6 +524,14 @@ func packB(kern *gemmKernel, dst []float32, trans bool, b []float32, ldb, p0, j0
 		wp := roundUp(w, kern.vec)
 		d := dst[o : o+kc*wp]
 		o += kc * wp
+		if src != nil {
+			if trans {
+				src.packStrided(d, wp, bj0+j0+j, p0, kc, w, wp)
+			} else {
+				src.packRows(d, wp, p0, bj0+j0+j, kc, w, wp)
+			}
+			continue
+		}
 		if trans {
 			strided(d, wp, b[(j0+j)*ldb+p0:], ldb, kc, w, wp) // B is stored n x k
 		} else {

@@ -56,7 +56,7 @@ func gemmHalf(m, n, k int, alpha float32, a []float32, lda int, w *QuantBuf, bet
 	workers := min(t, max(1, m*k/minShared))
 	Parallel(workers, 1, func(lo, hi int) {
 		for u := lo; u < hi; u++ {
-			prepackA(preA, kern, false, a, lda, m, k, u, workers)
+			prepackA(preA, kern, false, a, lda, m, k, u, workers, imageA{})
 		}
 	})
 	Parallel(tiles, 1, func(lo, hi int) {
@@ -74,7 +74,7 @@ func gemmHalf(m, n, k int, alpha float32, a []float32, lda int, w *QuantBuf, bet
 				if pc > 0 {
 					bet = 1
 				}
-				gemmBlocked(kern, buf, false, true, m, nt, kc, alpha, nil, lda, nil, k, bet, c[r0:], ldc, preA[pc*m:pc*m+m*kc], pb, nt, 0)
+				gemmBlocked(kern, buf, false, true, m, nt, kc, alpha, nil, lda, nil, k, bet, c[r0:], ldc, preA[pc*m:pc*m+m*kc], pb, nt, 0, nil, imageA{})
 			}
 		}
 	})
