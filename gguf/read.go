@@ -120,6 +120,18 @@ func (r *reader) str(what string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	// Most strings are short tokens (a vocabulary is 50,000 to 150,000
+	// of them): copied once, out of the reader's buffer.
+	if n <= int64(r.r.Size()) {
+		b, err := r.r.Peek(int(n))
+		if err != nil {
+			return "", errShort
+		}
+		s := string(b)
+		r.r.Discard(int(n))
+		r.pos += n
+		return s, nil
+	}
 	b := make([]byte, n)
 	if _, err := io.ReadFull(r.r, b); err != nil {
 		return "", errShort
@@ -301,8 +313,16 @@ func (r *reader) array(t ValueType, n int) (Value, error) {
 		return readArray[float32](r, n, t)
 	case TypeBool:
 		return readArray[bool](r, n, t)
-	case TypeString:
-		return readArray[string](r, n, t)
+	case TypeString: // (not boxed in a Value each, as readArray does)
+		out := make([]string, n)
+		for i := range out {
+			s, err := r.str("value")
+			if err != nil {
+				return Value{}, fmt.Errorf("element %d: %w", i, err)
+			}
+			out[i] = s
+		}
+		return Value{out}, nil
 	case TypeUint64:
 		return readArray[uint64](r, n, t)
 	case TypeInt64:

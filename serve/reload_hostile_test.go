@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -210,18 +211,32 @@ func TestReloadWhileRewrittenInPlace(t *testing.T) {
 		t.Fatalf("first answer: %q, %v; want %q", text, err, textA)
 	}
 
+	// The full run rewrites for 18 s. The short run stops once both
+	// checkpoints were served and six copies were made (two of them left
+	// to settle: about 3.5 s), or after 30 s on a busy machine: not for
+	// 6 s flat, which kept three clients streaming (the package's largest
+	// CPU cost) and still saw only one checkpoint on a loaded machine.
 	run := 18 * time.Second
 	if testing.Short() {
-		run = 6 * time.Second
+		run = 30 * time.Second
 	}
 	stop := time.Now().Add(run)
+	var mu sync.Mutex
+	seen := map[string]int{}
+	var over atomic.Bool // the copy loop ended: the clients stop too
+	enough := func(copies int) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return testing.Short() && copies >= 6 && seen["a"] > 0 && seen["b"] > 0
+	}
 	var wg sync.WaitGroup
 	copyErr := make(chan error, 1)
 	wg.Add(1)
 	go func() { // the copy loop
 		defer wg.Done()
+		defer over.Store(true)
 		path := filepath.Join(dir, safetensors.ModelFile)
-		for i := 1; time.Now().Before(stop); i++ {
+		for i := 1; time.Now().Before(stop) && !enough(i-1); i++ {
 			data := a
 			if i%2 == 1 {
 				data = b
@@ -241,15 +256,13 @@ func TestReloadWhileRewrittenInPlace(t *testing.T) {
 		}
 		copyErr <- rewriteInPlace(path, b) // it ends on b
 	}()
-	var mu sync.Mutex
-	seen := map[string]int{}
 	var failures []string
 	client := &http.Client{Timeout: 60 * time.Second}
 	for range 3 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for time.Now().Before(stop) {
+			for !over.Load() {
 				text, err := streamText(client, url)
 				mu.Lock()
 				switch {

@@ -39,6 +39,7 @@ func newBPE(tokens []string, merges []merge, special map[string]int, p Pattern) 
 		t.byteIDs[b] = id
 	}
 	n := len(tokens)
+	t.merges.resize(len(merges))
 	for i := len(merges) - 1; i >= 0; i-- { // lowest rank wins in put
 		m := merges[i]
 		if m.a < 0 || int(m.a) >= n || m.b < 0 || int(m.b) >= n || m.result < 0 || int(m.result) >= n {

@@ -196,11 +196,13 @@ func fromByteLevelVocab(vocab map[string]int, merges [][2]string, added map[int]
 		special[s] = id
 	}
 	ms := make([]merge, 0, len(merges))
-	produced := make(map[int]bool, len(merges))
+	produced := make([]bool, size)
+	var both []byte
 	for i, m := range merges {
 		a, okA := vocab[m[0]]
 		b, okB := vocab[m[1]]
-		r, okR := vocab[m[0]+m[1]]
+		both = append(append(both[:0], m[0]...), m[1]...)
+		r, okR := vocab[string(both)] // (no string is made for the lookup)
 		if !okA || !okB || !okR {
 			return nil, fmt.Errorf("%s %d: merge %q %q: token missing from the vocabulary", mergeName, mergeLine(i), truncate(m[0]), truncate(m[1]))
 		}
@@ -324,9 +326,11 @@ func LoadTokenizerJSON(data []byte) (*Tokenizer, error) {
 	if err != nil {
 		return nil, err
 	}
-	var vocab map[string]int
-	if err := json.Unmarshal(m.Vocab, &vocab); err != nil {
-		return nil, fmt.Errorf("tokenizer.json: model.vocab: %w", err)
+	vocab, ok := fastVocab(m.Vocab)
+	if !ok {
+		if err := json.Unmarshal(m.Vocab, &vocab); err != nil {
+			return nil, fmt.Errorf("tokenizer.json: model.vocab: %w", err)
+		}
 	}
 	merges, err := parseMerges(m.Merges)
 	if err != nil {
@@ -398,6 +402,9 @@ func parsePreTokenizer(p *hfPreTok) (Pattern, bool, error) {
 func parseMerges(raw json.RawMessage) ([][2]string, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil, nil
+	}
+	if out, ok := fastMerges(raw); ok {
+		return out, nil
 	}
 	// A list of pairs (as transformers writes merges now) is not read as
 	// strings first: that fails only after a pass over all of it (0.3 s

@@ -716,10 +716,14 @@ func (p *pairTable) put(a, b int32, v uint64) {
 	}
 }
 
-func (p *pairTable) grow() {
+func (p *pairTable) grow() { p.resize(p.n + 1) }
+
+// resize makes room for n pairs without growing (the table holds
+// p.n of them), rehashing what it holds.
+func (p *pairTable) resize(n int) {
 	keys, vals := p.keys, p.vals
 	size := 1024
-	for size < 4*(p.n+1) {
+	for size < 4*n {
 		size *= 2
 	}
 	p.keys, p.vals = make([]uint64, size), make([]uint64, size)

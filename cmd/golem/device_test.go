@@ -58,7 +58,7 @@ func TestDeviceUnknown(t *testing.T) {
 		"eval mc", "eval gen", "eval tasks", "eval ppl", "demo", "serve", "clip train", "clip zeroshot", "clip retrieve",
 		"vision pretrain", "vision probe", "vision judge train", "eval judge"} {
 		args := append(strings.Fields(c), "--device", "nope")
-		if _, stderr, code := runGolem(t, args...); code != 1 || stderr != want {
+		if _, stderr, code := runRefused(t, c == "pretrain", args...); code != 1 || stderr != want {
 			t.Errorf("golem %s --device nope: exit %d, stderr %q; want exit 1, %q", c, code, stderr, want)
 		}
 	}
