@@ -57,9 +57,10 @@ type imageRequest struct {
 
 // drawnImages is what drawImages drew.
 type drawnImages struct {
-	model string   // the served model's name
-	seed  uint64   // image i is sample 0 of seed+i
-	pngs  [][]byte // the images, PNG
+	model string    // the served model's name
+	seed  uint64    // image i is sample 0 of seed+i
+	pngs  [][]byte  // the images, PNG
+	codes [][]int32 // the image tokens each was decoded from, row by row
 }
 
 // drawImages draws the images q asks for on its model's engine
@@ -145,7 +146,7 @@ func (s *Server) drawImages(r *http.Request, q imageRequest) (*drawnImages, erro
 	if err != nil {
 		return nil, engineErr(err)
 	}
-	d := &drawnImages{model: e.Name, seed: o.Sampling.Seed}
+	d := &drawnImages{model: e.Name, seed: o.Sampling.Seed, codes: res.Codes}
 	var buf bytes.Buffer
 	for _, img := range res.Images {
 		buf.Reset()

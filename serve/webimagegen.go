@@ -77,7 +77,7 @@ func (s *Server) webGenerate(w http.ResponseWriter, r *http.Request, sess store.
 	for i := range seeds {
 		seeds[i] = d.seed + uint64(i)
 	}
-	gs, err := s.store.AddGenerations(r.Context(), store.Generation{Prompt: *req.Prompt, PromptID: req.PromptID, Model: d.model, CreatedBy: sess.User.ID}, seeds, d.pngs)
+	gs, err := s.store.AddGenerations(r.Context(), store.Generation{Prompt: *req.Prompt, PromptID: req.PromptID, Model: d.model, CreatedBy: sess.User.ID}, seeds, d.pngs, d.codes)
 	if err != nil {
 		s.storeFail(w, r, err)
 		return

@@ -109,6 +109,10 @@ type imagePreferenceRecord struct {
 	Prompt   string `json:"prompt"`
 	Chosen   string `json:"chosen"`
 	Rejected string `json:"rejected"`
+	// The image tokens each image was decoded from, where the store has
+	// them (golem imagine dpo trains on these, not the PNG encoded again).
+	ChosenTokens   []int32 `json:"chosen_tokens,omitempty"`
+	RejectedTokens []int32 `json:"rejected_tokens,omitempty"`
 }
 
 func assistant(content string) []tokenizer.Message {
@@ -224,16 +228,16 @@ func (s *Store) exportJSONL(ctx context.Context, w io.Writer, kind ExportKind, t
 			return nil
 		})
 	case ExportImagePreferences:
-		err = s.ImagePreferences(ctx, func(prompt, chosen, rejected string) error {
-			c, err := images.path(ctx, s, chosen)
+		err = s.ImagePreferences(ctx, func(p ImagePreference) error {
+			c, err := images.path(ctx, s, p.Chosen)
 			if err != nil {
 				return fmt.Errorf("store: image preferences: %w", err)
 			}
-			r, err := images.path(ctx, s, rejected)
+			r, err := images.path(ctx, s, p.Rejected)
 			if err != nil {
 				return fmt.Errorf("store: image preferences: %w", err)
 			}
-			return write(imagePreferenceRecord{Prompt: prompt, Chosen: c, Rejected: r})
+			return write(imagePreferenceRecord{Prompt: p.Prompt, Chosen: c, Rejected: r, ChosenTokens: p.ChosenTokens, RejectedTokens: p.RejectedTokens})
 		})
 	default:
 		return 0, invalidf("store: export: unknown format %q (known: %q, %q, %q, %q)", kind, ExportSFT, ExportRankings, ExportPreferences, ExportImagePreferences)

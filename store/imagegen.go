@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -25,9 +26,12 @@ type Generation struct {
 	Model    string // the served model that drew it
 	// Seed draws the image again: sample 0 of this seed, with the
 	// temperature and top-p the web app draws with (1 and 1).
-	Seed      uint64
-	Image     string // the image's key (hex SHA-256); Store.Image reads it
-	CreatedBy int64  // the user who asked for it
+	Seed  uint64
+	Image string // the image's key (hex SHA-256); Store.Image reads it
+	// Tokens are the image tokens, row by row, the model's VQ-VAE decoded
+	// the image from (nil: not known).
+	Tokens    []int32
+	CreatedBy int64 // the user who asked for it
 	CreatedAt time.Time
 }
 
@@ -62,10 +66,11 @@ const (
 
 // AddGenerations stores images a model drew for one prompt, each with its
 // own seed: g's Prompt, PromptID (0 for none), Model and CreatedBy, and
-// for image i seeds[i] and the PNG bytes pngs[i]. The images go in the
+// for image i seeds[i], the PNG bytes pngs[i] and the image tokens it was
+// decoded from, tokens[i] (tokens nil: not known). The images go in the
 // images table (one already there is kept as it is) and the rows in one
 // transaction. It returns the generations with their IDs and keys.
-func (s *Store) AddGenerations(ctx context.Context, g Generation, seeds []uint64, pngs [][]byte) ([]Generation, error) {
+func (s *Store) AddGenerations(ctx context.Context, g Generation, seeds []uint64, pngs [][]byte, tokens [][]int32) ([]Generation, error) {
 	if err := validText("prompt", g.Prompt); err != nil {
 		return nil, fmt.Errorf("store: generations: %w", err)
 	}
@@ -78,6 +83,15 @@ func (s *Store) AddGenerations(ctx context.Context, g Generation, seeds []uint64
 		return nil, invalidf("store: generations: %d images, want 1 to %d", len(pngs), MaxGenerations)
 	case len(seeds) != len(pngs):
 		return nil, invalidf("store: generations: %d seeds for %d images", len(seeds), len(pngs))
+	case tokens != nil && len(tokens) != len(pngs):
+		return nil, invalidf("store: generations: %d token grids for %d images", len(tokens), len(pngs))
+	}
+	toks := make([]any, len(pngs)) // NULL where not known
+	for i := range tokens {
+		if tokens[i] != nil {
+			b, _ := json.Marshal(tokens[i])
+			toks[i] = string(b)
+		}
 	}
 	ims := make([]Image, len(pngs))
 	for i, b := range pngs {
@@ -108,8 +122,11 @@ func (s *Store) AddGenerations(ctx context.Context, g Generation, seeds []uint64
 			}
 			r := g
 			r.Seed, r.Image, r.CreatedAt = seeds[i], im.SHA256, at
-			err := tx.QueryRowContext(ctx, s.q(`INSERT INTO generations (prompt, prompt_id, model, seed, image_sha256, created_by, created_at)
-				VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`), r.Prompt, prompt, r.Model, int64(r.Seed), r.Image, r.CreatedBy, at).Scan(&r.ID)
+			if tokens != nil {
+				r.Tokens = tokens[i]
+			}
+			err := tx.QueryRowContext(ctx, s.q(`INSERT INTO generations (prompt, prompt_id, model, seed, image_sha256, tokens, created_by, created_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`), r.Prompt, prompt, r.Model, int64(r.Seed), r.Image, toks[i], r.CreatedBy, at).Scan(&r.ID)
 			if err != nil {
 				return fmt.Errorf("store: add generation: %w", err)
 			}
@@ -288,11 +305,18 @@ func (s *Store) AddImageComparison(ctx context.Context, c ImageComparison) (Imag
 	return c, nil
 }
 
+// ImagePreference is an image comparison that prefers one image: the
+// prompt, the keys of the chosen and the rejected image, and the image
+// tokens each was decoded from (nil: not known).
+type ImagePreference struct {
+	Prompt, Chosen, Rejected     string
+	ChosenTokens, RejectedTokens []int32
+}
+
 // ImagePreferences calls fn with every image comparison that prefers one
-// image (neither a tie, both bad nor a skip), oldest first: the prompt and
-// the keys of the chosen and the rejected image.
-func (s *Store) ImagePreferences(ctx context.Context, fn func(prompt, chosen, rejected string) error) error {
-	rows, err := s.db.QueryContext(ctx, `SELECT a.prompt, a.id, a.image_sha256, b.image_sha256, c.chosen
+// image (neither a tie, both bad nor a skip), oldest first.
+func (s *Store) ImagePreferences(ctx context.Context, fn func(ImagePreference) error) error {
+	rows, err := s.db.QueryContext(ctx, `SELECT a.prompt, a.id, a.image_sha256, b.image_sha256, a.tokens, b.tokens, c.chosen
 		FROM image_comparisons c
 		JOIN generations a ON a.id = c.generation_a
 		JOIN generations b ON b.id = c.generation_b
@@ -302,15 +326,27 @@ func (s *Store) ImagePreferences(ctx context.Context, fn func(prompt, chosen, re
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var prompt, ia, ib string
+		var p ImagePreference
+		var ta, tb sql.NullString
 		var a, chosen int64
-		if err := rows.Scan(&prompt, &a, &ia, &ib, &chosen); err != nil {
+		if err := rows.Scan(&p.Prompt, &a, &p.Chosen, &p.Rejected, &ta, &tb, &chosen); err != nil {
 			return fmt.Errorf("store: image preferences: %w", err)
 		}
-		if chosen != a {
-			ia, ib = ib, ia
+		for _, t := range []struct {
+			s   sql.NullString
+			dst *[]int32
+		}{{ta, &p.ChosenTokens}, {tb, &p.RejectedTokens}} {
+			if t.s.Valid {
+				if err := json.Unmarshal([]byte(t.s.String), t.dst); err != nil {
+					return fmt.Errorf("store: image preferences: comparison of generation %d: tokens: %w", a, err)
+				}
+			}
 		}
-		if err := fn(prompt, ia, ib); err != nil {
+		if chosen != a {
+			p.Chosen, p.Rejected = p.Rejected, p.Chosen
+			p.ChosenTokens, p.RejectedTokens = p.RejectedTokens, p.ChosenTokens
+		}
+		if err := fn(p); err != nil {
 			return err
 		}
 	}

@@ -33,7 +33,7 @@ func testGenerations(t *testing.T, dsn string) {
 	green := testPNG(t, 16, 16, color.NRGBA{0, 255, 0, 255})
 	// Three images of the prompt, the third the first's bytes again.
 	gs, err := s.AddGenerations(ctx, Generation{Prompt: "a red circle", PromptID: p.ID, Model: "t2i", CreatedBy: alice.ID},
-		[]uint64{1 << 63, 8, 9}, [][]byte{red, blue, red})
+		[]uint64{1 << 63, 8, 9}, [][]byte{red, blue, red}, [][]int32{{1, 2, 3, 4}, {5, 6, 7, 8}, nil})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,17 +49,18 @@ func testGenerations(t *testing.T, dsn string) {
 	if _, err := s.NextImagePrompt(ctx); !isNotFound(err) {
 		t.Errorf("NextImagePrompt after it was drawn: %v, want ErrNotFound", err)
 	}
-	other, err := s.AddGenerations(ctx, Generation{Prompt: "a green square", Model: "t2i", CreatedBy: bob.ID}, []uint64{3}, [][]byte{green})
+	other, err := s.AddGenerations(ctx, Generation{Prompt: "a green square", Model: "t2i", CreatedBy: bob.ID}, []uint64{3}, [][]byte{green}, nil)
 	if err != nil || other[0].PromptID != 0 {
 		t.Fatalf("a typed prompt: %+v, %v", other, err)
 	}
 
 	for what, err := range map[string]error{
-		"empty prompt":  second(s.AddGenerations(ctx, Generation{Prompt: " ", Model: "t2i", CreatedBy: bob.ID}, []uint64{1}, [][]byte{red})),
-		"no images":     second(s.AddGenerations(ctx, Generation{Prompt: "x", Model: "t2i", CreatedBy: bob.ID}, nil, nil)),
-		"seeds":         second(s.AddGenerations(ctx, Generation{Prompt: "x", Model: "t2i", CreatedBy: bob.ID}, []uint64{1, 2}, [][]byte{red})),
-		"not an image":  second(s.AddGenerations(ctx, Generation{Prompt: "x", Model: "t2i", CreatedBy: bob.ID}, []uint64{1}, [][]byte{[]byte("GIF? no")})),
-		"no model":      second(s.AddGenerations(ctx, Generation{Prompt: "x", CreatedBy: bob.ID}, []uint64{1}, [][]byte{red})),
+		"empty prompt":  second(s.AddGenerations(ctx, Generation{Prompt: " ", Model: "t2i", CreatedBy: bob.ID}, []uint64{1}, [][]byte{red}, nil)),
+		"no images":     second(s.AddGenerations(ctx, Generation{Prompt: "x", Model: "t2i", CreatedBy: bob.ID}, nil, nil, nil)),
+		"seeds":         second(s.AddGenerations(ctx, Generation{Prompt: "x", Model: "t2i", CreatedBy: bob.ID}, []uint64{1, 2}, [][]byte{red}, nil)),
+		"not an image":  second(s.AddGenerations(ctx, Generation{Prompt: "x", Model: "t2i", CreatedBy: bob.ID}, []uint64{1}, [][]byte{[]byte("GIF? no")}, nil)),
+		"tokens":        second(s.AddGenerations(ctx, Generation{Prompt: "x", Model: "t2i", CreatedBy: bob.ID}, []uint64{1}, [][]byte{red}, [][]int32{{1}, {2}})),
+		"no model":      second(s.AddGenerations(ctx, Generation{Prompt: "x", CreatedBy: bob.ID}, []uint64{1}, [][]byte{red}, nil)),
 		"not in pair":   second(s.AddImageComparison(ctx, ImageComparison{AnnotatorID: alice.ID, A: gs[0].ID, B: gs[1].ID, Chosen: gs[2].ID})),
 		"other prompt":  second(s.AddImageComparison(ctx, ImageComparison{AnnotatorID: alice.ID, A: gs[1].ID, B: other[0].ID, Chosen: gs[1].ID})),
 		"same image":    second(s.AddImageComparison(ctx, ImageComparison{AnnotatorID: alice.ID, A: gs[0].ID, B: gs[2].ID, Verdict: VerdictTie})),
@@ -69,8 +70,8 @@ func testGenerations(t *testing.T, dsn string) {
 	} {
 		wantErr(t, what, err, ErrInvalid)
 	}
-	wantErr(t, "unknown user", second(s.AddGenerations(ctx, Generation{Prompt: "x", Model: "t2i", CreatedBy: 999}, []uint64{1}, [][]byte{red})), ErrNotFound, "user 999")
-	wantErr(t, "unknown prompt", second(s.AddGenerations(ctx, Generation{Prompt: "x", PromptID: 999, Model: "t2i", CreatedBy: bob.ID}, []uint64{1}, [][]byte{red})), ErrNotFound, "prompt 999")
+	wantErr(t, "unknown user", second(s.AddGenerations(ctx, Generation{Prompt: "x", Model: "t2i", CreatedBy: 999}, []uint64{1}, [][]byte{red}, nil)), ErrNotFound, "user 999")
+	wantErr(t, "unknown prompt", second(s.AddGenerations(ctx, Generation{Prompt: "x", PromptID: 999, Model: "t2i", CreatedBy: bob.ID}, []uint64{1}, [][]byte{red}, nil)), ErrNotFound, "prompt 999")
 	wantErr(t, "unknown generation", second(s.AddImageComparison(ctx, ImageComparison{AnnotatorID: alice.ID, A: gs[0].ID, B: 999, Chosen: 999})), ErrNotFound, "generation 999")
 
 	// Alice: the pairs of different images, (0, 1) then (1, 2); (0, 2) is
@@ -120,8 +121,10 @@ func testGenerations(t *testing.T, dsn string) {
 	}
 	b, _ := os.ReadFile(path)
 	rp, bp := "images/"+sha(red)+".png", "images/"+sha(blue)+".png"
-	want := `{"prompt":"a red circle","chosen":"` + bp + `","rejected":"` + rp + `"}` + "\n" +
-		`{"prompt":"a red circle","chosen":"` + rp + `","rejected":"` + bp + `"}` + "\n"
+	// Each image with the tokens its own generation was decoded from,
+	// where known: the third generation (red's bytes again) had none.
+	want := `{"prompt":"a red circle","chosen":"` + bp + `","rejected":"` + rp + `","chosen_tokens":[5,6,7,8],"rejected_tokens":[1,2,3,4]}` + "\n" +
+		`{"prompt":"a red circle","chosen":"` + rp + `","rejected":"` + bp + `","rejected_tokens":[5,6,7,8]}` + "\n"
 	if string(b) != want {
 		t.Errorf("image preferences:\n%s\nwant\n%s", b, want)
 	}
@@ -165,7 +168,7 @@ func testUpgradeToGenerations(t *testing.T, dsn string) {
 	if _, err := s.NextImagePrompt(ctx); !isNotFound(err) {
 		t.Errorf("NextImagePrompt with only an image prompt: %v, want ErrNotFound", err)
 	}
-	if _, err := s.AddGenerations(ctx, Generation{Prompt: "a red square", Model: "t2i", CreatedBy: a.ID}, []uint64{1}, [][]byte{red}); err != nil {
+	if _, err := s.AddGenerations(ctx, Generation{Prompt: "a red square", Model: "t2i", CreatedBy: a.ID}, []uint64{1}, [][]byte{red}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := s.CountImages(ctx); err != nil || n != 1 {

@@ -163,6 +163,12 @@ var migrations = []migration{
 		)`,
 		`CREATE INDEX image_comparisons_annotator ON image_comparisons(annotator_id)`,
 	}},
+	{7, "generated images' tokens", []string{
+		// The image tokens a generation was decoded from, a JSON array
+		// row by row (NULL: not known): preference tuning trains on what
+		// the model drew, not on the PNG encoded again.
+		`ALTER TABLE generations ADD COLUMN tokens TEXT`,
+	}},
 }
 
 // sql returns the statement written for d.

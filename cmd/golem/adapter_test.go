@@ -5,13 +5,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 	"unicode/utf8"
 )
 
@@ -117,33 +116,8 @@ func TestAdapterFolders(t *testing.T) {
 	}
 
 	// serve the three folders, with a float32 cache as chat's.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	srv := golemCmd(f.cache, "serve", "--model", "lora="+lora, "--model", "merged="+merged, "--model", "pt="+pt,
-		"--db", "none", "--addr", addr, "--kv-cache", "f32", "--watch", "-1s", tiny)
-	var log bytes.Buffer
-	srv.Stdout, srv.Stderr = &log, &log
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		srv.Process.Kill()
-		srv.Wait()
-	}()
-	url := "http://" + addr
-	for start := time.Now(); ; time.Sleep(50 * time.Millisecond) {
-		if resp, err := http.Get(url + "/v1/models"); err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Since(start) > 60*time.Second {
-			t.Fatalf("golem serve did not start:\n%s", log.String())
-		}
-	}
+	url := startServe(t, func(a ...string) *exec.Cmd { return golemCmd(f.cache, a...) }, "--model", "lora="+lora, "--model", "merged="+merged, "--model", "pt="+pt,
+		"--db", "none", "--kv-cache", "f32", tiny)
 	ask := func(model string) string {
 		body := fmt.Sprintf(`{"model":%q,"messages":[{"role":"user","content":%q}],"temperature":0,"max_tokens":16}`, model, question)
 		resp, err := http.Post(url+"/v1/chat/completions", "application/json", strings.NewReader(body))

@@ -129,7 +129,7 @@ func TestExportImagePreferences(t *testing.T) {
 		png.Encode(&b, img)
 		pngs = append(pngs, b.Bytes())
 	}
-	gs, err := s.AddGenerations(ctx, store.Generation{Prompt: "a white square", Model: "t2i", CreatedBy: u.ID}, []uint64{1, 2}, pngs)
+	gs, err := s.AddGenerations(ctx, store.Generation{Prompt: "a white square", Model: "t2i", CreatedBy: u.ID}, []uint64{1, 2}, pngs, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
