@@ -55,6 +55,10 @@ type slot struct {
 	_     [64]byte // keep slots on their own cache lines
 }
 
+// splitHook, set only by tests, is told each call that splits, with its
+// value count and number of chunks.
+var splitHook func(n, t int)
+
 var (
 	workers  []*slot
 	nthreads atomic.Int32
@@ -156,6 +160,9 @@ func Parallel(n, grain int, fn func(lo, hi int)) {
 	if t <= 1 {
 		fn(0, n)
 		return
+	}
+	if splitHook != nil {
+		splitHook(n, t)
 	}
 	var c *call
 	select {
