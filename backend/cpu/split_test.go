@@ -2,6 +2,7 @@ package cpu
 
 import (
 	"math"
+	"strings"
 	"testing"
 )
 
@@ -78,5 +79,58 @@ func TestFillSplits(t *testing.T) {
 				t.Fatalf("Fill(%v): value %d is %v", v, i, x)
 			}
 		}
+	}
+}
+
+// Pool statistics name the caller of each Parallel call, count calls too
+// small to split as serial, and see a call whose second half does more
+// work than its first as spread.
+func TestPoolStatsSpreadAndSerial(t *testing.T) {
+	if !haveThreadCPU {
+		t.Skip("no thread CPU clocks on this system")
+	}
+	old := SetThreads(2)
+	defer SetThreads(old)
+	done := make(chan struct{})
+	var sites []SiteStats
+	go func() { // SetPoolStats locks the goroutine to its thread
+		defer close(done)
+		SetPoolStats(true)
+		PoolStats()
+		spin := func(n int) (x float64) {
+			for i := range n {
+				x += math.Sqrt(float64(i))
+			}
+			return x
+		}
+		var sink [2]float64
+		Parallel(2, 1, func(lo, hi int) {
+			sink[lo] = spin(1e5 + lo*2e7) // the second chunk ~200x the first
+		})
+		Parallel(1, 1, func(lo, hi int) { sink[0] += spin(1e6) })
+		sites, _, _ = PoolStats()
+		SetPoolStats(false)
+	}()
+	<-done
+	var split, serial *SiteStats
+	for i := range sites {
+		if !strings.Contains(sites[i].Site, "TestPoolStatsSpreadAndSerial") {
+			continue
+		}
+		if sites[i].Calls > 0 {
+			split = &sites[i]
+		}
+		if sites[i].Serial > 0 {
+			serial = &sites[i]
+		}
+	}
+	if split == nil || serial == nil {
+		t.Fatalf("the test's calls are not among the sites: %v", sites)
+	}
+	if split.Spread < split.Work/2 {
+		t.Errorf("spread %v of work %v: want most of it (one chunk ~200x the other)", split.Spread, split.Work)
+	}
+	if serial.SerialWork <= 0 || serial.Serial != 1 {
+		t.Errorf("serial call: %v", *serial)
 	}
 }
