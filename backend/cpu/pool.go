@@ -171,18 +171,17 @@ func Parallel(n, grain int, fn func(lo, hi int)) {
 		t = c
 	}
 	stats := statsOn.Load()
+	var t0 int64
 	if stats {
-		t0 := threadCPU()
-		defer func() { callerIn.Add(threadCPU() - t0) }()
+		t0 = threadCPU()
 	}
 	if t <= 1 {
-		if stats {
-			t0 := threadCPU()
-			fn(0, n)
-			record([]int64{threadCPU() - t0}, true)
-			return
-		}
 		fn(0, n)
+		if stats {
+			d := threadCPU() - t0
+			callerIn.Add(d)
+			record([]int64{d}, true)
+		}
 		return
 	}
 	if splitHook != nil {
@@ -233,6 +232,7 @@ func Parallel(n, grain int, fn func(lo, hi int)) {
 		}
 	}
 	if stats {
+		callerIn.Add(threadCPU() - t0)
 		record(durs, false)
 	}
 	select {

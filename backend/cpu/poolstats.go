@@ -20,7 +20,7 @@ var (
 	statsOn  atomic.Bool
 	statsMu  sync.Mutex
 	bySite   = map[string]*SiteStats{}
-	callerIn atomic.Int64 // the callers' CPU ns inside Parallel
+	callerIn atomic.Int64 // the callers' CPU ns inside Parallel (calls nested in a chunk too)
 	sleeps   atomic.Int64 // waits that outlasted the spinning and slept
 )
 
