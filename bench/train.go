@@ -45,6 +45,7 @@ func init() {
 		warmup := fs.Int("warmup", 3, "untimed steps first")
 		threads := fs.Int("threads", 2, "threads")
 		noPeer := fs.Bool("no-peer", false, "skip the PyTorch peer (no ratio)")
+		poolStats := fs.Bool("pool-stats", false, "time each Parallel call's chunks by their threads' CPU clocks and print, a step, the serial work and how far each call's chunks differ (slower; the numbers hold under load)")
 		dtype := fs.String("dtype", "float32", "float32, or bf16: golem's mixed precision (train --dtype bf16) against the peer's --amp bf16 (CPU autocast)")
 		fs.Parse(args)
 		amp := "fp32"
@@ -89,15 +90,24 @@ func init() {
 		B, T := bc.B, bc.T
 		ids, targets := make([]int32, B*T), make([]int32, B*T)
 		var times []float64
-		var cpuSum float64 // this process's CPU seconds over the timed steps
+		var callerCPU time.Duration // this thread's CPU time over the timed steps
+		var cpuSum float64          // this process's CPU seconds over the timed steps
 		for s := 0; s < *warmup+*steps; s++ {
 			for i := range ids {
 				ids[i], targets[i] = int32(r.IntN(c.Vocab)), int32(r.IntN(c.Vocab))
 			}
 			if s == *warmup {
 				stopProfile = startProfile()
+				if *poolStats {
+					if !cpu.SetPoolStats(true) {
+						return fmt.Errorf("--pool-stats: no thread CPU clocks on this system")
+					}
+					callerCPU = 0
+					cpu.PoolStats()
+				}
 			}
 			t0, c0 := time.Now(), cpuSeconds()
+			m0 := cpuTime(cpuClockThread)
 			opt.ZeroGrad()
 			sc := tensor.NewScope()
 			sc.SetBF16(*dtype == "bf16")
@@ -108,7 +118,11 @@ func init() {
 			if s >= *warmup {
 				times = append(times, time.Since(t0).Seconds())
 				cpuSum += cpuSeconds() - c0
+				callerCPU += cpuTime(cpuClockThread) - m0
 			}
+		}
+		if *poolStats {
+			printPoolStats(len(times), callerCPU)
 		}
 		slices.Sort(times)
 		med := times[len(times)/2]
@@ -120,7 +134,14 @@ func init() {
 		fmt.Printf("golem: config=%s params=%.2fM step=%.1fms (min %.1fms) tokens_per_s=%.0f  %.1f GFLOP/s = %.0f%% of the machine's fp32 peak (%.0f GFLOP/s)\n",
 			*config, float64(nn.Count(params))/1e6, med*1e3, times[0]*1e3, tps, gf, 100*gf/machinePeak, machinePeak)
 		cpuMS := 1e3 * cpuSum / float64(len(times))
-		fmt.Printf("golem: cpu_ms_per_step=%.0f (user+sys over the timed steps, all threads)\n", cpuMS)
+		var wallSum float64
+		for _, t := range times {
+			wallSum += t
+		}
+		// On idle cores, how busy golem's threads are over its own wall
+		// time (spinning counts as busy); under load the OS's share too.
+		fmt.Printf("golem: cpu_ms_per_step=%.0f (user+sys over the timed steps, all threads) busy=%.2f (CPU over threads x wall)\n",
+			cpuMS, cpuSum/(float64(*threads)*wallSum))
 		if peer > 0 {
 			fmt.Printf("peer:  tokens_per_s=%.0f (%.1f GFLOP/s)\n", peer, flopTok*peer/1e9)
 			if peerCPUMS > 0 {
@@ -141,3 +162,29 @@ func init() {
 // cpuSeconds is this process's CPU time so far, user and system, all
 // threads.
 func cpuSeconds() float64 { return rusageSelf().Seconds() }
+
+// printPoolStats prints, per step, the pool statistics of the timed steps
+// (--pool-stats): the caller's CPU time outside any Parallel call and in
+// calls too small to split (serial: the other threads wait), and each
+// call site's spread (the longest chunk less the shortest, summed: what a
+// thread waits for another while both run).
+func printPoolStats(steps int, callerCPU time.Duration) {
+	sites, in, slept := cpu.PoolStats()
+	cpu.SetPoolStats(false)
+	per := func(d time.Duration) float64 { return float64(d) / 1e6 / float64(steps) }
+	var serial, spread, work time.Duration
+	for _, s := range sites {
+		serial += s.SerialWork
+		spread += s.Spread
+		work += s.Work
+	}
+	fmt.Printf("pool: a step: caller CPU %.1f ms, outside Parallel %.1f ms, in serial calls %.1f ms; chunks %.1f ms; spread %.1f ms; %.0f waits slept\n",
+		per(callerCPU), per(callerCPU-in), per(serial), per(work), per(spread), float64(slept)/float64(steps))
+	for i, s := range sites {
+		if i == 12 {
+			break
+		}
+		fmt.Printf("pool:   spread %6.2f ms  serial %6.2f ms  work %7.2f ms  calls %d+%d  %s\n",
+			per(s.Spread), per(s.SerialWork), per(s.Work), s.Calls/steps, s.Serial/steps, s.Site)
+	}
+}

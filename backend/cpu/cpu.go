@@ -245,18 +245,36 @@ func (c *CPU) Download(dst []float32, src backend.Buffer, off int) {
 // Fill sets every value of dst to v.
 func (c *CPU) Fill(dst backend.Buffer, v float32) {
 	d := f(dst)
-	if v == 0 {
-		clear(d)
-		return
-	}
-	for i := range d {
-		d[i] = v
-	}
+	// A model's gradients are zeroed whole each step: tens of MB, split
+	// over the threads.
+	Parallel(len(d), 1<<16, func(lo, hi int) {
+		if v == 0 {
+			clear(d[lo:hi])
+			return
+		}
+		for i := lo; i < hi; i++ {
+			d[i] = v
+		}
+	})
 }
 
 // Copy2D copies or adds a block of rows.
 func (c *CPU) Copy2D(dst backend.Buffer, dOff, dStride int, src backend.Buffer, sOff, sStride int, rows, cols int, acc bool) {
 	d, s := f(dst), f(src)
+	if rows == 1 || (dStride == cols && sStride == cols) {
+		// One contiguous run (a gradient added whole, as addGrad does):
+		// split its values, not its one row, over the threads.
+		n := rows * cols
+		Parallel(n, 16384, func(lo, hi int) {
+			dr, sr := d[dOff+lo:dOff+hi], s[sOff+lo:sOff+hi]
+			if acc {
+				axpy(dr, sr, 1)
+			} else {
+				copy(dr, sr)
+			}
+		})
+		return
+	}
 	Parallel(rows, max(1, 16384/max(cols, 1)), func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			dr := d[dOff+r*dStride : dOff+r*dStride+cols]

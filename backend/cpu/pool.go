@@ -55,6 +55,10 @@ type slot struct {
 	_     [64]byte // keep slots on their own cache lines
 }
 
+// splitHook, set only by tests, is told each call that splits, with its
+// value count and number of chunks.
+var splitHook func(n, t int)
+
 var (
 	workers  []*slot
 	nthreads atomic.Int32
@@ -80,6 +84,7 @@ func start() {
 // run is a worker: it waits for a chunk in its slot, runs it, and waits
 // again, spinning a while before it sleeps.
 func (s *slot) run() {
+	locked := false
 	for {
 		polls := int(spinPolls.Load())
 		for i := 0; s.state.Load() != 1; i++ {
@@ -90,9 +95,21 @@ func (s *slot) run() {
 				continue
 			}
 			if s.state.CompareAndSwap(0, 2) {
+				if statsOn.Load() {
+					sleeps.Add(1)
+				}
 				<-s.wake // the caller set state 1 before waking us
 				break
 			}
+		}
+		if on := statsOn.Load(); on != locked {
+			// Pool statistics read the thread's CPU clock.
+			if on {
+				runtime.LockOSThread()
+			} else {
+				runtime.UnlockOSThread()
+			}
+			locked = on
 		}
 		c := s.c
 		s.fn(s.lo, s.hi)
@@ -153,9 +170,28 @@ func Parallel(n, grain int, fn func(lo, hi int)) {
 	if c := (n + grain - 1) / grain; c < t {
 		t = c
 	}
+	stats := statsOn.Load()
+	var t0 int64
+	if stats {
+		t0 = threadCPU()
+	}
 	if t <= 1 {
 		fn(0, n)
+		if stats {
+			d := threadCPU() - t0
+			callerIn.Add(d)
+			record([]int64{d}, true)
+		}
 		return
+	}
+	if splitHook != nil {
+		splitHook(n, t)
+	}
+	var durs []int64
+	if stats {
+		chunk := (n + t - 1) / t
+		durs = make([]int64, (n+chunk-1)/chunk)
+		fn = timed(fn, durs, chunk)
 	}
 	var c *call
 	select {
@@ -187,10 +223,17 @@ func Parallel(n, grain int, fn func(lo, hi int)) {
 			continue
 		}
 		if c.word.CompareAndSwap(v, v|sleeping) {
+			if stats {
+				sleeps.Add(1)
+			}
 			<-c.wake
 			c.word.Store(0)
 			break
 		}
+	}
+	if stats {
+		callerIn.Add(threadCPU() - t0)
+		record(durs, false)
 	}
 	select {
 	case calls <- c:
