@@ -43,6 +43,10 @@ var snippets = []string{
 	"{{ 'a' in none }}",
 	"{% for x in undefined_name %}{% endfor %}{{ 'a' in undefined_name }}",
 	"{{ 'one \\\ntwo' }}",
+	"{{ undefined_name | length }}|{{ '' | length }}|{{ {} | count }}",
+	"{{ none | length }}",
+	"{{ 3 | length }}",
+	"{% if messages[0].missing | length > 0 %}y{% endif %}{% if none | length > 0 %}n{% endif %}",
 }
 
 // Where golem's engine knowingly parts from Python's Jinja it fails with
