@@ -546,6 +546,9 @@ func (e *evaluator) evalAttr(n *attrExpr) (Value, error) {
 	if err != nil {
 		return Undefined(), err
 	}
+	if obj.IsUndefined() {
+		return Undefined(), undefinedAccess(".%s", n.attr)
+	}
 
 	// Dict attribute access.
 	if obj.IsDict() {
@@ -570,6 +573,14 @@ func (e *evaluator) evalAttr(n *attrExpr) (Value, error) {
 	return Undefined(), nil
 }
 
+// undefinedAccess is the error of an attribute or item of an undefined
+// value: Jinja's default Undefined (transformers' environment) raises
+// UndefinedError there rather than chaining (none[0].text, x.y with x
+// unset), so a template that does fails as it fails in transformers.
+func undefinedAccess(format, what string) error {
+	return fmt.Errorf("UndefinedError: "+format+" of an undefined value", what)
+}
+
 func (e *evaluator) evalItem(n *itemExpr) (Value, error) {
 	obj, err := e.evalExpr(n.obj)
 	if err != nil {
@@ -579,6 +590,9 @@ func (e *evaluator) evalItem(n *itemExpr) (Value, error) {
 	key, err := e.evalExpr(n.key)
 	if err != nil {
 		return Undefined(), err
+	}
+	if obj.IsUndefined() {
+		return Undefined(), undefinedAccess("[%s]", printValue(key))
 	}
 
 	if obj.IsList() {

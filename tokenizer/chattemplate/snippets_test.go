@@ -47,6 +47,11 @@ var snippets = []string{
 	"{{ none | length }}",
 	"{{ 3 | length }}",
 	"{% if messages[0].missing | length > 0 %}y{% endif %}{% if none | length > 0 %}n{% endif %}",
+	"{{ none[0] }}|{{ undefined_name.x is defined }}",
+	"{{ none[0]['text'] }}",
+	"{{ undefined_name.x }}",
+	"{{ undefined_name['x'] }}",
+	"{{ messages[0].missing.deeper }}",
 }
 
 // Where golem's engine knowingly parts from Python's Jinja it fails with
