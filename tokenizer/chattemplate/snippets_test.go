@@ -52,6 +52,10 @@ var snippets = []string{
 	"{{ undefined_name.x }}",
 	"{{ undefined_name['x'] }}",
 	"{{ messages[0].missing.deeper }}",
+	"{% set l = [1] %}{% set _ = l.append(2) %}{{ l }}",
+	"{% set l = [1, 2] %}{{ l.pop() }}{{ l }}",
+	"{% set d = {'a': 1} %}{% set _ = d.update({'b': 2}) %}{{ d }}",
+	"{% set d = {'a': 1} %}{{ d.pop('a') }}{{ d }}",
 }
 
 // Where golem's engine knowingly parts from Python's Jinja it fails with
