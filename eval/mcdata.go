@@ -46,6 +46,23 @@ const (
 	FormatCMMLU      MCFormat = "cmmlu"      // CMMLU CSV: ,Question,A,B,C,D,Answer (a subject's file, or a folder of them)
 )
 
+// Task names the lm-evaluation-harness task and version whose definition
+// golem follows for the layout ("openbookqa 1.0"), so that a score can be
+// set beside a published one of the same task version.
+func (f MCFormat) Task() string {
+	switch f {
+	case FormatARC:
+		return "arc_easy/arc_challenge 1.0"
+	case FormatOpenBookQA:
+		return "openbookqa 1.0"
+	case FormatHellaSwag:
+		return "hellaswag 1.0"
+	case FormatCMMLU:
+		return "cmmlu 0.0"
+	}
+	return string(f)
+}
+
 // DetectMC guesses the layout from the path: a folder or .csv is CMMLU,
 // .txt or .bz2, or a name with "hellaswag", is HellaSwag, a name with
 // "openbookqa" or "obqa" OpenBookQA, anything else ARC JSON lines.

@@ -10,9 +10,10 @@ import (
 
 // Record is one evaluation's result as the report card reads it.
 type Record struct {
-	Eval     string             `json:"eval"`  // "mc", "gen", "tasks", "ppl"
-	Model    string             `json:"model"` // the model folder
-	Data     string             `json:"data"`  // the data set
+	Eval     string             `json:"eval"`           // "mc", "gen", "tasks", "ppl"
+	Model    string             `json:"model"`          // the model folder
+	Data     string             `json:"data"`           // the data set
+	Task     string             `json:"task,omitempty"` // the lm-eval task and version followed (eval mc)
 	Shots    int                `json:"shots,omitempty"`
 	CoT      bool               `json:"cot,omitempty"`
 	N        int                `json:"n"`

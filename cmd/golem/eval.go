@@ -94,7 +94,7 @@ func runEvalMC(args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("%s: %v (%d-shot, %s as lm-eval's task)\n", *f.data, r, o.Shots, mf)
+	fmt.Printf("%s: %v (%d-shot, lm-eval's %s)\n", *f.data, r, o.Shots, mf.Task())
 	if *details != "" {
 		var b bytes.Buffer
 		enc := json.NewEncoder(&b)
@@ -109,7 +109,7 @@ func runEvalMC(args []string) error {
 		}
 	}
 	if *f.json != "" {
-		return eval.AppendJSON(*f.json, eval.Record{Eval: "mc", Model: *f.model, Data: *f.data, Shots: *f.shots, N: r.N, Correct: r.Correct,
+		return eval.AppendJSON(*f.json, eval.Record{Eval: "mc", Model: *f.model, Data: *f.data, Task: mf.Task(), Shots: *f.shots, N: r.N, Correct: r.Correct,
 			Accuracy: r.Acc, Metrics: map[string]float64{"acc": r.Acc, "acc_norm": r.AccNorm, "acc_bytes": r.AccBytes, "chance": r.Chance}})
 	}
 	return nil

@@ -22,10 +22,20 @@ func TestEvalMCFewshot(t *testing.T) {
 		os.MkdirAll(filepath.Join(dir, "cmmlu", split), 0o755)
 		os.WriteFile(filepath.Join(dir, "cmmlu", split, "agronomy.csv"), []byte(strings.Join(rows[:4], "")), 0o644)
 	}
-	details := filepath.Join(dir, "details.jsonl")
-	stdout, stderr, code := runGolem(t, "eval", "mc", "--model", model, "--data", filepath.Join(dir, "cmmlu", "test"), "--shots", "2", "--details", details)
-	if code != 0 || !strings.Contains(stdout, "acc=") || !strings.Contains(stdout, "acc_norm=") || !strings.Contains(stdout, "acc_bytes=") || !strings.Contains(stdout, "2-shot") {
+	details, record := filepath.Join(dir, "details.jsonl"), filepath.Join(dir, "results.json")
+	stdout, stderr, code := runGolem(t, "eval", "mc", "--model", model, "--data", filepath.Join(dir, "cmmlu", "test"), "--shots", "2", "--details", details, "--json", record)
+	if code != 0 || !strings.Contains(stdout, "acc=") || !strings.Contains(stdout, "acc_norm=") || !strings.Contains(stdout, "acc_bytes=") || !strings.Contains(stdout, "2-shot, lm-eval's cmmlu 0.0") {
 		t.Fatalf("exit %d\n%s%s", code, stdout, stderr)
+	}
+	// The task version a published number is set beside is in the record.
+	var recs []struct {
+		Task    string             `json:"task"`
+		Metrics map[string]float64 `json:"metrics"`
+	}
+	if err := json.Unmarshal([]byte(readText(t, record)), &recs); err != nil || len(recs) != 1 || recs[0].Task != "cmmlu 0.0" {
+		t.Errorf("--json record %+v (%v), want task \"cmmlu 0.0\"", recs, err)
+	} else if _, ok := recs[0].Metrics["acc_norm"]; !ok {
+		t.Errorf("--json record's metrics %v lack acc_norm", recs[0].Metrics)
 	}
 	dev := strings.Split(readText(t, filepath.Join(dir, "cmmlu", "dev", "agronomy.csv")), "\n")
 	var first struct {

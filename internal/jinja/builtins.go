@@ -747,9 +747,13 @@ func filterLength(args []Value, kwargs map[string]Value) (Value, error) {
 		return NewInt(int64(v.AsDict().Len())), nil
 	case v.IsString():
 		return NewInt(int64(len([]rune(v.AsString())))), nil
+	case v.IsUndefined(): // Jinja's Undefined has length 0
+		return NewInt(0), nil
 	}
-
-	return NewInt(0), nil
+	// Python's len() of None, a number or a function is a TypeError (a
+	// Mistral template's content|length on a tool call's null content
+	// fails so in transformers).
+	return Undefined(), fmt.Errorf("TypeError: object of type '%s' has no len()", typeName(v))
 }
 
 func filterReverse(args []Value, kwargs map[string]Value) (Value, error) {

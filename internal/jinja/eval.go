@@ -546,6 +546,9 @@ func (e *evaluator) evalAttr(n *attrExpr) (Value, error) {
 	if err != nil {
 		return Undefined(), err
 	}
+	if obj.IsUndefined() {
+		return Undefined(), undefinedAccess(".%s", n.attr)
+	}
 
 	// Dict attribute access.
 	if obj.IsDict() {
@@ -570,6 +573,14 @@ func (e *evaluator) evalAttr(n *attrExpr) (Value, error) {
 	return Undefined(), nil
 }
 
+// undefinedAccess is the error of an attribute or item of an undefined
+// value: Jinja's default Undefined (transformers' environment) raises
+// UndefinedError there rather than chaining (none[0].text, x.y with x
+// unset), so a template that does fails as it fails in transformers.
+func undefinedAccess(format, what string) error {
+	return fmt.Errorf("UndefinedError: "+format+" of an undefined value", what)
+}
+
 func (e *evaluator) evalItem(n *itemExpr) (Value, error) {
 	obj, err := e.evalExpr(n.obj)
 	if err != nil {
@@ -579,6 +590,9 @@ func (e *evaluator) evalItem(n *itemExpr) (Value, error) {
 	key, err := e.evalExpr(n.key)
 	if err != nil {
 		return Undefined(), err
+	}
+	if obj.IsUndefined() {
+		return Undefined(), undefinedAccess("[%s]", printValue(key))
 	}
 
 	if obj.IsList() {
@@ -1229,51 +1243,21 @@ func (e *evaluator) makeStringFunc(name string, fn func([]Value, map[string]Valu
 // =============================================================================
 
 func (e *evaluator) listMethod(obj Value, method string) (Value, error) {
-	list := obj.AsList()
-
 	switch method {
-	case "append":
-		return NewCallable("list.append", func(args []Value, kwargs map[string]Value) (Value, error) {
-			if len(args) > 0 {
-				list.Append(args[0])
-			}
-			return None(), nil
-		}), nil
-
-	case "pop":
-		return NewCallable("list.pop", func(args []Value, kwargs map[string]Value) (Value, error) {
-			if list.Len() == 0 {
-				return Undefined(), fmt.Errorf("pop from empty list")
-			}
-			idx := list.Len() - 1
-			if len(args) > 0 {
-				idx = int(toInt64(args[0]))
-				if idx < 0 {
-					idx += list.Len()
-				}
-			}
-			if idx < 0 || idx >= list.Len() {
-				return Undefined(), fmt.Errorf("pop index out of range")
-			}
-			val := list.Items[idx]
-			list.Items = append(list.Items[:idx], list.Items[idx+1:]...)
-			return val, nil
-		}), nil
-
-	case "insert":
-		return NewCallable("list.insert", func(args []Value, kwargs map[string]Value) (Value, error) {
-			if len(args) < 2 {
-				return None(), nil
-			}
-			idx := min(max(int(toInt64(args[0])), 0), list.Len())
-			list.Items = append(list.Items, Undefined())
-			copy(list.Items[idx+1:], list.Items[idx:])
-			list.Items[idx] = args[1]
-			return None(), nil
-		}), nil
+	case "append", "extend", "insert", "pop", "remove", "reverse", "sort", "clear":
+		return unsafeMethod("list", method), nil
 	}
-
 	return Undefined(), nil
+}
+
+// unsafeMethod is a method that changes a list or dict in place: in
+// transformers' ImmutableSandboxedEnvironment reading it is allowed but
+// calling it raises SecurityError (a template has namespace() and set for
+// state), so it fails here as there.
+func unsafeMethod(typ, method string) Value {
+	return NewCallable(typ+"."+method, func([]Value, map[string]Value) (Value, error) {
+		return Undefined(), fmt.Errorf("SecurityError: access to attribute '%s' of '%s' object is unsafe", method, typ)
+	})
 }
 
 // =============================================================================
@@ -1327,40 +1311,8 @@ func (e *evaluator) dictMethod(obj Value, method string) (Value, error) {
 			return None(), nil
 		}), nil
 
-	case "pop":
-		return NewCallable("dict.pop", func(args []Value, kwargs map[string]Value) (Value, error) {
-			if len(args) == 0 {
-				return Undefined(), nil
-			}
-			key := printValue(args[0])
-			v, ok := d.Get(key)
-			if ok {
-				delete(d.Data, key)
-				newKeys := make([]string, 0, len(d.Keys)-1)
-				for _, k := range d.Keys {
-					if k != key {
-						newKeys = append(newKeys, k)
-					}
-				}
-				d.Keys = newKeys
-				return v, nil
-			}
-			if len(args) > 1 {
-				return args[1], nil
-			}
-			return Undefined(), nil
-		}), nil
-
-	case "update":
-		return NewCallable("dict.update", func(args []Value, kwargs map[string]Value) (Value, error) {
-			if len(args) > 0 && args[0].IsDict() {
-				other := args[0].AsDict()
-				for _, key := range other.Keys {
-					d.Set(key, other.Data[key])
-				}
-			}
-			return None(), nil
-		}), nil
+	case "pop", "popitem", "update", "setdefault", "clear":
+		return unsafeMethod("dict", method), nil
 	}
 
 	return Undefined(), nil

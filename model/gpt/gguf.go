@@ -18,11 +18,10 @@ import (
 // onto the backend under golem's (Hugging Face) names with llama.cpp's
 // layout changes undone: Llama's q and k rows back from adjacent RoPE
 // pairs to halves, GPT-2's [out, in] float weights back to Conv1D's
-// [in, out]. Q8_0, Q4_0 and F16 matrices stay as they are where the
+// [in, out]. Q8_0, Q4_0, F16 and BF16 matrices stay as they are where the
 // backend has backend.Quantized (their rows are permuted as bytes; such a
 // GPT-2 layer keeps llama.cpp's [out, in] and runs as a plain linear
-// layer), Q4_1, Q5_0, Q5_1, IQ4_NL and the k-quants become Q8_0 there; BF16 ones
-// are converted to float32.
+// layer), Q4_1, Q5_0, Q5_1, IQ4_NL and the k-quants become Q8_0 there.
 
 // ConfigFromGGUF returns the model config a GGUF file's metadata describes
 // (general.architecture gpt2, llama or qwen2 and its keys), checked as
@@ -335,7 +334,7 @@ func (t GGUFTensor) layout(x []float32, back bool) []float32 {
 // anything is allocated, so memory stays bounded by the file's tensors;
 // a missing tensor, an unexpected one, a type golem does not read (gguf
 // names it), NaN or infinite float weights or scales, and data cut short
-// are errors naming the file and the tensor. Q8_0, Q4_0 and F16 matrices
+// are errors naming the file and the tensor. Q8_0, Q4_0, F16 and BF16 matrices
 // stay in that form on a backend with backend.Quantized (no gradient: the
 // model can be fine-tuned through LoRA only), and Q4_1, Q5_0, Q5_1, IQ4_NL and
 // k-quant (Q2_K..Q6_K) ones are dequantized and rounded to Q8_0 there

@@ -43,6 +43,19 @@ var snippets = []string{
 	"{{ 'a' in none }}",
 	"{% for x in undefined_name %}{% endfor %}{{ 'a' in undefined_name }}",
 	"{{ 'one \\\ntwo' }}",
+	"{{ undefined_name | length }}|{{ '' | length }}|{{ {} | count }}",
+	"{{ none | length }}",
+	"{{ 3 | length }}",
+	"{% if messages[0].missing | length > 0 %}y{% endif %}{% if none | length > 0 %}n{% endif %}",
+	"{{ none[0] }}|{{ undefined_name.x is defined }}",
+	"{{ none[0]['text'] }}",
+	"{{ undefined_name.x }}",
+	"{{ undefined_name['x'] }}",
+	"{{ messages[0].missing.deeper }}",
+	"{% set l = [1] %}{% set _ = l.append(2) %}{{ l }}",
+	"{% set l = [1, 2] %}{{ l.pop() }}{{ l }}",
+	"{% set d = {'a': 1} %}{% set _ = d.update({'b': 2}) %}{{ d }}",
+	"{% set d = {'a': 1} %}{{ d.pop('a') }}{{ d }}",
 }
 
 // Where golem's engine knowingly parts from Python's Jinja it fails with
