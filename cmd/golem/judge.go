@@ -96,10 +96,10 @@ func judgeExamples(dir, split string) ([]train.CellExample, error) {
 func runEvalJudge(args []string) error {
 	fs := newFlags("eval judge", `golem eval judge --judge judge --data shapes/heldout.jsonl`)
 	judge := fs.String("judge", "", "a judge folder (golem vision judge train's --out) (required)")
-	data := fs.String("data", "", `JSONL of {"image", "caption", "scene": {"objects": [...]}} (what a generator writes), or a shapes world's {split}.jsonl, its scenes read from {split}_scenes.jsonl beside it (required)`)
-	limit := fs.Int("limit", 0, "judge only the first N images (0 = all)")
+	data := fs.String("data", "", `JSONL of {"image", "caption", "scene": {"objects": [...]}} (what a generator writes), or a shapes world's {split}.jsonl, its scenes read from {split}_scenes.jsonl beside it; or several, comma-separated, independent draws for the same captions in the same order, judged together, one caption's images in all of them one cluster of --baseline's errors (required)`)
+	limit := fs.Int("limit", 0, "judge only the first N images of each file (0 = all)")
 	jsonOut := fs.String("json", "", "append the result to this JSON file (an array, for the report card)")
-	baseline := fs.String("baseline", "", "another file of images drawn for the same captions in the same order (another model's, or the first samples against the reranked picks): also prints each attribute's accuracy minus the baseline's with its standard error, paired by caption, and the mean of those of colour, shape, count and position (each attribute weighing the same) with its own")
+	baseline := fs.String("baseline", "", "another file of images drawn for the same captions in the same order (another model's, or the first samples against the reranked picks), or as many as --data names, each paired with its --data file: also prints each attribute's accuracy minus the baseline's with its standard error, paired by caption, and the mean of those of colour, shape, count and position (each attribute weighing the same) with its own")
 	dev := addDeviceFlag(fs)
 	be, err := dev.parse(fs, args)
 	if err != nil {
@@ -108,22 +108,22 @@ func runEvalJudge(args []string) error {
 	if err := required(fs, "judge", "data"); err != nil {
 		return err
 	}
-	items, err := eval.ReadJudgeItems(*data)
+	items, clusters, err := readDraws(strings.Split(*data, ","), *limit, "--data")
 	if err != nil {
 		return err
 	}
-	if *limit > 0 && *limit < len(items) {
-		items = items[:*limit]
-	}
 	var base []eval.JudgeItem
 	if *baseline != "" {
-		if base, err = eval.ReadJudgeItems(*baseline); err != nil {
+		dataFiles, baseFiles := strings.Split(*data, ","), strings.Split(*baseline, ",")
+		if len(baseFiles) != len(dataFiles) {
+			return usageError{fmt.Errorf("eval judge: --data names %d files, --baseline %d: want one baseline file a data file", len(dataFiles), len(baseFiles))}
+		}
+		if base, _, err = readDraws(baseFiles, *limit, "--baseline"); err != nil {
 			return err
 		}
-		if *limit > 0 && *limit < len(base) {
-			base = base[:*limit]
-		}
-		if err := sameCaptions(*data, items, *baseline, base); err != nil {
+		// Every data file lists the first one's captions, every baseline
+		// file the first baseline's: the first two decide.
+		if err := sameCaptions(dataFiles[0], items[:len(items)/len(dataFiles)], baseFiles[0], base[:len(base)/len(baseFiles)], "--baseline"); err != nil {
 			return err
 		}
 	}
@@ -166,7 +166,6 @@ func runEvalJudge(args []string) error {
 		if err != nil {
 			return fmt.Errorf("eval judge: %s: %w", *baseline, err)
 		}
-		clusters := eval.Clusters(items)
 		captions := 0
 		if len(clusters) > 0 {
 			captions = clusters[len(clusters)-1] + 1
@@ -198,15 +197,44 @@ func runEvalJudge(args []string) error {
 // sameCaptions checks that two judge files list the same captions of the
 // same scenes in the same order, as JudgeDiff needs; the error names
 // the first line that differs.
-func sameCaptions(data string, items []eval.JudgeItem, baseline string, base []eval.JudgeItem) error {
+func sameCaptions(data string, items []eval.JudgeItem, baseline string, base []eval.JudgeItem, flag string) error {
 	for j := range min(len(items), len(base)) {
 		if items[j].Caption != base[j].Caption || !reflect.DeepEqual(items[j].Scene, base[j].Scene) {
-			return fmt.Errorf("eval judge: %s:%d is drawn for %q, %s:%d for %q: --baseline must list the same captions of the same scenes in the same order",
-				data, items[j].Line, items[j].Caption, baseline, base[j].Line, base[j].Caption)
+			return fmt.Errorf("eval judge: %s:%d is drawn for %q, %s:%d for %q: %s must list the same captions of the same scenes in the same order",
+				data, items[j].Line, items[j].Caption, baseline, base[j].Line, base[j].Caption, flag)
 		}
 	}
 	if len(items) != len(base) {
-		return fmt.Errorf("eval judge: %s has %d images, --baseline %s %d: want the same captions in the same order", data, len(items), baseline, len(base))
+		return fmt.Errorf("eval judge: %s has %d images, %s %s %d: want the same captions in the same order", data, len(items), flag, baseline, len(base))
 	}
 	return nil
+}
+
+// readDraws reads files, independent draws for the same captions in the
+// same order (the first limit images of each, 0 = all), one after the
+// other, and numbers their images by caption for JudgeDiff: eval.Clusters
+// of the first file, the same for every file, so one caption's images in
+// all the draws are one cluster. A file of other captions or of another
+// length is refused naming it and the line (flag: the flag that named
+// them).
+func readDraws(files []string, limit int, flag string) ([]eval.JudgeItem, []int, error) {
+	var items []eval.JudgeItem
+	var first []eval.JudgeItem
+	var clusters, c []int
+	for k, f := range files {
+		it, err := eval.ReadJudgeItems(f)
+		if err != nil {
+			return nil, nil, err
+		}
+		if limit > 0 && limit < len(it) {
+			it = it[:limit]
+		}
+		if k == 0 {
+			first, c = it, eval.Clusters(it)
+		} else if err := sameCaptions(files[0], first, f, it, flag); err != nil {
+			return nil, nil, err
+		}
+		items, clusters = append(items, it...), append(clusters, c...)
+	}
+	return items, clusters, nil
 }

@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -172,7 +173,11 @@ func checkJudgeBaseline(t *testing.T, judge, world string) {
 	if want := (acc["colour"] - base["colour"] + acc["shape"] - base["shape"] + acc["count"] - base["count"] + acc["position"] - base["position"]) / 4; math.Abs(d-want) > 2e-4 || (d != 0 && se <= 0) {
 		t.Errorf("mean: difference %s (SE %s), want %.4f with a standard error\n%s", m[1], m[2], want, stdout)
 	}
+	checkJudgeDraws(t, judge, own, swapped, line)
 	short := write("short.jsonl", func(i int) string { return recs[i].Image }, 10)
+	if _, stderr, code := runGolem(t, "eval", "judge", "--judge", judge, "--data", own+","+short); code != 1 || !strings.Contains(stderr, short+" 10") {
+		t.Errorf("eval judge --data %s,%s: exit %d, stderr %q; want an error naming the shorter draw", own, short, code, stderr)
+	}
 	for _, c := range []struct{ baseline, want string }{
 		{filepath.Join(world, "heldout.jsonl"), "own.jsonl:1 is drawn for"},
 		{short, "own.jsonl has 40 images, --baseline " + short + " 10"},
@@ -180,5 +185,29 @@ func checkJudgeBaseline(t *testing.T, judge, world string) {
 		if _, stderr, code := runGolem(t, "eval", "judge", "--judge", judge, "--data", own, "--baseline", c.baseline); code != 1 || !strings.Contains(stderr, c.want) {
 			t.Errorf("eval judge --baseline %s: exit %d, stderr %q; want %q", c.baseline, code, stderr, c.want)
 		}
+	}
+}
+
+// checkJudgeDraws runs eval judge on two draws of the same captions at
+// once (--data and --baseline naming each file twice): the differences
+// are the one draw's, and so are their standard errors, since a caption's
+// images in both draws are one cluster (counted as 80 independent
+// captions they would be about 0.71 of line's); fewer baseline files than
+// data files are refused.
+func checkJudgeDraws(t *testing.T, judge, own, swapped, line string) {
+	stdout, stderr, code := runGolem(t, "eval", "judge", "--judge", judge, "--data", own+","+own, "--baseline", swapped+","+swapped)
+	if code != 0 {
+		t.Fatalf("eval judge, two draws: exit %d\n%s%s", code, stdout, stderr)
+	}
+	two := regexp.MustCompile(`(?m)^against --baseline .*swapped.jsonl, paired over 40 captions .*$`).FindString(stdout)
+	if two == "" || !regexp.MustCompile(`(?m)^all +80 `).MatchString(stdout) {
+		t.Fatalf("eval judge, two draws of 40 captions printed\n%s", stdout)
+	}
+	terms := regexp.MustCompile(`[a-z(),]+ [-+][0-9.]+ \(SE [0-9.]+\)`)
+	if a, b := terms.FindAllString(line, -1), terms.FindAllString(two, -1); len(a) != 6 || !reflect.DeepEqual(a, b) {
+		t.Errorf("two draws of the same images: %q, want one draw's %q", b, a)
+	}
+	if _, stderr, code := runGolem(t, "eval", "judge", "--judge", judge, "--data", own+","+own, "--baseline", swapped); code != 2 || !strings.Contains(stderr, "--data names 2 files, --baseline 1") {
+		t.Errorf("eval judge, two draws against one baseline: exit %d, stderr %q", code, stderr)
 	}
 }
