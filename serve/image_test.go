@@ -197,6 +197,12 @@ func TestEngineImageEqualsAlone(t *testing.T) {
 			reqs = append(reqs, r)
 		}
 		got := make([][]int, len(reqs))
+		// Hold the scheduler while the requests go in, so that they start
+		// in one batch however slowly this goroutine runs (on a loaded
+		// machine the first ones finished before the last were submitted).
+		held, hold := make(chan struct{}), make(chan struct{})
+		go e.Do(context.Background(), func(*Weights) { close(held); <-hold })
+		<-held
 		var wg sync.WaitGroup
 		for i, r := range reqs {
 			ch, err := e.SubmitImage(context.Background(), r.img, r.prompt, Sampling{MaxTokens: 16})
@@ -209,6 +215,7 @@ func TestEngineImageEqualsAlone(t *testing.T) {
 				got[i], _ = collect(t, ch)
 			}()
 		}
+		close(hold)
 		wg.Wait()
 		total := 0
 		for i, r := range reqs {
