@@ -26,14 +26,17 @@ import (
 // a checkpoint rewritten while it was read is an error, not a mix of two.
 // dir may also name a GGUF model (a .gguf file, "ollama:NAME[:TAG]", or a
 // folder whose weights are model.gguf; see gguf.Locate), read by LoadGGUF.
-func Load(be backend.Backend, dir string) (*Model, error) {
+func Load(be backend.Backend, dir string) (*Model, error) { return loadModel(be, dir, false) }
+
+// loadModel is Load, or LoadBF16 with bf16: a GGUF model or a model folder.
+func loadModel(be backend.Backend, dir string, bf16 bool) (*Model, error) {
 	if file, ok, err := gguf.Locate(dir); ok || err != nil {
 		if err != nil {
 			return nil, fmt.Errorf("gpt: %w", err)
 		}
-		return LoadGGUF(be, file)
+		return loadGGUF(be, file, bf16)
 	}
-	m, _, err := load(be, dir, false, false)
+	m, _, err := load(be, dir, false, bf16)
 	return m, err
 }
 
