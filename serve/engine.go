@@ -170,15 +170,7 @@ func readWeights(be backend.Backend, dir string, bf16 bool) (*Weights, error) {
 }
 
 // backend is the one the weights are on.
-func (w *Weights) backend() backend.Backend {
-	switch {
-	case w.CLIP != nil:
-		return w.CLIP.Heads.LogitScale.Backend()
-	case w.Dalle != nil:
-		return w.Dalle.LM.Embed.Weight.Backend()
-	}
-	return w.Model.Embed.Weight.Backend()
-}
+func (w *Weights) backend() backend.Backend { return w.params()[0].Tensor.Backend() }
 
 // params are every parameter of the weights: a vision-language model's
 // vision tower and projector too.
