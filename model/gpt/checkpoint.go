@@ -158,16 +158,14 @@ func (m *Model) hfParams() []nn.Named {
 	full.Bias = true
 	in.Zero = true
 	z, _ := build(m.Embed.Weight.Backend(), full, in)
-	have := map[string]*nn.Named{}
-	for i := range ps {
-		have[ps[i].Name] = &ps[i]
+	have := map[string]nn.Named{}
+	for _, p := range ps {
+		have[p.Name] = p
 	}
-	var out []nn.Named
-	for _, p := range z.Params() {
+	out := z.Params() // the model's tensors, the zero biases where it has none
+	for i, p := range out {
 		if h, ok := have[p.Name]; ok {
-			out = append(out, *h)
-		} else {
-			out = append(out, p)
+			out[i] = h
 		}
 	}
 	return out
