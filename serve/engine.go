@@ -943,11 +943,9 @@ func (e *Engine) decode(w *Weights, bt *batch) {
 	bt.logits = generate.Step(w.Model, bt.cache.Rows(slot, pos), ids, pos, nil, bt.logits)
 	e.steps.Add(1)
 	keep := e.advance(w, bt.active, bt.logits)
-	if len(keep) < len(bt.active) {
-		for _, s := range bt.active {
-			if s.done {
-				bt.free = append(bt.free, s.slot)
-			}
+	for _, s := range bt.active {
+		if s.done {
+			bt.free = append(bt.free, s.slot)
 		}
 	}
 	bt.active = keep
