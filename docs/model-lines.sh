@@ -15,8 +15,11 @@
 # added each) when it did not exist at 87f927f and serves only what was
 # added since; one that mixes old and new code (Forward with activation
 # checkpointing, the sampler with constraint masks, the engine's advance
-# with log-probabilities) counts as the filing point's, so the filing
-# point's figure is an upper bound.
+# with log-probabilities, Sampler.Next, which now asks the constraint
+# first) counts as the filing point's, so the filing point's figure is an
+# upper bound, but for serve's readWeights, which holds the load of a
+# text model's folder too (about 10 lines that were in LoadWeights) beside
+# the new kinds of folders.
 #
 # Run from the repository root (a clone, with its history): sh docs/model-lines.sh
 set -e
@@ -57,7 +60,7 @@ Llama 3's RoPE scaling (150913a, d699454): model/llama/llama.go InvFreq RopeScal
 Llama 3's RoPE scaling (150913a, d699454): model/llama/config.go ropeParams
 Llama 3's RoPE scaling (150913a, d699454): model/config/config.go RopeScaling RopeScaling.Validate
 log-probabilities (7b81263): generate/logprobs.go
-constrained decoding (c17a7f3, 261294f): generate/generate.go Constraint Blocked ErrBlocked Sampler.Constrain Sampler.Next
+constrained decoding (c17a7f3, 261294f): generate/generate.go Constraint Blocked ErrBlocked Sampler.Constrain
 soft prompts and images in generation (da1ed4a, dcbedc3, 904d3b9): generate/image.go
 soft prompts and images in generation (da1ed4a, dcbedc3, 904d3b9): generate/generate.go Options.prefixes embeds
 LoRA switched off for a frozen reference (4383c20): model/gpt/lora.go Model.WithoutLoRA
