@@ -8,8 +8,10 @@
 # filing point's features, takes against what they took then, by concern.
 #
 # A declaration is a top-level func, type, var or const of a gofmt'd file
-# with its doc comment and the blank lines after it (the package clause and
-# imports are "package"); a file's lines are the sum of its declarations'.
+# with its doc comment and the blank lines after it (a file's head, its
+# package clause, imports and comments before its first declaration,
+# is "package": comments apart from a declaration's doc go with what
+# precedes them); a file's lines are the sum of its declarations'.
 # "code" counts the lines that are neither blank nor comments. A
 # declaration is a new feature's (the list below, with the commits that
 # added each) when it did not exist at 87f927f and serves only what was
