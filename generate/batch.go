@@ -1,6 +1,8 @@
 package generate
 
 import (
+	"slices"
+
 	"github.com/golem-ml/golem/kvcache"
 	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/tensor"
@@ -19,11 +21,7 @@ type Layout struct {
 // Mask returns the key mask of a pass whose keys are the cache's first S
 // columns: false at each row's padding. It is nil when no row is padded.
 func (l *Layout) Mask(S int) []bool {
-	padded := false
-	for _, p := range l.Pad {
-		padded = padded || p > 0
-	}
-	if !padded {
+	if !slices.ContainsFunc(l.Pad, func(p int) bool { return p > 0 }) {
 		return nil
 	}
 	B := len(l.Pad)

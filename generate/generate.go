@@ -98,7 +98,7 @@ func Tokens(m *gpt.Model, prompts [][]int, o Options, onToken func(seq, id int) 
 	if o.MaxTokens <= 0 {
 		o.MaxTokens = 256
 	}
-	P, err := o.prefixLen(m.Config.Hidden, B)
+	sps, P, err := o.prefixes(m.Config.Hidden, B)
 	if err != nil {
 		return nil, err
 	}
@@ -133,7 +133,7 @@ func Tokens(m *gpt.Model, prompts [][]int, o Options, onToken func(seq, id int) 
 			rows[b] = h[len(h)-min(len(h), keep):]
 		}
 		var host []float32
-		lay, host = Prefill(m, cache, rows, o.prefix(B))
+		lay, host = Prefill(m, cache, rows, embeds(sps))
 		return host
 	}
 	ids, pos := make([]int32, B), make([]int32, B)
@@ -187,46 +187,43 @@ func Tokens(m *gpt.Model, prompts [][]int, o Options, onToken func(seq, id int) 
 	return out, nil
 }
 
-// prefixLen checks the soft prompt or the B rows' prompts against the
-// model's width and returns their length, the positions before each
-// prompt (0 for none).
-func (o *Options) prefixLen(hidden, B int) (int, error) {
+// prefixes checks the soft prompt or the B rows' prompts against the
+// model's width and returns each row's (the soft prompt repeated; nil for
+// none) and their length, the positions before each prompt.
+func (o *Options) prefixes(hidden, B int) ([]*nn.SoftPrompt, int, error) {
 	sps := o.RowPrompts
 	switch {
 	case o.SoftPrompt != nil && sps != nil:
-		return 0, errors.New("generate: a soft prompt and rows' prompts together; set one")
+		return nil, 0, errors.New("generate: a soft prompt and rows' prompts together; set one")
 	case o.SoftPrompt != nil:
-		sps = []*nn.SoftPrompt{o.SoftPrompt}
+		sps = slices.Repeat([]*nn.SoftPrompt{o.SoftPrompt}, B)
 	case sps != nil && len(sps) != B:
-		return 0, fmt.Errorf("generate: %d rows' prompts for %d prompts", len(sps), B)
+		return nil, 0, fmt.Errorf("generate: %d rows' prompts for %d prompts", len(sps), B)
 	}
 	P := 0
 	for b, sp := range sps {
 		if w := sp.Weight.Dim(1); w != hidden {
-			return 0, fmt.Errorf("generate: the soft prompt's virtual tokens are %d wide, the model's embeddings %d", w, hidden)
+			return nil, 0, fmt.Errorf("generate: the soft prompt's virtual tokens are %d wide, the model's embeddings %d", w, hidden)
 		}
 		if b > 0 && sp.Weight.Dim(0) != P {
-			return 0, fmt.Errorf("generate: row %d's prompt has %d embeddings, row 0's %d: one batch's rows take prompts of one length", b, sp.Weight.Dim(0), P)
+			return nil, 0, fmt.Errorf("generate: row %d's prompt has %d embeddings, row 0's %d: one batch's rows take prompts of one length", b, sp.Weight.Dim(0), P)
 		}
 		P = sp.Weight.Dim(0)
 	}
-	return P, nil
+	return sps, P, nil
 }
 
-// prefix returns the embeddings before B rows' prompts, [B, P, C], or
-// nil for none: the soft prompt repeated, or each row's own.
-func (o *Options) prefix(B int) *tensor.Tensor {
-	if o.SoftPrompt != nil {
-		return o.SoftPrompt.Batch(B)
-	}
-	if o.RowPrompts == nil {
+// embeds returns the rows' prompts as the embeddings before them,
+// [B, P, C], or nil for none.
+func embeds(sps []*nn.SoftPrompt) *tensor.Tensor {
+	if sps == nil {
 		return nil
 	}
-	rows := make([]*tensor.Tensor, B)
-	for b, sp := range o.RowPrompts {
+	rows := make([]*tensor.Tensor, len(sps))
+	for b, sp := range sps {
 		rows[b] = tensor.Reshape(sp.Weight, 1, sp.Weight.Dim(0), sp.Weight.Dim(1))
 	}
-	if B == 1 {
+	if len(rows) == 1 {
 		return rows[0]
 	}
 	return tensor.Concat(0, rows...)

@@ -170,15 +170,7 @@ func readWeights(be backend.Backend, dir string, bf16 bool) (*Weights, error) {
 }
 
 // backend is the one the weights are on.
-func (w *Weights) backend() backend.Backend {
-	switch {
-	case w.CLIP != nil:
-		return w.CLIP.Heads.LogitScale.Backend()
-	case w.Dalle != nil:
-		return w.Dalle.LM.Embed.Weight.Backend()
-	}
-	return w.Model.Embed.Weight.Backend()
-}
+func (w *Weights) backend() backend.Backend { return w.params()[0].Tensor.Backend() }
 
 // params are every parameter of the weights: a vision-language model's
 // vision tower and projector too.
@@ -951,11 +943,9 @@ func (e *Engine) decode(w *Weights, bt *batch) {
 	bt.logits = generate.Step(w.Model, bt.cache.Rows(slot, pos), ids, pos, nil, bt.logits)
 	e.steps.Add(1)
 	keep := e.advance(w, bt.active, bt.logits)
-	if len(keep) < len(bt.active) {
-		for _, s := range bt.active {
-			if s.done {
-				bt.free = append(bt.free, s.slot)
-			}
+	for _, s := range bt.active {
+		if s.done {
+			bt.free = append(bt.free, s.slot)
 		}
 	}
 	bt.active = keep

@@ -26,16 +26,7 @@ import (
 // whole (loading holds the bfloat16 model and one matrix being read); the
 // result is KeepBF16's after Load, bit for bit. A GGUF model keeps its
 // quantized matrices as Load does, and its F32 ones are rounded.
-func LoadBF16(be backend.Backend, dir string) (*Model, error) {
-	if file, ok, err := gguf.Locate(dir); ok || err != nil {
-		if err != nil {
-			return nil, fmt.Errorf("gpt: %w", err)
-		}
-		return loadGGUF(be, file, true)
-	}
-	m, _, err := load(be, dir, false, true)
-	return m, err
-}
+func LoadBF16(be backend.Backend, dir string) (*Model, error) { return loadModel(be, dir, true) }
 
 // KeepBF16 replaces the float32 weights of the model's linear layers (and
 // of an untied head) by bfloat16 buffers on the backend, for inference: a

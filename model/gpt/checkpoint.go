@@ -26,14 +26,17 @@ import (
 // a checkpoint rewritten while it was read is an error, not a mix of two.
 // dir may also name a GGUF model (a .gguf file, "ollama:NAME[:TAG]", or a
 // folder whose weights are model.gguf; see gguf.Locate), read by LoadGGUF.
-func Load(be backend.Backend, dir string) (*Model, error) {
+func Load(be backend.Backend, dir string) (*Model, error) { return loadModel(be, dir, false) }
+
+// loadModel is Load, or LoadBF16 with bf16: a GGUF model or a model folder.
+func loadModel(be backend.Backend, dir string, bf16 bool) (*Model, error) {
 	if file, ok, err := gguf.Locate(dir); ok || err != nil {
 		if err != nil {
 			return nil, fmt.Errorf("gpt: %w", err)
 		}
-		return LoadGGUF(be, file)
+		return loadGGUF(be, file, bf16)
 	}
-	m, _, err := load(be, dir, false, false)
+	m, _, err := load(be, dir, false, bf16)
 	return m, err
 }
 
@@ -155,16 +158,14 @@ func (m *Model) hfParams() []nn.Named {
 	full.Bias = true
 	in.Zero = true
 	z, _ := build(m.Embed.Weight.Backend(), full, in)
-	have := map[string]*nn.Named{}
-	for i := range ps {
-		have[ps[i].Name] = &ps[i]
+	have := map[string]nn.Named{}
+	for _, p := range ps {
+		have[p.Name] = p
 	}
-	var out []nn.Named
-	for _, p := range z.Params() {
+	out := z.Params() // the model's tensors, the zero biases where it has none
+	for i, p := range out {
 		if h, ok := have[p.Name]; ok {
-			out = append(out, *h)
-		} else {
-			out = append(out, p)
+			out[i] = h
 		}
 	}
 	return out

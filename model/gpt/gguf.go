@@ -388,12 +388,9 @@ func loadGGUF(be backend.Backend, path string, bf16 bool) (*Model, error) {
 		params[p.Name] = p.Tensor
 	}
 	// The holders of the matrices a quantized tensor may replace.
-	linears := map[string]*nn.Linear{}
-	for _, l := range nn.Linears(m.Body) {
-		linears[l.Name+".weight"] = l.Linear
-	}
-	if m.Head != nil {
-		linears["lm_head.weight"] = m.Head
+	linears := map[string]nn.NamedLinear{}
+	for _, l := range m.matrices() {
+		linears[l.Name+".weight"] = l
 	}
 	embeds := map[*tensor.Tensor]*nn.Embedding{m.Embed.Weight: m.Embed}
 	if m.Pos != nil {
@@ -434,8 +431,8 @@ func loadGGUF(be backend.Backend, path string, bf16 bool) (*Model, error) {
 			}
 			w := tensor.FromBuffer(be, buf, rows, cols)
 			if isLinear {
-				nn.Replace(&l.Weight, w)
-				l.InOut = false
+				nn.Replace(&l.Linear.Weight, w)
+				l.Linear.InOut = false
 			} else {
 				nn.Replace(&e.Weight, w)
 			}
@@ -452,7 +449,7 @@ func loadGGUF(be backend.Backend, path string, bf16 bool) (*Model, error) {
 			if !t.conv {
 				data = t.FromGGUF(data)
 			}
-			if err := setBF16(qb, nn.NamedLinear{Name: strings.TrimSuffix(t.Param, ".weight"), Linear: l}, data); err != nil {
+			if err := setBF16(qb, l, data); err != nil {
 				return nil, fmt.Errorf("gpt: %s: %w", path, err)
 			}
 			continue

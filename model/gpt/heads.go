@@ -195,11 +195,8 @@ func LoadScorer(be backend.Backend, dir string) (*Scorer, error) {
 // model's adapter over a reward model trained with LoRA). The adapters
 // stay attached, unmerged, trainable as the head.
 func loadScorerAdapter(be backend.Backend, dir string, depth int) (*Scorer, error) {
-	a, err := ReadAdapterConfig(dir)
+	a, err := readScorerAdapter(dir)
 	if err != nil {
-		return nil, err
-	}
-	if err := a.checkScorer(dir); err != nil {
 		return nil, err
 	}
 	var s *Scorer
@@ -224,12 +221,14 @@ func loadScorerAdapter(be backend.Backend, dir string, depth int) (*Scorer, erro
 	return s, s.apply(a, dir)
 }
 
-// checkScorer fails unless a is a reward or value model's LoRA adapter.
-func (a *Adapter) checkScorer(dir string) error {
-	if a.Type != "LORA" || !a.Scorer {
-		return fmt.Errorf("gpt: %s: a %s adapter of a language model, not of a reward or value model (SEQ_CLS with modules_to_save [\"score\"])", filepath.Join(dir, AdapterConfigFile), a.Type)
+// readScorerAdapter is ReadAdapterConfig for a reward or value model's
+// LoRA adapter: any other adapter is an error.
+func readScorerAdapter(dir string) (*Adapter, error) {
+	a, err := ReadAdapterConfig(dir)
+	if err == nil && (a.Type != "LORA" || !a.Scorer) {
+		err = fmt.Errorf("gpt: %s: a %s adapter of a language model, not of a reward or value model (SEQ_CLS with modules_to_save [\"score\"])", filepath.Join(dir, AdapterConfigFile), a.Type)
 	}
-	return nil
+	return a, err
 }
 
 // ApplyAdapter attaches the reward or value model's LoRA adapter in dir
@@ -238,11 +237,8 @@ func (a *Adapter) checkScorer(dir string) error {
 // adapter's. PPO's value model over its reward model's backbone uses it:
 // two heads, one copy of the weights.
 func (s *Scorer) ApplyAdapter(dir string) error {
-	a, err := ReadAdapterConfig(dir)
+	a, err := readScorerAdapter(dir)
 	if err != nil {
-		return err
-	}
-	if err := a.checkScorer(dir); err != nil {
 		return err
 	}
 	return s.apply(a, dir)

@@ -3,6 +3,7 @@ package gpt
 import (
 	"math"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -186,5 +187,58 @@ func testSaveLoadRoundTrip(t *testing.T, name string) {
 			}
 		}
 		orig.Close()
+	}
+}
+
+// TestSaveWithoutBiases: a GPT-2 without biases is saved as transformers
+// reads GPT-2, with every bias (six a block and ln_f's) all zero beside
+// the model's own tensors, and loads back without biases, computing the
+// same hidden states (hfParams).
+func TestSaveWithoutBiases(t *testing.T) {
+	be := cpu.New()
+	m, err := New(be, tinyConfig("gpt2"), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := m.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	st, err := safetensors.OpenModel(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	own := map[string][]float32{}
+	for _, p := range m.Params() {
+		own[p.Name] = p.Tensor.Host()
+	}
+	biases := 0
+	for _, name := range st.Names() {
+		x, _, err := st.Float32(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want, ok := own[name]; ok {
+			if relErr(x, want) != 0 {
+				t.Errorf("%s differs from the model's", name)
+			}
+			continue
+		}
+		if !strings.HasSuffix(name, ".bias") || slices.ContainsFunc(x, func(v float32) bool { return v != 0 }) {
+			t.Errorf("%s: not the model's, nor a zero bias", name)
+		}
+		biases++
+	}
+	if want := 6*m.Config.Layers + 1; biases != want || len(st.Names()) != len(own)+want {
+		t.Errorf("%d zero biases, %d tensors; want %d and %d", biases, len(st.Names()), want, len(own)+want)
+	}
+	m2, err := Load(be, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := []int32{3, 1, 4, 1, 5}
+	if m2.Config.Bias || relErr(hiddenOf(m2, ids, Options{}), hiddenOf(m, ids, Options{})) != 0 {
+		t.Errorf("loaded back: bias %v, or other hidden states", m2.Config.Bias)
 	}
 }

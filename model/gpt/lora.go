@@ -355,7 +355,7 @@ type Adapter struct {
 	// wraps a language model (model/llava); Apply refuses them.
 	ModulesToSave []string
 	TargetPattern string
-	config        json.RawMessage // the whole adapter_config.json
+	tokens, width int // PROMPT_TUNING's num_virtual_tokens and token_dim
 }
 
 // ReadAdapterConfig reads dir/adapter_config.json and resolves its base
@@ -371,7 +371,7 @@ func ReadAdapterConfig(dir string) (*Adapter, error) {
 	if err := json.Unmarshal(b, &ac); err != nil {
 		return nil, fmt.Errorf("gpt: %w", weights.JSONError(path, b, err))
 	}
-	a := &Adapter{Type: ac.PeftType, Base: ac.BaseModel, config: b}
+	a := &Adapter{Type: ac.PeftType, Base: ac.BaseModel, tokens: ac.NumVirtualTokens, width: ac.TokenDim}
 	if a.Base == "" {
 		return nil, fmt.Errorf("gpt: %s: base_model_name_or_path is empty (golem needs the base model's folder)", path)
 	}
@@ -465,17 +465,15 @@ func (a *Adapter) Apply(m *Model, dir string) error {
 		}
 		a.Params = ps
 	case "PROMPT_TUNING":
-		var ac adapterConfig
-		json.Unmarshal(a.config, &ac)
-		if ac.TokenDim != m.Config.Hidden {
-			return fmt.Errorf("gpt: %s: token_dim %d but the base model is %d wide", path, ac.TokenDim, m.Config.Hidden)
+		if a.width != m.Config.Hidden {
+			return fmt.Errorf("gpt: %s: token_dim %d but the base model is %d wide", path, a.width, m.Config.Hidden)
 		}
 		// Check the file before allocating what the config asks for.
-		if info, ok := st.Info("prompt_embeddings"); !ok || !slices.Equal(info.Shape, []int{ac.NumVirtualTokens, ac.TokenDim}) {
-			return fmt.Errorf("gpt: %s: want tensor \"prompt_embeddings\" of shape [%d %d] (num_virtual_tokens, token_dim)", path, ac.NumVirtualTokens, ac.TokenDim)
+		if err := weights.Check(st, "prompt_embeddings", []int{a.tokens, a.width}, path); err != nil {
+			return fmt.Errorf("gpt: %w (num_virtual_tokens, token_dim)", err)
 		}
 		m.Freeze()
-		w := tensor.New(m.Embed.Weight.Backend(), ac.NumVirtualTokens, ac.TokenDim).SetRequiresGrad(true)
+		w := tensor.New(m.Embed.Weight.Backend(), a.tokens, a.width).SetRequiresGrad(true)
 		a.SoftPrompt = &nn.SoftPrompt{Weight: w}
 		a.Params = []nn.Named{{Name: "prompt_embeddings", Tensor: w}}
 	}

@@ -1,12 +1,14 @@
 package gpt
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/golem-ml/golem/backend"
@@ -204,6 +206,15 @@ func TestPromptTuningRoundTrip(t *testing.T) {
 	}
 	if a.Type != "PROMPT_TUNING" || a.SoftPrompt == nil || relErr(a.SoftPrompt.Weight.Host(), sp.Weight.Host()) != 0 {
 		t.Errorf("soft prompt not read back: %+v", a)
+	}
+	// A config whose num_virtual_tokens disagrees with the file is refused
+	// before anything is allocated, naming the file and the tensor.
+	cfg := filepath.Join(dir, AdapterConfigFile)
+	b, _ := os.ReadFile(cfg)
+	os.WriteFile(cfg, bytes.Replace(b, []byte(`"num_virtual_tokens": 4`), []byte(`"num_virtual_tokens": 5`), 1), 0o644)
+	_, _, err = loadAdapter(be, dir)
+	if err == nil || !strings.Contains(err.Error(), AdapterModelFile) || !strings.Contains(err.Error(), `"prompt_embeddings"`) || !strings.Contains(err.Error(), "[5 8]") {
+		t.Errorf("num_virtual_tokens 5 over a [4 8] prompt: %v", err)
 	}
 }
 
