@@ -457,6 +457,8 @@ func TestCLIPEmbeddings(t *testing.T) {
 		{"/v1/embeddings", `{"model":"clip","input":[{"type":"image_url","image_url":{"url":"https://example.com/a.png"}}]}`, "input[0].image_url: golem fetches nothing"},
 		{"/v1/embeddings", `{"model":"clip","input":[1,2,3]}`, "input: a CLIP model takes texts"},
 		{"/api/embed", `{"model":"clip","images":["aGVsbG8="]}`, "images[0]: not a readable image"},
+		{"/api/embed", `{"model":"clip","images":["` + base64.StdEncoding.EncodeToString(pngOf(t, 2049, 2048)) + `"]}`, "images[0]: png of 2049x2048 pixels exceeds the limit of 4194304 pixels; refused before decoding"},
+		{"/v1/embeddings", `{"model":"clip","input":["hi",{"type":"image_url","image_url":{"url":"` + dataURL(pngOf(t, 2048, 2049)) + `"}}]}`, "input[1].image_url: png of 2048x2049 pixels exceeds the limit of 4194304 pixels; refused before decoding"},
 		{"/v1/chat/completions", `{"model":"clip","messages":[{"role":"user","content":"hi"}]}`, "model clip is a CLIP model: it only gives embeddings"},
 		{"/api/generate", `{"model":"clip","prompt":"hi"}`, "model clip is a CLIP model"},
 	} {
