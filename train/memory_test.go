@@ -14,6 +14,7 @@ import (
 	"github.com/golem-ml/golem/gguf/export"
 	"github.com/golem-ml/golem/internal/memflat"
 	"github.com/golem-ml/golem/internal/shared"
+	"github.com/golem-ml/golem/internal/testmodels"
 	"github.com/golem-ml/golem/model/gpt"
 )
 
@@ -185,4 +186,23 @@ func TestMemoryFlatVLM(t *testing.T) {
 			})
 		})
 	}
+}
+
+// A text-to-image run (golem imagine train: image tokens after the
+// caption, caption dropout) holds no more memory at its last step than at
+// step 100.
+func TestMemoryFlatImagine(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := shapes.Write(shapes.Options{Out: dir, Seed: 1, Size: 16, Train: 8, Test: 4, PerClass: 1}); err != nil {
+		t.Fatal(err)
+	}
+	vqDir := filepath.Join(dir, "vq")
+	if err := testmodels.VQVAE(t, cpu.New(), 16, 1).Save(vqDir); err != nil {
+		t.Fatal(err)
+	}
+	checkFlat(t, func(be *cpu.CPU, loop Config) error {
+		_, err := Imagine(context.Background(), ImagineOptions{Backend: be, VQ: vqDir, Data: filepath.Join(dir, "train.jsonl"), EvalData: filepath.Join(dir, "test.jsonl"),
+			Model: ImaginePreset{Hidden: 16, Layers: 1, Heads: 2, TextLength: 64, Vocab: 512}, Batch: 2, Loop: loop, Log: io.Discard})
+		return err
+	})
 }
