@@ -12,11 +12,14 @@ import (
 	"image/jpeg"
 	"image/png"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/golem-ml/golem/backend/cpu"
@@ -295,6 +298,27 @@ func TestBadImages(t *testing.T) {
 			}
 		}
 	}
+	// An image URL the test itself serves: still a 400, and no request
+	// reaches it, on the chat APIs or on embeddings.
+	var hits atomic.Int64
+	pics := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Header().Set("Content-Type", "image/png")
+		w.Write(shapePNG(t, 0))
+	}))
+	defer pics.Close()
+	for _, c := range []struct{ path, body string }{
+		{"/v1/chat/completions", oai("tiny-llava", part(pics.URL+"/a.png"))},
+		{"/v1/embeddings", `{"model":"tiny-llava","input":[{"type":"image_url","image_url":{"url":"` + pics.URL + `/b.png"}}]}`},
+	} {
+		if status, body := do(t, nil, "POST", ts.URL+c.path, []byte(c.body), nil); status != 400 {
+			t.Errorf("%s with an http:// image: %d %s; want 400", c.path, status, body)
+		}
+	}
+	if n := hits.Load(); n != 0 {
+		t.Errorf("the server fetched the image URL %d times; it must fetch nothing", n)
+	}
+
 	// The server still answers, in every format data/vision decodes.
 	scene := shapes.Generate(1, shapes.Test, 3).Render(32)
 	rgba := image.NewRGBA(image.Rect(0, 0, 32, 32))
