@@ -28,6 +28,7 @@ import (
 	"github.com/golem-ml/golem/generate"
 	"github.com/golem-ml/golem/internal/shared"
 	"github.com/golem-ml/golem/model/clip"
+	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/model/llava"
 	"github.com/golem-ml/golem/model/load"
 	"github.com/golem-ml/golem/tensor"
@@ -508,5 +509,56 @@ func TestVLMChatFormat(t *testing.T) {
 	got, err := chatPrompt(w, []tokenizer.Message{{Role: "user", Content: "hi <image>there"}})
 	if want := w.Tok.EncodeWithSpecial("USER: hi there\nASSISTANT:"); err != nil || !slices.Equal(got, want) {
 		t.Errorf("chatPrompt: %v, %v; want %v (llava's format)", got, err, want)
+	}
+}
+
+// A LoRA adapter over a LLaVA folder (golem vlm --lora-r's OUT) is served
+// like the folder: an image request answers what golem generate --image
+// answers on the adapter, which is not the base's answer.
+func TestServeLLaVAAdapter(t *testing.T) {
+	base := tinyDir(t, "llava")
+	m, err := llava.Load(cpu.New(), base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := gpt.LoRAConfig{R: 2, Alpha: 16}
+	if _, err := m.LM.AttachLoRA(c, 1); err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range m.LM.LoRAParams() { // a B that is not zero: the adapter moves the answers
+		v := p.Tensor.Host()
+		for j := range v {
+			v[j] = float32((i+j)%7-3) * 0.3
+		}
+		p.Tensor.Set(v)
+	}
+	dir := filepath.Join(t.TempDir(), "llava-lora")
+	if err := m.SaveLoRA(dir, c, base); err != nil {
+		t.Fatal(err)
+	}
+	w, err := LoadWeights(cpu.New(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := NewEngine("tiny-llava-lora", dir, w, EngineOptions{})
+	t.Cleanup(e.Close)
+	ts := serveEngines(t, "sqlite:"+filepath.Join(t.TempDir(), "s.db"), Options{}, e)
+	const q, maxTok = "What colour is the circle?", 12
+	png := shapePNG(t, 1)
+	want := imageAnswer(t, dir, png, q, maxTok)
+	if want == imageAnswer(t, base, png, q, maxTok) {
+		t.Fatalf("the adapter answers %q as its base does: the test could not tell them apart", want)
+	}
+	body, _ := json.Marshal(map[string]any{"model": "tiny-llava-lora", "temperature": 0, "max_tokens": maxTok,
+		"messages": []any{map[string]any{"role": "user", "content": []any{
+			map[string]any{"type": "image_url", "image_url": map[string]any{"url": dataURL(png)}},
+			map[string]any{"type": "text", "text": q}}}}})
+	status, resp := do(t, nil, "POST", ts.URL+"/v1/chat/completions", body, nil)
+	var r struct {
+		Choices []struct{ Message struct{ Content string } }
+	}
+	json.Unmarshal(resp, &r)
+	if status != 200 || len(r.Choices) != 1 || r.Choices[0].Message.Content != want {
+		t.Fatalf("served: %d %s; want %q, golem generate --image's answer on the adapter", status, resp, want)
 	}
 }
