@@ -166,15 +166,11 @@ func runEvalVLM(args []string) error {
 	}
 	var answer eval.VLMAnswerer
 	if llava.IsLLaVA(*model) {
-		m, err := llava.Load(be, *model)
+		l, err := load.Model(be, *model, load.Options{})
 		if err != nil {
 			return err
 		}
-		tok, err := tokenizer.Load(*model)
-		if err != nil {
-			return err
-		}
-		cont, end := eval.VLMImage(m, tok, *maxTokens)
+		cont, end := eval.VLMImage(l.VLM, l.Tok, *maxTokens)
 		answer = eval.VLMConversation(cont, end, true)
 	} else {
 		l, err := load.Model(be, *model, load.Options{})

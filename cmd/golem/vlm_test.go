@@ -202,6 +202,27 @@ func TestVLMCommands(t *testing.T) {
 		t.Fatalf("vlm --lora-r: %v", err)
 	}
 	run("generate", "--model", lora, "--image", img, "--prompt", "Describe the image.", "--max-tokens", "4", "--temperature", "0")
+	// The adapter without its tokenizer (PEFT saves none) takes its
+	// base's: generate --image and eval vlm give what they give with it.
+	bare := filepath.Join(dir, "lora-bare")
+	os.Mkdir(bare, 0o755)
+	for _, f := range []string{"adapter_config.json", "adapter_model.safetensors"} {
+		b, err := os.ReadFile(filepath.Join(lora, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(bare, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, args := range [][]string{
+		{"generate", "--image", img, "--prompt", "Describe the image.", "--max-tokens", "4", "--temperature", "0"},
+		{"eval", "vlm", "--data", world, "--split", "test", "--limit", "1", "--max-tokens", "3"},
+	} {
+		if a, b := run(append(args, "--model", lora)...), run(append(args, "--model", bare)...); a != b {
+			t.Errorf("golem %s: %q with the adapter's tokenizer, %q without", strings.Join(args, " "), a, b)
+		}
+	}
 	out = run("dpo", "--model", instruct, "--data", filepath.Join(world, "some_train_prefs.jsonl"), "--out", dpo, "--steps", "2", "--batch", "2")
 	if !regexp.MustCompile(`^loss=\d+\.\d{4} val_accuracy=`).MatchString(lastLine(out)) {
 		t.Fatalf("dpo on a LLaVA model printed\n%s", out)
