@@ -118,12 +118,11 @@ func VLM(ctx context.Context, o VLMOptions) (Result, error) {
 		if !llava.IsLLaVA(from) {
 			return Result{}, fmt.Errorf("vlm: %s is not a LLaVA folder (config.json's model_type is not \"llava\")", from)
 		}
-		if t.model, err = llava.Load(o.Backend, from); err != nil {
+		l, err := load.Model(o.Backend, from, load.Options{}) // an adapter merged, its tokenizer or its base's
+		if err != nil {
 			return Result{}, err
 		}
-		if t.tok, err = tokenizer.Load(from); err != nil {
-			return Result{}, err
-		}
+		t.model, t.tok = l.VLM, l.Tok
 	default:
 		cm, err := clip.Load(o.Backend, o.Vision)
 		if err != nil {

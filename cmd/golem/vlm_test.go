@@ -223,6 +223,7 @@ func TestVLMCommands(t *testing.T) {
 			t.Errorf("golem %s: %q with the adapter's tokenizer, %q without", strings.Join(args, " "), a, b)
 		}
 	}
+	run("vlm", "--stage", "instruct", "--model", bare, "--data", filepath.Join(world, "train_llava.json"), "--out", filepath.Join(dir, "from-bare"), "--steps", "1", "--batch", "2")
 	out = run("dpo", "--model", instruct, "--data", filepath.Join(world, "some_train_prefs.jsonl"), "--out", dpo, "--steps", "2", "--batch", "2")
 	if !regexp.MustCompile(`^loss=\d+\.\d{4} val_accuracy=`).MatchString(lastLine(out)) {
 		t.Fatalf("dpo on a LLaVA model printed\n%s", out)
