@@ -100,3 +100,41 @@ func TestRetrieval(t *testing.T) {
 		t.Errorf("an image without text: %v", err)
 	}
 }
+
+// Recall@10 counts a match ranked 10th and misses one ranked 11th:
+// eleven images on an arc 0.01 radians apart, each with one text at its
+// own angle, but image 0's text away from them.
+func TestRetrievalAt10(t *testing.T) {
+	at := func(a float64) []float32 { return []float32{float32(math.Cos(a)), float32(math.Sin(a))} }
+	for _, c := range []struct {
+		text0                          float64 // image 0's text's angle
+		i2t1, i2t5, i2t10, t2i5, t2i10 float64
+	}{
+		// At 1 radian: the 10 other texts come first for image 0 (it is
+		// 11th), the 10 other images first for it.
+		{1, 10.0 / 11, 10.0 / 11, 10.0 / 11, 10.0 / 11, 10.0 / 11},
+		// At 0.075: texts 1 to 7 come first for image 0 (8th: a hit at
+		// 10, not at 5); images 1 to 10 are all nearer to it than image 0.
+		{0.075, 10.0 / 11, 10.0 / 11, 1, 10.0 / 11, 10.0 / 11},
+	} {
+		var images, texts [][]float32
+		var textImage []int
+		for i := range 11 {
+			images = append(images, at(0.01*float64(i)))
+			a := 0.01 * float64(i)
+			if i == 0 {
+				a = c.text0
+			}
+			texts = append(texts, at(a))
+			textImage = append(textImage, i)
+		}
+		r, err := Retrieval(images, texts, textImage)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.ImageToText[1] != c.i2t1 || r.ImageToText[5] != c.i2t5 || r.ImageToText[10] != c.i2t10 || r.TextToImage[5] != c.t2i5 || r.TextToImage[10] != c.t2i10 {
+			t.Errorf("image 0's text at %v rad: i2t %v, t2i %v; want i2t R@1 %.3f R@5 %.3f R@10 %.3f, t2i R@5 %.3f R@10 %.3f",
+				c.text0, r.ImageToText, r.TextToImage, c.i2t1, c.i2t5, c.i2t10, c.t2i5, c.t2i10)
+		}
+	}
+}

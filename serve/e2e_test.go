@@ -521,9 +521,10 @@ func TestVisionClients(t *testing.T) {
 // The annotation flow with an image prompt in headless Chromium
 // (serve/e2e/image.mjs): the admin imports a JSONL naming an image and
 // uploads the image with it, an annotator sees the image loaded beside the
-// prompt, writes a demonstration, and ranks three answers written by hand
-// (the served models read text only); golem export's files then hold the
-// records with the image, whose SHA-256 matches the uploaded file's.
+// prompt, writes a demonstration, ranks three answers written by hand
+// (the served models read text only) and compares two about the second
+// prompt; golem export's files then hold the records with the image,
+// whose SHA-256 matches the uploaded file's.
 func TestBrowserImage(t *testing.T) {
 	node := needBrowser(t)
 	ts := newTestServerWith(t, "sqlite:"+filepath.Join(t.TempDir(), "labels.db"), Options{}, EngineOptions{}, "llama")
@@ -544,26 +545,32 @@ func TestBrowserImage(t *testing.T) {
 	if err := os.WriteFile(imagePath, red, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(promptsPath, []byte(`{"prompt": "What colour is this?", "images": ["pics/red.png"]}`+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(promptsPath, []byte(`{"prompt": "What colour is this?", "images": ["pics/red.png"]}`+"\n"+
+		`{"prompt": "Is this a cat?", "images": ["pics/red.png"]}`+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	out := runNode(t, node, "image.mjs", ts.URL, "admin", "admin-password", "fay", "fay-password", promptsPath, imagePath)
-	if !strings.Contains(out, `"demoImage":[6,4]`) || !strings.Contains(out, `"rankImage":[6,4]`) {
+	if !strings.Contains(out, `"demoImage":[6,4]`) || !strings.Contains(out, `"rankImage":[6,4]`) || !strings.Contains(out, `"compareImage":[6,4]`) {
 		t.Errorf("the image's natural size in the browser: %s; want 6 x 4", out)
 	}
 
 	exp := t.TempDir()
 	img := "images/" + key + ".png"
-	for kind, want := range map[store.ExportKind]string{
-		store.ExportSFT:         `{"messages":[{"role":"user","content":"What colour is this?"},{"role":"assistant","content":"It is red."}],"images":["` + img + `"]}` + "\n",
-		store.ExportPreferences: `"chosen":[{"role":"assistant","content":"It is red."}],"rejected":[{"role":"assistant","content":"It is blue."}],"images":["` + img + `"]}`,
+	for _, c := range []struct {
+		kind store.ExportKind
+		want string
+	}{
+		{store.ExportSFT, `{"messages":[{"role":"user","content":"What colour is this?"},{"role":"assistant","content":"It is red."}],"images":["` + img + `"]}` + "\n"},
+		{store.ExportPreferences, `"chosen":[{"role":"assistant","content":"It is red."}],"rejected":[{"role":"assistant","content":"It is blue."}],"images":["` + img + `"]}`},
+		// The comparison: B (written second) is better.
+		{store.ExportPreferences, `"content":"Is this a cat?"}],"chosen":[{"role":"assistant","content":"No, a red rectangle."}],"rejected":[{"role":"assistant","content":"Yes, a cat."}],"images":["` + img + `"]}`},
 	} {
-		path := filepath.Join(exp, string(kind)+".jsonl")
-		if _, err := store.ExportFile(ctx, ts.dsn, kind, path); err != nil {
+		path := filepath.Join(exp, string(c.kind)+".jsonl")
+		if _, err := store.ExportFile(ctx, ts.dsn, c.kind, path); err != nil {
 			t.Fatal(err)
 		}
-		if b, _ := os.ReadFile(path); !strings.Contains(string(b), want) {
-			t.Errorf("export %s:\n%s\nwant %s", kind, b, want)
+		if b, _ := os.ReadFile(path); !strings.Contains(string(b), c.want) {
+			t.Errorf("export %s:\n%s\nwant %s", c.kind, b, c.want)
 		}
 	}
 	b, err := os.ReadFile(filepath.Join(exp, img))

@@ -12,11 +12,14 @@ import (
 	"image/jpeg"
 	"image/png"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/golem-ml/golem/backend/cpu"
@@ -25,6 +28,7 @@ import (
 	"github.com/golem-ml/golem/generate"
 	"github.com/golem-ml/golem/internal/shared"
 	"github.com/golem-ml/golem/model/clip"
+	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/model/llava"
 	"github.com/golem-ml/golem/model/load"
 	"github.com/golem-ml/golem/tensor"
@@ -295,6 +299,27 @@ func TestBadImages(t *testing.T) {
 			}
 		}
 	}
+	// An image URL the test itself serves: still a 400, and no request
+	// reaches it, on the chat APIs or on embeddings.
+	var hits atomic.Int64
+	pics := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Header().Set("Content-Type", "image/png")
+		w.Write(shapePNG(t, 0))
+	}))
+	defer pics.Close()
+	for _, c := range []struct{ path, body string }{
+		{"/v1/chat/completions", oai("tiny-llava", part(pics.URL+"/a.png"))},
+		{"/v1/embeddings", `{"model":"tiny-llava","input":[{"type":"image_url","image_url":{"url":"` + pics.URL + `/b.png"}}]}`},
+	} {
+		if status, body := do(t, nil, "POST", ts.URL+c.path, []byte(c.body), nil); status != 400 {
+			t.Errorf("%s with an http:// image: %d %s; want 400", c.path, status, body)
+		}
+	}
+	if n := hits.Load(); n != 0 {
+		t.Errorf("the server fetched the image URL %d times; it must fetch nothing", n)
+	}
+
 	// The server still answers, in every format data/vision decodes.
 	scene := shapes.Generate(1, shapes.Test, 3).Render(32)
 	rgba := image.NewRGBA(image.Rect(0, 0, 32, 32))
@@ -457,6 +482,8 @@ func TestCLIPEmbeddings(t *testing.T) {
 		{"/v1/embeddings", `{"model":"clip","input":[{"type":"image_url","image_url":{"url":"https://example.com/a.png"}}]}`, "input[0].image_url: golem fetches nothing"},
 		{"/v1/embeddings", `{"model":"clip","input":[1,2,3]}`, "input: a CLIP model takes texts"},
 		{"/api/embed", `{"model":"clip","images":["aGVsbG8="]}`, "images[0]: not a readable image"},
+		{"/api/embed", `{"model":"clip","images":["` + base64.StdEncoding.EncodeToString(pngOf(t, 2049, 2048)) + `"]}`, "images[0]: png of 2049x2048 pixels exceeds the limit of 4194304 pixels; refused before decoding"},
+		{"/v1/embeddings", `{"model":"clip","input":["hi",{"type":"image_url","image_url":{"url":"` + dataURL(pngOf(t, 2048, 2049)) + `"}}]}`, "input[1].image_url: png of 2048x2049 pixels exceeds the limit of 4194304 pixels; refused before decoding"},
 		{"/v1/chat/completions", `{"model":"clip","messages":[{"role":"user","content":"hi"}]}`, "model clip is a CLIP model: it only gives embeddings"},
 		{"/api/generate", `{"model":"clip","prompt":"hi"}`, "model clip is a CLIP model"},
 	} {
@@ -482,5 +509,56 @@ func TestVLMChatFormat(t *testing.T) {
 	got, err := chatPrompt(w, []tokenizer.Message{{Role: "user", Content: "hi <image>there"}})
 	if want := w.Tok.EncodeWithSpecial("USER: hi there\nASSISTANT:"); err != nil || !slices.Equal(got, want) {
 		t.Errorf("chatPrompt: %v, %v; want %v (llava's format)", got, err, want)
+	}
+}
+
+// A LoRA adapter over a LLaVA folder (golem vlm --lora-r's OUT) is served
+// like the folder: an image request answers what golem generate --image
+// answers on the adapter, which is not the base's answer.
+func TestServeLLaVAAdapter(t *testing.T) {
+	base := tinyDir(t, "llava")
+	m, err := llava.Load(cpu.New(), base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := gpt.LoRAConfig{R: 2, Alpha: 16}
+	if _, err := m.LM.AttachLoRA(c, 1); err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range m.LM.LoRAParams() { // a B that is not zero: the adapter moves the answers
+		v := p.Tensor.Host()
+		for j := range v {
+			v[j] = float32((i+j)%7-3) * 0.3
+		}
+		p.Tensor.Set(v)
+	}
+	dir := filepath.Join(t.TempDir(), "llava-lora")
+	if err := m.SaveLoRA(dir, c, base); err != nil {
+		t.Fatal(err)
+	}
+	w, err := LoadWeights(cpu.New(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := NewEngine("tiny-llava-lora", dir, w, EngineOptions{})
+	t.Cleanup(e.Close)
+	ts := serveEngines(t, "sqlite:"+filepath.Join(t.TempDir(), "s.db"), Options{}, e)
+	const q, maxTok = "What colour is the circle?", 12
+	png := shapePNG(t, 1)
+	want := imageAnswer(t, dir, png, q, maxTok)
+	if want == imageAnswer(t, base, png, q, maxTok) {
+		t.Fatalf("the adapter answers %q as its base does: the test could not tell them apart", want)
+	}
+	body, _ := json.Marshal(map[string]any{"model": "tiny-llava-lora", "temperature": 0, "max_tokens": maxTok,
+		"messages": []any{map[string]any{"role": "user", "content": []any{
+			map[string]any{"type": "image_url", "image_url": map[string]any{"url": dataURL(png)}},
+			map[string]any{"type": "text", "text": q}}}}})
+	status, resp := do(t, nil, "POST", ts.URL+"/v1/chat/completions", body, nil)
+	var r struct {
+		Choices []struct{ Message struct{ Content string } }
+	}
+	json.Unmarshal(resp, &r)
+	if status != 200 || len(r.Choices) != 1 || r.Choices[0].Message.Content != want {
+		t.Fatalf("served: %d %s; want %q, golem generate --image's answer on the adapter", status, resp, want)
 	}
 }

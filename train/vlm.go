@@ -15,6 +15,7 @@ import (
 	"github.com/golem-ml/golem/model/clip"
 	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/model/llava"
+	"github.com/golem-ml/golem/model/load"
 	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/tensor"
 	"github.com/golem-ml/golem/tokenizer"
@@ -117,25 +118,29 @@ func VLM(ctx context.Context, o VLMOptions) (Result, error) {
 		if !llava.IsLLaVA(from) {
 			return Result{}, fmt.Errorf("vlm: %s is not a LLaVA folder (config.json's model_type is not \"llava\")", from)
 		}
-		if t.model, err = llava.Load(o.Backend, from); err != nil {
+		l, err := load.Model(o.Backend, from, load.Options{}) // an adapter merged, its tokenizer or its base's
+		if err != nil {
 			return Result{}, err
 		}
-		if t.tok, err = tokenizer.Load(from); err != nil {
-			return Result{}, err
-		}
+		t.model, t.tok = l.VLM, l.Tok
 	default:
 		cm, err := clip.Load(o.Backend, o.Vision)
 		if err != nil {
 			return Result{}, err
 		}
-		lm, err := gpt.Load(o.Backend, o.LM)
-		if err != nil {
+		// The language model as every command reads --model: a model
+		// folder, a GGUF model, or a LoRA adapter folder (merged).
+		l, err := load.Model(o.Backend, o.LM, load.Options{})
+		switch {
+		case err != nil:
 			return Result{}, err
+		case l.VLM != nil:
+			return Result{}, fmt.Errorf("vlm: --lm %s is a LLaVA folder: start from it with --model", o.LM)
+		case l.SoftPrompt != nil:
+			return Result{}, fmt.Errorf("vlm: --lm %s is a prompt-tuning adapter: the image's tokens take the soft prompt's place; pass its base model", o.LM)
 		}
-		if t.tok, err = tokenizer.Load(o.LM); err != nil {
-			return Result{}, err
-		}
-		if t.model, err = llava.New(cm.Vision, lm, o.FeatureLayer, cfg.Seed+1); err != nil {
+		t.tok = l.Tok
+		if t.model, err = llava.New(cm.Vision, l.Model, o.FeatureLayer, cfg.Seed+1); err != nil {
 			return Result{}, err
 		}
 	}

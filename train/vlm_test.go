@@ -17,6 +17,7 @@ import (
 	"github.com/golem-ml/golem/model/clip"
 	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/model/llava"
+	"github.com/golem-ml/golem/model/load"
 	"github.com/golem-ml/golem/model/vit"
 	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/tensor"
@@ -160,6 +161,57 @@ func TestVLMDataErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s %s: err = %v, want one with %q", c.stage, c.spec, err, c.want)
 		}
+	}
+}
+
+// --lm is read as every command reads --model (model/load): a LoRA
+// adapter folder over the language model is merged into it, and stage 1
+// keeps the merged weights; a LLaVA folder is refused, naming --model.
+func TestVLMLMAdapter(t *testing.T) {
+	data, clipDir, lmDir := vlmFixture(t)
+	lm, err := gpt.Load(cpu.New(), lmDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := gpt.LoRAConfig{R: 2, Alpha: 4}
+	if _, err := lm.AttachLoRA(c, 1); err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range lm.LoRAParams() { // a B that is not zero: the adapter moves the outputs
+		v := p.Tensor.Host()
+		for j := range v {
+			v[j] = float32((i+j)%7-3) * 0.05
+		}
+		p.Tensor.Set(v)
+	}
+	adapter := filepath.Join(t.TempDir(), "adapter")
+	if err := lm.SaveLoRA(adapter, c, lmDir); err != nil {
+		t.Fatal(err)
+	}
+	merged, err := load.Model(cpu.New(), adapter, load.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, _ := gpt.Load(cpu.New(), lmDir)
+	if equalParams(merged.Model.Params(), base.Params()) {
+		t.Fatal("the adapter does not change the language model")
+	}
+	out := filepath.Join(t.TempDir(), "align")
+	o := VLMOptions{Backend: cpu.New(), Stage: StageAlign, Vision: clipDir, LM: adapter, Data: filepath.Join(data, "train.jsonl"), Batch: 2, Log: io.Discard,
+		Loop: Config{Steps: 1, LR: 1e-3, Out: out, Quiet: true, Progress: io.Discard}}
+	if _, err := VLM(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	m, err := llava.Load(cpu.New(), out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !equalParams(m.LM.Params(), merged.Model.Params()) {
+		t.Fatal("stage 1 over --lm ADAPTER: the language model is not the adapter merged into its base")
+	}
+	o.LM, o.Loop.Out = out, filepath.Join(t.TempDir(), "x")
+	if _, err := VLM(context.Background(), o); err == nil || !strings.Contains(err.Error(), "is a LLaVA folder: start from it with --model") {
+		t.Fatalf("--lm a LLaVA folder: %v", err)
 	}
 }
 

@@ -76,6 +76,17 @@ func TestCLIPCommands(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "79 images, 395 texts") || !strings.HasPrefix(lastLine(stdout), "i2t_r1=") {
 		t.Fatalf("clip retrieve on COCO mini: exit %d\n%s%s", code, stdout, stderr)
 	}
+	// clip train on COCO captions JSON (JPEG photos, five captions each),
+	// from the model above (--model), and retrieval with what it wrote.
+	cocoOut := filepath.Join(dir, "clip-coco")
+	stdout, stderr, code = runGolem(t, "clip", "train", "--data", coco, "--model", out, "--batch", "8", "--steps", "2", "--eval-every", "0", "--out", cocoOut, "--threads", "2")
+	if code != 0 || !regexp.MustCompile(`^loss=[0-9.]+$`).MatchString(lastLine(stdout)) {
+		t.Fatalf("clip train on COCO mini: exit %d\n%s%s", code, stdout, stderr)
+	}
+	stdout, stderr, code = runGolem(t, "clip", "retrieve", "--model", cocoOut, "--data", coco)
+	if code != 0 || !strings.Contains(stdout, "79 images, 395 texts") {
+		t.Fatalf("clip retrieve with the COCO-trained model: exit %d\n%s%s", code, stdout, stderr)
+	}
 
 	// Bad input names what is wrong.
 	for _, c := range []struct {

@@ -8,7 +8,7 @@ import (
 	"github.com/golem-ml/golem/data/synth/shapes"
 	"github.com/golem-ml/golem/eval"
 	"github.com/golem-ml/golem/model/llava"
-	"github.com/golem-ml/golem/tokenizer"
+	"github.com/golem-ml/golem/model/load"
 )
 
 func init() {
@@ -95,14 +95,11 @@ func runDataShapesPrefs(args []string) error {
 	if !llava.IsLLaVA(*model) {
 		return fmt.Errorf("data shapes-prefs: %s: not a LLaVA folder (golem vlm's --out)", *model)
 	}
-	m, err := llava.Load(be, *model)
+	l, err := load.Model(be, *model, load.Options{})
 	if err != nil {
 		return err
 	}
-	tok, err := tokenizer.Load(*model)
-	if err != nil {
-		return err
-	}
+	m, tok := l.VLM, l.Tok
 	describe, end := eval.VLMImage(m, tok, *maxTokens)
 	sample, _ := eval.VLMImageSampled(m, tok, *maxTokens, *temp, *seed)
 	res, err := eval.WriteVLMPrefs(*out, *dataDir, func(emit func(shapes.PreferenceRecord) error) (eval.VLMPrefsResult, error) {

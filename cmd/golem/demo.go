@@ -23,7 +23,7 @@ func runDemo(args []string) error {
 	seed := fs.Uint64("seed", defaultSeed, "random seed (README's numbers are from --seed 1)")
 	reuse := fs.Bool("reuse", false, "keep the base and SFT models an earlier run left in --out")
 	tools := fs.Bool("tools", false, "only a tiny model that calls the calculator, trained on tool round trips in about a minute (--out/sft; prints tool_use=X on held-out questions)")
-	multimodal := fs.Bool("multimodal", false, "the multi-modal recipe on the shapes world instead: CLIP, a language model, LLaVA's align and instruct stages, each model scored on test and held-out scenes")
+	multimodal := fs.Bool("multimodal", false, "the multi-modal recipe on the shapes world instead: CLIP, text to image (a VQ-VAE, a judge, a text-to-image model reranked by CLIP), a language model, LLaVA's align and instruct stages, a reward model and DPO on simulated image rankings, each model scored on test and held-out scenes")
 	clipTok := fs.String("clip-tokenizer", "../shared/data/tokenizer/clip/bpe_simple_vocab_16e6.txt.gz", "--multimodal: CLIP's bpe_simple_vocab_16e6.txt[.gz] (openai/CLIP's)")
 	dev := addDeviceFlag(fs)
 	if err := parseFlags(fs, args); err != nil {

@@ -56,7 +56,8 @@ func TestDeviceUnknown(t *testing.T) {
 	const want = "golem: --device nope: unknown device (have: cpu)\n"
 	for _, c := range []string{"pretrain", "sft", "reward", "ppo", "dpo", "grpo", "generate", "chat",
 		"eval mc", "eval gen", "eval tasks", "eval ppl", "demo", "serve", "clip train", "clip zeroshot", "clip retrieve",
-		"vision pretrain", "vision probe", "vision judge train", "eval judge"} {
+		"vision pretrain", "vision probe", "vision judge train", "eval judge", "vlm", "eval vlm", "data shapes-prefs",
+		"vq train", "vq encode", "vq decode", "imagine train", "imagine", "imagine prefs", "imagine dpo", "quantize", "export --format gguf"} {
 		args := append(strings.Fields(c), "--device", "nope")
 		if _, stderr, code := runRefused(t, c == "pretrain", args...); code != 1 || stderr != want {
 			t.Errorf("golem %s --device nope: exit %d, stderr %q; want exit 1, %q", c, code, stderr, want)

@@ -35,7 +35,9 @@ func runExportGGUF(args []string) error {
 	out := fs.String("out", "", "the GGUF file to write (required)")
 	typ := fs.String("type", "f16", "type of the weight matrices: f32, f16, bf16, q8_0 or q4_0 (norms and biases stay f32)")
 	name := fs.String("name", "", "general.name in the file (default: the folder's name)")
-	if err := parseFlags(fs, args); err != nil {
+	dev := addDeviceFlag(fs) // an adapter folder is merged into its base there
+	be, err := dev.parse(fs, args)
+	if err != nil {
 		return err
 	}
 	if *format != "gguf" {
@@ -51,7 +53,7 @@ func runExportGGUF(args []string) error {
 	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
 		return fmt.Errorf("export: %w", err)
 	}
-	r, err := export.Folder(*model, *out, export.Options{Type: t, Name: *name})
+	r, err := export.Folder(*model, *out, export.Options{Type: t, Name: *name, Backend: be})
 	if err != nil {
 		return err
 	}

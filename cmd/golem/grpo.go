@@ -12,7 +12,7 @@ import (
 	"github.com/golem-ml/golem/data/synth"
 	"github.com/golem-ml/golem/eval"
 	"github.com/golem-ml/golem/model/llava"
-	"github.com/golem-ml/golem/tokenizer"
+	"github.com/golem-ml/golem/model/load"
 	"github.com/golem-ml/golem/train"
 )
 
@@ -101,15 +101,11 @@ func shapesTasks(be backend.Backend, model, dir, split string, limit int) ([]tra
 	if !llava.IsLLaVA(model) {
 		return nil, fmt.Errorf("grpo: --data %s is a shapes world, but --model %s is not a LLaVA folder (golem vlm's --out): its questions are about images", dir, model)
 	}
-	m, err := llava.Load(be, model)
+	l, err := load.Model(be, model, load.Options{})
 	if err != nil {
 		return nil, err
 	}
-	tok, err := tokenizer.Load(model)
-	if err != nil {
-		return nil, err
-	}
-	describe, end := eval.VLMImage(m, tok, vlmDescribeTokens)
+	describe, end := eval.VLMImage(l.VLM, l.Tok, vlmDescribeTokens)
 	ts, skipped, err := eval.VLMTasks(dir, split, limit, describe, end)
 	if err != nil {
 		return nil, fmt.Errorf("grpo: %w", err)

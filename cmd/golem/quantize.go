@@ -24,7 +24,9 @@ func runQuantize(args []string) error {
 	model := fs.String("model", "", "model folder: config.json, model.safetensors, tokenizer.json (gpt2, llama or qwen2) (required)")
 	typ := fs.String("type", "q8_0", "q8_0 (8 bits a weight, a scale per 32) or q4_0 (4 bits)")
 	out := fs.String("out", "", "output folder; it gets model.gguf (required)")
-	if err := parseFlags(fs, args); err != nil {
+	dev := addDeviceFlag(fs) // an adapter folder is merged into its base there
+	be, err := dev.parse(fs, args)
+	if err != nil {
 		return err
 	}
 	if *model == "" || *out == "" {
@@ -41,7 +43,7 @@ func runQuantize(args []string) error {
 		return fmt.Errorf("quantize: %w", err)
 	}
 	file := filepath.Join(*out, gguf.FolderFile)
-	r, err := export.Folder(*model, file, export.Options{Type: t})
+	r, err := export.Folder(*model, file, export.Options{Type: t, Backend: be})
 	if err != nil {
 		return err
 	}

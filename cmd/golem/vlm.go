@@ -28,7 +28,7 @@ func init() {
 func runVLM(args []string) error {
 	fs := newFlags("vlm", `golem vlm --vision clip-shapes --lm lm-shapes --data shapes/train.jsonl --stage align --out vlm-align`)
 	vision := fs.String("vision", "", "a CLIPModel folder whose vision tower the new model takes (golem clip train's --out)")
-	lm := fs.String("lm", "", "the language model folder the new model takes, with its tokenizer")
+	lm := fs.String("lm", "", "the language model the new model takes, with its tokenizer: a model folder, a GGUF model, or a LoRA adapter folder (merged into its base), as --model reads them")
 	model := fs.String("model", "", "a LLaVA folder to start from instead of --vision and --lm (stage instruct: stage align's --out)")
 	data := fs.String("data", "", "align: images with captions (JSONL {\"image\",\"caption\"}, COCO captions, a .tar shard); instruct: LLaVA conversation JSON (required)")
 	evalData := fs.String("eval-data", "", "the same kind of data to report val_loss on at each evaluation")
@@ -166,15 +166,11 @@ func runEvalVLM(args []string) error {
 	}
 	var answer eval.VLMAnswerer
 	if llava.IsLLaVA(*model) {
-		m, err := llava.Load(be, *model)
+		l, err := load.Model(be, *model, load.Options{})
 		if err != nil {
 			return err
 		}
-		tok, err := tokenizer.Load(*model)
-		if err != nil {
-			return err
-		}
-		cont, end := eval.VLMImage(m, tok, *maxTokens)
+		cont, end := eval.VLMImage(l.VLM, l.Tok, *maxTokens)
 		answer = eval.VLMConversation(cont, end, true)
 	} else {
 		l, err := load.Model(be, *model, load.Options{})

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -14,6 +15,7 @@ import (
 	"github.com/golem-ml/golem/model/clip"
 	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/model/vit"
+	"github.com/golem-ml/golem/store"
 	"github.com/golem-ml/golem/tokenizer"
 )
 
@@ -81,9 +83,15 @@ func TestVLMCommands(t *testing.T) {
 	}
 	img := filepath.Join(world, "images", "test", "000000.png")
 	run("generate", "--model", instruct, "--image", img, "--prompt", "USER: <image>\nDescribe the image.\nASSISTANT:", "--max-tokens", "4", "--temperature", "0")
+	// chat --image's first answer, and its first after /reset, are
+	// generate --image's answers to the same questions: the image goes in
+	// the first turn again after /reset.
 	chat := golemOut(t, "", "What colour is the circle?\n/reset\nHow many shapes are there?\n", "chat", "--model", instruct, "--image", img, "--max-tokens", "3", "--temperature", "0")
-	if !strings.Contains(chat, "(history cleared)") {
-		t.Fatalf("chat --image printed %q", chat)
+	ask := func(q string) string {
+		return run("generate", "--model", instruct, "--image", img, "--prompt", q, "--max-tokens", "3", "--temperature", "0")
+	}
+	if want := ask("What colour is the circle?") + "(history cleared)\n" + ask("How many shapes are there?"); chat != want {
+		t.Fatalf("chat --image printed %q; want generate --image's answers %q", chat, want)
 	}
 
 	marks := filepath.Join(dir, "instruct.marks")
@@ -194,6 +202,28 @@ func TestVLMCommands(t *testing.T) {
 		t.Fatalf("vlm --lora-r: %v", err)
 	}
 	run("generate", "--model", lora, "--image", img, "--prompt", "Describe the image.", "--max-tokens", "4", "--temperature", "0")
+	// The adapter without its tokenizer (PEFT saves none) takes its
+	// base's: generate --image and eval vlm give what they give with it.
+	bare := filepath.Join(dir, "lora-bare")
+	os.Mkdir(bare, 0o755)
+	for _, f := range []string{"adapter_config.json", "adapter_model.safetensors"} {
+		b, err := os.ReadFile(filepath.Join(lora, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(bare, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, args := range [][]string{
+		{"generate", "--image", img, "--prompt", "Describe the image.", "--max-tokens", "4", "--temperature", "0"},
+		{"eval", "vlm", "--data", world, "--split", "test", "--limit", "1", "--max-tokens", "3"},
+	} {
+		if a, b := run(append(args, "--model", lora)...), run(append(args, "--model", bare)...); a != b {
+			t.Errorf("golem %s: %q with the adapter's tokenizer, %q without", strings.Join(args, " "), a, b)
+		}
+	}
+	run("vlm", "--stage", "instruct", "--model", bare, "--data", filepath.Join(world, "train_llava.json"), "--out", filepath.Join(dir, "from-bare"), "--steps", "1", "--batch", "2")
 	out = run("dpo", "--model", instruct, "--data", filepath.Join(world, "some_train_prefs.jsonl"), "--out", dpo, "--steps", "2", "--batch", "2")
 	if !regexp.MustCompile(`^loss=\d+\.\d{4} val_accuracy=`).MatchString(lastLine(out)) {
 		t.Fatalf("dpo on a LLaVA model printed\n%s", out)
@@ -211,6 +241,65 @@ func TestVLMCommands(t *testing.T) {
 		t.Fatalf("ppo --lora-r on a LLaVA model: %v", err)
 	}
 	run("generate", "--model", ppoLoRA, "--image", img, "--prompt", "Describe the image.", "--max-tokens", "4", "--temperature", "0")
+
+	// The loop with people's labels: image prompts imported into a store
+	// (one with <image>, one without: the image then goes before the
+	// text), ranked there, exported by golem export (images/SHA256.png
+	// beside the files), and the exports train reward, dpo and ppo on the
+	// LLaVA model.
+	t.Run("labels", func(t *testing.T) {
+		ldir := t.TempDir()
+		prompts := filepath.Join(ldir, "prompts.jsonl")
+		if err := os.WriteFile(prompts, []byte(`{"prompt": "<image>\nWhat colour is the circle?", "images": ["`+img+`"]}`+"\n"+
+			`{"prompt": "How many shapes are there?", "images": ["`+filepath.Join(world, "images", "test", "000001.png")+`"]}`+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		db := "sqlite:" + filepath.Join(ldir, "labels.db")
+		if out := run("prompts", "import", "--db", db, prompts); !strings.Contains(out, "2 prompts added, 0 already there, 2 new images") {
+			t.Fatalf("prompts import: %s", out)
+		}
+		ctx := context.Background()
+		st, err := store.Open(ctx, db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, err := st.CreateUser(ctx, store.NewUser{Username: "ann", Password: "ann-password"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			p, err := st.NextPrompt(ctx, u.ID, store.TaskRank)
+			if err != nil || p.Image == "" {
+				t.Fatalf("next prompt %+v, %v; want one with an image", p, err)
+			}
+			r := store.Ranking{PromptID: p.ID, AnnotatorID: u.ID, Order: []int{2, 0, 1}}
+			for _, a := range []string{"red", "two", "blue"} {
+				r.Responses = append(r.Responses, store.Response{Model: "human", Content: a})
+			}
+			if _, err := st.AddRanking(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		st.Close()
+		prefs, ranks := filepath.Join(ldir, "export", "prefs.jsonl"), filepath.Join(ldir, "export", "rankings.jsonl")
+		run("export", "--db", db, "--kind", "preferences", "--out", prefs)
+		run("export", "--db", db, "--kind", "rankings", "--out", ranks)
+		if b, _ := os.ReadFile(prefs); strings.Count(string(b), `"images":["images/`) != 6 {
+			t.Fatalf("preferences export:\n%s", b)
+		}
+		if out := run("dpo", "--model", instruct, "--data", prefs, "--out", filepath.Join(ldir, "dpo"), "--steps", "2", "--batch", "2"); !strings.HasPrefix(lastLine(out), "loss=") {
+			t.Fatalf("dpo on exported labels printed\n%s", out)
+		}
+		rm2 := filepath.Join(ldir, "rm")
+		if out := run("reward", "--model", instruct, "--data", ranks, "--out", rm2, "--steps", "2", "--batch", "2"); !strings.HasPrefix(lastLine(out), "heldout_pairs=") {
+			t.Fatalf("reward on exported labels printed\n%s", out)
+		}
+		run("ppo", "--model", instruct, "--reward", rm2, "--data", ranks, "--out", filepath.Join(ldir, "ppo"),
+			"--steps", "1", "--batch", "2", "--minibatches", "1", "--epochs", "1", "--max-tokens", "3")
+		if _, err := os.Stat(filepath.Join(ldir, "ppo", "model.safetensors")); err != nil {
+			t.Fatalf("ppo on exported prompts: %v", err)
+		}
+	})
 	for _, m := range []string{lora, dpo} {
 		out := run("eval", "vlm", "--model", m, "--data", world, "--split", "test", "--limit", "1", "--max-tokens", "3")
 		if !regexp.MustCompile(`^caption_acc=[01]\.\d{4} vqa_acc=[01]\.\d{4}$`).MatchString(lastLine(out)) {

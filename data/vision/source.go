@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -35,6 +36,9 @@ type Dataset interface {
 // subfolders, a .jsonl file, a COCO captions or LLaVA .json file or a
 // .tar webdataset shard (see the package doc).
 func Open(spec string, lim Limits) (Dataset, error) {
+	if m := shardRange.FindStringSubmatchIndex(spec); m != nil && strings.HasSuffix(strings.ToLower(spec), ".tar") {
+		return openShards(spec, m, lim)
+	}
 	fi, err := os.Stat(spec)
 	if err != nil {
 		return nil, err
@@ -325,6 +329,75 @@ func openJSONL(path string, lim Limits) (Dataset, error) {
 }
 
 // ---- webdataset tar shards ----
+
+// MaxShards caps the shards one brace range names (each stays open).
+const MaxShards = 1024
+
+// shardRange is webdataset's brace notation for a run of shards:
+// train-{000000..000009}.tar.
+var shardRange = regexp.MustCompile(`\{(\d+)\.\.(\d+)\}`)
+
+// openShards opens the shards spec's range m names (zero-padded to the
+// width of the range's first number), in order, as one dataset.
+func openShards(spec string, m []int, lim Limits) (Dataset, error) {
+	lo, hi := spec[m[2]:m[3]], spec[m[4]:m[5]]
+	a, errA := strconv.Atoi(lo)
+	b, errB := strconv.Atoi(hi)
+	switch {
+	case errA != nil || errB != nil || b < a:
+		return nil, fmt.Errorf("%s: shard range {%s..%s}: want {FIRST..LAST} with FIRST <= LAST", spec, lo, hi)
+	case b-a >= MaxShards:
+		return nil, fmt.Errorf("%s: %d shards exceed the limit of %d", spec, b-a+1, MaxShards)
+	}
+	if strings.Contains(spec[m[1]:], "{") {
+		return nil, fmt.Errorf("%s: one shard range only", spec)
+	}
+	c := &concatSet{}
+	for i := a; i <= b; i++ {
+		d, err := openTar(spec[:m[0]]+fmt.Sprintf("%0*d", len(lo), i)+spec[m[1]:], lim)
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		c.sets = append(c.sets, d)
+		c.ends = append(c.ends, c.Len()+d.Len())
+	}
+	return c, nil
+}
+
+// concatSet is datasets read one after another.
+type concatSet struct {
+	sets []Dataset
+	ends []int // ends[k]: the samples of sets[:k+1]
+}
+
+func (c *concatSet) Len() int {
+	if len(c.ends) == 0 {
+		return 0
+	}
+	return c.ends[len(c.ends)-1]
+}
+
+// at returns the dataset sample i is in and its index there.
+func (c *concatSet) at(i int) (Dataset, int) {
+	k := sort.SearchInts(c.ends, i+1)
+	if k > 0 {
+		i -= c.ends[k-1]
+	}
+	return c.sets[k], i
+}
+
+func (c *concatSet) Load(i int) (*Image, error) { d, j := c.at(i); return d.Load(j) }
+func (c *concatSet) Name(i int) string          { d, j := c.at(i); return d.Name(j) }
+
+// Close closes every shard.
+func (c *concatSet) Close() error {
+	var errs []error
+	for _, d := range c.sets {
+		errs = append(errs, d.Close())
+	}
+	return errors.Join(errs...)
+}
 
 // maxMetaBytes caps a .cls, .txt or .json entry.
 const maxMetaBytes = 1 << 20

@@ -259,6 +259,53 @@ func TestTar(t *testing.T) {
 	wantErr(t, err, p+":k/x.png", "not a readable image")
 }
 
+// Several shards in webdataset's brace notation are one dataset, in
+// order; a missing shard or a bad range is an error naming it.
+func TestTarShards(t *testing.T) {
+	dir := t.TempDir()
+	for i, caps := range [][]string{{"a red dot", "a blue dot"}, {"a green dot"}, {"a grey dot"}} {
+		var es []tarEntry
+		for j, c := range caps {
+			key := fmt.Sprintf("s%d/%04d", i, j)
+			es = append(es, tarEntry{key + ".png", grayPNG(t, 1, 1, uint8(10*i+j))}, tarEntry{key + ".txt", []byte(c)})
+		}
+		writeFile(t, filepath.Join(dir, fmt.Sprintf("train-%06d.tar", i)), tarBytes(t, es))
+	}
+	ds, err := Open(filepath.Join(dir, "train-{000000..000002}.tar"), Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := LoadCLIPSet(ds, 4, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ds.Len() != 4 || ds.Name(2) != filepath.Join(dir, "train-000001.tar")+":s1/0000.png" || ds.Name(3) != filepath.Join(dir, "train-000002.tar")+":s2/0000.png" {
+		t.Fatalf("Len %d, names %q, %q", ds.Len(), ds.Name(2), ds.Name(3))
+	}
+	var got []string
+	for _, c := range set.Texts {
+		got = append(got, c...)
+	}
+	if strings.Join(got, "|") != "a red dot|a blue dot|a green dot|a grey dot" {
+		t.Fatalf("captions %q", got)
+	}
+	if err := ds.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ds.Load(3); err == nil {
+		t.Fatal("Load after Close succeeded")
+	}
+	for _, c := range []struct{ spec, want string }{
+		{"train-{000000..000003}.tar", "train-000003.tar"},
+		{"train-{2..1}.tar", "want {FIRST..LAST} with FIRST <= LAST"},
+		{"train-{0..5000}.tar", "5001 shards exceed the limit of 1024"},
+		{"train-{0..1}-{0..1}.tar", "one shard range only"},
+	} {
+		_, err := Open(filepath.Join(dir, c.spec), Limits{})
+		wantErr(t, err, c.want)
+	}
+}
+
 func TestUnknownSource(t *testing.T) {
 	p := writeFile(t, filepath.Join(t.TempDir(), "x.csv"), []byte("a,b"))
 	_, err := Open(p, Limits{})

@@ -34,7 +34,9 @@
 //   - a .tar webdataset shard: entries grouped by key (the path up to the
 //     first dot of the base name); each key has one image (.png, .jpg,
 //     .jpeg, .webp, .gif) and optionally .cls (an integer label), .txt (a
-//     caption) or .json ({"label": int, "caption": text}).
+//     caption) or .json ({"label": int, "caption": text}); several shards
+//     in webdataset's brace notation, shards-{000000..000009}.tar (one
+//     range, at most MaxShards shards, read in order as one dataset).
 //
 // # Bad input
 //

@@ -19,8 +19,11 @@
 // of 4.40: vision_tower.vision_model.*, multi_modal_projector.linear_1/2,
 // language_model.model.* and language_model.lm_head.weight; transformers
 // 4.52 and later load these names through their checkpoint conversion
-// mapping); the caller writes the language model's tokenizer beside
-// them (train/vlm.go does).
+// mapping, which does not rename a GPT-2 language model's
+// language_model.transformer.*); the caller writes the language model's
+// tokenizer beside them (train/vlm.go does). image_token_index is past
+// the vocabulary (Config.ImageToken): transformers needs the embedding
+// table grown by a row to run such a folder (docs/multimodal.md).
 package llava
 
 import (

@@ -173,7 +173,8 @@ func read(be backend.Backend, dir string, o Options, depth int) (*Loaded, error)
 }
 
 // readVLM reads a LLaVA folder, or a LoRA adapter over one (merged, or
-// attached with o.KeepLoRA), with its tokenizer.
+// attached with o.KeepLoRA), with its tokenizer (an adapter's, else its
+// base's).
 func readVLM(be backend.Backend, dir string, o Options) (*Loaded, error) {
 	l := &Loaded{Base: dir}
 	var err error
@@ -191,7 +192,15 @@ func readVLM(be backend.Backend, dir string, o Options) (*Loaded, error) {
 	if err != nil {
 		return nil, err
 	}
-	if l.Tok, err = tokenizer.Load(dir); err != nil {
+	// An adapter without a tokenizer (PEFT saves none) takes its base's,
+	// as an adapter over a language model does.
+	tokDir := dir
+	if l.Adapter != nil && !hasTokenizer(dir) {
+		if tokDir, err = BaseDir(dir); err != nil {
+			return nil, err
+		}
+	}
+	if l.Tok, err = tokenizer.Load(tokDir); err != nil {
 		return nil, err
 	}
 	l.Model = l.VLM.LM

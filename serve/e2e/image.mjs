@@ -3,8 +3,9 @@
 // The admin imports the prompts file with its image; the annotator sees the
 // image beside the prompt (loaded: naturalWidth > 0), writes a
 // demonstration, and, the served models reading text only, writes three
-// answers by hand and ranks them by keys (B, A, C). Every view passes
-// axe-core's WCAG 2 AA rules.
+// answers by hand and ranks them by keys (B, A, C), then compares two
+// answers written by hand about the second prompt's image (B is better).
+// Every view passes axe-core's WCAG 2 AA rules.
 import assert from "node:assert/strict";
 import { checkA11y, shot, withApp } from "./app.mjs";
 
@@ -25,7 +26,7 @@ await withApp(base, admin, adminPassword, async (page) => {
   await page.setInputFiles("#import-file", promptsFile);
   await page.setInputFiles("#import-images", imageFile);
   await page.click("#import-submit");
-  await page.waitForFunction(() => /Imported 1 prompts \(0 already there, 1 new images\)/.test(document.getElementById("import-status").textContent));
+  await page.waitForFunction(() => /Imported 2 prompts \(0 already there, 1 new images\)/.test(document.getElementById("import-status").textContent));
   await page.waitForSelector("#prompts tbody tr .tag");
   out.a11y = { admin: await checkA11y(page, "admin") };
 
@@ -64,5 +65,21 @@ await withApp(base, admin, adminPassword, async (page) => {
   await shot(page, "image-rank");
   await page.keyboard.press("Enter");
   await page.waitForFunction(() => /Saved ranking \d+/.test(document.getElementById("rank-status").textContent));
+
+  // Compare: rank and compare share a queue, so the next prompt is the
+  // second one, about the same image; two answers by hand, B is better.
+  await page.click('#nav button[data-view="compare"]');
+  out.compareImage = await imageLoaded(page, "#cmp-prompt");
+  assert.match(await page.textContent("#cmp-prompt"), /Is this a cat\?/);
+  await page.waitForSelector("#cmp-hand-0");
+  assert.match(await page.textContent("#cmp-notice"), /do not read images/);
+  await page.fill("#cmp-hand-0", "Yes, a cat.");
+  await page.fill("#cmp-hand-1", "No, a red rectangle.");
+  await page.click("#cmp-hand-use");
+  await page.waitForSelector("#cmp-b:not([disabled])");
+  out.a11y.compare = await checkA11y(page, "compare with an image");
+  await shot(page, "image-compare");
+  await page.click("#cmp-b");
+  await page.waitForFunction(() => /Saved comparison \d+/.test(document.getElementById("cmp-status").textContent));
   return out;
 });
