@@ -8,19 +8,16 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unsafe"
 )
 
 // cachedBuiltins is a read-only scope populated once with all built-in
 // globals and filters. It is shared across every render — no code path
 // writes to the builtins scope (only chained reads through parent
 // links and lookupFilter), so a single shared instance is safe and
-// avoids ~20 allocations per render.
-var cachedBuiltins = func() *scope {
-	s := newScope(nil)
-	registerGlobals(s)
-	registerFilters(s)
-	return s
-}()
+// avoids ~20 allocations per render. init builds it, after filterFuncs
+// (which map(name) reads, so a variable's initializer could not).
+var cachedBuiltins *scope
 
 // =============================================================================
 // Global functions
@@ -167,8 +164,11 @@ func builtinCycler(args []Value, kwargs map[string]Value) (Value, error) {
 // Filter functions
 // =============================================================================
 
-func registerFilters(s *scope) {
-	filters := map[string]func([]Value, map[string]Value) (Value, error){
+// filterFuncs are the filters by name (map(name) calls them too).
+var filterFuncs map[string]func([]Value, map[string]Value) (Value, error)
+
+func init() {
+	filterFuncs = map[string]func([]Value, map[string]Value) (Value, error){
 		"tojson":     filterTojson,
 		"from_json":  filterFromjson,
 		"fromjson":   filterFromjson,
@@ -211,8 +211,13 @@ func registerFilters(s *scope) {
 		"sum":        filterSum,
 		"batch":      filterBatch,
 	}
+	cachedBuiltins = newScope(nil)
+	registerGlobals(cachedBuiltins)
+	registerFilters(cachedBuiltins)
+}
 
-	for name, fn := range filters {
+func registerFilters(s *scope) {
+	for name, fn := range filterFuncs {
 		s.set("__filter_"+name, NewCallable(name, fn))
 	}
 }
@@ -247,7 +252,7 @@ func evalTest(name string, val Value, args []Value) (bool, error) {
 	case "mapping":
 		return val.IsDict(), nil
 	case "iterable":
-		return val.IsList() || val.IsDict() || val.IsString(), nil
+		return val.IsList() || val.IsDict() || val.IsString() || val.IsIterator(), nil
 	case "sequence":
 		return val.IsList(), nil
 	case "callable":
@@ -290,7 +295,7 @@ func evalTest(name string, val Value, args []Value) (bool, error) {
 		if len(args) < 1 {
 			return false, nil
 		}
-		return containsValue(args[0], val), nil
+		return containsValue(args[0], val)
 	case "odd":
 		if val.IsInt() {
 			return val.AsInt()%2 != 0, nil
@@ -463,7 +468,7 @@ func (o *jsonOpts) encode(sb *strings.Builder, v Value, level int) error {
 	case KindUndefined:
 		return fmt.Errorf("TypeError: Object of type Undefined is not JSON serializable")
 	default:
-		return fmt.Errorf("TypeError: Object of type function is not JSON serializable")
+		return fmt.Errorf("TypeError: Object of type %s is not JSON serializable", typeName(v))
 	}
 	return nil
 }
@@ -545,9 +550,15 @@ func filterFromjson(args []Value, kwargs map[string]Value) (Value, error) {
 	return v, nil
 }
 
+// filterItems yields a mapping's (key, value) pairs, a generator as
+// jinja2's (so its error comes when it is iterated).
 func filterItems(args []Value, kwargs map[string]Value) (Value, error) {
+	return newGenerator("do_items", func() (nextFunc, error) { return items(args) }), nil
+}
+
+func items(args []Value) (nextFunc, error) {
 	if len(args) == 0 || args[0].IsUndefined() {
-		return NewList(nil), nil
+		return pyIter(Undefined())
 	}
 
 	// Python jinja2's |items filter raises TemplateError when applied to
@@ -559,17 +570,28 @@ func filterItems(args []Value, kwargs map[string]Value) (Value, error) {
 	// templates that surface this string get an identical message.
 	if !args[0].IsDict() {
 		//lint:ignore ST1005 message text mirrors Python jinja2 verbatim
-		return Undefined(), fmt.Errorf("Can only get item pairs from a mapping.")
+		return nil, fmt.Errorf("Can only get item pairs from a mapping.")
 	}
 
 	d := args[0].AsDict()
-	items := make([]Value, 0, d.Len())
+	pairs := make([]Value, 0, d.Len())
 	for _, key := range d.Keys {
-		pair := NewList([]Value{NewString(key), d.Data[key]})
-		items = append(items, pair)
+		pairs = append(pairs, NewList([]Value{NewString(key), d.Data[key]}))
 	}
+	return pyIter(NewList(pairs))
+}
 
-	return NewList(items), nil
+// iteratorAsList turns an iterator args[0] into the list of its items, for
+// the filters that take all of them (join, sum, max, min).
+func iteratorAsList(args []Value) ([]Value, error) {
+	if len(args) == 0 || !args[0].IsIterator() {
+		return args, nil
+	}
+	items, err := pyList(args[0])
+	if err != nil {
+		return nil, err
+	}
+	return append([]Value{NewList(items)}, args[1:]...), nil
 }
 
 func filterJoin(args []Value, kwargs map[string]Value) (Value, error) {
@@ -577,6 +599,10 @@ func filterJoin(args []Value, kwargs map[string]Value) (Value, error) {
 		return NewString(""), nil
 	}
 
+	args, err := iteratorAsList(args)
+	if err != nil {
+		return Undefined(), err
+	}
 	if !args[0].IsList() {
 		return NewString(printValue(args[0])), nil
 	}
@@ -713,6 +739,10 @@ func filterCapitalize(args []Value, kwargs map[string]Value) (Value, error) {
 }
 
 func filterFirst(args []Value, kwargs map[string]Value) (Value, error) {
+	if len(args) > 0 && args[0].IsIterator() { // its next item
+		x, _, err := args[0].v.(*Iterator).Next()
+		return x, err
+	}
 	if len(args) == 0 || !args[0].IsList() {
 		return Undefined(), nil
 	}
@@ -724,6 +754,9 @@ func filterFirst(args []Value, kwargs map[string]Value) (Value, error) {
 }
 
 func filterLast(args []Value, kwargs map[string]Value) (Value, error) {
+	if len(args) > 0 && args[0].IsIterator() { // reversed() of an iterator
+		return Undefined(), fmt.Errorf("TypeError: '%s' object is not reversible", typeName(args[0]))
+	}
 	if len(args) == 0 || !args[0].IsList() {
 		return Undefined(), nil
 	}
@@ -770,8 +803,29 @@ func filterReverse(args []Value, kwargs map[string]Value) (Value, error) {
 		return NewString(string(runes)), nil
 	}
 
-	if v.IsList() {
-		src := v.AsList().Items
+	// reversed(): a reverse iterator over a list's items or a dict's keys.
+	if v.IsList() || v.IsDict() {
+		typ := "list_reverseiterator"
+		if v.IsDict() {
+			typ = "dict_reversekeyiterator"
+		}
+		items := sequenceItems(v)
+		i := len(items)
+		return newIterator(typ, func() (Value, bool, error) {
+			if i == 0 {
+				return Undefined(), false, nil
+			}
+			i--
+			return items[i], true, nil
+		}), nil
+	}
+
+	// An iterator is not reversible: jinja2 reverses its list.
+	if v.IsIterator() {
+		src, err := pyList(v)
+		if err != nil {
+			return Undefined(), err
+		}
 		items := make([]Value, len(src))
 		for i, item := range src {
 			items[len(src)-1-i] = item
@@ -783,11 +837,14 @@ func filterReverse(args []Value, kwargs map[string]Value) (Value, error) {
 }
 
 func filterSort(args []Value, kwargs map[string]Value) (Value, error) {
-	if len(args) == 0 || !args[0].IsList() {
+	if len(args) == 0 || !(args[0].IsList() || args[0].IsIterator()) {
 		return NewList(nil), nil
 	}
 
-	src := args[0].AsList().Items
+	src, err := pyList(args[0])
+	if err != nil {
+		return Undefined(), err
+	}
 	items := make([]Value, len(src))
 	copy(items, src)
 
@@ -807,23 +864,26 @@ func filterSort(args []Value, kwargs map[string]Value) (Value, error) {
 	return NewList(items), nil
 }
 
+// filterUnique yields the items not seen before, a generator as jinja2's.
 func filterUnique(args []Value, kwargs map[string]Value) (Value, error) {
-	if len(args) == 0 || !args[0].IsList() {
-		return NewList(nil), nil
-	}
-
-	src := args[0].AsList().Items
-	seen := make(map[string]bool)
-	var items []Value
-	for _, item := range src {
-		key := printValue(item)
-		if !seen[key] {
-			seen[key] = true
-			items = append(items, item)
+	return newGenerator("sync_do_unique", func() (nextFunc, error) {
+		if len(args) == 0 {
+			return pyIter(Undefined())
 		}
-	}
-
-	return NewList(items), nil
+		src, err := pyIter(args[0])
+		if err != nil {
+			return nil, err
+		}
+		seen := make(map[string]bool)
+		return filterGen(src, func(item Value) (bool, error) {
+			key := printValue(item)
+			if seen[key] {
+				return false, nil
+			}
+			seen[key] = true
+			return true, nil
+		}), nil
+	}), nil
 }
 
 func filterList(args []Value, kwargs map[string]Value) (Value, error) {
@@ -834,6 +894,10 @@ func filterList(args []Value, kwargs map[string]Value) (Value, error) {
 	v := args[0]
 	if v.IsList() {
 		return v, nil
+	}
+	if v.IsIterator() {
+		items, err := pyList(v)
+		return NewList(items), err
 	}
 	if v.IsString() {
 		runes := []rune(v.AsString())
@@ -937,186 +1001,138 @@ func filterAbs(args []Value, kwargs map[string]Value) (Value, error) {
 	return NewInt(0), nil
 }
 
-func filterMap(args []Value, kwargs map[string]Value) (Value, error) {
-	if len(args) == 0 || !args[0].IsList() {
-		return NewList(nil), nil
+// The filters below return generators, as jinja2's do: lazy, iterable
+// once, and failing (a value that is not iterable, a test that raises) only
+// when their items are taken.
+
+// genSource is the start of jinja2's map, select and reject generators:
+// "if value:" then iterate it, so none, undefined, 0 and an empty sequence
+// yield nothing.
+func genSource(args []Value) (nextFunc, error) {
+	if len(args) == 0 || !args[0].IsTruthy() {
+		return func() (Value, bool, error) { return Undefined(), false, nil }, nil
 	}
+	return pyIter(args[0])
+}
 
-	list := args[0].AsList()
-
-	// map(attribute="name") form
-	if attr, ok := kwargs["attribute"]; ok {
-		attrName := printValue(attr)
-		defVal := Undefined()
-		if d, ok := kwargs["default"]; ok {
-			defVal = d
+// mapGen yields f of each item of src.
+func mapGen(src nextFunc, f func(Value) (Value, error)) nextFunc {
+	return func() (Value, bool, error) {
+		x, ok, err := src()
+		if !ok || err != nil {
+			return Undefined(), false, err
 		}
+		y, err := f(x)
+		return y, err == nil, err
+	}
+}
 
-		items := make([]Value, list.Len())
-		for i, item := range list.Items {
-			if item.IsDict() {
-				v, found := item.AsDict().Get(attrName)
-				if found {
-					items[i] = v
-				} else {
-					items[i] = defVal
-				}
-			} else {
-				items[i] = defVal
+// filterGen yields the items of src that keep is true of.
+func filterGen(src nextFunc, keep func(Value) (bool, error)) nextFunc {
+	return func() (Value, bool, error) {
+		for {
+			x, ok, err := src()
+			if !ok || err != nil {
+				return Undefined(), false, err
+			}
+			k, err := keep(x)
+			if err != nil {
+				return Undefined(), false, err
+			}
+			if k {
+				return x, true, nil
 			}
 		}
-		return NewList(items), nil
 	}
+}
 
-	return NewList(list.Items), nil
+// attrOf is item's attribute name (a dict's key), or def.
+func attrOf(item Value, name string, def Value) Value {
+	if item.IsDict() {
+		if v, ok := item.AsDict().Get(name); ok {
+			return v
+		}
+	}
+	return def
+}
+
+// filterMap is map(attribute=name, default=d) or map(filter, *args).
+func filterMap(args []Value, kwargs map[string]Value) (Value, error) {
+	return newGenerator("sync_do_map", func() (nextFunc, error) {
+		src, err := genSource(args)
+		if err != nil || len(args) == 0 || !args[0].IsTruthy() {
+			return src, err
+		}
+		if attr, ok := kwargs["attribute"]; ok {
+			name, def := printValue(attr), Undefined()
+			if d, ok := kwargs["default"]; ok {
+				def = d
+			}
+			return mapGen(src, func(x Value) (Value, error) { return attrOf(x, name, def), nil }), nil
+		}
+		if len(args) < 2 {
+			return nil, fmt.Errorf("FilterArgumentError: map requires a filter argument")
+		}
+		name := printValue(args[1])
+		f, ok := filterFuncs[name]
+		if !ok {
+			return nil, fmt.Errorf("TemplateRuntimeError: No filter named '%s' found.", name)
+		}
+		rest := args[2:]
+		return mapGen(src, func(x Value) (Value, error) {
+			return f(append([]Value{x}, rest...), kwargs)
+		}), nil
+	}), nil
+}
+
+// selectOrReject is jinja2's select, reject, selectattr and rejectattr:
+// the items whose value (or attribute, with attr) passes the test named
+// after it (truthiness without one), or with reject fails it.
+func selectOrReject(args []Value, reject, attr bool) (Value, error) {
+	return newGenerator("select_or_reject", func() (nextFunc, error) {
+		src, err := genSource(args)
+		if err != nil || len(args) == 0 || !args[0].IsTruthy() {
+			return src, err
+		}
+		rest := args[1:]
+		name := ""
+		if attr {
+			if len(rest) == 0 {
+				return nil, fmt.Errorf("FilterArgumentError: Missing parameter for attribute name")
+			}
+			name, rest = printValue(rest[0]), rest[1:]
+		}
+		test := ""
+		if len(rest) > 0 {
+			test, rest = printValue(rest[0]), rest[1:]
+		}
+		return filterGen(src, func(x Value) (bool, error) {
+			if attr {
+				x = attrOf(x, name, Undefined())
+			}
+			if test == "" {
+				return x.IsTruthy() != reject, nil
+			}
+			ok, err := evalTest(test, x, rest)
+			return ok != reject, err
+		}), nil
+	}), nil
 }
 
 func filterSelect(args []Value, kwargs map[string]Value) (Value, error) {
-	if len(args) == 0 || !args[0].IsList() {
-		return NewList(nil), nil
-	}
-
-	list := args[0].AsList()
-	testName := ""
-	if len(args) > 1 && args[1].IsString() {
-		testName = args[1].AsString()
-	}
-
-	testArgs := args[2:]
-
-	var items []Value
-	for _, item := range list.Items {
-		if testName == "" {
-			if item.IsTruthy() {
-				items = append(items, item)
-			}
-		} else {
-			result, err := evalTest(testName, item, testArgs)
-			if err != nil {
-				return Undefined(), err
-			}
-			if result {
-				items = append(items, item)
-			}
-		}
-	}
-
-	return NewList(items), nil
+	return selectOrReject(args, false, false)
 }
 
 func filterReject(args []Value, kwargs map[string]Value) (Value, error) {
-	if len(args) == 0 || !args[0].IsList() {
-		return NewList(nil), nil
-	}
-
-	list := args[0].AsList()
-	testName := ""
-	if len(args) > 1 && args[1].IsString() {
-		testName = args[1].AsString()
-	}
-
-	testArgs := args[2:]
-
-	var items []Value
-	for _, item := range list.Items {
-		if testName == "" {
-			if !item.IsTruthy() {
-				items = append(items, item)
-			}
-		} else {
-			result, err := evalTest(testName, item, testArgs)
-			if err != nil {
-				return Undefined(), err
-			}
-			if !result {
-				items = append(items, item)
-			}
-		}
-	}
-
-	return NewList(items), nil
+	return selectOrReject(args, true, false)
 }
 
 func filterSelectattr(args []Value, kwargs map[string]Value) (Value, error) {
-	if len(args) < 2 || !args[0].IsList() {
-		return NewList(nil), nil
-	}
-
-	list := args[0].AsList()
-	attrName := printValue(args[1])
-	testName := "truthy"
-	if len(args) > 2 {
-		testName = printValue(args[2])
-	}
-
-	testArgs := args[3:]
-
-	var items []Value
-	for _, item := range list.Items {
-		attrVal := Undefined()
-		if item.IsDict() {
-			if v, ok := item.AsDict().Get(attrName); ok {
-				attrVal = v
-			}
-		}
-
-		if testName == "truthy" {
-			if attrVal.IsTruthy() {
-				items = append(items, item)
-			}
-		} else {
-			result, err := evalTest(testName, attrVal, testArgs)
-			if err != nil {
-				return Undefined(), err
-			}
-			if result {
-				items = append(items, item)
-			}
-		}
-	}
-
-	return NewList(items), nil
+	return selectOrReject(args, false, true)
 }
 
 func filterRejectattr(args []Value, kwargs map[string]Value) (Value, error) {
-	if len(args) < 2 || !args[0].IsList() {
-		return NewList(nil), nil
-	}
-
-	list := args[0].AsList()
-	attrName := printValue(args[1])
-	testName := "truthy"
-	if len(args) > 2 {
-		testName = printValue(args[2])
-	}
-
-	testArgs := args[3:]
-
-	var items []Value
-	for _, item := range list.Items {
-		attrVal := Undefined()
-		if item.IsDict() {
-			if v, ok := item.AsDict().Get(attrName); ok {
-				attrVal = v
-			}
-		}
-
-		if testName == "truthy" {
-			if !attrVal.IsTruthy() {
-				items = append(items, item)
-			}
-		} else {
-			result, err := evalTest(testName, attrVal, testArgs)
-			if err != nil {
-				return Undefined(), err
-			}
-			if !result {
-				items = append(items, item)
-			}
-		}
-	}
-
-	return NewList(items), nil
+	return selectOrReject(args, true, true)
 }
 
 func filterIndent(args []Value, kwargs map[string]Value) (Value, error) {
@@ -1212,6 +1228,10 @@ func filterDictsort(args []Value, kwargs map[string]Value) (Value, error) {
 }
 
 func filterMax(args []Value, kwargs map[string]Value) (Value, error) {
+	args, err := iteratorAsList(args)
+	if err != nil {
+		return Undefined(), err
+	}
 	if len(args) == 0 || !args[0].IsList() {
 		return Undefined(), nil
 	}
@@ -1232,6 +1252,10 @@ func filterMax(args []Value, kwargs map[string]Value) (Value, error) {
 }
 
 func filterMin(args []Value, kwargs map[string]Value) (Value, error) {
+	args, err := iteratorAsList(args)
+	if err != nil {
+		return Undefined(), err
+	}
 	if len(args) == 0 || !args[0].IsList() {
 		return Undefined(), nil
 	}
@@ -1252,6 +1276,10 @@ func filterMin(args []Value, kwargs map[string]Value) (Value, error) {
 }
 
 func filterSum(args []Value, kwargs map[string]Value) (Value, error) {
+	args, err := iteratorAsList(args)
+	if err != nil {
+		return Undefined(), err
+	}
 	if len(args) == 0 || !args[0].IsList() {
 		return NewInt(0), nil
 	}
@@ -1275,26 +1303,53 @@ func filterSum(args []Value, kwargs map[string]Value) (Value, error) {
 	return NewInt(int64(sumF)), nil
 }
 
+// filterBatch yields lists of linecount items (the last one filled up
+// with fill_with when given), a generator as jinja2's.
 func filterBatch(args []Value, kwargs map[string]Value) (Value, error) {
-	if len(args) < 2 || !args[0].IsList() {
-		return NewList(nil), nil
-	}
-
-	list := args[0].AsList()
-	linecount := int(toInt64(args[1]))
-	if linecount <= 0 {
-		return NewList(nil), nil
-	}
-
-	var batches []Value
-	for i := 0; i < list.Len(); i += linecount {
-		end := min(i+linecount, list.Len())
-		batch := make([]Value, end-i)
-		copy(batch, list.Items[i:end])
-		batches = append(batches, NewList(batch))
-	}
-
-	return NewList(batches), nil
+	return newGenerator("do_batch", func() (nextFunc, error) {
+		if len(args) < 2 {
+			return nil, fmt.Errorf("TypeError: do_batch() missing 1 required positional argument: 'linecount'")
+		}
+		src, err := pyIter(args[0])
+		if err != nil {
+			return nil, err
+		}
+		n := toInt64(args[1])
+		fill, hasFill := kwargs["fill_with"]
+		if len(args) > 2 {
+			fill, hasFill = args[2], true
+		}
+		hasFill = hasFill && !fill.IsNone()
+		if size := n * int64(unsafe.Sizeof(Value{})); hasFill && size > maxBuilt {
+			return nil, errTooBig("batch", size)
+		}
+		var tmp []Value // jinja2's loop, one yield at a time
+		return func() (Value, bool, error) {
+			for {
+				x, ok, err := src()
+				if err != nil {
+					return Undefined(), false, err
+				}
+				if !ok {
+					if len(tmp) == 0 {
+						return Undefined(), false, nil
+					}
+					for hasFill && int64(len(tmp)) < n {
+						tmp = append(tmp, fill)
+					}
+					out := tmp
+					tmp = nil
+					return NewList(out), true, nil
+				}
+				if int64(len(tmp)) == n {
+					out := tmp
+					tmp = []Value{x}
+					return NewList(out), true, nil
+				}
+				tmp = append(tmp, x)
+			}
+		}, nil
+	}), nil
 }
 
 // =============================================================================
@@ -1356,22 +1411,36 @@ func compareValues(a, b Value) int {
 	return 0
 }
 
-func containsValue(container, item Value) bool {
+// containsValue is Python's item in container; in an iterator it takes
+// items up to the first equal one.
+func containsValue(container, item Value) (bool, error) {
+	if container.IsIterator() {
+		it := container.v.(*Iterator)
+		for {
+			x, ok, err := it.Next()
+			if err != nil || !ok {
+				return false, err
+			}
+			if valuesEqual(x, item) {
+				return true, nil
+			}
+		}
+	}
 	if container.IsList() {
 		for _, v := range container.AsList().Items {
 			if v.Equals(item) {
-				return true
+				return true, nil
 			}
 		}
-		return false
+		return false, nil
 	}
 	if container.IsDict() && item.IsString() {
-		return container.AsDict().Has(item.AsString())
+		return container.AsDict().Has(item.AsString()), nil
 	}
 	if container.IsString() && item.IsString() {
-		return strings.Contains(container.AsString(), item.AsString())
+		return strings.Contains(container.AsString(), item.AsString()), nil
 	}
-	return false
+	return false, nil
 }
 
 // valueToGo converts a Value back to a plain Go type suitable for
@@ -1444,6 +1513,8 @@ func printValue(v Value) string {
 		return v.String()
 	case KindCallable:
 		return ""
+	case KindIterator:
+		return v.String()
 	}
 	return ""
 }

@@ -144,23 +144,13 @@ func (e *evaluator) execFor(n *forNode) error {
 		return err
 	}
 
-	var items []Value
-	switch {
-	case iterVal.IsList():
-		items = iterVal.AsList().Items
-	case iterVal.IsDict():
-		d := iterVal.AsDict()
-		for _, key := range d.Keys {
-			items = append(items, NewString(key))
-		}
-	case iterVal.IsString():
-		for _, r := range iterVal.AsString() {
-			items = append(items, NewString(string(r)))
-		}
-	case iterVal.IsUndefined():
-		// Jinja's Undefined iterates as empty.
-	default:
-		return fmt.Errorf("TypeError: '%s' object is not iterable", typeName(iterVal))
+	// A list's, dict's or string's items, or an iterator's, which the
+	// loop takes all now: jinja2 takes them one at a time, which differs
+	// only where an item fails after a {% break %} or the body iterates the
+	// same generator.
+	items, err := pyList(iterVal)
+	if err != nil {
+		return err
 	}
 
 	// Apply filter if present.
@@ -933,10 +923,14 @@ func (e *evaluator) evalBinary(n *binExpr) (Value, error) {
 	case ">=":
 		return NewBool(compareValues(left, right) >= 0), nil
 	case "in", "not in":
-		if !right.IsList() && !right.IsDict() && !right.IsString() && !right.IsUndefined() {
+		if !right.IsList() && !right.IsDict() && !right.IsString() && !right.IsUndefined() && !right.IsIterator() {
 			return Undefined(), fmt.Errorf("TypeError: argument of type '%s' is not iterable", typeName(right))
 		}
-		return NewBool(containsValue(right, left) == (n.op == "in")), nil
+		in, err := containsValue(right, left)
+		if err != nil {
+			return Undefined(), err
+		}
+		return NewBool(in == (n.op == "in")), nil
 	}
 
 	return Undefined(), fmt.Errorf("unknown binary operator %q", n.op)
@@ -1477,6 +1471,8 @@ func typeName(v Value) string {
 		return "list"
 	case KindDict:
 		return "dict"
+	case KindIterator:
+		return v.v.(*Iterator).typ
 	}
 	return "function"
 }

@@ -25,13 +25,14 @@ const (
 	KindList
 	KindDict
 	KindCallable
+	KindIterator
 )
 
 // =============================================================================
 
 // Value is a tagged union over JSON-like types used throughout the template
 // engine. The v field holds one of: bool, int64, float64, string, *List,
-// *Dict, or Callable.
+// *Dict, Callable or *Iterator.
 type Value struct {
 	kind Kind
 	v    any
@@ -133,7 +134,7 @@ func (v Value) IsTruthy() bool {
 		return v.v.(*List).Len() > 0
 	case KindDict:
 		return v.v.(*Dict).Len() > 0
-	case KindCallable:
+	case KindCallable, KindIterator:
 		return true
 	}
 
@@ -221,6 +222,9 @@ func (v Value) String() string {
 	case KindCallable:
 		c := v.v.(Callable)
 		return fmt.Sprintf("<callable %s>", c.Name)
+
+	case KindIterator:
+		return v.v.(*Iterator).repr()
 	}
 
 	return "Undefined"
@@ -280,6 +284,9 @@ func (v Value) Equals(other Value) bool {
 
 	case KindCallable:
 		return false
+
+	case KindIterator: // Python compares iterators by identity
+		return v.v == other.v
 	}
 
 	return false

@@ -10,6 +10,8 @@
 // The engine is golem's copy of github.com/ardanlabs/jinja v1.8.0
 // (internal/jinja), with what exactness and safety needed added: Python's
 // + and * and / rules, Python string escapes, strftime, order-keeping JSON,
+// jinja2's lazy generators (map, select, selectattr, items... iterable
+// once, with no length and no JSON form),
 // Jinja's sandbox range limit, and a budget. Each render is bounded: a
 // template that loops, recurses or grows its output without end stops with
 // a *LimitError (steps, output bytes, call depth, and a timeout), never a

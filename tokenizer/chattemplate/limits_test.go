@@ -24,6 +24,7 @@ func TestRunawayTemplatesStop(t *testing.T) {
 		{"repeat", "{{ 'x' * 10**12 }}", "bytes"},
 		{"join", "{{ range(100000) | join('y' * 1000000) }}", "join"},
 		{"replace", "{{ ('x' * 1000000) | replace('x', 'y' * 1000) }}", "replace"},
+		{"batch fill", "{{ [1] | batch(10**12, 'x') | list }}", "batch"},
 		{"list growth", "{% set ns = namespace(l=[1]) %}{% for i in range(64) %}{% set ns.l = ns.l + ns.l %}{% endfor %}", "bytes"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

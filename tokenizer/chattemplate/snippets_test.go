@@ -56,6 +56,31 @@ var snippets = []string{
 	"{% set l = [1, 2] %}{{ l.pop() }}{{ l }}",
 	"{% set d = {'a': 1} %}{% set _ = d.update({'b': 2}) %}{{ d }}",
 	"{% set d = {'a': 1} %}{{ d.pop('a') }}{{ d }}",
+	// map, select, reject, selectattr, rejectattr, items, unique and batch
+	// return generators, reverse a reverse iterator: lazy, iterable once,
+	// with no length, no last item and no JSON form.
+	"{{ messages | map(attribute='role') }}|{{ messages | selectattr('role') }}|{{ messages | rejectattr('role') }}|{{ [1] | select }}|{{ [1] | reject }}",
+	"{{ {'a': 1} | items }}|{{ [1] | unique }}|{{ [1] | batch(2) }}|{{ [1] | reverse }}|{{ {'a': 1} | reverse }}|{{ 'ab' | reverse }}|{{ [1] | map('string') | reverse }}",
+	"{{ messages | map(attribute='role') | tojson }}",
+	"{{ [1] | reverse | tojson }}",
+	"{{ {'a': 1} | items | tojson }}",
+	"{{ [messages | selectattr('role')] | tojson }}",
+	"{{ [1] | map('string') | length }}",
+	"{{ messages | rejectattr('role', 'equalto', 'user') | count }}",
+	"{{ [1] | map('string') | last }}",
+	"{{ [1] | map('int') + [2] }}",
+	"{% set g = [1, 2] | map('string') %}{% for x in g %}{{ x }}{% endfor %}|{% for x in g %}{{ x }}{% else %}empty{% endfor %}|{{ g | list }}",
+	"{% set g = [1, 2, 3] | map('string') %}{{ g | first }}{{ g | list }}|{% set g = [1, 2, 3] | map('int') %}{{ 2 in g }}{{ g | list }}|{{ '1' in [1] | map('string') }}",
+	"{{ [1] | map('string') is iterable }}{{ [1] | map('string') is sequence }}{{ [1] | map('string') is mapping }}{{ [] | map('string') is true }}{{ not ([] | map('string')) }}{{ [1] | map('string') == [1] | map('string') }}{% set g = [] | select %}{{ g == g }}{% if g %}T{% endif %}",
+	"{{ ([1] | map('string'))[0] }}|{{ ([1] | map('string')).x }}|{{ ([1] | map('string')) | default('d') }}|{{ [1] | map('int') is none }}",
+	"{{ [3, 1] | map('int') | sort }}|{{ [3, 1] | map('int') | sum }}|{{ [3, 1] | map('int') | max }}|{{ [3, 1] | map('int') | min }}|{{ [3, 1] | map('int') | join(',') }}|{{ [3, 3] | map('int') | unique | list }}|{{ ([1] | map('int')) ~ '' }}|{{ [1] | map('int') | string }}",
+	"{% for a in [1, 2] | map('int') %}{{ loop.length }}{{ loop.last }}{{ loop.revindex }}{% endfor %}",
+	"{{ 3 | map('int') }}|{{ 5 | items }}|{{ [1] | map('nofilter') }}",
+	"{{ 3 | map('int') | list }}",
+	"{{ 5 | items | list }}",
+	"{{ none | map('int') | list }}{{ 0 | select | list }}{{ 'ab' | map('upper') | list }}{{ {'a': 1} | map('upper') | list }}{{ ['a', 'b'] | map('replace', 'a', 'c') | join }}",
+	"{{ [1, 2] | reverse | list }}{{ ([1, 2] | reverse)[0] }}{{ {'a': 1, 'b': 2} | reverse | list }}{{ [1, 2, 3] | batch(2) | list }}{{ [1, 2, 3] | batch(2, 'x') | list }}{{ [1, 2] | batch(0) | list }}{{ [1, 2] | batch(-1) | list }}{{ [] | batch(2) | list }}",
+	"{{ messages | selectattr('role', 'equalto', 'user') | map(attribute='content') | first }}|{{ messages | rejectattr('role', 'in', ['system']) | list | length }}|{{ messages | map(attribute='nope', default='d') | join }}|{% for k, v in {'a': 1} | items %}{{ k }}={{ v }}{% endfor %}",
 }
 
 // Where golem's engine knowingly parts from Python's Jinja it fails with
