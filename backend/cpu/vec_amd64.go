@@ -42,3 +42,9 @@ func vaxpy4(c, b *float32, ldb, n int, x *[4]float32)
 
 //go:noescape
 func vsilu(y, x *float32, n int)
+
+//go:noescape
+func vscal(x *float32, n int, a float32)
+
+//go:noescape
+func vsoftgrad(d, p *float32, n int, s, scale float32)

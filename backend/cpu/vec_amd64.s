@@ -750,3 +750,94 @@ silu_tail:
 silu_done:
 	VZEROUPPER
 	RET
+
+// func vscal(x *float32, n int, a float32)
+// x[i] *= a.
+TEXT ·vscal(SB), NOSPLIT, $0-20
+	MOVQ x+0(FP), DI
+	MOVQ n+8(FP), CX
+	VBROADCASTSS a+16(FP), Z31
+scal_loop4:
+	CMPQ CX, $64
+	JLT scal_loop
+	VMULPS (DI), Z31, Z0
+	VMULPS 64(DI), Z31, Z1
+	VMULPS 128(DI), Z31, Z2
+	VMULPS 192(DI), Z31, Z3
+	VMOVUPS Z0, (DI)
+	VMOVUPS Z1, 64(DI)
+	VMOVUPS Z2, 128(DI)
+	VMOVUPS Z3, 192(DI)
+	ADDQ $256, DI
+	SUBQ $64, CX
+	JMP scal_loop4
+scal_loop:
+	CMPQ CX, $16
+	JLT scal_tail
+	VMULPS (DI), Z31, Z0
+	VMOVUPS Z0, (DI)
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JMP scal_loop
+scal_tail:
+	TESTQ CX, CX
+	JZ scal_done
+	TAILMASK
+	VMOVUPS.Z (DI), K1, Z0
+	VMULPS Z0, Z31, Z0
+	VMOVUPS Z0, K1, (DI)
+scal_done:
+	VZEROUPPER
+	RET
+
+// func vsoftgrad(d, p *float32, n int, s, scale float32)
+// d[i] = p[i] * (d[i] - s) * scale, rounded after each operation as Go
+// rounds the same expression.
+TEXT ·vsoftgrad(SB), NOSPLIT, $0-32
+	MOVQ d+0(FP), DI
+	MOVQ p+8(FP), SI
+	MOVQ n+16(FP), CX
+	VBROADCASTSS s+24(FP), Z30
+	VBROADCASTSS scale+28(FP), Z31
+softgrad_loop2:
+	CMPQ CX, $32
+	JLT softgrad_loop
+	VMOVUPS (DI), Z0
+	VMOVUPS 64(DI), Z1
+	VSUBPS Z30, Z0, Z0
+	VSUBPS Z30, Z1, Z1
+	VMULPS (SI), Z0, Z0
+	VMULPS 64(SI), Z1, Z1
+	VMULPS Z31, Z0, Z0
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z0, (DI)
+	VMOVUPS Z1, 64(DI)
+	ADDQ $128, SI
+	ADDQ $128, DI
+	SUBQ $32, CX
+	JMP softgrad_loop2
+softgrad_loop:
+	CMPQ CX, $16
+	JLT softgrad_tail
+	VMOVUPS (DI), Z0
+	VSUBPS Z30, Z0, Z0
+	VMULPS (SI), Z0, Z0
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, (DI)
+	ADDQ $64, SI
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JMP softgrad_loop
+softgrad_tail:
+	TESTQ CX, CX
+	JZ softgrad_done
+	TAILMASK
+	VMOVUPS.Z (DI), K1, Z0
+	VMOVUPS.Z (SI), K1, Z1
+	VSUBPS Z30, Z0, Z0
+	VMULPS Z1, Z0, Z0
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, (DI)
+softgrad_done:
+	VZEROUPPER
+	RET

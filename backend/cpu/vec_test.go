@@ -294,3 +294,39 @@ func TestReLUGradBranchFree(t *testing.T) {
 		}
 	}
 }
+
+// scal and softmaxGrad (softmax's normalization and attention's dS) give
+// the Go loops' values bit for bit, tails included, and write nothing
+// past the slice; the Go loops are the expressions they replaced in the
+// attention kernels.
+func TestVecScalSoftmaxGrad(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	for _, x := range vecInputs(r) {
+		n := len(x)
+		p := make([]float32, n)
+		for i := range p {
+			p[i] = r.Float32()
+		}
+		got := append(append([]float32(nil), x...), 7)
+		scal(got[:n], 0.37)
+		for i, v := range x {
+			if w := v * 0.37; math.Float32bits(got[i]) != math.Float32bits(w) {
+				t.Fatalf("n=%d: scal[%d] = %v, want %v", n, i, got[i], w)
+			}
+		}
+		if got[n] != 7 {
+			t.Fatalf("n=%d: scal wrote past the end", n)
+		}
+		got = append(append([]float32(nil), x...), 7)
+		s, scale := float32(0.61), float32(0.125)
+		softmaxGrad(got[:n], p, s, scale)
+		for i, v := range x {
+			if w := p[i] * (v - s) * scale; math.Float32bits(got[i]) != math.Float32bits(w) {
+				t.Fatalf("n=%d: softmaxGrad[%d] = %v, want %v", n, i, got[i], w)
+			}
+		}
+		if got[n] != 7 {
+			t.Fatalf("n=%d: wrote past the end", n)
+		}
+	}
+}
