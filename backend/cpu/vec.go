@@ -98,14 +98,23 @@ func gelu(y, x []float32) {
 }
 
 // geluGrad adds dy*GELU'(x) into dx.
-func geluGrad(dx, x, dy []float32) {
+func geluGrad(dx, x, dy []float32) { geluGradTo(dx, x, dy, false) }
+
+// geluGradSet sets dx = dy * GELU'(x) without reading dx: a new
+// gradient, bit for bit geluGrad's into zeros, without zeroing it first.
+func geluGradSet(dx, x, dy []float32) { geluGradTo(dx, x, dy, true) }
+
+func geluGradTo(dx, x, dy []float32, set bool) {
 	if len(x) == 0 {
 		return
 	}
 	dx, dy = dx[:len(x)], dy[:len(x)]
 	if haveVec {
-		vgelugrad(&dx[0], &x[0], &dy[0], len(x))
+		vgelugrad(&dx[0], &x[0], &dy[0], len(x), set)
 		return
+	}
+	if set {
+		clear(dx)
 	}
 	for i, v := range x {
 		z := float32(math.Abs(float64(v))) * 0.70710678

@@ -20,7 +20,7 @@ func vmax(x *float32, n int) float32
 func vgelu(y, x *float32, n int)
 
 //go:noescape
-func vgelugrad(dx, x, dy *float32, n int)
+func vgelugrad(dx, x, dy *float32, n int, set bool)
 
 //go:noescape
 func vaxpy(y, x *float32, n int, a float32)

@@ -501,12 +501,15 @@ gelu_done:
 	VFMADD231PS Z5, Z0, Z4; \
 	VFMADD231PS Z13, Z8, Z12
 
-// func vgelugrad(dx, x, dy *float32, n int)
-TEXT ·vgelugrad(SB), NOSPLIT, $0-32
+// func vgelugrad(dx, x, dy *float32, n int, set bool)
+// dx += dy * GELU'(x); with set, dx = 0 + dy * GELU'(x) (dx's old values
+// not read: a new gradient, bit for bit what adding into zeros gives).
+TEXT ·vgelugrad(SB), NOSPLIT, $0-33
 	MOVQ dx+0(FP), DI
 	MOVQ x+8(FP), SI
 	MOVQ dy+16(FP), DX
 	MOVQ n+24(FP), CX
+	MOVBQZX set+32(FP), R8
 	EXPCONST
 	PHICONST
 gelugrad_loop2:
@@ -515,8 +518,15 @@ gelugrad_loop2:
 	VMOVUPS (SI), Z0
 	VMOVUPS 64(SI), Z8
 	GELUGRAD2
+	TESTQ R8, R8
+	JNE gelugrad_set2
 	VMOVUPS (DI), Z6
 	VMOVUPS 64(DI), Z14
+	JMP gelugrad_add2
+gelugrad_set2:
+	VPXORD Z6, Z6, Z6
+	VPXORD Z14, Z14, Z14
+gelugrad_add2:
 	VFMADD231PS (DX), Z4, Z6
 	VFMADD231PS 64(DX), Z12, Z14
 	VMOVUPS Z6, (DI)
@@ -531,7 +541,11 @@ gelugrad_loop:
 	JLT gelugrad_tail
 	VMOVUPS (SI), Z0
 	GELUGRAD
+	VPXORD Z6, Z6, Z6
+	TESTQ R8, R8
+	JNE gelugrad_add
 	VMOVUPS (DI), Z6
+gelugrad_add:
 	VFMADD231PS (DX), Z4, Z6
 	VMOVUPS Z6, (DI)
 	ADDQ $64, SI
@@ -545,7 +559,11 @@ gelugrad_tail:
 	TAILMASK
 	VMOVUPS.Z (SI), K1, Z0
 	GELUGRAD
+	VPXORD Z6, Z6, Z6
+	TESTQ R8, R8
+	JNE gelugrad_addtail
 	VMOVUPS.Z (DI), K1, Z6
+gelugrad_addtail:
 	VMOVUPS.Z (DX), K1, Z5
 	VFMADD231PS Z5, Z4, Z6
 	VMOVUPS Z6, K1, (DI)

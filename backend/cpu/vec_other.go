@@ -9,7 +9,7 @@ func vexpsub(y, x *float32, n int, m, s float32) float32 { panic("cpu: no vector
 func vexpsum(x *float32, n int, m float32) float32       { panic("cpu: no vector kernels") }
 func vmax(x *float32, n int) float32                     { panic("cpu: no vector kernels") }
 func vgelu(y, x *float32, n int)                         { panic("cpu: no vector kernels") }
-func vgelugrad(dx, x, dy *float32, n int)                { panic("cpu: no vector kernels") }
+func vgelugrad(dx, x, dy *float32, n int, set bool)      { panic("cpu: no vector kernels") }
 func vaxpy(y, x *float32, n int, a float32)              { panic("cpu: no vector kernels") }
 func vdot(x, y *float32, n int) float32                  { panic("cpu: no vector kernels") }
 

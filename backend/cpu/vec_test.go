@@ -350,6 +350,17 @@ func TestVecGELUTwoAStep(t *testing.T) {
 	y, dx := make([]float32, n), make([]float32, n)
 	gelu(y, x)
 	geluGrad(dx, x, dy)
+	// Set, over values that are not zeros: what adding into zeros gives.
+	set := make([]float32, n)
+	for i := range set {
+		set[i] = float32(math.NaN())
+	}
+	geluGradSet(set, x, dy)
+	for i := range set {
+		if math.Float32bits(set[i]) != math.Float32bits(dx[i]) {
+			t.Fatalf("x=%v: gradient set %v, added into zeros %v", x[i], set[i], dx[i])
+		}
+	}
 	for i0 := 0; i0 < n; i0 += 16 {
 		i1 := min(i0+16, n)
 		y1, dx1 := make([]float32, i1-i0), make([]float32, i1-i0)
