@@ -162,10 +162,7 @@ func attnSoftmax(a *backend.Attention, row []float32, b, t int) {
 		}
 		seen := row[lo:limit]
 		m := maxf(seen)
-		inv := 1 / expSub(seen, seen, m, 1)
-		for j := range seen {
-			seen[j] *= inv
-		}
+		scal(seen, 1/expSub(seen, seen, m, 1))
 		clear(row[limit:])
 		return
 	}
@@ -190,10 +187,7 @@ func attnSoftmax(a *backend.Attention, row []float32, b, t int) {
 		row[j] = e
 		sum += e
 	}
-	inv := 1 / sum
-	for j := lo; j < limit; j++ {
-		row[j] *= inv
-	}
+	scal(row[lo:limit], 1/sum)
 }
 
 // AttentionGrad accumulates dq, dk and dv. Work is split over (batch, kv
@@ -243,10 +237,7 @@ func (c *CPU) attentionGrad(a *backend.Attention, g, in attnIO, ps, dos []float3
 					// dS = P * (dP - rowsum(dP*P)) * scale, in place.
 					for i := 0; i < rb; i++ {
 						pr, dr := Pb[i*S:i*S+kEnd], dP[i*kEnd:i*kEnd+kEnd]
-						s := dot(pr, dr)
-						for j, pv := range pr {
-							dr[j] = pv * (dr[j] - s) * a.Scale
-						}
+						softmaxGrad(dr, pr, dot(pr, dr), a.Scale)
 					}
 					if g.q != nil {
 						sgemm(false, false, rb, D, kEnd, 1, dP, kEnd, in.k[ko:], in.ldk, 1, g.q[gqo+t0*g.ldq:], g.ldq)

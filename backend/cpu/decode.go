@@ -93,10 +93,7 @@ func attendPairs(a backend.Attention, slot, n []int32, os, qs []float32, kernels
 			qh, oh := qs[b*ldq+h*D:b*ldq+h*D+D], os[b*ldq+h*D:b*ldq+h*D+D]
 			score(row, qh, kv)
 			m := maxf(row)
-			inv := 1 / expSub(row, row, m, 1)
-			for j := range row {
-				row[j] *= inv
-			}
+			scal(row, 1/expSub(row, row, m, 1))
 			sum(oh, row, kv)
 		}
 	})

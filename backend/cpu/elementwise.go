@@ -247,6 +247,11 @@ func (c *CPU) MapGrad(op backend.Unary, a float32, dx, x, y, dy backend.Buffer, 
 			if ys != nil {
 				yy = ys[s:e]
 			}
+			if !acc && op == backend.GELU && xx != nil {
+				// GELU's gradient writes a new dx without reading it.
+				geluGradSet(d[s:e], xx, g[s:e])
+				continue
+			}
 			if !acc {
 				clear(d[s:e])
 			}

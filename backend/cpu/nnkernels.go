@@ -31,10 +31,7 @@ func softmaxRow(y, x []float32, log bool) float32 {
 		return lse
 	}
 	s := expSub(y, x, m, 1)
-	inv := 1 / s
-	for j := range y {
-		y[j] *= inv
-	}
+	scal(y, 1/s)
 	return m + float32(math.Log(float64(s)))
 }
 

@@ -54,6 +54,34 @@ func maxf(x []float32) float32 {
 	return m
 }
 
+// scal multiplies x by a (softmax's normalization).
+func scal(x []float32, a float32) {
+	if haveVec && len(x) > 0 {
+		vscal(&x[0], len(x), a)
+		return
+	}
+	for i := range x {
+		x[i] *= a
+	}
+}
+
+// softmaxGrad sets d[i] = p[i] * (d[i] - s) * scale: a softmax's input
+// gradient from its output p and output gradient d, with s the sum of
+// p*d over the row (attention's backward, in place of dP).
+func softmaxGrad(d, p []float32, s, scale float32) {
+	if len(d) == 0 {
+		return
+	}
+	p = p[:len(d)]
+	if haveVec {
+		vsoftgrad(&d[0], &p[0], len(d), s, scale)
+		return
+	}
+	for i, pv := range p {
+		d[i] = pv * (d[i] - s) * scale
+	}
+}
+
 // gelu sets y = x*Phi(x), the exact GELU.
 func gelu(y, x []float32) {
 	if len(x) == 0 {
@@ -70,14 +98,23 @@ func gelu(y, x []float32) {
 }
 
 // geluGrad adds dy*GELU'(x) into dx.
-func geluGrad(dx, x, dy []float32) {
+func geluGrad(dx, x, dy []float32) { geluGradTo(dx, x, dy, false) }
+
+// geluGradSet sets dx = dy * GELU'(x) without reading dx: a new
+// gradient, bit for bit geluGrad's into zeros, without zeroing it first.
+func geluGradSet(dx, x, dy []float32) { geluGradTo(dx, x, dy, true) }
+
+func geluGradTo(dx, x, dy []float32, set bool) {
 	if len(x) == 0 {
 		return
 	}
 	dx, dy = dx[:len(x)], dy[:len(x)]
 	if haveVec {
-		vgelugrad(&dx[0], &x[0], &dy[0], len(x))
+		vgelugrad(&dx[0], &x[0], &dy[0], len(x), set)
 		return
+	}
+	if set {
+		clear(dx)
 	}
 	for i, v := range x {
 		z := float32(math.Abs(float64(v))) * 0.70710678

@@ -20,7 +20,7 @@ func vmax(x *float32, n int) float32
 func vgelu(y, x *float32, n int)
 
 //go:noescape
-func vgelugrad(dx, x, dy *float32, n int)
+func vgelugrad(dx, x, dy *float32, n int, set bool)
 
 //go:noescape
 func vaxpy(y, x *float32, n int, a float32)
@@ -42,3 +42,9 @@ func vaxpy4(c, b *float32, ldb, n int, x *[4]float32)
 
 //go:noescape
 func vsilu(y, x *float32, n int)
+
+//go:noescape
+func vscal(x *float32, n int, a float32)
+
+//go:noescape
+func vsoftgrad(d, p *float32, n int, s, scale float32)

@@ -3,8 +3,9 @@
 #include "textflag.h"
 
 // AVX-512 kernels for the exp-heavy loops: softmax, cross-entropy and exact
-// GELU. Each walks its slices 16 values at a time and finishes with one
-// masked vector, so any length works. vec.go has the pure-Go versions (the
+// GELU. Each walks its slices 16 values at a time (GELU and its gradient
+// 32, two independent chains, then 16) and finishes with one masked
+// vector, so any length works. vec.go has the pure-Go versions (the
 // same formulas) and the contract of each.
 
 // EXPCONST loads the constants of EXP into Z20-Z31.
@@ -42,18 +43,24 @@
 	VFMADD231PS t3, t2, x; \
 	VSCALEFPS t1, x, x
 
-// PHICONST loads the constants of PHI into Z7-Z19.
+// phiPoly holds the coefficients of PHI's erfc polynomial after the
+// first (Z17), highest degree first, read by embedded broadcasts so that
+// Z8-Z16 are free for a second vector.
+DATA phiPoly<>+0(SB)/4, $0xbf527892
+DATA phiPoly<>+4(SB)/4, $0x3fbe87b0
+DATA phiPoly<>+8(SB)/4, $0xbf914e5d
+DATA phiPoly<>+12(SB)/4, $0x3e8ec7cc
+DATA phiPoly<>+16(SB)/4, $0xbe3ec24c
+DATA phiPoly<>+20(SB)/4, $0x3dc636c9
+DATA phiPoly<>+24(SB)/4, $0x3ebf88fb
+DATA phiPoly<>+28(SB)/4, $0x3f8000c7
+DATA phiPoly<>+32(SB)/4, $0xbfa1fc4e
+GLOBL phiPoly<>(SB), RODATA|NOPTR, $36
+
+// PHICONST loads the constants of PHI held in registers into Z7 and
+// Z17-Z19.
 #define PHICONST \
 	MOVL $0x3ecc422a, AX; VPBROADCASTD AX, Z7; \
-	MOVL $0xbfa1fc4e, AX; VPBROADCASTD AX, Z8; \
-	MOVL $0x3f8000c7, AX; VPBROADCASTD AX, Z9; \
-	MOVL $0x3ebf88fb, AX; VPBROADCASTD AX, Z10; \
-	MOVL $0x3dc636c9, AX; VPBROADCASTD AX, Z11; \
-	MOVL $0xbe3ec24c, AX; VPBROADCASTD AX, Z12; \
-	MOVL $0x3e8ec7cc, AX; VPBROADCASTD AX, Z13; \
-	MOVL $0xbf914e5d, AX; VPBROADCASTD AX, Z14; \
-	MOVL $0x3fbe87b0, AX; VPBROADCASTD AX, Z15; \
-	MOVL $0xbf527892, AX; VPBROADCASTD AX, Z16; \
 	MOVL $0x3e2ef945, AX; VPBROADCASTD AX, Z17; \
 	MOVL $0x3f000000, AX; VPBROADCASTD AX, Z18; \
 	MOVL $0x3f3504f3, AX; VPBROADCASTD AX, Z19
@@ -69,15 +76,15 @@
 	VFMADD231PS Z18, Z1, Z2; \
 	VDIVPS Z2, Z20, Z2; \
 	VMOVAPS Z17, Z3; \
-	VFMADD213PS Z16, Z2, Z3; \
-	VFMADD213PS Z15, Z2, Z3; \
-	VFMADD213PS Z14, Z2, Z3; \
-	VFMADD213PS Z13, Z2, Z3; \
-	VFMADD213PS Z12, Z2, Z3; \
-	VFMADD213PS Z11, Z2, Z3; \
-	VFMADD213PS Z10, Z2, Z3; \
-	VFMADD213PS Z9, Z2, Z3; \
-	VFMADD213PS Z8, Z2, Z3; \
+	VFMADD213PS.BCST phiPoly<>+0(SB), Z2, Z3; \
+	VFMADD213PS.BCST phiPoly<>+4(SB), Z2, Z3; \
+	VFMADD213PS.BCST phiPoly<>+8(SB), Z2, Z3; \
+	VFMADD213PS.BCST phiPoly<>+12(SB), Z2, Z3; \
+	VFMADD213PS.BCST phiPoly<>+16(SB), Z2, Z3; \
+	VFMADD213PS.BCST phiPoly<>+20(SB), Z2, Z3; \
+	VFMADD213PS.BCST phiPoly<>+24(SB), Z2, Z3; \
+	VFMADD213PS.BCST phiPoly<>+28(SB), Z2, Z3; \
+	VFMADD213PS.BCST phiPoly<>+32(SB), Z2, Z3; \
 	VFNMADD231PS Z1, Z1, Z3; \
 	EXP(Z3, Z4, Z5, Z6); \
 	VMULPS Z2, Z3, Z3; \
@@ -86,6 +93,91 @@
 	VXORPS Z6, Z6, Z6; \
 	VCMPPS $1, Z6, Z0, K2; \
 	VMOVAPS Z3, K2, Z4
+
+// PHI2 is PHI on Z0 and, in Z8-Z14 and K3 (the same roles: x in Z8,
+// Phi(x) to Z12), on a second vector, their instructions interleaved:
+// each PHI is a chain of about 40 dependent instructions, and two
+// independent ones keep the vector units busy where one leaves them
+// waiting on latencies. The values are PHI's, bit for bit.
+#define PHI2 \
+	VPSLLD $1, Z0, Z1; \
+	VPSLLD $1, Z8, Z9; \
+	VPSRLD $1, Z1, Z1; \
+	VPSRLD $1, Z9, Z9; \
+	VMULPS Z19, Z1, Z1; \
+	VMULPS Z19, Z9, Z9; \
+	VMOVAPS Z20, Z2; \
+	VMOVAPS Z20, Z10; \
+	VFMADD231PS Z18, Z1, Z2; \
+	VFMADD231PS Z18, Z9, Z10; \
+	VDIVPS Z2, Z20, Z2; \
+	VDIVPS Z10, Z20, Z10; \
+	VMOVAPS Z17, Z3; \
+	VMOVAPS Z17, Z11; \
+	VFMADD213PS.BCST phiPoly<>+0(SB), Z2, Z3; \
+	VFMADD213PS.BCST phiPoly<>+0(SB), Z10, Z11; \
+	VFMADD213PS.BCST phiPoly<>+4(SB), Z2, Z3; \
+	VFMADD213PS.BCST phiPoly<>+4(SB), Z10, Z11; \
+	VFMADD213PS.BCST phiPoly<>+8(SB), Z2, Z3; \
+	VFMADD213PS.BCST phiPoly<>+8(SB), Z10, Z11; \
+	VFMADD213PS.BCST phiPoly<>+12(SB), Z2, Z3; \
+	VFMADD213PS.BCST phiPoly<>+12(SB), Z10, Z11; \
+	VFMADD213PS.BCST phiPoly<>+16(SB), Z2, Z3; \
+	VFMADD213PS.BCST phiPoly<>+16(SB), Z10, Z11; \
+	VFMADD213PS.BCST phiPoly<>+20(SB), Z2, Z3; \
+	VFMADD213PS.BCST phiPoly<>+20(SB), Z10, Z11; \
+	VFMADD213PS.BCST phiPoly<>+24(SB), Z2, Z3; \
+	VFMADD213PS.BCST phiPoly<>+24(SB), Z10, Z11; \
+	VFMADD213PS.BCST phiPoly<>+28(SB), Z2, Z3; \
+	VFMADD213PS.BCST phiPoly<>+28(SB), Z10, Z11; \
+	VFMADD213PS.BCST phiPoly<>+32(SB), Z2, Z3; \
+	VFMADD213PS.BCST phiPoly<>+32(SB), Z10, Z11; \
+	VFNMADD231PS Z1, Z1, Z3; \
+	VFNMADD231PS Z9, Z9, Z11; \
+	VMAXPS Z3, Z31, Z3; \
+	VMAXPS Z11, Z31, Z11; \
+	VMINPS Z3, Z30, Z3; \
+	VMINPS Z11, Z30, Z11; \
+	VMULPS Z29, Z3, Z4; \
+	VMULPS Z29, Z11, Z12; \
+	VRNDSCALEPS $0, Z4, Z4; \
+	VRNDSCALEPS $0, Z12, Z12; \
+	VFMADD231PS Z4, Z28, Z3; \
+	VFMADD231PS Z12, Z28, Z11; \
+	VFMADD231PS Z4, Z27, Z3; \
+	VFMADD231PS Z12, Z27, Z11; \
+	VMOVAPS Z26, Z5; \
+	VMOVAPS Z26, Z13; \
+	VFMADD213PS Z25, Z3, Z5; \
+	VFMADD213PS Z25, Z11, Z13; \
+	VFMADD213PS Z24, Z3, Z5; \
+	VFMADD213PS Z24, Z11, Z13; \
+	VFMADD213PS Z23, Z3, Z5; \
+	VFMADD213PS Z23, Z11, Z13; \
+	VFMADD213PS Z22, Z3, Z5; \
+	VFMADD213PS Z22, Z11, Z13; \
+	VFMADD213PS Z21, Z3, Z5; \
+	VFMADD213PS Z21, Z11, Z13; \
+	VMULPS Z3, Z3, Z6; \
+	VMULPS Z11, Z11, Z14; \
+	VADDPS Z20, Z3, Z3; \
+	VADDPS Z20, Z11, Z11; \
+	VFMADD231PS Z6, Z5, Z3; \
+	VFMADD231PS Z14, Z13, Z11; \
+	VSCALEFPS Z4, Z3, Z3; \
+	VSCALEFPS Z12, Z11, Z11; \
+	VMULPS Z2, Z3, Z3; \
+	VMULPS Z10, Z11, Z11; \
+	VMULPS Z18, Z3, Z3; \
+	VMULPS Z18, Z11, Z11; \
+	VSUBPS Z3, Z20, Z4; \
+	VSUBPS Z11, Z20, Z12; \
+	VXORPS Z6, Z6, Z6; \
+	VXORPS Z14, Z14, Z14; \
+	VCMPPS $1, Z6, Z0, K2; \
+	VCMPPS $1, Z14, Z8, K3; \
+	VMOVAPS Z3, K2, Z4; \
+	VMOVAPS Z11, K3, Z12
 
 // TAILMASK sets K1 to the low CX bits.
 #define TAILMASK \
@@ -240,6 +332,20 @@ TEXT ·vgelu(SB), NOSPLIT, $0-24
 	MOVQ n+16(FP), CX
 	EXPCONST
 	PHICONST
+gelu_loop2:
+	CMPQ CX, $32
+	JLT gelu_loop
+	VMOVUPS (SI), Z0
+	VMOVUPS 64(SI), Z8
+	PHI2
+	VMULPS Z4, Z0, Z0
+	VMULPS Z12, Z8, Z8
+	VMOVUPS Z0, (DI)
+	VMOVUPS Z8, 64(DI)
+	ADDQ $128, SI
+	ADDQ $128, DI
+	SUBQ $32, CX
+	JMP gelu_loop2
 gelu_loop:
 	CMPQ CX, $16
 	JLT gelu_tail
@@ -273,20 +379,173 @@ gelu_done:
 	VMULPS Z7, Z5, Z5; \
 	VFMADD231PS Z5, Z0, Z4
 
-// func vgelugrad(dx, x, dy *float32, n int)
-TEXT ·vgelugrad(SB), NOSPLIT, $0-32
+// GELUGRAD2 is GELUGRAD on Z0 (to Z4) and Z8 (to Z12), interleaved as
+// PHI2.
+#define GELUGRAD2 \
+	VPSLLD $1, Z0, Z1; \
+	VPSLLD $1, Z8, Z9; \
+	VPSRLD $1, Z1, Z1; \
+	VPSRLD $1, Z9, Z9; \
+	VMULPS Z19, Z1, Z1; \
+	VMULPS Z19, Z9, Z9; \
+	VMOVAPS Z20, Z2; \
+	VMOVAPS Z20, Z10; \
+	VFMADD231PS Z18, Z1, Z2; \
+	VFMADD231PS Z18, Z9, Z10; \
+	VDIVPS Z2, Z20, Z2; \
+	VDIVPS Z10, Z20, Z10; \
+	VMOVAPS Z17, Z3; \
+	VMOVAPS Z17, Z11; \
+	VFMADD213PS.BCST phiPoly<>+0(SB), Z2, Z3; \
+	VFMADD213PS.BCST phiPoly<>+0(SB), Z10, Z11; \
+	VFMADD213PS.BCST phiPoly<>+4(SB), Z2, Z3; \
+	VFMADD213PS.BCST phiPoly<>+4(SB), Z10, Z11; \
+	VFMADD213PS.BCST phiPoly<>+8(SB), Z2, Z3; \
+	VFMADD213PS.BCST phiPoly<>+8(SB), Z10, Z11; \
+	VFMADD213PS.BCST phiPoly<>+12(SB), Z2, Z3; \
+	VFMADD213PS.BCST phiPoly<>+12(SB), Z10, Z11; \
+	VFMADD213PS.BCST phiPoly<>+16(SB), Z2, Z3; \
+	VFMADD213PS.BCST phiPoly<>+16(SB), Z10, Z11; \
+	VFMADD213PS.BCST phiPoly<>+20(SB), Z2, Z3; \
+	VFMADD213PS.BCST phiPoly<>+20(SB), Z10, Z11; \
+	VFMADD213PS.BCST phiPoly<>+24(SB), Z2, Z3; \
+	VFMADD213PS.BCST phiPoly<>+24(SB), Z10, Z11; \
+	VFMADD213PS.BCST phiPoly<>+28(SB), Z2, Z3; \
+	VFMADD213PS.BCST phiPoly<>+28(SB), Z10, Z11; \
+	VFMADD213PS.BCST phiPoly<>+32(SB), Z2, Z3; \
+	VFMADD213PS.BCST phiPoly<>+32(SB), Z10, Z11; \
+	VFNMADD231PS Z1, Z1, Z3; \
+	VFNMADD231PS Z9, Z9, Z11; \
+	VMAXPS Z3, Z31, Z3; \
+	VMAXPS Z11, Z31, Z11; \
+	VMINPS Z3, Z30, Z3; \
+	VMINPS Z11, Z30, Z11; \
+	VMULPS Z29, Z3, Z4; \
+	VMULPS Z29, Z11, Z12; \
+	VRNDSCALEPS $0, Z4, Z4; \
+	VRNDSCALEPS $0, Z12, Z12; \
+	VFMADD231PS Z4, Z28, Z3; \
+	VFMADD231PS Z12, Z28, Z11; \
+	VFMADD231PS Z4, Z27, Z3; \
+	VFMADD231PS Z12, Z27, Z11; \
+	VMOVAPS Z26, Z5; \
+	VMOVAPS Z26, Z13; \
+	VFMADD213PS Z25, Z3, Z5; \
+	VFMADD213PS Z25, Z11, Z13; \
+	VFMADD213PS Z24, Z3, Z5; \
+	VFMADD213PS Z24, Z11, Z13; \
+	VFMADD213PS Z23, Z3, Z5; \
+	VFMADD213PS Z23, Z11, Z13; \
+	VFMADD213PS Z22, Z3, Z5; \
+	VFMADD213PS Z22, Z11, Z13; \
+	VFMADD213PS Z21, Z3, Z5; \
+	VFMADD213PS Z21, Z11, Z13; \
+	VMULPS Z3, Z3, Z6; \
+	VMULPS Z11, Z11, Z14; \
+	VADDPS Z20, Z3, Z3; \
+	VADDPS Z20, Z11, Z11; \
+	VFMADD231PS Z6, Z5, Z3; \
+	VFMADD231PS Z14, Z13, Z11; \
+	VSCALEFPS Z4, Z3, Z3; \
+	VSCALEFPS Z12, Z11, Z11; \
+	VMULPS Z2, Z3, Z3; \
+	VMULPS Z10, Z11, Z11; \
+	VMULPS Z18, Z3, Z3; \
+	VMULPS Z18, Z11, Z11; \
+	VSUBPS Z3, Z20, Z4; \
+	VSUBPS Z11, Z20, Z12; \
+	VXORPS Z6, Z6, Z6; \
+	VXORPS Z14, Z14, Z14; \
+	VCMPPS $1, Z6, Z0, K2; \
+	VCMPPS $1, Z14, Z8, K3; \
+	VMOVAPS Z3, K2, Z4; \
+	VMOVAPS Z11, K3, Z12; \
+	VXORPS Z5, Z5, Z5; \
+	VXORPS Z13, Z13, Z13; \
+	VFNMADD231PS Z1, Z1, Z5; \
+	VFNMADD231PS Z9, Z9, Z13; \
+	VMAXPS Z5, Z31, Z5; \
+	VMAXPS Z13, Z31, Z13; \
+	VMINPS Z5, Z30, Z5; \
+	VMINPS Z13, Z30, Z13; \
+	VMULPS Z29, Z5, Z6; \
+	VMULPS Z29, Z13, Z14; \
+	VRNDSCALEPS $0, Z6, Z6; \
+	VRNDSCALEPS $0, Z14, Z14; \
+	VFMADD231PS Z6, Z28, Z5; \
+	VFMADD231PS Z14, Z28, Z13; \
+	VFMADD231PS Z6, Z27, Z5; \
+	VFMADD231PS Z14, Z27, Z13; \
+	VMOVAPS Z26, Z2; \
+	VMOVAPS Z26, Z10; \
+	VFMADD213PS Z25, Z5, Z2; \
+	VFMADD213PS Z25, Z13, Z10; \
+	VFMADD213PS Z24, Z5, Z2; \
+	VFMADD213PS Z24, Z13, Z10; \
+	VFMADD213PS Z23, Z5, Z2; \
+	VFMADD213PS Z23, Z13, Z10; \
+	VFMADD213PS Z22, Z5, Z2; \
+	VFMADD213PS Z22, Z13, Z10; \
+	VFMADD213PS Z21, Z5, Z2; \
+	VFMADD213PS Z21, Z13, Z10; \
+	VMULPS Z5, Z5, Z3; \
+	VMULPS Z13, Z13, Z11; \
+	VADDPS Z20, Z5, Z5; \
+	VADDPS Z20, Z13, Z13; \
+	VFMADD231PS Z3, Z2, Z5; \
+	VFMADD231PS Z11, Z10, Z13; \
+	VSCALEFPS Z6, Z5, Z5; \
+	VSCALEFPS Z14, Z13, Z13; \
+	VMULPS Z7, Z5, Z5; \
+	VMULPS Z7, Z13, Z13; \
+	VFMADD231PS Z5, Z0, Z4; \
+	VFMADD231PS Z13, Z8, Z12
+
+// func vgelugrad(dx, x, dy *float32, n int, set bool)
+// dx += dy * GELU'(x); with set, dx = 0 + dy * GELU'(x) (dx's old values
+// not read: a new gradient, bit for bit what adding into zeros gives).
+TEXT ·vgelugrad(SB), NOSPLIT, $0-33
 	MOVQ dx+0(FP), DI
 	MOVQ x+8(FP), SI
 	MOVQ dy+16(FP), DX
 	MOVQ n+24(FP), CX
+	MOVBQZX set+32(FP), R8
 	EXPCONST
 	PHICONST
+gelugrad_loop2:
+	CMPQ CX, $32
+	JLT gelugrad_loop
+	VMOVUPS (SI), Z0
+	VMOVUPS 64(SI), Z8
+	GELUGRAD2
+	TESTQ R8, R8
+	JNE gelugrad_set2
+	VMOVUPS (DI), Z6
+	VMOVUPS 64(DI), Z14
+	JMP gelugrad_add2
+gelugrad_set2:
+	VPXORD Z6, Z6, Z6
+	VPXORD Z14, Z14, Z14
+gelugrad_add2:
+	VFMADD231PS (DX), Z4, Z6
+	VFMADD231PS 64(DX), Z12, Z14
+	VMOVUPS Z6, (DI)
+	VMOVUPS Z14, 64(DI)
+	ADDQ $128, SI
+	ADDQ $128, DI
+	ADDQ $128, DX
+	SUBQ $32, CX
+	JMP gelugrad_loop2
 gelugrad_loop:
 	CMPQ CX, $16
 	JLT gelugrad_tail
 	VMOVUPS (SI), Z0
 	GELUGRAD
+	VPXORD Z6, Z6, Z6
+	TESTQ R8, R8
+	JNE gelugrad_add
 	VMOVUPS (DI), Z6
+gelugrad_add:
 	VFMADD231PS (DX), Z4, Z6
 	VMOVUPS Z6, (DI)
 	ADDQ $64, SI
@@ -300,7 +559,11 @@ gelugrad_tail:
 	TAILMASK
 	VMOVUPS.Z (SI), K1, Z0
 	GELUGRAD
+	VPXORD Z6, Z6, Z6
+	TESTQ R8, R8
+	JNE gelugrad_addtail
 	VMOVUPS.Z (DI), K1, Z6
+gelugrad_addtail:
 	VMOVUPS.Z (DX), K1, Z5
 	VFMADD231PS Z5, Z4, Z6
 	VMOVUPS Z6, K1, (DI)
@@ -748,5 +1011,96 @@ silu_tail:
 	VDIVPS Z1, Z0, Z0
 	VMOVUPS Z0, K1, (DI)
 silu_done:
+	VZEROUPPER
+	RET
+
+// func vscal(x *float32, n int, a float32)
+// x[i] *= a.
+TEXT ·vscal(SB), NOSPLIT, $0-20
+	MOVQ x+0(FP), DI
+	MOVQ n+8(FP), CX
+	VBROADCASTSS a+16(FP), Z31
+scal_loop4:
+	CMPQ CX, $64
+	JLT scal_loop
+	VMULPS (DI), Z31, Z0
+	VMULPS 64(DI), Z31, Z1
+	VMULPS 128(DI), Z31, Z2
+	VMULPS 192(DI), Z31, Z3
+	VMOVUPS Z0, (DI)
+	VMOVUPS Z1, 64(DI)
+	VMOVUPS Z2, 128(DI)
+	VMOVUPS Z3, 192(DI)
+	ADDQ $256, DI
+	SUBQ $64, CX
+	JMP scal_loop4
+scal_loop:
+	CMPQ CX, $16
+	JLT scal_tail
+	VMULPS (DI), Z31, Z0
+	VMOVUPS Z0, (DI)
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JMP scal_loop
+scal_tail:
+	TESTQ CX, CX
+	JZ scal_done
+	TAILMASK
+	VMOVUPS.Z (DI), K1, Z0
+	VMULPS Z0, Z31, Z0
+	VMOVUPS Z0, K1, (DI)
+scal_done:
+	VZEROUPPER
+	RET
+
+// func vsoftgrad(d, p *float32, n int, s, scale float32)
+// d[i] = p[i] * (d[i] - s) * scale, rounded after each operation as Go
+// rounds the same expression.
+TEXT ·vsoftgrad(SB), NOSPLIT, $0-32
+	MOVQ d+0(FP), DI
+	MOVQ p+8(FP), SI
+	MOVQ n+16(FP), CX
+	VBROADCASTSS s+24(FP), Z30
+	VBROADCASTSS scale+28(FP), Z31
+softgrad_loop2:
+	CMPQ CX, $32
+	JLT softgrad_loop
+	VMOVUPS (DI), Z0
+	VMOVUPS 64(DI), Z1
+	VSUBPS Z30, Z0, Z0
+	VSUBPS Z30, Z1, Z1
+	VMULPS (SI), Z0, Z0
+	VMULPS 64(SI), Z1, Z1
+	VMULPS Z31, Z0, Z0
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z0, (DI)
+	VMOVUPS Z1, 64(DI)
+	ADDQ $128, SI
+	ADDQ $128, DI
+	SUBQ $32, CX
+	JMP softgrad_loop2
+softgrad_loop:
+	CMPQ CX, $16
+	JLT softgrad_tail
+	VMOVUPS (DI), Z0
+	VSUBPS Z30, Z0, Z0
+	VMULPS (SI), Z0, Z0
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, (DI)
+	ADDQ $64, SI
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JMP softgrad_loop
+softgrad_tail:
+	TESTQ CX, CX
+	JZ softgrad_done
+	TAILMASK
+	VMOVUPS.Z (DI), K1, Z0
+	VMOVUPS.Z (SI), K1, Z1
+	VSUBPS Z30, Z0, Z0
+	VMULPS Z1, Z0, Z0
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, (DI)
+softgrad_done:
 	VZEROUPPER
 	RET

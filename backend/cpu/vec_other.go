@@ -9,7 +9,7 @@ func vexpsub(y, x *float32, n int, m, s float32) float32 { panic("cpu: no vector
 func vexpsum(x *float32, n int, m float32) float32       { panic("cpu: no vector kernels") }
 func vmax(x *float32, n int) float32                     { panic("cpu: no vector kernels") }
 func vgelu(y, x *float32, n int)                         { panic("cpu: no vector kernels") }
-func vgelugrad(dx, x, dy *float32, n int)                { panic("cpu: no vector kernels") }
+func vgelugrad(dx, x, dy *float32, n int, set bool)      { panic("cpu: no vector kernels") }
 func vaxpy(y, x *float32, n int, a float32)              { panic("cpu: no vector kernels") }
 func vdot(x, y *float32, n int) float32                  { panic("cpu: no vector kernels") }
 
@@ -23,3 +23,6 @@ func vadamw(p, gr, m, v *float32, n int, h *[6]float32) { panic("cpu: no vector 
 func vaxpy4(c, b *float32, ldb, n int, x *[4]float32)   { panic("cpu: no vector kernels") }
 
 func vsilu(y, x *float32, n int) { panic("cpu: no vector kernels") }
+
+func vscal(x *float32, n int, a float32)               { panic("cpu: no vector kernels") }
+func vsoftgrad(d, p *float32, n int, s, scale float32) { panic("cpu: no vector kernels") }

@@ -294,3 +294,82 @@ func TestReLUGradBranchFree(t *testing.T) {
 		}
 	}
 }
+
+// scal and softmaxGrad (softmax's normalization and attention's dS) give
+// the Go loops' values bit for bit, tails included, and write nothing
+// past the slice; the Go loops are the expressions they replaced in the
+// attention kernels.
+func TestVecScalSoftmaxGrad(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	for _, x := range vecInputs(r) {
+		n := len(x)
+		p := make([]float32, n)
+		for i := range p {
+			p[i] = r.Float32()
+		}
+		got := append(append([]float32(nil), x...), 7)
+		scal(got[:n], 0.37)
+		for i, v := range x {
+			if w := v * 0.37; math.Float32bits(got[i]) != math.Float32bits(w) {
+				t.Fatalf("n=%d: scal[%d] = %v, want %v", n, i, got[i], w)
+			}
+		}
+		if got[n] != 7 {
+			t.Fatalf("n=%d: scal wrote past the end", n)
+		}
+		got = append(append([]float32(nil), x...), 7)
+		s, scale := float32(0.61), float32(0.125)
+		softmaxGrad(got[:n], p, s, scale)
+		for i, v := range x {
+			if w := p[i] * (v - s) * scale; math.Float32bits(got[i]) != math.Float32bits(w) {
+				t.Fatalf("n=%d: softmaxGrad[%d] = %v, want %v", n, i, got[i], w)
+			}
+		}
+		if got[n] != 7 {
+			t.Fatalf("n=%d: wrote past the end", n)
+		}
+	}
+}
+
+// GELU and its gradient take two vectors a step (PHI2, GELUGRAD2) and
+// one for the rest: both give the same values, bit for bit, so a value
+// does not depend on where it falls in its slice (each value of a long
+// slice equals that of a 16-value slice holding it).
+func TestVecGELUTwoAStep(t *testing.T) {
+	if !haveVec {
+		t.Skip("no vector kernels on this machine")
+	}
+	r := rand.New(rand.NewPCG(13, 14))
+	n := 4096 + 48 + 5
+	x, dy := make([]float32, n), make([]float32, n)
+	for i := range x {
+		x[i] = float32(r.NormFloat64() * 3)
+		dy[i] = float32(r.NormFloat64())
+	}
+	x[40], x[41], x[42], x[43] = float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()), 0
+	y, dx := make([]float32, n), make([]float32, n)
+	gelu(y, x)
+	geluGrad(dx, x, dy)
+	// Set, over values that are not zeros: what adding into zeros gives.
+	set := make([]float32, n)
+	for i := range set {
+		set[i] = float32(math.NaN())
+	}
+	geluGradSet(set, x, dy)
+	for i := range set {
+		if math.Float32bits(set[i]) != math.Float32bits(dx[i]) {
+			t.Fatalf("x=%v: gradient set %v, added into zeros %v", x[i], set[i], dx[i])
+		}
+	}
+	for i0 := 0; i0 < n; i0 += 16 {
+		i1 := min(i0+16, n)
+		y1, dx1 := make([]float32, i1-i0), make([]float32, i1-i0)
+		gelu(y1, x[i0:i1])
+		geluGrad(dx1, x[i0:i1], dy[i0:i1])
+		for i := range y1 {
+			if math.Float32bits(y1[i]) != math.Float32bits(y[i0+i]) || math.Float32bits(dx1[i]) != math.Float32bits(dx[i0+i]) {
+				t.Fatalf("x=%v: gelu %v, %v alone; gradient %v, %v alone", x[i0+i], y[i0+i], y1[i], dx[i0+i], dx1[i])
+			}
+		}
+	}
+}
