@@ -14,6 +14,7 @@ import (
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/data"
 	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/model/llava"
 	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/tensor"
 	"github.com/golem-ml/golem/tokenizer"
@@ -53,8 +54,12 @@ type GRPOOptions struct {
 	// its adapters off; Merge also writes the merged model to Out/merged.
 	LoRA  *gpt.LoRAConfig
 	Merge bool
-	Loop  Config
-	Log   io.Writer
+	// TrainProjector, with a LLaVA policy (full, not LoRA), trains its
+	// projector with the language model, as LLaVA's stage 2 does; the
+	// reference keeps the starting projector. Off, the projector stays.
+	TrainProjector bool
+	Loop           Config
+	Log            io.Writer
 }
 
 type grpoTask struct {
@@ -91,7 +96,8 @@ type grpoBatch struct {
 // The samples of a step are a function of the seed and the step, so resume
 // is exact. With a LLaVA policy every task carries one image (Images) and
 // each answer sees its prompt's, as PPO's rollouts do (imagePrompts); the
-// language model trains, the tower and projector stay.
+// language model trains, the tower and projector stay (with
+// TrainProjector, the projector trains too).
 func GRPO(ctx context.Context, o GRPOOptions) (Result, error) {
 	if o.Log == nil {
 		o.Log = os.Stderr
@@ -154,15 +160,30 @@ func GRPO(ctx context.Context, o GRPOOptions) (Result, error) {
 	if t.ref, t.tok, err = t.lm.loadRef(o.Backend, o.Policy, "grpo: --policy"); err != nil {
 		return Result{}, err
 	}
+	if o.TrainProjector {
+		switch {
+		case t.lm.vlm == nil:
+			return Result{}, fmt.Errorf("grpo: training the projector needs a LLaVA policy; %s is a text-only model", o.Policy)
+		case t.lm.lora != nil:
+			return Result{}, errors.New("grpo: training the projector is for a full run, not LoRA (--lora-r): the reference's projector is the policy's")
+		}
+		for _, p := range t.lm.vlm.ProjectorParams() {
+			p.Tensor.SetRequiresGrad(true)
+		}
+	}
 	if err := t.prompts(); err != nil {
 		return Result{}, err
 	}
-	fmt.Fprintf(o.Log, "grpo: %d tasks, %d prompts x %d answers per micro-batch; %s, %.2fM parameters trained\n", len(o.Tasks), o.Prompts, o.Group, t.lm.method(), float64(nn.Count(t.lm.params()))/1e6)
+	method := t.lm.method()
+	if o.TrainProjector {
+		method += ", the projector too"
+	}
+	fmt.Fprintf(o.Log, "grpo: %d tasks, %d prompts x %d answers per micro-batch; %s, %.2fM parameters trained\n", len(o.Tasks), o.Prompts, o.Group, method, float64(nn.Count(t.Params()))/1e6)
 	if cfg.Progress == nil {
 		cfg.Progress = o.Log
 	}
 	cfg.Card = &ModelCard{Stage: "grpo", Base: o.Policy, Data: []string{fmt.Sprintf("%d checkable tasks", len(o.Tasks))},
-		What: fmt.Sprintf("GRPO: groups of %d sampled answers scored by programs, KL weight %g to the starting model; %s", o.Group, o.Beta, t.lm.method())}
+		What: fmt.Sprintf("GRPO: groups of %d sampled answers scored by programs, KL weight %g to the starting model; %s", o.Group, o.Beta, method)}
 	cfg.checkpointModels(t.policy)
 	res, err := Run(ctx, cfg, t)
 	if err != nil {
@@ -210,7 +231,17 @@ func (t *grpoTask) prompts() error {
 	return nil
 }
 
-func (t *grpoTask) Params() []nn.Named { return t.lm.params() }
+// Params is what trains: the language model (or its adapters) and, with
+// TrainProjector, the projector under its LLaVA name.
+func (t *grpoTask) Params() []nn.Named {
+	ps := t.lm.params()
+	if t.o.TrainProjector {
+		for _, p := range t.lm.vlm.ProjectorParams() {
+			ps = append(ps, nn.Named{Name: llava.ProjectorPrefix + p.Name, Tensor: p.Tensor})
+		}
+	}
+	return ps
+}
 
 // Shape is GRPO's iteration: one update per rollout.
 func (t *grpoTask) Shape() (epochs, minibatches int) { return 1, 1 }
