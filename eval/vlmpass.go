@@ -24,15 +24,24 @@ type VLMPass struct {
 	// (ties: the one drawn first) is right: self-consistency's vote.
 	Majority int
 	// Answers is the number of distinct right answers among the questions
-	// (the kind's answer set on the split): Chance's guesses are among them.
+	// (the kind's answer set on the split): Chance's guesses are among
+	// them; 0 for "all".
 	Answers int
+	parts   []VLMPass // "all": the kinds'
 }
 
 // Chance is pass@j of a guesser who draws each answer uniformly among
-// the kind's Answers: 1 - (1 - 1/Answers)^j. With few answers (four
-// shapes) pass@K is high by guessing alone; this is the floor to read it
-// against.
+// the kind's Answers: 1 - (1 - 1/Answers)^j; for "all", the mean over
+// the questions of their kind's. With few answers (four shapes) pass@K
+// is high by guessing alone; this is the floor to read it against.
 func (p VLMPass) Chance(j int) float64 {
+	if len(p.parts) > 0 {
+		sum := 0.0
+		for _, q := range p.parts {
+			sum += float64(q.Questions) * q.Chance(j)
+		}
+		return sum / float64(p.Questions)
+	}
 	if p.Answers == 0 {
 		return math.NaN()
 	}
@@ -143,7 +152,6 @@ func VLMPassAtK(dir, split string, limit, k int, describe, sample VLMContinue, e
 				one.Majority = 1
 			}
 			addAnswer(q.Kind, q.Answer.EN)
-			addAnswer("all", q.Answer.EN)
 			p := kinds[q.Kind]
 			p.add(one)
 			kinds[q.Kind] = p
@@ -153,10 +161,15 @@ func VLMPassAtK(dir, split string, limit, k int, describe, sample VLMContinue, e
 		}
 		return nil
 	})
+	all := kinds["all"]
 	for kind, as := range answers {
 		p := kinds[kind]
 		p.Answers = len(as)
 		kinds[kind] = p
+		all.parts = append(all.parts, p)
+	}
+	if len(all.parts) > 0 {
+		kinds["all"] = all
 	}
 	return kinds, noDescription, err
 }

@@ -102,8 +102,15 @@ func TestVLMPassAtK(t *testing.T) {
 	}
 	all := kinds["all"]
 	c, n := float64(asked["colour"])/float64(total), float64(asked["count"])/float64(total)
-	if all.Questions != total || math.Abs(all.PassAt(8)-c-n) > 1e-12 || math.Abs(all.PassAt(1)-c/4-n*5/8) > 1e-12 || math.Abs(all.GreedyAcc()-c) > 1e-12 || all.Majority != asked["count"] {
+	if all.Questions != total || math.Abs(all.PassAt(8)-c-n) > 1e-12 || math.Abs(all.PassAt(1)-c/4-n*5/8) > 1e-12 || math.Abs(all.GreedyAcc()-c) > 1e-12 || all.Majority != asked["count"] || all.Answers != 0 {
 		t.Errorf("all: %+v, pass@1 %v pass@8 %v; want %d questions, %v of them right", all, all.PassAt(1), all.PassAt(8), total, c)
+	}
+	chance := 0.0
+	for _, k := range VLMKinds {
+		chance += float64(asked[k]) * (1 - math.Pow(1-1/float64(len(answers[k])), 8))
+	}
+	if got := all.Chance(8); math.Abs(got-chance/float64(total)) > 1e-12 {
+		t.Errorf("all: chance@8 %v, want each question's kind's, %v", got, chance/float64(total))
 	}
 	if _, _, err := VLMPassAtK(dir, "train", 0, 0, describe, sample, end); err == nil {
 		t.Error("0 samples a question: no error")

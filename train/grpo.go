@@ -58,8 +58,14 @@ type GRPOOptions struct {
 	// projector with the language model, as LLaVA's stage 2 does; the
 	// reference keeps the starting projector. Off, the projector stays.
 	TrainProjector bool
-	Loop           Config
-	Log            io.Writer
+	// SkipUniform keeps only groups whose rewards differ (DAPO's dynamic
+	// sampling): a micro-batch draws Prompts prompts at a time, up to
+	// skipDraws times, until Prompts groups differ; a group whose answers
+	// all score alike has no advantage to learn from. Short of Prompts,
+	// the alike groups drawn first fill the micro-batch.
+	SkipUniform bool
+	Loop        Config
+	Log         io.Writer
 }
 
 type grpoTask struct {
@@ -254,13 +260,12 @@ func (t *grpoTask) Rollout(iter int, _ bool) error {
 	t.rollout = t.rollout[:0]
 	for micro := range t.accum {
 		k := iter*t.accum + micro
-		a, tasks, err := t.sample(k)
+		a, tasks, rewards, stats, err := t.draw(k)
 		if err != nil {
 			return err
 		}
-		rewards, stats := t.score(a, tasks)
-		adv, spread := t.advantages(rewards)
-		stats["reward_std"] = spread
+		adv, spread, alike := t.advantages(rewards)
+		stats["reward_std"], stats["groups_alike"] = spread, alike
 		b := t.batch(a.rows, a.start, tasks, adv)
 		b.stats = stats
 		t.rollout = append(t.rollout, b)
@@ -268,21 +273,80 @@ func (t *grpoTask) Rollout(iter int, _ bool) error {
 	return nil
 }
 
-// sample draws the prompts of the run's micro-batch k and the policy's
-// answers, Group per prompt, and returns them with each answer's task.
-func (t *grpoTask) sample(k int) (answers, []int, error) {
+// skipDraws is how many times SkipUniform draws Prompts prompts at most
+// for one micro-batch.
+const skipDraws = 4
+
+// draw samples and scores micro-batch k's groups: Prompts prompts' (sample
+// and score), or with SkipUniform Prompts groups whose rewards differ,
+// drawn skipDraws times at most (its statistics, "reward" and "correct"
+// included, are over every answer drawn; "groups_kept" is the share of
+// the groups drawn that differ, "draws" the draws).
+func (t *grpoTask) draw(k int) (answers, []int, []float64, map[string]float64, error) {
+	if !t.o.SkipUniform {
+		a, tasks, err := t.sample(t.seed^0x6a09e667, k*t.o.Prompts, stepRand(t.seed, "grpo-sample", k).Uint64())
+		if err != nil {
+			return answers{}, nil, nil, nil, err
+		}
+		rewards, stats := t.score(a, tasks)
+		return a, tasks, rewards, stats, nil
+	}
+	G, P := t.o.Group, t.o.Prompts
+	var kept, alike answers
+	var keptTasks, alikeTasks []int
+	var keptRewards, alikeRewards []float64
+	var all answers
+	var allTasks []int
+	draws := 0
+	for c := 0; c < skipDraws && len(kept.rows) < P*G; c++ {
+		j := k*skipDraws + c
+		a, tasks, err := t.sample(t.seed^0x3c6ef372, j*P, stepRand(t.seed, "grpo-sample-skip", j).Uint64())
+		if err != nil {
+			return answers{}, nil, nil, nil, err
+		}
+		draws++
+		rewards, _ := t.score(a, tasks)
+		all.append(a, 0, len(a.rows))
+		allTasks = append(allTasks, tasks...)
+		for g := 0; g < len(a.rows); g += G {
+			differ := slices.ContainsFunc(rewards[g:g+G], func(r float64) bool { return r != rewards[g] })
+			switch {
+			case differ && len(kept.rows) < P*G:
+				kept.append(a, g, g+G)
+				keptTasks, keptRewards = append(keptTasks, tasks[g:g+G]...), append(keptRewards, rewards[g:g+G]...)
+			case !differ && len(alike.rows) < P*G:
+				alike.append(a, g, g+G)
+				alikeTasks, alikeRewards = append(alikeTasks, tasks[g:g+G]...), append(alikeRewards, rewards[g:g+G]...)
+			}
+		}
+	}
+	_, stats := t.score(all, allTasks)
+	stats["groups_kept"] = float64(len(kept.rows)/G) / float64(draws*P)
+	stats["draws"] = float64(draws)
+	if n := P*G - len(kept.rows); n > 0 { // short: fill with alike groups
+		kept.append(alike, 0, n)
+		keptTasks, keptRewards = append(keptTasks, alikeTasks[:n]...), append(keptRewards, alikeRewards[:n]...)
+	}
+	return kept, keptTasks, keptRewards, stats, nil
+}
+
+// sample draws Prompts prompts, the order's (a permutation of the prompts
+// per epoch, seeded by order) entries from first on, and the policy's
+// answers to them, Group per prompt, sampled with seed; it returns them
+// with each answer's task.
+func (t *grpoTask) sample(order uint64, first int, seed uint64) (answers, []int, error) {
 	o := &t.o
 	G, P := o.Group, o.Prompts
 	var prompts [][]int
 	var tasks []int
 	for i := 0; i < P; i++ {
-		j := epochOrder(t.seed^0x6a09e667, len(t.prompt), k*P+i)
+		j := epochOrder(order, len(t.prompt), first+i)
 		for g := 0; g < G; g++ {
 			prompts = append(prompts, t.prompt[j])
 			tasks = append(tasks, j)
 		}
 	}
-	a, err := t.vlm.sample(t.policy, t.lm.vlm, prompts, tasks, o.MaxTokens, o.Temperature, t.imEnd, stepRand(t.seed, "grpo-sample", k).Uint64())
+	a, err := t.vlm.sample(t.policy, t.lm.vlm, prompts, tasks, o.MaxTokens, o.Temperature, t.imEnd, seed)
 	return a, tasks, err
 }
 
@@ -307,8 +371,9 @@ func (t *grpoTask) score(a answers, tasks []int) ([]float64, map[string]float64)
 }
 
 // advantages standardises the rewards within each group; spread is the
-// groups' mean standard deviation.
-func (t *grpoTask) advantages(rewards []float64) (adv []float64, spread float64) {
+// groups' mean standard deviation, alike the share of groups whose
+// rewards are all alike (no advantage: nothing to learn from them).
+func (t *grpoTask) advantages(rewards []float64) (adv []float64, spread, alike float64) {
 	G, N := t.o.Group, len(rewards)
 	adv = make([]float64, N)
 	for i := 0; i < N; i += G {
@@ -317,13 +382,17 @@ func (t *grpoTask) advantages(rewards []float64) (adv []float64, spread float64)
 		for _, r := range rewards[i : i+G] {
 			v += (r - mu) * (r - mu)
 		}
+		if !slices.ContainsFunc(rewards[i:i+G], func(r float64) bool { return r != rewards[i] }) {
+			alike++
+		}
 		sd := math.Sqrt(v / float64(G-1))
 		spread += sd
 		for g := i; g < i+G; g++ {
 			adv[g] = (rewards[g] - mu) / (sd + 1e-4)
 		}
 	}
-	return adv, spread / float64(t.o.Prompts)
+	groups := float64(N / G)
+	return adv, spread / groups, alike / groups
 }
 
 // batch pads a rollout's rows into a micro-batch with its per-token weights

@@ -42,7 +42,7 @@ func TestGRPOVLM(t *testing.T) {
 		t.Fatal(err)
 	}
 	tasks := vlmVerifiable(ds.Examples[:8])
-	run := grpoVLMRun(t, vlmDir, tasks, false)
+	run := grpoVLMRun(t, vlmDir, tasks, nil)
 
 	out := t.TempDir()
 	run(out, 15, 1e-2, false, 0)
@@ -67,8 +67,9 @@ func TestGRPOVLM(t *testing.T) {
 
 // grpoVLMRun returns a GRPO run on the LLaVA model vlmDir's tasks (group
 // 8, 2 prompts, seed 3) to out for steps at lr, resumed or not, stopped
-// after step stopAt when it is above 0; proj trains the projector too.
-func grpoVLMRun(t *testing.T, vlmDir string, tasks []Verifiable, proj bool) func(out string, steps int, lr float64, resume bool, stopAt int) {
+// after step stopAt when it is above 0; set, when not nil, changes the
+// options.
+func grpoVLMRun(t *testing.T, vlmDir string, tasks []Verifiable, set func(*GRPOOptions)) func(out string, steps int, lr float64, resume bool, stopAt int) {
 	return func(out string, steps int, lr float64, resume bool, stopAt int) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
@@ -80,8 +81,11 @@ func grpoVLMRun(t *testing.T, vlmDir string, tasks []Verifiable, proj bool) func
 				}
 			}
 		}
-		if _, err := GRPO(ctx, GRPOOptions{Backend: cpu.New(), Policy: vlmDir, Tasks: tasks, Rewards: []string{"short"}, Group: 8, Prompts: 2, MaxTokens: 12,
-			TrainProjector: proj, Loop: loop, Log: io.Discard}); err != nil {
+		o := GRPOOptions{Backend: cpu.New(), Policy: vlmDir, Tasks: tasks, Rewards: []string{"short"}, Group: 8, Prompts: 2, MaxTokens: 12, Loop: loop, Log: io.Discard}
+		if set != nil {
+			set(&o)
+		}
+		if _, err := GRPO(ctx, o); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -135,7 +139,7 @@ func TestGRPOVLMProjector(t *testing.T) {
 		t.Fatal(err)
 	}
 	tasks := vlmVerifiable(ds.Examples[:8])
-	run := grpoVLMRun(t, vlmDir, tasks, true)
+	run := grpoVLMRun(t, vlmDir, tasks, func(o *GRPOOptions) { o.TrainProjector = true })
 
 	out := t.TempDir()
 	run(out, 15, 1e-2, false, 0)
@@ -167,4 +171,46 @@ func TestGRPOVLMProjector(t *testing.T) {
 	_, err = GRPO(context.Background(), GRPOOptions{Backend: cpu.New(), Policy: lmDir, Tasks: vlmVerifiable(ds.Examples[:2]), Rewards: []string{"short"}, TrainProjector: true,
 		Loop: Config{Steps: 1, Out: t.TempDir(), Quiet: true}, Log: io.Discard})
 	wantErr(t, err, "grpo: training the projector needs a LLaVA policy; "+lmDir+" is a text-only model")
+}
+
+// TestGRPOVLMSkipUniform runs GRPO on tasks half of which score every
+// answer alike (0): without SkipUniform about half the groups are alike
+// (groups_alike), with it none is, and the groups kept are about half of
+// those drawn (a step may draw two that differ at once); a run stopped and resumed matches the uninterrupted one
+// bit for bit.
+func TestGRPOVLMSkipUniform(t *testing.T) {
+	vlmDir, _, prefs, _ := vlmPrefsFixture(t, 16)
+	ds, err := data.Read(prefs, data.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tasks := vlmVerifiable(ds.Examples[:8])
+	for i := range 4 {
+		tasks[i].Score = func(string) map[string]float64 { return map[string]float64{"short": 0} }
+	}
+	mean := func(r []map[string]float64, k string) float64 {
+		s := 0.0
+		for _, x := range r {
+			s += x[k]
+		}
+		return s / float64(len(r))
+	}
+	plain, skip := t.TempDir(), t.TempDir()
+	grpoVLMRun(t, vlmDir, tasks, nil)(plain, 6, 1e-3, false, 0)
+	run := grpoVLMRun(t, vlmDir, tasks, func(o *GRPOOptions) { o.SkipUniform = true })
+	run(skip, 6, 1e-3, false, 0)
+	rp, rs := metricRecords(t, plain), metricRecords(t, skip)
+	t.Logf("groups alike %.2f without SkipUniform; with it %.2f, %.2f of the groups drawn kept in %.1f draws", mean(rp, "groups_alike"), mean(rs, "groups_alike"), mean(rs, "groups_kept"), mean(rs, "draws"))
+	if a := mean(rp, "groups_alike"); a < 0.2 || a > 0.8 {
+		t.Errorf("without SkipUniform %.2f of the groups alike, want about half", a)
+	}
+	for i, r := range rs {
+		if r["groups_alike"] != 0 || r["groups_kept"] <= 0 || r["groups_kept"] > 1 || r["draws"] < 1 || r["draws"] > 4 {
+			t.Errorf("step %d with SkipUniform: groups_alike %v (want 0), groups_kept %v, draws %v", i+1, r["groups_alike"], r["groups_kept"], r["draws"])
+		}
+	}
+	if k := mean(rs, "groups_kept"); k > 0.8 {
+		t.Errorf("with SkipUniform %.2f of the groups drawn kept, want about half", k)
+	}
+	resumesExactly(t, run)
 }

@@ -266,7 +266,11 @@ func evalVLMPass(be backend.Backend, model, dataDir, split string, limit, maxTok
 		for _, j := range js {
 			line += fmt.Sprintf(" %6.4f", p.PassAt(j))
 		}
-		line += fmt.Sprintf(" %6.4f %7d %.4f", float64(p.Majority)/float64(p.Questions), p.Answers, p.Chance(k))
+		answers := "-" // "all": each question's chance is its kind's
+		if p.Answers > 0 {
+			answers = fmt.Sprint(p.Answers)
+		}
+		line += fmt.Sprintf(" %6.4f %7s %.4f", float64(p.Majority)/float64(p.Questions), answers, p.Chance(k))
 		fmt.Println(line)
 	}
 	all := kinds["all"]

@@ -180,11 +180,13 @@ func TestVLMCommands(t *testing.T) {
 	// --train projector,lm trains the projector too (train's
 	// TestGRPOVLMProjector checks that it moves; a random model's answers
 	// here are all wrong, so nothing does): the run says so, OUT's model
-	// card too, and the tower stays stage 2's.
+	// card too, and the tower stays stage 2's; --skip-uniform logs the
+	// share of groups kept.
 	grpoProj := filepath.Join(dir, "grpo-proj")
-	stdout, stderr, code = runGolem(t, "grpo", "--model", instruct, "--data", world, "--limit", "2", "--steps", "2", "--batch", "2", "--group", "2", "--max-tokens", "3", "--train", "projector,lm", "--out", grpoProj)
+	stdout, stderr, code = runGolem(t, "grpo", "--model", instruct, "--data", world, "--limit", "2", "--steps", "2", "--batch", "2", "--group", "2", "--max-tokens", "3", "--train", "projector,lm", "--skip-uniform", "--out", grpoProj)
 	card, _ := os.ReadFile(filepath.Join(grpoProj, "README.md"))
-	if code != 0 || !strings.Contains(stderr, "full, the projector too") || !strings.Contains(string(card), "full, the projector too") {
+	metrics, _ := os.ReadFile(filepath.Join(grpoProj, "metrics.jsonl"))
+	if code != 0 || !strings.Contains(stderr, "full, the projector too") || !strings.Contains(string(card), "full, the projector too") || !strings.Contains(string(metrics), `"groups_kept":`) {
 		t.Fatalf("grpo --train projector,lm: exit %d\n%s%s\nREADME.md:\n%s", code, stdout, stderr, card)
 	}
 	before, err := llava.Load(be, instruct)
@@ -200,7 +202,7 @@ func TestVLMCommands(t *testing.T) {
 	}
 	// eval vlm --samples: the greedy answer's mark and pass@k per kind.
 	out = run("eval", "vlm", "--model", instruct, "--data", world, "--split", "test", "--limit", "2", "--max-tokens", "3", "--samples", "4")
-	if !regexp.MustCompile(`(?m)^  kind +questions greedy pass@1 pass@2 pass@4 vote@4 answers chance@4\n(  (colour|shape|count|position) .*\n)+  all +\d+( [01]\.\d{4}){5} +\d+ [01]\.\d{4}$`).MatchString(out) ||
+	if !regexp.MustCompile(`(?m)^  kind +questions greedy pass@1 pass@2 pass@4 vote@4 answers chance@4\n(  (colour|shape|count|position) .*\n)+  all +\d+( [01]\.\d{4}){5} +- [01]\.\d{4}$`).MatchString(out) ||
 		!regexp.MustCompile(`^greedy=[01]\.\d{4} pass@1=[01]\.\d{4} pass@4=[01]\.\d{4}$`).MatchString(lastLine(out)) {
 		t.Fatalf("eval vlm --samples printed\n%s", out)
 	}
