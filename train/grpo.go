@@ -14,6 +14,7 @@ import (
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/data"
 	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/model/llava"
 	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/tensor"
 	"github.com/golem-ml/golem/tokenizer"
@@ -53,8 +54,18 @@ type GRPOOptions struct {
 	// its adapters off; Merge also writes the merged model to Out/merged.
 	LoRA  *gpt.LoRAConfig
 	Merge bool
-	Loop  Config
-	Log   io.Writer
+	// TrainProjector, with a LLaVA policy (full, not LoRA), trains its
+	// projector with the language model, as LLaVA's stage 2 does; the
+	// reference keeps the starting projector. Off, the projector stays.
+	TrainProjector bool
+	// SkipUniform keeps only groups whose rewards differ (DAPO's dynamic
+	// sampling): a micro-batch draws Prompts prompts at a time, up to
+	// skipDraws times, until Prompts groups differ; a group whose answers
+	// all score alike has no advantage to learn from. Short of Prompts,
+	// the alike groups drawn first fill the micro-batch.
+	SkipUniform bool
+	Loop        Config
+	Log         io.Writer
 }
 
 type grpoTask struct {
@@ -91,7 +102,8 @@ type grpoBatch struct {
 // The samples of a step are a function of the seed and the step, so resume
 // is exact. With a LLaVA policy every task carries one image (Images) and
 // each answer sees its prompt's, as PPO's rollouts do (imagePrompts); the
-// language model trains, the tower and projector stay.
+// language model trains, the tower and projector stay (with
+// TrainProjector, the projector trains too).
 func GRPO(ctx context.Context, o GRPOOptions) (Result, error) {
 	if o.Log == nil {
 		o.Log = os.Stderr
@@ -154,15 +166,30 @@ func GRPO(ctx context.Context, o GRPOOptions) (Result, error) {
 	if t.ref, t.tok, err = t.lm.loadRef(o.Backend, o.Policy, "grpo: --policy"); err != nil {
 		return Result{}, err
 	}
+	if o.TrainProjector {
+		switch {
+		case t.lm.vlm == nil:
+			return Result{}, fmt.Errorf("grpo: training the projector needs a LLaVA policy; %s is a text-only model", o.Policy)
+		case t.lm.lora != nil:
+			return Result{}, errors.New("grpo: training the projector is for a full run, not LoRA (--lora-r): the reference's projector is the policy's")
+		}
+		for _, p := range t.lm.vlm.ProjectorParams() {
+			p.Tensor.SetRequiresGrad(true)
+		}
+	}
 	if err := t.prompts(); err != nil {
 		return Result{}, err
 	}
-	fmt.Fprintf(o.Log, "grpo: %d tasks, %d prompts x %d answers per micro-batch; %s, %.2fM parameters trained\n", len(o.Tasks), o.Prompts, o.Group, t.lm.method(), float64(nn.Count(t.lm.params()))/1e6)
+	method := t.lm.method()
+	if o.TrainProjector {
+		method += ", the projector too"
+	}
+	fmt.Fprintf(o.Log, "grpo: %d tasks, %d prompts x %d answers per micro-batch; %s, %.2fM parameters trained\n", len(o.Tasks), o.Prompts, o.Group, method, float64(nn.Count(t.Params()))/1e6)
 	if cfg.Progress == nil {
 		cfg.Progress = o.Log
 	}
 	cfg.Card = &ModelCard{Stage: "grpo", Base: o.Policy, Data: []string{fmt.Sprintf("%d checkable tasks", len(o.Tasks))},
-		What: fmt.Sprintf("GRPO: groups of %d sampled answers scored by programs, KL weight %g to the starting model; %s", o.Group, o.Beta, t.lm.method())}
+		What: fmt.Sprintf("GRPO: groups of %d sampled answers scored by programs, KL weight %g to the starting model; %s", o.Group, o.Beta, method)}
 	cfg.checkpointModels(t.policy)
 	res, err := Run(ctx, cfg, t)
 	if err != nil {
@@ -210,7 +237,17 @@ func (t *grpoTask) prompts() error {
 	return nil
 }
 
-func (t *grpoTask) Params() []nn.Named { return t.lm.params() }
+// Params is what trains: the language model (or its adapters) and, with
+// TrainProjector, the projector under its LLaVA name.
+func (t *grpoTask) Params() []nn.Named {
+	ps := t.lm.params()
+	if t.o.TrainProjector {
+		for _, p := range t.lm.vlm.ProjectorParams() {
+			ps = append(ps, nn.Named{Name: llava.ProjectorPrefix + p.Name, Tensor: p.Tensor})
+		}
+	}
+	return ps
+}
 
 // Shape is GRPO's iteration: one update per rollout.
 func (t *grpoTask) Shape() (epochs, minibatches int) { return 1, 1 }
@@ -223,13 +260,12 @@ func (t *grpoTask) Rollout(iter int, _ bool) error {
 	t.rollout = t.rollout[:0]
 	for micro := range t.accum {
 		k := iter*t.accum + micro
-		a, tasks, err := t.sample(k)
+		a, tasks, rewards, stats, err := t.draw(k)
 		if err != nil {
 			return err
 		}
-		rewards, stats := t.score(a, tasks)
-		adv, spread := t.advantages(rewards)
-		stats["reward_std"] = spread
+		adv, spread, alike := t.advantages(rewards)
+		stats["reward_std"], stats["groups_alike"] = spread, alike
 		b := t.batch(a.rows, a.start, tasks, adv)
 		b.stats = stats
 		t.rollout = append(t.rollout, b)
@@ -237,21 +273,80 @@ func (t *grpoTask) Rollout(iter int, _ bool) error {
 	return nil
 }
 
-// sample draws the prompts of the run's micro-batch k and the policy's
-// answers, Group per prompt, and returns them with each answer's task.
-func (t *grpoTask) sample(k int) (answers, []int, error) {
+// skipDraws is how many times SkipUniform draws Prompts prompts at most
+// for one micro-batch.
+const skipDraws = 4
+
+// draw samples and scores micro-batch k's groups: Prompts prompts' (sample
+// and score), or with SkipUniform Prompts groups whose rewards differ,
+// drawn skipDraws times at most (its statistics, "reward" and "correct"
+// included, are over every answer drawn; "groups_kept" is the share of
+// the groups drawn that differ, "draws" the draws).
+func (t *grpoTask) draw(k int) (answers, []int, []float64, map[string]float64, error) {
+	if !t.o.SkipUniform {
+		a, tasks, err := t.sample(t.seed^0x6a09e667, k*t.o.Prompts, stepRand(t.seed, "grpo-sample", k).Uint64())
+		if err != nil {
+			return answers{}, nil, nil, nil, err
+		}
+		rewards, stats := t.score(a, tasks)
+		return a, tasks, rewards, stats, nil
+	}
+	G, P := t.o.Group, t.o.Prompts
+	var kept, alike answers
+	var keptTasks, alikeTasks []int
+	var keptRewards, alikeRewards []float64
+	var all answers
+	var allTasks []int
+	draws := 0
+	for c := 0; c < skipDraws && len(kept.rows) < P*G; c++ {
+		j := k*skipDraws + c
+		a, tasks, err := t.sample(t.seed^0x3c6ef372, j*P, stepRand(t.seed, "grpo-sample-skip", j).Uint64())
+		if err != nil {
+			return answers{}, nil, nil, nil, err
+		}
+		draws++
+		rewards, _ := t.score(a, tasks)
+		all.append(a, 0, len(a.rows))
+		allTasks = append(allTasks, tasks...)
+		for g := 0; g < len(a.rows); g += G {
+			differ := slices.ContainsFunc(rewards[g:g+G], func(r float64) bool { return r != rewards[g] })
+			switch {
+			case differ && len(kept.rows) < P*G:
+				kept.append(a, g, g+G)
+				keptTasks, keptRewards = append(keptTasks, tasks[g:g+G]...), append(keptRewards, rewards[g:g+G]...)
+			case !differ && len(alike.rows) < P*G:
+				alike.append(a, g, g+G)
+				alikeTasks, alikeRewards = append(alikeTasks, tasks[g:g+G]...), append(alikeRewards, rewards[g:g+G]...)
+			}
+		}
+	}
+	_, stats := t.score(all, allTasks)
+	stats["groups_kept"] = float64(len(kept.rows)/G) / float64(draws*P)
+	stats["draws"] = float64(draws)
+	if n := P*G - len(kept.rows); n > 0 { // short: fill with alike groups
+		kept.append(alike, 0, n)
+		keptTasks, keptRewards = append(keptTasks, alikeTasks[:n]...), append(keptRewards, alikeRewards[:n]...)
+	}
+	return kept, keptTasks, keptRewards, stats, nil
+}
+
+// sample draws Prompts prompts, the order's (a permutation of the prompts
+// per epoch, seeded by order) entries from first on, and the policy's
+// answers to them, Group per prompt, sampled with seed; it returns them
+// with each answer's task.
+func (t *grpoTask) sample(order uint64, first int, seed uint64) (answers, []int, error) {
 	o := &t.o
 	G, P := o.Group, o.Prompts
 	var prompts [][]int
 	var tasks []int
 	for i := 0; i < P; i++ {
-		j := epochOrder(t.seed^0x6a09e667, len(t.prompt), k*P+i)
+		j := epochOrder(order, len(t.prompt), first+i)
 		for g := 0; g < G; g++ {
 			prompts = append(prompts, t.prompt[j])
 			tasks = append(tasks, j)
 		}
 	}
-	a, err := t.vlm.sample(t.policy, t.lm.vlm, prompts, tasks, o.MaxTokens, o.Temperature, t.imEnd, stepRand(t.seed, "grpo-sample", k).Uint64())
+	a, err := t.vlm.sample(t.policy, t.lm.vlm, prompts, tasks, o.MaxTokens, o.Temperature, t.imEnd, seed)
 	return a, tasks, err
 }
 
@@ -276,8 +371,9 @@ func (t *grpoTask) score(a answers, tasks []int) ([]float64, map[string]float64)
 }
 
 // advantages standardises the rewards within each group; spread is the
-// groups' mean standard deviation.
-func (t *grpoTask) advantages(rewards []float64) (adv []float64, spread float64) {
+// groups' mean standard deviation, alike the share of groups whose
+// rewards are all alike (no advantage: nothing to learn from them).
+func (t *grpoTask) advantages(rewards []float64) (adv []float64, spread, alike float64) {
 	G, N := t.o.Group, len(rewards)
 	adv = make([]float64, N)
 	for i := 0; i < N; i += G {
@@ -286,13 +382,17 @@ func (t *grpoTask) advantages(rewards []float64) (adv []float64, spread float64)
 		for _, r := range rewards[i : i+G] {
 			v += (r - mu) * (r - mu)
 		}
+		if !slices.ContainsFunc(rewards[i:i+G], func(r float64) bool { return r != rewards[i] }) {
+			alike++
+		}
 		sd := math.Sqrt(v / float64(G-1))
 		spread += sd
 		for g := i; g < i+G; g++ {
 			adv[g] = (rewards[g] - mu) / (sd + 1e-4)
 		}
 	}
-	return adv, spread / float64(t.o.Prompts)
+	groups := float64(N / G)
+	return adv, spread / groups, alike / groups
 }
 
 // batch pads a rollout's rows into a micro-batch with its per-token weights

@@ -42,22 +42,7 @@ func TestGRPOVLM(t *testing.T) {
 		t.Fatal(err)
 	}
 	tasks := vlmVerifiable(ds.Examples[:8])
-	run := func(out string, steps int, lr float64, resume bool, stopAt int) {
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		loop := Config{Steps: steps, LR: lr, Seed: 3, Out: out, Resume: resume, Quiet: true, Progress: io.Discard}
-		if stopAt > 0 {
-			loop.OnStep = func(step int, _ float64) {
-				if step == stopAt {
-					cancel()
-				}
-			}
-		}
-		if _, err := GRPO(ctx, GRPOOptions{Backend: cpu.New(), Policy: vlmDir, Tasks: tasks, Rewards: []string{"short"}, Group: 8, Prompts: 2, MaxTokens: 12,
-			Loop: loop, Log: io.Discard}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	run := grpoVLMRun(t, vlmDir, tasks, nil)
 
 	out := t.TempDir()
 	run(out, 15, 1e-2, false, 0)
@@ -69,6 +54,48 @@ func TestGRPOVLM(t *testing.T) {
 	}
 	onlyLMTrained(t, v, out, "GRPO")
 
+	resumesExactly(t, run)
+
+	loop := Config{Steps: 1, Out: t.TempDir(), Quiet: true}
+	noImage := vlmVerifiable(ds.Examples[:2])
+	noImage[1].Images = nil
+	_, err = GRPO(context.Background(), GRPOOptions{Backend: cpu.New(), Policy: vlmDir, Tasks: noImage, Rewards: []string{"short"}, Loop: loop, Log: io.Discard})
+	wantErr(t, err, "grpo: task 2 ("+ds.Examples[1].Source+"): the prompt has no image")
+	_, err = GRPO(context.Background(), GRPOOptions{Backend: cpu.New(), Policy: lmDir, Tasks: tasks, Rewards: []string{"short"}, Loop: Config{Steps: 1, Out: t.TempDir(), Quiet: true}, Log: io.Discard})
+	wantErr(t, err, "is a text-only model")
+}
+
+// grpoVLMRun returns a GRPO run on the LLaVA model vlmDir's tasks (group
+// 8, 2 prompts, seed 3) to out for steps at lr, resumed or not, stopped
+// after step stopAt when it is above 0; set, when not nil, changes the
+// options.
+func grpoVLMRun(t *testing.T, vlmDir string, tasks []Verifiable, set func(*GRPOOptions)) func(out string, steps int, lr float64, resume bool, stopAt int) {
+	return func(out string, steps int, lr float64, resume bool, stopAt int) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		loop := Config{Steps: steps, LR: lr, Seed: 3, Out: out, Resume: resume, Quiet: true, Progress: io.Discard}
+		if stopAt > 0 {
+			loop.OnStep = func(step int, _ float64) {
+				if step == stopAt {
+					cancel()
+				}
+			}
+		}
+		o := GRPOOptions{Backend: cpu.New(), Policy: vlmDir, Tasks: tasks, Rewards: []string{"short"}, Group: 8, Prompts: 2, MaxTokens: 12, Loop: loop, Log: io.Discard}
+		if set != nil {
+			set(&o)
+		}
+		if _, err := GRPO(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// resumesExactly checks that a 4-step run stopped after step 2 and
+// resumed logs every number of the uninterrupted run and ends with its
+// weights (the whole LLaVA model's), bit for bit.
+func resumesExactly(t *testing.T, run func(out string, steps int, lr float64, resume bool, stopAt int)) {
+	t.Helper()
 	a, b := t.TempDir(), t.TempDir()
 	run(a, 4, 1e-3, false, 0)
 	run(b, 4, 1e-3, false, 2)
@@ -93,12 +120,97 @@ func TestGRPOVLM(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameParams(t, b, ma.Params(), mb.Params())
+}
 
-	loop := Config{Steps: 1, Out: t.TempDir(), Quiet: true}
-	noImage := vlmVerifiable(ds.Examples[:2])
-	noImage[1].Images = nil
-	_, err = GRPO(context.Background(), GRPOOptions{Backend: cpu.New(), Policy: vlmDir, Tasks: noImage, Rewards: []string{"short"}, Loop: loop, Log: io.Discard})
-	wantErr(t, err, "grpo: task 2 ("+ds.Examples[1].Source+"): the prompt has no image")
-	_, err = GRPO(context.Background(), GRPOOptions{Backend: cpu.New(), Policy: lmDir, Tasks: tasks, Rewards: []string{"short"}, Loop: Config{Steps: 1, Out: t.TempDir(), Quiet: true}, Log: io.Discard})
-	wantErr(t, err, "is a text-only model")
+// TestGRPOVLMProjector runs GRPO with TrainProjector (golem grpo --train
+// projector,lm): a short run raises the reward and moves the projector
+// and the language model, not the tower; the KL is 0 at the first step
+// (the reference is the starting model, its projector included) and
+// above 0 later; a run stopped and resumed matches the uninterrupted one
+// bit for bit. LoRA, and a text-only policy, are errors.
+func TestGRPOVLMProjector(t *testing.T) {
+	vlmDir, lmDir, prefs, _ := vlmPrefsFixture(t, 16)
+	ds, err := data.Read(prefs, data.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := llava.Load(cpu.New(), vlmDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tasks := vlmVerifiable(ds.Examples[:8])
+	run := grpoVLMRun(t, vlmDir, tasks, func(o *GRPOOptions) { o.TrainProjector = true })
+
+	out := t.TempDir()
+	run(out, 15, 1e-2, false, 0)
+	r := metricRecords(t, out)
+	first, last := (r[0]["reward"]+r[1]["reward"]+r[2]["reward"])/3, (r[12]["reward"]+r[13]["reward"]+r[14]["reward"])/3
+	t.Logf("reward %.2f in the first three steps, %.2f in the last three; kl %g at step 1, %g at step 15", first, last, r[0]["kl"], r[14]["kl"])
+	if last < first+0.3 {
+		t.Errorf("reward %.2f in the first three steps, %.2f in the last three: GRPO did not raise it", first, last)
+	}
+	if r[0]["kl"] != 0 || !(r[14]["kl"] > 0) {
+		t.Errorf("kl %g at step 1 (want 0: the policy is the reference), %g at step 15 (want above 0)", r[0]["kl"], r[14]["kl"])
+	}
+	after, err := llava.Load(cpu.New(), out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if equalParams(v.ProjectorParams(), after.ProjectorParams()) || equalParams(v.LM.Params(), after.LM.Params()) {
+		t.Error("GRPO with the projector left the projector or the language model unchanged")
+	}
+	if !equalParams(v.Vision.Params(), after.Vision.Params()) {
+		t.Error("GRPO with the projector changed the vision tower")
+	}
+
+	resumesExactly(t, run)
+
+	_, err = GRPO(context.Background(), GRPOOptions{Backend: cpu.New(), Policy: vlmDir, Tasks: tasks, Rewards: []string{"short"}, TrainProjector: true,
+		LoRA: &testLoRA, Loop: Config{Steps: 1, Out: t.TempDir(), Quiet: true}, Log: io.Discard})
+	wantErr(t, err, "grpo: training the projector is for a full run, not LoRA")
+	_, err = GRPO(context.Background(), GRPOOptions{Backend: cpu.New(), Policy: lmDir, Tasks: vlmVerifiable(ds.Examples[:2]), Rewards: []string{"short"}, TrainProjector: true,
+		Loop: Config{Steps: 1, Out: t.TempDir(), Quiet: true}, Log: io.Discard})
+	wantErr(t, err, "grpo: training the projector needs a LLaVA policy; "+lmDir+" is a text-only model")
+}
+
+// TestGRPOVLMSkipUniform runs GRPO on tasks half of which score every
+// answer alike (0): without SkipUniform about half the groups are alike
+// (groups_alike), with it none is, and the groups kept are about half of
+// those drawn (a step may draw two that differ at once); a run stopped and resumed matches the uninterrupted one
+// bit for bit.
+func TestGRPOVLMSkipUniform(t *testing.T) {
+	vlmDir, _, prefs, _ := vlmPrefsFixture(t, 16)
+	ds, err := data.Read(prefs, data.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tasks := vlmVerifiable(ds.Examples[:8])
+	for i := range 4 {
+		tasks[i].Score = func(string) map[string]float64 { return map[string]float64{"short": 0} }
+	}
+	mean := func(r []map[string]float64, k string) float64 {
+		s := 0.0
+		for _, x := range r {
+			s += x[k]
+		}
+		return s / float64(len(r))
+	}
+	plain, skip := t.TempDir(), t.TempDir()
+	grpoVLMRun(t, vlmDir, tasks, nil)(plain, 6, 1e-3, false, 0)
+	run := grpoVLMRun(t, vlmDir, tasks, func(o *GRPOOptions) { o.SkipUniform = true })
+	run(skip, 6, 1e-3, false, 0)
+	rp, rs := metricRecords(t, plain), metricRecords(t, skip)
+	t.Logf("groups alike %.2f without SkipUniform; with it %.2f, %.2f of the groups drawn kept in %.1f draws", mean(rp, "groups_alike"), mean(rs, "groups_alike"), mean(rs, "groups_kept"), mean(rs, "draws"))
+	if a := mean(rp, "groups_alike"); a < 0.2 || a > 0.8 {
+		t.Errorf("without SkipUniform %.2f of the groups alike, want about half", a)
+	}
+	for i, r := range rs {
+		if r["groups_alike"] != 0 || r["groups_kept"] <= 0 || r["groups_kept"] > 1 || r["draws"] < 1 || r["draws"] > 4 {
+			t.Errorf("step %d with SkipUniform: groups_alike %v (want 0), groups_kept %v, draws %v", i+1, r["groups_alike"], r["groups_kept"], r["draws"])
+		}
+	}
+	if k := mean(rs, "groups_kept"); k > 0.8 {
+		t.Errorf("with SkipUniform %.2f of the groups drawn kept, want about half", k)
+	}
+	resumesExactly(t, run)
 }

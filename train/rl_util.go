@@ -158,6 +158,17 @@ type answers struct {
 	prompt []int
 }
 
+// append adds b's rows from to to (their tokens, starts, answers and
+// prompts) to a.
+func (a *answers) append(b answers, from, to int) {
+	a.rows = append(a.rows, b.rows[from:to]...)
+	a.start = append(a.start, b.start[from:to]...)
+	a.outs = append(a.outs, b.outs[from:to]...)
+	if b.prompt != nil {
+		a.prompt = append(a.prompt, b.prompt[from:to]...)
+	}
+}
+
 // sampleRollout has the policy answer rendered prompts at temperature
 // temp, with up to maxTokens new tokens each (fewer where the context
 // ends), each answer stopping at <|im_end|>; pre, when not nil, are the

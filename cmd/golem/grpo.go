@@ -35,6 +35,8 @@ func runGRPO(args []string) error {
 	clipRange := fs.Float64("clip-range", 0.2, "ratio clip")
 	maxTok := fs.Int("max-tokens", 64, "new tokens per answer")
 	temp := fs.Float64("temperature", 1, "sampling temperature")
+	skipUniform := fs.Bool("skip-uniform", false, "keep only groups whose rewards differ (DAPO's dynamic sampling): each micro-batch draws --batch prompts up to 4 times until --batch such groups (short of them, alike ones fill it)")
+	trains := fs.String("train", "lm", "with a LLaVA --model: what trains, lm (the language model; the tower and projector stay) or projector,lm (the projector too, as golem vlm's stage instruct; not with --lora-r)")
 	lf := addLoopFlags(fs, 100, 1e-6)
 	alias(fs, "policy", "model")
 	alias(fs, "tasks", "data")
@@ -48,6 +50,14 @@ func runGRPO(args []string) error {
 	if err := required(fs, "model", "out"); err != nil {
 		return err
 	}
+	var proj bool
+	switch *trains {
+	case "lm":
+	case "projector,lm", "lm,projector":
+		proj = true
+	default:
+		return usageError{fmt.Errorf("grpo: --train %q: want lm or projector,lm", *trains)}
+	}
 	if st, err := os.Stat(*tasks); err == nil && st.IsDir() {
 		if !isSet(fs, "rewards") {
 			*rewards = "correct"
@@ -57,7 +67,10 @@ func runGRPO(args []string) error {
 			return err
 		}
 		return grpoRun(be, fs, lf, lora, train.GRPOOptions{Policy: *policy, Tasks: vs, Rewards: strings.Split(*rewards, ","), Group: *group, Prompts: *prompts,
-			Beta: *beta, ClipRange: *clipRange, MaxTokens: *maxTok, Temperature: *temp})
+			Beta: *beta, ClipRange: *clipRange, MaxTokens: *maxTok, Temperature: *temp, TrainProjector: proj, SkipUniform: *skipUniform})
+	}
+	if proj {
+		return usageError{fmt.Errorf("grpo: --train %s: the projector is a LLaVA model's; --data %s is not a shapes world", *trains, *tasks)}
 	}
 	var ts []synth.Task
 	if *tasks == "builtin" {
@@ -77,7 +90,7 @@ func runGRPO(args []string) error {
 		vs[i] = train.Verifiable{Key: tk.Key, Prompt: tk.Prompt, Score: tk.Scores}
 	}
 	return grpoRun(be, fs, lf, lora, train.GRPOOptions{Policy: *policy, Tasks: vs, Rewards: strings.Split(*rewards, ","), Group: *group, Prompts: *prompts,
-		Beta: *beta, ClipRange: *clipRange, MaxTokens: *maxTok, Temperature: *temp})
+		Beta: *beta, ClipRange: *clipRange, MaxTokens: *maxTok, Temperature: *temp, SkipUniform: *skipUniform})
 }
 
 // grpoRun runs GRPO with the loop's and LoRA's flags and reports where

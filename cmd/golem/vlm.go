@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 
 	"github.com/golem-ml/golem/backend"
@@ -146,6 +147,9 @@ func runEvalVLM(args []string) error {
 	maxTokens := fs.Int("max-tokens", vlmDescribeTokens, "new tokens at most per answer (greedy)")
 	marksOut := fs.String("marks", "", "also write each question's mark, in the order asked (1 right, 0 wrong, one line), to this file")
 	against := fs.String("against", "", "a --marks file of another model on the same split and --limit: also print this model's VQA accuracy minus that one's and the standard error of the paired difference")
+	samples := fs.Int("samples", 0, "also sample this many answers to each question (LLaVA folder; after the greedy description) and print, per kind, the greedy accuracy, pass@1 (the samples' accuracy) and pass@k for k = 2, 4, ... up to it: the headroom RL has; 0 = off")
+	temp := fs.Float64("temperature", 1, "with --samples: the answers' sampling temperature")
+	seed := fs.Uint64("seed", 1337, "with --samples: sampling seed (the same seed, the same samples)")
 	dev := addDeviceFlag(fs)
 	be, err := dev.parse(fs, args)
 	if err != nil {
@@ -153,6 +157,9 @@ func runEvalVLM(args []string) error {
 	}
 	if err := required(fs, "model", "data"); err != nil {
 		return err
+	}
+	if *samples != 0 {
+		return evalVLMPass(be, *model, *dataDir, *split, *limit, *maxTokens, *samples, *temp, *seed, *marksOut != "" || *against != "")
 	}
 	var base eval.VLMResult
 	if *against != "" {
@@ -203,5 +210,66 @@ func runEvalVLM(args []string) error {
 		fmt.Printf("against %s: vqa_acc %+.4f, standard error of the paired difference %.4f (2 SE %.4f)\n", *against, diff, se, 2*se)
 	}
 	fmt.Printf("caption_acc=%.4f vqa_acc=%.4f\n", res.CaptionAcc, res.VQA)
+	return nil
+}
+
+// evalVLMPass is golem eval vlm --samples: each question's greedy answer
+// and k sampled ones, marked as golem eval vlm marks them, and pass@j per
+// kind of question.
+func evalVLMPass(be backend.Backend, model, dataDir, split string, limit, maxTokens, k int, temp float64, seed uint64, marks bool) error {
+	if k < 1 || temp <= 0 {
+		return usageError{fmt.Errorf("eval vlm: --samples %d --temperature %g: want at least 1 sample at a temperature above 0", k, temp)}
+	}
+	if marks {
+		return usageError{fmt.Errorf("eval vlm: --marks and --against mark the greedy run: not with --samples")}
+	}
+	if !llava.IsLLaVA(model) {
+		return fmt.Errorf("eval vlm: --samples: %s is not a LLaVA folder (golem vlm's --out)", model)
+	}
+	m, err := llava.Load(be, model)
+	if err != nil {
+		return err
+	}
+	tok, err := tokenizer.Load(model)
+	if err != nil {
+		return err
+	}
+	describe, end := eval.VLMImage(m, tok, maxTokens)
+	sample, _ := eval.VLMImageSampled(m, tok, maxTokens, temp, seed)
+	kinds, skipped, err := eval.VLMPassAtK(dataDir, split, limit, k, describe, sample, end)
+	if err != nil {
+		return err
+	}
+	var js []int
+	for j := 2; j < k; j *= 2 {
+		js = append(js, j)
+	}
+	if k > 1 {
+		js = append(js, k)
+	}
+	head := fmt.Sprintf("  %-8s %9s %6s %6s", "kind", "questions", "greedy", "pass@1")
+	for _, j := range js {
+		head += fmt.Sprintf(" %6s", fmt.Sprintf("pass@%d", j))
+	}
+	head += fmt.Sprintf(" %6s %7s %s", fmt.Sprintf("vote@%d", k), "answers", fmt.Sprintf("chance@%d", k))
+	fmt.Printf("%s of %s, %d answers sampled a question at temperature %g (%d scenes described with nothing, not asked); vote: the most frequent sample's accuracy; chance: pass@%d guessing among the kind's answers\n%s\n", dataDir, split, k, temp, skipped, k, head)
+	for _, kind := range append(slices.Clone(eval.VLMKinds), "all") {
+		p, ok := kinds[kind]
+		if !ok {
+			continue
+		}
+		line := fmt.Sprintf("  %-8s %9d %6.4f %6.4f", kind, p.Questions, p.GreedyAcc(), p.PassAt(1))
+		for _, j := range js {
+			line += fmt.Sprintf(" %6.4f", p.PassAt(j))
+		}
+		answers := "-" // "all": each question's chance is its kind's
+		if p.Answers > 0 {
+			answers = fmt.Sprint(p.Answers)
+		}
+		line += fmt.Sprintf(" %6.4f %7s %.4f", float64(p.Majority)/float64(p.Questions), answers, p.Chance(k))
+		fmt.Println(line)
+	}
+	all := kinds["all"]
+	fmt.Printf("greedy=%.4f pass@1=%.4f pass@%d=%.4f\n", all.GreedyAcc(), all.PassAt(1), k, all.PassAt(k))
 	return nil
 }

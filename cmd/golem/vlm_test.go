@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -14,7 +15,9 @@ import (
 	"github.com/golem-ml/golem/internal/shared"
 	"github.com/golem-ml/golem/model/clip"
 	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/model/llava"
 	"github.com/golem-ml/golem/model/vit"
+	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/store"
 	"github.com/golem-ml/golem/tokenizer"
 )
@@ -182,6 +185,35 @@ func TestVLMCommands(t *testing.T) {
 		t.Fatalf("grpo metrics.jsonl:\n%s", b)
 	}
 	run("eval", "vlm", "--model", grpo, "--data", world, "--split", "test", "--limit", "1", "--max-tokens", "3")
+	// --train projector,lm trains the projector too (train's
+	// TestGRPOVLMProjector checks that it moves; a random model's answers
+	// here are all wrong, so nothing does): the run says so, OUT's model
+	// card too, and the tower stays stage 2's; --skip-uniform logs the
+	// share of groups kept.
+	grpoProj := filepath.Join(dir, "grpo-proj")
+	stdout, stderr, code = runGolem(t, "grpo", "--model", instruct, "--data", world, "--limit", "2", "--steps", "2", "--batch", "2", "--group", "2", "--max-tokens", "3", "--train", "projector,lm", "--skip-uniform", "--out", grpoProj)
+	card, _ := os.ReadFile(filepath.Join(grpoProj, "README.md"))
+	metrics, _ := os.ReadFile(filepath.Join(grpoProj, "metrics.jsonl"))
+	if code != 0 || !strings.Contains(stderr, "full, the projector too") || !strings.Contains(string(card), "full, the projector too") || !strings.Contains(string(metrics), `"groups_kept":`) {
+		t.Fatalf("grpo --train projector,lm: exit %d\n%s%s\nREADME.md:\n%s", code, stdout, stderr, card)
+	}
+	before, err := llava.Load(be, instruct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := llava.Load(be, grpoProj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sameWeights(before.Vision.Params(), after.Vision.Params()) {
+		t.Fatal("grpo --train projector,lm moved the vision tower")
+	}
+	// eval vlm --samples: the greedy answer's mark and pass@k per kind.
+	out = run("eval", "vlm", "--model", instruct, "--data", world, "--split", "test", "--limit", "2", "--max-tokens", "3", "--samples", "4")
+	if !regexp.MustCompile(`(?m)^  kind +questions greedy pass@1 pass@2 pass@4 vote@4 answers chance@4\n(  (colour|shape|count|position) .*\n)+  all +\d+( [01]\.\d{4}){5} +- [01]\.\d{4}$`).MatchString(out) ||
+		!regexp.MustCompile(`^greedy=[01]\.\d{4} pass@1=[01]\.\d{4} pass@4=[01]\.\d{4}$`).MatchString(lastLine(out)) {
+		t.Fatalf("eval vlm --samples printed\n%s", out)
+	}
 
 	// Stage 2 with LoRA writes an adapter folder that generate --image and
 	// eval vlm take; dpo and reward train on the shapes world's simulated
@@ -325,10 +357,25 @@ func TestVLMCommands(t *testing.T) {
 		{[]string{"eval", "vlm", "--model", instruct, "--data", world, "--against", filepath.Join(world, "train.jsonl")}, "not a --marks file"},
 		{[]string{"grpo", "--model", lmDir, "--data", world, "--out", filepath.Join(dir, "g")}, "is not a LLaVA folder"},
 		{[]string{"grpo", "--model", instruct, "--data", world, "--split", "nope", "--out", filepath.Join(dir, "g")}, "nope_scenes.jsonl"},
+		{[]string{"grpo", "--model", instruct, "--data", world, "--train", "tower", "--out", filepath.Join(dir, "g")}, "want lm or projector,lm"},
+		{[]string{"grpo", "--model", instruct, "--data", world, "--train", "projector,lm", "--lora-r", "4", "--out", filepath.Join(dir, "g")}, "not LoRA"},
+		{[]string{"eval", "vlm", "--model", instruct, "--data", world, "--samples", "4", "--marks", filepath.Join(dir, "m")}, "not with --samples"},
+		{[]string{"eval", "vlm", "--model", lmDir, "--data", world, "--samples", "4"}, "not a LLaVA folder"},
 	} {
 		stdout, stderr, code := runGolem(t, c.args...)
 		if code == 0 || !strings.Contains(stderr, c.want) {
 			t.Errorf("golem %s: exit %d, stderr %q; want a failure naming %q\n%s", strings.Join(c.args, " "), code, stderr, c.want, stdout)
 		}
 	}
+}
+
+// sameWeights reports whether a and b (the same model's parameters, in
+// one order) hold the same values.
+func sameWeights(a, b []nn.Named) bool {
+	for i := range a {
+		if !slices.Equal(a[i].Tensor.Host(), b[i].Tensor.Host()) {
+			return false
+		}
+	}
+	return true
 }
