@@ -853,15 +853,24 @@ func filterSort(args []Value, kwargs map[string]Value) (Value, error) {
 		reverse = r.AsBool()
 	}
 
-	sort.SliceStable(items, func(i, j int) bool {
-		cmp := compareValues(items[i], items[j])
+	keyOf := itemKeys(kwargs, true)
+	keys := make([][]Value, len(items))
+	order := make([]int, len(items))
+	for i := range items {
+		keys[i], order[i] = keyOf(items[i]), i
+	}
+	sort.SliceStable(order, func(i, j int) bool {
+		cmp := compareKeys(keys[order[i]], keys[order[j]])
 		if reverse {
 			return cmp > 0
 		}
 		return cmp < 0
 	})
-
-	return NewList(items), nil
+	sorted := make([]Value, len(items))
+	for i, k := range order {
+		sorted[i] = items[k]
+	}
+	return NewList(sorted), nil
 }
 
 // filterUnique yields the items not seen before, a generator as jinja2's.
@@ -875,8 +884,9 @@ func filterUnique(args []Value, kwargs map[string]Value) (Value, error) {
 			return nil, err
 		}
 		seen := make(map[string]bool)
+		keyOf := itemKeys(kwargs, false)
 		return filterGen(src, func(item Value) (bool, error) {
-			key := printValue(item)
+			key := hashKey(keyOf(item)[0])
 			if seen[key] {
 				return false, nil
 			}
@@ -1241,10 +1251,11 @@ func filterMax(args []Value, kwargs map[string]Value) (Value, error) {
 		return Undefined(), nil
 	}
 
-	maxVal := list.Items[0]
+	keyOf := itemKeys(kwargs, false)
+	maxVal, best := list.Items[0], keyOf(list.Items[0])
 	for _, item := range list.Items[1:] {
-		if compareValues(item, maxVal) > 0 {
-			maxVal = item
+		if k := keyOf(item); compareKeys(k, best) > 0 {
+			maxVal, best = item, k
 		}
 	}
 
@@ -1265,10 +1276,11 @@ func filterMin(args []Value, kwargs map[string]Value) (Value, error) {
 		return Undefined(), nil
 	}
 
-	minVal := list.Items[0]
+	keyOf := itemKeys(kwargs, false)
+	minVal, best := list.Items[0], keyOf(list.Items[0])
 	for _, item := range list.Items[1:] {
-		if compareValues(item, minVal) < 0 {
-			minVal = item
+		if k := keyOf(item); compareKeys(k, best) < 0 {
+			minVal, best = item, k
 		}
 	}
 
@@ -1394,6 +1406,82 @@ func toFloat64(v Value) float64 {
 		return f
 	}
 	return 0
+}
+
+// itemKeys is jinja2's make_multi_attrgetter with ignore_case, as sort,
+// unique, max and min use it: an item's attribute (a dotted path of dict
+// keys and list indexes; with multi, several comma-separated), strings
+// lowered unless case_sensitive is true.
+func itemKeys(kwargs map[string]Value, multi bool) func(Value) []Value {
+	var paths [][]string
+	if a, ok := kwargs["attribute"]; ok && !a.IsNone() && !a.IsUndefined() {
+		names := []string{printValue(a)}
+		if multi {
+			names = strings.Split(names[0], ",")
+		}
+		for _, n := range names {
+			paths = append(paths, strings.Split(n, "."))
+		}
+	}
+	fold := true
+	if c, ok := kwargs["case_sensitive"]; ok {
+		fold = !c.IsTruthy()
+	}
+	key := func(v Value) Value {
+		if fold && v.IsString() {
+			return NewString(strings.ToLower(v.AsString()))
+		}
+		return v
+	}
+	return func(item Value) []Value {
+		if paths == nil {
+			return []Value{key(item)}
+		}
+		keys := make([]Value, len(paths))
+		for i, path := range paths {
+			v := item
+			for _, part := range path {
+				if n, err := strconv.Atoi(part); err == nil && v.IsList() {
+					if n < 0 || n >= v.AsList().Len() {
+						v = Undefined()
+						break
+					}
+					v = v.AsList().Items[n]
+					continue
+				}
+				v = attrOf(v, part, Undefined())
+			}
+			keys[i] = key(v)
+		}
+		return keys
+	}
+}
+
+// compareKeys compares two items' keys in order, as Python compares tuples.
+func compareKeys(a, b []Value) int {
+	for i := range a {
+		if c := compareValues(a[i], b[i]); c != 0 {
+			return c
+		}
+	}
+	return 0
+}
+
+// hashKey is v as a Python set tells values apart: 1, 1.0 and true are
+// one value, a string is never a number.
+func hashKey(v Value) string {
+	switch {
+	case v.IsBool():
+		if v.AsBool() {
+			return "n:1"
+		}
+		return "n:0"
+	case v.IsNumber():
+		return "n:" + strconv.FormatFloat(toFloat64(v), 'g', -1, 64)
+	case v.IsString():
+		return "s:" + v.AsString()
+	}
+	return "v:" + printValue(v)
 }
 
 func compareValues(a, b Value) int {

@@ -76,6 +76,12 @@ var snippets = []string{
 	"{{ [3, 1] | map('int') | sort }}|{{ [3, 1] | map('int') | sum }}|{{ [3, 1] | map('int') | max }}|{{ [3, 1] | map('int') | min }}|{{ [3, 1] | map('int') | join(',') }}|{{ [3, 3] | map('int') | unique | list }}|{{ ([1] | map('int')) ~ '' }}|{{ [1] | map('int') | string }}",
 	"{% for a in [1, 2] | map('int') %}{{ loop.length }}{{ loop.last }}{{ loop.revindex }}{% endfor %}",
 	"{{ 3 | map('int') }}|{{ 5 | items }}|{{ [1] | map('nofilter') }}",
+	// sort, unique, max and min ignore case unless case_sensitive, take
+	// an attribute (dotted; sort's several, comma-separated), and unique
+	// tells values apart as a Python set does.
+	"{{ ['b', 'A', 'a', 'B'] | sort }}|{{ ['b', 'A', 'a', 'B'] | sort(case_sensitive=true) }}|{{ ['b', 'A', 'a'] | sort(reverse=true) }}|{{ ['a', 'B'] | max }}|{{ ['a', 'B'] | min }}|{{ ['a', 'B'] | max(case_sensitive=true) }}",
+	"{{ ['a', 'A', 'b'] | unique | list }}|{{ ['a', 'A', 'b'] | unique(case_sensitive=true) | list }}|{{ [1, 1.0, true, '1', 2] | unique | list }}",
+	"{{ [{'n': 'b', 'k': 2}, {'n': 'a', 'k': 2}, {'n': 'c', 'k': 1}] | sort(attribute='k,n') | map(attribute='n') | join }}|{{ [{'x': [3, 'z']}, {'x': [1, 'y']}] | sort(attribute='x.0') | tojson }}|{{ [{'a': 'X'}, {'a': 'y'}] | max(attribute='a') | tojson }}|{{ messages | unique(attribute='role') | map(attribute='role') | join(',') }}",
 	"{{ 3 | map('int') | list }}",
 	"{{ 5 | items | list }}",
 	"{{ none | map('int') | list }}{{ 0 | select | list }}{{ 'ab' | map('upper') | list }}{{ {'a': 1} | map('upper') | list }}{{ ['a', 'b'] | map('replace', 'a', 'c') | join }}",
