@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/model/gpt"
@@ -27,6 +29,9 @@ type jsonConfig struct {
 	FeatureLayer       *int            `json:"vision_feature_layer,omitempty"` // transformers' default: -2
 	FeatureStrategy    string          `json:"vision_feature_select_strategy"`
 	ProjectorBias      *bool           `json:"multimodal_projector_bias,omitempty"`
+	// Tie is text_config's tie_word_embeddings again: transformers 4.52+
+	// ties lm_head to the embedding by the top-level config's.
+	Tie *bool `json:"tie_word_embeddings,omitempty"`
 }
 
 // IsLLaVA reports whether dir holds a LLaVA model: a config.json of
@@ -93,12 +98,13 @@ func (c *Config) JSON() ([]byte, error) {
 	bias := true
 	return json.MarshalIndent(jsonConfig{ModelType: ModelType, Architectures: []string{"LlavaForConditionalGeneration"},
 		VisionConfig: v, TextConfig: t, ImageTokenIndex: c.ImageToken, ProjectorHiddenAct: "gelu",
-		FeatureLayer: &c.FeatureLayer, FeatureStrategy: "default", ProjectorBias: &bias}, "", "  ")
+		FeatureLayer: &c.FeatureLayer, FeatureStrategy: "default", ProjectorBias: &bias, Tie: &c.Text.Tied}, "", "  ")
 }
 
-// Load reads a LLaVA folder (config.json, model.safetensors) onto be, or a
-// LoRA adapter folder over one (SaveLoRA; merged into the weights): every
-// parameter present with its shape and no other tensor, the vision
+// Load reads a LLaVA folder (config.json, model.safetensors) onto be, in
+// either layout, or a LoRA adapter folder over one (SaveLoRA; merged into
+// the weights): every parameter present with its shape and no other
+// tensor (lm_head.weight, a tied head's copy of the embedding, aside), the vision
 // tower's sizes checked against the checkpoint's header before anything
 // is allocated, NaN or infinite weights refused. The vision tower is
 // frozen. The tokenizer is the caller's (tokenizer.Load(dir)).
@@ -116,26 +122,45 @@ func Load(be backend.Backend, dir string) (*Model, error) {
 		return nil, err
 	}
 	defer st.Close()
-	m, err := build(be, c, st, dir)
+	legacy := isLegacy(st)
+	m, err := build(be, c, st, dir, legacy)
 	if err != nil {
 		return nil, err
 	}
-	if err := weights.Fill(st, m.Params(), dir, nil); err != nil {
+	if err := weights.Fill(st, named(m.Vision.Params(), nn.Params(m.Projector), m.LM.Params(), legacy), dir, tiedHead(m.LM, legacy)); err != nil {
 		return nil, fmt.Errorf("llava: %w", err)
 	}
 	m.FreezeVision()
 	return m, st.Changed()
 }
 
-// build checks config c against the checkpoint's header, then allocates
-// the model (weights not read yet).
-func build(be backend.Backend, c *Config, st *safetensors.Model, dir string) (*Model, error) {
-	if err := vit.CheckHeader(&c.Vision, st, safetensors.ModelFile, VisionPrefix); err != nil {
+// isLegacy reports whether st holds a folder in transformers' layout up
+// to 4.51 (the language model under "language_model.").
+func isLegacy(st *safetensors.Model) bool {
+	return slices.ContainsFunc(st.Names(), func(n string) bool { return strings.HasPrefix(n, legacyLM) })
+}
+
+// tiedHead is Fill's extra tensors of a folder in the current layout over
+// a language model whose head is its embedding: lm_head.weight (Save
+// writes it, as transformers' state dict holds it; the embedding is read).
+func tiedHead(lm *gpt.Model, legacy bool) func(string) bool {
+	return func(n string) bool { return !legacy && lm.Head == nil && n == "lm_head.weight" }
+}
+
+// build checks config c against the checkpoint's header (legacy: in
+// transformers' layout up to 4.51), then allocates the model (weights not
+// read yet).
+func build(be backend.Backend, c *Config, st *safetensors.Model, dir string, legacy bool) (*Model, error) {
+	vision, proj, embed := VisionPrefix, ProjectorPrefix, gpt.WrappedName(LMPrefix, lmEmbedName(c))
+	if legacy {
+		vision, proj, embed = legacyVision, legacyProjector, legacyLM+lmEmbedName(c)
+	}
+	if err := vit.CheckHeader(&c.Vision, st, safetensors.ModelFile, vision); err != nil {
 		return nil, fmt.Errorf("llava: %s: vision_config: %w", filepath.Join(dir, "config.json"), err)
 	}
 	if err := weights.CheckHeader(st, safetensors.ModelFile, []weights.Expect{
-		{Name: LMPrefix + lmEmbedName(c), Shape: []int{c.Text.Vocab, c.Text.Hidden}, Fields: "text_config \"vocab_size\" and \"hidden_size\""},
-		{Name: ProjectorPrefix + "linear_1.weight", Shape: []int{c.Text.Hidden, c.Vision.Hidden}, Fields: "text_config and vision_config \"hidden_size\""},
+		{Name: embed, Shape: []int{c.Text.Vocab, c.Text.Hidden}, Fields: "text_config \"vocab_size\" and \"hidden_size\""},
+		{Name: proj + "linear_1.weight", Shape: []int{c.Text.Hidden, c.Vision.Hidden}, Fields: "text_config and vision_config \"hidden_size\""},
 	}); err != nil {
 		return nil, fmt.Errorf("llava: %s: %w", filepath.Join(dir, "config.json"), err)
 	}
@@ -160,11 +185,19 @@ func lmEmbedName(c *Config) string {
 }
 
 // Save writes config.json and model.safetensors into dir (created if
-// needed), each atomically. The caller saves the tokenizer beside them.
+// needed), each atomically, in the current layout: Params, and
+// lm_head.weight where the language model ties its head to the
+// embedding (transformers' state dict names it too; 5.x ties by names a
+// GPT-2 body lacks, so the head is in the file). The caller saves the
+// tokenizer beside them.
 func (m *Model) Save(dir string) error {
 	cj, err := m.Config.JSON()
 	if err != nil {
 		return err
 	}
-	return weights.SaveFolder(dir, json.RawMessage(cj), m.Params())
+	ps := m.Params()
+	if m.LM.Head == nil {
+		ps = append(ps, nn.Named{Name: "lm_head.weight", Tensor: m.LM.Embed.Weight})
+	}
+	return weights.SaveFolder(dir, json.RawMessage(cj), ps)
 }

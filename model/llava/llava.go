@@ -15,12 +15,18 @@
 // the text after it as tokens, so no second forward pass exists.
 //
 // Load and Save read and write a folder in the layout of transformers'
-// LlavaForConditionalGeneration up to 4.51 (convert_llava_weights_to_hf.py
-// of 4.40: vision_tower.vision_model.*, multi_modal_projector.linear_1/2,
-// language_model.model.* and language_model.lm_head.weight; transformers
-// 4.52 and later load these names through their checkpoint conversion
-// mapping); the caller writes the language model's tokenizer beside
-// them (train/vlm.go does).
+// LlavaForConditionalGeneration from 4.52 (5.x too): its state dict's
+// names, model.vision_tower.vision_model.*, model.multi_modal_projector.*,
+// model.language_model.* (the language model's base model, AutoModel's
+// names: GPT2Model's wte, h.N..., LlamaModel's embed_tokens, layers.N...)
+// and lm_head.weight (written even when tied, as the state dict holds it).
+// Load reads the legacy layout too (transformers up to 4.51, llava-hf's
+// folders on the Hub, and golem's before: vision_tower.*,
+// multi_modal_projector.*, language_model.<the causal LM's names>). The
+// caller writes the language model's tokenizer beside them (train/vlm.go
+// does). image_token_index is past the vocabulary (Config.ImageToken):
+// transformers needs the embedding table grown by a row to run such a
+// folder (docs/multimodal.md).
 package llava
 
 import (
@@ -38,12 +44,45 @@ import (
 // Placeholder is the text that marks where a prompt's image goes.
 const Placeholder = "<image>"
 
-// Prefixes of the parameters' names in a LLaVA checkpoint.
+// Prefixes of the parameters' names in a LLaVA checkpoint (transformers'
+// from 4.52): the language model's base model is under LMPrefix
+// (gpt.WrappedName), its head is lm_head.weight.
 const (
-	VisionPrefix    = "vision_tower."
-	ProjectorPrefix = "multi_modal_projector."
-	LMPrefix        = "language_model."
+	VisionPrefix    = "model.vision_tower."
+	ProjectorPrefix = "model.multi_modal_projector."
+	LMPrefix        = "model.language_model."
 )
+
+// The legacy layout's prefixes (transformers up to 4.51): the causal
+// language model whole under "language_model.".
+const (
+	legacyVision    = "vision_tower."
+	legacyProjector = "multi_modal_projector."
+	legacyLM        = "language_model."
+)
+
+// named returns a LLaVA model's parts' parameters under their names in a
+// folder: the current layout's, or with legacy transformers' up to 4.51.
+// lm holds the language model's own names (gpt.Model.Params, or
+// gpt.Scorer's).
+func named(vision, proj, lm []nn.Named, legacy bool) []nn.Named {
+	var ps []nn.Named
+	add := func(xs []nn.Named, name func(string) string) {
+		for _, p := range xs {
+			ps = append(ps, nn.Named{Name: name(p.Name), Tensor: p.Tensor})
+		}
+	}
+	if legacy {
+		add(vision, func(n string) string { return legacyVision + n })
+		add(proj, func(n string) string { return legacyProjector + n })
+		add(lm, func(n string) string { return legacyLM + n })
+		return ps
+	}
+	add(vision, func(n string) string { return VisionPrefix + n })
+	add(proj, func(n string) string { return ProjectorPrefix + n })
+	add(lm, func(n string) string { return gpt.WrappedName(LMPrefix, n) })
+	return ps
+}
 
 // Config is a LLaVA model's config.json.
 type Config struct {
@@ -128,16 +167,7 @@ func (m *Model) FreezeVision() { nn.Freeze(m.Vision.Body) }
 // Params returns every parameter under its LLaVA name: the vision tower's,
 // the projector's, the language model's.
 func (m *Model) Params() []nn.Named {
-	var ps []nn.Named
-	add := func(prefix string, xs []nn.Named) {
-		for _, p := range xs {
-			ps = append(ps, nn.Named{Name: prefix + p.Name, Tensor: p.Tensor})
-		}
-	}
-	add(VisionPrefix, m.Vision.Params())
-	add(ProjectorPrefix, nn.Params(m.Projector))
-	add(LMPrefix, m.LM.Params())
-	return ps
+	return named(m.Vision.Params(), nn.Params(m.Projector), m.LM.Params(), false)
 }
 
 // ProjectorParams returns the projector's parameters (LLaVA's stage 1
