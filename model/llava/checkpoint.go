@@ -13,6 +13,7 @@ import (
 	"github.com/golem-ml/golem/model/weights"
 	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/safetensors"
+	"github.com/golem-ml/golem/tensor"
 )
 
 // ModelType is config.json's model_type of a LLaVA folder.
@@ -79,19 +80,29 @@ func ParseConfig(b []byte) (*Config, error) {
 		return nil, fmt.Errorf("text_config: %w", err)
 	}
 	c := &Config{Vision: *v, Text: *t, ImageToken: j.ImageTokenIndex, FeatureLayer: -2}
+	if c.ImageToken == c.Text.Vocab-1 { // the image token's row, the last, is no token of golem's language model
+		c.Text.Vocab--
+		c.imageRow = true
+	}
 	if j.FeatureLayer != nil {
 		c.FeatureLayer = *j.FeatureLayer
 	}
 	return c, c.Validate()
 }
 
-// JSON returns config.json.
+// JSON returns config.json: with an image token past the vocabulary
+// (ImageToken == Text.Vocab), text_config's vocab_size counts its row
+// (Save writes it).
 func (c *Config) JSON() ([]byte, error) {
 	v, err := c.Vision.JSON()
 	if err != nil {
 		return nil, err
 	}
-	t, err := c.Text.JSON()
+	text := c.Text
+	if c.ImageToken == text.Vocab {
+		text.Vocab++
+	}
+	t, err := text.JSON()
 	if err != nil {
 		return nil, err
 	}
@@ -127,11 +138,81 @@ func Load(be backend.Backend, dir string) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := weights.Fill(st, named(m.Vision.Params(), nn.Params(m.Projector), m.LM.Params(), legacy), dir, tiedHead(m.LM, legacy)); err != nil {
-		return nil, fmt.Errorf("llava: %w", err)
+	if err := fillFolder(st, c, named(m.Vision.Params(), nn.Params(m.Projector), m.LM.Params(), legacy), dir, tiedHead(m.LM, legacy)); err != nil {
+		return nil, err
 	}
 	m.FreezeVision()
 	return m, st.Changed()
+}
+
+// vocabRows reports whether a tensor of a folder's language model has one
+// row per token (the embedding, the LM head).
+func vocabRows(name string) bool {
+	for _, n := range []string{"transformer.wte.weight", "model.embed_tokens.weight", "lm_head.weight"} {
+		if name == gpt.WrappedName(LMPrefix, n) || name == legacyLM+n {
+			return true
+		}
+	}
+	return false
+}
+
+// fillFolder reads ps (named as in the folder) from st, as weights.Fill does;
+// when the folder's vocabulary holds the image token's row (c.imageRow),
+// the embedding and the LM head are read whole and the row dropped: golem
+// never looks it up.
+func fillFolder(st *safetensors.Model, c *Config, ps []nn.Named, dir string, extra func(string) bool) error {
+	var grown []nn.Named
+	if c.imageRow {
+		ps = slices.Clone(ps)
+		for i, p := range ps {
+			if vocabRows(p.Name) {
+				sh := slices.Clone(p.Tensor.Shape())
+				sh[0]++
+				ps[i].Tensor = tensor.New(p.Tensor.Backend(), sh...)
+				grown = append(grown, nn.Named{Name: p.Name, Tensor: p.Tensor})
+			}
+		}
+	}
+	if err := weights.Fill(st, ps, dir, extra); err != nil {
+		return fmt.Errorf("llava: %w", err)
+	}
+	for _, g := range grown {
+		for _, p := range ps {
+			if p.Name == g.Name {
+				g.Tensor.Set(p.Tensor.Host()[:g.Tensor.Len()])
+			}
+		}
+	}
+	return nil
+}
+
+// withImageRow returns ps (a folder's names and the model's tensors) for
+// a folder whose vocabulary holds the image token (c.ImageToken ==
+// c.Text.Vocab): the embedding and the LM head one row longer, the row
+// the mean of the others, as LLaVA's recipe initialises the rows of the
+// tokens it adds (llava/train/train.py's smart_tokenizer_and_embedding_resize).
+func withImageRow(c *Config, ps []nn.Named) []nn.Named {
+	if c.ImageToken != c.Text.Vocab {
+		return ps
+	}
+	ps = slices.Clone(ps)
+	for i, p := range ps {
+		if !vocabRows(p.Name) {
+			continue
+		}
+		w, C := p.Tensor.Host(), p.Tensor.Dim(1)
+		mean := make([]float64, C)
+		for r := 0; r < len(w); r += C {
+			for j := range C {
+				mean[j] += float64(w[r+j])
+			}
+		}
+		for j := range C {
+			w = append(w, float32(mean[j]/float64(len(w)/C)))
+		}
+		ps[i].Tensor = tensor.FromHost(p.Tensor.Backend(), w, p.Tensor.Dim(0)+1, C)
+	}
+	return ps
 }
 
 // isLegacy reports whether st holds a folder in transformers' layout up
@@ -158,8 +239,12 @@ func build(be backend.Backend, c *Config, st *safetensors.Model, dir string, leg
 	if err := vit.CheckHeader(&c.Vision, st, safetensors.ModelFile, vision); err != nil {
 		return nil, fmt.Errorf("llava: %s: vision_config: %w", filepath.Join(dir, "config.json"), err)
 	}
+	rows := c.Text.Vocab
+	if c.imageRow {
+		rows++
+	}
 	if err := weights.CheckHeader(st, safetensors.ModelFile, []weights.Expect{
-		{Name: embed, Shape: []int{c.Text.Vocab, c.Text.Hidden}, Fields: "text_config \"vocab_size\" and \"hidden_size\""},
+		{Name: embed, Shape: []int{rows, c.Text.Hidden}, Fields: "text_config \"vocab_size\" and \"hidden_size\""},
 		{Name: proj + "linear_1.weight", Shape: []int{c.Text.Hidden, c.Vision.Hidden}, Fields: "text_config and vision_config \"hidden_size\""},
 	}); err != nil {
 		return nil, fmt.Errorf("llava: %s: %w", filepath.Join(dir, "config.json"), err)
@@ -188,7 +273,8 @@ func lmEmbedName(c *Config) string {
 // needed), each atomically, in the current layout: Params, and
 // lm_head.weight where the language model ties its head to the
 // embedding (transformers' state dict names it too; 5.x ties by names a
-// GPT-2 body lacks, so the head is in the file). The caller saves the
+// GPT-2 body lacks, so the head is in the file); both one row longer for
+// an image token past the vocabulary (withImageRow). The caller saves the
 // tokenizer beside them.
 func (m *Model) Save(dir string) error {
 	cj, err := m.Config.JSON()
@@ -199,5 +285,5 @@ func (m *Model) Save(dir string) error {
 	if m.LM.Head == nil {
 		ps = append(ps, nn.Named{Name: "lm_head.weight", Tensor: m.LM.Embed.Weight})
 	}
-	return weights.SaveFolder(dir, json.RawMessage(cj), ps)
+	return weights.SaveFolder(dir, json.RawMessage(cj), withImageRow(&m.Config, ps))
 }

@@ -221,8 +221,9 @@ func toLegacy(name, body string, tied bool) string {
 }
 
 // relayout rewrites the safetensors file path with each tensor renamed
-// by rename ("" drops it), its metadata kept.
-func relayout(t *testing.T, path string, rename func(string) string) {
+// by rename ("" drops it), its metadata kept; with trim, a tensor of a
+// row per token loses its last row (the image token's).
+func relayout(t *testing.T, path string, rename func(string) string, trim ...bool) {
 	t.Helper()
 	f, err := safetensors.Open(path)
 	if err != nil {
@@ -233,6 +234,10 @@ func relayout(t *testing.T, path string, rename func(string) string) {
 		x, shape, err := f.Float32(n)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if len(trim) > 0 && trim[0] && vocabRows(n) {
+			shape = []int{shape[0] - 1, shape[1]}
+			x = x[:shape[0]*shape[1]]
 		}
 		if r := rename(n); r != "" {
 			ts = append(ts, safetensors.Tensor{Name: r, Shape: shape, F32: x})
@@ -246,19 +251,36 @@ func relayout(t *testing.T, path string, rename func(string) string) {
 }
 
 // legacyFolder turns the folder Save wrote into the one golem wrote
-// before (and transformers up to 4.51, and llava-hf's on the Hub):
-// the same config.json and weights under the old names.
+// before (the layout of transformers up to 4.51, and llava-hf's on the
+// Hub): the weights under the old names, without the image token's row,
+// text_config's vocab_size the language model's (image_token_index past
+// it).
 func legacyFolder(t *testing.T, dir string, m *Model) {
 	t.Helper()
 	body := "model."
 	if m.Config.Text.Arch == "gpt2" {
 		body = "transformer."
 	}
-	relayout(t, filepath.Join(dir, safetensors.ModelFile), func(n string) string { return toLegacy(n, body, m.Config.Text.Tied) })
+	relayout(t, filepath.Join(dir, safetensors.ModelFile), func(n string) string { return toLegacy(n, body, m.Config.Text.Tied) }, true)
+	oldVocab(t, dir, m.Config.Text.Vocab)
 	h := headerOf(t, filepath.Join(dir, safetensors.ModelFile))
-	if _, ok := h[legacyLM+body+lmEmbedName(&m.Config)[len(body):]]; !ok {
-		t.Fatalf("the legacy folder has no %s: %v", legacyLM+lmEmbedName(&m.Config), h)
+	if s := h[legacyLM+lmEmbedName(&m.Config)]; len(s) != 2 || s[0] != m.Config.Text.Vocab {
+		t.Fatalf("the legacy folder's %s is %v, want %d rows", legacyLM+lmEmbedName(&m.Config), s, m.Config.Text.Vocab)
 	}
+}
+
+// oldVocab rewrites dir's config.json as golem wrote it before: text_config's
+// vocab_size V (the language model's), not V+1, image_token_index V.
+func oldVocab(t *testing.T, dir string, V int) {
+	t.Helper()
+	p := filepath.Join(dir, "config.json")
+	b, _ := os.ReadFile(p)
+	re := regexp.MustCompile(fmt.Sprintf(`"vocab_size": ?%d\b`, V+1))
+	old := re.ReplaceAllString(string(b), fmt.Sprintf(`"vocab_size": %d`, V))
+	if old == string(b) || !strings.Contains(old, fmt.Sprintf(`"image_token_index": %d`, V)) {
+		t.Fatalf("config.json: no vocab_size %d and image_token_index %d:\n%s", V+1, V, b)
+	}
+	os.WriteFile(p, []byte(old), 0o644)
 }
 
 // A saved folder loads back to the same logits bit for bit, for an image
@@ -413,11 +435,12 @@ func TestScorerNames(t *testing.T) {
 	}
 	for _, legacy := range []bool{false, true} {
 		if legacy {
-			relayout(t, filepath.Join(dir, safetensors.ModelFile), func(n string) string { return toLegacy(n, "transformer.", true) })
+			relayout(t, filepath.Join(dir, safetensors.ModelFile), func(n string) string { return toLegacy(n, "transformer.", true) }, true)
 			relayout(t, filepath.Join(adir, gpt.AdapterModelFile), func(n string) string { return toLegacy(n, "transformer.", false) })
 			p := filepath.Join(adir, gpt.AdapterConfigFile)
 			b, _ := os.ReadFile(p)
 			os.WriteFile(p, []byte(strings.Replace(string(b), `model\\.language_model\\.`, `language_model\\.`, 1)), 0o644)
+			oldVocab(t, dir, m.Config.Text.Vocab)
 			if _, ok := headerOf(t, filepath.Join(dir, safetensors.ModelFile))["language_model.score.weight"]; !ok {
 				t.Fatal("the legacy reward model lacks language_model.score.weight")
 			}
@@ -432,5 +455,94 @@ func TestScorerNames(t *testing.T) {
 			t.Fatalf("legacy %v: %v", legacy, err)
 		}
 		sameValues(t, fmt.Sprintf("reward adapter, legacy %v", legacy), wantA, values(ga))
+	}
+}
+
+// A saved folder's vocabulary holds the image token as transformers
+// needs to look it up: text_config's vocab_size one more than the
+// language model's, image_token_index that row, the embedding's and the
+// LM head's row the mean of their others (LLaVA's recipe for the tokens
+// it adds); golem reads it back to the language model's vocabulary, and
+// saving again writes the same file. A folder whose image token is
+// inside its vocabulary and not the last row (llava-hf's: 32000 of
+// 32064) keeps its whole vocabulary.
+func TestImageRow(t *testing.T) {
+	for _, arch := range []string{"gpt2", "llama"} {
+		t.Run(arch, func(t *testing.T) {
+			m := tinyLM(t, arch)
+			V, C := m.Config.Text.Vocab, m.Config.Text.Hidden
+			dir := t.TempDir()
+			if err := m.Save(dir); err != nil {
+				t.Fatal(err)
+			}
+			b, _ := os.ReadFile(filepath.Join(dir, "config.json"))
+			for _, want := range []string{fmt.Sprintf(`"vocab_size": %d,`, V+1), fmt.Sprintf(`"image_token_index": %d,`, V)} {
+				if !strings.Contains(string(b), want) {
+					t.Errorf("config.json lacks %s", want)
+				}
+			}
+			f, err := safetensors.Open(filepath.Join(dir, safetensors.ModelFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			embed := gpt.WrappedName(LMPrefix, lmEmbedName(&m.Config))
+			for name, src := range map[string][]float32{embed: m.LM.Embed.Weight.Host(), "lm_head.weight": m.LM.Embed.Weight.Host()} {
+				if name == "lm_head.weight" && m.LM.Head != nil {
+					src = m.LM.Head.Weight.Host()
+				}
+				x, shape, err := f.Float32(name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !slices.Equal(shape, []int{V + 1, C}) || !slices.Equal(x[:V*C], src) {
+					t.Fatalf("%s: shape %v, or its first %d rows not the model's", name, shape, V)
+				}
+				for j := range C {
+					var sum float64
+					for r := range V {
+						sum += float64(src[r*C+j])
+					}
+					if d := float64(x[V*C+j]) - sum/float64(V); d > 1e-6 || d < -1e-6 {
+						t.Fatalf("%s: row %d column %d is %v, want the mean %v", name, V, j, x[V*C+j], sum/float64(V))
+					}
+				}
+			}
+			got, err := Load(cpu.New(), dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Config.Text.Vocab != V || got.Config.ImageToken != V || got.LM.Embed.Weight.Dim(0) != V {
+				t.Errorf("loaded vocab %d, image token %d, embedding rows %d; want %d each", got.Config.Text.Vocab, got.Config.ImageToken, got.LM.Embed.Weight.Dim(0), V)
+			}
+			again := t.TempDir()
+			if err := got.Save(again); err != nil {
+				t.Fatal(err)
+			}
+			for _, n := range []string{"config.json", safetensors.ModelFile} {
+				a, _ := os.ReadFile(filepath.Join(dir, n))
+				b, _ := os.ReadFile(filepath.Join(again, n))
+				if string(a) != string(b) {
+					t.Errorf("%s differs once loaded and saved again", n)
+				}
+			}
+		})
+	}
+	// llava-hf's: the image token inside the vocabulary.
+	m := tinyLM(t, "llama")
+	m.Config.ImageToken = 40
+	dir := t.TempDir()
+	if err := m.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	c, err := LoadConfig(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Text.Vocab != 50 || c.ImageToken != 40 {
+		t.Errorf("image token inside the vocabulary: vocab %d, image token %d; want 50, 40", c.Text.Vocab, c.ImageToken)
+	}
+	if h := headerOf(t, filepath.Join(dir, safetensors.ModelFile)); h["lm_head.weight"][0] != 50 {
+		t.Errorf("lm_head.weight %v, want 50 rows", h["lm_head.weight"])
 	}
 }

@@ -89,10 +89,17 @@ type Config struct {
 	Vision vit.Config // a CLIP vision tower (vit.CLIP)
 	Text   gpt.Config
 	// ImageToken is image_token_index: the id transformers' processor
-	// expands into the image's tokens. golem splits prompts on the
-	// placeholder's text instead, so it is only written for transformers:
-	// the language model's vocabulary size (an id past it) unless set.
+	// expands into the image's tokens and LlavaModel replaces by the
+	// image's features. golem splits prompts on the placeholder's text
+	// instead and never looks it up: the language model's vocabulary size
+	// (New's), an id past Text.Vocab that a folder's vocabulary holds as
+	// one more row (Save), or an id inside the vocabulary (llava-hf's
+	// folders: 32000 of 32064).
 	ImageToken int
+	// imageRow is whether the folder read held the image token's row past
+	// Text.Vocab (ImageToken == Text.Vocab, text_config's vocab_size one
+	// more); golem's folders before did not.
+	imageRow bool
 	// FeatureLayer is vision_feature_layer: the tower's hidden state
 	// whose patch tokens are the image's features (vit.Model.Hidden's
 	// layer: -1 the last block's output, -2 the penultimate's).

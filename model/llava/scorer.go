@@ -181,6 +181,16 @@ func (s *Scorer) Save(dir string) error {
 	if err := json.Unmarshal(cj, &c); err != nil {
 		return err
 	}
+	if s.Config.ImageToken == s.Config.Text.Vocab { // the image token's row (withImageRow)
+		var t map[string]json.RawMessage
+		if err := json.Unmarshal(tc, &t); err != nil {
+			return err
+		}
+		t["vocab_size"] = json.RawMessage(strconv.Itoa(s.Config.Text.Vocab + 1))
+		if tc, err = json.Marshal(t); err != nil {
+			return err
+		}
+	}
 	c["text_config"] = tc
 	b, err := json.MarshalIndent(c, "", "  ")
 	if err != nil {
@@ -189,7 +199,7 @@ func (s *Scorer) Save(dir string) error {
 	if err := atomicfile.WriteFile(filepath.Join(dir, "config.json"), append(b, '\n')); err != nil {
 		return err
 	}
-	return weights.Save(filepath.Join(dir, safetensors.ModelFile), s.Params(), map[string]string{"format": "pt"})
+	return weights.Save(filepath.Join(dir, safetensors.ModelFile), withImageRow(&s.Config, s.Params()), map[string]string{"format": "pt"})
 }
 
 // LoadScorer reads a folder Scorer.Save wrote, or an adapter folder
@@ -228,8 +238,8 @@ func LoadScorer(be backend.Backend, dir string) (*Scorer, error) {
 	}
 	s := NewScorer(m, 0)
 	s.Score.Bias = h.Text.Bias
-	if err := weights.Fill(st, named(m.Vision.Params(), nn.Params(m.Projector), s.Score.Params(), legacy), dir, nil); err != nil {
-		return nil, fmt.Errorf("llava: %w", err)
+	if err := fillFolder(st, c, named(m.Vision.Params(), nn.Params(m.Projector), s.Score.Params(), legacy), dir, nil); err != nil {
+		return nil, err
 	}
 	m.FreezeVision()
 	return s, st.Changed()
