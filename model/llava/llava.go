@@ -24,9 +24,9 @@
 // folders on the Hub, and golem's before: vision_tower.*,
 // multi_modal_projector.*, language_model.<the causal LM's names>). The
 // caller writes the language model's tokenizer beside them (train/vlm.go
-// does). image_token_index is past the vocabulary (Config.ImageToken):
-// transformers needs the embedding table grown by a row to run such a
-// folder (docs/multimodal.md).
+// does). The folder's vocabulary holds the image token's row
+// (Config.ImageToken, Save), which Load drops again: golem never looks it
+// up (docs/multimodal.md).
 package llava
 
 import (
