@@ -44,8 +44,9 @@ func tinyLM(t *testing.T, arch string) *Model {
 
 // stateDict is the names and shapes of the state dict of transformers'
 // LlavaForConditionalGeneration for tinyLM(arch)'s config with a
-// vocabulary of V rows, written from transformers' code (v4.52.0's and
-// main's 5.x models/llava/modeling_llava.py: LlavaForConditionalGeneration
+// vocabulary of V rows, written from transformers' code (read at commit
+// 00d3cdbeaab2, 4.52's layout, which 5.x keeps:
+// models/llava/modeling_llava.py's LlavaForConditionalGeneration
 // holds model = LlavaModel and lm_head = nn.Linear(hidden, vocab,
 // bias=False), named in its state dict even when tied; LlavaModel holds
 // vision_tower = AutoModel(vision_config), multi_modal_projector
