@@ -254,12 +254,17 @@ func (m *Model) SaveLoRA(dir string, c LoRAConfig, base string) error {
 }
 
 // loraAdapter is adapter_config.json and the tensors of m's adapters,
-// named "base_model.model." + prefix + the module's name; with wrapped,
-// target_modules is the WrappedPattern of prefix (SaveWrappedLoRA).
+// named "base_model.model." + the module's name; with wrapped, the
+// module's WrappedName under prefix, and target_modules is the
+// WrappedPattern of prefix (SaveWrappedLoRA).
 func (m *Model) loraAdapter(c LoRAConfig, base, prefix string, wrapped bool) (adapterConfig, []nn.Named, error) {
 	var ps []nn.Named
 	for _, p := range m.LoRAParams() {
-		ps = append(ps, nn.Named{Name: "base_model.model." + prefix + strings.TrimPrefix(p.Name, "base_model.model."), Tensor: p.Tensor})
+		n := strings.TrimPrefix(p.Name, "base_model.model.")
+		if wrapped {
+			n = WrappedName(prefix, n)
+		}
+		ps = append(ps, nn.Named{Name: "base_model.model." + n, Tensor: p.Tensor})
 	}
 	if len(ps) == 0 {
 		return adapterConfig{}, nil, errors.New("gpt: SaveLoRA: no LoRA attached")
@@ -299,7 +304,7 @@ func (s *Scorer) saveClassifier(dir string, c LoRAConfig, base, prefix string, w
 		return err
 	}
 	ac.TaskType, ac.ModulesToSave = "SEQ_CLS", []string{scoreModule}
-	ps = append(ps, nn.Named{Name: "base_model.model." + prefix + scoreModule + ".weight", Tensor: s.Score.Weight})
+	ps = append(ps, nn.Named{Name: "base_model.model." + scoreModule + ".weight", Tensor: s.Score.Weight})
 	return saveAdapter(dir, ac, ps, map[string]string{"golem_reward_bias": strconv.FormatFloat(float64(s.Bias), 'g', -1, 32)})
 }
 
@@ -480,10 +485,25 @@ func (a *Adapter) Apply(m *Model, dir string) error {
 	return fillParams(st, a.Params, path, nil)
 }
 
+// WrappedName is the name of m's parameter or module name (a causal LM's
+// or a scorer's: "transformer.h.0.attn.c_attn", "model.layers.0.mlp.up_proj",
+// "lm_head.weight", "score.weight") in a model that holds m's base model
+// (transformers' AutoModel: GPT2Model, LlamaModel, Qwen2Model) under
+// prefix and its head beside it, as transformers' LlavaForConditionalGeneration
+// does from 4.52 ("model.language_model." + "h.0.attn.c_attn", and
+// "lm_head.weight" at the top): prefix + the name without its first part
+// ("transformer.", "model."); the heads keep their names.
+func WrappedName(prefix, name string) string {
+	if name == "lm_head.weight" || name == scoreModule+".weight" {
+		return name
+	}
+	return prefix + name[strings.IndexByte(name, '.')+1:]
+}
+
 // SaveWrappedLoRA writes m's adapters as PEFT saves the LoRA of a model
-// that holds m under prefix (model/llava's "language_model."): the
-// adapters' tensors named "base_model.model." + prefix + the module's
-// name, target_modules a regular expression PEFT matches on the whole
+// that holds m's base model under prefix (model/llava's
+// "model.language_model."): the adapters' tensors named
+// "base_model.model." + the module's WrappedName, target_modules a regular expression PEFT matches on the whole
 // model's module names (WrappedPattern: m's modules alone, not those of
 // the model's other parts with the same names), and saved, the modules
 // trained whole, as modules_to_save with their tensors (named
@@ -503,7 +523,8 @@ func (m *Model) SaveWrappedLoRA(dir string, c LoRAConfig, base, prefix string, m
 // SaveWrappedLoRA writes a reward or value model's adapters as
 // Model.SaveWrappedLoRA does for a language model under prefix, as
 // PEFT's SEQ_CLS: the score head (modules_to_save ["score"]) saved as
-// "base_model.model.<prefix>score.weight", the offset in the metadata.
+// "base_model.model.score.weight" (beside the holder's base model, as a
+// head), the offset in the metadata.
 func (s *Scorer) SaveWrappedLoRA(dir string, c LoRAConfig, base, prefix string) error {
 	return s.saveClassifier(dir, c, base, prefix, true)
 }

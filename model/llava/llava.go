@@ -15,15 +15,18 @@
 // the text after it as tokens, so no second forward pass exists.
 //
 // Load and Save read and write a folder in the layout of transformers'
-// LlavaForConditionalGeneration up to 4.51 (convert_llava_weights_to_hf.py
-// of 4.40: vision_tower.vision_model.*, multi_modal_projector.linear_1/2,
-// language_model.model.* and language_model.lm_head.weight; transformers
-// 4.52 and later load these names through their checkpoint conversion
-// mapping, which does not rename a GPT-2 language model's
-// language_model.transformer.*); the caller writes the language model's
-// tokenizer beside them (train/vlm.go does). image_token_index is past
-// the vocabulary (Config.ImageToken): transformers needs the embedding
-// table grown by a row to run such a folder (docs/multimodal.md).
+// LlavaForConditionalGeneration from 4.52 (5.x too): its state dict's
+// names, model.vision_tower.vision_model.*, model.multi_modal_projector.*,
+// model.language_model.* (the language model's base model, AutoModel's
+// names: GPT2Model's wte, h.N..., LlamaModel's embed_tokens, layers.N...)
+// and lm_head.weight (written even when tied, as the state dict holds it).
+// Load reads the legacy layout too (transformers up to 4.51, llava-hf's
+// folders on the Hub, and golem's before: vision_tower.*,
+// multi_modal_projector.*, language_model.<the causal LM's names>). The
+// caller writes the language model's tokenizer beside them (train/vlm.go
+// does). The folder's vocabulary holds the image token's row
+// (Config.ImageToken, Save), which Load drops again: golem never looks it
+// up (docs/multimodal.md).
 package llava
 
 import (
@@ -41,22 +44,62 @@ import (
 // Placeholder is the text that marks where a prompt's image goes.
 const Placeholder = "<image>"
 
-// Prefixes of the parameters' names in a LLaVA checkpoint.
+// Prefixes of the parameters' names in a LLaVA checkpoint (transformers'
+// from 4.52): the language model's base model is under LMPrefix
+// (gpt.WrappedName), its head is lm_head.weight.
 const (
-	VisionPrefix    = "vision_tower."
-	ProjectorPrefix = "multi_modal_projector."
-	LMPrefix        = "language_model."
+	VisionPrefix    = "model.vision_tower."
+	ProjectorPrefix = "model.multi_modal_projector."
+	LMPrefix        = "model.language_model."
 )
+
+// The legacy layout's prefixes (transformers up to 4.51): the causal
+// language model whole under "language_model.".
+const (
+	legacyVision    = "vision_tower."
+	legacyProjector = "multi_modal_projector."
+	legacyLM        = "language_model."
+)
+
+// named returns a LLaVA model's parts' parameters under their names in a
+// folder: the current layout's, or with legacy transformers' up to 4.51.
+// lm holds the language model's own names (gpt.Model.Params, or
+// gpt.Scorer's).
+func named(vision, proj, lm []nn.Named, legacy bool) []nn.Named {
+	var ps []nn.Named
+	add := func(xs []nn.Named, name func(string) string) {
+		for _, p := range xs {
+			ps = append(ps, nn.Named{Name: name(p.Name), Tensor: p.Tensor})
+		}
+	}
+	if legacy {
+		add(vision, func(n string) string { return legacyVision + n })
+		add(proj, func(n string) string { return legacyProjector + n })
+		add(lm, func(n string) string { return legacyLM + n })
+		return ps
+	}
+	add(vision, func(n string) string { return VisionPrefix + n })
+	add(proj, func(n string) string { return ProjectorPrefix + n })
+	add(lm, func(n string) string { return gpt.WrappedName(LMPrefix, n) })
+	return ps
+}
 
 // Config is a LLaVA model's config.json.
 type Config struct {
 	Vision vit.Config // a CLIP vision tower (vit.CLIP)
 	Text   gpt.Config
 	// ImageToken is image_token_index: the id transformers' processor
-	// expands into the image's tokens. golem splits prompts on the
-	// placeholder's text instead, so it is only written for transformers:
-	// the language model's vocabulary size (an id past it) unless set.
+	// expands into the image's tokens and LlavaModel replaces by the
+	// image's features. golem splits prompts on the placeholder's text
+	// instead and never looks it up: the language model's vocabulary size
+	// (New's), an id past Text.Vocab that a folder's vocabulary holds as
+	// one more row (Save), or an id inside the vocabulary (llava-hf's
+	// folders: 32000 of 32064).
 	ImageToken int
+	// imageRow is whether the folder read held the image token's row past
+	// Text.Vocab (ImageToken == Text.Vocab, text_config's vocab_size one
+	// more); golem's folders before did not.
+	imageRow bool
 	// FeatureLayer is vision_feature_layer: the tower's hidden state
 	// whose patch tokens are the image's features (vit.Model.Hidden's
 	// layer: -1 the last block's output, -2 the penultimate's).
@@ -131,16 +174,7 @@ func (m *Model) FreezeVision() { nn.Freeze(m.Vision.Body) }
 // Params returns every parameter under its LLaVA name: the vision tower's,
 // the projector's, the language model's.
 func (m *Model) Params() []nn.Named {
-	var ps []nn.Named
-	add := func(prefix string, xs []nn.Named) {
-		for _, p := range xs {
-			ps = append(ps, nn.Named{Name: prefix + p.Name, Tensor: p.Tensor})
-		}
-	}
-	add(VisionPrefix, m.Vision.Params())
-	add(ProjectorPrefix, nn.Params(m.Projector))
-	add(LMPrefix, m.LM.Params())
-	return ps
+	return named(m.Vision.Params(), nn.Params(m.Projector), m.LM.Params(), false)
 }
 
 // ProjectorParams returns the projector's parameters (LLaVA's stage 1

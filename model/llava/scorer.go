@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/internal/atomicfile"
@@ -20,9 +19,11 @@ import (
 // scalar head (gpt.Scorer) in place of its LM head. Its folder is a LLaVA
 // folder whose text_config is the scorer's (num_labels 1 and
 // golem_reward_bias, as gpt.Scorer.Save writes them) and whose language
-// model's tensors are the scorer's under "language_model."
-// (language_model.score.weight, no lm_head). transformers has no LLaVA
-// sequence classifier: golem reads what it writes.
+// model's tensors are named as a LLaVA folder's (model.language_model.*),
+// the head score.weight where lm_head.weight would be (no lm_head); its
+// adapters' head is "base_model.model.score.weight". transformers has no
+// LLaVA sequence classifier: golem reads what it writes, and the legacy
+// layout's folders and adapters (language_model.score.weight) too.
 
 // Scorer is a LLaVA model with a scalar head on its language model.
 type Scorer struct {
@@ -38,16 +39,7 @@ func NewScorer(m *Model, seed uint64) *Scorer {
 
 // Params returns every parameter under its name in the folder.
 func (s *Scorer) Params() []nn.Named {
-	var ps []nn.Named
-	add := func(prefix string, xs []nn.Named) {
-		for _, p := range xs {
-			ps = append(ps, nn.Named{Name: prefix + p.Name, Tensor: p.Tensor})
-		}
-	}
-	add(VisionPrefix, s.Vision.Params())
-	add(ProjectorPrefix, nn.Params(s.Projector))
-	add(LMPrefix, s.Score.Params())
-	return ps
+	return named(s.Vision.Params(), nn.Params(s.Projector), s.Score.Params(), false)
 }
 
 // IsScorer reports whether dir holds a LLaVA reward model (its
@@ -68,8 +60,8 @@ func IsScorer(dir string) bool {
 
 // SaveLoRA writes the scorer's language-model adapters and its score head
 // as a PEFT SEQ_CLS adapter folder over base, a LLaVA folder (written as
-// base_model_name_or_path): "base_model.model.language_model.<module>
-// .lora_A.weight" and so on, "base_model.model.language_model.score.weight"
+// base_model_name_or_path): "base_model.model.model.language_model.<module>
+// .lora_A.weight" and so on, "base_model.model.score.weight"
 // (modules_to_save ["score"]), the offset in the file's metadata. The
 // tower and the projector are the base's. The caller saves the
 // tokenizer beside them.
@@ -141,7 +133,7 @@ func (s *Scorer) ApplyAdapter(dir string) error {
 // language model: its adapters, its head and its offset (0 when the file
 // has none).
 func (s *Scorer) apply(a *gpt.Adapter, dir string) (gpt.LoRAConfig, error) {
-	c, err := wrappedLoRA(a, filepath.Join(dir, gpt.AdapterConfigFile))
+	c, legacy, err := wrappedLoRA(a, filepath.Join(dir, gpt.AdapterConfigFile))
 	if err != nil {
 		return c, err
 	}
@@ -154,13 +146,9 @@ func (s *Scorer) apply(a *gpt.Adapter, dir string) (gpt.LoRAConfig, error) {
 		return c, err
 	}
 	defer st.Close()
-	var ps []nn.Named
-	for _, p := range s.Score.LoRAParams() {
-		ps = append(ps, nn.Named{Name: "base_model.model." + LMPrefix + strings.TrimPrefix(p.Name, "base_model.model."), Tensor: p.Tensor})
-	}
 	s.Score.Score.Weight.SetRequiresGrad(true)
-	ps = append(ps, nn.Named{Name: "base_model.model." + LMPrefix + "score.weight", Tensor: s.Score.Score.Weight})
-	if err := weights.Fill(st, ps, file, nil); err != nil {
+	head := []nn.Named{{Name: "score.weight", Tensor: s.Score.Score.Weight}}
+	if err := weights.Fill(st, adapterParams(s.Score.LoRAParams(), head, nil, legacy), file, nil); err != nil {
 		return c, fmt.Errorf("llava: %w", err)
 	}
 	s.Score.Bias = 0
@@ -193,6 +181,16 @@ func (s *Scorer) Save(dir string) error {
 	if err := json.Unmarshal(cj, &c); err != nil {
 		return err
 	}
+	if s.Config.ImageToken == s.Config.Text.Vocab { // the image token's row (withImageRow)
+		var t map[string]json.RawMessage
+		if err := json.Unmarshal(tc, &t); err != nil {
+			return err
+		}
+		t["vocab_size"] = json.RawMessage(strconv.Itoa(s.Config.Text.Vocab + 1))
+		if tc, err = json.Marshal(t); err != nil {
+			return err
+		}
+	}
 	c["text_config"] = tc
 	b, err := json.MarshalIndent(c, "", "  ")
 	if err != nil {
@@ -201,7 +199,7 @@ func (s *Scorer) Save(dir string) error {
 	if err := atomicfile.WriteFile(filepath.Join(dir, "config.json"), append(b, '\n')); err != nil {
 		return err
 	}
-	return weights.Save(filepath.Join(dir, safetensors.ModelFile), s.Params(), map[string]string{"format": "pt"})
+	return weights.Save(filepath.Join(dir, safetensors.ModelFile), withImageRow(&s.Config, s.Params()), map[string]string{"format": "pt"})
 }
 
 // LoadScorer reads a folder Scorer.Save wrote, or an adapter folder
@@ -233,14 +231,15 @@ func LoadScorer(be backend.Backend, dir string) (*Scorer, error) {
 		return nil, err
 	}
 	defer st.Close()
-	m, err := build(be, c, st, dir)
+	legacy := isLegacy(st)
+	m, err := build(be, c, st, dir, legacy)
 	if err != nil {
 		return nil, err
 	}
 	s := NewScorer(m, 0)
 	s.Score.Bias = h.Text.Bias
-	if err := weights.Fill(st, s.Params(), dir, nil); err != nil {
-		return nil, fmt.Errorf("llava: %w", err)
+	if err := fillFolder(st, c, named(m.Vision.Params(), nn.Params(m.Projector), s.Score.Params(), legacy), dir, nil); err != nil {
+		return nil, err
 	}
 	m.FreezeVision()
 	return s, st.Changed()
