@@ -218,7 +218,7 @@ func TestVLMCommands(t *testing.T) {
 		}
 	}
 
-	for _, c := range []struct {
+	for i, c := range []struct {
 		args []string
 		want string
 	}{
@@ -237,7 +237,7 @@ func TestVLMCommands(t *testing.T) {
 		{[]string{"grpo", "--model", lmDir, "--data", world, "--out", filepath.Join(dir, "g")}, "is not a LLaVA folder"},
 		{[]string{"grpo", "--model", instruct, "--data", world, "--split", "nope", "--out", filepath.Join(dir, "g")}, "nope_scenes.jsonl"},
 	} {
-		stdout, stderr, code := runGolem(t, c.args...)
+		stdout, stderr, code := runRefused(t, i == 0, c.args...)
 		if code == 0 || !strings.Contains(stderr, c.want) {
 			t.Errorf("golem %s: exit %d, stderr %q; want a failure naming %q\n%s", strings.Join(c.args, " "), code, stderr, c.want, stdout)
 		}
