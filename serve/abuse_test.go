@@ -270,6 +270,7 @@ func TestHostCheckAndJSONOnly(t *testing.T) {
 // connection closed. (Small socket buffers on both sides make the
 // server's writes block soon.)
 func TestStalledReaderIsCut(t *testing.T) {
+	clockBound(t)
 	ts := newTestServer(t, Options{WriteTimeout: 200 * time.Millisecond}, EngineOptions{})
 	hs := ts.srv.HTTPServer()
 	hs.ConnContext = func(ctx context.Context, c net.Conn) context.Context {

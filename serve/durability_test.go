@@ -25,8 +25,9 @@ func startChild(t *testing.T, dsn string) (*exec.Cmd, string) {
 // annotation writes; after a restart every write a client saw acknowledged
 // is in the store, with the content it sent.
 func TestKill9DuringWrites(t *testing.T) {
-	t.Run("sqlite", func(t *testing.T) { kill9(t, "sqlite:"+filepath.Join(t.TempDir(), "labels.db")) })
-	t.Run("postgres", func(t *testing.T) { kill9(t, postgresDSN(t)) })
+	clockBound(t)
+	t.Run("sqlite", func(t *testing.T) { clockBound(t); kill9(t, "sqlite:"+filepath.Join(t.TempDir(), "labels.db")) })
+	t.Run("postgres", func(t *testing.T) { clockBound(t); kill9(t, postgresDSN(t)) })
 }
 
 func kill9(t *testing.T, dsn string) {

@@ -56,6 +56,7 @@ func postLogin(t *testing.T, c *http.Client, base, user, password string) (*http
 // Failed logins are logged and throttled per account and per address
 // with growing waits (429 + Retry-After), even for the right password.
 func TestLoginThrottling(t *testing.T) {
+	clockBound(t)
 	var logs logLines
 	ts := newTestServer(t, Options{Logf: logs.logf}, EngineOptions{})
 	ctx := context.Background()

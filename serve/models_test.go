@@ -107,6 +107,7 @@ func waitPs(t *testing.T, url, what string, cond func(map[string]psModel) bool) 
 // keep-alive runs out (the server's, or a request's keep_alive: a
 // duration, 0 at once, negative for ever), then loaded again when asked.
 func TestSeveralModels(t *testing.T) {
+	clockBound(t)
 	specs, err := ModelDirs(modelsFolder(t, "llama", "gpt2"))
 	if err != nil {
 		t.Fatal(err)

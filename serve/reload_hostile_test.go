@@ -199,6 +199,7 @@ func rewriteInPlace(path string, data []byte) error {
 // reload copied out of a shared mmap of the file being rewritten and the
 // server died of SIGBUS, dropping every stream.
 func TestReloadWhileRewrittenInPlace(t *testing.T) {
+	clockBound(t)
 	dir, a, b := liveFolder(t, 256) // 10.6 MB: reading it takes a while
 	textA, textB := referenceText(t, dir, a), referenceText(t, dir, b)
 	if textA == textB {
@@ -316,6 +317,7 @@ func TestReloadWhileRewrittenInPlace(t *testing.T) {
 // rewritten in place, again and again, is exactly one of the two files
 // written, tensor for tensor: a reload never mixes them.
 func TestReloadNeverMixesWeights(t *testing.T) {
+	clockBound(t)
 	dir, a, b := liveFolder(t, 64)
 	want := map[string][2][]float32{}
 	for i, data := range [][]byte{a, b} {
@@ -413,6 +415,7 @@ func TestReloadNeverMixesWeights(t *testing.T) {
 // panicked (makeslice: len out of range) in a goroutine nothing recovered,
 // and the server exited.
 func TestReloadBadConfigSIGHUP(t *testing.T) {
+	clockBound(t)
 	dir, a, _ := liveFolder(t, 0)
 	textA := referenceText(t, dir, a)
 	logs := &syncBuffer{}
@@ -471,6 +474,7 @@ func TestReloadBadConfigSIGHUP(t *testing.T) {
 // server at once, and the request is answered 503; it waited for the load,
 // however long (a FIFO: forever).
 func TestRunStopsWhileLoading(t *testing.T) {
+	clockBound(t)
 	release := make(chan struct{})
 	defer close(release)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -24,6 +24,7 @@ import (
 // stream is open: the stream finishes on the old weights, undropped, and
 // the next request runs on the new ones.
 func TestReloadKeepsConnections(t *testing.T) {
+	clockBound(t)
 	dir := filepath.Join(t.TempDir(), "live")
 	if err := os.CopyFS(dir, os.DirFS(tinyDir(t, "llama"))); err != nil {
 		t.Fatal(err)
@@ -138,6 +139,7 @@ func writeLoRA(t *testing.T, dir, base string, seed uint64) {
 // or a new checkpoint of the base, is loaded (merged again) and answers the
 // next request.
 func TestReloadAdapterFolder(t *testing.T) {
+	clockBound(t)
 	root := t.TempDir()
 	base, adapter := filepath.Join(root, "base"), filepath.Join(root, "adapter")
 	if err := os.CopyFS(base, os.DirFS(tinyDir(t, "llama"))); err != nil {

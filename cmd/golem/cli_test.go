@@ -44,10 +44,11 @@ func runInProcess(t *testing.T, args ...string) (stdout, stderr string, code int
 	return out[0], out[1], code
 }
 
-// runRefused runs a command line golem refuses before running anything:
-// the first of a test's lines as a real process (runGolem: main's exit
-// code and streams), the others in this process (runInProcess), each a
-// process's start (0.04 s of CPU) saved.
+// runRefused runs a line of a test's table of bad inputs (refused before
+// running anything, or failing on a bad file met while running): the
+// first of the table as a real process (runGolem: main's exit code and
+// streams), the others in this process (runInProcess), each a process's
+// start (0.04 s of CPU) and its models' loading saved.
 func runRefused(t *testing.T, first bool, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	if first {

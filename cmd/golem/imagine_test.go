@@ -64,7 +64,7 @@ func TestImagineCommands(t *testing.T) {
 		t.Fatalf("no grid (%v):\n%s", err, stdout)
 	}
 
-	for _, c := range []struct {
+	for i, c := range []struct {
 		args []string
 		code int
 		want string
@@ -75,7 +75,7 @@ func TestImagineCommands(t *testing.T) {
 		{[]string{"imagine", "train", "--data", filepath.Join(world, "train.jsonl"), "--out", filepath.Join(dir, "x")}, 2, "needs --vq"},
 		{[]string{"imagine", "--model", vq, "--prompt", "a red circle", "--out", png}, 1, "golem_dalle"},
 	} {
-		_, stderr, code := runGolem(t, c.args...)
+		_, stderr, code := runRefused(t, i == 0, c.args...)
 		if code != c.code || !strings.Contains(stderr, c.want) {
 			t.Errorf("golem %s: exit %d, stderr %q; want exit %d and %q", strings.Join(c.args, " "), code, stderr, c.code, c.want)
 		}
@@ -291,7 +291,7 @@ func TestImagineCommands(t *testing.T) {
 		t.Fatalf("imagine with the tuned model: exit %d\n%s%s", code, stdout, stderr)
 	}
 	os.WriteFile(filepath.Join(dir, "badprefs.jsonl"), []byte(`{"prompt": "a red circle", "chosen": "a.png"}`+"\n"), 0o644)
-	for _, c := range []struct {
+	for i, c := range []struct {
 		args []string
 		code int
 		want string
@@ -304,7 +304,7 @@ func TestImagineCommands(t *testing.T) {
 		{[]string{"imagine", "dpo", "--model", model, "--data", trainPrefs, "--heldout-frac", "0", "--out", filepath.Join(dir, "x")}, 2, "--heldout-frac 0"},
 		{[]string{"imagine", "dpo", "--model", model, "--data", trainPrefs, "--steps", "20", "--decay-steps", "10", "--out", filepath.Join(dir, "x")}, 2, "--decay-steps 10, want 0 (--steps) or at least --steps 20"},
 	} {
-		_, stderr, code := runGolem(t, c.args...)
+		_, stderr, code := runRefused(t, i == 0, c.args...)
 		if code != c.code || !strings.Contains(stderr, c.want) {
 			t.Errorf("golem %s: exit %d, stderr %q; want exit %d and %q", strings.Join(c.args, " "), code, stderr, c.code, c.want)
 		}
@@ -312,7 +312,7 @@ func TestImagineCommands(t *testing.T) {
 	// The generator's own output is a prompts file too; a bad line is named.
 	bad := filepath.Join(dir, "bad.jsonl")
 	os.WriteFile(bad, []byte(`{"image": "a.png", "caption": "a red circle", "scene": {"objects": []}}`+"\n"+"{\n"), 0o644)
-	for _, c := range []struct {
+	for i, c := range []struct {
 		args []string
 		code int
 		want string
@@ -323,7 +323,7 @@ func TestImagineCommands(t *testing.T) {
 		{[]string{"imagine", "--model", model, "--prompts", filepath.Join(world, "test.jsonl")}, 2, "-out-dir"},
 		{[]string{"imagine", "--model", model, "--prompts", filepath.Join(world, "test.jsonl"), "--out-dir", filepath.Join(dir, "x"), "--limit", "-1"}, 2, "--limit -1"},
 	} {
-		_, stderr, code := runGolem(t, c.args...)
+		_, stderr, code := runRefused(t, i == 0, c.args...)
 		if code != c.code || !strings.Contains(stderr, c.want) {
 			t.Errorf("golem %s: exit %d, stderr %q; want exit %d and %q", strings.Join(c.args, " "), code, stderr, c.code, c.want)
 		}

@@ -135,7 +135,7 @@ func probeRows(stdout string) map[string]string {
 func TestVisionCommandErrors(t *testing.T) {
 	dir := t.TempDir()
 	data := writeBars(t, filepath.Join(dir, "d"), 2, 1)
-	for _, c := range []struct {
+	for i, c := range []struct {
 		args []string
 		code int
 		want string
@@ -148,7 +148,7 @@ func TestVisionCommandErrors(t *testing.T) {
 		{[]string{"vision", "probe", "--model", dir + "/nomodel", "--train", data, "--test", data}, 1, "nomodel"},
 		{[]string{"vision", "probe", "--model", dir, "--train", data, "--test", data, "--cells", "0"}, 2, "--cells is 0, want 1 to 16"},
 	} {
-		_, stderr, code := runGolem(t, c.args...)
+		_, stderr, code := runRefused(t, i == 0, c.args...)
 		if code != c.code || !strings.Contains(stderr, c.want) {
 			t.Errorf("golem %s: exit %d, stderr %q; want exit %d and %q", strings.Join(c.args, " "), code, stderr, c.code, c.want)
 		}

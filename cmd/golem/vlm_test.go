@@ -339,7 +339,7 @@ func TestVLMCommands(t *testing.T) {
 		}
 	}
 
-	for _, c := range []struct {
+	for i, c := range []struct {
 		args []string
 		want string
 	}{
@@ -362,7 +362,7 @@ func TestVLMCommands(t *testing.T) {
 		{[]string{"eval", "vlm", "--model", instruct, "--data", world, "--samples", "4", "--marks", filepath.Join(dir, "m")}, "not with --samples"},
 		{[]string{"eval", "vlm", "--model", lmDir, "--data", world, "--samples", "4"}, "not a LLaVA folder"},
 	} {
-		stdout, stderr, code := runGolem(t, c.args...)
+		stdout, stderr, code := runRefused(t, i == 0, c.args...)
 		if code == 0 || !strings.Contains(stderr, c.want) {
 			t.Errorf("golem %s: exit %d, stderr %q; want a failure naming %q\n%s", strings.Join(c.args, " "), code, stderr, c.want, stdout)
 		}
