@@ -331,14 +331,17 @@ func TestImagesCancel(t *testing.T) {
 		if l.ID == "" {
 			t.Fatalf("no log line for the request given %v", d)
 		}
-		if l.Status == 499 {
+		if l.Status == 499 && l.AnswerTokens < n*steps {
 			gaveUp = d
 			break
 		}
-		t.Logf("the request given %v of the %v a whole one took was answered (%d); trying with less", d, full, l.Status)
+		// Under load the server may finish the drawing before it hears
+		// of the client's going (a 499 with every token drawn): try a
+		// shorter wait, as for a request answered in time.
+		t.Logf("the request given %v of the %v a whole one took drew %d of %d tokens (%d); trying with less", d, full, l.AnswerTokens, n*steps, l.Status)
 	}
 	if gaveUp == 0 {
-		t.Fatalf("every request was answered before its client gave up")
+		t.Fatalf("every request drew all its tokens although its client gave up sooner each time (last: status %d)", l.Status)
 	}
 	if l.AnswerTokens >= n*steps || l.AnswerTokens%n != 0 {
 		t.Errorf("the cancelled request drew %d image tokens; want whole steps of %d, fewer than %d", l.AnswerTokens, n, n*steps)
