@@ -313,6 +313,8 @@ func checkBias(op string, bias *Tensor, C int) {
 // column matrix is read straight from x by the GEMM's packing on a
 // backend with backend.ConvGemm (one group), else written by im2col (that
 // many floats from the backend's pool, kept for the backward pass).
+// A 3x3 stride-1 convolution of one group runs as Winograd's F(2x2, 3x3)
+// instead where the backend has backend.Winograd (winograd.go).
 // Backward: dX = col2im(W^T dY'), or the transposed convolution of dY by
 // W in sub-pixel phases where that applies (subpixel.go), dW = dY' col^T
 // with dY' = dY as [K, N*OH*OW] (read in place by ConvWeightGrad, else
@@ -327,6 +329,9 @@ func Conv2d(x, w, bias *Tensor, o ConvOptions) *Tensor {
 	checkBias("conv2d", bias, K)
 	g := geom("conv2d", N, C, H, W, K, kh, kw, o)
 	be := x.be
+	if wg, ok := winogradFor(be, g); ok {
+		return winogradConv(wg, x, w, bias, g) // winograd.go
+	}
 	out := result([]int{N, K, g.OH, g.OW}, inputs(x, w, bias)...)
 	// the column matrix, or x where the GEMMs read it implicitly: kept
 	// for the weight gradient
