@@ -323,6 +323,9 @@ type Conv2D struct {
 	N, C, H, W, K, KH, KW  int
 	SH, SW, PH, PW, DH, DW int
 	Groups, OH, OW         int
+	// Phased says that x is already split into its stride phases by
+	// ConvGemm.SplitPhases (ConvGemm's methods only).
+	Phased bool
 }
 
 // Im2Col writes the column matrix of x into col, with pad (0 for a
@@ -351,9 +354,18 @@ type Im2Col interface {
 // gradient read in place: dw [K, C*KH*KW] = dy' col^T (beta 0) or dw +
 // dy' col^T (beta 1), dy' = dy [N, K, OH, OW] as [K, N*OH*OW], with no
 // channel-major copy of dy; MatMul's result on the copy, bit for bit.
+//
+// ConvPhases reports whether those GEMMs read x split into its stride
+// phases (a strided convolution whose output is as wide as its input
+// over the stride: vqvae-32's 4x4 stride-2 layers, patch embeddings),
+// which each of them would otherwise make again from x; SplitPhases
+// writes that split into sp (x's size), to pass as x with g.Phased set,
+// so that a layer's forward GEMM and weight gradient share one split.
 type ConvGemm interface {
 	ConvMatMul(p Gemm, g Conv2D, a, x, c Buffer)
 	ConvWeightGrad(g Conv2D, dw, dy, x Buffer, beta float32)
+	ConvPhases(g Conv2D) bool
+	SplitPhases(g Conv2D, sp, x Buffer)
 }
 
 // Winograd is the transforms of Winograd's minimal filtering F(2x2, 3x3)
