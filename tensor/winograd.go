@@ -21,6 +21,13 @@ import (
 
 var winogradOff atomic.Bool
 
+// winogradKeep bounds the transformed input V a convolution keeps for its
+// weight gradient (4x its input's size, with the tiles' rounding): up to
+// 16M values (64 MB; vqvae-32's are 1M) it is kept, beyond that the
+// backward pass transforms x again, so that large convolutions hold no
+// more memory than the implicit GEMM (which keeps x only).
+var winogradKeep = 1 << 24
+
 // SetWinograd turns Conv2d's Winograd path on (the default) or off, and
 // returns the previous setting. Off, every convolution takes the GEMM
 // over its column matrix: the reference the Winograd path is tested
@@ -43,7 +50,7 @@ func winogradConv(wg backend.Winograd, x, w, bias *Tensor, g backend.Conv2D) *Te
 	T := N * ((g.OH + 1) / 2) * ((g.OW + 1) / 2)
 	out := result([]int{N, K, g.OH, g.OW}, inputs(x, w, bias)...)
 	keepU := out.requiresGrad && x.requiresGrad
-	keepV := out.requiresGrad && w.requiresGrad
+	keepV := out.requiresGrad && w.requiresGrad && backend.WinogradLen(C*T) <= winogradKeep
 	alloc := func(n int, keep bool) backend.Buffer {
 		if keep {
 			return out.saveBuf(n, false)
@@ -70,6 +77,12 @@ func winogradConv(wg backend.Winograd, x, w, bias *Tensor, g backend.Conv2D) *Te
 			dm := be.Alloc(backend.WinogradLen(K*T), false)
 			wg.WinogradOutputGrad(g, dm, out.grad)
 			if w.requiresGrad {
+				v := v
+				if !keepV { // transformed again: too large to keep
+					v = be.Alloc(backend.WinogradLen(C*T), false)
+					defer be.Free(v)
+					wg.WinogradInput(g, v, x.buf)
+				}
 				du := be.Alloc(backend.WinogradLen(K*C), false)
 				be.MatMul(backend.Gemm{TransA: true, M: K, N: C, K: T, Alpha: 1, Batch: 16, LDA: K, LDB: C, LDC: C,
 					StrideA: sM, StrideB: sV, StrideC: sU}, dm, v, du)

@@ -180,3 +180,30 @@ func TestGradWinograd(t *testing.T) {
 		gradCheck(t, name+" no bias", r, []*Tensor{x, w}, func(in []*Tensor) *Tensor { return Conv2d(in[0], in[1], nil, o) })
 	}
 }
+
+// TestWinogradTransformsAgain: a convolution whose transformed input is
+// over winogradKeep does not keep it but transforms x again in the
+// backward pass; the gradients are the same bit for bit.
+func TestWinogradTransformsAgain(t *testing.T) {
+	run := func(keep int) [][]float32 {
+		old := winogradKeep
+		winogradKeep = keep
+		defer func() { winogradKeep = old }()
+		r := rand.New(rand.NewPCG(65, 66))
+		x, w, b := randT(r, 1, 2, 5, 7, 6), randT(r, 0.3, 4, 5, 3, 3), randT(r, 1, 4)
+		y := Conv2d(x, w, b, ConvOptions{Padding: [2]int{1, 1}})
+		if n := len(y.saved); (keep == 0) != (n == 1) {
+			t.Fatalf("winogradKeep %d: %d buffers kept", keep, n)
+		}
+		Backward(Sum(Mul(y, randT(r, 1, y.Shape()...))))
+		return [][]float32{y.Host(), x.Grad().Host(), w.Grad().Host(), b.Grad().Host()}
+	}
+	kept, again := run(1<<24), run(0)
+	for i := range kept {
+		for j, v := range kept[i] {
+			if again[i][j] != v {
+				t.Fatalf("tensor %d value %d: %g transformed again, %g kept", i, j, again[i][j], v)
+			}
+		}
+	}
+}
