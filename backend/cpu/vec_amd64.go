@@ -42,3 +42,6 @@ func vaxpy4(c, b *float32, ldb, n int, x *[4]float32)
 
 //go:noescape
 func vsilu(y, x *float32, n int)
+
+//go:noescape
+func vrelugrad(d, x, gr *float32, n int)

@@ -23,3 +23,5 @@ func vadamw(p, gr, m, v *float32, n int, h *[6]float32) { panic("cpu: no vector 
 func vaxpy4(c, b *float32, ldb, n int, x *[4]float32)   { panic("cpu: no vector kernels") }
 
 func vsilu(y, x *float32, n int) { panic("cpu: no vector kernels") }
+
+func vrelugrad(d, x, g *float32, n int) { panic("cpu: no vector kernels") }
