@@ -6,7 +6,7 @@
 // The whole contract is in this file: Backend, which every backend
 // implements, and the optional abilities beside it (PackedAttention,
 // InPlaceCrossEntropy, MultiAdamW, Freezer, RowAttention, RowStore,
-// HalfCache, Im2Col, ConvGemm, BatchNorm, Quantized), each a faster or leaner way to do what
+// HalfCache, Im2Col, ConvGemm, Winograd, BatchNorm, Quantized), each a faster or leaner way to do what
 // Backend's methods can already do. Callers type-assert a backend to an ability and fall back to
 // Backend's methods where it is missing, with the same results up to
 // float32 rounding (and, for HalfCache, float16's). The CPU backend has
@@ -323,6 +323,9 @@ type Conv2D struct {
 	N, C, H, W, K, KH, KW  int
 	SH, SW, PH, PW, DH, DW int
 	Groups, OH, OW         int
+	// Phased says that x is already split into its stride phases by
+	// ConvGemm.SplitPhases (ConvGemm's methods only).
+	Phased bool
 }
 
 // Im2Col writes the column matrix of x into col, with pad (0 for a
@@ -351,10 +354,67 @@ type Im2Col interface {
 // gradient read in place: dw [K, C*KH*KW] = dy' col^T (beta 0) or dw +
 // dy' col^T (beta 1), dy' = dy [N, K, OH, OW] as [K, N*OH*OW], with no
 // channel-major copy of dy; MatMul's result on the copy, bit for bit.
+//
+// ConvPhases reports whether those GEMMs read x split into its stride
+// phases (a strided convolution whose output is as wide as its input
+// over the stride: vqvae-32's 4x4 stride-2 layers, patch embeddings),
+// which each of them would otherwise make again from x; SplitPhases
+// writes that split into sp (x's size), to pass as x with g.Phased set,
+// so that a layer's forward GEMM and weight gradient share one split.
 type ConvGemm interface {
 	ConvMatMul(p Gemm, g Conv2D, a, x, c Buffer)
 	ConvWeightGrad(g Conv2D, dw, dy, x Buffer, beta float32)
+	ConvPhases(g Conv2D) bool
+	SplitPhases(g Conv2D, sp, x Buffer)
 }
+
+// Winograd is the transforms of Winograd's minimal filtering F(2x2, 3x3)
+// (Lavin and Gray, 2015) for a 3x3 stride-1 convolution of one group and
+// no dilation (g, any padding): the output is cut into 2x2 tiles, T =
+// N*ceil(OH/2)*ceil(OW/2) of them, each the product of a 4x4 input tile
+// and the kernel in a 16-point transformed space, so the convolution is
+// 16 GEMMs M[e] = V[e] U[e]^T (e the transformed point; [T, C] x [C, K])
+// of C*K*T multiply-adds each: 16*C*K*T against 36*C*K*T for the
+// direct convolution, 2.25x fewer. The transforms and their adjoints
+// (the backward pass), in the layouts those GEMMs read (a tile's values
+// channel-last, so that a transform works on runs of channels):
+//
+//   - WinogradWeight writes u [16, K, C] = G w G^T of w [K, C, 3, 3];
+//     WinogradWeightGrad adds dw += G^T du G.
+//   - WinogradInput writes v [16, T, C] = B^T d B of each input tile d (0
+//     outside x); WinogradInputGrad adds dx += the adjoint of dv.
+//   - WinogradOutput writes y [N, K, OH, OW] = A^T m A of each tile of
+//     m [16, T, K], plus bias [K] (nil: none); WinogradOutputGrad writes
+//     dm [16, T, K] = A dy A^T (the tiles' values past OH or OW read 0).
+//
+// Each [16, R, S] above is 16 matrices [R, S], point e's at e*
+// WinogradStride(R*S): a few cache lines past R*S, so that the 16 values
+// of a tile, which lie in 16 matrices, do not fall into the same cache
+// set when R*S is a multiple of the page (4K aliasing).
+//
+// Tile t = (n*ceil(OH/2) + ty)*ceil(OW/2) + tx covers output rows 2ty,
+// 2ty+1 and columns 2tx, 2tx+1 and reads input rows 2ty-PH .. 2ty-PH+3
+// and columns 2tx-PW .. 2tx-PW+3. The result is the convolution's up to
+// the transforms' float32 rounding (a few units in the last place of the
+// sum of |w|*|x| the output is made of), not Im2Col and MatMul's bit for
+// bit. Called by tensor.Conv2d where the shape fits, in place of the
+// implicit GEMM (backend.ConvGemm). Buffers: float32.
+type Winograd interface {
+	WinogradWeight(K, C int, u, w Buffer)
+	WinogradWeightGrad(K, C int, dw, du Buffer)
+	WinogradInput(g Conv2D, v, x Buffer)
+	WinogradInputGrad(g Conv2D, dx, dv Buffer)
+	WinogradOutput(g Conv2D, y, m, bias Buffer)
+	WinogradOutputGrad(g Conv2D, dm, dy Buffer)
+}
+
+// WinogradStride is the distance between the 16 matrices of n values
+// each that backend.Winograd's transforms read and write: n plus 2 cache
+// lines of float32 (32 values).
+func WinogradStride(n int) int { return n + 32 }
+
+// WinogradLen is the length of a buffer of 16 such matrices.
+func WinogradLen(n int) int { return 15*WinogradStride(n) + n }
 
 // BF16Products runs matrix products in bfloat16 with float32 accumulation, the
 // products of mixed-precision training (train's --dtype bf16): MatMulBF16

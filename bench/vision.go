@@ -71,6 +71,7 @@ func init() {
 		warmup := fs.Int("warmup", 3, "untimed steps first")
 		threads := fs.Int("threads", 2, "threads")
 		noPeer := fs.Bool("no-peer", false, "skip the PyTorch peer (no ratio)")
+		noWinograd := fs.Bool("no-winograd", false, "run 3x3 stride-1 convolutions as the implicit GEMM, not Winograd's F(2x2, 3x3) (tensor.SetWinograd): golem's baseline for vqvae-32")
 		cpuTime := fs.Bool("cpu", false, "also compare CPU time per image (user+system, all threads): golem's timed steps by getrusage, the peer's by the difference of two runs (1 and 1+max(steps, 30) timed steps); steadier than wall time on a loaded machine")
 		fs.Parse(args)
 		vc, ok := visionConfigs[*config]
@@ -78,6 +79,7 @@ func init() {
 			return fmt.Errorf("unknown config %q (vit-mnist, vit-tiny, mae-mnist, clip-tiny or vqvae-32)", *config)
 		}
 		cpu.SetThreads(*threads)
+		tensor.SetWinograd(!*noWinograd)
 		be := cpu.New()
 		step, params, err := visionStep(be, vc.vit, vc.clip, vc.vq, vc.classes, vc.batch)
 		if err != nil {

@@ -201,6 +201,7 @@ func channelMajor(be backend.Backend, y backend.Buffer, N, K, L int) backend.Buf
 type cols struct {
 	g      backend.Conv2D
 	x, col backend.Buffer
+	split  bool // x is the image split into its stride phases, from alloc (g.Phased)
 }
 
 // implicitCols reports whether the GEMMs over g's column matrix read it
@@ -211,10 +212,19 @@ func implicitCols(be backend.Backend, g backend.Conv2D) bool {
 }
 
 // newCols returns the column matrix of x under g (pad 0): x itself where
-// the GEMMs read it implicitly, else written into a buffer from alloc.
+// the GEMMs read it implicitly, or x split into its stride phases once
+// for all of them (into a buffer from alloc) where they read those
+// (ConvGemm.ConvPhases), else written into a buffer from alloc.
 func newCols(be backend.Backend, g backend.Conv2D, x backend.Buffer, alloc func(n int) backend.Buffer) cols {
 	if implicitCols(be, g) {
-		return cols{g: g, x: x}
+		cg := be.(backend.ConvGemm)
+		if !cg.ConvPhases(g) {
+			return cols{g: g, x: x}
+		}
+		sp := alloc(g.N * g.C * g.H * g.W)
+		cg.SplitPhases(g, sp, x)
+		g.Phased = true
+		return cols{g: g, x: sp, split: true}
 	}
 	col := alloc(colLen(g))
 	im2colBuf(be, g, col, x, 0)
@@ -267,7 +277,7 @@ func weightGrad(be backend.Backend, g backend.Conv2D, w, b *Tensor, dy backend.B
 		Kg, CKK, NL := g.K/g.Groups, g.C/g.Groups*g.KH*g.KW, g.N*g.OH*g.OW
 		dw, beta := w.gemmGrad()
 		if col.col == nil {
-			be.(backend.ConvGemm).ConvWeightGrad(g, dw, dy, col.x, beta)
+			be.(backend.ConvGemm).ConvWeightGrad(col.g, dw, dy, col.x, beta)
 		} else {
 			be.MatMul(backend.Gemm{TransB: true, M: Kg, N: CKK, K: NL, Alpha: 1, Beta: beta, Batch: g.Groups,
 				LDA: NL, LDB: NL, LDC: CKK, StrideA: Kg * NL, StrideB: CKK * NL, StrideC: Kg * CKK}, yc(), col.col, dw)
@@ -313,6 +323,8 @@ func checkBias(op string, bias *Tensor, C int) {
 // column matrix is read straight from x by the GEMM's packing on a
 // backend with backend.ConvGemm (one group), else written by im2col (that
 // many floats from the backend's pool, kept for the backward pass).
+// A 3x3 stride-1 convolution of one group runs as Winograd's F(2x2, 3x3)
+// instead where the backend has backend.Winograd (winograd.go).
 // Backward: dX = col2im(W^T dY'), or the transposed convolution of dY by
 // W in sub-pixel phases where that applies (subpixel.go), dW = dY' col^T
 // with dY' = dY as [K, N*OH*OW] (read in place by ConvWeightGrad, else
@@ -327,9 +339,12 @@ func Conv2d(x, w, bias *Tensor, o ConvOptions) *Tensor {
 	checkBias("conv2d", bias, K)
 	g := geom("conv2d", N, C, H, W, K, kh, kw, o)
 	be := x.be
+	if wg, ok := winogradFor(be, g); ok {
+		return winogradConv(wg, x, w, bias, g) // winograd.go
+	}
 	out := result([]int{N, K, g.OH, g.OW}, inputs(x, w, bias)...)
-	// the column matrix, or x where the GEMMs read it implicitly: kept
-	// for the weight gradient
+	// the column matrix, or x (or its stride phases) where the GEMMs read
+	// it implicitly: kept for the weight gradient
 	col := newCols(be, g, x.buf, func(n int) backend.Buffer { return out.saveBuf(n, false) })
 	beta := float32(0)
 	if bias != nil {
@@ -337,6 +352,10 @@ func Conv2d(x, w, bias *Tensor, o ConvOptions) *Tensor {
 		beta = 1
 	}
 	colToImage(be, g, w.buf, col, out.buf, beta)
+	if col.split && !out.requiresGrad {
+		out.saved = slices.DeleteFunc(out.saved, func(b backend.Buffer) bool { return b == col.x })
+		be.Free(col.x) // no weight gradient to read it
+	}
 	if out.requiresGrad {
 		out.back = func() {
 			var yc backend.Buffer // dY channel-major, made where a GEMM needs it
@@ -442,6 +461,9 @@ func ConvTranspose2d(x, w, bias *Tensor, o ConvOptions) *Tensor {
 			weightGrad(be, g, w, nil, x.buf, func() backend.Buffer { return xc }, dcol)
 			if dcol.col != nil {
 				be.Free(dcol.col)
+			}
+			if dcol.split {
+				be.Free(dcol.x)
 			}
 			if bias != nil && bias.requiresGrad {
 				channelSums(be, bias.GradBuffer(), out.grad, N, K, OH*OW)

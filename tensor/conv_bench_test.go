@@ -37,3 +37,13 @@ func BenchmarkConv2dResNet(b *testing.B) { benchConv(b, 32, 64, 16, 16, 64, 3) }
 // BenchmarkConv2dTinyStage1: SimCLR's step on the ResNet tiny's first stage:
 // N=256 (two views of 128), 16->16 channels, 28x28, 3x3.
 func BenchmarkConv2dTinyStage1(b *testing.B) { benchConv(b, 256, 16, 28, 28, 16, 3) }
+
+// BenchmarkConv2dVQResidual: vqvae-32's residual 3x3 (N=32, 128->64
+// channels, 8x8), through Winograd and through the implicit GEMM.
+func BenchmarkConv2dVQResidual(b *testing.B) {
+	b.Run("winograd", func(b *testing.B) { benchConv(b, 32, 128, 8, 8, 64, 3) })
+	b.Run("gemm", func(b *testing.B) {
+		defer SetWinograd(SetWinograd(false))
+		benchConv(b, 32, 128, 8, 8, 64, 3)
+	})
+}

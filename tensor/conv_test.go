@@ -27,10 +27,15 @@ func (b columnsBackend) Im2Col(g backend.Conv2D, col, x backend.Buffer, pad floa
 
 func (b columnsBackend) Col2Im(g backend.Conv2D, dx, col backend.Buffer) { b.ic.Col2Im(g, dx, col) }
 
-// bothPaths runs fn on the CPU backend (with its abilities: implicit
-// GEMMs), with Im2Col's column matrices, and without either.
+// bothPaths runs fn on the CPU backend (with its abilities: Winograd for
+// 3x3 stride-1 convolutions, implicit GEMMs), on it with Winograd off,
+// with Im2Col's column matrices, and without either.
 func bothPaths(t *testing.T, fn func(t *testing.T)) {
 	t.Run("implicit", fn)
+	t.Run("no-winograd", func(t *testing.T) {
+		defer SetWinograd(SetWinograd(false))
+		fn(t)
+	})
 	t.Run("im2col", func(t *testing.T) {
 		old := be
 		be = columnsBackend{old, old.(backend.Im2Col)}
@@ -498,8 +503,10 @@ func TestSubPixelMatchesColumns(t *testing.T) {
 // forward and backward on the CPU backend, whose GEMMs read the column
 // matrices straight from the images, and through Im2Col's written
 // matrices: the GEMMs pack the same values in the same order, so the
-// outputs and every gradient are the same bit for bit.
+// outputs and every gradient are the same bit for bit (Winograd off: it
+// would take the residual 3x3; TestWinogradMatchesGemm checks it).
 func TestImplicitMatchesColumns(t *testing.T) {
+	defer SetWinograd(SetWinograd(false))
 	s2 := ConvOptions{Stride: [2]int{2, 2}, Padding: [2]int{1, 1}}
 	for _, c := range []struct {
 		name       string

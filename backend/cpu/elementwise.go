@@ -352,8 +352,16 @@ func mapGradSlice(op backend.Unary, a float32, d, x, y, g []float32) {
 // as often negative as not, and a mispredicted branch per value cost more
 // than the pass's memory traffic. x > 0 (+Inf included, NaN not) is
 // 0 < bits(x) <= bits(+Inf), tested as one unsigned compare by a sign.
+//
+// With AVX-512 (haveVec) it is vrelugrad: a compare and a masked add, 16
+// values a vector. A zero d stays as it was where x <= 0 (the Go loop
+// adds +0 there, turning -0 into +0): the same values otherwise.
 func reluGrad(d, x, g []float32) {
 	x, g = x[:len(d)], g[:len(d)]
+	if haveVec && len(d) > 0 {
+		vrelugrad(&d[0], &x[0], &g[0], len(d))
+		return
+	}
 	for i, xv := range x {
 		t := math.Float32bits(xv) - 1
 		mask := uint32((int64(t) - 0x7f800000) >> 63)

@@ -64,6 +64,21 @@ func (c *CPU) ConvWeightGrad(g backend.Conv2D, dw, dy, x backend.Buffer, beta fl
 	gemmFrom(Threads(), activeKernel, false, true, g.K, CKK, g.N*L, 1, ys, L, nil, 0, beta, ws, CKK, nil, src, imageA{plane: L, stride: g.K * L})
 }
 
+// ConvPhases reports whether ConvMatMul and ConvWeightGrad over g read x
+// split into its stride phases (usePhases).
+func (c *CPU) ConvPhases(g backend.Conv2D) bool { return g.Groups == 1 && usePhases(g) }
+
+// SplitPhases writes x split into its stride phases into sp, for
+// ConvMatMul and ConvWeightGrad with g.Phased.
+func (c *CPU) SplitPhases(g backend.Conv2D, sp, x backend.Buffer) {
+	n := g.N * g.C * g.H * g.W
+	ss, xs := f(sp), f(x)
+	if !c.ConvPhases(g) || len(ss) < n || len(xs) < n {
+		panic(fmt.Sprintf("cpu: SplitPhases: %d and %d values for %+v", len(ss), len(xs), g))
+	}
+	splitPhases(g, ss, xs)
+}
+
 // colPanels holds packStrided's scratch rows (*[]float32).
 var colPanels sync.Pool
 
@@ -104,9 +119,11 @@ func newColSource(c *CPU, g backend.Conv2D, xs []float32) *colSource {
 	s := &colSource{x: xs, c: c, L: g.OH * g.OW, OW: g.OW, nstride: g.C * g.H * g.W, sh: g.SH, sw: g.SW, wp: g.W}
 	phases := usePhases(g)
 	if phases {
-		s.buf = c.Alloc(g.N*g.C*g.H*g.W, false)
-		s.x = f(s.buf)
-		splitPhases(g, s.x, xs)
+		if !g.Phased {
+			s.buf = c.Alloc(g.N*g.C*g.H*g.W, false)
+			s.x = f(s.buf)
+			splitPhases(g, s.x, xs)
+		}
 		s.sh, s.sw, s.wp = 1, 1, g.W/g.SW
 	}
 	s.shifted = s.sh == 1 && s.sw == 1 && s.OW == s.wp

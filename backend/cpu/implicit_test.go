@@ -122,3 +122,54 @@ func randBuf(c *CPU, r *rand.Rand, n int) backend.Buffer {
 	}
 	return b
 }
+
+// TestSplitPhasesOnce: ConvMatMul and ConvWeightGrad over x split once by
+// SplitPhases (g.Phased) give what they give splitting x themselves, bit
+// for bit (4x4 stride 2 as vqvae-32's, a patch embedding); ConvPhases is
+// false where they read x as it is, and SplitPhases refuses those.
+func TestSplitPhasesOnce(t *testing.T) {
+	c := New()
+	r := rand.New(rand.NewPCG(43, 44))
+	for _, g := range []backend.Conv2D{
+		{N: 2, C: 6, H: 16, W: 16, K: 8, KH: 4, KW: 4, SH: 2, SW: 2, PH: 1, PW: 1, DH: 1, DW: 1, Groups: 1, OH: 8, OW: 8},
+		{N: 3, C: 2, H: 8, W: 12, K: 5, KH: 4, KW: 4, SH: 4, SW: 4, DH: 1, DW: 1, Groups: 1, OH: 2, OW: 3},
+	} {
+		if !c.ConvPhases(g) {
+			t.Fatalf("%+v: ConvPhases false", g)
+		}
+		CKK, NL := g.C*g.KH*g.KW, g.N*g.OH*g.OW
+		x, a := randBuf(c, r, g.N*g.C*g.H*g.W), randBuf(c, r, g.K*CKK)
+		dy := randBuf(c, r, g.N*g.K*g.OH*g.OW)
+		sp := c.Alloc(g.N*g.C*g.H*g.W, false)
+		c.SplitPhases(g, sp, x)
+		gp := g
+		gp.Phased = true
+		p := backend.Gemm{M: g.K, N: NL, K: CKK, Alpha: 1, Batch: 1, LDA: CKK, LDC: NL}
+		y0, y1 := c.Alloc(g.K*NL, false), c.Alloc(g.K*NL, false)
+		c.ConvMatMul(p, g, a, x, y0)
+		c.ConvMatMul(p, gp, a, sp, y1)
+		w0, w1 := c.Alloc(g.K*CKK, false), c.Alloc(g.K*CKK, false)
+		c.ConvWeightGrad(g, w0, dy, x, 0)
+		c.ConvWeightGrad(gp, w1, dy, sp, 0)
+		for i, v := range f(y0) {
+			if f(y1)[i] != v {
+				t.Fatalf("%+v: ConvMatMul's value %d is %g split once, %g", g, i, f(y1)[i], v)
+			}
+		}
+		for i, v := range f(w0) {
+			if f(w1)[i] != v {
+				t.Fatalf("%+v: ConvWeightGrad's value %d is %g split once, %g", g, i, f(w1)[i], v)
+			}
+		}
+	}
+	g := backend.Conv2D{N: 1, C: 2, H: 8, W: 8, K: 2, KH: 3, KW: 3, SH: 1, SW: 1, PH: 1, PW: 1, DH: 1, DW: 1, Groups: 1, OH: 8, OW: 8}
+	if c.ConvPhases(g) {
+		t.Fatal("ConvPhases true for a stride-1 3x3")
+	}
+	defer func() {
+		if recover() == nil {
+			t.Fatal("SplitPhases of a stride-1 3x3 did not panic")
+		}
+	}()
+	c.SplitPhases(g, c.Alloc(128, false), c.Alloc(128, false))
+}

@@ -48,3 +48,6 @@ func vscal(x *float32, n int, a float32)
 
 //go:noescape
 func vsoftgrad(d, p *float32, n int, s, scale float32)
+
+//go:noescape
+func vrelugrad(d, x, gr *float32, n int)

@@ -1001,3 +1001,37 @@ softgrad_tail:
 softgrad_done:
 	VZEROUPPER
 	RET
+
+// func vrelugrad(d, x, gr *float32, n int)
+// d += gr where x > 0 (ordered: NaN not), 16 values a vector.
+TEXT ·vrelugrad(SB), NOSPLIT, $0-32
+	MOVQ d+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ gr+16(FP), DX
+	MOVQ n+24(FP), CX
+	VXORPS Z31, Z31, Z31
+relugrad_loop:
+	CMPQ CX, $16
+	JLT relugrad_tail
+	VMOVUPS (SI), Z0
+	VCMPPS $0x1e, Z31, Z0, K2
+	VMOVUPS (DI), Z1
+	VADDPS (DX), Z1, K2, Z1
+	VMOVUPS Z1, (DI)
+	ADDQ $64, SI
+	ADDQ $64, DI
+	ADDQ $64, DX
+	SUBQ $16, CX
+	JMP relugrad_loop
+relugrad_tail:
+	TESTQ CX, CX
+	JZ relugrad_done
+	TAILMASK
+	VMOVUPS.Z (SI), K1, Z0
+	VCMPPS $0x1e, Z31, Z0, K2 // the lanes past n read 0: not > 0
+	VMOVUPS.Z (DI), K1, Z1
+	VADDPS (DX), Z1, K2, Z1
+	VMOVUPS Z1, K1, (DI)
+relugrad_done:
+	VZEROUPPER
+	RET

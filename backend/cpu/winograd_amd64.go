@@ -1,0 +1,29 @@
+//go:build !purego
+
+package cpu
+
+// wgin writes the F(2x2, 3x3) input transform of one tile, n channels a
+// tap: tap (i, j) at src[i*ld+j*n:], point e at dst[e*ds:]
+// (winograd_amd64.s; AVX-512, haveVec).
+//
+//go:noescape
+func wgin(src *float32, ld int, dst *float32, ds int, n int)
+
+// wgingrad adds the adjoint of wgin: dst's taps += B src B^T, point e of
+// src at src[e*ss:].
+//
+//go:noescape
+func wgingrad(dst *float32, ld int, src *float32, ss int, n int)
+
+// wgout writes the F(2x2, 3x3) output transform of one tile plus bias, n
+// channels a point: point e at src[e*ss:], the 2x2 outputs at dst,
+// dst[n:], dst[ld:], dst[ld+n:].
+//
+//go:noescape
+func wgout(src *float32, ss int, dst *float32, ld int, bias *float32, n int)
+
+// wgoutgrad writes wgout's adjoint: the 16 points of A dy A^T at
+// dst[e*ds:] from dy's 2x2 tile at src, src[n:], src[ld:], src[ld+n:].
+//
+//go:noescape
+func wgoutgrad(src *float32, ld int, dst *float32, ds int, n int)

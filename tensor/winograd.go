@@ -1,0 +1,106 @@
+package tensor
+
+import (
+	"sync/atomic"
+
+	"github.com/golem-ml/golem/backend"
+)
+
+// Conv2d's 3x3 stride-1 convolutions (one group, no dilation, any
+// padding) run as Winograd's F(2x2, 3x3) on a backend with
+// backend.Winograd: the weight, the input tiles and the output tiles
+// transformed, and between them 16 GEMMs over the transformed points
+// (M = V U^T: [T, C] x [C, K], T the 2x2 output tiles of all the
+// images), 2.25x fewer multiply-adds than the direct convolution's GEMM.
+// The backward pass is the forward's exact adjoint, so it runs in the
+// same transformed space: dM = A dY A^T once, then dU = dM^T V (16
+// GEMMs) and dW += G^T dU G for the weight, dV = dM U (16 GEMMs) and dX
+// += B dV B^T for the input: 2.25x fewer multiply-adds for each of the
+// three products. The forward keeps V (16*T*C values) for the weight
+// gradient and U (16*K*C) for the input gradient.
+
+var winogradOff atomic.Bool
+
+// winogradKeep bounds the transformed input V a convolution keeps for its
+// weight gradient (4x its input's size, with the tiles' rounding): up to
+// 16M values (64 MB; vqvae-32's are 1M) it is kept, beyond that the
+// backward pass transforms x again, so that large convolutions hold no
+// more memory than the implicit GEMM (which keeps x only).
+var winogradKeep = 1 << 24
+
+// SetWinograd turns Conv2d's Winograd path on (the default) or off, and
+// returns the previous setting. Off, every convolution takes the GEMM
+// over its column matrix: the reference the Winograd path is tested
+// against, and a benchmark's baseline.
+func SetWinograd(on bool) bool { return !winogradOff.Swap(!on) }
+
+// winogradFor returns be's Winograd ability where it runs g.
+func winogradFor(be backend.Backend, g backend.Conv2D) (backend.Winograd, bool) {
+	if winogradOff.Load() || g.KH != 3 || g.KW != 3 || g.SH != 1 || g.SW != 1 || g.DH != 1 || g.DW != 1 || g.Groups != 1 {
+		return nil, false
+	}
+	wg, ok := be.(backend.Winograd)
+	return wg, ok
+}
+
+// winogradConv is Conv2d of x by w (+ bias) under g through wg.
+func winogradConv(wg backend.Winograd, x, w, bias *Tensor, g backend.Conv2D) *Tensor {
+	be := x.be
+	N, C, K := g.N, g.C, g.K
+	T := N * ((g.OH + 1) / 2) * ((g.OW + 1) / 2)
+	out := result([]int{N, K, g.OH, g.OW}, inputs(x, w, bias)...)
+	keepU := out.requiresGrad && x.requiresGrad
+	keepV := out.requiresGrad && w.requiresGrad && backend.WinogradLen(C*T) <= winogradKeep
+	alloc := func(n int, keep bool) backend.Buffer {
+		if keep {
+			return out.saveBuf(n, false)
+		}
+		return be.Alloc(n, false)
+	}
+	sU, sV, sM := backend.WinogradStride(K*C), backend.WinogradStride(C*T), backend.WinogradStride(K*T)
+	u, v := alloc(backend.WinogradLen(K*C), keepU), alloc(backend.WinogradLen(C*T), keepV)
+	wg.WinogradWeight(K, C, u, w.buf)
+	wg.WinogradInput(g, v, x.buf)
+	m := be.Alloc(backend.WinogradLen(K*T), false)
+	be.MatMul(backend.Gemm{TransB: true, M: T, N: K, K: C, Alpha: 1, Batch: 16, LDA: C, LDB: C, LDC: K,
+		StrideA: sV, StrideB: sU, StrideC: sM}, v, u, m)
+	wg.WinogradOutput(g, out.buf, m, bufOrNil(bias))
+	be.Free(m)
+	if !keepU {
+		be.Free(u)
+	}
+	if !keepV {
+		be.Free(v)
+	}
+	if out.requiresGrad {
+		out.back = func() {
+			dm := be.Alloc(backend.WinogradLen(K*T), false)
+			wg.WinogradOutputGrad(g, dm, out.grad)
+			if w.requiresGrad {
+				v := v
+				if !keepV { // transformed again: too large to keep
+					v = be.Alloc(backend.WinogradLen(C*T), false)
+					defer be.Free(v)
+					wg.WinogradInput(g, v, x.buf)
+				}
+				du := be.Alloc(backend.WinogradLen(K*C), false)
+				be.MatMul(backend.Gemm{TransA: true, M: K, N: C, K: T, Alpha: 1, Batch: 16, LDA: K, LDB: C, LDC: C,
+					StrideA: sM, StrideB: sV, StrideC: sU}, dm, v, du)
+				wg.WinogradWeightGrad(K, C, w.GradBuffer(), du)
+				be.Free(du)
+			}
+			if bias != nil && bias.requiresGrad {
+				channelSums(be, bias.GradBuffer(), out.grad, N, K, g.OH*g.OW)
+			}
+			if x.requiresGrad {
+				dv := be.Alloc(backend.WinogradLen(C*T), false)
+				be.MatMul(backend.Gemm{M: T, N: C, K: K, Alpha: 1, Batch: 16, LDA: K, LDB: C, LDC: C,
+					StrideA: sM, StrideB: sU, StrideC: sV}, dm, u, dv)
+				wg.WinogradInputGrad(g, x.GradBuffer(), dv)
+				be.Free(dv)
+			}
+			be.Free(dm)
+		}
+	}
+	return out
+}
