@@ -54,14 +54,14 @@ func TestMemStats(t *testing.T) {
 	be.Free(b)
 }
 
-// Fed many distinct lengths, the pool keeps at most its limit (twice the
-// most ever in use, at least MinPooled), dropping the lengths least
+// Fed many distinct lengths, the pool keeps at most its limit (poolFactor
+// times the most ever in use, at least MinPooled), dropping the lengths least
 // recently used: a length used at every step keeps its buffer (no miss)
 // however many others pass, and what the buffers hold is the same as
 // with a pool that drops nothing.
 func TestPoolBoundedLRU(t *testing.T) {
 	old := MinPooled
-	MinPooled = 1 << 20
+	MinPooled = 1 << 18
 	defer func() { MinPooled = old }()
 	run := func(be *CPU) (sum float64, maxPooled int64) {
 		for step := range 2000 {
@@ -86,7 +86,7 @@ func TestPoolBoundedLRU(t *testing.T) {
 	s := be.MemStats()
 	// The most in use at once: the two buffers of the last step (the
 	// largest).
-	limit := max(int64(MinPooled), 2*4*(int64(sizeClass(5000))+int64(sizeClass(300+1999*37))))
+	limit := max(int64(MinPooled), poolFactor*4*(int64(sizeClass(5000))+int64(sizeClass(300+1999*37))))
 	if most > limit {
 		t.Errorf("the pool held %d bytes, over its limit %d", most, limit)
 	}
