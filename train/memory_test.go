@@ -225,7 +225,7 @@ func TestMemoryFlatImagineDPO(t *testing.T) {
 // The preference and RL stages on a LLaVA model (golem reward, dpo, ppo
 // and grpo --model a LLaVA folder: the image's tokens enter as input
 // embeddings, the tower runs without gradients) hold no more memory at
-// their last step than at step 100, full and with LoRA.
+// their last step than at step 100, each full and with LoRA.
 func TestMemoryFlatVLMRL(t *testing.T) {
 	vlmDir, _, rmDir, ds, _, _ := ppoVLMFixture(t)
 	file, _, _ := strings.Cut(ds.Examples[0].Source, ":") // the shapes world's some_prefs.jsonl
@@ -237,7 +237,7 @@ func TestMemoryFlatVLMRL(t *testing.T) {
 		t.Fatal(err)
 	}
 	prefs := ds.Examples[:4] // two images, two prompts each: every batch's length is seen before step 100
-	for _, run := range []string{"reward", "dpo", "dpo-lora", "ppo", "ppo-lora", "grpo"} {
+	for _, run := range []string{"reward", "reward-lora", "dpo", "dpo-lora", "ppo", "ppo-lora", "grpo", "grpo-lora"} {
 		t.Run(run, func(t *testing.T) {
 			var lora *gpt.LoRAConfig
 			if strings.HasSuffix(run, "-lora") {
@@ -247,7 +247,7 @@ func TestMemoryFlatVLMRL(t *testing.T) {
 				var err error
 				switch strings.TrimSuffix(run, "-lora") {
 				case "reward":
-					_, _, err = Reward(context.Background(), RewardOptions{Backend: be, Model: vlmDir, Data: rk.Examples, Heldout: rk.Examples[:2], Batch: 1, Loop: loop, Log: io.Discard})
+					_, _, err = Reward(context.Background(), RewardOptions{Backend: be, Model: vlmDir, Data: rk.Examples, Heldout: rk.Examples[:2], Batch: 1, LoRA: lora, Loop: loop, Log: io.Discard})
 				case "dpo":
 					_, err = DPO(context.Background(), DPOOptions{Backend: be, Policy: vlmDir, Data: prefs, Heldout: prefs[:2], Beta: 0.5, Batch: 2, RPOAlpha: 0.5, LoRA: lora,
 						Loop: loop, Log: io.Discard})
@@ -256,7 +256,7 @@ func TestMemoryFlatVLMRL(t *testing.T) {
 						MaxTokens: 3, LoRA: lora, Loop: loop, Log: io.Discard})
 				case "grpo":
 					_, err = GRPO(context.Background(), GRPOOptions{Backend: be, Policy: vlmDir, Tasks: vlmVerifiable(prefs), Rewards: []string{"short"}, Group: 2, Prompts: 1,
-						MaxTokens: 3, Beta: 0.1, Loop: loop, Log: io.Discard})
+						MaxTokens: 3, Beta: 0.1, LoRA: lora, Loop: loop, Log: io.Discard})
 				}
 				return err
 			})
