@@ -274,21 +274,20 @@ func (t *lmTrainee) loadVLMTrainee(be backend.Backend, model string, cfg Config,
 	return nil
 }
 
-// loadVLM loads a LLaVA folder and its tokenizer for a preference stage:
-// the language model trains, the vision tower and projector stay as they
-// are (what the labels compare is the language model's answers).
+// loadVLM loads a LLaVA folder (or a LoRA adapter over one, merged) and
+// its tokenizer for a preference stage, through model/load as every
+// command does: the language model trains, the vision tower and projector
+// stay as they are (what the labels compare is the language model's
+// answers).
 func loadVLM(be backend.Backend, dir, what string) (*llava.Model, *tokenizer.Tokenizer, error) {
-	v, err := llava.Load(be, dir)
+	l, err := load.Model(be, dir, load.Options{})
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", what, err)
 	}
-	tok, err := tokenizer.Load(dir)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", what, err)
+	if l.VLM == nil {
+		return nil, nil, fmt.Errorf("%s: %s is not a LLaVA model", what, dir)
 	}
-	if tok.VocabSize() > v.Config.Text.Vocab {
-		return nil, nil, fmt.Errorf("%s: %s: the tokenizer has %d tokens but the language model only %d", what, dir, tok.VocabSize(), v.Config.Text.Vocab)
-	}
+	v, tok := l.VLM, l.Tok
 	freeze(v.ProjectorParams())
 	for _, p := range v.LM.Params() {
 		p.Tensor.SetRequiresGrad(true)

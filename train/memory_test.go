@@ -5,9 +5,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/golem-ml/golem/backend/cpu"
+	"github.com/golem-ml/golem/data"
 	"github.com/golem-ml/golem/data/synth"
 	"github.com/golem-ml/golem/data/synth/shapes"
 	"github.com/golem-ml/golem/gguf"
@@ -205,4 +207,59 @@ func TestMemoryFlatImagine(t *testing.T) {
 			Model: ImaginePreset{Hidden: 16, Layers: 1, Heads: 2, TextLength: 64, Vocab: 512}, Batch: 2, Loop: loop, Log: io.Discard})
 		return err
 	})
+}
+
+// golem imagine dpo (the policy and its frozen reference scoring each
+// pair's images after its caption) holds no more memory at its last step
+// than at step 100.
+func TestMemoryFlatImagineDPO(t *testing.T) {
+	dir, start := imagineStart(t, 4, Config{Steps: 1, LR: 1e-3, Seed: 1})
+	trainP, testP := imagePrefsData(t, dir)
+	checkFlat(t, func(be *cpu.CPU, loop Config) error {
+		_, err := ImagineDPO(context.Background(), ImagineDPOOptions{Backend: be, Model: start, Data: trainP, EvalData: testP, Beta: 0.1, RPOAlpha: 0.5, Batch: 2,
+			Loop: loop, Log: io.Discard})
+		return err
+	})
+}
+
+// The preference and RL stages on a LLaVA model (golem reward, dpo, ppo
+// and grpo --model a LLaVA folder: the image's tokens enter as input
+// embeddings, the tower runs without gradients) hold no more memory at
+// their last step than at step 100, each full and with LoRA.
+func TestMemoryFlatVLMRL(t *testing.T) {
+	vlmDir, _, rmDir, ds, _, _ := ppoVLMFixture(t)
+	file, _, _ := strings.Cut(ds.Examples[0].Source, ":") // the shapes world's some_prefs.jsonl
+	shapesDir := filepath.Dir(file)
+	ranks := filepath.Join(shapesDir, "mem_rankings.jsonl") // beside the images its lines name
+	writeHead(t, filepath.Join(shapesDir, "train_rankings.jsonl"), ranks, 4)
+	rk, err := data.Read(ranks, data.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefs := ds.Examples[:4] // two images, two prompts each: every batch's length is seen before step 100
+	for _, run := range []string{"reward", "reward-lora", "dpo", "dpo-lora", "ppo", "ppo-lora", "grpo", "grpo-lora"} {
+		t.Run(run, func(t *testing.T) {
+			var lora *gpt.LoRAConfig
+			if strings.HasSuffix(run, "-lora") {
+				lora = &gpt.LoRAConfig{R: 2, Alpha: 4, Dropout: 0.1}
+			}
+			checkFlat(t, func(be *cpu.CPU, loop Config) error {
+				var err error
+				switch strings.TrimSuffix(run, "-lora") {
+				case "reward":
+					_, _, err = Reward(context.Background(), RewardOptions{Backend: be, Model: vlmDir, Data: rk.Examples, Heldout: rk.Examples[:2], Batch: 1, LoRA: lora, Loop: loop, Log: io.Discard})
+				case "dpo":
+					_, err = DPO(context.Background(), DPOOptions{Backend: be, Policy: vlmDir, Data: prefs, Heldout: prefs[:2], Beta: 0.5, Batch: 2, RPOAlpha: 0.5, LoRA: lora,
+						Loop: loop, Log: io.Discard})
+				case "ppo":
+					_, err = PPO(context.Background(), PPOOptions{Backend: be, Policy: vlmDir, Reward: rmDir, Prompts: prefs, Batch: 2, MiniBatches: 2, Epochs: 2,
+						MaxTokens: 3, LoRA: lora, Loop: loop, Log: io.Discard})
+				case "grpo":
+					_, err = GRPO(context.Background(), GRPOOptions{Backend: be, Policy: vlmDir, Tasks: vlmVerifiable(prefs), Rewards: []string{"short"}, Group: 2, Prompts: 1,
+						MaxTokens: 3, Beta: 0.1, LoRA: lora, Loop: loop, Log: io.Discard})
+				}
+				return err
+			})
+		})
+	}
 }

@@ -806,3 +806,57 @@ func onlyLMTrained(t *testing.T, v *llava.Model, out, what string) {
 		t.Error(what + " changed the vision tower or the projector")
 	}
 }
+
+// A LoRA adapter folder over a LLaVA model (PEFT's layout: no tokenizer
+// of its own) is a model golem dpo and reward take, as serve and grpo do:
+// loadVLM reads it through model/load, merged into its base, with the
+// base's tokenizer; DPO from it starts at log 2 and runs.
+func TestDPOVLMAdapter(t *testing.T) {
+	vlmDir, _, prefs, _ := vlmPrefsFixture(t, 4)
+	m, err := llava.Load(cpu.New(), vlmDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := gpt.LoRAConfig{R: 2, Alpha: 16}
+	if _, err := m.LM.AttachLoRA(c, 1); err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range m.LM.LoRAParams() { // a B that is not zero: the adapter moves the weights
+		v := p.Tensor.Host()
+		for j := range v {
+			v[j] = float32((i+j)%7-3) * 0.1
+		}
+		p.Tensor.Set(v)
+	}
+	dir := filepath.Join(t.TempDir(), "llava-lora")
+	if err := m.SaveLoRA(dir, c, vlmDir); err != nil {
+		t.Fatal(err)
+	}
+	v, tok, err := loadVLM(cpu.New(), dir, "dpo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	merged, err := llava.Load(cpu.New(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, err := llava.Load(cpu.New(), vlmDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !equalParams(v.LM.Params(), merged.LM.Params()) || equalParams(v.LM.Params(), base.LM.Params()) || tok.VocabSize() == 0 {
+		t.Fatal("loadVLM of the adapter folder: not the adapter merged into its base")
+	}
+	ds, err := data.Read(prefs, data.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	if _, err := DPO(context.Background(), DPOOptions{Backend: cpu.New(), Policy: dir, Data: ds.Examples, Heldout: ds.Examples[:1], Beta: 0.5, Batch: 2,
+		Loop: Config{Steps: 2, LR: 1e-3, Out: out, Quiet: true, Progress: io.Discard}, Log: io.Discard}); err != nil {
+		t.Fatal(err)
+	}
+	if l := metricRecords(t, out)[0]["loss"]; math.Abs(l-math.Log(2)) > 1e-4 {
+		t.Errorf("first loss %v, want log 2 (the policy is its reference)", l)
+	}
+}

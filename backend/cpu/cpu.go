@@ -91,15 +91,76 @@ func (b *Buf) Len() int { return len(b.D) }
 // CPU implements backend.Backend. Freed buffers are kept in free lists by
 // size class (sizes within an eighth of each other share a list), so a loop
 // whose shapes repeat, or nearly repeat, allocates nothing after its first
-// steps. At most MaxPooled bytes are kept; beyond that freed buffers go back
-// to the garbage collector.
+// steps. What the lists keep is bounded (poolLimit): past the bound, the
+// buffers of the size class least recently used go back to the garbage
+// collector first, so lengths no longer seen (a serve's past requests, a
+// run's rare long batches) leave the pool and the sizes in use stay.
 type CPU struct {
 	mu     sync.Mutex
-	free   map[int][]*Buf
+	free   map[int]*class
+	lru    class // the classes holding buffers, most recently used first: lru.next
 	pooled int   // bytes held in free lists
 	live   int64 // bytes handed out and not freed
 	peak   int64 // the most live has been since New or ResetPeak
+	most   int64 // the most live has been since New
 	misses int64 // allocations the free lists could not serve
+}
+
+// A class is the free list of one size class, in the CPU's list of
+// classes by last use.
+type class struct {
+	size       int
+	bufs       []*Buf
+	prev, next *class
+}
+
+// use moves cl to the front of the list of classes (the most recent).
+func (c *CPU) use(cl *class) {
+	if c.lru.next == cl {
+		return
+	}
+	if cl.next != nil { // in the list: take it out
+		cl.prev.next, cl.next.prev = cl.next, cl.prev
+	}
+	cl.prev, cl.next = &c.lru, c.lru.next
+	c.lru.next.prev = cl
+	c.lru.next = cl
+}
+
+// poolLimit is the most bytes the free lists keep: poolFactor times the
+// most ever in use at once, at least MinPooled and at most MaxPooled.
+func (c *CPU) poolLimit() int {
+	return min(MaxPooled, max(MinPooled, int(poolFactor*c.most)))
+}
+
+// poolFactor bounds the free lists by the most bytes ever in use at once.
+// A step's buffers, freed, serve the next step's, but a loop whose lengths
+// vary keeps a step's worth for each length in turn: train's memory tests
+// (train/memory_test.go) end holding 0.02 to 2.8 times their peak, and
+// with a bound of twice it the SFT-with-LoRA and LLaVA stages missed the
+// pool at every step.
+const poolFactor = 4
+
+// trim drops buffers, least recently used class first, until the free
+// lists hold at most poolLimit bytes.
+func (c *CPU) trim() {
+	limit := c.poolLimit()
+	for c.pooled > limit {
+		cl := c.lru.prev
+		if cl == &c.lru {
+			return
+		}
+		if n := len(cl.bufs); n > 0 {
+			cl.bufs[n-1] = nil
+			cl.bufs = cl.bufs[:n-1]
+			c.pooled -= 4 * cl.size
+		}
+		if len(cl.bufs) == 0 {
+			cl.prev.next, cl.next.prev = cl.next, cl.prev
+			cl.prev, cl.next = nil, nil
+			delete(c.free, cl.size)
+		}
+	}
 }
 
 // MemStats is what a CPU backend's memory holds: the counters a test reads
@@ -109,13 +170,14 @@ type MemStats struct {
 	Pooled int64 // bytes kept in the free lists for reuse
 	Misses int64 // allocations the free lists could not serve: new memory from the heap
 	Peak   int64 // the most Live has been since New or ResetPeak
+	Limit  int64 // the most Pooled may be now: 4 times the most Live has been, within [MinPooled, MaxPooled]
 }
 
 // MemStats returns the backend's memory counters.
 func (c *CPU) MemStats() MemStats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return MemStats{Live: c.live, Pooled: int64(c.pooled), Misses: c.misses, Peak: c.peak}
+	return MemStats{Live: c.live, Pooled: int64(c.pooled), Misses: c.misses, Peak: c.peak, Limit: int64(c.poolLimit())}
 }
 
 // ResetPeak starts MemStats.Peak again from the live bytes now.
@@ -140,11 +202,19 @@ var (
 	_ backend.Quantized           = (*CPU)(nil)
 )
 
-// MaxPooled is the most memory, in bytes, a CPU backend keeps for reuse.
-var MaxPooled = 4 << 30
+// MaxPooled is the most memory, in bytes, a CPU backend keeps for reuse;
+// MinPooled what it may keep however little it has had in use at once.
+var (
+	MaxPooled = 4 << 30
+	MinPooled = 64 << 20
+)
 
 // New returns a CPU backend.
-func New() *CPU { return &CPU{free: map[int][]*Buf{}} }
+func New() *CPU {
+	c := &CPU{free: map[int]*class{}}
+	c.lru.next, c.lru.prev = &c.lru, &c.lru
+	return c
+}
 
 // Name returns "cpu".
 func (c *CPU) Name() string { return "cpu" }
@@ -175,15 +245,17 @@ func sizeClass(n int) int {
 
 // Alloc returns a buffer of n values from the free list or the heap.
 func (c *CPU) Alloc(n int, zero bool) backend.Buffer {
-	class := sizeClass(n)
+	size := sizeClass(n)
 	c.mu.Lock()
-	c.live += 4 * int64(class)
+	c.live += 4 * int64(size)
 	c.peak = max(c.peak, c.live)
-	if l := c.free[class]; len(l) > 0 {
-		b := l[len(l)-1]
-		l[len(l)-1] = nil
-		c.free[class] = l[:len(l)-1]
-		c.pooled -= 4 * class
+	c.most = max(c.most, c.live)
+	if cl := c.free[size]; cl != nil && len(cl.bufs) > 0 {
+		b := cl.bufs[len(cl.bufs)-1]
+		cl.bufs[len(cl.bufs)-1] = nil
+		cl.bufs = cl.bufs[:len(cl.bufs)-1]
+		c.pooled -= 4 * size
+		c.use(cl)
 		c.mu.Unlock()
 		b.D = b.D[:n]
 		if zero {
@@ -193,11 +265,11 @@ func (c *CPU) Alloc(n int, zero bool) backend.Buffer {
 	}
 	c.misses++
 	c.mu.Unlock()
-	return &Buf{D: make([]float32, n, class)}
+	return &Buf{D: make([]float32, n, size)}
 }
 
-// Free returns b to its free list (or to the garbage collector when the
-// lists hold MaxPooled bytes).
+// Free returns b to its free list, then drops the least recently used
+// class's buffers while the lists hold more than poolLimit bytes.
 func (c *CPU) Free(b backend.Buffer) {
 	if b == nil {
 		return
@@ -212,16 +284,21 @@ func (c *CPU) Free(b backend.Buffer) {
 		return
 	}
 	bb.frozen = nil
-	class := cap(bb.D)
-	if sizeClass(class) != class {
+	size := cap(bb.D)
+	if sizeClass(size) != size {
 		return // not made by Alloc
 	}
 	c.mu.Lock()
-	c.live -= 4 * int64(class)
-	if c.pooled+4*class <= MaxPooled {
-		c.free[class] = append(c.free[class], bb)
-		c.pooled += 4 * class
+	c.live -= 4 * int64(size)
+	cl := c.free[size]
+	if cl == nil {
+		cl = &class{size: size}
+		c.free[size] = cl
 	}
+	cl.bufs = append(cl.bufs, bb)
+	c.pooled += 4 * size
+	c.use(cl)
+	c.trim()
 	c.mu.Unlock()
 }
 

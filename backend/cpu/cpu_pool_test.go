@@ -1,6 +1,10 @@
 package cpu
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/golem-ml/golem/backend"
+)
 
 func TestSizeClassesReuseAndCap(t *testing.T) {
 	for _, n := range []int{1, 15, 16, 17, 255, 256, 257, 1000, 4096, 4097, 123457} {
@@ -48,4 +52,85 @@ func TestMemStats(t *testing.T) {
 		t.Fatalf("after a pooled allocation: %+v", s)
 	}
 	be.Free(b)
+}
+
+// Fed many distinct lengths, the pool keeps at most its limit (poolFactor
+// times the most ever in use, at least MinPooled), dropping the lengths least
+// recently used: a length used at every step keeps its buffer (no miss)
+// however many others pass, and what the buffers hold is the same as
+// with a pool that drops nothing.
+func TestPoolBoundedLRU(t *testing.T) {
+	old := MinPooled
+	MinPooled = 1 << 18
+	defer func() { MinPooled = old }()
+	run := func(be *CPU) (sum float64, maxPooled int64) {
+		for step := range 2000 {
+			hot := be.Alloc(5000, true) // every step: always served by the pool after the first
+			other := be.Alloc(300+step*37, true)
+			d, o := Data(hot), Data(other)
+			for i := range o {
+				o[i] = float32(i % 7)
+			}
+			for i := range d {
+				d[i] = o[i%len(o)] + float32(step)
+				sum += float64(d[i])
+			}
+			be.Free(other)
+			be.Free(hot)
+			maxPooled = max(maxPooled, be.MemStats().Pooled)
+		}
+		return sum, maxPooled
+	}
+	be := New()
+	sum, most := run(be)
+	s := be.MemStats()
+	// The most in use at once: the two buffers of the last step (the
+	// largest).
+	limit := max(int64(MinPooled), poolFactor*4*(int64(sizeClass(5000))+int64(sizeClass(300+1999*37))))
+	if most > limit {
+		t.Errorf("the pool held %d bytes, over its limit %d", most, limit)
+	}
+	// 2000 distinct other lengths in about 1,200 size classes: each
+	// misses once, the hot one only at the start.
+	if s.Misses > 2000+1 {
+		t.Errorf("%d misses in 2000 steps of one hot and one new length: the hot length lost its buffer", s.Misses)
+	}
+	MaxPooled, old = 1<<40, MaxPooled
+	MinPooled = 1 << 40
+	ref, unbounded := run(New())
+	MaxPooled = old
+	if sum != ref {
+		t.Errorf("sum %v with the pool bounded, %v unbounded", sum, ref)
+	}
+	if unbounded <= 2*limit {
+		t.Errorf("unbounded, the pool held only %d bytes: the test does not exceed the limit %d", unbounded, limit)
+	}
+	t.Logf("pool at most %d bytes (limit %d; %d unbounded), %d misses", most, limit, unbounded, s.Misses)
+}
+
+// Once the pool is full of lengths no longer used, a new length used at
+// every step still keeps its buffer: the stale ones are dropped for it
+// (a pool that dropped what came last missed at every step).
+func TestPoolDropsStaleFirst(t *testing.T) {
+	old := MaxPooled
+	MaxPooled = 1 << 20
+	defer func() { MaxPooled = old }()
+	be2 := New()
+	var bufs []backend.Buffer
+	for i := range 64 { // 64 lengths of about 64 KB, freed together: more than the pool keeps
+		bufs = append(bufs, be2.Alloc(16000+i*300, false))
+	}
+	for _, b := range bufs {
+		be2.Free(b)
+	}
+	if p := be2.MemStats().Pooled; p > int64(MaxPooled) || p < int64(MaxPooled)*3/4 {
+		t.Fatalf("the pool holds %d bytes after the stale lengths, want at most %d and near it", p, MaxPooled)
+	}
+	m0 := be2.MemStats().Misses
+	for range 100 {
+		be2.Free(be2.Alloc(40000, false))
+	}
+	if miss := be2.MemStats().Misses - m0; miss > 1 {
+		t.Errorf("a new length used 100 times missed the pool %d times, want once", miss)
+	}
 }
