@@ -405,7 +405,7 @@ func vlmScores(be backend.Backend, dir, world, split string, scenes, samples int
 		if err != nil {
 			return nil, err
 		}
-		tok, err := tokenizer.Load(dir)
+		tok, err := llava.LoadTokenizer(dir, &m.Config)
 		if err != nil {
 			return nil, err
 		}

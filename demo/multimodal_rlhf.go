@@ -15,7 +15,6 @@ import (
 	"github.com/golem-ml/golem/eval"
 	"github.com/golem-ml/golem/internal/atomicfile"
 	"github.com/golem-ml/golem/model/llava"
-	"github.com/golem-ml/golem/tokenizer"
 	"github.com/golem-ml/golem/train"
 )
 
@@ -171,7 +170,7 @@ func onPolicyPrefs(o MMOptions, dir, world, split string, scenes int, seed uint6
 	if err != nil {
 		return eval.VLMPrefsResult{}, fmt.Errorf("demo: %w", err)
 	}
-	tok, err := tokenizer.Load(dir)
+	tok, err := llava.LoadTokenizer(dir, &m.Config)
 	if err != nil {
 		return eval.VLMPrefsResult{}, fmt.Errorf("demo: %w", err)
 	}

@@ -95,3 +95,31 @@ func rankMerges(tokens []string, ids map[string]int32, special map[int]bool) []m
 	}
 	return ms
 }
+
+// RemoveSpecial removes the special token s when it holds the last id,
+// with the unused ids before it: the vocabulary ends as it did before
+// SaveForModel wrote s as an added token past it, and s in text is
+// ordinary text again. It reports whether it removed s. It changes t, so
+// it is for a tokenizer just loaded, not one in use.
+func (t *Tokenizer) RemoveSpecial(s string) bool {
+	id, ok := t.specialIDs[s]
+	if !ok || id != len(t.tokens)-1 {
+		return false
+	}
+	special := make(map[string]int, len(t.specialIDs))
+	for k, v := range t.specialIDs {
+		if k != s {
+			special[k] = v
+		}
+	}
+	t.setSpecials(special)
+	n := id
+	for n > 0 && t.tokens[n-1] == "" {
+		n--
+	}
+	t.tokens = t.tokens[:n:n]
+	if t.sp != nil && len(t.sp.scores) > n {
+		t.sp.scores = t.sp.scores[:n:n]
+	}
+	return true
+}

@@ -3,9 +3,11 @@ package tokenizer
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 
 	"github.com/golem-ml/golem/internal/atomicfile"
@@ -18,22 +20,46 @@ import (
 // chat template. It creates dir if needed.
 func (t *Tokenizer) Save(dir string) error { return t.SaveForModel(dir, 0) }
 
+// AddedToken is a special token a model's folder has past the
+// tokenizer's vocabulary (SaveForModel): a LLaVA folder's "<image>",
+// whose id is the image token's row.
+type AddedToken struct {
+	Content string
+	ID      int
+}
+
 // SaveForModel is Save for a model of context tokens: tokenizer_config.json
 // says model_max_length: context (none when context is 0, for a
-// tokenizer alone, which transformers reads as no limit).
-func (t *Tokenizer) SaveForModel(dir string, context int) error {
+// tokenizer alone, which transformers reads as no limit). extra are
+// special tokens of the model's past the vocabulary (ids VocabSize() or
+// more), written as added tokens in both files as transformers writes
+// them (tokenizer.json's added_tokens, tokenizer_config.json's
+// added_tokens_decoder); RemoveSpecial drops one again on loading.
+func (t *Tokenizer) SaveForModel(dir string, context int, extra ...AddedToken) error {
+	seen := map[int]bool{}
+	for _, a := range extra {
+		switch {
+		case a.Content == "":
+			return errors.New("tokenizer: an added token's content is empty")
+		case a.ID < len(t.tokens) || a.ID >= maxTokenID(len(t.tokens)+len(extra)) || seen[a.ID]:
+			return fmt.Errorf("tokenizer: added token %q: id %d is not a free id past the vocabulary of %d", a.Content, a.ID, len(t.tokens))
+		case slices.Contains(t.tokens, a.Content):
+			return fmt.Errorf("tokenizer: added token %q is a token of the vocabulary already", a.Content)
+		}
+		seen[a.ID] = true
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("tokenizer: %w", err)
 	}
 	var buf bytes.Buffer
-	t.WriteJSON(&buf)
+	t.writeJSON(&buf, extra)
 	// Each file is replaced whole (a new file renamed over the name), so
 	// a crash leaves the old file or the new one, and a name that links
 	// to another folder's file is replaced, never written through.
 	if err := atomicfile.WriteFile(filepath.Join(dir, "tokenizer.json"), buf.Bytes()); err != nil {
 		return fmt.Errorf("tokenizer: %w", err)
 	}
-	cfg, err := t.configJSON(context)
+	cfg, err := t.configJSON(context, extra)
 	if err != nil {
 		return err
 	}
@@ -53,26 +79,33 @@ func jsonString(s string) []byte {
 }
 
 // WriteJSON writes the tokenizer as a Hugging Face tokenizer.json.
-func (t *Tokenizer) WriteJSON(buf *bytes.Buffer) {
-	specialIDs := t.Specials()
+func (t *Tokenizer) WriteJSON(buf *bytes.Buffer) { t.writeJSON(buf, nil) }
+
+// writeJSON is WriteJSON with extra special tokens past the vocabulary
+// (SaveForModel).
+func (t *Tokenizer) writeJSON(buf *bytes.Buffer, extra []AddedToken) {
 	isSpecial := map[int]bool{}
 	buf.WriteString("{\n  \"version\": \"1.0\",\n  \"truncation\": null,\n  \"padding\": null,\n  \"added_tokens\": [")
-	for i, s := range specialIDs {
-		id := t.specialIDs[s]
-		isSpecial[id] = true
-		if i > 0 {
+	n := 0
+	added := func(id int, content string, special bool) {
+		if n > 0 {
 			buf.WriteByte(',')
 		}
-		fmt.Fprintf(buf, "\n    {\"id\": %d, \"content\": %s, \"single_word\": false, \"lstrip\": false, \"rstrip\": false, \"normalized\": false, \"special\": true}", id, jsonString(s))
+		n++
+		fmt.Fprintf(buf, "\n    {\"id\": %d, \"content\": %s, \"single_word\": false, \"lstrip\": false, \"rstrip\": false, \"normalized\": false, \"special\": %t}", id, jsonString(content), special)
+	}
+	for _, s := range t.Specials() {
+		id := t.specialIDs[s]
+		isSpecial[id] = true
+		added(id, s, true)
 	}
 	if t.sp != nil { // SentencePiece's user-defined pieces: added tokens, not special
-		for i, u := range t.sp.userDefined {
-			id := t.ids[u]
-			if i > 0 || len(specialIDs) > 0 {
-				buf.WriteByte(',')
-			}
-			fmt.Fprintf(buf, "\n    {\"id\": %d, \"content\": %s, \"single_word\": false, \"lstrip\": false, \"rstrip\": false, \"normalized\": false, \"special\": false}", id, jsonString(spaceToMeta(u)))
+		for _, u := range t.sp.userDefined {
+			added(int(t.ids[u]), spaceToMeta(u), false)
 		}
+	}
+	for _, a := range extra {
+		added(a.ID, a.Content, true)
 	}
 	buf.WriteString("\n  ],\n")
 	if t.sp != nil {
@@ -148,7 +181,7 @@ func (t *Tokenizer) writeVocab(buf *bytes.Buffer, isSpecial map[int]bool, form f
 }
 
 // configJSON returns tokenizer_config.json for transformers.
-func (t *Tokenizer) configJSON(context int) ([]byte, error) {
+func (t *Tokenizer) configJSON(context int, extra []AddedToken) ([]byte, error) {
 	type added struct {
 		Content    string `json:"content"`
 		Lstrip     bool   `json:"lstrip"`
@@ -167,6 +200,9 @@ func (t *Tokenizer) configJSON(context int) ([]byte, error) {
 	dec := map[string]added{}
 	for _, s := range t.Specials() {
 		dec[strconv.Itoa(t.specialIDs[s])] = added{Content: s, Special: true}
+	}
+	for _, a := range extra {
+		dec[strconv.Itoa(a.ID)] = added{Content: a.Content, Special: true}
 	}
 	cfg["added_tokens_decoder"] = dec
 	if _, ok := t.specialIDs[EndOfText]; ok {

@@ -1,8 +1,11 @@
 package tokenizer
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -40,5 +43,65 @@ func TestSaveNeverWritesThroughLinks(t *testing.T) {
 	}
 	if got := tok.Decode(tok.Encode("cab")); got != "cab" {
 		t.Errorf("the saved tokenizer decodes %q", got)
+	}
+}
+
+// SaveForModel writes extra special tokens past the vocabulary (a LLaVA
+// folder's "<image>"), which Load reads as special tokens at their ids
+// and RemoveSpecial drops again: the tokenizer is then the one saved,
+// its tokenizer.json byte for byte, and the token's text encodes as
+// text. Ids inside the vocabulary and tokens it has are refused.
+func TestSaveForModelAddedTokens(t *testing.T) {
+	bpe, err := Train(TrainOptions{Texts: []string{"USER: <image>\nWhat is it?\nASSISTANT: a red circle"}, VocabSize: 280, Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, tok := range map[string]*Tokenizer{"bpe": bpe, "char": NewChar("USER: <image>?\n")} {
+		t.Run(name, func(t *testing.T) {
+			V := tok.VocabSize()
+			var want bytes.Buffer
+			tok.WriteJSON(&want)
+			text := "USER: <image>\n<|endoftext|>"
+			ids := tok.EncodeWithSpecial(text)
+			for _, gap := range []int{0, 3} { // right past the vocabulary, or with unused ids before it
+				dir := t.TempDir()
+				if err := tok.SaveForModel(dir, 64, AddedToken{Content: "<image>", ID: V + gap}); err != nil {
+					t.Fatal(err)
+				}
+				got, err := Load(dir)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if id, ok := got.SpecialID("<image>"); !ok || id != V+gap || got.VocabSize() != V+gap+1 {
+					t.Fatalf("gap %d: <image> at %d (%v) of %d tokens, want %d of %d", gap, id, ok, got.VocabSize(), V+gap, V+gap+1)
+				}
+				if e := got.EncodeWithSpecial("<image>"); !slices.Equal(e, []int{V + gap}) {
+					t.Errorf("gap %d: <image> encodes to %v", gap, e)
+				}
+				if got.RemoveSpecial("<|endoftext|>") && name == "bpe" {
+					t.Fatal("RemoveSpecial removed a special token that is not the last id")
+				}
+				if !got.RemoveSpecial("<image>") || got.VocabSize() != V {
+					t.Fatalf("gap %d: RemoveSpecial left %d tokens, want %d", gap, got.VocabSize(), V)
+				}
+				var b bytes.Buffer
+				got.WriteJSON(&b)
+				if !bytes.Equal(b.Bytes(), want.Bytes()) {
+					t.Errorf("gap %d: the tokenizer read back and trimmed differs from the one saved", gap)
+				}
+				if e := got.EncodeWithSpecial(text); !slices.Equal(e, ids) {
+					t.Errorf("gap %d: %q encodes to %v, want %v", gap, text, e, ids)
+				}
+			}
+			dir := t.TempDir()
+			for _, a := range []AddedToken{{Content: "<image>", ID: V - 1}, {Content: "<image>", ID: 1 << 30}, {Content: "", ID: V}, {Content: "U", ID: V}} {
+				if err := tok.SaveForModel(dir, 64, a); err == nil || a.Content != "" && !strings.Contains(err.Error(), a.Content) {
+					t.Errorf("added token %+v: %v, want a refusal naming it", a, err)
+				}
+			}
+			if err := tok.SaveForModel(dir, 64, AddedToken{Content: "<a>", ID: V}, AddedToken{Content: "<b>", ID: V}); err == nil {
+				t.Error("two added tokens at one id: no error")
+			}
+		})
 	}
 }

@@ -112,13 +112,13 @@ func (t *lmTrainee) save(dir string) error {
 		if err := t.vlm.SaveLoRA(dir, *t.lora, relBase(t.out, t.base)); err != nil {
 			return err
 		}
-		return t.tok.SaveForModel(dir, t.m.Config.Context)
+		return llava.SaveTokenizer(t.tok, dir, &t.vlm.Config)
 	}
 	if t.vlm != nil {
 		if err := t.vlm.Save(dir); err != nil {
 			return err
 		}
-		return t.tok.SaveForModel(dir, t.m.Config.Context)
+		return llava.SaveTokenizer(t.tok, dir, &t.vlm.Config)
 	}
 	if t.lora == nil {
 		return saveModel(dir, t.m, t.tok)
@@ -190,7 +190,7 @@ func (t *lmTrainee) mergeAfter(merge bool, res Result, log io.Writer) (string, e
 		if err := t.vlm.Save(dir); err != nil {
 			return "", err
 		}
-		if err := t.tok.SaveForModel(dir, t.m.Config.Context); err != nil {
+		if err := llava.SaveTokenizer(t.tok, dir, &t.vlm.Config); err != nil {
 			return "", err
 		}
 		fmt.Fprintf(log, "merged model written to %s\n", dir)
@@ -245,7 +245,7 @@ func (t *lmTrainee) loadVLMTrainee(be backend.Backend, model string, cfg Config,
 			if t.vlm, _, err = llava.LoadLoRA(be, cfg.Out); err != nil {
 				return fmt.Errorf("%s: --resume: %w", what, err)
 			}
-			if t.tok, err = tokenizer.Load(cfg.Out); err != nil {
+			if t.tok, err = llava.LoadTokenizer(cfg.Out, &t.vlm.Config); err != nil {
 				return fmt.Errorf("%s: --resume: %w", what, err)
 			}
 			c.Dropout = lora.Dropout // PEFT's file says 0 at inference; the run's is the flag's

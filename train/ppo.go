@@ -221,7 +221,12 @@ func PPO(ctx context.Context, o PPOOptions) (Result, error) {
 		return Result{}, fmt.Errorf("ppo: --reward: %w", err)
 	}
 	freeze(t.rm.Params())
-	rmTok, err := tokenizer.Load(o.Reward)
+	var rmTok *tokenizer.Tokenizer
+	if vision {
+		rmTok, err = llava.LoadTokenizer(o.Reward, &t.vlm.rm.Config)
+	} else {
+		rmTok, err = tokenizer.Load(o.Reward)
+	}
 	if err != nil {
 		return Result{}, fmt.Errorf("ppo: --reward: %w", err)
 	}
@@ -769,7 +774,7 @@ func (t *ppoTask) saveModels(dir string) error {
 		if err := t.vlm.ema.Save(edir); err != nil {
 			return err
 		}
-		return t.tok.SaveForModel(edir, t.policy.Config.Context)
+		return llava.SaveTokenizer(t.tok, edir, &t.vlm.ema.Config)
 	case t.ema != nil:
 		return saveModel(edir, t.ema, t.tok)
 	}
@@ -795,6 +800,9 @@ func (t *ppoTask) saveValue(vdir string) error {
 	}
 	if err != nil {
 		return err
+	}
+	if t.vlm != nil {
+		return llava.SaveTokenizer(t.tok, vdir, &t.vlm.value.Config)
 	}
 	return t.tok.SaveForModel(vdir, t.value.Config.Context)
 }

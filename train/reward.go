@@ -166,7 +166,7 @@ func Reward(ctx context.Context, o RewardOptions) (Result, RewardReport, error) 
 				p.Tensor.SetRequiresGrad(true)
 			}
 		}
-		if tok, err = tokenizer.Load(cfg.Out); err != nil {
+		if tok, err = llava.LoadTokenizer(cfg.Out, &vs.Config); err != nil {
 			return Result{}, RewardReport{}, fmt.Errorf("reward: --resume: %w", err)
 		}
 		s = vs.Score
@@ -295,7 +295,7 @@ func Reward(ctx context.Context, o RewardOptions) (Result, RewardReport, error) 
 		t.s.Bias = float32(t.report.Bias)
 		if vs != nil {
 			if err = vs.Save(dir); err == nil {
-				err = tok.SaveForModel(dir, s.Config.Context)
+				err = llava.SaveTokenizer(tok, dir, &vs.Config)
 			}
 		} else {
 			err = saveScorer(dir, t.s, t.tok)
@@ -552,13 +552,13 @@ func (t *rewardTask) Save(dir string) error {
 		if err := t.vlm.SaveLoRA(dir, *t.lora, relBase(t.out, t.base)); err != nil {
 			return err
 		}
-		return t.tok.SaveForModel(dir, t.s.Config.Context)
+		return llava.SaveTokenizer(t.tok, dir, &t.vlm.Config)
 	}
 	if t.vlm != nil {
 		if err := t.vlm.Save(dir); err != nil {
 			return err
 		}
-		return t.tok.SaveForModel(dir, t.s.Config.Context)
+		return llava.SaveTokenizer(t.tok, dir, &t.vlm.Config)
 	}
 	if t.lora == nil {
 		return saveScorer(dir, t.s, t.tok)

@@ -398,10 +398,10 @@ func (t *vlmTask) Save(dir string) error {
 		if err := t.model.SaveLoRA(dir, t.lora.c, t.lora.base); err != nil {
 			return err
 		}
-		return t.tok.SaveForModel(dir, t.model.Config.Text.Context)
+		return llava.SaveTokenizer(t.tok, dir, &t.model.Config)
 	}
 	if err := t.model.Save(dir); err != nil {
 		return err
 	}
-	return t.tok.SaveForModel(dir, t.model.Config.Text.Context)
+	return llava.SaveTokenizer(t.tok, dir, &t.model.Config)
 }

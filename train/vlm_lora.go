@@ -8,7 +8,6 @@ import (
 
 	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/model/llava"
-	"github.com/golem-ml/golem/tokenizer"
 )
 
 // vlmLoRA is a VLM stage's LoRA: the adapters' config and the base LLaVA
@@ -39,7 +38,7 @@ func (t *vlmTask) loadLoRA(o VLMOptions, cfg Config) (*vlmLoRA, error) {
 		if t.model, _, err = llava.LoadLoRA(o.Backend, cfg.Out); err != nil {
 			return nil, fmt.Errorf("vlm: --resume: %w", err)
 		}
-		if t.tok, err = tokenizer.Load(cfg.Out); err != nil {
+		if t.tok, err = llava.LoadTokenizer(cfg.Out, &t.model.Config); err != nil {
 			return nil, fmt.Errorf("vlm: --resume: %w", err)
 		}
 		c.Dropout = o.LoRA.Dropout // PEFT's file says 0 at inference; the run's is the flag's
@@ -55,7 +54,7 @@ func (t *vlmTask) loadLoRA(o VLMOptions, cfg Config) (*vlmLoRA, error) {
 	if t.model, err = llava.Load(o.Backend, o.Model); err != nil {
 		return nil, err
 	}
-	if t.tok, err = tokenizer.Load(o.Model); err != nil {
+	if t.tok, err = llava.LoadTokenizer(o.Model, &t.model.Config); err != nil {
 		return nil, err
 	}
 	if _, err := t.model.LM.AttachLoRA(*o.LoRA, cfg.Seed+7); err != nil {
@@ -75,7 +74,7 @@ func (t *vlmTask) saveMerged(dir string, log io.Writer) error {
 	if err := t.model.Save(dir); err != nil {
 		return err
 	}
-	if err := t.tok.SaveForModel(dir, t.model.Config.Text.Context); err != nil {
+	if err := llava.SaveTokenizer(t.tok, dir, &t.model.Config); err != nil {
 		return err
 	}
 	fmt.Fprintf(log, "merged model written to %s\n", dir)

@@ -230,7 +230,7 @@ func evalVLMPass(be backend.Backend, model, dataDir, split string, limit, maxTok
 	if err != nil {
 		return err
 	}
-	tok, err := tokenizer.Load(model)
+	tok, err := llava.LoadTokenizer(model, &m.Config)
 	if err != nil {
 		return err
 	}

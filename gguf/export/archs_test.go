@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/golem-ml/golem/internal/shared"
 	"github.com/golem-ml/golem/internal/testmodels"
 
 	"github.com/golem-ml/golem/backend/cpu"
@@ -194,5 +195,29 @@ func TestGGUFMistral(t *testing.T) {
 	}
 	if r, err := Folder(mistral(64), filepath.Join(t.TempDir(), "m.gguf"), Options{Type: gguf.F32}); err != nil || len(r.Notes) != 0 {
 		t.Errorf("a window as long as the context: %+v, %v (want no note)", r, err)
+	}
+}
+
+// A Llama folder with attention_bias exports its o_proj biases as
+// llama.cpp names them (blk.N.attn_output.bias, beside attn_q/k/v.bias),
+// and the file reads back as the folder: the same logits.
+func TestGGUFLlamaAttentionBias(t *testing.T) {
+	dir := testmodels.AttentionBiasLlama(t, shared.Path(t, "fixtures/hf/llama-tiny"), 1)
+	file := filepath.Join(t.TempDir(), "m.gguf")
+	exportTo(t, dir, file, gguf.F32)
+	f, err := gguf.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"blk.0.attn_output.bias", "blk.1.attn_output.bias", "blk.1.attn_q.bias"} {
+		if _, _, err := f.Float32(n); err != nil {
+			t.Errorf("%s: %v", n, err)
+		}
+	}
+	f.Close()
+	be := cpu.New()
+	ids := longPrompt(12)
+	if e := testmodels.RelDiff(testmodels.Logits(loadModel(t, be, file), ids), testmodels.Logits(loadModel(t, be, dir), ids)); e > 1e-5 {
+		t.Errorf("the file's logits are %.2g off the folder's", e)
 	}
 }

@@ -5,8 +5,11 @@
 package testmodels
 
 import (
+	"encoding/json"
 	"math"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/golem-ml/golem/backend"
@@ -14,6 +17,7 @@ import (
 	"github.com/golem-ml/golem/model/dalle"
 	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/model/vqvae"
+	"github.com/golem-ml/golem/safetensors"
 	"github.com/golem-ml/golem/tensor"
 	"github.com/golem-ml/golem/tokenizer"
 )
@@ -85,4 +89,65 @@ func RelDiff(got, want []float32) float64 {
 		s = math.Max(s, math.Abs(float64(want[i])))
 	}
 	return d / s
+}
+
+// AttentionBiasLlama writes a copy of the Llama folder src (a fixture of
+// transformers') into a temporary folder as a checkpoint with
+// attention_bias true would be: config.json saying so, and a bias on
+// every layer's q, k, v and o projections (LlamaAttention's), values
+// away from 0; the o_proj biases are scaled by oScale (0: zero ones). It
+// returns the folder.
+func AttentionBiasLlama(t testing.TB, src string, oScale float32) string {
+	t.Helper()
+	dir := t.TempDir()
+	b, err := os.ReadFile(filepath.Join(src, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c map[string]any
+	if err := json.Unmarshal(b, &c); err != nil {
+		t.Fatal(err)
+	}
+	if c["model_type"] != "llama" {
+		t.Fatalf("%s: model_type %v, want llama", src, c["model_type"])
+	}
+	c["attention_bias"] = true
+	b, _ = json.MarshalIndent(c, "", "  ")
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"tokenizer.json", "tokenizer_config.json"} {
+		if err := os.Symlink(filepath.Join(src, f), filepath.Join(dir, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := safetensors.OpenModel(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var ts []safetensors.Tensor
+	for _, n := range st.Names() {
+		x, shape, err := st.Float32(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts = append(ts, safetensors.Tensor{Name: n, Shape: shape, F32: x})
+		proj, ok := strings.CutSuffix(n, "_proj.weight")
+		if !ok || !strings.Contains(n, ".self_attn.") {
+			continue
+		}
+		bias := make([]float32, shape[0])
+		for i := range bias {
+			bias[i] = 0.3 * float32(math.Sin(float64(len(ts)*97+i)*0.71))
+			if strings.HasSuffix(proj, ".o") {
+				bias[i] *= oScale
+			}
+		}
+		ts = append(ts, safetensors.Tensor{Name: proj + "_proj.bias", Shape: []int{shape[0]}, F32: bias})
+	}
+	if err := safetensors.Write(filepath.Join(dir, safetensors.ModelFile), ts, map[string]string{"format": "pt"}); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }

@@ -34,7 +34,7 @@ type Config struct {
 	// SlidingWindow, if positive, limits attention to the last
 	// SlidingWindow positions (Mistral's sliding_window).
 	SlidingWindow int
-	Bias          bool    // biases (gpt2: in linear layers and LayerNorm; qwen2: q/k/v)
+	Bias          bool    // biases (gpt2: in linear layers and LayerNorm; qwen2: q/k/v; llama: attention_bias, q/k/v/o)
 	Activation    string  // gpt2: "gelu_new" (tanh) or "gelu" (exact); "" where there is no choice
 	Tied          bool    // the LM head shares the token embedding
 	Dropout       float32 // residual, embedding and attention-output dropout

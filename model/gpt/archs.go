@@ -44,7 +44,8 @@ func llamaArch(name string) *arch {
 		config: llama.Config(name),
 		build: func(c *Config, in *nn.Init) *Model {
 			l := llama.New(in, llama.Options{Vocab: c.Vocab, Hidden: c.Hidden, Layers: c.Layers,
-				Intermediate: c.Intermediate, KVWidth: c.KVHeads * c.HeadDim(), Eps: c.Eps, Bias: c.Bias})
+				Intermediate: c.Intermediate, KVWidth: c.KVHeads * c.HeadDim(), Eps: c.Eps, Bias: c.Bias,
+				OutBias: llama.OutputBias(name, c.Bias)})
 			return &Model{Body: l, Embed: l.Embed, Blocks: blocks(l.Blocks), NormF: l.NormF}
 		},
 		layerPrefix: llama.LayerPrefix, shapes: llama.Shapes, loraTargets: llama.LoRATargets,

@@ -281,6 +281,9 @@ func GGUFTensors(c *Config) []GGUFTensor {
 				}
 			}
 			add(b+"attn_output.weight", h+"self_attn.o_proj.weight", Q, H)
+			if llama.OutputBias(c.Arch, c.Bias) {
+				add(b+"attn_output.bias", h+"self_attn.o_proj.bias", H)
+			}
 			add(b+"ffn_norm.weight", h+"post_attention_layernorm.weight", H)
 			add(b+"ffn_gate.weight", h+"mlp.gate_proj.weight", H, F)
 			add(b+"ffn_up.weight", h+"mlp.up_proj.weight", H, F)

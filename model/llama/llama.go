@@ -1,7 +1,8 @@
-// Package llama is Llama, and Qwen2 and Mistral as its options (q/k/v
-// biases; a sliding window): RoPE (with Llama 3's scaling, InvFreq),
-// RMSNorm, grouped-query attention and a SwiGLU MLP, as layers whose nn
-// tags are their Hugging Face checkpoint names.
+// Package llama is Llama (attention_bias: q/k/v/o biases), and Qwen2 and
+// Mistral as its options (q/k/v biases; a sliding window): RoPE (with
+// Llama 3's scaling, InvFreq), RMSNorm, grouped-query attention and a
+// SwiGLU MLP, as layers whose nn tags are their Hugging Face checkpoint
+// names.
 package llama
 
 import (
@@ -20,7 +21,14 @@ type Options struct {
 	KVWidth                             int // key/value heads x head size
 	Eps                                 float32
 	Bias                                bool // q/k/v biases (Qwen2, or Llama's attention_bias)
+	OutBias                             bool // an o_proj bias (Llama's attention_bias: OutputBias)
 }
+
+// OutputBias reports whether arch's attention output projection (o_proj)
+// has a bias when its config has biases: transformers' LlamaAttention
+// gives all four projections one under attention_bias, Qwen2Attention
+// only q, k and v; Mistral has none.
+func OutputBias(arch string, bias bool) bool { return bias && arch == "llama" }
 
 // Model is Llama's layers (the LM head, tied or not, is the decoder's).
 type Model struct {
@@ -53,7 +61,7 @@ func New(in *nn.Init, c Options) *Model {
 		l.Blocks = append(l.Blocks, &Block{
 			Norm1: nn.NewRMSNorm(in, C, c.Eps),
 			Q:     nn.NewLinear(in, C, C, c.Bias, std), K: nn.NewLinear(in, C, kv, c.Bias, std),
-			V: nn.NewLinear(in, C, kv, c.Bias, std), O: nn.NewLinear(in, C, C, false, resid),
+			V: nn.NewLinear(in, C, kv, c.Bias, std), O: nn.NewLinear(in, C, C, c.OutBias, resid),
 			Norm2: nn.NewRMSNorm(in, C, c.Eps),
 			Gate:  nn.NewLinear(in, C, c.Intermediate, false, std), Up: nn.NewLinear(in, C, c.Intermediate, false, std),
 			Down: nn.NewLinear(in, c.Intermediate, C, false, resid),

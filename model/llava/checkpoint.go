@@ -118,7 +118,7 @@ func (c *Config) JSON() ([]byte, error) {
 // tensor (lm_head.weight, a tied head's copy of the embedding, aside), the vision
 // tower's sizes checked against the checkpoint's header before anything
 // is allocated, NaN or infinite weights refused. The vision tower is
-// frozen. The tokenizer is the caller's (tokenizer.Load(dir)).
+// frozen. The tokenizer is the caller's (LoadTokenizer).
 func Load(be backend.Backend, dir string) (*Model, error) {
 	if adapterOf(dir) != nil { // a LoRA adapter: merged into its base
 		m, _, err := loadAdapter(be, dir, false)

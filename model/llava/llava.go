@@ -23,10 +23,11 @@
 // Load reads the legacy layout too (transformers up to 4.51, llava-hf's
 // folders on the Hub, and golem's before: vision_tower.*,
 // multi_modal_projector.*, language_model.<the causal LM's names>). The
-// caller writes the language model's tokenizer beside them (train/vlm.go
-// does). The folder's vocabulary holds the image token's row
-// (Config.ImageToken, Save), which Load drops again: golem never looks it
-// up (docs/multimodal.md).
+// caller writes the language model's tokenizer beside them with
+// SaveTokenizer and reads it with LoadTokenizer. The folder's vocabulary
+// holds the image token's row (Config.ImageToken, Save), and its
+// tokenizer "<image>" at that id, which Load and LoadTokenizer drop
+// again: golem never looks it up (docs/multimodal.md).
 package llava
 
 import (

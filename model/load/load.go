@@ -200,7 +200,7 @@ func readVLM(be backend.Backend, dir string, o Options) (*Loaded, error) {
 			return nil, err
 		}
 	}
-	if l.Tok, err = tokenizer.Load(tokDir); err != nil {
+	if l.Tok, err = llava.LoadTokenizer(tokDir, &l.VLM.Config); err != nil {
 		return nil, err
 	}
 	l.Model = l.VLM.LM

@@ -135,7 +135,7 @@ func TestLLaVAFolder(t *testing.T) {
 	if err := vm.Save(dir); err != nil {
 		t.Fatal(err)
 	}
-	if err := tok.Save(dir); err != nil {
+	if err := llava.SaveTokenizer(tok, dir, &vm.Config); err != nil { // <image> at the vocabulary's end
 		t.Fatal(err)
 	}
 	l, err := Model(be, dir, Options{})
@@ -144,6 +144,9 @@ func TestLLaVAFolder(t *testing.T) {
 	}
 	if l.VLM == nil || l.Model != l.VLM.LM || l.VLM.Tokens() != 4 || l.Base != dir {
 		t.Fatalf("VLM %v, Model %p, base %q", l.VLM, l.Model, l.Base)
+	}
+	if _, ok := l.Tok.SpecialID(llava.Placeholder); ok || l.Tok.VocabSize() != tok.VocabSize() {
+		t.Errorf("the tokenizer read has %d tokens (want %d), or <image> (%v)", l.Tok.VocabSize(), tok.VocabSize(), ok)
 	}
 	a := l.Model.Params()[0].Tensor.Host()
 	b := lm.Params()[0].Tensor.Host()
