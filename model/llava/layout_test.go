@@ -12,35 +12,15 @@ import (
 
 	"github.com/golem-ml/golem/backend/cpu"
 	"github.com/golem-ml/golem/model/gpt"
-	"github.com/golem-ml/golem/model/vit"
 	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/safetensors"
 	"github.com/golem-ml/golem/tensor"
 )
 
-// tinyLM is a random tiny LLaVA over a language model of arch as a real
-// checkpoint of it has: GPT-2 tied with biases, Llama untied without,
-// Qwen2 untied with q/k/v biases.
-func tinyLM(t *testing.T, arch string) *Model {
-	t.Helper()
-	be := cpu.New()
-	vc := vit.Config{Arch: vit.CLIP, Image: 8, Patch: 4, Channels: 3, Hidden: 16, Layers: 1, Heads: 2, Intermediate: 32, Activation: "gelu", Eps: 1e-5}
-	v, err := vit.New(be, vc, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := gpt.Config{Arch: arch, Vocab: 50, Context: 64, Layers: 1, Heads: 2, KVHeads: 2, Hidden: 32, Intermediate: 64,
-		Eps: 1e-5, Activation: "gelu", Bias: arch != "llama", Tied: arch == "gpt2", RopeTheta: 1e4, BOS: -1, EOS: -1}
-	lm, err := gpt.New(be, c, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := New(v, lm, -1, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
+// tinyLM is tinyOf over 50 tokens as a real checkpoint of arch has its
+// biases: GPT-2 tied with biases, Llama untied without, Qwen2 untied with
+// q/k/v biases.
+func tinyLM(t *testing.T, arch string) *Model { return tinyOf(t, arch, 50, arch != "llama") }
 
 // stateDict is the names and shapes of the state dict of transformers'
 // LlavaForConditionalGeneration for tinyLM(arch)'s config with a

@@ -14,9 +14,10 @@ import (
 	"github.com/golem-ml/golem/tokenizer"
 )
 
-// Tiny returns a random tiny LLaVA: a CLIP tower on 8 x 8 images of 4 x 4
-// patches (4 image tokens) of width 16, a Llama of width 32 over vocab.
-func tiny(t *testing.T, arch string) *Model {
+// tinyOf is a random tiny LLaVA: a CLIP tower on 8 x 8 images of 4 x 4
+// patches (4 image tokens) of width 16, and a language model of arch (GPT-2
+// tied) of width 32 over vocab tokens, with biases or not.
+func tinyOf(t *testing.T, arch string, vocab int, bias bool) *Model {
 	t.Helper()
 	be := cpu.New()
 	vc := vit.Config{Arch: vit.CLIP, Image: 8, Patch: 4, Channels: 3, Hidden: 16, Layers: 1, Heads: 2, Intermediate: 32, Activation: "gelu", Eps: 1e-5}
@@ -24,8 +25,8 @@ func tiny(t *testing.T, arch string) *Model {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := gpt.Config{Arch: arch, Vocab: 50, Context: 64, Layers: 1, Heads: 2, KVHeads: 2, Hidden: 32, Intermediate: 64,
-		Eps: 1e-5, Activation: "gelu", Bias: true, Tied: arch == "gpt2", RopeTheta: 1e4, BOS: -1, EOS: -1}
+	c := gpt.Config{Arch: arch, Vocab: vocab, Context: 64, Layers: 1, Heads: 2, KVHeads: 2, Hidden: 32, Intermediate: 64,
+		Eps: 1e-5, Activation: "gelu", Bias: bias, Tied: arch == "gpt2", RopeTheta: 1e4, BOS: -1, EOS: -1}
 	lm, err := gpt.New(be, c, 2)
 	if err != nil {
 		t.Fatal(err)
@@ -36,6 +37,9 @@ func tiny(t *testing.T, arch string) *Model {
 	}
 	return m
 }
+
+// tiny is tinyOf over 50 tokens, with biases.
+func tiny(t *testing.T, arch string) *Model { return tinyOf(t, arch, 50, true) }
 
 func pixels(m *Model, B int) []float32 {
 	p := make([]float32, B*m.PixelSize())

@@ -13,7 +13,6 @@ import (
 
 	"github.com/golem-ml/golem/backend/cpu"
 	"github.com/golem-ml/golem/model/gpt"
-	"github.com/golem-ml/golem/model/vit"
 	"github.com/golem-ml/golem/tensor"
 	"github.com/golem-ml/golem/tokenizer"
 )
@@ -26,20 +25,7 @@ func withTokenizer(t *testing.T) (*Model, *tokenizer.Tokenizer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	be := cpu.New()
-	v, err := vit.New(be, vit.Config{Arch: vit.CLIP, Image: 8, Patch: 4, Channels: 3, Hidden: 16, Layers: 1, Heads: 2, Intermediate: 32, Activation: "gelu", Eps: 1e-5}, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lm, err := gpt.New(be, gpt.Config{Arch: "llama", Vocab: tok.VocabSize(), Context: 64, Layers: 1, Heads: 2, KVHeads: 2, Hidden: 32, Intermediate: 64,
-		Eps: 1e-5, RopeTheta: 1e4, BOS: -1, EOS: -1}, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := New(v, lm, -1, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := tinyOf(t, "llama", tok.VocabSize(), false)
 	return m, tok
 }
 
