@@ -1035,3 +1035,34 @@ relugrad_tail:
 relugrad_done:
 	VZEROUPPER
 	RET
+
+// func vrelu(y, x *float32, n int)
+// y = max(x, 0) as Go's max: VMAXPS keeps x where 0 > x is false (x >= 0
+// and NaN), then adding +0 turns -0 into +0 and changes nothing else; 16
+// values a vector.
+TEXT ·vrelu(SB), NOSPLIT, $0-24
+	MOVQ y+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ n+16(FP), CX
+	VXORPS Z31, Z31, Z31
+relu_loop:
+	CMPQ CX, $16
+	JLT relu_tail
+	VMAXPS (SI), Z31, Z0
+	VADDPS Z31, Z0, Z0
+	VMOVUPS Z0, (DI)
+	ADDQ $64, SI
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JMP relu_loop
+relu_tail:
+	TESTQ CX, CX
+	JZ relu_done
+	TAILMASK
+	VMOVUPS.Z (SI), K1, Z1
+	VMAXPS Z1, Z31, Z0
+	VADDPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, (DI)
+relu_done:
+	VZEROUPPER
+	RET

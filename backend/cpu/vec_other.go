@@ -28,3 +28,4 @@ func vscal(x *float32, n int, a float32)               { panic("cpu: no vector k
 func vsoftgrad(d, p *float32, n int, s, scale float32) { panic("cpu: no vector kernels") }
 
 func vrelugrad(d, x, g *float32, n int) { panic("cpu: no vector kernels") }
+func vrelu(y, x *float32, n int)        { panic("cpu: no vector kernels") }
