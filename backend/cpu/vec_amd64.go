@@ -54,3 +54,6 @@ func vrelugrad(d, x, gr *float32, n int)
 
 //go:noescape
 func vrelu(y, x *float32, n int)
+
+//go:noescape
+func vinterleave2(d, a, b *float32, n int, acc bool)
