@@ -435,11 +435,15 @@ func (c *CPU) Permute(dst, x backend.Buffer, shape, perm []int, acc bool) {
 // permuteShort is Permute where the output's last dim is short and
 // strided (an interleave, as the sub-pixel convolutions' phases): a row is
 // the last two dims, so the index arithmetic runs once per row of them,
-// not once per few values.
+// not once per few values. A row of two interleaved contiguous runs (a
+// stride-2 convolution's phases) is vinterleave2 with AVX-512: two loads
+// and two permutes for each 32 values.
 func permuteShort(d, xs []float32, n, total int, outShape, outStrideIn *[backend.MaxDims]int, acc bool) {
 	last, ls := outShape[n-1], outStrideIn[n-1]
 	l2, s2 := outShape[n-2], outStrideIn[n-2]
 	blk := l2 * last
+	// two contiguous runs interleaved (stride-2 phases): vinterleave2
+	ilv := haveVec && last == 2 && s2 == 1
 	Parallel(total/blk, max(1, 8192/blk), func(lo, hi int) {
 		var idx [backend.MaxDims]int
 		r := lo
@@ -453,6 +457,11 @@ func permuteShort(d, xs []float32, n, total int, outShape, outStrideIn *[backend
 				base += idx[i] * outStrideIn[i]
 			}
 			out := d[row*blk : row*blk+blk]
+			if ilv {
+				a, b := xs[base:base+l2], xs[base+ls:base+ls+l2]
+				vinterleave2(&out[0], &a[0], &b[0], l2, acc)
+				goto next
+			}
 			// value (j2, j) of the row reads xs[base + j2*s2 + j*ls]:
 			// one strided (or, with s2 == 1, contiguous) input run per j
 			for j := range last {
@@ -470,6 +479,7 @@ func permuteShort(d, xs []float32, n, total int, outShape, outStrideIn *[backend
 					}
 				}
 			}
+		next:
 			for i := n - 3; i >= 0; i-- {
 				idx[i]++
 				if idx[i] < outShape[i] {

@@ -78,7 +78,7 @@ func normals(r *rand.Rand, n int) []float32 {
 }
 
 // TestPermuteRuns checks Permute, written and added, against its
-// definition, on permutations that keep the last dim (contiguous runs,
+// definition (with AVX-512 and in Go), on permutations that keep the last dim (contiguous runs,
 // short and long) and ones that move it (strided reads).
 func TestPermuteRuns(t *testing.T) {
 	c := New()
@@ -91,6 +91,12 @@ func TestPermuteRuns(t *testing.T) {
 		// short strided last dims (permuteShort): the sub-pixel
 		// convolutions' interleave, and a plain transpose
 		{[]int{2, 2, 3, 2, 3, 4}, []int{3, 2, 4, 0, 5, 1}},
+		// the same with runs of 8, 13, 16 and 37 (vinterleave2: a
+		// vector of each, a second masked one, none, two and a tail)
+		{[]int{2, 2, 3, 2, 3, 8}, []int{3, 2, 4, 0, 5, 1}},
+		{[]int{2, 2, 2, 1, 2, 13}, []int{3, 2, 4, 0, 5, 1}},
+		{[]int{2, 2, 2, 1, 2, 16}, []int{3, 2, 4, 0, 5, 1}},
+		{[]int{2, 2, 1, 1, 2, 37}, []int{3, 2, 4, 0, 5, 1}},
 		{[]int{5, 3}, []int{1, 0}},
 		{[]int{3, 9, 2}, []int{2, 1, 0}},
 	} {
@@ -118,11 +124,18 @@ func TestPermuteRuns(t *testing.T) {
 			}
 			want[o] = x[i]
 		}
-		for _, acc := range []bool{false, true} {
+		for _, k := range []int{0, 1, 2, 3} {
+			acc, vec := k&1 == 1, k < 2
+			if vec && !haveVec {
+				continue
+			}
+			old := haveVec
+			haveVec = vec
 			xb, db := c.Alloc(n, false), c.Alloc(n, false)
 			c.Upload(xb, 0, x)
 			c.Upload(db, 0, base)
 			c.Permute(db, xb, tc.shape, tc.perm, acc)
+			haveVec = old
 			got := make([]float32, n)
 			c.Download(got, db, 0)
 			for i := range got {
@@ -131,9 +144,33 @@ func TestPermuteRuns(t *testing.T) {
 					w += base[i]
 				}
 				if got[i] != w {
-					t.Fatalf("shape %v perm %v acc %v: [%d] = %v, want %v", tc.shape, tc.perm, acc, i, got[i], w)
+					t.Fatalf("shape %v perm %v acc %v vector %v: [%d] = %v, want %v", tc.shape, tc.perm, acc, vec, i, got[i], w)
 				}
 			}
 		}
+	}
+}
+
+// BenchmarkPermuteInterleave: the sub-pixel interleave of vqvae-32's 8->16
+// upsampling (batch 32, 128 channels, 2x2 phases of 8x8), with AVX-512
+// and in Go.
+func BenchmarkPermuteInterleave(b *testing.B) {
+	c := New()
+	defer SetThreads(SetThreads(1))
+	shape, perm := []int{2, 2, 128, 32, 8, 8}, []int{3, 2, 4, 0, 5, 1}
+	n := 2 * 2 * 128 * 32 * 64
+	x, d := c.Alloc(n, false), c.Alloc(n, true)
+	for _, vec := range []bool{true, false} {
+		b.Run(map[bool]string{true: "vector", false: "go"}[vec], func(b *testing.B) {
+			if vec && !haveVec {
+				b.Skip("no AVX-512")
+			}
+			old := haveVec
+			haveVec = vec
+			defer func() { haveVec = old }()
+			for b.Loop() {
+				c.Permute(d, x, shape, perm, false)
+			}
+		})
 	}
 }

@@ -186,6 +186,10 @@ func mapSlice(op backend.Unary, a float32, d, x []float32) {
 			d[i] = sigmoidf(v)
 		}
 	case backend.ReLU:
+		if haveVec && len(x) > 0 {
+			vrelu(&d[0], &x[0], len(x)) // the same values, NaN and -0 included
+			break
+		}
 		for i, v := range x {
 			d[i] = max(v, 0)
 		}

@@ -51,3 +51,9 @@ func vsoftgrad(d, p *float32, n int, s, scale float32)
 
 //go:noescape
 func vrelugrad(d, x, gr *float32, n int)
+
+//go:noescape
+func vrelu(y, x *float32, n int)
+
+//go:noescape
+func vinterleave2(d, a, b *float32, n int, acc bool)

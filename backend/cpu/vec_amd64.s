@@ -1035,3 +1035,129 @@ relugrad_tail:
 relugrad_done:
 	VZEROUPPER
 	RET
+
+// func vrelu(y, x *float32, n int)
+// y = max(x, 0) as Go's max: VMAXPS keeps x where 0 > x is false (x >= 0
+// and NaN), then adding +0 turns -0 into +0 and changes nothing else; 16
+// values a vector.
+TEXT ·vrelu(SB), NOSPLIT, $0-24
+	MOVQ y+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ n+16(FP), CX
+	VXORPS Z31, Z31, Z31
+relu_loop:
+	CMPQ CX, $16
+	JLT relu_tail
+	VMAXPS (SI), Z31, Z0
+	VADDPS Z31, Z0, Z0
+	VMOVUPS Z0, (DI)
+	ADDQ $64, SI
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JMP relu_loop
+relu_tail:
+	TESTQ CX, CX
+	JZ relu_done
+	TAILMASK
+	VMOVUPS.Z (SI), K1, Z1
+	VMAXPS Z1, Z31, Z0
+	VADDPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, (DI)
+relu_done:
+	VZEROUPPER
+	RET
+
+// ilvIndex: VPERMI2PS's indices interleaving two vectors a (0-15) and b
+// (16-31): a0 b0 a1 b1 ... a7 b7, then a8 b8 ... a15 b15.
+DATA ilvIndex<>+0(SB)/8, $0x0000001000000000
+DATA ilvIndex<>+8(SB)/8, $0x0000001100000001
+DATA ilvIndex<>+16(SB)/8, $0x0000001200000002
+DATA ilvIndex<>+24(SB)/8, $0x0000001300000003
+DATA ilvIndex<>+32(SB)/8, $0x0000001400000004
+DATA ilvIndex<>+40(SB)/8, $0x0000001500000005
+DATA ilvIndex<>+48(SB)/8, $0x0000001600000006
+DATA ilvIndex<>+56(SB)/8, $0x0000001700000007
+DATA ilvIndex<>+64(SB)/8, $0x0000001800000008
+DATA ilvIndex<>+72(SB)/8, $0x0000001900000009
+DATA ilvIndex<>+80(SB)/8, $0x0000001a0000000a
+DATA ilvIndex<>+88(SB)/8, $0x0000001b0000000b
+DATA ilvIndex<>+96(SB)/8, $0x0000001c0000000c
+DATA ilvIndex<>+104(SB)/8, $0x0000001d0000000d
+DATA ilvIndex<>+112(SB)/8, $0x0000001e0000000e
+DATA ilvIndex<>+120(SB)/8, $0x0000001f0000000f
+GLOBL ilvIndex<>(SB), RODATA|NOPTR, $128
+
+// func vinterleave2(d, a, b *float32, n int, acc bool)
+// d[2i] = a[i], d[2i+1] = b[i] for i < n (added into d with acc), 16
+// values of each a vector.
+TEXT ·vinterleave2(SB), NOSPLIT, $0-33
+	MOVQ d+0(FP), DI
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DX
+	MOVQ n+24(FP), CX
+	MOVBLZX acc+32(FP), R11
+	VMOVUPS ilvIndex<>+0(SB), Z30
+	VMOVUPS ilvIndex<>+64(SB), Z31
+ilv_loop:
+	CMPQ CX, $16
+	JLT ilv_tail
+	VMOVUPS (SI), Z0
+	VMOVUPS (DX), Z1
+	VMOVAPS Z30, Z2
+	VPERMI2PS Z1, Z0, Z2
+	VMOVAPS Z31, Z3
+	VPERMI2PS Z1, Z0, Z3
+	TESTQ R11, R11
+	JZ ilv_store
+	VADDPS (DI), Z2, Z2
+	VADDPS 64(DI), Z3, Z3
+ilv_store:
+	VMOVUPS Z2, (DI)
+	VMOVUPS Z3, 64(DI)
+	ADDQ $64, SI
+	ADDQ $64, DX
+	ADDQ $128, DI
+	SUBQ $16, CX
+	JMP ilv_loop
+ilv_tail:
+	TESTQ CX, CX
+	JZ ilv_done
+	TAILMASK
+	VMOVUPS.Z (SI), K1, Z0
+	VMOVUPS.Z (DX), K1, Z1
+	VMOVAPS Z30, Z2
+	VPERMI2PS Z1, Z0, Z2
+	VMOVAPS Z31, Z3
+	VPERMI2PS Z1, Z0, Z3
+	// 2n values left: K2 the first vector's lanes, K3 the second's
+	LEAQ (CX)(CX*1), CX
+	MOVL $0xffff, AX
+	KMOVW AX, K2
+	XORL AX, AX
+	CMPQ CX, $16
+	JGE ilv_masks
+	MOVL $1, AX
+	SHLL CX, AX
+	DECL AX
+	KMOVW AX, K2
+	XORL AX, AX
+	JMP ilv_k3
+ilv_masks:
+	SUBQ $16, CX
+	MOVL $1, AX
+	SHLL CX, AX
+	DECL AX
+ilv_k3:
+	KMOVW AX, K3
+	TESTQ R11, R11
+	JZ ilv_tailstore
+	VMOVUPS.Z (DI), K2, Z4
+	VADDPS Z4, Z2, Z2
+	VMOVUPS.Z 64(DI), K3, Z5
+	VADDPS Z5, Z3, Z3
+ilv_tailstore:
+	VMOVUPS Z2, K2, (DI)
+	VMOVUPS Z3, K3, 64(DI)
+ilv_done:
+	VZEROUPPER
+	RET

@@ -27,4 +27,6 @@ func vsilu(y, x *float32, n int) { panic("cpu: no vector kernels") }
 func vscal(x *float32, n int, a float32)               { panic("cpu: no vector kernels") }
 func vsoftgrad(d, p *float32, n int, s, scale float32) { panic("cpu: no vector kernels") }
 
-func vrelugrad(d, x, g *float32, n int) { panic("cpu: no vector kernels") }
+func vrelugrad(d, x, g *float32, n int)              { panic("cpu: no vector kernels") }
+func vrelu(y, x *float32, n int)                     { panic("cpu: no vector kernels") }
+func vinterleave2(d, a, b *float32, n int, acc bool) { panic("cpu: no vector kernels") }

@@ -305,6 +305,57 @@ func testReLUGrad(t *testing.T) {
 	}
 }
 
+// TestReLUVectorMatchesGo checks ReLU with AVX-512 (vrelu) against Go's
+// max(x, 0), bit for bit, on the values at its edges (both zeros: -0
+// gives +0; denormals, infinities, NaNs: NaN stays NaN) and random ones
+// (1,012: a vector's tail of 4).
+func TestReLUVectorMatchesGo(t *testing.T) {
+	if !haveVec {
+		t.Skip("no AVX-512 here: only the Go loop runs")
+	}
+	x := []float32{0, float32(math.Copysign(0, -1)), math.SmallestNonzeroFloat32, -math.SmallestNonzeroFloat32,
+		float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()), math.Float32frombits(0xffc00000),
+		math.MaxFloat32, -math.MaxFloat32, 1, -1}
+	r := rand.New(rand.NewPCG(9, 10))
+	for range 1000 {
+		x = append(x, float32(r.NormFloat64()))
+	}
+	for _, n := range []int{len(x), 16, 5, 1} {
+		got := make([]float32, n)
+		mapSlice(backend.ReLU, 0, got, x[:n])
+		for i, v := range x[:n] {
+			want := max(v, 0)
+			if math.Float32bits(got[i]) != math.Float32bits(want) && !(want != want && got[i] != got[i]) {
+				t.Fatalf("n=%d: ReLU(%v) is %v (bits %#x) with AVX-512, %v (bits %#x) in Go",
+					n, v, got[i], math.Float32bits(got[i]), want, math.Float32bits(want))
+			}
+		}
+	}
+}
+
+// BenchmarkReLU: one pass over 1M values, with AVX-512 and in Go.
+func BenchmarkReLU(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 2))
+	n := 1 << 20
+	x, y := make([]float32, n), make([]float32, n)
+	for i := range x {
+		x[i] = float32(r.NormFloat64())
+	}
+	for _, vec := range []bool{true, false} {
+		b.Run(map[bool]string{true: "vector", false: "go"}[vec], func(b *testing.B) {
+			if vec && !haveVec {
+				b.Skip("no AVX-512")
+			}
+			old := haveVec
+			haveVec = vec
+			defer func() { haveVec = old }()
+			for range b.N {
+				mapSlice(backend.ReLU, 0, y, x)
+			}
+		})
+	}
+}
+
 // BenchmarkReLUGrad: one pass over 1M values, with AVX-512 and in Go.
 func BenchmarkReLUGrad(b *testing.B) {
 	r := rand.New(rand.NewPCG(1, 2))

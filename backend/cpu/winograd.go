@@ -19,7 +19,10 @@ var _ backend.Winograd = (*CPU)(nil)
 // parallel over planes (an image's channel), so the adjoints' overlapping
 // tiles add into their own plane only; a plane is copied into (or added
 // from) a zero-bordered scratch of 2*ceil(OH/2)+2 x 2*ceil(OW/2)+2 values,
-// so that no tile checks its bounds.
+// so that no tile checks its bounds. The copies between an image's planes
+// and its channel-last scratch are packStrided's transposes (16x16 blocks
+// in registers with AVX-512): a row of every plane at a time, or the
+// whole image where its rows are contiguous in the scratch.
 
 // wgTiles returns the tiles along each axis and their count an image.
 func wgTiles(g backend.Conv2D) (TH, TW, tp int) {
@@ -111,14 +114,8 @@ func (c *CPU) WinogradInput(g backend.Conv2D, v, x backend.Buffer) {
 		sc := f(sb)
 		for n := lo; n < hi; n++ {
 			img := xs[n*C*HW : (n+1)*C*HW]
-			for ch := range C {
-				plane := img[ch*HW : (ch+1)*HW]
-				for h := range g.H {
-					row := sc[((h+g.PH)*PW+g.PW)*C+ch:]
-					for w, x := range plane[h*g.W : (h+1)*g.W] {
-						row[w*C] = x
-					}
-				}
+			for h := range g.H { // row h of every plane, transposed
+				packStrided(sc[((h+g.PH)*PW+g.PW)*C:], C, img[h*g.W:], HW, g.W, C, C)
 			}
 			for ty := range TH {
 				for tx := range TW {
@@ -169,9 +166,10 @@ func (c *CPU) WinogradInputGrad(g backend.Conv2D, dx, dv backend.Buffer) {
 	PW := 2*TW + 2
 	ld := PW * C
 	Parallel(g.N, 1, func(lo, hi int) {
-		sb := c.Alloc((2*TH+2)*ld, false)
+		sb, tb := c.Alloc((2*TH+2)*ld, false), c.Alloc(C*HW, false)
 		defer c.Free(sb)
-		sc := f(sb)
+		defer c.Free(tb)
+		sc, ts := f(sb), f(tb)
 		for n := lo; n < hi; n++ {
 			clear(sc)
 			for ty := range TH {
@@ -186,17 +184,10 @@ func (c *CPU) WinogradInputGrad(g backend.Conv2D, dx, dv backend.Buffer) {
 					}
 				}
 			}
-			img := xs[n*C*HW : (n+1)*C*HW]
-			for ch := range C {
-				plane := img[ch*HW : (ch+1)*HW]
-				for h := range g.H {
-					row := sc[((h+g.PH)*PW+g.PW)*C+ch:]
-					p := plane[h*g.W : (h+1)*g.W]
-					for w := range p {
-						p[w] += row[w*C]
-					}
-				}
+			for h := range g.H { // back to planes, row by row, then added
+				packStrided(ts[h*g.W:], HW, sc[((h+g.PH)*PW+g.PW)*C:], C, C, g.W, g.W)
 			}
+			axpy(xs[n*C*HW:(n+1)*C*HW], ts, 1)
 		}
 	})
 }
@@ -261,14 +252,11 @@ func (c *CPU) WinogradOutput(g backend.Conv2D, y, m, bias backend.Buffer) {
 				}
 			}
 			img := ys[n*K*L : (n+1)*K*L]
-			for k := range K {
-				plane := img[k*L : (k+1)*L]
+			if ld == g.OW*K { // even width: the image's L positions in a row
+				packStrided(img, L, sc, K, K, L, L)
+			} else {
 				for oh := range g.OH {
-					row := sc[oh*ld+k:]
-					p := plane[oh*g.OW : (oh+1)*g.OW]
-					for w := range p {
-						p[w] = row[w*K]
-					}
+					packStrided(img[oh*g.OW:], L, sc[oh*ld:], K, K, g.OW, g.OW)
 				}
 			}
 		}
@@ -307,13 +295,11 @@ func (c *CPU) WinogradOutputGrad(g backend.Conv2D, dm, dy backend.Buffer) {
 		sc := f(sb)
 		for n := lo; n < hi; n++ {
 			img := ys[n*K*L : (n+1)*K*L]
-			for k := range K {
-				plane := img[k*L : (k+1)*L]
+			if ld == g.OW*K { // even width: the image's L positions in a row
+				packStrided(sc, K, img, L, L, K, K)
+			} else {
 				for oh := range g.OH {
-					row := sc[oh*ld+k:]
-					for w, v := range plane[oh*g.OW : (oh+1)*g.OW] {
-						row[w*K] = v
-					}
+					packStrided(sc[oh*ld:], K, img[oh*g.OW:], L, g.OW, K, K)
 				}
 			}
 			for ty := range TH {

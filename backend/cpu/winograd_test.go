@@ -9,8 +9,9 @@ import (
 
 // TestWinogradVectorMatchesGo runs the Winograd transforms with their
 // AVX-512 tile kernels and with the Go ones (haveVec off), input and
-// output, forward and adjoint: the same sums in the same order, so the
-// same values (channel counts with a masked tail: 20, 5, 33; odd
+// output, forward and adjoint, and their channel-last copies with
+// packStrided's 16x16 transposes and with Go's: the same sums in the same
+// order, so the same values (channel counts with a masked tail: 20, 5, 33; odd
 // outputs; paddings 0 to 2).
 func TestWinogradVectorMatchesGo(t *testing.T) {
 	if !haveVec {
@@ -33,9 +34,12 @@ func TestWinogradVectorMatchesGo(t *testing.T) {
 		dy := randBuf(c, r, g.N*g.K*g.OH*g.OW)
 		bias := randBuf(c, r, g.K)
 		run := func(vec bool) [][]float32 {
-			old := haveVec
+			old, ps := haveVec, packStrided
 			haveVec = vec
-			defer func() { haveVec = old }()
+			if !vec {
+				packStrided = packStridedGo // the channel-last copies too
+			}
+			defer func() { haveVec, packStrided = old, ps }()
 			v := c.Alloc(backend.WinogradLen(T*g.C), true)
 			c.WinogradInput(g, v, x)
 			dx := randBufSeed(c, 7, g.N*g.C*g.H*g.W)
@@ -65,4 +69,25 @@ func TestWinogradVectorMatchesGo(t *testing.T) {
 
 func randBufSeed(c *CPU, seed uint64, n int) backend.Buffer {
 	return randBuf(c, rand.New(rand.NewPCG(seed, seed)), n)
+}
+
+// BenchmarkWinogradTransforms runs the four transforms of vqvae-32's
+// residual 3x3 (batch 32, 128 -> 64 channels, 8x8): input, its adjoint,
+// output with bias, its adjoint; one thread.
+func BenchmarkWinogradTransforms(b *testing.B) {
+	c := New()
+	defer SetThreads(SetThreads(1))
+	r := rand.New(rand.NewPCG(3, 4))
+	g := backend.Conv2D{N: 32, C: 128, H: 8, W: 8, K: 64, KH: 3, KW: 3, SH: 1, SW: 1, PH: 1, PW: 1,
+		DH: 1, DW: 1, Groups: 1, OH: 8, OW: 8}
+	T := g.N * 16
+	x, dx := randBuf(c, r, g.N*g.C*64), randBuf(c, r, g.N*g.C*64)
+	v, m := randBuf(c, r, backend.WinogradLen(T*g.C)), randBuf(c, r, backend.WinogradLen(T*g.K))
+	y, bias := randBuf(c, r, g.N*g.K*64), randBuf(c, r, g.K)
+	for b.Loop() {
+		c.WinogradInput(g, v, x)
+		c.WinogradInputGrad(g, dx, v)
+		c.WinogradOutput(g, y, m, bias)
+		c.WinogradOutputGrad(g, m, y)
+	}
 }
