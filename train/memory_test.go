@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -33,6 +34,16 @@ func checkFlat(t *testing.T, run func(be *cpu.CPU, loop Config) error) {
 		t.Fatal(err)
 	}
 	p.Check(t)
+}
+
+// fullTier skips the subtest run in the short tier unless it is one of
+// short, the short tier's representatives (a subtest skipped here runs in
+// the full run).
+func fullTier(t *testing.T, run string, short ...string) {
+	t.Helper()
+	if testing.Short() && !slices.Contains(short, run) {
+		t.Skipf("%s runs in the full tier; -short checks %s", run, strings.Join(short, ", "))
+	}
 }
 
 func TestMemoryFlatPretrain(t *testing.T) {
@@ -157,7 +168,8 @@ func TestMemoryFlatCLIP(t *testing.T) {
 
 // LLaVA's two stages, and stage 2 with LoRA, hold no more memory at their
 // last step than at step 100 (the image's tokens enter as input
-// embeddings; the tower runs without gradients).
+// embeddings; the tower runs without gradients). The short tier checks
+// align and instruct-lora, the full run instruct too.
 func TestMemoryFlatVLM(t *testing.T) {
 	_, clipDir, lmDir := vlmFixture(t)
 	// A world of 4 scenes: every batch's length is seen before step 100
@@ -174,6 +186,7 @@ func TestMemoryFlatVLM(t *testing.T) {
 	}
 	for _, run := range []string{"align", "instruct", "instruct-lora"} {
 		t.Run(run, func(t *testing.T) {
+			fullTier(t, run, "align", "instruct-lora")
 			checkFlat(t, func(be *cpu.CPU, loop Config) error {
 				o := VLMOptions{Backend: be, Stage: StageInstruct, Model: align, Data: filepath.Join(data, "train_llava.json"), Batch: 2, Loop: loop, Log: io.Discard}
 				if run == "align" {
@@ -225,7 +238,10 @@ func TestMemoryFlatImagineDPO(t *testing.T) {
 // The preference and RL stages on a LLaVA model (golem reward, dpo, ppo
 // and grpo --model a LLaVA folder: the image's tokens enter as input
 // embeddings, the tower runs without gradients) hold no more memory at
-// their last step than at step 100, each full and with LoRA.
+// their last step than at step 100, each full and with LoRA. The short
+// tier checks dpo-lora, ppo and grpo-lora (LoRA and full weights, the
+// preference loss, rollouts scored by a LLaVA reward model), the full run
+// all eight.
 func TestMemoryFlatVLMRL(t *testing.T) {
 	vlmDir, _, rmDir, ds, _, _ := ppoVLMFixture(t)
 	file, _, _ := strings.Cut(ds.Examples[0].Source, ":") // the shapes world's some_prefs.jsonl
@@ -239,6 +255,7 @@ func TestMemoryFlatVLMRL(t *testing.T) {
 	prefs := ds.Examples[:4] // two images, two prompts each: every batch's length is seen before step 100
 	for _, run := range []string{"reward", "reward-lora", "dpo", "dpo-lora", "ppo", "ppo-lora", "grpo", "grpo-lora"} {
 		t.Run(run, func(t *testing.T) {
+			fullTier(t, run, "dpo-lora", "ppo", "grpo-lora")
 			var lora *gpt.LoRAConfig
 			if strings.HasSuffix(run, "-lora") {
 				lora = &gpt.LoRAConfig{R: 2, Alpha: 4, Dropout: 0.1}

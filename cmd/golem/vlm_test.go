@@ -219,13 +219,13 @@ func TestVLMCommands(t *testing.T) {
 	// eval vlm take; dpo and reward train on the shapes world's simulated
 	// image labels from the LLaVA folder.
 	lora, dpo, rm := filepath.Join(dir, "lora"), filepath.Join(dir, "dpo"), filepath.Join(dir, "rm")
-	for _, f := range []string{"train_prefs.jsonl", "train_rankings.jsonl"} { // the first 40 labels, beside their images
+	for _, f := range []string{"train_prefs.jsonl", "train_rankings.jsonl"} { // the first 16 labels, beside their images
 		b, err := os.ReadFile(filepath.Join(world, f))
 		if err != nil {
 			t.Fatal(err)
 		}
 		lines := strings.SplitAfter(string(b), "\n")
-		if err := os.WriteFile(filepath.Join(world, "some_"+f), []byte(strings.Join(lines[:40], "")), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(world, "some_"+f), []byte(strings.Join(lines[:16], "")), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
