@@ -19,6 +19,42 @@
 lbl: \
 	KMOVW AX, K1
 
+// WGLOAD16 loads the 16 transformed points of a tile, at SI + e*R9
+// bytes, under K1 into Z0-Z15.
+#define WGLOAD16 \
+	MOVQ SI, DX; \
+	VMOVUPS.Z (DX), K1, Z0; \
+	ADDQ R9, DX; \
+	VMOVUPS.Z (DX), K1, Z1; \
+	ADDQ R9, DX; \
+	VMOVUPS.Z (DX), K1, Z2; \
+	ADDQ R9, DX; \
+	VMOVUPS.Z (DX), K1, Z3; \
+	ADDQ R9, DX; \
+	VMOVUPS.Z (DX), K1, Z4; \
+	ADDQ R9, DX; \
+	VMOVUPS.Z (DX), K1, Z5; \
+	ADDQ R9, DX; \
+	VMOVUPS.Z (DX), K1, Z6; \
+	ADDQ R9, DX; \
+	VMOVUPS.Z (DX), K1, Z7; \
+	ADDQ R9, DX; \
+	VMOVUPS.Z (DX), K1, Z8; \
+	ADDQ R9, DX; \
+	VMOVUPS.Z (DX), K1, Z9; \
+	ADDQ R9, DX; \
+	VMOVUPS.Z (DX), K1, Z10; \
+	ADDQ R9, DX; \
+	VMOVUPS.Z (DX), K1, Z11; \
+	ADDQ R9, DX; \
+	VMOVUPS.Z (DX), K1, Z12; \
+	ADDQ R9, DX; \
+	VMOVUPS.Z (DX), K1, Z13; \
+	ADDQ R9, DX; \
+	VMOVUPS.Z (DX), K1, Z14; \
+	ADDQ R9, DX; \
+	VMOVUPS.Z (DX), K1, Z15
+
 // func wgin(src *float32, ld int, dst *float32, ds int, n int)
 TEXT ·wgin(SB), NOSPLIT, $0-40
 	MOVQ src+0(FP), R11
@@ -182,38 +218,7 @@ wgingrad_loop:
 	TESTQ CX, CX
 	JLE wgingrad_done
 	WGMASK(wgingrad_mask)
-	MOVQ SI, DX
-	VMOVUPS.Z (DX), K1, Z0
-	ADDQ R9, DX
-	VMOVUPS.Z (DX), K1, Z1
-	ADDQ R9, DX
-	VMOVUPS.Z (DX), K1, Z2
-	ADDQ R9, DX
-	VMOVUPS.Z (DX), K1, Z3
-	ADDQ R9, DX
-	VMOVUPS.Z (DX), K1, Z4
-	ADDQ R9, DX
-	VMOVUPS.Z (DX), K1, Z5
-	ADDQ R9, DX
-	VMOVUPS.Z (DX), K1, Z6
-	ADDQ R9, DX
-	VMOVUPS.Z (DX), K1, Z7
-	ADDQ R9, DX
-	VMOVUPS.Z (DX), K1, Z8
-	ADDQ R9, DX
-	VMOVUPS.Z (DX), K1, Z9
-	ADDQ R9, DX
-	VMOVUPS.Z (DX), K1, Z10
-	ADDQ R9, DX
-	VMOVUPS.Z (DX), K1, Z11
-	ADDQ R9, DX
-	VMOVUPS.Z (DX), K1, Z12
-	ADDQ R9, DX
-	VMOVUPS.Z (DX), K1, Z13
-	ADDQ R9, DX
-	VMOVUPS.Z (DX), K1, Z14
-	ADDQ R9, DX
-	VMOVUPS.Z (DX), K1, Z15
+	WGLOAD16
 
 	// column 0: q_r = p_r0
 	VMOVAPS Z0, Z16
@@ -278,38 +283,7 @@ wgout_loop:
 	TESTQ CX, CX
 	JLE wgout_done
 	WGMASK(wgout_mask)
-	MOVQ SI, DX
-	VMOVUPS.Z (DX), K1, Z0
-	ADDQ R9, DX
-	VMOVUPS.Z (DX), K1, Z1
-	ADDQ R9, DX
-	VMOVUPS.Z (DX), K1, Z2
-	ADDQ R9, DX
-	VMOVUPS.Z (DX), K1, Z3
-	ADDQ R9, DX
-	VMOVUPS.Z (DX), K1, Z4
-	ADDQ R9, DX
-	VMOVUPS.Z (DX), K1, Z5
-	ADDQ R9, DX
-	VMOVUPS.Z (DX), K1, Z6
-	ADDQ R9, DX
-	VMOVUPS.Z (DX), K1, Z7
-	ADDQ R9, DX
-	VMOVUPS.Z (DX), K1, Z8
-	ADDQ R9, DX
-	VMOVUPS.Z (DX), K1, Z9
-	ADDQ R9, DX
-	VMOVUPS.Z (DX), K1, Z10
-	ADDQ R9, DX
-	VMOVUPS.Z (DX), K1, Z11
-	ADDQ R9, DX
-	VMOVUPS.Z (DX), K1, Z12
-	ADDQ R9, DX
-	VMOVUPS.Z (DX), K1, Z13
-	ADDQ R9, DX
-	VMOVUPS.Z (DX), K1, Z14
-	ADDQ R9, DX
-	VMOVUPS.Z (DX), K1, Z15
+	WGLOAD16
 	VMOVUPS.Z (R13), K1, Z24
 
 	// A^T m: s_k = (m0k + m1k) + m2k, u_k = (m1k - m2k) - m3k
