@@ -149,9 +149,7 @@ function loggedOut() {
 async function loggedIn(me) {
   state.user = me.user;
   state.csrf = me.csrf;
-  $("nav").hidden = false;
   $("logout").hidden = false;
-  $("nav-admin").hidden = me.user.role !== "admin";
   $("who").textContent = me.user.name || me.user.username;
   const [models, flags] = await Promise.all([api("GET", "/app/api/models"), api("GET", "/app/api/flags")]);
   state.models = models.models;
@@ -159,6 +157,10 @@ async function loggedIn(me) {
   state.maxImages = models.max_images || 64;
   state.flags = flags.flags;
   await Promise.all([refreshProgress(), loadGuidelines()]);
+  // The views show only now: a view opened before the models and flags
+  // arrived would be left half-loaded, or replaced by Demonstrate here.
+  $("nav-admin").hidden = me.user.role !== "admin";
+  $("nav").hidden = false;
   show("demonstrate");
 }
 
