@@ -208,9 +208,7 @@ func (c *CPU) attentionGrad(a *backend.Attention, g, in attnIO, ps, dos []float3
 	ldo := HQ * D
 	blk := min(T, blockRows(a))
 	sgemm := attnGemm(a)
-	Parallel(a.B*HKV, 1, func(lo, hi int) {
-		scratch := c.Alloc(blk*S, false)
-		dP := f(scratch)
+	c.chunked(a.B*HKV, blk*S, false, func(lo, hi int, dP []float32) {
 		for bk := lo; bk < hi; bk++ {
 			b, kh := bk/HKV, bk%HKV
 			ko, vo := b*in.kb+kh*D, b*in.vb+kh*D
@@ -248,7 +246,6 @@ func (c *CPU) attentionGrad(a *backend.Attention, g, in attnIO, ps, dos []float3
 				}
 			}
 		}
-		c.Free(scratch)
 	})
 }
 

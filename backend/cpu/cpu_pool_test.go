@@ -134,3 +134,45 @@ func TestPoolDropsStaleFirst(t *testing.T) {
 		t.Errorf("a new length used 100 times missed the pool %d times, want once", miss)
 	}
 }
+
+// TestChunkedScratchDoesNotDependOnInterleaving calls chunked 300 times
+// with chunks that take varied times, so that a chunk sometimes ends
+// before its neighbour starts and sometimes not: all the chunks' scratch is
+// taken before they start, so only the first call misses the pool (one
+// buffer a chunk), whatever the interleaving. Taking it as each chunk
+// started, a call whose chunks overlapped for the first time missed again.
+func TestChunkedScratchDoesNotDependOnInterleaving(t *testing.T) {
+	if Threads() < 2 {
+		defer SetThreads(SetThreads(2))
+	}
+	be := New()
+	seen := make([]bool, 8)
+	var m0 int64
+	for call := range 300 {
+		be.chunked(8, 5000, call%2 == 0, func(lo, hi int, s []float32) {
+			if len(s) != 5000 {
+				t.Errorf("scratch of %d values, want 5000", len(s))
+			}
+			for i := lo; i < hi; i++ {
+				seen[i] = true
+			}
+			for range (call*7 + lo*13) % 5 * 2000 { // 0 to 8,000 steps of work
+				s[call%len(s)]++
+			}
+		})
+		if call == 0 {
+			m0 = be.MemStats().Misses
+			if want := int64(min(Threads(), 8)); m0 != want {
+				t.Errorf("the first call missed %d times, want %d (one scratch a chunk)", m0, want)
+			}
+		}
+	}
+	for i, ok := range seen {
+		if !ok {
+			t.Errorf("item %d was never given to a chunk", i)
+		}
+	}
+	if s := be.MemStats(); s.Misses != m0 || s.Live != 0 {
+		t.Errorf("after 300 calls: %d misses (%d after the first), %d bytes live", s.Misses, m0, s.Live)
+	}
+}

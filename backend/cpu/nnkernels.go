@@ -177,6 +177,35 @@ func layerNormGradRow(dr, xr, gr, ws, pw, pb []float32, mu, rsd float32) {
 	}
 }
 
+// chunked runs body over [0,n) in the contiguous chunks Parallel(n, 1,
+// body) would make, each with its own scratch of size values (zeroed when
+// zero), taken from the pool before the chunks start and given back after
+// they all end. A chunk that took its scratch as it started would hold it
+// at the same time as its neighbours or not, as the workers happen to
+// interleave, so a loop whose shapes repeat could still miss the pool at
+// its thousandth step (train/ssl's memory test did, under SimCLR's image
+// prefetch); this way every call holds one scratch a chunk.
+func (c *CPU) chunked(n, size int, zero bool, body func(lo, hi int, scratch []float32)) {
+	if n <= 0 {
+		return
+	}
+	t := min(Threads(), n, 16)
+	chunk := (n + t - 1) / t
+	t = (n + chunk - 1) / chunk
+	var scratch [16]backend.Buffer
+	for i := range t {
+		scratch[i] = c.Alloc(size, zero)
+	}
+	Parallel(t, 1, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			body(i*chunk, min(n, (i+1)*chunk), f(scratch[i]))
+		}
+	})
+	for i := range t {
+		c.Free(scratch[i])
+	}
+}
+
 // rowChunks runs body over row chunks in parallel, each with its own zeroed
 // scratch of k*cols values, then calls reduce on each scratch in chunk order.
 func (c *CPU) rowChunks(rows, cols, k int, body func(lo, hi int, scratch []float32), reduce func(scratch []float32)) {

@@ -108,10 +108,7 @@ func (c *CPU) WinogradInput(g backend.Conv2D, v, x backend.Buffer) {
 	wgLen("WinogradInput", "x", xs, g.N*C*HW)
 	PW := 2*TW + 2
 	ld := PW * C
-	Parallel(g.N, 1, func(lo, hi int) {
-		sb := c.Alloc((2*TH+2)*ld, true)
-		defer c.Free(sb)
-		sc := f(sb)
+	c.chunked(g.N, (2*TH+2)*ld, true, func(lo, hi int, sc []float32) {
 		for n := lo; n < hi; n++ {
 			img := xs[n*C*HW : (n+1)*C*HW]
 			for h := range g.H { // row h of every plane, transposed
@@ -165,11 +162,8 @@ func (c *CPU) WinogradInputGrad(g backend.Conv2D, dx, dv backend.Buffer) {
 	wgLen("WinogradInputGrad", "dx", xs, g.N*C*HW)
 	PW := 2*TW + 2
 	ld := PW * C
-	Parallel(g.N, 1, func(lo, hi int) {
-		sb, tb := c.Alloc((2*TH+2)*ld, false), c.Alloc(C*HW, false)
-		defer c.Free(sb)
-		defer c.Free(tb)
-		sc, ts := f(sb), f(tb)
+	c.chunked(g.N, (2*TH+2)*ld+C*HW, false, func(lo, hi int, sc []float32) {
+		sc, ts := sc[:(2*TH+2)*ld], sc[(2*TH+2)*ld:]
 		for n := lo; n < hi; n++ {
 			clear(sc)
 			for ty := range TH {
@@ -234,10 +228,7 @@ func (c *CPU) WinogradOutput(g backend.Conv2D, y, m, bias backend.Buffer) {
 		bs = make([]float32, K)
 	}
 	ld := 2 * TW * K
-	Parallel(g.N, 1, func(lo, hi int) {
-		sb := c.Alloc(2*TH*ld, false)
-		defer c.Free(sb)
-		sc := f(sb)
+	c.chunked(g.N, 2*TH*ld, false, func(lo, hi int, sc []float32) {
 		for n := lo; n < hi; n++ {
 			for ty := range TH {
 				for tx := range TW {
@@ -289,10 +280,7 @@ func (c *CPU) WinogradOutputGrad(g backend.Conv2D, dm, dy backend.Buffer) {
 	wgLen("WinogradOutputGrad", "dm", ms, backend.WinogradLen(g.N*tp*K))
 	wgLen("WinogradOutputGrad", "dy", ys, g.N*K*L)
 	ld := 2 * TW * K
-	Parallel(g.N, 1, func(lo, hi int) {
-		sb := c.Alloc(2*TH*ld, true) // the odd edges' row and column stay 0
-		defer c.Free(sb)
-		sc := f(sb)
+	c.chunked(g.N, 2*TH*ld, true, func(lo, hi int, sc []float32) { // the odd edges' row and column stay 0
 		for n := lo; n < hi; n++ {
 			img := ys[n*K*L : (n+1)*K*L]
 			if ld == g.OW*K { // even width: the image's L positions in a row

@@ -21,7 +21,7 @@ const From = 100
 // after it: 100 in the short tier, 900 in the full run. A tensor a step
 // leaves unfreed grows the backend's live bytes at every step, and a
 // step's allocation that misses the pool misses at every step (100 misses
-// against a bound of 2 per thread), so 100 steps after From show them as
+// where none is allowed), so 100 steps after From show them as
 // 900 do; the Go heap's bound (1 MiB) catches a leak of 10.5 KB a step in
 // 100 steps, of 1.2 KB in 900.
 func Steps() int {
@@ -71,11 +71,15 @@ func (p *Probe) Check(t testing.TB) {
 		t.Errorf("backend memory in use grew from %d bytes after step %d to %d after step %d (%.0f bytes a step): a step leaves tensors unfreed",
 			a.mem.Live, From, b.mem.Live, p.steps, float64(b.mem.Live-a.mem.Live)/float64(p.steps-From))
 	}
-	// Kernels that split work over threads take a scratch buffer per
-	// chunk, so the first time two chunks overlap costs one new buffer: a
-	// few misses, never one a step.
-	if miss, bound := b.mem.Misses-a.mem.Misses, int64(2*cpu.Threads()); miss > bound {
-		t.Errorf("%d allocations missed the backend's pool between steps %d and %d (want at most %d once shapes repeat)", miss, From, p.steps, bound)
+	// Kernels that split work over threads take every chunk's scratch
+	// before the chunks start (cpu's chunked), so what a step holds at once
+	// does not depend on how the threads interleave: once the shapes
+	// repeat, no allocation misses. (When chunks took their scratch as they
+	// started, a rare first overlap after step From cost one buffer, and
+	// train/ssl's SimCLR, whose image prefetch competes for the cores, saw
+	// 1 to 5.)
+	if miss := b.mem.Misses - a.mem.Misses; miss != 0 {
+		t.Errorf("%d allocations missed the backend's pool between steps %d and %d (want none once shapes repeat)", miss, From, p.steps)
 	}
 	const heapBound = 1 << 20
 	if grow := int64(b.heap) - int64(a.heap); grow > heapBound {
