@@ -96,7 +96,7 @@ func compute256(kc int, a, b, c []float32, ldc, mr, nr int, alpha, beta float32)
 			copy(t[i*16:i*16+nr], c[i*ldc:])
 		}
 	}
-	kernels256[nv-1][mr-1](kc, &a[0], &b[0], &t[0], 16, alpha, beta, 0)
+	sgemm256(nv, mr, kc, &a[0], &b[0], &t[0], 16, alpha, beta) // a direct call: t stays on the stack
 	for i := 0; i < mr; i++ {
 		copy(c[i*ldc:i*ldc+nr], t[i*16:])
 	}

@@ -107,6 +107,16 @@ func main() {
 		}
 		fmt.Fprintf(&g, "}\n\n")
 	}
+	// A direct call per tile, where compute256 passes a scratch tile on its
+	// stack: through kernels256 (a func value) the scratch would escape to
+	// the heap at every call.
+	fmt.Fprintf(&g, "// sgemm256 calls sgemm256_m<mr>n<nv> directly.\nfunc sgemm256(nv, mr, k int, a, b, c *float32, ldc int, alpha, beta float32) {\nswitch 8*nv + mr {\n")
+	for nv := 1; nv <= 2; nv++ {
+		for mr := 1; mr <= maxMR256; mr++ {
+			fmt.Fprintf(&g, "case %d:\nsgemm256_m%dn%d(k, a, b, c, ldc, alpha, beta, 0)\n", 8*nv+mr, mr, nv)
+		}
+	}
+	fmt.Fprintf(&g, "}\n}\n\n")
 	g.WriteString(packDecl)
 	src, err := format.Source(g.Bytes())
 	if err != nil {

@@ -226,6 +226,36 @@ var kernelsBF16 = [2][14]asmKernel{
 	{bgemm512_m1n2, bgemm512_m2n2, bgemm512_m3n2, bgemm512_m4n2, bgemm512_m5n2, bgemm512_m6n2, bgemm512_m7n2, bgemm512_m8n2, bgemm512_m9n2, bgemm512_m10n2, bgemm512_m11n2, bgemm512_m12n2, bgemm512_m13n2, bgemm512_m14n2},
 }
 
+// sgemm256 calls sgemm256_m<mr>n<nv> directly.
+func sgemm256(nv, mr, k int, a, b, c *float32, ldc int, alpha, beta float32) {
+	switch 8*nv + mr {
+	case 9:
+		sgemm256_m1n1(k, a, b, c, ldc, alpha, beta, 0)
+	case 10:
+		sgemm256_m2n1(k, a, b, c, ldc, alpha, beta, 0)
+	case 11:
+		sgemm256_m3n1(k, a, b, c, ldc, alpha, beta, 0)
+	case 12:
+		sgemm256_m4n1(k, a, b, c, ldc, alpha, beta, 0)
+	case 13:
+		sgemm256_m5n1(k, a, b, c, ldc, alpha, beta, 0)
+	case 14:
+		sgemm256_m6n1(k, a, b, c, ldc, alpha, beta, 0)
+	case 17:
+		sgemm256_m1n2(k, a, b, c, ldc, alpha, beta, 0)
+	case 18:
+		sgemm256_m2n2(k, a, b, c, ldc, alpha, beta, 0)
+	case 19:
+		sgemm256_m3n2(k, a, b, c, ldc, alpha, beta, 0)
+	case 20:
+		sgemm256_m4n2(k, a, b, c, ldc, alpha, beta, 0)
+	case 21:
+		sgemm256_m5n2(k, a, b, c, ldc, alpha, beta, 0)
+	case 22:
+		sgemm256_m6n2(k, a, b, c, ldc, alpha, beta, 0)
+	}
+}
+
 // packTranspose sets dst[p*dstStride+i] = src[i*srcStride+p] for p < kc
 // and the lanes i of smask, with zero for the lanes outside gmask (which
 // must be the low bits), by 16x16 transposes in registers.
