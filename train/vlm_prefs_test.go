@@ -274,11 +274,13 @@ func TestRewardVLM(t *testing.T) {
 		return out, rep
 	}
 	_, first := run(1)
-	out, rep := run(30)
+	// 60 steps: after 30 an AVX2-only machine's rounding had it 0.099 up
+	// (0.753 -> 0.852; 0.889 after 60), AVX-512's just over 0.1.
+	out, rep := run(60)
 	if rep.Accuracy < 0.8 || rep.Accuracy < first.Accuracy+0.1 {
-		t.Fatalf("accuracy on the training rankings' %d pairs: %.3f after 1 step, %.3f after 30; want >= 0.8 and up by 0.1", rep.Pairs, first.Accuracy, rep.Accuracy)
+		t.Fatalf("accuracy on the training rankings' %d pairs: %.3f after 1 step, %.3f after 60; want >= 0.8 and up by 0.1", rep.Pairs, first.Accuracy, rep.Accuracy)
 	}
-	t.Logf("accuracy on the training rankings' %d pairs: %.3f after 1 step, %.3f after 30", rep.Pairs, first.Accuracy, rep.Accuracy)
+	t.Logf("accuracy on the training rankings' %d pairs: %.3f after 1 step, %.3f after 60", rep.Pairs, first.Accuracy, rep.Accuracy)
 	rm, err := llava.LoadScorer(cpu.New(), out)
 	if err != nil {
 		t.Fatal(err)
