@@ -193,7 +193,7 @@ func attentionRowsHalf(a backend.Attention, slot, n []int32, os, qs []float32, k
 // halfKernels returns the generated kernels for head size d (see
 // attn_gen.go), or nils when there are none.
 func halfKernels(d int) (func(out, q *float32, k *uint16, blocks int, scale float32), func(o, p *float32, v *uint16, n int)) {
-	if !haveHalf || !fastHalf || d%16 != 0 {
+	if !haveHalf || !haveHalf512 || !fastHalf || d%16 != 0 {
 		return nil, nil
 	}
 	return scoresHalf[d/16], wsumHalf[d/16]
