@@ -177,7 +177,8 @@ dotsh2_done:
 // o = sum over j < n of p[j] * v[j*ldv : j*ldv+d], v float16: each
 // column's terms added in order from zero, one fused multiply-add each
 // (vwsumh's arithmetic), over chunks of 64 columns held in eight
-// registers across the keys, then of 8, then single columns.
+// registers across the keys, then one of 32 (four), then of 8, then
+// single columns.
 TEXT ·vwsumh2(SB), NOSPLIT, $0-48
 	MOVQ o+0(FP), DI
 	MOVQ p+8(FP), SI
@@ -190,7 +191,7 @@ TEXT ·vwsumh2(SB), NOSPLIT, $0-48
 	MOVQ d+40(FP), R9
 wsumh2_chunk64:
 	CMPQ R9, $64
-	JLT wsumh2_chunk8
+	JLT wsumh2_chunk32
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -233,6 +234,37 @@ wsumh2_store64:
 	ADDQ $128, DX
 	SUBQ $64, R9
 	JMP wsumh2_chunk64
+wsumh2_chunk32:
+	CMPQ R9, $32
+	JLT wsumh2_chunk8
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	MOVQ SI, R10
+	MOVQ DX, R11
+	MOVQ BX, CX
+wsumh2_key32:
+	TESTQ CX, CX
+	JZ wsumh2_store32
+	PREFETCHT0 (R11)(R13*1)
+	VBROADCASTSS (R10), Y8
+	WSUMH2_COL8(0, Y0)
+	WSUMH2_COL8(16, Y1)
+	WSUMH2_COL8(32, Y2)
+	WSUMH2_COL8(48, Y3)
+	ADDQ $4, R10
+	ADDQ R8, R11
+	DECQ CX
+	JMP wsumh2_key32
+wsumh2_store32:
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	VMOVUPS Y2, 64(DI)
+	VMOVUPS Y3, 96(DI)
+	ADDQ $128, DI
+	ADDQ $64, DX
+	SUBQ $32, R9
 wsumh2_chunk8:
 	CMPQ R9, $8
 	JLT wsumh2_col
