@@ -114,6 +114,7 @@ dotsh2_key:
 dotsh2_loop32:
 	CMPQ CX, $32
 	JLT dotsh2_loop8
+	PREFETCHT0 1024(R11) // the stream 16 lines ahead: decoding reads W once, from memory
 	VCVTPH2PS (R11), Y8
 	VCVTPH2PS 16(R11), Y9
 	VCVTPH2PS 32(R11), Y10
