@@ -68,3 +68,9 @@ func vwsumh2(o, p *float32, v *uint16, ldv, n, d int)
 
 //go:noescape
 func vtohalf2(dst *uint16, src *float32, n int)
+
+// vdotsh2x8 is vdotsh2 over blocks of 8 keys, for d a multiple of 8 (its
+// sums are ordered otherwise: half_avx2_amd64.s).
+//
+//go:noescape
+func vdotsh2x8(out, q *float32, k *uint16, ldk, blocks, d int, scale float32)

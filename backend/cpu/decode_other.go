@@ -28,3 +28,7 @@ func packHalfStrided512(dst []float32, ds int, src []uint16, ss, kc, cnt, width 
 func packHalfStrided256(dst []float32, ds int, src []uint16, ss, kc, cnt, width int) {
 	panic("cpu: no vector kernels")
 }
+
+func vdotsh2x8(out, q *float32, k *uint16, ldk, blocks, d int, scale float32) {
+	panic("cpu: no vector kernels")
+}

@@ -403,3 +403,81 @@ pth8_loop:
 pth8_done:
 	VZEROUPPER
 	RET
+
+// func vdotsh2x8(out, q *float32, k *uint16, ldk, blocks, d int, scale float32)
+// vdotsh2 over blocks of 8 keys (d a multiple of 8): out[j] = scale *
+// dot(q[:d], k[j*ldk:j*ldk+d]) for j < 8*blocks, each key's 8 lanes
+// summed by one fused multiply-add a value, in order, then (lanes
+// 0+1 + 2+3) + (4+5 + 6+7) by two horizontal adds; then the 8 sums
+// together times scale. One load of q serves the 8 keys.
+TEXT ·vdotsh2x8(SB), NOSPLIT, $0-52
+	MOVQ out+0(FP), DI
+	MOVQ q+8(FP), SI
+	MOVQ k+16(FP), DX
+	MOVQ ldk+24(FP), R8
+	SHLQ $1, R8
+	LEAQ (R8)(R8*2), R13 // 3 keys
+	MOVQ blocks+32(FP), BX
+	MOVQ d+40(FP), R9
+	VBROADCASTSS scale+48(FP), Y15
+dotsh2x8_block:
+	TESTQ BX, BX
+	JZ dotsh2x8_done
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	MOVQ SI, R10
+	MOVQ DX, R11
+	LEAQ (DX)(R8*4), R12 // keys 4..7
+	MOVQ R9, CX
+dotsh2x8_step:
+	TESTQ CX, CX
+	JZ dotsh2x8_sum
+	VMOVUPS (R10), Y8
+	VCVTPH2PS (R11), Y9
+	VCVTPH2PS (R11)(R8*1), Y10
+	VFMADD231PS Y9, Y8, Y0
+	VFMADD231PS Y10, Y8, Y1
+	VCVTPH2PS (R11)(R8*2), Y9
+	VCVTPH2PS (R11)(R13*1), Y10
+	VFMADD231PS Y9, Y8, Y2
+	VFMADD231PS Y10, Y8, Y3
+	VCVTPH2PS (R12), Y9
+	VCVTPH2PS (R12)(R8*1), Y10
+	VFMADD231PS Y9, Y8, Y4
+	VFMADD231PS Y10, Y8, Y5
+	VCVTPH2PS (R12)(R8*2), Y9
+	VCVTPH2PS (R12)(R13*1), Y10
+	VFMADD231PS Y9, Y8, Y6
+	VFMADD231PS Y10, Y8, Y7
+	ADDQ $32, R10
+	ADDQ $16, R11
+	ADDQ $16, R12
+	SUBQ $8, CX
+	JMP dotsh2x8_step
+dotsh2x8_sum:
+	// Y0 = key 0's lanes 0+1, 2+3, key 1's, | the same of lanes 4..7.
+	VHADDPS Y1, Y0, Y0
+	VHADDPS Y3, Y2, Y2
+	VHADDPS Y5, Y4, Y4
+	VHADDPS Y7, Y6, Y6
+	// Y0 = keys 0..3's (0+1)+(2+3) | their (4+5)+(6+7); Y4 keys 4..7's.
+	VHADDPS Y2, Y0, Y0
+	VHADDPS Y6, Y4, Y4
+	VPERM2F128 $0x20, Y4, Y0, Y1
+	VPERM2F128 $0x31, Y4, Y0, Y2
+	VADDPS Y2, Y1, Y1
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, (DI)
+	ADDQ $32, DI
+	LEAQ (DX)(R8*8), DX
+	DECQ BX
+	JMP dotsh2x8_block
+dotsh2x8_done:
+	VZEROUPPER
+	RET

@@ -256,3 +256,43 @@ func TestHalfDispatchAVX2(t *testing.T) {
 		})
 	}
 }
+
+// dotsh2x8Model is vdotsh2x8's arithmetic for one key.
+func dotsh2x8Model(q []float32, k []uint16, scale float32) float32 {
+	var l [8]float32
+	for i := 0; i < len(q); i += 8 {
+		for j := range 8 {
+			l[j] = fma32(f16ToF32(k[i+j]), q[i+j], l[j])
+		}
+	}
+	return (((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]))) * scale
+}
+
+func TestVdotsh2x8(t *testing.T) {
+	skipNoHalf2(t)
+	r := rand.New(rand.NewPCG(19, 20))
+	for _, d := range []int{0, 8, 16, 24, 32, 64, 80, 128, 256} {
+		for _, blocks := range []int{1, 2, 5} {
+			n := 8 * blocks
+			ld := d + 8*r.IntN(2)
+			k := halfRows(r, n, d, ld)
+			q := randSlice(r, max(d, 1))
+			got := make([]float32, n+1)
+			got[n] = -7
+			kp := new(uint16)
+			if len(k) > 0 {
+				kp = &k[0]
+			}
+			vdotsh2x8(&got[0], &q[0], kp, ld, blocks, d, 0.25)
+			if got[n] != -7 {
+				t.Fatalf("d=%d %d blocks: wrote past the scores", d, blocks)
+			}
+			for j := range n {
+				want := dotsh2x8Model(q[:d], k[j*ld:j*ld+d], 0.25)
+				if math.Float32bits(got[j]) != math.Float32bits(want) {
+					t.Fatalf("d=%d %d blocks, key %d: %v, model %v", d, blocks, j, got[j], want)
+				}
+			}
+		}
+	}
+}
