@@ -74,3 +74,9 @@ func vtohalf2(dst *uint16, src *float32, n int)
 //
 //go:noescape
 func vdotsh2x8(out, q *float32, k *uint16, ldk, blocks, d int, scale float32)
+
+// vfromhalf2 widens n float16 values of src into dst (VCVTPH2PS): as
+// f16ToF32, but that a signaling NaN comes out quiet.
+//
+//go:noescape
+func vfromhalf2(dst *float32, src *uint16, n int)

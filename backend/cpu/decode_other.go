@@ -32,3 +32,5 @@ func packHalfStrided256(dst []float32, ds int, src []uint16, ss, kc, cnt, width 
 func vdotsh2x8(out, q *float32, k *uint16, ldk, blocks, d int, scale float32) {
 	panic("cpu: no vector kernels")
 }
+
+func vfromhalf2(dst *float32, src *uint16, n int) { panic("cpu: no vector kernels") }

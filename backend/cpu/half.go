@@ -78,9 +78,20 @@ func toHalf(dst []uint16, src []float32) {
 	}
 }
 
-// FromHalf converts float16 bit patterns to float32 (for tests and for
-// reading a half cache back).
+// FromHalf converts float16 bit patterns to float32 (for tests, for
+// reading a half cache back, and for float16 weights' rows and
+// dequantized copies); with F16C (haveHalf2) by vfromhalf2, whose only
+// difference, a signaling NaN made quiet, golem's float16 values never
+// hold (f32ToF16's NaNs are quiet, and float16 weights refuse NaN).
 func FromHalf(dst []float32, src []uint16) {
+	if len(src) == 0 {
+		return
+	}
+	if haveHalf2 && haveHalf {
+		_ = dst[len(src)-1]
+		vfromhalf2(&dst[0], &src[0], len(src))
+		return
+	}
 	for i, h := range src {
 		dst[i] = f16ToF32(h)
 	}
