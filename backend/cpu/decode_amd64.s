@@ -162,10 +162,10 @@ wsum_done:
 	VZEROUPPER
 	RET
 
-// func vdotsh(out, q *float32, k *uint16, ldk, n, d int, scale float32)
+// func vdotsh512(out, q *float32, k *uint16, ldk, n, d int, scale float32)
 // vdots over float16 keys: each key's values are converted to float32 as
 // they load; the arithmetic is vdots'.
-TEXT ·vdotsh(SB), NOSPLIT, $0-52
+TEXT ·vdotsh512(SB), NOSPLIT, $0-52
 	MOVQ out+0(FP), DI
 	MOVQ q+8(FP), SI
 	MOVQ k+16(FP), DX
@@ -245,11 +245,11 @@ dotsh_done:
 	VZEROUPPER
 	RET
 
-// func vwsumh(o, p *float32, v *uint16, ldv, n, d int)
+// func vwsumh512(o, p *float32, v *uint16, ldv, n, d int)
 // o = sum over j < n of p[j] * v[j*ldv : j*ldv+d], v float16: vwsum's
 // arithmetic (without accumulating into o) on values converted as they
 // load.
-TEXT ·vwsumh(SB), NOSPLIT, $0-48
+TEXT ·vwsumh512(SB), NOSPLIT, $0-48
 	MOVQ o+0(FP), DI
 	MOVQ p+8(FP), SI
 	MOVQ v+16(FP), DX
@@ -318,10 +318,10 @@ wsumh_done:
 	VZEROUPPER
 	RET
 
-// func vtohalf(dst *uint16, src *float32, n int)
+// func vtohalf512(dst *uint16, src *float32, n int)
 // dst = float16(src), rounded to nearest even after saturating at
 // +-65504 (NaN stays NaN).
-TEXT ·vtohalf(SB), NOSPLIT, $0-24
+TEXT ·vtohalf512(SB), NOSPLIT, $0-24
 	MOVQ dst+0(FP), DI
 	MOVQ src+8(FP), SI
 	MOVQ n+16(FP), CX

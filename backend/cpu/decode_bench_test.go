@@ -28,32 +28,45 @@ func BenchmarkSgemmDecode(b *testing.B) {
 	}
 }
 
+// BenchmarkAttentionRows times a decode step's attention, 64 rows of 71
+// keys, heads of 32 and 64, over a float32 and a float16 cache (the
+// float16 one with its blocked score kernels and with the per-key ones,
+// fastHalf), in keys per second of wall time and, on one thread, of the
+// process's CPU time.
 func BenchmarkAttentionRows(b *testing.B) {
 	c := New()
-	B, HQ, D, S, n := 64, 8, 32, 128, 71
-	r := rand.New(rand.NewPCG(1, 1))
-	q := &Buf{D: randSlice(r, B*HQ*D)}
-	o := &Buf{D: make([]float32, B*HQ*D)}
-	k := &Buf{D: randSlice(r, B*HQ*S*D)}
-	v := &Buf{D: randSlice(r, B*HQ*S*D)}
-	slot, nn := make([]int32, B), make([]int32, B)
-	for i := range B {
-		slot[i], nn[i] = int32(i), int32(n)
-	}
-	a := backend.Attention{B: B, T: 1, S: S, HQ: HQ, HKV: HQ, D: D, Scale: 0.17}
-	kh, vh := c.AllocHalf(k.Len()), c.AllocHalf(v.Len())
-	c.CopyHalf(kh, 0, D, k, 0, D, k.Len()/D, D)
-	c.CopyHalf(vh, 0, D, v, 0, D, v.Len()/D, D)
-	for _, half := range []bool{false, true} {
-		b.Run(fmt.Sprintf("half=%v", half), func(b *testing.B) {
-			kk, vv := backend.Buffer(k), backend.Buffer(v)
-			if half {
-				kk, vv = kh, vh
-			}
-			for b.Loop() {
-				c.AttentionRows(a, slot, nn, o, q, kk, vv)
-			}
-			b.ReportMetric(float64(2*B*HQ*n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "Gkeys/s")
-		})
+	defer SetThreads(SetThreads(1))
+	for _, D := range []int{32, 64} {
+		B, HQ, S, n := 64, 8, 128, 71
+		r := rand.New(rand.NewPCG(1, 1))
+		q := &Buf{D: randSlice(r, B*HQ*D)}
+		o := &Buf{D: make([]float32, B*HQ*D)}
+		k := &Buf{D: randSlice(r, B*HQ*S*D)}
+		v := &Buf{D: randSlice(r, B*HQ*S*D)}
+		slot, nn := make([]int32, B), make([]int32, B)
+		for i := range B {
+			slot[i], nn[i] = int32(i), int32(n)
+		}
+		a := backend.Attention{B: B, T: 1, S: S, HQ: HQ, HKV: HQ, D: D, Scale: 0.17}
+		kh, vh := c.AllocHalf(k.Len()), c.AllocHalf(v.Len())
+		c.CopyHalf(kh, 0, D, k, 0, D, k.Len()/D, D)
+		c.CopyHalf(vh, 0, D, v, 0, D, v.Len()/D, D)
+		for _, mode := range []string{"f32", "half", "half-perkey"} {
+			b.Run(fmt.Sprintf("D=%d/%s", D, mode), func(b *testing.B) {
+				kk, vv := backend.Buffer(k), backend.Buffer(v)
+				if mode != "f32" {
+					kk, vv = kh, vh
+				}
+				defer func(prev bool) { fastHalf = prev }(fastHalf)
+				fastHalf = mode != "half-perkey"
+				cpu0 := processCPU()
+				for b.Loop() {
+					c.AttentionRows(a, slot, nn, o, q, kk, vv)
+				}
+				keys := float64(2*B*HQ*n) * float64(b.N)
+				b.ReportMetric(keys/b.Elapsed().Seconds()/1e9, "Gkeys/s")
+				b.ReportMetric(keys/(processCPU()-cpu0).Seconds()/1e9, "Gkeys/CPU-s")
+			})
+		}
 	}
 }

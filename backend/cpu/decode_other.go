@@ -6,7 +6,7 @@ func vdots(out, q, k *float32, ldk, n, d int, scale float32) { panic("cpu: no ve
 
 func vwsum(o, p, v *float32, ldv, n, d int, acc bool) { panic("cpu: no vector kernels") }
 
-var haveHalf = false
+var haveHalf, haveHalf512, haveHalf2 = false, false, false
 
 func vdotsh(out, q *float32, k *uint16, ldk, n, d int, scale float32) {
 	panic("cpu: no vector kernels")
@@ -24,3 +24,13 @@ var (
 func packHalfStrided512(dst []float32, ds int, src []uint16, ss, kc, cnt, width int) {
 	panic("cpu: no vector kernels")
 }
+
+func packHalfStrided256(dst []float32, ds int, src []uint16, ss, kc, cnt, width int) {
+	panic("cpu: no vector kernels")
+}
+
+func vdotsh2x8(out, q *float32, k *uint16, ldk, blocks, d int, scale float32) {
+	panic("cpu: no vector kernels")
+}
+
+func vfromhalf2(dst *float32, src *uint16, n int) { panic("cpu: no vector kernels") }

@@ -7,10 +7,12 @@ import (
 
 // Features describes the kernels this process uses, for golem version:
 // the GEMM micro-kernel, whether the vector (AVX-512) element-wise and
-// attention kernels run, and whether the float16 KV-cache kernels do
-// and whether the quantized-weight kernels do ("gemm=avx512 vec=avx512
-// f16=avx512bw quant=avx512vnni", or "gemm=generic vec=off f16=off
-// quant=go" where there is no assembly), the bfloat16 GEMM kernel
+// attention kernels run, which float16 kernels (KV cache, decoding
+// attention, float16 weights) do: AVX-512BW's ("f16=avx512bw"), AVX2's
+// with FMA and F16C ("f16=f16c") or none ("f16=off"), and whether the
+// quantized-weight kernels do ("gemm=avx512 vec=avx512 f16=avx512bw
+// quant=avx512vnni", or "gemm=generic vec=off f16=off quant=go" where
+// there is no assembly), the bfloat16 GEMM kernel
 // ("bf16=avx512bf16" or "bf16=go") and whether AMX tiles are usable
 // ("amx=no(cpuid)", "amx=no(xcr0)", "amx=no(permission)" when Linux
 // refuses the tile data, or "amx=yes(unused)": golem has no AMX kernel
@@ -20,8 +22,10 @@ func Features() string {
 	if haveVec {
 		f[1] = "vec=avx512"
 	}
-	if haveHalf {
+	if haveHalf512 {
 		f[2] = "f16=avx512bw"
+	} else if haveHalf2 {
+		f[2] = "f16=f16c"
 	}
 	if haveVNNI {
 		f = append(f, "quant=avx512vnni")

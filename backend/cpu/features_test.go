@@ -14,4 +14,15 @@ func TestFeaturesNamesActiveKernel(t *testing.T) {
 	if haveVec != strings.Contains(f, "vec=avx512") {
 		t.Fatalf("Features() = %q, haveVec = %v", f, haveVec)
 	}
+	// The float16 kernels: AVX-512's where there are, else AVX2's with
+	// F16C, else none.
+	want := "f16=off"
+	if haveHalf512 {
+		want = "f16=avx512bw"
+	} else if haveHalf2 {
+		want = "f16=f16c"
+	}
+	if !strings.Contains(f, " "+want+" ") {
+		t.Fatalf("Features() = %q, want %s (AVX-512BW %v, AVX2+FMA+F16C %v)", f, want, haveHalf512, haveHalf2)
+	}
 }

@@ -78,9 +78,20 @@ func toHalf(dst []uint16, src []float32) {
 	}
 }
 
-// FromHalf converts float16 bit patterns to float32 (for tests and for
-// reading a half cache back).
+// FromHalf converts float16 bit patterns to float32 (for tests, for
+// reading a half cache back, and for float16 weights' rows and
+// dequantized copies); with F16C (haveHalf2) by vfromhalf2, whose only
+// difference, a signaling NaN made quiet, golem's float16 values never
+// hold (f32ToF16's NaNs are quiet, and float16 weights refuse NaN).
 func FromHalf(dst []float32, src []uint16) {
+	if len(src) == 0 {
+		return
+	}
+	if haveHalf2 && haveHalf {
+		_ = dst[len(src)-1]
+		vfromhalf2(&dst[0], &src[0], len(src))
+		return
+	}
 	for i, h := range src {
 		dst[i] = f16ToF32(h)
 	}
@@ -143,11 +154,16 @@ func f16ToF32(h uint16) float32 {
 }
 
 // attentionRowsHalf is AttentionRows over float16 keys and values: the
-// blocked kernels of attn_gen.go where the head size has them, else the
-// per-key vector kernels, else values converted and the float32 code.
+// blocked kernels of attn_gen.go where the head size has them (AVX-512),
+// else AVX2's scores over blocks of 8 keys where it is a multiple of 8,
+// else the per-key vector kernels, else values converted and the float32
+// code.
 func attentionRowsHalf(a backend.Attention, slot, n []int32, os, qs []float32, ks, vs []uint16) {
 	D := a.D
 	sk, wv := halfKernels(D)
+	// Without AVX-512: AVX2's blocks of 8 keys where the head size is
+	// whole vectors of 8.
+	sk8 := sk == nil && haveHalf && !haveHalf512 && fastHalf && D%8 == 0
 	attendPairs(a, slot, n, os, qs, func() (pairScores, pairSum) {
 		var kf, vf []float32 // the fallback's converted keys and values
 		return func(row, qh []float32, kv int) {
@@ -161,6 +177,15 @@ func attentionRowsHalf(a backend.Attention, slot, n []int32, os, qs []float32, k
 						sk(&row[0], &qh[0], &kh[0], blocks, a.Scale)
 					}
 					if r := blocks * 16; r < nk {
+						vdotsh(&row[r], &qh[0], &kh[r*D], D, nk-r, D, a.Scale)
+					}
+				case sk8:
+					// Whole blocks of 8 keys, then the rest one by one.
+					blocks := nk / 8
+					if blocks > 0 {
+						vdotsh2x8(&row[0], &qh[0], &kh[0], D, blocks, D, a.Scale)
+					}
+					if r := blocks * 8; r < nk {
 						vdotsh(&row[r], &qh[0], &kh[r*D], D, nk-r, D, a.Scale)
 					}
 				case haveHalf:
@@ -193,7 +218,7 @@ func attentionRowsHalf(a backend.Attention, slot, n []int32, os, qs []float32, k
 // halfKernels returns the generated kernels for head size d (see
 // attn_gen.go), or nils when there are none.
 func halfKernels(d int) (func(out, q *float32, k *uint16, blocks int, scale float32), func(o, p *float32, v *uint16, n int)) {
-	if !haveHalf || !fastHalf || d%16 != 0 {
+	if !haveHalf || !haveHalf512 || !fastHalf || d%16 != 0 {
 		return nil, nil
 	}
 	return scoresHalf[d/16], wsumHalf[d/16]

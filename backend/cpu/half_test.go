@@ -44,7 +44,7 @@ func TestHalfRoundTrip(t *testing.T) {
 // values of every magnitude, ties, subnormals, the saturation and NaN.
 func TestHalfVectorConversion(t *testing.T) {
 	if !haveHalf {
-		t.Skip("no AVX-512 float16 conversion on this CPU")
+		t.Skip("no float16 conversion (AVX-512 or F16C) on this CPU")
 	}
 	r := rand.New(rand.NewPCG(5, 6))
 	var src []float32
@@ -70,10 +70,12 @@ func TestHalfVectorConversion(t *testing.T) {
 	}
 }
 
-// AttentionRows over float16 keys and values: with the per-key kernels
-// (and the fallback) it equals, bit for bit, AttentionRows over the same
-// values in float32; with the blocked kernels of attn_gen.go it is within
-// rounding of that, and each row equals, bit for bit, the same row
+// AttentionRows over float16 keys and values: with AVX-512's per-key
+// kernels (and the fallback) it equals, bit for bit, AttentionRows over
+// the same values in float32; with the blocked kernels of attn_gen.go, and
+// with AVX2's kernels (whose sums are ordered and fused unlike the Go
+// dot and axpy the float32 path runs without AVX-512), it is within
+// rounding of that; and each row equals, bit for bit, the same row
 // attended alone.
 func TestAttentionRowsHalf(t *testing.T) {
 	c := New()
@@ -101,8 +103,9 @@ func TestAttentionRowsHalf(t *testing.T) {
 			c.AttentionRows(a, slot, n, &Buf{D: want}, &Buf{D: q}, kf, vf)
 			c.AttentionRows(a, slot, n, &Buf{D: got}, &Buf{D: q}, kh, vh)
 			blocked := mode == "blocked" && d%16 == 0 && d != 80
+			exact := !blocked && (mode == "fallback" || haveHalf512)
 			for i := range want {
-				if !blocked && got[i] != want[i] || math.Abs(float64(got[i]-want[i])) > 1e-5 {
+				if exact && got[i] != want[i] || math.Abs(float64(got[i]-want[i])) > 1e-5 {
 					t.Fatalf("%s D=%d value %d: half %v, float32 %v", mode, d, i, got[i], want[i])
 				}
 			}

@@ -88,6 +88,9 @@ func packHalfB(kern *gemmKernel, dst []float32, src []uint16, ld, kc, nc int) {
 	pack := packHalfStridedGo
 	if haveHalf && fastQuant {
 		pack = packHalfStrided512
+		if !haveHalf512 {
+			pack = packHalfStrided256
+		}
 	}
 	o := 0
 	for j := 0; j < nc; j += kern.nr {

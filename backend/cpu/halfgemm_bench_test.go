@@ -32,7 +32,7 @@ func BenchmarkMatMulHalf(b *testing.B) {
 			b.Fatal(err)
 		}
 		w := wb.(*QuantBuf)
-		for _, m := range []int{8, 16, 24, 32, 64, 128} {
+		for _, m := range []int{1, 8, 16, 24, 32, 64, 128} {
 			a, out := randSlice(r, m*k), make([]float32, m*n)
 			for _, path := range []string{"dots", "gemm"} {
 				if path == "dots" && m > 64 {

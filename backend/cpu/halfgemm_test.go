@@ -28,16 +28,30 @@ func randomHalves(r *rand.Rand, n int) []uint16 {
 	return h
 }
 
-// The vector packing of float16 panels (VCVTPH2PS, 16x16 transposes) is
-// the Go packing bit for bit, for every step count around a vector's 16
-// (the masked tail), every row count up to 16 and widths past it (zero
-// lanes), and writes nothing outside the lanes and steps it packs.
+// The vector packings of float16 panels (VCVTPH2PS; AVX-512's 16x16
+// transposes, AVX2's 8x8) are the Go packing bit for bit, for every step
+// count around a vector's 16 and 8 (the masked or Go-packed tail), every
+// row count up to 16 and widths past it (zero lanes), and write nothing
+// outside the lanes and steps they pack.
 func TestPackHalfVector(t *testing.T) {
-	if !haveHalf {
-		t.Skip("no AVX-512 float16 loads here: the Go packing is the only one")
+	packs := map[string]func(dst []float32, ds int, src []uint16, ss, kc, cnt, width int){}
+	if haveHalf512 {
+		packs["avx512"] = packHalfStrided512
 	}
+	if haveHalf2 {
+		packs["avx2"] = packHalfStrided256
+	}
+	if len(packs) == 0 {
+		t.Skip("no float16 vector loads here: the Go packing is the only one")
+	}
+	for name, pack := range packs {
+		t.Run(name, func(t *testing.T) { testPackHalf(t, pack) })
+	}
+}
+
+func testPackHalf(t *testing.T, pack func(dst []float32, ds int, src []uint16, ss, kc, cnt, width int)) {
 	r := rand.New(rand.NewPCG(1, 2))
-	for _, kc := range []int{1, 2, 7, 15, 16, 17, 31, 32, 33, 48, 63, 100, 256} {
+	for _, kc := range []int{1, 2, 7, 8, 9, 15, 16, 17, 23, 24, 25, 31, 32, 33, 48, 63, 100, 256} {
 		for cnt := 1; cnt <= 16; cnt++ {
 			for _, width := range []int{cnt, roundUp(cnt, 8), roundUp(cnt, 16), 32} {
 				if width < cnt {
@@ -52,7 +66,7 @@ func TestPackHalfVector(t *testing.T) {
 					want[i], got[i] = -7, -7
 				}
 				packHalfStridedGo(want, ds, src, ss, kc, cnt, width)
-				packHalfStrided512(got, ds, src, ss, kc, cnt, width)
+				pack(got, ds, src, ss, kc, cnt, width)
 				for i := range want {
 					if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
 						t.Fatalf("kc %d, %d rows, width %d: value %d (step %d, lane %d) is %v, want %v", kc, cnt, width, i, i/ds, i%ds, got[i], want[i])
