@@ -20,6 +20,7 @@ func register(name string, run func(args []string) error) {
 }
 
 func main() {
+	setOpenBLASCore()
 	if len(os.Args) < 2 {
 		names := make([]string, 0, len(benches))
 		for n := range benches {

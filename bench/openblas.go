@@ -8,22 +8,48 @@ import (
 	"syscall"
 
 	"github.com/ebitengine/purego"
+	"golang.org/x/sys/cpu"
 )
 
 // OpenBLAS, the peer of golem's SGEMM, opened at run time with purego (no
-// cgo). Debian's OpenMP build is used; OpenBLAS 0.3.21 does not know this
-// CPU and must be told to use its SkylakeX (AVX-512) kernels through
-// OPENBLAS_CORETYPE, which it reads when the library loads.
+// cgo). Debian's OpenMP build is used; OpenBLAS 0.3.21 does not know these
+// CPUs (it took a Sapphire Rapids under KVM for a Prescott) and must be
+// told which kernels to use through OPENBLAS_CORETYPE, which it reads when
+// the library loads: SkylakeX's (AVX-512) where the CPU has AVX-512,
+// Haswell's (AVX2 and FMA) where it has only those. The PyTorch peers read
+// the same variable (their --tuned keeps a value already set), so the
+// benchmarks set it for them too (setOpenBLASCore): SkylakeX on an AVX2-only
+// AMD EPYC stopped the peer with an illegal instruction.
 
 const (
 	openBLASPath     = "/usr/lib/x86_64-linux-gnu/openblas-openmp/libopenblas.so.0"
-	openBLASCore     = "SkylakeX"
 	openBLASApt      = "apt-get install -y libopenblas0-openmp"
 	cblasRowMajor    = 101
 	cblasNoTrans     = 111
 	cblasTrans       = 112
 	openBLASCoreType = "OPENBLAS_CORETYPE"
 )
+
+// openBLASCore is the OpenBLAS core type for this CPU's vector units.
+var openBLASCore = func() string {
+	if cpu.X86.HasAVX512F {
+		return "SkylakeX"
+	}
+	return "Haswell"
+}()
+
+// coreInherited is the OPENBLAS_CORETYPE this process started with: the
+// one a library it opens sees (os.Setenv does not reach it without cgo).
+var coreInherited string
+
+// setOpenBLASCore sets OPENBLAS_CORETYPE for the peers this process runs,
+// unless the user set it.
+func setOpenBLASCore() {
+	coreInherited = os.Getenv(openBLASCoreType)
+	if coreInherited == "" {
+		os.Setenv(openBLASCoreType, openBLASCore)
+	}
+}
 
 type openBLAS struct {
 	sgemm      func(order, transA, transB, m, n, k int32, alpha float32, a *float32, lda int32, b *float32, ldb int32, beta float32, c *float32, ldc int32)
@@ -33,11 +59,11 @@ type openBLAS struct {
 }
 
 // ensureOpenBLASEnv re-executes the running program with OPENBLAS_CORETYPE
-// set to SkylakeX (replacing any other value) when it is not, so that the
+// set to openBLASCore (replacing any other value) when it is not, so that the
 // library sees it at load time. It returns nil only when the variable is
 // already right.
 func ensureOpenBLASEnv() error {
-	if os.Getenv(openBLASCoreType) == openBLASCore {
+	if coreInherited == openBLASCore {
 		return nil
 	}
 	if os.Getenv("GOLEM_BENCH_REEXEC") != "" {
@@ -53,7 +79,7 @@ func ensureOpenBLASEnv() error {
 	return fmt.Errorf("re-executing /proc/self/exe with %s=%s: %w", openBLASCoreType, openBLASCore, err)
 }
 
-// loadOpenBLAS opens OpenBLAS and checks that it runs the SkylakeX kernels.
+// loadOpenBLAS opens OpenBLAS and checks that it runs openBLASCore's kernels.
 func loadOpenBLAS() (*openBLAS, error) {
 	if _, err := os.Stat(openBLASPath); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
