@@ -356,6 +356,10 @@ func matmulQuant(m, n, k int, alpha float32, a []float32, lda int, w *QuantBuf, 
 	}
 	quantizeRows(x, m, k, a, lda, shift)
 	nb := k / backend.QuantBlock
+	if !haveVNNI && haveQuantAVX2 && fastQuant {
+		matmulQuantAVX2(m, n, nb, alpha, x, w, beta, c, ldc)
+		return
+	}
 	if !haveVNNI || !fastQuant {
 		Parallel(n, 16, func(lo, hi int) {
 			for i := range m {
@@ -379,6 +383,47 @@ func matmulQuant(m, n, k int, alpha float32, a []float32, lda int, w *QuantBuf, 
 				_, R := rowGroup(m, i)
 				panelKernel(R, w.T)(&x.pack[i*nb*10], wp, nb, &c[i*ldc+16*p], ldc, alpha, beta, mask)
 				i += R
+			}
+		}
+	})
+}
+
+// matmulQuantAVX2 is matmulQuant's products on AVX2 (quant_gen.go's
+// kernels, the Go path's values bit for bit): threads split the panels as
+// there; each group of rows takes the 4-row kernel on each half of the
+// panel (8 columns) while 4 rows are left, then the 2- and 1-row kernels
+// on the whole panel (16 columns).
+func matmulQuantAVX2(m, n, nb int, alpha float32, x *qrows, w *QuantBuf, beta float32, c []float32, ldc int) {
+	k4, k2, k1 := q8y4x8, q8y2x16, q8y1x16
+	if w.T == backend.Q4_0 {
+		k4, k2, k1 = q4y4x8, q4y2x16, q4y1x16
+	}
+	pb := w.panelBlock()
+	Parallel((n+15)/16, max(1, 64/(m*nb)), func(lo, hi int) {
+		for p := lo; p < hi; p++ {
+			wp := &w.Q[p*nb*pb]
+			cols := min(16, n-16*p)
+			for g0 := 0; g0 < m; {
+				_, R := rowGroup(m, g0)
+				at, xs := g0*nb*10, 40*R
+				for r := 0; r < R; {
+					corr, scale, codes := &x.pack[at+r], &x.pack[at+R+r], &x.pack[at+2*R+8*r]
+					out := c[(g0+r)*ldc+16*p:]
+					switch {
+					case R-r >= 4:
+						for h := 0; h < 2 && 8*h < cols; h++ {
+							k4(corr, scale, codes, xs, wp, h, nb, &out[8*h], ldc, alpha, beta, min(8, cols-8*h))
+						}
+						r += 4
+					case R-r >= 2:
+						k2(corr, scale, codes, xs, wp, 0, nb, &out[0], ldc, alpha, beta, cols)
+						r += 2
+					default:
+						k1(corr, scale, codes, xs, wp, 0, nb, &out[0], ldc, alpha, beta, cols)
+						r++
+					}
+				}
+				g0 += R
 			}
 		}
 	})
