@@ -9,8 +9,8 @@ import (
 // the GEMM micro-kernel, whether the vector (AVX-512) element-wise and
 // attention kernels run, and whether the float16 KV-cache kernels do
 // and whether the quantized-weight kernels do ("gemm=avx512 vec=avx512
-// f16=avx512bw quant=avx512vnni", or "gemm=generic vec=off f16=off
-// quant=go" where there is no assembly), the bfloat16 GEMM kernel
+// f16=avx512bw quant=avx512vnni", quant=avx2 on AVX2 without VNNI, or
+// "gemm=generic vec=off f16=off quant=go" where there is no assembly), the bfloat16 GEMM kernel
 // ("bf16=avx512bf16" or "bf16=go") and whether AMX tiles are usable
 // ("amx=no(cpuid)", "amx=no(xcr0)", "amx=no(permission)" when Linux
 // refuses the tile data, or "amx=yes(unused)": golem has no AMX kernel
@@ -25,6 +25,8 @@ func Features() string {
 	}
 	if haveVNNI {
 		f = append(f, "quant=avx512vnni")
+	} else if haveQuantAVX2 {
+		f = append(f, "quant=avx2")
 	} else {
 		f = append(f, "quant=go")
 	}

@@ -14,4 +14,13 @@ func TestFeaturesNamesActiveKernel(t *testing.T) {
 	if haveVec != strings.Contains(f, "vec=avx512") {
 		t.Fatalf("Features() = %q, haveVec = %v", f, haveVec)
 	}
+	quant := "quant=go"
+	if haveVNNI {
+		quant = "quant=avx512vnni"
+	} else if haveQuantAVX2 {
+		quant = "quant=avx2"
+	}
+	if !strings.Contains(f, " "+quant+" ") {
+		t.Fatalf("Features() = %q, want %s (haveVNNI %v, haveQuantAVX2 %v)", f, quant, haveVNNI, haveQuantAVX2)
+	}
 }
