@@ -246,8 +246,8 @@ func rowGroup(m, i int) (g0, R int) {
 
 // quantizeRows rounds m rows of k values of a (rows lda apart) to int8
 // blocks; shift is the weights' code offset (128 for Q8_0, 8 for Q4_0).
-// quantPack rounds them where the CPU has it (the codes and scales of
-// quantizeBlock), else quantizeBlock.
+// quantPack (AVX-512) or quantPackAVX2 rounds them where the CPU has it
+// (the codes and scales of quantizeBlock), else quantizeBlock.
 func quantizeRows(x *qrows, m, k int, a []float32, lda int, shift int32) {
 	nb := k / backend.QuantBlock
 	x.m, x.nb = m, nb
@@ -261,6 +261,10 @@ func quantizeRows(x *qrows, m, k int, a []float32, lda int, shift int32) {
 			row := a[i*lda : i*lda+k]
 			if haveVNNI && fastQuant {
 				quantPack(&row[0], nb, &p[ri], &p[R+ri], &p[2*R+8*ri], 40*R, shift)
+				continue
+			}
+			if haveQuantAVX2 && fastQuant {
+				quantPackAVX2(&row[0], nb, &p[ri], &p[R+ri], &p[2*R+8*ri], 40*R, shift)
 				continue
 			}
 			for b := range nb {

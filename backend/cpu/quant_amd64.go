@@ -99,3 +99,8 @@ func q4y2x16(corr, scale, codes *uint32, xstride int, w *byte, h, nb int, out *f
 //
 //go:noescape
 func q4y1x16(corr, scale, codes *uint32, xstride int, w *byte, h, nb int, out *float32, ldc int, alpha, beta float32, cols int)
+
+// quantPackAVX2 is quantPack with AVX2 and F16C (quant_pack_avx2_amd64.s).
+//
+//go:noescape
+func quantPackAVX2(x *float32, nb int, corr, scale, codes *uint32, stride int, shift int32)

@@ -67,3 +67,7 @@ func q4y2x16(corr, scale, codes *uint32, xstride int, w *byte, h, nb int, out *f
 func q4y1x16(corr, scale, codes *uint32, xstride int, w *byte, h, nb int, out *float32, ldc int, alpha, beta float32, cols int) {
 	panic("cpu: no vector kernels")
 }
+
+func quantPackAVX2(x *float32, nb int, corr, scale, codes *uint32, stride int, shift int32) {
+	panic("cpu: no vector kernels")
+}

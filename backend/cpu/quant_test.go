@@ -163,8 +163,8 @@ func TestQuantMatMul(t *testing.T) {
 			}
 		}
 	}
-	if !haveVNNI {
-		t.Log("no AVX-512 VNNI here: the scalar definition was compared with itself")
+	if !haveVNNI && !haveQuantAVX2 {
+		t.Log("no AVX-512 VNNI or AVX2 here: the scalar definition was compared with itself")
 	}
 }
 
@@ -314,11 +314,29 @@ func TestQuantizeBlockIsGGMLs(t *testing.T) {
 // The assembly rounding (quantPack) gives quantizeRows the codes, scales
 // and corrections of the scalar path, bit for bit: rows of an even and an
 // odd number of blocks in groups of 4 and 1, a zero block, exact halves,
-// huge and tiny values, a NaN (its block's scale NaN), both shifts.
+// huge and tiny values, a NaN (its block's scale NaN), both shifts; the
+// AVX-512 kernel and the AVX2 one, each where the CPU has it.
 func TestQuantizeRowsKernel(t *testing.T) {
-	if !haveVNNI {
-		t.Skip("no AVX-512 VNNI here: quantizeRows has only its scalar path")
+	var kernels []string
+	if haveVNNI {
+		kernels = append(kernels, "quantPack")
 	}
+	if haveQuantAVX2 {
+		kernels = append(kernels, "quantPackAVX2")
+	}
+	if kernels == nil {
+		t.Skip("no AVX-512 VNNI or AVX2 here: quantizeRows has only its scalar path")
+	}
+	for _, kernel := range kernels {
+		t.Run(kernel, func(t *testing.T) {
+			defer func(v bool) { haveVNNI = v }(haveVNNI)
+			haveVNNI = kernel == "quantPack"
+			testQuantizeRowsKernel(t)
+		})
+	}
+}
+
+func testQuantizeRowsKernel(t *testing.T) {
 	r := rand.New(rand.NewPCG(8, 8))
 	for _, k := range []int{64, 96, 896, 4864} {
 		const m = 5
