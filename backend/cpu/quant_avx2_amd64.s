@@ -322,6 +322,16 @@ TEXT ·q8y2x16(SB), NOSPLIT, $0-88
 	VXORPS Y6, Y6, Y6
 	VXORPS Y7, Y7, Y7
 loopq8y2x16:
+	// The weights 4096 bytes ahead (a decoding step streams them from memory).
+	PREFETCHT0 4096(DI)
+	PREFETCHT0 4160(DI)
+	PREFETCHT0 4224(DI)
+	PREFETCHT0 4288(DI)
+	PREFETCHT0 4352(DI)
+	PREFETCHT0 4416(DI)
+	PREFETCHT0 4480(DI)
+	PREFETCHT0 4544(DI)
+	PREFETCHT0 4608(DI)
 	// Group 0: signed codes, their absolute values.
 	VPXOR 0(DI), Y15, Y8
 	VPABSB Y8, Y9
@@ -599,6 +609,16 @@ TEXT ·q8y1x16(SB), NOSPLIT, $0-88
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 loopq8y1x16:
+	// The weights 4096 bytes ahead (a decoding step streams them from memory).
+	PREFETCHT0 4096(DI)
+	PREFETCHT0 4160(DI)
+	PREFETCHT0 4224(DI)
+	PREFETCHT0 4288(DI)
+	PREFETCHT0 4352(DI)
+	PREFETCHT0 4416(DI)
+	PREFETCHT0 4480(DI)
+	PREFETCHT0 4544(DI)
+	PREFETCHT0 4608(DI)
 	// Group 0: signed codes, their absolute values.
 	VPXOR 0(DI), Y15, Y4
 	VPABSB Y4, Y5
@@ -1010,6 +1030,12 @@ TEXT ·q4y2x16(SB), NOSPLIT, $0-88
 	VXORPS Y6, Y6, Y6
 	VXORPS Y7, Y7, Y7
 loopq4y2x16:
+	// The weights 4096 bytes ahead (a decoding step streams them from memory).
+	PREFETCHT0 4096(DI)
+	PREFETCHT0 4160(DI)
+	PREFETCHT0 4224(DI)
+	PREFETCHT0 4288(DI)
+	PREFETCHT0 4352(DI)
 	// Groups 0 and 4: the nibbles of vector 0.
 	VMOVDQU 0(DI), Y9
 	VPAND Y9, Y15, Y8
@@ -1229,6 +1255,12 @@ TEXT ·q4y1x16(SB), NOSPLIT, $0-88
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 loopq4y1x16:
+	// The weights 4096 bytes ahead (a decoding step streams them from memory).
+	PREFETCHT0 4096(DI)
+	PREFETCHT0 4160(DI)
+	PREFETCHT0 4224(DI)
+	PREFETCHT0 4288(DI)
+	PREFETCHT0 4352(DI)
 	// Groups 0 and 4: the nibbles of vector 0.
 	VMOVDQU 0(DI), Y5
 	VPAND Y5, Y15, Y4
