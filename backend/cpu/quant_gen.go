@@ -46,10 +46,10 @@ var s bytes.Buffer
 
 // prefetch is how far ahead (bytes) the whole-panel kernels (1 and 2 rows
 // of activations: decoding) prefetch the weights; 0: not at all. On the
-// AVX2-only Zen 1 a decoding step's product (16 Q8_0 or Q4_0 matrices of
-// 4864 x 896 in turn, from memory, one thread, CPU time, under other
-// work) streamed 10.7-10.9 GB/s without, 12.9 with 2, 4 or 8 KB (Q4_0:
-// 8.9-9.9 and 11.1-11.5).
+// AVX2-only Zen 1 a decoding step's product (BenchmarkQuantMatMulStream:
+// 16 Q8_0 or Q4_0 matrices of 4864 x 896 in turn, from memory, one
+// thread, CPU time, under other work) streamed 10.7-10.9 GB/s without,
+// 12.9 with 2, 4 or 8 KB (Q4_0: 8.9-9.9 and 11.1-11.5).
 const prefetch = 4096
 
 func p(format string, args ...any) { fmt.Fprintf(&s, "\t"+format+"\n", args...) }

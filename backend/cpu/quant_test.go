@@ -463,3 +463,44 @@ func TestQuantAVX2MatchesGo(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkQuantMatMulStream times a decoding step's products as a model
+// runs them: one row of activations times 16 Q8_0 or Q4_0 matrices of
+// 4864 x 896 in turn (74 or 39 MB, more than the caches hold), so each
+// streams from memory; one thread, by the thread's CPU time (GB/cpu-s:
+// the matrix bytes read per CPU-second).
+func BenchmarkQuantMatMulStream(b *testing.B) {
+	c := New()
+	defer SetThreads(SetThreads(1))
+	const n, k, copies = 4864, 896, 16
+	w := make([]float32, n*k)
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range w {
+		w[i] = float32(r.NormFloat64())
+	}
+	x := c.upload(w[:k])
+	y := c.Alloc(n, false)
+	for _, qt := range quantTypes[:2] {
+		blocks, _ := gguf.Quantize(qt.g, w)
+		var wbs []backend.Buffer
+		for range copies {
+			wb, err := c.UploadQuant(qt.t, n, k, blocks)
+			if err != nil {
+				b.Fatal(err)
+			}
+			wbs = append(wbs, wb)
+		}
+		b.Run(qt.t.String(), func(b *testing.B) {
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			t0 := threadCPU()
+			for i := range b.N {
+				c.MatMul(backend.Gemm{TransB: true, M: 1, N: n, K: k, Alpha: 1, Batch: 1, LDA: k, LDB: k, LDC: n}, x, wbs[i%copies], y)
+			}
+			if cpu := float64(threadCPU()-t0) / 1e9; cpu > 0 {
+				b.ReportMetric(float64(b.N)*float64(n*k)/cpu/1e9, "GMAC/cpu-s")
+				b.ReportMetric(float64(b.N)*float64(len(blocks))/cpu/1e9, "GB/cpu-s")
+			}
+		})
+	}
+}
