@@ -16,7 +16,9 @@ import (
 // Q8_0 x Q8_0 and Q4_0 x Q8_0 dot products. On AVX-512 VNNI the block sums
 // are VPDPBUSD (unsigned x signed bytes); its unsigned operand is the
 // weights' codes shifted to 0..255 (Q8_0's q+128, Q4_0's nibble as it is),
-// and the shift is taken back with the activations' block sums.
+// and the shift is taken back with the activations' block sums. On AVX2
+// without VNNI they are VPMADDUBSW's (quant_gen.go: exact, so the outputs
+// are the Go definition's bit for bit).
 //
 // The matrices are kept in panels of 16 rows (panelAt) for kernels whose
 // 16 int32 lanes are 16 rows of W (q8gemm8, q4gemm8): a block of the
