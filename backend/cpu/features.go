@@ -9,10 +9,11 @@ import (
 // the GEMM micro-kernel, whether the vector (AVX-512) element-wise and
 // attention kernels run, which float16 kernels (KV cache, decoding
 // attention, float16 weights) do: AVX-512BW's ("f16=avx512bw"), AVX2's
-// with FMA and F16C ("f16=f16c") or none ("f16=off"), and whether the
-// quantized-weight kernels do ("gemm=avx512 vec=avx512 f16=avx512bw
-// quant=avx512vnni", or "gemm=generic vec=off f16=off quant=go" where
-// there is no assembly), the bfloat16 GEMM kernel
+// with FMA and F16C ("f16=f16c") or none ("f16=off"), and which
+// quantized-weight kernels do: AVX-512 VNNI's ("quant=avx512vnni"), AVX2's
+// ("quant=avx2") or Go's ("quant=go"); e.g. "gemm=avx512 vec=avx512
+// f16=avx512bw quant=avx512vnni", or "gemm=generic vec=off f16=off
+// quant=go" where there is no assembly; the bfloat16 GEMM kernel
 // ("bf16=avx512bf16" or "bf16=go") and whether AMX tiles are usable
 // ("amx=no(cpuid)", "amx=no(xcr0)", "amx=no(permission)" when Linux
 // refuses the tile data, or "amx=yes(unused)": golem has no AMX kernel
@@ -29,6 +30,8 @@ func Features() string {
 	}
 	if haveVNNI {
 		f = append(f, "quant=avx512vnni")
+	} else if haveQuantAVX2 {
+		f = append(f, "quant=avx2")
 	} else {
 		f = append(f, "quant=go")
 	}

@@ -25,4 +25,13 @@ func TestFeaturesNamesActiveKernel(t *testing.T) {
 	if !strings.Contains(f, " "+want+" ") {
 		t.Fatalf("Features() = %q, want %s (AVX-512BW %v, AVX2+FMA+F16C %v)", f, want, haveHalf512, haveHalf2)
 	}
+	quant := "quant=go"
+	if haveVNNI {
+		quant = "quant=avx512vnni"
+	} else if haveQuantAVX2 {
+		quant = "quant=avx2"
+	}
+	if !strings.Contains(f, " "+quant+" ") {
+		t.Fatalf("Features() = %q, want %s (haveVNNI %v, haveQuantAVX2 %v)", f, quant, haveVNNI, haveQuantAVX2)
+	}
 }

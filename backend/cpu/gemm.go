@@ -2,6 +2,7 @@ package cpu
 
 //go:generate go run gemm_gen.go
 //go:generate go run attn_gen.go
+//go:generate go run quant_gen.go
 
 import (
 	"fmt"

@@ -16,7 +16,9 @@ import (
 // Q8_0 x Q8_0 and Q4_0 x Q8_0 dot products. On AVX-512 VNNI the block sums
 // are VPDPBUSD (unsigned x signed bytes); its unsigned operand is the
 // weights' codes shifted to 0..255 (Q8_0's q+128, Q4_0's nibble as it is),
-// and the shift is taken back with the activations' block sums.
+// and the shift is taken back with the activations' block sums. On AVX2
+// without VNNI they are VPMADDUBSW's (quant_gen.go: exact, so the outputs
+// are the Go definition's bit for bit).
 //
 // The matrices are kept in panels of 16 rows (panelAt) for kernels whose
 // 16 int32 lanes are 16 rows of W (q8gemm8, q4gemm8): a block of the
@@ -246,8 +248,8 @@ func rowGroup(m, i int) (g0, R int) {
 
 // quantizeRows rounds m rows of k values of a (rows lda apart) to int8
 // blocks; shift is the weights' code offset (128 for Q8_0, 8 for Q4_0).
-// quantPack rounds them where the CPU has it (the codes and scales of
-// quantizeBlock), else quantizeBlock.
+// quantPack (AVX-512) or quantPackAVX2 rounds them where the CPU has it
+// (the codes and scales of quantizeBlock), else quantizeBlock.
 func quantizeRows(x *qrows, m, k int, a []float32, lda int, shift int32) {
 	nb := k / backend.QuantBlock
 	x.m, x.nb = m, nb
@@ -261,6 +263,10 @@ func quantizeRows(x *qrows, m, k int, a []float32, lda int, shift int32) {
 			row := a[i*lda : i*lda+k]
 			if haveVNNI && fastQuant {
 				quantPack(&row[0], nb, &p[ri], &p[R+ri], &p[2*R+8*ri], 40*R, shift)
+				continue
+			}
+			if haveQuantAVX2 && fastQuant {
+				quantPackAVX2(&row[0], nb, &p[ri], &p[R+ri], &p[2*R+8*ri], 40*R, shift)
 				continue
 			}
 			for b := range nb {
@@ -356,6 +362,10 @@ func matmulQuant(m, n, k int, alpha float32, a []float32, lda int, w *QuantBuf, 
 	}
 	quantizeRows(x, m, k, a, lda, shift)
 	nb := k / backend.QuantBlock
+	if !haveVNNI && haveQuantAVX2 && fastQuant {
+		matmulQuantAVX2(m, n, nb, alpha, x, w, beta, c, ldc)
+		return
+	}
 	if !haveVNNI || !fastQuant {
 		Parallel(n, 16, func(lo, hi int) {
 			for i := range m {
@@ -379,6 +389,47 @@ func matmulQuant(m, n, k int, alpha float32, a []float32, lda int, w *QuantBuf, 
 				_, R := rowGroup(m, i)
 				panelKernel(R, w.T)(&x.pack[i*nb*10], wp, nb, &c[i*ldc+16*p], ldc, alpha, beta, mask)
 				i += R
+			}
+		}
+	})
+}
+
+// matmulQuantAVX2 is matmulQuant's products on AVX2 (quant_gen.go's
+// kernels, the Go path's values bit for bit): threads split the panels as
+// there; each group of rows takes the 4-row kernel on each half of the
+// panel (8 columns) while 4 rows are left, then the 2- and 1-row kernels
+// on the whole panel (16 columns).
+func matmulQuantAVX2(m, n, nb int, alpha float32, x *qrows, w *QuantBuf, beta float32, c []float32, ldc int) {
+	k4, k2, k1 := q8y4x8, q8y2x16, q8y1x16
+	if w.T == backend.Q4_0 {
+		k4, k2, k1 = q4y4x8, q4y2x16, q4y1x16
+	}
+	pb := w.panelBlock()
+	Parallel((n+15)/16, max(1, 64/(m*nb)), func(lo, hi int) {
+		for p := lo; p < hi; p++ {
+			wp := &w.Q[p*nb*pb]
+			cols := min(16, n-16*p)
+			for g0 := 0; g0 < m; {
+				_, R := rowGroup(m, g0)
+				at, xs := g0*nb*10, 40*R
+				for r := 0; r < R; {
+					corr, scale, codes := &x.pack[at+r], &x.pack[at+R+r], &x.pack[at+2*R+8*r]
+					out := c[(g0+r)*ldc+16*p:]
+					switch {
+					case R-r >= 4:
+						for h := 0; h < 2 && 8*h < cols; h++ {
+							k4(corr, scale, codes, xs, wp, h, nb, &out[8*h], ldc, alpha, beta, min(8, cols-8*h))
+						}
+						r += 4
+					case R-r >= 2:
+						k2(corr, scale, codes, xs, wp, 0, nb, &out[0], ldc, alpha, beta, cols)
+						r += 2
+					default:
+						k1(corr, scale, codes, xs, wp, 0, nb, &out[0], ldc, alpha, beta, cols)
+						r++
+					}
+				}
+				g0 += R
 			}
 		}
 	})

@@ -59,3 +59,48 @@ func q4gemm1(x *uint32, w *byte, nb int, out *float32, ldc int, alpha, beta floa
 //
 //go:noescape
 func quantPack(x *float32, nb int, corr, scale, codes *uint32, stride int, shift int32)
+
+// haveQuantAVX2: the AVX2 quantized products of quant_avx2_amd64.s
+// (quant_gen.go), where AVX-512 VNNI is absent (haveVNNI wins): VPMADDUBSW
+// and VPSIGNB for the block sums, F16C's VCVTPH2PS for the scales.
+var haveQuantAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA && cpu.X86.HasF16C
+
+// q8y4x8 sets cols (1 to 8) columns of 4 rows of out (ldc apart) to alpha
+// times the products of 4 rows of activations (their corrections, scales
+// and codes in qrows' layout, xstride bytes a block) with half h of one
+// panel w of a Q8_0 matrix (its rows 8h..8h+7, nb blocks), plus beta times
+// out's values (not read where beta is 0), as the Go path computes them.
+//
+//go:noescape
+func q8y4x8(corr, scale, codes *uint32, xstride int, w *byte, h, nb int, out *float32, ldc int, alpha, beta float32, cols int)
+
+// q8y2x16 is q8y4x8 for 2 rows of activations and the whole panel (h 0,
+// cols 1 to 16).
+//
+//go:noescape
+func q8y2x16(corr, scale, codes *uint32, xstride int, w *byte, h, nb int, out *float32, ldc int, alpha, beta float32, cols int)
+
+// q8y1x16 is q8y2x16 for 1 row of activations.
+//
+//go:noescape
+func q8y1x16(corr, scale, codes *uint32, xstride int, w *byte, h, nb int, out *float32, ldc int, alpha, beta float32, cols int)
+
+// q4y4x8 is q8y4x8 for a Q4_0 matrix.
+//
+//go:noescape
+func q4y4x8(corr, scale, codes *uint32, xstride int, w *byte, h, nb int, out *float32, ldc int, alpha, beta float32, cols int)
+
+// q4y2x16 is q8y2x16 for a Q4_0 matrix.
+//
+//go:noescape
+func q4y2x16(corr, scale, codes *uint32, xstride int, w *byte, h, nb int, out *float32, ldc int, alpha, beta float32, cols int)
+
+// q4y1x16 is q8y1x16 for a Q4_0 matrix.
+//
+//go:noescape
+func q4y1x16(corr, scale, codes *uint32, xstride int, w *byte, h, nb int, out *float32, ldc int, alpha, beta float32, cols int)
+
+// quantPackAVX2 is quantPack with AVX2 and F16C (quant_pack_avx2_amd64.s).
+//
+//go:noescape
+func quantPackAVX2(x *float32, nb int, corr, scale, codes *uint32, stride int, shift int32)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -162,8 +163,8 @@ func TestQuantMatMul(t *testing.T) {
 			}
 		}
 	}
-	if !haveVNNI {
-		t.Log("no AVX-512 VNNI here: the scalar definition was compared with itself")
+	if !haveVNNI && !haveQuantAVX2 {
+		t.Log("no AVX-512 VNNI or AVX2 here: the scalar definition was compared with itself")
 	}
 }
 
@@ -219,7 +220,9 @@ func (c *CPU) upload(x []float32) backend.Buffer {
 
 // BenchmarkQuantMatMul times x W^T with W one of Qwen2.5-0.5B's MLP
 // matrices (4864 x 896) for a decode step (m=1) and a prefill (m=64), one
-// thread.
+// thread; GMAC/cpu-s is multiply-adds per second of the thread's CPU time
+// (a shared machine's other work left out). Q8_0 and Q4_0 run the
+// assembly kernels (path=asm) and the Go definition (path=go).
 func BenchmarkQuantMatMul(b *testing.B) {
 	c := New()
 	defer SetThreads(SetThreads(1))
@@ -238,13 +241,30 @@ func BenchmarkQuantMatMul(b *testing.B) {
 		for _, m := range []int{1, 64} {
 			x := c.upload(w[:m*k])
 			y := c.Alloc(m*n, false)
-			b.Run(fmt.Sprintf("%v/m=%d", qt.t, m), func(b *testing.B) {
-				b.SetBytes(int64(len(blocks)))
-				for range b.N {
-					c.MatMul(backend.Gemm{TransB: true, M: m, N: n, K: k, Alpha: 1, Batch: 1, LDA: k, LDB: k, LDC: n}, x, wb, y)
+			for _, fast := range []bool{true, false} {
+				name := fmt.Sprintf("%v/m=%d", qt.t, m)
+				if qt.t == backend.Q8_0 || qt.t == backend.Q4_0 {
+					name += map[bool]string{true: "/path=asm", false: "/path=go"}[fast]
+				} else if !fast {
+					continue
 				}
-				b.ReportMetric(float64(b.N)*float64(2*m*n*k)/b.Elapsed().Seconds()/1e9, "GMAC*2/s")
-			})
+				b.Run(name, func(b *testing.B) {
+					fastQuant = fast
+					defer func() { fastQuant = true }()
+					runtime.LockOSThread()
+					defer runtime.UnlockOSThread()
+					b.SetBytes(int64(len(blocks)))
+					t0 := threadCPU()
+					for range b.N {
+						c.MatMul(backend.Gemm{TransB: true, M: m, N: n, K: k, Alpha: 1, Batch: 1, LDA: k, LDB: k, LDC: n}, x, wb, y)
+					}
+					cpu := float64(threadCPU()-t0) / 1e9
+					b.ReportMetric(float64(b.N)*float64(2*m*n*k)/b.Elapsed().Seconds()/1e9, "GMAC*2/s")
+					if cpu > 0 {
+						b.ReportMetric(float64(b.N)*float64(m*n*k)/cpu/1e9, "GMAC/cpu-s")
+					}
+				})
+			}
 		}
 	}
 }
@@ -294,11 +314,29 @@ func TestQuantizeBlockIsGGMLs(t *testing.T) {
 // The assembly rounding (quantPack) gives quantizeRows the codes, scales
 // and corrections of the scalar path, bit for bit: rows of an even and an
 // odd number of blocks in groups of 4 and 1, a zero block, exact halves,
-// huge and tiny values, a NaN (its block's scale NaN), both shifts.
+// huge and tiny values, a NaN (its block's scale NaN), both shifts; the
+// AVX-512 kernel and the AVX2 one, each where the CPU has it.
 func TestQuantizeRowsKernel(t *testing.T) {
-	if !haveVNNI {
-		t.Skip("no AVX-512 VNNI here: quantizeRows has only its scalar path")
+	var kernels []string
+	if haveVNNI {
+		kernels = append(kernels, "quantPack")
 	}
+	if haveQuantAVX2 {
+		kernels = append(kernels, "quantPackAVX2")
+	}
+	if kernels == nil {
+		t.Skip("no AVX-512 VNNI or AVX2 here: quantizeRows has only its scalar path")
+	}
+	for _, kernel := range kernels {
+		t.Run(kernel, func(t *testing.T) {
+			defer func(v bool) { haveVNNI = v }(haveVNNI)
+			haveVNNI = kernel == "quantPack"
+			testQuantizeRowsKernel(t)
+		})
+	}
+}
+
+func testQuantizeRowsKernel(t *testing.T) {
 	r := rand.New(rand.NewPCG(8, 8))
 	for _, k := range []int{64, 96, 896, 4864} {
 		const m = 5
@@ -341,5 +379,128 @@ func TestQuantizeRowsKernel(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// rawQuant returns rows x cols of ggml blocks with random codes over the
+// type's whole range (Q8_0's -128 too, which ggml's rounding never makes
+// but a file may hold) and random float16 scales; row 0's first block is
+// the extreme one (every Q8_0 code -128, every Q4_0 nibble 15).
+func rawQuant(t backend.QuantType, rows, cols int, r *rand.Rand) []byte {
+	bb := t.BlockBytes()
+	b := make([]byte, rows*cols/32*bb)
+	for i := 0; i < len(b); i += bb {
+		h := f32ToF16(float32(r.NormFloat64() * 0.02))
+		b[i], b[i+1] = byte(h), byte(h>>8)
+		for j := 2; j < bb; j++ {
+			b[i+j] = byte(r.Uint32())
+		}
+	}
+	for j := 2; j < bb; j++ {
+		b[j] = map[bool]byte{true: 0x80, false: 0xff}[t == backend.Q8_0]
+	}
+	return b
+}
+
+// The AVX2 kernels (quant_gen.go) give the Go definition's outputs bit for
+// bit: their int32 block sums are exact (no VPMADDUBSW pair saturates,
+// even at Q8_0's -128 and Q4_0's 15 against activations of +-127) and
+// they scale and add in qdotRef's order. Every row count of the kernels'
+// groups (1-9, 12, 15-17, 33), column counts that leave each tail of a
+// panel (1, 7-9, 15-17, 31, 33), rows of 1, 2, 3 and 28 blocks, alpha and
+// beta (beta 0: out is not read, its NaNs do not leak). On an AVX-512
+// VNNI machine haveVNNI is turned off to reach them.
+func TestQuantAVX2MatchesGo(t *testing.T) {
+	if !haveQuantAVX2 {
+		t.Skip("no AVX2, FMA and F16C here")
+	}
+	defer func(v bool) { haveVNNI = v }(haveVNNI)
+	haveVNNI = false
+	c := New()
+	r := rand.New(rand.NewPCG(17, 17))
+	for _, qt := range []backend.QuantType{backend.Q8_0, backend.Q4_0} {
+		for _, k := range []int{32, 64, 96, 896} {
+			for _, n := range []int{1, 7, 8, 9, 15, 16, 17, 31, 33} {
+				wb, err := c.UploadQuant(qt, n, k, rawQuant(qt, n, k, r))
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, m := range []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 15, 16, 17, 33} {
+					if k == 896 && m > 9 && n != 33 {
+						continue
+					}
+					a := make([]float32, m*k)
+					for i := range a {
+						a[i] = float32(r.NormFloat64())
+					}
+					for j := range 32 { // an extreme block: codes +-127
+						a[j] = float32(1 - 2*(j%2))
+					}
+					for _, ab := range [][2]float32{{1, 0}, {0.37, -1.5}} {
+						run := func(fast bool) []float32 {
+							fastQuant = fast
+							defer func() { fastQuant = true }()
+							out := c.Alloc(m*n, false)
+							c.Fill(out, float32(math.NaN()))
+							if ab[1] != 0 {
+								for i := range Data(out) {
+									Data(out)[i] = float32(i%13) - 6
+								}
+							}
+							c.MatMul(backend.Gemm{TransB: true, M: m, N: n, K: k, Alpha: ab[0], Beta: ab[1], Batch: 1, LDA: k, LDB: k, LDC: n},
+								c.upload(a), wb, out)
+							return Data(out)
+						}
+						fast, slow := run(true), run(false)
+						for i := range slow {
+							if math.Float32bits(fast[i]) != math.Float32bits(slow[i]) || slow[i] != slow[i] {
+								t.Fatalf("%v m %d n %d k %d alpha %v beta %v: out[%d] = %v, Go path %v", qt, m, n, k, ab[0], ab[1], i, fast[i], slow[i])
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// BenchmarkQuantMatMulStream times a decoding step's products as a model
+// runs them: one row of activations times 16 Q8_0 or Q4_0 matrices of
+// 4864 x 896 in turn (74 or 39 MB, more than the caches hold), so each
+// streams from memory; one thread, by the thread's CPU time (GB/cpu-s:
+// the matrix bytes read per CPU-second).
+func BenchmarkQuantMatMulStream(b *testing.B) {
+	c := New()
+	defer SetThreads(SetThreads(1))
+	const n, k, copies = 4864, 896, 16
+	w := make([]float32, n*k)
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range w {
+		w[i] = float32(r.NormFloat64())
+	}
+	x := c.upload(w[:k])
+	y := c.Alloc(n, false)
+	for _, qt := range quantTypes[:2] {
+		blocks, _ := gguf.Quantize(qt.g, w)
+		var wbs []backend.Buffer
+		for range copies {
+			wb, err := c.UploadQuant(qt.t, n, k, blocks)
+			if err != nil {
+				b.Fatal(err)
+			}
+			wbs = append(wbs, wb)
+		}
+		b.Run(qt.t.String(), func(b *testing.B) {
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			t0 := threadCPU()
+			for i := range b.N {
+				c.MatMul(backend.Gemm{TransB: true, M: 1, N: n, K: k, Alpha: 1, Batch: 1, LDA: k, LDB: k, LDC: n}, x, wbs[i%copies], y)
+			}
+			if cpu := float64(threadCPU()-t0) / 1e9; cpu > 0 {
+				b.ReportMetric(float64(b.N)*float64(n*k)/cpu/1e9, "GMAC/cpu-s")
+				b.ReportMetric(float64(b.N)*float64(len(blocks))/cpu/1e9, "GB/cpu-s")
+			}
+		})
 	}
 }
