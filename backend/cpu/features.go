@@ -6,8 +6,8 @@ import (
 )
 
 // Features describes the kernels this process uses, for golem version:
-// the GEMM micro-kernel, whether the vector (AVX-512) element-wise and
-// attention kernels run, and whether the float16 KV-cache kernels do
+// the GEMM micro-kernel, whether the vector element-wise and attention
+// kernels run (vec=avx512, or vec=avx2: vec256_amd64.s, AVX2 and FMA), and whether the float16 KV-cache kernels do
 // and whether the quantized-weight kernels do ("gemm=avx512 vec=avx512
 // f16=avx512bw quant=avx512vnni", or "gemm=generic vec=off f16=off
 // quant=go" where there is no assembly), the bfloat16 GEMM kernel
@@ -19,6 +19,8 @@ func Features() string {
 	f := []string{"gemm=" + activeKernel.name, "vec=off", "f16=off"}
 	if haveVec {
 		f[1] = "vec=avx512"
+	} else if haveVec256 {
+		f[1] = "vec=avx2"
 	}
 	if haveHalf {
 		f[2] = "f16=avx512bw"
