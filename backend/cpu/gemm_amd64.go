@@ -24,6 +24,41 @@ var (
 func init() {
 	if cpu.X86.HasAVX512F {
 		packStrided, packRows = packStrided512, packRows512
+	} else if cpu.X86.HasAVX2 {
+		packStrided = packStrided256
+	}
+}
+
+// packT8 sets dst[p*ds+i] = src[i*ss+p] for i < 8 and p < 8*kb by 8x8
+// transposes in registers (pack256_amd64.s, AVX).
+//
+//go:noescape
+func packT8(dst *float32, ds int, src *float32, ss int, kb int)
+
+// packStrided256 is packStrided by packT8 on each group of 8 full rows
+// (their steps past the last multiple of 8 in Go); the last rows (fewer
+// than 8) and the zeros of the width past cnt are packStridedGo's.
+func packStrided256(dst []float32, ds int, src []float32, ss, kc, cnt, width int) {
+	kb := kc / 8
+	h := 0
+	for ; h+8 <= cnt && h+8 <= width; h += 8 {
+		if kb > 0 {
+			_ = src[(h+7)*ss+8*kb-1]
+			_ = dst[(8*kb-1)*ds+h+7]
+			packT8(&dst[h], ds, &src[h*ss], ss, kb)
+		}
+		for i := h; i < h+8; i++ {
+			for p, v := range src[i*ss+8*kb : i*ss+kc] {
+				dst[(8*kb+p)*ds+i] = v
+			}
+		}
+	}
+	if h < width {
+		s := src
+		if h < cnt {
+			s = src[h*ss:]
+		}
+		packStridedGo(dst[h:], ds, s, ss, kc, max(cnt-h, 0), width-h)
 	}
 }
 
