@@ -167,6 +167,11 @@ GLOBL c256<>(SB), RODATA|NOPTR, $864
 #define C_P8 c256<>+800(SB)
 #define C_P9 c256<>+832(SB)
 
+// EXP256 sets x = e^x (x clamped to [-104, 89], NaN kept) as EXP does:
+// x = n ln2 + r (n rounded to nearest, ties to even), e^r by Cephes' degree-6
+// polynomial; then, for VSCALEFPS, x * 2^(n>>1) (exact) * 2^(n-(n>>1))
+// (the one rounding), each factor a normal float for n in [-150, 128],
+// so denormal results and overflow to +Inf are VSCALEFPS's, bit for bit.
 #define EXP256(x, t1, t2, t3) \
 	VMOVUPS C_EXPLO, t1; \
 	VMAXPS x, t1, x; \
@@ -195,6 +200,8 @@ GLOBL c256<>(SB), RODATA|NOPTR, $864
 	VPSLLD $23, t1, t1; \
 	VMULPS t1, x, x
 
+// EXP256_2 is EXP256 on x (temporaries t1-t3) and on y (u1-u3), their
+// instructions interleaved: the values are EXP256's, bit for bit.
 #define EXP256_2(x, y, t1, u1, t2, u2, t3, u3) \
 	VMOVUPS C_EXPLO, t1; \
 	VMOVUPS C_EXPLO, u1; \
@@ -249,6 +256,9 @@ GLOBL c256<>(SB), RODATA|NOPTR, $864
 	VMULPS t1, x, x; \
 	VMULPS u1, y, y
 
+// PHI256 is PHI for x in Y0: Y1 = |x|/sqrt2, Y4 = Phi(x), as
+// 0.5*erfc(|x|/sqrt2) mirrored for x > 0 (a compare and VBLENDVPS for
+// PHI's masked move). Clobbers Y2, Y3, Y5, Y6.
 #define PHI256 \
 	VANDPS C_ABS, Y0, Y1; \
 	VMULPS C_RSQRT2, Y1, Y1; \
@@ -301,6 +311,9 @@ GLOBL c256<>(SB), RODATA|NOPTR, $864
 	VCMPPS $1, Y6, Y0, Y6; \
 	VBLENDVPS Y6, Y3, Y4, Y4
 
+// PHI256_2 is PHI256 on Y0 and, in Y8-Y14 (x in Y8, Phi(x) to Y12), on a
+// second vector, their instructions interleaved as PHI2's: the values are
+// PHI256's, bit for bit.
 #define PHI256_2 \
 	VANDPS C_ABS, Y0, Y1; \
 	VANDPS C_ABS, Y8, Y9; \
@@ -403,6 +416,8 @@ GLOBL c256<>(SB), RODATA|NOPTR, $864
 	VBLENDVPS Y6, Y3, Y4, Y4; \
 	VBLENDVPS Y14, Y11, Y12, Y12
 
+// GELUGRAD256: Y4 = Phi(x) + x*phi(x) for x in Y0, as GELUGRAD.
+// Clobbers Y1-Y3, Y5, Y6.
 #define GELUGRAD256 \
 	VANDPS C_ABS, Y0, Y1; \
 	VMULPS C_RSQRT2, Y1, Y1; \
@@ -485,6 +500,7 @@ GLOBL c256<>(SB), RODATA|NOPTR, $864
 	VMULPS C_INVSQRT2PI, Y5, Y5; \
 	VFMADD231PS Y5, Y0, Y4
 
+// GELUGRAD256_2 is GELUGRAD256 on Y0 (to Y4) and Y8 (to Y12), interleaved.
 #define GELUGRAD256_2 \
 	VANDPS C_ABS, Y0, Y1; \
 	VANDPS C_ABS, Y8, Y9; \
