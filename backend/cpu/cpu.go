@@ -443,7 +443,7 @@ func permuteShort(d, xs []float32, n, total int, outShape, outStrideIn *[backend
 	l2, s2 := outShape[n-2], outStrideIn[n-2]
 	blk := l2 * last
 	// two contiguous runs interleaved (stride-2 phases): vinterleave2
-	ilv := haveVec && last == 2 && s2 == 1
+	ilv := (haveVec || haveVec256) && last == 2 && s2 == 1
 	Parallel(total/blk, max(1, 8192/blk), func(lo, hi int) {
 		var idx [backend.MaxDims]int
 		r := lo
@@ -459,7 +459,11 @@ func permuteShort(d, xs []float32, n, total int, outShape, outStrideIn *[backend
 			out := d[row*blk : row*blk+blk]
 			if ilv {
 				a, b := xs[base:base+l2], xs[base+ls:base+ls+l2]
-				vinterleave2(&out[0], &a[0], &b[0], l2, acc)
+				if haveVec {
+					vinterleave2(&out[0], &a[0], &b[0], l2, acc)
+				} else {
+					vinterleave2256(&out[0], &a[0], &b[0], l2, acc)
+				}
 				goto next
 			}
 			// value (j2, j) of the row reads xs[base + j2*s2 + j*ls]:
@@ -592,12 +596,16 @@ func gemv(transA, transB bool, n, k int, alpha float32, a []float32, lda int, b 
 			return
 		}
 		p := 0
-		if haveVec && len(cj) > 0 {
+		if (haveVec || haveVec256) && len(cj) > 0 {
 			// Four rows of B per pass over c.
 			for ; p+4 <= len(x); p += 4 {
 				xs := [4]float32{alpha * x[p], alpha * x[p+1], alpha * x[p+2], alpha * x[p+3]}
 				_ = b[(p+3)*ldb+hi-1]
-				vaxpy4(&cj[0], &b[p*ldb+lo], ldb, len(cj), &xs)
+				if haveVec {
+					vaxpy4(&cj[0], &b[p*ldb+lo], ldb, len(cj), &xs)
+				} else {
+					vaxpy4256(&cj[0], &b[p*ldb+lo], ldb, len(cj), &xs)
+				}
 			}
 		}
 		for ; p < len(x); p++ {
@@ -616,6 +624,10 @@ func axpy(y, x []float32, a float32) {
 	x = x[:len(y)]
 	if haveVec {
 		vaxpy(&y[0], &x[0], len(y), a)
+		return
+	}
+	if haveVec256 {
+		vaxpy256(&y[0], &x[0], len(y), a)
 		return
 	}
 	if a == 1 {
@@ -637,6 +649,9 @@ func dot(x, y []float32) float32 {
 	y = y[:len(x)]
 	if haveVec {
 		return vdot(&x[0], &y[0], len(x))
+	}
+	if haveVec256 {
+		return vdot256(&x[0], &y[0], len(x))
 	}
 	var s0, s1, s2, s3 float32
 	i := 0

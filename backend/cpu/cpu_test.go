@@ -124,27 +124,24 @@ func TestPermuteRuns(t *testing.T) {
 			}
 			want[o] = x[i]
 		}
-		for _, k := range []int{0, 1, 2, 3} {
-			acc, vec := k&1 == 1, k < 2
-			if vec && !haveVec {
-				continue
-			}
-			old := haveVec
-			haveVec = vec
-			xb, db := c.Alloc(n, false), c.Alloc(n, false)
-			c.Upload(xb, 0, x)
-			c.Upload(db, 0, base)
-			c.Permute(db, xb, tc.shape, tc.perm, acc)
-			haveVec = old
-			got := make([]float32, n)
-			c.Download(got, db, 0)
-			for i := range got {
-				w := want[i]
-				if acc {
-					w += base[i]
-				}
-				if got[i] != w {
-					t.Fatalf("shape %v perm %v acc %v vector %v: [%d] = %v, want %v", tc.shape, tc.perm, acc, vec, i, got[i], w)
+		for _, mode := range kernelModes() {
+			for _, acc := range []bool{false, true} {
+				restore := setKernels(mode)
+				xb, db := c.Alloc(n, false), c.Alloc(n, false)
+				c.Upload(xb, 0, x)
+				c.Upload(db, 0, base)
+				c.Permute(db, xb, tc.shape, tc.perm, acc)
+				restore()
+				got := make([]float32, n)
+				c.Download(got, db, 0)
+				for i := range got {
+					w := want[i]
+					if acc {
+						w += base[i]
+					}
+					if got[i] != w {
+						t.Fatalf("shape %v perm %v acc %v kernels %s: [%d] = %v, want %v", tc.shape, tc.perm, acc, mode, i, got[i], w)
+					}
 				}
 			}
 		}
@@ -162,12 +159,12 @@ func BenchmarkPermuteInterleave(b *testing.B) {
 	x, d := c.Alloc(n, false), c.Alloc(n, true)
 	for _, vec := range []bool{true, false} {
 		b.Run(map[bool]string{true: "vector", false: "go"}[vec], func(b *testing.B) {
-			if vec && !haveVec {
-				b.Skip("no AVX-512")
+			if vec && !haveVec && !haveVec256 {
+				b.Skip("no vector kernels")
 			}
-			old := haveVec
-			haveVec = vec
-			defer func() { haveVec = old }()
+			old, old2 := haveVec, haveVec256
+			haveVec, haveVec256 = vec && haveVec, vec && haveVec256
+			defer func() { haveVec, haveVec256 = old, old2 }()
 			for b.Loop() {
 				c.Permute(d, x, shape, perm, false)
 			}

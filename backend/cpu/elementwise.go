@@ -190,6 +190,10 @@ func mapSlice(op backend.Unary, a float32, d, x []float32) {
 			vrelu(&d[0], &x[0], len(x)) // the same values, NaN and -0 included
 			break
 		}
+		if haveVec256 && len(x) > 0 {
+			vrelu256(&d[0], &x[0], len(x))
+			break
+		}
 		for i, v := range x {
 			d[i] = max(v, 0)
 		}
@@ -202,6 +206,10 @@ func mapSlice(op backend.Unary, a float32, d, x []float32) {
 	case backend.SiLU:
 		if haveVec && len(x) > 0 {
 			vsilu(&d[0], &x[0], len(x))
+			break
+		}
+		if haveVec256 && len(x) > 0 {
+			vsilu256(&d[0], &x[0], len(x))
 			break
 		}
 		for i, v := range x {
@@ -364,6 +372,10 @@ func reluGrad(d, x, g []float32) {
 	x, g = x[:len(d)], g[:len(d)]
 	if haveVec && len(d) > 0 {
 		vrelugrad(&d[0], &x[0], &g[0], len(d))
+		return
+	}
+	if haveVec256 && len(d) > 0 {
+		vrelugrad256(&d[0], &x[0], &g[0], len(d)) // a compare and a blend, 8 values a vector
 		return
 	}
 	for i, xv := range x {

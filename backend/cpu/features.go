@@ -6,12 +6,13 @@ import (
 )
 
 // Features describes the kernels this process uses, for golem version:
-// the GEMM micro-kernel, whether the vector (AVX-512) element-wise and
-// attention kernels run, which float16 kernels (KV cache, decoding
-// attention, float16 weights) do: AVX-512BW's ("f16=avx512bw"), AVX2's
-// with FMA and F16C ("f16=f16c") or none ("f16=off"), and which
-// quantized-weight kernels do: AVX-512 VNNI's ("quant=avx512vnni"), AVX2's
-// ("quant=avx2") or Go's ("quant=go"); e.g. "gemm=avx512 vec=avx512
+// the GEMM micro-kernel, whether the vector element-wise and attention
+// kernels run (vec=avx512, or vec=avx2: vec256_amd64.s, AVX2 and FMA),
+// which float16 kernels (KV cache, decoding attention, float16 weights)
+// do: AVX-512BW's ("f16=avx512bw"), AVX2's with FMA and F16C ("f16=f16c")
+// or none ("f16=off"), and which quantized-weight kernels do: AVX-512
+// VNNI's ("quant=avx512vnni"), AVX2's ("quant=avx2") or Go's
+// ("quant=go"); e.g. "gemm=avx512 vec=avx512
 // f16=avx512bw quant=avx512vnni", or "gemm=generic vec=off f16=off
 // quant=go" where there is no assembly; the bfloat16 GEMM kernel
 // ("bf16=avx512bf16" or "bf16=go") and whether AMX tiles are usable
@@ -22,6 +23,8 @@ func Features() string {
 	f := []string{"gemm=" + activeKernel.name, "vec=off", "f16=off"}
 	if haveVec {
 		f[1] = "vec=avx512"
+	} else if haveVec256 {
+		f[1] = "vec=avx2"
 	}
 	if haveHalf512 {
 		f[2] = "f16=avx512bw"

@@ -34,4 +34,12 @@ func TestFeaturesNamesActiveKernel(t *testing.T) {
 	if !strings.Contains(f, " "+quant+" ") {
 		t.Fatalf("Features() = %q, want %s (haveVNNI %v, haveQuantAVX2 %v)", f, quant, haveVNNI, haveQuantAVX2)
 	}
+	// AVX2 and FMA without AVX-512 (a laptop, an AMD EPYC of before Zen
+	// 4): the AVX2 kernels, named so.
+	if want := haveAVX2FMA && !haveVec; want != strings.Contains(f, "vec=avx2") || want != haveVec256 {
+		t.Fatalf("Features() = %q, AVX2+FMA without AVX-512 %v, haveVec256 %v", f, want, haveVec256)
+	}
+	if !haveVec && !haveVec256 && !strings.Contains(f, "vec=off") {
+		t.Fatalf("Features() = %q, no vector kernels: want vec=off", f)
+	}
 }

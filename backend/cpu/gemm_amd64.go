@@ -24,6 +24,59 @@ var (
 func init() {
 	if cpu.X86.HasAVX512F {
 		packStrided, packRows = packStrided512, packRows512
+	} else if cpu.X86.HasAVX2 {
+		packStrided, packRows = packStrided256, packRows256
+	}
+}
+
+// packT8 sets dst[p*ds+i] = src[i*ss+p] for i < 8 and p < 8*kb by 8x8
+// transposes in registers (pack256_amd64.s, AVX).
+//
+//go:noescape
+func packT8(dst *float32, ds int, src *float32, ss int, kb int)
+
+//go:noescape
+func packT6(dst *float32, src *float32, ss int, kb int)
+
+//go:noescape
+func packC16(dst *float32, ds int, src *float32, ss int, kc int)
+
+// packStrided256 is packStrided by packT8 on each group of 8 full rows
+// (their steps past the last multiple of 8 in Go); the last rows (fewer
+// than 8) and the zeros of the width past cnt are packStridedGo's. A full
+// micro-panel of the AVX2 GEMM's A (6 rows, stored 6 a step) is packT6's.
+func packStrided256(dst []float32, ds int, src []float32, ss, kc, cnt, width int) {
+	kb := kc / 8
+	if cnt == 6 && width == 6 && ds == 6 && kb > 0 {
+		_ = src[5*ss+kc-1]
+		_ = dst[6*kc-1]
+		packT6(&dst[0], &src[0], ss, kb)
+		for i := range 6 {
+			for p, v := range src[i*ss+8*kb : i*ss+kc] {
+				dst[(8*kb+p)*6+i] = v
+			}
+		}
+		return
+	}
+	h := 0
+	for ; h+8 <= cnt && h+8 <= width; h += 8 {
+		if kb > 0 {
+			_ = src[(h+7)*ss+8*kb-1]
+			_ = dst[(8*kb-1)*ds+h+7]
+			packT8(&dst[h], ds, &src[h*ss], ss, kb)
+		}
+		for i := h; i < h+8; i++ {
+			for p, v := range src[i*ss+8*kb : i*ss+kc] {
+				dst[(8*kb+p)*ds+i] = v
+			}
+		}
+	}
+	if h < width {
+		s := src
+		if h < cnt {
+			s = src[h*ss:]
+		}
+		packStridedGo(dst[h:], ds, s, ss, kc, max(cnt-h, 0), width-h)
 	}
 }
 
@@ -127,4 +180,17 @@ func computeBF16(kc int, a, b, c []float32, ldc, mr, nr int, alpha, beta float32
 	_ = b[kp*16*nv-1]
 	_ = c[(mr-1)*ldc+nr-1]
 	kernelsBF16[nv-1][mr-1](kp, &a[0], &b[0], &c[0], ldc, alpha, beta, mask)
+}
+
+// packRows256 is packRows by packC16 where a whole 16-wide panel comes
+// from src (the AVX2 GEMM's B micro-panels), packRowsGo's copies
+// otherwise.
+func packRows256(dst []float32, ds int, src []float32, ss, kc, cnt, width int) {
+	if cnt != 16 || width != 16 || kc == 0 {
+		packRowsGo(dst, ds, src, ss, kc, cnt, width)
+		return
+	}
+	_ = src[(kc-1)*ss+15]
+	_ = dst[(kc-1)*ds+15]
+	packC16(&dst[0], ds, &src[0], ss, kc)
 }

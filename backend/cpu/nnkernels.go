@@ -75,7 +75,7 @@ func layerNormRow(yr, xr, ws, bs []float32, eps float32) (float32, float32) {
 	if cols == 0 {
 		return 0, 0
 	}
-	if haveVec {
+	if haveVec || haveVec256 {
 		var wp, bp *float32
 		if ws != nil {
 			wp = &ws[:cols][0]
@@ -83,7 +83,10 @@ func layerNormRow(yr, xr, ws, bs []float32, eps float32) (float32, float32) {
 		if bs != nil {
 			bp = &bs[:cols][0]
 		}
-		return vlnfwd(&yr[:cols][0], &xr[0], wp, bp, cols, eps)
+		if haveVec {
+			return vlnfwd(&yr[:cols][0], &xr[0], wp, bp, cols, eps)
+		}
+		return vlnfwd256(&yr[:cols][0], &xr[0], wp, bp, cols, eps)
 	}
 	var s float32
 	for _, v := range xr {
@@ -140,7 +143,7 @@ func layerNormGradRow(dr, xr, gr, ws, pw, pb []float32, mu, rsd float32) {
 	if cols == 0 {
 		return
 	}
-	if haveVec {
+	if haveVec || haveVec256 {
 		var dp, wp *float32
 		if dr != nil {
 			dp = &dr[:cols][0]
@@ -148,7 +151,11 @@ func layerNormGradRow(dr, xr, gr, ws, pw, pb []float32, mu, rsd float32) {
 		if ws != nil {
 			wp = &ws[:cols][0]
 		}
-		vlngrad(dp, &xr[0], &gr[:cols][0], wp, &pw[:cols][0], &pb[:cols][0], cols, mu, rsd)
+		if haveVec {
+			vlngrad(dp, &xr[0], &gr[:cols][0], wp, &pw[:cols][0], &pb[:cols][0], cols, mu, rsd)
+		} else {
+			vlngrad256(dp, &xr[0], &gr[:cols][0], wp, &pw[:cols][0], &pb[:cols][0], cols, mu, rsd)
+		}
 		return
 	}
 	var sg, sgn float32
@@ -493,9 +500,13 @@ func adamw(h backend.AdamW, ps, gs, ms, vs []float32) {
 		return
 	}
 	gs, ms, vs = gs[:len(ps)], ms[:len(ps)], vs[:len(ps)]
-	if haveVec {
+	if haveVec || haveVec256 {
 		hp := [6]float32{b1, b2, eps, stepSize, bc2s, decay}
-		vadamw(&ps[0], &gs[0], &ms[0], &vs[0], len(ps), &hp)
+		if haveVec {
+			vadamw(&ps[0], &gs[0], &ms[0], &vs[0], len(ps), &hp)
+		} else {
+			vadamw256(&ps[0], &gs[0], &ms[0], &vs[0], len(ps), &hp)
+		}
 		return
 	}
 	for i, g := range gs {

@@ -4,7 +4,8 @@ import "math"
 
 // The exp-heavy loops of softmax, cross-entropy and GELU, over whole
 // slices. On amd64 with AVX-512 they run the kernels of vec_amd64.s; the Go
-// loops here use the same formulas and are the reference for them.
+// loops here use the same formulas and are the reference for them. With
+// AVX2 and FMA but no AVX-512 (haveVec256) they run vec256_amd64.s's.
 
 // expSub sets y[i] = s*e^(x[i]-m) and returns the sum of e^(x[i]-m). y may
 // be x.
@@ -15,6 +16,9 @@ func expSub(y, x []float32, m, s float32) float32 {
 	y = y[:len(x)]
 	if haveVec {
 		return vexpsub(&y[0], &x[0], len(x), m, s)
+	}
+	if haveVec256 {
+		return vexpsub256(&y[0], &x[0], len(x), m, s)
 	}
 	var sum float32
 	for i, v := range x {
@@ -33,6 +37,9 @@ func expSum(x []float32, m float32) float32 {
 	if haveVec {
 		return vexpsum(&x[0], len(x), m)
 	}
+	if haveVec256 {
+		return vexpsum256(&x[0], len(x), m)
+	}
 	var sum float32
 	for _, v := range x {
 		sum += expf(v - m)
@@ -44,6 +51,9 @@ func expSum(x []float32, m float32) float32 {
 func maxf(x []float32) float32 {
 	if haveVec && len(x) > 0 {
 		return vmax(&x[0], len(x))
+	}
+	if haveVec256 && len(x) > 0 {
+		return vmax256(&x[0], len(x))
 	}
 	m := float32(math.Inf(-1))
 	for _, v := range x {
@@ -58,6 +68,10 @@ func maxf(x []float32) float32 {
 func scal(x []float32, a float32) {
 	if haveVec && len(x) > 0 {
 		vscal(&x[0], len(x), a)
+		return
+	}
+	if haveVec256 && len(x) > 0 {
+		vscal256(&x[0], len(x), a)
 		return
 	}
 	for i := range x {
@@ -77,6 +91,10 @@ func softmaxGrad(d, p []float32, s, scale float32) {
 		vsoftgrad(&d[0], &p[0], len(d), s, scale)
 		return
 	}
+	if haveVec256 {
+		vsoftgrad256(&d[0], &p[0], len(d), s, scale)
+		return
+	}
 	for i, pv := range p {
 		d[i] = pv * (d[i] - s) * scale
 	}
@@ -90,6 +108,10 @@ func gelu(y, x []float32) {
 	y = y[:len(x)]
 	if haveVec {
 		vgelu(&y[0], &x[0], len(x))
+		return
+	}
+	if haveVec256 {
+		vgelu256(&y[0], &x[0], len(x))
 		return
 	}
 	for i, v := range x {
@@ -111,6 +133,10 @@ func geluGradTo(dx, x, dy []float32, set bool) {
 	dx, dy = dx[:len(x)], dy[:len(x)]
 	if haveVec {
 		vgelugrad(&dx[0], &x[0], &dy[0], len(x), set)
+		return
+	}
+	if haveVec256 {
+		vgelugrad256(&dx[0], &x[0], &dy[0], len(x), set)
 		return
 	}
 	if set {

@@ -109,7 +109,7 @@ func TestVecGELU(t *testing.T) {
 // TestVecMatchesGo checks the assembly kernels against the Go loops.
 func TestVecMatchesGo(t *testing.T) {
 	if !haveVec {
-		t.Skip("no vector kernels on this machine")
+		t.Skip("no AVX-512 here (vec256_test.go tests the AVX2 kernels)")
 	}
 	r := rand.New(rand.NewPCG(7, 8))
 	for _, x := range vecInputs(r) {
@@ -181,7 +181,7 @@ func TestVecAxpyDot(t *testing.T) {
 // TestVecLayerNorm checks the assembly LayerNorm rows against the Go ones.
 func TestVecLayerNorm(t *testing.T) {
 	if !haveVec {
-		t.Skip("no vector kernels on this machine")
+		t.Skip("no AVX-512 here (vec256_test.go tests the AVX2 kernels)")
 	}
 	r := rand.New(rand.NewPCG(11, 12))
 	for _, x := range vecInputs(r) {
@@ -224,7 +224,7 @@ func TestVecLayerNorm(t *testing.T) {
 // TestVecAdamW checks the assembly AdamW step against the Go one.
 func TestVecAdamW(t *testing.T) {
 	if !haveVec {
-		t.Skip("no vector kernels on this machine")
+		t.Skip("no AVX-512 here (vec256_test.go tests the AVX2 kernels)")
 	}
 	r := rand.New(rand.NewPCG(13, 14))
 	h := backend.AdamW{LR: 1e-3, Beta1: 0.9, Beta2: 0.99, Eps: 1e-8, WeightDecay: 0.1, Step: 3}
@@ -272,11 +272,10 @@ func TestVecSiLU(t *testing.T) {
 // denormals, infinities, NaNs, and random values (1,012 of them: a
 // vector's tail of 4), with AVX-512 (vrelugrad) and in Go.
 func TestReLUGradBranchFree(t *testing.T) {
-	for _, vec := range []bool{haveVec, false} {
-		old := haveVec
-		haveVec = vec
+	for _, mode := range kernelModes() {
+		restore := setKernels(mode)
 		testReLUGrad(t)
-		haveVec = old
+		restore()
 	}
 }
 
@@ -300,7 +299,7 @@ func testReLUGrad(t *testing.T) {
 	reluGrad(d, x, g)
 	for i := range x {
 		if d[i] != want[i] {
-			t.Fatalf("vector %v: x=%v g=%v: got %v, want %v", haveVec, x[i], g[i], d[i], want[i])
+			t.Fatalf("avx512 %v avx2 %v: x=%v g=%v: got %v, want %v", haveVec, haveVec256, x[i], g[i], d[i], want[i])
 		}
 	}
 }
@@ -343,12 +342,12 @@ func BenchmarkReLU(b *testing.B) {
 	}
 	for _, vec := range []bool{true, false} {
 		b.Run(map[bool]string{true: "vector", false: "go"}[vec], func(b *testing.B) {
-			if vec && !haveVec {
-				b.Skip("no AVX-512")
+			if vec && !haveVec && !haveVec256 {
+				b.Skip("no vector kernels")
 			}
-			old := haveVec
-			haveVec = vec
-			defer func() { haveVec = old }()
+			old, old2 := haveVec, haveVec256
+			haveVec, haveVec256 = vec && haveVec, vec && haveVec256
+			defer func() { haveVec, haveVec256 = old, old2 }()
 			for range b.N {
 				mapSlice(backend.ReLU, 0, y, x)
 			}
@@ -366,12 +365,12 @@ func BenchmarkReLUGrad(b *testing.B) {
 	}
 	for _, vec := range []bool{true, false} {
 		b.Run(map[bool]string{true: "vector", false: "go"}[vec], func(b *testing.B) {
-			if vec && !haveVec {
-				b.Skip("no AVX-512")
+			if vec && !haveVec && !haveVec256 {
+				b.Skip("no vector kernels")
 			}
-			old := haveVec
-			haveVec = vec
-			defer func() { haveVec = old }()
+			old, old2 := haveVec, haveVec256
+			haveVec, haveVec256 = vec && haveVec, vec && haveVec256
+			defer func() { haveVec, haveVec256 = old, old2 }()
 			for range b.N {
 				reluGrad(d, x, g)
 			}
@@ -421,7 +420,7 @@ func TestVecScalSoftmaxGrad(t *testing.T) {
 // slice equals that of a 16-value slice holding it).
 func TestVecGELUTwoAStep(t *testing.T) {
 	if !haveVec {
-		t.Skip("no vector kernels on this machine")
+		t.Skip("no AVX-512 here (vec256_test.go tests the AVX2 kernels)")
 	}
 	r := rand.New(rand.NewPCG(13, 14))
 	n := 4096 + 48 + 5

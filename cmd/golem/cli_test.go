@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/golem-ml/golem/backend/cpu"
+	xcpu "golang.org/x/sys/cpu"
 )
 
 // runInProcess runs golem's run(args) in this process, as main does, and
@@ -151,6 +152,19 @@ func TestVersion(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("golem version lacks %q:\n%s", want, out)
 		}
+	}
+	// The vector kernels it names are the machine's: AVX-512, else AVX2
+	// with FMA (laptops, AMD before Zen 4), else none.
+	want := "vec=off"
+	switch {
+	case runtime.GOARCH != "amd64", strings.Contains(out, "gemm=go "): // no assembly (purego)
+	case xcpu.X86.HasAVX512F && xcpu.X86.HasAVX512VL && xcpu.X86.HasAVX512DQ:
+		want = "vec=avx512"
+	case xcpu.X86.HasAVX2 && xcpu.X86.HasFMA:
+		want = "vec=avx2"
+	}
+	if !strings.Contains(out, " "+want+" ") {
+		t.Errorf("golem version: want %s on this CPU:\n%s", want, out)
 	}
 }
 
