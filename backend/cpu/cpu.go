@@ -437,13 +437,14 @@ func (c *CPU) Permute(dst, x backend.Buffer, shape, perm []int, acc bool) {
 // the last two dims, so the index arithmetic runs once per row of them,
 // not once per few values. A row of two interleaved contiguous runs (a
 // stride-2 convolution's phases) is vinterleave2 with AVX-512: two loads
-// and two permutes for each 32 values.
+// and two permutes for each 32 values (interleave256 with AVX2: four
+// shuffles for each 16, the last l2%8 pairs in Go).
 func permuteShort(d, xs []float32, n, total int, outShape, outStrideIn *[backend.MaxDims]int, acc bool) {
 	last, ls := outShape[n-1], outStrideIn[n-1]
 	l2, s2 := outShape[n-2], outStrideIn[n-2]
 	blk := l2 * last
 	// two contiguous runs interleaved (stride-2 phases): vinterleave2
-	ilv := haveVec && last == 2 && s2 == 1
+	ilv := (haveVec || haveConv256) && last == 2 && s2 == 1
 	Parallel(total/blk, max(1, 8192/blk), func(lo, hi int) {
 		var idx [backend.MaxDims]int
 		r := lo
@@ -459,7 +460,22 @@ func permuteShort(d, xs []float32, n, total int, outShape, outStrideIn *[backend
 			out := d[row*blk : row*blk+blk]
 			if ilv {
 				a, b := xs[base:base+l2], xs[base+ls:base+ls+l2]
-				vinterleave2(&out[0], &a[0], &b[0], l2, acc)
+				if haveVec {
+					vinterleave2(&out[0], &a[0], &b[0], l2, acc)
+					goto next
+				}
+				n8 := l2 &^ 7
+				if n8 > 0 {
+					interleave256(&out[0], &a[0], &b[0], n8, acc)
+				}
+				for j2 := n8; j2 < l2; j2++ {
+					if acc {
+						out[2*j2] += a[j2]
+						out[2*j2+1] += b[j2]
+					} else {
+						out[2*j2], out[2*j2+1] = a[j2], b[j2]
+					}
+				}
 				goto next
 			}
 			// value (j2, j) of the row reads xs[base + j2*s2 + j*ls]:

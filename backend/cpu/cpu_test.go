@@ -92,7 +92,8 @@ func TestPermuteRuns(t *testing.T) {
 		// convolutions' interleave, and a plain transpose
 		{[]int{2, 2, 3, 2, 3, 4}, []int{3, 2, 4, 0, 5, 1}},
 		// the same with runs of 8, 13, 16 and 37 (vinterleave2: a
-		// vector of each, a second masked one, none, two and a tail)
+		// vector of each, a second masked one, none, two and a tail;
+		// interleave256: one, one and 5 in Go, two, four and 5 in Go)
 		{[]int{2, 2, 3, 2, 3, 8}, []int{3, 2, 4, 0, 5, 1}},
 		{[]int{2, 2, 2, 1, 2, 13}, []int{3, 2, 4, 0, 5, 1}},
 		{[]int{2, 2, 2, 1, 2, 16}, []int{3, 2, 4, 0, 5, 1}},
@@ -124,18 +125,19 @@ func TestPermuteRuns(t *testing.T) {
 			}
 			want[o] = x[i]
 		}
-		for _, k := range []int{0, 1, 2, 3} {
-			acc, vec := k&1 == 1, k < 2
-			if vec && !haveVec {
+		for k := range 6 { // AVX-512, AVX2, Go; each without and with acc
+			acc, level := k&1 == 1, k/2
+			vec := level < 2
+			if level == 0 && !haveVec || level == 1 && !cpuAVX2 {
 				continue
 			}
-			old := haveVec
-			haveVec = vec
+			old, old256 := haveVec, haveConv256
+			haveVec, haveConv256 = level == 0, level == 1
 			xb, db := c.Alloc(n, false), c.Alloc(n, false)
 			c.Upload(xb, 0, x)
 			c.Upload(db, 0, base)
 			c.Permute(db, xb, tc.shape, tc.perm, acc)
-			haveVec = old
+			haveVec, haveConv256 = old, old256
 			got := make([]float32, n)
 			c.Download(got, db, 0)
 			for i := range got {
@@ -144,7 +146,7 @@ func TestPermuteRuns(t *testing.T) {
 					w += base[i]
 				}
 				if got[i] != w {
-					t.Fatalf("shape %v perm %v acc %v vector %v: [%d] = %v, want %v", tc.shape, tc.perm, acc, vec, i, got[i], w)
+					t.Fatalf("shape %v perm %v acc %v vector %v (level %d: AVX-512, AVX2, Go): [%d] = %v, want %v", tc.shape, tc.perm, acc, vec, level, i, got[i], w)
 				}
 			}
 		}
@@ -152,22 +154,22 @@ func TestPermuteRuns(t *testing.T) {
 }
 
 // BenchmarkPermuteInterleave: the sub-pixel interleave of vqvae-32's 8->16
-// upsampling (batch 32, 128 channels, 2x2 phases of 8x8), with AVX-512
-// and in Go.
+// upsampling (batch 32, 128 channels, 2x2 phases of 8x8), with AVX-512,
+// with AVX2 and in Go.
 func BenchmarkPermuteInterleave(b *testing.B) {
 	c := New()
 	defer SetThreads(SetThreads(1))
 	shape, perm := []int{2, 2, 128, 32, 8, 8}, []int{3, 2, 4, 0, 5, 1}
 	n := 2 * 2 * 128 * 32 * 64
 	x, d := c.Alloc(n, false), c.Alloc(n, true)
-	for _, vec := range []bool{true, false} {
-		b.Run(map[bool]string{true: "vector", false: "go"}[vec], func(b *testing.B) {
-			if vec && !haveVec {
-				b.Skip("no AVX-512")
+	for _, level := range []string{"vector", "avx2", "go"} {
+		b.Run(level, func(b *testing.B) {
+			if level == "vector" && !haveVec || level == "avx2" && !cpuAVX2 {
+				b.Skip("no " + level)
 			}
-			old := haveVec
-			haveVec = vec
-			defer func() { haveVec = old }()
+			old, old256 := haveVec, haveConv256
+			haveVec, haveConv256 = level == "vector", level == "avx2"
+			defer func() { haveVec, haveConv256 = old, old256 }()
 			for b.Loop() {
 				c.Permute(d, x, shape, perm, false)
 			}

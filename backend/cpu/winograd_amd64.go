@@ -31,7 +31,7 @@ func wgout(src *float32, ss int, dst *float32, ld int, bias *float32, n int)
 func wgoutgrad(src *float32, ld int, dst *float32, ds int, n int)
 
 // haveConv256 reports whether the AVX2 kernels of the convolution path
-// (winograd256_amd64.s) run: where AVX2 is and AVX-512 (haveVec, whose
+// (conv256_amd64.s) run: where AVX2 is and AVX-512 (haveVec, whose
 // kernels win) is not.
 var haveConv256 = !haveVec && cpuAVX2
 
@@ -41,7 +41,7 @@ var cpuAVX2 = cpu.X86.HasAVX2
 
 // wgin256, wgingrad256, wgout256 and wgoutgrad256 are wgin, wgingrad,
 // wgout and wgoutgrad in AVX2, 8 channels a vector
-// (winograd256_amd64.s; haveConv256).
+// (conv256_amd64.s; haveConv256).
 //
 //go:noescape
 func wgin256(src *float32, ld int, dst *float32, ds int, n int)
@@ -54,3 +54,9 @@ func wgout256(src *float32, ss int, dst *float32, ld int, bias *float32, n int)
 
 //go:noescape
 func wgoutgrad256(src *float32, ld int, dst *float32, ds int, n int)
+
+// interleave256 is vinterleave2 in AVX2 for n a multiple of 8
+// (conv256_amd64.s; haveConv256).
+//
+//go:noescape
+func interleave256(d, a, b *float32, n int, acc bool)

@@ -2,8 +2,11 @@
 
 #include "textflag.h"
 
-// AVX2 kernels of Winograd's F(2x2, 3x3) transforms on one tile, 8
-// channels a vector: winograd_amd64.s's AVX-512 kernels for machines
+// AVX2 kernels of the convolution path, for machines without AVX-512
+// (haveConv256): Winograd's tile transforms, and the stride phases'
+// interleave (interleave256).
+//
+// Winograd's F(2x2, 3x3) transforms on one tile, 8 channels a vector: winograd_amd64.s's AVX-512 kernels for machines
 // without AVX-512 (haveConv256), the same layouts and the same sums in
 // the same order as winograd.go's Go versions, so the same values. With
 // 16 vector registers, a tile is done a row (or a column) at a time,
@@ -427,5 +430,45 @@ wgoutgrad256_tail:
 	WGOUTGRAD256(LDM, STM)
 
 wgoutgrad256_done:
+	VZEROUPPER
+	RET
+
+// func interleave256(d, a, b *float32, n int, acc bool)
+// d[2i] = a[i], d[2i+1] = b[i] for i < n, a multiple of 8 (added into d
+// with acc): vinterleave2 in AVX2, 8 values of each a step; the caller
+// does the last n%8.
+TEXT ·interleave256(SB), NOSPLIT, $0-33
+	MOVQ d+0(FP), DI
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DX
+	MOVQ n+24(FP), CX
+	MOVBLZX acc+32(FP), R11
+
+ilv256_loop:
+	CMPQ CX, $8
+	JLT ilv256_done
+	VMOVUPS (SI), Y0
+	VMOVUPS (DX), Y1
+	// within each 128-bit half: a0 b0 a1 b1 | a4 b4 a5 b5 and a2 b2 a3 b3 | a6 b6 a7 b7
+	VUNPCKLPS Y1, Y0, Y2
+	VUNPCKHPS Y1, Y0, Y3
+	// the halves in order: a0 b0 .. a3 b3 and a4 b4 .. a7 b7
+	VPERM2F128 $0x20, Y3, Y2, Y4
+	VPERM2F128 $0x31, Y3, Y2, Y5
+	TESTQ R11, R11
+	JZ ilv256_store
+	VADDPS (DI), Y4, Y4
+	VADDPS 32(DI), Y5, Y5
+
+ilv256_store:
+	VMOVUPS Y4, (DI)
+	VMOVUPS Y5, 32(DI)
+	ADDQ $32, SI
+	ADDQ $32, DX
+	ADDQ $64, DI
+	SUBQ $8, CX
+	JMP ilv256_loop
+
+ilv256_done:
 	VZEROUPPER
 	RET
