@@ -3,8 +3,8 @@
 #include "textflag.h"
 
 // AVX2 kernels of the convolution path, for machines without AVX-512
-// (haveConv256): Winograd's tile transforms, and the stride phases'
-// interleave (interleave256).
+// (haveConv256): Winograd's tile transforms, the stride phases'
+// interleave (interleave256) and split (deinterleave256).
 //
 // Winograd's F(2x2, 3x3) transforms on one tile, 8 channels a vector: winograd_amd64.s's AVX-512 kernels for machines
 // without AVX-512 (haveConv256), the same layouts and the same sums in
@@ -470,5 +470,38 @@ ilv256_store:
 	JMP ilv256_loop
 
 ilv256_done:
+	VZEROUPPER
+	RET
+
+// func deinterleave256(a, b, src *float32, n int)
+// a[i] = src[2i], b[i] = src[2i+1] for i < n, a multiple of 8: a row's
+// two stride-2 phases, 8 values of each a step; the caller does the last
+// n%8.
+TEXT ·deinterleave256(SB), NOSPLIT, $0-32
+	MOVQ a+0(FP), DI
+	MOVQ b+8(FP), DX
+	MOVQ src+16(FP), SI
+	MOVQ n+24(FP), CX
+
+dilv256_loop:
+	CMPQ CX, $8
+	JLT dilv256_done
+	VMOVUPS (SI), Y0
+	VMOVUPS 32(SI), Y1
+	// within each 128-bit half: s0 s2 s8 s10 | s4 s6 s12 s14 and the odd ones
+	VSHUFPS $0x88, Y1, Y0, Y2
+	VSHUFPS $0xdd, Y1, Y0, Y3
+	// 64-bit quarters 0, 2, 1, 3: s0 s2 s4 s6 s8 s10 s12 s14
+	VPERMPD $0xd8, Y2, Y2
+	VPERMPD $0xd8, Y3, Y3
+	VMOVUPS Y2, (DI)
+	VMOVUPS Y3, (DX)
+	ADDQ $64, SI
+	ADDQ $32, DI
+	ADDQ $32, DX
+	SUBQ $8, CX
+	JMP dilv256_loop
+
+dilv256_done:
 	VZEROUPPER
 	RET

@@ -60,3 +60,9 @@ func wgoutgrad256(src *float32, ld int, dst *float32, ds int, n int)
 //
 //go:noescape
 func interleave256(d, a, b *float32, n int, acc bool)
+
+// deinterleave256 splits a row into its two stride-2 phases for n a
+// multiple of 8 (conv256_amd64.s; haveConv256).
+//
+//go:noescape
+func deinterleave256(a, b, src *float32, n int)

@@ -22,3 +22,5 @@ func wgout256(src *float32, ss int, dst *float32, ld int, bias *float32, n int) 
 func wgoutgrad256(src *float32, ld int, dst *float32, ds int, n int) { panic("cpu: no vector kernels") }
 
 func interleave256(d, a, b *float32, n int, acc bool) { panic("cpu: no vector kernels") }
+
+func deinterleave256(a, b, src *float32, n int) { panic("cpu: no vector kernels") }
