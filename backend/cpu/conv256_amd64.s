@@ -167,12 +167,6 @@ wgin256_done:
 	VSUBPS Y3, Y4, Y4; \
 	ST(Y4, m3)
 
-// WG256PT loads point e of the tile (at SI + e*R9; R15 = 3*R9) into y.
-#define WG256PT0(LD, y) LD((SI), y)
-#define WG256PT1(LD, y) LD((SI)(R9*1), y)
-#define WG256PT2(LD, y) LD((SI)(R9*2), y)
-#define WG256PT3(LD, y) LD((SI)(R15*1), y)
-
 // WG256Q computes one row's q of a column from that row's points p0..p3,
 // whose base (point 4r) is at DX: column 1's (p1 - p2) + p3, column 2's
 // (p1 + p2) - p0.
@@ -180,7 +174,7 @@ wgin256_done:
 	LD((DX)(R9*1), q); \
 	LD((DX)(R9*2), Y6); \
 	VSUBPS Y6, q, q; \
-	LD((DX)(R15*1), Y6); \
+	LD((DX)(R14*1), Y6); \
 	VADDPS Y6, q, q
 
 #define WG256Q2(LD, q) \
@@ -205,12 +199,12 @@ wgin256_done:
 #define WG256QP0(LD, q) LD((DX), q)
 
 #define WG256QN3(LD, q) \
-	LD((DX)(R15*1), q); \
+	LD((DX)(R14*1), q); \
 	VXORPS Y14, q, q
 
 // WGINGRAD256 is one chunk of wgingrad: the tile's taps at R11 (row i at
 // +i*R8, tap j at +j*R10, BX = 3*R10); points at SI + e*R9 (R12 = 4*R9,
-// R15 = 3*R9).
+// R14 = 3*R9).
 #define WGINGRAD256(LD, ST) \
 	WG256ROWS(WG256QP0, LD); \
 	MOVQ R11, DX; \
@@ -238,7 +232,7 @@ TEXT ·wgingrad256(SB), NOSPLIT, $0-40
 	SHLQ $2, R10
 	LEAQ (R10)(R10*2), BX
 	LEAQ (R8)(R8*2), R13
-	LEAQ (R9)(R9*2), R15
+	LEAQ (R9)(R9*2), R14
 	MOVQ R9, R12
 	SHLQ $2, R12
 	WG256SIGN
