@@ -22,7 +22,10 @@ var _ backend.Winograd = (*CPU)(nil)
 // so that no tile checks its bounds. The copies between an image's planes
 // and its channel-last scratch are packStrided's transposes (16x16 blocks
 // in registers with AVX-512): a row of every plane at a time, or the
-// whole image where its rows are contiguous in the scratch.
+// whole image where its rows are contiguous in the scratch. A tile's
+// transform is an AVX-512 kernel (winograd_amd64.s, 16 channels a
+// vector), an AVX2 one where AVX-512 is absent (conv256_amd64.s, 8), or
+// Go's: the same values from each.
 
 // wgTiles returns the tiles along each axis and their count an image.
 func wgTiles(g backend.Conv2D) (TH, TW, tp int) {
