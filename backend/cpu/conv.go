@@ -101,13 +101,25 @@ func usePhases(g backend.Conv2D) bool {
 // splitPhases writes x's planes split into their SH*SW stride phases into
 // sp (x's size): plane p's phase (py, px), rows h = SH*r + py and columns
 // w = SW*q + px, is the (py*SW+px)-th run of H/SH*W/SW values of sp's
-// plane p.
+// plane p. With AVX2 (haveConv256) a stride-2 row is split into both its
+// column phases in one pass (deinterleave2).
 func splitPhases(g backend.Conv2D, sp, xs []float32) {
 	HW, PH, PW := g.H*g.W, g.H/g.SH, g.W/g.SW
 	ph := PH * PW // a phase plane's size
 	Parallel(g.N*g.C, grain(HW), func(lo, hi int) {
 		for p := lo; p < hi; p++ {
 			img, dst := xs[p*HW:(p+1)*HW], sp[p*HW:(p+1)*HW]
+			if haveConv256 && g.SW == 2 && PW >= 8 {
+				// both column phases of a row in one pass
+				for py := range g.SH {
+					d0, d1 := dst[2*py*ph:(2*py+1)*ph], dst[(2*py+1)*ph:(2*py+2)*ph]
+					for r := range PH {
+						row := img[(r*g.SH+py)*g.W : (r*g.SH+py+1)*g.W]
+						deinterleave2(d0[r*PW:(r+1)*PW], d1[r*PW:(r+1)*PW], row)
+					}
+				}
+				continue
+			}
 			for py := range g.SH {
 				for px := range g.SW {
 					d := dst[(py*g.SW+px)*ph : (py*g.SW+px+1)*ph]
@@ -123,6 +135,21 @@ func splitPhases(g backend.Conv2D, sp, xs []float32) {
 			}
 		}
 	})
+}
+
+// deinterleave2 writes a[i] = src[2i], b[i] = src[2i+1] for i <
+// len(a) (len(b) == len(a), len(src) == 2*len(a)): deinterleave256's
+// chunks of 8, the rest in Go.
+func deinterleave2(a, b, src []float32) {
+	n := len(a)
+	b, src = b[:n], src[:2*n]
+	n8 := n &^ 7
+	if n8 > 0 {
+		deinterleave256(&a[0], &b[0], &src[0], n8)
+	}
+	for i := n8; i < n; i++ {
+		a[i], b[i] = src[2*i], src[2*i+1]
+	}
 }
 
 // A tap is where one kernel row (column) of a phased convolution reads:

@@ -437,7 +437,7 @@ func (c *CPU) Permute(dst, x backend.Buffer, shape, perm []int, acc bool) {
 // the last two dims, so the index arithmetic runs once per row of them,
 // not once per few values. A row of two interleaved contiguous runs (a
 // stride-2 convolution's phases) is vinterleave2 with AVX-512: two loads
-// and two permutes for each 32 values.
+// and two permutes for each 32 values (vinterleave2256 with AVX2).
 func permuteShort(d, xs []float32, n, total int, outShape, outStrideIn *[backend.MaxDims]int, acc bool) {
 	last, ls := outShape[n-1], outStrideIn[n-1]
 	l2, s2 := outShape[n-2], outStrideIn[n-2]

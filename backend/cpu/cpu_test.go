@@ -149,8 +149,8 @@ func TestPermuteRuns(t *testing.T) {
 }
 
 // BenchmarkPermuteInterleave: the sub-pixel interleave of vqvae-32's 8->16
-// upsampling (batch 32, 128 channels, 2x2 phases of 8x8), with AVX-512
-// and in Go.
+// upsampling (batch 32, 128 channels, 2x2 phases of 8x8), with AVX-512,
+// with AVX2 and in Go.
 func BenchmarkPermuteInterleave(b *testing.B) {
 	c := New()
 	defer SetThreads(SetThreads(1))

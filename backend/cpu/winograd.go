@@ -22,7 +22,10 @@ var _ backend.Winograd = (*CPU)(nil)
 // so that no tile checks its bounds. The copies between an image's planes
 // and its channel-last scratch are packStrided's transposes (16x16 blocks
 // in registers with AVX-512): a row of every plane at a time, or the
-// whole image where its rows are contiguous in the scratch.
+// whole image where its rows are contiguous in the scratch. A tile's
+// transform is an AVX-512 kernel (winograd_amd64.s, 16 channels a
+// vector), an AVX2 one where AVX-512 is absent (conv256_amd64.s, 8), or
+// Go's: the same values from each.
 
 // wgTiles returns the tiles along each axis and their count an image.
 func wgTiles(g backend.Conv2D) (TH, TW, tp int) {
@@ -121,6 +124,8 @@ func (c *CPU) WinogradInput(g backend.Conv2D, v, x backend.Buffer) {
 					dst := vs[t*C : t*C+15*S+C]
 					if haveVec {
 						wgin(&src[0], ld, &dst[0], S, C)
+					} else if haveConv256 {
+						wgin256(&src[0], ld, &dst[0], S, C)
 					} else {
 						wginGo(src, ld, dst, S, C)
 					}
@@ -173,6 +178,8 @@ func (c *CPU) WinogradInputGrad(g backend.Conv2D, dx, dv backend.Buffer) {
 					src := vs[t*C : t*C+15*S+C]
 					if haveVec {
 						wgingrad(&dst[0], ld, &src[0], S, C)
+					} else if haveConv256 {
+						wgingrad256(&dst[0], ld, &src[0], S, C)
 					} else {
 						wgingradGo(dst, ld, src, S, C)
 					}
@@ -237,6 +244,8 @@ func (c *CPU) WinogradOutput(g backend.Conv2D, y, m, bias backend.Buffer) {
 					dst := sc[2*ty*ld+2*tx*K : 2*ty*ld+2*tx*K+ld+2*K]
 					if haveVec {
 						wgout(&src[0], S, &dst[0], ld, &bs[0], K)
+					} else if haveConv256 {
+						wgout256(&src[0], S, &dst[0], ld, &bs[0], K)
 					} else {
 						wgoutGo(src, S, dst, ld, bs, K)
 					}
@@ -297,6 +306,8 @@ func (c *CPU) WinogradOutputGrad(g backend.Conv2D, dm, dy backend.Buffer) {
 					dst := ms[t*K : t*K+15*S+K]
 					if haveVec {
 						wgoutgrad(&src[0], ld, &dst[0], S, K)
+					} else if haveConv256 {
+						wgoutgrad256(&src[0], ld, &dst[0], S, K)
 					} else {
 						wgoutgradGo(src, ld, dst, S, K)
 					}

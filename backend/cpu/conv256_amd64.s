@@ -1,0 +1,462 @@
+//go:build !purego
+
+#include "textflag.h"
+
+// AVX2 kernels of the convolution path, for machines without AVX-512
+// (haveConv256): Winograd's tile transforms and the stride phases'
+// split (deinterleave256); their interleave is vec256_amd64.s's
+// vinterleave2256.
+//
+// Winograd's F(2x2, 3x3) transforms on one tile, 8 channels a vector: winograd_amd64.s's AVX-512 kernels for machines
+// without AVX-512 (haveConv256), the same layouts and the same sums in
+// the same order as winograd.go's Go versions, so the same values. With
+// 16 vector registers, a tile is done a row (or a column) at a time,
+// loading each value where it is used. Negation is a flip of the sign
+// bit (Y14), Go's -x. The last n%8 channels are done once more under a
+// mask (Y15, VMASKMOVPS: lanes outside it read 0 and are not written);
+// the other chunks by plain loads and stores. Every body below is a
+// macro over LD(m, y) and ST(y, m), expanded once with each pair.
+
+// wgmask256 holds 8 all-ones lanes then 8 zeros: the 8 lanes at byte
+// 32 - 4r are a mask of the first r.
+DATA wgmask256<>+0(SB)/8, $0xffffffffffffffff
+DATA wgmask256<>+8(SB)/8, $0xffffffffffffffff
+DATA wgmask256<>+16(SB)/8, $0xffffffffffffffff
+DATA wgmask256<>+24(SB)/8, $0xffffffffffffffff
+DATA wgmask256<>+32(SB)/8, $0
+DATA wgmask256<>+40(SB)/8, $0
+DATA wgmask256<>+48(SB)/8, $0
+DATA wgmask256<>+56(SB)/8, $0
+GLOBL wgmask256<>(SB), RODATA|NOPTR, $64
+
+// Full chunks: plain loads and stores.
+#define LDF(m, y) VMOVUPS m, y
+#define STF(y, m) VMOVUPS y, m
+
+// The tail: masked by Y15.
+#define LDM(m, y) VMASKMOVPS m, Y15, y
+#define STM(y, m) VMASKMOVPS y, Y15, m
+
+// WG256SIGN sets Y14 to the sign bit in every lane.
+#define WG256SIGN \
+	MOVL $0x80000000, AX; \
+	MOVQ AX, X14; \
+	VPBROADCASTD X14, Y14
+
+// WG256TAIL sets Y15 to the mask of the last CX (1 to 7) lanes.
+#define WG256TAIL \
+	LEAQ wgmask256<>(SB), AX; \
+	MOVQ CX, DX; \
+	SHLQ $2, DX; \
+	NEGQ DX; \
+	VMOVUPS 32(AX)(DX*1), Y15
+
+// WGIN256ROW stores the 4 points of one row p of B^T d, already in Y8-Y11
+// (p0..p3): p0 - p2, p1 + p2, p2 - p1, p1 - p3, at DX, DX+R9, ...; DX
+// is left past the fourth.
+#define WGIN256ROW(ST) \
+	VSUBPS Y10, Y8, Y12; \
+	ST(Y12, (DX)); \
+	ADDQ R9, DX; \
+	VADDPS Y10, Y9, Y12; \
+	ST(Y12, (DX)); \
+	ADDQ R9, DX; \
+	VSUBPS Y9, Y10, Y12; \
+	ST(Y12, (DX)); \
+	ADDQ R9, DX; \
+	VSUBPS Y11, Y9, Y12; \
+	ST(Y12, (DX)); \
+	ADDQ R9, DX
+
+// WGIN256 is one chunk of wgin: rows r0..r3 of the tile at R11..R14, tap
+// j at +j*R10 (R10 = n*4, BX = 3*R10); points at DI + e*R9.
+#define WGIN256(LD, ST) \
+	LD((R11), Y0); \
+	LD((R11)(R10*1), Y1); \
+	LD((R11)(R10*2), Y2); \
+	LD((R11)(BX*1), Y3); \
+	LD((R13), Y4); \
+	LD((R13)(R10*1), Y5); \
+	LD((R13)(R10*2), Y6); \
+	LD((R13)(BX*1), Y7); \
+	MOVQ DI, DX; \
+	VSUBPS Y4, Y0, Y8; \
+	VSUBPS Y5, Y1, Y9; \
+	VSUBPS Y6, Y2, Y10; \
+	VSUBPS Y7, Y3, Y11; \
+	WGIN256ROW(ST); \
+	LD((R12), Y0); \
+	LD((R12)(R10*1), Y1); \
+	LD((R12)(R10*2), Y2); \
+	LD((R12)(BX*1), Y3); \
+	VADDPS Y4, Y0, Y8; \
+	VADDPS Y5, Y1, Y9; \
+	VADDPS Y6, Y2, Y10; \
+	VADDPS Y7, Y3, Y11; \
+	WGIN256ROW(ST); \
+	VSUBPS Y0, Y4, Y8; \
+	VSUBPS Y1, Y5, Y9; \
+	VSUBPS Y2, Y6, Y10; \
+	VSUBPS Y3, Y7, Y11; \
+	WGIN256ROW(ST); \
+	LD((R14), Y4); \
+	LD((R14)(R10*1), Y5); \
+	LD((R14)(R10*2), Y6); \
+	LD((R14)(BX*1), Y7); \
+	VSUBPS Y4, Y0, Y8; \
+	VSUBPS Y5, Y1, Y9; \
+	VSUBPS Y6, Y2, Y10; \
+	VSUBPS Y7, Y3, Y11; \
+	WGIN256ROW(ST)
+
+// func wgin256(src *float32, ld int, dst *float32, ds int, n int)
+TEXT ·wgin256(SB), NOSPLIT, $0-40
+	MOVQ src+0(FP), R11
+	MOVQ ld+8(FP), R8
+	SHLQ $2, R8
+	MOVQ dst+16(FP), DI
+	MOVQ ds+24(FP), R9
+	SHLQ $2, R9
+	MOVQ n+32(FP), CX
+	MOVQ CX, R10
+	SHLQ $2, R10
+	LEAQ (R10)(R10*2), BX
+	LEAQ (R11)(R8*1), R12
+	LEAQ (R12)(R8*1), R13
+	LEAQ (R13)(R8*1), R14
+
+wgin256_loop:
+	CMPQ CX, $8
+	JLT wgin256_tail
+	WGIN256(LDF, STF)
+	ADDQ $32, R11
+	ADDQ $32, R12
+	ADDQ $32, R13
+	ADDQ $32, R14
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP wgin256_loop
+
+wgin256_tail:
+	TESTQ CX, CX
+	JLE wgin256_done
+	WG256TAIL
+	WGIN256(LDM, STM)
+
+wgin256_done:
+	VZEROUPPER
+	RET
+
+// WG256ADD adds y into the run at m (t a scratch).
+#define WG256ADD(LD, ST, y, m, t) \
+	LD(m, t); \
+	VADDPS y, t, t; \
+	ST(t, m)
+
+// WG256COL adds B (q0..q3 in Y0..Y3) of one tile column into its four
+// taps: row 0 += q0, row 1 += (q1 - q2) + q3, row 2 += (q1 + q2) - q0,
+// row 3 -= q3; m0..m3 the column's tap in each row.
+#define WG256COL(LD, ST, m0, m1, m2, m3) \
+	WG256ADD(LD, ST, Y0, m0, Y4); \
+	VSUBPS Y2, Y1, Y5; \
+	VADDPS Y3, Y5, Y5; \
+	WG256ADD(LD, ST, Y5, m1, Y4); \
+	VADDPS Y2, Y1, Y5; \
+	VSUBPS Y0, Y5, Y5; \
+	WG256ADD(LD, ST, Y5, m2, Y4); \
+	LD(m3, Y4); \
+	VSUBPS Y3, Y4, Y4; \
+	ST(Y4, m3)
+
+// WG256Q computes one row's q of a column from that row's points p0..p3,
+// whose base (point 4r) is at DX: column 1's (p1 - p2) + p3, column 2's
+// (p1 + p2) - p0.
+#define WG256Q1(LD, q) \
+	LD((DX)(R9*1), q); \
+	LD((DX)(R9*2), Y6); \
+	VSUBPS Y6, q, q; \
+	LD((DX)(R14*1), Y6); \
+	VADDPS Y6, q, q
+
+#define WG256Q2(LD, q) \
+	LD((DX)(R9*1), q); \
+	LD((DX)(R9*2), Y6); \
+	VADDPS Y6, q, q; \
+	LD((DX), Y6); \
+	VSUBPS Y6, q, q
+
+// WG256ROWS steps DX through the four rows' bases (point 0, 4, 8, 12),
+// running Q(LD, q) for each row's register.
+#define WG256ROWS(Q, LD) \
+	MOVQ SI, DX; \
+	Q(LD, Y0); \
+	ADDQ R12, DX; \
+	Q(LD, Y1); \
+	ADDQ R12, DX; \
+	Q(LD, Y2); \
+	ADDQ R12, DX; \
+	Q(LD, Y3)
+
+#define WG256QP0(LD, q) LD((DX), q)
+
+#define WG256QN3(LD, q) \
+	LD((DX)(R14*1), q); \
+	VXORPS Y14, q, q
+
+// WGINGRAD256 is one chunk of wgingrad: the tile's taps at R11 (row i at
+// +i*R8, tap j at +j*R10, BX = 3*R10); points at SI + e*R9 (R12 = 4*R9,
+// R14 = 3*R9).
+#define WGINGRAD256(LD, ST) \
+	WG256ROWS(WG256QP0, LD); \
+	MOVQ R11, DX; \
+	WG256COL(LD, ST, (DX), (DX)(R8*1), (DX)(R8*2), (DX)(R13*1)); \
+	WG256ROWS(WG256Q1, LD); \
+	LEAQ (R11)(R10*1), DX; \
+	WG256COL(LD, ST, (DX), (DX)(R8*1), (DX)(R8*2), (DX)(R13*1)); \
+	WG256ROWS(WG256Q2, LD); \
+	LEAQ (R11)(R10*2), DX; \
+	WG256COL(LD, ST, (DX), (DX)(R8*1), (DX)(R8*2), (DX)(R13*1)); \
+	WG256ROWS(WG256QN3, LD); \
+	LEAQ (R11)(BX*1), DX; \
+	WG256COL(LD, ST, (DX), (DX)(R8*1), (DX)(R8*2), (DX)(R13*1))
+
+// func wgingrad256(dst *float32, ld int, src *float32, ss int, n int)
+TEXT ·wgingrad256(SB), NOSPLIT, $0-40
+	MOVQ dst+0(FP), R11
+	MOVQ ld+8(FP), R8
+	SHLQ $2, R8
+	MOVQ src+16(FP), SI
+	MOVQ ss+24(FP), R9
+	SHLQ $2, R9
+	MOVQ n+32(FP), CX
+	MOVQ CX, R10
+	SHLQ $2, R10
+	LEAQ (R10)(R10*2), BX
+	LEAQ (R8)(R8*2), R13
+	LEAQ (R9)(R9*2), R14
+	MOVQ R9, R12
+	SHLQ $2, R12
+	WG256SIGN
+
+wgingrad256_loop:
+	CMPQ CX, $8
+	JLT wgingrad256_tail
+	WGINGRAD256(LDF, STF)
+	ADDQ $32, R11
+	ADDQ $32, SI
+	SUBQ $8, CX
+	JMP wgingrad256_loop
+
+wgingrad256_tail:
+	TESTQ CX, CX
+	JLE wgingrad256_done
+	WG256TAIL
+	WGINGRAD256(LDM, STM)
+
+wgingrad256_done:
+	VZEROUPPER
+	RET
+
+// WGOUT256SU computes column k's s = (m_k + m_4+k) + m_8+k into s and
+// u = (m_4+k - m_8+k) - m_12+k into u, point k at DX (R12 = 4*R9).
+#define WGOUT256SU(LD, s, u) \
+	LD((DX), Y8); \
+	LEAQ (DX)(R12*1), AX; \
+	LD((AX), Y9); \
+	LEAQ (AX)(R12*1), AX; \
+	LD((AX), Y10); \
+	LEAQ (AX)(R12*1), AX; \
+	LD((AX), Y11); \
+	VADDPS Y9, Y8, s; \
+	VADDPS Y10, s, s; \
+	VSUBPS Y10, Y9, u; \
+	VSUBPS Y11, u, u; \
+	ADDQ R9, DX
+
+// WGOUT256 is one chunk of wgout: points at SI + e*R9, bias at R13, the
+// outputs at R11, R11+R10, R14, R14+R10.
+#define WGOUT256(LD, ST) \
+	MOVQ SI, DX; \
+	WGOUT256SU(LD, Y0, Y4); \
+	WGOUT256SU(LD, Y1, Y5); \
+	WGOUT256SU(LD, Y2, Y6); \
+	WGOUT256SU(LD, Y3, Y7); \
+	LD((R13), Y12); \
+	VADDPS Y1, Y0, Y8; \
+	VADDPS Y2, Y8, Y8; \
+	VADDPS Y12, Y8, Y8; \
+	ST(Y8, (R11)); \
+	VSUBPS Y2, Y1, Y8; \
+	VSUBPS Y3, Y8, Y8; \
+	VADDPS Y12, Y8, Y8; \
+	ST(Y8, (R11)(R10*1)); \
+	VADDPS Y5, Y4, Y8; \
+	VADDPS Y6, Y8, Y8; \
+	VADDPS Y12, Y8, Y8; \
+	ST(Y8, (R14)); \
+	VSUBPS Y6, Y5, Y8; \
+	VSUBPS Y7, Y8, Y8; \
+	VADDPS Y12, Y8, Y8; \
+	ST(Y8, (R14)(R10*1))
+
+// func wgout256(src *float32, ss int, dst *float32, ld int, bias *float32, n int)
+TEXT ·wgout256(SB), NOSPLIT, $0-48
+	MOVQ src+0(FP), SI
+	MOVQ ss+8(FP), R9
+	SHLQ $2, R9
+	MOVQ dst+16(FP), R11
+	MOVQ ld+24(FP), R8
+	SHLQ $2, R8
+	MOVQ bias+32(FP), R13
+	MOVQ n+40(FP), CX
+	MOVQ CX, R10
+	SHLQ $2, R10
+	LEAQ (R11)(R8*1), R14
+	MOVQ R9, R12
+	SHLQ $2, R12
+
+wgout256_loop:
+	CMPQ CX, $8
+	JLT wgout256_tail
+	WGOUT256(LDF, STF)
+	ADDQ $32, SI
+	ADDQ $32, R11
+	ADDQ $32, R14
+	ADDQ $32, R13
+	SUBQ $8, CX
+	JMP wgout256_loop
+
+wgout256_tail:
+	TESTQ CX, CX
+	JLE wgout256_done
+	WG256TAIL
+	WGOUT256(LDM, STM)
+
+wgout256_done:
+	VZEROUPPER
+	RET
+
+// WGOUTGRAD256 is one chunk of wgoutgrad: dy's tile [a b; c d] at R11,
+// R11+R10, R14, R14+R10 (a Y0, b Y1, c Y2, d Y3); the 16 points a, a+b,
+// a-b, -b, e, e+h, e-h, -h, p, p+q, p-q, -q, -c, -c-d, d-c, d (e = a+c,
+// h = b+d, p = a-c, q = b-d) at DI + e*R9.
+#define WGOUTGRAD256(LD, ST) \
+	LD((R11), Y0); \
+	LD((R11)(R10*1), Y1); \
+	LD((R14), Y2); \
+	LD((R14)(R10*1), Y3); \
+	VADDPS Y2, Y0, Y4; \
+	VADDPS Y3, Y1, Y5; \
+	VSUBPS Y2, Y0, Y6; \
+	VSUBPS Y3, Y1, Y7; \
+	MOVQ DI, DX; \
+	ST(Y0, (DX)); \
+	ADDQ R9, DX; \
+	VADDPS Y1, Y0, Y8; \
+	ST(Y8, (DX)); \
+	ADDQ R9, DX; \
+	VSUBPS Y1, Y0, Y8; \
+	ST(Y8, (DX)); \
+	ADDQ R9, DX; \
+	VXORPS Y14, Y1, Y8; \
+	ST(Y8, (DX)); \
+	ADDQ R9, DX; \
+	ST(Y4, (DX)); \
+	ADDQ R9, DX; \
+	VADDPS Y5, Y4, Y8; \
+	ST(Y8, (DX)); \
+	ADDQ R9, DX; \
+	VSUBPS Y5, Y4, Y8; \
+	ST(Y8, (DX)); \
+	ADDQ R9, DX; \
+	VXORPS Y14, Y5, Y8; \
+	ST(Y8, (DX)); \
+	ADDQ R9, DX; \
+	ST(Y6, (DX)); \
+	ADDQ R9, DX; \
+	VADDPS Y7, Y6, Y8; \
+	ST(Y8, (DX)); \
+	ADDQ R9, DX; \
+	VSUBPS Y7, Y6, Y8; \
+	ST(Y8, (DX)); \
+	ADDQ R9, DX; \
+	VXORPS Y14, Y7, Y8; \
+	ST(Y8, (DX)); \
+	ADDQ R9, DX; \
+	VXORPS Y14, Y2, Y9; \
+	ST(Y9, (DX)); \
+	ADDQ R9, DX; \
+	VSUBPS Y3, Y9, Y8; \
+	ST(Y8, (DX)); \
+	ADDQ R9, DX; \
+	VSUBPS Y2, Y3, Y8; \
+	ST(Y8, (DX)); \
+	ADDQ R9, DX; \
+	ST(Y3, (DX))
+
+// func wgoutgrad256(src *float32, ld int, dst *float32, ds int, n int)
+TEXT ·wgoutgrad256(SB), NOSPLIT, $0-40
+	MOVQ src+0(FP), R11
+	MOVQ ld+8(FP), R8
+	SHLQ $2, R8
+	MOVQ dst+16(FP), DI
+	MOVQ ds+24(FP), R9
+	SHLQ $2, R9
+	MOVQ n+32(FP), CX
+	MOVQ CX, R10
+	SHLQ $2, R10
+	LEAQ (R11)(R8*1), R14
+	WG256SIGN
+
+wgoutgrad256_loop:
+	CMPQ CX, $8
+	JLT wgoutgrad256_tail
+	WGOUTGRAD256(LDF, STF)
+	ADDQ $32, R11
+	ADDQ $32, R14
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP wgoutgrad256_loop
+
+wgoutgrad256_tail:
+	TESTQ CX, CX
+	JLE wgoutgrad256_done
+	WG256TAIL
+	WGOUTGRAD256(LDM, STM)
+
+wgoutgrad256_done:
+	VZEROUPPER
+	RET
+
+// func deinterleave256(a, b, src *float32, n int)
+// a[i] = src[2i], b[i] = src[2i+1] for i < n, a multiple of 8: a row's
+// two stride-2 phases, 8 values of each a step; the caller does the last
+// n%8.
+TEXT ·deinterleave256(SB), NOSPLIT, $0-32
+	MOVQ a+0(FP), DI
+	MOVQ b+8(FP), DX
+	MOVQ src+16(FP), SI
+	MOVQ n+24(FP), CX
+
+dilv256_loop:
+	CMPQ CX, $8
+	JLT dilv256_done
+	VMOVUPS (SI), Y0
+	VMOVUPS 32(SI), Y1
+	// within each 128-bit half: s0 s2 s8 s10 | s4 s6 s12 s14 and the odd ones
+	VSHUFPS $0x88, Y1, Y0, Y2
+	VSHUFPS $0xdd, Y1, Y0, Y3
+	// 64-bit quarters 0, 2, 1, 3: s0 s2 s4 s6 s8 s10 s12 s14
+	VPERMPD $0xd8, Y2, Y2
+	VPERMPD $0xd8, Y3, Y3
+	VMOVUPS Y2, (DI)
+	VMOVUPS Y3, (DX)
+	ADDQ $64, SI
+	ADDQ $32, DI
+	ADDQ $32, DX
+	SUBQ $8, CX
+	JMP dilv256_loop
+
+dilv256_done:
+	VZEROUPPER
+	RET
