@@ -7,7 +7,8 @@
 # gguf/e2e/package-lock.json; and python3-jinja2, the oracle of
 # tokenizer/chattemplate's tests (transformers' Jinja); and sentencepiece
 # (spm_train, spm_encode, spm_decode), the oracle of tokenizer's
-# SentencePiece tests. Idempotent.
+# SentencePiece tests; and dataset-fashion-mnist (its 60,000 training
+# images, which docs/vision.md's commands read). Idempotent.
 #
 #   bash .ci/e2e-deps.sh && go test ./serve/... ./gguf/...
 set -euo pipefail
@@ -19,6 +20,7 @@ command -v npm >/dev/null 2>&1 || missing+=(npm)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 python3 -c 'import jinja2' >/dev/null 2>&1 || missing+=(python3-jinja2)
 command -v spm_encode >/dev/null 2>&1 || missing+=(sentencepiece)
+[ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || missing+=(dataset-fashion-mnist)
 if [ ${#missing[@]} -gt 0 ]; then
 	if [ "$(id -u)" != 0 ]; then
 		echo "e2e-deps.sh: missing ${missing[*]}; only root can install them" >&2
