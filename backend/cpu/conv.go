@@ -101,7 +101,7 @@ func usePhases(g backend.Conv2D) bool {
 // splitPhases writes x's planes split into their SH*SW stride phases into
 // sp (x's size): plane p's phase (py, px), rows h = SH*r + py and columns
 // w = SW*q + px, is the (py*SW+px)-th run of H/SH*W/SW values of sp's
-// plane p. With AVX2 (haveConv256) a stride-2 row is split into both its
+// plane p. With AVX2 (haveVec256) a stride-2 row is split into both its
 // column phases in one pass (deinterleave2).
 func splitPhases(g backend.Conv2D, sp, xs []float32) {
 	HW, PH, PW := g.H*g.W, g.H/g.SH, g.W/g.SW
@@ -109,7 +109,7 @@ func splitPhases(g backend.Conv2D, sp, xs []float32) {
 	Parallel(g.N*g.C, grain(HW), func(lo, hi int) {
 		for p := lo; p < hi; p++ {
 			img, dst := xs[p*HW:(p+1)*HW], sp[p*HW:(p+1)*HW]
-			if haveConv256 && g.SW == 2 && PW >= 8 {
+			if haveVec256 && g.SW == 2 && PW >= 8 {
 				// both column phases of a row in one pass
 				for py := range g.SH {
 					d0, d1 := dst[2*py*ph:(2*py+1)*ph], dst[(2*py+1)*ph:(2*py+2)*ph]

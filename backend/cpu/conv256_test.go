@@ -13,7 +13,7 @@ import (
 // every tail of the 8-lane chunks (8 to 33 a phase row, and under 8 where
 // Go does all), row strides 1 to 3 and odd channel counts.
 func TestSplitPhases256MatchesGo(t *testing.T) {
-	if !cpuAVX2 {
+	if !haveAVX2FMA {
 		t.Skip("no AVX2 here")
 	}
 	r := rand.New(rand.NewPCG(9, 10))
@@ -34,9 +34,9 @@ func TestSplitPhases256MatchesGo(t *testing.T) {
 			x[i] = float32(r.NormFloat64())
 		}
 		split := func(avx2 bool) []float32 {
-			old := haveConv256
-			haveConv256 = avx2
-			defer func() { haveConv256 = old }()
+			old := haveVec256
+			haveVec256 = avx2
+			defer func() { haveVec256 = old }()
 			sp := make([]float32, n)
 			for i := range sp {
 				sp[i] = -7 // a value the split must overwrite
@@ -81,12 +81,12 @@ func BenchmarkSplitPhases(b *testing.B) {
 	x, sp := make([]float32, n), make([]float32, n)
 	for _, level := range []string{"avx2", "go"} {
 		b.Run(level, func(b *testing.B) {
-			if level == "avx2" && !cpuAVX2 {
+			if level == "avx2" && !haveAVX2FMA {
 				b.Skip("no AVX2")
 			}
-			old := haveConv256
-			haveConv256 = level == "avx2"
-			defer func() { haveConv256 = old }()
+			old := haveVec256
+			haveVec256 = level == "avx2"
+			defer func() { haveVec256 = old }()
 			for b.Loop() {
 				splitPhases(g, sp, x)
 			}

@@ -124,7 +124,7 @@ func (c *CPU) WinogradInput(g backend.Conv2D, v, x backend.Buffer) {
 					dst := vs[t*C : t*C+15*S+C]
 					if haveVec {
 						wgin(&src[0], ld, &dst[0], S, C)
-					} else if haveConv256 {
+					} else if haveVec256 {
 						wgin256(&src[0], ld, &dst[0], S, C)
 					} else {
 						wginGo(src, ld, dst, S, C)
@@ -178,7 +178,7 @@ func (c *CPU) WinogradInputGrad(g backend.Conv2D, dx, dv backend.Buffer) {
 					src := vs[t*C : t*C+15*S+C]
 					if haveVec {
 						wgingrad(&dst[0], ld, &src[0], S, C)
-					} else if haveConv256 {
+					} else if haveVec256 {
 						wgingrad256(&dst[0], ld, &src[0], S, C)
 					} else {
 						wgingradGo(dst, ld, src, S, C)
@@ -244,7 +244,7 @@ func (c *CPU) WinogradOutput(g backend.Conv2D, y, m, bias backend.Buffer) {
 					dst := sc[2*ty*ld+2*tx*K : 2*ty*ld+2*tx*K+ld+2*K]
 					if haveVec {
 						wgout(&src[0], S, &dst[0], ld, &bs[0], K)
-					} else if haveConv256 {
+					} else if haveVec256 {
 						wgout256(&src[0], S, &dst[0], ld, &bs[0], K)
 					} else {
 						wgoutGo(src, S, dst, ld, bs, K)
@@ -306,7 +306,7 @@ func (c *CPU) WinogradOutputGrad(g backend.Conv2D, dm, dy backend.Buffer) {
 					dst := ms[t*K : t*K+15*S+K]
 					if haveVec {
 						wgoutgrad(&src[0], ld, &dst[0], S, K)
-					} else if haveConv256 {
+					} else if haveVec256 {
 						wgoutgrad256(&src[0], ld, &dst[0], S, K)
 					} else {
 						wgoutgradGo(src, ld, dst, S, K)

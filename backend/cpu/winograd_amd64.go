@@ -2,8 +2,6 @@
 
 package cpu
 
-import "golang.org/x/sys/cpu"
-
 // wgin writes the F(2x2, 3x3) input transform of one tile, n channels a
 // tap: tap (i, j) at src[i*ld+j*n:], point e at dst[e*ds:]
 // (winograd_amd64.s; AVX-512, haveVec).
@@ -30,18 +28,9 @@ func wgout(src *float32, ss int, dst *float32, ld int, bias *float32, n int)
 //go:noescape
 func wgoutgrad(src *float32, ld int, dst *float32, ds int, n int)
 
-// haveConv256 reports whether the AVX2 kernels of the convolution path
-// (conv256_amd64.s) run: where AVX2 is and AVX-512 (haveVec, whose
-// kernels win) is not.
-var haveConv256 = !haveVec && cpuAVX2
-
-// cpuAVX2 reports whether the AVX2 kernels can run at all (the tests run
-// them beside AVX-512's too).
-var cpuAVX2 = cpu.X86.HasAVX2
-
 // wgin256, wgingrad256, wgout256 and wgoutgrad256 are wgin, wgingrad,
 // wgout and wgoutgrad in AVX2, 8 channels a vector
-// (conv256_amd64.s; haveConv256).
+// (conv256_amd64.s; haveVec256).
 //
 //go:noescape
 func wgin256(src *float32, ld int, dst *float32, ds int, n int)
@@ -56,7 +45,7 @@ func wgout256(src *float32, ss int, dst *float32, ld int, bias *float32, n int)
 func wgoutgrad256(src *float32, ld int, dst *float32, ds int, n int)
 
 // deinterleave256 splits a row into its two stride-2 phases for n a
-// multiple of 8 (conv256_amd64.s; haveConv256).
+// multiple of 8 (conv256_amd64.s; haveVec256).
 //
 //go:noescape
 func deinterleave256(a, b, src *float32, n int)

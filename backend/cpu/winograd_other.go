@@ -10,9 +10,6 @@ func wgout(src *float32, ss int, dst *float32, ld int, bias *float32, n int) {
 }
 func wgoutgrad(src *float32, ld int, dst *float32, ds int, n int) { panic("cpu: no vector kernels") }
 
-// haveConv256 is false: there are no AVX2 kernels here.
-var haveConv256, cpuAVX2 = false, false
-
 func wgin256(src *float32, ld int, dst *float32, ds int, n int)     { panic("cpu: no vector kernels") }
 func wgingrad256(dst *float32, ld int, src *float32, ss int, n int) { panic("cpu: no vector kernels") }
 

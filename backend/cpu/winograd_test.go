@@ -19,7 +19,7 @@ func TestWinogradVectorMatchesGo(t *testing.T) {
 	if haveVec {
 		levels = append(levels, "AVX-512")
 	}
-	if cpuAVX2 {
+	if haveAVX2FMA {
 		levels = append(levels, "AVX2")
 	}
 	if len(levels) == 0 {
@@ -42,12 +42,12 @@ func TestWinogradVectorMatchesGo(t *testing.T) {
 		dy := randBuf(c, r, g.N*g.K*g.OH*g.OW)
 		bias := randBuf(c, r, g.K)
 		run := func(level string) [][]float32 {
-			old, old256, ps := haveVec, haveConv256, packStrided
-			haveVec, haveConv256 = level == "AVX-512", level == "AVX2"
+			old, old256, ps := haveVec, haveVec256, packStrided
+			haveVec, haveVec256 = level == "AVX-512", level == "AVX2"
 			if level == "Go" {
 				packStrided = packStridedGo // the channel-last copies too
 			}
-			defer func() { haveVec, haveConv256, packStrided = old, old256, ps }()
+			defer func() { haveVec, haveVec256, packStrided = old, old256, ps }()
 			v := c.Alloc(backend.WinogradLen(T*g.C), true)
 			c.WinogradInput(g, v, x)
 			dx := randBufSeed(c, 7, g.N*g.C*g.H*g.W)
@@ -86,7 +86,7 @@ func TestWinogradVectorMatchesGo(t *testing.T) {
 // holding sentinels: a kernel that writes past its n channels changes one
 // and fails. Bit for bit: the same sums in the same order.
 func TestWinogradTileKernels256(t *testing.T) {
-	if !cpuAVX2 {
+	if !haveAVX2FMA {
 		t.Skip("no AVX2 here")
 	}
 	r := rand.New(rand.NewPCG(5, 6))
@@ -159,9 +159,9 @@ func randBufSeed(c *CPU, seed uint64, n int) backend.Buffer {
 func BenchmarkWinogradTransforms(b *testing.B) {
 	b.Run("selected", benchmarkWinogradTransforms)
 	b.Run("Go", func(b *testing.B) {
-		old, old256 := haveVec, haveConv256
-		haveVec, haveConv256 = false, false
-		defer func() { haveVec, haveConv256 = old, old256 }()
+		old, old256 := haveVec, haveVec256
+		haveVec, haveVec256 = false, false
+		defer func() { haveVec, haveVec256 = old, old256 }()
 		benchmarkWinogradTransforms(b)
 	})
 }
