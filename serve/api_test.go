@@ -25,20 +25,20 @@ type testServer struct {
 	dsn   string
 }
 
-func newTestServer(t *testing.T, o Options, eo EngineOptions) *testServer {
+func newTestServer(t testing.TB, o Options, eo EngineOptions) *testServer {
 	t.Helper()
 	return newTestServerOn(t, "sqlite:"+filepath.Join(t.TempDir(), "labels.db"), o, eo)
 }
 
 // newTestServerOn is newTestServer with the store dsn.
-func newTestServerOn(t *testing.T, dsn string, o Options, eo EngineOptions) *testServer {
+func newTestServerOn(t testing.TB, dsn string, o Options, eo EngineOptions) *testServer {
 	t.Helper()
 	return newTestServerWith(t, dsn, o, eo, "llama", "gpt2")
 }
 
 // newTestServerWith is newTestServerOn serving the tiny models named (keys
 // of modelDirs), each as "tiny-NAME".
-func newTestServerWith(t *testing.T, dsn string, o Options, eo EngineOptions, models ...string) *testServer {
+func newTestServerWith(t testing.TB, dsn string, o Options, eo EngineOptions, models ...string) *testServer {
 	t.Helper()
 	var engines []*Engine
 	for _, arch := range models {
@@ -54,7 +54,7 @@ func newTestServerWith(t *testing.T, dsn string, o Options, eo EngineOptions, mo
 }
 
 // serveEngines starts a server over engines and the store dsn.
-func serveEngines(t *testing.T, dsn string, o Options, engines ...*Engine) *testServer {
+func serveEngines(t testing.TB, dsn string, o Options, engines ...*Engine) *testServer {
 	t.Helper()
 	st, err := store.Open(context.Background(), dsn)
 	if err != nil {
@@ -73,7 +73,7 @@ func serveEngines(t *testing.T, dsn string, o Options, engines ...*Engine) *test
 }
 
 // do sends a request and returns the status and the body.
-func do(t *testing.T, c *http.Client, method, url string, body []byte, header map[string]string) (int, []byte) {
+func do(t testing.TB, c *http.Client, method, url string, body []byte, header map[string]string) (int, []byte) {
 	t.Helper()
 	req, err := http.NewRequest(method, url, bytes.NewReader(body))
 	if err != nil {

@@ -15,13 +15,13 @@ import (
 
 // webClient is a logged-in browser-like client: cookies and the CSRF token.
 type webClient struct {
-	t    *testing.T
+	t    testing.TB
 	base string
 	c    *http.Client
 	csrf string
 }
 
-func login(t *testing.T, base, user, password string) *webClient {
+func login(t testing.TB, base, user, password string) *webClient {
 	t.Helper()
 	jar, _ := cookiejar.New(nil)
 	wc := &webClient{t: t, base: base, c: &http.Client{Jar: jar}}
@@ -53,7 +53,7 @@ func (wc *webClient) call(method, path string, v any) (int, []byte) {
 	return do(wc.t, wc.c, method, wc.base+path, body, h)
 }
 
-func mustStatus(t *testing.T, what string, want, got int, body []byte) {
+func mustStatus(t testing.TB, what string, want, got int, body []byte) {
 	t.Helper()
 	if got != want {
 		t.Fatalf("%s: status %d, want %d: %s", what, got, want, body)
@@ -67,7 +67,7 @@ func mustStatus(t *testing.T, what string, want, got int, body []byte) {
 }
 
 // setupAnnotators creates the admin, two annotators and three prompts.
-func setupAnnotators(t *testing.T, ts *testServer) (admin, alice, bob *webClient) {
+func setupAnnotators(t testing.TB, ts *testServer) (admin, alice, bob *webClient) {
 	t.Helper()
 	if _, err := EnsureAdmin(context.Background(), ts.store, "admin-password"); err != nil {
 		t.Fatal(err)
