@@ -27,6 +27,9 @@ type spModel struct {
 	unigram  bool
 	scores   []float32 // unigram: the log-probability of each id
 	minScore float32   // unigram: the lowest score of a normal piece
+	maxScore float32   // unigram: the highest score of a normal piece, or FLT_MIN
+	user     []bool    // unigram: whether piece id is user-defined
+	hf       bool      // unigram from a tokenizer.json: Hugging Face's arithmetic (viterbi)
 	maxPiece int       // unigram: the longest piece, in bytes
 
 	unk          int32 // the unknown token; -1: none
@@ -105,9 +108,12 @@ func newSentencePiece(pieces []spPiece, sp *spModel, merges [][2]string, added m
 		sp.bytes[b] = -1
 	}
 	special := map[string]int{}
-	sp.minScore, sp.maxPiece = float32(math.Inf(1)), 1
+	// SentencePiece starts them at FLT_MAX and FLT_MIN (the least
+	// positive normal float, not the most negative): with every normal
+	// score below 0, a user-defined piece scores about -0.1 (viterbi).
+	sp.minScore, sp.maxScore, sp.maxPiece = math.MaxFloat32, 0x1p-126, 1
 	if sp.unigram {
-		sp.scores = make([]float32, size)
+		sp.scores, sp.user = make([]float32, size), make([]bool, size)
 	}
 	for id, p := range pieces {
 		if p.kind == spUnknown {
@@ -131,9 +137,12 @@ func newSentencePiece(pieces []spPiece, sp *spModel, merges [][2]string, added m
 			t.ids[text] = int32(id)
 			if p.kind == spUserDefined {
 				sp.userDefined = append(sp.userDefined, text)
+				if sp.unigram {
+					sp.user[id] = true
+				}
 			}
 			if p.kind == spNormal {
-				sp.minScore = min(sp.minScore, p.score)
+				sp.minScore, sp.maxScore = min(sp.minScore, p.score), max(sp.maxScore, p.score)
 			}
 			sp.maxPiece = max(sp.maxPiece, len(text))
 		case spUnknown, spControl:
@@ -254,8 +263,8 @@ func (t *Tokenizer) spEncode(e *encoder, dst []int, text string, prefix bool) []
 	if prefix && !(sp.prefixUnlessSpace && text[0] == ' ') {
 		text = " " + text
 	}
-	if !sp.split {
-		return t.spWord(e, dst, text)
+	if !sp.split || sp.unigram && !sp.hf {
+		return t.spWord(e, dst, text) // SentencePiece's Unigram: the whole text
 	}
 	for i := 0; i < len(text); {
 		j := strings.IndexByte(text[i+1:], ' ')
@@ -360,19 +369,29 @@ func (sp *spModel) unknown(parts []int32, char string) []int32 {
 }
 
 // viterbi appends the ids of the most likely segmentation of text into
-// pieces (SentencePiece's Unigram: the path of the highest total score; on
-// a tie, the one found first, which ends with the shorter last piece).
-// Scores add up in float32, as SentencePiece's Encode adds them (with
-// float64 sums, a unigram model trained on golem's docs split one text
-// otherwise than spm_encode). Not understood yet: on a model trained on
-// the docs of 2026-12-07, "over 1,000 steps" ties exactly (float32 and
-// float64) between "0" "00" and "00" "0", and spm_encode takes the
-// second, where at the start of a line it takes the first, as this does.
+// pieces: SentencePiece's Unigram (EncodeOptimized), one lattice over the
+// whole normalized text, not a word at a time, with its arithmetic to the
+// bit, since the best path's score is a running sum from the text's start
+// and an exact tie between two splits (say "0" "00" and "00" "0") is
+// decided by how that sum rounds. Each position keeps its best score as a
+// float32. A piece's candidate is the float64 sum of its score and the
+// float32 score of where it starts (a user-defined piece scores
+// len*maxScore - 0.1: that float64 literal makes the sum float64 in
+// SentencePiece's C++), compared in float64 with the float32 kept there,
+// and rounded to float32 when it wins; an unknown character's candidate
+// is a float32 sum. The first candidate wins a tie. On models trained
+// on golem's docs of 2026-12-07 (five unigram configurations, all 6,281
+// lines), float32 sums, a word or a line at a time, split 34 lines
+// otherwise than spm_encode (10, 0, 3, 16 and 5); this, none. A model
+// from a tokenizer.json (sp.hf) follows Hugging Face tokenizers' Unigram
+// instead: a word at a time where its Metaspace splits, every sum and
+// kept score float64 (its scores are read as float32 here, which
+// differs from its float64 scores only where a tie is that close).
 func (t *Tokenizer) viterbi(e *encoder, dst []int, text string) []int {
 	sp := t.sp
 	n := len(text)
 	if cap(e.vScore) < n+1 {
-		e.vScore = make([]float32, n+1)
+		e.vScore = make([]float64, n+1)
 		e.vFrom = make([]int32, n+1)
 		e.vID = make([]int32, n+1)
 	}
@@ -383,10 +402,12 @@ func (t *Tokenizer) viterbi(e *encoder, dst []int, text string) []int {
 	}
 	ids[0], score[0] = 0, 0
 	unkScore := sp.minScore - unkPenalty
-	relax := func(i, j int, id int32, s float32) {
-		s += score[i]
-		if ids[j] == unset || s > score[j] {
-			score[j], from[j], ids[j] = s, int32(i), id
+	relax := func(i, j int, id int32, c float64) {
+		if ids[j] == unset || c > score[j] {
+			if !sp.hf {
+				c = float64(float32(c)) // kept as a float
+			}
+			score[j], from[j], ids[j] = c, int32(i), id
 		}
 	}
 	for i := 0; i < n; {
@@ -398,10 +419,18 @@ func (t *Tokenizer) viterbi(e *encoder, dst []int, text string) []int {
 				continue
 			}
 			single = single || j == i+w
-			relax(i, j, id, sp.scores[id])
+			s := float64(sp.scores[id])
+			if sp.user[id] && !sp.hf {
+				s = float64(float32(j-i)*sp.maxScore) - 0.1
+			}
+			relax(i, j, id, s+score[i])
 		}
 		if !single {
-			relax(i, i+w, unkNode, unkScore)
+			if sp.hf {
+				relax(i, i+w, unkNode, float64(unkScore)+score[i])
+			} else {
+				relax(i, i+w, unkNode, float64(unkScore+float32(score[i])))
+			}
 		}
 		i += w
 	}

@@ -180,7 +180,7 @@ func loadSentencePieceJSON(f *hfTokenizer, added map[int]string) (*Tokenizer, er
 	}
 	switch m.Type {
 	case "Unigram":
-		sp.unigram, sp.fuseUnk = true, true // Hugging Face's Unigram always fuses
+		sp.unigram, sp.fuseUnk, sp.hf = true, true, true // Hugging Face's Unigram always fuses
 		var vocab []struct {
 			Text  string
 			Score float64

@@ -77,7 +77,7 @@ type encoder struct {
 	shortVals []uint64
 	shortN    int
 
-	vScore []float32 // Unigram's Viterbi: best score, start and piece
+	vScore []float64 // Unigram's Viterbi: best score, start and piece
 	vFrom  []int32   // of the path that ends at each position
 	vID    []int32
 }
