@@ -21,6 +21,11 @@ var _ backend.WinogradS2 = (*CPU)(nil)
 // (4ty+2a+r, 4tx+2b+s), so the input transforms read the scratch with a
 // row stride of two rows and a tap stride of two positions.
 
+// wg2AVX2 selects the tile kernels in AVX2 (conv256_amd64.s), on every
+// machine that has it: AVX-512 ones too, there being no AVX-512 versions.
+// Tests turn it off to run the Go ones.
+var wg2AVX2 = haveAVX2FMA
+
 // wg2Check panics unless g is a 4x4 stride-2 convolution of one group
 // and no dilation.
 func wg2Check(op string, g backend.Conv2D) {
@@ -118,7 +123,11 @@ func (c *CPU) WinogradS2Input(g backend.Conv2D, v, x backend.Buffer) {
 					for p := range 4 {
 						src := sc[o+((p>>1)*SC+p&1)*C : o+(5*SC+6)*C]
 						dst := vs[(t*4+p)*C : (t*4+p)*C+8*S+C]
-						wg2inGo(src, 2*ld, 2*C, dst, S, C)
+						if wg2AVX2 {
+							wg2in256(&src[0], 2*ld, 2*C, &dst[0], S, C)
+						} else {
+							wg2inGo(src, 2*ld, 2*C, dst, S, C)
+						}
 					}
 				}
 			}
@@ -170,7 +179,11 @@ func (c *CPU) WinogradS2InputGrad(g backend.Conv2D, dx, dv backend.Buffer) {
 					for p := range 4 {
 						dst := sc[o+((p>>1)*SC+p&1)*C : o+(5*SC+6)*C]
 						src := vs[(t*4+p)*C : (t*4+p)*C+8*S+C]
-						wg2ingradGo(dst, 2*ld, 2*C, src, S, C)
+						if wg2AVX2 {
+							wg2ingrad256(&dst[0], 2*ld, 2*C, &src[0], S, C)
+						} else {
+							wg2ingradGo(dst, 2*ld, 2*C, src, S, C)
+						}
 					}
 				}
 			}
@@ -233,7 +246,11 @@ func (c *CPU) WinogradS2Output(g backend.Conv2D, y, m, bias backend.Buffer, beta
 					t := n*tp + ty*TW + tx
 					src := ms[t*K : t*K+8*S+K]
 					dst := sc[2*ty*ld+2*tx*K : 2*ty*ld+2*tx*K+ld+2*K]
-					wg2outGo(src, S, dst, ld, bs, K)
+					if wg2AVX2 {
+						wg2out256(&src[0], S, &dst[0], ld, &bs[0], K)
+					} else {
+						wg2outGo(src, S, dst, ld, bs, K)
+					}
 				}
 			}
 			img := ys[n*K*L : (n+1)*K*L]
@@ -297,7 +314,11 @@ func (c *CPU) WinogradS2OutputGrad(g backend.Conv2D, dm, dy backend.Buffer) {
 					t := n*tp + ty*TW + tx
 					src := sc[2*ty*ld+2*tx*K : 2*ty*ld+2*tx*K+ld+2*K]
 					dst := ms[t*K : t*K+8*S+K]
-					wg2outgradGo(src, ld, dst, S, K)
+					if wg2AVX2 {
+						wg2outgrad256(&src[0], ld, &dst[0], S, K)
+					} else {
+						wg2outgradGo(src, ld, dst, S, K)
+					}
 				}
 			}
 		}
