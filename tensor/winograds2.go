@@ -15,9 +15,19 @@ import "github.com/golem-ml/golem/backend"
 // convolution) are 9 GEMMs each too. tensor.SetWinograd(false) turns
 // this path off with F(2x2, 3x3)'s.
 
+// winogradS2Min is the fewest input or output channels the F(2x2, 2x2)
+// path takes: below it the transforms and the thin GEMMs (4C or K of a
+// few) cost more than the multiply-adds saved. vqvae-32's first and last
+// layers (3 channels) are 1.3x and 1.5x slower through it than through
+// the implicit GEMM; 6 channels break even, 8 are 1.15x faster, 128 are
+// 1.75x (BenchmarkConv2dVQStride2 and the like, batch 32, one thread,
+// Zen 1 AVX2). Tests lower it to run the path on small shapes.
+var winogradS2Min = 8
+
 // winogradS2For returns be's WinogradS2 ability where it runs g.
 func winogradS2For(be backend.Backend, g backend.Conv2D) (backend.WinogradS2, bool) {
-	if winogradOff.Load() || g.KH != 4 || g.KW != 4 || g.SH != 2 || g.SW != 2 || g.DH != 1 || g.DW != 1 || g.Groups != 1 {
+	if winogradOff.Load() || g.KH != 4 || g.KW != 4 || g.SH != 2 || g.SW != 2 || g.DH != 1 || g.DW != 1 || g.Groups != 1 ||
+		g.C < winogradS2Min || g.K < winogradS2Min {
 		return nil, false
 	}
 	wg, ok := be.(backend.WinogradS2)

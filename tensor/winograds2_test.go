@@ -9,6 +9,14 @@ import (
 	"github.com/golem-ml/golem/backend"
 )
 
+// allChannels lets the F(2x2, 2x2) path take convolutions of any
+// channel count, for the rest of the test.
+func allChannels(t *testing.T) {
+	old := winogradS2Min
+	winogradS2Min = 1
+	t.Cleanup(func() { winogradS2Min = old })
+}
+
 // winogradS2Cases are vqvae-32's four 4x4 stride-2 layers (batch 2) and
 // the edges: odd outputs (the last tiles half outside), paddings 0, 2
 // and 3, C and K not multiples of 8, batch 1 and 3, a non-square image,
@@ -55,6 +63,7 @@ func TestWinogradS2MatchesGemm(t *testing.T) {
 	if _, ok := be.(backend.WinogradS2); !ok {
 		t.Fatal("the CPU backend has no backend.WinogradS2")
 	}
+	allChannels(t)
 	for _, c := range winogradS2Cases {
 		r := rand.New(rand.NewPCG(71, uint64(c.C*c.K)))
 		bound := 1 / math.Sqrt(float64(16*c.C))
@@ -129,6 +138,7 @@ func TestWinogradS2MatchesGemm(t *testing.T) {
 // and ConvTranspose2d's, against central finite differences, on odd
 // sizes and paddings 0 to 2, with and without bias.
 func TestGradWinogradS2(t *testing.T) {
+	allChannels(t)
 	r := rand.New(rand.NewPCG(73, 74))
 	for _, c := range []struct{ N, C, H, W, K, pad, outPad int }{
 		{2, 3, 7, 6, 2, 1, 0}, {1, 2, 6, 9, 3, 0, 0}, {1, 2, 5, 5, 2, 2, 0}, {3, 1, 4, 4, 2, 1, 1},
@@ -150,7 +160,8 @@ func TestGradWinogradS2(t *testing.T) {
 }
 
 // TestWinogradS2Geometry: the path takes 4x4 stride-2 convolutions of one
-// group and no dilation only, and SetWinograd(false) turns it off.
+// group and no dilation only, of winogradS2Min channels in and out, and
+// SetWinograd(false) turns it off.
 func TestWinogradS2Geometry(t *testing.T) {
 	base := ConvOptions{Stride: [2]int{2, 2}, Padding: [2]int{1, 1}}
 	for _, c := range []struct {
@@ -168,13 +179,18 @@ func TestWinogradS2Geometry(t *testing.T) {
 		{"dilation 2", 4, 4, ConvOptions{Stride: [2]int{2, 2}, Padding: [2]int{3, 3}, Dilation: [2]int{2, 2}}, false},
 		{"groups 2", 4, 4, ConvOptions{Stride: [2]int{2, 2}, Padding: [2]int{1, 1}, Groups: 2}, false},
 	} {
-		g := geom("conv2d", 2, 4, 16, 16, 4, c.kh, c.kw, c.o.norm())
+		g := geom("conv2d", 2, 8, 16, 16, 8, c.kh, c.kw, c.o.norm())
 		if _, ok := winogradS2For(be, g); ok != c.want {
 			t.Errorf("%s: on the F(2x2, 2x2) path %v, want %v", c.name, ok, c.want)
 		}
 	}
+	for _, ch := range [][2]int{{3, 128}, {128, 3}, {7, 8}} {
+		if _, ok := winogradS2For(be, geom("conv2d", 2, ch[0], 16, 16, ch[1], 4, 4, base.norm())); ok {
+			t.Errorf("%d -> %d channels: on the F(2x2, 2x2) path, below winogradS2Min %d", ch[0], ch[1], winogradS2Min)
+		}
+	}
 	defer SetWinograd(SetWinograd(false))
-	if _, ok := winogradS2For(be, geom("conv2d", 2, 4, 16, 16, 4, 4, 4, base.norm())); ok {
+	if _, ok := winogradS2For(be, geom("conv2d", 2, 8, 16, 16, 8, 4, 4, base.norm())); ok {
 		t.Error("SetWinograd(false) leaves the F(2x2, 2x2) path on")
 	}
 }
