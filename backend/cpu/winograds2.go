@@ -230,8 +230,10 @@ func (c *CPU) WinogradS2Output(g backend.Conv2D, y, m, bias backend.Buffer, beta
 	wgLen("WinogradS2Output", "y", ys, g.N*K*L)
 	if bs != nil {
 		wgLen("WinogradS2Output", "bias", bs, K)
-	} else {
-		bs = make([]float32, K)
+	} else { // zeros from the pool: no garbage a step
+		zb := c.Alloc(K, true)
+		defer c.Free(zb)
+		bs = f(zb)
 	}
 	ld := 2 * TW * K
 	extra := 0
