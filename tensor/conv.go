@@ -324,7 +324,9 @@ func checkBias(op string, bias *Tensor, C int) {
 // backend with backend.ConvGemm (one group), else written by im2col (that
 // many floats from the backend's pool, kept for the backward pass).
 // A 3x3 stride-1 convolution of one group runs as Winograd's F(2x2, 3x3)
-// instead where the backend has backend.Winograd (winograd.go).
+// instead where the backend has backend.Winograd (winograd.go), a 4x4
+// stride-2 one as F(2x2, 2x2) where it has backend.WinogradS2
+// (winograds2.go).
 // Backward: dX = col2im(W^T dY'), or the transposed convolution of dY by
 // W in sub-pixel phases where that applies (subpixel.go), dW = dY' col^T
 // with dY' = dY as [K, N*OH*OW] (read in place by ConvWeightGrad, else
@@ -341,6 +343,9 @@ func Conv2d(x, w, bias *Tensor, o ConvOptions) *Tensor {
 	be := x.be
 	if wg, ok := winogradFor(be, g); ok {
 		return winogradConv(wg, x, w, bias, g) // winograd.go
+	}
+	if wg, ok := winogradS2For(be, g); ok {
+		return winogradS2Conv(wg, x, w, bias, g) // winograds2.go
 	}
 	out := result([]int{N, K, g.OH, g.OW}, inputs(x, w, bias)...)
 	// the column matrix, or x (or its stride phases) where the GEMMs read
@@ -394,7 +399,8 @@ func Conv2d(x, w, bias *Tensor, o ConvOptions) *Tensor {
 // gradient) into a column matrix (K*KH*KW x N*H*W floats, freed at once;
 // the backward pass makes it again from dY) and col2im, or, where that
 // applies, s*s stride-1 convolutions whose outputs interleave
-// (subpixel.go).
+// (subpixel.go). A 4x4 stride-2 one of one group runs as Winograd's
+// F(2x2, 2x2) where the backend has backend.WinogradS2 (winograds2.go).
 func ConvTranspose2d(x, w, bias *Tensor, o ConvOptions) *Tensor {
 	o = o.norm()
 	N, C, H, W := dims4("conv_transpose2d", x, "input")
@@ -421,6 +427,9 @@ func ConvTranspose2d(x, w, bias *Tensor, o ConvOptions) *Tensor {
 		panic(fmt.Sprintf("tensor: conv_transpose2d: geometry %dx%d -> %dx%d does not invert", H, W, OH, OW))
 	}
 	be := x.be
+	if wg, ok := winogradS2For(be, g); ok {
+		return winogradS2ConvTranspose(wg, x, w, bias, g) // winograds2.go
+	}
 	out := result([]int{N, K, OH, OW}, inputs(x, w, bias)...)
 	beta := float32(0)
 	if bias != nil {

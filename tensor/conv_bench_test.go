@@ -47,3 +47,54 @@ func BenchmarkConv2dVQResidual(b *testing.B) {
 		benchConv(b, 32, 128, 8, 8, 64, 3)
 	})
 }
+
+// benchStride2 times one of vqvae-32's 4x4 stride-2 pad-1 layers (N=32)
+// forward and backward: Conv2d from C channels at HxW, or ConvTranspose2d
+// to K channels from HxW.
+func benchStride2(b *testing.B, transposed bool, C, H, K int) {
+	r := rand.New(rand.NewPCG(1, 1))
+	o := ConvOptions{Stride: [2]int{2, 2}, Padding: [2]int{1, 1}}
+	x, w, bias := randT(r, 1, 32, C, H, H), randT(r, 0.1, K, C, 4, 4), randT(r, 0.1, K)
+	op := func() *Tensor { return Conv2d(x, w, bias, o) }
+	if transposed {
+		w = randT(r, 0.1, C, K, 4, 4)
+		op = func() *Tensor { return ConvTranspose2d(x, w, bias, o) }
+	}
+	step := func() {
+		loss := Sum(op())
+		Backward(loss)
+		Release(loss)
+	}
+	step()
+	b.ResetTimer()
+	for range b.N {
+		step()
+	}
+}
+
+// BenchmarkConv2dVQStride2 runs vqvae-32's four 4x4 stride-2 layers (batch
+// 32) with Winograd on (F(2x2, 2x2) where winogradS2Min lets it: not the
+// 3-channel layers) and off (the GEMM path).
+func BenchmarkConv2dVQStride2(b *testing.B) {
+	for _, c := range []struct {
+		name       string
+		transposed bool
+		C, H, K    int
+	}{
+		{"down0-3to128", false, 3, 32, 128},
+		{"down1-128to128", false, 128, 16, 128},
+		{"up0-128to128", true, 128, 8, 128},
+		{"up1-128to3", true, 128, 16, 3},
+	} {
+		for _, wino := range []bool{true, false} {
+			name := c.name + "/winograd"
+			if !wino {
+				name = c.name + "/gemm"
+			}
+			b.Run(name, func(b *testing.B) {
+				defer SetWinograd(SetWinograd(wino))
+				benchStride2(b, c.transposed, c.C, c.H, c.K)
+			})
+		}
+	}
+}

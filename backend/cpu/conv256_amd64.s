@@ -460,3 +460,286 @@ dilv256_loop:
 dilv256_done:
 	VZEROUPPER
 	RET
+
+// Winograd's F(2x2, 2x2) transforms on one tile of one stride phase, 8
+// channels a vector (winograds2.go; haveAVX2FMA, AVX-512 machines too):
+// the same sums in the same order as winograds2.go's Go versions, so the
+// same values. The last n%8 channels under Y15's mask, as above.
+
+// WG2ROW stores the 3 points of one row of B^T d, x0..x2: x0 - x1, x1,
+// x2 - x1, at DX, DX+R9, DX+2*R9; DX is left past the third.
+#define WG2ROW(ST, x0, x1, x2) \
+	VSUBPS x1, x0, Y6; \
+	ST(Y6, (DX)); \
+	ADDQ R9, DX; \
+	ST(x1, (DX)); \
+	ADDQ R9, DX; \
+	VSUBPS x1, x2, Y6; \
+	ST(Y6, (DX)); \
+	ADDQ R9, DX
+
+// WG2IN256 is one chunk of wg2in256: tap (a, b) at R11, R12, R13 (rows
+// 0..2) + b*R10; points at DI + e*R9. Rows of B^T d: d0 - d1, d1, d2 - d1.
+#define WG2IN256(LD, ST) \
+	LD((R12), Y3); \
+	LD((R12)(R10*1), Y4); \
+	LD((R12)(R10*2), Y5); \
+	LD((R11), Y0); \
+	LD((R11)(R10*1), Y1); \
+	LD((R11)(R10*2), Y2); \
+	VSUBPS Y3, Y0, Y0; \
+	VSUBPS Y4, Y1, Y1; \
+	VSUBPS Y5, Y2, Y2; \
+	MOVQ DI, DX; \
+	WG2ROW(ST, Y0, Y1, Y2); \
+	WG2ROW(ST, Y3, Y4, Y5); \
+	LD((R13), Y0); \
+	LD((R13)(R10*1), Y1); \
+	LD((R13)(R10*2), Y2); \
+	VSUBPS Y3, Y0, Y0; \
+	VSUBPS Y4, Y1, Y1; \
+	VSUBPS Y5, Y2, Y2; \
+	WG2ROW(ST, Y0, Y1, Y2)
+
+// func wg2in256(src *float32, ld, cs int, dst *float32, ds int, n int)
+TEXT ·wg2in256(SB), NOSPLIT, $0-48
+	MOVQ src+0(FP), R11
+	MOVQ ld+8(FP), R8
+	SHLQ $2, R8
+	MOVQ cs+16(FP), R10
+	SHLQ $2, R10
+	MOVQ dst+24(FP), DI
+	MOVQ ds+32(FP), R9
+	SHLQ $2, R9
+	MOVQ n+40(FP), CX
+	LEAQ (R11)(R8*1), R12
+	LEAQ (R12)(R8*1), R13
+
+wg2in256_loop:
+	CMPQ CX, $8
+	JLT wg2in256_tail
+	WG2IN256(LDF, STF)
+	ADDQ $32, R11
+	ADDQ $32, R12
+	ADDQ $32, R13
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP wg2in256_loop
+
+wg2in256_tail:
+	TESTQ CX, CX
+	JLE wg2in256_done
+	WG256TAIL
+	WG2IN256(LDM, STM)
+
+wg2in256_done:
+	VZEROUPPER
+	RET
+
+// WG2Q sets the middle value of one row's q (the columns' adjoint):
+// q1 = (p1 - p0) - p2 into p1.
+#define WG2Q(p0, p1, p2) \
+	VSUBPS p0, p1, p1; \
+	VSUBPS p2, p1, p1
+
+// WG2INGRADCOL adds the rows' adjoint of one tap column b, q0 q1 q2 its
+// rows' values, into the taps at m0, m1, m2: m0 += q0, m1 += (q1 - q0)
+// - q2, m2 += q2.
+#define WG2INGRADCOL(LD, ST, q0, q1, q2, m0, m1, m2) \
+	WG256ADD(LD, ST, q0, m0, Y9); \
+	VSUBPS q0, q1, Y10; \
+	VSUBPS q2, Y10, Y10; \
+	WG256ADD(LD, ST, Y10, m1, Y9); \
+	WG256ADD(LD, ST, q2, m2, Y9)
+
+// WG2INGRAD256 is one chunk of wg2ingrad256: points at SI + e*R9 (R14 =
+// 3*R9), taps as WG2IN256's.
+#define WG2INGRAD256(LD, ST) \
+	LEAQ (SI)(R9*4), DX; \
+	LD((SI), Y0); \
+	LD((SI)(R9*1), Y1); \
+	LD((SI)(R9*2), Y2); \
+	LD((SI)(R14*1), Y3); \
+	LD((DX), Y4); \
+	LD((DX)(R9*1), Y5); \
+	LD((DX)(R9*2), Y6); \
+	LD((DX)(R14*1), Y7); \
+	LD((DX)(R9*4), Y8); \
+	WG2Q(Y0, Y1, Y2); \
+	WG2Q(Y3, Y4, Y5); \
+	WG2Q(Y6, Y7, Y8); \
+	WG2INGRADCOL(LD, ST, Y0, Y3, Y6, (R11), (R12), (R13)); \
+	WG2INGRADCOL(LD, ST, Y1, Y4, Y7, (R11)(R10*1), (R12)(R10*1), (R13)(R10*1)); \
+	WG2INGRADCOL(LD, ST, Y2, Y5, Y8, (R11)(R10*2), (R12)(R10*2), (R13)(R10*2))
+
+// func wg2ingrad256(dst *float32, ld, cs int, src *float32, ss int, n int)
+TEXT ·wg2ingrad256(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), R11
+	MOVQ ld+8(FP), R8
+	SHLQ $2, R8
+	MOVQ cs+16(FP), R10
+	SHLQ $2, R10
+	MOVQ src+24(FP), SI
+	MOVQ ss+32(FP), R9
+	SHLQ $2, R9
+	MOVQ n+40(FP), CX
+	LEAQ (R11)(R8*1), R12
+	LEAQ (R12)(R8*1), R13
+	LEAQ (R9)(R9*2), R14
+
+wg2ingrad256_loop:
+	CMPQ CX, $8
+	JLT wg2ingrad256_tail
+	WG2INGRAD256(LDF, STF)
+	ADDQ $32, R11
+	ADDQ $32, R12
+	ADDQ $32, R13
+	ADDQ $32, SI
+	SUBQ $8, CX
+	JMP wg2ingrad256_loop
+
+wg2ingrad256_tail:
+	TESTQ CX, CX
+	JLE wg2ingrad256_done
+	WG256TAIL
+	WG2INGRAD256(LDM, STM)
+
+wg2ingrad256_done:
+	VZEROUPPER
+	RET
+
+// WG2OUT256 is one chunk of wg2out256: points at SI + e*R9 (R14 = 3*R9),
+// bias at R13, the outputs at R11, R11+R10, R12, R12+R10. Rows of A^T m:
+// s = m0 + m1 (point rows 0 and 1), u = m1 + m2; then the columns the
+// same, plus the bias.
+#define WG2OUT256(LD, ST) \
+	LEAQ (SI)(R9*4), DX; \
+	LD((SI), Y0); \
+	LD((SI)(R9*1), Y1); \
+	LD((SI)(R9*2), Y2); \
+	LD((SI)(R14*1), Y3); \
+	LD((DX), Y4); \
+	LD((DX)(R9*1), Y5); \
+	LD((DX)(R9*2), Y6); \
+	LD((DX)(R14*1), Y7); \
+	LD((DX)(R9*4), Y8); \
+	VADDPS Y3, Y0, Y9; \
+	VADDPS Y4, Y1, Y10; \
+	VADDPS Y5, Y2, Y11; \
+	VADDPS Y6, Y3, Y0; \
+	VADDPS Y7, Y4, Y1; \
+	VADDPS Y8, Y5, Y2; \
+	LD((R13), Y12); \
+	VADDPS Y10, Y9, Y13; \
+	VADDPS Y12, Y13, Y13; \
+	ST(Y13, (R11)); \
+	VADDPS Y11, Y10, Y13; \
+	VADDPS Y12, Y13, Y13; \
+	ST(Y13, (R11)(R10*1)); \
+	VADDPS Y1, Y0, Y13; \
+	VADDPS Y12, Y13, Y13; \
+	ST(Y13, (R12)); \
+	VADDPS Y2, Y1, Y13; \
+	VADDPS Y12, Y13, Y13; \
+	ST(Y13, (R12)(R10*1))
+
+// func wg2out256(src *float32, ss int, dst *float32, ld int, bias *float32, n int)
+TEXT ·wg2out256(SB), NOSPLIT, $0-48
+	MOVQ src+0(FP), SI
+	MOVQ ss+8(FP), R9
+	SHLQ $2, R9
+	MOVQ dst+16(FP), R11
+	MOVQ ld+24(FP), R8
+	SHLQ $2, R8
+	MOVQ bias+32(FP), R13
+	MOVQ n+40(FP), CX
+	MOVQ CX, R10
+	SHLQ $2, R10
+	LEAQ (R11)(R8*1), R12
+	LEAQ (R9)(R9*2), R14
+
+wg2out256_loop:
+	CMPQ CX, $8
+	JLT wg2out256_tail
+	WG2OUT256(LDF, STF)
+	ADDQ $32, SI
+	ADDQ $32, R11
+	ADDQ $32, R12
+	ADDQ $32, R13
+	SUBQ $8, CX
+	JMP wg2out256_loop
+
+wg2out256_tail:
+	TESTQ CX, CX
+	JLE wg2out256_done
+	WG256TAIL
+	WG2OUT256(LDM, STM)
+
+wg2out256_done:
+	VZEROUPPER
+	RET
+
+// WG2OUTGRAD256 is one chunk of wg2outgrad256: dy's tile [a b; c d] at
+// R11, R11+R10, R12, R12+R10; the 9 points a, a+b, b, a+c, (a+b)+(c+d),
+// b+d, c, c+d, d at DI + e*R9.
+#define WG2OUTGRAD256(LD, ST) \
+	LD((R11), Y0); \
+	LD((R11)(R10*1), Y1); \
+	LD((R12), Y2); \
+	LD((R12)(R10*1), Y3); \
+	VADDPS Y1, Y0, Y4; \
+	VADDPS Y3, Y2, Y5; \
+	MOVQ DI, DX; \
+	ST(Y0, (DX)); \
+	ADDQ R9, DX; \
+	ST(Y4, (DX)); \
+	ADDQ R9, DX; \
+	ST(Y1, (DX)); \
+	ADDQ R9, DX; \
+	VADDPS Y2, Y0, Y6; \
+	ST(Y6, (DX)); \
+	ADDQ R9, DX; \
+	VADDPS Y5, Y4, Y6; \
+	ST(Y6, (DX)); \
+	ADDQ R9, DX; \
+	VADDPS Y3, Y1, Y6; \
+	ST(Y6, (DX)); \
+	ADDQ R9, DX; \
+	ST(Y2, (DX)); \
+	ADDQ R9, DX; \
+	ST(Y5, (DX)); \
+	ADDQ R9, DX; \
+	ST(Y3, (DX))
+
+// func wg2outgrad256(src *float32, ld int, dst *float32, ds int, n int)
+TEXT ·wg2outgrad256(SB), NOSPLIT, $0-40
+	MOVQ src+0(FP), R11
+	MOVQ ld+8(FP), R8
+	SHLQ $2, R8
+	MOVQ dst+16(FP), DI
+	MOVQ ds+24(FP), R9
+	SHLQ $2, R9
+	MOVQ n+32(FP), CX
+	MOVQ CX, R10
+	SHLQ $2, R10
+	LEAQ (R11)(R8*1), R12
+
+wg2outgrad256_loop:
+	CMPQ CX, $8
+	JLT wg2outgrad256_tail
+	WG2OUTGRAD256(LDF, STF)
+	ADDQ $32, R11
+	ADDQ $32, R12
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP wg2outgrad256_loop
+
+wg2outgrad256_tail:
+	TESTQ CX, CX
+	JLE wg2outgrad256_done
+	WG256TAIL
+	WG2OUTGRAD256(LDM, STM)
+
+wg2outgrad256_done:
+	VZEROUPPER
+	RET

@@ -49,3 +49,20 @@ func wgoutgrad256(src *float32, ld int, dst *float32, ds int, n int)
 //
 //go:noescape
 func deinterleave256(a, b, src *float32, n int)
+
+// wg2in256, wg2ingrad256, wg2out256 and wg2outgrad256 are winograds2.go's
+// wg2inGo, wg2ingradGo, wg2outGo and wg2outgradGo in AVX2, 8 channels a
+// vector (conv256_amd64.s; haveAVX2FMA, so AVX-512 machines run them
+// too).
+//
+//go:noescape
+func wg2in256(src *float32, ld, cs int, dst *float32, ds int, n int)
+
+//go:noescape
+func wg2ingrad256(dst *float32, ld, cs int, src *float32, ss int, n int)
+
+//go:noescape
+func wg2out256(src *float32, ss int, dst *float32, ld int, bias *float32, n int)
+
+//go:noescape
+func wg2outgrad256(src *float32, ld int, dst *float32, ds int, n int)

@@ -21,3 +21,14 @@ func wgoutgrad256(src *float32, ld int, dst *float32, ds int, n int) { panic("cp
 func interleave256(d, a, b *float32, n int, acc bool) { panic("cpu: no vector kernels") }
 
 func deinterleave256(a, b, src *float32, n int) { panic("cpu: no vector kernels") }
+
+func wg2in256(src *float32, ld, cs int, dst *float32, ds int, n int) { panic("cpu: no vector kernels") }
+func wg2ingrad256(dst *float32, ld, cs int, src *float32, ss int, n int) {
+	panic("cpu: no vector kernels")
+}
+func wg2out256(src *float32, ss int, dst *float32, ld int, bias *float32, n int) {
+	panic("cpu: no vector kernels")
+}
+func wg2outgrad256(src *float32, ld int, dst *float32, ds int, n int) {
+	panic("cpu: no vector kernels")
+}

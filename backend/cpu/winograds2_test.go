@@ -1,0 +1,289 @@
+package cpu
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/golem-ml/golem/backend"
+)
+
+// wg2Geoms are 4x4 stride-2 geometries: vqvae-32's encoder layer, odd
+// outputs, paddings 0 to 3, channels with a masked tail (5, 3, 33, 20),
+// batch 1 and 3.
+func wg2Geoms() []backend.Conv2D {
+	gs := []backend.Conv2D{
+		{N: 2, C: 16, H: 16, W: 16, K: 24, PH: 1, PW: 1},
+		{N: 3, C: 5, H: 7, W: 7, K: 3, PH: 1, PW: 1},
+		{N: 1, C: 33, H: 9, W: 6, K: 4, PH: 0, PW: 0},
+		{N: 3, C: 3, H: 5, W: 8, K: 20, PH: 2, PW: 2},
+		{N: 1, C: 20, H: 4, W: 5, K: 9, PH: 3, PW: 3},
+		{N: 2, C: 1, H: 2, W: 2, K: 1, PH: 1, PW: 1},
+	}
+	for i := range gs {
+		g := &gs[i]
+		g.KH, g.KW, g.SH, g.SW, g.DH, g.DW, g.Groups = 4, 4, 2, 2, 1, 1, 1
+		g.OH, g.OW = (g.H+2*g.PH-4)/2+1, (g.W+2*g.PW-4)/2+1
+	}
+	return gs
+}
+
+// TestWinogradS2Convolution computes 4x4 stride-2 convolutions through
+// the six transforms (the 9 transformed products summed in float64) and
+// checks them against the definition in float64, with the AVX2 tile
+// kernels and with Go's: forward, input gradient and weight gradient,
+// each within 2^-18 of the sum of its products' magnitudes: the
+// transforms only add, but each transformed value is a sum of up to 4
+// rounded in float32, so a transformed product's rounding is up to 16x
+// one of the direct convolution's products (measured worst: logged,
+// about 1.2e-6 for dx).
+func TestWinogradS2Convolution(t *testing.T) {
+	levels := []bool{false}
+	if haveAVX2FMA {
+		levels = append(levels, true)
+	}
+	c := New()
+	for gi, g := range wg2Geoms() {
+		r := rand.New(rand.NewPCG(81, uint64(gi)))
+		T := g.N * ((g.OH + 1) / 2) * ((g.OW + 1) / 2)
+		C4 := 4 * g.C
+		x, w, dy := randBuf(c, r, g.N*g.C*g.H*g.W), randBuf(c, r, g.K*g.C*16), randBuf(c, r, g.N*g.K*g.OH*g.OW)
+		bias := randBuf(c, r, g.K)
+		xs, ws, dys, bs := f(x), f(w), f(dy), f(bias)
+		// the definition, and the magnitudes
+		L := g.OH * g.OW
+		y64, ys := make([]float64, g.N*g.K*L), make([]float64, g.N*g.K*L)
+		dx64, dxs := make([]float64, len(xs)), make([]float64, len(xs))
+		dw64, dws := make([]float64, len(ws)), make([]float64, len(ws))
+		for n := range g.N {
+			for k := range g.K {
+				for oh := range g.OH {
+					for ow := range g.OW {
+						o := (n*g.K+k)*L + oh*g.OW + ow
+						y64[o], ys[o] = float64(bs[k]), math.Abs(float64(bs[k]))
+						for ci := range g.C {
+							for i := range 4 {
+								h := 2*oh - g.PH + i
+								if h < 0 || h >= g.H {
+									continue
+								}
+								for j := range 4 {
+									ww := 2*ow - g.PW + j
+									if ww < 0 || ww >= g.W {
+										continue
+									}
+									xi, wi := ((n*g.C+ci)*g.H+h)*g.W+ww, ((k*g.C+ci)*4+i)*4+j
+									xv, wv, dv := float64(xs[xi]), float64(ws[wi]), float64(dys[o])
+									y64[o] += xv * wv
+									ys[o] += math.Abs(xv * wv)
+									dx64[xi] += dv * wv
+									dxs[xi] += math.Abs(dv * wv)
+									dw64[wi] += dv * xv
+									dws[wi] += math.Abs(dv * xv)
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+		for _, avx := range levels {
+			old := wg2AVX2
+			wg2AVX2 = avx
+			sU, sV, sM := backend.WinogradStride(g.K*C4), backend.WinogradStride(T*C4), backend.WinogradStride(T*g.K)
+			u := c.Alloc(backend.WinogradS2Len(g.K*C4), false)
+			v := c.Alloc(backend.WinogradS2Len(T*C4), false)
+			m := c.Alloc(backend.WinogradS2Len(T*g.K), false)
+			c.WinogradS2Weight(g.K, g.C, u, w)
+			c.WinogradS2Input(g, v, x)
+			us, vs, ms := f(u), f(v), f(m)
+			// M = V U^T, dU = dM^T V, dV = dM U: naive float64 sums
+			for e := range 9 {
+				for ti := range T {
+					for k := range g.K {
+						s := 0.0
+						for q := range C4 {
+							s += float64(vs[e*sV+ti*C4+q]) * float64(us[e*sU+k*C4+q])
+						}
+						ms[e*sM+ti*g.K+k] = float32(s)
+					}
+				}
+			}
+			y := c.Alloc(g.N*g.K*L, false)
+			c.WinogradS2Output(g, y, m, bias, 0)
+			dm := c.Alloc(backend.WinogradS2Len(T*g.K), false)
+			c.WinogradS2OutputGrad(g, dm, dy)
+			dms := f(dm)
+			du, dv := c.Alloc(backend.WinogradS2Len(g.K*C4), true), c.Alloc(backend.WinogradS2Len(T*C4), true)
+			du64, dv64 := make([]float64, len(f(du))), make([]float64, len(f(dv)))
+			for e := range 9 {
+				for ti := range T {
+					for k := range g.K {
+						d := float64(dms[e*sM+ti*g.K+k])
+						for q := range C4 {
+							du64[e*sU+k*C4+q] += d * float64(vs[e*sV+ti*C4+q])
+							dv64[e*sV+ti*C4+q] += d * float64(us[e*sU+k*C4+q])
+						}
+					}
+				}
+			}
+			for i, v := range du64 {
+				f(du)[i] = float32(v)
+			}
+			for i, v := range dv64 {
+				f(dv)[i] = float32(v)
+			}
+			dx, dw := c.Alloc(len(xs), true), c.Alloc(len(ws), true)
+			c.WinogradS2InputGrad(g, dx, dv)
+			c.WinogradS2WeightGrad(g.K, g.C, dw, du)
+			worst := map[string]float64{}
+			for _, chk := range []struct {
+				name        string
+				got         []float32
+				want, scale []float64
+			}{{"y", f(y), y64, ys}, {"dx", f(dx), dx64, dxs}, {"dw", f(dw), dw64, dws}} {
+				for i, want := range chk.want {
+					e := math.Abs(float64(chk.got[i])-want) / math.Max(chk.scale[i], 1e-30)
+					worst[chk.name] = max(worst[chk.name], e)
+					if e > 1.0/(1<<18) {
+						t.Fatalf("%+v AVX2 %v: %s[%d] is %g, want %g (magnitude %g)", g, avx, chk.name, i, chk.got[i], want, chk.scale[i])
+					}
+				}
+			}
+			t.Logf("%+v AVX2 %v: worst error / magnitude: y %.2g, dx %.2g, dw %.2g", g, avx, worst["y"], worst["dx"], worst["dw"])
+			// beta 1 adds onto y
+			c.WinogradS2Output(g, y, m, nil, 1)
+			for i, v := range f(y) {
+				want := 2*y64[i] - float64(bs[i/L%g.K])
+				if math.Abs(float64(v)-want) > 1e-5*(2*ys[i]) {
+					t.Fatalf("%+v AVX2 %v: y[%d] after beta 1 is %g, want %g", g, avx, i, v, want)
+				}
+			}
+			for _, b := range []backend.Buffer{u, v, m, y, dm, du, dv, dx, dw} {
+				c.Free(b)
+			}
+			wg2AVX2 = old
+		}
+	}
+}
+
+// TestWinogradS2VectorMatchesGo runs the F(2x2, 2x2) transforms with the
+// AVX2 tile kernels and with Go's (and Go's packStrided): the same sums
+// in the same order, so the same values, bit for bit.
+func TestWinogradS2VectorMatchesGo(t *testing.T) {
+	if !haveAVX2FMA {
+		t.Skip("no AVX2 here: only the Go kernels run")
+	}
+	c := New()
+	r := rand.New(rand.NewPCG(83, 84))
+	for _, g := range wg2Geoms() {
+		T := g.N * ((g.OH + 1) / 2) * ((g.OW + 1) / 2)
+		x := randBuf(c, r, g.N*g.C*g.H*g.W)
+		dv := randBuf(c, r, backend.WinogradS2Len(T*4*g.C))
+		m := randBuf(c, r, backend.WinogradS2Len(T*g.K))
+		dy := randBuf(c, r, g.N*g.K*g.OH*g.OW)
+		bias := randBuf(c, r, g.K)
+		run := func(avx bool) [][]float32 {
+			old, ps := wg2AVX2, packStrided
+			wg2AVX2 = avx
+			if !avx {
+				packStrided = packStridedGo
+			}
+			defer func() { wg2AVX2, packStrided = old, ps }()
+			v := c.Alloc(backend.WinogradS2Len(T*4*g.C), true)
+			c.WinogradS2Input(g, v, x)
+			dx := randBufSeed(c, 7, g.N*g.C*g.H*g.W)
+			c.WinogradS2InputGrad(g, dx, dv)
+			y := c.Alloc(g.N*g.K*g.OH*g.OW, false)
+			c.WinogradS2Output(g, y, m, bias, 0)
+			y1 := randBufSeed(c, 9, g.N*g.K*g.OH*g.OW)
+			c.WinogradS2Output(g, y1, m, nil, 1)
+			dm := c.Alloc(backend.WinogradS2Len(T*g.K), true)
+			c.WinogradS2OutputGrad(g, dm, dy)
+			var out [][]float32
+			for _, b := range []backend.Buffer{v, dx, y, y1, dm} {
+				out = append(out, append([]float32(nil), f(b)...))
+				c.Free(b)
+			}
+			return out
+		}
+		gov, vec := run(false), run(true)
+		for k, name := range []string{"v", "dx", "y", "y beta 1 without bias", "dm"} {
+			for i := range gov[k] {
+				if math.Float32bits(vec[k][i]) != math.Float32bits(gov[k][i]) {
+					t.Fatalf("%+v: %s[%d] is %g in AVX2, %g in Go", g, name, i, vec[k][i], gov[k][i])
+				}
+			}
+		}
+	}
+}
+
+// TestWinogradS2TileKernels256 runs each AVX2 tile kernel against its Go
+// version on one tile of n channels, n from 0 to 1000 so that every tail
+// of the 8-lane chunks (and the masked last chunk) is run, on values with
+// signed zeros among them. The runs lie apart (gaps between taps, rows
+// and points) holding sentinels: a kernel that writes past its n channels
+// changes one and fails. Bit for bit.
+func TestWinogradS2TileKernels256(t *testing.T) {
+	if !haveAVX2FMA {
+		t.Skip("no AVX2 here")
+	}
+	r := rand.New(rand.NewPCG(85, 86))
+	fill := func(n int) []float32 {
+		s := make([]float32, n)
+		for i := range s {
+			switch r.IntN(8) {
+			case 0:
+				s[i] = 0
+			case 1:
+				s[i] = float32(math.Copysign(0, -1))
+			default:
+				s[i] = float32(r.NormFloat64())
+			}
+		}
+		return s
+	}
+	same := func(name string, n int, a, b []float32) {
+		t.Helper()
+		for i := range a {
+			if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
+				t.Fatalf("%s, n=%d: [%d] is %g in AVX2, %g in Go", name, n, i, a[i], b[i])
+			}
+		}
+	}
+	for _, n := range []int{0, 1, 2, 7, 8, 9, 15, 16, 17, 23, 31, 33, 64, 1000} {
+		// taps: tap (a, b) at a*ld + b*cs, cs = n+3, ld = 3cs+5; points at e*ds, ds = n+7
+		cs := n + 3
+		ld, ds := 3*cs+5, n+7
+		taps, pts := 2*ld+2*cs+n+1, 8*ds+n+1
+		src := fill(taps)
+		a, b := fill(pts), make([]float32, pts)
+		copy(b, a)
+		wg2in256(&src[0], ld, cs, &a[0], ds, n)
+		wg2inGo(src, ld, cs, b, ds, n)
+		same("wg2in", n, a, b)
+
+		p := fill(pts)
+		a = fill(taps)
+		b = append([]float32(nil), a...)
+		wg2ingrad256(&a[0], ld, cs, &p[0], ds, n)
+		wg2ingradGo(b, ld, cs, p, ds, n)
+		same("wg2ingrad", n, a, b)
+
+		// wg2out: points at e*ds, outputs at 0, n, old, old+n with old = 2n+5
+		old := 2*n + 5
+		bias := fill(n + 1)
+		a = fill(old + 2*n + 1)
+		b = append([]float32(nil), a...)
+		wg2out256(&p[0], ds, &a[0], old, &bias[0], n)
+		wg2outGo(p, ds, b, old, bias, n)
+		same("wg2out", n, a, b)
+
+		dy := fill(old + 2*n + 1)
+		a = fill(pts)
+		b = append([]float32(nil), a...)
+		wg2outgrad256(&dy[0], old, &a[0], ds, n)
+		wg2outgradGo(dy, old, b, ds, n)
+		same("wg2outgrad", n, a, b)
+	}
+}
