@@ -342,10 +342,10 @@ func Conv2d(x, w, bias *Tensor, o ConvOptions) *Tensor {
 	g := geom("conv2d", N, C, H, W, K, kh, kw, o)
 	be := x.be
 	if wg, ok := winogradFor(be, g); ok {
-		return winogradConv(wg, x, w, bias, g) // winograd.go
+		return winogradConv(f23(wg, g), x, w, bias, g) // winograd.go
 	}
 	if wg, ok := winogradS2For(be, g); ok {
-		return winogradS2Conv(wg, x, w, bias, g) // winograds2.go
+		return winogradConv(f22(wg, g), x, w, bias, g) // winograd.go, winograds2.go
 	}
 	out := result([]int{N, K, g.OH, g.OW}, inputs(x, w, bias)...)
 	// the column matrix, or x (or its stride phases) where the GEMMs read

@@ -43,14 +43,52 @@ func winogradFor(be backend.Backend, g backend.Conv2D) (backend.Winograd, bool) 
 	return wg, ok
 }
 
-// winogradConv is Conv2d of x by w (+ bias) under g through wg.
-func winogradConv(wg backend.Winograd, x, w, bias *Tensor, g backend.Conv2D) *Tensor {
+// wgScheme is one Winograd algorithm on one geometry: how many points
+// its transforms have, the sizes of the GEMMs between them, and the six
+// transforms (backend.Winograd's or backend.WinogradS2's, bound to g).
+type wgScheme struct {
+	points  int // 16 for F(2x2, 3x3), 9 for F(2x2, 2x2)
+	C, K, T int // the GEMMs' input channels (4C over F(2x2, 2x2)'s phases), output channels and tiles
+	// weight writes u from w, weightGrad adds du's adjoint into dw
+	weight, weightGrad func(a, b backend.Buffer)
+	// input writes v from x, inputGrad adds dv's adjoint into dx
+	input, inputGrad func(a, b backend.Buffer)
+	// output writes y = beta*y + A^T m A (+ bias), outputGrad dm = A dy A^T
+	output     func(y, m, bias backend.Buffer, beta float32)
+	outputGrad func(dm, dy backend.Buffer)
+}
+
+// len is the length of a buffer of the scheme's points matrices of n
+// values each, backend.WinogradStride(n) apart.
+func (s wgScheme) len(n int) int { return (s.points-1)*backend.WinogradStride(n) + n }
+
+// wgTiles is the number of F(2x2, .) output tiles of g.
+func wgTiles(g backend.Conv2D) int { return g.N * ((g.OH + 1) / 2) * ((g.OW + 1) / 2) }
+
+// f23 is F(2x2, 3x3) on g through wg.
+func f23(wg backend.Winograd, g backend.Conv2D) wgScheme {
+	return wgScheme{points: 16, C: g.C, K: g.K, T: wgTiles(g),
+		weight:     func(u, w backend.Buffer) { wg.WinogradWeight(g.K, g.C, u, w) },
+		weightGrad: func(dw, du backend.Buffer) { wg.WinogradWeightGrad(g.K, g.C, dw, du) },
+		input:      func(v, x backend.Buffer) { wg.WinogradInput(g, v, x) },
+		inputGrad:  func(dx, dv backend.Buffer) { wg.WinogradInputGrad(g, dx, dv) },
+		output: func(y, m, bias backend.Buffer, beta float32) {
+			if beta != 0 {
+				panic("tensor: F(2x2, 3x3)'s output transform overwrites its output")
+			}
+			wg.WinogradOutput(g, y, m, bias)
+		},
+		outputGrad: func(dm, dy backend.Buffer) { wg.WinogradOutputGrad(g, dm, dy) },
+	}
+}
+
+// winogradConv is Conv2d of x by w (+ bias) under s.
+func winogradConv(s wgScheme, x, w, bias *Tensor, g backend.Conv2D) *Tensor {
 	be := x.be
-	N, C, K := g.N, g.C, g.K
-	T := N * ((g.OH + 1) / 2) * ((g.OW + 1) / 2)
-	out := result([]int{N, K, g.OH, g.OW}, inputs(x, w, bias)...)
+	C, K, T := s.C, s.K, s.T
+	out := result([]int{g.N, g.K, g.OH, g.OW}, inputs(x, w, bias)...)
 	keepU := out.requiresGrad && x.requiresGrad
-	keepV := out.requiresGrad && w.requiresGrad && backend.WinogradLen(C*T) <= winogradKeep
+	keepV := out.requiresGrad && w.requiresGrad && s.len(C*T) <= winogradKeep
 	alloc := func(n int, keep bool) backend.Buffer {
 		if keep {
 			return out.saveBuf(n, false)
@@ -58,13 +96,13 @@ func winogradConv(wg backend.Winograd, x, w, bias *Tensor, g backend.Conv2D) *Te
 		return be.Alloc(n, false)
 	}
 	sU, sV, sM := backend.WinogradStride(K*C), backend.WinogradStride(C*T), backend.WinogradStride(K*T)
-	u, v := alloc(backend.WinogradLen(K*C), keepU), alloc(backend.WinogradLen(C*T), keepV)
-	wg.WinogradWeight(K, C, u, w.buf)
-	wg.WinogradInput(g, v, x.buf)
-	m := be.Alloc(backend.WinogradLen(K*T), false)
-	be.MatMul(backend.Gemm{TransB: true, M: T, N: K, K: C, Alpha: 1, Batch: 16, LDA: C, LDB: C, LDC: K,
+	u, v := alloc(s.len(K*C), keepU), alloc(s.len(C*T), keepV)
+	s.weight(u, w.buf)
+	s.input(v, x.buf)
+	m := be.Alloc(s.len(K*T), false)
+	be.MatMul(backend.Gemm{TransB: true, M: T, N: K, K: C, Alpha: 1, Batch: s.points, LDA: C, LDB: C, LDC: K,
 		StrideA: sV, StrideB: sU, StrideC: sM}, v, u, m)
-	wg.WinogradOutput(g, out.buf, m, bufOrNil(bias))
+	s.output(out.buf, m, bufOrNil(bias), 0)
 	be.Free(m)
 	if !keepU {
 		be.Free(u)
@@ -74,29 +112,29 @@ func winogradConv(wg backend.Winograd, x, w, bias *Tensor, g backend.Conv2D) *Te
 	}
 	if out.requiresGrad {
 		out.back = func() {
-			dm := be.Alloc(backend.WinogradLen(K*T), false)
-			wg.WinogradOutputGrad(g, dm, out.grad)
+			dm := be.Alloc(s.len(K*T), false)
+			s.outputGrad(dm, out.grad)
 			if w.requiresGrad {
 				v := v
 				if !keepV { // transformed again: too large to keep
-					v = be.Alloc(backend.WinogradLen(C*T), false)
+					v = be.Alloc(s.len(C*T), false)
 					defer be.Free(v)
-					wg.WinogradInput(g, v, x.buf)
+					s.input(v, x.buf)
 				}
-				du := be.Alloc(backend.WinogradLen(K*C), false)
-				be.MatMul(backend.Gemm{TransA: true, M: K, N: C, K: T, Alpha: 1, Batch: 16, LDA: K, LDB: C, LDC: C,
+				du := be.Alloc(s.len(K*C), false)
+				be.MatMul(backend.Gemm{TransA: true, M: K, N: C, K: T, Alpha: 1, Batch: s.points, LDA: K, LDB: C, LDC: C,
 					StrideA: sM, StrideB: sV, StrideC: sU}, dm, v, du)
-				wg.WinogradWeightGrad(K, C, w.GradBuffer(), du)
+				s.weightGrad(w.GradBuffer(), du)
 				be.Free(du)
 			}
 			if bias != nil && bias.requiresGrad {
-				channelSums(be, bias.GradBuffer(), out.grad, N, K, g.OH*g.OW)
+				channelSums(be, bias.GradBuffer(), out.grad, g.N, g.K, g.OH*g.OW)
 			}
 			if x.requiresGrad {
-				dv := be.Alloc(backend.WinogradLen(C*T), false)
-				be.MatMul(backend.Gemm{M: T, N: C, K: K, Alpha: 1, Batch: 16, LDA: K, LDB: C, LDC: C,
+				dv := be.Alloc(s.len(C*T), false)
+				be.MatMul(backend.Gemm{M: T, N: C, K: K, Alpha: 1, Batch: s.points, LDA: K, LDB: C, LDC: C,
 					StrideA: sM, StrideB: sU, StrideC: sV}, dm, u, dv)
-				wg.WinogradInputGrad(g, x.GradBuffer(), dv)
+				s.inputGrad(x.GradBuffer(), dv)
 				be.Free(dv)
 			}
 			be.Free(dm)

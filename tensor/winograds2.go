@@ -34,69 +34,18 @@ func winogradS2For(be backend.Backend, g backend.Conv2D) (backend.WinogradS2, bo
 	return wg, ok
 }
 
-// wgTiles is the number of F(2x2, .) output tiles of g.
-func wgTiles(g backend.Conv2D) int { return g.N * ((g.OH + 1) / 2) * ((g.OW + 1) / 2) }
-
-// winogradS2Conv is Conv2d of x by w (+ bias) under g through wg.
-func winogradS2Conv(wg backend.WinogradS2, x, w, bias *Tensor, g backend.Conv2D) *Tensor {
-	be := x.be
-	N, C4, K := g.N, 4*g.C, g.K
-	T := wgTiles(g)
-	out := result([]int{N, K, g.OH, g.OW}, inputs(x, w, bias)...)
-	keepU := out.requiresGrad && x.requiresGrad
-	keepV := out.requiresGrad && w.requiresGrad && backend.WinogradS2Len(C4*T) <= winogradKeep
-	alloc := func(n int, keep bool) backend.Buffer {
-		if keep {
-			return out.saveBuf(n, false)
-		}
-		return be.Alloc(n, false)
+// f22 is F(2x2, 2x2) on g's stride phases through wg.
+func f22(wg backend.WinogradS2, g backend.Conv2D) wgScheme {
+	return wgScheme{points: 9, C: 4 * g.C, K: g.K, T: wgTiles(g),
+		weight:     func(u, w backend.Buffer) { wg.WinogradS2Weight(g.K, g.C, u, w) },
+		weightGrad: func(dw, du backend.Buffer) { wg.WinogradS2WeightGrad(g.K, g.C, dw, du) },
+		input:      func(v, x backend.Buffer) { wg.WinogradS2Input(g, v, x) },
+		inputGrad:  func(dx, dv backend.Buffer) { wg.WinogradS2InputGrad(g, dx, dv) },
+		output: func(y, m, bias backend.Buffer, beta float32) {
+			wg.WinogradS2Output(g, y, m, bias, beta)
+		},
+		outputGrad: func(dm, dy backend.Buffer) { wg.WinogradS2OutputGrad(g, dm, dy) },
 	}
-	sU, sV, sM := backend.WinogradStride(K*C4), backend.WinogradStride(C4*T), backend.WinogradStride(K*T)
-	u, v := alloc(backend.WinogradS2Len(K*C4), keepU), alloc(backend.WinogradS2Len(C4*T), keepV)
-	wg.WinogradS2Weight(K, g.C, u, w.buf)
-	wg.WinogradS2Input(g, v, x.buf)
-	m := be.Alloc(backend.WinogradS2Len(K*T), false)
-	be.MatMul(backend.Gemm{TransB: true, M: T, N: K, K: C4, Alpha: 1, Batch: 9, LDA: C4, LDB: C4, LDC: K,
-		StrideA: sV, StrideB: sU, StrideC: sM}, v, u, m)
-	wg.WinogradS2Output(g, out.buf, m, bufOrNil(bias), 0)
-	be.Free(m)
-	if !keepU {
-		be.Free(u)
-	}
-	if !keepV {
-		be.Free(v)
-	}
-	if out.requiresGrad {
-		out.back = func() {
-			dm := be.Alloc(backend.WinogradS2Len(K*T), false)
-			wg.WinogradS2OutputGrad(g, dm, out.grad)
-			if w.requiresGrad {
-				v := v
-				if !keepV { // transformed again: too large to keep
-					v = be.Alloc(backend.WinogradS2Len(C4*T), false)
-					defer be.Free(v)
-					wg.WinogradS2Input(g, v, x.buf)
-				}
-				du := be.Alloc(backend.WinogradS2Len(K*C4), false)
-				be.MatMul(backend.Gemm{TransA: true, M: K, N: C4, K: T, Alpha: 1, Batch: 9, LDA: K, LDB: C4, LDC: C4,
-					StrideA: sM, StrideB: sV, StrideC: sU}, dm, v, du)
-				wg.WinogradS2WeightGrad(K, g.C, w.GradBuffer(), du)
-				be.Free(du)
-			}
-			if bias != nil && bias.requiresGrad {
-				channelSums(be, bias.GradBuffer(), out.grad, N, K, g.OH*g.OW)
-			}
-			if x.requiresGrad {
-				dv := be.Alloc(backend.WinogradS2Len(C4*T), false)
-				be.MatMul(backend.Gemm{M: T, N: C4, K: K, Alpha: 1, Batch: 9, LDA: K, LDB: C4, LDC: C4,
-					StrideA: sM, StrideB: sU, StrideC: sV}, dm, u, dv)
-				wg.WinogradS2InputGrad(g, x.GradBuffer(), dv)
-				be.Free(dv)
-			}
-			be.Free(dm)
-		}
-	}
-	return out
 }
 
 // winogradS2ConvTranspose is ConvTranspose2d of x [N, C, H, W] by w [C,
@@ -105,12 +54,12 @@ func winogradS2Conv(wg backend.WinogradS2, x, w, bias *Tensor, g backend.Conv2D)
 // is): out = B-adjoint(dM(x) U), dM(x) = A x A^T. Backward: V = B^T dy B
 // once, then dx += A^T (V U^T) A and dW += G^T (dM^T V) G.
 func winogradS2ConvTranspose(wg backend.WinogradS2, x, w, bias *Tensor, g backend.Conv2D) *Tensor {
-	be := x.be
+	be, s := x.be, f22(wg, g)
 	N, C, K4 := g.N, g.K, 4*g.C // g.K is x's channels, g.C the output's
 	T := wgTiles(g)
 	out := result([]int{N, g.C, g.H, g.W}, inputs(x, w, bias)...)
 	keepU := out.requiresGrad && x.requiresGrad
-	keepM := out.requiresGrad && w.requiresGrad && backend.WinogradS2Len(C*T) <= winogradKeep
+	keepM := out.requiresGrad && w.requiresGrad && s.len(C*T) <= winogradKeep
 	alloc := func(n int, keep bool) backend.Buffer {
 		if keep {
 			return out.saveBuf(n, false)
@@ -118,18 +67,18 @@ func winogradS2ConvTranspose(wg backend.WinogradS2, x, w, bias *Tensor, g backen
 		return be.Alloc(n, false)
 	}
 	sU, sV, sM := backend.WinogradStride(C*K4), backend.WinogradStride(K4*T), backend.WinogradStride(C*T)
-	u, dm := alloc(backend.WinogradS2Len(C*K4), keepU), alloc(backend.WinogradS2Len(C*T), keepM)
-	wg.WinogradS2Weight(C, g.C, u, w.buf)
-	wg.WinogradS2OutputGrad(g, dm, x.buf)
-	dv := be.Alloc(backend.WinogradS2Len(K4*T), false)
-	be.MatMul(backend.Gemm{M: T, N: K4, K: C, Alpha: 1, Batch: 9, LDA: C, LDB: K4, LDC: K4,
+	u, dm := alloc(s.len(C*K4), keepU), alloc(s.len(C*T), keepM)
+	s.weight(u, w.buf)
+	s.outputGrad(dm, x.buf)
+	dv := be.Alloc(s.len(K4*T), false)
+	be.MatMul(backend.Gemm{M: T, N: K4, K: C, Alpha: 1, Batch: s.points, LDA: C, LDB: K4, LDC: K4,
 		StrideA: sM, StrideB: sU, StrideC: sV}, dm, u, dv)
 	if bias != nil {
 		fillBias(be, out.buf, bias.buf, N, g.C, g.H*g.W)
 	} else {
 		be.Fill(out.buf, 0)
 	}
-	wg.WinogradS2InputGrad(g, out.buf, dv)
+	s.inputGrad(out.buf, dv)
 	be.Free(dv)
 	if !keepU {
 		be.Free(u)
@@ -139,30 +88,30 @@ func winogradS2ConvTranspose(wg backend.WinogradS2, x, w, bias *Tensor, g backen
 	}
 	if out.requiresGrad {
 		out.back = func() {
-			v := be.Alloc(backend.WinogradS2Len(K4*T), false)
-			wg.WinogradS2Input(g, v, out.grad)
+			v := be.Alloc(s.len(K4*T), false)
+			s.input(v, out.grad)
 			if w.requiresGrad {
 				dm := dm
 				if !keepM { // transformed again: too large to keep
-					dm = be.Alloc(backend.WinogradS2Len(C*T), false)
+					dm = be.Alloc(s.len(C*T), false)
 					defer be.Free(dm)
-					wg.WinogradS2OutputGrad(g, dm, x.buf)
+					s.outputGrad(dm, x.buf)
 				}
-				du := be.Alloc(backend.WinogradS2Len(C*K4), false)
-				be.MatMul(backend.Gemm{TransA: true, M: C, N: K4, K: T, Alpha: 1, Batch: 9, LDA: C, LDB: K4, LDC: K4,
+				du := be.Alloc(s.len(C*K4), false)
+				be.MatMul(backend.Gemm{TransA: true, M: C, N: K4, K: T, Alpha: 1, Batch: s.points, LDA: C, LDB: K4, LDC: K4,
 					StrideA: sM, StrideB: sV, StrideC: sU}, dm, v, du)
-				wg.WinogradS2WeightGrad(C, g.C, w.GradBuffer(), du)
+				s.weightGrad(w.GradBuffer(), du)
 				be.Free(du)
 			}
 			if bias != nil && bias.requiresGrad {
 				channelSums(be, bias.GradBuffer(), out.grad, N, g.C, g.H*g.W)
 			}
 			if x.requiresGrad {
-				m := be.Alloc(backend.WinogradS2Len(C*T), false)
-				be.MatMul(backend.Gemm{TransB: true, M: T, N: C, K: K4, Alpha: 1, Batch: 9, LDA: K4, LDB: K4, LDC: C,
+				m := be.Alloc(s.len(C*T), false)
+				be.MatMul(backend.Gemm{TransB: true, M: T, N: C, K: K4, Alpha: 1, Batch: s.points, LDA: K4, LDB: K4, LDC: C,
 					StrideA: sV, StrideB: sU, StrideC: sM}, v, u, m)
 				dx, beta := x.gemmGrad()
-				wg.WinogradS2Output(g, dx, m, nil, beta)
+				s.output(dx, m, nil, beta)
 				be.Free(m)
 			}
 			be.Free(v)
