@@ -348,3 +348,68 @@ func TestBF16WeightsProducts(t *testing.T) {
 		}
 	}
 }
+
+// The bf16 kernels flush each denormal sum to zero as VDPBF16PS does
+// (the AVX2 one by MXCSR's FTZ bit during its k loop), bit for bit with
+// the Go kernel where the products are normal and their sums are not:
+// values of magnitude 2^-63 to 2^-62 (products 2^-126 to 2^-124, the
+// smallest normals) with random signs, whose sums cancel into the
+// denormals. Without the flush the values differ (checked below by the
+// same sums without it), and after the kernels Go's arithmetic keeps its
+// denormals: MXCSR is back as it was.
+// denormalOperands are 2^-120 and 2^-10, whose product is the denormal
+// 2^-130 (a variable: the compiler does not fold it).
+var denormalOperands = [2]float32{0x1p-120, 0x1p-10}
+
+func TestSgemmBF16FlushesDenormalSums(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	m, n, k := 13, 37, 301
+	small := func(n int) []float32 {
+		s := make([]float32, n)
+		for i := range s {
+			s[i] = float32(math.Ldexp(1+r.Float64(), -63))
+			if r.IntN(2) == 0 {
+				s[i] = -s[i]
+			}
+		}
+		return s
+	}
+	a, b := small(m*k), small(k*n)
+	want := make([]float32, m*n)
+	prev := useBF16Kernel("go")
+	SgemmBF16(false, false, m, n, k, 1, a, k, b, n, 0, want, n)
+	useBF16Kernel(prev)
+	// The definition's sums without the flush: they must differ somewhere.
+	unflushed := 0
+	for i := 0; i < m; i++ {
+		for j := 0; j < n; j++ {
+			var acc float32
+			for p := 0; p < k; p += 2 {
+				if p+1 < k {
+					acc += FromBF16(ToBF16(a[i*k+p+1])) * FromBF16(ToBF16(b[(p+1)*n+j]))
+				}
+				acc += FromBF16(ToBF16(a[i*k+p])) * FromBF16(ToBF16(b[p*n+j]))
+			}
+			if acc != want[i*n+j] {
+				unflushed++
+			}
+		}
+	}
+	if unflushed == 0 {
+		t.Fatal("no sum was denormal: the inputs do not test the flush")
+	}
+	for _, kern := range bf16Kernels {
+		prev := useBF16Kernel(kern.name)
+		got := make([]float32, m*n)
+		SgemmBF16(false, false, m, n, k, 1, a, k, b, n, 0, got, n)
+		useBF16Kernel(prev)
+		for i := range got {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("%s: C[%d] = %g (%#08x), the Go kernel's %g (%#08x)", kern.name, i, got[i], math.Float32bits(got[i]), want[i], math.Float32bits(want[i]))
+			}
+		}
+		if z := denormalOperands[0] * denormalOperands[1]; math.Float32bits(z) != 0x00080000 {
+			t.Fatalf("%s: 2^-120 * 2^-10 = %g after the kernel: MXCSR still flushes", kern.name, z)
+		}
+	}
+}
