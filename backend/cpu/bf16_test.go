@@ -413,3 +413,45 @@ func TestSgemmBF16FlushesDenormalSums(t *testing.T) {
 		}
 	}
 }
+
+// bdotRows (the bf16 weights' decoding products: bdot on AVX512_BF16,
+// bdot256 on AVX2 and FMA) agrees with bdotRowsGo within float32's
+// summation (the vector code sums lanes and then across them, in another
+// order than the Go loop's: within 2*(k/2+8) roundings of 2^-24 of the
+// sum of the products' magnitudes), on row lengths that reach every
+// tail of the vector loops (32, 8 and masked 1-7 pairs), rows of odd
+// length (the Go code) included; and it really runs the vector code
+// where there is one: the results are not all bit for bit the Go ones.
+func TestBdotRows(t *testing.T) {
+	r := rand.New(rand.NewPCG(13, 14))
+	differ := 0
+	for _, k := range []int{0, 1, 2, 3, 7, 14, 15, 16, 17, 18, 30, 31, 32, 34, 62, 63, 64, 66, 78, 126, 128, 130, 2000, 4098} {
+		for _, n := range []int{0, 1, 3, 17} {
+			xs := randSlice(r, k)
+			x := make([]float32, (k+1)/2)
+			convertPairs(x, xs, k)
+			w := make([]uint16, n*k)
+			for i := range w {
+				w[i] = ToBF16(float32(r.NormFloat64()))
+			}
+			got, want := make([]float32, n), make([]float32, n)
+			bdotRows(got, x, w, k)
+			bdotRowsGo(want, x, w, k)
+			for j := range n {
+				var mag float64
+				for p := range k {
+					mag += math.Abs(float64(FromBF16(ToBF16(xs[p]))) * float64(FromBF16(w[j*k+p])))
+				}
+				if d := math.Abs(float64(got[j] - want[j])); d > 2*float64(k/2+8)*0x1p-24*mag {
+					t.Fatalf("k=%d n=%d: out[%d] = %v, bdotRowsGo %v (sum of magnitudes %v)", k, n, j, got[j], want[j], mag)
+				}
+				if got[j] != want[j] {
+					differ++
+				}
+			}
+		}
+	}
+	if (haveBF16 || haveBF16AVX2) && differ == 0 {
+		t.Fatal("every value is bdotRowsGo's, bit for bit: is the vector code running?")
+	}
+}

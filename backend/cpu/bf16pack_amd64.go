@@ -77,15 +77,23 @@ func packRowsPairs512(dst []float32, ds int, src []float32, ss, kc, cnt, width i
 //go:noescape
 func bdot(out, x *float32, w *uint16, kp, n, ldw int)
 
+//go:noescape
+func bdot256(out, x *float32, w *uint16, kp, n, ldw int)
+
 // bdotRows sets out[j] to the product of the pairs x (convertPairs of a
-// row of k values) and row j of the bfloat16 rows w (k apart); where the
-// CPU has AVX512_BF16 and k is even, by bdot.
+// row of k values) and row j of the bfloat16 rows w (k apart); where k
+// is even, by bdot where the CPU has AVX512_BF16, else by bdot256 where
+// it has AVX2 and FMA.
 func bdotRows(out, x []float32, w []uint16, k int) {
-	if !haveBF16 || !fastQuant || k%2 != 0 || len(out) == 0 {
+	if !(haveBF16 || haveBF16AVX2) || !fastQuant || k%2 != 0 || len(out) == 0 || k == 0 {
 		bdotRowsGo(out, x, w, k)
 		return
 	}
 	_ = w[len(out)*k-1]
 	_ = x[k/2-1]
-	bdot(&out[0], &x[0], &w[0], k/2, len(out), k)
+	if haveBF16 {
+		bdot(&out[0], &x[0], &w[0], k/2, len(out), k)
+	} else {
+		bdot256(&out[0], &x[0], &w[0], k/2, len(out), k)
+	}
 }
