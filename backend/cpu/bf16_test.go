@@ -140,7 +140,7 @@ func isGoPairPack() bool {
 // vectors, and a tile of A's, as wide as its rows), with k past a block.
 func TestPackPairsVector(t *testing.T) {
 	if isGoPairPack() {
-		t.Skip("no AVX512_BF16: packing runs the Go code")
+		t.Skip("no AVX512_BF16 nor AVX2: packing runs the Go code")
 	}
 	special := []uint32{0x3f808000, 0x3f818000, 0x3f808001, 0x3f807fff, 0xbf818000, 0, 0x80000000,
 		0x007fffff, 0x807fffff, 0x00000001, 0x00800000, 0x7f7fffff, 0xff7fffff, 0x7f800000, 0xff800000,
@@ -453,5 +453,35 @@ func TestBdotRows(t *testing.T) {
 	}
 	if (haveBF16 || haveBF16AVX2) && differ == 0 {
 		t.Fatal("every value is bdotRowsGo's, bit for bit: is the vector code running?")
+	}
+}
+
+// convertPairs (a decoding row's pairs: VCVTNE2PS2BF16 on AVX512_BF16,
+// cvtPairs256 on AVX2) pairs and rounds as convertPairsGo, bit for bit,
+// on ties, denormals, zeros, NaNs, infinities and overflow, at every
+// length around its 16-value steps.
+func TestConvertPairs(t *testing.T) {
+	special := []uint32{0x3f808000, 0x3f818000, 0x3f808001, 0x3f807fff, 0xbf818000, 0, 0x80000000,
+		0x007fffff, 0x807fffff, 0x00000001, 0x00800000, 0x7f7fffff, 0xff7fffff, 0x7f800000, 0xff800000,
+		0x7f800001, 0xffc00000, 0x7fffffff, 0x3f7fffff, 0x477fe000, 0xff800001}
+	r := rand.New(rand.NewPCG(15, 16))
+	for _, n := range []int{0, 1, 2, 7, 15, 16, 17, 31, 32, 33, 47, 48, 64, 1000, 1001} {
+		src := make([]float32, n)
+		for i := range src {
+			if i%2 == 0 {
+				src[i] = math.Float32frombits(special[r.IntN(len(special))])
+			} else {
+				src[i] = float32(r.NormFloat64())
+			}
+		}
+		want, got := make([]float32, (n+1)/2+1), make([]float32, (n+1)/2+1)
+		want[len(want)-1], got[len(got)-1] = 7, 7
+		convertPairsGo(want, src, n)
+		convertPairs(got, src, n)
+		for i := range want {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("n=%d: [%d] = %#08x, want %#08x", n, i, math.Float32bits(got[i]), math.Float32bits(want[i]))
+			}
+		}
 	}
 }
