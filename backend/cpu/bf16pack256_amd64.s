@@ -115,3 +115,25 @@ cvtPairsLoop:
 	JNE cvtPairsLoop
 	VZEROUPPER
 	RET
+
+// func splitPairs256(p *float32, n, n8 int)
+// For i < 8*n8: p[n+i] = p[i] << 16 (the pair's low value), then p[i] =
+// p[i] AND 0xffff0000 (its high value): splitPairs' vector part.
+TEXT ·splitPairs256(SB), NOSPLIT, $0-24
+	MOVQ p+0(FP), SI
+	MOVQ n+8(FP), R9
+	SHLQ $2, R9
+	MOVQ n8+16(FP), CX
+	VPCMPEQD Y15, Y15, Y15
+	VPSLLD $16, Y15, Y15
+splitPairsLoop:
+	VMOVDQU (SI), Y0
+	VPSLLD $16, Y0, Y1
+	VPAND Y15, Y0, Y0
+	VMOVDQU Y1, (SI)(R9*1)
+	VMOVDQU Y0, (SI)
+	ADDQ $32, SI
+	DECQ CX
+	JNE splitPairsLoop
+	VZEROUPPER
+	RET

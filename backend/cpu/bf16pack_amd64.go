@@ -2,6 +2,8 @@
 
 package cpu
 
+import "math"
+
 // cvtPairs and pairRows are in bf16pack_amd64.s; both round as ToBF16.
 
 //go:noescape
@@ -18,6 +20,27 @@ func pairRound256(dst, lo, hi *float32, n int)
 
 //go:noescape
 func cvtPairs256(dst, src *float32, n int)
+
+//go:noescape
+func splitPairs256(p *float32, n, n8 int)
+
+// splitPairs splits a packed panel of A for the AVX2 bf16 kernels
+// (bgemm256s_*, see gemm_gen.go): its n = mr*kc/2 pairs (kc even) become
+// their high values (pair AND 0xffff0000) in place and their low values
+// (pair << 16) after them, at a[n:2n], which the panel's slot of mr*kc
+// values holds.
+func splitPairs(a []float32, mr, kc int) {
+	n := mr * kc / 2
+	a = a[:2*n]
+	if n8 := n / 8; n8 > 0 {
+		splitPairs256(&a[0], n, n8)
+	}
+	for i := n / 8 * 8; i < n; i++ {
+		x := math.Float32bits(a[i])
+		a[n+i] = math.Float32frombits(x << 16)
+		a[i] = math.Float32frombits(x & 0xffff0000)
+	}
+}
 
 func init() {
 	if haveBF16 {

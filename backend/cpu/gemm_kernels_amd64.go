@@ -268,6 +268,48 @@ var kernelsBF16256 = [2][6]asmKernel{
 	{bgemm256_m1n2, bgemm256_m2n2, bgemm256_m3n2, bgemm256_m4n2, bgemm256_m5n2, bgemm256_m6n2},
 }
 
+//go:noescape
+func bgemm256s_m1n1(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+//go:noescape
+func bgemm256s_m2n1(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+//go:noescape
+func bgemm256s_m3n1(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+//go:noescape
+func bgemm256s_m4n1(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+//go:noescape
+func bgemm256s_m5n1(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+//go:noescape
+func bgemm256s_m6n1(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+//go:noescape
+func bgemm256s_m1n2(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+//go:noescape
+func bgemm256s_m2n2(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+//go:noescape
+func bgemm256s_m3n2(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+//go:noescape
+func bgemm256s_m4n2(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+//go:noescape
+func bgemm256s_m5n2(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+//go:noescape
+func bgemm256s_m6n2(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+// kernelsBF16256s[nv-1][mr-1] computes an mr x nv-vector tile.
+var kernelsBF16256s = [2][6]asmKernel{
+	{bgemm256s_m1n1, bgemm256s_m2n1, bgemm256s_m3n1, bgemm256s_m4n1, bgemm256s_m5n1, bgemm256s_m6n1},
+	{bgemm256s_m1n2, bgemm256s_m2n2, bgemm256s_m3n2, bgemm256s_m4n2, bgemm256s_m5n2, bgemm256s_m6n2},
+}
+
 // sgemm256 calls sgemm256_m<mr>n<nv> directly.
 func sgemm256(nv, mr, k int, a, b, c *float32, ldc int, alpha, beta float32) {
 	switch 8*nv + mr {
@@ -325,6 +367,36 @@ func bgemm256(nv, mr, k int, a, b, c *float32, ldc int, alpha, beta float32) {
 		bgemm256_m5n2(k, a, b, c, ldc, alpha, beta, 0)
 	case 22:
 		bgemm256_m6n2(k, a, b, c, ldc, alpha, beta, 0)
+	}
+}
+
+// bgemm256s calls bgemm256s_m<mr>n<nv> directly.
+func bgemm256s(nv, mr, k int, a, b, c *float32, ldc int, alpha, beta float32) {
+	switch 8*nv + mr {
+	case 9:
+		bgemm256s_m1n1(k, a, b, c, ldc, alpha, beta, 0)
+	case 10:
+		bgemm256s_m2n1(k, a, b, c, ldc, alpha, beta, 0)
+	case 11:
+		bgemm256s_m3n1(k, a, b, c, ldc, alpha, beta, 0)
+	case 12:
+		bgemm256s_m4n1(k, a, b, c, ldc, alpha, beta, 0)
+	case 13:
+		bgemm256s_m5n1(k, a, b, c, ldc, alpha, beta, 0)
+	case 14:
+		bgemm256s_m6n1(k, a, b, c, ldc, alpha, beta, 0)
+	case 17:
+		bgemm256s_m1n2(k, a, b, c, ldc, alpha, beta, 0)
+	case 18:
+		bgemm256s_m2n2(k, a, b, c, ldc, alpha, beta, 0)
+	case 19:
+		bgemm256s_m3n2(k, a, b, c, ldc, alpha, beta, 0)
+	case 20:
+		bgemm256s_m4n2(k, a, b, c, ldc, alpha, beta, 0)
+	case 21:
+		bgemm256s_m5n2(k, a, b, c, ldc, alpha, beta, 0)
+	case 22:
+		bgemm256s_m6n2(k, a, b, c, ldc, alpha, beta, 0)
 	}
 }
 
