@@ -137,3 +137,61 @@ splitPairsLoop:
 	JNE splitPairsLoop
 	VZEROUPPER
 	RET
+
+// laneMask256: 8 lanes set, then 8 clear; loaded from lane 8-c it sets
+// the first c lanes.
+DATA laneMask256<>+0(SB)/8, $0xffffffffffffffff
+DATA laneMask256<>+8(SB)/8, $0xffffffffffffffff
+DATA laneMask256<>+16(SB)/8, $0xffffffffffffffff
+DATA laneMask256<>+24(SB)/8, $0xffffffffffffffff
+DATA laneMask256<>+32(SB)/8, $0
+DATA laneMask256<>+40(SB)/8, $0
+DATA laneMask256<>+48(SB)/8, $0
+DATA laneMask256<>+56(SB)/8, $0
+GLOBL laneMask256<>(SB), RODATA|NOPTR, $64
+
+// func pairRowsMask256(dst *float32, ds int, src *float32, ss int, kp, c int)
+// dst[q*ds+i] = pair(src[2q*ss+i], src[(2q+1)*ss+i]) for q < kp and the
+// c lanes i < c (1 <= c <= 8): masked loads and stores of one vector a
+// step (a transposed A's micro-panels, 6 lanes).
+TEXT ·pairRowsMask256(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DI
+	MOVQ ds+8(FP), R8
+	SHLQ $2, R8
+	MOVQ src+16(FP), SI
+	MOVQ ss+24(FP), R9
+	SHLQ $2, R9
+	LEAQ (SI)(R9*1), BX
+	SHLQ $1, R9
+	MOVQ kp+32(FP), CX
+	MOVQ $8, AX
+	SUBQ c+40(FP), AX
+	LEAQ laneMask256<>(SB), DX
+	VMOVDQU (DX)(AX*4), Y6
+	VPBROADCASTD bf16c256<>+0(SB), Y8
+	VPBROADCASTD bf16c256<>+4(SB), Y9
+	VPBROADCASTD bf16c256<>+8(SB), Y10
+	VPBROADCASTD bf16c256<>+12(SB), Y11
+	VPBROADCASTD bf16c256<>+20(SB), Y13
+	VPBROADCASTD bf16c256<>+24(SB), Y14
+	VPXOR Y7, Y7, Y7
+pairRowsMaskLoop:
+	VPMASKMOVD (SI), Y6, Y0
+	VPMASKMOVD (BX), Y6, Y1
+	VPBROADCASTD bf16c256<>+16(SB), Y12
+	VPAND Y0, Y12, Y12
+	ROUND(Y0, Y2, Y3)
+	VPBROADCASTD bf16c256<>+16(SB), Y12
+	VPAND Y1, Y12, Y12
+	ROUND(Y1, Y2, Y3)
+	VPSRLD $16, Y0, Y0
+	VPAND Y14, Y1, Y1
+	VPOR Y1, Y0, Y0
+	VPMASKMOVD Y0, Y6, (DI)
+	ADDQ R9, SI
+	ADDQ R9, BX
+	ADDQ R8, DI
+	DECQ CX
+	JNE pairRowsMaskLoop
+	VZEROUPPER
+	RET

@@ -24,6 +24,9 @@ func cvtPairs256(dst, src *float32, n int)
 //go:noescape
 func splitPairs256(p *float32, n, n8 int)
 
+//go:noescape
+func pairRowsMask256(dst *float32, ds int, src *float32, ss int, kp, c int)
+
 // splitPairs splits a packed panel of A for the AVX2 bf16 kernels
 // (bgemm256s_*, see gemm_gen.go): its n = mr*kc/2 pairs (kc even) become
 // their high values (pair AND 0xffff0000) in place and their low values
@@ -51,9 +54,27 @@ func init() {
 }
 
 // packRowsPairs256 is packRowsPairs by pairRound256, 8 lanes at a time
-// (the lanes past a multiple of 8, and a last step of an odd kc, in Go).
+// (the lanes past a multiple of 8, and a last step of an odd kc, in Go),
+// or by pairRowsMask256 for fewer than 8 lanes.
 func packRowsPairs256(dst []float32, ds int, src []float32, ss, kc, cnt, width int) {
 	n8 := cnt / 8
+	if n8 == 0 && cnt > 0 && kc >= 2 {
+		// Fewer than 8 lanes (a transposed A's micro-panels): masked
+		// vectors for the whole pairs, Go for an odd kc's last step.
+		_ = src[(kc-1)*ss+cnt-1]
+		_ = dst[((kc+1)/2-1)*ds+width-1]
+		pairRowsMask256(&dst[0], ds, &src[0], ss, kc/2, cnt)
+		if width > cnt {
+			for q := 0; q < kc/2; q++ {
+				clear(dst[q*ds+cnt : q*ds+width])
+			}
+		}
+		if kc%2 != 0 {
+			q := kc / 2
+			packRowsPairs(dst[q*ds:], ds, src[2*q*ss:], ss, 1, cnt, width)
+		}
+		return
+	}
 	if n8 == 0 || kc < 2 {
 		packRowsPairs(dst, ds, src, ss, kc, cnt, width)
 		return
