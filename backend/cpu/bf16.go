@@ -196,8 +196,9 @@ func convertPairsGo(dst, src []float32, n int) {
 }
 
 // bdotRowsGo is bdotRows in Go: each product summed pair after pair as
-// genericComputeBF16 sums them (the vector code sums 16 lanes and then
-// across them, so the two agree to float32's rounding, not bit for bit).
+// genericComputeBF16 sums them (the vector code sums lanes, 16 in bdot,
+// 4 vectors of 8 in bdot256, and then across them, so the two agree to
+// float32's rounding, not bit for bit).
 func bdotRowsGo(out, x []float32, w []uint16, k int) {
 	for j := range out {
 		row := w[j*k : j*k+k]

@@ -143,6 +143,12 @@ func TestPackPairsVector(t *testing.T) {
 	if isGoPairPack() {
 		t.Skip("no AVX512_BF16 nor AVX2: packing runs the Go code")
 	}
+	checkPairPacking(t)
+}
+
+// checkPairPacking is TestPackPairsVector's check of pairStrided and
+// pairRowsPack against packStridedPairs and packRowsPairs.
+func checkPairPacking(t *testing.T) {
 	special := []uint32{0x3f808000, 0x3f818000, 0x3f808001, 0x3f807fff, 0xbf818000, 0, 0x80000000,
 		0x007fffff, 0x807fffff, 0x00000001, 0x00800000, 0x7f7fffff, 0xff7fffff, 0x7f800000, 0xff800000,
 		0x7f800001, 0xffc00000, 0x7fffffff, 0x3f7fffff, 0x477fe000}
