@@ -5,8 +5,9 @@ import "math"
 // bfloat16 matrix products: op(A) and op(B) rounded to bfloat16 (8
 // significant bits, float32's range) as they are packed, multiplied in
 // pairs with float32 accumulation. On CPUs with AVX512_BF16 the kernel is
-// VDPBF16PS (gemm_amd64.s, encoded as bytes by gemm_gen.go); elsewhere the
-// Go kernel below computes the same values, bit for bit: both follow
+// VDPBF16PS (gemm_amd64.s, encoded as bytes by gemm_gen.go); on CPUs with
+// AVX2 and FMA, two FMAs a pair (bf16gemm256_amd64.s); elsewhere the Go
+// kernel below. All compute the same values, bit for bit: they follow
 // Intel's definition of the instruction (see toBF16 and
 // genericComputeBF16).
 
@@ -83,7 +84,7 @@ func packRowsPairs(dst []float32, ds int, src []float32, ss, kc, cnt, width int)
 }
 
 // genericBF16Kernel is the pure-Go bf16 micro-kernel, used where the CPU
-// has no AVX512_BF16. Its cache blocking along k (kc) is the assembly
+// has neither AVX512_BF16 nor AVX2 with FMA. Its cache blocking along k (kc) is the assembly
 // kernel's, so both sum the same pairs in the same order.
 var genericBF16Kernel = &gemmKernel{
 	name: "go", mr: 4, nr: 16, vec: 4,
@@ -195,8 +196,9 @@ func convertPairsGo(dst, src []float32, n int) {
 }
 
 // bdotRowsGo is bdotRows in Go: each product summed pair after pair as
-// genericComputeBF16 sums them (the vector code sums 16 lanes and then
-// across them, so the two agree to float32's rounding, not bit for bit).
+// genericComputeBF16 sums them (the vector code sums lanes, 16 in bdot,
+// 4 vectors of 8 in bdot256, and then across them, so the two agree to
+// float32's rounding, not bit for bit).
 func bdotRowsGo(out, x []float32, w []uint16, k int) {
 	for j := range out {
 		row := w[j*k : j*k+k]

@@ -6,3 +6,6 @@ package cpu
 var haveBF16 = false
 
 func detectAMX() (ok bool, why string) { return false, "cpuid" }
+
+// haveBF16AVX2: nor the AVX2 ones.
+var haveBF16AVX2 = false

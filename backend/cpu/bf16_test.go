@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"runtime"
 	"testing"
 
 	"github.com/golem-ml/golem/backend"
@@ -140,14 +141,20 @@ func isGoPairPack() bool {
 // vectors, and a tile of A's, as wide as its rows), with k past a block.
 func TestPackPairsVector(t *testing.T) {
 	if isGoPairPack() {
-		t.Skip("no AVX512_BF16: packing runs the Go code")
+		t.Skip("no AVX512_BF16 nor AVX2: packing runs the Go code")
 	}
+	checkPairPacking(t)
+}
+
+// checkPairPacking is TestPackPairsVector's check of pairStrided and
+// pairRowsPack against packStridedPairs and packRowsPairs.
+func checkPairPacking(t *testing.T) {
 	special := []uint32{0x3f808000, 0x3f818000, 0x3f808001, 0x3f807fff, 0xbf818000, 0, 0x80000000,
 		0x007fffff, 0x807fffff, 0x00000001, 0x00800000, 0x7f7fffff, 0xff7fffff, 0x7f800000, 0xff800000,
 		0x7f800001, 0xffc00000, 0x7fffffff, 0x3f7fffff, 0x477fe000}
 	r := rand.New(rand.NewPCG(5, 6))
 	for _, kc := range []int{1, 2, 3, 15, 16, 17, 31, 32, 33, 64, 77, 512, 1001} {
-		for _, cw := range [][2]int{{1, 16}, {5, 16}, {13, 13}, {14, 14}, {14, 16}, {16, 16}, {17, 17}, {17, 32}, {32, 32}, {33, 48}, {45, 45}} {
+		for _, cw := range [][2]int{{1, 16}, {5, 16}, {6, 6}, {7, 8}, {13, 13}, {14, 14}, {14, 16}, {16, 16}, {17, 17}, {17, 32}, {32, 32}, {33, 48}, {45, 45}} {
 			cnt, width := cw[0], cw[1]
 			src := make([]float32, 50*1100)
 			for i := range src {
@@ -275,8 +282,11 @@ func TestSgemmBF16NearFloat32(t *testing.T) {
 
 // BenchmarkSgemmBF16 times SgemmBF16 beside Sgemm on the products of a
 // training step of bench's small config (4096 rows of 384 values, a
-// 1536-wide MLP) in its three forms: forward, input and weight gradients.
+// 1536-wide MLP) in its three forms: forward, input and weight gradients;
+// on one thread, and GFLOP/cpu-s counts the thread's CPU time only (a
+// shared machine's other work left out).
 func BenchmarkSgemmBF16(b *testing.B) {
+	defer SetThreads(SetThreads(1))
 	m, n, k := 4096, 1536, 384
 	r := rand.New(rand.NewPCG(1, 1))
 	x, w, y := randSlice(r, m*k), randSlice(r, n*k), make([]float32, m*n)
@@ -294,10 +304,16 @@ func BenchmarkSgemmBF16(b *testing.B) {
 			{"dw", func() { g.sgemm(true, false, n, k, m, 1, y, n, x, k, 0, dw, k) }},
 		} {
 			b.Run(g.name+"/"+c.name, func(b *testing.B) {
+				runtime.LockOSThread()
+				defer runtime.UnlockOSThread()
+				t0 := threadCPU()
 				for b.Loop() {
 					c.run()
 				}
 				b.ReportMetric(float64(2*m*n*k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+				if cpu := float64(threadCPU()-t0) / 1e9; cpu > 0 {
+					b.ReportMetric(float64(2*m*n*k)*float64(b.N)/cpu/1e9, "GFLOP/cpu-s")
+				}
 			})
 		}
 	}
@@ -345,6 +361,143 @@ func TestBF16WeightsProducts(t *testing.T) {
 		}
 		if differ == 0 {
 			t.Fatalf("%+v: the float32 product's values exactly: the activations were not rounded", sz)
+		}
+	}
+}
+
+// The bf16 kernels flush each denormal sum to zero as VDPBF16PS does
+// (the AVX2 one by MXCSR's FTZ bit during its k loop), bit for bit with
+// the Go kernel where the products are normal and their sums are not:
+// values of magnitude 2^-63 to 2^-62 (products 2^-126 to 2^-124, the
+// smallest normals) with random signs, whose sums cancel into the
+// denormals. Without the flush the values differ (checked below by the
+// same sums without it), and after the kernels Go's arithmetic keeps its
+// denormals: MXCSR is back as it was.
+// denormalOperands are 2^-120 and 2^-10, whose product is the denormal
+// 2^-130 (a variable: the compiler does not fold it).
+var denormalOperands = [2]float32{0x1p-120, 0x1p-10}
+
+func TestSgemmBF16FlushesDenormalSums(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	m, n, k := 13, 37, 301
+	small := func(n int) []float32 {
+		s := make([]float32, n)
+		for i := range s {
+			s[i] = float32(math.Ldexp(1+r.Float64(), -63))
+			if r.IntN(2) == 0 {
+				s[i] = -s[i]
+			}
+		}
+		return s
+	}
+	a, b := small(m*k), small(k*n)
+	want := make([]float32, m*n)
+	prev := useBF16Kernel("go")
+	SgemmBF16(false, false, m, n, k, 1, a, k, b, n, 0, want, n)
+	useBF16Kernel(prev)
+	// The definition's sums without the flush: they must differ somewhere.
+	unflushed := 0
+	for i := 0; i < m; i++ {
+		for j := 0; j < n; j++ {
+			var acc float32
+			for p := 0; p < k; p += 2 {
+				if p+1 < k {
+					acc += FromBF16(ToBF16(a[i*k+p+1])) * FromBF16(ToBF16(b[(p+1)*n+j]))
+				}
+				acc += FromBF16(ToBF16(a[i*k+p])) * FromBF16(ToBF16(b[p*n+j]))
+			}
+			if acc != want[i*n+j] {
+				unflushed++
+			}
+		}
+	}
+	if unflushed == 0 {
+		t.Fatal("no sum was denormal: the inputs do not test the flush")
+	}
+	for _, kern := range bf16Kernels {
+		prev := useBF16Kernel(kern.name)
+		got := make([]float32, m*n)
+		SgemmBF16(false, false, m, n, k, 1, a, k, b, n, 0, got, n)
+		useBF16Kernel(prev)
+		for i := range got {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("%s: C[%d] = %g (%#08x), the Go kernel's %g (%#08x)", kern.name, i, got[i], math.Float32bits(got[i]), want[i], math.Float32bits(want[i]))
+			}
+		}
+		if z := denormalOperands[0] * denormalOperands[1]; math.Float32bits(z) != 0x00080000 {
+			t.Fatalf("%s: 2^-120 * 2^-10 = %g after the kernel: MXCSR still flushes", kern.name, z)
+		}
+	}
+}
+
+// bdotRows (the bf16 weights' decoding products: bdot on AVX512_BF16,
+// bdot256 on AVX2 and FMA) agrees with bdotRowsGo within float32's
+// summation (the vector code sums lanes and then across them, in another
+// order than the Go loop's: within 2*(k/2+8) roundings of 2^-24 of the
+// sum of the products' magnitudes), on row lengths that reach every
+// tail of the vector loops (32, 8 and masked 1-7 pairs), rows of odd
+// length (the Go code) included; and it really runs the vector code
+// where there is one: the results are not all bit for bit the Go ones.
+func TestBdotRows(t *testing.T) {
+	r := rand.New(rand.NewPCG(13, 14))
+	differ := 0
+	for _, k := range []int{0, 1, 2, 3, 7, 14, 15, 16, 17, 18, 30, 31, 32, 34, 62, 63, 64, 66, 78, 126, 128, 130, 2000, 4098} {
+		for _, n := range []int{0, 1, 3, 17} {
+			xs := randSlice(r, k)
+			x := make([]float32, (k+1)/2)
+			convertPairs(x, xs, k)
+			w := make([]uint16, n*k)
+			for i := range w {
+				w[i] = ToBF16(float32(r.NormFloat64()))
+			}
+			got, want := make([]float32, n), make([]float32, n)
+			bdotRows(got, x, w, k)
+			bdotRowsGo(want, x, w, k)
+			for j := range n {
+				var mag float64
+				for p := range k {
+					mag += math.Abs(float64(FromBF16(ToBF16(xs[p]))) * float64(FromBF16(w[j*k+p])))
+				}
+				if d := math.Abs(float64(got[j] - want[j])); d > 2*float64(k/2+8)*0x1p-24*mag {
+					t.Fatalf("k=%d n=%d: out[%d] = %v, bdotRowsGo %v (sum of magnitudes %v)", k, n, j, got[j], want[j], mag)
+				}
+				if got[j] != want[j] {
+					differ++
+				}
+			}
+		}
+	}
+	if (haveBF16 || haveBF16AVX2) && differ == 0 {
+		t.Fatal("every value is bdotRowsGo's, bit for bit: is the vector code running?")
+	}
+}
+
+// convertPairs (a decoding row's pairs: VCVTNE2PS2BF16 on AVX512_BF16,
+// cvtPairs256 on AVX2) pairs and rounds as convertPairsGo, bit for bit,
+// on ties, denormals, zeros, NaNs, infinities and overflow, at every
+// length around its 16-value steps.
+func TestConvertPairs(t *testing.T) {
+	special := []uint32{0x3f808000, 0x3f818000, 0x3f808001, 0x3f807fff, 0xbf818000, 0, 0x80000000,
+		0x007fffff, 0x807fffff, 0x00000001, 0x00800000, 0x7f7fffff, 0xff7fffff, 0x7f800000, 0xff800000,
+		0x7f800001, 0xffc00000, 0x7fffffff, 0x3f7fffff, 0x477fe000, 0xff800001}
+	r := rand.New(rand.NewPCG(15, 16))
+	for _, n := range []int{0, 1, 2, 7, 15, 16, 17, 31, 32, 33, 47, 48, 64, 1000, 1001} {
+		src := make([]float32, n)
+		for i := range src {
+			if i%2 == 0 {
+				src[i] = math.Float32frombits(special[r.IntN(len(special))])
+			} else {
+				src[i] = float32(r.NormFloat64())
+			}
+		}
+		want, got := make([]float32, (n+1)/2+1), make([]float32, (n+1)/2+1)
+		want[len(want)-1], got[len(got)-1] = 7, 7
+		convertPairsGo(want, src, n)
+		convertPairs(got, src, n)
+		for i := range want {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("n=%d: [%d] = %#08x, want %#08x", n, i, math.Float32bits(got[i]), math.Float32bits(want[i]))
+			}
 		}
 	}
 }

@@ -40,6 +40,8 @@ func Features() string {
 	}
 	if haveBF16 {
 		f = append(f, "bf16=avx512bf16")
+	} else if haveBF16AVX2 {
+		f = append(f, "bf16=avx2")
 	} else {
 		f = append(f, "bf16=go")
 	}

@@ -34,6 +34,17 @@ func TestFeaturesNamesActiveKernel(t *testing.T) {
 	if !strings.Contains(f, " "+quant+" ") {
 		t.Fatalf("Features() = %q, want %s (haveVNNI %v, haveQuantAVX2 %v)", f, quant, haveVNNI, haveQuantAVX2)
 	}
+	// The bf16 kernels: AVX512_BF16's where there are, else AVX2's,
+	// else Go's; SgemmBF16 runs the one named.
+	bf16 := "bf16=go"
+	if haveBF16 {
+		bf16 = "bf16=avx512bf16"
+	} else if haveAVX2FMA {
+		bf16 = "bf16=avx2"
+	}
+	if !strings.Contains(f, " "+bf16+" ") || !strings.HasSuffix(bf16, "="+activeBF16.name) {
+		t.Fatalf("Features() = %q, want %s (AVX512_BF16 %v, AVX2+FMA %v, SgemmBF16's kernel %s)", f, bf16, haveBF16, haveAVX2FMA, activeBF16.name)
+	}
 	// AVX2 and FMA without AVX-512 (a laptop, an AMD EPYC of before Zen
 	// 4): the AVX2 kernels, named so.
 	if want := haveAVX2FMA && !haveVec; want != strings.Contains(f, "vec=avx2") || want != haveVec256 {

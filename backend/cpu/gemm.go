@@ -24,6 +24,10 @@ type gemmKernel struct {
 	// the kernel is two steps of k; the kernel sums the pairs' products
 	// in float32 as VDPBF16PS does.
 	bf16 bool
+	// splitA, when not nil, rewrites each packed panel of A (mr rows,
+	// kc steps, kc even) for the kernel after packA's packers fill it:
+	// the AVX2 bf16 kernel's his and los (splitPairs).
+	splitA func(a []float32, mr, kc int)
 }
 
 // gemmKernels lists the kernels this machine can run, best first; the first
@@ -507,6 +511,9 @@ func packA(kern *gemmKernel, dst []float32, trans bool, a []float32, lda, i0, p0
 			rows(d, mr, a[p0*lda+i0+r0:], lda, kc, mr, mr) // A is stored k x m
 		} else {
 			strided(d, mr, a[(i0+r0)*lda+p0:], lda, kc, mr, mr)
+		}
+		if kern.splitA != nil && kc%2 == 0 {
+			kern.splitA(d, mr, kc)
 		}
 	}
 }

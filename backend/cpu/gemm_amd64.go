@@ -163,11 +163,71 @@ var avx512BF16Kernel = &gemmKernel{
 	compute: computeBF16, bf16: true,
 }
 
+// avx2BF16Kernel is avx2Kernel's 6 x 16 tile over bfloat16 pairs
+// (bgemm256_*: each pair split into two float32 values, two FMAs; see
+// gemm_gen.go's bf16Kernel256), for CPUs with AVX2 and FMA but no
+// AVX512_BF16, with the Go bf16 kernel's k blocking.
+var avx2BF16Kernel = &gemmKernel{
+	name: "avx2", mr: 6, nr: 16, vec: 8,
+	kc: bf16KC, nc: 4096, mc: 192,
+	compute: computeBF16256, bf16: true, splitA: splitPairs,
+}
+
+// haveBF16AVX2 reports whether SgemmBF16 and the bf16 weights' decoding
+// run the AVX2 kernels: AVX2 and FMA without AVX512_BF16, whose kernels
+// win where both exist.
+var haveBF16AVX2 = !haveBF16 && haveAVX2FMA
+
 func archBF16Kernels() []*gemmKernel {
+	var ks []*gemmKernel
 	if haveBF16 {
-		return []*gemmKernel{avx512BF16Kernel}
+		ks = append(ks, avx512BF16Kernel)
 	}
-	return nil
+	if haveAVX2FMA {
+		ks = append(ks, avx2BF16Kernel)
+	}
+	return ks
+}
+
+// computeBF16256 runs an AVX2 bf16 kernel on a tile of up to 6 x 16 from
+// panels of (kc+1)/2 steps of pairs, A's split already (splitPairs) where
+// kc is even; a tile whose width is not a whole number of vectors goes
+// through a scratch tile, as in compute256.
+func computeBF16256(kc int, a, b, c []float32, ldc, mr, nr int, alpha, beta float32) {
+	kp := (kc + 1) / 2
+	nv := (nr + 7) / 8
+	if kp > bf16KC/2 {
+		panic("cpu: bf16 k block past bf16KC")
+	}
+	split := kc%2 == 0
+	_ = a[kp*mr-1]
+	if split {
+		_ = a[2*kp*mr-1]
+	}
+	_ = b[kp*8*nv-1]
+	_ = c[(mr-1)*ldc+nr-1]
+	if nr == 8*nv {
+		if split {
+			kernelsBF16256s[nv-1][mr-1](kp, &a[0], &b[0], &c[0], ldc, alpha, beta, 0)
+		} else {
+			kernelsBF16256[nv-1][mr-1](kp, &a[0], &b[0], &c[0], ldc, alpha, beta, 0)
+		}
+		return
+	}
+	var t [6 * 16]float32
+	if beta != 0 {
+		for i := 0; i < mr; i++ {
+			copy(t[i*16:i*16+nr], c[i*ldc:])
+		}
+	}
+	if split {
+		bgemm256s(nv, mr, kp, &a[0], &b[0], &t[0], 16, alpha, beta) // a direct call: t stays on the stack
+	} else {
+		bgemm256(nv, mr, kp, &a[0], &b[0], &t[0], 16, alpha, beta)
+	}
+	for i := 0; i < mr; i++ {
+		copy(c[i*ldc:i*ldc+nr], t[i*16:])
+	}
 }
 
 // computeBF16 runs a bf16 kernel on a tile of up to 14 x 32 from panels

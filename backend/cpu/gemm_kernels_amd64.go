@@ -226,6 +226,90 @@ var kernelsBF16 = [2][14]asmKernel{
 	{bgemm512_m1n2, bgemm512_m2n2, bgemm512_m3n2, bgemm512_m4n2, bgemm512_m5n2, bgemm512_m6n2, bgemm512_m7n2, bgemm512_m8n2, bgemm512_m9n2, bgemm512_m10n2, bgemm512_m11n2, bgemm512_m12n2, bgemm512_m13n2, bgemm512_m14n2},
 }
 
+//go:noescape
+func bgemm256_m1n1(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+//go:noescape
+func bgemm256_m2n1(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+//go:noescape
+func bgemm256_m3n1(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+//go:noescape
+func bgemm256_m4n1(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+//go:noescape
+func bgemm256_m5n1(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+//go:noescape
+func bgemm256_m6n1(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+//go:noescape
+func bgemm256_m1n2(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+//go:noescape
+func bgemm256_m2n2(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+//go:noescape
+func bgemm256_m3n2(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+//go:noescape
+func bgemm256_m4n2(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+//go:noescape
+func bgemm256_m5n2(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+//go:noescape
+func bgemm256_m6n2(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+// kernelsBF16256[nv-1][mr-1] computes an mr x nv-vector tile.
+var kernelsBF16256 = [2][6]asmKernel{
+	{bgemm256_m1n1, bgemm256_m2n1, bgemm256_m3n1, bgemm256_m4n1, bgemm256_m5n1, bgemm256_m6n1},
+	{bgemm256_m1n2, bgemm256_m2n2, bgemm256_m3n2, bgemm256_m4n2, bgemm256_m5n2, bgemm256_m6n2},
+}
+
+//go:noescape
+func bgemm256s_m1n1(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+//go:noescape
+func bgemm256s_m2n1(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+//go:noescape
+func bgemm256s_m3n1(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+//go:noescape
+func bgemm256s_m4n1(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+//go:noescape
+func bgemm256s_m5n1(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+//go:noescape
+func bgemm256s_m6n1(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+//go:noescape
+func bgemm256s_m1n2(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+//go:noescape
+func bgemm256s_m2n2(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+//go:noescape
+func bgemm256s_m3n2(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+//go:noescape
+func bgemm256s_m4n2(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+//go:noescape
+func bgemm256s_m5n2(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+//go:noescape
+func bgemm256s_m6n2(k int, a, b, c *float32, ldc int, alpha, beta float32, mask int)
+
+// kernelsBF16256s[nv-1][mr-1] computes an mr x nv-vector tile.
+var kernelsBF16256s = [2][6]asmKernel{
+	{bgemm256s_m1n1, bgemm256s_m2n1, bgemm256s_m3n1, bgemm256s_m4n1, bgemm256s_m5n1, bgemm256s_m6n1},
+	{bgemm256s_m1n2, bgemm256s_m2n2, bgemm256s_m3n2, bgemm256s_m4n2, bgemm256s_m5n2, bgemm256s_m6n2},
+}
+
 // sgemm256 calls sgemm256_m<mr>n<nv> directly.
 func sgemm256(nv, mr, k int, a, b, c *float32, ldc int, alpha, beta float32) {
 	switch 8*nv + mr {
@@ -253,6 +337,66 @@ func sgemm256(nv, mr, k int, a, b, c *float32, ldc int, alpha, beta float32) {
 		sgemm256_m5n2(k, a, b, c, ldc, alpha, beta, 0)
 	case 22:
 		sgemm256_m6n2(k, a, b, c, ldc, alpha, beta, 0)
+	}
+}
+
+// bgemm256 calls bgemm256_m<mr>n<nv> directly.
+func bgemm256(nv, mr, k int, a, b, c *float32, ldc int, alpha, beta float32) {
+	switch 8*nv + mr {
+	case 9:
+		bgemm256_m1n1(k, a, b, c, ldc, alpha, beta, 0)
+	case 10:
+		bgemm256_m2n1(k, a, b, c, ldc, alpha, beta, 0)
+	case 11:
+		bgemm256_m3n1(k, a, b, c, ldc, alpha, beta, 0)
+	case 12:
+		bgemm256_m4n1(k, a, b, c, ldc, alpha, beta, 0)
+	case 13:
+		bgemm256_m5n1(k, a, b, c, ldc, alpha, beta, 0)
+	case 14:
+		bgemm256_m6n1(k, a, b, c, ldc, alpha, beta, 0)
+	case 17:
+		bgemm256_m1n2(k, a, b, c, ldc, alpha, beta, 0)
+	case 18:
+		bgemm256_m2n2(k, a, b, c, ldc, alpha, beta, 0)
+	case 19:
+		bgemm256_m3n2(k, a, b, c, ldc, alpha, beta, 0)
+	case 20:
+		bgemm256_m4n2(k, a, b, c, ldc, alpha, beta, 0)
+	case 21:
+		bgemm256_m5n2(k, a, b, c, ldc, alpha, beta, 0)
+	case 22:
+		bgemm256_m6n2(k, a, b, c, ldc, alpha, beta, 0)
+	}
+}
+
+// bgemm256s calls bgemm256s_m<mr>n<nv> directly.
+func bgemm256s(nv, mr, k int, a, b, c *float32, ldc int, alpha, beta float32) {
+	switch 8*nv + mr {
+	case 9:
+		bgemm256s_m1n1(k, a, b, c, ldc, alpha, beta, 0)
+	case 10:
+		bgemm256s_m2n1(k, a, b, c, ldc, alpha, beta, 0)
+	case 11:
+		bgemm256s_m3n1(k, a, b, c, ldc, alpha, beta, 0)
+	case 12:
+		bgemm256s_m4n1(k, a, b, c, ldc, alpha, beta, 0)
+	case 13:
+		bgemm256s_m5n1(k, a, b, c, ldc, alpha, beta, 0)
+	case 14:
+		bgemm256s_m6n1(k, a, b, c, ldc, alpha, beta, 0)
+	case 17:
+		bgemm256s_m1n2(k, a, b, c, ldc, alpha, beta, 0)
+	case 18:
+		bgemm256s_m2n2(k, a, b, c, ldc, alpha, beta, 0)
+	case 19:
+		bgemm256s_m3n2(k, a, b, c, ldc, alpha, beta, 0)
+	case 20:
+		bgemm256s_m4n2(k, a, b, c, ldc, alpha, beta, 0)
+	case 21:
+		bgemm256s_m5n2(k, a, b, c, ldc, alpha, beta, 0)
+	case 22:
+		bgemm256s_m6n2(k, a, b, c, ldc, alpha, beta, 0)
 	}
 }
 

@@ -222,7 +222,8 @@ func (c *CPU) upload(x []float32) backend.Buffer {
 // matrices (4864 x 896) for a decode step (m=1) and a prefill (m=64), one
 // thread; GMAC/cpu-s is multiply-adds per second of the thread's CPU time
 // (a shared machine's other work left out). Q8_0 and Q4_0 run the
-// assembly kernels (path=asm) and the Go definition (path=go).
+// assembly kernels (path=asm) and the Go definition (path=go), and so
+// does BF16's decode step (bdot or bdot256, or bdotRowsGo).
 func BenchmarkQuantMatMul(b *testing.B) {
 	c := New()
 	defer SetThreads(SetThreads(1))
@@ -243,7 +244,7 @@ func BenchmarkQuantMatMul(b *testing.B) {
 			y := c.Alloc(m*n, false)
 			for _, fast := range []bool{true, false} {
 				name := fmt.Sprintf("%v/m=%d", qt.t, m)
-				if qt.t == backend.Q8_0 || qt.t == backend.Q4_0 {
+				if qt.t == backend.Q8_0 || qt.t == backend.Q4_0 || qt.t == backend.BF16 && m == 1 {
 					name += map[bool]string{true: "/path=asm", false: "/path=go"}[fast]
 				} else if !fast {
 					continue
