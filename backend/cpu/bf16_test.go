@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"runtime"
+	"slices"
 	"testing"
 
 	"github.com/golem-ml/golem/backend"
@@ -60,34 +61,44 @@ func TestToBF16(t *testing.T) {
 func refGemmBF16(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) []float32 {
 	out := make([]float32, m*n)
 	kb := blockSize(k, bf16KC, 1)
-	var end int
-	at := func(i, p int) float32 {
-		if p >= end {
-			return 0
+	// op(A)'s rows and op(B)'s columns rounded to bfloat16 once, in order.
+	ar, bc := make([]float32, m*k), make([]float32, n*k)
+	for i := 0; i < m; i++ {
+		for p := 0; p < k; p++ {
+			if transA {
+				ar[i*k+p] = FromBF16(ToBF16(a[p*lda+i]))
+			} else {
+				ar[i*k+p] = FromBF16(ToBF16(a[i*lda+p]))
+			}
 		}
-		if transA {
-			return FromBF16(ToBF16(a[p*lda+i]))
-		}
-		return FromBF16(ToBF16(a[i*lda+p]))
 	}
-	bt := func(p, j int) float32 {
+	for j := 0; j < n; j++ {
+		for p := 0; p < k; p++ {
+			if transB {
+				bc[j*k+p] = FromBF16(ToBF16(b[j*ldb+p]))
+			} else {
+				bc[j*k+p] = FromBF16(ToBF16(b[p*ldb+j]))
+			}
+		}
+	}
+	var end int
+	at := func(row []float32, p int) float32 {
 		if p >= end {
 			return 0
 		}
-		if transB {
-			return FromBF16(ToBF16(b[j*ldb+p]))
-		}
-		return FromBF16(ToBF16(b[p*ldb+j]))
+		return row[p]
 	}
 	for i := 0; i < m; i++ {
+		row := ar[i*k : i*k+k]
 		for j := 0; j < n; j++ {
+			col := bc[j*k : j*k+k]
 			v := c[i*ldc+j]
 			for p0 := 0; p0 < k; p0 += kb {
 				var acc float32
 				end = min(p0+kb, k)
 				for p := p0; p < end; p += 2 {
-					acc = ftz(acc + at(i, p+1)*bt(p+1, j))
-					acc = ftz(acc + at(i, p)*bt(p, j))
+					acc = ftz(acc + at(row, p+1)*at(col, p+1))
+					acc = ftz(acc + at(row, p)*at(col, p))
 				}
 				be := beta
 				if p0 > 0 {
@@ -200,35 +211,45 @@ func TestSgemmBF16Definition(t *testing.T) {
 	if len(bf16Kernels) == 1 {
 		t.Logf("no AVX512_BF16 here: only the Go kernel is checked")
 	}
+	type bf16Case struct {
+		g       gemmCase
+		a, b, c []float32
+		want    []float32
+	}
+	r := rand.New(rand.NewPCG(7, 8))
+	var cases []bf16Case // inputs and the definition's values, made once
+	for _, g := range gemmCases() {
+		ar, br := g.m, g.k
+		if g.transA {
+			ar = g.k
+		}
+		if g.transB {
+			br = g.n
+		}
+		a := randSlice(r, max(ar*g.lda, 1))
+		b := randSlice(r, max(br*g.ldb, 1))
+		c := randSlice(r, g.m*g.ldc+3)
+		if g.beta == 0 {
+			for i := range c {
+				c[i] = float32(math.NaN())
+			}
+		}
+		want := refGemmBF16(g.transA, g.transB, g.m, g.n, g.k, g.alpha, a, g.lda, b, g.ldb, g.beta, c, g.ldc)
+		if g.k == 0 || g.alpha == 0 {
+			for i := range want { // C only scaled, zeroed for beta 0
+				want[i] = 0
+				if g.beta != 0 {
+					want[i] = g.beta * c[i/g.n*g.ldc+i%g.n]
+				}
+			}
+		}
+		cases = append(cases, bf16Case{g, a, b, c, want})
+	}
 	forEachBF16Kernel(t, func(t *testing.T) {
-		r := rand.New(rand.NewPCG(7, 8))
-		for _, g := range gemmCases() {
-			ar, br := g.m, g.k
-			if g.transA {
-				ar = g.k
-			}
-			if g.transB {
-				br = g.n
-			}
-			a := randSlice(r, max(ar*g.lda, 1))
-			b := randSlice(r, max(br*g.ldb, 1))
-			c := randSlice(r, g.m*g.ldc+3)
-			if g.beta == 0 {
-				for i := range c {
-					c[i] = float32(math.NaN())
-				}
-			}
-			before := append([]float32(nil), c...)
-			want := refGemmBF16(g.transA, g.transB, g.m, g.n, g.k, g.alpha, a, g.lda, b, g.ldb, g.beta, c, g.ldc)
-			if g.k == 0 || g.alpha == 0 {
-				for i := range want { // C only scaled, zeroed for beta 0
-					want[i] = 0
-					if g.beta != 0 {
-						want[i] = g.beta * before[i/g.n*g.ldc+i%g.n]
-					}
-				}
-			}
-			SgemmBF16(g.transA, g.transB, g.m, g.n, g.k, g.alpha, a, g.lda, b, g.ldb, g.beta, c, g.ldc)
+		for _, d := range cases {
+			g, before, want := d.g, d.c, d.want
+			c := slices.Clone(before)
+			SgemmBF16(g.transA, g.transB, g.m, g.n, g.k, g.alpha, d.a, g.lda, d.b, g.ldb, g.beta, c, g.ldc)
 			for i := 0; i < g.m; i++ {
 				for j := 0; j < g.ldc; j++ {
 					got := c[i*g.ldc+j]

@@ -11,25 +11,38 @@ import (
 	"github.com/golem-ml/golem/backend"
 )
 
-// refGemm is C = alpha*op(A)*op(B) + beta*C in float64, the plain way.
+// refGemm is C = alpha*op(A)*op(B) + beta*C in float64, the plain way:
+// each value a sum over p in order. op(A)'s rows and op(B)'s columns are
+// copied out first, so the sums read memory in order (the products of two
+// float32s are exact in float64, so the copy changes no value).
 func refGemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) []float64 {
 	out := make([]float64, m*n)
+	ar, bc := make([]float64, m*k), make([]float64, n*k)
 	for i := 0; i < m; i++ {
+		for p := 0; p < k; p++ {
+			if transA {
+				ar[i*k+p] = float64(a[p*lda+i])
+			} else {
+				ar[i*k+p] = float64(a[i*lda+p])
+			}
+		}
+	}
+	for j := 0; j < n; j++ {
+		for p := 0; p < k; p++ {
+			if transB {
+				bc[j*k+p] = float64(b[j*ldb+p])
+			} else {
+				bc[j*k+p] = float64(b[p*ldb+j])
+			}
+		}
+	}
+	for i := 0; i < m; i++ {
+		row := ar[i*k : i*k+k]
 		for j := 0; j < n; j++ {
+			col := bc[j*k : j*k+k]
 			var s float64
-			for p := 0; p < k; p++ {
-				var av, bv float32
-				if transA {
-					av = a[p*lda+i]
-				} else {
-					av = a[i*lda+p]
-				}
-				if transB {
-					bv = b[j*ldb+p]
-				} else {
-					bv = b[p*ldb+j]
-				}
-				s += float64(av) * float64(bv)
+			for p, av := range row {
+				s += av * col[p]
 			}
 			v := float64(alpha) * s
 			if beta != 0 {
@@ -60,43 +73,54 @@ func (g gemmCase) String() string {
 	return fmt.Sprintf("tA=%v tB=%v m=%d n=%d k=%d lda=%d ldb=%d ldc=%d alpha=%g beta=%g", g.transA, g.transB, g.m, g.n, g.k, g.lda, g.ldb, g.ldc, g.alpha, g.beta)
 }
 
-// check runs one case and compares with the float64 reference. With beta 0
-// C starts full of NaN, which must not leak into the result; values outside
-// the m x n window must stay untouched.
-func (g gemmCase) check(t *testing.T, r *rand.Rand, sgemm func(bool, bool, int, int, int, float32, []float32, int, []float32, int, float32, []float32, int)) {
-	t.Helper()
-	ar, ac := g.m, g.k
+// gemmData is a case's inputs and its float64 reference, made once and
+// checked against every kernel (the reference is the slow part).
+type gemmData struct {
+	g       gemmCase
+	a, b, c []float32
+	want    []float64
+}
+
+// data draws a case's inputs from r. With beta 0 C starts full of NaN,
+// which must not leak into the result.
+func (g gemmCase) data(r *rand.Rand) gemmData {
+	ar := g.m
 	if g.transA {
-		ar, ac = g.k, g.m
+		ar = g.k
 	}
-	br, bc := g.k, g.n
+	br := g.k
 	if g.transB {
-		br, bc = g.n, g.k
+		br = g.n
 	}
-	a := randSlice(r, max(ar*g.lda, 1))
-	b := randSlice(r, max(br*g.ldb, 1))
-	_, _ = ac, bc
-	c := randSlice(r, g.m*g.ldc+3)
+	d := gemmData{g: g, a: randSlice(r, max(ar*g.lda, 1)), b: randSlice(r, max(br*g.ldb, 1)), c: randSlice(r, g.m*g.ldc+3)}
 	if g.beta == 0 {
-		for i := range c {
-			c[i] = float32(math.NaN())
+		for i := range d.c {
+			d.c[i] = float32(math.NaN())
 		}
 	}
+	d.want = refGemm(g.transA, g.transB, g.m, g.n, g.k, g.alpha, d.a, g.lda, d.b, g.ldb, g.beta, d.c, g.ldc)
+	return d
+}
+
+// check runs one case on a copy of its C and compares with the float64
+// reference; values outside the m x n window must stay untouched.
+func (d gemmData) check(t *testing.T, sgemm func(bool, bool, int, int, int, float32, []float32, int, []float32, int, float32, []float32, int)) {
+	t.Helper()
+	g := d.g
+	c := slices.Clone(d.c)
 	sentinel := c[g.m*g.ldc]
-	want := refGemm(g.transA, g.transB, g.m, g.n, g.k, g.alpha, a, g.lda, b, g.ldb, g.beta, c, g.ldc)
-	before := append([]float32(nil), c...)
-	sgemm(g.transA, g.transB, g.m, g.n, g.k, g.alpha, a, g.lda, b, g.ldb, g.beta, c, g.ldc)
+	sgemm(g.transA, g.transB, g.m, g.n, g.k, g.alpha, d.a, g.lda, d.b, g.ldb, g.beta, c, g.ldc)
 	tol := 1e-5 * float64(g.k+4) * float64(max(abs32(g.alpha), 1)+abs32(g.beta))
 	for i := 0; i < g.m; i++ {
 		for j := 0; j < g.ldc; j++ {
 			got := c[i*g.ldc+j]
 			if j >= g.n {
-				if math.Float32bits(got) != math.Float32bits(before[i*g.ldc+j]) {
+				if math.Float32bits(got) != math.Float32bits(d.c[i*g.ldc+j]) {
 					t.Fatalf("%v: C[%d][%d] outside the %d columns changed", g, i, j, g.n)
 				}
 				continue
 			}
-			if w := want[i*g.n+j]; math.IsNaN(float64(got)) || math.Abs(float64(got)-w) > tol {
+			if w := d.want[i*g.n+j]; math.IsNaN(float64(got)) || math.Abs(float64(got)-w) > tol {
 				t.Fatalf("%v: C[%d][%d] = %v, want %v", g, i, j, got, w)
 			}
 		}
@@ -182,11 +206,15 @@ func isGoPack() bool {
 
 func TestSgemm(t *testing.T) {
 	t.Logf("kernels: %d, default %s", len(gemmKernels), GemmKernel())
+	r := rand.New(rand.NewPCG(1, 2))
+	var cases [][2]gemmData // inputs for Sgemm and for SgemmST
+	for _, g := range gemmCases() {
+		cases = append(cases, [2]gemmData{g.data(r), g.data(r)})
+	}
 	forEachKernel(t, func(t *testing.T) {
-		r := rand.New(rand.NewPCG(1, 2))
-		for _, g := range gemmCases() {
-			g.check(t, r, Sgemm)
-			g.check(t, r, SgemmST)
+		for _, d := range cases {
+			d[0].check(t, Sgemm)
+			d[1].check(t, SgemmST)
 		}
 	})
 }
@@ -199,21 +227,25 @@ func TestSgemmTrainingShapes(t *testing.T) {
 		{transB: true, m: 768, n: 128, k: 512}, {transB: true, m: 1100, n: 290, k: 900}, {m: 301, n: 65, k: 384},
 		{transA: true, transB: true, m: 70, n: 530, k: 390},
 	}
+	r := rand.New(rand.NewPCG(3, 4))
+	var cases []gemmData
+	for i, g := range shapes {
+		if testing.Short() && g.m*g.n*g.k > 1<<26 {
+			continue
+		}
+		g.lda, g.ldb, g.ldc = g.k, g.n, g.n
+		if g.transA {
+			g.lda = g.m
+		}
+		if g.transB {
+			g.ldb = g.k
+		}
+		g.alpha, g.beta = 1, float32(i%2)
+		cases = append(cases, g.data(r))
+	}
 	forEachKernel(t, func(t *testing.T) {
-		r := rand.New(rand.NewPCG(3, 4))
-		for i, g := range shapes {
-			if testing.Short() && g.m*g.n*g.k > 1<<26 {
-				continue
-			}
-			g.lda, g.ldb, g.ldc = g.k, g.n, g.n
-			if g.transA {
-				g.lda = g.m
-			}
-			if g.transB {
-				g.ldb = g.k
-			}
-			g.alpha, g.beta = 1, float32(i%2)
-			g.check(t, r, Sgemm)
+		for _, d := range cases {
+			d.check(t, Sgemm)
 		}
 	})
 }
