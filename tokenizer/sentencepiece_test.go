@@ -69,7 +69,10 @@ var spConfigs = []spConfig{
 // Shakespeare) and Chinese from ../shared, which do not change (golem's docs,
 // trained on before, changed every week and with them the models, so
 // that a rare exact tie between two paths could appear with an edit of
-// the README; see viterbi), else golem's docs.
+// the README; see viterbi), else golem's docs. Under -short each file
+// gives at most its first 64 KiB, in whole lines (Tiny Shakespeare's 1.1
+// MB made spm_train's Unigram model take 4.7 CPU-s, 64 KiB 0.6): the
+// short tests compare spTexts' ids, the full run every training line.
 func spTrainText(t *testing.T) string {
 	var b strings.Builder
 	var files []string
@@ -84,28 +87,58 @@ func spTrainText(t *testing.T) string {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if testing.Short() && len(data) > 1<<16 {
+			data = data[:bytes.LastIndexByte(data[:1<<16], '\n')+1]
+		}
 		b.Write(data)
 		b.WriteByte('\n')
 	}
 	return b.String()
 }
 
-var spTrainMu sync.Mutex
+// spModels holds the models spTrain trained, by configuration, in one
+// folder for the test binary (TestMain removes it): each configuration is
+// trained once, however many tests use it.
+var spModels struct {
+	sync.Mutex
+	dir   string
+	paths map[string]string
+}
 
-// spTrain trains a model with spm_train in dir and returns its path.
-func spTrain(t *testing.T, dir string, c spConfig) string {
+// spTrainDir returns the folder of spTrain's models and their training
+// text, train.txt, written on first use.
+func spTrainDir(t *testing.T) string {
+	t.Helper()
+	spModels.Lock()
+	defer spModels.Unlock()
+	if spModels.dir == "" {
+		dir, err := os.MkdirTemp("", "golem-spm-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "train.txt"), []byte(spTrainText(t)), 0o644); err != nil {
+			os.RemoveAll(dir)
+			t.Fatal(err)
+		}
+		spModels.dir, spModels.paths = dir, map[string]string{}
+	}
+	return spModels.dir
+}
+
+// spTrain trains a model of configuration c with spm_train (once a test
+// binary) and returns its path.
+func spTrain(t *testing.T, c spConfig) string {
 	t.Helper()
 	if _, err := exec.LookPath("spm_train"); err != nil {
 		shared.Missing(t, "skipping: needs spm_train and spm_encode (Debian's sentencepiece package) as the oracle")
 	}
-	spTrainMu.Lock()
-	defer spTrainMu.Unlock()
-	in := filepath.Join(dir, "train.txt")
-	if _, err := os.Stat(in); err != nil {
-		if err := os.WriteFile(in, []byte(spTrainText(t)), 0o644); err != nil {
-			t.Fatal(err)
-		}
+	dir := spTrainDir(t)
+	spModels.Lock()
+	defer spModels.Unlock()
+	if p, ok := spModels.paths[c.name]; ok {
+		return p
 	}
+	in := filepath.Join(dir, "train.txt")
 	prefix := filepath.Join(dir, c.name)
 	args := append([]string{"--input=" + in, "--model_prefix=" + prefix, "--vocab_size=1200",
 		"--character_coverage=0.99", "--seed_sentencepiece_size=20000", "--num_threads=1"}, c.args...)
@@ -113,6 +146,7 @@ func spTrain(t *testing.T, dir string, c spConfig) string {
 	if err != nil {
 		t.Fatalf("spm_train %s: %v\n%s", strings.Join(args, " "), err, lastLines(out, 5))
 	}
+	spModels.paths[c.name] = prefix + ".model"
 	return prefix + ".model"
 }
 
@@ -177,12 +211,12 @@ func TestSentencePieceMatchesSpmEncode(t *testing.T) {
 	dir := t.TempDir()
 	for _, c := range spConfigs {
 		t.Run(c.name, func(t *testing.T) {
-			model := spTrain(t, dir, c)
+			model := spTrain(t, c)
 			tok, err := Load(model)
 			if err != nil {
 				t.Fatal(err)
 			}
-			texts := append(slices.Clone(spTexts), spTrainLines(t, dir, 1<<30)...)
+			texts := append(slices.Clone(spTexts), spTrainLines(t, 1<<30)...)
 			want := spmEncode(t, model, texts)
 			bad := 0
 			for i, text := range texts {
@@ -239,8 +273,8 @@ func TestSentencePieceMatchesSpmEncode(t *testing.T) {
 // (TestSentencePieceMatchesSpmEncode compares all of them: exact ties
 // between two splits are rare, and an encoder that breaks them otherwise
 // than SentencePiece showed on a few lines in thousands).
-func spTrainLines(t *testing.T, dir string, n int) []string {
-	data, err := os.ReadFile(filepath.Join(dir, "train.txt"))
+func spTrainLines(t *testing.T, n int) []string {
+	data, err := os.ReadFile(filepath.Join(spTrainDir(t), "train.txt"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,7 +290,7 @@ func spTrainLines(t *testing.T, dir string, n int) []string {
 // TestSentencePieceBadModel checks that a damaged .model file gives an
 // error, never a panic: every truncation and byte flip of a real model.
 func TestSentencePieceBadModel(t *testing.T) {
-	model := spTrain(t, t.TempDir(), spConfigs[1]) // BPE with nmt_nfkc's character map
+	model := spTrain(t, spConfigs[1]) // BPE with nmt_nfkc's character map
 	data, err := os.ReadFile(model)
 	if err != nil {
 		t.Fatal(err)
@@ -267,7 +301,11 @@ func TestSentencePieceBadModel(t *testing.T) {
 	if _, err := LoadSentencePiece([]byte("not a model")); err == nil {
 		t.Error("text loaded as a model")
 	}
-	for i := 0; i < len(data); i += 1 + len(data)/300 {
+	step := 1 + len(data)/300
+	if testing.Short() {
+		step = 1 + len(data)/100 // a third of the places; the full run all 300
+	}
+	for i := 0; i < len(data); i += step {
 		for _, d := range [][]byte{data[:i], flip(data, i)} {
 			tok, err := LoadSentencePiece(d)
 			if err == nil {
@@ -295,8 +333,7 @@ func flip(b []byte, i int) []byte {
 // SentencePiece would put a second one), and with prepend_scheme "first"
 // not after a special token.
 func TestSentencePieceMetaspaceJSON(t *testing.T) {
-	dir := t.TempDir()
-	model := spTrain(t, dir, spConfigs[0])
+	model := spTrain(t, spConfigs[0])
 	sp, err := Load(model)
 	if err != nil {
 		t.Fatal(err)
@@ -347,8 +384,7 @@ func TestSentencePieceMetaspaceJSON(t *testing.T) {
 // from an nmt_nfkc Unigram model: ids as spm_encode's, where white space
 // other than spaces (which nmt_nfkc maps to spaces) does not decide.
 func TestSentencePieceT5JSON(t *testing.T) {
-	dir := t.TempDir()
-	model := spTrain(t, dir, spConfigs[3]) // unigram, nmt_nfkc, byte fallback
+	model := spTrain(t, spConfigs[3]) // unigram, nmt_nfkc, byte fallback
 	sp, err := Load(model)
 	if err != nil {
 		t.Fatal(err)

@@ -129,10 +129,19 @@ func TestHFGPT2MatchesEncoderJSON(t *testing.T) {
 	}
 	vs := readVectors(t)
 	checkVectors(t, hf, vs)
-	text := sampleText(t, 200000)
+	text := sampleText(t, shortSample(200000))
 	if a, b := hf.Encode(text), ref.Encode(text); !slices.Equal(a, b) {
 		t.Fatalf("tokenizer.json and encoder.json disagree on the corpus sample")
 	}
+}
+
+// shortSample is n, or a quarter of it under -short: the size of a corpus
+// sample that a test only encodes and compares (the full run the whole).
+func shortSample(n int) int {
+	if testing.Short() {
+		return n / 4
+	}
+	return n
 }
 
 // sampleText returns about n bytes of English and Chinese text from the
