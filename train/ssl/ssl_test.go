@@ -149,8 +149,13 @@ func TestLossGradients(t *testing.T) {
 
 // Every method: a few steps on tiny data lower its loss on a fixed batch
 // (the loss of step 0's micro-batch, augmentations and masks included,
-// before and after training).
+// before and after training): 25 steps, 10 under -short (the smallest
+// drop at 10 is mae/vit-tiny's, 0.9624 to 0.9406; at 25, 0.9323).
 func TestMethodsLowerLoss(t *testing.T) {
+	steps := 25
+	if testing.Short() {
+		steps = 10
+	}
 	for _, run := range append(Methods(), "mae/vit-tiny", "moco/vit-tiny") {
 		t.Run(run, func(t *testing.T) {
 			method, config, _ := strings.Cut(run, "/")
@@ -168,7 +173,7 @@ func TestMethodsLowerLoss(t *testing.T) {
 				t.Fatal(err)
 			}
 			o := Options{Backend: be, Method: method, Data: ds, Spec: "bars", Encoder: enc, Batch: 32,
-				Loop: train.Config{Steps: 25, LR: 3e-3, Seed: 1, Quiet: true, Progress: io.Discard}, Log: io.Discard}
+				Loop: train.Config{Steps: steps, LR: 3e-3, Seed: 1, Quiet: true, Progress: io.Discard}, Log: io.Discard}
 			base, err := newTask(o)
 			if err != nil {
 				t.Fatal(err)
@@ -197,7 +202,7 @@ func TestMethodsLowerLoss(t *testing.T) {
 			after := fixed()
 			t.Logf("%s: loss %.4f -> %.4f", method, before, after)
 			if !(after < before) {
-				t.Errorf("%s: loss %.4f before 25 steps, %.4f after: it did not go down", method, before, after)
+				t.Errorf("%s: loss %.4f before %d steps, %.4f after: it did not go down", method, before, steps, after)
 			}
 		})
 	}
