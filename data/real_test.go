@@ -7,10 +7,31 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/golem-ml/golem/internal/shared"
 )
+
+// realReads holds the real files read by readReal, by path: each file is
+// read once a test binary by the tests that only look at its examples
+// (TestRealFiles reads each a second time with its format forced).
+var realReads sync.Map
+
+// readReal reads rel from the shared folder with no options, once.
+func readReal(t *testing.T, rel string) *Dataset {
+	t.Helper()
+	path := shared.Path(t, rel)
+	if ds, ok := realReads.Load(path); ok {
+		return ds.(*Dataset)
+	}
+	ds, err := Read(path, ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	realReads.Store(path, ds)
+	return ds
+}
 
 // The real data sets in ../shared/data read without a single rejected
 // record, in the right format and with the right counts.
@@ -35,10 +56,7 @@ func TestRealFiles(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(filepath.Base(tt.file), func(t *testing.T) {
 			path := shared.Path(t, tt.file)
-			ds, err := Read(path, ReadOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			ds := readReal(t, tt.file)
 			s := ds.Files[0]
 			if s.Format != tt.format || s.Records != tt.records || s.Examples != tt.examples || s.Kinds[tt.kind] != tt.examples || len(ds.Examples) != tt.examples {
 				t.Fatalf("got format %s, %d records, %d examples, kinds %v; want %s, %d, %d of kind %s",
@@ -88,10 +106,7 @@ func checkExample(t *testing.T, e *Example) {
 }
 
 func TestRealHHPrompts(t *testing.T) {
-	ds, err := Read(shared.Path(t, "data/preference/hh_rlhf_harmless_base_test.jsonl.gz"), ReadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ds := readReal(t, "data/preference/hh_rlhf_harmless_base_test.jsonl.gz")
 	e := ds.Examples[0]
 	if e.Prompt[0].Content != "what are some pranks with a pen i can do?" || len(e.Prompt) != 5 || len(e.Chosen) != 1 || len(e.Rejected) != 1 ||
 		!strings.HasPrefix(e.Rejected[0].Content, "There are lots of funny things you can do with pens") {
@@ -115,10 +130,7 @@ func TestRealHHPrompts(t *testing.T) {
 }
 
 func TestRealShareGPTSystem(t *testing.T) {
-	ds, err := Read(shared.Path(t, "data/preference/llamafactory_dpo_en_demo.json"), ReadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ds := readReal(t, "data/preference/llamafactory_dpo_en_demo.json")
 	if st := Describe(ds.Examples); st.Roles["system"] != 80 {
 		t.Fatalf("%d system messages, want 80", st.Roles["system"])
 	}
@@ -209,11 +221,7 @@ func TestRealRoundTrip(t *testing.T) {
 		"data/text/llamafactory_c4_demo.jsonl",
 	} {
 		t.Run(filepath.Base(file), func(t *testing.T) {
-			ds, err := Read(shared.Path(t, file), ReadOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			roundTrip(t, ds.Examples)
+			roundTrip(t, readReal(t, file).Examples)
 		})
 	}
 }
