@@ -61,19 +61,27 @@ func h64(t *Tensor) []float64 {
 
 // naiveConv is the nested-loop definition of PyTorch's conv2d, in float64.
 func naiveConv(x []float64, N, C, H, W int, w []float64, K, kh, kw int, b []float64, o ConvOptions) ([]float64, int, int) {
+	y, _, OH, OW := naiveConvMag(x, N, C, H, W, w, K, kh, kw, b, o)
+	return y, OH, OW
+}
+
+// naiveConvMag is naiveConv, and beside y the sums of the magnitudes of
+// the terms each output adds (the bias's and the products'), in the same
+// pass: naiveConv of |x|, |w| and |b|, the same values bit for bit.
+func naiveConvMag(x []float64, N, C, H, W int, w []float64, K, kh, kw int, b []float64, o ConvOptions) (y, mag []float64, OH, OW int) {
 	o = o.norm()
-	OH := (H+2*o.Padding[0]-o.Dilation[0]*(kh-1)-1)/o.Stride[0] + 1
-	OW := (W+2*o.Padding[1]-o.Dilation[1]*(kw-1)-1)/o.Stride[1] + 1
+	OH = (H+2*o.Padding[0]-o.Dilation[0]*(kh-1)-1)/o.Stride[0] + 1
+	OW = (W+2*o.Padding[1]-o.Dilation[1]*(kw-1)-1)/o.Stride[1] + 1
 	Cg, Kg := C/o.Groups, K/o.Groups
-	y := make([]float64, N*K*OH*OW)
+	y, mag = make([]float64, N*K*OH*OW), make([]float64, N*K*OH*OW)
 	for n := range N {
 		for k := range K {
 			g := k / Kg
 			for oh := range OH {
 				for ow := range OW {
-					s := 0.0
+					s, m := 0.0, 0.0
 					if b != nil {
-						s = b[k]
+						s, m = b[k], math.Abs(b[k])
 					}
 					for c := range Cg {
 						for i := range kh {
@@ -83,16 +91,18 @@ func naiveConv(x []float64, N, C, H, W int, w []float64, K, kh, kw int, b []floa
 								if h < 0 || h >= H || ww < 0 || ww >= W {
 									continue
 								}
-								s += x[((n*C+g*Cg+c)*H+h)*W+ww] * w[((k*Cg+c)*kh+i)*kw+j]
+								p := x[((n*C+g*Cg+c)*H+h)*W+ww] * w[((k*Cg+c)*kh+i)*kw+j]
+								s += p
+								m += math.Abs(p)
 							}
 						}
 					}
-					y[((n*K+k)*OH+oh)*OW+ow] = s
+					y[((n*K+k)*OH+oh)*OW+ow], mag[((n*K+k)*OH+oh)*OW+ow] = s, m
 				}
 			}
 		}
 	}
-	return y, OH, OW
+	return y, mag, OH, OW
 }
 
 // naiveConvT is the nested-loop definition of conv_transpose2d: each

@@ -11,10 +11,13 @@ import (
 
 // naiveConvGrads returns the gradients of a stride-1 one-group
 // convolution of x [N, C, H, W] by w [K, C, kh, kw] (padding p) for the
-// output gradient dy [N, K, OH, OW], in float64: dx and dw.
-func naiveConvGrads(x []float64, N, C, H, W int, w []float64, K, kh, kw int, dy []float64, p [2]int) (dx, dw []float64) {
+// output gradient dy [N, K, OH, OW], in float64: dx and dw, and beside
+// them dxs and dws, the sums of the magnitudes of their terms (the
+// gradients of |x|, |w| and |dy|, bit for bit), in the same pass.
+func naiveConvGrads(x []float64, N, C, H, W int, w []float64, K, kh, kw int, dy []float64, p [2]int) (dx, dw, dxs, dws []float64) {
 	OH, OW := H+2*p[0]-kh+1, W+2*p[1]-kw+1
 	dx, dw = make([]float64, len(x)), make([]float64, len(w))
+	dxs, dws = make([]float64, len(x)), make([]float64, len(w))
 	for n := range N {
 		for k := range K {
 			for oh := range OH {
@@ -32,8 +35,11 @@ func naiveConvGrads(x []float64, N, C, H, W int, w []float64, K, kh, kw int, dy 
 									continue
 								}
 								xi, wi := ((n*C+c)*H+h)*W+ww, ((k*C+c)*kh+i)*kw+j
-								dx[xi] += d * w[wi]
-								dw[wi] += d * x[xi]
+								a, b := d*w[wi], d*x[xi]
+								dx[xi] += a
+								dw[wi] += b
+								dxs[xi] += math.Abs(a)
+								dws[wi] += math.Abs(b)
 							}
 						}
 					}
@@ -41,15 +47,7 @@ func naiveConvGrads(x []float64, N, C, H, W int, w []float64, K, kh, kw int, dy 
 			}
 		}
 	}
-	return dx, dw
-}
-
-func abs64(v []float64) []float64 {
-	out := make([]float64, len(v))
-	for i, x := range v {
-		out[i] = math.Abs(x)
-	}
-	return out
+	return dx, dw, dxs, dws
 }
 
 // maxRelErr is the largest |got - want| / scale over the elements.
@@ -138,10 +136,8 @@ func TestWinogradMatchesGemm(t *testing.T) {
 			return out
 		}
 		x64, w64, b64, dy64 := f64(xh), f64(wh), f64(bh), f64(dyh)
-		y, _, _ := naiveConv(x64, c.N, c.C, c.H, c.W, w64, c.K, 3, 3, b64, o)
-		ys, _, _ := naiveConv(abs64(x64), c.N, c.C, c.H, c.W, abs64(w64), c.K, 3, 3, abs64(b64), o)
-		dx, dw := naiveConvGrads(x64, c.N, c.C, c.H, c.W, w64, c.K, 3, 3, dy64, o.Padding)
-		dxs, dws := naiveConvGrads(abs64(x64), c.N, c.C, c.H, c.W, abs64(w64), c.K, 3, 3, abs64(dy64), o.Padding)
+		y, ys, _, _ := naiveConvMag(x64, c.N, c.C, c.H, c.W, w64, c.K, 3, 3, b64, o)
+		dx, dw, dxs, dws := naiveConvGrads(x64, c.N, c.C, c.H, c.W, w64, c.K, 3, 3, dy64, o.Padding)
 		db, dbs := make([]float64, c.K), make([]float64, c.K)
 		for i, d := range dy64 {
 			k := i / (OH * OW) % c.K
