@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"sync"
 	"testing"
 
 	"github.com/golem-ml/golem/backend"
@@ -114,6 +115,12 @@ func TestGemmHalf(t *testing.T) {
 	}
 }
 
+// halfDefs holds testGemmHalf's float64 definitions by m, n, k and seed.
+var halfDefs = struct {
+	sync.Mutex
+	m map[[4]int][2][]float64
+}{m: map[[4]int][2][]float64{}}
+
 func testGemmHalf(t *testing.T, c *CPU, m, n, k int, seed uint64) {
 	t.Helper()
 	r := rand.New(rand.NewPCG(seed, 5))
@@ -139,19 +146,29 @@ func testGemmHalf(t *testing.T, c *CPU, m, n, k int, seed uint64) {
 	for i := range c0 {
 		c0[i] = float32(r.NormFloat64())
 	}
-	// The definition's sums and magnitudes, for both alphas and betas.
-	sum, mags := make([]float64, m*n), make([]float64, m*n)
-	for i := range m {
-		for j := range n {
-			var s, mag float64
-			for p := range k {
-				v := float64(a[i*lda+p]) * float64(wide[j*k+p])
-				s += v
-				mag += math.Abs(v)
+	// The definition's sums and magnitudes, for both alphas and betas,
+	// made once for every kernel and thread count (the inputs are the
+	// seed's).
+	key := [4]int{m, n, k, int(seed)}
+	halfDefs.Lock()
+	def, ok := halfDefs.m[key]
+	if !ok {
+		def = [2][]float64{make([]float64, m*n), make([]float64, m*n)}
+		for i := range m {
+			for j := range n {
+				var s, mag float64
+				for p := range k {
+					v := float64(a[i*lda+p]) * float64(wide[j*k+p])
+					s += v
+					mag += math.Abs(v)
+				}
+				def[0][i*n+j], def[1][i*n+j] = s, mag
 			}
-			sum[i*n+j], mags[i*n+j] = s, mag
 		}
+		halfDefs.m[key] = def
 	}
+	halfDefs.Unlock()
+	sum, mags := def[0], def[1]
 	for _, ab := range [][2]float32{{1, 0}, {0.5, 2}} {
 		alpha, beta := ab[0], ab[1]
 		got := append([]float32(nil), c0...)
