@@ -126,6 +126,9 @@ func TestVLMCommands(t *testing.T) {
 	// A real photo set: stage 1 on COCO mini's captions JSON (JPEG photos,
 	// five captions an image), and generate --image on one of its photos.
 	t.Run("coco", func(t *testing.T) {
+		if testing.Short() {
+			t.Skip("full run only (go test ./...): vlm on COCO mini decodes its 79 JPEG photos, 1.7 s of CPU; the shapes world's vlm align and generate --image above cover the command, data/vision's TestCOCOCaptionsMini the captions JSON and the photos")
+		}
 		captions := shared.Path(t, "data/images/coco_mini_val2017/captions_val2017.json")
 		coco := filepath.Join(dir, "coco-align")
 		run("vlm", "--stage", "align", "--vision", clipDir, "--lm", lmDir, "--data", captions, "--out", coco, "--steps", "1", "--batch", "2")
