@@ -40,12 +40,12 @@ func TestImagineCommands(t *testing.T) {
 		t.Fatalf("vq train: exit %d\n%s%s", code, stdout, stderr)
 	}
 	model := filepath.Join(dir, "t2i")
-	steps := "4"
+	trainBatch, steps := "8", "4"
 	if testing.Short() {
-		steps = "2"
+		trainBatch, steps = "4", "2"
 	}
 	stdout, stderr, code := runGolem(t, "imagine", "train", "--vq", vq, "--data", filepath.Join(world, "train.jsonl"), "--eval-data", filepath.Join(world, "test.jsonl"),
-		"--batch", "8", "--steps", steps, "--out", model, "--threads", "2")
+		"--batch", trainBatch, "--steps", steps, "--out", model, "--threads", "2")
 	if code != 0 {
 		t.Fatalf("imagine train: exit %d\n%s%s", code, stdout, stderr)
 	}
@@ -348,7 +348,11 @@ func TestImagineCommands(t *testing.T) {
 	t.Run("rerank", func(t *testing.T) {
 		tok := shared.Path(t, "data/tokenizer/clip/bpe_simple_vocab_16e6.txt.gz")
 		clipDir := filepath.Join(dir, "clip")
-		if stdout, stderr, code := runGolem(t, "clip", "train", "--data", filepath.Join(world, "train.jsonl"), "--tokenizer", tok, "--image-size", "16",
+		if testing.Short() {
+			// TestCLIPTrainResume's run of clip train (once per test
+			// binary), on another shapes world: a reranker is a reranker.
+			clipDir, _, _ = trainedCLIP(t)
+		} else if stdout, stderr, code := runGolem(t, "clip", "train", "--data", filepath.Join(world, "train.jsonl"), "--tokenizer", tok, "--image-size", "16",
 			"--batch", "8", "--steps", "2", "--eval-every", "0", "--out", clipDir, "--threads", "2"); code != 0 {
 			t.Fatalf("clip train: exit %d\n%s%s", code, stdout, stderr)
 		}
