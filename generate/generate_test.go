@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"unicode/utf8"
 
@@ -17,16 +18,30 @@ import (
 )
 
 func load(t *testing.T, name string) (*gpt.Model, *tokenizer.Tokenizer) {
+	t.Helper()
 	dir := shared.Path(t, filepath.Join("fixtures/hf", name))
-	m, err := gpt.Load(cpu.New(), dir)
-	if err != nil {
-		t.Fatal(err)
+	v, _ := loaded.LoadOrStore(name, &loadedModel{})
+	l := v.(*loadedModel)
+	l.once.Do(func() {
+		if l.m, l.err = gpt.Load(cpu.New(), dir); l.err == nil {
+			l.tok, l.err = tokenizer.Load(dir)
+		}
+	})
+	if l.err != nil {
+		t.Fatal(l.err)
 	}
-	tok, err := tokenizer.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m, tok
+	return l.m, l.tok
+}
+
+// loaded holds each fixture load has read, read once per test binary (the
+// tests only read the models; a GPT-2 tokenizer.json takes 0.2 s to read).
+var loaded sync.Map // name -> *loadedModel
+
+type loadedModel struct {
+	once sync.Once
+	m    *gpt.Model
+	tok  *tokenizer.Tokenizer
+	err  error
 }
 
 // A batch of prompts of different lengths (left-padded) must give each

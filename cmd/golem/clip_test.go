@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/golem-ml/golem/data/synth/shapes"
@@ -107,27 +108,14 @@ func TestCLIPCommands(t *testing.T) {
 	}
 }
 
-// TestCLIPTrainResume: a run stopped after 4 steps and resumed to 8 ends
-// with the same weights as a run of 8 (each step's pairs are a function
-// of the seed and the step).
+// TestCLIPTrainResume: a run stopped halfway (after 4 steps of 8, 2 of 4
+// under -short) and resumed ends with the same weights as a run never
+// stopped (each step's pairs are a function of the seed and the step).
 func TestCLIPTrainResume(t *testing.T) {
-	tok := shared.Path(t, "data/tokenizer/clip/bpe_simple_vocab_16e6.txt.gz")
-	dir := t.TempDir()
-	world := filepath.Join(dir, "shapes")
-	if _, err := shapes.Write(shapes.Options{Out: world, Seed: 2, Size: 16, Train: 24, Test: 1, PerClass: 1}); err != nil {
-		t.Fatal(err)
-	}
-	run := func(out string, steps int, extra ...string) {
-		args := append([]string{"clip", "train", "--data", filepath.Join(world, "train.jsonl"), "--tokenizer", tok, "--image-size", "16",
-			"--batch", "8", "--steps", strconv.Itoa(steps), "--decay-steps", "8", "--warmup", "2", "--out", out, "--threads", "1"}, extra...)
-		if stdout, stderr, code := runGolem(t, args...); code != 0 {
-			t.Fatalf("golem %s: exit %d\n%s%s", strings.Join(args, " "), code, stdout, stderr)
-		}
-	}
-	whole, parts := filepath.Join(dir, "whole"), filepath.Join(dir, "parts")
-	run(whole, 8)
-	run(parts, 4, "--save-every", "4")
-	run(parts, 8, "--resume")
+	whole, world, steps := trainedCLIP(t)
+	parts := filepath.Join(t.TempDir(), "parts")
+	clipTrain(t, world, parts, steps/2, steps, "--save-every", strconv.Itoa(steps/2))
+	clipTrain(t, world, parts, steps, steps, "--resume")
 	a, err := os.ReadFile(filepath.Join(whole, "model.safetensors"))
 	if err != nil {
 		t.Fatal(err)
@@ -137,7 +125,52 @@ func TestCLIPTrainResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(a, b) {
-		t.Fatal("8 steps in one run and 4 + 4 resumed differ")
+		t.Fatalf("%d steps in one run and %d + %d resumed differ", steps, steps/2, steps/2)
+	}
+}
+
+var clipOnce struct {
+	sync.Once
+	out, world string
+	steps      int
+	ok         bool
+}
+
+// trainedCLIP runs golem clip train once per test binary, uninterrupted,
+// on a small shapes world (8 steps, 4 under -short), and returns its
+// folder, the world's train.jsonl and the steps: TestCLIPTrainResume's
+// reference run, and the reranker TestImagineCommands draws with under
+// -short.
+func trainedCLIP(t *testing.T) (out, world string, steps int) {
+	t.Helper()
+	f := fixtures(t)
+	clipOnce.Do(func() {
+		dir := filepath.Join(f.dir, "clip")
+		clipOnce.world, clipOnce.out, clipOnce.steps = filepath.Join(dir, "shapes", "train.jsonl"), filepath.Join(dir, "whole"), 8
+		if testing.Short() {
+			clipOnce.steps = 4
+		}
+		if _, err := shapes.Write(shapes.Options{Out: filepath.Join(dir, "shapes"), Seed: 2, Size: 16, Train: 24, Test: 1, PerClass: 1}); err != nil {
+			t.Fatal(err)
+		}
+		clipTrain(t, clipOnce.world, clipOnce.out, clipOnce.steps, clipOnce.steps)
+		clipOnce.ok = true
+	})
+	if !clipOnce.ok {
+		t.Fatal("the uninterrupted clip train run failed")
+	}
+	return clipOnce.out, clipOnce.world, clipOnce.steps
+}
+
+// clipTrain runs golem clip train on data into out: steps steps of a
+// schedule of total (total/4 of warmup, then a cosine decay to total).
+func clipTrain(t *testing.T, data, out string, steps, total int, extra ...string) {
+	t.Helper()
+	tok := shared.Path(t, "data/tokenizer/clip/bpe_simple_vocab_16e6.txt.gz")
+	args := append([]string{"clip", "train", "--data", data, "--tokenizer", tok, "--image-size", "16",
+		"--batch", "8", "--steps", strconv.Itoa(steps), "--decay-steps", strconv.Itoa(total), "--warmup", strconv.Itoa(total / 4), "--out", out, "--threads", "1"}, extra...)
+	if stdout, stderr, code := runGolem(t, args...); code != 0 {
+		t.Fatalf("golem %s: exit %d\n%s%s", strings.Join(args, " "), code, stdout, stderr)
 	}
 }
 

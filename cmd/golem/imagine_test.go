@@ -18,6 +18,7 @@ import (
 	"github.com/golem-ml/golem/data/vision"
 	"github.com/golem-ml/golem/eval"
 	"github.com/golem-ml/golem/internal/shared"
+	"github.com/golem-ml/golem/model/dalle"
 	"github.com/golem-ml/golem/model/resnet"
 )
 
@@ -39,8 +40,12 @@ func TestImagineCommands(t *testing.T) {
 		t.Fatalf("vq train: exit %d\n%s%s", code, stdout, stderr)
 	}
 	model := filepath.Join(dir, "t2i")
+	trainBatch, steps := "8", "4"
+	if testing.Short() {
+		trainBatch, steps = "4", "2"
+	}
 	stdout, stderr, code := runGolem(t, "imagine", "train", "--vq", vq, "--data", filepath.Join(world, "train.jsonl"), "--eval-data", filepath.Join(world, "test.jsonl"),
-		"--batch", "8", "--steps", "4", "--out", model, "--threads", "2")
+		"--batch", trainBatch, "--steps", steps, "--out", model, "--threads", "2")
 	if code != 0 {
 		t.Fatalf("imagine train: exit %d\n%s%s", code, stdout, stderr)
 	}
@@ -62,6 +67,16 @@ func TestImagineCommands(t *testing.T) {
 	}
 	if _, err := vision.ReadFile(filepath.Join(dir, "circle-grid.png"), vision.Limits{}); err != nil || !strings.Contains(stdout, "3 samples written to") {
 		t.Fatalf("no grid (%v):\n%s", err, stdout)
+	}
+	// drawer draws from here on: under -short a small model (1 block of
+	// width 32, not the tiny preset's 4 of 128) over the trained one's
+	// tokenizer and VQ-VAE, random, so that the batch mode, the
+	// preferences, DPO and reranking below, which check what the commands
+	// write and not how well the model draws, cost a tenth of the CPU; the
+	// trained folder loads and draws above.
+	drawer := model
+	if testing.Short() {
+		drawer = smallT2I(t, model, filepath.Join(dir, "t2i-small"))
 	}
 
 	for i, c := range []struct {
@@ -87,7 +102,7 @@ func TestImagineCommands(t *testing.T) {
 		t.Fatalf("vision judge train: exit %d\n%s%s", code, stdout, stderr)
 	}
 	batch := filepath.Join(dir, "batch")
-	if stdout, stderr, code = runGolem(t, "imagine", "--model", model, "--prompts", filepath.Join(world, "test.jsonl"), "--out-dir", batch, "--n", "2", "--all-samples"); code != 0 ||
+	if stdout, stderr, code = runGolem(t, "imagine", "--model", drawer, "--prompts", filepath.Join(world, "test.jsonl"), "--out-dir", batch, "--n", "2", "--all-samples"); code != 0 ||
 		!strings.Contains(stdout, "8 images (2 samples each) written to") || !strings.Contains(stdout, "every sample (16) listed in") {
 		t.Fatalf("imagine --prompts: exit %d\n%s%s", code, stdout, stderr)
 	}
@@ -118,7 +133,7 @@ func TestImagineCommands(t *testing.T) {
 	// prefers the higher score or, of the same score, the number of shapes
 	// nearer the caption's; its images are there.
 	prefs := filepath.Join(dir, "prefs")
-	stdout, stderr, code = runGolem(t, "imagine", "prefs", "--model", model, "--prompts", filepath.Join(world, "train.jsonl"), "--annotator", judge,
+	stdout, stderr, code = runGolem(t, "imagine", "prefs", "--model", drawer, "--prompts", filepath.Join(world, "train.jsonl"), "--annotator", judge,
 		"--n", "4", "--limit", "6", "--pairs", "exact", "--out-dir", prefs)
 	if code != 0 || !regexp.MustCompile(`^\d+ pairs from 6 captions \(4 samples each; \d captions gave none; \d+ pairs left out where`).MatchString(lastLine(stdout)) {
 		t.Fatalf("imagine prefs: exit %d\n%s%s", code, stdout, stderr)
@@ -177,12 +192,18 @@ func TestImagineCommands(t *testing.T) {
 	// draws: the same seeds). (The 2-step annotator may see all samples
 	// alike: TestDominantPairs in eval checks the rules on made-up
 	// scenes.)
+	// (--pairs all in the full run only: under -short the exact and the
+	// default count runs cover the command.)
 	all := filepath.Join(dir, "prefs-all")
-	if stdout, stderr, code = runGolem(t, "imagine", "prefs", "--model", model, "--prompts", filepath.Join(world, "train.jsonl"), "--annotator", judge,
-		"--n", "4", "--limit", "6", "--pairs", "all", "--out-dir", all); code != 0 || strings.Contains(lastLine(stdout), "left out") {
-		t.Fatalf("imagine prefs --pairs all: exit %d\n%s%s", code, stdout, stderr)
+	var allLines []prefLine
+	if !testing.Short() {
+		if stdout, stderr, code = runGolem(t, "imagine", "prefs", "--model", drawer, "--prompts", filepath.Join(world, "train.jsonl"), "--annotator", judge,
+			"--n", "4", "--limit", "6", "--pairs", "all", "--out-dir", all); code != 0 || strings.Contains(lastLine(stdout), "left out") {
+			t.Fatalf("imagine prefs --pairs all: exit %d\n%s%s", code, stdout, stderr)
+		}
+		allLines = prefLines(t, filepath.Join(all, "prefs.jsonl"))
 	}
-	exactLines, allLines := prefLines(t, filepath.Join(prefs, "prefs.jsonl")), prefLines(t, filepath.Join(all, "prefs.jsonl"))
+	exactLines := prefLines(t, filepath.Join(prefs, "prefs.jsonl"))
 	g, err := resnet.LoadGrid(cpu.New(), judge)
 	if err != nil {
 		t.Fatal(err)
@@ -221,7 +242,7 @@ func TestImagineCommands(t *testing.T) {
 	// over the other, and of two as near the higher mean accuracy: every
 	// such pair and no other.
 	countDir := filepath.Join(dir, "prefs-count")
-	if stdout, stderr, code = runGolem(t, "imagine", "prefs", "--model", model, "--prompts", filepath.Join(world, "train.jsonl"), "--annotator", judge,
+	if stdout, stderr, code = runGolem(t, "imagine", "prefs", "--model", drawer, "--prompts", filepath.Join(world, "train.jsonl"), "--annotator", judge,
 		"--n", "4", "--limit", "6", "--out-dir", countDir); code != 0 ||
 		!regexp.MustCompile(`^\d+ pairs from 6 captions \(4 samples each; \d captions gave none; in \d+ pairs the sample nearer the caption's number of shapes was chosen over a better-scored one;`).MatchString(lastLine(stdout)) {
 		t.Fatalf("imagine prefs --pairs count: exit %d\n%s%s", code, stdout, stderr)
@@ -281,7 +302,7 @@ func TestImagineCommands(t *testing.T) {
 		os.WriteFile(f[1], []byte(out.String()), 0o644)
 	}
 	tuned := filepath.Join(dir, "t2i-dpo")
-	stdout, stderr, code = runGolem(t, "imagine", "dpo", "--model", model, "--data", trainPrefs, "--heldout", heldPrefs, "--steps", "3", "--batch", "4",
+	stdout, stderr, code = runGolem(t, "imagine", "dpo", "--model", drawer, "--data", trainPrefs, "--heldout", heldPrefs, "--steps", "3", "--batch", "4",
 		"--rpo-alpha", "1", "--out", tuned, "--threads", "2")
 	if code != 0 || !regexp.MustCompile(`^loss=[0-9.]+ val_accuracy=[0-9.]+ val_margin=-?[0-9.]+$`).MatchString(lastLine(stdout)) ||
 		!strings.Contains(stderr, "imagine dpo: 32 pairs to train on, 8 held out (40 images as 4x4 code grids)") {
@@ -333,11 +354,15 @@ func TestImagineCommands(t *testing.T) {
 	t.Run("rerank", func(t *testing.T) {
 		tok := shared.Path(t, "data/tokenizer/clip/bpe_simple_vocab_16e6.txt.gz")
 		clipDir := filepath.Join(dir, "clip")
-		if stdout, stderr, code := runGolem(t, "clip", "train", "--data", filepath.Join(world, "train.jsonl"), "--tokenizer", tok, "--image-size", "16",
+		if testing.Short() {
+			// TestCLIPTrainResume's run of clip train (once per test
+			// binary), on another shapes world: a reranker is a reranker.
+			clipDir, _, _ = trainedCLIP(t)
+		} else if stdout, stderr, code := runGolem(t, "clip", "train", "--data", filepath.Join(world, "train.jsonl"), "--tokenizer", tok, "--image-size", "16",
 			"--batch", "8", "--steps", "2", "--eval-every", "0", "--out", clipDir, "--threads", "2"); code != 0 {
 			t.Fatalf("clip train: exit %d\n%s%s", code, stdout, stderr)
 		}
-		stdout, stderr, code := runGolem(t, "imagine", "--model", model, "--prompt", "one shape: a red circle", "--n", "4", "--rerank", clipDir, "--out", png)
+		stdout, stderr, code := runGolem(t, "imagine", "--model", drawer, "--prompt", "one shape: a red circle", "--n", "4", "--rerank", clipDir, "--out", png)
 		if code != 0 {
 			t.Fatalf("imagine --rerank: exit %d\n%s%s", code, stdout, stderr)
 		}
@@ -348,7 +373,7 @@ func TestImagineCommands(t *testing.T) {
 		// Batch mode with reranking: images.jsonl (the picks) and
 		// first.jsonl (sample 0 of the same draws), both read by eval judge.
 		out := filepath.Join(dir, "batch-rerank")
-		stdout, stderr, code = runGolem(t, "imagine", "--model", model, "--prompts", filepath.Join(world, "test.jsonl"), "--out-dir", out,
+		stdout, stderr, code = runGolem(t, "imagine", "--model", drawer, "--prompts", filepath.Join(world, "test.jsonl"), "--out-dir", out,
 			"--limit", "5", "--n", "3", "--rerank", clipDir)
 		if code != 0 || !strings.Contains(stdout, "5 images (3 samples each) written to") || !strings.Contains(lastLine(stdout), "first.jsonl") {
 			t.Fatalf("imagine --prompts --rerank: exit %d\n%s%s", code, stdout, stderr)
@@ -362,6 +387,26 @@ func TestImagineCommands(t *testing.T) {
 	if _, stderr, code := runGolem(t, "imagine", "--model", model, "--prompt", "a red circle", "--out", png); code != 1 || !strings.Contains(stderr, "no VQ-VAE folder vq/") {
 		t.Errorf("a folder without vq/: exit %d, stderr %q", code, stderr)
 	}
+}
+
+// smallT2I saves a random text-to-image model of 1 block of width 32 over
+// the tokenizer and VQ-VAE of the model folder from into out.
+func smallT2I(t *testing.T, from, out string) string {
+	t.Helper()
+	be := cpu.New()
+	m, err := dalle.Load(be, from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := m.Config
+	small, err := dalle.New(be, dalle.NewConfig(c.Text.Vocab, c.Pad, c.TextLength, c.Grid, c.Codes, 32, 1, 2), m.Tok, m.VQ, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := small.Save(out); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // checkImagineBatch checks a batch mode's JSONL file: want lines, line k

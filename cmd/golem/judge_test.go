@@ -36,14 +36,14 @@ func judgeLast(t *testing.T, stdout string) map[string]float64 {
 // docs' longer run at 32 x 32 reads more), while the
 // same images scored against other scenes' captions score low: the judge
 // is not saying yes to everything. The short tier runs the same commands
-// with a judge of 8 steps on 64 images, checking what they print and
+// with a judge of 2 steps of 8 of 16 images, checking what they print and
 // write and the errors, not the accuracies (train's TestJudgeLearnsCells
 // checks in the short tier that the judge learns, eval's TestScoreScene
 // how a scene is scored against a caption).
 func TestJudgeCommands(t *testing.T) {
-	steps, images := "120", 400
+	steps, batch, images := "120", "32", 400
 	if testing.Short() {
-		steps, images = "8", 64
+		steps, batch, images = "2", "8", 16
 	}
 	dir := t.TempDir()
 	world := filepath.Join(dir, "shapes")
@@ -51,7 +51,7 @@ func TestJudgeCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	judge := filepath.Join(dir, "judge")
-	stdout, stderr, code := runGolem(t, "vision", "judge", "train", "--data", world, "--out", judge, "--steps", steps, "--batch", "32",
+	stdout, stderr, code := runGolem(t, "vision", "judge", "train", "--data", world, "--out", judge, "--steps", steps, "--batch", batch,
 		"--image-size", "24", "--eval-every", "0", "--threads", "2")
 	if code != 0 {
 		t.Fatalf("vision judge train: exit %d\n%s%s", code, stdout, stderr)

@@ -126,6 +126,9 @@ func TestVLMCommands(t *testing.T) {
 	// A real photo set: stage 1 on COCO mini's captions JSON (JPEG photos,
 	// five captions an image), and generate --image on one of its photos.
 	t.Run("coco", func(t *testing.T) {
+		if testing.Short() {
+			t.Skip("full run only (go test ./...): vlm on COCO mini decodes its 79 JPEG photos, 1.7 s of CPU; the shapes world's vlm align and generate --image above cover the command, data/vision's TestCOCOCaptionsMini the captions JSON and the photos")
+		}
 		captions := shared.Path(t, "data/images/coco_mini_val2017/captions_val2017.json")
 		coco := filepath.Join(dir, "coco-align")
 		run("vlm", "--stage", "align", "--vision", clipDir, "--lm", lmDir, "--data", captions, "--out", coco, "--steps", "1", "--batch", "2")
@@ -190,23 +193,25 @@ func TestVLMCommands(t *testing.T) {
 	// here are all wrong, so nothing does): the run says so, OUT's model
 	// card too, and the tower stays stage 2's; --skip-uniform logs the
 	// share of groups kept.
-	grpoProj := filepath.Join(dir, "grpo-proj")
-	stdout, stderr, code = runGolem(t, "grpo", "--model", instruct, "--data", world, "--limit", "2", "--steps", "2", "--batch", "2", "--group", "2", "--max-tokens", "3", "--train", "projector,lm", "--skip-uniform", "--out", grpoProj)
-	card, _ := os.ReadFile(filepath.Join(grpoProj, "README.md"))
-	metrics, _ := os.ReadFile(filepath.Join(grpoProj, "metrics.jsonl"))
-	if code != 0 || !strings.Contains(stderr, "full, the projector too") || !strings.Contains(string(card), "full, the projector too") || !strings.Contains(string(metrics), `"groups_kept":`) {
-		t.Fatalf("grpo --train projector,lm: exit %d\n%s%s\nREADME.md:\n%s", code, stdout, stderr, card)
-	}
-	before, err := llava.Load(be, instruct)
-	if err != nil {
-		t.Fatal(err)
-	}
-	after, err := llava.Load(be, grpoProj)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !sameWeights(before.Vision.Params(), after.Vision.Params()) {
-		t.Fatal("grpo --train projector,lm moved the vision tower")
+	if !testing.Short() { // full run only: grpo above covers the command, train's TestGRPOVLMProjector the projector's training
+		grpoProj := filepath.Join(dir, "grpo-proj")
+		stdout, stderr, code = runGolem(t, "grpo", "--model", instruct, "--data", world, "--limit", "2", "--steps", "2", "--batch", "2", "--group", "2", "--max-tokens", "3", "--train", "projector,lm", "--skip-uniform", "--out", grpoProj)
+		card, _ := os.ReadFile(filepath.Join(grpoProj, "README.md"))
+		metrics, _ := os.ReadFile(filepath.Join(grpoProj, "metrics.jsonl"))
+		if code != 0 || !strings.Contains(stderr, "full, the projector too") || !strings.Contains(string(card), "full, the projector too") || !strings.Contains(string(metrics), `"groups_kept":`) {
+			t.Fatalf("grpo --train projector,lm: exit %d\n%s%s\nREADME.md:\n%s", code, stdout, stderr, card)
+		}
+		before, err := llava.Load(be, instruct)
+		if err != nil {
+			t.Fatal(err)
+		}
+		after, err := llava.Load(be, grpoProj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !sameWeights(before.Vision.Params(), after.Vision.Params()) {
+			t.Fatal("grpo --train projector,lm moved the vision tower")
+		}
 	}
 	// eval vlm --samples: the greedy answer's mark and pass@k per kind.
 	out = run("eval", "vlm", "--model", instruct, "--data", world, "--split", "test", "--limit", "2", "--max-tokens", "3", "--samples", "4")

@@ -15,14 +15,18 @@ import (
 // real binary, then encodes a held-out image to its token grid and decodes
 // the grid back to a PNG; bad token files are refused by file and line.
 func TestVQCommands(t *testing.T) {
+	images, steps := 48, "20"
+	if testing.Short() {
+		images, steps = 16, "4" // what it prints and writes, not how well it learns (train's VQ tests)
+	}
 	dir := t.TempDir()
 	world := filepath.Join(dir, "shapes")
-	if _, err := shapes.Write(shapes.Options{Out: world, Seed: 1, Size: 16, Train: 48, Test: 8, PerClass: 1}); err != nil {
+	if _, err := shapes.Write(shapes.Options{Out: world, Seed: 1, Size: 16, Train: images, Test: 8, PerClass: 1}); err != nil {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "vq")
 	stdout, stderr, code := runGolem(t, "vq", "train", "--data", filepath.Join(world, "train.jsonl"), "--eval-data", filepath.Join(world, "test.jsonl"),
-		"--image-size", "16", "--batch", "16", "--steps", "20", "--warmup", "2", "--eval-every", "0", "--out", out, "--threads", "2")
+		"--image-size", "16", "--batch", "16", "--steps", steps, "--warmup", "2", "--eval-every", "0", "--out", out, "--threads", "2")
 	if code != 0 {
 		t.Fatalf("vq train: exit %d\n%s%s", code, stdout, stderr)
 	}
