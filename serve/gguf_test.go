@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,14 +15,38 @@ import (
 	"github.com/golem-ml/golem/internal/shared"
 )
 
+// qwenQ8Once holds the qwen2-tiny fixture exported as Q8_0, made once per
+// test binary (an export reads the fixture's 50,257-token tokenizer).
+var qwenQ8Once struct {
+	sync.Once
+	data []byte
+	err  error
+}
+
+// qwenQ8 writes the qwen2-tiny fixture exported as Q8_0 to file.
+func qwenQ8(t *testing.T, file string) {
+	t.Helper()
+	src := shared.Path(t, "fixtures/hf/qwen2-tiny")
+	qwenQ8Once.Do(func() {
+		tmp := filepath.Join(testDir, "qwen2-q8.gguf")
+		if _, qwenQ8Once.err = export.Folder(src, tmp, export.Options{Type: gguf.Q8_0}); qwenQ8Once.err == nil {
+			qwenQ8Once.data, qwenQ8Once.err = os.ReadFile(tmp)
+		}
+	})
+	if qwenQ8Once.err != nil {
+		t.Fatal(qwenQ8Once.err)
+	}
+	if err := os.WriteFile(file, qwenQ8Once.data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // golem serve --model FILE.gguf: the engine serves the file with its
 // Q8_0 matrices kept quantized, answers OpenAI and Ollama requests, and
 // Ollama's tags say gguf, Q8_0 and the file's size.
 func TestServeGGUF(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "qwen2-q8.gguf")
-	if _, err := export.Folder(shared.Path(t, "fixtures/hf/qwen2-tiny"), file, export.Options{Type: gguf.Q8_0}); err != nil {
-		t.Fatal(err)
-	}
+	qwenQ8(t, file)
 	w, err := LoadWeights(cpu.New(), file)
 	if err != nil {
 		t.Fatal(err)
@@ -67,9 +92,7 @@ func TestServeGGUFFolderListed(t *testing.T) {
 	dir := t.TempDir()
 	os.Mkdir(filepath.Join(dir, "tiny-q8"), 0o755)
 	file := filepath.Join(dir, "tiny-q8", gguf.FolderFile)
-	if _, err := export.Folder(shared.Path(t, "fixtures/hf/qwen2-tiny"), file, export.Options{Type: gguf.Q8_0}); err != nil {
-		t.Fatal(err)
-	}
+	qwenQ8(t, file)
 	old := time.Now().Add(-time.Minute)
 	os.Chtimes(file, old, old)
 	specs, err := ModelDirs(dir)
