@@ -69,11 +69,17 @@ func TestTimeouts(t *testing.T) {
 	}
 	closedWithin("idle keep-alive", idle, 3*time.Second)
 
-	// A stream (1000 tokens, 16 choices, read as it comes) outlives the
-	// write timeout by far: each write has its own deadline.
+	// A stream (1000 tokens, 16 choices, read as it comes; 500 tokens
+	// under -short, still more than twice the write timeout: 1 s of CPU
+	// for the 1000) outlives the write timeout by far: each write has its
+	// own deadline.
+	tokens := 1000
+	if testing.Short() {
+		tokens = 500
+	}
 	start := time.Now()
-	resp, err = http.Post(ts.URL+"/v1/completions", "application/json", strings.NewReader(
-		`{"model":"tiny-llama","prompt":"hi","max_tokens":1000,"min_tokens":1000,"n":16,"stream":true}`))
+	resp, err = http.Post(ts.URL+"/v1/completions", "application/json", strings.NewReader(fmt.Sprintf(
+		`{"model":"tiny-llama","prompt":"hi","max_tokens":%d,"min_tokens":%[1]d,"n":16,"stream":true}`, tokens)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,11 +5,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -56,6 +60,7 @@ func newTestServerWith(t testing.TB, dsn string, o Options, eo EngineOptions, mo
 // serveEngines starts a server over engines and the store dsn.
 func serveEngines(t testing.TB, dsn string, o Options, engines ...*Engine) *testServer {
 	t.Helper()
+	freshSQLite(t, dsn)
 	st, err := store.Open(context.Background(), dsn)
 	if err != nil {
 		t.Fatal(err)
@@ -70,6 +75,49 @@ func serveEngines(t testing.TB, dsn string, o Options, engines ...*Engine) *test
 	ts.Start()
 	t.Cleanup(ts.Close)
 	return &testServer{ts, srv, st, dsn}
+}
+
+// migrated is a new SQLite store's file, every migration applied, made
+// once per test binary.
+var migrated struct {
+	sync.Once
+	data []byte
+	err  error
+}
+
+// freshSQLite writes migrated's store where dsn, a SQLite store's that
+// does not exist yet, will open it: a test's new store, without applying
+// the migrations again for each of the package's ~80 (store's tests apply
+// them, on both databases). Other DSNs are left alone.
+func freshSQLite(t testing.TB, dsn string) {
+	t.Helper()
+	path, ok := strings.CutPrefix(dsn, "sqlite:")
+	if !ok || strings.HasPrefix(path, "//") {
+		return
+	}
+	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+		return
+	}
+	migrated.Do(func() {
+		p := filepath.Join(testDir, "migrated.db")
+		st, err := store.Open(context.Background(), "sqlite:"+p)
+		if err == nil {
+			err = st.Close()
+		}
+		if err == nil {
+			migrated.data, err = os.ReadFile(p)
+		}
+		if _, serr := os.Stat(p + "-wal"); err == nil && serr == nil {
+			err = errors.New("a -wal file is left beside the closed store")
+		}
+		migrated.err = err
+	})
+	if migrated.err != nil {
+		t.Fatal(migrated.err)
+	}
+	if err := os.WriteFile(path, migrated.data, 0o600); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // do sends a request and returns the status and the body.

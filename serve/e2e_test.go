@@ -368,6 +368,9 @@ func TestBrowserCORS(t *testing.T) {
 // and the model answers (a random model: the answer is not expected to
 // use the result).
 func TestStructuredClients(t *testing.T) {
+	if testing.Short() {
+		t.Skip("full run only (go test ./...): another node process with the official clients (TestOpenAIClient and TestOllamaClient run them under -short); the routes' structured output and tool calls are TestOpenAIJSONSchema's, TestOllamaFormat's, TestOpenAIForcedToolCall's and TestOpenAIToolCallStream's")
+	}
 	node := needNode(t, "openai", "ollama")
 	ts := newTestServerWith(t, "sqlite:"+filepath.Join(t.TempDir(), "s.db"), Options{}, EngineOptions{}, "llama")
 	out := runNode(t, node, "structured.mjs", ts.URL, "tiny-llama", personSchema)
@@ -460,6 +463,9 @@ func TestToolCallRoundTrip(t *testing.T) {
 // image as each client's typed 400 naming the field (TestBadImages has
 // the other refusals).
 func TestVisionClients(t *testing.T) {
+	if testing.Short() {
+		t.Skip("full run only (go test ./...): another node process with the official clients (TestOpenAIClient and TestOllamaClient run them under -short); image prompts on the routes are TestImageChatEqualsGenerate's, TestBadImages' and TestCLIPEmbeddings'")
+	}
 	node := needNode(t, "openai", "ollama")
 	var engines []*Engine
 	for _, arch := range []string{"llava", "llama"} {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,16 +13,71 @@ import (
 	"github.com/golem-ml/golem/gguf"
 	"github.com/golem-ml/golem/gguf/export"
 	"github.com/golem-ml/golem/internal/shared"
+	"github.com/golem-ml/golem/model/gpt"
+	"github.com/golem-ml/golem/tokenizer"
 )
+
+// qwenQ8Once holds the qwen2-tiny fixture exported as Q8_0, made once per
+// test binary (an export reads the fixture's 50,257-token tokenizer, and
+// every load of the file reads its 50,257 tokens): under -short a random
+// Qwen2 model of the fixture's sizes with the package's 400-token
+// tokenizer instead (tinyQwen2).
+var qwenQ8Once struct {
+	sync.Once
+	data []byte
+	err  error
+}
+
+// qwenQ8 writes the qwen2-tiny fixture exported as Q8_0 to file.
+func qwenQ8(t *testing.T, file string) {
+	t.Helper()
+	src := filepath.Join(testDir, "tiny-qwen2")
+	if !testing.Short() {
+		src = shared.Path(t, "fixtures/hf/qwen2-tiny")
+	}
+	qwenQ8Once.Do(func() {
+		if testing.Short() {
+			if qwenQ8Once.err = tinyQwen2(src); qwenQ8Once.err != nil {
+				return
+			}
+		}
+		tmp := filepath.Join(testDir, "qwen2-q8.gguf")
+		if _, qwenQ8Once.err = export.Folder(src, tmp, export.Options{Type: gguf.Q8_0}); qwenQ8Once.err == nil {
+			qwenQ8Once.data, qwenQ8Once.err = os.ReadFile(tmp)
+		}
+	})
+	if qwenQ8Once.err != nil {
+		t.Fatal(qwenQ8Once.err)
+	}
+	if err := os.WriteFile(file, qwenQ8Once.data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tinyQwen2 writes a random Qwen2 model of qwen2-tiny's sizes (q/k/v
+// biases, a tied head) with tiny-llama's tokenizer to dir.
+func tinyQwen2(dir string) error {
+	tok, err := tokenizer.Load(modelDirs["llama"])
+	if err != nil {
+		return err
+	}
+	m, err := gpt.New(cpu.New(), gpt.Config{Arch: "qwen2", Vocab: tok.VocabSize(), Context: 64, Layers: 2, Heads: 4, KVHeads: 2,
+		Hidden: 32, Intermediate: 64, Eps: 1e-6, RopeTheta: 1e6, Bias: true, Tied: true, BOS: -1, EOS: -1}, 5)
+	if err != nil {
+		return err
+	}
+	if err := m.Save(dir); err != nil {
+		return err
+	}
+	return tok.Save(dir)
+}
 
 // golem serve --model FILE.gguf: the engine serves the file with its
 // Q8_0 matrices kept quantized, answers OpenAI and Ollama requests, and
 // Ollama's tags say gguf, Q8_0 and the file's size.
 func TestServeGGUF(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "qwen2-q8.gguf")
-	if _, err := export.Folder(shared.Path(t, "fixtures/hf/qwen2-tiny"), file, export.Options{Type: gguf.Q8_0}); err != nil {
-		t.Fatal(err)
-	}
+	qwenQ8(t, file)
 	w, err := LoadWeights(cpu.New(), file)
 	if err != nil {
 		t.Fatal(err)
@@ -67,9 +123,7 @@ func TestServeGGUFFolderListed(t *testing.T) {
 	dir := t.TempDir()
 	os.Mkdir(filepath.Join(dir, "tiny-q8"), 0o755)
 	file := filepath.Join(dir, "tiny-q8", gguf.FolderFile)
-	if _, err := export.Folder(shared.Path(t, "fixtures/hf/qwen2-tiny"), file, export.Options{Type: gguf.Q8_0}); err != nil {
-		t.Fatal(err)
-	}
+	qwenQ8(t, file)
 	old := time.Now().Add(-time.Minute)
 	os.Chtimes(file, old, old)
 	specs, err := ModelDirs(dir)

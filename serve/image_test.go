@@ -242,7 +242,9 @@ func pngOf(t *testing.T, w, h int) []byte {
 	m := image.NewRGBA(image.Rect(0, 0, w, h))
 	m.Set(0, 0, color.RGBA{255, 0, 0, 255})
 	var b bytes.Buffer
-	if err := png.Encode(&b, m); err != nil {
+	// BestSpeed: the same pixels as Encode's, a fifth of its CPU (0.27 s
+	// for 2049x2048 here).
+	if err := (&png.Encoder{CompressionLevel: png.BestSpeed}).Encode(&b, m); err != nil {
 		t.Fatal(err)
 	}
 	return b.Bytes()

@@ -102,13 +102,22 @@ func liveFolder(t *testing.T, layers int) (dir string, a, b []byte) {
 	return dir, files[0], files[1]
 }
 
-// completionReq is a greedy streamed completion of "live".
-const completionReq = `{"model":"live","prompt":"The answer is","max_tokens":24,"min_tokens":24,"temperature":0,"stream":true}`
+// completionReq is a greedy streamed completion of "live": 24 tokens, 8
+// under -short (a stream through liveFolder's 256 blocks is a fifth of a
+// second of CPU a client; the two checkpoints' answers differ from the
+// first token on).
+func completionReq() string {
+	n := 24
+	if testing.Short() {
+		n = 8
+	}
+	return fmt.Sprintf(`{"model":"live","prompt":"The answer is","max_tokens":%d,"min_tokens":%[1]d,"temperature":0,"stream":true}`, n)
+}
 
 // streamText streams completionReq from base and returns its text; an error
 // if the stream does not end with a finish reason and [DONE].
 func streamText(c *http.Client, base string) (string, error) {
-	resp, err := c.Post(base+"/v1/completions", "application/json", strings.NewReader(completionReq))
+	resp, err := c.Post(base+"/v1/completions", "application/json", strings.NewReader(completionReq()))
 	if err != nil {
 		return "", err
 	}
@@ -212,23 +221,26 @@ func TestReloadWhileRewrittenInPlace(t *testing.T) {
 		t.Fatalf("first answer: %q, %v; want %q", text, err, textA)
 	}
 
-	// The full run rewrites for 18 s. The short run stops once both
-	// checkpoints were served and six copies were made (two of them left
-	// to settle: about 3.5 s), or after 30 s on a busy machine: not for
-	// 6 s flat, which kept three clients streaming (the package's largest
-	// CPU cost) and still saw only one checkpoint on a loaded machine.
-	run := 18 * time.Second
+	// The full run rewrites for 18 s with three clients streaming back to
+	// back. The short run has one client that rests 0.1 s between streams
+	// and stops once both checkpoints were served and four copies were
+	// made (the third, b, left to settle: about 2 s), or after 30 s on a
+	// busy machine: not for 6 s flat, which kept three clients streaming
+	// (the package's largest CPU cost) and still saw only one checkpoint
+	// on a loaded machine; with six copies and three clients streaming
+	// back to back the test was still a quarter of the package's CPU.
+	run, clients, copies, rest := 18*time.Second, 3, 0, time.Duration(0)
 	if testing.Short() {
-		run = 30 * time.Second
+		run, clients, copies, rest = 30*time.Second, 1, 4, 100*time.Millisecond
 	}
 	stop := time.Now().Add(run)
 	var mu sync.Mutex
 	seen := map[string]int{}
 	var over atomic.Bool // the copy loop ended: the clients stop too
-	enough := func(copies int) bool {
+	enough := func(made int) bool {
 		mu.Lock()
 		defer mu.Unlock()
-		return testing.Short() && copies >= 6 && seen["a"] > 0 && seen["b"] > 0
+		return testing.Short() && made >= copies && seen["a"] > 0 && seen["b"] > 0
 	}
 	var wg sync.WaitGroup
 	copyErr := make(chan error, 1)
@@ -259,7 +271,7 @@ func TestReloadWhileRewrittenInPlace(t *testing.T) {
 	}()
 	var failures []string
 	client := &http.Client{Timeout: 60 * time.Second}
-	for range 3 {
+	for range clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -280,6 +292,7 @@ func TestReloadWhileRewrittenInPlace(t *testing.T) {
 				if err != nil && errors.Is(err, syscall.ECONNREFUSED) {
 					return
 				}
+				time.Sleep(rest)
 			}
 		}()
 	}
@@ -348,8 +361,12 @@ func TestReloadNeverMixesWeights(t *testing.T) {
 	defer cancel()
 	go e.Watch(ctx, 10*time.Millisecond, func(string, ...any) {})
 
-	// 3 s of rewrites, longer (up to 30 s) until two reloads were seen:
-	// on a loaded machine a reload can take most of 3 s.
+	// 3 s of rewrites (1.5 s under -short), longer (up to 30 s) until two
+	// reloads were seen: on a loaded machine a reload can take most of 3 s.
+	least := 3 * time.Second
+	if testing.Short() {
+		least = 1500 * time.Millisecond
+	}
 	start := time.Now()
 	stop, done := start.Add(30*time.Second), make(chan struct{})
 	copyErr := make(chan error, 1)
@@ -376,7 +393,7 @@ func TestReloadNeverMixesWeights(t *testing.T) {
 	}()
 	seen := map[*Weights]bool{w: true}
 	loads := [2]int{}
-	for time.Now().Before(stop) && (time.Since(start) < 3*time.Second || loads[0]+loads[1] < 2) {
+	for time.Now().Before(stop) && (time.Since(start) < least || loads[0]+loads[1] < 2) {
 		w := e.Weights()
 		if seen[w] {
 			time.Sleep(time.Millisecond)

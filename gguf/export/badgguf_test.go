@@ -12,7 +12,6 @@ import (
 
 	"github.com/golem-ml/golem/backend/cpu"
 	"github.com/golem-ml/golem/gguf"
-	"github.com/golem-ml/golem/internal/shared"
 	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/tokenizer"
 )
@@ -97,7 +96,7 @@ func editTensor(name string, edit func([]byte)) func([]gguf.Tensor) []gguf.Tenso
 // error naming the file and the key or tensor; nothing panics.
 func TestGGUFLoadRefuses(t *testing.T) {
 	src := filepath.Join(t.TempDir(), "qwen2.gguf")
-	exportTo(t, shared.Path(t, "fixtures/hf/qwen2-tiny"), src, gguf.Q8_0)
+	exportTo(t, fixture(t, "qwen2-tiny"), src, gguf.Q8_0)
 	nanF16 := func(b []byte) { b[0], b[1] = 0x00, 0x7e }
 	nanF32 := func(b []byte) { binary.LittleEndian.PutUint32(b, math.Float32bits(float32(math.NaN()))) }
 	extra := func(ts []gguf.Tensor) []gguf.Tensor {

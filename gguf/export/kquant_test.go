@@ -55,7 +55,7 @@ func randomBlocks(typ gguf.TensorType, n int, rng *rand.Rand) []byte {
 // what it runs as.
 func TestGGUFLoadsKQuants(t *testing.T) {
 	// Qwen2 (a tied head: one matrix of the vocabulary's 50,257 rows, not
-	// two, for a test's time); TestLlamaCppKQuants runs Llama's permuted
+	// two, for a test's time; 512 under -short); TestLlamaCppKQuants runs Llama's permuted
 	// q and k rows.
 	dir := sizedModel(t, "qwen2", 4, 256, 512)
 	src := filepath.Join(t.TempDir(), "f32.gguf")
@@ -84,7 +84,7 @@ func TestGGUFLoadsKQuants(t *testing.T) {
 	if len(q.Quantized()) != matrices || len(f.Quantized()) != 0 {
 		t.Errorf("kept quantized: %d of %d matrices (%d without backend.Quantized)", len(q.Quantized()), matrices, len(f.Quantized()))
 	}
-	prompt := []int{15496, 11, 616, 3290, 318, 257}
+	prompt := inVocab([]int{15496, 11, 616, 3290, 318, 257})
 	e := testmodels.RelDiff(testmodels.Logits(q, prompt), testmodels.Logits(f, prompt))
 	t.Logf("Q8_0 on the CPU backend vs float32: logits within %.2g of the largest", e)
 	if e > 0.05 {
