@@ -34,9 +34,18 @@ func TestImagineCommands(t *testing.T) {
 	if _, err := shapes.Write(shapes.Options{Out: world, Seed: 1, Size: 16, Train: 32, Test: 8, PerClass: 1}); err != nil {
 		t.Fatal(err)
 	}
+	// The full run trains the VQ-VAE 100 steps and the annotator 200, so
+	// that the drawn images differ to the annotator's eyes and the
+	// preference runs below make pairs whose rules are checked (with 3 and
+	// 2 steps every image looks alike to it: no pair, nothing to check);
+	// the fast tier checks the commands' output alone.
+	vqSteps, judgeSteps := "100", "200"
+	if testing.Short() {
+		vqSteps, judgeSteps = "3", "2"
+	}
 	vq := filepath.Join(dir, "vq")
 	if stdout, stderr, code := runGolem(t, "vq", "train", "--data", filepath.Join(world, "train.jsonl"), "--image-size", "16", "--batch", "8",
-		"--steps", "3", "--eval-every", "0", "--out", vq, "--threads", "2"); code != 0 {
+		"--steps", vqSteps, "--eval-every", "0", "--out", vq, "--threads", "2"); code != 0 {
 		t.Fatalf("vq train: exit %d\n%s%s", code, stdout, stderr)
 	}
 	model := filepath.Join(dir, "t2i")
@@ -97,7 +106,7 @@ func TestImagineCommands(t *testing.T) {
 	}
 	// Batch mode: one pick per caption of a split, in eval judge's format.
 	judge := filepath.Join(dir, "judge")
-	if stdout, stderr, code := runGolem(t, "vision", "judge", "train", "--data", world, "--out", judge, "--steps", "2", "--batch", "8",
+	if stdout, stderr, code := runGolem(t, "vision", "judge", "train", "--data", world, "--out", judge, "--steps", judgeSteps, "--batch", "8",
 		"--image-size", "16", "--eval-split", "", "--threads", "2"); code != 0 {
 		t.Fatalf("vision judge train: exit %d\n%s%s", code, stdout, stderr)
 	}
@@ -272,6 +281,10 @@ func TestImagineCommands(t *testing.T) {
 		}
 	}
 	gotCount := prefLines(t, filepath.Join(countDir, "prefs.jsonl"))
+	t.Logf("--pairs exact: %d pairs, --pairs all: %d, --pairs count: %d", len(exactLines), len(allLines), len(gotCount))
+	if !testing.Short() && (len(exactLines) == 0 || len(gotCount) == 0 || len(allLines) == 0) {
+		t.Errorf("--pairs exact made %d pairs, all %d, count %d: the annotator saw every sample alike, so the rules above checked nothing", len(exactLines), len(allLines), len(gotCount))
+	}
 	if len(gotCount) != len(wantCount) {
 		t.Errorf("--pairs count wrote %d pairs, want %d: %v", len(gotCount), len(wantCount), wantCount)
 	}
