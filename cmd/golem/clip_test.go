@@ -129,6 +129,24 @@ func TestCLIPTrainResume(t *testing.T) {
 	}
 }
 
+// TestCLIPZeroshotRetrieve runs clip zeroshot and clip retrieve on the
+// model trainedCLIP made (a few steps: it checks what the commands print,
+// not what they score; TestCLIPCommands, in the full run, trains one that
+// tells pairs apart), so that the fast tier runs both commands too.
+func TestCLIPZeroshotRetrieve(t *testing.T) {
+	out, world, _ := trainedCLIP(t)
+	dir := filepath.Dir(world)
+	stdout, stderr, code := runGolem(t, "clip", "zeroshot", "--model", out, "--data", filepath.Join(dir, "classes"), "--template", "a {}", "--per-class")
+	if code != 0 || !strings.Contains(stdout, "1 templates") || !regexp.MustCompile(`^zeroshot_acc=(0|1)\.\d{4}$`).MatchString(lastLine(stdout)) {
+		t.Fatalf("clip zeroshot: exit %d\n%s%s", code, stdout, stderr)
+	}
+	stdout, stderr, code = runGolem(t, "clip", "retrieve", "--model", out, "--data", world)
+	if code != 0 || !strings.Contains(stdout, "24 images, 24 texts") ||
+		!regexp.MustCompile(`^i2t_r1=[01]\.\d{4} i2t_r5=[01]\.\d{4} t2i_r1=[01]\.\d{4} t2i_r5=[01]\.\d{4}$`).MatchString(lastLine(stdout)) {
+		t.Fatalf("clip retrieve: exit %d\n%s%s", code, stdout, stderr)
+	}
+}
+
 var clipOnce struct {
 	sync.Once
 	out, world string
