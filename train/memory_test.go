@@ -63,6 +63,9 @@ func TestMemoryFlatPretrain(t *testing.T) {
 	})
 }
 
+// TestMemoryFlatSFT checks full SFT, LoRA and LoRA over a Q8_0 base. The
+// short tier checks full and lora-q8 (LoRA's adapters with dropout, and
+// the quantized products under them), the full run lora too.
 func TestMemoryFlatSFT(t *testing.T) {
 	base := tinyLM(t, 1, 64)
 	// LoRA over the base's Q8_0 GGUF export: the quantized products and
@@ -73,6 +76,7 @@ func TestMemoryFlatSFT(t *testing.T) {
 	}
 	for _, run := range []string{"full", "lora", "lora-q8"} {
 		t.Run(run, func(t *testing.T) {
+			fullTier(t, run, "full", "lora-q8")
 			checkFlat(t, func(be *cpu.CPU, loop Config) error {
 				o := SFTOptions{Backend: be, Model: base, Examples: builtinSFT(t, 1, 16), Batch: 2, Loop: loop, Log: io.Discard}
 				if run == "lora-q8" {
@@ -109,6 +113,12 @@ func TestMemoryFlatDPO(t *testing.T) {
 	})
 }
 
+// TestMemoryFlatPPO checks PPO with full weights and with LoRA. The short
+// tier checks lora (the rollouts, the reward model's scores, the policy's
+// and the value head's updates, the pretraining mix; the adapters with
+// dropout), the full run full too (half the CPU again: every weight's
+// gradient and AdamW state, the value model a whole copy); TestPPOResumeIsExact
+// runs full-weight PPO in the short tier.
 func TestMemoryFlatPPO(t *testing.T) {
 	sft := tinyLM(t, 1, 64)
 	rm := tinyRM(t, sft, tinyTokenizer(t))
@@ -116,6 +126,7 @@ func TestMemoryFlatPPO(t *testing.T) {
 	text := synth.Corpus(synth.CorpusOptions{Seed: 2, Bytes: 10000})[:5000]
 	for _, run := range []string{"full", "lora"} {
 		t.Run(run, func(t *testing.T) {
+			fullTier(t, run, "lora")
 			checkFlat(t, func(be *cpu.CPU, loop Config) error {
 				o := PPOOptions{Backend: be, Policy: sft, Reward: rm, Prompts: prompts, Batch: 2, MiniBatches: 2, Epochs: 2,
 					MaxTokens: 3, PtxCoef: 0.5, PtxBatch: 1, PtxTexts: []string{text}, Loop: loop, Log: io.Discard}
