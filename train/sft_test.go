@@ -263,15 +263,16 @@ func TestSFTResumeIsExact(t *testing.T) {
 }
 
 // TestSFTFullLoRAPromptLearn trains each method 8 steps and checks the
-// validation loss fell from step 1 to step 8. The loop evaluates every
-// step; the short tier evaluates on 24 held-out examples, not 100 (the
-// evaluation was four fifths of the test's CPU), the same examples at
-// every step, so the comparison is as exact, on fewer of them.
+// validation loss fell from step 1 to the last. The loop evaluates every
+// step; the short tier trains 6 steps and evaluates on 16 held-out
+// examples, not 100 (the evaluation was four fifths of the test's CPU),
+// the same examples at every step. Its margins (full 0.39, LoRA 0.087,
+// prompt tuning 0.0016 nats) are the full run's (0.46, 0.089, 0.0015).
 func TestSFTFullLoRAPromptLearn(t *testing.T) {
 	base := tinyBase(t, "gpt2")
-	nVal := 100
+	steps, nVal := 8, 100
 	if testing.Short() {
-		nVal = 24
+		steps, nVal = 6, 16
 	}
 	for _, c := range []struct {
 		name string
@@ -285,15 +286,15 @@ func TestSFTFullLoRAPromptLearn(t *testing.T) {
 			o := c.o
 			o.Model, o.Examples, o.Batch = base, builtinSFT(t, 1, 32), 8
 			o.EvalExamples = builtinSFT(t, -1, nVal)
-			o.Loop = Config{Steps: 8, LR: 3e-3, Warmup: 1, Out: t.TempDir(), Seed: 1, Quiet: true, EvalEvery: 1}
+			o.Loop = Config{Steps: steps, LR: 3e-3, Warmup: 1, Out: t.TempDir(), Seed: 1, Quiet: true, EvalEvery: 1}
 			if c.name != "full" {
 				o.Loop.LR = 3e-2
 			}
 			res := sftRun(t, o)
 			val := metric(t, o.Loop.Out, "val_loss")
-			t.Logf("%s: validation loss %.4f at step 1, %.4f at step 8", c.name, val[1], val[8])
-			if !(val[8] < val[1]) {
-				t.Errorf("validation loss did not fall: %v -> %v", val[1], val[8])
+			t.Logf("%s: validation loss %.4f at step 1, %.4f at step %d", c.name, val[1], val[steps], steps)
+			if !(val[steps] < val[1]) {
+				t.Errorf("validation loss did not fall: %v -> %v", val[1], val[steps])
 			}
 			if res.Method == "full" && res.Trainable != res.Total || res.Method != "full" && res.Trainable*20 > res.Total {
 				t.Errorf("%s: %d of %d trainable", res.Method, res.Trainable, res.Total)
