@@ -63,13 +63,9 @@ func TestDPO(t *testing.T) {
 
 // TestDPOLlamaFactory trains a few steps on LLaMA-Factory's DPO pairs.
 func TestDPOLlamaFactory(t *testing.T) {
-	path := shared.Path(t, "data/preference/llamafactory_dpo_en_demo.json")
-	ds, err := data.Read(path, data.ReadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ex := readHead(t, shared.Path(t, "data/preference/llamafactory_dpo_en_demo.json"), 40)
 	sft := tinyLM(t, 1, 128)
-	res, err := DPO(context.Background(), DPOOptions{Backend: cpu.New(), Policy: sft, Data: ds.Examples[:40], Truncate: true, Batch: 2,
+	res, err := DPO(context.Background(), DPOOptions{Backend: cpu.New(), Policy: sft, Data: ex, Truncate: true, Batch: 2,
 		Loop: Config{Steps: 3, LR: 1e-3, Out: t.TempDir(), Quiet: true}, Log: io.Discard})
 	if err != nil {
 		t.Fatal(err)
