@@ -2,9 +2,11 @@ package train
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -24,16 +26,141 @@ import (
 // checkFlat runs a stage for memflat.Steps() tiny steps (run starts it on be
 // with loop, which evaluates every memflat.From steps) and checks that its
 // memory is flat from step memflat.From to the end (memflat.Probe.Check).
+// The short tier runs 100 steps and measures the last 50 (shortProbe).
 func checkFlat(t *testing.T, run func(be *cpu.CPU, loop Config) error) {
 	t.Helper()
 	be := cpu.New()
-	p := memflat.New(be)
-	loop := Config{Steps: memflat.Steps(), LR: 1e-3, Seed: 3, EvalEvery: memflat.From, Quiet: true, Progress: io.Discard, Out: t.TempDir(),
-		OnStep: p.OnStep}
+	var (
+		onStep func(int, float64)
+		check  func(testing.TB)
+		from   = memflat.From
+		steps  = memflat.Steps()
+	)
+	if testing.Short() {
+		p := &shortProbe{be: be}
+		onStep, check, from, steps = p.OnStep, p.Check, shortFrom, shortSteps
+	} else {
+		p := memflat.New(be)
+		onStep, check = p.OnStep, p.Check
+	}
+	loop := Config{Steps: steps, LR: 1e-3, Seed: 3, EvalEvery: from, Quiet: true, Progress: io.Discard, Out: t.TempDir(),
+		OnStep: onStep}
 	if err := run(be, loop); err != nil {
 		t.Fatal(err)
 	}
-	p.Check(t)
+	check(t)
+}
+
+// shortFrom and shortSteps are checkFlat's window in the short tier: a
+// warm-up to step 50 (the loop evaluates every 50 steps, so every shape,
+// the evaluation's too, is seen by then; the tests cycle data of a few
+// lengths), then 50 measured steps, half of memflat's 200 and 100 (the
+// memory tests were a quarter of the text stages' short tests' CPU). A
+// tensor a step leaves unfreed grows the backend's live bytes at every
+// step and misses the pool at every step (50 misses where none is
+// allowed); the Go heap's 1 MiB bound catches 21 KB a step over 50 steps
+// (10.5 KB over memflat's 100). TestShortProbeCatchesLeaks shows both
+// fail over this window; the full run measures memflat's 900 steps.
+const shortFrom, shortSteps = 50, 100
+
+// shortProbe is memflat.Probe over the short tier's window: it reads the
+// backend's memory and the Go heap after steps shortFrom and shortSteps.
+type shortProbe struct {
+	be *cpu.CPU
+	at []struct {
+		mem  cpu.MemStats
+		heap uint64
+	}
+}
+
+func (p *shortProbe) OnStep(step int, _ float64) {
+	if step == shortFrom || step == shortSteps {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		p.at = append(p.at, struct {
+			mem  cpu.MemStats
+			heap uint64
+		}{p.be.MemStats(), ms.HeapAlloc})
+	}
+}
+
+// Check is memflat.Probe.Check over the short window: the backend's live
+// bytes do not change, no allocation misses its pool, and the Go heap
+// grows by no more than 1 MiB.
+func (p *shortProbe) Check(t testing.TB) {
+	t.Helper()
+	if len(p.at) != 2 {
+		t.Fatalf("the run stopped before step %d", shortSteps)
+	}
+	a, b := p.at[0], p.at[1]
+	if b.mem.Live != a.mem.Live {
+		t.Errorf("backend memory in use grew from %d bytes after step %d to %d after step %d (%.0f bytes a step): a step leaves tensors unfreed",
+			a.mem.Live, shortFrom, b.mem.Live, shortSteps, float64(b.mem.Live-a.mem.Live)/float64(shortSteps-shortFrom))
+	}
+	if miss := b.mem.Misses - a.mem.Misses; miss != 0 {
+		t.Errorf("%d allocations missed the backend's pool between steps %d and %d (want none once shapes repeat)", miss, shortFrom, shortSteps)
+	}
+	const heapBound = 1 << 20
+	if grow := int64(b.heap) - int64(a.heap); grow > heapBound {
+		t.Errorf("the Go heap grew by %d bytes from step %d to %d (bound %d)", grow, shortFrom, shortSteps, heapBound)
+	}
+	t.Logf("after step %d: %+v, heap %d; after step %d: %+v, heap %d", shortFrom, a.mem, a.heap, shortSteps, b.mem, b.heap)
+}
+
+// leakRecorder keeps what a check reports instead of failing the test.
+type leakRecorder struct {
+	testing.TB
+	errs []string
+}
+
+func (r *leakRecorder) Errorf(format string, args ...any) {
+	r.errs = append(r.errs, fmt.Sprintf(format, args...))
+}
+
+var leakKept [][]byte // the Go heap a leaking step keeps
+
+// TestShortProbeCatchesLeaks runs the short tier's window (shortSteps
+// steps, shortFrom of them warm-up) of a loop that frees what it takes,
+// one that leaves a 256-byte buffer unfreed a step, one that keeps 24 KB
+// of Go heap a step, and one that allocates a new size once after the
+// warm-up: the check passes the first and fails the others, naming what
+// grew (memflat's TestCheckOverSteps, over 50 measured steps).
+func TestShortProbeCatchesLeaks(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		step func(be *cpu.CPU, step int)
+		want string
+	}{
+		{"flat", func(be *cpu.CPU, _ int) { be.Free(be.Alloc(64, true)) }, ""},
+		{"tensor-leak", func(be *cpu.CPU, _ int) { be.Alloc(64, true) }, "a step leaves tensors unfreed"},
+		{"heap-leak", func(*cpu.CPU, int) { leakKept = append(leakKept, make([]byte, 24<<10)) }, "the Go heap grew"},
+		{"new-shape", func(be *cpu.CPU, step int) {
+			n := 64
+			if step == shortFrom+1 {
+				n = 96
+			}
+			be.Free(be.Alloc(n, true))
+		}, "missed the backend's pool"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			be := cpu.New()
+			p := &shortProbe{be: be}
+			for step := 1; step <= shortSteps; step++ {
+				c.step(be, step)
+				p.OnStep(step, 0)
+			}
+			r := &leakRecorder{TB: t}
+			p.Check(r)
+			leakKept = nil
+			switch {
+			case c.want == "" && len(r.errs) > 0:
+				t.Fatalf("Check failed a flat loop: %q", r.errs)
+			case c.want != "" && !strings.Contains(strings.Join(r.errs, "\n"), c.want):
+				t.Fatalf("Check reported %q; want an error naming %q", r.errs, c.want)
+			}
+		})
+	}
 }
 
 // fullTier skips the subtest run in the short tier unless it is one of
@@ -63,6 +190,9 @@ func TestMemoryFlatPretrain(t *testing.T) {
 	})
 }
 
+// TestMemoryFlatSFT checks full SFT, LoRA and LoRA over a Q8_0 base. The
+// short tier checks full and lora-q8 (LoRA's adapters with dropout, and
+// the quantized products under them), the full run lora too.
 func TestMemoryFlatSFT(t *testing.T) {
 	base := tinyLM(t, 1, 64)
 	// LoRA over the base's Q8_0 GGUF export: the quantized products and
@@ -73,6 +203,7 @@ func TestMemoryFlatSFT(t *testing.T) {
 	}
 	for _, run := range []string{"full", "lora", "lora-q8"} {
 		t.Run(run, func(t *testing.T) {
+			fullTier(t, run, "full", "lora-q8")
 			checkFlat(t, func(be *cpu.CPU, loop Config) error {
 				o := SFTOptions{Backend: be, Model: base, Examples: builtinSFT(t, 1, 16), Batch: 2, Loop: loop, Log: io.Discard}
 				if run == "lora-q8" {
@@ -109,6 +240,12 @@ func TestMemoryFlatDPO(t *testing.T) {
 	})
 }
 
+// TestMemoryFlatPPO checks PPO with full weights and with LoRA. The short
+// tier checks lora (the rollouts, the reward model's scores, the policy's
+// and the value head's updates, the pretraining mix; the adapters with
+// dropout), the full run full too (half the CPU again: every weight's
+// gradient and AdamW state, the value model a whole copy); TestPPOResumeIsExact
+// runs full-weight PPO in the short tier.
 func TestMemoryFlatPPO(t *testing.T) {
 	sft := tinyLM(t, 1, 64)
 	rm := tinyRM(t, sft, tinyTokenizer(t))
@@ -116,6 +253,7 @@ func TestMemoryFlatPPO(t *testing.T) {
 	text := synth.Corpus(synth.CorpusOptions{Seed: 2, Bytes: 10000})[:5000]
 	for _, run := range []string{"full", "lora"} {
 		t.Run(run, func(t *testing.T) {
+			fullTier(t, run, "lora")
 			checkFlat(t, func(be *cpu.CPU, loop Config) error {
 				o := PPOOptions{Backend: be, Policy: sft, Reward: rm, Prompts: prompts, Batch: 2, MiniBatches: 2, Epochs: 2,
 					MaxTokens: 3, PtxCoef: 0.5, PtxBatch: 1, PtxTexts: []string{text}, Loop: loop, Log: io.Discard}

@@ -95,14 +95,9 @@ func TestRewardRejects(t *testing.T) {
 // reader's preference examples go through the chat template, long
 // conversations keep their end.
 func TestRewardHH(t *testing.T) {
-	path := shared.Path(t, "data/preference/hh_rlhf_harmless_base_test.jsonl.gz")
-	ds, err := data.Read(path, data.ReadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ex := readHead(t, shared.Path(t, "data/preference/hh_rlhf_harmless_base_test.jsonl.gz"), 60)
 	sft := tinyLM(t, 1, 96)
-	ex := ds.Examples[:60]
-	_, _, err = Reward(context.Background(), RewardOptions{Backend: cpu.New(), Model: sft, Data: ex, Loop: Config{Steps: 1, LR: 1e-3, Out: t.TempDir(), Quiet: true}, Log: io.Discard})
+	_, _, err := Reward(context.Background(), RewardOptions{Backend: cpu.New(), Model: sft, Data: ex, Loop: Config{Steps: 1, LR: 1e-3, Out: t.TempDir(), Quiet: true}, Log: io.Discard})
 	wantErr(t, err, "longer than the model's context")
 	_, rep, err := Reward(context.Background(), RewardOptions{Backend: cpu.New(), Model: sft, Data: ex, HeldoutFrac: 0.2, Truncate: true, Batch: 4,
 		Loop: Config{Steps: 3, LR: 1e-3, Out: t.TempDir(), Quiet: true}, Log: io.Discard})

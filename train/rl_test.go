@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/golem-ml/golem/backend/cpu"
+	"github.com/golem-ml/golem/data"
 	"github.com/golem-ml/golem/data/synth"
 	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/tokenizer"
@@ -59,6 +60,27 @@ func tinyLM(t *testing.T, seed uint64, ctx int) string {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// readHead reads the first n examples of a data file (data.Reader: the
+// rest of a JSON lines file is never read, a JSON array's other elements
+// never decoded). data's TestRealFiles reads the shared files whole.
+func readHead(t *testing.T, path string, n int) []data.Example {
+	t.Helper()
+	r, err := data.Open(path, data.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var out []data.Example
+	for len(out) < n {
+		ex, err := r.Next()
+		if err != nil {
+			t.Fatalf("%s: %d examples read, want %d: %v", path, len(out), n, err)
+		}
+		out = append(out, ex)
+	}
+	return out
 }
 
 func wantErr(t *testing.T, err error, sub string) {
