@@ -2,11 +2,9 @@ package train
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -24,143 +22,20 @@ import (
 )
 
 // checkFlat runs a stage for memflat.Steps() tiny steps (run starts it on be
-// with loop, which evaluates every memflat.From steps) and checks that its
-// memory is flat from step memflat.From to the end (memflat.Probe.Check).
-// The short tier runs 100 steps and measures the last 50 (shortProbe).
+// with loop, which evaluates every memflat.From() steps) and checks that its
+// memory is flat from step memflat.From() to the end (memflat.Probe.Check):
+// 100 steps, the last 50 measured, in the short tier; 1,000 and 900 in the
+// full run.
 func checkFlat(t *testing.T, run func(be *cpu.CPU, loop Config) error) {
 	t.Helper()
 	be := cpu.New()
-	var (
-		onStep func(int, float64)
-		check  func(testing.TB)
-		from   = memflat.From
-		steps  = memflat.Steps()
-	)
-	if testing.Short() {
-		p := &shortProbe{be: be}
-		onStep, check, from, steps = p.OnStep, p.Check, shortFrom, shortSteps
-	} else {
-		p := memflat.New(be)
-		onStep, check = p.OnStep, p.Check
-	}
-	loop := Config{Steps: steps, LR: 1e-3, Seed: 3, EvalEvery: from, Quiet: true, Progress: io.Discard, Out: t.TempDir(),
-		OnStep: onStep}
+	p := memflat.New(be)
+	loop := Config{Steps: memflat.Steps(), LR: 1e-3, Seed: 3, EvalEvery: memflat.From(), Quiet: true, Progress: io.Discard, Out: t.TempDir(),
+		OnStep: p.OnStep}
 	if err := run(be, loop); err != nil {
 		t.Fatal(err)
 	}
-	check(t)
-}
-
-// shortFrom and shortSteps are checkFlat's window in the short tier: a
-// warm-up to step 50 (the loop evaluates every 50 steps, so every shape,
-// the evaluation's too, is seen by then; the tests cycle data of a few
-// lengths), then 50 measured steps, half of memflat's 200 and 100 (the
-// memory tests were a quarter of the text stages' short tests' CPU). A
-// tensor a step leaves unfreed grows the backend's live bytes at every
-// step and misses the pool at every step (50 misses where none is
-// allowed); the Go heap's 1 MiB bound catches 21 KB a step over 50 steps
-// (10.5 KB over memflat's 100). TestShortProbeCatchesLeaks shows both
-// fail over this window; the full run measures memflat's 900 steps.
-const shortFrom, shortSteps = 50, 100
-
-// shortProbe is memflat.Probe over the short tier's window: it reads the
-// backend's memory and the Go heap after steps shortFrom and shortSteps.
-type shortProbe struct {
-	be *cpu.CPU
-	at []struct {
-		mem  cpu.MemStats
-		heap uint64
-	}
-}
-
-func (p *shortProbe) OnStep(step int, _ float64) {
-	if step == shortFrom || step == shortSteps {
-		runtime.GC()
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		p.at = append(p.at, struct {
-			mem  cpu.MemStats
-			heap uint64
-		}{p.be.MemStats(), ms.HeapAlloc})
-	}
-}
-
-// Check is memflat.Probe.Check over the short window: the backend's live
-// bytes do not change, no allocation misses its pool, and the Go heap
-// grows by no more than 1 MiB.
-func (p *shortProbe) Check(t testing.TB) {
-	t.Helper()
-	if len(p.at) != 2 {
-		t.Fatalf("the run stopped before step %d", shortSteps)
-	}
-	a, b := p.at[0], p.at[1]
-	if b.mem.Live != a.mem.Live {
-		t.Errorf("backend memory in use grew from %d bytes after step %d to %d after step %d (%.0f bytes a step): a step leaves tensors unfreed",
-			a.mem.Live, shortFrom, b.mem.Live, shortSteps, float64(b.mem.Live-a.mem.Live)/float64(shortSteps-shortFrom))
-	}
-	if miss := b.mem.Misses - a.mem.Misses; miss != 0 {
-		t.Errorf("%d allocations missed the backend's pool between steps %d and %d (want none once shapes repeat)", miss, shortFrom, shortSteps)
-	}
-	const heapBound = 1 << 20
-	if grow := int64(b.heap) - int64(a.heap); grow > heapBound {
-		t.Errorf("the Go heap grew by %d bytes from step %d to %d (bound %d)", grow, shortFrom, shortSteps, heapBound)
-	}
-	t.Logf("after step %d: %+v, heap %d; after step %d: %+v, heap %d", shortFrom, a.mem, a.heap, shortSteps, b.mem, b.heap)
-}
-
-// leakRecorder keeps what a check reports instead of failing the test.
-type leakRecorder struct {
-	testing.TB
-	errs []string
-}
-
-func (r *leakRecorder) Errorf(format string, args ...any) {
-	r.errs = append(r.errs, fmt.Sprintf(format, args...))
-}
-
-var leakKept [][]byte // the Go heap a leaking step keeps
-
-// TestShortProbeCatchesLeaks runs the short tier's window (shortSteps
-// steps, shortFrom of them warm-up) of a loop that frees what it takes,
-// one that leaves a 256-byte buffer unfreed a step, one that keeps 24 KB
-// of Go heap a step, and one that allocates a new size once after the
-// warm-up: the check passes the first and fails the others, naming what
-// grew (memflat's TestCheckOverSteps, over 50 measured steps).
-func TestShortProbeCatchesLeaks(t *testing.T) {
-	for _, c := range []struct {
-		name string
-		step func(be *cpu.CPU, step int)
-		want string
-	}{
-		{"flat", func(be *cpu.CPU, _ int) { be.Free(be.Alloc(64, true)) }, ""},
-		{"tensor-leak", func(be *cpu.CPU, _ int) { be.Alloc(64, true) }, "a step leaves tensors unfreed"},
-		{"heap-leak", func(*cpu.CPU, int) { leakKept = append(leakKept, make([]byte, 24<<10)) }, "the Go heap grew"},
-		{"new-shape", func(be *cpu.CPU, step int) {
-			n := 64
-			if step == shortFrom+1 {
-				n = 96
-			}
-			be.Free(be.Alloc(n, true))
-		}, "missed the backend's pool"},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			be := cpu.New()
-			p := &shortProbe{be: be}
-			for step := 1; step <= shortSteps; step++ {
-				c.step(be, step)
-				p.OnStep(step, 0)
-			}
-			r := &leakRecorder{TB: t}
-			p.Check(r)
-			leakKept = nil
-			switch {
-			case c.want == "" && len(r.errs) > 0:
-				t.Fatalf("Check failed a flat loop: %q", r.errs)
-			case c.want != "" && !strings.Contains(strings.Join(r.errs, "\n"), c.want):
-				t.Fatalf("Check reported %q; want an error naming %q", r.errs, c.want)
-			}
-		})
-	}
+	p.Check(t)
 }
 
 // fullTier skips the subtest run in the short tier unless it is one of
@@ -288,7 +163,7 @@ func TestMemoryFlatJudge(t *testing.T) {
 }
 
 // A CLIP run (both towers, the symmetric InfoNCE loss, the learned
-// temperature) holds no more memory at its last step than at step 100.
+// temperature) holds no more memory at its last step than after the warm-up.
 func TestMemoryFlatCLIP(t *testing.T) {
 	tok := shared.Path(t, "data/tokenizer/clip/bpe_simple_vocab_16e6.txt.gz")
 	dir := t.TempDir()
@@ -305,12 +180,12 @@ func TestMemoryFlatCLIP(t *testing.T) {
 }
 
 // LLaVA's two stages, and stage 2 with LoRA, hold no more memory at their
-// last step than at step 100 (the image's tokens enter as input
+// last step than after the warm-up (the image's tokens enter as input
 // embeddings; the tower runs without gradients). The short tier checks
 // align and instruct-lora, the full run instruct too.
 func TestMemoryFlatVLM(t *testing.T) {
 	_, clipDir, lmDir := vlmFixture(t)
-	// A world of 4 scenes: every batch's length is seen before step 100
+	// A world of 4 scenes: every batch's length is seen before the warm-up ends
 	// (a length first seen later takes a new buffer from the pool, as in
 	// every stage; the other stages' tests cycle their data too).
 	data := t.TempDir()
@@ -342,8 +217,8 @@ func TestMemoryFlatVLM(t *testing.T) {
 }
 
 // A text-to-image run (golem imagine train: image tokens after the
-// caption, caption dropout) holds no more memory at its last step than at
-// step 100.
+// caption, caption dropout) holds no more memory at its last step than
+// after the warm-up.
 func TestMemoryFlatImagine(t *testing.T) {
 	dir := t.TempDir()
 	if _, err := shapes.Write(shapes.Options{Out: dir, Seed: 1, Size: 16, Train: 8, Test: 4, PerClass: 1}); err != nil {
@@ -362,7 +237,7 @@ func TestMemoryFlatImagine(t *testing.T) {
 
 // golem imagine dpo (the policy and its frozen reference scoring each
 // pair's images after its caption) holds no more memory at its last step
-// than at step 100.
+// than after the warm-up.
 func TestMemoryFlatImagineDPO(t *testing.T) {
 	dir, start := imagineStart(t, 4, Config{Steps: 1, LR: 1e-3, Seed: 1})
 	trainP, testP := imagePrefsData(t, dir)
@@ -376,7 +251,7 @@ func TestMemoryFlatImagineDPO(t *testing.T) {
 // The preference and RL stages on a LLaVA model (golem reward, dpo, ppo
 // and grpo --model a LLaVA folder: the image's tokens enter as input
 // embeddings, the tower runs without gradients) hold no more memory at
-// their last step than at step 100, each full and with LoRA. The short
+// their last step than after the warm-up, each full and with LoRA. The short
 // tier checks dpo-lora, ppo and grpo-lora (LoRA and full weights, the
 // preference loss, rollouts scored by a LLaVA reward model), the full run
 // all eight.
@@ -390,7 +265,7 @@ func TestMemoryFlatVLMRL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prefs := ds.Examples[:4] // two images, two prompts each: every batch's length is seen before step 100
+	prefs := ds.Examples[:4] // two images, two prompts each: every batch's length is seen before the warm-up ends
 	for _, run := range []string{"reward", "reward-lora", "dpo", "dpo-lora", "ppo", "ppo-lora", "grpo", "grpo-lora"} {
 		t.Run(run, func(t *testing.T) {
 			fullTier(t, run, "dpo-lora", "ppo", "grpo-lora")

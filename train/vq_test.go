@@ -105,7 +105,7 @@ func TestVQTokensImage(t *testing.T) {
 }
 
 // A VQ-VAE run holds no more memory at its last step (memflat.Steps) than
-// at step 100, with the EMA codebook and with the gradient-learned one.
+// after the warm-up, with the EMA codebook and with the gradient-learned one.
 func TestMemoryFlatVQ(t *testing.T) {
 	dir := t.TempDir()
 	if _, err := shapes.Write(shapes.Options{Out: dir, Seed: 1, Size: 12, Train: 8, Test: 4, PerClass: 1}); err != nil {

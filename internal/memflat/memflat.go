@@ -11,22 +11,29 @@ import (
 )
 
 // From is the step after which a memory test's memory must stay what it
-// is until the end. A loop under test evaluates every From steps, so the
-// evaluation's shapes are seen by then.
-const From = 100
+// is until the end: 100, or 50 in the short tier (go test -short). A loop
+// under test evaluates every From() steps, so the evaluation's shapes are
+// seen by then (the tests cycle data of a few lengths).
+func From() int {
+	if testing.Short() {
+		return 50
+	}
+	return 100
+}
 
-// Steps is how many optimizer steps a memory test runs: 1,000, or 200 in
-// the short tier (go test -short). Steps 1 to From are the warm-up (every
-// shape, the evaluation's too, is seen); the measured span is the steps
-// after it: 100 in the short tier, 900 in the full run. A tensor a step
-// leaves unfreed grows the backend's live bytes at every step, and a
-// step's allocation that misses the pool misses at every step (100 misses
-// where none is allowed), so 100 steps after From show them as
-// 900 do; the Go heap's bound (1 MiB) catches a leak of 10.5 KB a step in
-// 100 steps, of 1.2 KB in 900.
+// Steps is how many optimizer steps a memory test runs: 1,000, or 100 in
+// the short tier. Steps 1 to From() are the warm-up (every shape, the
+// evaluation's too, is seen); the measured span is the steps after it: 50
+// in the short tier, 900 in the full run. A tensor a step leaves unfreed
+// grows the backend's live bytes at every step, and a step's allocation
+// that misses the pool misses at every step (50 misses where none is
+// allowed), so 50 steps after From() show them as 900 do; the Go heap's
+// bound (1 MiB) catches a leak of 21 KB a step in 50 steps, of 1.2 KB in
+// 900. TestCheckOverSteps shows each fails over the window of the tier it
+// runs in.
 func Steps() int {
 	if testing.Short() {
-		return 200
+		return 100
 	}
 	return 1000
 }
@@ -36,20 +43,20 @@ type snap struct {
 	heap uint64
 }
 
-// Probe reads a backend's memory at steps From and Steps().
+// Probe reads a backend's memory at steps From() and Steps().
 type Probe struct {
-	be    *cpu.CPU
-	steps int
-	at    []snap
+	be          *cpu.CPU
+	from, steps int
+	at          []snap
 }
 
 // New returns a probe of be.
-func New(be *cpu.CPU) *Probe { return &Probe{be: be, steps: Steps()} }
+func New(be *cpu.CPU) *Probe { return &Probe{be: be, from: From(), steps: Steps()} }
 
 // OnStep is the loop's OnStep callback: it reads the memory after steps
-// From and Steps().
+// From() and Steps().
 func (p *Probe) OnStep(step int, _ float64) {
-	if step == From || step == p.steps {
+	if step == p.from || step == p.steps {
 		runtime.GC()
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
@@ -57,7 +64,7 @@ func (p *Probe) OnStep(step int, _ float64) {
 	}
 }
 
-// Check fails t unless memory was flat from step From to Steps(): the
+// Check fails t unless memory was flat from step From() to Steps(): the
 // backend's live bytes do not change (a step that leaves one tensor
 // unfreed grows them at every step), its allocations that missed the pool
 // hardly do, and the Go heap grows by less than a small bound.
@@ -69,7 +76,7 @@ func (p *Probe) Check(t testing.TB) {
 	a, b := p.at[0], p.at[1]
 	if b.mem.Live != a.mem.Live {
 		t.Errorf("backend memory in use grew from %d bytes after step %d to %d after step %d (%.0f bytes a step): a step leaves tensors unfreed",
-			a.mem.Live, From, b.mem.Live, p.steps, float64(b.mem.Live-a.mem.Live)/float64(p.steps-From))
+			a.mem.Live, p.from, b.mem.Live, p.steps, float64(b.mem.Live-a.mem.Live)/float64(p.steps-p.from))
 	}
 	// Kernels that split work over threads take every chunk's scratch
 	// before the chunks start (cpu's chunked), so what a step holds at once
@@ -79,11 +86,11 @@ func (p *Probe) Check(t testing.TB) {
 	// train/ssl's SimCLR, whose image prefetch competes for the cores, saw
 	// 1 to 5.)
 	if miss := b.mem.Misses - a.mem.Misses; miss != 0 {
-		t.Errorf("%d allocations missed the backend's pool between steps %d and %d (want none once shapes repeat)", miss, From, p.steps)
+		t.Errorf("%d allocations missed the backend's pool between steps %d and %d (want none once shapes repeat)", miss, p.from, p.steps)
 	}
 	const heapBound = 1 << 20
 	if grow := int64(b.heap) - int64(a.heap); grow > heapBound {
-		t.Errorf("the Go heap grew by %d bytes from step %d to %d (bound %d)", grow, From, p.steps, heapBound)
+		t.Errorf("the Go heap grew by %d bytes from step %d to %d (bound %d)", grow, p.from, p.steps, heapBound)
 	}
-	t.Logf("after step %d: %+v, heap %d; after step %d: %+v, heap %d", From, a.mem, a.heap, p.steps, b.mem, b.heap)
+	t.Logf("after step %d: %+v, heap %d; after step %d: %+v, heap %d", p.from, a.mem, a.heap, p.steps, b.mem, b.heap)
 }

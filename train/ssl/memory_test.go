@@ -14,7 +14,7 @@ import (
 // target network's no-gradient pass and its EMA update, BatchNorm), of
 // MAE on the ViT (model/vit's ForwardMAE), and of SimCLR, MoCo (its queue
 // of keys), colorization and inpainting under train.Run, and checks that
-// the backend's memory is the same after step memflat.From and at the end:
+// the backend's memory is the same after step memflat.From() and at the end:
 // every tensor a step makes belongs to the step's scope.
 func TestMemoryFlat(t *testing.T) {
 	if testing.Short() {
@@ -36,7 +36,7 @@ func TestMemoryFlat(t *testing.T) {
 				t.Fatal(err)
 			}
 			o := Options{Backend: be, Method: c.method, Data: bars(16, channels, c.side, 5), Spec: "bars", Encoder: enc, Batch: c.batch, Log: io.Discard,
-				Loop: train.Config{Steps: memflat.Steps(), LR: 1e-3, Seed: 3, EvalEvery: memflat.From, Quiet: true, Progress: io.Discard,
+				Loop: train.Config{Steps: memflat.Steps(), LR: 1e-3, Seed: 3, EvalEvery: memflat.From(), Quiet: true, Progress: io.Discard,
 					Out: t.TempDir(), OnStep: p.OnStep}}
 			base, err := newTask(o)
 			if err != nil {
