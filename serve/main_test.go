@@ -10,6 +10,7 @@ import (
 
 	"github.com/golem-ml/golem/backend/cpu"
 	"github.com/golem-ml/golem/data/synth"
+	"github.com/golem-ml/golem/internal/memtmp"
 	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/model/llama"
 	"github.com/golem-ml/golem/model/llava"
@@ -43,6 +44,9 @@ func TestMain(m *testing.M) {
 	if !flagSet("test.parallel") {
 		flag.Set("test.parallel", "16")
 	}
+	// Temporary folders in memory where there is room (memtmp.Use): the
+	// servers' stores and checkpoints sync every write.
+	done := memtmp.Use("serve")
 	dir, err := os.MkdirTemp("", "golem-serve-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -85,6 +89,7 @@ func TestMain(m *testing.M) {
 		}
 		return m.Run()
 	}()
+	done()
 	os.Exit(code)
 }
 

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/golem-ml/golem/internal/memtmp"
 )
 
 // fixturesRoot holds the fixtures made once per test binary (vlmWorld);
@@ -22,13 +24,13 @@ func fixtureDir(name string) (string, error) {
 }
 
 // TestMain puts the tests' temporary folders (t.TempDir, fixturesRoot) in
-// memory where it can (memTempDir): the stages' tests write hundreds of
+// memory where it can (memtmp.Use): the stages' tests write hundreds of
 // checkpoints, each file synced and renamed and its folder synced, and on
 // a disk's file system those syncs and the folders' creation and removal
 // were a tenth of the package's CPU time. The code under test runs the
 // same: only the file system under it differs.
 func TestMain(m *testing.M) {
-	done := memTempDir()
+	done := memtmp.Use("train")
 	code := m.Run()
 	if root, err := fixturesRoot(); err == nil {
 		os.RemoveAll(root)

@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golem-ml/golem/internal/memtmp"
 	"github.com/golem-ml/golem/safetensors"
 	"github.com/golem-ml/golem/store"
 )
@@ -41,10 +42,12 @@ func TestMain(m *testing.M) {
 		// TestUsersCommands' accounts hashed as store's short tests hash.
 		store.CheapPasswordsForTests()
 	}
+	done := memtmp.Use("cmd") // the golem processes' temporary folders too
 	code := m.Run()
 	if fix != nil {
 		os.RemoveAll(fix.dir)
 	}
+	done()
 	os.Exit(code)
 }
 

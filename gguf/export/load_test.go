@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/golem-ml/golem/internal/memtmp"
 	"github.com/golem-ml/golem/internal/testmodels"
 
 	"github.com/golem-ml/golem/backend"
@@ -106,10 +107,12 @@ func sizedModelWith(t *testing.T, arch string, heads, hidden, inter int, edit fu
 }
 
 func TestMain(m *testing.M) {
+	done := memtmp.Use("export")
 	code := m.Run()
 	if madeRoot != "" {
 		os.RemoveAll(madeRoot)
 	}
+	done()
 	os.Exit(code)
 }
 
