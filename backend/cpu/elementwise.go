@@ -39,24 +39,71 @@ func expf(x float32) float32 {
 
 func sigmoidf(x float32) float32 { return 1 / (1 + expf(-x)) }
 
+// tanhf is tanh in float32, as the AVX2 kernel vtanh256 computes it (the
+// reference for it, within 2 ulp of float64's math.Tanh): with a = |x|
+// clamped to 9 (tanh(9) rounds to 1) and m = e^(-2a) - 1 from expf's range
+// reduction and polynomial without its leading 1 (e^r - 1 = r + r^2 p(r),
+// then m = 2^n (e^r - 1) + 2^n - 1), tanh a = -m/(2+m), the sign of x put
+// back. Small a keeps its relative accuracy (m = r + r^2 p with n = 0,
+// no 1 - e^(-2a) cancellation; denormals come back as they are), +-Inf
+// gives +-1, NaN stays NaN.
 func tanhf(x float32) float32 {
-	if x > 9 {
-		return 1
-	}
-	if x < -9 {
-		return -1
-	}
-	if x > -0.0625 && x < 0.0625 {
-		return float32(math.Tanh(float64(x)))
-	}
-	e := expf(2 * x)
-	return (e - 1) / (e + 1)
+	a := min(float32(math.Abs(float64(x))), 9) // NaN stays NaN
+	z := -2 * a
+	const log2e = 1.44269504088896341
+	n := float32(math.Floor(float64(z*log2e + 0.5)))
+	r := z - n*0.693359375
+	r -= n * -2.12194440e-4
+	p := float32(1.9875691500e-4)
+	p = p*r + 1.3981999507e-3
+	p = p*r + 8.3334519073e-3
+	p = p*r + 4.1665795894e-2
+	p = p*r + 1.6666665459e-1
+	p = p*r + 5.0000001201e-1
+	q := p*(r*r) + r
+	s := math.Float32frombits(uint32(int32(n)+127) << 23) // n in [-26, 0]
+	m := s*q + (s - 1)
+	t := float32(math.Abs(float64(m / (2 + m))))
+	return float32(math.Copysign(float64(t), float64(x)))
 }
 
+// GELUTanh as a sigmoid: 0.5*x*(1 + tanh u) = x / (1 + e^(-2u)), u =
+// sqrt(2/pi)*(x + 0.044715 x^3), so -2u = x*(gtA + gtB*x^2). Its
+// derivative, with s = 1/(1+e^(-2u)) and 1-s = e^(-2u)*s (no 1-s
+// cancellation), is s*(1 + x*(1-s)*2u'), 2u' = gtK + gtG*x^2. The
+// negative tail keeps its relative accuracy (1 + tanh u cancels there).
 const (
-	sqrt2OverPi = 0.7978845608028654
-	geluC       = 0.044715
+	gtA = -1.5957691216057308   // -2 sqrt(2/pi)
+	gtB = -0.071354816272600249 // -2 sqrt(2/pi) * 0.044715
+	gtK = 1.5957691216057308    // 2 sqrt(2/pi)
+	gtG = 0.21406444881780073   // 3 * 0.044715 * 2 sqrt(2/pi)
 )
+
+// geluTanhf is GELUTanh(x), as vgelutanh256 computes it.
+func geluTanhf(x float32) float32 {
+	x2 := x * x
+	return x / (1 + expf(x*(gtA+gtB*x2)))
+}
+
+// geluTanhGradf is GELUTanh'(x), as vgelutanhgrad256 computes it. Where
+// -2u > 88 (x below about -10.04) it is 0: the true value is below 1.5e-36
+// there, and e^(-2u) would overflow (Inf*0 for 1-s) or, with s a denormal,
+// lose s's tiny size against a huge x*2u' (x = -1e13 gave -1.2); where
+// -2u < -88 it is 1 (s rounds to 1, x*(1-s)*2u' below an ulp), +Inf's
+// limit too.
+func geluTanhGradf(x float32) float32 {
+	x2 := x * x
+	a := x * (gtA + gtB*x2)
+	if a > 88 {
+		return 0
+	}
+	if a < -88 {
+		return 1
+	}
+	e := expf(a) // NaN stays NaN
+	s := 1 / (1 + e)
+	return s * (1 + x*(e*s)*(gtK+gtG*x2))
+}
 
 func mapOne(op backend.Unary, a float32, x float32) float32 {
 	switch op {
@@ -73,7 +120,7 @@ func mapOne(op backend.Unary, a float32, x float32) float32 {
 	case backend.ReLU:
 		return max(x, 0)
 	case backend.GELUTanh:
-		return 0.5 * x * (1 + tanhf(sqrt2OverPi*(x+geluC*x*x*x)))
+		return geluTanhf(x)
 	case backend.GELU:
 		return x * phif(x)
 	case backend.SiLU:
@@ -119,9 +166,7 @@ func gradOne(op backend.Unary, a float32, x, y float32) float32 {
 		}
 		return 0
 	case backend.GELUTanh:
-		u := sqrt2OverPi * (x + geluC*x*x*x)
-		t := tanhf(u)
-		return 0.5*(1+t) + 0.5*x*(1-t*t)*sqrt2OverPi*(1+3*geluC*x*x)
+		return geluTanhGradf(x)
 	case backend.GELU:
 		z := float32(math.Abs(float64(x))) * 0.70710678
 		return phif(x) + x*expf(-z*z)*0.3989422804014327
@@ -178,6 +223,10 @@ func mapSlice(op backend.Unary, a float32, d, x []float32) {
 	case backend.Exp:
 		expSub(d, x, 0, 1)
 	case backend.Tanh:
+		if (haveVec || haveVec256) && len(x) > 0 {
+			vtanh256(&d[0], &x[0], len(x)) // AVX-512 machines run the AVX2 kernel
+			break
+		}
 		for i, v := range x {
 			d[i] = tanhf(v)
 		}
@@ -198,8 +247,12 @@ func mapSlice(op backend.Unary, a float32, d, x []float32) {
 			d[i] = max(v, 0)
 		}
 	case backend.GELUTanh:
+		if (haveVec || haveVec256) && len(x) > 0 {
+			vgelutanh256(&d[0], &x[0], len(x)) // AVX-512 machines run the AVX2 kernel
+			break
+		}
 		for i, v := range x {
-			d[i] = 0.5 * v * (1 + tanhf(sqrt2OverPi*(v+geluC*v*v*v)))
+			d[i] = geluTanhf(v)
 		}
 	case backend.GELU:
 		gelu(d, x)
@@ -262,6 +315,10 @@ func (c *CPU) MapGrad(op backend.Unary, a float32, dx, x, y, dy backend.Buffer, 
 			if !acc && op == backend.GELU && xx != nil {
 				// GELU's gradient writes a new dx without reading it.
 				geluGradSet(d[s:e], xx, g[s:e])
+				continue
+			}
+			if !acc && op == backend.GELUTanh && xx != nil {
+				geluTanhGrad(d[s:e], xx, g[s:e], true) // as GELU's
 				continue
 			}
 			if !acc {
@@ -344,11 +401,7 @@ func mapGradSlice(op backend.Unary, a float32, d, x, y, g []float32) {
 			d[i] += gv * s * (1 + x[i]*(1-s))
 		}
 	case backend.GELUTanh:
-		for i, gv := range g {
-			v := x[i]
-			t := tanhf(sqrt2OverPi * (v + geluC*v*v*v))
-			d[i] += gv * (0.5*(1+t) + 0.5*v*(1-t*t)*sqrt2OverPi*(1+3*geluC*v*v))
-		}
+		geluTanhGrad(d, x, g, false)
 	default:
 		for i, gv := range g {
 			var yi float32
@@ -357,6 +410,27 @@ func mapGradSlice(op backend.Unary, a float32, d, x, y, g []float32) {
 			}
 			d[i] += gv * gradOne(op, a, x[i], yi)
 		}
+	}
+}
+
+// geluTanhGrad adds g * GELUTanh'(x) into d; with set it sets d = g *
+// GELUTanh'(x) without reading d, bit for bit what adding into zeros
+// gives. With AVX2 and FMA (AVX-512 machines too) it is vgelutanhgrad256,
+// 8 values a vector.
+func geluTanhGrad(d, x, g []float32, set bool) {
+	if len(d) == 0 {
+		return
+	}
+	x, g = x[:len(d)], g[:len(d)]
+	if haveVec || haveVec256 {
+		vgelutanhgrad256(&d[0], &x[0], &g[0], len(d), set)
+		return
+	}
+	if set {
+		clear(d)
+	}
+	for i, gv := range g {
+		d[i] += gv * geluTanhGradf(x[i])
 	}
 }
 

@@ -63,3 +63,12 @@ func vinterleave2256(d, a, b *float32, n int, acc bool)
 // haveAVX2FMA reports whether the AVX2 kernels can run here at all, as
 // they can on AVX-512 machines too (where haveVec wins): tests force them.
 var haveAVX2FMA = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+
+//go:noescape
+func vtanh256(y, x *float32, n int)
+
+//go:noescape
+func vgelutanh256(y, x *float32, n int)
+
+//go:noescape
+func vgelutanhgrad256(dx, x, dy *float32, n int, set bool)

@@ -1358,3 +1358,229 @@ ilv256_tailstore:
 ilv256_done:
 	VZEROUPPER
 	RET
+
+// ct256: the constants of tanh and GELUTanh (vtanh256, vgelutanh256,
+// vgelutanhgrad256), 8 copies each.
+// 9: tanh's clamp of |x| (tanh 9 rounds to 1)
+DATA ct256<>+0(SB)/8, $0x4110000041100000
+DATA ct256<>+8(SB)/8, $0x4110000041100000
+DATA ct256<>+16(SB)/8, $0x4110000041100000
+DATA ct256<>+24(SB)/8, $0x4110000041100000
+// -2
+DATA ct256<>+32(SB)/8, $0xc0000000c0000000
+DATA ct256<>+40(SB)/8, $0xc0000000c0000000
+DATA ct256<>+48(SB)/8, $0xc0000000c0000000
+DATA ct256<>+56(SB)/8, $0xc0000000c0000000
+// 2
+DATA ct256<>+64(SB)/8, $0x4000000040000000
+DATA ct256<>+72(SB)/8, $0x4000000040000000
+DATA ct256<>+80(SB)/8, $0x4000000040000000
+DATA ct256<>+88(SB)/8, $0x4000000040000000
+// gtA = -2 sqrt(2/pi)
+DATA ct256<>+96(SB)/8, $0xbfcc422abfcc422a
+DATA ct256<>+104(SB)/8, $0xbfcc422abfcc422a
+DATA ct256<>+112(SB)/8, $0xbfcc422abfcc422a
+DATA ct256<>+120(SB)/8, $0xbfcc422abfcc422a
+// gtB = -2 sqrt(2/pi) * 0.044715
+DATA ct256<>+128(SB)/8, $0xbd922279bd922279
+DATA ct256<>+136(SB)/8, $0xbd922279bd922279
+DATA ct256<>+144(SB)/8, $0xbd922279bd922279
+DATA ct256<>+152(SB)/8, $0xbd922279bd922279
+// gtK = 2 sqrt(2/pi)
+DATA ct256<>+160(SB)/8, $0x3fcc422a3fcc422a
+DATA ct256<>+168(SB)/8, $0x3fcc422a3fcc422a
+DATA ct256<>+176(SB)/8, $0x3fcc422a3fcc422a
+DATA ct256<>+184(SB)/8, $0x3fcc422a3fcc422a
+// gtG = 3 * 0.044715 * 2 sqrt(2/pi)
+DATA ct256<>+192(SB)/8, $0x3e5b33b63e5b33b6
+DATA ct256<>+200(SB)/8, $0x3e5b33b63e5b33b6
+DATA ct256<>+208(SB)/8, $0x3e5b33b63e5b33b6
+DATA ct256<>+216(SB)/8, $0x3e5b33b63e5b33b6
+// 88 and -88: where GELUTanh's gradient is 0 or 1 (-2u beyond them)
+DATA ct256<>+224(SB)/8, $0x42b0000042b00000
+DATA ct256<>+232(SB)/8, $0x42b0000042b00000
+DATA ct256<>+240(SB)/8, $0x42b0000042b00000
+DATA ct256<>+248(SB)/8, $0x42b0000042b00000
+DATA ct256<>+256(SB)/8, $0xc2b00000c2b00000
+DATA ct256<>+264(SB)/8, $0xc2b00000c2b00000
+DATA ct256<>+272(SB)/8, $0xc2b00000c2b00000
+DATA ct256<>+280(SB)/8, $0xc2b00000c2b00000
+GLOBL ct256<>(SB), RODATA|NOPTR, $288
+
+#define CT_NINE ct256<>+0(SB)
+#define CT_MTWO ct256<>+32(SB)
+#define CT_TWO ct256<>+64(SB)
+#define CT_GTA ct256<>+96(SB)
+#define CT_GTB ct256<>+128(SB)
+#define CT_GTK ct256<>+160(SB)
+#define CT_GTG ct256<>+192(SB)
+#define CT_88 ct256<>+224(SB)
+#define CT_M88 ct256<>+256(SB)
+
+// TANH256 sets y = tanh x as tanhf does (x kept): a = min(|x|, 9) (NaN
+// kept), z = -2a = n ln2 + r as in EXP256 (n in [-26, 0], so 2^n is one
+// normal float), q = e^r - 1 = r + r^2 p(r) by EXP256's polynomial,
+// m = e^z - 1 = 2^n q + (2^n - 1) in one FMA (q itself for n = 0: no
+// cancellation for small a), tanh a = -m/(2+m), x's sign put back.
+// Clobbers t1-t4.
+#define TANH256(x, y, t1, t2, t3, t4) \
+	VANDPS C_ABS, x, t1; \
+	VXORPS t1, x, t4; \
+	VMOVUPS CT_NINE, t2; \
+	VMINPS t1, t2, t1; \
+	VMULPS CT_MTWO, t1, t1; \
+	VMULPS C_LOG2E, t1, t2; \
+	VROUNDPS $0, t2, t2; \
+	VFMADD231PS C_LN2HI, t2, t1; \
+	VFMADD231PS C_LN2LO, t2, t1; \
+	VMOVUPS C_E0, t3; \
+	VFMADD213PS C_E1, t1, t3; \
+	VFMADD213PS C_E2, t1, t3; \
+	VFMADD213PS C_E3, t1, t3; \
+	VFMADD213PS C_E4, t1, t3; \
+	VFMADD213PS C_HALF, t1, t3; \
+	VMULPS t1, t1, y; \
+	VFMADD213PS t1, y, t3; \
+	VCVTPS2DQ t2, t2; \
+	VPADDD C_BIAS, t2, t2; \
+	VPSLLD $23, t2, t2; \
+	VSUBPS C_ONE, t2, y; \
+	VFMADD231PS t3, t2, y; \
+	VADDPS CT_TWO, y, t3; \
+	VDIVPS t3, y, y; \
+	VANDPS C_ABS, y, y; \
+	VORPS t4, y, y
+
+// GELUTANH256 sets y = GELUTanh(x) = x / (1 + e^(-2u)) as geluTanhf does,
+// -2u = x (gtA + gtB x^2) (x kept; +Inf gives +Inf, -Inf NaN, as
+// 0.5 x (1 + tanh u) does). Clobbers t1-t4.
+#define GELUTANH256(x, y, t1, t2, t3, t4) \
+	VMULPS x, x, t1; \
+	VMOVUPS CT_GTB, t2; \
+	VFMADD213PS CT_GTA, t1, t2; \
+	VMULPS x, t2, t1; \
+	EXP256(t1, t2, t3, t4); \
+	VADDPS C_ONE, t1, t1; \
+	VDIVPS t1, x, y
+
+// GELUTANHGRAD256 sets Y4 = GELUTanh'(x) for x in Y0 as geluTanhGradf
+// does: e = e^(-2u), s = 1/(1+e), s (1 + x (e s) (gtK + gtG x^2)); 0
+// where -2u > 88 (NaN, from Inf*0, replaced too), 1 where -2u < -88 (NaN
+// stays NaN: the compares are ordered). Clobbers Y1-Y3, Y5, Y7.
+#define GELUTANHGRAD256 \
+	VMULPS Y0, Y0, Y1; \
+	VMOVUPS CT_GTB, Y2; \
+	VFMADD213PS CT_GTA, Y1, Y2; \
+	VMULPS Y0, Y2, Y2; \
+	VMOVAPS Y2, Y7; \
+	EXP256(Y2, Y3, Y4, Y5); \
+	VADDPS C_ONE, Y2, Y4; \
+	VMOVUPS C_ONE, Y5; \
+	VDIVPS Y4, Y5, Y4; \
+	VMULPS Y4, Y2, Y2; \
+	VMULPS Y0, Y2, Y2; \
+	VMOVUPS CT_GTG, Y3; \
+	VFMADD213PS CT_GTK, Y1, Y3; \
+	VMOVUPS C_ONE, Y5; \
+	VFMADD231PS Y3, Y2, Y5; \
+	VMULPS Y5, Y4, Y4; \
+	VCMPPS $0x1e, CT_88, Y7, Y5; \
+	VANDNPS Y4, Y5, Y4; \
+	VCMPPS $0x11, CT_M88, Y7, Y5; \
+	VBLENDVPS Y5, C_ONE, Y4, Y4
+
+// func vtanh256(y, x *float32, n int)
+TEXT ·vtanh256(SB), NOSPLIT, $0-24
+	MOVQ y+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ n+16(FP), CX
+tanh256_loop:
+	CMPQ CX, $8
+	JLT tanh256_tail
+	VMOVUPS (SI), Y0
+	TANH256(Y0, Y1, Y2, Y3, Y4, Y5)
+	VMOVUPS Y1, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP tanh256_loop
+tanh256_tail:
+	TESTQ CX, CX
+	JZ tanh256_done
+	TAILMASK256(Y15)
+	VMASKMOVPS (SI), Y15, Y0
+	TANH256(Y0, Y1, Y2, Y3, Y4, Y5)
+	VMASKMOVPS Y1, Y15, (DI)
+tanh256_done:
+	VZEROUPPER
+	RET
+
+// func vgelutanh256(y, x *float32, n int)
+TEXT ·vgelutanh256(SB), NOSPLIT, $0-24
+	MOVQ y+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ n+16(FP), CX
+gelutanh256_loop:
+	CMPQ CX, $8
+	JLT gelutanh256_tail
+	VMOVUPS (SI), Y0
+	GELUTANH256(Y0, Y1, Y2, Y3, Y4, Y5)
+	VMOVUPS Y1, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP gelutanh256_loop
+gelutanh256_tail:
+	TESTQ CX, CX
+	JZ gelutanh256_done
+	TAILMASK256(Y15)
+	VMASKMOVPS (SI), Y15, Y0
+	GELUTANH256(Y0, Y1, Y2, Y3, Y4, Y5)
+	VMASKMOVPS Y1, Y15, (DI)
+gelutanh256_done:
+	VZEROUPPER
+	RET
+
+// func vgelutanhgrad256(dx, x, dy *float32, n int, set bool)
+// dx += dy * GELUTanh'(x); with set, dx = 0 + dy * GELUTanh'(x), dx not
+// read.
+TEXT ·vgelutanhgrad256(SB), NOSPLIT, $0-33
+	MOVQ dx+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ dy+16(FP), DX
+	MOVQ n+24(FP), CX
+	MOVBQZX set+32(FP), R8
+gelutanhgrad256_loop:
+	CMPQ CX, $8
+	JLT gelutanhgrad256_tail
+	VMOVUPS (SI), Y0
+	GELUTANHGRAD256
+	VXORPS Y6, Y6, Y6
+	TESTQ R8, R8
+	JNE gelutanhgrad256_add
+	VMOVUPS (DI), Y6
+gelutanhgrad256_add:
+	VFMADD231PS (DX), Y4, Y6
+	VMOVUPS Y6, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	ADDQ $32, DX
+	SUBQ $8, CX
+	JMP gelutanhgrad256_loop
+gelutanhgrad256_tail:
+	TESTQ CX, CX
+	JZ gelutanhgrad256_done
+	TAILMASK256(Y15)
+	VMASKMOVPS (SI), Y15, Y0
+	GELUTANHGRAD256
+	VXORPS Y6, Y6, Y6
+	TESTQ R8, R8
+	JNE gelutanhgrad256_addtail
+	VMASKMOVPS (DI), Y15, Y6
+gelutanhgrad256_addtail:
+	VMASKMOVPS (DX), Y15, Y5
+	VFMADD231PS Y5, Y4, Y6
+	VMASKMOVPS Y6, Y15, (DI)
+gelutanhgrad256_done:
+	VZEROUPPER
+	RET

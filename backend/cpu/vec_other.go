@@ -57,3 +57,6 @@ func vsoftgrad256(d, p *float32, n int, s, scale float32)  { panic("cpu: no vect
 func vrelugrad256(d, x, g *float32, n int)                 { panic("cpu: no vector kernels") }
 func vrelu256(y, x *float32, n int)                        { panic("cpu: no vector kernels") }
 func vinterleave2256(d, a, b *float32, n int, acc bool)    { panic("cpu: no vector kernels") }
+func vtanh256(y, x *float32, n int)                        { panic("cpu: no vector kernels") }
+func vgelutanh256(y, x *float32, n int)                    { panic("cpu: no vector kernels") }
+func vgelutanhgrad256(dx, x, dy *float32, n int, set bool) { panic("cpu: no vector kernels") }
