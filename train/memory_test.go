@@ -179,6 +179,9 @@ func TestMemoryFlatVLM(t *testing.T) {
 	if _, err := shapes.Write(shapes.Options{Out: data, Seed: 1, Size: 16, Train: 4, Test: 2, PerClass: 1}); err != nil {
 		t.Fatal(err)
 	}
+	if err := shortConversations(filepath.Join(data, "train_llava.json")); err != nil {
+		t.Fatal(err)
+	}
 	align := filepath.Join(t.TempDir(), "align")
 	if _, err := VLM(context.Background(), VLMOptions{Backend: cpu.New(), Stage: StageAlign, Vision: clipDir, LM: lmDir, Data: filepath.Join(data, "train.jsonl"),
 		Batch: 2, Log: io.Discard, Loop: Config{Steps: 1, LR: 1e-3, Out: align, Quiet: true, Progress: io.Discard}}); err != nil {

@@ -2,6 +2,7 @@ package train
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
@@ -54,6 +55,9 @@ var vlmWorld = sync.OnceValues(func() (string, error) {
 	if _, err := shapes.Write(shapes.Options{Out: data, Seed: 1, Size: 16, Train: 64, Test: 8, PerClass: 1}); err != nil {
 		return "", err
 	}
+	if err := shortConversations(filepath.Join(data, "train_llava.json")); err != nil {
+		return "", err
+	}
 	be := cpu.New()
 	vc := vit.Config{Arch: vit.CLIP, Image: 16, Patch: 8, Channels: 3, Hidden: 16, Layers: 1, Heads: 2, Intermediate: 32, Activation: "gelu", Eps: 1e-5}
 	tc := clip.TextConfig{Vocab: 64, Context: 8, Hidden: 16, Layers: 1, Heads: 2, Intermediate: 32, Activation: "gelu", Eps: 1e-5, BOS: 62, EOS: 63, Pad: 63}
@@ -97,6 +101,34 @@ var vlmWorld = sync.OnceValues(func() (string, error) {
 	}
 	return root, nil
 })
+
+// shortConversations keeps, under -short, the first two exchanges (the
+// description, then one question and its answer) of each conversation in
+// the LLaVA file path. The shapes world's conversations are of 10 to 13
+// exchanges, 300 to 510 tokens with the image (many run into the 512-token
+// context and are cut): the instruct stage's steps, and its evaluations,
+// cost about a third on 75 to 260 tokens, and still train on a turn after
+// the first.
+func shortConversations(path string) error {
+	if !testing.Short() {
+		return nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var recs []vision.LLaVA
+	if err := json.Unmarshal(b, &recs); err != nil {
+		return err
+	}
+	for i := range recs {
+		recs[i].Conversations = recs[i].Conversations[:min(len(recs[i].Conversations), 4)]
+	}
+	if b, err = json.Marshal(recs); err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
+}
 
 // Stage 1 then stage 2 from stage 1's folder: each lowers the loss on
 // its training set (val_loss over all of it, so no batch's noise),
