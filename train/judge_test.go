@@ -54,15 +54,21 @@ func TestJudgeLearnsCells(t *testing.T) {
 	trainEx, testEx, c := judgeFixture(t, 128)
 	out := filepath.Join(t.TempDir(), "judge")
 	var losses []float64
+	// 30 steps under -short: the held-out occupancy read 0.910 against a
+	// bound of 0.805 (1.000 after 40), the loss 6.70 -> 1.74 (a quarter).
+	steps := 40
+	if testing.Short() {
+		steps = 30
+	}
 	res, err := Judge(context.Background(), JudgeOptions{Backend: cpu.New(), Train: trainEx, Eval: testEx, Model: c, Batch: 16,
 		Recolour: shapes.Recolour, Log: io.Discard,
-		Loop: Config{Steps: 40, LR: 3e-3, Warmup: 4, Beta2: 0.999, Seed: 1, Out: out, Quiet: true,
+		Loop: Config{Steps: steps, LR: 3e-3, Warmup: 4, Beta2: 0.999, Seed: 1, Out: out, Quiet: true,
 			OnStep: func(_ int, l float64) { losses = append(losses, l) }}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !(losses[len(losses)-1] < 0.5*losses[0]) {
-		t.Errorf("loss %.3f after 40 steps, from %.3f: want it halved", losses[len(losses)-1], losses[0])
+		t.Errorf("loss %.3f after %d steps, from %.3f: want it halved", losses[len(losses)-1], steps, losses[0])
 	}
 	empty, cells := 0, 0
 	for _, e := range testEx {
