@@ -441,9 +441,15 @@ func TestVLMLoRA(t *testing.T) {
 	}
 	before := run(filepath.Join(t.TempDir(), "one"), 1, -1, false).Eval["val_loss"]
 	out := filepath.Join(t.TempDir(), "lora")
-	after := run(out, 12, -1, false).Eval["val_loss"]
+	// The short tier's two exchanges a conversation: 5.732 -> 4.172 after
+	// 12 steps, 4.260 after 6.
+	steps := 12
+	if testing.Short() {
+		steps = 6
+	}
+	after := run(out, steps, -1, false).Eval["val_loss"]
 	if !(after < before-0.1) {
-		t.Fatalf("stage 2 with LoRA: loss on its conversations %.3f after 1 step, %.3f after 12: did not fall", before, after)
+		t.Fatalf("stage 2 with LoRA: loss on its conversations %.3f after 1 step, %.3f after %d: did not fall", before, after, steps)
 	}
 	t.Logf("stage 2 with LoRA: loss %.3f -> %.3f", before, after)
 	for _, f := range []string{gpt.AdapterConfigFile, gpt.AdapterModelFile, "tokenizer.json"} {

@@ -161,10 +161,16 @@ func TestVLMStagesTrain(t *testing.T) {
 	if !equalParams(m1.LM.Params(), lm.Params()) {
 		t.Fatal("stage 1 changed the language model")
 	}
+	// Stage 2 falls fast (the short tier's two exchanges a conversation:
+	// 4.096 -> 2.765 after 12 steps, 3.266 after 6).
+	steps2 := 12
+	if testing.Short() {
+		steps2 = 6
+	}
 	_, before = run(StageInstruct, out1, convs, 1)
-	out2, after := run(StageInstruct, out1, convs, 12)
+	out2, after := run(StageInstruct, out1, convs, steps2)
 	if !(after < before-0.3) {
-		t.Fatalf("stage 2: loss on its conversations %.3f after 1 step, %.3f after 12: did not fall", before, after)
+		t.Fatalf("stage 2: loss on its conversations %.3f after 1 step, %.3f after %d: did not fall", before, after, steps2)
 	}
 	t.Logf("stage 2: loss %.3f -> %.3f", before, after)
 	m2, err := llava.Load(cpu.New(), out2)
