@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/golem-ml/golem/internal/testmodels"
@@ -17,11 +18,15 @@ import (
 	"github.com/golem-ml/golem/model/dalle"
 )
 
-// imagineData writes a small shapes world (16-pixel scenes) and an
-// untrained tiny VQ-VAE at that size into dir.
+// imagineData writes a small shapes world (16-pixel scenes; imagineWorld's,
+// copied) and an untrained tiny VQ-VAE at that size into dir.
 func imagineData(t *testing.T, dir string) string {
 	t.Helper()
-	if _, err := shapes.Write(shapes.Options{Out: dir, Seed: 1, Size: 16, Train: 64, Test: 16, PerClass: 1}); err != nil {
+	world, err := imagineWorld()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := copyWorld(dir, world, "images", "classes"); err != nil {
 		t.Fatal(err)
 	}
 	vqDir := filepath.Join(dir, "vq")
@@ -30,6 +35,17 @@ func imagineData(t *testing.T, dir string) string {
 	}
 	return vqDir
 }
+
+// imagineWorld writes imagineData's shapes world once per test binary
+// (TestMain removes it); seven tests wrote it each.
+var imagineWorld = sync.OnceValues(func() (string, error) {
+	dir, err := fixtureDir("imagine")
+	if err != nil {
+		return "", err
+	}
+	_, err = shapes.Write(shapes.Options{Out: dir, Seed: 1, Size: 16, Train: 64, Test: 16, PerClass: 1})
+	return dir, err
+})
 
 // golem imagine train's stage: the image tokens' loss falls, the
 // held-out losses given the caption and given none are logged, and the
