@@ -125,12 +125,21 @@ func imagePrefsData(t *testing.T, dir string) (trainFile, testFile string) {
 // model's.
 func imagineStart(t *testing.T, batch int, loop Config) (dir, start string) {
 	t.Helper()
+	return imagineStartModel(t, imagineStartPreset, batch, loop)
+}
+
+// imagineStartPreset is imagineStart's model.
+var imagineStartPreset = ImaginePreset{Hidden: 32, Layers: 1, Heads: 2, TextLength: 64, Vocab: 400}
+
+// imagineStartModel is imagineStart with the model m.
+func imagineStartModel(t *testing.T, m ImaginePreset, batch int, loop Config) (dir, start string) {
+	t.Helper()
 	dir = t.TempDir()
 	vqDir := imagineData(t, dir)
 	start = filepath.Join(dir, "t2i")
 	loop.Out, loop.Quiet = start, true
 	if _, err := Imagine(context.Background(), ImagineOptions{Backend: cpu.New(), VQ: vqDir, Data: filepath.Join(dir, "train.jsonl"),
-		Model: ImaginePreset{Hidden: 32, Layers: 1, Heads: 2, TextLength: 64, Vocab: 400}, Batch: batch, Log: io.Discard, Loop: loop}); err != nil {
+		Model: m, Batch: batch, Log: io.Discard, Loop: loop}); err != nil {
 		t.Fatal(err)
 	}
 	return dir, start

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/golem-ml/golem/internal/testmodels"
@@ -17,12 +18,24 @@ import (
 	"github.com/golem-ml/golem/model/resnet"
 )
 
-// judgeFixture writes a small shapes world (24 x 24 images) and returns
-// its train and test splits as judge examples and a tiny judge's config.
+// judgeWorld writes judgeFixture's shapes world once per test binary
+// (TestMain removes it; the tests only read it).
+var judgeWorld = sync.OnceValues(func() (string, error) {
+	dir, err := fixtureDir("judge")
+	if err != nil {
+		return "", err
+	}
+	_, err = shapes.Write(shapes.Options{Out: dir, Seed: 1, Size: 24, Train: 128, Test: 32, PerClass: 1})
+	return dir, err
+})
+
+// judgeFixture returns the first n of 128 train scenes and the 32 test
+// scenes of a small shapes world (24 x 24 images) as judge examples, and
+// a tiny judge's config.
 func judgeFixture(t *testing.T, n int) (trainEx, testEx []CellExample, c resnet.GridConfig) {
 	t.Helper()
-	dir := t.TempDir()
-	if _, err := shapes.Write(shapes.Options{Out: dir, Seed: 1, Size: 24, Train: n, Test: 32, PerClass: 1}); err != nil {
+	dir, err := judgeWorld()
+	if err != nil {
 		t.Fatal(err)
 	}
 	read := func(split string) []CellExample {
@@ -43,7 +56,7 @@ func judgeFixture(t *testing.T, n int) (trainEx, testEx []CellExample, c resnet.
 	}
 	rc := resnet.Presets()["tiny"]
 	rc.Channels = 3
-	return read("train"), read("test"), resnet.GridConfig{Backbone: rc, Grid: 3, ImageSize: 24, Heads: heads}
+	return read("train")[:n], read("test"), resnet.GridConfig{Backbone: rc, Grid: 3, ImageSize: 24, Heads: heads}
 }
 
 // golem vision judge train's stage: the loss falls, the held-out cells'
