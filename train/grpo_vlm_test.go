@@ -45,9 +45,15 @@ func TestGRPOVLM(t *testing.T) {
 	run := grpoVLMRun(t, vlmDir, tasks, nil)
 
 	out := t.TempDir()
-	run(out, 15, 1e-2, false, 0)
+	// 10 steps under -short: the reward -1.90 -> -1.33 against a rise of
+	// 0.3 wanted (-1.89 -> -1.22 after 15).
+	steps := 15
+	if testing.Short() {
+		steps = 10
+	}
+	run(out, steps, 1e-2, false, 0)
 	r := metricRecords(t, out)
-	first, last := (r[0]["reward"]+r[1]["reward"]+r[2]["reward"])/3, (r[12]["reward"]+r[13]["reward"]+r[14]["reward"])/3
+	first, last := (r[0]["reward"]+r[1]["reward"]+r[2]["reward"])/3, (r[steps-3]["reward"]+r[steps-2]["reward"]+r[steps-1]["reward"])/3
 	t.Logf("reward %.2f in the first three steps, %.2f in the last three", first, last)
 	if last < first+0.3 {
 		t.Errorf("reward %.2f in the first three steps, %.2f in the last three: GRPO did not raise it", first, last)
