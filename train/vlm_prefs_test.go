@@ -420,7 +420,8 @@ func TestRewardVLMLoRA(t *testing.T) {
 // as modules_to_save) that llava.Load reads merged, with the base's
 // language model and tower unchanged under it and a new projector; the
 // merged model computes what the adapter-attached one does; a run
-// stopped after 2 of 4 steps and resumed ends where 4 steps end.
+// stopped after 2 of 4 steps and resumed ends where 4 steps end (in the
+// full run).
 func TestVLMLoRA(t *testing.T) {
 	vlmDir, _, _, shapesDir := vlmPrefsFixture(t, 1)
 	convs := filepath.Join(shapesDir, "train_llava.json")
@@ -520,6 +521,10 @@ func TestVLMLoRA(t *testing.T) {
 	}
 	if math.Abs(float64(lp[0]-lp[1])) > 1e-3 {
 		t.Fatalf("log p(answer): merged %v, adapters attached %v", lp[0], lp[1])
+	}
+	if testing.Short() {
+		t.Log("the resumed run: full run only (go test ./...); the short tier resumes a LLaVA model's LoRA adapters in TestPPOVLMLoRA and a trained projector in TestVLMResumeExact")
+		return
 	}
 	whole, parts := filepath.Join(t.TempDir(), "whole"), filepath.Join(t.TempDir(), "parts")
 	run(whole, 4, -1, false)
