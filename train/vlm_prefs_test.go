@@ -128,27 +128,32 @@ func TestDPOVLM(t *testing.T) {
 	// With LoRA: the reference is the policy with its adapters off (the
 	// first loss is log 2 again), the loss falls, and Out is an adapter
 	// folder over the starting LLaVA folder that llava.Load reads merged.
-	lout := t.TempDir()
-	res, err = DPO(context.Background(), DPOOptions{Backend: cpu.New(), Policy: vlmDir, Data: ds.Examples, Heldout: ds.Examples, Beta: 0.5, Batch: 4,
-		LoRA: &gpt.LoRAConfig{R: 8, Alpha: 16}, Loop: Config{Steps: 15, LR: 1e-2, Out: lout, Quiet: true, Progress: io.Discard}, Log: io.Discard})
-	if err != nil {
-		t.Fatal(err)
-	}
-	recs = metricRecords(t, lout)
-	if math.Abs(recs[0]["loss"]-math.Log(2)) > 1e-4 || res.Loss >= recs[0]["loss"]-0.1 || res.Eval["val_accuracy"] < 0.8 {
-		t.Errorf("LoRA: loss %v -> %v, accuracy on the training pairs %v; want log 2 first, falling, accuracy >= 0.8", recs[0]["loss"], res.Loss, res.Eval["val_accuracy"])
-	}
-	t.Logf("LoRA: loss %.3f -> %.3f, accuracy on the training pairs %.3f", recs[0]["loss"], res.Loss, res.Eval["val_accuracy"])
-	if _, err := os.Stat(filepath.Join(lout, gpt.AdapterConfigFile)); err != nil {
-		t.Fatal(err)
-	}
-	c, err := llava.Load(cpu.New(), lout)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if equalParams(a.LM.Params(), c.LM.Params()) || !equalParams(a.ProjectorParams(), c.ProjectorParams()) {
-		t.Error("DPO with LoRA: the merged language model is the base's, or the projector changed")
-	}
+	t.Run("lora", func(t *testing.T) {
+		if testing.Short() {
+			t.Skip("full run only (go test ./...): the short tier trains DPO with LoRA on a LLaVA model in TestMemoryFlatVLMRL/dpo-lora, and checks a LoRA adapter folder over a LLaVA folder in TestPPOVLMLoRA and TestVLMLoRA")
+		}
+		lout := t.TempDir()
+		res, err := DPO(context.Background(), DPOOptions{Backend: cpu.New(), Policy: vlmDir, Data: ds.Examples, Heldout: ds.Examples, Beta: 0.5, Batch: 4,
+			LoRA: &gpt.LoRAConfig{R: 8, Alpha: 16}, Loop: Config{Steps: 15, LR: 1e-2, Out: lout, Quiet: true, Progress: io.Discard}, Log: io.Discard})
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs := metricRecords(t, lout)
+		if math.Abs(recs[0]["loss"]-math.Log(2)) > 1e-4 || res.Loss >= recs[0]["loss"]-0.1 || res.Eval["val_accuracy"] < 0.8 {
+			t.Errorf("LoRA: loss %v -> %v, accuracy on the training pairs %v; want log 2 first, falling, accuracy >= 0.8", recs[0]["loss"], res.Loss, res.Eval["val_accuracy"])
+		}
+		t.Logf("LoRA: loss %.3f -> %.3f, accuracy on the training pairs %.3f", recs[0]["loss"], res.Loss, res.Eval["val_accuracy"])
+		if _, err := os.Stat(filepath.Join(lout, gpt.AdapterConfigFile)); err != nil {
+			t.Fatal(err)
+		}
+		c, err := llava.Load(cpu.New(), lout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if equalParams(a.LM.Params(), c.LM.Params()) || !equalParams(a.ProjectorParams(), c.ProjectorParams()) {
+			t.Error("DPO with LoRA: the merged language model is the base's, or the projector changed")
+		}
+	})
 }
 
 // The image matters: the same prompt and answer scored with two scenes'
@@ -253,9 +258,10 @@ func TestDPOVLMErrors(t *testing.T) {
 
 // A reward model on a LLaVA model, trained on the shapes world's
 // simulated K-way image rankings: the ranking pairs of its training items
-// come to be ordered as labelled, the folder it saves loads back
-// (llava.LoadScorer) and scores as training did, and the same prompt and
-// answer with another scene's image get another reward.
+// come to be ordered as labelled (in the full run; the short tier trains
+// it one step, and TestRewardVLMLoRA's accuracy rises), the folder it
+// saves loads back (llava.LoadScorer) and scores as training did, and the
+// same prompt and answer with another scene's image get another reward.
 func TestRewardVLM(t *testing.T) {
 	vlmDir, _, _, shapesDir := vlmPrefsFixture(t, 1)
 	ranks := filepath.Join(shapesDir, "some_rankings.jsonl")
@@ -273,14 +279,22 @@ func TestRewardVLM(t *testing.T) {
 		}
 		return out, rep
 	}
-	_, first := run(1)
-	// 60 steps: after 30 an AVX2-only machine's rounding had it 0.099 up
-	// (0.753 -> 0.852; 0.889 after 60), AVX-512's just over 0.1.
-	out, rep := run(60)
-	if rep.Accuracy < 0.8 || rep.Accuracy < first.Accuracy+0.1 {
-		t.Fatalf("accuracy on the training rankings' %d pairs: %.3f after 1 step, %.3f after 60; want >= 0.8 and up by 0.1", rep.Pairs, first.Accuracy, rep.Accuracy)
+	out, first := run(1)
+	rep := first
+	if testing.Short() {
+		// The reward stage's accuracy rising on a LLaVA model is
+		// TestRewardVLMLoRA's in the short tier (the same loss and data
+		// through LoRA's adapters); here the 1-step folder's checks below.
+		t.Logf("accuracy on the training rankings' %d pairs after 1 step: %.3f (the 60-step run is the full run's)", rep.Pairs, rep.Accuracy)
+	} else {
+		// 60 steps: after 30 an AVX2-only machine's rounding had it 0.099 up
+		// (0.753 -> 0.852; 0.889 after 60), AVX-512's just over 0.1.
+		out, rep = run(60)
+		if rep.Accuracy < 0.8 || rep.Accuracy < first.Accuracy+0.1 {
+			t.Fatalf("accuracy on the training rankings' %d pairs: %.3f after 1 step, %.3f after 60; want >= 0.8 and up by 0.1", rep.Pairs, first.Accuracy, rep.Accuracy)
+		}
+		t.Logf("accuracy on the training rankings' %d pairs: %.3f after 1 step, %.3f after 60", rep.Pairs, first.Accuracy, rep.Accuracy)
 	}
-	t.Logf("accuracy on the training rankings' %d pairs: %.3f after 1 step, %.3f after 60", rep.Pairs, first.Accuracy, rep.Accuracy)
 	rm, err := llava.LoadScorer(cpu.New(), out)
 	if err != nil {
 		t.Fatal(err)
@@ -406,7 +420,8 @@ func TestRewardVLMLoRA(t *testing.T) {
 // as modules_to_save) that llava.Load reads merged, with the base's
 // language model and tower unchanged under it and a new projector; the
 // merged model computes what the adapter-attached one does; a run
-// stopped after 2 of 4 steps and resumed ends where 4 steps end.
+// stopped after 2 of 4 steps and resumed ends where 4 steps end (in the
+// full run).
 func TestVLMLoRA(t *testing.T) {
 	vlmDir, _, _, shapesDir := vlmPrefsFixture(t, 1)
 	convs := filepath.Join(shapesDir, "train_llava.json")
@@ -427,9 +442,15 @@ func TestVLMLoRA(t *testing.T) {
 	}
 	before := run(filepath.Join(t.TempDir(), "one"), 1, -1, false).Eval["val_loss"]
 	out := filepath.Join(t.TempDir(), "lora")
-	after := run(out, 12, -1, false).Eval["val_loss"]
+	// The short tier's two exchanges a conversation: 5.732 -> 4.172 after
+	// 12 steps, 4.260 after 6.
+	steps := 12
+	if testing.Short() {
+		steps = 6
+	}
+	after := run(out, steps, -1, false).Eval["val_loss"]
 	if !(after < before-0.1) {
-		t.Fatalf("stage 2 with LoRA: loss on its conversations %.3f after 1 step, %.3f after 12: did not fall", before, after)
+		t.Fatalf("stage 2 with LoRA: loss on its conversations %.3f after 1 step, %.3f after %d: did not fall", before, after, steps)
 	}
 	t.Logf("stage 2 with LoRA: loss %.3f -> %.3f", before, after)
 	for _, f := range []string{gpt.AdapterConfigFile, gpt.AdapterModelFile, "tokenizer.json"} {
@@ -501,6 +522,10 @@ func TestVLMLoRA(t *testing.T) {
 	if math.Abs(float64(lp[0]-lp[1])) > 1e-3 {
 		t.Fatalf("log p(answer): merged %v, adapters attached %v", lp[0], lp[1])
 	}
+	if testing.Short() {
+		t.Log("the resumed run: full run only (go test ./...); the short tier resumes a LLaVA model's LoRA adapters in TestPPOVLMLoRA and a trained projector in TestVLMResumeExact")
+		return
+	}
 	whole, parts := filepath.Join(t.TempDir(), "whole"), filepath.Join(t.TempDir(), "parts")
 	run(whole, 4, -1, false)
 	if res := run(parts, 4, 2, false); !res.Interrupted || res.Step != 2 {
@@ -550,9 +575,11 @@ func TestSplitByPromptImages(t *testing.T) {
 // preferences, each with its image, answered in rollouts whose rows each
 // see their own image, scored by a LLaVA reward model (a scalar head of
 // N(0, 1) on the same model: any direction PPO can climb). The reward
-// rises over the run, the language model changes while the tower and the
-// projector do not, OUT and OUT/value and OUT/ema are LLaVA folders; a
-// text-only reward model, and a prompt without an image, are refused.
+// rises over the run (in the full run; the short tier runs one rollout,
+// and TestPPOVLMLoRA's reward rises), the language model changes while
+// the tower and the projector do not, OUT and OUT/value and OUT/ema are
+// LLaVA folders; a text-only reward model, and a prompt without an
+// image, are refused.
 // ppoVLMFixture is a LLaVA policy, its language model alone, the shapes
 // prompts with their images, and a LLaVA reward model with a random head
 // (rmDir).
@@ -601,7 +628,13 @@ func rolloutRewards(t *testing.T, out string, iters int) (first, last float64) {
 
 func TestPPOVLM(t *testing.T) {
 	vlmDir, lmDir, rmDir, ds, v, tok := ppoVLMFixture(t)
-	const iters = 20
+	iters := 20
+	if testing.Short() {
+		// The reward rising under PPO on a LLaVA model is TestPPOVLMLoRA's
+		// in the short tier (the same rollouts, reward model and loss,
+		// through LoRA); here one rollout's run and the checks after it.
+		iters = 1
+	}
 	out := t.TempDir()
 	// Eight prompts (four images), all in every rollout: the reward moves
 	// with the answers alone.
@@ -611,9 +644,11 @@ func TestPPOVLM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	first, last := rolloutRewards(t, out, iters)
-	if last < first+1 {
-		t.Errorf("reward %.3f in the first four rollouts, %.3f in the last four: PPO did not raise it", first, last)
+	if !testing.Short() {
+		first, last := rolloutRewards(t, out, iters)
+		if last < first+1 {
+			t.Errorf("reward %.3f in the first four rollouts, %.3f in the last four: PPO did not raise it", first, last)
+		}
 	}
 	onlyLMTrained(t, v, out, "PPO")
 	if _, err := llava.LoadScorer(cpu.New(), filepath.Join(out, "value")); err != nil {

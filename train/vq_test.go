@@ -19,14 +19,14 @@ import (
 // loss falls, the held-out PSNR of the trained model beats the untrained
 // one's, the metrics hold PSNR and codebook usage, and the folder loads.
 func TestVQLearnsShapes(t *testing.T) {
-	dir := t.TempDir()
-	if _, err := shapes.Write(shapes.Options{Out: dir, Seed: 1, Size: 16, Train: 64, Test: 16, PerClass: 1}); err != nil {
+	dir, err := imagineWorld() // 64 train and 16 test scenes of 16 pixels; read only
+	if err != nil {
 		t.Fatal(err)
 	}
 	be := cpu.New()
 	c := vqvae.Presets()["tiny"]
 	c.ImageSize = 16
-	out := filepath.Join(dir, "vq")
+	out := filepath.Join(t.TempDir(), "vq")
 	var losses []float64
 	res, err := VQ(context.Background(), VQOptions{Backend: be, Data: filepath.Join(dir, "train.jsonl"), EvalData: filepath.Join(dir, "test.jsonl"),
 		Model: c, Batch: 16, Log: os.Stderr,
