@@ -27,14 +27,21 @@ func expf(x float32) float32 {
 	// Cody-Waite: ln2 = c1 + c2.
 	r := x - n*0.693359375
 	r -= n * -2.12194440e-4
+	p := expPoly(r)
+	p = p*r*r + r + 1
+	return p * math.Float32frombits(uint32(int32(n)+127)<<23)
+}
+
+// expPoly is the polynomial of expf and tanhf after the range reduction
+// (e^r = 1 + r + r^2 expPoly(r) for |r| <= ln2/2), Horner's scheme in
+// float32 as the AVX2 and AVX-512 kernels evaluate it.
+func expPoly(r float32) float32 {
 	p := float32(1.9875691500e-4)
 	p = p*r + 1.3981999507e-3
 	p = p*r + 8.3334519073e-3
 	p = p*r + 4.1665795894e-2
 	p = p*r + 1.6666665459e-1
-	p = p*r + 5.0000001201e-1
-	p = p*r*r + r + 1
-	return p * math.Float32frombits(uint32(int32(n)+127)<<23)
+	return p*r + 5.0000001201e-1
 }
 
 func sigmoidf(x float32) float32 { return 1 / (1 + expf(-x)) }
@@ -54,12 +61,7 @@ func tanhf(x float32) float32 {
 	n := float32(math.Floor(float64(z*log2e + 0.5)))
 	r := z - n*0.693359375
 	r -= n * -2.12194440e-4
-	p := float32(1.9875691500e-4)
-	p = p*r + 1.3981999507e-3
-	p = p*r + 8.3334519073e-3
-	p = p*r + 4.1665795894e-2
-	p = p*r + 1.6666665459e-1
-	p = p*r + 5.0000001201e-1
+	p := expPoly(r)
 	q := p*(r*r) + r
 	s := math.Float32frombits(uint32(int32(n)+127) << 23) // n in [-26, 0]
 	m := s*q + (s - 1)
