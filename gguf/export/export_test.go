@@ -129,20 +129,7 @@ func folder(t *testing.T, src string, cfg func(map[string]any), tensors func([]s
 		}
 		return dir
 	}
-	st, err := safetensors.OpenModel(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	var ts []safetensors.Tensor
-	for _, n := range st.Names() {
-		x, shape, err := st.Float32(n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ts = append(ts, safetensors.Tensor{Name: n, Shape: shape, F32: x})
-	}
-	if err := safetensors.Write(filepath.Join(dir, "model.safetensors"), tensors(ts), nil); err != nil {
+	if err := safetensors.Write(filepath.Join(dir, "model.safetensors"), tensors(readTensors(t, src)), nil); err != nil {
 		t.Fatal(err)
 	}
 	return dir
@@ -258,4 +245,24 @@ func TestExportChatTemplate(t *testing.T) {
 	if err1 != nil || err2 != nil || !slices.Equal(g, w) || !got.HasChatTemplate() {
 		t.Errorf("the GGUF's tokenizer renders %v (%v), the folder's %v (%v)", g, err1, w, err2)
 	}
+}
+
+// readTensors reads every tensor of the folder src's model.safetensors as
+// float32, in the file's order.
+func readTensors(t *testing.T, src string) []safetensors.Tensor {
+	t.Helper()
+	st, err := safetensors.OpenModel(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var ts []safetensors.Tensor
+	for _, n := range st.Names() {
+		x, shape, err := st.Float32(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts = append(ts, safetensors.Tensor{Name: n, Shape: shape, F32: x})
+	}
+	return ts
 }
