@@ -11,6 +11,7 @@ import (
 
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/gguf"
+	"github.com/golem-ml/golem/internal/testmodels"
 	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/safetensors"
 	"github.com/golem-ml/golem/tokenizer"
@@ -129,7 +130,7 @@ func folder(t *testing.T, src string, cfg func(map[string]any), tensors func([]s
 		}
 		return dir
 	}
-	if err := safetensors.Write(filepath.Join(dir, "model.safetensors"), tensors(readTensors(t, src)), nil); err != nil {
+	if err := safetensors.Write(filepath.Join(dir, "model.safetensors"), tensors(testmodels.Tensors(t, src)), nil); err != nil {
 		t.Fatal(err)
 	}
 	return dir
@@ -245,24 +246,4 @@ func TestExportChatTemplate(t *testing.T) {
 	if err1 != nil || err2 != nil || !slices.Equal(g, w) || !got.HasChatTemplate() {
 		t.Errorf("the GGUF's tokenizer renders %v (%v), the folder's %v (%v)", g, err1, w, err2)
 	}
-}
-
-// readTensors reads every tensor of the folder src's model.safetensors as
-// float32, in the file's order.
-func readTensors(t *testing.T, src string) []safetensors.Tensor {
-	t.Helper()
-	st, err := safetensors.OpenModel(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	var ts []safetensors.Tensor
-	for _, n := range st.Names() {
-		x, shape, err := st.Float32(n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ts = append(ts, safetensors.Tensor{Name: n, Shape: shape, F32: x})
-	}
-	return ts
 }

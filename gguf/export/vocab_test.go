@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/golem-ml/golem/internal/shared"
+	"github.com/golem-ml/golem/internal/testmodels"
 	"github.com/golem-ml/golem/safetensors"
 )
 
@@ -177,7 +178,7 @@ func fixture(t *testing.T, name string) string {
 	if err := os.WriteFile(filepath.Join(dir, "config.json"), b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ts := readTensors(t, src)
+	ts := testmodels.Tensors(t, src)
 	for i, x := range ts {
 		if len(x.Shape) == 2 && x.Shape[0] == fullVocab {
 			ts[i].F32, ts[i].Shape = x.F32[:shortVocab*x.Shape[1]], []int{shortVocab, x.Shape[1]}

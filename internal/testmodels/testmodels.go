@@ -121,18 +121,10 @@ func AttentionBiasLlama(t testing.TB, src string, oScale float32) string {
 			t.Fatal(err)
 		}
 	}
-	st, err := safetensors.OpenModel(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
 	var ts []safetensors.Tensor
-	for _, n := range st.Names() {
-		x, shape, err := st.Float32(n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ts = append(ts, safetensors.Tensor{Name: n, Shape: shape, F32: x})
+	for _, x := range Tensors(t, src) {
+		n, shape := x.Name, x.Shape
+		ts = append(ts, x)
 		proj, ok := strings.CutSuffix(n, "_proj.weight")
 		if !ok || !strings.Contains(n, ".self_attn.") {
 			continue
@@ -150,4 +142,24 @@ func AttentionBiasLlama(t testing.TB, src string, oScale float32) string {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// Tensors reads every tensor of the folder src's model.safetensors as
+// float32, in the file's order.
+func Tensors(t testing.TB, src string) []safetensors.Tensor {
+	t.Helper()
+	st, err := safetensors.OpenModel(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var ts []safetensors.Tensor
+	for _, n := range st.Names() {
+		x, shape, err := st.Float32(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts = append(ts, safetensors.Tensor{Name: n, Shape: shape, F32: x})
+	}
+	return ts
 }
