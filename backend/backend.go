@@ -416,60 +416,76 @@ func WinogradStride(n int) int { return n + 32 }
 // WinogradLen is the length of a buffer of 16 such matrices.
 func WinogradLen(n int) int { return 15*WinogradStride(n) + n }
 
-// WinogradS2 is the transforms of Winograd's F(2x2, 2x2) for a 4x4
-// stride-2 convolution of one group and no dilation (g, any padding;
-// vqvae-32's downsampling convolutions, and through the adjoint its
-// upsampling transposed ones). Such a convolution is a 2x2 stride-1
+// WinogradS2 is the transforms of Winograd's F(2x2, 2x2) and F(4x4, 2x2)
+// for a 4x4 stride-2 convolution of one group and no dilation (g, any
+// padding; vqvae-32's downsampling convolutions, and through the adjoint
+// its upsampling transposed ones). Such a convolution is a 2x2 stride-1
 // convolution over the input's four stride phases taken as 4C channels
 // (phase p = 2r+s holds x's rows r, r+2, ... and columns s, s+2, ... of
 // the padded input; the kernel's taps (2a+r, 2b+s) are phase p's tap
-// (a, b)). F(2x2, 2x2), with the integer transforms
+// (a, b)). Each method takes the tile m, the outputs a side of a tile:
 //
-//	B^T = [1 -1 0; 0 1 0; 0 -1 1]
-//	G   = [1 0; 1 1; 0 1]
-//	A^T = [1 1 0; 0 1 1]
+//   - m = 2, F(2x2, 2x2), points {0, 1, inf}, with the integer transforms
 //
-// cuts the output into 2x2 tiles, T = N*ceil(OH/2)*ceil(OW/2) of them,
-// each the product of a 3x3 tile of every phase (a 6x6 tile of the padded
-// input at stride 4) and the kernel in a 9-point transformed space, so the
-// convolution is 9 GEMMs M[e] = V[e] U[e]^T ([T, 4C] x [4C, K]) of
-// 4*C*K*T multiply-adds each: 36*C*K*T against 64*C*K*T for the direct
-// convolution, 1.78x fewer. The methods mirror Winograd's, with 9 points
-// and the phases' 4C channels (channel p*C+c):
+//     B^T = [1 -1 0; 0 1 0; 0 -1 1]
+//     G   = [1 0; 1 1; 0 1]
+//     A^T = [1 1 0; 0 1 1]
 //
-//   - WinogradS2Weight writes u [9, K, 4C] = G w_p G^T of w [K, C, 4, 4];
+//   - m = 4, F(4x4, 2x2), points {0, 1, -1, 2, inf}, with
+//
+//     B^T = [2 -1 -2 1 0; 0 2 1 -1 0; 0 -2 3 -1 0; 0 1 0 -1 0; 0 2 -1 -2 1]
+//     G   = [1/2 0; 1/2 1/2; 1/6 -1/6; -1/6 -1/3; 0 1]
+//     A^T = [1 1 1 1 0; 0 1 -1 2 0; 0 1 1 4 0; 0 1 -1 8 1]
+//
+// cutting the output into m x m tiles, T = N*ceil(OH/m)*ceil(OW/m) of them,
+// each the product of an (m+1) x (m+1) tile of every phase (a (2m+2) x
+// (2m+2) tile of the padded input at stride 2m) and the kernel in a
+// P = (m+1)^2-point transformed space, so the convolution is P GEMMs M[e]
+// = V[e] U[e]^T ([T, 4C] x [4C, K]): 9*4*C*K*T multiply-adds for m = 2
+// (1.78x fewer than the direct convolution's 64*C*K a tile of 4
+// outputs), 25*4*C*K*T for m = 4 (16 outputs a tile: 2.56x fewer, 1.44x
+// fewer than m = 2). The methods mirror Winograd's, with P points and the
+// phases' 4C channels (channel p*C+c):
+//
+//   - WinogradS2Weight writes u [P, K, 4C] = G w_p G^T of w [K, C, 4, 4];
 //     WinogradS2WeightGrad adds dw += G^T du_p G.
-//   - WinogradS2Input writes v [9, T, 4C] = B^T d_p B of each phase's
+//   - WinogradS2Input writes v [P, T, 4C] = B^T d_p B of each phase's
 //     tile d_p (0 outside x); WinogradS2InputGrad adds dx += the adjoint
 //     of dv.
 //   - WinogradS2Output writes y [N, K, OH, OW] = beta*y + A^T m A of each
-//     tile of m [9, T, K], plus bias [K] (nil: none), beta 0 or 1;
-//     WinogradS2OutputGrad writes dm [9, T, K] = A dy A^T (the tiles'
+//     tile of m [P, T, K], plus bias [K] (nil: none), beta 0 or 1;
+//     WinogradS2OutputGrad writes dm [P, T, K] = A dy A^T (the tiles'
 //     values past OH or OW read 0).
 //
-// Each [9, R, S] is 9 matrices [R, S], point e's at e*WinogradStride(R*S)
-// (length WinogradS2Len). Tile t = (n*ceil(OH/2) + ty)*ceil(OW/2) + tx
-// covers output rows 2ty, 2ty+1 and columns 2tx, 2tx+1 and reads input
-// rows 4ty-PH .. 4ty-PH+5 and columns 4tx-PW .. 4tx-PW+5. The transforms
-// add and subtract only (no rounding constants, each value the sum of at
-// most 4), so the result is the convolution's up to float32's rounding of
-// those sums, not Im2Col and MatMul's bit for bit. A transposed 4x4
-// stride-2 convolution is the input gradient of the convolution it
-// inverts, so it runs on the same six transforms: OutputGrad, the GEMMs
-// dV = dM U, InputGrad. Called by tensor.Conv2d and ConvTranspose2d
-// where the shape fits, in place of the implicit GEMM. Buffers: float32.
+// Each [P, R, S] is P matrices [R, S], point e = (m+1)*i + j (i from the
+// rows' transform, j from the columns') at e*WinogradStride(R*S) (length
+// WinogradS2Len(m, R*S)). Tile t = (n*ceil(OH/m) + ty)*ceil(OW/m) + tx
+// covers output rows m*ty .. m*ty+m-1 and columns m*tx .. m*tx+m-1 and
+// reads input rows 2m*ty-PH .. 2m*ty-PH+2m+1 and the columns alike. The
+// result is the convolution's up to float32's rounding in the transforms
+// (m = 2 adds and subtracts only, each value the sum of at most 4; m =
+// 4's values are larger sums, with G's thirds rounded), not Im2Col and
+// MatMul's bit for bit. A transposed 4x4 stride-2 convolution is the
+// input gradient of the convolution it inverts, so it runs on the same
+// six transforms: OutputGrad, the GEMMs dV = dM U, InputGrad. Called by
+// tensor.Conv2d and ConvTranspose2d where the shape fits, in place of the
+// implicit GEMM. Buffers: float32.
 type WinogradS2 interface {
-	WinogradS2Weight(K, C int, u, w Buffer)
-	WinogradS2WeightGrad(K, C int, dw, du Buffer)
-	WinogradS2Input(g Conv2D, v, x Buffer)
-	WinogradS2InputGrad(g Conv2D, dx, dv Buffer)
-	WinogradS2Output(g Conv2D, y, m, bias Buffer, beta float32)
-	WinogradS2OutputGrad(g Conv2D, dm, dy Buffer)
+	WinogradS2Weight(m, K, C int, u, w Buffer)
+	WinogradS2WeightGrad(m, K, C int, dw, du Buffer)
+	WinogradS2Input(g Conv2D, m int, v, x Buffer)
+	WinogradS2InputGrad(g Conv2D, m int, dx, dv Buffer)
+	WinogradS2Output(g Conv2D, m int, y, mt, bias Buffer, beta float32)
+	WinogradS2OutputGrad(g Conv2D, m int, dm, dy Buffer)
 }
 
-// WinogradS2Len is the length of a buffer of 9 matrices of n values each,
-// WinogradStride(n) apart: backend.WinogradS2's layout.
-func WinogradS2Len(n int) int { return 8*WinogradStride(n) + n }
+// WinogradS2Points is the number of points of backend.WinogradS2's tile
+// m: (m+1)^2, 9 for F(2x2, 2x2), 25 for F(4x4, 2x2).
+func WinogradS2Points(m int) int { return (m + 1) * (m + 1) }
+
+// WinogradS2Len is the length of a buffer of tile m's points matrices of
+// n values each, WinogradStride(n) apart: backend.WinogradS2's layout.
+func WinogradS2Len(m, n int) int { return (WinogradS2Points(m)-1)*WinogradStride(n) + n }
 
 // BF16Products runs matrix products in bfloat16 with float32 accumulation, the
 // products of mixed-precision training (train's --dtype bf16): MatMulBF16

@@ -344,8 +344,8 @@ func Conv2d(x, w, bias *Tensor, o ConvOptions) *Tensor {
 	if wg, ok := winogradFor(be, g); ok {
 		return winogradConv(f23(wg, g), x, w, bias, g) // winograd.go
 	}
-	if wg, ok := winogradS2For(be, g); ok {
-		return winogradConv(f22(wg, g), x, w, bias, g) // winograd.go, winograds2.go
+	if wg, m, ok := winogradS2For(be, g); ok {
+		return winogradConv(fs2(wg, g, m), x, w, bias, g) // winograd.go, winograds2.go
 	}
 	out := result([]int{N, K, g.OH, g.OW}, inputs(x, w, bias)...)
 	// the column matrix, or x (or its stride phases) where the GEMMs read
@@ -427,8 +427,8 @@ func ConvTranspose2d(x, w, bias *Tensor, o ConvOptions) *Tensor {
 		panic(fmt.Sprintf("tensor: conv_transpose2d: geometry %dx%d -> %dx%d does not invert", H, W, OH, OW))
 	}
 	be := x.be
-	if wg, ok := winogradS2For(be, g); ok {
-		return winogradS2ConvTranspose(wg, x, w, bias, g) // winograds2.go
+	if wg, m, ok := winogradS2For(be, g); ok {
+		return winogradS2ConvTranspose(wg, m, x, w, bias, g) // winograds2.go
 	}
 	out := result([]int{N, K, OH, OW}, inputs(x, w, bias)...)
 	beta := float32(0)

@@ -1,6 +1,7 @@
 package tensor
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"testing"
 )
@@ -73,8 +74,11 @@ func benchStride2(b *testing.B, transposed bool, C, H, K int) {
 }
 
 // BenchmarkConv2dVQStride2 runs vqvae-32's four 4x4 stride-2 layers (batch
-// 32) with Winograd on (F(2x2, 2x2) where winogradS2Min lets it: not the
-// 3-channel layers) and off (the GEMM path).
+// 32) with Winograd on (F(4x4, 2x2) or F(2x2, 2x2) where winogradS2Min
+// lets it: not the 3-channel layers) and off (the GEMM path), and
+// BenchmarkConv2dS2Tile 128-channel convolutions of smaller outputs (4x4,
+// 6x6, 8x8) in either tile: where F(4x4, 2x2) starts to pay
+// (winogradS2F4Min).
 func BenchmarkConv2dVQStride2(b *testing.B) {
 	for _, c := range []struct {
 		name       string
@@ -86,15 +90,34 @@ func BenchmarkConv2dVQStride2(b *testing.B) {
 		{"up0-128to128", true, 128, 8, 128},
 		{"up1-128to3", true, 128, 16, 3},
 	} {
-		for _, wino := range []bool{true, false} {
-			name := c.name + "/winograd"
-			if !wino {
-				name = c.name + "/gemm"
-			}
-			b.Run(name, func(b *testing.B) {
-				defer SetWinograd(SetWinograd(wino))
+		for _, path := range []string{"f44", "f22", "gemm"} {
+			b.Run(c.name+"/"+path, func(b *testing.B) {
+				defer s2Path(path)()
 				benchStride2(b, c.transposed, c.C, c.H, c.K)
 			})
 		}
 	}
+}
+
+func BenchmarkConv2dS2Tile(b *testing.B) {
+	for _, H := range []int{8, 12, 16} {
+		for _, path := range []string{"f44", "f22"} {
+			b.Run(fmt.Sprintf("out%dx%d/%s", H/2, H/2, path), func(b *testing.B) {
+				defer s2Path(path)()
+				benchStride2(b, false, 128, H, 128)
+			})
+		}
+	}
+}
+
+// s2Path sets the 4x4 stride-2 convolutions' path: "f44" (F(4x4, 2x2)
+// on every output), "f22" (F(2x2, 2x2)) or "gemm" (Winograd off), and
+// returns a func that restores it.
+func s2Path(path string) func() {
+	old, wino := winogradS2F4Min, SetWinograd(path != "gemm")
+	winogradS2F4Min = 1 << 30
+	if path == "f44" {
+		winogradS2F4Min = 1
+	}
+	return func() { winogradS2F4Min = old; SetWinograd(wino) }
 }

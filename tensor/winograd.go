@@ -47,7 +47,7 @@ func winogradFor(be backend.Backend, g backend.Conv2D) (backend.Winograd, bool) 
 // its transforms have, the sizes of the GEMMs between them, and the six
 // transforms (backend.Winograd's or backend.WinogradS2's, bound to g).
 type wgScheme struct {
-	points  int // 16 for F(2x2, 3x3), 9 for F(2x2, 2x2)
+	points  int // 16 for F(2x2, 3x3), 9 for F(2x2, 2x2), 25 for F(4x4, 2x2)
 	C, K, T int // the GEMMs' input channels (4C over F(2x2, 2x2)'s phases), output channels and tiles
 	// weight writes u from w, weightGrad adds du's adjoint into dw
 	weight, weightGrad func(a, b backend.Buffer)
@@ -63,7 +63,10 @@ type wgScheme struct {
 func (s wgScheme) len(n int) int { return (s.points-1)*backend.WinogradStride(n) + n }
 
 // wgTiles is the number of F(2x2, .) output tiles of g.
-func wgTiles(g backend.Conv2D) int { return g.N * ((g.OH + 1) / 2) * ((g.OW + 1) / 2) }
+func wgTiles(g backend.Conv2D) int { return wgTilesOf(g, 2) }
+
+// wgTilesOf is the number of g's output tiles of m x m.
+func wgTilesOf(g backend.Conv2D, m int) int { return g.N * ((g.OH + m - 1) / m) * ((g.OW + m - 1) / m) }
 
 // f23 is F(2x2, 3x3) on g through wg.
 func f23(wg backend.Winograd, g backend.Conv2D) wgScheme {

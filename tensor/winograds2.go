@@ -3,20 +3,22 @@ package tensor
 import "github.com/golem-ml/golem/backend"
 
 // Conv2d's 4x4 stride-2 convolutions (one group, no dilation, any
-// padding) run as Winograd's F(2x2, 2x2) over the input's four stride
-// phases on a backend with backend.WinogradS2: 9 GEMMs over the
-// transformed points (M = V U^T: [T, 4C] x [4C, K]) instead of one of
-// depth 16C, 1.78x fewer multiply-adds; ConvTranspose2d's 4x4 stride-2
-// ones run as the adjoint of the convolution they invert (dM = A x A^T,
-// the GEMMs dV = dM U, then B's adjoint adds dV into the output), with the
-// same saving. Each backward pass is its forward's exact adjoint in the
-// transformed space, as winograd.go's: the weight gradient dU = dM^T V
-// and the input gradient (dV = dM U, or M = V U^T for the transposed
-// convolution) are 9 GEMMs each too. tensor.SetWinograd(false) turns
-// this path off with F(2x2, 3x3)'s.
+// padding) run as Winograd's F(2x2, 2x2) or F(4x4, 2x2) over the input's
+// four stride phases on a backend with backend.WinogradS2: P GEMMs over
+// the transformed points (M = V U^T: [T, 4C] x [4C, K]) instead of one
+// of depth 16C, 1.78x fewer multiply-adds with F(2x2, 2x2) (9 points for
+// a tile of 4 outputs), 2.56x with F(4x4, 2x2) (25 for 16), which runs
+// where the output is at least winogradS2F4Min a side; ConvTranspose2d's
+// 4x4 stride-2 ones run as the adjoint of the convolution they invert
+// (dM = A x A^T, the GEMMs dV = dM U, then B's adjoint adds dV into the
+// output), with the same saving. Each backward pass is its forward's
+// exact adjoint in the transformed space, as winograd.go's: the weight
+// gradient dU = dM^T V and the input gradient (dV = dM U, or M = V U^T
+// for the transposed convolution) are P GEMMs each too.
+// tensor.SetWinograd(false) turns this path off with F(2x2, 3x3)'s.
 
-// winogradS2Min is the fewest input or output channels the F(2x2, 2x2)
-// path takes: below it the transforms and the thin GEMMs (4C or K of a
+// winogradS2Min is the fewest input or output channels the 4x4 stride-2
+// Winograd path takes: below it the transforms and the thin GEMMs (4C or K of a
 // few) cost more than the multiply-adds saved. vqvae-32's first and last
 // layers (3 channels) are 1.3x and 1.5x slower through it than through
 // the implicit GEMM; 6 channels break even, 8 are 1.15x faster, 128 are
@@ -24,39 +26,55 @@ import "github.com/golem-ml/golem/backend"
 // Zen 1 AVX2). Tests lower it to run the path on small shapes.
 var winogradS2Min = 8
 
-// winogradS2For returns be's WinogradS2 ability where it runs g.
-func winogradS2For(be backend.Backend, g backend.Conv2D) (backend.WinogradS2, bool) {
+// winogradS2F4Min is the smallest output grid (rows and columns) on
+// which the path takes F(4x4, 2x2) (tile 4, 25 points for 16 outputs:
+// 1.44x fewer multiply-adds than F(2x2, 2x2)'s 9 for 4) rather than
+// F(2x2, 2x2): see winogradS2Tile. Tests set it to run either tile.
+var winogradS2F4Min = 8
+
+// winogradS2For returns be's WinogradS2 ability where it runs g, and the
+// tile it runs g in.
+func winogradS2For(be backend.Backend, g backend.Conv2D) (backend.WinogradS2, int, bool) {
 	if winogradOff.Load() || g.KH != 4 || g.KW != 4 || g.SH != 2 || g.SW != 2 || g.DH != 1 || g.DW != 1 || g.Groups != 1 ||
 		g.C < winogradS2Min || g.K < winogradS2Min {
-		return nil, false
+		return nil, 0, false
 	}
 	wg, ok := be.(backend.WinogradS2)
-	return wg, ok
+	return wg, winogradS2Tile(g), ok
 }
 
-// f22 is F(2x2, 2x2) on g's stride phases through wg.
-func f22(wg backend.WinogradS2, g backend.Conv2D) wgScheme {
-	return wgScheme{points: 9, C: 4 * g.C, K: g.K, T: wgTiles(g),
-		weight:     func(u, w backend.Buffer) { wg.WinogradS2Weight(g.K, g.C, u, w) },
-		weightGrad: func(dw, du backend.Buffer) { wg.WinogradS2WeightGrad(g.K, g.C, dw, du) },
-		input:      func(v, x backend.Buffer) { wg.WinogradS2Input(g, v, x) },
-		inputGrad:  func(dx, dv backend.Buffer) { wg.WinogradS2InputGrad(g, dx, dv) },
-		output: func(y, m, bias backend.Buffer, beta float32) {
-			wg.WinogradS2Output(g, y, m, bias, beta)
+// winogradS2Tile is the tile g runs in: 4 (F(4x4, 2x2)) where its
+// output is at least winogradS2F4Min a side, else 2 (F(2x2, 2x2)).
+func winogradS2Tile(g backend.Conv2D) int {
+	if g.OH >= winogradS2F4Min && g.OW >= winogradS2F4Min {
+		return 4
+	}
+	return 2
+}
+
+// fs2 is F(mxm, 2x2) on g's stride phases through wg.
+func fs2(wg backend.WinogradS2, g backend.Conv2D, m int) wgScheme {
+	return wgScheme{points: backend.WinogradS2Points(m), C: 4 * g.C, K: g.K, T: wgTilesOf(g, m),
+		weight:     func(u, w backend.Buffer) { wg.WinogradS2Weight(m, g.K, g.C, u, w) },
+		weightGrad: func(dw, du backend.Buffer) { wg.WinogradS2WeightGrad(m, g.K, g.C, dw, du) },
+		input:      func(v, x backend.Buffer) { wg.WinogradS2Input(g, m, v, x) },
+		inputGrad:  func(dx, dv backend.Buffer) { wg.WinogradS2InputGrad(g, m, dx, dv) },
+		output: func(y, mt, bias backend.Buffer, beta float32) {
+			wg.WinogradS2Output(g, m, y, mt, bias, beta)
 		},
-		outputGrad: func(dm, dy backend.Buffer) { wg.WinogradS2OutputGrad(g, dm, dy) },
+		outputGrad: func(dm, dy backend.Buffer) { wg.WinogradS2OutputGrad(g, m, dm, dy) },
 	}
 }
 
 // winogradS2ConvTranspose is ConvTranspose2d of x [N, C, H, W] by w [C,
-// K, 4, 4] (+ bias) through wg, g the convolution it inverts (from the
+// K, 4, 4] (+ bias) through wg in tiles of m, g the convolution it inverts (from the
 // output [N, K, OH, OW] to C channels at H x W; its weight is w as it
 // is): out = B-adjoint(dM(x) U), dM(x) = A x A^T. Backward: V = B^T dy B
 // once, then dx += A^T (V U^T) A and dW += G^T (dM^T V) G.
-func winogradS2ConvTranspose(wg backend.WinogradS2, x, w, bias *Tensor, g backend.Conv2D) *Tensor {
-	be, s := x.be, f22(wg, g)
+func winogradS2ConvTranspose(wg backend.WinogradS2, m int, x, w, bias *Tensor, g backend.Conv2D) *Tensor {
+	be, s := x.be, fs2(wg, g, m)
 	N, C, K4 := g.N, g.K, 4*g.C // g.K is x's channels, g.C the output's
-	T := wgTiles(g)
+	T := s.T
 	out := result([]int{N, g.C, g.H, g.W}, inputs(x, w, bias)...)
 	keepU := out.requiresGrad && x.requiresGrad
 	keepM := out.requiresGrad && w.requiresGrad && s.len(C*T) <= winogradKeep

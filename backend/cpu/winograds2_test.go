@@ -28,15 +28,27 @@ func wg2Geoms() []backend.Conv2D {
 	return gs
 }
 
+// wg2Bound is the error TestWinogradS2Convolution allows tile m, relative
+// to the sum of the magnitudes of an output's (or a gradient's) products:
+// 2^-18 for F(2x2, 2x2), whose transforms only add, each transformed value
+// a sum of up to 4 rounded in float32, so a transformed product's rounding
+// is up to 16x one of the direct convolution's products (measured worst:
+// logged, about 1.2e-6 for dx). F(4x4, 2x2)'s transforms' magnitudes
+// (|A^T| |G| |B^T| summed over an output's products: 205 in 2-D against
+// F(2x2, 2x2)'s 9) are 23x larger, so its bound is 2^-18 * 32 = 2^-13.
+// (measured worst: about 1.5e-5).
+func wg2Bound(m int) float64 {
+	if m == 4 {
+		return 1.0 / (1 << 13)
+	}
+	return 1.0 / (1 << 18)
+}
+
 // TestWinogradS2Convolution computes 4x4 stride-2 convolutions through
-// the six transforms (the 9 transformed products summed in float64) and
-// checks them against the definition in float64, with the AVX2 tile
-// kernels and with Go's: forward, input gradient and weight gradient,
-// each within 2^-18 of the sum of its products' magnitudes: the
-// transforms only add, but each transformed value is a sum of up to 4
-// rounded in float32, so a transformed product's rounding is up to 16x
-// one of the direct convolution's products (measured worst: logged,
-// about 1.2e-6 for dx).
+// the six transforms of each tile (the transformed products summed in
+// float64) and checks them against the definition in float64, with the
+// AVX2 tile kernels and with Go's: forward, input gradient and weight
+// gradient, each within wg2Bound of the sum of its products' magnitudes.
 func TestWinogradS2Convolution(t *testing.T) {
 	levels := []bool{false}
 	if haveAVX2FMA {
@@ -45,7 +57,6 @@ func TestWinogradS2Convolution(t *testing.T) {
 	c := New()
 	for gi, g := range wg2Geoms() {
 		r := rand.New(rand.NewPCG(81, uint64(gi)))
-		T := g.N * ((g.OH + 1) / 2) * ((g.OW + 1) / 2)
 		C4 := 4 * g.C
 		x, w, dy := randBuf(c, r, g.N*g.C*g.H*g.W), randBuf(c, r, g.K*g.C*16), randBuf(c, r, g.N*g.K*g.OH*g.OW)
 		bias := randBuf(c, r, g.K)
@@ -87,18 +98,21 @@ func TestWinogradS2Convolution(t *testing.T) {
 				}
 			}
 		}
-		for _, avx := range levels {
+		for _, lv := range wg2Levels(levels) {
+			m, avx := lv.m, lv.avx
+			P := backend.WinogradS2Points(m)
+			T := g.N * ((g.OH + m - 1) / m) * ((g.OW + m - 1) / m)
 			old := wg2AVX2
 			wg2AVX2 = avx
 			sU, sV, sM := backend.WinogradStride(g.K*C4), backend.WinogradStride(T*C4), backend.WinogradStride(T*g.K)
-			u := c.Alloc(backend.WinogradS2Len(g.K*C4), false)
-			v := c.Alloc(backend.WinogradS2Len(T*C4), false)
-			m := c.Alloc(backend.WinogradS2Len(T*g.K), false)
-			c.WinogradS2Weight(g.K, g.C, u, w)
-			c.WinogradS2Input(g, v, x)
-			us, vs, ms := f(u), f(v), f(m)
+			u := c.Alloc(backend.WinogradS2Len(m, g.K*C4), false)
+			v := c.Alloc(backend.WinogradS2Len(m, T*C4), false)
+			mt := c.Alloc(backend.WinogradS2Len(m, T*g.K), false)
+			c.WinogradS2Weight(m, g.K, g.C, u, w)
+			c.WinogradS2Input(g, m, v, x)
+			us, vs, ms := f(u), f(v), f(mt)
 			// M = V U^T, dU = dM^T V, dV = dM U: naive float64 sums
-			for e := range 9 {
+			for e := range P {
 				for ti := range T {
 					for k := range g.K {
 						s := 0.0
@@ -110,13 +124,13 @@ func TestWinogradS2Convolution(t *testing.T) {
 				}
 			}
 			y := c.Alloc(g.N*g.K*L, false)
-			c.WinogradS2Output(g, y, m, bias, 0)
-			dm := c.Alloc(backend.WinogradS2Len(T*g.K), false)
-			c.WinogradS2OutputGrad(g, dm, dy)
+			c.WinogradS2Output(g, m, y, mt, bias, 0)
+			dm := c.Alloc(backend.WinogradS2Len(m, T*g.K), false)
+			c.WinogradS2OutputGrad(g, m, dm, dy)
 			dms := f(dm)
-			du, dv := c.Alloc(backend.WinogradS2Len(g.K*C4), true), c.Alloc(backend.WinogradS2Len(T*C4), true)
+			du, dv := c.Alloc(backend.WinogradS2Len(m, g.K*C4), true), c.Alloc(backend.WinogradS2Len(m, T*C4), true)
 			du64, dv64 := make([]float64, len(f(du))), make([]float64, len(f(dv)))
-			for e := range 9 {
+			for e := range P {
 				for ti := range T {
 					for k := range g.K {
 						d := float64(dms[e*sM+ti*g.K+k])
@@ -134,8 +148,8 @@ func TestWinogradS2Convolution(t *testing.T) {
 				f(dv)[i] = float32(v)
 			}
 			dx, dw := c.Alloc(len(xs), true), c.Alloc(len(ws), true)
-			c.WinogradS2InputGrad(g, dx, dv)
-			c.WinogradS2WeightGrad(g.K, g.C, dw, du)
+			c.WinogradS2InputGrad(g, m, dx, dv)
+			c.WinogradS2WeightGrad(m, g.K, g.C, dw, du)
 			worst := map[string]float64{}
 			for _, chk := range []struct {
 				name        string
@@ -145,21 +159,21 @@ func TestWinogradS2Convolution(t *testing.T) {
 				for i, want := range chk.want {
 					e := math.Abs(float64(chk.got[i])-want) / math.Max(chk.scale[i], 1e-30)
 					worst[chk.name] = max(worst[chk.name], e)
-					if e > 1.0/(1<<18) {
-						t.Fatalf("%+v AVX2 %v: %s[%d] is %g, want %g (magnitude %g)", g, avx, chk.name, i, chk.got[i], want, chk.scale[i])
+					if e > wg2Bound(m) {
+						t.Fatalf("%+v tile %d AVX2 %v: %s[%d] is %g, want %g (magnitude %g)", g, m, avx, chk.name, i, chk.got[i], want, chk.scale[i])
 					}
 				}
 			}
-			t.Logf("%+v AVX2 %v: worst error / magnitude: y %.2g, dx %.2g, dw %.2g", g, avx, worst["y"], worst["dx"], worst["dw"])
+			t.Logf("%+v tile %d AVX2 %v: worst error / magnitude: y %.2g, dx %.2g, dw %.2g", g, m, avx, worst["y"], worst["dx"], worst["dw"])
 			// beta 1 adds onto y
-			c.WinogradS2Output(g, y, m, nil, 1)
+			c.WinogradS2Output(g, m, y, mt, nil, 1)
 			for i, v := range f(y) {
 				want := 2*y64[i] - float64(bs[i/L%g.K])
-				if math.Abs(float64(v)-want) > 1e-5*(2*ys[i]) {
-					t.Fatalf("%+v AVX2 %v: y[%d] after beta 1 is %g, want %g", g, avx, i, v, want)
+				if math.Abs(float64(v)-want) > max(1e-5, 2*wg2Bound(m))*(2*ys[i]) {
+					t.Fatalf("%+v tile %d AVX2 %v: y[%d] after beta 1 is %g, want %g", g, m, avx, i, v, want)
 				}
 			}
-			for _, b := range []backend.Buffer{u, v, m, y, dm, du, dv, dx, dw} {
+			for _, b := range []backend.Buffer{u, v, mt, y, dm, du, dv, dx, dw} {
 				c.Free(b)
 			}
 			wg2AVX2 = old
@@ -167,9 +181,30 @@ func TestWinogradS2Convolution(t *testing.T) {
 	}
 }
 
-// TestWinogradS2VectorMatchesGo runs the F(2x2, 2x2) transforms with the
-// AVX2 tile kernels and with Go's (and Go's packStrided): the same sums
-// in the same order, so the same values, bit for bit.
+// wg2Levels is each tile (2, 4) at each of levels (AVX2 or not).
+func wg2Levels(levels []bool) []struct {
+	m   int
+	avx bool
+} {
+	var out []struct {
+		m   int
+		avx bool
+	}
+	for _, m := range []int{2, 4} {
+		for _, avx := range levels {
+			out = append(out, struct {
+				m   int
+				avx bool
+			}{m, avx})
+		}
+	}
+	return out
+}
+
+// TestWinogradS2VectorMatchesGo runs the F(2x2, 2x2) and F(4x4, 2x2)
+// transforms with the AVX2 tile kernels and with Go's (and Go's
+// packStrided): the same sums in the same order, so the same values, bit
+// for bit.
 func TestWinogradS2VectorMatchesGo(t *testing.T) {
 	if !haveAVX2FMA {
 		t.Skip("no AVX2 here: only the Go kernels run")
@@ -177,41 +212,43 @@ func TestWinogradS2VectorMatchesGo(t *testing.T) {
 	c := New()
 	r := rand.New(rand.NewPCG(83, 84))
 	for _, g := range wg2Geoms() {
-		T := g.N * ((g.OH + 1) / 2) * ((g.OW + 1) / 2)
-		x := randBuf(c, r, g.N*g.C*g.H*g.W)
-		dv := randBuf(c, r, backend.WinogradS2Len(T*4*g.C))
-		m := randBuf(c, r, backend.WinogradS2Len(T*g.K))
-		dy := randBuf(c, r, g.N*g.K*g.OH*g.OW)
-		bias := randBuf(c, r, g.K)
-		run := func(avx bool) [][]float32 {
-			old, ps := wg2AVX2, packStrided
-			wg2AVX2 = avx
-			if !avx {
-				packStrided = packStridedGo
+		for _, m := range []int{2, 4} {
+			T := g.N * ((g.OH + m - 1) / m) * ((g.OW + m - 1) / m)
+			x := randBuf(c, r, g.N*g.C*g.H*g.W)
+			dv := randBuf(c, r, backend.WinogradS2Len(m, T*4*g.C))
+			mt := randBuf(c, r, backend.WinogradS2Len(m, T*g.K))
+			dy := randBuf(c, r, g.N*g.K*g.OH*g.OW)
+			bias := randBuf(c, r, g.K)
+			run := func(avx bool) [][]float32 {
+				old, ps := wg2AVX2, packStrided
+				wg2AVX2 = avx
+				if !avx {
+					packStrided = packStridedGo
+				}
+				defer func() { wg2AVX2, packStrided = old, ps }()
+				v := c.Alloc(backend.WinogradS2Len(m, T*4*g.C), true)
+				c.WinogradS2Input(g, m, v, x)
+				dx := randBufSeed(c, 7, g.N*g.C*g.H*g.W)
+				c.WinogradS2InputGrad(g, m, dx, dv)
+				y := c.Alloc(g.N*g.K*g.OH*g.OW, false)
+				c.WinogradS2Output(g, m, y, mt, bias, 0)
+				y1 := randBufSeed(c, 9, g.N*g.K*g.OH*g.OW)
+				c.WinogradS2Output(g, m, y1, mt, nil, 1)
+				dm := c.Alloc(backend.WinogradS2Len(m, T*g.K), true)
+				c.WinogradS2OutputGrad(g, m, dm, dy)
+				var out [][]float32
+				for _, b := range []backend.Buffer{v, dx, y, y1, dm} {
+					out = append(out, append([]float32(nil), f(b)...))
+					c.Free(b)
+				}
+				return out
 			}
-			defer func() { wg2AVX2, packStrided = old, ps }()
-			v := c.Alloc(backend.WinogradS2Len(T*4*g.C), true)
-			c.WinogradS2Input(g, v, x)
-			dx := randBufSeed(c, 7, g.N*g.C*g.H*g.W)
-			c.WinogradS2InputGrad(g, dx, dv)
-			y := c.Alloc(g.N*g.K*g.OH*g.OW, false)
-			c.WinogradS2Output(g, y, m, bias, 0)
-			y1 := randBufSeed(c, 9, g.N*g.K*g.OH*g.OW)
-			c.WinogradS2Output(g, y1, m, nil, 1)
-			dm := c.Alloc(backend.WinogradS2Len(T*g.K), true)
-			c.WinogradS2OutputGrad(g, dm, dy)
-			var out [][]float32
-			for _, b := range []backend.Buffer{v, dx, y, y1, dm} {
-				out = append(out, append([]float32(nil), f(b)...))
-				c.Free(b)
-			}
-			return out
-		}
-		gov, vec := run(false), run(true)
-		for k, name := range []string{"v", "dx", "y", "y beta 1 without bias", "dm"} {
-			for i := range gov[k] {
-				if math.Float32bits(vec[k][i]) != math.Float32bits(gov[k][i]) {
-					t.Fatalf("%+v: %s[%d] is %g in AVX2, %g in Go", g, name, i, vec[k][i], gov[k][i])
+			gov, vec := run(false), run(true)
+			for k, name := range []string{"v", "dx", "y", "y beta 1 without bias", "dm"} {
+				for i := range gov[k] {
+					if math.Float32bits(vec[k][i]) != math.Float32bits(gov[k][i]) {
+						t.Fatalf("%+v tile %d: %s[%d] is %g in AVX2, %g in Go", g, m, name, i, vec[k][i], gov[k][i])
+					}
 				}
 			}
 		}
@@ -285,5 +322,131 @@ func TestWinogradS2TileKernels256(t *testing.T) {
 		wg2outgrad256(&dy[0], old, &a[0], ds, n)
 		wg2outgradGo(dy, old, b, ds, n)
 		same("wg2outgrad", n, a, b)
+	}
+}
+
+// F(4x4, 2x2)'s matrices as backend.WinogradS2 documents them.
+var (
+	wg4BT = [5][5]float64{{2, -1, -2, 1, 0}, {0, 2, 1, -1, 0}, {0, -2, 3, -1, 0}, {0, 1, 0, -1, 0}, {0, 2, -1, -2, 1}}
+	wg4G  = [5][2]float64{{0.5, 0}, {0.5, 0.5}, {1.0 / 6, -1.0 / 6}, {-1.0 / 6, -1.0 / 3}, {0, 1}}
+	wg4AT = [4][5]float64{{1, 1, 1, 1, 0}, {0, 1, -1, 2, 0}, {0, 1, 1, 4, 0}, {0, 1, -1, 8, 1}}
+)
+
+// TestWinogradF4Transforms checks F(4x4, 2x2)'s matrices in float64: the
+// 1-D F(4, 2), A^T ((G g) * (B^T d)), is the correlation of d (5 values)
+// by g (2) on random values, and so is the 2-D nesting A^T ((G g G^T) *
+// (B^T d B)) A of a 5x5 tile by a 2x2 kernel; and the Go helpers (wg4b,
+// wg4bT, wg4a, wg4aT, wg4g, wg4gT) compute those matrices and their
+// transposes: exactly on unit vectors, G's sixths within float32's
+// rounding.
+func TestWinogradF4Transforms(t *testing.T) {
+	r := rand.New(rand.NewPCG(87, 88))
+	near := func(what string, got, want float64) {
+		t.Helper()
+		if math.Abs(got-want) > 1e-12*(1+math.Abs(want)) {
+			t.Fatalf("%s: %g, want %g", what, got, want)
+		}
+	}
+	for range 100 {
+		var d [5][5]float64
+		var g [2][2]float64
+		for i := range d {
+			for j := range d[i] {
+				d[i][j] = r.NormFloat64()
+			}
+		}
+		for i := range g {
+			for j := range g[i] {
+				g[i][j] = r.NormFloat64()
+			}
+		}
+		// 1-D on row 0
+		var y1 [4]float64
+		for o := range 4 {
+			for e := range 5 {
+				gg := wg4G[e][0]*g[0][0] + wg4G[e][1]*g[0][1]
+				dd := 0.0
+				for a := range 5 {
+					dd += wg4BT[e][a] * d[0][a]
+				}
+				y1[o] += wg4AT[o][e] * gg * dd
+			}
+			near("1-D", y1[o], d[0][o]*g[0][0]+d[0][o+1]*g[0][1])
+		}
+		// 2-D: U = G g G^T, V = B^T d B, Y = A^T (U * V) A
+		var u, v [5][5]float64
+		for i := range 5 {
+			for j := range 5 {
+				for a := range 2 {
+					for b := range 2 {
+						u[i][j] += wg4G[i][a] * g[a][b] * wg4G[j][b]
+					}
+				}
+				for a := range 5 {
+					for b := range 5 {
+						v[i][j] += wg4BT[i][a] * d[a][b] * wg4BT[j][b]
+					}
+				}
+			}
+		}
+		for o := range 4 {
+			for c := range 4 {
+				y, want := 0.0, 0.0
+				for i := range 5 {
+					for j := range 5 {
+						y += wg4AT[o][i] * u[i][j] * v[i][j] * wg4AT[c][j]
+					}
+				}
+				for a := range 2 {
+					for b := range 2 {
+						want += d[o+a][c+b] * g[a][b]
+					}
+				}
+				near("2-D", y, want)
+			}
+		}
+	}
+	// the helpers against the matrices, on unit vectors
+	for k := range 5 {
+		var x [5]float32
+		x[k] = 1
+		b := [5]float32{}
+		b[0], b[1], b[2], b[3], b[4] = wg4b(x[0], x[1], x[2], x[3], x[4])
+		bt := [5]float32{}
+		bt[0], bt[1], bt[2], bt[3], bt[4] = wg4bT(x[0], x[1], x[2], x[3], x[4])
+		a := [4]float32{}
+		a[0], a[1], a[2], a[3] = wg4a(x[0], x[1], x[2], x[3], x[4])
+		for i := range 5 {
+			if float64(b[i]) != wg4BT[i][k] || float64(bt[i]) != wg4BT[k][i] {
+				t.Fatalf("wg4b or wg4bT on e%d: %v, %v; B^T's column %d, row %d", k, b, bt, k, k)
+			}
+		}
+		for o := range 4 {
+			if float64(a[o]) != wg4AT[o][k] {
+				t.Fatalf("wg4a on e%d: %v; A^T's column %d", k, a, k)
+			}
+		}
+		if k < 4 {
+			var m [5]float32
+			m[0], m[1], m[2], m[3], m[4] = wg4aT(x[0], x[1], x[2], x[3])
+			for e := range 5 {
+				if float64(m[e]) != wg4AT[k][e] {
+					t.Fatalf("wg4aT on e%d: %v; A^T's row %d", k, m, k)
+				}
+			}
+		}
+		gt0, gt1 := wg4gT(x[0], x[1], x[2], x[3], x[4])
+		if math.Abs(float64(gt0)-wg4G[k][0]) > 1e-7 || math.Abs(float64(gt1)-wg4G[k][1]) > 1e-7 {
+			t.Fatalf("wg4gT on e%d: %v %v; G's row %d", k, gt0, gt1, k)
+		}
+	}
+	for k := range 2 {
+		var h [5]float32
+		h[0], h[1], h[2], h[3], h[4] = wg4g(float32(1-k), float32(k))
+		for e := range 5 {
+			if math.Abs(float64(h[e])-wg4G[e][k]) > 1e-7 {
+				t.Fatalf("wg4g on e%d: %v; G's column %d", k, h, k)
+			}
+		}
 	}
 }

@@ -353,7 +353,7 @@ const peerParams = 980291
 // The vqvae-32 step (bench vision's: gradient-learned codebook, batch 4
 // here) with Conv2d's 3x3 convolutions through Winograd's F(2x2, 3x3)
 // and the 128-channel 4x4 stride-2 convolutions and transposed
-// convolutions through F(2x2, 2x2), and with all of them through the
+// convolutions through F(4x4, 2x2) (their grids are 8x8), and with all of them through the
 // implicit GEMM: the losses of 4 AdamW steps agree within
 // 1e-5 relative (measured: 1e-7 at most; Winograd rounds its transforms
 // differently, so not bit for bit), and so do the codes picked at the
