@@ -743,3 +743,1136 @@ wg2outgrad256_tail:
 wg2outgrad256_done:
 	VZEROUPPER
 	RET
+
+// Winograd's F(4x4, 2x2) transforms on one 5x5 tile of one stride
+// phase (or one 4x4 output tile), 8 channels a vector (winograds2.go;
+// haveAVX2FMA, AVX-512 machines too): the same sums in the same order as
+// winograds2.go's wg4inGo, wg4ingradGo, wg4outGo and wg4outgradGo (the
+// 1-D transforms wg4b, wg4bT, wg4a and wg4aT below as WG4B and the
+// like), so the same values; doubling is x+x, negation a flip of the sign
+// bit (Y14). A tile's first pass (B^T's or A^T's columns) goes to 25
+// vectors of the stack frame (at BX), its second pass reads them back. Generated
+// (the pattern of conv256_amd64.s's F(2x2, 2x2) kernels, unrolled).
+
+#define WG4IN256(LD, ST) \
+	MOVQ R11, DX; \
+	LD((DX), Y0); \
+	LD((DX)(R8*1), Y1); \
+	LD((DX)(R8*2), Y2); \
+	LD((DX)(R13*1), Y3); \
+	LD((DX)(R8*4), Y4); \
+	VSUBPS Y3, Y1, Y5; \
+	VSUBPS Y2, Y0, Y6; \
+	VADDPS Y6, Y6, Y6; \
+	VSUBPS Y5, Y6, Y6; \
+	STF(Y6, 0(BX)); \
+	VADDPS Y2, Y1, Y6; \
+	VADDPS Y6, Y5, Y6; \
+	STF(Y6, 160(BX)); \
+	VSUBPS Y1, Y2, Y6; \
+	VADDPS Y6, Y6, Y6; \
+	VSUBPS Y3, Y2, Y7; \
+	VADDPS Y7, Y6, Y6; \
+	STF(Y6, 320(BX)); \
+	STF(Y5, 480(BX)); \
+	VADDPS Y5, Y5, Y6; \
+	VSUBPS Y2, Y4, Y7; \
+	VADDPS Y7, Y6, Y6; \
+	STF(Y6, 640(BX)); \
+	ADDQ R10, DX; \
+	LD((DX), Y0); \
+	LD((DX)(R8*1), Y1); \
+	LD((DX)(R8*2), Y2); \
+	LD((DX)(R13*1), Y3); \
+	LD((DX)(R8*4), Y4); \
+	VSUBPS Y3, Y1, Y5; \
+	VSUBPS Y2, Y0, Y6; \
+	VADDPS Y6, Y6, Y6; \
+	VSUBPS Y5, Y6, Y6; \
+	STF(Y6, 32(BX)); \
+	VADDPS Y2, Y1, Y6; \
+	VADDPS Y6, Y5, Y6; \
+	STF(Y6, 192(BX)); \
+	VSUBPS Y1, Y2, Y6; \
+	VADDPS Y6, Y6, Y6; \
+	VSUBPS Y3, Y2, Y7; \
+	VADDPS Y7, Y6, Y6; \
+	STF(Y6, 352(BX)); \
+	STF(Y5, 512(BX)); \
+	VADDPS Y5, Y5, Y6; \
+	VSUBPS Y2, Y4, Y7; \
+	VADDPS Y7, Y6, Y6; \
+	STF(Y6, 672(BX)); \
+	ADDQ R10, DX; \
+	LD((DX), Y0); \
+	LD((DX)(R8*1), Y1); \
+	LD((DX)(R8*2), Y2); \
+	LD((DX)(R13*1), Y3); \
+	LD((DX)(R8*4), Y4); \
+	VSUBPS Y3, Y1, Y5; \
+	VSUBPS Y2, Y0, Y6; \
+	VADDPS Y6, Y6, Y6; \
+	VSUBPS Y5, Y6, Y6; \
+	STF(Y6, 64(BX)); \
+	VADDPS Y2, Y1, Y6; \
+	VADDPS Y6, Y5, Y6; \
+	STF(Y6, 224(BX)); \
+	VSUBPS Y1, Y2, Y6; \
+	VADDPS Y6, Y6, Y6; \
+	VSUBPS Y3, Y2, Y7; \
+	VADDPS Y7, Y6, Y6; \
+	STF(Y6, 384(BX)); \
+	STF(Y5, 544(BX)); \
+	VADDPS Y5, Y5, Y6; \
+	VSUBPS Y2, Y4, Y7; \
+	VADDPS Y7, Y6, Y6; \
+	STF(Y6, 704(BX)); \
+	ADDQ R10, DX; \
+	LD((DX), Y0); \
+	LD((DX)(R8*1), Y1); \
+	LD((DX)(R8*2), Y2); \
+	LD((DX)(R13*1), Y3); \
+	LD((DX)(R8*4), Y4); \
+	VSUBPS Y3, Y1, Y5; \
+	VSUBPS Y2, Y0, Y6; \
+	VADDPS Y6, Y6, Y6; \
+	VSUBPS Y5, Y6, Y6; \
+	STF(Y6, 96(BX)); \
+	VADDPS Y2, Y1, Y6; \
+	VADDPS Y6, Y5, Y6; \
+	STF(Y6, 256(BX)); \
+	VSUBPS Y1, Y2, Y6; \
+	VADDPS Y6, Y6, Y6; \
+	VSUBPS Y3, Y2, Y7; \
+	VADDPS Y7, Y6, Y6; \
+	STF(Y6, 416(BX)); \
+	STF(Y5, 576(BX)); \
+	VADDPS Y5, Y5, Y6; \
+	VSUBPS Y2, Y4, Y7; \
+	VADDPS Y7, Y6, Y6; \
+	STF(Y6, 736(BX)); \
+	ADDQ R10, DX; \
+	LD((DX), Y0); \
+	LD((DX)(R8*1), Y1); \
+	LD((DX)(R8*2), Y2); \
+	LD((DX)(R13*1), Y3); \
+	LD((DX)(R8*4), Y4); \
+	VSUBPS Y3, Y1, Y5; \
+	VSUBPS Y2, Y0, Y6; \
+	VADDPS Y6, Y6, Y6; \
+	VSUBPS Y5, Y6, Y6; \
+	STF(Y6, 128(BX)); \
+	VADDPS Y2, Y1, Y6; \
+	VADDPS Y6, Y5, Y6; \
+	STF(Y6, 288(BX)); \
+	VSUBPS Y1, Y2, Y6; \
+	VADDPS Y6, Y6, Y6; \
+	VSUBPS Y3, Y2, Y7; \
+	VADDPS Y7, Y6, Y6; \
+	STF(Y6, 448(BX)); \
+	STF(Y5, 608(BX)); \
+	VADDPS Y5, Y5, Y6; \
+	VSUBPS Y2, Y4, Y7; \
+	VADDPS Y7, Y6, Y6; \
+	STF(Y6, 768(BX)); \
+	MOVQ DI, DX; \
+	LDF(0(BX), Y0); \
+	LDF(32(BX), Y1); \
+	LDF(64(BX), Y2); \
+	LDF(96(BX), Y3); \
+	LDF(128(BX), Y4); \
+	VSUBPS Y3, Y1, Y5; \
+	VSUBPS Y2, Y0, Y6; \
+	VADDPS Y6, Y6, Y6; \
+	VSUBPS Y5, Y6, Y6; \
+	ST(Y6, (DX)); \
+	VADDPS Y2, Y1, Y6; \
+	VADDPS Y6, Y5, Y6; \
+	ST(Y6, (DX)(R9*1)); \
+	VSUBPS Y1, Y2, Y6; \
+	VADDPS Y6, Y6, Y6; \
+	VSUBPS Y3, Y2, Y7; \
+	VADDPS Y7, Y6, Y6; \
+	ST(Y6, (DX)(R9*2)); \
+	ST(Y5, (DX)(R14*1)); \
+	VADDPS Y5, Y5, Y6; \
+	VSUBPS Y2, Y4, Y7; \
+	VADDPS Y7, Y6, Y6; \
+	ST(Y6, (DX)(R9*4)); \
+	ADDQ R12, DX; \
+	LDF(160(BX), Y0); \
+	LDF(192(BX), Y1); \
+	LDF(224(BX), Y2); \
+	LDF(256(BX), Y3); \
+	LDF(288(BX), Y4); \
+	VSUBPS Y3, Y1, Y5; \
+	VSUBPS Y2, Y0, Y6; \
+	VADDPS Y6, Y6, Y6; \
+	VSUBPS Y5, Y6, Y6; \
+	ST(Y6, (DX)); \
+	VADDPS Y2, Y1, Y6; \
+	VADDPS Y6, Y5, Y6; \
+	ST(Y6, (DX)(R9*1)); \
+	VSUBPS Y1, Y2, Y6; \
+	VADDPS Y6, Y6, Y6; \
+	VSUBPS Y3, Y2, Y7; \
+	VADDPS Y7, Y6, Y6; \
+	ST(Y6, (DX)(R9*2)); \
+	ST(Y5, (DX)(R14*1)); \
+	VADDPS Y5, Y5, Y6; \
+	VSUBPS Y2, Y4, Y7; \
+	VADDPS Y7, Y6, Y6; \
+	ST(Y6, (DX)(R9*4)); \
+	ADDQ R12, DX; \
+	LDF(320(BX), Y0); \
+	LDF(352(BX), Y1); \
+	LDF(384(BX), Y2); \
+	LDF(416(BX), Y3); \
+	LDF(448(BX), Y4); \
+	VSUBPS Y3, Y1, Y5; \
+	VSUBPS Y2, Y0, Y6; \
+	VADDPS Y6, Y6, Y6; \
+	VSUBPS Y5, Y6, Y6; \
+	ST(Y6, (DX)); \
+	VADDPS Y2, Y1, Y6; \
+	VADDPS Y6, Y5, Y6; \
+	ST(Y6, (DX)(R9*1)); \
+	VSUBPS Y1, Y2, Y6; \
+	VADDPS Y6, Y6, Y6; \
+	VSUBPS Y3, Y2, Y7; \
+	VADDPS Y7, Y6, Y6; \
+	ST(Y6, (DX)(R9*2)); \
+	ST(Y5, (DX)(R14*1)); \
+	VADDPS Y5, Y5, Y6; \
+	VSUBPS Y2, Y4, Y7; \
+	VADDPS Y7, Y6, Y6; \
+	ST(Y6, (DX)(R9*4)); \
+	ADDQ R12, DX; \
+	LDF(480(BX), Y0); \
+	LDF(512(BX), Y1); \
+	LDF(544(BX), Y2); \
+	LDF(576(BX), Y3); \
+	LDF(608(BX), Y4); \
+	VSUBPS Y3, Y1, Y5; \
+	VSUBPS Y2, Y0, Y6; \
+	VADDPS Y6, Y6, Y6; \
+	VSUBPS Y5, Y6, Y6; \
+	ST(Y6, (DX)); \
+	VADDPS Y2, Y1, Y6; \
+	VADDPS Y6, Y5, Y6; \
+	ST(Y6, (DX)(R9*1)); \
+	VSUBPS Y1, Y2, Y6; \
+	VADDPS Y6, Y6, Y6; \
+	VSUBPS Y3, Y2, Y7; \
+	VADDPS Y7, Y6, Y6; \
+	ST(Y6, (DX)(R9*2)); \
+	ST(Y5, (DX)(R14*1)); \
+	VADDPS Y5, Y5, Y6; \
+	VSUBPS Y2, Y4, Y7; \
+	VADDPS Y7, Y6, Y6; \
+	ST(Y6, (DX)(R9*4)); \
+	ADDQ R12, DX; \
+	LDF(640(BX), Y0); \
+	LDF(672(BX), Y1); \
+	LDF(704(BX), Y2); \
+	LDF(736(BX), Y3); \
+	LDF(768(BX), Y4); \
+	VSUBPS Y3, Y1, Y5; \
+	VSUBPS Y2, Y0, Y6; \
+	VADDPS Y6, Y6, Y6; \
+	VSUBPS Y5, Y6, Y6; \
+	ST(Y6, (DX)); \
+	VADDPS Y2, Y1, Y6; \
+	VADDPS Y6, Y5, Y6; \
+	ST(Y6, (DX)(R9*1)); \
+	VSUBPS Y1, Y2, Y6; \
+	VADDPS Y6, Y6, Y6; \
+	VSUBPS Y3, Y2, Y7; \
+	VADDPS Y7, Y6, Y6; \
+	ST(Y6, (DX)(R9*2)); \
+	ST(Y5, (DX)(R14*1)); \
+	VADDPS Y5, Y5, Y6; \
+	VSUBPS Y2, Y4, Y7; \
+	VADDPS Y7, Y6, Y6; \
+	ST(Y6, (DX)(R9*4))
+
+// func wg4in256(src *float32, ld, cs int, dst *float32, ds int, n int)
+TEXT ·wg4in256(SB), $800-48
+	LEAQ 0(SP), BX
+	MOVQ src+0(FP), R11
+	MOVQ ld+8(FP), R8
+	SHLQ $2, R8
+	MOVQ cs+16(FP), R10
+	SHLQ $2, R10
+	MOVQ dst+24(FP), DI
+	MOVQ ds+32(FP), R9
+	SHLQ $2, R9
+	MOVQ n+40(FP), CX
+	LEAQ (R8)(R8*2), R13
+	LEAQ (R9)(R9*2), R14
+	LEAQ (R9)(R9*4), R12
+
+wg4in256_loop:
+	CMPQ CX, $8
+	JLT wg4in256_tail
+	WG4IN256(LDF, STF)
+	ADDQ $32, R11
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP wg4in256_loop
+
+wg4in256_tail:
+	TESTQ CX, CX
+	JLE wg4in256_done
+	WG256TAIL
+	WG4IN256(LDM, STM)
+
+wg4in256_done:
+	VZEROUPPER
+	RET
+
+#define WG4INGRAD256(LD, ST) \
+	MOVQ SI, DX; \
+	LD((DX), Y0); \
+	LD((DX)(R9*1), Y1); \
+	LD((DX)(R9*2), Y2); \
+	LD((DX)(R14*1), Y3); \
+	LD((DX)(R9*4), Y4); \
+	VADDPS Y0, Y0, Y5; \
+	VADDPS Y2, Y2, Y6; \
+	VSUBPS Y0, Y1, Y7; \
+	VADDPS Y4, Y4, Y8; \
+	VADDPS Y8, Y3, Y8; \
+	VADDPS Y8, Y7, Y7; \
+	STF(Y5, 0(BX)); \
+	VSUBPS Y6, Y1, Y8; \
+	VADDPS Y8, Y7, Y8; \
+	STF(Y8, 32(BX)); \
+	VSUBPS Y5, Y1, Y8; \
+	VADDPS Y2, Y6, Y9; \
+	VADDPS Y9, Y8, Y8; \
+	VSUBPS Y4, Y8, Y8; \
+	STF(Y8, 64(BX)); \
+	VADDPS Y2, Y7, Y8; \
+	VXORPS Y14, Y8, Y8; \
+	STF(Y8, 96(BX)); \
+	STF(Y4, 128(BX)); \
+	ADDQ R12, DX; \
+	LD((DX), Y0); \
+	LD((DX)(R9*1), Y1); \
+	LD((DX)(R9*2), Y2); \
+	LD((DX)(R14*1), Y3); \
+	LD((DX)(R9*4), Y4); \
+	VADDPS Y0, Y0, Y5; \
+	VADDPS Y2, Y2, Y6; \
+	VSUBPS Y0, Y1, Y7; \
+	VADDPS Y4, Y4, Y8; \
+	VADDPS Y8, Y3, Y8; \
+	VADDPS Y8, Y7, Y7; \
+	STF(Y5, 160(BX)); \
+	VSUBPS Y6, Y1, Y8; \
+	VADDPS Y8, Y7, Y8; \
+	STF(Y8, 192(BX)); \
+	VSUBPS Y5, Y1, Y8; \
+	VADDPS Y2, Y6, Y9; \
+	VADDPS Y9, Y8, Y8; \
+	VSUBPS Y4, Y8, Y8; \
+	STF(Y8, 224(BX)); \
+	VADDPS Y2, Y7, Y8; \
+	VXORPS Y14, Y8, Y8; \
+	STF(Y8, 256(BX)); \
+	STF(Y4, 288(BX)); \
+	ADDQ R12, DX; \
+	LD((DX), Y0); \
+	LD((DX)(R9*1), Y1); \
+	LD((DX)(R9*2), Y2); \
+	LD((DX)(R14*1), Y3); \
+	LD((DX)(R9*4), Y4); \
+	VADDPS Y0, Y0, Y5; \
+	VADDPS Y2, Y2, Y6; \
+	VSUBPS Y0, Y1, Y7; \
+	VADDPS Y4, Y4, Y8; \
+	VADDPS Y8, Y3, Y8; \
+	VADDPS Y8, Y7, Y7; \
+	STF(Y5, 320(BX)); \
+	VSUBPS Y6, Y1, Y8; \
+	VADDPS Y8, Y7, Y8; \
+	STF(Y8, 352(BX)); \
+	VSUBPS Y5, Y1, Y8; \
+	VADDPS Y2, Y6, Y9; \
+	VADDPS Y9, Y8, Y8; \
+	VSUBPS Y4, Y8, Y8; \
+	STF(Y8, 384(BX)); \
+	VADDPS Y2, Y7, Y8; \
+	VXORPS Y14, Y8, Y8; \
+	STF(Y8, 416(BX)); \
+	STF(Y4, 448(BX)); \
+	ADDQ R12, DX; \
+	LD((DX), Y0); \
+	LD((DX)(R9*1), Y1); \
+	LD((DX)(R9*2), Y2); \
+	LD((DX)(R14*1), Y3); \
+	LD((DX)(R9*4), Y4); \
+	VADDPS Y0, Y0, Y5; \
+	VADDPS Y2, Y2, Y6; \
+	VSUBPS Y0, Y1, Y7; \
+	VADDPS Y4, Y4, Y8; \
+	VADDPS Y8, Y3, Y8; \
+	VADDPS Y8, Y7, Y7; \
+	STF(Y5, 480(BX)); \
+	VSUBPS Y6, Y1, Y8; \
+	VADDPS Y8, Y7, Y8; \
+	STF(Y8, 512(BX)); \
+	VSUBPS Y5, Y1, Y8; \
+	VADDPS Y2, Y6, Y9; \
+	VADDPS Y9, Y8, Y8; \
+	VSUBPS Y4, Y8, Y8; \
+	STF(Y8, 544(BX)); \
+	VADDPS Y2, Y7, Y8; \
+	VXORPS Y14, Y8, Y8; \
+	STF(Y8, 576(BX)); \
+	STF(Y4, 608(BX)); \
+	ADDQ R12, DX; \
+	LD((DX), Y0); \
+	LD((DX)(R9*1), Y1); \
+	LD((DX)(R9*2), Y2); \
+	LD((DX)(R14*1), Y3); \
+	LD((DX)(R9*4), Y4); \
+	VADDPS Y0, Y0, Y5; \
+	VADDPS Y2, Y2, Y6; \
+	VSUBPS Y0, Y1, Y7; \
+	VADDPS Y4, Y4, Y8; \
+	VADDPS Y8, Y3, Y8; \
+	VADDPS Y8, Y7, Y7; \
+	STF(Y5, 640(BX)); \
+	VSUBPS Y6, Y1, Y8; \
+	VADDPS Y8, Y7, Y8; \
+	STF(Y8, 672(BX)); \
+	VSUBPS Y5, Y1, Y8; \
+	VADDPS Y2, Y6, Y9; \
+	VADDPS Y9, Y8, Y8; \
+	VSUBPS Y4, Y8, Y8; \
+	STF(Y8, 704(BX)); \
+	VADDPS Y2, Y7, Y8; \
+	VXORPS Y14, Y8, Y8; \
+	STF(Y8, 736(BX)); \
+	STF(Y4, 768(BX)); \
+	MOVQ R11, DX; \
+	LDF(0(BX), Y0); \
+	LDF(160(BX), Y1); \
+	LDF(320(BX), Y2); \
+	LDF(480(BX), Y3); \
+	LDF(640(BX), Y4); \
+	VADDPS Y0, Y0, Y5; \
+	VADDPS Y2, Y2, Y6; \
+	VSUBPS Y0, Y1, Y7; \
+	VADDPS Y4, Y4, Y8; \
+	VADDPS Y8, Y3, Y8; \
+	VADDPS Y8, Y7, Y7; \
+	LD((DX), Y10); \
+	VADDPS Y5, Y10, Y10; \
+	ST(Y10, (DX)); \
+	VSUBPS Y6, Y1, Y8; \
+	VADDPS Y8, Y7, Y8; \
+	LD((DX)(R8*1), Y10); \
+	VADDPS Y8, Y10, Y10; \
+	ST(Y10, (DX)(R8*1)); \
+	VSUBPS Y5, Y1, Y8; \
+	VADDPS Y2, Y6, Y9; \
+	VADDPS Y9, Y8, Y8; \
+	VSUBPS Y4, Y8, Y8; \
+	LD((DX)(R8*2), Y10); \
+	VADDPS Y8, Y10, Y10; \
+	ST(Y10, (DX)(R8*2)); \
+	VADDPS Y2, Y7, Y8; \
+	VXORPS Y14, Y8, Y8; \
+	LD((DX)(R13*1), Y10); \
+	VADDPS Y8, Y10, Y10; \
+	ST(Y10, (DX)(R13*1)); \
+	LD((DX)(R8*4), Y10); \
+	VADDPS Y4, Y10, Y10; \
+	ST(Y10, (DX)(R8*4)); \
+	ADDQ R10, DX; \
+	LDF(32(BX), Y0); \
+	LDF(192(BX), Y1); \
+	LDF(352(BX), Y2); \
+	LDF(512(BX), Y3); \
+	LDF(672(BX), Y4); \
+	VADDPS Y0, Y0, Y5; \
+	VADDPS Y2, Y2, Y6; \
+	VSUBPS Y0, Y1, Y7; \
+	VADDPS Y4, Y4, Y8; \
+	VADDPS Y8, Y3, Y8; \
+	VADDPS Y8, Y7, Y7; \
+	LD((DX), Y10); \
+	VADDPS Y5, Y10, Y10; \
+	ST(Y10, (DX)); \
+	VSUBPS Y6, Y1, Y8; \
+	VADDPS Y8, Y7, Y8; \
+	LD((DX)(R8*1), Y10); \
+	VADDPS Y8, Y10, Y10; \
+	ST(Y10, (DX)(R8*1)); \
+	VSUBPS Y5, Y1, Y8; \
+	VADDPS Y2, Y6, Y9; \
+	VADDPS Y9, Y8, Y8; \
+	VSUBPS Y4, Y8, Y8; \
+	LD((DX)(R8*2), Y10); \
+	VADDPS Y8, Y10, Y10; \
+	ST(Y10, (DX)(R8*2)); \
+	VADDPS Y2, Y7, Y8; \
+	VXORPS Y14, Y8, Y8; \
+	LD((DX)(R13*1), Y10); \
+	VADDPS Y8, Y10, Y10; \
+	ST(Y10, (DX)(R13*1)); \
+	LD((DX)(R8*4), Y10); \
+	VADDPS Y4, Y10, Y10; \
+	ST(Y10, (DX)(R8*4)); \
+	ADDQ R10, DX; \
+	LDF(64(BX), Y0); \
+	LDF(224(BX), Y1); \
+	LDF(384(BX), Y2); \
+	LDF(544(BX), Y3); \
+	LDF(704(BX), Y4); \
+	VADDPS Y0, Y0, Y5; \
+	VADDPS Y2, Y2, Y6; \
+	VSUBPS Y0, Y1, Y7; \
+	VADDPS Y4, Y4, Y8; \
+	VADDPS Y8, Y3, Y8; \
+	VADDPS Y8, Y7, Y7; \
+	LD((DX), Y10); \
+	VADDPS Y5, Y10, Y10; \
+	ST(Y10, (DX)); \
+	VSUBPS Y6, Y1, Y8; \
+	VADDPS Y8, Y7, Y8; \
+	LD((DX)(R8*1), Y10); \
+	VADDPS Y8, Y10, Y10; \
+	ST(Y10, (DX)(R8*1)); \
+	VSUBPS Y5, Y1, Y8; \
+	VADDPS Y2, Y6, Y9; \
+	VADDPS Y9, Y8, Y8; \
+	VSUBPS Y4, Y8, Y8; \
+	LD((DX)(R8*2), Y10); \
+	VADDPS Y8, Y10, Y10; \
+	ST(Y10, (DX)(R8*2)); \
+	VADDPS Y2, Y7, Y8; \
+	VXORPS Y14, Y8, Y8; \
+	LD((DX)(R13*1), Y10); \
+	VADDPS Y8, Y10, Y10; \
+	ST(Y10, (DX)(R13*1)); \
+	LD((DX)(R8*4), Y10); \
+	VADDPS Y4, Y10, Y10; \
+	ST(Y10, (DX)(R8*4)); \
+	ADDQ R10, DX; \
+	LDF(96(BX), Y0); \
+	LDF(256(BX), Y1); \
+	LDF(416(BX), Y2); \
+	LDF(576(BX), Y3); \
+	LDF(736(BX), Y4); \
+	VADDPS Y0, Y0, Y5; \
+	VADDPS Y2, Y2, Y6; \
+	VSUBPS Y0, Y1, Y7; \
+	VADDPS Y4, Y4, Y8; \
+	VADDPS Y8, Y3, Y8; \
+	VADDPS Y8, Y7, Y7; \
+	LD((DX), Y10); \
+	VADDPS Y5, Y10, Y10; \
+	ST(Y10, (DX)); \
+	VSUBPS Y6, Y1, Y8; \
+	VADDPS Y8, Y7, Y8; \
+	LD((DX)(R8*1), Y10); \
+	VADDPS Y8, Y10, Y10; \
+	ST(Y10, (DX)(R8*1)); \
+	VSUBPS Y5, Y1, Y8; \
+	VADDPS Y2, Y6, Y9; \
+	VADDPS Y9, Y8, Y8; \
+	VSUBPS Y4, Y8, Y8; \
+	LD((DX)(R8*2), Y10); \
+	VADDPS Y8, Y10, Y10; \
+	ST(Y10, (DX)(R8*2)); \
+	VADDPS Y2, Y7, Y8; \
+	VXORPS Y14, Y8, Y8; \
+	LD((DX)(R13*1), Y10); \
+	VADDPS Y8, Y10, Y10; \
+	ST(Y10, (DX)(R13*1)); \
+	LD((DX)(R8*4), Y10); \
+	VADDPS Y4, Y10, Y10; \
+	ST(Y10, (DX)(R8*4)); \
+	ADDQ R10, DX; \
+	LDF(128(BX), Y0); \
+	LDF(288(BX), Y1); \
+	LDF(448(BX), Y2); \
+	LDF(608(BX), Y3); \
+	LDF(768(BX), Y4); \
+	VADDPS Y0, Y0, Y5; \
+	VADDPS Y2, Y2, Y6; \
+	VSUBPS Y0, Y1, Y7; \
+	VADDPS Y4, Y4, Y8; \
+	VADDPS Y8, Y3, Y8; \
+	VADDPS Y8, Y7, Y7; \
+	LD((DX), Y10); \
+	VADDPS Y5, Y10, Y10; \
+	ST(Y10, (DX)); \
+	VSUBPS Y6, Y1, Y8; \
+	VADDPS Y8, Y7, Y8; \
+	LD((DX)(R8*1), Y10); \
+	VADDPS Y8, Y10, Y10; \
+	ST(Y10, (DX)(R8*1)); \
+	VSUBPS Y5, Y1, Y8; \
+	VADDPS Y2, Y6, Y9; \
+	VADDPS Y9, Y8, Y8; \
+	VSUBPS Y4, Y8, Y8; \
+	LD((DX)(R8*2), Y10); \
+	VADDPS Y8, Y10, Y10; \
+	ST(Y10, (DX)(R8*2)); \
+	VADDPS Y2, Y7, Y8; \
+	VXORPS Y14, Y8, Y8; \
+	LD((DX)(R13*1), Y10); \
+	VADDPS Y8, Y10, Y10; \
+	ST(Y10, (DX)(R13*1)); \
+	LD((DX)(R8*4), Y10); \
+	VADDPS Y4, Y10, Y10; \
+	ST(Y10, (DX)(R8*4))
+
+// func wg4ingrad256(dst *float32, ld, cs int, src *float32, ss int, n int)
+TEXT ·wg4ingrad256(SB), $800-48
+	LEAQ 0(SP), BX
+	MOVQ dst+0(FP), R11
+	MOVQ ld+8(FP), R8
+	SHLQ $2, R8
+	MOVQ cs+16(FP), R10
+	SHLQ $2, R10
+	MOVQ src+24(FP), SI
+	MOVQ ss+32(FP), R9
+	SHLQ $2, R9
+	MOVQ n+40(FP), CX
+	LEAQ (R8)(R8*2), R13
+	LEAQ (R9)(R9*2), R14
+	LEAQ (R9)(R9*4), R12
+	WG256SIGN
+
+wg4ingrad256_loop:
+	CMPQ CX, $8
+	JLT wg4ingrad256_tail
+	WG4INGRAD256(LDF, STF)
+	ADDQ $32, R11
+	ADDQ $32, SI
+	SUBQ $8, CX
+	JMP wg4ingrad256_loop
+
+wg4ingrad256_tail:
+	TESTQ CX, CX
+	JLE wg4ingrad256_done
+	WG256TAIL
+	WG4INGRAD256(LDM, STM)
+
+wg4ingrad256_done:
+	VZEROUPPER
+	RET
+
+#define WG4OUT256(LD, ST) \
+	MOVQ SI, DX; \
+	LD((DX), Y0); \
+	LD((DX)(R12*1), Y1); \
+	LD((DX)(R12*2), Y2); \
+	LD((DX)(R14*1), Y3); \
+	LD((DX)(R12*4), Y4); \
+	VADDPS Y2, Y1, Y5; \
+	VSUBPS Y2, Y1, Y6; \
+	VADDPS Y3, Y3, Y7; \
+	VADDPS Y5, Y0, Y8; \
+	VADDPS Y3, Y8, Y8; \
+	STF(Y8, 0(BX)); \
+	VADDPS Y7, Y6, Y8; \
+	STF(Y8, 160(BX)); \
+	VADDPS Y7, Y7, Y7; \
+	VADDPS Y7, Y5, Y8; \
+	STF(Y8, 320(BX)); \
+	VADDPS Y7, Y7, Y7; \
+	VADDPS Y7, Y6, Y8; \
+	VADDPS Y4, Y8, Y8; \
+	STF(Y8, 480(BX)); \
+	ADDQ R9, DX; \
+	LD((DX), Y0); \
+	LD((DX)(R12*1), Y1); \
+	LD((DX)(R12*2), Y2); \
+	LD((DX)(R14*1), Y3); \
+	LD((DX)(R12*4), Y4); \
+	VADDPS Y2, Y1, Y5; \
+	VSUBPS Y2, Y1, Y6; \
+	VADDPS Y3, Y3, Y7; \
+	VADDPS Y5, Y0, Y8; \
+	VADDPS Y3, Y8, Y8; \
+	STF(Y8, 32(BX)); \
+	VADDPS Y7, Y6, Y8; \
+	STF(Y8, 192(BX)); \
+	VADDPS Y7, Y7, Y7; \
+	VADDPS Y7, Y5, Y8; \
+	STF(Y8, 352(BX)); \
+	VADDPS Y7, Y7, Y7; \
+	VADDPS Y7, Y6, Y8; \
+	VADDPS Y4, Y8, Y8; \
+	STF(Y8, 512(BX)); \
+	ADDQ R9, DX; \
+	LD((DX), Y0); \
+	LD((DX)(R12*1), Y1); \
+	LD((DX)(R12*2), Y2); \
+	LD((DX)(R14*1), Y3); \
+	LD((DX)(R12*4), Y4); \
+	VADDPS Y2, Y1, Y5; \
+	VSUBPS Y2, Y1, Y6; \
+	VADDPS Y3, Y3, Y7; \
+	VADDPS Y5, Y0, Y8; \
+	VADDPS Y3, Y8, Y8; \
+	STF(Y8, 64(BX)); \
+	VADDPS Y7, Y6, Y8; \
+	STF(Y8, 224(BX)); \
+	VADDPS Y7, Y7, Y7; \
+	VADDPS Y7, Y5, Y8; \
+	STF(Y8, 384(BX)); \
+	VADDPS Y7, Y7, Y7; \
+	VADDPS Y7, Y6, Y8; \
+	VADDPS Y4, Y8, Y8; \
+	STF(Y8, 544(BX)); \
+	ADDQ R9, DX; \
+	LD((DX), Y0); \
+	LD((DX)(R12*1), Y1); \
+	LD((DX)(R12*2), Y2); \
+	LD((DX)(R14*1), Y3); \
+	LD((DX)(R12*4), Y4); \
+	VADDPS Y2, Y1, Y5; \
+	VSUBPS Y2, Y1, Y6; \
+	VADDPS Y3, Y3, Y7; \
+	VADDPS Y5, Y0, Y8; \
+	VADDPS Y3, Y8, Y8; \
+	STF(Y8, 96(BX)); \
+	VADDPS Y7, Y6, Y8; \
+	STF(Y8, 256(BX)); \
+	VADDPS Y7, Y7, Y7; \
+	VADDPS Y7, Y5, Y8; \
+	STF(Y8, 416(BX)); \
+	VADDPS Y7, Y7, Y7; \
+	VADDPS Y7, Y6, Y8; \
+	VADDPS Y4, Y8, Y8; \
+	STF(Y8, 576(BX)); \
+	ADDQ R9, DX; \
+	LD((DX), Y0); \
+	LD((DX)(R12*1), Y1); \
+	LD((DX)(R12*2), Y2); \
+	LD((DX)(R14*1), Y3); \
+	LD((DX)(R12*4), Y4); \
+	VADDPS Y2, Y1, Y5; \
+	VSUBPS Y2, Y1, Y6; \
+	VADDPS Y3, Y3, Y7; \
+	VADDPS Y5, Y0, Y8; \
+	VADDPS Y3, Y8, Y8; \
+	STF(Y8, 128(BX)); \
+	VADDPS Y7, Y6, Y8; \
+	STF(Y8, 288(BX)); \
+	VADDPS Y7, Y7, Y7; \
+	VADDPS Y7, Y5, Y8; \
+	STF(Y8, 448(BX)); \
+	VADDPS Y7, Y7, Y7; \
+	VADDPS Y7, Y6, Y8; \
+	VADDPS Y4, Y8, Y8; \
+	STF(Y8, 608(BX)); \
+	LD((R11), Y12); \
+	MOVQ DI, DX; \
+	LDF(0(BX), Y0); \
+	LDF(32(BX), Y1); \
+	LDF(64(BX), Y2); \
+	LDF(96(BX), Y3); \
+	LDF(128(BX), Y4); \
+	VADDPS Y2, Y1, Y5; \
+	VSUBPS Y2, Y1, Y6; \
+	VADDPS Y3, Y3, Y7; \
+	VADDPS Y5, Y0, Y8; \
+	VADDPS Y3, Y8, Y8; \
+	VADDPS Y12, Y8, Y8; \
+	ST(Y8, (DX)); \
+	VADDPS Y7, Y6, Y8; \
+	VADDPS Y12, Y8, Y8; \
+	ST(Y8, (DX)(R10*1)); \
+	VADDPS Y7, Y7, Y7; \
+	VADDPS Y7, Y5, Y8; \
+	VADDPS Y12, Y8, Y8; \
+	ST(Y8, (DX)(R10*2)); \
+	VADDPS Y7, Y7, Y7; \
+	VADDPS Y7, Y6, Y8; \
+	VADDPS Y4, Y8, Y8; \
+	VADDPS Y12, Y8, Y8; \
+	ST(Y8, (DX)(R13*1)); \
+	ADDQ R8, DX; \
+	LDF(160(BX), Y0); \
+	LDF(192(BX), Y1); \
+	LDF(224(BX), Y2); \
+	LDF(256(BX), Y3); \
+	LDF(288(BX), Y4); \
+	VADDPS Y2, Y1, Y5; \
+	VSUBPS Y2, Y1, Y6; \
+	VADDPS Y3, Y3, Y7; \
+	VADDPS Y5, Y0, Y8; \
+	VADDPS Y3, Y8, Y8; \
+	VADDPS Y12, Y8, Y8; \
+	ST(Y8, (DX)); \
+	VADDPS Y7, Y6, Y8; \
+	VADDPS Y12, Y8, Y8; \
+	ST(Y8, (DX)(R10*1)); \
+	VADDPS Y7, Y7, Y7; \
+	VADDPS Y7, Y5, Y8; \
+	VADDPS Y12, Y8, Y8; \
+	ST(Y8, (DX)(R10*2)); \
+	VADDPS Y7, Y7, Y7; \
+	VADDPS Y7, Y6, Y8; \
+	VADDPS Y4, Y8, Y8; \
+	VADDPS Y12, Y8, Y8; \
+	ST(Y8, (DX)(R13*1)); \
+	ADDQ R8, DX; \
+	LDF(320(BX), Y0); \
+	LDF(352(BX), Y1); \
+	LDF(384(BX), Y2); \
+	LDF(416(BX), Y3); \
+	LDF(448(BX), Y4); \
+	VADDPS Y2, Y1, Y5; \
+	VSUBPS Y2, Y1, Y6; \
+	VADDPS Y3, Y3, Y7; \
+	VADDPS Y5, Y0, Y8; \
+	VADDPS Y3, Y8, Y8; \
+	VADDPS Y12, Y8, Y8; \
+	ST(Y8, (DX)); \
+	VADDPS Y7, Y6, Y8; \
+	VADDPS Y12, Y8, Y8; \
+	ST(Y8, (DX)(R10*1)); \
+	VADDPS Y7, Y7, Y7; \
+	VADDPS Y7, Y5, Y8; \
+	VADDPS Y12, Y8, Y8; \
+	ST(Y8, (DX)(R10*2)); \
+	VADDPS Y7, Y7, Y7; \
+	VADDPS Y7, Y6, Y8; \
+	VADDPS Y4, Y8, Y8; \
+	VADDPS Y12, Y8, Y8; \
+	ST(Y8, (DX)(R13*1)); \
+	ADDQ R8, DX; \
+	LDF(480(BX), Y0); \
+	LDF(512(BX), Y1); \
+	LDF(544(BX), Y2); \
+	LDF(576(BX), Y3); \
+	LDF(608(BX), Y4); \
+	VADDPS Y2, Y1, Y5; \
+	VSUBPS Y2, Y1, Y6; \
+	VADDPS Y3, Y3, Y7; \
+	VADDPS Y5, Y0, Y8; \
+	VADDPS Y3, Y8, Y8; \
+	VADDPS Y12, Y8, Y8; \
+	ST(Y8, (DX)); \
+	VADDPS Y7, Y6, Y8; \
+	VADDPS Y12, Y8, Y8; \
+	ST(Y8, (DX)(R10*1)); \
+	VADDPS Y7, Y7, Y7; \
+	VADDPS Y7, Y5, Y8; \
+	VADDPS Y12, Y8, Y8; \
+	ST(Y8, (DX)(R10*2)); \
+	VADDPS Y7, Y7, Y7; \
+	VADDPS Y7, Y6, Y8; \
+	VADDPS Y4, Y8, Y8; \
+	VADDPS Y12, Y8, Y8; \
+	ST(Y8, (DX)(R13*1))
+
+// func wg4out256(src *float32, ss int, dst *float32, ld int, bias *float32, n int)
+TEXT ·wg4out256(SB), $800-48
+	LEAQ 0(SP), BX
+	MOVQ src+0(FP), SI
+	MOVQ ss+8(FP), R9
+	SHLQ $2, R9
+	MOVQ dst+16(FP), DI
+	MOVQ ld+24(FP), R8
+	SHLQ $2, R8
+	MOVQ bias+32(FP), R11
+	MOVQ n+40(FP), CX
+	MOVQ CX, R10
+	SHLQ $2, R10
+	LEAQ (R10)(R10*2), R13
+	LEAQ (R9)(R9*4), R12
+	LEAQ (R12)(R12*2), R14
+
+wg4out256_loop:
+	CMPQ CX, $8
+	JLT wg4out256_tail
+	WG4OUT256(LDF, STF)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	ADDQ $32, R11
+	SUBQ $8, CX
+	JMP wg4out256_loop
+
+wg4out256_tail:
+	TESTQ CX, CX
+	JLE wg4out256_done
+	WG256TAIL
+	WG4OUT256(LDM, STM)
+
+wg4out256_done:
+	VZEROUPPER
+	RET
+
+#define WG4OUTGRAD256(LD, ST) \
+	MOVQ R11, DX; \
+	LD((DX), Y0); \
+	LD((DX)(R8*1), Y1); \
+	LD((DX)(R8*2), Y2); \
+	LD((DX)(R13*1), Y3); \
+	STF(Y0, 0(BX)); \
+	VADDPS Y1, Y0, Y4; \
+	VADDPS Y3, Y2, Y5; \
+	VADDPS Y5, Y4, Y4; \
+	STF(Y4, 160(BX)); \
+	VSUBPS Y1, Y0, Y4; \
+	VSUBPS Y3, Y2, Y5; \
+	VADDPS Y5, Y4, Y4; \
+	STF(Y4, 320(BX)); \
+	VADDPS Y1, Y1, Y4; \
+	VADDPS Y4, Y0, Y4; \
+	VADDPS Y2, Y2, Y5; \
+	VADDPS Y5, Y5, Y5; \
+	VADDPS Y3, Y3, Y6; \
+	VADDPS Y6, Y6, Y6; \
+	VADDPS Y6, Y6, Y6; \
+	VADDPS Y6, Y5, Y5; \
+	VADDPS Y5, Y4, Y4; \
+	STF(Y4, 480(BX)); \
+	STF(Y3, 640(BX)); \
+	ADDQ R10, DX; \
+	LD((DX), Y0); \
+	LD((DX)(R8*1), Y1); \
+	LD((DX)(R8*2), Y2); \
+	LD((DX)(R13*1), Y3); \
+	STF(Y0, 32(BX)); \
+	VADDPS Y1, Y0, Y4; \
+	VADDPS Y3, Y2, Y5; \
+	VADDPS Y5, Y4, Y4; \
+	STF(Y4, 192(BX)); \
+	VSUBPS Y1, Y0, Y4; \
+	VSUBPS Y3, Y2, Y5; \
+	VADDPS Y5, Y4, Y4; \
+	STF(Y4, 352(BX)); \
+	VADDPS Y1, Y1, Y4; \
+	VADDPS Y4, Y0, Y4; \
+	VADDPS Y2, Y2, Y5; \
+	VADDPS Y5, Y5, Y5; \
+	VADDPS Y3, Y3, Y6; \
+	VADDPS Y6, Y6, Y6; \
+	VADDPS Y6, Y6, Y6; \
+	VADDPS Y6, Y5, Y5; \
+	VADDPS Y5, Y4, Y4; \
+	STF(Y4, 512(BX)); \
+	STF(Y3, 672(BX)); \
+	ADDQ R10, DX; \
+	LD((DX), Y0); \
+	LD((DX)(R8*1), Y1); \
+	LD((DX)(R8*2), Y2); \
+	LD((DX)(R13*1), Y3); \
+	STF(Y0, 64(BX)); \
+	VADDPS Y1, Y0, Y4; \
+	VADDPS Y3, Y2, Y5; \
+	VADDPS Y5, Y4, Y4; \
+	STF(Y4, 224(BX)); \
+	VSUBPS Y1, Y0, Y4; \
+	VSUBPS Y3, Y2, Y5; \
+	VADDPS Y5, Y4, Y4; \
+	STF(Y4, 384(BX)); \
+	VADDPS Y1, Y1, Y4; \
+	VADDPS Y4, Y0, Y4; \
+	VADDPS Y2, Y2, Y5; \
+	VADDPS Y5, Y5, Y5; \
+	VADDPS Y3, Y3, Y6; \
+	VADDPS Y6, Y6, Y6; \
+	VADDPS Y6, Y6, Y6; \
+	VADDPS Y6, Y5, Y5; \
+	VADDPS Y5, Y4, Y4; \
+	STF(Y4, 544(BX)); \
+	STF(Y3, 704(BX)); \
+	ADDQ R10, DX; \
+	LD((DX), Y0); \
+	LD((DX)(R8*1), Y1); \
+	LD((DX)(R8*2), Y2); \
+	LD((DX)(R13*1), Y3); \
+	STF(Y0, 96(BX)); \
+	VADDPS Y1, Y0, Y4; \
+	VADDPS Y3, Y2, Y5; \
+	VADDPS Y5, Y4, Y4; \
+	STF(Y4, 256(BX)); \
+	VSUBPS Y1, Y0, Y4; \
+	VSUBPS Y3, Y2, Y5; \
+	VADDPS Y5, Y4, Y4; \
+	STF(Y4, 416(BX)); \
+	VADDPS Y1, Y1, Y4; \
+	VADDPS Y4, Y0, Y4; \
+	VADDPS Y2, Y2, Y5; \
+	VADDPS Y5, Y5, Y5; \
+	VADDPS Y3, Y3, Y6; \
+	VADDPS Y6, Y6, Y6; \
+	VADDPS Y6, Y6, Y6; \
+	VADDPS Y6, Y5, Y5; \
+	VADDPS Y5, Y4, Y4; \
+	STF(Y4, 576(BX)); \
+	STF(Y3, 736(BX)); \
+	MOVQ DI, DX; \
+	LDF(0(BX), Y0); \
+	LDF(32(BX), Y1); \
+	LDF(64(BX), Y2); \
+	LDF(96(BX), Y3); \
+	ST(Y0, (DX)); \
+	VADDPS Y1, Y0, Y4; \
+	VADDPS Y3, Y2, Y5; \
+	VADDPS Y5, Y4, Y4; \
+	ST(Y4, (DX)(R9*1)); \
+	VSUBPS Y1, Y0, Y4; \
+	VSUBPS Y3, Y2, Y5; \
+	VADDPS Y5, Y4, Y4; \
+	ST(Y4, (DX)(R9*2)); \
+	VADDPS Y1, Y1, Y4; \
+	VADDPS Y4, Y0, Y4; \
+	VADDPS Y2, Y2, Y5; \
+	VADDPS Y5, Y5, Y5; \
+	VADDPS Y3, Y3, Y6; \
+	VADDPS Y6, Y6, Y6; \
+	VADDPS Y6, Y6, Y6; \
+	VADDPS Y6, Y5, Y5; \
+	VADDPS Y5, Y4, Y4; \
+	ST(Y4, (DX)(R14*1)); \
+	ST(Y3, (DX)(R9*4)); \
+	ADDQ R12, DX; \
+	LDF(160(BX), Y0); \
+	LDF(192(BX), Y1); \
+	LDF(224(BX), Y2); \
+	LDF(256(BX), Y3); \
+	ST(Y0, (DX)); \
+	VADDPS Y1, Y0, Y4; \
+	VADDPS Y3, Y2, Y5; \
+	VADDPS Y5, Y4, Y4; \
+	ST(Y4, (DX)(R9*1)); \
+	VSUBPS Y1, Y0, Y4; \
+	VSUBPS Y3, Y2, Y5; \
+	VADDPS Y5, Y4, Y4; \
+	ST(Y4, (DX)(R9*2)); \
+	VADDPS Y1, Y1, Y4; \
+	VADDPS Y4, Y0, Y4; \
+	VADDPS Y2, Y2, Y5; \
+	VADDPS Y5, Y5, Y5; \
+	VADDPS Y3, Y3, Y6; \
+	VADDPS Y6, Y6, Y6; \
+	VADDPS Y6, Y6, Y6; \
+	VADDPS Y6, Y5, Y5; \
+	VADDPS Y5, Y4, Y4; \
+	ST(Y4, (DX)(R14*1)); \
+	ST(Y3, (DX)(R9*4)); \
+	ADDQ R12, DX; \
+	LDF(320(BX), Y0); \
+	LDF(352(BX), Y1); \
+	LDF(384(BX), Y2); \
+	LDF(416(BX), Y3); \
+	ST(Y0, (DX)); \
+	VADDPS Y1, Y0, Y4; \
+	VADDPS Y3, Y2, Y5; \
+	VADDPS Y5, Y4, Y4; \
+	ST(Y4, (DX)(R9*1)); \
+	VSUBPS Y1, Y0, Y4; \
+	VSUBPS Y3, Y2, Y5; \
+	VADDPS Y5, Y4, Y4; \
+	ST(Y4, (DX)(R9*2)); \
+	VADDPS Y1, Y1, Y4; \
+	VADDPS Y4, Y0, Y4; \
+	VADDPS Y2, Y2, Y5; \
+	VADDPS Y5, Y5, Y5; \
+	VADDPS Y3, Y3, Y6; \
+	VADDPS Y6, Y6, Y6; \
+	VADDPS Y6, Y6, Y6; \
+	VADDPS Y6, Y5, Y5; \
+	VADDPS Y5, Y4, Y4; \
+	ST(Y4, (DX)(R14*1)); \
+	ST(Y3, (DX)(R9*4)); \
+	ADDQ R12, DX; \
+	LDF(480(BX), Y0); \
+	LDF(512(BX), Y1); \
+	LDF(544(BX), Y2); \
+	LDF(576(BX), Y3); \
+	ST(Y0, (DX)); \
+	VADDPS Y1, Y0, Y4; \
+	VADDPS Y3, Y2, Y5; \
+	VADDPS Y5, Y4, Y4; \
+	ST(Y4, (DX)(R9*1)); \
+	VSUBPS Y1, Y0, Y4; \
+	VSUBPS Y3, Y2, Y5; \
+	VADDPS Y5, Y4, Y4; \
+	ST(Y4, (DX)(R9*2)); \
+	VADDPS Y1, Y1, Y4; \
+	VADDPS Y4, Y0, Y4; \
+	VADDPS Y2, Y2, Y5; \
+	VADDPS Y5, Y5, Y5; \
+	VADDPS Y3, Y3, Y6; \
+	VADDPS Y6, Y6, Y6; \
+	VADDPS Y6, Y6, Y6; \
+	VADDPS Y6, Y5, Y5; \
+	VADDPS Y5, Y4, Y4; \
+	ST(Y4, (DX)(R14*1)); \
+	ST(Y3, (DX)(R9*4)); \
+	ADDQ R12, DX; \
+	LDF(640(BX), Y0); \
+	LDF(672(BX), Y1); \
+	LDF(704(BX), Y2); \
+	LDF(736(BX), Y3); \
+	ST(Y0, (DX)); \
+	VADDPS Y1, Y0, Y4; \
+	VADDPS Y3, Y2, Y5; \
+	VADDPS Y5, Y4, Y4; \
+	ST(Y4, (DX)(R9*1)); \
+	VSUBPS Y1, Y0, Y4; \
+	VSUBPS Y3, Y2, Y5; \
+	VADDPS Y5, Y4, Y4; \
+	ST(Y4, (DX)(R9*2)); \
+	VADDPS Y1, Y1, Y4; \
+	VADDPS Y4, Y0, Y4; \
+	VADDPS Y2, Y2, Y5; \
+	VADDPS Y5, Y5, Y5; \
+	VADDPS Y3, Y3, Y6; \
+	VADDPS Y6, Y6, Y6; \
+	VADDPS Y6, Y6, Y6; \
+	VADDPS Y6, Y5, Y5; \
+	VADDPS Y5, Y4, Y4; \
+	ST(Y4, (DX)(R14*1)); \
+	ST(Y3, (DX)(R9*4))
+
+// func wg4outgrad256(src *float32, ld int, dst *float32, ds int, n int)
+TEXT ·wg4outgrad256(SB), $800-40
+	LEAQ 0(SP), BX
+	MOVQ src+0(FP), R11
+	MOVQ ld+8(FP), R8
+	SHLQ $2, R8
+	MOVQ dst+16(FP), DI
+	MOVQ ds+24(FP), R9
+	SHLQ $2, R9
+	MOVQ n+32(FP), CX
+	MOVQ CX, R10
+	SHLQ $2, R10
+	LEAQ (R8)(R8*2), R13
+	LEAQ (R9)(R9*2), R14
+	LEAQ (R9)(R9*4), R12
+
+wg4outgrad256_loop:
+	CMPQ CX, $8
+	JLT wg4outgrad256_tail
+	WG4OUTGRAD256(LDF, STF)
+	ADDQ $32, R11
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP wg4outgrad256_loop
+
+wg4outgrad256_tail:
+	TESTQ CX, CX
+	JLE wg4outgrad256_done
+	WG256TAIL
+	WG4OUTGRAD256(LDM, STM)
+
+wg4outgrad256_done:
+	VZEROUPPER
+	RET
+

@@ -66,3 +66,20 @@ func wg2out256(src *float32, ss int, dst *float32, ld int, bias *float32, n int)
 
 //go:noescape
 func wg2outgrad256(src *float32, ld int, dst *float32, ds int, n int)
+
+// wg4in256, wg4ingrad256, wg4out256 and wg4outgrad256 are winograds2.go's
+// wg4inGo, wg4ingradGo, wg4outGo and wg4outgradGo (F(4x4, 2x2)) in AVX2,
+// 8 channels a vector (conv256_amd64.s; haveAVX2FMA, so AVX-512 machines
+// run them too).
+//
+//go:noescape
+func wg4in256(src *float32, ld, cs int, dst *float32, ds int, n int)
+
+//go:noescape
+func wg4ingrad256(dst *float32, ld, cs int, src *float32, ss int, n int)
+
+//go:noescape
+func wg4out256(src *float32, ss int, dst *float32, ld int, bias *float32, n int)
+
+//go:noescape
+func wg4outgrad256(src *float32, ld int, dst *float32, ds int, n int)

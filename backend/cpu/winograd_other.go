@@ -32,3 +32,14 @@ func wg2out256(src *float32, ss int, dst *float32, ld int, bias *float32, n int)
 func wg2outgrad256(src *float32, ld int, dst *float32, ds int, n int) {
 	panic("cpu: no vector kernels")
 }
+
+func wg4in256(src *float32, ld, cs int, dst *float32, ds int, n int) { panic("cpu: no vector kernels") }
+func wg4ingrad256(dst *float32, ld, cs int, src *float32, ss int, n int) {
+	panic("cpu: no vector kernels")
+}
+func wg4out256(src *float32, ss int, dst *float32, ld int, bias *float32, n int) {
+	panic("cpu: no vector kernels")
+}
+func wg4outgrad256(src *float32, ld int, dst *float32, ds int, n int) {
+	panic("cpu: no vector kernels")
+}

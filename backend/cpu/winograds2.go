@@ -33,8 +33,9 @@ var _ backend.WinogradS2 = (*CPU)(nil)
 
 // wg2AVX2 selects the tile kernels in AVX2 (conv256_amd64.s), on every
 // machine that has it: AVX-512 ones too, there being no AVX-512 versions.
-// Tests turn it off to run the Go ones.
-var wg2AVX2 = haveAVX2FMA
+// Tests turn it off to run the Go ones. wg4AVX2 is the same for
+// F(4x4, 2x2)'s.
+var wg2AVX2, wg4AVX2 = haveAVX2FMA, haveAVX2FMA
 
 // wg2Check panics unless g is a 4x4 stride-2 convolution of one group
 // and no dilation and m a tile backend.WinogradS2 has.
@@ -218,6 +219,8 @@ func wg2in(m int, src []float32, ld, cs int, dst []float32, ds, n int) {
 		wg2in256(&src[0], ld, cs, &dst[0], ds, n)
 	case m == 2:
 		wg2inGo(src, ld, cs, dst, ds, n)
+	case wg4AVX2:
+		wg4in256(&src[0], ld, cs, &dst[0], ds, n)
 	default:
 		wg4inGo(src, ld, cs, dst, ds, n)
 	}
@@ -313,6 +316,8 @@ func wg2ingrad(m int, dst []float32, ld, cs int, src []float32, ss, n int) {
 		wg2ingrad256(&dst[0], ld, cs, &src[0], ss, n)
 	case m == 2:
 		wg2ingradGo(dst, ld, cs, src, ss, n)
+	case wg4AVX2:
+		wg4ingrad256(&dst[0], ld, cs, &src[0], ss, n)
 	default:
 		wg4ingradGo(dst, ld, cs, src, ss, n)
 	}
@@ -428,6 +433,8 @@ func wg2out(m int, src []float32, ss int, dst []float32, ld int, bias []float32,
 		wg2out256(&src[0], ss, &dst[0], ld, &bias[0], n)
 	case m == 2:
 		wg2outGo(src, ss, dst, ld, bias, n)
+	case wg4AVX2:
+		wg4out256(&src[0], ss, &dst[0], ld, &bias[0], n)
 	default:
 		wg4outGo(src, ss, dst, ld, bias, n)
 	}
@@ -519,6 +526,8 @@ func wg2outgrad(m int, src []float32, ld int, dst []float32, ds, n int) {
 		wg2outgrad256(&src[0], ld, &dst[0], ds, n)
 	case m == 2:
 		wg2outgradGo(src, ld, dst, ds, n)
+	case wg4AVX2:
+		wg4outgrad256(&src[0], ld, &dst[0], ds, n)
 	default:
 		wg4outgradGo(src, ld, dst, ds, n)
 	}

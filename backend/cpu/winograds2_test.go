@@ -102,8 +102,8 @@ func TestWinogradS2Convolution(t *testing.T) {
 			m, avx := lv.m, lv.avx
 			P := backend.WinogradS2Points(m)
 			T := g.N * ((g.OH + m - 1) / m) * ((g.OW + m - 1) / m)
-			old := wg2AVX2
-			wg2AVX2 = avx
+			old, old4 := wg2AVX2, wg4AVX2
+			wg2AVX2, wg4AVX2 = avx, avx
 			sU, sV, sM := backend.WinogradStride(g.K*C4), backend.WinogradStride(T*C4), backend.WinogradStride(T*g.K)
 			u := c.Alloc(backend.WinogradS2Len(m, g.K*C4), false)
 			v := c.Alloc(backend.WinogradS2Len(m, T*C4), false)
@@ -176,7 +176,7 @@ func TestWinogradS2Convolution(t *testing.T) {
 			for _, b := range []backend.Buffer{u, v, mt, y, dm, du, dv, dx, dw} {
 				c.Free(b)
 			}
-			wg2AVX2 = old
+			wg2AVX2, wg4AVX2 = old, old4
 		}
 	}
 }
@@ -220,12 +220,12 @@ func TestWinogradS2VectorMatchesGo(t *testing.T) {
 			dy := randBuf(c, r, g.N*g.K*g.OH*g.OW)
 			bias := randBuf(c, r, g.K)
 			run := func(avx bool) [][]float32 {
-				old, ps := wg2AVX2, packStrided
-				wg2AVX2 = avx
+				old, old4, ps := wg2AVX2, wg4AVX2, packStrided
+				wg2AVX2, wg4AVX2 = avx, avx
 				if !avx {
 					packStrided = packStridedGo
 				}
-				defer func() { wg2AVX2, packStrided = old, ps }()
+				defer func() { wg2AVX2, wg4AVX2, packStrided = old, old4, ps }()
 				v := c.Alloc(backend.WinogradS2Len(m, T*4*g.C), true)
 				c.WinogradS2Input(g, m, v, x)
 				dx := randBufSeed(c, 7, g.N*g.C*g.H*g.W)
@@ -255,8 +255,9 @@ func TestWinogradS2VectorMatchesGo(t *testing.T) {
 	}
 }
 
-// TestWinogradS2TileKernels256 runs each AVX2 tile kernel against its Go
-// version on one tile of n channels, n from 0 to 1000 so that every tail
+// TestWinogradS2TileKernels256 runs each AVX2 tile kernel, F(2x2, 2x2)'s
+// and F(4x4, 2x2)'s, against its Go version on one tile of n channels,
+// every n from 0 to 1000 (0 to 40 and 1000 under -short) so that every tail
 // of the 8-lane chunks (and the masked last chunk) is run, on values with
 // signed zeros among them. The runs lie apart (gaps between taps, rows
 // and points) holding sentinels: a kernel that writes past its n channels
@@ -288,7 +289,14 @@ func TestWinogradS2TileKernels256(t *testing.T) {
 			}
 		}
 	}
-	for _, n := range []int{0, 1, 2, 7, 8, 9, 15, 16, 17, 23, 31, 33, 64, 1000} {
+	ns := make([]int, 1001) // every n; under -short 0 to 40 and 1000
+	for i := range ns {
+		ns[i] = i
+	}
+	if testing.Short() {
+		ns = append(ns[:41], 1000)
+	}
+	for _, n := range ns {
 		// taps: tap (a, b) at a*ld + b*cs, cs = n+3, ld = 3cs+5; points at e*ds, ds = n+7
 		cs := n + 3
 		ld, ds := 3*cs+5, n+7
@@ -322,6 +330,38 @@ func TestWinogradS2TileKernels256(t *testing.T) {
 		wg2outgrad256(&dy[0], old, &a[0], ds, n)
 		wg2outgradGo(dy, old, b, ds, n)
 		same("wg2outgrad", n, a, b)
+
+		// F(4x4, 2x2): taps (a, b) for a, b < 5 at a*ld4 + b*cs, ld4 =
+		// 5cs+5; 25 points at e*ds; outputs (o, c) at o*old4 + c*n,
+		// old4 = 4n+5
+		ld4, old4 := 5*cs+5, 4*n+5
+		taps4, pts4, outs4 := 4*ld4+4*cs+n+1, 24*ds+n+1, 3*old4+4*n+1
+		src4 := fill(taps4)
+		a = fill(pts4)
+		b = append([]float32(nil), a...)
+		wg4in256(&src4[0], ld4, cs, &a[0], ds, n)
+		wg4inGo(src4, ld4, cs, b, ds, n)
+		same("wg4in", n, a, b)
+
+		p4 := fill(pts4)
+		a = fill(taps4)
+		b = append([]float32(nil), a...)
+		wg4ingrad256(&a[0], ld4, cs, &p4[0], ds, n)
+		wg4ingradGo(b, ld4, cs, p4, ds, n)
+		same("wg4ingrad", n, a, b)
+
+		a = fill(outs4)
+		b = append([]float32(nil), a...)
+		wg4out256(&p4[0], ds, &a[0], old4, &bias[0], n)
+		wg4outGo(p4, ds, b, old4, bias, n)
+		same("wg4out", n, a, b)
+
+		dy4 := fill(outs4)
+		a = fill(pts4)
+		b = append([]float32(nil), a...)
+		wg4outgrad256(&dy4[0], old4, &a[0], ds, n)
+		wg4outgradGo(dy4, old4, b, ds, n)
+		same("wg4outgrad", n, a, b)
 	}
 }
 
