@@ -78,7 +78,7 @@ func benchStride2(b *testing.B, transposed bool, C, H, K int) {
 // lets it: not the 3-channel layers) and off (the GEMM path), and
 // BenchmarkConv2dS2Tile 128-channel convolutions of smaller outputs (4x4,
 // 6x6, 8x8) in either tile: where F(4x4, 2x2) starts to pay
-// (winogradS2F4Min).
+// (winogradS2Tile).
 func BenchmarkConv2dVQStride2(b *testing.B) {
 	for _, c := range []struct {
 		name       string
@@ -114,10 +114,10 @@ func BenchmarkConv2dS2Tile(b *testing.B) {
 // on every output), "f22" (F(2x2, 2x2)) or "gemm" (Winograd off), and
 // returns a func that restores it.
 func s2Path(path string) func() {
-	old, wino := winogradS2F4Min, SetWinograd(path != "gemm")
-	winogradS2F4Min = 1 << 30
+	old, wino := winogradS2Force, SetWinograd(path != "gemm")
+	winogradS2Force = 2
 	if path == "f44" {
-		winogradS2F4Min = 1
+		winogradS2Force = 4
 	}
-	return func() { winogradS2F4Min = old; SetWinograd(wino) }
+	return func() { winogradS2Force = old; SetWinograd(wino) }
 }

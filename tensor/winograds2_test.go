@@ -21,12 +21,9 @@ func allChannels(t *testing.T) {
 // s2Tile makes the path run tile m (2 or 4) on every shape it takes,
 // and returns a func that restores the tile's choice.
 func s2Tile(m int) func() {
-	old := winogradS2F4Min
-	winogradS2F4Min = 1 << 30
-	if m == 4 {
-		winogradS2F4Min = 1
-	}
-	return func() { winogradS2F4Min = old }
+	old := winogradS2Force
+	winogradS2Force = m
+	return func() { winogradS2Force = old }
 }
 
 // s2Name is tile m's algorithm.
@@ -210,7 +207,7 @@ func testGradWinogradS2(t *testing.T, tile int) {
 
 // TestWinogradS2Geometry: the path takes 4x4 stride-2 convolutions of one
 // group and no dilation only, of winogradS2Min channels in and out, in
-// tiles of 4 where the output is winogradS2F4Min a side, and
+// tiles of 4 where winogradS2Tile says, and
 // SetWinograd(false) turns it off.
 func TestWinogradS2Geometry(t *testing.T) {
 	base := ConvOptions{Stride: [2]int{2, 2}, Padding: [2]int{1, 1}}
@@ -239,7 +236,7 @@ func TestWinogradS2Geometry(t *testing.T) {
 			t.Errorf("%d -> %d channels: on the F(2x2, 2x2) path, below winogradS2Min %d", ch[0], ch[1], winogradS2Min)
 		}
 	}
-	for _, c := range []struct{ H, W, tile int }{{16, 16, 4}, {16, 30, 4}, {14, 16, 2}, {8, 8, 2}, {16, 8, 2}} {
+	for _, c := range []struct{ H, W, tile int }{{16, 16, 4}, {16, 30, 4}, {24, 24, 4}, {22, 22, 4}, {14, 16, 2}, {8, 8, 2}, {16, 8, 2}, {20, 20, 2}, {18, 18, 2}} {
 		g := geom("conv2d", 2, 8, c.H, c.W, 8, 4, 4, base.norm())
 		if _, m, ok := winogradS2For(be, g); !ok || m != c.tile {
 			t.Errorf("%dx%d output: tile %d (on the path %v), want %d", g.OH, g.OW, m, ok, c.tile)
