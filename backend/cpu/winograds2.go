@@ -2,6 +2,7 @@ package cpu
 
 import (
 	"fmt"
+	"unsafe"
 
 	"github.com/golem-ml/golem/backend"
 )
@@ -75,7 +76,8 @@ func wg2Rows(g backend.Conv2D, m int) (SR, SC, hn, wn int) {
 //
 // The helpers return their values, not an array: an array returned is
 // stored a value at a time and read back 16 bytes at a time, which the
-// store buffer cannot forward (7x slower on Zen 1).
+// store buffer cannot forward (the weight transform was 2.5x slower so
+// on Zen 1).
 func wg4g(x0, x1 float32) (h0, h1, h2, h3, h4 float32) {
 	const sixth = float32(1.0 / 6)
 	return x0 * 0.5, (x0 + x1) * 0.5, (x0 - x1) * sixth, -(x0 + x1 + x1) * sixth, x1
@@ -96,42 +98,38 @@ func (c *CPU) WinogradS2Weight(m, K, C int, u, w backend.Buffer) {
 	S := backend.WinogradStride(4 * KC)
 	wgLen("WinogradS2Weight", "u", us, backend.WinogradS2Len(m, 4*KC))
 	wgLen("WinogradS2Weight", "w", ws, 16*KC)
-	P := backend.WinogradS2Points(m)
-	Parallel(4*K, max(1, 1024/C), func(lo, hi int) {
-		// in u's order, each point's values a run: 64 channels of
-		// every point into tb, then copied a point at a time (writing
-		// the 25 points' runs at once was 7x slower, the stores' lines
-		// missing in turn)
-		var tb [25][64]float32
+	Parallel(4*K, max(1, 1024/C), func(lo, hi int) { // in u's order: each point's values a run
 		for kp := lo; kp < hi; kp++ {
 			k, p := kp/4, kp%4
 			r, s := p>>1, p&1
-			for c0 := 0; c0 < C; c0 += 64 {
-				nc := min(64, C-c0)
-				for cj := range nc {
-					g := (*[16]float32)(ws[(k*C+c0+cj)*16:])
-					a, b := g[r*4+s], g[r*4+s+2]
-					cc, d := g[(r+2)*4+s], g[(r+2)*4+s+2]
-					if m == 2 {
-						for e, v := range [9]float32{a, a + b, b, a + cc, (a + b) + (cc + d), b + d, cc, cc + d, d} {
-							tb[e][cj] = v
-						}
-						continue
-					}
-					var g0, g1 [5]float32 // G w: the columns' transforms
-					g0[0], g0[1], g0[2], g0[3], g0[4] = wg4g(a, cc)
-					g1[0], g1[1], g1[2], g1[3], g1[4] = wg4g(b, d)
-					for i := range 5 { // then each row's
-						tb[5*i][cj], tb[5*i+1][cj], tb[5*i+2][cj], tb[5*i+3][cj], tb[5*i+4][cj] = wg4g(g0[i], g1[i])
-					}
+			uk := us[kp*C:]
+			wkk := wk(ws, k, C)
+			for ci := range wkk {
+				g := &wkk[ci]
+				a, b := g[r*4+s], g[r*4+s+2]
+				cc, d := g[(r+2)*4+s], g[(r+2)*4+s+2]
+				if m == 2 {
+					uk[ci], uk[S+ci], uk[2*S+ci] = a, a+b, b
+					uk[3*S+ci], uk[4*S+ci], uk[5*S+ci] = a+cc, (a+b)+(cc+d), b+d
+					uk[6*S+ci], uk[7*S+ci], uk[8*S+ci] = cc, cc+d, d
+					continue
 				}
-				o := kp*C + c0
-				for e := range P {
-					copy(us[e*S+o:e*S+o+nc], tb[e][:nc])
-				}
+				g0, g1, g2, g3, g4 := wg4g(a, cc) // G w: the columns' transforms
+				h0, h1, h2, h3, h4 := wg4g(b, d)
+				u0, u1, u2, u3, u4 := uk[:5*S], uk[5*S:10*S], uk[10*S:15*S], uk[15*S:20*S], uk[20*S:] // then each row's
+				u0[ci], u0[S+ci], u0[2*S+ci], u0[3*S+ci], u0[4*S+ci] = wg4g(g0, h0)
+				u1[ci], u1[S+ci], u1[2*S+ci], u1[3*S+ci], u1[4*S+ci] = wg4g(g1, h1)
+				u2[ci], u2[S+ci], u2[2*S+ci], u2[3*S+ci], u2[4*S+ci] = wg4g(g2, h2)
+				u3[ci], u3[S+ci], u3[2*S+ci], u3[3*S+ci], u3[4*S+ci] = wg4g(g3, h3)
+				u4[ci], u4[S+ci], u4[2*S+ci], u4[3*S+ci], u4[4*S+ci] = wg4g(g4, h4)
 			}
 		}
 	})
+}
+
+// wk is kernel k's C 4x4 kernels of w [K, C, 4, 4].
+func wk(w []float32, k, C int) [][16]float32 {
+	return unsafe.Slice((*[16]float32)(w[k*C*16:]), C)
 }
 
 // WinogradS2WeightGrad adds G^T du_p G into dw [K, C, 4, 4], du [P, K,
@@ -146,30 +144,27 @@ func (c *CPU) WinogradS2WeightGrad(m, K, C int, dw, du backend.Buffer) {
 	Parallel(4*K, max(1, 1024/C), func(lo, hi int) { // in du's order, as WinogradS2Weight
 		for kp := lo; kp < hi; kp++ {
 			k, p := kp/4, kp%4
-			for ci := range C {
-				o := kp*C + ci
-				g := (*[16]float32)(ws[(k*C+ci)*16:])
-				r, s := p>>1, p&1
+			r, s := p>>1, p&1
+			uk := us[kp*C:]
+			wkk := wk(ws, k, C)
+			for ci := range wkk {
+				g := &wkk[ci]
+				var a, b, cc, d float32
 				if m == 2 {
-					var q [9]float32
-					for e := range q {
-						q[e] = us[e*S+o]
-					}
-					s0, s1, s2 := q[0]+q[3], q[1]+q[4], q[2]+q[5] // rows 0 and 1 of A^T q
-					u0, u1, u2 := q[3]+q[6], q[4]+q[7], q[5]+q[8] // rows 1 and 2
-					g[r*4+s] += s0 + s1
-					g[r*4+s+2] += s1 + s2
-					g[(r+2)*4+s] += u0 + u1
-					g[(r+2)*4+s+2] += u1 + u2
-					continue
+					q := uk[ci:]
+					s0, s1, s2 := q[0]+q[3*S], q[S]+q[4*S], q[2*S]+q[5*S]     // rows 0 and 1 of A^T q
+					u0, u1, u2 := q[3*S]+q[6*S], q[4*S]+q[7*S], q[5*S]+q[8*S] // rows 1 and 2
+					a, b, cc, d = s0+s1, s1+s2, u0+u1, u1+u2
+				} else { // the rows' adjoint, then the columns'
+					q0, q1, q2, q3, q4 := uk[ci:], uk[5*S+ci:], uk[10*S+ci:], uk[15*S+ci:], uk[20*S+ci:]
+					x0, y0 := wg4gT(q0[0], q0[S], q0[2*S], q0[3*S], q0[4*S])
+					x1, y1 := wg4gT(q1[0], q1[S], q1[2*S], q1[3*S], q1[4*S])
+					x2, y2 := wg4gT(q2[0], q2[S], q2[2*S], q2[3*S], q2[4*S])
+					x3, y3 := wg4gT(q3[0], q3[S], q3[2*S], q3[3*S], q3[4*S])
+					x4, y4 := wg4gT(q4[0], q4[S], q4[2*S], q4[3*S], q4[4*S])
+					a, cc = wg4gT(x0, x1, x2, x3, x4)
+					b, d = wg4gT(y0, y1, y2, y3, y4)
 				}
-				var c0, c1 [5]float32 // the rows' adjoint, then the columns'
-				for i := range 5 {
-					q := us[5*i*S+o:]
-					c0[i], c1[i] = wg4gT(q[0], q[S], q[2*S], q[3*S], q[4*S])
-				}
-				a, cc := wg4gT(c0[0], c0[1], c0[2], c0[3], c0[4])
-				b, d := wg4gT(c1[0], c1[1], c1[2], c1[3], c1[4])
 				g[r*4+s] += a
 				g[r*4+s+2] += b
 				g[(r+2)*4+s] += cc
