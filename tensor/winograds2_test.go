@@ -61,12 +61,14 @@ var winogradS2Cases = []struct {
 // sums of up to 4 values each (B^T d, A dy A^T, G w G^T), so each
 // product the transformed GEMMs round is up to 16x one of the direct
 // convolution's, and the output transform adds up to 4 rounded points.
-// Measured on these cases: at most 6.1e-7 for outputs and input
-// gradients, 1.2e-6 for weight gradients (a small image, few tiles).
-// F(4x4, 2x2): its transforms' magnitudes (|A^T| |G| |B^T| summed over
-// an output's products, 205 in 2-D against 9) are 23x F(2x2, 2x2)'s, so
-// 2^-18 * 32 = 2^-13; measured on these cases: at most 4.6e-6 (an output of an odd
-// 3x5 transposed convolution).
+// Measured on these cases: at most 5.3e-7 for outputs and input
+// gradients, 3.9e-7 for weight gradients (1.2e-6 against their own
+// magnitudes, before the kernel's largest was their scale). F(4x4, 2x2):
+// its transforms' magnitudes (|A^T| |G| |B^T| summed over an output's
+// products, 205 in 2-D against 9) are 23x F(2x2, 2x2)'s, so 2^-18 * 32 =
+// 2^-13; measured on these cases: at most 4.6e-6 (an output of an odd
+// 3x5 transposed convolution), 1.7e-6 for input gradients, 1.9e-6 for
+// weight gradients.
 func winogradS2Bound(m int) float64 {
 	if m == 4 {
 		return 1.0 / (1 << 13)
