@@ -53,9 +53,10 @@ func winogradS2For(be backend.Backend, g backend.Conv2D) (backend.WinogradS2, in
 // 10x10, where the 4x4 tiles overhang the output), else 2 (F(2x2,
 // 2x2)). Measured (BenchmarkConv2dS2Tile and BenchmarkConv2dVQStride2,
 // 128 channels, batch 32, one thread, Zen 1, CPU time): on an 8x8 output
-// F(4x4, 2x2) is 16% faster (53 against 63 ms a step), on 6x6 (its 4x4
-// tiles covering 8x8) 1.4x slower, on 4x4 (the same 1.44x fewer
-// multiply-adds as on 8x8, in GEMMs of 32 tiles) 1.13x slower.
+// F(4x4, 2x2) is 19% faster (51.7 against 63.7 ms a step), on 6x6 (its
+// 4x4 tiles covering 8x8) 1.4x slower, on 4x4 (the same 1.44x fewer
+// multiply-adds as on 8x8, in GEMMs of 32 tiles) even (18-19 ms
+// against 17-20).
 func winogradS2Tile(g backend.Conv2D) int {
 	if winogradS2Force != 0 {
 		return winogradS2Force
