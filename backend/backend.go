@@ -267,8 +267,10 @@ type MultiAdamW interface {
 // Freezer lets a backend keep a buffer in the form its kernels read
 // fastest (the CPU keeps a frozen GEMM operand packed). Freeze declares
 // that b's values do not change until Thaw (or Free); writing a frozen
-// buffer without thawing it first is undefined. Called by serve on the
-// weights it serves. Buffers: float32.
+// buffer without thawing it first is undefined. Called through
+// nn.FreezeBuffers: by serve on the weights it serves, by the inference
+// commands on theirs, by PPO and GRPO on the policy while a rollout
+// samples. Buffers: float32.
 type Freezer interface {
 	Freeze(b Buffer)
 	Thaw(b Buffer)

@@ -215,14 +215,9 @@ func clipConfig(cc *clip.Config) gpt.Config {
 }
 
 // freeze lets a backend that can keep the served weights packed for its
-// matrix products do so (served weights never change).
-func (w *Weights) freeze() {
-	if fz, ok := w.backend().(backend.Freezer); ok {
-		for _, p := range w.params() {
-			fz.Freeze(p.Tensor.Buffer())
-		}
-	}
-}
+// matrix products do so (served weights never change; no size bound:
+// a server keeps its models resident).
+func (w *Weights) freeze() { nn.FreezeBuffers(w.params(), 0) }
 
 // NewWeights checks that tok fits m and finds the stop tokens.
 func NewWeights(m *gpt.Model, tok *tokenizer.Tokenizer, modTime time.Time) (*Weights, error) {

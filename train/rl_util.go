@@ -169,6 +169,11 @@ func (a *answers) append(b answers, from, to int) {
 	}
 }
 
+// freezeRollouts keeps the policy's weights packed while a rollout
+// samples (sampleRollout); off only in the test that checks it changes
+// nothing.
+var freezeRollouts = true
+
 // sampleRollout has the policy answer rendered prompts at temperature
 // temp, with up to maxTokens new tokens each (fewer where the context
 // ends), each answer stopping at <|im_end|>; pre, when not nil, are the
@@ -183,7 +188,15 @@ func sampleRollout(policy *gpt.Model, prompts [][]int, pre []*nn.SoftPrompt, max
 		L += pre[0].Weight.Dim(0)
 	}
 	maxNew := min(maxTokens, policy.Config.Context-L)
+	// The policy's weights are fixed while it samples: keep them packed
+	// for the decode steps' products (len(prompts) rows each), and thaw
+	// them before the optimizer writes them.
+	thaw := func() {}
+	if freezeRollouts {
+		thaw, _ = nn.FreezeBuffers(append(policy.Params(), policy.LoRAParams()...), nn.MaxFrozenBytes)
+	}
 	outs, err := generate.Tokens(policy, prompts, generate.Options{MaxTokens: maxNew, Temperature: temp, StopIDs: []int{imEnd}, Seed: seed, RowPrompts: pre}, nil)
+	thaw()
 	if err != nil {
 		return answers{}, err
 	}

@@ -60,6 +60,22 @@ func (c *CPU) Thaw(b backend.Buffer) {
 	}
 }
 
+// FrozenBytes is the bytes of b's packed copies: none until a product
+// with several rows reads b after Freeze, none after Thaw.
+func (c *CPU) FrozenBytes(b backend.Buffer) int64 {
+	bb, ok := b.(*Buf)
+	if !ok || bb.frozen == nil {
+		return 0
+	}
+	bb.frozen.mu.Lock()
+	defer bb.frozen.mu.Unlock()
+	var n int64
+	for _, p := range bb.frozen.packs {
+		n += 4 * int64(len(p.data))
+	}
+	return n
+}
+
 // packed returns op(B) packed whole for the active kernel, packing it on
 // first use; nil when B is not frozen or too small to be worth keeping.
 func packed(b backend.Buffer, transB bool, off, ldb, n, k int) []float32 {

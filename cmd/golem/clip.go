@@ -12,6 +12,7 @@ import (
 	"github.com/golem-ml/golem/data/vision"
 	"github.com/golem-ml/golem/eval"
 	"github.com/golem-ml/golem/model/clip"
+	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/tokenizer"
 	"github.com/golem-ml/golem/train"
 )
@@ -124,6 +125,7 @@ func (f clipEvalFlags) load(fs *flag.FlagSet, args []string) (*clip.Model, *toke
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}
+	nn.FreezeBuffers(m.Params(), nn.MaxFrozenBytes) // inference only: every batch reads the same weights
 	var tok *tokenizer.CLIP
 	if *f.tok != "" {
 		tok, err = tokenizer.LoadCLIP(*f.tok)

@@ -87,6 +87,7 @@ func runEvalMC(args []string) error {
 	if err != nil {
 		return err
 	}
+	defer l.Freeze()()
 	if l.SoftPrompt != nil {
 		return fmt.Errorf("eval mc: %s is a prompt-tuning adapter; multiple choice scores a model or a LoRA adapter", *f.model)
 	}
@@ -172,6 +173,7 @@ func runEvalGen(args []string) error {
 	if err != nil {
 		return err
 	}
+	defer l.Freeze()()
 	m, tok, soft := l.Model, l.Tok, l.SoftPrompt
 	r, err := eval.ExactMatch(m, tok, ps, eval.ExactOptions{GenOptions: eval.GenOptions{MaxTokens: *maxTokens, Batch: *batch, Soft: soft},
 		Shots: shots, CoT: *cot, Chat: *chat})
@@ -219,6 +221,7 @@ func runEvalTasks(args []string) error {
 	if err != nil {
 		return err
 	}
+	defer l.Freeze()()
 	m, tok, soft := l.Model, l.Tok, l.SoftPrompt
 	r, err := eval.Tasks(m, tok, tasks, eval.GenOptions{MaxTokens: *maxTokens, Batch: *batch, Soft: soft})
 	if err != nil {

@@ -29,6 +29,7 @@ func runEvalPPL(args []string) error {
 	if err != nil {
 		return err
 	}
+	defer l.Freeze()()
 	b, err := os.ReadFile(*data)
 	if err != nil {
 		return err

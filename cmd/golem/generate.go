@@ -146,6 +146,9 @@ func runGenerate(args []string) (err error) {
 		return err
 	}
 	m, tok := l.Model, l.Tok
+	if *n > 1 { // every decode step a product of n rows by each matrix: keep them packed
+		defer l.Freeze()()
+	}
 	if bf16 {
 		fmt.Fprintf(os.Stderr, "generate: %d matrices kept as bfloat16\n", len(m.Quantized()))
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/golem-ml/golem/model/clip"
 	"github.com/golem-ml/golem/model/dalle"
 	"github.com/golem-ml/golem/model/resnet"
+	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/tokenizer"
 	"github.com/golem-ml/golem/train"
 )
@@ -109,6 +110,7 @@ func runImaginePrefs(args []string) error {
 	if err != nil {
 		return fmt.Errorf("imagine prefs: --annotator: %w", err)
 	}
+	nn.FreezeBuffers(append(m.Params(), m.VQ.Params()...), nn.MaxFrozenBytes) // the drawer samples, never trains
 	items, err := eval.ReadJudgeItems(*prompts)
 	if err != nil {
 		return err
@@ -282,6 +284,13 @@ func runImagine(args []string) error {
 			return fmt.Errorf("imagine: --rerank: %w", err)
 		}
 	}
+	// Inference only: every token's step reads the same weights, N (2N
+	// with guidance) rows at a time.
+	params := append(m.Params(), m.VQ.Params()...)
+	if o.Rerank != nil {
+		params = append(params, o.Rerank.Params()...)
+	}
+	nn.FreezeBuffers(params, nn.MaxFrozenBytes)
 	if batch {
 		return imagineBatch(m, o, *prompts, *outDir, *sf.limit, *all)
 	}

@@ -177,6 +177,7 @@ func runEvalVLM(args []string) error {
 		if err != nil {
 			return err
 		}
+		l.Freeze()
 		cont, end := eval.VLMImage(l.VLM, l.Tok, *maxTokens)
 		answer = eval.VLMConversation(cont, end, true)
 	} else {
@@ -184,6 +185,7 @@ func runEvalVLM(args []string) error {
 		if err != nil {
 			return err
 		}
+		l.Freeze()
 		cont, end := eval.VLMText(l.Model, l.Tok, l.SoftPrompt, *maxTokens)
 		answer = eval.VLMConversation(cont, end, false)
 	}

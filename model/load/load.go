@@ -270,3 +270,20 @@ func Files(dir string) ([]string, error) {
 	shards, _ := filepath.Glob(filepath.Join(dir, "model-*-of-*.safetensors"))
 	return append(append(out, index), shards...), nil
 }
+
+// Params are every parameter the loaded model runs with: a LLaVA model's
+// vision tower and projector too, and an unmerged adapter's LoRA.
+func (l *Loaded) Params() []nn.Named {
+	if l.VLM != nil {
+		return l.VLM.Params()
+	}
+	return append(l.Model.Params(), l.Model.LoRAParams()...)
+}
+
+// Freeze keeps the loaded weights packed for the matrix products of an
+// inference-only command (nn.FreezeBuffers, up to nn.MaxFrozenBytes):
+// nothing may write them until thaw.
+func (l *Loaded) Freeze() (thaw func()) {
+	thaw, _ = nn.FreezeBuffers(l.Params(), nn.MaxFrozenBytes)
+	return thaw
+}
