@@ -500,6 +500,8 @@ func halfDots(k int) func(out, x []float32, ldx, nx int, rows []uint16) {
 	return func(out, x []float32, ldx, nx int, rows []uint16) {
 		nt := len(out) / nx
 		if haveHalf && fastQuant {
+			// The kernels read and write what these bounds allow.
+			_, _ = x[(nx-1)*ldx+k-1], rows[nt*k-1]
 			i := 0
 			if haveHalf2 && !haveHalf512 {
 				for ; nx-i >= 3; i += 3 {
