@@ -229,9 +229,12 @@ func fromBF16s(dst []float32, src []uint16) {
 // (decoding) take dot products straight from W's rows, read once (bdot);
 // more (a prefill) widen tiles of W and run SgemmBF16 on each (matmulWide).
 func matmulBF16(m, n, k int, alpha float32, a []float32, lda int, w *QuantBuf, beta float32, c []float32, ldc int) {
-	matmulWide(m, n, k, alpha, a, lda, w, beta, c, ldc, fromBF16s, SgemmBF16ST, func(out []float32, x []float32, rows []uint16) {
+	matmulWide(m, n, k, alpha, a, lda, w, beta, c, ldc, fromBF16s, SgemmBF16ST, func(out []float32, x []float32, ldx, nx int, rows []uint16) {
 		xp := make([]float32, (k+1)/2)
-		convertPairs(xp, x, k)
-		bdotRows(out, xp, rows, k)
+		nt := len(out) / nx
+		for i := range nx {
+			convertPairs(xp, x[i*ldx:i*ldx+k], k)
+			bdotRows(out[i*nt:i*nt+nt], xp, rows, k)
+		}
 	})
 }

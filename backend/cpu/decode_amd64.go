@@ -80,3 +80,15 @@ func vdotsh2x8(out, q *float32, k *uint16, ldk, blocks, d int, scale float32)
 //
 //go:noescape
 func vfromhalf2(dst *float32, src *uint16, n int)
+
+// vdotsh2r3 and vdotsh2r2 are vdotsh2 (scale 1) for 3 and 2 rows of
+// activations x (ldx apart) at once against the same float16 rows of k,
+// each widened once for all the rows: out[r*ldo+j] = dot(x[r*ldx:][:d],
+// k[j*ldk:][:d]), each row summed in vdotsh2's order (bit for bit
+// vdotsh2's for that row alone).
+//
+//go:noescape
+func vdotsh2r3(out *float32, ldo int, x *float32, ldx int, k *uint16, ldk, n, d int)
+
+//go:noescape
+func vdotsh2r2(out *float32, ldo int, x *float32, ldx int, k *uint16, ldk, n, d int)

@@ -34,3 +34,11 @@ func vdotsh2x8(out, q *float32, k *uint16, ldk, blocks, d int, scale float32) {
 }
 
 func vfromhalf2(dst *float32, src *uint16, n int) { panic("cpu: no vector kernels") }
+
+func vdotsh2r3(out *float32, ldo int, x *float32, ldx int, k *uint16, ldk, n, d int) {
+	panic("cpu: no vector kernels")
+}
+
+func vdotsh2r2(out *float32, ldo int, x *float32, ldx int, k *uint16, ldk, n, d int) {
+	panic("cpu: no vector kernels")
+}

@@ -522,3 +522,253 @@ fromhalf2_tail:
 fromhalf2_done:
 	VZEROUPPER
 	RET
+
+// func vdotsh2r3(out *float32, ldo int, x *float32, ldx int, k *uint16, ldk, n, d int)
+// vdotsh2 (scale 1) for 3 rows of activations at once: out[r*ldo+j] =
+// dot(x[r*ldx:r*ldx+d], k[j*ldk:j*ldk+d]) for r < 3, j < n. Each float16
+// value of k is widened once for the 3 rows; each row's sums are
+// vdotsh2's, accumulator by accumulator and lane by lane (rows in
+// Y0-Y3, Y4-Y7, Y8-Y11), so every output is bit for bit vdotsh2's for that
+// row alone. The last d%8 values' scalars are summed after the vectors'
+// reduction (independent of it) in the freed X1, X5, X9.
+TEXT ·vdotsh2r3(SB), NOSPLIT, $0-64
+	MOVQ out+0(FP), DI
+	MOVQ ldo+8(FP), R14
+	SHLQ $2, R14
+	MOVQ x+16(FP), SI
+	MOVQ ldx+24(FP), R12
+	SHLQ $2, R12
+	MOVQ k+32(FP), DX
+	MOVQ ldk+40(FP), R8
+	SHLQ $1, R8
+	MOVQ R8, R13
+	SHLQ $5, R13
+	MOVQ n+48(FP), BX
+	MOVQ d+56(FP), R9
+dotsh2r3_key:
+	TESTQ BX, BX
+	JZ dotsh2r3_done
+	PREFETCHT0 (DX)(R13*1)
+	PREFETCHT0 64(DX)(R13*1)
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	MOVQ SI, R10
+	MOVQ DX, R11
+	MOVQ R9, CX
+dotsh2r3_loop32:
+	CMPQ CX, $32
+	JLT dotsh2r3_loop8
+	PREFETCHT0 1024(R11)
+	VCVTPH2PS (R11), Y12
+	VCVTPH2PS 16(R11), Y13
+	VCVTPH2PS 32(R11), Y14
+	VCVTPH2PS 48(R11), Y15
+	VFMADD231PS (R10), Y12, Y0
+	VFMADD231PS 32(R10), Y13, Y1
+	VFMADD231PS 64(R10), Y14, Y2
+	VFMADD231PS 96(R10), Y15, Y3
+	VFMADD231PS (R10)(R12*1), Y12, Y4
+	VFMADD231PS 32(R10)(R12*1), Y13, Y5
+	VFMADD231PS 64(R10)(R12*1), Y14, Y6
+	VFMADD231PS 96(R10)(R12*1), Y15, Y7
+	VFMADD231PS (R10)(R12*2), Y12, Y8
+	VFMADD231PS 32(R10)(R12*2), Y13, Y9
+	VFMADD231PS 64(R10)(R12*2), Y14, Y10
+	VFMADD231PS 96(R10)(R12*2), Y15, Y11
+	ADDQ $128, R10
+	ADDQ $64, R11
+	SUBQ $32, CX
+	JMP dotsh2r3_loop32
+dotsh2r3_loop8:
+	CMPQ CX, $8
+	JLT dotsh2r3_reduce
+	VCVTPH2PS (R11), Y12
+	VFMADD231PS (R10), Y12, Y0
+	VFMADD231PS (R10)(R12*1), Y12, Y4
+	VFMADD231PS (R10)(R12*2), Y12, Y8
+	ADDQ $32, R10
+	ADDQ $16, R11
+	SUBQ $8, CX
+	JMP dotsh2r3_loop8
+dotsh2r3_reduce:
+	VADDPS Y1, Y0, Y0
+	VADDPS Y3, Y2, Y2
+	VADDPS Y2, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VMOVHLPS X0, X0, X1
+	VADDPS X1, X0, X0
+	VMOVSHDUP X0, X1
+	VADDSS X1, X0, X0
+	VXORPS X1, X1, X1
+	VADDPS Y5, Y4, Y4
+	VADDPS Y7, Y6, Y6
+	VADDPS Y6, Y4, Y4
+	VEXTRACTF128 $1, Y4, X5
+	VADDPS X5, X4, X4
+	VMOVHLPS X4, X4, X5
+	VADDPS X5, X4, X4
+	VMOVSHDUP X4, X5
+	VADDSS X5, X4, X4
+	VXORPS X5, X5, X5
+	VADDPS Y9, Y8, Y8
+	VADDPS Y11, Y10, Y10
+	VADDPS Y10, Y8, Y8
+	VEXTRACTF128 $1, Y8, X9
+	VADDPS X9, X8, X8
+	VMOVHLPS X8, X8, X9
+	VADDPS X9, X8, X8
+	VMOVSHDUP X8, X9
+	VADDSS X9, X8, X8
+	VXORPS X9, X9, X9
+dotsh2r3_tail:
+	TESTQ CX, CX
+	JZ dotsh2r3_sum
+	MOVWLZX (R11), AX
+	VMOVD AX, X12
+	VCVTPH2PS X12, X12
+	VFMADD231SS (R10), X12, X1
+	VFMADD231SS (R10)(R12*1), X12, X5
+	VFMADD231SS (R10)(R12*2), X12, X9
+	ADDQ $4, R10
+	ADDQ $2, R11
+	DECQ CX
+	JMP dotsh2r3_tail
+dotsh2r3_sum:
+	VADDSS X1, X0, X0
+	VMOVSS X0, (DI)
+	VADDSS X5, X4, X4
+	VMOVSS X4, (DI)(R14*1)
+	VADDSS X9, X8, X8
+	VMOVSS X8, (DI)(R14*2)
+	ADDQ $4, DI
+	ADDQ R8, DX
+	DECQ BX
+	JMP dotsh2r3_key
+dotsh2r3_done:
+	VZEROUPPER
+	RET
+
+// func vdotsh2r2(out *float32, ldo int, x *float32, ldx int, k *uint16, ldk, n, d int)
+// vdotsh2 (scale 1) for 2 rows of activations at once: out[r*ldo+j] =
+// dot(x[r*ldx:r*ldx+d], k[j*ldk:j*ldk+d]) for r < 2, j < n. Each float16
+// value of k is widened once for the 2 rows; each row's sums are
+// vdotsh2's, accumulator by accumulator and lane by lane (rows in
+// Y0-Y3, Y4-Y7), so every output is bit for bit vdotsh2's for that
+// row alone. The last d%8 values' scalars are summed after the vectors'
+// reduction (independent of it) in the freed X1, X5.
+TEXT ·vdotsh2r2(SB), NOSPLIT, $0-64
+	MOVQ out+0(FP), DI
+	MOVQ ldo+8(FP), R14
+	SHLQ $2, R14
+	MOVQ x+16(FP), SI
+	MOVQ ldx+24(FP), R12
+	SHLQ $2, R12
+	MOVQ k+32(FP), DX
+	MOVQ ldk+40(FP), R8
+	SHLQ $1, R8
+	MOVQ R8, R13
+	SHLQ $5, R13
+	MOVQ n+48(FP), BX
+	MOVQ d+56(FP), R9
+dotsh2r2_key:
+	TESTQ BX, BX
+	JZ dotsh2r2_done
+	PREFETCHT0 (DX)(R13*1)
+	PREFETCHT0 64(DX)(R13*1)
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	MOVQ SI, R10
+	MOVQ DX, R11
+	MOVQ R9, CX
+dotsh2r2_loop32:
+	CMPQ CX, $32
+	JLT dotsh2r2_loop8
+	PREFETCHT0 1024(R11)
+	VCVTPH2PS (R11), Y12
+	VCVTPH2PS 16(R11), Y13
+	VCVTPH2PS 32(R11), Y14
+	VCVTPH2PS 48(R11), Y15
+	VFMADD231PS (R10), Y12, Y0
+	VFMADD231PS 32(R10), Y13, Y1
+	VFMADD231PS 64(R10), Y14, Y2
+	VFMADD231PS 96(R10), Y15, Y3
+	VFMADD231PS (R10)(R12*1), Y12, Y4
+	VFMADD231PS 32(R10)(R12*1), Y13, Y5
+	VFMADD231PS 64(R10)(R12*1), Y14, Y6
+	VFMADD231PS 96(R10)(R12*1), Y15, Y7
+	ADDQ $128, R10
+	ADDQ $64, R11
+	SUBQ $32, CX
+	JMP dotsh2r2_loop32
+dotsh2r2_loop8:
+	CMPQ CX, $8
+	JLT dotsh2r2_reduce
+	VCVTPH2PS (R11), Y12
+	VFMADD231PS (R10), Y12, Y0
+	VFMADD231PS (R10)(R12*1), Y12, Y4
+	ADDQ $32, R10
+	ADDQ $16, R11
+	SUBQ $8, CX
+	JMP dotsh2r2_loop8
+dotsh2r2_reduce:
+	VADDPS Y1, Y0, Y0
+	VADDPS Y3, Y2, Y2
+	VADDPS Y2, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VMOVHLPS X0, X0, X1
+	VADDPS X1, X0, X0
+	VMOVSHDUP X0, X1
+	VADDSS X1, X0, X0
+	VXORPS X1, X1, X1
+	VADDPS Y5, Y4, Y4
+	VADDPS Y7, Y6, Y6
+	VADDPS Y6, Y4, Y4
+	VEXTRACTF128 $1, Y4, X5
+	VADDPS X5, X4, X4
+	VMOVHLPS X4, X4, X5
+	VADDPS X5, X4, X4
+	VMOVSHDUP X4, X5
+	VADDSS X5, X4, X4
+	VXORPS X5, X5, X5
+dotsh2r2_tail:
+	TESTQ CX, CX
+	JZ dotsh2r2_sum
+	MOVWLZX (R11), AX
+	VMOVD AX, X12
+	VCVTPH2PS X12, X12
+	VFMADD231SS (R10), X12, X1
+	VFMADD231SS (R10)(R12*1), X12, X5
+	ADDQ $4, R10
+	ADDQ $2, R11
+	DECQ CX
+	JMP dotsh2r2_tail
+dotsh2r2_sum:
+	VADDSS X1, X0, X0
+	VMOVSS X0, (DI)
+	VADDSS X5, X4, X4
+	VMOVSS X4, (DI)(R14*1)
+	ADDQ $4, DI
+	ADDQ R8, DX
+	DECQ BX
+	JMP dotsh2r2_key
+dotsh2r2_done:
+	VZEROUPPER
+	RET

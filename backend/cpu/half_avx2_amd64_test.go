@@ -361,3 +361,75 @@ func BenchmarkFromHalf(b *testing.B) {
 		})
 	}
 }
+
+// vdotsh2r3 and vdotsh2r2 against vdotsh2 (scale 1) row by row, bit for
+// bit, on every tail of d, with sentinels between and after the rows of
+// out; and halfDots' grouping (threes, a pair, a last row) for 1..64 rows
+// of activations against vdotsh2 row by row.
+func TestVdotsh2Rows(t *testing.T) {
+	skipNoHalf2(t)
+	r := rand.New(rand.NewPCG(21, 22))
+	const sentinel = -7.25
+	for _, d := range halfTails {
+		if d == 0 {
+			continue
+		}
+		for _, n := range []int{1, 2, 3, 33} {
+			ld := d + r.IntN(3)
+			k := halfRows(r, n, d, ld)
+			for _, R := range []int{2, 3} {
+				ldx, ldo := d+r.IntN(3), n+1+r.IntN(2)
+				x := randSlice(r, (R-1)*ldx+d)
+				got := make([]float32, R*ldo)
+				for i := range got {
+					got[i] = sentinel
+				}
+				if R == 3 {
+					vdotsh2r3(&got[0], ldo, &x[0], ldx, &k[0], ld, n, d)
+				} else {
+					vdotsh2r2(&got[0], ldo, &x[0], ldx, &k[0], ld, n, d)
+				}
+				for i := range R {
+					want := make([]float32, n)
+					vdotsh2(&want[0], &x[i*ldx], &k[0], ld, n, d, 1)
+					for j := range ldo {
+						g := got[i*ldo+j]
+						if j >= n {
+							if g != sentinel {
+								t.Fatalf("R=%d d=%d n=%d: row %d: wrote past the outputs at %d", R, d, n, i, j)
+							}
+							continue
+						}
+						if math.Float32bits(g) != math.Float32bits(want[j]) {
+							t.Fatalf("R=%d d=%d n=%d: row %d, W row %d: %v, vdotsh2 %v", R, d, n, i, j, g, want[j])
+						}
+					}
+				}
+			}
+		}
+	}
+	for _, d := range []int{1, 7, 9, 33, 100} {
+		n := 5
+		k := halfRows(r, n, d, d)
+		dots := halfDots(d)
+		for nx := 1; nx <= 64; nx++ {
+			ldx := d + 1
+			x := randSlice(r, (nx-1)*ldx+d)
+			got := make([]float32, nx*n+1)
+			got[nx*n] = sentinel
+			dots(got[:nx*n], x, ldx, nx, k)
+			if got[nx*n] != sentinel {
+				t.Fatalf("d=%d nx=%d: wrote past the outputs", d, nx)
+			}
+			want := make([]float32, n)
+			for i := range nx {
+				vdotsh2(&want[0], &x[i*ldx], &k[0], d, n, d, 1)
+				for j := range n {
+					if math.Float32bits(got[i*n+j]) != math.Float32bits(want[j]) {
+						t.Fatalf("d=%d nx=%d: row %d, W row %d: %v, vdotsh2 %v", d, nx, i, j, got[i*n+j], want[j])
+					}
+				}
+			}
+		}
+	}
+}

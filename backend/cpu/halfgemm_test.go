@@ -236,3 +236,63 @@ func TestMatMulHalfPrefill(t *testing.T) {
 		}
 	}
 }
+
+// A sequence decodes the same alone and in a batch: matmulHalf with m =
+// 1..64 rows (matmulWide's dots) gives each row bit for bit what that row
+// alone (m = 1) gives, with and without the assembly kernels, alpha and
+// beta applied, on every tail of k and with threads splitting W's rows.
+func TestMatMulHalfBatchRows(t *testing.T) {
+	c := New()
+	r := rand.New(rand.NewPCG(31, 32))
+	for _, fast := range []bool{true, false} {
+		fastQuant = fast
+		for _, threads := range []int{1, 2} {
+			prevT := SetThreads(threads)
+			for _, k := range []int{1, 5, 8, 31, 33, 100, 136} {
+				n := 23
+				h := randomHalves(r, n*k)
+				for i := range h {
+					h[i] &^= 0x4000 // finite, moderate
+				}
+				wb, err := c.UploadQuant(backend.F16, n, k, halfBytes(h))
+				if err != nil {
+					t.Fatal(err)
+				}
+				w := wb.(*QuantBuf)
+				const M = 64
+				lda, ldc := k+3, n+2
+				a := randSlice(r, M*lda)
+				c0 := randSlice(r, M*ldc)
+				for _, beta := range []float32{0, 0.5} {
+					// Each row alone.
+					alone := append([]float32(nil), c0...)
+					for i := range M {
+						matmulHalf(1, n, k, 0.75, a[i*lda:], lda, w, beta, alone[i*ldc:], ldc)
+					}
+					for m := 2; m <= M; m++ {
+						got := append([]float32(nil), c0...)
+						matmulHalf(m, n, k, 0.75, a, lda, w, beta, got, ldc)
+						for i := range m {
+							for j := range ldc {
+								g, want := got[i*ldc+j], alone[i*ldc+j]
+								if j >= n {
+									want = c0[i*ldc+j] // untouched
+								}
+								if math.Float32bits(g) != math.Float32bits(want) {
+									t.Fatalf("fast=%v threads=%d k=%d beta=%v m=%d: row %d col %d: %v, alone %v", fast, threads, k, beta, m, i, j, g, want)
+								}
+							}
+						}
+						for i := m * ldc; i < len(got); i++ {
+							if got[i] != c0[i] {
+								t.Fatalf("fast=%v k=%d m=%d: wrote row %d", fast, k, m, i/ldc)
+							}
+						}
+					}
+				}
+			}
+			SetThreads(prevT)
+		}
+	}
+	fastQuant = true
+}

@@ -490,19 +490,42 @@ func matmulHalf(m, n, k int, alpha float32, a []float32, lda int, w *QuantBuf, b
 	matmulWide(m, n, k, alpha, a, lda, w, beta, c, ldc, nil, nil, halfDots(k))
 }
 
-// halfDots returns matmulWide's dots for float16 rows of k values.
-func halfDots(k int) func(out, x []float32, rows []uint16) {
-	return func(out, x []float32, rows []uint16) {
+// halfDots returns matmulWide's dots for float16 rows of k values. On
+// AVX2 without AVX-512, rows of activations go three at a time
+// (vdotsh2r3), a last pair two (vdotsh2r2), a last one alone (vdotsh2):
+// each float16 value of W is widened once a group, and every row's dots
+// are bit for bit vdotsh2's for it alone, so a sequence's products are
+// the same in any batch.
+func halfDots(k int) func(out, x []float32, ldx, nx int, rows []uint16) {
+	return func(out, x []float32, ldx, nx int, rows []uint16) {
+		nt := len(out) / nx
 		if haveHalf && fastQuant {
-			vdotsh(&out[0], &x[0], &rows[0], k, len(out), k, 1)
+			// The kernels read and write what these bounds allow.
+			_, _ = x[(nx-1)*ldx+k-1], rows[nt*k-1]
+			i := 0
+			if haveHalf2 && !haveHalf512 {
+				for ; nx-i >= 3; i += 3 {
+					vdotsh2r3(&out[i*nt], nt, &x[i*ldx], ldx, &rows[0], k, nt, k)
+				}
+				if nx-i == 2 {
+					vdotsh2r2(&out[i*nt], nt, &x[i*ldx], ldx, &rows[0], k, nt, k)
+					i += 2
+				}
+			}
+			for ; i < nx; i++ {
+				vdotsh(&out[i*nt], &x[i*ldx], &rows[0], k, nt, k, 1)
+			}
 			return
 		}
-		for j := range out {
-			var s float32
-			for p, h := range rows[j*k : j*k+k] {
-				s += x[p] * f16ToF32(h)
+		for i := range nx {
+			xi := x[i*ldx : i*ldx+k]
+			for j := range nt {
+				var s float32
+				for p, h := range rows[j*k : j*k+k] {
+					s += xi[p] * f16ToF32(h)
+				}
+				out[i*nt+j] = s
 			}
-			out[j] = s
 		}
 	}
 }
@@ -525,15 +548,16 @@ func (w *QuantBuf) dotRows() int {
 
 // matmulWide is c = alpha * a W^T + beta * c for W a matrix of 16-bit
 // values [n, k] (float16 or bfloat16). Up to w.dotRows() rows of a
-// (decoding) take dots(out, x, rows): the products of one row x of a with
-// the rows of W given, over tiles of W that stay in cache for all of a's
+// (decoding) take dots(out, x, ldx, nx, rows): the products of the nx rows
+// of x (ldx apart, a's rows) with the rows of W given, out's nx rows of
+// len(out)/nx each, over tiles of W that stay in cache for all of a's
 // rows; more (a prefill) widen tiles of W to float32 (widen) and run sgemm
 // on each, so the conversion is paid once a tile for all of a's rows
 // (bfloat16's; float16's prefill is gemmHalf, and widen and sgemm nil).
 // Threads split W's rows.
 func matmulWide(m, n, k int, alpha float32, a []float32, lda int, w *QuantBuf, beta float32, c []float32, ldc int,
 	widen func(dst []float32, src []uint16), sgemm func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int),
-	dots func(out, x []float32, rows []uint16)) {
+	dots func(out, x []float32, ldx, nx int, rows []uint16)) {
 	if w.Rows != n || w.Cols != k {
 		panic(fmt.Sprintf("cpu: product with a %d x %d %v matrix as %d x %d", w.Rows, w.Cols, w.T, n, k))
 	}
@@ -547,14 +571,14 @@ func matmulWide(m, n, k int, alpha float32, a []float32, lda int, w *QuantBuf, b
 			// Tiles of W small enough (64 KB) to stay in cache while
 			// every row of a passes over them.
 			tile := max(4, 32768/max(k, 1))
-			out := make([]float32, min(tile, hi-lo))
+			out := make([]float32, m*min(tile, hi-lo))
 			for r0 := lo; r0 < hi; r0 += tile {
 				r1 := min(hi, r0+tile)
-				o := out[:r1-r0]
+				nt := r1 - r0
+				dots(out[:m*nt], a[:(m-1)*lda+k], lda, m, w.H[r0*k:r1*k])
 				for i := range m {
-					dots(o, a[i*lda:i*lda+k], w.H[r0*k:r1*k])
 					ci := c[i*ldc+r0 : i*ldc+r1]
-					for j, v := range o {
+					for j, v := range out[i*nt : i*nt+nt] {
 						if beta != 0 {
 							v = alpha*v + beta*ci[j]
 						} else {
