@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/golem-ml/golem/backend/cpu"
+	"github.com/golem-ml/golem/internal/cpuprof"
 	"github.com/golem-ml/golem/kvcache"
 	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/tensor"
@@ -50,7 +51,7 @@ func init() {
 				return err
 			}
 		}
-		defer startProfile()()
+		defer cpuprof.Start("bench")()
 		sample(m, 8, 1) // warm the buffer pool
 		var best float64
 		var out []int32

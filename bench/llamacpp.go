@@ -17,6 +17,7 @@ import (
 	"github.com/golem-ml/golem/generate"
 	"github.com/golem-ml/golem/gguf"
 	"github.com/golem-ml/golem/gguf/export"
+	"github.com/golem-ml/golem/internal/cpuprof"
 	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/tensor"
 )
@@ -94,7 +95,7 @@ func init() {
 				}
 				fmt.Printf("round %d llama.cpp: %s\n", r+1, phasesString(peer))
 			}
-			stop := startProfile()
+			stop := cpuprof.Start("bench")
 			golem := golemLlamacpp(m, *pp, *tg, *par, *parTg)
 			stop()
 			for i := range golem {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/golem-ml/golem/backend/cpu"
 	"github.com/golem-ml/golem/data/synth"
+	"github.com/golem-ml/golem/internal/cpuprof"
 	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/serve"
 	"github.com/golem-ml/golem/tokenizer"
@@ -89,7 +90,7 @@ func init() {
 		}
 		one.print("1 client (peer)")
 		st0 := e.Stats()
-		stop := startProfile()
+		stop := cpuprof.Start("bench")
 		many, err := loadPhase(e, ts.URL, *clients, *dur, *maxTokens, "")
 		stop()
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/golem-ml/golem/backend/cpu"
+	"github.com/golem-ml/golem/internal/cpuprof"
 	"github.com/golem-ml/golem/model/gpt"
 	"github.com/golem-ml/golem/nn"
 	"github.com/golem-ml/golem/optim"
@@ -114,7 +115,7 @@ func init() {
 				ids[i], targets[i] = int32(r.IntN(c.Vocab)), int32(r.IntN(c.Vocab))
 			}
 			if s == *warmup {
-				stopProfile = startProfile()
+				stopProfile = cpuprof.Start("bench")
 				if *poolStats {
 					if !cpu.SetPoolStats(true) {
 						return fmt.Errorf("--pool-stats: no thread CPU clocks on this system")

@@ -9,6 +9,7 @@ import (
 
 	"github.com/golem-ml/golem/backend"
 	"github.com/golem-ml/golem/backend/cpu"
+	"github.com/golem-ml/golem/internal/cpuprof"
 	"github.com/golem-ml/golem/model/clip"
 	"github.com/golem-ml/golem/model/vit"
 	"github.com/golem-ml/golem/model/vqvae"
@@ -106,7 +107,7 @@ func init() {
 				return err
 			}
 		}
-		defer startProfile()()
+		defer cpuprof.Start("bench")()
 		// The peer's optimizer: AdamW lr 1e-4, weight decay 0.05 on
 		// matrices only, gradients clipped to norm 1.
 		opt := optim.NewAdamW(params, 0.9, 0.999, 1e-8, 0.05)

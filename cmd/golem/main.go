@@ -9,9 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime/pprof"
 	"sort"
 	"strings"
+
+	"github.com/golem-ml/golem/internal/cpuprof"
 )
 
 type command struct {
@@ -62,7 +63,7 @@ func run(args []string) int {
 		return run(append(append([]string{}, args[1:]...), "--help"))
 	}
 	if c, rest, ok := findCommand(args); ok {
-		defer startProfile()()
+		defer cpuprof.Start("golem")()
 		return exit(c.run(rest))
 	}
 	var sub []string
@@ -99,24 +100,4 @@ func exit(err error) int {
 	}
 	fmt.Fprintln(os.Stderr, "golem:", err)
 	return 1
-}
-
-// startProfile writes a CPU profile of the command to the file named by
-// GOLEM_CPUPROFILE, if set; the returned function stops it.
-func startProfile() func() {
-	p := os.Getenv("GOLEM_CPUPROFILE")
-	if p == "" {
-		return func() {}
-	}
-	f, err := os.Create(p)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "golem: GOLEM_CPUPROFILE: %v\n", err)
-		return func() {}
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		fmt.Fprintf(os.Stderr, "golem: GOLEM_CPUPROFILE: %v\n", err)
-		f.Close()
-		return func() {}
-	}
-	return func() { pprof.StopCPUProfile(); f.Close() }
 }
