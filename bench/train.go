@@ -80,7 +80,7 @@ func init() {
 			return err
 		}
 		bc := benchConfigs[*config]
-		var peer, peerMinMS, peerCPUMS float64
+		var peer, peerMedMS, peerMinMS, peerCPUMS float64
 		if !*noPeer {
 			pf, err := peerFields("--config", *config, "--tuned", "--steps", fmt.Sprint(*steps), "--warmup", fmt.Sprint(*warmup), "--threads", fmt.Sprint(*threads), "--amp", amp, "--verbose")
 			if err != nil {
@@ -90,7 +90,7 @@ func init() {
 			if peer, ok = pf["tokens_per_s"]; !ok || peer <= 0 {
 				return fmt.Errorf("peer printed no tokens_per_s= line")
 			}
-			peerMinMS = pf["step_ms_min"]
+			peerMedMS, peerMinMS = pf["step_ms_median"], pf["step_ms_min"]
 			// The peer's CPU time a step, over its timed steps after the
 			// first (scriptFields reads it as the peer prints each step).
 			if n := pf["step_count"]; n > 1 {
@@ -162,7 +162,13 @@ func init() {
 		fmt.Printf("golem: cpu_ms_per_step=%.0f (user+sys over the timed steps, all threads) busy=%.2f (CPU over threads x wall)\n",
 			cpuMS, cpuSum/(float64(*threads)*wallSum))
 		if peer > 0 {
-			fmt.Printf("peer:  tokens_per_s=%.0f (%.1f GFLOP/s)\n", peer, flopTok*peer/1e9)
+			if peerMedMS > 0 {
+				// The peer's tokens_per_s= line is rounded to a whole
+				// token (a slow peer's 7 may be 6.5 or 7.5): its median
+				// step, of the same B*T tokens, gives the rate exactly.
+				peer = float64(B*T) / (peerMedMS / 1e3)
+			}
+			fmt.Printf("peer:  tokens_per_s=%.1f (%.1f GFLOP/s)\n", peer, flopTok*peer/1e9)
 			if peerCPUMS > 0 {
 				// Under load, with --threads 1, CPU time says more than
 				// the wall clock: each side is charged only its own work.
