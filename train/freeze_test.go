@@ -9,30 +9,11 @@ import (
 
 	"github.com/golem-ml/golem/backend/cpu"
 	"github.com/golem-ml/golem/data/synth"
-	"github.com/golem-ml/golem/model/gpt"
-	"github.com/golem-ml/golem/tokenizer"
 )
 
 // wideLM is tinyLM at width 64, so that every matrix of the policy is
 // one the CPU keeps packed when frozen (4,096 values or more).
-func wideLM(t *testing.T) string {
-	tok := tinyTokenizer(t)
-	eot, _ := tok.SpecialID(tokenizer.EndOfText)
-	c := gpt.Config{Arch: "gpt2", Vocab: tok.VocabSize(), Context: 96, Layers: 1, Heads: 2, KVHeads: 2, Hidden: 64, Intermediate: 128,
-		Eps: 1e-5, Activation: "gelu", Tied: true, BOS: eot, EOS: eot}
-	m, err := gpt.New(cpu.New(), c, 5)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	if err := m.Save(dir); err != nil {
-		t.Fatal(err)
-	}
-	if err := tok.Save(dir); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
+func wideLM(t *testing.T) string { return tinyLMWidth(t, 5, 96, 64) }
 
 // A GRPO run whose rollouts sample with the policy frozen (thawed before
 // each optimizer step) logs every number and ends with every weight bit

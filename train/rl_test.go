@@ -43,10 +43,13 @@ func tinyTokenizer(t *testing.T) *tokenizer.Tokenizer {
 
 // tinyLM writes a randomly initialised tiny chat model into a folder and
 // returns the folder: the "SFT model" of the stage tests.
-func tinyLM(t *testing.T, seed uint64, ctx int) string {
+func tinyLM(t *testing.T, seed uint64, ctx int) string { return tinyLMWidth(t, seed, ctx, 32) }
+
+// tinyLMWidth is tinyLM of hidden width w (MLP 2w).
+func tinyLMWidth(t *testing.T, seed uint64, ctx, w int) string {
 	tok := tinyTokenizer(t)
 	eot, _ := tok.SpecialID(tokenizer.EndOfText)
-	c := gpt.Config{Arch: "gpt2", Vocab: tok.VocabSize(), Context: ctx, Layers: 1, Heads: 2, KVHeads: 2, Hidden: 32, Intermediate: 64,
+	c := gpt.Config{Arch: "gpt2", Vocab: tok.VocabSize(), Context: ctx, Layers: 1, Heads: 2, KVHeads: 2, Hidden: w, Intermediate: 2 * w,
 		Eps: 1e-5, Activation: "gelu", Tied: true, BOS: eot, EOS: eot}
 	m, err := gpt.New(cpu.New(), c, seed)
 	if err != nil {
