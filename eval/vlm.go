@@ -243,11 +243,28 @@ func vlmOptions(tok *tokenizer.Tokenizer, maxTokens int) (generate.Options, stri
 // description first, then each question asked after the model's own
 // description (llava.Prompt, with the image's placeholder when image).
 func VLMConversation(cont VLMContinue, end string, image bool) VLMAnswerer {
+	return VLMConversationAfter(cont, end, image, nil)
+}
+
+// VLMConversationAfter is VLMConversation asking each question after the
+// description truth gives for the image's path instead of the model's
+// own (the description is still asked for and scored first); nil truth
+// is VLMConversation. With the scenes' own descriptions (VLMTrueDescriptions)
+// it measures how well the model reads its context, as stage 2 trains
+// it: those descriptions state every answer.
+func VLMConversationAfter(cont VLMContinue, end string, image bool, truth map[string]string) VLMAnswerer {
 	captions := map[string]string{}
 	return func(q, img string) (string, error) {
 		if q == VLMDescribe {
 			c, err := cont(llava.Prompt(end, image, VLMDescribe), img)
 			captions = map[string]string{img: strings.TrimSpace(c)}
+			if truth != nil {
+				t, ok := truth[img]
+				if !ok {
+					return "", fmt.Errorf("eval: %s: no description of its scene to ask after", img)
+				}
+				captions[img] = t
+			}
 			return c, err
 		}
 		c, ok := captions[img]
@@ -256,4 +273,20 @@ func VLMConversation(cont VLMContinue, end string, image bool) VLMAnswerer {
 		}
 		return cont(llava.Prompt(end, image, VLMDescribe, c, q), img)
 	}
+}
+
+// VLMTrueDescriptions returns the own description of each of the first
+// limit scenes (0: all) of a shapes world's split (its first
+// instruction's answer, what "Describe the image." is trained to say), by
+// the image's path as VLMShapes passes it: VLMConversationAfter's truth.
+func VLMTrueDescriptions(dir, split string, limit int) (map[string]string, error) {
+	truth := map[string]string{}
+	_, err := vlmScenes(dir, split, limit, func(r shapes.SceneRecord, img string) error {
+		if len(r.Instructions) == 0 || r.Instructions[0].Answer.EN == "" {
+			return fmt.Errorf("the scene has no description (its first instruction's answer)")
+		}
+		truth[img] = r.Instructions[0].Answer.EN
+		return nil
+	})
+	return truth, err
 }

@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/golem-ml/golem/data/synth/shapes"
+	"github.com/golem-ml/golem/model/llava"
 )
 
 // An answerer that knows each scene scores 1; one that always says "red"
@@ -74,5 +76,55 @@ func TestVLMShapesScores(t *testing.T) {
 	}
 	if _, err := VLMShapes(dir, "nope", 0, oracle); err == nil || !strings.Contains(err.Error(), "nope_scenes.jsonl") {
 		t.Fatalf("missing split: %v", err)
+	}
+}
+
+func TestVLMConversationAfterTrue(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := shapes.Write(shapes.Options{Out: dir, Seed: 3, Size: 12, Train: 2, Test: 2, PerClass: 1}); err != nil {
+		t.Fatal(err)
+	}
+	truth, err := VLMTrueDescriptions(dir, "test", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(truth) != 2 {
+		t.Fatalf("%d descriptions, want 2", len(truth))
+	}
+	const end = "</s>"
+	// A model that describes every scene as a blue circle and answers each
+	// question with the first colour word of the description it was asked
+	// after: after its own description, "blue"; after the true one, the
+	// scene's.
+	colours := []string{"red", "green", "blue", "yellow", "orange", "purple", "white", "cyan"}
+	cont := func(prompt, image string) (string, error) {
+		if prompt == llava.Prompt(end, true, VLMDescribe) {
+			return "The image shows a small blue circle.", nil
+		}
+		for _, w := range strings.Fields(strings.TrimPrefix(prompt, llava.Prompt(end, true, VLMDescribe))) {
+			if slices.Contains(colours, w) {
+				return w, nil
+			}
+		}
+		return "", nil
+	}
+	own, err := VLMShapes(dir, "test", 0, VLMConversation(cont, end, true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := VLMShapes(dir, "test", 0, VLMConversationAfter(cont, end, true, truth))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if own.CaptionAcc != after.CaptionAcc {
+		t.Errorf("caption accuracy %v after the true description, %v after its own: the caption is the model's either way", after.CaptionAcc, own.CaptionAcc)
+	}
+	// The scenes' colour questions are about their objects' colours: the
+	// first colour word of a one-colour scene's description is right.
+	if c := after.Kinds["colour"]; c[1] > 0 && c[0] <= own.Kinds["colour"][0] {
+		t.Errorf("colour answers right after the true description %v, after its own %v: want more", c, own.Kinds["colour"])
+	}
+	if _, err := VLMShapes(dir, "test", 0, VLMConversationAfter(cont, end, true, map[string]string{})); err == nil || !strings.Contains(err.Error(), "no description") {
+		t.Errorf("no true description for a scene: err %v", err)
 	}
 }

@@ -147,6 +147,7 @@ func runEvalVLM(args []string) error {
 	maxTokens := fs.Int("max-tokens", vlmDescribeTokens, "new tokens at most per answer (greedy)")
 	marksOut := fs.String("marks", "", "also write each question's mark, in the order asked (1 right, 0 wrong, one line), to this file")
 	against := fs.String("against", "", "a --marks file of another model on the same split and --limit: also print this model's VQA accuracy minus that one's and the standard error of the paired difference")
+	after := fs.String("after", "own", "the description each question is asked after: own (the model's greedy description, as a conversation goes) or true (the scene's own description, as stage 2 trains: how well the model reads what its context states; the caption is still the model's)")
 	samples := fs.Int("samples", 0, "also sample this many answers to each question (LLaVA folder; after the greedy description) and print, per kind, the greedy accuracy, pass@1 (the samples' accuracy) and pass@k for k = 2, 4, ... up to it: the headroom RL has; 0 = off")
 	temp := fs.Float64("temperature", 1, "with --samples: the answers' sampling temperature")
 	seed := fs.Uint64("seed", 1337, "with --samples: sampling seed (the same seed, the same samples)")
@@ -157,6 +158,19 @@ func runEvalVLM(args []string) error {
 	}
 	if err := required(fs, "model", "data"); err != nil {
 		return err
+	}
+	var truth map[string]string
+	switch *after {
+	case "own":
+	case "true":
+		if *samples != 0 {
+			return usageError{fmt.Errorf("eval vlm: --after true goes without --samples")}
+		}
+		if truth, err = eval.VLMTrueDescriptions(*dataDir, *split, *limit); err != nil {
+			return err
+		}
+	default:
+		return usageError{fmt.Errorf("eval vlm: --after %q: want own or true", *after)}
 	}
 	if *samples != 0 {
 		return evalVLMPass(be, *model, *dataDir, *split, *limit, *maxTokens, *samples, *temp, *seed, *marksOut != "" || *against != "")
@@ -179,7 +193,7 @@ func runEvalVLM(args []string) error {
 		}
 		l.Freeze()
 		cont, end := eval.VLMImage(l.VLM, l.Tok, *maxTokens)
-		answer = eval.VLMConversation(cont, end, true)
+		answer = eval.VLMConversationAfter(cont, end, true, truth)
 	} else {
 		l, err := load.Model(be, *model, load.Options{})
 		if err != nil {
@@ -187,7 +201,7 @@ func runEvalVLM(args []string) error {
 		}
 		l.Freeze()
 		cont, end := eval.VLMText(l.Model, l.Tok, l.SoftPrompt, *maxTokens)
-		answer = eval.VLMConversation(cont, end, false)
+		answer = eval.VLMConversationAfter(cont, end, false, truth)
 	}
 	res, err := eval.VLMShapes(*dataDir, *split, *limit, answer)
 	if err != nil {
