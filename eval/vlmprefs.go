@@ -144,14 +144,21 @@ type VLMTask struct {
 	Prompt []tokenizer.Message // "<image>\nDescribe the image.", the description, the question
 	Image  string              // the scene's image file
 	Answer string
+
+	scene *shapes.Scene // a description task's scene (VLMDescriptionTasks)
 }
 
 // Right reports whether answer is right, as VLMShapes marks it.
 func (t VLMTask) Right(answer string) bool { return vlmRight(answer, t.Answer) }
 
 // Scores is answer's reward by name, as a verifiable task's (train.Verifiable):
-// "correct", 1 when Right, else 0.
+// "correct", 1 when Right, else 0; for a description task (Kind
+// "description", VLMDescriptionTasks), "description", the simulated
+// annotator's score of it (shapes.Scene.DescriptionScore, 0 to 1).
 func (t VLMTask) Scores(answer string) map[string]float64 {
+	if t.scene != nil {
+		return map[string]float64{"description": t.scene.DescriptionScore(answer)}
+	}
 	if t.Right(answer) {
 		return map[string]float64{"correct": 1}
 	}
@@ -175,6 +182,36 @@ func VLMTasks(dir, split string, limit int, describe VLMContinue, end string) (t
 		return nil
 	})
 	return tasks, skipped, err
+}
+
+// VLMDescriptionTasks returns the first turn of VLMShapes' conversation
+// about each of the first limit scenes (0: all) of a shapes world's
+// split, "Describe the image.", as a verifiable prompt: Kind
+// "description", Answer the scene's own description (its first
+// instruction's answer), and Scores the simulated annotator's score of a
+// description (shapes.Scene.DescriptionScore: the objects named by colour
+// and shape, named with their place, and their number), the score
+// VLMDescriptionPrefs pairs by. Every answer VLMShapes marks is asked
+// after this turn's answer.
+func VLMDescriptionTasks(dir, split string, limit int) ([]VLMTask, error) {
+	path := filepath.Join(dir, split+"_scenes.jsonl")
+	var tasks []VLMTask
+	line := 0
+	_, err := vlmScenes(dir, split, limit, func(r shapes.SceneRecord, img string) error {
+		line++
+		scene, err := shapes.SceneOf(r.Objects)
+		if err != nil {
+			return err
+		}
+		answer := ""
+		if len(r.Instructions) > 0 {
+			answer = r.Instructions[0].Answer.EN
+		}
+		tasks = append(tasks, VLMTask{Key: fmt.Sprintf("%s:%d description", path, line), Kind: "description", Image: img, Answer: answer, scene: &scene,
+			Prompt: []tokenizer.Message{{Role: "user", Content: llava.Placeholder + "\n" + VLMDescribe}}})
+		return nil
+	})
+	return tasks, err
 }
 
 // VLMDescriptionPrefs makes on-policy preference pairs from a model's

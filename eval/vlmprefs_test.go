@@ -401,3 +401,56 @@ func TestVLMTasks(t *testing.T) {
 		}
 	}
 }
+
+func TestVLMDescriptionTasks(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := shapes.Write(shapes.Options{Out: dir, Seed: 1, Size: 12, Train: 3, Test: 1, PerClass: 1}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "train_scenes.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tasks, err := VLMDescriptionTasks(dir, "train", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(tasks) != 2 {
+		t.Fatalf("%d tasks, want 2 (--limit)", len(tasks))
+	}
+	for i, tk := range tasks {
+		var r shapes.SceneRecord
+		if err := json.Unmarshal([]byte(lines[i]), &r); err != nil {
+			t.Fatal(err)
+		}
+		scene, err := shapes.SceneOf(r.Objects)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := fmt.Sprintf("%s:%d description", filepath.Join(dir, "train_scenes.jsonl"), i+1); tk.Key != want || tk.Kind != "description" || tk.Image != filepath.Join(dir, r.Image) {
+			t.Errorf("task %d: %+v", i, tk)
+		}
+		if len(tk.Prompt) != 1 || tk.Prompt[0].Role != "user" || tk.Prompt[0].Content != llava.Placeholder+"\n"+VLMDescribe {
+			t.Errorf("task %d: prompt %+v", i, tk.Prompt)
+		}
+		// The scene's own description scores 1; one object's colour
+		// changed scores less, as the annotator scores it; nothing scores 0.
+		own := r.Instructions[0].Answer.EN
+		if tk.Answer != own || tk.Scores(own)["description"] != 1 || tk.Scores("")["description"] != 0 {
+			t.Errorf("task %d: %q scored %v, nothing %v", i, own, tk.Scores(own), tk.Scores(""))
+		}
+		o := r.Objects[0]
+		other := "red"
+		if o.Colour == "red" {
+			other = "blue"
+		}
+		wrong := strings.Replace(own, o.Colour+" "+o.Shape, other+" "+o.Shape, 1)
+		if wrong == own {
+			t.Fatalf("task %d: %q does not name %s %s", i, own, o.Colour, o.Shape)
+		}
+		if got, want := tk.Scores(wrong)["description"], scene.DescriptionScore(wrong); got != want || got >= 1 {
+			t.Errorf("task %d: %q scored %v, want the annotator's %v (below 1)", i, wrong, got, want)
+		}
+	}
+}

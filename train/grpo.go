@@ -31,7 +31,8 @@ type Verifiable struct {
 	Images []string
 	// Score returns a response's rewards by name. GRPOOptions.Rewards
 	// says which are summed into the reward; "correct", when scored, is
-	// logged as the share of correct answers.
+	// logged as the share of correct answers, and each reward summed as
+	// its mean over the rollout's answers.
 	Score func(response string) map[string]float64
 }
 
@@ -356,18 +357,27 @@ func (t *grpoTask) score(a answers, tasks []int) ([]float64, map[string]float64)
 	o := &t.o
 	N := len(a.rows)
 	rewards := make([]float64, N)
-	var correct, lenSum float64
+	sums := map[string]float64{}
+	var lenSum float64
 	for i, out := range a.outs {
 		text := t.tok.Decode(out)
 		s := o.Tasks[tasks[i]].Score(text)
 		for _, n := range o.Rewards {
 			rewards[i] += s[n]
 		}
-		correct += s["correct"]
+		for name, v := range s {
+			if name == "correct" || slices.Contains(o.Rewards, name) {
+				sums[name] += v
+			}
+		}
 		lenSum += float64(len(a.rows[i]) - a.start[i])
 	}
 	n := float64(N)
-	return rewards, map[string]float64{"reward": mean(rewards), "correct": correct / n, "response_len": lenSum / n}
+	stats := map[string]float64{"reward": mean(rewards), "response_len": lenSum / n}
+	for name, v := range sums {
+		stats[name] = v / n
+	}
+	return rewards, stats
 }
 
 // advantages standardises the rewards within each group; spread is the

@@ -28,7 +28,8 @@ func runGRPO(args []string) error {
 	nBuiltin := fs.Int("builtin-n", 2000, "built-in tasks to use")
 	split := fs.String("split", "train", "with a shapes world: the split whose scenes' questions are the tasks")
 	limit := fs.Int("limit", 0, "with a shapes world: scenes, 0 = all")
-	rewards := fs.String("rewards", "correct,format", "reward functions, summed: correct, format, task (a shapes world's questions: correct alone, the default there)")
+	ask := fs.String("ask", "questions", `with a shapes world: what the tasks ask, "questions" (colour, shape, count, position, each after the model's own description, rewarded "correct") or "descriptions" ("Describe the image.", rewarded "description": the annotator's score of it, 0 to 1)`)
+	rewards := fs.String("rewards", "correct,format", "reward functions, summed: correct, format, task, description (a shapes world's: correct alone for its questions, description for its descriptions, the defaults there)")
 	group := fs.Int("group", 8, "answers sampled per prompt")
 	prompts := fs.Int("batch", 4, "prompts per micro-batch (each sampled --group times)")
 	beta := fs.Float64("beta", 0.04, "KL weight (negative = off)")
@@ -59,10 +60,13 @@ func runGRPO(args []string) error {
 		return usageError{fmt.Errorf("grpo: --train %q: want lm or projector,lm", *trains)}
 	}
 	if st, err := os.Stat(*tasks); err == nil && st.IsDir() {
-		if !isSet(fs, "rewards") {
-			*rewards = "correct"
+		if *ask != "questions" && *ask != "descriptions" {
+			return usageError{fmt.Errorf("grpo: --ask %q: want questions or descriptions", *ask)}
 		}
-		vs, err := shapesTasks(be, *policy, *tasks, *split, *limit)
+		if !isSet(fs, "rewards") {
+			*rewards = map[string]string{"questions": "correct", "descriptions": "description"}[*ask]
+		}
+		vs, err := shapesTasks(be, *policy, *tasks, *split, *limit, *ask == "descriptions")
 		if err != nil {
 			return err
 		}
@@ -110,9 +114,17 @@ func grpoRun(be backend.Backend, fs *flag.FlagSet, lf loopFlags, lora loraFlags,
 // shapesTasks are the questions about a shapes world's scenes as golem
 // eval vlm asks them (eval.VLMTasks: after the LLaVA model's own greedy
 // description), each scored right or wrong as it marks them.
-func shapesTasks(be backend.Backend, model, dir, split string, limit int) ([]train.Verifiable, error) {
+func shapesTasks(be backend.Backend, model, dir, split string, limit int, descriptions bool) ([]train.Verifiable, error) {
 	if !llava.IsLLaVA(model) {
 		return nil, fmt.Errorf("grpo: --data %s is a shapes world, but --model %s is not a LLaVA folder (golem vlm's --out): its questions are about images", dir, model)
+	}
+	if descriptions {
+		ts, err := eval.VLMDescriptionTasks(dir, split, limit)
+		if err != nil {
+			return nil, fmt.Errorf("grpo: %w", err)
+		}
+		fmt.Fprintf(os.Stderr, "grpo: %d descriptions of %s's %s scenes to ask for\n", len(ts), dir, split)
+		return verifiableVLM(ts), nil
 	}
 	l, err := load.Model(be, model, load.Options{})
 	if err != nil {
@@ -127,11 +139,17 @@ func shapesTasks(be backend.Backend, model, dir, split string, limit int) ([]tra
 		return nil, fmt.Errorf("grpo: %s: no questions to ask (the model described %d scenes with nothing)", dir, skipped)
 	}
 	fmt.Fprintf(os.Stderr, "grpo: %d questions about %s's %s scenes, after the model's own descriptions (%d scenes described with nothing, left out)\n", len(ts), dir, split, skipped)
+	return verifiableVLM(ts), nil
+}
+
+// verifiableVLM makes GRPO's tasks of a shapes world's: each with its
+// image, scored as the task scores.
+func verifiableVLM(ts []eval.VLMTask) []train.Verifiable {
 	vs := make([]train.Verifiable, len(ts))
 	for i, t := range ts {
 		vs[i] = train.Verifiable{Key: t.Key, Prompt: t.Prompt, Images: []string{t.Image}, Score: t.Scores}
 	}
-	return vs, nil
+	return vs
 }
 
 // vlmDescribeTokens is golem eval vlm's --max-tokens: the new tokens at
