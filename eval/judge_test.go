@@ -336,3 +336,38 @@ func TestJudgeMeanDiff(t *testing.T) {
 		t.Errorf("different marks made: %v", err)
 	}
 }
+
+func TestBeyondCLIPPairs(t *testing.T) {
+	stated := []shapes.Object{obj(shapes.Red, shapes.Circle, false, 0), obj(shapes.Cyan, shapes.Square, true, 5)}
+	samples := [][]shapes.Object{
+		stated, // 0: everything right
+		{stated[0], obj(shapes.Cyan, shapes.Diamond, true, 5)}, // 1: one shape wrong, colours and count right
+		{obj(shapes.Blue, shapes.Circle, false, 0), stated[1]}, // 2: one colour wrong, shapes and count right
+		{stated[0]}, // 3: one shape too few
+		{stated[0], obj(shapes.Cyan, shapes.Diamond, true, 5), obj(shapes.White, shapes.Triangle, false, 4)}, // 4: 1 and an extra shape
+	}
+	var marks []Marks
+	var off []int
+	var scores []float64
+	for _, s := range samples {
+		seen := shapes.Scene{Objects: s}
+		marks = append(marks, ScoreScene(shapes.Counting, stated, seen))
+		off = append(off, CountOff(shapes.Counting, stated, seen))
+		scores = append(scores, marks[len(marks)-1].MeanAcc())
+	}
+	dom, _ := annotatorPairs(scores, marks, off, "dominant")
+	for _, r := range []int{1, 2, 3} {
+		if !hasPair(dom, 0, r) {
+			t.Fatalf("dominant pairs %v lack 0 over %d: the test's samples are not what it means", dom, r)
+		}
+	}
+	got, traded := annotatorPairs(scores, marks, off, "beyond-clip")
+	// Only 0 over 1 differs in what CLIP's pick does not choose by (a
+	// shape): 0 over 2 differs in a colour, 0 over 3 and 4 in the count.
+	if len(got) != 1 || !hasPair(got, 0, 1) {
+		t.Errorf("beyond-clip pairs %v, want only 0 over 1", got)
+	}
+	if all, _ := annotatorPairs(scores, marks, off, "all"); traded != len(all)-len(got) {
+		t.Errorf("traded %d, want the %d pairs of different scores left out", traded, len(all)-len(got))
+	}
+}
