@@ -188,6 +188,24 @@ func TestVLMCommands(t *testing.T) {
 		t.Fatalf("grpo metrics.jsonl:\n%s", b)
 	}
 	run("eval", "vlm", "--model", grpo, "--data", world, "--split", "test", "--limit", "1", "--max-tokens", "3")
+	// --ask descriptions: "Describe the image." about each scene, each
+	// sampled description rewarded by the annotator's score of it
+	// (metrics.jsonl's "description", 0 to 1, the reward).
+	grpoDesc := filepath.Join(dir, "grpo-desc")
+	stdout, stderr, code = runGolem(t, "grpo", "--model", instruct, "--data", world, "--limit", "2", "--ask", "descriptions", "--steps", "1", "--batch", "2", "--group", "2", "--max-tokens", "6", "--out", grpoDesc)
+	if code != 0 || !regexp.MustCompile(`grpo: 2 descriptions of .*shapes's train scenes to ask for`).MatchString(stderr) {
+		t.Fatalf("grpo --ask descriptions: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if b, err = os.ReadFile(filepath.Join(grpoDesc, "metrics.jsonl")); err != nil || !regexp.MustCompile(`"description":[0-9.e-]+,.*"reward":[0-9.e-]+`).Match(b) || strings.Contains(string(b), `"correct"`) {
+		t.Fatalf("grpo --ask descriptions metrics.jsonl (%v):\n%s", err, b)
+	}
+	// eval vlm --after true asks each question after the scene's own
+	// description: the caption is the model's either way.
+	own, truth := run("eval", "vlm", "--model", instruct, "--data", world, "--split", "test", "--limit", "2", "--max-tokens", "3"),
+		run("eval", "vlm", "--model", instruct, "--data", world, "--split", "test", "--limit", "2", "--max-tokens", "3", "--after", "true")
+	if capOf := regexp.MustCompile(`caption_acc=\S+`); capOf.FindString(own) == "" || capOf.FindString(own) != capOf.FindString(truth) {
+		t.Fatalf("eval vlm --after true:\n%s\nwithout:\n%s", truth, own)
+	}
 	// --train projector,lm trains the projector too (train's
 	// TestGRPOVLMProjector checks that it moves; a random model's answers
 	// here are all wrong, so nothing does): the run says so, OUT's model
@@ -366,6 +384,9 @@ func TestVLMCommands(t *testing.T) {
 		{[]string{"grpo", "--model", instruct, "--data", world, "--train", "projector,lm", "--lora-r", "4", "--out", filepath.Join(dir, "g")}, "not LoRA"},
 		{[]string{"eval", "vlm", "--model", instruct, "--data", world, "--samples", "4", "--marks", filepath.Join(dir, "m")}, "not with --samples"},
 		{[]string{"eval", "vlm", "--model", lmDir, "--data", world, "--samples", "4"}, "not a LLaVA folder"},
+		{[]string{"eval", "vlm", "--model", instruct, "--data", world, "--after", "mine"}, "want own or true"},
+		{[]string{"eval", "vlm", "--model", instruct, "--data", world, "--after", "true", "--samples", "4"}, "--after true goes without --samples"},
+		{[]string{"grpo", "--model", instruct, "--data", world, "--ask", "captions", "--out", filepath.Join(dir, "g")}, "want questions or descriptions"},
 	} {
 		stdout, stderr, code := runRefused(t, i == 0, c.args...)
 		if code == 0 || !strings.Contains(stderr, c.want) {
