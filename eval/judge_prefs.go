@@ -46,9 +46,11 @@ type PrefOptions struct {
 	// so one with the wrong number never beats one with the right number
 	// and extra shapes lose, and of two as near the higher score is;
 	// "beyond-clip", the dominant pairs whose two samples agree on what
-	// CLIP's reranking picks by (PickedAttrs: the same colour marks and
-	// as many shapes), so they differ only in shape, position or size. ""
-	// is "all".
+	// CLIP's reranking picks by (PickedAttrs): the same colour marks, and
+	// both with the caption's number of shapes, so they differ only in
+	// shape, position or size (an extra shape raises the other marks, a
+	// second chance at each stated one, so pairs of samples as far off
+	// the count in the same direction teach drawing more). "" is "all".
 	Pairs string
 }
 
@@ -167,9 +169,9 @@ func ImagePrefs(m *dalle.Model, annotator *resnet.Grid, items []JudgeItem, o ima
 // chosen sample Dominates the rejected one (marks, and off: each
 // sample's CountOff) and is better in its score or nearer the stated
 // number of objects, for "exact" only those whose chosen sample's
-// CountOff is 0, for "beyond-clip" only those whose samples have the same
-// CountOff and the same marks of PickedAttrs; traded counts the pairs of
-// different scores left out.
+// CountOff is 0, for "beyond-clip" only those whose samples both have
+// CountOff 0 and the same marks of PickedAttrs; traded counts the pairs
+// of different scores left out.
 // For "count" every pair of samples of different CountOffs, the nearer
 // chosen, and of the same CountOff and different scores, the higher
 // chosen; traded counts the pairs whose chosen sample has the lower score.
@@ -197,7 +199,7 @@ func annotatorPairs(scores []float64, marks []Marks, off []int, rule string) (pa
 	}
 	keep := func(c, r int) bool {
 		if rule == "beyond-clip" {
-			if off[c] != off[r] {
+			if off[c] != 0 || off[r] != 0 {
 				return false
 			}
 			for _, a := range PickedAttrs {

@@ -345,6 +345,10 @@ func TestBeyondCLIPPairs(t *testing.T) {
 		{obj(shapes.Blue, shapes.Circle, false, 0), stated[1]}, // 2: one colour wrong, shapes and count right
 		{stated[0]}, // 3: one shape too few
 		{stated[0], obj(shapes.Cyan, shapes.Diamond, true, 5), obj(shapes.White, shapes.Triangle, false, 4)}, // 4: 1 and an extra shape
+		// 5 and 6: each 0 and 1 with an extra shape: as far off the count,
+		// the same colour marks, 5 better in a shape.
+		{stated[0], stated[1], obj(shapes.White, shapes.Triangle, false, 4)},
+		{stated[0], obj(shapes.Cyan, shapes.Diamond, true, 5), obj(shapes.White, shapes.Triangle, false, 4)},
 	}
 	var marks []Marks
 	var off []int
@@ -363,7 +367,11 @@ func TestBeyondCLIPPairs(t *testing.T) {
 	}
 	got, traded := annotatorPairs(scores, marks, off, "beyond-clip")
 	// Only 0 over 1 differs in what CLIP's pick does not choose by (a
-	// shape): 0 over 2 differs in a colour, 0 over 3 and 4 in the count.
+	// shape): 0 over 2 differs in a colour, 0 over 3 and 4 in the count,
+	// and 5 and 6, which differ as 0 and 1 do, both have an extra shape.
+	if !hasPair(dom, 5, 6) {
+		t.Fatalf("dominant pairs %v lack 5 over 6", dom)
+	}
 	if len(got) != 1 || !hasPair(got, 0, 1) {
 		t.Errorf("beyond-clip pairs %v, want only 0 over 1", got)
 	}
