@@ -174,15 +174,7 @@ func TestDominantPairs(t *testing.T) {
 		// 4: both right and one more shape: 1's marks, count off by 1.
 		{stated[0], stated[1], obj(shapes.White, shapes.Triangle, false, 4)},
 	}
-	var marks []Marks
-	var off []int
-	var scores []float64
-	for _, s := range samples {
-		seen := shapes.Scene{Objects: s}
-		marks = append(marks, ScoreScene(shapes.Counting, stated, seen))
-		off = append(off, CountOff(shapes.Counting, stated, seen))
-		scores = append(scores, marks[len(marks)-1].MeanAcc())
-	}
+	marks, off, scores := countingMarks(stated, samples)
 	if want := []int{0, 2, 1, 0, 1}; !slices.Equal(off, want) {
 		t.Errorf("count off %v, want %v", off, want)
 	}
@@ -350,15 +342,7 @@ func TestBeyondCLIPPairs(t *testing.T) {
 		{stated[0], stated[1], obj(shapes.White, shapes.Triangle, false, 4)},
 		{stated[0], obj(shapes.Cyan, shapes.Diamond, true, 5), obj(shapes.White, shapes.Triangle, false, 4)},
 	}
-	var marks []Marks
-	var off []int
-	var scores []float64
-	for _, s := range samples {
-		seen := shapes.Scene{Objects: s}
-		marks = append(marks, ScoreScene(shapes.Counting, stated, seen))
-		off = append(off, CountOff(shapes.Counting, stated, seen))
-		scores = append(scores, marks[len(marks)-1].MeanAcc())
-	}
+	marks, off, scores := countingMarks(stated, samples)
 	dom, _ := annotatorPairs(scores, marks, off, "dominant")
 	for _, r := range []int{1, 2, 3} {
 		if !hasPair(dom, 0, r) {
@@ -378,4 +362,17 @@ func TestBeyondCLIPPairs(t *testing.T) {
 	if all, _ := annotatorPairs(scores, marks, off, "all"); traded != len(all)-len(got) {
 		t.Errorf("traded %d, want the %d pairs of different scores left out", traded, len(all)-len(got))
 	}
+}
+
+// countingMarks is what the annotator sees of each sample drawn for a
+// counting caption stating stated: its marks, its CountOff and its mean
+// accuracy.
+func countingMarks(stated []shapes.Object, samples [][]shapes.Object) (marks []Marks, off []int, scores []float64) {
+	for _, s := range samples {
+		seen := shapes.Scene{Objects: s}
+		marks = append(marks, ScoreScene(shapes.Counting, stated, seen))
+		off = append(off, CountOff(shapes.Counting, stated, seen))
+		scores = append(scores, marks[len(marks)-1].MeanAcc())
+	}
+	return marks, off, scores
 }
