@@ -76,6 +76,9 @@ func runGRPO(args []string) error {
 	if proj {
 		return usageError{fmt.Errorf("grpo: --train %s: the projector is a LLaVA model's; --data %s is not a shapes world", *trains, *tasks)}
 	}
+	if isSet(fs, "ask") {
+		return usageError{fmt.Errorf("grpo: --ask is for a shapes world's scenes; --data %s is not a shapes world", *tasks)}
+	}
 	var ts []synth.Task
 	if *tasks == "builtin" {
 		ts, err = synth.Tasks(synth.TaskOptions{Seed: int64(*lf.seed), N: *nBuiltin})
@@ -113,7 +116,9 @@ func grpoRun(be backend.Backend, fs *flag.FlagSet, lf loopFlags, lora loraFlags,
 
 // shapesTasks are the questions about a shapes world's scenes as golem
 // eval vlm asks them (eval.VLMTasks: after the LLaVA model's own greedy
-// description), each scored right or wrong as it marks them.
+// description), each scored right or wrong as it marks them; with
+// descriptions, "Describe the image." about each scene, each description
+// scored by the simulated annotator (eval.VLMDescriptionTasks).
 func shapesTasks(be backend.Backend, model, dir, split string, limit int, descriptions bool) ([]train.Verifiable, error) {
 	if !llava.IsLLaVA(model) {
 		return nil, fmt.Errorf("grpo: --data %s is a shapes world, but --model %s is not a LLaVA folder (golem vlm's --out): its questions are about images", dir, model)

@@ -387,6 +387,7 @@ func TestVLMCommands(t *testing.T) {
 		{[]string{"eval", "vlm", "--model", instruct, "--data", world, "--after", "mine"}, "want own or true"},
 		{[]string{"eval", "vlm", "--model", instruct, "--data", world, "--after", "true", "--samples", "4"}, "--after true goes without --samples"},
 		{[]string{"grpo", "--model", instruct, "--data", world, "--ask", "captions", "--out", filepath.Join(dir, "g")}, "want questions or descriptions"},
+		{[]string{"grpo", "--model", lmDir, "--data", "builtin", "--ask", "descriptions", "--out", filepath.Join(dir, "g")}, "--ask is for a shapes world"},
 	} {
 		stdout, stderr, code := runRefused(t, i == 0, c.args...)
 		if code == 0 || !strings.Contains(stderr, c.want) {
