@@ -338,7 +338,11 @@ func checkNoPairs(t *testing.T, out, dir string, pairs descriptionPairs, truth m
 // Right and Scores mark answers as VLMShapes does ("Red." for "red");
 // a scene described with nothing is left out, counted, and the keys name
 // each scene's line.
-func TestVLMTasks(t *testing.T) {
+// tinyWorld writes a shapes world of 3 training scenes and 1 test scene
+// (12 x 12, seed 1) and returns its folder and its training scenes'
+// records, in order.
+func tinyWorld(t *testing.T) (string, []shapes.SceneRecord) {
+	t.Helper()
 	dir := t.TempDir()
 	if _, err := shapes.Write(shapes.Options{Out: dir, Seed: 1, Size: 12, Train: 3, Test: 1, PerClass: 1}); err != nil {
 		t.Fatal(err)
@@ -355,6 +359,11 @@ func TestVLMTasks(t *testing.T) {
 		}
 		scenes = append(scenes, r)
 	}
+	return dir, scenes
+}
+
+func TestVLMTasks(t *testing.T) {
+	dir, scenes := tinyWorld(t)
 	const end = "</s>"
 	describe := func(prompt, image string) (string, error) {
 		if prompt != llava.Prompt(end, true, VLMDescribe) {
@@ -403,27 +412,16 @@ func TestVLMTasks(t *testing.T) {
 }
 
 func TestVLMDescriptionTasks(t *testing.T) {
-	dir := t.TempDir()
-	if _, err := shapes.Write(shapes.Options{Out: dir, Seed: 1, Size: 12, Train: 3, Test: 1, PerClass: 1}); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(filepath.Join(dir, "train_scenes.jsonl"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, scenes := tinyWorld(t)
 	tasks, err := VLMDescriptionTasks(dir, "train", 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 	if len(tasks) != 2 {
 		t.Fatalf("%d tasks, want 2 (--limit)", len(tasks))
 	}
 	for i, tk := range tasks {
-		var r shapes.SceneRecord
-		if err := json.Unmarshal([]byte(lines[i]), &r); err != nil {
-			t.Fatal(err)
-		}
+		r := scenes[i]
 		scene, err := shapes.SceneOf(r.Objects)
 		if err != nil {
 			t.Fatal(err)
