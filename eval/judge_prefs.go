@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"image/png"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -25,7 +26,10 @@ import (
 // annotator's mean score of every sample, of the chosen and of the
 // rejected ones.
 type PrefStats struct {
-	Pairs, Ties, Traded    int
+	Pairs, Ties, Traded int
+	// Anchors is how many of the pairs are count anchors ("anchored"):
+	// at most as many as the others.
+	Anchors                int
 	Mean, Chosen, Rejected float64
 }
 
@@ -50,12 +54,19 @@ type PrefOptions struct {
 	// both with the caption's number of shapes, so they differ only in
 	// shape, position or size (an extra shape raises the other marks, a
 	// second chance at each stated one, so pairs of samples as far off
-	// the count in the same direction teach drawing more). "" is "all".
+	// the count in the same direction teach drawing more); "anchored",
+	// the beyond-clip pairs and count anchors: every pair whose chosen
+	// sample has the caption's number of shapes and whose rejected one
+	// has another, with no more colours right (countAnchors), a random
+	// subset of them at most as many as the beyond-clip pairs, so that
+	// what DPO learns from those does not drift toward drawing extra
+	// shapes.
+	// "" is "all".
 	Pairs string
 }
 
 // PairRules are PrefOptions.Pairs' values.
-var PairRules = []string{"count", "exact", "dominant", "all", "beyond-clip"}
+var PairRules = []string{"count", "exact", "dominant", "all", "beyond-clip", "anchored"}
 
 // PickedAttrs are the attributes CLIP's pick of a caption's samples gains
 // (docs/multimodal.md: colour and count, +0.09 to +0.12 each over the
@@ -83,6 +94,12 @@ type imagePrefLine struct {
 	RejectedTokens []int32 `json:"rejected_tokens"`
 }
 
+// prefRecord is a line of the preferences file with its two scores.
+type prefRecord struct {
+	line             []byte
+	chosen, rejected float64
+}
+
 // ImagePrefs simulates an annotator comparing images drawn for the same
 // caption: for each item's caption it draws o.N samples from m (caption
 // j's sample i with seed o.Sampling.Seed + j*N + i), writes them to
@@ -107,6 +124,7 @@ func ImagePrefs(m *dalle.Model, annotator *resnet.Grid, items []JudgeItem, o ima
 		return st, err
 	}
 	var out bytes.Buffer
+	var kept, anchorRecs []prefRecord
 	seed := o.Sampling.Seed
 	samples := 0
 	for j, it := range items {
@@ -144,18 +162,36 @@ func ImagePrefs(m *dalle.Model, annotator *resnet.Grid, items []JudgeItem, o ima
 		}
 		pairs, traded := annotatorPairs(scores, marks, off, p.Pairs)
 		st.Traded += traded
-		if len(pairs) == 0 {
+		var anchors [][2]int
+		if p.Pairs == "anchored" {
+			anchors = countAnchors(marks, off)
+		}
+		if len(pairs)+len(anchors) == 0 {
 			st.Ties++
 		}
-		for _, pr := range pairs {
+		line := func(pr [2]int) prefRecord {
 			c, r := pr[0], pr[1]
 			l, _ := json.Marshal(imagePrefLine{Prompt: it.Caption, Chosen: names[c], Rejected: names[r], ChosenScore: scores[c], RejectedScore: scores[r], ChosenOff: off[c], RejectedOff: off[r],
 				ChosenTokens: res.Codes[c], RejectedTokens: res.Codes[r]})
-			out.Write(append(l, '\n'))
-			st.Chosen += scores[c]
-			st.Rejected += scores[r]
-			st.Pairs++
+			return prefRecord{l, scores[c], scores[r]}
 		}
+		for _, pr := range pairs {
+			kept = append(kept, line(pr))
+		}
+		for _, pr := range anchors {
+			anchorRecs = append(anchorRecs, line(pr))
+		}
+	}
+	// At most as many count anchors as the other pairs, after them: more
+	// taught DPO the count at the cost of what the beyond-clip pairs teach
+	// (docs/multimodal.md).
+	anchorRecs = capAnchors(anchorRecs, len(kept), seed)
+	st.Anchors = len(anchorRecs)
+	for _, r := range append(kept, anchorRecs...) {
+		out.Write(append(r.line, '\n'))
+		st.Chosen += r.chosen
+		st.Rejected += r.rejected
+		st.Pairs++
 	}
 	st.Mean /= float64(max(samples, 1))
 	st.Chosen /= float64(max(st.Pairs, 1))
@@ -198,7 +234,7 @@ func annotatorPairs(scores []float64, marks []Marks, off []int, rule string) (pa
 		return pairs, traded
 	}
 	keep := func(c, r int) bool {
-		if rule == "beyond-clip" {
+		if rule == "beyond-clip" || rule == "anchored" {
 			if off[c] != 0 || off[r] != 0 {
 				return false
 			}
@@ -225,4 +261,37 @@ func annotatorPairs(scores []float64, marks []Marks, off []int, rule string) (pa
 		}
 	}
 	return pairs, traded
+}
+
+// countAnchors are the "anchored" rule's count anchors among one
+// caption's samples: every pair (c, r) whose chosen sample c has the
+// caption's number of shapes (off[c] == 0), whose rejected one r has
+// another (more or fewer), and whose chosen sample has as many colours
+// right as the rejected one or more; none is a beyond-clip pair, whose
+// samples both have the caption's number. An extra shape is a second
+// chance at each stated mark, so by the marks alone the sample with it
+// often wins; the anchors say the annotator prefers the stated number,
+// over more and over fewer alike (anchors against more alone taught a
+// model to draw fewer: docs/multimodal.md).
+func countAnchors(marks []Marks, off []int) (anchors [][2]int) {
+	for c := range marks {
+		if off[c] != 0 {
+			continue
+		}
+		for r := range marks {
+			if off[r] > 0 && marks[c]["colour"][0] >= marks[r]["colour"][0] {
+				anchors = append(anchors, [2]int{c, r})
+			}
+		}
+	}
+	return anchors
+}
+
+// capAnchors returns at most n of anchors, a random subset chosen by seed
+// (the draws' seed: the same draws keep the same anchors), in a random
+// order.
+func capAnchors[T any](anchors []T, n int, seed uint64) []T {
+	rng := rand.New(rand.NewPCG(seed, 0x616e63686f7273))
+	rng.Shuffle(len(anchors), func(i, j int) { anchors[i], anchors[j] = anchors[j], anchors[i] })
+	return anchors[:min(len(anchors), n)]
 }

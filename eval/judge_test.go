@@ -364,6 +364,62 @@ func TestBeyondCLIPPairs(t *testing.T) {
 	}
 }
 
+// TestCountAnchors checks the "anchored" rule's count anchors: each
+// sample with the caption's number of shapes over each with another
+// number and no more colours right.
+func TestCountAnchors(t *testing.T) {
+	stated := []shapes.Object{obj(shapes.Red, shapes.Circle, false, 0), obj(shapes.Cyan, shapes.Square, true, 5)}
+	extra := obj(shapes.White, shapes.Triangle, false, 4)
+	blue := obj(shapes.Blue, shapes.Circle, false, 0)
+	samples := [][]shapes.Object{
+		stated, // 0: everything right
+		{stated[0], obj(shapes.Cyan, shapes.Diamond, true, 5)}, // 1: one shape wrong
+		{blue, stated[1]},             // 2: one colour wrong
+		{stated[0]},                   // 3: one shape too few (one colour right)
+		{stated[0], stated[1], extra}, // 4: an extra shape, both colours right
+		{blue, stated[1], extra},      // 5: 2 with an extra shape
+		{blue},                        // 6: one shape, no colour right
+	}
+	marks, off, scores := countingMarks(stated, samples)
+	got := countAnchors(marks, off)
+	// 0 and 1 (two colours right) over 3, 4, 5 and 6; 2 (one) over 3, 5
+	// and 6, not over 4 (two colours right).
+	want := [][2]int{{0, 3}, {0, 4}, {0, 5}, {0, 6}, {1, 3}, {1, 4}, {1, 5}, {1, 6}, {2, 3}, {2, 5}, {2, 6}}
+	if !slices.Equal(got, want) {
+		t.Errorf("count anchors %v, want %v", got, want)
+	}
+	// The rule's other pairs are the beyond-clip ones.
+	a, _ := annotatorPairs(scores, marks, off, "anchored")
+	b, _ := annotatorPairs(scores, marks, off, "beyond-clip")
+	if len(b) == 0 || !slices.Equal(a, b) {
+		t.Errorf("anchored's pairs %v, beyond-clip's %v", a, b)
+	}
+}
+
+// TestCapAnchors checks the cap on the count anchors: at most n, each
+// one of them once, the same ones for the same seed and others for
+// another.
+func TestCapAnchors(t *testing.T) {
+	in := func() []int { return []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9} }
+	a, b, c := capAnchors(in(), 4, 1), capAnchors(in(), 4, 1), capAnchors(in(), 4, 2)
+	if len(a) != 4 || !slices.Equal(a, b) {
+		t.Fatalf("seed 1: %v then %v, want the same 4", a, b)
+	}
+	if slices.Equal(a, c) {
+		t.Errorf("seeds 1 and 2 both keep %v", a)
+	}
+	s := slices.Sorted(slices.Values(a))
+	if len(slices.Compact(s)) != 4 {
+		t.Errorf("capped %v: an anchor twice", a)
+	}
+	if all := capAnchors(in(), 20, 1); len(all) != 10 {
+		t.Errorf("n above the anchors' number kept %d of 10", len(all))
+	}
+	if none := capAnchors(in(), 0, 1); len(none) != 0 {
+		t.Errorf("n 0 kept %v", none)
+	}
+}
+
 // countingMarks is what the annotator sees of each sample drawn for a
 // counting caption stating stated: its marks, its CountOff and its mean
 // accuracy.

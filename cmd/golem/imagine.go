@@ -82,7 +82,7 @@ func runImaginePrefs(args []string) error {
 	annotator := fs.String("annotator", "", "the simulated annotator: a shapes-world judge (golem vision judge train's --out) trained apart from the one the results are scored by (required)")
 	outDir := fs.String("out-dir", "", `folder to write: images/NNNNNN-I.png (every sample) and prefs.jsonl, {"prompt", "chosen", "rejected"} a pair (what golem imagine dpo reads; required)`)
 	score := fs.String("score", "mean", "how the annotator scores a sample: mean (each stated attribute's accuracy, averaged: the count weighs as much as the colours) or share (the share of all its marks right: one per object and attribute, one for the count)")
-	pairs := fs.String("pairs", "count", "which pairs to make: count (count first, as a person would judge: the sample whose number of shapes is nearer the caption's wins whatever its other marks, of two as near the higher score), exact (the dominant pairs whose chosen sample has as many shapes as the caption states, where it states a number), dominant (a pair only where the chosen sample is no worse on any stated attribute and its number of shapes no further from the stated number, nothing traded away, and better in one of them), beyond-clip (the dominant pairs whose two samples have the same colour marks and both the caption's number of shapes, what CLIP's reranking picks by, so they differ in shape, position or size alone) or all (every two samples of different scores)")
+	pairs := fs.String("pairs", "count", "which pairs to make: count (count first, as a person would judge: the sample whose number of shapes is nearer the caption's wins whatever its other marks, of two as near the higher score), exact (the dominant pairs whose chosen sample has as many shapes as the caption states, where it states a number), dominant (a pair only where the chosen sample is no worse on any stated attribute and its number of shapes no further from the stated number, nothing traded away, and better in one of them), beyond-clip (the dominant pairs whose two samples have the same colour marks and both the caption's number of shapes, what CLIP's reranking picks by, so they differ in shape, position or size alone), anchored (the beyond-clip pairs and count anchors: a sample with the caption's number of shapes over one with another number and no more colours right, at most as many as the beyond-clip pairs, so DPO does not drift toward extra shapes) or all (every two samples of different scores)")
 	dev := addDeviceFlag(fs)
 	be, err := dev.parse(fs, args)
 	if err != nil {
@@ -130,6 +130,8 @@ func runImaginePrefs(args []string) error {
 		traded = fmt.Sprintf("; %d pairs left out where the better-scored sample was worse on an attribute or in its number of shapes", st.Traded)
 	case "beyond-clip":
 		traded = fmt.Sprintf("; %d pairs left out where the two differed in colour, either had the wrong number of shapes, or the better-scored sample was worse on an attribute", st.Traded)
+	case "anchored":
+		traded = fmt.Sprintf("; %d of them count anchors; %d pairs left out where the two differed in colour, either had the wrong number of shapes, or the better-scored sample was worse on an attribute", st.Anchors, st.Traded)
 	}
 	fmt.Printf("%d pairs from %d captions (%d samples each; %d captions gave none%s; mean annotator score %.3f, of the chosen %.3f, of the rejected %.3f) written to %s\n",
 		st.Pairs, len(items), o.N, st.Ties, traded, st.Mean, st.Chosen, st.Rejected, filepath.Join(*outDir, "prefs.jsonl"))

@@ -293,6 +293,41 @@ func TestImagineCommands(t *testing.T) {
 			t.Errorf("--pairs count: no pair %s over %s", l.Chosen, l.Rejected)
 		}
 	}
+	// --pairs anchored (full run only): the beyond-clip pairs, both
+	// samples with the caption's number of shapes, and count anchors,
+	// the caption's number over another, no more of them than the others;
+	// each of them a count pair of the same draws. (This test's 2-step
+	// models may make none: TestCountAnchors and TestCapAnchors in eval
+	// check the rule on made-up scenes.)
+	if !testing.Short() {
+		anchoredDir := filepath.Join(dir, "prefs-anchored")
+		if stdout, stderr, code = runGolem(t, "imagine", "prefs", "--model", drawer, "--prompts", filepath.Join(world, "train.jsonl"), "--annotator", judge,
+			"--n", "4", "--limit", "6", "--pairs", "anchored", "--out-dir", anchoredDir); code != 0 ||
+			!regexp.MustCompile(`^\d+ pairs from 6 captions \(4 samples each; \d captions gave none; \d+ of them count anchors;`).MatchString(lastLine(stdout)) {
+			t.Fatalf("imagine prefs --pairs anchored: exit %d\n%s%s", code, stdout, stderr)
+		}
+		type offLine struct {
+			prefLine
+			ChosenOff   int `json:"chosen_count_off"`
+			RejectedOff int `json:"rejected_count_off"`
+		}
+		lines, anchors := jsonLines[offLine](t, filepath.Join(anchoredDir, "prefs.jsonl")), 0
+		for _, l := range lines {
+			if l.ChosenOff != 0 {
+				t.Errorf("--pairs anchored: %s over %s: the chosen sample is %d shapes off the caption's number", l.Chosen, l.Rejected, l.ChosenOff)
+			}
+			if l.RejectedOff > 0 {
+				anchors++
+			}
+			if !slices.Contains(wantCount, l.prefLine) {
+				t.Errorf("--pairs anchored: %s over %s is not a count pair", l.Chosen, l.Rejected)
+			}
+		}
+		t.Logf("--pairs anchored: %d pairs, %d of them count anchors", len(lines), anchors)
+		if anchors > len(lines)-anchors {
+			t.Errorf("--pairs anchored: %d count anchors and %d other pairs, want no more anchors than others", anchors, len(lines)-anchors)
+		}
+	}
 	// DPO on preferences of the annotation app's form: each train scene's
 	// image over the next one's for its caption.
 	trainPrefs, heldPrefs := filepath.Join(world, "prefs_train.jsonl"), filepath.Join(world, "prefs_test.jsonl")
