@@ -19,7 +19,8 @@ import (
 
 // PrefStats sums up ImagePrefs' run: the pairs written, the captions
 // that gave none (their samples all scored the same, or, with
-// PrefOptions.Pairs "dominant" or "exact", no sample dominated another),
+// PrefOptions.Pairs "dominant" or "exact", no sample dominated another;
+// with "anchored", before the anchors' cap),
 // the pairs of different scores left out because the better-scored
 // sample did not dominate the other (Traded; with "count", the pairs
 // whose lower-scored sample was chosen for its number of shapes), and the
