@@ -365,7 +365,9 @@ func BenchmarkFromHalf(b *testing.B) {
 // vdotsh2r3 and vdotsh2r2 against vdotsh2 (scale 1) row by row, bit for
 // bit, on every tail of d, with sentinels between and after the rows of
 // out; and halfDots' grouping (threes, a pair, a last row) for 1..64 rows
-// of activations against vdotsh2 row by row.
+// of activations against vdotsh row by row (vdotsh2 on an AVX2-only CPU,
+// where halfDots groups the rows; with AVX-512 it takes vdotsh512 for
+// every row, whose sums are in another order).
 func TestVdotsh2Rows(t *testing.T) {
 	skipNoHalf2(t)
 	r := rand.New(rand.NewPCG(21, 22))
@@ -423,10 +425,10 @@ func TestVdotsh2Rows(t *testing.T) {
 			}
 			want := make([]float32, n)
 			for i := range nx {
-				vdotsh2(&want[0], &x[i*ldx], &k[0], d, n, d, 1)
+				vdotsh(&want[0], &x[i*ldx], &k[0], d, n, d, 1)
 				for j := range n {
 					if math.Float32bits(got[i*n+j]) != math.Float32bits(want[j]) {
-						t.Fatalf("d=%d nx=%d: row %d, W row %d: %v, vdotsh2 %v", d, nx, i, j, got[i*n+j], want[j])
+						t.Fatalf("d=%d nx=%d: row %d, W row %d: %v, vdotsh %v", d, nx, i, j, got[i*n+j], want[j])
 					}
 				}
 			}
