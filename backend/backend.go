@@ -120,6 +120,11 @@ type Attention struct {
 	// sees only the last Window positions up to its own, keys
 	// S-T+t-Window+1 .. S-T+t.
 	Window int
+	// KVRows, if above S, is the number of positions each batch row of k
+	// and v (and of their gradients) holds: row b's keys start at
+	// b*KVRows positions, the first S of them attended (a cache with room
+	// to grow). 0 means S.
+	KVRows int
 	// BF16 asks a backend with the BF16Products ability to run the two products
 	// (Q K^T and P V, and those of the backward pass) as MatMulBF16 does;
 	// the softmax stays float32. Others ignore it.

@@ -264,6 +264,11 @@ type AttentionOptions struct {
 	Scale          float32 // 0 = 1/sqrt(head dim)
 	KeyMask        []bool  // [B*S], false hides a key (padding); nil = none
 	Window         int     // > 0: a sliding window, each query sees the last Window positions (Mistral)
+	// KVLen, if positive, is how many of k and v's positions are keys:
+	// the first KVLen of each row's k.Dim(1) (a cache with room to grow,
+	// whose rows are k.Dim(1) positions apart); KeyMask is then
+	// [B*KVLen]. 0 means all.
+	KVLen int
 }
 
 // Attention is fused multi-head attention: q [B, T, H*D], k and v
@@ -274,7 +279,13 @@ func Attention(q, k, v *Tensor, o AttentionOptions) *Tensor {
 		panic(fmt.Sprintf("tensor: attention wants [B,T,C]: %v %v %v", q.shape, k.shape, v.shape))
 	}
 	B, T, C := q.shape[0], q.shape[1], q.shape[2]
-	S := k.shape[1]
+	S, rows := k.shape[1], k.shape[1]
+	if o.KVLen > 0 {
+		if o.KVLen > rows {
+			panic(fmt.Sprintf("tensor: attention over %d keys of k %v", o.KVLen, k.shape))
+		}
+		S = o.KVLen
+	}
 	hkv := o.KVHeads
 	if hkv == 0 {
 		hkv = o.Heads
@@ -290,7 +301,7 @@ func Attention(q, k, v *Tensor, o AttentionOptions) *Tensor {
 	if scale == 0 {
 		scale = float32(1 / math.Sqrt(float64(D)))
 	}
-	a := backend.Attention{B: B, T: T, S: S, HQ: o.Heads, HKV: hkv, D: D, Scale: scale, Causal: o.Causal, KeyMask: o.KeyMask, Window: o.Window}
+	a := backend.Attention{B: B, T: T, S: S, HQ: o.Heads, HKV: hkv, D: D, Scale: scale, Causal: o.Causal, KeyMask: o.KeyMask, Window: o.Window, KVRows: rows}
 	out := result([]int{B, T, C}, q, k, v)
 	a.BF16 = out.bf16()
 	p := out.saveBuf(B*o.Heads*T*S, false)

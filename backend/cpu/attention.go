@@ -41,7 +41,8 @@ type attnIO struct {
 
 func separateIO(a *backend.Attention, q, k, v []float32) attnIO {
 	ldq, ldk := a.HQ*a.D, a.HKV*a.D
-	return attnIO{q: q, k: k, v: v, ldq: ldq, ldk: ldk, ldv: ldk, qb: a.T * ldq, kb: a.S * ldk, vb: a.S * ldk}
+	rows := max(a.S, a.KVRows)
+	return attnIO{q: q, k: k, v: v, ldq: ldq, ldk: ldk, ldv: ldk, qb: a.T * ldq, kb: rows * ldk, vb: rows * ldk}
 }
 
 func packedIO(a *backend.Attention, qkv []float32) attnIO {
