@@ -88,10 +88,7 @@ func (c *Growable) extend(l *grown, k, v *tensor.Tensor, context int) (*tensor.T
 		mem := tensor.NewScope()
 		nk, nv := mem.New(be, B*n*W), mem.New(be, B*n*W)
 		if c.n > 0 && l.k != nil {
-			from := c.n // l.k's rows' stride, in positions
-			if l.kb != nil {
-				from = l.room
-			}
+			from := l.k.Dim(1) // l.k's rows' stride, in positions: c.n or the old room
 			be.Copy2D(nk.Buffer(), 0, n*W, l.k.Buffer(), 0, from*W, B, c.n*W, false)
 			be.Copy2D(nv.Buffer(), 0, n*W, l.v.Buffer(), 0, from*W, B, c.n*W, false)
 		}
@@ -104,17 +101,14 @@ func (c *Growable) extend(l *grown, k, v *tensor.Tensor, context int) (*tensor.T
 	return l.k, l.v
 }
 
-// past returns the n cached positions' keys and values as [B, n, W]
-// tensors of their own (the grown buffers' rows are room positions
-// apart), or l.k and l.v detached where they own their memory.
+// past returns the n cached positions' keys and values as [B, n, W]:
+// l.k and l.v detached where they are that, else copies of the first n
+// positions of the grown buffers' rows.
 func (l *grown) past(n int) (*tensor.Tensor, *tensor.Tensor) {
-	if l.kb == nil {
+	if l.k.Dim(1) == n {
 		return l.k.Detach(), l.v.Detach()
 	}
 	B, W := l.k.Dim(0), l.k.Dim(2)
-	if n == l.room {
-		return l.k.Detach(), l.v.Detach()
-	}
 	be := l.k.Backend()
 	k, v := tensor.New(be, B, n, W), tensor.New(be, B, n, W)
 	be.Copy2D(k.Buffer(), 0, n*W, l.k.Buffer(), 0, l.room*W, B, n*W, false)
